@@ -1,0 +1,81 @@
+// The commit pipeline's extension points.
+//
+// mmsb::commit() collects every touched and escaped page, computes exact deltas, advances the
+// epoch, and hands one CommitBatch to each stage and sink, in registration order:
+//   1. CommitStages run first and may change pages (through barriers) while the batch is open;
+//      their changes are diffed and appended to the same epoch (propagation plugs in here).
+//   2. CommitSinks then observe the final batch (the log, GPU mirrors and event dispatch).
+// A batch and everything it points to is valid only during the call.
+//
+// Thread-safety: stages and sinks are called under the commit lock, one commit at a time. They
+// must not call commit() themselves. AddSink/RemoveSink may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "mmsb/delta.h"
+#include "mmsb/status.h"
+#include "mmsb/type_desc.h"
+#include "mmsb/types.h"
+
+namespace mmsb {
+
+class Page;
+
+struct PageCreatedRecord {
+  PageId id = kInvalidPageId;
+  std::uint64_t size = 0;
+  Location location = Location::kCpu;
+  const TypeDescriptor* type = nullptr;
+  std::string name;
+  bool is_static = false;
+};
+
+// A write the tracked path missed, found by verify mode.
+struct VerifyMiss {
+  PageId page = kInvalidPageId;
+  std::string page_name;
+  std::uint32_t offset = 0;  // first missed byte of a run
+  std::uint32_t length = 0;  // bytes in the run
+  std::string field;         // "Particles.x[12]" when a type descriptor resolves it
+};
+
+struct CommitBatch {
+  Epoch epoch = 0;              // the epoch this commit produces
+  std::uint64_t unix_nanos = 0;  // wall-clock time of the commit
+  std::span<const PageCreatedRecord> created;  // pages created since the previous commit
+  std::span<const PageId> freed;               // pages freed since the previous commit
+  std::span<const Delta> deltas;               // non-empty deltas, at most one per page per round
+  std::span<const VerifyMiss> verify_misses;
+};
+
+class CommitSink {
+ public:
+  virtual ~CommitSink() = default;
+  virtual const char* name() const = 0;
+  // Called once per commit with the final batch. An error is returned from commit() and counted;
+  // in-memory state has already advanced to the new epoch.
+  virtual Status OnCommit(const CommitBatch& batch) = 0;
+};
+
+class CommitStage {
+ public:
+  virtual ~CommitStage() = default;
+  virtual const char* name() const = 0;
+  // Sees the deltas so far. May write pages through barriers; the runtime diffs those writes
+  // after the stage returns and adds them to the batch. An error aborts the commit's sinks and is
+  // returned from commit().
+  virtual Status Process(const CommitBatch& batch) = 0;
+};
+
+// Sinks and stages are shared: the runtime keeps a reference until removed or stop().
+Status AddSink(std::shared_ptr<CommitSink> sink);
+Status RemoveSink(const CommitSink* sink);
+Status AddStage(std::shared_ptr<CommitStage> stage);
+Status RemoveStage(const CommitStage* stage);
+
+}  // namespace mmsb

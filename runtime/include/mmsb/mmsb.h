@@ -1,0 +1,53 @@
+// MMSB runtime: the umbrella header and the process-wide state bus.
+//
+// mmsb::start(options) reserves the arena and shadow maps; mmsb::stop() frees every page and
+// releases them. mmsb::commit() ends an epoch: every byte changed in any page since the previous
+// commit becomes part of an exact delta, which is handed to the registered stages and sinks.
+//
+// Thread-safety: start/stop must not race with any other MMSB call. commit() may be called from
+// any thread; concurrent commits serialise. Writers may run on many threads between commits but
+// commit() itself must be called at a quiescent point (no barrier running on a page it diffs).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+#include "mmsb/barrier.h"
+#include "mmsb/commit.h"
+#include "mmsb/delta.h"
+#include "mmsb/page.h"
+#include "mmsb/stats.h"
+#include "mmsb/status.h"
+#include "mmsb/type_desc.h"
+#include "mmsb/types.h"
+
+namespace mmsb {
+
+struct Options {
+  // Address space reserved for heap pages (virtual; backed lazily by the OS). The twin images
+  // and shadow map reserve proportionally more.
+  std::size_t arena_bytes = std::size_t{16} << 30;
+  // Verify mode: fully diff every page at every commit and report bytes the tracked path missed.
+  // Also enabled by the environment variable MMSB_VERIFY=1.
+  bool verify = false;
+  // Called for each verify miss (under the commit lock). Default: print one line to stderr.
+  std::function<void(const VerifyMiss&)> on_verify_miss;
+};
+
+// Starts the process-wide bus. FailedPrecondition if already started; OutOfMemory if the address
+// space cannot be reserved.
+Status start(const Options& options = {});
+// Stops the bus: frees every page, drops sinks and stages. No-op when not started.
+void stop();
+bool started();
+
+// Ends the epoch and returns the new epoch number.
+Expected<Epoch> commit();
+
+// The last committed epoch (0 before the first commit).
+Epoch current_epoch();
+
+Stats GetStats();
+
+}  // namespace mmsb
