@@ -81,6 +81,7 @@ class Page {
   bool maybe_nonzero_ = false;  // storage may hold non-zero bytes (for lazy zeroing on reuse)
   std::uint32_t slot_ = 0;      // index in the page table
   std::uint8_t size_class_ = 0; // pool size class, or 0xff for large pages
+  std::size_t capacity_ = 0;    // bytes of the storage block
   bool live_ = false;
 };
 

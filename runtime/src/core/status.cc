@@ -1,4 +1,5 @@
 #include "mmsb/status.h"
+#include "mmsb/types.h"
 
 #include <cstdio>
 #include <cstdlib>

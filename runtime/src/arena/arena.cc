@@ -1,0 +1,200 @@
+#include "arena/arena.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+namespace mmsb {
+namespace {
+
+constexpr std::size_t kOsPage = 4096;
+
+std::size_t RoundUp(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+
+Expected<std::uint8_t*> Reserve(std::size_t bytes, const char* what) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    return OutOfMemory("cannot reserve " + std::to_string(bytes >> 20) + " MiB of address space for the " +
+                       what + ": " + std::strerror(errno) + " (lower Options::arena_bytes)");
+  }
+  return static_cast<std::uint8_t*>(p);
+}
+
+}  // namespace
+
+int Arena::ClassFor(std::size_t size) {
+  if (size > kSmallMax) return -1;
+  int c = 0;
+  while ((std::size_t{64} << c) < size) ++c;
+  return c;
+}
+
+Expected<Arena*> Arena::Create(std::size_t capacity) {
+  if (capacity < kSlabBytes) return InvalidArgument("arena capacity must be at least 256 KiB");
+  capacity = RoundUp(capacity, kOsPage);
+  auto data = Reserve(capacity, "page arena");
+  if (!data.ok()) return data.status();
+  auto twin = Reserve(capacity, "page twins");
+  if (!twin.ok()) {
+    munmap(*data, capacity);
+    return twin.status();
+  }
+  auto shadow = Reserve(RoundUp(capacity >> 6, kOsPage), "shadow map");
+  if (!shadow.ok()) {
+    munmap(*data, capacity);
+    munmap(*twin, capacity);
+    return shadow.status();
+  }
+  auto owner = Reserve(RoundUp((capacity >> 6) * sizeof(void*), kOsPage), "page owner table");
+  auto slab = Reserve(RoundUp(capacity / kSlabBytes, kOsPage), "slab table");
+  if (!owner.ok() || !slab.ok()) {
+    munmap(*data, capacity);
+    munmap(*twin, capacity);
+    munmap(*shadow, RoundUp(capacity >> 6, kOsPage));
+    if (owner.ok()) munmap(*owner, RoundUp((capacity >> 6) * sizeof(void*), kOsPage));
+    return !owner.ok() ? owner.status() : slab.status();
+  }
+  auto* a = new Arena();
+  a->owner_ = reinterpret_cast<std::atomic<void*>*>(*owner);
+  a->slab_class_ = reinterpret_cast<std::atomic<std::uint8_t>*>(*slab);
+  a->data_ = *data;
+  a->twin_ = *twin;
+  a->shadow_ = *shadow;
+  a->capacity_ = capacity;
+  return a;
+}
+
+Arena::~Arena() {
+  if (data_) munmap(data_, capacity_);
+  if (twin_) munmap(twin_, capacity_);
+  if (shadow_) munmap(shadow_, RoundUp(capacity_ >> 6, kOsPage));
+  if (owner_) munmap(owner_, RoundUp((capacity_ >> 6) * sizeof(void*), kOsPage));
+  if (slab_class_) munmap(slab_class_, RoundUp(capacity_ / kSlabBytes, kOsPage));
+}
+
+Expected<std::uint8_t*> Arena::Bump(std::size_t bytes, std::size_t align) {
+  std::size_t cur = bump_.load(std::memory_order_relaxed);
+  for (;;) {
+    const std::size_t start = RoundUp(cur, align);
+    if (start + bytes > capacity_ || start + bytes < start) {
+      return OutOfMemory("page arena exhausted: " + std::to_string(capacity_ >> 20) +
+                         " MiB reserved (raise Options::arena_bytes)");
+    }
+    if (bump_.compare_exchange_weak(cur, start + bytes, std::memory_order_relaxed)) {
+      return data_ + start;
+    }
+  }
+}
+
+Status Arena::RefillClass(int c) {
+  auto slab = Bump(kSlabBytes, kSlabBytes);
+  if (!slab.ok()) return slab.status();
+  // The table starts zeroed; store class+1 so 0 means "not a small slab".
+  slab_class_[(*slab - data_) / kSlabBytes].store(static_cast<std::uint8_t>(c + 1),
+                                                  std::memory_order_release);
+  const std::size_t sz = ClassSize(c);
+  auto& list = small_free_[c];
+  const std::size_t n = kSlabBytes / sz;
+  list.reserve(list.size() + n);
+  // Push in reverse so slots are handed out in address order (friendlier to prefetchers).
+  for (std::size_t i = n; i-- > 0;) list.push_back({*slab + i * sz, true});
+  return Status::Ok();
+}
+
+Expected<Arena::Block> Arena::Allocate(std::size_t size, bool zeroed) {
+  const int c = ClassFor(size);
+  Block b;
+  if (c >= 0) {
+    FreeSlot slot;
+    {
+      MutexLock lock(&mu_);
+      auto& list = small_free_[c];
+      if (list.empty()) MMSB_RETURN_IF_ERROR(RefillClass(c));
+      slot = list.back();
+      list.pop_back();
+    }
+    b = {slot.data, ClassSize(c), static_cast<std::uint8_t>(c), slot.zero};
+  } else {
+    const std::size_t need = RoundUp(size, kLargeAlign);
+    std::uint8_t* p = nullptr;
+    std::size_t got = need;
+    {
+      MutexLock lock(&mu_);
+      auto it = large_free_.lower_bound(need);
+      if (it != large_free_.end()) {
+        p = it->second;
+        got = it->first;
+        large_free_.erase(it);
+        if (got > need) {  // split: keep the tail for later
+          large_free_.emplace(got - need, p + need);
+          got = need;
+        }
+      }
+    }
+    if (p == nullptr) {
+      auto r = Bump(need, kLargeAlign);
+      if (!r.ok()) return r.status();
+      p = *r;
+    }
+    // Large blocks are returned to the OS on free, so they come back zero.
+    b = {p, got, kLargeClass, true};
+  }
+  if (zeroed && !b.zero) {
+    std::memset(b.data, 0, size);
+    b.zero = true;
+  }
+  return b;
+}
+
+void Arena::Free(const Block& block, bool may_be_nonzero) {
+  // Shadow marks of the block are cleared so a future page starts with no stale touches.
+  std::memset(ShadowOf(block.data), 0, (block.capacity + 63) >> 6);
+  if (block.size_class == kLargeClass) {
+    madvise(block.data, block.capacity, MADV_DONTNEED);
+    madvise(TwinOf(block.data), block.capacity, MADV_DONTNEED);
+    MutexLock lock(&mu_);
+    large_free_.emplace(block.capacity, block.data);
+    return;
+  }
+  MutexLock lock(&mu_);
+  small_free_[block.size_class].push_back({block.data, !may_be_nonzero});
+}
+
+void Arena::SetOwner(const Block& block, void* owner) {
+  if (block.size_class == kLargeClass) {
+    MutexLock lock(&mu_);
+    large_owner_[reinterpret_cast<std::uintptr_t>(block.data)] = {block.capacity, owner};
+  }
+  owner_[static_cast<std::size_t>(block.data - data_) >> 6].store(owner, std::memory_order_release);
+}
+
+void Arena::ClearOwner(const Block& block) {
+  owner_[static_cast<std::size_t>(block.data - data_) >> 6].store(nullptr, std::memory_order_release);
+  if (block.size_class == kLargeClass) {
+    MutexLock lock(&mu_);
+    large_owner_.erase(reinterpret_cast<std::uintptr_t>(block.data));
+  }
+}
+
+void* Arena::FindOwner(const void* p) {
+  const std::uintptr_t off = reinterpret_cast<std::uintptr_t>(p) - base();
+  if (off >= capacity_ || off >= used()) return nullptr;
+  const std::uint8_t tag = slab_class_[off / kSlabBytes].load(std::memory_order_acquire);
+  if (tag != 0) {
+    const std::size_t sz = ClassSize(tag - 1);
+    const std::size_t slab_start = off / kSlabBytes * kSlabBytes;
+    const std::size_t start = slab_start + (off - slab_start) / sz * sz;
+    return owner_[start >> 6].load(std::memory_order_acquire);
+  }
+  MutexLock lock(&mu_);
+  auto it = large_owner_.upper_bound(reinterpret_cast<std::uintptr_t>(p));
+  if (it == large_owner_.begin()) return nullptr;
+  --it;
+  if (reinterpret_cast<std::uintptr_t>(p) - it->first < it->second.first) return it->second.second;
+  return nullptr;
+}
+
+}  // namespace mmsb

@@ -1,0 +1,107 @@
+// Arena: the reserved address ranges that hold heap page storage, their twins and shadow map.
+//
+// Three parallel reservations of the same geometry, all MAP_NORESERVE and backed lazily:
+//   data   [base, base+capacity)            page bytes
+//   twin   [twin_base, twin_base+capacity)  last-commit image of each page (same offset)
+//   shadow [shadow, shadow+capacity/64)     one "touched this epoch" byte per 64-byte granule
+// so a page's twin and shadow are found by offset arithmetic, with no lookup.
+//
+// Storage of 4 KiB or less comes from pooled size classes (64 B .. 4 KiB, slabs carved from the
+// bump region); a freed slot is recycled without a syscall. Larger storage is 4 KiB-granular,
+// recycled first-fit, and returned to the OS with madvise(MADV_DONTNEED) on free.
+//
+// Lazy zeroing: slots record whether they may hold non-zero bytes; a fresh or clean slot is
+// handed out as is, a dirty one is zeroed only when the caller asks for zeroed storage.
+//
+// Thread-safety: Allocate/Free may be called from many threads (an internal mutex guards the
+// free lists; the bump pointer is atomic). Address queries are lock-free and const.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "core/mutex.h"
+#include "mmsb/status.h"
+
+namespace mmsb {
+
+class Arena {
+ public:
+  static constexpr std::size_t kSmallMax = 4096;
+  static constexpr int kNumSmallClasses = 7;  // 64, 128, ..., 4096
+  static constexpr std::uint8_t kLargeClass = 0xff;
+  static constexpr std::size_t kSlabBytes = 256 * 1024;
+  static constexpr std::size_t kLargeAlign = 4096;
+
+  struct Block {
+    std::uint8_t* data = nullptr;
+    std::size_t capacity = 0;     // usable bytes (class size or rounded large size)
+    std::uint8_t size_class = 0;  // 0..6 or kLargeClass
+    bool zero = true;             // all bytes of [data, data+capacity) are known zero
+  };
+
+  // Reserves `capacity` bytes of address space (rounded to 4 KiB) for data and twins.
+  static Expected<Arena*> Create(std::size_t capacity);
+  ~Arena();
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+
+  // Storage for `size` bytes. When `zeroed`, the returned bytes are zero.
+  Expected<Block> Allocate(std::size_t size, bool zeroed);
+  // Returns storage; `may_be_nonzero` false means the caller knows every byte is still zero.
+  void Free(const Block& block, bool may_be_nonzero);
+
+  std::uintptr_t base() const { return reinterpret_cast<std::uintptr_t>(data_); }
+  std::size_t capacity() const { return capacity_; }
+  std::uint8_t* shadow() const { return shadow_; }
+  bool Contains(const void* p) const {
+    return reinterpret_cast<std::uintptr_t>(p) - base() < capacity_;
+  }
+  std::uint8_t* TwinOf(const std::uint8_t* p) const { return twin_ + (p - data_); }
+  std::uint8_t* ShadowOf(const std::uint8_t* p) const {
+    return shadow_ + (static_cast<std::size_t>(p - data_) >> 6);
+  }
+  // Bytes of address space handed out so far (high-water mark).
+  std::size_t used() const { return bump_.load(std::memory_order_relaxed); }
+
+  // Owner lookup: the runtime records which page owns a block so that an interior address
+  // (from a barrier-free escape, or FreePageStorage) finds its page. Lock-free for small blocks.
+  void SetOwner(const Block& block, void* owner);
+  void ClearOwner(const Block& block);
+  // The owner of the block containing `p`, or null.
+  void* FindOwner(const void* p);
+
+  static int ClassFor(std::size_t size);  // -1 when larger than kSmallMax
+  static std::size_t ClassSize(int c) { return std::size_t{64} << c; }
+
+ private:
+  Arena() = default;
+  Expected<std::uint8_t*> Bump(std::size_t bytes, std::size_t align);
+  Status RefillClass(int c) REQUIRES(mu_);
+
+  std::uint8_t* data_ = nullptr;
+  std::uint8_t* twin_ = nullptr;
+  std::uint8_t* shadow_ = nullptr;
+  std::size_t capacity_ = 0;
+  std::atomic<std::size_t> bump_{0};
+  // Per 256 KiB slab: its small size class, or kLargeClass. Written once when carved.
+  std::atomic<std::uint8_t>* slab_class_ = nullptr;
+  // Owner of the block starting at each granule (reserved, lazily backed).
+  std::atomic<void*>* owner_ = nullptr;
+
+  struct FreeSlot {
+    std::uint8_t* data;
+    bool zero;
+  };
+  Mutex mu_;
+  std::array<std::vector<FreeSlot>, kNumSmallClasses> small_free_ GUARDED_BY(mu_);
+  std::multimap<std::size_t, std::uint8_t*> large_free_ GUARDED_BY(mu_);  // size -> start
+  std::map<std::uintptr_t, std::pair<std::size_t, void*>> large_owner_ GUARDED_BY(mu_);
+};
+
+}  // namespace mmsb

@@ -1,0 +1,166 @@
+// The free-function public API (mmsb.h, page.h, commit.h): thin forwarding to the current Bus.
+#include <atomic>
+#include <mutex>
+
+#include "bus/bus.h"
+
+namespace mmsb {
+namespace {
+
+std::unique_ptr<Bus> g_bus_owner;
+std::atomic<Bus*> g_bus{nullptr};
+
+Status NotStarted() {
+  return FailedPrecondition("the MMSB bus is not started (call mmsb::start() first)");
+}
+
+}  // namespace
+
+namespace rt {
+ShadowRegion g_heap_region;
+ShadowRegion g_static_region;
+
+namespace detail {
+void MarkSpanSlow(const ShadowRegion& r, std::uintptr_t off, std::size_t n) noexcept {
+  if (n == 0 || off >= r.span) return;
+  std::uintptr_t end = off + n;
+  if (end > r.span || end < off) end = r.span;
+  for (std::uintptr_t g = off >> kGranuleShift, last = (end - 1) >> kGranuleShift; g <= last; ++g) {
+    __atomic_store_n(&r.shadow[g], std::uint8_t{1}, __ATOMIC_RELAXED);
+  }
+}
+}  // namespace detail
+}  // namespace rt
+
+Bus* CurrentBus() { return g_bus.load(std::memory_order_acquire); }
+
+PageInfo Page::Info() const {
+  return {id_, size_, epoch_, location_, type_, name_, is_static_, escaped_};
+}
+
+Status start(const Options& options) {
+  if (CurrentBus() != nullptr) return FailedPrecondition("the MMSB bus is already started");
+  auto bus = Bus::Create(options);
+  if (!bus.ok()) return bus.status();
+  g_bus_owner = std::move(*bus);
+  g_bus.store(g_bus_owner.get(), std::memory_order_release);
+  return Status::Ok();
+}
+
+void stop() {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return;
+  rt::g_heap_region = {};
+  rt::g_static_region = {};
+  g_bus.store(nullptr, std::memory_order_release);
+  g_bus_owner.reset();
+}
+
+bool started() { return CurrentBus() != nullptr; }
+
+Expected<Epoch> commit() {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  return bus->Commit();
+}
+
+Epoch current_epoch() {
+  Bus* bus = CurrentBus();
+  return bus ? bus->epoch() : 0;
+}
+
+Stats GetStats() {
+  Bus* bus = CurrentBus();
+  return bus ? bus->GetStats() : Stats{};
+}
+
+Expected<Page*> CreatePage(std::size_t size, const PageOptions& options) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  return bus->CreatePage(size, options);
+}
+
+Expected<Page*> RegisterStaticPage(void* addr, std::size_t size, const PageOptions& options) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  return bus->RegisterStatic(addr, size, options);
+}
+
+Status FreePage(Page* page) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  return bus->FreePage(page);
+}
+
+Status FreePage(PageId id) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  return bus->FreePage(id);
+}
+
+Page* FindPage(PageId id) {
+  Bus* bus = CurrentBus();
+  return bus ? bus->Find(id) : nullptr;
+}
+
+Expected<Page*> GetPage(PageId id) {
+  Page* p = FindPage(id);
+  if (p == nullptr) return PageNotFound("no live page with id " + std::to_string(id));
+  return p;
+}
+
+Page* FindPageByName(std::string_view name) {
+  Bus* bus = CurrentBus();
+  return bus ? bus->FindByName(name) : nullptr;
+}
+
+void MarkEscaped(Page* page) {
+  if (Bus* bus = CurrentBus()) bus->MarkEscaped(page);
+}
+
+std::size_t PageCount() {
+  Bus* bus = CurrentBus();
+  return bus ? bus->PageCount() : 0;
+}
+
+std::vector<PageInfo> ListPages() {
+  Bus* bus = CurrentBus();
+  return bus ? bus->ListPages() : std::vector<PageInfo>{};
+}
+
+Expected<const TypeDescriptor*> RegisterType(const TypeDescriptor& type) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  return bus->RegisterType(type);
+}
+
+const TypeDescriptor* FindType(std::string_view name) {
+  Bus* bus = CurrentBus();
+  return bus ? bus->FindType(name) : nullptr;
+}
+
+Status AddSink(std::shared_ptr<CommitSink> sink) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  return bus->AddSink(std::move(sink));
+}
+
+Status RemoveSink(const CommitSink* sink) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  return bus->RemoveSink(sink);
+}
+
+Status AddStage(std::shared_ptr<CommitStage> stage) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  return bus->AddStage(std::move(stage));
+}
+
+Status RemoveStage(const CommitStage* stage) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  return bus->RemoveStage(stage);
+}
+
+}  // namespace mmsb

@@ -1,0 +1,537 @@
+#include "bus/bus.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace mmsb {
+namespace {
+
+constexpr std::size_t kRecordChunk = 1024;
+constexpr std::uintptr_t kMaxStaticSpan = std::uintptr_t{64} << 30;
+
+std::uint64_t NowNanos() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
+std::uint64_t UnixNanos() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+// True when any byte of shadow[0, n) is set. Shadow spans of pooled pages are 8-byte aligned.
+bool AnyTouched(const std::uint8_t* shadow, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    std::uint64_t a, b, c, d;
+    std::memcpy(&a, shadow + i, 8);
+    std::memcpy(&b, shadow + i + 8, 8);
+    std::memcpy(&c, shadow + i + 16, 8);
+    std::memcpy(&d, shadow + i + 24, 8);
+    if ((a | b | c | d) != 0) return true;
+  }
+  for (; i < n; ++i) {
+    if (shadow[i]) return true;
+  }
+  return false;
+}
+
+bool SameLayout(const TypeDescriptor& a, const TypeDescriptor& b) {
+  if (a.name != b.name || a.size != b.size || a.align != b.align ||
+      a.fields.size() != b.fields.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < a.fields.size(); ++i) {
+    const auto& x = a.fields[i];
+    const auto& y = b.fields[i];
+    if (x.name != y.name || x.offset != y.offset || x.size != y.size || x.kind != y.kind ||
+        x.elem_size != y.elem_size || x.extents != y.extents || x.record_type != y.record_type) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Bus>> Bus::Create(const Options& options) {
+  std::unique_ptr<Bus> bus(new Bus(options));
+  auto arena = Arena::Create(options.arena_bytes);
+  if (!arena.ok()) return arena.status();
+  bus->arena_.reset(*arena);
+  bus->zeros_size_ = bus->arena_->capacity();
+  void* z = mmap(nullptr, bus->zeros_size_, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  if (z == MAP_FAILED) return OutOfMemory("cannot reserve the zero image mapping");
+  bus->zeros_ = static_cast<std::uint8_t*>(z);
+  const char* env = std::getenv("MMSB_VERIFY");
+  bus->verify_ = options.verify || (env != nullptr && env[0] != '\0' && env[0] != '0');
+  rt::g_heap_region = {bus->arena_->base(), bus->arena_->capacity(), bus->arena_->shadow()};
+  return bus;
+}
+
+Bus::~Bus() NO_THREAD_SAFETY_ANALYSIS {
+  // Arena storage goes with the arena; only static twins are separately owned.
+  for (Page* p : live_) {
+    if (p->is_static_) delete[] p->twin_;
+  }
+  if (zeros_) munmap(zeros_, zeros_size_);
+  if (static_shadow_) munmap(static_shadow_, static_shadow_bytes_);
+}
+
+const std::uint8_t* Bus::Zeros(std::size_t size) const {
+  MMSB_CHECK(size <= zeros_size_);
+  return zeros_;
+}
+
+Page* Bus::NewRecord() {
+  if (free_records_.empty()) {
+    record_chunks_.emplace_back(new Page[kRecordChunk]);
+    Page* chunk = record_chunks_.back().get();
+    free_records_.reserve(free_records_.size() + kRecordChunk);
+    for (std::size_t i = kRecordChunk; i-- > 0;) free_records_.push_back(&chunk[i]);
+  }
+  Page* p = free_records_.back();
+  free_records_.pop_back();
+  return p;
+}
+
+void Bus::Register(Page* p) {
+  p->id_ = next_id_++;
+  p->live_ = true;
+  p->slot_ = static_cast<std::uint32_t>(live_.size());
+  live_.push_back(p);
+  by_id_.emplace(p->id_, p);
+  if (!p->name_.empty()) by_name_[p->name_] = p;
+  created_.push_back({p->id_, p->size_, p->location_, p->type_, p->name_, p->is_static_});
+  ++stats_.pages_created;
+  ++stats_.pages_live;
+  stats_.cpu_bytes += p->size_;
+  if (p->escaped_) ++stats_.pages_escaped;
+}
+
+void Bus::Unregister(Page* p) {
+  Page* last = live_.back();
+  live_[p->slot_] = last;
+  last->slot_ = p->slot_;
+  live_.pop_back();
+  by_id_.erase(p->id_);
+  if (!p->name_.empty()) {
+    auto it = by_name_.find(p->name_);
+    if (it != by_name_.end() && it->second == p) by_name_.erase(it);
+  }
+  freed_.push_back(p->id_);
+  ++stats_.pages_freed;
+  --stats_.pages_live;
+  stats_.cpu_bytes -= p->size_;
+  if (p->escaped_) --stats_.pages_escaped;
+  p->live_ = false;
+}
+
+Expected<Page*> Bus::CreatePage(std::size_t size, const PageOptions& options) {
+  if (size == 0 || size >= (std::size_t{1} << 32)) {
+    return InvalidArgument(fmt::format("page size {} is out of range [1, 4 GiB)", size));
+  }
+  if (options.location != Location::kCpu) {
+    return UnsupportedLocation(fmt::format(
+        "page location '{}' needs a device backend, and none is attached", LocationName(options.location)));
+  }
+  auto block = arena_->Allocate(size, options.zeroed);
+  if (!block.ok()) return block.status();
+  Page* p;
+  {
+    MutexLock lock(&mu_);
+    p = NewRecord();
+    p->data_ = block->data;
+    p->twin_ = arena_->TwinOf(block->data);
+    p->size_ = size;
+    p->epoch_ = epoch_;
+    p->type_ = options.type;
+    p->name_ = options.name;
+    p->location_ = options.location;
+    p->is_static_ = false;
+    p->escaped_ = false;
+    p->twin_valid_ = false;
+    // Storage handed out unzeroed may hold anything: the first commit diffs it against zeros.
+    p->maybe_nonzero_ = !block->zero;
+    p->size_class_ = block->size_class;
+    p->capacity_ = block->capacity;
+    Register(p);
+  }
+  arena_->SetOwner(*block, p);
+  return p;
+}
+
+Status Bus::GrowStaticRegion(std::uintptr_t lo, std::uintptr_t hi) {
+  rt::ShadowRegion cur = rt::g_static_region;
+  std::uintptr_t new_lo = lo & ~std::uintptr_t{kGranuleSize - 1};
+  std::uintptr_t new_hi = hi;
+  if (cur.span != 0) {
+    new_lo = std::min(new_lo, cur.base);
+    new_hi = std::max(new_hi, cur.base + cur.span);
+    if (new_lo == cur.base && new_hi == cur.base + cur.span) return Status::Ok();
+  }
+  const std::uintptr_t span = (new_hi - new_lo + kGranuleSize - 1) & ~std::uintptr_t{kGranuleSize - 1};
+  if (span > kMaxStaticSpan) {
+    return FailedPrecondition("static pages are spread over more than 64 GiB of address space");
+  }
+  const std::size_t bytes = ((span >> kGranuleShift) + 4095) & ~std::size_t{4095};
+  void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) return OutOfMemory("cannot reserve the static page shadow map");
+  auto* shadow = static_cast<std::uint8_t*>(m);
+  if (cur.span != 0) {
+    std::memcpy(shadow + ((cur.base - new_lo) >> kGranuleShift), cur.shadow, cur.span >> kGranuleShift);
+  }
+  // Registration happens at quiescent points (static initialisation, start-up), so publishing
+  // the region with plain stores is enough; see barrier.h.
+  rt::g_static_region = {new_lo, span, shadow};
+  if (static_shadow_) munmap(static_shadow_, static_shadow_bytes_);
+  static_shadow_ = shadow;
+  static_shadow_bytes_ = bytes;
+  return Status::Ok();
+}
+
+Expected<Page*> Bus::RegisterStatic(void* addr, std::size_t size, const PageOptions& options) {
+  const auto a = reinterpret_cast<std::uintptr_t>(addr);
+  if (addr == nullptr || size == 0 || size >= (std::size_t{1} << 32)) {
+    return InvalidArgument("static page needs a non-null address and a size in [1, 4 GiB)");
+  }
+  if (a % kGranuleSize != 0) {
+    return InvalidArgument(fmt::format("static page '{}' at {} is not 64-byte aligned", options.name, addr));
+  }
+  if (arena_->Contains(addr)) return InvalidArgument("static page storage lies inside the arena");
+  MutexLock lock(&mu_);
+  if (!options.name.empty() && by_name_.count(options.name)) {
+    return AlreadyExists(fmt::format("a page named '{}' is already registered", options.name));
+  }
+  bool escaped = false;
+  if (Status s = GrowStaticRegion(a, a + size); !s.ok()) {
+    // Still exact: an untracked range is fully diffed at every commit.
+    std::fprintf(stderr, "mmsb: warning: %s; page '%s' is fully diffed at every commit\n",
+                 s.message().c_str(), options.name.c_str());
+    escaped = true;
+  }
+  Page* p = NewRecord();
+  p->data_ = static_cast<std::uint8_t*>(addr);
+  p->twin_ = new std::uint8_t[size];
+  p->size_ = size;
+  p->epoch_ = epoch_;
+  p->type_ = options.type;
+  p->name_ = options.name;
+  p->location_ = Location::kCpu;
+  p->is_static_ = true;
+  p->escaped_ = escaped;
+  p->twin_valid_ = false;
+  p->maybe_nonzero_ = true;
+  p->size_class_ = Arena::kLargeClass;
+  p->capacity_ = size;
+  Register(p);
+  return p;
+}
+
+Status Bus::FreeLocked(Page* p) {
+  if (p == nullptr || !p->live_) return FailedPrecondition("page is not live (double free?)");
+  Unregister(p);
+  if (p->is_static_) {
+    delete[] p->twin_;
+  } else {
+    Arena::Block b{p->data_, p->capacity_, p->size_class_, false};
+    // A page that never held a non-zero byte leaves a clean slot: no zeroing on reuse.
+    const bool dirty = p->maybe_nonzero_ || p->escaped_ ||
+                       std::any_of(ShadowFor(p), ShadowFor(p) + ((p->size_ + 63) >> 6),
+                                   [](std::uint8_t v) { return v != 0; });
+    arena_->ClearOwner(b);
+    arena_->Free(b, dirty);
+  }
+  p->data_ = p->twin_ = nullptr;
+  p->name_.clear();
+  free_records_.push_back(p);
+  return Status::Ok();
+}
+
+Status Bus::FreePage(Page* page) {
+  MutexLock lock(&mu_);
+  return FreeLocked(page);
+}
+
+Status Bus::FreePage(PageId id) {
+  MutexLock lock(&mu_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return PageNotFound(fmt::format("no live page with id {}", id));
+  return FreeLocked(it->second);
+}
+
+Page* Bus::Find(PageId id) {
+  MutexLock lock(&mu_);
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+Page* Bus::FindByName(std::string_view name) {
+  MutexLock lock(&mu_);
+  auto it = by_name_.find(std::string(name));
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+Page* Bus::FindContaining(const void* p) {
+  if (arena_->Contains(p)) {
+    auto* page = static_cast<Page*>(arena_->FindOwner(p));
+    if (page == nullptr) return nullptr;
+    const auto off = static_cast<std::uintptr_t>(static_cast<const std::uint8_t*>(p) - page->data());
+    return off < page->size() ? page : nullptr;
+  }
+  MutexLock lock(&mu_);
+  for (Page* page : live_) {
+    if (!page->is_static_) continue;
+    const auto off = reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(page->data_);
+    if (off < page->size_) return page;
+  }
+  return nullptr;
+}
+
+void Bus::MarkEscaped(Page* page) {
+  MutexLock lock(&mu_);
+  if (page == nullptr || !page->live_ || page->escaped_) return;
+  page->escaped_ = true;
+  page->maybe_nonzero_ = true;
+  ++stats_.pages_escaped;
+}
+
+std::size_t Bus::PageCount() {
+  MutexLock lock(&mu_);
+  return live_.size();
+}
+
+std::vector<PageInfo> Bus::ListPages() {
+  MutexLock lock(&mu_);
+  std::vector<PageInfo> out;
+  out.reserve(live_.size());
+  for (const Page* p : live_) out.push_back(p->Info());
+  std::sort(out.begin(), out.end(), [](const PageInfo& a, const PageInfo& b) { return a.id < b.id; });
+  return out;
+}
+
+Expected<const TypeDescriptor*> Bus::RegisterType(const TypeDescriptor& type) {
+  MMSB_RETURN_IF_ERROR(type.Validate());
+  MutexLock lock(&mu_);
+  auto it = types_.find(type.name);
+  if (it != types_.end()) {
+    if (SameLayout(*it->second, type)) return it->second.get();
+    return AlreadyExists(fmt::format(
+        "type '{}' is already registered with a different layout (ODR violation or stale build?)", type.name));
+  }
+  auto owned = std::make_unique<TypeDescriptor>(type);
+  const TypeDescriptor* ptr = owned.get();
+  types_.emplace(type.name, std::move(owned));
+  return ptr;
+}
+
+const TypeDescriptor* Bus::FindType(std::string_view name) {
+  MutexLock lock(&mu_);
+  auto it = types_.find(std::string(name));
+  return it == types_.end() ? nullptr : it->second.get();
+}
+
+std::uint8_t* Bus::ShadowFor(const Page* p) const {
+  if (p->is_static_) {
+    const rt::ShadowRegion& r = rt::g_static_region;
+    const std::uintptr_t off = reinterpret_cast<std::uintptr_t>(p->data_) - r.base;
+    return off < r.span ? r.shadow + (off >> kGranuleShift) : nullptr;
+  }
+  return arena_->ShadowOf(p->data_);
+}
+
+void Bus::ReportMisses(const Page* p, const Delta& full, const Delta& tracked) {
+  const std::vector<ByteRun> all = full.Runs();
+  const std::vector<ByteRun> seen = tracked.Runs();
+  // tracked is a subset of full (both are exact against the same twin), so walk them together.
+  std::size_t j = 0;
+  for (const ByteRun& r : all) {
+    std::uint32_t pos = r.offset;
+    const std::uint32_t end = r.offset + r.length;
+    while (pos < end) {
+      while (j < seen.size() && seen[j].offset + seen[j].length <= pos) ++j;
+      std::uint32_t next_seen = end;
+      if (j < seen.size() && seen[j].offset <= pos) {
+        pos = std::min(end, seen[j].offset + seen[j].length);
+        continue;
+      }
+      if (j < seen.size()) next_seen = std::min(end, seen[j].offset);
+      VerifyMiss m;
+      m.page = p->id_;
+      m.page_name = p->name_;
+      m.offset = pos;
+      m.length = next_seen - pos;
+      if (p->type_ != nullptr) {
+        auto lookup = [](std::string_view n, void* ctx) -> const TypeDescriptor* {
+          auto* types = static_cast<decltype(types_)*>(ctx);
+          auto it = types->find(std::string(n));
+          return it == types->end() ? nullptr : it->second.get();
+        };
+        if (auto f = ResolveField(*p->type_, pos, lookup, &types_)) m.field = p->type_->name + "." + f->path;
+      }
+      stats_.verify_misses += m.length;
+      if (options_.on_verify_miss) {
+        options_.on_verify_miss(m);
+      } else {
+        std::fprintf(stderr, "mmsb: verify: page %llu%s%s: %u byte(s) at offset %u changed without a barrier%s%s\n",
+                     static_cast<unsigned long long>(m.page), m.page_name.empty() ? "" : " ",
+                     m.page_name.c_str(), m.length, m.offset, m.field.empty() ? "" : " in ",
+                     m.field.c_str());
+      }
+      misses_.push_back(std::move(m));
+      pos = next_seen;
+    }
+  }
+}
+
+void Bus::CollectPage(Page* p, Epoch new_epoch) {
+  const std::size_t size = p->size_;
+  const std::size_t granules = (size + kGranuleSize - 1) >> kGranuleShift;
+  std::uint8_t* shadow = ShadowFor(p);
+  const std::span<const std::uint8_t> now(p->data_, size);
+  Delta d;
+  if (!p->twin_valid_) {
+    // First sight of the page: its epoch-0 image is all zeros (see docs/SerializationSpec.md).
+    d = Diff(p->id_, epoch_, {Zeros(size), size}, now);
+    std::memcpy(p->twin_, p->data_, size);
+    p->twin_valid_ = true;
+    ++stats_.full_diffs;
+  } else if (p->escaped_ || verify_) {
+    const std::span<const std::uint8_t> before(p->twin_, size);
+    d = Diff(p->id_, epoch_, before, now);
+    ++stats_.full_diffs;
+    if (verify_ && !p->escaped_) {
+      if (shadow != nullptr) {
+        Delta tracked = DiffGranules(p->id_, epoch_, before, now, {shadow, granules});
+        if (tracked.changed_bytes() != d.changed_bytes()) ReportMisses(p, d, tracked);
+      } else if (!d.empty()) {
+        ReportMisses(p, d, Delta());
+      }
+    }
+    if (!d.empty()) MMSB_CHECK(d.ApplyTo({p->twin_, size}).ok());
+  } else {
+    if (shadow == nullptr || !AnyTouched(shadow, granules)) return;
+    d = DiffGranules(p->id_, epoch_, {p->twin_, size}, now, {shadow, granules});
+    for (std::size_t g = 0; g < granules; ++g) stats_.granules_diffed += shadow[g] != 0;
+    if (!d.empty()) MMSB_CHECK(d.ApplyTo({p->twin_, size}).ok());
+  }
+  if (shadow != nullptr) std::memset(shadow, 0, granules);
+  if (!d.empty()) {
+    p->epoch_ = new_epoch;
+    p->maybe_nonzero_ = true;
+    ++stats_.deltas;
+    stats_.delta_bytes += d.changed_bytes();
+    out_.push_back(std::move(d));
+  }
+}
+
+void Bus::CollectAll(Epoch new_epoch) {
+  for (Page* p : live_) CollectPage(p, new_epoch);
+  // Marks between static pages (outside any page) are dropped each commit.
+  if (rt::g_static_region.span != 0) {
+    std::memset(rt::g_static_region.shadow, 0, rt::g_static_region.span >> kGranuleShift);
+  }
+}
+
+void Bus::FillBatch(CommitBatch& batch) {
+  batch.created = created_;
+  batch.freed = freed_;
+  batch.deltas = out_;
+  batch.verify_misses = misses_;
+}
+
+Expected<Epoch> Bus::Commit() {
+  const std::uint64_t t0 = NowNanos();
+  MutexLock lock(&mu_);
+  const Epoch e = epoch_ + 1;
+  out_.clear();
+  misses_.clear();
+  CollectAll(e);
+
+  CommitBatch batch;
+  batch.epoch = e;
+  batch.unix_nanos = UnixNanos();
+  FillBatch(batch);
+  Status failure;
+  for (const auto& stage : stages_) {
+    Status s = stage->Process(batch);
+    if (!s.ok()) {
+      failure = s.WithContext(fmt::format("commit stage '{}'", stage->name()));
+      break;
+    }
+    // The stage's own writes become deltas of the same epoch.
+    CollectAll(e);
+    FillBatch(batch);
+  }
+  if (failure.ok()) {
+    for (const auto& sink : sinks_) {
+      Status s = sink->OnCommit(batch);
+      if (!s.ok()) {
+        ++stats_.sink_errors;
+        if (failure.ok()) failure = s.WithContext(fmt::format("commit sink '{}'", sink->name()));
+      }
+    }
+  }
+  epoch_ = e;
+  created_.clear();
+  freed_.clear();
+  ++stats_.commits;
+  stats_.epoch = e;
+  if (verify_) ++stats_.verify_commits;
+  stats_.commit_latency.Record(NowNanos() - t0);
+  if (!failure.ok()) return failure;
+  return e;
+}
+
+Epoch Bus::epoch() {
+  MutexLock lock(&mu_);
+  return epoch_;
+}
+
+Stats Bus::GetStats() {
+  MutexLock lock(&mu_);
+  return stats_;
+}
+
+Status Bus::AddSink(std::shared_ptr<CommitSink> sink) {
+  if (!sink) return InvalidArgument("null sink");
+  MutexLock lock(&mu_);
+  sinks_.push_back(std::move(sink));
+  return Status::Ok();
+}
+
+Status Bus::RemoveSink(const CommitSink* sink) {
+  MutexLock lock(&mu_);
+  auto it = std::find_if(sinks_.begin(), sinks_.end(), [&](const auto& s) { return s.get() == sink; });
+  if (it == sinks_.end()) return NotFound("sink is not registered");
+  sinks_.erase(it);
+  return Status::Ok();
+}
+
+Status Bus::AddStage(std::shared_ptr<CommitStage> stage) {
+  if (!stage) return InvalidArgument("null stage");
+  MutexLock lock(&mu_);
+  stages_.push_back(std::move(stage));
+  return Status::Ok();
+}
+
+Status Bus::RemoveStage(const CommitStage* stage) {
+  MutexLock lock(&mu_);
+  auto it = std::find_if(stages_.begin(), stages_.end(), [&](const auto& s) { return s.get() == stage; });
+  if (it == stages_.end()) return NotFound("stage is not registered");
+  stages_.erase(it);
+  return Status::Ok();
+}
+
+}  // namespace mmsb

@@ -1,0 +1,102 @@
+// Bus: the process-wide state bus behind mmsb::start/stop/commit and the page API.
+//
+// Owns the arena, the page records, the type registry, the commit stages and sinks, and stats.
+// One mutex (mu_) serialises the registry and commit: creating or freeing a page waits while a
+// commit runs, which is what makes "free during commit" safe. Barriers never take it.
+//
+// Thread-safety: every public method may be called from many threads.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "arena/arena.h"
+#include "core/mutex.h"
+#include "mmsb/mmsb.h"
+
+namespace mmsb {
+
+class Bus {
+ public:
+  static Expected<std::unique_ptr<Bus>> Create(const Options& options);
+  ~Bus();
+
+  Expected<Page*> CreatePage(std::size_t size, const PageOptions& options) EXCLUDES(mu_);
+  Expected<Page*> RegisterStatic(void* addr, std::size_t size, const PageOptions& options)
+      EXCLUDES(mu_);
+  Status FreePage(Page* page) EXCLUDES(mu_);
+  Status FreePage(PageId id) EXCLUDES(mu_);
+  Page* Find(PageId id) EXCLUDES(mu_);
+  Page* FindByName(std::string_view name) EXCLUDES(mu_);
+  // The live page whose storage contains `p`, or null.
+  Page* FindContaining(const void* p) EXCLUDES(mu_);
+  void MarkEscaped(Page* page) EXCLUDES(mu_);
+  std::size_t PageCount() EXCLUDES(mu_);
+  std::vector<PageInfo> ListPages() EXCLUDES(mu_);
+
+  Expected<const TypeDescriptor*> RegisterType(const TypeDescriptor& type) EXCLUDES(mu_);
+  const TypeDescriptor* FindType(std::string_view name) EXCLUDES(mu_);
+
+  Expected<Epoch> Commit() EXCLUDES(mu_);
+  Epoch epoch() EXCLUDES(mu_);
+  Stats GetStats() EXCLUDES(mu_);
+
+  Status AddSink(std::shared_ptr<CommitSink> sink) EXCLUDES(mu_);
+  Status RemoveSink(const CommitSink* sink) EXCLUDES(mu_);
+  Status AddStage(std::shared_ptr<CommitStage> stage) EXCLUDES(mu_);
+  Status RemoveStage(const CommitStage* stage) EXCLUDES(mu_);
+
+ private:
+  explicit Bus(const Options& options) : options_(options) {}
+  Page* NewRecord() REQUIRES(mu_);
+  void Register(Page* p) REQUIRES(mu_);
+  void Unregister(Page* p) REQUIRES(mu_);
+  Status FreeLocked(Page* p) REQUIRES(mu_);
+  Status GrowStaticRegion(std::uintptr_t lo, std::uintptr_t hi) REQUIRES(mu_);
+  std::uint8_t* ShadowFor(const Page* p) const REQUIRES(mu_);
+  // Diffs one page into out_ (if changed) and resets its shadow.
+  void CollectPage(Page* p, Epoch new_epoch) REQUIRES(mu_);
+  void CollectAll(Epoch new_epoch) REQUIRES(mu_);
+  void FillBatch(CommitBatch& batch) REQUIRES(mu_);
+  void ReportMisses(const Page* p, const Delta& full, const Delta& tracked) REQUIRES(mu_);
+  const std::uint8_t* Zeros(std::size_t size) const;
+
+  const Options options_;
+  std::unique_ptr<Arena> arena_;
+  std::uint8_t* zeros_ = nullptr;  // read-only zero mapping, arena-sized
+  std::size_t zeros_size_ = 0;
+
+  Mutex mu_;
+  std::vector<std::unique_ptr<Page[]>> record_chunks_ GUARDED_BY(mu_);
+  std::vector<Page*> free_records_ GUARDED_BY(mu_);
+  std::vector<Page*> live_ GUARDED_BY(mu_);  // Page::slot_ is the index
+  std::unordered_map<PageId, Page*> by_id_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, Page*> by_name_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, std::unique_ptr<TypeDescriptor>> types_ GUARDED_BY(mu_);
+  PageId next_id_ GUARDED_BY(mu_) = 1;
+  Epoch epoch_ GUARDED_BY(mu_) = 0;
+
+  // Static page region shadow (covers [static_lo_, static_hi_)).
+  std::uint8_t* static_shadow_ GUARDED_BY(mu_) = nullptr;
+  std::size_t static_shadow_bytes_ GUARDED_BY(mu_) = 0;
+
+  std::vector<std::shared_ptr<CommitStage>> stages_ GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<CommitSink>> sinks_ GUARDED_BY(mu_);
+
+  // Per-commit scratch, reused across commits.
+  std::vector<PageCreatedRecord> created_ GUARDED_BY(mu_);
+  std::vector<PageId> freed_ GUARDED_BY(mu_);
+  std::vector<Delta> out_ GUARDED_BY(mu_);
+  std::vector<VerifyMiss> misses_ GUARDED_BY(mu_);
+
+  Stats stats_ GUARDED_BY(mu_);
+  bool verify_ = false;
+};
+
+// The started bus, or null. Set by start(), cleared by stop().
+Bus* CurrentBus();
+
+}  // namespace mmsb

@@ -1,0 +1,91 @@
+// The ABI behind plugin-generated code (mmsb/instrument.h). Nothing here may throw or abort on
+// user-visible failures: errors are printed and the program goes on, untracked where need be.
+#include "mmsb/instrument.h"
+
+#include <cstdio>
+#include <mutex>
+
+#include "bus/bus.h"
+
+namespace mmsb::rt {
+namespace {
+
+std::mutex g_start_mu;
+thread_local int t_tx_depth = 0;
+
+void Warn(const Status& s, const char* what) {
+  std::fprintf(stderr, "mmsb: %s: %s\n", what, s.ToString().c_str());
+}
+
+}  // namespace
+
+void EnsureStarted() noexcept {
+  if (started()) return;
+  std::lock_guard<std::mutex> lock(g_start_mu);
+  if (started()) return;
+  if (Status s = start(Options{}); !s.ok()) Warn(s, "cannot start the state bus");
+}
+
+void* AllocPageStorage(std::size_t size, std::size_t align, const TypeDescriptor* type) noexcept {
+  EnsureStarted();
+  if (align > kGranuleSize) {
+    Warn(InvalidArgument("alignment above 64 bytes is not supported for page types"), "allocation");
+    return nullptr;
+  }
+  PageOptions o;
+  o.type = type;
+  o.zeroed = false;  // the constructor initialises the object
+  auto page = CreatePage(size, o);
+  if (!page.ok()) {
+    Warn(page.status(), "page allocation failed");
+    return nullptr;
+  }
+  return (*page)->data();
+}
+
+void FreePageStorage(void* p) noexcept {
+  if (p == nullptr) return;
+  Bus* bus = CurrentBus();
+  Page* page = bus ? bus->FindContaining(p) : nullptr;
+  if (page == nullptr || page->data() != p) {
+    std::fprintf(stderr, "mmsb: fatal: FreePageStorage(%p): not page storage\n", p);
+    std::abort();
+  }
+  if (Status s = bus->FreePage(page); !s.ok()) Warn(s, "page free failed");
+}
+
+void RegisterStatic(void* addr, std::size_t size, const char* name, const TypeDescriptor* type) noexcept {
+  EnsureStarted();
+  PageOptions o;
+  o.type = type;
+  o.name = name ? name : "";
+  auto page = RegisterStaticPage(addr, size, o);
+  if (!page.ok()) Warn(page.status(), "static page left untracked");
+}
+
+const TypeDescriptor* InternType(const TypeDescriptor& type) noexcept {
+  EnsureStarted();
+  auto t = RegisterType(type);
+  if (!t.ok()) {
+    Warn(t.status(), "type descriptor rejected");
+    return nullptr;
+  }
+  return *t;
+}
+
+void MarkEscapedAt(const void* p) noexcept {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return;
+  if (Page* page = bus->FindContaining(p)) bus->MarkEscaped(page);
+}
+
+TransactionScope::TransactionScope() noexcept { ++t_tx_depth; }
+
+TransactionScope::~TransactionScope() {
+  if (--t_tx_depth != 0) return;
+  if (!started()) return;
+  auto e = commit();
+  if (!e.ok()) Warn(e.status(), "commit at transaction exit failed");
+}
+
+}  // namespace mmsb::rt
