@@ -26,7 +26,7 @@ void MarkSpanSlow(const ShadowRegion& r, std::uintptr_t off, std::size_t n) noex
   std::uintptr_t end = off + n;
   if (end > r.span || end < off) end = r.span;
   for (std::uintptr_t g = off >> kGranuleShift, last = (end - 1) >> kGranuleShift; g <= last; ++g) {
-    __atomic_store_n(&r.shadow[g], std::uint8_t{1}, __ATOMIC_RELAXED);
+    MarkOne(r.shadow, g << kGranuleShift);
   }
 }
 }  // namespace detail

@@ -1,0 +1,252 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "bus_fixture.h"
+
+namespace mmsb {
+namespace {
+
+using testing::BusTest;
+
+std::vector<std::uint8_t> Bytes(const Page* p) { return {p->data(), p->data() + p->size()}; }
+
+// Applies every recorded delta for `id` in order to a zero image, as a log replay would.
+std::vector<std::uint8_t> Replay(const testing::RecordingSink& sink, PageId id, std::size_t size) {
+  std::vector<std::uint8_t> img(size, 0);
+  for (const auto& b : sink.batches) {
+    for (const auto& d : b.deltas) {
+      if (d.page() == id) EXPECT_TRUE(d.ApplyTo(img).ok());
+    }
+  }
+  return img;
+}
+
+TEST_F(BusTest, CommitProducesExactDeltaOfBarrieredStores) {
+  Page* p = NewPage(4096);
+  Commit();  // epoch 1: nothing yet (zero page)
+  ASSERT_EQ(sink->batches.size(), 1u);
+  EXPECT_TRUE(sink->batches[0].deltas.empty());
+  ASSERT_EQ(sink->batches[0].created.size(), 1u);
+  EXPECT_EQ(sink->batches[0].created[0].id, p->id());
+
+  auto* f = reinterpret_cast<float*>(p->data());
+  *rt::w(&f[12]) = 1.5f;
+  *rt::w(&f[1000]) = -2.0f;
+  const Epoch e = Commit();
+  EXPECT_EQ(e, 2u);
+  ASSERT_EQ(sink->batches.back().deltas.size(), 1u);
+  const Delta& d = sink->batches.back().deltas[0];
+  EXPECT_EQ(d.page(), p->id());
+  EXPECT_EQ(d.base_epoch(), 1u);
+  // 1.5f = 0x3FC00000: only the two high bytes differ from zero; -2.0f = 0xC0000000: one byte.
+  EXPECT_EQ(d.changed_bytes(), 3u);
+  EXPECT_EQ(p->epoch(), 2u);
+  EXPECT_EQ(Replay(*sink, p->id(), 4096), Bytes(p));
+}
+
+TEST_F(BusTest, StoreOfUnchangedValueYieldsNoDelta) {
+  Page* p = NewPage(256);
+  *rt::w(&p->data()[5]) = 7;
+  Commit();
+  *rt::w(&p->data()[5]) = 7;  // same value again
+  *rt::w(&p->data()[200]) = 0;
+  Commit();
+  EXPECT_TRUE(sink->batches.back().deltas.empty());
+  EXPECT_EQ(p->epoch(), 1u);
+}
+
+TEST_F(BusTest, UntouchedPagesAreNotDiffed) {
+  for (int i = 0; i < 100; ++i) NewPage(4096);
+  Page* hot = NewPage(4096);
+  Commit();
+  const auto before = GetStats().granules_diffed;
+  *rt::w(&hot->data()[100]) = 1;
+  Commit();
+  EXPECT_EQ(GetStats().granules_diffed - before, 1u);
+  ASSERT_EQ(sink->batches.back().deltas.size(), 1u);
+  EXPECT_EQ(sink->batches.back().deltas[0].page(), hot->id());
+}
+
+TEST_F(BusTest, StoreStraddlingGranulesIsCaptured) {
+  Page* p = NewPage(256);
+  const std::uint64_t v = 0x1122334455667788ull;
+  std::uint8_t* at = p->data() + 60;  // crosses the 64-byte granule boundary
+  std::memcpy(rt::w(reinterpret_cast<std::uint64_t*>(at)), &v, sizeof v);
+  Commit();
+  ASSERT_EQ(sink->batches.back().deltas.size(), 1u);
+  EXPECT_EQ(sink->batches.back().deltas[0].changed_bytes(), 8u);
+  EXPECT_EQ(Replay(*sink, p->id(), 256), Bytes(p));
+}
+
+TEST_F(BusTest, RangeBarrierCoversMemset) {
+  Page* p = NewPage(10000);
+  std::memset(rt::w(p->data() + 100, 5000), 0xEE, 5000);
+  Commit();
+  ASSERT_EQ(sink->batches.back().deltas.size(), 1u);
+  EXPECT_EQ(sink->batches.back().deltas[0].changed_bytes(), 5000u);
+}
+
+TEST_F(BusTest, EscapedPageIsFullyDiffed) {
+  Page* p = NewPage(4096);
+  Commit();
+  MarkEscaped(p);
+  p->data()[3000] = 9;  // no barrier
+  Commit();
+  ASSERT_EQ(sink->batches.back().deltas.size(), 1u);
+  EXPECT_EQ(Replay(*sink, p->id(), 4096), Bytes(p));
+  EXPECT_EQ(GetStats().pages_escaped, 1u);
+}
+
+TEST_F(BusTest, UnzeroedStorageIsCapturedAtFirstCommit) {
+  // The plugin's operator new asks for unzeroed storage and constructs into it without barriers.
+  Page* p = NewPage(128, {.zeroed = false});
+  std::memset(p->data(), 0, 128);
+  p->data()[0] = 1;
+  p->data()[127] = 2;
+  Commit();
+  ASSERT_EQ(sink->batches.back().deltas.size(), 1u);
+  EXPECT_EQ(sink->batches.back().deltas[0].changed_bytes(), 2u);
+}
+
+TEST_F(BusTest, StaticPageChangesBecomeDeltas) {
+  alignas(64) static float storage[64] = {1.0f, 2.0f};
+  auto page = RegisterStaticPage(storage, sizeof storage, {.name = "_Z7storage"});
+  ASSERT_TRUE(page.ok());
+  Commit();  // first commit captures the initial image against zeros
+  ASSERT_EQ(sink->batches.back().deltas.size(), 1u);
+  *rt::w(&storage[40]) = 3.0f;
+  Commit();
+  ASSERT_EQ(sink->batches.back().deltas.size(), 1u);
+  EXPECT_EQ(Replay(*sink, (*page)->id(), sizeof storage), Bytes(*page));
+}
+
+TEST_F(BusTest, CreatedAndFreedPagesAppearInTheBatch) {
+  Page* a = NewPage(64);
+  Page* b = NewPage(64);
+  const PageId bid = b->id();
+  ASSERT_TRUE(FreePage(b).ok());
+  Commit();
+  const auto& batch = sink->batches.back();
+  EXPECT_EQ(batch.created.size(), 2u);
+  ASSERT_EQ(batch.freed.size(), 1u);
+  EXPECT_EQ(batch.freed[0], bid);
+  *rt::w(&a->data()[0]) = 1;
+  Commit();
+  EXPECT_TRUE(sink->batches.back().created.empty());
+  EXPECT_TRUE(sink->batches.back().freed.empty());
+}
+
+TEST_F(BusTest, RandomWorkloadReplaysBitForBit) {
+  std::mt19937_64 rng(42);
+  std::vector<Page*> pages;
+  for (int i = 0; i < 20; ++i) pages.push_back(NewPage(64 + rng() % 9000));
+  for (int epoch = 0; epoch < 200; ++epoch) {
+    const int writes = static_cast<int>(rng() % 50);
+    for (int k = 0; k < writes; ++k) {
+      Page* p = pages[rng() % pages.size()];
+      const std::size_t off = rng() % p->size();
+      const std::size_t len = std::min<std::size_t>(1 + rng() % 24, p->size() - off);
+      std::uint8_t* dst = rt::w(p->data() + off, len);
+      for (std::size_t i = 0; i < len; ++i) dst[i] = static_cast<std::uint8_t>(rng() % 4);
+    }
+    Commit();
+  }
+  for (Page* p : pages) EXPECT_EQ(Replay(*sink, p->id(), p->size()), Bytes(p)) << "page " << p->id();
+}
+
+class AddOneStage : public CommitStage {
+ public:
+  explicit AddOneStage(Page* src, Page* dst) : src_(src), dst_(dst) {}
+  const char* name() const override { return "add-one"; }
+  Status Process(const CommitBatch& batch) override {
+    for (const Delta& d : batch.deltas) {
+      if (d.page() == src_->id()) *rt::w(&dst_->data()[0]) = static_cast<std::uint8_t>(src_->data()[0] + 1);
+    }
+    return fail ? Internal("recompute failed") : Status::Ok();
+  }
+  bool fail = false;
+
+ private:
+  Page* src_;
+  Page* dst_;
+};
+
+TEST_F(BusTest, StageWritesBecomeDeltasOfTheSameEpoch) {
+  Page* src = NewPage(64);
+  Page* dst = NewPage(64);
+  auto stage = std::make_shared<AddOneStage>(src, dst);
+  ASSERT_TRUE(AddStage(stage).ok());
+  *rt::w(&src->data()[0]) = 41;
+  const Epoch e = Commit();
+  ASSERT_EQ(sink->batches.back().deltas.size(), 2u);
+  EXPECT_EQ(dst->data()[0], 42);
+  EXPECT_EQ(dst->epoch(), e);
+}
+
+TEST_F(BusTest, FailingStageFailsCommitAndSkipsSinks) {
+  Page* src = NewPage(64);
+  Page* dst = NewPage(64);
+  auto stage = std::make_shared<AddOneStage>(src, dst);
+  stage->fail = true;
+  ASSERT_TRUE(AddStage(stage).ok());
+  *rt::w(&src->data()[0]) = 1;
+  auto e = commit();
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("add-one"), std::string::npos);
+  EXPECT_TRUE(sink->batches.empty());
+  ASSERT_TRUE(RemoveStage(stage.get()).ok());
+  EXPECT_EQ(RemoveStage(stage.get()).code(), StatusCode::kNotFound);
+}
+
+TEST_F(BusTest, SinkErrorIsReturnedAndCounted) {
+  sink->next_status = IOError("disk full");
+  Page* p = NewPage(64);
+  *rt::w(&p->data()[0]) = 1;
+  auto e = commit();
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), StatusCode::kIO);
+  EXPECT_EQ(GetStats().sink_errors, 1u);
+  EXPECT_EQ(current_epoch(), 1u) << "in-memory state still advanced";
+}
+
+TEST_F(BusTest, BarriersFromManyThreadsAreAllCaptured) {
+  constexpr int kThreads = 4;
+  Page* p = NewPage(kThreads * 4096);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([p, t] {
+      auto* words = reinterpret_cast<std::uint32_t*>(p->data() + t * 4096);
+      for (int i = 0; i < 1024; i += 3) *rt::w(&words[i]) = static_cast<std::uint32_t>(i + 1);
+    });
+  }
+  for (auto& th : threads) th.join();
+  Commit();
+  EXPECT_EQ(Replay(*sink, p->id(), p->size()), Bytes(p));
+}
+
+TEST_F(BusTest, StatsReportCommitsAndLatency) {
+  Page* p = NewPage(64);
+  for (int i = 1; i <= 5; ++i) {
+    *rt::w(&p->data()[0]) = static_cast<std::uint8_t>(i);
+    Commit();
+  }
+  Stats s = GetStats();
+  EXPECT_EQ(s.commits, 5u);
+  EXPECT_EQ(s.deltas, 5u);
+  EXPECT_EQ(s.commit_latency.count(), 5u);
+  EXPECT_NE(s.ToString().find("commits"), std::string::npos);
+  EXPECT_NE(s.ToJson().find("\"commit_latency_ns\""), std::string::npos);
+}
+
+TEST(Barrier, UntrackedAddressesAreIgnored) {
+  int local = 0;
+  EXPECT_EQ(rt::w(&local), &local);
+  EXPECT_FALSE(rt::IsTracked(&local));
+  rt::MarkRange(&local, sizeof local);  // must not crash
+}
+
+}  // namespace
+}  // namespace mmsb

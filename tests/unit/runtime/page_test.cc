@@ -1,0 +1,167 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <thread>
+
+#include "bus_fixture.h"
+
+namespace mmsb {
+namespace {
+
+using testing::BusTest;
+
+TEST(PageLifecycle, CreateBeforeStartFailsWithFailedPrecondition) {
+  stop();
+  auto p = CreatePage(64);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(BusTest, NewPageIsZeroedAndHasUniqueId) {
+  std::set<PageId> ids;
+  for (std::size_t size : {1u, 63u, 64u, 100u, 4096u, 4097u, 100000u}) {
+    Page* p = NewPage(size);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p->size(), size);
+    EXPECT_TRUE(std::all_of(p->data(), p->data() + size, [](std::uint8_t b) { return b == 0; }));
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p->data()) % 64, 0u);
+    EXPECT_TRUE(rt::IsTracked(p->data()));
+    EXPECT_TRUE(ids.insert(p->id()).second);
+  }
+  EXPECT_EQ(PageCount(), 7u);
+}
+
+TEST_F(BusTest, RecycledDirtySlotIsZeroedAgain) {
+  Page* a = NewPage(4096);
+  std::uint8_t* addr = a->data();
+  *rt::w(&a->data()[17]) = 0xAB;
+  ASSERT_TRUE(FreePage(a).ok());
+  Page* b = NewPage(4096);
+  ASSERT_EQ(b->data(), addr) << "size-class pool should hand back the freed slot";
+  EXPECT_EQ(b->data()[17], 0);
+}
+
+TEST_F(BusTest, RecycledCleanSlotIsReusedWithoutWrites) {
+  Page* a = NewPage(512);
+  std::uint8_t* addr = a->data();
+  ASSERT_TRUE(FreePage(a).ok());
+  Page* b = NewPage(512);
+  EXPECT_EQ(b->data(), addr);
+  EXPECT_TRUE(std::all_of(b->data(), b->data() + 512, [](std::uint8_t v) { return v == 0; }));
+}
+
+TEST_F(BusTest, LargePageStorageIsReturnedZeroed) {
+  Page* a = NewPage(1 << 20);
+  std::memset(rt::w(a->data(), a->size()), 0x5A, a->size());
+  std::uint8_t* addr = a->data();
+  ASSERT_TRUE(FreePage(a).ok());
+  Page* b = NewPage(1 << 20);
+  EXPECT_EQ(b->data(), addr);
+  EXPECT_TRUE(std::all_of(b->data(), b->data() + b->size(), [](std::uint8_t v) { return v == 0; }));
+}
+
+TEST_F(BusTest, FindAndFreeById) {
+  Page* p = NewPage(128, {.name = "answer"});
+  EXPECT_EQ(FindPage(p->id()), p);
+  EXPECT_EQ(FindPageByName("answer"), p);
+  const PageId id = p->id();
+  ASSERT_TRUE(FreePage(id).ok());
+  EXPECT_EQ(FindPage(id), nullptr);
+  EXPECT_EQ(FindPageByName("answer"), nullptr);
+  auto again = FreePage(id);
+  EXPECT_EQ(again.code(), StatusCode::kPageNotFound);
+  auto got = GetPage(id);
+  EXPECT_EQ(got.status().code(), StatusCode::kPageNotFound);
+}
+
+TEST_F(BusTest, DoubleFreeOfHandleIsRejected) {
+  Page* p = NewPage(64);
+  ASSERT_TRUE(FreePage(p).ok());
+  EXPECT_EQ(FreePage(p).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(BusTest, BadSizesAndLocationsAreTypedErrors) {
+  EXPECT_EQ(CreatePage(0).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(CreatePage(std::size_t{1} << 32).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(CreatePage(64, {.location = Location::kGpu}).status().code(), StatusCode::kUnsupportedLocation);
+}
+
+TEST_F(BusTest, ArenaExhaustionIsOutOfMemoryNotACrash) {
+  auto p = CreatePage((std::size_t{1} << 30) + 4096);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kOutOfMemory);
+}
+
+TEST_F(BusTest, ListPagesIsSortedById) {
+  for (int i = 0; i < 10; ++i) NewPage(64 * (i + 1));
+  auto list = ListPages();
+  ASSERT_EQ(list.size(), 10u);
+  EXPECT_TRUE(std::is_sorted(list.begin(), list.end(), [](auto& a, auto& b) { return a.id < b.id; }));
+  EXPECT_EQ(list[3].size, 256u);
+}
+
+TEST_F(BusTest, StaticPageMustBeAligned) {
+  alignas(64) static std::uint8_t storage[256];
+  auto bad = RegisterStaticPage(storage + 8, 64, {.name = "bad"});
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  auto good = RegisterStaticPage(storage, sizeof storage, {.name = "good"});
+  ASSERT_TRUE(good.ok());
+  EXPECT_TRUE((*good)->is_static());
+  EXPECT_TRUE(rt::IsTracked(storage + 100));
+  auto dup = RegisterStaticPage(storage, sizeof storage, {.name = "good"});
+  EXPECT_EQ(dup.status().code(), StatusCode::kAlreadyExists);
+}
+
+TEST_F(BusTest, TypeRegistrationInternsAndRejectsConflicts) {
+  TypeDescriptor t{"Point", 8, 4, {{"x", 0, 4, ScalarKind::kF32, 4, {}, ""}, {"y", 4, 4, ScalarKind::kF32, 4, {}, ""}}};
+  auto a = RegisterType(t);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  auto b = RegisterType(t);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(*a, *b);
+  EXPECT_EQ(FindType("Point"), *a);
+  t.fields[1].kind = ScalarKind::kI32;
+  EXPECT_EQ(RegisterType(t).status().code(), StatusCode::kAlreadyExists);
+}
+
+TEST_F(BusTest, ConcurrentCreateAndFreeKeepIdsUniqueAndCountsRight) {
+  constexpr int kThreads = 4, kPerThread = 2000;
+  std::vector<std::vector<PageId>> kept(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<Page*> mine;
+      for (int i = 0; i < kPerThread; ++i) {
+        auto p = CreatePage(64 + (i % 5) * 700);
+        ASSERT_TRUE(p.ok());
+        *rt::w(&(*p)->data()[0]) = static_cast<std::uint8_t>(t + 1);
+        mine.push_back(*p);
+        if (i % 3 == 0) {
+          ASSERT_TRUE(FreePage(mine.front()).ok());
+          mine.erase(mine.begin());
+        }
+      }
+      for (Page* p : mine) {
+        EXPECT_EQ(p->data()[0], t + 1) << "another thread got the same storage";
+        kept[t].push_back(p->id());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<PageId> all;
+  std::size_t n = 0;
+  for (auto& v : kept) {
+    n += v.size();
+    all.insert(v.begin(), v.end());
+  }
+  EXPECT_EQ(all.size(), n);
+  EXPECT_EQ(PageCount(), n);
+  Commit();
+  Stats s = GetStats();
+  EXPECT_EQ(s.pages_live, n);
+  EXPECT_EQ(s.pages_created, std::uint64_t{kThreads} * kPerThread);
+}
+
+}  // namespace
+}  // namespace mmsb
