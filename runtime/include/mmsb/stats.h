@@ -44,7 +44,17 @@ struct Stats {
   std::uint64_t verify_commits = 0;
   std::uint64_t verify_misses = 0;   // bytes the tracked path missed (verify mode)
   std::uint64_t sink_errors = 0;
+  std::uint64_t failed_commits = 0;  // commits rolled back (a stage or recompute failed)
   LatencyHistogram commit_latency;
+  // Propagation (mmsb/graph.h).
+  std::uint64_t propagations = 0;
+  std::uint64_t nodes_recomputed = 0;
+  std::uint64_t cutoffs = 0;
+  std::uint64_t parallel_batches = 0;
+  std::uint64_t graph_depth = 0;
+  std::uint64_t graph_nodes = 0;
+  std::uint64_t graph_edges = 0;
+  LatencyHistogram propagation_latency;
 
   std::string ToString() const;  // human-readable, multi-line
   std::string ToJson() const;    // stable keys; see docs/API.md

@@ -139,6 +139,40 @@ const TypeDescriptor* FindType(std::string_view name) {
   return bus ? bus->FindType(name) : nullptr;
 }
 
+Status AddPassthroughEdge(PageId parent, PageId child, EdgeOptions options) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  return bus->AddEdge(parent, child, EdgeKind::kPassthrough, {}, options);
+}
+
+Status AddProjectionEdge(PageId parent, PageId child, Projection projection, EdgeOptions options) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  return bus->AddEdge(parent, child, EdgeKind::kProjection, projection, options);
+}
+
+Status AddUserEdges(std::span<const PageId> parents, PageId child, RecomputeFn fn, EdgeOptions options) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  return bus->AddUserEdges(parents, child, std::move(fn), options);
+}
+
+Status RemoveEdge(PageId parent, PageId child) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  return bus->RemoveEdge(parent, child);
+}
+
+std::vector<EdgeInfo> ListEdges() {
+  Bus* bus = CurrentBus();
+  return bus ? bus->ListEdges() : std::vector<EdgeInfo>{};
+}
+
+int NodeHeight(PageId page) {
+  Bus* bus = CurrentBus();
+  return bus ? bus->NodeHeight(page) : -1;
+}
+
 Status AddSink(std::shared_ptr<CommitSink> sink) {
   Bus* bus = CurrentBus();
   if (bus == nullptr) return NotStarted();

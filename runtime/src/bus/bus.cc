@@ -241,6 +241,7 @@ Expected<Page*> Bus::RegisterStatic(void* addr, std::size_t size, const PageOpti
 
 Status Bus::FreeLocked(Page* p) {
   if (p == nullptr || !p->live_) return FailedPrecondition("page is not live (double free?)");
+  graph_.RemovePage(p->id_);
   Unregister(p);
   if (p->is_static_) {
     delete[] p->twin_;
@@ -395,45 +396,78 @@ void Bus::ReportMisses(const Page* p, const Delta& full, const Delta& tracked) {
   }
 }
 
-void Bus::CollectPage(Page* p, Epoch new_epoch) {
+Delta Bus::DiffNow(Page* p, bool full, Delta* undo) const NO_THREAD_SAFETY_ANALYSIS {
   const std::size_t size = p->size_;
   const std::size_t granules = (size + kGranuleSize - 1) >> kGranuleShift;
   std::uint8_t* shadow = ShadowFor(p);
   const std::span<const std::uint8_t> now(p->data_, size);
+  const std::span<std::uint8_t> twin(p->twin_, size);
   Delta d;
   if (!p->twin_valid_) {
     // First sight of the page: its epoch-0 image is all zeros (see docs/SerializationSpec.md).
-    d = Diff(p->id_, epoch_, {Zeros(size), size}, now);
+    const std::span<const std::uint8_t> zeros(Zeros(size), size);
+    d = Diff(p->id_, p->epoch_, zeros, now);
+    if (undo != nullptr && !d.empty()) *undo = *Invert(d, zeros);
     std::memcpy(p->twin_, p->data_, size);
     p->twin_valid_ = true;
-    ++stats_.full_diffs;
-  } else if (p->escaped_ || verify_) {
-    const std::span<const std::uint8_t> before(p->twin_, size);
-    d = Diff(p->id_, epoch_, before, now);
-    ++stats_.full_diffs;
-    if (verify_ && !p->escaped_) {
-      if (shadow != nullptr) {
-        Delta tracked = DiffGranules(p->id_, epoch_, before, now, {shadow, granules});
-        if (tracked.changed_bytes() != d.changed_bytes()) ReportMisses(p, d, tracked);
-      } else if (!d.empty()) {
-        ReportMisses(p, d, Delta());
-      }
-    }
-    if (!d.empty()) MMSB_CHECK(d.ApplyTo({p->twin_, size}).ok());
   } else {
-    if (shadow == nullptr || !AnyTouched(shadow, granules)) return;
-    d = DiffGranules(p->id_, epoch_, {p->twin_, size}, now, {shadow, granules});
-    for (std::size_t g = 0; g < granules; ++g) stats_.granules_diffed += shadow[g] != 0;
-    if (!d.empty()) MMSB_CHECK(d.ApplyTo({p->twin_, size}).ok());
+    if (full || p->escaped_) {
+      d = Diff(p->id_, p->epoch_, twin, now);
+    } else {
+      if (shadow == nullptr || !AnyTouched(shadow, granules)) return d;
+      d = DiffGranules(p->id_, p->epoch_, twin, now, {shadow, granules});
+    }
+    if (!d.empty()) {
+      if (undo != nullptr) *undo = *Invert(d, twin);
+      MMSB_CHECK(d.ApplyTo(twin).ok());
+    }
   }
   if (shadow != nullptr) std::memset(shadow, 0, granules);
-  if (!d.empty()) {
-    p->epoch_ = new_epoch;
-    p->maybe_nonzero_ = true;
-    ++stats_.deltas;
-    stats_.delta_bytes += d.changed_bytes();
-    out_.push_back(std::move(d));
+  return d;
+}
+
+void Bus::Emit(Page* p, Delta&& d, Epoch new_epoch) {
+  p->epoch_ = new_epoch;
+  p->maybe_nonzero_ = true;
+  out_.push_back(std::move(d));
+}
+
+void Bus::CollectPage(Page* p, Epoch new_epoch) {
+  const std::size_t granules = (p->size_ + kGranuleSize - 1) >> kGranuleShift;
+  std::uint8_t* shadow = ShadowFor(p);
+  const bool full = !p->twin_valid_ || p->escaped_ || verify_;
+  Delta tracked;
+  const bool check = verify_ && p->twin_valid_ && !p->escaped_;
+  if (check && shadow != nullptr) {
+    tracked = DiffGranules(p->id_, p->epoch_, {p->twin_, p->size_}, {p->data_, p->size_}, {shadow, granules});
   }
+  if (full) {
+    ++stats_.full_diffs;
+  } else {
+    if (shadow == nullptr) return;
+    std::size_t touched = 0;
+    for (std::size_t g = 0; g < granules; ++g) touched += shadow[g] != 0;
+    if (touched == 0) return;
+    stats_.granules_diffed += touched;
+  }
+  const Epoch prev_epoch = p->epoch_;
+  Delta undo;
+  Delta d = DiffNow(p, full, track_undo_ ? &undo : nullptr);
+  if (check && tracked.changed_bytes() != d.changed_bytes()) ReportMisses(p, d, tracked);
+  if (!undo.empty()) undo_.push_back({p, std::move(undo), prev_epoch});
+  if (!d.empty()) Emit(p, std::move(d), new_epoch);
+}
+
+void Bus::Rollback() {
+  for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+    Page* p = it->page;
+    MMSB_CHECK(it->delta.ApplyTo({p->data_, p->size_}).ok());
+    MMSB_CHECK(it->delta.ApplyTo({p->twin_, p->size_}).ok());
+    p->epoch_ = it->prev_epoch;
+  }
+  undo_.clear();
+  out_.clear();
+  misses_.clear();
 }
 
 void Bus::CollectAll(Epoch new_epoch) {
@@ -457,14 +491,36 @@ Expected<Epoch> Bus::Commit() {
   const Epoch e = epoch_ + 1;
   out_.clear();
   misses_.clear();
+  undo_.clear();
+  // Undo images are only needed when something after collection can fail the commit.
+  track_undo_ = !graph_.empty() || !stages_.empty();
   CollectAll(e);
+
+  Status failure;
+  if (!graph_.empty()) {
+    DependencyGraph::Host host;
+    host.diff_now = [this](Page* p, bool full, Delta* undo) { return DiffNow(p, full, undo); };
+    host.record_undo = [this](Page* p, Delta&& undo) NO_THREAD_SAFETY_ANALYSIS {
+      undo_.push_back({p, std::move(undo), p->epoch_});
+    };
+    host.discard = [this](Page* p) NO_THREAD_SAFETY_ANALYSIS {
+      std::memcpy(p->data_, p->twin_, p->size_);
+      if (std::uint8_t* shadow = ShadowFor(p)) std::memset(shadow, 0, (p->size_ + kGranuleSize - 1) >> kGranuleShift);
+    };
+    host.emit = [this, e](Delta&& d) NO_THREAD_SAFETY_ANALYSIS {
+      Page* p = by_id_.at(d.page());
+      Emit(p, std::move(d), e);
+    };
+    // out_ grows only after success, so the span stays valid during propagation.
+    failure = graph_.Propagate(e, out_, host);
+  }
 
   CommitBatch batch;
   batch.epoch = e;
   batch.unix_nanos = UnixNanos();
   FillBatch(batch);
-  Status failure;
   for (const auto& stage : stages_) {
+    if (!failure.ok()) break;
     Status s = stage->Process(batch);
     if (!s.ok()) {
       failure = s.WithContext(fmt::format("commit stage '{}'", stage->name()));
@@ -474,23 +530,33 @@ Expected<Epoch> Bus::Commit() {
     CollectAll(e);
     FillBatch(batch);
   }
-  if (failure.ok()) {
-    for (const auto& sink : sinks_) {
-      Status s = sink->OnCommit(batch);
-      if (!s.ok()) {
-        ++stats_.sink_errors;
-        if (failure.ok()) failure = s.WithContext(fmt::format("commit sink '{}'", sink->name()));
-      }
+  if (!failure.ok()) {
+    // All or nothing: every page returns to the previous epoch; created/freed stay pending.
+    Rollback();
+    ++stats_.failed_commits;
+    return failure;
+  }
+  Status sink_failure;
+  for (const auto& sink : sinks_) {
+    Status s = sink->OnCommit(batch);
+    if (!s.ok()) {
+      ++stats_.sink_errors;
+      if (sink_failure.ok()) sink_failure = s.WithContext(fmt::format("commit sink '{}'", sink->name()));
     }
   }
   epoch_ = e;
   created_.clear();
   freed_.clear();
+  undo_.clear();
   ++stats_.commits;
   stats_.epoch = e;
+  for (const Delta& d : out_) {
+    ++stats_.deltas;
+    stats_.delta_bytes += d.changed_bytes();
+  }
   if (verify_) ++stats_.verify_commits;
   stats_.commit_latency.Record(NowNanos() - t0);
-  if (!failure.ok()) return failure;
+  if (!sink_failure.ok()) return sink_failure;
   return e;
 }
 
@@ -501,7 +567,54 @@ Epoch Bus::epoch() {
 
 Stats Bus::GetStats() {
   MutexLock lock(&mu_);
-  return stats_;
+  Stats s = stats_;
+  const PropagationStats& g = graph_.stats();
+  s.propagations = g.propagations;
+  s.nodes_recomputed = g.nodes_recomputed;
+  s.cutoffs = g.cutoffs;
+  s.parallel_batches = g.parallel_batches;
+  s.graph_depth = g.graph_depth;
+  s.graph_nodes = g.nodes;
+  s.graph_edges = g.edges;
+  s.propagation_latency = graph_.latency();
+  return s;
+}
+
+Status Bus::AddEdge(PageId parent, PageId child, EdgeKind kind, Projection proj, EdgeOptions options) {
+  MutexLock lock(&mu_);
+  auto p = by_id_.find(parent);
+  if (p == by_id_.end()) return PageNotFound(fmt::format("edge parent: no live page with id {}", parent));
+  auto c = by_id_.find(child);
+  if (c == by_id_.end()) return PageNotFound(fmt::format("edge child: no live page with id {}", child));
+  return graph_.AddEdge(p->second, c->second, kind, proj, options);
+}
+
+Status Bus::AddUserEdges(std::span<const PageId> parents, PageId child, RecomputeFn fn, EdgeOptions options) {
+  MutexLock lock(&mu_);
+  auto c = by_id_.find(child);
+  if (c == by_id_.end()) return PageNotFound(fmt::format("edge child: no live page with id {}", child));
+  std::vector<Page*> ps;
+  for (PageId id : parents) {
+    auto p = by_id_.find(id);
+    if (p == by_id_.end()) return PageNotFound(fmt::format("edge parent: no live page with id {}", id));
+    ps.push_back(p->second);
+  }
+  return graph_.SetUserFunction(c->second, std::move(ps), std::move(fn), options);
+}
+
+Status Bus::RemoveEdge(PageId parent, PageId child) {
+  MutexLock lock(&mu_);
+  return graph_.RemoveEdge(parent, child);
+}
+
+std::vector<EdgeInfo> Bus::ListEdges() {
+  MutexLock lock(&mu_);
+  return graph_.ListEdges();
+}
+
+int Bus::NodeHeight(PageId page) {
+  MutexLock lock(&mu_);
+  return graph_.Height(page);
 }
 
 Status Bus::AddSink(std::shared_ptr<CommitSink> sink) {

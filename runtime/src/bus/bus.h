@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "arena/arena.h"
+#include "graph/graph.h"
 #include "core/mutex.h"
 #include "mmsb/mmsb.h"
 
@@ -44,6 +45,15 @@ class Bus {
   Epoch epoch() EXCLUDES(mu_);
   Stats GetStats() EXCLUDES(mu_);
 
+  // Graph (mmsb/graph.h).
+  Status AddEdge(PageId parent, PageId child, EdgeKind kind, Projection proj, EdgeOptions options)
+      EXCLUDES(mu_);
+  Status AddUserEdges(std::span<const PageId> parents, PageId child, RecomputeFn fn,
+                      EdgeOptions options) EXCLUDES(mu_);
+  Status RemoveEdge(PageId parent, PageId child) EXCLUDES(mu_);
+  std::vector<EdgeInfo> ListEdges() EXCLUDES(mu_);
+  int NodeHeight(PageId page) EXCLUDES(mu_);
+
   Status AddSink(std::shared_ptr<CommitSink> sink) EXCLUDES(mu_);
   Status RemoveSink(const CommitSink* sink) EXCLUDES(mu_);
   Status AddStage(std::shared_ptr<CommitStage> stage) EXCLUDES(mu_);
@@ -57,8 +67,16 @@ class Bus {
   Status FreeLocked(Page* p) REQUIRES(mu_);
   Status GrowStaticRegion(std::uintptr_t lo, std::uintptr_t hi) REQUIRES(mu_);
   std::uint8_t* ShadowFor(const Page* p) const REQUIRES(mu_);
-  // Diffs one page into out_ (if changed) and resets its shadow.
+  // Diffs `p` against its twin (in full when `full`, else its touched granules), applies the
+  // result to the twin, clears the page's shadow. Touches only the page's own state, so distinct
+  // pages may be diffed concurrently (the graph's parallel recompute). `undo`, when set, receives
+  // the inverse delta.
+  Delta DiffNow(Page* p, bool full, Delta* undo) const;
+  // Diffs one page into out_ (if changed), with verify-mode checking and undo tracking.
   void CollectPage(Page* p, Epoch new_epoch) REQUIRES(mu_);
+  void Emit(Page* p, Delta&& d, Epoch new_epoch) REQUIRES(mu_);
+  // Restores every page changed in the open commit to its previous-epoch bytes.
+  void Rollback() REQUIRES(mu_);
   void CollectAll(Epoch new_epoch) REQUIRES(mu_);
   void FillBatch(CommitBatch& batch) REQUIRES(mu_);
   void ReportMisses(const Page* p, const Delta& full, const Delta& tracked) REQUIRES(mu_);
@@ -91,6 +109,14 @@ class Bus {
   std::vector<PageId> freed_ GUARDED_BY(mu_);
   std::vector<Delta> out_ GUARDED_BY(mu_);
   std::vector<VerifyMiss> misses_ GUARDED_BY(mu_);
+  struct Undo {
+    Page* page;
+    Delta delta;
+    Epoch prev_epoch;
+  };
+  std::vector<Undo> undo_ GUARDED_BY(mu_);
+  bool track_undo_ GUARDED_BY(mu_) = false;
+  DependencyGraph graph_ GUARDED_BY(mu_);
 
   Stats stats_ GUARDED_BY(mu_);
   bool verify_ = false;

@@ -48,9 +48,20 @@ std::string Stats::ToString() const {
   line("verify_commits", verify_commits);
   line("verify_misses", verify_misses);
   line("sink_errors", sink_errors);
-  s += fmt::format("  {:<18} n={} mean={:.0f}ns p50<={}ns p99<={}ns max={}ns\n", "commit_latency",
-                   commit_latency.count(), commit_latency.mean_ns(), commit_latency.PercentileNs(50),
-                   commit_latency.PercentileNs(99), commit_latency.max_ns());
+  line("failed_commits", failed_commits);
+  line("propagations", propagations);
+  line("nodes_recomputed", nodes_recomputed);
+  line("cutoffs", cutoffs);
+  line("parallel_batches", parallel_batches);
+  line("graph_nodes", graph_nodes);
+  line("graph_edges", graph_edges);
+  line("graph_depth", graph_depth);
+  auto hist = [&](const char* k, const LatencyHistogram& h) {
+    s += fmt::format("  {:<18} n={} mean={:.0f}ns p50<={}ns p99<={}ns max={}ns\n", k, h.count(),
+                     h.mean_ns(), h.PercentileNs(50), h.PercentileNs(99), h.max_ns());
+  };
+  hist("commit_latency", commit_latency);
+  hist("propagation", propagation_latency);
   return s;
 }
 
@@ -71,14 +82,27 @@ std::string Stats::ToJson() const {
   j["verify_commits"] = verify_commits;
   j["verify_misses"] = verify_misses;
   j["sink_errors"] = sink_errors;
-  auto& h = j["commit_latency_ns"];
-  h["count"] = commit_latency.count();
-  h["sum"] = commit_latency.sum_ns();
-  h["min"] = commit_latency.min_ns();
-  h["max"] = commit_latency.max_ns();
-  h["p50"] = commit_latency.PercentileNs(50);
-  h["p99"] = commit_latency.PercentileNs(99);
-  h["log2_buckets"] = commit_latency.buckets();
+  j["failed_commits"] = failed_commits;
+  j["propagations"] = propagations;
+  j["nodes_recomputed"] = nodes_recomputed;
+  j["cutoffs"] = cutoffs;
+  j["parallel_batches"] = parallel_batches;
+  j["graph_nodes"] = graph_nodes;
+  j["graph_edges"] = graph_edges;
+  j["graph_depth"] = graph_depth;
+  auto hist = [](const LatencyHistogram& l) {
+    nlohmann::ordered_json h;
+    h["count"] = l.count();
+    h["sum"] = l.sum_ns();
+    h["min"] = l.min_ns();
+    h["max"] = l.max_ns();
+    h["p50"] = l.PercentileNs(50);
+    h["p99"] = l.PercentileNs(99);
+    h["log2_buckets"] = l.buckets();
+    return h;
+  };
+  j["commit_latency_ns"] = hist(commit_latency);
+  j["propagation_latency_ns"] = hist(propagation_latency);
   return j.dump();
 }
 

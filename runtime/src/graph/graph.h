@@ -1,0 +1,113 @@
+// DependencyGraph: nodes (pages), edges with recompute rules, heights, and the propagation pass
+// that runs inside commit. See mmsb/graph.h for the user-facing contract.
+//
+// Owned by the Bus and always used under the bus mutex; only the per-node recompute and diff run
+// on pool threads, each touching its own child page.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "graph/thread_pool.h"
+#include "mmsb/delta.h"
+#include "mmsb/graph.h"
+#include "mmsb/page.h"
+#include "mmsb/stats.h"
+
+namespace mmsb {
+
+class DependencyGraph {
+ public:
+  // The bus's services the propagation needs.
+  struct Host {
+    // Diffs `page` now against its twin (fully when `full`), updates the twin and clears the
+    // page's shadow. Thread-safe for distinct pages.
+    // `undo` receives the delta that restores the previous bytes.
+    std::function<Delta(Page* page, bool full, Delta* undo)> diff_now;
+    // Records an undo for rollback (commit thread only).
+    std::function<void(Page* page, Delta&& undo)> record_undo;
+    // Drops un-diffed writes to `page` (restores it from its twin) after a failed recompute.
+    std::function<void(Page* page)> discard;
+    // Appends a delta of this epoch to the batch (commit thread only, after success).
+    std::function<void(Delta&& d)> emit;
+  };
+
+  DependencyGraph();
+  ~DependencyGraph();
+
+  Status AddEdge(Page* parent, Page* child, EdgeKind kind, Projection proj, EdgeOptions options);
+  Status SetUserFunction(Page* child, std::vector<Page*> parents, RecomputeFn fn, EdgeOptions options);
+  Status RemoveEdge(PageId parent, PageId child);
+  void RemovePage(PageId page);  // drops the node and all its edges
+  std::vector<EdgeInfo> ListEdges() const;
+  int Height(PageId page) const;
+  bool empty() const { return index_.empty(); }
+  const PropagationStats& stats() const { return stats_; }
+  const LatencyHistogram& latency() const { return latency_; }
+
+  // Recomputes every node downstream of the pages in `changed` (the epoch's deltas so far) in
+  // height order, emitting their deltas through `host`. Returns the first recompute error, naming
+  // the node; the caller then rolls the commit back.
+  Status Propagate(Epoch epoch, std::span<const Delta> changed, const Host& host);
+
+  // Work thresholds above which one height bucket is recomputed on the pool.
+  static constexpr std::size_t kParallelMinNodes = 64;
+  static constexpr std::size_t kParallelMinBytes = std::size_t{1} << 20;
+
+ private:
+  struct Edge {
+    std::uint32_t parent;
+    std::uint32_t child;
+    EdgeKind kind;
+    Projection proj;
+    DerivedPolicy policy;
+  };
+  struct Node {
+    Page* page = nullptr;
+    PageId id = kInvalidPageId;
+    int height = 0;
+    std::vector<std::uint32_t> in_edges;   // indices into edges_
+    std::vector<std::uint32_t> children;   // node indices, one per out-edge
+    RecomputeFn user_fn;
+    std::vector<std::uint32_t> user_parents;
+    std::uint64_t dirty_stamp = 0;  // propagation round in which the node was last queued
+    bool live = false;
+  };
+  struct Work {
+    std::uint32_t node = 0;
+    Delta delta;
+    Delta undo;
+    Status status;
+    bool ran = false;
+  };
+
+  std::uint32_t NodeFor(Page* page);
+  bool Reaches(std::uint32_t from, std::uint32_t target) const;
+  void DropEdge(std::uint32_t e);
+  void MaybeDropNode(std::uint32_t n);
+  void Recompute(const Host& host, Work& work);
+  void Schedule(std::uint32_t node);
+  void UpdateHeights(std::uint32_t start);
+
+  std::vector<Node> nodes_;
+  std::vector<std::uint32_t> free_nodes_;
+  std::unordered_map<PageId, std::uint32_t> index_;
+  std::vector<Edge> edges_;
+  std::vector<std::uint32_t> free_edges_;
+  std::vector<bool> edge_live_;
+
+  // Propagation scratch: bucket queue by height, and this commit's deltas per changed node.
+  std::vector<std::vector<std::uint32_t>> buckets_;
+  std::unordered_map<std::uint32_t, std::vector<const Delta*>> changed_;
+  std::vector<std::unique_ptr<Delta>> owned_;  // deltas produced during this propagation
+
+  std::uint64_t round_ = 0;
+  std::unique_ptr<ThreadPool> pool_;
+  PropagationStats stats_;
+  LatencyHistogram latency_;
+};
+
+}  // namespace mmsb
