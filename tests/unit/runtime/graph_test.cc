@@ -1,0 +1,304 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <numeric>
+#include <random>
+#include <thread>
+
+#include "bus_fixture.h"
+#include "graph/graph.h"
+
+namespace mmsb {
+namespace {
+
+using testing::BusTest;
+
+std::uint32_t ReadU32(const Page* p, std::size_t i = 0) {
+  std::uint32_t v;
+  std::memcpy(&v, p->data() + i * 4, 4);
+  return v;
+}
+void WriteU32(Page* p, std::uint32_t v, std::size_t i = 0) {
+  std::memcpy(rt::w(reinterpret_cast<std::uint32_t*>(p->data()) + i), &v, 4);
+}
+
+// child[0] = sum of parents[0] (+1), counting calls.
+RecomputeFn SumFn(std::atomic<int>* calls, std::uint32_t add = 0) {
+  return [calls, add](std::span<const Page* const> parents, Page& child) {
+    if (calls) ++*calls;
+    std::uint32_t sum = add;
+    for (const Page* p : parents) sum += ReadU32(p);
+    WriteU32(&child, sum);
+    return Status::Ok();
+  };
+}
+
+class GraphTest : public BusTest {};
+
+TEST_F(GraphTest, DiamondChildIsRecomputedOnce) {
+  Page* a = NewPage(64);
+  Page* b = NewPage(64);
+  Page* c = NewPage(64);
+  Page* d = NewPage(64);
+  std::atomic<int> calls_b{0}, calls_c{0}, calls_d{0};
+  const PageId pa[] = {a->id()}, pb[] = {a->id()}, pd[] = {b->id(), c->id()};
+  ASSERT_TRUE(AddUserEdges(pa, b->id(), SumFn(&calls_b, 1)).ok());
+  ASSERT_TRUE(AddUserEdges(pb, c->id(), SumFn(&calls_c, 2)).ok());
+  ASSERT_TRUE(AddUserEdges(pd, d->id(), SumFn(&calls_d)).ok());
+  EXPECT_EQ(NodeHeight(a->id()), 0);
+  EXPECT_EQ(NodeHeight(d->id()), 2);
+  WriteU32(a, 10);
+  const Epoch e = Commit();
+  EXPECT_EQ(calls_d.load(), 1);
+  EXPECT_EQ(ReadU32(d), 11u + 12u);
+  EXPECT_EQ(d->epoch(), e);
+  // All four pages' deltas are in the same epoch's batch, parents before children.
+  const auto& deltas = sink->batches.back().deltas;
+  ASSERT_EQ(deltas.size(), 4u);
+  EXPECT_EQ(deltas.front().page(), a->id());
+  EXPECT_EQ(deltas.back().page(), d->id());
+  EXPECT_EQ(GetStats().graph_depth, 2u);
+}
+
+TEST_F(GraphTest, CutoffStopsPropagationWhenRecomputeChangesNothing) {
+  Page* a = NewPage(64);
+  Page* flag = NewPage(64);
+  Page* leaf = NewPage(64);
+  std::atomic<int> leaf_calls{0};
+  const PageId pa[] = {a->id()}, pf[] = {flag->id()};
+  // flag = (a > 100): changes to `a` below 100 leave it unchanged.
+  ASSERT_TRUE(AddUserEdges(pa, flag->id(), [](std::span<const Page* const> ps, Page& child) {
+                WriteU32(&child, ReadU32(ps[0]) > 100 ? 1 : 0);
+                return Status::Ok();
+              }).ok());
+  ASSERT_TRUE(AddUserEdges(pf, leaf->id(), SumFn(&leaf_calls, 7)).ok());
+  WriteU32(a, 5);
+  Commit();
+  EXPECT_EQ(leaf_calls.load(), 0);
+  EXPECT_EQ(GetStats().cutoffs, 1u);
+  WriteU32(a, 500);
+  Commit();
+  EXPECT_EQ(leaf_calls.load(), 1);
+  EXPECT_EQ(ReadU32(leaf), 8u);
+}
+
+TEST_F(GraphTest, CycleIsRejectedAndGraphUnchanged) {
+  Page* a = NewPage(64);
+  Page* b = NewPage(64);
+  Page* c = NewPage(64);
+  ASSERT_TRUE(AddPassthroughEdge(a->id(), b->id()).ok());
+  ASSERT_TRUE(AddPassthroughEdge(b->id(), c->id()).ok());
+  const auto before = ListEdges();
+  EXPECT_EQ(AddPassthroughEdge(c->id(), a->id()).code(), StatusCode::kGraphCycle);
+  EXPECT_EQ(AddPassthroughEdge(a->id(), a->id()).code(), StatusCode::kGraphCycle);
+  const PageId pc[] = {c->id()};
+  EXPECT_EQ(AddUserEdges(pc, a->id(), SumFn(nullptr)).code(), StatusCode::kGraphCycle);
+  const auto after = ListEdges();
+  ASSERT_EQ(after.size(), before.size());
+  EXPECT_EQ(NodeHeight(a->id()), 0);
+  EXPECT_EQ(NodeHeight(c->id()), 2);
+  EXPECT_EQ(AddPassthroughEdge(a->id(), b->id()).code(), StatusCode::kAlreadyExists);
+}
+
+TEST_F(GraphTest, MissingPageGivesPageNotFound) {
+  Page* a = NewPage(64);
+  EXPECT_EQ(AddPassthroughEdge(a->id(), 999999).code(), StatusCode::kPageNotFound);
+  EXPECT_EQ(AddPassthroughEdge(999999, a->id()).code(), StatusCode::kPageNotFound);
+  EXPECT_EQ(RemoveEdge(a->id(), 999999).code(), StatusCode::kNotFound);
+}
+
+TEST_F(GraphTest, PassthroughAndProjectionCopyOnlyChangedBytes) {
+  Page* src = NewPage(256);
+  Page* mirror = NewPage(256);
+  Page* field = NewPage(16);
+  ASSERT_TRUE(AddPassthroughEdge(src->id(), mirror->id()).ok());
+  ASSERT_TRUE(AddProjectionEdge(src->id(), field->id(), {.src_offset = 64, .length = 16, .dst_offset = 0}).ok());
+  EXPECT_EQ(AddProjectionEdge(src->id(), field->id(), {.src_offset = 250, .length = 16}).code(),
+            StatusCode::kInvalidArgument);
+  std::memset(rt::w(src->data() + 60, 10), 0xAA, 10);  // bytes 60..69: 64..69 fall in the projection
+  Commit();
+  EXPECT_EQ(std::memcmp(src->data(), mirror->data(), 256), 0);
+  EXPECT_EQ(field->data()[0], 0xAA);
+  EXPECT_EQ(field->data()[5], 0xAA);
+  EXPECT_EQ(field->data()[6], 0);
+  const auto& deltas = sink->batches.back().deltas;
+  ASSERT_EQ(deltas.size(), 3u);
+  EXPECT_EQ(deltas[1].changed_bytes() + deltas[2].changed_bytes(), 10u + 6u);
+}
+
+TEST_F(GraphTest, FailedFirstCommitKeepsCreationsPendingForTheNext) {
+  Page* a = NewPage(64);
+  Page* c = NewPage(64);
+  bool fail = true;
+  const PageId pa[] = {a->id()};
+  ASSERT_TRUE(AddUserEdges(pa, c->id(), [&](std::span<const Page* const> ps, Page& child) {
+                if (fail) return Internal("not ready");
+                WriteU32(&child, ReadU32(ps[0]) + 1);
+                return Status::Ok();
+              }).ok());
+  WriteU32(a, 41);
+  ASSERT_FALSE(commit().ok());
+  EXPECT_TRUE(sink->batches.empty());
+  EXPECT_EQ(ReadU32(a), 0u) << "the failed epoch's write is rolled back";
+  fail = false;
+  WriteU32(a, 41);
+  Commit();
+  ASSERT_EQ(sink->batches.size(), 1u);
+  EXPECT_EQ(sink->batches[0].created.size(), 2u);
+  EXPECT_EQ(ReadU32(c), 42u);
+}
+
+TEST_F(GraphTest, FailedRecomputeLeavesPreviousEpochIntact) {
+  Page* a = NewPage(64);
+  Page* b = NewPage(64);
+  Page* c = NewPage(64);
+  ASSERT_TRUE(AddPassthroughEdge(a->id(), b->id()).ok());
+  bool fail = false;
+  const PageId pb[] = {b->id()};
+  ASSERT_TRUE(AddUserEdges(pb, c->id(), [&](std::span<const Page* const> ps, Page& child) {
+                WriteU32(&child, 12345);  // partial write before failing
+                if (fail) return Internal("sensor offline");
+                WriteU32(&child, ReadU32(ps[0]) * 2);
+                return Status::Ok();
+              }).ok());
+  WriteU32(a, 1);
+  const Epoch good = Commit();
+  EXPECT_EQ(ReadU32(c), 2u);
+
+  fail = true;
+  WriteU32(a, 7);
+  auto e = commit();
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("page " + std::to_string(c->id())), std::string::npos) << e.status().ToString();
+  EXPECT_NE(e.status().message().find("sensor offline"), std::string::npos);
+  // Nothing of the failed epoch is visible: all three pages hold their epoch-`good` bytes.
+  EXPECT_EQ(current_epoch(), good);
+  EXPECT_EQ(ReadU32(a), 1u);
+  EXPECT_EQ(ReadU32(b), 1u);
+  EXPECT_EQ(ReadU32(c), 2u);
+  EXPECT_EQ(sink->batches.size(), 1u);
+  EXPECT_EQ(GetStats().failed_commits, 1u);
+
+  fail = false;
+  WriteU32(a, 7);
+  EXPECT_EQ(Commit(), good + 1);
+  EXPECT_EQ(ReadU32(c), 14u);
+  // The log-visible history replays to the live state.
+  std::vector<std::uint8_t> img(64, 0);
+  for (const auto& batch : sink->batches) {
+    for (const auto& d : batch.deltas) {
+      if (d.page() == c->id()) ASSERT_TRUE(d.ApplyTo(img).ok());
+    }
+  }
+  EXPECT_EQ(std::memcmp(img.data(), c->data(), 64), 0);
+}
+
+TEST_F(GraphTest, FreeingAPageRemovesItsEdges) {
+  Page* a = NewPage(64);
+  Page* b = NewPage(64);
+  Page* c = NewPage(64);
+  ASSERT_TRUE(AddPassthroughEdge(a->id(), b->id()).ok());
+  ASSERT_TRUE(AddPassthroughEdge(b->id(), c->id()).ok());
+  ASSERT_TRUE(FreePage(b).ok());
+  EXPECT_TRUE(ListEdges().empty());
+  EXPECT_EQ(NodeHeight(c->id()), -1);
+  WriteU32(a, 3);
+  Commit();
+  EXPECT_EQ(ReadU32(c), 0u);
+}
+
+TEST_F(GraphTest, RemovingAnEdgeLowersHeights) {
+  Page* a = NewPage(64);
+  Page* b = NewPage(64);
+  Page* c = NewPage(64);
+  ASSERT_TRUE(AddPassthroughEdge(a->id(), b->id()).ok());
+  ASSERT_TRUE(AddPassthroughEdge(b->id(), c->id()).ok());
+  ASSERT_TRUE(AddPassthroughEdge(a->id(), c->id()).ok());
+  EXPECT_EQ(NodeHeight(c->id()), 2);
+  ASSERT_TRUE(RemoveEdge(b->id(), c->id()).ok());
+  EXPECT_EQ(NodeHeight(c->id()), 1);
+}
+
+// Random DAGs: after every commit, every node equals a naive full recompute in topological order.
+TEST_F(GraphTest, RandomDagMatchesNaiveFullRecompute) {
+  std::mt19937 rng(2024);
+  auto combine = [](std::uint32_t salt, const std::vector<std::uint32_t>& in) {
+    std::uint32_t v = salt;
+    for (std::uint32_t x : in) v = v * 31 + x % 7;
+    return v % 11;  // a small range makes cutoffs common
+  };
+  for (int round = 0; round < 4; ++round) {
+    StartBus({});
+    constexpr int kNodes = 200, kRoots = 12;
+    std::vector<Page*> pages;
+    std::vector<std::vector<int>> parents(kNodes);
+    std::vector<std::uint32_t> salt(kNodes, 0);
+    for (int i = 0; i < kNodes; ++i) pages.push_back(NewPage(64));
+    // Node i depends only on nodes < i: a DAG by construction, and index order is topological.
+    for (int i = kRoots; i < kNodes; ++i) {
+      const int n = 1 + static_cast<int>(rng() % 3);
+      for (int k = 0; k < n; ++k) {
+        const int p = static_cast<int>(rng() % i);
+        if (std::find(parents[i].begin(), parents[i].end(), p) == parents[i].end()) parents[i].push_back(p);
+      }
+      salt[i] = rng() % 5;
+      std::vector<PageId> ids;
+      for (int p : parents[i]) ids.push_back(pages[p]->id());
+      ASSERT_TRUE(AddUserEdges(ids, pages[i]->id(),
+                               [&combine, s = salt[i]](std::span<const Page* const> ps, Page& child) {
+                                 std::vector<std::uint32_t> in;
+                                 for (const Page* p : ps) in.push_back(ReadU32(p));
+                                 WriteU32(&child, combine(s, in));
+                                 return Status::Ok();
+                               }).ok());
+    }
+    // Pages start at zero, so a node has ever produced a delta iff it was ever non-zero at a
+    // commit; a derived node is first recomputed when one of its parents first does.
+    std::vector<bool> ever_changed(kNodes, false), ever_recomputed(kNodes, false);
+    for (int step = 0; step < 25; ++step) {
+      for (int k = 0; k < 3; ++k) WriteU32(pages[rng() % kRoots], rng() % 50);
+      Commit();
+      // Naive model: evaluate every derived node from scratch in index (topological) order.
+      std::vector<std::uint32_t> model(kNodes, 0);
+      for (int i = 0; i < kRoots; ++i) {
+        model[i] = ReadU32(pages[i]);
+        ever_changed[i] = ever_changed[i] || model[i] != 0;
+      }
+      for (int i = kRoots; i < kNodes; ++i) {
+        std::vector<std::uint32_t> in;
+        for (int p : parents[i]) {
+          in.push_back(model[p]);
+          ever_recomputed[i] = ever_recomputed[i] || ever_changed[p];
+        }
+        model[i] = ever_recomputed[i] ? combine(salt[i], in) : 0;
+        ever_changed[i] = ever_changed[i] || model[i] != 0;
+        ASSERT_EQ(ReadU32(pages[i]), model[i]) << "node " << i << " at step " << step;
+      }
+    }
+    const Stats st = GetStats();
+    EXPECT_GT(st.nodes_recomputed, 0u);
+    EXPECT_GT(st.cutoffs, 0u);
+  }
+}
+
+// A wide fan-out runs on the thread pool; results equal the serial semantics (and TSan checks it).
+TEST_F(GraphTest, ConcurrentRecomputeOnPoolIsExact) {
+  Page* root = NewPage(64);
+  std::vector<Page*> kids;
+  for (std::size_t i = 0; i < DependencyGraph::kParallelMinNodes + 16; ++i) {
+    kids.push_back(NewPage(128));
+    const PageId pr[] = {root->id()};
+    ASSERT_TRUE(AddUserEdges(pr, kids.back()->id(), SumFn(nullptr, static_cast<std::uint32_t>(i))).ok());
+  }
+  for (std::uint32_t v = 1; v <= 3; ++v) {
+    WriteU32(root, v * 100);
+    Commit();
+    for (std::size_t i = 0; i < kids.size(); ++i) ASSERT_EQ(ReadU32(kids[i]), v * 100 + i);
+  }
+  if (std::thread::hardware_concurrency() > 1) EXPECT_GT(GetStats().parallel_batches, 0u);
+  EXPECT_EQ(sink->batches.back().deltas.size(), kids.size() + 1);
+}
+
+}  // namespace
+}  // namespace mmsb
