@@ -35,6 +35,9 @@ struct Options {
   bool verify = false;
   // Called for each verify miss (under the commit lock). Default: print one line to stderr.
   std::function<void(const VerifyMiss&)> on_verify_miss;
+  // Threads that may recompute independent graph nodes at once: 0 picks one per hardware thread
+  // (at most 8), 1 keeps propagation serial.
+  unsigned propagation_threads = 0;
 };
 
 // Starts the process-wide bus. FailedPrecondition if already started; OutOfMemory if the address

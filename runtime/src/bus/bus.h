@@ -60,7 +60,7 @@ class Bus {
   Status RemoveStage(const CommitStage* stage) EXCLUDES(mu_);
 
  private:
-  explicit Bus(const Options& options) : options_(options) {}
+  explicit Bus(const Options& options) : options_(options), graph_(options.propagation_threads) {}
   Page* NewRecord() REQUIRES(mu_);
   void Register(Page* p) REQUIRES(mu_);
   void Unregister(Page* p) REQUIRES(mu_);

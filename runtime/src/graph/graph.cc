@@ -24,7 +24,10 @@ std::string NodeName(const Page* p) {
 
 }  // namespace
 
-DependencyGraph::DependencyGraph() = default;
+DependencyGraph::DependencyGraph(unsigned threads) {
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  threads_ = threads == 0 ? std::min(hw, 8u) : threads;
+}
 DependencyGraph::~DependencyGraph() = default;
 
 std::uint32_t DependencyGraph::NodeFor(Page* page) {
@@ -329,11 +332,10 @@ Status DependencyGraph::Propagate(Epoch epoch, std::span<const Delta> changed, c
       works[i].node = bucket[i];
       bytes += nodes_[bucket[i]].page->size();
     }
-    const bool parallel = bucket.size() >= 2 &&
-                          (bucket.size() >= kParallelMinNodes || bytes >= kParallelMinBytes) &&
-                          std::thread::hardware_concurrency() > 1;
+    const bool parallel = threads_ > 1 && bucket.size() >= 2 &&
+                          (bucket.size() >= kParallelMinNodes || bytes >= kParallelMinBytes);
     if (parallel) {
-      if (!pool_) pool_ = std::make_unique<ThreadPool>(std::min(7u, std::thread::hardware_concurrency() - 1));
+      if (!pool_) pool_ = std::make_unique<ThreadPool>(threads_ - 1);
       pool_->ParallelFor(works.size(), [&](std::size_t i) { Recompute(host, works[i]); });
       ++stats_.parallel_batches;
     } else {

@@ -35,7 +35,8 @@ class DependencyGraph {
     std::function<void(Delta&& d)> emit;
   };
 
-  DependencyGraph();
+  // `threads`: 0 = one per hardware thread (at most 8), 1 = serial.
+  explicit DependencyGraph(unsigned threads = 0);
   ~DependencyGraph();
 
   Status AddEdge(Page* parent, Page* child, EdgeKind kind, Projection proj, EdgeOptions options);
@@ -105,6 +106,7 @@ class DependencyGraph {
   std::vector<std::unique_ptr<Delta>> owned_;  // deltas produced during this propagation
 
   std::uint64_t round_ = 0;
+  unsigned threads_ = 1;
   std::unique_ptr<ThreadPool> pool_;
   PropagationStats stats_;
   LatencyHistogram latency_;
