@@ -40,6 +40,8 @@ class Delta {
                                   std::vector<ByteRun> runs, std::vector<std::uint8_t> bytes);
 
   PageId page() const { return page_; }
+  // The epoch of the page's previous change (0 when it had none): the state this delta applies
+  // to. Consecutive deltas of one page chain base_epoch -> epoch, so a gap is detectable.
   Epoch base_epoch() const { return base_epoch_; }
   std::uint32_t page_size() const { return page_size_; }
   Form form() const { return form_; }

@@ -444,10 +444,9 @@ void Bus::CollectPage(Page* p, Epoch new_epoch) {
   if (full) {
     ++stats_.full_diffs;
   } else {
-    if (shadow == nullptr) return;
+    if (shadow == nullptr || !AnyTouched(shadow, granules)) return;
     std::size_t touched = 0;
     for (std::size_t g = 0; g < granules; ++g) touched += shadow[g] != 0;
-    if (touched == 0) return;
     stats_.granules_diffed += touched;
   }
   const Epoch prev_epoch = p->epoch_;

@@ -40,11 +40,14 @@ TEST_F(BusTest, CommitProducesExactDeltaOfBarrieredStores) {
   ASSERT_EQ(sink->batches.back().deltas.size(), 1u);
   const Delta& d = sink->batches.back().deltas[0];
   EXPECT_EQ(d.page(), p->id());
-  EXPECT_EQ(d.base_epoch(), 1u);
+  EXPECT_EQ(d.base_epoch(), 0u) << "base epoch is the page's previous change (none yet)";
   // 1.5f = 0x3FC00000: only the two high bytes differ from zero; -2.0f = 0xC0000000: one byte.
   EXPECT_EQ(d.changed_bytes(), 3u);
   EXPECT_EQ(p->epoch(), 2u);
   EXPECT_EQ(Replay(*sink, p->id(), 4096), Bytes(p));
+  *rt::w(&f[13]) = 1.0f;
+  Commit();
+  EXPECT_EQ(sink->batches.back().deltas.at(0).base_epoch(), 2u);
 }
 
 TEST_F(BusTest, StoreOfUnchangedValueYieldsNoDelta) {
