@@ -7,7 +7,9 @@
 // MMSB's, comes from that second compile, once, at the user's lines.
 //
 // Options: -fplugin-arg-mmsb-verbose, -fplugin-arg-mmsb-dump-rewrite, -fplugin-arg-mmsb-disable,
-// -fplugin-arg-mmsb-include-dir=<dir with mmsb/instrument.h>.
+// -fplugin-arg-mmsb-include-dir=<dir with mmsb/instrument.h>, -fplugin-arg-mmsb-W<group flag>
+// (e.g. -fplugin-arg-mmsb-Wno-mmsb-untracked: like -Wno-mmsb-untracked, without clang's
+// "unknown warning option" warning).
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +33,7 @@ struct Options {
   bool dump_rewrite = false;
   bool disable = false;
   std::string include_dir = MMSB_RUNTIME_INCLUDE_DIR;
+  std::vector<std::string> warnings;  // MMSB group flags without "-W"
 };
 
 // The outer compile's diagnostics sink. Diagnostics with a location are dropped: the inner
@@ -114,6 +117,8 @@ class MmsbAction : public clang::PluginASTAction {
         options_.dump_rewrite = true;
       } else if (arg == "disable") {
         options_.disable = true;
+      } else if (arg.consume_front("W")) {
+        options_.warnings.push_back(arg.str());  // -fplugin-arg-mmsb-Wno-mmsb-untracked
       } else if (arg.consume_front("include-dir=")) {
         options_.include_dir = arg.str();
       } else {
@@ -171,6 +176,7 @@ class MmsbAction : public clang::PluginASTAction {
       request.client = silent_->original();
       request.runtime_include_dir = options_.include_dir;
       request.run_checker = !options_.disable;
+      request.extra_warnings = options_.warnings;
       if (options_.verbose) {
         llvm::errs() << "mmsb: compiling " << (rewrite_ ? "the rewritten" : "the original")
                      << " source\n";

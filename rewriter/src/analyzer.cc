@@ -267,7 +267,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     if (!vd->getType()->isReferenceType()) {
       if (page_type && vd->hasLocalStorage() && !llvm::isa<clang::DecompositionDecl>(vd)) {
         AddFinding(DiagKind::kUntrackedAutomatic, vd->getLocation(),
-                   {"variable " + Quote(vd->getName()), Quote(TypeName(vd->getType()))});
+                   {"variable " + Quote(vd->getName()), Quote(DisplayName(vd->getType()))});
       } else if (page_type && vd->getTLSKind() != clang::VarDecl::TLS_None) {
         AddFinding(DiagKind::kUntrackedThreadLocal, vd->getLocation(),
                    {Quote(vd->getName()), Quote(TypeName(vd->getType()))});
@@ -608,13 +608,13 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
         note(b.getBeginLoc(), "virtual base class " + Quote(TypeName(b.getType())));
       } else if (!b.getType().isTriviallyCopyableType(ctx_)) {
         note(b.getBeginLoc(),
-             "base class " + Quote(TypeName(b.getType())) + " is not trivially copyable");
+             "base class " + Quote(DisplayName(b.getType())) + " is not trivially copyable");
       }
     }
     for (const clang::FieldDecl* f : rd->fields()) {
       if (!f->getType().isTriviallyCopyableType(ctx_)) {
         note(f->getLocation(), "member " + Quote(f->getName()) + " of type " +
-                                   Quote(TypeName(f->getType())) + " is not trivially copyable");
+                                   Quote(DisplayName(f->getType())) + " is not trivially copyable");
       }
     }
     for (const clang::CXXMethodDecl* m : rd->methods()) {
@@ -687,6 +687,13 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
 
   std::string RecordName(const clang::RecordDecl* rd) const {
     return TypeName(ctx_.getRecordType(rd));
+  }
+
+  // A type as the user wrote it, for diagnostics.
+  std::string DisplayName(clang::QualType t) const {
+    clang::PrintingPolicy pp(lo_);
+    pp.SuppressTagKeyword = true;
+    return t.getUnqualifiedType().getAsString(pp);
   }
 
   std::string TypeName(clang::QualType t) const {

@@ -102,7 +102,9 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
     fe.ProgramAction = clang::frontend::ParseSyntaxOnly;
 
   clang::DiagnosticOptions& dopts = inv->getDiagnosticOpts();
-  const std::vector<std::string> all_warnings = dopts.Warnings;
+  std::vector<std::string> all_warnings = dopts.Warnings;
+  all_warnings.insert(all_warnings.end(), request.extra_warnings.begin(),
+                      request.extra_warnings.end());
   const bool ignore_warnings = dopts.IgnoreWarnings;
   dopts.Warnings = ClangWarningFlags(dopts.Warnings);
   // The outer compile's consumer chain (-verify, --serialize-diagnostics, the printer) receives

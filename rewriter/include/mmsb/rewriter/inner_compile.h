@@ -26,6 +26,8 @@ struct InnerCompileRequest {
   clang::DiagnosticConsumer* client = nullptr;  // receives every diagnostic of the compile
   std::string runtime_include_dir;              // where <mmsb/instrument.h> lives
   bool run_checker = true;
+  // Extra -W flags for MMSB's groups (from -fplugin-arg-mmsb-W...), after the command line's.
+  std::vector<std::string> extra_warnings;
 };
 
 // Returns true when the compile succeeded, false when it reported errors (through `client`), and
