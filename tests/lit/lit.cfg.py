@@ -25,6 +25,7 @@ config.substitutions.append(("%mmsb_include", runtime_include))
 config.substitutions.append(("%plugin", config.mmsb_plugin))
 config.substitutions.append(("%rewrite", config.mmsb_rewrite))
 # %cxx_plain: clang 19 without the plugin; %cxx: with it.
+config.substitutions.append(("%clang_c", config.clangxx.replace("clang++", "clang") + " -x c"))
 config.substitutions.append(("%cxx_plain", cxx))
 config.substitutions.append(("%cxx", cxx + " -fplugin=" + config.mmsb_plugin))
 config.substitutions.append(("%rw", config.mmsb_rewrite + " --extra-arg=-std=c++20 "
