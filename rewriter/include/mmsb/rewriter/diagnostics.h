@@ -1,0 +1,67 @@
+// MMSB's own diagnostics: stable kinds, their text, and their warning groups.
+//
+// Clang 19 custom diagnostic IDs cannot belong to a warning group, and -W flags do not reach
+// them. Reporter emulates groups: it reads the -W flags of the compile (-w, -Werror,
+// -W[no-][error=]mmsb-<group>, -Wno-mmsb for all of them) and picks the level of each custom ID
+// accordingly. Every warning names its group as clang does ("[-Wmmsb-untracked]").
+//
+// Thread-safety: a Reporter belongs to one compiler instance.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "clang/Basic/Diagnostic.h"
+#include "clang/Basic/DiagnosticOptions.h"
+#include "clang/Basic/SourceLocation.h"
+
+namespace mmsb::rewriter {
+
+enum class DiagKind {
+  kNotTriviallyCopyable,   // error: page type '%0' is not trivially copyable
+  kNotTriviallyCopyableWhy,  // note: %0
+  kUntrackedAutomatic,     // warning -Wmmsb-untracked
+  kUntrackedMember,        // warning -Wmmsb-untracked
+  kUntrackedContainer,     // warning -Wmmsb-untracked
+  kUntrackedArrayNew,      // warning -Wmmsb-untracked
+  kUntrackedThreadLocal,   // warning -Wmmsb-untracked
+  kPointerMember,          // note -Wmmsb-pointer (standalone)
+  kUnrewritableStore,      // warning -Wmmsb-unrewritable
+  kUnrewritableDecl,       // warning -Wmmsb-unrewritable
+};
+
+// One diagnostic found by the analysis, with its arguments already formatted.
+struct Finding {
+  DiagKind kind;
+  clang::SourceLocation loc;
+  std::vector<std::string> args;
+};
+
+// The emulated group of a kind ("mmsb-untracked"), or "" for errors and attached notes.
+const char* GroupOf(DiagKind kind);
+
+// Returns true when `group` is one of MMSB's emulated warning groups (with or without the
+// "no-", "error=" and "no-error=" prefixes): such -W flags must not reach clang's own parser.
+bool IsMmsbWarningFlag(llvm::StringRef flag);
+
+class Reporter {
+ public:
+  // "*diags" must outlive the Reporter.
+  Reporter(clang::DiagnosticsEngine* diags, const clang::DiagnosticOptions& opts);
+  // `warnings` are the -W flags without the "-W" (DiagnosticOptions::Warnings).
+  Reporter(clang::DiagnosticsEngine* diags, std::vector<std::string> warnings,
+           bool ignore_warnings);
+
+  void Report(const Finding& f);
+  void ReportAll(const std::vector<Finding>& findings);
+
+ private:
+  clang::DiagnosticsEngine::Level LevelFor(DiagKind kind) const;
+
+  clang::DiagnosticsEngine* diags_;
+  std::vector<std::string> warnings_;  // the -W flags, in command-line order
+  bool ignore_warnings_;
+  bool last_warning_ignored_ = false;
+};
+
+}  // namespace mmsb::rewriter

@@ -1,0 +1,41 @@
+// The in-process compile of a (rewritten) translation unit.
+//
+// With the plugin loaded, clang runs the plugin's action instead of the one the command asked
+// for. RunInnerCompile re-derives the original cc1 invocation from the command line
+// (CodeGenOptions::CommandLineArgs), remaps the rewritten files over the originals and runs the
+// original action (-c, -S, -emit-llvm, -E, -fsyntax-only, ...) in a second CompilerInstance, with
+// all its outputs (-o, -MD/-MF) as the command line says. A checker runs beside the real AST
+// consumer and reports MMSB's diagnostics for the code as the user wrote it.
+//
+// Ownership: `client` is borrowed; it must outlive the call. Thread-safety: one call at a time
+// per process (the attribute use counter is process-wide).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "clang/Basic/Diagnostic.h"
+#include "clang/Frontend/CompilerInstance.h"
+#include "llvm/Support/Error.h"
+#include "mmsb/rewriter/analyzer.h"
+
+namespace mmsb::rewriter {
+
+struct InnerCompileRequest {
+  const RewriteOutput* rewrite = nullptr;  // null: compile the original files
+  clang::DiagnosticConsumer* client = nullptr;  // receives every diagnostic of the compile
+  std::string runtime_include_dir;              // where <mmsb/instrument.h> lives
+  bool run_checker = true;
+  // Extra -W flags for MMSB's groups (from -fplugin-arg-mmsb-W...), after the command line's.
+  std::vector<std::string> extra_warnings;
+};
+
+// Returns true when the compile succeeded, false when it reported errors (through `client`), and
+// an error when the compile could not be set up at all.
+llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
+                                     const InnerCompileRequest& request);
+
+// The -W flags of `outer` with MMSB's emulated groups removed (clang would call them unknown).
+std::vector<std::string> ClangWarningFlags(const std::vector<std::string>& warnings);
+
+}  // namespace mmsb::rewriter

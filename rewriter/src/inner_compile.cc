@@ -1,0 +1,151 @@
+#include "mmsb/rewriter/inner_compile.h"
+
+#include <memory>
+
+#include "clang/AST/ASTConsumer.h"
+#include "clang/AST/ASTContext.h"
+#include "clang/Basic/DiagnosticIDs.h"
+#include "clang/Frontend/CompilerInvocation.h"
+#include "clang/Frontend/FrontendAction.h"
+#include "clang/Frontend/MultiplexConsumer.h"
+#include "clang/Frontend/Utils.h"
+#include "clang/Lex/PreprocessorOptions.h"
+#include "clang/FrontendTool/Utils.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "mmsb/rewriter/attributes.h"
+#include "mmsb/rewriter/diagnostics.h"
+
+namespace mmsb::rewriter {
+namespace {
+
+// Reports MMSB's findings for the translation unit as compiled.
+class CheckerConsumer : public clang::ASTConsumer {
+ public:
+  CheckerConsumer(clang::CompilerInstance& ci, std::vector<std::string> warnings, bool ignore)
+      : ci_(ci), warnings_(std::move(warnings)), ignore_(ignore) {}
+
+  void HandleTranslationUnit(clang::ASTContext& ctx) override {
+    if (AttributeUseCount() == 0) return;
+    PageAnalyzer analyzer(ctx, AnalyzerOptions{/*report_only=*/true});
+    analyzer.Run();
+    Reporter(&ci_.getDiagnostics(), warnings_, ignore_).ReportAll(analyzer.findings());
+  }
+
+ private:
+  clang::CompilerInstance& ci_;
+  std::vector<std::string> warnings_;
+  bool ignore_;
+};
+
+class CheckingAction : public clang::WrapperFrontendAction {
+ public:
+  CheckingAction(std::unique_ptr<clang::FrontendAction> wrapped, bool run_checker,
+                 std::vector<std::string> warnings, bool ignore)
+      : WrapperFrontendAction(std::move(wrapped)), run_checker_(run_checker),
+        warnings_(std::move(warnings)), ignore_(ignore) {}
+
+ protected:
+  std::unique_ptr<clang::ASTConsumer> CreateASTConsumer(clang::CompilerInstance& ci,
+                                                        llvm::StringRef in_file) override {
+    std::unique_ptr<clang::ASTConsumer> real = WrapperFrontendAction::CreateASTConsumer(ci, in_file);
+    if (real == nullptr || !run_checker_) return real;
+    std::vector<std::unique_ptr<clang::ASTConsumer>> consumers;
+    consumers.push_back(std::make_unique<CheckerConsumer>(ci, warnings_, ignore_));
+    consumers.push_back(std::move(real));
+    return std::make_unique<clang::MultiplexConsumer>(std::move(consumers));
+  }
+
+ private:
+  bool run_checker_;
+  std::vector<std::string> warnings_;
+  bool ignore_;
+};
+
+}  // namespace
+
+std::vector<std::string> ClangWarningFlags(const std::vector<std::string>& warnings) {
+  std::vector<std::string> out;
+  for (const std::string& w : warnings) {
+    if (!IsMmsbWarningFlag(w)) out.push_back(w);
+  }
+  return out;
+}
+
+llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
+                                     const InnerCompileRequest& request) {
+  const clang::CodeGenOptions& cg = outer.getCodeGenOpts();
+  if (cg.CommandLineArgs.empty()) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "mmsb: the compile command is not available to the plugin");
+  }
+  std::vector<const char*> args;
+  for (const std::string& a : cg.CommandLineArgs) args.push_back(a.c_str());
+
+  auto inv = std::make_shared<clang::CompilerInvocation>();
+  {
+    // Parse quietly: the outer compile already reported any problem with the command line.
+    auto ids = llvm::makeIntrusiveRefCnt<clang::DiagnosticIDs>();
+    auto opts = llvm::makeIntrusiveRefCnt<clang::DiagnosticOptions>();
+    clang::IgnoringDiagConsumer ignore;
+    clang::DiagnosticsEngine quiet(ids, opts, &ignore, /*ShouldOwnClient=*/false);
+    const char* argv0 = cg.Argv0 != nullptr ? cg.Argv0 : "clang";
+    if (!clang::CompilerInvocation::CreateFromArgs(*inv, args, quiet, argv0)) {
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     "mmsb: cannot re-parse the compile command");
+    }
+  }
+
+  clang::FrontendOptions& fe = inv->getFrontendOpts();
+  fe.Plugins.clear();
+  fe.ActionName.clear();
+  if (fe.ProgramAction == clang::frontend::PluginAction)
+    fe.ProgramAction = clang::frontend::ParseSyntaxOnly;
+
+  clang::DiagnosticOptions& dopts = inv->getDiagnosticOpts();
+  std::vector<std::string> all_warnings = dopts.Warnings;
+  all_warnings.insert(all_warnings.end(), request.extra_warnings.begin(),
+                      request.extra_warnings.end());
+  const bool ignore_warnings = dopts.IgnoreWarnings;
+  dopts.Warnings = ClangWarningFlags(dopts.Warnings);
+  // The outer compile's consumer chain (-verify, --serialize-diagnostics, the printer) receives
+  // everything; the outer compile prints the totals once.
+  dopts.VerifyDiagnostics = false;
+  dopts.DiagnosticLogFile.clear();
+  dopts.DiagnosticSerializationFile.clear();
+  dopts.ShowCarets = false;  // only gates the "N warnings generated" summary of this instance
+
+  if (request.rewrite != nullptr) {
+    clang::PreprocessorOptions& pp = inv->getPreprocessorOpts();
+    for (const RewriteOutput::File& f : request.rewrite->files) {
+      pp.addRemappedFile(f.path,
+                         llvm::MemoryBuffer::getMemBufferCopy(f.contents, f.path).release());
+    }
+    pp.RetainRemappedFileBuffers = false;
+    pp.Includes.insert(pp.Includes.begin(), "mmsb/instrument.h");
+    if (!request.runtime_include_dir.empty()) {
+      inv->getHeaderSearchOpts().AddPath(request.runtime_include_dir, clang::frontend::System,
+                                         /*IsFramework=*/false, /*IgnoreSysRoot=*/true);
+    }
+  }
+
+  clang::CompilerInstance inner(outer.getPCHContainerOperations());
+  inner.setInvocation(inv);
+  auto diags = llvm::makeIntrusiveRefCnt<clang::DiagnosticsEngine>(
+      llvm::makeIntrusiveRefCnt<clang::DiagnosticIDs>(), &inv->getDiagnosticOpts(), request.client,
+      /*ShouldOwnClient=*/false);
+  clang::ProcessWarningOptions(*diags, inv->getDiagnosticOpts(), /*ReportDiags=*/false);
+  inner.setDiagnostics(diags.get());
+
+  std::unique_ptr<clang::FrontendAction> real = clang::CreateFrontendAction(inner);
+  if (real == nullptr) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "mmsb: cannot create the compile's frontend action");
+  }
+  CheckingAction action(std::move(real), request.run_checker, all_warnings, ignore_warnings);
+  ResetAttributeUseCount();
+  const unsigned errors_before = request.client->getNumErrors();
+  const bool ok = inner.ExecuteAction(action);
+  return ok && request.client->getNumErrors() == errors_before;
+}
+
+}  // namespace mmsb::rewriter

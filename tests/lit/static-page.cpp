@@ -1,0 +1,33 @@
+// Static page variables: page section and alignment, and a registrar under the mangled name.
+// RUN: %rw %s -- | FileCheck %s
+// RUN: %cxx -c %s -o %t.o
+// RUN: llvm-objdump-19 -h %t.o | FileCheck %s --check-prefix=OBJ
+// OBJ: mmsb_pages
+struct [[mmsb::page]] State { int n; float f[2]; };
+// CHECK: {{\[\[}}mmsb::page]] __attribute__((section("mmsb_pages"), aligned(64))) State g_state;
+[[mmsb::page]] State g_state;
+// A variable of page type is a page without the attribute on the variable.
+// CHECK: __attribute__((section("mmsb_pages"), aligned(64))) State g_implicit;
+State g_implicit;
+// CHECK: {{\[\[}}mmsb::page]] __attribute__((section("mmsb_pages"), aligned(64))) float g_arr[8];
+[[mmsb::page]] float g_arr[8];
+namespace app {
+// CHECK: {{\[\[}}mmsb::page]] static __attribute__((section("mmsb_pages"), aligned(64))) int counter;
+[[mmsb::page]] static int counter;
+}
+// A declaration is not a definition: nothing to place.
+// CHECK: extern State g_other;
+extern State g_other;
+
+int Tick() {
+  // CHECK: {{\[\[}}mmsb::page]] static __attribute__((section("mmsb_pages"), aligned(64))) int calls = 0; static ::mmsb::rt::StaticPageRegistrar _mmsb_reg__ZZ4TickvE5calls((void*)&(calls), sizeof(calls), "_ZZ4TickvE5calls",
+  [[mmsb::page]] static int calls = 0;
+  return ++calls;
+}
+// Registrars come after the user's code, numbered as its last line.
+// CHECK: #line {{[0-9]+}} "{{.*}}static-page.cpp"
+// CHECK-NEXT: static ::mmsb::rt::StaticPageRegistrar _mmsb_reg_g_state((void*)&(::g_state), sizeof(::g_state), "g_state", (::mmsb::rt::InternType(::mmsb::TypeDescriptor{"State", 12u, 4u,
+// CHECK-NEXT: static ::mmsb::rt::StaticPageRegistrar _mmsb_reg_g_implicit(
+// CHECK-NEXT: static ::mmsb::rt::StaticPageRegistrar _mmsb_reg_g_arr((void*)&(::g_arr), sizeof(::g_arr), "g_arr", (::mmsb::rt::InternType(::mmsb::TypeDescriptor{"float[8]", 32u, 4u, {::mmsb::FieldDescriptor{"g_arr", 0u, 32u, ::mmsb::ScalarKind::kF32, 4u, {8u}, ""}}})));
+// CHECK-NEXT: static ::mmsb::rt::StaticPageRegistrar _mmsb_reg__ZN3appL7counterE((void*)&(::app::counter), sizeof(::app::counter), "_ZN3appL7counterE",
+// CHECK-NOT: g_other
