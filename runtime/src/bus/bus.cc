@@ -241,6 +241,7 @@ Expected<Page*> Bus::RegisterStatic(void* addr, std::size_t size, const PageOpti
 
 Status Bus::FreeLocked(Page* p) {
   if (p == nullptr || !p->live_) return FailedPrecondition("page is not live (double free?)");
+  if (graph_.Height(p->id_) >= 0) ++graph_version_;
   graph_.RemovePage(p->id_);
   Unregister(p);
   if (p->is_static_) {
@@ -482,11 +483,33 @@ void Bus::FillBatch(CommitBatch& batch) {
   batch.freed = freed_;
   batch.deltas = out_;
   batch.verify_misses = misses_;
+  batch.live_pages = live_;
+  if (edges_cache_version_ != graph_version_) {
+    edges_cache_ = graph_.ListEdges();
+    edges_cache_version_ = graph_version_;
+  }
+  batch.edges = edges_cache_;
+  batch.graph_version = graph_version_;
 }
 
 Expected<Epoch> Bus::Commit() {
+  std::vector<std::shared_ptr<CommitSink>> notify;
+  Epoch committed = 0;
+  Expected<Epoch> result = Status::Ok();
+  {
+    MutexLock lock(&mu_);
+    result = CommitLocked(notify, &committed);
+  }
+  // Outside the lock, so a durable sink's wait lets the next commit join its group.
+  for (const auto& sink : notify) {
+    Status s = sink->AfterCommit(committed);
+    if (!s.ok() && result.ok()) result = s.WithContext(fmt::format("commit sink '{}'", sink->name()));
+  }
+  return result;
+}
+
+Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& notify, Epoch* committed) {
   const std::uint64_t t0 = NowNanos();
-  MutexLock lock(&mu_);
   const Epoch e = epoch_ + 1;
   out_.clear();
   misses_.clear();
@@ -536,6 +559,8 @@ Expected<Epoch> Bus::Commit() {
     return failure;
   }
   Status sink_failure;
+  notify = sinks_;
+  *committed = e;
   for (const auto& sink : sinks_) {
     Status s = sink->OnCommit(batch);
     if (!s.ok()) {
@@ -585,6 +610,7 @@ Status Bus::AddEdge(PageId parent, PageId child, EdgeKind kind, Projection proj,
   if (p == by_id_.end()) return PageNotFound(fmt::format("edge parent: no live page with id {}", parent));
   auto c = by_id_.find(child);
   if (c == by_id_.end()) return PageNotFound(fmt::format("edge child: no live page with id {}", child));
+  ++graph_version_;
   return graph_.AddEdge(p->second, c->second, kind, proj, options);
 }
 
@@ -598,11 +624,13 @@ Status Bus::AddUserEdges(std::span<const PageId> parents, PageId child, Recomput
     if (p == by_id_.end()) return PageNotFound(fmt::format("edge parent: no live page with id {}", id));
     ps.push_back(p->second);
   }
+  ++graph_version_;
   return graph_.SetUserFunction(c->second, std::move(ps), std::move(fn), options);
 }
 
 Status Bus::RemoveEdge(PageId parent, PageId child) {
   MutexLock lock(&mu_);
+  ++graph_version_;
   return graph_.RemoveEdge(parent, child);
 }
 

@@ -79,6 +79,10 @@ class Bus {
   void Rollback() REQUIRES(mu_);
   void CollectAll(Epoch new_epoch) REQUIRES(mu_);
   void FillBatch(CommitBatch& batch) REQUIRES(mu_);
+  // The commit under the lock; `notify` receives the sinks whose AfterCommit must run for the
+  // epoch stored in `*committed`.
+  Expected<Epoch> CommitLocked(std::vector<std::shared_ptr<CommitSink>>& notify, Epoch* committed)
+      REQUIRES(mu_);
   void ReportMisses(const Page* p, const Delta& full, const Delta& tracked) REQUIRES(mu_);
   const std::uint8_t* Zeros(std::size_t size) const;
 
@@ -117,6 +121,10 @@ class Bus {
   std::vector<Undo> undo_ GUARDED_BY(mu_);
   bool track_undo_ GUARDED_BY(mu_) = false;
   DependencyGraph graph_ GUARDED_BY(mu_);
+  // Edge list handed to sinks, rebuilt only when the graph changed (graph_version_ moved).
+  std::uint64_t graph_version_ GUARDED_BY(mu_) = 0;
+  std::uint64_t edges_cache_version_ GUARDED_BY(mu_) = 0;
+  std::vector<EdgeInfo> edges_cache_ GUARDED_BY(mu_);
 
   Stats stats_ GUARDED_BY(mu_);
   bool verify_ = false;
