@@ -8,8 +8,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <mutex>
-#include <set>
 
 #include <fmt/format.h>
 
@@ -99,23 +97,17 @@ class PosixRandomAccessFile final : public RandomAccessFile {
   std::uint64_t size_;
 };
 
-// flock() locks belong to the open file description, so a second open of the same file in this
-// process conflicts too; the set only gives that case a clearer message.
-std::mutex g_locks_mu;
-std::set<std::string> g_locked_paths;
-
+// flock() locks belong to the open file description, so a second open of the same file conflicts
+// in this process as in any other.
 class PosixFileLock final : public FileLock {
  public:
-  PosixFileLock(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  explicit PosixFileLock(int fd) : fd_(fd) {}
   ~PosixFileLock() override {
     ::flock(fd_, LOCK_UN);
     ::close(fd_);
-    std::lock_guard<std::mutex> l(g_locks_mu);
-    g_locked_paths.erase(path_);
   }
 
  private:
-  std::string path_;
   int fd_;
 };
 
@@ -209,13 +201,6 @@ class PosixEnv final : public Env {
   }
 
   Expected<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
-    {
-      std::lock_guard<std::mutex> l(g_locks_mu);
-      if (g_locked_paths.count(path)) {
-        return FailedPrecondition(fmt::format(
-            "'{}' is locked by another writer in this process (pid {})", path, ::getpid()));
-      }
-    }
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return PosixError("cannot open lock file", path, errno);
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -234,9 +219,7 @@ class PosixEnv final : public Env {
     // Record the holder for the message a second writer gets; best effort.
     const std::string pid = fmt::format("{}\n", ::getpid());
     if (::ftruncate(fd, 0) == 0) (void)!::pwrite(fd, pid.data(), pid.size(), 0);
-    std::lock_guard<std::mutex> l(g_locks_mu);
-    g_locked_paths.insert(path);
-    return std::unique_ptr<FileLock>(new PosixFileLock(path, fd));
+    return std::unique_ptr<FileLock>(new PosixFileLock(fd));
   }
 };
 

@@ -127,6 +127,7 @@ class Replayer::Impl {
 
   std::vector<Op> group;
   bool tainted = false;
+  std::uint64_t damage_end = 0;  // end of the last damage in the group's file
   std::size_t group_file = ~std::size_t{0};
   std::size_t problems_seen = 0;
   std::vector<ReplayedEvent> pending_events;
@@ -151,7 +152,10 @@ class Replayer::Impl {
     for (; problems_seen < ps.size(); ++problems_seen) {
       const LogProblem& p = ps[problems_seen];
       rep.problems.push_back(p);
-      if (p.is_error() && p.file == FileName(file_index)) tainted = true;
+      if (p.is_error() && p.file == FileName(file_index)) {
+        tainted = true;
+        damage_end = std::max(damage_end, p.offset + p.length);
+      }
     }
   }
 
@@ -188,6 +192,7 @@ class Replayer::Impl {
                     "the segment ends before the epoch's commit record");
         }
         tainted = false;
+        damage_end = 0;
         group_file = e.file_index;
       }
       TakeReaderProblems(r.ok() && *r ? e.file_index : group_file);
@@ -410,6 +415,24 @@ class Replayer::Impl {
 
   // Applies (or drops) the group that `c` closes. Errors only in strict mode.
   Status Close(const LogCommit& c, std::uint64_t offset, std::size_t file_index) {
+    if (tainted && group.size() >= c.record_count &&
+        (c.record_count == 0 || group[group.size() - c.record_count].offset >= damage_end)) {
+      // A group is the record_count records right before its commit record. When all of them lie
+      // after the damage, the damage only ate earlier records (whose own commit was lost).
+      const std::size_t lost = group.size() - c.record_count;
+      if (lost > 0) {
+        rep.problems.push_back({LogProblem::Kind::kDroppedEpoch, FileName(file_index), group.front().offset,
+                                group[lost - 1].offset - group.front().offset, group.front().epoch,
+                                fmt::format("{} records before damage whose commit record was lost", lost)});
+        ++rep.epochs_dropped;
+        group.erase(group.begin(), group.begin() + static_cast<std::ptrdiff_t>(lost));
+      } else if (c.epoch > st.epoch + 1) {
+        rep.problems.push_back({LogProblem::Kind::kDroppedEpoch, FileName(file_index), offset, 0, st.epoch + 1,
+                                fmt::format("epochs {}..{} were lost in damage", st.epoch + 1, c.epoch - 1)});
+        rep.epochs_dropped += c.epoch - st.epoch - 1;
+      }
+      tainted = false;
+    }
     if (tainted) {
       DropGroup(c.epoch, file_index, offset, "damage inside the epoch's group");
       if (opts.mode == RecoveryMode::kStrict) return Corruption(rep.problems.back().ToString());
