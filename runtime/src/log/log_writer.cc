@@ -202,7 +202,9 @@ class LogWriter::Impl {
     while (rotating) cv.wait(l);
     if (segment_size < opts.segment_bytes || segment_size <= log::kFileHeaderSize) return Status::Ok();
     rotating = true;
-    Status s = FlushTo(l, appended, durable());
+    // Sealed segments are always synced, under every policy: a later segment's header must never
+    // reach the disk ahead of the epochs it says came before it.
+    Status s = FlushTo(l, appended, true);
     while (s.ok() && io_busy) cv.wait(l);
     if (s.ok()) s = file->Close();
     if (s.ok()) {
