@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "core/envelope.h"
 #include "delta/delta_internal.h"
 
 namespace mmsb {
@@ -48,18 +49,11 @@ void ForEachMaskRun(std::span<const std::uint8_t> mask, std::uint32_t page_size,
   if (run_len != 0) fn(run_start, run_len, run_src);
 }
 
-std::size_t VarintSize(std::uint64_t v) {
-  std::size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
 }  // namespace
 
 namespace delta_internal {
+
+using envelope::VarintSize;
 
 std::size_t SparseBodySize(std::span<const ByteRun> runs) {
   std::size_t n = VarintSize(runs.size());
