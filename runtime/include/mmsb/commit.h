@@ -19,6 +19,7 @@
 
 #include "mmsb/delta.h"
 #include "mmsb/graph.h"
+#include "mmsb/events.h"
 #include "mmsb/status.h"
 #include "mmsb/type_desc.h"
 #include "mmsb/types.h"
@@ -60,6 +61,8 @@ struct CommitBatch {
   // changes whenever the edge set changed; a sink compares it with the last value it saw.
   std::span<const EdgeInfo> edges;
   std::uint64_t graph_version = 0;
+  // The commit's events (see events.h); empty unless a subscriber or a sink wants them.
+  std::span<const Event> events;
 };
 
 class CommitSink {
@@ -74,6 +77,8 @@ class CommitSink {
   // concurrent commits share one write and one fsync (group commit). An error is returned from
   // commit() (the epoch has advanced in memory either way).
   virtual Status AfterCommit(Epoch epoch) { return Status::Ok(); }
+  // True when the sink needs CommitBatch::events (e.g. a log that records events).
+  virtual bool wants_events() const { return false; }
 };
 
 class CommitStage {

@@ -18,6 +18,7 @@
 #include "mmsb/commit.h"
 #include "mmsb/delta.h"
 #include "mmsb/env.h"
+#include "mmsb/events.h"
 #include "mmsb/graph.h"
 #include "mmsb/instrument.h"
 #include "mmsb/log.h"
