@@ -105,6 +105,9 @@ struct LogOptions {
   RecoveryMode recovery = RecoveryMode::kStrict;
   // Checkpoints delete the segments they cover (keeping the two newest checkpoints).
   bool retire_segments = true;
+  // LogSink: record each commit's typed events (mmsb/events.h, EncodeEvents) as an event record,
+  // so a replay yields the same event sequence.
+  bool log_events = true;
   Env* env = nullptr;  // null: Env::Default()
 };
 
@@ -354,8 +357,11 @@ class LogSink final : public CommitSink {
   const char* name() const override { return "log"; }
   Status OnCommit(const CommitBatch& batch) override;
   Status AfterCommit(Epoch epoch) override;
+  bool wants_events() const override;
 
-  // Appends an event for bus epoch `epoch` (the lead's event module calls this from its sink).
+  // Appends opaque event bytes for bus epoch `epoch`. With LogOptions::log_events the sink already
+  // records every commit's event batch (EncodeEvents, page ids and epochs in log terms) and each
+  // checkpoint's Checkpoint event; this is for anything else a program wants kept in order.
   Status AppendEvent(Epoch epoch, std::span<const std::uint8_t> bytes);
 
   // Makes the next commit write a checkpoint of the whole state (pages, types, edges) after its

@@ -8,8 +8,10 @@
 
 #include <fmt/format.h>
 
+#include "bus/bus.h"
 #include "log/log_records.h"
 #include "mmsb/checkpoint.h"
+#include "mmsb/events.h"
 #include "mmsb/log.h"
 #include "mmsb/mmsb.h"
 #include "mmsb/page.h"
@@ -43,6 +45,8 @@ struct LogSink::State {
   std::map<Epoch, CommitTicket> tickets;  // bus epoch -> ticket, until AfterCommit
   std::vector<std::pair<Epoch, std::vector<std::uint8_t>>> pending_events;  // bus epoch
   bool checkpoint_requested = false;
+  std::vector<Event> checkpoint_event;  // posted to subscribers after the commit lock is released
+  std::vector<Event> events_scratch;
   Expected<Epoch> checkpoint_result = Status(StatusCode::kNotFound, "no checkpoint written");
   std::vector<std::uint8_t> zeros;
 
@@ -155,6 +159,17 @@ Status LogSink::OnCommit(const CommitBatch& b) {
     s.batch.AddPageFree(s.LogId(id));
     s.baseline_epoch.erase(id);
   }
+  if (!b.events.empty() && writer_->options().log_events) {
+    s.events_scratch.assign(b.events.begin(), b.events.end());
+    if (!s.identity()) {
+      for (Event& ev : s.events_scratch) {
+        ev.epoch = s.LogEpoch(ev.epoch);
+        if (ev.page != kInvalidPageId) ev.page = s.LogId(ev.page);
+        if (ev.base_epoch != 0) ev.base_epoch = ev.base_epoch >= s.bus_base ? s.LogEpoch(ev.base_epoch) : s.epoch_base;
+      }
+    }
+    s.batch.AddEvent(s.LogEpoch(b.epoch), EncodeEvents(s.events_scratch));
+  }
   for (auto it = s.pending_events.begin(); it != s.pending_events.end();) {
     if (it->first <= b.epoch) {
       s.batch.AddEvent(it->first > s.bus_base ? s.LogEpoch(it->first) : s.LogEpoch(b.epoch), it->second);
@@ -187,9 +202,22 @@ Status LogSink::OnCommit(const CommitBatch& b) {
     }
     std::sort(c.pages.begin(), c.pages.end(), [](const CheckpointPage& x, const CheckpointPage& y) { return x.id < y.id; });
     for (const auto& [key, e] : s.edges) c.edges.push_back(e);
+    std::uint64_t page_bytes = 0;
+    for (const CheckpointPage& p : c.pages) page_bytes += p.bytes.size();
+    const std::uint64_t page_count = c.pages.size();
     auto path = WriteLogCheckpoint(*writer_, std::move(c));
     if (path.ok()) {
       s.checkpoint_result = s.LogEpoch(b.epoch);
+      Event ev;
+      ev.type = EventType::kCheckpoint;
+      ev.epoch = s.LogEpoch(b.epoch);
+      ev.count = page_count;
+      ev.bytes = page_bytes;
+      if (writer_->options().log_events) {
+        MMSB_RETURN_IF_ERROR(writer_->AppendEvent(ev.epoch, EncodeEvents({&ev, 1})));
+      }
+      ev.epoch = b.epoch;  // subscribers see bus epochs
+      s.checkpoint_event = {ev};
     } else {
       s.checkpoint_result = path.status();
       return path.status();
@@ -200,15 +228,26 @@ Status LogSink::OnCommit(const CommitBatch& b) {
 
 Status LogSink::AfterCommit(Epoch epoch) {
   CommitTicket t;
+  bool wait = false;
+  std::vector<Event> checkpoint_event;
   {
     std::lock_guard<std::mutex> l(state_->mu);
     auto it = state_->tickets.find(epoch);
-    if (it == state_->tickets.end()) return Status::Ok();
-    t = it->second;
-    state_->tickets.erase(it);
+    if (it != state_->tickets.end()) {
+      t = it->second;
+      wait = true;
+      state_->tickets.erase(it);
+    }
+    checkpoint_event.swap(state_->checkpoint_event);
   }
-  return writer_->WaitDurable(t);
+  // The checkpoint's event follows the commit's own batch, which the bus queued under its lock.
+  if (!checkpoint_event.empty()) {
+    if (Bus* bus = CurrentBus()) bus->PostEvents(std::move(checkpoint_event));
+  }
+  return wait ? writer_->WaitDurable(t) : Status::Ok();
 }
+
+bool LogSink::wants_events() const { return writer_ && writer_->options().log_events; }
 
 Status LogSink::AppendEvent(Epoch epoch, std::span<const std::uint8_t> bytes) {
   State& s = *state_;

@@ -243,8 +243,39 @@ TEST_F(ReplayTest, ACheckpointFileAloneReplaysItsEpoch) {
   EXPECT_TRUE(Of(*st) == live_[*c]);
 }
 
-TEST_F(ReplayTest, EventsAppendedThroughTheSinkReplayInOrderWithTheirEpochs) {
+TEST_F(ReplayTest, TypedEventsReplayAsTheSameSequenceSubscribersSaw) {
+  std::vector<std::vector<Event>> seen;
+  auto sub = Subscribe([&](std::span<const Event> batch) { seen.emplace_back(batch.begin(), batch.end()); });
+  ASSERT_TRUE(sub.ok());
   Attach();
+  RandomWorkload(30, 8);
+  ASSERT_TRUE(sink_->Checkpoint().ok());
+  live_.push_back(Live());
+  RandomWorkload(5, 9);
+  ASSERT_TRUE(sink_->Close().ok());
+  ASSERT_TRUE(Unsubscribe(*sub).ok());
+  ReplayOptions o;
+  o.collect_events = true;
+  o.use_checkpoints = false;  // events before a checkpoint live only in the segments
+  ReplayReport rep;
+  ASSERT_TRUE(Replay(log_, o, &rep).ok());
+  std::vector<std::vector<Event>> replayed;
+  for (const ReplayedEvent& re : rep.events) {
+    auto batch = DecodeEvents(re.bytes);
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    replayed.push_back(*batch);
+  }
+  ASSERT_EQ(replayed.size(), seen.size());
+  EXPECT_TRUE(replayed == seen);
+  ASSERT_GE(seen.size(), 32u);
+  EXPECT_EQ(seen[31].size(), 1u);
+  EXPECT_EQ(seen[31][0].type, EventType::kCheckpoint) << "the checkpoint's batch follows its commit's";
+}
+
+TEST_F(ReplayTest, EventsAppendedThroughTheSinkReplayInOrderWithTheirEpochs) {
+  LogOptions lo;
+  lo.log_events = false;  // only the program's own events
+  Attach(lo);
   Page* p = *CreatePage(64);
   const std::uint8_t before_commit[] = {1};
   ASSERT_TRUE(sink_->AppendEvent(1, before_commit).ok());  // epoch 1 is not logged yet
