@@ -63,6 +63,10 @@ struct CommitBatch {
   std::uint64_t graph_version = 0;
   // The commit's events (see events.h); empty unless a subscriber or a sink wants them.
   std::span<const Event> events;
+  // Finds a registered type descriptor by name during the call (the registry cannot be queried
+  // through FindType() from a sink: the commit lock is held). Used for nested record types.
+  TypeLookup find_type = nullptr;
+  void* find_type_ctx = nullptr;
 };
 
 class CommitSink {

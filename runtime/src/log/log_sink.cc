@@ -59,11 +59,19 @@ struct LogSink::State {
     return bus >= bus_base ? LogEpoch(bus) : epoch_base;
   }
 
-  void AddType(const TypeDescriptor* t) {
-    if (t == nullptr) return;
+  // Logs `t` and the record types its fields name (before it), once each.
+  void AddType(const TypeDescriptor* t, const CommitBatch& b, int depth = 0) {
+    if (t == nullptr || depth > 64) return;
     auto it = types.find(t->name);
     if (it != types.end() && it->second == t) return;
     types[t->name] = t;
+    if (b.find_type != nullptr) {
+      for (const FieldDescriptor& f : t->fields) {
+        if (f.kind == ScalarKind::kRecord && !f.record_type.empty()) {
+          AddType(b.find_type(f.record_type, b.find_type_ctx), b, depth + 1);
+        }
+      }
+    }
     batch.AddTypeDescriptor(*t);
   }
 };
@@ -108,7 +116,7 @@ Status LogSink::OnCommit(const CommitBatch& b) {
     const Epoch first_log = s.LogEpoch(b.epoch);
     for (const Page* p : b.live_pages) {
       if (created.count(p->id())) continue;
-      s.AddType(p->type());
+      s.AddType(p->type(), b);
       s.batch.AddPageCreate({s.LogId(p->id()), p->size(), p->location(), p->is_static(), p->name(),
                              p->type() ? p->type()->name : std::string()});
       if (s.zeros.size() < p->size()) s.zeros.assign(p->size(), 0);
@@ -119,7 +127,7 @@ Status LogSink::OnCommit(const CommitBatch& b) {
     }
   }
   for (const PageCreatedRecord& c : b.created) {
-    s.AddType(c.type);
+    s.AddType(c.type, b);
     s.batch.AddPageCreate({s.LogId(c.id), c.size, c.location, c.is_static, c.name,
                            c.type ? c.type->name : std::string()});
   }
