@@ -160,7 +160,7 @@ TEST(LogWriter, SecondWriterGetsAClearErrorFromTheLockFile) {
   EXPECT_TRUE(after.ok()) << "the lock is released on close: " << after.status().ToString();
 }
 
-TEST(LogWriter, GroupCommitSharesFsyncsAcrossThreads) {
+TEST(LogWriter, ConcurrentGroupCommitsShareFsyncs) {
   FaultEnv env;
   LogOptions o;
   o.env = &env;
