@@ -183,7 +183,7 @@ int Show(const LogArgs& a) {
     out["problems"] = nlohmann::json::array();
     for (const LogProblem& p : r->problems()) out["problems"].push_back(ProblemJson(p));
     if (!failure.ok()) out["error"] = failure.ToString();
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     PrintProblems(stderr, r->problems(), Palette(ColorStdout()));
   }
@@ -262,7 +262,7 @@ int Stats(const LogArgs& a) {
     j["problems"] = nlohmann::json::array();
     for (const LogProblem& p : r->problems()) j["problems"].push_back(ProblemJson(p));
     if (!failure.ok()) j["error"] = failure.ToString();
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     const Palette pal(ColorStdout());
     std::printf("%s %s\n", pal.Bold("log").c_str(), a.path.c_str());
@@ -361,7 +361,7 @@ int Verify(const LogArgs& a) {
     j["problems"] = nlohmann::json::array();
     for (const LogProblem& p : problems) j["problems"].push_back(ProblemJson(p));
     if (!failure.ok()) j["error"] = failure.ToString();
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return errors ? 1 : 0;
   }
   const Palette pal(ColorStdout());

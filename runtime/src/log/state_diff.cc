@@ -229,7 +229,7 @@ std::string StateDiffToJson(const StateDiff& diff) {
   for (const EdgeInfo& e : diff.edges_added) j["edges_added"].push_back(EdgeJson(e));
   j["edges_removed"] = nlohmann::json::array();
   for (const EdgeInfo& e : diff.edges_removed) j["edges_removed"].push_back(EdgeJson(e));
-  return j.dump(2);
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string LogStateToJson(const LogState& state, const ReplayReport* report, bool with_bytes) {
@@ -301,7 +301,7 @@ std::string LogStateToJson(const LogState& state, const ReplayReport* report, bo
     }
     j["replay"] = std::move(jr);
   }
-  return j.dump(2);
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace mmsb

@@ -196,3 +196,29 @@ TEST_F(StateDiffTest, JsonHasTheDocumentedKeys) {
 
 }  // namespace
 }  // namespace mmsb
+
+namespace mmsb {
+namespace {
+
+// Found by the log reader fuzzer: names in a log are untrusted bytes, not UTF-8, and the JSON
+// writer threw on them (terminating the process).
+TEST(StateJson, InvalidUtf8InNamesIsReplacedNotFatal) {
+  LogState st;
+  st.epoch = 1;
+  ReplayedPage& p = st.pages[1];
+  p.id = 1;
+  p.name = std::string("bad\xf6\xff name", 10);
+  p.type_name = "\xc3";
+  p.bytes = {1, 2};
+  std::string json;
+  ASSERT_NO_THROW(json = LogStateToJson(st, nullptr, false));
+  auto j = nlohmann::json::parse(json);
+  EXPECT_EQ(j["pages"][0]["name"].get<std::string>().substr(0, 3), "bad");
+  LogState empty;
+  StateDiff d = DiffStates(empty, st);
+  ASSERT_NO_THROW(json = StateDiffToJson(d));
+  EXPECT_TRUE(nlohmann::json::parse(json)["pages"].is_array());
+}
+
+}  // namespace
+}  // namespace mmsb
