@@ -36,6 +36,11 @@ class WritableFile {
  public:
   virtual ~WritableFile() = default;
   virtual Status Append(std::span<const std::uint8_t> data) = 0;
+  // Appends the pieces in order, as one write where the Env can (writev).
+  virtual Status AppendV(std::span<const std::span<const std::uint8_t>> pieces) {
+    for (const auto& p : pieces) MMSB_RETURN_IF_ERROR(Append(p));
+    return Status::Ok();
+  }
   virtual Status Sync() = 0;
   virtual Status Close() = 0;
   // Bytes in the file (as appended so far).
@@ -50,6 +55,9 @@ class RandomAccessFile {
   virtual Status Read(std::uint64_t offset, std::size_t n, std::uint8_t* scratch,
                       std::size_t* got) const = 0;
   virtual std::uint64_t Size() const = 0;
+  // The whole file as one read-only span when it is memory-mapped (valid while this object
+  // lives), else empty. Readers use it to avoid copying.
+  virtual std::span<const std::uint8_t> Map() const { return {}; }
 };
 
 // An exclusive lock held while the object lives.
@@ -69,6 +77,12 @@ class Env {
   virtual Expected<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
   virtual Expected<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
       const std::string& path) = 0;
+  // Like NewRandomAccessFile, but memory-mapped where the Env can (RandomAccessFile::Map). Only
+  // for files nobody truncates while they are open (sealed segments, checkpoints): touching a
+  // truncated mapping kills the process. The default does not map.
+  virtual Expected<std::unique_ptr<RandomAccessFile>> NewMappedFile(const std::string& path) {
+    return NewRandomAccessFile(path);
+  }
 
   virtual bool FileExists(const std::string& path) = 0;
   virtual bool IsDirectory(const std::string& path) = 0;

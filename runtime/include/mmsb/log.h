@@ -281,7 +281,8 @@ class LogWriter {
 };
 
 // One record as LogReader yields it: where it is, which epoch it belongs to, and its decoded
-// content (the member matching `type`; others are left empty).
+// content. Only the member matching `type` is meaningful: a reused LogEntry keeps stale values in
+// the others.
 struct LogEntry {
   LogRecordType type = LogRecordType::kCommit;
   std::uint8_t raw_type = 0;     // the type byte, also for unknown types
@@ -304,6 +305,9 @@ struct LogEntry {
   LogCheckpointEnd checkpoint_end;
   std::span<const std::uint8_t> event;    // valid until the next Next()
   std::span<const std::uint8_t> payload;  // raw payload; valid until the next Next()
+  // The spans above stay valid until the reader moves to the next file (a memory-mapped sealed
+  // segment), not just until the next Next().
+  bool payload_mapped = false;
 };
 
 struct LogReaderOptions {
@@ -313,6 +317,9 @@ struct LogReaderOptions {
   std::uint64_t max_page_bytes = (std::uint64_t{1} << 32) - 1;
   // Segments whose every epoch is <= this are not opened (replay from a checkpoint).
   Epoch skip_through_epoch = 0;
+  // Decode delta records into LogEntry::delta. Replay turns this off and applies the encoded
+  // payload in place instead (after the same checks).
+  bool decode_deltas = true;
 };
 
 class LogReader {

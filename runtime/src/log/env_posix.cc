@@ -2,10 +2,15 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <vector>
 #include <chrono>
 #include <cstring>
 
@@ -45,6 +50,32 @@ class PosixWritableFile final : public WritableFile {
     return Status::Ok();
   }
 
+  Status AppendV(std::span<const std::span<const std::uint8_t>> pieces) override {
+    std::vector<struct iovec> iov;
+    iov.reserve(pieces.size());
+    for (const auto& p : pieces) {
+      if (!p.empty()) iov.push_back({const_cast<std::uint8_t*>(p.data()), p.size()});
+    }
+    std::size_t i = 0;
+    while (i < iov.size()) {
+      const int n = static_cast<int>(std::min<std::size_t>(iov.size() - i, IOV_MAX));
+      const ssize_t w = ::writev(fd_, iov.data() + i, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return PosixError("write", path_, errno);
+      }
+      size_ += static_cast<std::uint64_t>(w);
+      // Skip what was written, including a partly written piece.
+      std::size_t left = static_cast<std::size_t>(w);
+      while (i < iov.size() && left >= iov[i].iov_len) left -= iov[i++].iov_len;
+      if (left > 0) {
+        iov[i].iov_base = static_cast<std::uint8_t*>(iov[i].iov_base) + left;
+        iov[i].iov_len -= left;
+      }
+    }
+    return Status::Ok();
+  }
+
   Status Sync() override {
     // fdatasync also persists the size, which is the metadata a reader needs.
     if (::fdatasync(fd_) != 0) return PosixError("fdatasync", path_, errno);
@@ -71,7 +102,25 @@ class PosixRandomAccessFile final : public RandomAccessFile {
  public:
   PosixRandomAccessFile(std::string path, int fd, std::uint64_t size)
       : path_(std::move(path)), fd_(fd), size_(size) {}
-  ~PosixRandomAccessFile() override { ::close(fd_); }
+  ~PosixRandomAccessFile() override {
+    if (map_ != nullptr) ::munmap(map_, size_);
+    ::close(fd_);
+  }
+
+  // Maps the file; false (and no mapping) when it cannot.
+  bool MapWhole() {
+    if (size_ == 0) return false;
+    void* m = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);
+    if (m == MAP_FAILED) return false;
+    ::madvise(m, size_, MADV_SEQUENTIAL);
+    ::madvise(m, size_, MADV_WILLNEED);
+    map_ = static_cast<std::uint8_t*>(m);
+    return true;
+  }
+
+  std::span<const std::uint8_t> Map() const override {
+    return map_ ? std::span<const std::uint8_t>(map_, size_) : std::span<const std::uint8_t>();
+  }
 
   Status Read(std::uint64_t offset, std::size_t n, std::uint8_t* scratch,
               std::size_t* got) const override {
@@ -95,6 +144,7 @@ class PosixRandomAccessFile final : public RandomAccessFile {
   std::string path_;
   int fd_;
   std::uint64_t size_;
+  std::uint8_t* map_ = nullptr;
 };
 
 // flock() locks belong to the open file description, so a second open of the same file conflicts
@@ -135,6 +185,13 @@ class PosixEnv final : public Env {
     ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     return std::unique_ptr<RandomAccessFile>(
         new PosixRandomAccessFile(path, fd, static_cast<std::uint64_t>(st.st_size)));
+  }
+
+  Expected<std::unique_ptr<RandomAccessFile>> NewMappedFile(const std::string& path) override {
+    auto f = NewRandomAccessFile(path);
+    if (!f.ok()) return f;
+    static_cast<PosixRandomAccessFile*>(f->get())->MapWhole();  // unmapped reads still work
+    return f;
   }
 
   bool FileExists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }

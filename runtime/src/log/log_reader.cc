@@ -97,7 +97,9 @@ class LogReader::Impl {
   Status OpenCurrent() {
     const std::string& path = files[idx];
     const bool last = idx + 1 == files.size();
-    auto f = env->NewRandomAccessFile(path);
+    // Sealed segments are never truncated, so they may be mapped; the last one may be cut by a
+    // writer's recovery while we read it.
+    auto f = directory && !last ? env->NewMappedFile(path) : env->NewRandomAccessFile(path);
     if (!f.ok()) return f.status();
     file = std::move(*f);
     rr = std::make_unique<log::RecordReader>(file.get(), path);
@@ -177,6 +179,7 @@ class LogReader::Impl {
     e->offset = rec.offset;
     e->framed_size = log::kRecordHeaderSize + rec.payload.size();
     e->payload = rec.payload;
+    e->payload_mapped = rr->mapped();
     e->epoch = in_checkpoint ? last_commit : last_commit + 1;
     if (!KnownType(rec.type)) return Status::Ok();
     switch (e->type) {
@@ -193,6 +196,7 @@ class LogReader::Impl {
       case LogRecordType::kTypeDescriptor:
         return log::DecodeTypeDescriptor(rec.payload, &e->type_descriptor);
       case LogRecordType::kDelta: {
+        if (!opts.decode_deltas) return Status::Ok();
         std::size_t consumed = 0;
         const auto limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(opts.max_page_bytes, 0xFFFFFFFFu));
         auto d = DecodeDelta(rec.payload, &consumed, limit);
@@ -281,7 +285,6 @@ class LogReader::Impl {
           continue;
         }
         case log::RecordReader::Result::kRecord: {
-          *e = LogEntry();
           if (Status s = Decode(rec, e); !s.ok()) {
             damage_in_previous = true;
             MMSB_RETURN_IF_ERROR(Problem({LogProblem::Kind::kCorruption, files[idx], rec.offset,

@@ -13,9 +13,12 @@ constexpr std::size_t kReadChunk = std::size_t{1} << 20;
 }  // namespace
 
 RecordReader::RecordReader(const RandomAccessFile* file, std::string name)
-    : file_(file), name_(std::move(name)), size_(file->Size()) {}
+    : file_(file), map_(file->Map()), name_(std::move(name)), size_(file->Size()) {
+  if (map_.size() != size_) map_ = {};
+}
 
 const std::uint8_t* RecordReader::Window(std::uint64_t off, std::size_t n, Status* status) {
+  if (!map_.empty()) return map_.data() + off;  // callers keep off + n <= size_
   if (off >= buf_off_ && off + n <= buf_off_ + buf_len_) return buf_.data() + (off - buf_off_);
   // Keep the bytes from `off` that are already here, read the rest (at least a chunk ahead).
   const std::uint64_t want_end = std::min<std::uint64_t>(size_, off + std::max(n, kReadChunk));

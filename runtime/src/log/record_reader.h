@@ -5,8 +5,9 @@
 // corruption; if there is none, they are a torn tail. Either way the caller learns the byte range
 // and decides (strict: stop; salvage: continue at the next valid record).
 //
-// Memory: a read window (1 MiB, grown only for a record whose checked header says it is larger,
-// and never beyond the bytes the file really has), so a corrupt length cannot allocate.
+// Memory: when the file is mapped (RandomAccessFile::Map) records are read in place; otherwise a
+// read window (1 MiB, grown only for a record whose checked header says it is larger, and never
+// beyond the bytes the file really has), so a corrupt length cannot allocate.
 //
 // Ownership: `file` must outlive the reader. Spans returned by Next() are valid until the next
 // call. Single-threaded.
@@ -53,6 +54,8 @@ class RecordReader {
   std::uint64_t file_size() const { return size_; }
   std::uint64_t log_id() const { return log_id_; }
   const std::string& name() const { return name_; }
+  // True when payloads point into a mapping that lives as long as the file object.
+  bool mapped() const { return !map_.empty(); }
 
  private:
   // Makes bytes [off, off + n) contiguous in the window; returns null on I/O error (*status set).
@@ -64,6 +67,7 @@ class RecordReader {
   std::uint64_t FindNext(std::uint64_t from, Status* status);
 
   const RandomAccessFile* file_;
+  std::span<const std::uint8_t> map_;
   std::string name_;
   std::uint64_t size_;
   std::uint64_t log_id_ = 0;

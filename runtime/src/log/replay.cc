@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <xxhash.h>
 
+#include "log/delta_view.h"
 #include "log/log_format.h"
 #include "log/log_records.h"
 #include "log/memory_limit.h"
@@ -97,17 +98,49 @@ bool EdgeLess(const EdgeInfo& a, const EdgeInfo& b) {
 bool KnownLogType(std::uint8_t t) { return t >= 1 && t <= 9; }
 
 // One record of the epoch group being read.
+// One record of the epoch group being read. Kept small: deltas are the common case and are held
+// as views of their encoded bytes; the rarer records keep their content in side vectors.
 struct Op {
   LogRecordType type = LogRecordType::kCommit;
   std::uint8_t raw_type = 0;
-  std::size_t file_index = 0;
+  std::uint32_t file_index = 0;
   std::uint64_t offset = 0;
-  Epoch epoch = 0;  // the group's epoch as the reader saw it
-  LogPageCreate create;
+  Epoch epoch = 0;              // the group's epoch as the reader saw it
+  std::uint32_t aux = 0;        // index into the side vector of its type
   PageId free = kInvalidPageId;
-  std::shared_ptr<TypeDescriptor> type_desc;
-  LogEdgeChange edge;
-  Delta delta;
+  log::DeltaView delta;
+};
+
+// Copies of payloads that do not stay in a mapping until the group closes. Chunks are kept, so
+// views into earlier payloads stay valid while later ones are added.
+class PayloadArena {
+ public:
+  std::span<const std::uint8_t> Copy(std::span<const std::uint8_t> in) {
+    for (;;) {
+      // Moving the inner vectors when chunks_ grows keeps their buffers, so old views stay valid.
+      if (cur_ == chunks_.size()) chunks_.emplace_back(std::max<std::size_t>(in.size(), kChunk));
+      std::vector<std::uint8_t>& c = chunks_[cur_];
+      if (c.size() - used_ >= in.size()) {
+        std::uint8_t* at = c.data() + used_;
+        if (!in.empty()) std::memcpy(at, in.data(), in.size());
+        used_ += in.size();
+        return {at, in.size()};
+      }
+      ++cur_;
+      used_ = 0;
+    }
+  }
+  void Reset() {
+    cur_ = 0;
+    used_ = 0;
+    if (chunks_.size() > 8) chunks_.resize(8);
+  }
+
+ private:
+  static constexpr std::size_t kChunk = std::size_t{1} << 20;
+  std::vector<std::vector<std::uint8_t>> chunks_;
+  std::size_t cur_ = 0;
+  std::size_t used_ = 0;
 };
 
 }  // namespace
@@ -126,6 +159,10 @@ class Replayer::Impl {
   Epoch base = 0;  // records of epochs <= base are already in st (checkpoint)
 
   std::vector<Op> group;
+  std::vector<LogPageCreate> group_creates;
+  std::vector<std::shared_ptr<TypeDescriptor>> group_types;
+  std::vector<LogEdgeChange> group_edges;
+  PayloadArena arena;
   bool tainted = false;
   std::uint64_t damage_end = 0;  // end of the last damage in the group's file
   std::size_t group_file = ~std::size_t{0};
@@ -159,12 +196,20 @@ class Replayer::Impl {
     }
   }
 
+  void ClearGroup() {
+    group.clear();
+    group_creates.clear();
+    group_types.clear();
+    group_edges.clear();
+    arena.Reset();
+  }
+
   void DropGroup(Epoch epoch, std::size_t file_index, std::uint64_t offset, std::string why) {
     std::uint64_t first = group.empty() ? offset : group.front().offset;
     rep.problems.push_back({LogProblem::Kind::kDroppedEpoch, FileName(file_index), first,
                             offset >= first ? offset - first : 0, epoch, std::move(why)});
     ++rep.epochs_dropped;
-    group.clear();
+    ClearGroup();
     tainted = false;
     std::erase_if(pending_events, [&](const ReplayedEvent& e) { return e.epoch <= epoch; });
   }
@@ -208,7 +253,7 @@ class Replayer::Impl {
                                   group.front().offset, 0, st.epoch + 1,
                                   fmt::format("{} records after the last commit record (a commit that never finished) ignored",
                                               group.size())});
-          group.clear();
+          ClearGroup();
         }
         at_end = true;
         return false;
@@ -217,7 +262,7 @@ class Replayer::Impl {
       if (e.type == LogRecordType::kCommit && e.raw_type == static_cast<std::uint8_t>(LogRecordType::kCommit)) {
         rep.last_log_epoch = std::max(rep.last_log_epoch, e.commit.epoch);
         if (e.commit.epoch <= base) {
-          group.clear();
+          ClearGroup();
           tainted = false;
           continue;
         }
@@ -233,27 +278,49 @@ class Replayer::Impl {
       }
       if (e.raw_type == static_cast<std::uint8_t>(LogRecordType::kCheckpointMarker)) continue;
       if (e.epoch <= base) continue;
-      Op op;
+      Op& op = group.emplace_back();
       op.raw_type = e.raw_type;
       op.type = e.type;
-      op.file_index = e.file_index;
+      op.file_index = static_cast<std::uint32_t>(e.file_index);
       op.offset = e.offset;
       op.epoch = e.epoch;
       if (!KnownLogType(e.raw_type)) {
         ++rep.unknown_records;  // counted in the group, not applied
-      } else {
-        switch (e.type) {
-          case LogRecordType::kPageCreate: op.create = std::move(e.page_create); break;
-          case LogRecordType::kPageFree: op.free = e.page_free; break;
-          case LogRecordType::kTypeDescriptor:
-            op.type_desc = std::make_shared<TypeDescriptor>(std::move(e.type_descriptor));
-            break;
-          case LogRecordType::kDelta: op.delta = std::move(e.delta); break;
-          case LogRecordType::kGraphEdge: op.edge = e.edge; break;
-          default: break;  // run-start carries nothing replay needs beyond its type
-        }
+        continue;
       }
-      group.push_back(std::move(op));
+      switch (e.type) {
+        case LogRecordType::kPageCreate:
+          op.aux = static_cast<std::uint32_t>(group_creates.size());
+          group_creates.push_back(std::move(e.page_create));
+          break;
+        case LogRecordType::kPageFree: op.free = e.page_free; break;
+        case LogRecordType::kTypeDescriptor:
+          op.aux = static_cast<std::uint32_t>(group_types.size());
+          group_types.push_back(std::make_shared<TypeDescriptor>(std::move(e.type_descriptor)));
+          break;
+        case LogRecordType::kGraphEdge:
+          op.aux = static_cast<std::uint32_t>(group_edges.size());
+          group_edges.push_back(e.edge);
+          break;
+        case LogRecordType::kDelta: {
+          // The record's payload check covered these bytes, so the envelope checksum is not
+          // verified again; every structural check is (see log/delta_view.h).
+          const auto bytes = e.payload_mapped ? e.payload : arena.Copy(e.payload);
+          const auto limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(opts.max_page_bytes, 0xFFFFFFFFu));
+          if (Status ds = log::ParseDeltaView(bytes, limit, false, &op.delta); !ds.ok()) {
+            LogProblem p{LogProblem::Kind::kCorruption, FileName(e.file_index), e.offset, e.framed_size, e.epoch,
+                         "checksums match but the payload does not decode: delta record: " + ds.ToString()};
+            group.pop_back();
+            rep.problems.push_back(p);
+            if (opts.mode == RecoveryMode::kStrict) return Corruption(p.ToString());
+            tainted = true;
+            damage_end = std::max(damage_end, e.offset + e.framed_size);
+          }
+          break;
+        }
+        default:
+          break;  // run-start carries nothing replay needs beyond its type
+      }
     }
   }
 
@@ -292,12 +359,13 @@ class Replayer::Impl {
           alloc = 0;
           break;
         case LogRecordType::kPageCreate: {
-          if (lookup(op.create.id)) return problem(op, fmt::format("page {} is created but already exists", op.create.id));
-          if (op.create.size > opts.max_page_bytes || op.create.size > max_total - std::min(alloc, max_total)) {
-            return problem(op, fmt::format("page {} of {} bytes exceeds the replay memory limit", op.create.id, op.create.size));
+          const LogPageCreate& pc = group_creates[op.aux];
+          if (lookup(pc.id)) return problem(op, fmt::format("page {} is created but already exists", pc.id));
+          if (pc.size > opts.max_page_bytes || pc.size > max_total - std::min(alloc, max_total)) {
+            return problem(op, fmt::format("page {} of {} bytes exceeds the replay memory limit", pc.id, pc.size));
           }
-          alloc += op.create.size;
-          overlay[op.create.id] = {true, op.create.size, c.epoch - 1, false};
+          alloc += pc.size;
+          overlay[pc.id] = {true, pc.size, c.epoch - 1, false};
           break;
         }
         case LogRecordType::kPageFree: {
@@ -307,25 +375,26 @@ class Replayer::Impl {
           overlay[op.free] = {false, 0, 0, false};
           break;
         }
-        case LogRecordType::kGraphEdge:
-          if (op.edge.op == EdgeOp::kAdd && (!lookup(op.edge.edge.parent) || !lookup(op.edge.edge.child))) {
-            return problem(op, fmt::format("edge {} -> {} names a page that does not exist", op.edge.edge.parent,
-                                           op.edge.edge.child));
+        case LogRecordType::kGraphEdge: {
+          const LogEdgeChange& ec = group_edges[op.aux];
+          if (ec.op == EdgeOp::kAdd && (!lookup(ec.edge.parent) || !lookup(ec.edge.child))) {
+            return problem(op, fmt::format("edge {} -> {} names a page that does not exist", ec.edge.parent, ec.edge.child));
           }
           break;
+        }
         case LogRecordType::kDelta: {
-          const Delta& d = op.delta;
-          auto p = lookup(d.page());
-          if (!p) return problem(op, fmt::format("delta for page {}, which does not exist", d.page()));
-          if (d.page_size() != p->size) {
-            return problem(op, fmt::format("delta for page {} is for {} bytes, the page has {}", d.page(), d.page_size(), p->size));
+          const log::DeltaView& d = op.delta;
+          auto p = lookup(d.page);
+          if (!p) return problem(op, fmt::format("delta for page {}, which does not exist", d.page));
+          if (d.page_size != p->size) {
+            return problem(op, fmt::format("delta for page {} is for {} bytes, the page has {}", d.page, d.page_size, p->size));
           }
-          const bool chained = d.base_epoch() == p->epoch || (!p->changed && d.base_epoch() == 0);
+          const bool chained = d.base_epoch == p->epoch || (!p->changed && d.base_epoch == 0);
           if (!chained) {
             chain->push_back(problem(op, fmt::format("delta for page {} follows epoch {}, but the page was last changed in epoch {}",
-                                                     d.page(), d.base_epoch(), p->epoch)));
+                                                     d.page, d.base_epoch, p->epoch)));
           }
-          overlay[d.page()] = {true, p->size, c.epoch, true};
+          overlay[d.page] = {true, p->size, c.epoch, true};
           break;
         }
         default:
@@ -345,21 +414,22 @@ class Replayer::Impl {
           allocated = 0;
           break;
         case LogRecordType::kTypeDescriptor:
-          st.types[op.type_desc->name] = op.type_desc;
+          st.types[group_types[op.aux]->name] = group_types[op.aux];
           break;
         case LogRecordType::kPageCreate: {
-          ReplayedPage& p = st.pages[op.create.id];
-          p.id = op.create.id;
-          p.name = std::move(op.create.name);
-          p.location = op.create.location;
-          p.is_static = op.create.is_static;
-          p.type_name = std::move(op.create.type_name);
+          LogPageCreate& pc = group_creates[op.aux];
+          ReplayedPage& p = st.pages[pc.id];
+          p.id = pc.id;
+          p.name = std::move(pc.name);
+          p.location = pc.location;
+          p.is_static = pc.is_static;
+          p.type_name = std::move(pc.type_name);
           auto t = st.types.find(p.type_name);
           p.type = t == st.types.end() ? nullptr : t->second;
           p.epoch = c.epoch - 1;
           p.changed = false;
-          p.bytes.assign(op.create.size, 0);
-          allocated += op.create.size;
+          p.bytes.assign(pc.size, 0);
+          allocated += pc.size;
           break;
         }
         case LogRecordType::kPageFree: {
@@ -372,10 +442,11 @@ class Replayer::Impl {
           break;
         }
         case LogRecordType::kGraphEdge: {
-          const EdgeInfo& e = op.edge.edge;
+          const LogEdgeChange& ec = group_edges[op.aux];
+          const EdgeInfo& e = ec.edge;
           auto it = std::lower_bound(st.edges.begin(), st.edges.end(), e, EdgeLess);
           const bool present = it != st.edges.end() && it->parent == e.parent && it->child == e.child;
-          if (op.edge.op == EdgeOp::kAdd) {
+          if (ec.op == EdgeOp::kAdd) {
             if (present) {
               *it = e;
             } else {
@@ -387,12 +458,9 @@ class Replayer::Impl {
           break;
         }
         case LogRecordType::kDelta: {
-          ReplayedPage& p = st.pages.at(op.delta.page());
-          Status s = op.delta.ApplyTo(p.bytes);
-          if (!s.ok()) {
-            return Corruption(fmt::format("{}:{}: delta for page {} does not apply: {}", FileName(op.file_index),
-                                          op.offset, op.delta.page(), s.message()));
-          }
+          ReplayedPage& p = st.pages.at(op.delta.page);
+          MMSB_CHECK(p.bytes.size() == op.delta.page_size);  // Validate checked it
+          log::ApplyDeltaView(op.delta, p.bytes.data());
           p.epoch = c.epoch;
           p.changed = true;
           ++rep.deltas_applied;
@@ -407,7 +475,7 @@ class Replayer::Impl {
     st.page_id_high = std::max(st.page_id_high, c.page_id_high);
     ++rep.epochs_applied;
     rep.epoch = st.epoch;
-    group.clear();
+    ClearGroup();
     tainted = false;
     DeliverEvents();
     return Status::Ok();
@@ -425,7 +493,7 @@ class Replayer::Impl {
                                 group[lost - 1].offset - group.front().offset, group.front().epoch,
                                 fmt::format("{} records before damage whose commit record was lost", lost)});
         ++rep.epochs_dropped;
-        group.erase(group.begin(), group.begin() + static_cast<std::ptrdiff_t>(lost));
+        group.erase(group.begin(), group.begin() + static_cast<std::ptrdiff_t>(lost));  // side vectors keep their entries
       } else if (c.epoch > st.epoch + 1) {
         rep.problems.push_back({LogProblem::Kind::kDroppedEpoch, FileName(file_index), offset, 0, st.epoch + 1,
                                 fmt::format("epochs {}..{} were lost in damage", st.epoch + 1, c.epoch - 1)});
@@ -448,7 +516,7 @@ class Replayer::Impl {
     if (auto p = Validate(c, &chain)) {
       rep.problems.push_back(*p);
       if (opts.mode == RecoveryMode::kStrict) {
-        group.clear();
+        ClearGroup();
         return Corruption(p->ToString());
       }
       DropGroup(c.epoch, file_index, offset, "an inconsistent record: " + p->message);
@@ -457,7 +525,7 @@ class Replayer::Impl {
     if (!chain.empty()) {
       rep.problems.insert(rep.problems.end(), chain.begin(), chain.end());
       if (opts.mode == RecoveryMode::kStrict) {
-        group.clear();
+        ClearGroup();
         return Corruption(chain.front().ToString());
       }
     }
@@ -533,6 +601,7 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path, cons
   Env* env = impl->env;
   LogReaderOptions ro;
   ro.mode = options.mode;
+  ro.decode_deltas = false;  // deltas are applied in place from their encoded bytes
   ro.env = env;
   ro.max_page_bytes = options.max_page_bytes;
   CheckpointLoadOptions lo;

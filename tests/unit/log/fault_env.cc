@@ -35,7 +35,7 @@ namespace {
 
 class MemRandomAccessFile final : public RandomAccessFile {
  public:
-  explicit MemRandomAccessFile(std::vector<std::uint8_t> data) : data_(std::move(data)) {}
+  MemRandomAccessFile(std::vector<std::uint8_t> data, bool mapped) : data_(std::move(data)), mapped_(mapped) {}
   Status Read(std::uint64_t offset, std::size_t n, std::uint8_t* scratch, std::size_t* got) const override {
     if (offset >= data_.size()) {
       *got = 0;
@@ -46,9 +46,13 @@ class MemRandomAccessFile final : public RandomAccessFile {
     return Status::Ok();
   }
   std::uint64_t Size() const override { return data_.size(); }
+  std::span<const std::uint8_t> Map() const override {
+    return mapped_ ? std::span<const std::uint8_t>(data_) : std::span<const std::uint8_t>();
+  }
 
  private:
   std::vector<std::uint8_t> data_;  // a snapshot: later appends are not seen, like a sized open
+  bool mapped_;
 };
 
 }  // namespace
@@ -90,11 +94,19 @@ Expected<std::unique_ptr<WritableFile>> FaultEnv::NewWritableFile(const std::str
   return std::unique_ptr<WritableFile>(new FaultWritableFile(this, f));
 }
 
-Expected<std::unique_ptr<RandomAccessFile>> FaultEnv::NewRandomAccessFile(const std::string& path) {
+Expected<std::unique_ptr<RandomAccessFile>> FaultEnv::Open(const std::string& path, bool mapped) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = live_.find(path);
   if (it == live_.end() || !it->second.file) return NotFound("cannot open '" + path + "'");
-  return std::unique_ptr<RandomAccessFile>(new MemRandomAccessFile(it->second.file->data));
+  return std::unique_ptr<RandomAccessFile>(new MemRandomAccessFile(it->second.file->data, mapped));
+}
+
+Expected<std::unique_ptr<RandomAccessFile>> FaultEnv::NewRandomAccessFile(const std::string& path) {
+  return Open(path, false);
+}
+
+Expected<std::unique_ptr<RandomAccessFile>> FaultEnv::NewMappedFile(const std::string& path) {
+  return Open(path, true);
 }
 
 bool FaultEnv::FileExists(const std::string& path) {

@@ -37,6 +37,8 @@ class FaultEnv final : public Env {
 
   Expected<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
   Expected<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override;
+  // A snapshot of the file whose Map() is the snapshot itself.
+  Expected<std::unique_ptr<RandomAccessFile>> NewMappedFile(const std::string& path) override;
   bool FileExists(const std::string& path) override;
   bool IsDirectory(const std::string& path) override;
   Expected<std::vector<std::string>> GetChildren(const std::string& dir) override;
@@ -71,6 +73,7 @@ class FaultEnv final : public Env {
     std::shared_ptr<File> file;  // null: a directory
   };
   Status Mutate();  // counts an operation, or fails it when crashed
+  Expected<std::unique_ptr<RandomAccessFile>> Open(const std::string& path, bool mapped);
   static std::string Parent(const std::string& path);
 
   mutable std::mutex mu_;
