@@ -8,6 +8,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
 #include <xxhash.h>
 
 #include "log/log_format.h"
@@ -19,13 +20,16 @@
 namespace mmsb {
 namespace {
 
-constexpr std::size_t kStageBytes = std::size_t{4} << 20;
+constexpr std::size_t kStageBytes = std::size_t{4} << 20;  // bytes per write
 
-// Buffers small records into one write; large page chunks go straight from page memory.
+// Stages small records (and small page chunks) into 4 MiB writes; a large page chunk is hashed
+// in place and written straight from page memory together with its header (writev). Gathering
+// every 4 KiB page by reference was measured slower than one staging copy: the kernel's per-iovec
+// cost outweighs the memcpy.
 class CheckpointOut {
  public:
   CheckpointOut(WritableFile* file, std::uint64_t log_id) : file_(file), log_id_(log_id) {
-    stage_.reserve(kStageBytes);
+    stage_.reserve(kStageBytes + (std::size_t{64} << 10));
   }
 
   Status Record(LogRecordType type, std::span<const std::uint8_t> payload) {
@@ -38,25 +42,33 @@ class CheckpointOut {
     return stage_.size() >= kStageBytes ? Drain() : Status::Ok();
   }
 
-  // A page-image record whose payload is a 24-byte prefix plus `bytes`, hashed in one pass.
+  // A page-image record: a 24-byte prefix plus `bytes`.
   Status Image(PageId id, Epoch epoch, std::uint64_t offset, std::span<const std::uint8_t> bytes) {
+    const auto length = static_cast<std::uint32_t>(log::kPageImagePrefix + bytes.size());
+    if (bytes.size() < kDirectBytes) {
+      // Copy, then hash the copy while it is in cache.
+      const std::size_t at = stage_.size();
+      stage_.resize(at + log::kRecordHeaderSize + length);
+      std::uint8_t* head = stage_.data() + at;
+      std::uint8_t* payload = head + log::kRecordHeaderSize;
+      log::EncodePageImagePrefix(id, epoch, offset, payload);
+      std::memcpy(payload + log::kPageImagePrefix, bytes.data(), bytes.size());
+      log::FillRecordHeader(head, log_id_, static_cast<std::uint8_t>(LogRecordType::kPageImage), {payload, length});
+      return stage_.size() >= kStageBytes ? Drain() : Status::Ok();
+    }
     std::uint8_t head[log::kRecordHeaderSize + log::kPageImagePrefix];
     std::uint8_t* prefix = head + log::kRecordHeaderSize;
     log::EncodePageImagePrefix(id, epoch, offset, prefix);
-    const auto length = static_cast<std::uint32_t>(log::kPageImagePrefix + bytes.size());
     log::FillRecordHeaderPrefix(head, static_cast<std::uint8_t>(LogRecordType::kPageImage), length);
     const std::uint64_t h = log::HeaderHash(head, log_id_);
     log::Put32(head + 12, static_cast<std::uint32_t>(h));
-    XXH3_state_t* st = XXH3_createState();
-    XXH3_64bits_reset_withSeed(st, h);
-    XXH3_64bits_update(st, prefix, log::kPageImagePrefix);
-    XXH3_64bits_update(st, bytes.data(), bytes.size());
-    log::Put64(head + 16, XXH3_64bits_digest(st));
-    XXH3_freeState(st);
-    MMSB_RETURN_IF_ERROR(Raw(head));
-    if (bytes.size() < (std::size_t{256} << 10)) return Raw(bytes);
+    XXH3_64bits_reset_withSeed(&hash_, h);
+    XXH3_64bits_update(&hash_, prefix, log::kPageImagePrefix);
+    XXH3_64bits_update(&hash_, bytes.data(), bytes.size());
+    log::Put64(head + 16, XXH3_64bits_digest(&hash_));
     MMSB_RETURN_IF_ERROR(Drain());
-    return file_->Append(bytes);
+    const std::span<const std::uint8_t> pieces[] = {head, bytes};
+    return file_->AppendV(pieces);
   }
 
   Status Drain() {
@@ -67,9 +79,11 @@ class CheckpointOut {
   }
 
  private:
+  static constexpr std::size_t kDirectBytes = std::size_t{256} << 10;
   WritableFile* file_;
   std::uint64_t log_id_;
   std::vector<std::uint8_t> stage_;
+  XXH3_state_t hash_;
 };
 
 std::string DirOf(const std::string& path) {
@@ -162,7 +176,7 @@ namespace {
 // Loads a checkpoint, or with keep_bytes false only checks it (no page memory is allocated).
 Expected<LogState> ReadCheckpoint(const std::string& path, const CheckpointLoadOptions& options, bool keep_bytes) {
   Env* env = options.env ? options.env : Env::Default();
-  auto f = env->NewRandomAccessFile(path);
+  auto f = env->NewMappedFile(path);  // checkpoints are replaced by rename, never truncated
   if (!f.ok()) return f.status();
   log::RecordReader rr(f->get(), path);
   log::FileHeader h;
