@@ -57,7 +57,8 @@ const char* LogRecordTypeName(LogRecordType t);  // "delta", "commit", ...; "unk
 
 // When a commit counts as durable.
 enum class Durability : std::uint8_t {
-  kNone = 0,   // buffered: handed to the OS when the buffer fills, on Flush() and on close
+  kNone = 0,   // buffered: handed to the OS when the buffer fills, on Flush() and on close (a
+               // crash loses a suffix of the log; sealed segments are synced under every policy)
   kGroup = 1,  // on disk before Commit returns; concurrent commits share one write and fsync
   kSync = 2,   // on disk before Commit returns; one write and fsync per commit
 };
