@@ -94,8 +94,8 @@ class Bus {
   // Diffs `p` against its twin (in full when `full`, else its touched granules), applies the
   // result to the twin, clears the page's shadow. Touches only the page's own state, so distinct
   // pages may be diffed concurrently (the graph's parallel recompute). `undo`, when set, receives
-  // the inverse delta.
-  Delta DiffNow(Page* p, bool full, Delta* undo) const;
+  // the overwritten bytes.
+  Delta DiffNow(Page* p, bool full, UndoLog* undo) const;
   // Diffs one page into out_ (if changed), with verify-mode checking and undo tracking.
   void CollectPage(Page* p, Epoch new_epoch) REQUIRES(mu_);
   void Emit(Page* p, Delta&& d, Epoch new_epoch) REQUIRES(mu_);
@@ -133,12 +133,7 @@ class Bus {
   std::vector<PageId> freed_ GUARDED_BY(mu_);
   std::vector<Delta> out_ GUARDED_BY(mu_);
   std::vector<VerifyMiss> misses_ GUARDED_BY(mu_);
-  struct Undo {
-    Page* page;
-    Delta delta;
-    Epoch prev_epoch;
-  };
-  std::vector<Undo> undo_ GUARDED_BY(mu_);
+  UndoLog undo_ GUARDED_BY(mu_);
   bool track_undo_ GUARDED_BY(mu_) = false;
   DependencyGraph graph_ GUARDED_BY(mu_);
 
