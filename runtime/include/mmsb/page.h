@@ -106,6 +106,9 @@ Page* FindPage(PageId id);
 Expected<Page*> GetPage(PageId id);
 // Looks up a live page by its stable name (static pages); null when absent.
 Page* FindPageByName(std::string_view name);
+// The live page whose storage holds `p` (a [[mmsb::page]] variable or an object from `new`), or
+// null for untracked memory: `mmsb::PageOf(&g_particles)->id()`.
+Page* PageOf(const void* p);
 
 // Marks the page escaped: from now on it is fully diffed at every commit, so writes that bypass
 // the barrier are still captured exactly, at the cost of a full compare.

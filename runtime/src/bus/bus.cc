@@ -322,7 +322,7 @@ Page* Bus::FindContaining(const void* p) {
     const auto off = static_cast<std::uintptr_t>(static_cast<const std::uint8_t*>(p) - page->data());
     return off < page->size() ? page : nullptr;
   }
-  MutexLock lock(&mu_);
+  ReadLock lock(this);
   for (Page* page : live_) {
     if (!page->is_static_) continue;
     const auto off = reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(page->data_);
