@@ -61,7 +61,26 @@ bool SameLayout(const TypeDescriptor& a, const TypeDescriptor& b) {
   return true;
 }
 
+// The bus whose Commit() runs on this thread, if any.
+thread_local const Bus* t_committing = nullptr;
+
+struct CommittingScope {
+  explicit CommittingScope(const Bus* bus) { t_committing = bus; }
+  ~CommittingScope() { t_committing = nullptr; }
+};
+
 }  // namespace
+
+Bus::ReadLock::ReadLock(Bus* bus) NO_THREAD_SAFETY_ANALYSIS {
+  if (t_committing != bus) {
+    mu_ = &bus->mu_;
+    mu_->Lock();
+  }
+}
+
+Bus::ReadLock::~ReadLock() NO_THREAD_SAFETY_ANALYSIS {
+  if (mu_ != nullptr) mu_->Unlock();
+}
 
 Expected<std::unique_ptr<Bus>> Bus::Create(const Options& options) {
   std::unique_ptr<Bus> bus(new Bus(options));
@@ -273,13 +292,13 @@ Status Bus::FreePage(PageId id) {
 }
 
 Page* Bus::Find(PageId id) {
-  MutexLock lock(&mu_);
+  ReadLock lock(this);
   auto it = by_id_.find(id);
   return it == by_id_.end() ? nullptr : it->second;
 }
 
 Page* Bus::FindByName(std::string_view name) {
-  MutexLock lock(&mu_);
+  ReadLock lock(this);
   auto it = by_name_.find(std::string(name));
   return it == by_name_.end() ? nullptr : it->second;
 }
@@ -309,12 +328,12 @@ void Bus::MarkEscaped(Page* page) {
 }
 
 std::size_t Bus::PageCount() {
-  MutexLock lock(&mu_);
+  ReadLock lock(this);
   return live_.size();
 }
 
 std::vector<PageInfo> Bus::ListPages() {
-  MutexLock lock(&mu_);
+  ReadLock lock(this);
   std::vector<PageInfo> out;
   out.reserve(live_.size());
   for (const Page* p : live_) out.push_back(p->Info());
@@ -338,7 +357,7 @@ Expected<const TypeDescriptor*> Bus::RegisterType(const TypeDescriptor& type) {
 }
 
 const TypeDescriptor* Bus::FindType(std::string_view name) {
-  MutexLock lock(&mu_);
+  ReadLock lock(this);
   auto it = types_.find(std::string(name));
   return it == types_.end() ? nullptr : it->second.get();
 }
@@ -487,6 +506,7 @@ void Bus::FillBatch(CommitBatch& batch) {
 Expected<Epoch> Bus::Commit() {
   const std::uint64_t t0 = NowNanos();
   MutexLock lock(&mu_);
+  CommittingScope committing(this);
   const Epoch e = epoch_ + 1;
   out_.clear();
   misses_.clear();
@@ -607,12 +627,12 @@ Status Bus::RemoveEdge(PageId parent, PageId child) {
 }
 
 std::vector<EdgeInfo> Bus::ListEdges() {
-  MutexLock lock(&mu_);
+  ReadLock lock(this);
   return graph_.ListEdges();
 }
 
 int Bus::NodeHeight(PageId page) {
-  MutexLock lock(&mu_);
+  ReadLock lock(this);
   return graph_.Height(page);
 }
 

@@ -60,6 +60,19 @@ class Bus {
   Status RemoveStage(const CommitStage* stage) EXCLUDES(mu_);
 
  private:
+  // Locks mu_ unless this thread is inside this bus's Commit(), which already holds it: stages
+  // and sinks may call the read-only page API (FindPage, FindType, ListPages, ...).
+  class SCOPED_CAPABILITY ReadLock {
+   public:
+    explicit ReadLock(Bus* bus) ACQUIRE(bus->mu_);
+    ~ReadLock() RELEASE();
+    ReadLock(const ReadLock&) = delete;
+    ReadLock& operator=(const ReadLock&) = delete;
+
+   private:
+    Mutex* mu_ = nullptr;  // null when not locked here
+  };
+
   explicit Bus(const Options& options) : options_(options), graph_(options.propagation_threads) {}
   Page* NewRecord() REQUIRES(mu_);
   void Register(Page* p) REQUIRES(mu_);
