@@ -46,8 +46,6 @@ if(MMSB_WITH_CUDA)
   endif()
   # Static cudart: test and benchmark binaries run as they are on any machine with a driver.
   set(CMAKE_CUDA_RUNTIME_LIBRARY Static)
-  set(CMAKE_CUDA_STANDARD 20)
-  set(CMAKE_CUDA_STANDARD_REQUIRED ON)
   enable_language(CUDA)
   find_package(CUDAToolkit REQUIRED)
   message(STATUS "MMSB: CUDA kernels ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, host ${CMAKE_CUDA_HOST_COMPILER}, archs ${CMAKE_CUDA_ARCHITECTURES})")
