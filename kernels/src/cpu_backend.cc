@@ -36,9 +36,9 @@ CpuBackend::~CpuBackend() {
   }
 }
 
-CpuBackend::Fault CpuBackend::Tick() {
+CpuBackend::Fault CpuBackend::Tick(bool can_defer) {
   if (fail_countdown_ == 0 || --fail_countdown_ != 0) return Fault::kNone;
-  if (!injected_deferred_) return Fault::kNow;
+  if (!injected_deferred_ || !can_defer) return Fault::kNow;
   if (pending_.ok()) pending_ = injected_;
   return Fault::kDeferred;
 }
@@ -57,7 +57,7 @@ Status CpuBackend::MemoryInfo(std::uint64_t* free_bytes, std::uint64_t* total_by
 }
 
 Expected<void*> CpuBackend::AllocateKind(std::size_t bytes, Kind kind) {
-  if (Tick() != Fault::kNone) return injected_;  // allocations fail at once, never deferred
+  if (Tick(/*can_defer=*/false) != Fault::kNone) return injected_;  // allocations fail at once
   if (kind == Kind::kManaged && !options_.managed_memory) {
     return UnsupportedLocation("the CPU reference backend was configured without managed memory");
   }
@@ -106,7 +106,7 @@ void CpuBackend::FreeManaged(void* p) { FreeKind(p, Kind::kManaged); }
 // Every operation below starts with MMSB_CPU_OP: an injected failure is returned at once, or
 // deferred to the next Synchronize with the operation's effect skipped.
 #define MMSB_CPU_OP()                     \
-  switch (Tick()) {                       \
+  switch (Tick(/*can_defer=*/true)) {     \
     case Fault::kNow: return injected_;   \
     case Fault::kDeferred: return Status::Ok(); \
     case Fault::kNone: break;             \

@@ -88,8 +88,9 @@ class CpuBackend : public DeviceBackend {
 
  private:
   enum class Fault : std::uint8_t { kNone, kNow, kDeferred };
-  // Counts an operation; says whether the injected failure is due now.
-  Fault Tick();
+  // Counts an operation; says whether the injected failure is due, and whether it is deferred to
+  // the next Synchronize (only operations that would run asynchronously on a device defer).
+  Fault Tick(bool can_defer);
 
   enum class Kind : std::uint8_t { kDevice, kPinned, kManaged };
   struct Allocation {
