@@ -42,12 +42,15 @@ class DeviceHub {
   // A Gpu page was created (not yet registered): allocate its copy and base, both zero (the
   // page's epoch-0 image).
   Status OnCreateGpuPage(Page* p);
-  // Storage for a Unified page: managed bytes and a host twin.
+  // Storage for a Unified page: managed bytes and a host twin, owned by the hub from here on;
+  // AdoptUnified ties it to the page before the page is registered.
   struct UnifiedStorage {
     std::uint8_t* data = nullptr;
     std::uint8_t* twin = nullptr;
+    std::size_t size = 0;
   };
   Expected<UnifiedStorage> AllocateUnified(std::size_t size, bool zeroed);
+  void AdoptUnified(Page* p, const UnifiedStorage& storage);
   // Forgets the page's copy or storage (the page is being freed).
   void OnFreePage(Page* p);
   // Before a commit collects deltas: prefetch unified pages to the host, pull Gpu pages. A
@@ -76,12 +79,18 @@ class DeviceHub {
     bool gpu_page = false;         // Location::kGpu: pulled at every commit, never unmirrored
     bool stale = false;            // re-upload from the committed image at the next sync
     int scopes = 0;                // open GpuWriteScopes
+    std::vector<const Delta*> pending;  // per-commit scratch: this page's deltas, in batch order
   };
   struct Unified {
-    Page* page = nullptr;
     std::uint8_t* data = nullptr;
     std::unique_ptr<std::uint8_t[]> twin;
     std::size_t size = 0;
+  };
+  // Host copy of one pull's results.
+  struct Pulled {
+    std::vector<Copy*> copies;  // DiffRun::target indexes this
+    std::vector<DiffRun> runs;
+    std::vector<std::uint8_t> bytes;
   };
 
   Expected<std::uint8_t*> AllocateDevice(std::size_t bytes);
@@ -91,21 +100,30 @@ class DeviceHub {
   // Uploads the committed image into `dst` (and synchronises).
   Status UploadCommitted(const Page* p, std::uint8_t* dst);
   // Records a device error: the copies named are stale, the error is counted and kept.
-  Status DeviceError(Status s, const std::vector<PageId>& pages);
+  Status DeviceError(Status s, const std::vector<Copy*>& copies);
   // Ships the builder's batch (one copy, one apply, one synchronise).
-  Status Ship(const std::vector<PageId>& pages, std::uint64_t deltas);
-  // Compares the copies with their bases on the device, checks conflicts against the host's
-  // uncommitted changes, and writes the device's changes into the host pages.
+  Status Ship(const std::vector<Copy*>& copies, std::uint64_t deltas);
+  // Compares the copies with their bases on the device (or, without a base, with the committed
+  // image uploaded for the purpose), checks conflicts against the host's uncommitted changes and
+  // writes the device's changes into the host pages through the barrier. `reports` gets one entry
+  // per copy. *conflict tells a conflict (under kError, nothing written) from a device error.
   Status PullCopies(const std::vector<Copy*>& copies, ConflictPolicy policy,
-                    std::vector<PullReport>* reports);
+                    std::vector<PullReport>* reports, bool* conflict);
+  // Runs the device diff of copies [first, last) into `out` (one DiffToRuns call).
+  Status DiffOnDevice(const std::vector<Copy*>& copies, std::size_t first, std::size_t last,
+                      Pulled* out);
+  Copy* FindCopy(const Page* p);
+  void RebuildIndex();
 
   Bus* const bus_;
   std::shared_ptr<DeviceBackend> backend_;
   const DeviceOptions options_;
   std::uint64_t managed_limit_ = 0;
 
-  std::unordered_map<PageId, Copy> copies_;
-  std::unordered_map<PageId, Unified> unified_;
+  std::unordered_map<const Page*, Copy> copies_;
+  std::unordered_map<const Page*, Unified> unified_;
+  std::unordered_map<PageId, Copy*> by_id_;  // index of copies_, rebuilt when copies_ changed
+  bool index_dirty_ = true;
   std::uint64_t device_bytes_ = 0;
   std::uint64_t managed_bytes_ = 0;
 
@@ -114,9 +132,10 @@ class DeviceHub {
   std::size_t pinned_bytes_ = 0;
   std::uint8_t* device_staging_ = nullptr;
   std::size_t device_staging_bytes_ = 0;
-  // Pull outputs on the device.
+  // Pull outputs on the device: totals, then runs, then packed bytes.
   std::uint8_t* pull_out_ = nullptr;
-  std::size_t pull_out_bytes_ = 0;
+  std::uint64_t pull_max_runs_ = 0;
+  std::uint64_t pull_max_bytes_ = 0;
 
   ApplyBatchBuilder builder_;
   std::deque<Delta> composed_;  // per-commit scratch: pages with several deltas, composed
