@@ -414,7 +414,8 @@ Status CudaBackend::BatchedCopy(Src src, Dst dst, Size size, std::uint64_t count
   std::size_t temp = 0;
   MMSB_RETURN_IF_ERROR(FromCuda(
       cub::DeviceMemcpy::Batched(nullptr, temp, src, dst, size, static_cast<std::int64_t>(count), stream_), what));
-  auto scratch = Scratch(temp);
+  // Never hand CUB a null buffer: that would turn the call into another size query.
+  auto scratch = Scratch(std::max<std::size_t>(temp, 256));
   if (!scratch.ok()) return scratch.status();
   MMSB_RETURN_IF_ERROR(FromCuda(
       cub::DeviceMemcpy::Batched(*scratch, temp, src, dst, size, static_cast<std::int64_t>(count), stream_), what));
