@@ -64,6 +64,7 @@ class Page {
  private:
   friend class PageTable;
   friend class Bus;
+  friend class UndoLog;
   Page() = default;
 
   std::uint8_t* data_ = nullptr;

@@ -424,7 +424,7 @@ void Bus::ReportMisses(const Page* p, const Delta& full, const Delta& tracked) {
   }
 }
 
-Delta Bus::DiffNow(Page* p, bool full, Delta* undo) const NO_THREAD_SAFETY_ANALYSIS {
+Delta Bus::DiffNow(Page* p, bool full, UndoLog* undo) const NO_THREAD_SAFETY_ANALYSIS {
   const std::size_t size = p->size_;
   const std::size_t granules = (size + kGranuleSize - 1) >> kGranuleShift;
   std::uint8_t* shadow = ShadowFor(p);
@@ -435,7 +435,7 @@ Delta Bus::DiffNow(Page* p, bool full, Delta* undo) const NO_THREAD_SAFETY_ANALY
     // First sight of the page: its epoch-0 image is all zeros (see docs/SerializationSpec.md).
     const std::span<const std::uint8_t> zeros(Zeros(size), size);
     d = Diff(p->id_, p->epoch_, zeros, now);
-    if (undo != nullptr && !d.empty()) *undo = *Invert(d, zeros);
+    if (undo != nullptr && !d.empty()) undo->Save(p, p->epoch_, d, zeros.data());
     std::memcpy(p->twin_, p->data_, size);
     p->twin_valid_ = true;
   } else {
@@ -446,7 +446,7 @@ Delta Bus::DiffNow(Page* p, bool full, Delta* undo) const NO_THREAD_SAFETY_ANALY
       d = DiffGranules(p->id_, p->epoch_, twin, now, {shadow, granules});
     }
     if (!d.empty()) {
-      if (undo != nullptr) *undo = *Invert(d, twin);
+      if (undo != nullptr) undo->Save(p, p->epoch_, d, twin.data());
       MMSB_CHECK(d.ApplyTo(twin).ok());
     }
   }
@@ -477,22 +477,13 @@ void Bus::CollectPage(Page* p, Epoch new_epoch) {
     for (std::size_t g = 0; g < granules; ++g) touched += shadow[g] != 0;
     stats_.granules_diffed += touched;
   }
-  const Epoch prev_epoch = p->epoch_;
-  Delta undo;
-  Delta d = DiffNow(p, full, track_undo_ ? &undo : nullptr);
+  Delta d = DiffNow(p, full, track_undo_ ? &undo_ : nullptr);
   if (check && tracked.changed_bytes() != d.changed_bytes()) ReportMisses(p, d, tracked);
-  if (!undo.empty()) undo_.push_back({p, std::move(undo), prev_epoch});
   if (!d.empty()) Emit(p, std::move(d), new_epoch);
 }
 
 void Bus::Rollback() {
-  for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
-    Page* p = it->page;
-    MMSB_CHECK(it->delta.ApplyTo({p->data_, p->size_}).ok());
-    MMSB_CHECK(it->delta.ApplyTo({p->twin_, p->size_}).ok());
-    p->epoch_ = it->prev_epoch;
-  }
-  undo_.clear();
+  undo_.Rollback();
   out_.clear();
   misses_.clear();
 }
@@ -513,6 +504,49 @@ void Bus::FillBatch(CommitBatch& batch) {
 }
 
 Expected<Epoch> Bus::Commit() {
+  Expected<Epoch> r = CommitLocked();
+  events_.Drain();
+  return r;
+}
+
+void Bus::PostEvents(std::vector<Event> batch) {
+  events_.Enqueue(std::move(batch));
+  events_.Drain();
+}
+
+bool Bus::EventsWanted() const {
+  if (events_.has_subscribers()) return true;
+  return std::any_of(sinks_.begin(), sinks_.end(), [](const auto& s) { return s->wants_events(); });
+}
+
+void Bus::BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, bool propagated) {
+  batch_events_.clear();
+  for (const PageCreatedRecord& c : created_) {
+    batch_events_.push_back({EventType::kPageCreated, e, c.id, c.size, 0, 0, c.location});
+  }
+  for (PageId id : freed_) batch_events_.push_back({EventType::kPageFreed, e, id});
+  std::uint64_t total = 0;
+  for (const Delta& d : out_) {
+    batch_events_.push_back({EventType::kDeltaApplied, e, d.page(), d.changed_bytes(), 0, d.base_epoch()});
+    total += d.changed_bytes();
+  }
+  // One PageChanged per page, in order of first appearance; propagation and stages may give a
+  // page a second delta in the same epoch.
+  changed_index_.clear();
+  for (const Delta& d : out_) {
+    auto [it, fresh] = changed_index_.try_emplace(d.page(), batch_events_.size());
+    if (fresh) {
+      batch_events_.push_back({EventType::kPageChanged, e, d.page(), d.changed_bytes(), 1});
+    } else {
+      batch_events_[it->second].bytes += d.changed_bytes();
+      ++batch_events_[it->second].count;
+    }
+  }
+  if (propagated) batch_events_.push_back({EventType::kPropagationDone, e, kInvalidPageId, cutoffs, recomputed});
+  batch_events_.push_back({EventType::kCommitDone, e, kInvalidPageId, total, out_.size()});
+}
+
+Expected<Epoch> Bus::CommitLocked() {
   const std::uint64_t t0 = NowNanos();
   MutexLock lock(&mu_);
   CommittingScope committing(this);
@@ -524,28 +558,29 @@ Expected<Epoch> Bus::Commit() {
   const Epoch e = epoch_ + 1;
   out_.clear();
   misses_.clear();
-  undo_.clear();
+  undo_.Clear();
   // Undo images are only needed when something after collection can fail the commit.
   track_undo_ = !graph_.empty() || !stages_.empty();
   CollectAll(e);
 
   Status failure;
+  bool propagated = false;
+  std::uint64_t recomputed_before = 0, cutoffs_before = 0;
   if (!graph_.empty()) {
     DependencyGraph::Host host;
-    host.diff_now = [this](Page* p, bool full, Delta* undo) { return DiffNow(p, full, undo); };
-    host.record_undo = [this](Page* p, Delta&& undo) NO_THREAD_SAFETY_ANALYSIS {
-      undo_.push_back({p, std::move(undo), p->epoch_});
-    };
+    host.diff_now = [this](Page* p, bool full, UndoLog* undo) { return DiffNow(p, full, undo); };
+    host.undo = track_undo_ ? &undo_ : nullptr;
     host.discard = [this](Page* p) NO_THREAD_SAFETY_ANALYSIS {
       std::memcpy(p->data_, p->twin_, p->size_);
       if (std::uint8_t* shadow = ShadowFor(p)) std::memset(shadow, 0, (p->size_ + kGranuleSize - 1) >> kGranuleShift);
     };
-    host.emit = [this, e](Delta&& d) NO_THREAD_SAFETY_ANALYSIS {
-      Page* p = by_id_.at(d.page());
-      Emit(p, std::move(d), e);
-    };
+    host.emit = [this, e](Page* p, Delta&& d) NO_THREAD_SAFETY_ANALYSIS { Emit(p, std::move(d), e); };
     // out_ grows only after success, so the span stays valid during propagation.
+    const std::uint64_t props_before = graph_.stats().propagations;
+    recomputed_before = graph_.stats().nodes_recomputed;
+    cutoffs_before = graph_.stats().cutoffs;
     failure = graph_.Propagate(e, out_, host);
+    propagated = graph_.stats().propagations != props_before;
   }
 
   CommitBatch batch;
@@ -569,6 +604,12 @@ Expected<Epoch> Bus::Commit() {
     ++stats_.failed_commits;
     return failure;
   }
+  const bool want_events = EventsWanted();
+  if (want_events) {
+    BuildEvents(e, graph_.stats().nodes_recomputed - recomputed_before, graph_.stats().cutoffs - cutoffs_before,
+                propagated);
+    batch.events = batch_events_;
+  }
   Status sink_failure;
   for (const auto& sink : sinks_) {
     Status s = sink->OnCommit(batch);
@@ -580,7 +621,7 @@ Expected<Epoch> Bus::Commit() {
   epoch_ = e;
   created_.clear();
   freed_.clear();
-  undo_.clear();
+  undo_.Clear();
   ++stats_.commits;
   stats_.epoch = e;
   for (const Delta& d : out_) {
@@ -589,6 +630,8 @@ Expected<Epoch> Bus::Commit() {
   }
   if (verify_) ++stats_.verify_commits;
   stats_.commit_latency.Record(NowNanos() - t0);
+  if (want_events) events_.Enqueue(std::move(batch_events_));
+  batch_events_.clear();
   if (!sink_failure.ok()) return sink_failure;
   return e;
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "arena/arena.h"
+#include "events/event_hub.h"
 #include "graph/graph.h"
 #include "core/mutex.h"
 #include "mmsb/mirror.h"
@@ -44,6 +45,7 @@ class Bus {
   Expected<const TypeDescriptor*> RegisterType(const TypeDescriptor& type) EXCLUDES(mu_);
   const TypeDescriptor* FindType(std::string_view name) EXCLUDES(mu_);
 
+  // Commits, then delivers the commit's events (after releasing the commit lock).
   Expected<Epoch> Commit() EXCLUDES(mu_);
   Epoch epoch() EXCLUDES(mu_);
   Stats GetStats() EXCLUDES(mu_);
@@ -56,6 +58,11 @@ class Bus {
   Status RemoveEdge(PageId parent, PageId child) EXCLUDES(mu_);
   std::vector<EdgeInfo> ListEdges() EXCLUDES(mu_);
   int NodeHeight(PageId page) EXCLUDES(mu_);
+
+  // Events (mmsb/events.h).
+  EventHub& events() { return events_; }
+  // Delivers a batch produced outside commit (e.g. a checkpoint), in order with commit batches.
+  void PostEvents(std::vector<Event> batch) EXCLUDES(mu_);
 
   Status AddSink(std::shared_ptr<CommitSink> sink) EXCLUDES(mu_);
   Status RemoveSink(const CommitSink* sink) EXCLUDES(mu_);
@@ -103,6 +110,10 @@ class Bus {
   };
 
   explicit Bus(const Options& options) : options_(options), graph_(options.propagation_threads) {}
+  Expected<Epoch> CommitLocked() EXCLUDES(mu_);
+  bool EventsWanted() const REQUIRES(mu_);
+  // Builds the commit's event batch into batch_events_ (see events.h for the order).
+  void BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, bool propagated) REQUIRES(mu_);
   Page* NewRecord() REQUIRES(mu_);
   void Register(Page* p) REQUIRES(mu_);
   void Unregister(Page* p) REQUIRES(mu_);
@@ -112,8 +123,8 @@ class Bus {
   // Diffs `p` against its twin (in full when `full`, else its touched granules), applies the
   // result to the twin, clears the page's shadow. Touches only the page's own state, so distinct
   // pages may be diffed concurrently (the graph's parallel recompute). `undo`, when set, receives
-  // the inverse delta.
-  Delta DiffNow(Page* p, bool full, Delta* undo) const;
+  // the overwritten bytes.
+  Delta DiffNow(Page* p, bool full, UndoLog* undo) const;
   // Diffs one page into out_ (if changed), with verify-mode checking and undo tracking.
   void CollectPage(Page* p, Epoch new_epoch) REQUIRES(mu_);
   void Emit(Page* p, Delta&& d, Epoch new_epoch) REQUIRES(mu_);
@@ -151,14 +162,13 @@ class Bus {
   std::vector<PageId> freed_ GUARDED_BY(mu_);
   std::vector<Delta> out_ GUARDED_BY(mu_);
   std::vector<VerifyMiss> misses_ GUARDED_BY(mu_);
-  struct Undo {
-    Page* page;
-    Delta delta;
-    Epoch prev_epoch;
-  };
-  std::vector<Undo> undo_ GUARDED_BY(mu_);
+  UndoLog undo_ GUARDED_BY(mu_);
   bool track_undo_ GUARDED_BY(mu_) = false;
   DependencyGraph graph_ GUARDED_BY(mu_);
+
+  std::vector<Event> batch_events_ GUARDED_BY(mu_);
+  std::unordered_map<PageId, std::size_t> changed_index_ GUARDED_BY(mu_);  // BuildEvents scratch
+  EventHub events_;
 
   Stats stats_ GUARDED_BY(mu_);
   bool verify_ = false;

@@ -5,111 +5,19 @@
 #include <cstring>
 
 #include <fmt/format.h>
-#include <xxhash.h>
 
+#include "core/envelope.h"
 #include "delta/delta_format.h"
 #include "delta/delta_internal.h"
 #include "mmsb/delta.h"
 
 namespace mmsb {
-namespace {
 
-void PutU64(std::vector<std::uint8_t>& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-}
-
-void PutVarint(std::vector<std::uint8_t>& out, std::uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<std::uint8_t>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<std::uint8_t>(v));
-}
-
-std::uint64_t GetU64(const std::uint8_t* p) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= std::uint64_t{p[i]} << (8 * i);
-  return v;
-}
-
-// Patches the total length at `start` + 4 and appends the checksum of [start, end).
-void Seal(std::vector<std::uint8_t>& out, std::size_t start) {
-  const std::uint64_t total = out.size() - start + delta_internal::kChecksumBytes;
-  for (int i = 0; i < 8; ++i) out[start + 4 + i] = static_cast<std::uint8_t>(total >> (8 * i));
-  PutU64(out, XXH3_64bits(out.data() + start, out.size() - start));
-}
-
-// A bounds-checked reader over one record's body.
-class Reader {
- public:
-  Reader(const std::uint8_t* p, std::size_t n) : p_(p), end_(p + n) {}
-  bool Varint(std::uint64_t* v) {
-    std::uint64_t r = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-      if (p_ == end_) return false;
-      const std::uint8_t b = *p_++;
-      if (shift == 63 && b > 1) return false;  // overflows 64 bits
-      r |= static_cast<std::uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) {
-        *v = r;
-        return true;
-      }
-    }
-    return false;
-  }
-  bool Bytes(std::size_t n, const std::uint8_t** out) {
-    if (static_cast<std::size_t>(end_ - p_) < n) return false;
-    *out = p_;
-    p_ += n;
-    return true;
-  }
-  std::size_t remaining() const { return static_cast<std::size_t>(end_ - p_); }
-
- private:
-  const std::uint8_t* p_;
-  const std::uint8_t* end_;
-};
-
-// Validates the fixed header and checksum; on success *body/*body_len cover the bytes between
-// the fixed header and the checksum, and *total is the record length.
-Status OpenRecord(std::span<const std::uint8_t> in, std::uint8_t magic, const char* what,
-                  std::uint8_t* kind, const std::uint8_t** body, std::size_t* body_len,
-                  std::size_t* total) {
-  constexpr std::size_t kMin = delta_internal::kFixedHeaderBytes + delta_internal::kChecksumBytes;
-  if (in.size() < kMin) {
-    return SerializationError(fmt::format("{}: truncated: {} byte(s), the header alone needs {}", what, in.size(), kMin));
-  }
-  if (in[0] != magic) return Corruption(fmt::format("{}: bad magic 0x{:02x} (want 0x{:02x})", what, in[0], magic));
-  if (in[1] != format::kVersion) {
-    return SerializationError(fmt::format("{}: unsupported version {} (this reader knows {})", what, in[1], format::kVersion));
-  }
-  const std::uint64_t len = GetU64(in.data() + 4);
-  if (len < kMin) return Corruption(fmt::format("{}: declared length {} is shorter than the header", what, len));
-  if (len > in.size()) {
-    return SerializationError(fmt::format("{}: truncated: declares {} bytes, {} available", what, len, in.size()));
-  }
-  const std::uint64_t want = GetU64(in.data() + len - 8);
-  const std::uint64_t got = XXH3_64bits(in.data(), len - 8);
-  if (want != got) return Corruption(fmt::format("{}: checksum mismatch (stored {:016x}, computed {:016x})", what, want, got));
-  if ((in[3] & ~format::kKnownFlags) != 0) {
-    return SerializationError(fmt::format("{}: unknown flags 0x{:02x}", what, in[3]));
-  }
-  *kind = in[2];
-  *body = in.data() + delta_internal::kFixedHeaderBytes;
-  *body_len = len - kMin;
-  *total = len;
-  return Status::Ok();
-}
-
-void StartRecord(std::vector<std::uint8_t>& out, std::uint8_t magic, std::uint8_t kind) {
-  out.push_back(magic);
-  out.push_back(format::kVersion);
-  out.push_back(kind);
-  out.push_back(0);  // flags
-  PutU64(out, 0);    // total length, patched by Seal
-}
-
-}  // namespace
+using envelope::OpenRecord;
+using envelope::PutVarint;
+using envelope::Reader;
+using envelope::Seal;
+using envelope::StartRecord;
 
 void EncodeDeltaTo(const Delta& d, std::vector<std::uint8_t>& out) {
   const std::size_t start = out.size();
@@ -120,7 +28,7 @@ void EncodeDeltaTo(const Delta& d, std::vector<std::uint8_t>& out) {
   PutVarint(out, d.page_size());
   PutVarint(out, d.changed_bytes());
   if (d.form() == Delta::Form::kSparse) {
-    const std::vector<ByteRun> runs = d.Runs();
+    const std::span<const ByteRun> runs = d.sparse_runs();
     PutVarint(out, runs.size());
     std::uint32_t prev_end = 0;
     for (const ByteRun& r : runs) {
@@ -129,7 +37,7 @@ void EncodeDeltaTo(const Delta& d, std::vector<std::uint8_t>& out) {
       prev_end = r.offset + r.length;
     }
   } else {
-    const std::vector<std::uint8_t> mask = d.Mask();
+    const std::vector<std::uint8_t> mask = d.Mask();  // the stored mask, copied once
     out.insert(out.end(), mask.begin(), mask.end());
   }
   out.insert(out.end(), d.bytes().begin(), d.bytes().end());
@@ -144,14 +52,14 @@ std::vector<std::uint8_t> EncodeDelta(const Delta& d) {
 
 Expected<Delta> DecodeDelta(std::span<const std::uint8_t> in, std::size_t* consumed,
                             std::uint32_t max_page_size) {
-  std::uint8_t form;
-  const std::uint8_t* body;
-  std::size_t body_len, total;
-  MMSB_RETURN_IF_ERROR(OpenRecord(in, format::kDeltaMagic, "delta", &form, &body, &body_len, &total));
+  auto rec = OpenRecord(in, format::kDeltaMagic, "delta");
+  if (!rec.ok()) return rec.status();
+  const std::uint8_t form = rec->kind;
+  const std::size_t total = rec->total;
   if (form != format::kFormSparse && form != format::kFormDense) {
     return SerializationError(fmt::format("delta: unknown form {}", form));
   }
-  Reader r(body, body_len);
+  Reader r(rec->body);
   std::uint64_t page, base_epoch, page_size, changed;
   if (!r.Varint(&page) || !r.Varint(&base_epoch) || !r.Varint(&page_size) || !r.Varint(&changed)) {
     return SerializationError("delta: header fields run past the record");
@@ -247,14 +155,14 @@ std::vector<std::uint8_t> EncodePageImage(const PageImage& img) {
 
 Expected<PageImage> DecodePageImage(std::span<const std::uint8_t> in, std::size_t* consumed,
                                     std::uint32_t max_page_size) {
-  std::uint8_t loc;
-  const std::uint8_t* body;
-  std::size_t body_len, total;
-  MMSB_RETURN_IF_ERROR(OpenRecord(in, format::kPageImageMagic, "page image", &loc, &body, &body_len, &total));
+  auto rec = OpenRecord(in, format::kPageImageMagic, "page image");
+  if (!rec.ok()) return rec.status();
+  const std::uint8_t loc = rec->kind;
+  const std::size_t total = rec->total;
   if (loc > static_cast<std::uint8_t>(Location::kUnified)) {
     return SerializationError(fmt::format("page image: unknown location {}", loc));
   }
-  Reader r(body, body_len);
+  Reader r(rec->body);
   std::uint64_t id, epoch, size;
   if (!r.Varint(&id) || !r.Varint(&epoch) || !r.Varint(&size)) {
     return SerializationError("page image: header fields run past the record");

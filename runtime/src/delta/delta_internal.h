@@ -9,9 +9,8 @@
 
 namespace mmsb::delta_internal {
 
-// magic, version, form, flags, u64 body length.
-inline constexpr std::size_t kFixedHeaderBytes = 12;
-inline constexpr std::size_t kChecksumBytes = 8;
+inline constexpr std::size_t kFixedHeaderBytes = 12;  // envelope::kHeaderBytes
+inline constexpr std::size_t kChecksumBytes = 8;      // envelope::kChecksumBytes
 
 // Encoded bytes of the sparse run table (count + gap/length varints).
 std::size_t SparseBodySize(std::span<const ByteRun> runs);
