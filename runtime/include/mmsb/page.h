@@ -84,6 +84,8 @@ class Page {
   std::uint8_t size_class_ = 0; // pool size class, or 0xff for large pages
   std::size_t capacity_ = 0;    // bytes of the storage block
   bool live_ = false;
+  Epoch created_epoch_ = 0;        // the bus epoch when created (to cancel create+free pairs)
+  std::uint32_t created_slot_ = 0; // index of its creation record while that is pending
 };
 
 // Creates a heap page of `size` bytes (1 byte to 4 GiB - 1). Fails with InvalidArgument for bad

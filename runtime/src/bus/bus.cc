@@ -131,8 +131,10 @@ void Bus::Register(Page* p) {
   p->live_ = true;
   p->slot_ = static_cast<std::uint32_t>(live_.size());
   live_.push_back(p);
-  by_id_.emplace(p->id_, p);
+  by_id_.Put(p->id_, p);
   if (!p->name_.empty()) by_name_[p->name_] = p;
+  p->created_epoch_ = epoch_;
+  p->created_slot_ = static_cast<std::uint32_t>(created_.size());
   created_.push_back({p->id_, p->size_, p->location_, p->type_, p->name_, p->is_static_});
   ++stats_.pages_created;
   ++stats_.pages_live;
@@ -145,12 +147,24 @@ void Bus::Unregister(Page* p) {
   live_[p->slot_] = last;
   last->slot_ = p->slot_;
   live_.pop_back();
-  by_id_.erase(p->id_);
+  by_id_.Erase(p->id_);
   if (!p->name_.empty()) {
     auto it = by_name_.find(p->name_);
     if (it != by_name_.end() && it->second == p) by_name_.erase(it);
   }
-  freed_.push_back(p->id_);
+  if (p->created_epoch_ == epoch_ && p->created_slot_ < created_.size() &&
+      created_[p->created_slot_].id == p->id_) {
+    // Created and freed within one epoch: no commit ever saw it, so it leaves no trace in the
+    // batch (keeps a create/free loop between commits from accumulating records).
+    if (p->created_slot_ + 1 == created_.size()) {
+      created_.pop_back();
+    } else {
+      created_[p->created_slot_].id = kInvalidPageId;  // compacted before the batch is built
+      ++created_tombstones_;
+    }
+  } else {
+    freed_.push_back(p->id_);
+  }
   ++stats_.pages_freed;
   --stats_.pages_live;
   stats_.cpu_bytes -= p->size_;
@@ -275,9 +289,7 @@ Status Bus::FreeLocked(Page* p) {
   } else if (p->size_class_ != kExternalStorage) {
     Arena::Block b{p->data_, p->capacity_, p->size_class_, false};
     // A page that never held a non-zero byte leaves a clean slot: no zeroing on reuse.
-    const bool dirty = p->maybe_nonzero_ || p->escaped_ ||
-                       std::any_of(ShadowFor(p), ShadowFor(p) + ((p->size_ + 63) >> 6),
-                                   [](std::uint8_t v) { return v != 0; });
+    const bool dirty = p->maybe_nonzero_ || p->escaped_ || AnyTouched(ShadowFor(p), (p->size_ + 63) >> 6);
     arena_->ClearOwner(b);
     arena_->Free(b, dirty);
   }
@@ -294,15 +306,15 @@ Status Bus::FreePage(Page* page) {
 
 Status Bus::FreePage(PageId id) {
   MutexLock lock(&mu_);
-  auto it = by_id_.find(id);
-  if (it == by_id_.end()) return PageNotFound(fmt::format("no live page with id {}", id));
-  return FreeLocked(it->second);
+  Page** it = by_id_.Find(id);
+  if (it == nullptr) return PageNotFound(fmt::format("no live page with id {}", id));
+  return FreeLocked(*it);
 }
 
 Page* Bus::Find(PageId id) {
   ReadLock lock(this);
-  auto it = by_id_.find(id);
-  return it == by_id_.end() ? nullptr : it->second;
+  Page** it = by_id_.Find(id);
+  return it == nullptr ? nullptr : *it;
 }
 
 Page* Bus::FindByName(std::string_view name) {
@@ -497,6 +509,14 @@ void Bus::CollectAll(Epoch new_epoch) {
 }
 
 void Bus::FillBatch(CommitBatch& batch) {
+  if (created_tombstones_ != 0) {
+    std::erase_if(created_, [](const PageCreatedRecord& r) { return r.id == kInvalidPageId; });
+    created_tombstones_ = 0;
+    // Slots moved: pages created this epoch find their record again through the id check.
+    for (std::size_t i = 0; i < created_.size(); ++i) {
+      if (Page** p = by_id_.Find(created_[i].id)) (*p)->created_slot_ = static_cast<std::uint32_t>(i);
+    }
+  }
   batch.created = created_;
   batch.freed = freed_;
   batch.deltas = out_;
@@ -620,6 +640,7 @@ Expected<Epoch> Bus::CommitLocked() {
   }
   epoch_ = e;
   created_.clear();
+  created_tombstones_ = 0;
   freed_.clear();
   undo_.Clear();
   ++stats_.commits;
@@ -659,24 +680,24 @@ Stats Bus::GetStats() {
 
 Status Bus::AddEdge(PageId parent, PageId child, EdgeKind kind, Projection proj, EdgeOptions options) {
   MutexLock lock(&mu_);
-  auto p = by_id_.find(parent);
-  if (p == by_id_.end()) return PageNotFound(fmt::format("edge parent: no live page with id {}", parent));
-  auto c = by_id_.find(child);
-  if (c == by_id_.end()) return PageNotFound(fmt::format("edge child: no live page with id {}", child));
-  return graph_.AddEdge(p->second, c->second, kind, proj, options);
+  Page** p = by_id_.Find(parent);
+  if (p == nullptr) return PageNotFound(fmt::format("edge parent: no live page with id {}", parent));
+  Page** c = by_id_.Find(child);
+  if (c == nullptr) return PageNotFound(fmt::format("edge child: no live page with id {}", child));
+  return graph_.AddEdge(*p, *c, kind, proj, options);
 }
 
 Status Bus::AddUserEdges(std::span<const PageId> parents, PageId child, RecomputeFn fn, EdgeOptions options) {
   MutexLock lock(&mu_);
-  auto c = by_id_.find(child);
-  if (c == by_id_.end()) return PageNotFound(fmt::format("edge child: no live page with id {}", child));
+  Page** c = by_id_.Find(child);
+  if (c == nullptr) return PageNotFound(fmt::format("edge child: no live page with id {}", child));
   std::vector<Page*> ps;
   for (PageId id : parents) {
-    auto p = by_id_.find(id);
-    if (p == by_id_.end()) return PageNotFound(fmt::format("edge parent: no live page with id {}", id));
-    ps.push_back(p->second);
+    Page** p = by_id_.Find(id);
+    if (p == nullptr) return PageNotFound(fmt::format("edge parent: no live page with id {}", id));
+    ps.push_back(*p);
   }
-  return graph_.SetUserFunction(c->second, std::move(ps), std::move(fn), options);
+  return graph_.SetUserFunction(*c, std::move(ps), std::move(fn), options);
 }
 
 Status Bus::RemoveEdge(PageId parent, PageId child) {

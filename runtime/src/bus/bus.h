@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "arena/arena.h"
+#include "core/flat_id_map.h"
 #include "events/event_hub.h"
 #include "graph/graph.h"
 #include "core/mutex.h"
@@ -144,7 +145,7 @@ class Bus {
   std::vector<std::unique_ptr<Page[]>> record_chunks_ GUARDED_BY(mu_);
   std::vector<Page*> free_records_ GUARDED_BY(mu_);
   std::vector<Page*> live_ GUARDED_BY(mu_);  // Page::slot_ is the index
-  std::unordered_map<PageId, Page*> by_id_ GUARDED_BY(mu_);
+  FlatIdMap<Page*> by_id_ GUARDED_BY(mu_);
   std::unordered_map<std::string, Page*> by_name_ GUARDED_BY(mu_);
   std::unordered_map<std::string, std::unique_ptr<TypeDescriptor>> types_ GUARDED_BY(mu_);
   PageId next_id_ GUARDED_BY(mu_) = 1;
@@ -158,7 +159,8 @@ class Bus {
   std::vector<std::shared_ptr<CommitSink>> sinks_ GUARDED_BY(mu_);
 
   // Per-commit scratch, reused across commits.
-  std::vector<PageCreatedRecord> created_ GUARDED_BY(mu_);
+  std::vector<PageCreatedRecord> created_ GUARDED_BY(mu_);  // id 0: cancelled (created and freed)
+  std::size_t created_tombstones_ GUARDED_BY(mu_) = 0;
   std::vector<PageId> freed_ GUARDED_BY(mu_);
   std::vector<Delta> out_ GUARDED_BY(mu_);
   std::vector<VerifyMiss> misses_ GUARDED_BY(mu_);
