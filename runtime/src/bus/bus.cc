@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "device/device_hub.h"
+
 namespace mmsb {
 namespace {
 
@@ -174,10 +176,8 @@ Expected<Page*> Bus::CreatePage(std::size_t size, const PageOptions& options) {
   if (size == 0 || size >= (std::size_t{1} << 32)) {
     return InvalidArgument(fmt::format("page size {} is out of range [1, 4 GiB)", size));
   }
-  if (options.location != Location::kCpu) {
-    return UnsupportedLocation(fmt::format(
-        "page location '{}' needs a device backend, and none is attached", LocationName(options.location)));
-  }
+  // Unified storage comes from the device hub (bus_device.cc); Gpu pages have arena storage too.
+  if (options.location == Location::kUnified) return CreateUnifiedPage(size, options);
   auto block = arena_->Allocate(size, options.zeroed);
   if (!block.ok()) return block.status();
   Page* p;
@@ -198,6 +198,13 @@ Expected<Page*> Bus::CreatePage(std::size_t size, const PageOptions& options) {
     p->maybe_nonzero_ = !block->zero;
     p->size_class_ = block->size_class;
     p->capacity_ = block->capacity;
+    if (options.location == Location::kGpu) {
+      if (Status s = AttachDeviceCopy(p); !s.ok()) {
+        free_records_.push_back(p);
+        arena_->Free(*block, !block->zero);
+        return s;
+      }
+    }
     Register(p);
   }
   arena_->SetOwner(*block, p);
@@ -276,9 +283,10 @@ Status Bus::FreeLocked(Page* p) {
   if (p == nullptr || !p->live_) return FailedPrecondition("page is not live (double free?)");
   graph_.RemovePage(p->id_);
   Unregister(p);
+  if (device_ != nullptr) device_->OnFreePage(p);  // drops a device copy or unified storage
   if (p->is_static_) {
     delete[] p->twin_;
-  } else {
+  } else if (p->size_class_ != kExternalStorage) {
     Arena::Block b{p->data_, p->capacity_, p->size_class_, false};
     // A page that never held a non-zero byte leaves a clean slot: no zeroing on reuse.
     const bool dirty = p->maybe_nonzero_ || p->escaped_ || AnyTouched(ShadowFor(p), (p->size_ + 63) >> 6);
@@ -375,6 +383,7 @@ const TypeDescriptor* Bus::FindType(std::string_view name) {
 }
 
 std::uint8_t* Bus::ShadowFor(const Page* p) const {
+  if (p->size_class_ == kExternalStorage) return nullptr;  // no barrier shadow: always fully diffed
   if (p->is_static_) {
     const rt::ShadowRegion& r = rt::g_static_region;
     const std::uintptr_t off = reinterpret_cast<std::uintptr_t>(p->data_) - r.base;
@@ -561,6 +570,11 @@ Expected<Epoch> Bus::CommitLocked() {
   const std::uint64_t t0 = NowNanos();
   MutexLock lock(&mu_);
   CommittingScope committing(this);
+  // Device writes to Gpu pages become host writes first; a conflict fails here, nothing changed.
+  if (Status s = DeviceBeforeCommit(); !s.ok()) {
+    ++stats_.failed_commits;
+    return s;
+  }
   const Epoch e = epoch_ + 1;
   out_.clear();
   misses_.clear();
@@ -660,6 +674,7 @@ Stats Bus::GetStats() {
   s.graph_nodes = g.nodes;
   s.graph_edges = g.edges;
   s.propagation_latency = graph_.latency();
+  s.gpu_bytes = device_ != nullptr ? device_->device_bytes() : 0;
   return s;
 }
 
