@@ -22,6 +22,7 @@
 #include "mmsb/graph.h"
 #include "mmsb/instrument.h"
 #include "mmsb/log.h"
+#include "mmsb/mirror.h"
 #include "mmsb/page.h"
 #include "mmsb/replay.h"
 #include "mmsb/stats.h"
