@@ -7,8 +7,11 @@
 #include <fmt/format.h>
 #include <xxhash.h>
 
+#include <atomic>
 #include <map>
 #include <random>
+#include <shared_mutex>
+#include <thread>
 
 #include "log_test_util.h"
 #include "mmsb/checkpoint.h"
@@ -406,6 +409,45 @@ TEST_F(ReplayTest, RestoreBringsStaticPagesBackByNameFromALogOrACheckpoint) {
     stop();
   }
   StartBus();
+}
+
+// commit() from several threads with group durability: writes never overlap a commit (the bus's
+// quiescence rule, kept with a reader-writer lock), commits overlap each other, so their waits for
+// the disk overlap and share fsyncs. Every acknowledged epoch is in the log and replays exactly.
+TEST_F(ReplayTest, ConcurrentCommitsThroughTheSinkShareFsyncs) {
+  LogOptions lo;
+  lo.durability = Durability::kGroup;
+  Attach(lo);
+  constexpr int kThreads = 4, kCommits = 30;
+  std::vector<Page*> pages;
+  for (int t = 0; t < kThreads; ++t) pages.push_back(*CreatePage(256));
+  std::shared_mutex quiesce;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 1; i <= kCommits; ++i) {
+        {
+          std::unique_lock<std::shared_mutex> w(quiesce);
+          *rt::w(&pages[t]->data()[i]) = static_cast<std::uint8_t>(i);
+        }
+        std::shared_lock<std::shared_mutex> c(quiesce);
+        if (!commit().ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  const auto counters = sink_->writer().counters();
+  EXPECT_EQ(counters.commits, static_cast<std::uint64_t>(kThreads * kCommits));
+  EXPECT_LE(counters.syncs, counters.commits);
+  const Fingerprint live = Live();
+  const Epoch last = current_epoch();
+  ASSERT_TRUE(sink_->Close().ok());
+  auto st = Replay(log_);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->epoch, last);
+  EXPECT_TRUE(Of(*st) == live);
 }
 
 TEST_F(ReplayTest, ReplayPastTheEndOfTheLogIsNotFound) {
