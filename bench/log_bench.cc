@@ -606,5 +606,6 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   RemoveDir(fs::path(BenchDir("x")).parent_path().string());
+  RemoveDir(fs::path(BenchDir("x", true)).parent_path().string());
   return 0;
 }
