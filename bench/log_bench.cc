@@ -273,37 +273,49 @@ void BM_DurableCommitsInterleaved(benchmark::State& state) {
   std::vector<std::uint64_t> seqs(kThreads, 0);
   double t_log = 0, t_leveldb = 0, t_sqlite = 0;
   std::uint64_t n_log = 0, n_leveldb = 0, n_sqlite = 0;
-  constexpr auto kBurst = std::chrono::milliseconds(250);
+  constexpr auto kBurst = std::chrono::milliseconds(100);
+  auto log_burst = [&] {
+    n_log += Burst([&](int t, std::uint64_t i) {
+      mmsb::LogBatch& b = batches[t];
+      b.Clear();
+      if (!b.AddDelta(p.deltas[t][i % kDeltasPerThread]).ok() || !g_writer->Commit(b).ok()) std::abort();
+    }, kBurst, &t_log);
+  };
+  auto leveldb_burst = [&] {
+    n_leveldb += Burst([&](int t, std::uint64_t i) {
+      const auto& value = p.encoded[t][i % kDeltasPerThread];
+      char key[12];
+      const std::uint64_t seq = seqs[t]++;
+      std::memcpy(key, &t, 4);
+      std::memcpy(key + 4, &seq, 8);
+      leveldb::WriteBatch wb;
+      wb.Put(leveldb::Slice(key, 12), leveldb::Slice(reinterpret_cast<const char*>(value.data()), value.size()));
+      leveldb::WriteOptions wo;
+      wo.sync = true;
+      if (!g_leveldb->Write(wo, &wb).ok()) std::abort();
+    }, kBurst, &t_leveldb);
+  };
+  auto sqlite_burst = [&] {
+    n_sqlite += Burst([&](int t, std::uint64_t i) {
+      const auto& value = p.encoded[t][i % kDeltasPerThread];
+      std::lock_guard<std::mutex> l(g_sqlite_mu);
+      Exec("BEGIN");
+      sqlite3_bind_int(g_insert, 1, t);
+      sqlite3_bind_int64(g_insert, 2, static_cast<std::int64_t>(i));
+      sqlite3_bind_blob(g_insert, 3, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
+      if (sqlite3_step(g_insert) != SQLITE_DONE) std::abort();
+      sqlite3_reset(g_insert);
+      Exec("COMMIT");
+    }, kBurst, &t_sqlite);
+  };
   for (auto _ : state) {
-    for (int round = 0; round < 6; ++round) {
-      n_log += Burst([&](int t, std::uint64_t i) {
-        mmsb::LogBatch& b = batches[t];
-        b.Clear();
-        if (!b.AddDelta(p.deltas[t][i % kDeltasPerThread]).ok() || !g_writer->Commit(b).ok()) std::abort();
-      }, kBurst, &t_log);
-      n_leveldb += Burst([&](int t, std::uint64_t i) {
-        const auto& value = p.encoded[t][i % kDeltasPerThread];
-        char key[12];
-        const std::uint64_t seq = seqs[t]++;
-        std::memcpy(key, &t, 4);
-        std::memcpy(key + 4, &seq, 8);
-        leveldb::WriteBatch wb;
-        wb.Put(leveldb::Slice(key, 12), leveldb::Slice(reinterpret_cast<const char*>(value.data()), value.size()));
-        leveldb::WriteOptions wo;
-        wo.sync = true;
-        if (!g_leveldb->Write(wo, &wb).ok()) std::abort();
-      }, kBurst, &t_leveldb);
-      n_sqlite += Burst([&](int t, std::uint64_t i) {
-        const auto& value = p.encoded[t][i % kDeltasPerThread];
-        std::lock_guard<std::mutex> l(g_sqlite_mu);
-        Exec("BEGIN");
-        sqlite3_bind_int(g_insert, 1, t);
-        sqlite3_bind_int64(g_insert, 2, static_cast<std::int64_t>(i));
-        sqlite3_bind_blob(g_insert, 3, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
-        if (sqlite3_step(g_insert) != SQLITE_DONE) std::abort();
-        sqlite3_reset(g_insert);
-        Exec("COMMIT");
-      }, kBurst, &t_sqlite);
+    // 20 rounds; the order rotates so no system always follows the same one.
+    for (int round = 0; round < 20; ++round) {
+      switch (round % 3) {
+        case 0: log_burst(); leveldb_burst(); sqlite_burst(); break;
+        case 1: leveldb_burst(); sqlite_burst(); log_burst(); break;
+        default: sqlite_burst(); log_burst(); leveldb_burst(); break;
+      }
     }
   }
   const auto c = g_writer->counters();
