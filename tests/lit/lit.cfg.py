@@ -16,6 +16,9 @@ config.environment["PATH"] = os.pathsep.join(
 for var in ("HOME", "TMPDIR"):
     if var in os.environ:
         config.environment[var] = os.environ[var]
+# Compiles with the plugin capture IR; tests that do not choose a store share this one (and so
+# exercise concurrent capture), instead of writing .mmsb/ into their working directories.
+config.environment["MMSB_IR_STORE"] = os.path.join(config.test_exec_root, "shared-ir.db")
 
 inputs = os.path.join(config.mmsb_lit_source_dir, "Inputs")
 runtime_include = os.path.join(config.mmsb_source_dir, "runtime", "include")
