@@ -90,6 +90,19 @@ bool EnvDisables(const char* name) {
          s.equals_insensitive("no");
 }
 
+// The driver compiles `clang++ a.cpp -o app` to a temporary object (<tmp>/a-1b2c3d.o, a new name
+// every time); such an output says nothing about the TU and must not become part of its identity.
+bool IsDriverTemporary(llvm::StringRef output) {
+  llvm::SmallString<128> tmp, real_tmp;
+  llvm::sys::path::system_temp_directory(/*ErasedOnReboot=*/true, tmp);
+  if (!llvm::sys::fs::real_path(tmp, real_tmp)) tmp = real_tmp;
+  if (llvm::sys::path::parent_path(output) != tmp) return false;
+  const llvm::StringRef stem = llvm::sys::path::stem(output);
+  const size_t dash = stem.rfind('-');
+  if (dash == llvm::StringRef::npos || stem.size() - dash - 1 != 6) return false;
+  return stem.substr(dash + 1).find_first_not_of("0123456789abcdef") == llvm::StringRef::npos;
+}
+
 std::string AbsolutePath(llvm::StringRef path, llvm::StringRef working_dir) {
   if (path.empty() || path == "-") return "";
   llvm::SmallString<256> p(path);
@@ -209,6 +222,7 @@ void IrCaptureHook::Finish(const clang::CompilerInstance& outer, bool compile_ok
     if (!fe.Inputs.empty() && fe.Inputs[0].isFile()) input = fe.Inputs[0].getFile();
     capture.source = AbsolutePath(input, cwd);
     capture.output = AbsolutePath(fe.OutputFile, cwd);
+    if (IsDriverTemporary(capture.output)) capture.output.clear();
     capture.compiler = clang::getClangFullVersion();
     capture.flags_hash = FlagsHash(outer, input);
     capture.functions = session->TakeRecords();

@@ -8,7 +8,7 @@
 //                [--sort delta|name]
 //   mmsb ir history FUNC [--stage S] [--tu PATH]
 //   mmsb ir gc --keep N
-//   mmsb ir begin [--label L]        (the CMake pre-build step; see cmake/MmsbIr.cmake)
+//   mmsb ir new-generation [--label L] [--quiet]   (the pre-build step, cmake/MmsbIr.cmake)
 // Every subcommand takes --store PATH (default: MMSB_IR_STORE, else .mmsb/ir.db found from the
 // working directory, see ResolveStorePath).
 #include <cstdio>
@@ -40,6 +40,7 @@ struct IrFlags {
   int keep = 0;
   bool stat = false;
   bool json = false;
+  bool quiet = false;
 };
 
 IrFlags& Flags() {
@@ -220,11 +221,16 @@ int Gc() {
   return 0;
 }
 
-int Begin() {
+int NewGeneration() {
   auto store = OpenStore(ir::Store::Mode::kReadWrite);
   if (!store.ok()) return Fail(store.status().ToString());
   Status s = (*store)->BeginGeneration(Flags().label);
   if (!s.ok()) return Fail(s.ToString());
+  if (!Flags().quiet) {
+    std::printf("mmsb: the next capture into %s opens a new generation%s\n",
+                (*store)->path().c_str(),
+                Flags().label.empty() ? "" : (" labelled '" + Flags().label + "'").c_str());
+  }
   return 0;
 }
 
@@ -290,11 +296,13 @@ void AddIr(CLI::App& app) {
   store_flag(gc);
   SetAction(gc, Gc);
 
-  CLI::App* begin = ir->add_subcommand(
-      "begin", "close the open generation: the next capture opens a new one (pre-build step)");
-  begin->add_option("--label", f.label, "label for the next generation");
-  store_flag(begin);
-  SetAction(begin, Begin);
+  CLI::App* next = ir->add_subcommand(
+      "new-generation",
+      "close the open generation, so the next capture opens a new one (a pre-build step)");
+  next->add_option("--label", f.label, "label for the next generation");
+  next->add_flag("--quiet", f.quiet, "print nothing");
+  store_flag(next);
+  SetAction(next, NewGeneration);
 }
 
 const CommandRegistrar kRegistrar(AddIr);

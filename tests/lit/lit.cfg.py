@@ -27,6 +27,8 @@ config.substitutions.append(("%inputs", inputs))
 config.substitutions.append(("%mmsb_include", runtime_include))
 config.substitutions.append(("%plugin", config.mmsb_plugin))
 config.substitutions.append(("%rewrite", config.mmsb_rewrite))
+config.substitutions.append(("%mmsb", config.mmsb_cli))
+config.substitutions.append(("%python", config.python))
 # %cxx_plain: clang 19 without the plugin; %cxx: with it.
 config.substitutions.append(("%clang_c", config.clangxx.replace("clang++", "clang") + " -x c"))
 config.substitutions.append(("%cxx_plain", cxx))
