@@ -29,6 +29,7 @@ config.substitutions.append(("%plugin", config.mmsb_plugin))
 config.substitutions.append(("%rewrite", config.mmsb_rewrite))
 config.substitutions.append(("%mmsb", config.mmsb_cli))
 config.substitutions.append(("%python", config.python))
+config.substitutions.append(("%llvm_diff", os.path.join(config.llvm_tools_dir, "llvm-diff")))
 # %cxx_plain: clang 19 without the plugin; %cxx: with it.
 config.substitutions.append(("%clang_c", config.clangxx.replace("clang++", "clang") + " -x c"))
 config.substitutions.append(("%cxx_plain", cxx))
