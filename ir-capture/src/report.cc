@@ -44,6 +44,15 @@ std::string Hex64(std::uint64_t v) {
   return buf;
 }
 
+// Long names (template instantiations) shortened in the middle so that tables stay readable;
+// JSON and `show` always give them whole.
+std::string Elide(const std::string& s, size_t max = 100) {
+  if (s.size() <= max) return s;
+  const size_t head = max * 2 / 3;
+  const size_t tail = max - head - 3;
+  return s.substr(0, head) + "..." + s.substr(s.size() - tail);
+}
+
 std::string Signed(std::int64_t v) { return (v > 0 ? "+" : "") + std::to_string(v); }
 
 std::string Display(const std::string& path, const RenderOptions& o) {
@@ -211,7 +220,7 @@ std::string RenderFunctions(const std::vector<FunctionVersion>& versions, const 
       return x == nullptr ? std::string("-")
                           : std::to_string(x->instructions) + "/" + std::to_string(x->blocks);
     };
-    t.Add({Display(v.tu_source, o), Demangle(v.name), v.linkage, ib(p.pre), ib(p.post),
+    t.Add({Display(v.tu_source, o), Elide(Demangle(v.name)), v.linkage, ib(p.pre), ib(p.post),
            Pages(v.page_types), Location(v, o)});
   }
   return t.Render(o);
@@ -262,9 +271,9 @@ std::string RenderDiff(const GenerationDiff& d, bool stat_only, const RenderOpti
       if (delta != 0) s += " (" + Signed(delta) + ")";
       return s;
     };
-    std::string name = Demangle(c.any().name);
+    std::string name = Elide(Demangle(c.any().name));
     std::string tu = Display(c.any().tu_source, o);
-    if (c.kind == ChangeKind::kRenamed) name = Demangle(c.before->name) + " -> " + name;
+    if (c.kind == ChangeKind::kRenamed) name = Elide(Demangle(c.before->name)) + " -> " + name;
     if (c.kind == ChangeKind::kMoved) tu = Display(c.before->tu_source, o) + " -> " + tu;
     std::string kind = ChangeKindName(c.kind);
     if ((c.kind == ChangeKind::kRenamed || c.kind == ChangeKind::kMoved) && c.text_changed)
