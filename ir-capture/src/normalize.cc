@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <map>
@@ -460,6 +461,7 @@ std::string ModuleNormalizer::Impl::Normalize(const llvm::Function& f) {
   out.reserve(printed.size());
   llvm::StringRef rest = printed;
   bool started = false;
+  bool after_define = false;  // the previous kept line was the `define` line
   std::string scratch;
   while (!rest.empty()) {
     auto [line, tail] = rest.split('\n');
@@ -474,6 +476,8 @@ std::string ModuleNormalizer::Impl::Normalize(const llvm::Function& f) {
       continue;
     }
     started = true;
+    const bool first_in_body = after_define;
+    after_define = line.starts_with("define");
     // A block label at the start of the line ("12:" or "name:").
     if (!line.empty() && line[0] != ' ' && line[0] != ';' && !line.starts_with("define") &&
         line[0] != '}') {
@@ -481,6 +485,8 @@ std::string ModuleNormalizer::Impl::Normalize(const llvm::Function& f) {
       bool quoted = false;
       llvm::StringRef tok = ReadIdent(line, j, &quoted);
       if (!tok.empty() && j < line.size() && line[j] == ':') {
+        // The entry block prints a label only when it has a name: drop it, as for an unnamed one.
+        if (first_in_body) continue;
         bool mapped = false;
         if (!quoted && AllDigits(tok)) {
           const unsigned long slot = Number(tok);
@@ -496,7 +502,14 @@ std::string ModuleNormalizer::Impl::Normalize(const llvm::Function& f) {
           }
         }
         if (!mapped) out += tok.str();
-        line = line.substr(j);
+        out += ':';
+        // Re-pad the "; preds = ..." comment as LLVM pads it after a numbered label (column
+        // 50), so that the length of a block's name does not show.
+        line = line.substr(j + 1).ltrim();
+        if (!line.empty()) {
+          const size_t line_start = out.rfind('\n') + 1;  // npos + 1 == 0
+          out.append(std::max<size_t>(1, 50 - std::min<size_t>(50, out.size() - line_start)), ' ');
+        }
       }
     }
     Rewrite(line, Mode::kBody, &local, out);
