@@ -27,12 +27,11 @@ std::string ResolveStorePath(const std::string& start_dir, const std::string& fa
   }
   std::error_code ec;
   fs::path start = fs::absolute(fs::path(start_dir.empty() ? "." : start_dir), ec).lexically_normal();
+  // The nearest directory that has a store or is a CMake build root: a build tree nested in
+  // another (a test project inside a build directory) gets its own store.
   for (fs::path d = start;; d = d.parent_path()) {
-    if (Exists(d / ".mmsb" / "ir.db")) return (d / ".mmsb" / "ir.db").string();
-    if (d == d.parent_path()) break;
-  }
-  for (fs::path d = start;; d = d.parent_path()) {
-    if (Exists(d / "CMakeCache.txt")) return (d / ".mmsb" / "ir.db").string();
+    if (Exists(d / ".mmsb" / "ir.db") || Exists(d / "CMakeCache.txt"))
+      return (d / ".mmsb" / "ir.db").string();
     if (d == d.parent_path()) break;
   }
   fs::path fb = fs::absolute(fs::path(fallback_dir.empty() ? "." : fallback_dir), ec);

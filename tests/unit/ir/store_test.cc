@@ -441,11 +441,18 @@ TEST(IrStore, StorePathResolution) {
   // No build root: the working directory.
   EXPECT_EQ(ResolveStorePath(dir.path() + "/elsewhere", dir.path() + "/wd"),
             dir.path() + "/wd/.mmsb/ir.db");
-  // An existing store above wins over the build root.
+  // An existing store nearer than the build root wins.
   fs::create_directories(dir.path() + "/build/CMakeFiles/.mmsb");
   std::ofstream(dir.path() + "/build/CMakeFiles/.mmsb/ir.db") << "";
   EXPECT_EQ(ResolveStorePath(dir.path() + "/build/CMakeFiles/t.dir/src", dir.path()),
             dir.path() + "/build/CMakeFiles/.mmsb/ir.db");
+  // A build tree nested in another gets its own store, even when the outer one has a store.
+  fs::create_directories(dir.path() + "/build/.mmsb");
+  std::ofstream(dir.path() + "/build/.mmsb/ir.db") << "";
+  fs::create_directories(dir.path() + "/build/tests/consumer/obj");
+  std::ofstream(dir.path() + "/build/tests/consumer/CMakeCache.txt") << "";
+  EXPECT_EQ(ResolveStorePath(dir.path() + "/build/tests/consumer/obj", dir.path()),
+            dir.path() + "/build/tests/consumer/.mmsb/ir.db");
   // MMSB_IR_STORE overrides everything; a directory means ir.db in it.
   setenv(kStoreEnv, (dir.path() + "/x.db").c_str(), 1);
   EXPECT_EQ(ResolveStorePath("/", "/"), dir.path() + "/x.db");
