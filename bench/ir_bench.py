@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """IR capture and store benchmarks (bench/run ir). Prints `FIGURE <key> <value> <unit>` lines.
 
-  ir.capture_overhead          CPU time of a real multi-TU build (the 15 runtime TUs, with the
+  ir.capture_overhead          CPU time of a real multi-TU build (every runtime TU, with the
                                build's own -O2 -g flags) compiled with the plugin and IR capture,
                                divided by the same build with the plugin and -fplugin-arg-mmsb-no-ir.
                                Rounds alternate the order of the two variants; each capture round
