@@ -9,7 +9,7 @@
 // Options: -fplugin-arg-mmsb-verbose, -fplugin-arg-mmsb-dump-rewrite, -fplugin-arg-mmsb-disable,
 // -fplugin-arg-mmsb-include-dir=<dir with mmsb/instrument.h>, -fplugin-arg-mmsb-W<group flag>
 // (e.g. -fplugin-arg-mmsb-Wno-mmsb-untracked: like -Wno-mmsb-untracked, without clang's
-// "unknown warning option" warning).
+// "unknown warning option" warning), -fplugin-arg-mmsb-no-ir (no IR capture, see ir_hook.h).
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +22,7 @@
 #include "clang/Frontend/CompilerInstance.h"
 #include "clang/Frontend/FrontendAction.h"
 #include "clang/Frontend/FrontendPluginRegistry.h"
+#include "ir_hook.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
@@ -110,6 +111,7 @@ class MmsbAction : public clang::PluginASTAction {
     if (rewriter::AttributeUseCount() == 0) return;  // nothing in this TU mentions MMSB
     rewriter::PageAnalyzer analyzer(ctx, rewriter::AnalyzerOptions{});
     analyzer.Run();
+    ir_.SetPageWrites(analyzer.page_writes());
     if (!analyzer.has_edits()) return;
     llvm::Expected<rewriter::RewriteOutput> out = analyzer.Apply();
     if (!out) {
@@ -144,11 +146,12 @@ class MmsbAction : public clang::PluginASTAction {
         options_.warnings.push_back(arg.str());  // -fplugin-arg-mmsb-Wno-mmsb-untracked
       } else if (arg.consume_front("include-dir=")) {
         options_.include_dir = arg.str();
+      } else if (ir_.ParseArg(arg)) {
       } else {
         clang::DiagnosticsEngine& d = ci.getDiagnostics();
         d.Report(d.getCustomDiagID(clang::DiagnosticsEngine::Warning,
                                    "unknown mmsb plugin argument '%0' (known: verbose, "
-                                   "dump-rewrite, disable, include-dir=<dir>)"))
+                                   "dump-rewrite, disable, include-dir=<dir>, no-ir)"))
             << a;
       }
     }
@@ -200,11 +203,16 @@ class MmsbAction : public clang::PluginASTAction {
       request.runtime_include_dir = options_.include_dir;
       request.run_checker = !options_.disable;
       request.extra_warnings = options_.warnings;
+      ir_.set_verbose(options_.verbose);
+      request.before_execute = [this, &ci](clang::CompilerInstance& inner) {
+        ir_.Install(inner, ci);
+      };
       if (options_.verbose) {
         llvm::errs() << "mmsb: compiling " << (rewrite_ ? "the rewritten" : "the original")
                      << " source\n";
       }
       llvm::Expected<bool> ok = rewriter::RunInnerCompile(ci, request);
+      ir_.Finish(ci, ok && *ok, silent_->original());
       if (!ok) {
         llvm::errs() << "error: " << llvm::toString(ok.takeError()) << "\n";
         ++extra_errors;
@@ -221,6 +229,7 @@ class MmsbAction : public clang::PluginASTAction {
   SilentConsumer* silent_ = nullptr;  // owned by the outer DiagnosticsEngine
   std::optional<rewriter::RewriteOutput> rewrite_;
   std::string setup_error_;
+  IrCaptureHook ir_;
 };
 
 void AnalysisConsumer::HandleTranslationUnit(clang::ASTContext& ctx) { action_.Analyse(ctx); }

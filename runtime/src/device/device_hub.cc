@@ -402,7 +402,7 @@ Status DeviceHub::DiffOnDevice(const std::vector<Copy*>& copies, std::size_t fir
       if (!s.ok()) break;
       out->copies.assign(copies.begin() + first, copies.begin() + last);
       out->runs.resize(totals.runs);
-      std::memcpy(out->runs.data(), pinned_, runs_bytes);
+      if (runs_bytes != 0) std::memcpy(out->runs.data(), pinned_, runs_bytes);
       out->bytes.assign(pinned_ + runs_bytes, pinned_ + runs_bytes + totals.bytes);
       free_temps();
       stats_.pulled_bytes += totals.bytes;

@@ -361,8 +361,10 @@ Status DependencyGraph::Propagate(Epoch epoch, std::span<const Delta> changed, c
   Status failure;
   std::vector<Work>& works = works_;
   for (std::size_t h = 0; h < buckets_.size() && failure.ok(); ++h) {
-    auto& bucket = buckets_[h];
-    if (bucket.empty()) continue;
+    if (buckets_[h].empty()) continue;
+    // Work on a swapped-out copy: scheduling children may grow buckets_ (moving its vectors).
+    std::vector<std::uint32_t>& bucket = current_;
+    bucket.swap(buckets_[h]);
     any = true;
     // Deterministic order within a height: by page id (scheduling order usually is already).
     auto by_id = [&](std::uint32_t a, std::uint32_t b) { return nodes_[a].id < nodes_[b].id; };
@@ -386,6 +388,7 @@ Status DependencyGraph::Propagate(Epoch epoch, std::span<const Delta> changed, c
         Finished(node, false);
       }
       bucket.clear();
+      bucket.swap(buckets_[h]);  // hand the (empty) buffer back, keeping its capacity
       continue;
     }
     if (works.size() < bucket.size()) works.resize(bucket.size());
@@ -417,6 +420,7 @@ Status DependencyGraph::Propagate(Epoch epoch, std::span<const Delta> changed, c
       Finished(w.node, !failure.ok());
     }
     bucket.clear();
+    bucket.swap(buckets_[h]);
   }
   if (!failure.ok()) {
     for (auto& b : buckets_) b.clear();

@@ -118,6 +118,7 @@ class DependencyGraph {
   std::vector<std::vector<std::uint32_t>> buckets_;
   std::vector<Derived> owned_;  // deltas produced during this propagation (reserved: stable)
   std::vector<Work> works_;     // one height bucket's work, reused
+  std::vector<std::uint32_t> current_;  // the bucket being recomputed
 
   std::uint64_t round_ = 0;
   mutable std::uint64_t visit_round_ = 0;

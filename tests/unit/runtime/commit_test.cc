@@ -75,9 +75,11 @@ TEST_F(BusTest, UntouchedPagesAreNotDiffed) {
 
 TEST_F(BusTest, StoreStraddlingGranulesIsCaptured) {
   Page* p = NewPage(256);
-  const std::uint64_t v = 0x1122334455667788ull;
+  struct Bytes8 {  // alignment 1, so an object may start anywhere (like a packed member)
+    std::uint8_t b[8];
+  };
   std::uint8_t* at = p->data() + 60;  // crosses the 64-byte granule boundary
-  std::memcpy(rt::w(reinterpret_cast<std::uint64_t*>(at)), &v, sizeof v);
+  *rt::w(reinterpret_cast<Bytes8*>(at)) = Bytes8{{1, 2, 3, 4, 5, 6, 7, 8}};
   Commit();
   ASSERT_EQ(sink->batches.back().deltas.size(), 1u);
   EXPECT_EQ(sink->batches.back().deltas[0].changed_bytes(), 8u);

@@ -11,6 +11,7 @@
 // per process (the attribute use counter is process-wide).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ struct InnerCompileRequest {
   bool run_checker = true;
   // Extra -W flags for MMSB's groups (from -fplugin-arg-mmsb-W...), after the command line's.
   std::vector<std::string> extra_warnings;
+  // Called with the inner CompilerInstance (the one that generates code) before it runs, e.g.
+  // to add CodeGenOptions::PassBuilderCallbacks (the IR capture). It lives until the call ends.
+  std::function<void(clang::CompilerInstance&)> before_execute;
 };
 
 // Returns true when the compile succeeded, false when it reported errors (through `client`), and
