@@ -10,6 +10,11 @@
 #include <fmt/format.h>
 #define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
 #include <xxhash.h>
+#if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
+// libxxhash's runtime dispatch (AVX2/AVX-512 where the CPU has them; the same hash values): the
+// frame checks hash every byte of the log, and the default entry points are the SSE2 build.
+#include <xxh_x86dispatch.h>
+#endif
 
 #include "log/log_format.h"
 #include "log/log_records.h"

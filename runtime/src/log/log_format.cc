@@ -1,6 +1,11 @@
 #include "log/log_format.h"
 
 #include <xxhash.h>
+#if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
+// libxxhash's runtime dispatch (AVX2/AVX-512 where the CPU has them; the same hash values): the
+// frame checks hash every byte of the log, and the default entry points are the SSE2 build.
+#include <xxh_x86dispatch.h>
+#endif
 
 #include <fmt/format.h>
 
