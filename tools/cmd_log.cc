@@ -91,9 +91,13 @@ std::string Describe(const LogEntry& e, nlohmann::json* j) {
       (*j)["parent"] = x.parent;
       (*j)["child"] = x.child;
       (*j)["kind"] = EdgeKindName(x.kind);
-      return fmt::format("{} {} -> {} {}", e.edge.op == EdgeOp::kAdd ? "add" : "remove", x.parent, x.child,
-                         EdgeKindName(x.kind));
+      (*j)["policy"] = x.policy == DerivedPolicy::kLog ? "log" : "recompute_on_replay";
+      return fmt::format("{} {} -> {} {}{}", e.edge.op == EdgeOp::kAdd ? "add" : "remove", x.parent, x.child,
+                         EdgeKindName(x.kind), x.policy == DerivedPolicy::kLog ? "" : " (recompute on replay)");
     }
+    case LogRecordType::kRecompute:
+      (*j)["pages"] = e.recompute.pages;
+      return fmt::format("{} derived deltas left out; replay recomputes them here", e.recompute.pages);
     case LogRecordType::kEvent: {
       (*j)["bytes"] = e.event.size();
       auto batch = DecodeEvents(e.event);
@@ -354,6 +358,7 @@ int Verify(const LogArgs& a) {
     j["epochs_dropped"] = rep.epochs_dropped;
     j["records"] = rep.records;
     j["deltas_applied"] = rep.deltas_applied;
+    j["deltas_recomputed"] = rep.deltas_recomputed;
     j["unknown_records"] = rep.unknown_records;
     j["bytes_read"] = rep.bytes_read;
     j["checkpoints_verified"] = verified;

@@ -54,6 +54,11 @@ struct CommitBatch {
   std::span<const PageCreatedRecord> created;
   std::span<const PageId> freed;
   std::span<const Delta> deltas;               // non-empty deltas, at most one per page per round
+  // deltas[derived_begin, derived_end) are the ones propagation derived for graph children (see
+  // mmsb/graph.h); those before were collected from the epoch's writes, those after come from
+  // commit stages.
+  std::size_t derived_begin = 0;
+  std::size_t derived_end = 0;
   std::span<const VerifyMiss> verify_misses;
   // Every live page after this commit, in no particular order. During OnCommit each page's bytes
   // are exactly its state at `epoch` (commit runs at a quiescent point), so a sink may read them

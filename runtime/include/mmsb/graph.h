@@ -13,6 +13,19 @@
 // GPU like any other. Independent nodes (same height) are recomputed on a small thread pool when
 // the batch is large enough to pay for it.
 //
+// When several edges of one child write the same child byte in one commit, their copies are
+// applied in increasing parent page id (the last one wins): the order ListEdges() and the log
+// list them in, so a replay that recomputes the child applies them in the same order.
+//
+// Derived policy (EdgeOptions::policy). By default a child's recomputed changes are logged like
+// any other delta. A child whose every incoming edge is a passthrough or projection edge with
+// DerivedPolicy::kRecomputeOnReplay is *replay-recomputed*: the log sink leaves out the deltas
+// propagation derives for it (its creation, type and edges, and its own direct writes, are still
+// logged) and replay recomputes them from its parents exactly as commit() did, so the log is
+// smaller and replay stays bit-identical. A child with any kLog (or user) incoming edge is logged.
+// User edges cannot be recomputed on replay: replay runs offline from the log and a user function
+// is code, not data; AddUserEdges rejects kRecomputeOnReplay with InvalidArgument.
+//
 // Failure: if any recompute fails, the whole commit is rolled back: every page returns to its
 // bytes at the previous epoch, the epoch does not advance, no sink sees the batch, and commit()
 // returns the error naming the failing node. (The epoch's uncommitted writes are discarded.)
@@ -36,7 +49,9 @@ class Page;
 
 enum class EdgeKind : std::uint8_t { kPassthrough = 0, kProjection = 1, kUser = 2 };
 
-// Whether a derived page's deltas are logged (default) or recomputed on replay instead.
+// Whether a derived page's deltas are logged (default) or recomputed on replay instead (see the
+// file comment: it applies to a child only when all its incoming edges ask for it, and never to
+// user edges).
 enum class DerivedPolicy : std::uint8_t { kLog = 0, kRecomputeOnReplay = 1 };
 
 struct Projection {
@@ -63,11 +78,13 @@ struct EdgeInfo {
 };
 
 // Each returns GraphCycle (graph unchanged) when the edge would close a cycle, PageNotFound for an
-// unknown page, InvalidArgument for a bad projection or mismatched passthrough sizes, and
-// AlreadyExists when the same parent -> child edge exists.
+// unknown page, InvalidArgument for a bad projection, mismatched passthrough sizes or an unknown
+// policy, and AlreadyExists when the same parent -> child edge exists.
 Status AddPassthroughEdge(PageId parent, PageId child, EdgeOptions options = {});
 Status AddProjectionEdge(PageId parent, PageId child, Projection projection, EdgeOptions options = {});
 // Registers `fn` as the child's recompute over `parents` (one user function per child).
+// options.policy must be kLog: kRecomputeOnReplay is InvalidArgument (graph unchanged), since an
+// offline replay cannot run `fn`.
 Status AddUserEdges(std::span<const PageId> parents, PageId child, RecomputeFn fn,
                     EdgeOptions options = {});
 // Removes one edge; NotFound when absent. Freeing a page removes its edges.

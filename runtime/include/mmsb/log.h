@@ -49,6 +49,7 @@ enum class LogRecordType : std::uint8_t {
   kGraphEdge = 7,
   kEvent = 8,
   kRunStart = 9,
+  kRecompute = 10,
   // Checkpoint files only.
   kPageImage = 16,
   kCheckpointEnd = 17,
@@ -149,6 +150,14 @@ struct LogRunStart {
   std::uint32_t pid = 0;
 };
 
+// Where in an epoch's group the bus's propagation ran, written when the sink left out derived
+// deltas of replay-recomputed pages (mmsb/graph.h, DerivedPolicy): replay recomputes those pages
+// at this record, from the deltas before it. `pages` counts the deltas left out, which is the
+// number of replay-recomputed pages whose recompute changed bytes.
+struct LogRecompute {
+  std::uint32_t pages = 0;
+};
+
 // Checkpoint files only: one chunk of a page's bytes, and the closing summary.
 struct LogImageChunk {
   PageId page = kInvalidPageId;
@@ -179,6 +188,7 @@ class LogBatch {
   Status AddDelta(const Delta& delta);
   void AddPageFree(PageId id);
   void AddEdgeChange(const LogEdgeChange& change);
+  void AddRecompute(const LogRecompute& rec);
   // Events are opaque bytes (the event module's encoding) stamped with their epoch.
   void AddEvent(Epoch epoch, std::span<const std::uint8_t> bytes);
   // Any record type, raw payload: for types this build does not model (and for tests).
@@ -302,6 +312,7 @@ struct LogEntry {
   LogEdgeChange edge;
   LogCheckpointMarker checkpoint;
   LogRunStart run_start;
+  LogRecompute recompute;
   LogImageChunk image;                    // bytes valid until the next Next()
   LogCheckpointEnd checkpoint_end;
   std::span<const std::uint8_t> event;    // valid until the next Next()

@@ -4,8 +4,10 @@
 // beginning), then applies committed epoch groups in order. A group is applied only when its
 // commit record is present, its record count matches, no damage was found inside it and every
 // record is consistent with the state (pages exist, sizes match, each delta continues its page's
-// epoch chain); otherwise it is reported and, in salvage mode, skipped whole. The result is
-// bit-identical to the live state at that epoch and deterministic.
+// epoch chain); otherwise it is reported and, in salvage mode, skipped whole. Pages whose derived
+// deltas the log leaves out (replay-recomputed pages: DerivedPolicy in mmsb/graph.h) are
+// recomputed from their parents at the group's recompute record, exactly as the live commit did.
+// The result is bit-identical to the live state at that epoch and deterministic.
 //
 // Ownership: LogState is a value. A Replayer owns its reader and state.
 // Thread-safety: none; use one Replayer per thread. Const LogState methods are thread-safe.
@@ -83,6 +85,9 @@ struct ReplayReport {
   std::uint64_t epochs_dropped = 0;
   std::uint64_t records = 0;
   std::uint64_t deltas_applied = 0;
+  // Derived deltas the log left out and replay recomputed (replay-recomputed pages whose
+  // recompute changed bytes; mmsb/graph.h, DerivedPolicy).
+  std::uint64_t deltas_recomputed = 0;
   std::uint64_t unknown_records = 0;
   std::uint64_t bytes_read = 0;
   std::vector<LogProblem> problems;  // the reader's and the replay's, in order found

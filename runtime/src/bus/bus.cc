@@ -608,6 +608,8 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   Status failure;
   bool propagated = false;
   std::uint64_t recomputed_before = 0, cutoffs_before = 0;
+  // Propagation appends its deltas after the collected ones, all at once.
+  const std::size_t derived_begin = out_.size();
   if (!graph_.empty()) {
     DependencyGraph::Host host;
     host.diff_now = [this](Page* p, bool full, UndoLog* undo) { return DiffNow(p, full, undo); };
@@ -629,6 +631,8 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   batch.epoch = e;
   batch.unix_nanos = UnixNanos();
   FillBatch(batch);
+  batch.derived_begin = derived_begin;
+  batch.derived_end = out_.size();
   for (const auto& stage : stages_) {
     if (!failure.ok()) break;
     Status s = stage->Process(batch);

@@ -112,6 +112,10 @@ const PropagationStats& DependencyGraph::stats() const {
 
 Status DependencyGraph::AddEdge(Page* parent, Page* child, EdgeKind kind, Projection proj,
                                 EdgeOptions options) {
+  if (options.policy != DerivedPolicy::kLog && options.policy != DerivedPolicy::kRecomputeOnReplay) {
+    return InvalidArgument(fmt::format("edge {} -> {}: unknown derived policy {}", NodeName(parent), NodeName(child),
+                                       static_cast<int>(options.policy)));
+  }
   if (parent == child) return GraphCycle(fmt::format("edge {} -> itself is a cycle", NodeName(parent)));
   if (kind == EdgeKind::kPassthrough && parent->size() != child->size()) {
     return InvalidArgument(fmt::format("passthrough edge needs equal sizes: {} has {} bytes, {} has {}",
@@ -154,7 +158,13 @@ Status DependencyGraph::AddEdge(Page* parent, Page* child, EdgeKind kind, Projec
     edges_.push_back(edge);
     edge_live_.push_back(true);
   }
-  nodes_[c].in_edges.push_back(e);
+  // In-edges stay in parent page id order: Recompute copies in this order, and replay, which
+  // only knows the edges as the log lists them (by parent id), must copy in the same one.
+  std::vector<std::uint32_t>& in = nodes_[c].in_edges;
+  const PageId parent_id = parent->id();
+  in.insert(std::upper_bound(in.begin(), in.end(), parent_id,
+                             [&](PageId id, std::uint32_t x) { return id < nodes_[edges_[x].parent].id; }),
+            e);
   nodes_[p].children.push_back(c);
   ++stats_.edges;
   if (nodes_[c].height <= nodes_[p].height) UpdateHeights(c);
@@ -165,6 +175,13 @@ Status DependencyGraph::AddEdge(Page* parent, Page* child, EdgeKind kind, Projec
 Status DependencyGraph::SetUserFunction(Page* child, std::vector<Page*> parents, RecomputeFn fn,
                                         EdgeOptions options) {
   if (!fn) return InvalidArgument("user recompute function is empty");
+  if (options.policy == DerivedPolicy::kRecomputeOnReplay) {
+    return InvalidArgument(fmt::format(
+        "user edges into {} cannot use DerivedPolicy::kRecomputeOnReplay: replay runs offline from the log and "
+        "cannot call a user function (it is code, not data), so a user-computed page's deltas must be logged "
+        "(DerivedPolicy::kLog)",
+        NodeName(child)));
+  }
   if (parents.empty()) return InvalidArgument("a user edge needs at least one parent");
   auto it = index_.find(child->id());
   if (it != index_.end() && nodes_[it->second].user_fn) {

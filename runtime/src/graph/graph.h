@@ -72,7 +72,7 @@ class DependencyGraph {
     Page* page = nullptr;
     PageId id = kInvalidPageId;
     int height = 0;
-    std::vector<std::uint32_t> in_edges;   // indices into edges_
+    std::vector<std::uint32_t> in_edges;   // indices into edges_, by parent page id
     std::vector<std::uint32_t> children;   // node indices, one per out-edge
     RecomputeFn user_fn;
     std::vector<std::uint32_t> user_parents;

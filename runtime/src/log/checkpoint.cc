@@ -296,7 +296,7 @@ Expected<LogState> ReadCheckpoint(const std::string& path, const CheckpointLoadO
       }
       default:
         // A record type this reader does not know: skipped, like in a segment.
-        if (rec.type >= 1 && rec.type <= 9) return bad(rec.offset, fmt::format("a {} record in a checkpoint", LogRecordTypeName(type)));
+        if (rec.type >= 1 && rec.type <= 10) return bad(rec.offset, fmt::format("a {} record in a checkpoint", LogRecordTypeName(type)));
         break;
     }
     if (!ds.ok()) return bad(rec.offset, ds.message());

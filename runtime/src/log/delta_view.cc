@@ -183,4 +183,34 @@ void ApplyDeltaView(const DeltaView& v, std::uint8_t* page) {
   }
 }
 
+void AppendDeltaViewRuns(const DeltaView& v, std::vector<ByteRun>* out) {
+  if (!v.dense) {
+    const std::uint8_t* t = v.table;
+    std::uint64_t pos = 0;
+    for (std::uint64_t i = 0; i < v.run_count; ++i) {
+      pos += TrustedVarint(t);
+      const std::uint64_t run = TrustedVarint(t);
+      out->push_back({static_cast<std::uint32_t>(pos), static_cast<std::uint32_t>(run)});
+      pos += run;
+    }
+    return;
+  }
+  // Dense: runs of set bits of the mask (bit i of byte i / 8 is page byte i).
+  const std::uint32_t size = v.page_size;
+  std::uint32_t i = 0;
+  while (i < size) {
+    if (v.table[i >> 3] == 0 && (i & 7) == 0) {
+      i += 8;
+      continue;
+    }
+    if (((v.table[i >> 3] >> (i & 7)) & 1) == 0) {
+      ++i;
+      continue;
+    }
+    const std::uint32_t start = i;
+    while (i < size && ((v.table[i >> 3] >> (i & 7)) & 1) != 0) ++i;
+    out->push_back({start, i - start});
+  }
+}
+
 }  // namespace mmsb::log

@@ -15,7 +15,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
+#include "mmsb/delta.h"
 #include "mmsb/status.h"
 #include "mmsb/types.h"
 
@@ -40,5 +42,9 @@ Status ParseDeltaView(std::span<const std::uint8_t> in, std::uint32_t max_page_s
 
 // Writes the new bytes into `page` (page_size bytes). `v` must come from a successful parse.
 void ApplyDeltaView(const DeltaView& v, std::uint8_t* page);
+
+// Appends the runs of changed bytes (maximal, in increasing offset) to *out. `v` must come from a
+// successful parse.
+void AppendDeltaViewRuns(const DeltaView& v, std::vector<ByteRun>* out);
 
 }  // namespace mmsb::log

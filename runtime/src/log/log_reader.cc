@@ -22,6 +22,7 @@ const char* LogRecordTypeName(LogRecordType t) {
     case LogRecordType::kGraphEdge: return "edge";
     case LogRecordType::kEvent: return "event";
     case LogRecordType::kRunStart: return "run-start";
+    case LogRecordType::kRecompute: return "recompute";
     case LogRecordType::kPageImage: return "page-image";
     case LogRecordType::kCheckpointEnd: return "checkpoint-end";
   }
@@ -59,7 +60,7 @@ std::string LogProblem::ToString() const {
 namespace {
 
 bool KnownType(std::uint8_t t) {
-  return (t >= 1 && t <= 9) || t == 16 || t == 17;
+  return (t >= 1 && t <= 10) || t == 16 || t == 17;
 }
 
 }  // namespace
@@ -229,6 +230,8 @@ class LogReader::Impl {
         return Status::Ok();
       case LogRecordType::kRunStart:
         return log::DecodeRunStart(rec.payload, &e->run_start);
+      case LogRecordType::kRecompute:
+        return log::DecodeRecompute(rec.payload, &e->recompute);
       case LogRecordType::kPageImage:
         return log::DecodePageImageChunk(rec.payload, &e->image);
       case LogRecordType::kCheckpointEnd:

@@ -238,6 +238,9 @@ Status DecodeEdgeChange(std::span<const std::uint8_t> in, LogEdgeChange* e) {
     if (op != 1 && op != 2) rd.Fail(fmt::format("op {} is unknown", op));
     if (kind > static_cast<std::uint8_t>(EdgeKind::kUser)) rd.Fail(fmt::format("edge kind {} is unknown", kind));
     if (policy > static_cast<std::uint8_t>(DerivedPolicy::kRecomputeOnReplay)) rd.Fail("policy is unknown");
+    if (kind == static_cast<std::uint8_t>(EdgeKind::kUser) && policy != 0) {
+      rd.Fail("a user edge cannot be recomputed on replay");
+    }
     if (r8 != 0 || r32 != 0 || r32b != 0) rd.Fail("reserved bits set");
     if (e->edge.parent == kInvalidPageId || e->edge.child == kInvalidPageId) rd.Fail("page id 0");
   }
@@ -291,6 +294,19 @@ Status DecodeRunStart(std::span<const std::uint8_t> in, LogRunStart* r) {
   r->page_id_base = rd.U64("page id base");
   r->unix_nanos = rd.U64("time");
   r->pid = rd.U32("pid");
+  if (rd.U32("reserved") != 0 && rd.ok()) rd.Fail("reserved bits set");
+  return rd.Finish();
+}
+
+void EncodeRecompute(const LogRecompute& r, std::vector<std::uint8_t>& out) {
+  Writer w(out);
+  w.U32(r.pages);
+  w.U32(0);
+}
+
+Status DecodeRecompute(std::span<const std::uint8_t> in, LogRecompute* r) {
+  Reader rd(in, "recompute");
+  r->pages = rd.U32("pages");
   if (rd.U32("reserved") != 0 && rd.ok()) rd.Fail("reserved bits set");
   return rd.Finish();
 }

@@ -41,6 +41,10 @@ Status DecodeCheckpointMarker(std::span<const std::uint8_t> in, LogCheckpointMar
 void EncodeRunStart(const LogRunStart& r, std::vector<std::uint8_t>& out);
 Status DecodeRunStart(std::span<const std::uint8_t> in, LogRunStart* r);
 
+// Recompute: u32 pages, u32 0.
+void EncodeRecompute(const LogRecompute& r, std::vector<std::uint8_t>& out);
+Status DecodeRecompute(std::span<const std::uint8_t> in, LogRecompute* r);
+
 // Checkpoint page image chunk: u64 page id, u64 epoch (the page's last change), u64 offset of the
 // chunk in the page, then the chunk's bytes.
 inline constexpr std::size_t kPageImagePrefix = 24;

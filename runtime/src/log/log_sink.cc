@@ -1,6 +1,7 @@
 // LogSink: the bus's commits, pages, types and graph edges into the log.
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -10,6 +11,7 @@
 
 #include "bus/bus.h"
 #include "log/log_records.h"
+#include "log/recompute.h"
 #include "mmsb/checkpoint.h"
 #include "mmsb/events.h"
 #include "mmsb/log.h"
@@ -42,6 +44,10 @@ struct LogSink::State {
   std::map<std::string, const TypeDescriptor*, std::less<>> types;  // logged, by name
   std::map<std::pair<PageId, PageId>, EdgeInfo> edges;  // logged, log ids, keyed (child, parent)
   std::uint64_t graph_version = 0;
+  // Replay-recomputed children (bus ids, sorted) of the graph at recomputed_version.
+  std::vector<PageId> recomputed;
+  std::uint64_t recomputed_version = 0;
+  bool recomputed_valid = false;
   std::map<Epoch, CommitTicket> tickets;  // bus epoch -> ticket, until AfterCommit
   std::vector<std::pair<Epoch, std::vector<std::uint8_t>>> pending_events;  // bus epoch
   bool checkpoint_requested = false;
@@ -150,19 +156,39 @@ Status LogSink::OnCommit(const CommitBatch& b) {
     s.edges = std::move(now);
     s.graph_version = b.graph_version;
   }
-  for (const Delta& d : b.deltas) {
-    if (baseline_now.count(d.page())) continue;  // its full image is already in the batch
+  if (!s.recomputed_valid || s.recomputed_version != b.graph_version) {
+    s.recomputed = log::ReplayRecomputedChildren(b.edges);
+    s.recomputed_version = b.graph_version;
+    s.recomputed_valid = true;
+  }
+  // Propagation's deltas of replay-recomputed pages are left out; replay recomputes them at a
+  // recompute record placed where propagation ran: after the collected and derived deltas, before
+  // those of commit stages. Not in a session's first group, whose baseline images are not the
+  // epoch's changes (replay could not recompute from them).
+  const bool omit = !s.first && !s.recomputed.empty();
+  std::uint32_t omitted = 0;
+  auto log_delta = [&](const Delta& d) -> Status {
+    if (baseline_now.count(d.page())) return Status::Ok();  // its full image is already in the batch
     auto bl = s.baseline_epoch.find(d.page());
-    if (bl == s.baseline_epoch.end() && s.identity()) {
-      MMSB_RETURN_IF_ERROR(s.batch.AddDelta(d));
-      continue;
-    }
+    if (bl == s.baseline_epoch.end() && s.identity()) return s.batch.AddDelta(d);
     Delta t = d;
     t.set_page(s.LogId(d.page()));
     t.set_base_epoch(s.PageLogEpoch(d.page(), d.base_epoch()));
     if (bl != s.baseline_epoch.end()) s.baseline_epoch.erase(bl);
-    MMSB_RETURN_IF_ERROR(s.batch.AddDelta(t));
+    return s.batch.AddDelta(t);
+  };
+  const std::size_t derived_end = std::min(b.derived_end, b.deltas.size());
+  for (std::size_t i = 0; i < derived_end; ++i) {
+    const Delta& d = b.deltas[i];
+    if (omit && i >= b.derived_begin && std::binary_search(s.recomputed.begin(), s.recomputed.end(), d.page())) {
+      ++omitted;
+      s.baseline_epoch.erase(d.page());  // replay holds the page at this epoch from here on
+      continue;
+    }
+    MMSB_RETURN_IF_ERROR(log_delta(d));
   }
+  if (omitted != 0) s.batch.AddRecompute({omitted});
+  for (std::size_t i = derived_end; i < b.deltas.size(); ++i) MMSB_RETURN_IF_ERROR(log_delta(b.deltas[i]));
   for (PageId id : b.freed) {
     s.batch.AddPageFree(s.LogId(id));
     s.baseline_epoch.erase(id);

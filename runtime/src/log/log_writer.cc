@@ -72,6 +72,12 @@ void LogBatch::AddEdgeChange(const LogEdgeChange& change) {
   Seal(at, static_cast<std::uint8_t>(LogRecordType::kGraphEdge));
 }
 
+void LogBatch::AddRecompute(const LogRecompute& rec) {
+  const std::size_t at = Begin();
+  log::EncodeRecompute(rec, bytes_);
+  Seal(at, static_cast<std::uint8_t>(LogRecordType::kRecompute));
+}
+
 void LogBatch::AddEvent(Epoch epoch, std::span<const std::uint8_t> bytes) {
   const std::size_t at = Begin();
   log::EncodeEvent(epoch, bytes, bytes_);

@@ -12,6 +12,7 @@
 #include "log/log_format.h"
 #include "log/log_records.h"
 #include "log/memory_limit.h"
+#include "log/recompute.h"
 #include "log/record_reader.h"
 #include "log/segments.h"
 #include "mmsb/checkpoint.h"
@@ -95,9 +96,8 @@ bool EdgeLess(const EdgeInfo& a, const EdgeInfo& b) {
   return std::tie(a.child, a.parent) < std::tie(b.child, b.parent);
 }
 
-bool KnownLogType(std::uint8_t t) { return t >= 1 && t <= 9; }
+bool KnownLogType(std::uint8_t t) { return t >= 1 && t <= 10; }
 
-// One record of the epoch group being read.
 // One record of the epoch group being read. Kept small: deltas are the common case and are held
 // as views of their encoded bytes; the rarer records keep their content in side vectors.
 struct Op {
@@ -162,7 +162,11 @@ class Replayer::Impl {
   std::vector<LogPageCreate> group_creates;
   std::vector<std::shared_ptr<TypeDescriptor>> group_types;
   std::vector<LogEdgeChange> group_edges;
+  std::vector<LogRecompute> group_recomputes;
   PayloadArena arena;
+  // Replay-recomputed pages (mmsb/graph.h, DerivedPolicy) of st.edges, and a recompute's input.
+  log::ReplayRecompute recompute;
+  log::ChangedRuns changed_runs;
   bool tainted = false;
   std::uint64_t damage_end = 0;  // end of the last damage in the group's file
   std::size_t group_file = ~std::size_t{0};
@@ -201,6 +205,7 @@ class Replayer::Impl {
     group_creates.clear();
     group_types.clear();
     group_edges.clear();
+    group_recomputes.clear();
     arena.Reset();
   }
 
@@ -302,6 +307,10 @@ class Replayer::Impl {
           op.aux = static_cast<std::uint32_t>(group_edges.size());
           group_edges.push_back(e.edge);
           break;
+        case LogRecordType::kRecompute:
+          op.aux = static_cast<std::uint32_t>(group_recomputes.size());
+          group_recomputes.push_back(e.recompute);
+          break;
         case LogRecordType::kDelta: {
           // The record's payload check covered these bytes, so the envelope checksum is not
           // verified again; every structural check is (see log/delta_view.h).
@@ -336,6 +345,9 @@ class Replayer::Impl {
     };
     std::unordered_map<PageId, Sim> overlay;
     bool cleared = false;
+    // After a recompute record, a replay-recomputed page may have changed in this epoch, so a
+    // commit stage's delta of it may name this epoch as its base.
+    bool recomputed = false;
     std::uint64_t alloc = allocated;
     auto lookup = [&](PageId id) -> std::optional<Sim> {
       if (auto it = overlay.find(id); it != overlay.end()) {
@@ -377,9 +389,20 @@ class Replayer::Impl {
         }
         case LogRecordType::kGraphEdge: {
           const LogEdgeChange& ec = group_edges[op.aux];
-          if (ec.op == EdgeOp::kAdd && (!lookup(ec.edge.parent) || !lookup(ec.edge.child))) {
+          if (ec.op != EdgeOp::kAdd) break;
+          auto parent = lookup(ec.edge.parent);
+          auto child = lookup(ec.edge.child);
+          if (!parent || !child) {
             return problem(op, fmt::format("edge {} -> {} names a page that does not exist", ec.edge.parent, ec.edge.child));
           }
+          // Replay copies bytes along a recompute-on-replay edge: it must fit its pages.
+          if (std::string why = log::CheckRecomputeEdge(ec.edge, parent->size, child->size); !why.empty()) {
+            return problem(op, why);
+          }
+          break;
+        }
+        case LogRecordType::kRecompute: {
+          recomputed = true;
           break;
         }
         case LogRecordType::kDelta: {
@@ -389,7 +412,8 @@ class Replayer::Impl {
           if (d.page_size != p->size) {
             return problem(op, fmt::format("delta for page {} is for {} bytes, the page has {}", d.page, d.page_size, p->size));
           }
-          const bool chained = d.base_epoch == p->epoch || (!p->changed && d.base_epoch == 0);
+          const bool chained = d.base_epoch == p->epoch || (!p->changed && d.base_epoch == 0) ||
+                               (recomputed && d.base_epoch == c.epoch);
           if (!chained) {
             chain->push_back(problem(op, fmt::format("delta for page {} follows epoch {}, but the page was last changed in epoch {}",
                                                      d.page, d.base_epoch, p->epoch)));
@@ -404,14 +428,38 @@ class Replayer::Impl {
     return std::nullopt;
   }
 
+  // The recompute record group[at]: recomputes the replay-recomputed pages from the changes of
+  // the deltas before it, as the bus's propagation did at that point of the commit.
+  void Recompute(const LogCommit& c, std::size_t at) {
+    changed_runs.clear();
+    for (std::size_t k = 0; k < at; ++k) {
+      const Op& op = group[k];
+      if (op.raw_type != static_cast<std::uint8_t>(LogRecordType::kDelta)) continue;
+      if (recompute.Feeds(st, op.delta.page)) log::AppendDeltaViewRuns(op.delta, &changed_runs[op.delta.page]);
+    }
+    const std::uint32_t n = recompute.Run(st, c.epoch, changed_runs);
+    rep.deltas_recomputed += n;
+    const LogRecompute& rec = group_recomputes[group[at].aux];
+    if (n != rec.pages) {
+      rep.problems.push_back({LogProblem::Kind::kInconsistent, FileName(group[at].file_index), group[at].offset, 0, c.epoch,
+                              fmt::format("recomputing changed {} pages, but the log left out {} derived deltas", n,
+                                          rec.pages)});
+    }
+  }
+
   Status Apply(const LogCommit& c) {
-    for (Op& op : group) {
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      Op& op = group[i];
       if (!KnownLogType(op.raw_type)) continue;
       switch (op.type) {
         case LogRecordType::kRunStart:
           st.pages.clear();
           st.edges.clear();
+          recompute.Invalidate();
           allocated = 0;
+          break;
+        case LogRecordType::kRecompute:
+          Recompute(c, i);
           break;
         case LogRecordType::kTypeDescriptor:
           st.types[group_types[op.aux]->name] = group_types[op.aux];
@@ -438,7 +486,9 @@ class Replayer::Impl {
             allocated -= std::min<std::uint64_t>(allocated, it->second.bytes.size());
             st.pages.erase(it);
           }
-          std::erase_if(st.edges, [&](const EdgeInfo& e) { return e.parent == op.free || e.child == op.free; });
+          if (std::erase_if(st.edges, [&](const EdgeInfo& e) { return e.parent == op.free || e.child == op.free; }) != 0) {
+            recompute.Invalidate();
+          }
           break;
         }
         case LogRecordType::kGraphEdge: {
@@ -455,6 +505,7 @@ class Replayer::Impl {
           } else if (present) {
             st.edges.erase(it);
           }
+          recompute.Invalidate();
           break;
         }
         case LogRecordType::kDelta: {

@@ -286,6 +286,7 @@ std::string LogStateToJson(const LogState& state, const ReplayReport* report, bo
     jr["epochs_applied"] = report->epochs_applied;
     jr["epochs_dropped"] = report->epochs_dropped;
     jr["deltas_applied"] = report->deltas_applied;
+    jr["deltas_recomputed"] = report->deltas_recomputed;
     jr["records"] = report->records;
     jr["unknown_records"] = report->unknown_records;
     jr["bytes_read"] = report->bytes_read;

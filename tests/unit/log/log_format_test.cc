@@ -138,7 +138,7 @@ TEST(LogRecords, HugeCountsAreRejectedBeforeAllocating) {
   EXPECT_NE(s.message().find("field count"), std::string::npos) << s.message();
 }
 
-TEST(LogRecords, CommitEdgeEventMarkerRunStartRoundTrip) {
+TEST(LogRecords, CommitEdgeRecomputeEventMarkerRunStartRoundTrip) {
   std::vector<std::uint8_t> enc;
   EncodeCommit({9, 123456789, 3, 40}, enc);
   LogCommit c;
@@ -164,6 +164,21 @@ TEST(LogRecords, CommitEdgeEventMarkerRunStartRoundTrip) {
     LogEdgeChange r;
     return DecodeEdgeChange(s, &r);
   });
+  enc.clear();
+  EncodeEdgeChange({EdgeOp::kAdd, {3, 4, EdgeKind::kUser, {}, DerivedPolicy::kRecomputeOnReplay}}, enc);
+  EXPECT_EQ(DecodeEdgeChange(enc, &eb).code(), StatusCode::kCorruption) << "replay cannot run a user function";
+
+  enc.clear();
+  EncodeRecompute({12}, enc);
+  LogRecompute rc;
+  ASSERT_TRUE(DecodeRecompute(enc, &rc).ok());
+  EXPECT_EQ(rc.pages, 12u);
+  ExpectEveryTruncationRejected(enc, [](std::span<const std::uint8_t> s) {
+    LogRecompute r;
+    return DecodeRecompute(s, &r);
+  });
+  enc[4] = 1;  // the reserved u32
+  EXPECT_FALSE(DecodeRecompute(enc, &rc).ok());
 
   enc.clear();
   const std::uint8_t ev[] = {0xde, 0xad};

@@ -101,6 +101,32 @@ TEST_F(GraphTest, CycleIsRejectedAndGraphUnchanged) {
   EXPECT_EQ(AddPassthroughEdge(a->id(), b->id()).code(), StatusCode::kAlreadyExists);
 }
 
+TEST_F(GraphTest, UserEdgesThatAskToBeRecomputedOnReplayAreRejected) {
+  Page* a = NewPage(64);
+  Page* b = NewPage(64);
+  Page* c = NewPage(64);
+  ASSERT_TRUE(AddPassthroughEdge(c->id(), b->id(), {DerivedPolicy::kRecomputeOnReplay}).ok());
+  const auto before = ListEdges();
+  const PageId pa[] = {a->id()};
+  std::atomic<int> calls{0};
+  const Status s = AddUserEdges(pa, b->id(), SumFn(&calls), {DerivedPolicy::kRecomputeOnReplay});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("replay"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("user function"), std::string::npos) << s.message();
+  const auto after = ListEdges();
+  ASSERT_EQ(after.size(), before.size()) << "graph unchanged";
+  EXPECT_EQ(after[0].parent, c->id());
+  EXPECT_EQ(NodeHeight(a->id()), -1);
+  WriteU32(a, 5);
+  Commit();
+  EXPECT_EQ(calls.load(), 0);
+  // The same edges with the default policy are fine (the child is then logged).
+  ASSERT_TRUE(AddUserEdges(pa, b->id(), SumFn(&calls)).ok());
+  EXPECT_EQ(ListEdges().size(), 2u);
+  // A policy value that names nothing is rejected too.
+  EXPECT_EQ(AddPassthroughEdge(a->id(), c->id(), {static_cast<DerivedPolicy>(7)}).code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(GraphTest, MissingPageGivesPageNotFound) {
   Page* a = NewPage(64);
   EXPECT_EQ(AddPassthroughEdge(a->id(), 999999).code(), StatusCode::kPageNotFound);
