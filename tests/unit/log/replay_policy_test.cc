@@ -513,6 +513,56 @@ TEST_F(ReplayPolicyTest, EventsReplayAsSubscribersSawThemWhenPagesAreRecomputed)
   EXPECT_GT(derived_applied, 0u) << "DeltaApplied events of recomputed pages are kept";
 }
 
+// A sink attached to a running bus logs the existing pages' images in its first group (nothing is
+// left out there), then leaves the derived deltas out. A recomputed page's later direct write
+// must continue its epoch chain from the recompute, not from the image.
+TEST(ReplayPolicySinkTest, ASinkAttachedAfterTheGraphWasBuiltStartsFromImages) {
+  Options o;
+  o.arena_bytes = std::size_t{1} << 28;
+  o.propagation_threads = 1;
+  ASSERT_TRUE(start(o).ok());
+  Page* parent = *CreatePage(128);
+  Page* child = *CreatePage(128);
+  ASSERT_TRUE(AddPassthroughEdge(parent->id(), child->id(), kRecompute).ok());
+  std::memset(rt::w(parent->data(), 16), 4, 16);
+  ASSERT_TRUE(commit().ok());
+  ASSERT_TRUE(commit().ok());
+  TempDir dir;
+  const std::string log = dir.Sub("run.tlog");
+  auto sink = AttachLog(log);
+  ASSERT_TRUE(sink.ok()) << sink.status().ToString();
+  std::vector<std::vector<std::uint8_t>> live;  // child bytes after each logged epoch
+  auto record = [&] {
+    ASSERT_TRUE(commit().ok());
+    live.emplace_back(child->data(), child->data() + child->size());
+  };
+  *rt::w(parent->data() + 20) = 5;  // derived, in the sink's first group: logged with the images
+  record();
+  *rt::w(parent->data() + 21) = 6;  // derived: left out
+  record();
+  *rt::w(child->data() + 100) = 7;  // a direct write: logged, based on the recomputed epoch
+  record();
+  *rt::w(parent->data() + 22) = 8;
+  record();
+  ASSERT_TRUE((*sink)->Close().ok());
+  ASSERT_TRUE(RemoveSink(sink->get()).ok());
+  const PageId child_id = child->id();
+  stop();
+  auto r = Replayer::Open(log);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  for (std::size_t i = 0; i < live.size(); ++i) {
+    auto more = (*r)->Step();
+    ASSERT_TRUE(more.ok()) << more.status().ToString();
+    ASSERT_TRUE(*more);
+    const ReplayedPage* c = (*r)->state().FindPage(child_id);
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->bytes, live[i]) << "logged epoch " << i + 1;
+  }
+  EXPECT_FALSE((*r)->report().has_errors())
+      << ((*r)->report().problems.empty() ? "" : (*r)->report().problems[0].ToString());
+  EXPECT_EQ((*r)->report().deltas_recomputed, 2u);
+}
+
 // The format, written by hand: a reader recomputes at the recompute record, from the deltas
 // before it, and checks the count the record gives.
 TEST(ReplayPolicyFormatTest, AReaderRecomputesAtTheRecomputeRecordAndChecksItsCount) {
