@@ -7,8 +7,10 @@
 //   - `LOCK`, held by the one writer.
 // Every on-disk byte is described in docs/SerializationSpec.md ("Transaction log").
 //
-// An epoch is logged as a group: its page-create, type, edge, delta and page-free records, then
-// one commit record that names the epoch and counts the group. Readers apply a group only when its
+// An epoch is logged as a group: its page-create, type, edge, delta and page-free records (and a
+// recompute record where the bus left out the derived deltas of replay-recomputed pages, see
+// DerivedPolicy in mmsb/graph.h), then one commit record that names the epoch and counts the
+// group. Readers apply a group only when its
 // commit record is present and complete, so a crash never leaves half an epoch applied.
 //
 // Writing: LogWriter (any caller) or LogSink (the bus's commit sink, see AttachLog). Reading:

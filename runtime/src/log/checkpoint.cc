@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
@@ -19,6 +20,7 @@
 #include "log/log_format.h"
 #include "log/log_records.h"
 #include "log/memory_limit.h"
+#include "log/recompute.h"
 #include "log/record_reader.h"
 #include "log/segments.h"
 
@@ -199,6 +201,7 @@ Expected<LogState> ReadCheckpoint(const std::string& path, const CheckpointLoadO
   std::uint64_t filling_size = 0;
   std::uint64_t filled = 0;
   std::set<std::pair<PageId, PageId>> edge_keys;
+  std::map<PageId, std::uint64_t> sizes;  // page sizes, also when the bytes are not kept
   bool ended = false;
   auto bad = [&](std::uint64_t off, std::string m) {
     return Corruption(fmt::format("{}:{}: checkpoint: {}", path, off, m));
@@ -249,6 +252,7 @@ Expected<LogState> ReadCheckpoint(const std::string& path, const CheckpointLoadO
         p.type_name = std::move(pc.type_name);
         if (auto it = st.types.find(p.type_name); it != st.types.end()) p.type = it->second;
         if (keep_bytes) p.bytes.resize(pc.size);
+        sizes[pc.id] = pc.size;
         filling = &p;
         filling_size = pc.size;
         break;
@@ -278,6 +282,10 @@ Expected<LogState> ReadCheckpoint(const std::string& path, const CheckpointLoadO
           return bad(rec.offset, fmt::format("edge {} -> {} names a page not in the checkpoint", e.edge.parent, e.edge.child));
         }
         if (!edge_keys.insert({e.edge.child, e.edge.parent}).second) return bad(rec.offset, "duplicate edge");
+        // Replay copies bytes along recompute-on-replay edges: they must fit their pages.
+        if (std::string why = log::CheckRecomputeEdge(e.edge, sizes[e.edge.parent], sizes[e.edge.child]); !why.empty()) {
+          return bad(rec.offset, why);
+        }
         st.edges.push_back(e.edge);
         break;
       }
