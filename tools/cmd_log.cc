@@ -374,11 +374,14 @@ int Verify(const LogArgs& a) {
   if (!failure.ok()) {
     std::printf("%s: %s\n", pal.Red("error").c_str(), failure.ToString().c_str());
   }
-  std::printf("%s %s: %llu epochs applied (to epoch %llu), %llu dropped, %llu records, %llu deltas, %d checkpoint(s) verified, %s read\n",
+  const std::string recomputed =
+      rep.deltas_recomputed == 0 ? std::string() : fmt::format(" (and {} recomputed)", rep.deltas_recomputed);
+  std::printf("%s %s: %llu epochs applied (to epoch %llu), %llu dropped, %llu records, %llu deltas%s, %d checkpoint(s) verified, %s read\n",
               errors ? pal.Red("FAILED").c_str() : pal.Green("OK").c_str(), a.path.c_str(),
               static_cast<unsigned long long>(rep.epochs_applied), static_cast<unsigned long long>(rep.epoch),
               static_cast<unsigned long long>(rep.epochs_dropped), static_cast<unsigned long long>(rep.records),
-              static_cast<unsigned long long>(rep.deltas_applied), verified, FormatBytes(rep.bytes_read).c_str());
+              static_cast<unsigned long long>(rep.deltas_applied), recomputed.c_str(), verified,
+              FormatBytes(rep.bytes_read).c_str());
   return errors ? 1 : 0;
 }
 
