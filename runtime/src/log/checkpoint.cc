@@ -283,9 +283,8 @@ Expected<LogState> ReadCheckpoint(const std::string& path, const CheckpointLoadO
         }
         if (!edge_keys.insert({e.edge.child, e.edge.parent}).second) return bad(rec.offset, "duplicate edge");
         // Replay copies bytes along recompute-on-replay edges: they must fit their pages.
-        if (std::string why = log::CheckRecomputeEdge(e.edge, sizes[e.edge.parent], sizes[e.edge.child]); !why.empty()) {
-          return bad(rec.offset, why);
-        }
+        const std::string why = log::CheckRecomputeEdge(e.edge, sizes[e.edge.parent], sizes[e.edge.child]);
+        if (!why.empty()) return bad(rec.offset, why);
         st.edges.push_back(e.edge);
         break;
       }

@@ -168,8 +168,8 @@ bool ReplayRecompute::Visit(LogState& st, Epoch epoch, std::uint32_t c, ChangedR
       std::uint64_t src = r.offset, len = r.length, dst = r.offset;
       if (e.kind == EdgeKind::kProjection) {
         const std::uint64_t lo = std::max<std::uint64_t>(r.offset, e.proj.src_offset);
-        const std::uint64_t hi =
-            std::min<std::uint64_t>(std::uint64_t{r.offset} + r.length, std::uint64_t{e.proj.src_offset} + e.proj.length);
+        const std::uint64_t hi = std::min(std::uint64_t{r.offset} + r.length,
+                                          std::uint64_t{e.proj.src_offset} + e.proj.length);
         if (lo >= hi) continue;
         src = lo;
         len = hi - lo;

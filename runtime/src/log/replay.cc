@@ -441,9 +441,9 @@ class Replayer::Impl {
     rep.deltas_recomputed += n;
     const LogRecompute& rec = group_recomputes[group[at].aux];
     if (n != rec.pages) {
-      rep.problems.push_back({LogProblem::Kind::kInconsistent, FileName(group[at].file_index), group[at].offset, 0, c.epoch,
-                              fmt::format("recomputing changed {} pages, but the log left out {} derived deltas", n,
-                                          rec.pages)});
+      std::string m = fmt::format("recomputing changed {} pages, but the log left out {} derived deltas", n, rec.pages);
+      rep.problems.push_back({LogProblem::Kind::kInconsistent, FileName(group[at].file_index), group[at].offset, 0,
+                              c.epoch, std::move(m)});
     }
   }
 
@@ -486,9 +486,8 @@ class Replayer::Impl {
             allocated -= std::min<std::uint64_t>(allocated, it->second.bytes.size());
             st.pages.erase(it);
           }
-          if (std::erase_if(st.edges, [&](const EdgeInfo& e) { return e.parent == op.free || e.child == op.free; }) != 0) {
-            recompute.Invalidate();
-          }
+          const auto touches = [&](const EdgeInfo& e) { return e.parent == op.free || e.child == op.free; };
+          if (std::erase_if(st.edges, touches) != 0) recompute.Invalidate();
           break;
         }
         case LogRecordType::kGraphEdge: {
