@@ -1,0 +1,732 @@
+// The examples of docs/API.md, compiled and run.
+//
+// Every ```cpp block in docs/API.md appears verbatim (modulo indentation) in this file, and
+// check_api_doc.py (ctest docs_api_doc_matches_sources) fails when one does not, or when a
+// namespace-scope name of a public header is missing from the document. The examples are written
+// as a user writes them: qualified names, errors handled with Status/Expected. Each test runs its
+// examples and checks what they did, so a change of behaviour breaks the documentation's build.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mmsb/kernels.h"
+#include "mmsb/mmsb.h"
+
+namespace {
+
+// A fresh directory, removed with its contents at destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "mmsb-api-doc-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+#define ASSERT_OK(expr)                            \
+  do {                                             \
+    const ::mmsb::Status _s = (expr);              \
+    ASSERT_TRUE(_s.ok()) << _s.ToString();         \
+  } while (0)
+
+// Most examples assume a started bus, as a program has after mmsb::start() (or after the first
+// instrumented page registers).
+class DocsApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    mmsb::Options options;
+    options.arena_bytes = std::size_t{1} << 30;
+    options.propagation_threads = 1;
+    ASSERT_OK(mmsb::start(options));
+  }
+  void TearDown() override { mmsb::stop(); }
+  TempDir tmp_;
+};
+
+// ---- mmsb/status.h -------------------------------------------------------------------------------
+
+mmsb::Expected<int> ParsePercent(std::string_view text) {
+  if (text.empty()) return mmsb::InvalidArgument("empty percentage");
+  int value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return mmsb::InvalidArgument("not a number: '" + std::string(text) + "'");
+    value = value * 10 + (c - '0');
+    if (value > 100) return mmsb::InvalidArgument("over 100: " + std::string(text));
+  }
+  return value;
+}
+
+mmsb::Status SetThreshold(std::string_view flag, int* threshold) {
+  mmsb::Expected<int> percent = ParsePercent(flag);
+  if (!percent.ok()) return percent.status().WithContext("--threshold");
+  *threshold = *percent;
+  return mmsb::Status::Ok();
+}
+
+mmsb::Status Configure(std::string_view flag) {
+  int threshold = 0;
+  MMSB_RETURN_IF_ERROR(SetThreshold(flag, &threshold));
+  MMSB_CHECK(threshold <= 100);  // a broken invariant aborts; it is not an error to return
+  std::printf("threshold %d%%\n", threshold);
+  return mmsb::Status::Ok();
+}
+
+TEST(DocsApiStatus, ExpectedCarriesAValueOrATypedError) {
+  EXPECT_TRUE(Configure("42").ok());
+  const mmsb::Status bad = Configure("4x");
+  EXPECT_EQ(bad.code(), mmsb::StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.ToString(), "invalid_argument: --threshold: not a number: '4x'");
+  EXPECT_EQ(mmsb::StatusCode::kInvalidArgument, Configure("101").code());
+  EXPECT_EQ(std::string(mmsb::StatusCodeName(mmsb::StatusCode::kCorruption)), "corruption");
+  EXPECT_EQ(mmsb::Status().ToString(), "ok");
+  // Equality compares codes only.
+  EXPECT_TRUE(mmsb::NotFound("a") == mmsb::NotFound("b"));
+  EXPECT_FALSE(mmsb::NotFound("a") == mmsb::Internal("a"));
+  // An Expected built from an OK status is an internal error, never a value.
+  mmsb::Expected<int> from_ok{mmsb::Status::Ok()};
+  EXPECT_EQ(from_ok.status().code(), mmsb::StatusCode::kInternal);
+  // One convenience constructor per code.
+  const mmsb::Status all[] = {mmsb::PageNotFound(""), mmsb::InvalidDelta(""), mmsb::InvalidArgument(""),
+                              mmsb::SerializationError(""), mmsb::Corruption(""), mmsb::IOError(""),
+                              mmsb::UnsupportedLocation(""), mmsb::GpuMemory(""), mmsb::GraphCycle(""),
+                              mmsb::OutOfMemory(""), mmsb::FailedPrecondition(""), mmsb::AlreadyExists(""),
+                              mmsb::NotFound(""), mmsb::Internal("")};
+  for (std::size_t i = 0; i < std::size(all); ++i) {
+    EXPECT_EQ(static_cast<std::size_t>(all[i].code()), i + 1) << all[i].ToString();
+  }
+}
+
+TEST(DocsApiStatusDeathTest, ValueOfAnErrorAndBrokenChecksAbortWithTheMessage) {
+  EXPECT_DEATH(
+      {
+        mmsb::Expected<int> e = mmsb::NotFound("no such page");
+        (void)e.value();
+      },
+      "Expected::value\\(\\) on an error: not_found: no such page");
+  EXPECT_DEATH(mmsb::AbortWithStatus(mmsb::Corruption("bad record"), "loading"),
+               "mmsb: fatal: loading: corruption: bad record");
+  EXPECT_DEATH(MMSB_CHECK(1 + 1 == 3), "check failed at .*: 1 \\+ 1 == 3");
+}
+
+// ---- mmsb/types.h --------------------------------------------------------------------------------
+
+TEST(DocsApiTypes, NamesAndGranules) {
+  std::printf("granule: %llu bytes; %s, %s, %s\n", static_cast<unsigned long long>(mmsb::kGranuleSize),
+              mmsb::LocationName(mmsb::Location::kCpu), mmsb::LocationName(mmsb::Location::kGpu),
+              mmsb::LocationName(mmsb::Location::kUnified));
+  static_assert(mmsb::kGranuleSize == std::uint64_t{1} << mmsb::kGranuleShift);
+  static_assert(mmsb::kInvalidPageId == 0);
+  EXPECT_EQ(mmsb::kGranuleSize, 64u);
+  EXPECT_STREQ(mmsb::LocationName(mmsb::Location::kUnified), "unified");
+}
+
+// ---- mmsb/mmsb.h ---------------------------------------------------------------------------------
+
+mmsb::Status RunOneEpoch() {
+  mmsb::Options options;
+  options.arena_bytes = std::size_t{1} << 30;  // address space for heap pages (reserved lazily)
+  options.verify = true;                       // also diff every page in full, as an oracle
+  MMSB_RETURN_IF_ERROR(mmsb::start(options));
+  mmsb::Expected<mmsb::Page*> page = mmsb::CreatePage(4096);
+  if (!page.ok()) return page.status();
+  *mmsb::rt::w(&(*page)->data()[100]) = 7;  // a store through the write barrier
+  mmsb::Expected<mmsb::Epoch> epoch = mmsb::commit();
+  if (!epoch.ok()) return epoch.status();
+  const mmsb::Stats stats = mmsb::GetStats();
+  std::printf("epoch %llu: %llu delta(s), %llu byte(s) changed\n",
+              static_cast<unsigned long long>(mmsb::current_epoch()),
+              static_cast<unsigned long long>(stats.deltas),
+              static_cast<unsigned long long>(stats.delta_bytes));
+  mmsb::stop();  // frees every page
+  return mmsb::Status::Ok();
+}
+
+TEST(DocsApiBus, StartCommitStop) {
+  ASSERT_FALSE(mmsb::started());
+  ::testing::internal::CaptureStdout();
+  ASSERT_OK(RunOneEpoch());
+  EXPECT_EQ(::testing::internal::GetCapturedStdout(), "epoch 1: 1 delta(s), 1 byte(s) changed\n");
+  EXPECT_FALSE(mmsb::started());
+  EXPECT_EQ(mmsb::current_epoch(), 0u) << "a stopped bus has no epoch";
+  ASSERT_OK(mmsb::start());
+  EXPECT_EQ(mmsb::start().code(), mmsb::StatusCode::kFailedPrecondition) << "already started";
+  mmsb::stop();
+  mmsb::stop();  // a no-op when stopped
+}
+
+// ---- mmsb/type_desc.h ----------------------------------------------------------------------------
+
+struct Vec3 {
+  float x, y, z;
+};
+struct Body {
+  Vec3 pos;
+  std::uint32_t hits[4];
+  double mass;
+};
+
+mmsb::Expected<const mmsb::TypeDescriptor*> RegisterBodyType() {
+  mmsb::TypeDescriptor vec3{"Vec3", sizeof(Vec3), alignof(Vec3), {}};
+  vec3.fields = {{"x", offsetof(Vec3, x), 4, mmsb::ScalarKind::kF32, 4, {}, ""},
+                 {"y", offsetof(Vec3, y), 4, mmsb::ScalarKind::kF32, 4, {}, ""},
+                 {"z", offsetof(Vec3, z), 4, mmsb::ScalarKind::kF32, 4, {}, ""}};
+  mmsb::TypeDescriptor body{"Body", sizeof(Body), alignof(Body), {}};
+  body.fields = {
+      {"pos", offsetof(Body, pos), sizeof(Vec3), mmsb::ScalarKind::kRecord, sizeof(Vec3), {}, "Vec3"},
+      {"hits", offsetof(Body, hits), sizeof(Body::hits), mmsb::ScalarKind::kU32, 4, {4}, ""},
+      {"mass", offsetof(Body, mass), 8, mmsb::ScalarKind::kF64, 8, {}, ""}};
+  MMSB_RETURN_IF_ERROR(body.Validate());  // RegisterType validates too
+  if (auto v = mmsb::RegisterType(vec3); !v.ok()) return v.status();
+  return mmsb::RegisterType(body);  // the interned copy, valid until mmsb::stop()
+}
+
+std::string DescribeByte(const mmsb::TypeDescriptor& type, const void* object, std::uint32_t offset) {
+  auto lookup = [](std::string_view name, void*) { return mmsb::FindType(name); };
+  std::optional<mmsb::FieldPath> field = mmsb::ResolveField(type, offset, lookup);
+  if (!field) return "padding";
+  const auto* leaf = static_cast<const std::uint8_t*>(object) + field->offset;
+  return type.name + "." + field->path + " = " + mmsb::FormatScalar(field->kind, leaf, field->size) +
+         " (" + mmsb::ScalarKindName(field->kind) + ")";
+}
+
+TEST_F(DocsApi, TypeDescriptorsResolveOffsetsToFieldNames) {
+  auto type = RegisterBodyType();
+  ASSERT_TRUE(type.ok()) << type.status().ToString();
+  EXPECT_EQ(mmsb::FindType("Body"), *type);
+  Body b{{1.0f, 2.5f, 3.0f}, {0, 0, 9, 0}, 70.5};
+  EXPECT_EQ(DescribeByte(**type, &b, offsetof(Body, pos) + 5), "Body.pos.y = 2.5 (f32)");
+  EXPECT_EQ(DescribeByte(**type, &b, offsetof(Body, hits) + 8), "Body.hits[2] = 9 (u32)");
+  EXPECT_EQ(DescribeByte(**type, &b, offsetof(Body, mass)), "Body.mass = 70.5 (f64)");
+  EXPECT_EQ(DescribeByte(**type, &b, offsetof(Body, hits) + 16), "padding");
+  // Without a lookup a nested record is opaque bytes.
+  auto opaque = mmsb::ResolveField(**type, offsetof(Body, pos) + 5);
+  ASSERT_TRUE(opaque.has_value());
+  EXPECT_EQ(opaque->path, "pos");
+  // The same name with another layout is refused; the same layout is the same registration.
+  EXPECT_EQ(*RegisterBodyType(), *type);
+  mmsb::TypeDescriptor other{"Body", 8, 8, {{"n", 0, 8, mmsb::ScalarKind::kU64, 8, {}, ""}}};
+  EXPECT_EQ(mmsb::RegisterType(other).status().code(), mmsb::StatusCode::kAlreadyExists);
+  mmsb::TypeDescriptor broken{"Broken", 4, 4, {{"n", 0, 8, mmsb::ScalarKind::kU64, 8, {}, ""}}};
+  EXPECT_FALSE(broken.Validate().ok()) << "a field past the end of the record";
+  const char c = 'q';
+  const bool t = true;
+  EXPECT_EQ(mmsb::FormatScalar(mmsb::ScalarKind::kChar, &c, 1), "'q'");
+  EXPECT_EQ(mmsb::FormatScalar(mmsb::ScalarKind::kBool, &t, 1), "true");
+  EXPECT_EQ(mmsb::FormatScalar(mmsb::ScalarKind::kBytes, "\x01\xab", 2), "0x01ab");
+}
+
+// ---- mmsb/page.h and mmsb/barrier.h --------------------------------------------------------------
+
+mmsb::Status TrackHeapBody() {
+  mmsb::PageOptions options;
+  options.type = mmsb::FindType("Body");  // registered earlier: deltas resolve to field names
+  options.name = "player";                // optional stable identity
+  mmsb::Expected<mmsb::Page*> page = mmsb::CreatePage(sizeof(Body), options);
+  if (!page.ok()) return page.status();
+  auto* body = reinterpret_cast<Body*>((*page)->data());  // zeroed storage
+  mmsb::rt::w(&body->pos)->y = 2.5f;                       // marks the whole Vec3
+  *mmsb::rt::w(&body->hits[2]) += 1;                        // marks one element
+  if (auto e = mmsb::commit(); !e.ok()) return e.status();
+  const mmsb::PageInfo info = (*page)->Info();
+  std::printf("page %llu '%s' (%s, %zu bytes) changed in epoch %llu\n",
+              static_cast<unsigned long long>(info.id), info.name.c_str(), info.type->name.c_str(),
+              info.size, static_cast<unsigned long long>(info.epoch));
+  return mmsb::Status::Ok();
+}
+
+alignas(64) Body g_body;  // caller-owned storage that outlives the bus
+
+mmsb::Status TrackStaticBody() {
+  mmsb::PageOptions options;
+  options.type = mmsb::FindType("Body");
+  options.name = "g_body";  // the plugin uses the mangled variable name
+  mmsb::Expected<mmsb::Page*> page = mmsb::RegisterStaticPage(&g_body, sizeof g_body, options);
+  if (!page.ok()) return page.status();
+  g_body.mass = 80.0;         // a plain store: the barrier does not see it ...
+  mmsb::MarkEscaped(*page);   // ... but an escaped page is diffed in full at every commit
+  if (auto e = mmsb::commit(); !e.ok()) return e.status();
+  mmsb::Page* found = mmsb::PageOf(&g_body.hits[1]);  // the page holding an address
+  if (found != mmsb::FindPageByName("g_body")) return mmsb::Internal("PageOf disagrees");
+  return mmsb::Status::Ok();
+}
+
+mmsb::Status FreeEverything() {
+  for (const mmsb::PageInfo& info : mmsb::ListPages()) {
+    mmsb::Expected<mmsb::Page*> page = mmsb::GetPage(info.id);
+    if (!page.ok()) return page.status();  // PageNotFound: freed meanwhile
+    MMSB_RETURN_IF_ERROR(mmsb::FreePage(*page));  // a static page is unregistered, not freed
+  }
+  return mmsb::PageCount() == 0 ? mmsb::Status::Ok() : mmsb::Internal("pages left");
+}
+
+TEST_F(DocsApi, PagesHeapStaticAndFree) {
+  ASSERT_TRUE(RegisterBodyType().ok());
+  ::testing::internal::CaptureStdout();
+  ASSERT_OK(TrackHeapBody());
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(out, "page 1 'player' (Body, 40 bytes) changed in epoch 1\n");
+  mmsb::Page* player = mmsb::FindPageByName("player");
+  ASSERT_NE(player, nullptr);
+  EXPECT_EQ(mmsb::GetStats().delta_bytes, 3u) << "2.5f is 00 00 20 40: two bytes; hits[2]: one";
+  EXPECT_TRUE(mmsb::rt::IsTracked(player->data()));
+  EXPECT_FALSE(player->is_static());
+
+  ASSERT_OK(TrackStaticBody());
+  mmsb::Page* body = mmsb::PageOf(&g_body);
+  ASSERT_NE(body, nullptr);
+  EXPECT_TRUE(body->is_static());
+  EXPECT_TRUE(body->escaped());
+  EXPECT_EQ(body->epoch(), 2u) << "the plain store to g_body.mass was captured";
+  EXPECT_EQ(mmsb::PageCount(), 2u);
+  EXPECT_EQ(mmsb::PageOf(&tmp_), nullptr) << "untracked memory";
+  EXPECT_FALSE(mmsb::rt::IsTracked(&tmp_));
+
+  const mmsb::PageId id = player->id();
+  ASSERT_OK(FreeEverything());
+  EXPECT_EQ(mmsb::FindPage(id), nullptr);
+  EXPECT_EQ(mmsb::GetPage(id).status().code(), mmsb::StatusCode::kPageNotFound);
+  EXPECT_FALSE(mmsb::FreePage(id).ok());
+  EXPECT_EQ(mmsb::CreatePage(0).status().code(), mmsb::StatusCode::kInvalidArgument);
+  mmsb::PageOptions gpu;
+  gpu.location = mmsb::Location::kGpu;
+  EXPECT_EQ(mmsb::CreatePage(64, gpu).status().code(), mmsb::StatusCode::kUnsupportedLocation)
+      << "no device attached";
+}
+
+void Bump(std::uint32_t* counters, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) ++*mmsb::rt::w(&counters[i]);  // element by element
+}
+
+void Fill(std::uint8_t* bytes, std::size_t n, std::uint8_t value) {
+  std::memset(mmsb::rt::w(bytes, n), value, n);  // one mark for the range, then the store
+}
+
+void CopyIn(void* dst, const void* src, std::size_t n) {
+  mmsb::rt::MarkRange(dst, n);
+  std::memcpy(dst, src, n);
+}
+
+TEST_F(DocsApi, BarrierFormsProduceExactDeltas) {
+  mmsb::Page* page = *mmsb::CreatePage(4096);
+  std::vector<std::uint32_t> untracked(8);
+  Bump(untracked.data(), untracked.size());  // harmless outside pages
+  EXPECT_EQ(untracked[7], 1u);
+  Bump(reinterpret_cast<std::uint32_t*>(page->data()), 8);
+  Fill(page->data() + 1000, 100, 0xab);
+  const char text[] = "hello";
+  CopyIn(page->data() + 3000, text, 5);
+  ASSERT_TRUE(mmsb::commit().ok());
+  EXPECT_EQ(mmsb::GetStats().delta_bytes, 8u + 100u + 5u);
+  Fill(page->data() + 1000, 100, 0xab);  // the same bytes again: no delta
+  ASSERT_TRUE(mmsb::commit().ok());
+  EXPECT_EQ(mmsb::GetStats().deltas, 1u);
+}
+
+// ---- mmsb/delta.h --------------------------------------------------------------------------------
+
+void PrintChange(const mmsb::Delta& d) {
+  std::printf("page %llu since epoch %llu: %u byte(s), %s\n", static_cast<unsigned long long>(d.page()),
+              static_cast<unsigned long long>(d.base_epoch()), d.changed_bytes(),
+              d.form() == mmsb::Delta::Form::kSparse ? "sparse" : "dense");
+  d.ForEachRun([](std::uint32_t offset, std::uint32_t length, const std::uint8_t* bytes) {
+    std::printf("  [%u, +%u) first new byte 0x%02x\n", offset, length, bytes[0]);
+  });
+}
+
+mmsb::Status DiffAndApply() {
+  std::vector<std::uint8_t> before(256, 0);
+  std::vector<std::uint8_t> now = before;
+  now[10] = 1;
+  now[11] = 2;
+  now[200] = 9;
+  now[201] = 0;  // unchanged: never part of a delta
+  const mmsb::Delta d = mmsb::Diff(/*page=*/7, /*base_epoch=*/0, before, now);
+  PrintChange(d);
+  std::vector<std::uint8_t> replica = before;
+  MMSB_RETURN_IF_ERROR(d.ApplyTo(replica));
+  return replica == now ? mmsb::Status::Ok() : mmsb::Internal("apply went wrong");
+}
+
+mmsb::Expected<mmsb::Delta> TwoRuns() {
+  // Runs sorted, non-overlapping, non-adjacent; bytes concatenated in run order.
+  mmsb::Expected<mmsb::Delta> d = mmsb::Delta::FromRuns(
+      /*page=*/3, /*base_epoch=*/0, /*page_size=*/128, {{4, 2}, {64, 1}}, {0xaa, 0xbb, 0xcc});
+  if (!d.ok()) return d.status();
+  // The builder takes changed bytes in increasing offset order and picks the smaller form.
+  std::uint8_t now[128] = {};
+  now[4] = 0xaa;
+  now[5] = 0xbb;
+  now[64] = 0xcc;
+  mmsb::DeltaBuilder builder(/*page=*/3, /*base_epoch=*/0, /*page_size=*/128);
+  builder.AddRun(4, &now[4], 2);
+  builder.AddMask64(64, /*mask=*/0b1, &now[64]);  // bit i selects byte 64 + i
+  const mmsb::Delta built = builder.Finish();
+  if (!(built == *d)) return mmsb::Internal("builder and FromRuns disagree");
+  d->ConvertTo(mmsb::Delta::Form::kDense);  // same change, one mask bit per page byte
+  return d;
+}
+
+mmsb::Status UndoTwoCommits() {
+  const std::vector<std::uint8_t> v0(64, 0);
+  std::vector<std::uint8_t> v1 = v0, v2;
+  v1[0] = 1;
+  v2 = v1;
+  v2[1] = 2;
+  const mmsb::Delta d1 = mmsb::Diff(/*page=*/1, /*base_epoch=*/0, v0, v1);
+  const mmsb::Delta d2 = mmsb::Diff(/*page=*/1, /*base_epoch=*/1, v1, v2);
+  mmsb::Expected<mmsb::Delta> both = mmsb::Compose(d2, d1);  // d2 after d1: v0 -> v2
+  if (!both.ok()) return both.status();
+  mmsb::Expected<mmsb::Delta> undo = mmsb::Invert(*both, v0);  // v2 -> v0
+  if (!undo.ok()) return undo.status();
+  std::vector<std::uint8_t> page = v2;
+  MMSB_RETURN_IF_ERROR(undo->ApplyTo(page));
+  return page == v0 ? mmsb::Status::Ok() : mmsb::Internal("undo went wrong");
+}
+
+mmsb::Status ShipDelta(const mmsb::Delta& d) {
+  std::vector<std::uint8_t> wire = mmsb::EncodeDelta(d);  // versioned, XXH3-checksummed
+  mmsb::PageImage image{d.page(), /*epoch=*/5, mmsb::Location::kCpu, std::vector<std::uint8_t>(d.page_size())};
+  const std::vector<std::uint8_t> image_wire = mmsb::EncodePageImage(image);
+  wire.insert(wire.end(), image_wire.begin(), image_wire.end());
+  // The receiver treats the bytes as untrusted: a damaged record is an error, never a crash.
+  std::size_t used = 0;
+  mmsb::Expected<mmsb::Delta> back = mmsb::DecodeDelta(wire, &used, /*max_page_size=*/1 << 20);
+  if (!back.ok()) return back.status().WithContext("delta");
+  mmsb::Expected<mmsb::PageImage> img = mmsb::DecodePageImage(std::span(wire).subspan(used));
+  if (!img.ok()) return img.status().WithContext("page image");
+  MMSB_RETURN_IF_ERROR(back->ApplyTo(img->bytes));
+  return *back == d ? mmsb::Status::Ok() : mmsb::Internal("round trip changed the delta");
+}
+
+std::size_t CountTouchedChanges(std::span<const std::uint8_t> twin, std::span<const std::uint8_t> page) {
+  // One shadow byte per 64-byte granule, as the barrier keeps them: only granule 1 was written.
+  std::vector<std::uint8_t> touched((page.size() + mmsb::kGranuleSize - 1) / mmsb::kGranuleSize, 0);
+  touched[1] = 1;
+  const mmsb::Delta tracked = mmsb::DiffGranules(/*page=*/1, /*base_epoch=*/0, twin, page, touched);
+  // The SIMD kernel underneath, and the scalar reference it is tested against.
+  std::vector<std::uint64_t> masks(touched.size());
+  const std::size_t differing = mmsb::DiffMask(twin, page, masks);
+  const mmsb::Delta reference = mmsb::DiffScalar(/*page=*/1, /*base_epoch=*/0, twin, page);
+  std::printf("%s: %u tracked, %zu differing, %u by the scalar diff\n", mmsb::DiffTargetName(),
+              tracked.changed_bytes(), differing, reference.changed_bytes());
+  return tracked.changed_bytes();
+}
+
+TEST(DocsApiDelta, DiffApplyComposeInvertEncode) {
+  ::testing::internal::CaptureStdout();
+  ASSERT_OK(DiffAndApply());
+  EXPECT_EQ(::testing::internal::GetCapturedStdout(),
+            "page 7 since epoch 0: 3 byte(s), sparse\n  [10, +2) first new byte 0x01\n  [200, +1) first new byte 0x09\n");
+
+  mmsb::Expected<mmsb::Delta> d = TwoRuns();
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->form(), mmsb::Delta::Form::kDense);
+  EXPECT_TRUE(d->sparse_runs().empty()) << "a dense delta stores a mask";
+  EXPECT_EQ(d->Runs(), (std::vector<mmsb::ByteRun>{{4, 2}, {64, 1}}));
+  const std::vector<std::uint8_t> mask = d->Mask();
+  ASSERT_EQ(mask.size(), 16u);
+  EXPECT_EQ(mask[0], 0b00110000);
+  EXPECT_EQ(mask[8], 0b00000001);
+  EXPECT_EQ(d->EncodedSize(), mmsb::EncodeDelta(*d).size());
+  std::vector<std::uint8_t> appended = {0xff};
+  mmsb::EncodeDeltaTo(*d, appended);
+  EXPECT_EQ(appended.size(), 1 + d->EncodedSize());
+  d->set_page(4);
+  d->set_base_epoch(9);
+  EXPECT_EQ(d->page(), 4u);
+  EXPECT_EQ(d->base_epoch(), 9u);
+  EXPECT_EQ(d->page_size(), 128u);
+  EXPECT_FALSE(d->empty());
+  EXPECT_EQ(mmsb::Delta::FromRuns(3, 0, 128, {{4, 2}, {5, 1}}, {1, 2, 3}).status().code(),
+            mmsb::StatusCode::kInvalidDelta)
+      << "overlapping runs";
+
+  ASSERT_OK(UndoTwoCommits());
+  ASSERT_OK(ShipDelta(*d));
+  std::vector<std::uint8_t> wire = mmsb::EncodeDelta(*d);
+  wire[wire.size() / 2] ^= 0x40;
+  EXPECT_FALSE(mmsb::DecodeDelta(wire).ok()) << "a flipped bit fails the checksum";
+
+  std::vector<std::uint8_t> twin(256, 0), page(256, 0);
+  page[70] = 1;   // granule 1, touched
+  page[200] = 1;  // granule 3: a write the barrier did not mark is not seen by DiffGranules
+  ::testing::internal::CaptureStdout();
+  EXPECT_EQ(CountTouchedChanges(twin, page), 1u);
+  EXPECT_NE(::testing::internal::GetCapturedStdout().find(": 1 tracked, 2 differing, 2 by the scalar diff"),
+            std::string::npos);
+}
+
+// ---- mmsb/commit.h -------------------------------------------------------------------------------
+
+// Observes every commit: counts created pages and changed bytes.
+class ChangeCounter : public mmsb::CommitSink {
+ public:
+  const char* name() const override { return "change-counter"; }
+  mmsb::Status OnCommit(const mmsb::CommitBatch& batch) override {
+    // Everything the batch points at is valid only during this call: copy what you keep.
+    for (const mmsb::PageCreatedRecord& created : batch.created) created_bytes += created.size;
+    for (const mmsb::Delta& d : batch.deltas) changed_bytes += d.changed_bytes();
+    freed += batch.freed.size();
+    live_pages = batch.live_pages.size();
+    last_epoch = batch.epoch;
+    return mmsb::Status::Ok();
+  }
+  mmsb::Status AfterCommit(mmsb::Epoch epoch) override {  // outside the commit lock
+    after_commit_epoch = epoch;
+    return mmsb::Status::Ok();
+  }
+  std::uint64_t created_bytes = 0, changed_bytes = 0, freed = 0, live_pages = 0;
+  mmsb::Epoch last_epoch = 0, after_commit_epoch = 0;
+};
+
+// Runs inside every commit before the sinks: keeps `sum` (8 bytes) equal to the byte sum of
+// `data`. Its writes are diffed into the same epoch.
+class ByteSumStage : public mmsb::CommitStage {
+ public:
+  ByteSumStage(const mmsb::Page* data, mmsb::Page* sum) : data_(data), sum_(sum) {}
+  const char* name() const override { return "byte-sum"; }
+  mmsb::Status Process(const mmsb::CommitBatch& batch) override {
+    for (const mmsb::Delta& d : batch.deltas) {
+      if (d.page() != data_->id()) continue;
+      std::uint64_t total = 0;
+      for (std::size_t i = 0; i < data_->size(); ++i) total += data_->data()[i];
+      std::memcpy(mmsb::rt::w(sum_->data(), sizeof total), &total, sizeof total);
+    }
+    return mmsb::Status::Ok();
+  }
+
+ private:
+  const mmsb::Page* data_;
+  mmsb::Page* sum_;
+};
+
+mmsb::Status WatchCommits(std::shared_ptr<ChangeCounter> counter, mmsb::Page* data, mmsb::Page* sum) {
+  MMSB_RETURN_IF_ERROR(mmsb::AddStage(std::make_shared<ByteSumStage>(data, sum)));
+  MMSB_RETURN_IF_ERROR(mmsb::AddSink(counter));  // the bus keeps a reference
+  std::memset(mmsb::rt::w(data->data(), 10), 3, 10);
+  if (auto e = mmsb::commit(); !e.ok()) return e.status();
+  return mmsb::RemoveSink(counter.get());  // no further calls
+}
+
+TEST_F(DocsApi, SinksSeeEveryCommitAndStagesWriteIntoIt) {
+  mmsb::Page* data = *mmsb::CreatePage(100);
+  mmsb::Page* sum = *mmsb::CreatePage(8);
+  auto counter = std::make_shared<ChangeCounter>();
+  ASSERT_OK(WatchCommits(counter, data, sum));
+  std::uint64_t total = 0;
+  std::memcpy(&total, sum->data(), 8);
+  EXPECT_EQ(total, 30u);
+  EXPECT_EQ(sum->epoch(), 1u) << "the stage's write belongs to the same epoch";
+  EXPECT_EQ(counter->created_bytes, 108u);
+  EXPECT_EQ(counter->changed_bytes, 10u + 1u);
+  EXPECT_EQ(counter->live_pages, 2u);
+  EXPECT_EQ(counter->last_epoch, 1u);
+  EXPECT_EQ(counter->after_commit_epoch, 1u);
+  ASSERT_OK(mmsb::FreePage(data));
+  ASSERT_TRUE(mmsb::commit().ok());
+  EXPECT_EQ(counter->freed, 0u) << "removed sinks see nothing";
+  EXPECT_EQ(mmsb::RemoveSink(counter.get()).code(), mmsb::StatusCode::kNotFound);
+}
+
+mmsb::Status StartVerifying(std::vector<mmsb::VerifyMiss>* misses) {
+  mmsb::Options options;
+  options.verify = true;  // or MMSB_VERIFY=1 in the environment
+  options.on_verify_miss = [misses](const mmsb::VerifyMiss& miss) { misses->push_back(miss); };
+  return mmsb::start(options);
+}
+
+TEST(DocsApiVerify, AStoreThatBypassesTheBarrierIsReportedWithItsField) {
+  std::vector<mmsb::VerifyMiss> misses;
+  ASSERT_OK(StartVerifying(&misses));
+  ASSERT_TRUE(RegisterBodyType().ok());
+  mmsb::PageOptions options;
+  options.type = mmsb::FindType("Body");
+  mmsb::Page* page = *mmsb::CreatePage(sizeof(Body), options);
+  ASSERT_TRUE(mmsb::commit().ok());
+  reinterpret_cast<Body*>(page->data())->hits[1] = 5;  // no barrier
+  ASSERT_TRUE(mmsb::commit().ok());
+  ASSERT_EQ(misses.size(), 1u);
+  EXPECT_EQ(misses[0].field, "Body.hits[1]");
+  EXPECT_EQ(misses[0].offset, offsetof(Body, hits) + 4);
+  EXPECT_EQ(misses[0].length, 1u);
+  EXPECT_EQ(mmsb::GetStats().verify_misses, 1u);
+  EXPECT_EQ(page->epoch(), 2u) << "the committed delta is the full one";
+  mmsb::stop();
+}
+
+// ---- mmsb/graph.h --------------------------------------------------------------------------------
+
+// celsius: 4 floats. fahrenheit = f(celsius) (user edge); backup mirrors celsius (passthrough);
+// first holds celsius[0] (projection of bytes [0, 4)).
+mmsb::Status BuildTemperatureGraph(const mmsb::Page& celsius, const mmsb::Page& fahrenheit,
+                                   const mmsb::Page& backup, const mmsb::Page& first) {
+  const mmsb::PageId parents[] = {celsius.id()};
+  MMSB_RETURN_IF_ERROR(mmsb::AddUserEdges(
+      parents, fahrenheit.id(), [](std::span<const mmsb::Page* const> in, mmsb::Page& out) {
+        const auto* c = reinterpret_cast<const float*>(in[0]->data());
+        auto* f = reinterpret_cast<float*>(out.data());
+        for (int i = 0; i < 4; ++i) f[i] = c[i] * 9 / 5 + 32;  // the child is diffed in full
+        return mmsb::Status::Ok();
+      }));
+  MMSB_RETURN_IF_ERROR(mmsb::AddPassthroughEdge(celsius.id(), backup.id()));
+  MMSB_RETURN_IF_ERROR(mmsb::AddProjectionEdge(celsius.id(), first.id(),
+                                               {/*src_offset=*/0, /*length=*/4, /*dst_offset=*/0}));
+  for (const mmsb::EdgeInfo& e : mmsb::ListEdges()) {
+    std::printf("%llu -> %llu (kind %d), child height %d\n", static_cast<unsigned long long>(e.parent),
+                static_cast<unsigned long long>(e.child), static_cast<int>(e.kind), mmsb::NodeHeight(e.child));
+  }
+  return mmsb::Status::Ok();
+}
+
+TEST_F(DocsApi, DerivedPagesAreRecomputedInsideTheCommit) {
+  mmsb::Page* celsius = *mmsb::CreatePage(16);
+  mmsb::Page* fahrenheit = *mmsb::CreatePage(16);
+  mmsb::Page* backup = *mmsb::CreatePage(16);
+  mmsb::Page* first = *mmsb::CreatePage(4);
+  ::testing::internal::CaptureStdout();
+  ASSERT_OK(BuildTemperatureGraph(*celsius, *fahrenheit, *backup, *first));
+  EXPECT_EQ(::testing::internal::GetCapturedStdout(),
+            "1 -> 2 (kind 2), child height 1\n1 -> 3 (kind 0), child height 1\n1 -> 4 (kind 1), child height 1\n");
+  *mmsb::rt::w(reinterpret_cast<float*>(celsius->data()) + 0) = 100.0f;
+  const mmsb::Epoch e = *mmsb::commit();
+  EXPECT_EQ(reinterpret_cast<const float*>(fahrenheit->data())[0], 212.0f);
+  EXPECT_EQ(reinterpret_cast<const float*>(fahrenheit->data())[1], 32.0f);
+  EXPECT_EQ(std::memcmp(backup->data(), celsius->data(), 16), 0);
+  EXPECT_EQ(reinterpret_cast<const float*>(first->data())[0], 100.0f);
+  EXPECT_EQ(fahrenheit->epoch(), e);
+  EXPECT_EQ(mmsb::GetStats().nodes_recomputed, 3u);
+  EXPECT_EQ(mmsb::NodeHeight(celsius->id()), 0);
+  EXPECT_EQ(mmsb::AddPassthroughEdge(backup->id(), celsius->id()).code(), mmsb::StatusCode::kGraphCycle);
+  EXPECT_EQ(mmsb::AddPassthroughEdge(celsius->id(), backup->id()).code(), mmsb::StatusCode::kAlreadyExists);
+  EXPECT_EQ(mmsb::AddPassthroughEdge(celsius->id(), first->id()).code(), mmsb::StatusCode::kInvalidArgument)
+      << "sizes differ";
+  ASSERT_OK(mmsb::RemoveEdge(celsius->id(), backup->id()));
+  EXPECT_EQ(mmsb::RemoveEdge(celsius->id(), backup->id()).code(), mmsb::StatusCode::kNotFound);
+  EXPECT_EQ(mmsb::ListEdges().size(), 2u);
+
+  // A failing recompute rolls the whole commit back.
+  const mmsb::PageId parents[] = {first->id()};
+  ASSERT_OK(mmsb::AddUserEdges(parents, backup->id(), [](std::span<const mmsb::Page* const>, mmsb::Page&) {
+    return mmsb::Internal("sensor offline");
+  }));
+  *mmsb::rt::w(reinterpret_cast<float*>(celsius->data()) + 0) = 20.0f;
+  mmsb::Expected<mmsb::Epoch> failed = mmsb::commit();
+  EXPECT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("sensor offline"), std::string::npos);
+  EXPECT_EQ(mmsb::current_epoch(), e);
+  EXPECT_EQ(reinterpret_cast<const float*>(celsius->data())[0], 100.0f) << "the write was rolled back";
+  EXPECT_EQ(mmsb::GetStats().failed_commits, 1u);
+}
+
+// ---- mmsb/events.h -------------------------------------------------------------------------------
+
+struct EventCounts {
+  std::map<std::string, int> by_type;
+  int batches = 0;
+};
+
+mmsb::Expected<std::vector<mmsb::SubscriptionId>> CountEvents(EventCounts* counts) {
+  // One call per commit, with that commit's events of the selected types.
+  mmsb::Expected<mmsb::SubscriptionId> batches = mmsb::Subscribe(
+      [counts](std::span<const mmsb::Event>) { ++counts->batches; },
+      mmsb::EventBit(mmsb::EventType::kPageChanged) | mmsb::EventBit(mmsb::EventType::kCommitDone));
+  if (!batches.ok()) return batches.status();
+  // One call per event, every type.
+  mmsb::Expected<mmsb::SubscriptionId> each = mmsb::SubscribeEach(
+      [counts](const mmsb::Event& e) { ++counts->by_type[mmsb::EventTypeName(e.type)]; });
+  if (!each.ok()) return each.status();
+  return std::vector<mmsb::SubscriptionId>{*batches, *each};
+}
+
+TEST_F(DocsApi, SubscribersGetOneBatchPerCommit) {
+  EventCounts counts;
+  auto ids = CountEvents(&counts);
+  ASSERT_TRUE(ids.ok());
+  mmsb::Page* a = *mmsb::CreatePage(64);
+  mmsb::Page* b = *mmsb::CreatePage(64);
+  ASSERT_OK(mmsb::AddPassthroughEdge(a->id(), b->id()));
+  ASSERT_TRUE(mmsb::commit().ok());  // two PageCreated
+  *mmsb::rt::w(&a->data()[0]) = 1;
+  ASSERT_TRUE(mmsb::commit().ok());  // a changes, b is recomputed
+  ASSERT_TRUE(mmsb::commit().ok());  // nothing changed
+  EXPECT_EQ(counts.batches, 3);
+  EXPECT_EQ(counts.by_type["PageCreated"], 2);
+  EXPECT_EQ(counts.by_type["DeltaApplied"], 2);
+  EXPECT_EQ(counts.by_type["PageChanged"], 2);
+  EXPECT_EQ(counts.by_type["PropagationDone"], 1);
+  EXPECT_EQ(counts.by_type["CommitDone"], 3);
+  for (mmsb::SubscriptionId id : *ids) ASSERT_OK(mmsb::Unsubscribe(id));
+  EXPECT_EQ(mmsb::Unsubscribe((*ids)[0]).code(), mmsb::StatusCode::kNotFound);
+  ASSERT_TRUE(mmsb::commit().ok());
+  EXPECT_EQ(counts.batches, 3);
+
+  // The encoding the log records.
+  const mmsb::Event events[] = {{mmsb::EventType::kCommitDone, 4, mmsb::kInvalidPageId, 10, 2, 0, mmsb::Location::kCpu}};
+  const std::vector<std::uint8_t> wire = mmsb::EncodeEvents(events);
+  mmsb::Expected<std::vector<mmsb::Event>> back = mmsb::DecodeEvents(wire);
+  ASSERT_TRUE(back.ok());
+  ASSERT_EQ(back->size(), 1u);
+  EXPECT_EQ((*back)[0], events[0]);
+  EXPECT_EQ(mmsb::kEventTypeCount, 7);
+  EXPECT_EQ(mmsb::kAllEvents & mmsb::EventBit(mmsb::EventType::kCheckpoint), mmsb::EventBit(mmsb::EventType::kCheckpoint));
+}
+
+// ---- mmsb/stats.h --------------------------------------------------------------------------------
+
+std::string CommitLatencyLine() {
+  const mmsb::Stats stats = mmsb::GetStats();  // a consistent snapshot
+  const mmsb::LatencyHistogram& h = stats.commit_latency;
+  char line[160];
+  std::snprintf(line, sizeof line, "%llu commits, p50 <= %llu ns, p99 <= %llu ns, max %llu ns",
+                static_cast<unsigned long long>(h.count()), static_cast<unsigned long long>(h.PercentileNs(50)),
+                static_cast<unsigned long long>(h.PercentileNs(99)), static_cast<unsigned long long>(h.max_ns()));
+  return line;
+}
+
+TEST_F(DocsApi, StatsSnapshotPrintsAndSerialises) {
+  mmsb::Page* p = *mmsb::CreatePage(64);
+  for (int i = 0; i < 3; ++i) {
+    *mmsb::rt::w(&p->data()[i]) = 1;
+    ASSERT_TRUE(mmsb::commit().ok());
+  }
+  EXPECT_EQ(CommitLatencyLine().rfind("3 commits, p50 <= ", 0), 0u);
+  const mmsb::Stats s = mmsb::GetStats();
+  EXPECT_EQ(s.commits, 3u);
+  EXPECT_EQ(s.deltas, 3u);
+  const std::string json = s.ToJson();
+  for (const char* key : {"\"epoch\":3", "\"commits\":3", "\"deltas\":3", "\"commit_latency_ns\":{\"count\":3"}) {
+    EXPECT_NE(json.find(key), std::string::npos) << key << " in " << json;
+  }
+  EXPECT_FALSE(s.ToString().empty());
+  mmsb::LatencyHistogram h;
+  h.Record(100);
+  h.Record(3000);
+  EXPECT_EQ(h.count(), 2u);
+  EXPECT_EQ(h.sum_ns(), 3100u);
+  EXPECT_EQ(h.min_ns(), 100u);
+  EXPECT_EQ(h.mean_ns(), 1550.0);
+  EXPECT_EQ(h.buckets()[6], 1u) << "100 is in [64, 128)";
+  EXPECT_GE(h.PercentileNs(100), 3000u);
+}
+
+}  // namespace
