@@ -130,7 +130,21 @@ TEST(DocsApiStatusDeathTest, ValueOfAnErrorAndBrokenChecksAbortWithTheMessage) {
 
 // ---- mmsb/types.h --------------------------------------------------------------------------------
 
+std::string Where(mmsb::PageId page, mmsb::Epoch epoch, mmsb::Location location) {
+  if (page == mmsb::kInvalidPageId) return "no page";
+  return "page " + std::to_string(page) + " at epoch " + std::to_string(epoch) + " on " +
+         mmsb::LocationName(location);
+}
+
+// Shadow bytes (one per granule) a page of `bytes` bytes needs.
+std::uint64_t Granules(std::uint64_t bytes) { return (bytes + mmsb::kGranuleSize - 1) >> mmsb::kGranuleShift; }
+
 TEST(DocsApiTypes, NamesAndGranules) {
+  EXPECT_EQ(Where(3, 7, mmsb::Location::kGpu), "page 3 at epoch 7 on gpu");
+  EXPECT_EQ(Where(mmsb::kInvalidPageId, 7, mmsb::Location::kCpu), "no page");
+  EXPECT_EQ(Granules(1), 1u);
+  EXPECT_EQ(Granules(4096), 64u);
+  EXPECT_EQ(Granules(4097), 65u);
   std::printf("granule: %llu bytes; %s, %s, %s\n", static_cast<unsigned long long>(mmsb::kGranuleSize),
               mmsb::LocationName(mmsb::Location::kCpu), mmsb::LocationName(mmsb::Location::kGpu),
               mmsb::LocationName(mmsb::Location::kUnified));

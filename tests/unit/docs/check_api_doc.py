@@ -4,7 +4,7 @@
 1. Every ```cpp block of docs/API.md must appear, line for line (indentation and blank lines
    aside), in tests/unit/docs/api_examples_test.cc, which compiles and runs it.
 2. Every public header (runtime/include/mmsb/*.h, kernels/include/mmsb/kernels.h) has a section
-   headed `mmsb/<name>.h`, and every name it declares at namespace scope (types, functions,
+   headed `mmsb/<name>.h` with at least one example, and every name it declares at namespace scope (types, functions,
    constants, aliases, MMSB_ macros; `detail` namespaces and out-of-class member definitions
    excluded) appears in backquotes in the document.
 
@@ -85,8 +85,11 @@ def main():
     headers = sorted((root / 'runtime/include/mmsb').glob('*.h')) + [root / 'kernels/include/mmsb/kernels.h']
     for header in headers:
         title = f'mmsb/{header.name}'
-        if not re.search(r'^##\s+`' + re.escape(title) + '`', doc, re.M):
+        section = re.search(r'^##\s+`' + re.escape(title) + r'`\n(.*?)(?=^## |\Z)', doc, re.M | re.S)
+        if not section:
             errors.append(f'docs/API.md has no section "## `{title}`"')
+        elif '```cpp' not in section.group(1):
+            errors.append(f'docs/API.md: the section on {title} has no example')
         missing = [n for n in public_names(header) if n not in quoted_words]
         if missing:
             errors.append(f'docs/API.md does not mention these names of {title}: {", ".join(missing)}')
