@@ -19,10 +19,11 @@ function(mmsb_setup_warnings_and_sanitizers)
   endif()
 endfunction()
 
-# mmsb_add_test(NAME name SOURCES a.cc ... LIBS lib ... [LABELS unit slow ...])
-# Builds a GoogleTest binary and registers each test case with ctest under the given labels.
+# mmsb_add_test(NAME name SOURCES a.cc ... LIBS lib ... [LABELS unit slow ...] [PREFIX p])
+# Builds a GoogleTest binary and registers each test case with ctest under the given labels
+# (named Suite.Case, or pSuite.Case with a PREFIX).
 function(mmsb_add_test)
-  cmake_parse_arguments(T "" "NAME" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "" "NAME;PREFIX" "SOURCES;LIBS;LABELS" ${ARGN})
   if(NOT T_LABELS)
     set(T_LABELS unit)
   endif()
@@ -30,6 +31,6 @@ function(mmsb_add_test)
   target_link_libraries(${T_NAME} PRIVATE ${T_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
   include(GoogleTest)
   # A GTEST_SKIP (e.g. "skipped: no CUDA device") shows as skipped in ctest, not passed.
-  gtest_discover_tests(${T_NAME} PROPERTIES LABELS "${T_LABELS}" SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]"
+  gtest_discover_tests(${T_NAME} TEST_PREFIX "${T_PREFIX}" PROPERTIES LABELS "${T_LABELS}" SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]"
                        DISCOVERY_TIMEOUT 60)
 endfunction()

@@ -52,7 +52,7 @@ int Run(const DiffArgs& a) {
   Progress progress(a.path, a.quiet || a.json);
   ro.progress = progress.Callback();
   auto d = DiffEpochs(a.path, from, to, o, ro);
-  if (!d.ok()) return Fail(d.status().ToString());
+  if (!d.ok()) return FailLog(d.status(), ro.mode == RecoveryMode::kSalvage);
   if (a.json) {
     std::printf("%s\n", StateDiffToJson(*d).c_str());
     return 0;

@@ -135,7 +135,7 @@ int OpenReader(const LogArgs& a, std::unique_ptr<LogReader>* out) {
   LogReaderOptions o;
   o.mode = a.salvage ? RecoveryMode::kSalvage : RecoveryMode::kStrict;
   auto r = LogReader::Open(a.path, o);
-  if (!r.ok()) return Fail(r.status().ToString());
+  if (!r.ok()) return FailLog(r.status(), a.salvage);
   *out = std::move(*r);
   return 0;
 }
@@ -192,7 +192,7 @@ int Show(const LogArgs& a) {
     PrintProblems(stderr, r->problems(), Palette(ColorStdout()));
   }
   if (!failure.ok()) {
-    if (!a.json) Fail(failure.ToString());
+    if (!a.json) FailLog(failure, a.salvage);
     return 1;
   }
   return std::any_of(r->problems().begin(), r->problems().end(), [](const LogProblem& p) { return p.is_error(); }) ? 1 : 0;
@@ -284,7 +284,7 @@ int Stats(const LogArgs& a) {
     std::printf("  checkpoints   %zu\n", checkpoints.size());
     for (const auto& [ep, n] : checkpoints) std::printf("    epoch %llu  %s\n", static_cast<unsigned long long>(ep), n.c_str());
     PrintProblems(stderr, r->problems(), pal);
-    if (!failure.ok()) Fail(failure.ToString());
+    if (!failure.ok()) FailLog(failure, a.salvage);
   }
   if (!failure.ok()) return 1;
   return std::any_of(r->problems().begin(), r->problems().end(), [](const LogProblem& p) { return p.is_error(); }) ? 1 : 0;
@@ -303,7 +303,7 @@ int Verify(const LogArgs& a) {
     o.use_checkpoints = true;  // the early segments were retired: start at the oldest checkpoint
     r = Replayer::Open(a.path, o);
   }
-  if (!r.ok()) return Fail(r.status().ToString());
+  if (!r.ok()) return FailLog(r.status(), a.salvage);
   std::vector<std::pair<Epoch, std::string>> checkpoints;
   if (auto names = Env::Default()->GetChildren(a.path); names.ok()) {
     for (const std::string& n : *names) {

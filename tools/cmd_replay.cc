@@ -46,7 +46,7 @@ int Run(const ReplayArgs& a) {
   const Palette pal(!a.json && ColorStdout());
   if (!st.ok()) {
     PrintProblems(stderr, rep.problems, Palette(false));
-    return Fail(st.status().ToString());
+    return FailLog(st.status(), a.salvage);
   }
   if (a.json) {
     std::printf("%s\n", LogStateToJson(*st, &rep, a.with_bytes).c_str());

@@ -1,5 +1,7 @@
 #include "log_cli.h"
 
+#include "command.h"
+
 #include <unistd.h>
 
 #include <charconv>
@@ -80,6 +82,15 @@ void PrintProblems(std::FILE* out, const std::vector<LogProblem>& problems, cons
     const std::string tag = p.is_error() ? pal.Red("error") : pal.Yellow("warning");
     std::fprintf(out, "%s: %s\n", tag.c_str(), p.ToString().c_str());
   }
+}
+
+int FailLog(const Status& s, bool salvage) {
+  Fail(s.ToString());
+  if (s.code() == StatusCode::kCorruption && !salvage) {
+    std::fprintf(stderr, "mmsb: hint: the log is damaged; run again with --salvage to skip the damaged "
+                         "epochs (they are reported, never applied)\n");
+  }
+  return 1;
 }
 
 }  // namespace mmsb::cli

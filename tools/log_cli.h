@@ -56,6 +56,10 @@ std::string FormatBytes(std::uint64_t n);
 // Parses an epoch argument: a number or "latest".
 bool ParseEpoch(const std::string& s, Epoch* out);
 
+// Reports a failed log operation; for damage found in strict mode it adds how to go on
+// (--salvage). Returns the exit code 1.
+int FailLog(const Status& s, bool salvage);
+
 nlohmann::json ProblemJson(const LogProblem& p);
 // Prints problems (errors red, warnings yellow) to `out`, one per line.
 void PrintProblems(std::FILE* out, const std::vector<LogProblem>& problems, const Palette& pal);

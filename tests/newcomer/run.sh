@@ -35,6 +35,7 @@ seg="$(ls bad.tlog/*.seg | head -n1)"
 size="$(stat -c %s "$seg")"
 printf 'XXXXXXXXXXXXXXXX' | dd of="$seg" bs=1 seek=$((size - 2500)) conv=notrunc status=none
 expect "corrupt log" nonzero "${seg}:[0-9]+: corruption" -- "$mmsb" log verify bad.tlog
+expect "corrupt log (how to go on)" nonzero "hint: .*--salvage" -- "$mmsb" replay bad.tlog --epoch latest
 expect "corrupt log (salvage)" nonzero "[1-9][0-9]* epochs applied .* [1-9][0-9]* dropped" -- "$mmsb" log verify bad.tlog --salvage
 
 # 3. The wrong clang: clang++ on Debian 12 is clang 14, which would crash loading the plugin.
