@@ -564,6 +564,52 @@ TEST(ReplayPolicySinkTest, ASinkAttachedAfterTheGraphWasBuiltStartsFromImages) {
   EXPECT_EQ((*r)->report().deltas_recomputed, 2u);
 }
 
+// A bucket of at least DependencyGraph::kParallelMinNodes children is recomputed on the pool; replay
+// is the same.
+TEST(ReplayPolicySinkTest, AWideFanOutRecomputedOnThePoolReplaysExactly) {
+  Options o;
+  o.arena_bytes = std::size_t{1} << 28;
+  o.propagation_threads = 2;
+  ASSERT_TRUE(start(o).ok());
+  TempDir dir;
+  const std::string log = dir.Sub("run.tlog");
+  auto sink = AttachLog(log);
+  ASSERT_TRUE(sink.ok()) << sink.status().ToString();
+  ASSERT_TRUE(commit().ok());
+  Page* root = *CreatePage(4096);
+  std::vector<Page*> children;
+  for (std::uint32_t i = 0; i < 100; ++i) {
+    children.push_back(*CreatePage(64));
+    ASSERT_TRUE(AddProjectionEdge(root->id(), children.back()->id(), {i * 40, 64, 0}, kRecompute).ok());
+  }
+  std::vector<std::uint64_t> live;  // hash of all children after each epoch, from epoch 2
+  std::mt19937_64 rng(3);
+  for (int e = 0; e < 10; ++e) {
+    for (int k = 0; k < 20; ++k) *rt::w(root->data() + rng() % 4096) = static_cast<std::uint8_t>(rng());
+    ASSERT_TRUE(commit().ok());
+    std::uint64_t h = 0;
+    for (const Page* c : children) h = h * 31 + XXH3_64bits(c->data(), c->size());
+    live.push_back(h);
+  }
+  EXPECT_GT(GetStats().parallel_batches, 0u);
+  std::vector<PageId> ids;
+  for (const Page* c : children) ids.push_back(c->id());
+  ASSERT_TRUE((*sink)->Close().ok());
+  ASSERT_TRUE(RemoveSink(sink->get()).ok());
+  stop();
+  for (std::size_t i = 0; i < live.size(); ++i) {
+    ReplayOptions ro;
+    ro.epoch = i + 2;
+    ReplayReport rep;
+    auto st = Replay(log, ro, &rep);
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    std::uint64_t h = 0;
+    for (PageId id : ids) h = h * 31 + XXH3_64bits(st->FindPage(id)->bytes.data(), st->FindPage(id)->bytes.size());
+    EXPECT_EQ(h, live[i]) << "epoch " << i + 2;
+    EXPECT_GT(rep.deltas_recomputed, 0u);
+  }
+}
+
 // The format, written by hand: a reader recomputes at the recompute record, from the deltas
 // before it, and checks the count the record gives.
 TEST(ReplayPolicyFormatTest, AReaderRecomputesAtTheRecomputeRecordAndChecksItsCount) {
