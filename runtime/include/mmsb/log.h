@@ -10,8 +10,8 @@
 // An epoch is logged as a group: its page-create, type, edge, delta and page-free records (and a
 // recompute record where the bus left out the derived deltas of replay-recomputed pages, see
 // DerivedPolicy in mmsb/graph.h), then one commit record that names the epoch and counts the
-// group. Readers apply a group only when its
-// commit record is present and complete, so a crash never leaves half an epoch applied.
+// group. Readers apply a group only when its commit record is present and complete, so a crash
+// never leaves half an epoch applied.
 //
 // Writing: LogWriter (any caller) or LogSink (the bus's commit sink, see AttachLog). Reading:
 // LogReader yields records in order with their file and offset; mmsb/replay.h rebuilds state.
@@ -368,7 +368,9 @@ class LogReader {
 // Logs every commit of the running bus. Page ids and epochs in the log are the bus's plus the
 // bases found in an existing log (0 for a new one), so a log continued by a later run keeps both
 // unique and increasing; LogRunStart records the mapping. Pages that already existed when the
-// sink was attached are logged at its first commit with their full contents.
+// sink was attached are logged at its first commit with their full contents. From the second
+// commit on, the deltas propagation derives for replay-recomputed pages (DerivedPolicy in
+// mmsb/graph.h) are left out, and a recompute record marks where replay recomputes them.
 class LogSink final : public CommitSink {
  public:
   static Expected<std::shared_ptr<LogSink>> Open(const std::string& dir,
