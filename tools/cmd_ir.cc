@@ -192,18 +192,19 @@ int History() {
   auto ids = Lookup(**store, Flags().func);
   if (!ids.ok()) return Fail(ids.status().ToString());
   std::string out;
+  std::vector<ir::FunctionHistory> histories;
   for (size_t i = 0; i < ids->size(); ++i) {
     const ir::Store::FunctionId& id = (*ids)[i];
     auto captures = (*store)->History(id.func_id, *stage);
     if (!captures.ok()) return Fail(captures.status().ToString());
-    const std::vector<ir::HistoryRow> rows = ir::HistoryRows(*captures);
-    if (Flags().json) {
-      out += ir::RenderHistoryJson(id, *stage, rows);
-    } else {
+    std::vector<ir::HistoryRow> rows = ir::HistoryRows(*captures);
+    if (!Flags().json) {
       if (i > 0) out += "\n";
       out += ir::RenderHistory(id, *stage, rows, Render());
     }
+    histories.push_back({id, std::move(rows)});
   }
+  if (Flags().json) out = ir::RenderHistoryJson(*stage, histories);
   Print(out);
   return 0;
 }

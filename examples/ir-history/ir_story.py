@@ -15,8 +15,8 @@ def demangled(mmsb, mangled):
     # The diff names a renamed function's old version by its mangled name; its history knows more.
     out = subprocess.run([mmsb, 'ir', 'history', mangled, '--json'], capture_output=True, text=True)
     try:
-        return json.loads(out.stdout)['demangled']
-    except (ValueError, KeyError):
+        return json.loads(out.stdout)['functions'][0]['demangled']
+    except (ValueError, KeyError, IndexError):
         return mangled
 
 
@@ -33,7 +33,8 @@ def diff(mmsb):
 
 def history():
     h = json.load(sys.stdin)
-    print(', '.join(f"{c['change']} {c['generation']}" for c in h['changes']))
+    changes = [c for f in h['functions'] for c in f['changes']]
+    print(', '.join(f"{c['change']} {c['generation']}" for c in changes))
 
 
 if __name__ == '__main__':

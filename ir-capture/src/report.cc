@@ -185,6 +185,7 @@ std::string RenderBuildsJson(const std::vector<GenerationInfo>& gens) {
     arr.push_back(std::move(j));
   }
   Json root;
+  root["format"] = "mmsb.ir-builds/1";
   root["generations"] = std::move(arr);
   return root.dump(2) + "\n";
 }
@@ -245,6 +246,7 @@ std::string RenderFunctionsJson(std::int64_t generation,
     arr.push_back(std::move(j));
   }
   Json root;
+  root["format"] = "mmsb.ir-functions/1";
   root["generation"] = generation;
   root["functions"] = std::move(arr);
   return root.dump(2) + "\n";
@@ -317,6 +319,7 @@ std::string RenderDiff(const GenerationDiff& d, bool stat_only, const RenderOpti
 
 std::string RenderDiffJson(const GenerationDiff& d, bool with_text) {
   Json root;
+  root["format"] = "mmsb.ir-diff/1";
   root["from"] = d.from;
   root["to"] = d.to;
   root["stage"] = StageName(d.stage);
@@ -433,27 +436,33 @@ std::string RenderHistory(const Store::FunctionId& id, Stage stage,
   return out + t.Render(o);
 }
 
-std::string RenderHistoryJson(const Store::FunctionId& id, Stage stage,
-                              const std::vector<HistoryRow>& rows) {
+std::string RenderHistoryJson(Stage stage, const std::vector<FunctionHistory>& histories) {
   Json root;
-  root["tu"] = id.tu_source;
-  root["name"] = id.name;
-  root["demangled"] = Demangle(id.name);
+  root["format"] = "mmsb.ir-history/1";
   root["stage"] = StageName(stage);
-  Json arr = Json::array();
-  for (const HistoryRow& r : rows) {
-    Json j;
-    j["generation"] = r.generation;
-    j["captured_at_ms"] = r.captured_at_ms;
-    j["change"] = r.change;
-    j["instructions"] = r.version ? Json(r.version->instructions) : Json(nullptr);
-    j["blocks"] = r.version ? Json(r.version->blocks) : Json(nullptr);
-    j["instructions_delta"] = r.instruction_delta;
-    j["blocks_delta"] = r.block_delta;
-    j["text_hash"] = r.version ? Json(HexOf(r.version->text_hash)) : Json(nullptr);
-    arr.push_back(std::move(j));
+  Json functions = Json::array();
+  for (const FunctionHistory& h : histories) {
+    Json f;
+    f["tu"] = h.id.tu_source;
+    f["name"] = h.id.name;
+    f["demangled"] = Demangle(h.id.name);
+    Json arr = Json::array();
+    for (const HistoryRow& r : h.rows) {
+      Json j;
+      j["generation"] = r.generation;
+      j["captured_at_ms"] = r.captured_at_ms;
+      j["change"] = r.change;
+      j["instructions"] = r.version ? Json(r.version->instructions) : Json(nullptr);
+      j["blocks"] = r.version ? Json(r.version->blocks) : Json(nullptr);
+      j["instructions_delta"] = r.instruction_delta;
+      j["blocks_delta"] = r.block_delta;
+      j["text_hash"] = r.version ? Json(HexOf(r.version->text_hash)) : Json(nullptr);
+      arr.push_back(std::move(j));
+    }
+    f["changes"] = std::move(arr);
+    functions.push_back(std::move(f));
   }
-  root["changes"] = std::move(arr);
+  root["functions"] = std::move(functions);
   return root.dump(2) + "\n";
 }
 

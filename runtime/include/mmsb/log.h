@@ -398,6 +398,7 @@ class LogSink final : public CommitSink {
   PageId LogPageId(PageId bus_id) const;
 
   LogWriter& writer() { return *writer_; }
+  // Removes the sink from the bus (if attached) and closes the log. Not from inside a commit.
   Status Close();
 
  private:

@@ -183,6 +183,12 @@ Expected<Page*> Bus::CreatePage(std::size_t size, const PageOptions& options) {
   Page* p;
   {
     MutexLock lock(&mu_);
+    if (options.type != nullptr && !IsRegisteredTypeLocked(options.type)) {
+      arena_->Free(*block, !block->zero);
+      return InvalidArgument(
+          "PageOptions::type is not a descriptor registered with this bus (kept from before a "
+          "restart of the bus?); register it with RegisterType and use the pointer it returns");
+    }
     p = NewRecord();
     p->data_ = block->data;
     p->twin_ = arena_->TwinOf(block->data);
@@ -250,6 +256,9 @@ Expected<Page*> Bus::RegisterStatic(void* addr, std::size_t size, const PageOpti
     return InvalidArgument(fmt::format("static page '{}' at {} is not 64-byte aligned", options.name, addr));
   }
   if (arena_->Contains(addr)) return InvalidArgument("static page storage lies inside the arena");
+  if (options.type != nullptr && !IsRegisteredType(options.type)) {
+    return InvalidArgument("PageOptions::type is not a descriptor registered with this bus");
+  }
   MutexLock lock(&mu_);
   if (!options.name.empty() && by_name_.count(options.name)) {
     return AlreadyExists(fmt::format("a page named '{}' is already registered", options.name));
@@ -360,6 +369,19 @@ std::vector<PageInfo> Bus::ListPages() {
   for (const Page* p : live_) out.push_back(p->Info());
   std::sort(out.begin(), out.end(), [](const PageInfo& a, const PageInfo& b) { return a.id < b.id; });
   return out;
+}
+
+bool Bus::IsRegisteredType(const TypeDescriptor* type) {
+  ReadLock lock(this);
+  return IsRegisteredTypeLocked(type);
+}
+
+bool Bus::IsRegisteredTypeLocked(const TypeDescriptor* type) const {
+  // Types are few and allocation-time only; a pointer compare per registered type.
+  for (const auto& [name, owned] : types_) {
+    if (owned.get() == type) return true;
+  }
+  return false;
 }
 
 Expected<const TypeDescriptor*> Bus::RegisterType(const TypeDescriptor& type) {

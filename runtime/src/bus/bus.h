@@ -45,6 +45,10 @@ class Bus {
 
   Expected<const TypeDescriptor*> RegisterType(const TypeDescriptor& type) EXCLUDES(mu_);
   const TypeDescriptor* FindType(std::string_view name) EXCLUDES(mu_);
+  // Whether `type` is one of this bus's interned descriptors (a pointer kept across stop/start
+  // is not).
+  bool IsRegisteredType(const TypeDescriptor* type) EXCLUDES(mu_);
+  bool IsRegisteredTypeLocked(const TypeDescriptor* type) const REQUIRES(mu_);
 
   // Commits, then delivers the commit's events (after releasing the commit lock).
   Expected<Epoch> Commit() EXCLUDES(mu_);

@@ -308,6 +308,9 @@ Expected<Epoch> LogSink::Checkpoint() {
 }
 
 Status LogSink::Close() {
+  // A closed log would fail every later commit: leave the bus first (NotFound when it was never
+  // attached, or the bus stopped, is fine).
+  if (started()) (void)RemoveSink(this);
   if (!writer_) return Status::Ok();
   return writer_->Close();
 }

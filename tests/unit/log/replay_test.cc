@@ -168,6 +168,20 @@ TEST_F(ReplayTest, ReplayEqualsLiveStateAtEveryEpochOfARandomWorkload) {
   }
 }
 
+// Regression: a closed sink stayed registered, so every later commit failed with "log is closed".
+TEST_F(ReplayTest, ClosingTheSinkDetachesItFromTheBus) {
+  Attach();
+  Page* p = *CreatePage(64);
+  *rt::w(&p->data()[0]) = 1;
+  Commit();
+  ASSERT_TRUE(sink_->Close().ok());
+  *rt::w(&p->data()[0]) = 2;
+  auto e = commit();
+  EXPECT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(GetStats().sink_errors, 0u);
+  EXPECT_TRUE(sink_->Close().ok()) << "closing twice is harmless";
+}
+
 TEST_F(ReplayTest, CheckpointsShortenReplayAndRetireCoveredSegments) {
   LogOptions lo;
   lo.durability = Durability::kNone;

@@ -186,3 +186,27 @@ TEST_F(PageOfTest, FindsHeapAndStaticPagesByInteriorAddress) {
 
 }  // namespace
 }  // namespace mmsb
+
+namespace mmsb {
+namespace {
+
+using TypeCheckTest = testing::BusTest;
+
+// Regression: a descriptor pointer kept across stop()/start() dangled, and a page created with it
+// silently got whatever type reused the address.
+TEST_F(TypeCheckTest, UnregisteredTypePointerIsRejected) {
+  TypeDescriptor t{"T", 8, 8, {{"v", 0, 8, ScalarKind::kU64, 8, {}, ""}}};
+  auto reg = RegisterType(t);
+  ASSERT_TRUE(reg.ok());
+  EXPECT_TRUE(CreatePage(8, {.type = *reg}).ok());
+  auto bad = CreatePage(8, {.type = &t});  // the caller's copy, not the registered one
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("RegisterType"), std::string::npos);
+  alignas(64) static std::uint8_t storage[64];
+  EXPECT_EQ(RegisterStaticPage(storage, 64, {.type = &t, .name = "s"}).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace mmsb

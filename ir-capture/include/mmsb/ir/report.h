@@ -51,8 +51,12 @@ struct HistoryRow {
 std::vector<HistoryRow> HistoryRows(const std::vector<CaptureVersion>& captures);
 std::string RenderHistory(const Store::FunctionId& id, Stage stage,
                           const std::vector<HistoryRow>& rows, const RenderOptions& options);
-std::string RenderHistoryJson(const Store::FunctionId& id, Stage stage,
-                              const std::vector<HistoryRow>& rows);
+// One JSON document for every function the name matched ("mmsb.ir-history/1").
+struct FunctionHistory {
+  Store::FunctionId id;
+  std::vector<HistoryRow> rows;
+};
+std::string RenderHistoryJson(Stage stage, const std::vector<FunctionHistory>& histories);
 
 // "clang version 19.1.7" out of a full clang version line.
 std::string ShortCompiler(const std::string& full);
