@@ -546,7 +546,6 @@ TEST(ReplayPolicySinkTest, ASinkAttachedAfterTheGraphWasBuiltStartsFromImages) {
   *rt::w(parent->data() + 22) = 8;
   record();
   ASSERT_TRUE((*sink)->Close().ok());
-  ASSERT_TRUE(RemoveSink(sink->get()).ok());
   const PageId child_id = child->id();
   stop();
   auto r = Replayer::Open(log);
@@ -595,7 +594,6 @@ TEST(ReplayPolicySinkTest, AWideFanOutRecomputedOnThePoolReplaysExactly) {
   std::vector<PageId> ids;
   for (const Page* c : children) ids.push_back(c->id());
   ASSERT_TRUE((*sink)->Close().ok());
-  ASSERT_TRUE(RemoveSink(sink->get()).ok());
   stop();
   for (std::size_t i = 0; i < live.size(); ++i) {
     ReplayOptions ro;
