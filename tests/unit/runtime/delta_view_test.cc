@@ -8,10 +8,10 @@
 #include <cstring>
 #include <random>
 
-#include "log/delta_view.h"
+#include "delta/delta_view.h"
 #include "mmsb/delta.h"
 
-namespace mmsb::log {
+namespace mmsb::delta_internal {
 namespace {
 
 void FixChecksum(std::vector<std::uint8_t>& enc) {
@@ -108,4 +108,4 @@ TEST(DeltaView, SkippingTheChecksumStillChecksStructure) {
 }
 
 }  // namespace
-}  // namespace mmsb::log
+}  // namespace mmsb::delta_internal
