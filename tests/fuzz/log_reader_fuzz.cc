@@ -9,7 +9,7 @@
 
 #include "fault_env.h"
 #include "fuzz_input.h"
-#include "log/delta_view.h"
+#include "delta/delta_view.h"
 #include "mmsb/log.h"
 #include "mmsb/replay.h"
 
@@ -45,15 +45,15 @@ void CheckDeltaViewAgainstDecodeDelta(const std::uint8_t* data, std::size_t size
       std::memcpy(enc.data() + len - 8, &h, 8);
     }
   }
-  mmsb::log::DeltaView v;
-  const bool view_ok = mmsb::log::ParseDeltaView(enc, 1 << 16, true, &v).ok();
+  mmsb::delta_internal::DeltaView v;
+  const bool view_ok = mmsb::delta_internal::ParseDeltaView(enc, 1 << 16, true, &v).ok();
   std::size_t consumed = 0;
   auto d = mmsb::DecodeDelta(enc, &consumed, 1 << 16);
   const bool decode_ok = d.ok() && consumed == enc.size();
   if (view_ok != decode_ok) std::abort();
   if (!view_ok) return;
   std::vector<std::uint8_t> a(v.page_size, 0), b(v.page_size, 0);
-  mmsb::log::ApplyDeltaView(v, a.data());
+  mmsb::delta_internal::ApplyDeltaView(v, a.data());
   if (!d->ApplyTo(b).ok() || a != b) std::abort();
 }
 

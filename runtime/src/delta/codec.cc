@@ -9,6 +9,7 @@
 #include "core/envelope.h"
 #include "delta/delta_format.h"
 #include "delta/delta_internal.h"
+#include "delta/delta_view.h"
 #include "mmsb/delta.h"
 
 namespace mmsb {
@@ -77,97 +78,28 @@ std::vector<std::uint8_t> EncodeDelta(const Delta& d) {
 
 Expected<Delta> DecodeDelta(std::span<const std::uint8_t> in, std::size_t* consumed,
                             std::uint32_t max_page_size) {
-  auto rec = OpenRecord(in, format::kDeltaMagic, "delta");
-  if (!rec.ok()) return rec.status();
-  const std::uint8_t form = rec->kind;
-  const std::size_t total = rec->total;
-  if (form != format::kFormSparse && form != format::kFormDense) {
-    return SerializationError(fmt::format("delta: unknown form {}", form));
+  // The record may be followed by others: parse exactly the bytes it declares.
+  if (in.size() >= envelope::kHeaderBytes) {
+    const std::uint64_t len = envelope::GetU64(in.data() + 4);
+    if (len >= envelope::kHeaderBytes + envelope::kChecksumBytes && len <= in.size()) in = in.first(len);
   }
-  Reader r(rec->body);
-  std::uint64_t page, base_epoch, page_size, changed;
-  if (!r.Varint(&page) || !r.Varint(&base_epoch) || !r.Varint(&page_size) || !r.Varint(&changed)) {
-    return SerializationError("delta: header fields run past the record");
-  }
-  if (page == kInvalidPageId) return SerializationError("delta: page id 0 is invalid");
-  if (page_size == 0 || page_size > max_page_size) {
-    return SerializationError(fmt::format("delta: page size {} is out of range [1, {}]", page_size, max_page_size));
-  }
-  if (changed > page_size) {
-    return SerializationError(fmt::format("delta: {} changed bytes in a {}-byte page", changed, page_size));
-  }
-  DeltaBuilder b(page, base_epoch, static_cast<std::uint32_t>(page_size));
-  if (form == format::kFormSparse) {
-    std::uint64_t nruns;
-    if (!r.Varint(&nruns)) return SerializationError("delta: run count runs past the record");
-    // Every run takes at least two bytes of table and one new byte.
-    if (nruns > changed || nruns * 2 > r.remaining()) {
-      return SerializationError(fmt::format("delta: {} runs cannot fit in the record", nruns));
-    }
-    // Decode straight into the delta's storage: the run table, then the new bytes.
-    Delta d;
-    d.page_ = page;
-    d.base_epoch_ = base_epoch;
-    d.page_size_ = static_cast<std::uint32_t>(page_size);
-    d.Reset(Delta::Form::kSparse, nruns * sizeof(ByteRun), static_cast<std::uint32_t>(changed));
-    auto* runs = reinterpret_cast<ByteRun*>(d.data());
-    std::uint64_t pos = 0, sum = 0;
-    for (std::uint64_t i = 0; i < nruns; ++i) {
-      std::uint64_t gap, len;
-      if (!r.Varint(&gap) || !r.Varint(&len)) return SerializationError(fmt::format("delta: run {} runs past the record", i));
-      if (len == 0) return SerializationError(fmt::format("delta: run {} has length 0", i));
-      if (i > 0 && gap == 0) return SerializationError(fmt::format("delta: run {} is adjacent to the previous one", i));
-      if (gap > page_size || len > page_size || pos + gap + len > page_size) {
-        return SerializationError(fmt::format("delta: run {} ends past the {}-byte page", i, page_size));
-      }
-      pos += gap;
-      runs[i] = {static_cast<std::uint32_t>(pos), static_cast<std::uint32_t>(len)};
-      pos += len;
-      sum += len;
-    }
-    if (sum != changed) {
-      return SerializationError(fmt::format("delta: runs cover {} bytes, header says {}", sum, changed));
-    }
-    const std::uint8_t* bytes;
-    if (!r.Bytes(changed, &bytes)) return SerializationError("delta: new bytes run past the record");
-    if (changed != 0) std::memcpy(d.data() + d.table_bytes_, bytes, changed);
-    if (r.remaining() != 0) return SerializationError(fmt::format("delta: {} trailing byte(s) in the record", r.remaining()));
-    if (consumed) *consumed = total;
-    return d;
+  delta_internal::DeltaView v;
+  MMSB_RETURN_IF_ERROR(delta_internal::ParseDeltaView(in, max_page_size, /*verify_checksum=*/true, &v));
+  // The view is checked: copy it into the delta's storage as it stands.
+  Delta d;
+  d.page_ = v.page;
+  d.base_epoch_ = v.base_epoch;
+  d.page_size_ = v.page_size;
+  if (v.dense) {
+    const std::size_t mask_len = (std::size_t{v.page_size} + 7) / 8;
+    d.Reset(Delta::Form::kDense, mask_len, v.changed_bytes);
+    std::memcpy(d.data(), v.table, mask_len);
   } else {
-    const std::size_t mask_len = (page_size + 7) / 8;
-    const std::uint8_t* mask;
-    if (!r.Bytes(mask_len, &mask)) return SerializationError("delta: dense mask runs past the record");
-    if ((page_size % 8) != 0 && (mask[mask_len - 1] >> (page_size % 8)) != 0) {
-      return SerializationError("delta: dense mask has bits past the end of the page");
-    }
-    std::uint64_t bits = 0;
-    for (std::size_t i = 0; i < mask_len; ++i) bits += static_cast<std::uint64_t>(__builtin_popcount(mask[i]));
-    if (bits != changed) return SerializationError(fmt::format("delta: mask has {} bits, header says {}", bits, changed));
-    const std::uint8_t* bytes;
-    if (!r.Bytes(changed, &bytes)) return SerializationError("delta: new bytes run past the record");
-    // Rebuild through the builder, 64 bits of mask at a time.
-    for (std::size_t w = 0; w * 8 < mask_len; ++w) {
-      std::uint64_t m = 0;
-      std::memcpy(&m, mask + w * 8, std::min<std::size_t>(8, mask_len - w * 8));
-      if (m == 0) continue;
-      // AddMask64 wants src to point at page byte w*64; the packed bytes are consumed in order.
-      const int n = __builtin_popcountll(m);
-      std::uint8_t expanded[64];
-      std::uint64_t t = m;
-      for (int k = 0; k < n; ++k) {
-        const int bit = __builtin_ctzll(t);
-        expanded[bit] = *bytes++;
-        t &= t - 1;
-      }
-      b.AddMask64(static_cast<std::uint32_t>(w * 64), m, expanded);
-    }
+    d.Reset(Delta::Form::kSparse, v.run_count * sizeof(ByteRun), v.changed_bytes);
+    delta_internal::RunsOfView(v, reinterpret_cast<ByteRun*>(d.data()));
   }
-  if (r.remaining() != 0) return SerializationError(fmt::format("delta: {} trailing byte(s) in the record", r.remaining()));
-  if (consumed) *consumed = total;
-  Delta d = b.Finish();
-  // Keep the form the writer chose: Finish() may pick differently only on ties.
-  d.ConvertTo(form == format::kFormSparse ? Delta::Form::kSparse : Delta::Form::kDense);
+  if (v.changed_bytes != 0) std::memcpy(d.data() + d.table_bytes_, v.bytes, v.changed_bytes);
+  if (consumed) *consumed = v.total;
   return d;
 }
 

@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 #include <xxhash.h>
 
-#include "log/delta_view.h"
+#include "delta/delta_view.h"
 #include "log/log_format.h"
 #include "log/log_records.h"
 #include "log/memory_limit.h"
@@ -108,7 +108,7 @@ struct Op {
   Epoch epoch = 0;              // the group's epoch as the reader saw it
   std::uint32_t aux = 0;        // index into the side vector of its type
   PageId free = kInvalidPageId;
-  log::DeltaView delta;
+  delta_internal::DeltaView delta;
 };
 
 // Copies of payloads that do not stay in a mapping until the group closes. Chunks are kept, so
@@ -316,7 +316,7 @@ class Replayer::Impl {
           // verified again; every structural check is (see log/delta_view.h).
           const auto bytes = e.payload_mapped ? e.payload : arena.Copy(e.payload);
           const auto limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(opts.max_page_bytes, 0xFFFFFFFFu));
-          if (Status ds = log::ParseDeltaView(bytes, limit, false, &op.delta); !ds.ok()) {
+          if (Status ds = delta_internal::ParseDeltaView(bytes, limit, false, &op.delta); !ds.ok()) {
             LogProblem p{LogProblem::Kind::kCorruption, FileName(e.file_index), e.offset, e.framed_size, e.epoch,
                          "checksums match but the payload does not decode: delta record: " + ds.ToString()};
             group.pop_back();
@@ -406,7 +406,7 @@ class Replayer::Impl {
           break;
         }
         case LogRecordType::kDelta: {
-          const log::DeltaView& d = op.delta;
+          const delta_internal::DeltaView& d = op.delta;
           auto p = lookup(d.page);
           if (!p) return problem(op, fmt::format("delta for page {}, which does not exist", d.page));
           if (d.page_size != p->size) {
@@ -435,7 +435,8 @@ class Replayer::Impl {
     for (std::size_t k = 0; k < at; ++k) {
       const Op& op = group[k];
       if (op.raw_type != static_cast<std::uint8_t>(LogRecordType::kDelta)) continue;
-      if (recompute.Feeds(st, op.delta.page)) log::AppendDeltaViewRuns(op.delta, &changed_runs[op.delta.page]);
+      if (!recompute.Feeds(st, op.delta.page)) continue;
+      delta_internal::AppendDeltaViewRuns(op.delta, &changed_runs[op.delta.page]);
     }
     const std::uint32_t n = recompute.Run(st, c.epoch, changed_runs);
     rep.deltas_recomputed += n;
@@ -510,7 +511,7 @@ class Replayer::Impl {
         case LogRecordType::kDelta: {
           ReplayedPage& p = st.pages.at(op.delta.page);
           MMSB_CHECK(p.bytes.size() == op.delta.page_size);  // Validate checked it
-          log::ApplyDeltaView(op.delta, p.bytes.data());
+          delta_internal::ApplyDeltaView(op.delta, p.bytes.data());
           p.epoch = c.epoch;
           p.changed = true;
           ++rep.deltas_applied;

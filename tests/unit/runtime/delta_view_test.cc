@@ -8,10 +8,10 @@
 #include <cstring>
 #include <random>
 
-#include "log/delta_view.h"
+#include "delta/delta_view.h"
 #include "mmsb/delta.h"
 
-namespace mmsb::log {
+namespace mmsb::delta_internal {
 namespace {
 
 void FixChecksum(std::vector<std::uint8_t>& enc) {
@@ -66,6 +66,30 @@ TEST(DeltaView, AppliesRandomDeltasExactlyLikeDecodeDelta) {
   }
 }
 
+// Replay's recompute reads a logged delta's changed runs from the view: they must be the delta's.
+TEST(DeltaView, RunsOfBothFormsAreTheDeltasRuns) {
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 300; ++i) {
+    const std::size_t size = 1 + rng() % 3000;
+    std::vector<std::uint8_t> before(size, 0), after(size, 0);
+    const std::size_t changes = rng() % 2 ? 1 + rng() % 10 : size / 2;
+    for (std::size_t k = 0; k < changes; ++k) after[rng() % size] = static_cast<std::uint8_t>(1 + rng() % 255);
+    if (rng() % 4 == 0) std::memset(after.data() + rng() % size / 2, 9, size / 4);  // long runs
+    Delta d = Diff(1, 0, before, after);
+    for (Delta::Form form : {Delta::Form::kSparse, Delta::Form::kDense}) {
+      d.ConvertTo(form);
+      const auto enc = EncodeDelta(d);
+      DeltaView v;
+      ASSERT_TRUE(ParseDeltaView(enc, 1u << 20, true, &v).ok());
+      std::vector<ByteRun> runs = {{7, 7}};  // appended after what is there
+      AppendDeltaViewRuns(v, &runs);
+      std::vector<ByteRun> want = {{7, 7}};
+      for (const ByteRun& r : d.Runs()) want.push_back(r);
+      EXPECT_EQ(runs, want) << "delta " << i << (form == Delta::Form::kDense ? " (dense)" : " (sparse)");
+    }
+  }
+}
+
 TEST(DeltaView, AcceptsExactlyWhatDecodeDeltaAcceptsUnderMutation) {
   std::mt19937_64 rng(2);
   int cases = 0;
@@ -108,4 +132,4 @@ TEST(DeltaView, SkippingTheChecksumStillChecksStructure) {
 }
 
 }  // namespace
-}  // namespace mmsb::log
+}  // namespace mmsb::delta_internal

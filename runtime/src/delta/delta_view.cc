@@ -1,14 +1,17 @@
-#include "log/delta_view.h"
+#include "delta/delta_view.h"
 
 #include <cstring>
 
 #include <fmt/format.h>
 #include <xxhash.h>
+#if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
+#include <xxh_x86dispatch.h>
+#endif
 
 #include "core/envelope.h"
 #include "delta/delta_format.h"
 
-namespace mmsb::log {
+namespace mmsb::delta_internal {
 namespace {
 
 // A bounds-checked LEB128 reader with the same rules as envelope::Reader::Varint (at most 10
@@ -148,6 +151,17 @@ inline std::uint64_t TrustedVarint(const std::uint8_t*& p) {
 
 }  // namespace
 
+void RunsOfView(const DeltaView& v, ByteRun* out) {
+  const std::uint8_t* t = v.table;
+  std::uint64_t pos = 0;
+  for (std::uint64_t i = 0; i < v.run_count; ++i) {
+    pos += TrustedVarint(t);
+    const std::uint64_t run = TrustedVarint(t);
+    out[i] = {static_cast<std::uint32_t>(pos), static_cast<std::uint32_t>(run)};
+    pos += run;
+  }
+}
+
 void ApplyDeltaView(const DeltaView& v, std::uint8_t* page) {
   const std::uint8_t* src = v.bytes;
   if (!v.dense) {
@@ -185,21 +199,16 @@ void ApplyDeltaView(const DeltaView& v, std::uint8_t* page) {
 
 void AppendDeltaViewRuns(const DeltaView& v, std::vector<ByteRun>* out) {
   if (!v.dense) {
-    const std::uint8_t* t = v.table;
-    std::uint64_t pos = 0;
-    for (std::uint64_t i = 0; i < v.run_count; ++i) {
-      pos += TrustedVarint(t);
-      const std::uint64_t run = TrustedVarint(t);
-      out->push_back({static_cast<std::uint32_t>(pos), static_cast<std::uint32_t>(run)});
-      pos += run;
-    }
+    const std::size_t at = out->size();
+    out->resize(at + v.run_count);
+    RunsOfView(v, out->data() + at);
     return;
   }
-  // Dense: runs of set bits of the mask (bit i of byte i / 8 is page byte i).
+  // Dense: runs of set bits of the mask (bit i % 8 of byte i / 8 is page byte i).
   const std::uint32_t size = v.page_size;
   std::uint32_t i = 0;
   while (i < size) {
-    if (v.table[i >> 3] == 0 && (i & 7) == 0) {
+    if ((i & 7) == 0 && v.table[i >> 3] == 0) {
       i += 8;
       continue;
     }
@@ -213,4 +222,4 @@ void AppendDeltaViewRuns(const DeltaView& v, std::vector<ByteRun>* out) {
   }
 }
 
-}  // namespace mmsb::log
+}  // namespace mmsb::delta_internal

@@ -1,11 +1,10 @@
 // DeltaView: an encoded delta record (docs/SerializationSpec.md, "Delta record") checked and
 // applied in place, without building a Delta.
 //
-// Replay reads hundreds of thousands of deltas; DecodeDelta materialises each into vectors of
-// runs and bytes. ParseDeltaView performs the same structural checks as DecodeDelta (it accepts
-// exactly the records DecodeDelta accepts, which tests/unit/log/delta_view_test.cc and the log
-// reader fuzzer check) but allocates nothing, so ApplyDeltaView can copy the new bytes from the
-// record straight into the page. The envelope checksum may be skipped when the caller already
+// This is the one parser of the delta format: DecodeDelta is ParseDeltaView plus copying the
+// view into a Delta. Replay reads hundreds of thousands of deltas and uses the view directly: it
+// allocates nothing, and ApplyDeltaView copies the new bytes from the record straight into the
+// page. The envelope checksum may be skipped when the caller already
 // verified a checksum over the same bytes (the log record's payload check covers the whole
 // encoded delta).
 //
@@ -21,7 +20,7 @@
 #include "mmsb/status.h"
 #include "mmsb/types.h"
 
-namespace mmsb::log {
+namespace mmsb::delta_internal {
 
 struct DeltaView {
   PageId page = kInvalidPageId;
@@ -43,8 +42,11 @@ Status ParseDeltaView(std::span<const std::uint8_t> in, std::uint32_t max_page_s
 // Writes the new bytes into `page` (page_size bytes). `v` must come from a successful parse.
 void ApplyDeltaView(const DeltaView& v, std::uint8_t* page);
 
-// Appends the runs of changed bytes (maximal, in increasing offset) to *out. `v` must come from a
-// successful parse.
+// The run table of a parsed sparse view as offsets and lengths (run_count of them into `out`).
+void RunsOfView(const DeltaView& v, ByteRun* out);
+
+// Appends the runs of changed bytes of a parsed view, sparse or dense (maximal, in increasing
+// offset), to *out.
 void AppendDeltaViewRuns(const DeltaView& v, std::vector<ByteRun>* out);
 
-}  // namespace mmsb::log
+}  // namespace mmsb::delta_internal
