@@ -313,7 +313,7 @@ class Replayer::Impl {
           break;
         case LogRecordType::kDelta: {
           // The record's payload check covered these bytes, so the envelope checksum is not
-          // verified again; every structural check is (see log/delta_view.h).
+          // verified again; every structural check is (see delta/delta_view.h).
           const auto bytes = e.payload_mapped ? e.payload : arena.Copy(e.payload);
           const auto limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(opts.max_page_bytes, 0xFFFFFFFFu));
           if (Status ds = delta_internal::ParseDeltaView(bytes, limit, false, &op.delta); !ds.ok()) {
