@@ -1,5 +1,5 @@
 // A page type gets class-scope operator new/delete from the arena and its layout descriptor.
-// RUN: %rw %s -- | FileCheck %s
+// RUN: %rw %s -- | %strip_comments | FileCheck %s
 // RUN: %cxx -fsyntax-only %s
 #include <mini_std.h>
 struct Inner { short a; double b; };
