@@ -1,8 +1,11 @@
 // Static page variables: page section and alignment, and a registrar under the mangled name.
-// RUN: %rw %s -- | FileCheck %s
+// RUN: %rw %s -- | %strip_comments | FileCheck %s
 // RUN: %cxx -c %s -o %t.o
 // RUN: llvm-objdump-19 -h %t.o | FileCheck %s --check-prefix=OBJ
 // OBJ: mmsb_pages
+// RUN: llvm-nm-19 -C %t.o | FileCheck %s --check-prefix=SYM
+// SYM-DAG: Registry::_mmsb_reg__ZN8Registry7hidden_E
+// SYM-DAG: Registry::_mmsb_reg__ZN8Registry5shownE
 struct [[mmsb::page]] State { int n; float f[2]; };
 // CHECK: {{\[\[}}mmsb::page]] __attribute__((section("mmsb_pages"), aligned(64))) State g_state;
 [[mmsb::page]] State g_state;
@@ -18,6 +21,21 @@ namespace app {
 // A declaration is not a definition: nothing to place.
 // CHECK: extern State g_other;
 extern State g_other;
+
+// Static data members register through an inline static member of their class, which may name
+// them whatever their access.
+class Registry {
+  // CHECK: {{\[\[}}mmsb::page]] static State hidden_;
+  [[mmsb::page]] static State hidden_;
+ public:
+  // CHECK: {{\[\[}}mmsb::page]] static inline __attribute__((section("mmsb_pages"), aligned(64))) int shown = 1;
+  [[mmsb::page]] static inline int shown = 1;
+  static void Set(int n) { hidden_.n = n; }
+  // CHECK: static inline ::mmsb::rt::StaticPageRegistrar _mmsb_reg__ZN8Registry5shownE{(void*)&(shown), sizeof(shown), "_ZN8Registry5shownE",
+  // CHECK-SAME: static inline ::mmsb::rt::StaticPageRegistrar _mmsb_reg__ZN8Registry7hidden_E{(void*)&(hidden_), sizeof(hidden_), "_ZN8Registry7hidden_E",
+};
+// CHECK: __attribute__((section("mmsb_pages"), aligned(64))) State Registry::hidden_;
+State Registry::hidden_;
 
 int Tick() {
   // CHECK: {{\[\[}}mmsb::page]] static __attribute__((section("mmsb_pages"), aligned(64))) int calls = 0; static ::mmsb::rt::StaticPageRegistrar _mmsb_reg__ZZ4TickvE5calls((void*)&(calls), sizeof(calls), "_ZZ4TickvE5calls",

@@ -1,7 +1,10 @@
 // The ABI that plugin-generated code calls. Users do not call these directly.
 //
 // The rewriter turns
-//   - stores into page storage into `*::mmsb::rt::w(&(lhs)) = rhs` (barrier.h);
+//   - stores into page storage into `*::mmsb::rt::w(&(lhs)) = rhs` (barrier.h), or `wt(lhs) = rhs`
+//     in template code, `*wc(&(lhs)) = rhs` in constexpr functions;
+//   - pointers and references into page storage that leave what it can follow into Escape(p) /
+//     EscapeRef(r), or MarkFrom(p) / MarkRef(r) for calls known not to keep them (memcpy, std::fill);
 //   - `new T` of a [[mmsb::page]] type into class-scope operator new/delete that call
 //     AllocPageStorage / FreePageStorage, so the object lives in its own page;
 //   - a [[mmsb::page]] variable with static storage duration into a 64-byte aligned object in the
@@ -42,6 +45,63 @@ const TypeDescriptor* InternType(const TypeDescriptor& type) noexcept;
 
 // Marks the page holding `p` escaped (fully diffed at every commit). No-op for untracked memory.
 void MarkEscapedAt(const void* p) noexcept;
+
+// Marks the bytes from `p` to the end of the page holding it as written. No-op for untracked
+// memory. For calls that write through a pointer without keeping it (memcpy, std::fill).
+void MarkToPageEnd(const void* p) noexcept;
+
+namespace detail {
+template <class T>
+constexpr const void* Bytes(T* p) noexcept {
+  return const_cast<const void*>(static_cast<const volatile void*>(p));
+}
+}  // namespace detail
+
+// The forms the rewriter wraps expressions in. Each returns its argument unchanged (same type and
+// value category) and does nothing during constant evaluation, so they are usable in constexpr
+// functions and lambdas.
+
+// A store through a reference whose destination may be page storage (template code shared by
+// instantiations over page and plain types): `wt(t.v) = x`.
+template <class T>
+[[gnu::always_inline]] constexpr T&& wt(T&& x) noexcept {
+  if (!__builtin_is_constant_evaluated()) w(__builtin_addressof(x));
+  return static_cast<T&&>(x);
+}
+// `*w(&(lhs))` for constexpr functions.
+template <class T>
+[[gnu::always_inline]] constexpr T* wc(T* p) noexcept {
+  return __builtin_is_constant_evaluated() ? p : w(p);
+}
+// A pointer into page storage leaves what the rewriter can follow: mark its page escaped.
+template <class T>
+constexpr T* Escape(T* p) noexcept {
+  if (!__builtin_is_constant_evaluated()) MarkEscapedAt(detail::Bytes(p));
+  return p;
+}
+// The same for a reference (keeps lvalues lvalues and xvalues xvalues).
+template <class T>
+constexpr T&& EscapeRef(T&& x) noexcept {
+  if (!__builtin_is_constant_evaluated()) MarkEscapedAt(detail::Bytes(__builtin_addressof(x)));
+  return static_cast<T&&>(x);
+}
+// A pointer passed to a call that writes through it but does not keep it: mark up to the end of
+// its page for this epoch.
+template <class T>
+constexpr T* MarkFrom(T* p) noexcept {
+  if (!__builtin_is_constant_evaluated()) MarkToPageEnd(detail::Bytes(p));
+  return p;
+}
+// A reference passed to such a call (std::swap): mark the referenced object.
+template <class T>
+constexpr T&& MarkRef(T&& x) noexcept {
+  if (!__builtin_is_constant_evaluated()) MarkRange(detail::Bytes(__builtin_addressof(x)), sizeof(x));
+  return static_cast<T&&>(x);
+}
+
+// The descriptor of a page class template's instantiation when the rewriter saw none: the
+// rewriter adds an overload for each instantiation it sees, found by argument-dependent lookup.
+inline const TypeDescriptor* _mmsb_describe(const void*) noexcept { return nullptr; }
 
 struct StaticPageRegistrar {
   StaticPageRegistrar(void* addr, std::size_t size, const char* name,

@@ -74,9 +74,20 @@ const TypeDescriptor* InternType(const TypeDescriptor& type) noexcept {
 }
 
 void MarkEscapedAt(const void* p) noexcept {
+  if (!IsTracked(p)) return;
   Bus* bus = CurrentBus();
   if (bus == nullptr) return;
   if (Page* page = bus->FindContaining(p)) bus->MarkEscaped(page);
+}
+
+void MarkToPageEnd(const void* p) noexcept {
+  if (!IsTracked(p)) return;
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return;
+  if (Page* page = bus->FindContaining(p)) {
+    const std::size_t off = static_cast<std::size_t>(static_cast<const std::uint8_t*>(p) - page->data());
+    MarkRange(p, page->size() - off);
+  }
 }
 
 TransactionScope::TransactionScope() noexcept { ++t_tx_depth; }
