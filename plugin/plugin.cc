@@ -149,7 +149,10 @@ class MmsbAction : public clang::PluginASTAction {
 
   void ExecuteAction() override {
     const clang::InputKind kind = getCurrentFileKind();
+    // Preprocessed input (-save-temps, distributed builds) was rewritten when it was
+    // preprocessed with the plugin: compile it as it is.
     const bool cxx_source = kind.getFormat() == clang::InputKind::Source &&
+                            !kind.isPreprocessed() &&
                             (kind.getLanguage() == clang::Language::CXX ||
                              kind.getLanguage() == clang::Language::ObjCXX ||
                              kind.getLanguage() == clang::Language::CUDA ||
@@ -188,6 +191,11 @@ class MmsbAction : public clang::PluginASTAction {
       } else if (!*ok && silent_->original()->getNumErrors() == 0) {
         llvm::errs() << "error: mmsb: the instrumented compile failed\n";
         ++extra_errors;
+      } else if (!*ok && rewrite_ && !silent_->saw_error()) {
+        // The user's code compiled in the analysis parse: the rewrite broke it.
+        llvm::errs() << "note: mmsb: the source compiles without the plugin's rewrite; see the "
+                        "rewritten code with -fplugin-arg-mmsb-dump-rewrite (or mmsb-rewrite) and "
+                        "please report it\n";
       }
     }
     silent_->SyncCounts(extra_errors);

@@ -43,6 +43,13 @@ enum SiteKind : int {
 
 std::string Quote(llvm::StringRef s) { return "'" + s.str() + "'"; }
 
+// Generated declarations are compiled with the user's warning flags: keep them quiet, so that
+// -Weverything -Werror builds stay as they were. (Barrier expressions need no such wrapping.)
+std::string Quiet(const std::string& code) {
+  return "_Pragma(\"clang diagnostic push\") _Pragma(\"clang diagnostic ignored \\\"-Weverything\\\"\") " +
+         code + " _Pragma(\"clang diagnostic pop\")";
+}
+
 // A C++ string literal body for `s`.
 std::string CString(llvm::StringRef s) {
   std::string out;
@@ -1117,7 +1124,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
         " static const ::mmsb::TypeDescriptor* _mmsb_type() noexcept { " +
         std::string(rd->isDependentType() ? "using ::mmsb::rt::_mmsb_describe; " : "") +
         "static const ::mmsb::TypeDescriptor* const _mmsb_d = " + desc + "; return _mmsb_d; } ";
-    if (!InsertAt(rd->getBraceRange().getEnd(), text, kSiteRecord)) {
+    if (!InsertAt(rd->getBraceRange().getEnd(), " " + Quiet(text) + " ", kSiteRecord)) {
       AddFinding(DiagKind::kUnrewritableDecl, rd->getLocation(),
                  {"page type " + Quote(RecordName(rd)),
                   "its definition is inside a macro expansion or a system header"});
@@ -1151,9 +1158,10 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       close += "} ";
     }
     a_.trailers_[sm_.getMainFileID()] +=
-        open + "inline const ::mmsb::TypeDescriptor* _mmsb_describe(::" + type +
-        "*) noexcept { return (" + InternNested(rd) + "::mmsb::rt::InternType(" + Descriptor(rd) +
-        ")); } " + close + "\n";
+        Quiet(open + "inline const ::mmsb::TypeDescriptor* _mmsb_describe(::" + type +
+              "*) noexcept { return (" + InternNested(rd) + "::mmsb::rt::InternType(" +
+              Descriptor(rd) + ")); } " + close) +
+        "\n";
   }
 
   // ---- layout descriptors -----------------------------------------------------------------
@@ -1411,7 +1419,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       }
       if (decl_stmt == nullptr ||
           !InsertAt(decl_stmt->getEndLoc().getLocWithOffset(1),
-                    " static ::mmsb::rt::StaticPageRegistrar " + reg_name + args + ";",
+                    " " + Quiet("static ::mmsb::rt::StaticPageRegistrar " + reg_name + args + ";"),
                     kSiteLocalRegistrar)) {
         AddFinding(DiagKind::kUnrewritableDecl, vd->getLocation(),
                    {"static page " + Quote(vd->getName()),
@@ -1438,10 +1446,10 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       } else if (!registered_members_.insert(mangled).second) {
         return;
       } else if (!InsertAt(cls->getBraceRange().getEnd(),
-                           " static inline ::mmsb::rt::StaticPageRegistrar " + reg_name +
-                               "{(void*)&(" + vd->getName().str() + "), sizeof(" +
-                               vd->getName().str() + "), " + CString(mangled) + ", " +
-                               VarDescriptor(vd) + "}; ",
+                           " " + Quiet("static inline ::mmsb::rt::StaticPageRegistrar " + reg_name +
+                                       "{(void*)&(" + vd->getName().str() + "), sizeof(" +
+                                       vd->getName().str() + "), " + CString(mangled) + ", " +
+                                       VarDescriptor(vd) + "};") + " ",
                            kSiteMemberRegistrar + static_cast<int>(registered_members_.size()))) {
         why = "its class is defined inside a macro expansion";
       }
@@ -1455,8 +1463,9 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     unsigned off = 0;
     if (!FileOffsets(sm_.getExpansionLoc(vd->getLocation()), &fid, &off)) return;
     std::string& trailer = a_.trailers_[fid];
-    trailer += std::string(inline_var ? "inline" : "static") +
-               " ::mmsb::rt::StaticPageRegistrar " + reg_name + args + ";\n";
+    trailer += Quiet(std::string(inline_var ? "inline" : "static") +
+                     " ::mmsb::rt::StaticPageRegistrar " + reg_name + args + ";") +
+               "\n";
   }
 
   // Standard class templates that hold their elements inside themselves or in storage they

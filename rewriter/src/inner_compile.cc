@@ -114,9 +114,22 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
   dopts.DiagnosticSerializationFile.clear();
   dopts.ShowCarets = false;  // only gates the "N warnings generated" summary of this instance
 
-  if (request.rewrite != nullptr) {
+  // Actions that write source files back (-fixit, -rewrite-macros) must see the user's code.
+  const RewriteOutput* rewrite = request.rewrite;
+  switch (fe.ProgramAction) {
+    case clang::frontend::FixIt:
+    case clang::frontend::RewriteMacros:
+    case clang::frontend::RewriteTest:
+    case clang::frontend::RewriteObjC:
+    case clang::frontend::EmitHTML:
+      rewrite = nullptr;
+      break;
+    default:
+      break;
+  }
+  if (rewrite != nullptr) {
     clang::PreprocessorOptions& pp = inv->getPreprocessorOpts();
-    for (const RewriteOutput::File& f : request.rewrite->files) {
+    for (const RewriteOutput::File& f : rewrite->files) {
       pp.addRemappedFile(f.path,
                          llvm::MemoryBuffer::getMemBufferCopy(f.contents, f.path).release());
     }

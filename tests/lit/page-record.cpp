@@ -32,7 +32,7 @@ struct [[mmsb::page]] Particles {
 // CHECK-SAME: ::mmsb::FieldDescriptor{"step", 88u, 8u, ::mmsb::ScalarKind::kU64, 8u, {}, ""},
 // CHECK-SAME: ::mmsb::FieldDescriptor{"lo,hi", 96u, 1u, ::mmsb::ScalarKind::kBytes, 1u, {}, ""},
 // CHECK-SAME: ::mmsb::FieldDescriptor{"user", 104u, 8u, ::mmsb::ScalarKind::kPointer, 8u, {}, ""}}}));
-// CHECK-SAME: return _mmsb_d; } };
+// CHECK-SAME: return _mmsb_d; } _Pragma("clang diagnostic pop") };
 
 namespace ns {
 struct [[mmsb::page]] Named { int v; };

@@ -38,7 +38,7 @@ class Registry {
 State Registry::hidden_;
 
 int Tick() {
-  // CHECK: {{\[\[}}mmsb::page]] static __attribute__((section("mmsb_pages"), aligned(64))) int calls = 0; static ::mmsb::rt::StaticPageRegistrar _mmsb_reg__ZZ4TickvE5calls((void*)&(calls), sizeof(calls), "_ZZ4TickvE5calls",
+  // CHECK: {{\[\[}}mmsb::page]] static __attribute__((section("mmsb_pages"), aligned(64))) int calls = 0; _Pragma("clang diagnostic push") _Pragma("clang diagnostic ignored \"-Weverything\"") static ::mmsb::rt::StaticPageRegistrar _mmsb_reg__ZZ4TickvE5calls((void*)&(calls), sizeof(calls), "_ZZ4TickvE5calls",
   [[mmsb::page]] static int calls = 0;
   return ++calls;
 }

@@ -42,7 +42,7 @@ template <class T> struct [[mmsb::page]] Box {
   int count;
   // CHECK: void Put(T x) { ::mmsb::rt::wt(value) = x; ::mmsb::rt::wt(count)++; }
   void Put(T x) { value = x; count++; }
-  // CHECK: static const ::mmsb::TypeDescriptor* _mmsb_type() noexcept { using ::mmsb::rt::_mmsb_describe; static const ::mmsb::TypeDescriptor* const _mmsb_d = _mmsb_describe(static_cast<Box*>(nullptr)); return _mmsb_d; } };
+  // CHECK: static const ::mmsb::TypeDescriptor* _mmsb_type() noexcept { using ::mmsb::rt::_mmsb_describe; static const ::mmsb::TypeDescriptor* const _mmsb_d = _mmsb_describe(static_cast<Box*>(nullptr)); return _mmsb_d; } _Pragma("clang diagnostic pop") };
 };
 }  // namespace geo
 
