@@ -14,12 +14,16 @@
 #include <optional>
 #include <string>
 
+#include <dlfcn.h>
+
 #include "clang/AST/ASTConsumer.h"
 #include "clang/AST/ASTContext.h"
 #include "clang/Basic/Diagnostic.h"
 #include "clang/Frontend/CompilerInstance.h"
 #include "clang/Frontend/FrontendAction.h"
 #include "clang/Frontend/FrontendPluginRegistry.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 #include "mmsb/rewriter/analyzer.h"
 #include "mmsb/rewriter/attributes.h"
@@ -28,11 +32,30 @@
 namespace mmsb::plugin {
 namespace {
 
+// The runtime headers the rewritten code includes (<mmsb/instrument.h>): next to an installed
+// plugin (<prefix>/lib/mmsb/mmsb-plugin.so -> <prefix>/include), else the source tree it was
+// built from. -fplugin-arg-mmsb-include-dir=<dir> overrides both.
+std::string DefaultIncludeDir() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&DefaultIncludeDir), &info) != 0 && info.dli_fname != nullptr) {
+    llvm::SmallString<256> dir(info.dli_fname);
+    llvm::sys::path::remove_filename(dir);  // lib/mmsb
+    llvm::sys::path::append(dir, "..", "..", "include");
+    llvm::SmallString<256> probe(dir);
+    llvm::sys::path::append(probe, "mmsb", "instrument.h");
+    if (llvm::sys::fs::exists(probe)) {
+      llvm::sys::path::remove_dots(dir, /*remove_dot_dot=*/true);
+      return std::string(dir);
+    }
+  }
+  return MMSB_RUNTIME_INCLUDE_DIR;
+}
+
 struct Options {
   bool verbose = false;
   bool dump_rewrite = false;
   bool disable = false;
-  std::string include_dir = MMSB_RUNTIME_INCLUDE_DIR;
+  std::string include_dir = DefaultIncludeDir();
   std::vector<std::string> warnings;  // MMSB group flags without "-W"
 };
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "mmsb/delta.h"
+#include "mmsb/events.h"
 #include "mmsb/status.h"
 #include "mmsb/type_desc.h"
 #include "mmsb/types.h"
@@ -51,6 +52,8 @@ struct CommitBatch {
   std::span<const PageId> freed;               // pages freed since the previous commit
   std::span<const Delta> deltas;               // non-empty deltas, at most one per page per round
   std::span<const VerifyMiss> verify_misses;
+  // The commit's events (see events.h); empty unless a subscriber or a sink wants them.
+  std::span<const Event> events;
 };
 
 class CommitSink {
@@ -60,6 +63,8 @@ class CommitSink {
   // Called once per commit with the final batch. An error is returned from commit() and counted;
   // in-memory state has already advanced to the new epoch.
   virtual Status OnCommit(const CommitBatch& batch) = 0;
+  // True when the sink needs CommitBatch::events (e.g. a log that records events).
+  virtual bool wants_events() const { return false; }
 };
 
 class CommitStage {

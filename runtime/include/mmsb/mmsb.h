@@ -16,6 +16,7 @@
 #include "mmsb/barrier.h"
 #include "mmsb/commit.h"
 #include "mmsb/delta.h"
+#include "mmsb/events.h"
 #include "mmsb/graph.h"
 #include "mmsb/instrument.h"
 #include "mmsb/page.h"

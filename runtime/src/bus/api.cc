@@ -198,3 +198,27 @@ Status RemoveStage(const CommitStage* stage) {
 }
 
 }  // namespace mmsb
+
+namespace mmsb {
+
+Expected<SubscriptionId> Subscribe(EventBatchHandler handler, EventMask types) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  if (!handler) return InvalidArgument("null event handler");
+  return bus->events().Subscribe(std::move(handler), nullptr, types);
+}
+
+Expected<SubscriptionId> SubscribeEach(EventHandler handler, EventMask types) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  if (!handler) return InvalidArgument("null event handler");
+  return bus->events().Subscribe(nullptr, std::move(handler), types);
+}
+
+Status Unsubscribe(SubscriptionId id) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return NotStarted();
+  return bus->events().Unsubscribe(id);
+}
+
+}  // namespace mmsb

@@ -61,7 +61,26 @@ bool SameLayout(const TypeDescriptor& a, const TypeDescriptor& b) {
   return true;
 }
 
+// The bus whose Commit() runs on this thread, if any.
+thread_local const Bus* t_committing = nullptr;
+
+struct CommittingScope {
+  explicit CommittingScope(const Bus* bus) { t_committing = bus; }
+  ~CommittingScope() { t_committing = nullptr; }
+};
+
 }  // namespace
+
+Bus::ReadLock::ReadLock(Bus* bus) NO_THREAD_SAFETY_ANALYSIS {
+  if (t_committing != bus) {
+    mu_ = &bus->mu_;
+    mu_->Lock();
+  }
+}
+
+Bus::ReadLock::~ReadLock() NO_THREAD_SAFETY_ANALYSIS {
+  if (mu_ != nullptr) mu_->Unlock();
+}
 
 Expected<std::unique_ptr<Bus>> Bus::Create(const Options& options) {
   std::unique_ptr<Bus> bus(new Bus(options));
@@ -273,13 +292,13 @@ Status Bus::FreePage(PageId id) {
 }
 
 Page* Bus::Find(PageId id) {
-  MutexLock lock(&mu_);
+  ReadLock lock(this);
   auto it = by_id_.find(id);
   return it == by_id_.end() ? nullptr : it->second;
 }
 
 Page* Bus::FindByName(std::string_view name) {
-  MutexLock lock(&mu_);
+  ReadLock lock(this);
   auto it = by_name_.find(std::string(name));
   return it == by_name_.end() ? nullptr : it->second;
 }
@@ -309,12 +328,12 @@ void Bus::MarkEscaped(Page* page) {
 }
 
 std::size_t Bus::PageCount() {
-  MutexLock lock(&mu_);
+  ReadLock lock(this);
   return live_.size();
 }
 
 std::vector<PageInfo> Bus::ListPages() {
-  MutexLock lock(&mu_);
+  ReadLock lock(this);
   std::vector<PageInfo> out;
   out.reserve(live_.size());
   for (const Page* p : live_) out.push_back(p->Info());
@@ -338,7 +357,7 @@ Expected<const TypeDescriptor*> Bus::RegisterType(const TypeDescriptor& type) {
 }
 
 const TypeDescriptor* Bus::FindType(std::string_view name) {
-  MutexLock lock(&mu_);
+  ReadLock lock(this);
   auto it = types_.find(std::string(name));
   return it == types_.end() ? nullptr : it->second.get();
 }
@@ -485,8 +504,52 @@ void Bus::FillBatch(CommitBatch& batch) {
 }
 
 Expected<Epoch> Bus::Commit() {
+  Expected<Epoch> r = CommitLocked();
+  events_.Drain();
+  return r;
+}
+
+void Bus::PostEvents(std::vector<Event> batch) {
+  events_.Enqueue(std::move(batch));
+  events_.Drain();
+}
+
+bool Bus::EventsWanted() const {
+  if (events_.has_subscribers()) return true;
+  return std::any_of(sinks_.begin(), sinks_.end(), [](const auto& s) { return s->wants_events(); });
+}
+
+void Bus::BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, bool propagated) {
+  batch_events_.clear();
+  for (const PageCreatedRecord& c : created_) {
+    batch_events_.push_back({EventType::kPageCreated, e, c.id, c.size, 0, 0, c.location});
+  }
+  for (PageId id : freed_) batch_events_.push_back({EventType::kPageFreed, e, id});
+  std::uint64_t total = 0;
+  for (const Delta& d : out_) {
+    batch_events_.push_back({EventType::kDeltaApplied, e, d.page(), d.changed_bytes(), 0, d.base_epoch()});
+    total += d.changed_bytes();
+  }
+  // One PageChanged per page, in order of first appearance; propagation and stages may give a
+  // page a second delta in the same epoch.
+  changed_index_.clear();
+  for (const Delta& d : out_) {
+    auto [it, fresh] = changed_index_.try_emplace(d.page(), batch_events_.size());
+    if (fresh) {
+      batch_events_.push_back({EventType::kPageChanged, e, d.page(), d.changed_bytes(), 1});
+    } else {
+      batch_events_[it->second].bytes += d.changed_bytes();
+      ++batch_events_[it->second].count;
+    }
+  }
+  if (propagated) batch_events_.push_back({EventType::kPropagationDone, e, kInvalidPageId, cutoffs, recomputed});
+  batch_events_.push_back({EventType::kCommitDone, e, kInvalidPageId, total, out_.size()});
+}
+
+Expected<Epoch> Bus::CommitLocked() {
   const std::uint64_t t0 = NowNanos();
   MutexLock lock(&mu_);
+  CommittingScope committing(this);
   const Epoch e = epoch_ + 1;
   out_.clear();
   misses_.clear();
@@ -496,6 +559,8 @@ Expected<Epoch> Bus::Commit() {
   CollectAll(e);
 
   Status failure;
+  bool propagated = false;
+  std::uint64_t recomputed_before = 0, cutoffs_before = 0;
   if (!graph_.empty()) {
     DependencyGraph::Host host;
     host.diff_now = [this](Page* p, bool full, Delta* undo) { return DiffNow(p, full, undo); };
@@ -511,7 +576,11 @@ Expected<Epoch> Bus::Commit() {
       Emit(p, std::move(d), e);
     };
     // out_ grows only after success, so the span stays valid during propagation.
+    const std::uint64_t props_before = graph_.stats().propagations;
+    recomputed_before = graph_.stats().nodes_recomputed;
+    cutoffs_before = graph_.stats().cutoffs;
     failure = graph_.Propagate(e, out_, host);
+    propagated = graph_.stats().propagations != props_before;
   }
 
   CommitBatch batch;
@@ -535,6 +604,12 @@ Expected<Epoch> Bus::Commit() {
     ++stats_.failed_commits;
     return failure;
   }
+  const bool want_events = EventsWanted();
+  if (want_events) {
+    BuildEvents(e, graph_.stats().nodes_recomputed - recomputed_before, graph_.stats().cutoffs - cutoffs_before,
+                propagated);
+    batch.events = batch_events_;
+  }
   Status sink_failure;
   for (const auto& sink : sinks_) {
     Status s = sink->OnCommit(batch);
@@ -555,6 +630,8 @@ Expected<Epoch> Bus::Commit() {
   }
   if (verify_) ++stats_.verify_commits;
   stats_.commit_latency.Record(NowNanos() - t0);
+  if (want_events) events_.Enqueue(std::move(batch_events_));
+  batch_events_.clear();
   if (!sink_failure.ok()) return sink_failure;
   return e;
 }
@@ -607,12 +684,12 @@ Status Bus::RemoveEdge(PageId parent, PageId child) {
 }
 
 std::vector<EdgeInfo> Bus::ListEdges() {
-  MutexLock lock(&mu_);
+  ReadLock lock(this);
   return graph_.ListEdges();
 }
 
 int Bus::NodeHeight(PageId page) {
-  MutexLock lock(&mu_);
+  ReadLock lock(this);
   return graph_.Height(page);
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "arena/arena.h"
+#include "events/event_hub.h"
 #include "graph/graph.h"
 #include "core/mutex.h"
 #include "mmsb/mmsb.h"
@@ -41,6 +42,7 @@ class Bus {
   Expected<const TypeDescriptor*> RegisterType(const TypeDescriptor& type) EXCLUDES(mu_);
   const TypeDescriptor* FindType(std::string_view name) EXCLUDES(mu_);
 
+  // Commits, then delivers the commit's events (after releasing the commit lock).
   Expected<Epoch> Commit() EXCLUDES(mu_);
   Epoch epoch() EXCLUDES(mu_);
   Stats GetStats() EXCLUDES(mu_);
@@ -54,13 +56,35 @@ class Bus {
   std::vector<EdgeInfo> ListEdges() EXCLUDES(mu_);
   int NodeHeight(PageId page) EXCLUDES(mu_);
 
+  // Events (mmsb/events.h).
+  EventHub& events() { return events_; }
+  // Delivers a batch produced outside commit (e.g. a checkpoint), in order with commit batches.
+  void PostEvents(std::vector<Event> batch) EXCLUDES(mu_);
+
   Status AddSink(std::shared_ptr<CommitSink> sink) EXCLUDES(mu_);
   Status RemoveSink(const CommitSink* sink) EXCLUDES(mu_);
   Status AddStage(std::shared_ptr<CommitStage> stage) EXCLUDES(mu_);
   Status RemoveStage(const CommitStage* stage) EXCLUDES(mu_);
 
  private:
+  // Locks mu_ unless this thread is inside this bus's Commit(), which already holds it: stages
+  // and sinks may call the read-only page API (FindPage, FindType, ListPages, ...).
+  class SCOPED_CAPABILITY ReadLock {
+   public:
+    explicit ReadLock(Bus* bus) ACQUIRE(bus->mu_);
+    ~ReadLock() RELEASE();
+    ReadLock(const ReadLock&) = delete;
+    ReadLock& operator=(const ReadLock&) = delete;
+
+   private:
+    Mutex* mu_ = nullptr;  // null when not locked here
+  };
+
   explicit Bus(const Options& options) : options_(options), graph_(options.propagation_threads) {}
+  Expected<Epoch> CommitLocked() EXCLUDES(mu_);
+  bool EventsWanted() const REQUIRES(mu_);
+  // Builds the commit's event batch into batch_events_ (see events.h for the order).
+  void BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, bool propagated) REQUIRES(mu_);
   Page* NewRecord() REQUIRES(mu_);
   void Register(Page* p) REQUIRES(mu_);
   void Unregister(Page* p) REQUIRES(mu_);
@@ -117,6 +141,10 @@ class Bus {
   std::vector<Undo> undo_ GUARDED_BY(mu_);
   bool track_undo_ GUARDED_BY(mu_) = false;
   DependencyGraph graph_ GUARDED_BY(mu_);
+
+  std::vector<Event> batch_events_ GUARDED_BY(mu_);
+  std::unordered_map<PageId, std::size_t> changed_index_ GUARDED_BY(mu_);  // BuildEvents scratch
+  EventHub events_;
 
   Stats stats_ GUARDED_BY(mu_);
   bool verify_ = false;

@@ -1,0 +1,53 @@
+# mmsb_instrument(<target> [IR_GENERATION_PER_BUILD])
+#
+# Compiles <target>'s C++ sources with the MMSB Clang plugin and links the MMSB runtime.
+#   - The C++ compiler must be clang 19 (the plugin is built for it; loading it into another
+#     clang crashes). Anything else stops configuration with a message saying how to fix it.
+#   - IR_GENERATION_PER_BUILD opens a new IR-store generation before each build of <target>
+#     (`mmsb ir new-generation`), so `mmsb ir builds` lists one generation per build.
+# Works from the installed package (find_package(mmsb)) and inside the MMSB build tree.
+function(mmsb_instrument target)
+  cmake_parse_arguments(MI "IR_GENERATION_PER_BUILD" "" "" ${ARGN})
+  if(NOT TARGET ${target})
+    message(FATAL_ERROR "mmsb_instrument: '${target}' is not a target")
+  endif()
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang" OR NOT CMAKE_CXX_COMPILER_VERSION MATCHES "^19\\.")
+    message(FATAL_ERROR
+      "mmsb_instrument(${target}): the MMSB plugin needs clang 19, but the C++ compiler is "
+      "${CMAKE_CXX_COMPILER_ID} ${CMAKE_CXX_COMPILER_VERSION} (${CMAKE_CXX_COMPILER}). "
+      "Configure with -DCMAKE_CXX_COMPILER=clang++-19 (on Debian 12 `clang++` is clang 14, "
+      "which crashes when it loads a plugin built for clang 19).")
+  endif()
+  if(TARGET mmsb-plugin)
+    set(plugin "$<TARGET_FILE:mmsb-plugin>")
+    add_dependencies(${target} mmsb-plugin)
+  elseif(TARGET mmsb::plugin)
+    get_target_property(plugin mmsb::plugin IMPORTED_LOCATION)
+  else()
+    message(FATAL_ERROR "mmsb_instrument(${target}): the MMSB plugin was not found "
+      "(this MMSB was built without MMSB_WITH_PLUGIN, or the install is incomplete)")
+  endif()
+  target_compile_options(${target} PRIVATE "$<$<COMPILE_LANGUAGE:CXX>:-fplugin=${plugin}>")
+  # Recompile when the plugin changes.
+  get_target_property(srcs ${target} SOURCES)
+  if(srcs)
+    set_property(SOURCE ${srcs} TARGET_DIRECTORY ${target} APPEND PROPERTY OBJECT_DEPENDS "${plugin}")
+  endif()
+  target_link_libraries(${target} PRIVATE mmsb::mmsb)
+  target_compile_features(${target} PRIVATE cxx_std_20)
+  if(MI_IR_GENERATION_PER_BUILD)
+    if(TARGET mmsb-cli)
+      set(cli "$<TARGET_FILE:mmsb-cli>")
+    elseif(TARGET mmsb::cli)
+      get_target_property(cli mmsb::cli IMPORTED_LOCATION)
+    else()
+      message(FATAL_ERROR "mmsb_instrument(${target} IR_GENERATION_PER_BUILD): the mmsb CLI was not found")
+    endif()
+    add_custom_target(${target}_mmsb_ir_generation
+      COMMAND "${cli}" ir new-generation --quiet
+      WORKING_DIRECTORY "${CMAKE_BINARY_DIR}"
+      COMMENT "mmsb: opening an IR generation for ${target}"
+      VERBATIM)
+    add_dependencies(${target} ${target}_mmsb_ir_generation)
+  endif()
+endfunction()

@@ -1,0 +1,202 @@
+// The diff engine: exact byte masks of (before != now), SIMD through Highway with runtime
+// dispatch (compiled for every attainable x86 target, the best one picked at first use), and a
+// scalar reference with identical results.
+//
+// Work is organised by 64-byte granules, the shadow map's unit: the kernel produces one 64-bit
+// mask per granule (bit j = byte j differs). A granule whose two images are equal costs two
+// vector loads per vector lane-width and an OR, so an unchanged region streams at load speed.
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "delta/diff.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+
+#include <hwy/highway.h>
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+
+HWY_BEFORE_NAMESPACE();
+namespace mmsb {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Mask of the 64 bytes at a/b (a full granule).
+HWY_INLINE std::uint64_t GranuleMask(const std::uint8_t* HWY_RESTRICT a,
+                                     const std::uint8_t* HWY_RESTRICT b) {
+  const hn::ScalableTag<std::uint8_t> d;
+  const std::size_t N = hn::Lanes(d);
+  if (N < 8 || 64 % N != 0) {
+    std::uint64_t m = 0;
+    for (unsigned j = 0; j < 64; ++j) m |= std::uint64_t{a[j] != b[j]} << j;
+    return m;
+  }
+  // Fast path: any difference at all?
+  auto acc = hn::Xor(hn::LoadU(d, a), hn::LoadU(d, b));
+  for (std::size_t j = N; j < 64; j += N) acc = hn::Or(acc, hn::Xor(hn::LoadU(d, a + j), hn::LoadU(d, b + j)));
+  if (hn::AllTrue(d, hn::Eq(acc, hn::Zero(d)))) return 0;
+  std::uint8_t bits[64 / 8 + 8] = {};
+  for (std::size_t j = 0; j < 64; j += N) {
+    const auto ne = hn::Not(hn::Eq(hn::LoadU(d, a + j), hn::LoadU(d, b + j)));
+    hn::StoreMaskBits(d, ne, bits + j / 8);
+  }
+  std::uint64_t m;
+  std::memcpy(&m, bits, 8);
+  return m;
+}
+
+// mask64[g] for every full granule g in [0, granules); returns the number of differing bytes.
+std::size_t DiffMaskFull(const std::uint8_t* HWY_RESTRICT a, const std::uint8_t* HWY_RESTRICT b,
+                         std::size_t granules, std::uint64_t* HWY_RESTRICT mask64) {
+  std::size_t count = 0;
+  for (std::size_t g = 0; g < granules; ++g) {
+    const std::uint64_t m = GranuleMask(a + g * 64, b + g * 64);
+    mask64[g] = m;
+    count += static_cast<std::size_t>(std::popcount(m));
+  }
+  return count;
+}
+
+// As DiffMaskFull, but only granules with touched[g] != 0 are compared; others get mask 0.
+std::size_t DiffMaskTouched(const std::uint8_t* HWY_RESTRICT a, const std::uint8_t* HWY_RESTRICT b,
+                            std::size_t granules, const std::uint8_t* HWY_RESTRICT touched,
+                            std::uint64_t* HWY_RESTRICT mask64) {
+  std::size_t count = 0;
+  for (std::size_t g = 0; g < granules; ++g) {
+    std::uint64_t m = 0;
+    if (touched[g] != 0) {
+      m = GranuleMask(a + g * 64, b + g * 64);
+      count += static_cast<std::size_t>(std::popcount(m));
+    }
+    mask64[g] = m;
+  }
+  return count;
+}
+
+// The name of the target this copy of the kernels was compiled for.
+const char* CompiledTargetName() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace mmsb
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+
+#include <algorithm>
+
+#include "mmsb/delta.h"
+
+namespace mmsb {
+
+HWY_EXPORT(DiffMaskFull);
+HWY_EXPORT(DiffMaskTouched);
+HWY_EXPORT(CompiledTargetName);
+
+namespace {
+
+// Granules per block: masks for one block live on the stack (4 KiB of page per 64 granules).
+constexpr std::size_t kBlockGranules = 64;
+
+std::uint64_t ScalarMask(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) {
+  std::uint64_t m = 0;
+  for (std::size_t j = 0; j < n; ++j) m |= std::uint64_t{a[j] != b[j]} << j;
+  return m;
+}
+
+void CheckSameSize(std::span<const std::uint8_t> before, std::span<const std::uint8_t> now) {
+  MMSB_CHECK(before.size() == now.size());
+  MMSB_CHECK(now.size() < (std::size_t{1} << 32));
+}
+
+}  // namespace
+
+std::size_t DiffMask(std::span<const std::uint8_t> before, std::span<const std::uint8_t> now,
+                     std::span<std::uint64_t> mask64) {
+  MMSB_CHECK(before.size() == now.size());
+  const std::size_t full = now.size() / 64;
+  const std::size_t tail = now.size() % 64;
+  MMSB_CHECK(mask64.size() >= full + (tail != 0));
+  std::size_t count = HWY_DYNAMIC_DISPATCH(DiffMaskFull)(before.data(), now.data(), full, mask64.data());
+  if (tail != 0) {
+    const std::uint64_t m = ScalarMask(before.data() + full * 64, now.data() + full * 64, tail);
+    mask64[full] = m;
+    count += static_cast<std::size_t>(std::popcount(m));
+  }
+  return count;
+}
+
+Delta Diff(PageId page, Epoch base_epoch, std::span<const std::uint8_t> before,
+           std::span<const std::uint8_t> now) {
+  CheckSameSize(before, now);
+  DeltaBuilder b(page, base_epoch, static_cast<std::uint32_t>(now.size()));
+  const std::size_t full = now.size() / 64;
+  std::uint64_t masks[kBlockGranules];
+  const auto fn = HWY_DYNAMIC_DISPATCH(DiffMaskFull);
+  for (std::size_t g0 = 0; g0 < full; g0 += kBlockGranules) {
+    const std::size_t n = std::min(kBlockGranules, full - g0);
+    if (fn(before.data() + g0 * 64, now.data() + g0 * 64, n, masks) == 0) continue;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (masks[i] != 0) b.AddMask64(static_cast<std::uint32_t>((g0 + i) * 64), masks[i], now.data() + (g0 + i) * 64);
+    }
+  }
+  if (const std::size_t tail = now.size() % 64; tail != 0) {
+    const std::size_t off = full * 64;
+    b.AddMask64(static_cast<std::uint32_t>(off), ScalarMask(before.data() + off, now.data() + off, tail),
+                now.data() + off);
+  }
+  return b.Finish();
+}
+
+Delta DiffScalar(PageId page, Epoch base_epoch, std::span<const std::uint8_t> before,
+                 std::span<const std::uint8_t> now) {
+  CheckSameSize(before, now);
+  DeltaBuilder b(page, base_epoch, static_cast<std::uint32_t>(now.size()));
+  std::size_t i = 0;
+  const std::size_t n = now.size();
+  while (i < n) {
+    while (i < n && before[i] == now[i]) ++i;
+    std::size_t j = i;
+    while (j < n && before[j] != now[j]) ++j;
+    if (j > i) b.AddRun(static_cast<std::uint32_t>(i), now.data() + i, static_cast<std::uint32_t>(j - i));
+    i = j;
+  }
+  return b.Finish();
+}
+
+Delta DiffGranules(PageId page, Epoch base_epoch, std::span<const std::uint8_t> before,
+                   std::span<const std::uint8_t> now, std::span<const std::uint8_t> touched) {
+  CheckSameSize(before, now);
+  const std::size_t full = now.size() / 64;
+  const std::size_t tail = now.size() % 64;
+  MMSB_CHECK(touched.size() >= full + (tail != 0));
+  DeltaBuilder b(page, base_epoch, static_cast<std::uint32_t>(now.size()));
+  std::uint64_t masks[kBlockGranules];
+  const auto fn = HWY_DYNAMIC_DISPATCH(DiffMaskTouched);
+  for (std::size_t g0 = 0; g0 < full; g0 += kBlockGranules) {
+    const std::size_t n = std::min(kBlockGranules, full - g0);
+    // Skip untouched blocks without a call: 8 shadow bytes at a time.
+    bool any = false;
+    for (std::size_t i = 0; i < n && !any; i += 8) {
+      std::uint64_t w = 0;
+      std::memcpy(&w, touched.data() + g0 + i, std::min<std::size_t>(8, n - i));
+      any = w != 0;
+    }
+    if (!any) continue;
+    if (fn(before.data() + g0 * 64, now.data() + g0 * 64, n, touched.data() + g0, masks) == 0) continue;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (masks[i] != 0) b.AddMask64(static_cast<std::uint32_t>((g0 + i) * 64), masks[i], now.data() + (g0 + i) * 64);
+    }
+  }
+  if (tail != 0 && touched[full] != 0) {
+    const std::size_t off = full * 64;
+    b.AddMask64(static_cast<std::uint32_t>(off), ScalarMask(before.data() + off, now.data() + off, tail),
+                now.data() + off);
+  }
+  return b.Finish();
+}
+
+const char* DiffTargetName() { return HWY_DYNAMIC_DISPATCH(CompiledTargetName)(); }
+
+}  // namespace mmsb
+
+#endif  // HWY_ONCE

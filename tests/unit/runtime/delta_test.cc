@@ -1,0 +1,351 @@
+// Delta representation, diff engine, algebra and codec: property tests over random pages and
+// random writes, plus byte-by-byte corruption of encodings.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+#include "mmsb/delta.h"
+
+namespace mmsb {
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+
+Bytes RandomPage(std::mt19937_64& rng, std::size_t n) {
+  Bytes b(n);
+  for (auto& x : b) x = static_cast<std::uint8_t>(rng());
+  return b;
+}
+
+// Mutates `b` with a random mix of single-byte, short-run and long-run writes, some of which
+// store the value already there.
+Bytes Mutate(std::mt19937_64& rng, Bytes b, int writes) {
+  for (int i = 0; i < writes && !b.empty(); ++i) {
+    const std::size_t off = rng() % b.size();
+    const std::size_t kind = rng() % 4;
+    const std::size_t len = kind == 0 ? 1 : kind == 1 ? 1 + rng() % 8 : kind == 2 ? 1 + rng() % 200 : 0;
+    for (std::size_t j = off; j < std::min(b.size(), off + len); ++j) b[j] = static_cast<std::uint8_t>(rng());
+    if (kind == 3) b[off] = b[off];  // same-value store: must not show up
+  }
+  return b;
+}
+
+Bytes Applied(const Delta& d, Bytes img) {
+  EXPECT_TRUE(d.ApplyTo(img).ok());
+  return img;
+}
+
+std::size_t CountDiffering(const Bytes& a, const Bytes& b) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) n += a[i] != b[i];
+  return n;
+}
+
+const std::size_t kSizes[] = {1, 7, 63, 64, 65, 100, 4096, 4097, 9000, 65536 + 13};
+
+TEST(DeltaDiff, ApplyOfDiffReproducesTheNewImage) {
+  std::mt19937_64 rng(1);
+  for (std::size_t size : kSizes) {
+    for (int trial = 0; trial < 20; ++trial) {
+      const Bytes a = RandomPage(rng, size);
+      const Bytes b = Mutate(rng, a, trial * 3);
+      const Delta d = Diff(7, 3, a, b);
+      EXPECT_EQ(Applied(d, a), b) << "size " << size << " trial " << trial;
+      EXPECT_EQ(d.changed_bytes(), CountDiffering(a, b)) << "the diff is exact";
+      EXPECT_EQ(d.page(), 7u);
+      EXPECT_EQ(d.base_epoch(), 3u);
+    }
+  }
+}
+
+TEST(DeltaDiff, SimdAndScalarResultsAreIdentical) {
+  std::mt19937_64 rng(2);
+  for (std::size_t size : kSizes) {
+    for (int trial = 0; trial < 20; ++trial) {
+      const Bytes a = RandomPage(rng, size);
+      const Bytes b = Mutate(rng, a, trial * 5);
+      const Delta simd = Diff(1, 0, a, b);
+      const Delta scalar = DiffScalar(1, 0, a, b);
+      EXPECT_EQ(simd, scalar);
+      EXPECT_EQ(simd.form(), scalar.form());
+      EXPECT_EQ(EncodeDelta(simd), EncodeDelta(scalar));
+    }
+  }
+  EXPECT_STRNE(DiffTargetName(), "");
+}
+
+TEST(DeltaDiff, StoreOfSameValueYieldsEmptyDelta) {
+  std::mt19937_64 rng(3);
+  const Bytes a = RandomPage(rng, 4096);
+  Bytes b = a;
+  for (std::size_t i = 0; i < b.size(); i += 3) b[i] = a[i];
+  const Delta d = Diff(1, 0, a, b);
+  EXPECT_TRUE(d.empty());
+  EXPECT_TRUE(d.Runs().empty());
+}
+
+TEST(DeltaDiff, DiffMaskMarksExactlyTheDifferingBytes) {
+  std::mt19937_64 rng(4);
+  const Bytes a = RandomPage(rng, 1000);
+  const Bytes b = Mutate(rng, a, 30);
+  std::vector<std::uint64_t> mask((1000 + 63) / 64);
+  const std::size_t n = DiffMask(a, b, mask);
+  EXPECT_EQ(n, CountDiffering(a, b));
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(((mask[i / 64] >> (i % 64)) & 1) != 0, a[i] != b[i]) << "byte " << i;
+  }
+}
+
+TEST(DeltaDiff, DiffGranulesSeesOnlyTouchedGranules) {
+  std::mt19937_64 rng(5);
+  const std::size_t size = 4096 + 10;
+  const Bytes a = RandomPage(rng, size);
+  Bytes b = a;
+  b[10] ^= 1;     // granule 0
+  b[700] ^= 1;    // granule 10
+  b[4100] ^= 1;   // the partial last granule (64)
+  std::vector<std::uint8_t> touched((size + 63) / 64, 0);
+  touched[10] = 1;
+  touched[64] = 1;
+  const Delta d = DiffGranules(1, 0, a, b, touched);
+  EXPECT_EQ(d.Runs(), (std::vector<ByteRun>{{700, 1}, {4100, 1}}));
+  std::fill(touched.begin(), touched.end(), 1);
+  EXPECT_EQ(DiffGranules(1, 0, a, b, touched), Diff(1, 0, a, b));
+}
+
+TEST(DeltaForm, SparseForFewRunsDenseForManyScatteredBytes) {
+  Bytes a(4096, 0), b = a;
+  b[100] = 1;
+  EXPECT_EQ(Diff(1, 0, a, b).form(), Delta::Form::kSparse);
+  for (std::size_t i = 0; i < b.size(); i += 2) b[i] = 1;  // 2048 one-byte runs
+  const Delta dense = Diff(1, 0, a, b);
+  EXPECT_EQ(dense.form(), Delta::Form::kDense);
+  Delta sparse = dense;
+  sparse.ConvertTo(Delta::Form::kSparse);
+  EXPECT_LT(dense.EncodedSize(), sparse.EncodedSize()) << "the smaller form is chosen";
+  EXPECT_EQ(sparse, dense) << "both forms describe the same change";
+  EXPECT_EQ(Applied(sparse, a), b);
+  EXPECT_EQ(sparse.Mask(), dense.Mask());
+}
+
+TEST(DeltaForm, EncodedSizeMatchesEncoding) {
+  std::mt19937_64 rng(6);
+  for (int trial = 0; trial < 50; ++trial) {
+    const Bytes a = RandomPage(rng, 1 + rng() % 5000);
+    const Delta d = Diff(rng() % 1000 + 1, rng() % 100000, a, Mutate(rng, a, trial));
+    EXPECT_EQ(d.EncodedSize(), EncodeDelta(d).size());
+  }
+}
+
+TEST(DeltaForm, SparseOnePercentChangeEncodesAtLeastFiveTimesSmaller) {
+  std::mt19937_64 rng(7);
+  const Bytes a = RandomPage(rng, 4096);
+  Bytes b = a;
+  for (int i = 0; i < 41; ++i) b[rng() % 4096] ^= 0xff;  // ~1% of bytes, scattered
+  const Delta d = Diff(1, 0, a, b);
+  EXPECT_GE(4096.0 / static_cast<double>(EncodeDelta(d).size()), 5.0);
+}
+
+TEST(DeltaFromRuns, RejectsBadRunsAndMergesAdjacentOnes) {
+  EXPECT_EQ(Delta::FromRuns(1, 0, 100, {{90, 20}}, Bytes(20)).status().code(), StatusCode::kInvalidDelta);
+  EXPECT_EQ(Delta::FromRuns(1, 0, 100, {{10, 5}, {12, 5}}, Bytes(10)).status().code(), StatusCode::kInvalidDelta);
+  EXPECT_EQ(Delta::FromRuns(1, 0, 100, {{10, 5}}, Bytes(4)).status().code(), StatusCode::kInvalidDelta);
+  EXPECT_EQ(Delta::FromRuns(1, 0, 100, {{10, 0}}, Bytes()).status().code(), StatusCode::kInvalidDelta);
+  auto d = Delta::FromRuns(1, 0, 100, {{10, 5}, {15, 5}}, Bytes(10, 9));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->Runs(), (std::vector<ByteRun>{{10, 10}}));
+}
+
+TEST(DeltaAlgebra, ComposeEqualsApplyingBothInOrder) {
+  std::mt19937_64 rng(8);
+  for (std::size_t size : kSizes) {
+    for (int trial = 0; trial < 20; ++trial) {
+      const Bytes a = RandomPage(rng, size);
+      const Bytes b = Mutate(rng, a, trial);
+      const Bytes c = Mutate(rng, b, trial + 1);
+      const Delta d1 = Diff(5, 1, a, b);
+      const Delta d2 = Diff(5, 2, b, c);
+      auto both = Compose(d2, d1);
+      ASSERT_TRUE(both.ok());
+      EXPECT_EQ(Applied(*both, a), c);
+      EXPECT_EQ(both->base_epoch(), 1u);
+      // Composition keeps every byte either delta wrote (not only those differing from a).
+      for (const ByteRun& r : d1.Runs()) {
+        for (std::uint32_t i = r.offset; i < r.offset + r.length; ++i) {
+          EXPECT_TRUE(both->Mask()[i / 8] & (1u << (i % 8)));
+        }
+      }
+    }
+  }
+}
+
+TEST(DeltaAlgebra, ComposeIsAssociative) {
+  std::mt19937_64 rng(9);
+  const Bytes a = RandomPage(rng, 3000);
+  const Bytes b = Mutate(rng, a, 10), c = Mutate(rng, b, 10), d = Mutate(rng, c, 10);
+  const Delta d1 = Diff(1, 0, a, b), d2 = Diff(1, 0, b, c), d3 = Diff(1, 0, c, d);
+  EXPECT_EQ(*Compose(d3, *Compose(d2, d1)), *Compose(*Compose(d3, d2), d1));
+}
+
+TEST(DeltaAlgebra, ComposeRejectsDifferentPages) {
+  const Bytes a(64, 0), b(64, 1);
+  EXPECT_EQ(Compose(Diff(1, 0, a, b), Diff(2, 0, a, b)).status().code(), StatusCode::kInvalidDelta);
+  const Bytes c(65, 1), z(65, 0);
+  EXPECT_EQ(Compose(Diff(1, 0, a, b), Diff(1, 0, z, c)).status().code(), StatusCode::kInvalidDelta);
+}
+
+TEST(DeltaAlgebra, InvertUndoesAndIsExact) {
+  std::mt19937_64 rng(10);
+  for (std::size_t size : kSizes) {
+    for (int trial = 0; trial < 20; ++trial) {
+      const Bytes a = RandomPage(rng, size);
+      const Bytes b = Mutate(rng, a, trial * 2);
+      const Delta d = Diff(3, 0, a, b);
+      auto inv = Invert(d, a);
+      ASSERT_TRUE(inv.ok());
+      EXPECT_EQ(Applied(*inv, b), a);
+      EXPECT_EQ(*inv, Diff(3, 0, b, a)) << "inverse of an exact delta is the exact reverse diff";
+    }
+  }
+  EXPECT_EQ(Invert(Diff(1, 0, Bytes(8), Bytes(8, 1)), Bytes(9)).status().code(), StatusCode::kInvalidDelta);
+}
+
+TEST(DeltaAlgebra, ApplyToWrongSizeFails) {
+  const Delta d = Diff(1, 0, Bytes(64), Bytes(64, 1));
+  Bytes small(32);
+  EXPECT_EQ(d.ApplyTo(small).code(), StatusCode::kInvalidDelta);
+}
+
+TEST(DeltaCodec, RoundTripsBothFormsByteForByte) {
+  std::mt19937_64 rng(11);
+  for (std::size_t size : kSizes) {
+    for (int trial = 0; trial < 10; ++trial) {
+      const Bytes a = RandomPage(rng, size);
+      Delta d = Diff(rng() % 100000 + 1, rng(), a, Mutate(rng, a, trial * 7));
+      for (auto form : {Delta::Form::kSparse, Delta::Form::kDense}) {
+        d.ConvertTo(form);
+        const Bytes enc = EncodeDelta(d);
+        std::size_t used = 0;
+        auto back = DecodeDelta(enc, &used);
+        ASSERT_TRUE(back.ok()) << back.status().ToString();
+        EXPECT_EQ(used, enc.size());
+        EXPECT_EQ(*back, d);
+        EXPECT_EQ(back->form(), form);
+        EXPECT_EQ(EncodeDelta(*back), enc);
+      }
+    }
+  }
+}
+
+TEST(DeltaCodec, ConcatenatedRecordsDecodeOneAtATime) {
+  std::mt19937_64 rng(12);
+  const Bytes a = RandomPage(rng, 500);
+  const Delta d1 = Diff(1, 0, a, Mutate(rng, a, 3)), d2 = Diff(2, 0, a, Mutate(rng, a, 30));
+  Bytes stream;
+  EncodeDeltaTo(d1, stream);
+  EncodeDeltaTo(d2, stream);
+  std::size_t used = 0;
+  ASSERT_EQ(*DecodeDelta(stream, &used), d1);
+  EXPECT_EQ(*DecodeDelta(std::span(stream).subspan(used)), d2);
+}
+
+// LevelDB log_test style: every single-byte corruption and every truncation is detected.
+TEST(DeltaCodec, EveryFlippedByteIsDetected) {
+  std::mt19937_64 rng(13);
+  const Bytes a = RandomPage(rng, 300);
+  for (auto form : {Delta::Form::kSparse, Delta::Form::kDense}) {
+    Delta d = Diff(9, 4, a, Mutate(rng, a, 12));
+    d.ConvertTo(form);
+    const Bytes enc = EncodeDelta(d);
+    for (std::size_t i = 0; i < enc.size(); ++i) {
+      for (std::uint8_t flip : {0x01, 0x80, 0xff}) {
+        Bytes bad = enc;
+        bad[i] ^= flip;
+        auto r = DecodeDelta(bad);
+        EXPECT_FALSE(r.ok()) << "flip 0x" << std::hex << int(flip) << " at byte " << std::dec << i;
+      }
+    }
+  }
+}
+
+TEST(DeltaCodec, EveryTruncationIsDetected) {
+  std::mt19937_64 rng(14);
+  const Bytes a = RandomPage(rng, 300);
+  const Bytes enc = EncodeDelta(Diff(9, 4, a, Mutate(rng, a, 12)));
+  for (std::size_t n = 0; n < enc.size(); ++n) {
+    auto r = DecodeDelta(std::span(enc).first(n));
+    ASSERT_FALSE(r.ok()) << "length " << n;
+    EXPECT_EQ(r.status().code(), StatusCode::kSerialization) << "a short read is truncation, not corruption";
+  }
+}
+
+TEST(DeltaCodec, ZeroedRegionsAreDetected) {
+  std::mt19937_64 rng(15);
+  const Bytes a = RandomPage(rng, 300);
+  const Bytes enc = EncodeDelta(Diff(9, 4, a, Mutate(rng, a, 12)));
+  for (std::size_t i = 0; i + 4 <= enc.size(); ++i) {
+    Bytes bad = enc;
+    if (std::all_of(bad.begin() + i, bad.begin() + i + 4, [](auto v) { return v == 0; })) continue;
+    std::fill(bad.begin() + i, bad.begin() + i + 4, 0);
+    EXPECT_FALSE(DecodeDelta(bad).ok()) << "zeroed at " << i;
+  }
+}
+
+TEST(DeltaCodec, OversizedPageIsRejectedBeforeAllocating) {
+  const Bytes a(4096), b(4096, 1);
+  const Bytes enc = EncodeDelta(Diff(1, 0, a, b));
+  auto r = DecodeDelta(enc, nullptr, /*max_page_size=*/1024);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kSerialization);
+  EXPECT_NE(r.status().message().find("out of range"), std::string::npos);
+}
+
+TEST(DeltaCodec, ErrorsNameWhatIsWrong) {
+  const Bytes enc = EncodeDelta(Diff(1, 0, Bytes(64), Bytes(64, 2)));
+  Bytes bad = enc;
+  bad[20] ^= 1;
+  auto r = DecodeDelta(bad);
+  EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(r.status().message().find("checksum"), std::string::npos);
+  bad = enc;
+  bad[1] = 99;
+  EXPECT_NE(DecodeDelta(bad).status().message().find("version 99"), std::string::npos);
+}
+
+TEST(DeltaCodec, RandomGarbageNeverDecodesOrCrashes) {
+  std::mt19937_64 rng(16);
+  for (int i = 0; i < 20000; ++i) {
+    Bytes junk = RandomPage(rng, rng() % 64);
+    if (!junk.empty() && rng() % 2) junk[0] = 0xD7;
+    if (junk.size() > 1 && rng() % 2) junk[1] = 1;
+    EXPECT_FALSE(DecodeDelta(junk).ok());
+    EXPECT_FALSE(DecodePageImage(junk).ok());
+  }
+}
+
+TEST(PageImageCodec, RoundTripsAndDetectsCorruption) {
+  std::mt19937_64 rng(17);
+  PageImage img{42, 17, Location::kUnified, RandomPage(rng, 777)};
+  const Bytes enc = EncodePageImage(img);
+  std::size_t used = 0;
+  auto back = DecodePageImage(enc, &used);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(used, enc.size());
+  EXPECT_EQ(back->id, 42u);
+  EXPECT_EQ(back->epoch, 17u);
+  EXPECT_EQ(back->location, Location::kUnified);
+  EXPECT_EQ(back->bytes, img.bytes);
+  for (std::size_t i = 0; i < enc.size(); i += 7) {
+    Bytes bad = enc;
+    bad[i] ^= 0x10;
+    EXPECT_FALSE(DecodePageImage(bad).ok()) << "byte " << i;
+  }
+  for (std::size_t n = 0; n < enc.size(); n += 13) EXPECT_FALSE(DecodePageImage(std::span(enc).first(n)).ok());
+  EXPECT_FALSE(DecodePageImage(enc, nullptr, 100).ok()) << "oversized";
+  EXPECT_FALSE(DecodeDelta(enc).ok()) << "a page image is not a delta";
+}
+
+}  // namespace
+}  // namespace mmsb
