@@ -14,6 +14,7 @@
 #include "clang/Rewrite/Core/Rewriter.h"
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 #include "mmsb/rewriter/attributes.h"
 
@@ -1340,12 +1341,34 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     std::string pre;
     for (const clang::RecordDecl* n : nested)
       pre += InternNested(n) + "::mmsb::rt::InternType(" + Descriptor(n) + "), ";
-    return "(" + pre + "::mmsb::rt::InternType(::mmsb::TypeDescriptor{" + CString(TypeName(t)) +
+    // Named after the variable: two variables of one non-record type may differ in field name.
+    std::string name = vd->getQualifiedNameAsString() + TranslationUnitSuffix(vd);
+    return "(" + pre + "::mmsb::rt::InternType(::mmsb::TypeDescriptor{" + CString(name) +
            ", " + std::to_string(ctx_.getTypeSizeInChars(t).getQuantity()) + "u, " +
            std::to_string(ctx_.getTypeAlignInChars(t).getQuantity()) + "u, {" + field + "}}))";
   }
 
   // ---- static pages -----------------------------------------------------------------------
+
+  // A variable that other translation units cannot name (internal linkage, an anonymous
+  // namespace, a static in a static function) may share its mangled name with another TU's:
+  // its page name and descriptor name carry the main file's name too.
+  std::string TranslationUnitSuffix(const clang::VarDecl* vd) const {
+    const clang::NamedDecl* owner = vd;
+    if (vd->isStaticLocal()) {
+      // Unique when its function is: the mangled name includes the function's.
+      for (const clang::DeclContext* dc = vd->getDeclContext(); dc != nullptr; dc = dc->getParent()) {
+        if (const auto* fd = llvm::dyn_cast<clang::FunctionDecl>(dc)) {
+          owner = fd;
+          if (!llvm::isa<clang::CXXMethodDecl>(fd) || !llvm::cast<clang::CXXMethodDecl>(fd)->getParent()->isLambda())
+            break;
+        }
+      }
+    }
+    if (owner->isExternallyVisible()) return "";
+    clang::OptionalFileEntryRef fe = sm_.getFileEntryRefForID(sm_.getMainFileID());
+    return "@" + (fe ? llvm::sys::path::filename(fe->getName()).str() : std::string("<stdin>"));
+  }
 
   std::string QualifiedName(const clang::NamedDecl* nd) const {
     std::string out = nd->getNameAsString();
@@ -1389,7 +1412,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     if (vd->isTemplated() || vd->getType().isConstQualified() || vd->isConstexpr()) return;
     if (vd->getType()->isDependentType() || vd->getType()->isIncompleteType()) return;
     if (vd->hasAttr<clang::SectionAttr>()) return;  // already instrumented (or user-placed)
-    const std::string mangled = MangledName(vd);
+    const std::string mangled = MangledName(vd) + TranslationUnitSuffix(vd);
     if (!InsertAt(vd->getTypeSpecStartLoc(),
                   "__attribute__((section(\"mmsb_pages\"), aligned(64))) ", kSiteSection)) {
       AddFinding(DiagKind::kUnrewritableDecl, vd->getLocation(),

@@ -160,6 +160,13 @@ int Finish() {
       Fail(NameOf(id) + " was freed but not untracked");
       continue;
     }
+    // Every page carries its layout, registered once: the descriptor is the interned one.
+    const mmsb::TypeDescriptor* type = page->type();
+    if (type == nullptr) {
+      Fail(NameOf(id) + " has no layout descriptor");
+    } else if (mmsb::FindType(type->name) != type) {
+      Fail(NameOf(id) + ": its descriptor '" + type->name + "' is not the registered one");
+    }
     const bool want = g_expect_escaped.count(addr) != 0;
     if (page->escaped() != want)
       Fail(NameOf(id) + (want ? " is not escaped" : " is escaped: verify mode cannot check it"));
