@@ -109,7 +109,11 @@ class MmsbAction : public clang::PluginASTAction {
     if (options_.disable || silent_ == nullptr || silent_->saw_error()) return;
     if (rewriter::AttributeUseCount() == 0) return;  // nothing in this TU mentions MMSB
     rewriter::PageAnalyzer analyzer(ctx, rewriter::AnalyzerOptions{});
-    analyzer.Run();
+    if (!analyzer.RunProtected()) {
+      setup_error_ = "mmsb: internal error: the analysis of this file crashed; please report it "
+                     "(-fplugin-arg-mmsb-disable compiles the file without tracking)";
+      return;
+    }
     if (!analyzer.has_edits()) return;
     llvm::Expected<rewriter::RewriteOutput> out = analyzer.Apply();
     if (!out) {

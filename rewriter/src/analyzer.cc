@@ -14,6 +14,7 @@
 #include "clang/Rewrite/Core/Rewriter.h"
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/CrashRecoveryContext.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 #include "mmsb/rewriter/attributes.h"
@@ -39,6 +40,7 @@ enum SiteKind : int {
   kSiteRecord = 50,
   kSiteSection = 60,
   kSiteLocalRegistrar = 61,
+  kSiteLoopMark = 70,
   kSiteMemberRegistrar = 1000,  // + a sequence number: several may share a class's closing brace
 };
 
@@ -187,6 +189,11 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     bool ok = Base::TraverseStmt(s, nullptr);
     parents_.pop_back();
     return ok;
+  }
+
+  bool TraverseForStmt(clang::ForStmt* fs, DataRecursionQueue* = nullptr) {
+    PlanLoopMarks(fs);
+    return Base::TraverseForStmt(fs, nullptr);
   }
 
   // Member initialisers bind like variable initialisers: `: ref_(page.x[0])` escapes.
@@ -383,7 +390,9 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     const clang::VarDecl* var = fr->getLoopVariable();
     const clang::Expr* range = fr->getRangeInit();
     if (var == nullptr || range == nullptr || !var->getType()->isReferenceType()) return true;
-    if (IsPageStorage(range)) followed_refs_.insert(var);
+    if (!IsPageStorage(range)) return true;
+    followed_refs_.insert(var);
+    PlanRangeForMark(fr);
     return true;
   }
 
@@ -663,7 +672,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
 
   // `e` designates page storage (or part of it).
   bool IsPageStorage(const clang::Expr* e) const {
-    if (e == nullptr) return false;
+    if (e == nullptr || e->getType().isNull() || e->isTypeDependent()) return false;
     e = e->IgnoreParens();
     if (!e->isGLValue()) return false;
     if (IsPageType(e->getType())) return true;
@@ -729,7 +738,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
 
   // `e` is a pointer into page storage.
   bool IsPagePointer(const clang::Expr* e) const {
-    if (e == nullptr) return false;
+    if (e == nullptr || e->getType().isNull() || e->isTypeDependent()) return false;
     e = e->IgnoreParens();
     const clang::QualType t = e->getType();
     if (!t->isPointerType()) return false;
@@ -820,6 +829,373 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     return rd != nullptr && rd->getTemplateSpecializationKind() == clang::TSK_ImplicitInstantiation;
   }
 
+  // ---- loop range marks -------------------------------------------------------------------
+  //
+  // A counted loop `for (i = A; i < B; ++i)` whose stores write `arr[i]` (or `arr[i].f`) of a
+  // page array `arr` that cannot change during the loop gets one mark of arr[A, B) before the
+  // loop instead of a barrier per store, so the loop compiles as without the plugin (it stays
+  // vectorisable). Likewise a range-for over a page array. Marks hold until the next commit, so
+  // the loop body must not be able to commit: it may only call library code that gets no
+  // callable, and construct or destroy nothing user-defined.
+
+  // How a local variable or parameter is used inside a statement.
+  class VarUses : public clang::RecursiveASTVisitor<VarUses> {
+   public:
+    bool shouldVisitImplicitCode() const { return false; }
+    bool TraverseStmt(clang::Stmt* s, DataRecursionQueue* = nullptr) {
+      if (s == nullptr) return true;
+      stack_.push_back(s);
+      bool ok = clang::RecursiveASTVisitor<VarUses>::TraverseStmt(s, nullptr);
+      stack_.pop_back();
+      return ok;
+    }
+    bool VisitDeclRefExpr(clang::DeclRefExpr* dre) {
+      const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
+      if (vd == nullptr) return true;
+      const clang::Stmt* child = dre;
+      const clang::Stmt* parent = nullptr;
+      for (size_t i = stack_.size() - 1; i-- > 0;) {
+        parent = stack_[i];
+        if (!llvm::isa<clang::ParenExpr>(parent)) break;
+        child = parent;
+      }
+      if (const auto* ic = llvm::dyn_cast_or_null<clang::ImplicitCastExpr>(parent)) {
+        if (ic->getCastKind() == clang::CK_LValueToRValue ||
+            ic->getCastKind() == clang::CK_ArrayToPointerDecay)
+          return true;
+      }
+      if (llvm::isa_and_nonnull<clang::UnaryExprOrTypeTraitExpr>(parent)) return true;
+      if (const auto* fr = llvm::dyn_cast_or_null<clang::CXXForRangeStmt>(parent);
+          fr != nullptr && fr->getRangeInit() == child) {
+        return true;  // the range of a range-for: its elements are used, the variable stays
+      }
+      if (const auto* bo = llvm::dyn_cast_or_null<clang::BinaryOperator>(parent)) {
+        if (bo->isAssignmentOp() && bo->getLHS() == child) {
+          assigned.insert(vd);
+          return true;
+        }
+      }
+      if (const auto* uo = llvm::dyn_cast_or_null<clang::UnaryOperator>(parent)) {
+        if (uo->isIncrementDecrementOp()) {
+          assigned.insert(vd);
+          return true;
+        }
+      }
+      if (const auto* me = llvm::dyn_cast_or_null<clang::MemberExpr>(parent);
+          me != nullptr && !me->isArrow()) {
+        // A member of a local object may be written; a reference stays bound.
+        if (!vd->getType()->isReferenceType()) assigned.insert(vd);
+        return true;
+      }
+      escaped.insert(vd);  // address taken, bound to a reference, ...
+      return true;
+    }
+    std::set<const clang::VarDecl*> assigned;
+    std::set<const clang::VarDecl*> escaped;
+
+   private:
+    std::vector<const clang::Stmt*> stack_;
+  };
+
+  // Variables of the current function whose address is taken or that are bound to a reference
+  // somewhere in it: their value may change behind the loop's back.
+  const std::set<const clang::VarDecl*>& EscapedInFunction() {
+    const clang::Stmt* body = functions_.empty() ? nullptr : functions_.front()->getBody();
+    auto [it, inserted] = escaped_in_function_.try_emplace(body);
+    if (inserted && body != nullptr) {
+      VarUses uses;
+      uses.TraverseStmt(const_cast<clang::Stmt*>(body));
+      it->second = std::move(uses.escaped);
+    }
+    return it->second;
+  }
+
+  // `e` has the same value throughout a loop whose body's uses are `uses`.
+  bool IsLoopInvariant(const clang::Expr* e, const VarUses& uses) {
+    e = e->IgnoreParens();
+    if (e->isValueDependent() || e->isTypeDependent()) return false;
+    if (e->isIntegerConstantExpr(ctx_)) return true;
+    if (const auto* ic = llvm::dyn_cast<clang::ImplicitCastExpr>(e)) {
+      switch (ic->getCastKind()) {
+        case clang::CK_LValueToRValue:  // only of a variable, never a load from memory
+          return llvm::isa<clang::DeclRefExpr>(ic->getSubExpr()->IgnoreParens()) &&
+                 IsLoopInvariant(ic->getSubExpr(), uses);
+        case clang::CK_IntegralCast:
+        case clang::CK_NoOp:
+        case clang::CK_ArrayToPointerDecay:
+          return IsLoopInvariant(ic->getSubExpr(), uses);
+        default:
+          return false;
+      }
+    }
+    if (llvm::isa<clang::CXXThisExpr>(e)) return true;
+    if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
+      const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
+      if (vd == nullptr || vd->getType().isVolatileQualified()) return false;
+      if (vd->hasGlobalStorage() && !vd->isStaticLocal()) {
+        // A global's address never changes; its value might (through any call).
+        return vd->getType()->isArrayType() || vd->getType()->isRecordType();
+      }
+      return !uses.assigned.count(vd) && !uses.escaped.count(vd) && !EscapedInFunction().count(vd);
+    }
+    if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
+      // An array or record member of an invariant object (not a pointer member: that is a load).
+      if (!llvm::isa<clang::FieldDecl>(me->getMemberDecl()) || me->getType()->isReferenceType())
+        return false;
+      return IsLoopInvariant(me->getBase(), uses);
+    }
+    if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e))
+      return IsLoopInvariant(ase->getBase(), uses) && IsLoopInvariant(ase->getIdx(), uses);
+    if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
+      return (uo->getOpcode() == clang::UO_Deref || uo->getOpcode() == clang::UO_AddrOf) &&
+             IsLoopInvariant(uo->getSubExpr(), uses);
+    }
+    if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
+      return (bo->isAdditiveOp() || bo->isMultiplicativeOp()) &&
+             IsLoopInvariant(bo->getLHS(), uses) && IsLoopInvariant(bo->getRHS(), uses);
+    }
+    return false;
+  }
+
+  // Nothing in `body` can commit: calls go to library code without callables, and nothing
+  // user-defined is constructed, destroyed or allocated.
+  bool CannotCommit(const clang::Stmt* body) {
+    class Scan : public clang::RecursiveASTVisitor<Scan> {
+     public:
+      explicit Scan(PageVisitor& v) : v_(v) {}
+      bool shouldVisitImplicitCode() const { return true; }
+      bool VisitCallExpr(clang::CallExpr* ce) {
+        const clang::FunctionDecl* fd = ce->getDirectCallee();
+        if (fd == nullptr || (fd->getBuiltinID() == 0 && !v_.InSystemHeader(fd))) return ok = false;
+        for (const clang::Expr* arg : ce->arguments()) {
+          const clang::QualType t = arg->getType().getNonReferenceType();
+          if (t->isFunctionPointerType() || t->isFunctionType() || t->isBlockPointerType())
+            return ok = false;
+          if (const clang::CXXRecordDecl* rd = t->getAsCXXRecordDecl();
+              rd != nullptr && rd->hasDefinition() && !v_.InSystemHeader(rd))
+            return ok = false;  // a lambda or a user type: may call back into user code
+        }
+        return true;
+      }
+      bool VisitCXXConstructExpr(clang::CXXConstructExpr* cc) {
+        if (cc->getConstructor()->isTrivial() || v_.InSystemHeader(cc->getConstructor())) return true;
+        return ok = false;
+      }
+      bool VisitVarDecl(clang::VarDecl* vd) {
+        if (const clang::CXXRecordDecl* rd = vd->getType()->getAsCXXRecordDecl()) {
+          if (rd->hasDefinition() && !rd->hasTrivialDestructor() && !v_.InSystemHeader(rd))
+            return ok = false;
+        }
+        return true;
+      }
+      bool VisitCXXBindTemporaryExpr(clang::CXXBindTemporaryExpr* bt) {
+        const clang::CXXDestructorDecl* d = bt->getTemporary()->getDestructor();
+        if (d != nullptr && !v_.InSystemHeader(d)) return ok = false;
+        return true;
+      }
+      bool VisitCXXNewExpr(clang::CXXNewExpr*) { return ok = false; }
+      bool VisitCXXDeleteExpr(clang::CXXDeleteExpr*) { return ok = false; }
+      bool VisitCoroutineSuspendExpr(clang::CoroutineSuspendExpr*) { return ok = false; }
+      bool ok = true;
+
+     private:
+      PageVisitor& v_;
+    };
+    Scan scan(*this);
+    scan.TraverseStmt(const_cast<clang::Stmt*>(body));
+    return scan.ok;
+  }
+
+  bool InSystemHeader(const clang::Decl* d) const {
+    return sm_.isInSystemHeader(sm_.getExpansionLoc(d->getLocation()));
+  }
+
+  // The induction variable of `for (i = A; i < B; ++i)` (or `i <= B`, `B > i`, `i++`,
+  // `i += 1`), with A and B; null when the loop has another shape.
+  const clang::VarDecl* CountedLoop(const clang::ForStmt* fs, const clang::Expr** lo,
+                                    const clang::Expr** hi, bool* inclusive) const {
+    const clang::VarDecl* var = nullptr;
+    if (const auto* ds = llvm::dyn_cast_or_null<clang::DeclStmt>(fs->getInit())) {
+      if (!ds->isSingleDecl()) return nullptr;
+      var = llvm::dyn_cast<clang::VarDecl>(ds->getSingleDecl());
+      if (var == nullptr || var->getInit() == nullptr) return nullptr;
+      *lo = var->getInit();
+    } else if (const auto* bo = llvm::dyn_cast_or_null<clang::BinaryOperator>(fs->getInit())) {
+      const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(bo->getLHS()->IgnoreParens());
+      if (bo->getOpcode() != clang::BO_Assign || dre == nullptr) return nullptr;
+      var = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
+      *lo = bo->getRHS();
+    }
+    if (var == nullptr || !var->getType()->isIntegerType() || !var->hasLocalStorage()) return nullptr;
+    auto is_var = [var](const clang::Expr* e) {
+      const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e->IgnoreParenImpCasts());
+      return dre != nullptr && dre->getDecl() == var;
+    };
+    const auto* cond = llvm::dyn_cast_or_null<clang::BinaryOperator>(fs->getCond());
+    if (cond == nullptr) return nullptr;
+    if ((cond->getOpcode() == clang::BO_LT || cond->getOpcode() == clang::BO_LE) && is_var(cond->getLHS())) {
+      *hi = cond->getRHS();
+      *inclusive = cond->getOpcode() == clang::BO_LE;
+    } else if ((cond->getOpcode() == clang::BO_GT || cond->getOpcode() == clang::BO_GE) &&
+               is_var(cond->getRHS())) {
+      *hi = cond->getLHS();
+      *inclusive = cond->getOpcode() == clang::BO_GE;
+    } else {
+      return nullptr;
+    }
+    const clang::Expr* inc = fs->getInc();
+    if (inc == nullptr) return nullptr;
+    inc = inc->IgnoreParens();
+    if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(inc)) {
+      if (!uo->isIncrementOp() || !is_var(uo->getSubExpr())) return nullptr;
+    } else if (const auto* ca = llvm::dyn_cast<clang::CompoundAssignOperator>(inc)) {
+      clang::Expr::EvalResult one;
+      if (ca->getOpcode() != clang::BO_AddAssign || !is_var(ca->getLHS()) ||
+          !ca->getRHS()->EvaluateAsInt(one, ctx_) || one.Val.getInt() != 1)
+        return nullptr;
+    } else {
+      return nullptr;
+    }
+    return var;
+  }
+
+  // The stores of `body` that write `arr[var]` (or a member of it) of an invariant page array.
+  // Returns them grouped by the array's source text; nested lambdas are not looked into.
+  void CollectIndexedStores(const clang::Stmt* s, const clang::VarDecl* var, const VarUses& uses,
+                            std::map<std::string, std::vector<const clang::Expr*>>* out) {
+    if (s == nullptr || llvm::isa<clang::LambdaExpr>(s)) return;
+    const clang::Expr* lhs = nullptr;
+    if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(s); bo != nullptr && bo->isAssignmentOp()) {
+      lhs = bo->getLHS();
+    } else if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(s);
+               uo != nullptr && uo->isIncrementDecrementOp()) {
+      lhs = uo->getSubExpr();
+    }
+    if (lhs != nullptr && !lhs->refersToBitField() && IsPageStorage(lhs)) {
+      // Inward from the destination: members and inner dimensions stay inside one element of
+      // the array that `var` indexes (grid[i][j].f with i the induction variable).
+      const clang::Expr* e = lhs->IgnoreParens();
+      const clang::ImplicitCastExpr* decay = nullptr;
+      while (true) {
+        if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
+          if (me->isArrow() || !llvm::isa<clang::FieldDecl>(me->getMemberDecl())) break;
+          e = me->getBase()->IgnoreParens();
+          continue;
+        }
+        const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e);
+        const auto* base = ase ? llvm::dyn_cast<clang::ImplicitCastExpr>(ase->getBase()) : nullptr;
+        if (base == nullptr || base->getCastKind() != clang::CK_ArrayToPointerDecay ||
+            ctx_.getAsConstantArrayType(base->getSubExpr()->getType()) == nullptr)
+          break;
+        const auto* idx = llvm::dyn_cast<clang::DeclRefExpr>(ase->getIdx()->IgnoreParenImpCasts());
+        if (idx != nullptr && idx->getDecl() == var) {
+          decay = base;
+          break;
+        }
+        e = base->getSubExpr()->IgnoreParens();
+      }
+      if (decay != nullptr && IsLoopInvariant(decay->getSubExpr(), uses)) {
+        clang::FileID fid;
+        unsigned b = 0, end = 0;
+        if (FileRange(decay->getSubExpr()->getSourceRange(), &fid, &b, &end) &&
+            FileRange(lhs->getSourceRange(), &fid, &b, &end)) {
+          (*out)[SourceText(decay->getSubExpr())].push_back(lhs->IgnoreParens());
+        }
+      }
+    }
+    for (const clang::Stmt* child : s->children()) CollectIndexedStores(child, var, uses, out);
+  }
+
+  std::string SourceText(const clang::Expr* e) const {
+    clang::CharSourceRange cr = clang::Lexer::makeFileCharRange(
+        clang::CharSourceRange::getTokenRange(e->getSourceRange()), sm_, lo_);
+    return clang::Lexer::getSourceText(cr, sm_, lo_).str();
+  }
+
+  // The statement `s` sits directly in a block: text can go before it.
+  bool InBlock(const clang::Stmt* s) const {
+    return parents_.size() >= 2 && parents_.back() == s &&
+           llvm::isa<clang::CompoundStmt>(parents_[parents_.size() - 2]);
+  }
+
+  void PlanLoopMarks(const clang::ForStmt* fs) {
+    if (!InBlock(fs) || fs->getBody() == nullptr) return;
+    const clang::Expr* lo = nullptr;
+    const clang::Expr* hi = nullptr;
+    bool inclusive = false;
+    const clang::VarDecl* var = CountedLoop(fs, &lo, &hi, &inclusive);
+    if (var == nullptr) return;
+    VarUses uses;
+    uses.TraverseStmt(const_cast<clang::Stmt*>(fs->getBody()));
+    if (uses.assigned.count(var) || uses.escaped.count(var) || EscapedInFunction().count(var)) return;
+    VarUses cond_uses;  // the bounds may not change in the condition or the increment either
+    cond_uses.TraverseStmt(const_cast<clang::Expr*>(fs->getCond()));
+    cond_uses.TraverseStmt(const_cast<clang::Expr*>(fs->getInc()));
+    for (const clang::VarDecl* v : cond_uses.assigned) uses.assigned.insert(v);
+    uses.assigned.erase(var);
+    if (!IsLoopInvariant(lo, uses) || !IsLoopInvariant(hi, uses)) return;
+    std::map<std::string, std::vector<const clang::Expr*>> stores;
+    CollectIndexedStores(fs->getBody(), var, uses, &stores);
+    if (stores.empty() || !CannotCommit(fs->getBody())) return;
+    const std::string a = "(" + SourceText(lo) + ")";
+    const std::string b = "(" + SourceText(hi) + ")";
+    if (a == "()" || b == "()") return;
+    std::string text = "if (" + a + (inclusive ? " <= " : " < ") + b + ") { ";
+    for (const auto& [array, exprs] : stores) {
+      text += "::mmsb::rt::MarkSpan(&(" + array + ")[" + a + "], static_cast<::std::size_t>(" + b +
+              " - " + a + (inclusive ? " + 1" : "") + ")); ";
+    }
+    text += "} ";
+    if (!InsertAt(fs->getBeginLoc(), text, kSiteLoopMark)) return;
+    for (const auto& [array, exprs] : stores) loop_covered_.insert(exprs.begin(), exprs.end());
+  }
+
+  // `for (T& x : arr)` over an invariant page array: mark the array once; stores through x (or
+  // its members) need no barrier.
+  void PlanRangeForMark(const clang::CXXForRangeStmt* fr) {
+    const clang::VarDecl* var = fr->getLoopVariable();
+    const clang::Expr* range = fr->getRangeInit()->IgnoreParens();
+    if (ctx_.getAsConstantArrayType(range->getType()) == nullptr) return;
+    VarUses uses;
+    uses.TraverseStmt(const_cast<clang::Stmt*>(fr->getBody()));
+    if (uses.escaped.count(var) || !CannotCommit(fr->getBody())) return;
+    // Over a loop variable that is covered already (`for (auto& row : grid) for (auto& c : row)`).
+    if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(range)) {
+      if (covered_vars_.count(llvm::dyn_cast<clang::VarDecl>(dre->getDecl()))) {
+        covered_vars_.insert(var);
+        return;
+      }
+    }
+    if (!InBlock(fr) || !IsLoopInvariant(range, uses)) return;
+    clang::FileID fid;
+    unsigned b = 0, end = 0;
+    if (!FileRange(range->getSourceRange(), &fid, &b, &end)) return;
+    const std::string text = SourceText(range);
+    if (text.empty()) return;
+    if (InsertAt(fr->getBeginLoc(),
+                 "::mmsb::rt::MarkSpan(&(" + text + "), 1); ", kSiteLoopMark))
+      covered_vars_.insert(var);
+  }
+
+  // A store the enclosing loop's mark covers.
+  bool IsCoveredByLoopMark(const clang::Expr* lhs) const {
+    const clang::Expr* e = lhs->IgnoreParens();
+    if (loop_covered_.count(e)) return true;
+    while (true) {
+      if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e); me != nullptr && !me->isArrow()) {
+        e = me->getBase()->IgnoreParens();
+      } else if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e)) {
+        const auto* decay = llvm::dyn_cast<clang::ImplicitCastExpr>(ase->getBase());
+        if (decay == nullptr || decay->getCastKind() != clang::CK_ArrayToPointerDecay) return false;
+        e = decay->getSubExpr()->IgnoreParens();
+      } else {
+        break;
+      }
+    }
+    const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e);
+    return dre != nullptr && covered_vars_.count(llvm::dyn_cast<clang::VarDecl>(dre->getDecl()));
+  }
+
   // ---- edits ------------------------------------------------------------------------------
 
   // Maps a token range to a file range; false inside macros, system headers or non-files.
@@ -884,6 +1260,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
 
   // The write barrier for a store whose destination is `lhs`.
   void Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) {
+    if (IsCoveredByLoopMark(lhs)) return;
     if (lhs->refersToBitField()) {
       // A bitfield has no address: mark its enclosing object.
       const auto* me = llvm::dyn_cast<clang::MemberExpr>(lhs->IgnoreParenImpCasts());
@@ -914,6 +1291,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   void CheckEscape(const clang::Expr* arg, clang::QualType target,
                    const clang::FunctionDecl* callee = nullptr) {
     if (arg == nullptr || target.isNull() || target->isDependentType()) return;
+    if (arg->getType().isNull() || arg->isTypeDependent() || arg->isValueDependent()) return;
     const clang::Expr* e = StripFull(arg);
     // Library code is not instrumented: a page-typed reference or pointer passed to it is only
     // safe when it does not write through it (or when we mark what it writes).
@@ -1558,6 +1936,10 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   std::set<const clang::Stmt*> scanned_;
   std::set<std::string> described_;  // class template instantiations given a descriptor
   std::set<std::string> registered_members_;  // static data member pages, by mangled name
+  // Loop range marks (PlanLoopMarks): stores they cover, loop variables whose stores they cover.
+  std::set<const clang::Expr*> loop_covered_;
+  std::set<const clang::VarDecl*> covered_vars_;
+  std::map<const clang::Stmt*, std::set<const clang::VarDecl*>> escaped_in_function_;
 };
 
 PageAnalyzer::PageAnalyzer(clang::ASTContext& ctx, AnalyzerOptions options)
@@ -1569,6 +1951,15 @@ void PageAnalyzer::Run() {
   if (!ctx_.getLangOpts().CPlusPlus) return;
   PageVisitor v(*this);
   v.TraverseDecl(ctx_.getTranslationUnitDecl());
+}
+
+bool PageAnalyzer::RunProtected() {
+  llvm::CrashRecoveryContext crc;
+  if (crc.RunSafely([this] { Run(); })) return true;
+  findings_.clear();
+  edits_.clear();
+  trailers_.clear();
+  return false;
 }
 
 llvm::Expected<RewriteOutput> PageAnalyzer::Apply() const {

@@ -27,7 +27,12 @@ class CheckerConsumer : public clang::ASTConsumer {
   void HandleTranslationUnit(clang::ASTContext& ctx) override {
     if (AttributeUseCount() == 0) return;
     PageAnalyzer analyzer(ctx, AnalyzerOptions{/*report_only=*/true});
-    analyzer.Run();
+    if (!analyzer.RunProtected()) {
+      clang::DiagnosticsEngine& d = ci_.getDiagnostics();
+      d.Report(d.getCustomDiagID(clang::DiagnosticsEngine::Error,
+                                 "mmsb: internal error: the analysis of this file crashed"));
+      return;
+    }
     Reporter(&ci_.getDiagnostics(), warnings_, ignore_).ReportAll(analyzer.findings());
   }
 

@@ -20,15 +20,19 @@ void Lambdas(P* p) {
   [&r = g.f[1]] { r *= 2; }();
 }
 
+void Opaque();
 void RangeFor(P* p) {
-  // The loop variable refers into the page: stores through it get barriers.
-  // CHECK: for (float& x : g.f) (*::mmsb::rt::w(&(x))) = 1;
+  // Over a page array, the array is marked once before the loop (see loop-marks.cpp).
+  // CHECK: ::mmsb::rt::MarkSpan(&(g.f), 1); for (float& x : g.f) x = 1;
   for (float& x : g.f) x = 1;
-  // CHECK: for (auto&& x : p->f) (*::mmsb::rt::w(&(x))) += 1;
+  // CHECK: ::mmsb::rt::MarkSpan(&(p->f), 1); for (auto&& x : p->f) x += 1;
   for (auto&& x : p->f) x += 1;
   // Arrays of arrays: the inner range is the outer loop variable.
-  // CHECK: for (auto& row : g.grid) for (float& c : row) (*::mmsb::rt::w(&(c)))++;
+  // CHECK: ::mmsb::rt::MarkSpan(&(g.grid), 1); for (auto& row : g.grid) for (float& c : row) c++;
   for (auto& row : g.grid) for (float& c : row) c++;
+  // Otherwise the loop variable refers into the page: stores through it get barriers.
+  // CHECK: for (float& x : g.f) { (*::mmsb::rt::w(&(x))) = 1; Opaque(); }
+  for (float& x : g.f) { x = 1; Opaque(); }
   // A const reference cannot write: untouched.
   // CHECK: for (const float& x : g.f) (void)x;
   for (const float& x : g.f) (void)x;

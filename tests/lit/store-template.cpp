@@ -12,11 +12,14 @@ struct [[mmsb::page]] Row {
   int& operator[](int i) { return cells[i]; }
 };
 
+void Opaque();
 template <class T> void Set(T& t, int x) {
   // CHECK: ::mmsb::rt::wt(t.v) = x;
   t.v = x;
-  // CHECK: for (float& e : t.f) ::mmsb::rt::wt(e) = 0;
+  // CHECK: ::mmsb::rt::MarkSpan(&(t.f), 1); for (float& e : t.f) e = 0;
   for (float& e : t.f) e = 0;
+  // CHECK: for (float& e : t.f) { ::mmsb::rt::wt(e) = 1; Opaque(); }
+  for (float& e : t.f) { e = 1; Opaque(); }
 }
 // A template never instantiated over a page type is left alone.
 template <class T> void Other(T& t) {

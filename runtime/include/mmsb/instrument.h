@@ -92,6 +92,12 @@ constexpr T* MarkFrom(T* p) noexcept {
   if (!__builtin_is_constant_evaluated()) MarkToPageEnd(detail::Bytes(p));
   return p;
 }
+// A counted loop writes elements [0, n) of the array starting at p: the rewriter marks them once
+// before the loop instead of barriering every store in it.
+template <class T>
+constexpr void MarkSpan(T* p, std::size_t n) noexcept {
+  if (!__builtin_is_constant_evaluated()) MarkRange(detail::Bytes(p), n * sizeof(T));
+}
 // A reference passed to such a call (std::swap): mark the referenced object.
 template <class T>
 constexpr T&& MarkRef(T&& x) noexcept {
