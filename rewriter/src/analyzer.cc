@@ -1084,11 +1084,19 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
         }
         const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e);
         const auto* base = ase ? llvm::dyn_cast<clang::ImplicitCastExpr>(ase->getBase()) : nullptr;
+        const auto* idx = ase ? llvm::dyn_cast<clang::DeclRefExpr>(ase->getIdx()->IgnoreParenImpCasts())
+                              : nullptr;
+        const bool by_var = idx != nullptr && idx->getDecl() == var;
+        // p[i] through a local pointer into a page (`float* x = page->x;`).
+        if (by_var && base != nullptr && base->getCastKind() == clang::CK_LValueToRValue &&
+            llvm::isa<clang::DeclRefExpr>(base->getSubExpr()->IgnoreParens()) && IsPagePointer(base)) {
+          decay = base;
+          break;
+        }
         if (base == nullptr || base->getCastKind() != clang::CK_ArrayToPointerDecay ||
             ctx_.getAsConstantArrayType(base->getSubExpr()->getType()) == nullptr)
           break;
-        const auto* idx = llvm::dyn_cast<clang::DeclRefExpr>(ase->getIdx()->IgnoreParenImpCasts());
-        if (idx != nullptr && idx->getDecl() == var) {
+        if (by_var) {
           decay = base;
           break;
         }
@@ -1137,16 +1145,21 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     std::map<std::string, std::vector<const clang::Expr*>> stores;
     CollectIndexedStores(fs->getBody(), var, uses, &stores);
     if (stores.empty() || !CannotCommit(fs->getBody())) return;
-    const std::string a = "(" + SourceText(lo) + ")";
+    // A is converted to the induction variable's type by the loop's init.
+    std::string a = "(" + SourceText(lo) + ")";
+    if (!ctx_.hasSameType(lo->IgnoreParenImpCasts()->getType().getUnqualifiedType(),
+                          var->getType().getUnqualifiedType())) {
+      a = "static_cast<" + TypeName(var->getType()) + ">" + a;
+    }
     const std::string b = "(" + SourceText(hi) + ")";
-    if (a == "()" || b == "()") return;
+    if (SourceText(lo).empty() || b == "()") return;
     std::string text = "if (" + a + (inclusive ? " <= " : " < ") + b + ") { ";
     for (const auto& [array, exprs] : stores) {
       text += "::mmsb::rt::MarkSpan(&(" + array + ")[" + a + "], static_cast<::std::size_t>(" + b +
               " - " + a + (inclusive ? " + 1" : "") + ")); ";
     }
-    text += "} ";
-    if (!InsertAt(fs->getBeginLoc(), text, kSiteLoopMark)) return;
+    text += "}";
+    if (!InsertAt(fs->getBeginLoc(), Quiet(text) + " ", kSiteLoopMark)) return;
     for (const auto& [array, exprs] : stores) loop_covered_.insert(exprs.begin(), exprs.end());
   }
 
