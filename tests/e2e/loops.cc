@@ -92,6 +92,11 @@ int main() {
     --n;
   }
   e2e::EndEpoch();
+  // Through a local pointer into the page, with an unsigned bound.
+  float* vs = heap->v;
+  unsigned count = 50;
+  for (unsigned i = 3; i < count; ++i) vs[i] = static_cast<float>(i) * 0.25f;
+  e2e::EndEpoch();
   // A loop in a lambda; a library call in the body.
   [&] {
     for (int i = 0; i < kN; i += 1) heap->x[i] = std::min(heap->x[i], 3.f);
