@@ -52,6 +52,7 @@ BENCHMARK(BM_PageCreateWriteFree4k);
 void BM_MallocMemsetWriteFree4k(benchmark::State& state) {
   for (auto _ : state) {
     auto* p = static_cast<std::uint8_t*>(std::malloc(4096));
+    benchmark::DoNotOptimize(p);
     std::memset(p, 0, 4096);
     p[100] = 1;
     benchmark::ClobberMemory();

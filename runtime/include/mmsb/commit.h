@@ -48,8 +48,10 @@ struct VerifyMiss {
 struct CommitBatch {
   Epoch epoch = 0;              // the epoch this commit produces
   std::uint64_t unix_nanos = 0;  // wall-clock time of the commit
-  std::span<const PageCreatedRecord> created;  // pages created since the previous commit
-  std::span<const PageId> freed;               // pages freed since the previous commit
+  // Pages created since the previous commit and still live, and pages an earlier commit saw that
+  // were freed since. A page created and freed between two commits appears in neither.
+  std::span<const PageCreatedRecord> created;
+  std::span<const PageId> freed;
   std::span<const Delta> deltas;               // non-empty deltas, at most one per page per round
   std::span<const VerifyMiss> verify_misses;
   // The commit's events (see events.h); empty unless a subscriber or a sink wants them.

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -33,6 +34,11 @@ class Delta {
   enum class Form : std::uint8_t { kSparse = 0, kDense = 1 };
 
   Delta() = default;
+  Delta(const Delta& other);
+  Delta& operator=(const Delta& other);
+  Delta(Delta&& other) noexcept;
+  Delta& operator=(Delta&& other) noexcept;
+  ~Delta() = default;
 
   // Builds a sparse delta from runs and their concatenated new bytes. Returns InvalidDelta when
   // runs are unsorted, overlapping, out of the page, or bytes.size() != sum of lengths.
@@ -53,10 +59,16 @@ class Delta {
 
   // The change as runs, whatever the stored form (computed for dense deltas).
   std::vector<ByteRun> Runs() const;
+  // The stored runs of a sparse delta without a copy (empty for a dense one).
+  std::span<const ByteRun> sparse_runs() const;
   // The change as a mask: bit i of byte i/8 set when page byte i changed (LSB first).
   std::vector<std::uint8_t> Mask() const;
   // New values of the changed bytes, packed in offset order (both forms store them this way).
-  std::span<const std::uint8_t> bytes() const { return bytes_; }
+  std::span<const std::uint8_t> bytes() const { return {data() + table_bytes_, changed_bytes_}; }
+
+  // Calls fn(offset, length, new_bytes) for every run, in offset order, whatever the form.
+  template <class Fn>
+  void ForEachRun(Fn&& fn) const;
 
   // Converts in place to the given form. The described change is unchanged.
   void ConvertTo(Form form);
@@ -71,21 +83,52 @@ class Delta {
 
  private:
   friend class DeltaBuilder;
+  // Storage is one block: the table (sparse: runs; dense: mask of page_size/8 bytes rounded up)
+  // followed by the new bytes. Small deltas (the common case: a few stores) live inline, so
+  // creating, moving and destroying them allocates nothing.
+  static constexpr std::size_t kInlineBytes = 48;
+  const std::uint8_t* data() const { return heap_ ? heap_.get() : inline_; }
+  std::uint8_t* data() { return heap_ ? heap_.get() : inline_; }
+  // Sizes the block for `table` + `changed` bytes (contents unspecified).
+  void Reset(Form form, std::size_t table, std::uint32_t changed);
+  void ForEachMaskRun(void (*fn)(void*, std::uint32_t, std::uint32_t, const std::uint8_t*), void* ctx) const;
+
   PageId page_ = kInvalidPageId;
   Epoch base_epoch_ = 0;
   std::uint32_t page_size_ = 0;
   std::uint32_t changed_bytes_ = 0;
+  std::uint32_t table_bytes_ = 0;
   Form form_ = Form::kSparse;
-  std::vector<ByteRun> runs_;        // sparse form only
-  std::vector<std::uint8_t> mask_;   // dense form only: page_size/8 rounded up
-  std::vector<std::uint8_t> bytes_;  // both forms: new values, offset order
+  std::unique_ptr<std::uint8_t[]> heap_;
+  alignas(8) std::uint8_t inline_[kInlineBytes];
 };
 
+template <class Fn>
+void Delta::ForEachRun(Fn&& fn) const {
+  if (form_ == Form::kSparse) {
+    const std::uint8_t* src = bytes().data();
+    for (const ByteRun& r : sparse_runs()) {
+      fn(r.offset, r.length, src);
+      src += r.length;
+    }
+    return;
+  }
+  ForEachMaskRun(
+      [](void* ctx, std::uint32_t off, std::uint32_t len, const std::uint8_t* src) {
+        (*static_cast<Fn*>(ctx))(off, len, src);
+      },
+      &fn);
+}
+
 // Incremental builder used by the diff engine and the decoders: append changed bytes in
-// strictly increasing offset order, then Finish() picks the smaller form.
+// strictly increasing offset order, then Finish() picks the smaller form. Its scratch buffers
+// are recycled per thread, so building a small delta allocates nothing.
 class DeltaBuilder {
  public:
   DeltaBuilder(PageId page, Epoch base_epoch, std::uint32_t page_size);
+  ~DeltaBuilder();
+  DeltaBuilder(const DeltaBuilder&) = delete;
+  DeltaBuilder& operator=(const DeltaBuilder&) = delete;
   // Appends bytes [offset, offset+len) with new values `src`. Offsets must increase.
   void AddRun(std::uint32_t offset, const std::uint8_t* src, std::uint32_t len);
   // Appends the bytes selected by the 64-bit mask `m` (bit i = byte offset+i) from `src`
@@ -93,8 +136,13 @@ class DeltaBuilder {
   void AddMask64(std::uint32_t offset, std::uint64_t m, const std::uint8_t* src);
   Delta Finish();
 
+  struct Scratch;  // opaque, recycled per thread
+
  private:
-  Delta d_;
+  PageId page_;
+  Epoch base_epoch_;
+  std::uint32_t page_size_;
+  Scratch* s_;
 };
 
 // ---- Diff engine -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@
 #include "mmsb/events.h"
 #include "mmsb/graph.h"
 #include "mmsb/instrument.h"
+#include "mmsb/mirror.h"
 #include "mmsb/page.h"
 #include "mmsb/stats.h"
 #include "mmsb/status.h"

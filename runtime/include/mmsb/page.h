@@ -64,6 +64,7 @@ class Page {
  private:
   friend class PageTable;
   friend class Bus;
+  friend class UndoLog;
   Page() = default;
 
   std::uint8_t* data_ = nullptr;
@@ -83,6 +84,8 @@ class Page {
   std::uint8_t size_class_ = 0; // pool size class, or 0xff for large pages
   std::size_t capacity_ = 0;    // bytes of the storage block
   bool live_ = false;
+  Epoch created_epoch_ = 0;        // the bus epoch when created (to cancel create+free pairs)
+  std::uint32_t created_slot_ = 0; // index of its creation record while that is pending
 };
 
 // Creates a heap page of `size` bytes (1 byte to 4 GiB - 1). Fails with InvalidArgument for bad
@@ -103,6 +106,9 @@ Page* FindPage(PageId id);
 Expected<Page*> GetPage(PageId id);
 // Looks up a live page by its stable name (static pages); null when absent.
 Page* FindPageByName(std::string_view name);
+// The live page whose storage holds `p` (a [[mmsb::page]] variable or an object from `new`), or
+// null for untracked memory: `mmsb::PageOf(&g_particles)->id()`.
+Page* PageOf(const void* p);
 
 // Marks the page escaped: from now on it is fully diffed at every commit, so writes that bypass
 // the barrier are still captured exactly, at the cost of a full compare.

@@ -123,6 +123,11 @@ std::size_t PageCount() {
   return bus ? bus->PageCount() : 0;
 }
 
+Page* PageOf(const void* p) {
+  Bus* bus = CurrentBus();
+  return bus ? bus->FindContaining(p) : nullptr;
+}
+
 std::vector<PageInfo> ListPages() {
   Bus* bus = CurrentBus();
   return bus ? bus->ListPages() : std::vector<PageInfo>{};

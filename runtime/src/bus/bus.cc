@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "device/device_hub.h"
+
 namespace mmsb {
 namespace {
 
@@ -129,8 +131,10 @@ void Bus::Register(Page* p) {
   p->live_ = true;
   p->slot_ = static_cast<std::uint32_t>(live_.size());
   live_.push_back(p);
-  by_id_.emplace(p->id_, p);
+  by_id_.Put(p->id_, p);
   if (!p->name_.empty()) by_name_[p->name_] = p;
+  p->created_epoch_ = epoch_;
+  p->created_slot_ = static_cast<std::uint32_t>(created_.size());
   created_.push_back({p->id_, p->size_, p->location_, p->type_, p->name_, p->is_static_});
   ++stats_.pages_created;
   ++stats_.pages_live;
@@ -143,12 +147,24 @@ void Bus::Unregister(Page* p) {
   live_[p->slot_] = last;
   last->slot_ = p->slot_;
   live_.pop_back();
-  by_id_.erase(p->id_);
+  by_id_.Erase(p->id_);
   if (!p->name_.empty()) {
     auto it = by_name_.find(p->name_);
     if (it != by_name_.end() && it->second == p) by_name_.erase(it);
   }
-  freed_.push_back(p->id_);
+  if (p->created_epoch_ == epoch_ && p->created_slot_ < created_.size() &&
+      created_[p->created_slot_].id == p->id_) {
+    // Created and freed within one epoch: no commit ever saw it, so it leaves no trace in the
+    // batch (keeps a create/free loop between commits from accumulating records).
+    if (p->created_slot_ + 1 == created_.size()) {
+      created_.pop_back();
+    } else {
+      created_[p->created_slot_].id = kInvalidPageId;  // compacted before the batch is built
+      ++created_tombstones_;
+    }
+  } else {
+    freed_.push_back(p->id_);
+  }
   ++stats_.pages_freed;
   --stats_.pages_live;
   stats_.cpu_bytes -= p->size_;
@@ -160,10 +176,8 @@ Expected<Page*> Bus::CreatePage(std::size_t size, const PageOptions& options) {
   if (size == 0 || size >= (std::size_t{1} << 32)) {
     return InvalidArgument(fmt::format("page size {} is out of range [1, 4 GiB)", size));
   }
-  if (options.location != Location::kCpu) {
-    return UnsupportedLocation(fmt::format(
-        "page location '{}' needs a device backend, and none is attached", LocationName(options.location)));
-  }
+  // Unified storage comes from the device hub (bus_device.cc); Gpu pages have arena storage too.
+  if (options.location == Location::kUnified) return CreateUnifiedPage(size, options);
   auto block = arena_->Allocate(size, options.zeroed);
   if (!block.ok()) return block.status();
   Page* p;
@@ -184,6 +198,13 @@ Expected<Page*> Bus::CreatePage(std::size_t size, const PageOptions& options) {
     p->maybe_nonzero_ = !block->zero;
     p->size_class_ = block->size_class;
     p->capacity_ = block->capacity;
+    if (options.location == Location::kGpu) {
+      if (Status s = AttachDeviceCopy(p); !s.ok()) {
+        free_records_.push_back(p);
+        arena_->Free(*block, !block->zero);
+        return s;
+      }
+    }
     Register(p);
   }
   arena_->SetOwner(*block, p);
@@ -262,14 +283,13 @@ Status Bus::FreeLocked(Page* p) {
   if (p == nullptr || !p->live_) return FailedPrecondition("page is not live (double free?)");
   graph_.RemovePage(p->id_);
   Unregister(p);
+  if (device_ != nullptr) device_->OnFreePage(p);  // drops a device copy or unified storage
   if (p->is_static_) {
     delete[] p->twin_;
-  } else {
+  } else if (p->size_class_ != kExternalStorage) {
     Arena::Block b{p->data_, p->capacity_, p->size_class_, false};
     // A page that never held a non-zero byte leaves a clean slot: no zeroing on reuse.
-    const bool dirty = p->maybe_nonzero_ || p->escaped_ ||
-                       std::any_of(ShadowFor(p), ShadowFor(p) + ((p->size_ + 63) >> 6),
-                                   [](std::uint8_t v) { return v != 0; });
+    const bool dirty = p->maybe_nonzero_ || p->escaped_ || AnyTouched(ShadowFor(p), (p->size_ + 63) >> 6);
     arena_->ClearOwner(b);
     arena_->Free(b, dirty);
   }
@@ -286,15 +306,15 @@ Status Bus::FreePage(Page* page) {
 
 Status Bus::FreePage(PageId id) {
   MutexLock lock(&mu_);
-  auto it = by_id_.find(id);
-  if (it == by_id_.end()) return PageNotFound(fmt::format("no live page with id {}", id));
-  return FreeLocked(it->second);
+  Page** it = by_id_.Find(id);
+  if (it == nullptr) return PageNotFound(fmt::format("no live page with id {}", id));
+  return FreeLocked(*it);
 }
 
 Page* Bus::Find(PageId id) {
   ReadLock lock(this);
-  auto it = by_id_.find(id);
-  return it == by_id_.end() ? nullptr : it->second;
+  Page** it = by_id_.Find(id);
+  return it == nullptr ? nullptr : *it;
 }
 
 Page* Bus::FindByName(std::string_view name) {
@@ -310,7 +330,7 @@ Page* Bus::FindContaining(const void* p) {
     const auto off = static_cast<std::uintptr_t>(static_cast<const std::uint8_t*>(p) - page->data());
     return off < page->size() ? page : nullptr;
   }
-  MutexLock lock(&mu_);
+  ReadLock lock(this);
   for (Page* page : live_) {
     if (!page->is_static_) continue;
     const auto off = reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(page->data_);
@@ -363,6 +383,7 @@ const TypeDescriptor* Bus::FindType(std::string_view name) {
 }
 
 std::uint8_t* Bus::ShadowFor(const Page* p) const {
+  if (p->size_class_ == kExternalStorage) return nullptr;  // no barrier shadow: always fully diffed
   if (p->is_static_) {
     const rt::ShadowRegion& r = rt::g_static_region;
     const std::uintptr_t off = reinterpret_cast<std::uintptr_t>(p->data_) - r.base;
@@ -415,7 +436,7 @@ void Bus::ReportMisses(const Page* p, const Delta& full, const Delta& tracked) {
   }
 }
 
-Delta Bus::DiffNow(Page* p, bool full, Delta* undo) const NO_THREAD_SAFETY_ANALYSIS {
+Delta Bus::DiffNow(Page* p, bool full, UndoLog* undo) const NO_THREAD_SAFETY_ANALYSIS {
   const std::size_t size = p->size_;
   const std::size_t granules = (size + kGranuleSize - 1) >> kGranuleShift;
   std::uint8_t* shadow = ShadowFor(p);
@@ -426,7 +447,7 @@ Delta Bus::DiffNow(Page* p, bool full, Delta* undo) const NO_THREAD_SAFETY_ANALY
     // First sight of the page: its epoch-0 image is all zeros (see docs/SerializationSpec.md).
     const std::span<const std::uint8_t> zeros(Zeros(size), size);
     d = Diff(p->id_, p->epoch_, zeros, now);
-    if (undo != nullptr && !d.empty()) *undo = *Invert(d, zeros);
+    if (undo != nullptr && !d.empty()) undo->Save(p, p->epoch_, d, zeros.data());
     std::memcpy(p->twin_, p->data_, size);
     p->twin_valid_ = true;
   } else {
@@ -437,7 +458,7 @@ Delta Bus::DiffNow(Page* p, bool full, Delta* undo) const NO_THREAD_SAFETY_ANALY
       d = DiffGranules(p->id_, p->epoch_, twin, now, {shadow, granules});
     }
     if (!d.empty()) {
-      if (undo != nullptr) *undo = *Invert(d, twin);
+      if (undo != nullptr) undo->Save(p, p->epoch_, d, twin.data());
       MMSB_CHECK(d.ApplyTo(twin).ok());
     }
   }
@@ -468,22 +489,13 @@ void Bus::CollectPage(Page* p, Epoch new_epoch) {
     for (std::size_t g = 0; g < granules; ++g) touched += shadow[g] != 0;
     stats_.granules_diffed += touched;
   }
-  const Epoch prev_epoch = p->epoch_;
-  Delta undo;
-  Delta d = DiffNow(p, full, track_undo_ ? &undo : nullptr);
+  Delta d = DiffNow(p, full, track_undo_ ? &undo_ : nullptr);
   if (check && tracked.changed_bytes() != d.changed_bytes()) ReportMisses(p, d, tracked);
-  if (!undo.empty()) undo_.push_back({p, std::move(undo), prev_epoch});
   if (!d.empty()) Emit(p, std::move(d), new_epoch);
 }
 
 void Bus::Rollback() {
-  for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
-    Page* p = it->page;
-    MMSB_CHECK(it->delta.ApplyTo({p->data_, p->size_}).ok());
-    MMSB_CHECK(it->delta.ApplyTo({p->twin_, p->size_}).ok());
-    p->epoch_ = it->prev_epoch;
-  }
-  undo_.clear();
+  undo_.Rollback();
   out_.clear();
   misses_.clear();
 }
@@ -497,6 +509,14 @@ void Bus::CollectAll(Epoch new_epoch) {
 }
 
 void Bus::FillBatch(CommitBatch& batch) {
+  if (created_tombstones_ != 0) {
+    std::erase_if(created_, [](const PageCreatedRecord& r) { return r.id == kInvalidPageId; });
+    created_tombstones_ = 0;
+    // Slots moved: pages created this epoch find their record again through the id check.
+    for (std::size_t i = 0; i < created_.size(); ++i) {
+      if (Page** p = by_id_.Find(created_[i].id)) (*p)->created_slot_ = static_cast<std::uint32_t>(i);
+    }
+  }
   batch.created = created_;
   batch.freed = freed_;
   batch.deltas = out_;
@@ -550,10 +570,15 @@ Expected<Epoch> Bus::CommitLocked() {
   const std::uint64_t t0 = NowNanos();
   MutexLock lock(&mu_);
   CommittingScope committing(this);
+  // Device writes to Gpu pages become host writes first; a conflict fails here, nothing changed.
+  if (Status s = DeviceBeforeCommit(); !s.ok()) {
+    ++stats_.failed_commits;
+    return s;
+  }
   const Epoch e = epoch_ + 1;
   out_.clear();
   misses_.clear();
-  undo_.clear();
+  undo_.Clear();
   // Undo images are only needed when something after collection can fail the commit.
   track_undo_ = !graph_.empty() || !stages_.empty();
   CollectAll(e);
@@ -563,18 +588,13 @@ Expected<Epoch> Bus::CommitLocked() {
   std::uint64_t recomputed_before = 0, cutoffs_before = 0;
   if (!graph_.empty()) {
     DependencyGraph::Host host;
-    host.diff_now = [this](Page* p, bool full, Delta* undo) { return DiffNow(p, full, undo); };
-    host.record_undo = [this](Page* p, Delta&& undo) NO_THREAD_SAFETY_ANALYSIS {
-      undo_.push_back({p, std::move(undo), p->epoch_});
-    };
+    host.diff_now = [this](Page* p, bool full, UndoLog* undo) { return DiffNow(p, full, undo); };
+    host.undo = track_undo_ ? &undo_ : nullptr;
     host.discard = [this](Page* p) NO_THREAD_SAFETY_ANALYSIS {
       std::memcpy(p->data_, p->twin_, p->size_);
       if (std::uint8_t* shadow = ShadowFor(p)) std::memset(shadow, 0, (p->size_ + kGranuleSize - 1) >> kGranuleShift);
     };
-    host.emit = [this, e](Delta&& d) NO_THREAD_SAFETY_ANALYSIS {
-      Page* p = by_id_.at(d.page());
-      Emit(p, std::move(d), e);
-    };
+    host.emit = [this, e](Page* p, Delta&& d) NO_THREAD_SAFETY_ANALYSIS { Emit(p, std::move(d), e); };
     // out_ grows only after success, so the span stays valid during propagation.
     const std::uint64_t props_before = graph_.stats().propagations;
     recomputed_before = graph_.stats().nodes_recomputed;
@@ -620,8 +640,9 @@ Expected<Epoch> Bus::CommitLocked() {
   }
   epoch_ = e;
   created_.clear();
+  created_tombstones_ = 0;
   freed_.clear();
-  undo_.clear();
+  undo_.Clear();
   ++stats_.commits;
   stats_.epoch = e;
   for (const Delta& d : out_) {
@@ -653,29 +674,30 @@ Stats Bus::GetStats() {
   s.graph_nodes = g.nodes;
   s.graph_edges = g.edges;
   s.propagation_latency = graph_.latency();
+  s.gpu_bytes = device_ != nullptr ? device_->device_bytes() : 0;
   return s;
 }
 
 Status Bus::AddEdge(PageId parent, PageId child, EdgeKind kind, Projection proj, EdgeOptions options) {
   MutexLock lock(&mu_);
-  auto p = by_id_.find(parent);
-  if (p == by_id_.end()) return PageNotFound(fmt::format("edge parent: no live page with id {}", parent));
-  auto c = by_id_.find(child);
-  if (c == by_id_.end()) return PageNotFound(fmt::format("edge child: no live page with id {}", child));
-  return graph_.AddEdge(p->second, c->second, kind, proj, options);
+  Page** p = by_id_.Find(parent);
+  if (p == nullptr) return PageNotFound(fmt::format("edge parent: no live page with id {}", parent));
+  Page** c = by_id_.Find(child);
+  if (c == nullptr) return PageNotFound(fmt::format("edge child: no live page with id {}", child));
+  return graph_.AddEdge(*p, *c, kind, proj, options);
 }
 
 Status Bus::AddUserEdges(std::span<const PageId> parents, PageId child, RecomputeFn fn, EdgeOptions options) {
   MutexLock lock(&mu_);
-  auto c = by_id_.find(child);
-  if (c == by_id_.end()) return PageNotFound(fmt::format("edge child: no live page with id {}", child));
+  Page** c = by_id_.Find(child);
+  if (c == nullptr) return PageNotFound(fmt::format("edge child: no live page with id {}", child));
   std::vector<Page*> ps;
   for (PageId id : parents) {
-    auto p = by_id_.find(id);
-    if (p == by_id_.end()) return PageNotFound(fmt::format("edge parent: no live page with id {}", id));
-    ps.push_back(p->second);
+    Page** p = by_id_.Find(id);
+    if (p == nullptr) return PageNotFound(fmt::format("edge parent: no live page with id {}", id));
+    ps.push_back(*p);
   }
-  return graph_.SetUserFunction(c->second, std::move(ps), std::move(fn), options);
+  return graph_.SetUserFunction(*c, std::move(ps), std::move(fn), options);
 }
 
 Status Bus::RemoveEdge(PageId parent, PageId child) {

@@ -14,12 +14,16 @@
 #include <vector>
 
 #include "arena/arena.h"
+#include "core/flat_id_map.h"
 #include "events/event_hub.h"
 #include "graph/graph.h"
 #include "core/mutex.h"
+#include "mmsb/mirror.h"
 #include "mmsb/mmsb.h"
 
 namespace mmsb {
+
+class DeviceHub;  // device/device_hub.h
 
 class Bus {
  public:
@@ -66,7 +70,33 @@ class Bus {
   Status AddStage(std::shared_ptr<CommitStage> stage) EXCLUDES(mu_);
   Status RemoveStage(const CommitStage* stage) EXCLUDES(mu_);
 
+  // Devices (bus_device.cc; mmsb/mirror.h). The hub lives under mu_.
+  Status AttachDevice(std::shared_ptr<DeviceBackend> backend, const DeviceOptions& options)
+      EXCLUDES(mu_);
+  Status DetachDevice() EXCLUDES(mu_);
+  DeviceBackend* AttachedDevice() EXCLUDES(mu_);
+  // Runs fn(hub, page) under mu_ after checking that a device is attached and `page` is live.
+  template <class R, class F>
+  R WithDevice(const Page* page, F&& fn) EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
+    if (Status s = CheckDevicePage(page); !s.ok()) return s;
+    return fn(*device_);
+  }
+  DeviceStats GetDeviceStats() EXCLUDES(mu_);
+  // A page's bytes at the last commit: its twin, or zeros before its first commit. The caller
+  // holds mu_ (the device hooks and WithDevice do).
+  std::span<const std::uint8_t> CommittedImage(const Page* p) const NO_THREAD_SAFETY_ANALYSIS;
+
  private:
+  // Page::size_class_ of a page whose storage the device hub owns (unified pages).
+  static constexpr std::uint8_t kExternalStorage = 0xfe;
+  Status CheckDevicePage(const Page* page) REQUIRES(mu_);
+  Expected<Page*> CreateUnifiedPage(std::size_t size, const PageOptions& options) EXCLUDES(mu_);
+  // Creates the device copy of a new Gpu page (UnsupportedLocation without a device).
+  Status AttachDeviceCopy(Page* p) REQUIRES(mu_);
+  // The hub's pre-collection step of a commit (pull Gpu pages); OK without a device.
+  Status DeviceBeforeCommit() REQUIRES(mu_);
+
   // Locks mu_ unless this thread is inside this bus's Commit(), which already holds it: stages
   // and sinks may call the read-only page API (FindPage, FindType, ListPages, ...).
   class SCOPED_CAPABILITY ReadLock {
@@ -94,8 +124,8 @@ class Bus {
   // Diffs `p` against its twin (in full when `full`, else its touched granules), applies the
   // result to the twin, clears the page's shadow. Touches only the page's own state, so distinct
   // pages may be diffed concurrently (the graph's parallel recompute). `undo`, when set, receives
-  // the inverse delta.
-  Delta DiffNow(Page* p, bool full, Delta* undo) const;
+  // the overwritten bytes.
+  Delta DiffNow(Page* p, bool full, UndoLog* undo) const;
   // Diffs one page into out_ (if changed), with verify-mode checking and undo tracking.
   void CollectPage(Page* p, Epoch new_epoch) REQUIRES(mu_);
   void Emit(Page* p, Delta&& d, Epoch new_epoch) REQUIRES(mu_);
@@ -115,7 +145,7 @@ class Bus {
   std::vector<std::unique_ptr<Page[]>> record_chunks_ GUARDED_BY(mu_);
   std::vector<Page*> free_records_ GUARDED_BY(mu_);
   std::vector<Page*> live_ GUARDED_BY(mu_);  // Page::slot_ is the index
-  std::unordered_map<PageId, Page*> by_id_ GUARDED_BY(mu_);
+  FlatIdMap<Page*> by_id_ GUARDED_BY(mu_);
   std::unordered_map<std::string, Page*> by_name_ GUARDED_BY(mu_);
   std::unordered_map<std::string, std::unique_ptr<TypeDescriptor>> types_ GUARDED_BY(mu_);
   PageId next_id_ GUARDED_BY(mu_) = 1;
@@ -129,16 +159,12 @@ class Bus {
   std::vector<std::shared_ptr<CommitSink>> sinks_ GUARDED_BY(mu_);
 
   // Per-commit scratch, reused across commits.
-  std::vector<PageCreatedRecord> created_ GUARDED_BY(mu_);
+  std::vector<PageCreatedRecord> created_ GUARDED_BY(mu_);  // id 0: cancelled (created and freed)
+  std::size_t created_tombstones_ GUARDED_BY(mu_) = 0;
   std::vector<PageId> freed_ GUARDED_BY(mu_);
   std::vector<Delta> out_ GUARDED_BY(mu_);
   std::vector<VerifyMiss> misses_ GUARDED_BY(mu_);
-  struct Undo {
-    Page* page;
-    Delta delta;
-    Epoch prev_epoch;
-  };
-  std::vector<Undo> undo_ GUARDED_BY(mu_);
+  UndoLog undo_ GUARDED_BY(mu_);
   bool track_undo_ GUARDED_BY(mu_) = false;
   DependencyGraph graph_ GUARDED_BY(mu_);
 
@@ -148,6 +174,14 @@ class Bus {
 
   Stats stats_ GUARDED_BY(mu_);
   bool verify_ = false;
+
+  // Declared last: destroyed first, releasing device copies and unified storage while the arena
+  // and page records still exist.
+  std::shared_ptr<CommitSink> device_sink_ GUARDED_BY(mu_);
+  struct DeviceHubDeleter {
+    void operator()(DeviceHub* hub) const;  // bus_device.cc: DeviceHub is incomplete here
+  };
+  std::unique_ptr<DeviceHub, DeviceHubDeleter> device_ GUARDED_BY(mu_);
 };
 
 // The started bus, or null. Set by start(), cleared by stop().

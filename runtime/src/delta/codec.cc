@@ -28,7 +28,7 @@ void EncodeDeltaTo(const Delta& d, std::vector<std::uint8_t>& out) {
   PutVarint(out, d.page_size());
   PutVarint(out, d.changed_bytes());
   if (d.form() == Delta::Form::kSparse) {
-    const std::vector<ByteRun> runs = d.Runs();
+    const std::span<const ByteRun> runs = d.sparse_runs();
     PutVarint(out, runs.size());
     std::uint32_t prev_end = 0;
     for (const ByteRun& r : runs) {
@@ -37,7 +37,7 @@ void EncodeDeltaTo(const Delta& d, std::vector<std::uint8_t>& out) {
       prev_end = r.offset + r.length;
     }
   } else {
-    const std::vector<std::uint8_t> mask = d.Mask();
+    const std::vector<std::uint8_t> mask = d.Mask();  // the stored mask, copied once
     out.insert(out.end(), mask.begin(), mask.end());
   }
   out.insert(out.end(), d.bytes().begin(), d.bytes().end());

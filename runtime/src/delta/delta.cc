@@ -15,19 +15,16 @@ namespace mmsb {
 namespace {
 
 // Calls fn(offset, length, src) for every run of set bits in a dense mask, where src points at
-// the run's first new byte in `bytes`.
+// the run's first new byte in `bytes`. Bits past page_size are zero by construction.
 template <class Fn>
-void ForEachMaskRun(std::span<const std::uint8_t> mask, std::uint32_t page_size,
-                    const std::uint8_t* bytes, Fn&& fn) {
-  const std::size_t words = (page_size + 63) / 64;
+void ForEachMaskRunImpl(const std::uint8_t* mask, std::size_t mask_len, const std::uint8_t* bytes, Fn&& fn) {
+  const std::size_t words = (mask_len + 7) / 8;
   std::size_t consumed = 0;
   std::uint32_t run_start = 0, run_len = 0;
   const std::uint8_t* run_src = nullptr;
   for (std::size_t w = 0; w < words; ++w) {
     std::uint64_t m = 0;
-    const std::size_t base = w * 8;
-    const std::size_t avail = std::min<std::size_t>(8, mask.size() - base);
-    std::memcpy(&m, mask.data() + base, avail);
+    std::memcpy(&m, mask + w * 8, std::min<std::size_t>(8, mask_len - w * 8));
     while (m != 0) {
       const unsigned lo = static_cast<unsigned>(std::countr_zero(m));
       const std::uint64_t shifted = m >> lo;
@@ -48,6 +45,8 @@ void ForEachMaskRun(std::span<const std::uint8_t> mask, std::uint32_t page_size,
   }
   if (run_len != 0) fn(run_start, run_len, run_src);
 }
+
+std::size_t MaskBytes(std::uint32_t page_size) { return (std::size_t{page_size} + 7) / 8; }
 
 }  // namespace
 
@@ -71,6 +70,65 @@ std::size_t HeaderSize(const Delta& d) {
 }
 
 }  // namespace delta_internal
+
+// ---- Delta storage -----------------------------------------------------------------------------
+
+void Delta::Reset(Form form, std::size_t table, std::uint32_t changed) {
+  const std::size_t need = table + changed;
+  form_ = form;
+  table_bytes_ = static_cast<std::uint32_t>(table);
+  changed_bytes_ = changed;
+  if (need <= kInlineBytes) {
+    heap_.reset();
+  } else {
+    heap_.reset(new std::uint8_t[need]);
+  }
+}
+
+Delta::Delta(const Delta& o)
+    : page_(o.page_), base_epoch_(o.base_epoch_), page_size_(o.page_size_) {
+  Reset(o.form_, o.table_bytes_, o.changed_bytes_);
+  std::memcpy(data(), o.data(), std::size_t{table_bytes_} + changed_bytes_);
+}
+
+Delta& Delta::operator=(const Delta& o) {
+  if (this != &o) {
+    Delta copy(o);
+    *this = std::move(copy);
+  }
+  return *this;
+}
+
+Delta::Delta(Delta&& o) noexcept
+    : page_(o.page_), base_epoch_(o.base_epoch_), page_size_(o.page_size_), changed_bytes_(o.changed_bytes_),
+      table_bytes_(o.table_bytes_), form_(o.form_), heap_(std::move(o.heap_)) {
+  if (!heap_) std::memcpy(inline_, o.inline_, std::size_t{table_bytes_} + changed_bytes_);
+  o.changed_bytes_ = o.table_bytes_ = 0;
+}
+
+Delta& Delta::operator=(Delta&& o) noexcept {
+  if (this == &o) return *this;
+  page_ = o.page_;
+  base_epoch_ = o.base_epoch_;
+  page_size_ = o.page_size_;
+  changed_bytes_ = o.changed_bytes_;
+  table_bytes_ = o.table_bytes_;
+  form_ = o.form_;
+  heap_ = std::move(o.heap_);
+  if (!heap_) std::memcpy(inline_, o.inline_, std::size_t{table_bytes_} + changed_bytes_);
+  o.changed_bytes_ = o.table_bytes_ = 0;
+  return *this;
+}
+
+std::span<const ByteRun> Delta::sparse_runs() const {
+  if (form_ != Form::kSparse) return {};
+  return {reinterpret_cast<const ByteRun*>(data()), table_bytes_ / sizeof(ByteRun)};
+}
+
+void Delta::ForEachMaskRun(void (*fn)(void*, std::uint32_t, std::uint32_t, const std::uint8_t*), void* ctx) const {
+  ForEachMaskRunImpl(data(), table_bytes_, bytes().data(),
+                     [&](std::uint32_t off, std::uint32_t len, const std::uint8_t* src) { fn(ctx, off, len, src); });
+}
 
 // ---- Delta -------------------------------------------------------------------------------------
 
@@ -102,22 +160,24 @@ Expected<Delta> Delta::FromRuns(PageId page, Epoch base_epoch, std::uint32_t pag
     pos += r.length;
   }
   Delta d = b.Finish();
-  if (d.form_ != Form::kSparse) d.ConvertTo(Form::kSparse);
+  d.ConvertTo(Form::kSparse);
   return d;
 }
 
 std::vector<ByteRun> Delta::Runs() const {
-  if (form_ == Form::kSparse) return runs_;
+  if (form_ == Form::kSparse) {
+    const auto r = sparse_runs();
+    return {r.begin(), r.end()};
+  }
   std::vector<ByteRun> out;
-  ForEachMaskRun(mask_, page_size_, bytes_.data(),
-                 [&](std::uint32_t off, std::uint32_t len, const std::uint8_t*) { out.push_back({off, len}); });
+  ForEachRun([&](std::uint32_t off, std::uint32_t len, const std::uint8_t*) { out.push_back({off, len}); });
   return out;
 }
 
 std::vector<std::uint8_t> Delta::Mask() const {
-  if (form_ == Form::kDense) return mask_;
-  std::vector<std::uint8_t> m((page_size_ + 7) / 8, 0);
-  for (const ByteRun& r : runs_) {
+  if (form_ == Form::kDense) return {data(), data() + table_bytes_};
+  std::vector<std::uint8_t> m(MaskBytes(page_size_), 0);
+  for (const ByteRun& r : sparse_runs()) {
     for (std::uint32_t i = r.offset; i < r.offset + r.length; ++i) m[i >> 3] |= std::uint8_t(1u << (i & 7));
   }
   return m;
@@ -125,69 +185,110 @@ std::vector<std::uint8_t> Delta::Mask() const {
 
 void Delta::ConvertTo(Form form) {
   if (form == form_) return;
+  Delta out;
+  out.page_ = page_;
+  out.base_epoch_ = base_epoch_;
+  out.page_size_ = page_size_;
   if (form == Form::kDense) {
-    mask_ = Mask();
-    runs_.clear();
-    runs_.shrink_to_fit();
+    const std::vector<std::uint8_t> mask = Mask();
+    out.Reset(Form::kDense, mask.size(), changed_bytes_);
+    std::memcpy(out.data(), mask.data(), mask.size());
   } else {
-    runs_ = Runs();
-    mask_.clear();
-    mask_.shrink_to_fit();
+    const std::vector<ByteRun> runs = Runs();
+    out.Reset(Form::kSparse, runs.size() * sizeof(ByteRun), changed_bytes_);
+    std::memcpy(out.data(), runs.data(), runs.size() * sizeof(ByteRun));
   }
-  form_ = form;
+  std::memcpy(out.data() + out.table_bytes_, bytes().data(), changed_bytes_);
+  *this = std::move(out);
 }
 
 Status Delta::ApplyTo(std::span<std::uint8_t> page) const {
   if (page.size() != page_size_) {
     return InvalidDelta(fmt::format("delta for a {}-byte page applied to {} bytes", page_size_, page.size()));
   }
-  if (form_ == Form::kSparse) {
-    const std::uint8_t* src = bytes_.data();
-    for (const ByteRun& r : runs_) {
-      std::memcpy(page.data() + r.offset, src, r.length);
-      src += r.length;
-    }
-  } else {
-    ForEachMaskRun(mask_, page_size_, bytes_.data(),
-                   [&](std::uint32_t off, std::uint32_t len, const std::uint8_t* src) {
-                     std::memcpy(page.data() + off, src, len);
-                   });
-  }
+  ForEachRun([&](std::uint32_t off, std::uint32_t len, const std::uint8_t* src) {
+    std::memcpy(page.data() + off, src, len);
+  });
   return Status::Ok();
 }
 
 std::size_t Delta::EncodedSize() const {
-  const std::size_t body = form_ == Form::kSparse ? delta_internal::SparseBodySize(runs_)
-                                                  : (std::size_t{page_size_} + 7) / 8;
-  return delta_internal::HeaderSize(*this) + body + bytes_.size() + delta_internal::kChecksumBytes;
+  const std::size_t body = form_ == Form::kSparse ? delta_internal::SparseBodySize(sparse_runs()) : table_bytes_;
+  return delta_internal::HeaderSize(*this) + body + changed_bytes_ + delta_internal::kChecksumBytes;
 }
 
 bool operator==(const Delta& a, const Delta& b) {
   if (a.page_ != b.page_ || a.base_epoch_ != b.base_epoch_ || a.page_size_ != b.page_size_ ||
-      a.changed_bytes_ != b.changed_bytes_ || a.bytes_ != b.bytes_) {
+      a.changed_bytes_ != b.changed_bytes_) {
     return false;
   }
-  if (a.form_ == b.form_) return a.form_ == Delta::Form::kSparse ? a.runs_ == b.runs_ : a.mask_ == b.mask_;
+  const auto ab = a.bytes(), bb = b.bytes();
+  if (!std::equal(ab.begin(), ab.end(), bb.begin(), bb.end())) return false;
+  if (a.form_ == b.form_) {
+    return a.table_bytes_ == b.table_bytes_ && std::memcmp(a.data(), b.data(), a.table_bytes_) == 0;
+  }
   return a.Runs() == b.Runs();
 }
 
 // ---- DeltaBuilder ------------------------------------------------------------------------------
 
-DeltaBuilder::DeltaBuilder(PageId page, Epoch base_epoch, std::uint32_t page_size) {
-  d_.page_ = page;
-  d_.base_epoch_ = base_epoch;
-  d_.page_size_ = page_size;
+// Growable run and byte buffers, recycled through a per-thread free list so that steady-state
+// diffs allocate only when a delta outgrows the inline storage.
+struct DeltaBuilder::Scratch {
+  std::vector<ByteRun> runs;
+  std::vector<std::uint8_t> bytes;
+  Scratch* next = nullptr;
+};
+
+namespace {
+
+struct ScratchPool {
+  DeltaBuilder::Scratch* head = nullptr;
+  ~ScratchPool();
+};
+thread_local ScratchPool t_scratch;
+
+}  // namespace
+
+ScratchPool::~ScratchPool() {
+  while (head != nullptr) {
+    auto* next = head->next;
+    delete head;
+    head = next;
+  }
+}
+
+DeltaBuilder::DeltaBuilder(PageId page, Epoch base_epoch, std::uint32_t page_size)
+    : page_(page), base_epoch_(base_epoch), page_size_(page_size) {
+  if (t_scratch.head != nullptr) {
+    s_ = t_scratch.head;
+    t_scratch.head = s_->next;
+  } else {
+    s_ = new Scratch;
+  }
+  s_->runs.clear();
+  s_->bytes.clear();
+}
+
+DeltaBuilder::~DeltaBuilder() {
+  // Very large buffers are not worth keeping around.
+  if (s_->bytes.capacity() > (std::size_t{1} << 20) || s_->runs.capacity() > (std::size_t{1} << 17)) {
+    delete s_;
+    return;
+  }
+  s_->next = t_scratch.head;
+  t_scratch.head = s_;
 }
 
 void DeltaBuilder::AddRun(std::uint32_t offset, const std::uint8_t* src, std::uint32_t len) {
   if (len == 0) return;
-  if (!d_.runs_.empty() && d_.runs_.back().offset + d_.runs_.back().length == offset) {
-    d_.runs_.back().length += len;
+  auto& runs = s_->runs;
+  if (!runs.empty() && runs.back().offset + runs.back().length == offset) {
+    runs.back().length += len;
   } else {
-    d_.runs_.push_back({offset, len});
+    runs.push_back({offset, len});
   }
-  d_.bytes_.insert(d_.bytes_.end(), src, src + len);
-  d_.changed_bytes_ += len;
+  s_->bytes.insert(s_->bytes.end(), src, src + len);
 }
 
 void DeltaBuilder::AddMask64(std::uint32_t offset, std::uint64_t m, const std::uint8_t* src) {
@@ -202,17 +303,31 @@ void DeltaBuilder::AddMask64(std::uint32_t offset, std::uint64_t m, const std::u
 }
 
 Delta DeltaBuilder::Finish() {
-  Delta d = std::move(d_);
-  d_ = Delta();
-  d_.page_ = d.page_;
-  d_.base_epoch_ = d.base_epoch_;
-  d_.page_size_ = d.page_size_;
+  Delta d;
+  d.page_ = page_;
+  d.base_epoch_ = base_epoch_;
+  d.page_size_ = page_size_;
+  const auto& runs = s_->runs;
+  const auto& bytes = s_->bytes;
+  const auto changed = static_cast<std::uint32_t>(bytes.size());
   // Pick the smaller encoding. The dense mask costs page_size/8 bytes whatever changed, so only
   // a delta with many short runs can be cheaper dense; check the cheap bound first.
-  const std::size_t dense_body = (std::size_t{d.page_size_} + 7) / 8;
-  if (d.runs_.size() * 2 + 1 > dense_body && delta_internal::SparseBodySize(d.runs_) > dense_body) {
-    d.ConvertTo(Delta::Form::kDense);
+  const std::size_t dense_body = MaskBytes(page_size_);
+  const bool dense = runs.size() * 2 + 1 > dense_body && delta_internal::SparseBodySize(runs) > dense_body;
+  if (dense) {
+    d.Reset(Delta::Form::kDense, dense_body, changed);
+    std::uint8_t* mask = d.data();
+    std::memset(mask, 0, dense_body);
+    for (const ByteRun& r : runs) {
+      for (std::uint32_t i = r.offset; i < r.offset + r.length; ++i) mask[i >> 3] |= std::uint8_t(1u << (i & 7));
+    }
+  } else {
+    d.Reset(Delta::Form::kSparse, runs.size() * sizeof(ByteRun), changed);
+    if (!runs.empty()) std::memcpy(d.data(), runs.data(), runs.size() * sizeof(ByteRun));
   }
+  if (changed != 0) std::memcpy(d.data() + d.table_bytes_, bytes.data(), changed);
+  s_->runs.clear();
+  s_->bytes.clear();
   return d;
 }
 
@@ -280,8 +395,7 @@ Expected<Delta> Invert(const Delta& d, std::span<const std::uint8_t> before) {
     return InvalidDelta(fmt::format("invert: delta for a {}-byte page, image has {} bytes", d.page_size(), before.size()));
   }
   DeltaBuilder out(d.page(), d.base_epoch(), d.page_size());
-  const std::uint8_t* now = d.bytes().data();
-  auto emit = [&](std::uint32_t off, std::uint32_t len, const std::uint8_t* src) {
+  d.ForEachRun([&](std::uint32_t off, std::uint32_t len, const std::uint8_t* src) {
     std::uint32_t i = 0;
     while (i < len) {
       while (i < len && src[i] == before[off + i]) ++i;
@@ -290,16 +404,7 @@ Expected<Delta> Invert(const Delta& d, std::span<const std::uint8_t> before) {
       if (j > i) out.AddRun(off + i, before.data() + off + i, j - i);
       i = j;
     }
-  };
-  if (d.form() == Delta::Form::kSparse) {
-    for (const ByteRun& r : d.Runs()) {
-      emit(r.offset, r.length, now);
-      now += r.length;
-    }
-  } else {
-    const std::vector<std::uint8_t> mask = d.Mask();
-    ForEachMaskRun(mask, d.page_size(), now, emit);
-  }
+  });
   return out.Finish();
 }
 

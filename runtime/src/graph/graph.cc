@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "mmsb/barrier.h"
+#include "mmsb/status.h"
 
 namespace mmsb {
 namespace {
@@ -64,13 +65,13 @@ void DependencyGraph::MaybeDropNode(std::uint32_t n) {
 bool DependencyGraph::Reaches(std::uint32_t from, std::uint32_t target) const {
   const int limit = nodes_[target].height;
   std::vector<std::uint32_t> stack{from};
-  std::vector<bool> seen(nodes_.size(), false);
+  const std::uint64_t stamp = ++visit_round_;  // visited marks without an O(nodes) clear
   while (!stack.empty()) {
     const std::uint32_t n = stack.back();
     stack.pop_back();
     if (n == target) return true;
-    if (seen[n] || nodes_[n].height > limit) continue;
-    seen[n] = true;
+    if (nodes_[n].visit_stamp == stamp || nodes_[n].height > limit) continue;
+    nodes_[n].visit_stamp = stamp;
     for (std::uint32_t c : nodes_[n].children) stack.push_back(c);
   }
   return false;
@@ -85,14 +86,28 @@ void DependencyGraph::UpdateHeights(std::uint32_t start) {
     int h = 0;
     for (std::uint32_t e : nodes_[n].in_edges) h = std::max(h, nodes_[edges_[e].parent].height + 1);
     if (h == nodes_[n].height && n != start) continue;
+    // The depth is kept exact on increase; a decrease of a node at the maximum makes it stale,
+    // recomputed when stats are read (a scan per edge change would make building O(n^2)).
+    if (h > static_cast<int>(stats_.graph_depth)) {
+      stats_.graph_depth = static_cast<std::uint32_t>(h);
+    } else if (h < nodes_[n].height && nodes_[n].height == static_cast<int>(stats_.graph_depth)) {
+      depth_stale_ = true;
+    }
     nodes_[n].height = h;
     for (std::uint32_t c : nodes_[n].children) work.push_back(c);
   }
-  int depth = 0;
-  for (const Node& node : nodes_) {
-    if (node.live) depth = std::max(depth, node.height);
+}
+
+const PropagationStats& DependencyGraph::stats() const {
+  if (depth_stale_) {
+    int depth = 0;
+    for (const Node& node : nodes_) {
+      if (node.live) depth = std::max(depth, node.height);
+    }
+    stats_.graph_depth = static_cast<std::uint32_t>(depth);
+    depth_stale_ = false;
   }
-  stats_.graph_depth = static_cast<std::uint32_t>(depth);
+  return stats_;
 }
 
 Status DependencyGraph::AddEdge(Page* parent, Page* child, EdgeKind kind, Projection proj,
@@ -226,6 +241,7 @@ void DependencyGraph::RemovePage(PageId page) {
     touched.push_back(c);
   }
   nodes_[n].user_fn = nullptr;
+  if (nodes_[n].height == static_cast<int>(stats_.graph_depth)) depth_stale_ = true;
   MaybeDropNode(n);
   for (std::uint32_t t : touched) {
     if (!nodes_[t].live) continue;
@@ -261,116 +277,157 @@ void DependencyGraph::Schedule(std::uint32_t node) {
 }
 
 // Runs on the commit thread or a pool thread; touches only the work's own child page.
-void DependencyGraph::Recompute(const Host& host, Work& work) {
-  const Node& n = nodes_[work.node];
+Status DependencyGraph::Recompute(const Host& host, std::uint32_t node, UndoLog* undo, Delta* out) {
+  const Node& n = nodes_[node];
   Page* child = n.page;
-  work.ran = true;
   for (std::uint32_t e : n.in_edges) {
     const Edge& edge = edges_[e];
     if (edge.kind == EdgeKind::kUser) continue;
-    auto it = changed_.find(edge.parent);
-    if (it == changed_.end()) continue;
-    const Page* parent = nodes_[edge.parent].page;
-    for (const Delta* d : it->second) {
-      for (const ByteRun& r : d->Runs()) {
-        std::uint32_t src = r.offset, len = r.length, dst = r.offset;
+    const Node& pn = nodes_[edge.parent];
+    if (pn.changed_round != round_) continue;
+    const Page* parent = pn.page;
+    for (std::uint32_t k = 0; k < pn.changed_count; ++k) {
+      pn.changed[k]->ForEachRun([&](std::uint32_t off, std::uint32_t length, const std::uint8_t*) {
+        std::uint32_t src = off, len = length, dst = off;
         if (edge.kind == EdgeKind::kProjection) {
-          const std::uint32_t lo = std::max(r.offset, edge.proj.src_offset);
-          const std::uint32_t hi = std::min(r.offset + r.length, edge.proj.src_offset + edge.proj.length);
-          if (lo >= hi) continue;
+          const std::uint32_t lo = std::max(off, edge.proj.src_offset);
+          const std::uint32_t hi = std::min(off + length, edge.proj.src_offset + edge.proj.length);
+          if (lo >= hi) return;
           src = lo;
           len = hi - lo;
           dst = edge.proj.dst_offset + (lo - edge.proj.src_offset);
         }
         std::memcpy(rt::w(child->data() + dst, len), parent->data() + src, len);
-      }
+      });
     }
   }
   bool full = false;
   if (n.user_fn) {
     bool any = false;
-    for (std::uint32_t p : n.user_parents) any = any || changed_.count(p) != 0;
+    for (std::uint32_t p : n.user_parents) any = any || nodes_[p].changed_round == round_;
     if (any) {
-      std::vector<const Page*> parents;
-      parents.reserve(n.user_parents.size());
+      // Per-thread scratch: no allocation per recompute.
+      thread_local std::vector<const Page*> parents;
+      parents.clear();
       for (std::uint32_t p : n.user_parents) parents.push_back(nodes_[p].page);
-      work.status = n.user_fn(parents, *child);
-      if (!work.status.ok()) {
-        work.status = work.status.WithContext(fmt::format("recompute of {} failed", NodeName(child)));
-        return;
-      }
+      Status st = n.user_fn(parents, *child);
+      if (!st.ok()) return st.WithContext(fmt::format("recompute of {} failed", NodeName(child)));
       full = true;  // user code may write without barriers: diff the whole child
     }
   }
-  work.delta = host.diff_now(child, full, &work.undo);
+  *out = host.diff_now(child, full, undo);
+  return Status::Ok();
+}
+
+// After a node's recompute: count it, keep its delta (already in owned_.back()) or cut off.
+void DependencyGraph::Finished(std::uint32_t node, bool failed_before) {
+  ++stats_.nodes_recomputed;
+  if (owned_.back().delta.empty()) {
+    ++stats_.cutoffs;  // nothing changed: children are not scheduled from here
+    owned_.pop_back();
+    return;
+  }
+  MarkChanged(node, &owned_.back().delta);
+  if (!failed_before) {
+    for (std::uint32_t c : nodes_[node].children) Schedule(c);
+  }
+}
+
+void DependencyGraph::MarkChanged(std::uint32_t node, const Delta* d) {
+  Node& n = nodes_[node];
+  if (n.changed_round != round_) {
+    n.changed_round = round_;
+    n.changed_count = 0;
+  }
+  // A page has at most one delta from collection and one from its own recompute.
+  MMSB_CHECK(n.changed_count < 2);
+  n.changed[n.changed_count++] = d;
 }
 
 Status DependencyGraph::Propagate(Epoch epoch, std::span<const Delta> changed, const Host& host) {
   if (index_.empty()) return Status::Ok();
   const std::uint64_t t0 = NowNanos();
   ++round_;
-  changed_.clear();
   owned_.clear();
+  // Derived deltas are stored here and pointed at until emitted: reserve so nothing moves.
+  owned_.reserve(nodes_.size());
   for (const Delta& d : changed) {
     auto it = index_.find(d.page());
     if (it == index_.end()) continue;
-    changed_[it->second].push_back(&d);
+    MarkChanged(it->second, &d);
     for (std::uint32_t c : nodes_[it->second].children) Schedule(c);
   }
   bool any = false;
   Status failure;
-  std::vector<Work> works;
+  std::vector<Work>& works = works_;
   for (std::size_t h = 0; h < buckets_.size() && failure.ok(); ++h) {
-    auto& bucket = buckets_[h];
-    if (bucket.empty()) continue;
+    if (buckets_[h].empty()) continue;
+    // Work on a swapped-out copy: scheduling children may grow buckets_ (moving its vectors).
+    std::vector<std::uint32_t>& bucket = current_;
+    bucket.swap(buckets_[h]);
     any = true;
-    // Deterministic order within a height: by page id.
-    std::sort(bucket.begin(), bucket.end(), [&](std::uint32_t a, std::uint32_t b) { return nodes_[a].id < nodes_[b].id; });
-    works.assign(bucket.size(), Work{});
+    // Deterministic order within a height: by page id (scheduling order usually is already).
+    auto by_id = [&](std::uint32_t a, std::uint32_t b) { return nodes_[a].id < nodes_[b].id; };
+    if (!std::is_sorted(bucket.begin(), bucket.end(), by_id)) std::sort(bucket.begin(), bucket.end(), by_id);
     std::size_t bytes = 0;
-    for (std::size_t i = 0; i < bucket.size(); ++i) {
-      works[i].node = bucket[i];
-      bytes += nodes_[bucket[i]].page->size();
-    }
+    for (std::uint32_t node : bucket) bytes += nodes_[node].page->size();
     const bool parallel = threads_ > 1 && bucket.size() >= 2 &&
                           (bucket.size() >= kParallelMinNodes || bytes >= kParallelMinBytes);
-    if (parallel) {
-      if (!pool_) pool_ = std::make_unique<ThreadPool>(threads_ - 1);
-      pool_->ParallelFor(works.size(), [&](std::size_t i) { Recompute(host, works[i]); });
-      ++stats_.parallel_batches;
-    } else {
-      for (Work& w : works) {
-        Recompute(host, w);
-        if (!w.status.ok()) break;
+    if (!parallel) {
+      // Serial: each delta goes straight into its final slot.
+      for (std::uint32_t node : bucket) {
+        Page* child = nodes_[node].page;
+        owned_.push_back({child, Delta()});
+        Status st = Recompute(host, node, host.undo, &owned_.back().delta);
+        if (!st.ok()) {
+          owned_.pop_back();
+          host.discard(child);
+          failure = std::move(st);
+          break;
+        }
+        Finished(node, false);
       }
+      bucket.clear();
+      bucket.swap(buckets_[h]);  // hand the (empty) buffer back, keeping its capacity
+      continue;
     }
-    bucket.clear();
-    for (Work& w : works) {
-      if (!w.ran) continue;
+    if (works.size() < bucket.size()) works.resize(bucket.size());
+    for (std::size_t i = 0; i < bucket.size(); ++i) {
+      works[i].node = bucket[i];
+      works[i].failed = false;
+    }
+    if (!pool_) pool_ = std::make_unique<ThreadPool>(threads_ - 1);
+    pool_->ParallelFor(bucket.size(), [&](std::size_t i) {
+      Work& w = works[i];
+      w.undo.Clear();
+      Status st = Recompute(host, w.node, host.undo ? &w.undo : nullptr, &w.delta);
+      if (!st.ok()) {
+        w.failed = true;
+        w.status = std::move(st);
+      }
+    });
+    ++stats_.parallel_batches;
+    for (std::size_t i = 0; i < bucket.size(); ++i) {
+      Work& w = works[i];
       Page* child = nodes_[w.node].page;
-      if (!w.status.ok()) {
+      if (w.failed) {
         host.discard(child);
         if (failure.ok()) failure = w.status;
         continue;
       }
-      ++stats_.nodes_recomputed;
-      if (!w.undo.empty()) host.record_undo(child, std::move(w.undo));
-      if (w.delta.empty()) {
-        ++stats_.cutoffs;  // nothing changed: children are not scheduled from here
-        continue;
-      }
-      owned_.push_back(std::make_unique<Delta>(std::move(w.delta)));
-      changed_[w.node].push_back(owned_.back().get());
-      if (failure.ok()) {
-        for (std::uint32_t c : nodes_[w.node].children) Schedule(c);
-      }
+      if (host.undo && !w.undo.empty()) host.undo->Append(w.undo);
+      owned_.push_back({child, std::move(w.delta)});
+      Finished(w.node, !failure.ok());
     }
+    bucket.clear();
+    bucket.swap(buckets_[h]);
   }
   if (!failure.ok()) {
     for (auto& b : buckets_) b.clear();
+    owned_.clear();
     return failure;
   }
-  for (auto& d : owned_) host.emit(std::move(*d));
+  for (Derived& d : owned_) host.emit(d.page, std::move(d.delta));
   owned_.clear();
   if (any) {
     ++stats_.propagations;

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bus/undo_log.h"
 #include "graph/thread_pool.h"
 #include "mmsb/delta.h"
 #include "mmsb/graph.h"
@@ -24,15 +25,16 @@ class DependencyGraph {
   // The bus's services the propagation needs.
   struct Host {
     // Diffs `page` now against its twin (fully when `full`), updates the twin and clears the
-    // page's shadow. Thread-safe for distinct pages.
-    // `undo` receives the delta that restores the previous bytes.
-    std::function<Delta(Page* page, bool full, Delta* undo)> diff_now;
-    // Records an undo for rollback (commit thread only).
-    std::function<void(Page* page, Delta&& undo)> record_undo;
+    // page's shadow. Thread-safe for distinct pages. When `undo` is set, the overwritten twin
+    // bytes are saved there first.
+    std::function<Delta(Page* page, bool full, UndoLog* undo)> diff_now;
+    // The commit thread's undo log (null when the commit cannot fail). Pool workers save into
+    // their own logs, merged here.
+    UndoLog* undo = nullptr;
     // Drops un-diffed writes to `page` (restores it from its twin) after a failed recompute.
     std::function<void(Page* page)> discard;
     // Appends a delta of this epoch to the batch (commit thread only, after success).
-    std::function<void(Delta&& d)> emit;
+    std::function<void(Page* page, Delta&& d)> emit;
   };
 
   // `threads`: 0 = one per hardware thread (at most 8), 1 = serial.
@@ -46,7 +48,7 @@ class DependencyGraph {
   std::vector<EdgeInfo> ListEdges() const;
   int Height(PageId page) const;
   bool empty() const { return index_.empty(); }
-  const PropagationStats& stats() const { return stats_; }
+  const PropagationStats& stats() const;
   const LatencyHistogram& latency() const { return latency_; }
 
   // Recomputes every node downstream of the pages in `changed` (the epoch's deltas so far) in
@@ -75,21 +77,33 @@ class DependencyGraph {
     RecomputeFn user_fn;
     std::vector<std::uint32_t> user_parents;
     std::uint64_t dirty_stamp = 0;  // propagation round in which the node was last queued
+    // This round's deltas of the node's page (valid when changed_round == round_).
+    std::uint64_t changed_round = 0;
+    std::uint32_t changed_count = 0;
+    const Delta* changed[2] = {nullptr, nullptr};
+    mutable std::uint64_t visit_stamp = 0;  // Reaches() search in which the node was visited
     bool live = false;
   };
+  // One node of a height bucket recomputed on the pool.
   struct Work {
     std::uint32_t node = 0;
     Delta delta;
-    Delta undo;
-    Status status;
-    bool ran = false;
+    UndoLog undo;
+    bool failed = false;
+    Status status;  // set when failed
+  };
+  struct Derived {
+    Page* page;
+    Delta delta;
   };
 
   std::uint32_t NodeFor(Page* page);
   bool Reaches(std::uint32_t from, std::uint32_t target) const;
   void DropEdge(std::uint32_t e);
   void MaybeDropNode(std::uint32_t n);
-  void Recompute(const Host& host, Work& work);
+  Status Recompute(const Host& host, std::uint32_t node, UndoLog* undo, Delta* out);
+  void Finished(std::uint32_t node, bool failed_before);
+  void MarkChanged(std::uint32_t node, const Delta* d);
   void Schedule(std::uint32_t node);
   void UpdateHeights(std::uint32_t start);
 
@@ -102,13 +116,16 @@ class DependencyGraph {
 
   // Propagation scratch: bucket queue by height, and this commit's deltas per changed node.
   std::vector<std::vector<std::uint32_t>> buckets_;
-  std::unordered_map<std::uint32_t, std::vector<const Delta*>> changed_;
-  std::vector<std::unique_ptr<Delta>> owned_;  // deltas produced during this propagation
+  std::vector<Derived> owned_;  // deltas produced during this propagation (reserved: stable)
+  std::vector<Work> works_;     // one height bucket's work, reused
+  std::vector<std::uint32_t> current_;  // the bucket being recomputed
 
   std::uint64_t round_ = 0;
+  mutable std::uint64_t visit_round_ = 0;
   unsigned threads_ = 1;
   std::unique_ptr<ThreadPool> pool_;
-  PropagationStats stats_;
+  mutable PropagationStats stats_;
+  mutable bool depth_stale_ = false;
   LatencyHistogram latency_;
 };
 

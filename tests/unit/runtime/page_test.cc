@@ -165,3 +165,24 @@ TEST_F(BusTest, ConcurrentCreateAndFreeKeepIdsUniqueAndCountsRight) {
 
 }  // namespace
 }  // namespace mmsb
+
+namespace mmsb {
+namespace {
+
+using PageOfTest = testing::BusTest;
+
+TEST_F(PageOfTest, FindsHeapAndStaticPagesByInteriorAddress) {
+  Page* heap = NewPage(1000);
+  alignas(64) static std::uint8_t storage[256];
+  auto st = RegisterStaticPage(storage, sizeof(storage), {.name = "storage"});
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(PageOf(heap->data()), heap);
+  EXPECT_EQ(PageOf(heap->data() + 999), heap);
+  EXPECT_EQ(PageOf(storage + 17), *st);
+  int local = 0;
+  EXPECT_EQ(PageOf(&local), nullptr);
+  EXPECT_EQ(PageOf(storage + sizeof(storage)), nullptr);
+}
+
+}  // namespace
+}  // namespace mmsb

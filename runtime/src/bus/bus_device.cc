@@ -1,0 +1,94 @@
+// The bus's device support: attaching a backend, unified pages, and the hooks bus.cc calls
+// (AttachDeviceCopy, DeviceBeforeCommit). The device logic itself lives in device/device_hub.cc.
+#include <fmt/format.h>
+
+#include "bus/bus.h"
+#include "device/device_hub.h"
+
+namespace mmsb {
+
+void Bus::DeviceHubDeleter::operator()(DeviceHub* hub) const { delete hub; }
+
+Status Bus::AttachDevice(std::shared_ptr<DeviceBackend> backend, const DeviceOptions& options) {
+  if (!backend) return InvalidArgument("null device backend");
+  MutexLock lock(&mu_);
+  if (device_ != nullptr) return AlreadyExists("a device is already attached");
+  device_.reset(new DeviceHub(this, std::move(backend), options));
+  device_sink_ = std::make_shared<MirrorSink>(device_.get());
+  sinks_.push_back(device_sink_);
+  return Status::Ok();
+}
+
+Status Bus::DetachDevice() {
+  MutexLock lock(&mu_);
+  if (device_ == nullptr) return NotFound("no device is attached");
+  if (device_->HasDevicePages()) {
+    return FailedPrecondition("Gpu or Unified pages are live; free them before detaching the device");
+  }
+  std::erase(sinks_, device_sink_);
+  device_sink_.reset();
+  device_.reset();
+  return Status::Ok();
+}
+
+DeviceBackend* Bus::AttachedDevice() {
+  MutexLock lock(&mu_);
+  return device_ != nullptr ? device_->backend() : nullptr;
+}
+
+DeviceStats Bus::GetDeviceStats() {
+  MutexLock lock(&mu_);
+  return device_ != nullptr ? device_->stats() : DeviceStats{};
+}
+
+Status Bus::CheckDevicePage(const Page* page) {
+  if (device_ == nullptr) return FailedPrecondition("no device is attached (call mmsb::AttachDevice first)");
+  if (page == nullptr) return InvalidArgument("null page");
+  if (!page->live_) return PageNotFound("the page is not live");
+  return Status::Ok();
+}
+
+std::span<const std::uint8_t> Bus::CommittedImage(const Page* p) const {
+  if (p->twin_valid_) return {p->twin_, p->size_};
+  return {Zeros(p->size_), p->size_};  // the epoch-0 image of every page
+}
+
+Status Bus::AttachDeviceCopy(Page* p) {
+  if (device_ == nullptr) {
+    return UnsupportedLocation("page location 'gpu' needs a device backend, and none is attached");
+  }
+  return device_->OnCreateGpuPage(p);
+}
+
+Expected<Page*> Bus::CreateUnifiedPage(std::size_t size, const PageOptions& options) {
+  MutexLock lock(&mu_);
+  if (device_ == nullptr) {
+    return UnsupportedLocation("page location 'unified' needs a device backend, and none is attached");
+  }
+  auto storage = device_->AllocateUnified(size, options.zeroed);
+  if (!storage.ok()) return storage.status();
+  Page* p = NewRecord();
+  p->data_ = storage->data;
+  p->twin_ = storage->twin;
+  p->size_ = size;
+  p->epoch_ = epoch_;
+  p->type_ = options.type;
+  p->name_ = options.name;
+  p->location_ = Location::kUnified;
+  p->is_static_ = false;
+  // Device code writes managed memory without barriers: the page is diffed in full every commit.
+  p->escaped_ = true;
+  p->twin_valid_ = false;
+  p->maybe_nonzero_ = true;
+  p->size_class_ = kExternalStorage;
+  p->capacity_ = size;
+  device_->AdoptUnified(p, *storage);
+  Register(p);
+  return p;
+}
+
+Status Bus::DeviceBeforeCommit() {
+  return device_ != nullptr ? device_->BeforeCommit() : Status::Ok();
+}
+
+}  // namespace mmsb
