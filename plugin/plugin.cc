@@ -18,6 +18,7 @@
 // -fplugin-arg-mmsb-include-dir=<dir with mmsb/instrument.h>, -fplugin-arg-mmsb-W<group flag>
 // (e.g. -fplugin-arg-mmsb-Wno-mmsb-untracked: like -Wno-mmsb-untracked, without clang's
 // "unknown warning option" warning).
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -127,18 +128,82 @@ class AnalysisConsumer : public clang::ASTConsumer {
 
 // One-pass mode: forwards everything to the real action's consumer, except that the end of the
 // translation unit (where the back end runs) is forwarded only when nothing needs a rewrite.
+// Once the TU has mentioned MMSB (it will most likely be rewritten), the notifications that make
+// the real consumer generate code are held back and replayed in order at the end if it is not,
+// so a rewritten TU does not pay for code generation twice. A TU that never mentions MMSB is
+// forwarded as it is parsed, exactly as without the plugin.
 class GateConsumer : public clang::MultiplexConsumer {
  public:
   GateConsumer(MmsbAction& action, std::vector<std::unique_ptr<clang::ASTConsumer>> real)
       : MultiplexConsumer(std::move(real)), action_(action) {}
   void HandleTranslationUnit(clang::ASTContext& ctx) override;
 
+  bool HandleTopLevelDecl(clang::DeclGroupRef d) override {
+    if (Hold([=, this] { MultiplexConsumer::HandleTopLevelDecl(d); })) return true;
+    return MultiplexConsumer::HandleTopLevelDecl(d);
+  }
+  void HandleInlineFunctionDefinition(clang::FunctionDecl* d) override {
+    if (!Hold([=, this] { MultiplexConsumer::HandleInlineFunctionDefinition(d); }))
+      MultiplexConsumer::HandleInlineFunctionDefinition(d);
+  }
+  void HandleInterestingDecl(clang::DeclGroupRef d) override {
+    if (!Hold([=, this] { MultiplexConsumer::HandleInterestingDecl(d); }))
+      MultiplexConsumer::HandleInterestingDecl(d);
+  }
+  void HandleTagDeclDefinition(clang::TagDecl* d) override {
+    if (!Hold([=, this] { MultiplexConsumer::HandleTagDeclDefinition(d); }))
+      MultiplexConsumer::HandleTagDeclDefinition(d);
+  }
+  void HandleTagDeclRequiredDefinition(const clang::TagDecl* d) override {
+    if (!Hold([=, this] { MultiplexConsumer::HandleTagDeclRequiredDefinition(d); }))
+      MultiplexConsumer::HandleTagDeclRequiredDefinition(d);
+  }
+  void HandleCXXImplicitFunctionInstantiation(clang::FunctionDecl* d) override {
+    if (!Hold([=, this] { MultiplexConsumer::HandleCXXImplicitFunctionInstantiation(d); }))
+      MultiplexConsumer::HandleCXXImplicitFunctionInstantiation(d);
+  }
+  void HandleTopLevelDeclInObjCContainer(clang::DeclGroupRef d) override {
+    if (!Hold([=, this] { MultiplexConsumer::HandleTopLevelDeclInObjCContainer(d); }))
+      MultiplexConsumer::HandleTopLevelDeclInObjCContainer(d);
+  }
+  void HandleImplicitImportDecl(clang::ImportDecl* d) override {
+    if (!Hold([=, this] { MultiplexConsumer::HandleImplicitImportDecl(d); }))
+      MultiplexConsumer::HandleImplicitImportDecl(d);
+  }
+  void CompleteTentativeDefinition(clang::VarDecl* d) override {
+    if (!Hold([=, this] { MultiplexConsumer::CompleteTentativeDefinition(d); }))
+      MultiplexConsumer::CompleteTentativeDefinition(d);
+  }
+  void CompleteExternalDeclaration(clang::DeclaratorDecl* d) override {
+    if (!Hold([=, this] { MultiplexConsumer::CompleteExternalDeclaration(d); }))
+      MultiplexConsumer::CompleteExternalDeclaration(d);
+  }
+  void AssignInheritanceModel(clang::CXXRecordDecl* d) override {
+    if (!Hold([=, this] { MultiplexConsumer::AssignInheritanceModel(d); }))
+      MultiplexConsumer::AssignInheritanceModel(d);
+  }
+  void HandleCXXStaticMemberVarInstantiation(clang::VarDecl* d) override {
+    if (!Hold([=, this] { MultiplexConsumer::HandleCXXStaticMemberVarInstantiation(d); }))
+      MultiplexConsumer::HandleCXXStaticMemberVarInstantiation(d);
+  }
+  void HandleVTable(clang::CXXRecordDecl* d) override {
+    if (!Hold([=, this] { MultiplexConsumer::HandleVTable(d); })) MultiplexConsumer::HandleVTable(d);
+  }
+
  private:
+  // Queues `f` when notifications are held back; false when the caller must forward it now.
+  bool Hold(std::function<void()> f);
+
   MmsbAction& action_;
+  bool holding_ = false;
+  std::vector<std::function<void()>> held_;
 };
 
 class MmsbAction : public clang::PluginASTAction {
  public:
+  // The analysis may rewrite this TU (it is C++ source and the plugin is enabled).
+  bool MayRewrite() const { return !options_.disable && analyse_input_; }
+
   // Analyses the TU; true when it was rewritten (rewrite_ holds the new files).
   bool Analyse(clang::ASTContext& ctx) {
     if (options_.disable || !analyse_input_ || ctx.getDiagnostics().hasErrorOccurred()) return false;
@@ -361,8 +426,19 @@ class MmsbAction : public clang::PluginASTAction {
 
 void AnalysisConsumer::HandleTranslationUnit(clang::ASTContext& ctx) { action_.Analyse(ctx); }
 
+bool GateConsumer::Hold(std::function<void()> f) {
+  if (!holding_) {
+    if (!action_.MayRewrite() || rewriter::AttributeUseCount() == 0) return false;
+    holding_ = true;
+  }
+  held_.push_back(std::move(f));
+  return true;
+}
+
 void GateConsumer::HandleTranslationUnit(clang::ASTContext& ctx) {
   if (action_.FinishOnePass(ctx)) return;  // rewritten: the second pass compiled it
+  for (const std::function<void()>& f : held_) f();
+  held_.clear();
   MultiplexConsumer::HandleTranslationUnit(ctx);
 }
 

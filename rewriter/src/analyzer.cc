@@ -1500,7 +1500,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     // _mmsb_type() is instantiated (DescribeInstantiation); others fall back to no descriptor.
     std::string desc = "_mmsb_describe(static_cast<" + name + "*>(nullptr))";
     if (!rd->isDependentType()) {
-      desc = "(" + InternNested(rd) + "::mmsb::rt::InternType(" + Descriptor(rd) + "))";
+      desc = "(" + InternNested(rd) + "::mmsb::rt::InternLayout(" + Descriptor(rd) + "))";
     }
     const std::string fail =
         lo_.CXXExceptions ? "throw ::std::bad_alloc();" : "__builtin_trap();";
@@ -1551,7 +1551,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     }
     a_.trailers_[sm_.getMainFileID()] +=
         Quiet(open + "inline const ::mmsb::TypeDescriptor* _mmsb_describe(::" + type +
-              "*) noexcept { return (" + InternNested(rd) + "::mmsb::rt::InternType(" +
+              "*) noexcept { return (" + InternNested(rd) + "::mmsb::rt::InternLayout(" +
               Descriptor(rd) + ")); } " + close) +
         "\n";
   }
@@ -1624,8 +1624,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     const uint64_t elem_size = ctx_.getTypeSizeInChars(elem).getQuantity();
     std::string record_type;
     std::string kind = ScalarKind(elem, &record_type, nested);
-    std::string out = "::mmsb::FieldDescriptor{" + CString(name) + ", " + std::to_string(offset) +
-                      "u, " + std::to_string(size) + "u, ::mmsb::ScalarKind::" + kind + ", " +
+    std::string out = "{" + CString(name) + ", " + std::to_string(offset) +
+                      "u, " + std::to_string(size) + "u, ::mmsb::rt::kind::" + kind + ", " +
                       std::to_string(elem_size) + "u, {";
     for (size_t i = 0; i < extents.size(); ++i)
       out += (i ? ", " : "") + std::to_string(extents[i]) + "u";
@@ -1633,7 +1633,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     return out;
   }
 
-  // `::mmsb::TypeDescriptor{...}` for a complete, non-dependent record.
+  // The arguments of ::mmsb::rt::InternLayout for a complete, non-dependent record.
   std::string Descriptor(const clang::RecordDecl* rd,
                          std::vector<const clang::RecordDecl*>* nested_out = nullptr) const {
     std::vector<const clang::RecordDecl*> nested;
@@ -1656,10 +1656,10 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       auto flush_bitfields = [&] {
         if (bf_name.empty()) return;
         items.emplace_back(bf_begin,
-                           "::mmsb::FieldDescriptor{" + CString(bf_name) + ", " +
+                           "{" + CString(bf_name) + ", " +
                                std::to_string(bf_begin) + "u, " +
                                std::to_string(bf_end - bf_begin) +
-                               "u, ::mmsb::ScalarKind::kBytes, " +
+                               "u, ::mmsb::rt::kind::kBytes, " +
                                std::to_string(bf_end - bf_begin) + "u, {}, \"\"}");
         bf_name.clear();
       };
@@ -1696,12 +1696,11 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       for (size_t i : order) add(items[i].second);
     }
     if (nested_out != nullptr) nested_out->insert(nested_out->end(), nested.begin(), nested.end());
-    return "::mmsb::TypeDescriptor{" + CString(RecordName(rd)) + ", " +
-           std::to_string(layout.getSize().getQuantity()) + "u, " +
-           std::to_string(layout.getAlignment().getQuantity()) + "u, {" + fields + "}}";
+    return CString(RecordName(rd)) + ", " + std::to_string(layout.getSize().getQuantity()) +
+           "u, " + std::to_string(layout.getAlignment().getQuantity()) + "u, {" + fields + "}";
   }
 
-  // Comma-terminated InternType calls for every record nested in `rd`, innermost first.
+  // Comma-terminated InternLayout calls for every record nested in `rd`, innermost first.
   std::string InternNested(const clang::RecordDecl* rd) const {
     std::vector<const clang::RecordDecl*> order;
     std::set<const clang::RecordDecl*> seen{rd};
@@ -1716,7 +1715,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     }
     std::string out;
     for (auto it = order.rbegin(); it != order.rend(); ++it)
-      out += "::mmsb::rt::InternType(" + Descriptor(*it) + "), ";
+      out += "::mmsb::rt::InternLayout(" + Descriptor(*it) + "), ";
     return out;
   }
 
@@ -1724,19 +1723,19 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   std::string VarDescriptor(const clang::VarDecl* vd) const {
     clang::QualType t = vd->getType().getUnqualifiedType();
     if (const auto* rt = t->getAs<clang::RecordType>()) {
-      return "(" + InternNested(rt->getDecl()) + "::mmsb::rt::InternType(" +
+      return "(" + InternNested(rt->getDecl()) + "::mmsb::rt::InternLayout(" +
              Descriptor(rt->getDecl()) + "))";
     }
     std::vector<const clang::RecordDecl*> nested;
     std::string field = Field(vd->getName().str(), 0, t, &nested);
     std::string pre;
     for (const clang::RecordDecl* n : nested)
-      pre += InternNested(n) + "::mmsb::rt::InternType(" + Descriptor(n) + "), ";
+      pre += InternNested(n) + "::mmsb::rt::InternLayout(" + Descriptor(n) + "), ";
     // Named after the variable: two variables of one non-record type may differ in field name.
     std::string name = vd->getQualifiedNameAsString() + TranslationUnitSuffix(vd);
-    return "(" + pre + "::mmsb::rt::InternType(::mmsb::TypeDescriptor{" + CString(name) +
-           ", " + std::to_string(ctx_.getTypeSizeInChars(t).getQuantity()) + "u, " +
-           std::to_string(ctx_.getTypeAlignInChars(t).getQuantity()) + "u, {" + field + "}}))";
+    return "(" + pre + "::mmsb::rt::InternLayout(" + CString(name) + ", " +
+           std::to_string(ctx_.getTypeSizeInChars(t).getQuantity()) + "u, " +
+           std::to_string(ctx_.getTypeAlignInChars(t).getQuantity()) + "u, {" + field + "}))";
   }
 
   // ---- static pages -----------------------------------------------------------------------

@@ -44,9 +44,9 @@ int Tick() {
 }
 // Registrars come after the user's code, numbered as its last line.
 // CHECK: #line {{[0-9]+}} "{{.*}}static-page.cpp"
-// CHECK-NEXT: static ::mmsb::rt::StaticPageRegistrar _mmsb_reg_g_state((void*)&(::g_state), sizeof(::g_state), "g_state", (::mmsb::rt::InternType(::mmsb::TypeDescriptor{"State", 12u, 4u,
+// CHECK-NEXT: static ::mmsb::rt::StaticPageRegistrar _mmsb_reg_g_state((void*)&(::g_state), sizeof(::g_state), "g_state", (::mmsb::rt::InternLayout("State", 12u, 4u,
 // CHECK-NEXT: static ::mmsb::rt::StaticPageRegistrar _mmsb_reg_g_implicit(
-// CHECK-NEXT: static ::mmsb::rt::StaticPageRegistrar _mmsb_reg_g_arr((void*)&(::g_arr), sizeof(::g_arr), "g_arr", (::mmsb::rt::InternType(::mmsb::TypeDescriptor{"g_arr", 32u, 4u, {::mmsb::FieldDescriptor{"g_arr", 0u, 32u, ::mmsb::ScalarKind::kF32, 4u, {8u}, ""}}})));
+// CHECK-NEXT: static ::mmsb::rt::StaticPageRegistrar _mmsb_reg_g_arr((void*)&(::g_arr), sizeof(::g_arr), "g_arr", (::mmsb::rt::InternLayout("g_arr", 32u, 4u, {{[{][{]}}"g_arr", 0u, 32u, ::mmsb::rt::kind::kF32, 4u, {8u}, ""}})));
 // Internal linkage: the name carries the file, another TU may have its own app::counter.
-// CHECK-NEXT: static ::mmsb::rt::StaticPageRegistrar _mmsb_reg__ZN3appL7counterE_static_page_cpp((void*)&(::app::counter), sizeof(::app::counter), "_ZN3appL7counterE@static-page.cpp", (::mmsb::rt::InternType(::mmsb::TypeDescriptor{"app::counter@static-page.cpp", 4u, 4u,
+// CHECK-NEXT: static ::mmsb::rt::StaticPageRegistrar _mmsb_reg__ZN3appL7counterE_static_page_cpp((void*)&(::app::counter), sizeof(::app::counter), "_ZN3appL7counterE@static-page.cpp", (::mmsb::rt::InternLayout("app::counter@static-page.cpp", 4u, 4u,
 // CHECK-NOT: g_other

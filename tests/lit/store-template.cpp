@@ -63,6 +63,6 @@ void Use(P& p, Plain& q, std::vector<bool>& bits) {
 }
 // Nothing is wrapped twice although Set is instantiated twice.
 // CHECK-NOT: wt(::mmsb
-// CHECK: namespace geo { inline const ::mmsb::TypeDescriptor* _mmsb_describe(::geo::Box<double>*) noexcept { return (::mmsb::rt::InternType(::mmsb::TypeDescriptor{"geo::Box<double>", 16u, 8u, {::mmsb::FieldDescriptor{"value", 0u, 8u, ::mmsb::ScalarKind::kF64, 8u, {}, ""}, ::mmsb::FieldDescriptor{"count", 8u, 4u, ::mmsb::ScalarKind::kI32, 4u, {}, ""}}})); } }
+// CHECK: namespace geo { inline const ::mmsb::TypeDescriptor* _mmsb_describe(::geo::Box<double>*) noexcept { return (::mmsb::rt::InternLayout("geo::Box<double>", 16u, 8u, {{[{][{]}}"value", 0u, 8u, ::mmsb::rt::kind::kF64, 8u, {}, ""}, {"count", 8u, 4u, ::mmsb::rt::kind::kI32, 4u, {}, ""}})); } }
 // IR: define {{.*}} @_ZN3geo3BoxIdE10_mmsb_typeEv()
 // IR: call {{.*}} @_ZN3geo14_mmsb_describeEPNS_3BoxIdEE(

@@ -19,9 +19,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <new>
 
 #include "mmsb/barrier.h"
-#include "mmsb/type_desc.h"
+
+// Every instrumented translation unit includes this header: it stays light (no <string>,
+// <vector>; mmsb/type_desc.h is only named).
+namespace mmsb {
+struct TypeDescriptor;
+}  // namespace mmsb
 
 namespace mmsb::rt {
 
@@ -42,6 +49,27 @@ void RegisterStatic(void* addr, std::size_t size, const char* name,
 // Registers a descriptor once and returns the interned copy (null on a conflicting layout,
 // reported to stderr).
 const TypeDescriptor* InternType(const TypeDescriptor& type) noexcept;
+
+// Layout descriptors as the plugin emits them: literal tables that InternLayout turns into a
+// TypeDescriptor (mmsb/type_desc.h) and interns. Kinds are ScalarKind's values.
+namespace kind {
+inline constexpr std::uint8_t kBytes = 0, kBool = 1, kChar = 2, kI8 = 3, kU8 = 4, kI16 = 5,
+                              kU16 = 6, kI32 = 7, kU32 = 8, kI64 = 9, kU64 = 10, kF32 = 11,
+                              kF64 = 12, kPointer = 13, kRecord = 14;
+}  // namespace kind
+
+struct LayoutField {
+  const char* name;
+  std::uint32_t offset;
+  std::uint32_t size;
+  std::uint8_t kind;
+  std::uint32_t elem_size;
+  std::initializer_list<std::uint32_t> extents;  // outermost first
+  const char* record_type;                       // kind::kRecord only
+};
+
+const TypeDescriptor* InternLayout(const char* name, std::uint32_t size, std::uint32_t align,
+                                   std::initializer_list<LayoutField> fields) noexcept;
 
 // Marks the page holding `p` escaped (fully diffed at every commit). No-op for untracked memory.
 void MarkEscapedAt(const void* p) noexcept;
