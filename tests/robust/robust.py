@@ -101,6 +101,8 @@ def load_compdb(path):
     cmds = []
     for e in entries:
         argv = e.get("arguments") or shlex.split(e["command"])
+        if "clang" not in os.path.basename(argv[0]):
+            continue  # nvcc, the host compiler: the plugin is for clang 19
         if any(a.startswith("-fplugin") for a in argv):
             continue  # instrumented on purpose (tests/e2e): not code that uses no MMSB
         if uses_mmsb(e["file"]):
