@@ -129,9 +129,10 @@ class AnalysisConsumer : public clang::ASTConsumer {
 // One-pass mode: forwards everything to the real action's consumer, except that the end of the
 // translation unit (where the back end runs) is forwarded only when nothing needs a rewrite.
 // Once the TU has mentioned MMSB (it will most likely be rewritten), the notifications that make
-// the real consumer generate code are held back and replayed in order at the end if it is not,
-// so a rewritten TU does not pay for code generation twice. A TU that never mentions MMSB is
-// forwarded as it is parsed, exactly as without the plugin.
+// the real consumer generate code are held back, so a rewritten TU does not pay for code
+// generation twice; if nothing is rewritten after all, the second pass compiles the original
+// files. A TU that never mentions MMSB is forwarded as it is parsed, exactly as without the
+// plugin.
 class GateConsumer : public clang::MultiplexConsumer {
  public:
   GateConsumer(MmsbAction& action, std::vector<std::unique_ptr<clang::ASTConsumer>> real)
@@ -244,7 +245,8 @@ class MmsbAction : public clang::PluginASTAction {
 
   // One-pass mode, at the end of the translation unit: true when the second pass compiled it
   // (or the analysis failed), so that this pass's back end must not run.
-  bool FinishOnePass(clang::ASTContext& ctx) {
+  // `held`: the gate held back code generation (the TU mentioned MMSB).
+  bool FinishOnePass(clang::ASTContext& ctx, bool held) {
     const bool rewritten = Analyse(ctx);
     clang::CompilerInstance& ci = getCompilerInstance();
     if (!setup_error_.empty()) {
@@ -252,7 +254,10 @@ class MmsbAction : public clang::PluginASTAction {
       d.Report(d.getCustomDiagID(clang::DiagnosticsEngine::Error, "%0")) << setup_error_;
       return true;
     }
-    if (!rewritten) return false;
+    // Nothing to rewrite after all: compiled as it is, by this pass unless code generation was
+    // held back. Then the second pass compiles the original files, so that the output is exactly
+    // plain clang's (replaying the held notifications would reorder what code generation emits).
+    if (!rewritten && (!held || ci.getDiagnostics().hasErrorOccurred())) return false;
     // This pass's back end does not run: drop its outputs, the second pass writes them. Its
     // diagnostics reach the client while this source file is still open in it.
     ci.clearOutputFiles(/*EraseFiles=*/true);
@@ -436,7 +441,8 @@ bool GateConsumer::Hold(std::function<void()> f) {
 }
 
 void GateConsumer::HandleTranslationUnit(clang::ASTContext& ctx) {
-  if (action_.FinishOnePass(ctx)) return;  // rewritten: the second pass compiled it
+  if (action_.FinishOnePass(ctx, holding_)) return;  // the second pass compiled it
+  // Only with errors (code generation stops anyway) can anything still be held here.
   for (const std::function<void()>& f : held_) f();
   held_.clear();
   MultiplexConsumer::HandleTranslationUnit(ctx);
