@@ -18,7 +18,6 @@
 // -fplugin-arg-mmsb-include-dir=<dir with mmsb/instrument.h>, -fplugin-arg-mmsb-W<group flag>
 // (e.g. -fplugin-arg-mmsb-Wno-mmsb-untracked: like -Wno-mmsb-untracked, without clang's
 // "unknown warning option" warning).
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -140,64 +139,52 @@ class GateConsumer : public clang::MultiplexConsumer {
   void HandleTranslationUnit(clang::ASTContext& ctx) override;
 
   bool HandleTopLevelDecl(clang::DeclGroupRef d) override {
-    if (Hold([=, this] { MultiplexConsumer::HandleTopLevelDecl(d); })) return true;
-    return MultiplexConsumer::HandleTopLevelDecl(d);
+    return Holding() || MultiplexConsumer::HandleTopLevelDecl(d);
   }
   void HandleInlineFunctionDefinition(clang::FunctionDecl* d) override {
-    if (!Hold([=, this] { MultiplexConsumer::HandleInlineFunctionDefinition(d); }))
-      MultiplexConsumer::HandleInlineFunctionDefinition(d);
+    if (!Holding()) MultiplexConsumer::HandleInlineFunctionDefinition(d);
   }
   void HandleInterestingDecl(clang::DeclGroupRef d) override {
-    if (!Hold([=, this] { MultiplexConsumer::HandleInterestingDecl(d); }))
-      MultiplexConsumer::HandleInterestingDecl(d);
+    if (!Holding()) MultiplexConsumer::HandleInterestingDecl(d);
   }
   void HandleTagDeclDefinition(clang::TagDecl* d) override {
-    if (!Hold([=, this] { MultiplexConsumer::HandleTagDeclDefinition(d); }))
-      MultiplexConsumer::HandleTagDeclDefinition(d);
+    if (!Holding()) MultiplexConsumer::HandleTagDeclDefinition(d);
   }
   void HandleTagDeclRequiredDefinition(const clang::TagDecl* d) override {
-    if (!Hold([=, this] { MultiplexConsumer::HandleTagDeclRequiredDefinition(d); }))
-      MultiplexConsumer::HandleTagDeclRequiredDefinition(d);
+    if (!Holding()) MultiplexConsumer::HandleTagDeclRequiredDefinition(d);
   }
   void HandleCXXImplicitFunctionInstantiation(clang::FunctionDecl* d) override {
-    if (!Hold([=, this] { MultiplexConsumer::HandleCXXImplicitFunctionInstantiation(d); }))
-      MultiplexConsumer::HandleCXXImplicitFunctionInstantiation(d);
+    if (!Holding()) MultiplexConsumer::HandleCXXImplicitFunctionInstantiation(d);
   }
   void HandleTopLevelDeclInObjCContainer(clang::DeclGroupRef d) override {
-    if (!Hold([=, this] { MultiplexConsumer::HandleTopLevelDeclInObjCContainer(d); }))
-      MultiplexConsumer::HandleTopLevelDeclInObjCContainer(d);
+    if (!Holding()) MultiplexConsumer::HandleTopLevelDeclInObjCContainer(d);
   }
   void HandleImplicitImportDecl(clang::ImportDecl* d) override {
-    if (!Hold([=, this] { MultiplexConsumer::HandleImplicitImportDecl(d); }))
-      MultiplexConsumer::HandleImplicitImportDecl(d);
+    if (!Holding()) MultiplexConsumer::HandleImplicitImportDecl(d);
   }
   void CompleteTentativeDefinition(clang::VarDecl* d) override {
-    if (!Hold([=, this] { MultiplexConsumer::CompleteTentativeDefinition(d); }))
-      MultiplexConsumer::CompleteTentativeDefinition(d);
+    if (!Holding()) MultiplexConsumer::CompleteTentativeDefinition(d);
   }
   void CompleteExternalDeclaration(clang::DeclaratorDecl* d) override {
-    if (!Hold([=, this] { MultiplexConsumer::CompleteExternalDeclaration(d); }))
-      MultiplexConsumer::CompleteExternalDeclaration(d);
+    if (!Holding()) MultiplexConsumer::CompleteExternalDeclaration(d);
   }
   void AssignInheritanceModel(clang::CXXRecordDecl* d) override {
-    if (!Hold([=, this] { MultiplexConsumer::AssignInheritanceModel(d); }))
-      MultiplexConsumer::AssignInheritanceModel(d);
+    if (!Holding()) MultiplexConsumer::AssignInheritanceModel(d);
   }
   void HandleCXXStaticMemberVarInstantiation(clang::VarDecl* d) override {
-    if (!Hold([=, this] { MultiplexConsumer::HandleCXXStaticMemberVarInstantiation(d); }))
-      MultiplexConsumer::HandleCXXStaticMemberVarInstantiation(d);
+    if (!Holding()) MultiplexConsumer::HandleCXXStaticMemberVarInstantiation(d);
   }
   void HandleVTable(clang::CXXRecordDecl* d) override {
-    if (!Hold([=, this] { MultiplexConsumer::HandleVTable(d); })) MultiplexConsumer::HandleVTable(d);
+    if (!Holding()) MultiplexConsumer::HandleVTable(d);
   }
 
  private:
-  // Queues `f` when notifications are held back; false when the caller must forward it now.
-  bool Hold(std::function<void()> f);
+  // Code generation is held back from now on. Nothing held is replayed: the TU is compiled by
+  // the second pass (or has errors, and code generation stops anyway).
+  bool Holding();
 
   MmsbAction& action_;
   bool holding_ = false;
-  std::vector<std::function<void()>> held_;
 };
 
 class MmsbAction : public clang::PluginASTAction {
@@ -431,20 +418,13 @@ class MmsbAction : public clang::PluginASTAction {
 
 void AnalysisConsumer::HandleTranslationUnit(clang::ASTContext& ctx) { action_.Analyse(ctx); }
 
-bool GateConsumer::Hold(std::function<void()> f) {
-  if (!holding_) {
-    if (!action_.MayRewrite() || rewriter::AttributeUseCount() == 0) return false;
-    holding_ = true;
-  }
-  held_.push_back(std::move(f));
-  return true;
+bool GateConsumer::Holding() {
+  if (!holding_ && action_.MayRewrite() && rewriter::AttributeUseCount() != 0) holding_ = true;
+  return holding_;
 }
 
 void GateConsumer::HandleTranslationUnit(clang::ASTContext& ctx) {
   if (action_.FinishOnePass(ctx, holding_)) return;  // the second pass compiled it
-  // Only with errors (code generation stops anyway) can anything still be held here.
-  for (const std::function<void()>& f : held_) f();
-  held_.clear();
   MultiplexConsumer::HandleTranslationUnit(ctx);
 }
 
