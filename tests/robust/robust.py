@@ -83,16 +83,21 @@ def strip_outputs(argv):
     return out
 
 
-def uses_mmsb(path):
-    """The file uses MMSB attributes in code (not in comments or strings)."""
+def uses_mmsb(path, depth=0):
+    """The file, or a header it includes with quotes, uses MMSB attributes in code (not in
+    comments or strings)."""
     try:
         with open(path, errors="replace") as f:
             text = f.read()
     except OSError:
         return False
+    includes = re.findall(r'^\s*#\s*include\s*"([^"]+)"', text, re.M)
     text = re.sub(r'"(?:\\.|[^"\\\n])*"', '""', text)
     text = re.sub(r"//[^\n]*|/\*.*?\*/", "", text, flags=re.S)
-    return re.search(r"\[\[\s*mmsb::", text) is not None
+    if re.search(r"\[\[\s*mmsb::", text):
+        return True
+    here = os.path.dirname(path)
+    return depth < 3 and any(uses_mmsb(os.path.join(here, inc), depth + 1) for inc in includes)
 
 
 def load_compdb(path):
