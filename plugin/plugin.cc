@@ -138,10 +138,6 @@ class GateConsumer : public clang::MultiplexConsumer {
       : MultiplexConsumer(std::move(real)), action_(action) {}
   void HandleTranslationUnit(clang::ASTContext& ctx) override;
 
-  // Once a rewrite is expected, the first pass only analyses: bodies of functions in system
-  // headers are not needed (clang still parses constexpr ones and those with deduced types).
-  bool shouldSkipFunctionBody(clang::Decl* d) override;
-
   bool HandleTopLevelDecl(clang::DeclGroupRef d) override {
     return Holding() || MultiplexConsumer::HandleTopLevelDecl(d);
   }
@@ -195,8 +191,6 @@ class MmsbAction : public clang::PluginASTAction {
  public:
   // The analysis may rewrite this TU (it is C++ source and the plugin is enabled).
   bool MayRewrite() const { return !options_.disable && analyse_input_; }
-  // The main file itself names an MMSB attribute: a rewrite is all but certain (one-pass mode).
-  bool ExpectsRewrite() const { return expects_rewrite_; }
 
   // Analyses the TU; true when it was rewritten (rewrite_ holds the new files).
   bool Analyse(clang::ASTContext& ctx) {
@@ -357,14 +351,6 @@ class MmsbAction : public clang::PluginASTAction {
     real->setCompilerInstance(&ci);
     real->setCurrentInput(getCurrentInput());
     real_ = std::make_unique<RealAction>(std::move(real));
-    // The first pass of a TU that is going to be rewritten only needs the AST for the analysis.
-    // (If nothing is rewritten after all, the second pass compiles the original files.)
-    const clang::SourceManager& sm = ci.getSourceManager();
-    const llvm::StringRef main_text = sm.getBufferData(sm.getMainFileID());
-    if (MayRewrite() && (main_text.contains("mmsb::page") || main_text.contains("mmsb::transaction"))) {
-      expects_rewrite_ = true;
-      fe.SkipFunctionBodies = true;
-    }
     std::vector<std::unique_ptr<clang::ASTConsumer>> consumers;
     std::unique_ptr<clang::ASTConsumer> consumer = real_->Consumer(ci, file);
     if (consumer == nullptr) return nullptr;
@@ -422,7 +408,6 @@ class MmsbAction : public clang::PluginASTAction {
 
   Options options_;
   bool one_pass_ = false;       // see the file comment
-  bool expects_rewrite_ = false;
   bool analyse_input_ = false;  // C++ source that is not preprocessed yet
   clang::frontend::ActionKind original_action_ = clang::frontend::ParseSyntaxOnly;
   std::unique_ptr<RealAction> real_;  // one-pass mode; owns the real consumer's action state
@@ -434,16 +419,8 @@ class MmsbAction : public clang::PluginASTAction {
 void AnalysisConsumer::HandleTranslationUnit(clang::ASTContext& ctx) { action_.Analyse(ctx); }
 
 bool GateConsumer::Holding() {
-  if (!holding_ && action_.MayRewrite() &&
-      (action_.ExpectsRewrite() || rewriter::AttributeUseCount() != 0))
-    holding_ = true;
+  if (!holding_ && action_.MayRewrite() && rewriter::AttributeUseCount() != 0) holding_ = true;
   return holding_;
-}
-
-bool GateConsumer::shouldSkipFunctionBody(clang::Decl* d) {
-  if (!action_.ExpectsRewrite()) return false;
-  const clang::SourceManager& sm = d->getASTContext().getSourceManager();
-  return sm.isInSystemHeader(sm.getExpansionLoc(d->getLocation()));
 }
 
 void GateConsumer::HandleTranslationUnit(clang::ASTContext& ctx) {
