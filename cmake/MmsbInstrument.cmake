@@ -6,6 +6,7 @@
 #   - IR_GENERATION_PER_BUILD opens a new IR-store generation before each build of <target>
 #     (`mmsb ir new-generation`), so `mmsb ir builds` lists one generation per build.
 # Works from the installed package (find_package(mmsb)) and inside the MMSB build tree.
+include("${CMAKE_CURRENT_LIST_DIR}/MmsbIr.cmake")
 function(mmsb_instrument target)
   cmake_parse_arguments(MI "IR_GENERATION_PER_BUILD" "" "" ${ARGN})
   if(NOT TARGET ${target})
@@ -36,18 +37,8 @@ function(mmsb_instrument target)
   target_link_libraries(${target} PRIVATE mmsb::mmsb)
   target_compile_features(${target} PRIVATE cxx_std_20)
   if(MI_IR_GENERATION_PER_BUILD)
-    if(TARGET mmsb-cli)
-      set(cli "$<TARGET_FILE:mmsb-cli>")
-    elseif(TARGET mmsb::cli)
-      get_target_property(cli mmsb::cli IMPORTED_LOCATION)
-    else()
-      message(FATAL_ERROR "mmsb_instrument(${target} IR_GENERATION_PER_BUILD): the mmsb CLI was not found")
-    endif()
-    add_custom_target(${target}_mmsb_ir_generation
-      COMMAND "${cli}" ir new-generation --quiet
-      WORKING_DIRECTORY "${CMAKE_BINARY_DIR}"
-      COMMENT "mmsb: opening an IR generation for ${target}"
-      VERBATIM)
-    add_dependencies(${target} ${target}_mmsb_ir_generation)
+    # One shared step for every instrumented target (cmake/MmsbIr.cmake), so one build is one
+    # generation however many targets it compiles.
+    mmsb_ir_generation_step(${target})
   endif()
 endfunction()

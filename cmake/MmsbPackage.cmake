@@ -27,6 +27,7 @@ install(FILES
   ${PROJECT_BINARY_DIR}/mmsbConfig.cmake
   ${PROJECT_BINARY_DIR}/mmsbConfigVersion.cmake
   ${PROJECT_SOURCE_DIR}/cmake/MmsbInstrument.cmake
+  ${PROJECT_SOURCE_DIR}/cmake/MmsbIr.cmake
   DESTINATION ${MMSB_INSTALL_CMAKEDIR})
 
 file(RELATIVE_PATH MMSB_PC_TO_PREFIX "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")

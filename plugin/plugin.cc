@@ -17,7 +17,7 @@
 // Options: -fplugin-arg-mmsb-verbose, -fplugin-arg-mmsb-dump-rewrite, -fplugin-arg-mmsb-disable,
 // -fplugin-arg-mmsb-include-dir=<dir with mmsb/instrument.h>, -fplugin-arg-mmsb-W<group flag>
 // (e.g. -fplugin-arg-mmsb-Wno-mmsb-untracked: like -Wno-mmsb-untracked, without clang's
-// "unknown warning option" warning).
+// "unknown warning option" warning), -fplugin-arg-mmsb-no-ir (no IR capture, see ir_hook.h).
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +32,7 @@
 #include "clang/Frontend/FrontendPluginRegistry.h"
 #include "clang/Frontend/MultiplexConsumer.h"
 #include "clang/FrontendTool/Utils.h"
+#include "ir_hook.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
@@ -203,6 +204,7 @@ class MmsbAction : public clang::PluginASTAction {
                      "(-fplugin-arg-mmsb-disable compiles the file without tracking)";
       return false;
     }
+    ir_.SetPageWrites(analyzer.page_writes());
     if (one_pass_) {
       // The user's code is this pass's: MMSB's diagnostics come from here.
       clang::CompilerInstance& ci = getCompilerInstance();
@@ -269,11 +271,12 @@ class MmsbAction : public clang::PluginASTAction {
         options_.warnings.push_back(arg.str());  // -fplugin-arg-mmsb-Wno-mmsb-untracked
       } else if (arg.consume_front("include-dir=")) {
         options_.include_dir = arg.str();
+      } else if (ir_.ParseArg(arg)) {
       } else {
         clang::DiagnosticsEngine& d = ci.getDiagnostics();
         d.Report(d.getCustomDiagID(clang::DiagnosticsEngine::Warning,
                                    "unknown mmsb plugin argument '%0' (known: verbose, "
-                                   "dump-rewrite, disable, include-dir=<dir>)"))
+                                   "dump-rewrite, disable, include-dir=<dir>, no-ir)"))
             << a;
       }
     }
@@ -315,7 +318,15 @@ class MmsbAction : public clang::PluginASTAction {
     // -verify checks the diagnostics of one source file once: the two-pass mode gives it the
     // second pass's, all of them.
     if (ci.getDiagnosticOpts().VerifyDiagnostics) one_pass_ = false;
-    if (one_pass_) return true;  // diagnostics, dependency file and outputs as usual
+    ir_.set_verbose(options_.verbose);
+    if (one_pass_) {
+      // Diagnostics, dependency file and outputs as usual. Code is generated here unless the TU
+      // is rewritten: capture its IR here too. (The capture names functions' source lines from
+      // the AST after the back end ran: keep it.)
+      ci.getCodeGenOpts().ClearASTBeforeBackend = false;
+      ir_.Install(ci, ci);
+      return true;
+    }
 
     clang::DiagnosticsEngine& diags = ci.getDiagnostics();
     clang::DiagnosticConsumer* original = diags.getClient();
@@ -360,7 +371,13 @@ class MmsbAction : public clang::PluginASTAction {
 
   void EndSourceFileAction() override {
     clang::CompilerInstance& ci = getCompilerInstance();
-    if (one_pass_ || silent_ == nullptr) return;
+    if (one_pass_) {
+      // Compiled by this pass (a rewritten TU's capture was finished by the second pass's).
+      if (!second_pass_ran_)
+        ir_.Finish(ci, !ci.getDiagnostics().hasErrorOccurred(), ci.getDiagnostics().getClient());
+      return;
+    }
+    if (silent_ == nullptr) return;
     unsigned extra_errors = 0;
     if (!setup_error_.empty()) {
       llvm::errs() << "error: " << setup_error_ << "\n";
@@ -387,7 +404,11 @@ class MmsbAction : public clang::PluginASTAction {
       llvm::errs() << "mmsb: compiling " << (rewrite_ ? "the rewritten" : "the original")
                    << " source\n";
     }
+    // The second pass generates the code: the IR capture moves there.
+    second_pass_ran_ = true;
+    request.before_execute = [this, &ci](clang::CompilerInstance& inner) { ir_.Install(inner, ci); };
     llvm::Expected<bool> ok = rewriter::RunInnerCompile(ci, request);
+    ir_.Finish(ci, ok && *ok, client);
     if (!ok) {
       llvm::errs() << "error: " << llvm::toString(ok.takeError()) << "\n";
       return 1;
@@ -414,6 +435,8 @@ class MmsbAction : public clang::PluginASTAction {
   SilentConsumer* silent_ = nullptr;  // two-pass mode; owned by the outer DiagnosticsEngine
   std::optional<rewriter::RewriteOutput> rewrite_;
   std::string setup_error_;
+  IrCaptureHook ir_;
+  bool second_pass_ran_ = false;
 };
 
 void AnalysisConsumer::HandleTranslationUnit(clang::ASTContext& ctx) { action_.Analyse(ctx); }

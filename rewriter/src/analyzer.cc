@@ -262,8 +262,12 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       if (fpt == nullptr || fpt->getMethodQuals().hasConst()) return true;
       const clang::Expr* obj = pm->getLHS();
       if (pm->getOpcode() == clang::BO_PtrMemI) {
-        if (IsPagePointer(obj)) Wrap(obj, PointerBarrierOpen(), ")", kSitePointerBase, pm->getOperatorLoc());
+        if (IsPagePointer(obj)) {
+          NoteWrite(PageTypeOfPointer(obj));
+          Wrap(obj, PointerBarrierOpen(), ")", kSitePointerBase, pm->getOperatorLoc());
+        }
       } else if (IsPageStorage(obj)) {
+        NoteWrite(PageTypeOfStorage(obj));
         Wrap(obj, LvalueBarrier().first, LvalueBarrier().second, kSiteStore, pm->getOperatorLoc());
       }
       return true;
@@ -271,10 +275,14 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     const clang::CXXMethodDecl* md = mc->getMethodDecl();
     if (md == nullptr || md->isConst() || md->isStatic() || IsInMmsbNamespace(md)) return true;
     if (llvm::isa<clang::CXXDestructorDecl>(md)) return true;
-    if (CalleeIsInstrumented(md)) return true;
     const auto* me = llvm::dyn_cast<clang::MemberExpr>(callee);
     if (me == nullptr) return true;
     const clang::Expr* base = me->getBase();
+    // The call writes the page (for the IR capture) even when the callee's own stores are
+    // instrumented and the call needs no mark.
+    if (me->isArrow() ? IsPagePointer(base) : IsPageStorage(base))
+      NoteWrite(me->isArrow() ? PageTypeOfPointer(base) : PageTypeOfStorage(base));
+    if (CalleeIsInstrumented(md)) return true;
     if (me->isArrow()) {
       if (!IsPagePointer(base)) return true;
       if (const auto* th = llvm::dyn_cast<clang::CXXThisExpr>(base->IgnoreParenImpCasts());
@@ -307,6 +315,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     }
     for (const clang::Expr* p : ptrs) {
       if (p == nullptr || !IsPagePointer(p)) continue;
+      NoteWrite(PageTypeOfPointer(p));
       const bool sized = !p->getType()->getPointeeType()->isIncompleteType();
       Wrap(p, sized ? PointerBarrierOpen() : std::string("::mmsb::rt::MarkFrom("), ")", kSiteAtomic,
            ae->getBuiltinLoc());
@@ -1273,6 +1282,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
 
   // The write barrier for a store whose destination is `lhs`.
   void Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) {
+    NoteWrite(PageTypeOfStorage(lhs));
     if (IsCoveredByLoopMark(lhs)) return;
     if (lhs->refersToBitField()) {
       // A bitfield has no address: mark its enclosing object.
@@ -1318,6 +1328,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
         if (IsPageType(referent) && !marks) return;
         if (IsPageStorage(e)) {
           if (marks) {
+            NoteWrite(PageTypeOfStorage(e));
             Wrap(e, "::mmsb::rt::MarkRef(", ")", kSiteMarkRef, e->getExprLoc());
           } else {
             Wrap(e, "::mmsb::rt::EscapeRef(", ")", kSiteEscapeRef, e->getExprLoc());
@@ -1334,6 +1345,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     if (pointee.isConstQualified() || pointee->isFunctionType()) return;
     if (IsPageType(pointee) && !marks) return;
     if (!IsPagePointer(e)) return;
+    if (marks) NoteWrite(PageTypeOfPointer(e));
     if (marks && LibraryName(callee).starts_with("__sync_") &&
         !e->getType()->getPointeeType()->isIncompleteType()) {
       // __sync builtins write exactly the object their pointer designates.
@@ -1934,11 +1946,86 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     return true;
   }
 
+  // ---- page writes per function (PageAnalyzer::page_writes, for the IR capture) ------------
+
+  // The page type (fully qualified, arrays stripped) whose storage `e` designates; "" if none.
+  std::string PageTypeOfStorage(const clang::Expr* e) const {
+    if (e == nullptr) return "";
+    e = e->IgnoreParens();
+    if (IsPageType(e->getType())) return PageName(e->getType());
+    if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
+      const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
+      return IsPageVariable(vd) ? PageName(vd->getType()) : "";
+    }
+    if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
+      if (const auto* vd = llvm::dyn_cast<clang::VarDecl>(me->getMemberDecl()))
+        return IsPageVariable(vd) ? PageName(vd->getType()) : "";
+      return me->isArrow() ? PageTypeOfPointer(me->getBase()) : PageTypeOfStorage(me->getBase());
+    }
+    if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e))
+      return PageTypeOfPointer(ase->getBase());
+    if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
+      if (uo->getOpcode() == clang::UO_Deref) return PageTypeOfPointer(uo->getSubExpr());
+      return PageTypeOfStorage(uo->getSubExpr());
+    }
+    if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e))
+      return PageTypeOfStorage(bo->getOpcode() == clang::BO_Comma ? bo->getRHS() : bo->getLHS());
+    if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e)) return PageTypeOfStorage(ce->getSubExpr());
+    if (const auto* co = llvm::dyn_cast<clang::AbstractConditionalOperator>(e)) {
+      std::string t = PageTypeOfStorage(co->getTrueExpr());
+      return t.empty() ? PageTypeOfStorage(co->getFalseExpr()) : t;
+    }
+    return "";
+  }
+
+  std::string PageTypeOfPointer(const clang::Expr* e) const {
+    if (e == nullptr) return "";
+    e = e->IgnoreParens();
+    if (!e->getType()->isPointerType()) return "";
+    if (IsPageType(e->getType()->getPointeeType())) return PageName(e->getType()->getPointeeType());
+    if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e)) {
+      return ce->getCastKind() == clang::CK_ArrayToPointerDecay
+                 ? PageTypeOfStorage(ce->getSubExpr())
+                 : PageTypeOfPointer(ce->getSubExpr());
+    }
+    if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e))
+      return uo->getOpcode() == clang::UO_AddrOf ? PageTypeOfStorage(uo->getSubExpr()) : "";
+    if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
+      return bo->getLHS()->getType()->isPointerType() ? PageTypeOfPointer(bo->getLHS())
+                                                       : PageTypeOfPointer(bo->getRHS());
+    }
+    return "";
+  }
+
+  std::string PageName(clang::QualType t) const {
+    t = t.getNonReferenceType();
+    while (const clang::ArrayType* at = ctx_.getAsArrayType(t)) t = at->getElementType();
+    return TypeName(t);
+  }
+
+  // Records that the function being traversed writes page type `type`.
+  void NoteWrite(const std::string& type) {
+    if (type.empty() || functions_.empty()) return;
+    const clang::FunctionDecl* fd = functions_.back();
+    if (fd == nullptr || fd->isDependentContext() || fd->isInvalidDecl()) return;
+    auto [it, inserted] = function_names_.try_emplace(fd);
+    if (inserted) {
+      if (!names_) names_ = std::make_unique<clang::ASTNameGenerator>(ctx_);
+      it->second = names_->getAllManglings(fd);  // every constructor/destructor variant
+      if (it->second.empty()) it->second.push_back(names_->getName(fd));
+    }
+    for (const std::string& name : it->second) {
+      if (!name.empty()) a_.page_writes_[name].insert(type);
+    }
+  }
+
   PageAnalyzer& a_;
   clang::ASTContext& ctx_;
   clang::SourceManager& sm_;
   const clang::LangOptions& lo_;
   std::unique_ptr<clang::MangleContext> mangle_;
+  std::unique_ptr<clang::ASTNameGenerator> names_;
+  std::map<const clang::FunctionDecl*, std::vector<std::string>> function_names_;
   std::vector<const clang::FunctionDecl*> functions_;
   std::vector<const clang::Stmt*> parents_;
   mutable std::map<const clang::FileEntry*, clang::FileID> canonical_;

@@ -197,6 +197,7 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
   }
   CheckingAction action(std::move(real), request.run_checker, all_warnings, ignore_warnings);
   ResetAttributeUseCount();
+  if (request.before_execute) request.before_execute(inner);
   const unsigned errors_before = request.client->getNumErrors();
   const bool ok = inner.ExecuteAction(action);
   return ok && request.client->getNumErrors() == errors_before;

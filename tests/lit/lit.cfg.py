@@ -16,6 +16,9 @@ config.environment["PATH"] = os.pathsep.join(
 for var in ("HOME", "TMPDIR"):
     if var in os.environ:
         config.environment[var] = os.environ[var]
+# Compiles with the plugin capture IR; tests that do not choose a store share this one (and so
+# exercise concurrent capture), instead of writing .mmsb/ into their working directories.
+config.environment["MMSB_IR_STORE"] = os.path.join(config.test_exec_root, "shared-ir.db")
 
 inputs = os.path.join(config.mmsb_lit_source_dir, "Inputs")
 runtime_include = os.path.join(config.mmsb_source_dir, "runtime", "include")
@@ -24,6 +27,9 @@ config.substitutions.append(("%inputs", inputs))
 config.substitutions.append(("%mmsb_include", runtime_include))
 config.substitutions.append(("%plugin", config.mmsb_plugin))
 config.substitutions.append(("%rewrite", config.mmsb_rewrite))
+config.substitutions.append(("%mmsb", config.mmsb_cli))
+config.substitutions.append(("%python", config.python))
+config.substitutions.append(("%llvm_diff", os.path.join(config.llvm_tools_dir, "llvm-diff")))
 # %cxx_plain: clang 19 without the plugin; %cxx: with it.
 config.substitutions.append(("%clang_c", config.clangxx.replace("clang++", "clang") + " -x c"))
 config.substitutions.append(("%cxx_plain", cxx))

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "mmsb/delta.h"
+#include "mmsb/graph.h"
 #include "mmsb/events.h"
 #include "mmsb/status.h"
 #include "mmsb/type_desc.h"
@@ -54,8 +55,20 @@ struct CommitBatch {
   std::span<const PageId> freed;
   std::span<const Delta> deltas;               // non-empty deltas, at most one per page per round
   std::span<const VerifyMiss> verify_misses;
+  // Every live page after this commit, in no particular order. During OnCommit each page's bytes
+  // are exactly its state at `epoch` (commit runs at a quiescent point), so a sink may read them
+  // (the log reads them for checkpoints and for the baseline of pages it has not seen).
+  std::span<Page* const> live_pages;
+  // The dependency graph's edges after this commit, in ListEdges() order, and a counter that
+  // changes whenever the edge set changed; a sink compares it with the last value it saw.
+  std::span<const EdgeInfo> edges;
+  std::uint64_t graph_version = 0;
   // The commit's events (see events.h); empty unless a subscriber or a sink wants them.
   std::span<const Event> events;
+  // Finds a registered type descriptor by name during the call (the registry cannot be queried
+  // through FindType() from a sink: the commit lock is held). Used for nested record types.
+  TypeLookup find_type = nullptr;
+  void* find_type_ctx = nullptr;
 };
 
 class CommitSink {
@@ -65,6 +78,11 @@ class CommitSink {
   // Called once per commit with the final batch. An error is returned from commit() and counted;
   // in-memory state has already advanced to the new epoch.
   virtual Status OnCommit(const CommitBatch& batch) = 0;
+  // Called after the commit lock is released, on the thread that called commit(), for every
+  // commit whose batch reached OnCommit. A durable log waits here until `epoch` is on disk, so
+  // concurrent commits share one write and one fsync (group commit). An error is returned from
+  // commit() (the epoch has advanced in memory either way).
+  virtual Status AfterCommit(Epoch epoch) { return Status::Ok(); }
   // True when the sink needs CommitBatch::events (e.g. a log that records events).
   virtual bool wants_events() const { return false; }
 };

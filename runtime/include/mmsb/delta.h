@@ -83,6 +83,8 @@ class Delta {
 
  private:
   friend class DeltaBuilder;
+  friend Expected<Delta> DecodeDelta(std::span<const std::uint8_t> in, std::size_t* consumed,
+                                     std::uint32_t max_page_size);
   // Storage is one block: the table (sparse: runs; dense: mask of page_size/8 bytes rounded up)
   // followed by the new bytes. Small deltas (the common case: a few stores) live inline, so
   // creating, moving and destroying them allocates nothing.

@@ -14,13 +14,17 @@
 #include <functional>
 
 #include "mmsb/barrier.h"
+#include "mmsb/checkpoint.h"
 #include "mmsb/commit.h"
 #include "mmsb/delta.h"
+#include "mmsb/env.h"
 #include "mmsb/events.h"
 #include "mmsb/graph.h"
 #include "mmsb/instrument.h"
+#include "mmsb/log.h"
 #include "mmsb/mirror.h"
 #include "mmsb/page.h"
+#include "mmsb/replay.h"
 #include "mmsb/stats.h"
 #include "mmsb/status.h"
 #include "mmsb/type_desc.h"

@@ -281,6 +281,7 @@ Expected<Page*> Bus::RegisterStatic(void* addr, std::size_t size, const PageOpti
 
 Status Bus::FreeLocked(Page* p) {
   if (p == nullptr || !p->live_) return FailedPrecondition("page is not live (double free?)");
+  if (graph_.Height(p->id_) >= 0) ++graph_version_;
   graph_.RemovePage(p->id_);
   Unregister(p);
   if (device_ != nullptr) device_->OnFreePage(p);  // drops a device copy or unified storage
@@ -521,10 +522,31 @@ void Bus::FillBatch(CommitBatch& batch) {
   batch.freed = freed_;
   batch.deltas = out_;
   batch.verify_misses = misses_;
+  batch.live_pages = live_;
+  if (edges_cache_version_ != graph_version_) {
+    edges_cache_ = graph_.ListEdges();
+    edges_cache_version_ = graph_version_;
+  }
+  batch.edges = edges_cache_;
+  batch.graph_version = graph_version_;
+  batch.find_type = [](std::string_view n, void* ctx) -> const TypeDescriptor* {
+    auto* types = static_cast<decltype(types_)*>(ctx);
+    auto it = types->find(std::string(n));
+    return it == types->end() ? nullptr : it->second.get();
+  };
+  batch.find_type_ctx = &types_;
 }
 
 Expected<Epoch> Bus::Commit() {
-  Expected<Epoch> r = CommitLocked();
+  std::vector<std::shared_ptr<CommitSink>> notify;
+  Epoch committed = 0;
+  Expected<Epoch> r = CommitLocked(notify, &committed);
+  // Outside the lock, so a durable sink's wait lets the next commit join its group; events are
+  // delivered once the commit is as durable as the sinks make it.
+  for (const auto& sink : notify) {
+    Status s = sink->AfterCommit(committed);
+    if (!s.ok() && r.ok()) r = s.WithContext(fmt::format("commit sink '{}'", sink->name()));
+  }
   events_.Drain();
   return r;
 }
@@ -566,7 +588,7 @@ void Bus::BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, 
   batch_events_.push_back({EventType::kCommitDone, e, kInvalidPageId, total, out_.size()});
 }
 
-Expected<Epoch> Bus::CommitLocked() {
+Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& notify, Epoch* committed) {
   const std::uint64_t t0 = NowNanos();
   MutexLock lock(&mu_);
   CommittingScope committing(this);
@@ -631,6 +653,8 @@ Expected<Epoch> Bus::CommitLocked() {
     batch.events = batch_events_;
   }
   Status sink_failure;
+  notify = sinks_;
+  *committed = e;
   for (const auto& sink : sinks_) {
     Status s = sink->OnCommit(batch);
     if (!s.ok()) {
@@ -684,6 +708,7 @@ Status Bus::AddEdge(PageId parent, PageId child, EdgeKind kind, Projection proj,
   if (p == nullptr) return PageNotFound(fmt::format("edge parent: no live page with id {}", parent));
   Page** c = by_id_.Find(child);
   if (c == nullptr) return PageNotFound(fmt::format("edge child: no live page with id {}", child));
+  ++graph_version_;
   return graph_.AddEdge(*p, *c, kind, proj, options);
 }
 
@@ -697,11 +722,13 @@ Status Bus::AddUserEdges(std::span<const PageId> parents, PageId child, Recomput
     if (p == nullptr) return PageNotFound(fmt::format("edge parent: no live page with id {}", id));
     ps.push_back(*p);
   }
+  ++graph_version_;
   return graph_.SetUserFunction(*c, std::move(ps), std::move(fn), options);
 }
 
 Status Bus::RemoveEdge(PageId parent, PageId child) {
   MutexLock lock(&mu_);
+  ++graph_version_;
   return graph_.RemoveEdge(parent, child);
 }
 

@@ -111,7 +111,10 @@ class Bus {
   };
 
   explicit Bus(const Options& options) : options_(options), graph_(options.propagation_threads) {}
-  Expected<Epoch> CommitLocked() EXCLUDES(mu_);
+  // Takes the lock and commits; `notify` receives the sinks whose AfterCommit must run (outside
+  // the lock) for the epoch stored in `*committed`.
+  Expected<Epoch> CommitLocked(std::vector<std::shared_ptr<CommitSink>>& notify, Epoch* committed)
+      EXCLUDES(mu_);
   bool EventsWanted() const REQUIRES(mu_);
   // Builds the commit's event batch into batch_events_ (see events.h for the order).
   void BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, bool propagated) REQUIRES(mu_);
@@ -167,6 +170,10 @@ class Bus {
   UndoLog undo_ GUARDED_BY(mu_);
   bool track_undo_ GUARDED_BY(mu_) = false;
   DependencyGraph graph_ GUARDED_BY(mu_);
+  // Edge list handed to sinks, rebuilt only when the graph changed (graph_version_ moved).
+  std::uint64_t graph_version_ GUARDED_BY(mu_) = 0;
+  std::uint64_t edges_cache_version_ GUARDED_BY(mu_) = 0;
+  std::vector<EdgeInfo> edges_cache_ GUARDED_BY(mu_);
 
   std::vector<Event> batch_events_ GUARDED_BY(mu_);
   std::unordered_map<PageId, std::size_t> changed_index_ GUARDED_BY(mu_);  // BuildEvents scratch

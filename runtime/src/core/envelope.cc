@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 #include <xxhash.h>
+#if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
+// libxxhash's runtime dispatch (AVX2/AVX-512 where the CPU has them; the same hash values).
+#include <xxh_x86dispatch.h>
+#endif
 
 namespace mmsb::envelope {
 

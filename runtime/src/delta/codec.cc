@@ -19,28 +19,53 @@ using envelope::Reader;
 using envelope::Seal;
 using envelope::StartRecord;
 
+namespace {
+
+// Writes into a buffer sized exactly by Delta::EncodedSize(): no per-byte push_back.
+std::uint8_t* PutVarintAt(std::uint8_t* p, std::uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<std::uint8_t>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<std::uint8_t>(v);
+  return p;
+}
+
+}  // namespace
+
 void EncodeDeltaTo(const Delta& d, std::vector<std::uint8_t>& out) {
   const std::size_t start = out.size();
-  out.reserve(start + d.EncodedSize());
-  StartRecord(out, format::kDeltaMagic, d.form() == Delta::Form::kSparse ? format::kFormSparse : format::kFormDense);
-  PutVarint(out, d.page());
-  PutVarint(out, d.base_epoch());
-  PutVarint(out, d.page_size());
-  PutVarint(out, d.changed_bytes());
+  const std::size_t size = d.EncodedSize();
+  out.resize(start + size);
+  std::uint8_t* p = out.data() + start;
+  *p++ = format::kDeltaMagic;
+  *p++ = envelope::kVersion;
+  *p++ = d.form() == Delta::Form::kSparse ? format::kFormSparse : format::kFormDense;
+  *p++ = 0;  // flags
+  p += 8;    // total length, patched by Seal
+  p = PutVarintAt(p, d.page());
+  p = PutVarintAt(p, d.base_epoch());
+  p = PutVarintAt(p, d.page_size());
+  p = PutVarintAt(p, d.changed_bytes());
   if (d.form() == Delta::Form::kSparse) {
     const std::span<const ByteRun> runs = d.sparse_runs();
-    PutVarint(out, runs.size());
+    p = PutVarintAt(p, runs.size());
     std::uint32_t prev_end = 0;
     for (const ByteRun& r : runs) {
-      PutVarint(out, r.offset - prev_end);
-      PutVarint(out, r.length);
+      p = PutVarintAt(p, r.offset - prev_end);
+      p = PutVarintAt(p, r.length);
       prev_end = r.offset + r.length;
     }
   } else {
     const std::vector<std::uint8_t> mask = d.Mask();  // the stored mask, copied once
-    out.insert(out.end(), mask.begin(), mask.end());
+    std::memcpy(p, mask.data(), mask.size());
+    p += mask.size();
   }
-  out.insert(out.end(), d.bytes().begin(), d.bytes().end());
+  if (d.changed_bytes() != 0) std::memcpy(p, d.bytes().data(), d.changed_bytes());
+  p += d.changed_bytes();
+  // Seal appends the checksum: drop the reserved tail first.
+  MMSB_CHECK(static_cast<std::size_t>(p - (out.data() + start)) + envelope::kChecksumBytes == size);
+  out.resize(out.size() - envelope::kChecksumBytes);
   Seal(out, start);
 }
 
@@ -79,8 +104,13 @@ Expected<Delta> DecodeDelta(std::span<const std::uint8_t> in, std::size_t* consu
     if (nruns > changed || nruns * 2 > r.remaining()) {
       return SerializationError(fmt::format("delta: {} runs cannot fit in the record", nruns));
     }
-    std::vector<ByteRun> runs;
-    runs.reserve(nruns);
+    // Decode straight into the delta's storage: the run table, then the new bytes.
+    Delta d;
+    d.page_ = page;
+    d.base_epoch_ = base_epoch;
+    d.page_size_ = static_cast<std::uint32_t>(page_size);
+    d.Reset(Delta::Form::kSparse, nruns * sizeof(ByteRun), static_cast<std::uint32_t>(changed));
+    auto* runs = reinterpret_cast<ByteRun*>(d.data());
     std::uint64_t pos = 0, sum = 0;
     for (std::uint64_t i = 0; i < nruns; ++i) {
       std::uint64_t gap, len;
@@ -91,7 +121,7 @@ Expected<Delta> DecodeDelta(std::span<const std::uint8_t> in, std::size_t* consu
         return SerializationError(fmt::format("delta: run {} ends past the {}-byte page", i, page_size));
       }
       pos += gap;
-      runs.push_back({static_cast<std::uint32_t>(pos), static_cast<std::uint32_t>(len)});
+      runs[i] = {static_cast<std::uint32_t>(pos), static_cast<std::uint32_t>(len)};
       pos += len;
       sum += len;
     }
@@ -100,10 +130,10 @@ Expected<Delta> DecodeDelta(std::span<const std::uint8_t> in, std::size_t* consu
     }
     const std::uint8_t* bytes;
     if (!r.Bytes(changed, &bytes)) return SerializationError("delta: new bytes run past the record");
-    for (const ByteRun& run : runs) {
-      b.AddRun(run.offset, bytes, run.length);
-      bytes += run.length;
-    }
+    if (changed != 0) std::memcpy(d.data() + d.table_bytes_, bytes, changed);
+    if (r.remaining() != 0) return SerializationError(fmt::format("delta: {} trailing byte(s) in the record", r.remaining()));
+    if (consumed) *consumed = total;
+    return d;
   } else {
     const std::size_t mask_len = (page_size + 7) / 8;
     const std::uint8_t* mask;

@@ -57,6 +57,12 @@ class PageAnalyzer {
   bool has_edits() const { return !edits_.empty() || !trailers_.empty(); }
   size_t edit_count() const { return edits_.size(); }
 
+  // The [[mmsb::page]] types each function writes (stores and non-const member calls on page
+  // storage), keyed by the function's mangled name (constructors and destructors under every
+  // variant), types fully qualified. Filled by Run(); the IR capture records it.
+  using PageWrites = std::map<std::string, std::set<std::string>>;
+  const PageWrites& page_writes() const { return page_writes_; }
+
   // Applies the edits and returns the new contents of every changed file. Fails when an edit
   // cannot be applied (a location outside any file), never partially.
   llvm::Expected<RewriteOutput> Apply() const;
@@ -79,6 +85,7 @@ class PageAnalyzer {
   std::map<clang::FileID, std::string> trailers_;  // code appended at the end of a file
   std::set<std::tuple<clang::FileID, unsigned, unsigned, int>> sites_;  // dedup of edit sites
   std::set<std::pair<clang::SourceLocation, int>> reported_;  // dedup of findings
+  PageWrites page_writes_;
 };
 
 // Text to put before the rewritten main file so that it builds on its own (mmsb-rewrite output):

@@ -11,6 +11,7 @@
 // per process (the attribute use counter is process-wide).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@ struct InnerCompileRequest {
   // warnings, remarks and notes of the lexer, parser and Sema (errors and back-end diagnostics
   // still pass).
   bool drop_frontend_warnings = false;
+  // Called with the inner CompilerInstance (the one that generates code) before it runs, e.g.
+  // to add CodeGenOptions::PassBuilderCallbacks (the IR capture). It lives until the call ends.
+  std::function<void(clang::CompilerInstance&)> before_execute;
 };
 
 // The invocation the command line asked for, re-derived from CodeGenOptions::CommandLineArgs

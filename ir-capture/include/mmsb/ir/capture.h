@@ -1,0 +1,66 @@
+// The capture passes: at pipeline start (`pre`) and at optimizer last (`post`), every defined
+// function of the module is normalised and recorded with its structural hash, counts, linkage,
+// source location and the page types it writes. Both passes are required (they run at -O0) and
+// never change the module.
+//
+// A CaptureSession belongs to one compile: the passes fill it while the compile runs, and the
+// host (the plugin) takes the records afterwards and writes them to the store. The session is
+// shared between the pass builder callbacks and the host through a shared_ptr.
+//
+// Thread-safety: one compile at a time per session (LLVM runs a module pipeline on one thread).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "mmsb/ir/record.h"
+
+namespace mmsb::ir {
+
+struct SourceLocation {
+  std::string file;  // "" when unknown
+  unsigned line = 0;
+};
+
+struct CaptureConfig {
+  // [[mmsb::page]] types each function writes, keyed by mangled name (the rewriter's analysis).
+  std::map<std::string, std::set<std::string>> page_writes;
+  // Where a function without debug info is defined; may be empty. Called during the passes.
+  std::function<SourceLocation(llvm::StringRef mangled)> locate;
+};
+
+class CaptureSession {
+ public:
+  explicit CaptureSession(CaptureConfig config);
+
+  CaptureConfig& config() { return config_; }
+
+  // Captures every defined function of `module` at `stage`, replacing an earlier capture of the
+  // same stage. At `post`, a function's page types also include those of the functions it
+  // called at `pre` and no longer calls (they were inlined into it).
+  void CaptureModule(const llvm::Module& module, Stage stage);
+
+  bool captured(Stage stage) const { return captured_[static_cast<int>(stage)]; }
+
+  // The records of both stages (pre first); the session is empty afterwards.
+  std::vector<FunctionRecord> TakeRecords();
+
+ private:
+  CaptureConfig config_;
+  std::vector<FunctionRecord> records_[2];
+  bool captured_[2] = {false, false};
+  std::map<std::string, std::set<std::string>> pre_callees_;  // defined callees at `pre`
+};
+
+// Adds the capture passes to `pb`: `pre` at PipelineStart, `post` at OptimizerLast. Call it from
+// a clang::CodeGenOptions::PassBuilderCallbacks entry of the compile that generates code.
+void RegisterCapturePasses(llvm::PassBuilder& pb, std::shared_ptr<CaptureSession> session);
+
+}  // namespace mmsb::ir

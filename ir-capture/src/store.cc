@@ -1,0 +1,852 @@
+#include "mmsb/ir/store.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "blob.h"
+#include "mmsb/ir/demangle.h"
+#include "sqlite_db.h"
+#include "store_schema.h"
+
+namespace mmsb::ir {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string JoinPages(const std::vector<std::string>& pages) {
+  std::string out;
+  for (const std::string& p : pages) {
+    if (!out.empty()) out += ',';
+    out += p;
+  }
+  return out;
+}
+
+std::vector<std::string> SplitPages(const std::string& s) {
+  std::vector<std::string> out;
+  size_t begin = 0;
+  while (begin < s.size()) {
+    size_t end = s.find(',', begin);
+    if (end == std::string::npos) end = s.size();
+    if (end > begin) out.push_back(s.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return out;
+}
+
+bool AllDigits(std::string_view s) {
+  return !s.empty() && s.size() < 18 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+TextHash ToHash(std::string_view blob) {
+  TextHash h{};
+  if (blob.size() == h.size()) std::copy(blob.begin(), blob.end(), h.begin());
+  return h;
+}
+
+// Sleeps a little, with jitter so that waiting writers do not retry in lockstep.
+void Backoff(int attempt) {
+  static thread_local std::minstd_rand rng(static_cast<unsigned>(getpid()) ^
+                                           static_cast<unsigned>(NowMs()));
+  const int cap = std::min(200, 5 << std::min(attempt, 5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1 + rng() % cap));
+}
+
+#define MMSB_ASSIGN_OR_RETURN(lhs, expr)          \
+  auto _mmsb_tmp_##lhs = (expr);                  \
+  if (!_mmsb_tmp_##lhs.ok()) return _mmsb_tmp_##lhs.status(); \
+  auto lhs = std::move(_mmsb_tmp_##lhs).value()
+
+}  // namespace
+
+class Store::Impl {
+ public:
+  Impl(sqlite3* db, StoreOptions options) : db_(db), options_(std::move(options)) {}
+  ~Impl() { sqlite3_close_v2(db_); }
+
+  sqlite3* db() { return db_; }
+  const StoreOptions& options() const { return options_; }
+  BlobCodec& codec() { return codec_; }
+
+  // Runs `body` inside BEGIN IMMEDIATE ... COMMIT, waiting for the write lock as long as
+  // options_.max_wait_ms allows. Rolls back when `body` fails.
+  template <class Body>
+  Status WriteTransaction(Body&& body) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.max_wait_ms);
+    for (int attempt = 0;; ++attempt) {
+      const int rc = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+      if (rc == SQLITE_OK) break;
+      if (!sql::IsBusy(rc) || std::chrono::steady_clock::now() >= deadline)
+        return sql::ErrorStatus(db_, rc, "starting a write to the IR store");
+      Backoff(attempt);
+    }
+    Status s = body();
+    if (!s.ok()) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      return s;
+    }
+    for (int attempt = 0;; ++attempt) {
+      const int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+      if (rc == SQLITE_OK) return Status::Ok();
+      if (!sql::IsBusy(rc) || std::chrono::steady_clock::now() >= deadline) {
+        Status err = sql::ErrorStatus(db_, rc, "committing to the IR store");
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return err;
+      }
+      Backoff(attempt);
+    }
+  }
+
+  Expected<sql::Statement> Prepare(std::string_view q) { return sql::Statement::Prepare(db_, q); }
+
+  // The id of the row of `table` whose `column` equals `value`, inserting it when missing.
+  Expected<std::int64_t> Intern(const char* table, const char* column, const std::string& value) {
+    std::string sel = std::string("SELECT id FROM ") + table + " WHERE " + column + "=?1";
+    MMSB_ASSIGN_OR_RETURN(q, Prepare(sel));
+    q.Bind(1, value);
+    MMSB_ASSIGN_OR_RETURN(found, q.Step());
+    if (found) return q.Int(0);
+    std::string ins = std::string("INSERT INTO ") + table + "(" + column + ") VALUES(?1)";
+    MMSB_ASSIGN_OR_RETURN(i, Prepare(ins));
+    i.Bind(1, value);
+    MMSB_RETURN_IF_ERROR(i.Run());
+    return static_cast<std::int64_t>(sqlite3_last_insert_rowid(db_));
+  }
+
+  Expected<std::optional<std::string>> Meta(const char* key) {
+    MMSB_ASSIGN_OR_RETURN(q, Prepare("SELECT value FROM meta WHERE key=?1"));
+    q.Bind(1, std::string_view(key));
+    MMSB_ASSIGN_OR_RETURN(found, q.Step());
+    if (!found) return std::optional<std::string>();
+    return std::optional<std::string>(q.Text(0));
+  }
+
+  Status SetMeta(const char* key, const std::string& value) {
+    MMSB_ASSIGN_OR_RETURN(q, Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)"));
+    q.Bind(1, std::string_view(key)).Bind(2, value);
+    return q.Run();
+  }
+
+  Expected<std::int64_t> MaxGeneration() {
+    MMSB_ASSIGN_OR_RETURN(q, Prepare("SELECT COALESCE(MAX(id), 0) FROM generations"));
+    MMSB_ASSIGN_OR_RETURN(row, q.Step());
+    (void)row;
+    return q.Int(0);
+  }
+
+  Expected<std::int64_t> ChooseGeneration(std::int64_t tu, const TuCapture& c,
+                                          const GenerationRequest& req);
+
+  // (func, stage) -> text hash of every entry of a manifest.
+  using ManifestMap = std::map<std::pair<std::int64_t, int>, TextHash>;
+  Expected<const ManifestMap*> LoadManifest(std::int64_t manifest) {
+    auto it = manifest_cache_.find(manifest);
+    if (it != manifest_cache_.end()) return &it->second;
+    MMSB_ASSIGN_OR_RETURN(q, Prepare("SELECT func, stage, text_hash FROM entries WHERE manifest=?1"));
+    q.Bind(1, manifest);
+    ManifestMap m;
+    while (true) {
+      MMSB_ASSIGN_OR_RETURN(row, q.Step());
+      if (!row) break;
+      m[{q.Int(0), static_cast<int>(q.Int(1))}] = ToHash(q.Blob(2));
+    }
+    return &manifest_cache_.emplace(manifest, std::move(m)).first->second;
+  }
+
+  void ClearCaches() { manifest_cache_.clear(); }
+
+ private:
+  sqlite3* db_;
+  StoreOptions options_;
+  BlobCodec codec_;
+  std::unordered_map<std::int64_t, ManifestMap> manifest_cache_;
+};
+
+namespace {
+
+Status InitialiseSchema(Store::Impl& impl, const StoreOptions& options) {
+  sqlite3* db = impl.db();
+  // WAL is a property of the file: set once, by whoever creates the store.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options.max_wait_ms);
+  for (int attempt = 0;; ++attempt) {
+    const int rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+    if (rc == SQLITE_OK) break;
+    if (!sql::IsBusy(rc) || std::chrono::steady_clock::now() >= deadline)
+      return sql::ErrorStatus(db, rc, "switching the IR store to WAL mode");
+    Backoff(attempt);
+  }
+  return impl.WriteTransaction([&]() -> Status {
+    // Another process may have created the schema while this one waited for the lock.
+    MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT count(*) FROM sqlite_schema"));
+    MMSB_ASSIGN_OR_RETURN(row, q.Step());
+    (void)row;
+    if (q.Int(0) > 0) return Status::Ok();
+    MMSB_RETURN_IF_ERROR(sql::Exec(db, schema::kCreate));
+    MMSB_RETURN_IF_ERROR(impl.SetMeta("format", schema::kFormat));
+    MMSB_RETURN_IF_ERROR(impl.SetMeta("schema", std::to_string(schema::kSchemaVersion)));
+    return impl.SetMeta("created_at_ms", std::to_string(NowMs()));
+  });
+}
+
+Status CheckFormat(Store::Impl& impl, const std::string& path) {
+  auto foreign = [&] {
+    return FailedPrecondition(path + " is an SQLite database but not an MMSB IR store; remove it "
+                              "or point " + kStoreEnv + " elsewhere");
+  };
+  MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT count(*) FROM sqlite_schema WHERE type='table' "
+                                        "AND name='meta'"));
+  MMSB_ASSIGN_OR_RETURN(row, q.Step());
+  (void)row;
+  if (q.Int(0) == 0) return foreign();
+  auto format = impl.Meta("format");
+  if (!format.ok() || !format->has_value() || **format != schema::kFormat) return foreign();
+  MMSB_ASSIGN_OR_RETURN(version, impl.Meta("schema"));
+  if (!version.has_value() || !AllDigits(*version)) return foreign();
+  if (std::stoi(*version) > schema::kSchemaVersion) {
+    return FailedPrecondition(path + " was written by a newer mmsb (IR store schema " + *version +
+                              ", this one reads up to " +
+                              std::to_string(schema::kSchemaVersion) + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Store::Store(std::string path, std::unique_ptr<Impl> impl)
+    : path_(std::move(path)), impl_(std::move(impl)) {}
+
+Store::~Store() = default;
+
+Expected<std::unique_ptr<Store>> Store::Open(const std::string& path, Mode mode,
+                                             StoreOptions options) {
+  std::error_code ec;
+  if (mode == Mode::kReadWrite) {
+    const fs::path dir = fs::path(path).parent_path();
+    if (!dir.empty()) fs::create_directories(dir, ec);
+    if (ec) return IOError("cannot create " + dir.string() + ": " + ec.message());
+  } else if (!fs::exists(path, ec)) {
+    return NotFound("no IR store at " + path);
+  }
+  if (fs::exists(path, ec) && !fs::is_regular_file(path, ec))
+    return FailedPrecondition(path + " is not a regular file");
+
+  sqlite3* db = nullptr;
+  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+                    (mode == Mode::kReadWrite ? SQLITE_OPEN_CREATE : 0);
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    Status s = sql::ErrorStatus(db, rc, "opening the IR store " + path);
+    sqlite3_close_v2(db);
+    return s;
+  }
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, options.busy_timeout_ms);
+  auto impl = std::make_unique<Impl>(db, options);
+
+  // Is it a database at all? (A foreign file gives SQLITE_NOTADB here.)
+  std::int64_t tables = 0;
+  {
+    auto q = impl->Prepare("SELECT count(*) FROM sqlite_schema");
+    if (!q.ok()) return q.status().WithContext(path + " is not a usable IR store");
+    auto row = q->Step();
+    if (!row.ok()) return row.status().WithContext(path + " is not a usable IR store");
+    tables = q->Int(0);
+  }
+  if (tables == 0) {
+    if (mode != Mode::kReadWrite) return NotFound(path + " is an empty database, not an IR store");
+    MMSB_RETURN_IF_ERROR(InitialiseSchema(*impl, options).WithContext("creating " + path));
+  }
+  MMSB_RETURN_IF_ERROR(CheckFormat(*impl, path));
+  // WAL with synchronous=NORMAL: a crash may lose the last commits, never consistency.
+  MMSB_RETURN_IF_ERROR(sql::Exec(db, "PRAGMA synchronous=NORMAL"));
+  return std::unique_ptr<Store>(new Store(path, std::move(impl)));
+}
+
+Expected<std::int64_t> Store::Impl::ChooseGeneration(std::int64_t tu, const TuCapture& c,
+                                                     const GenerationRequest& req) {
+  auto close_open = [&]() -> Status {
+    return sql::Exec(db_, "UPDATE generations SET is_open=0 WHERE is_open=1");
+  };
+  auto insert = [&](std::int64_t id, const std::optional<std::string>& label, bool is_explicit,
+                    bool is_open) -> Status {
+    MMSB_ASSIGN_OR_RETURN(q, Prepare("INSERT INTO generations(id, opened_at_ms, label, "
+                                     "is_explicit, is_open, compiler, flags_hash) "
+                                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+    q.Bind(1, id).Bind(2, NowMs());
+    if (label) {
+      q.Bind(3, *label);
+    } else {
+      q.BindNull(3);
+    }
+    q.Bind(4, std::int64_t{is_explicit}).Bind(5, std::int64_t{is_open});
+    q.Bind(6, c.compiler).Bind(7, c.flags_hash);
+    return q.Run();
+  };
+  auto label_taken = [&](const std::string& label) -> Expected<std::optional<std::int64_t>> {
+    MMSB_ASSIGN_OR_RETURN(q, Prepare("SELECT id FROM generations WHERE label=?1"));
+    q.Bind(1, label);
+    MMSB_ASSIGN_OR_RETURN(found, q.Step());
+    if (!found) return std::optional<std::int64_t>();
+    return std::optional<std::int64_t>(q.Int(0));
+  };
+
+  const std::string& want = req.explicit_generation;
+  if (!want.empty()) {
+    if (AllDigits(want)) {
+      const std::int64_t id = std::stoll(want);
+      if (id <= 0) return InvalidArgument(std::string(kGenerationEnv) + " must be positive");
+      MMSB_ASSIGN_OR_RETURN(q, Prepare("SELECT 1 FROM generations WHERE id=?1"));
+      q.Bind(1, id);
+      MMSB_ASSIGN_OR_RETURN(found, q.Step());
+      if (found) return id;
+      MMSB_RETURN_IF_ERROR(close_open());
+      MMSB_RETURN_IF_ERROR(insert(id, std::nullopt, true, false));
+      return id;
+    }
+    MMSB_ASSIGN_OR_RETURN(existing, label_taken(want));
+    if (existing) return *existing;
+    MMSB_ASSIGN_OR_RETURN(max, MaxGeneration());
+    MMSB_RETURN_IF_ERROR(close_open());
+    MMSB_RETURN_IF_ERROR(insert(max + 1, want, true, false));
+    return max + 1;
+  }
+
+  MMSB_ASSIGN_OR_RETURN(
+      open, Prepare("SELECT id, EXISTS(SELECT 1 FROM captures WHERE gen=generations.id AND "
+                    "tu=?1) FROM generations WHERE is_open=1 ORDER BY id DESC LIMIT 1"));
+  open.Bind(1, tu);
+  MMSB_ASSIGN_OR_RETURN(has_open, open.Step());
+  if (has_open && open.Int(1) == 0) return open.Int(0);
+  MMSB_RETURN_IF_ERROR(close_open());
+  std::optional<std::string> label;
+  MMSB_ASSIGN_OR_RETURN(next_label, Meta("next_label"));
+  if (next_label) {
+    MMSB_RETURN_IF_ERROR(sql::Exec(db_, "DELETE FROM meta WHERE key='next_label'"));
+    MMSB_ASSIGN_OR_RETURN(taken, label_taken(*next_label));
+    if (!taken) label = *next_label;
+  }
+  MMSB_ASSIGN_OR_RETURN(max, MaxGeneration());
+  MMSB_RETURN_IF_ERROR(insert(max + 1, label, false, true));
+  return max + 1;
+}
+
+Expected<std::int64_t> Store::AddCapture(const TuCapture& c, const GenerationRequest& req) {
+  Impl& impl = *impl_;
+  impl.ClearCaches();
+
+  // Everything that needs no lock: hashes, the manifest's identity, compression.
+  struct Row {
+    const FunctionRecord* rec;
+    TextHash hash;
+    std::string pages;
+  };
+  std::vector<Row> rows;
+  rows.reserve(c.functions.size());
+  for (const FunctionRecord& f : c.functions)
+    rows.push_back({&f, HashText(f.text), JoinPages(f.page_types)});
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    return a.rec->name != b.rec->name ? a.rec->name < b.rec->name : a.rec->stage < b.rec->stage;
+  });
+  rows.erase(std::unique(rows.begin(), rows.end(),
+                         [](const Row& a, const Row& b) {
+                           return a.rec->name == b.rec->name && a.rec->stage == b.rec->stage;
+                         }),
+             rows.end());
+  TextHash manifest_hash;
+  {
+    XXH3_state_t* st = XXH3_createState();
+    XXH3_128bits_reset(st);
+    auto add = [&](const void* p, size_t n) { XXH3_128bits_update(st, p, n); };
+    auto add_str = [&](const std::string& s) {
+      const std::uint64_t n = s.size();
+      add(&n, sizeof n);
+      add(s.data(), s.size());
+    };
+    for (const Row& r : rows) {
+      const FunctionRecord& f = *r.rec;
+      add_str(f.name);
+      const std::uint64_t nums[] = {static_cast<std::uint64_t>(f.stage), f.structural_hash,
+                                    f.instructions, f.blocks, f.line};
+      add(nums, sizeof nums);
+      add(r.hash.data(), r.hash.size());
+      add_str(f.linkage);
+      add_str(f.file);
+      add_str(r.pages);
+    }
+    const XXH128_hash_t h = XXH3_128bits_digest(st);
+    XXH3_freeState(st);
+    XXH128_canonical_t canon;
+    XXH128_canonicalFromHash(&canon, h);
+    std::copy(std::begin(canon.digest), std::end(canon.digest), manifest_hash.begin());
+  }
+
+  // Blobs this store lacks (read outside the write lock; rechecked inside it).
+  std::map<TextHash, const std::string*> unique_texts;
+  for (const Row& r : rows) unique_texts.emplace(r.hash, &r.rec->text);
+  std::map<TextHash, std::string> compressed;
+  {
+    MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT 1 FROM blobs WHERE hash=?1"));
+    for (const auto& [hash, text] : unique_texts) {
+      q.Reset();
+      q.BindBlob(1, hash.data(), hash.size());
+      MMSB_ASSIGN_OR_RETURN(found, q.Step());
+      if (!found) compressed.emplace(hash, impl.codec().Compress(*text));
+    }
+  }
+
+  std::int64_t generation = 0;
+  Status s = impl.WriteTransaction([&]() -> Status {
+    // Blobs: a concurrent gc may have removed one that looked present.
+    {
+      MMSB_ASSIGN_OR_RETURN(has, impl.Prepare("SELECT 1 FROM blobs WHERE hash=?1"));
+      for (const auto& [hash, text] : unique_texts) {
+        if (compressed.count(hash) != 0) continue;
+        has.Reset();
+        has.BindBlob(1, hash.data(), hash.size());
+        MMSB_ASSIGN_OR_RETURN(found, has.Step());
+        if (!found) compressed.emplace(hash, impl.codec().Compress(*text));
+      }
+      MMSB_ASSIGN_OR_RETURN(
+          ins, impl.Prepare("INSERT OR IGNORE INTO blobs(hash, raw_size, data) VALUES(?1,?2,?3)"));
+      for (const auto& [hash, data] : compressed) {
+        ins.Reset();
+        ins.BindBlob(1, hash.data(), hash.size())
+            .Bind(2, static_cast<std::int64_t>(unique_texts.at(hash)->size()))
+            .BindBlob(3, data.data(), data.size());
+        MMSB_RETURN_IF_ERROR(ins.Run());
+      }
+    }
+
+    std::int64_t tu = 0;
+    {
+      MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT id FROM tus WHERE source=?1 AND output=?2"));
+      q.Bind(1, c.source).Bind(2, c.output);
+      MMSB_ASSIGN_OR_RETURN(found, q.Step());
+      if (found) {
+        tu = q.Int(0);
+      } else {
+        MMSB_ASSIGN_OR_RETURN(ins, impl.Prepare("INSERT INTO tus(source, output) VALUES(?1,?2)"));
+        ins.Bind(1, c.source).Bind(2, c.output);
+        MMSB_RETURN_IF_ERROR(ins.Run());
+        tu = sqlite3_last_insert_rowid(impl.db());
+      }
+    }
+
+    bool fault_done = false;
+    auto fault = [&] {
+      if (!fault_done && impl.options().fault_in_transaction) impl.options().fault_in_transaction();
+      fault_done = true;
+    };
+
+    std::int64_t manifest = 0;
+    {
+      MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT id FROM manifests WHERE tu=?1 AND hash=?2"));
+      q.Bind(1, tu).BindBlob(2, manifest_hash.data(), manifest_hash.size());
+      MMSB_ASSIGN_OR_RETURN(found, q.Step());
+      if (found) manifest = q.Int(0);
+    }
+    if (manifest == 0) {
+      MMSB_ASSIGN_OR_RETURN(ins, impl.Prepare("INSERT INTO manifests(tu, hash) VALUES(?1,?2)"));
+      ins.Bind(1, tu).BindBlob(2, manifest_hash.data(), manifest_hash.size());
+      MMSB_RETURN_IF_ERROR(ins.Run());
+      manifest = sqlite3_last_insert_rowid(impl.db());
+
+      MMSB_ASSIGN_OR_RETURN(fsel, impl.Prepare("SELECT id FROM funcs WHERE tu=?1 AND name=?2"));
+      MMSB_ASSIGN_OR_RETURN(fins, impl.Prepare("INSERT INTO funcs(tu, name) VALUES(?1,?2)"));
+      MMSB_ASSIGN_OR_RETURN(
+          eins, impl.Prepare("INSERT INTO entries(manifest, func, stage, text_hash, struct_hash, "
+                             "insts, blocks, linkage, file, line, pages) "
+                             "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"));
+      std::map<std::string, std::int64_t> files;
+      std::int64_t func = 0;
+      const std::string* func_name = nullptr;
+      for (size_t i = 0; i < rows.size(); ++i) {
+        const Row& r = rows[i];
+        const FunctionRecord& f = *r.rec;
+        if (func_name == nullptr || *func_name != f.name) {
+          func_name = &f.name;
+          fsel.Reset();
+          fsel.Bind(1, tu).Bind(2, f.name);
+          MMSB_ASSIGN_OR_RETURN(found, fsel.Step());
+          if (found) {
+            func = fsel.Int(0);
+          } else {
+            fins.Reset();
+            fins.Bind(1, tu).Bind(2, f.name);
+            MMSB_RETURN_IF_ERROR(fins.Run());
+            func = sqlite3_last_insert_rowid(impl.db());
+          }
+        }
+        std::int64_t file = 0;
+        if (!f.file.empty()) {
+          auto it = files.find(f.file);
+          if (it == files.end()) {
+            MMSB_ASSIGN_OR_RETURN(id, impl.Intern("files", "path", f.file));
+            it = files.emplace(f.file, id).first;
+          }
+          file = it->second;
+        }
+        eins.Reset();
+        eins.Bind(1, manifest).Bind(2, func).Bind(3, static_cast<std::int64_t>(f.stage));
+        eins.BindBlob(4, r.hash.data(), r.hash.size());
+        eins.Bind(5, static_cast<std::int64_t>(f.structural_hash));
+        eins.Bind(6, std::int64_t{f.instructions}).Bind(7, std::int64_t{f.blocks});
+        eins.Bind(8, f.linkage);
+        if (file != 0) {
+          eins.Bind(9, file);
+        } else {
+          eins.BindNull(9);
+        }
+        eins.Bind(10, std::int64_t{f.line}).Bind(11, r.pages);
+        MMSB_RETURN_IF_ERROR(eins.Run());
+        if (i == rows.size() / 2) fault();
+      }
+    }
+    fault();
+
+    MMSB_ASSIGN_OR_RETURN(gen, impl.ChooseGeneration(tu, c, req));
+    generation = gen;
+    MMSB_ASSIGN_OR_RETURN(
+        cap, impl.Prepare("INSERT OR REPLACE INTO captures(gen, tu, manifest, captured_at_ms, "
+                          "compiler, flags_hash) VALUES(?1,?2,?3,?4,?5,?6)"));
+    cap.Bind(1, gen).Bind(2, tu).Bind(3, manifest).Bind(4, NowMs());
+    cap.Bind(5, c.compiler).Bind(6, c.flags_hash);
+    MMSB_RETURN_IF_ERROR(cap.Run());
+    if (!req.explicit_generation.empty()) {
+      // Replacing a TU's capture in an explicit generation can orphan its old manifest.
+      MMSB_RETURN_IF_ERROR(sql::Exec(
+          impl.db(),
+          "DELETE FROM entries WHERE manifest IN (SELECT id FROM manifests WHERE id NOT IN "
+          "(SELECT manifest FROM captures));"
+          "DELETE FROM manifests WHERE id NOT IN (SELECT manifest FROM captures);"));
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return generation;
+}
+
+Status Store::BeginGeneration(const std::string& label) {
+  Impl& impl = *impl_;
+  return impl.WriteTransaction([&]() -> Status {
+    MMSB_RETURN_IF_ERROR(sql::Exec(impl.db(), "UPDATE generations SET is_open=0 WHERE is_open=1"));
+    if (label.empty()) return sql::Exec(impl.db(), "DELETE FROM meta WHERE key='next_label'");
+    return impl.SetMeta("next_label", label);
+  });
+}
+
+Expected<std::vector<GenerationInfo>> Store::Generations(bool with_changes) {
+  Impl& impl = *impl_;
+  impl.ClearCaches();
+  std::vector<GenerationInfo> gens;
+  {
+    MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT id, opened_at_ms, label, is_explicit, is_open, "
+                                          "compiler, flags_hash FROM generations ORDER BY id"));
+    while (true) {
+      MMSB_ASSIGN_OR_RETURN(row, q.Step());
+      if (!row) break;
+      GenerationInfo g;
+      g.id = q.Int(0);
+      g.opened_at_ms = q.Int(1);
+      g.label = q.Text(2);
+      g.is_explicit = q.Int(3) != 0;
+      g.is_open = q.Int(4) != 0;
+      g.compiler = q.Text(5);
+      g.flags_hash = q.Text(6);
+      gens.push_back(std::move(g));
+    }
+  }
+  // Captures in generation order, and the function count of every manifest.
+  struct Cap {
+    std::int64_t gen, tu, manifest;
+    std::string flags;
+  };
+  std::map<std::int64_t, std::vector<Cap>> caps;
+  {
+    MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT gen, tu, manifest, flags_hash || compiler "
+                                          "FROM captures ORDER BY gen, tu"));
+    while (true) {
+      MMSB_ASSIGN_OR_RETURN(row, q.Step());
+      if (!row) break;
+      caps[q.Int(0)].push_back({q.Int(0), q.Int(1), q.Int(2), q.Text(3)});
+    }
+  }
+  std::unordered_map<std::int64_t, int> manifest_funcs;
+  {
+    MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT manifest, count(DISTINCT func) FROM entries "
+                                          "GROUP BY manifest"));
+    while (true) {
+      MMSB_ASSIGN_OR_RETURN(row, q.Step());
+      if (!row) break;
+      manifest_funcs[q.Int(0)] = static_cast<int>(q.Int(1));
+    }
+  }
+
+  std::map<std::int64_t, std::int64_t> visible;  // tu -> manifest
+  int functions = 0;
+  for (size_t gi = 0; gi < gens.size(); ++gi) {
+    GenerationInfo& g = gens[gi];
+    const std::vector<Cap>& own = caps[g.id];
+    std::set<std::string> flags;
+    int changed[2] = {0, 0};
+    for (const Cap& c : own) {
+      flags.insert(c.flags);
+      auto it = visible.find(c.tu);
+      const std::int64_t before = it == visible.end() ? 0 : it->second;
+      if (before != 0) functions -= manifest_funcs[before];
+      functions += manifest_funcs[c.manifest];
+      if (with_changes && gi > 0 && before != c.manifest) {
+        static const Impl::ManifestMap kEmpty;
+        const Impl::ManifestMap* a = &kEmpty;
+        if (before != 0) {
+          MMSB_ASSIGN_OR_RETURN(m, impl.LoadManifest(before));
+          a = m;
+        }
+        MMSB_ASSIGN_OR_RETURN(b, impl.LoadManifest(c.manifest));
+        for (const auto& [key, hash] : *a) {
+          auto other = b->find(key);
+          if (other == b->end() || other->second != hash) ++changed[key.second];
+        }
+        for (const auto& [key, hash] : *b) {
+          if (a->find(key) == a->end()) ++changed[key.second];
+        }
+      }
+      visible[c.tu] = c.manifest;
+    }
+    g.own_tus = static_cast<int>(own.size());
+    g.visible_tus = static_cast<int>(visible.size());
+    g.functions = functions;
+    g.mixed_flags = flags.size() > 1;
+    if (with_changes && gi > 0) {
+      g.changed_pre = changed[0];
+      g.changed_post = changed[1];
+    }
+  }
+  return gens;
+}
+
+Expected<std::int64_t> Store::ResolveGeneration(std::string_view spec) {
+  Impl& impl = *impl_;
+  std::string s(spec);
+  if (s == "latest" || s.rfind("latest~", 0) == 0) {
+    std::int64_t back = 0;
+    if (s.size() > 7) {
+      if (!AllDigits(s.substr(7))) return InvalidArgument("bad generation '" + s + "'");
+      back = std::stoll(s.substr(7));
+    }
+    MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT id FROM generations ORDER BY id DESC "
+                                          "LIMIT 1 OFFSET ?1"));
+    q.Bind(1, back);
+    MMSB_ASSIGN_OR_RETURN(found, q.Step());
+    if (!found) return NotFound("no generation '" + s + "' in " + path_);
+    return q.Int(0);
+  }
+  if (AllDigits(s)) {
+    MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT id FROM generations WHERE id=?1"));
+    q.Bind(1, std::stoll(s));
+    MMSB_ASSIGN_OR_RETURN(found, q.Step());
+    if (found) return q.Int(0);
+  }
+  MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT id FROM generations WHERE label=?1"));
+  q.Bind(1, s);
+  MMSB_ASSIGN_OR_RETURN(found, q.Step());
+  if (found) return q.Int(0);
+  return NotFound("no generation '" + s + "' in " + path_ + " (see `mmsb ir builds`)");
+}
+
+namespace {
+
+constexpr char kVersionColumns[] =
+    "f.id, t.source, t.output, f.name, e.stage, e.text_hash, e.struct_hash, e.insts, e.blocks, "
+    "e.linkage, fl.path, e.line, e.pages";
+
+FunctionVersion ReadVersion(const sql::Statement& q, int first) {
+  FunctionVersion v;
+  v.func_id = q.Int(first + 0);
+  v.tu_source = q.Text(first + 1);
+  v.tu_output = q.Text(first + 2);
+  v.name = q.Text(first + 3);
+  v.stage = q.Int(first + 4) == 0 ? Stage::kPre : Stage::kPost;
+  v.text_hash = ToHash(q.Blob(first + 5));
+  v.structural_hash = static_cast<std::uint64_t>(q.Int(first + 6));
+  v.instructions = static_cast<std::uint32_t>(q.Int(first + 7));
+  v.blocks = static_cast<std::uint32_t>(q.Int(first + 8));
+  v.linkage = q.Text(first + 9);
+  v.file = q.Text(first + 10);
+  v.line = static_cast<std::uint32_t>(q.Int(first + 11));
+  v.page_types = SplitPages(q.Text(first + 12));
+  return v;
+}
+
+}  // namespace
+
+Expected<std::vector<FunctionVersion>> Store::Functions(std::int64_t generation,
+                                                        std::optional<Stage> stage) {
+  Impl& impl = *impl_;
+  const std::string q_text =
+      std::string("WITH vis AS (SELECT c.tu, c.manifest, c.gen FROM captures c WHERE c.gen = "
+                  "(SELECT MAX(c2.gen) FROM captures c2 WHERE c2.tu = c.tu AND c2.gen <= ?1)) "
+                  "SELECT ") +
+      kVersionColumns +
+      ", vis.gen FROM vis JOIN entries e ON e.manifest = vis.manifest "
+      "JOIN funcs f ON f.id = e.func JOIN tus t ON t.id = vis.tu "
+      "LEFT JOIN files fl ON fl.id = e.file WHERE (?2 < 0 OR e.stage = ?2) "
+      "ORDER BY t.source, t.output, f.name, e.stage";
+  MMSB_ASSIGN_OR_RETURN(q, impl.Prepare(q_text));
+  q.Bind(1, generation).Bind(2, stage ? static_cast<std::int64_t>(*stage) : std::int64_t{-1});
+  std::vector<FunctionVersion> out;
+  while (true) {
+    MMSB_ASSIGN_OR_RETURN(row, q.Step());
+    if (!row) break;
+    FunctionVersion v = ReadVersion(q, 0);
+    v.captured_in = q.Int(13);
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+Expected<std::string> Store::Text(const TextHash& hash) {
+  Impl& impl = *impl_;
+  MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT raw_size, data FROM blobs WHERE hash=?1"));
+  q.BindBlob(1, hash.data(), hash.size());
+  MMSB_ASSIGN_OR_RETURN(found, q.Step());
+  if (!found) return Corruption("IR blob " + HexOf(hash) + " is missing from " + path_);
+  return impl.codec().Decompress(q.Blob(1), q.Int(0), hash);
+}
+
+Expected<std::vector<CaptureVersion>> Store::History(std::int64_t func_id, Stage stage) {
+  Impl& impl = *impl_;
+  const std::string q_text =
+      std::string("SELECT c.gen, c.captured_at_ms, e.func, ") + kVersionColumns +
+      " FROM funcs f JOIN captures c ON c.tu = f.tu JOIN tus t ON t.id = f.tu "
+      "LEFT JOIN entries e ON e.manifest = c.manifest AND e.func = f.id AND e.stage = ?2 "
+      "LEFT JOIN files fl ON fl.id = e.file WHERE f.id = ?1 ORDER BY c.gen";
+  MMSB_ASSIGN_OR_RETURN(q, impl.Prepare(q_text));
+  q.Bind(1, func_id).Bind(2, static_cast<std::int64_t>(stage));
+  std::vector<CaptureVersion> out;
+  while (true) {
+    MMSB_ASSIGN_OR_RETURN(row, q.Step());
+    if (!row) break;
+    CaptureVersion cv;
+    cv.generation = q.Int(0);
+    cv.captured_at_ms = q.Int(1);
+    if (!q.IsNull(2)) {
+      cv.version = ReadVersion(q, 3);
+      cv.version->captured_in = cv.generation;
+    }
+    out.push_back(std::move(cv));
+  }
+  return out;
+}
+
+Expected<std::vector<Store::FunctionId>> Store::FindFunctions(std::string_view query) {
+  Impl& impl = *impl_;
+  std::vector<FunctionId> exact, demangled, base;
+  MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT f.id, t.source, f.name FROM funcs f JOIN tus t "
+                                        "ON t.id = f.tu ORDER BY t.source, t.output, f.name"));
+  while (true) {
+    MMSB_ASSIGN_OR_RETURN(row, q.Step());
+    if (!row) break;
+    FunctionId id{q.Int(0), q.Text(1), q.Text(2)};
+    if (id.name == query) {
+      exact.push_back(std::move(id));
+      continue;
+    }
+    if (!exact.empty()) continue;
+    const std::string d = Demangle(id.name);
+    if (d == query) {
+      demangled.push_back(std::move(id));
+    } else if (demangled.empty() && WithoutParameters(d) == query) {
+      base.push_back(std::move(id));
+    }
+  }
+  if (!exact.empty()) return exact;
+  if (!demangled.empty()) return demangled;
+  return base;
+}
+
+Expected<GcResult> Store::Gc(int keep) {
+  if (keep < 1) return InvalidArgument("gc must keep at least one generation");
+  Impl& impl = *impl_;
+  impl.ClearCaches();
+  GcResult result;
+  result.bytes_before = SizeBytes();
+  Status s = impl.WriteTransaction([&]() -> Status {
+    MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT id FROM generations ORDER BY id DESC "
+                                          "LIMIT 1 OFFSET ?1"));
+    q.Bind(1, static_cast<std::int64_t>(keep - 1));
+    MMSB_ASSIGN_OR_RETURN(found, q.Step());
+    if (!found) return Status::Ok();
+    const std::int64_t oldest_kept = q.Int(0);
+    MMSB_ASSIGN_OR_RETURN(n, impl.Prepare("SELECT count(*) FROM generations WHERE id < ?1"));
+    n.Bind(1, oldest_kept);
+    MMSB_ASSIGN_OR_RETURN(row, n.Step());
+    (void)row;
+    result.generations_removed = static_cast<int>(n.Int(0));
+    // The oldest kept generation takes over what it inherits from removed generations.
+    MMSB_ASSIGN_OR_RETURN(
+        move, impl.Prepare("UPDATE captures SET gen = ?1 WHERE gen < ?1 AND (gen, tu) IN "
+                           "(SELECT MAX(gen), tu FROM captures WHERE gen < ?1 GROUP BY tu) "
+                           "AND tu NOT IN (SELECT tu FROM captures WHERE gen = ?1)"));
+    move.Bind(1, oldest_kept);
+    MMSB_RETURN_IF_ERROR(move.Run());
+    MMSB_ASSIGN_OR_RETURN(del, impl.Prepare("DELETE FROM captures WHERE gen < ?1"));
+    del.Bind(1, oldest_kept);
+    MMSB_RETURN_IF_ERROR(del.Run());
+    MMSB_ASSIGN_OR_RETURN(delg, impl.Prepare("DELETE FROM generations WHERE id < ?1"));
+    delg.Bind(1, oldest_kept);
+    MMSB_RETURN_IF_ERROR(delg.Run());
+    MMSB_RETURN_IF_ERROR(sql::Exec(
+        impl.db(),
+        "DELETE FROM manifests WHERE id NOT IN (SELECT manifest FROM captures);"
+        "DELETE FROM entries WHERE manifest NOT IN (SELECT id FROM manifests);"
+        "DELETE FROM funcs WHERE id NOT IN (SELECT func FROM entries);"
+        "DELETE FROM files WHERE id NOT IN (SELECT file FROM entries WHERE file IS NOT NULL);"
+        "DELETE FROM tus WHERE id NOT IN (SELECT tu FROM captures);"));
+    MMSB_ASSIGN_OR_RETURN(blobs, impl.Prepare("DELETE FROM blobs WHERE hash NOT IN "
+                                              "(SELECT text_hash FROM entries)"));
+    MMSB_RETURN_IF_ERROR(blobs.Run());
+    result.blobs_removed = sqlite3_changes64(impl.db());
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  // Give the space back; skipped (not an error) while compiles hold the database open.
+  if (result.generations_removed > 0) {
+    sqlite3_exec(impl.db(), "VACUUM", nullptr, nullptr, nullptr);
+    sqlite3_exec(impl.db(), "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+  }
+  result.bytes_after = SizeBytes();
+  return result;
+}
+
+std::int64_t Store::SizeBytes() const {
+  std::int64_t total = 0;
+  for (const char* suffix : {"", "-wal"}) {
+    std::error_code ec;
+    const auto n = fs::file_size(path_ + suffix, ec);
+    if (!ec) total += static_cast<std::int64_t>(n);
+  }
+  return total;
+}
+
+}  // namespace mmsb::ir

@@ -1,0 +1,94 @@
+// IR store schema, shared by the writer (AddCapture) and the readers. See docs/IRStore.md,
+// "Store layout". A store is recognised by meta('format') == kFormat; meta('schema') is the
+// schema version. A change that old readers cannot read bumps kSchemaVersion.
+#pragma once
+
+namespace mmsb::ir::schema {
+
+inline constexpr char kFormat[] = "mmsb-ir";
+inline constexpr int kSchemaVersion = 1;
+
+// Executed in one transaction when the database has no tables yet.
+inline constexpr char kCreate[] = R"sql(
+CREATE TABLE meta(
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- One row per build generation.
+CREATE TABLE generations(
+  id INTEGER PRIMARY KEY,
+  opened_at_ms INTEGER NOT NULL,
+  label TEXT,
+  is_explicit INTEGER NOT NULL DEFAULT 0,
+  is_open INTEGER NOT NULL DEFAULT 0,
+  compiler TEXT NOT NULL DEFAULT '',
+  flags_hash TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX generations_label ON generations(label) WHERE label IS NOT NULL;
+
+-- A translation unit: one source compiled to one output.
+CREATE TABLE tus(
+  id INTEGER PRIMARY KEY,
+  source TEXT NOT NULL,
+  output TEXT NOT NULL,
+  UNIQUE(source, output)
+);
+
+-- An IR page: a function of a TU (its stages are rows of `entries`).
+CREATE TABLE funcs(
+  id INTEGER PRIMARY KEY,
+  tu INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  UNIQUE(tu, name)
+);
+
+CREATE TABLE files(
+  id INTEGER PRIMARY KEY,
+  path TEXT NOT NULL UNIQUE
+);
+
+-- Content-addressed normalised IR: hash = XXH3-128(text), data = zstd(text).
+CREATE TABLE blobs(
+  hash BLOB PRIMARY KEY,
+  raw_size INTEGER NOT NULL,
+  data BLOB NOT NULL
+) WITHOUT ROWID;
+
+-- The function versions of one capture of a TU; shared by every capture with the same content.
+CREATE TABLE manifests(
+  id INTEGER PRIMARY KEY,
+  tu INTEGER NOT NULL,
+  hash BLOB NOT NULL,
+  UNIQUE(tu, hash)
+);
+
+CREATE TABLE entries(
+  manifest INTEGER NOT NULL,
+  func INTEGER NOT NULL,
+  stage INTEGER NOT NULL,
+  text_hash BLOB NOT NULL,
+  struct_hash INTEGER NOT NULL,
+  insts INTEGER NOT NULL,
+  blocks INTEGER NOT NULL,
+  linkage TEXT NOT NULL,
+  file INTEGER,
+  line INTEGER NOT NULL,
+  pages TEXT NOT NULL,
+  PRIMARY KEY(manifest, func, stage)
+) WITHOUT ROWID;
+
+-- A TU compiled in a generation.
+CREATE TABLE captures(
+  gen INTEGER NOT NULL,
+  tu INTEGER NOT NULL,
+  manifest INTEGER NOT NULL,
+  captured_at_ms INTEGER NOT NULL,
+  compiler TEXT NOT NULL,
+  flags_hash TEXT NOT NULL,
+  PRIMARY KEY(gen, tu)
+) WITHOUT ROWID;
+CREATE INDEX captures_tu ON captures(tu, gen);
+)sql";
+
+}  // namespace mmsb::ir::schema

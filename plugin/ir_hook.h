@@ -1,0 +1,65 @@
+// IR capture in the plugin: the glue between the Clang compile and ir-capture.
+//
+// The plugin owns one IrCaptureHook per compile. It learns the page types each function writes
+// from the rewriter's analysis (SetPageWrites), installs the capture passes on the
+// CompilerInstance that generates code (Install), and after that compile writes the capture into
+// the IR store (Finish). Source lines of functions without debug info come from the AST of the
+// plugin's own parse (the code-generating instance frees its AST before the backend runs).
+// Capture is on by default; -fplugin-arg-mmsb-no-ir or MMSB_IR_CAPTURE=0 turn it off.
+//
+// A capture problem (a corrupt or foreign store, a full disk, a lock held too long) never fails
+// or crashes the compile: it is reported as a warning and the capture is skipped.
+//
+// Ownership: the CompilerInstances given to Install must outlive the compile; Finish forgets
+// them. Thread-safety: one compile at a time.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "clang/Basic/Diagnostic.h"
+#include "clang/Frontend/CompilerInstance.h"
+#include "llvm/ADT/StringRef.h"
+
+namespace mmsb::ir {
+class CaptureSession;
+}
+
+namespace mmsb::plugin {
+
+class DeclLocator;
+
+class IrCaptureHook {
+ public:
+  IrCaptureHook();
+  ~IrCaptureHook();
+
+  // Consumes the hook's plugin arguments ("no-ir"); false for any other argument.
+  bool ParseArg(llvm::StringRef arg);
+  void set_verbose(bool verbose) { verbose_ = verbose; }
+  bool enabled() const { return enabled_; }
+
+  // The page types each function writes, keyed by mangled name.
+  void SetPageWrites(const std::map<std::string, std::set<std::string>>& writes);
+
+  // Registers the capture passes on `codegen`, the instance that runs the backend. `parsed` is
+  // the instance whose AST (if it has one) names the functions' source locations.
+  void Install(clang::CompilerInstance& codegen, clang::CompilerInstance& parsed);
+
+  // After the compile: when it succeeded, writes what the passes captured into the store.
+  // `outer` is the compile's original instance; warnings go to `client`.
+  void Finish(const clang::CompilerInstance& outer, bool compile_ok,
+              clang::DiagnosticConsumer* client);
+
+ private:
+  bool enabled_ = true;
+  bool verbose_ = false;
+  std::map<std::string, std::set<std::string>> page_writes_;
+  std::shared_ptr<ir::CaptureSession> session_;
+  clang::CompilerInstance* parsed_ = nullptr;  // between Install and Finish
+  std::unique_ptr<DeclLocator> locator_;
+};
+
+}  // namespace mmsb::plugin

@@ -1,0 +1,197 @@
+// Replay, restore and state diff: rebuilding the state of any epoch from a log.
+//
+// Replay starts from the newest usable checkpoint at or before the target epoch (or from the
+// beginning), then applies committed epoch groups in order. A group is applied only when its
+// commit record is present, its record count matches, no damage was found inside it and every
+// record is consistent with the state (pages exist, sizes match, each delta continues its page's
+// epoch chain); otherwise it is reported and, in salvage mode, skipped whole. The result is
+// bit-identical to the live state at that epoch and deterministic.
+//
+// Ownership: LogState is a value. A Replayer owns its reader and state.
+// Thread-safety: none; use one Replayer per thread. Const LogState methods are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mmsb/log.h"
+
+namespace mmsb {
+
+inline constexpr Epoch kLatestEpoch = ~Epoch{0};
+
+struct ReplayedPage {
+  PageId id = kInvalidPageId;
+  std::string name;
+  Location location = Location::kCpu;
+  bool is_static = false;
+  std::string type_name;                       // as logged; may name an unknown type
+  std::shared_ptr<const TypeDescriptor> type;  // null for raw bytes or an unknown type
+  Epoch epoch = 0;    // last change; a page created in epoch E starts at E - 1 (the bus epoch then)
+  bool changed = false;  // a delta was applied since its creation (always true from a checkpoint)
+  std::vector<std::uint8_t> bytes;
+};
+
+struct ReplayedEvent {
+  Epoch epoch = 0;
+  std::vector<std::uint8_t> bytes;
+};
+
+// The state of the bus at one epoch, as recorded in a log.
+struct LogState {
+  Epoch epoch = 0;
+  std::uint64_t unix_nanos = 0;  // time of that epoch's commit (0 if unknown)
+  PageId page_id_high = 0;
+  std::map<PageId, ReplayedPage> pages;
+  std::map<std::string, std::shared_ptr<const TypeDescriptor>, std::less<>> types;
+  std::vector<EdgeInfo> edges;  // sorted by (child, parent), as ListEdges() returns them
+
+  const ReplayedPage* FindPage(PageId id) const;
+  const ReplayedPage* FindPageByName(std::string_view name) const;
+  const TypeDescriptor* FindType(std::string_view name) const;
+  std::uint64_t PageBytes() const;
+  // XXH3-64 of a canonical serialisation of everything above but unix_nanos.
+  std::uint64_t Hash() const;
+};
+
+struct ReplayOptions {
+  Epoch epoch = kLatestEpoch;  // the target
+  RecoveryMode mode = RecoveryMode::kStrict;
+  bool use_checkpoints = true;
+  bool collect_events = false;  // keep event records (epoch <= target) in the report
+  // Bounds for untrusted logs: a page larger than max_page_bytes, or pages adding up to more than
+  // max_total_bytes (0: half of physical memory), are reported as corruption, not allocated.
+  std::uint64_t max_page_bytes = (std::uint64_t{1} << 32) - 1;
+  std::uint64_t max_total_bytes = 0;
+  Env* env = nullptr;
+  // Called about every 16 MiB of log read, with bytes read and total bytes.
+  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
+};
+
+struct ReplayReport {
+  Epoch epoch = 0;                 // the epoch reached
+  Epoch last_log_epoch = 0;        // the last committed epoch seen in the log
+  Epoch checkpoint_epoch = 0;      // the checkpoint replay started from (0: none)
+  std::string checkpoint_file;
+  std::uint64_t epochs_applied = 0;
+  std::uint64_t epochs_dropped = 0;
+  std::uint64_t records = 0;
+  std::uint64_t deltas_applied = 0;
+  std::uint64_t unknown_records = 0;
+  std::uint64_t bytes_read = 0;
+  std::vector<LogProblem> problems;  // the reader's and the replay's, in order found
+  std::vector<ReplayedEvent> events;
+
+  bool has_errors() const;
+};
+
+// Incremental replay: advance through the log epoch by epoch.
+class Replayer {
+ public:
+  // `path`: a log directory, a segment file, or a checkpoint file. Opens the newest usable
+  // checkpoint at or before options.epoch.
+  static Expected<std::unique_ptr<Replayer>> Open(const std::string& path, const ReplayOptions& options = {});
+  ~Replayer();
+
+  // Applies committed epochs up to and including `epoch` (or to the end of the log). Returns the
+  // epoch reached. Strict mode: corruption or inconsistency returns its error; the state stays at
+  // the last complete epoch before it.
+  Expected<Epoch> AdvanceTo(Epoch epoch);
+  // Applies the next committed epoch; false at the end of the log.
+  Expected<bool> Step();
+
+  const LogState& state() const;
+  const ReplayReport& report() const;
+  // Moves the state out; the Replayer must not be advanced afterwards.
+  LogState TakeState();
+
+ private:
+  class Impl;
+  explicit Replayer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Replays `path` to options.epoch. NotFound when the log ends before that epoch, or when the
+// epoch precedes every retained segment and no checkpoint covers it.
+Expected<LogState> Replay(const std::string& path, const ReplayOptions& options = {},
+                          ReplayReport* report = nullptr);
+
+// ---- Restore -----------------------------------------------------------------------------------
+
+struct RestoreOptions {
+  Epoch epoch = kLatestEpoch;
+  RecoveryMode mode = RecoveryMode::kStrict;
+  Env* env = nullptr;
+};
+
+struct RestoreReport {
+  Epoch epoch = 0;                  // the epoch restored from
+  std::vector<std::string> restored;     // page names whose bytes were restored
+  std::vector<std::string> not_in_log;   // registered static pages the log does not have
+  std::vector<std::string> not_registered;  // static pages in the log with no registered page
+  std::vector<std::string> mismatched;   // same name, different size or type: left alone
+};
+
+// Copies the bytes of every static page recorded in `path` (log directory or checkpoint) at the
+// given epoch into the registered static page of the same name, through the write barrier, so
+// the next commit logs them. Call at start-up, after the static pages are registered and before
+// writers run.
+Expected<RestoreReport> RestoreStaticPages(const std::string& path, const RestoreOptions& options = {});
+
+// ---- State diff --------------------------------------------------------------------------------
+
+struct FieldChange {
+  std::string path;  // "x[12]" or "pos.y", without the type name
+  std::uint32_t offset = 0;
+  std::uint32_t size = 0;
+  ScalarKind kind = ScalarKind::kBytes;
+  std::string old_value;  // FormatScalar of the bytes at `from`
+  std::string new_value;
+};
+
+struct PageDiff {
+  enum class Kind : std::uint8_t { kChanged = 0, kAdded = 1, kRemoved = 2 };
+  Kind kind = Kind::kChanged;
+  PageId id = kInvalidPageId;
+  std::string name;
+  std::string type_name;
+  std::uint64_t size = 0;
+  std::vector<ByteRun> runs;  // changed bytes (added: non-zero bytes; removed: none)
+  std::uint64_t changed_bytes = 0;
+  std::vector<FieldChange> fields;  // when the type is known
+  bool fields_truncated = false;    // more field changes than DiffOptions::max_fields
+};
+const char* PageDiffKindName(PageDiff::Kind k);
+
+struct StateDiff {
+  Epoch from = 0;
+  Epoch to = 0;
+  std::vector<PageDiff> pages;  // by page id; unchanged pages are omitted
+  std::vector<EdgeInfo> edges_added;
+  std::vector<EdgeInfo> edges_removed;
+};
+
+struct DiffOptions {
+  std::optional<PageId> page;  // only this page
+  std::string type_name;       // only pages of this type
+  std::size_t max_fields = 10000;  // per page
+};
+
+StateDiff DiffStates(const LogState& from, const LogState& to, const DiffOptions& options = {});
+// Replays to `from`, continues to `to`, and diffs. `replay.epoch` is ignored.
+Expected<StateDiff> DiffEpochs(const std::string& path, Epoch from, Epoch to, const DiffOptions& options = {},
+                               const ReplayOptions& replay = {});
+
+// ---- JSON (stable keys; see docs/SerializationSpec.md, "CLI JSON") -----------------------------
+
+std::string StateDiffToJson(const StateDiff& diff);
+// Page metadata and XXH3 of each page's bytes; `with_bytes` adds the bytes as hex.
+std::string LogStateToJson(const LogState& state, const ReplayReport* report, bool with_bytes);
+
+}  // namespace mmsb

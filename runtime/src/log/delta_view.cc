@@ -1,0 +1,186 @@
+#include "log/delta_view.h"
+
+#include <cstring>
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include "core/envelope.h"
+#include "delta/delta_format.h"
+
+namespace mmsb::log {
+namespace {
+
+// A bounds-checked LEB128 reader with the same rules as envelope::Reader::Varint (at most 10
+// bytes, no overflow past 64 bits), inlined with a one-byte fast path: run tables are mostly
+// one-byte varints, and replay parses hundreds of thousands of them.
+class FastReader {
+ public:
+  FastReader(const std::uint8_t* p, const std::uint8_t* end) : p_(p), end_(end) {}
+  inline bool Varint(std::uint64_t* v) {
+    if (p_ != end_ && *p_ < 0x80) {
+      *v = *p_++;
+      return true;
+    }
+    std::uint64_t r = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+      if (p_ == end_) return false;
+      const std::uint8_t b = *p_++;
+      if (shift == 63 && b > 1) return false;
+      r |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) {
+        *v = r;
+        return true;
+      }
+    }
+    return false;
+  }
+  bool Bytes(std::size_t n, const std::uint8_t** out) {
+    if (static_cast<std::size_t>(end_ - p_) < n) return false;
+    *out = p_;
+    p_ += n;
+    return true;
+  }
+  std::size_t remaining() const { return static_cast<std::size_t>(end_ - p_); }
+  const std::uint8_t* position() const { return p_; }
+
+ private:
+  const std::uint8_t* p_;
+  const std::uint8_t* end_;
+};
+
+}  // namespace
+
+Status ParseDeltaView(std::span<const std::uint8_t> in, std::uint32_t max_page_size, bool verify_checksum,
+                      DeltaView* out) {
+  constexpr std::size_t kMin = envelope::kHeaderBytes + envelope::kChecksumBytes;
+  if (in.size() < kMin) return SerializationError(fmt::format("delta: truncated: {} byte(s)", in.size()));
+  if (in[0] != format::kDeltaMagic) return Corruption(fmt::format("delta: bad magic 0x{:02x}", in[0]));
+  if (in[1] != envelope::kVersion) return SerializationError(fmt::format("delta: unsupported version {}", in[1]));
+  const std::uint64_t len = envelope::GetU64(in.data() + 4);
+  if (len < kMin) return Corruption(fmt::format("delta: declared length {} is shorter than the header", len));
+  if (len != in.size()) {
+    return SerializationError(fmt::format("delta: declares {} bytes, the record has {}", len, in.size()));
+  }
+  if (verify_checksum && XXH3_64bits(in.data(), len - 8) != envelope::GetU64(in.data() + len - 8)) {
+    return Corruption("delta: checksum mismatch");
+  }
+  if (in[3] != 0) return SerializationError(fmt::format("delta: unknown flags 0x{:02x}", in[3]));
+  const std::uint8_t form = in[2];
+  if (form != format::kFormSparse && form != format::kFormDense) {
+    return SerializationError(fmt::format("delta: unknown form {}", form));
+  }
+  FastReader r(in.data() + envelope::kHeaderBytes, in.data() + len - envelope::kChecksumBytes);
+  std::uint64_t page, base_epoch, page_size, changed;
+  if (!r.Varint(&page) || !r.Varint(&base_epoch) || !r.Varint(&page_size) || !r.Varint(&changed)) {
+    return SerializationError("delta: header fields run past the record");
+  }
+  if (page == kInvalidPageId) return SerializationError("delta: page id 0 is invalid");
+  if (page_size == 0 || page_size > max_page_size) {
+    return SerializationError(fmt::format("delta: page size {} is out of range [1, {}]", page_size, max_page_size));
+  }
+  if (changed > page_size) return SerializationError(fmt::format("delta: {} changed bytes in a {}-byte page", changed, page_size));
+  DeltaView v;
+  v.page = page;
+  v.base_epoch = base_epoch;
+  v.page_size = static_cast<std::uint32_t>(page_size);
+  v.changed_bytes = static_cast<std::uint32_t>(changed);
+  v.dense = form == format::kFormDense;
+  v.total = len;
+  if (!v.dense) {
+    std::uint64_t nruns;
+    if (!r.Varint(&nruns)) return SerializationError("delta: run count runs past the record");
+    if (nruns > changed || nruns * 2 > r.remaining()) {
+      return SerializationError(fmt::format("delta: {} runs cannot fit in the record", nruns));
+    }
+    const std::uint8_t* table_start = r.position();
+    std::uint64_t pos = 0, sum = 0;
+    for (std::uint64_t i = 0; i < nruns; ++i) {
+      std::uint64_t gap, run;
+      if (!r.Varint(&gap) || !r.Varint(&run)) return SerializationError(fmt::format("delta: run {} runs past the record", i));
+      if (run == 0) return SerializationError(fmt::format("delta: run {} has length 0", i));
+      if (i > 0 && gap == 0) return SerializationError(fmt::format("delta: run {} is adjacent to the previous one", i));
+      if (gap > page_size || run > page_size || pos + gap + run > page_size) {
+        return SerializationError(fmt::format("delta: run {} ends past the {}-byte page", i, page_size));
+      }
+      pos += gap + run;
+      sum += run;
+    }
+    if (sum != changed) return SerializationError(fmt::format("delta: runs cover {} bytes, header says {}", sum, changed));
+    v.run_count = nruns;
+    v.table = table_start;
+  } else {
+    const std::size_t mask_len = (page_size + 7) / 8;
+    const std::uint8_t* mask;
+    if (!r.Bytes(mask_len, &mask)) return SerializationError("delta: dense mask runs past the record");
+    if ((page_size % 8) != 0 && (mask[mask_len - 1] >> (page_size % 8)) != 0) {
+      return SerializationError("delta: dense mask has bits past the end of the page");
+    }
+    std::uint64_t bits = 0;
+    std::size_t i = 0;
+    for (; i + 8 <= mask_len; i += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, mask + i, 8);
+      bits += static_cast<std::uint64_t>(__builtin_popcountll(w));
+    }
+    for (; i < mask_len; ++i) bits += static_cast<std::uint64_t>(__builtin_popcount(mask[i]));
+    if (bits != changed) return SerializationError(fmt::format("delta: mask has {} bits, header says {}", bits, changed));
+    v.table = mask;
+  }
+  if (!r.Bytes(changed, &v.bytes)) return SerializationError("delta: new bytes run past the record");
+  if (r.remaining() != 0) return SerializationError(fmt::format("delta: {} trailing byte(s) in the record", r.remaining()));
+  *out = v;
+  return Status::Ok();
+}
+
+namespace {
+
+// Reads a varint the parse already checked.
+inline std::uint64_t TrustedVarint(const std::uint8_t*& p) {
+  if (*p < 0x80) return *p++;
+  std::uint64_t v = 0;
+  for (unsigned shift = 0;; shift += 7) {
+    const std::uint8_t b = *p++;
+    v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return v;
+  }
+}
+
+}  // namespace
+
+void ApplyDeltaView(const DeltaView& v, std::uint8_t* page) {
+  const std::uint8_t* src = v.bytes;
+  if (!v.dense) {
+    const std::uint8_t* t = v.table;
+    std::uint64_t pos = 0;
+    for (std::uint64_t i = 0; i < v.run_count; ++i) {
+      pos += TrustedVarint(t);
+      const std::uint64_t run = TrustedVarint(t);
+      if (run <= 8) {
+        for (std::uint64_t k = 0; k < run; ++k) page[pos + k] = src[k];
+      } else {
+        std::memcpy(page + pos, src, run);
+      }
+      src += run;
+      pos += run;
+    }
+    return;
+  }
+  const std::size_t mask_len = (static_cast<std::size_t>(v.page_size) + 7) / 8;
+  for (std::size_t w = 0; w * 8 < mask_len; ++w) {
+    std::uint64_t m = 0;
+    std::memcpy(&m, v.table + w * 8, std::min<std::size_t>(8, mask_len - w * 8));
+    if (m == ~std::uint64_t{0}) {
+      std::memcpy(page + w * 64, src, 64);
+      src += 64;
+      continue;
+    }
+    while (m != 0) {
+      const int bit = __builtin_ctzll(m);
+      page[w * 64 + static_cast<std::size_t>(bit)] = *src++;
+      m &= m - 1;
+    }
+  }
+}
+
+}  // namespace mmsb::log

@@ -1,0 +1,337 @@
+#include "log/log_records.h"
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "log/log_format.h"
+
+namespace mmsb::log {
+namespace {
+
+class Writer {
+ public:
+  explicit Writer(std::vector<std::uint8_t>& out) : out_(out) {}
+  void U8(std::uint8_t v) { out_.push_back(v); }
+  void U16(std::uint16_t v) { Raw(&v, 2); }
+  void U32(std::uint32_t v) { Raw(&v, 4); }
+  void U64(std::uint64_t v) { Raw(&v, 8); }
+  void Str(std::string_view s) {
+    U32(static_cast<std::uint32_t>(s.size()));
+    Raw(s.data(), s.size());
+  }
+  void Raw(const void* p, std::size_t n) {
+    const auto* b = static_cast<const std::uint8_t*>(p);
+    out_.insert(out_.end(), b, b + n);
+  }
+
+ private:
+  std::vector<std::uint8_t>& out_;
+};
+
+// Bounds-checked reads from an untrusted payload. The first failure sticks; callers check ok()
+// (or the Status from Finish) once at the end, so every field read is safe even after a failure.
+class Reader {
+ public:
+  Reader(std::span<const std::uint8_t> in, const char* what) : in_(in), what_(what) {}
+  std::uint8_t U8(const char* field) { std::uint8_t v = 0; Raw(&v, 1, field); return v; }
+  std::uint16_t U16(const char* field) { std::uint16_t v = 0; Raw(&v, 2, field); return v; }
+  std::uint32_t U32(const char* field) { std::uint32_t v = 0; Raw(&v, 4, field); return v; }
+  std::uint64_t U64(const char* field) { std::uint64_t v = 0; Raw(&v, 8, field); return v; }
+  std::string Str(const char* field) {
+    const std::uint32_t n = U32(field);
+    if (!ok()) return {};
+    if (n > kMaxNameBytes || n > Left()) {
+      Fail(fmt::format("{} length {} exceeds the {} bytes left", field, n, Left()));
+      return {};
+    }
+    std::string s(reinterpret_cast<const char*>(in_.data() + pos_), n);
+    pos_ += n;
+    return s;
+  }
+  std::span<const std::uint8_t> Rest() {
+    auto r = in_.subspan(pos_);
+    pos_ = in_.size();
+    return r;
+  }
+  std::size_t Left() const { return in_.size() - pos_; }
+  bool ok() const { return error_.empty(); }
+  void Fail(std::string m) {
+    if (ok()) error_ = std::move(m);
+  }
+  Status Finish(bool exact = true) {
+    if (ok() && exact && pos_ != in_.size()) {
+      Fail(fmt::format("{} trailing bytes", in_.size() - pos_));
+    }
+    if (ok()) return Status::Ok();
+    return Corruption(fmt::format("{} record: {}", what_, error_));
+  }
+
+ private:
+  void Raw(void* out, std::size_t n, const char* field) {
+    if (!ok()) return;
+    if (Left() < n) {
+      Fail(fmt::format("truncated at {}", field));
+      return;
+    }
+    std::memcpy(out, in_.data() + pos_, n);
+    pos_ += n;
+  }
+
+  std::span<const std::uint8_t> in_;
+  std::size_t pos_ = 0;
+  const char* what_;
+  std::string error_;
+};
+
+bool ValidLocation(std::uint8_t v) { return v <= static_cast<std::uint8_t>(Location::kUnified); }
+
+}  // namespace
+
+void EncodePageCreate(const LogPageCreate& r, std::vector<std::uint8_t>& out) {
+  Writer w(out);
+  w.U64(r.id);
+  w.U64(r.size);
+  w.U8(static_cast<std::uint8_t>(r.location));
+  w.U8(r.is_static ? 1 : 0);
+  w.U16(0);
+  w.Str(r.name);
+  w.Str(r.type_name);
+}
+
+Status DecodePageCreate(std::span<const std::uint8_t> in, LogPageCreate* r) {
+  Reader rd(in, "page-create");
+  r->id = rd.U64("page id");
+  r->size = rd.U64("size");
+  const std::uint8_t loc = rd.U8("location");
+  const std::uint8_t flags = rd.U8("flags");
+  const std::uint16_t reserved = rd.U16("reserved");
+  r->name = rd.Str("name");
+  r->type_name = rd.Str("type name");
+  if (rd.ok()) {
+    if (r->id == kInvalidPageId) rd.Fail("page id 0");
+    if (r->size == 0) rd.Fail("page size 0");
+    if (!ValidLocation(loc)) rd.Fail(fmt::format("location {} is unknown", loc));
+    if ((flags & ~1u) != 0 || reserved != 0) rd.Fail("reserved bits set");
+  }
+  r->location = static_cast<Location>(ValidLocation(loc) ? loc : 0);
+  r->is_static = (flags & 1) != 0;
+  return rd.Finish();
+}
+
+void EncodePageFree(PageId id, std::vector<std::uint8_t>& out) { Writer(out).U64(id); }
+
+Status DecodePageFree(std::span<const std::uint8_t> in, PageId* id) {
+  Reader rd(in, "page-free");
+  *id = rd.U64("page id");
+  if (rd.ok() && *id == kInvalidPageId) rd.Fail("page id 0");
+  return rd.Finish();
+}
+
+void EncodeTypeDescriptor(const TypeDescriptor& t, std::vector<std::uint8_t>& out) {
+  Writer w(out);
+  w.Str(t.name);
+  w.U32(t.size);
+  w.U32(t.align);
+  w.U32(static_cast<std::uint32_t>(t.fields.size()));
+  for (const FieldDescriptor& f : t.fields) {
+    w.Str(f.name);
+    w.U32(f.offset);
+    w.U32(f.size);
+    w.U8(static_cast<std::uint8_t>(f.kind));
+    w.U8(0);
+    w.U16(0);
+    w.U32(f.elem_size);
+    w.U32(static_cast<std::uint32_t>(f.extents.size()));
+    for (std::uint32_t e : f.extents) w.U32(e);
+    w.Str(f.record_type);
+  }
+}
+
+Status DecodeTypeDescriptor(std::span<const std::uint8_t> in, TypeDescriptor* t) {
+  Reader rd(in, "type-descriptor");
+  t->name = rd.Str("name");
+  t->size = rd.U32("size");
+  t->align = rd.U32("align");
+  const std::uint32_t nfields = rd.U32("field count");
+  // Each field takes at least 24 bytes, so the count is bounded by the payload.
+  if (rd.ok() && nfields > rd.Left() / 24) rd.Fail(fmt::format("field count {} exceeds the payload", nfields));
+  t->fields.clear();
+  for (std::uint32_t i = 0; rd.ok() && i < nfields; ++i) {
+    FieldDescriptor f;
+    f.name = rd.Str("field name");
+    f.offset = rd.U32("field offset");
+    f.size = rd.U32("field size");
+    const std::uint8_t kind = rd.U8("field kind");
+    const std::uint8_t pad8 = rd.U8("field padding");
+    const std::uint16_t pad16 = rd.U16("field padding");
+    f.elem_size = rd.U32("element size");
+    const std::uint32_t nextents = rd.U32("extent count");
+    if (rd.ok() && nextents > rd.Left() / 4) rd.Fail("extent count exceeds the payload");
+    for (std::uint32_t k = 0; rd.ok() && k < nextents; ++k) f.extents.push_back(rd.U32("extent"));
+    f.record_type = rd.Str("record type");
+    if (rd.ok() && kind > static_cast<std::uint8_t>(ScalarKind::kRecord)) {
+      rd.Fail(fmt::format("field '{}' has unknown kind {}", f.name, kind));
+    }
+    if (rd.ok() && (pad8 != 0 || pad16 != 0)) rd.Fail("reserved bits set");
+    f.kind = static_cast<ScalarKind>(kind);
+    t->fields.push_back(std::move(f));
+  }
+  if (rd.ok() && t->name.empty()) rd.Fail("empty type name");
+  MMSB_RETURN_IF_ERROR(rd.Finish());
+  if (Status s = t->Validate(); !s.ok()) {
+    return Corruption(fmt::format("type-descriptor record: type '{}' is not a valid layout: {}", t->name, s.message()));
+  }
+  return Status::Ok();
+}
+
+void EncodeCommit(const LogCommit& c, std::vector<std::uint8_t>& out) {
+  Writer w(out);
+  w.U64(c.epoch);
+  w.U64(c.unix_nanos);
+  w.U32(c.record_count);
+  w.U32(0);
+  w.U64(c.page_id_high);
+}
+
+Status DecodeCommit(std::span<const std::uint8_t> in, LogCommit* c) {
+  Reader rd(in, "commit");
+  c->epoch = rd.U64("epoch");
+  c->unix_nanos = rd.U64("time");
+  c->record_count = rd.U32("record count");
+  const std::uint32_t reserved = rd.U32("reserved");
+  c->page_id_high = rd.U64("page id high");
+  if (rd.ok() && c->epoch == 0) rd.Fail("epoch 0 is never committed");
+  if (rd.ok() && reserved != 0) rd.Fail("reserved bits set");
+  return rd.Finish();
+}
+
+void EncodeEdgeChange(const LogEdgeChange& e, std::vector<std::uint8_t>& out) {
+  Writer w(out);
+  w.U8(static_cast<std::uint8_t>(e.op));
+  w.U8(static_cast<std::uint8_t>(e.edge.kind));
+  w.U8(static_cast<std::uint8_t>(e.edge.policy));
+  w.U8(0);
+  w.U32(0);
+  w.U64(e.edge.parent);
+  w.U64(e.edge.child);
+  w.U32(e.edge.projection.src_offset);
+  w.U32(e.edge.projection.length);
+  w.U32(e.edge.projection.dst_offset);
+  w.U32(0);
+}
+
+Status DecodeEdgeChange(std::span<const std::uint8_t> in, LogEdgeChange* e) {
+  Reader rd(in, "graph-edge");
+  const std::uint8_t op = rd.U8("op");
+  const std::uint8_t kind = rd.U8("kind");
+  const std::uint8_t policy = rd.U8("policy");
+  const std::uint8_t r8 = rd.U8("reserved");
+  const std::uint32_t r32 = rd.U32("reserved");
+  e->edge.parent = rd.U64("parent");
+  e->edge.child = rd.U64("child");
+  e->edge.projection.src_offset = rd.U32("source offset");
+  e->edge.projection.length = rd.U32("length");
+  e->edge.projection.dst_offset = rd.U32("destination offset");
+  const std::uint32_t r32b = rd.U32("reserved");
+  if (rd.ok()) {
+    if (op != 1 && op != 2) rd.Fail(fmt::format("op {} is unknown", op));
+    if (kind > static_cast<std::uint8_t>(EdgeKind::kUser)) rd.Fail(fmt::format("edge kind {} is unknown", kind));
+    if (policy > static_cast<std::uint8_t>(DerivedPolicy::kRecomputeOnReplay)) rd.Fail("policy is unknown");
+    if (r8 != 0 || r32 != 0 || r32b != 0) rd.Fail("reserved bits set");
+    if (e->edge.parent == kInvalidPageId || e->edge.child == kInvalidPageId) rd.Fail("page id 0");
+  }
+  e->op = op == 2 ? EdgeOp::kRemove : EdgeOp::kAdd;
+  e->edge.kind = static_cast<EdgeKind>(kind <= 2 ? kind : 0);
+  e->edge.policy = static_cast<DerivedPolicy>(policy <= 1 ? policy : 0);
+  return rd.Finish();
+}
+
+void EncodeEvent(Epoch epoch, std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out) {
+  Writer w(out);
+  w.U64(epoch);
+  w.Raw(bytes.data(), bytes.size());
+}
+
+Status DecodeEvent(std::span<const std::uint8_t> in, Epoch* epoch, std::span<const std::uint8_t>* bytes) {
+  Reader rd(in, "event");
+  *epoch = rd.U64("epoch");
+  *bytes = rd.Rest();
+  return rd.Finish();
+}
+
+void EncodeCheckpointMarker(const LogCheckpointMarker& m, std::vector<std::uint8_t>& out) {
+  Writer w(out);
+  w.U64(m.epoch);
+  w.Str(m.file);
+}
+
+Status DecodeCheckpointMarker(std::span<const std::uint8_t> in, LogCheckpointMarker* m) {
+  Reader rd(in, "checkpoint-marker");
+  m->epoch = rd.U64("epoch");
+  m->file = rd.Str("file name");
+  if (rd.ok() && (m->file.empty() || m->file.find('/') != std::string::npos)) {
+    rd.Fail("file name must be a plain name");
+  }
+  return rd.Finish();
+}
+
+void EncodeRunStart(const LogRunStart& r, std::vector<std::uint8_t>& out) {
+  Writer w(out);
+  w.U64(r.epoch_base);
+  w.U64(r.page_id_base);
+  w.U64(r.unix_nanos);
+  w.U32(r.pid);
+  w.U32(0);
+}
+
+Status DecodeRunStart(std::span<const std::uint8_t> in, LogRunStart* r) {
+  Reader rd(in, "run-start");
+  r->epoch_base = rd.U64("epoch base");
+  r->page_id_base = rd.U64("page id base");
+  r->unix_nanos = rd.U64("time");
+  r->pid = rd.U32("pid");
+  if (rd.U32("reserved") != 0 && rd.ok()) rd.Fail("reserved bits set");
+  return rd.Finish();
+}
+
+void EncodePageImagePrefix(PageId id, Epoch epoch, std::uint64_t offset, std::uint8_t* out) {
+  Put64(out, id);
+  Put64(out + 8, epoch);
+  Put64(out + 16, offset);
+}
+
+Status DecodePageImageChunk(std::span<const std::uint8_t> in, LogImageChunk* c) {
+  Reader rd(in, "page-image");
+  c->page = rd.U64("page id");
+  c->epoch = rd.U64("epoch");
+  c->offset = rd.U64("offset");
+  c->bytes = rd.Rest();
+  if (rd.ok() && c->page == kInvalidPageId) rd.Fail("page id 0");
+  return rd.Finish();
+}
+
+void EncodeCheckpointEnd(const LogCheckpointEnd& e, std::vector<std::uint8_t>& out) {
+  Writer w(out);
+  w.U64(e.epoch);
+  w.U64(e.unix_nanos);
+  w.U64(e.page_id_high);
+  w.U64(e.pages);
+  w.U64(e.types);
+  w.U64(e.edges);
+  w.U64(e.image_bytes);
+}
+
+Status DecodeCheckpointEnd(std::span<const std::uint8_t> in, LogCheckpointEnd* e) {
+  Reader rd(in, "checkpoint-end");
+  e->epoch = rd.U64("epoch");
+  e->unix_nanos = rd.U64("time");
+  e->page_id_high = rd.U64("page id high");
+  e->pages = rd.U64("page count");
+  e->types = rd.U64("type count");
+  e->edges = rd.U64("edge count");
+  e->image_bytes = rd.U64("image bytes");
+  return rd.Finish();
+}
+
+}  // namespace mmsb::log

@@ -1,0 +1,56 @@
+// Payload encodings of the log's record types. See docs/SerializationSpec.md ("Record payloads").
+//
+// Encoders append to a byte vector. Decoders take untrusted bytes: they check every length
+// against the payload before reading or allocating, and return Corruption with a message that
+// says which field is wrong (the caller adds file and offset).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "mmsb/log.h"
+#include "mmsb/type_desc.h"
+
+namespace mmsb::log {
+
+void EncodePageCreate(const LogPageCreate& r, std::vector<std::uint8_t>& out);
+Status DecodePageCreate(std::span<const std::uint8_t> in, LogPageCreate* r);
+
+void EncodePageFree(PageId id, std::vector<std::uint8_t>& out);
+Status DecodePageFree(std::span<const std::uint8_t> in, PageId* id);
+
+void EncodeTypeDescriptor(const TypeDescriptor& t, std::vector<std::uint8_t>& out);
+// Also validates the layout (TypeDescriptor::Validate).
+Status DecodeTypeDescriptor(std::span<const std::uint8_t> in, TypeDescriptor* t);
+
+void EncodeCommit(const LogCommit& c, std::vector<std::uint8_t>& out);
+Status DecodeCommit(std::span<const std::uint8_t> in, LogCommit* c);
+
+void EncodeEdgeChange(const LogEdgeChange& e, std::vector<std::uint8_t>& out);
+Status DecodeEdgeChange(std::span<const std::uint8_t> in, LogEdgeChange* e);
+
+// Event payload: u64 epoch, then the opaque bytes.
+void EncodeEvent(Epoch epoch, std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out);
+Status DecodeEvent(std::span<const std::uint8_t> in, Epoch* epoch, std::span<const std::uint8_t>* bytes);
+
+void EncodeCheckpointMarker(const LogCheckpointMarker& m, std::vector<std::uint8_t>& out);
+Status DecodeCheckpointMarker(std::span<const std::uint8_t> in, LogCheckpointMarker* m);
+
+void EncodeRunStart(const LogRunStart& r, std::vector<std::uint8_t>& out);
+Status DecodeRunStart(std::span<const std::uint8_t> in, LogRunStart* r);
+
+// Checkpoint page image chunk: u64 page id, u64 epoch (the page's last change), u64 offset of the
+// chunk in the page, then the chunk's bytes.
+inline constexpr std::size_t kPageImagePrefix = 24;
+void EncodePageImagePrefix(PageId id, Epoch epoch, std::uint64_t offset, std::uint8_t* out);
+Status DecodePageImageChunk(std::span<const std::uint8_t> in, LogImageChunk* c);
+
+void EncodeCheckpointEnd(const LogCheckpointEnd& e, std::vector<std::uint8_t>& out);
+Status DecodeCheckpointEnd(std::span<const std::uint8_t> in, LogCheckpointEnd* e);
+
+// Limits that keep a decoder's allocations proportional to its input.
+inline constexpr std::size_t kMaxNameBytes = 1u << 16;
+
+}  // namespace mmsb::log

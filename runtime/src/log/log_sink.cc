@@ -1,0 +1,296 @@
+// LogSink: the bus's commits, pages, types and graph edges into the log.
+#include <unistd.h>
+
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+#include "bus/bus.h"
+#include "log/log_records.h"
+#include "mmsb/checkpoint.h"
+#include "mmsb/events.h"
+#include "mmsb/log.h"
+#include "mmsb/mmsb.h"
+#include "mmsb/page.h"
+
+namespace mmsb {
+namespace {
+
+bool SameEdge(const EdgeInfo& a, const EdgeInfo& b) {
+  return a.parent == b.parent && a.child == b.child && a.kind == b.kind && a.policy == b.policy &&
+         a.projection.src_offset == b.projection.src_offset && a.projection.length == b.projection.length &&
+         a.projection.dst_offset == b.projection.dst_offset;
+}
+
+}  // namespace
+
+struct LogSink::State {
+  std::mutex mu;
+  LogBatch batch;
+  bool first = true;
+  // log epoch = epoch_base + (bus epoch - bus_base); log page id = bus id + id_base.
+  Epoch epoch_base = 0;
+  Epoch bus_base = 0;
+  PageId id_base = 0;
+  Epoch last_bus_epoch = 0;  // last bus epoch appended
+  // Pages logged with their full contents at the first commit: the epoch replay holds for them
+  // until their next delta (their bus epoch predates the sink).
+  std::unordered_map<PageId, Epoch> baseline_epoch;
+  std::map<std::string, const TypeDescriptor*, std::less<>> types;  // logged, by name
+  std::map<std::pair<PageId, PageId>, EdgeInfo> edges;  // logged, log ids, keyed (child, parent)
+  std::uint64_t graph_version = 0;
+  std::map<Epoch, CommitTicket> tickets;  // bus epoch -> ticket, until AfterCommit
+  std::vector<std::pair<Epoch, std::vector<std::uint8_t>>> pending_events;  // bus epoch
+  bool checkpoint_requested = false;
+  std::vector<Event> checkpoint_event;  // posted to subscribers after the commit lock is released
+  std::vector<Event> events_scratch;
+  Expected<Epoch> checkpoint_result = Status(StatusCode::kNotFound, "no checkpoint written");
+  std::vector<std::uint8_t> zeros;
+
+  Epoch LogEpoch(Epoch bus) const { return epoch_base + (bus - bus_base); }
+  PageId LogId(PageId bus) const { return bus + id_base; }
+  bool identity() const { return epoch_base == bus_base && id_base == 0; }
+  // The log epoch replay holds for `page` whose bus epoch is `bus`.
+  Epoch PageLogEpoch(PageId page, Epoch bus) const {
+    if (auto it = baseline_epoch.find(page); it != baseline_epoch.end()) return it->second;
+    return bus >= bus_base ? LogEpoch(bus) : epoch_base;
+  }
+
+  // Logs `t` and the record types its fields name (before it), once each.
+  void AddType(const TypeDescriptor* t, const CommitBatch& b, int depth = 0) {
+    if (t == nullptr || depth > 64) return;
+    auto it = types.find(t->name);
+    if (it != types.end() && it->second == t) return;
+    types[t->name] = t;
+    if (b.find_type != nullptr) {
+      for (const FieldDescriptor& f : t->fields) {
+        if (f.kind == ScalarKind::kRecord && !f.record_type.empty()) {
+          AddType(b.find_type(f.record_type, b.find_type_ctx), b, depth + 1);
+        }
+      }
+    }
+    batch.AddTypeDescriptor(*t);
+  }
+};
+
+LogSink::~LogSink() { (void)Close(); }
+
+Expected<std::shared_ptr<LogSink>> LogSink::Open(const std::string& dir, const LogOptions& options) {
+  auto w = LogWriter::Open(dir, options);
+  if (!w.ok()) return w.status();
+  std::shared_ptr<LogSink> sink(new LogSink());
+  sink->writer_ = std::move(*w);
+  sink->state_ = std::make_unique<State>();
+  sink->state_->batch = sink->writer_->NewBatch();
+  sink->state_->epoch_base = sink->writer_->last_epoch();
+  sink->state_->id_base = sink->writer_->page_id_high();
+  return sink;
+}
+
+Epoch LogSink::LogEpoch(Epoch bus_epoch) const {
+  std::lock_guard<std::mutex> l(state_->mu);
+  return state_->LogEpoch(bus_epoch);
+}
+
+PageId LogSink::LogPageId(PageId bus_id) const {
+  std::lock_guard<std::mutex> l(state_->mu);
+  return state_->LogId(bus_id);
+}
+
+Status LogSink::OnCommit(const CommitBatch& b) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> l(s.mu);
+  s.batch.Clear();
+  std::unordered_set<PageId> baseline_now;
+  if (s.first) {
+    s.bus_base = b.epoch - 1;
+    std::vector<std::uint8_t> payload;
+    log::EncodeRunStart({s.epoch_base, s.id_base, b.unix_nanos, static_cast<std::uint32_t>(::getpid())}, payload);
+    s.batch.AddRaw(static_cast<std::uint8_t>(LogRecordType::kRunStart), payload);
+    // Pages that existed before the sink: logged now, with their whole contents.
+    std::unordered_set<PageId> created;
+    for (const PageCreatedRecord& c : b.created) created.insert(c.id);
+    const Epoch first_log = s.LogEpoch(b.epoch);
+    for (const Page* p : b.live_pages) {
+      if (created.count(p->id())) continue;
+      s.AddType(p->type(), b);
+      s.batch.AddPageCreate({s.LogId(p->id()), p->size(), p->location(), p->is_static(), p->name(),
+                             p->type() ? p->type()->name : std::string()});
+      if (s.zeros.size() < p->size()) s.zeros.assign(p->size(), 0);
+      Delta d = Diff(s.LogId(p->id()), first_log - 1, {s.zeros.data(), p->size()}, {p->data(), p->size()});
+      if (!d.empty()) MMSB_RETURN_IF_ERROR(s.batch.AddDelta(d));
+      s.baseline_epoch[p->id()] = d.empty() ? first_log - 1 : first_log;
+      baseline_now.insert(p->id());
+    }
+  }
+  for (const PageCreatedRecord& c : b.created) {
+    s.AddType(c.type, b);
+    s.batch.AddPageCreate({s.LogId(c.id), c.size, c.location, c.is_static, c.name,
+                           c.type ? c.type->name : std::string()});
+  }
+  if (s.first || b.graph_version != s.graph_version) {
+    std::map<std::pair<PageId, PageId>, EdgeInfo> now;
+    for (EdgeInfo e : b.edges) {
+      e.parent = s.LogId(e.parent);
+      e.child = s.LogId(e.child);
+      now[{e.child, e.parent}] = e;
+    }
+    for (const auto& [key, e] : s.edges) {
+      if (!now.count(key)) s.batch.AddEdgeChange({EdgeOp::kRemove, e});
+    }
+    for (const auto& [key, e] : now) {
+      auto it = s.edges.find(key);
+      if (it == s.edges.end() || !SameEdge(it->second, e)) {
+        s.batch.AddEdgeChange({EdgeOp::kAdd, e});
+      }
+    }
+    s.edges = std::move(now);
+    s.graph_version = b.graph_version;
+  }
+  for (const Delta& d : b.deltas) {
+    if (baseline_now.count(d.page())) continue;  // its full image is already in the batch
+    auto bl = s.baseline_epoch.find(d.page());
+    if (bl == s.baseline_epoch.end() && s.identity()) {
+      MMSB_RETURN_IF_ERROR(s.batch.AddDelta(d));
+      continue;
+    }
+    Delta t = d;
+    t.set_page(s.LogId(d.page()));
+    t.set_base_epoch(s.PageLogEpoch(d.page(), d.base_epoch()));
+    if (bl != s.baseline_epoch.end()) s.baseline_epoch.erase(bl);
+    MMSB_RETURN_IF_ERROR(s.batch.AddDelta(t));
+  }
+  for (PageId id : b.freed) {
+    s.batch.AddPageFree(s.LogId(id));
+    s.baseline_epoch.erase(id);
+  }
+  if (!b.events.empty() && writer_->options().log_events) {
+    s.events_scratch.assign(b.events.begin(), b.events.end());
+    if (!s.identity()) {
+      for (Event& ev : s.events_scratch) {
+        ev.epoch = s.LogEpoch(ev.epoch);
+        if (ev.page != kInvalidPageId) ev.page = s.LogId(ev.page);
+        if (ev.base_epoch != 0) ev.base_epoch = ev.base_epoch >= s.bus_base ? s.LogEpoch(ev.base_epoch) : s.epoch_base;
+      }
+    }
+    s.batch.AddEvent(s.LogEpoch(b.epoch), EncodeEvents(s.events_scratch));
+  }
+  for (auto it = s.pending_events.begin(); it != s.pending_events.end();) {
+    if (it->first <= b.epoch) {
+      s.batch.AddEvent(it->first > s.bus_base ? s.LogEpoch(it->first) : s.LogEpoch(b.epoch), it->second);
+      it = s.pending_events.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  s.first = false;
+  auto t = writer_->Append(s.batch, s.LogEpoch(b.epoch), b.unix_nanos);
+  if (!t.ok()) return t.status();
+  s.last_bus_epoch = b.epoch;
+  if (writer_->options().durability == Durability::kSync) {
+    // One fsync per commit, before the commit returns: wait here, under the commit lock.
+    MMSB_RETURN_IF_ERROR(writer_->WaitDurable(*t));
+  } else if (writer_->options().durability == Durability::kGroup) {
+    s.tickets[b.epoch] = *t;
+  }
+  if (s.checkpoint_requested) {
+    s.checkpoint_requested = false;
+    CheckpointContents c;
+    c.epoch = s.LogEpoch(b.epoch);
+    c.unix_nanos = b.unix_nanos;
+    c.page_id_high = writer_->page_id_high();
+    for (const auto& [name, type] : s.types) c.types.push_back(type);
+    for (const Page* p : b.live_pages) {
+      c.pages.push_back({s.LogId(p->id()), s.PageLogEpoch(p->id(), p->epoch()), p->location(), p->is_static(), p->name(),
+                         p->type() ? std::string_view(p->type()->name) : std::string_view(),
+                         {p->data(), p->size()}});
+    }
+    std::sort(c.pages.begin(), c.pages.end(), [](const CheckpointPage& x, const CheckpointPage& y) { return x.id < y.id; });
+    for (const auto& [key, e] : s.edges) c.edges.push_back(e);
+    std::uint64_t page_bytes = 0;
+    for (const CheckpointPage& p : c.pages) page_bytes += p.bytes.size();
+    const std::uint64_t page_count = c.pages.size();
+    auto path = WriteLogCheckpoint(*writer_, std::move(c));
+    if (path.ok()) {
+      s.checkpoint_result = s.LogEpoch(b.epoch);
+      Event ev;
+      ev.type = EventType::kCheckpoint;
+      ev.epoch = s.LogEpoch(b.epoch);
+      ev.count = page_count;
+      ev.bytes = page_bytes;
+      if (writer_->options().log_events) {
+        MMSB_RETURN_IF_ERROR(writer_->AppendEvent(ev.epoch, EncodeEvents({&ev, 1})));
+      }
+      ev.epoch = b.epoch;  // subscribers see bus epochs
+      s.checkpoint_event = {ev};
+    } else {
+      s.checkpoint_result = path.status();
+      return path.status();
+    }
+  }
+  return Status::Ok();
+}
+
+Status LogSink::AfterCommit(Epoch epoch) {
+  CommitTicket t;
+  bool wait = false;
+  std::vector<Event> checkpoint_event;
+  {
+    std::lock_guard<std::mutex> l(state_->mu);
+    auto it = state_->tickets.find(epoch);
+    if (it != state_->tickets.end()) {
+      t = it->second;
+      wait = true;
+      state_->tickets.erase(it);
+    }
+    checkpoint_event.swap(state_->checkpoint_event);
+  }
+  // The checkpoint's event follows the commit's own batch, which the bus queued under its lock.
+  if (!checkpoint_event.empty()) {
+    if (Bus* bus = CurrentBus()) bus->PostEvents(std::move(checkpoint_event));
+  }
+  return wait ? writer_->WaitDurable(t) : Status::Ok();
+}
+
+bool LogSink::wants_events() const { return writer_ && writer_->options().log_events; }
+
+Status LogSink::AppendEvent(Epoch epoch, std::span<const std::uint8_t> bytes) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> l(s.mu);
+  if (!s.first && epoch <= s.last_bus_epoch) {
+    return writer_->AppendEvent(epoch > s.bus_base ? s.LogEpoch(epoch) : s.epoch_base, bytes);
+  }
+  // Its epoch's commit is not logged yet: it goes into that commit's group.
+  s.pending_events.emplace_back(epoch, std::vector<std::uint8_t>(bytes.begin(), bytes.end()));
+  return Status::Ok();
+}
+
+void LogSink::RequestCheckpoint() {
+  std::lock_guard<std::mutex> l(state_->mu);
+  state_->checkpoint_requested = true;
+}
+
+Expected<Epoch> LogSink::Checkpoint() {
+  RequestCheckpoint();
+  auto e = commit();
+  if (!e.ok()) return e.status();
+  std::lock_guard<std::mutex> l(state_->mu);
+  return state_->checkpoint_result;
+}
+
+Status LogSink::Close() {
+  if (!writer_) return Status::Ok();
+  return writer_->Close();
+}
+
+Expected<std::shared_ptr<LogSink>> AttachLog(const std::string& dir, const LogOptions& options) {
+  auto sink = LogSink::Open(dir, options);
+  if (!sink.ok()) return sink.status();
+  MMSB_RETURN_IF_ERROR(AddSink(*sink));
+  return sink;
+}
+
+}  // namespace mmsb

@@ -1,0 +1,710 @@
+// Replayer: checkpoint plus committed epoch groups to the state of any epoch.
+#include "mmsb/replay.h"
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include "log/delta_view.h"
+#include "log/log_format.h"
+#include "log/log_records.h"
+#include "log/memory_limit.h"
+#include "log/record_reader.h"
+#include "log/segments.h"
+#include "mmsb/checkpoint.h"
+
+namespace mmsb {
+
+// ---- LogState ----------------------------------------------------------------------------------
+
+const ReplayedPage* LogState::FindPage(PageId id) const {
+  auto it = pages.find(id);
+  return it == pages.end() ? nullptr : &it->second;
+}
+
+const ReplayedPage* LogState::FindPageByName(std::string_view name) const {
+  for (const auto& [id, p] : pages) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+const TypeDescriptor* LogState::FindType(std::string_view name) const {
+  auto it = types.find(name);
+  return it == types.end() ? nullptr : it->second.get();
+}
+
+std::uint64_t LogState::PageBytes() const {
+  std::uint64_t n = 0;
+  for (const auto& [id, p] : pages) n += p.bytes.size();
+  return n;
+}
+
+std::uint64_t LogState::Hash() const {
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_64bits_reset(st);
+  auto u64 = [&](std::uint64_t v) { XXH3_64bits_update(st, &v, sizeof v); };
+  auto str = [&](const std::string& s) {
+    u64(s.size());
+    XXH3_64bits_update(st, s.data(), s.size());
+  };
+  u64(epoch);
+  u64(page_id_high);
+  u64(pages.size());
+  for (const auto& [id, p] : pages) {
+    u64(id);
+    str(p.name);
+    str(p.type_name);
+    u64(static_cast<std::uint64_t>(p.location) | (p.is_static ? 0x100 : 0));
+    u64(p.epoch);
+    u64(p.bytes.size());
+    XXH3_64bits_update(st, p.bytes.data(), p.bytes.size());
+  }
+  u64(types.size());
+  std::vector<std::uint8_t> enc;
+  for (const auto& [name, t] : types) {
+    enc.clear();
+    log::EncodeTypeDescriptor(*t, enc);
+    u64(enc.size());
+    XXH3_64bits_update(st, enc.data(), enc.size());
+  }
+  u64(edges.size());
+  for (const EdgeInfo& e : edges) {
+    u64(e.parent);
+    u64(e.child);
+    u64(static_cast<std::uint64_t>(e.kind) | (static_cast<std::uint64_t>(e.policy) << 8));
+    u64(e.projection.src_offset);
+    u64(e.projection.length);
+    u64(e.projection.dst_offset);
+  }
+  const std::uint64_t h = XXH3_64bits_digest(st);
+  XXH3_freeState(st);
+  return h;
+}
+
+bool ReplayReport::has_errors() const {
+  return std::any_of(problems.begin(), problems.end(), [](const LogProblem& p) { return p.is_error(); });
+}
+
+namespace {
+
+bool EdgeLess(const EdgeInfo& a, const EdgeInfo& b) {
+  return std::tie(a.child, a.parent) < std::tie(b.child, b.parent);
+}
+
+bool KnownLogType(std::uint8_t t) { return t >= 1 && t <= 9; }
+
+// One record of the epoch group being read.
+// One record of the epoch group being read. Kept small: deltas are the common case and are held
+// as views of their encoded bytes; the rarer records keep their content in side vectors.
+struct Op {
+  LogRecordType type = LogRecordType::kCommit;
+  std::uint8_t raw_type = 0;
+  std::uint32_t file_index = 0;
+  std::uint64_t offset = 0;
+  Epoch epoch = 0;              // the group's epoch as the reader saw it
+  std::uint32_t aux = 0;        // index into the side vector of its type
+  PageId free = kInvalidPageId;
+  log::DeltaView delta;
+};
+
+// Copies of payloads that do not stay in a mapping until the group closes. Chunks are kept, so
+// views into earlier payloads stay valid while later ones are added.
+class PayloadArena {
+ public:
+  std::span<const std::uint8_t> Copy(std::span<const std::uint8_t> in) {
+    for (;;) {
+      // Moving the inner vectors when chunks_ grows keeps their buffers, so old views stay valid.
+      if (cur_ == chunks_.size()) chunks_.emplace_back(std::max<std::size_t>(in.size(), kChunk));
+      std::vector<std::uint8_t>& c = chunks_[cur_];
+      if (c.size() - used_ >= in.size()) {
+        std::uint8_t* at = c.data() + used_;
+        if (!in.empty()) std::memcpy(at, in.data(), in.size());
+        used_ += in.size();
+        return {at, in.size()};
+      }
+      ++cur_;
+      used_ = 0;
+    }
+  }
+  void Reset() {
+    cur_ = 0;
+    used_ = 0;
+    if (chunks_.size() > 8) chunks_.resize(8);
+  }
+
+ private:
+  static constexpr std::size_t kChunk = std::size_t{1} << 20;
+  std::vector<std::vector<std::uint8_t>> chunks_;
+  std::size_t cur_ = 0;
+  std::size_t used_ = 0;
+};
+
+}  // namespace
+
+// ---- Replayer ----------------------------------------------------------------------------------
+
+class Replayer::Impl {
+ public:
+  ReplayOptions opts;
+  Env* env = nullptr;
+  std::unique_ptr<LogReader> reader;  // null when replaying a checkpoint file alone
+  LogState st;
+  ReplayReport rep;
+  std::uint64_t max_total = 0;
+  std::uint64_t allocated = 0;
+  Epoch base = 0;  // records of epochs <= base are already in st (checkpoint)
+
+  std::vector<Op> group;
+  std::vector<LogPageCreate> group_creates;
+  std::vector<std::shared_ptr<TypeDescriptor>> group_types;
+  std::vector<LogEdgeChange> group_edges;
+  PayloadArena arena;
+  bool tainted = false;
+  std::uint64_t damage_end = 0;  // end of the last damage in the group's file
+  std::size_t group_file = ~std::size_t{0};
+  std::size_t problems_seen = 0;
+  std::vector<ReplayedEvent> pending_events;
+  bool have_stash = false;
+  LogCommit stash;
+  std::uint64_t stash_offset = 0;
+  std::size_t stash_file = 0;
+  bool at_end = false;
+  Status deferred;
+  std::uint64_t next_progress = 0;
+
+  const std::string& FileName(std::size_t i) const {
+    static const std::string kNone;
+    return reader && i < reader->files().size() ? reader->files()[i] : kNone;
+  }
+
+  // Problems the reader found since we last looked: copy them; an error in the file of the
+  // current group may have eaten some of its records.
+  void TakeReaderProblems(std::size_t file_index) {
+    if (!reader) return;
+    const auto& ps = reader->problems();
+    for (; problems_seen < ps.size(); ++problems_seen) {
+      const LogProblem& p = ps[problems_seen];
+      rep.problems.push_back(p);
+      if (p.is_error() && p.file == FileName(file_index)) {
+        tainted = true;
+        damage_end = std::max(damage_end, p.offset + p.length);
+      }
+    }
+  }
+
+  void ClearGroup() {
+    group.clear();
+    group_creates.clear();
+    group_types.clear();
+    group_edges.clear();
+    arena.Reset();
+  }
+
+  void DropGroup(Epoch epoch, std::size_t file_index, std::uint64_t offset, std::string why) {
+    std::uint64_t first = group.empty() ? offset : group.front().offset;
+    rep.problems.push_back({LogProblem::Kind::kDroppedEpoch, FileName(file_index), first,
+                            offset >= first ? offset - first : 0, epoch, std::move(why)});
+    ++rep.epochs_dropped;
+    ClearGroup();
+    tainted = false;
+    std::erase_if(pending_events, [&](const ReplayedEvent& e) { return e.epoch <= epoch; });
+  }
+
+  void DeliverEvents() {
+    for (auto it = pending_events.begin(); it != pending_events.end();) {
+      if (it->epoch <= st.epoch) {
+        if (opts.collect_events && it->epoch <= opts.epoch) rep.events.push_back(std::move(*it));
+        it = pending_events.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // Reads records until a commit record: true with *commit set, false at the end of the log.
+  Expected<bool> ReadGroup(LogCommit* commit, std::uint64_t* commit_offset, std::size_t* commit_file) {
+    for (;;) {
+      LogEntry e;
+      auto r = reader->Next(&e);
+      if (r.ok() && *r && e.file_index != group_file) {
+        // A new segment: a group left open in the previous one never got its commit record.
+        if (!group.empty()) {
+          DropGroup(group.front().epoch, group_file, group.back().offset,
+                    "the segment ends before the epoch's commit record");
+        }
+        tainted = false;
+        damage_end = 0;
+        group_file = e.file_index;
+      }
+      TakeReaderProblems(r.ok() && *r ? e.file_index : group_file);
+      if (!r.ok()) return r.status();
+      rep.bytes_read = reader->bytes_read();
+      if (opts.progress && rep.bytes_read >= next_progress) {
+        opts.progress(rep.bytes_read, reader->total_bytes());
+        next_progress = rep.bytes_read + (std::uint64_t{16} << 20);
+      }
+      if (!*r) {
+        if (!group.empty()) {
+          rep.problems.push_back({LogProblem::Kind::kIncompleteEpoch, FileName(group.front().file_index),
+                                  group.front().offset, 0, st.epoch + 1,
+                                  fmt::format("{} records after the last commit record (a commit that never finished) ignored",
+                                              group.size())});
+          ClearGroup();
+        }
+        at_end = true;
+        return false;
+      }
+      ++rep.records;
+      if (e.type == LogRecordType::kCommit && e.raw_type == static_cast<std::uint8_t>(LogRecordType::kCommit)) {
+        rep.last_log_epoch = std::max(rep.last_log_epoch, e.commit.epoch);
+        if (e.commit.epoch <= base) {
+          ClearGroup();
+          tainted = false;
+          continue;
+        }
+        *commit = e.commit;
+        *commit_offset = e.offset;
+        *commit_file = e.file_index;
+        return true;
+      }
+      if (e.raw_type == static_cast<std::uint8_t>(LogRecordType::kEvent)) {
+        if (e.epoch > base) pending_events.push_back({e.epoch, {e.event.begin(), e.event.end()}});
+        if (e.epoch <= st.epoch) DeliverEvents();
+        continue;
+      }
+      if (e.raw_type == static_cast<std::uint8_t>(LogRecordType::kCheckpointMarker)) continue;
+      if (e.epoch <= base) continue;
+      Op& op = group.emplace_back();
+      op.raw_type = e.raw_type;
+      op.type = e.type;
+      op.file_index = static_cast<std::uint32_t>(e.file_index);
+      op.offset = e.offset;
+      op.epoch = e.epoch;
+      if (!KnownLogType(e.raw_type)) {
+        ++rep.unknown_records;  // counted in the group, not applied
+        continue;
+      }
+      switch (e.type) {
+        case LogRecordType::kPageCreate:
+          op.aux = static_cast<std::uint32_t>(group_creates.size());
+          group_creates.push_back(std::move(e.page_create));
+          break;
+        case LogRecordType::kPageFree: op.free = e.page_free; break;
+        case LogRecordType::kTypeDescriptor:
+          op.aux = static_cast<std::uint32_t>(group_types.size());
+          group_types.push_back(std::make_shared<TypeDescriptor>(std::move(e.type_descriptor)));
+          break;
+        case LogRecordType::kGraphEdge:
+          op.aux = static_cast<std::uint32_t>(group_edges.size());
+          group_edges.push_back(e.edge);
+          break;
+        case LogRecordType::kDelta: {
+          // The record's payload check covered these bytes, so the envelope checksum is not
+          // verified again; every structural check is (see log/delta_view.h).
+          const auto bytes = e.payload_mapped ? e.payload : arena.Copy(e.payload);
+          const auto limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(opts.max_page_bytes, 0xFFFFFFFFu));
+          if (Status ds = log::ParseDeltaView(bytes, limit, false, &op.delta); !ds.ok()) {
+            LogProblem p{LogProblem::Kind::kCorruption, FileName(e.file_index), e.offset, e.framed_size, e.epoch,
+                         "checksums match but the payload does not decode: delta record: " + ds.ToString()};
+            group.pop_back();
+            rep.problems.push_back(p);
+            if (opts.mode == RecoveryMode::kStrict) return Corruption(p.ToString());
+            tainted = true;
+            damage_end = std::max(damage_end, e.offset + e.framed_size);
+          }
+          break;
+        }
+        default:
+          break;  // run-start carries nothing replay needs beyond its type
+      }
+    }
+  }
+
+  // Checks the whole group against the state before changing anything. Returns the problem of
+  // the first inconsistent record, if any. Chain mismatches are returned separately: salvage
+  // applies them (an earlier epoch was dropped), strict refuses.
+  std::optional<LogProblem> Validate(const LogCommit& c, std::vector<LogProblem>* chain) {
+    struct Sim {
+      bool live;
+      std::uint64_t size;
+      Epoch epoch;
+      bool changed;
+    };
+    std::unordered_map<PageId, Sim> overlay;
+    bool cleared = false;
+    std::uint64_t alloc = allocated;
+    auto lookup = [&](PageId id) -> std::optional<Sim> {
+      if (auto it = overlay.find(id); it != overlay.end()) {
+        if (!it->second.live) return std::nullopt;
+        return it->second;
+      }
+      if (cleared) return std::nullopt;
+      auto it = st.pages.find(id);
+      if (it == st.pages.end()) return std::nullopt;
+      return Sim{true, it->second.bytes.size(), it->second.epoch, it->second.changed};
+    };
+    auto problem = [&](const Op& op, std::string m) {
+      return LogProblem{LogProblem::Kind::kInconsistent, FileName(op.file_index), op.offset, 0, c.epoch, std::move(m)};
+    };
+    for (const Op& op : group) {
+      if (!KnownLogType(op.raw_type)) continue;
+      switch (op.type) {
+        case LogRecordType::kRunStart:
+          cleared = true;
+          for (auto& [id, s] : overlay) s.live = false;
+          alloc = 0;
+          break;
+        case LogRecordType::kPageCreate: {
+          const LogPageCreate& pc = group_creates[op.aux];
+          if (lookup(pc.id)) return problem(op, fmt::format("page {} is created but already exists", pc.id));
+          if (pc.size > opts.max_page_bytes || pc.size > max_total - std::min(alloc, max_total)) {
+            return problem(op, fmt::format("page {} of {} bytes exceeds the replay memory limit", pc.id, pc.size));
+          }
+          alloc += pc.size;
+          overlay[pc.id] = {true, pc.size, c.epoch - 1, false};
+          break;
+        }
+        case LogRecordType::kPageFree: {
+          auto p = lookup(op.free);
+          if (!p) return problem(op, fmt::format("page {} is freed but does not exist", op.free));
+          alloc -= std::min(alloc, p->size);
+          overlay[op.free] = {false, 0, 0, false};
+          break;
+        }
+        case LogRecordType::kGraphEdge: {
+          const LogEdgeChange& ec = group_edges[op.aux];
+          if (ec.op == EdgeOp::kAdd && (!lookup(ec.edge.parent) || !lookup(ec.edge.child))) {
+            return problem(op, fmt::format("edge {} -> {} names a page that does not exist", ec.edge.parent, ec.edge.child));
+          }
+          break;
+        }
+        case LogRecordType::kDelta: {
+          const log::DeltaView& d = op.delta;
+          auto p = lookup(d.page);
+          if (!p) return problem(op, fmt::format("delta for page {}, which does not exist", d.page));
+          if (d.page_size != p->size) {
+            return problem(op, fmt::format("delta for page {} is for {} bytes, the page has {}", d.page, d.page_size, p->size));
+          }
+          const bool chained = d.base_epoch == p->epoch || (!p->changed && d.base_epoch == 0);
+          if (!chained) {
+            chain->push_back(problem(op, fmt::format("delta for page {} follows epoch {}, but the page was last changed in epoch {}",
+                                                     d.page, d.base_epoch, p->epoch)));
+          }
+          overlay[d.page] = {true, p->size, c.epoch, true};
+          break;
+        }
+        default:
+          break;
+      }
+    }
+    return std::nullopt;
+  }
+
+  Status Apply(const LogCommit& c) {
+    for (Op& op : group) {
+      if (!KnownLogType(op.raw_type)) continue;
+      switch (op.type) {
+        case LogRecordType::kRunStart:
+          st.pages.clear();
+          st.edges.clear();
+          allocated = 0;
+          break;
+        case LogRecordType::kTypeDescriptor:
+          st.types[group_types[op.aux]->name] = group_types[op.aux];
+          break;
+        case LogRecordType::kPageCreate: {
+          LogPageCreate& pc = group_creates[op.aux];
+          ReplayedPage& p = st.pages[pc.id];
+          p.id = pc.id;
+          p.name = std::move(pc.name);
+          p.location = pc.location;
+          p.is_static = pc.is_static;
+          p.type_name = std::move(pc.type_name);
+          auto t = st.types.find(p.type_name);
+          p.type = t == st.types.end() ? nullptr : t->second;
+          p.epoch = c.epoch - 1;
+          p.changed = false;
+          p.bytes.assign(pc.size, 0);
+          allocated += pc.size;
+          break;
+        }
+        case LogRecordType::kPageFree: {
+          auto it = st.pages.find(op.free);
+          if (it != st.pages.end()) {
+            allocated -= std::min<std::uint64_t>(allocated, it->second.bytes.size());
+            st.pages.erase(it);
+          }
+          std::erase_if(st.edges, [&](const EdgeInfo& e) { return e.parent == op.free || e.child == op.free; });
+          break;
+        }
+        case LogRecordType::kGraphEdge: {
+          const LogEdgeChange& ec = group_edges[op.aux];
+          const EdgeInfo& e = ec.edge;
+          auto it = std::lower_bound(st.edges.begin(), st.edges.end(), e, EdgeLess);
+          const bool present = it != st.edges.end() && it->parent == e.parent && it->child == e.child;
+          if (ec.op == EdgeOp::kAdd) {
+            if (present) {
+              *it = e;
+            } else {
+              st.edges.insert(it, e);
+            }
+          } else if (present) {
+            st.edges.erase(it);
+          }
+          break;
+        }
+        case LogRecordType::kDelta: {
+          ReplayedPage& p = st.pages.at(op.delta.page);
+          MMSB_CHECK(p.bytes.size() == op.delta.page_size);  // Validate checked it
+          log::ApplyDeltaView(op.delta, p.bytes.data());
+          p.epoch = c.epoch;
+          p.changed = true;
+          ++rep.deltas_applied;
+          break;
+        }
+        default:
+          break;
+      }
+    }
+    st.epoch = c.epoch;
+    st.unix_nanos = c.unix_nanos;
+    st.page_id_high = std::max(st.page_id_high, c.page_id_high);
+    ++rep.epochs_applied;
+    rep.epoch = st.epoch;
+    ClearGroup();
+    tainted = false;
+    DeliverEvents();
+    return Status::Ok();
+  }
+
+  // Applies (or drops) the group that `c` closes. Errors only in strict mode.
+  Status Close(const LogCommit& c, std::uint64_t offset, std::size_t file_index) {
+    if (tainted && group.size() >= c.record_count &&
+        (c.record_count == 0 || group[group.size() - c.record_count].offset >= damage_end)) {
+      // A group is the record_count records right before its commit record. When all of them lie
+      // after the damage, the damage only ate earlier records (whose own commit was lost).
+      const std::size_t lost = group.size() - c.record_count;
+      if (lost > 0) {
+        rep.problems.push_back({LogProblem::Kind::kDroppedEpoch, FileName(file_index), group.front().offset,
+                                group[lost - 1].offset - group.front().offset, group.front().epoch,
+                                fmt::format("{} records before damage whose commit record was lost", lost)});
+        ++rep.epochs_dropped;
+        group.erase(group.begin(), group.begin() + static_cast<std::ptrdiff_t>(lost));  // side vectors keep their entries
+      } else if (c.epoch > st.epoch + 1) {
+        rep.problems.push_back({LogProblem::Kind::kDroppedEpoch, FileName(file_index), offset, 0, st.epoch + 1,
+                                fmt::format("epochs {}..{} were lost in damage", st.epoch + 1, c.epoch - 1)});
+        rep.epochs_dropped += c.epoch - st.epoch - 1;
+      }
+      tainted = false;
+    }
+    if (tainted) {
+      DropGroup(c.epoch, file_index, offset, "damage inside the epoch's group");
+      if (opts.mode == RecoveryMode::kStrict) return Corruption(rep.problems.back().ToString());
+      return Status::Ok();
+    }
+    if (c.record_count != group.size()) {
+      DropGroup(c.epoch, file_index, offset,
+                fmt::format("the commit record counts {} records but the group has {}", c.record_count, group.size()));
+      if (opts.mode == RecoveryMode::kStrict) return Corruption(rep.problems.back().ToString());
+      return Status::Ok();
+    }
+    std::vector<LogProblem> chain;
+    if (auto p = Validate(c, &chain)) {
+      rep.problems.push_back(*p);
+      if (opts.mode == RecoveryMode::kStrict) {
+        ClearGroup();
+        return Corruption(p->ToString());
+      }
+      DropGroup(c.epoch, file_index, offset, "an inconsistent record: " + p->message);
+      return Status::Ok();
+    }
+    if (!chain.empty()) {
+      rep.problems.insert(rep.problems.end(), chain.begin(), chain.end());
+      if (opts.mode == RecoveryMode::kStrict) {
+        ClearGroup();
+        return Corruption(chain.front().ToString());
+      }
+    }
+    return Apply(c);
+  }
+
+  Expected<Epoch> AdvanceTo(Epoch target) {
+    if (!deferred.ok()) return deferred;
+    while (reader) {
+      if (have_stash) {
+        if (stash.epoch > target) break;
+        have_stash = false;
+        MMSB_RETURN_IF_ERROR(Close(stash, stash_offset, stash_file));
+        continue;
+      }
+      if (at_end) break;
+      LogCommit c;
+      std::uint64_t off = 0;
+      std::size_t file = 0;
+      auto r = ReadGroup(&c, &off, &file);
+      if (!r.ok()) {
+        if (st.epoch >= target && target != kLatestEpoch) {
+          // Past the target already: the damage does not concern this epoch. Report it later.
+          deferred = r.status();
+          break;
+        }
+        return r.status();
+      }
+      if (!*r) break;
+      if (c.epoch > target) {
+        have_stash = true;
+        stash = c;
+        stash_offset = off;
+        stash_file = file;
+        break;
+      }
+      MMSB_RETURN_IF_ERROR(Close(c, off, file));
+    }
+    rep.epoch = st.epoch;
+    return st.epoch;
+  }
+
+  Expected<bool> Step() {
+    const Epoch before = st.epoch;
+    while (reader && st.epoch == before) {
+      if (have_stash) {
+        have_stash = false;
+        MMSB_RETURN_IF_ERROR(Close(stash, stash_offset, stash_file));
+        continue;
+      }
+      if (at_end) return false;
+      LogCommit c;
+      std::uint64_t off = 0;
+      std::size_t file = 0;
+      auto r = ReadGroup(&c, &off, &file);
+      if (!r.ok()) return r.status();
+      if (!*r) return false;
+      MMSB_RETURN_IF_ERROR(Close(c, off, file));
+    }
+    rep.epoch = st.epoch;
+    return st.epoch != before;
+  }
+};
+
+Replayer::Replayer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Replayer::~Replayer() = default;
+
+Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path, const ReplayOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->opts = options;
+  impl->env = options.env ? options.env : Env::Default();
+  impl->max_total = log::EffectiveMemoryLimit(options.max_total_bytes);
+  Env* env = impl->env;
+  LogReaderOptions ro;
+  ro.mode = options.mode;
+  ro.decode_deltas = false;  // deltas are applied in place from their encoded bytes
+  ro.env = env;
+  ro.max_page_bytes = options.max_page_bytes;
+  CheckpointLoadOptions lo;
+  lo.env = env;
+  lo.max_page_bytes = options.max_page_bytes;
+  lo.max_total_bytes = impl->max_total;
+
+  if (env->IsDirectory(path)) {
+    auto listing = log::ListLogDir(env, path);
+    if (!listing.ok()) return listing.status();
+    std::uint64_t log_id = 0;
+    Epoch first_base = 0;
+    bool have_first = false;
+    if (!listing->segments.empty()) {
+      auto f = env->NewRandomAccessFile(listing->segments.front().path);
+      if (f.ok()) {
+        log::RecordReader rr(f->get(), listing->segments.front().path);
+        log::FileHeader h;
+        if (rr.ReadHeader(&h).ok()) {
+          log_id = h.log_id;
+          first_base = h.base_epoch;
+          have_first = true;
+        }
+      }
+    }
+    if (options.use_checkpoints && options.epoch > 0) {
+      for (auto it = listing->checkpoints.rbegin(); it != listing->checkpoints.rend(); ++it) {
+        if (it->epoch > options.epoch) continue;
+        lo.expect_log_id = log_id;
+        auto st = LoadCheckpoint(it->path, lo);
+        if (!st.ok()) {
+          impl->rep.problems.push_back({LogProblem::Kind::kCorruption, it->path, 0, 0, it->epoch,
+                                        "checkpoint unusable, trying an older one: " + st.status().message()});
+          continue;
+        }
+        impl->st = std::move(*st);
+        impl->base = impl->st.epoch;
+        impl->allocated = impl->st.PageBytes();
+        impl->rep.checkpoint_epoch = impl->base;
+        impl->rep.checkpoint_file = it->path;
+        break;
+      }
+    }
+    if (impl->rep.checkpoint_epoch == 0 && have_first && first_base > 0 && options.epoch > 0) {
+      return NotFound(fmt::format(
+          "log '{}' starts after epoch {} (older segments were retired) and no usable checkpoint is at or before epoch {}",
+          path, first_base, options.epoch == kLatestEpoch ? std::string("latest") : std::to_string(options.epoch)));
+    }
+    ro.skip_through_epoch = impl->base;
+    auto reader = LogReader::Open(path, ro);
+    if (!reader.ok()) return reader.status();
+    impl->reader = std::move(*reader);
+    impl->rep.epoch = impl->st.epoch;
+    return std::unique_ptr<Replayer>(new Replayer(std::move(impl)));
+  }
+
+  // One file: a checkpoint, or a segment that starts the log.
+  auto f = env->NewRandomAccessFile(path);
+  if (!f.ok()) return f.status();
+  log::RecordReader rr(f->get(), path);
+  log::FileHeader h;
+  MMSB_RETURN_IF_ERROR(rr.ReadHeader(&h));
+  if (h.checkpoint) {
+    auto st = LoadCheckpoint(path, lo);
+    if (!st.ok()) return st.status();
+    impl->st = std::move(*st);
+    impl->rep.checkpoint_epoch = impl->st.epoch;
+    impl->rep.checkpoint_file = path;
+    impl->rep.epoch = impl->st.epoch;
+    impl->rep.last_log_epoch = impl->st.epoch;
+    return std::unique_ptr<Replayer>(new Replayer(std::move(impl)));
+  }
+  if (h.base_epoch > 0) {
+    return FailedPrecondition(fmt::format(
+        "segment '{}' starts after epoch {}: replay the log directory, which has the earlier state", path, h.base_epoch));
+  }
+  auto reader = LogReader::Open(path, ro);
+  if (!reader.ok()) return reader.status();
+  impl->reader = std::move(*reader);
+  return std::unique_ptr<Replayer>(new Replayer(std::move(impl)));
+}
+
+Expected<Epoch> Replayer::AdvanceTo(Epoch epoch) { return impl_->AdvanceTo(epoch); }
+Expected<bool> Replayer::Step() { return impl_->Step(); }
+const LogState& Replayer::state() const { return impl_->st; }
+LogState Replayer::TakeState() { return std::move(impl_->st); }
+const ReplayReport& Replayer::report() const { return impl_->rep; }
+
+Expected<LogState> Replay(const std::string& path, const ReplayOptions& options, ReplayReport* report) {
+  if (options.epoch == 0) {
+    if (report) *report = {};
+    return LogState{};  // before the first commit every log is empty
+  }
+  auto r = Replayer::Open(path, options);
+  if (!r.ok()) return r.status();
+  auto e = (*r)->AdvanceTo(options.epoch);
+  if (report) *report = (*r)->report();
+  if (!e.ok()) return e.status();
+  if (options.epoch != kLatestEpoch && *e < options.epoch && (*r)->report().last_log_epoch < options.epoch) {
+    return NotFound(fmt::format("epoch {} is beyond the end of log '{}' (last committed epoch {})", options.epoch,
+                                path, (*r)->report().last_log_epoch));
+  }
+  return (*r)->TakeState();
+}
+
+}  // namespace mmsb

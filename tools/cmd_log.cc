@@ -1,0 +1,408 @@
+// `mmsb log show|verify|stats <log>`: inspect a transaction log (a log directory, one segment, or
+// a checkpoint file). Output formats are documented in docs/SerializationSpec.md ("CLI JSON").
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "log_cli.h"
+#include "mmsb/checkpoint.h"
+#include "mmsb/events.h"
+#include "mmsb/log.h"
+#include "mmsb/replay.h"
+
+namespace mmsb::cli {
+namespace {
+
+struct LogArgs {
+  std::string path;
+  bool json = false;
+  bool salvage = false;
+  bool quiet = false;
+  std::string from_epoch;
+  std::string to_epoch;
+  std::string type;
+  std::uint64_t limit = 0;
+};
+
+const char* EdgeKindName(EdgeKind k) {
+  switch (k) {
+    case EdgeKind::kPassthrough: return "passthrough";
+    case EdgeKind::kProjection: return "projection";
+    case EdgeKind::kUser: return "user";
+  }
+  return "unknown";
+}
+
+std::string TypeName(const LogEntry& e) {
+  const char* n = LogRecordTypeName(e.type);
+  return std::string(n) == "unknown" ? fmt::format("unknown({})", e.raw_type) : n;
+}
+
+// A one-line summary of a record's content, and the same as JSON fields.
+std::string Describe(const LogEntry& e, nlohmann::json* j) {
+  switch (e.type) {
+    case LogRecordType::kPageCreate: {
+      const LogPageCreate& c = e.page_create;
+      (*j)["page"] = c.id;
+      (*j)["size"] = c.size;
+      (*j)["location"] = LocationName(c.location);
+      (*j)["static"] = c.is_static;
+      (*j)["name"] = c.name;
+      (*j)["page_type"] = c.type_name;
+      return fmt::format("page {} size {} {}{}{}{}", c.id, c.size, LocationName(c.location),
+                         c.is_static ? " static" : "", c.name.empty() ? "" : " name=" + c.name,
+                         c.type_name.empty() ? "" : " type=" + c.type_name);
+    }
+    case LogRecordType::kPageFree:
+      (*j)["page"] = e.page_free;
+      return fmt::format("page {}", e.page_free);
+    case LogRecordType::kTypeDescriptor:
+      (*j)["name"] = e.type_descriptor.name;
+      (*j)["size"] = e.type_descriptor.size;
+      (*j)["fields"] = e.type_descriptor.fields.size();
+      return fmt::format("{} ({} bytes, {} fields)", e.type_descriptor.name, e.type_descriptor.size,
+                         e.type_descriptor.fields.size());
+    case LogRecordType::kDelta: {
+      const Delta& d = e.delta;
+      (*j)["page"] = d.page();
+      (*j)["base_epoch"] = d.base_epoch();
+      (*j)["page_size"] = d.page_size();
+      (*j)["changed_bytes"] = d.changed_bytes();
+      (*j)["form"] = d.form() == Delta::Form::kSparse ? "sparse" : "dense";
+      return fmt::format("page {} base {} changed {} of {} bytes ({})", d.page(), d.base_epoch(), d.changed_bytes(),
+                         d.page_size(), d.form() == Delta::Form::kSparse ? "sparse" : "dense");
+    }
+    case LogRecordType::kCommit:
+      (*j)["record_count"] = e.commit.record_count;
+      (*j)["unix_nanos"] = e.commit.unix_nanos;
+      (*j)["page_id_high"] = e.commit.page_id_high;
+      return fmt::format("epoch {} records {} at {}", e.commit.epoch, e.commit.record_count,
+                         FormatUnixNanos(e.commit.unix_nanos));
+    case LogRecordType::kCheckpointMarker:
+      (*j)["file"] = e.checkpoint.file;
+      return fmt::format("epoch {} in {}", e.checkpoint.epoch, e.checkpoint.file);
+    case LogRecordType::kGraphEdge: {
+      const EdgeInfo& x = e.edge.edge;
+      (*j)["op"] = e.edge.op == EdgeOp::kAdd ? "add" : "remove";
+      (*j)["parent"] = x.parent;
+      (*j)["child"] = x.child;
+      (*j)["kind"] = EdgeKindName(x.kind);
+      return fmt::format("{} {} -> {} {}", e.edge.op == EdgeOp::kAdd ? "add" : "remove", x.parent, x.child,
+                         EdgeKindName(x.kind));
+    }
+    case LogRecordType::kEvent: {
+      (*j)["bytes"] = e.event.size();
+      auto batch = DecodeEvents(e.event);
+      if (!batch.ok()) return fmt::format("{} opaque bytes", e.event.size());
+      std::map<std::string, int> by_type;
+      for (const Event& ev : *batch) ++by_type[EventTypeName(ev.type)];
+      std::string s = fmt::format("batch of {} events:", batch->size());
+      (*j)["events"] = batch->size();
+      for (const auto& [name, n] : by_type) s += fmt::format(" {}={}", name, n);
+      return s;
+    }
+    case LogRecordType::kRunStart:
+      (*j)["epoch_base"] = e.run_start.epoch_base;
+      (*j)["page_id_base"] = e.run_start.page_id_base;
+      (*j)["pid"] = e.run_start.pid;
+      return fmt::format("after epoch {}, page ids from {}, pid {}, at {}", e.run_start.epoch_base,
+                         e.run_start.page_id_base + 1, e.run_start.pid, FormatUnixNanos(e.run_start.unix_nanos));
+    case LogRecordType::kPageImage:
+      (*j)["page"] = e.image.page;
+      (*j)["chunk_offset"] = e.image.offset;
+      (*j)["bytes"] = e.image.bytes.size();
+      return fmt::format("page {} bytes [{}, {})", e.image.page, e.image.offset, e.image.offset + e.image.bytes.size());
+    case LogRecordType::kCheckpointEnd:
+      (*j)["pages"] = e.checkpoint_end.pages;
+      (*j)["image_bytes"] = e.checkpoint_end.image_bytes;
+      return fmt::format("epoch {}: {} pages, {} types, {} edges, {} image bytes", e.checkpoint_end.epoch,
+                         e.checkpoint_end.pages, e.checkpoint_end.types, e.checkpoint_end.edges,
+                         e.checkpoint_end.image_bytes);
+  }
+  (*j)["bytes"] = e.payload.size();
+  return fmt::format("{} bytes (a record type this build does not know; skipped)", e.payload.size());
+}
+
+int OpenReader(const LogArgs& a, std::unique_ptr<LogReader>* out) {
+  LogReaderOptions o;
+  o.mode = a.salvage ? RecoveryMode::kSalvage : RecoveryMode::kStrict;
+  auto r = LogReader::Open(a.path, o);
+  if (!r.ok()) return FailLog(r.status(), a.salvage);
+  *out = std::move(*r);
+  return 0;
+}
+
+int Show(const LogArgs& a) {
+  Epoch from = 0, to = kLatestEpoch;
+  if (!a.from_epoch.empty() && !ParseEpoch(a.from_epoch, &from)) return Fail("--from-epoch: not an epoch: " + a.from_epoch);
+  if (!a.to_epoch.empty() && !ParseEpoch(a.to_epoch, &to)) return Fail("--to-epoch: not an epoch: " + a.to_epoch);
+  std::unique_ptr<LogReader> r;
+  if (int rc = OpenReader(a, &r)) return rc;
+  const Palette pal(!a.json && ColorStdout());
+  nlohmann::json records = nlohmann::json::array();
+  std::uint64_t shown = 0;
+  Status failure;
+  for (;;) {
+    LogEntry e;
+    auto more = r->Next(&e);
+    if (!more.ok()) {
+      failure = more.status();
+      break;
+    }
+    if (!*more) break;
+    if (e.epoch < from || e.epoch > to) continue;
+    if (!a.type.empty() && TypeName(e) != a.type) continue;
+    if (a.limit && shown >= a.limit) continue;
+    ++shown;
+    nlohmann::json j;
+    const std::string what = Describe(e, &j);
+    const std::string& file = r->files()[e.file_index];
+    if (a.json) {
+      j["file"] = file;
+      j["offset"] = e.offset;
+      j["size"] = e.framed_size;
+      j["type"] = TypeName(e);
+      j["epoch"] = e.epoch;
+      records.push_back(std::move(j));
+      continue;
+    }
+    std::string type = fmt::format("{:<14}", TypeName(e));
+    type = e.type == LogRecordType::kCommit ? pal.Bold(type) : pal.Cyan(type);
+    std::printf("%s  epoch %-6llu %s %s\n", pal.Dim(fmt::format("{}:{}", file, e.offset)).c_str(),
+                static_cast<unsigned long long>(e.epoch), type.c_str(), what.c_str());
+  }
+  if (a.json) {
+    nlohmann::json out;
+    out["format"] = "mmsb.log/1";
+    out["files"] = r->files();
+    out["records"] = std::move(records);
+    out["problems"] = nlohmann::json::array();
+    for (const LogProblem& p : r->problems()) out["problems"].push_back(ProblemJson(p));
+    if (!failure.ok()) out["error"] = failure.ToString();
+    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    PrintProblems(stderr, r->problems(), Palette(ColorStdout()));
+  }
+  if (!failure.ok()) {
+    if (!a.json) FailLog(failure, a.salvage);
+    return 1;
+  }
+  return std::any_of(r->problems().begin(), r->problems().end(), [](const LogProblem& p) { return p.is_error(); }) ? 1 : 0;
+}
+
+int Stats(const LogArgs& a) {
+  std::unique_ptr<LogReader> r;
+  if (int rc = OpenReader(a, &r)) return rc;
+  struct Count {
+    std::uint64_t records = 0, bytes = 0;
+  };
+  std::map<std::string, Count> by_type;
+  Epoch first = 0, last = 0;
+  std::uint64_t t_first = 0, t_last = 0, commits = 0, created = 0, freed = 0, changed = 0, page_bytes = 0;
+  Status failure;
+  for (;;) {
+    LogEntry e;
+    auto more = r->Next(&e);
+    if (!more.ok()) {
+      failure = more.status();
+      break;
+    }
+    if (!*more) break;
+    Count& c = by_type[TypeName(e)];
+    ++c.records;
+    c.bytes += e.framed_size;
+    if (e.type == LogRecordType::kCommit) {
+      if (commits++ == 0) {
+        first = e.commit.epoch;
+        t_first = e.commit.unix_nanos;
+      }
+      last = e.commit.epoch;
+      t_last = e.commit.unix_nanos;
+    } else if (e.type == LogRecordType::kPageCreate) {
+      ++created;
+      page_bytes += e.page_create.size;
+    } else if (e.type == LogRecordType::kPageFree) {
+      ++freed;
+    } else if (e.type == LogRecordType::kDelta) {
+      changed += e.delta.changed_bytes();
+    }
+  }
+  std::vector<std::pair<Epoch, std::string>> checkpoints;
+  if (auto names = Env::Default()->GetChildren(a.path); names.ok()) {
+    for (const std::string& n : *names) {
+      Epoch ep = 0;
+      if (n.size() == 30 && n.rfind("ckpt-", 0) == 0 && n.ends_with(".ckpt") && ParseEpoch(n.substr(5, 20), &ep)) {
+        checkpoints.push_back({ep, n});
+      }
+    }
+    std::sort(checkpoints.begin(), checkpoints.end());
+  }
+  if (a.json) {
+    nlohmann::json j;
+    j["format"] = "mmsb.log-stats/1";
+    j["files"] = r->files();
+    j["bytes"] = r->total_bytes();
+    j["commits"] = commits;
+    j["first_epoch"] = first;
+    j["last_epoch"] = last;
+    j["first_unix_nanos"] = t_first;
+    j["last_unix_nanos"] = t_last;
+    j["pages_created"] = created;
+    j["pages_freed"] = freed;
+    j["page_bytes_created"] = page_bytes;
+    j["delta_changed_bytes"] = changed;
+    j["records"] = nlohmann::json::object();
+    for (const auto& [name, c] : by_type) j["records"][name] = {{"count", c.records}, {"bytes", c.bytes}};
+    j["checkpoints"] = nlohmann::json::array();
+    for (const auto& [ep, n] : checkpoints) j["checkpoints"].push_back({{"epoch", ep}, {"file", n}});
+    j["problems"] = nlohmann::json::array();
+    for (const LogProblem& p : r->problems()) j["problems"].push_back(ProblemJson(p));
+    if (!failure.ok()) j["error"] = failure.ToString();
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    const Palette pal(ColorStdout());
+    std::printf("%s %s\n", pal.Bold("log").c_str(), a.path.c_str());
+    std::printf("  segments      %zu, %s\n", r->files().size(), FormatBytes(r->total_bytes()).c_str());
+    std::printf("  epochs        %llu..%llu (%llu commits)\n", static_cast<unsigned long long>(first),
+                static_cast<unsigned long long>(last), static_cast<unsigned long long>(commits));
+    std::printf("  time          %s .. %s\n", FormatUnixNanos(t_first).c_str(), FormatUnixNanos(t_last).c_str());
+    std::printf("  pages         %llu created (%s), %llu freed\n", static_cast<unsigned long long>(created),
+                FormatBytes(page_bytes).c_str(), static_cast<unsigned long long>(freed));
+    std::printf("  changed bytes %llu in deltas\n", static_cast<unsigned long long>(changed));
+    std::printf("  records\n");
+    for (const auto& [name, c] : by_type) {
+      std::printf("    %-16s %10llu  %s\n", name.c_str(), static_cast<unsigned long long>(c.records), FormatBytes(c.bytes).c_str());
+    }
+    std::printf("  checkpoints   %zu\n", checkpoints.size());
+    for (const auto& [ep, n] : checkpoints) std::printf("    epoch %llu  %s\n", static_cast<unsigned long long>(ep), n.c_str());
+    PrintProblems(stderr, r->problems(), pal);
+    if (!failure.ok()) FailLog(failure, a.salvage);
+  }
+  if (!failure.ok()) return 1;
+  return std::any_of(r->problems().begin(), r->problems().end(), [](const LogProblem& p) { return p.is_error(); }) ? 1 : 0;
+}
+
+// Replays the whole log (every record decoded and applied, every group checked), and checks each
+// checkpoint against the replayed state at its epoch.
+int Verify(const LogArgs& a) {
+  ReplayOptions o;
+  o.mode = a.salvage ? RecoveryMode::kSalvage : RecoveryMode::kStrict;
+  o.use_checkpoints = false;
+  Progress progress(a.path, a.quiet || a.json);
+  o.progress = progress.Callback();
+  auto r = Replayer::Open(a.path, o);
+  if (!r.ok() && r.status().code() == StatusCode::kNotFound) {
+    o.use_checkpoints = true;  // the early segments were retired: start at the oldest checkpoint
+    r = Replayer::Open(a.path, o);
+  }
+  if (!r.ok()) return FailLog(r.status(), a.salvage);
+  std::vector<std::pair<Epoch, std::string>> checkpoints;
+  if (auto names = Env::Default()->GetChildren(a.path); names.ok()) {
+    for (const std::string& n : *names) {
+      Epoch ep = 0;
+      if (n.size() == 30 && n.rfind("ckpt-", 0) == 0 && n.ends_with(".ckpt") && ParseEpoch(n.substr(5, 20), &ep)) {
+        checkpoints.push_back({ep, JoinPath(a.path, n)});
+      }
+    }
+    std::sort(checkpoints.begin(), checkpoints.end());
+  }
+  std::vector<LogProblem> extra;
+  Status failure;
+  int verified = 0;
+  for (const auto& [ep, file] : checkpoints) {
+    auto st = LoadCheckpoint(file);
+    if (!st.ok()) {
+      extra.push_back({LogProblem::Kind::kCorruption, file, 0, 0, ep, st.status().message()});
+      continue;
+    }
+    if (ep < (*r)->state().epoch) continue;  // replay started from it
+    auto reached = (*r)->AdvanceTo(ep);
+    if (!reached.ok()) {
+      failure = reached.status();
+      break;
+    }
+    const LogState& live = (*r)->state();
+    bool same = live.epoch == ep && live.pages.size() == st->pages.size() && live.edges.size() == st->edges.size();
+    for (auto it = live.pages.begin(); same && it != live.pages.end(); ++it) {
+      const ReplayedPage* c = st->FindPage(it->first);
+      same = c != nullptr && c->bytes == it->second.bytes;
+    }
+    if (!same) {
+      extra.push_back({LogProblem::Kind::kInconsistent, file, 0, 0, ep, "checkpoint differs from the replayed state at its epoch"});
+    } else {
+      ++verified;
+    }
+  }
+  if (failure.ok()) {
+    auto reached = (*r)->AdvanceTo(kLatestEpoch);
+    if (!reached.ok()) failure = reached.status();
+  }
+  const ReplayReport& rep = (*r)->report();
+  std::vector<LogProblem> problems = rep.problems;
+  problems.insert(problems.end(), extra.begin(), extra.end());
+  const bool errors = !failure.ok() || std::any_of(problems.begin(), problems.end(), [](const LogProblem& p) { return p.is_error(); });
+  if (a.json) {
+    nlohmann::json j;
+    j["format"] = "mmsb.log-verify/1";
+    j["ok"] = !errors;
+    j["epoch"] = rep.epoch;
+    j["epochs_applied"] = rep.epochs_applied;
+    j["epochs_dropped"] = rep.epochs_dropped;
+    j["records"] = rep.records;
+    j["deltas_applied"] = rep.deltas_applied;
+    j["unknown_records"] = rep.unknown_records;
+    j["bytes_read"] = rep.bytes_read;
+    j["checkpoints_verified"] = verified;
+    j["state_xxh3"] = fmt::format("{:016x}", (*r)->state().Hash());
+    j["problems"] = nlohmann::json::array();
+    for (const LogProblem& p : problems) j["problems"].push_back(ProblemJson(p));
+    if (!failure.ok()) j["error"] = failure.ToString();
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return errors ? 1 : 0;
+  }
+  const Palette pal(ColorStdout());
+  PrintProblems(stdout, problems, pal);
+  if (!failure.ok()) {
+    std::printf("%s: %s\n", pal.Red("error").c_str(), failure.ToString().c_str());
+  }
+  std::printf("%s %s: %llu epochs applied (to epoch %llu), %llu dropped, %llu records, %llu deltas, %d checkpoint(s) verified, %s read\n",
+              errors ? pal.Red("FAILED").c_str() : pal.Green("OK").c_str(), a.path.c_str(),
+              static_cast<unsigned long long>(rep.epochs_applied), static_cast<unsigned long long>(rep.epoch),
+              static_cast<unsigned long long>(rep.epochs_dropped), static_cast<unsigned long long>(rep.records),
+              static_cast<unsigned long long>(rep.deltas_applied), verified, FormatBytes(rep.bytes_read).c_str());
+  return errors ? 1 : 0;
+}
+
+void AddLog(CLI::App& app) {
+  CLI::App* log = app.add_subcommand("log", "inspect a transaction log");
+  log->require_subcommand(1);
+  static LogArgs a;
+  auto common = [](CLI::App* sub) {
+    sub->add_option("log", a.path, "log directory, segment or checkpoint file")->required();
+    sub->add_flag("--json", a.json, "machine-readable output (docs/SerializationSpec.md, CLI JSON)");
+    sub->add_flag("--salvage", a.salvage, "skip damaged records instead of stopping at the first");
+  };
+  CLI::App* show = log->add_subcommand("show", "list the records with file, offset, epoch and content");
+  common(show);
+  show->add_option("--from-epoch", a.from_epoch, "first epoch to list");
+  show->add_option("--to-epoch", a.to_epoch, "last epoch to list");
+  show->add_option("--type", a.type, "only records of this type (delta, commit, page-create, ...)");
+  show->add_option("--limit", a.limit, "list at most this many records");
+  SetAction(show, [] { return Show(a); });
+  CLI::App* verify = log->add_subcommand("verify", "check every record, replay every epoch, check checkpoints");
+  common(verify);
+  verify->add_flag("-q,--quiet", a.quiet, "no progress on stderr");
+  SetAction(verify, [] { return Verify(a); });
+  CLI::App* stats = log->add_subcommand("stats", "records, bytes, epochs, pages and checkpoints");
+  common(stats);
+  SetAction(stats, [] { return Stats(a); });
+}
+
+const CommandRegistrar kRegistrar(AddLog);
+
+}  // namespace
+}  // namespace mmsb::cli
