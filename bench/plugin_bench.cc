@@ -2,7 +2,8 @@
 //   plugin.compile_overhead_plain   CPU time of clang++-19 compiling project sources that use no
 //                                   page types, with the plugin / without
 //   plugin.compile_overhead_pages   the same for a TU that uses page types heavily, at -O2
-//   plugin.runtime_overhead         the particles step loop built with the plugin / without
+//   plugin.runtime_overhead         examples/particles' step loop built with the plugin / without
+//   plugin.runtime_overhead_dense   a dense integration loop (range-marked by the plugin), same
 //   plugin.verify_misses            tracked-path misses over the e2e suite in verify mode
 // Compile times are the child's CPU time (user + system, from wait4), so other load on the
 // machine disturbs them little; plain and plugin compiles alternate.
@@ -141,6 +142,30 @@ void BM_ParticlesStepInstrumented(benchmark::State& state) {
   instrumented::Destroy(p);
 }
 BENCHMARK(BM_ParticlesStepInstrumented);
+
+// examples/particles' step loop (one band in 64 per step; 64 steps per iteration), plain.
+void BM_ParticlesBandPlain(benchmark::State& state) {
+  plain::Particles* p = plain::Create();
+  for (auto _ : state) {
+    for (int b = 0; b < kBands; ++b) plain::StepBand(p, 0.001f);
+  }
+  benchmark::DoNotOptimize(plain::Checksum(p));
+  state.SetItemsProcessed(state.iterations() * kParticles / 2);
+  plain::Destroy(p);
+}
+BENCHMARK(BM_ParticlesBandPlain);
+
+void BM_ParticlesBandInstrumented(benchmark::State& state) {
+  instrumented::Particles* p = instrumented::Create();
+  for (auto _ : state) {
+    for (int b = 0; b < kBands; ++b) instrumented::StepBand(p, 0.001f);
+  }
+  benchmark::DoNotOptimize(instrumented::Checksum(p));
+  state.SetItemsProcessed(state.iterations() * kParticles / 2);
+  (void)mmsb::commit();
+  instrumented::Destroy(p);
+}
+BENCHMARK(BM_ParticlesBandInstrumented);
 
 // Runs every e2e scenario in verify mode and counts the misses they report.
 void BM_E2EVerifyMisses(benchmark::State& state) {

@@ -3,12 +3,14 @@
 #pragma once
 
 inline constexpr int kParticles = 4096;
+inline constexpr int kBands = 64;
 
 namespace instrumented {
 struct Particles;
 Particles* Create();
 void Destroy(Particles* p);
 void Step(Particles* p, float dt);
+void StepBand(Particles* p, float dt);
 float Checksum(const Particles* p);
 }  // namespace instrumented
 
@@ -17,5 +19,6 @@ struct Particles;
 Particles* Create();
 void Destroy(Particles* p);
 void Step(Particles* p, float dt);
+void StepBand(Particles* p, float dt);
 float Checksum(const Particles* p);
 }  // namespace plain
