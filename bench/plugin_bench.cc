@@ -67,6 +67,16 @@ RunResult Run(const std::vector<std::string>& argv, const std::vector<std::strin
   return r;
 }
 
+// The plugin captures IR by default (docs/IRStore.md); its store goes to a scratch directory.
+const std::string& IrStoreEnv() {
+  static const std::string env = [] {
+    char dir[] = "/tmp/mmsb-plugin-bench-XXXXXX";
+    const char* made = mkdtemp(dir);
+    return std::string("MMSB_IR_STORE=") + (made != nullptr ? made : "/tmp") + "/ir.db";
+  }();
+  return env;
+}
+
 std::vector<std::string> CompileCommand(const std::string& source, const std::vector<std::string>& flags,
                                         bool with_plugin) {
   std::vector<std::string> argv = {MMSB_BENCH_CLANGXX, "-std=c++20", "-c", source, "-o", "/dev/null",
@@ -86,7 +96,7 @@ void CompileOverhead(benchmark::State& state, const std::vector<std::string>& so
     for (const std::string& src : sources) {
       for (int k = 0; k < 2; ++k) {
         const bool with_plugin = (k == 0) == plugin_first;
-        RunResult r = Run(CompileCommand(src, flags, with_plugin));
+        RunResult r = Run(CompileCommand(src, flags, with_plugin), {IrStoreEnv()});
         if (r.status != 0) {
           state.SkipWithError(("compile failed: " + src + "\n" + r.output).c_str());
           return;
