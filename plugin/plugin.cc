@@ -1,10 +1,18 @@
 // mmsb-plugin.so: the MMSB Clang 19 plugin.
 //
-// Pipeline (docs/PluginGuide.md): the plugin replaces the compile's action (ReplaceAction). Its
-// own parse is silent and only analyses the translation unit. Then the compile the command line
-// asked for runs in a second CompilerInstance, over the rewritten files when there was anything
-// to rewrite and over the original files otherwise. Every diagnostic the user sees, clang's and
-// MMSB's, comes from that second compile, once, at the user's lines.
+// Pipeline (docs/PluginGuide.md): the plugin replaces the compile's action (ReplaceAction).
+//   - Compiles that parse C or C++ source into an AST (-c, -S, -emit-llvm, -fsyntax-only) run in
+//     one pass: the plugin's action creates the action the command line asked for and puts the
+//     analysis in front of its AST consumer. A translation unit that needs no rewrite is compiled
+//     exactly once, by that consumer, as plain clang would. When the analysis finds something to
+//     rewrite, the consumer's back end is not run; the compile the command line asked for runs
+//     again in a second CompilerInstance over the rewritten files, writing the outputs.
+//     Diagnostics of the user's code come from the first pass (at the user's lines and
+//     columns); the second adds only errors and back-end diagnostics. The dependency file is the
+//     first pass's, as without the plugin. Under -verify the two-pass mode is used.
+//   - Other compiles (-E, -M) run in two passes: a silent parse for the analysis, then the
+//     compile the command line asked for over the rewritten (or original) files, which reports
+//     every diagnostic once.
 //
 // Options: -fplugin-arg-mmsb-verbose, -fplugin-arg-mmsb-dump-rewrite, -fplugin-arg-mmsb-disable,
 // -fplugin-arg-mmsb-include-dir=<dir with mmsb/instrument.h>, -fplugin-arg-mmsb-W<group flag>
@@ -22,6 +30,8 @@
 #include "clang/Frontend/CompilerInstance.h"
 #include "clang/Frontend/FrontendAction.h"
 #include "clang/Frontend/FrontendPluginRegistry.h"
+#include "clang/Frontend/MultiplexConsumer.h"
+#include "clang/FrontendTool/Utils.h"
 #include "ir_hook.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
@@ -60,10 +70,11 @@ struct Options {
   std::vector<std::string> warnings;  // MMSB group flags without "-W"
 };
 
-// The outer compile's diagnostics sink. Diagnostics with a location are dropped: the inner
-// compile parses the same code and reports them. Diagnostics without one (setup failures) go
-// to the original consumer. At the end the totals are copied from the original consumer, so the
-// exit status and the "N errors generated" line describe the inner compile.
+// The outer compile's diagnostics sink in two-pass mode. Diagnostics with a location are
+// dropped: the inner compile parses the same code and reports them. Diagnostics without one
+// (setup failures) go to the original consumer. At the end the totals are copied from the
+// original consumer, so the exit status and the "N errors generated" line describe the inner
+// compile.
 class SilentConsumer : public clang::DiagnosticConsumer {
  public:
   SilentConsumer(clang::DiagnosticConsumer* original,
@@ -93,8 +104,19 @@ class SilentConsumer : public clang::DiagnosticConsumer {
   bool saw_error_ = false;
 };
 
+// The action the command line asked for, driven by the plugin's action in one-pass mode
+// (WrapperFrontendAction may create its AST consumer).
+class RealAction : public clang::WrapperFrontendAction {
+ public:
+  using WrapperFrontendAction::WrapperFrontendAction;
+  std::unique_ptr<clang::ASTConsumer> Consumer(clang::CompilerInstance& ci, llvm::StringRef file) {
+    return CreateASTConsumer(ci, file);
+  }
+};
+
 class MmsbAction;
 
+// Two-pass mode: the analysis parse's only consumer.
 class AnalysisConsumer : public clang::ASTConsumer {
  public:
   explicit AnalysisConsumer(MmsbAction& action) : action_(action) {}
@@ -104,19 +126,99 @@ class AnalysisConsumer : public clang::ASTConsumer {
   MmsbAction& action_;
 };
 
+// One-pass mode: forwards everything to the real action's consumer, except that the end of the
+// translation unit (where the back end runs) is forwarded only when nothing needs a rewrite.
+// Once the TU has mentioned MMSB (it will most likely be rewritten), the notifications that make
+// the real consumer generate code are held back, so a rewritten TU does not pay for code
+// generation twice; if nothing is rewritten after all, the second pass compiles the original
+// files. A TU that never mentions MMSB is forwarded as it is parsed, exactly as without the
+// plugin.
+class GateConsumer : public clang::MultiplexConsumer {
+ public:
+  GateConsumer(MmsbAction& action, std::vector<std::unique_ptr<clang::ASTConsumer>> real)
+      : MultiplexConsumer(std::move(real)), action_(action) {}
+  void HandleTranslationUnit(clang::ASTContext& ctx) override;
+
+  bool HandleTopLevelDecl(clang::DeclGroupRef d) override {
+    return Holding() || MultiplexConsumer::HandleTopLevelDecl(d);
+  }
+  void HandleInlineFunctionDefinition(clang::FunctionDecl* d) override {
+    if (!Holding()) MultiplexConsumer::HandleInlineFunctionDefinition(d);
+  }
+  void HandleInterestingDecl(clang::DeclGroupRef d) override {
+    if (!Holding()) MultiplexConsumer::HandleInterestingDecl(d);
+  }
+  void HandleTagDeclDefinition(clang::TagDecl* d) override {
+    if (!Holding()) MultiplexConsumer::HandleTagDeclDefinition(d);
+  }
+  void HandleTagDeclRequiredDefinition(const clang::TagDecl* d) override {
+    if (!Holding()) MultiplexConsumer::HandleTagDeclRequiredDefinition(d);
+  }
+  void HandleCXXImplicitFunctionInstantiation(clang::FunctionDecl* d) override {
+    if (!Holding()) MultiplexConsumer::HandleCXXImplicitFunctionInstantiation(d);
+  }
+  void HandleTopLevelDeclInObjCContainer(clang::DeclGroupRef d) override {
+    if (!Holding()) MultiplexConsumer::HandleTopLevelDeclInObjCContainer(d);
+  }
+  void HandleImplicitImportDecl(clang::ImportDecl* d) override {
+    if (!Holding()) MultiplexConsumer::HandleImplicitImportDecl(d);
+  }
+  void CompleteTentativeDefinition(clang::VarDecl* d) override {
+    if (!Holding()) MultiplexConsumer::CompleteTentativeDefinition(d);
+  }
+  void CompleteExternalDeclaration(clang::DeclaratorDecl* d) override {
+    if (!Holding()) MultiplexConsumer::CompleteExternalDeclaration(d);
+  }
+  void AssignInheritanceModel(clang::CXXRecordDecl* d) override {
+    if (!Holding()) MultiplexConsumer::AssignInheritanceModel(d);
+  }
+  void HandleCXXStaticMemberVarInstantiation(clang::VarDecl* d) override {
+    if (!Holding()) MultiplexConsumer::HandleCXXStaticMemberVarInstantiation(d);
+  }
+  void HandleVTable(clang::CXXRecordDecl* d) override {
+    if (!Holding()) MultiplexConsumer::HandleVTable(d);
+  }
+
+ private:
+  // Code generation is held back from now on. Nothing held is replayed: the TU is compiled by
+  // the second pass (or has errors, and code generation stops anyway).
+  bool Holding();
+
+  MmsbAction& action_;
+  bool holding_ = false;
+};
+
 class MmsbAction : public clang::PluginASTAction {
  public:
-  void Analyse(clang::ASTContext& ctx) {
-    if (options_.disable || silent_ == nullptr || silent_->saw_error()) return;
-    if (rewriter::AttributeUseCount() == 0) return;  // nothing in this TU mentions MMSB
+  // The analysis may rewrite this TU (it is C++ source and the plugin is enabled).
+  bool MayRewrite() const { return !options_.disable && analyse_input_; }
+
+  // Analyses the TU; true when it was rewritten (rewrite_ holds the new files).
+  bool Analyse(clang::ASTContext& ctx) {
+    if (options_.disable || !analyse_input_ || ctx.getDiagnostics().hasErrorOccurred()) return false;
+    if (silent_ != nullptr && silent_->saw_error()) return false;
+    if (rewriter::AttributeUseCount() == 0) return false;  // nothing in this TU mentions MMSB
     rewriter::PageAnalyzer analyzer(ctx, rewriter::AnalyzerOptions{});
-    analyzer.Run();
+    if (!analyzer.RunProtected()) {
+      setup_error_ = "mmsb: internal error: the analysis of this file crashed; please report it "
+                     "(-fplugin-arg-mmsb-disable compiles the file without tracking)";
+      return false;
+    }
     ir_.SetPageWrites(analyzer.page_writes());
-    if (!analyzer.has_edits()) return;
+    if (one_pass_) {
+      // The user's code is this pass's: MMSB's diagnostics come from here.
+      clang::CompilerInstance& ci = getCompilerInstance();
+      std::vector<std::string> warnings = ci.getDiagnosticOpts().Warnings;
+      warnings.insert(warnings.end(), options_.warnings.begin(), options_.warnings.end());
+      rewriter::Reporter(&ci.getDiagnostics(), warnings, ci.getDiagnosticOpts().IgnoreWarnings)
+          .ReportAll(analyzer.findings());
+      if (ci.getDiagnostics().hasErrorOccurred()) return false;
+    }
+    if (!analyzer.has_edits()) return false;
     llvm::Expected<rewriter::RewriteOutput> out = analyzer.Apply();
     if (!out) {
       setup_error_ = llvm::toString(out.takeError());
-      return;
+      return false;
     }
     rewrite_ = std::move(*out);
     if (options_.verbose) {
@@ -127,6 +229,29 @@ class MmsbAction : public clang::PluginASTAction {
       for (const auto& f : rewrite_->files)
         llvm::errs() << "// ---- mmsb rewrite of " << f.path << "\n" << f.contents;
     }
+    return true;
+  }
+
+  // One-pass mode, at the end of the translation unit: true when the second pass compiled it
+  // (or the analysis failed), so that this pass's back end must not run.
+  // `held`: the gate held back code generation (the TU mentioned MMSB).
+  bool FinishOnePass(clang::ASTContext& ctx, bool held) {
+    const bool rewritten = Analyse(ctx);
+    clang::CompilerInstance& ci = getCompilerInstance();
+    if (!setup_error_.empty()) {
+      clang::DiagnosticsEngine& d = ci.getDiagnostics();
+      d.Report(d.getCustomDiagID(clang::DiagnosticsEngine::Error, "%0")) << setup_error_;
+      return true;
+    }
+    // Nothing to rewrite after all: compiled as it is, by this pass unless code generation was
+    // held back. Then the second pass compiles the original files, so that the output is exactly
+    // plain clang's (replaying the held notifications would reorder what code generation emits).
+    if (!rewritten && (!held || ci.getDiagnostics().hasErrorOccurred())) return false;
+    // This pass's back end does not run: drop its outputs, the second pass writes them. Its
+    // diagnostics reach the client while this source file is still open in it.
+    ci.clearOutputFiles(/*EraseFiles=*/true);
+    RunInner(ci, ci.getDiagnostics().getClient(), /*drop_frontend_warnings=*/true);
+    return true;
   }
 
  protected:
@@ -159,6 +284,50 @@ class MmsbAction : public clang::PluginASTAction {
   }
 
   bool BeginInvocation(clang::CompilerInstance& ci) override {
+    rewriter::ResetAttributeUseCount();
+    const clang::InputKind kind = getCurrentInput().getKind();
+    const bool source = kind.getFormat() == clang::InputKind::Source &&
+                        kind.getLanguage() != clang::Language::LLVM_IR &&
+                        kind.getLanguage() != clang::Language::Asm &&
+                        kind.getLanguage() != clang::Language::Unknown;
+    // Preprocessed input (-save-temps, distributed builds) was rewritten when it was
+    // preprocessed with the plugin: compile it as it is.
+    analyse_input_ = source && !kind.isPreprocessed() &&
+                     (kind.getLanguage() == clang::Language::CXX ||
+                      kind.getLanguage() == clang::Language::ObjCXX ||
+                      kind.getLanguage() == clang::Language::CUDA ||
+                      kind.getLanguage() == clang::Language::HIP);
+    if (auto inv = rewriter::OriginalInvocation(ci)) {
+      original_action_ = (*inv)->getFrontendOpts().ProgramAction;
+      switch (original_action_) {
+        case clang::frontend::EmitAssembly:
+        case clang::frontend::EmitBC:
+        case clang::frontend::EmitLLVM:
+        case clang::frontend::EmitLLVMOnly:
+        case clang::frontend::EmitCodeGenOnly:
+        case clang::frontend::EmitObj:
+        case clang::frontend::ParseSyntaxOnly:
+          one_pass_ = source;
+          break;
+        default:
+          break;
+      }
+    } else {
+      llvm::consumeError(inv.takeError());
+    }
+    // -verify checks the diagnostics of one source file once: the two-pass mode gives it the
+    // second pass's, all of them.
+    if (ci.getDiagnosticOpts().VerifyDiagnostics) one_pass_ = false;
+    ir_.set_verbose(options_.verbose);
+    if (one_pass_) {
+      // Diagnostics, dependency file and outputs as usual. Code is generated here unless the TU
+      // is rewritten: capture its IR here too. (The capture names functions' source lines from
+      // the AST after the back end ran: keep it.)
+      ci.getCodeGenOpts().ClearASTBeforeBackend = false;
+      ir_.Install(ci, ci);
+      return true;
+    }
+
     clang::DiagnosticsEngine& diags = ci.getDiagnostics();
     clang::DiagnosticConsumer* original = diags.getClient();
     std::unique_ptr<clang::DiagnosticConsumer> owned = diags.takeClient();
@@ -167,7 +336,6 @@ class MmsbAction : public clang::PluginASTAction {
     diags.setIgnoreAllWarnings(true);
     // The inner compile writes the dependency file (and -H output); the outer must not.
     ci.getDependencyOutputOpts() = clang::DependencyOutputOptions();
-    rewriter::ResetAttributeUseCount();
     return true;
   }
 
@@ -175,64 +343,113 @@ class MmsbAction : public clang::PluginASTAction {
 
   void ExecuteAction() override {
     const clang::InputKind kind = getCurrentFileKind();
-    const bool cxx_source = kind.getFormat() == clang::InputKind::Source &&
-                            (kind.getLanguage() == clang::Language::CXX ||
-                             kind.getLanguage() == clang::Language::ObjCXX ||
-                             kind.getLanguage() == clang::Language::CUDA ||
-                             kind.getLanguage() == clang::Language::HIP);
-    if (options_.disable || !cxx_source) return;  // compile the original once, below
+    if (!one_pass_ && (options_.disable || !analyse_input_)) return;  // compiled once, below
+    if (kind.getFormat() != clang::InputKind::Source || kind.getLanguage() == clang::Language::LLVM_IR)
+      return;
     PluginASTAction::ExecuteAction();
   }
 
-  std::unique_ptr<clang::ASTConsumer> CreateASTConsumer(clang::CompilerInstance&,
-                                                        llvm::StringRef) override {
-    return std::make_unique<AnalysisConsumer>(*this);
+  std::unique_ptr<clang::ASTConsumer> CreateASTConsumer(clang::CompilerInstance& ci,
+                                                        llvm::StringRef file) override {
+    if (!one_pass_) return std::make_unique<AnalysisConsumer>(*this);
+    // The action the command line asked for, created as clang would have.
+    clang::FrontendOptions& fe = ci.getFrontendOpts();
+    const clang::frontend::ActionKind saved = fe.ProgramAction;
+    fe.ProgramAction = original_action_;
+    std::unique_ptr<clang::FrontendAction> real = clang::CreateFrontendAction(ci);
+    fe.ProgramAction = saved;
+    if (real == nullptr) return nullptr;
+    real->setCompilerInstance(&ci);
+    real->setCurrentInput(getCurrentInput());
+    real_ = std::make_unique<RealAction>(std::move(real));
+    std::vector<std::unique_ptr<clang::ASTConsumer>> consumers;
+    std::unique_ptr<clang::ASTConsumer> consumer = real_->Consumer(ci, file);
+    if (consumer == nullptr) return nullptr;
+    consumers.push_back(std::move(consumer));
+    return std::make_unique<GateConsumer>(*this, std::move(consumers));
   }
 
   void EndSourceFileAction() override {
-    if (silent_ == nullptr) return;
     clang::CompilerInstance& ci = getCompilerInstance();
+    if (one_pass_) {
+      // Compiled by this pass (a rewritten TU's capture was finished by the second pass's).
+      if (!second_pass_ran_)
+        ir_.Finish(ci, !ci.getDiagnostics().hasErrorOccurred(), ci.getDiagnostics().getClient());
+      return;
+    }
+    if (silent_ == nullptr) return;
     unsigned extra_errors = 0;
     if (!setup_error_.empty()) {
       llvm::errs() << "error: " << setup_error_ << "\n";
       ++extra_errors;
     } else {
-      rewriter::InnerCompileRequest request;
-      request.rewrite = rewrite_ ? &*rewrite_ : nullptr;
-      request.client = silent_->original();
-      request.runtime_include_dir = options_.include_dir;
-      request.run_checker = !options_.disable;
-      request.extra_warnings = options_.warnings;
-      ir_.set_verbose(options_.verbose);
-      request.before_execute = [this, &ci](clang::CompilerInstance& inner) {
-        ir_.Install(inner, ci);
-      };
-      if (options_.verbose) {
-        llvm::errs() << "mmsb: compiling " << (rewrite_ ? "the rewritten" : "the original")
-                     << " source\n";
-      }
-      llvm::Expected<bool> ok = rewriter::RunInnerCompile(ci, request);
-      ir_.Finish(ci, ok && *ok, silent_->original());
-      if (!ok) {
-        llvm::errs() << "error: " << llvm::toString(ok.takeError()) << "\n";
-        ++extra_errors;
-      } else if (!*ok && silent_->original()->getNumErrors() == 0) {
-        llvm::errs() << "error: mmsb: the instrumented compile failed\n";
-        ++extra_errors;
-      }
+      extra_errors = RunInner(ci, silent_->original(), /*drop_frontend_warnings=*/false);
     }
     silent_->SyncCounts(extra_errors);
   }
 
  private:
+  // The compile the command line asked for, over the rewritten files (or the original ones).
+  // Returns the number of errors it added beyond those `client` counted.
+  unsigned RunInner(clang::CompilerInstance& ci, clang::DiagnosticConsumer* client,
+                    bool drop_frontend_warnings) {
+    rewriter::InnerCompileRequest request;
+    request.rewrite = rewrite_ ? &*rewrite_ : nullptr;
+    request.client = client;
+    request.runtime_include_dir = options_.include_dir;
+    request.run_checker = !options_.disable && !one_pass_;
+    request.extra_warnings = options_.warnings;
+    request.drop_frontend_warnings = drop_frontend_warnings;
+    if (options_.verbose) {
+      llvm::errs() << "mmsb: compiling " << (rewrite_ ? "the rewritten" : "the original")
+                   << " source\n";
+    }
+    // The second pass generates the code: the IR capture moves there.
+    second_pass_ran_ = true;
+    request.before_execute = [this, &ci](clang::CompilerInstance& inner) { ir_.Install(inner, ci); };
+    llvm::Expected<bool> ok = rewriter::RunInnerCompile(ci, request);
+    ir_.Finish(ci, ok && *ok, client);
+    if (!ok) {
+      llvm::errs() << "error: " << llvm::toString(ok.takeError()) << "\n";
+      return 1;
+    }
+    if (*ok) return 0;
+    if (client->getNumErrors() == 0) {
+      llvm::errs() << "error: mmsb: the instrumented compile failed\n";
+      return 1;
+    }
+    if (rewrite_) {
+      // The user's code compiled in the analysis parse: the rewrite broke it.
+      llvm::errs() << "note: mmsb: the source compiles without the plugin's rewrite; see the "
+                      "rewritten code with -fplugin-arg-mmsb-dump-rewrite (or mmsb-rewrite) and "
+                      "please report it\n";
+    }
+    return 0;
+  }
+
   Options options_;
-  SilentConsumer* silent_ = nullptr;  // owned by the outer DiagnosticsEngine
+  bool one_pass_ = false;       // see the file comment
+  bool analyse_input_ = false;  // C++ source that is not preprocessed yet
+  clang::frontend::ActionKind original_action_ = clang::frontend::ParseSyntaxOnly;
+  std::unique_ptr<RealAction> real_;  // one-pass mode; owns the real consumer's action state
+  SilentConsumer* silent_ = nullptr;  // two-pass mode; owned by the outer DiagnosticsEngine
   std::optional<rewriter::RewriteOutput> rewrite_;
   std::string setup_error_;
   IrCaptureHook ir_;
+  bool second_pass_ran_ = false;
 };
 
 void AnalysisConsumer::HandleTranslationUnit(clang::ASTContext& ctx) { action_.Analyse(ctx); }
+
+bool GateConsumer::Holding() {
+  if (!holding_ && action_.MayRewrite() && rewriter::AttributeUseCount() != 0) holding_ = true;
+  return holding_;
+}
+
+void GateConsumer::HandleTranslationUnit(clang::ASTContext& ctx) {
+  if (action_.FinishOnePass(ctx, holding_)) return;  // the second pass compiled it
+  MultiplexConsumer::HandleTranslationUnit(ctx);
+}
 
 clang::FrontendPluginRegistry::Add<MmsbAction> g_plugin(
     "mmsb", "MMSB: rewrite [[mmsb::page]] state into tracked pages");

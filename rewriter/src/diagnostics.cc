@@ -29,6 +29,9 @@ constexpr KindInfo kKinds[] = {
      "array new of page type %0 does not allocate pages; its changes are not tracked"},
     {DiagKind::kUntrackedThreadLocal, clang::DiagnosticsEngine::Warning, "mmsb-untracked",
      "thread_local %0 of page type %1 is not tracked"},
+    {DiagKind::kUntrackedSharedAlloc, clang::DiagnosticsEngine::Warning, "mmsb-untracked",
+     "%0 of page type %1 allocates through an allocator, not from the page arena; its changes "
+     "are not tracked (use std::shared_ptr<T>(new T) instead)"},
     {DiagKind::kPointerMember, clang::DiagnosticsEngine::Note, "mmsb-pointer",
      "pointer member %0 of page type %1 is logged as raw addresses"},
     {DiagKind::kUnrewritableStore, clang::DiagnosticsEngine::Warning, "mmsb-unrewritable",

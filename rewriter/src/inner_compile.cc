@@ -27,7 +27,12 @@ class CheckerConsumer : public clang::ASTConsumer {
   void HandleTranslationUnit(clang::ASTContext& ctx) override {
     if (AttributeUseCount() == 0) return;
     PageAnalyzer analyzer(ctx, AnalyzerOptions{/*report_only=*/true});
-    analyzer.Run();
+    if (!analyzer.RunProtected()) {
+      clang::DiagnosticsEngine& d = ci_.getDiagnostics();
+      d.Report(d.getCustomDiagID(clang::DiagnosticsEngine::Error,
+                                 "mmsb: internal error: the analysis of this file crashed"));
+      return;
+    }
     Reporter(&ci_.getDiagnostics(), warnings_, ignore_).ReportAll(analyzer.findings());
   }
 
@@ -61,6 +66,31 @@ class CheckingAction : public clang::WrapperFrontendAction {
   bool ignore_;
 };
 
+// Forwards the inner compile's diagnostics except what the user's compile reported already.
+class FrontendWarningFilter : public clang::DiagnosticConsumer {
+ public:
+  explicit FrontendWarningFilter(clang::DiagnosticConsumer* next) : next_(next) {}
+
+  // The user's source file is still open in `next_` (the second pass runs inside the first):
+  // the second pass's begin and end are not forwarded.
+
+  void HandleDiagnostic(clang::DiagnosticsEngine::Level level,
+                        const clang::Diagnostic& info) override {
+    if (level == clang::DiagnosticsEngine::Note) {
+      if (!last_dropped_) next_->HandleDiagnostic(level, info);
+      return;
+    }
+    const unsigned id = info.getID();
+    last_dropped_ = level < clang::DiagnosticsEngine::Error &&
+                    id >= clang::diag::DIAG_START_LEX && id < clang::diag::DIAG_START_ANALYSIS;
+    if (!last_dropped_) next_->HandleDiagnostic(level, info);
+  }
+
+ private:
+  clang::DiagnosticConsumer* next_;
+  bool last_dropped_ = false;
+};
+
 }  // namespace
 
 std::vector<std::string> ClangWarningFlags(const std::vector<std::string>& warnings) {
@@ -71,8 +101,8 @@ std::vector<std::string> ClangWarningFlags(const std::vector<std::string>& warni
   return out;
 }
 
-llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
-                                     const InnerCompileRequest& request) {
+llvm::Expected<std::shared_ptr<clang::CompilerInvocation>> OriginalInvocation(
+    const clang::CompilerInstance& outer) {
   const clang::CodeGenOptions& cg = outer.getCodeGenOpts();
   if (cg.CommandLineArgs.empty()) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
@@ -80,20 +110,25 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
   }
   std::vector<const char*> args;
   for (const std::string& a : cg.CommandLineArgs) args.push_back(a.c_str());
-
   auto inv = std::make_shared<clang::CompilerInvocation>();
-  {
-    // Parse quietly: the outer compile already reported any problem with the command line.
-    auto ids = llvm::makeIntrusiveRefCnt<clang::DiagnosticIDs>();
-    auto opts = llvm::makeIntrusiveRefCnt<clang::DiagnosticOptions>();
-    clang::IgnoringDiagConsumer ignore;
-    clang::DiagnosticsEngine quiet(ids, opts, &ignore, /*ShouldOwnClient=*/false);
-    const char* argv0 = cg.Argv0 != nullptr ? cg.Argv0 : "clang";
-    if (!clang::CompilerInvocation::CreateFromArgs(*inv, args, quiet, argv0)) {
-      return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                     "mmsb: cannot re-parse the compile command");
-    }
+  // Parse quietly: the outer compile already reported any problem with the command line.
+  auto ids = llvm::makeIntrusiveRefCnt<clang::DiagnosticIDs>();
+  auto opts = llvm::makeIntrusiveRefCnt<clang::DiagnosticOptions>();
+  clang::IgnoringDiagConsumer ignore;
+  clang::DiagnosticsEngine quiet(ids, opts, &ignore, /*ShouldOwnClient=*/false);
+  const char* argv0 = cg.Argv0 != nullptr ? cg.Argv0 : "clang";
+  if (!clang::CompilerInvocation::CreateFromArgs(*inv, args, quiet, argv0)) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "mmsb: cannot re-parse the compile command");
   }
+  return inv;
+}
+
+llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
+                                     const InnerCompileRequest& request) {
+  llvm::Expected<std::shared_ptr<clang::CompilerInvocation>> original = OriginalInvocation(outer);
+  if (!original) return original.takeError();
+  std::shared_ptr<clang::CompilerInvocation> inv = std::move(*original);
 
   clang::FrontendOptions& fe = inv->getFrontendOpts();
   fe.Plugins.clear();
@@ -114,9 +149,24 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
   dopts.DiagnosticSerializationFile.clear();
   dopts.ShowCarets = false;  // only gates the "N warnings generated" summary of this instance
 
-  if (request.rewrite != nullptr) {
+  // Actions that write source files back (-fixit, -rewrite-macros) must see the user's code.
+  const RewriteOutput* rewrite = request.rewrite;
+  switch (fe.ProgramAction) {
+    case clang::frontend::FixIt:
+    case clang::frontend::RewriteMacros:
+    case clang::frontend::RewriteTest:
+    case clang::frontend::RewriteObjC:
+    case clang::frontend::EmitHTML:
+      rewrite = nullptr;
+      break;
+    default:
+      break;
+  }
+  // The first pass wrote the dependency file (as without the plugin).
+  if (request.drop_frontend_warnings) inv->getDependencyOutputOpts() = clang::DependencyOutputOptions();
+  if (rewrite != nullptr) {
     clang::PreprocessorOptions& pp = inv->getPreprocessorOpts();
-    for (const RewriteOutput::File& f : request.rewrite->files) {
+    for (const RewriteOutput::File& f : rewrite->files) {
       pp.addRemappedFile(f.path,
                          llvm::MemoryBuffer::getMemBufferCopy(f.contents, f.path).release());
     }
@@ -130,8 +180,12 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
 
   clang::CompilerInstance inner(outer.getPCHContainerOperations());
   inner.setInvocation(inv);
+  FrontendWarningFilter filter(request.client);
+  clang::DiagnosticConsumer* client =
+      request.drop_frontend_warnings ? static_cast<clang::DiagnosticConsumer*>(&filter)
+                                     : request.client;
   auto diags = llvm::makeIntrusiveRefCnt<clang::DiagnosticsEngine>(
-      llvm::makeIntrusiveRefCnt<clang::DiagnosticIDs>(), &inv->getDiagnosticOpts(), request.client,
+      llvm::makeIntrusiveRefCnt<clang::DiagnosticIDs>(), &inv->getDiagnosticOpts(), client,
       /*ShouldOwnClient=*/false);
   clang::ProcessWarningOptions(*diags, inv->getDiagnosticOpts(), /*ReportDiags=*/false);
   inner.setDiagnostics(diags.get());

@@ -1,19 +1,27 @@
-// A non-const member call on page storage marks the whole object first; const calls do not.
-// RUN: %rw %s -- | FileCheck %s
+// A non-const member call on page storage marks the object first; const calls do not. Member
+// functions of page types defined in the TU are instrumented themselves, so calling them marks
+// nothing. A reference or pointer such a call returns is followed like page storage.
+// RUN: %rw %s -- | %strip_comments | FileCheck %s
 // RUN: %cxx -fsyntax-only %s
 #include <mini_std.h>
 struct Acc {
   int sum;
   void Add(int v);
   int Get() const;
+  int& Ref();
 };
 struct [[mmsb::page]] P {
   Acc acc;
   std::array<int, 4> arr;
+  int n;
   void Reset();
-  // An implicit-this call to a member defined elsewhere is marked too.
+  void Bump() { n++; }
+  // An implicit-this call to a member defined elsewhere is marked.
   // CHECK: void Touch() { ::mmsb::rt::w(this)->Reset(); }
   void Touch() { Reset(); }
+  // One defined here is not.
+  // CHECK: void Twice() { Bump(); Bump(); }
+  void Twice() { Bump(); Bump(); }
 };
 [[mmsb::page]] P g;
 
@@ -24,7 +32,34 @@ void Calls(P* p) {
   int v = g.acc.Get();
   // CHECK: ::mmsb::rt::w(p)->Reset();
   p->Reset();
-  // Non-const operator[] of a member object.
+  // CHECK: p->Bump();
+  p->Bump();
+  // Non-const operator[] of a member object marks the member; the store needs no second mark.
   // CHECK: (*::mmsb::rt::w(&(g.arr)))[2] = v;
   g.arr[2] = v;
+  // CHECK: (*::mmsb::rt::w(&(g.acc))).Ref() = 3;
+  g.acc.Ref() = 3;
+  // What the call returns is followed after it.
+  // CHECK: int& r = (*::mmsb::rt::w(&(g.arr)))[3];
+  int& r = g.arr[3];
+  // CHECK: (*::mmsb::rt::w(&(r))) = 6;
+  r = 6;
+  // CHECK: for (auto it = (*::mmsb::rt::w(&(g.arr))).begin(); it != (*::mmsb::rt::w(&(g.arr))).end(); ++it) (*::mmsb::rt::w(&(*it))) = 0;
+  for (auto it = g.arr.begin(); it != g.arr.end(); ++it) *it = 0;
+  // Through a pointer to member function, only the constness of the callee is known.
+  void (Acc::*add)(int) = &Acc::Add;
+  int (Acc::*get)() const = &Acc::Get;
+  // CHECK: ((*::mmsb::rt::w(&(g.acc))).*add)(2);
+  (g.acc.*add)(2);
+  // CHECK: (g.acc.*get)();
+  (g.acc.*get)();
+  // Stores through pointers to data members.
+  int P::*field = &P::n;
+  // CHECK: (*::mmsb::rt::w(&(g.*field))) = 3;
+  g.*field = 3;
+  // CHECK: (*::mmsb::rt::w(&(p->*field))) += 1;
+  p->*field += 1;
+  // std::get hands the element through.
+  // CHECK: (*::mmsb::rt::w(&(std::get<1>(g.arr)))) = 1;
+  std::get<1>(g.arr) = 1;
 }

@@ -1,5 +1,5 @@
 // A page type gets class-scope operator new/delete from the arena and its layout descriptor.
-// RUN: %rw %s -- | FileCheck %s
+// RUN: %rw %s -- | %strip_comments | FileCheck %s
 // RUN: %cxx -fsyntax-only %s
 #include <mini_std.h>
 struct Inner { short a; double b; };
@@ -21,23 +21,23 @@ struct [[mmsb::page]] Particles {
 // CHECK-SAME: static void* operator new(::std::size_t, void* _mmsb_p) noexcept { return _mmsb_p; }
 // CHECK-SAME: static void operator delete(void* _mmsb_p) noexcept { ::mmsb::rt::FreePageStorage(_mmsb_p); }
 // Nested records are interned first, then the type itself.
-// CHECK-SAME: ::mmsb::rt::InternType(::mmsb::TypeDescriptor{"Inner", 16u, 8u, {::mmsb::FieldDescriptor{"a", 0u, 2u, ::mmsb::ScalarKind::kI16, 2u, {}, ""}, ::mmsb::FieldDescriptor{"b", 8u, 8u, ::mmsb::ScalarKind::kF64, 8u, {}, ""}}}),
-// CHECK-SAME: ::mmsb::rt::InternType(::mmsb::TypeDescriptor{"Particles", 112u, 8u, {
-// CHECK-SAME: ::mmsb::FieldDescriptor{"x", 0u, 16u, ::mmsb::ScalarKind::kF32, 4u, {4u}, ""},
-// CHECK-SAME: ::mmsb::FieldDescriptor{"grid", 16u, 48u, ::mmsb::ScalarKind::kF64, 8u, {2u, 3u}, ""},
-// CHECK-SAME: ::mmsb::FieldDescriptor{"in", 64u, 16u, ::mmsb::ScalarKind::kRecord, 16u, {}, "Inner"},
-// CHECK-SAME: ::mmsb::FieldDescriptor{"mode", 80u, 1u, ::mmsb::ScalarKind::kU8, 1u, {}, ""},
-// CHECK-SAME: ::mmsb::FieldDescriptor{"alive", 81u, 1u, ::mmsb::ScalarKind::kBool, 1u, {}, ""},
-// CHECK-SAME: ::mmsb::FieldDescriptor{"tag", 82u, 1u, ::mmsb::ScalarKind::kChar, 1u, {}, ""},
-// CHECK-SAME: ::mmsb::FieldDescriptor{"step", 88u, 8u, ::mmsb::ScalarKind::kU64, 8u, {}, ""},
-// CHECK-SAME: ::mmsb::FieldDescriptor{"lo,hi", 96u, 1u, ::mmsb::ScalarKind::kBytes, 1u, {}, ""},
-// CHECK-SAME: ::mmsb::FieldDescriptor{"user", 104u, 8u, ::mmsb::ScalarKind::kPointer, 8u, {}, ""}}}));
-// CHECK-SAME: return _mmsb_d; } };
+// CHECK-SAME: ::mmsb::rt::InternLayout("Inner", 16u, 8u, {{[{][{]}}"a", 0u, 2u, ::mmsb::rt::kind::kI16, 2u, {}, ""}, {"b", 8u, 8u, ::mmsb::rt::kind::kF64, 8u, {}, ""}}),
+// CHECK-SAME: ::mmsb::rt::InternLayout("Particles", 112u, 8u, {
+// CHECK-SAME: {"x", 0u, 16u, ::mmsb::rt::kind::kF32, 4u, {4u}, ""},
+// CHECK-SAME: {"grid", 16u, 48u, ::mmsb::rt::kind::kF64, 8u, {2u, 3u}, ""},
+// CHECK-SAME: {"in", 64u, 16u, ::mmsb::rt::kind::kRecord, 16u, {}, "Inner"},
+// CHECK-SAME: {"mode", 80u, 1u, ::mmsb::rt::kind::kU8, 1u, {}, ""},
+// CHECK-SAME: {"alive", 81u, 1u, ::mmsb::rt::kind::kBool, 1u, {}, ""},
+// CHECK-SAME: {"tag", 82u, 1u, ::mmsb::rt::kind::kChar, 1u, {}, ""},
+// CHECK-SAME: {"step", 88u, 8u, ::mmsb::rt::kind::kU64, 8u, {}, ""},
+// CHECK-SAME: {"lo,hi", 96u, 1u, ::mmsb::rt::kind::kBytes, 1u, {}, ""},
+// CHECK-SAME: {"user", 104u, 8u, ::mmsb::rt::kind::kPointer, 8u, {}, ""}}));
+// CHECK-SAME: return _mmsb_d; } _Pragma("clang diagnostic pop") };
 
 namespace ns {
 struct [[mmsb::page]] Named { int v; };
 }
-// CHECK: TypeDescriptor{"ns::Named", 4u, 4u,
+// CHECK: InternLayout("ns::Named", 4u, 4u,
 
 void Alloc() {
   // new and make_unique pick up the class-scope operator new; placement new still works.

@@ -1,5 +1,5 @@
 // Stores through '.', '->', '[]', nested members, arrays of arrays and pointer arithmetic.
-// RUN: %rw %s -- | FileCheck %s
+// RUN: %rw %s -- | %strip_comments | FileCheck %s
 // RUN: %cxx -fsyntax-only %s
 struct Vec { float x, y; };
 struct [[mmsb::page]] World {

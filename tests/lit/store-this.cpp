@@ -1,6 +1,6 @@
 // Stores in member functions of page types (implicit and explicit this), and bitfields, which
 // mark their enclosing object.
-// RUN: %rw %s -- | FileCheck %s
+// RUN: %rw %s -- | %strip_comments | FileCheck %s
 // RUN: %cxx -fsyntax-only %s
 struct [[mmsb::page]] Counter {
   int hits;

@@ -1,7 +1,10 @@
 // The ABI that plugin-generated code calls. Users do not call these directly.
 //
 // The rewriter turns
-//   - stores into page storage into `*::mmsb::rt::w(&(lhs)) = rhs` (barrier.h);
+//   - stores into page storage into `*::mmsb::rt::w(&(lhs)) = rhs` (barrier.h), or `wt(lhs) = rhs`
+//     in template code, `*wc(&(lhs)) = rhs` in constexpr functions;
+//   - pointers and references into page storage that leave what it can follow into Escape(p) /
+//     EscapeRef(r), or MarkFrom(p) / MarkRef(r) for calls known not to keep them (memcpy, std::fill);
 //   - `new T` of a [[mmsb::page]] type into class-scope operator new/delete that call
 //     AllocPageStorage / FreePageStorage, so the object lives in its own page;
 //   - a [[mmsb::page]] variable with static storage duration into a 64-byte aligned object in the
@@ -16,9 +19,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <new>
 
 #include "mmsb/barrier.h"
-#include "mmsb/type_desc.h"
+
+// Every instrumented translation unit includes this header: it stays light (no <string>,
+// <vector>; mmsb/type_desc.h is only named).
+namespace mmsb {
+struct TypeDescriptor;
+}  // namespace mmsb
 
 namespace mmsb::rt {
 
@@ -40,8 +50,92 @@ void RegisterStatic(void* addr, std::size_t size, const char* name,
 // reported to stderr).
 const TypeDescriptor* InternType(const TypeDescriptor& type) noexcept;
 
+// Layout descriptors as the plugin emits them: literal tables that InternLayout turns into a
+// TypeDescriptor (mmsb/type_desc.h) and interns. Kinds are ScalarKind's values.
+namespace kind {
+inline constexpr std::uint8_t kBytes = 0, kBool = 1, kChar = 2, kI8 = 3, kU8 = 4, kI16 = 5,
+                              kU16 = 6, kI32 = 7, kU32 = 8, kI64 = 9, kU64 = 10, kF32 = 11,
+                              kF64 = 12, kPointer = 13, kRecord = 14;
+}  // namespace kind
+
+struct LayoutField {
+  const char* name;
+  std::uint32_t offset;
+  std::uint32_t size;
+  std::uint8_t kind;
+  std::uint32_t elem_size;
+  std::initializer_list<std::uint32_t> extents;  // outermost first
+  const char* record_type;                       // kind::kRecord only
+};
+
+const TypeDescriptor* InternLayout(const char* name, std::uint32_t size, std::uint32_t align,
+                                   std::initializer_list<LayoutField> fields) noexcept;
+
 // Marks the page holding `p` escaped (fully diffed at every commit). No-op for untracked memory.
 void MarkEscapedAt(const void* p) noexcept;
+
+// Marks the bytes from `p` to the end of the page holding it as written. No-op for untracked
+// memory. For calls that write through a pointer without keeping it (memcpy, std::fill).
+void MarkToPageEnd(const void* p) noexcept;
+
+namespace detail {
+template <class T>
+constexpr const void* Bytes(T* p) noexcept {
+  return const_cast<const void*>(static_cast<const volatile void*>(p));
+}
+}  // namespace detail
+
+// The forms the rewriter wraps expressions in. Each returns its argument unchanged (same type and
+// value category) and does nothing during constant evaluation, so they are usable in constexpr
+// functions and lambdas.
+
+// A store through a reference whose destination may be page storage (template code shared by
+// instantiations over page and plain types): `wt(t.v) = x`.
+template <class T>
+[[gnu::always_inline]] constexpr T&& wt(T&& x) noexcept {
+  if (!__builtin_is_constant_evaluated()) w(__builtin_addressof(x));
+  return static_cast<T&&>(x);
+}
+// `*w(&(lhs))` for constexpr functions.
+template <class T>
+[[gnu::always_inline]] constexpr T* wc(T* p) noexcept {
+  return __builtin_is_constant_evaluated() ? p : w(p);
+}
+// A pointer into page storage leaves what the rewriter can follow: mark its page escaped.
+template <class T>
+constexpr T* Escape(T* p) noexcept {
+  if (!__builtin_is_constant_evaluated()) MarkEscapedAt(detail::Bytes(p));
+  return p;
+}
+// The same for a reference (keeps lvalues lvalues and xvalues xvalues).
+template <class T>
+constexpr T&& EscapeRef(T&& x) noexcept {
+  if (!__builtin_is_constant_evaluated()) MarkEscapedAt(detail::Bytes(__builtin_addressof(x)));
+  return static_cast<T&&>(x);
+}
+// A pointer passed to a call that writes through it but does not keep it: mark up to the end of
+// its page for this epoch.
+template <class T>
+constexpr T* MarkFrom(T* p) noexcept {
+  if (!__builtin_is_constant_evaluated()) MarkToPageEnd(detail::Bytes(p));
+  return p;
+}
+// A counted loop writes elements [0, n) of the array starting at p: the rewriter marks them once
+// before the loop instead of barriering every store in it.
+template <class T>
+constexpr void MarkSpan(T* p, std::size_t n) noexcept {
+  if (!__builtin_is_constant_evaluated()) MarkRange(detail::Bytes(p), n * sizeof(T));
+}
+// A reference passed to such a call (std::swap): mark the referenced object.
+template <class T>
+constexpr T&& MarkRef(T&& x) noexcept {
+  if (!__builtin_is_constant_evaluated()) MarkRange(detail::Bytes(__builtin_addressof(x)), sizeof(x));
+  return static_cast<T&&>(x);
+}
+
+// The descriptor of a page class template's instantiation when the rewriter saw none: the
+// rewriter adds an overload for each instantiation it sees, found by argument-dependent lookup.
+inline const TypeDescriptor* _mmsb_describe(const void*) noexcept { return nullptr; }
 
 struct StaticPageRegistrar {
   StaticPageRegistrar(void* addr, std::size_t size, const char* name,

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "bus/bus.h"
+#include "mmsb/type_desc.h"
 
 namespace mmsb::rt {
 namespace {
@@ -73,10 +74,59 @@ const TypeDescriptor* InternType(const TypeDescriptor& type) noexcept {
   return *t;
 }
 
+static_assert(kind::kBytes == static_cast<std::uint8_t>(ScalarKind::kBytes) &&
+              kind::kBool == static_cast<std::uint8_t>(ScalarKind::kBool) &&
+              kind::kChar == static_cast<std::uint8_t>(ScalarKind::kChar) &&
+              kind::kI8 == static_cast<std::uint8_t>(ScalarKind::kI8) &&
+              kind::kU8 == static_cast<std::uint8_t>(ScalarKind::kU8) &&
+              kind::kI16 == static_cast<std::uint8_t>(ScalarKind::kI16) &&
+              kind::kU16 == static_cast<std::uint8_t>(ScalarKind::kU16) &&
+              kind::kI32 == static_cast<std::uint8_t>(ScalarKind::kI32) &&
+              kind::kU32 == static_cast<std::uint8_t>(ScalarKind::kU32) &&
+              kind::kI64 == static_cast<std::uint8_t>(ScalarKind::kI64) &&
+              kind::kU64 == static_cast<std::uint8_t>(ScalarKind::kU64) &&
+              kind::kF32 == static_cast<std::uint8_t>(ScalarKind::kF32) &&
+              kind::kF64 == static_cast<std::uint8_t>(ScalarKind::kF64) &&
+              kind::kPointer == static_cast<std::uint8_t>(ScalarKind::kPointer) &&
+              kind::kRecord == static_cast<std::uint8_t>(ScalarKind::kRecord),
+              "instrument.h's layout kinds must be ScalarKind's values");
+
+const TypeDescriptor* InternLayout(const char* name, std::uint32_t size, std::uint32_t align,
+                                   std::initializer_list<LayoutField> fields) noexcept {
+  TypeDescriptor t;
+  t.name = name;
+  t.size = size;
+  t.align = align;
+  t.fields.reserve(fields.size());
+  for (const LayoutField& f : fields) {
+    FieldDescriptor d;
+    d.name = f.name;
+    d.offset = f.offset;
+    d.size = f.size;
+    d.kind = f.kind <= kind::kRecord ? static_cast<ScalarKind>(f.kind) : ScalarKind::kBytes;
+    d.elem_size = f.elem_size;
+    d.extents.assign(f.extents.begin(), f.extents.end());
+    d.record_type = f.record_type != nullptr ? f.record_type : "";
+    t.fields.push_back(std::move(d));
+  }
+  return InternType(t);
+}
+
 void MarkEscapedAt(const void* p) noexcept {
+  if (!IsTracked(p)) return;
   Bus* bus = CurrentBus();
   if (bus == nullptr) return;
   if (Page* page = bus->FindContaining(p)) bus->MarkEscaped(page);
+}
+
+void MarkToPageEnd(const void* p) noexcept {
+  if (!IsTracked(p)) return;
+  Bus* bus = CurrentBus();
+  if (bus == nullptr) return;
+  if (Page* page = bus->FindContaining(p)) {
+    const std::size_t off = static_cast<std::size_t>(static_cast<const std::uint8_t*>(p) - page->data());
+    MarkRange(p, page->size() - off);
+  }
 }
 
 TransactionScope::TransactionScope() noexcept { ++t_tx_depth; }

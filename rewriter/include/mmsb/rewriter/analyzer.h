@@ -48,6 +48,10 @@ class PageAnalyzer {
 
   // Analyses the whole translation unit. Call once.
   void Run();
+  // Run() under llvm::CrashRecoveryContext: returns false (and leaves no edits or findings) if
+  // the analysis crashed, so that the caller can report an error instead of taking the
+  // compiler down. Without crash recovery enabled in the process it is Run().
+  bool RunProtected();
 
   const std::vector<Finding>& findings() const { return findings_; }
   bool has_edits() const { return !edits_.empty() || !trailers_.empty(); }

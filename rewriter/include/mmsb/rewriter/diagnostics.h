@@ -25,6 +25,7 @@ enum class DiagKind {
   kUntrackedContainer,     // warning -Wmmsb-untracked
   kUntrackedArrayNew,      // warning -Wmmsb-untracked
   kUntrackedThreadLocal,   // warning -Wmmsb-untracked
+  kUntrackedSharedAlloc,   // warning -Wmmsb-untracked
   kPointerMember,          // note -Wmmsb-pointer (standalone)
   kUnrewritableStore,      // warning -Wmmsb-unrewritable
   kUnrewritableDecl,       // warning -Wmmsb-unrewritable

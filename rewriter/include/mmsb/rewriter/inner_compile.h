@@ -29,10 +29,19 @@ struct InnerCompileRequest {
   bool run_checker = true;
   // Extra -W flags for MMSB's groups (from -fplugin-arg-mmsb-W...), after the command line's.
   std::vector<std::string> extra_warnings;
+  // The user's compile already parsed the original source and reported its diagnostics: drop the
+  // warnings, remarks and notes of the lexer, parser and Sema (errors and back-end diagnostics
+  // still pass).
+  bool drop_frontend_warnings = false;
   // Called with the inner CompilerInstance (the one that generates code) before it runs, e.g.
   // to add CodeGenOptions::PassBuilderCallbacks (the IR capture). It lives until the call ends.
   std::function<void(clang::CompilerInstance&)> before_execute;
 };
+
+// The invocation the command line asked for, re-derived from CodeGenOptions::CommandLineArgs
+// (with the plugin loaded, the compile's own invocation runs the plugin's action instead).
+llvm::Expected<std::shared_ptr<clang::CompilerInvocation>> OriginalInvocation(
+    const clang::CompilerInstance& outer);
 
 // Returns true when the compile succeeded, false when it reported errors (through `client`), and
 // an error when the compile could not be set up at all.
