@@ -65,6 +65,7 @@ class Page {
   friend class PageTable;
   friend class Bus;
   friend class UndoLog;
+  friend class DependencyGraph;  // prefetches page bytes and twins ahead of recompute
   Page() = default;
 
   std::uint8_t* data_ = nullptr;

@@ -463,27 +463,22 @@ Delta Bus::DiffNow(Page* p, bool full, UndoLog* undo) const NO_THREAD_SAFETY_ANA
   const std::size_t size = p->size_;
   const std::size_t granules = (size + kGranuleSize - 1) >> kGranuleShift;
   std::uint8_t* shadow = ShadowFor(p);
+  const bool first = !p->twin_valid_;
+  if (!first && !full && !p->escaped_ && (shadow == nullptr || !AnyTouched(shadow, granules))) return Delta();
+  // First sight of the page: its epoch-0 image is all zeros (see docs/SerializationSpec.md).
+  const std::uint8_t* before = first ? Zeros(size) : p->twin_;
   const std::span<const std::uint8_t> now(p->data_, size);
-  const std::span<std::uint8_t> twin(p->twin_, size);
-  Delta d;
-  if (!p->twin_valid_) {
-    // First sight of the page: its epoch-0 image is all zeros (see docs/SerializationSpec.md).
-    const std::span<const std::uint8_t> zeros(Zeros(size), size);
-    d = Diff(p->id_, p->epoch_, zeros, now);
-    if (undo != nullptr && !d.empty()) undo->Save(p, p->epoch_, d, zeros.data());
+  // One expression, so the delta is built in place (no move of the result).
+  Delta d = first || full || p->escaped_
+                ? Diff(p->id_, p->epoch_, {before, size}, now)
+                : DiffGranules(p->id_, p->epoch_, {before, size}, now, {shadow, granules});
+  if (first) {
+    if (undo != nullptr && !d.empty()) undo->Save(p, p->epoch_, d, before);
     std::memcpy(p->twin_, p->data_, size);
     p->twin_valid_ = true;
-  } else {
-    if (full || p->escaped_) {
-      d = Diff(p->id_, p->epoch_, twin, now);
-    } else {
-      if (shadow == nullptr || !AnyTouched(shadow, granules)) return d;
-      d = DiffGranules(p->id_, p->epoch_, twin, now, {shadow, granules});
-    }
-    if (!d.empty()) {
-      if (undo != nullptr) undo->Save(p, p->epoch_, d, twin.data());
-      MMSB_CHECK(d.ApplyTo(twin).ok());
-    }
+  } else if (!d.empty()) {
+    if (undo != nullptr) undo->Save(p, p->epoch_, d, before);
+    MMSB_CHECK(d.ApplyTo({p->twin_, size}).ok());
   }
   if (shadow != nullptr) std::memset(shadow, 0, granules);
   return d;
@@ -630,7 +625,7 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   Status failure;
   bool propagated = false;
   std::uint64_t recomputed_before = 0, cutoffs_before = 0;
-  // Propagation appends its deltas after the collected ones, all at once.
+  // Propagation appends its deltas after the collected ones.
   const std::size_t derived_begin = out_.size();
   if (!graph_.empty()) {
     DependencyGraph::Host host;
@@ -640,12 +635,11 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
       std::memcpy(p->data_, p->twin_, p->size_);
       if (std::uint8_t* shadow = ShadowFor(p)) std::memset(shadow, 0, (p->size_ + kGranuleSize - 1) >> kGranuleShift);
     };
-    host.emit = [this, e](Page* p, Delta&& d) NO_THREAD_SAFETY_ANALYSIS { Emit(p, std::move(d), e); };
-    // out_ grows only after success, so the span stays valid during propagation.
+    host.out = &out_;
     const std::uint64_t props_before = graph_.stats().propagations;
     recomputed_before = graph_.stats().nodes_recomputed;
     cutoffs_before = graph_.stats().cutoffs;
-    failure = graph_.Propagate(e, out_, host);
+    failure = graph_.Propagate(e, host);
     propagated = graph_.stats().propagations != props_before;
   }
 

@@ -290,7 +290,7 @@ void DependencyGraph::Schedule(std::uint32_t node) {
   if (n.dirty_stamp == round_) return;  // at most once per commit
   n.dirty_stamp = round_;
   if (buckets_.size() <= static_cast<std::size_t>(n.height)) buckets_.resize(n.height + 1);
-  buckets_[n.height].push_back(node);
+  buckets_[n.height].push_back({n.id, node});
 }
 
 // Runs on the commit thread or a pool thread; touches only the work's own child page.
@@ -336,15 +336,18 @@ Status DependencyGraph::Recompute(const Host& host, std::uint32_t node, UndoLog*
   return Status::Ok();
 }
 
-// After a node's recompute: count it, keep its delta (already in owned_.back()) or cut off.
-void DependencyGraph::Finished(std::uint32_t node, bool failed_before) {
+// After a node's recompute: count it, keep its delta (already out.back()) or cut off.
+void DependencyGraph::Finished(std::uint32_t node, bool failed_before, Epoch epoch, std::vector<Delta>& out) {
   ++stats_.nodes_recomputed;
-  if (owned_.back().delta.empty()) {
+  if (out.back().empty()) {
     ++stats_.cutoffs;  // nothing changed: children are not scheduled from here
-    owned_.pop_back();
+    out.pop_back();
     return;
   }
-  MarkChanged(node, &owned_.back().delta);
+  Page* page = nodes_[node].page;
+  page->epoch_ = epoch;  // a failed commit's undo log restores it
+  page->maybe_nonzero_ = true;
+  MarkChanged(node, &out.back());
   if (!failed_before) {
     for (std::uint32_t c : nodes_[node].children) Schedule(c);
   }
@@ -361,17 +364,19 @@ void DependencyGraph::MarkChanged(std::uint32_t node, const Delta* d) {
   n.changed[n.changed_count++] = d;
 }
 
-Status DependencyGraph::Propagate(Epoch epoch, std::span<const Delta> changed, const Host& host) {
+Status DependencyGraph::Propagate(Epoch epoch, const Host& host) {
   if (index_.empty()) return Status::Ok();
   const std::uint64_t t0 = NowNanos();
   ++round_;
-  owned_.clear();
-  // Derived deltas are stored here and pointed at until emitted: reserve so nothing moves.
-  owned_.reserve(nodes_.size());
-  for (const Delta& d : changed) {
-    auto it = index_.find(d.page());
+  std::vector<Delta>& out = *host.out;
+  const std::size_t begin = out.size();
+  // Every node adds at most one delta, and earlier deltas are pointed at (MarkChanged) while
+  // later ones are appended: reserve so nothing moves.
+  out.reserve(begin + nodes_.size());
+  for (std::size_t i = 0; i < begin; ++i) {
+    auto it = index_.find(out[i].page());
     if (it == index_.end()) continue;
-    MarkChanged(it->second, &d);
+    MarkChanged(it->second, &out[i]);
     for (std::uint32_t c : nodes_[it->second].children) Schedule(c);
   }
   bool any = false;
@@ -380,29 +385,49 @@ Status DependencyGraph::Propagate(Epoch epoch, std::span<const Delta> changed, c
   for (std::size_t h = 0; h < buckets_.size() && failure.ok(); ++h) {
     if (buckets_[h].empty()) continue;
     // Work on a swapped-out copy: scheduling children may grow buckets_ (moving its vectors).
-    std::vector<std::uint32_t>& bucket = current_;
+    std::vector<Queued>& bucket = current_;
     bucket.swap(buckets_[h]);
     any = true;
     // Deterministic order within a height: by page id (scheduling order usually is already).
-    auto by_id = [&](std::uint32_t a, std::uint32_t b) { return nodes_[a].id < nodes_[b].id; };
+    auto by_id = [](const Queued& a, const Queued& b) { return a.id < b.id; };
     if (!std::is_sorted(bucket.begin(), bucket.end(), by_id)) std::sort(bucket.begin(), bucket.end(), by_id);
-    std::size_t bytes = 0;
-    for (std::uint32_t node : bucket) bytes += nodes_[node].page->size();
-    const bool parallel = threads_ > 1 && bucket.size() >= 2 &&
-                          (bucket.size() >= kParallelMinNodes || bytes >= kParallelMinBytes);
+    bool parallel = threads_ > 1 && bucket.size() >= kParallelMinNodes;
+    if (threads_ > 1 && !parallel && bucket.size() >= 2) {
+      std::size_t bytes = 0;
+      for (const Queued& q : bucket) bytes += nodes_[q.node].page->size();
+      parallel = bytes >= kParallelMinBytes;
+    }
     if (!parallel) {
-      // Serial: each delta goes straight into its final slot.
-      for (std::uint32_t node : bucket) {
-        Page* child = nodes_[node].page;
-        owned_.push_back({child, Delta()});
-        Status st = Recompute(host, node, host.undo, &owned_.back().delta);
+      // Serial: each delta goes straight into its final slot. A wide bucket walks far more nodes
+      // and pages than the caches hold, so the loop prefetches ahead in stages, each reading only
+      // what an earlier stage fetched: the node, its page record, then the page's bytes, twin and
+      // the node's edge lists, and last the children it will schedule.
+      const std::size_t count = bucket.size();
+      for (std::size_t i = 0; i < count; ++i) {
+        if (i + kPrefetchNodes < count) __builtin_prefetch(&nodes_[bucket[i + kPrefetchNodes].node]);
+        if (i + kPrefetchPages < count) __builtin_prefetch(nodes_[bucket[i + kPrefetchPages].node].page);
+        if (i + kPrefetchNear < count) {
+          const Node& near = nodes_[bucket[i + kPrefetchNear].node];
+          __builtin_prefetch(near.page->data(), 1);
+          __builtin_prefetch(near.page->twin_);
+          __builtin_prefetch(near.children.data());
+          __builtin_prefetch(near.in_edges.data());
+          __builtin_prefetch(near.user_parents.data());
+        }
+        if (i + kPrefetchChildren < count) {
+          // The children Finished() will schedule (their edge list was prefetched above).
+          for (std::uint32_t c : nodes_[bucket[i + kPrefetchChildren].node].children) __builtin_prefetch(&nodes_[c]);
+        }
+        const std::uint32_t node = bucket[i].node;
+        out.emplace_back();
+        Status st = Recompute(host, node, host.undo, &out.back());
         if (!st.ok()) {
-          owned_.pop_back();
-          host.discard(child);
+          out.pop_back();
+          host.discard(nodes_[node].page);
           failure = std::move(st);
           break;
         }
-        Finished(node, false);
+        Finished(node, false, epoch, out);
       }
       bucket.clear();
       bucket.swap(buckets_[h]);  // hand the (empty) buffer back, keeping its capacity
@@ -410,7 +435,7 @@ Status DependencyGraph::Propagate(Epoch epoch, std::span<const Delta> changed, c
     }
     if (works.size() < bucket.size()) works.resize(bucket.size());
     for (std::size_t i = 0; i < bucket.size(); ++i) {
-      works[i].node = bucket[i];
+      works[i].node = bucket[i].node;
       works[i].failed = false;
     }
     if (!pool_) pool_ = std::make_unique<ThreadPool>(threads_ - 1);
@@ -426,31 +451,27 @@ Status DependencyGraph::Propagate(Epoch epoch, std::span<const Delta> changed, c
     ++stats_.parallel_batches;
     for (std::size_t i = 0; i < bucket.size(); ++i) {
       Work& w = works[i];
-      Page* child = nodes_[w.node].page;
       if (w.failed) {
-        host.discard(child);
+        host.discard(nodes_[w.node].page);
         if (failure.ok()) failure = w.status;
         continue;
       }
       if (host.undo && !w.undo.empty()) host.undo->Append(w.undo);
-      owned_.push_back({child, std::move(w.delta)});
-      Finished(w.node, !failure.ok());
+      out.push_back(std::move(w.delta));
+      Finished(w.node, !failure.ok(), epoch, out);
     }
     bucket.clear();
     bucket.swap(buckets_[h]);
   }
   if (!failure.ok()) {
     for (auto& b : buckets_) b.clear();
-    owned_.clear();
+    out.resize(begin);
     return failure;
   }
-  for (Derived& d : owned_) host.emit(d.page, std::move(d.delta));
-  owned_.clear();
   if (any) {
     ++stats_.propagations;
     latency_.Record(NowNanos() - t0);
   }
-  (void)epoch;
   return Status::Ok();
 }
 

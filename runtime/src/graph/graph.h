@@ -33,8 +33,9 @@ class DependencyGraph {
     UndoLog* undo = nullptr;
     // Drops un-diffed writes to `page` (restores it from its twin) after a failed recompute.
     std::function<void(Page* page)> discard;
-    // Appends a delta of this epoch to the batch (commit thread only, after success).
-    std::function<void(Page* page, Delta&& d)> emit;
+    // The epoch's deltas: on entry the collected ones, which start the propagation; derived
+    // deltas are appended as nodes finish (commit thread only). On failure it is left as on entry.
+    std::vector<Delta>* out = nullptr;
   };
 
   // `threads`: 0 = one per hardware thread (at most 8), 1 = serial.
@@ -51,14 +52,20 @@ class DependencyGraph {
   const PropagationStats& stats() const;
   const LatencyHistogram& latency() const { return latency_; }
 
-  // Recomputes every node downstream of the pages in `changed` (the epoch's deltas so far) in
-  // height order, emitting their deltas through `host`. Returns the first recompute error, naming
-  // the node; the caller then rolls the commit back.
-  Status Propagate(Epoch epoch, std::span<const Delta> changed, const Host& host);
+  // Recomputes every node downstream of the pages changed by `*host.out` (the epoch's deltas so
+  // far) in height order, appending their deltas to it and moving each recomputed page to
+  // `epoch`. Returns the first recompute error, naming the node; the caller then rolls the commit
+  // back (the undo log restores the pages' bytes and epochs).
+  Status Propagate(Epoch epoch, const Host& host);
 
   // Work thresholds above which one height bucket is recomputed on the pool.
   static constexpr std::size_t kParallelMinNodes = 64;
   static constexpr std::size_t kParallelMinBytes = std::size_t{1} << 20;
+  // Prefetch distances (in nodes) of the serial recompute loop.
+  static constexpr std::size_t kPrefetchNodes = 24;
+  static constexpr std::size_t kPrefetchPages = 16;
+  static constexpr std::size_t kPrefetchNear = 8;
+  static constexpr std::size_t kPrefetchChildren = 4;
 
  private:
   struct Edge {
@@ -92,17 +99,13 @@ class DependencyGraph {
     bool failed = false;
     Status status;  // set when failed
   };
-  struct Derived {
-    Page* page;
-    Delta delta;
-  };
 
   std::uint32_t NodeFor(Page* page);
   bool Reaches(std::uint32_t from, std::uint32_t target) const;
   void DropEdge(std::uint32_t e);
   void MaybeDropNode(std::uint32_t n);
   Status Recompute(const Host& host, std::uint32_t node, UndoLog* undo, Delta* out);
-  void Finished(std::uint32_t node, bool failed_before);
+  void Finished(std::uint32_t node, bool failed_before, Epoch epoch, std::vector<Delta>& out);
   void MarkChanged(std::uint32_t node, const Delta* d);
   void Schedule(std::uint32_t node);
   void UpdateHeights(std::uint32_t start);
@@ -114,11 +117,15 @@ class DependencyGraph {
   std::vector<std::uint32_t> free_edges_;
   std::vector<bool> edge_live_;
 
-  // Propagation scratch: bucket queue by height, and this commit's deltas per changed node.
-  std::vector<std::vector<std::uint32_t>> buckets_;
-  std::vector<Derived> owned_;  // deltas produced during this propagation (reserved: stable)
-  std::vector<Work> works_;     // one height bucket's work, reused
-  std::vector<std::uint32_t> current_;  // the bucket being recomputed
+  // A scheduled node with its page id, so a bucket sorts without touching the nodes.
+  struct Queued {
+    PageId id;
+    std::uint32_t node;
+  };
+  // Propagation scratch: bucket queue by height.
+  std::vector<std::vector<Queued>> buckets_;
+  std::vector<Work> works_;       // one height bucket's work, reused
+  std::vector<Queued> current_;   // the bucket being recomputed
 
   std::uint64_t round_ = 0;
   mutable std::uint64_t visit_round_ = 0;
