@@ -135,7 +135,7 @@ void Bus::Register(Page* p) {
   if (!p->name_.empty()) by_name_[p->name_] = p;
   p->created_epoch_ = epoch_;
   p->created_slot_ = static_cast<std::uint32_t>(created_.size());
-  created_.push_back({p->id_, p->size_, p->location_, p->type_, p->name_, p->is_static_});
+  created_.emplace_back(p->id_, p->size_, p->location_, p->type_, p->name_, p->is_static_);  // in place: no temporary
   ++stats_.pages_created;
   ++stats_.pages_live;
   stats_.cpu_bytes += p->size_;
@@ -178,43 +178,88 @@ Expected<Page*> Bus::CreatePage(std::size_t size, const PageOptions& options) {
   }
   // Unified storage comes from the device hub (bus_device.cc); Gpu pages have arena storage too.
   if (options.location == Location::kUnified) return CreateUnifiedPage(size, options);
-  auto block = arena_->Allocate(size, options.zeroed);
-  if (!block.ok()) return block.status();
-  Page* p;
-  {
+  const int cls = Arena::ClassFor(size);
+  if (cls < 0) {
+    // Large storage may need zeroing or a syscall: get it before taking the bus lock.
+    auto block = arena_->Allocate(size, options.zeroed);
+    if (!block.ok()) return block.status();
     MutexLock lock(&mu_);
-    if (options.type != nullptr && !IsRegisteredTypeLocked(options.type)) {
-      arena_->Free(*block, !block->zero);
-      return InvalidArgument(
-          "PageOptions::type is not a descriptor registered with this bus (kept from before a "
-          "restart of the bus?); register it with RegisterType and use the pointer it returns");
-    }
-    p = NewRecord();
-    p->data_ = block->data;
-    p->twin_ = arena_->TwinOf(block->data);
-    p->size_ = size;
-    p->epoch_ = epoch_;
-    p->type_ = options.type;
-    p->name_ = options.name;
-    p->location_ = options.location;
-    p->is_static_ = false;
-    p->escaped_ = false;
-    p->twin_valid_ = false;
-    // Storage handed out unzeroed may hold anything: the first commit diffs it against zeros.
-    p->maybe_nonzero_ = !block->zero;
-    p->size_class_ = block->size_class;
-    p->capacity_ = block->capacity;
-    if (options.location == Location::kGpu) {
-      if (Status s = AttachDeviceCopy(p); !s.ok()) {
-        free_records_.push_back(p);
-        arena_->Free(*block, !block->zero);
-        return s;
-      }
-    }
-    Register(p);
+    return AdoptBlock(*block, size, options);
   }
-  arena_->SetOwner(*block, p);
+  // Small storage: one lock for the slot and the record (zeroing a dirty slot is at most 4 KiB).
+  MutexLock lock(&mu_);
+  Arena::Block block;
+  if (auto& cache = slot_cache_[cls]; !cache.empty()) {
+    block = cache.back();
+    cache.pop_back();
+    if (options.zeroed && !block.zero) {
+      std::memset(block.data, 0, size);
+      block.zero = true;
+    }
+  } else {
+    auto b = arena_->Allocate(size, options.zeroed);
+    if (!b.ok()) return b.status();
+    block = *b;
+  }
+  return AdoptBlock(block, size, options);
+}
+
+Expected<Page*> Bus::AdoptBlock(const Arena::Block& block, std::size_t size, const PageOptions& options) {
+  if (options.type != nullptr && !IsRegisteredTypeLocked(options.type)) {
+    GiveBackBlock(block);
+    return InvalidArgument(
+        "PageOptions::type is not a descriptor registered with this bus (kept from before a "
+        "restart of the bus?); register it with RegisterType and use the pointer it returns");
+  }
+  Page* p = NewRecord();
+  p->data_ = block.data;
+  p->twin_ = arena_->TwinOf(block.data);
+  p->size_ = size;
+  p->epoch_ = epoch_;
+  p->type_ = options.type;
+  p->name_ = options.name;
+  p->location_ = options.location;
+  p->is_static_ = false;
+  p->escaped_ = false;
+  p->twin_valid_ = false;
+  // Storage handed out unzeroed may hold anything: the first commit diffs it against zeros.
+  p->maybe_nonzero_ = !block.zero;
+  p->size_class_ = block.size_class;
+  p->capacity_ = block.capacity;
+  if (options.location == Location::kGpu) {
+    if (Status s = AttachDeviceCopy(p); !s.ok()) {
+      free_records_.push_back(p);
+      GiveBackBlock(block);
+      return s;
+    }
+  }
+  Register(p);
+  arena_->SetOwner(block, p);
   return p;
+}
+
+void Bus::GiveBackBlock(const Arena::Block& block) {
+  if (block.size_class == Arena::kLargeClass) {
+    arena_->Free(block, !block.zero);
+  } else {
+    ReleaseSmallBlock(block, !block.zero, false);
+  }
+}
+
+void Bus::ReleaseSmallBlock(const Arena::Block& block, bool may_be_nonzero, bool shadow_clear) {
+  auto& cache = slot_cache_[block.size_class];
+  if (cache.size() >= kSlotCacheMax) {
+    arena_->Free(block, may_be_nonzero);
+    return;
+  }
+  // As Arena::Free does: the next page on this slot starts with no stale touches.
+  if (!shadow_clear) std::memset(arena_->ShadowOf(block.data), 0, (block.capacity + 63) >> 6);
+  // Field by field: a braced temporary here costs a store-forwarding stall on every free.
+  Arena::Block& slot = cache.emplace_back();
+  slot.data = block.data;
+  slot.capacity = block.capacity;
+  slot.size_class = block.size_class;
+  slot.zero = !may_be_nonzero;
 }
 
 Status Bus::GrowStaticRegion(std::uintptr_t lo, std::uintptr_t hi) {
@@ -290,8 +335,10 @@ Expected<Page*> Bus::RegisterStatic(void* addr, std::size_t size, const PageOpti
 
 Status Bus::FreeLocked(Page* p) {
   if (p == nullptr || !p->live_) return FailedPrecondition("page is not live (double free?)");
-  if (graph_.Height(p->id_) >= 0) ++graph_version_;
-  graph_.RemovePage(p->id_);
+  if (!graph_.empty() && graph_.Height(p->id_) >= 0) {
+    ++graph_version_;
+    graph_.RemovePage(p->id_);
+  }
   Unregister(p);
   if (device_ != nullptr) device_->OnFreePage(p);  // drops a device copy or unified storage
   if (p->is_static_) {
@@ -299,9 +346,15 @@ Status Bus::FreeLocked(Page* p) {
   } else if (p->size_class_ != kExternalStorage) {
     Arena::Block b{p->data_, p->capacity_, p->size_class_, false};
     // A page that never held a non-zero byte leaves a clean slot: no zeroing on reuse.
-    const bool dirty = p->maybe_nonzero_ || p->escaped_ || AnyTouched(ShadowFor(p), (p->size_ + 63) >> 6);
+    const bool touched = AnyTouched(ShadowFor(p), (p->capacity_ + 63) >> 6);
+    const bool dirty = p->maybe_nonzero_ || p->escaped_ || touched;
     arena_->ClearOwner(b);
-    arena_->Free(b, dirty);
+    if (b.size_class == Arena::kLargeClass) {
+      arena_->Free(b, dirty);
+    } else {
+      // The whole block's shadow was just read: an untouched page leaves it clear.
+      ReleaseSmallBlock(b, dirty, !touched);
+    }
   }
   p->data_ = p->twin_ = nullptr;
   p->name_.clear();

@@ -122,6 +122,13 @@ class Bus {
   bool EventsWanted() const REQUIRES(mu_);
   // Builds the commit's event batch into batch_events_ (see events.h for the order).
   void BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, bool propagated) REQUIRES(mu_);
+  // Builds and registers the record of a heap page on `block` (CreatePage's second half).
+  Expected<Page*> AdoptBlock(const Arena::Block& block, std::size_t size, const PageOptions& options) REQUIRES(mu_);
+  // Returns a freed page's small-class storage to the slot cache or, when full, the arena.
+  // `shadow_clear`: the caller knows the block's shadow holds no marks.
+  void ReleaseSmallBlock(const Arena::Block& block, bool may_be_nonzero, bool shadow_clear) REQUIRES(mu_);
+  // Returns storage CreatePage took but could not use.
+  void GiveBackBlock(const Arena::Block& block) REQUIRES(mu_);
   Page* NewRecord() REQUIRES(mu_);
   void Register(Page* p) REQUIRES(mu_);
   void Unregister(Page* p) REQUIRES(mu_);
@@ -151,6 +158,11 @@ class Bus {
   Mutex mu_;
   std::vector<std::unique_ptr<Page[]>> record_chunks_ GUARDED_BY(mu_);
   std::vector<Page*> free_records_ GUARDED_BY(mu_);
+  // Recently freed small slots, reused by CreatePage under the bus lock it takes anyway, so a
+  // create/free cycle costs one lock instead of three (the arena has its own). Bounded per class;
+  // the overflow goes back to the arena. Slots here have clear shadows and no owner.
+  static constexpr std::size_t kSlotCacheMax = 64;
+  std::array<std::vector<Arena::Block>, Arena::kNumSmallClasses> slot_cache_ GUARDED_BY(mu_);
   std::vector<Page*> live_ GUARDED_BY(mu_);  // Page::slot_ is the index
   FlatIdMap<Page*> by_id_ GUARDED_BY(mu_);
   std::unordered_map<std::string, Page*> by_name_ GUARDED_BY(mu_);

@@ -51,6 +51,48 @@ TEST_F(BusTest, RecycledCleanSlotIsReusedWithoutWrites) {
   EXPECT_TRUE(std::all_of(b->data(), b->data() + 512, [](std::uint8_t v) { return v == 0; }));
 }
 
+// Freed small slots are recycled through a bounded per-class cache (then the arena's pool): many
+// more pages than the cache holds, freed dirty, half written and half marked but unchanged, must
+// come back zeroed, with no stale marks (a commit after re-creation sees only the new pages).
+TEST_F(BusTest, RecycledSlotsBeyondTheCacheComeBackZeroedAndUnmarked) {
+  constexpr int kPages = 300;
+  std::vector<Page*> pages;
+  for (int i = 0; i < kPages; ++i) pages.push_back(NewPage(256));
+  ASSERT_TRUE(commit().ok());
+  for (int i = 0; i < kPages; ++i) {
+    if (i % 2 == 0) {
+      *rt::w(&pages[i]->data()[i % 256]) = 0x77;
+    } else {
+      rt::w(&pages[i]->data()[200]);  // marked, unchanged
+    }
+    ASSERT_TRUE(FreePage(pages[i]).ok());
+  }
+  std::set<std::uint8_t*> reused;
+  const rt::ShadowRegion& heap = rt::g_heap_region;
+  for (int i = 0; i < kPages; ++i) {
+    Page* p = NewPage(256);
+    ASSERT_NE(p, nullptr);
+    reused.insert(p->data());
+    EXPECT_TRUE(std::all_of(p->data(), p->data() + 256, [](std::uint8_t v) { return v == 0; })) << "page " << i;
+    const std::uint8_t* shadow = heap.shadow + ((reinterpret_cast<std::uintptr_t>(p->data()) - heap.base) >> kGranuleShift);
+    EXPECT_TRUE(std::all_of(shadow, shadow + 256 / kGranuleSize, [](std::uint8_t v) { return v == 0; }))
+        << "page " << i << " kept a stale shadow mark of the slot's previous page";
+  }
+  EXPECT_EQ(reused.size(), static_cast<std::size_t>(kPages));
+}
+
+TEST_F(BusTest, UnzeroedRequestOnARecycledDirtySlotIsCapturedAtFirstCommit) {
+  Page* a = NewPage(128);
+  std::memset(rt::w(a->data(), 128), 0x11, 128);
+  ASSERT_TRUE(commit().ok());
+  std::uint8_t* addr = a->data();
+  ASSERT_TRUE(FreePage(a).ok());
+  Page* b = NewPage(128, {.zeroed = false});
+  ASSERT_EQ(b->data(), addr);
+  ASSERT_TRUE(commit().ok());
+  EXPECT_EQ(b->epoch(), GetStats().epoch) << "leftover bytes of an unzeroed page are its first delta";
+}
+
 TEST_F(BusTest, LargePageStorageIsReturnedZeroed) {
   Page* a = NewPage(1 << 20);
   std::memset(rt::w(a->data(), a->size()), 0x5A, a->size());
