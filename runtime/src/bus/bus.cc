@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "delta/delta_internal.h"
 #include "device/device_hub.h"
 
 namespace mmsb {
@@ -520,11 +521,9 @@ Delta Bus::DiffNow(Page* p, bool full, UndoLog* undo) const NO_THREAD_SAFETY_ANA
   if (!first && !full && !p->escaped_ && (shadow == nullptr || !AnyTouched(shadow, granules))) return Delta();
   // First sight of the page: its epoch-0 image is all zeros (see docs/SerializationSpec.md).
   const std::uint8_t* before = first ? Zeros(size) : p->twin_;
-  const std::span<const std::uint8_t> now(p->data_, size);
-  // One expression, so the delta is built in place (no move of the result).
-  Delta d = first || full || p->escaped_
-                ? Diff(p->id_, p->epoch_, {before, size}, now)
-                : DiffGranules(p->id_, p->epoch_, {before, size}, now, {shadow, granules});
+  const bool whole = first || full || p->escaped_;
+  Delta d = delta_internal::DiffPage(p->id_, p->epoch_, before, p->data_, static_cast<std::uint32_t>(size),
+                                     whole ? nullptr : shadow);
   if (first) {
     if (undo != nullptr && !d.empty()) undo->Save(p, p->epoch_, d, before);
     std::memcpy(p->twin_, p->data_, size);
@@ -572,7 +571,19 @@ void Bus::Rollback() {
 }
 
 void Bus::CollectAll(Epoch new_epoch) {
-  for (Page* p : live_) CollectPage(p, new_epoch);
+  // Most pages are idle and the scan is bound by fetching their records and shadow bytes:
+  // prefetch the records ahead, and the shadows of records that have arrived.
+  const std::size_t n = live_.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kCollectPrefetchRecords < n) __builtin_prefetch(live_[i + kCollectPrefetchRecords]);
+    if (i + kCollectPrefetchShadows < n) {
+      const Page* ahead = live_[i + kCollectPrefetchShadows];
+      if (ahead->size_class_ != kExternalStorage && !ahead->is_static_) {
+        __builtin_prefetch(arena_->ShadowOf(ahead->data_));
+      }
+    }
+    CollectPage(live_[i], new_epoch);
+  }
   // Marks between static pages (outside any page) are dropped each commit.
   if (rt::g_static_region.span != 0) {
     std::memset(rt::g_static_region.shadow, 0, rt::g_static_region.span >> kGranuleShift);

@@ -162,6 +162,9 @@ class Bus {
   // create/free cycle costs one lock instead of three (the arena has its own). Bounded per class;
   // the overflow goes back to the arena. Slots here have clear shadows and no owner.
   static constexpr std::size_t kSlotCacheMax = 64;
+  // Prefetch distances (in pages) of the commit's scan over live pages.
+  static constexpr std::size_t kCollectPrefetchRecords = 16;
+  static constexpr std::size_t kCollectPrefetchShadows = 8;
   std::array<std::vector<Arena::Block>, Arena::kNumSmallClasses> slot_cache_ GUARDED_BY(mu_);
   std::vector<Page*> live_ GUARDED_BY(mu_);  // Page::slot_ is the index
   FlatIdMap<Page*> by_id_ GUARDED_BY(mu_);

@@ -2,15 +2,17 @@
 //
 // Before the commit pipeline applies a delta to a page's twin, it saves the twin's old bytes of
 // each run here (they are also the page's previous-epoch bytes). Rollback writes them back into
-// both the page and its twin, newest first, and restores the page's epoch. Saving appends to two
-// flat vectors that keep their capacity across commits: no allocation per change.
+// both the page and its twin, newest first, and restores the page's epoch. Saving appends to flat
+// buffers that keep their capacity across commits: no allocation per change.
 //
 // Thread-safety: none; one UndoLog per thread (pool workers keep their own and the commit thread
 // merges them with Append).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "mmsb/delta.h"
@@ -22,18 +24,29 @@ class UndoLog {
  public:
   // Saves `before`'s bytes under each run of `d` (`before` is the image d is applied to).
   void Save(Page* page, Epoch prev_epoch, const Delta& d, const std::uint8_t* before) {
-    entries_.push_back({page, prev_epoch, runs_.size(), bytes_.size()});
+    Entry& e = entries_.emplace_back();
+    e.page = page;
+    e.prev_epoch = prev_epoch;
+    e.first_run = runs_.size();
+    e.first_byte = bytes_size_;
+    // At most the changed bytes: one growth check per delta, then plain copies.
+    Reserve(d.changed_bytes());
     d.ForEachRun([&](std::uint32_t off, std::uint32_t len, const std::uint8_t*) {
-      runs_.push_back({off, len});
-      bytes_.insert(bytes_.end(), before + off, before + off + len);
+      ByteRun& run = runs_.emplace_back();
+      run.offset = off;
+      run.length = len;
+      std::memcpy(bytes_.get() + bytes_size_, before + off, len);
+      bytes_size_ += len;
     });
   }
   void Append(const UndoLog& other) {
     for (const Entry& e : other.entries_) {
-      entries_.push_back({e.page, e.prev_epoch, runs_.size() + e.first_run, bytes_.size() + e.first_byte});
+      entries_.push_back({e.page, e.prev_epoch, runs_.size() + e.first_run, bytes_size_ + e.first_byte});
     }
     runs_.insert(runs_.end(), other.runs_.begin(), other.runs_.end());
-    bytes_.insert(bytes_.end(), other.bytes_.begin(), other.bytes_.end());
+    Reserve(other.bytes_size_);
+    if (other.bytes_size_ != 0) std::memcpy(bytes_.get() + bytes_size_, other.bytes_.get(), other.bytes_size_);
+    bytes_size_ += other.bytes_size_;
   }
   // Restores every saved range in the page and its twin, newest first.
   void Rollback() {
@@ -42,8 +55,8 @@ class UndoLog {
       const std::size_t run_end = i + 1 < entries_.size() ? entries_[i + 1].first_run : runs_.size();
       std::size_t pos = e.first_byte;
       for (std::size_t r = e.first_run; r < run_end; ++r) {
-        std::memcpy(e.page->data_ + runs_[r].offset, bytes_.data() + pos, runs_[r].length);
-        std::memcpy(e.page->twin_ + runs_[r].offset, bytes_.data() + pos, runs_[r].length);
+        std::memcpy(e.page->data_ + runs_[r].offset, bytes_.get() + pos, runs_[r].length);
+        std::memcpy(e.page->twin_ + runs_[r].offset, bytes_.get() + pos, runs_[r].length);
         pos += runs_[r].length;
       }
       e.page->epoch_ = e.prev_epoch;
@@ -53,7 +66,7 @@ class UndoLog {
   void Clear() {
     entries_.clear();
     runs_.clear();
-    bytes_.clear();
+    bytes_size_ = 0;
   }
   bool empty() const { return entries_.empty(); }
 
@@ -64,9 +77,21 @@ class UndoLog {
     std::size_t first_run;
     std::size_t first_byte;
   };
+  // Room for `n` more saved bytes (amortised doubling; no zero-fill, unlike a vector's resize).
+  void Reserve(std::size_t n) {
+    if (bytes_size_ + n <= bytes_cap_) return;
+    const std::size_t cap = std::max<std::size_t>({bytes_size_ + n, bytes_cap_ * 2, 4096});
+    std::unique_ptr<std::uint8_t[]> grown(new std::uint8_t[cap]);
+    if (bytes_size_ != 0) std::memcpy(grown.get(), bytes_.get(), bytes_size_);
+    bytes_ = std::move(grown);
+    bytes_cap_ = cap;
+  }
+
   std::vector<Entry> entries_;
   std::vector<ByteRun> runs_;
-  std::vector<std::uint8_t> bytes_;
+  std::unique_ptr<std::uint8_t[]> bytes_;  // the saved bytes, runs back to back
+  std::size_t bytes_size_ = 0;
+  std::size_t bytes_cap_ = 0;
 };
 
 }  // namespace mmsb

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
 #include "mmsb/delta.h"
@@ -16,5 +17,10 @@ inline constexpr std::size_t kChecksumBytes = 8;      // envelope::kChecksumByte
 std::size_t SparseBodySize(std::span<const ByteRun> runs);
 // Encoded bytes of the fixed header plus the varint fields of `d`.
 std::size_t HeaderSize(const Delta& d);
+
+// Diff (touched == null) or DiffGranules (touched: one shadow byte per granule) on raw pointers,
+// the commit path's form: span arguments would be passed through the stack on every page.
+Delta DiffPage(PageId page, Epoch base_epoch, const std::uint8_t* before, const std::uint8_t* now,
+               std::uint32_t size, const std::uint8_t* touched);
 
 }  // namespace mmsb::delta_internal
