@@ -539,6 +539,7 @@ Delta Bus::DiffNow(Page* p, bool full, UndoLog* undo) const NO_THREAD_SAFETY_ANA
 void Bus::Emit(Page* p, Delta&& d, Epoch new_epoch) {
   p->epoch_ = new_epoch;
   p->maybe_nonzero_ = true;
+  out_bytes_ += d.changed_bytes();
   out_.push_back(std::move(d));
 }
 
@@ -567,6 +568,7 @@ void Bus::CollectPage(Page* p, Epoch new_epoch) {
 void Bus::Rollback() {
   undo_.Rollback();
   out_.clear();
+  out_bytes_ = 0;
   misses_.clear();
 }
 
@@ -680,6 +682,7 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   }
   const Epoch e = epoch_ + 1;
   out_.clear();
+  out_bytes_ = 0;
   misses_.clear();
   undo_.Clear();
   // Undo images are only needed when something after collection can fail the commit.
@@ -704,6 +707,7 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
     recomputed_before = graph_.stats().nodes_recomputed;
     cutoffs_before = graph_.stats().cutoffs;
     failure = graph_.Propagate(e, host);
+    if (failure.ok()) out_bytes_ += graph_.derived_bytes();
     propagated = graph_.stats().propagations != props_before;
   }
 
@@ -753,10 +757,9 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   undo_.Clear();
   ++stats_.commits;
   stats_.epoch = e;
-  for (const Delta& d : out_) {
-    ++stats_.deltas;
-    stats_.delta_bytes += d.changed_bytes();
-  }
+  // Counted as the deltas were made, while they were in cache (a pass here would re-read them).
+  stats_.deltas += out_.size();
+  stats_.delta_bytes += out_bytes_;
   if (verify_) ++stats_.verify_commits;
   stats_.commit_latency.Record(NowNanos() - t0);
   if (want_events) events_.Enqueue(std::move(batch_events_));

@@ -185,6 +185,7 @@ class Bus {
   std::size_t created_tombstones_ GUARDED_BY(mu_) = 0;
   std::vector<PageId> freed_ GUARDED_BY(mu_);
   std::vector<Delta> out_ GUARDED_BY(mu_);
+  std::uint64_t out_bytes_ GUARDED_BY(mu_) = 0;  // changed bytes of out_'s deltas
   std::vector<VerifyMiss> misses_ GUARDED_BY(mu_);
   UndoLog undo_ GUARDED_BY(mu_);
   bool track_undo_ GUARDED_BY(mu_) = false;

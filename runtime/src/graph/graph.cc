@@ -347,6 +347,7 @@ void DependencyGraph::Finished(std::uint32_t node, bool failed_before, Epoch epo
     out.pop_back();
     return;
   }
+  derived_bytes_ += out.back().changed_bytes();
   Page* page = nodes_[node].page;
   page->epoch_ = epoch;  // a failed commit's undo log restores it
   page->maybe_nonzero_ = true;
@@ -368,6 +369,7 @@ void DependencyGraph::MarkChanged(std::uint32_t node, const Delta* d) {
 }
 
 Status DependencyGraph::Propagate(Epoch epoch, const Host& host) {
+  derived_bytes_ = 0;
   if (index_.empty()) return Status::Ok();
   const std::uint64_t t0 = NowNanos();
   ++round_;

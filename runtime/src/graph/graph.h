@@ -51,6 +51,8 @@ class DependencyGraph {
   bool empty() const { return index_.empty(); }
   const PropagationStats& stats() const;
   const LatencyHistogram& latency() const { return latency_; }
+  // Changed bytes of the deltas the last Propagate appended.
+  std::uint64_t derived_bytes() const { return derived_bytes_; }
 
   // Recomputes every node downstream of the pages changed by `*host.out` (the epoch's deltas so
   // far) in height order, appending their deltas to it and moving each recomputed page to
@@ -128,6 +130,7 @@ class DependencyGraph {
   std::vector<Queued> current_;   // the bucket being recomputed
 
   std::uint64_t round_ = 0;
+  std::uint64_t derived_bytes_ = 0;
   mutable std::uint64_t visit_round_ = 0;
   unsigned threads_ = 1;
   std::unique_ptr<ThreadPool> pool_;

@@ -192,10 +192,14 @@ TEST_F(GraphTest, FailedRecomputeLeavesPreviousEpochIntact) {
   const Epoch good = Commit();
   EXPECT_EQ(ReadU32(c), 2u);
 
+  const Epoch b_epoch = b->epoch(), c_epoch = c->epoch();
   fail = true;
   WriteU32(a, 7);
   auto e = commit();
   ASSERT_FALSE(e.ok());
+  // b was recomputed (its epoch moved) before c failed: the rollback restores it.
+  EXPECT_EQ(b->epoch(), b_epoch);
+  EXPECT_EQ(c->epoch(), c_epoch);
   EXPECT_NE(e.status().message().find("page " + std::to_string(c->id())), std::string::npos) << e.status().ToString();
   EXPECT_NE(e.status().message().find("sensor offline"), std::string::npos);
   // Nothing of the failed epoch is visible: all three pages hold their epoch-`good` bytes.
@@ -218,6 +222,16 @@ TEST_F(GraphTest, FailedRecomputeLeavesPreviousEpochIntact) {
     }
   }
   EXPECT_EQ(std::memcmp(img.data(), c->data(), 64), 0);
+  // Stats count exactly the committed deltas, derived ones included, and nothing of the failure.
+  std::uint64_t deltas = 0, bytes = 0;
+  for (const auto& batch : sink->batches) {
+    for (const auto& d : batch.deltas) {
+      ++deltas;
+      bytes += d.changed_bytes();
+    }
+  }
+  EXPECT_EQ(GetStats().deltas, deltas);
+  EXPECT_EQ(GetStats().delta_bytes, bytes);
 }
 
 TEST_F(GraphTest, FreeingAPageRemovesItsEdges) {
