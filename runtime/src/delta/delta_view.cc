@@ -15,14 +15,20 @@ namespace mmsb::delta_internal {
 namespace {
 
 // A bounds-checked LEB128 reader with the same rules as envelope::Reader::Varint (at most 10
-// bytes, no overflow past 64 bits), inlined with a one-byte fast path: run tables are mostly
-// one-byte varints, and replay parses hundreds of thousands of them.
+// bytes, no overflow past 64 bits), inlined with one- and two-byte fast paths: run tables are
+// mostly such varints, and replay parses hundreds of thousands of them.
 class FastReader {
  public:
   FastReader(const std::uint8_t* p, const std::uint8_t* end) : p_(p), end_(end) {}
-  inline bool Varint(std::uint64_t* v) {
+  [[gnu::always_inline]] inline bool Varint(std::uint64_t* v) {
     if (p_ != end_ && *p_ < 0x80) {
       *v = *p_++;
+      return true;
+    }
+    // Two bytes: gaps within a 16 KiB page.
+    if (end_ - p_ >= 2 && p_[1] < 0x80) {
+      *v = (p_[0] & 0x7fu) | (std::uint64_t{p_[1]} << 7);
+      p_ += 2;
       return true;
     }
     std::uint64_t r = 0;
@@ -139,8 +145,13 @@ Status ParseDeltaView(std::span<const std::uint8_t> in, std::uint32_t max_page_s
 namespace {
 
 // Reads a varint the parse already checked.
-inline std::uint64_t TrustedVarint(const std::uint8_t*& p) {
+[[gnu::always_inline]] inline std::uint64_t TrustedVarint(const std::uint8_t*& p) {
   if (*p < 0x80) return *p++;
+  if (p[1] < 0x80) {
+    const std::uint64_t v = (p[0] & 0x7fu) | (std::uint64_t{p[1]} << 7);
+    p += 2;
+    return v;
+  }
   std::uint64_t v = 0;
   for (unsigned shift = 0;; shift += 7) {
     const std::uint8_t b = *p++;
