@@ -579,10 +579,7 @@ void Bus::CollectAll(Epoch new_epoch) {
   for (std::size_t i = 0; i < n; ++i) {
     if (i + kCollectPrefetchRecords < n) __builtin_prefetch(live_[i + kCollectPrefetchRecords]);
     if (i + kCollectPrefetchShadows < n) {
-      const Page* ahead = live_[i + kCollectPrefetchShadows];
-      if (ahead->size_class_ != kExternalStorage && !ahead->is_static_) {
-        __builtin_prefetch(arena_->ShadowOf(ahead->data_));
-      }
+      if (const std::uint8_t* shadow = ShadowFor(live_[i + kCollectPrefetchShadows])) __builtin_prefetch(shadow);
     }
     CollectPage(live_[i], new_epoch);
   }
