@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -27,9 +28,8 @@ Expected<std::uint8_t*> Reserve(std::size_t bytes, const char* what) {
 
 int Arena::ClassFor(std::size_t size) {
   if (size > kSmallMax) return -1;
-  int c = 0;
-  while ((std::size_t{64} << c) < size) ++c;
-  return c;
+  if (size <= 64) return 0;
+  return static_cast<int>(std::bit_width(size - 1)) - 6;  // the smallest c with 64 << c >= size
 }
 
 Expected<Arena*> Arena::Create(std::size_t capacity) {
