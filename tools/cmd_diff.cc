@@ -24,15 +24,6 @@ struct DiffArgs {
   std::size_t max_fields = 1000;
 };
 
-const char* EdgeKindName(EdgeKind k) {
-  switch (k) {
-    case EdgeKind::kPassthrough: return "passthrough";
-    case EdgeKind::kProjection: return "projection";
-    case EdgeKind::kUser: return "user";
-  }
-  return "unknown";
-}
-
 int Run(const DiffArgs& a) {
   Epoch from = 0, to = 0;
   if (!ParseEpoch(a.from, &from) || from == kLatestEpoch) return Fail("--from: not an epoch: " + a.from);

@@ -28,15 +28,6 @@ struct LogArgs {
   std::uint64_t limit = 0;
 };
 
-const char* EdgeKindName(EdgeKind k) {
-  switch (k) {
-    case EdgeKind::kPassthrough: return "passthrough";
-    case EdgeKind::kProjection: return "projection";
-    case EdgeKind::kUser: return "user";
-  }
-  return "unknown";
-}
-
 std::string TypeName(const LogEntry& e) {
   const char* n = LogRecordTypeName(e.type);
   return std::string(n) == "unknown" ? fmt::format("unknown({})", e.raw_type) : n;

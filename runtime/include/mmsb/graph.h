@@ -48,6 +48,8 @@ namespace mmsb {
 class Page;
 
 enum class EdgeKind : std::uint8_t { kPassthrough = 0, kProjection = 1, kUser = 2 };
+// "passthrough", "projection", "user"; "unknown" otherwise (the names the CLI and JSON use).
+const char* EdgeKindName(EdgeKind k);
 
 // Whether a derived page's deltas are logged (default) or recomputed on replay instead (see the
 // file comment: it applies to a child only when all its incoming edges ask for it, and never to

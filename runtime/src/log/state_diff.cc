@@ -95,11 +95,10 @@ PageDiff Describe(const ReplayedPage& p, PageDiff::Kind kind) {
 }
 
 nlohmann::json EdgeJson(const EdgeInfo& e) {
-  static const char* kinds[] = {"passthrough", "projection", "user"};
   nlohmann::json j;
   j["parent"] = e.parent;
   j["child"] = e.child;
-  j["kind"] = kinds[static_cast<int>(e.kind) % 3];
+  j["kind"] = EdgeKindName(e.kind);
   j["policy"] = e.policy == DerivedPolicy::kLog ? "log" : "recompute_on_replay";
   j["src_offset"] = e.projection.src_offset;
   j["length"] = e.projection.length;

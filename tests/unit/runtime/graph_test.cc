@@ -134,6 +134,13 @@ TEST_F(GraphTest, MissingPageGivesPageNotFound) {
   EXPECT_EQ(RemoveEdge(a->id(), 999999).code(), StatusCode::kNotFound);
 }
 
+TEST(EdgeKinds, HaveTheNamesTheCliPrints) {
+  EXPECT_STREQ(EdgeKindName(EdgeKind::kPassthrough), "passthrough");
+  EXPECT_STREQ(EdgeKindName(EdgeKind::kProjection), "projection");
+  EXPECT_STREQ(EdgeKindName(EdgeKind::kUser), "user");
+  EXPECT_STREQ(EdgeKindName(static_cast<EdgeKind>(9)), "unknown");
+}
+
 TEST_F(GraphTest, PassthroughAndProjectionCopyOnlyChangedBytes) {
   Page* src = NewPage(256);
   Page* mirror = NewPage(256);
