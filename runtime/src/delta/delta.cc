@@ -286,7 +286,10 @@ void DeltaBuilder::AddRun(std::uint32_t offset, const std::uint8_t* src, std::ui
   if (!runs.empty() && runs.back().offset + runs.back().length == offset) {
     runs.back().length += len;
   } else {
-    runs.push_back({offset, len});
+    // Field by field: a braced temporary here stalls store forwarding on every run.
+    ByteRun& run = runs.emplace_back();
+    run.offset = offset;
+    run.length = len;
   }
   s_->bytes.insert(s_->bytes.end(), src, src + len);
 }
