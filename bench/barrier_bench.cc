@@ -1,10 +1,10 @@
 // Write-barrier overhead: the same store-heavy loop with and without a barrier per store.
-#include <benchmark/benchmark.h>
-
 #include <cstdlib>
 #include <numeric>
 #include <random>
 #include <vector>
+
+#include <benchmark/benchmark.h>
 
 #include "mmsb/mmsb.h"
 
@@ -33,10 +33,12 @@ struct Fixture {
 
 // Scatter updates (x[idx[i]] += v[i]): stores whose addresses the compiler cannot predict, the
 // case a per-store barrier exists for.
-[[gnu::noinline]] void ScatterPlain(float* x, const float* v, const std::uint32_t* idx, std::size_t n) {
+[[gnu::noinline]] void ScatterPlain(float* x, const float* v, const std::uint32_t* idx,
+                                    std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) x[idx[i]] += v[i];
 }
-[[gnu::noinline]] void ScatterBarrier(float* x, const float* v, const std::uint32_t* idx, std::size_t n) {
+[[gnu::noinline]] void ScatterBarrier(float* x, const float* v, const std::uint32_t* idx,
+                                      std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) *mmsb::rt::w(&x[idx[i]]) += v[i];
 }
 // Streaming update (x[i] += v[i] * dt): the plain loop vectorises, the barriered one cannot.

@@ -1,9 +1,9 @@
 // Commit latency for sparse changes, no log attached.
-#include <benchmark/benchmark.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <random>
+
+#include <benchmark/benchmark.h>
 
 #include "mmsb/mmsb.h"
 
@@ -18,7 +18,8 @@ void BM_SparseCommit4k1pct(benchmark::State& state) {
   auto* f = reinterpret_cast<float*>(page->data());
   std::mt19937 rng(1);
   std::uint32_t offs[64][10];
-  for (auto& row : offs) for (auto& v : row) v = rng() % 1024;
+  for (auto& row : offs)
+    for (auto& v : row) v = rng() % 1024;
   if (!mmsb::commit().ok()) std::abort();
   std::size_t round = 0;
   float value = 1.0f;

@@ -1,12 +1,12 @@
 // Diff engine throughput against memcmp on the same buffers, and the size of encoded deltas.
-#include <benchmark/benchmark.h>
-
 #include <sys/mman.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
+
+#include <benchmark/benchmark.h>
 
 #include "mmsb/delta.h"
 
@@ -30,7 +30,8 @@ void BM_DiffMaskHot4k(benchmark::State& state) {
   std::size_t i = 0;
   for (auto _ : state) {
     const std::size_t off = (i++ % kHotPages) * kPage;
-    benchmark::DoNotOptimize(mmsb::DiffMask({a.data() + off, kPage}, {b.data() + off, kPage}, mask));
+    benchmark::DoNotOptimize(
+        mmsb::DiffMask({a.data() + off, kPage}, {b.data() + off, kPage}, mask));
     benchmark::ClobberMemory();
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * kPage));

@@ -16,8 +16,6 @@
 // Every operation is timed by the wall clock around the operation and Synchronize(). Without a
 // CUDA device the binary writes a result file that marks it skipped and exits 0 (bench/run prints
 // the figures as skipped).
-#include <benchmark/benchmark.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -28,10 +26,13 @@
 #include <string>
 #include <vector>
 
-#include "device/apply_batch.h"
+#include <benchmark/benchmark.h>
+
 #include "mmsb/kernels.h"
 #include "mmsb/mirror.h"
 #include "mmsb/mmsb.h"
+
+#include "device/apply_batch.h"
 
 namespace {
 
@@ -83,7 +84,8 @@ void BM_DenseMerge1GiB(benchmark::State& state) {
   std::uint8_t* delta = DeviceAlloc(kBig);
   std::uint8_t* mask = DeviceAlloc(kBig);
   for (std::uint8_t* p : {page, delta, mask}) Check(g_gpu->Zero(p, kBig), "zero");
-  for (auto _ : state) Timed(state, [&] { return g_gpu->MaskedMerge(page, page, delta, mask, kBig); });
+  for (auto _ : state)
+    Timed(state, [&] { return g_gpu->MaskedMerge(page, page, delta, mask, kBig); });
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * 4 * kBig));
   for (std::uint8_t* p : {page, delta, mask}) g_gpu->Free(p);
 }
@@ -104,11 +106,13 @@ std::vector<mmsb::Delta> SparseDeltas(std::size_t pages) {
     std::vector<mmsb::ByteRun> runs;
     const std::uint32_t slot = kPageBytes / kRunsPerPage;  // one run per slot, at a random offset
     for (int r = 0; r < kRunsPerPage; ++r) {
-      runs.push_back({static_cast<std::uint32_t>(r * slot + rng() % (slot - kRunBytes)), kRunBytes});
+      runs.push_back(
+          {static_cast<std::uint32_t>(r * slot + rng() % (slot - kRunBytes)), kRunBytes});
     }
     std::vector<std::uint8_t> bytes(kRunsPerPage * kRunBytes);
     for (auto& b : bytes) b = static_cast<std::uint8_t>(rng());
-    out.push_back(Check(mmsb::Delta::FromRuns(i + 1, 0, kPageBytes, std::move(runs), std::move(bytes)), "delta"));
+    out.push_back(Check(
+        mmsb::Delta::FromRuns(i + 1, 0, kPageBytes, std::move(runs), std::move(bytes)), "delta"));
   }
   return out;
 }
@@ -202,7 +206,8 @@ void BM_PackDeltas10kPages(benchmark::State& state) {
 }
 BENCHMARK(BM_PackDeltas10kPages)->Unit(benchmark::kMicrosecond);
 
-// ---- End to end: commit of 1,000 mirrored 64 KiB pages, 1% changed --------------------------------
+// ---- End to end: commit of 1,000 mirrored 64 KiB pages, 1% changed
+// --------------------------------
 
 void BM_CommitMirror1kPages(benchmark::State& state) {
   mmsb::Options o;
@@ -227,7 +232,8 @@ void BM_CommitMirror1kPages(benchmark::State& state) {
     ++value;
     for (int p = 0; p < kCommitPages; ++p) {
       for (int r = 0; r < kRunsPerPage; ++r) {
-        std::memset(mmsb::rt::w(pages[p]->data() + offsets[p * kRunsPerPage + r], kRunBytes), value, kRunBytes);
+        std::memset(mmsb::rt::w(pages[p]->data() + offsets[p * kRunsPerPage + r], kRunBytes), value,
+                    kRunBytes);
       }
     }
     const auto t0 = Clock::now();
@@ -235,7 +241,8 @@ void BM_CommitMirror1kPages(benchmark::State& state) {
     state.SetIterationTime(std::chrono::duration<double>(Clock::now() - t0).count());
   }
   const mmsb::DeviceStats s = mmsb::GetDeviceStats();
-  state.counters["transfers_per_commit"] = static_cast<double>(s.transfers) / static_cast<double>(s.syncs);
+  state.counters["transfers_per_commit"] =
+      static_cast<double>(s.transfers) / static_cast<double>(s.syncs);
   mmsb::stop();
 }
 BENCHMARK(BM_CommitMirror1kPages)->UseManualTime()->Unit(benchmark::kMicrosecond);

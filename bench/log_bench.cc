@@ -11,10 +11,7 @@
 // page throttling, which holds a writer to the disk's speed once gigabytes are dirty, does not
 // decide the figure. BM_PlainWrite* write the same bytes with write(2) to the same place as the
 // ceiling.
-#include <benchmark/benchmark.h>
 #include <fcntl.h>
-#include <leveldb/db.h>
-#include <leveldb/write_batch.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -29,6 +26,10 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <benchmark/benchmark.h>
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
 
 #include "mmsb/checkpoint.h"
 #include "mmsb/log.h"
@@ -47,7 +48,8 @@ std::string BenchDir(const std::string& name, bool memory = false) {
   const char* base = std::getenv(memory ? "MMSB_BENCH_MEMDIR" : "MMSB_BENCH_DIR");
   if (base == nullptr && memory && fs::is_directory("/dev/shm")) base = "/dev/shm";
   if (base == nullptr) base = std::getenv("TMPDIR");
-  const fs::path dir = fs::path(base ? base : "/tmp") / ("mmsb-log-bench-" + std::to_string(getpid())) / name;
+  const fs::path dir =
+      fs::path(base ? base : "/tmp") / ("mmsb-log-bench-" + std::to_string(getpid())) / name;
   std::error_code ec;
   fs::remove_all(dir, ec);
   fs::create_directories(dir.parent_path());
@@ -61,9 +63,9 @@ void RemoveDir(const std::string& dir) {
 
 // Per thread: a chain of exact deltas of one 4 KiB page, each changing 41 random bytes.
 struct Payloads {
-  std::vector<std::vector<mmsb::Delta>> deltas;            // [thread][i]
+  std::vector<std::vector<mmsb::Delta>> deltas;                 // [thread][i]
   std::vector<std::vector<std::vector<std::uint8_t>>> encoded;  // the same, encoded
-  std::uint64_t encoded_bytes = 0;                          // total over all
+  std::uint64_t encoded_bytes = 0;                              // total over all
 };
 
 const Payloads& GetPayloads() {
@@ -76,8 +78,10 @@ const Payloads& GetPayloads() {
       std::vector<std::uint8_t> page(kPage, 0), next;
       for (int i = 0; i < kDeltasPerThread; ++i) {
         next = page;
-        for (int k = 0; k < kChangedPerCommit; ++k) next[rng() % kPage] = static_cast<std::uint8_t>(rng() | 1);
-        mmsb::Delta d = mmsb::Diff(static_cast<mmsb::PageId>(t + 1), static_cast<mmsb::Epoch>(i), page, next);
+        for (int k = 0; k < kChangedPerCommit; ++k)
+          next[rng() % kPage] = static_cast<std::uint8_t>(rng() | 1);
+        mmsb::Delta d =
+            mmsb::Diff(static_cast<mmsb::PageId>(t + 1), static_cast<mmsb::Epoch>(i), page, next);
         out.encoded[t].push_back(mmsb::EncodeDelta(d));
         out.encoded_bytes += out.encoded[t].back().size();
         out.deltas[t].push_back(std::move(d));
@@ -126,10 +130,15 @@ void BM_LogGroupCommit4Threads(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
   if (t == 0) {
     const auto c = g_writer->counters();
-    state.counters["commits_per_fsync"] = c.syncs ? static_cast<double>(c.commits) / static_cast<double>(c.syncs) : 0;
+    state.counters["commits_per_fsync"] =
+        c.syncs ? static_cast<double>(c.commits) / static_cast<double>(c.syncs) : 0;
   }
 }
-BENCHMARK(BM_LogGroupCommit4Threads)->Threads(kThreads)->UseRealTime()->Setup(SetupGroupLog)->Teardown(TeardownGroupLog);
+BENCHMARK(BM_LogGroupCommit4Threads)
+    ->Threads(kThreads)
+    ->UseRealTime()
+    ->Setup(SetupGroupLog)
+    ->Teardown(TeardownGroupLog);
 
 // ---- Durable commits: LevelDB Write(sync=true) -------------------------------------------------
 
@@ -163,7 +172,8 @@ void BM_LevelDBSyncWrite4Threads(benchmark::State& state) {
     std::memcpy(key, &t, 4);
     std::memcpy(key + 4, &seq, 8);
     leveldb::WriteBatch b;
-    b.Put(leveldb::Slice(key, 12), leveldb::Slice(reinterpret_cast<const char*>(value.data()), value.size()));
+    b.Put(leveldb::Slice(key, 12),
+          leveldb::Slice(reinterpret_cast<const char*>(value.data()), value.size()));
     if (!g_leveldb->Write(wo, &b).ok()) std::abort();
     bytes += value.size();
     ++seq;
@@ -172,7 +182,11 @@ void BM_LevelDBSyncWrite4Threads(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
 }
-BENCHMARK(BM_LevelDBSyncWrite4Threads)->Threads(kThreads)->UseRealTime()->Setup(SetupLevelDB)->Teardown(TeardownLevelDB);
+BENCHMARK(BM_LevelDBSyncWrite4Threads)
+    ->Threads(kThreads)
+    ->UseRealTime()
+    ->Setup(SetupLevelDB)
+    ->Teardown(TeardownLevelDB);
 
 // ---- Durable commits: SQLite WAL, synchronous=FULL, one transaction per commit -----------------
 
@@ -198,7 +212,8 @@ void SetupSQLite(const benchmark::State&) {
   Exec("PRAGMA journal_mode=WAL");
   Exec("PRAGMA synchronous=FULL");
   Exec("CREATE TABLE deltas(thread INTEGER, seq INTEGER, bytes BLOB)");
-  if (sqlite3_prepare_v2(g_sqlite, "INSERT INTO deltas VALUES(?, ?, ?)", -1, &g_insert, nullptr) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(g_sqlite, "INSERT INTO deltas VALUES(?, ?, ?)", -1, &g_insert, nullptr) !=
+      SQLITE_OK) {
     std::abort();
   }
 }
@@ -235,7 +250,11 @@ void BM_SQLiteWalFull4Threads(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
 }
-BENCHMARK(BM_SQLiteWalFull4Threads)->Threads(kThreads)->UseRealTime()->Setup(SetupSQLite)->Teardown(TeardownSQLite);
+BENCHMARK(BM_SQLiteWalFull4Threads)
+    ->Threads(kThreads)
+    ->UseRealTime()
+    ->Setup(SetupSQLite)
+    ->Teardown(TeardownSQLite);
 
 // ---- Durable commits, interleaved -------------------------------------------------------------
 //
@@ -275,46 +294,67 @@ void BM_DurableCommitsInterleaved(benchmark::State& state) {
   std::uint64_t n_log = 0, n_leveldb = 0, n_sqlite = 0;
   constexpr auto kBurst = std::chrono::milliseconds(100);
   auto log_burst = [&] {
-    n_log += Burst([&](int t, std::uint64_t i) {
-      mmsb::LogBatch& b = batches[t];
-      b.Clear();
-      if (!b.AddDelta(p.deltas[t][i % kDeltasPerThread]).ok() || !g_writer->Commit(b).ok()) std::abort();
-    }, kBurst, &t_log);
+    n_log += Burst(
+        [&](int t, std::uint64_t i) {
+          mmsb::LogBatch& b = batches[t];
+          b.Clear();
+          if (!b.AddDelta(p.deltas[t][i % kDeltasPerThread]).ok() || !g_writer->Commit(b).ok())
+            std::abort();
+        },
+        kBurst, &t_log);
   };
   auto leveldb_burst = [&] {
-    n_leveldb += Burst([&](int t, std::uint64_t i) {
-      const auto& value = p.encoded[t][i % kDeltasPerThread];
-      char key[12];
-      const std::uint64_t seq = seqs[t]++;
-      std::memcpy(key, &t, 4);
-      std::memcpy(key + 4, &seq, 8);
-      leveldb::WriteBatch wb;
-      wb.Put(leveldb::Slice(key, 12), leveldb::Slice(reinterpret_cast<const char*>(value.data()), value.size()));
-      leveldb::WriteOptions wo;
-      wo.sync = true;
-      if (!g_leveldb->Write(wo, &wb).ok()) std::abort();
-    }, kBurst, &t_leveldb);
+    n_leveldb += Burst(
+        [&](int t, std::uint64_t i) {
+          const auto& value = p.encoded[t][i % kDeltasPerThread];
+          char key[12];
+          const std::uint64_t seq = seqs[t]++;
+          std::memcpy(key, &t, 4);
+          std::memcpy(key + 4, &seq, 8);
+          leveldb::WriteBatch wb;
+          wb.Put(leveldb::Slice(key, 12),
+                 leveldb::Slice(reinterpret_cast<const char*>(value.data()), value.size()));
+          leveldb::WriteOptions wo;
+          wo.sync = true;
+          if (!g_leveldb->Write(wo, &wb).ok()) std::abort();
+        },
+        kBurst, &t_leveldb);
   };
   auto sqlite_burst = [&] {
-    n_sqlite += Burst([&](int t, std::uint64_t i) {
-      const auto& value = p.encoded[t][i % kDeltasPerThread];
-      std::lock_guard<std::mutex> l(g_sqlite_mu);
-      Exec("BEGIN");
-      sqlite3_bind_int(g_insert, 1, t);
-      sqlite3_bind_int64(g_insert, 2, static_cast<std::int64_t>(i));
-      sqlite3_bind_blob(g_insert, 3, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
-      if (sqlite3_step(g_insert) != SQLITE_DONE) std::abort();
-      sqlite3_reset(g_insert);
-      Exec("COMMIT");
-    }, kBurst, &t_sqlite);
+    n_sqlite += Burst(
+        [&](int t, std::uint64_t i) {
+          const auto& value = p.encoded[t][i % kDeltasPerThread];
+          std::lock_guard<std::mutex> l(g_sqlite_mu);
+          Exec("BEGIN");
+          sqlite3_bind_int(g_insert, 1, t);
+          sqlite3_bind_int64(g_insert, 2, static_cast<std::int64_t>(i));
+          sqlite3_bind_blob(g_insert, 3, value.data(), static_cast<int>(value.size()),
+                            SQLITE_STATIC);
+          if (sqlite3_step(g_insert) != SQLITE_DONE) std::abort();
+          sqlite3_reset(g_insert);
+          Exec("COMMIT");
+        },
+        kBurst, &t_sqlite);
   };
   for (auto _ : state) {
     // 20 rounds; the order rotates so no system always follows the same one.
     for (int round = 0; round < 20; ++round) {
       switch (round % 3) {
-        case 0: log_burst(); leveldb_burst(); sqlite_burst(); break;
-        case 1: leveldb_burst(); sqlite_burst(); log_burst(); break;
-        default: sqlite_burst(); log_burst(); leveldb_burst(); break;
+        case 0:
+          log_burst();
+          leveldb_burst();
+          sqlite_burst();
+          break;
+        case 1:
+          leveldb_burst();
+          sqlite_burst();
+          log_burst();
+          break;
+        default:
+          sqlite_burst();
+          log_burst();
+          leveldb_burst();
+          break;
       }
     }
   }
@@ -322,12 +362,16 @@ void BM_DurableCommitsInterleaved(benchmark::State& state) {
   state.counters["log_commits_per_s"] = static_cast<double>(n_log) / t_log;
   state.counters["leveldb_commits_per_s"] = static_cast<double>(n_leveldb) / t_leveldb;
   state.counters["sqlite_commits_per_s"] = static_cast<double>(n_sqlite) / t_sqlite;
-  state.counters["log_commits_per_fsync"] = c.syncs ? static_cast<double>(c.commits) / static_cast<double>(c.syncs) : 0;
+  state.counters["log_commits_per_fsync"] =
+      c.syncs ? static_cast<double>(c.commits) / static_cast<double>(c.syncs) : 0;
   TeardownSQLite(state);
   TeardownLevelDB(state);
   TeardownGroupLog(state);
 }
-BENCHMARK(BM_DurableCommitsInterleaved)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DurableCommitsInterleaved)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // ---- Workloads for append and replay ---------------------------------------------------------
 //
@@ -349,10 +393,14 @@ constexpr Workload kSparse{kPage, 256, 16, false};
 class Generator {
  public:
   explicit Generator(const Workload& w, std::uint64_t seed)
-      : w_(w), rng_(seed), pages_(w.pages, std::vector<std::uint8_t>(w.page_size, 0)), epochs_(w.pages, 0) {}
+      : w_(w),
+        rng_(seed),
+        pages_(w.pages, std::vector<std::uint8_t>(w.page_size, 0)),
+        epochs_(w.pages, 0) {}
   void Creates(mmsb::LogBatch& b) const {
     for (int id = 1; id <= w_.pages; ++id) {
-      b.AddPageCreate({static_cast<mmsb::PageId>(id), w_.page_size, mmsb::Location::kCpu, false, "", ""});
+      b.AddPageCreate(
+          {static_cast<mmsb::PageId>(id), w_.page_size, mmsb::Location::kCpu, false, "", ""});
     }
   }
   void Epoch(mmsb::Epoch e, mmsb::LogBatch& b) {
@@ -363,11 +411,14 @@ class Generator {
         const std::size_t len = w_.page_size / 4;
         const std::size_t at = rng_() % (w_.page_size - len);
         const auto v = static_cast<std::uint8_t>(e);
-        for (std::size_t i = 0; i < len; ++i) next_[at + i] = static_cast<std::uint8_t>(next_[at + i] + 1 + ((v + i) & 1));
+        for (std::size_t i = 0; i < len; ++i)
+          next_[at + i] = static_cast<std::uint8_t>(next_[at + i] + 1 + ((v + i) & 1));
       } else {
-        for (int c = 0; c < kChangedPerCommit; ++c) next_[rng_() % w_.page_size] = static_cast<std::uint8_t>(rng_() | 1);
+        for (int c = 0; c < kChangedPerCommit; ++c)
+          next_[rng_() % w_.page_size] = static_cast<std::uint8_t>(rng_() | 1);
       }
-      const mmsb::Delta d = mmsb::Diff(static_cast<mmsb::PageId>(pg + 1), epochs_[pg], pages_[pg], next_);
+      const mmsb::Delta d =
+          mmsb::Diff(static_cast<mmsb::PageId>(pg + 1), epochs_[pg], pages_[pg], next_);
       if (!b.AddDelta(d).ok()) std::abort();
       pages_[pg].swap(next_);
       epochs_[pg] = e;  // a page changed twice in one epoch: its second delta follows the first
@@ -558,7 +609,8 @@ void SequentialRead(benchmark::State& state, const ReplayLog& log) {
       const int fd = open(f.c_str(), O_RDONLY);
       if (fd < 0) std::abort();
       ssize_t n;
-      while ((n = read(fd, buf.data(), buf.size())) > 0) sum += buf[static_cast<std::size_t>(n) - 1];
+      while ((n = read(fd, buf.data(), buf.size())) > 0)
+        sum += buf[static_cast<std::size_t>(n) - 1];
       close(fd);
     }
     benchmark::DoNotOptimize(sum);
@@ -589,7 +641,12 @@ void BM_Checkpoint1GiB(benchmark::State& state) {
   mmsb::CheckpointContents c;
   c.epoch = 1;
   for (std::size_t i = 0; i < kPages; ++i) {
-    c.pages.push_back({static_cast<mmsb::PageId>(i + 1), 1, mmsb::Location::kCpu, false, "", "",
+    c.pages.push_back({static_cast<mmsb::PageId>(i + 1),
+                       1,
+                       mmsb::Location::kCpu,
+                       false,
+                       "",
+                       "",
                        {memory.data() + i * kPage, kPage}});
   }
   const std::string dir = BenchDir("checkpoint", true);

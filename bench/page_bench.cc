@@ -1,8 +1,8 @@
 // Page creation and free vs the allocator baseline (malloc + memset + free), same run.
-#include <benchmark/benchmark.h>
-
 #include <cstdlib>
 #include <cstring>
+
+#include <benchmark/benchmark.h>
 
 #include "mmsb/mmsb.h"
 

@@ -16,8 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "benchmark/benchmark.h"
 #include "mmsb/mmsb.h"
+
+#include "benchmark/benchmark.h"
 #include "plugin/particles_step.h"
 
 extern char** environ;
@@ -56,9 +57,10 @@ RunResult Run(const std::vector<std::string>& argv, const std::vector<std::strin
     return r;
   }
   char buf[4096];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) r.output.append(buf, static_cast<size_t>(n));
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;)
+    r.output.append(buf, static_cast<size_t>(n));
   close(fds[0]);
-  struct rusage usage {};
+  struct rusage usage{};
   int status = 0;
   wait4(pid, &status, 0, &usage);
   r.status = status;
@@ -77,10 +79,10 @@ const std::string& IrStoreEnv() {
   return env;
 }
 
-std::vector<std::string> CompileCommand(const std::string& source, const std::vector<std::string>& flags,
-                                        bool with_plugin) {
-  std::vector<std::string> argv = {MMSB_BENCH_CLANGXX, "-std=c++20", "-c", source, "-o", "/dev/null",
-                                   "-w"};
+std::vector<std::string> CompileCommand(const std::string& source,
+                                        const std::vector<std::string>& flags, bool with_plugin) {
+  std::vector<std::string> argv = {MMSB_BENCH_CLANGXX, "-std=c++20", "-c", source, "-o",
+                                   "/dev/null",        "-w"};
   argv.insert(argv.end(), flags.begin(), flags.end());
   if (with_plugin) argv.push_back("-fplugin=" MMSB_BENCH_PLUGIN);
   return argv;
@@ -112,9 +114,9 @@ void CompileOverhead(benchmark::State& state, const std::vector<std::string>& so
   state.counters["ratio"] = plugin / plain;
 }
 
-const std::vector<std::string> kRuntimeFlags = {
-    "-O2", "-DNDEBUG", "-I" MMSB_BENCH_SOURCE_DIR "/runtime/include",
-    "-I" MMSB_BENCH_SOURCE_DIR "/runtime/src"};
+const std::vector<std::string> kRuntimeFlags = {"-O2", "-DNDEBUG",
+                                                "-I" MMSB_BENCH_SOURCE_DIR "/runtime/include",
+                                                "-I" MMSB_BENCH_SOURCE_DIR "/runtime/src"};
 
 // Project sources that use no page types (fmt, nlohmann/json, the standard library).
 void BM_CompileOverheadPlain(benchmark::State& state) {
@@ -188,8 +190,9 @@ void BM_E2EVerifyMisses(benchmark::State& state) {
       unsigned long long c = 0, d = 0, m = 0, e = 0;
       const size_t at = r.output.find("e2e: ");
       if (at == std::string::npos ||
-          std::sscanf(r.output.c_str() + at, "e2e: %llu commits, %llu deltas, %llu verify misses, %llu",
-                      &c, &d, &m, &e) != 4) {
+          std::sscanf(r.output.c_str() + at,
+                      "e2e: %llu commits, %llu deltas, %llu verify misses, %llu", &c, &d, &m,
+                      &e) != 4) {
         state.SkipWithError(("no e2e summary from " + exe + "\n" + r.output).c_str());
         return;
       }

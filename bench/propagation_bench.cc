@@ -1,11 +1,11 @@
 // Propagation: cost of derived pages inside commit(), against the commit alone and against
 // calling the same recompute functions directly in topological order.
-#include <benchmark/benchmark.h>
-
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
+
+#include <benchmark/benchmark.h>
 
 #include "mmsb/mmsb.h"
 
@@ -97,7 +97,8 @@ void BM_Dag100kEngine(benchmark::State& state) {
     std::memcpy(mmsb::rt::w(reinterpret_cast<std::uint64_t*>(pages[0]->data())), &v, 8);
     const auto t0 = std::chrono::steady_clock::now();
     auto e = mmsb::commit();
-    total_ns += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+    total_ns +=
+        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
     benchmark::DoNotOptimize(e);
   }
   state.counters["per_node_ns"] = total_ns / static_cast<double>(state.iterations()) / kDagNodes;
@@ -126,7 +127,8 @@ mmsb::Status Busy20us(std::span<const mmsb::Page* const> parents, mmsb::Page& ch
   std::uint64_t x;
   std::memcpy(&x, parents[0]->data(), 8);
   const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
-  while (std::chrono::steady_clock::now() < until) x = x * 6364136223846793005ull + 1442695040888963407ull;
+  while (std::chrono::steady_clock::now() < until)
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
   std::memcpy(mmsb::rt::w(reinterpret_cast<std::uint64_t*>(child.data())), &x, 8);
   return mmsb::Status::Ok();
 }

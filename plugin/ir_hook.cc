@@ -8,6 +8,9 @@
 #include <exception>
 #include <unordered_map>
 
+#include "mmsb/ir/capture.h"
+#include "mmsb/ir/store.h"
+
 #include "clang/AST/ASTContext.h"
 #include "clang/AST/Mangle.h"
 #include "clang/AST/RecursiveASTVisitor.h"
@@ -16,8 +19,6 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
-#include "mmsb/ir/capture.h"
-#include "mmsb/ir/store.h"
 
 namespace mmsb::plugin {
 
@@ -42,8 +43,8 @@ class DeclLocator {
 
     bool VisitFunctionDecl(clang::FunctionDecl* fd) {
       // Only what code generation can have emitted: non-dependent definitions.
-      if (!fd->doesThisDeclarationHaveABody() || fd->isDependentContext() ||
-          fd->isInvalidDecl() || fd->isDeleted() || fd->isConsteval())
+      if (!fd->doesThisDeclarationHaveABody() || fd->isDependentContext() || fd->isInvalidDecl() ||
+          fd->isDeleted() || fd->isConsteval())
         return true;
       const clang::SourceManager& sm = l_.ctx_.getSourceManager();
       clang::PresumedLoc p = sm.getPresumedLoc(sm.getExpansionLoc(fd->getLocation()));
@@ -121,12 +122,19 @@ std::string AbsolutePath(llvm::StringRef path, llvm::StringRef working_dir) {
 // Hash of the compile flags with this TU's own paths left out, so that every TU of a build
 // compiled with the same flags has the same hash.
 std::string FlagsHash(const clang::CompilerInstance& ci, llvm::StringRef input) {
-  static const llvm::StringRef kWithValue[] = {
-      "-o", "-MF", "-MT", "-MQ", "-dependency-file", "-main-file-name", "-split-dwarf-file",
-      "-split-dwarf-output", "-coverage-notes-file", "-coverage-data-file"};
-  static const llvm::StringRef kPrefixes[] = {"-fdebug-compilation-dir=",
-                                              "-fcoverage-compilation-dir=",
-                                              "-ffile-compilation-dir=", "-fplugin-arg-mmsb-"};
+  static const llvm::StringRef kWithValue[] = {"-o",
+                                               "-MF",
+                                               "-MT",
+                                               "-MQ",
+                                               "-dependency-file",
+                                               "-main-file-name",
+                                               "-split-dwarf-file",
+                                               "-split-dwarf-output",
+                                               "-coverage-notes-file",
+                                               "-coverage-data-file"};
+  static const llvm::StringRef kPrefixes[] = {
+      "-fdebug-compilation-dir=", "-fcoverage-compilation-dir=", "-ffile-compilation-dir=",
+      "-fplugin-arg-mmsb-"};
   XXH3_state_t* st = XXH3_createState();
   XXH3_64bits_reset(st);
   const std::vector<std::string>& args = ci.getCodeGenOpts().CommandLineArgs;
@@ -249,7 +257,8 @@ void IrCaptureHook::Finish(const clang::CompilerInstance& outer, bool compile_ok
       return;
     }
     ir::GenerationRequest request;
-    if (const char* g = std::getenv(ir::kGenerationEnv); g != nullptr) request.explicit_generation = g;
+    if (const char* g = std::getenv(ir::kGenerationEnv); g != nullptr)
+      request.explicit_generation = g;
     auto gen = (*store)->AddCapture(capture, request);
     if (!gen.ok()) {
       Warn(outer, client, "IR capture skipped: " + gen.status().ToString());

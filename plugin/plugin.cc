@@ -18,11 +18,15 @@
 // -fplugin-arg-mmsb-include-dir=<dir with mmsb/instrument.h>, -fplugin-arg-mmsb-W<group flag>
 // (e.g. -fplugin-arg-mmsb-Wno-mmsb-untracked: like -Wno-mmsb-untracked, without clang's
 // "unknown warning option" warning), -fplugin-arg-mmsb-no-ir (no IR capture, see ir_hook.h).
+#include <dlfcn.h>
+
 #include <memory>
 #include <optional>
 #include <string>
 
-#include <dlfcn.h>
+#include "mmsb/rewriter/analyzer.h"
+#include "mmsb/rewriter/attributes.h"
+#include "mmsb/rewriter/inner_compile.h"
 
 #include "clang/AST/ASTConsumer.h"
 #include "clang/AST/ASTContext.h"
@@ -36,9 +40,6 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
-#include "mmsb/rewriter/analyzer.h"
-#include "mmsb/rewriter/attributes.h"
-#include "mmsb/rewriter/inner_compile.h"
 
 namespace mmsb::plugin {
 namespace {
@@ -48,7 +49,8 @@ namespace {
 // built from. -fplugin-arg-mmsb-include-dir=<dir> overrides both.
 std::string DefaultIncludeDir() {
   Dl_info info;
-  if (dladdr(reinterpret_cast<void*>(&DefaultIncludeDir), &info) != 0 && info.dli_fname != nullptr) {
+  if (dladdr(reinterpret_cast<void*>(&DefaultIncludeDir), &info) != 0 &&
+      info.dli_fname != nullptr) {
     llvm::SmallString<256> dir(info.dli_fname);
     llvm::sys::path::remove_filename(dir);  // lib/mmsb
     llvm::sys::path::append(dir, "..", "..", "include");
@@ -195,13 +197,15 @@ class MmsbAction : public clang::PluginASTAction {
 
   // Analyses the TU; true when it was rewritten (rewrite_ holds the new files).
   bool Analyse(clang::ASTContext& ctx) {
-    if (options_.disable || !analyse_input_ || ctx.getDiagnostics().hasErrorOccurred()) return false;
+    if (options_.disable || !analyse_input_ || ctx.getDiagnostics().hasErrorOccurred())
+      return false;
     if (silent_ != nullptr && silent_->saw_error()) return false;
     if (rewriter::AttributeUseCount() == 0) return false;  // nothing in this TU mentions MMSB
     rewriter::PageAnalyzer analyzer(ctx, rewriter::AnalyzerOptions{});
     if (!analyzer.RunProtected()) {
-      setup_error_ = "mmsb: internal error: the analysis of this file crashed; please report it "
-                     "(-fplugin-arg-mmsb-disable compiles the file without tracking)";
+      setup_error_ =
+          "mmsb: internal error: the analysis of this file crashed; please report it "
+          "(-fplugin-arg-mmsb-disable compiles the file without tracking)";
       return false;
     }
     ir_.SetPageWrites(analyzer.page_writes());
@@ -257,8 +261,7 @@ class MmsbAction : public clang::PluginASTAction {
  protected:
   ActionType getActionType() override { return ReplaceAction; }
 
-  bool ParseArgs(const clang::CompilerInstance& ci,
-                 const std::vector<std::string>& args) override {
+  bool ParseArgs(const clang::CompilerInstance& ci, const std::vector<std::string>& args) override {
     for (const std::string& a : args) {
       llvm::StringRef arg = a;
       if (arg == "verbose") {
@@ -292,11 +295,11 @@ class MmsbAction : public clang::PluginASTAction {
                         kind.getLanguage() != clang::Language::Unknown;
     // Preprocessed input (-save-temps, distributed builds) was rewritten when it was
     // preprocessed with the plugin: compile it as it is.
-    analyse_input_ = source && !kind.isPreprocessed() &&
-                     (kind.getLanguage() == clang::Language::CXX ||
-                      kind.getLanguage() == clang::Language::ObjCXX ||
-                      kind.getLanguage() == clang::Language::CUDA ||
-                      kind.getLanguage() == clang::Language::HIP);
+    analyse_input_ =
+        source && !kind.isPreprocessed() &&
+        (kind.getLanguage() == clang::Language::CXX ||
+         kind.getLanguage() == clang::Language::ObjCXX ||
+         kind.getLanguage() == clang::Language::CUDA || kind.getLanguage() == clang::Language::HIP);
     if (auto inv = rewriter::OriginalInvocation(ci)) {
       original_action_ = (*inv)->getFrontendOpts().ProgramAction;
       switch (original_action_) {
@@ -344,7 +347,8 @@ class MmsbAction : public clang::PluginASTAction {
   void ExecuteAction() override {
     const clang::InputKind kind = getCurrentFileKind();
     if (!one_pass_ && (options_.disable || !analyse_input_)) return;  // compiled once, below
-    if (kind.getFormat() != clang::InputKind::Source || kind.getLanguage() == clang::Language::LLVM_IR)
+    if (kind.getFormat() != clang::InputKind::Source ||
+        kind.getLanguage() == clang::Language::LLVM_IR)
       return;
     PluginASTAction::ExecuteAction();
   }
@@ -406,7 +410,9 @@ class MmsbAction : public clang::PluginASTAction {
     }
     // The second pass generates the code: the IR capture moves there.
     second_pass_ran_ = true;
-    request.before_execute = [this, &ci](clang::CompilerInstance& inner) { ir_.Install(inner, ci); };
+    request.before_execute = [this, &ci](clang::CompilerInstance& inner) {
+      ir_.Install(inner, ci);
+    };
     llvm::Expected<bool> ok = rewriter::RunInnerCompile(ci, request);
     ir_.Finish(ci, ok && *ok, client);
     if (!ok) {

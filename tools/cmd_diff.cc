@@ -5,9 +5,10 @@
 
 #include <fmt/format.h>
 
+#include "mmsb/replay.h"
+
 #include "command.h"
 #include "log_cli.h"
-#include "mmsb/replay.h"
 
 namespace mmsb::cli {
 namespace {
@@ -26,14 +27,16 @@ struct DiffArgs {
 
 int Run(const DiffArgs& a) {
   Epoch from = 0, to = 0;
-  if (!ParseEpoch(a.from, &from) || from == kLatestEpoch) return Fail("--from: not an epoch: " + a.from);
+  if (!ParseEpoch(a.from, &from) || from == kLatestEpoch)
+    return Fail("--from: not an epoch: " + a.from);
   if (!ParseEpoch(a.to, &to) || to == kLatestEpoch) return Fail("--to: not an epoch: " + a.to);
   if (!a.page.empty() && !a.type.empty()) return Fail("--page and --type are alternatives");
   DiffOptions o;
   if (!a.page.empty()) {
     PageId id = 0;
     auto r = std::from_chars(a.page.data(), a.page.data() + a.page.size(), id);
-    if (r.ec != std::errc() || r.ptr != a.page.data() + a.page.size()) return Fail("--page: not a page id: " + a.page);
+    if (r.ec != std::errc() || r.ptr != a.page.data() + a.page.size())
+      return Fail("--page: not a page id: " + a.page);
     o.page = id;
   }
   o.type_name = a.type;
@@ -49,8 +52,9 @@ int Run(const DiffArgs& a) {
     return 0;
   }
   const Palette pal(ColorStdout());
-  std::printf("%s %s: epoch %llu -> %llu, %zu page(s) differ\n", pal.Bold("diff").c_str(), a.path.c_str(),
-              static_cast<unsigned long long>(d->from), static_cast<unsigned long long>(d->to), d->pages.size());
+  std::printf("%s %s: epoch %llu -> %llu, %zu page(s) differ\n", pal.Bold("diff").c_str(),
+              a.path.c_str(), static_cast<unsigned long long>(d->from),
+              static_cast<unsigned long long>(d->to), d->pages.size());
   for (const PageDiff& p : d->pages) {
     std::string label = fmt::format("page {}", p.id);
     if (!p.name.empty()) label += " " + p.name;
@@ -60,33 +64,38 @@ int Run(const DiffArgs& a) {
       ranges += fmt::format(" [{}, {})", p.runs[i].offset, p.runs[i].offset + p.runs[i].length);
     }
     if (p.runs.size() > 8) ranges += fmt::format(" ... ({} ranges)", p.runs.size());
-    std::printf("%s (%s, %llu bytes): %s", pal.Bold(label).c_str(), what.c_str(), static_cast<unsigned long long>(p.size),
-                PageDiffKindName(p.kind));
+    std::printf("%s (%s, %llu bytes): %s", pal.Bold(label).c_str(), what.c_str(),
+                static_cast<unsigned long long>(p.size), PageDiffKindName(p.kind));
     if (p.kind != PageDiff::Kind::kRemoved) {
-      std::printf(", %llu byte(s) in %zu range(s)%s", static_cast<unsigned long long>(p.changed_bytes), p.runs.size(),
-                  ranges.c_str());
+      std::printf(", %llu byte(s) in %zu range(s)%s",
+                  static_cast<unsigned long long>(p.changed_bytes), p.runs.size(), ranges.c_str());
     }
     std::printf("\n");
     for (const FieldChange& f : p.fields) {
-      const std::string path = (p.type_name.empty() ? "" : p.type_name + (f.path.starts_with("[") ? "" : ".")) + f.path;
-      std::printf("  %s: %s -> %s\n", path.c_str(), pal.Red(f.old_value).c_str(), pal.Green(f.new_value).c_str());
+      const std::string path =
+          (p.type_name.empty() ? "" : p.type_name + (f.path.starts_with("[") ? "" : ".")) + f.path;
+      std::printf("  %s: %s -> %s\n", path.c_str(), pal.Red(f.old_value).c_str(),
+                  pal.Green(f.new_value).c_str());
     }
     if (p.fields_truncated) std::printf("  ... more fields (raise --max-fields)\n");
   }
   for (const EdgeInfo& e : d->edges_added) {
-    std::printf("%s %llu -> %llu (%s)\n", pal.Green("+edge").c_str(), static_cast<unsigned long long>(e.parent),
-                static_cast<unsigned long long>(e.child), EdgeKindName(e.kind));
+    std::printf("%s %llu -> %llu (%s)\n", pal.Green("+edge").c_str(),
+                static_cast<unsigned long long>(e.parent), static_cast<unsigned long long>(e.child),
+                EdgeKindName(e.kind));
   }
   for (const EdgeInfo& e : d->edges_removed) {
-    std::printf("%s %llu -> %llu (%s)\n", pal.Red("-edge").c_str(), static_cast<unsigned long long>(e.parent),
-                static_cast<unsigned long long>(e.child), EdgeKindName(e.kind));
+    std::printf("%s %llu -> %llu (%s)\n", pal.Red("-edge").c_str(),
+                static_cast<unsigned long long>(e.parent), static_cast<unsigned long long>(e.child),
+                EdgeKindName(e.kind));
   }
   return 0;
 }
 
 void AddDiff(CLI::App& app) {
   static DiffArgs a;
-  CLI::App* sub = app.add_subcommand("diff", "what changed between two epochs of a log (byte ranges and fields)");
+  CLI::App* sub = app.add_subcommand(
+      "diff", "what changed between two epochs of a log (byte ranges and fields)");
   sub->add_option("log", a.path, "log directory, segment or checkpoint file")->required();
   sub->add_option("--from", a.from, "the earlier epoch")->required();
   sub->add_option("--to", a.to, "the later epoch")->required();

@@ -16,11 +16,12 @@
 #include <memory>
 #include <string>
 
-#include "command.h"
 #include "mmsb/ir/demangle.h"
 #include "mmsb/ir/diff.h"
 #include "mmsb/ir/report.h"
 #include "mmsb/ir/store.h"
+
+#include "command.h"
 
 namespace mmsb::cli {
 namespace {
@@ -60,7 +61,8 @@ Expected<std::unique_ptr<ir::Store>> OpenStore(ir::Store::Mode mode = ir::Store:
   if (!store.ok() && store.status().code() == StatusCode::kNotFound) {
     return NotFound(store.status().message() +
                     " (compiles with the plugin write <build dir>/.mmsb/ir.db; pass --store "
-                    "or set " + ir::kStoreEnv + ")");
+                    "or set " +
+                    ir::kStoreEnv + ")");
   }
   return store;
 }
@@ -87,7 +89,8 @@ bool TuMatches(const std::string& tu, const std::string& query) {
   const std::string abs = std::filesystem::absolute(query, ec).lexically_normal().string();
   if (tu == abs) return true;
   // A path suffix at a component boundary: "src/a.cpp" matches "/p/src/a.cpp".
-  return tu.size() > query.size() && tu.compare(tu.size() - query.size(), query.size(), query) == 0 &&
+  return tu.size() > query.size() &&
+         tu.compare(tu.size() - query.size(), query.size(), query) == 0 &&
          tu[tu.size() - query.size() - 1] == '/';
 }
 
@@ -150,8 +153,8 @@ int Show() {
     Print(ir::RenderShow(v, *text, Render()));
   }
   if (shown == 0) {
-    return Fail("'" + Flags().func + "' has no " + ir::StageName(*stage) + " version in generation " +
-                std::to_string(*gen));
+    return Fail("'" + Flags().func + "' has no " + ir::StageName(*stage) +
+                " version in generation " + std::to_string(*gen));
   }
   return 0;
 }
@@ -175,7 +178,8 @@ int Diff() {
   options.function_regex = Flags().function_regex;
   options.touching = Flags().touching;
   options.with_text = !Flags().stat;
-  options.sort = Flags().sort == "name" ? ir::DiffOptions::Sort::kName : ir::DiffOptions::Sort::kDelta;
+  options.sort =
+      Flags().sort == "name" ? ir::DiffOptions::Sort::kName : ir::DiffOptions::Sort::kDelta;
   auto diff = ir::DiffGenerations(**store, *from, *to, options);
   if (!diff.ok()) return Fail(diff.status().ToString());
   Print(Flags().json ? ir::RenderDiffJson(*diff, !Flags().stat)
@@ -240,8 +244,9 @@ void AddIr(CLI::App& app) {
   CLI::App* ir = app.add_subcommand("ir", "IR captured by the plugin, by build generation");
   ir->require_subcommand(1);
   auto store_flag = [&](CLI::App* sub) {
-    sub->add_option("--store", f.store, "the IR store (default: $MMSB_IR_STORE or .mmsb/ir.db "
-                                        "found upward from the working directory)");
+    sub->add_option("--store", f.store,
+                    "the IR store (default: $MMSB_IR_STORE or .mmsb/ir.db "
+                    "found upward from the working directory)");
   };
   auto json_flag = [&](CLI::App* sub) { sub->add_flag("--json", f.json, "print JSON"); };
   auto stage_flag = [&](CLI::App* sub) {

@@ -7,12 +7,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "command.h"
-#include "log_cli.h"
 #include "mmsb/checkpoint.h"
 #include "mmsb/events.h"
 #include "mmsb/log.h"
 #include "mmsb/replay.h"
+
+#include "command.h"
+#include "log_cli.h"
 
 namespace mmsb::cli {
 namespace {
@@ -64,8 +65,9 @@ std::string Describe(const LogEntry& e, nlohmann::json* j) {
       (*j)["page_size"] = d.page_size();
       (*j)["changed_bytes"] = d.changed_bytes();
       (*j)["form"] = d.form() == Delta::Form::kSparse ? "sparse" : "dense";
-      return fmt::format("page {} base {} changed {} of {} bytes ({})", d.page(), d.base_epoch(), d.changed_bytes(),
-                         d.page_size(), d.form() == Delta::Form::kSparse ? "sparse" : "dense");
+      return fmt::format("page {} base {} changed {} of {} bytes ({})", d.page(), d.base_epoch(),
+                         d.changed_bytes(), d.page_size(),
+                         d.form() == Delta::Form::kSparse ? "sparse" : "dense");
     }
     case LogRecordType::kCommit:
       (*j)["record_count"] = e.commit.record_count;
@@ -83,12 +85,14 @@ std::string Describe(const LogEntry& e, nlohmann::json* j) {
       (*j)["child"] = x.child;
       (*j)["kind"] = EdgeKindName(x.kind);
       (*j)["policy"] = x.policy == DerivedPolicy::kLog ? "log" : "recompute_on_replay";
-      return fmt::format("{} {} -> {} {}{}", e.edge.op == EdgeOp::kAdd ? "add" : "remove", x.parent, x.child,
-                         EdgeKindName(x.kind), x.policy == DerivedPolicy::kLog ? "" : " (recompute on replay)");
+      return fmt::format("{} {} -> {} {}{}", e.edge.op == EdgeOp::kAdd ? "add" : "remove", x.parent,
+                         x.child, EdgeKindName(x.kind),
+                         x.policy == DerivedPolicy::kLog ? "" : " (recompute on replay)");
     }
     case LogRecordType::kRecompute:
       (*j)["pages"] = e.recompute.pages;
-      return fmt::format("{} derived deltas left out; replay recomputes them here", e.recompute.pages);
+      return fmt::format("{} derived deltas left out; replay recomputes them here",
+                         e.recompute.pages);
     case LogRecordType::kEvent: {
       (*j)["bytes"] = e.event.size();
       auto batch = DecodeEvents(e.event);
@@ -105,21 +109,24 @@ std::string Describe(const LogEntry& e, nlohmann::json* j) {
       (*j)["page_id_base"] = e.run_start.page_id_base;
       (*j)["pid"] = e.run_start.pid;
       return fmt::format("after epoch {}, page ids from {}, pid {}, at {}", e.run_start.epoch_base,
-                         e.run_start.page_id_base + 1, e.run_start.pid, FormatUnixNanos(e.run_start.unix_nanos));
+                         e.run_start.page_id_base + 1, e.run_start.pid,
+                         FormatUnixNanos(e.run_start.unix_nanos));
     case LogRecordType::kPageImage:
       (*j)["page"] = e.image.page;
       (*j)["chunk_offset"] = e.image.offset;
       (*j)["bytes"] = e.image.bytes.size();
-      return fmt::format("page {} bytes [{}, {})", e.image.page, e.image.offset, e.image.offset + e.image.bytes.size());
+      return fmt::format("page {} bytes [{}, {})", e.image.page, e.image.offset,
+                         e.image.offset + e.image.bytes.size());
     case LogRecordType::kCheckpointEnd:
       (*j)["pages"] = e.checkpoint_end.pages;
       (*j)["image_bytes"] = e.checkpoint_end.image_bytes;
-      return fmt::format("epoch {}: {} pages, {} types, {} edges, {} image bytes", e.checkpoint_end.epoch,
-                         e.checkpoint_end.pages, e.checkpoint_end.types, e.checkpoint_end.edges,
-                         e.checkpoint_end.image_bytes);
+      return fmt::format("epoch {}: {} pages, {} types, {} edges, {} image bytes",
+                         e.checkpoint_end.epoch, e.checkpoint_end.pages, e.checkpoint_end.types,
+                         e.checkpoint_end.edges, e.checkpoint_end.image_bytes);
   }
   (*j)["bytes"] = e.payload.size();
-  return fmt::format("{} bytes (a record type this build does not know; skipped)", e.payload.size());
+  return fmt::format("{} bytes (a record type this build does not know; skipped)",
+                     e.payload.size());
 }
 
 int OpenReader(const LogArgs& a, std::unique_ptr<LogReader>* out) {
@@ -133,8 +140,10 @@ int OpenReader(const LogArgs& a, std::unique_ptr<LogReader>* out) {
 
 int Show(const LogArgs& a) {
   Epoch from = 0, to = kLatestEpoch;
-  if (!a.from_epoch.empty() && !ParseEpoch(a.from_epoch, &from)) return Fail("--from-epoch: not an epoch: " + a.from_epoch);
-  if (!a.to_epoch.empty() && !ParseEpoch(a.to_epoch, &to)) return Fail("--to-epoch: not an epoch: " + a.to_epoch);
+  if (!a.from_epoch.empty() && !ParseEpoch(a.from_epoch, &from))
+    return Fail("--from-epoch: not an epoch: " + a.from_epoch);
+  if (!a.to_epoch.empty() && !ParseEpoch(a.to_epoch, &to))
+    return Fail("--to-epoch: not an epoch: " + a.to_epoch);
   std::unique_ptr<LogReader> r;
   if (int rc = OpenReader(a, &r)) return rc;
   const Palette pal(!a.json && ColorStdout());
@@ -186,7 +195,10 @@ int Show(const LogArgs& a) {
     if (!a.json) FailLog(failure, a.salvage);
     return 1;
   }
-  return std::any_of(r->problems().begin(), r->problems().end(), [](const LogProblem& p) { return p.is_error(); }) ? 1 : 0;
+  return std::any_of(r->problems().begin(), r->problems().end(),
+                     [](const LogProblem& p) { return p.is_error(); })
+             ? 1
+             : 0;
 }
 
 int Stats(const LogArgs& a) {
@@ -197,7 +209,8 @@ int Stats(const LogArgs& a) {
   };
   std::map<std::string, Count> by_type;
   Epoch first = 0, last = 0;
-  std::uint64_t t_first = 0, t_last = 0, commits = 0, created = 0, freed = 0, changed = 0, page_bytes = 0;
+  std::uint64_t t_first = 0, t_last = 0, commits = 0, created = 0, freed = 0, changed = 0,
+                page_bytes = 0;
   Status failure;
   for (;;) {
     LogEntry e;
@@ -230,7 +243,8 @@ int Stats(const LogArgs& a) {
   if (auto names = Env::Default()->GetChildren(a.path); names.ok()) {
     for (const std::string& n : *names) {
       Epoch ep = 0;
-      if (n.size() == 30 && n.rfind("ckpt-", 0) == 0 && n.ends_with(".ckpt") && ParseEpoch(n.substr(5, 20), &ep)) {
+      if (n.size() == 30 && n.rfind("ckpt-", 0) == 0 && n.ends_with(".ckpt") &&
+          ParseEpoch(n.substr(5, 20), &ep)) {
         checkpoints.push_back({ep, n});
       }
     }
@@ -251,9 +265,11 @@ int Stats(const LogArgs& a) {
     j["page_bytes_created"] = page_bytes;
     j["delta_changed_bytes"] = changed;
     j["records"] = nlohmann::json::object();
-    for (const auto& [name, c] : by_type) j["records"][name] = {{"count", c.records}, {"bytes", c.bytes}};
+    for (const auto& [name, c] : by_type)
+      j["records"][name] = {{"count", c.records}, {"bytes", c.bytes}};
     j["checkpoints"] = nlohmann::json::array();
-    for (const auto& [ep, n] : checkpoints) j["checkpoints"].push_back({{"epoch", ep}, {"file", n}});
+    for (const auto& [ep, n] : checkpoints)
+      j["checkpoints"].push_back({{"epoch", ep}, {"file", n}});
     j["problems"] = nlohmann::json::array();
     for (const LogProblem& p : r->problems()) j["problems"].push_back(ProblemJson(p));
     if (!failure.ok()) j["error"] = failure.ToString();
@@ -261,24 +277,33 @@ int Stats(const LogArgs& a) {
   } else {
     const Palette pal(ColorStdout());
     std::printf("%s %s\n", pal.Bold("log").c_str(), a.path.c_str());
-    std::printf("  segments      %zu, %s\n", r->files().size(), FormatBytes(r->total_bytes()).c_str());
-    std::printf("  epochs        %llu..%llu (%llu commits)\n", static_cast<unsigned long long>(first),
-                static_cast<unsigned long long>(last), static_cast<unsigned long long>(commits));
-    std::printf("  time          %s .. %s\n", FormatUnixNanos(t_first).c_str(), FormatUnixNanos(t_last).c_str());
-    std::printf("  pages         %llu created (%s), %llu freed\n", static_cast<unsigned long long>(created),
-                FormatBytes(page_bytes).c_str(), static_cast<unsigned long long>(freed));
+    std::printf("  segments      %zu, %s\n", r->files().size(),
+                FormatBytes(r->total_bytes()).c_str());
+    std::printf("  epochs        %llu..%llu (%llu commits)\n",
+                static_cast<unsigned long long>(first), static_cast<unsigned long long>(last),
+                static_cast<unsigned long long>(commits));
+    std::printf("  time          %s .. %s\n", FormatUnixNanos(t_first).c_str(),
+                FormatUnixNanos(t_last).c_str());
+    std::printf("  pages         %llu created (%s), %llu freed\n",
+                static_cast<unsigned long long>(created), FormatBytes(page_bytes).c_str(),
+                static_cast<unsigned long long>(freed));
     std::printf("  changed bytes %llu in deltas\n", static_cast<unsigned long long>(changed));
     std::printf("  records\n");
     for (const auto& [name, c] : by_type) {
-      std::printf("    %-16s %10llu  %s\n", name.c_str(), static_cast<unsigned long long>(c.records), FormatBytes(c.bytes).c_str());
+      std::printf("    %-16s %10llu  %s\n", name.c_str(),
+                  static_cast<unsigned long long>(c.records), FormatBytes(c.bytes).c_str());
     }
     std::printf("  checkpoints   %zu\n", checkpoints.size());
-    for (const auto& [ep, n] : checkpoints) std::printf("    epoch %llu  %s\n", static_cast<unsigned long long>(ep), n.c_str());
+    for (const auto& [ep, n] : checkpoints)
+      std::printf("    epoch %llu  %s\n", static_cast<unsigned long long>(ep), n.c_str());
     PrintProblems(stderr, r->problems(), pal);
     if (!failure.ok()) FailLog(failure, a.salvage);
   }
   if (!failure.ok()) return 1;
-  return std::any_of(r->problems().begin(), r->problems().end(), [](const LogProblem& p) { return p.is_error(); }) ? 1 : 0;
+  return std::any_of(r->problems().begin(), r->problems().end(),
+                     [](const LogProblem& p) { return p.is_error(); })
+             ? 1
+             : 0;
 }
 
 // Replays the whole log (every record decoded and applied, every group checked), and checks each
@@ -299,7 +324,8 @@ int Verify(const LogArgs& a) {
   if (auto names = Env::Default()->GetChildren(a.path); names.ok()) {
     for (const std::string& n : *names) {
       Epoch ep = 0;
-      if (n.size() == 30 && n.rfind("ckpt-", 0) == 0 && n.ends_with(".ckpt") && ParseEpoch(n.substr(5, 20), &ep)) {
+      if (n.size() == 30 && n.rfind("ckpt-", 0) == 0 && n.ends_with(".ckpt") &&
+          ParseEpoch(n.substr(5, 20), &ep)) {
         checkpoints.push_back({ep, JoinPath(a.path, n)});
       }
     }
@@ -321,13 +347,15 @@ int Verify(const LogArgs& a) {
       break;
     }
     const LogState& live = (*r)->state();
-    bool same = live.epoch == ep && live.pages.size() == st->pages.size() && live.edges.size() == st->edges.size();
+    bool same = live.epoch == ep && live.pages.size() == st->pages.size() &&
+                live.edges.size() == st->edges.size();
     for (auto it = live.pages.begin(); same && it != live.pages.end(); ++it) {
       const ReplayedPage* c = st->FindPage(it->first);
       same = c != nullptr && c->bytes == it->second.bytes;
     }
     if (!same) {
-      extra.push_back({LogProblem::Kind::kInconsistent, file, 0, 0, ep, "checkpoint differs from the replayed state at its epoch"});
+      extra.push_back({LogProblem::Kind::kInconsistent, file, 0, 0, ep,
+                       "checkpoint differs from the replayed state at its epoch"});
     } else {
       ++verified;
     }
@@ -339,7 +367,9 @@ int Verify(const LogArgs& a) {
   const ReplayReport& rep = (*r)->report();
   std::vector<LogProblem> problems = rep.problems;
   problems.insert(problems.end(), extra.begin(), extra.end());
-  const bool errors = !failure.ok() || std::any_of(problems.begin(), problems.end(), [](const LogProblem& p) { return p.is_error(); });
+  const bool errors =
+      !failure.ok() || std::any_of(problems.begin(), problems.end(),
+                                   [](const LogProblem& p) { return p.is_error(); });
   if (a.json) {
     nlohmann::json j;
     j["format"] = "mmsb.log-verify/1";
@@ -365,14 +395,19 @@ int Verify(const LogArgs& a) {
   if (!failure.ok()) {
     std::printf("%s: %s\n", pal.Red("error").c_str(), failure.ToString().c_str());
   }
-  const std::string recomputed =
-      rep.deltas_recomputed == 0 ? std::string() : fmt::format(" (and {} recomputed)", rep.deltas_recomputed);
-  std::printf("%s %s: %llu epochs applied (to epoch %llu), %llu dropped, %llu records, %llu deltas%s, %d checkpoint(s) verified, %s read\n",
-              errors ? pal.Red("FAILED").c_str() : pal.Green("OK").c_str(), a.path.c_str(),
-              static_cast<unsigned long long>(rep.epochs_applied), static_cast<unsigned long long>(rep.epoch),
-              static_cast<unsigned long long>(rep.epochs_dropped), static_cast<unsigned long long>(rep.records),
-              static_cast<unsigned long long>(rep.deltas_applied), recomputed.c_str(), verified,
-              FormatBytes(rep.bytes_read).c_str());
+  const std::string recomputed = rep.deltas_recomputed == 0
+                                     ? std::string()
+                                     : fmt::format(" (and {} recomputed)", rep.deltas_recomputed);
+  std::printf(
+      "%s %s: %llu epochs applied (to epoch %llu), %llu dropped, %llu records, %llu deltas%s, %d "
+      "checkpoint(s) verified, %s read\n",
+      errors ? pal.Red("FAILED").c_str() : pal.Green("OK").c_str(), a.path.c_str(),
+      static_cast<unsigned long long>(rep.epochs_applied),
+      static_cast<unsigned long long>(rep.epoch),
+      static_cast<unsigned long long>(rep.epochs_dropped),
+      static_cast<unsigned long long>(rep.records),
+      static_cast<unsigned long long>(rep.deltas_applied), recomputed.c_str(), verified,
+      FormatBytes(rep.bytes_read).c_str());
   return errors ? 1 : 0;
 }
 
@@ -382,17 +417,20 @@ void AddLog(CLI::App& app) {
   static LogArgs a;
   auto common = [](CLI::App* sub) {
     sub->add_option("log", a.path, "log directory, segment or checkpoint file")->required();
-    sub->add_flag("--json", a.json, "machine-readable output (docs/SerializationSpec.md, CLI JSON)");
+    sub->add_flag("--json", a.json,
+                  "machine-readable output (docs/SerializationSpec.md, CLI JSON)");
     sub->add_flag("--salvage", a.salvage, "skip damaged records instead of stopping at the first");
   };
-  CLI::App* show = log->add_subcommand("show", "list the records with file, offset, epoch and content");
+  CLI::App* show =
+      log->add_subcommand("show", "list the records with file, offset, epoch and content");
   common(show);
   show->add_option("--from-epoch", a.from_epoch, "first epoch to list");
   show->add_option("--to-epoch", a.to_epoch, "last epoch to list");
   show->add_option("--type", a.type, "only records of this type (delta, commit, page-create, ...)");
   show->add_option("--limit", a.limit, "list at most this many records");
   SetAction(show, [] { return Show(a); });
-  CLI::App* verify = log->add_subcommand("verify", "check every record, replay every epoch, check checkpoints");
+  CLI::App* verify =
+      log->add_subcommand("verify", "check every record, replay every epoch, check checkpoints");
   common(verify);
   verify->add_flag("-q,--quiet", a.quiet, "no progress on stderr");
   SetAction(verify, [] { return Verify(a); });

@@ -1,8 +1,9 @@
 // `mmsb version`: prints the versions of the CLI and the runtime library it links.
 #include <cstdio>
 
-#include "command.h"
 #include "mmsb/mmsb.h"
+
+#include "command.h"
 
 namespace mmsb::cli {
 namespace {

@@ -1,13 +1,13 @@
 #include "log_cli.h"
 
-#include "command.h"
-
 #include <unistd.h>
 
 #include <charconv>
 #include <ctime>
 
 #include <fmt/format.h>
+
+#include "command.h"
 
 namespace mmsb::cli {
 
@@ -33,7 +33,8 @@ void Progress::Update(std::uint64_t done, std::uint64_t total) {
   if (drawn_ && now - last_ < every) return;
   last_ = now;
   const double pct = total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 0.0;
-  const std::string line = fmt::format("replaying {}: {:.0f}% ({} of {})", what_, pct, FormatBytes(done), FormatBytes(total));
+  const std::string line = fmt::format("replaying {}: {:.0f}% ({} of {})", what_, pct,
+                                       FormatBytes(done), FormatBytes(total));
   if (tty_) {
     std::fprintf(stderr, "\r\033[K%s", line.c_str());
   } else {
@@ -52,8 +53,9 @@ std::string FormatUnixNanos(std::uint64_t ns) {
   const std::time_t secs = static_cast<std::time_t>(ns / 1000000000u);
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:03d}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ns % 1000000000u / 1000000u));
+  return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:03d}Z", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     static_cast<int>(ns % 1000000000u / 1000000u));
 }
 
 std::string FormatBytes(std::uint64_t n) {
@@ -73,8 +75,13 @@ bool ParseEpoch(const std::string& s, Epoch* out) {
 }
 
 nlohmann::json ProblemJson(const LogProblem& p) {
-  return {{"kind", LogProblemKindName(p.kind)}, {"error", p.is_error()}, {"file", p.file}, {"offset", p.offset},
-          {"length", p.length}, {"epoch", p.epoch}, {"message", p.message}};
+  return {{"kind", LogProblemKindName(p.kind)},
+          {"error", p.is_error()},
+          {"file", p.file},
+          {"offset", p.offset},
+          {"length", p.length},
+          {"epoch", p.epoch},
+          {"message", p.message}};
 }
 
 void PrintProblems(std::FILE* out, const std::vector<LogProblem>& problems, const Palette& pal) {
@@ -87,8 +94,9 @@ void PrintProblems(std::FILE* out, const std::vector<LogProblem>& problems, cons
 int FailLog(const Status& s, bool salvage) {
   Fail(s.ToString());
   if (s.code() == StatusCode::kCorruption && !salvage) {
-    std::fprintf(stderr, "mmsb: hint: the log is damaged; run again with --salvage to skip the damaged "
-                         "epochs (they are reported, never applied)\n");
+    std::fprintf(stderr,
+                 "mmsb: hint: the log is damaged; run again with --salvage to skip the damaged "
+                 "epochs (they are reported, never applied)\n");
   }
   return 1;
 }

@@ -22,8 +22,8 @@ BlobCodec::~BlobCodec() = default;
 
 std::string BlobCodec::Compress(std::string_view text) {
   std::string out(ZSTD_compressBound(text.size()), '\0');
-  const size_t n = ZSTD_compressCCtx(ctx_->c, out.data(), out.size(), text.data(), text.size(),
-                                     kLevel);
+  const size_t n =
+      ZSTD_compressCCtx(ctx_->c, out.data(), out.size(), text.data(), text.size(), kLevel);
   MMSB_CHECK(!ZSTD_isError(n));  // only fails on a too-small buffer, which the bound excludes
   out.resize(n);
   return out;

@@ -2,13 +2,14 @@
 
 #include <algorithm>
 
+#include "mmsb/ir/normalize.h"
+
 #include "llvm/IR/DebugInfoMetadata.h"
 #include "llvm/IR/InstrTypes.h"
 #include "llvm/IR/IntrinsicInst.h"
 #include "llvm/IR/PassManager.h"
 #include "llvm/IR/StructuralHash.h"
 #include "llvm/Support/Path.h"
-#include "mmsb/ir/normalize.h"
 
 namespace mmsb::ir {
 

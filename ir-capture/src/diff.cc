@@ -12,11 +12,16 @@ namespace mmsb::ir {
 
 const char* ChangeKindName(ChangeKind kind) {
   switch (kind) {
-    case ChangeKind::kChanged: return "changed";
-    case ChangeKind::kAdded: return "added";
-    case ChangeKind::kRemoved: return "removed";
-    case ChangeKind::kRenamed: return "renamed";
-    case ChangeKind::kMoved: return "moved";
+    case ChangeKind::kChanged:
+      return "changed";
+    case ChangeKind::kAdded:
+      return "added";
+    case ChangeKind::kRemoved:
+      return "removed";
+    case ChangeKind::kRenamed:
+      return "renamed";
+    case ChangeKind::kMoved:
+      return "moved";
   }
   return "changed";
 }
@@ -236,7 +241,8 @@ Expected<GenerationDiff> DiffGenerations(Store& store, std::int64_t from, std::i
       return false;
     if (!options.touching.empty()) {
       bool touches = false;
-      for (const std::string& t : c.PageTypes()) touches = touches || PageTypeMatches(t, options.touching);
+      for (const std::string& t : c.PageTypes())
+        touches = touches || PageTypeMatches(t, options.touching);
       if (!touches) return false;
     }
     return true;

@@ -27,17 +27,28 @@ namespace mmsb::ir {
 const char* LinkageName(const llvm::GlobalValue& gv) {
   using L = llvm::GlobalValue::LinkageTypes;
   switch (gv.getLinkage()) {
-    case L::ExternalLinkage: return "external";
-    case L::AvailableExternallyLinkage: return "available_externally";
-    case L::LinkOnceAnyLinkage: return "linkonce";
-    case L::LinkOnceODRLinkage: return "linkonce_odr";
-    case L::WeakAnyLinkage: return "weak";
-    case L::WeakODRLinkage: return "weak_odr";
-    case L::AppendingLinkage: return "appending";
-    case L::InternalLinkage: return "internal";
-    case L::PrivateLinkage: return "private";
-    case L::ExternalWeakLinkage: return "extern_weak";
-    case L::CommonLinkage: return "common";
+    case L::ExternalLinkage:
+      return "external";
+    case L::AvailableExternallyLinkage:
+      return "available_externally";
+    case L::LinkOnceAnyLinkage:
+      return "linkonce";
+    case L::LinkOnceODRLinkage:
+      return "linkonce_odr";
+    case L::WeakAnyLinkage:
+      return "weak";
+    case L::WeakODRLinkage:
+      return "weak_odr";
+    case L::AppendingLinkage:
+      return "appending";
+    case L::InternalLinkage:
+      return "internal";
+    case L::PrivateLinkage:
+      return "private";
+    case L::ExternalWeakLinkage:
+      return "extern_weak";
+    case L::CommonLinkage:
+      return "common";
   }
   return "external";
 }
@@ -151,8 +162,8 @@ class ModuleNormalizer::Impl {
     std::vector<unsigned> unnamed;                    // printed slot -> position
     std::vector<llvm::AttributeSet> attr_sequence;    // the #N uses, in print order
     size_t attr_next = 0;
-    std::vector<llvm::AttributeSet> attrs;            // local #k -> attribute set
-    std::vector<const llvm::MDNode*> mds;             // local !k -> node
+    std::vector<llvm::AttributeSet> attrs;  // local #k -> attribute set
+    std::vector<const llvm::MDNode*> mds;   // local !k -> node
     std::unordered_map<const llvm::MDNode*, unsigned> md_index;
     std::vector<const llvm::GlobalVariable*> globals;
     std::set<const llvm::GlobalVariable*> global_seen;
@@ -234,8 +245,7 @@ std::string ModuleNormalizer::Impl::CanonicalGlobal(const llvm::GlobalVariable* 
   std::string printed = prefix + "." + Hex8(content);
   bool plain = true;
   for (char c : printed) plain = plain && IsIdentChar(c);
-  return global_names_.emplace(gv, "@" + (plain ? printed : "\"" + printed + "\""))
-      .first->second;
+  return global_names_.emplace(gv, "@" + (plain ? printed : "\"" + printed + "\"")).first->second;
 }
 
 std::string ModuleNormalizer::Impl::CanonicalType(const llvm::StructType* st) {
@@ -319,7 +329,8 @@ void ModuleNormalizer::Impl::Rewrite(llvm::StringRef text, Mode mode, Local* loc
               continue;
             }
           } else {
-            auto it = local->named.find(quoted ? Unescape(tok.drop_front().drop_back()) : tok.str());
+            auto it =
+                local->named.find(quoted ? Unescape(tok.drop_front().drop_back()) : tok.str());
             if (it != local->named.end()) {
               out += std::to_string(it->second);
               continue;
@@ -470,7 +481,7 @@ std::string ModuleNormalizer::Impl::Normalize(const llvm::Function& f) {
     if (!started && trimmed.empty()) continue;
     if (line.starts_with("; Function Attrs:")) continue;
     if (trimmed.starts_with("#dbg_")) continue;  // a debug record: no attribute uses
-    if (trimmed.contains("@llvm.dbg.")) {       // an old-style debug intrinsic call
+    if (trimmed.contains("@llvm.dbg.")) {        // an old-style debug intrinsic call
       scratch.clear();
       Rewrite(line, Mode::kDropped, &local, scratch);
       continue;

@@ -141,7 +141,8 @@ std::string ShortCompiler(const std::string& full) {
   const size_t at = full.find("clang version ");
   if (at == std::string::npos) return full;
   size_t end = full.find_first_of(" (", at + 14);
-  std::string v = full.substr(at + 14, end == std::string::npos ? std::string::npos : end - at - 14);
+  std::string v =
+      full.substr(at + 14, end == std::string::npos ? std::string::npos : end - at - 14);
   return "clang " + v;
 }
 
@@ -156,8 +157,7 @@ std::string RenderBuilds(const std::vector<GenerationInfo>& gens, const RenderOp
     t.Add({std::to_string(g.id), Time(g.opened_at_ms), label, ShortCompiler(g.compiler),
            g.flags_hash.substr(0, 8) + (g.mixed_flags ? " (mixed)" : ""),
            std::to_string(g.own_tus) + "/" + std::to_string(g.visible_tus),
-           std::to_string(g.functions),
-           g.changed_pre ? std::to_string(*g.changed_pre) : "-",
+           std::to_string(g.functions), g.changed_pre ? std::to_string(*g.changed_pre) : "-",
            g.changed_post ? std::to_string(*g.changed_post) : "-"});
   }
   return t.Render(o) +
@@ -254,8 +254,9 @@ std::string RenderFunctionsJson(std::int64_t generation,
 
 std::string RenderDiff(const GenerationDiff& d, bool stat_only, const RenderOptions& o) {
   std::string out;
-  out += Paint(o, kBold, "mmsb ir diff " + std::to_string(d.from) + " " + std::to_string(d.to) +
-                             " (stage " + StageName(d.stage) + ")") +
+  out += Paint(o, kBold,
+               "mmsb ir diff " + std::to_string(d.from) + " " + std::to_string(d.to) + " (stage " +
+                   StageName(d.stage) + ")") +
          ": " + std::to_string(d.Count(ChangeKind::kChanged)) + " changed, " +
          std::to_string(d.Count(ChangeKind::kAdded)) + " added, " +
          std::to_string(d.Count(ChangeKind::kRemoved)) + " removed, " +
@@ -343,7 +344,7 @@ std::string RenderDiffJson(const GenerationDiff& d, bool with_text) {
     j["old_tu"] = c.kind == ChangeKind::kMoved ? Json(c.before->tu_source) : Json(nullptr);
     j["old_name"] = c.kind == ChangeKind::kRenamed ? Json(c.before->name) : Json(nullptr);
     j["text_changed"] = c.text_changed;
-    auto counts = [&](std::uint32_t FunctionVersion::*field, std::int64_t delta) {
+    auto counts = [&](std::uint32_t FunctionVersion::* field, std::int64_t delta) {
       Json x;
       x["before"] = c.before ? Json((*c.before).*field) : Json(nullptr);
       x["after"] = c.after ? Json((*c.after).*field) : Json(nullptr);
@@ -375,8 +376,8 @@ std::string RenderShow(const FunctionVersion& v, const std::string& text, const 
        std::to_string(v.captured_in));
   line(v.linkage + ", " + std::to_string(v.instructions) + " instructions, " +
        std::to_string(v.blocks) + " blocks, defined at " + Location(v, o));
-  line("structural hash " + Hex64(v.structural_hash) + ", text " + HexOf(v.text_hash).substr(0, 16) +
-       ", writes pages: " + Pages(v.page_types));
+  line("structural hash " + Hex64(v.structural_hash) + ", text " +
+       HexOf(v.text_hash).substr(0, 16) + ", writes pages: " + Pages(v.page_types));
   out += text;
   if (!text.empty() && text.back() != '\n') out += '\n';
   return out;
@@ -414,14 +415,13 @@ std::vector<HistoryRow> HistoryRows(const std::vector<CaptureVersion>& captures)
 
 std::string RenderHistory(const Store::FunctionId& id, Stage stage,
                           const std::vector<HistoryRow>& rows, const RenderOptions& o) {
-  std::string out = Paint(o, kBold, Demangle(id.name) + " [" + id.name + "] in " +
-                                        Display(id.tu_source, o) + ", stage " + StageName(stage)) +
+  std::string out = Paint(o, kBold,
+                          Demangle(id.name) + " [" + id.name + "] in " + Display(id.tu_source, o) +
+                              ", stage " + StageName(stage)) +
                     "\n";
   Table t({"gen", "captured", "change", "insts", "blocks", "location"});
   for (const HistoryRow& r : rows) {
-    const char* color = r.change == "added"     ? kGreen
-                        : r.change == "removed" ? kRed
-                                                : kYellow;
+    const char* color = r.change == "added" ? kGreen : r.change == "removed" ? kRed : kYellow;
     auto num = [&](std::uint32_t value, std::int64_t delta) {
       std::string s = r.version ? std::to_string(value) : std::string("-");
       if (delta != 0 && r.change != "added") s += " (" + Signed(delta) + ")";

@@ -35,8 +35,8 @@ Statement::~Statement() {
 Expected<Statement> Statement::Prepare(sqlite3* db, std::string_view sql) {
   Statement s;
   s.db_ = db;
-  const int rc = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &s.stmt_,
-                                    nullptr);
+  const int rc =
+      sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &s.stmt_, nullptr);
   if (rc != SQLITE_OK) return ErrorStatus(db, rc, "preparing a query");
   return s;
 }

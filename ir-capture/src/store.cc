@@ -13,8 +13,9 @@
 #include <thread>
 #include <unordered_map>
 
-#include "blob.h"
 #include "mmsb/ir/demangle.h"
+
+#include "blob.h"
 #include "sqlite_db.h"
 #include "store_schema.h"
 
@@ -70,8 +71,8 @@ void Backoff(int attempt) {
   std::this_thread::sleep_for(std::chrono::milliseconds(1 + rng() % cap));
 }
 
-#define MMSB_ASSIGN_OR_RETURN(lhs, expr)          \
-  auto _mmsb_tmp_##lhs = (expr);                  \
+#define MMSB_ASSIGN_OR_RETURN(lhs, expr)                      \
+  auto _mmsb_tmp_##lhs = (expr);                              \
   if (!_mmsb_tmp_##lhs.ok()) return _mmsb_tmp_##lhs.status(); \
   auto lhs = std::move(_mmsb_tmp_##lhs).value()
 
@@ -161,7 +162,8 @@ class Store::Impl {
   Expected<const ManifestMap*> LoadManifest(std::int64_t manifest) {
     auto it = manifest_cache_.find(manifest);
     if (it != manifest_cache_.end()) return &it->second;
-    MMSB_ASSIGN_OR_RETURN(q, Prepare("SELECT func, stage, text_hash FROM entries WHERE manifest=?1"));
+    MMSB_ASSIGN_OR_RETURN(q,
+                          Prepare("SELECT func, stage, text_hash FROM entries WHERE manifest=?1"));
     q.Bind(1, manifest);
     ManifestMap m;
     while (true) {
@@ -210,8 +212,10 @@ Status InitialiseSchema(Store::Impl& impl, const StoreOptions& options) {
 
 Status CheckFormat(Store::Impl& impl, const std::string& path) {
   auto foreign = [&] {
-    return FailedPrecondition(path + " is an SQLite database but not an MMSB IR store; remove it "
-                              "or point " + kStoreEnv + " elsewhere");
+    return FailedPrecondition(path +
+                              " is an SQLite database but not an MMSB IR store; remove it "
+                              "or point " +
+                              kStoreEnv + " elsewhere");
   };
   MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT count(*) FROM sqlite_schema WHERE type='table' "
                                         "AND name='meta'"));
@@ -224,8 +228,8 @@ Status CheckFormat(Store::Impl& impl, const std::string& path) {
   if (!version.has_value() || !AllDigits(*version)) return foreign();
   if (std::stoi(*version) > schema::kSchemaVersion) {
     return FailedPrecondition(path + " was written by a newer mmsb (IR store schema " + *version +
-                              ", this one reads up to " +
-                              std::to_string(schema::kSchemaVersion) + ")");
+                              ", this one reads up to " + std::to_string(schema::kSchemaVersion) +
+                              ")");
   }
   return Status::Ok();
 }
@@ -704,9 +708,10 @@ Expected<std::vector<FunctionVersion>> Store::Functions(std::int64_t generation,
                                                         std::optional<Stage> stage) {
   Impl& impl = *impl_;
   const std::string q_text =
-      std::string("WITH vis AS (SELECT c.tu, c.manifest, c.gen FROM captures c WHERE c.gen = "
-                  "(SELECT MAX(c2.gen) FROM captures c2 WHERE c2.tu = c.tu AND c2.gen <= ?1)) "
-                  "SELECT ") +
+      std::string(
+          "WITH vis AS (SELECT c.tu, c.manifest, c.gen FROM captures c WHERE c.gen = "
+          "(SELECT MAX(c2.gen) FROM captures c2 WHERE c2.tu = c.tu AND c2.gen <= ?1)) "
+          "SELECT ") +
       kVersionColumns +
       ", vis.gen FROM vis JOIN entries e ON e.manifest = vis.manifest "
       "JOIN funcs f ON f.id = e.func JOIN tus t ON t.id = vis.tu "

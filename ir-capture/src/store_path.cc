@@ -26,7 +26,8 @@ std::string ResolveStorePath(const std::string& start_dir, const std::string& fa
     return p.lexically_normal().string();
   }
   std::error_code ec;
-  fs::path start = fs::absolute(fs::path(start_dir.empty() ? "." : start_dir), ec).lexically_normal();
+  fs::path start =
+      fs::absolute(fs::path(start_dir.empty() ? "." : start_dir), ec).lexically_normal();
   // The nearest directory that has a store or is a CMake build root: a build tree nested in
   // another (a test project inside a build directory) gets its own store.
   for (fs::path d = start;; d = d.parent_path()) {

@@ -1,11 +1,11 @@
 // UnifiedDiff, the only user of dtl. Compiled on its own because dtl 1.20's Diff.hpp has a
 // const member function that assigns a member (enableTrivial), which clang rejects unless
 // template bodies are parsed only when instantiated (see CMakeLists.txt).
-#include <dtl/dtl.hpp>
-
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <dtl/dtl.hpp>
 
 #include "mmsb/ir/diff.h"
 
@@ -58,9 +58,15 @@ std::string UnifiedDiff(std::string_view a, std::string_view b) {
     auto emit = [&](const auto& elems) {
       for (const auto& e : elems) {
         switch (e.second.type) {
-          case dtl::SES_ADD: out += '+'; break;
-          case dtl::SES_DELETE: out += '-'; break;
-          default: out += ' '; break;
+          case dtl::SES_ADD:
+            out += '+';
+            break;
+          case dtl::SES_DELETE:
+            out += '-';
+            break;
+          default:
+            out += ' ';
+            break;
         }
         out += e.first;
         out += '\n';

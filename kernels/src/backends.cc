@@ -19,7 +19,9 @@ Expected<std::unique_ptr<DeviceBackend>> MakeCudaBackend(const CudaBackendOption
   return cuda::MakeBackend(options);
 #else
   (void)options;
-  return UnsupportedLocation("libmmsb_kernels was built without CUDA (MMSB_WITH_CUDA=OFF: no working nvcc, or a sanitizer build)");
+  return UnsupportedLocation(
+      "libmmsb_kernels was built without CUDA (MMSB_WITH_CUDA=OFF: no working nvcc, or a sanitizer "
+      "build)");
 #endif
 }
 

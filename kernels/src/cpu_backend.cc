@@ -51,7 +51,8 @@ void CpuBackend::FailNthOperation(std::uint64_t n, Status s, bool deferred) {
 
 Status CpuBackend::MemoryInfo(std::uint64_t* free_bytes, std::uint64_t* total_bytes) {
   const std::uint64_t used = counters_.allocated_bytes + counters_.managed_bytes;
-  if (free_bytes) *free_bytes = used >= options_.capacity_bytes ? 0 : options_.capacity_bytes - used;
+  if (free_bytes)
+    *free_bytes = used >= options_.capacity_bytes ? 0 : options_.capacity_bytes - used;
   if (total_bytes) *total_bytes = options_.capacity_bytes;
   return Status::Ok();
 }
@@ -64,18 +65,25 @@ Expected<void*> CpuBackend::AllocateKind(std::size_t bytes, Kind kind) {
   if (kind != Kind::kPinned) {
     const std::uint64_t used = counters_.allocated_bytes + counters_.managed_bytes;
     if (bytes > options_.capacity_bytes || used > options_.capacity_bytes - bytes) {
-      return GpuMemory("out of device memory: " + std::to_string(bytes) + " bytes requested, " +
-                       std::to_string(options_.capacity_bytes - std::min(used, options_.capacity_bytes)) +
-                       " free");
+      return GpuMemory(
+          "out of device memory: " + std::to_string(bytes) + " bytes requested, " +
+          std::to_string(options_.capacity_bytes - std::min(used, options_.capacity_bytes)) +
+          " free");
     }
   }
   void* p = ::operator new(std::max<std::size_t>(bytes, 1), std::align_val_t{kAlign}, std::nothrow);
   if (p == nullptr) return GpuMemory("host allocation failed");
   allocations_[p] = {bytes, kind};
   switch (kind) {
-    case Kind::kDevice: counters_.allocated_bytes += bytes; break;
-    case Kind::kPinned: counters_.pinned_bytes += bytes; break;
-    case Kind::kManaged: counters_.managed_bytes += bytes; break;
+    case Kind::kDevice:
+      counters_.allocated_bytes += bytes;
+      break;
+    case Kind::kPinned:
+      counters_.pinned_bytes += bytes;
+      break;
+    case Kind::kManaged:
+      counters_.managed_bytes += bytes;
+      break;
   }
   return p;
 }
@@ -88,28 +96,43 @@ void CpuBackend::FreeKind(void* ptr, Kind kind) {
     return;
   }
   switch (kind) {
-    case Kind::kDevice: counters_.allocated_bytes -= it->second.bytes; break;
-    case Kind::kPinned: counters_.pinned_bytes -= it->second.bytes; break;
-    case Kind::kManaged: counters_.managed_bytes -= it->second.bytes; break;
+    case Kind::kDevice:
+      counters_.allocated_bytes -= it->second.bytes;
+      break;
+    case Kind::kPinned:
+      counters_.pinned_bytes -= it->second.bytes;
+      break;
+    case Kind::kManaged:
+      counters_.managed_bytes -= it->second.bytes;
+      break;
   }
   allocations_.erase(it);
   ::operator delete(ptr, std::align_val_t{kAlign});
 }
 
-Expected<void*> CpuBackend::Allocate(std::size_t bytes) { return AllocateKind(bytes, Kind::kDevice); }
+Expected<void*> CpuBackend::Allocate(std::size_t bytes) {
+  return AllocateKind(bytes, Kind::kDevice);
+}
 void CpuBackend::Free(void* p) { FreeKind(p, Kind::kDevice); }
-Expected<void*> CpuBackend::AllocatePinned(std::size_t bytes) { return AllocateKind(bytes, Kind::kPinned); }
+Expected<void*> CpuBackend::AllocatePinned(std::size_t bytes) {
+  return AllocateKind(bytes, Kind::kPinned);
+}
 void CpuBackend::FreePinned(void* p) { FreeKind(p, Kind::kPinned); }
-Expected<void*> CpuBackend::AllocateManaged(std::size_t bytes) { return AllocateKind(bytes, Kind::kManaged); }
+Expected<void*> CpuBackend::AllocateManaged(std::size_t bytes) {
+  return AllocateKind(bytes, Kind::kManaged);
+}
 void CpuBackend::FreeManaged(void* p) { FreeKind(p, Kind::kManaged); }
 
 // Every operation below starts with MMSB_CPU_OP: an injected failure is returned at once, or
 // deferred to the next Synchronize with the operation's effect skipped.
-#define MMSB_CPU_OP()                     \
-  switch (Tick(/*can_defer=*/true)) {     \
-    case Fault::kNow: return injected_;   \
-    case Fault::kDeferred: return Status::Ok(); \
-    case Fault::kNone: break;             \
+#define MMSB_CPU_OP()                 \
+  switch (Tick(/*can_defer=*/true)) { \
+    case Fault::kNow:                 \
+      return injected_;               \
+    case Fault::kDeferred:            \
+      return Status::Ok();            \
+    case Fault::kNone:                \
+      break;                          \
   }
 
 Status CpuBackend::Prefetch(const void* managed_ptr, std::size_t bytes, MemoryPlace place) {
@@ -151,7 +174,8 @@ Status CpuBackend::MaskedMerge(void* out, const void* page, const void* delta, c
   const auto* p = static_cast<const std::uint8_t*>(page);
   const auto* d = static_cast<const std::uint8_t*>(delta);
   const auto* m = static_cast<const std::uint8_t*>(mask);
-  for (std::size_t i = 0; i < bytes; ++i) o[i] = static_cast<std::uint8_t>((p[i] & ~m[i]) | (d[i] & m[i]));
+  for (std::size_t i = 0; i < bytes; ++i)
+    o[i] = static_cast<std::uint8_t>((p[i] & ~m[i]) | (d[i] & m[i]));
   return Status::Ok();
 }
 
@@ -164,7 +188,8 @@ Status CpuBackend::ApplyBatch(const ApplyBatchView& b) {
     const std::uint64_t len = std::uint64_t{b.sparse[i + 1].src} - s.src;
     if (b.sparse[i + 1].src < s.src || s.target >= b.num_targets ||
         s.offset + len > b.targets[s.target].size || b.sparse[i + 1].src > b.payload_bytes) {
-      return InvalidArgument("apply batch: sparse segment " + std::to_string(i) + " is out of range");
+      return InvalidArgument("apply batch: sparse segment " + std::to_string(i) +
+                             " is out of range");
     }
   }
   for (std::uint32_t i = 0; i < b.num_dense; ++i) {
@@ -173,7 +198,8 @@ Status CpuBackend::ApplyBatch(const ApplyBatchView& b) {
         d.first_granule % kTileGranules != 0 ||
         d.first_granule + (std::uint64_t{d.size} + 63) / 64 > b.num_granules ||
         (i > 0 && d.first_granule < b.dense[i - 1].first_granule)) {
-      return InvalidArgument("apply batch: dense segment " + std::to_string(i) + " is out of range");
+      return InvalidArgument("apply batch: dense segment " + std::to_string(i) +
+                             " is out of range");
     }
   }
   MMSB_CPU_OP();
@@ -246,7 +272,8 @@ Status CpuBackend::DiffToRuns(const DiffTarget* targets, std::uint32_t num_targe
     }
     granules += (std::uint64_t{targets[t].size} + 63) / 64;
   }
-  if (granules != num_granules) return InvalidArgument("diff: num_granules does not match the targets");
+  if (granules != num_granules)
+    return InvalidArgument("diff: num_granules does not match the targets");
   MMSB_CPU_OP();
   std::uint64_t nruns = 0, nbytes = 0;
   for (std::uint32_t t = 0; t < num_targets; ++t) {

@@ -1,5 +1,6 @@
 // Per-thread bodies of the custom CUDA kernels, shared by the kernels (cuda/kernels.cu) and a host
-// emulation that runs them sequentially in unit tests (tests/unit/kernels/kernel_emulation_test.cc).
+// emulation that runs them sequentially in unit tests
+// (tests/unit/kernels/kernel_emulation_test.cc).
 //
 // Every body is written as "thread `tid` of `nthreads` in a grid-stride loop" and touches only its
 // own outputs, so running the threads one after another on the host computes exactly what the
@@ -86,7 +87,7 @@ MMSB_HD void MaskedMergeWords(Word16* out, const Word16* page, const Word16* del
                               std::uint64_t nthreads) {
   for (std::uint64_t base = tid; base < words; base += kUnroll * nthreads) {
     Word16 p[kUnroll], d[kUnroll], m[kUnroll];
-MMSB_UNROLL
+    MMSB_UNROLL
     for (int k = 0; k < kUnroll; ++k) {
       const std::uint64_t i = base + k * nthreads;
       if (i < words) {
@@ -95,7 +96,7 @@ MMSB_UNROLL
         m[k] = mask[i];
       }
     }
-MMSB_UNROLL
+    MMSB_UNROLL
     for (int k = 0; k < kUnroll; ++k) {
       const std::uint64_t i = base + k * nthreads;
       if (i < words) out[i] = Merge(p[k], d[k], m[k]);
@@ -153,14 +154,14 @@ MMSB_HD std::uint64_t CompareGranule(const std::uint8_t* a, const std::uint8_t* 
     const Word16* wa = reinterpret_cast<const Word16*>(a);
     const Word16* wb = reinterpret_cast<const Word16*>(b);
     Word16 va[4], vb[4];
-MMSB_UNROLL
+    MMSB_UNROLL
     for (int q = 0; q < 4; ++q) {
       va[q] = wa[q];
       vb[q] = wb[q];
     }
-MMSB_UNROLL
+    MMSB_UNROLL
     for (int q = 0; q < 4; ++q) {
-MMSB_UNROLL
+      MMSB_UNROLL
       for (int i = 0; i < 4; ++i) {
         const std::uint32_t nz = NonZeroBytes4(Bits(va[q], i) ^ Bits(vb[q], i));
         m |= static_cast<std::uint64_t>(nz) << (16 * q + 4 * i);
@@ -173,9 +174,8 @@ MMSB_UNROLL
 }
 
 // CompareMask over one buffer of `bytes` bytes: one granule (64 bytes) per thread step.
-MMSB_HD void CompareMaskGranules(const std::uint8_t* a, const std::uint8_t* b,
-                                 std::uint64_t bytes, std::uint64_t* mask64, std::uint64_t tid,
-                                 std::uint64_t nthreads) {
+MMSB_HD void CompareMaskGranules(const std::uint8_t* a, const std::uint8_t* b, std::uint64_t bytes,
+                                 std::uint64_t* mask64, std::uint64_t tid, std::uint64_t nthreads) {
   const std::uint64_t granules = (bytes + 63) / 64;
   for (std::uint64_t g = tid; g < granules; g += nthreads) {
     const std::uint64_t off = g * 64;
@@ -195,7 +195,7 @@ MMSB_HD void ExpandIntoGranule(std::uint8_t* dst, std::uint32_t len, std::uint64
   if (len == 64 && Aligned16(dst)) {
     Word16* w = reinterpret_cast<Word16*>(dst);
     std::uint32_t v[16];
-MMSB_UNROLL
+    MMSB_UNROLL
     for (int q = 0; q < 4; ++q) {
       const Word16 x = w[q];
       v[4 * q + 0] = x.x;
@@ -204,7 +204,7 @@ MMSB_UNROLL
       v[4 * q + 3] = x.w;
     }
     std::uint32_t k = 0;
-MMSB_UNROLL
+    MMSB_UNROLL
     for (int j = 0; j < 64; ++j) {
       if ((m >> j) & 1u) {
         const std::uint32_t shift = 8 * (j & 3);
@@ -212,7 +212,7 @@ MMSB_UNROLL
         ++k;
       }
     }
-MMSB_UNROLL
+    MMSB_UNROLL
     for (int q = 0; q < 4; ++q) {
       Word16 x;
       x.x = v[4 * q + 0];
@@ -236,7 +236,7 @@ MMSB_HD void CompactFromGranule(std::uint8_t* dst, const std::uint8_t* src, std:
   if (len == 64 && Aligned16(src)) {
     const Word16* w = reinterpret_cast<const Word16*>(src);
     std::uint32_t v[16];
-MMSB_UNROLL
+    MMSB_UNROLL
     for (int q = 0; q < 4; ++q) {
       const Word16 x = w[q];
       v[4 * q + 0] = x.x;
@@ -245,7 +245,7 @@ MMSB_UNROLL
       v[4 * q + 3] = x.w;
     }
     std::uint32_t k = 0;
-MMSB_UNROLL
+    MMSB_UNROLL
     for (int j = 0; j < 64; ++j) {
       if ((m >> j) & 1u) {
         dst[k] = static_cast<std::uint8_t>(v[j >> 2] >> (8 * (j & 3)));
@@ -334,10 +334,12 @@ MMSB_HD void DiffCountGranules(const DiffTarget* targets, std::uint32_t num_targ
     const std::uint64_t off = (g - t.first_granule) * 64;
     const std::uint32_t len = static_cast<std::uint32_t>(t.size - off < 64 ? t.size - off : 64);
     const std::uint64_t m = CompareGranule(t.now + off, t.base + off, len);
-    const std::uint64_t prev = off > 0 ? static_cast<std::uint64_t>(t.now[off - 1] != t.base[off - 1]) : 0;
+    const std::uint64_t prev =
+        off > 0 ? static_cast<std::uint64_t>(t.now[off - 1] != t.base[off - 1]) : 0;
     const std::uint64_t starts = m & ~((m << 1) | prev);
     masks[g] = m;
-    counts[g] = (static_cast<std::uint64_t>(Popc64(starts)) << 32) | static_cast<std::uint64_t>(Popc64(m));
+    counts[g] =
+        (static_cast<std::uint64_t>(Popc64(starts)) << 32) | static_cast<std::uint64_t>(Popc64(m));
   }
 }
 
@@ -385,7 +387,8 @@ MMSB_HD void DiffEmitGranules(const DiffTarget* targets, std::uint32_t num_targe
       if (r < max_runs) runs[r].end = static_cast<std::uint32_t>(off + j + 1);
     }
     const std::uint32_t len = static_cast<std::uint32_t>(t.size - off < 64 ? t.size - off : 64);
-    if (byte_base + Popc64(m) <= max_bytes) CompactFromGranule(packed + byte_base, t.now + off, len, m);
+    if (byte_base + Popc64(m) <= max_bytes)
+      CompactFromGranule(packed + byte_base, t.now + off, len, m);
   }
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string>
 
+#include "mmsb/rewriter/attributes.h"
+
 #include "clang/AST/Attr.h"
 #include "clang/AST/DeclTemplate.h"
 #include "clang/AST/ExprCXX.h"
@@ -17,7 +19,6 @@
 #include "llvm/Support/CrashRecoveryContext.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
-#include "mmsb/rewriter/attributes.h"
 
 namespace mmsb::rewriter {
 
@@ -49,7 +50,8 @@ std::string Quote(llvm::StringRef s) { return "'" + s.str() + "'"; }
 // Generated declarations are compiled with the user's warning flags: keep them quiet, so that
 // -Weverything -Werror builds stay as they were. (Barrier expressions need no such wrapping.)
 std::string Quiet(const std::string& code) {
-  return "_Pragma(\"clang diagnostic push\") _Pragma(\"clang diagnostic ignored \\\"-Weverything\\\"\") " +
+  return "_Pragma(\"clang diagnostic push\") _Pragma(\"clang diagnostic ignored "
+         "\\\"-Weverything\\\"\") " +
          code + " _Pragma(\"clang diagnostic pop\")";
 }
 
@@ -108,15 +110,15 @@ const llvm::StringSet<>& NonRetainingNames() {
       "fill", "fill_n", "copy", "copy_n", "copy_if", "copy_backward", "move", "move_backward",
       "swap", "iter_swap", "swap_ranges", "exchange", "transform", "generate", "generate_n",
       "replace", "replace_if", "replace_copy", "replace_copy_if", "remove", "remove_if",
-      "remove_copy", "remove_copy_if", "unique", "unique_copy", "reverse", "reverse_copy",
-      "rotate", "rotate_copy", "shuffle", "sort", "stable_sort", "partial_sort",
-      "partial_sort_copy", "nth_element", "partition", "stable_partition", "partition_copy",
-      "inplace_merge", "merge", "set_union", "set_intersection", "set_difference",
-      "set_symmetric_difference", "iota", "adjacent_difference", "partial_sum", "inclusive_scan",
-      "exclusive_scan", "transform_inclusive_scan", "transform_exclusive_scan", "make_heap",
-      "push_heap", "pop_heap", "sort_heap", "next_permutation", "prev_permutation",
-      "uninitialized_copy", "uninitialized_copy_n", "uninitialized_fill", "uninitialized_fill_n",
-      "uninitialized_move", "uninitialized_move_n", "uninitialized_default_construct",
+      "remove_copy", "remove_copy_if", "unique", "unique_copy", "reverse", "reverse_copy", "rotate",
+      "rotate_copy", "shuffle", "sort", "stable_sort", "partial_sort", "partial_sort_copy",
+      "nth_element", "partition", "stable_partition", "partition_copy", "inplace_merge", "merge",
+      "set_union", "set_intersection", "set_difference", "set_symmetric_difference", "iota",
+      "adjacent_difference", "partial_sum", "inclusive_scan", "exclusive_scan",
+      "transform_inclusive_scan", "transform_exclusive_scan", "make_heap", "push_heap", "pop_heap",
+      "sort_heap", "next_permutation", "prev_permutation", "uninitialized_copy",
+      "uninitialized_copy_n", "uninitialized_fill", "uninitialized_fill_n", "uninitialized_move",
+      "uninitialized_move_n", "uninitialized_default_construct",
       "uninitialized_default_construct_n", "uninitialized_value_construct",
       "uninitialized_value_construct_n", "to_chars", "from_chars", "for_each", "for_each_n"};
   return names;
@@ -125,9 +127,19 @@ const llvm::StringSet<>& NonRetainingNames() {
 // Standard functions that return (a pointer to or a reference into) an argument and neither
 // write through nor keep it: page storage flows through them.
 const llvm::StringSet<>& TransparentNames() {
-  static const llvm::StringSet<> names = {
-      "begin", "end", "data", "addressof", "next", "prev", "to_address", "launder", "forward",
-      "get", "__addressof", "assume_aligned", "as_writable_bytes"};
+  static const llvm::StringSet<> names = {"begin",
+                                          "end",
+                                          "data",
+                                          "addressof",
+                                          "next",
+                                          "prev",
+                                          "to_address",
+                                          "launder",
+                                          "forward",
+                                          "get",
+                                          "__addressof",
+                                          "assume_aligned",
+                                          "as_writable_bytes"};
   return names;
 }
 
@@ -140,7 +152,10 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
 
  public:
   explicit PageVisitor(PageAnalyzer& a)
-      : a_(a), ctx_(a.ctx_), sm_(ctx_.getSourceManager()), lo_(ctx_.getLangOpts()),
+      : a_(a),
+        ctx_(a.ctx_),
+        sm_(ctx_.getSourceManager()),
+        lo_(ctx_.getLangOpts()),
         mangle_(ctx_.createMangleContext()) {}
 
   bool shouldVisitTemplateInstantiations() const { return true; }
@@ -199,7 +214,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   // Member initialisers bind like variable initialisers: `: ref_(page.x[0])` escapes.
   bool TraverseConstructorInitializer(clang::CXXCtorInitializer* init) {
     if (init->isAnyMemberInitializer() && init->isWritten()) {
-      if (const clang::FieldDecl* f = init->getAnyMember()) CheckEscape(init->getInit(), f->getType());
+      if (const clang::FieldDecl* f = init->getAnyMember())
+        CheckEscape(init->getInit(), f->getType());
     }
     return Base::TraverseConstructorInitializer(init);
   }
@@ -227,12 +243,12 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   bool VisitCXXOperatorCallExpr(clang::CXXOperatorCallExpr* oc) {
     if (oc->getNumArgs() == 0) return true;
     const clang::OverloadedOperatorKind op = oc->getOperator();
-    const bool store_like = oc->isAssignmentOp() || op == clang::OO_PlusPlus ||
-                            op == clang::OO_MinusMinus;
+    const bool store_like =
+        oc->isAssignmentOp() || op == clang::OO_PlusPlus || op == clang::OO_MinusMinus;
     const auto* md = llvm::dyn_cast_or_null<clang::CXXMethodDecl>(oc->getDirectCallee());
     if (md != nullptr && IsInMmsbNamespace(md)) return true;
-    const bool mutating_member = md != nullptr && !md->isConst() && !md->isStatic() &&
-                                 !CalleeIsInstrumented(md);
+    const bool mutating_member =
+        md != nullptr && !md->isConst() && !md->isStatic() && !CalleeIsInstrumented(md);
     if ((store_like || mutating_member) && IsPageStorage(oc->getArg(0))) {
       Barrier(oc->getArg(0), oc->getOperatorLoc());
     }
@@ -244,8 +260,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       const unsigned first = md != nullptr ? 1 : 0;
       for (unsigned i = first; i < oc->getNumArgs(); ++i) {
         const unsigned p = i - first;
-        if (p < fd->getNumParams())
-          CheckEscape(oc->getArg(i), fd->getParamDecl(p)->getType(), fd);
+        if (p < fd->getNumParams()) CheckEscape(oc->getArg(i), fd->getParamDecl(p)->getType(), fd);
       }
     }
     return true;
@@ -257,8 +272,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     if (const auto* pm = llvm::dyn_cast<clang::BinaryOperator>(callee)) {
       // (obj.*pmf)(...) / (ptr->*pmf)(...): the callee is unknown, only its constness is.
       const auto* mpt = pm->getRHS()->getType()->getAs<clang::MemberPointerType>();
-      const auto* fpt = mpt != nullptr ? mpt->getPointeeType()->getAs<clang::FunctionProtoType>()
-                                       : nullptr;
+      const auto* fpt =
+          mpt != nullptr ? mpt->getPointeeType()->getAs<clang::FunctionProtoType>() : nullptr;
       if (fpt == nullptr || fpt->getMethodQuals().hasConst()) return true;
       const clang::Expr* obj = pm->getLHS();
       if (pm->getOpcode() == clang::BO_PtrMemI) {
@@ -409,9 +424,9 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
 
   bool VisitCXXRecordDecl(clang::CXXRecordDecl* rd) {
     if (!rd->isThisDeclarationADefinition() || !IsPageRecord(rd) || rd->isLambda()) return true;
-    const bool instantiation = llvm::isa<clang::ClassTemplateSpecializationDecl>(rd) &&
-                               rd->getTemplateSpecializationKind() ==
-                                   clang::TSK_ImplicitInstantiation;
+    const bool instantiation =
+        llvm::isa<clang::ClassTemplateSpecializationDecl>(rd) &&
+        rd->getTemplateSpecializationKind() == clang::TSK_ImplicitInstantiation;
     if (!rd->isDependentType()) CheckPageRecord(rd);
     if (!instantiation) InstrumentPageRecord(rd);
     if (instantiation) DescribeInstantiation(rd);
@@ -437,7 +452,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     if (IsPageVariable(vd)) InstrumentStaticPage(vd);
     const clang::Expr* init = vd->getInit();
     if (init == nullptr || IsPageVariable(vd) || vd->isConstexpr()) return true;
-    if (vd->getType()->isReferenceType() && vd->isLocalVarDecl() && FollowReference(vd)) return true;
+    if (vd->getType()->isReferenceType() && vd->isLocalVarDecl() && FollowReference(vd))
+      return true;
     if (followed_ptrs_.count(vd)) return true;
     CheckEscape(init, vd->getType());
     return true;
@@ -448,8 +464,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     if (parent->isLambda() || ParentIsInstantiation(fd)) return true;
     if (IsPageTypeOrArrayOf(ctx_, fd->getType()) && !IsPageRecord(parent)) {
       AddFinding(DiagKind::kUntrackedMember, fd->getLocation(),
-                 {Quote(fd->getName()), Quote(TypeName(fd->getType())),
-                  Quote(RecordName(parent))});
+                 {Quote(fd->getName()), Quote(TypeName(fd->getType())), Quote(RecordName(parent))});
     }
     CheckContainer(fd->getType(), fd->getLocation());
     if (fd->hasInClassInitializer()) CheckEscape(fd->getInClassInitializer(), fd->getType());
@@ -468,19 +483,21 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     const auto* tryst = llvm::dyn_cast<clang::CXXTryStmt>(body);
     if (tryst != nullptr) body = tryst->getTryBlock();
     const auto* cs = llvm::dyn_cast_or_null<clang::CompoundStmt>(body);
-    bool ok = cs != nullptr && InsertAt(cs->getLBracLoc().getLocWithOffset(1),
-                                        " ::mmsb::rt::TransactionScope _mmsb_tx;", kSiteTransaction);
+    bool ok =
+        cs != nullptr && InsertAt(cs->getLBracLoc().getLocWithOffset(1),
+                                  " ::mmsb::rt::TransactionScope _mmsb_tx;", kSiteTransaction);
     // A function-try-block: the scope above ends when an exception leaves the try block, and
     // each handler commits its own stores at its exit.
     for (unsigned i = 0; ok && tryst != nullptr && i < tryst->getNumHandlers(); ++i) {
-      const auto* hb = llvm::dyn_cast_or_null<clang::CompoundStmt>(tryst->getHandler(i)->getHandlerBlock());
+      const auto* hb =
+          llvm::dyn_cast_or_null<clang::CompoundStmt>(tryst->getHandler(i)->getHandlerBlock());
       ok = hb != nullptr && InsertAt(hb->getLBracLoc().getLocWithOffset(1),
                                      " ::mmsb::rt::TransactionScope _mmsb_tx;", kSiteHandler);
     }
     if (!ok) {
-      AddFinding(DiagKind::kUnrewritableDecl, fd->getLocation(),
-                 {"transaction " + Quote(fd->getNameAsString()),
-                  "its body is inside a macro expansion"});
+      AddFinding(
+          DiagKind::kUnrewritableDecl, fd->getLocation(),
+          {"transaction " + Quote(fd->getNameAsString()), "its body is inside a macro expansion"});
     }
     return true;
   }
@@ -671,7 +688,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       return me->isArrow() ? IsPagePointer(me->getBase()) : IsPageStorage(me->getBase());
     }
     if (const auto* oc = llvm::dyn_cast<clang::CXXOperatorCallExpr>(ce)) {
-      return oc->getNumArgs() > 0 && llvm::isa_and_nonnull<clang::CXXMethodDecl>(oc->getDirectCallee()) &&
+      return oc->getNumArgs() > 0 &&
+             llvm::isa_and_nonnull<clang::CXXMethodDecl>(oc->getDirectCallee()) &&
              IsPageStorage(oc->getArg(0));
     }
     return false;
@@ -987,7 +1005,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
         return true;
       }
       bool VisitCXXConstructExpr(clang::CXXConstructExpr* cc) {
-        if (cc->getConstructor()->isTrivial() || v_.InSystemHeader(cc->getConstructor())) return true;
+        if (cc->getConstructor()->isTrivial() || v_.InSystemHeader(cc->getConstructor()))
+          return true;
         return ok = false;
       }
       bool VisitVarDecl(clang::VarDecl* vd) {
@@ -1035,14 +1054,16 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       var = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
       *lo = bo->getRHS();
     }
-    if (var == nullptr || !var->getType()->isIntegerType() || !var->hasLocalStorage()) return nullptr;
+    if (var == nullptr || !var->getType()->isIntegerType() || !var->hasLocalStorage())
+      return nullptr;
     auto is_var = [var](const clang::Expr* e) {
       const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e->IgnoreParenImpCasts());
       return dre != nullptr && dre->getDecl() == var;
     };
     const auto* cond = llvm::dyn_cast_or_null<clang::BinaryOperator>(fs->getCond());
     if (cond == nullptr) return nullptr;
-    if ((cond->getOpcode() == clang::BO_LT || cond->getOpcode() == clang::BO_LE) && is_var(cond->getLHS())) {
+    if ((cond->getOpcode() == clang::BO_LT || cond->getOpcode() == clang::BO_LE) &&
+        is_var(cond->getLHS())) {
       *hi = cond->getRHS();
       *inclusive = cond->getOpcode() == clang::BO_LE;
     } else if ((cond->getOpcode() == clang::BO_GT || cond->getOpcode() == clang::BO_GE) &&
@@ -1074,7 +1095,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
                             std::map<std::string, std::vector<const clang::Expr*>>* out) {
     if (s == nullptr || llvm::isa<clang::LambdaExpr>(s)) return;
     const clang::Expr* lhs = nullptr;
-    if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(s); bo != nullptr && bo->isAssignmentOp()) {
+    if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(s);
+        bo != nullptr && bo->isAssignmentOp()) {
       lhs = bo->getLHS();
     } else if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(s);
                uo != nullptr && uo->isIncrementDecrementOp()) {
@@ -1093,12 +1115,14 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
         }
         const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e);
         const auto* base = ase ? llvm::dyn_cast<clang::ImplicitCastExpr>(ase->getBase()) : nullptr;
-        const auto* idx = ase ? llvm::dyn_cast<clang::DeclRefExpr>(ase->getIdx()->IgnoreParenImpCasts())
-                              : nullptr;
+        const auto* idx =
+            ase ? llvm::dyn_cast<clang::DeclRefExpr>(ase->getIdx()->IgnoreParenImpCasts())
+                : nullptr;
         const bool by_var = idx != nullptr && idx->getDecl() == var;
         // p[i] through a local pointer into a page (`float* x = page->x;`).
         if (by_var && base != nullptr && base->getCastKind() == clang::CK_LValueToRValue &&
-            llvm::isa<clang::DeclRefExpr>(base->getSubExpr()->IgnoreParens()) && IsPagePointer(base)) {
+            llvm::isa<clang::DeclRefExpr>(base->getSubExpr()->IgnoreParens()) &&
+            IsPagePointer(base)) {
           decay = base;
           break;
         }
@@ -1144,7 +1168,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     if (var == nullptr) return;
     VarUses uses;
     uses.TraverseStmt(const_cast<clang::Stmt*>(fs->getBody()));
-    if (uses.assigned.count(var) || uses.escaped.count(var) || EscapedInFunction().count(var)) return;
+    if (uses.assigned.count(var) || uses.escaped.count(var) || EscapedInFunction().count(var))
+      return;
     VarUses cond_uses;  // the bounds may not change in the condition or the increment either
     cond_uses.TraverseStmt(const_cast<clang::Expr*>(fs->getCond()));
     cond_uses.TraverseStmt(const_cast<clang::Expr*>(fs->getInc()));
@@ -1194,8 +1219,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     if (!FileRange(range->getSourceRange(), &fid, &b, &end)) return;
     const std::string text = SourceText(range);
     if (text.empty()) return;
-    if (InsertAt(fr->getBeginLoc(),
-                 "::mmsb::rt::MarkSpan(&(" + text + "), 1); ", kSiteLoopMark))
+    if (InsertAt(fr->getBeginLoc(), "::mmsb::rt::MarkSpan(&(" + text + "), 1); ", kSiteLoopMark))
       covered_vars_.insert(var);
   }
 
@@ -1225,8 +1249,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     clang::CharSourceRange cr =
         clang::Lexer::makeFileCharRange(clang::CharSourceRange::getTokenRange(r), sm_, lo_);
     if (cr.isInvalid()) return false;
-    return FileOffsets(cr.getBegin(), fid, begin) &&
-           FileOffsets(cr.getEnd(), nullptr, end, *fid);
+    return FileOffsets(cr.getBegin(), fid, begin) && FileOffsets(cr.getEnd(), nullptr, end, *fid);
   }
 
   bool FileOffsets(clang::SourceLocation loc, clang::FileID* fid, unsigned* offset,
@@ -1514,12 +1537,12 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     if (!rd->isDependentType()) {
       desc = "(" + InternNested(rd) + "::mmsb::rt::InternLayout(" + Descriptor(rd) + "))";
     }
-    const std::string fail =
-        lo_.CXXExceptions ? "throw ::std::bad_alloc();" : "__builtin_trap();";
+    const std::string fail = lo_.CXXExceptions ? "throw ::std::bad_alloc();" : "__builtin_trap();";
     std::string text =
         " public: static void* operator new(::std::size_t _mmsb_n) { void* _mmsb_p = "
-        "::mmsb::rt::AllocPageStorage(_mmsb_n, alignof(" + name + "), _mmsb_n == sizeof(" + name +
-        ") ? " + name + "::_mmsb_type() : nullptr); if (!_mmsb_p) " + fail +
+        "::mmsb::rt::AllocPageStorage(_mmsb_n, alignof(" +
+        name + "), _mmsb_n == sizeof(" + name + ") ? " + name +
+        "::_mmsb_type() : nullptr); if (!_mmsb_p) " + fail +
         " return _mmsb_p; }"
         " static void* operator new(::std::size_t, void* _mmsb_p) noexcept { return _mmsb_p; }"
         " static void operator delete(void* _mmsb_p) noexcept { "
@@ -1558,7 +1581,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       }
       open = (ns->isAnonymousNamespace() ? std::string("namespace { ")
                                          : (ns->isInline() ? "inline namespace " : "namespace ") +
-                                               ns->getName().str() + " { ") + open;
+                                               ns->getName().str() + " { ") +
+             open;
       close += "} ";
     }
     a_.trailers_[sm_.getMainFileID()] +=
@@ -1610,11 +1634,16 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       const uint64_t bits = ctx_.getTypeSize(t);
       const bool is_signed = t->isSignedIntegerType();
       switch (bits) {
-        case 8: return is_signed ? "kI8" : "kU8";
-        case 16: return is_signed ? "kI16" : "kU16";
-        case 32: return is_signed ? "kI32" : "kU32";
-        case 64: return is_signed ? "kI64" : "kU64";
-        default: return "kBytes";
+        case 8:
+          return is_signed ? "kI8" : "kU8";
+        case 16:
+          return is_signed ? "kI16" : "kU16";
+        case 32:
+          return is_signed ? "kI32" : "kU32";
+        case 64:
+          return is_signed ? "kI64" : "kU64";
+        default:
+          return "kBytes";
       }
     }
     if (const auto* bt = t->getAs<clang::BuiltinType>()) {
@@ -1636,8 +1665,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     const uint64_t elem_size = ctx_.getTypeSizeInChars(elem).getQuantity();
     std::string record_type;
     std::string kind = ScalarKind(elem, &record_type, nested);
-    std::string out = "{" + CString(name) + ", " + std::to_string(offset) +
-                      "u, " + std::to_string(size) + "u, ::mmsb::rt::kind::" + kind + ", " +
+    std::string out = "{" + CString(name) + ", " + std::to_string(offset) + "u, " +
+                      std::to_string(size) + "u, ::mmsb::rt::kind::" + kind + ", " +
                       std::to_string(elem_size) + "u, {";
     for (size_t i = 0; i < extents.size(); ++i)
       out += (i ? ", " : "") + std::to_string(extents[i]) + "u";
@@ -1667,12 +1696,10 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       std::string bf_name;
       auto flush_bitfields = [&] {
         if (bf_name.empty()) return;
-        items.emplace_back(bf_begin,
-                           "{" + CString(bf_name) + ", " +
-                               std::to_string(bf_begin) + "u, " +
-                               std::to_string(bf_end - bf_begin) +
-                               "u, ::mmsb::rt::kind::kBytes, " +
-                               std::to_string(bf_end - bf_begin) + "u, {}, \"\"}");
+        items.emplace_back(bf_begin, "{" + CString(bf_name) + ", " + std::to_string(bf_begin) +
+                                         "u, " + std::to_string(bf_end - bf_begin) +
+                                         "u, ::mmsb::rt::kind::kBytes, " +
+                                         std::to_string(bf_end - bf_begin) + "u, {}, \"\"}");
         bf_name.clear();
       };
       for (const clang::FieldDecl* f : rd->fields()) {
@@ -1708,8 +1735,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       for (size_t i : order) add(items[i].second);
     }
     if (nested_out != nullptr) nested_out->insert(nested_out->end(), nested.begin(), nested.end());
-    return CString(RecordName(rd)) + ", " + std::to_string(layout.getSize().getQuantity()) +
-           "u, " + std::to_string(layout.getAlignment().getQuantity()) + "u, {" + fields + "}";
+    return CString(RecordName(rd)) + ", " + std::to_string(layout.getSize().getQuantity()) + "u, " +
+           std::to_string(layout.getAlignment().getQuantity()) + "u, {" + fields + "}";
   }
 
   // Comma-terminated InternLayout calls for every record nested in `rd`, innermost first.
@@ -1759,10 +1786,12 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     const clang::NamedDecl* owner = vd;
     if (vd->isStaticLocal()) {
       // Unique when its function is: the mangled name includes the function's.
-      for (const clang::DeclContext* dc = vd->getDeclContext(); dc != nullptr; dc = dc->getParent()) {
+      for (const clang::DeclContext* dc = vd->getDeclContext(); dc != nullptr;
+           dc = dc->getParent()) {
         if (const auto* fd = llvm::dyn_cast<clang::FunctionDecl>(dc)) {
           owner = fd;
-          if (!llvm::isa<clang::CXXMethodDecl>(fd) || !llvm::cast<clang::CXXMethodDecl>(fd)->getParent()->isLambda())
+          if (!llvm::isa<clang::CXXMethodDecl>(fd) ||
+              !llvm::cast<clang::CXXMethodDecl>(fd)->getParent()->isLambda())
             break;
         }
       }
@@ -1774,8 +1803,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
 
   std::string QualifiedName(const clang::NamedDecl* nd) const {
     std::string out = nd->getNameAsString();
-    for (const clang::DeclContext* dc = nd->getDeclContext(); dc != nullptr;
-         dc = dc->getParent()) {
+    for (const clang::DeclContext* dc = nd->getDeclContext(); dc != nullptr; dc = dc->getParent()) {
       if (dc->isTranslationUnit()) return "::" + out;
       if (const auto* ns = llvm::dyn_cast<clang::NamespaceDecl>(dc)) {
         if (ns->isAnonymousNamespace()) {
@@ -1817,9 +1845,9 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     const std::string mangled = MangledName(vd) + TranslationUnitSuffix(vd);
     if (!InsertAt(vd->getTypeSpecStartLoc(),
                   "__attribute__((section(\"mmsb_pages\"), aligned(64))) ", kSiteSection)) {
-      AddFinding(DiagKind::kUnrewritableDecl, vd->getLocation(),
-                 {"static page " + Quote(vd->getName()),
-                  "its declaration is inside a macro expansion"});
+      AddFinding(
+          DiagKind::kUnrewritableDecl, vd->getLocation(),
+          {"static page " + Quote(vd->getName()), "its declaration is inside a macro expansion"});
       return;
     }
     std::string reg_name = "_mmsb_reg_";
@@ -1832,7 +1860,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     }
     const std::string args = "((void*)&(" + qualified + "), sizeof(" + qualified + "), " +
                              CString(mangled) + ", " + VarDescriptor(vd) + ")";
-    const bool inline_var = vd->isInline() || !sm_.isInMainFile(sm_.getExpansionLoc(vd->getLocation()));
+    const bool inline_var =
+        vd->isInline() || !sm_.isInMainFile(sm_.getExpansionLoc(vd->getLocation()));
     if (vd->isStaticLocal()) {
       // Registered the first time control passes the declaration.
       const clang::Stmt* decl_stmt = nullptr;
@@ -1846,9 +1875,9 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
           !InsertAt(decl_stmt->getEndLoc().getLocWithOffset(1),
                     " " + Quiet("static ::mmsb::rt::StaticPageRegistrar " + reg_name + args + ";"),
                     kSiteLocalRegistrar)) {
-        AddFinding(DiagKind::kUnrewritableDecl, vd->getLocation(),
-                   {"static page " + Quote(vd->getName()),
-                    "its declaration is inside a macro expansion"});
+        AddFinding(
+            DiagKind::kUnrewritableDecl, vd->getLocation(),
+            {"static page " + Quote(vd->getName()), "its declaration is inside a macro expansion"});
       }
       return;
     }
@@ -1871,10 +1900,12 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       } else if (!registered_members_.insert(mangled).second) {
         return;
       } else if (!InsertAt(cls->getBraceRange().getEnd(),
-                           " " + Quiet("static inline ::mmsb::rt::StaticPageRegistrar " + reg_name +
-                                       "{(void*)&(" + vd->getName().str() + "), sizeof(" +
-                                       vd->getName().str() + "), " + CString(mangled) + ", " +
-                                       VarDescriptor(vd) + "};") + " ",
+                           " " +
+                               Quiet("static inline ::mmsb::rt::StaticPageRegistrar " + reg_name +
+                                     "{(void*)&(" + vd->getName().str() + "), sizeof(" +
+                                     vd->getName().str() + "), " + CString(mangled) + ", " +
+                                     VarDescriptor(vd) + "};") +
+                               " ",
                            kSiteMemberRegistrar + static_cast<int>(registered_members_.size()))) {
         why = "its class is defined inside a macro expansion";
       }
@@ -1897,11 +1928,34 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   // allocate: a page-typed element there is not a page. Smart pointers and views refer to
   // objects allocated elsewhere (by `new`, from the arena) and are fine.
   static bool IsValueContainer(llvm::StringRef name) {
-    static const llvm::StringSet<> names = {
-        "vector", "deque", "list", "forward_list", "array", "map", "multimap", "set", "multiset",
-        "unordered_map", "unordered_multimap", "unordered_set", "unordered_multiset", "optional",
-        "variant", "pair", "tuple", "stack", "queue", "priority_queue", "valarray", "any",
-        "inplace_vector", "flat_map", "flat_set", "flat_multimap", "flat_multiset", "expected"};
+    static const llvm::StringSet<> names = {"vector",
+                                            "deque",
+                                            "list",
+                                            "forward_list",
+                                            "array",
+                                            "map",
+                                            "multimap",
+                                            "set",
+                                            "multiset",
+                                            "unordered_map",
+                                            "unordered_multimap",
+                                            "unordered_set",
+                                            "unordered_multiset",
+                                            "optional",
+                                            "variant",
+                                            "pair",
+                                            "tuple",
+                                            "stack",
+                                            "queue",
+                                            "priority_queue",
+                                            "valarray",
+                                            "any",
+                                            "inplace_vector",
+                                            "flat_map",
+                                            "flat_set",
+                                            "flat_multimap",
+                                            "flat_multiset",
+                                            "expected"};
     return names.contains(name);
   }
 
@@ -1913,7 +1967,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
         name != "allocate_shared_for_overwrite")
       return;
     const clang::TemplateArgumentList* args = fd->getTemplateSpecializationArgs();
-    if (args == nullptr || args->size() == 0 || args->get(0).getKind() != clang::TemplateArgument::Type)
+    if (args == nullptr || args->size() == 0 ||
+        args->get(0).getKind() != clang::TemplateArgument::Type)
       return;
     const clang::QualType t = args->get(0).getAsType();
     if (!IsPageTypeOrArrayOf(ctx_, t)) return;
@@ -1970,7 +2025,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     }
     if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e))
       return PageTypeOfStorage(bo->getOpcode() == clang::BO_Comma ? bo->getRHS() : bo->getLHS());
-    if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e)) return PageTypeOfStorage(ce->getSubExpr());
+    if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e))
+      return PageTypeOfStorage(ce->getSubExpr());
     if (const auto* co = llvm::dyn_cast<clang::AbstractConditionalOperator>(e)) {
       std::string t = PageTypeOfStorage(co->getTrueExpr());
       return t.empty() ? PageTypeOfStorage(co->getFalseExpr()) : t;
@@ -1992,7 +2048,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       return uo->getOpcode() == clang::UO_AddrOf ? PageTypeOfStorage(uo->getSubExpr()) : "";
     if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
       return bo->getLHS()->getType()->isPointerType() ? PageTypeOfPointer(bo->getLHS())
-                                                       : PageTypeOfPointer(bo->getRHS());
+                                                      : PageTypeOfPointer(bo->getRHS());
     }
     return "";
   }
@@ -2033,7 +2089,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   std::set<const clang::VarDecl*> followed_ptrs_;
   std::set<const clang::VarDecl*> followed_refs_;
   std::set<const clang::Stmt*> scanned_;
-  std::set<std::string> described_;  // class template instantiations given a descriptor
+  std::set<std::string> described_;           // class template instantiations given a descriptor
   std::set<std::string> registered_members_;  // static data member pages, by mangled name
   // Loop range marks (PlanLoopMarks): stores they cover, loop variables whose stores they cover.
   std::set<const clang::Expr*> loop_covered_;
@@ -2092,7 +2148,8 @@ llvm::Expected<RewriteOutput> PageAnalyzer::Apply() const {
     }
     if (auto it = trailers_.find(fid); it != trailers_.end()) {
       const llvm::StringRef original = sm.getBufferData(fid);
-      unsigned last_line = static_cast<unsigned>(std::count(original.begin(), original.end(), '\n'));
+      unsigned last_line =
+          static_cast<unsigned>(std::count(original.begin(), original.end(), '\n'));
       if (!original.ends_with("\n")) ++last_line;
       if (!file.contents.empty() && file.contents.back() != '\n') file.contents += '\n';
       std::string presumed = file.path;

@@ -136,7 +136,8 @@ bool IsPageTypeOrArrayOf(const clang::ASTContext& ctx, clang::QualType t) {
 bool IsPageVariable(const clang::VarDecl* vd) {
   if (vd == nullptr || vd->getStorageDuration() != clang::SD_Static) return false;
   if (vd->getType()->isReferenceType()) return false;
-  return HasMmsbAnnotation(vd, kPageAttr) || IsPageTypeOrArrayOf(vd->getASTContext(), vd->getType());
+  return HasMmsbAnnotation(vd, kPageAttr) ||
+         IsPageTypeOrArrayOf(vd->getASTContext(), vd->getType());
 }
 
 bool IsTransactionFunction(const clang::FunctionDecl* fd) {

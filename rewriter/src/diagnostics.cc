@@ -112,8 +112,8 @@ clang::DiagnosticsEngine::Level Reporter::LevelFor(DiagKind kind) const {
 void Reporter::Report(const Finding& f) {
   const KindInfo& info = Info(f.kind);
   clang::DiagnosticsEngine::Level level = LevelFor(f.kind);
-  const bool attached_note = info.default_level == clang::DiagnosticsEngine::Note &&
-                             llvm::StringRef(info.group).empty();
+  const bool attached_note =
+      info.default_level == clang::DiagnosticsEngine::Note && llvm::StringRef(info.group).empty();
   if (attached_note) {
     if (last_warning_ignored_) return;
   } else {

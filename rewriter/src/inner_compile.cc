@@ -2,6 +2,9 @@
 
 #include <memory>
 
+#include "mmsb/rewriter/attributes.h"
+#include "mmsb/rewriter/diagnostics.h"
+
 #include "clang/AST/ASTConsumer.h"
 #include "clang/AST/ASTContext.h"
 #include "clang/Basic/DiagnosticIDs.h"
@@ -9,11 +12,9 @@
 #include "clang/Frontend/FrontendAction.h"
 #include "clang/Frontend/MultiplexConsumer.h"
 #include "clang/Frontend/Utils.h"
-#include "clang/Lex/PreprocessorOptions.h"
 #include "clang/FrontendTool/Utils.h"
+#include "clang/Lex/PreprocessorOptions.h"
 #include "llvm/Support/MemoryBuffer.h"
-#include "mmsb/rewriter/attributes.h"
-#include "mmsb/rewriter/diagnostics.h"
 
 namespace mmsb::rewriter {
 namespace {
@@ -46,13 +47,16 @@ class CheckingAction : public clang::WrapperFrontendAction {
  public:
   CheckingAction(std::unique_ptr<clang::FrontendAction> wrapped, bool run_checker,
                  std::vector<std::string> warnings, bool ignore)
-      : WrapperFrontendAction(std::move(wrapped)), run_checker_(run_checker),
-        warnings_(std::move(warnings)), ignore_(ignore) {}
+      : WrapperFrontendAction(std::move(wrapped)),
+        run_checker_(run_checker),
+        warnings_(std::move(warnings)),
+        ignore_(ignore) {}
 
  protected:
   std::unique_ptr<clang::ASTConsumer> CreateASTConsumer(clang::CompilerInstance& ci,
                                                         llvm::StringRef in_file) override {
-    std::unique_ptr<clang::ASTConsumer> real = WrapperFrontendAction::CreateASTConsumer(ci, in_file);
+    std::unique_ptr<clang::ASTConsumer> real =
+        WrapperFrontendAction::CreateASTConsumer(ci, in_file);
     if (real == nullptr || !run_checker_) return real;
     std::vector<std::unique_ptr<clang::ASTConsumer>> consumers;
     consumers.push_back(std::make_unique<CheckerConsumer>(ci, warnings_, ignore_));
@@ -81,8 +85,8 @@ class FrontendWarningFilter : public clang::DiagnosticConsumer {
       return;
     }
     const unsigned id = info.getID();
-    last_dropped_ = level < clang::DiagnosticsEngine::Error &&
-                    id >= clang::diag::DIAG_START_LEX && id < clang::diag::DIAG_START_ANALYSIS;
+    last_dropped_ = level < clang::DiagnosticsEngine::Error && id >= clang::diag::DIAG_START_LEX &&
+                    id < clang::diag::DIAG_START_ANALYSIS;
     if (!last_dropped_) next_->HandleDiagnostic(level, info);
   }
 
@@ -163,7 +167,8 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
       break;
   }
   // The first pass wrote the dependency file (as without the plugin).
-  if (request.drop_frontend_warnings) inv->getDependencyOutputOpts() = clang::DependencyOutputOptions();
+  if (request.drop_frontend_warnings)
+    inv->getDependencyOutputOpts() = clang::DependencyOutputOptions();
   if (rewrite != nullptr) {
     clang::PreprocessorOptions& pp = inv->getPreprocessorOpts();
     for (const RewriteOutput::File& f : rewrite->files) {
@@ -181,9 +186,9 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
   clang::CompilerInstance inner(outer.getPCHContainerOperations());
   inner.setInvocation(inv);
   FrontendWarningFilter filter(request.client);
-  clang::DiagnosticConsumer* client =
-      request.drop_frontend_warnings ? static_cast<clang::DiagnosticConsumer*>(&filter)
-                                     : request.client;
+  clang::DiagnosticConsumer* client = request.drop_frontend_warnings
+                                          ? static_cast<clang::DiagnosticConsumer*>(&filter)
+                                          : request.client;
   auto diags = llvm::makeIntrusiveRefCnt<clang::DiagnosticsEngine>(
       llvm::makeIntrusiveRefCnt<clang::DiagnosticIDs>(), &inv->getDiagnosticOpts(), client,
       /*ShouldOwnClient=*/false);

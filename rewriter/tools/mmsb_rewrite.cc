@@ -8,6 +8,10 @@
 // numbers with #line. Diagnostics are the plugin's. Exit status 1 on errors.
 #include <string>
 
+#include "mmsb/rewriter/analyzer.h"
+#include "mmsb/rewriter/attributes.h"
+#include "mmsb/rewriter/diagnostics.h"
+
 #include "clang/AST/ASTConsumer.h"
 #include "clang/Frontend/CompilerInstance.h"
 #include "clang/Frontend/FrontendAction.h"
@@ -16,9 +20,6 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/raw_ostream.h"
-#include "mmsb/rewriter/analyzer.h"
-#include "mmsb/rewriter/attributes.h"
-#include "mmsb/rewriter/diagnostics.h"
 
 namespace {
 
@@ -46,8 +47,7 @@ class RewriteConsumer : public clang::ASTConsumer {
       return;
     }
     const clang::SourceManager& sm = ctx.getSourceManager();
-    const std::string main_path =
-        sm.getFileEntryRefForID(sm.getMainFileID())->getName().str();
+    const std::string main_path = sm.getFileEntryRefForID(sm.getMainFileID())->getName().str();
     std::string main_text = sm.getBufferData(sm.getMainFileID()).str();
     for (const auto& f : out->files) {
       if (f.is_main) main_text = f.contents;
@@ -102,8 +102,8 @@ class RewriteAction : public clang::ASTFrontendAction {
 }  // namespace
 
 int main(int argc, const char** argv) {
-  auto parser = clang::tooling::CommonOptionsParser::create(argc, argv, g_category,
-                                                            llvm::cl::OneOrMore);
+  auto parser =
+      clang::tooling::CommonOptionsParser::create(argc, argv, g_category, llvm::cl::OneOrMore);
   if (!parser) {
     llvm::errs() << llvm::toString(parser.takeError()) << "\n";
     return 2;
@@ -114,18 +114,18 @@ int main(int argc, const char** argv) {
   }
   clang::tooling::ClangTool tool(parser->getCompilations(), parser->getSourcePathList());
   // Diagnostics must be the plugin's: strip MMSB's emulated -W groups from what clang parses.
-  tool.appendArgumentsAdjuster([](const clang::tooling::CommandLineArguments& args,
-                                  llvm::StringRef) {
-    clang::tooling::CommandLineArguments out;
-    for (const std::string& a : args) {
-      llvm::StringRef s = a;
-      if (s.consume_front("-W") && mmsb::rewriter::IsMmsbWarningFlag(s)) {
-        out.push_back("-Wno-unknown-warning-option");
-      }
-      out.push_back(a);
-    }
-    return out;
-  });
+  tool.appendArgumentsAdjuster(
+      [](const clang::tooling::CommandLineArguments& args, llvm::StringRef) {
+        clang::tooling::CommandLineArguments out;
+        for (const std::string& a : args) {
+          llvm::StringRef s = a;
+          if (s.consume_front("-W") && mmsb::rewriter::IsMmsbWarningFlag(s)) {
+            out.push_back("-Wno-unknown-warning-option");
+          }
+          out.push_back(a);
+        }
+        return out;
+      });
   // Headers such as <stddef.h> come from clang 19's resource directory, not from next to us.
   tool.appendArgumentsAdjuster(clang::tooling::getInsertArgumentAdjuster(
       "-resource-dir=" MMSB_CLANG_RESOURCE_DIR, clang::tooling::ArgumentInsertPosition::BEGIN));

@@ -2,10 +2,11 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "fault_env.h"
-#include "fuzz_input.h"
 #include "mmsb/checkpoint.h"
 #include "mmsb/replay.h"
+
+#include "fault_env.h"
+#include "fuzz_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   mmsb::testing::FaultEnv env;
@@ -23,7 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     mmsb::CheckpointOptions co;
     co.env = &env;
     co.sync = false;
-    if (!mmsb::WriteCheckpointFile("/c/y.ckpt", mmsb::ContentsOf(*st, mmsb::fuzz::kLogId), co).ok()) std::abort();
+    if (!mmsb::WriteCheckpointFile("/c/y.ckpt", mmsb::ContentsOf(*st, mmsb::fuzz::kLogId), co).ok())
+      std::abort();
     auto again = mmsb::LoadCheckpoint("/c/y.ckpt", o);
     if (!again.ok() || again->Hash() != st->Hash()) std::abort();
   }

@@ -6,11 +6,11 @@
 //     bytes would almost never pass XXH3, so the fuzzer reaches the body parsers.
 // Whatever decodes must re-encode to a record that decodes to the same value, and a delta must
 // apply to a page of its size.
+#include <xxhash.h>
+
 #include <cstdint>
 #include <cstdlib>
 #include <vector>
-
-#include <xxhash.h>
 
 #include "mmsb/delta.h"
 #include "mmsb/events.h"

@@ -20,7 +20,8 @@ namespace mmsb::fuzz {
 
 inline constexpr std::uint64_t kLogId = 0x5eed5eed5eed5eedull;
 
-inline std::vector<std::uint8_t> BuildFile(const std::uint8_t* data, std::size_t size, bool checkpoint) {
+inline std::vector<std::uint8_t> BuildFile(const std::uint8_t* data, std::size_t size,
+                                           bool checkpoint) {
   if (size == 0) return {};
   const bool framed = (data[0] & 1) != 0;
   ++data;
@@ -37,7 +38,8 @@ inline std::vector<std::uint8_t> BuildFile(const std::uint8_t* data, std::size_t
   std::size_t i = size > 0 ? 1 : 0;
   while (i + 3 <= size) {
     const std::uint8_t type = data[i];
-    std::size_t len = static_cast<std::size_t>(data[i + 1]) | (static_cast<std::size_t>(data[i + 2]) << 8);
+    std::size_t len =
+        static_cast<std::size_t>(data[i + 1]) | (static_cast<std::size_t>(data[i + 2]) << 8);
     i += 3;
     if (len > size - i) len = size - i;
     log::AppendRecord(out, kLogId, type, {data + i, len});

@@ -7,11 +7,12 @@
 #include <cstring>
 #include <vector>
 
-#include "fault_env.h"
-#include "fuzz_input.h"
-#include "delta/delta_view.h"
 #include "mmsb/log.h"
 #include "mmsb/replay.h"
+
+#include "delta/delta_view.h"
+#include "fault_env.h"
+#include "fuzz_input.h"
 
 namespace {
 

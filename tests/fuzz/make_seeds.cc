@@ -6,11 +6,12 @@
 #include <string>
 #include <vector>
 
-#include "fault_env.h"
-#include "fuzz_input.h"
 #include "mmsb/checkpoint.h"
 #include "mmsb/log.h"
 #include "mmsb/replay.h"
+
+#include "fault_env.h"
+#include "fuzz_input.h"
 
 namespace {
 
@@ -18,7 +19,8 @@ bool Write(const std::string& path, const std::vector<std::uint8_t>& bytes) {
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) return false;
   const std::uint8_t raw = 0;
-  const bool ok = std::fwrite(&raw, 1, 1, f) == 1 && std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  const bool ok = std::fwrite(&raw, 1, 1, f) == 1 &&
+                  std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
   return std::fclose(f) == 0 && ok;
 }
 
@@ -40,11 +42,13 @@ int main(int argc, char** argv) {
   t.name = "Pair";
   t.size = 8;
   t.align = 4;
-  t.fields = {{"a", 0, 4, mmsb::ScalarKind::kU32, 4, {}, ""}, {"b", 4, 4, mmsb::ScalarKind::kF32, 4, {}, ""}};
+  t.fields = {{"a", 0, 4, mmsb::ScalarKind::kU32, 4, {}, ""},
+              {"b", 4, 4, mmsb::ScalarKind::kF32, 4, {}, ""}};
   b.AddTypeDescriptor(t);
   b.AddPageCreate({1, 8, mmsb::Location::kCpu, true, "g_pair", "Pair"});
   b.AddPageCreate({2, 64, mmsb::Location::kCpu, false, "", ""});
-  b.AddEdgeChange({mmsb::EdgeOp::kAdd, {1, 2, mmsb::EdgeKind::kProjection, {0, 8, 8}, mmsb::DerivedPolicy::kLog}});
+  b.AddEdgeChange({mmsb::EdgeOp::kAdd,
+                   {1, 2, mmsb::EdgeKind::kProjection, {0, 8, 8}, mmsb::DerivedPolicy::kLog}});
   std::vector<std::uint8_t> zero(64, 0), now(64, 0);
   now[3] = 7;
   now[40] = 9;
@@ -67,7 +71,8 @@ int main(int argc, char** argv) {
   if (!st.ok()) return 1;
   mmsb::CheckpointOptions co;
   co.env = &env;
-  if (!mmsb::WriteCheckpointFile("/s/x.ckpt", mmsb::ContentsOf(*st, mmsb::fuzz::kLogId), co).ok()) return 1;
+  if (!mmsb::WriteCheckpointFile("/s/x.ckpt", mmsb::ContentsOf(*st, mmsb::fuzz::kLogId), co).ok())
+    return 1;
   const std::string log_dir = argv[1], ckpt_dir = argv[2];
   if (!Write(log_dir + "/seed-segment", env.Contents("/s/run.tlog/00000001.seg"))) return 1;
   if (!Write(ckpt_dir + "/seed-checkpoint", env.Contents("/s/x.ckpt"))) return 1;

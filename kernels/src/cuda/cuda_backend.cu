@@ -27,8 +27,9 @@
 #include <thrust/iterator/counting_iterator.h>
 #include <thrust/iterator/transform_iterator.h>
 
-#include "kernel_bodies.h"
 #include "mmsb/kernels.h"
+
+#include "kernel_bodies.h"
 
 namespace mmsb::cuda {
 namespace {
@@ -42,7 +43,8 @@ constexpr std::uint64_t kMaxDiffGranules = std::uint64_t{1} << 26;  // 4 GiB com
 Status FromCuda(cudaError_t e, const char* what) {
   if (e == cudaSuccess) return Status::Ok();
   (void)cudaGetLastError();  // clear a non-sticky error so later calls are not blamed for it
-  std::string m = std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
+  std::string m =
+      std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
   switch (e) {
     case cudaErrorMemoryAllocation:
       return GpuMemory("out of device memory: " + m);
@@ -173,7 +175,8 @@ auto Iter(F f) {
   return thrust::make_transform_iterator(thrust::counting_iterator<std::uint64_t>(0), f);
 }
 
-// ---- The backend ---------------------------------------------------------------------------------
+// ---- The backend
+// ---------------------------------------------------------------------------------
 
 class CudaBackend final : public DeviceBackend {
  public:
@@ -238,14 +241,15 @@ Expected<std::unique_ptr<DeviceBackend>> CudaBackend::Create(const CudaBackendOp
   if (e != cudaSuccess) return FromCuda(e, "cudaGetDeviceCount");
   if (count == 0) return UnsupportedLocation("no CUDA device");
   if (options.device < 0 || options.device >= count) {
-    return UnsupportedLocation("CUDA device " + std::to_string(options.device) + " does not exist (" +
-                               std::to_string(count) + " present)");
+    return UnsupportedLocation("CUDA device " + std::to_string(options.device) +
+                               " does not exist (" + std::to_string(count) + " present)");
   }
   std::unique_ptr<CudaBackend> b(new CudaBackend());
   b->info_.ordinal = options.device;
   MMSB_RETURN_IF_ERROR(b->Enter());
   cudaDeviceProp prop{};
-  MMSB_RETURN_IF_ERROR(FromCuda(cudaGetDeviceProperties(&prop, options.device), "cudaGetDeviceProperties"));
+  MMSB_RETURN_IF_ERROR(
+      FromCuda(cudaGetDeviceProperties(&prop, options.device), "cudaGetDeviceProperties"));
   int major = 0, minor = 0, sms = 0, managed = 0, concurrent = 0;
   cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, options.device);
   cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, options.device);
@@ -260,12 +264,15 @@ Expected<std::unique_ptr<DeviceBackend>> CudaBackend::Create(const CudaBackendOp
   b->info_.concurrent_managed = concurrent != 0;
   // A binary without code for this GPU fails here, not at the first commit.
   cudaFuncAttributes attr{};
-  MMSB_RETURN_IF_ERROR(FromCuda(cudaFuncGetAttributes(&attr, MaskedMergeKernel), "loading the MMSB kernels"));
+  MMSB_RETURN_IF_ERROR(
+      FromCuda(cudaFuncGetAttributes(&attr, MaskedMergeKernel), "loading the MMSB kernels"));
   int per_sm = 0;
-  MMSB_RETURN_IF_ERROR(FromCuda(
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, MaskedMergeKernel, kBlock, 0), "occupancy"));
+  MMSB_RETURN_IF_ERROR(
+      FromCuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, MaskedMergeKernel, kBlock, 0),
+               "occupancy"));
   b->max_blocks_ = static_cast<std::uint64_t>(std::max(1, sms) * std::max(1, per_sm));
-  MMSB_RETURN_IF_ERROR(FromCuda(cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking), "cudaStreamCreate"));
+  MMSB_RETURN_IF_ERROR(
+      FromCuda(cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking), "cudaStreamCreate"));
   return std::unique_ptr<DeviceBackend>(std::move(b));
 }
 
@@ -322,8 +329,9 @@ Expected<void*> CudaBackend::AllocateManaged(std::size_t bytes) {
   if (!info_.managed_memory) return UnsupportedLocation(info_.name + " has no managed memory");
   MMSB_RETURN_IF_ERROR(Enter());
   void* p = nullptr;
-  MMSB_RETURN_IF_ERROR(FromCuda(cudaMallocManaged(&p, std::max<std::size_t>(bytes, 1), cudaMemAttachGlobal),
-                                "cudaMallocManaged"));
+  MMSB_RETURN_IF_ERROR(
+      FromCuda(cudaMallocManaged(&p, std::max<std::size_t>(bytes, 1), cudaMemAttachGlobal),
+               "cudaMallocManaged"));
   // Hints: live on the device, and keep the device's mapping when the host touches the pages, so a
   // host read does not have to fault the device back in. Advice is best-effort.
   cudaMemLocation dev{};
@@ -338,7 +346,8 @@ Expected<void*> CudaBackend::AllocateManaged(std::size_t bytes) {
 void CudaBackend::FreeManaged(void* p) { Free(p); }
 
 Status CudaBackend::Prefetch(const void* ptr, std::size_t bytes, MemoryPlace place) {
-  if (!info_.concurrent_managed || bytes == 0) return Status::Ok();  // a hint the device cannot take
+  if (!info_.concurrent_managed || bytes == 0)
+    return Status::Ok();  // a hint the device cannot take
   MMSB_RETURN_IF_ERROR(Enter());
   cudaMemLocation loc{};
   if (place == MemoryPlace::kDevice) {
@@ -354,19 +363,22 @@ Status CudaBackend::Prefetch(const void* ptr, std::size_t bytes, MemoryPlace pla
 Status CudaBackend::CopyToDevice(void* dst, const void* src, std::size_t bytes) {
   if (bytes == 0) return Status::Ok();
   MMSB_RETURN_IF_ERROR(Enter());
-  return FromCuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "copy to device");
+  return FromCuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_),
+                  "copy to device");
 }
 
 Status CudaBackend::CopyToHost(void* dst, const void* src, std::size_t bytes) {
   if (bytes == 0) return Status::Ok();
   MMSB_RETURN_IF_ERROR(Enter());
-  return FromCuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "copy to host");
+  return FromCuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_),
+                  "copy to host");
 }
 
 Status CudaBackend::Copy(void* dst, const void* src, std::size_t bytes) {
   if (bytes == 0) return Status::Ok();
   MMSB_RETURN_IF_ERROR(Enter());
-  return FromCuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), "device copy");
+  return FromCuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_),
+                  "device copy");
 }
 
 Status CudaBackend::Zero(void* dst, std::size_t bytes) {
@@ -383,8 +395,8 @@ Status CudaBackend::MaskedMerge(void* out, const void* page, const void* delta, 
   const auto* p = static_cast<const std::uint8_t*>(page);
   const auto* d = static_cast<const std::uint8_t*>(delta);
   const auto* m = static_cast<const std::uint8_t*>(mask);
-  const std::uint64_t work = kernels::AllAligned16(o, p, d, m) ? (bytes / 16 + kMergeUnroll - 1) / kMergeUnroll
-                                                               : bytes;
+  const std::uint64_t work =
+      kernels::AllAligned16(o, p, d, m) ? (bytes / 16 + kMergeUnroll - 1) / kMergeUnroll : bytes;
   const unsigned grid = Grid(work);
   if (o == p) {
     MaskedMergeInPlaceKernel<<<grid, kBlock, 0, stream_>>>(o, d, m, bytes);
@@ -410,15 +422,20 @@ Expected<std::uint8_t*> CudaBackend::Scratch(std::size_t bytes) {
 }
 
 template <class Src, class Dst, class Size>
-Status CudaBackend::BatchedCopy(Src src, Dst dst, Size size, std::uint64_t count, const char* what) {
+Status CudaBackend::BatchedCopy(Src src, Dst dst, Size size, std::uint64_t count,
+                                const char* what) {
   std::size_t temp = 0;
-  MMSB_RETURN_IF_ERROR(FromCuda(
-      cub::DeviceMemcpy::Batched(nullptr, temp, src, dst, size, static_cast<std::int64_t>(count), stream_), what));
+  MMSB_RETURN_IF_ERROR(
+      FromCuda(cub::DeviceMemcpy::Batched(nullptr, temp, src, dst, size,
+                                          static_cast<std::int64_t>(count), stream_),
+               what));
   // Never hand CUB a null buffer: that would turn the call into another size query.
   auto scratch = Scratch(std::max<std::size_t>(temp, 256));
   if (!scratch.ok()) return scratch.status();
-  MMSB_RETURN_IF_ERROR(FromCuda(
-      cub::DeviceMemcpy::Batched(*scratch, temp, src, dst, size, static_cast<std::int64_t>(count), stream_), what));
+  MMSB_RETURN_IF_ERROR(
+      FromCuda(cub::DeviceMemcpy::Batched(*scratch, temp, src, dst, size,
+                                          static_cast<std::int64_t>(count), stream_),
+               what));
   return Launched(what);
 }
 
@@ -454,7 +471,8 @@ Status CudaBackend::Scatter(std::uint8_t* page, const std::uint8_t* packed, cons
                      Iter(RunPointer{runs, page, false}), Iter(RunSize{runs}), count, "scatter");
 }
 
-Status CudaBackend::CompareMask(const void* a, const void* b, std::size_t bytes, std::uint64_t* mask64) {
+Status CudaBackend::CompareMask(const void* a, const void* b, std::size_t bytes,
+                                std::uint64_t* mask64) {
   if (bytes == 0) return Status::Ok();
   MMSB_RETURN_IF_ERROR(Enter());
   CompareMaskKernel<<<Grid((bytes + 63) / 64), kBlock, 0, stream_>>>(
@@ -476,10 +494,11 @@ Status CudaBackend::DiffToRuns(const DiffTarget* targets, std::uint32_t num_targ
   const std::size_t words = (g + 1) * sizeof(std::uint64_t);
   const std::size_t aligned = (words + 255) & ~std::size_t{255};
   std::size_t temp = 0;
-  MMSB_RETURN_IF_ERROR(FromCuda(cub::DeviceScan::ExclusiveSum(nullptr, temp, static_cast<std::uint64_t*>(nullptr),
-                                                              static_cast<std::uint64_t*>(nullptr),
-                                                              static_cast<std::int64_t>(g + 1), stream_),
-                                "diff scan"));
+  MMSB_RETURN_IF_ERROR(
+      FromCuda(cub::DeviceScan::ExclusiveSum(nullptr, temp, static_cast<std::uint64_t*>(nullptr),
+                                             static_cast<std::uint64_t*>(nullptr),
+                                             static_cast<std::int64_t>(g + 1), stream_),
+               "diff scan"));
   auto scratch = Scratch(3 * aligned + temp);
   if (!scratch.ok()) return scratch.status();
   auto* masks = reinterpret_cast<std::uint64_t*>(*scratch);
@@ -488,11 +507,12 @@ Status CudaBackend::DiffToRuns(const DiffTarget* targets, std::uint32_t num_targ
   void* cub_temp = *scratch + 3 * aligned;
   DiffCountKernel<<<Grid(g), kBlock, 0, stream_>>>(targets, num_targets, g, masks, counts);
   MMSB_RETURN_IF_ERROR(Launched("diff: compare"));
-  MMSB_RETURN_IF_ERROR(FromCuda(
-      cub::DeviceScan::ExclusiveSum(cub_temp, temp, counts, prefix, static_cast<std::int64_t>(g + 1), stream_),
-      "diff scan"));
-  DiffEmitKernel<<<Grid(g), kBlock, 0, stream_>>>(targets, num_targets, g, masks, prefix, runs, max_runs,
-                                                  packed, max_bytes, totals);
+  MMSB_RETURN_IF_ERROR(
+      FromCuda(cub::DeviceScan::ExclusiveSum(cub_temp, temp, counts, prefix,
+                                             static_cast<std::int64_t>(g + 1), stream_),
+               "diff scan"));
+  DiffEmitKernel<<<Grid(g), kBlock, 0, stream_>>>(targets, num_targets, g, masks, prefix, runs,
+                                                  max_runs, packed, max_bytes, totals);
   return Launched("diff: emit");
 }
 

@@ -86,7 +86,8 @@ template <class T>
     detail::MarkFixed<sizeof(T)>(g_heap_region, heap_off);
   } else {
     const std::uintptr_t static_off = a - g_static_region.base;
-    if (static_off < g_static_region.span) detail::MarkFixed<sizeof(T)>(g_static_region, static_off);
+    if (static_off < g_static_region.span)
+      detail::MarkFixed<sizeof(T)>(g_static_region, static_off);
   }
   return p;
 }

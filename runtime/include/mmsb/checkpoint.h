@@ -52,7 +52,8 @@ struct CheckpointOptions {
 };
 
 // Writes `contents` atomically to `path`. Returns the file's size.
-Expected<std::uint64_t> WriteCheckpointFile(const std::string& path, const CheckpointContents& contents,
+Expected<std::uint64_t> WriteCheckpointFile(const std::string& path,
+                                            const CheckpointContents& contents,
                                             const CheckpointOptions& options = {});
 
 struct CheckpointLoadOptions {
@@ -65,7 +66,8 @@ struct CheckpointLoadOptions {
 
 // Loads and fully checks a checkpoint. Any damage is Corruption naming the file and offset: a
 // checkpoint is used whole or not at all.
-Expected<LogState> LoadCheckpoint(const std::string& path, const CheckpointLoadOptions& options = {});
+Expected<LogState> LoadCheckpoint(const std::string& path,
+                                  const CheckpointLoadOptions& options = {});
 
 // Writes a checkpoint of `contents` (its epoch must be committed in the log) into the writer's
 // directory, then notes it in the log and retires the segments it covers. Returns the file path.

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "mmsb/delta.h"
-#include "mmsb/graph.h"
 #include "mmsb/events.h"
+#include "mmsb/graph.h"
 #include "mmsb/status.h"
 #include "mmsb/type_desc.h"
 #include "mmsb/types.h"
@@ -47,13 +47,13 @@ struct VerifyMiss {
 };
 
 struct CommitBatch {
-  Epoch epoch = 0;              // the epoch this commit produces
+  Epoch epoch = 0;               // the epoch this commit produces
   std::uint64_t unix_nanos = 0;  // wall-clock time of the commit
   // Pages created since the previous commit and still live, and pages an earlier commit saw that
   // were freed since. A page created and freed between two commits appears in neither.
   std::span<const PageCreatedRecord> created;
   std::span<const PageId> freed;
-  std::span<const Delta> deltas;               // non-empty deltas, at most one per page per round
+  std::span<const Delta> deltas;  // non-empty deltas, at most one per page per round
   // deltas[derived_begin, derived_end) are the ones propagation derived for graph children (see
   // mmsb/graph.h); those before were collected from the epoch's writes, those after come from
   // commit stages.

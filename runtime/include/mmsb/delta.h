@@ -93,7 +93,8 @@ class Delta {
   std::uint8_t* data() { return heap_ ? heap_.get() : inline_; }
   // Sizes the block for `table` + `changed` bytes (contents unspecified).
   void Reset(Form form, std::size_t table, std::uint32_t changed);
-  void ForEachMaskRun(void (*fn)(void*, std::uint32_t, std::uint32_t, const std::uint8_t*), void* ctx) const;
+  void ForEachMaskRun(void (*fn)(void*, std::uint32_t, std::uint32_t, const std::uint8_t*),
+                      void* ctx) const;
 
   PageId page_ = kInvalidPageId;
   Epoch base_epoch_ = 0;
@@ -115,11 +116,9 @@ void Delta::ForEachRun(Fn&& fn) const {
     }
     return;
   }
-  ForEachMaskRun(
-      [](void* ctx, std::uint32_t off, std::uint32_t len, const std::uint8_t* src) {
-        (*static_cast<Fn*>(ctx))(off, len, src);
-      },
-      &fn);
+  ForEachMaskRun([](void* ctx, std::uint32_t off, std::uint32_t len,
+                    const std::uint8_t* src) { (*static_cast<Fn*>(ctx))(off, len, src); },
+                 &fn);
 }
 
 // Incremental builder used by the diff engine and the decoders: append changed bytes in

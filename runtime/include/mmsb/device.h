@@ -33,10 +33,10 @@ namespace mmsb {
 enum class MemoryPlace : std::uint8_t { kDevice = 0, kHost = 1 };
 
 struct DeviceInfo {
-  std::string name;                 // "NVIDIA H100 80GB HBM3", or "cpu-reference"
-  bool is_reference = false;        // the CPU reference backend (no accelerator)
-  int ordinal = 0;                  // device number
-  int compute_capability = 0;       // 90 for sm_90; 0 for the CPU reference
+  std::string name;            // "NVIDIA H100 80GB HBM3", or "cpu-reference"
+  bool is_reference = false;   // the CPU reference backend (no accelerator)
+  int ordinal = 0;             // device number
+  int compute_capability = 0;  // 90 for sm_90; 0 for the CPU reference
   int multiprocessors = 0;
   std::uint64_t total_bytes = 0;    // device memory
   bool managed_memory = false;      // AllocateManaged is supported
@@ -84,9 +84,9 @@ struct ApplyBatchView {
   std::uint32_t num_sparse = 0;  // segments, not counting the sentinel
   const DenseSegment* dense = nullptr;
   std::uint32_t num_dense = 0;
-  const std::uint64_t* masks = nullptr;       // one word per granule, num_granules of them
-  const std::uint32_t* tile_prefix = nullptr; // payload offset of each tile's first changed byte
-  std::uint32_t num_granules = 0;             // a multiple of kTileGranules
+  const std::uint64_t* masks = nullptr;        // one word per granule, num_granules of them
+  const std::uint32_t* tile_prefix = nullptr;  // payload offset of each tile's first changed byte
+  std::uint32_t num_granules = 0;              // a multiple of kTileGranules
   const std::uint8_t* payload = nullptr;
   std::uint64_t payload_bytes = 0;
 };
@@ -162,7 +162,8 @@ class DeviceBackend {
                              std::size_t bytes) = 0;
   // Applies a packed batch of many pages' deltas (sparse runs and dense masks) in one go.
   virtual Status ApplyBatch(const ApplyBatchView& batch) = 0;
-  // packed[r.packed, +r.length) = page[r.offset, +r.length) for each of `count` runs (device array).
+  // packed[r.packed, +r.length) = page[r.offset, +r.length) for each of `count` runs (device
+  // array).
   virtual Status Gather(std::uint8_t* packed, const std::uint8_t* page, const PackedRun* runs,
                         std::uint32_t count) = 0;
   // page[r.offset, +r.length) = packed[r.packed, +r.length) for each run; runs must not overlap.

@@ -43,7 +43,7 @@ const char* EventTypeName(EventType t);
 
 struct Event {
   EventType type = EventType::kCommitDone;
-  Epoch epoch = 0;        // the epoch the event belongs to
+  Epoch epoch = 0;  // the epoch the event belongs to
   PageId page = kInvalidPageId;
   std::uint64_t bytes = 0;
   std::uint64_t count = 0;
@@ -71,6 +71,7 @@ Status Unsubscribe(SubscriptionId id);
 // Versioned, checksummed encoding of a batch (see docs/SerializationSpec.md, "Event batch").
 std::vector<std::uint8_t> EncodeEvents(std::span<const Event> events);
 // Decodes untrusted input; allocation is bounded by the input size.
-Expected<std::vector<Event>> DecodeEvents(std::span<const std::uint8_t> in, std::size_t* consumed = nullptr);
+Expected<std::vector<Event>> DecodeEvents(std::span<const std::uint8_t> in,
+                                          std::size_t* consumed = nullptr);
 
 }  // namespace mmsb

@@ -83,7 +83,8 @@ struct EdgeInfo {
 // unknown page, InvalidArgument for a bad projection, mismatched passthrough sizes or an unknown
 // policy, and AlreadyExists when the same parent -> child edge exists.
 Status AddPassthroughEdge(PageId parent, PageId child, EdgeOptions options = {});
-Status AddProjectionEdge(PageId parent, PageId child, Projection projection, EdgeOptions options = {});
+Status AddProjectionEdge(PageId parent, PageId child, Projection projection,
+                         EdgeOptions options = {});
 // Registers `fn` as the child's recompute over `parents` (one user function per child).
 // options.policy must be kLog: kRecomputeOnReplay is InvalidArgument (graph unchanged), since an
 // offline replay cannot run `fn`.
@@ -97,11 +98,11 @@ std::vector<EdgeInfo> ListEdges();
 int NodeHeight(PageId page);
 
 struct PropagationStats {
-  std::uint64_t propagations = 0;     // commits that recomputed at least one node
+  std::uint64_t propagations = 0;  // commits that recomputed at least one node
   std::uint64_t nodes_recomputed = 0;
-  std::uint64_t cutoffs = 0;          // recomputes that produced no delta
-  std::uint64_t parallel_batches = 0; // height buckets recomputed on the pool
-  std::uint32_t graph_depth = 0;      // max height
+  std::uint64_t cutoffs = 0;           // recomputes that produced no delta
+  std::uint64_t parallel_batches = 0;  // height buckets recomputed on the pool
+  std::uint32_t graph_depth = 0;       // max height
   std::uint64_t nodes = 0;
   std::uint64_t edges = 0;
 };

@@ -4,7 +4,8 @@
 //   - stores into page storage into `*::mmsb::rt::w(&(lhs)) = rhs` (barrier.h), or `wt(lhs) = rhs`
 //     in template code, `*wc(&(lhs)) = rhs` in constexpr functions;
 //   - pointers and references into page storage that leave what it can follow into Escape(p) /
-//     EscapeRef(r), or MarkFrom(p) / MarkRef(r) for calls known not to keep them (memcpy, std::fill);
+//     EscapeRef(r), or MarkFrom(p) / MarkRef(r) for calls known not to keep them (memcpy,
+//     std::fill);
 //   - `new T` of a [[mmsb::page]] type into class-scope operator new/delete that call
 //     AllocPageStorage / FreePageStorage, so the object lives in its own page;
 //   - a [[mmsb::page]] variable with static storage duration into a 64-byte aligned object in the
@@ -129,7 +130,8 @@ constexpr void MarkSpan(T* p, std::size_t n) noexcept {
 // A reference passed to such a call (std::swap): mark the referenced object.
 template <class T>
 constexpr T&& MarkRef(T&& x) noexcept {
-  if (!__builtin_is_constant_evaluated()) MarkRange(detail::Bytes(__builtin_addressof(x)), sizeof(x));
+  if (!__builtin_is_constant_evaluated())
+    MarkRange(detail::Bytes(__builtin_addressof(x)), sizeof(x));
   return static_cast<T&&>(x);
 }
 

@@ -78,12 +78,12 @@ enum class RecoveryMode : std::uint8_t {
 // crash) are not.
 struct LogProblem {
   enum class Kind : std::uint8_t {
-    kTornTail = 0,        // the last segment ends in an incomplete or garbage record: cut
-    kCorruption = 1,      // bytes that are not a valid record, followed by valid records
-    kBadSegment = 2,      // a segment whose header is unreadable, or missing from the sequence
-    kDroppedEpoch = 3,    // an epoch's group was incomplete or damaged and was not applied
-    kIncompleteEpoch = 4, // records after the last commit record (a commit that never finished)
-    kInconsistent = 5,    // a valid record that contradicts the state (e.g. delta for no page)
+    kTornTail = 0,         // the last segment ends in an incomplete or garbage record: cut
+    kCorruption = 1,       // bytes that are not a valid record, followed by valid records
+    kBadSegment = 2,       // a segment whose header is unreadable, or missing from the sequence
+    kDroppedEpoch = 3,     // an epoch's group was incomplete or damaged and was not applied
+    kIncompleteEpoch = 4,  // records after the last commit record (a commit that never finished)
+    kInconsistent = 5,     // a valid record that contradicts the state (e.g. delta for no page)
   };
   Kind kind = Kind::kCorruption;
   std::string file;          // path of the segment or checkpoint
@@ -163,8 +163,8 @@ struct LogRecompute {
 // Checkpoint files only: one chunk of a page's bytes, and the closing summary.
 struct LogImageChunk {
   PageId page = kInvalidPageId;
-  Epoch epoch = 0;            // the page's last change
-  std::uint64_t offset = 0;   // of the chunk in the page
+  Epoch epoch = 0;           // the page's last change
+  std::uint64_t offset = 0;  // of the chunk in the page
   std::span<const std::uint8_t> bytes;
 };
 struct LogCheckpointEnd {
@@ -266,17 +266,17 @@ class LogWriter {
   const std::string& dir() const { return dir_; }
   std::uint64_t log_id() const { return log_id_; }
   const LogOptions& options() const { return options_; }
-  Epoch last_epoch() const;        // last epoch appended (or found at open)
-  PageId page_id_high() const;     // highest page id appended (or found at open)
+  Epoch last_epoch() const;     // last epoch appended (or found at open)
+  PageId page_id_high() const;  // highest page id appended (or found at open)
   // Problems recovery found when opening (torn tail cut, salvage-kept damage).
   const std::vector<LogProblem>& recovery_problems() const { return recovery_problems_; }
 
   struct Counters {
     std::uint64_t commits = 0;
-    std::uint64_t bytes = 0;       // bytes appended (framed records)
-    std::uint64_t writes = 0;      // write calls to the OS
-    std::uint64_t syncs = 0;       // fsyncs of segments
-    std::uint64_t segments = 0;    // segments opened by this writer
+    std::uint64_t bytes = 0;     // bytes appended (framed records)
+    std::uint64_t writes = 0;    // write calls to the OS
+    std::uint64_t syncs = 0;     // fsyncs of segments
+    std::uint64_t segments = 0;  // segments opened by this writer
   };
   Counters counters() const;
 
@@ -298,10 +298,10 @@ class LogWriter {
 // the others.
 struct LogEntry {
   LogRecordType type = LogRecordType::kCommit;
-  std::uint8_t raw_type = 0;     // the type byte, also for unknown types
-  std::size_t file_index = 0;    // index into LogReader::files()
-  std::uint64_t offset = 0;      // of the record header
-  std::uint64_t framed_size = 0; // header plus payload
+  std::uint8_t raw_type = 0;      // the type byte, also for unknown types
+  std::size_t file_index = 0;     // index into LogReader::files()
+  std::uint64_t offset = 0;       // of the record header
+  std::uint64_t framed_size = 0;  // header plus payload
   // Commit, event, checkpoint marker: their own epoch. Other records: the epoch whose group they
   // belong to (the last commit seen + 1).
   Epoch epoch = 0;
@@ -315,7 +315,7 @@ struct LogEntry {
   LogCheckpointMarker checkpoint;
   LogRunStart run_start;
   LogRecompute recompute;
-  LogImageChunk image;                    // bytes valid until the next Next()
+  LogImageChunk image;  // bytes valid until the next Next()
   LogCheckpointEnd checkpoint_end;
   std::span<const std::uint8_t> event;    // valid until the next Next()
   std::span<const std::uint8_t> payload;  // raw payload; valid until the next Next()
@@ -410,6 +410,7 @@ class LogSink final : public CommitSink {
 
 // Opens the log at `dir` and adds it to the running bus as a sink. Call right after start(),
 // before creating pages, so the log holds every page from its creation.
-Expected<std::shared_ptr<LogSink>> AttachLog(const std::string& dir, const LogOptions& options = {});
+Expected<std::shared_ptr<LogSink>> AttachLog(const std::string& dir,
+                                             const LogOptions& options = {});
 
 }  // namespace mmsb

@@ -3,8 +3,8 @@
 // A device backend (mmsb/device.h; libmmsb_kernels makes the CUDA one and the CPU reference) is
 // attached to the started bus with AttachDevice. From then on:
 //   - Mirror(page) keeps a device copy of a CPU page. Every commit ships the deltas of all mirrored
-//     pages to the device: packed into one pinned staging buffer, one asynchronous copy, one batched
-//     apply, one synchronisation per commit, whatever the number of pages.
+//     pages to the device: packed into one pinned staging buffer, one asynchronous copy, one
+//     batched apply, one synchronisation per commit, whatever the number of pages.
 //   - CreatePage with Location::kGpu makes a page whose device copy is written by device code; at
 //     every commit the device copy is compared with its last-synchronised image on the device and
 //     the changed runs are pulled into the host copy before the epoch's deltas are computed, so
@@ -130,22 +130,22 @@ class GpuWriteScope {
 Status Prefetch(Page* page, MemoryPlace place);
 
 struct DeviceStats {
-  std::uint64_t mirrors = 0;           // live device copies (mirrors and Gpu pages)
-  std::uint64_t device_bytes = 0;      // device memory held for pages (copies and base images)
-  std::uint64_t managed_bytes = 0;     // managed memory held by unified pages
-  std::uint64_t staging_bytes = 0;     // pinned staging held
-  std::uint64_t syncs = 0;             // commits that shipped deltas
-  std::uint64_t transfers = 0;         // host-to-device staging copies issued by syncs
-  std::uint64_t apply_launches = 0;    // ApplyBatch calls issued by syncs
+  std::uint64_t mirrors = 0;         // live device copies (mirrors and Gpu pages)
+  std::uint64_t device_bytes = 0;    // device memory held for pages (copies and base images)
+  std::uint64_t managed_bytes = 0;   // managed memory held by unified pages
+  std::uint64_t staging_bytes = 0;   // pinned staging held
+  std::uint64_t syncs = 0;           // commits that shipped deltas
+  std::uint64_t transfers = 0;       // host-to-device staging copies issued by syncs
+  std::uint64_t apply_launches = 0;  // ApplyBatch calls issued by syncs
   std::uint64_t deltas_shipped = 0;
-  std::uint64_t bytes_shipped = 0;     // staging bytes copied to the device
-  std::uint64_t full_uploads = 0;      // stale or new device copies uploaded whole
+  std::uint64_t bytes_shipped = 0;  // staging bytes copied to the device
+  std::uint64_t full_uploads = 0;   // stale or new device copies uploaded whole
   std::uint64_t pulls = 0;
-  std::uint64_t pulled_bytes = 0;      // changed bytes found on the device
-  std::uint64_t conflicts = 0;         // pulls that met a conflict
+  std::uint64_t pulled_bytes = 0;  // changed bytes found on the device
+  std::uint64_t conflicts = 0;     // pulls that met a conflict
   std::uint64_t conflict_bytes = 0;
-  std::uint64_t device_errors = 0;     // failed device operations (copies were marked stale)
-  std::string last_error;              // the last device error, or empty
+  std::uint64_t device_errors = 0;  // failed device operations (copies were marked stale)
+  std::string last_error;           // the last device error, or empty
 };
 
 // Zeros when no device is attached.

@@ -35,7 +35,7 @@ struct ReplayedPage {
   bool is_static = false;
   std::string type_name;                       // as logged; may name an unknown type
   std::shared_ptr<const TypeDescriptor> type;  // null for raw bytes or an unknown type
-  Epoch epoch = 0;    // last change; a page created in epoch E starts at E - 1 (the bus epoch then)
+  Epoch epoch = 0;  // last change; a page created in epoch E starts at E - 1 (the bus epoch then)
   bool changed = false;  // a delta was applied since its creation (always true from a checkpoint)
   std::vector<std::uint8_t> bytes;
 };
@@ -77,9 +77,9 @@ struct ReplayOptions {
 };
 
 struct ReplayReport {
-  Epoch epoch = 0;                 // the epoch reached
-  Epoch last_log_epoch = 0;        // the last committed epoch seen in the log
-  Epoch checkpoint_epoch = 0;      // the checkpoint replay started from (0: none)
+  Epoch epoch = 0;             // the epoch reached
+  Epoch last_log_epoch = 0;    // the last committed epoch seen in the log
+  Epoch checkpoint_epoch = 0;  // the checkpoint replay started from (0: none)
   std::string checkpoint_file;
   std::uint64_t epochs_applied = 0;
   std::uint64_t epochs_dropped = 0;
@@ -101,7 +101,8 @@ class Replayer {
  public:
   // `path`: a log directory, a segment file, or a checkpoint file. Opens the newest usable
   // checkpoint at or before options.epoch.
-  static Expected<std::unique_ptr<Replayer>> Open(const std::string& path, const ReplayOptions& options = {});
+  static Expected<std::unique_ptr<Replayer>> Open(const std::string& path,
+                                                  const ReplayOptions& options = {});
   ~Replayer();
 
   // Applies committed epochs up to and including `epoch` (or to the end of the log). Returns the
@@ -136,18 +137,19 @@ struct RestoreOptions {
 };
 
 struct RestoreReport {
-  Epoch epoch = 0;                  // the epoch restored from
-  std::vector<std::string> restored;     // page names whose bytes were restored
-  std::vector<std::string> not_in_log;   // registered static pages the log does not have
+  Epoch epoch = 0;                          // the epoch restored from
+  std::vector<std::string> restored;        // page names whose bytes were restored
+  std::vector<std::string> not_in_log;      // registered static pages the log does not have
   std::vector<std::string> not_registered;  // static pages in the log with no registered page
-  std::vector<std::string> mismatched;   // same name, different size or type: left alone
+  std::vector<std::string> mismatched;      // same name, different size or type: left alone
 };
 
 // Copies the bytes of every static page recorded in `path` (log directory or checkpoint) at the
 // given epoch into the registered static page of the same name, through the write barrier, so
 // the next commit logs them. Call at start-up, after the static pages are registered and before
 // writers run.
-Expected<RestoreReport> RestoreStaticPages(const std::string& path, const RestoreOptions& options = {});
+Expected<RestoreReport> RestoreStaticPages(const std::string& path,
+                                           const RestoreOptions& options = {});
 
 // ---- State diff --------------------------------------------------------------------------------
 
@@ -183,15 +185,15 @@ struct StateDiff {
 };
 
 struct DiffOptions {
-  std::optional<PageId> page;  // only this page
-  std::string type_name;       // only pages of this type
+  std::optional<PageId> page;      // only this page
+  std::string type_name;           // only pages of this type
   std::size_t max_fields = 10000;  // per page
 };
 
 StateDiff DiffStates(const LogState& from, const LogState& to, const DiffOptions& options = {});
 // Replays to `from`, continues to `to`, and diffs. `replay.epoch` is ignored.
-Expected<StateDiff> DiffEpochs(const std::string& path, Epoch from, Epoch to, const DiffOptions& options = {},
-                               const ReplayOptions& replay = {});
+Expected<StateDiff> DiffEpochs(const std::string& path, Epoch from, Epoch to,
+                               const DiffOptions& options = {}, const ReplayOptions& replay = {});
 
 // ---- JSON (stable keys; see docs/SerializationSpec.md, "CLI JSON") -----------------------------
 

@@ -37,12 +37,12 @@ struct Stats {
   std::uint64_t gpu_bytes = 0;      // live page bytes on a device (mirrors included)
   std::uint64_t commits = 0;
   std::uint64_t epoch = 0;
-  std::uint64_t deltas = 0;          // non-empty deltas produced by commits
-  std::uint64_t delta_bytes = 0;     // changed bytes across those deltas
-  std::uint64_t granules_diffed = 0; // granules compared by the tracked path
-  std::uint64_t full_diffs = 0;      // pages fully compared (new, escaped, verify)
+  std::uint64_t deltas = 0;           // non-empty deltas produced by commits
+  std::uint64_t delta_bytes = 0;      // changed bytes across those deltas
+  std::uint64_t granules_diffed = 0;  // granules compared by the tracked path
+  std::uint64_t full_diffs = 0;       // pages fully compared (new, escaped, verify)
   std::uint64_t verify_commits = 0;
-  std::uint64_t verify_misses = 0;   // bytes the tracked path missed (verify mode)
+  std::uint64_t verify_misses = 0;  // bytes the tracked path missed (verify mode)
   std::uint64_t sink_errors = 0;
   std::uint64_t failed_commits = 0;  // commits rolled back (a stage or recompute failed)
   LatencyHistogram commit_latency;

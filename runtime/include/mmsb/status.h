@@ -63,15 +63,23 @@ class [[nodiscard]] Status {
 // Convenience constructors, one per code.
 inline Status PageNotFound(std::string m) { return {StatusCode::kPageNotFound, std::move(m)}; }
 inline Status InvalidDelta(std::string m) { return {StatusCode::kInvalidDelta, std::move(m)}; }
-inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
-inline Status SerializationError(std::string m) { return {StatusCode::kSerialization, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
+inline Status SerializationError(std::string m) {
+  return {StatusCode::kSerialization, std::move(m)};
+}
 inline Status Corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
 inline Status IOError(std::string m) { return {StatusCode::kIO, std::move(m)}; }
-inline Status UnsupportedLocation(std::string m) { return {StatusCode::kUnsupportedLocation, std::move(m)}; }
+inline Status UnsupportedLocation(std::string m) {
+  return {StatusCode::kUnsupportedLocation, std::move(m)};
+}
 inline Status GpuMemory(std::string m) { return {StatusCode::kGpuMemory, std::move(m)}; }
 inline Status GraphCycle(std::string m) { return {StatusCode::kGraphCycle, std::move(m)}; }
 inline Status OutOfMemory(std::string m) { return {StatusCode::kOutOfMemory, std::move(m)}; }
-inline Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
+inline Status FailedPrecondition(std::string m) {
+  return {StatusCode::kFailedPrecondition, std::move(m)};
+}
 inline Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
 inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
@@ -81,17 +89,27 @@ inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move
 template <class T>
 class [[nodiscard]] Expected {
  public:
-  Expected(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
-  Expected(Status error) : v_(std::move(error)) {      // NOLINT: implicit by design
-    if (std::get<Status>(v_).ok()) v_ = Status(StatusCode::kInternal, "Expected built from OK status");
+  Expected(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
+  Expected(Status error) : v_(std::move(error)) {  // NOLINT: implicit by design
+    if (std::get<Status>(v_).ok())
+      v_ = Status(StatusCode::kInternal, "Expected built from OK status");
   }
 
   bool ok() const { return std::holds_alternative<T>(v_); }
   explicit operator bool() const { return ok(); }
 
-  T& value() & { CheckOk(); return std::get<T>(v_); }
-  const T& value() const& { CheckOk(); return std::get<T>(v_); }
-  T&& value() && { CheckOk(); return std::get<T>(std::move(v_)); }
+  T& value() & {
+    CheckOk();
+    return std::get<T>(v_);
+  }
+  const T& value() const& {
+    CheckOk();
+    return std::get<T>(v_);
+  }
+  T&& value() && {
+    CheckOk();
+    return std::get<T>(std::move(v_));
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }
@@ -115,15 +133,15 @@ void Expected<T>::CheckOk() const {
 }  // namespace mmsb
 
 // Broken invariants abort with a message; they are not recoverable errors.
-#define MMSB_CHECK(cond)                                                          \
-  do {                                                                            \
-    if (!(cond)) ::mmsb::detail::CheckFailed(__FILE__, __LINE__, #cond);          \
+#define MMSB_CHECK(cond)                                                 \
+  do {                                                                   \
+    if (!(cond)) ::mmsb::detail::CheckFailed(__FILE__, __LINE__, #cond); \
   } while (0)
 
-#define MMSB_RETURN_IF_ERROR(expr)          \
-  do {                                      \
-    ::mmsb::Status _mmsb_s = (expr);        \
-    if (!_mmsb_s.ok()) return _mmsb_s;      \
+#define MMSB_RETURN_IF_ERROR(expr)     \
+  do {                                 \
+    ::mmsb::Status _mmsb_s = (expr);   \
+    if (!_mmsb_s.ok()) return _mmsb_s; \
   } while (0)
 
 namespace mmsb::detail {

@@ -22,18 +22,26 @@ enum class ScalarKind : std::uint8_t {
   kBytes = 0,  // opaque bytes, printed as hex
   kBool,
   kChar,
-  kI8, kU8, kI16, kU16, kI32, kU32, kI64, kU64,
-  kF32, kF64,
-  kPointer,    // logged as a raw address
-  kRecord,     // nested record: see FieldDescriptor::record_type
+  kI8,
+  kU8,
+  kI16,
+  kU16,
+  kI32,
+  kU32,
+  kI64,
+  kU64,
+  kF32,
+  kF64,
+  kPointer,  // logged as a raw address
+  kRecord,   // nested record: see FieldDescriptor::record_type
 };
 
 const char* ScalarKindName(ScalarKind k);
 
 struct FieldDescriptor {
-  std::string name;                    // "x"
-  std::uint32_t offset = 0;            // byte offset in the enclosing record
-  std::uint32_t size = 0;              // total bytes, arrays included
+  std::string name;          // "x"
+  std::uint32_t offset = 0;  // byte offset in the enclosing record
+  std::uint32_t size = 0;    // total bytes, arrays included
   ScalarKind kind = ScalarKind::kBytes;
   std::uint32_t elem_size = 0;         // bytes of one element (== size when not an array)
   std::vector<std::uint32_t> extents;  // array extents, outermost first; empty for scalars
@@ -41,7 +49,7 @@ struct FieldDescriptor {
 };
 
 struct TypeDescriptor {
-  std::string name;                    // "Particles"
+  std::string name;  // "Particles"
   std::uint32_t size = 0;
   std::uint32_t align = 1;
   std::vector<FieldDescriptor> fields;  // sorted by offset

@@ -18,8 +18,9 @@ Expected<std::uint8_t*> Reserve(std::size_t bytes, const char* what) {
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
-    return OutOfMemory("cannot reserve " + std::to_string(bytes >> 20) + " MiB of address space for the " +
-                       what + ": " + std::strerror(errno) + " (lower Options::arena_bytes)");
+    return OutOfMemory("cannot reserve " + std::to_string(bytes >> 20) +
+                       " MiB of address space for the " + what + ": " + std::strerror(errno) +
+                       " (lower Options::arena_bytes)");
   }
   return static_cast<std::uint8_t*>(p);
 }
@@ -172,7 +173,8 @@ void Arena::SetOwner(const Block& block, void* owner) {
 }
 
 void Arena::ClearOwner(const Block& block) {
-  owner_[static_cast<std::size_t>(block.data - data_) >> 6].store(nullptr, std::memory_order_release);
+  owner_[static_cast<std::size_t>(block.data - data_) >> 6].store(nullptr,
+                                                                  std::memory_order_release);
   if (block.size_class == kLargeClass) {
     MutexLock lock(&mu_);
     large_owner_.erase(reinterpret_cast<std::uintptr_t>(block.data));

@@ -25,8 +25,9 @@
 #include <mutex>
 #include <vector>
 
-#include "core/mutex.h"
 #include "mmsb/status.h"
+
+#include "core/mutex.h"
 
 namespace mmsb {
 

@@ -156,7 +156,8 @@ Status AddProjectionEdge(PageId parent, PageId child, Projection projection, Edg
   return bus->AddEdge(parent, child, EdgeKind::kProjection, projection, options);
 }
 
-Status AddUserEdges(std::span<const PageId> parents, PageId child, RecomputeFn fn, EdgeOptions options) {
+Status AddUserEdges(std::span<const PageId> parents, PageId child, RecomputeFn fn,
+                    EdgeOptions options) {
   Bus* bus = CurrentBus();
   if (bus == nullptr) return NotStarted();
   return bus->AddUserEdges(parents, child, std::move(fn), options);

@@ -136,7 +136,8 @@ void Bus::Register(Page* p) {
   if (!p->name_.empty()) by_name_[p->name_] = p;
   p->created_epoch_ = epoch_;
   p->created_slot_ = static_cast<std::uint32_t>(created_.size());
-  created_.emplace_back(p->id_, p->size_, p->location_, p->type_, p->name_, p->is_static_);  // in place: no temporary
+  created_.emplace_back(p->id_, p->size_, p->location_, p->type_, p->name_,
+                        p->is_static_);  // in place: no temporary
   ++stats_.pages_created;
   ++stats_.pages_live;
   stats_.cpu_bytes += p->size_;
@@ -205,7 +206,8 @@ Expected<Page*> Bus::CreatePage(std::size_t size, const PageOptions& options) {
   return AdoptBlock(block, size, options);
 }
 
-Expected<Page*> Bus::AdoptBlock(const Arena::Block& block, std::size_t size, const PageOptions& options) {
+Expected<Page*> Bus::AdoptBlock(const Arena::Block& block, std::size_t size,
+                                const PageOptions& options) {
   if (options.type != nullptr && !IsRegisteredTypeLocked(options.type)) {
     GiveBackBlock(block);
     return InvalidArgument(
@@ -272,7 +274,8 @@ Status Bus::GrowStaticRegion(std::uintptr_t lo, std::uintptr_t hi) {
     new_hi = std::max(new_hi, cur.base + cur.span);
     if (new_lo == cur.base && new_hi == cur.base + cur.span) return Status::Ok();
   }
-  const std::uintptr_t span = (new_hi - new_lo + kGranuleSize - 1) & ~std::uintptr_t{kGranuleSize - 1};
+  const std::uintptr_t span =
+      (new_hi - new_lo + kGranuleSize - 1) & ~std::uintptr_t{kGranuleSize - 1};
   if (span > kMaxStaticSpan) {
     return FailedPrecondition("static pages are spread over more than 64 GiB of address space");
   }
@@ -282,7 +285,8 @@ Status Bus::GrowStaticRegion(std::uintptr_t lo, std::uintptr_t hi) {
   if (m == MAP_FAILED) return OutOfMemory("cannot reserve the static page shadow map");
   auto* shadow = static_cast<std::uint8_t*>(m);
   if (cur.span != 0) {
-    std::memcpy(shadow + ((cur.base - new_lo) >> kGranuleShift), cur.shadow, cur.span >> kGranuleShift);
+    std::memcpy(shadow + ((cur.base - new_lo) >> kGranuleShift), cur.shadow,
+                cur.span >> kGranuleShift);
   }
   // Registration happens at quiescent points (static initialisation, start-up), so publishing
   // the region with plain stores is enough; see barrier.h.
@@ -299,7 +303,8 @@ Expected<Page*> Bus::RegisterStatic(void* addr, std::size_t size, const PageOpti
     return InvalidArgument("static page needs a non-null address and a size in [1, 4 GiB)");
   }
   if (a % kGranuleSize != 0) {
-    return InvalidArgument(fmt::format("static page '{}' at {} is not 64-byte aligned", options.name, addr));
+    return InvalidArgument(
+        fmt::format("static page '{}' at {} is not 64-byte aligned", options.name, addr));
   }
   if (arena_->Contains(addr)) return InvalidArgument("static page storage lies inside the arena");
   if (options.type != nullptr && !IsRegisteredType(options.type)) {
@@ -391,13 +396,15 @@ Page* Bus::FindContaining(const void* p) {
   if (arena_->Contains(p)) {
     auto* page = static_cast<Page*>(arena_->FindOwner(p));
     if (page == nullptr) return nullptr;
-    const auto off = static_cast<std::uintptr_t>(static_cast<const std::uint8_t*>(p) - page->data());
+    const auto off =
+        static_cast<std::uintptr_t>(static_cast<const std::uint8_t*>(p) - page->data());
     return off < page->size() ? page : nullptr;
   }
   ReadLock lock(this);
   for (Page* page : live_) {
     if (!page->is_static_) continue;
-    const auto off = reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(page->data_);
+    const auto off =
+        reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(page->data_);
     if (off < page->size_) return page;
   }
   return nullptr;
@@ -421,7 +428,8 @@ std::vector<PageInfo> Bus::ListPages() {
   std::vector<PageInfo> out;
   out.reserve(live_.size());
   for (const Page* p : live_) out.push_back(p->Info());
-  std::sort(out.begin(), out.end(), [](const PageInfo& a, const PageInfo& b) { return a.id < b.id; });
+  std::sort(out.begin(), out.end(),
+            [](const PageInfo& a, const PageInfo& b) { return a.id < b.id; });
   return out;
 }
 
@@ -445,7 +453,8 @@ Expected<const TypeDescriptor*> Bus::RegisterType(const TypeDescriptor& type) {
   if (it != types_.end()) {
     if (SameLayout(*it->second, type)) return it->second.get();
     return AlreadyExists(fmt::format(
-        "type '{}' is already registered with a different layout (ODR violation or stale build?)", type.name));
+        "type '{}' is already registered with a different layout (ODR violation or stale build?)",
+        type.name));
   }
   auto owned = std::make_unique<TypeDescriptor>(type);
   const TypeDescriptor* ptr = owned.get();
@@ -496,16 +505,19 @@ void Bus::ReportMisses(const Page* p, const Delta& full, const Delta& tracked) {
           auto it = types->find(std::string(n));
           return it == types->end() ? nullptr : it->second.get();
         };
-        if (auto f = ResolveField(*p->type_, pos, lookup, &types_)) m.field = p->type_->name + "." + f->path;
+        if (auto f = ResolveField(*p->type_, pos, lookup, &types_))
+          m.field = p->type_->name + "." + f->path;
       }
       stats_.verify_misses += m.length;
       if (options_.on_verify_miss) {
         options_.on_verify_miss(m);
       } else {
-        std::fprintf(stderr, "mmsb: verify: page %llu%s%s: %u byte(s) at offset %u changed without a barrier%s%s\n",
-                     static_cast<unsigned long long>(m.page), m.page_name.empty() ? "" : " ",
-                     m.page_name.c_str(), m.length, m.offset, m.field.empty() ? "" : " in ",
-                     m.field.c_str());
+        std::fprintf(
+            stderr,
+            "mmsb: verify: page %llu%s%s: %u byte(s) at offset %u changed without a barrier%s%s\n",
+            static_cast<unsigned long long>(m.page), m.page_name.empty() ? "" : " ",
+            m.page_name.c_str(), m.length, m.offset, m.field.empty() ? "" : " in ",
+            m.field.c_str());
       }
       misses_.push_back(std::move(m));
       pos = next_seen;
@@ -518,12 +530,13 @@ Delta Bus::DiffNow(Page* p, bool full, UndoLog* undo) const NO_THREAD_SAFETY_ANA
   const std::size_t granules = (size + kGranuleSize - 1) >> kGranuleShift;
   std::uint8_t* shadow = ShadowFor(p);
   const bool first = !p->twin_valid_;
-  if (!first && !full && !p->escaped_ && (shadow == nullptr || !AnyTouched(shadow, granules))) return Delta();
+  if (!first && !full && !p->escaped_ && (shadow == nullptr || !AnyTouched(shadow, granules)))
+    return Delta();
   // First sight of the page: its epoch-0 image is all zeros (see docs/SerializationSpec.md).
   const std::uint8_t* before = first ? Zeros(size) : p->twin_;
   const bool whole = first || full || p->escaped_;
-  Delta d = delta_internal::DiffPage(p->id_, p->epoch_, before, p->data_, static_cast<std::uint32_t>(size),
-                                     whole ? nullptr : shadow);
+  Delta d = delta_internal::DiffPage(p->id_, p->epoch_, before, p->data_,
+                                     static_cast<std::uint32_t>(size), whole ? nullptr : shadow);
   if (first) {
     if (undo != nullptr && !d.empty()) undo->Save(p, p->epoch_, d, before);
     std::memcpy(p->twin_, p->data_, size);
@@ -550,7 +563,8 @@ void Bus::CollectPage(Page* p, Epoch new_epoch) {
   Delta tracked;
   const bool check = verify_ && p->twin_valid_ && !p->escaped_;
   if (check && shadow != nullptr) {
-    tracked = DiffGranules(p->id_, p->epoch_, {p->twin_, p->size_}, {p->data_, p->size_}, {shadow, granules});
+    tracked = DiffGranules(p->id_, p->epoch_, {p->twin_, p->size_}, {p->data_, p->size_},
+                           {shadow, granules});
   }
   if (full) {
     ++stats_.full_diffs;
@@ -579,7 +593,8 @@ void Bus::CollectAll(Epoch new_epoch) {
   for (std::size_t i = 0; i < n; ++i) {
     if (i + kCollectPrefetchRecords < n) __builtin_prefetch(live_[i + kCollectPrefetchRecords]);
     if (i + kCollectPrefetchShadows < n) {
-      if (const std::uint8_t* shadow = ShadowFor(live_[i + kCollectPrefetchShadows])) __builtin_prefetch(shadow);
+      if (const std::uint8_t* shadow = ShadowFor(live_[i + kCollectPrefetchShadows]))
+        __builtin_prefetch(shadow);
     }
     CollectPage(live_[i], new_epoch);
   }
@@ -595,7 +610,8 @@ void Bus::FillBatch(CommitBatch& batch) {
     created_tombstones_ = 0;
     // Slots moved: pages created this epoch find their record again through the id check.
     for (std::size_t i = 0; i < created_.size(); ++i) {
-      if (Page** p = by_id_.Find(created_[i].id)) (*p)->created_slot_ = static_cast<std::uint32_t>(i);
+      if (Page** p = by_id_.Find(created_[i].id))
+        (*p)->created_slot_ = static_cast<std::uint32_t>(i);
     }
   }
   batch.created = created_;
@@ -649,7 +665,8 @@ void Bus::BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, 
   for (PageId id : freed_) batch_events_.push_back({EventType::kPageFreed, e, id});
   std::uint64_t total = 0;
   for (const Delta& d : out_) {
-    batch_events_.push_back({EventType::kDeltaApplied, e, d.page(), d.changed_bytes(), 0, d.base_epoch()});
+    batch_events_.push_back(
+        {EventType::kDeltaApplied, e, d.page(), d.changed_bytes(), 0, d.base_epoch()});
     total += d.changed_bytes();
   }
   // One PageChanged per page, in order of first appearance; propagation and stages may give a
@@ -664,11 +681,13 @@ void Bus::BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, 
       ++batch_events_[it->second].count;
     }
   }
-  if (propagated) batch_events_.push_back({EventType::kPropagationDone, e, kInvalidPageId, cutoffs, recomputed});
+  if (propagated)
+    batch_events_.push_back({EventType::kPropagationDone, e, kInvalidPageId, cutoffs, recomputed});
   batch_events_.push_back({EventType::kCommitDone, e, kInvalidPageId, total, out_.size()});
 }
 
-Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& notify, Epoch* committed) {
+Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& notify,
+                                  Epoch* committed) {
   const std::uint64_t t0 = NowNanos();
   MutexLock lock(&mu_);
   CommittingScope committing(this);
@@ -697,7 +716,8 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
     host.undo = track_undo_ ? &undo_ : nullptr;
     host.discard = [this](Page* p) NO_THREAD_SAFETY_ANALYSIS {
       std::memcpy(p->data_, p->twin_, p->size_);
-      if (std::uint8_t* shadow = ShadowFor(p)) std::memset(shadow, 0, (p->size_ + kGranuleSize - 1) >> kGranuleShift);
+      if (std::uint8_t* shadow = ShadowFor(p))
+        std::memset(shadow, 0, (p->size_ + kGranuleSize - 1) >> kGranuleShift);
     };
     host.out = &out_;
     const std::uint64_t props_before = graph_.stats().propagations;
@@ -733,8 +753,8 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   }
   const bool want_events = EventsWanted();
   if (want_events) {
-    BuildEvents(e, graph_.stats().nodes_recomputed - recomputed_before, graph_.stats().cutoffs - cutoffs_before,
-                propagated);
+    BuildEvents(e, graph_.stats().nodes_recomputed - recomputed_before,
+                graph_.stats().cutoffs - cutoffs_before, propagated);
     batch.events = batch_events_;
   }
   Status sink_failure;
@@ -744,7 +764,8 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
     Status s = sink->OnCommit(batch);
     if (!s.ok()) {
       ++stats_.sink_errors;
-      if (sink_failure.ok()) sink_failure = s.WithContext(fmt::format("commit sink '{}'", sink->name()));
+      if (sink_failure.ok())
+        sink_failure = s.WithContext(fmt::format("commit sink '{}'", sink->name()));
     }
   }
   epoch_ = e;
@@ -786,17 +807,20 @@ Stats Bus::GetStats() {
   return s;
 }
 
-Status Bus::AddEdge(PageId parent, PageId child, EdgeKind kind, Projection proj, EdgeOptions options) {
+Status Bus::AddEdge(PageId parent, PageId child, EdgeKind kind, Projection proj,
+                    EdgeOptions options) {
   MutexLock lock(&mu_);
   Page** p = by_id_.Find(parent);
-  if (p == nullptr) return PageNotFound(fmt::format("edge parent: no live page with id {}", parent));
+  if (p == nullptr)
+    return PageNotFound(fmt::format("edge parent: no live page with id {}", parent));
   Page** c = by_id_.Find(child);
   if (c == nullptr) return PageNotFound(fmt::format("edge child: no live page with id {}", child));
   ++graph_version_;
   return graph_.AddEdge(*p, *c, kind, proj, options);
 }
 
-Status Bus::AddUserEdges(std::span<const PageId> parents, PageId child, RecomputeFn fn, EdgeOptions options) {
+Status Bus::AddUserEdges(std::span<const PageId> parents, PageId child, RecomputeFn fn,
+                         EdgeOptions options) {
   MutexLock lock(&mu_);
   Page** c = by_id_.Find(child);
   if (c == nullptr) return PageNotFound(fmt::format("edge child: no live page with id {}", child));
@@ -835,7 +859,8 @@ Status Bus::AddSink(std::shared_ptr<CommitSink> sink) {
 
 Status Bus::RemoveSink(const CommitSink* sink) {
   MutexLock lock(&mu_);
-  auto it = std::find_if(sinks_.begin(), sinks_.end(), [&](const auto& s) { return s.get() == sink; });
+  auto it =
+      std::find_if(sinks_.begin(), sinks_.end(), [&](const auto& s) { return s.get() == sink; });
   if (it == sinks_.end()) return NotFound("sink is not registered");
   sinks_.erase(it);
   return Status::Ok();
@@ -850,7 +875,8 @@ Status Bus::AddStage(std::shared_ptr<CommitStage> stage) {
 
 Status Bus::RemoveStage(const CommitStage* stage) {
   MutexLock lock(&mu_);
-  auto it = std::find_if(stages_.begin(), stages_.end(), [&](const auto& s) { return s.get() == stage; });
+  auto it =
+      std::find_if(stages_.begin(), stages_.end(), [&](const auto& s) { return s.get() == stage; });
   if (it == stages_.end()) return NotFound("stage is not registered");
   stages_.erase(it);
   return Status::Ok();

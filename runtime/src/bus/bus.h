@@ -13,13 +13,14 @@
 #include <unordered_map>
 #include <vector>
 
-#include "arena/arena.h"
-#include "core/flat_id_map.h"
-#include "events/event_hub.h"
-#include "graph/graph.h"
-#include "core/mutex.h"
 #include "mmsb/mirror.h"
 #include "mmsb/mmsb.h"
+
+#include "arena/arena.h"
+#include "core/flat_id_map.h"
+#include "core/mutex.h"
+#include "events/event_hub.h"
+#include "graph/graph.h"
 
 namespace mmsb {
 
@@ -121,12 +122,15 @@ class Bus {
       EXCLUDES(mu_);
   bool EventsWanted() const REQUIRES(mu_);
   // Builds the commit's event batch into batch_events_ (see events.h for the order).
-  void BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, bool propagated) REQUIRES(mu_);
+  void BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, bool propagated)
+      REQUIRES(mu_);
   // Builds and registers the record of a heap page on `block` (CreatePage's second half).
-  Expected<Page*> AdoptBlock(const Arena::Block& block, std::size_t size, const PageOptions& options) REQUIRES(mu_);
+  Expected<Page*> AdoptBlock(const Arena::Block& block, std::size_t size,
+                             const PageOptions& options) REQUIRES(mu_);
   // Returns a freed page's small-class storage to the slot cache or, when full, the arena.
   // `shadow_clear`: the caller knows the block's shadow holds no marks.
-  void ReleaseSmallBlock(const Arena::Block& block, bool may_be_nonzero, bool shadow_clear) REQUIRES(mu_);
+  void ReleaseSmallBlock(const Arena::Block& block, bool may_be_nonzero, bool shadow_clear)
+      REQUIRES(mu_);
   // Returns storage CreatePage took but could not use.
   void GiveBackBlock(const Arena::Block& block) REQUIRES(mu_);
   Page* NewRecord() REQUIRES(mu_);

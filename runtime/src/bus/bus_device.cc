@@ -23,7 +23,8 @@ Status Bus::DetachDevice() {
   MutexLock lock(&mu_);
   if (device_ == nullptr) return NotFound("no device is attached");
   if (device_->HasDevicePages()) {
-    return FailedPrecondition("Gpu or Unified pages are live; free them before detaching the device");
+    return FailedPrecondition(
+        "Gpu or Unified pages are live; free them before detaching the device");
   }
   std::erase(sinks_, device_sink_);
   device_sink_.reset();
@@ -42,7 +43,8 @@ DeviceStats Bus::GetDeviceStats() {
 }
 
 Status Bus::CheckDevicePage(const Page* page) {
-  if (device_ == nullptr) return FailedPrecondition("no device is attached (call mmsb::AttachDevice first)");
+  if (device_ == nullptr)
+    return FailedPrecondition("no device is attached (call mmsb::AttachDevice first)");
   if (page == nullptr) return InvalidArgument("null page");
   if (!page->live_) return PageNotFound("the page is not live");
   return Status::Ok();
@@ -63,7 +65,8 @@ Status Bus::AttachDeviceCopy(Page* p) {
 Expected<Page*> Bus::CreateUnifiedPage(std::size_t size, const PageOptions& options) {
   MutexLock lock(&mu_);
   if (device_ == nullptr) {
-    return UnsupportedLocation("page location 'unified' needs a device backend, and none is attached");
+    return UnsupportedLocation(
+        "page location 'unified' needs a device backend, and none is attached");
   }
   auto storage = device_->AllocateUnified(size, options.zeroed);
   if (!storage.ok()) return storage.status();

@@ -5,8 +5,9 @@
 #include <cstdio>
 #include <mutex>
 
-#include "bus/bus.h"
 #include "mmsb/type_desc.h"
+
+#include "bus/bus.h"
 
 namespace mmsb::rt {
 namespace {
@@ -55,7 +56,8 @@ void FreePageStorage(void* p) noexcept {
   if (Status s = bus->FreePage(page); !s.ok()) Warn(s, "page free failed");
 }
 
-void RegisterStatic(void* addr, std::size_t size, const char* name, const TypeDescriptor* type) noexcept {
+void RegisterStatic(void* addr, std::size_t size, const char* name,
+                    const TypeDescriptor* type) noexcept {
   EnsureStarted();
   PageOptions o;
   o.type = type;
@@ -75,20 +77,20 @@ const TypeDescriptor* InternType(const TypeDescriptor& type) noexcept {
 }
 
 static_assert(kind::kBytes == static_cast<std::uint8_t>(ScalarKind::kBytes) &&
-              kind::kBool == static_cast<std::uint8_t>(ScalarKind::kBool) &&
-              kind::kChar == static_cast<std::uint8_t>(ScalarKind::kChar) &&
-              kind::kI8 == static_cast<std::uint8_t>(ScalarKind::kI8) &&
-              kind::kU8 == static_cast<std::uint8_t>(ScalarKind::kU8) &&
-              kind::kI16 == static_cast<std::uint8_t>(ScalarKind::kI16) &&
-              kind::kU16 == static_cast<std::uint8_t>(ScalarKind::kU16) &&
-              kind::kI32 == static_cast<std::uint8_t>(ScalarKind::kI32) &&
-              kind::kU32 == static_cast<std::uint8_t>(ScalarKind::kU32) &&
-              kind::kI64 == static_cast<std::uint8_t>(ScalarKind::kI64) &&
-              kind::kU64 == static_cast<std::uint8_t>(ScalarKind::kU64) &&
-              kind::kF32 == static_cast<std::uint8_t>(ScalarKind::kF32) &&
-              kind::kF64 == static_cast<std::uint8_t>(ScalarKind::kF64) &&
-              kind::kPointer == static_cast<std::uint8_t>(ScalarKind::kPointer) &&
-              kind::kRecord == static_cast<std::uint8_t>(ScalarKind::kRecord),
+                  kind::kBool == static_cast<std::uint8_t>(ScalarKind::kBool) &&
+                  kind::kChar == static_cast<std::uint8_t>(ScalarKind::kChar) &&
+                  kind::kI8 == static_cast<std::uint8_t>(ScalarKind::kI8) &&
+                  kind::kU8 == static_cast<std::uint8_t>(ScalarKind::kU8) &&
+                  kind::kI16 == static_cast<std::uint8_t>(ScalarKind::kI16) &&
+                  kind::kU16 == static_cast<std::uint8_t>(ScalarKind::kU16) &&
+                  kind::kI32 == static_cast<std::uint8_t>(ScalarKind::kI32) &&
+                  kind::kU32 == static_cast<std::uint8_t>(ScalarKind::kU32) &&
+                  kind::kI64 == static_cast<std::uint8_t>(ScalarKind::kI64) &&
+                  kind::kU64 == static_cast<std::uint8_t>(ScalarKind::kU64) &&
+                  kind::kF32 == static_cast<std::uint8_t>(ScalarKind::kF32) &&
+                  kind::kF64 == static_cast<std::uint8_t>(ScalarKind::kF64) &&
+                  kind::kPointer == static_cast<std::uint8_t>(ScalarKind::kPointer) &&
+                  kind::kRecord == static_cast<std::uint8_t>(ScalarKind::kRecord),
               "instrument.h's layout kinds must be ScalarKind's values");
 
 const TypeDescriptor* InternLayout(const char* name, std::uint32_t size, std::uint32_t align,
@@ -124,7 +126,8 @@ void MarkToPageEnd(const void* p) noexcept {
   Bus* bus = CurrentBus();
   if (bus == nullptr) return;
   if (Page* page = bus->FindContaining(p)) {
-    const std::size_t off = static_cast<std::size_t>(static_cast<const std::uint8_t*>(p) - page->data());
+    const std::size_t off =
+        static_cast<std::size_t>(static_cast<const std::uint8_t*>(p) - page->data());
     MarkRange(p, page->size() - off);
   }
 }

@@ -41,18 +41,21 @@ class UndoLog {
   }
   void Append(const UndoLog& other) {
     for (const Entry& e : other.entries_) {
-      entries_.push_back({e.page, e.prev_epoch, runs_.size() + e.first_run, bytes_size_ + e.first_byte});
+      entries_.push_back(
+          {e.page, e.prev_epoch, runs_.size() + e.first_run, bytes_size_ + e.first_byte});
     }
     runs_.insert(runs_.end(), other.runs_.begin(), other.runs_.end());
     Reserve(other.bytes_size_);
-    if (other.bytes_size_ != 0) std::memcpy(bytes_.get() + bytes_size_, other.bytes_.get(), other.bytes_size_);
+    if (other.bytes_size_ != 0)
+      std::memcpy(bytes_.get() + bytes_size_, other.bytes_.get(), other.bytes_size_);
     bytes_size_ += other.bytes_size_;
   }
   // Restores every saved range in the page and its twin, newest first.
   void Rollback() {
     for (std::size_t i = entries_.size(); i-- > 0;) {
       const Entry& e = entries_[i];
-      const std::size_t run_end = i + 1 < entries_.size() ? entries_[i + 1].first_run : runs_.size();
+      const std::size_t run_end =
+          i + 1 < entries_.size() ? entries_[i + 1].first_run : runs_.size();
       std::size_t pos = e.first_byte;
       for (std::size_t r = e.first_run; r < run_end; ++r) {
         std::memcpy(e.page->data_ + runs_[r].offset, bytes_.get() + pos, runs_[r].length);

@@ -1,7 +1,8 @@
 #include "core/envelope.h"
 
-#include <fmt/format.h>
 #include <xxhash.h>
+
+#include <fmt/format.h>
 #if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
 // libxxhash's runtime dispatch (AVX2/AVX-512 where the CPU has them; the same hash values).
 #include <xxh_x86dispatch.h>
@@ -50,27 +51,34 @@ void Seal(std::vector<std::uint8_t>& out, std::size_t start) {
   PutU64(out, XXH3_64bits(out.data() + start, out.size() - start));
 }
 
-Expected<OpenedRecord> OpenRecord(std::span<const std::uint8_t> in, std::uint8_t magic, const char* what,
-                                  std::uint8_t known_flags) {
+Expected<OpenedRecord> OpenRecord(std::span<const std::uint8_t> in, std::uint8_t magic,
+                                  const char* what, std::uint8_t known_flags) {
   constexpr std::size_t kMin = kHeaderBytes + kChecksumBytes;
   if (in.size() < kMin) {
-    return SerializationError(fmt::format("{}: truncated: {} byte(s), the header alone needs {}", what, in.size(), kMin));
+    return SerializationError(
+        fmt::format("{}: truncated: {} byte(s), the header alone needs {}", what, in.size(), kMin));
   }
-  if (in[0] != magic) return Corruption(fmt::format("{}: bad magic 0x{:02x} (want 0x{:02x})", what, in[0], magic));
+  if (in[0] != magic)
+    return Corruption(fmt::format("{}: bad magic 0x{:02x} (want 0x{:02x})", what, in[0], magic));
   if (in[1] != kVersion) {
-    return SerializationError(fmt::format("{}: unsupported version {} (this reader knows {})", what, in[1], kVersion));
+    return SerializationError(
+        fmt::format("{}: unsupported version {} (this reader knows {})", what, in[1], kVersion));
   }
   const std::uint64_t len = GetU64(in.data() + 4);
-  if (len < kMin) return Corruption(fmt::format("{}: declared length {} is shorter than the header", what, len));
+  if (len < kMin)
+    return Corruption(fmt::format("{}: declared length {} is shorter than the header", what, len));
   if (len > in.size()) {
-    return SerializationError(fmt::format("{}: truncated: declares {} bytes, {} available", what, len, in.size()));
+    return SerializationError(
+        fmt::format("{}: truncated: declares {} bytes, {} available", what, len, in.size()));
   }
   const std::uint64_t want = GetU64(in.data() + len - 8);
   const std::uint64_t got = XXH3_64bits(in.data(), len - 8);
   if (want != got) {
-    return Corruption(fmt::format("{}: checksum mismatch (stored {:016x}, computed {:016x})", what, want, got));
+    return Corruption(
+        fmt::format("{}: checksum mismatch (stored {:016x}, computed {:016x})", what, want, got));
   }
-  if ((in[3] & ~known_flags) != 0) return SerializationError(fmt::format("{}: unknown flags 0x{:02x}", what, in[3]));
+  if ((in[3] & ~known_flags) != 0)
+    return SerializationError(fmt::format("{}: unknown flags 0x{:02x}", what, in[3]));
   OpenedRecord r;
   r.kind = in[2];
   r.body = in.subspan(kHeaderBytes, len - kMin);

@@ -35,13 +35,14 @@ struct OpenedRecord {
   std::size_t total = 0;               // record length
 };
 // `what` names the record in errors ("delta", "page image", ...). `known_flags` are accepted.
-Expected<OpenedRecord> OpenRecord(std::span<const std::uint8_t> in, std::uint8_t magic, const char* what,
-                                  std::uint8_t known_flags = 0);
+Expected<OpenedRecord> OpenRecord(std::span<const std::uint8_t> in, std::uint8_t magic,
+                                  const char* what, std::uint8_t known_flags = 0);
 
 // A bounds-checked reader over a record body.
 class Reader {
  public:
-  explicit Reader(std::span<const std::uint8_t> body) : p_(body.data()), end_(body.data() + body.size()) {}
+  explicit Reader(std::span<const std::uint8_t> body)
+      : p_(body.data()), end_(body.data() + body.size()) {}
   bool Varint(std::uint64_t* v);
   bool U8(std::uint8_t* v);
   bool Bytes(std::size_t n, const std::uint8_t** out);

@@ -1,28 +1,44 @@
 #include "mmsb/status.h"
-#include "mmsb/types.h"
 
 #include <cstdio>
 #include <cstdlib>
+
+#include "mmsb/types.h"
 
 namespace mmsb {
 
 const char* StatusCodeName(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "ok";
-    case StatusCode::kPageNotFound: return "page_not_found";
-    case StatusCode::kInvalidDelta: return "invalid_delta";
-    case StatusCode::kInvalidArgument: return "invalid_argument";
-    case StatusCode::kSerialization: return "serialization";
-    case StatusCode::kCorruption: return "corruption";
-    case StatusCode::kIO: return "io";
-    case StatusCode::kUnsupportedLocation: return "unsupported_location";
-    case StatusCode::kGpuMemory: return "gpu_memory";
-    case StatusCode::kGraphCycle: return "graph_cycle";
-    case StatusCode::kOutOfMemory: return "out_of_memory";
-    case StatusCode::kFailedPrecondition: return "failed_precondition";
-    case StatusCode::kAlreadyExists: return "already_exists";
-    case StatusCode::kNotFound: return "not_found";
-    case StatusCode::kInternal: return "internal";
+    case StatusCode::kOk:
+      return "ok";
+    case StatusCode::kPageNotFound:
+      return "page_not_found";
+    case StatusCode::kInvalidDelta:
+      return "invalid_delta";
+    case StatusCode::kInvalidArgument:
+      return "invalid_argument";
+    case StatusCode::kSerialization:
+      return "serialization";
+    case StatusCode::kCorruption:
+      return "corruption";
+    case StatusCode::kIO:
+      return "io";
+    case StatusCode::kUnsupportedLocation:
+      return "unsupported_location";
+    case StatusCode::kGpuMemory:
+      return "gpu_memory";
+    case StatusCode::kGraphCycle:
+      return "graph_cycle";
+    case StatusCode::kOutOfMemory:
+      return "out_of_memory";
+    case StatusCode::kFailedPrecondition:
+      return "failed_precondition";
+    case StatusCode::kAlreadyExists:
+      return "already_exists";
+    case StatusCode::kNotFound:
+      return "not_found";
+    case StatusCode::kInternal:
+      return "internal";
   }
   return "unknown";
 }
@@ -59,9 +75,12 @@ void CheckFailed(const char* file, int line, const char* cond) {
 
 const char* LocationName(Location loc) {
   switch (loc) {
-    case Location::kCpu: return "cpu";
-    case Location::kGpu: return "gpu";
-    case Location::kUnified: return "unified";
+    case Location::kCpu:
+      return "cpu";
+    case Location::kGpu:
+      return "gpu";
+    case Location::kUnified:
+      return "unified";
   }
   return "unknown";
 }

@@ -6,11 +6,12 @@
 
 #include <fmt/format.h>
 
+#include "mmsb/delta.h"
+
 #include "core/envelope.h"
 #include "delta/delta_format.h"
 #include "delta/delta_internal.h"
 #include "delta/delta_view.h"
-#include "mmsb/delta.h"
 
 namespace mmsb {
 
@@ -81,10 +82,12 @@ Expected<Delta> DecodeDelta(std::span<const std::uint8_t> in, std::size_t* consu
   // The record may be followed by others: parse exactly the bytes it declares.
   if (in.size() >= envelope::kHeaderBytes) {
     const std::uint64_t len = envelope::GetU64(in.data() + 4);
-    if (len >= envelope::kHeaderBytes + envelope::kChecksumBytes && len <= in.size()) in = in.first(len);
+    if (len >= envelope::kHeaderBytes + envelope::kChecksumBytes && len <= in.size())
+      in = in.first(len);
   }
   delta_internal::DeltaView v;
-  MMSB_RETURN_IF_ERROR(delta_internal::ParseDeltaView(in, max_page_size, /*verify_checksum=*/true, &v));
+  MMSB_RETURN_IF_ERROR(
+      delta_internal::ParseDeltaView(in, max_page_size, /*verify_checksum=*/true, &v));
   // The view is checked: copy it into the delta's storage as it stands.
   Delta d;
   d.page_ = v.page;
@@ -131,10 +134,12 @@ Expected<PageImage> DecodePageImage(std::span<const std::uint8_t> in, std::size_
   }
   if (id == kInvalidPageId) return SerializationError("page image: page id 0 is invalid");
   if (size == 0 || size > max_page_size) {
-    return SerializationError(fmt::format("page image: size {} is out of range [1, {}]", size, max_page_size));
+    return SerializationError(
+        fmt::format("page image: size {} is out of range [1, {}]", size, max_page_size));
   }
   if (r.remaining() != size) {
-    return SerializationError(fmt::format("page image: declares {} bytes, record holds {}", size, r.remaining()));
+    return SerializationError(
+        fmt::format("page image: declares {} bytes, record holds {}", size, r.remaining()));
   }
   const std::uint8_t* bytes;
   (void)r.Bytes(size, &bytes);

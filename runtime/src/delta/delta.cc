@@ -17,7 +17,8 @@ namespace {
 // Calls fn(offset, length, src) for every run of set bits in a dense mask, where src points at
 // the run's first new byte in `bytes`. Bits past page_size are zero by construction.
 template <class Fn>
-void ForEachMaskRunImpl(const std::uint8_t* mask, std::size_t mask_len, const std::uint8_t* bytes, Fn&& fn) {
+void ForEachMaskRunImpl(const std::uint8_t* mask, std::size_t mask_len, const std::uint8_t* bytes,
+                        Fn&& fn) {
   const std::size_t words = (mask_len + 7) / 8;
   std::size_t consumed = 0;
   std::uint32_t run_start = 0, run_len = 0;
@@ -28,8 +29,8 @@ void ForEachMaskRunImpl(const std::uint8_t* mask, std::size_t mask_len, const st
     while (m != 0) {
       const unsigned lo = static_cast<unsigned>(std::countr_zero(m));
       const std::uint64_t shifted = m >> lo;
-      const unsigned len = shifted == ~std::uint64_t{0} ? 64u - lo
-                                                         : static_cast<unsigned>(std::countr_one(shifted));
+      const unsigned len =
+          shifted == ~std::uint64_t{0} ? 64u - lo : static_cast<unsigned>(std::countr_one(shifted));
       const auto off = static_cast<std::uint32_t>(w * 64 + lo);
       if (run_len != 0 && run_start + run_len == off) {
         run_len += len;
@@ -100,8 +101,13 @@ Delta& Delta::operator=(const Delta& o) {
 }
 
 Delta::Delta(Delta&& o) noexcept
-    : page_(o.page_), base_epoch_(o.base_epoch_), page_size_(o.page_size_), changed_bytes_(o.changed_bytes_),
-      table_bytes_(o.table_bytes_), form_(o.form_), heap_(std::move(o.heap_)) {
+    : page_(o.page_),
+      base_epoch_(o.base_epoch_),
+      page_size_(o.page_size_),
+      changed_bytes_(o.changed_bytes_),
+      table_bytes_(o.table_bytes_),
+      form_(o.form_),
+      heap_(std::move(o.heap_)) {
   if (!heap_) std::memcpy(inline_, o.inline_, std::size_t{table_bytes_} + changed_bytes_);
   o.changed_bytes_ = o.table_bytes_ = 0;
 }
@@ -125,9 +131,12 @@ std::span<const ByteRun> Delta::sparse_runs() const {
   return {reinterpret_cast<const ByteRun*>(data()), table_bytes_ / sizeof(ByteRun)};
 }
 
-void Delta::ForEachMaskRun(void (*fn)(void*, std::uint32_t, std::uint32_t, const std::uint8_t*), void* ctx) const {
+void Delta::ForEachMaskRun(void (*fn)(void*, std::uint32_t, std::uint32_t, const std::uint8_t*),
+                           void* ctx) const {
   ForEachMaskRunImpl(data(), table_bytes_, bytes().data(),
-                     [&](std::uint32_t off, std::uint32_t len, const std::uint8_t* src) { fn(ctx, off, len, src); });
+                     [&](std::uint32_t off, std::uint32_t len, const std::uint8_t* src) {
+                       fn(ctx, off, len, src);
+                     });
 }
 
 // ---- Delta -------------------------------------------------------------------------------------
@@ -144,13 +153,15 @@ Expected<Delta> Delta::FromRuns(PageId page, Epoch base_epoch, std::uint32_t pag
                                       r.length, page_size));
     }
     if (i > 0 && r.offset < prev_end) {
-      return InvalidDelta(fmt::format("run {} at offset {} is unsorted or overlaps the previous run", i, r.offset));
+      return InvalidDelta(
+          fmt::format("run {} at offset {} is unsorted or overlaps the previous run", i, r.offset));
     }
     prev_end = std::uint64_t{r.offset} + r.length;
     total += r.length;
   }
   if (total != bytes.size()) {
-    return InvalidDelta(fmt::format("runs cover {} bytes but {} new bytes were given", total, bytes.size()));
+    return InvalidDelta(
+        fmt::format("runs cover {} bytes but {} new bytes were given", total, bytes.size()));
   }
   // Normalise: merge adjacent runs so every delta has one canonical run list.
   DeltaBuilder b(page, base_epoch, page_size);
@@ -170,7 +181,9 @@ std::vector<ByteRun> Delta::Runs() const {
     return {r.begin(), r.end()};
   }
   std::vector<ByteRun> out;
-  ForEachRun([&](std::uint32_t off, std::uint32_t len, const std::uint8_t*) { out.push_back({off, len}); });
+  ForEachRun([&](std::uint32_t off, std::uint32_t len, const std::uint8_t*) {
+    out.push_back({off, len});
+  });
   return out;
 }
 
@@ -178,7 +191,8 @@ std::vector<std::uint8_t> Delta::Mask() const {
   if (form_ == Form::kDense) return {data(), data() + table_bytes_};
   std::vector<std::uint8_t> m(MaskBytes(page_size_), 0);
   for (const ByteRun& r : sparse_runs()) {
-    for (std::uint32_t i = r.offset; i < r.offset + r.length; ++i) m[i >> 3] |= std::uint8_t(1u << (i & 7));
+    for (std::uint32_t i = r.offset; i < r.offset + r.length; ++i)
+      m[i >> 3] |= std::uint8_t(1u << (i & 7));
   }
   return m;
 }
@@ -204,7 +218,8 @@ void Delta::ConvertTo(Form form) {
 
 Status Delta::ApplyTo(std::span<std::uint8_t> page) const {
   if (page.size() != page_size_) {
-    return InvalidDelta(fmt::format("delta for a {}-byte page applied to {} bytes", page_size_, page.size()));
+    return InvalidDelta(
+        fmt::format("delta for a {}-byte page applied to {} bytes", page_size_, page.size()));
   }
   ForEachRun([&](std::uint32_t off, std::uint32_t len, const std::uint8_t* src) {
     std::memcpy(page.data() + off, src, len);
@@ -213,7 +228,8 @@ Status Delta::ApplyTo(std::span<std::uint8_t> page) const {
 }
 
 std::size_t Delta::EncodedSize() const {
-  const std::size_t body = form_ == Form::kSparse ? delta_internal::SparseBodySize(sparse_runs()) : table_bytes_;
+  const std::size_t body =
+      form_ == Form::kSparse ? delta_internal::SparseBodySize(sparse_runs()) : table_bytes_;
   return delta_internal::HeaderSize(*this) + body + changed_bytes_ + delta_internal::kChecksumBytes;
 }
 
@@ -272,7 +288,8 @@ DeltaBuilder::DeltaBuilder(PageId page, Epoch base_epoch, std::uint32_t page_siz
 
 DeltaBuilder::~DeltaBuilder() {
   // Very large buffers are not worth keeping around.
-  if (s_->bytes.capacity() > (std::size_t{1} << 20) || s_->runs.capacity() > (std::size_t{1} << 17)) {
+  if (s_->bytes.capacity() > (std::size_t{1} << 20) ||
+      s_->runs.capacity() > (std::size_t{1} << 17)) {
     delete s_;
     return;
   }
@@ -298,8 +315,8 @@ void DeltaBuilder::AddMask64(std::uint32_t offset, std::uint64_t m, const std::u
   while (m != 0) {
     const unsigned lo = static_cast<unsigned>(std::countr_zero(m));
     const std::uint64_t shifted = m >> lo;
-    const unsigned len = shifted == ~std::uint64_t{0} ? 64u - lo
-                                                       : static_cast<unsigned>(std::countr_one(shifted));
+    const unsigned len =
+        shifted == ~std::uint64_t{0} ? 64u - lo : static_cast<unsigned>(std::countr_one(shifted));
     AddRun(offset + lo, src + lo, len);
     m = (lo + len >= 64) ? 0 : (m & ~(((std::uint64_t{1} << len) - 1) << lo));
   }
@@ -316,13 +333,15 @@ Delta DeltaBuilder::Finish() {
   // Pick the smaller encoding. The dense mask costs page_size/8 bytes whatever changed, so only
   // a delta with many short runs can be cheaper dense; check the cheap bound first.
   const std::size_t dense_body = MaskBytes(page_size_);
-  const bool dense = runs.size() * 2 + 1 > dense_body && delta_internal::SparseBodySize(runs) > dense_body;
+  const bool dense =
+      runs.size() * 2 + 1 > dense_body && delta_internal::SparseBodySize(runs) > dense_body;
   if (dense) {
     d.Reset(Delta::Form::kDense, dense_body, changed);
     std::uint8_t* mask = d.data();
     std::memset(mask, 0, dense_body);
     for (const ByteRun& r : runs) {
-      for (std::uint32_t i = r.offset; i < r.offset + r.length; ++i) mask[i >> 3] |= std::uint8_t(1u << (i & 7));
+      for (std::uint32_t i = r.offset; i < r.offset + r.length; ++i)
+        mask[i >> 3] |= std::uint8_t(1u << (i & 7));
     }
   } else {
     d.Reset(Delta::Form::kSparse, runs.size() * sizeof(ByteRun), changed);
@@ -342,8 +361,8 @@ struct RunCursor {
   std::vector<ByteRun> runs;
   const std::uint8_t* bytes = nullptr;
   std::size_t i = 0;
-  std::uint32_t consumed = 0;    // bytes of runs[i] already passed
-  std::size_t byte_pos = 0;      // index into bytes of runs[i].offset + consumed
+  std::uint32_t consumed = 0;  // bytes of runs[i] already passed
+  std::size_t byte_pos = 0;    // index into bytes of runs[i].offset + consumed
 
   bool done() const { return i >= runs.size(); }
   std::uint32_t start() const { return runs[i].offset + consumed; }
@@ -368,8 +387,9 @@ struct RunCursor {
 
 Expected<Delta> Compose(const Delta& second, const Delta& first) {
   if (second.page() != first.page() || second.page_size() != first.page_size()) {
-    return InvalidDelta(fmt::format("cannot compose deltas of page {} ({} bytes) and page {} ({} bytes)",
-                                    second.page(), second.page_size(), first.page(), first.page_size()));
+    return InvalidDelta(
+        fmt::format("cannot compose deltas of page {} ({} bytes) and page {} ({} bytes)",
+                    second.page(), second.page_size(), first.page(), first.page_size()));
   }
   RunCursor a{first.Runs(), first.bytes().data()};
   RunCursor b{second.Runs(), second.bytes().data()};
@@ -395,7 +415,8 @@ Expected<Delta> Compose(const Delta& second, const Delta& first) {
 
 Expected<Delta> Invert(const Delta& d, std::span<const std::uint8_t> before) {
   if (before.size() != d.page_size()) {
-    return InvalidDelta(fmt::format("invert: delta for a {}-byte page, image has {} bytes", d.page_size(), before.size()));
+    return InvalidDelta(fmt::format("invert: delta for a {}-byte page, image has {} bytes",
+                                    d.page_size(), before.size()));
   }
   DeltaBuilder out(d.page(), d.base_epoch(), d.page_size());
   d.ForEachRun([&](std::uint32_t off, std::uint32_t len, const std::uint8_t* src) {

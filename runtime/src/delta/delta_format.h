@@ -16,5 +16,4 @@ inline constexpr std::uint8_t kPageImageMagic = 0x1F;
 inline constexpr std::uint8_t kFormSparse = 0;
 inline constexpr std::uint8_t kFormDense = 1;
 
-
 }  // namespace mmsb::format

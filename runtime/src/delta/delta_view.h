@@ -28,16 +28,16 @@ struct DeltaView {
   std::uint32_t page_size = 0;
   std::uint32_t changed_bytes = 0;
   bool dense = false;
-  std::uint64_t run_count = 0;       // sparse
+  std::uint64_t run_count = 0;          // sparse
   const std::uint8_t* table = nullptr;  // sparse: the (gap, length) varints; dense: the mask
   const std::uint8_t* bytes = nullptr;  // the new bytes, changed_bytes of them
-  std::size_t total = 0;             // bytes of the whole record
+  std::size_t total = 0;                // bytes of the whole record
 };
 
 // Checks `in` as one delta record that must fill it exactly. Errors are Serialization or
 // Corruption with a message like DecodeDelta's.
-Status ParseDeltaView(std::span<const std::uint8_t> in, std::uint32_t max_page_size, bool verify_checksum,
-                      DeltaView* out);
+Status ParseDeltaView(std::span<const std::uint8_t> in, std::uint32_t max_page_size,
+                      bool verify_checksum, DeltaView* out);
 
 // Writes the new bytes into `page` (page_size bytes). `v` must come from a successful parse.
 void ApplyDeltaView(const DeltaView& v, std::uint8_t* page);

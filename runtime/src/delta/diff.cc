@@ -8,13 +8,12 @@
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "delta/diff.cc"
-#include <hwy/foreach_target.h>  // IWYU pragma: keep
-
-#include <hwy/highway.h>
-
 #include <bit>
 #include <cstdint>
 #include <cstring>
+
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
 
 HWY_BEFORE_NAMESPACE();
 namespace mmsb {
@@ -82,6 +81,7 @@ HWY_AFTER_NAMESPACE();
 #include <algorithm>
 
 #include "mmsb/delta.h"
+
 #include "delta/delta_internal.h"
 
 namespace mmsb {
@@ -114,7 +114,8 @@ std::size_t DiffMask(std::span<const std::uint8_t> before, std::span<const std::
   const std::size_t full = now.size() / 64;
   const std::size_t tail = now.size() % 64;
   MMSB_CHECK(mask64.size() >= full + (tail != 0));
-  std::size_t count = HWY_DYNAMIC_DISPATCH(DiffMaskFull)(before.data(), now.data(), full, mask64.data());
+  std::size_t count =
+      HWY_DYNAMIC_DISPATCH(DiffMaskFull)(before.data(), now.data(), full, mask64.data());
   if (tail != 0) {
     const std::uint64_t m = ScalarMask(before.data() + full * 64, now.data() + full * 64, tail);
     mask64[full] = m;
@@ -126,8 +127,8 @@ std::size_t DiffMask(std::span<const std::uint8_t> before, std::span<const std::
 Delta Diff(PageId page, Epoch base_epoch, std::span<const std::uint8_t> before,
            std::span<const std::uint8_t> now) {
   CheckSameSize(before, now);
-  return delta_internal::DiffPage(page, base_epoch, before.data(), now.data(), static_cast<std::uint32_t>(now.size()),
-                                  nullptr);
+  return delta_internal::DiffPage(page, base_epoch, before.data(), now.data(),
+                                  static_cast<std::uint32_t>(now.size()), nullptr);
 }
 
 namespace delta_internal {
@@ -156,12 +157,14 @@ Delta DiffPage(PageId page, Epoch base_epoch, const std::uint8_t* before, const 
       continue;
     }
     for (std::size_t i = 0; i < n; ++i) {
-      if (masks[i] != 0) b.AddMask64(static_cast<std::uint32_t>((g0 + i) * 64), masks[i], now + (g0 + i) * 64);
+      if (masks[i] != 0)
+        b.AddMask64(static_cast<std::uint32_t>((g0 + i) * 64), masks[i], now + (g0 + i) * 64);
     }
   }
   if (tail != 0 && (touched == nullptr || touched[full] != 0)) {
     const std::size_t off = full * 64;
-    b.AddMask64(static_cast<std::uint32_t>(off), ScalarMask(before + off, now + off, tail), now + off);
+    b.AddMask64(static_cast<std::uint32_t>(off), ScalarMask(before + off, now + off, tail),
+                now + off);
   }
   return b.Finish();
 }
@@ -178,7 +181,8 @@ Delta DiffScalar(PageId page, Epoch base_epoch, std::span<const std::uint8_t> be
     while (i < n && before[i] == now[i]) ++i;
     std::size_t j = i;
     while (j < n && before[j] != now[j]) ++j;
-    if (j > i) b.AddRun(static_cast<std::uint32_t>(i), now.data() + i, static_cast<std::uint32_t>(j - i));
+    if (j > i)
+      b.AddRun(static_cast<std::uint32_t>(i), now.data() + i, static_cast<std::uint32_t>(j - i));
     i = j;
   }
   return b.Finish();
@@ -188,8 +192,8 @@ Delta DiffGranules(PageId page, Epoch base_epoch, std::span<const std::uint8_t> 
                    std::span<const std::uint8_t> now, std::span<const std::uint8_t> touched) {
   CheckSameSize(before, now);
   MMSB_CHECK(touched.size() >= (now.size() + 63) / 64);
-  return delta_internal::DiffPage(page, base_epoch, before.data(), now.data(), static_cast<std::uint32_t>(now.size()),
-                                  touched.data());
+  return delta_internal::DiffPage(page, base_epoch, before.data(), now.data(),
+                                  static_cast<std::uint32_t>(now.size()), touched.data());
 }
 
 const char* DiffTargetName() { return HWY_DYNAMIC_DISPATCH(CompiledTargetName)(); }

@@ -30,7 +30,8 @@ std::uint32_t ApplyBatchBuilder::AddTarget(std::uint8_t* primary, std::uint8_t* 
 }
 
 std::uint64_t ApplyBatchBuilder::DenseGranules(const Delta& d) {
-  return d.form() == Delta::Form::kDense ? RoundToTile((std::uint64_t{d.page_size()} + 63) / 64) : 0;
+  return d.form() == Delta::Form::kDense ? RoundToTile((std::uint64_t{d.page_size()} + 63) / 64)
+                                         : 0;
 }
 
 bool ApplyBatchBuilder::Fits(std::uint64_t bytes, std::uint64_t granules) const {
@@ -43,9 +44,11 @@ Status ApplyBatchBuilder::AddDelta(std::uint32_t target, const Delta& d) {
   if (d.empty()) return Status::Ok();
   if (d.page_size() != targets_[target].size) {
     return InvalidArgument("apply batch: delta of a " + std::to_string(d.page_size()) +
-                           "-byte page for a " + std::to_string(targets_[target].size) + "-byte target");
+                           "-byte page for a " + std::to_string(targets_[target].size) +
+                           "-byte target");
   }
-  if (!Fits(d.changed_bytes(), DenseGranules(d))) return InvalidArgument("apply batch: batch is full");
+  if (!Fits(d.changed_bytes(), DenseGranules(d)))
+    return InvalidArgument("apply batch: batch is full");
   items_.push_back({target, &d, nullptr, 0});
   if (d.form() == Delta::Form::kDense) {
     ++dense_count_;
@@ -58,9 +61,11 @@ Status ApplyBatchBuilder::AddDelta(std::uint32_t target, const Delta& d) {
   return Status::Ok();
 }
 
-Status ApplyBatchBuilder::AddImage(std::uint32_t target, const std::uint8_t* bytes, std::uint64_t size) {
+Status ApplyBatchBuilder::AddImage(std::uint32_t target, const std::uint8_t* bytes,
+                                   std::uint64_t size) {
   if (target >= targets_.size()) return InvalidArgument("apply batch: unknown target");
-  if (size != targets_[target].size) return InvalidArgument("apply batch: image size differs from the target");
+  if (size != targets_[target].size)
+    return InvalidArgument("apply batch: image size differs from the target");
   if (size == 0) return Status::Ok();
   if (!Fits(size, 0)) return InvalidArgument("apply batch: batch is full");
   items_.push_back({target, nullptr, bytes, size});
@@ -99,10 +104,11 @@ ApplyBatchView ApplyBatchBuilder::Pack(std::uint8_t* staging, std::uint8_t* devi
   auto* tiles = reinterpret_cast<std::uint32_t*>(staging + l.tiles);
   std::uint8_t* payload = staging + l.payload;
 
-  if (!targets_.empty()) std::memcpy(targets, targets_.data(), targets_.size() * sizeof(ApplyTarget));
+  if (!targets_.empty())
+    std::memcpy(targets, targets_.data(), targets_.size() * sizeof(ApplyTarget));
   std::uint32_t nsparse = 0, ndense = 0;
-  std::uint64_t sparse_at = 0;                 // sparse payload cursor
-  std::uint64_t dense_at = sparse_bytes_;      // dense payload cursor (after all sparse bytes)
+  std::uint64_t sparse_at = 0;             // sparse payload cursor
+  std::uint64_t dense_at = sparse_bytes_;  // dense payload cursor (after all sparse bytes)
   std::uint64_t granule = 0;
   for (const Item& it : items_) {
     if (it.delta == nullptr) {
@@ -133,7 +139,8 @@ ApplyBatchView ApplyBatchBuilder::Pack(std::uint8_t* staging, std::uint8_t* devi
     dense[ndense++] = {it.target, d.page_size(), static_cast<std::uint32_t>(granule), 0};
     std::uint64_t k = dense_at;
     for (std::uint64_t g = 0; g < padded; ++g) {
-      if (g % kTileGranules == 0) tiles[(granule + g) / kTileGranules] = static_cast<std::uint32_t>(k);
+      if (g % kTileGranules == 0)
+        tiles[(granule + g) / kTileGranules] = static_cast<std::uint32_t>(k);
       k += static_cast<std::uint64_t>(__builtin_popcountll(masks[granule + g]));
     }
     std::memcpy(payload + dense_at, bytes.data(), bytes.size());

@@ -53,7 +53,7 @@ class ApplyBatchBuilder {
  private:
   struct Item {
     std::uint32_t target;
-    const Delta* delta;          // or null for an image
+    const Delta* delta;  // or null for an image
     const std::uint8_t* image;
     std::uint64_t image_size;
   };

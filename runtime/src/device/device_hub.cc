@@ -7,8 +7,9 @@
 
 #include <fmt/format.h>
 
-#include "bus/bus.h"
 #include "mmsb/barrier.h"
+
+#include "bus/bus.h"
 
 namespace mmsb {
 namespace {
@@ -60,7 +61,8 @@ DeviceHub::~DeviceHub() {
 
 bool DeviceHub::HasDevicePages() const {
   if (!unified_.empty()) return true;
-  return std::any_of(copies_.begin(), copies_.end(), [](const auto& kv) { return kv.second.gpu_page; });
+  return std::any_of(copies_.begin(), copies_.end(),
+                     [](const auto& kv) { return kv.second.gpu_page; });
 }
 
 DeviceHub::Copy* DeviceHub::FindCopy(const Page* p) {
@@ -129,7 +131,8 @@ Status DeviceHub::DeviceError(Status s, const std::vector<Copy*>& copies) {
   return s;
 }
 
-// ---- Bus hooks -----------------------------------------------------------------------------------
+// ---- Bus hooks
+// -----------------------------------------------------------------------------------
 
 Status DeviceHub::OnCreateGpuPage(Page* p) {
   const std::size_t size = p->size();
@@ -162,22 +165,25 @@ Status DeviceHub::OnCreateGpuPage(Page* p) {
 
 Expected<DeviceHub::UnifiedStorage> DeviceHub::AllocateUnified(std::size_t size, bool zeroed) {
   if (!backend_->info().managed_memory) {
-    return UnsupportedLocation(fmt::format("device '{}' has no managed memory for unified pages",
-                                           backend_->info().name));
+    return UnsupportedLocation(
+        fmt::format("device '{}' has no managed memory for unified pages", backend_->info().name));
   }
   if (managed_bytes_ + size > managed_limit_) {
-    return GpuMemory(fmt::format(
-        "a unified page of {} bytes would take managed memory past its limit ({} of {} bytes in use); "
-        "the limit keeps managed memory from oversubscribing the device (DeviceOptions::managed_limit_bytes)",
-        size, managed_bytes_, managed_limit_));
+    return GpuMemory(
+        fmt::format("a unified page of {} bytes would take managed memory past its limit ({} of {} "
+                    "bytes in use); "
+                    "the limit keeps managed memory from oversubscribing the device "
+                    "(DeviceOptions::managed_limit_bytes)",
+                    size, managed_bytes_, managed_limit_));
   }
   std::uint64_t free_bytes = 0;
   if (backend_->MemoryInfo(&free_bytes, nullptr).ok() && size > free_bytes) {
-    return GpuMemory(fmt::format("a unified page of {} bytes does not fit the device's {} free bytes", size,
-                                 free_bytes));
+    return GpuMemory(fmt::format(
+        "a unified page of {} bytes does not fit the device's {} free bytes", size, free_bytes));
   }
   std::unique_ptr<std::uint8_t[]> twin(new (std::nothrow) std::uint8_t[size]);
-  if (!twin) return OutOfMemory(fmt::format("cannot allocate the {}-byte twin of a unified page", size));
+  if (!twin)
+    return OutOfMemory(fmt::format("cannot allocate the {}-byte twin of a unified page", size));
   auto data = backend_->AllocateManaged(size);
   if (!data.ok()) return data.status();
   auto* bytes = static_cast<std::uint8_t*>(*data);
@@ -287,7 +293,8 @@ Status DeviceHub::SyncCommit(const CommitBatch& batch) {
         deltas = 0;
       }
       const std::uint32_t t = builder_.AddTarget(c->data, c->base, p->size());
-      Status added = d ? builder_.AddDelta(t, *d) : builder_.AddImage(t, bus_->CommittedImage(p).data(), p->size());
+      Status added = d ? builder_.AddDelta(t, *d)
+                       : builder_.AddImage(t, bus_->CommittedImage(p).data(), p->size());
       if (!added.ok()) {
         if (ship.ok()) ship = DeviceError(added, {c});
         continue;
@@ -330,10 +337,11 @@ Status DeviceHub::Ship(const std::vector<Copy*>& copies, std::uint64_t deltas) {
   return Status::Ok();
 }
 
-// ---- Pulls ---------------------------------------------------------------------------------------
+// ---- Pulls
+// ---------------------------------------------------------------------------------------
 
-Status DeviceHub::DiffOnDevice(const std::vector<Copy*>& copies, std::size_t first, std::size_t last,
-                               Pulled* out) {
+Status DeviceHub::DiffOnDevice(const std::vector<Copy*>& copies, std::size_t first,
+                               std::size_t last, Pulled* out) {
   const std::size_t n = last - first;
   // Bases: the copy's own, or the committed image uploaded into a temporary buffer.
   std::vector<std::uint8_t*> temps;
@@ -361,7 +369,8 @@ Status DeviceHub::DiffOnDevice(const std::vector<Copy*>& copies, std::size_t fir
       }
       base = temps.back();
     }
-    targets[i] = {c->data, base, static_cast<std::uint32_t>(size), static_cast<std::uint32_t>(granules)};
+    targets[i] = {c->data, base, static_cast<std::uint32_t>(size),
+                  static_cast<std::uint32_t>(granules)};
     granules += Granules(size);
   }
   const std::size_t table = Align16(n * sizeof(DiffTarget));
@@ -386,9 +395,9 @@ Status DeviceHub::DiffOnDevice(const std::vector<Copy*>& copies, std::size_t fir
     auto* dev_totals = reinterpret_cast<DiffTotals*>(pull_out_);
     auto* dev_runs = reinterpret_cast<DiffRun*>(pull_out_ + 16);
     std::uint8_t* dev_bytes = pull_out_ + 16 + Align16(pull_max_runs_ * sizeof(DiffRun));
-    s = backend_->DiffToRuns(reinterpret_cast<const DiffTarget*>(device_staging_), static_cast<std::uint32_t>(n),
-                             static_cast<std::uint32_t>(granules), dev_runs, pull_max_runs_, dev_bytes,
-                             pull_max_bytes_, dev_totals);
+    s = backend_->DiffToRuns(reinterpret_cast<const DiffTarget*>(device_staging_),
+                             static_cast<std::uint32_t>(n), static_cast<std::uint32_t>(granules),
+                             dev_runs, pull_max_runs_, dev_bytes, pull_max_bytes_, dev_totals);
     if (s.ok()) s = backend_->CopyToHost(pinned_ + table, dev_totals, sizeof(DiffTotals));
     if (Status sync = backend_->Synchronize(); s.ok()) s = sync;
     if (!s.ok()) break;
@@ -431,7 +440,8 @@ Status DeviceHub::PullCopies(const std::vector<Copy*>& copies, ConflictPolicy po
   while (first < copies.size()) {
     std::size_t last = first;
     std::uint64_t granules = 0;
-    while (last < copies.size() && (last == first || granules + Granules(copies[last]->page->size()) <= kMaxDiffGranules)) {
+    while (last < copies.size() &&
+           (last == first || granules + Granules(copies[last]->page->size()) <= kMaxDiffGranules)) {
       granules += Granules(copies[last]->page->size());
       ++last;
     }
@@ -484,10 +494,13 @@ Status DeviceHub::PullCopies(const std::vector<Copy*>& copies, ConflictPolicy po
     fill_reports();
     const PullReport& rep = by_copy[first_conflict];
     const Page* p = first_conflict->page;
-    return FailedPrecondition(fmt::format(
-        "write conflict: the CPU and the device both changed {} byte(s) of page {}{}{} since the last commit "
-        "(first at offset {}); nothing was written. Pull with ConflictPolicy::kCpuWins or kGpuWins to resolve",
-        rep.conflict_bytes, p->id(), p->name().empty() ? "" : " ", p->name(), rep.conflicts.front().offset));
+    return FailedPrecondition(
+        fmt::format("write conflict: the CPU and the device both changed {} byte(s) of page {}{}{} "
+                    "since the last commit "
+                    "(first at offset {}); nothing was written. Pull with ConflictPolicy::kCpuWins "
+                    "or kGpuWins to resolve",
+                    rep.conflict_bytes, p->id(), p->name().empty() ? "" : " ", p->name(),
+                    rep.conflicts.front().offset));
   }
 
   // Write the device's bytes into the host pages, leaving the host's where it wins a conflict.
@@ -505,7 +518,9 @@ Status DeviceHub::PullCopies(const std::vector<Copy*>& copies, ConflictPolicy po
       }
       std::uint32_t i = r.begin;
       while (i < r.end) {
-        auto keep_host = [&](std::uint32_t k) { return host[k] != committed[k] && host[k] != dev[k - r.begin]; };
+        auto keep_host = [&](std::uint32_t k) {
+          return host[k] != committed[k] && host[k] != dev[k - r.begin];
+        };
         if (keep_host(i)) {
           ++i;
           continue;
@@ -522,10 +537,12 @@ Status DeviceHub::PullCopies(const std::vector<Copy*>& copies, ConflictPolicy po
   return Status::Ok();
 }
 
-// ---- mmsb/mirror.h -------------------------------------------------------------------------------
+// ---- mmsb/mirror.h
+// -------------------------------------------------------------------------------
 
 Expected<DeviceSpan> DeviceHub::Mirror(Page* p) {
-  if (auto it = unified_.find(p); it != unified_.end()) return DeviceSpan{it->second.data, p->size()};
+  if (auto it = unified_.find(p); it != unified_.end())
+    return DeviceSpan{it->second.data, p->size()};
   if (Copy* c = FindCopy(p)) {
     if (c->stale && c->scopes == 0 && !c->gpu_page) {
       // Nothing on the device is worth keeping after an error: refresh now rather than at commit.
@@ -551,7 +568,8 @@ Expected<DeviceSpan> DeviceHub::Mirror(Page* p) {
 
 Status DeviceHub::Unmirror(Page* p) {
   if (p->location() != Location::kCpu) {
-    return FailedPrecondition(fmt::format("a {} page keeps its device copy for life", LocationName(p->location())));
+    return FailedPrecondition(
+        fmt::format("a {} page keeps its device copy for life", LocationName(p->location())));
   }
   Copy* c = FindCopy(p);
   if (c == nullptr) return NotFound(fmt::format("page {} is not mirrored", p->id()));
@@ -564,7 +582,8 @@ Status DeviceHub::Unmirror(Page* p) {
 }
 
 Expected<DeviceSpan> DeviceHub::DeviceCopy(const Page* p) const {
-  if (auto it = unified_.find(p); it != unified_.end()) return DeviceSpan{it->second.data, p->size()};
+  if (auto it = unified_.find(p); it != unified_.end())
+    return DeviceSpan{it->second.data, p->size()};
   auto it = copies_.find(p);
   if (it == copies_.end()) return NotFound(fmt::format("page {} has no device copy", p->id()));
   return DeviceSpan{it->second.data, p->size()};
@@ -578,7 +597,8 @@ Expected<PullReport> DeviceHub::Pull(Page* p, ConflictPolicy policy) {
   if (c == nullptr) return NotFound(fmt::format("page {} is not mirrored", p->id()));
   if (c->stale) {
     return FailedPrecondition(
-        "the device copy is stale after a device error; the next commit re-uploads it (device writes "
+        "the device copy is stale after a device error; the next commit re-uploads it (device "
+        "writes "
         "since the error are lost)");
   }
   std::vector<PullReport> reports;
@@ -590,7 +610,8 @@ Expected<PullReport> DeviceHub::Pull(Page* p, ConflictPolicy policy) {
 
 Expected<DeviceSpan> DeviceHub::BeginScope(Page* p) {
   if (p->location() == Location::kUnified) {
-    return FailedPrecondition("unified pages need no GpuWriteScope: every commit diffs them in full");
+    return FailedPrecondition(
+        "unified pages need no GpuWriteScope: every commit diffs them in full");
   }
   auto span = Mirror(p);
   if (!span.ok()) return span.status();
@@ -614,7 +635,8 @@ Expected<DeviceSpan> DeviceHub::BeginScope(Page* p) {
 
 Expected<PullReport> DeviceHub::EndScope(Page* p, ConflictPolicy policy) {
   Copy* c = FindCopy(p);
-  if (c == nullptr || c->scopes == 0) return FailedPrecondition("no GpuWriteScope is open on the page");
+  if (c == nullptr || c->scopes == 0)
+    return FailedPrecondition("no GpuWriteScope is open on the page");
   auto report = Pull(p, policy);
   // The scope closes either way; after a conflict the device's writes stay in the copy, and a later
   // Pull (against the committed image) finds them again.

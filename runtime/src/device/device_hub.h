@@ -17,10 +17,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "device/apply_batch.h"
 #include "mmsb/commit.h"
 #include "mmsb/mirror.h"
 #include "mmsb/page.h"
+
+#include "device/apply_batch.h"
 
 namespace mmsb {
 
@@ -74,11 +75,11 @@ class DeviceHub {
  private:
   struct Copy {
     Page* page = nullptr;
-    std::uint8_t* data = nullptr;  // the device copy
-    std::uint8_t* base = nullptr;  // its last synchronised image (Gpu pages, open scopes)
-    bool gpu_page = false;         // Location::kGpu: pulled at every commit, never unmirrored
-    bool stale = false;            // re-upload from the committed image at the next sync
-    int scopes = 0;                // open GpuWriteScopes
+    std::uint8_t* data = nullptr;       // the device copy
+    std::uint8_t* base = nullptr;       // its last synchronised image (Gpu pages, open scopes)
+    bool gpu_page = false;              // Location::kGpu: pulled at every commit, never unmirrored
+    bool stale = false;                 // re-upload from the committed image at the next sync
+    int scopes = 0;                     // open GpuWriteScopes
     std::vector<const Delta*> pending;  // per-commit scratch: this page's deltas, in batch order
   };
   struct Unified {

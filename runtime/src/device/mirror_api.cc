@@ -16,9 +16,12 @@ Status NotStarted() {
 
 const char* ConflictPolicyName(ConflictPolicy p) {
   switch (p) {
-    case ConflictPolicy::kError: return "error";
-    case ConflictPolicy::kCpuWins: return "cpu-wins";
-    case ConflictPolicy::kGpuWins: return "gpu-wins";
+    case ConflictPolicy::kError:
+      return "error";
+    case ConflictPolicy::kCpuWins:
+      return "cpu-wins";
+    case ConflictPolicy::kGpuWins:
+      return "gpu-wins";
   }
   return "unknown";
 }
@@ -53,7 +56,8 @@ DeviceBackend* AttachedDevice() {
 Expected<DeviceSpan> Mirror(Page* page) {
   Bus* bus = CurrentBus();
   if (bus == nullptr) return NotStarted();
-  return bus->WithDevice<Expected<DeviceSpan>>(page, [&](DeviceHub& hub) { return hub.Mirror(page); });
+  return bus->WithDevice<Expected<DeviceSpan>>(page,
+                                               [&](DeviceHub& hub) { return hub.Mirror(page); });
 }
 
 Status Unmirror(Page* page) {
@@ -65,13 +69,15 @@ Status Unmirror(Page* page) {
 Expected<DeviceSpan> DeviceCopy(const Page* page) {
   Bus* bus = CurrentBus();
   if (bus == nullptr) return NotStarted();
-  return bus->WithDevice<Expected<DeviceSpan>>(page, [&](DeviceHub& hub) { return hub.DeviceCopy(page); });
+  return bus->WithDevice<Expected<DeviceSpan>>(
+      page, [&](DeviceHub& hub) { return hub.DeviceCopy(page); });
 }
 
 Expected<PullReport> Pull(Page* page, ConflictPolicy policy) {
   Bus* bus = CurrentBus();
   if (bus == nullptr) return NotStarted();
-  return bus->WithDevice<Expected<PullReport>>(page, [&](DeviceHub& hub) { return hub.Pull(page, policy); });
+  return bus->WithDevice<Expected<PullReport>>(
+      page, [&](DeviceHub& hub) { return hub.Pull(page, policy); });
 }
 
 Expected<PullReport> Pull(Page* page) {
@@ -98,7 +104,8 @@ GpuWriteScope::GpuWriteScope(Page* page, ConflictPolicy policy) : page_(page), p
     open_status_ = NotStarted();
     return;
   }
-  auto span = bus->WithDevice<Expected<DeviceSpan>>(page, [&](DeviceHub& hub) { return hub.BeginScope(page); });
+  auto span = bus->WithDevice<Expected<DeviceSpan>>(
+      page, [&](DeviceHub& hub) { return hub.BeginScope(page); });
   if (span.ok()) {
     span_ = *span;
   } else {
@@ -109,7 +116,9 @@ GpuWriteScope::GpuWriteScope(Page* page, ConflictPolicy policy) : page_(page), p
 GpuWriteScope::~GpuWriteScope() {
   if (ended_ || !open_status_.ok()) return;
   auto r = End();
-  if (!r.ok()) std::fprintf(stderr, "mmsb: GpuWriteScope ended with an error: %s\n", r.status().ToString().c_str());
+  if (!r.ok())
+    std::fprintf(stderr, "mmsb: GpuWriteScope ended with an error: %s\n",
+                 r.status().ToString().c_str());
 }
 
 Expected<PullReport> GpuWriteScope::End() {
@@ -118,7 +127,8 @@ Expected<PullReport> GpuWriteScope::End() {
   ended_ = true;
   Bus* bus = CurrentBus();
   if (bus == nullptr) return NotStarted();
-  return bus->WithDevice<Expected<PullReport>>(page_, [&](DeviceHub& hub) { return hub.EndScope(page_, policy_); });
+  return bus->WithDevice<Expected<PullReport>>(
+      page_, [&](DeviceHub& hub) { return hub.EndScope(page_, policy_); });
 }
 
 }  // namespace mmsb

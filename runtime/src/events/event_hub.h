@@ -18,14 +18,16 @@
 #include <memory>
 #include <vector>
 
-#include "core/mutex.h"
 #include "mmsb/events.h"
+
+#include "core/mutex.h"
 
 namespace mmsb {
 
 class EventHub {
  public:
-  SubscriptionId Subscribe(EventBatchHandler batch, EventHandler each, EventMask types) EXCLUDES(mu_);
+  SubscriptionId Subscribe(EventBatchHandler batch, EventHandler each, EventMask types)
+      EXCLUDES(mu_);
   Status Unsubscribe(SubscriptionId id) EXCLUDES(mu_);
   // True when at least one subscription is active (a cheap, racy hint for the commit path).
   bool has_subscribers() const { return active_count_.load(std::memory_order_relaxed) > 0; }

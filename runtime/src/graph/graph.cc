@@ -20,16 +20,20 @@ std::uint64_t NowNanos() {
 }
 
 std::string NodeName(const Page* p) {
-  return p->name().empty() ? fmt::format("page {}", p->id()) : fmt::format("page {} ('{}')", p->id(), p->name());
+  return p->name().empty() ? fmt::format("page {}", p->id())
+                           : fmt::format("page {} ('{}')", p->id(), p->name());
 }
 
 }  // namespace
 
 const char* EdgeKindName(EdgeKind k) {
   switch (k) {
-    case EdgeKind::kPassthrough: return "passthrough";
-    case EdgeKind::kProjection: return "projection";
-    case EdgeKind::kUser: return "user";
+    case EdgeKind::kPassthrough:
+      return "passthrough";
+    case EdgeKind::kProjection:
+      return "projection";
+    case EdgeKind::kUser:
+      return "user";
   }
   return "unknown";
 }
@@ -121,21 +125,25 @@ const PropagationStats& DependencyGraph::stats() const {
 
 Status DependencyGraph::AddEdge(Page* parent, Page* child, EdgeKind kind, Projection proj,
                                 EdgeOptions options) {
-  if (options.policy != DerivedPolicy::kLog && options.policy != DerivedPolicy::kRecomputeOnReplay) {
-    return InvalidArgument(fmt::format("edge {} -> {}: unknown derived policy {}", NodeName(parent), NodeName(child),
-                                       static_cast<int>(options.policy)));
+  if (options.policy != DerivedPolicy::kLog &&
+      options.policy != DerivedPolicy::kRecomputeOnReplay) {
+    return InvalidArgument(fmt::format("edge {} -> {}: unknown derived policy {}", NodeName(parent),
+                                       NodeName(child), static_cast<int>(options.policy)));
   }
-  if (parent == child) return GraphCycle(fmt::format("edge {} -> itself is a cycle", NodeName(parent)));
+  if (parent == child)
+    return GraphCycle(fmt::format("edge {} -> itself is a cycle", NodeName(parent)));
   if (kind == EdgeKind::kPassthrough && parent->size() != child->size()) {
-    return InvalidArgument(fmt::format("passthrough edge needs equal sizes: {} has {} bytes, {} has {}",
-                                       NodeName(parent), parent->size(), NodeName(child), child->size()));
+    return InvalidArgument(
+        fmt::format("passthrough edge needs equal sizes: {} has {} bytes, {} has {}",
+                    NodeName(parent), parent->size(), NodeName(child), child->size()));
   }
   if (kind == EdgeKind::kProjection &&
       (std::uint64_t{proj.src_offset} + proj.length > parent->size() ||
        std::uint64_t{proj.dst_offset} + proj.length > child->size() || proj.length == 0)) {
-    return InvalidArgument(fmt::format("projection [{}, +{}) -> +{} does not fit {} ({} B) -> {} ({} B)",
-                                       proj.src_offset, proj.length, proj.dst_offset, NodeName(parent),
-                                       parent->size(), NodeName(child), child->size()));
+    return InvalidArgument(
+        fmt::format("projection [{}, +{}) -> +{} does not fit {} ({} B) -> {} ({} B)",
+                    proj.src_offset, proj.length, proj.dst_offset, NodeName(parent), parent->size(),
+                    NodeName(child), child->size()));
   }
   const bool had_parent = index_.count(parent->id()) != 0;
   const bool had_child = index_.count(child->id()) != 0;
@@ -148,12 +156,14 @@ Status DependencyGraph::AddEdge(Page* parent, Page* child, EdgeKind kind, Projec
   for (std::uint32_t e : nodes_[c].in_edges) {
     if (edges_[e].parent == p && (kind != EdgeKind::kUser || edges_[e].kind == EdgeKind::kUser)) {
       undo_nodes();
-      return AlreadyExists(fmt::format("edge {} -> {} already exists", NodeName(parent), NodeName(child)));
+      return AlreadyExists(
+          fmt::format("edge {} -> {} already exists", NodeName(parent), NodeName(child)));
     }
   }
   if (nodes_[c].height <= nodes_[p].height && Reaches(c, p)) {
     undo_nodes();
-    return GraphCycle(fmt::format("edge {} -> {} would close a cycle", NodeName(parent), NodeName(child)));
+    return GraphCycle(
+        fmt::format("edge {} -> {} would close a cycle", NodeName(parent), NodeName(child)));
   }
   std::uint32_t e;
   Edge edge{p, c, kind, proj, options.policy};
@@ -171,8 +181,9 @@ Status DependencyGraph::AddEdge(Page* parent, Page* child, EdgeKind kind, Projec
   // only knows the edges as the log lists them (by parent id), must copy in the same one.
   std::vector<std::uint32_t>& in = nodes_[c].in_edges;
   const PageId parent_id = parent->id();
-  in.insert(std::upper_bound(in.begin(), in.end(), parent_id,
-                             [&](PageId id, std::uint32_t x) { return id < nodes_[edges_[x].parent].id; }),
+  in.insert(std::upper_bound(
+                in.begin(), in.end(), parent_id,
+                [&](PageId id, std::uint32_t x) { return id < nodes_[edges_[x].parent].id; }),
             e);
   nodes_[p].children.push_back(c);
   ++stats_.edges;
@@ -185,11 +196,13 @@ Status DependencyGraph::SetUserFunction(Page* child, std::vector<Page*> parents,
                                         EdgeOptions options) {
   if (!fn) return InvalidArgument("user recompute function is empty");
   if (options.policy == DerivedPolicy::kRecomputeOnReplay) {
-    return InvalidArgument(fmt::format(
-        "user edges into {} cannot use DerivedPolicy::kRecomputeOnReplay: replay runs offline from the log and "
-        "cannot call a user function (it is code, not data), so a user-computed page's deltas must be logged "
-        "(DerivedPolicy::kLog)",
-        NodeName(child)));
+    return InvalidArgument(
+        fmt::format("user edges into {} cannot use DerivedPolicy::kRecomputeOnReplay: replay runs "
+                    "offline from the log and "
+                    "cannot call a user function (it is code, not data), so a user-computed page's "
+                    "deltas must be logged "
+                    "(DerivedPolicy::kLog)",
+                    NodeName(child)));
   }
   if (parents.empty()) return InvalidArgument("a user edge needs at least one parent");
   auto it = index_.find(child->id());
@@ -349,7 +362,8 @@ Status DependencyGraph::Recompute(const Host& host, std::uint32_t node, UndoLog*
 }
 
 // After a node's recompute: count it, keep its delta (already out.back()) or cut off.
-void DependencyGraph::Finished(std::uint32_t node, bool failed_before, Epoch epoch, std::vector<Delta>& out) {
+void DependencyGraph::Finished(std::uint32_t node, bool failed_before, Epoch epoch,
+                               std::vector<Delta>& out) {
   ++stats_.nodes_recomputed;
   if (out.back().empty()) {
     ++stats_.cutoffs;  // nothing changed: children are not scheduled from here
@@ -404,7 +418,8 @@ Status DependencyGraph::Propagate(Epoch epoch, const Host& host) {
     any = true;
     // Deterministic order within a height: by page id (scheduling order usually is already).
     auto by_id = [](const Queued& a, const Queued& b) { return a.id < b.id; };
-    if (!std::is_sorted(bucket.begin(), bucket.end(), by_id)) std::sort(bucket.begin(), bucket.end(), by_id);
+    if (!std::is_sorted(bucket.begin(), bucket.end(), by_id))
+      std::sort(bucket.begin(), bucket.end(), by_id);
     bool parallel = threads_ > 1 && bucket.size() >= kParallelMinNodes;
     if (threads_ > 1 && !parallel && bucket.size() >= 2) {
       std::size_t bytes = 0;
@@ -418,8 +433,10 @@ Status DependencyGraph::Propagate(Epoch epoch, const Host& host) {
       // the node's edge lists, and last the children it will schedule.
       const std::size_t count = bucket.size();
       for (std::size_t i = 0; i < count; ++i) {
-        if (i + kPrefetchNodes < count) __builtin_prefetch(&nodes_[bucket[i + kPrefetchNodes].node]);
-        if (i + kPrefetchPages < count) __builtin_prefetch(nodes_[bucket[i + kPrefetchPages].node].page);
+        if (i + kPrefetchNodes < count)
+          __builtin_prefetch(&nodes_[bucket[i + kPrefetchNodes].node]);
+        if (i + kPrefetchPages < count)
+          __builtin_prefetch(nodes_[bucket[i + kPrefetchPages].node].page);
         if (i + kPrefetchNear < count) {
           const Node& near = nodes_[bucket[i + kPrefetchNear].node];
           __builtin_prefetch(near.page->data(), 1);
@@ -430,7 +447,8 @@ Status DependencyGraph::Propagate(Epoch epoch, const Host& host) {
         }
         if (i + kPrefetchChildren < count) {
           // The children Finished() will schedule (their edge list was prefetched above).
-          for (std::uint32_t c : nodes_[bucket[i + kPrefetchChildren].node].children) __builtin_prefetch(&nodes_[c]);
+          for (std::uint32_t c : nodes_[bucket[i + kPrefetchChildren].node].children)
+            __builtin_prefetch(&nodes_[c]);
         }
         const std::uint32_t node = bucket[i].node;
         out.emplace_back();

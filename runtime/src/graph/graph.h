@@ -11,12 +11,13 @@
 #include <unordered_map>
 #include <vector>
 
-#include "bus/undo_log.h"
-#include "graph/thread_pool.h"
 #include "mmsb/delta.h"
 #include "mmsb/graph.h"
 #include "mmsb/page.h"
 #include "mmsb/stats.h"
+
+#include "bus/undo_log.h"
+#include "graph/thread_pool.h"
 
 namespace mmsb {
 
@@ -43,7 +44,8 @@ class DependencyGraph {
   ~DependencyGraph();
 
   Status AddEdge(Page* parent, Page* child, EdgeKind kind, Projection proj, EdgeOptions options);
-  Status SetUserFunction(Page* child, std::vector<Page*> parents, RecomputeFn fn, EdgeOptions options);
+  Status SetUserFunction(Page* child, std::vector<Page*> parents, RecomputeFn fn,
+                         EdgeOptions options);
   Status RemoveEdge(PageId parent, PageId child);
   void RemovePage(PageId page);  // drops the node and all its edges
   std::vector<EdgeInfo> ListEdges() const;
@@ -81,8 +83,8 @@ class DependencyGraph {
     Page* page = nullptr;
     PageId id = kInvalidPageId;
     int height = 0;
-    std::vector<std::uint32_t> in_edges;   // indices into edges_, by parent page id
-    std::vector<std::uint32_t> children;   // node indices, one per out-edge
+    std::vector<std::uint32_t> in_edges;  // indices into edges_, by parent page id
+    std::vector<std::uint32_t> children;  // node indices, one per out-edge
     RecomputeFn user_fn;
     std::vector<std::uint32_t> user_parents;
     std::uint64_t dirty_stamp = 0;  // propagation round in which the node was last queued
@@ -126,8 +128,8 @@ class DependencyGraph {
   };
   // Propagation scratch: bucket queue by height.
   std::vector<std::vector<Queued>> buckets_;
-  std::vector<Work> works_;       // one height bucket's work, reused
-  std::vector<Queued> current_;   // the bucket being recomputed
+  std::vector<Work> works_;      // one height bucket's work, reused
+  std::vector<Queued> current_;  // the bucket being recomputed
 
   std::uint64_t round_ = 0;
   std::uint64_t derived_bytes_ = 0;

@@ -33,10 +33,10 @@ class ThreadPool {
   std::condition_variable wake_;
   std::condition_variable done_;
   const std::function<void(std::size_t)>* job_ = nullptr;  // guarded by mu_
-  std::size_t next_ = 0, total_ = 0, finished_ = 0;         // guarded by mu_
-  std::uint64_t generation_ = 0;                            // guarded by mu_
-  unsigned active_ = 0;                                     // workers inside the job, guarded by mu_
-  bool stop_ = false;                                       // guarded by mu_
+  std::size_t next_ = 0, total_ = 0, finished_ = 0;        // guarded by mu_
+  std::uint64_t generation_ = 0;                           // guarded by mu_
+  unsigned active_ = 0;                                    // workers inside the job, guarded by mu_
+  bool stop_ = false;                                      // guarded by mu_
 };
 
 }  // namespace mmsb

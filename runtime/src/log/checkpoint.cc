@@ -60,7 +60,8 @@ class CheckpointOut {
       std::uint8_t* payload = head + log::kRecordHeaderSize;
       log::EncodePageImagePrefix(id, epoch, offset, payload);
       std::memcpy(payload + log::kPageImagePrefix, bytes.data(), bytes.size());
-      log::FillRecordHeader(head, log_id_, static_cast<std::uint8_t>(LogRecordType::kPageImage), {payload, length});
+      log::FillRecordHeader(head, log_id_, static_cast<std::uint8_t>(LogRecordType::kPageImage),
+                            {payload, length});
       return stage_.size() >= kStageBytes ? Drain() : Status::Ok();
     }
     std::uint8_t head[log::kRecordHeaderSize + log::kPageImagePrefix];
@@ -148,7 +149,8 @@ Expected<std::uint64_t> WriteCheckpointFile(const std::string& path, const Check
                             scratch);
       MMSB_RETURN_IF_ERROR(out.Record(LogRecordType::kPageCreate, scratch));
       for (std::uint64_t off = 0; off < p.bytes.size(); off += log::kImageChunkBytes) {
-        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(log::kImageChunkBytes, p.bytes.size() - off));
+        const std::size_t n = static_cast<std::size_t>(
+            std::min<std::uint64_t>(log::kImageChunkBytes, p.bytes.size() - off));
         MMSB_RETURN_IF_ERROR(out.Image(p.id, p.epoch, off, p.bytes.subspan(off, n)));
       }
       image_bytes += p.bytes.size();
@@ -159,8 +161,8 @@ Expected<std::uint64_t> WriteCheckpointFile(const std::string& path, const Check
       MMSB_RETURN_IF_ERROR(out.Record(LogRecordType::kGraphEdge, scratch));
     }
     scratch.clear();
-    log::EncodeCheckpointEnd({c.epoch, c.unix_nanos, c.page_id_high, c.pages.size(), c.types.size(), c.edges.size(),
-                              image_bytes},
+    log::EncodeCheckpointEnd({c.epoch, c.unix_nanos, c.page_id_high, c.pages.size(), c.types.size(),
+                              c.edges.size(), image_bytes},
                              scratch);
     MMSB_RETURN_IF_ERROR(out.Record(LogRecordType::kCheckpointEnd, scratch));
     MMSB_RETURN_IF_ERROR(out.Drain());
@@ -181,7 +183,8 @@ Expected<std::uint64_t> WriteCheckpointFile(const std::string& path, const Check
 namespace {
 
 // Loads a checkpoint, or with keep_bytes false only checks it (no page memory is allocated).
-Expected<LogState> ReadCheckpoint(const std::string& path, const CheckpointLoadOptions& options, bool keep_bytes) {
+Expected<LogState> ReadCheckpoint(const std::string& path, const CheckpointLoadOptions& options,
+                                  bool keep_bytes) {
   Env* env = options.env ? options.env : Env::Default();
   auto f = env->NewMappedFile(path);  // checkpoints are replaced by rename, never truncated
   if (!f.ok()) return f.status();
@@ -208,7 +211,8 @@ Expected<LogState> ReadCheckpoint(const std::string& path, const CheckpointLoadO
   };
   auto finish_page = [&](std::uint64_t off) -> Status {
     if (filling != nullptr && filled != filling_size) {
-      return bad(off, fmt::format("page {} has {} of its {} image bytes", filling->id, filled, filling_size));
+      return bad(off, fmt::format("page {} has {} of its {} image bytes", filling->id, filled,
+                                  filling_size));
     }
     filling = nullptr;
     filled = 0;
@@ -240,9 +244,13 @@ Expected<LogState> ReadCheckpoint(const std::string& path, const CheckpointLoadO
         LogPageCreate pc;
         ds = log::DecodePageCreate(rec.payload, &pc);
         if (!ds.ok()) break;
-        if (pc.size > options.max_page_bytes) return bad(rec.offset, fmt::format("page {} of {} bytes exceeds the limit", pc.id, pc.size));
-        if (keep_bytes && pc.size > max_total - total) return bad(rec.offset, "pages exceed the memory limit");
-        if (st.pages.count(pc.id)) return bad(rec.offset, fmt::format("page {} appears twice", pc.id));
+        if (pc.size > options.max_page_bytes)
+          return bad(rec.offset,
+                     fmt::format("page {} of {} bytes exceeds the limit", pc.id, pc.size));
+        if (keep_bytes && pc.size > max_total - total)
+          return bad(rec.offset, "pages exceed the memory limit");
+        if (st.pages.count(pc.id))
+          return bad(rec.offset, fmt::format("page {} appears twice", pc.id));
         total += pc.size;
         ReplayedPage& p = st.pages[pc.id];
         p.id = pc.id;
@@ -261,11 +269,15 @@ Expected<LogState> ReadCheckpoint(const std::string& path, const CheckpointLoadO
         LogImageChunk c;
         ds = log::DecodePageImageChunk(rec.payload, &c);
         if (!ds.ok()) break;
-        if (filling == nullptr || c.page != filling->id) return bad(rec.offset, fmt::format("image chunk of page {} out of place", c.page));
+        if (filling == nullptr || c.page != filling->id)
+          return bad(rec.offset, fmt::format("image chunk of page {} out of place", c.page));
         if (c.offset != filled || c.bytes.size() > filling_size - filled) {
-          return bad(rec.offset, fmt::format("image chunk of page {} at offset {} does not continue at {}", c.page, c.offset, filled));
+          return bad(rec.offset,
+                     fmt::format("image chunk of page {} at offset {} does not continue at {}",
+                                 c.page, c.offset, filled));
         }
-        if (keep_bytes && !c.bytes.empty()) std::memcpy(filling->bytes.data() + filled, c.bytes.data(), c.bytes.size());
+        if (keep_bytes && !c.bytes.empty())
+          std::memcpy(filling->bytes.data() + filled, c.bytes.data(), c.bytes.size());
         filled += c.bytes.size();
         filling->epoch = c.epoch;
         filling->changed = true;
@@ -279,11 +291,14 @@ Expected<LogState> ReadCheckpoint(const std::string& path, const CheckpointLoadO
         if (!ds.ok()) break;
         if (e.op != EdgeOp::kAdd) return bad(rec.offset, "edge removal in a checkpoint");
         if (!st.pages.count(e.edge.parent) || !st.pages.count(e.edge.child)) {
-          return bad(rec.offset, fmt::format("edge {} -> {} names a page not in the checkpoint", e.edge.parent, e.edge.child));
+          return bad(rec.offset, fmt::format("edge {} -> {} names a page not in the checkpoint",
+                                             e.edge.parent, e.edge.child));
         }
-        if (!edge_keys.insert({e.edge.child, e.edge.parent}).second) return bad(rec.offset, "duplicate edge");
+        if (!edge_keys.insert({e.edge.child, e.edge.parent}).second)
+          return bad(rec.offset, "duplicate edge");
         // Replay copies bytes along recompute-on-replay edges: they must fit their pages.
-        const std::string why = log::CheckRecomputeEdge(e.edge, sizes[e.edge.parent], sizes[e.edge.child]);
+        const std::string why =
+            log::CheckRecomputeEdge(e.edge, sizes[e.edge.parent], sizes[e.edge.child]);
         if (!why.empty()) return bad(rec.offset, why);
         st.edges.push_back(e.edge);
         break;
@@ -294,8 +309,10 @@ Expected<LogState> ReadCheckpoint(const std::string& path, const CheckpointLoadO
         ds = log::DecodeCheckpointEnd(rec.payload, &e);
         if (!ds.ok()) break;
         if (e.epoch != st.epoch || e.pages != st.pages.size() || e.types != st.types.size() ||
-            e.edges != st.edges.size() || e.image_bytes != image_bytes || e.page_id_high != st.page_id_high) {
-          return bad(rec.offset, "the checkpoint-end record's counts do not match the records before it");
+            e.edges != st.edges.size() || e.image_bytes != image_bytes ||
+            e.page_id_high != st.page_id_high) {
+          return bad(rec.offset,
+                     "the checkpoint-end record's counts do not match the records before it");
         }
         st.unix_nanos = e.unix_nanos;
         ended = true;
@@ -303,7 +320,9 @@ Expected<LogState> ReadCheckpoint(const std::string& path, const CheckpointLoadO
       }
       default:
         // A record type this reader does not know: skipped, like in a segment.
-        if (rec.type >= 1 && rec.type <= 10) return bad(rec.offset, fmt::format("a {} record in a checkpoint", LogRecordTypeName(type)));
+        if (rec.type >= 1 && rec.type <= 10)
+          return bad(rec.offset,
+                     fmt::format("a {} record in a checkpoint", LogRecordTypeName(type)));
         break;
     }
     if (!ds.ok()) return bad(rec.offset, ds.message());
@@ -324,8 +343,8 @@ Expected<LogState> LoadCheckpoint(const std::string& path, const CheckpointLoadO
 Expected<std::string> WriteLogCheckpoint(LogWriter& writer, CheckpointContents contents,
                                          const CheckpointOptions& options) {
   if (contents.epoch > writer.last_epoch()) {
-    return InvalidArgument(fmt::format("checkpoint epoch {} is not committed (log is at {})", contents.epoch,
-                                       writer.last_epoch()));
+    return InvalidArgument(fmt::format("checkpoint epoch {} is not committed (log is at {})",
+                                       contents.epoch, writer.last_epoch()));
   }
   // The epochs a checkpoint covers must be durable before it can replace them.
   MMSB_RETURN_IF_ERROR(writer.Sync());

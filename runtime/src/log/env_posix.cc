@@ -9,10 +9,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
-#include <vector>
 #include <chrono>
+#include <climits>
 #include <cstring>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -169,7 +169,8 @@ class PosixEnv final : public Env {
     return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
   }
 
-  Expected<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
+  Expected<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) override {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return PosixError("cannot open", path, errno);
     struct stat st;
@@ -220,7 +221,8 @@ class PosixEnv final : public Env {
   }
 
   Status CreateDir(const std::string& dir) override {
-    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return PosixError("cannot create directory", dir, errno);
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+      return PosixError("cannot create directory", dir, errno);
     if (!IsDirectory(dir)) return IOError(fmt::format("'{}' exists and is not a directory", dir));
     return Status::Ok();
   }
@@ -231,7 +233,8 @@ class PosixEnv final : public Env {
   }
 
   Status RenameFile(const std::string& from, const std::string& to) override {
-    if (::rename(from.c_str(), to.c_str()) != 0) return PosixError(fmt::format("cannot rename to '{}':", to), from, errno);
+    if (::rename(from.c_str(), to.c_str()) != 0)
+      return PosixError(fmt::format("cannot rename to '{}':", to), from, errno);
     return Status::Ok();
   }
 
@@ -267,7 +270,8 @@ class PosixEnv final : public Env {
       ::close(fd);
       if (err == EWOULDBLOCK) {
         std::string holder = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
-        while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+        while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' '))
+          holder.pop_back();
         return FailedPrecondition(fmt::format("'{}' is locked by another writer{}", path,
                                               holder.empty() ? "" : " (pid " + holder + ")"));
       }

@@ -48,11 +48,13 @@ Status DecodeFileHeader(std::span<const std::uint8_t> in, std::string_view file,
   }
   const std::uint64_t check = Get64(p + h->header_size - 8);
   if (XXH3_64bits(p, h->header_size - 8) != check) {
-    return Corruption(fmt::format("{}:{}: file header checksum mismatch", file, h->header_size - 8));
+    return Corruption(
+        fmt::format("{}:{}: file header checksum mismatch", file, h->header_size - 8));
   }
   if (h->major != kFormatMajor) {
-    return SerializationError(fmt::format("{}:8: format version {}.{} is not supported (this reader reads {}.x)",
-                                          file, h->major, h->minor, kFormatMajor));
+    return SerializationError(
+        fmt::format("{}:8: format version {}.{} is not supported (this reader reads {}.x)", file,
+                    h->major, h->minor, kFormatMajor));
   }
   h->log_id = Get64(p + 16);
   h->seq = Get64(p + 24);
@@ -85,7 +87,8 @@ void AppendRecord(std::vector<std::uint8_t>& out, std::uint64_t log_id, std::uin
                   std::span<const std::uint8_t> payload) {
   const std::size_t at = out.size();
   out.resize(at + kRecordHeaderSize + payload.size());
-  if (!payload.empty()) std::memcpy(out.data() + at + kRecordHeaderSize, payload.data(), payload.size());
+  if (!payload.empty())
+    std::memcpy(out.data() + at + kRecordHeaderSize, payload.data(), payload.size());
   FillRecordHeader(out.data() + at, log_id, type, payload);
 }
 

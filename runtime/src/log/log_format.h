@@ -75,9 +75,21 @@ Status DecodeFileHeader(std::span<const std::uint8_t> in, std::string_view file,
 inline void Put16(std::uint8_t* p, std::uint16_t v) { std::memcpy(p, &v, 2); }
 inline void Put32(std::uint8_t* p, std::uint32_t v) { std::memcpy(p, &v, 4); }
 inline void Put64(std::uint8_t* p, std::uint64_t v) { std::memcpy(p, &v, 8); }
-inline std::uint16_t Get16(const std::uint8_t* p) { std::uint16_t v; std::memcpy(&v, p, 2); return v; }
-inline std::uint32_t Get32(const std::uint8_t* p) { std::uint32_t v; std::memcpy(&v, p, 4); return v; }
-inline std::uint64_t Get64(const std::uint8_t* p) { std::uint64_t v; std::memcpy(&v, p, 8); return v; }
+inline std::uint16_t Get16(const std::uint8_t* p) {
+  std::uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline std::uint32_t Get32(const std::uint8_t* p) {
+  std::uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline std::uint64_t Get64(const std::uint8_t* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
 static_assert(std::endian::native == std::endian::little, "the log format is little-endian");
 
 // ---- records -----------------------------------------------------------------------------------

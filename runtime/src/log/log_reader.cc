@@ -3,49 +3,71 @@
 
 #include <fmt/format.h>
 
+#include "mmsb/log.h"
+
 #include "log/log_format.h"
 #include "log/log_records.h"
 #include "log/record_reader.h"
 #include "log/segments.h"
-#include "mmsb/log.h"
 
 namespace mmsb {
 
 const char* LogRecordTypeName(LogRecordType t) {
   switch (t) {
-    case LogRecordType::kPageCreate: return "page-create";
-    case LogRecordType::kPageFree: return "page-free";
-    case LogRecordType::kTypeDescriptor: return "type";
-    case LogRecordType::kDelta: return "delta";
-    case LogRecordType::kCommit: return "commit";
-    case LogRecordType::kCheckpointMarker: return "checkpoint";
-    case LogRecordType::kGraphEdge: return "edge";
-    case LogRecordType::kEvent: return "event";
-    case LogRecordType::kRunStart: return "run-start";
-    case LogRecordType::kRecompute: return "recompute";
-    case LogRecordType::kPageImage: return "page-image";
-    case LogRecordType::kCheckpointEnd: return "checkpoint-end";
+    case LogRecordType::kPageCreate:
+      return "page-create";
+    case LogRecordType::kPageFree:
+      return "page-free";
+    case LogRecordType::kTypeDescriptor:
+      return "type";
+    case LogRecordType::kDelta:
+      return "delta";
+    case LogRecordType::kCommit:
+      return "commit";
+    case LogRecordType::kCheckpointMarker:
+      return "checkpoint";
+    case LogRecordType::kGraphEdge:
+      return "edge";
+    case LogRecordType::kEvent:
+      return "event";
+    case LogRecordType::kRunStart:
+      return "run-start";
+    case LogRecordType::kRecompute:
+      return "recompute";
+    case LogRecordType::kPageImage:
+      return "page-image";
+    case LogRecordType::kCheckpointEnd:
+      return "checkpoint-end";
   }
   return "unknown";
 }
 
 const char* DurabilityName(Durability d) {
   switch (d) {
-    case Durability::kNone: return "none";
-    case Durability::kGroup: return "group";
-    case Durability::kSync: return "sync";
+    case Durability::kNone:
+      return "none";
+    case Durability::kGroup:
+      return "group";
+    case Durability::kSync:
+      return "sync";
   }
   return "unknown";
 }
 
 const char* LogProblemKindName(LogProblem::Kind k) {
   switch (k) {
-    case LogProblem::Kind::kTornTail: return "torn tail";
-    case LogProblem::Kind::kCorruption: return "corruption";
-    case LogProblem::Kind::kBadSegment: return "bad segment";
-    case LogProblem::Kind::kDroppedEpoch: return "dropped epoch";
-    case LogProblem::Kind::kIncompleteEpoch: return "incomplete epoch";
-    case LogProblem::Kind::kInconsistent: return "inconsistent";
+    case LogProblem::Kind::kTornTail:
+      return "torn tail";
+    case LogProblem::Kind::kCorruption:
+      return "corruption";
+    case LogProblem::Kind::kBadSegment:
+      return "bad segment";
+    case LogProblem::Kind::kDroppedEpoch:
+      return "dropped epoch";
+    case LogProblem::Kind::kIncompleteEpoch:
+      return "incomplete epoch";
+    case LogProblem::Kind::kInconsistent:
+      return "inconsistent";
   }
   return "unknown";
 }
@@ -59,9 +81,7 @@ std::string LogProblem::ToString() const {
 
 namespace {
 
-bool KnownType(std::uint8_t t) {
-  return (t >= 1 && t <= 10) || t == 16 || t == 17;
-}
+bool KnownType(std::uint8_t t) { return (t >= 1 && t <= 10) || t == 16 || t == 17; }
 
 }  // namespace
 
@@ -119,7 +139,8 @@ class LogReader::Impl {
         return hs;  // a newer format: not damage, and salvage cannot help
       }
       damage_in_previous = true;
-      return Problem({LogProblem::Kind::kBadSegment, path, 0, size, last_commit + 1, hs.message()}, true);
+      return Problem({LogProblem::Kind::kBadSegment, path, 0, size, last_commit + 1, hs.message()},
+                     true);
     }
     if (!directory) {
       log_id = h.log_id;
@@ -130,18 +151,22 @@ class LogReader::Impl {
     }
     if (h.checkpoint) {
       rr.reset();
-      return Problem({LogProblem::Kind::kBadSegment, path, 0, 0, 0, "a checkpoint file named like a segment"}, true);
+      return Problem(
+          {LogProblem::Kind::kBadSegment, path, 0, 0, 0, "a checkpoint file named like a segment"},
+          true);
     }
     if (have_log_id && h.log_id != log_id) {
       rr.reset();
       return Problem({LogProblem::Kind::kBadSegment, path, 16, 0, 0,
-                      fmt::format("belongs to another log (log id {:016x}, expected {:016x})", h.log_id, log_id)},
+                      fmt::format("belongs to another log (log id {:016x}, expected {:016x})",
+                                  h.log_id, log_id)},
                      true);
     }
     if (h.seq != seqs[idx]) {
-      MMSB_RETURN_IF_ERROR(Problem({LogProblem::Kind::kBadSegment, path, 24, 0, 0,
-                                    fmt::format("header says segment {} but the file name says {}", h.seq, seqs[idx])},
-                                   true));
+      MMSB_RETURN_IF_ERROR(Problem(
+          {LogProblem::Kind::kBadSegment, path, 24, 0, 0,
+           fmt::format("header says segment {} but the file name says {}", h.seq, seqs[idx])},
+          true));
     }
     if (!have_log_id) {
       have_log_id = true;
@@ -150,19 +175,21 @@ class LogReader::Impl {
       first_base = h.base_epoch;
     } else {
       if (idx > 0 && seqs[idx] != seqs[idx - 1] + 1) {
-        MMSB_RETURN_IF_ERROR(Problem({LogProblem::Kind::kBadSegment, path, 0, 0, last_commit + 1,
-                                      fmt::format("segments {}..{} are missing", seqs[idx - 1] + 1, seqs[idx] - 1)},
-                                     true));
+        MMSB_RETURN_IF_ERROR(
+            Problem({LogProblem::Kind::kBadSegment, path, 0, 0, last_commit + 1,
+                     fmt::format("segments {}..{} are missing", seqs[idx - 1] + 1, seqs[idx] - 1)},
+                    true));
       }
       if (h.base_epoch < last_commit) {
-        MMSB_RETURN_IF_ERROR(Problem({LogProblem::Kind::kInconsistent, path, 32, 0, h.base_epoch,
-                                      fmt::format("segment starts after epoch {}, but the log already reached epoch {}",
-                                                  h.base_epoch, last_commit)},
-                                     true));
+        MMSB_RETURN_IF_ERROR(Problem(
+            {LogProblem::Kind::kInconsistent, path, 32, 0, h.base_epoch,
+             fmt::format("segment starts after epoch {}, but the log already reached epoch {}",
+                         h.base_epoch, last_commit)},
+            true));
       } else if (h.base_epoch > last_commit && !damage_in_previous) {
         MMSB_RETURN_IF_ERROR(Problem({LogProblem::Kind::kBadSegment, path, 32, 0, last_commit + 1,
-                                      fmt::format("epochs {}..{} are missing before this segment", last_commit + 1,
-                                                  h.base_epoch)},
+                                      fmt::format("epochs {}..{} are missing before this segment",
+                                                  last_commit + 1, h.base_epoch)},
                                      true));
       }
       last_commit = std::max(last_commit, h.base_epoch);
@@ -187,8 +214,9 @@ class LogReader::Impl {
       case LogRecordType::kPageCreate: {
         MMSB_RETURN_IF_ERROR(log::DecodePageCreate(rec.payload, &e->page_create));
         if (e->page_create.size > opts.max_page_bytes) {
-          return Corruption(fmt::format("page-create record: page {} claims {} bytes, more than the limit {}",
-                                        e->page_create.id, e->page_create.size, opts.max_page_bytes));
+          return Corruption(
+              fmt::format("page-create record: page {} claims {} bytes, more than the limit {}",
+                          e->page_create.id, e->page_create.size, opts.max_page_bytes));
         }
         return Status::Ok();
       }
@@ -199,7 +227,8 @@ class LogReader::Impl {
       case LogRecordType::kDelta: {
         if (!opts.decode_deltas) return Status::Ok();
         std::size_t consumed = 0;
-        const auto limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(opts.max_page_bytes, 0xFFFFFFFFu));
+        const auto limit =
+            static_cast<std::uint32_t>(std::min<std::uint64_t>(opts.max_page_bytes, 0xFFFFFFFFu));
         auto d = DecodeDelta(rec.payload, &consumed, limit);
         if (!d.ok()) return Corruption("delta record: " + d.status().ToString());
         if (consumed != rec.payload.size()) {
@@ -212,8 +241,8 @@ class LogReader::Impl {
       case LogRecordType::kCommit: {
         MMSB_RETURN_IF_ERROR(log::DecodeCommit(rec.payload, &e->commit));
         if (e->commit.epoch <= last_commit) {
-          return Corruption(fmt::format("commit record: epoch {} does not follow epoch {}", e->commit.epoch,
-                                        last_commit));
+          return Corruption(fmt::format("commit record: epoch {} does not follow epoch {}",
+                                        e->commit.epoch, last_commit));
         }
         e->epoch = e->commit.epoch;
         last_commit = e->commit.epoch;
@@ -273,27 +302,31 @@ class LogReader::Impl {
         case log::RecordReader::Result::kDamage: {
           const bool last = idx + 1 == files.size();
           if (dmg.torn_tail && last) {
-            problems.push_back({LogProblem::Kind::kTornTail, files[idx], dmg.offset, dmg.length, last_commit + 1,
-                                fmt::format("{} bytes at the end are an incomplete record", dmg.length)});
+            problems.push_back(
+                {LogProblem::Kind::kTornTail, files[idx], dmg.offset, dmg.length, last_commit + 1,
+                 fmt::format("{} bytes at the end are an incomplete record", dmg.length)});
             continue;
           }
           damage_in_previous = true;
           std::string m = dmg.torn_tail
-                              ? fmt::format("segment ends in {} bytes that are not a valid record, and later segments follow",
-                                            dmg.length)
+                              ? fmt::format(
+                                    "segment ends in {} bytes that are not a valid record, and "
+                                    "later segments follow",
+                                    dmg.length)
                               : fmt::format("{} bytes are not a valid record", dmg.length);
-          MMSB_RETURN_IF_ERROR(Problem({LogProblem::Kind::kCorruption, files[idx], dmg.offset, dmg.length,
-                                        last_commit + 1, std::move(m)},
+          MMSB_RETURN_IF_ERROR(Problem({LogProblem::Kind::kCorruption, files[idx], dmg.offset,
+                                        dmg.length, last_commit + 1, std::move(m)},
                                        true));
           continue;
         }
         case log::RecordReader::Result::kRecord: {
           if (Status s = Decode(rec, e); !s.ok()) {
             damage_in_previous = true;
-            MMSB_RETURN_IF_ERROR(Problem({LogProblem::Kind::kCorruption, files[idx], rec.offset,
-                                          log::kRecordHeaderSize + rec.payload.size(), e->epoch,
-                                          "checksums match but the payload does not decode: " + s.message()},
-                                         true));
+            MMSB_RETURN_IF_ERROR(
+                Problem({LogProblem::Kind::kCorruption, files[idx], rec.offset,
+                         log::kRecordHeaderSize + rec.payload.size(), e->epoch,
+                         "checksums match but the payload does not decode: " + s.message()},
+                        true));
             continue;
           }
           return true;
@@ -306,7 +339,8 @@ class LogReader::Impl {
 LogReader::LogReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 LogReader::~LogReader() = default;
 
-Expected<std::unique_ptr<LogReader>> LogReader::Open(const std::string& path, const LogReaderOptions& options) {
+Expected<std::unique_ptr<LogReader>> LogReader::Open(const std::string& path,
+                                                     const LogReaderOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->opts = options;
   impl->env = options.env ? options.env : Env::Default();

@@ -34,10 +34,26 @@ class Writer {
 class Reader {
  public:
   Reader(std::span<const std::uint8_t> in, const char* what) : in_(in), what_(what) {}
-  std::uint8_t U8(const char* field) { std::uint8_t v = 0; Raw(&v, 1, field); return v; }
-  std::uint16_t U16(const char* field) { std::uint16_t v = 0; Raw(&v, 2, field); return v; }
-  std::uint32_t U32(const char* field) { std::uint32_t v = 0; Raw(&v, 4, field); return v; }
-  std::uint64_t U64(const char* field) { std::uint64_t v = 0; Raw(&v, 8, field); return v; }
+  std::uint8_t U8(const char* field) {
+    std::uint8_t v = 0;
+    Raw(&v, 1, field);
+    return v;
+  }
+  std::uint16_t U16(const char* field) {
+    std::uint16_t v = 0;
+    Raw(&v, 2, field);
+    return v;
+  }
+  std::uint32_t U32(const char* field) {
+    std::uint32_t v = 0;
+    Raw(&v, 4, field);
+    return v;
+  }
+  std::uint64_t U64(const char* field) {
+    std::uint64_t v = 0;
+    Raw(&v, 8, field);
+    return v;
+  }
   std::string Str(const char* field) {
     const std::uint32_t n = U32(field);
     if (!ok()) return {};
@@ -155,7 +171,8 @@ Status DecodeTypeDescriptor(std::span<const std::uint8_t> in, TypeDescriptor* t)
   t->align = rd.U32("align");
   const std::uint32_t nfields = rd.U32("field count");
   // Each field takes at least 24 bytes, so the count is bounded by the payload.
-  if (rd.ok() && nfields > rd.Left() / 24) rd.Fail(fmt::format("field count {} exceeds the payload", nfields));
+  if (rd.ok() && nfields > rd.Left() / 24)
+    rd.Fail(fmt::format("field count {} exceeds the payload", nfields));
   t->fields.clear();
   for (std::uint32_t i = 0; rd.ok() && i < nfields; ++i) {
     FieldDescriptor f;
@@ -180,7 +197,8 @@ Status DecodeTypeDescriptor(std::span<const std::uint8_t> in, TypeDescriptor* t)
   if (rd.ok() && t->name.empty()) rd.Fail("empty type name");
   MMSB_RETURN_IF_ERROR(rd.Finish());
   if (Status s = t->Validate(); !s.ok()) {
-    return Corruption(fmt::format("type-descriptor record: type '{}' is not a valid layout: {}", t->name, s.message()));
+    return Corruption(fmt::format("type-descriptor record: type '{}' is not a valid layout: {}",
+                                  t->name, s.message()));
   }
   return Status::Ok();
 }
@@ -236,8 +254,10 @@ Status DecodeEdgeChange(std::span<const std::uint8_t> in, LogEdgeChange* e) {
   const std::uint32_t r32b = rd.U32("reserved");
   if (rd.ok()) {
     if (op != 1 && op != 2) rd.Fail(fmt::format("op {} is unknown", op));
-    if (kind > static_cast<std::uint8_t>(EdgeKind::kUser)) rd.Fail(fmt::format("edge kind {} is unknown", kind));
-    if (policy > static_cast<std::uint8_t>(DerivedPolicy::kRecomputeOnReplay)) rd.Fail("policy is unknown");
+    if (kind > static_cast<std::uint8_t>(EdgeKind::kUser))
+      rd.Fail(fmt::format("edge kind {} is unknown", kind));
+    if (policy > static_cast<std::uint8_t>(DerivedPolicy::kRecomputeOnReplay))
+      rd.Fail("policy is unknown");
     if (kind == static_cast<std::uint8_t>(EdgeKind::kUser) && policy != 0) {
       rd.Fail("a user edge cannot be recomputed on replay");
     }
@@ -256,7 +276,8 @@ void EncodeEvent(Epoch epoch, std::span<const std::uint8_t> bytes, std::vector<s
   w.Raw(bytes.data(), bytes.size());
 }
 
-Status DecodeEvent(std::span<const std::uint8_t> in, Epoch* epoch, std::span<const std::uint8_t>* bytes) {
+Status DecodeEvent(std::span<const std::uint8_t> in, Epoch* epoch,
+                   std::span<const std::uint8_t>* bytes) {
   Reader rd(in, "event");
   *epoch = rd.U64("epoch");
   *bytes = rd.Rest();

@@ -33,7 +33,8 @@ Status DecodeEdgeChange(std::span<const std::uint8_t> in, LogEdgeChange* e);
 
 // Event payload: u64 epoch, then the opaque bytes.
 void EncodeEvent(Epoch epoch, std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out);
-Status DecodeEvent(std::span<const std::uint8_t> in, Epoch* epoch, std::span<const std::uint8_t>* bytes);
+Status DecodeEvent(std::span<const std::uint8_t> in, Epoch* epoch,
+                   std::span<const std::uint8_t>* bytes);
 
 void EncodeCheckpointMarker(const LogCheckpointMarker& m, std::vector<std::uint8_t>& out);
 Status DecodeCheckpointMarker(std::span<const std::uint8_t> in, LogCheckpointMarker* m);

@@ -9,21 +9,23 @@
 
 #include <fmt/format.h>
 
-#include "bus/bus.h"
-#include "log/log_records.h"
-#include "log/recompute.h"
 #include "mmsb/checkpoint.h"
 #include "mmsb/events.h"
 #include "mmsb/log.h"
 #include "mmsb/mmsb.h"
 #include "mmsb/page.h"
 
+#include "bus/bus.h"
+#include "log/log_records.h"
+#include "log/recompute.h"
+
 namespace mmsb {
 namespace {
 
 bool SameEdge(const EdgeInfo& a, const EdgeInfo& b) {
   return a.parent == b.parent && a.child == b.child && a.kind == b.kind && a.policy == b.policy &&
-         a.projection.src_offset == b.projection.src_offset && a.projection.length == b.projection.length &&
+         a.projection.src_offset == b.projection.src_offset &&
+         a.projection.length == b.projection.length &&
          a.projection.dst_offset == b.projection.dst_offset;
 }
 
@@ -84,7 +86,8 @@ struct LogSink::State {
 
 LogSink::~LogSink() { (void)Close(); }
 
-Expected<std::shared_ptr<LogSink>> LogSink::Open(const std::string& dir, const LogOptions& options) {
+Expected<std::shared_ptr<LogSink>> LogSink::Open(const std::string& dir,
+                                                 const LogOptions& options) {
   auto w = LogWriter::Open(dir, options);
   if (!w.ok()) return w.status();
   std::shared_ptr<LogSink> sink(new LogSink());
@@ -114,7 +117,8 @@ Status LogSink::OnCommit(const CommitBatch& b) {
   if (s.first) {
     s.bus_base = b.epoch - 1;
     std::vector<std::uint8_t> payload;
-    log::EncodeRunStart({s.epoch_base, s.id_base, b.unix_nanos, static_cast<std::uint32_t>(::getpid())}, payload);
+    log::EncodeRunStart(
+        {s.epoch_base, s.id_base, b.unix_nanos, static_cast<std::uint32_t>(::getpid())}, payload);
     s.batch.AddRaw(static_cast<std::uint8_t>(LogRecordType::kRunStart), payload);
     // Pages that existed before the sink: logged now, with their whole contents.
     std::unordered_set<PageId> created;
@@ -126,7 +130,8 @@ Status LogSink::OnCommit(const CommitBatch& b) {
       s.batch.AddPageCreate({s.LogId(p->id()), p->size(), p->location(), p->is_static(), p->name(),
                              p->type() ? p->type()->name : std::string()});
       if (s.zeros.size() < p->size()) s.zeros.assign(p->size(), 0);
-      Delta d = Diff(s.LogId(p->id()), first_log - 1, {s.zeros.data(), p->size()}, {p->data(), p->size()});
+      Delta d = Diff(s.LogId(p->id()), first_log - 1, {s.zeros.data(), p->size()},
+                     {p->data(), p->size()});
       if (!d.empty()) MMSB_RETURN_IF_ERROR(s.batch.AddDelta(d));
       s.baseline_epoch[p->id()] = d.empty() ? first_log - 1 : first_log;
       baseline_now.insert(p->id());
@@ -168,7 +173,8 @@ Status LogSink::OnCommit(const CommitBatch& b) {
   const bool omit = !s.first && !s.recomputed.empty();
   std::uint32_t omitted = 0;
   auto log_delta = [&](const Delta& d) -> Status {
-    if (baseline_now.count(d.page())) return Status::Ok();  // its full image is already in the batch
+    if (baseline_now.count(d.page()))
+      return Status::Ok();  // its full image is already in the batch
     auto bl = s.baseline_epoch.find(d.page());
     if (bl == s.baseline_epoch.end() && s.identity()) return s.batch.AddDelta(d);
     Delta t = d;
@@ -180,7 +186,8 @@ Status LogSink::OnCommit(const CommitBatch& b) {
   const std::size_t derived_end = std::min(b.derived_end, b.deltas.size());
   for (std::size_t i = 0; i < derived_end; ++i) {
     const Delta& d = b.deltas[i];
-    if (omit && i >= b.derived_begin && std::binary_search(s.recomputed.begin(), s.recomputed.end(), d.page())) {
+    if (omit && i >= b.derived_begin &&
+        std::binary_search(s.recomputed.begin(), s.recomputed.end(), d.page())) {
       ++omitted;
       s.baseline_epoch.erase(d.page());  // replay holds the page at this epoch from here on
       continue;
@@ -188,7 +195,8 @@ Status LogSink::OnCommit(const CommitBatch& b) {
     MMSB_RETURN_IF_ERROR(log_delta(d));
   }
   if (omitted != 0) s.batch.AddRecompute({omitted});
-  for (std::size_t i = derived_end; i < b.deltas.size(); ++i) MMSB_RETURN_IF_ERROR(log_delta(b.deltas[i]));
+  for (std::size_t i = derived_end; i < b.deltas.size(); ++i)
+    MMSB_RETURN_IF_ERROR(log_delta(b.deltas[i]));
   for (PageId id : b.freed) {
     s.batch.AddPageFree(s.LogId(id));
     s.baseline_epoch.erase(id);
@@ -199,14 +207,16 @@ Status LogSink::OnCommit(const CommitBatch& b) {
       for (Event& ev : s.events_scratch) {
         ev.epoch = s.LogEpoch(ev.epoch);
         if (ev.page != kInvalidPageId) ev.page = s.LogId(ev.page);
-        if (ev.base_epoch != 0) ev.base_epoch = ev.base_epoch >= s.bus_base ? s.LogEpoch(ev.base_epoch) : s.epoch_base;
+        if (ev.base_epoch != 0)
+          ev.base_epoch = ev.base_epoch >= s.bus_base ? s.LogEpoch(ev.base_epoch) : s.epoch_base;
       }
     }
     s.batch.AddEvent(s.LogEpoch(b.epoch), EncodeEvents(s.events_scratch));
   }
   for (auto it = s.pending_events.begin(); it != s.pending_events.end();) {
     if (it->first <= b.epoch) {
-      s.batch.AddEvent(it->first > s.bus_base ? s.LogEpoch(it->first) : s.LogEpoch(b.epoch), it->second);
+      s.batch.AddEvent(it->first > s.bus_base ? s.LogEpoch(it->first) : s.LogEpoch(b.epoch),
+                       it->second);
       it = s.pending_events.erase(it);
     } else {
       ++it;
@@ -230,11 +240,16 @@ Status LogSink::OnCommit(const CommitBatch& b) {
     c.page_id_high = writer_->page_id_high();
     for (const auto& [name, type] : s.types) c.types.push_back(type);
     for (const Page* p : b.live_pages) {
-      c.pages.push_back({s.LogId(p->id()), s.PageLogEpoch(p->id(), p->epoch()), p->location(), p->is_static(), p->name(),
+      c.pages.push_back({s.LogId(p->id()),
+                         s.PageLogEpoch(p->id(), p->epoch()),
+                         p->location(),
+                         p->is_static(),
+                         p->name(),
                          p->type() ? std::string_view(p->type()->name) : std::string_view(),
                          {p->data(), p->size()}});
     }
-    std::sort(c.pages.begin(), c.pages.end(), [](const CheckpointPage& x, const CheckpointPage& y) { return x.id < y.id; });
+    std::sort(c.pages.begin(), c.pages.end(),
+              [](const CheckpointPage& x, const CheckpointPage& y) { return x.id < y.id; });
     for (const auto& [key, e] : s.edges) c.edges.push_back(e);
     std::uint64_t page_bytes = 0;
     for (const CheckpointPage& p : c.pages) page_bytes += p.bytes.size();

@@ -1,5 +1,6 @@
 // LogBatch and LogWriter: framing, group commit, segment rotation, recovery at open.
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <chrono>
@@ -7,14 +8,14 @@
 #include <random>
 
 #include <fmt/format.h>
-#include <xxhash.h>
+
+#include "mmsb/log.h"
 
 #include "core/mutex.h"
 #include "log/log_format.h"
 #include "log/log_records.h"
 #include "log/record_reader.h"
 #include "log/segments.h"
-#include "mmsb/log.h"
 
 namespace mmsb {
 
@@ -53,8 +54,8 @@ Status LogBatch::AddDelta(const Delta& delta) {
   EncodeDeltaTo(delta, bytes_);
   if (bytes_.size() - at - kRecordHeaderSize > log::kMaxRecordPayload) {
     bytes_.resize(at);
-    return InvalidArgument(fmt::format("delta of page {} encodes to more than 4 GiB - 1 bytes, the record limit",
-                                       delta.page()));
+    return InvalidArgument(fmt::format(
+        "delta of page {} encodes to more than 4 GiB - 1 bytes, the record limit", delta.page()));
   }
   Seal(at, static_cast<std::uint8_t>(LogRecordType::kDelta));
   return Status::Ok();
@@ -123,16 +124,16 @@ class LogWriter::Impl {
   // Under Durability::kSync, held across append + write + fsync so each commit gets its own.
   std::mutex sync_mu;
 
-  std::vector<std::uint8_t> buf GUARDED_BY(mu);  // appended, not yet handed to the OS
+  std::vector<std::uint8_t> buf GUARDED_BY(mu);    // appended, not yet handed to the OS
   std::vector<std::uint8_t> spare GUARDED_BY(mu);  // recycled buffer capacity
-  std::uint64_t appended GUARDED_BY(mu) = 0;  // log positions: bytes appended since open
+  std::uint64_t appended GUARDED_BY(mu) = 0;       // log positions: bytes appended since open
   std::uint64_t written GUARDED_BY(mu) = 0;
   std::uint64_t synced GUARDED_BY(mu) = 0;
-  bool io_busy GUARDED_BY(mu) = false;   // one thread writes/syncs outside the lock
+  bool io_busy GUARDED_BY(mu) = false;  // one thread writes/syncs outside the lock
   bool rotating GUARDED_BY(mu) = false;
   bool closed GUARDED_BY(mu) = false;
-  Status error GUARDED_BY(mu);           // sticky: after a failed write or fsync, nothing is trusted
-  std::unique_ptr<WritableFile> file;    // used by the io_busy owner, or under mu when !io_busy
+  Status error GUARDED_BY(mu);         // sticky: after a failed write or fsync, nothing is trusted
+  std::unique_ptr<WritableFile> file;  // used by the io_busy owner, or under mu when !io_busy
   std::uint64_t seq GUARDED_BY(mu) = 0;
   std::uint64_t segment_size GUARDED_BY(mu) = 0;  // bytes in the current segment incl. buffered
   Epoch last_epoch GUARDED_BY(mu) = 0;
@@ -140,7 +141,8 @@ class LogWriter::Impl {
   Counters counters GUARDED_BY(mu);
   std::vector<std::uint8_t> scratch GUARDED_BY(mu);
   // Group commit sizing (see WaitForGroup).
-  std::uint32_t grouped_commits GUARDED_BY(mu) = 0;  // commits appended since a leader took the buffer
+  std::uint32_t grouped_commits GUARDED_BY(mu) =
+      0;  // commits appended since a leader took the buffer
   std::uint32_t recent_group_max GUARDED_BY(mu) = 1;
   std::uint32_t groups_since_max GUARDED_BY(mu) = 0;
   std::uint64_t last_sync_ns GUARDED_BY(mu) = 0;
@@ -151,8 +153,8 @@ class LogWriter::Impl {
   // Makes log positions up to `target` written (and synced when `sync`). `l` holds mu (through
   // its native mutex, which the analysis cannot follow). Releases it while doing I/O; whoever
   // finds the I/O slot free takes every buffered byte with it (group commit).
-  Status FlushTo(std::unique_lock<std::mutex>& l, std::uint64_t target, bool sync)
-      NO_THREAD_SAFETY_ANALYSIS {
+  Status FlushTo(std::unique_lock<std::mutex>& l, std::uint64_t target,
+                 bool sync) NO_THREAD_SAFETY_ANALYSIS {
     for (;;) {
       if (!error.ok()) return error;
       if (written >= target && (!sync || synced >= target)) return Status::Ok();
@@ -173,7 +175,8 @@ class LogWriter::Impl {
       if (!data.empty()) s = file->Append(data);
       const auto t0 = std::chrono::steady_clock::now();
       if (s.ok() && sync) s = file->Sync();
-      const auto sync_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0);
+      const auto sync_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::steady_clock::now() - t0);
       l.lock();
       io_busy = false;
       if (s.ok()) {
@@ -201,8 +204,9 @@ class LogWriter::Impl {
   // adaptive). A lone committer never waits: its groups have one commit.
   void WaitForGroup(std::unique_lock<std::mutex>& l) NO_THREAD_SAFETY_ANALYSIS {
     if (recent_group_max <= 1 || grouped_commits >= recent_group_max || last_sync_ns == 0) return;
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::nanoseconds(std::min<std::uint64_t>(last_sync_ns / 4, 500000));
+    const auto deadline =
+        std::chrono::steady_clock::now() +
+        std::chrono::nanoseconds(std::min<std::uint64_t>(last_sync_ns / 4, 500000));
     leader_waiting = true;
     while (grouped_commits < recent_group_max && error.ok()) {
       if (cv.wait_until(l, deadline) == std::cv_status::timeout) break;
@@ -246,7 +250,8 @@ class LogWriter::Impl {
   // epoch never spans two segments. `l` holds mu.
   Status MaybeRotate(std::unique_lock<std::mutex>& l) NO_THREAD_SAFETY_ANALYSIS {
     while (rotating) cv.wait(l);
-    if (segment_size < opts.segment_bytes || segment_size <= log::kFileHeaderSize) return Status::Ok();
+    if (segment_size < opts.segment_bytes || segment_size <= log::kFileHeaderSize)
+      return Status::Ok();
     rotating = true;
     // Sealed segments are always synced, under every policy: a later segment's header must never
     // reach the disk ahead of the epochs it says came before it.
@@ -257,7 +262,8 @@ class LogWriter::Impl {
       ++seq;
       s = CreateSegment(last_epoch, page_id_high);
     }
-    if (!s.ok() && error.ok()) error = s.WithContext(fmt::format("log '{}': starting a new segment", dir));
+    if (!s.ok() && error.ok())
+      error = s.WithContext(fmt::format("log '{}': starting a new segment", dir));
     rotating = false;
     cv.notify_all();
     return error;
@@ -276,14 +282,16 @@ class LogWriter::Impl {
     return AppendLocked(l, *b, epoch, unix_nanos);
   }
 
-  Expected<CommitTicket> AppendLocked(std::unique_lock<std::mutex>& l, const LogBatch& b, Epoch epoch,
+  Expected<CommitTicket> AppendLocked(std::unique_lock<std::mutex>& l, const LogBatch& b,
+                                      Epoch epoch,
                                       std::uint64_t unix_nanos) NO_THREAD_SAFETY_ANALYSIS {
     if (closed) return FailedPrecondition(fmt::format("log '{}' is closed", dir));
     if (!error.ok()) return error;
     MMSB_RETURN_IF_ERROR(MaybeRotate(l));
     const Epoch e = epoch == kNextEpoch ? last_epoch + 1 : epoch;
     if (e <= last_epoch || e == kNextEpoch) {
-      return InvalidArgument(fmt::format("epoch {} does not follow the log's last epoch {}", e, last_epoch));
+      return InvalidArgument(
+          fmt::format("epoch {} does not follow the log's last epoch {}", e, last_epoch));
     }
     page_id_high = std::max(page_id_high, b.page_id_high());
     LogCommit c;
@@ -331,7 +339,8 @@ std::uint64_t RandomLogId() {
 
 }  // namespace
 
-Expected<std::unique_ptr<LogWriter>> LogWriter::Open(const std::string& dir, const LogOptions& options) {
+Expected<std::unique_ptr<LogWriter>> LogWriter::Open(const std::string& dir,
+                                                     const LogOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->env = options.env ? options.env : Env::Default();
   impl->dir = dir;
@@ -340,7 +349,8 @@ Expected<std::unique_ptr<LogWriter>> LogWriter::Open(const std::string& dir, con
   Env* env = impl->env;
   MMSB_RETURN_IF_ERROR(env->CreateDir(dir));
   auto lock = env->LockFile(JoinPath(dir, "LOCK"));
-  if (!lock.ok()) return lock.status().WithContext(fmt::format("opening log '{}' for writing", dir));
+  if (!lock.ok())
+    return lock.status().WithContext(fmt::format("opening log '{}' for writing", dir));
   impl->lock = std::move(*lock);
 
   auto listing = log::ListLogDir(env, dir);
@@ -365,7 +375,8 @@ Expected<std::unique_ptr<LogWriter>> LogWriter::Open(const std::string& dir, con
   return w;
 }
 
-Expected<CommitTicket> LogWriter::Append(const LogBatch& batch, Epoch epoch, std::uint64_t unix_nanos) {
+Expected<CommitTicket> LogWriter::Append(const LogBatch& batch, Epoch epoch,
+                                         std::uint64_t unix_nanos) {
   return impl_->Append(batch, epoch, unix_nanos);
 }
 
@@ -391,7 +402,8 @@ Expected<Epoch> LogWriter::Commit(const LogBatch& batch, Epoch epoch, std::uint6
 }
 
 Status LogWriter::AppendEvent(Epoch epoch, std::span<const std::uint8_t> bytes) {
-  if (bytes.size() + 8 > log::kMaxRecordPayload) return InvalidArgument("event larger than the record limit");
+  if (bytes.size() + 8 > log::kMaxRecordPayload)
+    return InvalidArgument("event larger than the record limit");
   std::unique_lock<std::mutex> l(impl_->mu.native());
   return [&]() NO_THREAD_SAFETY_ANALYSIS -> Status {
     if (impl_->closed) return FailedPrecondition(fmt::format("log '{}' is closed", dir_));
@@ -400,7 +412,8 @@ Status LogWriter::AppendEvent(Epoch epoch, std::span<const std::uint8_t> bytes) 
     impl_->scratch.clear();
     log::EncodeEvent(epoch, bytes, impl_->scratch);
     const std::size_t before = impl_->buf.size();
-    log::AppendRecord(impl_->buf, log_id_, static_cast<std::uint8_t>(LogRecordType::kEvent), impl_->scratch);
+    log::AppendRecord(impl_->buf, log_id_, static_cast<std::uint8_t>(LogRecordType::kEvent),
+                      impl_->scratch);
     const std::uint64_t added = impl_->buf.size() - before;
     impl_->appended += added;
     impl_->segment_size += added;
@@ -443,14 +456,15 @@ Status LogWriter::NoteCheckpoint(Epoch epoch, const std::string& file_name) {
     Status s = [&]() NO_THREAD_SAFETY_ANALYSIS -> Status {
       if (impl_->closed) return FailedPrecondition(fmt::format("log '{}' is closed", dir_));
       if (epoch > impl_->last_epoch) {
-        return InvalidArgument(fmt::format("checkpoint epoch {} is after the log's last epoch {}", epoch,
-                                           impl_->last_epoch));
+        return InvalidArgument(fmt::format("checkpoint epoch {} is after the log's last epoch {}",
+                                           epoch, impl_->last_epoch));
       }
       MMSB_RETURN_IF_ERROR(impl_->MaybeRotate(l));
       impl_->scratch.clear();
       log::EncodeCheckpointMarker({epoch, file_name}, impl_->scratch);
       const std::size_t before = impl_->buf.size();
-      log::AppendRecord(impl_->buf, log_id_, static_cast<std::uint8_t>(LogRecordType::kCheckpointMarker),
+      log::AppendRecord(impl_->buf, log_id_,
+                        static_cast<std::uint8_t>(LogRecordType::kCheckpointMarker),
                         impl_->scratch);
       const std::uint64_t added = impl_->buf.size() - before;
       impl_->appended += added;

@@ -14,30 +14,33 @@ std::vector<PageId> ReplayRecomputedChildren(std::span<const EdgeInfo> edges) {
     const PageId child = edges[i].child;
     bool all = true;
     for (; i < edges.size() && edges[i].child == child; ++i) {
-      all = all && edges[i].kind != EdgeKind::kUser && edges[i].policy == DerivedPolicy::kRecomputeOnReplay;
+      all = all && edges[i].kind != EdgeKind::kUser &&
+            edges[i].policy == DerivedPolicy::kRecomputeOnReplay;
     }
     if (all) out.push_back(child);
   }
   return out;
 }
 
-std::string CheckRecomputeEdge(const EdgeInfo& e, std::uint64_t parent_size, std::uint64_t child_size) {
+std::string CheckRecomputeEdge(const EdgeInfo& e, std::uint64_t parent_size,
+                               std::uint64_t child_size) {
   if (e.policy != DerivedPolicy::kRecomputeOnReplay) return {};
   switch (e.kind) {
     case EdgeKind::kUser:
       return fmt::format("user edge {} -> {} cannot be recomputed on replay", e.parent, e.child);
     case EdgeKind::kPassthrough:
       if (parent_size != child_size) {
-        return fmt::format("passthrough edge {} -> {} joins pages of {} and {} bytes", e.parent, e.child, parent_size,
-                           child_size);
+        return fmt::format("passthrough edge {} -> {} joins pages of {} and {} bytes", e.parent,
+                           e.child, parent_size, child_size);
       }
       return {};
     case EdgeKind::kProjection: {
       const Projection& p = e.projection;
       if (p.length == 0 || std::uint64_t{p.src_offset} + p.length > parent_size ||
           std::uint64_t{p.dst_offset} + p.length > child_size) {
-        return fmt::format("projection [{}, +{}) -> +{} of edge {} -> {} does not fit pages of {} and {} bytes",
-                           p.src_offset, p.length, p.dst_offset, e.parent, e.child, parent_size, child_size);
+        return fmt::format(
+            "projection [{}, +{}) -> +{} of edge {} -> {} does not fit pages of {} and {} bytes",
+            p.src_offset, p.length, p.dst_offset, e.parent, e.child, parent_size, child_size);
       }
       return {};
     }
@@ -95,7 +98,8 @@ void ReplayRecompute::Build(const LogState& st) {
                CheckRecomputeEdge(*edge, pp->second.bytes.size(), cp->second.bytes.size()).empty();
       child.in.push_back({edge->parent, edge->kind, edge->projection});
     }
-    if (!usable) continue;  // replay validated the edges and pages; this only keeps bad input harmless
+    if (!usable)
+      continue;  // replay validated the edges and pages; this only keeps bad input harmless
     child.height = height[id];
     index[id] = static_cast<std::uint32_t>(children_.size());
     children_.push_back(std::move(child));
@@ -175,18 +179,21 @@ bool ReplayRecompute::Visit(LogState& st, Epoch epoch, std::uint32_t c, ChangedR
         len = hi - lo;
         dst = e.proj.dst_offset + (lo - e.proj.src_offset);
       }
-      copies_.push_back({parent + src, static_cast<std::uint32_t>(dst), static_cast<std::uint32_t>(len)});
+      copies_.push_back(
+          {parent + src, static_cast<std::uint32_t>(dst), static_cast<std::uint32_t>(len)});
     }
   }
   if (copies_.empty()) return false;
   // The bytes the copies may change, before they land: the diff below is against these.
   ranges_.clear();
   for (const Copy& cp : copies_) ranges_.push_back({cp.dst, cp.len});
-  std::sort(ranges_.begin(), ranges_.end(), [](const ByteRun& a, const ByteRun& b) { return a.offset < b.offset; });
+  std::sort(ranges_.begin(), ranges_.end(),
+            [](const ByteRun& a, const ByteRun& b) { return a.offset < b.offset; });
   std::size_t n = 0;
   for (const ByteRun& r : ranges_) {
     if (n > 0 && r.offset <= ranges_[n - 1].offset + ranges_[n - 1].length) {
-      const std::uint32_t end = std::max(ranges_[n - 1].offset + ranges_[n - 1].length, r.offset + r.length);
+      const std::uint32_t end =
+          std::max(ranges_[n - 1].offset + ranges_[n - 1].length, r.offset + r.length);
       ranges_[n - 1].length = end - ranges_[n - 1].offset;
     } else {
       ranges_[n++] = r;
@@ -195,7 +202,8 @@ bool ReplayRecompute::Visit(LogState& st, Epoch epoch, std::uint32_t c, ChangedR
   ranges_.resize(n);
   std::uint8_t* bytes = page.bytes.data();
   before_.clear();
-  for (const ByteRun& r : ranges_) before_.insert(before_.end(), bytes + r.offset, bytes + r.offset + r.length);
+  for (const ByteRun& r : ranges_)
+    before_.insert(before_.end(), bytes + r.offset, bytes + r.offset + r.length);
   for (const Copy& cp : copies_) std::memmove(bytes + cp.dst, cp.from, cp.len);
   // Exactly the bytes whose value changed, as the bus's diff finds them.
   std::vector<ByteRun>* out = nullptr;

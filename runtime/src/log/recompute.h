@@ -27,7 +27,8 @@ std::vector<PageId> ReplayRecomputedChildren(std::span<const EdgeInfo> edges);
 // Empty when a kRecomputeOnReplay edge can be recomputed between pages of these sizes (the
 // checks AddPassthroughEdge/AddProjectionEdge make), else what is wrong. Replay only trusts edges
 // that pass this, since it copies bytes along them.
-std::string CheckRecomputeEdge(const EdgeInfo& edge, std::uint64_t parent_size, std::uint64_t child_size);
+std::string CheckRecomputeEdge(const EdgeInfo& edge, std::uint64_t parent_size,
+                               std::uint64_t child_size);
 
 // Per page, the byte runs an epoch changed so far (runs may overlap and repeat).
 using ChangedRuns = std::unordered_map<PageId, std::vector<ByteRun>>;

@@ -45,8 +45,9 @@ const std::uint8_t* RecordReader::Window(std::uint64_t off, std::size_t n, Statu
   }
   buf_len_ = keep + got;
   if (buf_len_ < n) {
-    *status = IOError(fmt::format("{}:{}: short read ({} of {} bytes); was the file truncated while reading?",
-                                  name_, off, buf_len_, n));
+    *status = IOError(
+        fmt::format("{}:{}: short read ({} of {} bytes); was the file truncated while reading?",
+                    name_, off, buf_len_, n));
     return nullptr;
   }
   return buf_.data();
@@ -54,7 +55,8 @@ const std::uint8_t* RecordReader::Window(std::uint64_t off, std::size_t n, Statu
 
 Status RecordReader::ReadHeader(FileHeader* h) {
   Status io;
-  const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(size_, kMaxFileHeaderSize));
+  const std::size_t n =
+      static_cast<std::size_t>(std::min<std::uint64_t>(size_, kMaxFileHeaderSize));
   const std::uint8_t* p = n > 0 ? Window(0, n, &io) : nullptr;
   if (n > 0 && p == nullptr) return io;
   MMSB_RETURN_IF_ERROR(DecodeFileHeader({p, n}, name_, h));
@@ -79,7 +81,8 @@ std::uint64_t RecordReader::FindNext(std::uint64_t from, Status* status) {
   Put32(magic, kRecordMagic);
   std::uint64_t pos = from;
   while (size_ - pos >= kRecordHeaderSize) {
-    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(size_ - pos, kReadChunk));
+    const std::size_t n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(size_ - pos, kReadChunk));
     const std::uint8_t* p = Window(pos, n, status);
     if (p == nullptr) return size_;
     const void* hit = memmem(p, n, magic, sizeof magic);
@@ -87,7 +90,8 @@ std::uint64_t RecordReader::FindNext(std::uint64_t from, Status* status) {
       pos += n >= 3 ? n - 3 : n;  // a magic may straddle the chunk boundary
       continue;
     }
-    const std::uint64_t cand = pos + static_cast<std::uint64_t>(static_cast<const std::uint8_t*>(hit) - p);
+    const std::uint64_t cand =
+        pos + static_cast<std::uint64_t>(static_cast<const std::uint8_t*>(hit) - p);
     RecordHeader h;
     if (ValidAt(cand, &h, status)) return cand;
     if (!status->ok()) return size_;

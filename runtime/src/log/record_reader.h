@@ -18,8 +18,9 @@
 #include <string>
 #include <vector>
 
-#include "log/log_format.h"
 #include "mmsb/env.h"
+
+#include "log/log_format.h"
 
 namespace mmsb::log {
 

@@ -1,12 +1,15 @@
 // Replayer: checkpoint plus committed epoch groups to the state of any epoch.
 #include "mmsb/replay.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <cstring>
 #include <unordered_map>
 
 #include <fmt/format.h>
-#include <xxhash.h>
+
+#include "mmsb/checkpoint.h"
 
 #include "delta/delta_view.h"
 #include "log/log_format.h"
@@ -15,7 +18,6 @@
 #include "log/recompute.h"
 #include "log/record_reader.h"
 #include "log/segments.h"
-#include "mmsb/checkpoint.h"
 
 namespace mmsb {
 
@@ -87,7 +89,8 @@ std::uint64_t LogState::Hash() const {
 }
 
 bool ReplayReport::has_errors() const {
-  return std::any_of(problems.begin(), problems.end(), [](const LogProblem& p) { return p.is_error(); });
+  return std::any_of(problems.begin(), problems.end(),
+                     [](const LogProblem& p) { return p.is_error(); });
 }
 
 namespace {
@@ -105,8 +108,8 @@ struct Op {
   std::uint8_t raw_type = 0;
   std::uint32_t file_index = 0;
   std::uint64_t offset = 0;
-  Epoch epoch = 0;              // the group's epoch as the reader saw it
-  std::uint32_t aux = 0;        // index into the side vector of its type
+  Epoch epoch = 0;        // the group's epoch as the reader saw it
+  std::uint32_t aux = 0;  // index into the side vector of its type
   PageId free = kInvalidPageId;
   delta_internal::DeltaView delta;
 };
@@ -231,7 +234,8 @@ class Replayer::Impl {
   }
 
   // Reads records until a commit record: true with *commit set, false at the end of the log.
-  Expected<bool> ReadGroup(LogCommit* commit, std::uint64_t* commit_offset, std::size_t* commit_file) {
+  Expected<bool> ReadGroup(LogCommit* commit, std::uint64_t* commit_offset,
+                           std::size_t* commit_file) {
     for (;;) {
       LogEntry e;
       auto r = reader->Next(&e);
@@ -254,17 +258,20 @@ class Replayer::Impl {
       }
       if (!*r) {
         if (!group.empty()) {
-          rep.problems.push_back({LogProblem::Kind::kIncompleteEpoch, FileName(group.front().file_index),
-                                  group.front().offset, 0, st.epoch + 1,
-                                  fmt::format("{} records after the last commit record (a commit that never finished) ignored",
-                                              group.size())});
+          rep.problems.push_back(
+              {LogProblem::Kind::kIncompleteEpoch, FileName(group.front().file_index),
+               group.front().offset, 0, st.epoch + 1,
+               fmt::format(
+                   "{} records after the last commit record (a commit that never finished) ignored",
+                   group.size())});
           ClearGroup();
         }
         at_end = true;
         return false;
       }
       ++rep.records;
-      if (e.type == LogRecordType::kCommit && e.raw_type == static_cast<std::uint8_t>(LogRecordType::kCommit)) {
+      if (e.type == LogRecordType::kCommit &&
+          e.raw_type == static_cast<std::uint8_t>(LogRecordType::kCommit)) {
         rep.last_log_epoch = std::max(rep.last_log_epoch, e.commit.epoch);
         if (e.commit.epoch <= base) {
           ClearGroup();
@@ -298,7 +305,9 @@ class Replayer::Impl {
           op.aux = static_cast<std::uint32_t>(group_creates.size());
           group_creates.push_back(std::move(e.page_create));
           break;
-        case LogRecordType::kPageFree: op.free = e.page_free; break;
+        case LogRecordType::kPageFree:
+          op.free = e.page_free;
+          break;
         case LogRecordType::kTypeDescriptor:
           op.aux = static_cast<std::uint32_t>(group_types.size());
           group_types.push_back(std::make_shared<TypeDescriptor>(std::move(e.type_descriptor)));
@@ -315,10 +324,17 @@ class Replayer::Impl {
           // The record's payload check covered these bytes, so the envelope checksum is not
           // verified again; every structural check is (see delta/delta_view.h).
           const auto bytes = e.payload_mapped ? e.payload : arena.Copy(e.payload);
-          const auto limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(opts.max_page_bytes, 0xFFFFFFFFu));
-          if (Status ds = delta_internal::ParseDeltaView(bytes, limit, false, &op.delta); !ds.ok()) {
-            LogProblem p{LogProblem::Kind::kCorruption, FileName(e.file_index), e.offset, e.framed_size, e.epoch,
-                         "checksums match but the payload does not decode: delta record: " + ds.ToString()};
+          const auto limit =
+              static_cast<std::uint32_t>(std::min<std::uint64_t>(opts.max_page_bytes, 0xFFFFFFFFu));
+          if (Status ds = delta_internal::ParseDeltaView(bytes, limit, false, &op.delta);
+              !ds.ok()) {
+            LogProblem p{
+                LogProblem::Kind::kCorruption,
+                FileName(e.file_index),
+                e.offset,
+                e.framed_size,
+                e.epoch,
+                "checksums match but the payload does not decode: delta record: " + ds.ToString()};
             group.pop_back();
             rep.problems.push_back(p);
             if (opts.mode == RecoveryMode::kStrict) return Corruption(p.ToString());
@@ -360,7 +376,12 @@ class Replayer::Impl {
       return Sim{true, it->second.bytes.size(), it->second.epoch, it->second.changed};
     };
     auto problem = [&](const Op& op, std::string m) {
-      return LogProblem{LogProblem::Kind::kInconsistent, FileName(op.file_index), op.offset, 0, c.epoch, std::move(m)};
+      return LogProblem{LogProblem::Kind::kInconsistent,
+                        FileName(op.file_index),
+                        op.offset,
+                        0,
+                        c.epoch,
+                        std::move(m)};
     };
     for (const Op& op : group) {
       if (!KnownLogType(op.raw_type)) continue;
@@ -372,9 +393,11 @@ class Replayer::Impl {
           break;
         case LogRecordType::kPageCreate: {
           const LogPageCreate& pc = group_creates[op.aux];
-          if (lookup(pc.id)) return problem(op, fmt::format("page {} is created but already exists", pc.id));
+          if (lookup(pc.id))
+            return problem(op, fmt::format("page {} is created but already exists", pc.id));
           if (pc.size > opts.max_page_bytes || pc.size > max_total - std::min(alloc, max_total)) {
-            return problem(op, fmt::format("page {} of {} bytes exceeds the replay memory limit", pc.id, pc.size));
+            return problem(op, fmt::format("page {} of {} bytes exceeds the replay memory limit",
+                                           pc.id, pc.size));
           }
           alloc += pc.size;
           overlay[pc.id] = {true, pc.size, c.epoch - 1, false};
@@ -393,10 +416,12 @@ class Replayer::Impl {
           auto parent = lookup(ec.edge.parent);
           auto child = lookup(ec.edge.child);
           if (!parent || !child) {
-            return problem(op, fmt::format("edge {} -> {} names a page that does not exist", ec.edge.parent, ec.edge.child));
+            return problem(op, fmt::format("edge {} -> {} names a page that does not exist",
+                                           ec.edge.parent, ec.edge.child));
           }
           // Replay copies bytes along a recompute-on-replay edge: it must fit its pages.
-          if (std::string why = log::CheckRecomputeEdge(ec.edge, parent->size, child->size); !why.empty()) {
+          if (std::string why = log::CheckRecomputeEdge(ec.edge, parent->size, child->size);
+              !why.empty()) {
             return problem(op, why);
           }
           break;
@@ -408,15 +433,20 @@ class Replayer::Impl {
         case LogRecordType::kDelta: {
           const delta_internal::DeltaView& d = op.delta;
           auto p = lookup(d.page);
-          if (!p) return problem(op, fmt::format("delta for page {}, which does not exist", d.page));
+          if (!p)
+            return problem(op, fmt::format("delta for page {}, which does not exist", d.page));
           if (d.page_size != p->size) {
-            return problem(op, fmt::format("delta for page {} is for {} bytes, the page has {}", d.page, d.page_size, p->size));
+            return problem(op, fmt::format("delta for page {} is for {} bytes, the page has {}",
+                                           d.page, d.page_size, p->size));
           }
           const bool chained = d.base_epoch == p->epoch || (!p->changed && d.base_epoch == 0) ||
                                (recomputed && d.base_epoch == c.epoch);
           if (!chained) {
-            chain->push_back(problem(op, fmt::format("delta for page {} follows epoch {}, but the page was last changed in epoch {}",
-                                                     d.page, d.base_epoch, p->epoch)));
+            chain->push_back(problem(
+                op,
+                fmt::format(
+                    "delta for page {} follows epoch {}, but the page was last changed in epoch {}",
+                    d.page, d.base_epoch, p->epoch)));
           }
           overlay[d.page] = {true, p->size, c.epoch, true};
           break;
@@ -442,9 +472,10 @@ class Replayer::Impl {
     rep.deltas_recomputed += n;
     const LogRecompute& rec = group_recomputes[group[at].aux];
     if (n != rec.pages) {
-      std::string m = fmt::format("recomputing changed {} pages, but the log left out {} derived deltas", n, rec.pages);
-      rep.problems.push_back({LogProblem::Kind::kInconsistent, FileName(group[at].file_index), group[at].offset, 0,
-                              c.epoch, std::move(m)});
+      std::string m = fmt::format(
+          "recomputing changed {} pages, but the log left out {} derived deltas", n, rec.pages);
+      rep.problems.push_back({LogProblem::Kind::kInconsistent, FileName(group[at].file_index),
+                              group[at].offset, 0, c.epoch, std::move(m)});
     }
   }
 
@@ -487,7 +518,9 @@ class Replayer::Impl {
             allocated -= std::min<std::uint64_t>(allocated, it->second.bytes.size());
             st.pages.erase(it);
           }
-          const auto touches = [&](const EdgeInfo& e) { return e.parent == op.free || e.child == op.free; };
+          const auto touches = [&](const EdgeInfo& e) {
+            return e.parent == op.free || e.child == op.free;
+          };
           if (std::erase_if(st.edges, touches) != 0) recompute.Invalidate();
           break;
         }
@@ -495,7 +528,8 @@ class Replayer::Impl {
           const LogEdgeChange& ec = group_edges[op.aux];
           const EdgeInfo& e = ec.edge;
           auto it = std::lower_bound(st.edges.begin(), st.edges.end(), e, EdgeLess);
-          const bool present = it != st.edges.end() && it->parent == e.parent && it->child == e.child;
+          const bool present =
+              it != st.edges.end() && it->parent == e.parent && it->child == e.child;
           if (ec.op == EdgeOp::kAdd) {
             if (present) {
               *it = e;
@@ -540,14 +574,17 @@ class Replayer::Impl {
       // after the damage, the damage only ate earlier records (whose own commit was lost).
       const std::size_t lost = group.size() - c.record_count;
       if (lost > 0) {
-        rep.problems.push_back({LogProblem::Kind::kDroppedEpoch, FileName(file_index), group.front().offset,
-                                group[lost - 1].offset - group.front().offset, group.front().epoch,
-                                fmt::format("{} records before damage whose commit record was lost", lost)});
+        rep.problems.push_back(
+            {LogProblem::Kind::kDroppedEpoch, FileName(file_index), group.front().offset,
+             group[lost - 1].offset - group.front().offset, group.front().epoch,
+             fmt::format("{} records before damage whose commit record was lost", lost)});
         ++rep.epochs_dropped;
-        group.erase(group.begin(), group.begin() + static_cast<std::ptrdiff_t>(lost));  // side vectors keep their entries
+        group.erase(group.begin(), group.begin() + static_cast<std::ptrdiff_t>(
+                                                       lost));  // side vectors keep their entries
       } else if (c.epoch > st.epoch + 1) {
-        rep.problems.push_back({LogProblem::Kind::kDroppedEpoch, FileName(file_index), offset, 0, st.epoch + 1,
-                                fmt::format("epochs {}..{} were lost in damage", st.epoch + 1, c.epoch - 1)});
+        rep.problems.push_back(
+            {LogProblem::Kind::kDroppedEpoch, FileName(file_index), offset, 0, st.epoch + 1,
+             fmt::format("epochs {}..{} were lost in damage", st.epoch + 1, c.epoch - 1)});
         rep.epochs_dropped += c.epoch - st.epoch - 1;
       }
       tainted = false;
@@ -559,7 +596,8 @@ class Replayer::Impl {
     }
     if (c.record_count != group.size()) {
       DropGroup(c.epoch, file_index, offset,
-                fmt::format("the commit record counts {} records but the group has {}", c.record_count, group.size()));
+                fmt::format("the commit record counts {} records but the group has {}",
+                            c.record_count, group.size()));
       if (opts.mode == RecoveryMode::kStrict) return Corruption(rep.problems.back().ToString());
       return Status::Ok();
     }
@@ -644,7 +682,8 @@ class Replayer::Impl {
 Replayer::Replayer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Replayer::~Replayer() = default;
 
-Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path, const ReplayOptions& options) {
+Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path,
+                                                   const ReplayOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->opts = options;
   impl->env = options.env ? options.env : Env::Default();
@@ -684,8 +723,9 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path, cons
         lo.expect_log_id = log_id;
         auto st = LoadCheckpoint(it->path, lo);
         if (!st.ok()) {
-          impl->rep.problems.push_back({LogProblem::Kind::kCorruption, it->path, 0, 0, it->epoch,
-                                        "checkpoint unusable, trying an older one: " + st.status().message()});
+          impl->rep.problems.push_back(
+              {LogProblem::Kind::kCorruption, it->path, 0, 0, it->epoch,
+               "checkpoint unusable, trying an older one: " + st.status().message()});
           continue;
         }
         impl->st = std::move(*st);
@@ -698,8 +738,10 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path, cons
     }
     if (impl->rep.checkpoint_epoch == 0 && have_first && first_base > 0 && options.epoch > 0) {
       return NotFound(fmt::format(
-          "log '{}' starts after epoch {} (older segments were retired) and no usable checkpoint is at or before epoch {}",
-          path, first_base, options.epoch == kLatestEpoch ? std::string("latest") : std::to_string(options.epoch)));
+          "log '{}' starts after epoch {} (older segments were retired) and no usable checkpoint "
+          "is at or before epoch {}",
+          path, first_base,
+          options.epoch == kLatestEpoch ? std::string("latest") : std::to_string(options.epoch)));
     }
     ro.skip_through_epoch = impl->base;
     auto reader = LogReader::Open(path, ro);
@@ -727,7 +769,8 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path, cons
   }
   if (h.base_epoch > 0) {
     return FailedPrecondition(fmt::format(
-        "segment '{}' starts after epoch {}: replay the log directory, which has the earlier state", path, h.base_epoch));
+        "segment '{}' starts after epoch {}: replay the log directory, which has the earlier state",
+        path, h.base_epoch));
   }
   auto reader = LogReader::Open(path, ro);
   if (!reader.ok()) return reader.status();
@@ -741,7 +784,8 @@ const LogState& Replayer::state() const { return impl_->st; }
 LogState Replayer::TakeState() { return std::move(impl_->st); }
 const ReplayReport& Replayer::report() const { return impl_->rep; }
 
-Expected<LogState> Replay(const std::string& path, const ReplayOptions& options, ReplayReport* report) {
+Expected<LogState> Replay(const std::string& path, const ReplayOptions& options,
+                          ReplayReport* report) {
   if (options.epoch == 0) {
     if (report) *report = {};
     return LogState{};  // before the first commit every log is empty
@@ -751,9 +795,10 @@ Expected<LogState> Replay(const std::string& path, const ReplayOptions& options,
   auto e = (*r)->AdvanceTo(options.epoch);
   if (report) *report = (*r)->report();
   if (!e.ok()) return e.status();
-  if (options.epoch != kLatestEpoch && *e < options.epoch && (*r)->report().last_log_epoch < options.epoch) {
-    return NotFound(fmt::format("epoch {} is beyond the end of log '{}' (last committed epoch {})", options.epoch,
-                                path, (*r)->report().last_log_epoch));
+  if (options.epoch != kLatestEpoch && *e < options.epoch &&
+      (*r)->report().last_log_epoch < options.epoch) {
+    return NotFound(fmt::format("epoch {} is beyond the end of log '{}' (last committed epoch {})",
+                                options.epoch, path, (*r)->report().last_log_epoch));
   }
   return (*r)->TakeState();
 }

@@ -11,14 +11,16 @@
 namespace mmsb {
 
 Expected<RestoreReport> RestoreStaticPages(const std::string& path, const RestoreOptions& options) {
-  if (!started()) return FailedPrecondition("RestoreStaticPages needs a started bus (call mmsb::start() first)");
+  if (!started())
+    return FailedPrecondition("RestoreStaticPages needs a started bus (call mmsb::start() first)");
   ReplayOptions ro;
   ro.epoch = options.epoch;
   ro.mode = options.mode;
   ro.env = options.env;
   ReplayReport rep;
   auto st = Replay(path, ro, &rep);
-  if (!st.ok()) return st.status().WithContext(fmt::format("restoring static pages from '{}'", path));
+  if (!st.ok())
+    return st.status().WithContext(fmt::format("restoring static pages from '{}'", path));
   RestoreReport out;
   out.epoch = st->epoch;
   std::set<std::string> in_log;
@@ -31,10 +33,12 @@ Expected<RestoreReport> RestoreStaticPages(const std::string& path, const Restor
       continue;
     }
     const std::string type = page->type() ? page->type()->name : std::string();
-    if (page->size() != p.bytes.size() || (!type.empty() && !p.type_name.empty() && type != p.type_name)) {
-      out.mismatched.push_back(fmt::format("{} (log: {} bytes{}{}, program: {} bytes{}{})", p.name, p.bytes.size(),
-                                           p.type_name.empty() ? "" : " of ", p.type_name, page->size(),
-                                           type.empty() ? "" : " of ", type));
+    if (page->size() != p.bytes.size() ||
+        (!type.empty() && !p.type_name.empty() && type != p.type_name)) {
+      out.mismatched.push_back(fmt::format("{} (log: {} bytes{}{}, program: {} bytes{}{})", p.name,
+                                           p.bytes.size(), p.type_name.empty() ? "" : " of ",
+                                           p.type_name, page->size(), type.empty() ? "" : " of ",
+                                           type));
       continue;
     }
     std::memcpy(page->data(), p.bytes.data(), p.bytes.size());
@@ -42,7 +46,8 @@ Expected<RestoreReport> RestoreStaticPages(const std::string& path, const Restor
     out.restored.push_back(p.name);
   }
   for (const PageInfo& info : ListPages()) {
-    if (info.is_static && !info.name.empty() && !in_log.count(info.name)) out.not_in_log.push_back(info.name);
+    if (info.is_static && !info.name.empty() && !in_log.count(info.name))
+      out.not_in_log.push_back(info.name);
   }
   return out;
 }

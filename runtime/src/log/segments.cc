@@ -55,8 +55,10 @@ Expected<LogDirListing> ListLogDir(Env* env, const std::string& dir) {
       out.temp_files.push_back(JoinPath(dir, name));
     }
   }
-  std::sort(out.segments.begin(), out.segments.end(), [](auto& a, auto& b) { return a.seq < b.seq; });
-  std::sort(out.checkpoints.begin(), out.checkpoints.end(), [](auto& a, auto& b) { return a.epoch < b.epoch; });
+  std::sort(out.segments.begin(), out.segments.end(),
+            [](auto& a, auto& b) { return a.seq < b.seq; });
+  std::sort(out.checkpoints.begin(), out.checkpoints.end(),
+            [](auto& a, auto& b) { return a.epoch < b.epoch; });
   return out;
 }
 
@@ -79,13 +81,15 @@ Expected<RecoveredTail> RecoverTail(Env* env, const std::string& dir, const LogD
         file->reset();
         MMSB_RETURN_IF_ERROR(env->RemoveFile(path));
         MMSB_RETURN_IF_ERROR(env->SyncDir(dir));
-        out.problems.push_back({LogProblem::Kind::kTornTail, path, 0, size, 0,
-                                "segment header incomplete (crash while creating it); segment removed"});
+        out.problems.push_back(
+            {LogProblem::Kind::kTornTail, path, 0, size, 0,
+             "segment header incomplete (crash while creating it); segment removed"});
         out.last_seq = listing.segments[i].seq - 1;
         continue;
       }
       if (mode == RecoveryMode::kStrict) {
-        return Status(hs.code(), hs.message() + " (open with RecoveryMode::kSalvage to continue past it)");
+        return Status(hs.code(),
+                      hs.message() + " (open with RecoveryMode::kSalvage to continue past it)");
       }
       out.problems.push_back({LogProblem::Kind::kBadSegment, path, 0, size, 0, hs.message()});
       continue;
@@ -106,14 +110,20 @@ Expected<RecoveredTail> RecoverTail(Env* env, const std::string& dir, const LogD
       if (r == RecordReader::Result::kError) return io;
       if (r == RecordReader::Result::kDamage) {
         if (dmg.torn_tail) {
-          out.problems.push_back({LogProblem::Kind::kTornTail, path, dmg.offset, dmg.length, out.last_epoch + 1,
+          out.problems.push_back({LogProblem::Kind::kTornTail, path, dmg.offset, dmg.length,
+                                  out.last_epoch + 1,
                                   fmt::format("torn tail of {} bytes cut", dmg.length)});
           break;
         }
-        LogProblem p{LogProblem::Kind::kCorruption, path, dmg.offset, dmg.length, out.last_epoch + 1,
+        LogProblem p{LogProblem::Kind::kCorruption,
+                     path,
+                     dmg.offset,
+                     dmg.length,
+                     out.last_epoch + 1,
                      fmt::format("{} bytes are not a valid record", dmg.length)};
         if (mode == RecoveryMode::kStrict) {
-          return Corruption(p.ToString() + " (open with RecoveryMode::kSalvage to continue past it)");
+          return Corruption(p.ToString() +
+                            " (open with RecoveryMode::kSalvage to continue past it)");
         }
         out.problems.push_back(std::move(p));
         pending = true;  // the damage may have held records of the next epoch
@@ -124,7 +134,12 @@ Expected<RecoveredTail> RecoverTail(Env* env, const std::string& dir, const LogD
       if (type == LogRecordType::kCommit) {
         LogCommit c;
         if (Status s = DecodeCommit(rec.payload, &c); !s.ok()) {
-          LogProblem p{LogProblem::Kind::kCorruption, path, rec.offset, end - rec.offset, out.last_epoch + 1, s.message()};
+          LogProblem p{LogProblem::Kind::kCorruption,
+                       path,
+                       rec.offset,
+                       end - rec.offset,
+                       out.last_epoch + 1,
+                       s.message()};
           if (mode == RecoveryMode::kStrict) return Corruption(p.ToString());
           out.problems.push_back(std::move(p));
           continue;
@@ -138,7 +153,8 @@ Expected<RecoveredTail> RecoverTail(Env* env, const std::string& dir, const LogD
         std::span<const std::uint8_t> bytes;
         LogCheckpointMarker m;
         if (type == LogRecordType::kEvent && DecodeEvent(rec.payload, &e, &bytes).ok()) {
-        } else if (type == LogRecordType::kCheckpointMarker && DecodeCheckpointMarker(rec.payload, &m).ok()) {
+        } else if (type == LogRecordType::kCheckpointMarker &&
+                   DecodeCheckpointMarker(rec.payload, &m).ok()) {
           e = m.epoch;
         }
         if (!pending && e <= out.last_epoch) boundary = end;
@@ -151,9 +167,10 @@ Expected<RecoveredTail> RecoverTail(Env* env, const std::string& dir, const LogD
     if (size > boundary) {
       if (out.problems.empty() || out.problems.back().kind != LogProblem::Kind::kTornTail ||
           out.problems.back().offset != boundary) {
-        out.problems.push_back({LogProblem::Kind::kIncompleteEpoch, path, boundary, size - boundary,
-                                out.last_epoch + 1,
-                                fmt::format("{} bytes after the last complete epoch cut", size - boundary)});
+        out.problems.push_back(
+            {LogProblem::Kind::kIncompleteEpoch, path, boundary, size - boundary,
+             out.last_epoch + 1,
+             fmt::format("{} bytes after the last complete epoch cut", size - boundary)});
       }
       MMSB_RETURN_IF_ERROR(env->TruncateFile(path, boundary));
     }

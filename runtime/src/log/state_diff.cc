@@ -1,11 +1,12 @@
 // State diff between two epochs (byte ranges and, with a type descriptor, fields), and the JSON
 // forms of a diff and a replayed state.
+#include <xxhash.h>
+
 #include <algorithm>
 #include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <xxhash.h>
 
 #include "mmsb/replay.h"
 
@@ -13,9 +14,12 @@ namespace mmsb {
 
 const char* PageDiffKindName(PageDiff::Kind k) {
   switch (k) {
-    case PageDiff::Kind::kChanged: return "changed";
-    case PageDiff::Kind::kAdded: return "added";
-    case PageDiff::Kind::kRemoved: return "removed";
+    case PageDiff::Kind::kChanged:
+      return "changed";
+    case PageDiff::Kind::kAdded:
+      return "added";
+    case PageDiff::Kind::kRemoved:
+      return "removed";
   }
   return "unknown";
 }
@@ -28,9 +32,9 @@ const TypeDescriptor* LookupType(std::string_view name, void* ctx) {
 
 // Field-level changes of `runs` between `before` and `after` for a page laid out as `type`
 // (repeated when the page holds several records).
-void ResolveFields(const TypeDescriptor& type, const LogState& types, std::span<const std::uint8_t> before,
-                   std::span<const std::uint8_t> after, const std::vector<ByteRun>& runs, std::size_t max_fields,
-                   PageDiff* out) {
+void ResolveFields(const TypeDescriptor& type, const LogState& types,
+                   std::span<const std::uint8_t> before, std::span<const std::uint8_t> after,
+                   const std::vector<ByteRun>& runs, std::size_t max_fields, PageDiff* out) {
   if (type.size == 0) return;
   const std::uint64_t whole = (after.size() / type.size) * type.size;
   const bool array = after.size() > type.size;
@@ -162,8 +166,8 @@ StateDiff DiffStates(const LogState& from, const LogState& to, const DiffOptions
   return out;
 }
 
-Expected<StateDiff> DiffEpochs(const std::string& path, Epoch from, Epoch to, const DiffOptions& options,
-                               const ReplayOptions& replay) {
+Expected<StateDiff> DiffEpochs(const std::string& path, Epoch from, Epoch to,
+                               const DiffOptions& options, const ReplayOptions& replay) {
   const Epoch lo = std::min(from, to), hi = std::max(from, to);
   ReplayOptions o = replay;
   o.epoch = lo;
@@ -176,8 +180,9 @@ Expected<StateDiff> DiffEpochs(const std::string& path, Epoch from, Epoch to, co
     auto e = r->AdvanceTo(lo);
     if (!e.ok()) return e.status();
     if (r->report().last_log_epoch < lo) {
-      return NotFound(fmt::format("epoch {} is beyond the end of log '{}' (last committed epoch {})", lo, path,
-                                  r->report().last_log_epoch));
+      return NotFound(
+          fmt::format("epoch {} is beyond the end of log '{}' (last committed epoch {})", lo, path,
+                      r->report().last_log_epoch));
     }
     a = r->state();
   } else {
@@ -189,8 +194,8 @@ Expected<StateDiff> DiffEpochs(const std::string& path, Epoch from, Epoch to, co
   auto e = r->AdvanceTo(hi);
   if (!e.ok()) return e.status();
   if (r->report().last_log_epoch < hi) {
-    return NotFound(fmt::format("epoch {} is beyond the end of log '{}' (last committed epoch {})", hi, path,
-                                r->report().last_log_epoch));
+    return NotFound(fmt::format("epoch {} is beyond the end of log '{}' (last committed epoch {})",
+                                hi, path, r->report().last_log_epoch));
   }
   if (from <= to) return DiffStates(a, r->state(), options);
   return DiffStates(r->state(), a, options);

@@ -1,12 +1,14 @@
 // ApplyBatchBuilder: what the mirror sync packs, applied by the CPU reference, equals the deltas
 // applied on the host; sections stay aligned and tiles line up for pages of every size.
-#include <gtest/gtest.h>
+#include "device/apply_batch.h"
 
 #include <cstring>
 #include <random>
 
-#include "device/apply_batch.h"
+#include <gtest/gtest.h>
+
 #include "mmsb/kernels.h"
+
 #include "test_util.h"
 
 namespace mmsb {
@@ -15,7 +17,8 @@ namespace {
 using testing::Bytes;
 
 std::uint8_t* Aligned(Bytes& storage) {
-  return reinterpret_cast<std::uint8_t*>((reinterpret_cast<std::uintptr_t>(storage.data()) + 15) & ~std::uintptr_t{15});
+  return reinterpret_cast<std::uint8_t*>((reinterpret_cast<std::uintptr_t>(storage.data()) + 15) &
+                                         ~std::uintptr_t{15});
 }
 
 TEST(ApplyBatch, PackedBatchEqualsDeltasAppliedOnTheHost) {
@@ -28,8 +31,9 @@ TEST(ApplyBatch, PackedBatchEqualsDeltasAppliedOnTheHost) {
     for (int i = 0; i < pages; ++i) {
       const std::size_t size = 1 + rng() % (i % 3 == 0 ? 200 : 20000);
       before.push_back(testing::RandomBytes(rng, size));
-      after.push_back(rng() % 3 == 0 ? testing::Scatter(rng, before.back())
-                                     : testing::Mutate(rng, before.back(), 1 + static_cast<int>(rng() % 30)));
+      after.push_back(rng() % 3 == 0
+                          ? testing::Scatter(rng, before.back())
+                          : testing::Mutate(rng, before.back(), 1 + static_cast<int>(rng() % 30)));
       deltas.push_back(Diff(static_cast<PageId>(i + 1), 0, before.back(), after.back()));
     }
     primary = before;
@@ -38,7 +42,8 @@ TEST(ApplyBatch, PackedBatchEqualsDeltasAppliedOnTheHost) {
     std::size_t dense = 0, images = 0;
     for (int i = 0; i < pages; ++i) {
       const bool with_secondary = i % 2 == 0;
-      const std::uint32_t t = b.AddTarget(primary[i].data(), with_secondary ? secondary[i].data() : nullptr, before[i].size());
+      const std::uint32_t t = b.AddTarget(
+          primary[i].data(), with_secondary ? secondary[i].data() : nullptr, before[i].size());
       ASSERT_EQ(t, static_cast<std::uint32_t>(i));
       if (i % 11 == 3) {
         ASSERT_TRUE(b.AddImage(t, after[i].data(), after[i].size()).ok());
@@ -59,7 +64,8 @@ TEST(ApplyBatch, PackedBatchEqualsDeltasAppliedOnTheHost) {
     ASSERT_TRUE(ref.ApplyBatch(v).ok());
     for (int i = 0; i < pages; ++i) {
       ASSERT_EQ(primary[i], after[i]) << "round " << round << " page " << i;
-      ASSERT_EQ(secondary[i], i % 2 == 0 ? after[i] : before[i]) << "round " << round << " page " << i;
+      ASSERT_EQ(secondary[i], i % 2 == 0 ? after[i] : before[i])
+          << "round " << round << " page " << i;
     }
   }
 }

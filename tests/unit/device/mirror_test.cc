@@ -1,13 +1,15 @@
 // Mirrors, Gpu and Unified pages, pulls and conflicts, through the CPU reference backend (its
 // "device" memory is host memory, so tests can write device copies the way a kernel would).
-#include <gtest/gtest.h>
+#include "mmsb/mirror.h"
 
 #include <cstring>
 #include <random>
 
-#include "bus_fixture.h"
+#include <gtest/gtest.h>
+
 #include "mmsb/kernels.h"
-#include "mmsb/mirror.h"
+
+#include "bus_fixture.h"
 #include "test_util.h"
 
 namespace mmsb {
@@ -102,7 +104,8 @@ TEST_F(DeviceTest, CommitShipsEveryMirroredPageInOneCopyAndOneApply) {
   const CpuBackendCounters before = dev->counters();
   for (std::size_t i = 0; i < pages.size(); ++i) {
     Page* p = pages[i];
-    const Bytes next = i % 3 == 0 ? testing::Scatter(rng, Host(p)) : testing::Mutate(rng, Host(p), 8);
+    const Bytes next =
+        i % 3 == 0 ? testing::Scatter(rng, Host(p)) : testing::Mutate(rng, Host(p), 8);
     HostWrite(p, 0, next);
   }
   Commit();
@@ -125,7 +128,10 @@ TEST_F(DeviceTest, RandomCommitsKeepMirrorsExact) {
   for (int epoch = 0; epoch < 30; ++epoch) {
     for (Page* p : pages) {
       if (rng() % 4 == 0) ASSERT_TRUE(Mirror(p).ok());
-      if (rng() % 2 == 0) HostWrite(p, 0, rng() % 5 == 0 ? testing::Scatter(rng, Host(p)) : testing::Mutate(rng, Host(p), 5));
+      if (rng() % 2 == 0)
+        HostWrite(
+            p, 0,
+            rng() % 5 == 0 ? testing::Scatter(rng, Host(p)) : testing::Mutate(rng, Host(p), 5));
     }
     Commit();
     for (Page* p : pages) {
@@ -164,7 +170,8 @@ TEST_F(DeviceTest, PullTurnsDeviceWritesIntoDeltas) {
   EXPECT_EQ(r->conflict_bytes, 0u);
   EXPECT_EQ(p->data()[101], 6);
   const Epoch e = Commit();
-  EXPECT_EQ(LastChanges(p->id()), (std::vector<std::pair<std::uint32_t, std::uint8_t>>{{100, 5}, {101, 6}, {102, 7}, {3000, 8}}));
+  EXPECT_EQ(LastChanges(p->id()), (std::vector<std::pair<std::uint32_t, std::uint8_t>>{
+                                      {100, 5}, {101, 6}, {102, 7}, {3000, 8}}));
   EXPECT_EQ(p->epoch(), e);
   EXPECT_EQ(Device(p), Host(p));
   auto again = Pull(p);
@@ -184,7 +191,8 @@ TEST_F(DeviceTest, ConflictIsAnErrorByDefaultAndWritesNothing) {
   EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(r.status().message().find("conflict"), std::string::npos) << r.status().ToString();
   EXPECT_EQ(p->data()[10], 1) << "the host keeps its write";
-  EXPECT_EQ(p->data()[20], 0) << "nothing from the device was written, not even the bytes without conflict";
+  EXPECT_EQ(p->data()[20], 0)
+      << "nothing from the device was written, not even the bytes without conflict";
   EXPECT_EQ(Device(p)[10], 2) << "the device keeps its writes";
   EXPECT_EQ(Device(p)[20], 3);
   EXPECT_EQ(GetDeviceStats().conflicts, 1u);
@@ -223,7 +231,8 @@ TEST_F(DeviceTest, GpuWinsOverwritesTheHostsUncommittedBytes) {
   EXPECT_EQ(p->data()[10], 2);
   EXPECT_EQ(p->data()[11], 1) << "a host write the device did not touch stays";
   Commit();
-  EXPECT_EQ(LastChanges(p->id()), (std::vector<std::pair<std::uint32_t, std::uint8_t>>{{10, 2}, {11, 1}}));
+  EXPECT_EQ(LastChanges(p->id()),
+            (std::vector<std::pair<std::uint32_t, std::uint8_t>>{{10, 2}, {11, 1}}));
   EXPECT_EQ(Device(p), Host(p));
 }
 
@@ -249,7 +258,8 @@ TEST_F(DeviceTest, GpuPagesArePulledAtEveryCommit) {
   DeviceWrite(p, 64, {1, 2, 3, 4});
   HostWrite(p, 4000, {9});
   const Epoch e = Commit();
-  EXPECT_EQ(LastChanges(p->id()), (std::vector<std::pair<std::uint32_t, std::uint8_t>>{{64, 1}, {65, 2}, {66, 3}, {67, 4}, {4000, 9}}));
+  EXPECT_EQ(LastChanges(p->id()), (std::vector<std::pair<std::uint32_t, std::uint8_t>>{
+                                      {64, 1}, {65, 2}, {66, 3}, {67, 4}, {4000, 9}}));
   EXPECT_EQ(p->epoch(), e);
   EXPECT_EQ(Host(p), Device(p));
   Commit();
@@ -310,7 +320,8 @@ TEST_F(DeviceTest, GpuWriteScopeTurnsDeviceWritesIntoDeltas) {
     EXPECT_EQ(scope.End().status().code(), StatusCode::kFailedPrecondition) << "ends once";
   }
   Commit();
-  EXPECT_EQ(LastChanges(p->id()), (std::vector<std::pair<std::uint32_t, std::uint8_t>>{{1000, 4}, {1001, 4}}));
+  EXPECT_EQ(LastChanges(p->id()),
+            (std::vector<std::pair<std::uint32_t, std::uint8_t>>{{1000, 4}, {1001, 4}}));
   EXPECT_EQ(GetStats().gpu_bytes, 2048u) << "the scope's snapshot is gone, the mirror stays";
 }
 
@@ -338,8 +349,10 @@ TEST_F(DeviceTest, UnifiedPageCommitsWritesFromEitherSide) {
   p->data()[9000] = 2;  // another
   const std::uint64_t prefetches = dev->counters().prefetches;
   Commit();
-  EXPECT_EQ(LastChanges(p->id()), (std::vector<std::pair<std::uint32_t, std::uint8_t>>{{5, 1}, {9000, 2}}));
-  EXPECT_GE(dev->counters().prefetches - prefetches, 2u) << "to the host before the diff, back after";
+  EXPECT_EQ(LastChanges(p->id()),
+            (std::vector<std::pair<std::uint32_t, std::uint8_t>>{{5, 1}, {9000, 2}}));
+  EXPECT_GE(dev->counters().prefetches - prefetches, 2u)
+      << "to the host before the diff, back after";
   EXPECT_EQ(Pull(p).status().code(), StatusCode::kFailedPrecondition);
   EXPECT_TRUE(Prefetch(p, MemoryPlace::kDevice).ok());
   EXPECT_EQ(GetStats().gpu_bytes, 0u);
@@ -361,12 +374,14 @@ TEST_F(DeviceTest, UnifiedPagesAreBoundedSoManagedMemoryNeverOversubscribes) {
 
 TEST_F(DeviceTest, UnifiedPageBeyondTheDevicesFreeMemoryIsGpuMemory) {
   Attach({.managed_limit_bytes = 1ull << 40}, {.capacity_bytes = 1 << 20});
-  EXPECT_EQ(CreatePage(2 << 20, {.location = Location::kUnified}).status().code(), StatusCode::kGpuMemory);
+  EXPECT_EQ(CreatePage(2 << 20, {.location = Location::kUnified}).status().code(),
+            StatusCode::kGpuMemory);
 }
 
 TEST_F(DeviceTest, DeviceWithoutManagedMemoryRefusesUnifiedPages) {
   Attach({}, {.managed_memory = false});
-  EXPECT_EQ(CreatePage(64, {.location = Location::kUnified}).status().code(), StatusCode::kUnsupportedLocation);
+  EXPECT_EQ(CreatePage(64, {.location = Location::kUnified}).status().code(),
+            StatusCode::kUnsupportedLocation);
 }
 
 TEST_F(DeviceTest, DeviceFailureDuringSyncKeepsTheHostAndResyncsLater) {
@@ -383,7 +398,8 @@ TEST_F(DeviceTest, DeviceFailureDuringSyncKeepsTheHostAndResyncsLater) {
   EXPECT_EQ(sink->batches.size(), 2u) << "other sinks still saw the commit";
   EXPECT_EQ(GetDeviceStats().device_errors, 1u);
   EXPECT_EQ(GetStats().sink_errors, 1u);
-  EXPECT_EQ(Pull(p).status().code(), StatusCode::kFailedPrecondition) << "a stale copy cannot be pulled";
+  EXPECT_EQ(Pull(p).status().code(), StatusCode::kFailedPrecondition)
+      << "a stale copy cannot be pulled";
   Commit();  // nothing changed on the host: the stale copy is uploaded whole
   EXPECT_EQ(Device(p), Host(p));
   EXPECT_EQ(p->data()[11], 2);
@@ -396,7 +412,8 @@ TEST_F(DeviceTest, AsynchronousDeviceFaultIsCaughtAtTheSync) {
   HostWrite(p, 0, {1});
   Commit();  // staging exists from here on: a commit is one copy and one apply
   HostWrite(p, 10, {1});
-  dev->FailNthOperation(2, GpuMemory("illegal address (injected)"), /*deferred=*/true);  // the apply
+  dev->FailNthOperation(2, GpuMemory("illegal address (injected)"),
+                        /*deferred=*/true);  // the apply
   EXPECT_EQ(commit().status().code(), StatusCode::kGpuMemory);
   HostWrite(p, 20, {2});
   Commit();

@@ -5,7 +5,6 @@
 // namespace-scope name of a public header is missing from the document. The examples are written
 // as a user writes them: qualified names, errors handled with Status/Expected. Each test runs its
 // examples and checks what they did, so a change of behaviour breaks the documentation's build.
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +18,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "mmsb/kernels.h"
 #include "mmsb/mmsb.h"
@@ -43,10 +44,10 @@ class TempDir {
   std::string path_;
 };
 
-#define ASSERT_OK(expr)                            \
-  do {                                             \
-    const ::mmsb::Status _s = (expr);              \
-    ASSERT_TRUE(_s.ok()) << _s.ToString();         \
+#define ASSERT_OK(expr)                    \
+  do {                                     \
+    const ::mmsb::Status _s = (expr);      \
+    ASSERT_TRUE(_s.ok()) << _s.ToString(); \
   } while (0)
 
 // Most examples assume a started bus, as a program has after mmsb::start() (or after the first
@@ -63,13 +64,15 @@ class DocsApi : public ::testing::Test {
   TempDir tmp_;
 };
 
-// ---- mmsb/status.h -------------------------------------------------------------------------------
+// ---- mmsb/status.h
+// -------------------------------------------------------------------------------
 
 mmsb::Expected<int> ParsePercent(std::string_view text) {
   if (text.empty()) return mmsb::InvalidArgument("empty percentage");
   int value = 0;
   for (char c : text) {
-    if (c < '0' || c > '9') return mmsb::InvalidArgument("not a number: '" + std::string(text) + "'");
+    if (c < '0' || c > '9')
+      return mmsb::InvalidArgument("not a number: '" + std::string(text) + "'");
     value = value * 10 + (c - '0');
     if (value > 100) return mmsb::InvalidArgument("over 100: " + std::string(text));
   }
@@ -106,11 +109,20 @@ TEST(DocsApiStatus, ExpectedCarriesAValueOrATypedError) {
   mmsb::Expected<int> from_ok{mmsb::Status::Ok()};
   EXPECT_EQ(from_ok.status().code(), mmsb::StatusCode::kInternal);
   // One convenience constructor per code.
-  const mmsb::Status all[] = {mmsb::PageNotFound(""), mmsb::InvalidDelta(""), mmsb::InvalidArgument(""),
-                              mmsb::SerializationError(""), mmsb::Corruption(""), mmsb::IOError(""),
-                              mmsb::UnsupportedLocation(""), mmsb::GpuMemory(""), mmsb::GraphCycle(""),
-                              mmsb::OutOfMemory(""), mmsb::FailedPrecondition(""), mmsb::AlreadyExists(""),
-                              mmsb::NotFound(""), mmsb::Internal("")};
+  const mmsb::Status all[] = {mmsb::PageNotFound(""),
+                              mmsb::InvalidDelta(""),
+                              mmsb::InvalidArgument(""),
+                              mmsb::SerializationError(""),
+                              mmsb::Corruption(""),
+                              mmsb::IOError(""),
+                              mmsb::UnsupportedLocation(""),
+                              mmsb::GpuMemory(""),
+                              mmsb::GraphCycle(""),
+                              mmsb::OutOfMemory(""),
+                              mmsb::FailedPrecondition(""),
+                              mmsb::AlreadyExists(""),
+                              mmsb::NotFound(""),
+                              mmsb::Internal("")};
   for (std::size_t i = 0; i < std::size(all); ++i) {
     EXPECT_EQ(static_cast<std::size_t>(all[i].code()), i + 1) << all[i].ToString();
   }
@@ -128,7 +140,8 @@ TEST(DocsApiStatusDeathTest, ValueOfAnErrorAndBrokenChecksAbortWithTheMessage) {
   EXPECT_DEATH(MMSB_CHECK(1 + 1 == 3), "check failed at .*: 1 \\+ 1 == 3");
 }
 
-// ---- mmsb/types.h --------------------------------------------------------------------------------
+// ---- mmsb/types.h
+// --------------------------------------------------------------------------------
 
 std::string Where(mmsb::PageId page, mmsb::Epoch epoch, mmsb::Location location) {
   if (page == mmsb::kInvalidPageId) return "no page";
@@ -137,7 +150,9 @@ std::string Where(mmsb::PageId page, mmsb::Epoch epoch, mmsb::Location location)
 }
 
 // Shadow bytes (one per granule) a page of `bytes` bytes needs.
-std::uint64_t Granules(std::uint64_t bytes) { return (bytes + mmsb::kGranuleSize - 1) >> mmsb::kGranuleShift; }
+std::uint64_t Granules(std::uint64_t bytes) {
+  return (bytes + mmsb::kGranuleSize - 1) >> mmsb::kGranuleShift;
+}
 
 TEST(DocsApiTypes, NamesAndGranules) {
   EXPECT_EQ(Where(3, 7, mmsb::Location::kGpu), "page 3 at epoch 7 on gpu");
@@ -145,7 +160,8 @@ TEST(DocsApiTypes, NamesAndGranules) {
   EXPECT_EQ(Granules(1), 1u);
   EXPECT_EQ(Granules(4096), 64u);
   EXPECT_EQ(Granules(4097), 65u);
-  std::printf("granule: %llu bytes; %s, %s, %s\n", static_cast<unsigned long long>(mmsb::kGranuleSize),
+  std::printf("granule: %llu bytes; %s, %s, %s\n",
+              static_cast<unsigned long long>(mmsb::kGranuleSize),
               mmsb::LocationName(mmsb::Location::kCpu), mmsb::LocationName(mmsb::Location::kGpu),
               mmsb::LocationName(mmsb::Location::kUnified));
   static_assert(mmsb::kGranuleSize == std::uint64_t{1} << mmsb::kGranuleShift);
@@ -154,7 +170,8 @@ TEST(DocsApiTypes, NamesAndGranules) {
   EXPECT_STREQ(mmsb::LocationName(mmsb::Location::kUnified), "unified");
 }
 
-// ---- mmsb/mmsb.h ---------------------------------------------------------------------------------
+// ---- mmsb/mmsb.h
+// ---------------------------------------------------------------------------------
 
 mmsb::Status RunOneEpoch() {
   mmsb::Options options;
@@ -188,7 +205,8 @@ TEST(DocsApiBus, StartCommitStop) {
   mmsb::stop();  // a no-op when stopped
 }
 
-// ---- mmsb/type_desc.h ----------------------------------------------------------------------------
+// ---- mmsb/type_desc.h
+// ----------------------------------------------------------------------------
 
 struct Vec3 {
   float x, y, z;
@@ -206,7 +224,13 @@ mmsb::Expected<const mmsb::TypeDescriptor*> RegisterBodyType() {
                  {"z", offsetof(Vec3, z), 4, mmsb::ScalarKind::kF32, 4, {}, ""}};
   mmsb::TypeDescriptor body{"Body", sizeof(Body), alignof(Body), {}};
   body.fields = {
-      {"pos", offsetof(Body, pos), sizeof(Vec3), mmsb::ScalarKind::kRecord, sizeof(Vec3), {}, "Vec3"},
+      {"pos",
+       offsetof(Body, pos),
+       sizeof(Vec3),
+       mmsb::ScalarKind::kRecord,
+       sizeof(Vec3),
+       {},
+       "Vec3"},
       {"hits", offsetof(Body, hits), sizeof(Body::hits), mmsb::ScalarKind::kU32, 4, {4}, ""},
       {"mass", offsetof(Body, mass), 8, mmsb::ScalarKind::kF64, 8, {}, ""}};
   MMSB_RETURN_IF_ERROR(body.Validate());  // RegisterType validates too
@@ -214,13 +238,15 @@ mmsb::Expected<const mmsb::TypeDescriptor*> RegisterBodyType() {
   return mmsb::RegisterType(body);  // the interned copy, valid until mmsb::stop()
 }
 
-std::string DescribeByte(const mmsb::TypeDescriptor& type, const void* object, std::uint32_t offset) {
+std::string DescribeByte(const mmsb::TypeDescriptor& type, const void* object,
+                         std::uint32_t offset) {
   auto lookup = [](std::string_view name, void*) { return mmsb::FindType(name); };
   std::optional<mmsb::FieldPath> field = mmsb::ResolveField(type, offset, lookup);
   if (!field) return "padding";
   const auto* leaf = static_cast<const std::uint8_t*>(object) + field->offset;
-  return type.name + "." + field->path + " = " + mmsb::FormatScalar(field->kind, leaf, field->size) +
-         " (" + mmsb::ScalarKindName(field->kind) + ")";
+  return type.name + "." + field->path + " = " +
+         mmsb::FormatScalar(field->kind, leaf, field->size) + " (" +
+         mmsb::ScalarKindName(field->kind) + ")";
 }
 
 TEST_F(DocsApi, TypeDescriptorsResolveOffsetsToFieldNames) {
@@ -249,7 +275,8 @@ TEST_F(DocsApi, TypeDescriptorsResolveOffsetsToFieldNames) {
   EXPECT_EQ(mmsb::FormatScalar(mmsb::ScalarKind::kBytes, "\x01\xab", 2), "0x01ab");
 }
 
-// ---- mmsb/page.h and mmsb/barrier.h --------------------------------------------------------------
+// ---- mmsb/page.h and mmsb/barrier.h
+// --------------------------------------------------------------
 
 mmsb::Status TrackHeapBody() {
   mmsb::PageOptions options;
@@ -258,8 +285,8 @@ mmsb::Status TrackHeapBody() {
   mmsb::Expected<mmsb::Page*> page = mmsb::CreatePage(sizeof(Body), options);
   if (!page.ok()) return page.status();
   auto* body = reinterpret_cast<Body*>((*page)->data());  // zeroed storage
-  mmsb::rt::w(&body->pos)->y = 2.5f;                       // marks the whole Vec3
-  *mmsb::rt::w(&body->hits[2]) += 1;                        // marks one element
+  mmsb::rt::w(&body->pos)->y = 2.5f;                      // marks the whole Vec3
+  *mmsb::rt::w(&body->hits[2]) += 1;                      // marks one element
   if (auto e = mmsb::commit(); !e.ok()) return e.status();
   const mmsb::PageInfo info = (*page)->Info();
   std::printf("page %llu '%s' (%s, %zu bytes) changed in epoch %llu\n",
@@ -276,8 +303,8 @@ mmsb::Status TrackStaticBody() {
   options.name = "g_body";  // the plugin uses the mangled variable name
   mmsb::Expected<mmsb::Page*> page = mmsb::RegisterStaticPage(&g_body, sizeof g_body, options);
   if (!page.ok()) return page.status();
-  g_body.mass = 80.0;         // a plain store: the barrier does not see it ...
-  mmsb::MarkEscaped(*page);   // ... but an escaped page is diffed in full at every commit
+  g_body.mass = 80.0;        // a plain store: the barrier does not see it ...
+  mmsb::MarkEscaped(*page);  // ... but an escaped page is diffed in full at every commit
   if (auto e = mmsb::commit(); !e.ok()) return e.status();
   mmsb::Page* found = mmsb::PageOf(&g_body.hits[1]);  // the page holding an address
   if (found != mmsb::FindPageByName("g_body")) return mmsb::Internal("PageOf disagrees");
@@ -287,7 +314,7 @@ mmsb::Status TrackStaticBody() {
 mmsb::Status FreeEverything() {
   for (const mmsb::PageInfo& info : mmsb::ListPages()) {
     mmsb::Expected<mmsb::Page*> page = mmsb::GetPage(info.id);
-    if (!page.ok()) return page.status();  // PageNotFound: freed meanwhile
+    if (!page.ok()) return page.status();         // PageNotFound: freed meanwhile
     MMSB_RETURN_IF_ERROR(mmsb::FreePage(*page));  // a static page is unregistered, not freed
   }
   return mmsb::PageCount() == 0 ? mmsb::Status::Ok() : mmsb::Internal("pages left");
@@ -356,10 +383,12 @@ TEST_F(DocsApi, BarrierFormsProduceExactDeltas) {
   EXPECT_EQ(mmsb::GetStats().deltas, 1u);
 }
 
-// ---- mmsb/delta.h --------------------------------------------------------------------------------
+// ---- mmsb/delta.h
+// --------------------------------------------------------------------------------
 
 void PrintChange(const mmsb::Delta& d) {
-  std::printf("page %llu since epoch %llu: %u byte(s), %s\n", static_cast<unsigned long long>(d.page()),
+  std::printf("page %llu since epoch %llu: %u byte(s), %s\n",
+              static_cast<unsigned long long>(d.page()),
               static_cast<unsigned long long>(d.base_epoch()), d.changed_bytes(),
               d.form() == mmsb::Delta::Form::kSparse ? "sparse" : "dense");
   d.ForEachRun([](std::uint32_t offset, std::uint32_t length, const std::uint8_t* bytes) {
@@ -419,7 +448,8 @@ mmsb::Status UndoTwoCommits() {
 
 mmsb::Status ShipDelta(const mmsb::Delta& d) {
   std::vector<std::uint8_t> wire = mmsb::EncodeDelta(d);  // versioned, XXH3-checksummed
-  mmsb::PageImage image{d.page(), /*epoch=*/5, mmsb::Location::kCpu, std::vector<std::uint8_t>(d.page_size())};
+  mmsb::PageImage image{d.page(), /*epoch=*/5, mmsb::Location::kCpu,
+                        std::vector<std::uint8_t>(d.page_size())};
   const std::vector<std::uint8_t> image_wire = mmsb::EncodePageImage(image);
   wire.insert(wire.end(), image_wire.begin(), image_wire.end());
   // The receiver treats the bytes as untrusted: a damaged record is an error, never a crash.
@@ -432,7 +462,8 @@ mmsb::Status ShipDelta(const mmsb::Delta& d) {
   return *back == d ? mmsb::Status::Ok() : mmsb::Internal("round trip changed the delta");
 }
 
-std::size_t CountTouchedChanges(std::span<const std::uint8_t> twin, std::span<const std::uint8_t> page) {
+std::size_t CountTouchedChanges(std::span<const std::uint8_t> twin,
+                                std::span<const std::uint8_t> page) {
   // One shadow byte per 64-byte granule, as the barrier keeps them: only granule 1 was written.
   std::vector<std::uint8_t> touched((page.size() + mmsb::kGranuleSize - 1) / mmsb::kGranuleSize, 0);
   touched[1] = 1;
@@ -450,7 +481,8 @@ TEST(DocsApiDelta, DiffApplyComposeInvertEncode) {
   ::testing::internal::CaptureStdout();
   ASSERT_OK(DiffAndApply());
   EXPECT_EQ(::testing::internal::GetCapturedStdout(),
-            "page 7 since epoch 0: 3 byte(s), sparse\n  [10, +2) first new byte 0x01\n  [200, +1) first new byte 0x09\n");
+            "page 7 since epoch 0: 3 byte(s), sparse\n  [10, +2) first new byte 0x01\n  [200, +1) "
+            "first new byte 0x09\n");
 
   mmsb::Expected<mmsb::Delta> d = TwoRuns();
   ASSERT_TRUE(d.ok()) << d.status().ToString();
@@ -486,11 +518,13 @@ TEST(DocsApiDelta, DiffApplyComposeInvertEncode) {
   page[200] = 1;  // granule 3: a write the barrier did not mark is not seen by DiffGranules
   ::testing::internal::CaptureStdout();
   EXPECT_EQ(CountTouchedChanges(twin, page), 1u);
-  EXPECT_NE(::testing::internal::GetCapturedStdout().find(": 1 tracked, 2 differing, 2 by the scalar diff"),
+  EXPECT_NE(::testing::internal::GetCapturedStdout().find(
+                ": 1 tracked, 2 differing, 2 by the scalar diff"),
             std::string::npos);
 }
 
-// ---- mmsb/commit.h -------------------------------------------------------------------------------
+// ---- mmsb/commit.h
+// -------------------------------------------------------------------------------
 
 // Observes every commit: counts created pages and changed bytes.
 class ChangeCounter : public mmsb::CommitSink {
@@ -534,7 +568,8 @@ class ByteSumStage : public mmsb::CommitStage {
   mmsb::Page* sum_;
 };
 
-mmsb::Status WatchCommits(std::shared_ptr<ChangeCounter> counter, mmsb::Page* data, mmsb::Page* sum) {
+mmsb::Status WatchCommits(std::shared_ptr<ChangeCounter> counter, mmsb::Page* data,
+                          mmsb::Page* sum) {
   MMSB_RETURN_IF_ERROR(mmsb::AddStage(std::make_shared<ByteSumStage>(data, sum)));
   MMSB_RETURN_IF_ERROR(mmsb::AddSink(counter));  // the bus keeps a reference
   std::memset(mmsb::rt::w(data->data(), 10), 3, 10);
@@ -588,7 +623,8 @@ TEST(DocsApiVerify, AStoreThatBypassesTheBarrierIsReportedWithItsField) {
   mmsb::stop();
 }
 
-// ---- mmsb/graph.h --------------------------------------------------------------------------------
+// ---- mmsb/graph.h
+// --------------------------------------------------------------------------------
 
 // celsius: 4 floats. fahrenheit = f(celsius) (user edge); backup mirrors celsius (passthrough);
 // first holds celsius[0] (projection of bytes [0, 4)).
@@ -606,8 +642,9 @@ mmsb::Status BuildTemperatureGraph(const mmsb::Page& celsius, const mmsb::Page& 
   MMSB_RETURN_IF_ERROR(mmsb::AddProjectionEdge(celsius.id(), first.id(),
                                                {/*src_offset=*/0, /*length=*/4, /*dst_offset=*/0}));
   for (const mmsb::EdgeInfo& e : mmsb::ListEdges()) {
-    std::printf("%llu -> %llu (kind %d), child height %d\n", static_cast<unsigned long long>(e.parent),
-                static_cast<unsigned long long>(e.child), static_cast<int>(e.kind), mmsb::NodeHeight(e.child));
+    std::printf("%llu -> %llu (kind %d), child height %d\n",
+                static_cast<unsigned long long>(e.parent), static_cast<unsigned long long>(e.child),
+                static_cast<int>(e.kind), mmsb::NodeHeight(e.child));
   }
   return mmsb::Status::Ok();
 }
@@ -620,7 +657,8 @@ TEST_F(DocsApi, DerivedPagesAreRecomputedInsideTheCommit) {
   ::testing::internal::CaptureStdout();
   ASSERT_OK(BuildTemperatureGraph(*celsius, *fahrenheit, *backup, *first));
   EXPECT_EQ(::testing::internal::GetCapturedStdout(),
-            "1 -> 2 (kind 2), child height 1\n1 -> 3 (kind 0), child height 1\n1 -> 4 (kind 1), child height 1\n");
+            "1 -> 2 (kind 2), child height 1\n1 -> 3 (kind 0), child height 1\n1 -> 4 (kind 1), "
+            "child height 1\n");
   *mmsb::rt::w(reinterpret_cast<float*>(celsius->data()) + 0) = 100.0f;
   const mmsb::Epoch e = *mmsb::commit();
   EXPECT_EQ(reinterpret_cast<const float*>(fahrenheit->data())[0], 212.0f);
@@ -630,9 +668,12 @@ TEST_F(DocsApi, DerivedPagesAreRecomputedInsideTheCommit) {
   EXPECT_EQ(fahrenheit->epoch(), e);
   EXPECT_EQ(mmsb::GetStats().nodes_recomputed, 3u);
   EXPECT_EQ(mmsb::NodeHeight(celsius->id()), 0);
-  EXPECT_EQ(mmsb::AddPassthroughEdge(backup->id(), celsius->id()).code(), mmsb::StatusCode::kGraphCycle);
-  EXPECT_EQ(mmsb::AddPassthroughEdge(celsius->id(), backup->id()).code(), mmsb::StatusCode::kAlreadyExists);
-  EXPECT_EQ(mmsb::AddPassthroughEdge(celsius->id(), first->id()).code(), mmsb::StatusCode::kInvalidArgument)
+  EXPECT_EQ(mmsb::AddPassthroughEdge(backup->id(), celsius->id()).code(),
+            mmsb::StatusCode::kGraphCycle);
+  EXPECT_EQ(mmsb::AddPassthroughEdge(celsius->id(), backup->id()).code(),
+            mmsb::StatusCode::kAlreadyExists);
+  EXPECT_EQ(mmsb::AddPassthroughEdge(celsius->id(), first->id()).code(),
+            mmsb::StatusCode::kInvalidArgument)
       << "sizes differ";
   ASSERT_OK(mmsb::RemoveEdge(celsius->id(), backup->id()));
   EXPECT_EQ(mmsb::RemoveEdge(celsius->id(), backup->id()).code(), mmsb::StatusCode::kNotFound);
@@ -640,19 +681,22 @@ TEST_F(DocsApi, DerivedPagesAreRecomputedInsideTheCommit) {
 
   // A failing recompute rolls the whole commit back.
   const mmsb::PageId parents[] = {first->id()};
-  ASSERT_OK(mmsb::AddUserEdges(parents, backup->id(), [](std::span<const mmsb::Page* const>, mmsb::Page&) {
-    return mmsb::Internal("sensor offline");
-  }));
+  ASSERT_OK(mmsb::AddUserEdges(parents, backup->id(),
+                               [](std::span<const mmsb::Page* const>, mmsb::Page&) {
+                                 return mmsb::Internal("sensor offline");
+                               }));
   *mmsb::rt::w(reinterpret_cast<float*>(celsius->data()) + 0) = 20.0f;
   mmsb::Expected<mmsb::Epoch> failed = mmsb::commit();
   EXPECT_FALSE(failed.ok());
   EXPECT_NE(failed.status().message().find("sensor offline"), std::string::npos);
   EXPECT_EQ(mmsb::current_epoch(), e);
-  EXPECT_EQ(reinterpret_cast<const float*>(celsius->data())[0], 100.0f) << "the write was rolled back";
+  EXPECT_EQ(reinterpret_cast<const float*>(celsius->data())[0], 100.0f)
+      << "the write was rolled back";
   EXPECT_EQ(mmsb::GetStats().failed_commits, 1u);
 }
 
-// ---- mmsb/events.h -------------------------------------------------------------------------------
+// ---- mmsb/events.h
+// -------------------------------------------------------------------------------
 
 struct EventCounts {
   std::map<std::string, int> by_type;
@@ -695,25 +739,30 @@ TEST_F(DocsApi, SubscribersGetOneBatchPerCommit) {
   EXPECT_EQ(counts.batches, 3);
 
   // The encoding the log records.
-  const mmsb::Event events[] = {{mmsb::EventType::kCommitDone, 4, mmsb::kInvalidPageId, 10, 2, 0, mmsb::Location::kCpu}};
+  const mmsb::Event events[] = {
+      {mmsb::EventType::kCommitDone, 4, mmsb::kInvalidPageId, 10, 2, 0, mmsb::Location::kCpu}};
   const std::vector<std::uint8_t> wire = mmsb::EncodeEvents(events);
   mmsb::Expected<std::vector<mmsb::Event>> back = mmsb::DecodeEvents(wire);
   ASSERT_TRUE(back.ok());
   ASSERT_EQ(back->size(), 1u);
   EXPECT_EQ((*back)[0], events[0]);
   EXPECT_EQ(mmsb::kEventTypeCount, 7);
-  EXPECT_EQ(mmsb::kAllEvents & mmsb::EventBit(mmsb::EventType::kCheckpoint), mmsb::EventBit(mmsb::EventType::kCheckpoint));
+  EXPECT_EQ(mmsb::kAllEvents & mmsb::EventBit(mmsb::EventType::kCheckpoint),
+            mmsb::EventBit(mmsb::EventType::kCheckpoint));
 }
 
-// ---- mmsb/stats.h --------------------------------------------------------------------------------
+// ---- mmsb/stats.h
+// --------------------------------------------------------------------------------
 
 std::string CommitLatencyLine() {
   const mmsb::Stats stats = mmsb::GetStats();  // a consistent snapshot
   const mmsb::LatencyHistogram& h = stats.commit_latency;
   char line[160];
   std::snprintf(line, sizeof line, "%llu commits, p50 <= %llu ns, p99 <= %llu ns, max %llu ns",
-                static_cast<unsigned long long>(h.count()), static_cast<unsigned long long>(h.PercentileNs(50)),
-                static_cast<unsigned long long>(h.PercentileNs(99)), static_cast<unsigned long long>(h.max_ns()));
+                static_cast<unsigned long long>(h.count()),
+                static_cast<unsigned long long>(h.PercentileNs(50)),
+                static_cast<unsigned long long>(h.PercentileNs(99)),
+                static_cast<unsigned long long>(h.max_ns()));
   return line;
 }
 
@@ -728,7 +777,8 @@ TEST_F(DocsApi, StatsSnapshotPrintsAndSerialises) {
   EXPECT_EQ(s.commits, 3u);
   EXPECT_EQ(s.deltas, 3u);
   const std::string json = s.ToJson();
-  for (const char* key : {"\"epoch\":3", "\"commits\":3", "\"deltas\":3", "\"commit_latency_ns\":{\"count\":3"}) {
+  for (const char* key :
+       {"\"epoch\":3", "\"commits\":3", "\"deltas\":3", "\"commit_latency_ns\":{\"count\":3"}) {
     EXPECT_NE(json.find(key), std::string::npos) << key << " in " << json;
   }
   EXPECT_FALSE(s.ToString().empty());
@@ -743,14 +793,16 @@ TEST_F(DocsApi, StatsSnapshotPrintsAndSerialises) {
   EXPECT_GE(h.PercentileNs(100), 3000u);
 }
 
-// ---- mmsb/env.h ----------------------------------------------------------------------------------
+// ---- mmsb/env.h
+// ----------------------------------------------------------------------------------
 
 std::span<const std::uint8_t> Bytes(std::string_view s) {
   return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
 }
 
 // Replaces `dir`/notes atomically and durably, then reads it back.
-mmsb::Expected<std::string> ReplaceNotes(mmsb::Env* env, const std::string& dir, std::string_view text) {
+mmsb::Expected<std::string> ReplaceNotes(mmsb::Env* env, const std::string& dir,
+                                         std::string_view text) {
   MMSB_RETURN_IF_ERROR(env->CreateDir(dir));
   const std::string tmp = mmsb::JoinPath(dir, "notes.tmp");
   const std::string path = mmsb::JoinPath(dir, "notes");
@@ -767,7 +819,8 @@ mmsb::Expected<std::string> ReplaceNotes(mmsb::Env* env, const std::string& dir,
   if (!in.ok()) return in.status();
   std::string back((*in)->Size(), '\0');
   std::size_t got = 0;
-  MMSB_RETURN_IF_ERROR((*in)->Read(0, back.size(), reinterpret_cast<std::uint8_t*>(back.data()), &got));
+  MMSB_RETURN_IF_ERROR(
+      (*in)->Read(0, back.size(), reinterpret_cast<std::uint8_t*>(back.data()), &got));
   back.resize(got);
   return back;
 }
@@ -805,12 +858,14 @@ TEST(DocsApiEnv, PosixEnvWritesRenamesReadsAndLocks) {
   }
   ASSERT_OK(WithDirectoryLock(env, dir));
   ASSERT_OK(env->RemoveFile(mmsb::JoinPath(dir, "notes")));
-  EXPECT_EQ(env->NewRandomAccessFile(mmsb::JoinPath(dir, "notes")).status().code(), mmsb::StatusCode::kNotFound);
+  EXPECT_EQ(env->NewRandomAccessFile(mmsb::JoinPath(dir, "notes")).status().code(),
+            mmsb::StatusCode::kNotFound);
   EXPECT_GT(env->NowUnixNanos(), 0u);
   EXPECT_EQ(mmsb::JoinPath("a/", "b"), "a/b");
 }
 
-// ---- mmsb/log.h ----------------------------------------------------------------------------------
+// ---- mmsb/log.h
+// ----------------------------------------------------------------------------------
 
 // A log written without the bus: page 1 is created in epoch 1 and changed in epoch 2.
 mmsb::Status WriteTwoEpochs(const std::string& dir) {
@@ -819,7 +874,8 @@ mmsb::Status WriteTwoEpochs(const std::string& dir) {
   mmsb::Expected<std::unique_ptr<mmsb::LogWriter>> writer = mmsb::LogWriter::Open(dir, options);
   if (!writer.ok()) return writer.status();
   mmsb::LogBatch batch = (*writer)->NewBatch();
-  batch.AddPageCreate({/*id=*/1, /*size=*/64, mmsb::Location::kCpu, /*is_static=*/false, "counters", ""});
+  batch.AddPageCreate(
+      {/*id=*/1, /*size=*/64, mmsb::Location::kCpu, /*is_static=*/false, "counters", ""});
   if (auto e = (*writer)->Commit(batch); !e.ok()) return e.status();  // epoch 1
   batch.Clear();
   std::vector<std::uint8_t> before(64, 0), after(64, 0);
@@ -845,10 +901,12 @@ mmsb::Status ListRecords(const std::string& path) {
     if (!more.ok()) return more.status();
     if (!*more) break;
     const std::string file = std::filesystem::path((*reader)->files()[entry.file_index]).filename();
-    std::printf("%s:%llu epoch %llu %s", file.c_str(), static_cast<unsigned long long>(entry.offset),
+    std::printf("%s:%llu epoch %llu %s", file.c_str(),
+                static_cast<unsigned long long>(entry.offset),
                 static_cast<unsigned long long>(entry.epoch), mmsb::LogRecordTypeName(entry.type));
-    if (entry.type == mmsb::LogRecordType::kDelta) std::printf(" page %llu, %u byte(s)",
-        static_cast<unsigned long long>(entry.delta.page()), entry.delta.changed_bytes());
+    if (entry.type == mmsb::LogRecordType::kDelta)
+      std::printf(" page %llu, %u byte(s)", static_cast<unsigned long long>(entry.delta.page()),
+                  entry.delta.changed_bytes());
     std::printf("\n");
   }
   for (const mmsb::LogProblem& p : (*reader)->problems()) {
@@ -875,7 +933,9 @@ TEST(DocsApiLog, WriterAndReaderWithoutTheBus) {
 
   // A crash in the middle of a write leaves a torn tail: readers cut it, the next writer too.
   const std::string segment = dir + "/00000001.seg";
-  { std::ofstream(segment, std::ios::app | std::ios::binary) << "\x20\x00\x00"; }
+  {
+    std::ofstream(segment, std::ios::app | std::ios::binary) << "\x20\x00\x00";
+  }
   ::testing::internal::CaptureStdout();
   ASSERT_OK(ListRecords(dir));
   out = ::testing::internal::GetCapturedStdout();
@@ -890,10 +950,14 @@ TEST(DocsApiLog, WriterAndReaderWithoutTheBus) {
       << "one writer at a time";
   // Other record kinds, in one epoch, and an event outside any batch.
   mmsb::LogBatch batch = (*writer)->NewBatch();
-  batch.AddTypeDescriptor({"Pair", 8, 4, {{"a", 0, 4, mmsb::ScalarKind::kU32, 4, {}, ""},
-                                           {"b", 4, 4, mmsb::ScalarKind::kU32, 4, {}, ""}}});
+  batch.AddTypeDescriptor({"Pair",
+                           8,
+                           4,
+                           {{"a", 0, 4, mmsb::ScalarKind::kU32, 4, {}, ""},
+                            {"b", 4, 4, mmsb::ScalarKind::kU32, 4, {}, ""}}});
   batch.AddPageCreate({2, 8, mmsb::Location::kCpu, false, "pair", "Pair"});
-  batch.AddEdgeChange({mmsb::EdgeOp::kAdd, {1, 2, mmsb::EdgeKind::kProjection, {0, 8, 0}, mmsb::DerivedPolicy::kLog}});
+  batch.AddEdgeChange({mmsb::EdgeOp::kAdd,
+                       {1, 2, mmsb::EdgeKind::kProjection, {0, 8, 0}, mmsb::DerivedPolicy::kLog}});
   batch.AddPageFree(2);
   batch.AddEvent(3, Bytes("app event"));
   EXPECT_EQ(batch.record_count(), 4u) << "events are not counted";
@@ -929,12 +993,13 @@ mmsb::Status LogARun(const std::string& dir) {
   }
   mmsb::Expected<mmsb::Epoch> checkpoint = (*log)->Checkpoint();  // commits, then snapshots
   if (!checkpoint.ok()) return checkpoint.status();
-  std::printf("bus epoch %llu = log epoch %llu, bus page %llu = log page %llu, checkpoint at %llu\n",
-              static_cast<unsigned long long>(mmsb::current_epoch()),
-              static_cast<unsigned long long>((*log)->LogEpoch(mmsb::current_epoch())),
-              static_cast<unsigned long long>((*page)->id()),
-              static_cast<unsigned long long>((*log)->LogPageId((*page)->id())),
-              static_cast<unsigned long long>(*checkpoint));
+  std::printf(
+      "bus epoch %llu = log epoch %llu, bus page %llu = log page %llu, checkpoint at %llu\n",
+      static_cast<unsigned long long>(mmsb::current_epoch()),
+      static_cast<unsigned long long>((*log)->LogEpoch(mmsb::current_epoch())),
+      static_cast<unsigned long long>((*page)->id()),
+      static_cast<unsigned long long>((*log)->LogPageId((*page)->id())),
+      static_cast<unsigned long long>(*checkpoint));
   MMSB_RETURN_IF_ERROR(mmsb::RemoveSink(log->get()));  // stop logging, then close
   return (*log)->Close();
 }
@@ -968,7 +1033,8 @@ TEST_F(DocsApi, TheBusLogsEveryCommit) {
   EXPECT_EQ(state->pages.begin()->first, 2u);
 }
 
-// ---- mmsb/replay.h -------------------------------------------------------------------------------
+// ---- mmsb/replay.h
+// -------------------------------------------------------------------------------
 
 // The state of one epoch, rebuilt from the newest checkpoint at or before it plus the log.
 mmsb::Status PrintEpoch(const std::string& log, mmsb::Epoch epoch) {
@@ -977,14 +1043,16 @@ mmsb::Status PrintEpoch(const std::string& log, mmsb::Epoch epoch) {
   mmsb::ReplayReport report;
   mmsb::Expected<mmsb::LogState> state = mmsb::Replay(log, options, &report);
   if (!state.ok()) return state.status();  // NotFound when the log ends before `epoch`
-  std::printf("epoch %llu: %zu page(s), %llu byte(s), %llu epoch(s) applied after checkpoint %llu\n",
-              static_cast<unsigned long long>(state->epoch), state->pages.size(),
-              static_cast<unsigned long long>(state->PageBytes()),
-              static_cast<unsigned long long>(report.epochs_applied),
-              static_cast<unsigned long long>(report.checkpoint_epoch));
+  std::printf(
+      "epoch %llu: %zu page(s), %llu byte(s), %llu epoch(s) applied after checkpoint %llu\n",
+      static_cast<unsigned long long>(state->epoch), state->pages.size(),
+      static_cast<unsigned long long>(state->PageBytes()),
+      static_cast<unsigned long long>(report.epochs_applied),
+      static_cast<unsigned long long>(report.checkpoint_epoch));
   for (const auto& [id, page] : state->pages) {
-    std::printf("  page %llu '%s' %s, last changed in epoch %llu\n", static_cast<unsigned long long>(id),
-                page.name.c_str(), page.type_name.c_str(), static_cast<unsigned long long>(page.epoch));
+    std::printf("  page %llu '%s' %s, last changed in epoch %llu\n",
+                static_cast<unsigned long long>(id), page.name.c_str(), page.type_name.c_str(),
+                static_cast<unsigned long long>(page.epoch));
   }
   return report.has_errors() ? mmsb::Corruption(report.problems[0].ToString()) : mmsb::Status::Ok();
 }
@@ -1013,10 +1081,11 @@ mmsb::Status PrintFieldChanges(const std::string& log, mmsb::Epoch from, mmsb::E
   if (!diff.ok()) return diff.status();
   for (const mmsb::PageDiff& page : diff->pages) {
     std::printf("%s page %llu (%llu byte(s))\n", mmsb::PageDiffKindName(page.kind),
-                static_cast<unsigned long long>(page.id), static_cast<unsigned long long>(page.changed_bytes));
+                static_cast<unsigned long long>(page.id),
+                static_cast<unsigned long long>(page.changed_bytes));
     for (const mmsb::FieldChange& f : page.fields) {
-      std::printf("  %s.%s: %s -> %s\n", page.type_name.c_str(), f.path.c_str(), f.old_value.c_str(),
-                  f.new_value.c_str());
+      std::printf("  %s.%s: %s -> %s\n", page.type_name.c_str(), f.path.c_str(),
+                  f.old_value.c_str(), f.new_value.c_str());
     }
   }
   return mmsb::Status::Ok();
@@ -1036,7 +1105,7 @@ TEST_F(DocsApi, ReplayStepAndDiffALoggedRun) {
   ASSERT_TRUE(mmsb::commit().ok());  // 1
   *mmsb::rt::w(&ball->hits[3]) = 4;
   *mmsb::rt::w(&ball->pos.z) = -1.0f;
-  ASSERT_TRUE(mmsb::commit().ok());  // 2
+  ASSERT_TRUE(mmsb::commit().ok());        // 2
   ASSERT_TRUE((*log)->Checkpoint().ok());  // 3
   *mmsb::rt::w(&ball->mass) = 2.0;
   ASSERT_TRUE(mmsb::commit().ok());  // 4
@@ -1057,7 +1126,8 @@ TEST_F(DocsApi, ReplayStepAndDiffALoggedRun) {
   ::testing::internal::CaptureStdout();
   ASSERT_OK(PrintFieldChanges(dir, 1, 4));
   EXPECT_EQ(::testing::internal::GetCapturedStdout(),
-            "changed page 1 (5 byte(s))\n  Body.pos.z: 0 -> -1\n  Body.hits[3]: 0 -> 4\n  Body.mass: 1.5 -> 2\n");
+            "changed page 1 (5 byte(s))\n  Body.pos.z: 0 -> -1\n  Body.hits[3]: 0 -> 4\n  "
+            "Body.mass: 1.5 -> 2\n");
 
   // The same through the lower-level pieces, and as JSON.
   mmsb::ReplayOptions at;
@@ -1068,7 +1138,8 @@ TEST_F(DocsApi, ReplayStepAndDiffALoggedRun) {
   ASSERT_EQ(diff.pages.size(), 1u);
   EXPECT_EQ(diff.pages[0].fields.size(), 3u);
   EXPECT_NE(mmsb::StateDiffToJson(diff).find("\"mmsb.diff/1\""), std::string::npos);
-  EXPECT_NE(mmsb::LogStateToJson(latest, nullptr, false).find("\"mmsb.state/1\""), std::string::npos);
+  EXPECT_NE(mmsb::LogStateToJson(latest, nullptr, false).find("\"mmsb.state/1\""),
+            std::string::npos);
   EXPECT_EQ(latest.FindType("Body")->size, sizeof(Body));
   EXPECT_EQ(latest.FindPage(1)->name, "ball");
   EXPECT_EQ(std::memcmp(latest.FindPage(1)->bytes.data(), page->data(), sizeof(Body)), 0)
@@ -1081,7 +1152,8 @@ mmsb::Status RestoreFrom(const std::string& log) {
   if (!report.ok()) return report.status();
   for (const std::string& name : report->restored) std::printf("restored %s\n", name.c_str());
   for (const std::string& name : report->not_in_log) std::printf("new: %s\n", name.c_str());
-  for (const std::string& name : report->mismatched) std::printf("layout changed, kept: %s\n", name.c_str());
+  for (const std::string& name : report->mismatched)
+    std::printf("layout changed, kept: %s\n", name.c_str());
   return mmsb::Status::Ok();
 }
 
@@ -1122,13 +1194,15 @@ TEST_F(DocsApi, StaticPagesComeBackByName) {
   EXPECT_EQ(mmsb::RestoreStaticPages(dir, ro).status().code(), mmsb::StatusCode::kNotFound);
 }
 
-// ---- mmsb/checkpoint.h ---------------------------------------------------------------------------
+// ---- mmsb/checkpoint.h
+// ---------------------------------------------------------------------------
 
 // Compacts a log into one self-contained checkpoint file, checked by reading it back.
 mmsb::Status CompactTo(const std::string& log, const std::string& file) {
   mmsb::Expected<mmsb::LogState> state = mmsb::Replay(log);
   if (!state.ok()) return state.status();
-  mmsb::Expected<std::uint64_t> size = mmsb::WriteCheckpointFile(file, mmsb::ContentsOf(*state, /*log_id=*/0));
+  mmsb::Expected<std::uint64_t> size =
+      mmsb::WriteCheckpointFile(file, mmsb::ContentsOf(*state, /*log_id=*/0));
   if (!size.ok()) return size.status();
   mmsb::Expected<mmsb::LogState> back = mmsb::LoadCheckpoint(file);  // all or nothing
   if (!back.ok()) return back.status();
@@ -1165,14 +1239,20 @@ TEST(DocsApiCheckpoint, WriteLoadAndNoteCheckpoints) {
   ASSERT_TRUE(mmsb::Replay(dir, {}, &report).ok());
   EXPECT_EQ(report.checkpoint_epoch, 2u);
   // A damaged checkpoint is refused whole.
-  { std::fstream f(tmp.Sub("snapshot.ckpt"), std::ios::in | std::ios::out | std::ios::binary); f.seekp(100); f.put('\x7f'); }
-  EXPECT_EQ(mmsb::LoadCheckpoint(tmp.Sub("snapshot.ckpt")).status().code(), mmsb::StatusCode::kCorruption);
+  {
+    std::fstream f(tmp.Sub("snapshot.ckpt"), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x7f');
+  }
+  EXPECT_EQ(mmsb::LoadCheckpoint(tmp.Sub("snapshot.ckpt")).status().code(),
+            mmsb::StatusCode::kCorruption);
   // By hand: one raw page.
   const std::uint8_t bytes[16] = {1, 2, 3};
   mmsb::CheckpointContents contents;
   contents.epoch = 9;
   contents.page_id_high = 1;
-  contents.pages.push_back({/*id=*/1, /*epoch=*/9, mmsb::Location::kCpu, /*is_static=*/true, "table", "", bytes});
+  contents.pages.push_back(
+      {/*id=*/1, /*epoch=*/9, mmsb::Location::kCpu, /*is_static=*/true, "table", "", bytes});
   mmsb::CheckpointOptions no_sync;
   no_sync.sync = false;
   ASSERT_TRUE(mmsb::WriteCheckpointFile(tmp.Sub("hand.ckpt"), contents, no_sync).ok());
@@ -1181,9 +1261,10 @@ TEST(DocsApiCheckpoint, WriteLoadAndNoteCheckpoints) {
   EXPECT_EQ(st->FindPageByName("table")->bytes[2], 3);
 }
 
-// ---- mmsb/instrument.h ---------------------------------------------------------------------------
-// What plugin-generated code calls. Shown here as the rewriter emits it, for readers of
-// `mmsb-rewrite` output; programs do not write these calls themselves.
+// ---- mmsb/instrument.h
+// --------------------------------------------------------------------------- What plugin-generated
+// code calls. Shown here as the rewriter emits it, for readers of `mmsb-rewrite` output; programs
+// do not write these calls themselves.
 
 struct Tally {
   std::uint64_t n;
@@ -1238,13 +1319,15 @@ TEST(DocsApiInstrument, GeneratedCodeStartsTheBusRegistersAndCommits) {
 
 // Mirrors a page on the best device there is; every commit then updates the device copy.
 mmsb::Status MirrorOnDevice(mmsb::Page* page) {
-  std::unique_ptr<mmsb::DeviceBackend> backend = mmsb::MakeDefaultBackend();  // CUDA, else the CPU reference
-  std::printf("device: %s\n", backend->info().is_reference ? "CPU reference" : backend->info().name.c_str());
+  std::unique_ptr<mmsb::DeviceBackend> backend =
+      mmsb::MakeDefaultBackend();  // CUDA, else the CPU reference
+  std::printf("device: %s\n",
+              backend->info().is_reference ? "CPU reference" : backend->info().name.c_str());
   MMSB_RETURN_IF_ERROR(mmsb::AttachDevice(std::move(backend)));
   mmsb::Expected<mmsb::DeviceSpan> copy = mmsb::Mirror(page);  // holds the last committed bytes
-  if (!copy.ok()) return copy.status();                         // GpuMemory: the page is unaffected
+  if (!copy.ok()) return copy.status();                        // GpuMemory: the page is unaffected
   *mmsb::rt::w(&page->data()[5]) = 42;
-  if (auto e = mmsb::commit(); !e.ok()) return e.status();      // one staging copy, one apply
+  if (auto e = mmsb::commit(); !e.ok()) return e.status();  // one staging copy, one apply
   std::uint8_t on_device = 0;
   MMSB_RETURN_IF_ERROR(mmsb::AttachedDevice()->CopyToHost(&on_device, copy->data + 5, 1));
   MMSB_RETURN_IF_ERROR(mmsb::AttachedDevice()->Synchronize());
@@ -1275,7 +1358,8 @@ TEST_F(DocsApi, MirrorsPullsAndWriteScopes) {
   ::testing::internal::CaptureStdout();
   ASSERT_OK(MirrorOnDevice(page));
   EXPECT_EQ(::testing::internal::GetCapturedStdout().rfind("device: ", 0), 0u);
-  EXPECT_EQ(mmsb::AttachDevice(std::make_shared<mmsb::CpuBackend>()).code(), mmsb::StatusCode::kAlreadyExists);
+  EXPECT_EQ(mmsb::AttachDevice(std::make_shared<mmsb::CpuBackend>()).code(),
+            mmsb::StatusCode::kAlreadyExists);
   mmsb::DeviceStats ds = mmsb::GetDeviceStats();
   EXPECT_EQ(ds.mirrors, 1u);
   EXPECT_EQ(ds.syncs, 1u);
@@ -1351,8 +1435,10 @@ TEST_F(DocsApi, GpuAndUnifiedPages) {
   EXPECT_EQ(on_gpu->epoch(), 2u);
   EXPECT_EQ(unified->epoch(), 2u);
   EXPECT_EQ(mmsb::DeviceCopy(unified)->data, unified->data()) << "the managed storage itself";
-  EXPECT_EQ(mmsb::Prefetch(on_gpu, mmsb::MemoryPlace::kHost).code(), mmsb::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(mmsb::DetachDevice().code(), mmsb::StatusCode::kFailedPrecondition) << "device pages are live";
+  EXPECT_EQ(mmsb::Prefetch(on_gpu, mmsb::MemoryPlace::kHost).code(),
+            mmsb::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(mmsb::DetachDevice().code(), mmsb::StatusCode::kFailedPrecondition)
+      << "device pages are live";
   EXPECT_EQ(mmsb::Unmirror(on_gpu).code(), mmsb::StatusCode::kFailedPrecondition);
   EXPECT_EQ(mmsb::Pull(unified).status().code(), mmsb::StatusCode::kFailedPrecondition);
   ASSERT_OK(mmsb::FreePage(on_gpu));
@@ -1364,7 +1450,7 @@ TEST_F(DocsApi, GpuAndUnifiedPages) {
 mmsb::Status MergeOnDevice(mmsb::DeviceBackend& device) {
   constexpr std::size_t kBytes = 256;
   std::vector<std::uint8_t> page(kBytes, 1), delta(kBytes, 2), mask(kBytes, 0);
-  mask[3] = 0xff;  // take byte 3 from the delta
+  mask[3] = 0xff;                                          // take byte 3 from the delta
   mmsb::Expected<void*> d_page = device.Allocate(kBytes);  // 256-byte aligned
   mmsb::Expected<void*> d_delta = device.Allocate(kBytes);
   mmsb::Expected<void*> d_mask = device.Allocate(kBytes);
@@ -1402,7 +1488,8 @@ mmsb::Status RunsOnDevice(mmsb::DeviceBackend& device) {
   auto* d_packed = static_cast<std::uint8_t*>(*device.Allocate(128));
   auto* d_totals = static_cast<mmsb::DiffTotals*>(*device.Allocate(sizeof(mmsb::DiffTotals)));
   MMSB_RETURN_IF_ERROR(device.CopyToDevice(d_target, &target, sizeof target));
-  MMSB_RETURN_IF_ERROR(device.DiffToRuns(d_target, 1, /*num_granules=*/2, d_runs, 8, d_packed, 128, d_totals));
+  MMSB_RETURN_IF_ERROR(
+      device.DiffToRuns(d_target, 1, /*num_granules=*/2, d_runs, 8, d_packed, 128, d_totals));
   mmsb::DiffTotals totals;
   mmsb::DiffRun runs[8];
   MMSB_RETURN_IF_ERROR(device.CopyToHost(&totals, d_totals, sizeof totals));
@@ -1410,7 +1497,8 @@ mmsb::Status RunsOnDevice(mmsb::DeviceBackend& device) {
   MMSB_RETURN_IF_ERROR(device.Synchronize());
   std::printf("%llu runs, %llu bytes:", static_cast<unsigned long long>(totals.runs),
               static_cast<unsigned long long>(totals.bytes));
-  for (std::uint64_t i = 0; i < totals.runs && i < 8; ++i) std::printf(" [%u, %u)", runs[i].begin, runs[i].end);
+  for (std::uint64_t i = 0; i < totals.runs && i < 8; ++i)
+    std::printf(" [%u, %u)", runs[i].begin, runs[i].end);
   std::printf("\n");
   // Gather the changed runs of `now` into a packed buffer, scatter them into `base`.
   const mmsb::PackedRun packed[] = {{5, 2, 0}, {90, 1, 2}};
@@ -1420,7 +1508,8 @@ mmsb::Status RunsOnDevice(mmsb::DeviceBackend& device) {
   MMSB_RETURN_IF_ERROR(device.Scatter(d_base, d_packed, d_packed_runs, 2));
   MMSB_RETURN_IF_ERROR(device.CopyToHost(base.data(), d_base, 128));
   MMSB_RETURN_IF_ERROR(device.Synchronize());
-  for (void* p : std::initializer_list<void*>{d_base, d_now, d_target, d_runs, d_packed, d_totals, d_packed_runs}) {
+  for (void* p : std::initializer_list<void*>{d_base, d_now, d_target, d_runs, d_packed, d_totals,
+                                              d_packed_runs}) {
     device.Free(p);
   }
   return base == now ? mmsb::Status::Ok() : mmsb::Internal("scatter went wrong");
@@ -1431,7 +1520,8 @@ mmsb::Status ApplyOneRun(mmsb::DeviceBackend& device) {
   auto* d_page = static_cast<std::uint8_t*>(*device.Allocate(64));
   MMSB_RETURN_IF_ERROR(device.Zero(d_page, 64));
   const mmsb::ApplyTarget target{d_page, /*secondary=*/nullptr, /*size=*/64};
-  const mmsb::SparseSegment segments[] = {{/*target=*/0, /*offset=*/10, /*src=*/0}, {0, 0, /*src=*/3}};  // + sentinel
+  const mmsb::SparseSegment segments[] = {{/*target=*/0, /*offset=*/10, /*src=*/0},
+                                          {0, 0, /*src=*/3}};  // + sentinel
   const std::uint8_t payload[] = {'a', 'b', 'c'};
   auto* d_target = static_cast<mmsb::ApplyTarget*>(*device.Allocate(sizeof target));
   auto* d_segments = static_cast<mmsb::SparseSegment*>(*device.Allocate(sizeof segments));
@@ -1450,7 +1540,8 @@ mmsb::Status ApplyOneRun(mmsb::DeviceBackend& device) {
   char back[4] = {};
   MMSB_RETURN_IF_ERROR(device.CopyToHost(back, d_page + 10, 3));
   MMSB_RETURN_IF_ERROR(device.Synchronize());
-  for (void* p : std::initializer_list<void*>{d_page, d_target, d_segments, d_payload}) device.Free(p);
+  for (void* p : std::initializer_list<void*>{d_page, d_target, d_segments, d_payload})
+    device.Free(p);
   return std::string(back) == "abc" ? mmsb::Status::Ok() : mmsb::Internal("apply went wrong");
 }
 
@@ -1478,7 +1569,8 @@ TEST(DocsApiDevice, BackendPrimitivesOnTheDefaultBackend) {
   ASSERT_OK(MergeOnDevice(*device));
   ASSERT_OK(RunsOnDevice(*device));
   EXPECT_EQ(::testing::internal::GetCapturedStdout(),
-            "byte 3 = 2, byte 4 = 1, first granule mask fffffffffffffff7\n2 runs, 3 bytes: [5, 7) [90, 91)\n");
+            "byte 3 = 2, byte 4 = 1, first granule mask fffffffffffffff7\n2 runs, 3 bytes: [5, 7) "
+            "[90, 91)\n");
   ASSERT_OK(ApplyOneRun(*device));
   ASSERT_OK(HostSideMemory(*device));
   if (device->info().is_reference) EXPECT_EQ(device->native_stream(), nullptr);
@@ -1530,7 +1622,8 @@ TEST(DocsApiKernels, CudaBackendOrAClearReason) {
     EXPECT_FALSE((*cuda)->info().is_reference);
     EXPECT_GT((*cuda)->info().compute_capability, 0);
   } else {
-    EXPECT_EQ(cuda.status().code(), mmsb::StatusCode::kUnsupportedLocation) << cuda.status().ToString();
+    EXPECT_EQ(cuda.status().code(), mmsb::StatusCode::kUnsupportedLocation)
+        << cuda.status().ToString();
   }
 }
 

@@ -1,13 +1,14 @@
 // The generation diff: matching, renames, moves, filters, ordering, the unified diff and JSON.
 #include "mmsb/ir/diff.h"
 
-#include <gtest/gtest.h>
-
-#include <nlohmann/json.hpp>
 #include <random>
 
-#include "ir_test_util.h"
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
 #include "mmsb/ir/report.h"
+
+#include "ir_test_util.h"
 
 namespace mmsb::ir {
 namespace {

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <functional>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,8 +34,8 @@ class TempDir {
   std::string path_;
 };
 
-inline FunctionRecord Fn(const std::string& name, const std::string& body, Stage stage = Stage::kPre,
-                         std::uint64_t shash = 0) {
+inline FunctionRecord Fn(const std::string& name, const std::string& body,
+                         Stage stage = Stage::kPre, std::uint64_t shash = 0) {
   FunctionRecord r;
   r.name = name;
   r.stage = stage;

@@ -2,13 +2,14 @@
 // killed writers.
 #include "mmsb/ir/store.h"
 
-#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <fstream>
 #include <random>
+
+#include <gtest/gtest.h>
 
 #include "ir_test_util.h"
 
@@ -220,10 +221,10 @@ TEST(IrStore, GcKeepsExactlyWhatKeptGenerationsSee) {
   const std::string path = dir.File("ir.db");
   auto store = OpenOrDie(path);
   Add(*store, Tu("/p/a.cc", {Fn("a", "1")}));
-  Add(*store, Tu("/p/b.cc", {Fn("b", "1")}));       // gen 1
-  Add(*store, Tu("/p/a.cc", {Fn("a", "2")}));       // gen 2 (b inherited from 1)
-  Add(*store, Tu("/p/a.cc", {Fn("a", "3")}));       // gen 3
-  Add(*store, Tu("/p/a.cc", {Fn("a", "4")}));       // gen 4
+  Add(*store, Tu("/p/b.cc", {Fn("b", "1")}));  // gen 1
+  Add(*store, Tu("/p/a.cc", {Fn("a", "2")}));  // gen 2 (b inherited from 1)
+  Add(*store, Tu("/p/a.cc", {Fn("a", "3")}));  // gen 3
+  Add(*store, Tu("/p/a.cc", {Fn("a", "4")}));  // gen 4
   const auto v3 = View(*store, 3);
   const auto v4 = View(*store, 4);
   auto r = store->Gc(2);
@@ -328,10 +329,12 @@ TEST(IrStore, BitFlippedFilesNeverCrashTheReader) {
   for (int round = 0; round < 60; ++round) {
     std::string damaged = bytes;
     const int flips = 1 + static_cast<int>(rng() % 8);
-    for (int i = 0; i < flips; ++i) damaged[rng() % damaged.size()] ^= static_cast<char>(1 << (rng() % 8));
+    for (int i = 0; i < flips; ++i)
+      damaged[rng() % damaged.size()] ^= static_cast<char>(1 << (rng() % 8));
     const std::string path = dir.File("bad" + std::to_string(round) + ".db");
     std::ofstream(path, std::ios::binary) << damaged;
-    auto s = Store::Open(path, Store::Mode::kExisting, StoreOptions{.busy_timeout_ms = 10, .max_wait_ms = 50});
+    auto s = Store::Open(path, Store::Mode::kExisting,
+                         StoreOptions{.busy_timeout_ms = 10, .max_wait_ms = 50});
     if (!s.ok()) continue;
     Store& store = **s;
     auto gens = store.Generations(true);

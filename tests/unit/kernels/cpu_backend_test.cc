@@ -1,9 +1,9 @@
 // The CPU reference backend: the semantics every backend must match, stated on small cases whose
 // answers are worked out by hand, plus its fault injection.
-#include <gtest/gtest.h>
-
 #include <cstring>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "mmsb/kernels.h"
 
@@ -84,7 +84,8 @@ TEST(CpuBackend, DiffToRunsFindsMaximalRunsPerTarget) {
   std::vector<DiffRun> runs(8);
   Bytes packed(16);
   DiffTotals totals;
-  ASSERT_TRUE(b.DiffToRuns(t, 2, 2, runs.data(), runs.size(), packed.data(), packed.size(), &totals).ok());
+  ASSERT_TRUE(
+      b.DiffToRuns(t, 2, 2, runs.data(), runs.size(), packed.data(), packed.size(), &totals).ok());
   EXPECT_EQ(totals.runs, 3u);
   EXPECT_EQ(totals.bytes, 5u);
   EXPECT_EQ(runs[0].target, 0u);
@@ -110,7 +111,8 @@ TEST(CpuBackend, DiffToRunsRejectsInconsistentGranules) {
   Bytes x(100), y(100);
   DiffTarget t = {x.data(), y.data(), 100, 0};
   DiffTotals totals;
-  EXPECT_EQ(b.DiffToRuns(&t, 1, 1, nullptr, 0, nullptr, 0, &totals).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(b.DiffToRuns(&t, 1, 1, nullptr, 0, nullptr, 0, &totals).code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST(CpuBackend, GatherThenScatterRestoresTheRuns) {

@@ -1,15 +1,16 @@
 // The CUDA backend against the CPU reference on random inputs: byte-identical results for every
 // operation, typed errors, and the whole mirror path on a real device. Label `gpu`; without a
 // device every test reports "skipped: no CUDA device".
-#include <gtest/gtest.h>
-
 #include <cstring>
 #include <random>
 
-#include "device/apply_batch.h"
+#include <gtest/gtest.h>
+
 #include "mmsb/kernels.h"
 #include "mmsb/mirror.h"
 #include "mmsb/mmsb.h"
+
+#include "device/apply_batch.h"
 #include "test_util.h"
 
 namespace mmsb {
@@ -75,7 +76,8 @@ TEST_F(CudaBackendTest, MaskedMergeIsByteIdentical) {
         std::uint8_t* dm = Upload(m);
         std::uint8_t* out = in_place ? dp : Alloc(n + shift) + shift;
         ASSERT_TRUE(gpu_->MaskedMerge(out, dp, dd, dm, n).ok());
-        ASSERT_EQ(Download(out, n), expect) << "n=" << n << " shift=" << shift << " in_place=" << in_place;
+        ASSERT_EQ(Download(out, n), expect)
+            << "n=" << n << " shift=" << shift << " in_place=" << in_place;
       }
     }
   }
@@ -106,7 +108,8 @@ TEST_F(CudaBackendTest, DiffToRunsIsByteIdentical) {
     for (int i = 0; i < pages; ++i) {
       const std::size_t size = 1 + rng() % 100000;
       base.push_back(RandomBytes(rng, size));
-      now.push_back(rng() % 4 == 0 ? testing::Scatter(rng, base.back()) : Mutate(rng, base.back(), 50));
+      now.push_back(rng() % 4 == 0 ? testing::Scatter(rng, base.back())
+                                   : Mutate(rng, base.back(), 50));
       host_targets.push_back({now[i].data(), base[i].data(), static_cast<std::uint32_t>(size),
                               static_cast<std::uint32_t>(granules)});
       dev_targets.push_back({Upload(now[i]), Upload(base[i]), static_cast<std::uint32_t>(size),
@@ -116,8 +119,9 @@ TEST_F(CudaBackendTest, DiffToRunsIsByteIdentical) {
     DiffTotals expect;
     std::vector<DiffRun> expect_runs(granules * 32);  // at most one run per two bytes
     Bytes expect_bytes(granules * 64);
-    ASSERT_TRUE(ref_.DiffToRuns(host_targets.data(), pages, static_cast<std::uint32_t>(granules), expect_runs.data(),
-                                expect_runs.size(), expect_bytes.data(), expect_bytes.size(), &expect)
+    ASSERT_TRUE(ref_.DiffToRuns(host_targets.data(), pages, static_cast<std::uint32_t>(granules),
+                                expect_runs.data(), expect_runs.size(), expect_bytes.data(),
+                                expect_bytes.size(), &expect)
                     .ok());
     auto* table = reinterpret_cast<DiffTarget*>(Alloc(pages * sizeof(DiffTarget)));
     ASSERT_TRUE(gpu_->CopyToDevice(table, dev_targets.data(), pages * sizeof(DiffTarget)).ok());
@@ -125,16 +129,16 @@ TEST_F(CudaBackendTest, DiffToRunsIsByteIdentical) {
     // First with outputs too small (the totals must still be right), then with enough room.
     auto* runs = reinterpret_cast<DiffRun*>(Alloc(expect.runs * sizeof(DiffRun) + 16));
     std::uint8_t* packed = Alloc(expect.bytes + 16);
-    ASSERT_TRUE(gpu_->DiffToRuns(table, pages, static_cast<std::uint32_t>(granules), runs, expect.runs / 2, packed,
-                                 expect.bytes / 2, totals)
+    ASSERT_TRUE(gpu_->DiffToRuns(table, pages, static_cast<std::uint32_t>(granules), runs,
+                                 expect.runs / 2, packed, expect.bytes / 2, totals)
                     .ok());
     DiffTotals got;
     ASSERT_TRUE(gpu_->CopyToHost(&got, totals, sizeof got).ok());
     ASSERT_TRUE(gpu_->Synchronize().ok());
     EXPECT_EQ(got.runs, expect.runs);
     EXPECT_EQ(got.bytes, expect.bytes);
-    ASSERT_TRUE(gpu_->DiffToRuns(table, pages, static_cast<std::uint32_t>(granules), runs, expect.runs, packed,
-                                 expect.bytes, totals)
+    ASSERT_TRUE(gpu_->DiffToRuns(table, pages, static_cast<std::uint32_t>(granules), runs,
+                                 expect.runs, packed, expect.bytes, totals)
                     .ok());
     std::vector<DiffRun> got_runs(expect.runs);
     ASSERT_TRUE(gpu_->CopyToHost(got_runs.data(), runs, expect.runs * sizeof(DiffRun)).ok());
@@ -162,7 +166,8 @@ TEST_F(CudaBackendTest, ApplyBatchIsByteIdentical) {
       const std::size_t size = 1 + rng() % 70000;
       before.push_back(RandomBytes(rng, size));
       const int kind = static_cast<int>(rng() % 3);
-      after.push_back(kind == 0 ? testing::Scatter(rng, before.back()) : Mutate(rng, before.back(), 1 + rng() % 40));
+      after.push_back(kind == 0 ? testing::Scatter(rng, before.back())
+                                : Mutate(rng, before.back(), 1 + rng() % 40));
       deltas.push_back(Diff(static_cast<PageId>(i + 1), 0, before.back(), after.back()));
     }
     host_primary = before;
@@ -171,7 +176,8 @@ TEST_F(CudaBackendTest, ApplyBatchIsByteIdentical) {
       const bool secondary = rng() % 2 == 0;
       dev_primary.push_back(Upload(before[i]));
       dev_secondary.push_back(secondary ? Upload(before[i]) : nullptr);
-      host_batch.AddTarget(host_primary[i].data(), secondary ? host_secondary[i].data() : nullptr, before[i].size());
+      host_batch.AddTarget(host_primary[i].data(), secondary ? host_secondary[i].data() : nullptr,
+                           before[i].size());
       dev_batch.AddTarget(dev_primary[i], dev_secondary[i], before[i].size());
       if (i % 17 == 5) {  // a whole image, as for a stale copy
         ASSERT_TRUE(host_batch.AddImage(i, after[i].data(), after[i].size()).ok());
@@ -182,7 +188,8 @@ TEST_F(CudaBackendTest, ApplyBatchIsByteIdentical) {
       }
     }
     Bytes host_staging(host_batch.PackedSize() + 16);
-    auto* hs = reinterpret_cast<std::uint8_t*>((reinterpret_cast<std::uintptr_t>(host_staging.data()) + 15) & ~std::uintptr_t{15});
+    auto* hs = reinterpret_cast<std::uint8_t*>(
+        (reinterpret_cast<std::uintptr_t>(host_staging.data()) + 15) & ~std::uintptr_t{15});
     ASSERT_TRUE(ref_.ApplyBatch(host_batch.Pack(hs, hs)).ok());
     auto pinned = gpu_->AllocatePinned(dev_batch.PackedSize());
     ASSERT_TRUE(pinned.ok());
@@ -194,8 +201,10 @@ TEST_F(CudaBackendTest, ApplyBatchIsByteIdentical) {
     gpu_->FreePinned(*pinned);
     for (int i = 0; i < pages; ++i) {
       ASSERT_EQ(host_primary[i], after[i]) << "reference, page " << i;
-      ASSERT_EQ(Download(dev_primary[i], after[i].size()), after[i]) << "round " << round << " page " << i;
-      if (dev_secondary[i] != nullptr) ASSERT_EQ(Download(dev_secondary[i], after[i].size()), after[i]);
+      ASSERT_EQ(Download(dev_primary[i], after[i].size()), after[i])
+          << "round " << round << " page " << i;
+      if (dev_secondary[i] != nullptr)
+        ASSERT_EQ(Download(dev_secondary[i], after[i].size()), after[i]);
     }
   }
 }
@@ -207,13 +216,16 @@ TEST_F(CudaBackendTest, GatherAndScatterAreByteIdentical) {
   std::vector<PackedRun> runs;
   std::uint64_t packed_at = 0;
   for (std::uint32_t off = 0; off < n;) {
-    const std::uint32_t len = static_cast<std::uint32_t>(std::min<std::uint64_t>(1 + rng() % (rng() % 8 == 0 ? 20000 : 40), n - off));
+    const std::uint32_t len = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(1 + rng() % (rng() % 8 == 0 ? 20000 : 40), n - off));
     runs.push_back({off, len, packed_at});
     packed_at += len;
     off += len + static_cast<std::uint32_t>(rng() % 100);
   }
   Bytes expect(packed_at);
-  ASSERT_TRUE(ref_.Gather(expect.data(), page.data(), runs.data(), static_cast<std::uint32_t>(runs.size())).ok());
+  ASSERT_TRUE(
+      ref_.Gather(expect.data(), page.data(), runs.data(), static_cast<std::uint32_t>(runs.size()))
+          .ok());
   auto* druns = reinterpret_cast<PackedRun*>(Alloc(runs.size() * sizeof(PackedRun)));
   ASSERT_TRUE(gpu_->CopyToDevice(druns, runs.data(), runs.size() * sizeof(PackedRun)).ok());
   std::uint8_t* dpage = Upload(page);
@@ -221,7 +233,9 @@ TEST_F(CudaBackendTest, GatherAndScatterAreByteIdentical) {
   ASSERT_TRUE(gpu_->Gather(dpacked, dpage, druns, static_cast<std::uint32_t>(runs.size())).ok());
   ASSERT_EQ(Download(dpacked, packed_at), expect);
   Bytes zeros(n, 0), expect_page(n, 0);
-  ASSERT_TRUE(ref_.Scatter(expect_page.data(), expect.data(), runs.data(), static_cast<std::uint32_t>(runs.size())).ok());
+  ASSERT_TRUE(ref_.Scatter(expect_page.data(), expect.data(), runs.data(),
+                           static_cast<std::uint32_t>(runs.size()))
+                  .ok());
   std::uint8_t* dother = Upload(zeros);
   ASSERT_TRUE(gpu_->Scatter(dother, dpacked, druns, static_cast<std::uint32_t>(runs.size())).ok());
   ASSERT_EQ(Download(dother, n), expect_page);
@@ -286,8 +300,9 @@ TEST_F(CudaBackendTest, MirrorsStayExactThroughCommits) {
   for (int epoch = 0; epoch < 10; ++epoch) {
     for (Page* p : pages) {
       if (rng() % 3 != 0) continue;
-      const Bytes next = epoch % 4 == 3 ? testing::Scatter(rng, Bytes(p->data(), p->data() + p->size()))
-                                        : Mutate(rng, Bytes(p->data(), p->data() + p->size()), 10);
+      const Bytes next = epoch % 4 == 3
+                             ? testing::Scatter(rng, Bytes(p->data(), p->data() + p->size()))
+                             : Mutate(rng, Bytes(p->data(), p->data() + p->size()), 10);
       std::memcpy(rt::w(p->data(), p->size()), next.data(), p->size());
     }
     const Bytes device_write = RandomBytes(rng, 100);
@@ -300,9 +315,11 @@ TEST_F(CudaBackendTest, MirrorsStayExactThroughCommits) {
     for (Page* p : pages) {
       auto copy = DeviceCopy(p);
       ASSERT_TRUE(copy.ok());
-      ASSERT_EQ(Download(copy->data, p->size()), Bytes(p->data(), p->data() + p->size())) << "epoch " << epoch;
+      ASSERT_EQ(Download(copy->data, p->size()), Bytes(p->data(), p->data() + p->size()))
+          << "epoch " << epoch;
     }
-    EXPECT_EQ(0, std::memcmp((*gpu_page)->data() + 500 + epoch, device_write.data(), 100)) << "pulled at commit";
+    EXPECT_EQ(0, std::memcmp((*gpu_page)->data() + 500 + epoch, device_write.data(), 100))
+        << "pulled at commit";
   }
   stop();
 }

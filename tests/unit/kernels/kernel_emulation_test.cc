@@ -3,14 +3,15 @@
 // results. Each body only writes its own outputs, so a sequential run computes what the device
 // computes in parallel; this checks the index arithmetic, tails, alignment paths, partial granules
 // and page boundaries of the kernels without a GPU. (The GPU itself: cuda_backend_test.cc.)
-#include <gtest/gtest.h>
-
 #include <cstring>
 #include <random>
 
+#include <gtest/gtest.h>
+
+#include "mmsb/kernels.h"
+
 #include "device/apply_batch.h"
 #include "kernel_bodies.h"
-#include "mmsb/kernels.h"
 #include "test_util.h"
 
 namespace mmsb {
@@ -74,7 +75,8 @@ TEST(KernelEmulation, NonZeroBytesFindsEveryByte) {
     EXPECT_EQ(kernels::NonZeroBytes4(x), static_cast<std::uint32_t>(bits)) << std::hex << x;
   }
   for (std::uint32_t v : {0x01u, 0x7fu, 0x80u, 0xffu}) {
-    for (int i = 0; i < 4; ++i) EXPECT_EQ(kernels::NonZeroBytes4(v << (8 * i)), 1u << i) << v << " " << i;
+    for (int i = 0; i < 4; ++i)
+      EXPECT_EQ(kernels::NonZeroBytes4(v << (8 * i)), 1u << i) << v << " " << i;
   }
 }
 
@@ -101,13 +103,14 @@ TEST(KernelEmulation, CompareMaskMatchesReference) {
 }
 
 // The three steps of the device diff, as CudaBackend::DiffToRuns runs them.
-void EmulateDiffToRuns(const std::vector<DiffTarget>& t, std::uint64_t granules, std::vector<DiffRun>& runs,
-                       Bytes& packed, DiffTotals* totals, std::uint64_t grid) {
+void EmulateDiffToRuns(const std::vector<DiffTarget>& t, std::uint64_t granules,
+                       std::vector<DiffRun>& runs, Bytes& packed, DiffTotals* totals,
+                       std::uint64_t grid) {
   std::vector<std::uint64_t> masks(granules), counts(granules + 1), prefix(granules + 1);
   RunGrid(grid, [&](std::uint64_t tid, std::uint64_t nt) {
     if (tid == 0) counts[granules] = 0;
-    kernels::DiffCountGranules(t.data(), static_cast<std::uint32_t>(t.size()), granules, masks.data(),
-                               counts.data(), tid, nt);
+    kernels::DiffCountGranules(t.data(), static_cast<std::uint32_t>(t.size()), granules,
+                               masks.data(), counts.data(), tid, nt);
   });
   std::uint64_t sum = 0;
   for (std::uint64_t g = 0; g <= granules; ++g) {
@@ -115,9 +118,9 @@ void EmulateDiffToRuns(const std::vector<DiffTarget>& t, std::uint64_t granules,
     sum += counts[g];
   }
   RunGrid(grid, [&](std::uint64_t tid, std::uint64_t nt) {
-    kernels::DiffEmitGranules(t.data(), static_cast<std::uint32_t>(t.size()), granules, masks.data(),
-                              prefix.data(), runs.data(), runs.size(), packed.data(), packed.size(), totals, tid,
-                              nt);
+    kernels::DiffEmitGranules(t.data(), static_cast<std::uint32_t>(t.size()), granules,
+                              masks.data(), prefix.data(), runs.data(), runs.size(), packed.data(),
+                              packed.size(), totals, tid, nt);
   });
 }
 
@@ -135,7 +138,9 @@ TEST(KernelEmulation, DiffToRunsMatchesReference) {
       const std::size_t size = 1 + rng() % (round % 2 ? 300 : 5000);
       base.push_back(RandomBytes(rng, size));
       const int kind = static_cast<int>(rng() % 4);
-      Bytes n = kind == 0 ? base.back() : kind == 1 ? testing::Scatter(rng, base.back()) : Mutate(rng, base.back(), 30);
+      Bytes n = kind == 0   ? base.back()
+                : kind == 1 ? testing::Scatter(rng, base.back())
+                            : Mutate(rng, base.back(), 30);
       if (kind == 3) {
         for (auto& x : n) x = static_cast<std::uint8_t>(~x);  // every byte
       }
@@ -149,8 +154,9 @@ TEST(KernelEmulation, DiffToRunsMatchesReference) {
     std::vector<DiffRun> expect_runs(20000);
     Bytes expect_bytes(40000);
     DiffTotals expect;
-    ASSERT_TRUE(ref.DiffToRuns(targets.data(), pages, static_cast<std::uint32_t>(granules), expect_runs.data(),
-                               expect_runs.size(), expect_bytes.data(), expect_bytes.size(), &expect)
+    ASSERT_TRUE(ref.DiffToRuns(targets.data(), pages, static_cast<std::uint32_t>(granules),
+                               expect_runs.data(), expect_runs.size(), expect_bytes.data(),
+                               expect_bytes.size(), &expect)
                     .ok());
     for (std::uint64_t grid : kGrids) {
       std::vector<DiffRun> runs(expect.runs);
@@ -194,19 +200,23 @@ TEST(KernelEmulation, DenseApplyMatchesReference) {
     for (int i = 0; i < pages; ++i) {
       const std::size_t size = 1 + rng() % 9000;
       before.push_back(RandomBytes(rng, size));
-      after.push_back(rng() % 3 == 0 ? Mutate(rng, before.back(), 40) : testing::Scatter(rng, before.back()));
+      after.push_back(rng() % 3 == 0 ? Mutate(rng, before.back(), 40)
+                                     : testing::Scatter(rng, before.back()));
       Delta d = Diff(static_cast<PageId>(i + 1), 0, before.back(), after.back());
       d.ConvertTo(Delta::Form::kDense);
       deltas.push_back(std::move(d));
     }
     for (std::uint64_t grid : kGrids) {
       // Two sets of targets: the reference applies to one, the emulated kernel to the other.
-      std::vector<Bytes> ref_primary = before, ref_secondary = before, emu_primary = before, emu_secondary = before;
+      std::vector<Bytes> ref_primary = before, ref_secondary = before, emu_primary = before,
+                         emu_secondary = before;
       ApplyBatchBuilder ref_batch, emu_batch;
       for (int i = 0; i < pages; ++i) {
         const bool secondary = i % 2 == 1;
-        ref_batch.AddTarget(ref_primary[i].data(), secondary ? ref_secondary[i].data() : nullptr, before[i].size());
-        emu_batch.AddTarget(emu_primary[i].data(), secondary ? emu_secondary[i].data() : nullptr, before[i].size());
+        ref_batch.AddTarget(ref_primary[i].data(), secondary ? ref_secondary[i].data() : nullptr,
+                            before[i].size());
+        emu_batch.AddTarget(emu_primary[i].data(), secondary ? emu_secondary[i].data() : nullptr,
+                            before[i].size());
         ASSERT_TRUE(ref_batch.AddDelta(i, deltas[i]).ok());
         ASSERT_TRUE(emu_batch.AddDelta(i, deltas[i]).ok());
       }
@@ -217,10 +227,12 @@ TEST(KernelEmulation, DenseApplyMatchesReference) {
       ASSERT_EQ(ev.num_sparse, 0u);
       ASSERT_EQ(ev.num_dense, static_cast<std::uint32_t>(pages));
       ASSERT_TRUE(ref.ApplyBatch(rv).ok());
-      RunGrid(grid, [&](std::uint64_t t, std::uint64_t nt) { kernels::DenseApplyGranules(ev, t, nt); });
+      RunGrid(grid,
+              [&](std::uint64_t t, std::uint64_t nt) { kernels::DenseApplyGranules(ev, t, nt); });
       for (int i = 0; i < pages; ++i) {
         ASSERT_EQ(ref_primary[i], after[i]) << "reference, page " << i;
-        ASSERT_EQ(emu_primary[i], after[i]) << "emulated kernel, page " << i << " round " << round << " grid " << grid;
+        ASSERT_EQ(emu_primary[i], after[i])
+            << "emulated kernel, page " << i << " round " << round << " grid " << grid;
         ASSERT_EQ(emu_secondary[i], i % 2 == 1 ? after[i] : before[i]) << "secondary of page " << i;
       }
     }

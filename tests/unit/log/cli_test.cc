@@ -1,6 +1,5 @@
 // The `mmsb` CLI's log, replay and diff subcommands, run as a user would: exit codes, the error
 // message naming file and offset, no colour when stdout is not a terminal, and the JSON forms.
-#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -8,10 +7,12 @@
 #include <fstream>
 #include <sstream>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "log_test_util.h"
 #include "mmsb/mmsb.h"
+
+#include "log_test_util.h"
 
 #ifndef MMSB_CLI_PATH
 #error "MMSB_CLI_PATH must name the mmsb binary"
@@ -108,9 +109,11 @@ TEST_F(CliTest, DiffNamesFieldsWithOldAndNewValuesAndNoColourOffATerminal) {
 TEST_F(CliTest, LogShowStatsAndVerifyAgreeOnTheLog) {
   CliRun r = Mmsb("log show " + log_, dir_.path());
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("00000001.seg:56"), std::string::npos) << "records are listed by file:offset";
+  EXPECT_NE(r.out.find("00000001.seg:56"), std::string::npos)
+      << "records are listed by file:offset";
   EXPECT_NE(r.out.find("commit"), std::string::npos);
-  EXPECT_NE(r.out.find("name=g_particles type=Particles"), std::string::npos) << r.out.substr(0, 2000);
+  EXPECT_NE(r.out.find("name=g_particles type=Particles"), std::string::npos)
+      << r.out.substr(0, 2000);
 
   r = Mmsb("log show " + log_ + " --json --type commit", dir_.path());
   ASSERT_EQ(r.code, 0) << r.err;

@@ -7,7 +7,8 @@ namespace mmsb::testing {
 
 class FaultWritableFile final : public WritableFile {
  public:
-  FaultWritableFile(FaultEnv* env, std::shared_ptr<FaultEnv::File> f) : env_(env), f_(std::move(f)) {}
+  FaultWritableFile(FaultEnv* env, std::shared_ptr<FaultEnv::File> f)
+      : env_(env), f_(std::move(f)) {}
   Status Append(std::span<const std::uint8_t> data) override {
     std::lock_guard<std::mutex> l(env_->mu_);
     MMSB_RETURN_IF_ERROR(env_->Mutate());
@@ -35,8 +36,10 @@ namespace {
 
 class MemRandomAccessFile final : public RandomAccessFile {
  public:
-  MemRandomAccessFile(std::vector<std::uint8_t> data, bool mapped) : data_(std::move(data)), mapped_(mapped) {}
-  Status Read(std::uint64_t offset, std::size_t n, std::uint8_t* scratch, std::size_t* got) const override {
+  MemRandomAccessFile(std::vector<std::uint8_t> data, bool mapped)
+      : data_(std::move(data)), mapped_(mapped) {}
+  Status Read(std::uint64_t offset, std::size_t n, std::uint8_t* scratch,
+              std::size_t* got) const override {
     if (offset >= data_.size()) {
       *got = 0;
       return Status::Ok();
@@ -238,7 +241,8 @@ void FaultEnv::Crash(Tear tear) {
       f->data.insert(f->data.end(), old.data.begin() + static_cast<std::ptrdiff_t>(old.synced),
                      old.data.begin() + static_cast<std::ptrdiff_t>(old.synced + keep));
       if (tear == Tear::kGarbleTail) {
-        const std::uint64_t block_end = std::min<std::uint64_t>((f->data.size() / 512 + 1) * 512, old.data.size());
+        const std::uint64_t block_end =
+            std::min<std::uint64_t>((f->data.size() / 512 + 1) * 512, old.data.size());
         while (f->data.size() < block_end) f->data.push_back(static_cast<std::uint8_t>(rng_()));
       }
     }

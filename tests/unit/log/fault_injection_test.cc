@@ -3,14 +3,15 @@
 // dropped, kept in part, or garbled as a power cut would; the log is recovered and replayed.
 // Every commit acknowledged as durable must be there, and the state must be exactly the state of
 // some epoch: nothing partial is ever applied.
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <thread>
 
+#include <gtest/gtest.h>
+
+#include "mmsb/checkpoint.h"
+
 #include "fault_env.h"
 #include "log_test_util.h"
-#include "mmsb/checkpoint.h"
 
 namespace mmsb {
 namespace {
@@ -114,7 +115,8 @@ TEST_P(FaultInjection, EveryCrashPointRecoversEveryDurableCommitAndNothingPartia
   }
   int crash_points = 0;
   for (std::uint64_t k = 1; k <= total_ops + 1; ++k) {
-    for (FaultEnv::Tear tear : {FaultEnv::Tear::kDropUnsynced, FaultEnv::Tear::kKeepPrefix, FaultEnv::Tear::kGarbleTail}) {
+    for (FaultEnv::Tear tear : {FaultEnv::Tear::kDropUnsynced, FaultEnv::Tear::kKeepPrefix,
+                                FaultEnv::Tear::kGarbleTail}) {
       FaultEnv env(k * 3 + static_cast<int>(tear));
       ASSERT_TRUE(env.CreateDir("/disk").ok());
       env.SetCrashAfter(k);
@@ -146,19 +148,22 @@ TEST_P(FaultInjection, EveryCrashPointRecoversEveryDurableCommitAndNothingPartia
       ASSERT_TRUE(st.ok()) << st.status().ToString();
       EXPECT_FALSE(rep.has_errors());
       EXPECT_EQ(st->epoch, recovered);
-      EXPECT_TRUE(Same(*st, truth[recovered])) << "replayed state is not the state of epoch " << recovered;
+      EXPECT_TRUE(Same(*st, truth[recovered]))
+          << "replayed state is not the state of epoch " << recovered;
       ro.epoch = kLatestEpoch;
       auto last = Replay(kDir, ro);
       ASSERT_TRUE(last.ok()) << last.status().ToString();
       EXPECT_EQ(last->epoch, recovered + 1);
     }
   }
-  std::printf("%s: %d crash points (%llu storage operations x 3 tear modes)\n", DurabilityName(durability),
-              crash_points, static_cast<unsigned long long>(total_ops + 1));
+  std::printf("%s: %d crash points (%llu storage operations x 3 tear modes)\n",
+              DurabilityName(durability), crash_points,
+              static_cast<unsigned long long>(total_ops + 1));
 }
 
 INSTANTIATE_TEST_SUITE_P(Durabilities, FaultInjection,
-                         ::testing::Values(Durability::kSync, Durability::kGroup, Durability::kNone),
+                         ::testing::Values(Durability::kSync, Durability::kGroup,
+                                           Durability::kNone),
                          [](const auto& info) { return std::string(DurabilityName(info.param)); });
 
 // Group commit from several threads, crashed at random points: every epoch any thread saw

@@ -8,7 +8,8 @@ TEST(KillNineSoak, TwoHundredKillsLoseNothingAcknowledged) {
   testing::TempDir dir;
   testing::KillStats stats;
   testing::RunKillRounds(dir.Sub("run.tlog"), 200, 2, &stats);
-  std::printf("kill -9 soak: %d kills, %llu epochs recovered\n", stats.kills, static_cast<unsigned long long>(stats.epochs));
+  std::printf("kill -9 soak: %d kills, %llu epochs recovered\n", stats.kills,
+              static_cast<unsigned long long>(stats.epochs));
 }
 
 }  // namespace

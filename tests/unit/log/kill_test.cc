@@ -8,7 +8,8 @@ TEST(KillNine, EveryAcknowledgedCommitSurvivesAndRestoreCarriesStaticPages) {
   testing::TempDir dir;
   testing::KillStats stats;
   testing::RunKillRounds(dir.Sub("run.tlog"), 12, 1, &stats);
-  std::printf("kill -9: %d kills, %llu epochs recovered\n", stats.kills, static_cast<unsigned long long>(stats.epochs));
+  std::printf("kill -9: %d kills, %llu epochs recovered\n", stats.kills,
+              static_cast<unsigned long long>(stats.epochs));
 }
 
 }  // namespace

@@ -9,7 +9,6 @@
 // round). Shared by kill_test.cc (a few rounds, label unit) and kill_slow_test.cc (many, slow).
 #pragma once
 
-#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,8 +18,11 @@
 #include <random>
 #include <thread>
 
-#include "log_test_util.h"
+#include <gtest/gtest.h>
+
 #include "mmsb/mmsb.h"
+
+#include "log_test_util.h"
 
 namespace mmsb::testing {
 
@@ -48,7 +50,8 @@ inline std::vector<Write> WritesOf(int round, Epoch j) {
 }
 
 // The child: never returns.
-[[noreturn]] inline void KillChild(const std::string& dir, int round, Durability durability, int fd) {
+[[noreturn]] inline void KillChild(const std::string& dir, int round, Durability durability,
+                                   int fd) {
   auto fail = [](const char* what, const Status& s) {
     std::fprintf(stderr, "kill child: %s: %s\n", what, s.ToString().c_str());
     _exit(3);
@@ -92,7 +95,8 @@ struct KillStats {
 };
 
 // Runs `rounds` kill rounds in `dir`; checks after each.
-inline void RunKillRounds(const std::string& dir, int rounds, std::uint64_t seed, KillStats* stats) {
+inline void RunKillRounds(const std::string& dir, int rounds, std::uint64_t seed,
+                          KillStats* stats) {
   std::mt19937_64 rng(seed);
   // The model: the static pages' bytes (restored across rounds) at the last recovered epoch.
   std::vector<std::vector<std::uint8_t>> statics(3, std::vector<std::uint8_t>(kStaticSize, 0));
@@ -133,7 +137,8 @@ inline void RunKillRounds(const std::string& dir, int rounds, std::uint64_t seed
     ReplayReport rep;
     ReplayOptions ro;
     auto st = Replay(dir, ro, &rep);
-    if (!st.ok() && st.status().code() == StatusCode::kNotFound && acked == 0) continue;  // killed before the log existed
+    if (!st.ok() && st.status().code() == StatusCode::kNotFound && acked == 0)
+      continue;  // killed before the log existed
     ASSERT_TRUE(st.ok()) << "round " << round << ": " << st.status().ToString();
     EXPECT_FALSE(rep.has_errors()) << "round " << round;
     ASSERT_GE(st->epoch, acked) << "round " << round << ": a commit reported durable is missing";
@@ -149,7 +154,8 @@ inline void RunKillRounds(const std::string& dir, int rounds, std::uint64_t seed
       const ReplayedPage* p = st->FindPageByName(kStaticNames[i]);
       ASSERT_NE(p, nullptr) << "round " << round;
       EXPECT_TRUE(p->is_static);
-      EXPECT_EQ(p->bytes, want_pages[i]) << "round " << round << " static page " << i << " at epoch " << st->epoch;
+      EXPECT_EQ(p->bytes, want_pages[i])
+          << "round " << round << " static page " << i << " at epoch " << st->epoch;
     }
     const ReplayedPage* heap = st->FindPage(id_base + 4);
     ASSERT_NE(heap, nullptr) << "round " << round << ": heap page " << id_base + 4;

@@ -2,14 +2,15 @@
 // checkpoint) and check the damage is detected, reported with file and offset, and that nothing
 // wrong is ever applied: at every epoch replay reaches, its state equals the state an oracle
 // builds from exactly the epochs replay applied.
+#include <functional>
+
 #include <gtest/gtest.h>
 
-#include <functional>
+#include "mmsb/checkpoint.h"
 
 #include "fault_env.h"
 #include "log/log_format.h"
 #include "log_test_util.h"
-#include "mmsb/checkpoint.h"
 
 namespace mmsb {
 namespace {
@@ -126,12 +127,14 @@ class CorruptionTest : public ::testing::Test {
       }
     }
     out.reached = (*r)->state().epoch;
-    if (!(*r)->report().problems.empty() || out.reached < kEpochs || applied.size() < kEpochs) out.detected = true;
+    if (!(*r)->report().problems.empty() || out.reached < kEpochs || applied.size() < kEpochs)
+      out.detected = true;
     return out;
   }
 
   // Applies `mutate` to a copy of the clean segment, then checks both modes.
-  void Run(const char* what, std::size_t at, const std::function<void(std::vector<std::uint8_t>&)>& mutate) {
+  void Run(const char* what, std::size_t at,
+           const std::function<void(std::vector<std::uint8_t>&)>& mutate) {
     std::vector<std::uint8_t> bytes = clean_;
     mutate(bytes);
     if (bytes == clean_) return;
@@ -143,7 +146,8 @@ class CorruptionTest : public ::testing::Test {
                         << (mode == RecoveryMode::kStrict ? "strict" : "salvage") << ")";
       EXPECT_TRUE(o.detected) << what << " at " << at << " went unnoticed";
       if (!o.error.empty()) {
-        EXPECT_NE(o.error.find("00000001.seg:"), std::string::npos) << "error does not name file:offset: " << o.error;
+        EXPECT_NE(o.error.find("00000001.seg:"), std::string::npos)
+            << "error does not name file:offset: " << o.error;
       }
     }
     env_.SetContents(kSeg, clean_);
@@ -174,7 +178,8 @@ TEST_F(CorruptionTest, EveryFlippedByteIsDetectedAndNothingWrongIsApplied) {
 TEST_F(CorruptionTest, EveryZeroedRegionIsDetectedAndNothingWrongIsApplied) {
   for (std::size_t i = 0; i < clean_.size(); ++i) {
     Run("zero 1 byte", i, [i](auto& b) { b[i] = 0; });
-    Run("zero 16 bytes", i, [i](auto& b) { std::fill(b.begin() + i, b.begin() + std::min(i + 16, b.size()), 0); });
+    Run("zero 16 bytes", i,
+        [i](auto& b) { std::fill(b.begin() + i, b.begin() + std::min(i + 16, b.size()), 0); });
   }
   std::printf("corruption cases (zeroed regions): %d\n", cases_);
 }
@@ -197,10 +202,12 @@ TEST_F(CorruptionTest, EveryTruncationReplaysExactlyTheCompleteEpochs) {
     std::vector<std::uint8_t> cut(clean_.begin(), clean_.begin() + static_cast<std::ptrdiff_t>(n));
     env_.SetContents(kSeg, cut);
     ++cases_;
-    const Epoch want = static_cast<Epoch>(std::upper_bound(commit_ends.begin(), commit_ends.end(), n) - commit_ends.begin());
+    const Epoch want = static_cast<Epoch>(
+        std::upper_bound(commit_ends.begin(), commit_ends.end(), n) - commit_ends.begin());
     ReplayReport rep;
     auto st = testing::ReplayAll(kDir, &env_, RecoveryMode::kStrict, &rep);
-    ASSERT_TRUE(st.ok()) << "cut at " << n << ": a torn tail is not an error: " << st.status().ToString();
+    ASSERT_TRUE(st.ok()) << "cut at " << n
+                         << ": a torn tail is not an error: " << st.status().ToString();
     EXPECT_EQ(st->epoch, want) << "cut at " << n;
     std::vector<Epoch> applied;
     for (Epoch e = 1; e <= want; ++e) applied.push_back(e);
@@ -230,7 +237,8 @@ TEST(CheckpointCorruption, EveryDamagedByteMakesTheCheckpointUnusable) {
   type->name = "Pair";
   type->size = 8;
   type->align = 4;
-  type->fields = {{"a", 0, 4, ScalarKind::kU32, 4, {}, ""}, {"b", 4, 4, ScalarKind::kU32, 4, {}, ""}};
+  type->fields = {{"a", 0, 4, ScalarKind::kU32, 4, {}, ""},
+                  {"b", 4, 4, ScalarKind::kU32, 4, {}, ""}};
   st.types["Pair"] = type;
   for (PageId id : {1, 2}) {
     ReplayedPage& p = st.pages[id];

@@ -1,7 +1,8 @@
 // Framing and payload codecs: round trips, and that every truncation or bit flip is rejected.
+#include "log/log_format.h"
+
 #include <gtest/gtest.h>
 
-#include "log/log_format.h"
 #include "log/log_records.h"
 
 namespace mmsb::log {
@@ -67,7 +68,8 @@ TEST(LogFormat, RecordHeaderBindsLengthTypeAndLogId) {
     std::vector<std::uint8_t> bad = out;
     bad[i] ^= 0x10;
     RecordHeader hb;
-    const bool ok = ParseRecordHeader(bad.data(), 77, &hb) && PayloadMatches(hb, {bad.data() + kRecordHeaderSize, 5});
+    const bool ok = ParseRecordHeader(bad.data(), 77, &hb) &&
+                    PayloadMatches(hb, {bad.data() + kRecordHeaderSize, 5});
     EXPECT_FALSE(ok) << "flip at byte " << i << " went unnoticed";
   }
 }
@@ -77,7 +79,8 @@ template <class Decode>
 void ExpectEveryTruncationRejected(const std::vector<std::uint8_t>& full, Decode decode) {
   for (std::size_t n = 0; n < full.size(); ++n) {
     std::vector<std::uint8_t> cut(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(n));
-    EXPECT_FALSE(decode(std::span<const std::uint8_t>(cut)).ok()) << "prefix of " << n << " bytes decoded";
+    EXPECT_FALSE(decode(std::span<const std::uint8_t>(cut)).ok())
+        << "prefix of " << n << " bytes decoded";
   }
   std::vector<std::uint8_t> longer = full;
   longer.push_back(0);
@@ -152,7 +155,8 @@ TEST(LogRecords, CommitEdgeRecomputeEventMarkerRunStartRoundTrip) {
   });
 
   enc.clear();
-  LogEdgeChange e{EdgeOp::kRemove, {3, 4, EdgeKind::kProjection, {8, 16, 32}, DerivedPolicy::kRecomputeOnReplay}};
+  LogEdgeChange e{EdgeOp::kRemove,
+                  {3, 4, EdgeKind::kProjection, {8, 16, 32}, DerivedPolicy::kRecomputeOnReplay}};
   EncodeEdgeChange(e, enc);
   LogEdgeChange eb;
   ASSERT_TRUE(DecodeEdgeChange(enc, &eb).ok());
@@ -165,8 +169,10 @@ TEST(LogRecords, CommitEdgeRecomputeEventMarkerRunStartRoundTrip) {
     return DecodeEdgeChange(s, &r);
   });
   enc.clear();
-  EncodeEdgeChange({EdgeOp::kAdd, {3, 4, EdgeKind::kUser, {}, DerivedPolicy::kRecomputeOnReplay}}, enc);
-  EXPECT_EQ(DecodeEdgeChange(enc, &eb).code(), StatusCode::kCorruption) << "replay cannot run a user function";
+  EncodeEdgeChange({EdgeOp::kAdd, {3, 4, EdgeKind::kUser, {}, DerivedPolicy::kRecomputeOnReplay}},
+                   enc);
+  EXPECT_EQ(DecodeEdgeChange(enc, &eb).code(), StatusCode::kCorruption)
+      << "replay cannot run a user function";
 
   enc.clear();
   EncodeRecompute({12}, enc);
@@ -197,7 +203,8 @@ TEST(LogRecords, CommitEdgeRecomputeEventMarkerRunStartRoundTrip) {
   EXPECT_EQ(m.epoch, 17u);
   enc.clear();
   EncodeCheckpointMarker({17, "../etc/passwd"}, enc);
-  EXPECT_FALSE(DecodeCheckpointMarker(enc, &m).ok()) << "a marker must not point outside the log directory";
+  EXPECT_FALSE(DecodeCheckpointMarker(enc, &m).ok())
+      << "a marker must not point outside the log directory";
 
   enc.clear();
   EncodeRunStart({10, 20, 30, 40}, enc);

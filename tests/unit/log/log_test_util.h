@@ -2,7 +2,6 @@
 // that a replay must reproduce.
 #pragma once
 
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -11,6 +10,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "mmsb/log.h"
 #include "mmsb/replay.h"
@@ -77,12 +78,14 @@ class PageModel {
   // True when `st` holds exactly these pages and bytes.
   ::testing::AssertionResult Matches(const LogState& st) const {
     if (st.pages.size() != pages_.size()) {
-      return ::testing::AssertionFailure() << "replayed " << st.pages.size() << " pages, model has " << pages_.size();
+      return ::testing::AssertionFailure()
+             << "replayed " << st.pages.size() << " pages, model has " << pages_.size();
     }
     for (const auto& [id, p] : pages_) {
       const ReplayedPage* r = st.FindPage(id);
       if (r == nullptr) return ::testing::AssertionFailure() << "page " << id << " missing";
-      if (r->bytes != p.bytes) return ::testing::AssertionFailure() << "page " << id << " bytes differ";
+      if (r->bytes != p.bytes)
+        return ::testing::AssertionFailure() << "page " << id << " bytes differ";
     }
     return ::testing::AssertionSuccess();
   }
@@ -95,7 +98,8 @@ class PageModel {
 
 // Replays everything the log holds (strict unless told otherwise).
 inline Expected<LogState> ReplayAll(const std::string& dir, Env* env = nullptr,
-                                    RecoveryMode mode = RecoveryMode::kStrict, ReplayReport* report = nullptr) {
+                                    RecoveryMode mode = RecoveryMode::kStrict,
+                                    ReplayReport* report = nullptr) {
   ReplayOptions o;
   o.env = env;
   o.mode = mode;

@@ -1,10 +1,11 @@
 // LogWriter and LogReader: round trips, epochs, segments, durability policies, recovery, the lock.
-#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "fault_env.h"
 #include "log/log_format.h"
@@ -18,7 +19,8 @@ using testing::FaultEnv;
 using testing::PageModel;
 using testing::TempDir;
 
-std::vector<LogEntry> ReadAll(const std::string& path, Env* env = nullptr, std::vector<LogProblem>* problems = nullptr) {
+std::vector<LogEntry> ReadAll(const std::string& path, Env* env = nullptr,
+                              std::vector<LogProblem>* problems = nullptr) {
   LogReaderOptions o;
   o.env = env;
   auto r = LogReader::Open(path, o);
@@ -56,7 +58,8 @@ TEST(LogWriter, CommittedBatchesReadBackInOrderWithTheirEpochs) {
     e = (*w)->Commit(b, 5);
     ASSERT_TRUE(e.ok());
     EXPECT_EQ(*e, 5u);
-    EXPECT_EQ((*w)->Commit(b, 5).status().code(), StatusCode::kInvalidArgument) << "epochs must increase";
+    EXPECT_EQ((*w)->Commit(b, 5).status().code(), StatusCode::kInvalidArgument)
+        << "epochs must increase";
     ASSERT_TRUE((*w)->Close().ok());
   }
   auto entries = ReadAll(dir.Sub("run.tlog"));
@@ -73,7 +76,8 @@ TEST(LogWriter, CommittedBatchesReadBackInOrderWithTheirEpochs) {
   EXPECT_EQ(entries[3].type, LogRecordType::kPageFree);
   EXPECT_EQ(entries[3].epoch, 2u) << "records belong to the epoch after the last commit";
   EXPECT_EQ(entries[4].commit.epoch, 5u);
-  EXPECT_EQ(entries[4].offset + entries[4].framed_size, *Env::Default()->GetFileSize(dir.Sub("run.tlog/00000001.seg")));
+  EXPECT_EQ(entries[4].offset + entries[4].framed_size,
+            *Env::Default()->GetFileSize(dir.Sub("run.tlog/00000001.seg")));
 }
 
 TEST(LogWriter, ReopenContinuesInANewSegmentWithLaterEpochs) {
@@ -147,13 +151,15 @@ TEST(LogWriter, SecondWriterGetsAClearErrorFromTheLockFile) {
   const pid_t child = fork();
   if (child == 0) {
     auto other = LogWriter::Open(log);
-    const bool refused = !other.ok() && other.status().code() == StatusCode::kFailedPrecondition &&
-                         other.status().message().find(std::to_string(getppid())) != std::string::npos;
+    const bool refused =
+        !other.ok() && other.status().code() == StatusCode::kFailedPrecondition &&
+        other.status().message().find(std::to_string(getppid())) != std::string::npos;
     _exit(refused ? 0 : 1);
   }
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the other process was not refused by pid";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "the other process was not refused by pid";
 
   ASSERT_TRUE((*w)->Close().ok());
   auto after = LogWriter::Open(log);
@@ -290,7 +296,8 @@ TEST(LogWriter, CorruptionBeforeTheEndRefusesStrictOpenAndSalvageContinues) {
   auto strict = LogWriter::Open(log);
   ASSERT_FALSE(strict.ok());
   EXPECT_EQ(strict.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(strict.status().message().find("00000001.seg:"), std::string::npos) << strict.status().message();
+  EXPECT_NE(strict.status().message().find("00000001.seg:"), std::string::npos)
+      << strict.status().message();
 
   LogOptions o;
   o.recovery = RecoveryMode::kSalvage;
@@ -342,7 +349,8 @@ TEST(LogWriter, EventsReadBackInOrderWithTheirEpochs) {
   rep = {};
   st = Replay(log, o, &rep);
   ASSERT_TRUE(st.ok());
-  ASSERT_EQ(rep.events.size(), 2u) << "the event of epoch 2 was written before epoch 2 was committed";
+  ASSERT_EQ(rep.events.size(), 2u)
+      << "the event of epoch 2 was written before epoch 2 was committed";
 }
 
 TEST(LogReader, UnknownRecordTypesAreSkippedAndCounted) {

@@ -3,9 +3,6 @@
 // them the way commit() did. Replay must still equal the live state at every epoch (bytes and page
 // epochs), from the start or from a checkpoint, with commit stages, direct writes to children,
 // overlapping edges and edge changes, and the log must hold no derived delta of those children.
-#include <gtest/gtest.h>
-
-#include <fmt/format.h>
 #include <xxhash.h>
 
 #include <algorithm>
@@ -15,9 +12,13 @@
 #include <random>
 #include <set>
 
-#include "log_test_util.h"
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
 #include "mmsb/checkpoint.h"
 #include "mmsb/mmsb.h"
+
+#include "log_test_util.h"
 
 namespace mmsb {
 namespace {
@@ -45,7 +46,8 @@ Snapshot Live() {
 
 Snapshot Of(const LogState& st) {
   Snapshot s;
-  for (const auto& [id, p] : st.pages) s.pages[id] = {XXH3_64bits(p.bytes.data(), p.bytes.size()), p.epoch};
+  for (const auto& [id, p] : st.pages)
+    s.pages[id] = {XXH3_64bits(p.bytes.data(), p.bytes.size()), p.epoch};
   for (const EdgeInfo& e : st.edges) {
     s.edges.emplace_back(e.parent, e.child, static_cast<int>(e.kind), static_cast<int>(e.policy));
   }
@@ -74,7 +76,8 @@ class DerivedCounter : public CommitSink {
   Status OnCommit(const CommitBatch& b) override {
     std::set<PageId> all_recompute, other;
     for (const EdgeInfo& e : b.edges) {
-      (e.policy == DerivedPolicy::kRecomputeOnReplay && e.kind != EdgeKind::kUser ? all_recompute : other)
+      (e.policy == DerivedPolicy::kRecomputeOnReplay && e.kind != EdgeKind::kUser ? all_recompute
+                                                                                  : other)
           .insert(e.child);
     }
     for (std::size_t i = b.derived_begin; i < b.derived_end; ++i) {
@@ -152,7 +155,9 @@ class ReplayPolicyTest : public ::testing::Test {
     return *e;
   }
   void Write(Page* p, std::size_t off, std::uint8_t v) { *rt::w(p->data() + off) = v; }
-  void Fill(Page* p, std::size_t off, std::size_t n, std::uint8_t v) { std::memset(rt::w(p->data() + off, n), v, n); }
+  void Fill(Page* p, std::size_t off, std::size_t n, std::uint8_t v) {
+    std::memset(rt::w(p->data() + off, n), v, n);
+  }
 
   // Replays every epoch in turn (strict) and checks it against the live state.
   void ExpectReplayMatchesEveryEpoch(ReplayReport* out = nullptr) {
@@ -214,7 +219,8 @@ RandomGraph BuildRandomGraph(std::mt19937_64& rng, int width, int depth,
         if (parent->size() == child->size() && rng() % 3 == 0) {
           s = AddPassthroughEdge(parent->id(), child->id(), opt);
         } else {
-          const auto len = static_cast<std::uint32_t>(1 + rng() % std::min(parent->size(), child->size()));
+          const auto len =
+              static_cast<std::uint32_t>(1 + rng() % std::min(parent->size(), child->size()));
           const auto src = static_cast<std::uint32_t>(rng() % (parent->size() - len + 1));
           const auto dst = static_cast<std::uint32_t>(rng() % (child->size() - len + 1));
           s = AddProjectionEdge(parent->id(), child->id(), {src, len, dst}, opt);
@@ -229,7 +235,8 @@ RandomGraph BuildRandomGraph(std::mt19937_64& rng, int width, int depth,
   return g;
 }
 
-TEST_F(ReplayPolicyTest, RandomChainsAndDiamondsReplayExactlyAndLogNoDerivedDeltaOfRecomputedPages) {
+TEST_F(ReplayPolicyTest,
+       RandomChainsAndDiamondsReplayExactlyAndLogNoDerivedDeltaOfRecomputedPages) {
   std::mt19937_64 rng(11);
   RandomGraph g = BuildRandomGraph(rng, 12, 6, [&](std::size_t n) { return NewPage(n); });
   ASSERT_GE(g.recomputed.size(), 20u);
@@ -241,16 +248,19 @@ TEST_F(ReplayPolicyTest, RandomChainsAndDiamondsReplayExactlyAndLogNoDerivedDelt
     for (int k = 0; k < writes; ++k) {
       Page* p = g.layers[0][rng() % g.layers[0].size()];
       const std::size_t off = rng() % p->size();
-      Fill(p, off, std::min<std::size_t>(p->size() - off, 1 + rng() % 40), static_cast<std::uint8_t>(rng()));
+      Fill(p, off, std::min<std::size_t>(p->size() - off, 1 + rng() % 40),
+           static_cast<std::uint8_t>(rng()));
     }
     Record();
   }
   ReplayReport rep;
   ExpectReplayMatchesEveryEpoch(&rep);
   const LogCounts counts = CountLog(log_);
-  for (PageId id : g.recomputed) EXPECT_EQ(counts.deltas.count(id), 0u) << "page " << id << " is replay-recomputed";
+  for (PageId id : g.recomputed)
+    EXPECT_EQ(counts.deltas.count(id), 0u) << "page " << id << " is replay-recomputed";
   std::uint64_t logged_child_deltas = 0;
-  for (PageId id : g.logged) logged_child_deltas += counts.deltas.count(id) ? counts.deltas.at(id) : 0;
+  for (PageId id : g.logged)
+    logged_child_deltas += counts.deltas.count(id) ? counts.deltas.at(id) : 0;
   EXPECT_GT(logged_child_deltas, 0u) << "children with a kLog edge are logged";
   // Everything propagation derived for the recomputed pages was left out, and recomputed.
   EXPECT_GE(Omitted(), 500u);
@@ -274,7 +284,8 @@ TEST_F(ReplayPolicyTest, RandomWorkloadWithDirectWritesAndEdgeChangesReplaysExac
     for (int k = 0; k < writes; ++k) {
       Page* p = pages[rng() % pages.size()];
       const std::size_t off = rng() % p->size();
-      Fill(p, off, std::min<std::size_t>(p->size() - off, 1 + rng() % 24), static_cast<std::uint8_t>(rng() % 4));
+      Fill(p, off, std::min<std::size_t>(p->size() - off, 1 + rng() % 24),
+           static_cast<std::uint8_t>(rng() % 4));
     }
     if (rng() % 4 == 0) {
       // A new edge of either policy (children whose bytes already differ from the parent's).
@@ -437,7 +448,8 @@ TEST_F(ReplayPolicyTest, CommitStageWritesAfterPropagationReplayExactly) {
   }
   ASSERT_NE(child->data()[5], parent->data()[5]) << "the stage's parent writes were not propagated";
   ExpectReplayMatchesEveryEpoch();
-  EXPECT_GT(CountLog(log_).deltas.at(child->id()), 0u) << "the stage's writes to the child are logged";
+  EXPECT_GT(CountLog(log_).deltas.at(child->id()), 0u)
+      << "the stage's writes to the child are logged";
 }
 
 TEST_F(ReplayPolicyTest, ReplayFromACheckpointInTheMiddleRecomputes) {
@@ -449,7 +461,8 @@ TEST_F(ReplayPolicyTest, ReplayFromACheckpointInTheMiddleRecomputes) {
       for (int k = 0; k < 6; ++k) {
         Page* p = g.layers[rng() % 2][rng() % 8];
         const std::size_t off = rng() % p->size();
-        Fill(p, off, std::min<std::size_t>(p->size() - off, 1 + rng() % 30), static_cast<std::uint8_t>(rng()));
+        Fill(p, off, std::min<std::size_t>(p->size() - off, 1 + rng() % 30),
+             static_cast<std::uint8_t>(rng()));
       }
       Record();
     }
@@ -477,7 +490,8 @@ TEST_F(ReplayPolicyTest, ReplayFromACheckpointInTheMiddleRecomputes) {
 
 TEST_F(ReplayPolicyTest, EventsReplayAsSubscribersSawThemWhenPagesAreRecomputed) {
   std::vector<std::vector<Event>> seen;
-  auto sub = Subscribe([&](std::span<const Event> batch) { seen.emplace_back(batch.begin(), batch.end()); });
+  auto sub = Subscribe(
+      [&](std::span<const Event> batch) { seen.emplace_back(batch.begin(), batch.end()); });
   ASSERT_TRUE(sub.ok());
   std::mt19937_64 rng(8);
   RandomGraph g = BuildRandomGraph(rng, 6, 4, [&](std::size_t n) { return NewPage(n); });
@@ -508,7 +522,8 @@ TEST_F(ReplayPolicyTest, EventsReplayAsSubscribersSawThemWhenPagesAreRecomputed)
   std::uint64_t derived_applied = 0;
   for (const auto& batch : seen) {
     for (const Event& ev : batch) {
-      if (ev.type == EventType::kDeltaApplied && counter_->omitted.count(ev.page)) ++derived_applied;
+      if (ev.type == EventType::kDeltaApplied && counter_->omitted.count(ev.page))
+        ++derived_applied;
     }
   }
   EXPECT_GT(derived_applied, 0u) << "DeltaApplied events of recomputed pages are kept";
@@ -563,8 +578,8 @@ TEST(ReplayPolicySinkTest, ASinkAttachedAfterTheGraphWasBuiltStartsFromImages) {
   EXPECT_EQ((*r)->report().deltas_recomputed, 2u);
 }
 
-// A bucket of at least DependencyGraph::kParallelMinNodes children is recomputed on the pool; replay
-// is the same.
+// A bucket of at least DependencyGraph::kParallelMinNodes children is recomputed on the pool;
+// replay is the same.
 TEST(ReplayPolicySinkTest, AWideFanOutRecomputedOnThePoolReplaysExactly) {
   Options o;
   o.arena_bytes = std::size_t{1} << 28;
@@ -579,12 +594,14 @@ TEST(ReplayPolicySinkTest, AWideFanOutRecomputedOnThePoolReplaysExactly) {
   std::vector<Page*> children;
   for (std::uint32_t i = 0; i < 100; ++i) {
     children.push_back(*CreatePage(64));
-    ASSERT_TRUE(AddProjectionEdge(root->id(), children.back()->id(), {i * 40, 64, 0}, kRecompute).ok());
+    ASSERT_TRUE(
+        AddProjectionEdge(root->id(), children.back()->id(), {i * 40, 64, 0}, kRecompute).ok());
   }
   std::vector<std::uint64_t> live;  // hash of all children after each epoch, from epoch 2
   std::mt19937_64 rng(3);
   for (int e = 0; e < 10; ++e) {
-    for (int k = 0; k < 20; ++k) *rt::w(root->data() + rng() % 4096) = static_cast<std::uint8_t>(rng());
+    for (int k = 0; k < 20; ++k)
+      *rt::w(root->data() + rng() % 4096) = static_cast<std::uint8_t>(rng());
     ASSERT_TRUE(commit().ok());
     std::uint64_t h = 0;
     for (const Page* c : children) h = h * 31 + XXH3_64bits(c->data(), c->size());
@@ -602,7 +619,8 @@ TEST(ReplayPolicySinkTest, AWideFanOutRecomputedOnThePoolReplaysExactly) {
     auto st = Replay(log, ro, &rep);
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     std::uint64_t h = 0;
-    for (PageId id : ids) h = h * 31 + XXH3_64bits(st->FindPage(id)->bytes.data(), st->FindPage(id)->bytes.size());
+    for (PageId id : ids)
+      h = h * 31 + XXH3_64bits(st->FindPage(id)->bytes.data(), st->FindPage(id)->bytes.size());
     EXPECT_EQ(h, live[i]) << "epoch " << i + 2;
     EXPECT_GT(rep.deltas_recomputed, 0u);
   }
@@ -619,7 +637,8 @@ TEST(ReplayPolicyFormatTest, AReaderRecomputesAtTheRecomputeRecordAndChecksItsCo
     LogBatch b = (*w)->NewBatch();
     b.AddPageCreate({1, 32, Location::kCpu, false, "", ""});
     b.AddPageCreate({2, 16, Location::kCpu, false, "", ""});
-    b.AddEdgeChange({EdgeOp::kAdd, {1, 2, EdgeKind::kProjection, {8, 16, 0}, DerivedPolicy::kRecomputeOnReplay}});
+    b.AddEdgeChange({EdgeOp::kAdd,
+                     {1, 2, EdgeKind::kProjection, {8, 16, 0}, DerivedPolicy::kRecomputeOnReplay}});
     ASSERT_TRUE((*w)->Commit(b, 1).ok());
     std::vector<std::uint8_t> before(32, 0), after(32, 0);
     after[9] = 5;   // inside the projection: lands at child byte 1
@@ -636,7 +655,7 @@ TEST(ReplayPolicyFormatTest, AReaderRecomputesAtTheRecomputeRecordAndChecksItsCo
     std::vector<std::uint8_t> third = later;
     third[12] = 8;
     ASSERT_TRUE(b.AddDelta(Diff(1, 2, later, third)).ok());  // the page's last change was epoch 2
-    b.AddRecompute({2});  // wrong: one page changes
+    b.AddRecompute({2});                                     // wrong: one page changes
     ASSERT_TRUE((*w)->Commit(b, 3).ok());
     ASSERT_TRUE((*w)->Close().ok());
   }
@@ -671,7 +690,8 @@ TEST(ReplayPolicyFormatTest, ARecomputeEdgeThatDoesNotFitItsPagesIsInconsistent)
     LogBatch b = (*w)->NewBatch();
     b.AddPageCreate({1, 32, Location::kCpu, false, "", ""});
     b.AddPageCreate({2, 16, Location::kCpu, false, "", ""});
-    b.AddEdgeChange({EdgeOp::kAdd, {1, 2, EdgeKind::kProjection, {8, 16, 4}, DerivedPolicy::kRecomputeOnReplay}});
+    b.AddEdgeChange({EdgeOp::kAdd,
+                     {1, 2, EdgeKind::kProjection, {8, 16, 4}, DerivedPolicy::kRecomputeOnReplay}});
     ASSERT_TRUE((*w)->Commit(b, 1).ok());
     ASSERT_TRUE((*w)->Close().ok());
   }
@@ -679,7 +699,8 @@ TEST(ReplayPolicyFormatTest, ARecomputeEdgeThatDoesNotFitItsPagesIsInconsistent)
   auto st = Replay(log, {}, &rep);
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(st.status().message().find("does not fit"), std::string::npos) << st.status().ToString();
+  EXPECT_NE(st.status().message().find("does not fit"), std::string::npos)
+      << st.status().ToString();
 }
 
 TEST(ReplayPolicyFormatTest, ACheckpointWithARecomputeEdgeThatDoesNotFitIsCorrupt) {
@@ -692,7 +713,8 @@ TEST(ReplayPolicyFormatTest, ACheckpointWithARecomputeEdgeThatDoesNotFitIsCorrup
     p.epoch = 3;
     p.bytes.assign(id == 1 ? 32 : 16, static_cast<std::uint8_t>(id));
   }
-  st.edges.push_back({1, 2, EdgeKind::kPassthrough, {}, DerivedPolicy::kLog});  // never copied along
+  st.edges.push_back(
+      {1, 2, EdgeKind::kPassthrough, {}, DerivedPolicy::kLog});  // never copied along
   CheckpointOptions co;
   co.sync = false;
   ASSERT_TRUE(WriteCheckpointFile(dir.Sub("ok.ckpt"), ContentsOf(st, 7), co).ok());

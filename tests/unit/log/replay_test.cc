@@ -2,9 +2,6 @@
 // with propagation) is logged; replay must equal the live state at every epoch, be deterministic,
 // start from checkpoints, survive segment retirement, rebuild edges, carry events, and continue
 // across bus runs.
-#include <gtest/gtest.h>
-
-#include <fmt/format.h>
 #include <xxhash.h>
 
 #include <atomic>
@@ -13,9 +10,13 @@
 #include <shared_mutex>
 #include <thread>
 
-#include "log_test_util.h"
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
 #include "mmsb/checkpoint.h"
 #include "mmsb/mmsb.h"
+
+#include "log_test_util.h"
 
 namespace mmsb {
 namespace {
@@ -45,7 +46,9 @@ Fingerprint Of(const LogState& st) {
   return f;
 }
 
-bool operator==(const Fingerprint& a, const Fingerprint& b) { return a.pages == b.pages && a.edges == b.edges; }
+bool operator==(const Fingerprint& a, const Fingerprint& b) {
+  return a.pages == b.pages && a.edges == b.edges;
+}
 
 class ReplayTest : public ::testing::Test {
  protected:
@@ -149,7 +152,8 @@ TEST_F(ReplayTest, ReplayEqualsLiveStateAtEveryEpochOfARandomWorkload) {
     auto reached = (*r)->AdvanceTo(e);
     ASSERT_TRUE(reached.ok()) << reached.status().ToString();
     ASSERT_EQ(*reached, e);
-    ASSERT_TRUE(Of((*r)->state()) == live_[e]) << "replayed state differs from the live state at epoch " << e;
+    ASSERT_TRUE(Of((*r)->state()) == live_[e])
+        << "replayed state differs from the live state at epoch " << e;
     max_pages = std::max(max_pages, (*r)->state().pages.size());
   }
   EXPECT_EQ((*r)->report().deltas_applied, deltas);
@@ -262,7 +266,8 @@ TEST_F(ReplayTest, ACheckpointFileAloneReplaysItsEpoch) {
 
 TEST_F(ReplayTest, TypedEventsReplayAsTheSameSequenceSubscribersSaw) {
   std::vector<std::vector<Event>> seen;
-  auto sub = Subscribe([&](std::span<const Event> batch) { seen.emplace_back(batch.begin(), batch.end()); });
+  auto sub = Subscribe(
+      [&](std::span<const Event> batch) { seen.emplace_back(batch.begin(), batch.end()); });
   ASSERT_TRUE(sub.ok());
   Attach();
   RandomWorkload(30, 8);
@@ -286,7 +291,8 @@ TEST_F(ReplayTest, TypedEventsReplayAsTheSameSequenceSubscribersSaw) {
   EXPECT_TRUE(replayed == seen);
   ASSERT_GE(seen.size(), 32u);
   EXPECT_EQ(seen[31].size(), 1u);
-  EXPECT_EQ(seen[31][0].type, EventType::kCheckpoint) << "the checkpoint's batch follows its commit's";
+  EXPECT_EQ(seen[31][0].type, EventType::kCheckpoint)
+      << "the checkpoint's batch follows its commit's";
 }
 
 TEST_F(ReplayTest, EventsAppendedThroughTheSinkReplayInOrderWithTheirEpochs) {
@@ -402,7 +408,8 @@ TEST_F(ReplayTest, RestoreBringsStaticPagesBackByNameFromALogOrACheckpoint) {
     PageOptions po2;
     po2.name = "_ZN3app5otherE";
     ASSERT_TRUE(RegisterStaticPage(other, sizeof other, po2).ok());
-    const std::string from = from_checkpoint ? log_ + "/ckpt-" + fmt::format("{:020d}", *c) + ".ckpt" : log_;
+    const std::string from =
+        from_checkpoint ? log_ + "/ckpt-" + fmt::format("{:020d}", *c) + ".ckpt" : log_;
     auto r = RestoreStaticPages(from);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(counters[3], 33);
@@ -473,7 +480,8 @@ TEST_F(ReplayTest, ReplayPastTheEndOfTheLogIsNotFound) {
   auto st = Replay(log_, o);
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.status().code(), StatusCode::kNotFound);
-  EXPECT_NE(st.status().message().find("last committed epoch 1"), std::string::npos) << st.status().message();
+  EXPECT_NE(st.status().message().find("last committed epoch 1"), std::string::npos)
+      << st.status().message();
 }
 
 }  // namespace

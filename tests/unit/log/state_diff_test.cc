@@ -1,11 +1,11 @@
 // State diff between epochs: byte ranges, fields by name with old -> new values from the type
 // descriptors recorded in the log, nested records, arrays of records, filters, JSON.
 #include <gtest/gtest.h>
-
 #include <nlohmann/json.hpp>
 
-#include "log_test_util.h"
 #include "mmsb/mmsb.h"
+
+#include "log_test_util.h"
 
 namespace mmsb {
 namespace {
@@ -38,7 +38,13 @@ class StateDiffTest : public ::testing::Test {
     t.size = sizeof(Particles);
     t.align = 8;
     t.fields = {{"x", offsetof(Particles, x), sizeof(float) * 16, ScalarKind::kF32, 4, {16}, ""},
-                {"pos", offsetof(Particles, pos), sizeof(Vec3) * 2, ScalarKind::kRecord, sizeof(Vec3), {2}, "Vec3"},
+                {"pos",
+                 offsetof(Particles, pos),
+                 sizeof(Vec3) * 2,
+                 ScalarKind::kRecord,
+                 sizeof(Vec3),
+                 {2},
+                 "Vec3"},
                 {"step", offsetof(Particles, step), 8, ScalarKind::kU64, 8, {}, ""}};
     auto reg = RegisterType(t);
     ASSERT_TRUE(reg.ok()) << reg.status().ToString();

@@ -1,10 +1,10 @@
 // Test fixture: a fresh process-wide bus per test, plus a sink that records every batch.
 #pragma once
 
-#include <gtest/gtest.h>
-
 #include <memory>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "mmsb/mmsb.h"
 
@@ -23,8 +23,11 @@ class RecordingSink : public CommitSink {
  public:
   const char* name() const override { return "recording"; }
   Status OnCommit(const CommitBatch& b) override {
-    batches.push_back({b.epoch, {b.created.begin(), b.created.end()}, {b.freed.begin(), b.freed.end()},
-                       {b.deltas.begin(), b.deltas.end()}, {b.verify_misses.begin(), b.verify_misses.end()}});
+    batches.push_back({b.epoch,
+                       {b.created.begin(), b.created.end()},
+                       {b.freed.begin(), b.freed.end()},
+                       {b.deltas.begin(), b.deltas.end()},
+                       {b.verify_misses.begin(), b.verify_misses.end()}});
     return next_status;
   }
   std::vector<RecordedBatch> batches;

@@ -1,8 +1,8 @@
-#include <gtest/gtest.h>
-
 #include <cstring>
 #include <random>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "bus_fixture.h"
 
@@ -178,7 +178,8 @@ TEST_F(BusTest, RandomWorkloadReplaysBitForBit) {
     }
     Commit();
   }
-  for (Page* p : pages) EXPECT_EQ(Replay(*sink, p->id(), p->size()), Bytes(p)) << "page " << p->id();
+  for (Page* p : pages)
+    EXPECT_EQ(Replay(*sink, p->id(), p->size()), Bytes(p)) << "page " << p->id();
 }
 
 class AddOneStage : public CommitStage {
@@ -187,7 +188,8 @@ class AddOneStage : public CommitStage {
   const char* name() const override { return "add-one"; }
   Status Process(const CommitBatch& batch) override {
     for (const Delta& d : batch.deltas) {
-      if (d.page() == src_->id()) *rt::w(&dst_->data()[0]) = static_cast<std::uint8_t>(src_->data()[0] + 1);
+      if (d.page() == src_->id())
+        *rt::w(&dst_->data()[0]) = static_cast<std::uint8_t>(src_->data()[0] + 1);
     }
     return fail ? Internal("recompute failed") : Status::Ok();
   }

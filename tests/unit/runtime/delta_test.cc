@@ -1,12 +1,12 @@
 // Delta representation, diff engine, algebra and codec: property tests over random pages and
 // random writes, plus byte-by-byte corruption of encodings.
-#include <gtest/gtest.h>
+#include "mmsb/delta.h"
 
 #include <algorithm>
 #include <cstring>
 #include <random>
 
-#include "mmsb/delta.h"
+#include <gtest/gtest.h>
 
 namespace mmsb {
 namespace {
@@ -25,8 +25,12 @@ Bytes Mutate(std::mt19937_64& rng, Bytes b, int writes) {
   for (int i = 0; i < writes && !b.empty(); ++i) {
     const std::size_t off = rng() % b.size();
     const std::size_t kind = rng() % 4;
-    const std::size_t len = kind == 0 ? 1 : kind == 1 ? 1 + rng() % 8 : kind == 2 ? 1 + rng() % 200 : 0;
-    for (std::size_t j = off; j < std::min(b.size(), off + len); ++j) b[j] = static_cast<std::uint8_t>(rng());
+    const std::size_t len = kind == 0   ? 1
+                            : kind == 1 ? 1 + rng() % 8
+                            : kind == 2 ? 1 + rng() % 200
+                                        : 0;
+    for (std::size_t j = off; j < std::min(b.size(), off + len); ++j)
+      b[j] = static_cast<std::uint8_t>(rng());
     if (kind == 3) b[off] = b[off];  // same-value store: must not show up
   }
   return b;
@@ -103,9 +107,9 @@ TEST(DeltaDiff, DiffGranulesSeesOnlyTouchedGranules) {
   const std::size_t size = 4096 + 10;
   const Bytes a = RandomPage(rng, size);
   Bytes b = a;
-  b[10] ^= 1;     // granule 0
-  b[700] ^= 1;    // granule 10
-  b[4100] ^= 1;   // the partial last granule (64)
+  b[10] ^= 1;    // granule 0
+  b[700] ^= 1;   // granule 10
+  b[4100] ^= 1;  // the partial last granule (64)
   std::vector<std::uint8_t> touched((size + 63) / 64, 0);
   touched[10] = 1;
   touched[64] = 1;
@@ -149,10 +153,14 @@ TEST(DeltaForm, SparseOnePercentChangeEncodesAtLeastFiveTimesSmaller) {
 }
 
 TEST(DeltaFromRuns, RejectsBadRunsAndMergesAdjacentOnes) {
-  EXPECT_EQ(Delta::FromRuns(1, 0, 100, {{90, 20}}, Bytes(20)).status().code(), StatusCode::kInvalidDelta);
-  EXPECT_EQ(Delta::FromRuns(1, 0, 100, {{10, 5}, {12, 5}}, Bytes(10)).status().code(), StatusCode::kInvalidDelta);
-  EXPECT_EQ(Delta::FromRuns(1, 0, 100, {{10, 5}}, Bytes(4)).status().code(), StatusCode::kInvalidDelta);
-  EXPECT_EQ(Delta::FromRuns(1, 0, 100, {{10, 0}}, Bytes()).status().code(), StatusCode::kInvalidDelta);
+  EXPECT_EQ(Delta::FromRuns(1, 0, 100, {{90, 20}}, Bytes(20)).status().code(),
+            StatusCode::kInvalidDelta);
+  EXPECT_EQ(Delta::FromRuns(1, 0, 100, {{10, 5}, {12, 5}}, Bytes(10)).status().code(),
+            StatusCode::kInvalidDelta);
+  EXPECT_EQ(Delta::FromRuns(1, 0, 100, {{10, 5}}, Bytes(4)).status().code(),
+            StatusCode::kInvalidDelta);
+  EXPECT_EQ(Delta::FromRuns(1, 0, 100, {{10, 0}}, Bytes()).status().code(),
+            StatusCode::kInvalidDelta);
   auto d = Delta::FromRuns(1, 0, 100, {{10, 5}, {15, 5}}, Bytes(10, 9));
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->Runs(), (std::vector<ByteRun>{{10, 10}}));
@@ -209,7 +217,8 @@ TEST(DeltaAlgebra, InvertUndoesAndIsExact) {
       EXPECT_EQ(*inv, Diff(3, 0, b, a)) << "inverse of an exact delta is the exact reverse diff";
     }
   }
-  EXPECT_EQ(Invert(Diff(1, 0, Bytes(8), Bytes(8, 1)), Bytes(9)).status().code(), StatusCode::kInvalidDelta);
+  EXPECT_EQ(Invert(Diff(1, 0, Bytes(8), Bytes(8, 1)), Bytes(9)).status().code(),
+            StatusCode::kInvalidDelta);
 }
 
 TEST(DeltaAlgebra, ApplyToWrongSizeFails) {
@@ -277,7 +286,8 @@ TEST(DeltaCodec, EveryTruncationIsDetected) {
   for (std::size_t n = 0; n < enc.size(); ++n) {
     auto r = DecodeDelta(std::span(enc).first(n));
     ASSERT_FALSE(r.ok()) << "length " << n;
-    EXPECT_EQ(r.status().code(), StatusCode::kSerialization) << "a short read is truncation, not corruption";
+    EXPECT_EQ(r.status().code(), StatusCode::kSerialization)
+        << "a short read is truncation, not corruption";
   }
 }
 
@@ -342,7 +352,8 @@ TEST(PageImageCodec, RoundTripsAndDetectsCorruption) {
     bad[i] ^= 0x10;
     EXPECT_FALSE(DecodePageImage(bad).ok()) << "byte " << i;
   }
-  for (std::size_t n = 0; n < enc.size(); n += 13) EXPECT_FALSE(DecodePageImage(std::span(enc).first(n)).ok());
+  for (std::size_t n = 0; n < enc.size(); n += 13)
+    EXPECT_FALSE(DecodePageImage(std::span(enc).first(n)).ok());
   EXPECT_FALSE(DecodePageImage(enc, nullptr, 100).ok()) << "oversized";
   EXPECT_FALSE(DecodeDelta(enc).ok()) << "a page image is not a delta";
 }

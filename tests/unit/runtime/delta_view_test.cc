@@ -1,14 +1,15 @@
 // The replay's in-place delta parser must agree with DecodeDelta: the same records accepted, the
 // same bytes applied. Checked on random deltas of both forms and on every single-byte mutation
 // and truncation of some (with the envelope checksum fixed up, so the structural checks are hit).
-#include <gtest/gtest.h>
+#include "delta/delta_view.h"
 
 #include <xxhash.h>
 
 #include <cstring>
 #include <random>
 
-#include "delta/delta_view.h"
+#include <gtest/gtest.h>
+
 #include "mmsb/delta.h"
 
 namespace mmsb::delta_internal {
@@ -24,7 +25,8 @@ void FixChecksum(std::vector<std::uint8_t>& enc) {
 }
 
 // Both decoders on `enc`: they must agree on acceptance, and on the applied bytes.
-void ExpectAgree(const std::vector<std::uint8_t>& enc, std::uint32_t page_size_hint, const char* what) {
+void ExpectAgree(const std::vector<std::uint8_t>& enc, std::uint32_t page_size_hint,
+                 const char* what) {
   DeltaView v;
   const Status vs = ParseDeltaView(enc, 1u << 20, true, &v);
   std::size_t consumed = 0;
@@ -53,7 +55,8 @@ TEST(DeltaView, AppliesRandomDeltasExactlyLikeDecodeDelta) {
     after = before;
     const int mode = static_cast<int>(rng() % 3);
     const std::size_t changes = mode == 0 ? 1 + rng() % 8 : mode == 1 ? size / 3 : size;
-    for (std::size_t k = 0; k < changes; ++k) after[rng() % size] ^= static_cast<std::uint8_t>(1 + rng() % 255);
+    for (std::size_t k = 0; k < changes; ++k)
+      after[rng() % size] ^= static_cast<std::uint8_t>(1 + rng() % 255);
     Delta d = Diff(1 + rng() % 100, rng() % 50, before, after);
     if (rng() % 2) d.ConvertTo(rng() % 2 ? Delta::Form::kDense : Delta::Form::kSparse);
     const auto enc = EncodeDelta(d);
@@ -61,7 +64,8 @@ TEST(DeltaView, AppliesRandomDeltasExactlyLikeDecodeDelta) {
     ASSERT_TRUE(ParseDeltaView(enc, 1u << 20, true, &v).ok());
     std::vector<std::uint8_t> page = before;
     ApplyDeltaView(v, page.data());
-    ASSERT_EQ(page, after) << "delta " << i << (d.form() == Delta::Form::kDense ? " (dense)" : " (sparse)");
+    ASSERT_EQ(page, after) << "delta " << i
+                           << (d.form() == Delta::Form::kDense ? " (dense)" : " (sparse)");
     ExpectAgree(enc, static_cast<std::uint32_t>(size), "random");
   }
 }
@@ -73,7 +77,8 @@ TEST(DeltaView, RunsOfBothFormsAreTheDeltasRuns) {
     const std::size_t size = 1 + rng() % 3000;
     std::vector<std::uint8_t> before(size, 0), after(size, 0);
     const std::size_t changes = rng() % 2 ? 1 + rng() % 10 : size / 2;
-    for (std::size_t k = 0; k < changes; ++k) after[rng() % size] = static_cast<std::uint8_t>(1 + rng() % 255);
+    for (std::size_t k = 0; k < changes; ++k)
+      after[rng() % size] = static_cast<std::uint8_t>(1 + rng() % 255);
     if (rng() % 4 == 0) std::memset(after.data() + rng() % size / 2, 9, size / 4);  // long runs
     Delta d = Diff(1, 0, before, after);
     for (Delta::Form form : {Delta::Form::kSparse, Delta::Form::kDense}) {
@@ -85,7 +90,8 @@ TEST(DeltaView, RunsOfBothFormsAreTheDeltasRuns) {
       AppendDeltaViewRuns(v, &runs);
       std::vector<ByteRun> want = {{7, 7}};
       for (const ByteRun& r : d.Runs()) want.push_back(r);
-      EXPECT_EQ(runs, want) << "delta " << i << (form == Delta::Form::kDense ? " (dense)" : " (sparse)");
+      EXPECT_EQ(runs, want) << "delta " << i
+                            << (form == Delta::Form::kDense ? " (dense)" : " (sparse)");
     }
   }
 }
@@ -128,7 +134,8 @@ TEST(DeltaView, SkippingTheChecksumStillChecksStructure) {
   EXPECT_TRUE(ParseDeltaView(enc, 1u << 20, false, &v).ok());
   enc[12] = 0;  // page id 0 (first body varint)
   EXPECT_FALSE(ParseDeltaView(enc, 1u << 20, false, &v).ok());
-  EXPECT_FALSE(ParseDeltaView(EncodeDelta(Diff(1, 0, before, after)), 50, true, &v).ok()) << "page over the cap";
+  EXPECT_FALSE(ParseDeltaView(EncodeDelta(Diff(1, 0, before, after)), 50, true, &v).ok())
+      << "page over the cap";
 }
 
 }  // namespace

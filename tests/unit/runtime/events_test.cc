@@ -1,10 +1,10 @@
 // Typed events: per-commit batches in a fixed order, filters, re-entrant subscribe/unsubscribe/
 // commit from handlers, ordering under concurrent commits, and the batch codec.
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <mutex>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "bus_fixture.h"
 
@@ -39,8 +39,9 @@ TEST_F(EventsTest, OneBatchPerCommitInFixedOrder) {
   Commit();
   ASSERT_EQ(got.size(), 1u);
   using T = EventType;
-  EXPECT_EQ(Types(got[0]), (std::vector<T>{T::kPageCreated, T::kPageCreated, T::kDeltaApplied, T::kDeltaApplied,
-                                           T::kPageChanged, T::kPageChanged, T::kCommitDone}));
+  EXPECT_EQ(Types(got[0]),
+            (std::vector<T>{T::kPageCreated, T::kPageCreated, T::kDeltaApplied, T::kDeltaApplied,
+                            T::kPageChanged, T::kPageChanged, T::kCommitDone}));
   EXPECT_EQ(got[0][0].page, a->id());
   EXPECT_EQ(got[0][0].bytes, 64u);
   EXPECT_EQ(got[0][3].page, b->id());
@@ -61,11 +62,14 @@ TEST_F(EventsTest, TenThousandChangedPagesMakeOneBatchCall) {
   Commit();
   int batch_calls = 0, each_calls = 0;
   std::size_t changed = 0;
-  Sub([&](std::span<const Event> b) {
-    ++batch_calls;
-    changed += b.size();
-  }, EventBit(EventType::kPageChanged));
-  ASSERT_TRUE(SubscribeEach([&](const Event&) { ++each_calls; }, EventBit(EventType::kPageChanged)).ok());
+  Sub(
+      [&](std::span<const Event> b) {
+        ++batch_calls;
+        changed += b.size();
+      },
+      EventBit(EventType::kPageChanged));
+  ASSERT_TRUE(
+      SubscribeEach([&](const Event&) { ++each_calls; }, EventBit(EventType::kPageChanged)).ok());
   for (Page* p : pages) *rt::w(&p->data()[0]) = 1;
   Commit();
   EXPECT_EQ(batch_calls, 1);
@@ -135,10 +139,12 @@ TEST_F(EventsTest, CommitInsideHandlerDoesNotDeadlockAndKeepsOrder) {
 TEST_F(EventsTest, ConcurrentCommitsDeliverBatchesInEpochOrder) {
   std::mutex mu;
   std::vector<Epoch> seen;
-  Sub([&](std::span<const Event> b) {
-    std::lock_guard<std::mutex> lock(mu);
-    seen.push_back(b.back().epoch);
-  }, EventBit(EventType::kCommitDone));
+  Sub(
+      [&](std::span<const Event> b) {
+        std::lock_guard<std::mutex> lock(mu);
+        seen.push_back(b.back().epoch);
+      },
+      EventBit(EventType::kCommitDone));
   std::vector<Page*> pages;
   for (int t = 0; t < 4; ++t) pages.push_back(NewPage(64));
   std::vector<std::thread> threads;
@@ -188,8 +194,8 @@ TEST_F(EventsTest, PropagationIsReported) {
   *rt::w(&a->data()[0]) = 7;
   Commit();
   using T = EventType;
-  EXPECT_EQ(Types(got), (std::vector<T>{T::kDeltaApplied, T::kDeltaApplied, T::kPageChanged, T::kPageChanged,
-                                        T::kPropagationDone, T::kCommitDone}));
+  EXPECT_EQ(Types(got), (std::vector<T>{T::kDeltaApplied, T::kDeltaApplied, T::kPageChanged,
+                                        T::kPageChanged, T::kPropagationDone, T::kCommitDone}));
   EXPECT_EQ(got[1].page, b->id()) << "the derived delta is part of the same epoch";
   EXPECT_EQ(got[4].count, 1u) << "one node recomputed";
 }
@@ -210,7 +216,8 @@ TEST(EventCodec, RoundTripsAndRejectsCorruption) {
     bad[i] ^= 0x41;
     EXPECT_FALSE(DecodeEvents(bad).ok()) << "byte " << i;
   }
-  for (std::size_t n = 0; n < enc.size(); ++n) EXPECT_FALSE(DecodeEvents(std::span(enc).first(n)).ok());
+  for (std::size_t n = 0; n < enc.size(); ++n)
+    EXPECT_FALSE(DecodeEvents(std::span(enc).first(n)).ok());
   EXPECT_TRUE(DecodeEvents(EncodeEvents({})).ok());
 }
 

@@ -1,4 +1,4 @@
-#include <gtest/gtest.h>
+#include "graph/graph.h"
 
 #include <algorithm>
 #include <atomic>
@@ -6,8 +6,9 @@
 #include <random>
 #include <thread>
 
+#include <gtest/gtest.h>
+
 #include "bus_fixture.h"
-#include "graph/graph.h"
 
 namespace mmsb {
 namespace {
@@ -124,7 +125,8 @@ TEST_F(GraphTest, UserEdgesThatAskToBeRecomputedOnReplayAreRejected) {
   ASSERT_TRUE(AddUserEdges(pa, b->id(), SumFn(&calls)).ok());
   EXPECT_EQ(ListEdges().size(), 2u);
   // A policy value that names nothing is rejected too.
-  EXPECT_EQ(AddPassthroughEdge(a->id(), c->id(), {static_cast<DerivedPolicy>(7)}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(AddPassthroughEdge(a->id(), c->id(), {static_cast<DerivedPolicy>(7)}).code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST_F(GraphTest, MissingPageGivesPageNotFound) {
@@ -146,10 +148,13 @@ TEST_F(GraphTest, PassthroughAndProjectionCopyOnlyChangedBytes) {
   Page* mirror = NewPage(256);
   Page* field = NewPage(16);
   ASSERT_TRUE(AddPassthroughEdge(src->id(), mirror->id()).ok());
-  ASSERT_TRUE(AddProjectionEdge(src->id(), field->id(), {.src_offset = 64, .length = 16, .dst_offset = 0}).ok());
+  ASSERT_TRUE(
+      AddProjectionEdge(src->id(), field->id(), {.src_offset = 64, .length = 16, .dst_offset = 0})
+          .ok());
   EXPECT_EQ(AddProjectionEdge(src->id(), field->id(), {.src_offset = 250, .length = 16}).code(),
             StatusCode::kInvalidArgument);
-  std::memset(rt::w(src->data() + 60, 10), 0xAA, 10);  // bytes 60..69: 64..69 fall in the projection
+  std::memset(rt::w(src->data() + 60, 10), 0xAA,
+              10);  // bytes 60..69: 64..69 fall in the projection
   Commit();
   EXPECT_EQ(std::memcmp(src->data(), mirror->data(), 256), 0);
   EXPECT_EQ(field->data()[0], 0xAA);
@@ -207,7 +212,8 @@ TEST_F(GraphTest, FailedRecomputeLeavesPreviousEpochIntact) {
   // b was recomputed (its epoch moved) before c failed: the rollback restores it.
   EXPECT_EQ(b->epoch(), b_epoch);
   EXPECT_EQ(c->epoch(), c_epoch);
-  EXPECT_NE(e.status().message().find("page " + std::to_string(c->id())), std::string::npos) << e.status().ToString();
+  EXPECT_NE(e.status().message().find("page " + std::to_string(c->id())), std::string::npos)
+      << e.status().ToString();
   EXPECT_NE(e.status().message().find("sensor offline"), std::string::npos);
   // Nothing of the failed epoch is visible: all three pages hold their epoch-`good` bytes.
   EXPECT_EQ(current_epoch(), good);
@@ -287,18 +293,21 @@ TEST_F(GraphTest, RandomDagMatchesNaiveFullRecompute) {
       const int n = 1 + static_cast<int>(rng() % 3);
       for (int k = 0; k < n; ++k) {
         const int p = static_cast<int>(rng() % i);
-        if (std::find(parents[i].begin(), parents[i].end(), p) == parents[i].end()) parents[i].push_back(p);
+        if (std::find(parents[i].begin(), parents[i].end(), p) == parents[i].end())
+          parents[i].push_back(p);
       }
       salt[i] = rng() % 5;
       std::vector<PageId> ids;
       for (int p : parents[i]) ids.push_back(pages[p]->id());
-      ASSERT_TRUE(AddUserEdges(ids, pages[i]->id(),
-                               [&combine, s = salt[i]](std::span<const Page* const> ps, Page& child) {
-                                 std::vector<std::uint32_t> in;
-                                 for (const Page* p : ps) in.push_back(ReadU32(p));
-                                 WriteU32(&child, combine(s, in));
-                                 return Status::Ok();
-                               }).ok());
+      ASSERT_TRUE(
+          AddUserEdges(ids, pages[i]->id(),
+                       [&combine, s = salt[i]](std::span<const Page* const> ps, Page& child) {
+                         std::vector<std::uint32_t> in;
+                         for (const Page* p : ps) in.push_back(ReadU32(p));
+                         WriteU32(&child, combine(s, in));
+                         return Status::Ok();
+                       })
+              .ok());
     }
     // Pages start at zero, so a node has ever produced a delta iff it was ever non-zero at a
     // commit; a derived node is first recomputed when one of its parents first does.
@@ -336,7 +345,8 @@ TEST_F(GraphTest, ConcurrentRecomputeOnPoolIsExact) {
   for (std::size_t i = 0; i < DependencyGraph::kParallelMinNodes + 16; ++i) {
     kids.push_back(NewPage(128));
     const PageId pr[] = {root->id()};
-    ASSERT_TRUE(AddUserEdges(pr, kids.back()->id(), SumFn(nullptr, static_cast<std::uint32_t>(i))).ok());
+    ASSERT_TRUE(
+        AddUserEdges(pr, kids.back()->id(), SumFn(nullptr, static_cast<std::uint32_t>(i))).ok());
   }
   for (std::uint32_t v = 1; v <= 3; ++v) {
     WriteU32(root, v * 100);

@@ -1,8 +1,8 @@
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <set>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "arena/arena.h"
 #include "bus_fixture.h"
@@ -74,9 +74,12 @@ TEST_F(BusTest, RecycledSlotsBeyondTheCacheComeBackZeroedAndUnmarked) {
     Page* p = NewPage(256);
     ASSERT_NE(p, nullptr);
     reused.insert(p->data());
-    EXPECT_TRUE(std::all_of(p->data(), p->data() + 256, [](std::uint8_t v) { return v == 0; })) << "page " << i;
-    const std::uint8_t* shadow = heap.shadow + ((reinterpret_cast<std::uintptr_t>(p->data()) - heap.base) >> kGranuleShift);
-    EXPECT_TRUE(std::all_of(shadow, shadow + 256 / kGranuleSize, [](std::uint8_t v) { return v == 0; }))
+    EXPECT_TRUE(std::all_of(p->data(), p->data() + 256, [](std::uint8_t v) { return v == 0; }))
+        << "page " << i;
+    const std::uint8_t* shadow =
+        heap.shadow + ((reinterpret_cast<std::uintptr_t>(p->data()) - heap.base) >> kGranuleShift);
+    EXPECT_TRUE(
+        std::all_of(shadow, shadow + 256 / kGranuleSize, [](std::uint8_t v) { return v == 0; }))
         << "page " << i << " kept a stale shadow mark of the slot's previous page";
   }
   EXPECT_EQ(reused.size(), static_cast<std::size_t>(kPages));
@@ -91,7 +94,8 @@ TEST_F(BusTest, UnzeroedRequestOnARecycledDirtySlotIsCapturedAtFirstCommit) {
   Page* b = NewPage(128, {.zeroed = false});
   ASSERT_EQ(b->data(), addr);
   ASSERT_TRUE(commit().ok());
-  EXPECT_EQ(b->epoch(), GetStats().epoch) << "leftover bytes of an unzeroed page are its first delta";
+  EXPECT_EQ(b->epoch(), GetStats().epoch)
+      << "leftover bytes of an unzeroed page are its first delta";
 }
 
 TEST(ArenaClasses, EverySmallSizeGetsTheSmallestClassThatHoldsIt) {
@@ -141,7 +145,8 @@ TEST_F(BusTest, DoubleFreeOfHandleIsRejected) {
 TEST_F(BusTest, BadSizesAndLocationsAreTypedErrors) {
   EXPECT_EQ(CreatePage(0).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(CreatePage(std::size_t{1} << 32).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(CreatePage(64, {.location = Location::kGpu}).status().code(), StatusCode::kUnsupportedLocation);
+  EXPECT_EQ(CreatePage(64, {.location = Location::kGpu}).status().code(),
+            StatusCode::kUnsupportedLocation);
 }
 
 TEST_F(BusTest, ArenaExhaustionIsOutOfMemoryNotACrash) {
@@ -154,7 +159,8 @@ TEST_F(BusTest, ListPagesIsSortedById) {
   for (int i = 0; i < 10; ++i) NewPage(64 * (i + 1));
   auto list = ListPages();
   ASSERT_EQ(list.size(), 10u);
-  EXPECT_TRUE(std::is_sorted(list.begin(), list.end(), [](auto& a, auto& b) { return a.id < b.id; }));
+  EXPECT_TRUE(
+      std::is_sorted(list.begin(), list.end(), [](auto& a, auto& b) { return a.id < b.id; }));
   EXPECT_EQ(list[3].size, 256u);
 }
 
@@ -171,7 +177,11 @@ TEST_F(BusTest, StaticPageMustBeAligned) {
 }
 
 TEST_F(BusTest, TypeRegistrationInternsAndRejectsConflicts) {
-  TypeDescriptor t{"Point", 8, 4, {{"x", 0, 4, ScalarKind::kF32, 4, {}, ""}, {"y", 4, 4, ScalarKind::kF32, 4, {}, ""}}};
+  TypeDescriptor t{
+      "Point",
+      8,
+      4,
+      {{"x", 0, 4, ScalarKind::kF32, 4, {}, ""}, {"y", 4, 4, ScalarKind::kF32, 4, {}, ""}}};
   auto a = RegisterType(t);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   auto b = RegisterType(t);

@@ -1,22 +1,27 @@
 // Type descriptors: validation, field resolution (arrays, nested records, padding), formatting.
-#include <gtest/gtest.h>
+#include "mmsb/type_desc.h"
 
 #include <cstring>
 
-#include "mmsb/type_desc.h"
+#include <gtest/gtest.h>
 
 namespace mmsb {
 namespace {
 
 TypeDescriptor Vec3() {
-  return {"Vec3", 12, 4, {{"x", 0, 4, ScalarKind::kF32, 4, {}, ""},
-                          {"y", 4, 4, ScalarKind::kF32, 4, {}, ""},
-                          {"z", 8, 4, ScalarKind::kF32, 4, {}, ""}}};
+  return {"Vec3",
+          12,
+          4,
+          {{"x", 0, 4, ScalarKind::kF32, 4, {}, ""},
+           {"y", 4, 4, ScalarKind::kF32, 4, {}, ""},
+           {"z", 8, 4, ScalarKind::kF32, 4, {}, ""}}};
 }
 
 // struct Body { std::uint8_t tag; /* 3 padding */ Vec3 pos[2][3]; double m[4]; };
 TypeDescriptor Body() {
-  return {"Body", 4 + 72 + 4 + 32, 8,
+  return {"Body",
+          4 + 72 + 4 + 32,
+          8,
           {{"tag", 0, 1, ScalarKind::kU8, 1, {}, ""},
            {"pos", 4, 72, ScalarKind::kRecord, 12, {2, 3}, "Vec3"},
            {"m", 80, 32, ScalarKind::kF64, 8, {4}, ""}}};
@@ -103,7 +108,8 @@ TEST(FormatScalar, FormatsEachKind) {
   EXPECT_EQ(FormatScalar(ScalarKind::kChar, &c, 1), "'q'");
   std::uint8_t raw[3] = {0xde, 0xad, 0x01};
   EXPECT_EQ(FormatScalar(ScalarKind::kBytes, raw, 3), "0xdead01");
-  EXPECT_EQ(FormatScalar(ScalarKind::kI32, raw, 3), "0xdead01") << "size mismatch falls back to hex";
+  EXPECT_EQ(FormatScalar(ScalarKind::kI32, raw, 3), "0xdead01")
+      << "size mismatch falls back to hex";
   std::uint8_t big[40] = {};
   EXPECT_NE(FormatScalar(ScalarKind::kBytes, big, 40).find("(+8 bytes)"), std::string::npos);
 }

@@ -13,7 +13,9 @@ class VerifyTest : public BusTest {
 };
 
 TEST_F(VerifyTest, DeliberatelyUntrackedWriteIsReportedWithFieldName) {
-  TypeDescriptor t{"Particles", 8192, 4,
+  TypeDescriptor t{"Particles",
+                   8192,
+                   4,
                    {{"x", 0, 4096, ScalarKind::kF32, 4, {1024}, ""},
                     {"v", 4096, 4096, ScalarKind::kF32, 4, {1024}, ""}}};
   auto type = RegisterType(t);

@@ -17,10 +17,11 @@
 #include <string>
 #include <vector>
 
+#include "mmsb/ir/record.h"
+
 #include "llvm/ADT/StringRef.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Passes/PassBuilder.h"
-#include "mmsb/ir/record.h"
 
 namespace mmsb::ir {
 

@@ -40,8 +40,8 @@ struct FunctionChange {
   ChangeKind kind = ChangeKind::kChanged;
   std::optional<FunctionVersion> before;  // absent for added
   std::optional<FunctionVersion> after;   // absent for removed
-  bool text_changed = false;  // renamed/moved: whether the body changed beyond the name
-  std::string unified;        // unified diff of the normalised text (with_text only)
+  bool text_changed = false;              // renamed/moved: whether the body changed beyond the name
+  std::string unified;                    // unified diff of the normalised text (with_text only)
 
   const FunctionVersion& any() const { return after ? *after : *before; }
   std::int64_t InstructionDelta() const;

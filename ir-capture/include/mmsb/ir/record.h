@@ -35,13 +35,13 @@ std::string HexOf(const TextHash& hash);
 struct FunctionRecord {
   std::string name;  // the mangled (symbol) name: the function's identity within its TU
   Stage stage = Stage::kPre;
-  std::string text;  // normalised IR (docs/IRStore.md, "Normalisation")
+  std::string text;                   // normalised IR (docs/IRStore.md, "Normalisation")
   std::uint64_t structural_hash = 0;  // llvm::StructuralHash(F, /*DetailedHash=*/true)
   std::uint32_t instructions = 0;     // debug intrinsics excluded
   std::uint32_t blocks = 0;
-  std::string linkage;  // "external", "internal", "linkonce_odr", ...
-  std::string file;     // source file of the definition ("" when unknown)
-  std::uint32_t line = 0;                // 0 when unknown
+  std::string linkage;                  // "external", "internal", "linkonce_odr", ...
+  std::string file;                     // source file of the definition ("" when unknown)
+  std::uint32_t line = 0;               // 0 when unknown
   std::vector<std::string> page_types;  // [[mmsb::page]] types it writes, sorted, unique
 };
 

@@ -42,7 +42,7 @@ std::string RenderShow(const FunctionVersion& v, const std::string& text,
 struct HistoryRow {
   std::int64_t generation = 0;
   std::int64_t captured_at_ms = 0;
-  std::string change;  // "added", "changed", "removed"
+  std::string change;                      // "added", "changed", "removed"
   std::optional<FunctionVersion> version;  // absent for "removed"
   std::int64_t instruction_delta = 0;
   std::int64_t block_delta = 0;

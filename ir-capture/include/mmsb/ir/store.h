@@ -40,8 +40,9 @@ inline constexpr char kCaptureEnv[] = "MMSB_IR_CAPTURE";           // "0" disabl
 
 // Where a store lives. MMSB_IR_STORE when set (a directory means <dir>/ir.db). Otherwise
 // <d>/.mmsb/ir.db for the nearest directory <d>, `start_dir` or above, that holds .mmsb/ir.db or
-// is a CMake build tree root (holds CMakeCache.txt); otherwise <fallback_dir>/.mmsb/ir.db. A compile passes the directory of its output as `start_dir` and
-// its working directory as `fallback_dir`; the CLI passes its working directory as both.
+// is a CMake build tree root (holds CMakeCache.txt); otherwise <fallback_dir>/.mmsb/ir.db. A
+// compile passes the directory of its output as `start_dir` and its working directory as
+// `fallback_dir`; the CLI passes its working directory as both.
 std::string ResolveStorePath(const std::string& start_dir, const std::string& fallback_dir);
 
 // How a capture picks its generation.

@@ -17,10 +17,11 @@
 #include <tuple>
 #include <vector>
 
+#include "mmsb/rewriter/diagnostics.h"
+
 #include "clang/AST/ASTContext.h"
 #include "clang/Basic/SourceManager.h"
 #include "llvm/Support/Error.h"
-#include "mmsb/rewriter/diagnostics.h"
 
 namespace mmsb::rewriter {
 
@@ -84,7 +85,7 @@ class PageAnalyzer {
   std::vector<Edit> edits_;
   std::map<clang::FileID, std::string> trailers_;  // code appended at the end of a file
   std::set<std::tuple<clang::FileID, unsigned, unsigned, int>> sites_;  // dedup of edit sites
-  std::set<std::pair<clang::SourceLocation, int>> reported_;  // dedup of findings
+  std::set<std::pair<clang::SourceLocation, int>> reported_;            // dedup of findings
   PageWrites page_writes_;
 };
 

@@ -18,17 +18,17 @@
 namespace mmsb::rewriter {
 
 enum class DiagKind {
-  kNotTriviallyCopyable,   // error: page type '%0' is not trivially copyable
+  kNotTriviallyCopyable,     // error: page type '%0' is not trivially copyable
   kNotTriviallyCopyableWhy,  // note: %0
-  kUntrackedAutomatic,     // warning -Wmmsb-untracked
-  kUntrackedMember,        // warning -Wmmsb-untracked
-  kUntrackedContainer,     // warning -Wmmsb-untracked
-  kUntrackedArrayNew,      // warning -Wmmsb-untracked
-  kUntrackedThreadLocal,   // warning -Wmmsb-untracked
-  kUntrackedSharedAlloc,   // warning -Wmmsb-untracked
-  kPointerMember,          // note -Wmmsb-pointer (standalone)
-  kUnrewritableStore,      // warning -Wmmsb-unrewritable
-  kUnrewritableDecl,       // warning -Wmmsb-unrewritable
+  kUntrackedAutomatic,       // warning -Wmmsb-untracked
+  kUntrackedMember,          // warning -Wmmsb-untracked
+  kUntrackedContainer,       // warning -Wmmsb-untracked
+  kUntrackedArrayNew,        // warning -Wmmsb-untracked
+  kUntrackedThreadLocal,     // warning -Wmmsb-untracked
+  kUntrackedSharedAlloc,     // warning -Wmmsb-untracked
+  kPointerMember,            // note -Wmmsb-pointer (standalone)
+  kUnrewritableStore,        // warning -Wmmsb-unrewritable
+  kUnrewritableDecl,         // warning -Wmmsb-unrewritable
 };
 
 // One diagnostic found by the analysis, with its arguments already formatted.

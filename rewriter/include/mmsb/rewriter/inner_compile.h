@@ -15,15 +15,16 @@
 #include <string>
 #include <vector>
 
+#include "mmsb/rewriter/analyzer.h"
+
 #include "clang/Basic/Diagnostic.h"
 #include "clang/Frontend/CompilerInstance.h"
 #include "llvm/Support/Error.h"
-#include "mmsb/rewriter/analyzer.h"
 
 namespace mmsb::rewriter {
 
 struct InnerCompileRequest {
-  const RewriteOutput* rewrite = nullptr;  // null: compile the original files
+  const RewriteOutput* rewrite = nullptr;       // null: compile the original files
   clang::DiagnosticConsumer* client = nullptr;  // receives every diagnostic of the compile
   std::string runtime_include_dir;              // where <mmsb/instrument.h> lives
   bool run_checker = true;
