@@ -86,6 +86,13 @@ void LogBatch::AddEvent(Epoch epoch, std::span<const std::uint8_t> bytes) {
 }
 
 void LogBatch::AddRaw(std::uint8_t type, std::span<const std::uint8_t> payload) {
+  if (type == static_cast<std::uint8_t>(LogRecordType::kPageCreate)) {
+    // A copied page-create (a replica log) counts like AddPageCreate's.
+    LogPageCreate rec;
+    if (log::DecodePageCreate(payload, &rec).ok()) {
+      page_id_high_ = std::max(page_id_high_, rec.id);
+    }
+  }
   const std::size_t at = Begin();
   bytes_.insert(bytes_.end(), payload.begin(), payload.end());
   Seal(at, type);

@@ -18,6 +18,7 @@
 #include "log/recompute.h"
 #include "log/record_reader.h"
 #include "log/segments.h"
+#include "log/state_hash.h"
 
 namespace mmsb {
 
@@ -86,6 +87,16 @@ std::uint64_t LogState::Hash() const {
   const std::uint64_t h = XXH3_64bits_digest(st);
   XXH3_freeState(st);
   return h;
+}
+
+std::uint64_t LogState::ReplicaHash() const {
+  log::StateHasher h(epoch, page_id_high, pages.size());
+  for (const auto& [id, p] : pages) {
+    h.Page(id, p.name, p.type_name, p.location, p.is_static, p.epoch, p.bytes);
+  }
+  h.Edges(edges.size());
+  for (const EdgeInfo& e : edges) h.Edge(e);
+  return h.Finish();
 }
 
 bool ReplayReport::has_errors() const {
@@ -776,6 +787,64 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path,
   if (!reader.ok()) return reader.status();
   impl->reader = std::move(*reader);
   return std::unique_ptr<Replayer>(new Replayer(std::move(impl)));
+}
+
+std::unique_ptr<Replayer> Replayer::FromState(LogState state, const ReplayOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->opts = options;
+  impl->env = options.env ? options.env : Env::Default();
+  impl->max_total = log::EffectiveMemoryLimit(options.max_total_bytes);
+  impl->st = std::move(state);
+  impl->base = impl->st.epoch;
+  impl->allocated = impl->st.PageBytes();
+  impl->at_end = true;
+  impl->rep.epoch = impl->st.epoch;
+  impl->rep.last_log_epoch = impl->st.epoch;
+  return std::unique_ptr<Replayer>(new Replayer(std::move(impl)));
+}
+
+Expected<Epoch> Replayer::ApplyGroup(std::span<const std::uint8_t> records, std::uint64_t log_id) {
+  Impl& m = *impl_;
+  if (!m.deferred.ok()) return m.deferred;
+  if (m.reader && !m.at_end) {
+    return FailedPrecondition("ApplyGroup: the Replayer has not reached the end of its log");
+  }
+  // A group of an epoch already applied (a follower receiving it again) is skipped: find its
+  // commit record, the last record, by walking the frames (the reader checks them afterwards).
+  std::size_t at = 0, last = records.size();
+  while (records.size() - at >= log::kRecordHeaderSize) {
+    const std::uint64_t len = log::Get32(records.data() + at + 4);
+    if (len > records.size() - at - log::kRecordHeaderSize) break;
+    last = at;
+    at += log::kRecordHeaderSize + len;
+  }
+  if (last < records.size() &&
+      records[last + 8] == static_cast<std::uint8_t>(LogRecordType::kCommit)) {
+    LogCommit c;
+    const auto payload =
+        records.subspan(last + log::kRecordHeaderSize, log::Get32(records.data() + last + 4));
+    if (log::DecodeCommit(payload, &c).ok() && c.epoch <= m.st.epoch) return m.st.epoch;
+  }
+  LogReaderOptions ro;
+  ro.mode = m.opts.mode;
+  ro.decode_deltas = false;
+  ro.max_page_bytes = m.opts.max_page_bytes;
+  auto r = LogReader::OpenBuffer(records, log_id, m.st.epoch, ro);
+  if (!r.ok()) return r.status();
+  // The group is read like the next segment of the log: epochs at or before the state's are
+  // skipped, a group without its commit record is reported incomplete and not applied.
+  m.reader = std::move(*r);
+  m.problems_seen = 0;
+  m.group_file = ~std::size_t{0};
+  m.have_stash = false;
+  m.at_end = false;
+  m.base = std::max(m.base, m.st.epoch);
+  m.ClearGroup();
+  auto e = m.AdvanceTo(kLatestEpoch);
+  m.ClearGroup();
+  m.reader.reset();  // after the apply: delta views point into its image
+  m.at_end = true;
+  return e;
 }
 
 Expected<Epoch> Replayer::AdvanceTo(Epoch epoch) { return impl_->AdvanceTo(epoch); }
