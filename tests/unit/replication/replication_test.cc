@@ -6,10 +6,13 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -417,6 +420,48 @@ TEST_F(ReplicationTest, FollowerKilledAndRestartedResumesFromItsReplica) {
   ASSERT_EQ(WEXITSTATUS(st), 0);
   EndSession();
   EXPECT_EQ(Replayed(out).Hash(), Replayed(dir.Sub("run.tlog")).Hash());
+}
+
+// `mmsb follow --serve PATH`: a local reader gets the follower's current state as JSON.
+TEST_F(ReplicationTest, FollowCliServesTheCurrentStateOnAUnixSocket) {
+  TempDir dir, tmp;
+  ASSERT_TRUE(Lead(dir.Sub("run.tlog"), server_.Url("S12")).ok());
+  BusWorkload w(24);
+  w.Setup();
+  Run(w, 20);
+  const Epoch last = log_->LogEpoch(current_epoch());
+  ASSERT_TRUE(repl_->WaitAcked(last).ok());
+  EndSession();
+  const std::string sock = tmp.Sub("state.sock");
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, 1);
+    ::execl(MMSB_CLI_PATH, MMSB_CLI_PATH, "follow", server_.Url("S12").c_str(), "--serve",
+            sock.c_str(), "-q", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  const std::string want = fmt::format("\"epoch\": {}", last);
+  std::string got;
+  for (int i = 0; i < 500 && got.find(want) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, sock.c_str(), sizeof addr.sun_path - 1);
+    got.clear();
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+      char buf[4096];
+      for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+        got.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+  }
+  ::kill(pid, SIGTERM);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  EXPECT_NE(got.find(want), std::string::npos) << got.substr(0, 200);
+  EXPECT_NE(got.find("\"format\": \"mmsb.state/1\""), std::string::npos);
 }
 #endif
 
