@@ -2,6 +2,8 @@
 // the log has it, with a state hash computed from the live pages that equals the hash of the
 // replayed state at that epoch, and Replayer::ApplyGroup rebuilds the log's state from those
 // groups alone, refusing damaged or incomplete ones without changing anything.
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "mmsb/mmsb.h"
@@ -75,6 +77,35 @@ TEST_F(ReplicatedGroupTest, LiveStateHashEqualsReplayedHashAtEveryEpoch) {
     ASSERT_EQ(*e, g.epoch);
     ASSERT_EQ((*r)->state().ReplicaHash(), g.hash) << "epoch " << g.epoch;
   }
+}
+
+// The observer's bytes are the log's own: each group equals the records the log holds for that
+// epoch, commit record included (a replica and the leader hold the same records).
+TEST_F(ReplicatedGroupTest, ObservedGroupIsByteIdenticalToTheLogsRecords) {
+  TempDir dir;
+  Recorder rec;
+  Session(dir.path(), 8, 60, &rec);
+  Session(dir.path(), 9, 20, &rec);
+  auto r = LogReader::Open(dir.path());
+  ASSERT_TRUE(r.ok());
+  LogBatch batch(rec.groups.front().log_id);
+  std::size_t next = 0;
+  LogEntry e;
+  for (;;) {
+    auto n = (*r)->Next(&e);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    if (!*n) break;
+    batch.AddRaw(e.raw_type, e.payload);  // same log id, type and payload: the same frame
+    if (e.type != LogRecordType::kCommit) continue;
+    ASSERT_LT(next, rec.groups.size());
+    const Seen& g = rec.groups[next++];
+    EXPECT_EQ(g.epoch, e.commit.epoch);
+    EXPECT_TRUE(
+        std::equal(g.records.begin(), g.records.end(), batch.bytes().begin(), batch.bytes().end()))
+        << "epoch " << g.epoch;
+    batch.Clear();
+  }
+  EXPECT_EQ(next, rec.groups.size());
 }
 
 TEST_F(ReplicatedGroupTest, ApplyGroupRebuildsTheLoggedStateFromGroupsAlone) {
