@@ -21,6 +21,7 @@
 #include "mmsb/ir/report.h"
 #include "mmsb/ir/store.h"
 
+#include "cmd_ir_report.h"
 #include "command.h"
 
 namespace mmsb::cli {
@@ -322,6 +323,8 @@ void AddIr(CLI::App& app) {
   next->add_flag("--quiet", f.quiet, "print nothing");
   store_flag(next);
   SetAction(next, NewGeneration);
+
+  AddIrReportCommands(ir);  // gate, report (cmd_ir_report.cc)
 }
 
 const CommandRegistrar kRegistrar(AddIr);
