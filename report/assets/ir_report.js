@@ -16,8 +16,8 @@
     if (f.kind === "") return "#cfd5df";
     if (f.kind === "added") return "#3aa65a";
     if (f.kind.startsWith("renamed") || f.kind.startsWith("moved")) return f.delta === 0 ? "#5bb5c9" : "#2b8fa6";
-    if (f.delta > 0) return "rgb(" + 220 + "," + Math.max(60, 170 - 4 * f.delta) + ",60)";
-    if (f.delta < 0) return "rgb(60," + Math.max(120, 200 + 4 * f.delta) + ",90)";
+    if (f.delta > 0) return "rgb(220," + Math.max(40, 120 - 6 * f.delta) + ",50)";
+    if (f.delta < 0) return "rgb(50," + Math.max(110, 170 + 6 * f.delta) + ",80)";
     return "#e0b44a";
   }
   const legend = document.getElementById("legend");

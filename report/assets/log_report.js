@@ -21,21 +21,24 @@
   let maxBytes = 1;
   for (const c of cols) maxBytes = Math.max(maxBytes, c[2]);
   const H = 80;
-  const scrub = mmsb.svg("svg", { width: ncols * bw, height: H + 14, id: "scrubber-svg", tabindex: 0 });
+  // Aligned with the heatmap's columns below (same left margin, same column width).
+  const scrub = mmsb.svg("svg", { width: LABEL + ncols * bw, height: H + 14, id: "scrubber-svg", tabindex: 0 });
   for (let i = 0; i < ncols; ++i) {
     if (cols[i][3] === 0) continue;
     const h = Math.max(1, Math.round((H - 4) * Math.sqrt(cols[i][2] / maxBytes)));
-    scrub.append(mmsb.svg("rect", { class: "bar", x: i * bw, y: H - h, width: Math.max(1, bw - (bw > 3 ? 1 : 0)),
+    scrub.append(mmsb.svg("rect", { class: "bar", x: LABEL + i * bw, y: H - h, width: Math.max(1, bw - (bw > 3 ? 1 : 0)),
       height: h, fill: "#2f6fdf", "data-c": i }));
   }
-  const marker = mmsb.svg("rect", { class: "sel", x: 0, y: 0, width: Math.max(bw, 2), height: H,
+  const marker = mmsb.svg("rect", { class: "sel", x: LABEL, y: 0, width: Math.max(bw, 2), height: H,
     fill: "none", id: "scrub-marker" });
   scrub.append(marker);
-  const axis = mmsb.svg("text", { x: 0, y: H + 12 });
+  const axis = mmsb.svg("text", { x: LABEL, y: H + 12 });
   axis.textContent = String(D.first_epoch);
-  const axis2 = mmsb.svg("text", { x: ncols * bw, y: H + 12, "text-anchor": "end" });
+  const axis2 = mmsb.svg("text", { x: LABEL + ncols * bw, y: H + 12, "text-anchor": "end" });
   axis2.textContent = String(D.last_epoch);
-  scrub.append(axis, axis2);
+  const caption = mmsb.svg("text", { x: 4, y: 14 });
+  caption.textContent = "bytes changed per column";
+  scrub.append(axis, axis2, caption);
   document.getElementById("scrubber").append(scrub);
   document.body.dataset.scrubberMs = performance.now().toFixed(0);
 
@@ -62,7 +65,7 @@
   function select(c) {
     if (c < 0 || c >= ncols) return;
     selected = c;
-    marker.setAttribute("x", c * bw);
+    marker.setAttribute("x", LABEL + c * bw);
     const d = D.details[c];
     epochDetail.dataset.column = String(c);
     if (!d) {
@@ -80,7 +83,7 @@
   }
   scrub.addEventListener("click", (e) => {
     const r = scrub.getBoundingClientRect();
-    const c = Math.floor((e.clientX - r.left) / bw);
+    const c = Math.floor((e.clientX - r.left - LABEL) / bw);
     if (c >= 0 && c < ncols && cols[c][3] > 0) select(c);
   });
   document.addEventListener("keydown", (e) => {
@@ -142,6 +145,9 @@
     const hit = cellsByRow[ri].find((x) => x[0] === c);
     cellDetail.dataset.row = String(ri);
     cellDetail.dataset.column = String(c);
+    for (const old of heat.querySelectorAll("rect.cell.sel")) old.classList.remove("sel");
+    const rect = heat.querySelector('rect.cell[data-r="' + ri + '"][data-c="' + c + '"]');
+    if (rect) rect.classList.add("sel");
     select(c);
     const head = mmsb.el("div", {}, mmsb.el("b", { text: r[0] }), " in " + span(c) + ": " + (hit ? hit[1] : 0) + " change(s)");
     if (!d) { cellDetail.replaceChildren(head); return; }

@@ -107,7 +107,8 @@ def log_report(a, out):
           "one scrubber bar per epoch column (%d)" % bars)
     visible = [i for i, r in enumerate(data["rows"]) if r[2] < 0 or r[2] == parent]
     want_cells = sum(1 for c in data["cells"] if c[0] in visible)
-    cells = len(re.findall(r'<rect class="cell"', dom))
+    cells = len(re.findall(r'<rect class="cell[ "]', dom))
+    check('<rect class="cell sel"' in dom, "the clicked cell is highlighted")
     check(cells == want_cells, "heatmap cells of the visible rows: %d, expected %d" % (cells, want_cells))
     detail = element(dom, "cell-detail")
     check(want in detail, "the clicked cell shows '%s' (as mmsb diff prints it): %r" % (want, detail[:400]))
@@ -124,8 +125,10 @@ def log_report(a, out):
     check("epoch %d" % (data["columns"][12][0]) in element(dom, "epoch-detail"),
           "the epoch detail names its epoch")
 
+    screenshot(a.chromium, url + "?test=epoch:%d" % col, os.path.join(out, "report.png"),
+               "1280,1100")
     screenshot(a.chromium, url + "?test=click:%d,%d" % (child, col),
-               os.path.join(out, "report.png"), "1280,1500")
+               os.path.join(out, "report-cell.png"), "1280,1900")
 
 
 def ir_report(a, out):
@@ -183,12 +186,13 @@ def main():
     if not a.chromium or not os.access(a.chromium, os.X_OK):
         print("SKIPPED: chromium not found (Debian's chromium package; scripts/dev installs it)")
         return 77
+    a.out = os.path.abspath(a.out)
     os.makedirs(a.out, exist_ok=True)
     if a.open_ms:
         return open_ms(a, a.out, a.open_ms)
     log_report(a, a.out)
     ir_report(a, a.out)
-    print("screenshots: %s/report.png %s/ir.png" % (a.out, a.out))
+    print("screenshots: %s/report.png %s/report-cell.png %s/ir.png" % (a.out, a.out, a.out))
     if FAILURES:
         print("%d check(s) failed" % len(FAILURES))
         return 1
