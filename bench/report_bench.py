@@ -11,6 +11,7 @@
 """
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -23,10 +24,20 @@ MMSB = os.path.join(BUILD, "tools", "mmsb")
 FIXTURE = os.path.join(BUILD, "tests", "report", "mmsb_report_fixture")
 
 
+def cpu_children():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(cmd):
-    t = time.perf_counter()
+    """Wall seconds and the finished process; prints the CPU seconds too (a loaded machine
+    inflates wall time, not CPU time)."""
+    c, t = cpu_children(), time.perf_counter()
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return time.perf_counter() - t, p
+    wall = time.perf_counter() - t
+    print(f"  {os.path.basename(cmd[0])} {' '.join(cmd[1:3])}: {wall:.2f} s wall, "
+          f"{cpu_children() - c:.2f} s CPU", file=sys.stderr)
+    return wall, p
 
 
 def main():

@@ -14,7 +14,7 @@
 
   function color(f) {
     if (f.kind === "") return "#cfd5df";
-    if (f.kind === "added") return "#3aa65a";
+    if (f.kind === "added") return "#7b5cd6";
     if (f.kind.startsWith("renamed") || f.kind.startsWith("moved")) return f.delta === 0 ? "#5bb5c9" : "#2b8fa6";
     if (f.delta > 0) return "rgb(220," + Math.max(40, 120 - 6 * f.delta) + ",50)";
     if (f.delta < 0) return "rgb(50," + Math.max(110, 170 + 6 * f.delta) + ",80)";
@@ -22,7 +22,7 @@
   }
   const legend = document.getElementById("legend");
   for (const [c, t] of [["#cfd5df", "unchanged"], ["#dc6a3c", "grew"], ["#3c9a5a", "shrank"], ["#e0b44a", "changed, same size"],
-                        ["#3aa65a", "added"], ["#2b8fa6", "renamed / moved"]]) {
+                        ["#7b5cd6", "added"], ["#2b8fa6", "renamed / moved"]]) {
     legend.append(mmsb.el("span", {}, mmsb.el("i", { style: "background:" + c }), t));
   }
   legend.append(mmsb.el("span", {}, mmsb.el("i", { style: "border:2px solid #111" }), "writes a page"));
