@@ -39,6 +39,7 @@ struct IrFlags {
   std::string from;
   std::string to;
   int keep = 0;
+  int timeout_s = -1;  // -1: MMSB_IR_WAIT_SECONDS or the default
   bool stat = false;
   bool json = false;
   bool quiet = false;
@@ -57,7 +58,22 @@ std::string Cwd() {
 Expected<std::unique_ptr<ir::Store>> OpenStore(ir::Store::Mode mode = ir::Store::Mode::kExisting) {
   std::string path = Flags().store;
   if (path.empty()) path = ir::ResolveStorePath(Cwd(), Cwd());
-  auto store = ir::Store::Open(path, mode);
+  // --store DIR means DIR/ir.db, as MMSB_IR_STORE=DIR does.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    path = (std::filesystem::path(path) / "ir.db").string();
+  auto options = ir::StoreOptionsFromEnv();
+  if (!options.ok()) return options.status();
+  if (Flags().timeout_s >= 0) options->max_wait_ms = Flags().timeout_s * 1000;
+  // Writes that wait for another process say so, and for whom, instead of hanging silently.
+  options->busy_timeout_ms = std::min(options->busy_timeout_ms, 250);
+  options->on_wait = [path](const std::string& holder) {
+    std::fprintf(stderr,
+                 "mmsb: waiting for the write lock of %s, held by %s (--timeout SECONDS "
+                 "to give up sooner)\n",
+                 path.c_str(), holder.c_str());
+  };
+  auto store = ir::Store::Open(path, mode, *options);
   if (!store.ok() && store.status().code() == StatusCode::kNotFound) {
     return NotFound(store.status().message() +
                     " (compiles with the plugin write <build dir>/.mmsb/ir.db; pass --store "
@@ -124,8 +140,15 @@ Expected<std::vector<ir::Store::FunctionId>> Lookup(ir::Store& store, const std:
   auto ids = store.FindFunctions(func);
   if (!ids.ok()) return ids.status();
   std::vector<ir::Store::FunctionId> kept;
-  for (auto& id : *ids)
-    if (TuMatches(id.tu_source, Flags().tu)) kept.push_back(std::move(id));
+  for (const auto& id : *ids)
+    if (TuMatches(id.tu_source, Flags().tu)) kept.push_back(id);
+  if (kept.empty() && !ids->empty()) {
+    // The function exists: it is the TU that is missing. Name it, and where the function is.
+    std::string where;
+    for (const auto& id : *ids) where += (where.empty() ? "" : ", ") + id.tu_source;
+    return NotFound("no TU matching '" + Flags().tu + "' has function '" + func + "' (it is in " +
+                    where + ")");
+  }
   if (kept.empty()) return NotFound("no function '" + func + "' in " + store.path());
   return kept;
 }
@@ -299,6 +322,10 @@ void AddIr(CLI::App& app) {
 
   CLI::App* gc = ir->add_subcommand("gc", "keep only the newest generations");
   gc->add_option("--keep", f.keep, "generations to keep")->required();
+  gc->add_option("--timeout", f.timeout_s,
+                 "seconds to wait for a store another process is writing (default: $" +
+                     std::string(ir::kWaitEnv) + " or 600)")
+      ->check(CLI::NonNegativeNumber);
   store_flag(gc);
   SetAction(gc, Gc);
 
@@ -307,6 +334,10 @@ void AddIr(CLI::App& app) {
       "close the open generation, so the next capture opens a new one (a pre-build step)");
   next->add_option("--label", f.label, "label for the next generation");
   next->add_flag("--quiet", f.quiet, "print nothing");
+  next->add_option("--timeout", f.timeout_s,
+                   "seconds to wait for a store another process is writing (default: $" +
+                       std::string(ir::kWaitEnv) + " or 600)")
+      ->check(CLI::NonNegativeNumber);
   store_flag(next);
   SetAction(next, NewGeneration);
 }

@@ -56,9 +56,16 @@ int main(int argc, char** argv) {
   for (auto fn : mmsb::cli::Registry()) fn(app);
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    // One line, like every other error: what was wrong, and where the usage is.
+    std::fprintf(stderr, "mmsb: error: %s (see mmsb --help)\n", e.what());
+    return 2;
   }
   const int rc = mmsb::cli::RunParsed(app);
   return rc < 0 ? 2 : rc;

@@ -197,6 +197,22 @@ Expected<StateDiff> DiffEpochs(const std::string& path, Epoch from, Epoch to,
     return NotFound(fmt::format("epoch {} is beyond the end of log '{}' (last committed epoch {})",
                                 hi, path, r->report().last_log_epoch));
   }
+  // A filter that names nothing in either state is a question about something else: an error,
+  // never an empty answer.
+  const LogState& b = r->state();
+  if (options.page && a.FindPage(*options.page) == nullptr && b.FindPage(*options.page) == nullptr)
+    return NotFound(fmt::format("page {} exists neither at epoch {} nor at epoch {} of '{}'",
+                                *options.page, lo, hi, path));
+  auto has_type = [&](const LogState& st) {
+    if (st.FindType(options.type_name) != nullptr) return true;
+    for (const auto& [id, p] : st.pages)
+      if (p.type_name == options.type_name) return true;
+    return false;
+  };
+  if (!options.type_name.empty() && !has_type(a) && !has_type(b)) {
+    return NotFound(fmt::format("no page type '{}' at epoch {} or {} of '{}'", options.type_name,
+                                lo, hi, path));
+  }
   if (from <= to) return DiffStates(a, r->state(), options);
   return DiffStates(r->state(), a, options);
 }
