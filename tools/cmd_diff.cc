@@ -53,11 +53,13 @@ int Run(const DiffArgs& a) {
   ro.mode = a.salvage ? RecoveryMode::kSalvage : RecoveryMode::kStrict;
   Progress progress(a.path, a.quiet || a.json);
   ro.progress = progress.Callback();
-  auto d = DiffEpochs(a.path, from, to, o, ro);
+  ReplayReport rep;
+  auto d = DiffEpochs(a.path, from, to, o, ro, &rep);
   if (!d.ok()) return FailLog(d.status(), ro.mode == RecoveryMode::kSalvage);
+  // With --salvage the answer skipped damaged epochs: it is printed, and the exit says so.
   if (a.json) {
     std::printf("%s\n", StateDiffToJson(*d).c_str());
-    return 0;
+    return rep.has_errors() ? FailProblems(a.path, rep.problems) : 0;
   }
   const Palette pal(ColorStdout());
   std::printf(
@@ -99,7 +101,7 @@ int Run(const DiffArgs& a) {
                 static_cast<unsigned long long>(e.parent), static_cast<unsigned long long>(e.child),
                 EdgeKindName(e.kind));
   }
-  return 0;
+  return rep.has_errors() ? FailProblems(a.path, rep.problems) : 0;
 }
 
 void AddDiff(CLI::App& app) {
@@ -109,8 +111,8 @@ void AddDiff(CLI::App& app) {
   sub->add_option("log", a.path, "log directory, segment or checkpoint file")->required();
   sub->add_option("--from", a.from, "the earlier epoch")->required();
   sub->add_option("--to", a.to, "the later epoch")->required();
-  sub->add_option("--page", a.page, "only this page id");
-  sub->add_option("--type", a.type, "only pages of this type");
+  sub->add_option("--page", a.page, "only this page id")->check(NonEmpty());
+  sub->add_option("--type", a.type, "only pages of this type")->check(NonEmpty());
   sub->add_option("--max-fields", a.max_fields, "field changes listed per page (default 1000)");
   sub->add_flag("--json", a.json, "machine-readable output (docs/SerializationSpec.md, CLI JSON)");
   sub->add_flag("--salvage", a.salvage, "skip damaged epochs instead of stopping");

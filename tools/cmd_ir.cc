@@ -187,7 +187,7 @@ int Diff() {
   auto stage = StageFlag(&rc);
   if (!stage) return rc;
   if (Flags().sort != "delta" && Flags().sort != "name")
-    return Fail("--sort must be 'delta' or 'name'");
+    return Fail("--sort must be 'delta' or 'name', not '" + Flags().sort + "'");
   auto store = OpenStore();
   if (!store.ok()) return Fail(store.status().ToString());
   const std::string from_spec = Flags().from.empty() ? "latest~1" : Flags().from;
@@ -237,7 +237,8 @@ int History() {
 }
 
 int Gc() {
-  if (Flags().keep < 1) return Fail("--keep must be at least 1");
+  if (Flags().keep < 1)
+    return Fail("--keep " + std::to_string(Flags().keep) + ": at least 1 generation is kept");
   auto store = OpenStore();
   if (!store.ok()) return Fail(store.status().ToString());
   auto r = (*store)->Gc(Flags().keep);
@@ -269,7 +270,8 @@ void AddIr(CLI::App& app) {
   auto store_flag = [&](CLI::App* sub) {
     sub->add_option("--store", f.store,
                     "the IR store (default: $MMSB_IR_STORE or .mmsb/ir.db "
-                    "found upward from the working directory)");
+                    "found upward from the working directory)")
+        ->check(NonEmpty());
   };
   auto json_flag = [&](CLI::App* sub) { sub->add_flag("--json", f.json, "print JSON"); };
   auto stage_flag = [&](CLI::App* sub) {
@@ -283,8 +285,11 @@ void AddIr(CLI::App& app) {
   SetAction(builds, Builds);
 
   CLI::App* functions = ir->add_subcommand("functions", "list the functions a generation sees");
-  functions->add_option("--gen", f.gen, "generation: N, latest, latest~K or a label")->required();
-  functions->add_option("--tu", f.tu, "only this translation unit (path or path suffix)");
+  functions->add_option("--gen", f.gen, "generation: N, latest, latest~K or a label")
+      ->check(NonEmpty())
+      ->required();
+  functions->add_option("--tu", f.tu, "only this translation unit (path or path suffix)")
+      ->check(NonEmpty());
   store_flag(functions);
   json_flag(functions);
   SetAction(functions, Functions);
@@ -292,8 +297,10 @@ void AddIr(CLI::App& app) {
   CLI::App* show = ir->add_subcommand("show", "print a function's normalised IR");
   show->add_option("FUNC", f.func, "mangled name, demangled name, or name without parameters")
       ->required();
-  show->add_option("--gen", f.gen, "generation: N, latest, latest~K or a label")->required();
-  show->add_option("--tu", f.tu, "only this translation unit");
+  show->add_option("--gen", f.gen, "generation: N, latest, latest~K or a label")
+      ->check(NonEmpty())
+      ->required();
+  show->add_option("--tu", f.tu, "only this translation unit")->check(NonEmpty());
   stage_flag(show);
   store_flag(show);
   SetAction(show, Show);
@@ -314,7 +321,7 @@ void AddIr(CLI::App& app) {
   CLI::App* history = ir->add_subcommand("history", "generations in which a function changed");
   history->add_option("FUNC", f.func, "mangled name, demangled name, or name without parameters")
       ->required();
-  history->add_option("--tu", f.tu, "only this translation unit");
+  history->add_option("--tu", f.tu, "only this translation unit")->check(NonEmpty());
   stage_flag(history);
   store_flag(history);
   json_flag(history);

@@ -63,6 +63,14 @@ std::vector<std::string> KnownTypeNames() {
   return names;
 }
 
+// 1 when any problem is an error (its line was printed already), else 0.
+int HasErrors(const std::vector<LogProblem>& problems) {
+  return std::any_of(problems.begin(), problems.end(),
+                     [](const LogProblem& p) { return p.is_error(); })
+             ? 1
+             : 0;
+}
+
 // Checkpoint files of a log directory by epoch (none for a file).
 std::vector<std::pair<Epoch, std::string>> CheckpointFiles(const std::string& dir) {
   std::vector<std::pair<Epoch, std::string>> out;
@@ -279,14 +287,9 @@ int Show(const LogArgs& a) {
                       .c_str());
     }
   }
-  if (!failure.ok()) {
-    if (!a.json) FailLog(failure, a.salvage);
-    return 1;
-  }
-  return std::any_of(r->problems().begin(), r->problems().end(),
-                     [](const LogProblem& p) { return p.is_error(); })
-             ? 1
-             : 0;
+  if (!failure.ok()) return FailLog(failure, a.salvage);
+  // Salvage skipped damage: the listing stands, the exit says so (text mode printed each one).
+  return a.json ? FailProblems(a.path, r->problems()) : HasErrors(r->problems());
 }
 
 int Stats(const LogArgs& a) {
@@ -375,13 +378,9 @@ int Stats(const LogArgs& a) {
     for (const auto& [ep, n] : checkpoints)
       std::printf("    epoch %llu  %s\n", static_cast<unsigned long long>(ep), n.c_str());
     PrintProblems(stderr, r->problems(), pal);
-    if (!failure.ok()) FailLog(failure, a.salvage);
   }
-  if (!failure.ok()) return 1;
-  return std::any_of(r->problems().begin(), r->problems().end(),
-                     [](const LogProblem& p) { return p.is_error(); })
-             ? 1
-             : 0;
+  if (!failure.ok()) return FailLog(failure, a.salvage);
+  return a.json ? FailProblems(a.path, r->problems()) : HasErrors(r->problems());
 }
 
 // Replays the whole log (every record decoded and applied, every group checked), and checks each
@@ -470,7 +469,8 @@ int Verify(const LogArgs& a) {
     for (const LogProblem& p : problems) j["problems"].push_back(ProblemJson(p));
     if (!failure.ok()) j["error"] = failure.ToString();
     std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-    return errors ? 1 : 0;
+    if (!failure.ok()) return Fail(a.path + ": " + failure.ToString());
+    return FailProblems(a.path, problems);
   }
   const Palette pal(ColorStdout());
   PrintProblems(stdout, problems, pal);
@@ -490,7 +490,9 @@ int Verify(const LogArgs& a) {
       static_cast<unsigned long long>(rep.records),
       static_cast<unsigned long long>(rep.deltas_applied), recomputed.c_str(), verified,
       FormatBytes(rep.bytes_read).c_str());
-  return errors ? 1 : 0;
+  // The verdict on stderr too, in one line, for scripts that only look there.
+  if (!failure.ok()) return Fail(a.path + ": " + failure.ToString());
+  return FailProblems(a.path, problems);
 }
 
 int Compact(const LogArgs& a) {
@@ -540,9 +542,10 @@ void AddLog(CLI::App& app) {
   CLI::App* show =
       log->add_subcommand("show", "list the records with file, offset, epoch and content");
   common(show);
-  show->add_option("--from-epoch", a.from_epoch, "first epoch to list");
-  show->add_option("--to-epoch", a.to_epoch, "last epoch to list");
-  show->add_option("--type", a.type, "only records of this type (delta, commit, page-create, ...)");
+  show->add_option("--from-epoch", a.from_epoch, "first epoch to list")->check(NonEmpty());
+  show->add_option("--to-epoch", a.to_epoch, "last epoch to list")->check(NonEmpty());
+  show->add_option("--type", a.type, "only records of this type (delta, commit, page-create, ...)")
+      ->check(NonEmpty());
   show->add_option("--limit", a.limit, "list at most this many records (0: all)");
   SetAction(show, [] { return Show(a); });
   CLI::App* verify =

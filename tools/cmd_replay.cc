@@ -121,7 +121,7 @@ int Run(const ReplayArgs& a) {
   }
   if (a.json) {
     std::printf("%s\n", LogStateToJson(*st, &rep, a.with_bytes).c_str());
-    return rep.has_errors() ? 1 : 0;
+    return rep.has_errors() ? FailProblems(a.path, rep.problems) : 0;
   }
   PrintProblems(stderr, rep.problems, pal);
   if (!a.out.empty()) {
@@ -159,7 +159,8 @@ void AddReplay(CLI::App& app) {
   sub->add_option("--epoch", a.epoch, "the epoch to rebuild (a number, or 'latest')")->required();
   sub->add_option("--out", a.out,
                   "write each page's bytes to DIR/pages/<id>.bin and DIR/manifest.json (DIR must "
-                  "be new or empty)");
+                  "be new or empty)")
+      ->check(NonEmpty());
   sub->add_flag("--json", a.json, "print the state as JSON (docs/SerializationSpec.md, CLI JSON)");
   sub->add_flag("--with-bytes", a.with_bytes, "with --json: include each page's bytes as hex");
   sub->add_flag("--salvage", a.salvage, "skip damaged epochs instead of stopping");

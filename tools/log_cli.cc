@@ -114,6 +114,18 @@ void PrintProblems(std::FILE* out, const std::vector<LogProblem>& problems, cons
   }
 }
 
+int FailProblems(const std::string& what, const std::vector<LogProblem>& problems) {
+  std::size_t errors = 0;
+  const LogProblem* first = nullptr;
+  for (const LogProblem& p : problems) {
+    if (!p.is_error()) continue;
+    if (first == nullptr) first = &p;
+    ++errors;
+  }
+  if (first == nullptr) return 0;
+  return Fail(fmt::format("{}: {} problem(s), first: {}", what, errors, first->ToString()));
+}
+
 int FailLog(const Status& s, bool salvage) {
   Fail(s.ToString());
   if (s.code() == StatusCode::kCorruption && !salvage) {

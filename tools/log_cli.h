@@ -69,6 +69,10 @@ int CheckLogInput(const std::string& path);
 // (--salvage). Returns the exit code 1.
 int FailLog(const Status& s, bool salvage);
 
+// For an answer given despite damage (salvage, or problems found on the way): one line on stderr,
+// "mmsb: error: <what>: N problem(s), first: <problem>", and the exit code 1.
+int FailProblems(const std::string& what, const std::vector<LogProblem>& problems);
+
 nlohmann::json ProblemJson(const LogProblem& p);
 // Prints problems (errors red, warnings yellow) to `out`, one per line.
 void PrintProblems(std::FILE* out, const std::vector<LogProblem>& problems, const Palette& pal);

@@ -42,6 +42,13 @@ bool ColorStdout() {
   return isatty(STDOUT_FILENO) && (no_color == nullptr || no_color[0] == '\0');
 }
 
+const CLI::Validator& NonEmpty() {
+  static const CLI::Validator v(
+      [](std::string& s) { return s.empty() ? std::string("an empty value names nothing") : ""; },
+      "NONEMPTY");
+  return v;
+}
+
 int Fail(const std::string& message) {
   std::fprintf(stderr, "mmsb: error: %s\n", message.c_str());
   return 1;

@@ -202,9 +202,12 @@ struct DiffOptions {
 };
 
 StateDiff DiffStates(const LogState& from, const LogState& to, const DiffOptions& options = {});
-// Replays to `from`, continues to `to`, and diffs. `replay.epoch` is ignored.
+// Replays to `from`, continues to `to`, and diffs. `replay.epoch` is ignored. `report`, when not
+// null, receives what the replay found (in salvage mode: the damaged epochs it skipped).
+// NotFound when a filter names nothing: a page in neither state, a type no page has.
 Expected<StateDiff> DiffEpochs(const std::string& path, Epoch from, Epoch to,
-                               const DiffOptions& options = {}, const ReplayOptions& replay = {});
+                               const DiffOptions& options = {}, const ReplayOptions& replay = {},
+                               ReplayReport* report = nullptr);
 
 // ---- JSON (stable keys; see docs/SerializationSpec.md, "CLI JSON") -----------------------------
 

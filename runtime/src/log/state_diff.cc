@@ -167,7 +167,8 @@ StateDiff DiffStates(const LogState& from, const LogState& to, const DiffOptions
 }
 
 Expected<StateDiff> DiffEpochs(const std::string& path, Epoch from, Epoch to,
-                               const DiffOptions& options, const ReplayOptions& replay) {
+                               const DiffOptions& options, const ReplayOptions& replay,
+                               ReplayReport* report) {
   const Epoch lo = std::min(from, to), hi = std::max(from, to);
   ReplayOptions o = replay;
   o.epoch = lo;
@@ -192,6 +193,7 @@ Expected<StateDiff> DiffEpochs(const std::string& path, Epoch from, Epoch to,
     r = std::move(*opened);
   }
   auto e = r->AdvanceTo(hi);
+  if (report) *report = r->report();
   if (!e.ok()) return e.status();
   if (r->report().last_log_epoch < hi) {
     return NotFound(fmt::format("epoch {} is beyond the end of log '{}' (last committed epoch {})",
