@@ -255,10 +255,12 @@ Status CheckFormat(Store::Impl& impl, const std::string& path) {
 // SQLite reads pages past the end of a truncated file as empty, so a store cut short can answer
 // queries from what is left. Its header says how many pages it has (valid when the "version valid
 // for" number equals the change counter): a shorter file is corruption. Only checked with no WAL
-// content: a checkpoint in progress may write page 1 (the header) before the pages it adds.
+// content or rollback journal: a checkpoint in progress may write page 1 (the header) before the
+// pages it adds.
 Status CheckNotTruncated(const std::string& path) {
   std::error_code ec;
   if (fs::file_size(path + "-wal", ec) > 0 && !ec) return Status::Ok();
+  if (fs::exists(path + "-journal", ec)) return Status::Ok();
   const auto size = fs::file_size(path, ec);
   if (ec || size < 100) return Status::Ok();
   std::ifstream in(path, std::ios::binary);
@@ -300,7 +302,16 @@ Expected<std::unique_ptr<Store>> Store::Open(const std::string& path, Mode mode,
   }
   if (fs::exists(path, ec) && !fs::is_regular_file(path, ec))
     return FailedPrecondition(path + " is not a regular file");
-  if (Status t = CheckNotTruncated(path); !t.ok()) return t;
+  if (mode == Mode::kExisting) {
+    // Readers only: a writer may be creating or checkpointing the file right now. A state seen
+    // in the middle of that passes on a second look.
+    Status t = CheckNotTruncated(path);
+    if (!t.ok()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      t = CheckNotTruncated(path);
+    }
+    if (!t.ok()) return t;
+  }
 
   sqlite3* db = nullptr;
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
