@@ -238,7 +238,7 @@ int History() {
 
 int Gc() {
   if (Flags().keep < 1)
-    return Fail("--keep " + std::to_string(Flags().keep) + ": at least 1 generation is kept");
+    return Fail("--keep must be at least 1, not " + std::to_string(Flags().keep));
   auto store = OpenStore();
   if (!store.ok()) return Fail(store.status().ToString());
   auto r = (*store)->Gc(Flags().keep);
