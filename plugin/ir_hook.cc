@@ -246,7 +246,12 @@ void IrCaptureHook::Finish(const clang::CompilerInstance& outer, bool compile_ok
       llvm::sys::path::remove_filename(start);
     }
     const std::string path = ir::ResolveStorePath(start.str().str(), cwd.str().str());
-    ir::StoreOptions options;
+    auto from_env = ir::StoreOptionsFromEnv();
+    if (!from_env.ok()) {
+      Warn(outer, client, "IR capture skipped: " + from_env.status().ToString());
+      return;
+    }
+    ir::StoreOptions options = *from_env;
     if (std::getenv("MMSB_IR_TEST_KILL_IN_COMMIT") != nullptr) {
       // Fault injection for the kill test: die in the middle of the write transaction.
       options.fault_in_transaction = [] { std::raise(SIGKILL); };

@@ -22,39 +22,51 @@ struct DiffArgs {
   bool json = false;
   bool salvage = false;
   bool quiet = false;
-  std::size_t max_fields = 1000;
+  std::int64_t max_fields = 1000;
 };
 
 int Run(const DiffArgs& a) {
   Epoch from = 0, to = 0;
-  if (!ParseEpoch(a.from, &from) || from == kLatestEpoch)
-    return Fail("--from: not an epoch: " + a.from);
-  if (!ParseEpoch(a.to, &to) || to == kLatestEpoch) return Fail("--to: not an epoch: " + a.to);
-  if (!a.page.empty() && !a.type.empty()) return Fail("--page and --type are alternatives");
+  if (int rc = EpochFlag("--from", a.from, false, &from)) return rc;
+  if (int rc = EpochFlag("--to", a.to, false, &to)) return rc;
+  auto usage = [](const std::string& m) {
+    Fail(m);
+    return 2;
+  };
+  if (!a.page.empty() && !a.type.empty()) return usage("--page and --type are alternatives");
+  if (a.max_fields < 0) {
+    return usage(
+        fmt::format("--max-fields: {} is negative (field changes listed per page)", a.max_fields));
+  }
   DiffOptions o;
   if (!a.page.empty()) {
     PageId id = 0;
     auto r = std::from_chars(a.page.data(), a.page.data() + a.page.size(), id);
-    if (r.ec != std::errc() || r.ptr != a.page.data() + a.page.size())
-      return Fail("--page: not a page id: " + a.page);
+    if (r.ec != std::errc() || r.ptr != a.page.data() + a.page.size() || id == kInvalidPageId)
+      return usage("--page: '" + a.page + "' is not a page id (a decimal number)");
     o.page = id;
   }
   o.type_name = a.type;
-  o.max_fields = a.max_fields;
+  o.max_fields = static_cast<std::size_t>(a.max_fields);
+  if (int rc = CheckLogInput(a.path)) return rc;
   ReplayOptions ro;
   ro.mode = a.salvage ? RecoveryMode::kSalvage : RecoveryMode::kStrict;
   Progress progress(a.path, a.quiet || a.json);
   ro.progress = progress.Callback();
-  auto d = DiffEpochs(a.path, from, to, o, ro);
+  ReplayReport rep;
+  auto d = DiffEpochs(a.path, from, to, o, ro, &rep);
   if (!d.ok()) return FailLog(d.status(), ro.mode == RecoveryMode::kSalvage);
+  // With --salvage the answer skipped damaged epochs: it is printed, and the exit says so.
   if (a.json) {
     std::printf("%s\n", StateDiffToJson(*d).c_str());
-    return 0;
+    return rep.has_errors() ? FailProblems(a.path, rep.problems) : 0;
   }
   const Palette pal(ColorStdout());
-  std::printf("%s %s: epoch %llu -> %llu, %zu page(s) differ\n", pal.Bold("diff").c_str(),
-              a.path.c_str(), static_cast<unsigned long long>(d->from),
-              static_cast<unsigned long long>(d->to), d->pages.size());
+  std::printf(
+      "%s %s: epoch %llu -> %llu, %zu page(s) differ%s\n", pal.Bold("diff").c_str(), a.path.c_str(),
+      static_cast<unsigned long long>(d->from), static_cast<unsigned long long>(d->to),
+      d->pages.size(),
+      d->pages.empty() && d->edges_added.empty() && d->edges_removed.empty() ? " (no change)" : "");
   for (const PageDiff& p : d->pages) {
     std::string label = fmt::format("page {}", p.id);
     if (!p.name.empty()) label += " " + p.name;
@@ -89,7 +101,7 @@ int Run(const DiffArgs& a) {
                 static_cast<unsigned long long>(e.parent), static_cast<unsigned long long>(e.child),
                 EdgeKindName(e.kind));
   }
-  return 0;
+  return rep.has_errors() ? FailProblems(a.path, rep.problems) : 0;
 }
 
 void AddDiff(CLI::App& app) {
@@ -99,8 +111,8 @@ void AddDiff(CLI::App& app) {
   sub->add_option("log", a.path, "log directory, segment or checkpoint file")->required();
   sub->add_option("--from", a.from, "the earlier epoch")->required();
   sub->add_option("--to", a.to, "the later epoch")->required();
-  sub->add_option("--page", a.page, "only this page id");
-  sub->add_option("--type", a.type, "only pages of this type");
+  sub->add_option("--page", a.page, "only this page id")->check(NonEmpty());
+  sub->add_option("--type", a.type, "only pages of this type")->check(NonEmpty());
   sub->add_option("--max-fields", a.max_fields, "field changes listed per page (default 1000)");
   sub->add_flag("--json", a.json, "machine-readable output (docs/SerializationSpec.md, CLI JSON)");
   sub->add_flag("--salvage", a.salvage, "skip damaged epochs instead of stopping");

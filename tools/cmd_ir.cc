@@ -40,6 +40,7 @@ struct IrFlags {
   std::string from;
   std::string to;
   int keep = 0;
+  int timeout_s = -1;  // -1: MMSB_IR_WAIT_SECONDS or the default
   bool stat = false;
   bool json = false;
   bool quiet = false;
@@ -59,7 +60,22 @@ std::string Cwd() {
 Expected<std::unique_ptr<ir::Store>> OpenStore(ir::Store::Mode mode = ir::Store::Mode::kExisting) {
   std::string path = Flags().store;
   if (path.empty()) path = ir::ResolveStorePath(Cwd(), Cwd());
-  auto store = ir::Store::Open(path, mode);
+  // --store DIR means DIR/ir.db, as MMSB_IR_STORE=DIR does.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    path = (std::filesystem::path(path) / "ir.db").string();
+  auto options = ir::StoreOptionsFromEnv();
+  if (!options.ok()) return options.status();
+  if (Flags().timeout_s >= 0) options->max_wait_ms = Flags().timeout_s * 1000;
+  // Writes that wait for another process say so, and for whom, instead of hanging silently.
+  options->busy_timeout_ms = std::min(options->busy_timeout_ms, 250);
+  options->on_wait = [path](const std::string& holder) {
+    std::fprintf(stderr,
+                 "mmsb: waiting for the write lock of %s, held by %s (--timeout SECONDS "
+                 "to give up sooner)\n",
+                 path.c_str(), holder.c_str());
+  };
+  auto store = ir::Store::Open(path, mode, *options);
   if (!store.ok() && store.status().code() == StatusCode::kNotFound) {
     return NotFound(store.status().message() +
                     " (compiles with the plugin write <build dir>/.mmsb/ir.db; pass --store "
@@ -126,8 +142,15 @@ Expected<std::vector<ir::Store::FunctionId>> Lookup(ir::Store& store, const std:
   auto ids = store.FindFunctions(func);
   if (!ids.ok()) return ids.status();
   std::vector<ir::Store::FunctionId> kept;
-  for (auto& id : *ids)
-    if (TuMatches(id.tu_source, Flags().tu)) kept.push_back(std::move(id));
+  for (const auto& id : *ids)
+    if (TuMatches(id.tu_source, Flags().tu)) kept.push_back(id);
+  if (kept.empty() && !ids->empty()) {
+    // The function exists: it is the TU that is missing. Name it, and where the function is.
+    std::string where;
+    for (const auto& id : *ids) where += (where.empty() ? "" : ", ") + id.tu_source;
+    return NotFound("no TU matching '" + Flags().tu + "' has function '" + func + "' (it is in " +
+                    where + ")");
+  }
   if (kept.empty()) return NotFound("no function '" + func + "' in " + store.path());
   const std::vector<std::string> candidates = ir::AmbiguousCandidates(func, kept);
   if (!candidates.empty()) {
@@ -175,7 +198,7 @@ int Diff() {
   auto stage = StageFlag(&rc);
   if (!stage) return rc;
   if (Flags().sort != "delta" && Flags().sort != "name")
-    return Fail("--sort must be 'delta' or 'name'");
+    return Fail("--sort must be 'delta' or 'name', not '" + Flags().sort + "'");
   auto store = OpenStore();
   if (!store.ok()) return Fail(store.status().ToString());
   const std::string from_spec = Flags().from.empty() ? "latest~1" : Flags().from;
@@ -226,7 +249,8 @@ int History() {
 }
 
 int Gc() {
-  if (Flags().keep < 1) return Fail("--keep must be at least 1");
+  if (Flags().keep < 1)
+    return Fail("--keep must be at least 1, not " + std::to_string(Flags().keep));
   auto store = OpenStore();
   if (!store.ok()) return Fail(store.status().ToString());
   auto r = (*store)->Gc(Flags().keep);
@@ -258,7 +282,8 @@ void AddIr(CLI::App& app) {
   auto store_flag = [&](CLI::App* sub) {
     sub->add_option("--store", f.store,
                     "the IR store (default: $MMSB_IR_STORE or .mmsb/ir.db "
-                    "found upward from the working directory)");
+                    "found upward from the working directory)")
+        ->check(NonEmpty());
   };
   auto json_flag = [&](CLI::App* sub) { sub->add_flag("--json", f.json, "print JSON"); };
   auto stage_flag = [&](CLI::App* sub) {
@@ -272,8 +297,11 @@ void AddIr(CLI::App& app) {
   SetAction(builds, Builds);
 
   CLI::App* functions = ir->add_subcommand("functions", "list the functions a generation sees");
-  functions->add_option("--gen", f.gen, "generation: N, latest, latest~K or a label")->required();
-  functions->add_option("--tu", f.tu, "only this translation unit (path or path suffix)");
+  functions->add_option("--gen", f.gen, "generation: N, latest, latest~K or a label")
+      ->check(NonEmpty())
+      ->required();
+  functions->add_option("--tu", f.tu, "only this translation unit (path or path suffix)")
+      ->check(NonEmpty());
   store_flag(functions);
   json_flag(functions);
   SetAction(functions, Functions);
@@ -281,8 +309,10 @@ void AddIr(CLI::App& app) {
   CLI::App* show = ir->add_subcommand("show", "print a function's normalised IR");
   show->add_option("FUNC", f.func, "mangled name, demangled name, or name without parameters")
       ->required();
-  show->add_option("--gen", f.gen, "generation: N, latest, latest~K or a label")->required();
-  show->add_option("--tu", f.tu, "only this translation unit");
+  show->add_option("--gen", f.gen, "generation: N, latest, latest~K or a label")
+      ->check(NonEmpty())
+      ->required();
+  show->add_option("--tu", f.tu, "only this translation unit")->check(NonEmpty());
   stage_flag(show);
   store_flag(show);
   SetAction(show, Show);
@@ -305,7 +335,7 @@ void AddIr(CLI::App& app) {
   CLI::App* history = ir->add_subcommand("history", "generations in which a function changed");
   history->add_option("FUNC", f.func, "mangled name, demangled name, or name without parameters")
       ->required();
-  history->add_option("--tu", f.tu, "only this translation unit");
+  history->add_option("--tu", f.tu, "only this translation unit")->check(NonEmpty());
   stage_flag(history);
   store_flag(history);
   json_flag(history);
@@ -313,6 +343,10 @@ void AddIr(CLI::App& app) {
 
   CLI::App* gc = ir->add_subcommand("gc", "keep only the newest generations");
   gc->add_option("--keep", f.keep, "generations to keep")->required();
+  gc->add_option("--timeout", f.timeout_s,
+                 "seconds to wait for a store another process is writing (default: $" +
+                     std::string(ir::kWaitEnv) + " or 600)")
+      ->check(CLI::NonNegativeNumber);
   store_flag(gc);
   SetAction(gc, Gc);
 
@@ -321,6 +355,10 @@ void AddIr(CLI::App& app) {
       "close the open generation, so the next capture opens a new one (a pre-build step)");
   next->add_option("--label", f.label, "label for the next generation");
   next->add_flag("--quiet", f.quiet, "print nothing");
+  next->add_option("--timeout", f.timeout_s,
+                   "seconds to wait for a store another process is writing (default: $" +
+                       std::string(ir::kWaitEnv) + " or 600)")
+      ->check(CLI::NonNegativeNumber);
   store_flag(next);
   SetAction(next, NewGeneration);
 

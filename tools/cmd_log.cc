@@ -5,6 +5,7 @@
 #include <map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "mmsb/checkpoint.h"
@@ -26,8 +27,65 @@ struct LogArgs {
   std::string from_epoch;
   std::string to_epoch;
   std::string type;
-  std::uint64_t limit = 0;
+  std::int64_t limit = 0;  // 0: no limit
+  std::int64_t keep = 2;
+  std::string max_bytes;
 };
+
+// "64M", "1G", "4096": bytes with an optional K/M/G/T (powers of 1024) suffix.
+bool ParseBytes(const std::string& s, std::uint64_t* out) {
+  std::size_t digits = 0;
+  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 15) return false;
+  const std::string suffix = s.substr(digits);
+  int shift = 0;
+  if (suffix == "K" || suffix == "k")
+    shift = 10;
+  else if (suffix == "M" || suffix == "m")
+    shift = 20;
+  else if (suffix == "G" || suffix == "g")
+    shift = 30;
+  else if (suffix == "T" || suffix == "t")
+    shift = 40;
+  else if (!suffix.empty())
+    return false;
+  *out = std::stoull(s.substr(0, digits)) << shift;
+  return *out > 0;
+}
+
+// The record type names --type accepts.
+std::vector<std::string> KnownTypeNames() {
+  std::vector<std::string> names;
+  for (int t = 0; t < 256; ++t) {
+    const std::string n = LogRecordTypeName(static_cast<LogRecordType>(t));
+    if (n != "unknown") names.push_back(n);
+  }
+  return names;
+}
+
+// 1 when any problem is an error (its line was printed already), else 0.
+int HasErrors(const std::vector<LogProblem>& problems) {
+  return std::any_of(problems.begin(), problems.end(),
+                     [](const LogProblem& p) { return p.is_error(); })
+             ? 1
+             : 0;
+}
+
+// Checkpoint files of a log directory by epoch (none for a file).
+std::vector<std::pair<Epoch, std::string>> CheckpointFiles(const std::string& dir) {
+  std::vector<std::pair<Epoch, std::string>> out;
+  if (auto names = Env::Default()->GetChildren(dir); names.ok()) {
+    for (const std::string& n : *names) {
+      Epoch ep = 0;
+      if (n.size() == 30 && n.rfind("ckpt-", 0) == 0 && n.ends_with(".ckpt") &&
+          ParseEpoch(n.substr(5, 20), false, &ep).empty()) {
+        out.push_back({ep, n});
+      }
+    }
+    std::sort(out.begin(), out.end());
+  }
+  return out;
+}
 
 std::string TypeName(const LogEntry& e) {
   const char* n = LogRecordTypeName(e.type);
@@ -130,6 +188,7 @@ std::string Describe(const LogEntry& e, nlohmann::json* j) {
 }
 
 int OpenReader(const LogArgs& a, std::unique_ptr<LogReader>* out) {
+  if (int rc = CheckLogInput(a.path)) return rc;
   LogReaderOptions o;
   o.mode = a.salvage ? RecoveryMode::kSalvage : RecoveryMode::kStrict;
   auto r = LogReader::Open(a.path, o);
@@ -140,15 +199,34 @@ int OpenReader(const LogArgs& a, std::unique_ptr<LogReader>* out) {
 
 int Show(const LogArgs& a) {
   Epoch from = 0, to = kLatestEpoch;
-  if (!a.from_epoch.empty() && !ParseEpoch(a.from_epoch, &from))
-    return Fail("--from-epoch: not an epoch: " + a.from_epoch);
-  if (!a.to_epoch.empty() && !ParseEpoch(a.to_epoch, &to))
-    return Fail("--to-epoch: not an epoch: " + a.to_epoch);
+  if (!a.from_epoch.empty()) {
+    if (int rc = EpochFlag("--from-epoch", a.from_epoch, false, &from)) return rc;
+  }
+  if (!a.to_epoch.empty()) {
+    if (int rc = EpochFlag("--to-epoch", a.to_epoch, true, &to)) return rc;
+  }
+  if (from > to) {
+    Fail(fmt::format("--from-epoch {} is after --to-epoch {}", from, to));
+    return 2;
+  }
+  if (a.limit < 0) {
+    Fail(fmt::format("--limit: {} is negative (a count of records, 0 for no limit)", a.limit));
+    return 2;
+  }
+  if (!a.type.empty()) {
+    const auto names = KnownTypeNames();
+    if (std::find(names.begin(), names.end(), a.type) == names.end() &&
+        !(a.type.starts_with("unknown(") && a.type.ends_with(")"))) {
+      Fail(fmt::format("--type: no record type '{}' (one of: {})", a.type, fmt::join(names, ", ")));
+      return 2;
+    }
+  }
   std::unique_ptr<LogReader> r;
   if (int rc = OpenReader(a, &r)) return rc;
   const Palette pal(!a.json && ColorStdout());
   nlohmann::json records = nlohmann::json::array();
   std::uint64_t shown = 0;
+  Epoch last_epoch = 0;
   Status failure;
   for (;;) {
     LogEntry e;
@@ -158,9 +236,10 @@ int Show(const LogArgs& a) {
       break;
     }
     if (!*more) break;
+    last_epoch = std::max(last_epoch, e.epoch);
     if (e.epoch < from || e.epoch > to) continue;
     if (!a.type.empty() && TypeName(e) != a.type) continue;
-    if (a.limit && shown >= a.limit) continue;
+    if (a.limit && shown >= static_cast<std::uint64_t>(a.limit)) continue;
     ++shown;
     nlohmann::json j;
     const std::string what = Describe(e, &j);
@@ -179,6 +258,10 @@ int Show(const LogArgs& a) {
     std::printf("%s  epoch %-6llu %s %s\n", pal.Dim(fmt::format("{}:{}", file, e.offset)).c_str(),
                 static_cast<unsigned long long>(e.epoch), type.c_str(), what.c_str());
   }
+  if (failure.ok() && !a.from_epoch.empty() && from > last_epoch) {
+    return Fail(
+        fmt::format("--from-epoch {}: log '{}' ends at epoch {}", from, a.path, last_epoch));
+  }
   if (a.json) {
     nlohmann::json out;
     out["format"] = "mmsb.log/1";
@@ -189,16 +272,24 @@ int Show(const LogArgs& a) {
     if (!failure.ok()) out["error"] = failure.ToString();
     std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
-    PrintProblems(stderr, r->problems(), Palette(ColorStdout()));
+    // The failure that stopped the listing is also the last problem: print it once.
+    std::vector<LogProblem> problems = r->problems();
+    if (!failure.ok() && !problems.empty() && problems.back().is_error() &&
+        failure.message().find(problems.back().ToString()) != std::string::npos) {
+      problems.pop_back();
+    }
+    PrintProblems(stderr, problems, Palette(ColorStdout()));
+    if (failure.ok() && shown == 0) {
+      std::printf("no records match (%s)\n",
+                  fmt::format("epochs {}..{}{}", from,
+                              to == kLatestEpoch ? std::string("latest") : std::to_string(to),
+                              a.type.empty() ? std::string() : ", type " + a.type)
+                      .c_str());
+    }
   }
-  if (!failure.ok()) {
-    if (!a.json) FailLog(failure, a.salvage);
-    return 1;
-  }
-  return std::any_of(r->problems().begin(), r->problems().end(),
-                     [](const LogProblem& p) { return p.is_error(); })
-             ? 1
-             : 0;
+  if (!failure.ok()) return FailLog(failure, a.salvage);
+  // Salvage skipped damage: the listing stands, the exit says so (text mode printed each one).
+  return a.json ? FailProblems(a.path, r->problems()) : HasErrors(r->problems());
 }
 
 int Stats(const LogArgs& a) {
@@ -239,17 +330,7 @@ int Stats(const LogArgs& a) {
       changed += e.delta.changed_bytes();
     }
   }
-  std::vector<std::pair<Epoch, std::string>> checkpoints;
-  if (auto names = Env::Default()->GetChildren(a.path); names.ok()) {
-    for (const std::string& n : *names) {
-      Epoch ep = 0;
-      if (n.size() == 30 && n.rfind("ckpt-", 0) == 0 && n.ends_with(".ckpt") &&
-          ParseEpoch(n.substr(5, 20), &ep)) {
-        checkpoints.push_back({ep, n});
-      }
-    }
-    std::sort(checkpoints.begin(), checkpoints.end());
-  }
+  const std::vector<std::pair<Epoch, std::string>> checkpoints = CheckpointFiles(a.path);
   if (a.json) {
     nlohmann::json j;
     j["format"] = "mmsb.log-stats/1";
@@ -297,13 +378,9 @@ int Stats(const LogArgs& a) {
     for (const auto& [ep, n] : checkpoints)
       std::printf("    epoch %llu  %s\n", static_cast<unsigned long long>(ep), n.c_str());
     PrintProblems(stderr, r->problems(), pal);
-    if (!failure.ok()) FailLog(failure, a.salvage);
   }
-  if (!failure.ok()) return 1;
-  return std::any_of(r->problems().begin(), r->problems().end(),
-                     [](const LogProblem& p) { return p.is_error(); })
-             ? 1
-             : 0;
+  if (!failure.ok()) return FailLog(failure, a.salvage);
+  return a.json ? FailProblems(a.path, r->problems()) : HasErrors(r->problems());
 }
 
 // Replays the whole log (every record decoded and applied, every group checked), and checks each
@@ -314,23 +391,27 @@ int Verify(const LogArgs& a) {
   o.use_checkpoints = false;
   Progress progress(a.path, a.quiet || a.json);
   o.progress = progress.Callback();
+  // Every failure is a verdict: with --json it is JSON too.
+  auto fail_open = [&](const Status& s, bool hint) {
+    if (a.json) {
+      nlohmann::json j;
+      j["format"] = "mmsb.log-verify/1";
+      j["ok"] = false;
+      j["error"] = s.ToString();
+      j["problems"] = nlohmann::json::array();
+      std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    }
+    return hint ? FailLog(s, a.salvage) : Fail(s.ToString());
+  };
+  if (Status s = CheckLogPath(a.path); !s.ok()) return fail_open(s, false);
   auto r = Replayer::Open(a.path, o);
   if (!r.ok() && r.status().code() == StatusCode::kNotFound) {
     o.use_checkpoints = true;  // the early segments were retired: start at the oldest checkpoint
     r = Replayer::Open(a.path, o);
   }
-  if (!r.ok()) return FailLog(r.status(), a.salvage);
+  if (!r.ok()) return fail_open(r.status(), true);
   std::vector<std::pair<Epoch, std::string>> checkpoints;
-  if (auto names = Env::Default()->GetChildren(a.path); names.ok()) {
-    for (const std::string& n : *names) {
-      Epoch ep = 0;
-      if (n.size() == 30 && n.rfind("ckpt-", 0) == 0 && n.ends_with(".ckpt") &&
-          ParseEpoch(n.substr(5, 20), &ep)) {
-        checkpoints.push_back({ep, JoinPath(a.path, n)});
-      }
-    }
-    std::sort(checkpoints.begin(), checkpoints.end());
-  }
+  for (auto& [ep, n] : CheckpointFiles(a.path)) checkpoints.push_back({ep, JoinPath(a.path, n)});
   std::vector<LogProblem> extra;
   Status failure;
   int verified = 0;
@@ -388,7 +469,8 @@ int Verify(const LogArgs& a) {
     for (const LogProblem& p : problems) j["problems"].push_back(ProblemJson(p));
     if (!failure.ok()) j["error"] = failure.ToString();
     std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-    return errors ? 1 : 0;
+    if (!failure.ok()) return Fail(a.path + ": " + failure.ToString());
+    return FailProblems(a.path, problems);
   }
   const Palette pal(ColorStdout());
   PrintProblems(stdout, problems, pal);
@@ -408,7 +490,43 @@ int Verify(const LogArgs& a) {
       static_cast<unsigned long long>(rep.records),
       static_cast<unsigned long long>(rep.deltas_applied), recomputed.c_str(), verified,
       FormatBytes(rep.bytes_read).c_str());
-  return errors ? 1 : 0;
+  // The verdict on stderr too, in one line, for scripts that only look there.
+  if (!failure.ok()) return Fail(a.path + ": " + failure.ToString());
+  return FailProblems(a.path, problems);
+}
+
+int Compact(const LogArgs& a) {
+  if (a.keep < 1) {
+    Fail(fmt::format("--keep: {} checkpoints; at least one is always kept", a.keep));
+    return 2;
+  }
+  RetentionPolicy policy;
+  policy.keep_checkpoints = static_cast<std::size_t>(a.keep);
+  if (!a.max_bytes.empty() && !ParseBytes(a.max_bytes, &policy.max_bytes)) {
+    Fail(fmt::format("--max-bytes: '{}' is not a size (bytes, or a number with K, M, G or T)",
+                     a.max_bytes));
+    return 2;
+  }
+  if (int rc = CheckLogInput(a.path)) return rc;
+  auto r = CompactLog(a.path, policy);
+  if (!r.ok()) return Fail(r.status().ToString());
+  if (a.json) {
+    nlohmann::json j;
+    j["format"] = "mmsb.log-compact/1";
+    j["checkpoints_removed"] = r->checkpoints_removed;
+    j["segments_removed"] = r->segments_removed;
+    j["bytes_before"] = r->bytes_before;
+    j["bytes_after"] = r->bytes_after;
+    j["oldest_epoch"] = r->oldest_checkpoint;
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf(
+      "%s: removed %llu checkpoint(s) and %llu segment(s), %s -> %s; replayable from epoch %llu\n",
+      a.path.c_str(), static_cast<unsigned long long>(r->checkpoints_removed),
+      static_cast<unsigned long long>(r->segments_removed), FormatBytes(r->bytes_before).c_str(),
+      FormatBytes(r->bytes_after).c_str(), static_cast<unsigned long long>(r->oldest_checkpoint));
+  return 0;
 }
 
 void AddLog(CLI::App& app) {
@@ -424,10 +542,11 @@ void AddLog(CLI::App& app) {
   CLI::App* show =
       log->add_subcommand("show", "list the records with file, offset, epoch and content");
   common(show);
-  show->add_option("--from-epoch", a.from_epoch, "first epoch to list");
-  show->add_option("--to-epoch", a.to_epoch, "last epoch to list");
-  show->add_option("--type", a.type, "only records of this type (delta, commit, page-create, ...)");
-  show->add_option("--limit", a.limit, "list at most this many records");
+  show->add_option("--from-epoch", a.from_epoch, "first epoch to list")->check(NonEmpty());
+  show->add_option("--to-epoch", a.to_epoch, "last epoch to list")->check(NonEmpty());
+  show->add_option("--type", a.type, "only records of this type (delta, commit, page-create, ...)")
+      ->check(NonEmpty());
+  show->add_option("--limit", a.limit, "list at most this many records (0: all)");
   SetAction(show, [] { return Show(a); });
   CLI::App* verify =
       log->add_subcommand("verify", "check every record, replay every epoch, check checkpoints");
@@ -437,6 +556,14 @@ void AddLog(CLI::App& app) {
   CLI::App* stats = log->add_subcommand("stats", "records, bytes, epochs, pages and checkpoints");
   common(stats);
   SetAction(stats, [] { return Stats(a); });
+  CLI::App* compact = log->add_subcommand(
+      "compact", "apply a retention policy: drop old checkpoints and the segments behind them");
+  compact->add_option("log", a.path, "log directory")->required();
+  compact->add_option("--keep", a.keep, "checkpoints to keep, newest first (default 2)");
+  compact->add_option("--max-bytes", a.max_bytes,
+                      "keep fewer checkpoints (at least one) while the log is larger (e.g. 1G)");
+  compact->add_flag("--json", a.json, "machine-readable output");
+  SetAction(compact, [] { return Compact(a); });
 }
 
 const CommandRegistrar kRegistrar(AddLog);

@@ -1,8 +1,12 @@
 // `mmsb replay <log> --epoch N [--out DIR | --json]`: rebuild the state of an epoch.
 #include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -33,10 +37,76 @@ Status WriteFile(const std::string& path, const void* data, std::size_t n) {
   return Status::Ok();
 }
 
+// Where --out may go: a new directory, or an empty one. A non-empty directory is refused, so no
+// page file of an earlier replay survives next to a manifest that does not list it.
+int CheckOutDir(const std::string& out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(out, ec);
+  if (!fs::exists(st)) return 0;
+  if (!fs::is_directory(st))
+    return Fail(fmt::format("--out '{}' exists and is not a directory", out));
+  if (!fs::is_empty(out, ec) || ec) {
+    return Fail(fmt::format(
+        "--out '{}' is not empty; give a new or empty directory (files of an earlier replay would "
+        "mix with this one)",
+        out));
+  }
+  return 0;
+}
+
+// Writes the pages and the manifest into a fresh sibling directory, then renames it to `out`
+// (over an empty directory), so `out` never holds a partial or mixed replay.
+int WriteOut(const std::string& out, const LogState& st, const ReplayReport& rep) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path target = fs::path(out).lexically_normal();
+  const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const std::string tmp =
+      (parent / fmt::format(".{}.tmp-{}", target.filename().string(), ::getpid())).string();
+  fs::remove_all(tmp, ec);
+  auto cleanup = [&](const std::string& why) {
+    fs::remove_all(tmp, ec);
+    return Fail(why);
+  };
+  if (::mkdir(tmp.c_str(), 0755) != 0)
+    return Fail(fmt::format("cannot create directory '{}': {}", tmp, std::strerror(errno)));
+  const std::string pages = JoinPath(tmp, "pages");
+  if (::mkdir(pages.c_str(), 0755) != 0)
+    return cleanup(fmt::format("cannot create directory '{}'", pages));
+  for (const auto& [id, p] : st.pages) {
+    if (Status s =
+            WriteFile(JoinPath(pages, fmt::format("{}.bin", id)), p.bytes.data(), p.bytes.size());
+        !s.ok()) {
+      return cleanup(s.ToString());
+    }
+  }
+  const std::string manifest = LogStateToJson(st, &rep, false) + "\n";
+  if (Status s = WriteFile(JoinPath(tmp, "manifest.json"), manifest.data(), manifest.size());
+      !s.ok()) {
+    return cleanup(s.ToString());
+  }
+  if (::rename(tmp.c_str(), out.c_str()) != 0) {
+    return cleanup(fmt::format("cannot move the replay into '{}': {}", out, std::strerror(errno)));
+  }
+  return 0;
+}
+
 int Run(const ReplayArgs& a) {
   Epoch epoch = 0;
-  if (!ParseEpoch(a.epoch, &epoch)) return Fail("--epoch: not an epoch: " + a.epoch);
-  if (a.json && !a.out.empty()) return Fail("--json and --out are alternatives");
+  if (int rc = EpochFlag("--epoch", a.epoch, true, &epoch)) return rc;
+  if (a.json && !a.out.empty()) {
+    Fail("--json and --out are alternatives");
+    return 2;
+  }
+  if (a.with_bytes && !a.json) {
+    Fail("--with-bytes only goes with --json");
+    return 2;
+  }
+  if (int rc = CheckLogInput(a.path)) return rc;
+  if (!a.out.empty()) {
+    if (int rc = CheckOutDir(a.out)) return rc;
+  }
   ReplayOptions o;
   o.epoch = epoch;
   o.mode = a.salvage ? RecoveryMode::kSalvage : RecoveryMode::kStrict;
@@ -51,27 +121,11 @@ int Run(const ReplayArgs& a) {
   }
   if (a.json) {
     std::printf("%s\n", LogStateToJson(*st, &rep, a.with_bytes).c_str());
-    return rep.has_errors() ? 1 : 0;
+    return rep.has_errors() ? FailProblems(a.path, rep.problems) : 0;
   }
   PrintProblems(stderr, rep.problems, pal);
   if (!a.out.empty()) {
-    if (::mkdir(a.out.c_str(), 0755) != 0 && errno != EEXIST)
-      return Fail(fmt::format("cannot create directory '{}'", a.out));
-    const std::string pages = JoinPath(a.out, "pages");
-    if (::mkdir(pages.c_str(), 0755) != 0 && errno != EEXIST)
-      return Fail(fmt::format("cannot create directory '{}'", pages));
-    for (const auto& [id, p] : st->pages) {
-      if (Status s =
-              WriteFile(JoinPath(pages, fmt::format("{}.bin", id)), p.bytes.data(), p.bytes.size());
-          !s.ok()) {
-        return Fail(s.ToString());
-      }
-    }
-    const std::string manifest = LogStateToJson(*st, &rep, false) + "\n";
-    if (Status s = WriteFile(JoinPath(a.out, "manifest.json"), manifest.data(), manifest.size());
-        !s.ok()) {
-      return Fail(s.ToString());
-    }
+    if (int rc = WriteOut(a.out, *st, rep)) return rc;
     std::printf(
         "epoch %llu: %zu pages written to %s/pages/<id>.bin, metadata in %s/manifest.json\n",
         static_cast<unsigned long long>(st->epoch), st->pages.size(), a.out.c_str(), a.out.c_str());
@@ -104,7 +158,9 @@ void AddReplay(CLI::App& app) {
   sub->add_option("log", a.path, "log directory, segment or checkpoint file")->required();
   sub->add_option("--epoch", a.epoch, "the epoch to rebuild (a number, or 'latest')")->required();
   sub->add_option("--out", a.out,
-                  "write each page's bytes to DIR/pages/<id>.bin and DIR/manifest.json");
+                  "write each page's bytes to DIR/pages/<id>.bin and DIR/manifest.json (DIR must "
+                  "be new or empty)")
+      ->check(NonEmpty());
   sub->add_flag("--json", a.json, "print the state as JSON (docs/SerializationSpec.md, CLI JSON)");
   sub->add_flag("--with-bytes", a.with_bytes, "with --json: include each page's bytes as hex");
   sub->add_flag("--salvage", a.salvage, "skip damaged epochs instead of stopping");

@@ -28,6 +28,9 @@ void SetAction(CLI::App* sub, std::function<int()> action);
 // True when stdout is a terminal and NO_COLOR is unset (colour only goes to a TTY).
 bool ColorStdout();
 
+// Rejects an empty value: `--type ""` names nothing, it must not mean "no filter".
+const CLI::Validator& NonEmpty();
+
 // Prints "mmsb: error: <message>" to stderr and returns 1.
 int Fail(const std::string& message);
 

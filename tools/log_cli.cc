@@ -65,13 +65,36 @@ std::string FormatBytes(std::uint64_t n) {
   return fmt::format("{:.2f} GiB", static_cast<double>(n) / (1 << 30));
 }
 
-bool ParseEpoch(const std::string& s, Epoch* out) {
+std::string ParseEpoch(const std::string& s, bool latest_ok, Epoch* out) {
   if (s == "latest") {
+    if (!latest_ok) return "'latest' is not accepted here; give an epoch number";
     *out = kLatestEpoch;
-    return true;
+    return "";
   }
-  auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+  const bool digits = !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+  Epoch v = 0;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (!digits || r.ptr != s.data() + s.size()) {
+    return fmt::format("'{}' is not an epoch (a decimal number{})", s,
+                       latest_ok ? " or 'latest'" : "");
+  }
+  if (r.ec == std::errc::result_out_of_range || v == kLatestEpoch) {
+    return fmt::format("'{}' is out of range (the largest epoch is {})", s, kLatestEpoch - 1);
+  }
+  *out = v;
+  return "";
+}
+
+int EpochFlag(const char* flag, const std::string& s, bool latest_ok, Epoch* out) {
+  const std::string why = ParseEpoch(s, latest_ok, out);
+  if (why.empty()) return 0;
+  Fail(fmt::format("{}: {}", flag, why));
+  return 2;
+}
+
+int CheckLogInput(const std::string& path) {
+  const Status s = CheckLogPath(path);
+  return s.ok() ? 0 : Fail(s.ToString());
 }
 
 nlohmann::json ProblemJson(const LogProblem& p) {
@@ -89,6 +112,18 @@ void PrintProblems(std::FILE* out, const std::vector<LogProblem>& problems, cons
     const std::string tag = p.is_error() ? pal.Red("error") : pal.Yellow("warning");
     std::fprintf(out, "%s: %s\n", tag.c_str(), p.ToString().c_str());
   }
+}
+
+int FailProblems(const std::string& what, const std::vector<LogProblem>& problems) {
+  std::size_t errors = 0;
+  const LogProblem* first = nullptr;
+  for (const LogProblem& p : problems) {
+    if (!p.is_error()) continue;
+    if (first == nullptr) first = &p;
+    ++errors;
+  }
+  if (first == nullptr) return 0;
+  return Fail(fmt::format("{}: {} problem(s), first: {}", what, errors, first->ToString()));
 }
 
 int FailLog(const Status& s, bool salvage) {

@@ -53,12 +53,25 @@ class Progress {
 std::string FormatUnixNanos(std::uint64_t ns);
 // "1.2 MiB"
 std::string FormatBytes(std::uint64_t n);
-// Parses an epoch argument: a number or "latest".
-bool ParseEpoch(const std::string& s, Epoch* out);
+// The one epoch parser of every command. An epoch is a decimal number below 2^64-1 (the all-ones
+// value is the library's "latest" marker, never an epoch), or "latest" where `latest_ok`.
+// Returns "" on success, else why `s` is not an epoch.
+std::string ParseEpoch(const std::string& s, bool latest_ok, Epoch* out);
+// ParseEpoch for a flag: on failure prints "mmsb: error: <flag>: ..." and returns the usage exit
+// code 2; returns 0 on success.
+int EpochFlag(const char* flag, const std::string& s, bool latest_ok, Epoch* out);
+
+// Checks that `path` can be read as a log (CheckLogPath) and prints what it is not when it
+// cannot. Returns 0, or the exit code 1 after printing one line.
+int CheckLogInput(const std::string& path);
 
 // Reports a failed log operation; for damage found in strict mode it adds how to go on
 // (--salvage). Returns the exit code 1.
 int FailLog(const Status& s, bool salvage);
+
+// For an answer given despite damage (salvage, or problems found on the way): one line on stderr,
+// "mmsb: error: <what>: N problem(s), first: <problem>", and the exit code 1.
+int FailProblems(const std::string& what, const std::vector<LogProblem>& problems);
 
 nlohmann::json ProblemJson(const LogProblem& p);
 // Prints problems (errors red, warnings yellow) to `out`, one per line.

@@ -42,6 +42,13 @@ bool ColorStdout() {
   return isatty(STDOUT_FILENO) && (no_color == nullptr || no_color[0] == '\0');
 }
 
+const CLI::Validator& NonEmpty() {
+  static const CLI::Validator v(
+      [](std::string& s) { return s.empty() ? std::string("an empty value names nothing") : ""; },
+      "NONEMPTY");
+  return v;
+}
+
 int Fail(const std::string& message) {
   std::fprintf(stderr, "mmsb: error: %s\n", message.c_str());
   return 1;
@@ -56,9 +63,16 @@ int main(int argc, char** argv) {
   for (auto fn : mmsb::cli::Registry()) fn(app);
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    // One line, like every other error: what was wrong, and where the usage is.
+    std::fprintf(stderr, "mmsb: error: %s (see mmsb --help)\n", e.what());
+    return 2;
   }
   const int rc = mmsb::cli::RunParsed(app);
   return rc < 0 ? 2 : rc;

@@ -1,12 +1,16 @@
 #include "mmsb/ir/store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -81,7 +85,8 @@ void Backoff(int attempt) {
 
 class Store::Impl {
  public:
-  Impl(sqlite3* db, StoreOptions options) : db_(db), options_(std::move(options)) {}
+  Impl(sqlite3* db, StoreOptions options, std::string path)
+      : db_(db), options_(std::move(options)), path_(std::move(path)) {}
   ~Impl() { sqlite3_close_v2(db_); }
 
   sqlite3* db() { return db_; }
@@ -94,11 +99,23 @@ class Store::Impl {
   Status WriteTransaction(Body&& body) {
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.max_wait_ms);
+    std::string holder;
     for (int attempt = 0;; ++attempt) {
       const int rc = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
       if (rc == SQLITE_OK) break;
-      if (!sql::IsBusy(rc) || std::chrono::steady_clock::now() >= deadline)
-        return sql::ErrorStatus(db_, rc, "starting a write to the IR store");
+      if (sql::IsBusy(rc) && attempt == 0) {
+        holder = WriteLockHolder(path_);
+        if (options_.on_wait) options_.on_wait(holder.empty() ? "another process" : holder);
+      }
+      if (!sql::IsBusy(rc) || std::chrono::steady_clock::now() >= deadline) {
+        Status s = sql::ErrorStatus(db_, rc, "starting a write to the IR store");
+        if (!sql::IsBusy(rc)) return s;
+        return Status(s.code(), s.message() + " (gave up after " +
+                                    std::to_string(options_.max_wait_ms / 1000) +
+                                    " s waiting for the write lock" +
+                                    (holder.empty() ? "" : ", held by " + holder) + "; " +
+                                    kWaitEnv + " or --timeout sets the wait)");
+      }
       Backoff(attempt);
     }
     Status s = body();
@@ -180,6 +197,7 @@ class Store::Impl {
  private:
   sqlite3* db_;
   StoreOptions options_;
+  std::string path_;
   BlobCodec codec_;
   std::unordered_map<std::int64_t, ManifestMap> manifest_cache_;
 };
@@ -235,6 +253,37 @@ Status CheckFormat(Store::Impl& impl, const std::string& path) {
   return Status::Ok();
 }
 
+// SQLite reads pages past the end of a truncated file as empty, so a store cut short can answer
+// queries from what is left. Its header says how many pages it has (valid when the "version valid
+// for" number equals the change counter): a shorter file is corruption. Only checked with no WAL
+// content or rollback journal: a checkpoint in progress may write page 1 (the header) before the
+// pages it adds.
+Status CheckNotTruncated(const std::string& path) {
+  std::error_code ec;
+  if (fs::file_size(path + "-wal", ec) > 0 && !ec) return Status::Ok();
+  if (fs::exists(path + "-journal", ec)) return Status::Ok();
+  const auto size = fs::file_size(path, ec);
+  if (ec || size < 100) return Status::Ok();
+  std::ifstream in(path, std::ios::binary);
+  unsigned char h[100];
+  if (!in.read(reinterpret_cast<char*>(h), sizeof h)) return Status::Ok();
+  if (std::memcmp(h, "SQLite format 3", 16) != 0) return Status::Ok();
+  auto be32 = [&](int at) {
+    return (std::uint32_t{h[at]} << 24) | (std::uint32_t{h[at + 1]} << 16) |
+           (std::uint32_t{h[at + 2]} << 8) | h[at + 3];
+  };
+  std::uint64_t page_size = (std::uint32_t{h[16]} << 8) | h[17];
+  if (page_size == 1) page_size = 65536;
+  const std::uint64_t pages = be32(28);
+  if (be32(24) != be32(92) || pages == 0) return Status::Ok();
+  if (size < pages * page_size) {
+    return Corruption(path + " is truncated: its header says " + std::to_string(pages) +
+                      " pages of " + std::to_string(page_size) + " bytes, the file holds " +
+                      std::to_string(size) + " bytes");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Store::Store(std::string path, std::unique_ptr<Impl> impl)
@@ -254,6 +303,16 @@ Expected<std::unique_ptr<Store>> Store::Open(const std::string& path, Mode mode,
   }
   if (fs::exists(path, ec) && !fs::is_regular_file(path, ec))
     return FailedPrecondition(path + " is not a regular file");
+  if (mode == Mode::kExisting) {
+    // Readers only: a writer may be creating or checkpointing the file right now. A state seen
+    // in the middle of that passes on a second look.
+    Status t = CheckNotTruncated(path);
+    if (!t.ok()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      t = CheckNotTruncated(path);
+    }
+    if (!t.ok()) return t;
+  }
 
   sqlite3* db = nullptr;
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
@@ -266,7 +325,7 @@ Expected<std::unique_ptr<Store>> Store::Open(const std::string& path, Mode mode,
   }
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, options.busy_timeout_ms);
-  auto impl = std::make_unique<Impl>(db, options);
+  auto impl = std::make_unique<Impl>(db, options, path);
 
   // Is it a database at all? (A foreign file gives SQLITE_NOTADB here.) While another process
   // creates the store, its schema is locked for longer than one busy timeout may last on a
@@ -667,8 +726,11 @@ Expected<std::int64_t> Store::ResolveGeneration(std::string_view spec) {
   std::string s(spec);
   if (s == "latest" || s.rfind("latest~", 0) == 0) {
     std::int64_t back = 0;
-    if (s.size() > 7) {
-      if (!AllDigits(s.substr(7))) return InvalidArgument("bad generation '" + s + "'");
+    if (s != "latest") {
+      if (!AllDigits(s.substr(7))) {
+        return InvalidArgument("bad generation '" + s +
+                               "' (N, latest, latest~K with a number K, or a label)");
+      }
       back = std::stoll(s.substr(7));
     }
     MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT id FROM generations ORDER BY id DESC "
@@ -811,7 +873,16 @@ Expected<GcResult> Store::Gc(int keep) {
     q.Bind(1, static_cast<std::int64_t>(keep - 1));
     MMSB_ASSIGN_OR_RETURN(found, q.Step());
     if (!found) return Status::Ok();
-    const std::int64_t oldest_kept = q.Int(0);
+    std::int64_t oldest_kept = q.Int(0);
+    // The open generation still takes captures of the build that opened it: moving inherited
+    // captures into it would make that build's next TU look recaptured and open another
+    // generation. Keep the generation before it too, which then takes them over.
+    MMSB_ASSIGN_OR_RETURN(open, impl.Prepare("SELECT max(id) FROM generations WHERE id < ?1 AND "
+                                             "EXISTS (SELECT 1 FROM generations WHERE id = ?1 "
+                                             "AND is_open = 1)"));
+    open.Bind(1, oldest_kept);
+    MMSB_ASSIGN_OR_RETURN(open_row, open.Step());
+    if (open_row && !open.IsNull(0)) oldest_kept = open.Int(0);
     MMSB_ASSIGN_OR_RETURN(n, impl.Prepare("SELECT count(*) FROM generations WHERE id < ?1"));
     n.Bind(1, oldest_kept);
     MMSB_ASSIGN_OR_RETURN(row, n.Step());
@@ -861,6 +932,37 @@ std::int64_t Store::SizeBytes() const {
     if (!ec) total += static_cast<std::int64_t>(n);
   }
   return total;
+}
+
+Expected<StoreOptions> StoreOptionsFromEnv() {
+  StoreOptions o;
+  const char* v = std::getenv(kWaitEnv);
+  if (v == nullptr || v[0] == '\0') return o;
+  const std::string s(v);
+  if (!AllDigits(s) || s.size() > 7) {
+    return InvalidArgument(std::string(kWaitEnv) + "='" + s + "' is not a whole number of seconds");
+  }
+  o.max_wait_ms = std::stoi(s) * 1000;
+  return o;
+}
+
+std::string WriteLockHolder(const std::string& path) {
+  // SQLite's WAL write lock is byte 120 of the -shm file (WALINDEX_LOCK_OFFSET + WAL_WRITE_LOCK),
+  // taken with fcntl; F_GETLK reports a conflicting holder of another process.
+  const int fd = ::open((path + "-shm").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  struct flock fl{};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 120;
+  fl.l_len = 1;
+  const int rc = ::fcntl(fd, F_GETLK, &fl);
+  ::close(fd);
+  if (rc != 0 || fl.l_type == F_UNLCK || fl.l_pid <= 0) return "";
+  std::string comm;
+  std::ifstream in("/proc/" + std::to_string(fl.l_pid) + "/comm");
+  std::getline(in, comm);
+  return "pid " + std::to_string(fl.l_pid) + (comm.empty() ? "" : " (" + comm + ")");
 }
 
 }  // namespace mmsb::ir

@@ -31,6 +31,26 @@ void WarnWrongSubject(clang::Sema& s, const ParsedAttr& attr, const char* subjec
       << attr << attr.isRegularKeywordAttribute() << subjects;
 }
 
+// A page variable's own bytes are all a commit sees: a type that keeps its contents elsewhere
+// (std::string, std::vector) would log only its pointers and lose every change. The same error as
+// for a page type (a page type itself is checked, with its notes, by the analyzer).
+void CheckPageVariableType(clang::Sema& s, const clang::VarDecl* vd, const ParsedAttr& attr) {
+  const clang::QualType t = vd->getType();
+  if (t.isNull() || t->isDependentType() || t->isReferenceType()) return;
+  if (IsPageTypeOrArrayOf(s.Context, t)) return;
+  const clang::QualType elem = s.Context.getBaseElementType(t);
+  if (!s.isCompleteType(vd->getLocation(), elem) || elem.isTriviallyCopyableType(s.Context)) return;
+  clang::DiagnosticsEngine& d = s.getDiagnostics();
+  s.Diag(vd->getLocation(),
+         d.getCustomDiagID(clang::DiagnosticsEngine::Error,
+                           "page type %0 is not trivially copyable; [[mmsb::page]] types must be, "
+                           "so that a byte diff describes every change"))
+      << elem;
+  s.Diag(attr.getLoc(),
+         d.getCustomDiagID(clang::DiagnosticsEngine::Note, "%0 is a page variable of that type"))
+      << vd;
+}
+
 struct PageAttrInfo : ParsedAttrInfo {
   PageAttrInfo() {
     static constexpr Spelling kSpellings[] = {{ParsedAttr::AS_CXX11, "mmsb::page"}};
@@ -62,6 +82,7 @@ struct PageAttrInfo : ParsedAttrInfo {
 
   AttrHandling handleDeclAttribute(clang::Sema& s, clang::Decl* d,
                                    const ParsedAttr& attr) const override {
+    if (const auto* vd = llvm::dyn_cast<clang::VarDecl>(d)) CheckPageVariableType(s, vd, attr);
     Annotate(s, d, attr, kPageAttr);
     return AttributeApplied;
   }

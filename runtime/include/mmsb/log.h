@@ -97,6 +97,24 @@ struct LogProblem {
 };
 const char* LogProblemKindName(LogProblem::Kind k);
 
+// Which checkpoints a log keeps, and so which of its segments: the segments whose every epoch is
+// at or before the oldest kept checkpoint are deleted (replay starts at that checkpoint). At
+// least one checkpoint is always kept, and the segment being written is never deleted.
+struct RetentionPolicy {
+  std::size_t keep_checkpoints = 2;  // the newest N
+  // When > 0: keep fewer checkpoints (down to one) while the log's segments and checkpoints would
+  // add up to more than this many bytes.
+  std::uint64_t max_bytes = 0;
+};
+
+struct CompactReport {
+  std::uint64_t checkpoints_removed = 0;
+  std::uint64_t segments_removed = 0;
+  std::uint64_t bytes_before = 0;
+  std::uint64_t bytes_after = 0;
+  Epoch oldest_checkpoint = 0;  // the oldest kept: the earliest epoch still replayable
+};
+
 struct LogOptions {
   Durability durability = Durability::kGroup;
   // A new segment starts (at an epoch boundary) once the current one reaches this size.
@@ -107,8 +125,10 @@ struct LogOptions {
   // kStrict refuses to open (Corruption); kSalvage keeps the damaged segment as it is (readers
   // in salvage mode skip the damage) and continues in a new segment.
   RecoveryMode recovery = RecoveryMode::kStrict;
-  // Checkpoints delete the segments they cover (keeping the two newest checkpoints).
+  // Checkpoints delete the segments they cover, as `retention` says (by default keeping the two
+  // newest checkpoints).
   bool retire_segments = true;
+  RetentionPolicy retention;
   // LogSink: record each commit's typed events (mmsb/events.h, EncodeEvents) as an event record,
   // so a replay yields the same event sequence.
   bool log_events = true;
@@ -441,11 +461,21 @@ class LogSink final : public CommitSink {
   void SetGroupObserver(std::shared_ptr<LogGroupObserver> observer, bool state_hash);
 
   LogWriter& writer() { return *writer_; }
-  // Removes the sink from the bus (if attached) and closes the log. Not from inside a commit.
+  // Removes the sink from the bus (if attached) and closes the log: flushes what is buffered,
+  // syncs (unless Durability::kNone), closes the segment and releases the LOCK. Idempotent: a
+  // second Close() returns the first one's result. Not from inside a commit. The destructor
+  // calls it and drops its error.
+  //
+  // fork(): the log belongs to the process that opened it. In a forked child every commit that
+  // reaches this sink fails with FailedPrecondition (nothing is appended), and Close() only
+  // detaches the sink, never flushing the parent's buffered bytes. A child that wants a log
+  // attaches its own (another directory).
   Status Close();
 
  private:
   LogSink() = default;
+  bool forked() const;
+  Status ForkedError() const;
   struct State;
   std::unique_ptr<LogWriter> writer_;
   std::unique_ptr<State> state_;
@@ -455,5 +485,21 @@ class LogSink final : public CommitSink {
 // before creating pages, so the log holds every page from its creation.
 Expected<std::shared_ptr<LogSink>> AttachLog(const std::string& dir,
                                              const LogOptions& options = {});
+
+// Whether `path` can be read as a log, before anything reads it: a directory that holds a
+// segment, a checkpoint or a LOCK file, or a file that starts with a valid segment or checkpoint
+// header. NotFound: nothing there. InvalidArgument: something else, and the message says what
+// it looks like (an empty file, an ELF binary, an SQLite database, ...). Corruption: an MMSB
+// file whose header is damaged (salvage cannot read past that either). LogReader::Open and
+// Replayer::Open call it.
+Status CheckLogPath(const std::string& path, Env* env = nullptr);
+
+// Applies `policy` to the log directory `dir` now (what a writer does after each checkpoint):
+// takes the log's LOCK (FailedPrecondition naming the holder while a writer runs), removes the
+// leftovers of interrupted checkpoint writes, then deletes the checkpoints the policy drops and
+// the segments behind the oldest kept one. Crash-safe: segments go before checkpoints, each
+// removal leaves a log that replays from its oldest checkpoint. `mmsb log compact` runs it.
+Expected<CompactReport> CompactLog(const std::string& dir, const RetentionPolicy& policy = {},
+                                   Env* env = nullptr);
 
 }  // namespace mmsb

@@ -158,12 +158,23 @@ struct RestoreReport {
   std::vector<std::string> not_in_log;      // registered static pages the log does not have
   std::vector<std::string> not_registered;  // static pages in the log with no registered page
   std::vector<std::string> mismatched;      // same name, different size or type: left alone
+  // Restored into a changed layout by field name: "g_cfg (Config: moved b; added c; removed d)".
+  // Each is also in `restored`.
+  std::vector<std::string> migrated;
 };
 
 // Copies the bytes of every static page recorded in `path` (log directory or checkpoint) at the
 // given epoch into the registered static page of the same name, through the write barrier, so
 // the next commit logs them. Call at start-up, after the static pages are registered and before
 // writers run.
+//
+// When the log and the program both have the page's type descriptor, the full layouts are
+// compared (size, and every field's name, offset, element type and extents, nested records
+// included). The same layout is copied whole. A changed layout is migrated by field name: a
+// field of the same name and shape is copied to its new offset, a new field keeps the program's
+// value, a field the program dropped is dropped (`migrated` says which). A field whose shape
+// changed (u32 -> f32, [4] -> [8]) cannot be migrated: the page is left alone and `mismatched`
+// names the fields. Without descriptors only the size and type name are compared.
 Expected<RestoreReport> RestoreStaticPages(const std::string& path,
                                            const RestoreOptions& options = {});
 
@@ -207,9 +218,12 @@ struct DiffOptions {
 };
 
 StateDiff DiffStates(const LogState& from, const LogState& to, const DiffOptions& options = {});
-// Replays to `from`, continues to `to`, and diffs. `replay.epoch` is ignored.
+// Replays to `from`, continues to `to`, and diffs. `replay.epoch` is ignored. `report`, when not
+// null, receives what the replay found (in salvage mode: the damaged epochs it skipped).
+// NotFound when a filter names nothing: a page in neither state, a type no page has.
 Expected<StateDiff> DiffEpochs(const std::string& path, Epoch from, Epoch to,
-                               const DiffOptions& options = {}, const ReplayOptions& replay = {});
+                               const DiffOptions& options = {}, const ReplayOptions& replay = {},
+                               ReplayReport* report = nullptr);
 
 // ---- JSON (stable keys; see docs/SerializationSpec.md, "CLI JSON") -----------------------------
 

@@ -4,6 +4,7 @@
 
 #include <bit>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -20,12 +21,42 @@ Expected<std::uint8_t*> Reserve(std::size_t bytes, const char* what) {
   if (p == MAP_FAILED) {
     return OutOfMemory("cannot reserve " + std::to_string(bytes >> 20) +
                        " MiB of address space for the " + what + ": " + std::strerror(errno) +
-                       " (lower Options::arena_bytes)");
+                       " (lower Options::arena_bytes or MMSB_ARENA_BYTES)");
   }
   return static_cast<std::uint8_t*>(p);
 }
 
 }  // namespace
+
+Expected<std::size_t> Arena::CapacityFromEnv(std::size_t configured) {
+  const char* env = std::getenv("MMSB_ARENA_BYTES");
+  if (env == nullptr || env[0] == '\0') return configured;
+  const std::string v(env);
+  std::size_t digits = 0;
+  while (digits < v.size() && v[digits] >= '0' && v[digits] <= '9') ++digits;
+  int shift = 0;
+  const std::string suffix = v.substr(digits);
+  if (suffix == "K" || suffix == "k")
+    shift = 10;
+  else if (suffix == "M" || suffix == "m")
+    shift = 20;
+  else if (suffix == "G" || suffix == "g")
+    shift = 30;
+  else if (suffix == "T" || suffix == "t")
+    shift = 40;
+  else if (!suffix.empty())
+    digits = 0;
+  std::uint64_t n = 0;
+  bool ok = digits > 0 && digits <= 15;
+  for (std::size_t i = 0; ok && i < digits; ++i) n = n * 10 + static_cast<unsigned>(v[i] - '0');
+  ok = ok && n > 0 && (n << shift >> shift) == n && (n << shift) <= (std::uint64_t{1} << 46);
+  if (!ok) {
+    return InvalidArgument("MMSB_ARENA_BYTES='" + v +
+                           "' is not a size: bytes, or a number with K, M, G or T (e.g. 4G), "
+                           "between 1 byte and 64 TiB");
+  }
+  return static_cast<std::size_t>(n << shift);
+}
 
 int Arena::ClassFor(std::size_t size) {
   if (size > kSmallMax) return -1;
@@ -82,7 +113,7 @@ Expected<std::uint8_t*> Arena::Bump(std::size_t bytes, std::size_t align) {
     const std::size_t start = RoundUp(cur, align);
     if (start + bytes > capacity_ || start + bytes < start) {
       return OutOfMemory("page arena exhausted: " + std::to_string(capacity_ >> 20) +
-                         " MiB reserved (raise Options::arena_bytes)");
+                         " MiB reserved (raise Options::arena_bytes or MMSB_ARENA_BYTES)");
     }
     if (bump_.compare_exchange_weak(cur, start + bytes, std::memory_order_relaxed)) {
       return data_ + start;

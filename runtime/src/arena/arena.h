@@ -48,6 +48,9 @@ class Arena {
 
   // Reserves `capacity` bytes of address space (rounded to 4 KiB) for data and twins.
   static Expected<Arena*> Create(std::size_t capacity);
+  // The capacity to use: MMSB_ARENA_BYTES when set (bytes, or with a K/M/G/T suffix, powers of
+  // 1024: "4G"), else `configured` (Options::arena_bytes). InvalidArgument names a bad value.
+  static Expected<std::size_t> CapacityFromEnv(std::size_t configured);
   ~Arena();
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;

@@ -87,7 +87,9 @@ Bus::ReadLock::~ReadLock() NO_THREAD_SAFETY_ANALYSIS {
 
 Expected<std::unique_ptr<Bus>> Bus::Create(const Options& options) {
   std::unique_ptr<Bus> bus(new Bus(options));
-  auto arena = Arena::Create(options.arena_bytes);
+  auto capacity = Arena::CapacityFromEnv(options.arena_bytes);  // MMSB_ARENA_BYTES
+  if (!capacity.ok()) return capacity.status();
+  auto arena = Arena::Create(*capacity);
   if (!arena.ok()) return arena.status();
   bus->arena_.reset(*arena);
   bus->zeros_size_ = bus->arena_->capacity();

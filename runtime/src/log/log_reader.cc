@@ -348,6 +348,7 @@ Expected<std::unique_ptr<LogReader>> LogReader::Open(const std::string& path,
   impl->opts = options;
   impl->env = options.env ? options.env : Env::Default();
   Env* env = impl->env;
+  MMSB_RETURN_IF_ERROR(CheckLogPath(path, env));
   if (env->IsDirectory(path)) {
     impl->directory = true;
     auto listing = log::ListLogDir(env, path);

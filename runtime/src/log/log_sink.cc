@@ -1,7 +1,9 @@
 // LogSink: the bus's commits, pages, types and graph edges into the log.
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -31,9 +33,23 @@ bool SameEdge(const EdgeInfo& a, const EdgeInfo& b) {
          a.projection.dst_offset == b.projection.dst_offset;
 }
 
+// Forks seen by this process image: a child handler counts them, so a sink can tell that it was
+// inherited (its writer's buffers, lock and threads belong to the parent).
+std::atomic<std::uint64_t> g_forks{0};
+
+std::uint64_t ForkGeneration() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    pthread_atfork(nullptr, nullptr, [] { g_forks.fetch_add(1, std::memory_order_relaxed); });
+  });
+  return g_forks.load(std::memory_order_relaxed);
+}
+
 }  // namespace
 
 struct LogSink::State {
+  std::uint64_t fork_generation = 0;  // ForkGeneration() when opened
+  pid_t owner = 0;                    // the process that opened the log
   std::mutex mu;
   LogBatch batch;
   bool first = true;
@@ -118,7 +134,21 @@ Expected<std::shared_ptr<LogSink>> LogSink::Open(const std::string& dir,
   sink->state_->batch = sink->writer_->NewBatch();
   sink->state_->epoch_base = sink->writer_->last_epoch();
   sink->state_->id_base = sink->writer_->page_id_high();
+  sink->state_->fork_generation = ForkGeneration();
+  sink->state_->owner = ::getpid();
   return sink;
+}
+
+bool LogSink::forked() const {
+  return state_ != nullptr && ForkGeneration() != state_->fork_generation;
+}
+
+Status LogSink::ForkedError() const {
+  return FailedPrecondition(fmt::format(
+      "log '{}' is written by process {}; this process ({}) is a fork of it and never appends "
+      "to its parent's log: Close() the inherited sink (that only detaches it) and attach a log "
+      "of its own",
+      writer_ ? writer_->dir() : std::string(), state_->owner, ::getpid()));
 }
 
 Epoch LogSink::LogEpoch(Epoch bus_epoch) const {
@@ -132,6 +162,7 @@ PageId LogSink::LogPageId(PageId bus_id) const {
 }
 
 Status LogSink::OnCommit(const CommitBatch& b) {
+  if (forked()) return ForkedError();  // before the lock: the parent may have held it
   State& s = *state_;
   std::lock_guard<std::mutex> l(s.mu);
   s.batch.Clear();
@@ -319,6 +350,7 @@ Status LogSink::OnCommit(const CommitBatch& b) {
 }
 
 Status LogSink::AfterCommit(Epoch epoch) {
+  if (forked()) return ForkedError();
   CommitTicket t;
   bool wait = false;
   std::vector<Event> checkpoint_event;
@@ -355,6 +387,7 @@ void LogSink::SetGroupObserver(std::shared_ptr<LogGroupObserver> observer, bool 
 bool LogSink::wants_events() const { return writer_ && writer_->options().log_events; }
 
 Status LogSink::AppendEvent(Epoch epoch, std::span<const std::uint8_t> bytes) {
+  if (forked()) return ForkedError();
   State& s = *state_;
   std::lock_guard<std::mutex> l(s.mu);
   if (!s.first && epoch <= s.last_bus_epoch) {
@@ -384,6 +417,12 @@ Status LogSink::Close() {
   if (started()) (void)RemoveSink(this);
   if (state_) SetGroupObserver(nullptr, false);  // an observer may hold this sink: break the cycle
   if (!writer_) return Status::Ok();
+  if (forked()) {
+    // The writer's buffered bytes, its lock and its I/O thread are the parent's: flushing them
+    // here would append the parent's records a second time. Leave it untouched (and unfreed).
+    (void)writer_.release();
+    return Status::Ok();
+  }
   return writer_->Close();
 }
 

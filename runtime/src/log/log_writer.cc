@@ -374,6 +374,9 @@ Expected<std::unique_ptr<LogWriter>> LogWriter::Open(const std::string& dir,
 
   auto listing = log::ListLogDir(env, dir);
   if (!listing.ok()) return listing.status();
+  // A checkpoint write that a crash interrupted left its temporary file; the writer owns the
+  // directory now (it holds LOCK), so nobody else is writing one.
+  MMSB_RETURN_IF_ERROR(log::RemoveTempFiles(env, dir, *listing));
   log::RecoveredTail tail;
   if (!listing->segments.empty()) {
     auto rec = log::RecoverTail(env, dir, *listing, options.recovery);
@@ -499,7 +502,7 @@ Status LogWriter::NoteCheckpoint(Epoch epoch, const std::string& file_name) {
     MutexLock l(&impl_->mu);
     current_seq = impl_->seq;
   }
-  return log::RetireCovered(impl_->env, dir_, current_seq);
+  return log::RetireCovered(impl_->env, dir_, current_seq, options_.retention);
 }
 
 Epoch LogWriter::last_epoch() const {

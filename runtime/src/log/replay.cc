@@ -768,6 +768,7 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path,
   lo.max_page_bytes = options.max_page_bytes;
   lo.max_total_bytes = impl->max_total;
 
+  MMSB_RETURN_IF_ERROR(CheckLogPath(path, env));
   if (env->IsDirectory(path)) {
     auto listing = log::ListLogDir(env, path);
     if (!listing.ok()) return listing.status();
@@ -905,7 +906,17 @@ Expected<Epoch> Replayer::ApplyGroup(std::span<const std::uint8_t> records, std:
   return e;
 }
 
-Expected<Epoch> Replayer::AdvanceTo(Epoch epoch) { return impl_->AdvanceTo(epoch); }
+Expected<Epoch> Replayer::AdvanceTo(Epoch epoch) {
+  // The state never goes back: a replay that starts from a checkpoint file cannot answer an
+  // earlier epoch, and must not answer it with the checkpoint's.
+  if (epoch < impl_->st.epoch) {
+    return NotFound(fmt::format("epoch {} is before the state this replay holds (epoch {}{}{})",
+                                epoch, impl_->st.epoch,
+                                impl_->rep.checkpoint_file.empty() ? "" : ", from checkpoint ",
+                                impl_->rep.checkpoint_file));
+  }
+  return impl_->AdvanceTo(epoch);
+}
 Expected<bool> Replayer::Step() { return impl_->Step(); }
 const LogState& Replayer::state() const { return impl_->st; }
 LogState Replayer::TakeState() { return std::move(impl_->st); }
@@ -913,11 +924,7 @@ const ReplayReport& Replayer::report() const { return impl_->rep; }
 
 Expected<LogState> Replay(const std::string& path, const ReplayOptions& options,
                           ReplayReport* report) {
-  if (options.epoch == 0) {
-    if (report) *report = {};
-    return LogState{};  // before the first commit every log is empty
-  }
-  auto r = Replayer::Open(path, options);
+  auto r = Replayer::Open(path, options);  // epoch 0 too: the path must be a log
   if (!r.ok()) return r.status();
   auto e = (*r)->AdvanceTo(options.epoch);
   if (report) *report = (*r)->report();

@@ -1,7 +1,9 @@
 #include "log/segments.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -53,6 +55,8 @@ Expected<LogDirListing> ListLogDir(Env* env, const std::string& dir) {
       out.checkpoints.push_back({v, JoinPath(dir, name)});
     } else if (name.substr(0, 5) == "ckpt-" && EndsWith(name, ".tmp")) {
       out.temp_files.push_back(JoinPath(dir, name));
+    } else if (name == "LOCK") {
+      out.has_lock = true;
     }
   }
   std::sort(out.segments.begin(), out.segments.end(),
@@ -184,31 +188,178 @@ Expected<RecoveredTail> RecoverTail(Env* env, const std::string& dir, const LogD
   return out;
 }
 
-Status RetireCovered(Env* env, const std::string& dir, std::uint64_t current_seq) {
+Status RetireCovered(Env* env, const std::string& dir, std::uint64_t current_seq,
+                     const RetentionPolicy& policy, CompactReport* report) {
   auto listing = ListLogDir(env, dir);
   if (!listing.ok()) return listing.status();
+  CompactReport rep;
+  auto size_of = [&](const std::string& path) {
+    auto n = env->GetFileSize(path);
+    return n.ok() ? *n : 0;
+  };
   auto& ckpts = listing->checkpoints;
-  if (ckpts.empty()) return Status::Ok();
-  bool changed = false;
-  while (ckpts.size() > 2) {
-    MMSB_RETURN_IF_ERROR(env->RemoveFile(ckpts.front().path));
-    ckpts.erase(ckpts.begin());
-    changed = true;
-  }
-  const Epoch covered = ckpts.size() >= 2 ? ckpts[ckpts.size() - 2].epoch : ckpts.back().epoch;
   auto& segs = listing->segments;
-  // A segment's epochs end where the next segment's begin: its header's base epoch.
+  std::vector<std::uint64_t> seg_bytes, ckpt_bytes;
+  for (const auto& sg : segs) seg_bytes.push_back(size_of(sg.path));
+  for (const auto& c : ckpts) ckpt_bytes.push_back(size_of(c.path));
+  for (auto n : seg_bytes) rep.bytes_before += n;
+  for (auto n : ckpt_bytes) rep.bytes_before += n;
+  rep.bytes_after = rep.bytes_before;
+  if (ckpts.empty()) {
+    if (report) *report = rep;
+    return Status::Ok();
+  }
+  // A segment's epochs end where the next segment's begin: its header's base epoch. Segment i
+  // may go once the oldest kept checkpoint is at or after base(i + 1). The writer's current
+  // segment and the last one always stay.
+  std::vector<Epoch> next_base;
   for (std::size_t i = 0; i + 1 < segs.size() && segs[i].seq < current_seq; ++i) {
     auto next = env->NewRandomAccessFile(segs[i + 1].path);
     if (!next.ok()) break;
     RecordReader rr(next->get(), segs[i + 1].path);
     FileHeader h;
-    if (!rr.ReadHeader(&h).ok() || h.base_epoch > covered) break;
+    if (!rr.ReadHeader(&h).ok()) break;
+    next_base.push_back(h.base_epoch);
+  }
+  auto removable_segments = [&](Epoch covered) {
+    std::size_t n = 0;
+    while (n < next_base.size() && next_base[n] <= covered) ++n;
+    return n;
+  };
+  auto bytes_if_kept = [&](std::size_t keep) {
+    std::uint64_t total = 0;
+    const std::size_t first = ckpts.size() - keep;
+    for (std::size_t i = first; i < ckpts.size(); ++i) total += ckpt_bytes[i];
+    for (std::size_t i = removable_segments(ckpts[first].epoch); i < segs.size(); ++i)
+      total += seg_bytes[i];
+    return total;
+  };
+  std::size_t keep = std::max<std::size_t>(1, std::min(policy.keep_checkpoints, ckpts.size()));
+  while (policy.max_bytes > 0 && keep > 1 && bytes_if_kept(keep) > policy.max_bytes) --keep;
+  const std::size_t first_kept = ckpts.size() - keep;
+  const Epoch covered = ckpts[first_kept].epoch;
+  rep.oldest_checkpoint = covered;
+  // Segments first, then checkpoints: after a crash between the two, every remaining segment
+  // still follows a remaining checkpoint (each removed segment ends at or before `covered`).
+  bool changed = false;
+  const std::size_t drop = removable_segments(covered);
+  for (std::size_t i = 0; i < drop; ++i) {
     MMSB_RETURN_IF_ERROR(env->RemoveFile(segs[i].path));
+    rep.segments_removed++;
+    rep.bytes_after -= seg_bytes[i];
+    changed = true;
+  }
+  for (std::size_t i = 0; i < first_kept; ++i) {
+    MMSB_RETURN_IF_ERROR(env->RemoveFile(ckpts[i].path));
+    rep.checkpoints_removed++;
+    rep.bytes_after -= ckpt_bytes[i];
     changed = true;
   }
   if (changed) MMSB_RETURN_IF_ERROR(env->SyncDir(dir));
+  if (report) *report = rep;
   return Status::Ok();
 }
 
+Status RemoveTempFiles(Env* env, const std::string& dir, const LogDirListing& listing) {
+  if (listing.temp_files.empty()) return Status::Ok();
+  for (const std::string& path : listing.temp_files) {
+    if (Status s = env->RemoveFile(path); !s.ok() && env->FileExists(path)) return s;
+  }
+  return env->SyncDir(dir);
+}
+
+namespace {
+
+// What a file that is not an MMSB log seems to be, from its first bytes.
+std::string DescribeForeign(std::span<const std::uint8_t> head) {
+  auto starts = [&](std::string_view magic) {
+    return head.size() >= magic.size() && std::memcmp(head.data(), magic.data(), magic.size()) == 0;
+  };
+  if (starts("\x7f"
+             "ELF"))
+    return "an ELF binary";
+  if (starts(std::string_view("SQLite format 3\0", 16))) return "an SQLite database";
+  if (starts("\x1f\x8b")) return "gzip data";
+  if (starts("\x28\xb5\x2f\xfd")) return "zstd data";
+  if (starts("PK\x03\x04")) return "a zip archive";
+  if (starts("MMSB")) return "an MMSB file of an unknown kind";
+  const bool text = std::all_of(head.begin(), head.end(), [](std::uint8_t c) {
+    return c == '\n' || c == '\r' || c == '\t' || (c >= 0x20 && c < 0x7f) || c >= 0x80;
+  });
+  return text ? "a text file" : "unrecognised data";
+}
+
+}  // namespace
+
 }  // namespace mmsb::log
+
+namespace mmsb {
+
+Expected<CompactReport> CompactLog(const std::string& dir, const RetentionPolicy& policy,
+                                   Env* env) {
+  if (env == nullptr) env = Env::Default();
+  MMSB_RETURN_IF_ERROR(CheckLogPath(dir, env));
+  if (!env->IsDirectory(dir))
+    return InvalidArgument(fmt::format("'{}' is a file; compaction works on a log directory", dir));
+  // The writer's lock: no writer appends, checkpoints or retires while this runs.
+  auto lock = env->LockFile(JoinPath(dir, "LOCK"));
+  if (!lock.ok()) return lock.status().WithContext(fmt::format("compacting log '{}'", dir));
+  auto listing = log::ListLogDir(env, dir);
+  if (!listing.ok()) return listing.status();
+  MMSB_RETURN_IF_ERROR(log::RemoveTempFiles(env, dir, *listing));
+  if (listing->checkpoints.empty()) {
+    return FailedPrecondition(fmt::format(
+        "log '{}' has no checkpoint: compaction keeps the epochs after a checkpoint, and without "
+        "one every segment is needed",
+        dir));
+  }
+  CompactReport rep;
+  const std::uint64_t past_last = listing->segments.empty() ? 1 : listing->segments.back().seq + 1;
+  MMSB_RETURN_IF_ERROR(log::RetireCovered(env, dir, past_last, policy, &rep));
+  return rep;
+}
+
+Status CheckLogPath(const std::string& path, Env* env) {
+  if (env == nullptr) env = Env::Default();
+  constexpr const char* kWhat =
+      "an MMSB log is a directory of NNNNNNNN.seg segments, or one segment or checkpoint file";
+  if (env->IsDirectory(path)) {
+    auto listing = log::ListLogDir(env, path);
+    if (!listing.ok()) return listing.status();
+    if (listing->segments.empty() && listing->checkpoints.empty() && !listing->has_lock) {
+      return InvalidArgument(fmt::format(
+          "'{}' is a directory but not an MMSB log: no segment, checkpoint or LOCK file in it ({})",
+          path, kWhat));
+    }
+    return Status::Ok();
+  }
+  if (!env->FileExists(path)) return NotFound(fmt::format("no log at '{}'", path));
+  auto file = env->NewRandomAccessFile(path);
+  if (!file.ok()) return file.status();
+  const std::uint64_t size = (*file)->Size();
+  if (size == 0) {
+    return InvalidArgument(fmt::format("'{}' is an empty file, not an MMSB log ({})", path, kWhat));
+  }
+  std::vector<std::uint8_t> head(
+      static_cast<std::size_t>(std::min<std::uint64_t>(size, log::kMaxFileHeaderSize)));
+  std::size_t n = 0;
+  MMSB_RETURN_IF_ERROR((*file)->Read(0, head.size(), head.data(), &n));
+  const std::span<const std::uint8_t> got(head.data(), n);
+  const bool magic = got.size() >= 8 && (std::memcmp(got.data(), log::kSegmentMagic, 8) == 0 ||
+                                         std::memcmp(got.data(), log::kCheckpointMagic, 8) == 0);
+  if (!magic) {
+    return InvalidArgument(fmt::format(
+        "'{}' is not an MMSB log: it looks like {} ({})", path,
+        log::DescribeForeign(got.first(std::min<std::size_t>(got.size(), 512))), kWhat));
+  }
+  log::FileHeader h;
+  if (Status s = log::DecodeFileHeader(got, path, &h); !s.ok()) {
+    // Salvage skips damaged records, never a damaged file header: say so instead of suggesting it.
+    return Status(s.code(), s.message() +
+                                " (the file header is damaged; --salvage cannot read "
+                                "a file without its header)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace mmsb

@@ -34,8 +34,14 @@ struct LogDirListing {
   std::vector<Segment> segments;        // ascending seq
   std::vector<Checkpoint> checkpoints;  // ascending epoch
   std::vector<std::string> temp_files;  // leftovers of interrupted checkpoint writes
+  bool has_lock = false;                // a LOCK file: a writer opened this directory
 };
 Expected<LogDirListing> ListLogDir(Env* env, const std::string& dir);
+
+// Removes the leftovers of checkpoint writes that a crash interrupted (listing.temp_files) and
+// syncs the directory. Only the log's writer calls it: it holds the LOCK, so no checkpoint is
+// being written by anyone else.
+Status RemoveTempFiles(Env* env, const std::string& dir, const LogDirListing& listing);
 
 // What the writer needs to continue a log, found by scanning the last segment(s).
 struct RecoveredTail {
@@ -52,8 +58,11 @@ struct RecoveredTail {
 Expected<RecoveredTail> RecoverTail(Env* env, const std::string& dir, const LogDirListing& listing,
                                     RecoveryMode mode);
 
-// Deletes checkpoints older than the two newest, and the leading segments (below `current_seq`)
-// whose every epoch is covered by the older of the two (or by the only one).
-Status RetireCovered(Env* env, const std::string& dir, std::uint64_t current_seq);
+// Applies `policy`: picks the checkpoints to keep (the newest keep_checkpoints, fewer while the
+// files exceed max_bytes, never none), deletes the leading segments (below `current_seq`, never
+// the last) whose every epoch is at or before the oldest kept checkpoint, then the older
+// checkpoints. Fills `report` when not null.
+Status RetireCovered(Env* env, const std::string& dir, std::uint64_t current_seq,
+                     const RetentionPolicy& policy, CompactReport* report = nullptr);
 
 }  // namespace mmsb::log

@@ -167,7 +167,8 @@ StateDiff DiffStates(const LogState& from, const LogState& to, const DiffOptions
 }
 
 Expected<StateDiff> DiffEpochs(const std::string& path, Epoch from, Epoch to,
-                               const DiffOptions& options, const ReplayOptions& replay) {
+                               const DiffOptions& options, const ReplayOptions& replay,
+                               ReplayReport* report) {
   const Epoch lo = std::min(from, to), hi = std::max(from, to);
   ReplayOptions o = replay;
   o.epoch = lo;
@@ -192,10 +193,27 @@ Expected<StateDiff> DiffEpochs(const std::string& path, Epoch from, Epoch to,
     r = std::move(*opened);
   }
   auto e = r->AdvanceTo(hi);
+  if (report) *report = r->report();
   if (!e.ok()) return e.status();
   if (r->report().last_log_epoch < hi) {
     return NotFound(fmt::format("epoch {} is beyond the end of log '{}' (last committed epoch {})",
                                 hi, path, r->report().last_log_epoch));
+  }
+  // A filter that names nothing in either state is a question about something else: an error,
+  // never an empty answer.
+  const LogState& b = r->state();
+  if (options.page && a.FindPage(*options.page) == nullptr && b.FindPage(*options.page) == nullptr)
+    return NotFound(fmt::format("page {} exists neither at epoch {} nor at epoch {} of '{}'",
+                                *options.page, lo, hi, path));
+  auto has_type = [&](const LogState& st) {
+    if (st.FindType(options.type_name) != nullptr) return true;
+    for (const auto& [id, p] : st.pages)
+      if (p.type_name == options.type_name) return true;
+    return false;
+  };
+  if (!options.type_name.empty() && !has_type(a) && !has_type(b)) {
+    return NotFound(fmt::format("no page type '{}' at epoch {} or {} of '{}'", options.type_name,
+                                lo, hi, path));
   }
   if (from <= to) return DiffStates(a, r->state(), options);
   return DiffStates(r->state(), a, options);

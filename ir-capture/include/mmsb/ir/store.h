@@ -36,7 +36,10 @@ namespace mmsb::ir {
 // Environment variables (read by the plugin and the CLI, documented in docs/IRStore.md).
 inline constexpr char kStoreEnv[] = "MMSB_IR_STORE";               // store path or directory
 inline constexpr char kGenerationEnv[] = "MMSB_BUILD_GENERATION";  // explicit generation
-inline constexpr char kCaptureEnv[] = "MMSB_IR_CAPTURE";           // "0" disables capture
+// Seconds a write (a compile's capture, gc, new-generation) waits for the store's write lock
+// before it gives up (default 600). See StoreOptionsFromEnv.
+inline constexpr char kWaitEnv[] = "MMSB_IR_WAIT_SECONDS";
+inline constexpr char kCaptureEnv[] = "MMSB_IR_CAPTURE";  // "0" disables capture
 
 // Where a store lives. MMSB_IR_STORE when set (a directory means <dir>/ir.db). Otherwise
 // <d>/.mmsb/ir.db for the nearest directory <d>, `start_dir` or above, that holds .mmsb/ir.db or
@@ -108,7 +111,18 @@ struct StoreOptions {
   // Fault injection for tests: called inside AddCapture's write transaction, after the blobs
   // and half the manifest rows are written and before the commit.
   std::function<void()> fault_in_transaction;
+  // Called once per write when it starts waiting for the write lock, with who holds it ("pid
+  // 1234 (clang++-19)", or "another process" when the holder cannot be found).
+  std::function<void(const std::string& holder)> on_wait;
 };
+
+// Defaults, with max_wait_ms from MMSB_IR_WAIT_SECONDS when that is set to a whole number of
+// seconds (0: do not wait). InvalidArgument names a malformed value.
+Expected<StoreOptions> StoreOptionsFromEnv();
+
+// Who holds the write lock of the store at `path` ("pid N (command)"), or "" when nobody does
+// or it cannot be told (the lock is SQLite's WAL write lock, a POSIX lock on `path`-shm).
+std::string WriteLockHolder(const std::string& path);
 
 class Store {
  public:
@@ -161,6 +175,8 @@ class Store {
 
   // Keeps the newest `keep` generations. The oldest kept generation takes over the captures it
   // inherited from removed ones, so every kept generation sees exactly what it saw before.
+  // The open generation never takes captures over (a build still writing into it would split
+  // across two generations): when it would be the oldest kept, the one before it is kept too.
   Expected<GcResult> Gc(int keep);
 
   // Total size of the database files (main file plus WAL).
