@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "mmsb/checkpoint.h"
+#include "mmsb/mmsb.h"
 
 #include "log/log_records.h"
 #include "log_test_util.h"
@@ -612,6 +613,104 @@ TEST(QueryProvenance, RecordsRoundTripAndReachTheIndex) {
   EXPECT_EQ(b->commit.transactions[0].site.ToString(),
             "mmsb::commit() in step(float) at sim.cc:42");
   EXPECT_EQ((*index)->BuildAt(1).build_id, "abcd");
+}
+
+// Provenance through the bus: an explicit commit() names its call site, a transaction scope the
+// function it is in; thread and sequence numbers come along; the run-start names the build.
+void TransactionBody(Page* p) {
+  rt::TransactionScope tx;
+  *rt::w(&p->data()[1]) = 5;
+}
+
+TEST(QueryProvenance, CommitsNameTheirSiteThroughTheBus) {
+  TempDir dir;
+  ASSERT_TRUE(start().ok());
+  LogOptions lo;
+  lo.durability = Durability::kNone;
+  auto sink = AttachLog(dir.path(), lo);
+  ASSERT_TRUE(sink.ok());
+  PageOptions po;
+  po.name = "blob";
+  Page* p = *CreatePage(64, po);
+  *rt::w(&p->data()[0]) = 1;
+  const int line = __LINE__ + 1;
+  ASSERT_TRUE(commit().ok());
+  TransactionBody(p);
+  ASSERT_TRUE((*sink)->Close().ok());
+  stop();
+
+  auto index = query::LogIndex::Open(dir.path());
+  ASSERT_TRUE(index.ok()) << index.status().ToString();
+  auto h = query::FieldHistory(**index, "blob");
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  ASSERT_EQ(h->changes.size(), 2u);
+  auto c1 = (*index)->Commit(h->changes[0].epoch);
+  auto c2 = (*index)->Commit(h->changes[1].epoch);
+  ASSERT_TRUE(c1.ok() && c2.ok());
+  ASSERT_EQ(c1->transactions.size(), 1u);
+  ASSERT_EQ(c2->transactions.size(), 1u);
+  const auto& a = c1->transactions[0];
+  EXPECT_EQ(a.site.kind, query::TransactionSite::Kind::kCommitCall);
+  EXPECT_NE(a.site.file.find("query_test.cc"), std::string::npos);
+  EXPECT_EQ(a.site.line, static_cast<std::uint32_t>(line));
+  const auto& b = c2->transactions[0];
+  EXPECT_EQ(b.site.kind, query::TransactionSite::Kind::kTransaction);
+  EXPECT_NE(b.site.function.find("TransactionBody"), std::string::npos) << b.site.function;
+  EXPECT_EQ(a.thread, b.thread);
+  EXPECT_EQ(b.sequence, a.sequence + 1);
+  const query::BuildInfo build = (*index)->BuildAt(h->changes[0].epoch);
+  EXPECT_FALSE(build.build_id.empty());
+  EXPECT_NE(build.executable.find("log_query_test"), std::string::npos);
+  // touched counts by site.
+  auto t = query::TouchedBy(**index, "blob", 0, kLatestEpoch);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->epochs, 2u);
+  EXPECT_EQ(t->sites.size(), 2u);
+}
+
+// A log whose first segments were retired starts at a checkpoint: the index starts there too,
+// and values agree with replay.
+TEST(QueryIndex, RetiredSegmentsStartFromTheCheckpoint) {
+  TempDir dir;
+  ASSERT_TRUE(start().ok());
+  LogOptions lo;
+  lo.durability = Durability::kNone;
+  lo.segment_bytes = 4096;
+  auto sink = AttachLog(dir.path(), lo);
+  ASSERT_TRUE(sink.ok());
+  PageOptions po;
+  po.name = "blob";
+  Page* p = *CreatePage(256, po);
+  std::mt19937_64 rng(7);
+  auto work = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      *rt::w(&p->data()[rng() % 256]) = static_cast<std::uint8_t>(rng());
+      ASSERT_TRUE(commit().ok());
+    }
+  };
+  work(80);
+  ASSERT_TRUE((*sink)->Checkpoint().ok());
+  work(80);
+  ASSERT_TRUE((*sink)->Checkpoint().ok());
+  work(40);
+  ASSERT_TRUE((*sink)->Close().ok());
+  stop();
+  auto index = query::LogIndex::Open(dir.path());
+  ASSERT_TRUE(index.ok()) << index.status().ToString();
+  EXPECT_GT((*index)->first_epoch(), 0u);
+  auto f = query::ResolveFields(**index, "blob");
+  ASSERT_TRUE(f.ok());
+  for (Epoch e = (*index)->first_epoch(); e <= (*index)->last_epoch(); e += 7) {
+    ReplayOptions ro;
+    ro.epoch = e;
+    auto st = Replay(dir.path(), ro);
+    ASSERT_TRUE(st.ok());
+    const ReplayedPage* rp = st->FindPageByName("blob");
+    ASSERT_NE(rp, nullptr);
+    auto v = query::ValuesAt(**index, *f, e);
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    EXPECT_EQ((*v)[0], FormatScalar(ScalarKind::kBytes, rp->bytes.data(), 256)) << e;
+  }
 }
 
 }  // namespace
