@@ -116,6 +116,9 @@ struct LogOptions {
   // LogSink: record each commit's typed events (mmsb/events.h, EncodeEvents) as an event record,
   // so a replay yields the same event sequence.
   bool log_events = true;
+  // LogSink: record what committed each epoch (site and commit-info records, format 1.1; see
+  // mmsb/provenance.h). Off only to measure its cost.
+  bool log_provenance = true;
   Env* env = nullptr;  // null: Env::Default()
 };
 

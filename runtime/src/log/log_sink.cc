@@ -291,7 +291,7 @@ Status LogSink::OnCommit(const CommitBatch& b) {
       ++it;
     }
   }
-  s.AddProvenance(b);
+  if (writer_->options().log_provenance) s.AddProvenance(b);
   s.first = false;
   auto t = writer_->Append(s.batch, s.LogEpoch(b.epoch), b.unix_nanos);
   if (!t.ok()) return t.status();

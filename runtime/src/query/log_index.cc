@@ -259,9 +259,7 @@ Status LogIndex::Impl::ReadDelta(const IndexedChange& c, std::vector<std::uint8_
 struct Pending {
   std::uint8_t type = 0;
   LogPageCreate create;
-  PageId page = kInvalidPageId;  // free, delta
-  std::uint64_t mask = 0;
-  std::uint64_t where = 0;
+  PageId page = kInvalidPageId;  // free
   std::shared_ptr<const TypeDescriptor> type_desc;
   LogEdgeChange edge;
   LogSite site;
@@ -270,8 +268,18 @@ struct Pending {
   LogRunStart run_start;
 };
 
+struct PendingDelta {
+  PageId page = kInvalidPageId;
+  std::uint64_t mask = 0;
+  std::uint64_t where = 0;
+};
+
 Status LogIndex::Impl::Scan(std::size_t first_seg, std::uint64_t skip_below) {
+  // Deltas, nearly all of a log's records, wait in a light list of their own; the group's other
+  // records are applied first (creations before the deltas that need them; a free does not
+  // remove a page from the index, so the order among them does not matter).
   std::vector<Pending> group;
+  std::vector<PendingDelta> deltas;
   std::vector<ByteRun> runs;
   for (std::size_t si = first_seg; si < segments.size(); ++si) {
     SegmentRec& seg = segments[si];
@@ -292,6 +300,7 @@ Status LogIndex::Impl::Scan(std::size_t first_seg, std::uint64_t skip_below) {
     if (seg.end == 0) seg.end = rr.position();
     const std::uint64_t resume = si == first_seg ? skip_below : 0;
     group.clear();
+    deltas.clear();
     for (;;) {
       log::RecordReader::Record rec;
       log::RecordReader::Damage dmg;
@@ -318,23 +327,44 @@ Status LogIndex::Impl::Scan(std::size_t first_seg, std::uint64_t skip_below) {
       if (t == static_cast<std::uint8_t>(LogRecordType::kCommit)) {
         LogCommit c;
         if (Status s = log::DecodeCommit(rec.payload, &c); !s.ok()) return bad(s);
-        if (c.record_count != group.size()) {
+        if (c.record_count != group.size() + deltas.size()) {
           return Corruption(fmt::format(
               "{}:{}: commit of epoch {} counts {} records, the log holds {}; the index needs an "
               "undamaged log",
-              seg.path, rec.offset, c.epoch, c.record_count, group.size()));
+              seg.path, rec.offset, c.epoch, c.record_count, group.size() + deltas.size()));
         }
         if (c.epoch <= last_epoch) {
           if (c.epoch <= base_skip_through) {  // covered by the base checkpoint
             group.clear();
+            deltas.clear();
             continue;
           }
           return Corruption(fmt::format("{}:{}: commit epoch {} does not follow epoch {}", seg.path,
                                         rec.offset, c.epoch, last_epoch));
         }
-        MMSB_RETURN_IF_ERROR(ApplyGroup(group, c));
+        MMSB_RETURN_IF_ERROR(ApplyGroup(group, deltas, c));
         group.clear();
+        deltas.clear();
         seg.end = rec.offset + log::kRecordHeaderSize + rec.payload.size();
+        continue;
+      }
+      if (t == static_cast<std::uint8_t>(LogRecordType::kDelta)) {
+        DeltaView v;
+        Status s = delta_internal::ParseDeltaView(rec.payload, 0xFFFFFFFFu, false, &v);
+        if (!s.ok()) return bad(s);
+        runs.clear();
+        delta_internal::AppendDeltaViewRuns(v, &runs);
+        PendingDelta& d = deltas.emplace_back();
+        d.page = v.page;
+        d.mask = 0;
+        const unsigned shift = LogIndex::BucketShift(v.page_size);
+        for (const ByteRun& r : runs) {
+          const std::uint64_t lo = r.offset >> shift;
+          const std::uint64_t hi = (std::uint64_t{r.offset} + r.length - 1) >> shift;
+          d.mask |= (hi >= 63 ? ~std::uint64_t{0} : ((std::uint64_t{2} << hi) - 1)) &
+                    ~((std::uint64_t{1} << lo) - 1);
+        }
+        d.where = (std::uint64_t{si} << 40) | rec.offset;
         continue;
       }
       Pending& p = group.emplace_back();
@@ -350,23 +380,6 @@ Status LogIndex::Impl::Scan(std::size_t first_seg, std::uint64_t skip_below) {
           auto td = std::make_shared<TypeDescriptor>();
           if (Status s = log::DecodeTypeDescriptor(rec.payload, td.get()); !s.ok()) return bad(s);
           p.type_desc = std::move(td);
-          break;
-        }
-        case LogRecordType::kDelta: {
-          DeltaView v;
-          Status s = delta_internal::ParseDeltaView(rec.payload, 0xFFFFFFFFu, false, &v);
-          if (!s.ok()) return bad(s);
-          runs.clear();
-          delta_internal::AppendDeltaViewRuns(v, &runs);
-          p.page = v.page;
-          const unsigned shift = LogIndex::BucketShift(v.page_size);
-          for (const ByteRun& r : runs) {
-            const std::uint64_t lo = r.offset >> shift;
-            const std::uint64_t hi = (std::uint64_t{r.offset} + r.length - 1) >> shift;
-            p.mask |= (hi >= 63 ? ~std::uint64_t{0} : ((std::uint64_t{2} << hi) - 1)) &
-                      ~((std::uint64_t{1} << lo) - 1);
-          }
-          p.where = (std::uint64_t{si} << 40) | rec.offset;
           break;
         }
         case LogRecordType::kGraphEdge:
@@ -388,14 +401,15 @@ Status LogIndex::Impl::Scan(std::size_t first_seg, std::uint64_t skip_below) {
           break;
       }
     }
-    if (!last && !group.empty()) {
+    if (!last && (!group.empty() || !deltas.empty())) {
       return Corruption(fmt::format("{}: ends inside an epoch's group", seg.path));
     }
   }
   return Status::Ok();
 }
 
-Status LogIndex::Impl::ApplyGroup(std::vector<Pending>& group, const LogCommit& c) {
+Status LogIndex::Impl::ApplyGroup(std::vector<Pending>& group,
+                                  const std::vector<PendingDelta>& deltas, const LogCommit& c) {
   const Epoch e = c.epoch;
   CommitRec cr;
   cr.epoch = e;
@@ -453,15 +467,6 @@ Status LogIndex::Impl::ApplyGroup(std::vector<Pending>& group, const LogCommit& 
       case LogRecordType::kPageFree:
         if (auto it = by_id.find(p.page); it != by_id.end()) pages[it->second].freed = e;
         break;
-      case LogRecordType::kDelta: {
-        auto it = by_id.find(p.page);
-        if (it == by_id.end()) {
-          return Corruption(
-              fmt::format("epoch {}: delta for page {}, which does not exist", e, p.page));
-        }
-        changes[it->second].list.push_back({e, p.mask, p.where});
-        break;
-      }
       case LogRecordType::kGraphEdge:
         edges.push_back({e, p.edge});
         break;
@@ -478,6 +483,14 @@ Status LogIndex::Impl::ApplyGroup(std::vector<Pending>& group, const LogCommit& 
       default:
         break;
     }
+  }
+  for (const PendingDelta& d : deltas) {
+    auto it = by_id.find(d.page);
+    if (it == by_id.end()) {
+      return Corruption(
+          fmt::format("epoch {}: delta for page {}, which does not exist", e, d.page));
+    }
+    changes[it->second].list.push_back({e, d.mask, d.where});
   }
   cr.tx_count = static_cast<std::uint32_t>(txs.size() - cr.tx_begin);
   commits.push_back(cr);

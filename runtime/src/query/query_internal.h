@@ -19,6 +19,7 @@
 namespace mmsb::query {
 
 struct Pending;
+struct PendingDelta;
 
 class LogIndex::Impl {
  public:
@@ -84,7 +85,8 @@ class LogIndex::Impl {
   Status ReadDelta(const IndexedChange& c, std::vector<std::uint8_t>* scratch,
                    delta_internal::DeltaView* v) const;
   Status Scan(std::size_t first_seg, std::uint64_t skip_below);
-  Status ApplyGroup(std::vector<Pending>& group, const LogCommit& c);
+  Status ApplyGroup(std::vector<Pending>& group, const std::vector<PendingDelta>& deltas,
+                    const LogCommit& c);
   std::vector<EdgeInfo> EdgesAt(Epoch epoch) const;
   std::vector<std::uint8_t> Serialize() const;
   bool Deserialize(std::vector<std::uint8_t> bytes);
