@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "mmsb/ir/demangle.h"
+#include "mmsb/ir/diff.h"
 
 #include "blob.h"
 #include "sqlite_db.h"
@@ -766,28 +767,24 @@ Expected<std::vector<CaptureVersion>> Store::History(std::int64_t func_id, Stage
 
 Expected<std::vector<Store::FunctionId>> Store::FindFunctions(std::string_view query) {
   Impl& impl = *impl_;
-  std::vector<FunctionId> exact, demangled, base;
+  // Only the best-matching tier is returned (NameMatchRank in mmsb/ir/diff.h).
+  std::vector<FunctionId> best;
+  int best_rank = 0;
   MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT f.id, t.source, f.name FROM funcs f JOIN tus t "
                                         "ON t.id = f.tu ORDER BY t.source, t.output, f.name"));
   while (true) {
     MMSB_ASSIGN_OR_RETURN(row, q.Step());
     if (!row) break;
     FunctionId id{q.Int(0), q.Text(1), q.Text(2)};
-    if (id.name == query) {
-      exact.push_back(std::move(id));
-      continue;
+    const int rank = NameMatchRank(query, id.name);
+    if (rank == 0 || rank < best_rank) continue;
+    if (rank > best_rank) {
+      best.clear();
+      best_rank = rank;
     }
-    if (!exact.empty()) continue;
-    const std::string d = Demangle(id.name);
-    if (d == query) {
-      demangled.push_back(std::move(id));
-    } else if (demangled.empty() && WithoutParameters(d) == query) {
-      base.push_back(std::move(id));
-    }
+    best.push_back(std::move(id));
   }
-  if (!exact.empty()) return exact;
-  if (!demangled.empty()) return demangled;
-  return base;
+  return best;
 }
 
 Expected<GcResult> Store::Gc(int keep) {

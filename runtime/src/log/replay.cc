@@ -113,6 +113,54 @@ struct Op {
   std::uint32_t aux = 0;  // index into the side vector of its type
   PageId free = kInvalidPageId;
   delta_internal::DeltaView delta;
+  // A delta's page in the state, when Validate found it there (not created in this group). Apply
+  // uses it instead of a second lookup: Apply goes in group order, and only a run-start or a free
+  // of the page, both later in the group than the delta, can take the page away.
+  ReplayedPage* target = nullptr;
+};
+
+// Validate's view of a page as the group changes it, for the pages the group touches: a small
+// flat list (most groups touch a few pages), indexed by a hash map once it grows.
+template <class Sim>
+class Overlay {
+ public:
+  void Clear() {
+    entries_.clear();
+    index_.clear();
+  }
+  Sim* Find(PageId id) {
+    if (index_.empty()) {
+      for (auto& [k, v] : entries_) {
+        if (k == id) return &v;
+      }
+      return nullptr;
+    }
+    auto it = index_.find(id);
+    return it == index_.end() ? nullptr : &entries_[it->second].second;
+  }
+  void Set(PageId id, const Sim& s) {
+    if (Sim* at = Find(id)) {
+      *at = s;
+      return;
+    }
+    entries_.emplace_back(id, s);
+    if (entries_.size() > kFlat) {
+      if (index_.empty()) {
+        for (std::size_t i = 0; i < entries_.size(); ++i) index_.emplace(entries_[i].first, i);
+      } else {
+        index_.emplace(id, entries_.size() - 1);
+      }
+    }
+  }
+  template <class Fn>
+  void ForEach(Fn fn) {
+    for (auto& [k, v] : entries_) fn(v);
+  }
+
+ private:
+  static constexpr std::size_t kFlat = 32;
+  std::vector<std::pair<PageId, Sim>> entries_;
+  std::unordered_map<PageId, std::size_t> index_;
 };
 
 // Copies of payloads that do not stay in a mapping until the group closes. Chunks are kept, so
@@ -235,10 +283,14 @@ class Replayer::Impl {
   }
 
   // Reads records until a commit record: true with *commit set, false at the end of the log.
+  // One entry, reused for every record (its members' buffers are kept; each record's decode sets
+  // the members of its type, and the ones moved out below are reset).
+  LogEntry entry;
+
   Expected<bool> ReadGroup(LogCommit* commit, std::uint64_t* commit_offset,
                            std::size_t* commit_file) {
+    LogEntry& e = entry;
     for (;;) {
-      LogEntry e;
       auto r = reader->Next(&e);
       if (r.ok() && *r && e.file_index != group_file) {
         // A new segment: a group left open in the previous one never got its commit record.
@@ -305,6 +357,7 @@ class Replayer::Impl {
         case LogRecordType::kPageCreate:
           op.aux = static_cast<std::uint32_t>(group_creates.size());
           group_creates.push_back(std::move(e.page_create));
+          e.page_create = {};
           break;
         case LogRecordType::kPageFree:
           op.free = e.page_free;
@@ -312,6 +365,7 @@ class Replayer::Impl {
         case LogRecordType::kTypeDescriptor:
           op.aux = static_cast<std::uint32_t>(group_types.size());
           group_types.push_back(std::make_shared<TypeDescriptor>(std::move(e.type_descriptor)));
+          e.type_descriptor = {};
           break;
         case LogRecordType::kGraphEdge:
           op.aux = static_cast<std::uint32_t>(group_edges.size());
@@ -353,28 +407,31 @@ class Replayer::Impl {
   // Checks the whole group against the state before changing anything. Returns the problem of
   // the first inconsistent record, if any. Chain mismatches are returned separately: salvage
   // applies them (an earlier epoch was dropped), strict refuses.
+  struct Sim {
+    bool live;
+    std::uint64_t size;
+    Epoch epoch;
+    bool changed;
+    ReplayedPage* page;  // the state's page, when the group did not create it
+  };
+  Overlay<Sim> overlay;  // Validate's scratch, reused across groups
+
   std::optional<LogProblem> Validate(const LogCommit& c, std::vector<LogProblem>* chain) {
-    struct Sim {
-      bool live;
-      std::uint64_t size;
-      Epoch epoch;
-      bool changed;
-    };
-    std::unordered_map<PageId, Sim> overlay;
+    overlay.Clear();
     bool cleared = false;
     // After a recompute record, a replay-recomputed page may have changed in this epoch, so a
     // commit stage's delta of it may name this epoch as its base.
     bool recomputed = false;
     std::uint64_t alloc = allocated;
     auto lookup = [&](PageId id) -> std::optional<Sim> {
-      if (auto it = overlay.find(id); it != overlay.end()) {
-        if (!it->second.live) return std::nullopt;
-        return it->second;
+      if (const Sim* s = overlay.Find(id)) {
+        if (!s->live) return std::nullopt;
+        return *s;
       }
       if (cleared) return std::nullopt;
       auto it = st.pages.find(id);
       if (it == st.pages.end()) return std::nullopt;
-      return Sim{true, it->second.bytes.size(), it->second.epoch, it->second.changed};
+      return Sim{true, it->second.bytes.size(), it->second.epoch, it->second.changed, &it->second};
     };
     auto problem = [&](const Op& op, std::string m) {
       return LogProblem{LogProblem::Kind::kInconsistent,
@@ -384,12 +441,12 @@ class Replayer::Impl {
                         c.epoch,
                         std::move(m)};
     };
-    for (const Op& op : group) {
+    for (Op& op : group) {
       if (!KnownLogType(op.raw_type)) continue;
       switch (op.type) {
         case LogRecordType::kRunStart:
           cleared = true;
-          for (auto& [id, s] : overlay) s.live = false;
+          overlay.ForEach([](Sim& s) { s.live = false; });
           alloc = 0;
           break;
         case LogRecordType::kPageCreate: {
@@ -401,14 +458,14 @@ class Replayer::Impl {
                                            pc.id, pc.size));
           }
           alloc += pc.size;
-          overlay[pc.id] = {true, pc.size, c.epoch - 1, false};
+          overlay.Set(pc.id, {true, pc.size, c.epoch - 1, false, nullptr});
           break;
         }
         case LogRecordType::kPageFree: {
           auto p = lookup(op.free);
           if (!p) return problem(op, fmt::format("page {} is freed but does not exist", op.free));
           alloc -= std::min(alloc, p->size);
-          overlay[op.free] = {false, 0, 0, false};
+          overlay.Set(op.free, {false, 0, 0, false, nullptr});
           break;
         }
         case LogRecordType::kGraphEdge: {
@@ -449,7 +506,8 @@ class Replayer::Impl {
                     "delta for page {} follows epoch {}, but the page was last changed in epoch {}",
                     d.page, d.base_epoch, p->epoch)));
           }
-          overlay[d.page] = {true, p->size, c.epoch, true};
+          op.target = p->page;
+          overlay.Set(d.page, {true, p->size, c.epoch, true, p->page});
           break;
         }
         default:
@@ -544,7 +602,7 @@ class Replayer::Impl {
           break;
         }
         case LogRecordType::kDelta: {
-          ReplayedPage& p = st.pages.at(op.delta.page);
+          ReplayedPage& p = op.target != nullptr ? *op.target : st.pages.at(op.delta.page);
           MMSB_CHECK(p.bytes.size() == op.delta.page_size);  // Validate checked it
           delta_internal::ApplyDeltaView(op.delta, p.bytes.data());
           p.epoch = c.epoch;
