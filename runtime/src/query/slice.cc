@@ -5,6 +5,8 @@
 // then copied record by record (the same payloads, reframed under the new log's id), each
 // committed with its original epoch and time, so replaying the slice to any epoch of the window
 // applies exactly the records the original applies from the same state.
+#include <random>
+
 #include <fmt/format.h>
 
 #include "mmsb/checkpoint.h"
@@ -41,30 +43,41 @@ Expected<SliceReport> Slice(const std::string& log_dir, Epoch from, Epoch to,
   ro.epoch = from;
   auto state = Replay(log_dir, ro);
   if (!state.ok()) return state.status();
-  LogOptions wo;
-  wo.durability = Durability::kNone;
-  wo.retire_segments = false;
-  auto writer = LogWriter::Open(out_dir, wo);
-  if (!writer.ok()) return writer.status();
-  LogWriter& w = **writer;
-
+  // One segment whose header starts at `from` (readers number a group's records from the
+  // segment's base epoch), the records copied under a new log id, each commit as it was.
+  MMSB_RETURN_IF_ERROR(env->CreateDir(out_dir));
+  std::uint64_t log_id = 0;
+  {
+    std::random_device rd;
+    while (log_id == 0) log_id = (std::uint64_t{rd()} << 32) | rd();
+  }
   SliceReport out;
   out.from = from;
   out.to = to;
   out.checkpoint = out_dir + "/" + log::CheckpointFileName(from);
   CheckpointOptions co;
-  co.sync = false;  // synced below, with the segments
-  auto ck = WriteCheckpointFile(out.checkpoint, ContentsOf(*state, w.log_id()), co);
+  co.sync = true;
+  auto ck = WriteCheckpointFile(out.checkpoint, ContentsOf(*state, log_id), co);
   if (!ck.ok()) return ck.status();
   out.bytes += *ck;
+
+  log::FileHeader fh;
+  fh.log_id = log_id;
+  fh.seq = 1;
+  fh.base_epoch = from;
+  fh.base_page_id = state->page_id_high;
+  std::vector<std::uint8_t> bytes(log::kFileHeaderSize);
+  log::EncodeFileHeader(fh, bytes.data());
 
   LogReaderOptions lo;
   lo.skip_through_epoch = from;
   lo.decode_deltas = false;
   auto reader = LogReader::Open(log_dir, lo);
   if (!reader.ok()) return reader.status();
-  LogBatch batch = w.NewBatch();
   LogEntry e;
+  std::vector<std::uint8_t> commit;
+  std::uint32_t counted = 0;
+  std::size_t group_start = bytes.size();
   for (;;) {
     auto more = (*reader)->Next(&e);
     if (!more.ok()) return more.status();
@@ -73,37 +86,41 @@ Expected<SliceReport> Slice(const std::string& log_dir, Epoch from, Epoch to,
     if (t == LogRecordType::kCheckpointMarker) continue;  // names the original's files
     if (t == LogRecordType::kCommit) {
       if (e.commit.epoch <= from) {
-        batch.Clear();
+        bytes.resize(group_start);
+        counted = 0;
         continue;
       }
       if (e.commit.epoch > to) break;
-      if (batch.record_count() != e.commit.record_count) {
+      if (counted != e.commit.record_count) {
         return Corruption(fmt::format("{}: epoch {} counts {} records, the log holds {}",
                                       (*reader)->files()[e.file_index], e.commit.epoch,
-                                      e.commit.record_count, batch.record_count()));
+                                      e.commit.record_count, counted));
       }
-      auto c = w.Commit(batch, e.commit.epoch, e.commit.unix_nanos);
-      if (!c.ok()) return c.status();
+      commit.clear();
+      log::EncodeCommit(e.commit, commit);
+      log::AppendRecord(bytes, log_id, e.raw_type, commit);
       ++out.groups;
-      out.records += batch.record_count() + 1;
-      batch.Clear();
+      out.records += counted + 1;
+      counted = 0;
+      group_start = bytes.size();
       continue;
     }
     if (t == LogRecordType::kEvent) {
-      if (e.epoch > from && e.epoch <= to) batch.AddRaw(e.raw_type, e.payload);
+      if (e.epoch > from && e.epoch <= to) log::AppendRecord(bytes, log_id, e.raw_type, e.payload);
       continue;
     }
     if (e.epoch <= from) continue;
-    if (t == LogRecordType::kPageCreate) {
-      batch.AddPageCreate(e.page_create);  // the same bytes; keeps the commit's page id high
-    } else {
-      batch.AddRaw(e.raw_type, e.payload);
-    }
+    log::AppendRecord(bytes, log_id, e.raw_type, e.payload);
+    ++counted;
   }
-  MMSB_RETURN_IF_ERROR(w.Sync());
-  out.bytes += w.counters().bytes;
-  MMSB_RETURN_IF_ERROR(w.Close());
+  bytes.resize(group_start);  // nothing after the last commit
+  auto f = env->NewWritableFile(out_dir + "/" + log::SegmentFileName(1));
+  if (!f.ok()) return f.status();
+  MMSB_RETURN_IF_ERROR((*f)->Append(bytes));
+  MMSB_RETURN_IF_ERROR((*f)->Sync());
+  MMSB_RETURN_IF_ERROR((*f)->Close());
   MMSB_RETURN_IF_ERROR(env->SyncDir(out_dir));
+  out.bytes += bytes.size();
   return out;
 }
 

@@ -110,13 +110,13 @@ TEST_F(QueryCliTest, HistoryJsonListsEveryChangeWithItsSite) {
 
 TEST_F(QueryCliTest, BisectBlameTouchedSlice) {
   CliRun b =
-      Mmsb("bisect " + log_ + " --where 'Counters.hits[1] * 10 >= Counters.total - 50' --json",
+      Mmsb("bisect " + log_ + " --where 'Counters.hits[1] * 30 >= Counters.total + 20' --json",
            dir_.path());
   ASSERT_EQ(b.code, 0) << b.err;
   auto bj = nlohmann::json::parse(b.out);
   EXPECT_EQ(bj["format"], "mmsb.bisect/1");
   ASSERT_TRUE(bj["found"].get<bool>());
-  EXPECT_EQ(bj["epoch"], 2);  // hits[1] = 1, total = 20: 10 >= -30
+  EXPECT_EQ(bj["epoch"], 4);  // hits[1] = 2, total = 40: 60 >= 60
   CliRun never = Mmsb("bisect " + log_ + " --where 'Counters.total > 1000'", dir_.path());
   ASSERT_EQ(never.code, 0);
   EXPECT_NE(never.out.find("never holds"), std::string::npos);
