@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "mmsb/ir/demangle.h"
 #include "mmsb/ir/diff.h"
 #include "mmsb/ir/store.h"
 #include "mmsb/query.h"
@@ -414,7 +415,8 @@ int RunWhy(const QueryArgs& a) {
     j["writers"] = json::array();
     for (const auto* f : writers) {
       json w;
-      w["function"] = f->name;
+      w["function"] = ir::Demangle(f->name);
+      w["mangled"] = f->name;
       w["tu"] = f->tu_source;
       w["file"] = f->file;
       w["line"] = f->line;
@@ -453,14 +455,15 @@ int RunWhy(const QueryArgs& a) {
     const ir::FunctionChange* c = change_of(*f);
     std::string where = f->file.empty() ? f->tu_source : fmt::format("{}:{}", f->file, f->line);
     if (c == nullptr) {
-      std::printf("    %s (%s): %s\n", f->name.c_str(), where.c_str(),
+      std::printf("    %s (%s): %s\n", ir::Demangle(f->name).c_str(), where.c_str(),
                   prev == 0 ? "no earlier generation" : "unchanged");
       continue;
     }
-    std::printf(
-        "    %s (%s): %s, %+lld instruction(s), %+lld block(s)\n", pal.Bold(f->name).c_str(),
-        where.c_str(), pal.Yellow(ir::ChangeKindName(c->kind)).c_str(),
-        static_cast<long long>(c->InstructionDelta()), static_cast<long long>(c->BlockDelta()));
+    std::printf("    %s (%s): %s, %+lld instruction(s), %+lld block(s)\n",
+                pal.Bold(ir::Demangle(f->name)).c_str(), where.c_str(),
+                pal.Yellow(ir::ChangeKindName(c->kind)).c_str(),
+                static_cast<long long>(c->InstructionDelta()),
+                static_cast<long long>(c->BlockDelta()));
     if (!c->unified.empty()) {
       std::string text = c->unified;
       std::size_t lines = 0, pos = 0;
