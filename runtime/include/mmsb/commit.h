@@ -20,6 +20,7 @@
 #include "mmsb/delta.h"
 #include "mmsb/events.h"
 #include "mmsb/graph.h"
+#include "mmsb/provenance.h"
 #include "mmsb/status.h"
 #include "mmsb/type_desc.h"
 #include "mmsb/types.h"
@@ -74,6 +75,8 @@ struct CommitBatch {
   // through FindType() from a sink: the commit lock is held). Used for nested record types.
   TypeLookup find_type = nullptr;
   void* find_type_ctx = nullptr;
+  // What committed: the transactions (or commit() calls) this epoch carries (mmsb/provenance.h).
+  std::span<const CommitProvenance> transactions;
 };
 
 class CommitSink {

@@ -22,8 +22,10 @@
 #include <cstdint>
 #include <initializer_list>
 #include <new>
+#include <source_location>
 
 #include "mmsb/barrier.h"
+#include "mmsb/provenance.h"
 
 // Every instrumented translation unit includes this header: it stays light (no <string>,
 // <vector>; mmsb/type_desc.h is only named).
@@ -150,7 +152,9 @@ struct StaticPageRegistrar {
 // counted in stats; they never throw into user code.
 class TransactionScope {
  public:
-  TransactionScope() noexcept;
+  // `site`: where the rewriter placed the scope (the transaction function's body), recorded in
+  // the log as what committed. Generated code leaves it defaulted.
+  explicit TransactionScope(std::source_location site = std::source_location::current()) noexcept;
   ~TransactionScope();
   TransactionScope(const TransactionScope&) = delete;
   TransactionScope& operator=(const TransactionScope&) = delete;

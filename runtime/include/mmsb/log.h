@@ -52,6 +52,10 @@ enum class LogRecordType : std::uint8_t {
   kEvent = 8,
   kRunStart = 9,
   kRecompute = 10,
+  // Format 1.1 (docs/SerializationSpec.md, "Provenance"); a 1.0 reader skips them.
+  kSite = 11,        // a transaction site, interned once per run
+  kCommitInfo = 12,  // what committed an epoch (sites, threads, sequence numbers), a state hash
+  kBuild = 13,       // the build a run was made from (after its run-start)
   // Checkpoint files only.
   kPageImage = 16,
   kCheckpointEnd = 17,
@@ -132,6 +136,9 @@ struct LogOptions {
   // LogSink: record each commit's typed events (mmsb/events.h, EncodeEvents) as an event record,
   // so a replay yields the same event sequence.
   bool log_events = true;
+  // LogSink: record what committed each epoch (site and commit-info records, format 1.1; see
+  // mmsb/provenance.h). Off only to measure its cost.
+  bool log_provenance = true;
   Env* env = nullptr;  // null: Env::Default()
 };
 
@@ -180,6 +187,38 @@ struct LogRecompute {
   std::uint32_t pages = 0;
 };
 
+// Provenance (format 1.1). A site record names a place that commits: a [[mmsb::transaction]]
+// function or a call of mmsb::commit(). Sites are numbered per run (from 1) and each is logged
+// once per run, in the group of the first commit that uses it, before that group's commit-info.
+struct LogSite {
+  enum class Kind : std::uint8_t { kTransaction = 1, kCommitCall = 2 };
+  std::uint32_t id = 0;  // >= 1, unique within the run
+  Kind kind = Kind::kTransaction;
+  std::uint32_t line = 0;
+  std::string function;  // demangled
+  std::string file;
+};
+struct LogCommitTransaction {
+  std::uint32_t site = 0;    // a site record of this run; 0: unknown
+  std::uint32_t thread = 0;  // the run's thread number, from 1 in order of first commit
+  std::uint64_t sequence = 0;
+};
+// What committed an epoch: the last record of its group before the commit record.
+struct LogCommitInfo {
+  std::uint64_t state_hash = 0;  // LogState::Hash after the epoch; 0: not computed
+  std::vector<LogCommitTransaction> transactions;
+};
+// The build a run was made from: written after the run's run-start record.
+struct LogBuild {
+  std::string build_id;    // the executable's GNU build id as lower-case hex; empty if unknown
+  std::string executable;  // its path as the process saw it
+  struct Unit {
+    std::string source;
+    std::uint64_t content_hash = 0;
+  };
+  std::vector<Unit> units;  // per translation unit content hashes (empty when not known)
+};
+
 // Checkpoint files only: one chunk of a page's bytes, and the closing summary.
 struct LogImageChunk {
   PageId page = kInvalidPageId;
@@ -211,6 +250,9 @@ class LogBatch {
   void AddPageFree(PageId id);
   void AddEdgeChange(const LogEdgeChange& change);
   void AddRecompute(const LogRecompute& rec);
+  void AddSite(const LogSite& site);
+  void AddCommitInfo(const LogCommitInfo& info);
+  void AddBuild(const LogBuild& build);
   // Events are opaque bytes (the event module's encoding) stamped with their epoch.
   void AddEvent(Epoch epoch, std::span<const std::uint8_t> bytes);
   // Any record type, raw payload: for types this build does not model, for copying records from
@@ -336,6 +378,9 @@ struct LogEntry {
   LogCheckpointMarker checkpoint;
   LogRunStart run_start;
   LogRecompute recompute;
+  LogSite site;
+  LogCommitInfo commit_info;
+  LogBuild build;
   LogImageChunk image;  // bytes valid until the next Next()
   LogCheckpointEnd checkpoint_end;
   std::span<const std::uint8_t> event;    // valid until the next Next()

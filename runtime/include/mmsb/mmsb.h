@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <source_location>
 
 #include "mmsb/barrier.h"
 #include "mmsb/checkpoint.h"
@@ -53,8 +54,9 @@ Status start(const Options& options = {});
 void stop();
 bool started();
 
-// Ends the epoch and returns the new epoch number.
-Expected<Epoch> commit();
+// Ends the epoch and returns the new epoch number. `site` is recorded in the log as what
+// committed (mmsb/provenance.h); leave it defaulted.
+Expected<Epoch> commit(std::source_location site = std::source_location::current());
 
 // The last committed epoch (0 before the first commit).
 Epoch current_epoch();

@@ -58,7 +58,8 @@ void stop() {
 
 bool started() { return CurrentBus() != nullptr; }
 
-Expected<Epoch> commit() {
+Expected<Epoch> commit(std::source_location site) {
+  rt::NoteCommitSite(CommitProvenance::Kind::kCommitCall, site);
   Bus* bus = CurrentBus();
   if (bus == nullptr) return NotStarted();
   return bus->Commit();

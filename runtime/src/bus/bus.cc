@@ -733,6 +733,8 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   CommitBatch batch;
   batch.epoch = e;
   batch.unix_nanos = UnixNanos();
+  const CommitProvenance provenance = rt::TakeCommitProvenance();
+  batch.transactions = {&provenance, 1};
   FillBatch(batch);
   batch.derived_begin = derived_begin;
   batch.derived_end = out_.size();

@@ -14,6 +14,7 @@ namespace {
 
 std::mutex g_start_mu;
 thread_local int t_tx_depth = 0;
+thread_local std::source_location t_tx_site;  // the outermost scope's
 
 void Warn(const Status& s, const char* what) {
   std::fprintf(stderr, "mmsb: %s: %s\n", what, s.ToString().c_str());
@@ -132,11 +133,14 @@ void MarkToPageEnd(const void* p) noexcept {
   }
 }
 
-TransactionScope::TransactionScope() noexcept { ++t_tx_depth; }
+TransactionScope::TransactionScope(std::source_location site) noexcept {
+  if (t_tx_depth++ == 0) t_tx_site = site;
+}
 
 TransactionScope::~TransactionScope() {
   if (--t_tx_depth != 0) return;
   if (!started()) return;
+  NoteCommitSite(CommitProvenance::Kind::kTransaction, t_tx_site);
   auto e = commit();
   if (!e.ok()) Warn(e.status(), "commit at transaction exit failed");
 }

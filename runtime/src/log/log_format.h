@@ -5,7 +5,7 @@
 //   file header (56 bytes, little-endian):
 //     0  magic[8]        "MMSBTLOG" (segment) or "MMSBCKPT" (checkpoint)
 //     8  u16 major       1: a reader refuses another major
-//    10  u16 minor       0: a reader accepts any minor of its major
+//    10  u16 minor       1: a reader accepts any minor of its major
 //    12  u32 header_size 56 (a later minor may grow the header; the check stays last)
 //    16  u64 log_id      random per log; seeds every record checksum in the file
 //    24  u64 seq         segment sequence number (checkpoint: 0)
@@ -42,7 +42,7 @@ namespace mmsb::log {
 inline constexpr char kSegmentMagic[8] = {'M', 'M', 'S', 'B', 'T', 'L', 'O', 'G'};
 inline constexpr char kCheckpointMagic[8] = {'M', 'M', 'S', 'B', 'C', 'K', 'P', 'T'};
 inline constexpr std::uint16_t kFormatMajor = 1;
-inline constexpr std::uint16_t kFormatMinor = 0;
+inline constexpr std::uint16_t kFormatMinor = 1;  // 1.1: provenance (site, commit-info, build)
 inline constexpr std::size_t kFileHeaderSize = 56;
 inline constexpr std::size_t kMaxFileHeaderSize = 4096;
 

@@ -36,6 +36,12 @@ const char* LogRecordTypeName(LogRecordType t) {
       return "run-start";
     case LogRecordType::kRecompute:
       return "recompute";
+    case LogRecordType::kSite:
+      return "site";
+    case LogRecordType::kCommitInfo:
+      return "commit-info";
+    case LogRecordType::kBuild:
+      return "build";
     case LogRecordType::kPageImage:
       return "page-image";
     case LogRecordType::kCheckpointEnd:
@@ -83,7 +89,7 @@ std::string LogProblem::ToString() const {
 
 namespace {
 
-bool KnownType(std::uint8_t t) { return (t >= 1 && t <= 10) || t == 16 || t == 17; }
+bool KnownType(std::uint8_t t) { return (t >= 1 && t <= 13) || t == 16 || t == 17; }
 
 }  // namespace
 
@@ -264,6 +270,12 @@ class LogReader::Impl {
         return log::DecodeRunStart(rec.payload, &e->run_start);
       case LogRecordType::kRecompute:
         return log::DecodeRecompute(rec.payload, &e->recompute);
+      case LogRecordType::kSite:
+        return log::DecodeSite(rec.payload, &e->site);
+      case LogRecordType::kCommitInfo:
+        return log::DecodeCommitInfo(rec.payload, &e->commit_info);
+      case LogRecordType::kBuild:
+        return log::DecodeBuild(rec.payload, &e->build);
       case LogRecordType::kPageImage:
         return log::DecodePageImageChunk(rec.payload, &e->image);
       case LogRecordType::kCheckpointEnd:

@@ -332,6 +332,94 @@ Status DecodeRecompute(std::span<const std::uint8_t> in, LogRecompute* r) {
   return rd.Finish();
 }
 
+void EncodeSite(const LogSite& s, std::vector<std::uint8_t>& out) {
+  Writer w(out);
+  w.U32(s.id);
+  w.U8(static_cast<std::uint8_t>(s.kind));
+  w.U8(0);
+  w.U16(0);
+  w.U32(s.line);
+  w.Str(s.function);
+  w.Str(s.file);
+}
+
+Status DecodeSite(std::span<const std::uint8_t> in, LogSite* s) {
+  Reader rd(in, "site");
+  s->id = rd.U32("site id");
+  const std::uint8_t kind = rd.U8("kind");
+  const std::uint8_t r8 = rd.U8("reserved");
+  const std::uint16_t r16 = rd.U16("reserved");
+  s->line = rd.U32("line");
+  s->function = rd.Str("function");
+  s->file = rd.Str("file");
+  if (rd.ok()) {
+    if (s->id == 0) rd.Fail("site id 0");
+    if (kind != 1 && kind != 2) rd.Fail(fmt::format("site kind {} is unknown", kind));
+    if (r8 != 0 || r16 != 0) rd.Fail("reserved bits set");
+  }
+  s->kind = kind == 2 ? LogSite::Kind::kCommitCall : LogSite::Kind::kTransaction;
+  return rd.Finish();
+}
+
+void EncodeCommitInfo(const LogCommitInfo& c, std::vector<std::uint8_t>& out) {
+  Writer w(out);
+  w.U64(c.state_hash);
+  w.U32(static_cast<std::uint32_t>(c.transactions.size()));
+  w.U32(0);
+  for (const LogCommitTransaction& t : c.transactions) {
+    w.U32(t.site);
+    w.U32(t.thread);
+    w.U64(t.sequence);
+  }
+}
+
+Status DecodeCommitInfo(std::span<const std::uint8_t> in, LogCommitInfo* c) {
+  Reader rd(in, "commit-info");
+  c->state_hash = rd.U64("state hash");
+  const std::uint32_t n = rd.U32("transaction count");
+  if (rd.U32("reserved") != 0 && rd.ok()) rd.Fail("reserved bits set");
+  if (rd.ok() && n > rd.Left() / 16)
+    rd.Fail(fmt::format("transaction count {} exceeds the payload", n));
+  c->transactions.clear();
+  for (std::uint32_t i = 0; rd.ok() && i < n; ++i) {
+    LogCommitTransaction t;
+    t.site = rd.U32("site");
+    t.thread = rd.U32("thread");
+    t.sequence = rd.U64("sequence");
+    c->transactions.push_back(t);
+  }
+  return rd.Finish();
+}
+
+void EncodeBuild(const LogBuild& b, std::vector<std::uint8_t>& out) {
+  Writer w(out);
+  w.Str(b.build_id);
+  w.Str(b.executable);
+  w.U32(static_cast<std::uint32_t>(b.units.size()));
+  w.U32(0);
+  for (const LogBuild::Unit& u : b.units) {
+    w.Str(u.source);
+    w.U64(u.content_hash);
+  }
+}
+
+Status DecodeBuild(std::span<const std::uint8_t> in, LogBuild* b) {
+  Reader rd(in, "build");
+  b->build_id = rd.Str("build id");
+  b->executable = rd.Str("executable");
+  const std::uint32_t n = rd.U32("unit count");
+  if (rd.U32("reserved") != 0 && rd.ok()) rd.Fail("reserved bits set");
+  if (rd.ok() && n > rd.Left() / 12) rd.Fail(fmt::format("unit count {} exceeds the payload", n));
+  b->units.clear();
+  for (std::uint32_t i = 0; rd.ok() && i < n; ++i) {
+    LogBuild::Unit u;
+    u.source = rd.Str("unit source");
+    u.content_hash = rd.U64("content hash");
+    b->units.push_back(std::move(u));
+  }
+  return rd.Finish();
+}
+
 void EncodePageImagePrefix(PageId id, Epoch epoch, std::uint64_t offset, std::uint8_t* out) {
   Put64(out, id);
   Put64(out + 8, epoch);

@@ -46,6 +46,14 @@ Status DecodeRunStart(std::span<const std::uint8_t> in, LogRunStart* r);
 void EncodeRecompute(const LogRecompute& r, std::vector<std::uint8_t>& out);
 Status DecodeRecompute(std::span<const std::uint8_t> in, LogRecompute* r);
 
+// Provenance (format 1.1): site, commit-info and build records.
+void EncodeSite(const LogSite& s, std::vector<std::uint8_t>& out);
+Status DecodeSite(std::span<const std::uint8_t> in, LogSite* s);
+void EncodeCommitInfo(const LogCommitInfo& c, std::vector<std::uint8_t>& out);
+Status DecodeCommitInfo(std::span<const std::uint8_t> in, LogCommitInfo* c);
+void EncodeBuild(const LogBuild& b, std::vector<std::uint8_t>& out);
+Status DecodeBuild(std::span<const std::uint8_t> in, LogBuild* b);
+
 // Checkpoint page image chunk: u64 page id, u64 epoch (the page's last change), u64 offset of the
 // chunk in the page, then the chunk's bytes.
 inline constexpr std::size_t kPageImagePrefix = 24;

@@ -1,11 +1,15 @@
 // LogSink: the bus's commits, pages, types and graph edges into the log.
+#include <elf.h>
+#include <link.h>
 #include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <map>
 #include <mutex>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -43,6 +47,43 @@ std::uint64_t ForkGeneration() {
     pthread_atfork(nullptr, nullptr, [] { g_forks.fetch_add(1, std::memory_order_relaxed); });
   });
   return g_forks.load(std::memory_order_relaxed);
+}
+
+// The main executable's GNU build id (its PT_NOTE NT_GNU_BUILD_ID), as hex.
+int FindBuildId(dl_phdr_info* info, std::size_t, void* out) {
+  auto* hex = static_cast<std::string*>(out);
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_NOTE) continue;
+    const auto* p = reinterpret_cast<const std::uint8_t*>(info->dlpi_addr + ph.p_vaddr);
+    const std::uint8_t* end = p + ph.p_memsz;
+    while (p + sizeof(ElfW(Nhdr)) <= end) {
+      ElfW(Nhdr) n;
+      std::memcpy(&n, p, sizeof n);
+      const std::uint8_t* name = p + sizeof n;
+      const std::uint8_t* desc = name + ((n.n_namesz + 3) & ~3u);
+      if (desc + n.n_descsz > end) break;
+      if (n.n_type == NT_GNU_BUILD_ID && n.n_namesz == 4 && std::memcmp(name, "GNU", 4) == 0) {
+        for (std::uint32_t k = 0; k < n.n_descsz; ++k) *hex += fmt::format("{:02x}", desc[k]);
+        return 1;
+      }
+      p = desc + ((n.n_descsz + 3) & ~3u);
+    }
+  }
+  return 1;  // the first object is the main program; stop either way
+}
+
+// The build this process runs (a build record, docs/SerializationSpec.md "Provenance").
+LogBuild CurrentBuild() {
+  static const LogBuild build = [] {
+    LogBuild b;
+    dl_iterate_phdr(FindBuildId, &b.build_id);
+    char path[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n > 0) b.executable.assign(path, static_cast<std::size_t>(n));
+    return b;
+  }();
+  return build;
 }
 
 }  // namespace
@@ -94,6 +135,34 @@ struct LogSink::State {
     h.Edges(edges.size());
     for (const auto& [key, e] : edges) h.Edge(e);
     return h.Finish();
+  }
+
+  // Provenance: sites logged in this run, by their static strings (mmsb/provenance.h).
+  std::map<std::tuple<const char*, const char*, std::uint32_t, int>, std::uint32_t> sites;
+  LogCommitInfo commit_info;
+
+  // Logs the sites of `b`'s transactions not yet logged in this run, then the commit-info.
+  void AddProvenance(const CommitBatch& b) {
+    commit_info.transactions.clear();
+    for (const CommitProvenance& p : b.transactions) {
+      LogCommitTransaction t;
+      t.thread = p.thread;
+      t.sequence = p.sequence;
+      if (p.kind != CommitProvenance::Kind::kUnknown) {
+        auto [it, fresh] = sites.try_emplace({p.file, p.function, p.line, static_cast<int>(p.kind)},
+                                             static_cast<std::uint32_t>(sites.size() + 1));
+        if (fresh) {
+          batch.AddSite({it->second,
+                         p.kind == CommitProvenance::Kind::kCommitCall
+                             ? LogSite::Kind::kCommitCall
+                             : LogSite::Kind::kTransaction,
+                         p.line, p.function ? p.function : "", p.file ? p.file : ""});
+        }
+        t.site = it->second;
+      }
+      commit_info.transactions.push_back(t);
+    }
+    batch.AddCommitInfo(commit_info);
   }
 
   Epoch LogEpoch(Epoch bus) const { return epoch_base + (bus - bus_base); }
@@ -173,6 +242,7 @@ Status LogSink::OnCommit(const CommitBatch& b) {
     log::EncodeRunStart(
         {s.epoch_base, s.id_base, b.unix_nanos, static_cast<std::uint32_t>(::getpid())}, payload);
     s.batch.AddRaw(static_cast<std::uint8_t>(LogRecordType::kRunStart), payload);
+    s.batch.AddBuild(CurrentBuild());
     // Pages that existed before the sink: logged now, with their whole contents.
     std::unordered_set<PageId> created;
     for (const PageCreatedRecord& c : b.created) created.insert(c.id);
@@ -275,6 +345,7 @@ Status LogSink::OnCommit(const CommitBatch& b) {
       ++it;
     }
   }
+  if (writer_->options().log_provenance) s.AddProvenance(b);
   s.first = false;
   auto t = writer_->Append(s.batch, s.LogEpoch(b.epoch), b.unix_nanos);
   if (!t.ok()) return t.status();

@@ -80,6 +80,24 @@ void LogBatch::AddRecompute(const LogRecompute& rec) {
   Seal(at, static_cast<std::uint8_t>(LogRecordType::kRecompute));
 }
 
+void LogBatch::AddSite(const LogSite& site) {
+  const std::size_t at = Begin();
+  log::EncodeSite(site, bytes_);
+  Seal(at, static_cast<std::uint8_t>(LogRecordType::kSite));
+}
+
+void LogBatch::AddCommitInfo(const LogCommitInfo& info) {
+  const std::size_t at = Begin();
+  log::EncodeCommitInfo(info, bytes_);
+  Seal(at, static_cast<std::uint8_t>(LogRecordType::kCommitInfo));
+}
+
+void LogBatch::AddBuild(const LogBuild& build) {
+  const std::size_t at = Begin();
+  log::EncodeBuild(build, bytes_);
+  Seal(at, static_cast<std::uint8_t>(LogRecordType::kBuild));
+}
+
 void LogBatch::AddEvent(Epoch epoch, std::span<const std::uint8_t> bytes) {
   const std::size_t at = Begin();
   log::EncodeEvent(epoch, bytes, bytes_);

@@ -1,0 +1,167 @@
+// The query commands of the `mmsb` CLI (tools/cmd_query.cc) on a log the bus wrote: each
+// --json document, the text forms' key lines, and clear errors with exit code 1 for bad input.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "mmsb/mmsb.h"
+
+#include "log_test_util.h"
+
+#ifndef MMSB_CLI_PATH
+#error "MMSB_CLI_PATH must name the mmsb binary"
+#endif
+
+namespace mmsb {
+namespace {
+
+struct CliRun {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+CliRun Mmsb(const std::string& args, const std::string& dir) {
+  const std::string err_file = dir + "/stderr.txt";
+  const std::string cmd = std::string(MMSB_CLI_PATH) + " " + args + " 2>" + err_file;
+  CliRun r;
+  std::FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  std::array<char, 4096> buf;
+  std::size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream e(err_file);
+  std::stringstream ss;
+  ss << e.rdbuf();
+  r.err = ss.str();
+  return r;
+}
+
+struct Counters {
+  std::int32_t hits[4];
+  std::uint64_t total;
+};
+
+// Ten epochs through the bus: hits[1] grows in even epochs, total in every epoch.
+class QueryCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(start().ok());
+    TypeDescriptor t;
+    t.name = "Counters";
+    t.size = sizeof(Counters);
+    t.align = 8;
+    t.fields = {{"hits", 0, 16, ScalarKind::kI32, 4, {4}, ""},
+                {"total", 16, 8, ScalarKind::kU64, 8, {}, ""}};
+    ASSERT_TRUE(RegisterType(t).ok());
+    log_ = dir_.Sub("run.tlog");
+    LogOptions lo;
+    lo.durability = Durability::kNone;
+    auto sink = AttachLog(log_, lo);
+    ASSERT_TRUE(sink.ok());
+    PageOptions po;
+    po.type = FindType("Counters");
+    po.name = "g_counters";
+    Page* p = *CreatePage(sizeof(Counters), po);
+    auto* c = reinterpret_cast<Counters*>(p->data());
+    for (int e = 1; e <= 10; ++e) {
+      if (e % 2 == 0) *rt::w(&c->hits[1]) = c->hits[1] + 1;
+      *rt::w(&c->total) = c->total + 10;
+      commit_line_ = __LINE__ + 1;
+      ASSERT_TRUE(commit().ok());
+    }
+    ASSERT_TRUE((*sink)->Close().ok());
+    stop();
+  }
+
+  testing::TempDir dir_;
+  std::string log_;
+  int commit_line_ = 0;
+};
+
+TEST_F(QueryCliTest, HistoryJsonListsEveryChangeWithItsSite) {
+  CliRun r = Mmsb("history " + log_ + " 'Counters.hits[*]' --json", dir_.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["format"], "mmsb.history/1");
+  EXPECT_EQ(j["fields"], 4);
+  ASSERT_EQ(j["changes"].size(), 5u);
+  EXPECT_EQ(j["changes"][0]["path"], "Counters.hits[1]");
+  EXPECT_EQ(j["changes"][0]["epoch"], 2);
+  EXPECT_EQ(j["changes"][0]["old"], "0");
+  EXPECT_EQ(j["changes"][0]["new"], "1");
+  const auto& tx = j["changes"][0]["commit"]["transactions"][0];
+  EXPECT_EQ(tx["kind"], "commit");
+  EXPECT_EQ(tx["line"], commit_line_);
+  CliRun text = Mmsb("history " + log_ + " g_counters.total --from 8", dir_.path());
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("Counters.total: 80 -> 90"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("query_cli_test.cc"), std::string::npos) << text.out;
+}
+
+TEST_F(QueryCliTest, BisectBlameTouchedSlice) {
+  CliRun b =
+      Mmsb("bisect " + log_ + " --where 'Counters.hits[1] * 30 >= Counters.total + 20' --json",
+           dir_.path());
+  ASSERT_EQ(b.code, 0) << b.err;
+  auto bj = nlohmann::json::parse(b.out);
+  EXPECT_EQ(bj["format"], "mmsb.bisect/1");
+  ASSERT_TRUE(bj["found"].get<bool>());
+  EXPECT_EQ(bj["epoch"], 4);  // hits[1] = 2, total = 40: 60 >= 60
+  CliRun never = Mmsb("bisect " + log_ + " --where 'Counters.total > 1000'", dir_.path());
+  ASSERT_EQ(never.code, 0);
+  EXPECT_NE(never.out.find("never holds"), std::string::npos);
+
+  CliRun bl = Mmsb("blame " + log_ + " 'Counters.hits[1]' --at 9 --json", dir_.path());
+  ASSERT_EQ(bl.code, 0) << bl.err;
+  auto blj = nlohmann::json::parse(bl.out);
+  EXPECT_EQ(blj["change"]["epoch"], 8);
+  ASSERT_EQ(blj["together"].size(), 1u);
+  EXPECT_EQ(blj["together"][0]["path"], "Counters.total");
+
+  CliRun t = Mmsb("touched " + log_ + " Counters.total --from 3 --json", dir_.path());
+  ASSERT_EQ(t.code, 0) << t.err;
+  auto tj = nlohmann::json::parse(t.out);
+  EXPECT_EQ(tj["epochs"], 7);
+  ASSERT_EQ(tj["sites"].size(), 1u);
+
+  const std::string out = dir_.Sub("window.tlog");
+  CliRun s = Mmsb("slice " + log_ + " --from 3 --to 7 -o " + out + " --json", dir_.path());
+  ASSERT_EQ(s.code, 0) << s.err;
+  CliRun a = Mmsb("replay " + log_ + " --epoch 7 --json", dir_.path());
+  CliRun c = Mmsb("replay " + out + " --epoch 7 --json", dir_.path());
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_EQ(nlohmann::json::parse(a.out)["state_xxh3"], nlohmann::json::parse(c.out)["state_xxh3"]);
+}
+
+TEST_F(QueryCliTest, BadInputGetsAClearErrorAndExitCodeOne) {
+  CliRun f = Mmsb("history " + log_ + " Counters.nope", dir_.path());
+  EXPECT_EQ(f.code, 1);
+  EXPECT_NE(f.err.find("has no field 'nope'"), std::string::npos) << f.err;
+  CliRun e = Mmsb("history " + log_ + " Counters.total --from soon", dir_.path());
+  EXPECT_EQ(e.code, 1);
+  EXPECT_NE(e.err.find("--from: not an epoch"), std::string::npos) << e.err;
+  CliRun p = Mmsb("bisect " + log_ + " --where 'Counters.total >'", dir_.path());
+  EXPECT_EQ(p.code, 1);
+  EXPECT_NE(p.err.find("--where"), std::string::npos) << p.err;
+  CliRun m = Mmsb("blame " + dir_.Sub("missing.tlog") + " Counters.total", dir_.path());
+  EXPECT_EQ(m.code, 1);
+  EXPECT_NE(m.err.find("not a log directory"), std::string::npos) << m.err;
+  CliRun n = Mmsb("blame " + log_ + " Counters.total --at 0", dir_.path());
+  EXPECT_EQ(n.code, 1);
+  EXPECT_NE(n.err.find("never changed"), std::string::npos) << n.err;
+  CliRun u = Mmsb("bisect " + log_, dir_.path());
+  EXPECT_EQ(u.code, 2);  // usage: --where is required
+}
+
+}  // namespace
+}  // namespace mmsb
