@@ -95,8 +95,9 @@ class StateServer {
 
 int Run(const FollowArgs& a) {
   Epoch until = kLatestEpoch;
-  if (!a.until.empty() && !ParseEpoch(a.until, &until))
-    return Fail("--until: not an epoch: " + a.until);
+  if (!a.until.empty()) {
+    if (int rc = EpochFlag("--until", a.until, true, &until); rc != 0) return rc;
+  }
   FollowOptions o;
   o.out_dir = a.out;
   o.check_hash = !a.no_hash;

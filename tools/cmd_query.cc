@@ -45,11 +45,8 @@ bool EpochFlag(const std::string& s, const char* flag, Epoch dflt, Epoch* out, i
     *out = dflt;
     return true;
   }
-  if (!ParseEpoch(s, out)) {
-    *rc = Fail(fmt::format("{}: not an epoch: '{}' (a number or 'latest')", flag, s));
-    return false;
-  }
-  return true;
+  *rc = ::mmsb::cli::EpochFlag(flag, s, true, out);  // the one epoch parser (log_cli.h)
+  return *rc == 0;
 }
 
 Expected<std::unique_ptr<query::LogIndex>> OpenIndex(const std::string& log) {
@@ -307,9 +304,8 @@ int RunTouched(const QueryArgs& a) {
 
 int RunSlice(const QueryArgs& a) {
   Epoch from = 0, to = 0;
-  if (!ParseEpoch(a.from, &from) || from == kLatestEpoch)
-    return Fail("--from: not an epoch: " + a.from);
-  if (!ParseEpoch(a.to, &to)) return Fail("--to: not an epoch: " + a.to);
+  if (int rc = ::mmsb::cli::EpochFlag("--from", a.from, false, &from); rc != 0) return rc;
+  if (int rc = ::mmsb::cli::EpochFlag("--to", a.to, true, &to); rc != 0) return rc;
   if (to == kLatestEpoch) {
     auto index = OpenIndex(a.log);
     if (!index.ok()) return FailLog(index.status(), false);
