@@ -127,6 +127,25 @@ Page* Bus::NewRecord() {
   return p;
 }
 
+Page* Bus::InitRecord(std::uint8_t* data, std::uint8_t* twin, std::size_t size,
+                      const PageOptions& options, Location location) {
+  Page* p = NewRecord();
+  p->data_ = data;
+  p->twin_ = twin;
+  p->size_ = size;
+  p->epoch_ = epoch_;
+  p->type_ = options.type;
+  p->name_ = options.name;
+  p->location_ = location;
+  p->is_static_ = false;
+  p->escaped_ = false;
+  p->twin_valid_ = false;
+  p->maybe_nonzero_ = true;
+  p->size_class_ = Arena::kLargeClass;
+  p->capacity_ = size;
+  return p;
+}
+
 void Bus::Register(Page* p) {
   p->id_ = next_id_++;
   p->live_ = true;
@@ -214,17 +233,7 @@ Expected<Page*> Bus::AdoptBlock(const Arena::Block& block, std::size_t size,
         "PageOptions::type is not a descriptor registered with this bus (kept from before a "
         "restart of the bus?); register it with RegisterType and use the pointer it returns");
   }
-  Page* p = NewRecord();
-  p->data_ = block.data;
-  p->twin_ = arena_->TwinOf(block.data);
-  p->size_ = size;
-  p->epoch_ = epoch_;
-  p->type_ = options.type;
-  p->name_ = options.name;
-  p->location_ = options.location;
-  p->is_static_ = false;
-  p->escaped_ = false;
-  p->twin_valid_ = false;
+  Page* p = InitRecord(block.data, arena_->TwinOf(block.data), size, options, options.location);
   // Storage handed out unzeroed may hold anything: the first commit diffs it against zeros.
   p->maybe_nonzero_ = !block.zero;
   p->size_class_ = block.size_class;
@@ -321,20 +330,10 @@ Expected<Page*> Bus::RegisterStatic(void* addr, std::size_t size, const PageOpti
                  s.message().c_str(), options.name.c_str());
     escaped = true;
   }
-  Page* p = NewRecord();
-  p->data_ = static_cast<std::uint8_t*>(addr);
-  p->twin_ = new std::uint8_t[size];
-  p->size_ = size;
-  p->epoch_ = epoch_;
-  p->type_ = options.type;
-  p->name_ = options.name;
-  p->location_ = Location::kCpu;
+  Page* p = InitRecord(static_cast<std::uint8_t*>(addr), new std::uint8_t[size], size, options,
+                       Location::kCpu);
   p->is_static_ = true;
   p->escaped_ = escaped;
-  p->twin_valid_ = false;
-  p->maybe_nonzero_ = true;
-  p->size_class_ = Arena::kLargeClass;
-  p->capacity_ = size;
   Register(p);
   return p;
 }

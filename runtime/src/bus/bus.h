@@ -134,6 +134,11 @@ class Bus {
   // Returns storage CreatePage took but could not use.
   void GiveBackBlock(const Arena::Block& block) REQUIRES(mu_);
   Page* NewRecord() REQUIRES(mu_);
+  // A fresh record for a page on `data` (twin `twin`) at the current epoch: not static, not
+  // escaped, no commit yet, storage that may hold anything, one large-class block of `size`.
+  // Callers change what differs for their kind of page, then Register it.
+  Page* InitRecord(std::uint8_t* data, std::uint8_t* twin, std::size_t size,
+                   const PageOptions& options, Location location) REQUIRES(mu_);
   void Register(Page* p) REQUIRES(mu_);
   void Unregister(Page* p) REQUIRES(mu_);
   Status FreeLocked(Page* p) REQUIRES(mu_);
