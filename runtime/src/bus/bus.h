@@ -4,6 +4,10 @@
 // One mutex (mu_) serialises the registry and commit: creating or freeing a page waits while a
 // commit runs, which is what makes "free during commit" safe. Barriers never take it.
 //
+// Its methods live in one file per concern: page_registry.cc (records, slot cache, static region,
+// types), commit_collector.cc (shadows, diff against twins, undo, verify), commit_events.cc (the
+// event batch of a commit), bus_device.cc (device mirrors) and bus.cc (the commit pipeline).
+//
 // Thread-safety: every public method may be called from many threads.
 #pragma once
 
