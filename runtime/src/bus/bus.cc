@@ -1,5 +1,6 @@
 #include "bus/bus.h"
 
+#include <link.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -10,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "bus/shadow_scan.h"
+#include "bus/tx_gate.h"
 #include "delta/delta_internal.h"
 #include "device/device_hub.h"
 
@@ -61,8 +64,48 @@ Expected<std::unique_ptr<Bus>> Bus::Create(const Options& options) {
   bus->zeros_ = static_cast<std::uint8_t*>(z);
   const char* env = std::getenv("MMSB_VERIFY");
   bus->verify_ = options.verify || (env != nullptr && env[0] != '\0' && env[0] != '0');
-  rt::g_heap_region = {bus->arena_->base(), bus->arena_->capacity(), bus->arena_->shadow()};
+  if (Status s = bus->ReserveStaticWindow(); !s.ok()) {
+    // Static pages are then tracked as escaped: still exact, fully diffed at every commit.
+    std::fprintf(stderr, "mmsb: warning: %s\n", s.ToString().c_str());
+  }
+  rt::PublishRegion(rt::g_heap_region,
+                    {bus->arena_->base(), bus->arena_->capacity(), bus->arena_->shadow()});
   return bus;
+}
+
+namespace {
+
+// The address range of the program's loaded image (its PT_LOAD segments): where the `mmsb_pages`
+// section of the executable, and so every static page it defines, lies.
+int ImageRange(struct dl_phdr_info* info, std::size_t, void* data) {
+  auto* range = static_cast<std::pair<std::uintptr_t, std::uintptr_t>*>(data);
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD) continue;
+    const std::uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
+    range->first = std::min(range->first, lo);
+    range->second = std::max(range->second, lo + ph.p_memsz);
+  }
+  return 1;  // the first object is the program itself
+}
+
+}  // namespace
+
+Status Bus::ReserveStaticWindow() {
+  std::pair<std::uintptr_t, std::uintptr_t> range{~std::uintptr_t{0}, 0};
+  dl_iterate_phdr(ImageRange, &range);
+  if (range.second <= range.first) return FailedPrecondition("cannot find the program image");
+  const std::uintptr_t lo = range.first & ~std::uintptr_t{kGranuleSize - 1};
+  const std::uintptr_t span =
+      (range.second - lo + kGranuleSize - 1) & ~std::uintptr_t{kGranuleSize - 1};
+  const std::size_t bytes = ((span >> kGranuleShift) + 4095) & ~std::size_t{4095};
+  void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) return OutOfMemory("cannot reserve the static page shadow map");
+  static_shadow_ = static_cast<std::uint8_t*>(m);
+  static_shadow_bytes_ = bytes;
+  rt::PublishRegion(rt::g_static_region, {lo, span, static_shadow_});
+  return Status::Ok();
 }
 
 Bus::~Bus() NO_THREAD_SAFETY_ANALYSIS {
@@ -109,9 +152,19 @@ void Bus::FillBatch(CommitBatch& batch) {
 }
 
 Expected<Epoch> Bus::Commit() {
+  if (TxGate::InTransaction()) {
+    // The commit would wait for this very transaction (see tx_gate.h).
+    return FailedPrecondition(
+        "commit() inside a transaction: a transaction commits when its outermost scope exits "
+        "([[mmsb::transaction]] function or TransactionScope), so its stores share one epoch");
+  }
   std::vector<std::shared_ptr<CommitSink>> notify;
   Epoch committed = 0;
-  Expected<Epoch> r = CommitLocked(notify, &committed);
+  std::uint64_t seq = 0;
+  Expected<Epoch> r = [&] {
+    MutexLock serial(&commit_mu_);
+    return CommitLocked(notify, &committed, &seq);
+  }();
   // Outside the lock, so a durable sink's wait lets the next commit join its group; events are
   // delivered once the commit is as durable as the sinks make it.
   for (const auto& sink : notify) {
@@ -119,14 +172,30 @@ Expected<Epoch> Bus::Commit() {
     if (!s.ok() && r.ok()) r = s.WithContext(fmt::format("commit sink '{}'", sink->name()));
   }
   events_.Drain();
+  // Transactions that ended while this commit waited for them return now, as after a commit of
+  // their own.
+  TxGate::Finish(seq);
   return r;
 }
 
 Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& notify,
-                                  Epoch* committed) {
+                                  Epoch* committed, std::uint64_t* seq) {
   const std::uint64_t t0 = NowNanos();
+  // The cut waits for the transactions running now, before the bus lock: they may create or free
+  // pages, which takes that lock.
+  const std::uint64_t watchdog_reports = TxGate::Close(seq);
+  // Reopened once every page is collected (below), or on any early return.
+  struct GateGuard {
+    bool open = false;
+    void Open() {
+      if (!open) TxGate::Open();
+      open = true;
+    }
+    ~GateGuard() { Open(); }
+  } gate;
   MutexLock lock(&mu_);
   CommittingScope committing(this);
+  stats_.tx_watchdog_reports += watchdog_reports;
   // Device writes to Gpu pages become host writes first; a conflict fails here, nothing changed.
   if (Status s = DeviceBeforeCommit(); !s.ok()) {
     ++stats_.failed_commits;
@@ -150,10 +219,10 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
     DependencyGraph::Host host;
     host.diff_now = [this](Page* p, bool full, UndoLog* undo) { return DiffNow(p, full, undo); };
     host.undo = track_undo_ ? &undo_ : nullptr;
+    // A derived page's recompute failed: its bytes are the runtime's own writes, put back.
     host.discard = [this](Page* p) NO_THREAD_SAFETY_ANALYSIS {
       std::memcpy(p->data_, p->twin_, p->size_);
-      if (std::uint8_t* shadow = ShadowFor(p))
-        std::memset(shadow, 0, (p->size_ + kGranuleSize - 1) >> kGranuleShift);
+      if (std::uint8_t* shadow = ShadowFor(p)) std::memset(shadow, 0, GranuleCount(p->size_));
     };
     host.out = &out_;
     const std::uint64_t props_before = graph_.stats().propagations;
@@ -182,11 +251,14 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
     FillBatch(batch);
   }
   if (!failure.ok()) {
-    // All or nothing: every page returns to the previous epoch; created/freed stay pending.
+    // Nothing is committed: twins (and derived pages) return to the previous epoch, the
+    // program's own writes stay pending for the next commit, as do created/freed pages.
     Rollback();
     ++stats_.failed_commits;
     return failure;
   }
+  // Every page is collected: the cut is complete, and transactions may run during the sinks.
+  gate.Open();
   const bool want_events = EventsWanted();
   if (want_events) {
     BuildEvents(e, graph_.stats().nodes_recomputed - recomputed_before,

@@ -8,6 +8,7 @@
 #include "mmsb/type_desc.h"
 
 #include "bus/bus.h"
+#include "bus/tx_gate.h"
 
 namespace mmsb::rt {
 namespace {
@@ -132,10 +133,18 @@ void MarkToPageEnd(const void* p) noexcept {
   }
 }
 
-TransactionScope::TransactionScope() noexcept { ++t_tx_depth; }
+[[gnu::noinline]] TransactionScope::TransactionScope() noexcept {
+  // The outermost scope publishes the transaction, so no commit on another thread splits it.
+  if (t_tx_depth++ == 0) TxGate::Enter(__builtin_return_address(0));
+}
 
 TransactionScope::~TransactionScope() {
   if (--t_tx_depth != 0) return;
+  // A commit waiting for this transaction takes its stores: wait for it instead of committing.
+  if (TxGate::Exit()) {
+    TxGate::JoinPending();
+    return;
+  }
   if (!started()) return;
   auto e = commit();
   if (!e.ok()) Warn(e.status(), "commit at transaction exit failed");

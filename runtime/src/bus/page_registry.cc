@@ -16,7 +16,6 @@ namespace mmsb {
 namespace {
 
 constexpr std::size_t kRecordChunk = 1024;
-constexpr std::uintptr_t kMaxStaticSpan = std::uintptr_t{64} << 30;
 
 bool SameLayout(const TypeDescriptor& a, const TypeDescriptor& b) {
   if (a.name != b.name || a.size != b.size || a.align != b.align ||
@@ -195,36 +194,13 @@ void Bus::ReleaseSmallBlock(const Arena::Block& block, bool may_be_nonzero, bool
   slot.zero = !may_be_nonzero;
 }
 
-Status Bus::GrowStaticRegion(std::uintptr_t lo, std::uintptr_t hi) {
-  rt::ShadowRegion cur = rt::g_static_region;
-  std::uintptr_t new_lo = lo & ~std::uintptr_t{kGranuleSize - 1};
-  std::uintptr_t new_hi = hi;
-  if (cur.span != 0) {
-    new_lo = std::min(new_lo, cur.base);
-    new_hi = std::max(new_hi, cur.base + cur.span);
-    if (new_lo == cur.base && new_hi == cur.base + cur.span) return Status::Ok();
-  }
-  const std::uintptr_t span =
-      (new_hi - new_lo + kGranuleSize - 1) & ~std::uintptr_t{kGranuleSize - 1};
-  if (span > kMaxStaticSpan) {
-    return FailedPrecondition("static pages are spread over more than 64 GiB of address space");
-  }
-  const std::size_t bytes = ((span >> kGranuleShift) + 4095) & ~std::size_t{4095};
-  void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (m == MAP_FAILED) return OutOfMemory("cannot reserve the static page shadow map");
-  auto* shadow = static_cast<std::uint8_t*>(m);
-  if (cur.span != 0) {
-    std::memcpy(shadow + ((cur.base - new_lo) >> kGranuleShift), cur.shadow,
-                cur.span >> kGranuleShift);
-  }
-  // Registration happens at quiescent points (static initialisation, start-up), so publishing
-  // the region with plain stores is enough; see barrier.h.
-  rt::g_static_region = {new_lo, span, shadow};
-  if (static_shadow_) munmap(static_shadow_, static_shadow_bytes_);
-  static_shadow_ = shadow;
-  static_shadow_bytes_ = bytes;
-  return Status::Ok();
+Status Bus::CheckStaticWindow(std::uintptr_t lo, std::uintptr_t hi) const {
+  const rt::ShadowRegion& r = rt::g_static_region;
+  if (r.span != 0 && lo - r.base < r.span && hi - r.base <= r.span) return Status::Ok();
+  return FailedPrecondition(fmt::format(
+      "static page storage at {:#x} lies outside the program image's static window (in a shared "
+      "library or a dlopen'ed module?)",
+      lo));
 }
 
 Expected<Page*> Bus::RegisterStatic(void* addr, std::size_t size, const PageOptions& options) {
@@ -245,7 +221,7 @@ Expected<Page*> Bus::RegisterStatic(void* addr, std::size_t size, const PageOpti
     return AlreadyExists(fmt::format("a page named '{}' is already registered", options.name));
   }
   bool escaped = false;
-  if (Status s = GrowStaticRegion(a, a + size); !s.ok()) {
+  if (Status s = CheckStaticWindow(a, a + size); !s.ok()) {
     // Still exact: an untracked range is fully diffed at every commit.
     std::fprintf(stderr, "mmsb: warning: %s; page '%s' is fully diffed at every commit\n",
                  s.message().c_str(), options.name.c_str());
