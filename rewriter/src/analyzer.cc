@@ -847,6 +847,14 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
     return {"(*::mmsb::rt::w(&(", ")))"};
   }
 
+  // The store-then-mark barrier for an assignment, compound assignment, ++ or -- to `lhs`: the
+  // store happens, then the mark (docs/Runtime.md, "The commit protocol"). Usable in constexpr
+  // functions (ws does nothing during constant evaluation).
+  std::pair<std::string, std::string> StoreBarrier() const {
+    if (InInstantiation()) return {"::mmsb::rt::wst(", ")"};
+    return {"::mmsb::rt::ws(&(", "))"};
+  }
+
   std::string PointerBarrierOpen() const {
     return (InInstantiation() || InConstexprFunction()) ? "::mmsb::rt::wc(" : "::mmsb::rt::w(";
   }
@@ -1328,7 +1336,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       }
       return;
     }
-    Wrap(lhs, LvalueBarrier().first, LvalueBarrier().second, kSiteStore, op_loc);
+    Wrap(lhs, StoreBarrier().first, StoreBarrier().second, kSiteStore, op_loc);
   }
 
   // `arg` initialises, or is passed as, a `target`. A non-const pointer or reference into page
