@@ -41,6 +41,25 @@ struct LiveReads {
 #endif
 };
 
+// Whether any of shadow[0, n) is set, with relaxed loads (barriers on other threads mark
+// concurrently).
+bool AnyMarked(const std::uint8_t* shadow, std::size_t n) {
+  std::size_t i = 0;
+  for (; i < n && (reinterpret_cast<std::uintptr_t>(shadow + i) & 7) != 0; ++i) {
+    if (__atomic_load_n(&shadow[i], __ATOMIC_RELAXED) != 0) return true;
+  }
+  for (; i + 32 <= n; i += 32) {
+    const auto* w = reinterpret_cast<const std::uint64_t*>(shadow + i);
+    if ((__atomic_load_n(&w[0], __ATOMIC_RELAXED) | __atomic_load_n(&w[1], __ATOMIC_RELAXED) |
+         __atomic_load_n(&w[2], __ATOMIC_RELAXED) | __atomic_load_n(&w[3], __ATOMIC_RELAXED)) != 0)
+      return true;
+  }
+  for (; i < n; ++i) {
+    if (__atomic_load_n(&shadow[i], __ATOMIC_RELAXED) != 0) return true;
+  }
+  return false;
+}
+
 // Takes the marks of shadow[0, n) clean, copying them to marks[0, n); returns how many were set.
 // Each set byte is swapped with an atomic exchange (a full barrier on x86), so the granule's
 // bytes are read after the exchange: a store whose mark the exchange saw is in the read (the
@@ -48,6 +67,9 @@ struct LiveReads {
 // next commit. Whole words are swapped when they lie inside this page's part of the shadow;
 // neighbouring pages share shadow words at the edges, so edge bytes are swapped one by one.
 std::size_t TakeMarks(std::uint8_t* shadow, std::size_t n, std::uint8_t* marks) {
+  // Most pages are idle: a read-only scan first, so an untouched page costs no writes (and
+  // `marks` is left as it was: callers only read it when something was taken or they clear it).
+  if (!AnyMarked(shadow, n)) return 0;
   std::size_t taken = 0;
   std::size_t i = 0;
   auto take_byte = [&](std::size_t k) {
@@ -160,7 +182,6 @@ Delta Bus::DiffNow(Page* p, bool full, UndoLog* undo) const NO_THREAD_SAFETY_ANA
   const std::size_t taken = shadow != nullptr ? TakeMarks(shadow, granules, marks.data()) : 0;
   const bool whole = full || p->escaped_ || !p->twin_valid_;
   if (!whole && taken == 0) return Delta();
-  if (shadow == nullptr) std::memset(marks.data(), 0, granules);
   return DiffTaken(p, marks.data(), whole, undo, /*derived=*/true);
 }
 
@@ -185,7 +206,7 @@ void Bus::CollectPage(Page* p, Epoch new_epoch) {
     if (taken == 0) return;
     stats_.granules_diffed += taken;
   }
-  if (shadow == nullptr) std::memset(marks, 0, granules);
+  if (check && taken == 0) std::memset(marks, 0, granules);  // TakeMarks left them as they were
   Delta d = DiffTaken(p, marks, full, track_undo_ ? &undo_ : nullptr, /*derived=*/false);
   if (check && !d.empty()) {
     // One read gave both answers: the full delta, and which of its granules were marked. Bytes
