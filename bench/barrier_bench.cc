@@ -9,6 +9,8 @@
 
 #include "mmsb/mmsb.h"
 
+#include "bench_main.h"
+
 namespace {
 
 constexpr std::size_t kN = 16384;  // floats per page (64 KiB)
@@ -132,4 +134,4 @@ BENCHMARK(BM_UntrackedBarrier);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+MMSB_BENCH_MAIN();

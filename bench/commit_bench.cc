@@ -7,6 +7,8 @@
 
 #include "mmsb/mmsb.h"
 
+#include "bench_main.h"
+
 namespace {
 
 // One 4 KiB page, ~1% of its bytes changed per commit: ten 4-byte stores at random offsets.
@@ -56,4 +58,4 @@ BENCHMARK(BM_SparseCommitAmong10kPages);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+MMSB_BENCH_MAIN();

@@ -10,6 +10,8 @@
 
 #include "mmsb/delta.h"
 
+#include "bench_main.h"
+
 namespace {
 
 constexpr std::size_t kPage = 4096;
@@ -131,4 +133,4 @@ BENCHMARK(BM_DecodeSparse4k1pct);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+MMSB_BENCH_MAIN();

@@ -20,7 +20,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <random>
 #include <string>
@@ -32,6 +31,7 @@
 #include "mmsb/mirror.h"
 #include "mmsb/mmsb.h"
 
+#include "bench_main.h"
 #include "device/apply_batch.h"
 
 namespace {
@@ -247,23 +247,6 @@ void BM_CommitMirror1kPages(benchmark::State& state) {
 }
 BENCHMARK(BM_CommitMirror1kPages)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
-// Writes a result file that bench/run reads as "skipped" (Google Benchmark writes none when no
-// benchmark runs).
-void WriteSkipped(int argc, char** argv, const std::string& reason) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const std::string flag = "--benchmark_out=";
-    if (arg.rfind(flag, 0) != 0) continue;
-    std::ofstream out(arg.substr(flag.size()));
-    std::string quoted;
-    for (char c : reason) {
-      if (c == '"' || c == '\\') quoted += '\\';
-      quoted += c;
-    }
-    out << "{\"context\": {\"mmsb_skipped\": \"" << quoted << "\"}, \"benchmarks\": []}\n";
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -271,15 +254,12 @@ int main(int argc, char** argv) {
   if (!gpu.ok()) {
     const std::string reason = "skipped: no CUDA device (" + gpu.status().ToString() + ")";
     std::printf("gpu_bench: %s\n", reason.c_str());
-    WriteSkipped(argc, argv, reason);
+    mmsb::bench::WriteSkipped(argc, argv, reason);
     return 0;
   }
   g_gpu = std::move(*gpu);
   benchmark::AddCustomContext("mmsb_device", g_gpu->info().name);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
+  const int rc = mmsb::bench::Main(argc, argv);
   g_gpu.reset();
-  return 0;
+  return rc;
 }

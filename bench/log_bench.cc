@@ -35,6 +35,8 @@
 #include "mmsb/log.h"
 #include "mmsb/replay.h"
 
+#include "bench_main.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -670,11 +672,8 @@ BENCHMARK(BM_Checkpoint1GiB)->UseRealTime()->Unit(benchmark::kMillisecond)->Iter
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
+  const int rc = mmsb::bench::Main(argc, argv);
   RemoveDir(fs::path(BenchDir("x")).parent_path().string());
   RemoveDir(fs::path(BenchDir("x", true)).parent_path().string());
-  return 0;
+  return rc;
 }

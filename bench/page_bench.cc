@@ -6,6 +6,8 @@
 
 #include "mmsb/mmsb.h"
 
+#include "bench_main.h"
+
 namespace {
 
 struct Bus {
@@ -63,4 +65,4 @@ BENCHMARK(BM_MallocMemsetWriteFree4k);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+MMSB_BENCH_MAIN();

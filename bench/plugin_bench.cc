@@ -18,6 +18,7 @@
 
 #include "mmsb/mmsb.h"
 
+#include "bench_main.h"
 #include "benchmark/benchmark.h"
 #include "plugin/particles_step.h"
 
@@ -208,4 +209,4 @@ BENCHMARK(BM_E2EVerifyMisses)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+MMSB_BENCH_MAIN();

@@ -9,6 +9,8 @@
 
 #include "mmsb/mmsb.h"
 
+#include "bench_main.h"
+
 namespace {
 
 struct Bus {
@@ -158,4 +160,4 @@ BENCHMARK(BM_FanOut1000Parallel)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 
-BENCHMARK_MAIN();
+MMSB_BENCH_MAIN();

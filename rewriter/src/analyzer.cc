@@ -10,7 +10,6 @@
 #include "clang/AST/ExprCXX.h"
 #include "clang/AST/Mangle.h"
 #include "clang/AST/RecordLayout.h"
-#include "clang/AST/RecursiveASTVisitor.h"
 #include "clang/AST/StmtCXX.h"
 #include "clang/Lex/Lexer.h"
 #include "clang/Rewrite/Core/Rewriter.h"
@@ -19,59 +18,9 @@
 #include "llvm/Support/CrashRecoveryContext.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
+#include "page_visitor.h"
 
 namespace mmsb::rewriter {
-
-namespace {
-
-// Edit sites are deduplicated per (file range, kind), so a template instantiated many times gets
-// each edit once. Two forms of one rewrite share a kind: the first one recorded wins.
-enum SiteKind : int {
-  kSiteStore = 1,
-  kSiteThisMember = 10,
-  kSitePointerBase = 11,
-  kSiteTransaction = 20,
-  kSiteHandler = 21,
-  kSiteEscapePointer = 30,
-  kSiteEscapeRef = 31,
-  kSiteMarkPointer = 32,
-  kSiteMarkRef = 33,
-  kSiteAtomic = 34,
-  kSiteMacroEscape = 40,
-  kSiteRecord = 50,
-  kSiteSection = 60,
-  kSiteLocalRegistrar = 61,
-  kSiteLoopMark = 70,
-  kSiteMemberRegistrar = 1000,  // + a sequence number: several may share a class's closing brace
-};
-
-std::string Quote(llvm::StringRef s) { return "'" + s.str() + "'"; }
-
-// Generated declarations are compiled with the user's warning flags: keep them quiet, so that
-// -Weverything -Werror builds stay as they were. (Barrier expressions need no such wrapping.)
-std::string Quiet(const std::string& code) {
-  return "_Pragma(\"clang diagnostic push\") _Pragma(\"clang diagnostic ignored "
-         "\\\"-Weverything\\\"\") " +
-         code + " _Pragma(\"clang diagnostic pop\")";
-}
-
-// A C++ string literal body for `s`.
-std::string CString(llvm::StringRef s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      char buf[8];
-      snprintf(buf, sizeof buf, "\\%03o", static_cast<unsigned char>(c));
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return "\"" + out + "\"";
-}
 
 bool IsInMmsbNamespace(const clang::Decl* d) {
   for (const clang::DeclContext* dc = d->getDeclContext(); dc != nullptr; dc = dc->getParent()) {
@@ -97,2013 +46,1168 @@ const clang::Expr* StripFull(const clang::Expr* e) {
   }
 }
 
-// Standard and C library functions that write through pointer or reference arguments without
-// keeping them: a page passed to one is marked for the current epoch instead of escaping.
-const llvm::StringSet<>& NonRetainingNames() {
-  static const llvm::StringSet<> names = {
-      // C library.
-      "memcpy", "memmove", "memset", "memccpy", "bzero", "explicit_bzero", "strcpy", "strncpy",
-      "stpcpy", "stpncpy", "strcat", "strncat", "strxfrm", "sprintf", "snprintf", "vsprintf",
-      "vsnprintf", "wmemcpy", "wmemmove", "wmemset", "wcscpy", "wcsncpy", "fread", "read", "pread",
-      "recv", "fgets", "strftime", "mbstowcs", "wcstombs", "sscanf", "frexp", "modf", "remquo",
-      // <algorithm>, <numeric>, <memory>, <utility>, <charconv> (and their std::ranges forms).
-      "fill", "fill_n", "copy", "copy_n", "copy_if", "copy_backward", "move", "move_backward",
-      "swap", "iter_swap", "swap_ranges", "exchange", "transform", "generate", "generate_n",
-      "replace", "replace_if", "replace_copy", "replace_copy_if", "remove", "remove_if",
-      "remove_copy", "remove_copy_if", "unique", "unique_copy", "reverse", "reverse_copy", "rotate",
-      "rotate_copy", "shuffle", "sort", "stable_sort", "partial_sort", "partial_sort_copy",
-      "nth_element", "partition", "stable_partition", "partition_copy", "inplace_merge", "merge",
-      "set_union", "set_intersection", "set_difference", "set_symmetric_difference", "iota",
-      "adjacent_difference", "partial_sum", "inclusive_scan", "exclusive_scan",
-      "transform_inclusive_scan", "transform_exclusive_scan", "make_heap", "push_heap", "pop_heap",
-      "sort_heap", "next_permutation", "prev_permutation", "uninitialized_copy",
-      "uninitialized_copy_n", "uninitialized_fill", "uninitialized_fill_n", "uninitialized_move",
-      "uninitialized_move_n", "uninitialized_default_construct",
-      "uninitialized_default_construct_n", "uninitialized_value_construct",
-      "uninitialized_value_construct_n", "to_chars", "from_chars", "for_each", "for_each_n"};
-  return names;
-}
-
-// Standard functions that return (a pointer to or a reference into) an argument and neither
-// write through nor keep it: page storage flows through them.
-const llvm::StringSet<>& TransparentNames() {
-  static const llvm::StringSet<> names = {"begin",
-                                          "end",
-                                          "data",
-                                          "addressof",
-                                          "next",
-                                          "prev",
-                                          "to_address",
-                                          "launder",
-                                          "forward",
-                                          "get",
-                                          "__addressof",
-                                          "assume_aligned",
-                                          "as_writable_bytes"};
-  return names;
-}
-
-}  // namespace
-
-// The traversal. Visits template instantiations so that a store in a template is rewritten when
-// any instantiation writes page storage; the edit goes to the (shared) pattern text once.
-class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
-  using Base = clang::RecursiveASTVisitor<PageVisitor>;
-
- public:
-  explicit PageVisitor(PageAnalyzer& a)
-      : a_(a),
-        ctx_(a.ctx_),
-        sm_(ctx_.getSourceManager()),
-        lo_(ctx_.getLangOpts()),
-        mangle_(ctx_.createMangleContext()) {}
-
-  bool shouldVisitTemplateInstantiations() const { return true; }
-  bool shouldVisitImplicitCode() const { return false; }
-
-  bool TraverseDecl(clang::Decl* d) {
-    if (d == nullptr) return true;
-    if (!llvm::isa<clang::TranslationUnitDecl>(d)) {
-      clang::SourceLocation loc = d->getLocation();
-      if (loc.isValid() && sm_.isInSystemHeader(sm_.getExpansionLoc(loc))) return true;
-      if (d->isImplicit() && !llvm::isa<clang::CXXRecordDecl>(d)) return true;
-    }
-    const auto* fd = llvm::dyn_cast<clang::FunctionDecl>(d);
-    if (fd != nullptr) {
-      if (fd->doesThisDeclarationHaveABody()) ScanLocals(fd->getBody());
-      functions_.push_back(fd);
-    }
-    bool ok = Base::TraverseDecl(d);
-    if (fd != nullptr) functions_.pop_back();
-    return ok;
+bool PageVisitor::TraverseDecl(clang::Decl* d) {
+  if (d == nullptr) return true;
+  if (!llvm::isa<clang::TranslationUnitDecl>(d)) {
+    clang::SourceLocation loc = d->getLocation();
+    if (loc.isValid() && sm_.isInSystemHeader(sm_.getExpansionLoc(loc))) return true;
+    if (d->isImplicit() && !llvm::isa<clang::CXXRecordDecl>(d)) return true;
   }
+  const auto* fd = llvm::dyn_cast<clang::FunctionDecl>(d);
+  if (fd != nullptr) {
+    if (fd->doesThisDeclarationHaveABody()) ScanLocals(fd->getBody());
+    functions_.push_back(fd);
+  }
+  bool ok = Base::TraverseDecl(d);
+  if (fd != nullptr) functions_.pop_back();
+  return ok;
+}
 
-  bool TraverseLambdaExpr(clang::LambdaExpr* le) {
-    ScanLocals(le->getBody());
-    functions_.push_back(le->getCallOperator());
-    bool ok = Base::TraverseLambdaExpr(le);
-    functions_.pop_back();
-    // A generic lambda's body is dependent; its instantiations carry the page types.
-    if (const clang::FunctionTemplateDecl* ftd = le->getDependentCallOperator()) {
-      for (clang::FunctionDecl* spec : ftd->specializations()) {
-        if (spec->getTemplateSpecializationKind() == clang::TSK_ImplicitInstantiation &&
-            spec->hasBody()) {
-          ScanLocals(spec->getBody());
-          functions_.push_back(spec);
-          ok = ok && TraverseStmt(spec->getBody());
-          functions_.pop_back();
+bool PageVisitor::TraverseLambdaExpr(clang::LambdaExpr* le) {
+  ScanLocals(le->getBody());
+  functions_.push_back(le->getCallOperator());
+  bool ok = Base::TraverseLambdaExpr(le);
+  functions_.pop_back();
+  // A generic lambda's body is dependent; its instantiations carry the page types.
+  if (const clang::FunctionTemplateDecl* ftd = le->getDependentCallOperator()) {
+    for (clang::FunctionDecl* spec : ftd->specializations()) {
+      if (spec->getTemplateSpecializationKind() == clang::TSK_ImplicitInstantiation &&
+          spec->hasBody()) {
+        ScanLocals(spec->getBody());
+        functions_.push_back(spec);
+        ok = ok && TraverseStmt(spec->getBody());
+        functions_.pop_back();
+      }
+    }
+  }
+  return ok;
+}
+
+bool PageVisitor::TraverseStmt(clang::Stmt* s, DataRecursionQueue*) {
+  if (s == nullptr) return true;
+  parents_.push_back(s);
+  bool ok = Base::TraverseStmt(s, nullptr);
+  parents_.pop_back();
+  return ok;
+}
+
+bool PageVisitor::TraverseForStmt(clang::ForStmt* fs, DataRecursionQueue*) {
+  PlanLoopMarks(fs);
+  return Base::TraverseForStmt(fs, nullptr);
+}
+
+bool PageVisitor::TraverseConstructorInitializer(clang::CXXCtorInitializer* init) {
+  if (init->isAnyMemberInitializer() && init->isWritten()) {
+    if (const clang::FieldDecl* f = init->getAnyMember())
+      CheckEscape(init->getInit(), f->getType());
+  }
+  return Base::TraverseConstructorInitializer(init);
+}
+
+bool PageVisitor::VisitBinaryOperator(clang::BinaryOperator* bo) {
+  if (!bo->isAssignmentOp()) return true;
+  const clang::Expr* lhs = bo->getLHS();
+  if (IsPageStorage(lhs)) {
+    if (!IsMarkingCall(lhs)) Barrier(lhs, bo->getOperatorLoc());
+  } else if (bo->getOpcode() == clang::BO_Assign && !IsFollowedVariable(lhs)) {
+    CheckEscape(bo->getRHS(), lhs->getType());
+  }
+  return true;
+}
+
+bool PageVisitor::VisitUnaryOperator(clang::UnaryOperator* uo) {
+  if (uo->isIncrementDecrementOp() && IsPageStorage(uo->getSubExpr()) &&
+      !IsMarkingCall(uo->getSubExpr()))
+    Barrier(uo->getSubExpr(), uo->getOperatorLoc());
+  return true;
+}
+
+bool PageVisitor::VisitCXXOperatorCallExpr(clang::CXXOperatorCallExpr* oc) {
+  if (oc->getNumArgs() == 0) return true;
+  const clang::OverloadedOperatorKind op = oc->getOperator();
+  const bool store_like =
+      oc->isAssignmentOp() || op == clang::OO_PlusPlus || op == clang::OO_MinusMinus;
+  const auto* md = llvm::dyn_cast_or_null<clang::CXXMethodDecl>(oc->getDirectCallee());
+  if (md != nullptr && IsInMmsbNamespace(md)) return true;
+  const bool mutating_member =
+      md != nullptr && !md->isConst() && !md->isStatic() && !CalleeIsInstrumented(md);
+  if ((store_like || mutating_member) && IsPageStorage(oc->getArg(0))) {
+    Barrier(oc->getArg(0), oc->getOperatorLoc());
+  }
+  // A trivial copy or move assignment reads its argument.
+  if (md != nullptr && md->isTrivial()) return true;
+  // Remaining arguments bind to parameters like any call.
+  if (const clang::FunctionDecl* fd = oc->getDirectCallee()) {
+    if (IsTransparent(fd)) return true;
+    const unsigned first = md != nullptr ? 1 : 0;
+    for (unsigned i = first; i < oc->getNumArgs(); ++i) {
+      const unsigned p = i - first;
+      if (p < fd->getNumParams()) CheckEscape(oc->getArg(i), fd->getParamDecl(p)->getType(), fd);
+    }
+  }
+  return true;
+}
+
+bool PageVisitor::VisitCXXMemberCallExpr(clang::CXXMemberCallExpr* mc) {
+  const clang::Expr* callee = mc->getCallee()->IgnoreParens();
+  if (const auto* pm = llvm::dyn_cast<clang::BinaryOperator>(callee)) {
+    // (obj.*pmf)(...) / (ptr->*pmf)(...): the callee is unknown, only its constness is.
+    const auto* mpt = pm->getRHS()->getType()->getAs<clang::MemberPointerType>();
+    const auto* fpt =
+        mpt != nullptr ? mpt->getPointeeType()->getAs<clang::FunctionProtoType>() : nullptr;
+    if (fpt == nullptr || fpt->getMethodQuals().hasConst()) return true;
+    const clang::Expr* obj = pm->getLHS();
+    if (pm->getOpcode() == clang::BO_PtrMemI) {
+      if (IsPagePointer(obj)) {
+        NoteWrite(PageTypeOfPointer(obj));
+        Wrap(obj, PointerBarrierOpen(), ")", kSitePointerBase, pm->getOperatorLoc());
+      }
+    } else if (IsPageStorage(obj)) {
+      NoteWrite(PageTypeOfStorage(obj));
+      Wrap(obj, LvalueBarrier().first, LvalueBarrier().second, kSiteStore, pm->getOperatorLoc());
+    }
+    return true;
+  }
+  const clang::CXXMethodDecl* md = mc->getMethodDecl();
+  if (md == nullptr || md->isConst() || md->isStatic() || IsInMmsbNamespace(md)) return true;
+  if (llvm::isa<clang::CXXDestructorDecl>(md)) return true;
+  const auto* me = llvm::dyn_cast<clang::MemberExpr>(callee);
+  if (me == nullptr) return true;
+  const clang::Expr* base = me->getBase();
+  // The call writes the page (for the IR capture) even when the callee's own stores are
+  // instrumented and the call needs no mark.
+  if (me->isArrow() ? IsPagePointer(base) : IsPageStorage(base))
+    NoteWrite(me->isArrow() ? PageTypeOfPointer(base) : PageTypeOfStorage(base));
+  if (CalleeIsInstrumented(md)) return true;
+  if (me->isArrow()) {
+    if (!IsPagePointer(base)) return true;
+    if (const auto* th = llvm::dyn_cast<clang::CXXThisExpr>(base->IgnoreParenImpCasts());
+        th != nullptr && th->isImplicit()) {
+      InsertAt(me->getMemberLoc(), PointerBarrierOpen() + "this)->", kSiteThisMember);
+      return true;
+    }
+    Wrap(base, PointerBarrierOpen(), ")", kSitePointerBase, me->getMemberLoc());
+  } else if (IsPageStorage(base)) {
+    Wrap(base, LvalueBarrier().first, LvalueBarrier().second, kSiteStore, me->getMemberLoc());
+  }
+  return true;
+}
+
+bool PageVisitor::VisitAtomicExpr(clang::AtomicExpr* ae) {
+  const clang::AtomicExpr::AtomicOp op = ae->getOp();
+  const bool load = op == clang::AtomicExpr::AO__atomic_load_n ||
+                    op == clang::AtomicExpr::AO__c11_atomic_load ||
+                    op == clang::AtomicExpr::AO__atomic_load;
+  std::vector<const clang::Expr*> ptrs;
+  if (!load) ptrs.push_back(ae->getPtr());
+  // The out-parameters of the generic forms (__atomic_load's result, compare_exchange's
+  // expected value) are written too.
+  for (unsigned i = 0; i < ae->getNumSubExprs(); ++i) {
+    const clang::Expr* sub = ae->getSubExprs()[i];
+    if (sub != ae->getPtr() && sub->getType()->isPointerType() &&
+        !sub->getType()->getPointeeType().isConstQualified())
+      ptrs.push_back(sub);
+  }
+  for (const clang::Expr* p : ptrs) {
+    if (p == nullptr || !IsPagePointer(p)) continue;
+    NoteWrite(PageTypeOfPointer(p));
+    const bool sized = !p->getType()->getPointeeType()->isIncompleteType();
+    Wrap(p, sized ? PointerBarrierOpen() : std::string("::mmsb::rt::MarkFrom("), ")", kSiteAtomic,
+         ae->getBuiltinLoc());
+  }
+  return true;
+}
+
+bool PageVisitor::VisitCallExpr(clang::CallExpr* ce) {
+  if (llvm::isa<clang::CXXOperatorCallExpr>(ce)) return true;  // handled above
+  const clang::FunctionDecl* fd = ce->getDirectCallee();
+  CheckSharedAllocation(ce, fd);
+  if (fd != nullptr && (IsInMmsbNamespace(fd) || IsTransparent(fd))) return true;
+  const clang::FunctionProtoType* proto = nullptr;
+  if (fd != nullptr) {
+    proto = fd->getType()->getAs<clang::FunctionProtoType>();
+  } else if (const clang::Expr* callee = ce->getCallee()) {
+    clang::QualType t = callee->getType();
+    if (const auto* pt = t->getAs<clang::PointerType>()) t = pt->getPointeeType();
+    proto = t->getAs<clang::FunctionProtoType>();
+  }
+  for (unsigned i = 0; i < ce->getNumArgs(); ++i) {
+    clang::QualType param = (proto != nullptr && i < proto->getNumParams())
+                                ? proto->getParamType(i)
+                                : ce->getArg(i)->getType();
+    CheckEscape(ce->getArg(i), param, fd);
+  }
+  return true;
+}
+
+bool PageVisitor::VisitCXXConstructExpr(clang::CXXConstructExpr* cc) {
+  const clang::CXXConstructorDecl* ctor = cc->getConstructor();
+  if (ctor == nullptr || IsInMmsbNamespace(ctor)) return true;
+  if (ctor->isCopyOrMoveConstructor() && ctor->isTrivial()) return true;
+  for (unsigned i = 0; i < cc->getNumArgs() && i < ctor->getNumParams(); ++i)
+    CheckEscape(cc->getArg(i), ctor->getParamDecl(i)->getType(), ctor);
+  return true;
+}
+
+bool PageVisitor::VisitCXXNewExpr(clang::CXXNewExpr* ne) {
+  if (ne->isArray() && IsPageTypeOrArrayOf(ctx_, ne->getAllocatedType())) {
+    AddFinding(DiagKind::kUntrackedArrayNew, ne->getBeginLoc(),
+               {Quote(TypeName(ne->getAllocatedType()))});
+  }
+  // Placement new into page storage: the new object is written by its constructor and then
+  // used through a pointer of another type.
+  if (const clang::FunctionDecl* op = ne->getOperatorNew()) {
+    for (unsigned i = 0; i < ne->getNumPlacementArgs(); ++i) {
+      if (i + 1 < op->getNumParams())
+        CheckEscape(ne->getPlacementArg(i), op->getParamDecl(i + 1)->getType());
+    }
+  }
+  return true;
+}
+
+bool PageVisitor::VisitReturnStmt(clang::ReturnStmt* rs) {
+  if (rs->getRetValue() == nullptr || functions_.empty()) return true;
+  CheckEscape(rs->getRetValue(), functions_.back()->getReturnType());
+  return true;
+}
+
+bool PageVisitor::VisitInitListExpr(clang::InitListExpr* il) {
+  // The traversal sees the syntactic form; the semantic one pairs inits with members.
+  const clang::InitListExpr* sem = il->isSemanticForm() ? il : il->getSemanticForm();
+  if (sem == nullptr || sem->isTransparent()) return true;
+  CheckAggregateInits(sem->getType(), sem->inits());
+  return true;
+}
+
+bool PageVisitor::VisitCXXParenListInitExpr(clang::CXXParenListInitExpr* pl) {
+  CheckAggregateInits(pl->getType(), pl->getInitExprs());
+  return true;
+}
+
+bool PageVisitor::VisitCXXForRangeStmt(clang::CXXForRangeStmt* fr) {
+  const clang::VarDecl* var = fr->getLoopVariable();
+  const clang::Expr* range = fr->getRangeInit();
+  if (var == nullptr || range == nullptr || !var->getType()->isReferenceType()) return true;
+  if (!IsPageStorage(range)) return true;
+  followed_refs_.insert(var);
+  PlanRangeForMark(fr);
+  return true;
+}
+
+bool PageVisitor::VisitCXXRecordDecl(clang::CXXRecordDecl* rd) {
+  if (!rd->isThisDeclarationADefinition() || !IsPageRecord(rd) || rd->isLambda()) return true;
+  const bool instantiation =
+      llvm::isa<clang::ClassTemplateSpecializationDecl>(rd) &&
+      rd->getTemplateSpecializationKind() == clang::TSK_ImplicitInstantiation;
+  if (!rd->isDependentType()) CheckPageRecord(rd);
+  if (!instantiation) InstrumentPageRecord(rd);
+  if (instantiation) DescribeInstantiation(rd);
+  return true;
+}
+
+bool PageVisitor::VisitVarDecl(clang::VarDecl* vd) {
+  if (llvm::isa<clang::ParmVarDecl>(vd) || vd->isImplicit()) return true;
+  if (vd->getTemplateSpecializationKind() == clang::TSK_ImplicitInstantiation ||
+      (vd->isStaticDataMember() && ParentIsInstantiation(vd)))
+    return true;
+  const bool page_type = IsPageTypeOrArrayOf(ctx_, vd->getType());
+  if (!vd->getType()->isReferenceType()) {
+    if (page_type && vd->hasLocalStorage() && !llvm::isa<clang::DecompositionDecl>(vd)) {
+      AddFinding(DiagKind::kUntrackedAutomatic, vd->getLocation(),
+                 {"variable " + Quote(vd->getName()), Quote(DisplayName(vd->getType()))});
+    } else if (page_type && vd->getTLSKind() != clang::VarDecl::TLS_None) {
+      AddFinding(DiagKind::kUntrackedThreadLocal, vd->getLocation(),
+                 {Quote(vd->getName()), Quote(TypeName(vd->getType()))});
+    }
+  }
+  if (!IsPageVariable(vd)) CheckContainer(vd->getType(), vd->getLocation());
+  if (IsPageVariable(vd)) InstrumentStaticPage(vd);
+  const clang::Expr* init = vd->getInit();
+  if (init == nullptr || IsPageVariable(vd) || vd->isConstexpr()) return true;
+  if (vd->getType()->isReferenceType() && vd->isLocalVarDecl() && FollowReference(vd)) return true;
+  if (followed_ptrs_.count(vd)) return true;
+  CheckEscape(init, vd->getType());
+  return true;
+}
+
+bool PageVisitor::VisitFieldDecl(clang::FieldDecl* fd) {
+  const clang::RecordDecl* parent = fd->getParent();
+  if (parent->isLambda() || ParentIsInstantiation(fd)) return true;
+  if (IsPageTypeOrArrayOf(ctx_, fd->getType()) && !IsPageRecord(parent)) {
+    AddFinding(DiagKind::kUntrackedMember, fd->getLocation(),
+               {Quote(fd->getName()), Quote(TypeName(fd->getType())), Quote(RecordName(parent))});
+  }
+  CheckContainer(fd->getType(), fd->getLocation());
+  if (fd->hasInClassInitializer()) CheckEscape(fd->getInClassInitializer(), fd->getType());
+  return true;
+}
+
+bool PageVisitor::VisitFunctionDecl(clang::FunctionDecl* fd) {
+  if (!IsTransactionFunction(fd) || !fd->doesThisDeclarationHaveABody()) return true;
+  if (fd->isTemplateInstantiation()) return true;
+  if (fd->isConstexpr()) {
+    AddFinding(DiagKind::kUnrewritableDecl, fd->getLocation(),
+               {"transaction " + Quote(fd->getNameAsString()), "a constexpr function"});
+    return true;
+  }
+  const clang::Stmt* body = fd->getBody();
+  const auto* tryst = llvm::dyn_cast<clang::CXXTryStmt>(body);
+  if (tryst != nullptr) body = tryst->getTryBlock();
+  const auto* cs = llvm::dyn_cast_or_null<clang::CompoundStmt>(body);
+  bool ok = cs != nullptr && InsertAt(cs->getLBracLoc().getLocWithOffset(1),
+                                      " ::mmsb::rt::TransactionScope _mmsb_tx;", kSiteTransaction);
+  // A function-try-block: the scope above ends when an exception leaves the try block, and
+  // each handler commits its own stores at its exit.
+  for (unsigned i = 0; ok && tryst != nullptr && i < tryst->getNumHandlers(); ++i) {
+    const auto* hb =
+        llvm::dyn_cast_or_null<clang::CompoundStmt>(tryst->getHandler(i)->getHandlerBlock());
+    ok = hb != nullptr && InsertAt(hb->getLBracLoc().getLocWithOffset(1),
+                                   " ::mmsb::rt::TransactionScope _mmsb_tx;", kSiteHandler);
+  }
+  if (!ok) {
+    AddFinding(
+        DiagKind::kUnrewritableDecl, fd->getLocation(),
+        {"transaction " + Quote(fd->getNameAsString()), "its body is inside a macro expansion"});
+  }
+  return true;
+}
+
+void PageVisitor::ScanLocals(clang::Stmt* body) {
+  if (body == nullptr || !scanned_.insert(body).second) return;
+  LocalScan scan;
+  scan.TraverseStmt(body);
+  bool changed = true;
+  while (changed) {  // p = page.x; q = p;
+    changed = false;
+    for (const clang::VarDecl* vd : scan.candidates_) {
+      if (scan.disqualified_.count(vd) || followed_ptrs_.count(vd)) continue;
+      for (const clang::Expr* src : scan.sources_[vd]) {
+        if (IsPagePointer(StripFull(src))) {
+          followed_ptrs_.insert(vd);
+          changed = true;
+          break;
         }
       }
     }
-    return ok;
   }
+}
 
-  bool TraverseStmt(clang::Stmt* s, DataRecursionQueue* = nullptr) {
-    if (s == nullptr) return true;
-    parents_.push_back(s);
-    bool ok = Base::TraverseStmt(s, nullptr);
-    parents_.pop_back();
-    return ok;
-  }
-
-  bool TraverseForStmt(clang::ForStmt* fs, DataRecursionQueue* = nullptr) {
-    PlanLoopMarks(fs);
-    return Base::TraverseForStmt(fs, nullptr);
-  }
-
-  // Member initialisers bind like variable initialisers: `: ref_(page.x[0])` escapes.
-  bool TraverseConstructorInitializer(clang::CXXCtorInitializer* init) {
-    if (init->isAnyMemberInitializer() && init->isWritten()) {
-      if (const clang::FieldDecl* f = init->getAnyMember())
-        CheckEscape(init->getInit(), f->getType());
-    }
-    return Base::TraverseConstructorInitializer(init);
-  }
-
-  // ---- stores ---------------------------------------------------------------------------
-
-  bool VisitBinaryOperator(clang::BinaryOperator* bo) {
-    if (!bo->isAssignmentOp()) return true;
-    const clang::Expr* lhs = bo->getLHS();
-    if (IsPageStorage(lhs)) {
-      if (!IsMarkingCall(lhs)) Barrier(lhs, bo->getOperatorLoc());
-    } else if (bo->getOpcode() == clang::BO_Assign && !IsFollowedVariable(lhs)) {
-      CheckEscape(bo->getRHS(), lhs->getType());
-    }
-    return true;
-  }
-
-  bool VisitUnaryOperator(clang::UnaryOperator* uo) {
-    if (uo->isIncrementDecrementOp() && IsPageStorage(uo->getSubExpr()) &&
-        !IsMarkingCall(uo->getSubExpr()))
-      Barrier(uo->getSubExpr(), uo->getOperatorLoc());
-    return true;
-  }
-
-  bool VisitCXXOperatorCallExpr(clang::CXXOperatorCallExpr* oc) {
-    if (oc->getNumArgs() == 0) return true;
-    const clang::OverloadedOperatorKind op = oc->getOperator();
-    const bool store_like =
-        oc->isAssignmentOp() || op == clang::OO_PlusPlus || op == clang::OO_MinusMinus;
-    const auto* md = llvm::dyn_cast_or_null<clang::CXXMethodDecl>(oc->getDirectCallee());
-    if (md != nullptr && IsInMmsbNamespace(md)) return true;
-    const bool mutating_member =
-        md != nullptr && !md->isConst() && !md->isStatic() && !CalleeIsInstrumented(md);
-    if ((store_like || mutating_member) && IsPageStorage(oc->getArg(0))) {
-      Barrier(oc->getArg(0), oc->getOperatorLoc());
-    }
-    // A trivial copy or move assignment reads its argument.
-    if (md != nullptr && md->isTrivial()) return true;
-    // Remaining arguments bind to parameters like any call.
-    if (const clang::FunctionDecl* fd = oc->getDirectCallee()) {
-      if (IsTransparent(fd)) return true;
-      const unsigned first = md != nullptr ? 1 : 0;
-      for (unsigned i = first; i < oc->getNumArgs(); ++i) {
-        const unsigned p = i - first;
-        if (p < fd->getNumParams()) CheckEscape(oc->getArg(i), fd->getParamDecl(p)->getType(), fd);
-      }
-    }
-    return true;
-  }
-
-  // Non-const member calls on page storage mark the object's whole range.
-  bool VisitCXXMemberCallExpr(clang::CXXMemberCallExpr* mc) {
-    const clang::Expr* callee = mc->getCallee()->IgnoreParens();
-    if (const auto* pm = llvm::dyn_cast<clang::BinaryOperator>(callee)) {
-      // (obj.*pmf)(...) / (ptr->*pmf)(...): the callee is unknown, only its constness is.
-      const auto* mpt = pm->getRHS()->getType()->getAs<clang::MemberPointerType>();
-      const auto* fpt =
-          mpt != nullptr ? mpt->getPointeeType()->getAs<clang::FunctionProtoType>() : nullptr;
-      if (fpt == nullptr || fpt->getMethodQuals().hasConst()) return true;
-      const clang::Expr* obj = pm->getLHS();
-      if (pm->getOpcode() == clang::BO_PtrMemI) {
-        if (IsPagePointer(obj)) {
-          NoteWrite(PageTypeOfPointer(obj));
-          Wrap(obj, PointerBarrierOpen(), ")", kSitePointerBase, pm->getOperatorLoc());
+bool PageVisitor::FollowReference(const clang::VarDecl* vd) {
+  if (!IsPageStorage(StripFull(vd->getInit()))) return false;
+  followed_refs_.insert(vd);
+  if (const auto* dd = llvm::dyn_cast<clang::DecompositionDecl>(vd)) {
+    for (const clang::BindingDecl* b : dd->bindings()) {
+      if (const clang::VarDecl* hv = b->getHoldingVar()) {
+        if (hv->getInit() == nullptr || !IsPageStorage(StripFull(hv->getInit()))) {
+          followed_refs_.erase(vd);
+          return false;
         }
-      } else if (IsPageStorage(obj)) {
-        NoteWrite(PageTypeOfStorage(obj));
-        Wrap(obj, LvalueBarrier().first, LvalueBarrier().second, kSiteStore, pm->getOperatorLoc());
-      }
-      return true;
-    }
-    const clang::CXXMethodDecl* md = mc->getMethodDecl();
-    if (md == nullptr || md->isConst() || md->isStatic() || IsInMmsbNamespace(md)) return true;
-    if (llvm::isa<clang::CXXDestructorDecl>(md)) return true;
-    const auto* me = llvm::dyn_cast<clang::MemberExpr>(callee);
-    if (me == nullptr) return true;
-    const clang::Expr* base = me->getBase();
-    // The call writes the page (for the IR capture) even when the callee's own stores are
-    // instrumented and the call needs no mark.
-    if (me->isArrow() ? IsPagePointer(base) : IsPageStorage(base))
-      NoteWrite(me->isArrow() ? PageTypeOfPointer(base) : PageTypeOfStorage(base));
-    if (CalleeIsInstrumented(md)) return true;
-    if (me->isArrow()) {
-      if (!IsPagePointer(base)) return true;
-      if (const auto* th = llvm::dyn_cast<clang::CXXThisExpr>(base->IgnoreParenImpCasts());
-          th != nullptr && th->isImplicit()) {
-        InsertAt(me->getMemberLoc(), PointerBarrierOpen() + "this)->", kSiteThisMember);
-        return true;
-      }
-      Wrap(base, PointerBarrierOpen(), ")", kSitePointerBase, me->getMemberLoc());
-    } else if (IsPageStorage(base)) {
-      Wrap(base, LvalueBarrier().first, LvalueBarrier().second, kSiteStore, me->getMemberLoc());
-    }
-    return true;
-  }
-
-  // __atomic_* / __c11_atomic_* builtins write through their pointer operands.
-  bool VisitAtomicExpr(clang::AtomicExpr* ae) {
-    const clang::AtomicExpr::AtomicOp op = ae->getOp();
-    const bool load = op == clang::AtomicExpr::AO__atomic_load_n ||
-                      op == clang::AtomicExpr::AO__c11_atomic_load ||
-                      op == clang::AtomicExpr::AO__atomic_load;
-    std::vector<const clang::Expr*> ptrs;
-    if (!load) ptrs.push_back(ae->getPtr());
-    // The out-parameters of the generic forms (__atomic_load's result, compare_exchange's
-    // expected value) are written too.
-    for (unsigned i = 0; i < ae->getNumSubExprs(); ++i) {
-      const clang::Expr* sub = ae->getSubExprs()[i];
-      if (sub != ae->getPtr() && sub->getType()->isPointerType() &&
-          !sub->getType()->getPointeeType().isConstQualified())
-        ptrs.push_back(sub);
-    }
-    for (const clang::Expr* p : ptrs) {
-      if (p == nullptr || !IsPagePointer(p)) continue;
-      NoteWrite(PageTypeOfPointer(p));
-      const bool sized = !p->getType()->getPointeeType()->isIncompleteType();
-      Wrap(p, sized ? PointerBarrierOpen() : std::string("::mmsb::rt::MarkFrom("), ")", kSiteAtomic,
-           ae->getBuiltinLoc());
-    }
-    return true;
-  }
-
-  // ---- escapes --------------------------------------------------------------------------
-
-  bool VisitCallExpr(clang::CallExpr* ce) {
-    if (llvm::isa<clang::CXXOperatorCallExpr>(ce)) return true;  // handled above
-    const clang::FunctionDecl* fd = ce->getDirectCallee();
-    CheckSharedAllocation(ce, fd);
-    if (fd != nullptr && (IsInMmsbNamespace(fd) || IsTransparent(fd))) return true;
-    const clang::FunctionProtoType* proto = nullptr;
-    if (fd != nullptr) {
-      proto = fd->getType()->getAs<clang::FunctionProtoType>();
-    } else if (const clang::Expr* callee = ce->getCallee()) {
-      clang::QualType t = callee->getType();
-      if (const auto* pt = t->getAs<clang::PointerType>()) t = pt->getPointeeType();
-      proto = t->getAs<clang::FunctionProtoType>();
-    }
-    for (unsigned i = 0; i < ce->getNumArgs(); ++i) {
-      clang::QualType param = (proto != nullptr && i < proto->getNumParams())
-                                  ? proto->getParamType(i)
-                                  : ce->getArg(i)->getType();
-      CheckEscape(ce->getArg(i), param, fd);
-    }
-    return true;
-  }
-
-  bool VisitCXXConstructExpr(clang::CXXConstructExpr* cc) {
-    const clang::CXXConstructorDecl* ctor = cc->getConstructor();
-    if (ctor == nullptr || IsInMmsbNamespace(ctor)) return true;
-    if (ctor->isCopyOrMoveConstructor() && ctor->isTrivial()) return true;
-    for (unsigned i = 0; i < cc->getNumArgs() && i < ctor->getNumParams(); ++i)
-      CheckEscape(cc->getArg(i), ctor->getParamDecl(i)->getType(), ctor);
-    return true;
-  }
-
-  bool VisitCXXNewExpr(clang::CXXNewExpr* ne) {
-    if (ne->isArray() && IsPageTypeOrArrayOf(ctx_, ne->getAllocatedType())) {
-      AddFinding(DiagKind::kUntrackedArrayNew, ne->getBeginLoc(),
-                 {Quote(TypeName(ne->getAllocatedType()))});
-    }
-    // Placement new into page storage: the new object is written by its constructor and then
-    // used through a pointer of another type.
-    if (const clang::FunctionDecl* op = ne->getOperatorNew()) {
-      for (unsigned i = 0; i < ne->getNumPlacementArgs(); ++i) {
-        if (i + 1 < op->getNumParams())
-          CheckEscape(ne->getPlacementArg(i), op->getParamDecl(i + 1)->getType());
       }
     }
-    return true;
   }
+  return true;
+}
 
-  bool VisitReturnStmt(clang::ReturnStmt* rs) {
-    if (rs->getRetValue() == nullptr || functions_.empty()) return true;
-    CheckEscape(rs->getRetValue(), functions_.back()->getReturnType());
-    return true;
+bool PageVisitor::IsFollowedVariable(const clang::Expr* e) const {
+  const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e->IgnoreParens());
+  return dre != nullptr && followed_ptrs_.count(llvm::dyn_cast<clang::VarDecl>(dre->getDecl()));
+}
+
+bool PageVisitor::CalleeIsInstrumented(const clang::CXXMethodDecl* md) const {
+  if (!IsPageRecord(md->getParent())) return false;
+  const clang::FunctionDecl* def = nullptr;
+  if (!md->isDefined(def) || def == nullptr) return false;
+  if (const clang::FunctionDecl* pattern = def->getTemplateInstantiationPattern()) def = pattern;
+  return !sm_.isInSystemHeader(sm_.getExpansionLoc(def->getLocation()));
+}
+
+bool PageVisitor::IsMarkingCall(const clang::Expr* e) const {
+  e = e->IgnoreParens();
+  const auto* ce = llvm::dyn_cast<clang::CallExpr>(e);
+  if (ce == nullptr) return false;
+  const auto* md = llvm::dyn_cast_or_null<clang::CXXMethodDecl>(ce->getDirectCallee());
+  return md != nullptr && !md->isConst() && !md->isStatic() && !CalleeIsInstrumented(md) &&
+         IsPageObjectOfCall(ce);
+}
+
+bool PageVisitor::IsPageObjectOfCall(const clang::CallExpr* ce) const {
+  if (const auto* mc = llvm::dyn_cast<clang::CXXMemberCallExpr>(ce)) {
+    const auto* me = llvm::dyn_cast<clang::MemberExpr>(mc->getCallee()->IgnoreParens());
+    if (me == nullptr) return false;
+    return me->isArrow() ? IsPagePointer(me->getBase()) : IsPageStorage(me->getBase());
   }
-
-  // Aggregate initialisation binds each element to its member's type (a reference member is
-  // a stored reference).
-  bool VisitInitListExpr(clang::InitListExpr* il) {
-    // The traversal sees the syntactic form; the semantic one pairs inits with members.
-    const clang::InitListExpr* sem = il->isSemanticForm() ? il : il->getSemanticForm();
-    if (sem == nullptr || sem->isTransparent()) return true;
-    CheckAggregateInits(sem->getType(), sem->inits());
-    return true;
+  if (const auto* oc = llvm::dyn_cast<clang::CXXOperatorCallExpr>(ce)) {
+    return oc->getNumArgs() > 0 &&
+           llvm::isa_and_nonnull<clang::CXXMethodDecl>(oc->getDirectCallee()) &&
+           IsPageStorage(oc->getArg(0));
   }
+  return false;
+}
 
-  bool VisitCXXParenListInitExpr(clang::CXXParenListInitExpr* pl) {
-    CheckAggregateInits(pl->getType(), pl->getInitExprs());
-    return true;
+bool PageVisitor::IsPageStorage(const clang::Expr* e) const {
+  if (e == nullptr || e->getType().isNull() || e->isTypeDependent()) return false;
+  e = e->IgnoreParens();
+  if (!e->isGLValue()) return false;
+  if (IsPageType(e->getType())) return true;
+  if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
+    if (const auto* bd = llvm::dyn_cast<clang::BindingDecl>(dre->getDecl())) {
+      if (const clang::VarDecl* hv = bd->getHoldingVar())
+        return hv->getInit() != nullptr && IsPageStorage(StripFull(hv->getInit()));
+      return bd->getBinding() != nullptr && IsPageStorage(bd->getBinding());
+    }
+    const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
+    return IsPageVariable(vd) || followed_refs_.count(vd);
   }
-
-  // A range-for whose loop variable is a reference into page storage: the variable is followed
-  // like any local reference, so the loop body's stores through it get barriers.
-  bool VisitCXXForRangeStmt(clang::CXXForRangeStmt* fr) {
-    const clang::VarDecl* var = fr->getLoopVariable();
-    const clang::Expr* range = fr->getRangeInit();
-    if (var == nullptr || range == nullptr || !var->getType()->isReferenceType()) return true;
-    if (!IsPageStorage(range)) return true;
-    followed_refs_.insert(var);
-    PlanRangeForMark(fr);
-    return true;
+  if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
+    if (!llvm::isa<clang::FieldDecl>(me->getMemberDecl())) {
+      return IsPageVariable(llvm::dyn_cast<clang::VarDecl>(me->getMemberDecl()));
+    }
+    return me->isArrow() ? IsPagePointer(me->getBase()) : IsPageStorage(me->getBase());
   }
-
-  // ---- declarations ---------------------------------------------------------------------
-
-  bool VisitCXXRecordDecl(clang::CXXRecordDecl* rd) {
-    if (!rd->isThisDeclarationADefinition() || !IsPageRecord(rd) || rd->isLambda()) return true;
-    const bool instantiation =
-        llvm::isa<clang::ClassTemplateSpecializationDecl>(rd) &&
-        rd->getTemplateSpecializationKind() == clang::TSK_ImplicitInstantiation;
-    if (!rd->isDependentType()) CheckPageRecord(rd);
-    if (!instantiation) InstrumentPageRecord(rd);
-    if (instantiation) DescribeInstantiation(rd);
-    return true;
+  if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e))
+    return IsPagePointer(ase->getBase());
+  if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
+    if (uo->getOpcode() == clang::UO_Deref) return IsPagePointer(uo->getSubExpr());
+    if (uo->getOpcode() == clang::UO_PreInc || uo->getOpcode() == clang::UO_PreDec)
+      return IsPageStorage(uo->getSubExpr());
+    return false;
   }
-
-  bool VisitVarDecl(clang::VarDecl* vd) {
-    if (llvm::isa<clang::ParmVarDecl>(vd) || vd->isImplicit()) return true;
-    if (vd->getTemplateSpecializationKind() == clang::TSK_ImplicitInstantiation ||
-        (vd->isStaticDataMember() && ParentIsInstantiation(vd)))
-      return true;
-    const bool page_type = IsPageTypeOrArrayOf(ctx_, vd->getType());
-    if (!vd->getType()->isReferenceType()) {
-      if (page_type && vd->hasLocalStorage() && !llvm::isa<clang::DecompositionDecl>(vd)) {
-        AddFinding(DiagKind::kUntrackedAutomatic, vd->getLocation(),
-                   {"variable " + Quote(vd->getName()), Quote(DisplayName(vd->getType()))});
-      } else if (page_type && vd->getTLSKind() != clang::VarDecl::TLS_None) {
-        AddFinding(DiagKind::kUntrackedThreadLocal, vd->getLocation(),
-                   {Quote(vd->getName()), Quote(TypeName(vd->getType()))});
+  if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
+    if (bo->isAssignmentOp()) return IsPageStorage(bo->getLHS());
+    if (bo->getOpcode() == clang::BO_Comma) return IsPageStorage(bo->getRHS());
+    if (bo->getOpcode() == clang::BO_PtrMemD) return IsPageStorage(bo->getLHS());
+    if (bo->getOpcode() == clang::BO_PtrMemI) return IsPagePointer(bo->getLHS());
+    return false;
+  }
+  if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e)) {
+    switch (ce->getCastKind()) {
+      case clang::CK_NoOp:
+      case clang::CK_DerivedToBase:
+      case clang::CK_UncheckedDerivedToBase:
+      case clang::CK_BaseToDerived:
+      case clang::CK_LValueBitCast:
+        return IsPageStorage(ce->getSubExpr());
+      default:
+        return false;
+    }
+  }
+  if (const auto* co = llvm::dyn_cast<clang::AbstractConditionalOperator>(e))
+    return IsPageStorage(co->getTrueExpr()) || IsPageStorage(co->getFalseExpr());
+  if (const auto* call = llvm::dyn_cast<clang::CallExpr>(e)) {
+    // std::move(x), std::get<0>(x): a reference into the argument.
+    if (IsTransparent(call->getDirectCallee())) {
+      for (const clang::Expr* arg : call->arguments()) {
+        if (IsPageStorage(arg)) return true;
       }
+      return false;
     }
-    if (!IsPageVariable(vd)) CheckContainer(vd->getType(), vd->getLocation());
-    if (IsPageVariable(vd)) InstrumentStaticPage(vd);
-    const clang::Expr* init = vd->getInit();
-    if (init == nullptr || IsPageVariable(vd) || vd->isConstexpr()) return true;
-    if (vd->getType()->isReferenceType() && vd->isLocalVarDecl() && FollowReference(vd))
-      return true;
-    if (followed_ptrs_.count(vd)) return true;
-    CheckEscape(init, vd->getType());
-    return true;
+    // A non-const member function returning a reference into page storage (operator[]).
+    const auto* md = llvm::dyn_cast_or_null<clang::CXXMethodDecl>(call->getDirectCallee());
+    return md != nullptr && !md->isConst() && !md->isStatic() &&
+           md->getReturnType()->isReferenceType() && IsPageObjectOfCall(call);
   }
+  return false;
+}
 
-  bool VisitFieldDecl(clang::FieldDecl* fd) {
-    const clang::RecordDecl* parent = fd->getParent();
-    if (parent->isLambda() || ParentIsInstantiation(fd)) return true;
-    if (IsPageTypeOrArrayOf(ctx_, fd->getType()) && !IsPageRecord(parent)) {
-      AddFinding(DiagKind::kUntrackedMember, fd->getLocation(),
-                 {Quote(fd->getName()), Quote(TypeName(fd->getType())), Quote(RecordName(parent))});
+bool PageVisitor::IsPagePointer(const clang::Expr* e) const {
+  if (e == nullptr || e->getType().isNull() || e->isTypeDependent()) return false;
+  e = e->IgnoreParens();
+  const clang::QualType t = e->getType();
+  if (!t->isPointerType()) return false;
+  if (IsPageType(t->getPointeeType())) return true;
+  if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e)) {
+    switch (ce->getCastKind()) {
+      case clang::CK_ArrayToPointerDecay:
+        return IsPageStorage(ce->getSubExpr());
+      case clang::CK_LValueToRValue:
+        return IsFollowedVariable(ce->getSubExpr());
+      case clang::CK_NoOp:
+      case clang::CK_BitCast:
+      case clang::CK_DerivedToBase:
+      case clang::CK_UncheckedDerivedToBase:
+      case clang::CK_BaseToDerived:
+        return IsPagePointer(ce->getSubExpr());
+      default:
+        return false;
     }
-    CheckContainer(fd->getType(), fd->getLocation());
-    if (fd->hasInClassInitializer()) CheckEscape(fd->getInClassInitializer(), fd->getType());
-    return true;
   }
+  if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
+    if (uo->getOpcode() == clang::UO_AddrOf) return IsPageStorage(uo->getSubExpr());
+    if (uo->isIncrementDecrementOp()) return IsPagePointer(uo->getSubExpr());
+    return false;
+  }
+  if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
+    switch (bo->getOpcode()) {
+      case clang::BO_Add:
+      case clang::BO_Sub:
+        return bo->getLHS()->getType()->isPointerType() ? IsPagePointer(bo->getLHS())
+                                                        : IsPagePointer(bo->getRHS());
+      case clang::BO_Comma:
+        return IsPagePointer(bo->getRHS());
+      case clang::BO_Assign:
+      case clang::BO_AddAssign:
+      case clang::BO_SubAssign:
+        return IsPagePointer(bo->getLHS()) || IsPagePointer(bo->getRHS());
+      default:
+        return false;
+    }
+  }
+  if (const auto* co = llvm::dyn_cast<clang::AbstractConditionalOperator>(e))
+    return IsPagePointer(co->getTrueExpr()) || IsPagePointer(co->getFalseExpr());
+  if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e))
+    return followed_ptrs_.count(llvm::dyn_cast<clang::VarDecl>(dre->getDecl()));
+  if (const auto* call = llvm::dyn_cast<clang::CallExpr>(e)) {
+    const clang::FunctionDecl* fd = call->getDirectCallee();
+    // std::begin(page.x), std::next(p), memcpy's and std::copy's returned destination.
+    if (IsTransparent(fd) || IsNonRetaining(fd)) {
+      for (const clang::Expr* arg : call->arguments()) {
+        if (IsPagePointer(arg) || IsPageStorage(arg)) return true;
+      }
+      return false;
+    }
+    // page.arr.data(), page.arr.begin()
+    const auto* md = llvm::dyn_cast_or_null<clang::CXXMethodDecl>(fd);
+    return md != nullptr && !md->isConst() && !md->isStatic() && IsPageObjectOfCall(call);
+  }
+  return false;
+}
 
-  bool VisitFunctionDecl(clang::FunctionDecl* fd) {
-    if (!IsTransactionFunction(fd) || !fd->doesThisDeclarationHaveABody()) return true;
+bool PageVisitor::InConstexprFunction() const {
+  return !functions_.empty() && functions_.back()->isConstexpr();
+}
+
+bool PageVisitor::InInstantiation() const {
+  for (const clang::FunctionDecl* fd : functions_) {
     if (fd->isTemplateInstantiation()) return true;
-    if (fd->isConstexpr()) {
-      AddFinding(DiagKind::kUnrewritableDecl, fd->getLocation(),
-                 {"transaction " + Quote(fd->getNameAsString()), "a constexpr function"});
+  }
+  return false;
+}
+
+bool PageVisitor::ParentIsInstantiation(const clang::Decl* d) {
+  const auto* rd = llvm::dyn_cast<clang::CXXRecordDecl>(d->getDeclContext());
+  return rd != nullptr && rd->getTemplateSpecializationKind() == clang::TSK_ImplicitInstantiation;
+}
+
+const std::set<const clang::VarDecl*>& PageVisitor::EscapedInFunction() {
+  const clang::Stmt* body = functions_.empty() ? nullptr : functions_.front()->getBody();
+  auto [it, inserted] = escaped_in_function_.try_emplace(body);
+  if (inserted && body != nullptr) {
+    VarUses uses;
+    uses.TraverseStmt(const_cast<clang::Stmt*>(body));
+    it->second = std::move(uses.escaped);
+  }
+  return it->second;
+}
+
+bool PageVisitor::IsLoopInvariant(const clang::Expr* e, const VarUses& uses) {
+  e = e->IgnoreParens();
+  if (e->isValueDependent() || e->isTypeDependent()) return false;
+  if (e->isIntegerConstantExpr(ctx_)) return true;
+  if (const auto* ic = llvm::dyn_cast<clang::ImplicitCastExpr>(e)) {
+    switch (ic->getCastKind()) {
+      case clang::CK_LValueToRValue:  // only of a variable, never a load from memory
+        return llvm::isa<clang::DeclRefExpr>(ic->getSubExpr()->IgnoreParens()) &&
+               IsLoopInvariant(ic->getSubExpr(), uses);
+      case clang::CK_IntegralCast:
+      case clang::CK_NoOp:
+      case clang::CK_ArrayToPointerDecay:
+        return IsLoopInvariant(ic->getSubExpr(), uses);
+      default:
+        return false;
+    }
+  }
+  if (llvm::isa<clang::CXXThisExpr>(e)) return true;
+  if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
+    const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
+    if (vd == nullptr || vd->getType().isVolatileQualified()) return false;
+    if (vd->hasGlobalStorage() && !vd->isStaticLocal()) {
+      // A global's address never changes; its value might (through any call).
+      return vd->getType()->isArrayType() || vd->getType()->isRecordType();
+    }
+    return !uses.assigned.count(vd) && !uses.escaped.count(vd) && !EscapedInFunction().count(vd);
+  }
+  if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
+    // An array or record member of an invariant object (not a pointer member: that is a load).
+    if (!llvm::isa<clang::FieldDecl>(me->getMemberDecl()) || me->getType()->isReferenceType())
+      return false;
+    return IsLoopInvariant(me->getBase(), uses);
+  }
+  if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e))
+    return IsLoopInvariant(ase->getBase(), uses) && IsLoopInvariant(ase->getIdx(), uses);
+  if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
+    return (uo->getOpcode() == clang::UO_Deref || uo->getOpcode() == clang::UO_AddrOf) &&
+           IsLoopInvariant(uo->getSubExpr(), uses);
+  }
+  if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
+    return (bo->isAdditiveOp() || bo->isMultiplicativeOp()) &&
+           IsLoopInvariant(bo->getLHS(), uses) && IsLoopInvariant(bo->getRHS(), uses);
+  }
+  return false;
+}
+
+bool PageVisitor::CannotCommit(const clang::Stmt* body) {
+  class Scan : public clang::RecursiveASTVisitor<Scan> {
+   public:
+    explicit Scan(PageVisitor& v) : v_(v) {}
+    bool shouldVisitImplicitCode() const { return true; }
+    bool VisitCallExpr(clang::CallExpr* ce) {
+      const clang::FunctionDecl* fd = ce->getDirectCallee();
+      if (fd == nullptr || (fd->getBuiltinID() == 0 && !v_.InSystemHeader(fd))) return ok = false;
+      for (const clang::Expr* arg : ce->arguments()) {
+        const clang::QualType t = arg->getType().getNonReferenceType();
+        if (t->isFunctionPointerType() || t->isFunctionType() || t->isBlockPointerType())
+          return ok = false;
+        if (const clang::CXXRecordDecl* rd = t->getAsCXXRecordDecl();
+            rd != nullptr && rd->hasDefinition() && !v_.InSystemHeader(rd))
+          return ok = false;  // a lambda or a user type: may call back into user code
+      }
       return true;
     }
-    const clang::Stmt* body = fd->getBody();
-    const auto* tryst = llvm::dyn_cast<clang::CXXTryStmt>(body);
-    if (tryst != nullptr) body = tryst->getTryBlock();
-    const auto* cs = llvm::dyn_cast_or_null<clang::CompoundStmt>(body);
-    bool ok =
-        cs != nullptr && InsertAt(cs->getLBracLoc().getLocWithOffset(1),
-                                  " ::mmsb::rt::TransactionScope _mmsb_tx;", kSiteTransaction);
-    // A function-try-block: the scope above ends when an exception leaves the try block, and
-    // each handler commits its own stores at its exit.
-    for (unsigned i = 0; ok && tryst != nullptr && i < tryst->getNumHandlers(); ++i) {
-      const auto* hb =
-          llvm::dyn_cast_or_null<clang::CompoundStmt>(tryst->getHandler(i)->getHandlerBlock());
-      ok = hb != nullptr && InsertAt(hb->getLBracLoc().getLocWithOffset(1),
-                                     " ::mmsb::rt::TransactionScope _mmsb_tx;", kSiteHandler);
+    bool VisitCXXConstructExpr(clang::CXXConstructExpr* cc) {
+      if (cc->getConstructor()->isTrivial() || v_.InSystemHeader(cc->getConstructor())) return true;
+      return ok = false;
     }
-    if (!ok) {
-      AddFinding(
-          DiagKind::kUnrewritableDecl, fd->getLocation(),
-          {"transaction " + Quote(fd->getNameAsString()), "its body is inside a macro expansion"});
-    }
-    return true;
-  }
-
- private:
-  // ---- local variables the rewriter follows -----------------------------------------------
-
-  // Collects, for a function body, the local pointer variables and how they are used: every
-  // value assigned to them, and whether their address is taken or they are bound to a
-  // reference (then their later uses cannot be followed).
-  class LocalScan : public clang::RecursiveASTVisitor<LocalScan> {
-   public:
-    bool shouldVisitImplicitCode() const { return false; }
-    bool shouldVisitTemplateInstantiations() const { return false; }
-
-    bool TraverseStmt(clang::Stmt* s, DataRecursionQueue* = nullptr) {
-      if (s == nullptr) return true;
-      stack_.push_back(s);
-      bool ok = clang::RecursiveASTVisitor<LocalScan>::TraverseStmt(s, nullptr);
-      stack_.pop_back();
-      return ok;
-    }
-
     bool VisitVarDecl(clang::VarDecl* vd) {
-      if (!IsCandidate(vd)) return true;
-      candidates_.insert(vd);
-      if (const clang::Expr* init = vd->getInit()) sources_[vd].push_back(init);
+      if (const clang::CXXRecordDecl* rd = vd->getType()->getAsCXXRecordDecl()) {
+        if (rd->hasDefinition() && !rd->hasTrivialDestructor() && !v_.InSystemHeader(rd))
+          return ok = false;
+      }
       return true;
     }
-
-    bool VisitDeclRefExpr(clang::DeclRefExpr* dre) {
-      const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
-      if (!IsCandidate(vd)) return true;
-      const clang::Stmt* child = dre;
-      const clang::Stmt* parent = nullptr;
-      for (size_t i = stack_.size() - 1; i-- > 0;) {
-        parent = stack_[i];
-        if (!llvm::isa<clang::ParenExpr>(parent)) break;
-        child = parent;
-      }
-      if (parent == nullptr) return true;
-      if (const auto* ic = llvm::dyn_cast<clang::ImplicitCastExpr>(parent)) {
-        if (ic->getCastKind() == clang::CK_LValueToRValue) return true;
-      } else if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(parent)) {
-        if (bo->isAssignmentOp() && bo->getLHS()->IgnoreParens() == dre) {
-          if (bo->getOpcode() == clang::BO_Assign) sources_[vd].push_back(bo->getRHS());
-          return true;  // p = ..., p += n, p -= n
-        }
-      } else if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(parent)) {
-        if (uo->isIncrementDecrementOp()) return true;
-      } else if (llvm::isa<clang::UnaryExprOrTypeTraitExpr>(parent) ||
-                 llvm::isa<clang::LambdaExpr>(parent)) {
-        return true;  // sizeof(p); a capture (the lambda's body is scanned too)
-      }
-      (void)child;
-      disqualified_.insert(vd);
+    bool VisitCXXBindTemporaryExpr(clang::CXXBindTemporaryExpr* bt) {
+      const clang::CXXDestructorDecl* d = bt->getTemporary()->getDestructor();
+      if (d != nullptr && !v_.InSystemHeader(d)) return ok = false;
       return true;
     }
-
-    static bool IsCandidate(const clang::VarDecl* vd) {
-      if (vd == nullptr || llvm::isa<clang::ParmVarDecl>(vd) || !vd->isLocalVarDecl()) return false;
-      const clang::QualType t = vd->getType();
-      return t->isPointerType() && !t->getPointeeType()->isFunctionType();
-    }
-
-    std::set<const clang::VarDecl*> candidates_;
-    std::set<const clang::VarDecl*> disqualified_;
-    std::map<const clang::VarDecl*, std::vector<const clang::Expr*>> sources_;
+    bool VisitCXXNewExpr(clang::CXXNewExpr*) { return ok = false; }
+    bool VisitCXXDeleteExpr(clang::CXXDeleteExpr*) { return ok = false; }
+    bool VisitCoroutineSuspendExpr(clang::CoroutineSuspendExpr*) { return ok = false; }
+    bool ok = true;
 
    private:
-    std::vector<const clang::Stmt*> stack_;
+    PageVisitor& v_;
   };
+  Scan scan(*this);
+  scan.TraverseStmt(const_cast<clang::Stmt*>(body));
+  return scan.ok;
+}
 
-  // Adds the local pointer variables of `body` that hold page pointers and whose uses can all be
-  // followed to followed_ptrs_. Must run before the body is traversed.
-  void ScanLocals(clang::Stmt* body) {
-    if (body == nullptr || !scanned_.insert(body).second) return;
-    LocalScan scan;
-    scan.TraverseStmt(body);
-    bool changed = true;
-    while (changed) {  // p = page.x; q = p;
-      changed = false;
-      for (const clang::VarDecl* vd : scan.candidates_) {
-        if (scan.disqualified_.count(vd) || followed_ptrs_.count(vd)) continue;
-        for (const clang::Expr* src : scan.sources_[vd]) {
-          if (IsPagePointer(StripFull(src))) {
-            followed_ptrs_.insert(vd);
-            changed = true;
-            break;
-          }
-        }
-      }
-    }
+bool PageVisitor::InSystemHeader(const clang::Decl* d) const {
+  return sm_.isInSystemHeader(sm_.getExpansionLoc(d->getLocation()));
+}
+
+const clang::VarDecl* PageVisitor::CountedLoop(const clang::ForStmt* fs, const clang::Expr** lo,
+                                               const clang::Expr** hi, bool* inclusive) const {
+  const clang::VarDecl* var = nullptr;
+  if (const auto* ds = llvm::dyn_cast_or_null<clang::DeclStmt>(fs->getInit())) {
+    if (!ds->isSingleDecl()) return nullptr;
+    var = llvm::dyn_cast<clang::VarDecl>(ds->getSingleDecl());
+    if (var == nullptr || var->getInit() == nullptr) return nullptr;
+    *lo = var->getInit();
+  } else if (const auto* bo = llvm::dyn_cast_or_null<clang::BinaryOperator>(fs->getInit())) {
+    const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(bo->getLHS()->IgnoreParens());
+    if (bo->getOpcode() != clang::BO_Assign || dre == nullptr) return nullptr;
+    var = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
+    *lo = bo->getRHS();
   }
-
-  // A local reference bound to page storage is followed: stores through it get barriers, and
-  // binding it is not an escape. Structured bindings are followed when every binding resolves.
-  bool FollowReference(const clang::VarDecl* vd) {
-    if (!IsPageStorage(StripFull(vd->getInit()))) return false;
-    followed_refs_.insert(vd);
-    if (const auto* dd = llvm::dyn_cast<clang::DecompositionDecl>(vd)) {
-      for (const clang::BindingDecl* b : dd->bindings()) {
-        if (const clang::VarDecl* hv = b->getHoldingVar()) {
-          if (hv->getInit() == nullptr || !IsPageStorage(StripFull(hv->getInit()))) {
-            followed_refs_.erase(vd);
-            return false;
-          }
-        }
-      }
-    }
-    return true;
-  }
-
-  // `e` names a local variable whose uses are followed (its new value is not an escape).
-  bool IsFollowedVariable(const clang::Expr* e) const {
-    const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e->IgnoreParens());
-    return dre != nullptr && followed_ptrs_.count(llvm::dyn_cast<clang::VarDecl>(dre->getDecl()));
-  }
-
-  // ---- callees ------------------------------------------------------------------------------
-
-  // The name of a standard or C library function (or std::ranges function object), or "".
-  llvm::StringRef LibraryName(const clang::FunctionDecl* fd) const {
-    if (fd == nullptr) return {};
-    if (fd->getBuiltinID() != 0 && fd->getIdentifier() != nullptr) {
-      llvm::StringRef name = fd->getName();
-      name.consume_front("__builtin_");
-      return name;
-    }
-    if (!sm_.isInSystemHeader(sm_.getExpansionLoc(fd->getLocation()))) return {};
-    if (const auto* md = llvm::dyn_cast<clang::CXXMethodDecl>(fd)) {
-      if (md->getOverloadedOperator() != clang::OO_Call || !md->getParent()->isInStdNamespace() ||
-          md->getParent()->getIdentifier() == nullptr)
-        return {};
-      llvm::StringRef name = md->getParent()->getName();  // std::ranges::__fill_fn
-      name.consume_front("__");
-      name.consume_back("_fn");
-      return name;
-    }
-    if (fd->getIdentifier() == nullptr) return {};
-    if (fd->isInStdNamespace() || fd->isExternC() ||
-        fd->getDeclContext()->getRedeclContext()->isTranslationUnit())
-      return fd->getName();
-    return {};
-  }
-
-  bool IsNonRetaining(const clang::FunctionDecl* fd) const {
-    llvm::StringRef name = LibraryName(fd);
-    if (name.empty()) return false;
-    if (name == "move" || name == "forward") return fd->getNumParams() > 1;  // the algorithm
-    if (fd->getBuiltinID() != 0) return !TransparentNames().contains(name);
-    return NonRetainingNames().contains(name);
-  }
-
-  bool IsTransparent(const clang::FunctionDecl* fd) const {
-    llvm::StringRef name = LibraryName(fd);
-    if (name.empty()) return false;
-    if (name == "move") return fd->getNumParams() == 1;  // the cast, not the algorithm
-    return TransparentNames().contains(name);
-  }
-
-  // A member function whose own stores are instrumented: a member of a page type defined in this
-  // translation unit outside system headers. Calling it needs no mark.
-  bool CalleeIsInstrumented(const clang::CXXMethodDecl* md) const {
-    if (!IsPageRecord(md->getParent())) return false;
-    const clang::FunctionDecl* def = nullptr;
-    if (!md->isDefined(def) || def == nullptr) return false;
-    if (const clang::FunctionDecl* pattern = def->getTemplateInstantiationPattern()) def = pattern;
-    return !sm_.isInSystemHeader(sm_.getExpansionLoc(def->getLocation()));
-  }
-
-  // `e` is a call that marks page storage itself (a non-const member call on page storage that
-  // returns a reference into it): a store through its result needs no second barrier.
-  bool IsMarkingCall(const clang::Expr* e) const {
-    e = e->IgnoreParens();
-    const auto* ce = llvm::dyn_cast<clang::CallExpr>(e);
-    if (ce == nullptr) return false;
-    const auto* md = llvm::dyn_cast_or_null<clang::CXXMethodDecl>(ce->getDirectCallee());
-    return md != nullptr && !md->isConst() && !md->isStatic() && !CalleeIsInstrumented(md) &&
-           IsPageObjectOfCall(ce);
-  }
-
-  // The object of a member call (or member operator call) is page storage.
-  bool IsPageObjectOfCall(const clang::CallExpr* ce) const {
-    if (const auto* mc = llvm::dyn_cast<clang::CXXMemberCallExpr>(ce)) {
-      const auto* me = llvm::dyn_cast<clang::MemberExpr>(mc->getCallee()->IgnoreParens());
-      if (me == nullptr) return false;
-      return me->isArrow() ? IsPagePointer(me->getBase()) : IsPageStorage(me->getBase());
-    }
-    if (const auto* oc = llvm::dyn_cast<clang::CXXOperatorCallExpr>(ce)) {
-      return oc->getNumArgs() > 0 &&
-             llvm::isa_and_nonnull<clang::CXXMethodDecl>(oc->getDirectCallee()) &&
-             IsPageStorage(oc->getArg(0));
-    }
-    return false;
-  }
-
-  // ---- classification ---------------------------------------------------------------------
-
-  // `e` designates page storage (or part of it).
-  bool IsPageStorage(const clang::Expr* e) const {
-    if (e == nullptr || e->getType().isNull() || e->isTypeDependent()) return false;
-    e = e->IgnoreParens();
-    if (!e->isGLValue()) return false;
-    if (IsPageType(e->getType())) return true;
-    if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
-      if (const auto* bd = llvm::dyn_cast<clang::BindingDecl>(dre->getDecl())) {
-        if (const clang::VarDecl* hv = bd->getHoldingVar())
-          return hv->getInit() != nullptr && IsPageStorage(StripFull(hv->getInit()));
-        return bd->getBinding() != nullptr && IsPageStorage(bd->getBinding());
-      }
-      const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
-      return IsPageVariable(vd) || followed_refs_.count(vd);
-    }
-    if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
-      if (!llvm::isa<clang::FieldDecl>(me->getMemberDecl())) {
-        return IsPageVariable(llvm::dyn_cast<clang::VarDecl>(me->getMemberDecl()));
-      }
-      return me->isArrow() ? IsPagePointer(me->getBase()) : IsPageStorage(me->getBase());
-    }
-    if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e))
-      return IsPagePointer(ase->getBase());
-    if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
-      if (uo->getOpcode() == clang::UO_Deref) return IsPagePointer(uo->getSubExpr());
-      if (uo->getOpcode() == clang::UO_PreInc || uo->getOpcode() == clang::UO_PreDec)
-        return IsPageStorage(uo->getSubExpr());
-      return false;
-    }
-    if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
-      if (bo->isAssignmentOp()) return IsPageStorage(bo->getLHS());
-      if (bo->getOpcode() == clang::BO_Comma) return IsPageStorage(bo->getRHS());
-      if (bo->getOpcode() == clang::BO_PtrMemD) return IsPageStorage(bo->getLHS());
-      if (bo->getOpcode() == clang::BO_PtrMemI) return IsPagePointer(bo->getLHS());
-      return false;
-    }
-    if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e)) {
-      switch (ce->getCastKind()) {
-        case clang::CK_NoOp:
-        case clang::CK_DerivedToBase:
-        case clang::CK_UncheckedDerivedToBase:
-        case clang::CK_BaseToDerived:
-        case clang::CK_LValueBitCast:
-          return IsPageStorage(ce->getSubExpr());
-        default:
-          return false;
-      }
-    }
-    if (const auto* co = llvm::dyn_cast<clang::AbstractConditionalOperator>(e))
-      return IsPageStorage(co->getTrueExpr()) || IsPageStorage(co->getFalseExpr());
-    if (const auto* call = llvm::dyn_cast<clang::CallExpr>(e)) {
-      // std::move(x), std::get<0>(x): a reference into the argument.
-      if (IsTransparent(call->getDirectCallee())) {
-        for (const clang::Expr* arg : call->arguments()) {
-          if (IsPageStorage(arg)) return true;
-        }
-        return false;
-      }
-      // A non-const member function returning a reference into page storage (operator[]).
-      const auto* md = llvm::dyn_cast_or_null<clang::CXXMethodDecl>(call->getDirectCallee());
-      return md != nullptr && !md->isConst() && !md->isStatic() &&
-             md->getReturnType()->isReferenceType() && IsPageObjectOfCall(call);
-    }
-    return false;
-  }
-
-  // `e` is a pointer into page storage.
-  bool IsPagePointer(const clang::Expr* e) const {
-    if (e == nullptr || e->getType().isNull() || e->isTypeDependent()) return false;
-    e = e->IgnoreParens();
-    const clang::QualType t = e->getType();
-    if (!t->isPointerType()) return false;
-    if (IsPageType(t->getPointeeType())) return true;
-    if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e)) {
-      switch (ce->getCastKind()) {
-        case clang::CK_ArrayToPointerDecay:
-          return IsPageStorage(ce->getSubExpr());
-        case clang::CK_LValueToRValue:
-          return IsFollowedVariable(ce->getSubExpr());
-        case clang::CK_NoOp:
-        case clang::CK_BitCast:
-        case clang::CK_DerivedToBase:
-        case clang::CK_UncheckedDerivedToBase:
-        case clang::CK_BaseToDerived:
-          return IsPagePointer(ce->getSubExpr());
-        default:
-          return false;
-      }
-    }
-    if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
-      if (uo->getOpcode() == clang::UO_AddrOf) return IsPageStorage(uo->getSubExpr());
-      if (uo->isIncrementDecrementOp()) return IsPagePointer(uo->getSubExpr());
-      return false;
-    }
-    if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
-      switch (bo->getOpcode()) {
-        case clang::BO_Add:
-        case clang::BO_Sub:
-          return bo->getLHS()->getType()->isPointerType() ? IsPagePointer(bo->getLHS())
-                                                          : IsPagePointer(bo->getRHS());
-        case clang::BO_Comma:
-          return IsPagePointer(bo->getRHS());
-        case clang::BO_Assign:
-        case clang::BO_AddAssign:
-        case clang::BO_SubAssign:
-          return IsPagePointer(bo->getLHS()) || IsPagePointer(bo->getRHS());
-        default:
-          return false;
-      }
-    }
-    if (const auto* co = llvm::dyn_cast<clang::AbstractConditionalOperator>(e))
-      return IsPagePointer(co->getTrueExpr()) || IsPagePointer(co->getFalseExpr());
-    if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e))
-      return followed_ptrs_.count(llvm::dyn_cast<clang::VarDecl>(dre->getDecl()));
-    if (const auto* call = llvm::dyn_cast<clang::CallExpr>(e)) {
-      const clang::FunctionDecl* fd = call->getDirectCallee();
-      // std::begin(page.x), std::next(p), memcpy's and std::copy's returned destination.
-      if (IsTransparent(fd) || IsNonRetaining(fd)) {
-        for (const clang::Expr* arg : call->arguments()) {
-          if (IsPagePointer(arg) || IsPageStorage(arg)) return true;
-        }
-        return false;
-      }
-      // page.arr.data(), page.arr.begin()
-      const auto* md = llvm::dyn_cast_or_null<clang::CXXMethodDecl>(fd);
-      return md != nullptr && !md->isConst() && !md->isStatic() && IsPageObjectOfCall(call);
-    }
-    return false;
-  }
-
-  bool InConstexprFunction() const {
-    return !functions_.empty() && functions_.back()->isConstexpr();
-  }
-
-  // The current code is a template instantiation: its edits land in the template's text, which
-  // other instantiations (maybe over plain types) share.
-  bool InInstantiation() const {
-    for (const clang::FunctionDecl* fd : functions_) {
-      if (fd->isTemplateInstantiation()) return true;
-    }
-    return false;
-  }
-
-  // The barrier forms for the current context (see mmsb/instrument.h).
-  std::pair<std::string, std::string> LvalueBarrier() const {
-    if (InInstantiation()) return {"::mmsb::rt::wt(", ")"};
-    if (InConstexprFunction()) return {"(*::mmsb::rt::wc(&(", ")))"};
-    return {"(*::mmsb::rt::w(&(", ")))"};
-  }
-
-  // The store-then-mark barrier for an assignment, compound assignment, ++ or -- to `lhs`: the
-  // store happens, then the mark (docs/Runtime.md, "The commit protocol"). Usable in constexpr
-  // functions (ws does nothing during constant evaluation).
-  std::pair<std::string, std::string> StoreBarrier() const {
-    if (InInstantiation()) return {"::mmsb::rt::wst(", ")"};
-    return {"::mmsb::rt::ws(&(", "))"};
-  }
-
-  std::string PointerBarrierOpen() const {
-    return (InInstantiation() || InConstexprFunction()) ? "::mmsb::rt::wc(" : "::mmsb::rt::w(";
-  }
-
-  static bool ParentIsInstantiation(const clang::Decl* d) {
-    const auto* rd = llvm::dyn_cast<clang::CXXRecordDecl>(d->getDeclContext());
-    return rd != nullptr && rd->getTemplateSpecializationKind() == clang::TSK_ImplicitInstantiation;
-  }
-
-  // ---- loop range marks -------------------------------------------------------------------
-  //
-  // A counted loop `for (i = A; i < B; ++i)` whose stores write `arr[i]` (or `arr[i].f`) of a
-  // page array `arr` that cannot change during the loop gets one mark of arr[A, B) before the
-  // loop instead of a barrier per store, so the loop compiles as without the plugin (it stays
-  // vectorisable). Likewise a range-for over a page array. Marks hold until the next commit, so
-  // the loop body must not be able to commit: it may only call library code that gets no
-  // callable, and construct or destroy nothing user-defined.
-
-  // How a local variable or parameter is used inside a statement.
-  class VarUses : public clang::RecursiveASTVisitor<VarUses> {
-   public:
-    bool shouldVisitImplicitCode() const { return false; }
-    bool TraverseStmt(clang::Stmt* s, DataRecursionQueue* = nullptr) {
-      if (s == nullptr) return true;
-      stack_.push_back(s);
-      bool ok = clang::RecursiveASTVisitor<VarUses>::TraverseStmt(s, nullptr);
-      stack_.pop_back();
-      return ok;
-    }
-    bool VisitDeclRefExpr(clang::DeclRefExpr* dre) {
-      const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
-      if (vd == nullptr) return true;
-      const clang::Stmt* child = dre;
-      const clang::Stmt* parent = nullptr;
-      for (size_t i = stack_.size() - 1; i-- > 0;) {
-        parent = stack_[i];
-        if (!llvm::isa<clang::ParenExpr>(parent)) break;
-        child = parent;
-      }
-      if (const auto* ic = llvm::dyn_cast_or_null<clang::ImplicitCastExpr>(parent)) {
-        if (ic->getCastKind() == clang::CK_LValueToRValue ||
-            ic->getCastKind() == clang::CK_ArrayToPointerDecay)
-          return true;
-      }
-      if (llvm::isa_and_nonnull<clang::UnaryExprOrTypeTraitExpr>(parent)) return true;
-      if (const auto* fr = llvm::dyn_cast_or_null<clang::CXXForRangeStmt>(parent);
-          fr != nullptr && fr->getRangeInit() == child) {
-        return true;  // the range of a range-for: its elements are used, the variable stays
-      }
-      if (const auto* bo = llvm::dyn_cast_or_null<clang::BinaryOperator>(parent)) {
-        if (bo->isAssignmentOp() && bo->getLHS() == child) {
-          assigned.insert(vd);
-          return true;
-        }
-      }
-      if (const auto* uo = llvm::dyn_cast_or_null<clang::UnaryOperator>(parent)) {
-        if (uo->isIncrementDecrementOp()) {
-          assigned.insert(vd);
-          return true;
-        }
-      }
-      if (const auto* me = llvm::dyn_cast_or_null<clang::MemberExpr>(parent);
-          me != nullptr && !me->isArrow()) {
-        // A member of a local object may be written; a reference stays bound.
-        if (!vd->getType()->isReferenceType()) assigned.insert(vd);
-        return true;
-      }
-      escaped.insert(vd);  // address taken, bound to a reference, ...
-      return true;
-    }
-    std::set<const clang::VarDecl*> assigned;
-    std::set<const clang::VarDecl*> escaped;
-
-   private:
-    std::vector<const clang::Stmt*> stack_;
+  if (var == nullptr || !var->getType()->isIntegerType() || !var->hasLocalStorage()) return nullptr;
+  auto is_var = [var](const clang::Expr* e) {
+    const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e->IgnoreParenImpCasts());
+    return dre != nullptr && dre->getDecl() == var;
   };
-
-  // Variables of the current function whose address is taken or that are bound to a reference
-  // somewhere in it: their value may change behind the loop's back.
-  const std::set<const clang::VarDecl*>& EscapedInFunction() {
-    const clang::Stmt* body = functions_.empty() ? nullptr : functions_.front()->getBody();
-    auto [it, inserted] = escaped_in_function_.try_emplace(body);
-    if (inserted && body != nullptr) {
-      VarUses uses;
-      uses.TraverseStmt(const_cast<clang::Stmt*>(body));
-      it->second = std::move(uses.escaped);
-    }
-    return it->second;
+  const auto* cond = llvm::dyn_cast_or_null<clang::BinaryOperator>(fs->getCond());
+  if (cond == nullptr) return nullptr;
+  if ((cond->getOpcode() == clang::BO_LT || cond->getOpcode() == clang::BO_LE) &&
+      is_var(cond->getLHS())) {
+    *hi = cond->getRHS();
+    *inclusive = cond->getOpcode() == clang::BO_LE;
+  } else if ((cond->getOpcode() == clang::BO_GT || cond->getOpcode() == clang::BO_GE) &&
+             is_var(cond->getRHS())) {
+    *hi = cond->getLHS();
+    *inclusive = cond->getOpcode() == clang::BO_GE;
+  } else {
+    return nullptr;
   }
-
-  // `e` has the same value throughout a loop whose body's uses are `uses`.
-  bool IsLoopInvariant(const clang::Expr* e, const VarUses& uses) {
-    e = e->IgnoreParens();
-    if (e->isValueDependent() || e->isTypeDependent()) return false;
-    if (e->isIntegerConstantExpr(ctx_)) return true;
-    if (const auto* ic = llvm::dyn_cast<clang::ImplicitCastExpr>(e)) {
-      switch (ic->getCastKind()) {
-        case clang::CK_LValueToRValue:  // only of a variable, never a load from memory
-          return llvm::isa<clang::DeclRefExpr>(ic->getSubExpr()->IgnoreParens()) &&
-                 IsLoopInvariant(ic->getSubExpr(), uses);
-        case clang::CK_IntegralCast:
-        case clang::CK_NoOp:
-        case clang::CK_ArrayToPointerDecay:
-          return IsLoopInvariant(ic->getSubExpr(), uses);
-        default:
-          return false;
-      }
-    }
-    if (llvm::isa<clang::CXXThisExpr>(e)) return true;
-    if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
-      const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
-      if (vd == nullptr || vd->getType().isVolatileQualified()) return false;
-      if (vd->hasGlobalStorage() && !vd->isStaticLocal()) {
-        // A global's address never changes; its value might (through any call).
-        return vd->getType()->isArrayType() || vd->getType()->isRecordType();
-      }
-      return !uses.assigned.count(vd) && !uses.escaped.count(vd) && !EscapedInFunction().count(vd);
-    }
-    if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
-      // An array or record member of an invariant object (not a pointer member: that is a load).
-      if (!llvm::isa<clang::FieldDecl>(me->getMemberDecl()) || me->getType()->isReferenceType())
-        return false;
-      return IsLoopInvariant(me->getBase(), uses);
-    }
-    if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e))
-      return IsLoopInvariant(ase->getBase(), uses) && IsLoopInvariant(ase->getIdx(), uses);
-    if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
-      return (uo->getOpcode() == clang::UO_Deref || uo->getOpcode() == clang::UO_AddrOf) &&
-             IsLoopInvariant(uo->getSubExpr(), uses);
-    }
-    if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
-      return (bo->isAdditiveOp() || bo->isMultiplicativeOp()) &&
-             IsLoopInvariant(bo->getLHS(), uses) && IsLoopInvariant(bo->getRHS(), uses);
-    }
-    return false;
-  }
-
-  // Nothing in `body` can commit: calls go to library code without callables, and nothing
-  // user-defined is constructed, destroyed or allocated.
-  bool CannotCommit(const clang::Stmt* body) {
-    class Scan : public clang::RecursiveASTVisitor<Scan> {
-     public:
-      explicit Scan(PageVisitor& v) : v_(v) {}
-      bool shouldVisitImplicitCode() const { return true; }
-      bool VisitCallExpr(clang::CallExpr* ce) {
-        const clang::FunctionDecl* fd = ce->getDirectCallee();
-        if (fd == nullptr || (fd->getBuiltinID() == 0 && !v_.InSystemHeader(fd))) return ok = false;
-        for (const clang::Expr* arg : ce->arguments()) {
-          const clang::QualType t = arg->getType().getNonReferenceType();
-          if (t->isFunctionPointerType() || t->isFunctionType() || t->isBlockPointerType())
-            return ok = false;
-          if (const clang::CXXRecordDecl* rd = t->getAsCXXRecordDecl();
-              rd != nullptr && rd->hasDefinition() && !v_.InSystemHeader(rd))
-            return ok = false;  // a lambda or a user type: may call back into user code
-        }
-        return true;
-      }
-      bool VisitCXXConstructExpr(clang::CXXConstructExpr* cc) {
-        if (cc->getConstructor()->isTrivial() || v_.InSystemHeader(cc->getConstructor()))
-          return true;
-        return ok = false;
-      }
-      bool VisitVarDecl(clang::VarDecl* vd) {
-        if (const clang::CXXRecordDecl* rd = vd->getType()->getAsCXXRecordDecl()) {
-          if (rd->hasDefinition() && !rd->hasTrivialDestructor() && !v_.InSystemHeader(rd))
-            return ok = false;
-        }
-        return true;
-      }
-      bool VisitCXXBindTemporaryExpr(clang::CXXBindTemporaryExpr* bt) {
-        const clang::CXXDestructorDecl* d = bt->getTemporary()->getDestructor();
-        if (d != nullptr && !v_.InSystemHeader(d)) return ok = false;
-        return true;
-      }
-      bool VisitCXXNewExpr(clang::CXXNewExpr*) { return ok = false; }
-      bool VisitCXXDeleteExpr(clang::CXXDeleteExpr*) { return ok = false; }
-      bool VisitCoroutineSuspendExpr(clang::CoroutineSuspendExpr*) { return ok = false; }
-      bool ok = true;
-
-     private:
-      PageVisitor& v_;
-    };
-    Scan scan(*this);
-    scan.TraverseStmt(const_cast<clang::Stmt*>(body));
-    return scan.ok;
-  }
-
-  bool InSystemHeader(const clang::Decl* d) const {
-    return sm_.isInSystemHeader(sm_.getExpansionLoc(d->getLocation()));
-  }
-
-  // The induction variable of `for (i = A; i < B; ++i)` (or `i <= B`, `B > i`, `i++`,
-  // `i += 1`), with A and B; null when the loop has another shape.
-  const clang::VarDecl* CountedLoop(const clang::ForStmt* fs, const clang::Expr** lo,
-                                    const clang::Expr** hi, bool* inclusive) const {
-    const clang::VarDecl* var = nullptr;
-    if (const auto* ds = llvm::dyn_cast_or_null<clang::DeclStmt>(fs->getInit())) {
-      if (!ds->isSingleDecl()) return nullptr;
-      var = llvm::dyn_cast<clang::VarDecl>(ds->getSingleDecl());
-      if (var == nullptr || var->getInit() == nullptr) return nullptr;
-      *lo = var->getInit();
-    } else if (const auto* bo = llvm::dyn_cast_or_null<clang::BinaryOperator>(fs->getInit())) {
-      const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(bo->getLHS()->IgnoreParens());
-      if (bo->getOpcode() != clang::BO_Assign || dre == nullptr) return nullptr;
-      var = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
-      *lo = bo->getRHS();
-    }
-    if (var == nullptr || !var->getType()->isIntegerType() || !var->hasLocalStorage())
+  const clang::Expr* inc = fs->getInc();
+  if (inc == nullptr) return nullptr;
+  inc = inc->IgnoreParens();
+  if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(inc)) {
+    if (!uo->isIncrementOp() || !is_var(uo->getSubExpr())) return nullptr;
+  } else if (const auto* ca = llvm::dyn_cast<clang::CompoundAssignOperator>(inc)) {
+    clang::Expr::EvalResult one;
+    if (ca->getOpcode() != clang::BO_AddAssign || !is_var(ca->getLHS()) ||
+        !ca->getRHS()->EvaluateAsInt(one, ctx_) || one.Val.getInt() != 1)
       return nullptr;
-    auto is_var = [var](const clang::Expr* e) {
-      const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e->IgnoreParenImpCasts());
-      return dre != nullptr && dre->getDecl() == var;
-    };
-    const auto* cond = llvm::dyn_cast_or_null<clang::BinaryOperator>(fs->getCond());
-    if (cond == nullptr) return nullptr;
-    if ((cond->getOpcode() == clang::BO_LT || cond->getOpcode() == clang::BO_LE) &&
-        is_var(cond->getLHS())) {
-      *hi = cond->getRHS();
-      *inclusive = cond->getOpcode() == clang::BO_LE;
-    } else if ((cond->getOpcode() == clang::BO_GT || cond->getOpcode() == clang::BO_GE) &&
-               is_var(cond->getRHS())) {
-      *hi = cond->getLHS();
-      *inclusive = cond->getOpcode() == clang::BO_GE;
-    } else {
-      return nullptr;
-    }
-    const clang::Expr* inc = fs->getInc();
-    if (inc == nullptr) return nullptr;
-    inc = inc->IgnoreParens();
-    if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(inc)) {
-      if (!uo->isIncrementOp() || !is_var(uo->getSubExpr())) return nullptr;
-    } else if (const auto* ca = llvm::dyn_cast<clang::CompoundAssignOperator>(inc)) {
-      clang::Expr::EvalResult one;
-      if (ca->getOpcode() != clang::BO_AddAssign || !is_var(ca->getLHS()) ||
-          !ca->getRHS()->EvaluateAsInt(one, ctx_) || one.Val.getInt() != 1)
-        return nullptr;
-    } else {
-      return nullptr;
-    }
-    return var;
+  } else {
+    return nullptr;
   }
+  return var;
+}
 
-  // The stores of `body` that write `arr[var]` (or a member of it) of an invariant page array.
-  // Returns them grouped by the array's source text; nested lambdas are not looked into.
-  void CollectIndexedStores(const clang::Stmt* s, const clang::VarDecl* var, const VarUses& uses,
-                            std::map<std::string, std::vector<const clang::Expr*>>* out) {
-    if (s == nullptr || llvm::isa<clang::LambdaExpr>(s)) return;
-    const clang::Expr* lhs = nullptr;
-    if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(s);
-        bo != nullptr && bo->isAssignmentOp()) {
-      lhs = bo->getLHS();
-    } else if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(s);
-               uo != nullptr && uo->isIncrementDecrementOp()) {
-      lhs = uo->getSubExpr();
-    }
-    if (lhs != nullptr && !lhs->refersToBitField() && IsPageStorage(lhs)) {
-      // Inward from the destination: members and inner dimensions stay inside one element of
-      // the array that `var` indexes (grid[i][j].f with i the induction variable).
-      const clang::Expr* e = lhs->IgnoreParens();
-      const clang::ImplicitCastExpr* decay = nullptr;
-      while (true) {
-        if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
-          if (me->isArrow() || !llvm::isa<clang::FieldDecl>(me->getMemberDecl())) break;
-          e = me->getBase()->IgnoreParens();
-          continue;
-        }
-        const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e);
-        const auto* base = ase ? llvm::dyn_cast<clang::ImplicitCastExpr>(ase->getBase()) : nullptr;
-        const auto* idx =
-            ase ? llvm::dyn_cast<clang::DeclRefExpr>(ase->getIdx()->IgnoreParenImpCasts())
-                : nullptr;
-        const bool by_var = idx != nullptr && idx->getDecl() == var;
-        // p[i] through a local pointer into a page (`float* x = page->x;`).
-        if (by_var && base != nullptr && base->getCastKind() == clang::CK_LValueToRValue &&
-            llvm::isa<clang::DeclRefExpr>(base->getSubExpr()->IgnoreParens()) &&
-            IsPagePointer(base)) {
-          decay = base;
-          break;
-        }
-        if (base == nullptr || base->getCastKind() != clang::CK_ArrayToPointerDecay ||
-            ctx_.getAsConstantArrayType(base->getSubExpr()->getType()) == nullptr)
-          break;
-        if (by_var) {
-          decay = base;
-          break;
-        }
-        e = base->getSubExpr()->IgnoreParens();
-      }
-      if (decay != nullptr && IsLoopInvariant(decay->getSubExpr(), uses)) {
-        clang::FileID fid;
-        unsigned b = 0, end = 0;
-        if (FileRange(decay->getSubExpr()->getSourceRange(), &fid, &b, &end) &&
-            FileRange(lhs->getSourceRange(), &fid, &b, &end)) {
-          (*out)[SourceText(decay->getSubExpr())].push_back(lhs->IgnoreParens());
-        }
-      }
-    }
-    for (const clang::Stmt* child : s->children()) CollectIndexedStores(child, var, uses, out);
+void PageVisitor::CollectIndexedStores(
+    const clang::Stmt* s, const clang::VarDecl* var, const VarUses& uses,
+    std::map<std::string, std::vector<const clang::Expr*>>* out) {
+  if (s == nullptr || llvm::isa<clang::LambdaExpr>(s)) return;
+  const clang::Expr* lhs = nullptr;
+  if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(s);
+      bo != nullptr && bo->isAssignmentOp()) {
+    lhs = bo->getLHS();
+  } else if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(s);
+             uo != nullptr && uo->isIncrementDecrementOp()) {
+    lhs = uo->getSubExpr();
   }
-
-  std::string SourceText(const clang::Expr* e) const {
-    clang::CharSourceRange cr = clang::Lexer::makeFileCharRange(
-        clang::CharSourceRange::getTokenRange(e->getSourceRange()), sm_, lo_);
-    return clang::Lexer::getSourceText(cr, sm_, lo_).str();
-  }
-
-  // The statement `s` sits directly in a block: text can go before it.
-  bool InBlock(const clang::Stmt* s) const {
-    return parents_.size() >= 2 && parents_.back() == s &&
-           llvm::isa<clang::CompoundStmt>(parents_[parents_.size() - 2]);
-  }
-
-  void PlanLoopMarks(const clang::ForStmt* fs) {
-    if (!InBlock(fs) || fs->getBody() == nullptr) return;
-    const clang::Expr* lo = nullptr;
-    const clang::Expr* hi = nullptr;
-    bool inclusive = false;
-    const clang::VarDecl* var = CountedLoop(fs, &lo, &hi, &inclusive);
-    if (var == nullptr) return;
-    VarUses uses;
-    uses.TraverseStmt(const_cast<clang::Stmt*>(fs->getBody()));
-    if (uses.assigned.count(var) || uses.escaped.count(var) || EscapedInFunction().count(var))
-      return;
-    VarUses cond_uses;  // the bounds may not change in the condition or the increment either
-    cond_uses.TraverseStmt(const_cast<clang::Expr*>(fs->getCond()));
-    cond_uses.TraverseStmt(const_cast<clang::Expr*>(fs->getInc()));
-    for (const clang::VarDecl* v : cond_uses.assigned) uses.assigned.insert(v);
-    uses.assigned.erase(var);
-    if (!IsLoopInvariant(lo, uses) || !IsLoopInvariant(hi, uses)) return;
-    std::map<std::string, std::vector<const clang::Expr*>> stores;
-    CollectIndexedStores(fs->getBody(), var, uses, &stores);
-    if (stores.empty() || !CannotCommit(fs->getBody())) return;
-    // A is converted to the induction variable's type by the loop's init.
-    std::string a = "(" + SourceText(lo) + ")";
-    if (!ctx_.hasSameType(lo->IgnoreParenImpCasts()->getType().getUnqualifiedType(),
-                          var->getType().getUnqualifiedType())) {
-      a = "static_cast<" + TypeName(var->getType()) + ">" + a;
-    }
-    const std::string b = "(" + SourceText(hi) + ")";
-    if (SourceText(lo).empty() || b == "()") return;
-    std::string text = "if (" + a + (inclusive ? " <= " : " < ") + b + ") { ";
-    for (const auto& [array, exprs] : stores) {
-      text += "::mmsb::rt::MarkSpan(&(" + array + ")[" + a + "], static_cast<::std::size_t>(" + b +
-              " - " + a + (inclusive ? " + 1" : "") + ")); ";
-    }
-    text += "}";
-    if (!InsertAt(fs->getBeginLoc(), Quiet(text) + " ", kSiteLoopMark)) return;
-    for (const auto& [array, exprs] : stores) loop_covered_.insert(exprs.begin(), exprs.end());
-  }
-
-  // `for (T& x : arr)` over an invariant page array: mark the array once; stores through x (or
-  // its members) need no barrier.
-  void PlanRangeForMark(const clang::CXXForRangeStmt* fr) {
-    const clang::VarDecl* var = fr->getLoopVariable();
-    const clang::Expr* range = fr->getRangeInit()->IgnoreParens();
-    if (ctx_.getAsConstantArrayType(range->getType()) == nullptr) return;
-    VarUses uses;
-    uses.TraverseStmt(const_cast<clang::Stmt*>(fr->getBody()));
-    if (uses.escaped.count(var) || !CannotCommit(fr->getBody())) return;
-    // Over a loop variable that is covered already (`for (auto& row : grid) for (auto& c : row)`).
-    if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(range)) {
-      if (covered_vars_.count(llvm::dyn_cast<clang::VarDecl>(dre->getDecl()))) {
-        covered_vars_.insert(var);
-        return;
-      }
-    }
-    if (!InBlock(fr) || !IsLoopInvariant(range, uses)) return;
-    clang::FileID fid;
-    unsigned b = 0, end = 0;
-    if (!FileRange(range->getSourceRange(), &fid, &b, &end)) return;
-    const std::string text = SourceText(range);
-    if (text.empty()) return;
-    if (InsertAt(fr->getBeginLoc(), "::mmsb::rt::MarkSpan(&(" + text + "), 1); ", kSiteLoopMark))
-      covered_vars_.insert(var);
-  }
-
-  // A store the enclosing loop's mark covers.
-  bool IsCoveredByLoopMark(const clang::Expr* lhs) const {
+  if (lhs != nullptr && !lhs->refersToBitField() && IsPageStorage(lhs)) {
+    // Inward from the destination: members and inner dimensions stay inside one element of
+    // the array that `var` indexes (grid[i][j].f with i the induction variable).
     const clang::Expr* e = lhs->IgnoreParens();
-    if (loop_covered_.count(e)) return true;
+    const clang::ImplicitCastExpr* decay = nullptr;
     while (true) {
-      if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e); me != nullptr && !me->isArrow()) {
+      if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
+        if (me->isArrow() || !llvm::isa<clang::FieldDecl>(me->getMemberDecl())) break;
         e = me->getBase()->IgnoreParens();
-      } else if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e)) {
-        const auto* decay = llvm::dyn_cast<clang::ImplicitCastExpr>(ase->getBase());
-        if (decay == nullptr || decay->getCastKind() != clang::CK_ArrayToPointerDecay) return false;
-        e = decay->getSubExpr()->IgnoreParens();
-      } else {
+        continue;
+      }
+      const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e);
+      const auto* base = ase ? llvm::dyn_cast<clang::ImplicitCastExpr>(ase->getBase()) : nullptr;
+      const auto* idx =
+          ase ? llvm::dyn_cast<clang::DeclRefExpr>(ase->getIdx()->IgnoreParenImpCasts()) : nullptr;
+      const bool by_var = idx != nullptr && idx->getDecl() == var;
+      // p[i] through a local pointer into a page (`float* x = page->x;`).
+      if (by_var && base != nullptr && base->getCastKind() == clang::CK_LValueToRValue &&
+          llvm::isa<clang::DeclRefExpr>(base->getSubExpr()->IgnoreParens()) &&
+          IsPagePointer(base)) {
+        decay = base;
         break;
       }
-    }
-    const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e);
-    return dre != nullptr && covered_vars_.count(llvm::dyn_cast<clang::VarDecl>(dre->getDecl()));
-  }
-
-  // ---- edits ------------------------------------------------------------------------------
-
-  // Maps a token range to a file range; false inside macros, system headers or non-files.
-  bool FileRange(clang::SourceRange r, clang::FileID* fid, unsigned* begin, unsigned* end) const {
-    clang::CharSourceRange cr =
-        clang::Lexer::makeFileCharRange(clang::CharSourceRange::getTokenRange(r), sm_, lo_);
-    if (cr.isInvalid()) return false;
-    return FileOffsets(cr.getBegin(), fid, begin) && FileOffsets(cr.getEnd(), nullptr, end, *fid);
-  }
-
-  bool FileOffsets(clang::SourceLocation loc, clang::FileID* fid, unsigned* offset,
-                   clang::FileID must_match = clang::FileID()) const {
-    if (loc.isInvalid() || loc.isMacroID()) return false;
-    auto [id, off] = sm_.getDecomposedLoc(loc);
-    if (sm_.isInSystemHeader(loc)) return false;
-    clang::OptionalFileEntryRef fe = sm_.getFileEntryRefForID(id);
-    if (!fe) return false;
-    clang::FileID canonical = Canonical(id, *fe);
-    if (must_match.isValid() && canonical != must_match) return false;
-    if (fid != nullptr) *fid = canonical;
-    *offset = off;
-    return true;
-  }
-
-  // One FileID per file: a header included twice gets its edits once.
-  clang::FileID Canonical(clang::FileID id, clang::FileEntryRef fe) const {
-    auto [it, inserted] = canonical_.try_emplace(&fe.getFileEntry(), id);
-    return it->second;
-  }
-
-  bool NewSite(clang::FileID fid, unsigned b, unsigned e, int kind) {
-    return a_.sites_.insert({fid, b, e, kind}).second;
-  }
-
-  // Wraps the text of `e` in open/close. Reports an unrewritable store at `report_loc` when the
-  // text is not in a file.
-  bool Wrap(const clang::Expr* e, const std::string& open, const std::string& close, int kind,
-            clang::SourceLocation report_loc) {
-    clang::FileID fid;
-    unsigned b = 0, end = 0;
-    if (!FileRange(e->getSourceRange(), &fid, &b, &end)) {
-      Unrewritable(e, report_loc);
-      return false;
-    }
-    if (a_.options_.report_only) return true;
-    if (!NewSite(fid, b, end, kind)) return true;
-    a_.edits_.push_back({fid, b, open, true});
-    a_.edits_.push_back({fid, end, close, false});
-    return true;
-  }
-
-  bool InsertAt(clang::SourceLocation loc, const std::string& text, int kind) {
-    clang::FileID fid;
-    unsigned off = 0;
-    if (!FileOffsets(loc, &fid, &off)) return false;
-    if (a_.options_.report_only) return true;
-    if (!NewSite(fid, off, off, kind)) return true;
-    a_.edits_.push_back({fid, off, text, true});
-    return true;
-  }
-
-  // The write barrier for a store whose destination is `lhs`.
-  void Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) {
-    NoteWrite(PageTypeOfStorage(lhs));
-    if (IsCoveredByLoopMark(lhs)) return;
-    if (lhs->refersToBitField()) {
-      // A bitfield has no address: mark its enclosing object.
-      const auto* me = llvm::dyn_cast<clang::MemberExpr>(lhs->IgnoreParenImpCasts());
-      if (me == nullptr) {
-        Unrewritable(lhs, op_loc);
-        return;
+      if (base == nullptr || base->getCastKind() != clang::CK_ArrayToPointerDecay ||
+          ctx_.getAsConstantArrayType(base->getSubExpr()->getType()) == nullptr)
+        break;
+      if (by_var) {
+        decay = base;
+        break;
       }
-      const clang::Expr* base = me->getBase();
-      if (me->isArrow()) {
-        if (const auto* th = llvm::dyn_cast<clang::CXXThisExpr>(base->IgnoreParenImpCasts());
-            th != nullptr && th->isImplicit()) {
-          if (!InsertAt(me->getMemberLoc(), PointerBarrierOpen() + "this)->", kSiteThisMember))
-            Unrewritable(lhs, op_loc);
-          return;
-        }
-        Wrap(base, PointerBarrierOpen(), ")", kSitePointerBase, op_loc);
-      } else {
-        Wrap(base, LvalueBarrier().first, LvalueBarrier().second, kSiteStore, op_loc);
+      e = base->getSubExpr()->IgnoreParens();
+    }
+    if (decay != nullptr && IsLoopInvariant(decay->getSubExpr(), uses)) {
+      clang::FileID fid;
+      unsigned b = 0, end = 0;
+      if (FileRange(decay->getSubExpr()->getSourceRange(), &fid, &b, &end) &&
+          FileRange(lhs->getSourceRange(), &fid, &b, &end)) {
+        (*out)[SourceText(decay->getSubExpr())].push_back(lhs->IgnoreParens());
       }
+    }
+  }
+  for (const clang::Stmt* child : s->children()) CollectIndexedStores(child, var, uses, out);
+}
+
+std::string PageVisitor::SourceText(const clang::Expr* e) const {
+  clang::CharSourceRange cr = clang::Lexer::makeFileCharRange(
+      clang::CharSourceRange::getTokenRange(e->getSourceRange()), sm_, lo_);
+  return clang::Lexer::getSourceText(cr, sm_, lo_).str();
+}
+
+bool PageVisitor::InBlock(const clang::Stmt* s) const {
+  return parents_.size() >= 2 && parents_.back() == s &&
+         llvm::isa<clang::CompoundStmt>(parents_[parents_.size() - 2]);
+}
+
+void PageVisitor::PlanLoopMarks(const clang::ForStmt* fs) {
+  if (!InBlock(fs) || fs->getBody() == nullptr) return;
+  const clang::Expr* lo = nullptr;
+  const clang::Expr* hi = nullptr;
+  bool inclusive = false;
+  const clang::VarDecl* var = CountedLoop(fs, &lo, &hi, &inclusive);
+  if (var == nullptr) return;
+  VarUses uses;
+  uses.TraverseStmt(const_cast<clang::Stmt*>(fs->getBody()));
+  if (uses.assigned.count(var) || uses.escaped.count(var) || EscapedInFunction().count(var)) return;
+  VarUses cond_uses;  // the bounds may not change in the condition or the increment either
+  cond_uses.TraverseStmt(const_cast<clang::Expr*>(fs->getCond()));
+  cond_uses.TraverseStmt(const_cast<clang::Expr*>(fs->getInc()));
+  for (const clang::VarDecl* v : cond_uses.assigned) uses.assigned.insert(v);
+  uses.assigned.erase(var);
+  if (!IsLoopInvariant(lo, uses) || !IsLoopInvariant(hi, uses)) return;
+  std::map<std::string, std::vector<const clang::Expr*>> stores;
+  CollectIndexedStores(fs->getBody(), var, uses, &stores);
+  if (stores.empty() || !CannotCommit(fs->getBody())) return;
+  // A is converted to the induction variable's type by the loop's init.
+  std::string a = "(" + SourceText(lo) + ")";
+  if (!ctx_.hasSameType(lo->IgnoreParenImpCasts()->getType().getUnqualifiedType(),
+                        var->getType().getUnqualifiedType())) {
+    a = "static_cast<" + TypeName(var->getType()) + ">" + a;
+  }
+  const std::string b = "(" + SourceText(hi) + ")";
+  if (SourceText(lo).empty() || b == "()") return;
+  std::string text = "if (" + a + (inclusive ? " <= " : " < ") + b + ") { ";
+  for (const auto& [array, exprs] : stores) {
+    text += "::mmsb::rt::MarkSpan(&(" + array + ")[" + a + "], static_cast<::std::size_t>(" + b +
+            " - " + a + (inclusive ? " + 1" : "") + ")); ";
+  }
+  text += "}";
+  if (!InsertAt(fs->getBeginLoc(), Quiet(text) + " ", kSiteLoopMark)) return;
+  for (const auto& [array, exprs] : stores) loop_covered_.insert(exprs.begin(), exprs.end());
+}
+
+void PageVisitor::PlanRangeForMark(const clang::CXXForRangeStmt* fr) {
+  const clang::VarDecl* var = fr->getLoopVariable();
+  const clang::Expr* range = fr->getRangeInit()->IgnoreParens();
+  if (ctx_.getAsConstantArrayType(range->getType()) == nullptr) return;
+  VarUses uses;
+  uses.TraverseStmt(const_cast<clang::Stmt*>(fr->getBody()));
+  if (uses.escaped.count(var) || !CannotCommit(fr->getBody())) return;
+  // Over a loop variable that is covered already (`for (auto& row : grid) for (auto& c : row)`).
+  if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(range)) {
+    if (covered_vars_.count(llvm::dyn_cast<clang::VarDecl>(dre->getDecl()))) {
+      covered_vars_.insert(var);
       return;
     }
-    Wrap(lhs, StoreBarrier().first, StoreBarrier().second, kSiteStore, op_loc);
   }
+  if (!InBlock(fr) || !IsLoopInvariant(range, uses)) return;
+  clang::FileID fid;
+  unsigned b = 0, end = 0;
+  if (!FileRange(range->getSourceRange(), &fid, &b, &end)) return;
+  const std::string text = SourceText(range);
+  if (text.empty()) return;
+  if (InsertAt(fr->getBeginLoc(), "::mmsb::rt::MarkSpan(&(" + text + "), 1); ", kSiteLoopMark))
+    covered_vars_.insert(var);
+}
 
-  // `arg` initialises, or is passed as, a `target`. A non-const pointer or reference into page
-  // storage that leaves what the rewriter follows marks the page escaped; passed to `callee`, a
-  // library function that writes through it without keeping it, it marks the range instead.
-  void CheckEscape(const clang::Expr* arg, clang::QualType target,
-                   const clang::FunctionDecl* callee = nullptr) {
-    if (arg == nullptr || target.isNull() || target->isDependentType()) return;
-    if (arg->getType().isNull() || arg->isTypeDependent() || arg->isValueDependent()) return;
-    const clang::Expr* e = StripFull(arg);
-    // Library code is not instrumented: a page-typed reference or pointer passed to it is only
-    // safe when it does not write through it (or when we mark what it writes).
-    const bool library = !LibraryName(callee).empty();
-    const bool marks = library && IsNonRetaining(callee);
-    if (target->isReferenceType()) {
-      const clang::QualType referent = target.getNonReferenceType();
-      if (referent.isConstQualified()) {
-        if (!referent->isPointerType()) return;
-      } else if (!referent->isPointerType()) {
-        if (IsPageType(referent) && !marks) return;
-        if (IsPageStorage(e)) {
-          if (marks) {
-            NoteWrite(PageTypeOfStorage(e));
-            Wrap(e, "::mmsb::rt::MarkRef(", ")", kSiteMarkRef, e->getExprLoc());
-          } else {
-            Wrap(e, "::mmsb::rt::EscapeRef(", ")", kSiteEscapeRef, e->getExprLoc());
-          }
-        }
-        return;
-      } else if (e->isLValue()) {
-        return;  // binds a pointer variable itself (that variable is not followed)
-      }
-      target = referent;  // a reference to a pointer: the pointer value leaves
-    }
-    if (!target->isPointerType()) return;
-    const clang::QualType pointee = target->getPointeeType();
-    if (pointee.isConstQualified() || pointee->isFunctionType()) return;
-    if (IsPageType(pointee) && !marks) return;
-    if (!IsPagePointer(e)) return;
-    if (marks) NoteWrite(PageTypeOfPointer(e));
-    if (marks && LibraryName(callee).starts_with("__sync_") &&
-        !e->getType()->getPointeeType()->isIncompleteType()) {
-      // __sync builtins write exactly the object their pointer designates.
-      Wrap(e, PointerBarrierOpen(), ")", kSiteAtomic, e->getExprLoc());
-    } else if (marks) {
-      Wrap(e, "::mmsb::rt::MarkFrom(", ")", kSiteMarkPointer, e->getExprLoc());
+bool PageVisitor::IsCoveredByLoopMark(const clang::Expr* lhs) const {
+  const clang::Expr* e = lhs->IgnoreParens();
+  if (loop_covered_.count(e)) return true;
+  while (true) {
+    if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e); me != nullptr && !me->isArrow()) {
+      e = me->getBase()->IgnoreParens();
+    } else if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e)) {
+      const auto* decay = llvm::dyn_cast<clang::ImplicitCastExpr>(ase->getBase());
+      if (decay == nullptr || decay->getCastKind() != clang::CK_ArrayToPointerDecay) return false;
+      e = decay->getSubExpr()->IgnoreParens();
     } else {
-      Wrap(e, "::mmsb::rt::Escape(", ")", kSiteEscapePointer, e->getExprLoc());
+      break;
     }
   }
+  const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e);
+  return dre != nullptr && covered_vars_.count(llvm::dyn_cast<clang::VarDecl>(dre->getDecl()));
+}
 
-  void CheckAggregateInits(clang::QualType t, llvm::ArrayRef<clang::Expr*> inits) {
-    if (t.isNull() || t->isDependentType()) return;
-    if (const clang::ArrayType* at = ctx_.getAsArrayType(t)) {
-      for (const clang::Expr* init : inits) CheckEscape(init, at->getElementType());
+void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
+                              const clang::FunctionDecl* callee) {
+  if (arg == nullptr || target.isNull() || target->isDependentType()) return;
+  if (arg->getType().isNull() || arg->isTypeDependent() || arg->isValueDependent()) return;
+  const clang::Expr* e = StripFull(arg);
+  // Library code is not instrumented: a page-typed reference or pointer passed to it is only
+  // safe when it does not write through it (or when we mark what it writes).
+  const bool library = !LibraryName(callee).empty();
+  const bool marks = library && IsNonRetaining(callee);
+  if (target->isReferenceType()) {
+    const clang::QualType referent = target.getNonReferenceType();
+    if (referent.isConstQualified()) {
+      if (!referent->isPointerType()) return;
+    } else if (!referent->isPointerType()) {
+      if (IsPageType(referent) && !marks) return;
+      if (IsPageStorage(e)) {
+        if (marks) {
+          NoteWrite(PageTypeOfStorage(e));
+          Wrap(e, "::mmsb::rt::MarkRef(", ")", kSiteMarkRef, e->getExprLoc());
+        } else {
+          Wrap(e, "::mmsb::rt::EscapeRef(", ")", kSiteEscapeRef, e->getExprLoc());
+        }
+      }
       return;
+    } else if (e->isLValue()) {
+      return;  // binds a pointer variable itself (that variable is not followed)
     }
-    const clang::RecordDecl* rd = t->getAsRecordDecl();
-    if (rd == nullptr) return;
-    size_t i = 0;
-    if (const auto* cxx = llvm::dyn_cast<clang::CXXRecordDecl>(rd)) i = cxx->getNumBases();
-    for (const clang::FieldDecl* f : rd->fields()) {
-      if (f->isUnnamedBitField()) continue;
-      if (i >= inits.size()) break;
-      if (rd->isUnion() && inits.size() == 1) {
-        // Only the initialised member has an initialiser; find it by type.
-        if (!ctx_.hasSameType(f->getType().getNonReferenceType(),
-                              inits[0]->getType().getNonReferenceType()) &&
-            !f->getType()->isReferenceType())
-          continue;
-      }
-      CheckEscape(inits[i++], f->getType());
-      if (rd->isUnion()) break;
-    }
+    target = referent;  // a reference to a pointer: the pointer value leaves
   }
-
-  // A store (or escape) that cannot be rewritten: warn, and mark its page escaped before the
-  // enclosing statement when the page's root object can be named there.
-  void Unrewritable(const clang::Expr* e, clang::SourceLocation loc) {
-    clang::SourceLocation where = loc.isValid() ? loc : e->getExprLoc();
-    if (sm_.isInSystemHeader(sm_.getExpansionLoc(where))) return;
-    const bool in_macro = where.isMacroID() || e->getBeginLoc().isMacroID();
-    AddFinding(DiagKind::kUnrewritableStore, where,
-               {in_macro ? "inside a macro expansion" : "not in a source file"});
-    std::string root = RootAddress(e);
-    if (root.empty() || a_.options_.report_only) return;
-    // Find the statement directly inside a compound statement.
-    for (size_t i = parents_.size(); i-- > 1;) {
-      if (!llvm::isa<clang::CompoundStmt>(parents_[i - 1])) continue;
-      clang::SourceLocation begin = sm_.getExpansionLoc(parents_[i]->getBeginLoc());
-      InsertAt(begin, "::mmsb::rt::Escape(" + root + "); ", kSiteMacroEscape);
-      return;
-    }
+  if (!target->isPointerType()) return;
+  const clang::QualType pointee = target->getPointeeType();
+  if (pointee.isConstQualified() || pointee->isFunctionType()) return;
+  if (IsPageType(pointee) && !marks) return;
+  if (!IsPagePointer(e)) return;
+  if (marks) NoteWrite(PageTypeOfPointer(e));
+  if (marks && LibraryName(callee).starts_with("__sync_") &&
+      !e->getType()->getPointeeType()->isIncompleteType()) {
+    // __sync builtins write exactly the object their pointer designates.
+    Wrap(e, PointerBarrierOpen(), ")", kSiteAtomic, e->getExprLoc());
+  } else if (marks) {
+    Wrap(e, "::mmsb::rt::MarkFrom(", ")", kSiteMarkPointer, e->getExprLoc());
+  } else {
+    Wrap(e, "::mmsb::rt::Escape(", ")", kSiteEscapePointer, e->getExprLoc());
   }
+}
 
-  // An expression naming an address inside the page that `e` writes, usable before the
-  // statement: a page variable, a pointer variable, or `this`. Empty when there is none.
-  std::string RootAddress(const clang::Expr* e) const {
-    while (e != nullptr) {
-      e = e->IgnoreParenImpCasts();
-      if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
-        e = me->getBase();
-      } else if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e)) {
-        e = ase->getBase();
-      } else if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
-        e = uo->getSubExpr();
-      } else if (llvm::isa<clang::CXXThisExpr>(e)) {
-        return "this";
-      } else if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
-        const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
-        if (vd == nullptr) return "";
-        std::string name = QualifiedName(vd);
-        if (name.empty()) return "";
-        if (vd->getType()->isPointerType()) return name;
-        return "&(" + name + ")";
-      } else {
-        return "";
-      }
-    }
-    return "";
+void PageVisitor::CheckAggregateInits(clang::QualType t, llvm::ArrayRef<clang::Expr*> inits) {
+  if (t.isNull() || t->isDependentType()) return;
+  if (const clang::ArrayType* at = ctx_.getAsArrayType(t)) {
+    for (const clang::Expr* init : inits) CheckEscape(init, at->getElementType());
+    return;
   }
-
-  // ---- page records ---------------------------------------------------------------------
-
-  void CheckPageRecord(const clang::CXXRecordDecl* rd) {
-    const clang::QualType t = ctx_.getRecordType(rd);
-    if (!t.isTriviallyCopyableType(ctx_)) {
-      if (AddFinding(DiagKind::kNotTriviallyCopyable, rd->getLocation(), {Quote(RecordName(rd))}))
-        ExplainNotTriviallyCopyable(rd);
-    }
-    for (const clang::FieldDecl* f : rd->fields()) {
-      clang::QualType ft = f->getType();
-      while (const clang::ArrayType* at = ctx_.getAsArrayType(ft)) ft = at->getElementType();
-      if (ft->isPointerType() || ft->isMemberPointerType()) {
-        AddFinding(DiagKind::kPointerMember, f->getLocation(),
-                   {Quote(f->getName()), Quote(RecordName(rd))});
-      }
-    }
-  }
-
-  void ExplainNotTriviallyCopyable(const clang::CXXRecordDecl* rd) {
-    auto note = [&](clang::SourceLocation loc, std::string text) {
-      a_.findings_.push_back({DiagKind::kNotTriviallyCopyableWhy, loc, {std::move(text)}});
-    };
-    size_t before = a_.findings_.size();
-    for (const clang::CXXBaseSpecifier& b : rd->bases()) {
-      if (b.isVirtual()) {
-        note(b.getBeginLoc(), "virtual base class " + Quote(TypeName(b.getType())));
-      } else if (!b.getType().isTriviallyCopyableType(ctx_)) {
-        note(b.getBeginLoc(),
-             "base class " + Quote(DisplayName(b.getType())) + " is not trivially copyable");
-      }
-    }
-    for (const clang::FieldDecl* f : rd->fields()) {
-      if (!f->getType().isTriviallyCopyableType(ctx_)) {
-        note(f->getLocation(), "member " + Quote(f->getName()) + " of type " +
-                                   Quote(DisplayName(f->getType())) + " is not trivially copyable");
-      }
-    }
-    for (const clang::CXXMethodDecl* m : rd->methods()) {
-      if (m->isImplicit()) continue;
-      if (m->isVirtual()) {
-        note(m->getLocation(), "virtual member function " + Quote(m->getNameAsString()));
+  const clang::RecordDecl* rd = t->getAsRecordDecl();
+  if (rd == nullptr) return;
+  size_t i = 0;
+  if (const auto* cxx = llvm::dyn_cast<clang::CXXRecordDecl>(rd)) i = cxx->getNumBases();
+  for (const clang::FieldDecl* f : rd->fields()) {
+    if (f->isUnnamedBitField()) continue;
+    if (i >= inits.size()) break;
+    if (rd->isUnion() && inits.size() == 1) {
+      // Only the initialised member has an initialiser; find it by type.
+      if (!ctx_.hasSameType(f->getType().getNonReferenceType(),
+                            inits[0]->getType().getNonReferenceType()) &&
+          !f->getType()->isReferenceType())
         continue;
-      }
-      if (!m->isUserProvided()) continue;
-      if (llvm::isa<clang::CXXDestructorDecl>(m)) {
-        note(m->getLocation(), "user-provided destructor");
-      } else if (const auto* c = llvm::dyn_cast<clang::CXXConstructorDecl>(m);
-                 c != nullptr && c->isCopyOrMoveConstructor()) {
-        note(m->getLocation(), std::string("user-provided ") +
-                                   (c->isCopyConstructor() ? "copy" : "move") + " constructor");
-      } else if (m->isCopyAssignmentOperator() || m->isMoveAssignmentOperator()) {
-        note(m->getLocation(), std::string("user-provided ") +
-                                   (m->isCopyAssignmentOperator() ? "copy" : "move") +
-                                   " assignment operator");
-      }
     }
-    if (a_.findings_.size() == before)
-      note(rd->getLocation(), "a special member function is deleted or not trivial");
+    CheckEscape(inits[i++], f->getType());
+    if (rd->isUnion()) break;
   }
+}
 
-  void InstrumentPageRecord(const clang::CXXRecordDecl* rd) {
-    if (a_.options_.report_only) return;
-    for (const clang::Decl* d : rd->decls()) {
-      const auto* nd = llvm::dyn_cast<clang::NamedDecl>(d);
-      if (nd == nullptr) continue;
-      if (nd->getDeclName().isIdentifier() && nd->getName() == "_mmsb_type") return;  // done
-      if (nd->getDeclName().getCXXOverloadedOperator() == clang::OO_New) {
-        AddFinding(DiagKind::kUnrewritableDecl, nd->getLocation(),
-                   {"'new' of page type " + Quote(RecordName(rd)),
-                    "the class declares its own operator new"});
-        return;
-      }
+void PageVisitor::CheckPageRecord(const clang::CXXRecordDecl* rd) {
+  const clang::QualType t = ctx_.getRecordType(rd);
+  if (!t.isTriviallyCopyableType(ctx_)) {
+    if (AddFinding(DiagKind::kNotTriviallyCopyable, rd->getLocation(), {Quote(RecordName(rd))}))
+      ExplainNotTriviallyCopyable(rd);
+  }
+  for (const clang::FieldDecl* f : rd->fields()) {
+    clang::QualType ft = f->getType();
+    while (const clang::ArrayType* at = ctx_.getAsArrayType(ft)) ft = at->getElementType();
+    if (ft->isPointerType() || ft->isMemberPointerType()) {
+      AddFinding(DiagKind::kPointerMember, f->getLocation(),
+                 {Quote(f->getName()), Quote(RecordName(rd))});
     }
-    if (rd->getName().empty()) {
-      AddFinding(DiagKind::kUnrewritableDecl, rd->getLocation(),
-                 {"heap allocation of an unnamed page type", "it has no name to refer to"});
+  }
+}
+
+void PageVisitor::ExplainNotTriviallyCopyable(const clang::CXXRecordDecl* rd) {
+  auto note = [&](clang::SourceLocation loc, std::string text) {
+    a_.findings_.push_back({DiagKind::kNotTriviallyCopyableWhy, loc, {std::move(text)}});
+  };
+  size_t before = a_.findings_.size();
+  for (const clang::CXXBaseSpecifier& b : rd->bases()) {
+    if (b.isVirtual()) {
+      note(b.getBeginLoc(), "virtual base class " + Quote(TypeName(b.getType())));
+    } else if (!b.getType().isTriviallyCopyableType(ctx_)) {
+      note(b.getBeginLoc(),
+           "base class " + Quote(DisplayName(b.getType())) + " is not trivially copyable");
+    }
+  }
+  for (const clang::FieldDecl* f : rd->fields()) {
+    if (!f->getType().isTriviallyCopyableType(ctx_)) {
+      note(f->getLocation(), "member " + Quote(f->getName()) + " of type " +
+                                 Quote(DisplayName(f->getType())) + " is not trivially copyable");
+    }
+  }
+  for (const clang::CXXMethodDecl* m : rd->methods()) {
+    if (m->isImplicit()) continue;
+    if (m->isVirtual()) {
+      note(m->getLocation(), "virtual member function " + Quote(m->getNameAsString()));
+      continue;
+    }
+    if (!m->isUserProvided()) continue;
+    if (llvm::isa<clang::CXXDestructorDecl>(m)) {
+      note(m->getLocation(), "user-provided destructor");
+    } else if (const auto* c = llvm::dyn_cast<clang::CXXConstructorDecl>(m);
+               c != nullptr && c->isCopyOrMoveConstructor()) {
+      note(m->getLocation(), std::string("user-provided ") +
+                                 (c->isCopyConstructor() ? "copy" : "move") + " constructor");
+    } else if (m->isCopyAssignmentOperator() || m->isMoveAssignmentOperator()) {
+      note(m->getLocation(), std::string("user-provided ") +
+                                 (m->isCopyAssignmentOperator() ? "copy" : "move") +
+                                 " assignment operator");
+    }
+  }
+  if (a_.findings_.size() == before)
+    note(rd->getLocation(), "a special member function is deleted or not trivial");
+}
+
+void PageVisitor::InstrumentPageRecord(const clang::CXXRecordDecl* rd) {
+  if (a_.options_.report_only) return;
+  for (const clang::Decl* d : rd->decls()) {
+    const auto* nd = llvm::dyn_cast<clang::NamedDecl>(d);
+    if (nd == nullptr) continue;
+    if (nd->getDeclName().isIdentifier() && nd->getName() == "_mmsb_type") return;  // done
+    if (nd->getDeclName().getCXXOverloadedOperator() == clang::OO_New) {
+      AddFinding(DiagKind::kUnrewritableDecl, nd->getLocation(),
+                 {"'new' of page type " + Quote(RecordName(rd)),
+                  "the class declares its own operator new"});
       return;
     }
-    const std::string name = rd->getName().str();
-    // A class template's layout depends on its arguments: each instantiation this TU sees gets
-    // an overload of _mmsb_describe, found by argument-dependent lookup when the template's
-    // _mmsb_type() is instantiated (DescribeInstantiation); others fall back to no descriptor.
-    std::string desc = "_mmsb_describe(static_cast<" + name + "*>(nullptr))";
-    if (!rd->isDependentType()) {
-      desc = "(" + InternNested(rd) + "::mmsb::rt::InternLayout(" + Descriptor(rd) + "))";
-    }
-    const std::string fail = lo_.CXXExceptions ? "throw ::std::bad_alloc();" : "__builtin_trap();";
-    std::string text =
-        " public: static void* operator new(::std::size_t _mmsb_n) { void* _mmsb_p = "
-        "::mmsb::rt::AllocPageStorage(_mmsb_n, alignof(" +
-        name + "), _mmsb_n == sizeof(" + name + ") ? " + name +
-        "::_mmsb_type() : nullptr); if (!_mmsb_p) " + fail +
-        " return _mmsb_p; }"
-        " static void* operator new(::std::size_t, void* _mmsb_p) noexcept { return _mmsb_p; }"
-        " static void operator delete(void* _mmsb_p) noexcept { "
-        "::mmsb::rt::FreePageStorage(_mmsb_p); }"
-        " static void operator delete(void*, void*) noexcept {}"
-        " static const ::mmsb::TypeDescriptor* _mmsb_type() noexcept { " +
-        std::string(rd->isDependentType() ? "using ::mmsb::rt::_mmsb_describe; " : "") +
-        "static const ::mmsb::TypeDescriptor* const _mmsb_d = " + desc + "; return _mmsb_d; } ";
-    if (!InsertAt(rd->getBraceRange().getEnd(), " " + Quiet(text) + " ", kSiteRecord)) {
-      AddFinding(DiagKind::kUnrewritableDecl, rd->getLocation(),
-                 {"page type " + Quote(RecordName(rd)),
-                  "its definition is inside a macro expansion or a system header"});
-    }
   }
-
-  // The descriptor of one instantiation of a page class template, as an overload of
-  // _mmsb_describe in the template's namespace, appended to the main file.
-  void DescribeInstantiation(const clang::CXXRecordDecl* rd) {
-    if (a_.options_.report_only || rd->isInvalidDecl() || rd->isDependentType()) return;
-    const auto* spec = llvm::dyn_cast<clang::ClassTemplateSpecializationDecl>(rd);
-    if (spec == nullptr) return;
-    const clang::CXXRecordDecl* pattern = spec->getSpecializedTemplate()->getTemplatedDecl();
-    if (!pattern->getDeclContext()->getRedeclContext()->isFileContext()) return;
-    const std::string type = TypeName(ctx_.getRecordType(rd));
-    for (const char* bad : {"(lambda", "(unnamed", "(anonymous", "<anonymous", "(local"}) {
-      if (type.find(bad) != std::string::npos) return;
-    }
-    if (!described_.insert(type).second) return;
-    std::string open, close;
-    for (const clang::DeclContext* dc = pattern->getDeclContext(); !dc->isTranslationUnit();
-         dc = dc->getParent()) {
-      const auto* ns = llvm::dyn_cast<clang::NamespaceDecl>(dc);
-      if (ns == nullptr) {
-        if (llvm::isa<clang::LinkageSpecDecl>(dc)) continue;
-        return;
-      }
-      open = (ns->isAnonymousNamespace() ? std::string("namespace { ")
-                                         : (ns->isInline() ? "inline namespace " : "namespace ") +
-                                               ns->getName().str() + " { ") +
-             open;
-      close += "} ";
-    }
-    a_.trailers_[sm_.getMainFileID()] +=
-        Quiet(open + "inline const ::mmsb::TypeDescriptor* _mmsb_describe(::" + type +
-              "*) noexcept { return (" + InternNested(rd) + "::mmsb::rt::InternLayout(" +
-              Descriptor(rd) + ")); } " + close) +
-        "\n";
+  if (rd->getName().empty()) {
+    AddFinding(DiagKind::kUnrewritableDecl, rd->getLocation(),
+               {"heap allocation of an unnamed page type", "it has no name to refer to"});
+    return;
   }
-
-  // ---- layout descriptors -----------------------------------------------------------------
-
-  std::string RecordName(const clang::RecordDecl* rd) const {
-    return TypeName(ctx_.getRecordType(rd));
+  const std::string name = rd->getName().str();
+  // A class template's layout depends on its arguments: each instantiation this TU sees gets
+  // an overload of _mmsb_describe, found by argument-dependent lookup when the template's
+  // _mmsb_type() is instantiated (DescribeInstantiation); others fall back to no descriptor.
+  std::string desc = "_mmsb_describe(static_cast<" + name + "*>(nullptr))";
+  if (!rd->isDependentType()) {
+    desc = "(" + InternNested(rd) + "::mmsb::rt::InternLayout(" + Descriptor(rd) + "))";
   }
-
-  // A type as the user wrote it, for diagnostics.
-  std::string DisplayName(clang::QualType t) const {
-    clang::PrintingPolicy pp(lo_);
-    pp.SuppressTagKeyword = true;
-    return t.getUnqualifiedType().getAsString(pp);
+  const std::string fail = lo_.CXXExceptions ? "throw ::std::bad_alloc();" : "__builtin_trap();";
+  std::string text =
+      " public: static void* operator new(::std::size_t _mmsb_n) { void* _mmsb_p = "
+      "::mmsb::rt::AllocPageStorage(_mmsb_n, alignof(" +
+      name + "), _mmsb_n == sizeof(" + name + ") ? " + name +
+      "::_mmsb_type() : nullptr); if (!_mmsb_p) " + fail +
+      " return _mmsb_p; }"
+      " static void* operator new(::std::size_t, void* _mmsb_p) noexcept { return _mmsb_p; }"
+      " static void operator delete(void* _mmsb_p) noexcept { "
+      "::mmsb::rt::FreePageStorage(_mmsb_p); }"
+      " static void operator delete(void*, void*) noexcept {}"
+      " static const ::mmsb::TypeDescriptor* _mmsb_type() noexcept { " +
+      std::string(rd->isDependentType() ? "using ::mmsb::rt::_mmsb_describe; " : "") +
+      "static const ::mmsb::TypeDescriptor* const _mmsb_d = " + desc + "; return _mmsb_d; } ";
+  if (!InsertAt(rd->getBraceRange().getEnd(), " " + Quiet(text) + " ", kSiteRecord)) {
+    AddFinding(DiagKind::kUnrewritableDecl, rd->getLocation(),
+               {"page type " + Quote(RecordName(rd)),
+                "its definition is inside a macro expansion or a system header"});
   }
+}
 
-  std::string TypeName(clang::QualType t) const {
-    clang::PrintingPolicy pp(lo_);
-    pp.SuppressTagKeyword = true;
-    pp.FullyQualifiedName = true;
-    pp.SuppressUnwrittenScope = true;
-    pp.AnonymousTagLocations = false;
-    return t.getUnqualifiedType().getCanonicalType().getAsString(pp);
+void PageVisitor::DescribeInstantiation(const clang::CXXRecordDecl* rd) {
+  if (a_.options_.report_only || rd->isInvalidDecl() || rd->isDependentType()) return;
+  const auto* spec = llvm::dyn_cast<clang::ClassTemplateSpecializationDecl>(rd);
+  if (spec == nullptr) return;
+  const clang::CXXRecordDecl* pattern = spec->getSpecializedTemplate()->getTemplatedDecl();
+  if (!pattern->getDeclContext()->getRedeclContext()->isFileContext()) return;
+  const std::string type = TypeName(ctx_.getRecordType(rd));
+  for (const char* bad : {"(lambda", "(unnamed", "(anonymous", "<anonymous", "(local"}) {
+    if (type.find(bad) != std::string::npos) return;
   }
-
-  std::string ScalarKind(clang::QualType t, std::string* record_type,
-                         std::vector<const clang::RecordDecl*>* nested) const {
-    t = t.getCanonicalType();
-    if (const auto* et = t->getAs<clang::EnumType>()) t = et->getDecl()->getIntegerType();
-    if (t.isNull()) return "kBytes";
-    if (t->isPointerType() || t->isNullPtrType() || t->isBlockPointerType()) return "kPointer";
-    if (const auto* rt = t->getAs<clang::RecordType>()) {
-      if (rt->getDecl()->isUnion() || rt->getDecl()->getName().empty()) return "kBytes";
-      *record_type = RecordName(rt->getDecl());
-      nested->push_back(rt->getDecl());
-      return "kRecord";
-    }
-    if (t->isBooleanType()) return "kBool";
-    if (t->isSpecificBuiltinType(clang::BuiltinType::Char_S) ||
-        t->isSpecificBuiltinType(clang::BuiltinType::Char_U) || t->isChar8Type())
-      return "kChar";
-    if (t->isIntegralOrEnumerationType()) {
-      const uint64_t bits = ctx_.getTypeSize(t);
-      const bool is_signed = t->isSignedIntegerType();
-      switch (bits) {
-        case 8:
-          return is_signed ? "kI8" : "kU8";
-        case 16:
-          return is_signed ? "kI16" : "kU16";
-        case 32:
-          return is_signed ? "kI32" : "kU32";
-        case 64:
-          return is_signed ? "kI64" : "kU64";
-        default:
-          return "kBytes";
-      }
-    }
-    if (const auto* bt = t->getAs<clang::BuiltinType>()) {
-      if (bt->getKind() == clang::BuiltinType::Float) return "kF32";
-      if (bt->getKind() == clang::BuiltinType::Double) return "kF64";
-    }
-    return "kBytes";
-  }
-
-  std::string Field(const std::string& name, uint64_t offset, clang::QualType t,
-                    std::vector<const clang::RecordDecl*>* nested) const {
-    std::vector<uint64_t> extents;
-    clang::QualType elem = t;
-    while (const clang::ConstantArrayType* at = ctx_.getAsConstantArrayType(elem)) {
-      extents.push_back(at->getZExtSize());
-      elem = at->getElementType();
-    }
-    const uint64_t size = ctx_.getTypeSizeInChars(t).getQuantity();
-    const uint64_t elem_size = ctx_.getTypeSizeInChars(elem).getQuantity();
-    std::string record_type;
-    std::string kind = ScalarKind(elem, &record_type, nested);
-    std::string out = "{" + CString(name) + ", " + std::to_string(offset) + "u, " +
-                      std::to_string(size) + "u, ::mmsb::rt::kind::" + kind + ", " +
-                      std::to_string(elem_size) + "u, {";
-    for (size_t i = 0; i < extents.size(); ++i)
-      out += (i ? ", " : "") + std::to_string(extents[i]) + "u";
-    out += "}, " + CString(record_type) + "}";
-    return out;
-  }
-
-  // The arguments of ::mmsb::rt::InternLayout for a complete, non-dependent record.
-  std::string Descriptor(const clang::RecordDecl* rd,
-                         std::vector<const clang::RecordDecl*>* nested_out = nullptr) const {
-    std::vector<const clang::RecordDecl*> nested;
-    const clang::ASTRecordLayout& layout = ctx_.getASTRecordLayout(rd);
-    std::string fields;
-    auto add = [&](const std::string& f) { fields += (fields.empty() ? "" : ", ") + f; };
-    if (!rd->isUnion()) {
-      std::vector<std::pair<uint64_t, std::string>> items;
-      if (const auto* cxx = llvm::dyn_cast<clang::CXXRecordDecl>(rd)) {
-        for (const clang::CXXBaseSpecifier& b : cxx->bases()) {
-          const clang::CXXRecordDecl* base = b.getType()->getAsCXXRecordDecl();
-          if (base == nullptr || b.isVirtual() || base->isEmpty()) continue;
-          const uint64_t off = layout.getBaseClassOffset(base).getQuantity();
-          items.emplace_back(off, Field(RecordName(base), off, b.getType(), &nested));
-        }
-      }
-      // Bitfields sharing bytes become one opaque field so that fields never overlap.
-      uint64_t bf_begin = 0, bf_end = 0;
-      std::string bf_name;
-      auto flush_bitfields = [&] {
-        if (bf_name.empty()) return;
-        items.emplace_back(bf_begin, "{" + CString(bf_name) + ", " + std::to_string(bf_begin) +
-                                         "u, " + std::to_string(bf_end - bf_begin) +
-                                         "u, ::mmsb::rt::kind::kBytes, " +
-                                         std::to_string(bf_end - bf_begin) + "u, {}, \"\"}");
-        bf_name.clear();
-      };
-      for (const clang::FieldDecl* f : rd->fields()) {
-        const uint64_t bit = layout.getFieldOffset(f->getFieldIndex());
-        if (f->isBitField()) {
-          const uint64_t width = f->getBitWidthValue(ctx_);
-          if (width == 0) continue;
-          const uint64_t b = bit / 8, e = (bit + width + 7) / 8;
-          if (!bf_name.empty() && b < bf_end) {
-            bf_name += "," + f->getName().str();
-            bf_end = std::max(bf_end, e);
-          } else {
-            flush_bitfields();
-            bf_begin = b;
-            bf_end = e;
-            bf_name = f->getName().str();
-          }
-          continue;
-        }
-        flush_bitfields();
-        if (f->getType()->isIncompleteArrayType()) continue;
-        if (ctx_.getTypeSizeInChars(f->getType()).isZero()) continue;
-        std::string fname = f->getName().str();
-        if (fname.empty()) fname = "<anonymous>";
-        items.emplace_back(bit / 8, Field(fname, bit / 8, f->getType(), &nested));
-      }
-      flush_bitfields();
-      std::vector<size_t> order(items.size());
-      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-      std::sort(order.begin(), order.end(), [&](size_t x, size_t y) {
-        return items[x].first != items[y].first ? items[x].first < items[y].first : x < y;
-      });
-      for (size_t i : order) add(items[i].second);
-    }
-    if (nested_out != nullptr) nested_out->insert(nested_out->end(), nested.begin(), nested.end());
-    return CString(RecordName(rd)) + ", " + std::to_string(layout.getSize().getQuantity()) + "u, " +
-           std::to_string(layout.getAlignment().getQuantity()) + "u, {" + fields + "}";
-  }
-
-  // Comma-terminated InternLayout calls for every record nested in `rd`, innermost first.
-  std::string InternNested(const clang::RecordDecl* rd) const {
-    std::vector<const clang::RecordDecl*> order;
-    std::set<const clang::RecordDecl*> seen{rd};
-    std::vector<const clang::RecordDecl*> work;
-    Descriptor(rd, &work);
-    while (!work.empty()) {
-      const clang::RecordDecl* n = work.back();
-      work.pop_back();
-      if (!seen.insert(n).second) continue;
-      order.push_back(n);
-      Descriptor(n, &work);
-    }
-    std::string out;
-    for (auto it = order.rbegin(); it != order.rend(); ++it)
-      out += "::mmsb::rt::InternLayout(" + Descriptor(*it) + "), ";
-    return out;
-  }
-
-  // A descriptor expression for the object of a static page variable.
-  std::string VarDescriptor(const clang::VarDecl* vd) const {
-    clang::QualType t = vd->getType().getUnqualifiedType();
-    if (const auto* rt = t->getAs<clang::RecordType>()) {
-      return "(" + InternNested(rt->getDecl()) + "::mmsb::rt::InternLayout(" +
-             Descriptor(rt->getDecl()) + "))";
-    }
-    std::vector<const clang::RecordDecl*> nested;
-    std::string field = Field(vd->getName().str(), 0, t, &nested);
-    std::string pre;
-    for (const clang::RecordDecl* n : nested)
-      pre += InternNested(n) + "::mmsb::rt::InternLayout(" + Descriptor(n) + "), ";
-    // Named after the variable: two variables of one non-record type may differ in field name.
-    std::string name = vd->getQualifiedNameAsString() + TranslationUnitSuffix(vd);
-    return "(" + pre + "::mmsb::rt::InternLayout(" + CString(name) + ", " +
-           std::to_string(ctx_.getTypeSizeInChars(t).getQuantity()) + "u, " +
-           std::to_string(ctx_.getTypeAlignInChars(t).getQuantity()) + "u, {" + field + "}))";
-  }
-
-  // ---- static pages -----------------------------------------------------------------------
-
-  // A variable that other translation units cannot name (internal linkage, an anonymous
-  // namespace, a static in a static function) may share its mangled name with another TU's:
-  // its page name and descriptor name carry the main file's name too.
-  std::string TranslationUnitSuffix(const clang::VarDecl* vd) const {
-    const clang::NamedDecl* owner = vd;
-    if (vd->isStaticLocal()) {
-      // Unique when its function is: the mangled name includes the function's.
-      for (const clang::DeclContext* dc = vd->getDeclContext(); dc != nullptr;
-           dc = dc->getParent()) {
-        if (const auto* fd = llvm::dyn_cast<clang::FunctionDecl>(dc)) {
-          owner = fd;
-          if (!llvm::isa<clang::CXXMethodDecl>(fd) ||
-              !llvm::cast<clang::CXXMethodDecl>(fd)->getParent()->isLambda())
-            break;
-        }
-      }
-    }
-    if (owner->isExternallyVisible()) return "";
-    clang::OptionalFileEntryRef fe = sm_.getFileEntryRefForID(sm_.getMainFileID());
-    return "@" + (fe ? llvm::sys::path::filename(fe->getName()).str() : std::string("<stdin>"));
-  }
-
-  std::string QualifiedName(const clang::NamedDecl* nd) const {
-    std::string out = nd->getNameAsString();
-    for (const clang::DeclContext* dc = nd->getDeclContext(); dc != nullptr; dc = dc->getParent()) {
-      if (dc->isTranslationUnit()) return "::" + out;
-      if (const auto* ns = llvm::dyn_cast<clang::NamespaceDecl>(dc)) {
-        if (ns->isAnonymousNamespace()) {
-          // Unambiguous from the same file; stop qualifying here.
-          return out;
-        }
-        out = ns->getName().str() + "::" + out;
-      } else if (const auto* rd = llvm::dyn_cast<clang::CXXRecordDecl>(dc)) {
-        if (rd->getName().empty() || rd->getDescribedClassTemplate() != nullptr) return "";
-        out = rd->getName().str() + "::" + out;
-      } else if (llvm::isa<clang::LinkageSpecDecl>(dc)) {
-        continue;
-      } else if (llvm::isa<clang::FunctionDecl>(dc) || llvm::isa<clang::BlockDecl>(dc)) {
-        return out;  // a local: visible at the point of use
-      } else {
-        return "";
-      }
-    }
-    return "";
-  }
-
-  std::string MangledName(const clang::VarDecl* vd) const {
-    std::string out;
-    llvm::raw_string_ostream os(out);
-    if (mangle_->shouldMangleDeclName(vd)) {
-      mangle_->mangleName(clang::GlobalDecl(vd), os);
-    } else {
-      os << vd->getName();
-    }
-    return out;
-  }
-
-  void InstrumentStaticPage(const clang::VarDecl* vd) {
-    if (a_.options_.report_only) return;
-    if (vd->isThisDeclarationADefinition() != clang::VarDecl::Definition) return;
-    if (vd->isTemplated() || vd->getType().isConstQualified() || vd->isConstexpr()) return;
-    if (vd->getType()->isDependentType() || vd->getType()->isIncompleteType()) return;
-    if (vd->hasAttr<clang::SectionAttr>()) return;  // already instrumented (or user-placed)
-    const std::string mangled = MangledName(vd) + TranslationUnitSuffix(vd);
-    if (!InsertAt(vd->getTypeSpecStartLoc(),
-                  "__attribute__((section(\"mmsb_pages\"), aligned(64))) ", kSiteSection)) {
-      AddFinding(
-          DiagKind::kUnrewritableDecl, vd->getLocation(),
-          {"static page " + Quote(vd->getName()), "its declaration is inside a macro expansion"});
+  if (!described_.insert(type).second) return;
+  std::string open, close;
+  for (const clang::DeclContext* dc = pattern->getDeclContext(); !dc->isTranslationUnit();
+       dc = dc->getParent()) {
+    const auto* ns = llvm::dyn_cast<clang::NamespaceDecl>(dc);
+    if (ns == nullptr) {
+      if (llvm::isa<clang::LinkageSpecDecl>(dc)) continue;
       return;
     }
-    std::string reg_name = "_mmsb_reg_";
-    for (char c : mangled) reg_name += (isalnum(static_cast<unsigned char>(c)) ? c : '_');
-    const std::string qualified = QualifiedName(vd);
-    if (qualified.empty()) {
-      AddFinding(DiagKind::kUnrewritableDecl, vd->getLocation(),
-                 {"static page " + Quote(vd->getName()), "it cannot be named for registration"});
+    open = (ns->isAnonymousNamespace() ? std::string("namespace { ")
+                                       : (ns->isInline() ? "inline namespace " : "namespace ") +
+                                             ns->getName().str() + " { ") +
+           open;
+    close += "} ";
+  }
+  a_.trailers_[sm_.getMainFileID()] +=
+      Quiet(open + "inline const ::mmsb::TypeDescriptor* _mmsb_describe(::" + type +
+            "*) noexcept { return (" + InternNested(rd) + "::mmsb::rt::InternLayout(" +
+            Descriptor(rd) + ")); } " + close) +
+      "\n";
+}
+
+void PageVisitor::CheckSharedAllocation(const clang::CallExpr* ce, const clang::FunctionDecl* fd) {
+  if (fd == nullptr || !fd->isInStdNamespace() || fd->getIdentifier() == nullptr) return;
+  const llvm::StringRef name = fd->getName();
+  if (name != "make_shared" && name != "allocate_shared" && name != "make_shared_for_overwrite" &&
+      name != "allocate_shared_for_overwrite")
+    return;
+  const clang::TemplateArgumentList* args = fd->getTemplateSpecializationArgs();
+  if (args == nullptr || args->size() == 0 ||
+      args->get(0).getKind() != clang::TemplateArgument::Type)
+    return;
+  const clang::QualType t = args->get(0).getAsType();
+  if (!IsPageTypeOrArrayOf(ctx_, t)) return;
+  AddFinding(DiagKind::kUntrackedSharedAlloc, ce->getBeginLoc(),
+             {Quote("std::" + name.str()), Quote(TypeName(t))});
+}
+
+void PageVisitor::CheckContainer(clang::QualType t, clang::SourceLocation loc) {
+  t = t.getNonReferenceType();
+  while (const clang::ArrayType* at = ctx_.getAsArrayType(t)) t = at->getElementType();
+  const auto* spec =
+      llvm::dyn_cast_or_null<clang::ClassTemplateSpecializationDecl>(t->getAsCXXRecordDecl());
+  if (spec == nullptr || !spec->isInStdNamespace()) return;
+  if (!IsValueContainer(spec->getName())) return;
+  for (const clang::TemplateArgument& arg : spec->getTemplateArgs().asArray()) {
+    if (arg.getKind() != clang::TemplateArgument::Type) continue;
+    if (IsPageTypeOrArrayOf(ctx_, arg.getAsType())) {
+      AddFinding(DiagKind::kUntrackedContainer, loc,
+                 {Quote(TypeName(arg.getAsType())), Quote(spec->getName())});
       return;
     }
-    const std::string args = "((void*)&(" + qualified + "), sizeof(" + qualified + "), " +
-                             CString(mangled) + ", " + VarDescriptor(vd) + ")";
-    const bool inline_var =
-        vd->isInline() || !sm_.isInMainFile(sm_.getExpansionLoc(vd->getLocation()));
-    if (vd->isStaticLocal()) {
-      // Registered the first time control passes the declaration.
-      const clang::Stmt* decl_stmt = nullptr;
-      for (size_t i = parents_.size(); i-- > 0;) {
-        if (llvm::isa<clang::DeclStmt>(parents_[i])) {
-          decl_stmt = parents_[i];
-          break;
-        }
-      }
-      if (decl_stmt == nullptr ||
-          !InsertAt(decl_stmt->getEndLoc().getLocWithOffset(1),
-                    " " + Quiet("static ::mmsb::rt::StaticPageRegistrar " + reg_name + args + ";"),
-                    kSiteLocalRegistrar)) {
-        AddFinding(
-            DiagKind::kUnrewritableDecl, vd->getLocation(),
-            {"static page " + Quote(vd->getName()), "its declaration is inside a macro expansion"});
-      }
-      return;
-    }
-    if (vd->isStaticDataMember()) {
-      // Registered by an inline static member of the class, which can name the member whatever
-      // its access. Every TU that sees the class sees the same registrar, so the class must be a
-      // page variable in its own declaration, not only in this definition.
-      const auto* cls = llvm::dyn_cast<clang::CXXRecordDecl>(vd->getDeclContext());
-      const clang::VarDecl* in_class = vd->getCanonicalDecl();
-      const bool declared_page = IsPageTypeOrArrayOf(ctx_, in_class->getType()) ||
-                                 in_class->hasAttr<clang::AnnotateAttr>();
-      std::string why;
-      if (cls == nullptr || cls->isTemplated() || cls->getName().empty() ||
-          cls->isLocalClass() != nullptr) {
-        why = "a member of a class template, local or unnamed class";
-      } else if (!declared_page) {
-        why = "its declaration in the class is not [[mmsb::page]]";
-      } else if (!lo_.CPlusPlus17) {
-        why = "registering a static data member needs C++17";
-      } else if (!registered_members_.insert(mangled).second) {
-        return;
-      } else if (!InsertAt(cls->getBraceRange().getEnd(),
-                           " " +
-                               Quiet("static inline ::mmsb::rt::StaticPageRegistrar " + reg_name +
-                                     "{(void*)&(" + vd->getName().str() + "), sizeof(" +
-                                     vd->getName().str() + "), " + CString(mangled) + ", " +
-                                     VarDescriptor(vd) + "};") +
-                               " ",
-                           kSiteMemberRegistrar + static_cast<int>(registered_members_.size()))) {
-        why = "its class is defined inside a macro expansion";
-      }
-      if (!why.empty()) {
-        AddFinding(DiagKind::kUnrewritableDecl, vd->getLocation(),
-                   {"static data member page " + Quote(vd->getName()), why});
-      }
-      return;
-    }
-    clang::FileID fid;
-    unsigned off = 0;
-    if (!FileOffsets(sm_.getExpansionLoc(vd->getLocation()), &fid, &off)) return;
-    std::string& trailer = a_.trailers_[fid];
-    trailer += Quiet(std::string(inline_var ? "inline" : "static") +
-                     " ::mmsb::rt::StaticPageRegistrar " + reg_name + args + ";") +
-               "\n";
+    CheckContainer(arg.getAsType(), loc);
   }
+}
 
-  // Standard class templates that hold their elements inside themselves or in storage they
-  // allocate: a page-typed element there is not a page. Smart pointers and views refer to
-  // objects allocated elsewhere (by `new`, from the arena) and are fine.
-  static bool IsValueContainer(llvm::StringRef name) {
-    static const llvm::StringSet<> names = {"vector",
-                                            "deque",
-                                            "list",
-                                            "forward_list",
-                                            "array",
-                                            "map",
-                                            "multimap",
-                                            "set",
-                                            "multiset",
-                                            "unordered_map",
-                                            "unordered_multimap",
-                                            "unordered_set",
-                                            "unordered_multiset",
-                                            "optional",
-                                            "variant",
-                                            "pair",
-                                            "tuple",
-                                            "stack",
-                                            "queue",
-                                            "priority_queue",
-                                            "valarray",
-                                            "any",
-                                            "inplace_vector",
-                                            "flat_map",
-                                            "flat_set",
-                                            "flat_multimap",
-                                            "flat_multiset",
-                                            "expected"};
-    return names.contains(name);
+bool PageVisitor::AddFinding(DiagKind kind, clang::SourceLocation loc,
+                             std::vector<std::string> args) {
+  if (loc.isValid() && sm_.isInSystemHeader(sm_.getExpansionLoc(loc))) return false;
+  if (!a_.reported_.insert({loc, static_cast<int>(kind)}).second) return false;
+  a_.findings_.push_back({kind, loc, std::move(args)});
+  return true;
+}
+
+std::string PageVisitor::PageTypeOfStorage(const clang::Expr* e) const {
+  if (e == nullptr) return "";
+  e = e->IgnoreParens();
+  if (IsPageType(e->getType())) return PageName(e->getType());
+  if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
+    const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
+    return IsPageVariable(vd) ? PageName(vd->getType()) : "";
   }
-
-  // std::make_shared and std::allocate_shared construct through an allocator, not `new T`.
-  void CheckSharedAllocation(const clang::CallExpr* ce, const clang::FunctionDecl* fd) {
-    if (fd == nullptr || !fd->isInStdNamespace() || fd->getIdentifier() == nullptr) return;
-    const llvm::StringRef name = fd->getName();
-    if (name != "make_shared" && name != "allocate_shared" && name != "make_shared_for_overwrite" &&
-        name != "allocate_shared_for_overwrite")
-      return;
-    const clang::TemplateArgumentList* args = fd->getTemplateSpecializationArgs();
-    if (args == nullptr || args->size() == 0 ||
-        args->get(0).getKind() != clang::TemplateArgument::Type)
-      return;
-    const clang::QualType t = args->get(0).getAsType();
-    if (!IsPageTypeOrArrayOf(ctx_, t)) return;
-    AddFinding(DiagKind::kUntrackedSharedAlloc, ce->getBeginLoc(),
-               {Quote("std::" + name.str()), Quote(TypeName(t))});
-  }
-
-  void CheckContainer(clang::QualType t, clang::SourceLocation loc) {
-    t = t.getNonReferenceType();
-    while (const clang::ArrayType* at = ctx_.getAsArrayType(t)) t = at->getElementType();
-    const auto* spec =
-        llvm::dyn_cast_or_null<clang::ClassTemplateSpecializationDecl>(t->getAsCXXRecordDecl());
-    if (spec == nullptr || !spec->isInStdNamespace()) return;
-    if (!IsValueContainer(spec->getName())) return;
-    for (const clang::TemplateArgument& arg : spec->getTemplateArgs().asArray()) {
-      if (arg.getKind() != clang::TemplateArgument::Type) continue;
-      if (IsPageTypeOrArrayOf(ctx_, arg.getAsType())) {
-        AddFinding(DiagKind::kUntrackedContainer, loc,
-                   {Quote(TypeName(arg.getAsType())), Quote(spec->getName())});
-        return;
-      }
-      CheckContainer(arg.getAsType(), loc);
-    }
-  }
-
-  bool AddFinding(DiagKind kind, clang::SourceLocation loc, std::vector<std::string> args) {
-    if (loc.isValid() && sm_.isInSystemHeader(sm_.getExpansionLoc(loc))) return false;
-    if (!a_.reported_.insert({loc, static_cast<int>(kind)}).second) return false;
-    a_.findings_.push_back({kind, loc, std::move(args)});
-    return true;
-  }
-
-  // ---- page writes per function (PageAnalyzer::page_writes, for the IR capture) ------------
-
-  // The page type (fully qualified, arrays stripped) whose storage `e` designates; "" if none.
-  std::string PageTypeOfStorage(const clang::Expr* e) const {
-    if (e == nullptr) return "";
-    e = e->IgnoreParens();
-    if (IsPageType(e->getType())) return PageName(e->getType());
-    if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
-      const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
+  if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
+    if (const auto* vd = llvm::dyn_cast<clang::VarDecl>(me->getMemberDecl()))
       return IsPageVariable(vd) ? PageName(vd->getType()) : "";
-    }
-    if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
-      if (const auto* vd = llvm::dyn_cast<clang::VarDecl>(me->getMemberDecl()))
-        return IsPageVariable(vd) ? PageName(vd->getType()) : "";
-      return me->isArrow() ? PageTypeOfPointer(me->getBase()) : PageTypeOfStorage(me->getBase());
-    }
-    if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e))
-      return PageTypeOfPointer(ase->getBase());
-    if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
-      if (uo->getOpcode() == clang::UO_Deref) return PageTypeOfPointer(uo->getSubExpr());
-      return PageTypeOfStorage(uo->getSubExpr());
-    }
-    if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e))
-      return PageTypeOfStorage(bo->getOpcode() == clang::BO_Comma ? bo->getRHS() : bo->getLHS());
-    if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e))
-      return PageTypeOfStorage(ce->getSubExpr());
-    if (const auto* co = llvm::dyn_cast<clang::AbstractConditionalOperator>(e)) {
-      std::string t = PageTypeOfStorage(co->getTrueExpr());
-      return t.empty() ? PageTypeOfStorage(co->getFalseExpr()) : t;
-    }
-    return "";
+    return me->isArrow() ? PageTypeOfPointer(me->getBase()) : PageTypeOfStorage(me->getBase());
   }
-
-  std::string PageTypeOfPointer(const clang::Expr* e) const {
-    if (e == nullptr) return "";
-    e = e->IgnoreParens();
-    if (!e->getType()->isPointerType()) return "";
-    if (IsPageType(e->getType()->getPointeeType())) return PageName(e->getType()->getPointeeType());
-    if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e)) {
-      return ce->getCastKind() == clang::CK_ArrayToPointerDecay
-                 ? PageTypeOfStorage(ce->getSubExpr())
-                 : PageTypeOfPointer(ce->getSubExpr());
-    }
-    if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e))
-      return uo->getOpcode() == clang::UO_AddrOf ? PageTypeOfStorage(uo->getSubExpr()) : "";
-    if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
-      return bo->getLHS()->getType()->isPointerType() ? PageTypeOfPointer(bo->getLHS())
-                                                      : PageTypeOfPointer(bo->getRHS());
-    }
-    return "";
+  if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e))
+    return PageTypeOfPointer(ase->getBase());
+  if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
+    if (uo->getOpcode() == clang::UO_Deref) return PageTypeOfPointer(uo->getSubExpr());
+    return PageTypeOfStorage(uo->getSubExpr());
   }
-
-  std::string PageName(clang::QualType t) const {
-    t = t.getNonReferenceType();
-    while (const clang::ArrayType* at = ctx_.getAsArrayType(t)) t = at->getElementType();
-    return TypeName(t);
+  if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e))
+    return PageTypeOfStorage(bo->getOpcode() == clang::BO_Comma ? bo->getRHS() : bo->getLHS());
+  if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e))
+    return PageTypeOfStorage(ce->getSubExpr());
+  if (const auto* co = llvm::dyn_cast<clang::AbstractConditionalOperator>(e)) {
+    std::string t = PageTypeOfStorage(co->getTrueExpr());
+    return t.empty() ? PageTypeOfStorage(co->getFalseExpr()) : t;
   }
+  return "";
+}
 
-  // Records that the function being traversed writes page type `type`.
-  void NoteWrite(const std::string& type) {
-    if (type.empty() || functions_.empty()) return;
-    const clang::FunctionDecl* fd = functions_.back();
-    if (fd == nullptr || fd->isDependentContext() || fd->isInvalidDecl()) return;
-    auto [it, inserted] = function_names_.try_emplace(fd);
-    if (inserted) {
-      if (!names_) names_ = std::make_unique<clang::ASTNameGenerator>(ctx_);
-      it->second = names_->getAllManglings(fd);  // every constructor/destructor variant
-      if (it->second.empty()) it->second.push_back(names_->getName(fd));
-    }
-    for (const std::string& name : it->second) {
-      if (!name.empty()) a_.page_writes_[name].insert(type);
-    }
+std::string PageVisitor::PageTypeOfPointer(const clang::Expr* e) const {
+  if (e == nullptr) return "";
+  e = e->IgnoreParens();
+  if (!e->getType()->isPointerType()) return "";
+  if (IsPageType(e->getType()->getPointeeType())) return PageName(e->getType()->getPointeeType());
+  if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e)) {
+    return ce->getCastKind() == clang::CK_ArrayToPointerDecay ? PageTypeOfStorage(ce->getSubExpr())
+                                                              : PageTypeOfPointer(ce->getSubExpr());
   }
+  if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e))
+    return uo->getOpcode() == clang::UO_AddrOf ? PageTypeOfStorage(uo->getSubExpr()) : "";
+  if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
+    return bo->getLHS()->getType()->isPointerType() ? PageTypeOfPointer(bo->getLHS())
+                                                    : PageTypeOfPointer(bo->getRHS());
+  }
+  return "";
+}
 
-  PageAnalyzer& a_;
-  clang::ASTContext& ctx_;
-  clang::SourceManager& sm_;
-  const clang::LangOptions& lo_;
-  std::unique_ptr<clang::MangleContext> mangle_;
-  std::unique_ptr<clang::ASTNameGenerator> names_;
-  std::map<const clang::FunctionDecl*, std::vector<std::string>> function_names_;
-  std::vector<const clang::FunctionDecl*> functions_;
-  std::vector<const clang::Stmt*> parents_;
-  mutable std::map<const clang::FileEntry*, clang::FileID> canonical_;
-  // Local variables whose uses the rewriter follows (see ScanLocals and FollowReference).
-  std::set<const clang::VarDecl*> followed_ptrs_;
-  std::set<const clang::VarDecl*> followed_refs_;
-  std::set<const clang::Stmt*> scanned_;
-  std::set<std::string> described_;           // class template instantiations given a descriptor
-  std::set<std::string> registered_members_;  // static data member pages, by mangled name
-  // Loop range marks (PlanLoopMarks): stores they cover, loop variables whose stores they cover.
-  std::set<const clang::Expr*> loop_covered_;
-  std::set<const clang::VarDecl*> covered_vars_;
-  std::map<const clang::Stmt*, std::set<const clang::VarDecl*>> escaped_in_function_;
-};
+std::string PageVisitor::PageName(clang::QualType t) const {
+  t = t.getNonReferenceType();
+  while (const clang::ArrayType* at = ctx_.getAsArrayType(t)) t = at->getElementType();
+  return TypeName(t);
+}
+
+void PageVisitor::NoteWrite(const std::string& type) {
+  if (type.empty() || functions_.empty()) return;
+  const clang::FunctionDecl* fd = functions_.back();
+  if (fd == nullptr || fd->isDependentContext() || fd->isInvalidDecl()) return;
+  auto [it, inserted] = function_names_.try_emplace(fd);
+  if (inserted) {
+    if (!names_) names_ = std::make_unique<clang::ASTNameGenerator>(ctx_);
+    it->second = names_->getAllManglings(fd);  // every constructor/destructor variant
+    if (it->second.empty()) it->second.push_back(names_->getName(fd));
+  }
+  for (const std::string& name : it->second) {
+    if (!name.empty()) a_.page_writes_[name].insert(type);
+  }
+}
 
 PageAnalyzer::PageAnalyzer(clang::ASTContext& ctx, AnalyzerOptions options)
     : ctx_(ctx), options_(options) {}

@@ -1,0 +1,189 @@
+// The edit recorder: maps AST ranges to file offsets, deduplicates edit sites (a template
+// instantiated many times gets each edit once), wraps lvalues in barriers and inserts text, and
+// reports stores that cannot be rewritten.
+
+#include <string>
+
+#include "mmsb/rewriter/attributes.h"
+
+#include "clang/AST/Attr.h"
+#include "clang/AST/DeclTemplate.h"
+#include "clang/AST/ExprCXX.h"
+#include "clang/AST/Mangle.h"
+#include "clang/AST/RecordLayout.h"
+#include "clang/AST/StmtCXX.h"
+#include "clang/Lex/Lexer.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+#include "page_visitor.h"
+
+namespace mmsb::rewriter {
+
+std::string Quote(llvm::StringRef s) { return "'" + s.str() + "'"; }
+
+std::string Quiet(const std::string& code) {
+  return "_Pragma(\"clang diagnostic push\") _Pragma(\"clang diagnostic ignored "
+         "\\\"-Weverything\\\"\") " +
+         code + " _Pragma(\"clang diagnostic pop\")";
+}
+
+std::string CString(llvm::StringRef s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      char buf[8];
+      snprintf(buf, sizeof buf, "\\%03o", static_cast<unsigned char>(c));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return "\"" + out + "\"";
+}
+
+std::pair<std::string, std::string> PageVisitor::LvalueBarrier() const {
+  if (InInstantiation()) return {"::mmsb::rt::wt(", ")"};
+  if (InConstexprFunction()) return {"(*::mmsb::rt::wc(&(", ")))"};
+  return {"(*::mmsb::rt::w(&(", ")))"};
+}
+
+std::pair<std::string, std::string> PageVisitor::StoreBarrier() const {
+  if (InInstantiation()) return {"::mmsb::rt::wst(", ")"};
+  return {"::mmsb::rt::ws(&(", "))"};
+}
+
+std::string PageVisitor::PointerBarrierOpen() const {
+  return (InInstantiation() || InConstexprFunction()) ? "::mmsb::rt::wc(" : "::mmsb::rt::w(";
+}
+
+bool PageVisitor::FileRange(clang::SourceRange r, clang::FileID* fid, unsigned* begin,
+                            unsigned* end) const {
+  clang::CharSourceRange cr =
+      clang::Lexer::makeFileCharRange(clang::CharSourceRange::getTokenRange(r), sm_, lo_);
+  if (cr.isInvalid()) return false;
+  return FileOffsets(cr.getBegin(), fid, begin) && FileOffsets(cr.getEnd(), nullptr, end, *fid);
+}
+
+bool PageVisitor::FileOffsets(clang::SourceLocation loc, clang::FileID* fid, unsigned* offset,
+                              clang::FileID must_match) const {
+  if (loc.isInvalid() || loc.isMacroID()) return false;
+  auto [id, off] = sm_.getDecomposedLoc(loc);
+  if (sm_.isInSystemHeader(loc)) return false;
+  clang::OptionalFileEntryRef fe = sm_.getFileEntryRefForID(id);
+  if (!fe) return false;
+  clang::FileID canonical = Canonical(id, *fe);
+  if (must_match.isValid() && canonical != must_match) return false;
+  if (fid != nullptr) *fid = canonical;
+  *offset = off;
+  return true;
+}
+
+clang::FileID PageVisitor::Canonical(clang::FileID id, clang::FileEntryRef fe) const {
+  auto [it, inserted] = canonical_.try_emplace(&fe.getFileEntry(), id);
+  return it->second;
+}
+
+bool PageVisitor::NewSite(clang::FileID fid, unsigned b, unsigned e, int kind) {
+  return a_.sites_.insert({fid, b, e, kind}).second;
+}
+
+bool PageVisitor::Wrap(const clang::Expr* e, const std::string& open, const std::string& close,
+                       int kind, clang::SourceLocation report_loc) {
+  clang::FileID fid;
+  unsigned b = 0, end = 0;
+  if (!FileRange(e->getSourceRange(), &fid, &b, &end)) {
+    Unrewritable(e, report_loc);
+    return false;
+  }
+  if (a_.options_.report_only) return true;
+  if (!NewSite(fid, b, end, kind)) return true;
+  a_.edits_.push_back({fid, b, open, true});
+  a_.edits_.push_back({fid, end, close, false});
+  return true;
+}
+
+bool PageVisitor::InsertAt(clang::SourceLocation loc, const std::string& text, int kind) {
+  clang::FileID fid;
+  unsigned off = 0;
+  if (!FileOffsets(loc, &fid, &off)) return false;
+  if (a_.options_.report_only) return true;
+  if (!NewSite(fid, off, off, kind)) return true;
+  a_.edits_.push_back({fid, off, text, true});
+  return true;
+}
+
+void PageVisitor::Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) {
+  NoteWrite(PageTypeOfStorage(lhs));
+  if (IsCoveredByLoopMark(lhs)) return;
+  if (lhs->refersToBitField()) {
+    // A bitfield has no address: mark its enclosing object.
+    const auto* me = llvm::dyn_cast<clang::MemberExpr>(lhs->IgnoreParenImpCasts());
+    if (me == nullptr) {
+      Unrewritable(lhs, op_loc);
+      return;
+    }
+    const clang::Expr* base = me->getBase();
+    if (me->isArrow()) {
+      if (const auto* th = llvm::dyn_cast<clang::CXXThisExpr>(base->IgnoreParenImpCasts());
+          th != nullptr && th->isImplicit()) {
+        if (!InsertAt(me->getMemberLoc(), PointerBarrierOpen() + "this)->", kSiteThisMember))
+          Unrewritable(lhs, op_loc);
+        return;
+      }
+      Wrap(base, PointerBarrierOpen(), ")", kSitePointerBase, op_loc);
+    } else {
+      Wrap(base, LvalueBarrier().first, LvalueBarrier().second, kSiteStore, op_loc);
+    }
+    return;
+  }
+  Wrap(lhs, StoreBarrier().first, StoreBarrier().second, kSiteStore, op_loc);
+}
+
+void PageVisitor::Unrewritable(const clang::Expr* e, clang::SourceLocation loc) {
+  clang::SourceLocation where = loc.isValid() ? loc : e->getExprLoc();
+  if (sm_.isInSystemHeader(sm_.getExpansionLoc(where))) return;
+  const bool in_macro = where.isMacroID() || e->getBeginLoc().isMacroID();
+  AddFinding(DiagKind::kUnrewritableStore, where,
+             {in_macro ? "inside a macro expansion" : "not in a source file"});
+  std::string root = RootAddress(e);
+  if (root.empty() || a_.options_.report_only) return;
+  // Find the statement directly inside a compound statement.
+  for (size_t i = parents_.size(); i-- > 1;) {
+    if (!llvm::isa<clang::CompoundStmt>(parents_[i - 1])) continue;
+    clang::SourceLocation begin = sm_.getExpansionLoc(parents_[i]->getBeginLoc());
+    InsertAt(begin, "::mmsb::rt::Escape(" + root + "); ", kSiteMacroEscape);
+    return;
+  }
+}
+
+std::string PageVisitor::RootAddress(const clang::Expr* e) const {
+  while (e != nullptr) {
+    e = e->IgnoreParenImpCasts();
+    if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
+      e = me->getBase();
+    } else if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e)) {
+      e = ase->getBase();
+    } else if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
+      e = uo->getSubExpr();
+    } else if (llvm::isa<clang::CXXThisExpr>(e)) {
+      return "this";
+    } else if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
+      const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
+      if (vd == nullptr) return "";
+      std::string name = QualifiedName(vd);
+      if (name.empty()) return "";
+      if (vd->getType()->isPointerType()) return name;
+      return "&(" + name + ")";
+    } else {
+      return "";
+    }
+  }
+  return "";
+}
+
+}  // namespace mmsb::rewriter
