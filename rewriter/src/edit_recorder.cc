@@ -52,11 +52,6 @@ std::pair<std::string, std::string> PageVisitor::LvalueBarrier() const {
   return {"(*::mmsb::rt::w(&(", ")))"};
 }
 
-std::pair<std::string, std::string> PageVisitor::StoreBarrier() const {
-  if (InInstantiation()) return {"::mmsb::rt::wst(", ")"};
-  return {"::mmsb::rt::ws(&(", "))"};
-}
-
 std::string PageVisitor::PointerBarrierOpen() const {
   return (InInstantiation() || InConstexprFunction()) ? "::mmsb::rt::wc(" : "::mmsb::rt::w(";
 }
@@ -141,7 +136,14 @@ void PageVisitor::Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) 
     }
     return;
   }
-  Wrap(lhs, StoreBarrier().first, StoreBarrier().second, kSiteStore, op_loc);
+  // Store, then mark (docs/Runtime.md, "The commit protocol"). ws does nothing during constant
+  // evaluation, so constexpr functions use it too; template code takes the address with
+  // __builtin_addressof (wst).
+  if (InInstantiation()) {
+    Wrap(lhs, "::mmsb::rt::wst(", ")", kSiteStore, op_loc);
+  } else {
+    Wrap(lhs, "::mmsb::rt::ws(&(", "))", kSiteStore, op_loc);
+  }
 }
 
 void PageVisitor::Unrewritable(const clang::Expr* e, clang::SourceLocation loc) {

@@ -244,10 +244,6 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
 
   // The barrier forms for the current context (see mmsb/instrument.h).
   std::pair<std::string, std::string> LvalueBarrier() const;
-  // The store-then-mark barrier for an assignment, compound assignment, ++ or -- to an lvalue:
-  // the store happens, then the mark (docs/Runtime.md, "The commit protocol"). Also used in
-  // constexpr functions (ws does nothing during constant evaluation).
-  std::pair<std::string, std::string> StoreBarrier() const;
 
   std::string PointerBarrierOpen() const;
 
