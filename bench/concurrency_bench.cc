@@ -1,5 +1,6 @@
 // Commits and transactions on many threads (docs/Runtime.md, "The commit protocol"):
-//   - BM_TxOneThread, BM_TxTwoThreads: a transaction of >= 2 us of work on a private page, committing at its
+//   - BM_TxOneThread, BM_TxTwoThreads: a transaction of >= 2 us of work on a private page,
+//   committing at its
 //     exit, with 1 and 2 threads: the per-transaction cost ratio (concurrency.tx_cost_2t_vs_1t);
 //   - BM_CommitUnderWriter: commit() while one other thread runs transactions: median (and p99,
 //     printed, not gated: scheduler noise on 2 cores) in microseconds;
@@ -89,8 +90,8 @@ void BM_CommitUnderWriter(benchmark::State& state) {
     mmsb::rt::ws(&bytes[(v * 64) % 4096]) = ++v;
     const auto t0 = std::chrono::steady_clock::now();
     if (!mmsb::commit().ok()) std::abort();
-    ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0)
-                     .count());
+    ns.push_back(
+        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count());
   }
   done = true;
   writer.join();
@@ -155,6 +156,10 @@ void BM_LostBytesCampaign(benchmark::State& state) {
   state.counters["lost_bytes"] = lost;
   state.counters["transactions"] = static_cast<double>(per_thread * 2);
 }
-BENCHMARK(BM_LostBytesCampaign)->Arg(1'000'000)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
+BENCHMARK(BM_LostBytesCampaign)
+    ->Arg(1'000'000)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kSecond);
 
 }  // namespace

@@ -10,8 +10,9 @@
 
 #include <gtest/gtest.h>
 
-#include "log_test_util.h"
 #include "mmsb/env.h"
+
+#include "log_test_util.h"
 
 namespace mmsb {
 namespace {
