@@ -7,6 +7,9 @@
                                Rounds alternate the order of the two variants; each capture round
                                writes a fresh store (all blobs new, the costliest case); the
                                figure is the ratio of the medians.
+  ir.store_vs_objects          the IR store's file size after one full build of that library into a
+                               fresh store (after a WAL checkpoint), divided by the bytes of the
+                               object files the same build wrote; one sample per round.
   ir.unchanged_rebuild_growth  bytes the store grows by when that build is recompiled with no
                                source change, divided by the store's size before it.
   ir.diff_10k_functions_s      wall time of `mmsb ir diff --stat` between two generations of a
@@ -74,6 +77,19 @@ def store_bytes(path):
     return n
 
 
+def file_bytes(path):
+    """The store's size on disk as a user sees it: the database file after a WAL checkpoint."""
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return os.path.getsize(path)
+
+
+def object_bytes(work):
+    obj = os.path.join(work, "obj")
+    return sum(os.path.getsize(os.path.join(obj, f)) for f in os.listdir(obj))
+
+
 def runtime_build(work):
     """The compile commands of the runtime library, retargeted into `work`, with the plugin."""
     with open(os.path.join(BUILD, "compile_commands.json")) as f:
@@ -115,6 +131,10 @@ def capture_overhead_and_growth(work):
             t = run_batch(cmds, env)
             (with_ir if name == "on" else without).append(t)
             log("round %d capture %s: %.1f CPU s" % (r, name, t))
+            if name == "on":
+                sb, ob = file_bytes(store), object_bytes(work)
+                log("round %d: store %d bytes, objects %d bytes" % (r, sb, ob))
+                figure("ir.store_vs_objects", sb / ob, "x")
     # The unchanged rebuild: the same build again into the last store.
     size_before = store_bytes(store)
     run_batch(commands, dict(base_env, MMSB_IR_STORE=store))

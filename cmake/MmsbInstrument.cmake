@@ -1,14 +1,17 @@
-# mmsb_instrument(<target> [IR_GENERATION_PER_BUILD])
+# mmsb_instrument(<target> [IR_GENERATION_PER_BUILD] [REPLICATE])
 #
 # Compiles <target>'s C++ sources with the MMSB Clang plugin and links the MMSB runtime.
 #   - The C++ compiler must be clang 19 (the plugin is built for it; loading it into another
 #     clang crashes). Anything else stops configuration with a message saying how to fix it.
 #   - IR_GENERATION_PER_BUILD opens a new IR-store generation before each build of <target>
 #     (`mmsb ir new-generation`), so `mmsb ir builds` lists one generation per build.
+#   - REPLICATE also links mmsb::replication (NATS JetStream, docs/Replication.md) and defines
+#     MMSB_WITH_REPLICATION=1; the program calls mmsb::Replicate() or mmsb::ReplicateFromEnv()
+#     (MMSB_REPLICATE=nats://host:port/stream). Without it the program never links libnats.
 # Works from the installed package (find_package(mmsb)) and inside the MMSB build tree.
 include("${CMAKE_CURRENT_LIST_DIR}/MmsbIr.cmake")
 function(mmsb_instrument target)
-  cmake_parse_arguments(MI "IR_GENERATION_PER_BUILD" "" "" ${ARGN})
+  cmake_parse_arguments(MI "IR_GENERATION_PER_BUILD;REPLICATE" "" "" ${ARGN})
   if(NOT TARGET ${target})
     message(FATAL_ERROR "mmsb_instrument: '${target}' is not a target")
   endif()
@@ -36,6 +39,14 @@ function(mmsb_instrument target)
   endif()
   target_link_libraries(${target} PRIVATE mmsb::mmsb)
   target_compile_features(${target} PRIVATE cxx_std_20)
+  if(MI_REPLICATE)
+    if(NOT TARGET mmsb::replication)
+      message(FATAL_ERROR "mmsb_instrument(${target} REPLICATE): this MMSB was built without "
+        "replication (install libnats-dev and configure MMSB with -DMMSB_WITH_REPLICATION=ON)")
+    endif()
+    target_link_libraries(${target} PRIVATE mmsb::replication)
+    target_compile_definitions(${target} PRIVATE MMSB_WITH_REPLICATION=1)
+  endif()
   if(MI_IR_GENERATION_PER_BUILD)
     # One shared step for every instrumented target (cmake/MmsbIr.cmake), so one build is one
     # generation however many targets it compiles.

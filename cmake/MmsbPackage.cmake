@@ -16,6 +16,15 @@ if(TARGET mmsb-plugin)
   install(TARGETS mmsb-rewrite RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endif()
 install(EXPORT mmsbTargets NAMESPACE mmsb:: DESTINATION ${MMSB_INSTALL_CMAKEDIR})
+if(TARGET mmsb_replication)
+  # Its own export set: mmsbConfig.cmake loads it (and finds libnats) only when installed.
+  set_target_properties(mmsb_replication PROPERTIES EXPORT_NAME replication)
+  install(TARGETS mmsb_replication EXPORT mmsbReplicationTargets
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(FILES ${PROJECT_SOURCE_DIR}/replication/include/mmsb/replication.h
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/mmsb)
+  install(EXPORT mmsbReplicationTargets NAMESPACE mmsb:: DESTINATION ${MMSB_INSTALL_CMAKEDIR})
+endif()
 
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/mmsbConfig.cmake.in
   ${PROJECT_BINARY_DIR}/mmsbConfig.cmake

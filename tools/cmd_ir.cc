@@ -5,7 +5,7 @@
 //   mmsb ir functions --gen N [--tu PATH]
 //   mmsb ir show FUNC --gen N [--stage pre|post] [--tu PATH]
 //   mmsb ir diff [A [B]] [--stage S] [--function REGEX] [--touching TYPE] [--stat] [--json]
-//                [--sort delta|name]
+//                [--sort delta|name] [--by-tu]
 //   mmsb ir history FUNC [--stage S] [--tu PATH]
 //   mmsb ir gc --keep N
 //   mmsb ir new-generation [--label L] [--quiet]   (the pre-build step, cmake/MmsbIr.cmake)
@@ -21,6 +21,7 @@
 #include "mmsb/ir/report.h"
 #include "mmsb/ir/store.h"
 
+#include "cmd_ir_report.h"
 #include "command.h"
 
 namespace mmsb::cli {
@@ -42,6 +43,7 @@ struct IrFlags {
   bool stat = false;
   bool json = false;
   bool quiet = false;
+  bool by_tu = false;
 };
 
 IrFlags& Flags() {
@@ -127,6 +129,15 @@ Expected<std::vector<ir::Store::FunctionId>> Lookup(ir::Store& store, const std:
   for (auto& id : *ids)
     if (TuMatches(id.tu_source, Flags().tu)) kept.push_back(std::move(id));
   if (kept.empty()) return NotFound("no function '" + func + "' in " + store.path());
+  const std::vector<std::string> candidates = ir::AmbiguousCandidates(func, kept);
+  if (!candidates.empty()) {
+    std::string list;
+    for (const std::string& c : candidates) list += "\n  " + c;
+    return InvalidArgument("'" + func + "' matches " + std::to_string(candidates.size()) +
+                           " functions; name one (more of its qualified name, or its "
+                           "parameters):" +
+                           list);
+  }
   return kept;
 }
 
@@ -178,6 +189,7 @@ int Diff() {
   options.function_regex = Flags().function_regex;
   options.touching = Flags().touching;
   options.with_text = !Flags().stat;
+  options.by_tu = Flags().by_tu;
   options.sort =
       Flags().sort == "name" ? ir::DiffOptions::Sort::kName : ir::DiffOptions::Sort::kDelta;
   auto diff = ir::DiffGenerations(**store, *from, *to, options);
@@ -282,6 +294,8 @@ void AddIr(CLI::App& app) {
   diff->add_option("--function", f.function_regex, "only functions whose name matches REGEX");
   diff->add_option("--touching", f.touching, "only functions that write this page type");
   diff->add_flag("--stat", f.stat, "summary only, no per-function diffs");
+  diff->add_flag("--by-tu", f.by_tu,
+                 "one row per TU (default: an identical change in several TUs is one row)");
   diff->add_option("--sort", f.sort, "delta (largest instruction change first) or name")
       ->capture_default_str();
   store_flag(diff);
@@ -309,6 +323,8 @@ void AddIr(CLI::App& app) {
   next->add_flag("--quiet", f.quiet, "print nothing");
   store_flag(next);
   SetAction(next, NewGeneration);
+
+  AddIrReportCommands(ir);  // gate, report (cmd_ir_report.cc)
 }
 
 const CommandRegistrar kRegistrar(AddIr);

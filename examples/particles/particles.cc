@@ -10,7 +10,8 @@
 //
 // --resume restores the static pages from the log's latest state (matched by their mangled names)
 // and continues the log. --dump writes every page's bytes, named by log page id, for comparison
-// with `mmsb replay --out`.
+// with `mmsb replay --out`. With MMSB_REPLICATE=nats://host:port/stream (and MMSB built with
+// replication) every epoch is also published to that JetStream stream, for `mmsb follow`.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +22,9 @@
 
 #include "mmsb/kernels.h"
 #include "mmsb/mmsb.h"
+#if MMSB_WITH_REPLICATION
+#include "mmsb/replication.h"
+#endif
 
 constexpr int kN = 4096;
 constexpr int kBands = 64;  // each step moves one particle in 64: ~1.6% of the state changes
@@ -132,6 +136,11 @@ int main(int argc, char** argv) {
   // first, so it holds every page from the first commit on.
   auto log = mmsb::AttachLog(log_dir);
   if (!log.ok()) return Fail("opening the log", log.status());
+#if MMSB_WITH_REPLICATION
+  auto replicator = mmsb::ReplicateFromEnv(*log);
+  if (!replicator.ok()) return Fail("replicating", replicator.status());
+  if (*replicator) std::printf("replicating to %s\n", std::getenv("MMSB_REPLICATE"));
+#endif
   if (resume) {
     auto r = mmsb::RestoreStaticPages(log_dir);
     if (!r.ok()) return Fail("restoring from the log", r.status());
@@ -181,6 +190,11 @@ int main(int argc, char** argv) {
       out.write(reinterpret_cast<const char*>(p->data()), static_cast<std::streamsize>(p->size()));
     }
   }
+#if MMSB_WITH_REPLICATION
+  if (*replicator) {
+    if (auto s = (*replicator)->Close(); !s.ok()) return Fail("finishing replication", s);
+  }
+#endif
   if (auto s = (*log)->Close(); !s.ok()) return Fail("closing the log", s);
   return 0;
 }

@@ -48,6 +48,34 @@ int GenerationDiff::Count(ChangeKind kind) const {
                                         [&](const FunctionChange& c) { return c.kind == kind; }));
 }
 
+int GenerationDiff::GroupCount(ChangeKind kind) const {
+  return static_cast<int>(std::count_if(groups.begin(), groups.end(), [&](const ChangeGroup& g) {
+    return !g.members.empty() && changes[g.members[0]].kind == kind;
+  }));
+}
+
+std::vector<ChangeGroup> GroupChanges(const std::vector<FunctionChange>& changes, bool by_tu) {
+  std::vector<ChangeGroup> groups;
+  // kind, old name, new name, old text, new text: equal keys are the same edit of one function.
+  using GroupKey = std::tuple<int, std::string, std::string, TextHash, TextHash>;
+  std::map<GroupKey, size_t> index;
+  for (size_t i = 0; i < changes.size(); ++i) {
+    const FunctionChange& c = changes[i];
+    if (by_tu) {
+      groups.push_back({{i}});
+      continue;
+    }
+    GroupKey key{static_cast<int>(c.kind), c.before ? c.before->name : std::string(),
+                 c.after ? c.after->name : std::string(),
+                 c.before ? c.before->text_hash : TextHash{},
+                 c.after ? c.after->text_hash : TextHash{}};
+    auto [it, inserted] = index.emplace(std::move(key), groups.size());
+    if (inserted) groups.emplace_back();
+    groups[it->second].members.push_back(i);
+  }
+  return groups;
+}
+
 std::int64_t GenerationDiff::InstructionDelta() const {
   std::int64_t d = 0;
   for (const FunctionChange& c : changes) d += c.InstructionDelta();
@@ -65,6 +93,123 @@ bool PageTypeMatches(std::string_view type, std::string_view query) {
   if (type == query) return true;
   return type.size() > query.size() + 2 && type.substr(type.size() - query.size()) == query &&
          type.substr(type.size() - query.size() - 2, 2) == "::";
+}
+
+namespace {
+
+bool Opens(char c) { return c == '<' || c == '(' || c == '['; }
+bool Closes(char c) { return c == '>' || c == ')' || c == ']'; }
+
+// Brackets in operator names ("operator<", "operator()") are not nesting.
+size_t SkipOperator(std::string_view s, size_t i) {
+  static constexpr std::string_view kOp = "operator";
+  if (s.compare(i, kOp.size(), kOp) != 0) return i;
+  size_t j = i + kOp.size();
+  while (j < s.size() && (s[j] == '<' || s[j] == '>' || s[j] == '(' || s[j] == ')' || s[j] == '[' ||
+                          s[j] == ']' || s[j] == '-' || s[j] == '=')) {
+    ++j;
+  }
+  return j;
+}
+
+// "char* fmt::detail::allocate<char>" -> "fmt::detail::allocate<char>": drops what precedes the
+// last space outside brackets (a template function's return type), unless it is "operator new".
+std::string_view StripReturnType(std::string_view s) {
+  int depth = 0;
+  size_t cut = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const size_t after_op = SkipOperator(s, i);
+    if (after_op != i) {
+      i = after_op - 1;
+      continue;
+    }
+    const char c = s[i];
+    if (Opens(c)) {
+      ++depth;
+    } else if (Closes(c)) {
+      --depth;
+    } else if (c == ' ' && depth == 0 && !(i >= 8 && s.substr(i - 8, 8) == "operator")) {
+      cut = i + 1;
+    }
+  }
+  return depth == 0 ? s.substr(cut) : s;
+}
+
+// Splits a qualified name at "::" outside brackets.
+std::vector<std::string_view> Components(std::string_view s) {
+  std::vector<std::string_view> out;
+  int depth = 0;
+  size_t start = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const size_t after_op = SkipOperator(s, i);
+    if (after_op != i) {
+      i = after_op - 1;
+      continue;
+    }
+    const char c = s[i];
+    if (Opens(c)) {
+      ++depth;
+    } else if (Closes(c)) {
+      --depth;
+    } else if (c == ':' && depth == 0 && i + 1 < s.size() && s[i + 1] == ':') {
+      out.push_back(s.substr(start, i - start));
+      start = i + 2;
+      ++i;
+    }
+  }
+  out.push_back(s.substr(start));
+  return out;
+}
+
+// "allocate<char>" -> "allocate"; operator names stay whole.
+std::string_view WithoutTemplateArgs(std::string_view c) {
+  if (c.starts_with("operator") || c.empty() || c.back() != '>') return c;
+  const size_t lt = c.find('<');
+  return lt == std::string_view::npos ? c : c.substr(0, lt);
+}
+
+bool EndsAtBoundary(std::string_view s, std::string_view suffix) {
+  if (suffix.empty() || s.size() < suffix.size() || !s.ends_with(suffix)) return false;
+  return s.size() == suffix.size() || s.substr(0, s.size() - suffix.size()).ends_with("::");
+}
+
+}  // namespace
+
+int NameMatchRank(std::string_view query, std::string_view mangled) {
+  if (query.empty()) return 0;
+  if (query == mangled) return 4;
+  const std::string d = Demangle(mangled);
+  if (query == d) return 3;
+  const std::string base = WithoutParameters(d);
+  if (query == base) return 2;
+  if (query.find('(') != std::string_view::npos) return EndsAtBoundary(StripReturnType(d), query);
+  const std::vector<std::string_view> name = Components(StripReturnType(base));
+  const std::vector<std::string_view> want = Components(query);
+  if (want.size() > name.size()) return 0;
+  const size_t skip = name.size() - want.size();
+  for (size_t i = 0; i < want.size(); ++i) {
+    const std::string_view have = name[skip + i];
+    if (want[i] == have) continue;
+    if (want[i].find('<') == std::string_view::npos && WithoutTemplateArgs(have) == want[i])
+      continue;
+    return 0;
+  }
+  return 1;
+}
+
+std::vector<std::string> AmbiguousCandidates(std::string_view query,
+                                             const std::vector<Store::FunctionId>& ids) {
+  std::map<std::string, std::set<std::string>> tus_by_name;
+  for (const Store::FunctionId& id : ids) {
+    if (NameMatchRank(query, id.name) != 1) return {};
+    tus_by_name[Demangle(id.name)].insert(id.tu_source);
+  }
+  if (tus_by_name.size() <= 1) return {};
+  std::vector<std::string> out;
+  for (const auto& [name, tus] : tus_by_name) {
+    out.push_back(name + " (" + std::to_string(tus.size()) + (tus.size() == 1 ? " TU)" : " TUs)"));
+  }
+  return out;
 }
 
 namespace {
@@ -284,6 +429,7 @@ Expected<GenerationDiff> DiffGenerations(Store& store, std::int64_t from, std::i
   sorted.reserve(keyed.size());
   for (auto& [name, c] : keyed) sorted.push_back(std::move(*c));
   diff.changes = std::move(sorted);
+  diff.groups = GroupChanges(diff.changes, options.by_tu);
 
   if (options.with_text) {
     for (FunctionChange& c : diff.changes) {

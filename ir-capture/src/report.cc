@@ -252,22 +252,43 @@ std::string RenderFunctionsJson(std::int64_t generation,
   return root.dump(2) + "\n";
 }
 
-std::string RenderDiff(const GenerationDiff& d, bool stat_only, const RenderOptions& o) {
+namespace {
+
+// A diff built by hand (not by DiffGenerations) has no groups yet.
+GenerationDiff WithGroups(const GenerationDiff& d) {
+  GenerationDiff g = d;
+  g.groups = GroupChanges(g.changes, /*by_tu=*/false);
+  return g;
+}
+
+}  // namespace
+
+std::string RenderDiff(const GenerationDiff& diff, bool stat_only, const RenderOptions& o) {
+  if (diff.groups.empty() && !diff.changes.empty())
+    return RenderDiff(WithGroups(diff), stat_only, o);
+  const GenerationDiff& d = diff;
   std::string out;
   out += Paint(o, kBold,
                "mmsb ir diff " + std::to_string(d.from) + " " + std::to_string(d.to) + " (stage " +
                    StageName(d.stage) + ")") +
-         ": " + std::to_string(d.Count(ChangeKind::kChanged)) + " changed, " +
-         std::to_string(d.Count(ChangeKind::kAdded)) + " added, " +
-         std::to_string(d.Count(ChangeKind::kRemoved)) + " removed, " +
-         std::to_string(d.Count(ChangeKind::kRenamed)) + " renamed, " +
-         std::to_string(d.Count(ChangeKind::kMoved)) + " moved, " + std::to_string(d.unchanged) +
-         " unchanged; instructions " + Signed(d.InstructionDelta()) + ", blocks " +
-         Signed(d.BlockDelta()) + "\n";
+         ": " + std::to_string(d.GroupCount(ChangeKind::kChanged)) + " changed, " +
+         std::to_string(d.GroupCount(ChangeKind::kAdded)) + " added, " +
+         std::to_string(d.GroupCount(ChangeKind::kRemoved)) + " removed, " +
+         std::to_string(d.GroupCount(ChangeKind::kRenamed)) + " renamed, " +
+         std::to_string(d.GroupCount(ChangeKind::kMoved)) + " moved, " +
+         std::to_string(d.unchanged) + " unchanged; instructions " + Signed(d.InstructionDelta()) +
+         ", blocks " + Signed(d.BlockDelta()) + "\n";
   if (d.changes.empty()) return out;
+  if (d.groups.size() < d.changes.size()) {
+    out += "(" + std::to_string(d.changes.size()) + " changes in " +
+           std::to_string(d.groups.size()) +
+           " rows: an identical change in several TUs is one row; --by-tu lists each TU; "
+           "instruction totals count every TU)\n";
+  }
   out += "\n";
   Table t({"kind", "insts", "blocks", "function", "TU"});
-  for (const FunctionChange& c : d.changes) {
+  for (const ChangeGroup& g : d.groups) {
+    const FunctionChange& c = d.changes[g.members[0]];
     auto counts = [&](auto field, std::int64_t delta) {
       std::string s = (c.before ? std::to_string(field(*c.before)) : std::string("-")) + " -> " +
                       (c.after ? std::to_string(field(*c.after)) : std::string("-"));
@@ -275,9 +296,11 @@ std::string RenderDiff(const GenerationDiff& d, bool stat_only, const RenderOpti
       return s;
     };
     std::string name = Elide(Demangle(c.any().name));
-    std::string tu = Display(c.any().tu_source, o);
+    std::string tu = g.members.size() > 1 ? std::to_string(g.members.size()) + " TUs"
+                                          : Display(c.any().tu_source, o);
     if (c.kind == ChangeKind::kRenamed) name = Elide(Demangle(c.before->name)) + " -> " + name;
-    if (c.kind == ChangeKind::kMoved) tu = Display(c.before->tu_source, o) + " -> " + tu;
+    if (c.kind == ChangeKind::kMoved && g.members.size() == 1)
+      tu = Display(c.before->tu_source, o) + " -> " + tu;
     std::string kind = ChangeKindName(c.kind);
     if ((c.kind == ChangeKind::kRenamed || c.kind == ChangeKind::kMoved) && c.text_changed)
       kind += "+changed";
@@ -292,12 +315,15 @@ std::string RenderDiff(const GenerationDiff& d, bool stat_only, const RenderOpti
   }
   out += t.Render(o);
   if (stat_only) return out;
-  for (const FunctionChange& c : d.changes) {
+  for (const ChangeGroup& g : d.groups) {
+    const FunctionChange& c = d.changes[g.members[0]];
     if (c.unified.empty()) continue;
     out += "\n";
+    const std::string more =
+        g.members.size() > 1 ? " (and " + std::to_string(g.members.size() - 1) + " more TUs)" : "";
     auto header = [&](const std::optional<FunctionVersion>& v, std::int64_t gen) {
       if (!v) return std::string("/dev/null");
-      return Display(v->tu_source, o) + ": " + Demangle(v->name) + " [" + v->name + "] @" +
+      return Display(v->tu_source, o) + more + ": " + Demangle(v->name) + " [" + v->name + "] @" +
              std::to_string(gen) + " " + StageName(d.stage);
     };
     out += Paint(o, kBold, "--- " + header(c.before, d.from)) + "\n";
@@ -318,7 +344,10 @@ std::string RenderDiff(const GenerationDiff& d, bool stat_only, const RenderOpti
   return out;
 }
 
-std::string RenderDiffJson(const GenerationDiff& d, bool with_text) {
+std::string RenderDiffJson(const GenerationDiff& diff, bool with_text) {
+  if (diff.groups.empty() && !diff.changes.empty())
+    return RenderDiffJson(WithGroups(diff), with_text);
+  const GenerationDiff& d = diff;
   Json root;
   root["format"] = "mmsb.ir-diff/1";
   root["from"] = d.from;
@@ -327,18 +356,24 @@ std::string RenderDiffJson(const GenerationDiff& d, bool with_text) {
   Json summary;
   for (ChangeKind k : {ChangeKind::kChanged, ChangeKind::kAdded, ChangeKind::kRemoved,
                        ChangeKind::kRenamed, ChangeKind::kMoved})
-    summary[ChangeKindName(k)] = d.Count(k);
+    summary[ChangeKindName(k)] = d.GroupCount(k);
   summary["unchanged"] = d.unchanged;
+  summary["tu_changes"] = d.changes.size();
   summary["instructions_delta"] = d.InstructionDelta();
   summary["blocks_delta"] = d.BlockDelta();
   root["summary"] = std::move(summary);
   Json arr = Json::array();
-  for (const FunctionChange& c : d.changes) {
+  for (const ChangeGroup& g : d.groups) {
+    const FunctionChange& c = d.changes[g.members[0]];
     const FunctionVersion& v = c.any();
     Json j;
     j["kind"] = ChangeKindName(c.kind);
     j["tu"] = v.tu_source;
     j["output"] = v.tu_output;
+    Json tus = Json::array();
+    for (size_t m : g.members) tus.push_back(d.changes[m].any().tu_source);
+    j["tu_count"] = g.members.size();
+    j["tus"] = std::move(tus);
     j["name"] = v.name;
     j["demangled"] = Demangle(v.name);
     j["old_tu"] = c.kind == ChangeKind::kMoved ? Json(c.before->tu_source) : Json(nullptr);

@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "mmsb/ir/demangle.h"
+#include "mmsb/ir/diff.h"
 
 #include "blob.h"
 #include "sqlite_db.h"
@@ -267,14 +268,26 @@ Expected<std::unique_ptr<Store>> Store::Open(const std::string& path, Mode mode,
   sqlite3_busy_timeout(db, options.busy_timeout_ms);
   auto impl = std::make_unique<Impl>(db, options);
 
-  // Is it a database at all? (A foreign file gives SQLITE_NOTADB here.)
+  // Is it a database at all? (A foreign file gives SQLITE_NOTADB here.) While another process
+  // creates the store, its schema is locked for longer than one busy timeout may last on a
+  // loaded machine: wait for it as a write waits for the write lock (max_wait_ms).
   std::int64_t tables = 0;
-  {
-    auto q = impl->Prepare("SELECT count(*) FROM sqlite_schema");
-    if (!q.ok()) return q.status().WithContext(path + " is not a usable IR store");
-    auto row = q->Step();
-    if (!row.ok()) return row.status().WithContext(path + " is not a usable IR store");
-    tables = q->Int(0);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options.max_wait_ms);
+  for (int attempt = 0;; ++attempt) {
+    sqlite3_stmt* probe = nullptr;
+    rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema", -1, &probe, nullptr);
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_step(probe);
+      if (rc == SQLITE_ROW) tables = sqlite3_column_int64(probe, 0);
+    }
+    sqlite3_finalize(probe);
+    if (rc == SQLITE_ROW) break;
+    if (!sql::IsBusy(rc) || std::chrono::steady_clock::now() >= deadline) {
+      return sql::ErrorStatus(db, rc, "reading the schema")
+          .WithContext(path + " is not a usable IR store");
+    }
+    Backoff(attempt);
   }
   if (tables == 0) {
     if (mode != Mode::kReadWrite) return NotFound(path + " is an empty database, not an IR store");
@@ -766,28 +779,24 @@ Expected<std::vector<CaptureVersion>> Store::History(std::int64_t func_id, Stage
 
 Expected<std::vector<Store::FunctionId>> Store::FindFunctions(std::string_view query) {
   Impl& impl = *impl_;
-  std::vector<FunctionId> exact, demangled, base;
+  // Only the best-matching tier is returned (NameMatchRank in mmsb/ir/diff.h).
+  std::vector<FunctionId> best;
+  int best_rank = 0;
   MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT f.id, t.source, f.name FROM funcs f JOIN tus t "
                                         "ON t.id = f.tu ORDER BY t.source, t.output, f.name"));
   while (true) {
     MMSB_ASSIGN_OR_RETURN(row, q.Step());
     if (!row) break;
     FunctionId id{q.Int(0), q.Text(1), q.Text(2)};
-    if (id.name == query) {
-      exact.push_back(std::move(id));
-      continue;
+    const int rank = NameMatchRank(query, id.name);
+    if (rank == 0 || rank < best_rank) continue;
+    if (rank > best_rank) {
+      best.clear();
+      best_rank = rank;
     }
-    if (!exact.empty()) continue;
-    const std::string d = Demangle(id.name);
-    if (d == query) {
-      demangled.push_back(std::move(id));
-    } else if (demangled.empty() && WithoutParameters(d) == query) {
-      base.push_back(std::move(id));
-    }
+    best.push_back(std::move(id));
   }
-  if (!exact.empty()) return exact;
-  if (!demangled.empty()) return demangled;
-  return base;
+  return best;
 }
 
 Expected<GcResult> Store::Gc(int keep) {

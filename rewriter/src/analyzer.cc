@@ -181,14 +181,57 @@ bool PageVisitor::VisitCXXMemberCallExpr(clang::CXXMemberCallExpr* mc) {
   if (CalleeIsInstrumented(md)) return true;
   if (me->isArrow()) {
     if (!IsPagePointer(base)) return true;
-    if (const auto* th = llvm::dyn_cast<clang::CXXThisExpr>(base->IgnoreParenImpCasts());
-        th != nullptr && th->isImplicit()) {
-      InsertAt(me->getMemberLoc(), PointerBarrierOpen() + "this)->", kSiteThisMember);
+    // The object is marked again at the end of the full-expression: an argument may commit
+    // (`g->acc.Add(produce())` with `produce` a transaction) after the first mark and before the
+    // callee writes.
+    if (InExplicitConstexprFunction()) {
+      if (const auto* th = llvm::dyn_cast<clang::CXXThisExpr>(base->IgnoreParenImpCasts());
+          th != nullptr && th->isImplicit()) {
+        InsertAt(me->getMemberLoc(), PointerBarrierOpen() + "this)->", kSiteThisMember);
+        return true;
+      }
+      Wrap(base, PointerBarrierOpen(), ")", kSitePointerBase, me->getMemberLoc());
       return true;
     }
-    Wrap(base, PointerBarrierOpen(), ")", kSitePointerBase, me->getMemberLoc());
+    if (const auto* th = llvm::dyn_cast<clang::CXXThisExpr>(base->IgnoreParenImpCasts());
+        th != nullptr && th->isImplicit()) {
+      InsertAt(me->getMemberLoc(), "__builtin_addressof(" + HeldRefOpen() + "*this))->",
+               kSiteThisMember);
+      return true;
+    }
+    Wrap(base, "__builtin_addressof(" + HeldRefOpen() + "*(", ")))", kSitePointerBase,
+         me->getMemberLoc());
   } else if (IsPageStorage(base)) {
-    Wrap(base, LvalueBarrier().first, LvalueBarrier().second, kSiteStore, me->getMemberLoc());
+    if (InExplicitConstexprFunction()) {
+      Wrap(base, LvalueBarrier().first, LvalueBarrier().second, kSiteStore, me->getMemberLoc());
+    } else {
+      Wrap(base, HeldRefOpen(), ")", kSiteStore, me->getMemberLoc());
+    }
+  }
+  return true;
+}
+
+bool PageVisitor::VisitGCCAsmStmt(clang::GCCAsmStmt* as) {
+  bool memory_clobber = false;
+  for (unsigned i = 0; i < as->getNumClobbers(); ++i)
+    memory_clobber = memory_clobber || as->getClobber(i) == "memory";
+  auto escape = [&](const clang::Expr* e, const char* what) {
+    AddFinding(DiagKind::kAsmStore, as->getAsmLoc(), {what});
+    if (!EscapeBefore(e)) Unrewritable(e, as->getAsmLoc());
+  };
+  for (const clang::Expr* out : as->outputs()) {
+    if (IsPageStorage(out)) {
+      NoteWrite(PageTypeOfStorage(out));
+      escape(out, "writes");
+    } else if (memory_clobber && IsPagePointer(out)) {
+      escape(out, "may write through a pointer to");
+    }
+  }
+  for (const clang::Expr* in : as->inputs()) {
+    // A pointer operand (or an array that decays to one) of asm that clobbers memory.
+    if (!memory_clobber || !in->getType()->isPointerType()) continue;
+    if (IsPagePointer(in) || IsPageStorage(in->IgnoreParenImpCasts()))
+      escape(in->IgnoreParenImpCasts(), "may write through a pointer to");
   }
   return true;
 }
@@ -321,7 +364,10 @@ bool PageVisitor::VisitVarDecl(clang::VarDecl* vd) {
     }
   }
   if (!IsPageVariable(vd)) CheckContainer(vd->getType(), vd->getLocation());
-  if (IsPageVariable(vd)) InstrumentStaticPage(vd);
+  if (IsPageVariable(vd)) {
+    InstrumentStaticPage(vd);
+    LabelPageSymbol(vd);
+  }
   const clang::Expr* init = vd->getInit();
   if (init == nullptr || IsPageVariable(vd) || vd->isConstexpr()) return true;
   if (vd->getType()->isReferenceType() && vd->isLocalVarDecl() && FollowReference(vd)) return true;
@@ -624,6 +670,12 @@ bool PageVisitor::IsLoopInvariant(const clang::Expr* e, const VarUses& uses) {
       // A global's address never changes; its value might (through any call).
       return vd->getType()->isArrayType() || vd->getType()->isRecordType();
     }
+    // The mark names the variable before the loop: it must be the same variable there (not one
+    // the loop declares, shadowing an outer one of the same name).
+    if (invariant_loop_ == nullptr ||
+        !sm_.isBeforeInTranslationUnit(sm_.getExpansionLoc(vd->getEndLoc()),
+                                       sm_.getExpansionLoc(invariant_loop_->getBeginLoc())))
+      return false;
     return !uses.assigned.count(vd) && !uses.escaped.count(vd) && !EscapedInFunction().count(vd);
   }
   if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
@@ -646,43 +698,64 @@ bool PageVisitor::IsLoopInvariant(const clang::Expr* e, const VarUses& uses) {
 }
 
 bool PageVisitor::CannotCommit(const clang::Stmt* body) {
+  // An allowlist, not a list of what is known to commit: anything not shown harmless (a call to
+  // user code, to an unknown library function, through a pointer or a std::function; an atomic
+  // operation or a lock, which may hand control to a thread that commits; inline asm; an
+  // allocation, which may run a replaced operator new) rules the loop mark out.
   class Scan : public clang::RecursiveASTVisitor<Scan> {
    public:
     explicit Scan(PageVisitor& v) : v_(v) {}
     bool shouldVisitImplicitCode() const { return true; }
     bool VisitCallExpr(clang::CallExpr* ce) {
       const clang::FunctionDecl* fd = ce->getDirectCallee();
-      if (fd == nullptr || (fd->getBuiltinID() == 0 && !v_.InSystemHeader(fd))) return ok = false;
+      if (fd == nullptr || !v_.IsQuietLibraryCall(fd)) return ok = false;
       for (const clang::Expr* arg : ce->arguments()) {
         const clang::QualType t = arg->getType().getNonReferenceType();
-        if (t->isFunctionPointerType() || t->isFunctionType() || t->isBlockPointerType())
+        if (t->isFunctionPointerType() || t->isFunctionType() || t->isBlockPointerType() ||
+            t->isMemberFunctionPointerType())
           return ok = false;
-        if (const clang::CXXRecordDecl* rd = t->getAsCXXRecordDecl();
-            rd != nullptr && rd->hasDefinition() && !v_.InSystemHeader(rd))
-          return ok = false;  // a lambda or a user type: may call back into user code
+        if (t->isRecordType()) return ok = false;  // a callable, an atomic, a user type
       }
       return true;
     }
     bool VisitCXXConstructExpr(clang::CXXConstructExpr* cc) {
-      if (cc->getConstructor()->isTrivial() || v_.InSystemHeader(cc->getConstructor())) return true;
+      if (cc->getConstructor()->isTrivial()) return true;
       return ok = false;
     }
     bool VisitVarDecl(clang::VarDecl* vd) {
+      if (vd->getType().isVolatileQualified() || vd->isStaticLocal()) return ok = false;
       if (const clang::CXXRecordDecl* rd = vd->getType()->getAsCXXRecordDecl()) {
-        if (rd->hasDefinition() && !rd->hasTrivialDestructor() && !v_.InSystemHeader(rd))
-          return ok = false;
+        if (!rd->hasDefinition() || !rd->hasTrivialDestructor()) return ok = false;
       }
       return true;
     }
-    bool VisitCXXBindTemporaryExpr(clang::CXXBindTemporaryExpr* bt) {
-      const clang::CXXDestructorDecl* d = bt->getTemporary()->getDestructor();
-      if (d != nullptr && !v_.InSystemHeader(d)) return ok = false;
-      return true;
-    }
+    bool VisitCXXBindTemporaryExpr(clang::CXXBindTemporaryExpr*) { return ok = false; }
     bool VisitCXXNewExpr(clang::CXXNewExpr*) { return ok = false; }
     bool VisitCXXDeleteExpr(clang::CXXDeleteExpr*) { return ok = false; }
+    bool VisitCXXThrowExpr(clang::CXXThrowExpr*) { return ok = false; }
+    bool VisitCXXTryStmt(clang::CXXTryStmt*) { return ok = false; }
+    bool VisitAtomicExpr(clang::AtomicExpr*) { return ok = false; }
+    bool VisitAsmStmt(clang::AsmStmt*) { return ok = false; }
+    bool VisitLambdaExpr(clang::LambdaExpr*) { return ok = false; }
+    bool VisitBlockExpr(clang::BlockExpr*) { return ok = false; }
     bool VisitCoroutineSuspendExpr(clang::CoroutineSuspendExpr*) { return ok = false; }
+    bool VisitCoreturnStmt(clang::CoreturnStmt*) { return ok = false; }
+    bool VisitIndirectGotoStmt(clang::IndirectGotoStmt*) { return ok = false; }
+    // The mark's scope around the loop must not be jumped into: no label in the body, no case
+    // label of a switch outside it (Duff's device).
+    bool VisitLabelStmt(clang::LabelStmt*) { return ok = false; }
+    bool TraverseSwitchStmt(clang::SwitchStmt* ss, DataRecursionQueue* = nullptr) {
+      ++switches_;
+      bool r = clang::RecursiveASTVisitor<Scan>::TraverseSwitchStmt(ss, nullptr);
+      --switches_;
+      return r;
+    }
+    bool VisitSwitchCase(clang::SwitchCase*) {
+      if (switches_ == 0) ok = false;
+      return true;
+    }
     bool ok = true;
+    int switches_ = 0;
 
    private:
     PageVisitor& v_;
@@ -690,6 +763,43 @@ bool PageVisitor::CannotCommit(const clang::Stmt* body) {
   Scan scan(*this);
   scan.TraverseStmt(const_cast<clang::Stmt*>(body));
   return scan.ok;
+}
+
+bool PageVisitor::IsQuietLibraryCall(const clang::FunctionDecl* fd) const {
+  if (fd->getBuiltinID() != 0 && fd->getName().starts_with("__builtin_")) {
+    // Compiler builtins neither call back nor synchronise, except the atomic, sync and
+    // non-local jump families. (Library builtins such as printf or raise go by the list below.)
+    const llvm::StringRef name = fd->getName();
+    return !name.contains("atomic") && !name.contains("sync") && !name.contains("jmp");
+  }
+  if (!InSystemHeader(fd) || IsInMmsbNamespace(fd)) return false;
+  // Pure computations of the C and C++ libraries: they only read their arguments and return a
+  // value (the math functions, <cstdlib>'s abs family, std::min/max/clamp on scalars).
+  static const llvm::StringSet<> kQuiet = {
+      "abs",   "labs",           "llabs",       "fabs",        "fabsf",     "fabsl",
+      "sqrt",  "sqrtf",          "sqrtl",       "cbrt",        "cbrtf",     "exp",
+      "expf",  "exp2",           "exp2f",       "expm1",       "log",       "logf",
+      "log2",  "log2f",          "log10",       "log1p",       "pow",       "powf",
+      "sin",   "sinf",           "cos",         "cosf",        "tan",       "tanf",
+      "asin",  "acos",           "atan",        "atan2",       "atan2f",    "sinh",
+      "cosh",  "tanh",           "floor",       "floorf",      "ceil",      "ceilf",
+      "round", "roundf",         "lround",      "trunc",       "truncf",    "fmod",
+      "fmodf", "fmin",           "fminf",       "fmax",        "fmaxf",     "fma",
+      "fmaf",  "hypot",          "hypotf",      "copysign",    "nearbyint", "rint",
+      "isnan", "isinf",          "isfinite",    "signbit",     "min",       "max",
+      "clamp", "popcount",       "countl_zero", "countr_zero", "bit_cast",  "rotl",
+      "rotr",  "has_single_bit", "bit_width",   "bit_floor",   "bit_ceil"};
+  if (!fd->getDeclName().isIdentifier() || !kQuiet.contains(fd->getName())) return false;
+  // Scalar parameters and result only: nothing of a user type is copied, compared or called.
+  auto scalar = [](clang::QualType t) {
+    t = t.getNonReferenceType();
+    return t->isArithmeticType() || t->isEnumeralType();
+  };
+  if (!scalar(fd->getReturnType())) return false;
+  for (const clang::ParmVarDecl* p : fd->parameters()) {
+    if (!scalar(p->getType())) return false;
+  }
+  return true;
 }
 
 bool PageVisitor::InSystemHeader(const clang::Decl* d) const {
@@ -812,7 +922,8 @@ bool PageVisitor::InBlock(const clang::Stmt* s) const {
 }
 
 void PageVisitor::PlanLoopMarks(const clang::ForStmt* fs) {
-  if (!InBlock(fs) || fs->getBody() == nullptr) return;
+  if (!InBlock(fs) || fs->getBody() == nullptr || InExplicitConstexprFunction()) return;
+  invariant_loop_ = fs;
   const clang::Expr* lo = nullptr;
   const clang::Expr* hi = nullptr;
   bool inclusive = false;
@@ -825,7 +936,7 @@ void PageVisitor::PlanLoopMarks(const clang::ForStmt* fs) {
   cond_uses.TraverseStmt(const_cast<clang::Expr*>(fs->getCond()));
   cond_uses.TraverseStmt(const_cast<clang::Expr*>(fs->getInc()));
   for (const clang::VarDecl* v : cond_uses.assigned) uses.assigned.insert(v);
-  uses.assigned.erase(var);
+  uses.assigned.insert(var);  // never invariant: `g.m[i][i]` is not inside one row
   if (!IsLoopInvariant(lo, uses) || !IsLoopInvariant(hi, uses)) return;
   std::map<std::string, std::vector<const clang::Expr*>> stores;
   CollectIndexedStores(fs->getBody(), var, uses, &stores);
@@ -838,13 +949,17 @@ void PageVisitor::PlanLoopMarks(const clang::ForStmt* fs) {
   }
   const std::string b = "(" + SourceText(hi) + ")";
   if (SourceText(lo).empty() || b == "()") return;
-  std::string text = "if (" + a + (inclusive ? " <= " : " < ") + b + ") { ";
+  // One ScopedMark per array, in a scope around the loop: it marks A..B before the loop and
+  // again at every exit from it, after the last store it covers (see held_marks.h).
+  const std::string nonempty = "(" + a + (inclusive ? " <= " : " < ") + b + ")";
+  std::string text;
   for (const auto& [array, exprs] : stores) {
-    text += "::mmsb::rt::MarkSpan(&(" + array + ")[" + a + "], static_cast<::std::size_t>(" + b +
-            " - " + a + (inclusive ? " + 1" : "") + ")); ";
+    text += "::mmsb::rt::ScopedMark _mmsb_loop_mark_" + std::to_string(loop_mark_seq_++) + "(" +
+            nonempty + " ? ::mmsb::rt::detail::Bytes(&(" + array + ")[" + a + "]) : nullptr, " +
+            nonempty + " ? sizeof((" + array + ")[" + a + "]) * static_cast<::std::size_t>(" + b +
+            " - " + a + (inclusive ? " + 1" : "") + ") : 0); ";
   }
-  text += "}";
-  if (!InsertAt(fs->getBeginLoc(), Quiet(text) + " ", kSiteLoopMark)) return;
+  if (!ScopeAround(fs, Quiet(text))) return;
   for (const auto& [array, exprs] : stores) loop_covered_.insert(exprs.begin(), exprs.end());
 }
 
@@ -852,6 +967,8 @@ void PageVisitor::PlanRangeForMark(const clang::CXXForRangeStmt* fr) {
   const clang::VarDecl* var = fr->getLoopVariable();
   const clang::Expr* range = fr->getRangeInit()->IgnoreParens();
   if (ctx_.getAsConstantArrayType(range->getType()) == nullptr) return;
+  if (InExplicitConstexprFunction()) return;
+  invariant_loop_ = fr;
   VarUses uses;
   uses.TraverseStmt(const_cast<clang::Stmt*>(fr->getBody()));
   if (uses.escaped.count(var) || !CannotCommit(fr->getBody())) return;
@@ -868,8 +985,10 @@ void PageVisitor::PlanRangeForMark(const clang::CXXForRangeStmt* fr) {
   if (!FileRange(range->getSourceRange(), &fid, &b, &end)) return;
   const std::string text = SourceText(range);
   if (text.empty()) return;
-  if (InsertAt(fr->getBeginLoc(), "::mmsb::rt::MarkSpan(&(" + text + "), 1); ", kSiteLoopMark))
-    covered_vars_.insert(var);
+  const std::string mark = "::mmsb::rt::ScopedMark _mmsb_loop_mark_" +
+                           std::to_string(loop_mark_seq_++) + "(::mmsb::rt::detail::Bytes(&(" +
+                           text + ")), sizeof(" + text + "));";
+  if (ScopeAround(fr, Quiet(mark))) covered_vars_.insert(var);
 }
 
 bool PageVisitor::IsCoveredByLoopMark(const clang::Expr* lhs) const {
@@ -908,7 +1027,7 @@ void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
       if (IsPageStorage(e)) {
         if (marks) {
           NoteWrite(PageTypeOfStorage(e));
-          Wrap(e, "::mmsb::rt::MarkRef(", ")", kSiteMarkRef, e->getExprLoc());
+          Wrap(e, HeldRefOpen(), ")", kSiteMarkRef, e->getExprLoc());
         } else {
           Wrap(e, "::mmsb::rt::EscapeRef(", ")", kSiteEscapeRef, e->getExprLoc());
         }
@@ -930,7 +1049,7 @@ void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
     // __sync builtins write exactly the object their pointer designates.
     Wrap(e, PointerBarrierOpen(), ")", kSiteAtomic, e->getExprLoc());
   } else if (marks) {
-    Wrap(e, "::mmsb::rt::MarkFrom(", ")", kSiteMarkPointer, e->getExprLoc());
+    Wrap(e, HeldPointerOpen(), ")", kSiteMarkPointer, e->getExprLoc());
   } else {
     Wrap(e, "::mmsb::rt::Escape(", ")", kSiteEscapePointer, e->getExprLoc());
   }
@@ -1279,7 +1398,7 @@ llvm::Expected<RewriteOutput> PageAnalyzer::Apply() const {
 }
 
 std::string StandalonePrologue(llvm::StringRef main_path) {
-  return "#include <mmsb/instrument.h>\n#line 1 " + CString(main_path) + "\n";
+  return "#include <mmsb/held_marks.h>\n#line 1 " + CString(main_path) + "\n";
 }
 
 }  // namespace mmsb::rewriter

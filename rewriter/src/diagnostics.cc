@@ -39,6 +39,11 @@ constexpr KindInfo kKinds[] = {
      "full at every commit"},
     {DiagKind::kUnrewritableDecl, clang::DiagnosticsEngine::Warning, "mmsb-unrewritable",
      "%0 cannot be instrumented (%1); its changes are not tracked"},
+    {DiagKind::kUnrewritableUntracked, clang::DiagnosticsEngine::Warning, "mmsb-unrewritable",
+     "store into page storage cannot be rewritten (%0) and its page cannot be named here to mark "
+     "it escaped; this store is not tracked"},
+    {DiagKind::kAsmStore, clang::DiagnosticsEngine::Warning, "mmsb-asm",
+     "inline asm %0 page storage; the page is marked escaped and diffed in full at every commit"},
 };
 
 const KindInfo& Info(DiagKind kind) {

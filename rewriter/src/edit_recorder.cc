@@ -77,6 +77,49 @@ std::string PageVisitor::PointerBarrierOpen() const {
   return (InInstantiation() || InConstexprFunction()) ? "::mmsb::rt::wc(" : "::mmsb::rt::w(";
 }
 
+bool PageVisitor::InExplicitConstexprFunction() const {
+  if (functions_.empty()) return false;
+  const clang::FunctionDecl* fd = functions_.back();
+  // Clang marks every lambda's call operator constexpr when it could be (C++17): a lambda that
+  // keeps a ScopedMark or a HeldMark simply is not constexpr then.
+  if (const auto* md = llvm::dyn_cast<clang::CXXMethodDecl>(fd);
+      md != nullptr && md->getParent()->isLambda())
+    return fd->isConsteval();
+  return fd->isConstexprSpecified() || fd->isConsteval();
+}
+
+std::string PageVisitor::HeldRefOpen() const {
+  return InExplicitConstexprFunction() ? "::mmsb::rt::MarkRef(" : "::mmsb::rt::MarkHeld(";
+}
+
+std::string PageVisitor::HeldPointerOpen() const {
+  return InExplicitConstexprFunction() ? "::mmsb::rt::MarkFrom(" : "::mmsb::rt::MarkFromHeld(";
+}
+
+bool PageVisitor::ScopeAround(const clang::Stmt* loop, const std::string& open) {
+  // The loop's last token is its body's: `}` ends it, or the `;` after it does.
+  clang::SourceLocation last = sm_.getExpansionLoc(loop->getEndLoc());
+  clang::SourceLocation after;
+  llvm::SmallString<4> buf;
+  if (clang::Lexer::getSpelling(last, buf, sm_, lo_) == "}") {
+    after = clang::Lexer::getLocForEndOfToken(last, 0, sm_, lo_);
+  } else {
+    after = clang::Lexer::findLocationAfterToken(last, clang::tok::semi, sm_, lo_,
+                                                 /*SkipTrailingWhitespaceAndNewLine=*/false);
+  }
+  clang::FileID fid;
+  clang::FileID end_fid;
+  unsigned begin = 0, end = 0;
+  if (after.isInvalid() || !FileOffsets(sm_.getExpansionLoc(loop->getBeginLoc()), &fid, &begin) ||
+      !FileOffsets(after, &end_fid, &end) || fid != end_fid || end <= begin)
+    return false;
+  if (a_.options_.report_only) return true;
+  if (!NewSite(fid, begin, end, kSiteLoopScope)) return true;
+  a_.edits_.push_back({fid, begin, "{ " + open + " ", true});
+  a_.edits_.push_back({fid, end, " }", false});
+  return true;
+}
+
 bool PageVisitor::FileRange(clang::SourceRange r, clang::FileID* fid, unsigned* begin,
                             unsigned* end) const {
   clang::CharSourceRange cr =
@@ -136,8 +179,23 @@ bool PageVisitor::InsertAt(clang::SourceLocation loc, const std::string& text, i
 void PageVisitor::Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) {
   NoteWrite(PageTypeOfStorage(lhs));
   if (IsCoveredByLoopMark(lhs)) return;
-  if (lhs->refersToBitField()) {
-    // A bitfield has no address: mark its enclosing object.
+  const auto* member = llvm::dyn_cast<clang::MemberExpr>(lhs->IgnoreParens());
+  bool shared_member = InInstantiation() && member != nullptr &&
+                       llvm::isa<clang::FieldDecl>(member->getMemberDecl()) &&
+                       !llvm::isa<clang::CXXThisExpr>(member->getBase()->IgnoreParenImpCasts());
+  if (shared_member) {
+    // A store the template's pattern has rewritten already (its destination does not depend on
+    // the template's parameters): the pattern's form covers every instantiation.
+    clang::FileID fid;
+    unsigned b = 0, e = 0;
+    if (FileRange(lhs->getSourceRange(), &fid, &b, &e) &&
+        a_.sites_.count({fid, b, e, static_cast<int>(kSiteStore)}))
+      return;
+  }
+  if (lhs->refersToBitField() || shared_member) {
+    // A bitfield has no address: mark its enclosing object. In a template instantiation the
+    // edit lands in text that other instantiations share, where the same member may be a
+    // bitfield (`t.level = v` over a page type and a plain type): mark the object there too.
     const auto* me = llvm::dyn_cast<clang::MemberExpr>(lhs->IgnoreParenImpCasts());
     if (me == nullptr) {
       Unrewritable(lhs, op_loc);
@@ -174,17 +232,27 @@ void PageVisitor::Unrewritable(const clang::Expr* e, clang::SourceLocation loc) 
   clang::SourceLocation where = loc.isValid() ? loc : e->getExprLoc();
   if (sm_.isInSystemHeader(sm_.getExpansionLoc(where))) return;
   const bool in_macro = where.isMacroID() || e->getBeginLoc().isMacroID();
-  AddFinding(DiagKind::kUnrewritableStore, where,
-             {in_macro ? "inside a macro expansion" : "not in a source file"});
+  const char* why = in_macro                ? "inside a macro expansion"
+                    : e->refersToBitField() ? "a bitfield through a structured binding"
+                                            : "not in a source file";
+  if (EscapeBefore(e)) {
+    AddFinding(DiagKind::kUnrewritableStore, where, {why});
+  } else {
+    AddFinding(DiagKind::kUnrewritableUntracked, where, {why});
+  }
+}
+
+bool PageVisitor::EscapeBefore(const clang::Expr* e) {
   std::string root = RootAddress(e);
-  if (root.empty() || a_.options_.report_only) return;
-  // Find the statement directly inside a compound statement.
+  if (root.empty()) return false;
+  // The statement directly inside a compound statement.
   for (size_t i = parents_.size(); i-- > 1;) {
     if (!llvm::isa<clang::CompoundStmt>(parents_[i - 1])) continue;
     clang::SourceLocation begin = sm_.getExpansionLoc(parents_[i]->getBeginLoc());
-    InsertAt(begin, "::mmsb::rt::Escape(" + root + "); ", kSiteMacroEscape);
-    return;
+    if (a_.options_.report_only) return true;
+    return InsertAt(begin, "::mmsb::rt::Escape(" + root + "); ", kSiteMacroEscape);
   }
+  return false;
 }
 
 std::string PageVisitor::RootAddress(const clang::Expr* e) const {
@@ -198,6 +266,13 @@ std::string PageVisitor::RootAddress(const clang::Expr* e) const {
       e = uo->getSubExpr();
     } else if (llvm::isa<clang::CXXThisExpr>(e)) {
       return "this";
+    } else if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e);
+               dre != nullptr && llvm::isa<clang::BindingDecl>(dre->getDecl())) {
+      // `auto& [n, mode] = g;`: the object the binding's declaration refers to.
+      const auto* dd = llvm::dyn_cast_or_null<clang::DecompositionDecl>(
+          llvm::cast<clang::BindingDecl>(dre->getDecl())->getDecomposedDecl());
+      if (dd == nullptr || !dd->getType()->isReferenceType() || dd->getInit() == nullptr) return "";
+      e = StripFull(dd->getInit());
     } else if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
       const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
       if (vd == nullptr) return "";

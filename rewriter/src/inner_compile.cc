@@ -176,7 +176,7 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
                          llvm::MemoryBuffer::getMemBufferCopy(f.contents, f.path).release());
     }
     pp.RetainRemappedFileBuffers = false;
-    pp.Includes.insert(pp.Includes.begin(), "mmsb/instrument.h");
+    pp.Includes.insert(pp.Includes.begin(), "mmsb/held_marks.h");  // includes instrument.h
     if (!request.runtime_include_dir.empty()) {
       inv->getHeaderSearchOpts().AddPath(request.runtime_include_dir, clang::frontend::System,
                                          /*IsFramework=*/false, /*IgnoreSysRoot=*/true);

@@ -40,7 +40,10 @@ enum SiteKind : int {
   kSiteRecord = 50,
   kSiteSection = 60,
   kSiteLocalRegistrar = 61,
+  kSiteAsmLabel = 62,
   kSiteLoopMark = 70,
+  kSiteLoopScope = 71,
+  kSiteAsmEscape = 80,
   kSiteMemberRegistrar = 1000,  // + a sequence number: several may share a class's closing brace
 };
 
@@ -51,6 +54,12 @@ std::string Quote(llvm::StringRef s);
 std::string Quiet(const std::string& code);
 // A C++ string literal body for `s`.
 std::string CString(llvm::StringRef s);
+
+// The symbol of a page variable with external linkage whose mangled name is `mangled`: distinct
+// from the plain one, so that a translation unit that declares the variable without
+// [[mmsb::page]] (or is compiled without the plugin) fails to link instead of writing the page
+// untracked. See docs/PluginGuide.md, "Page variables across translation units".
+std::string PageSymbol(llvm::StringRef mangled);
 
 // `d` is declared inside namespace ::mmsb.
 bool IsInMmsbNamespace(const clang::Decl* d);
@@ -117,6 +126,11 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   // A range-for whose loop variable is a reference into page storage: the variable is followed
   // like any local reference, so the loop body's stores through it get barriers.
   bool VisitCXXForRangeStmt(clang::CXXForRangeStmt* fr);
+
+  // Inline asm whose outputs are page storage (`"=m"(g.a[2])`, `"+r"(g.n)`), or that may write
+  // through a page pointer operand (a "memory" clobber): the page is marked escaped before the
+  // statement runs, with a warning.
+  bool VisitGCCAsmStmt(clang::GCCAsmStmt* as);
 
   // ---- declarations ---------------------------------------------------------------------
 
@@ -246,6 +260,12 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   std::pair<std::string, std::string> LvalueBarrier() const;
 
   std::string PointerBarrierOpen() const;
+  // The forms that mark page storage handed to uninstrumented code (a member call's object, a
+  // library call's argument) now and again at the end of the full-expression (mmsb/held_marks.h);
+  // the marks made once in constexpr functions, where a temporary of class type cannot be made.
+  std::string HeldRefOpen() const;
+  std::string HeldPointerOpen() const;
+  bool InExplicitConstexprFunction() const;
 
   static bool ParentIsInstantiation(const clang::Decl* d);
 
@@ -327,6 +347,9 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   // Nothing in `body` can commit: calls go to library code without callables, and nothing
   // user-defined is constructed, destroyed or allocated.
   bool CannotCommit(const clang::Stmt* body);
+  // `fd`, called from a loop body, provably neither commits nor synchronises with another thread
+  // nor calls back into user code: a builtin or a C/C++ library function on the allowlist.
+  bool IsQuietLibraryCall(const clang::FunctionDecl* fd) const;
 
   bool InSystemHeader(const clang::Decl* d) const;
 
@@ -373,6 +396,9 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
             clang::SourceLocation report_loc);
 
   bool InsertAt(clang::SourceLocation loc, const std::string& text, int kind);
+  // Puts `loop` (a statement directly in a block) in a scope of its own that starts with `open`:
+  // `{ open for (...) ...; }`. Both edits or neither.
+  bool ScopeAround(const clang::Stmt* loop, const std::string& open);
 
   // The write barrier for a store whose destination is `lhs`.
   void Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc);
@@ -388,6 +414,9 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   // A store (or escape) that cannot be rewritten: warn, and mark its page escaped before the
   // enclosing statement when the page's root object can be named there.
   void Unrewritable(const clang::Expr* e, clang::SourceLocation loc);
+  // Marks the page that `e` designates escaped before the enclosing statement; false when its
+  // root object cannot be named there.
+  bool EscapeBefore(const clang::Expr* e);
 
   // An expression naming an address inside the page that `e` writes, usable before the
   // statement: a page variable, a pointer variable, or `this`. Empty when there is none.
@@ -442,6 +471,9 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   std::string MangledName(const clang::VarDecl* vd) const;
 
   void InstrumentStaticPage(const clang::VarDecl* vd);
+  // Gives a page variable with external linkage its page symbol (PageSymbol) in every
+  // declaration of this translation unit.
+  void LabelPageSymbol(const clang::VarDecl* vd);
 
   // Standard class templates that hold their elements inside themselves or in storage they
   // allocate: a page-typed element there is not a page. Smart pointers and views refer to
@@ -487,6 +519,11 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   std::set<const clang::Expr*> loop_covered_;
   std::set<const clang::VarDecl*> covered_vars_;
   std::map<const clang::Stmt*, std::set<const clang::VarDecl*>> escaped_in_function_;
+  // The loop whose mark IsLoopInvariant is checking: a local variable is invariant only when it
+  // is declared before that loop (its name means the same thing where the mark goes).
+  const clang::Stmt* invariant_loop_ = nullptr;
+  int loop_mark_seq_ = 0;
+  std::set<const clang::VarDecl*> labelled_;  // page variables given their page symbol
 };
 
 }  // namespace mmsb::rewriter

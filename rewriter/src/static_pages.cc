@@ -161,4 +161,37 @@ void PageVisitor::InstrumentStaticPage(const clang::VarDecl* vd) {
              "\n";
 }
 
+void PageVisitor::LabelPageSymbol(const clang::VarDecl* vd) {
+  if (a_.options_.report_only) return;
+  const clang::VarDecl* canon = vd->getCanonicalDecl();
+  if (!labelled_.insert(canon).second) return;
+  if (!canon->hasExternalFormalLinkage() || canon->isStaticDataMember() ||
+      !canon->getDeclContext()->getRedeclContext()->isFileContext() || canon->isTemplated() ||
+      canon->isInline())
+    return;
+  for (const clang::VarDecl* r : canon->redecls()) {
+    if (r->hasAttr<clang::AsmLabelAttr>()) return;  // the user's own symbol name
+  }
+  // Every declaration this translation unit sees gets the label, or none does (clang rejects a
+  // label added after a use of the variable).
+  std::vector<std::pair<clang::FileID, unsigned>> at;
+  for (const clang::VarDecl* r : canon->redecls()) {
+    clang::SourceLocation end = sm_.getExpansionLoc(r->getLocation());
+    if (const clang::TypeSourceInfo* tsi = r->getTypeSourceInfo()) {
+      clang::SourceLocation type_end = sm_.getExpansionLoc(tsi->getTypeLoc().getEndLoc());
+      if (type_end.isValid() && sm_.isBeforeInTranslationUnit(end, type_end)) end = type_end;
+    }
+    clang::FileID fid;
+    unsigned off = 0;
+    if (!FileOffsets(clang::Lexer::getLocForEndOfToken(end, 0, sm_, lo_), &fid, &off)) return;
+    at.emplace_back(fid, off);
+  }
+  const std::string label = " __asm__(" + CString(PageSymbol(MangledName(canon))) + ")";
+  for (const auto& [fid, off] : at) {
+    if (NewSite(fid, off, off, kSiteAsmLabel)) a_.edits_.push_back({fid, off, label, true});
+  }
+}
+
+std::string PageSymbol(llvm::StringRef mangled) { return "_mmsb_page." + mangled.str(); }
+
 }  // namespace mmsb::rewriter

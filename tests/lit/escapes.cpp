@@ -14,17 +14,17 @@ float* Keep;
 std::vector<float*> g_ptrs;
 
 void Calls(const P& other) {
-  // CHECK: memcpy(::mmsb::rt::MarkFrom(&g), &other, sizeof g);
+  // CHECK: memcpy(::mmsb::rt::MarkFromHeld(&g), &other, sizeof g);
   memcpy(&g, &other, sizeof g);
-  // CHECK: std::fill(::mmsb::rt::MarkFrom(g.x), ::mmsb::rt::MarkFrom(g.x + 16), 0.f);
+  // CHECK: std::fill(::mmsb::rt::MarkFromHeld(g.x), ::mmsb::rt::MarkFromHeld(g.x + 16), 0.f);
   std::fill(g.x, g.x + 16, 0.f);
   // std::begin and std::end hand the array through.
-  // CHECK: std::fill(::mmsb::rt::MarkFrom(std::begin(g.x)), ::mmsb::rt::MarkFrom(std::end(g.x)), 1.f);
+  // CHECK: std::fill(::mmsb::rt::MarkFromHeld(std::begin(g.x)), ::mmsb::rt::MarkFromHeld(std::end(g.x)), 1.f);
   std::fill(std::begin(g.x), std::end(g.x), 1.f);
-  // CHECK: std::swap(::mmsb::rt::MarkRef(g.x[0]), ::mmsb::rt::MarkRef(g.x[1]));
+  // CHECK: std::swap(::mmsb::rt::MarkHeld(g.x[0]), ::mmsb::rt::MarkHeld(g.x[1]));
   std::swap(g.x[0], g.x[1]);
   // A library call that writes a page through a page-typed reference is marked too.
-  // CHECK: std::swap(::mmsb::rt::MarkRef(g), ::mmsb::rt::MarkRef(*&g));
+  // CHECK: std::swap(::mmsb::rt::MarkHeld(g), ::mmsb::rt::MarkHeld(*&g));
   std::swap(g, *&g);
   // An unknown function may keep what it gets.
   // CHECK: Take(::mmsb::rt::EscapeRef(g.x[1]));

@@ -17,7 +17,7 @@ struct [[mmsb::page]] P {
   void Reset();
   void Bump() { n++; }
   // An implicit-this call to a member defined elsewhere is marked.
-  // CHECK: void Touch() { ::mmsb::rt::w(this)->Reset(); }
+  // CHECK: void Touch() { __builtin_addressof(::mmsb::rt::MarkHeld(*this))->Reset(); }
   void Touch() { Reset(); }
   // One defined here is not.
   // CHECK: void Twice() { Bump(); Bump(); }
@@ -26,25 +26,25 @@ struct [[mmsb::page]] P {
 [[mmsb::page]] P g;
 
 void Calls(P* p) {
-  // CHECK: (*::mmsb::rt::w(&(g.acc))).Add(1);
+  // CHECK: ::mmsb::rt::MarkHeld(g.acc).Add(1);
   g.acc.Add(1);
   // CHECK: int v = g.acc.Get();
   int v = g.acc.Get();
-  // CHECK: ::mmsb::rt::w(p)->Reset();
+  // CHECK: __builtin_addressof(::mmsb::rt::MarkHeld(*(p)))->Reset();
   p->Reset();
   // CHECK: p->Bump();
   p->Bump();
   // Non-const operator[] of a member object marks the member; the store needs no second mark.
   // CHECK: (*::mmsb::rt::w(&(g.arr)))[2] = v;
   g.arr[2] = v;
-  // CHECK: (*::mmsb::rt::w(&(g.acc))).Ref() = 3;
+  // CHECK: ::mmsb::rt::MarkHeld(g.acc).Ref() = 3;
   g.acc.Ref() = 3;
   // What the call returns is followed after it.
   // CHECK: int& r = (*::mmsb::rt::w(&(g.arr)))[3];
   int& r = g.arr[3];
   // CHECK: ::mmsb::rt::ws(&(r)) = 6;
   r = 6;
-  // CHECK: for (auto it = (*::mmsb::rt::w(&(g.arr))).begin(); it != (*::mmsb::rt::w(&(g.arr))).end(); ++it) ::mmsb::rt::ws(&(*it)) = 0;
+  // CHECK: for (auto it = ::mmsb::rt::MarkHeld(g.arr).begin(); it != ::mmsb::rt::MarkHeld(g.arr).end(); ++it) ::mmsb::rt::ws(&(*it)) = 0;
   for (auto it = g.arr.begin(); it != g.arr.end(); ++it) *it = 0;
   // Through a pointer to member function, only the constness of the callee is known.
   void (Acc::*add)(int) = &Acc::Add;

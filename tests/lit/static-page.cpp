@@ -7,19 +7,19 @@
 // SYM-DAG: Registry::_mmsb_reg__ZN8Registry7hidden_E
 // SYM-DAG: Registry::_mmsb_reg__ZN8Registry5shownE
 struct [[mmsb::page]] State { int n; float f[2]; };
-// CHECK: {{\[\[}}mmsb::page]] __attribute__((section("mmsb_pages"), aligned(64))) State g_state;
+// CHECK: {{\[\[}}mmsb::page]] __attribute__((section("mmsb_pages"), aligned(64))) State g_state __asm__("_mmsb_page.g_state");
 [[mmsb::page]] State g_state;
 // A variable of page type is a page without the attribute on the variable.
-// CHECK: __attribute__((section("mmsb_pages"), aligned(64))) State g_implicit;
+// CHECK: __attribute__((section("mmsb_pages"), aligned(64))) State g_implicit __asm__("_mmsb_page.g_implicit");
 State g_implicit;
-// CHECK: {{\[\[}}mmsb::page]] __attribute__((section("mmsb_pages"), aligned(64))) float g_arr[8];
+// CHECK: {{\[\[}}mmsb::page]] __attribute__((section("mmsb_pages"), aligned(64))) float g_arr[8] __asm__("_mmsb_page.g_arr");
 [[mmsb::page]] float g_arr[8];
 namespace app {
 // CHECK: {{\[\[}}mmsb::page]] static __attribute__((section("mmsb_pages"), aligned(64))) int counter;
 [[mmsb::page]] static int counter;
 }
 // A declaration is not a definition: nothing to place.
-// CHECK: extern State g_other;
+// CHECK: extern State g_other __asm__("_mmsb_page.g_other");
 extern State g_other;
 
 // Static data members register through an inline static member of their class, which may name
@@ -49,4 +49,4 @@ int Tick() {
 // CHECK-NEXT: static ::mmsb::rt::StaticPageRegistrar _mmsb_reg_g_arr((void*)&(::g_arr), sizeof(::g_arr), "g_arr", (::mmsb::rt::InternLayout("g_arr", 32u, 4u, {{[{][{]}}"g_arr", 0u, 32u, ::mmsb::rt::kind::kF32, 4u, {8u}, ""}})));
 // Internal linkage: the name carries the file, another TU may have its own app::counter.
 // CHECK-NEXT: static ::mmsb::rt::StaticPageRegistrar _mmsb_reg__ZN3appL7counterE_static_page_cpp((void*)&(::app::counter), sizeof(::app::counter), "_ZN3appL7counterE@static-page.cpp", (::mmsb::rt::InternLayout("app::counter@static-page.cpp", 4u, 4u,
-// CHECK-NOT: g_other
+// CHECK-NOT: _mmsb_reg_g_other

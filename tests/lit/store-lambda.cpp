@@ -10,7 +10,7 @@ void Lambdas(P* p) {
   auto set = [p](int x) { p->v = x; };
   set(1);
   // A generic lambda's body is rewritten from its instantiations, in the forwarding form.
-  // CHECK: auto gen = [](auto& q) { ::mmsb::rt::wst(q.v) += 1; };
+  // CHECK: auto gen = [](auto& q) { ::mmsb::rt::wt(q).v += 1; };
   auto gen = [](auto& q) { q.v += 1; };
   gen(*p);
   // CHECK: [&] { ::mmsb::rt::ws(&(g.f[0])) = 2; }();
@@ -23,12 +23,12 @@ void Lambdas(P* p) {
 void Opaque();
 void RangeFor(P* p) {
   // Over a page array, the array is marked once before the loop (see loop-marks.cpp).
-  // CHECK: ::mmsb::rt::MarkSpan(&(g.f), 1); for (float& x : g.f) x = 1;
+  // CHECK: { {{.*}} ::mmsb::rt::ScopedMark _mmsb_loop_mark_{{[0-9]+}}(::mmsb::rt::detail::Bytes(&(g.f)), sizeof(g.f)); {{.*}} for (float& x : g.f) x = 1; }
   for (float& x : g.f) x = 1;
-  // CHECK: ::mmsb::rt::MarkSpan(&(p->f), 1); for (auto&& x : p->f) x += 1;
+  // CHECK: { {{.*}} ::mmsb::rt::ScopedMark _mmsb_loop_mark_{{[0-9]+}}(::mmsb::rt::detail::Bytes(&(p->f)), sizeof(p->f)); {{.*}} for (auto&& x : p->f) x += 1; }
   for (auto&& x : p->f) x += 1;
   // Arrays of arrays: the inner range is the outer loop variable.
-  // CHECK: ::mmsb::rt::MarkSpan(&(g.grid), 1); for (auto& row : g.grid) for (float& c : row) c++;
+  // CHECK: { {{.*}} ::mmsb::rt::ScopedMark _mmsb_loop_mark_{{[0-9]+}}(::mmsb::rt::detail::Bytes(&(g.grid)), sizeof(g.grid)); {{.*}} for (auto& row : g.grid) for (float& c : row) c++; }
   for (auto& row : g.grid) for (float& c : row) c++;
   // Otherwise the loop variable refers into the page: stores through it get barriers.
   // CHECK: for (float& x : g.f) { ::mmsb::rt::ws(&(x)) = 1; Opaque(); }

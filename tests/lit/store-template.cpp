@@ -14,9 +14,9 @@ struct [[mmsb::page]] Row {
 
 void Opaque();
 template <class T> void Set(T& t, int x) {
-  // CHECK: ::mmsb::rt::wst(t.v) = x;
+  // CHECK: ::mmsb::rt::wt(t).v = x;
   t.v = x;
-  // CHECK: ::mmsb::rt::MarkSpan(&(t.f), 1); for (float& e : t.f) e = 0;
+  // CHECK: { {{.*}} ::mmsb::rt::ScopedMark _mmsb_loop_mark_{{[0-9]+}}(::mmsb::rt::detail::Bytes(&(t.f)), sizeof(t.f)); {{.*}} for (float& e : t.f) e = 0; }
   for (float& e : t.f) e = 0;
   // CHECK: for (float& e : t.f) { ::mmsb::rt::wst(e) = 1; Opaque(); }
   for (float& e : t.f) { e = 1; Opaque(); }

@@ -193,7 +193,8 @@ class LogBatch {
   void AddRecompute(const LogRecompute& rec);
   // Events are opaque bytes (the event module's encoding) stamped with their epoch.
   void AddEvent(Epoch epoch, std::span<const std::uint8_t> bytes);
-  // Any record type, raw payload: for types this build does not model (and for tests).
+  // Any record type, raw payload: for types this build does not model, for copying records from
+  // another log (a page-create still counts in page_id_high()), and for tests.
   void AddRaw(std::uint8_t type, std::span<const std::uint8_t> payload);
 
   void Clear();
@@ -341,6 +342,13 @@ class LogReader {
   // `path` is a log directory (all its segments, in sequence order) or one segment file.
   static Expected<std::unique_ptr<LogReader>> Open(const std::string& path,
                                                    const LogReaderOptions& options = {});
+  // Reads framed records held in memory (an epoch group as LoggedGroup::records has it, e.g.
+  // received by a replication follower) with the same checks as a segment whose last epoch
+  // before them is `base_epoch`. `log_id` is the id that seeded their checksums. The bytes are
+  // copied; options.env is not used.
+  static Expected<std::unique_ptr<LogReader>> OpenBuffer(std::span<const std::uint8_t> records,
+                                                         std::uint64_t log_id, Epoch base_epoch,
+                                                         const LogReaderOptions& options = {});
   ~LogReader();
 
   // Reads the next record into *entry. Returns true for a record, false at the end of the log.
@@ -364,6 +372,36 @@ class LogReader {
 };
 
 // ---- The bus's log sink ------------------------------------------------------------------------
+
+// An epoch group as the log sink appended it, for a replicator (mmsb::replication,
+// docs/Replication.md). Valid only during LogGroupObserver::OnGroup.
+struct LoggedGroup {
+  Epoch epoch = 0;  // log epoch
+  std::uint64_t unix_nanos = 0;
+  std::uint64_t log_id = 0;  // seeded the records' checksums
+  // The group's framed records exactly as appended, its commit record last
+  // (LogReader::OpenBuffer and Replayer::ApplyGroup read them).
+  std::span<const std::uint8_t> records;
+  // LogState::ReplicaHash() of the state after this epoch, from the live pages; 0 unless the
+  // observer asked for it.
+  std::uint64_t state_hash = 0;
+};
+
+// Sees every group a LogSink appends. Records appended outside a group (LogSink::AppendEvent
+// after its epoch, a checkpoint's event and marker) are not shown.
+class LogGroupObserver {
+ public:
+  virtual ~LogGroupObserver() = default;
+  // Under the commit lock, right after the group was appended to the local log (before it is
+  // durable there). Copy what you keep; do not block for long. An error fails the commit.
+  virtual Status OnGroup(const LoggedGroup& group) = 0;
+  // After the commit lock is released, on the committing thread, once the local log's own wait
+  // for its durability is over: where a replicator waits for its own durability level.
+  virtual Status AfterGroup(Epoch log_epoch) { return Status::Ok(); }
+  // The sink wrote checkpoint `path` (inside the log directory) of log epoch `epoch`; under the
+  // commit lock, after the group of that epoch. The file may be retired by later checkpoints.
+  virtual void OnCheckpoint(Epoch epoch, const std::string& path) {}
+};
 
 // Logs every commit of the running bus. Page ids and epochs in the log are the bus's plus the
 // bases found in an existing log (0 for a new one), so a log continued by a later run keeps both
@@ -396,6 +434,11 @@ class LogSink final : public CommitSink {
   // Log epoch and page id of a bus epoch / page id.
   Epoch LogEpoch(Epoch bus_epoch) const;
   PageId LogPageId(PageId bus_id) const;
+
+  // Shows every later group to `observer` (null removes it); with `state_hash`, each with its
+  // LogState::ReplicaHash(), computed from the live pages at every commit (a pass over all page
+  // bytes). Not from inside a commit.
+  void SetGroupObserver(std::shared_ptr<LogGroupObserver> observer, bool state_hash);
 
   LogWriter& writer() { return *writer_; }
   // Removes the sink from the bus (if attached) and closes the log. Not from inside a commit.

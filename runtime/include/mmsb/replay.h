@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,10 @@ struct LogState {
   std::uint64_t PageBytes() const;
   // XXH3-64 of a canonical serialisation of everything above but unix_nanos.
   std::uint64_t Hash() const;
+  // Hash() without the type descriptors: what a replication leader computes from its live pages
+  // for every epoch (LogGroupObserver), which a follower checks after applying it. Page type names
+  // are hashed, so a page that changes type still changes the hash.
+  std::uint64_t ReplicaHash() const;
 };
 
 struct ReplayOptions {
@@ -111,6 +116,17 @@ class Replayer {
   Expected<Epoch> AdvanceTo(Epoch epoch);
   // Applies the next committed epoch; false at the end of the log.
   Expected<bool> Step();
+
+  // A Replayer that starts at `state` (e.g. a checkpoint a replication follower received) and
+  // has no log of its own: it advances only through ApplyGroup.
+  static std::unique_ptr<Replayer> FromState(LogState state, const ReplayOptions& options = {});
+  // Applies one epoch group held in memory: framed records whose checksums `log_id` seeded, the
+  // commit record last (LoggedGroup::records, as a replication follower receives it). The group
+  // goes through the same checks and the same apply as one read from a log, after the log this
+  // Replayer has read (which must be at its end). Returns the epoch reached: the group's own, or
+  // the current epoch when the group was not applied (incomplete, or an epoch already applied).
+  // Strict mode: a damaged or inconsistent group returns its error and changes nothing.
+  Expected<Epoch> ApplyGroup(std::span<const std::uint8_t> records, std::uint64_t log_id);
 
   const LogState& state() const;
   const ReplayReport& report() const;

@@ -40,7 +40,11 @@ Status ParseDeltaView(std::span<const std::uint8_t> in, std::uint32_t max_page_s
                       bool verify_checksum, DeltaView* out);
 
 // Writes the new bytes into `page` (page_size bytes). `v` must come from a successful parse.
+// A dense view is applied with AVX-512 VBMI2 (expand-load, masked store) where the CPU has it,
+// otherwise word by word; both write exactly the bytes the mask names.
 void ApplyDeltaView(const DeltaView& v, std::uint8_t* page);
+// The portable dense path alone, for tests that compare it with the dispatched one.
+void ApplyDeltaViewDenseScalarForTest(const DeltaView& v, std::uint8_t* page);
 
 // The run table of a parsed sparse view as offsets and lengths (run_count of them into `out`).
 void RunsOfView(const DeltaView& v, ByteRun* out);

@@ -53,6 +53,27 @@ std::size_t DiffMaskFull(const std::uint8_t* HWY_RESTRICT a, const std::uint8_t*
   return count;
 }
 
+// As DiffMaskFull, for images far larger than the caches: the masks are written with
+// non-temporal stores (x86 MOVNTI; eight consecutive ones fill a write-combining line), so the
+// mask array, an eighth of an image, is not read from memory before it is overwritten (the
+// read-for-ownership a normal store of a missing line costs) and does not evict the images'
+// lines. The caller fences (DiffMask).
+std::size_t DiffMaskFullStream(const std::uint8_t* HWY_RESTRICT a,
+                               const std::uint8_t* HWY_RESTRICT b, std::size_t granules,
+                               std::uint64_t* HWY_RESTRICT mask64) {
+#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+  std::size_t count = 0;
+  for (std::size_t g = 0; g < granules; ++g) {
+    const std::uint64_t m = GranuleMask(a + g * 64, b + g * 64);
+    _mm_stream_si64(reinterpret_cast<long long*>(mask64 + g), static_cast<long long>(m));
+    count += static_cast<std::size_t>(std::popcount(m));
+  }
+  return count;
+#else
+  return DiffMaskFull(a, b, granules, mask64);
+#endif
+}
+
 // As DiffMaskFull, but only granules with touched[g] != 0 are compared; others get mask 0.
 std::size_t DiffMaskTouched(const std::uint8_t* HWY_RESTRICT a, const std::uint8_t* HWY_RESTRICT b,
                             std::size_t granules, const std::uint8_t* HWY_RESTRICT touched,
@@ -87,6 +108,7 @@ HWY_AFTER_NAMESPACE();
 namespace mmsb {
 
 HWY_EXPORT(DiffMaskFull);
+HWY_EXPORT(DiffMaskFullStream);
 HWY_EXPORT(DiffMaskTouched);
 HWY_EXPORT(CompiledTargetName);
 
@@ -94,6 +116,10 @@ namespace {
 
 // Granules per block: masks for one block live on the stack (4 KiB of page per 64 granules).
 constexpr std::size_t kBlockGranules = 64;
+
+// From this many granules (8 MiB per image, 1 MiB of masks: beyond what a core's caches keep) on,
+// DiffMask streams its masks past the caches.
+constexpr std::size_t kStreamGranules = std::size_t{1} << 17;
 
 std::uint64_t ScalarMask(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) {
   std::uint64_t m = 0;
@@ -114,8 +140,16 @@ std::size_t DiffMask(std::span<const std::uint8_t> before, std::span<const std::
   const std::size_t full = now.size() / 64;
   const std::size_t tail = now.size() % 64;
   MMSB_CHECK(mask64.size() >= full + (tail != 0));
-  std::size_t count =
-      HWY_DYNAMIC_DISPATCH(DiffMaskFull)(before.data(), now.data(), full, mask64.data());
+  std::size_t count = 0;
+  if (full >= kStreamGranules) {
+    count =
+        HWY_DYNAMIC_DISPATCH(DiffMaskFullStream)(before.data(), now.data(), full, mask64.data());
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_sfence();  // the streamed masks are visible before DiffMask returns
+#endif
+  } else {
+    count = HWY_DYNAMIC_DISPATCH(DiffMaskFull)(before.data(), now.data(), full, mask64.data());
+  }
   if (tail != 0) {
     const std::uint64_t m = ScalarMask(before.data() + full * 64, now.data() + full * 64, tail);
     mask64[full] = m;

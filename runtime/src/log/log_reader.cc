@@ -1,5 +1,6 @@
 // LogReader: segments in sequence, framing checks, typed decoding, problem reports.
 #include <algorithm>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -7,6 +8,7 @@
 
 #include "log/log_format.h"
 #include "log/log_records.h"
+#include "log/memory_file_env.h"
 #include "log/record_reader.h"
 #include "log/segments.h"
 
@@ -88,6 +90,7 @@ bool KnownType(std::uint8_t t) { return (t >= 1 && t <= 10) || t == 16 || t == 1
 class LogReader::Impl {
  public:
   LogReaderOptions opts;
+  std::unique_ptr<Env> owned_env;  // OpenBuffer's image; outlives `file`
   Env* env = nullptr;
   bool directory = false;
   std::vector<std::string> files;
@@ -376,6 +379,27 @@ Expected<std::unique_ptr<LogReader>> LogReader::Open(const std::string& path,
     if (size.ok()) impl->total += *size;
   }
   return std::unique_ptr<LogReader>(new LogReader(std::move(impl)));
+}
+
+Expected<std::unique_ptr<LogReader>> LogReader::OpenBuffer(std::span<const std::uint8_t> records,
+                                                           std::uint64_t log_id, Epoch base_epoch,
+                                                           const LogReaderOptions& options) {
+  log::FileHeader h;
+  h.log_id = log_id;
+  h.base_epoch = base_epoch;
+  std::vector<std::uint8_t> image(log::kFileHeaderSize + records.size());
+  log::EncodeFileHeader(h, image.data());
+  if (!records.empty()) {
+    std::memcpy(image.data() + log::kFileHeaderSize, records.data(), records.size());
+  }
+  auto env = std::make_unique<log::MemoryFileEnv>(fmt::format("<epoch group after {}>", base_epoch),
+                                                  std::move(image));
+  LogReaderOptions o = options;
+  o.env = env.get();
+  auto r = Open(env->name(), o);
+  if (!r.ok()) return r.status();
+  (*r)->impl_->owned_env = std::move(env);
+  return r;
 }
 
 Expected<bool> LogReader::Next(LogEntry* entry) { return impl_->Next(entry); }

@@ -16,8 +16,10 @@
 #include "mmsb/page.h"
 
 #include "bus/bus.h"
+#include "log/log_format.h"
 #include "log/log_records.h"
 #include "log/recompute.h"
+#include "log/state_hash.h"
 
 namespace mmsb {
 namespace {
@@ -57,6 +59,26 @@ struct LogSink::State {
   std::vector<Event> events_scratch;
   Expected<Epoch> checkpoint_result = Status(StatusCode::kNotFound, "no checkpoint written");
   std::vector<std::uint8_t> zeros;
+  std::shared_ptr<LogGroupObserver> observer;
+  bool observer_hash = false;
+  std::vector<std::uint8_t> group_bytes;  // the group with its commit record, for the observer
+  std::vector<const Page*> hash_pages;
+
+  // LogState::ReplicaHash() of the state after this commit, from the live pages.
+  std::uint64_t LiveHash(const CommitBatch& b, PageId page_id_high) {
+    hash_pages.assign(b.live_pages.begin(), b.live_pages.end());
+    std::sort(hash_pages.begin(), hash_pages.end(),
+              [](const Page* x, const Page* y) { return x->id() < y->id(); });
+    log::StateHasher h(LogEpoch(b.epoch), page_id_high, hash_pages.size());
+    for (const Page* p : hash_pages) {
+      h.Page(LogId(p->id()), p->name(), p->type() ? std::string_view(p->type()->name) : "",
+             p->location(), p->is_static(), PageLogEpoch(p->id(), p->epoch()),
+             {p->data(), p->size()});
+    }
+    h.Edges(edges.size());
+    for (const auto& [key, e] : edges) h.Edge(e);
+    return h.Finish();
+  }
 
   Epoch LogEpoch(Epoch bus) const { return epoch_base + (bus - bus_base); }
   PageId LogId(PageId bus) const { return bus + id_base; }
@@ -226,6 +248,26 @@ Status LogSink::OnCommit(const CommitBatch& b) {
   auto t = writer_->Append(s.batch, s.LogEpoch(b.epoch), b.unix_nanos);
   if (!t.ok()) return t.status();
   s.last_bus_epoch = b.epoch;
+  if (s.observer) {
+    // The commit record as the writer framed it (same fields, same log id).
+    LogCommit c;
+    c.epoch = s.LogEpoch(b.epoch);
+    c.unix_nanos = b.unix_nanos;
+    c.record_count = s.batch.record_count();
+    c.page_id_high = writer_->page_id_high();
+    s.group_bytes.assign(s.batch.bytes().begin(), s.batch.bytes().end());
+    std::vector<std::uint8_t> payload;
+    log::EncodeCommit(c, payload);
+    log::AppendRecord(s.group_bytes, writer_->log_id(),
+                      static_cast<std::uint8_t>(LogRecordType::kCommit), payload);
+    LoggedGroup g;
+    g.epoch = c.epoch;
+    g.unix_nanos = c.unix_nanos;
+    g.log_id = writer_->log_id();
+    g.records = s.group_bytes;
+    if (s.observer_hash) g.state_hash = s.LiveHash(b, c.page_id_high);
+    MMSB_RETURN_IF_ERROR(s.observer->OnGroup(g));
+  }
   if (writer_->options().durability == Durability::kSync) {
     // One fsync per commit, before the commit returns: wait here, under the commit lock.
     MMSB_RETURN_IF_ERROR(writer_->WaitDurable(*t));
@@ -257,6 +299,7 @@ Status LogSink::OnCommit(const CommitBatch& b) {
     auto path = WriteLogCheckpoint(*writer_, std::move(c));
     if (path.ok()) {
       s.checkpoint_result = s.LogEpoch(b.epoch);
+      if (s.observer) s.observer->OnCheckpoint(s.LogEpoch(b.epoch), *path);
       Event ev;
       ev.type = EventType::kCheckpoint;
       ev.epoch = s.LogEpoch(b.epoch);
@@ -279,8 +322,12 @@ Status LogSink::AfterCommit(Epoch epoch) {
   CommitTicket t;
   bool wait = false;
   std::vector<Event> checkpoint_event;
+  std::shared_ptr<LogGroupObserver> observer;
+  Epoch log_epoch = 0;
   {
     std::lock_guard<std::mutex> l(state_->mu);
+    observer = state_->observer;
+    log_epoch = state_->LogEpoch(epoch);
     auto it = state_->tickets.find(epoch);
     if (it != state_->tickets.end()) {
       t = it->second;
@@ -293,7 +340,16 @@ Status LogSink::AfterCommit(Epoch epoch) {
   if (!checkpoint_event.empty()) {
     if (Bus* bus = CurrentBus()) bus->PostEvents(std::move(checkpoint_event));
   }
-  return wait ? writer_->WaitDurable(t) : Status::Ok();
+  if (wait) MMSB_RETURN_IF_ERROR(writer_->WaitDurable(t));
+  return observer ? observer->AfterGroup(log_epoch) : Status::Ok();
+}
+
+void LogSink::SetGroupObserver(std::shared_ptr<LogGroupObserver> observer, bool state_hash) {
+  std::shared_ptr<LogGroupObserver> old;  // released after the lock: it may own this sink
+  std::lock_guard<std::mutex> l(state_->mu);
+  old = std::move(state_->observer);
+  state_->observer = std::move(observer);
+  state_->observer_hash = state_->observer != nullptr && state_hash;
 }
 
 bool LogSink::wants_events() const { return writer_ && writer_->options().log_events; }
@@ -326,6 +382,7 @@ Status LogSink::Close() {
   // A closed log would fail every later commit: leave the bus first (NotFound when it was never
   // attached, or the bus stopped, is fine).
   if (started()) (void)RemoveSink(this);
+  if (state_) SetGroupObserver(nullptr, false);  // an observer may hold this sink: break the cycle
   if (!writer_) return Status::Ok();
   return writer_->Close();
 }

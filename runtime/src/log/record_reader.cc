@@ -10,6 +10,19 @@ namespace {
 
 constexpr std::size_t kReadChunk = std::size_t{1} << 20;
 
+bool AllZero(const std::uint8_t* p, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    if (w != 0) return false;
+  }
+  for (; i < n; ++i) {
+    if (p[i] != 0) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 RecordReader::RecordReader(const RandomAccessFile* file, std::string name)
@@ -76,6 +89,17 @@ bool RecordReader::ValidAt(std::uint64_t off, RecordHeader* h, Status* status) {
   return PayloadMatches(*h, {p, h->length});
 }
 
+bool RecordReader::ZerosToEnd(std::uint64_t from, Status* status) {
+  for (std::uint64_t pos = from; pos < size_;) {
+    const std::size_t n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(size_ - pos, kReadChunk));
+    const std::uint8_t* p = Window(pos, n, status);
+    if (p == nullptr || !AllZero(p, n)) return false;
+    pos += n;
+  }
+  return true;
+}
+
 std::uint64_t RecordReader::FindNext(std::uint64_t from, Status* status) {
   std::uint8_t magic[4];
   Put32(magic, kRecordMagic);
@@ -110,6 +134,17 @@ RecordReader::Result RecordReader::Next(Record* rec, Damage* damage, Status* sta
     rec->payload = {Window(pos_ + kRecordHeaderSize, h.length, &io), h.length};
     pos_ += kRecordHeaderSize + h.length;
     return Result::kRecord;
+  }
+  if (!io.ok()) {
+    *status = io;
+    return Result::kError;
+  }
+  // Zeros from here to the end: space the writer wrote ahead and never used (a record never
+  // starts with a zero byte). Zeros followed by a valid record are damage, found below.
+  if (ZerosToEnd(pos_, &io)) {
+    zero_tail_ = size_ - pos_;
+    pos_ = size_;
+    return Result::kEnd;
   }
   if (!io.ok()) {
     *status = io;

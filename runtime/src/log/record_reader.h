@@ -5,6 +5,11 @@
 // corruption; if there is none, they are a torn tail. Either way the caller learns the byte range
 // and decides (strict: stop; salvage: continue at the next valid record).
 //
+// Zero tail: bytes that are all zero from a record boundary to the end of the file are the end of
+// the file's records, not damage (a durable writer writes zeros ahead of its appends; see
+// log/prewrite.h). Zeros followed by a valid record are damage like any other bytes
+// that are not a record (a record never starts with a zero byte: its magic).
+//
 // Memory: when the file is mapped (RandomAccessFile::Map) records are read in place; otherwise a
 // read window (1 MiB, grown only for a record whose checked header says it is larger, and never
 // beyond the bytes the file really has), so a corrupt length cannot allocate.
@@ -46,12 +51,15 @@ class RecordReader {
   };
 
   enum class Result { kRecord, kEnd, kDamage, kError };
-  // kRecord: *rec is the next valid record. kEnd: clean end of file. kDamage: *damage describes
+  // kRecord: *rec is the next valid record. kEnd: clean end of file (or a zero tail: see above).
+  // kDamage: *damage describes
   // bad bytes at the current position; the next call continues after them (at the next valid
   // record, or kEnd after a torn tail). kError: an I/O error in *status.
   Result Next(Record* rec, Damage* damage, Status* status);
 
   std::uint64_t position() const { return pos_; }  // next byte to parse
+  // Bytes of the zero tail the reader ended at (0 when the file ended at a record boundary).
+  std::uint64_t zero_tail() const { return zero_tail_; }
   std::uint64_t file_size() const { return size_; }
   std::uint64_t log_id() const { return log_id_; }
   const std::string& name() const { return name_; }
@@ -64,6 +72,8 @@ class RecordReader {
   const std::uint8_t* Window(std::uint64_t off, std::size_t n, Status* status);
   // True when a valid record (header and payload) starts at `off`.
   bool ValidAt(std::uint64_t off, RecordHeader* h, Status* status);
+  // True when bytes [from, size_) are all zero (false on I/O error, *status set).
+  bool ZerosToEnd(std::uint64_t from, Status* status);
   // The offset of the first valid record at or after `from`, or size_ if none.
   std::uint64_t FindNext(std::uint64_t from, Status* status);
 
@@ -73,6 +83,7 @@ class RecordReader {
   std::uint64_t size_;
   std::uint64_t log_id_ = 0;
   std::uint64_t pos_ = 0;
+  std::uint64_t zero_tail_ = 0;
   std::vector<std::uint8_t> buf_;
   std::uint64_t buf_off_ = 0;  // file offset of buf_[0]
   std::size_t buf_len_ = 0;    // valid bytes in buf_

@@ -18,6 +18,7 @@
 #include "log/recompute.h"
 #include "log/record_reader.h"
 #include "log/segments.h"
+#include "log/state_hash.h"
 
 namespace mmsb {
 
@@ -88,6 +89,16 @@ std::uint64_t LogState::Hash() const {
   return h;
 }
 
+std::uint64_t LogState::ReplicaHash() const {
+  log::StateHasher h(epoch, page_id_high, pages.size());
+  for (const auto& [id, p] : pages) {
+    h.Page(id, p.name, p.type_name, p.location, p.is_static, p.epoch, p.bytes);
+  }
+  h.Edges(edges.size());
+  for (const EdgeInfo& e : edges) h.Edge(e);
+  return h.Finish();
+}
+
 bool ReplayReport::has_errors() const {
   return std::any_of(problems.begin(), problems.end(),
                      [](const LogProblem& p) { return p.is_error(); });
@@ -112,6 +123,54 @@ struct Op {
   std::uint32_t aux = 0;  // index into the side vector of its type
   PageId free = kInvalidPageId;
   delta_internal::DeltaView delta;
+  // A delta's page in the state, when Validate found it there (not created in this group). Apply
+  // uses it instead of a second lookup: Apply goes in group order, and only a run-start or a free
+  // of the page, both later in the group than the delta, can take the page away.
+  ReplayedPage* target = nullptr;
+};
+
+// Validate's view of a page as the group changes it, for the pages the group touches: a small
+// flat list (most groups touch a few pages), indexed by a hash map once it grows.
+template <class Sim>
+class Overlay {
+ public:
+  void Clear() {
+    entries_.clear();
+    index_.clear();
+  }
+  Sim* Find(PageId id) {
+    if (index_.empty()) {
+      for (auto& [k, v] : entries_) {
+        if (k == id) return &v;
+      }
+      return nullptr;
+    }
+    auto it = index_.find(id);
+    return it == index_.end() ? nullptr : &entries_[it->second].second;
+  }
+  void Set(PageId id, const Sim& s) {
+    if (Sim* at = Find(id)) {
+      *at = s;
+      return;
+    }
+    entries_.emplace_back(id, s);
+    if (entries_.size() > kFlat) {
+      if (index_.empty()) {
+        for (std::size_t i = 0; i < entries_.size(); ++i) index_.emplace(entries_[i].first, i);
+      } else {
+        index_.emplace(id, entries_.size() - 1);
+      }
+    }
+  }
+  template <class Fn>
+  void ForEach(Fn fn) {
+    for (auto& [k, v] : entries_) fn(v);
+  }
+
+ private:
+  static constexpr std::size_t kFlat = 32;
+  std::vector<std::pair<PageId, Sim>> entries_;
+  std::unordered_map<PageId, std::size_t> index_;
 };
 
 // Copies of payloads that do not stay in a mapping until the group closes. Chunks are kept, so
@@ -234,10 +293,14 @@ class Replayer::Impl {
   }
 
   // Reads records until a commit record: true with *commit set, false at the end of the log.
+  // One entry, reused for every record (its members' buffers are kept; each record's decode sets
+  // the members of its type, and the ones moved out below are reset).
+  LogEntry entry;
+
   Expected<bool> ReadGroup(LogCommit* commit, std::uint64_t* commit_offset,
                            std::size_t* commit_file) {
+    LogEntry& e = entry;
     for (;;) {
-      LogEntry e;
       auto r = reader->Next(&e);
       if (r.ok() && *r && e.file_index != group_file) {
         // A new segment: a group left open in the previous one never got its commit record.
@@ -304,6 +367,7 @@ class Replayer::Impl {
         case LogRecordType::kPageCreate:
           op.aux = static_cast<std::uint32_t>(group_creates.size());
           group_creates.push_back(std::move(e.page_create));
+          e.page_create = {};
           break;
         case LogRecordType::kPageFree:
           op.free = e.page_free;
@@ -311,6 +375,7 @@ class Replayer::Impl {
         case LogRecordType::kTypeDescriptor:
           op.aux = static_cast<std::uint32_t>(group_types.size());
           group_types.push_back(std::make_shared<TypeDescriptor>(std::move(e.type_descriptor)));
+          e.type_descriptor = {};
           break;
         case LogRecordType::kGraphEdge:
           op.aux = static_cast<std::uint32_t>(group_edges.size());
@@ -352,28 +417,31 @@ class Replayer::Impl {
   // Checks the whole group against the state before changing anything. Returns the problem of
   // the first inconsistent record, if any. Chain mismatches are returned separately: salvage
   // applies them (an earlier epoch was dropped), strict refuses.
+  struct Sim {
+    bool live;
+    std::uint64_t size;
+    Epoch epoch;
+    bool changed;
+    ReplayedPage* page;  // the state's page, when the group did not create it
+  };
+  Overlay<Sim> overlay;  // Validate's scratch, reused across groups
+
   std::optional<LogProblem> Validate(const LogCommit& c, std::vector<LogProblem>* chain) {
-    struct Sim {
-      bool live;
-      std::uint64_t size;
-      Epoch epoch;
-      bool changed;
-    };
-    std::unordered_map<PageId, Sim> overlay;
+    overlay.Clear();
     bool cleared = false;
     // After a recompute record, a replay-recomputed page may have changed in this epoch, so a
     // commit stage's delta of it may name this epoch as its base.
     bool recomputed = false;
     std::uint64_t alloc = allocated;
     auto lookup = [&](PageId id) -> std::optional<Sim> {
-      if (auto it = overlay.find(id); it != overlay.end()) {
-        if (!it->second.live) return std::nullopt;
-        return it->second;
+      if (const Sim* s = overlay.Find(id)) {
+        if (!s->live) return std::nullopt;
+        return *s;
       }
       if (cleared) return std::nullopt;
       auto it = st.pages.find(id);
       if (it == st.pages.end()) return std::nullopt;
-      return Sim{true, it->second.bytes.size(), it->second.epoch, it->second.changed};
+      return Sim{true, it->second.bytes.size(), it->second.epoch, it->second.changed, &it->second};
     };
     auto problem = [&](const Op& op, std::string m) {
       return LogProblem{LogProblem::Kind::kInconsistent,
@@ -383,12 +451,12 @@ class Replayer::Impl {
                         c.epoch,
                         std::move(m)};
     };
-    for (const Op& op : group) {
+    for (Op& op : group) {
       if (!KnownLogType(op.raw_type)) continue;
       switch (op.type) {
         case LogRecordType::kRunStart:
           cleared = true;
-          for (auto& [id, s] : overlay) s.live = false;
+          overlay.ForEach([](Sim& s) { s.live = false; });
           alloc = 0;
           break;
         case LogRecordType::kPageCreate: {
@@ -400,14 +468,14 @@ class Replayer::Impl {
                                            pc.id, pc.size));
           }
           alloc += pc.size;
-          overlay[pc.id] = {true, pc.size, c.epoch - 1, false};
+          overlay.Set(pc.id, {true, pc.size, c.epoch - 1, false, nullptr});
           break;
         }
         case LogRecordType::kPageFree: {
           auto p = lookup(op.free);
           if (!p) return problem(op, fmt::format("page {} is freed but does not exist", op.free));
           alloc -= std::min(alloc, p->size);
-          overlay[op.free] = {false, 0, 0, false};
+          overlay.Set(op.free, {false, 0, 0, false, nullptr});
           break;
         }
         case LogRecordType::kGraphEdge: {
@@ -448,7 +516,8 @@ class Replayer::Impl {
                     "delta for page {} follows epoch {}, but the page was last changed in epoch {}",
                     d.page, d.base_epoch, p->epoch)));
           }
-          overlay[d.page] = {true, p->size, c.epoch, true};
+          op.target = p->page;
+          overlay.Set(d.page, {true, p->size, c.epoch, true, p->page});
           break;
         }
         default:
@@ -543,7 +612,7 @@ class Replayer::Impl {
           break;
         }
         case LogRecordType::kDelta: {
-          ReplayedPage& p = st.pages.at(op.delta.page);
+          ReplayedPage& p = op.target != nullptr ? *op.target : st.pages.at(op.delta.page);
           MMSB_CHECK(p.bytes.size() == op.delta.page_size);  // Validate checked it
           delta_internal::ApplyDeltaView(op.delta, p.bytes.data());
           p.epoch = c.epoch;
@@ -776,6 +845,64 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path,
   if (!reader.ok()) return reader.status();
   impl->reader = std::move(*reader);
   return std::unique_ptr<Replayer>(new Replayer(std::move(impl)));
+}
+
+std::unique_ptr<Replayer> Replayer::FromState(LogState state, const ReplayOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->opts = options;
+  impl->env = options.env ? options.env : Env::Default();
+  impl->max_total = log::EffectiveMemoryLimit(options.max_total_bytes);
+  impl->st = std::move(state);
+  impl->base = impl->st.epoch;
+  impl->allocated = impl->st.PageBytes();
+  impl->at_end = true;
+  impl->rep.epoch = impl->st.epoch;
+  impl->rep.last_log_epoch = impl->st.epoch;
+  return std::unique_ptr<Replayer>(new Replayer(std::move(impl)));
+}
+
+Expected<Epoch> Replayer::ApplyGroup(std::span<const std::uint8_t> records, std::uint64_t log_id) {
+  Impl& m = *impl_;
+  if (!m.deferred.ok()) return m.deferred;
+  if (m.reader && !m.at_end) {
+    return FailedPrecondition("ApplyGroup: the Replayer has not reached the end of its log");
+  }
+  // A group of an epoch already applied (a follower receiving it again) is skipped: find its
+  // commit record, the last record, by walking the frames (the reader checks them afterwards).
+  std::size_t at = 0, last = records.size();
+  while (records.size() - at >= log::kRecordHeaderSize) {
+    const std::uint64_t len = log::Get32(records.data() + at + 4);
+    if (len > records.size() - at - log::kRecordHeaderSize) break;
+    last = at;
+    at += log::kRecordHeaderSize + len;
+  }
+  if (last < records.size() &&
+      records[last + 8] == static_cast<std::uint8_t>(LogRecordType::kCommit)) {
+    LogCommit c;
+    const auto payload =
+        records.subspan(last + log::kRecordHeaderSize, log::Get32(records.data() + last + 4));
+    if (log::DecodeCommit(payload, &c).ok() && c.epoch <= m.st.epoch) return m.st.epoch;
+  }
+  LogReaderOptions ro;
+  ro.mode = m.opts.mode;
+  ro.decode_deltas = false;
+  ro.max_page_bytes = m.opts.max_page_bytes;
+  auto r = LogReader::OpenBuffer(records, log_id, m.st.epoch, ro);
+  if (!r.ok()) return r.status();
+  // The group is read like the next segment of the log: epochs at or before the state's are
+  // skipped, a group without its commit record is reported incomplete and not applied.
+  m.reader = std::move(*r);
+  m.problems_seen = 0;
+  m.group_file = ~std::size_t{0};
+  m.have_stash = false;
+  m.at_end = false;
+  m.base = std::max(m.base, m.st.epoch);
+  m.ClearGroup();
+  auto e = m.AdvanceTo(kLatestEpoch);
+  m.ClearGroup();
+  m.reader.reset();  // after the apply: delta views point into its image
+  m.at_end = true;
+  return e;
 }
 
 Expected<Epoch> Replayer::AdvanceTo(Epoch epoch) { return impl_->AdvanceTo(epoch); }

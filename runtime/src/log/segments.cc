@@ -163,10 +163,15 @@ Expected<RecoveredTail> RecoverTail(Env* env, const std::string& dir, const LogD
       }
     }
     const std::uint64_t size = (*file)->Size();
+    // A zero tail right after the last complete epoch is the space a durable writer wrote ahead
+    // (log/prewrite.h) and never used: cut without a problem, nothing was lost.
+    const bool only_zeros = rr.zero_tail() > 0 && size - rr.zero_tail() == boundary;
     file->reset();
     if (size > boundary) {
-      if (out.problems.empty() || out.problems.back().kind != LogProblem::Kind::kTornTail ||
-          out.problems.back().offset != boundary) {
+      if (only_zeros) {
+        // no problem to report
+      } else if (out.problems.empty() || out.problems.back().kind != LogProblem::Kind::kTornTail ||
+                 out.problems.back().offset != boundary) {
         out.problems.push_back(
             {LogProblem::Kind::kIncompleteEpoch, path, boundary, size - boundary,
              out.last_epoch + 1,

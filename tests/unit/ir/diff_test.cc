@@ -306,3 +306,107 @@ TEST(IrReport, PageTypeMatching) {
 
 }  // namespace
 }  // namespace mmsb::ir
+
+namespace mmsb::ir {
+namespace {
+
+// Names as users type them, against real mangled names.
+TEST(IrNameMatch, UnqualifiedAndPartlyQualifiedNamesMatchAtBoundaries) {
+  const char* kAllocate = "_ZN3fmt3v126detail8allocateEm";  // fmt::v12::detail::allocate(ulong)
+  EXPECT_EQ(NameMatchRank(kAllocate, kAllocate), 4);
+  EXPECT_EQ(NameMatchRank("fmt::v12::detail::allocate(unsigned long)", kAllocate), 3);
+  EXPECT_EQ(NameMatchRank("fmt::v12::detail::allocate", kAllocate), 2);
+  EXPECT_EQ(NameMatchRank("allocate", kAllocate), 1);
+  EXPECT_EQ(NameMatchRank("detail::allocate", kAllocate), 1);
+  EXPECT_EQ(NameMatchRank("detail::allocate(unsigned long)", kAllocate), 1);
+  EXPECT_EQ(NameMatchRank("locate", kAllocate), 0);
+  EXPECT_EQ(NameMatchRank("tail::allocate", kAllocate), 0);
+  EXPECT_EQ(NameMatchRank("other::allocate", kAllocate), 0);
+  EXPECT_EQ(NameMatchRank("allocate(int)", kAllocate), 0);
+  EXPECT_EQ(NameMatchRank("", kAllocate), 0);
+}
+
+TEST(IrNameMatch, TemplateArgumentsAreOptionalAndReturnTypesIgnored) {
+  const char* kTemplate = "_ZN3fmt3v126detail8allocateIcEEPT_m";  // char* ...allocate<char>(ulong)
+  EXPECT_EQ(NameMatchRank("allocate", kTemplate), 1);
+  EXPECT_EQ(NameMatchRank("detail::allocate<char>", kTemplate), 1);
+  EXPECT_EQ(NameMatchRank("detail::allocate<int>", kTemplate), 0);
+  EXPECT_EQ(NameMatchRank("char* fmt::v12::detail::allocate<char>", kTemplate), 2);
+  // Operators keep their brackets: operator< is not a template argument list.
+  const char* kLess = "_ZN2nsltERKNS_1AES2_";  // ns::operator<(ns::A const&, ns::A const&)
+  EXPECT_EQ(NameMatchRank("operator<", kLess), 1);
+  EXPECT_EQ(NameMatchRank("ns::operator<", kLess), 2);
+  // A C name is its own demangled name.
+  EXPECT_EQ(NameMatchRank("main", "main"), 4);
+  EXPECT_EQ(NameMatchRank("mai", "main"), 0);
+}
+
+TEST(IrNameMatch, AmbiguousPartialNamesListTheirCandidates) {
+  std::vector<Store::FunctionId> ids = {
+      {1, "/p/a.cc", "_ZN3lib6detail8allocateEm"},
+      {2, "/p/b.cc", "_ZN3lib6detail8allocateEm"},
+      {3, "/p/a.cc", "_ZN5other8allocateEi"},
+  };
+  EXPECT_EQ(AmbiguousCandidates("allocate", ids),
+            (std::vector<std::string>{"lib::detail::allocate(unsigned long) (2 TUs)",
+                                      "other::allocate(int) (1 TU)"}));
+  // One function in several TUs is not ambiguous, nor is a name that matched exactly.
+  ids.pop_back();
+  EXPECT_TRUE(AmbiguousCandidates("allocate", ids).empty());
+  EXPECT_TRUE(AmbiguousCandidates("lib::detail::allocate", {{1, "/a", "_ZN3lib6detail8allocateEm"},
+                                                            {2, "/a", "_ZN3lib6detail8allocateEi"}})
+                  .empty());
+}
+
+TEST(IrDiffGrouping, IdenticalChangesInSeveralTusAreOneGroup) {
+  TempDir dir;
+  auto store = Store::Open(dir.File("ir.db"), Store::Mode::kReadWrite);
+  ASSERT_TRUE(store.ok());
+  GenerationRequest g1{"1"}, g2{"2"};
+  for (const char* tu : {"/p/a.cc", "/p/b.cc", "/p/c.cc"}) {
+    ASSERT_TRUE(
+        (*store)->AddCapture(Tu(tu, {Fn("inl", "ret void"), Fn("own", "ret void")}), g1).ok());
+  }
+  // inl changes the same way in a and b, differently in c; own does not change.
+  ASSERT_TRUE((*store)
+                  ->AddCapture(Tu("/p/a.cc", {Fn("inl", "x\nret void"), Fn("own", "ret void")}), g2)
+                  .ok());
+  ASSERT_TRUE((*store)
+                  ->AddCapture(Tu("/p/b.cc", {Fn("inl", "x\nret void"), Fn("own", "ret void")}), g2)
+                  .ok());
+  ASSERT_TRUE(
+      (*store)
+          ->AddCapture(Tu("/p/c.cc", {Fn("inl", "y\ny\nret void"), Fn("own", "ret void")}), g2)
+          .ok());
+  DiffOptions o;
+  auto d = DiffGenerations(**store, 1, 2, o);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_EQ(d->changes.size(), 3u);
+  ASSERT_EQ(d->groups.size(), 2u);
+  EXPECT_EQ(d->GroupCount(ChangeKind::kChanged), 2);
+  EXPECT_EQ(d->Count(ChangeKind::kChanged), 3);
+  // Sorted by delta: c's change (+2) first, then a and b together.
+  EXPECT_EQ(d->groups[0].members.size(), 1u);
+  EXPECT_EQ(d->changes[d->groups[0].members[0]].any().tu_source, "/p/c.cc");
+  ASSERT_EQ(d->groups[1].members.size(), 2u);
+  EXPECT_EQ(d->changes[d->groups[1].members[0]].any().tu_source, "/p/a.cc");
+  EXPECT_EQ(d->changes[d->groups[1].members[1]].any().tu_source, "/p/b.cc");
+  EXPECT_EQ(d->InstructionDelta(), 4);  // every TU counts
+  const std::string text = RenderDiff(*d, /*stat_only=*/true, {});
+  EXPECT_NE(text.find("2 TUs"), std::string::npos) << text;
+
+  o.by_tu = true;
+  auto each = DiffGenerations(**store, 1, 2, o);
+  ASSERT_TRUE(each.ok());
+  EXPECT_EQ(each->groups.size(), 3u);
+  const nlohmann::json j = nlohmann::json::parse(RenderDiffJson(*each, false));
+  EXPECT_EQ(j["functions"].size(), 3u);
+  EXPECT_EQ(j["summary"]["changed"], 3);
+  const nlohmann::json grouped = nlohmann::json::parse(RenderDiffJson(*d, false));
+  ASSERT_EQ(grouped["functions"].size(), 2u);
+  EXPECT_EQ(grouped["functions"][1]["tu_count"], 2);
+  EXPECT_EQ(grouped["functions"][1]["tus"], nlohmann::json({"/p/a.cc", "/p/b.cc"}));
+}
+
+}  // namespace
+}  // namespace mmsb::ir

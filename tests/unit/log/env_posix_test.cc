@@ -12,6 +12,7 @@
 
 #include "mmsb/env.h"
 
+#include "log/prewrite.h"
 #include "log_test_util.h"
 
 namespace mmsb {
@@ -49,6 +50,33 @@ TEST(EnvPosix, AppendedBytesReadBackInOrderAndSizeFollows) {
   auto size = env->GetFileSize(path);
   ASSERT_TRUE(size.ok());
   EXPECT_EQ(*size, 12u);
+}
+
+// The durable log's zeros ahead (log/prewrite.h): real zeros past the appended bytes, appends
+// overwrite them without growing the file, Size() stays the appended bytes, Close cuts the rest.
+TEST(EnvPosix, ZerosWrittenAheadAreOverwrittenByAppendsAndCutAtClose) {
+  TempDir dir;
+  Env* env = Env::Default();
+  const std::string path = dir.Sub("f");
+  auto w = env->NewWritableFile(path);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  auto* zeros = dynamic_cast<log::ZeroPrewriter*>(w->get());
+  ASSERT_NE(zeros, nullptr) << "the POSIX file writes zeros ahead";
+  ASSERT_TRUE((*w)->Append(Bytes("hello ")).ok());
+  ASSERT_TRUE(zeros->PrewriteZeros(100).ok());
+  EXPECT_EQ((*w)->Size(), 6u);
+  const std::uint64_t ahead = *env->GetFileSize(path);
+  EXPECT_GE(ahead, 106u);
+  std::string expect = "hello ";
+  expect.resize(ahead, '\0');
+  EXPECT_EQ(ReadAll(env, path), expect);
+  ASSERT_TRUE((*w)->Append(Bytes("world")).ok());
+  ASSERT_TRUE(zeros->PrewriteZeros(50).ok());  // still covered: writes nothing
+  EXPECT_EQ(*env->GetFileSize(path), ahead) << "appends went into the zeros";
+  expect.replace(6, 5, "world");
+  EXPECT_EQ(ReadAll(env, path), expect);
+  ASSERT_TRUE((*w)->Close().ok());
+  EXPECT_EQ(ReadAll(env, path), "hello world");
 }
 
 TEST(EnvPosix, NewWritableFileTruncatesAnExistingFile) {

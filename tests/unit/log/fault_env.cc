@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include "log/prewrite.h"
+
 namespace mmsb::testing {
 
-class FaultWritableFile final : public WritableFile {
+class FaultWritableFile final : public WritableFile, public log::ZeroPrewriter {
  public:
   FaultWritableFile(FaultEnv* env, std::shared_ptr<FaultEnv::File> f)
       : env_(env), f_(std::move(f)) {}
@@ -21,10 +23,23 @@ class FaultWritableFile final : public WritableFile {
     f_->synced = f_->data.size();
     return Status::Ok();
   }
-  Status Close() override { return Status::Ok(); }
+  Status Close() override {
+    std::lock_guard<std::mutex> l(env_->mu_);
+    f_->zeros_end = 0;  // the unused zeros are cut, as the POSIX file does
+    return Status::Ok();
+  }
   std::uint64_t Size() const override {
     std::lock_guard<std::mutex> l(env_->mu_);
     return f_->data.size();
+  }
+  // As the POSIX file (log/prewrite.h): zeros ahead, synced along with everything appended.
+  Status PrewriteZeros(std::uint64_t ahead) override {
+    std::lock_guard<std::mutex> l(env_->mu_);
+    if (f_->data.size() + ahead <= f_->zeros_end) return Status::Ok();
+    MMSB_RETURN_IF_ERROR(env_->Mutate());
+    f_->zeros_end = f_->data.size() + 2 * ahead;
+    f_->synced = f_->data.size();
+    return Status::Ok();
   }
 
  private:
@@ -78,6 +93,12 @@ std::string FaultEnv::Parent(const std::string& path) {
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
+std::vector<std::uint8_t> FaultEnv::File::Physical() const {
+  std::vector<std::uint8_t> out = data;
+  if (zeros_end > out.size()) out.resize(zeros_end, 0);
+  return out;
+}
+
 Status FaultEnv::Mutate() {
   if (crashed_) return IOError("injected crash");
   if (crash_at_ != 0 && ops_ + 1 >= crash_at_) {
@@ -101,7 +122,8 @@ Expected<std::unique_ptr<RandomAccessFile>> FaultEnv::Open(const std::string& pa
   std::lock_guard<std::mutex> l(mu_);
   auto it = live_.find(path);
   if (it == live_.end() || !it->second.file) return NotFound("cannot open '" + path + "'");
-  return std::unique_ptr<RandomAccessFile>(new MemRandomAccessFile(it->second.file->data, mapped));
+  return std::unique_ptr<RandomAccessFile>(
+      new MemRandomAccessFile(it->second.file->Physical(), mapped));
 }
 
 Expected<std::unique_ptr<RandomAccessFile>> FaultEnv::NewRandomAccessFile(const std::string& path) {
@@ -141,7 +163,7 @@ Expected<std::uint64_t> FaultEnv::GetFileSize(const std::string& path) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = live_.find(path);
   if (it == live_.end() || !it->second.file) return NotFound("no file '" + path + "'");
-  return static_cast<std::uint64_t>(it->second.file->data.size());
+  return std::max<std::uint64_t>(it->second.file->data.size(), it->second.file->zeros_end);
 }
 
 Status FaultEnv::CreateDir(const std::string& dir) {
@@ -176,6 +198,8 @@ Status FaultEnv::TruncateFile(const std::string& path, std::uint64_t size) {
   auto it = live_.find(path);
   if (it == live_.end() || !it->second.file) return NotFound("no file '" + path + "'");
   File& f = *it->second.file;
+  f.data = f.Physical();
+  f.zeros_end = 0;
   f.data.resize(std::min<std::uint64_t>(f.data.size(), size));
   f.synced = std::min<std::uint64_t>(f.synced, f.data.size());
   // Durable on return, as the Env contract says: the kept bytes are synced.
@@ -247,6 +271,7 @@ void FaultEnv::Crash(Tear tear) {
       }
     }
     f->synced = f->data.size();
+    f->zeros_end = old.zeros_end;  // synced zeros where lost appends would have gone
     after[path] = {f};
   }
   live_ = after;
@@ -260,7 +285,7 @@ std::vector<std::uint8_t> FaultEnv::Contents(const std::string& path) const {
   std::lock_guard<std::mutex> l(mu_);
   auto it = live_.find(path);
   if (it == live_.end() || !it->second.file) return {};
-  return it->second.file->data;
+  return it->second.file->Physical();
 }
 
 void FaultEnv::SetContents(const std::string& path, std::vector<std::uint8_t> bytes) {

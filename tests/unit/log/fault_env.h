@@ -1,6 +1,7 @@
 // FaultEnv: an in-memory Env that models what survives a crash, for fault-injection tests.
 //
-// Each file keeps its bytes and how many of them were synced; each directory entry (creation,
+// Each file keeps its bytes and how many of them were synced (and how far zeros were written
+// ahead of its appends, which survive a crash); each directory entry (creation,
 // rename, removal) is volatile until SyncDir on its directory. Crash() applies what a power cut
 // would: unsynced file bytes are dropped (or, with the torn options, partly kept or garbled),
 // and unsynced directory changes are undone. After Crash() the Env works again, as after a reboot.
@@ -68,6 +69,10 @@ class FaultEnv final : public Env {
   struct File {
     std::vector<std::uint8_t> data;
     std::uint64_t synced = 0;
+    // Zeros written ahead (log::ZeroPrewriter), synced: the file reads as `data` then
+    // zeros up to here. A crash that loses unsynced appends leaves these zeros in their place.
+    std::uint64_t zeros_end = 0;
+    std::vector<std::uint8_t> Physical() const;
   };
   struct Entry {
     std::shared_ptr<File> file;  // null: a directory

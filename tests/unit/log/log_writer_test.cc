@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -239,7 +240,7 @@ TEST(LogWriter, TruncatedTailIsCutOnRecovery) {
     ASSERT_TRUE((*w)->Commit(b).ok());
     b.Clear();
     ASSERT_TRUE((*w)->Commit(b).ok());
-    end_of_epoch2 = *Env::Default()->GetFileSize(seg);
+    end_of_epoch2 = log::kFileHeaderSize + (*w)->counters().bytes;  // the file has zeros ahead
     b.AddPageFree(1);
     ASSERT_TRUE((*w)->Commit(b).ok());
   }
@@ -267,6 +268,115 @@ TEST(LogWriter, TruncatedTailIsCutOnRecovery) {
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->epoch, 3u);
   EXPECT_EQ(st->pages.size(), 1u) << "the free in the cut epoch never happened";
+}
+
+// A durable writer appends into zeros it wrote ahead (so fdatasync journals no size change); a
+// reader of the live segment takes them as its end, and Close cuts them.
+TEST(LogWriter, DurableSegmentIsWrittenIntoZerosAheadAndCutAtClose) {
+  TempDir dir;
+  const std::string log = dir.Sub("run.tlog");
+  const std::string seg = log + "/00000001.seg";
+  auto w = LogWriter::Open(log);  // Durability::kGroup
+  ASSERT_TRUE(w.ok());
+  LogBatch b = (*w)->NewBatch();
+  for (int i = 0; i < 3; ++i) {
+    b.Clear();
+    b.AddPageCreate({static_cast<PageId>(i + 1), 16, Location::kCpu, false, "", ""});
+    ASSERT_TRUE((*w)->Commit(b).ok());
+  }
+  const std::uint64_t data = log::kFileHeaderSize + (*w)->counters().bytes;
+  EXPECT_GE(*Env::Default()->GetFileSize(seg), data + (std::uint64_t{1} << 20))
+      << "zeros written ahead of the appends";
+  std::vector<LogProblem> problems;
+  const auto live = ReadAll(log, nullptr, &problems);
+  EXPECT_EQ(live.size(), 6u);
+  EXPECT_TRUE(problems.empty()) << problems[0].ToString();
+  ASSERT_TRUE((*w)->Close().ok());
+  EXPECT_EQ(*Env::Default()->GetFileSize(seg), data);
+}
+
+// A crash leaves the zeros behind: recovery takes them as the end of the log, reports nothing,
+// and loses no committed epoch.
+TEST(LogWriter, ZeroTailLeftByACrashIsTheEndOfTheLogNotDamage) {
+  TempDir dir;
+  const std::string log = dir.Sub("run.tlog");
+  const std::string copy = dir.Sub("copy.tlog");
+  std::uint64_t data = 0;
+  {
+    auto w = LogWriter::Open(log);
+    ASSERT_TRUE(w.ok());
+    LogBatch b = (*w)->NewBatch();
+    for (int i = 0; i < 4; ++i) {
+      b.Clear();
+      b.AddPageCreate({static_cast<PageId>(i + 1), 16, Location::kCpu, false, "", ""});
+      ASSERT_TRUE((*w)->Commit(b).ok());
+    }
+    data = log::kFileHeaderSize + (*w)->counters().bytes;
+    // The process dies here: what is on disk is the segment with its zeros.
+    std::filesystem::create_directories(copy);
+    std::filesystem::copy_file(log + "/00000001.seg", copy + "/00000001.seg");
+  }
+  ASSERT_GT(*Env::Default()->GetFileSize(copy + "/00000001.seg"), data);
+  auto w = LogWriter::Open(copy);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_EQ((*w)->last_epoch(), 4u);
+  EXPECT_TRUE((*w)->recovery_problems().empty()) << (*w)->recovery_problems()[0].ToString();
+  EXPECT_EQ(*Env::Default()->GetFileSize(copy + "/00000001.seg"), data);
+  ASSERT_TRUE((*w)->Close().ok());
+  auto st = testing::ReplayAll(copy);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->epoch, 4u);
+  EXPECT_EQ(st->pages.size(), 4u);
+}
+
+// Zeros are the end only when nothing valid follows them: a zeroed stretch with records after it
+// is damage (strict open refuses, naming the offset), never a silent end of the log.
+TEST(LogWriter, ZerosFollowedByAValidRecordAreCorruption) {
+  TempDir dir;
+  const std::string log = dir.Sub("run.tlog");
+  const std::string seg = log + "/00000001.seg";
+  std::uint64_t end_of_epoch1 = 0, end_of_epoch2 = 0;
+  {
+    auto w = LogWriter::Open(log);
+    ASSERT_TRUE(w.ok());
+    LogBatch b = (*w)->NewBatch();
+    for (int i = 0; i < 3; ++i) {
+      b.Clear();
+      b.AddPageCreate({static_cast<PageId>(i + 1), 16, Location::kCpu, false, "", ""});
+      ASSERT_TRUE((*w)->Commit(b).ok());
+      if (i == 0) end_of_epoch1 = log::kFileHeaderSize + (*w)->counters().bytes;
+      if (i == 1) end_of_epoch2 = log::kFileHeaderSize + (*w)->counters().bytes;
+    }
+  }
+  // Epoch 2's records become zeros; epoch 3 follows them.
+  std::FILE* f = std::fopen(seg.c_str(), "r+b");
+  ASSERT_NE(f, nullptr);
+  std::fseek(f, static_cast<long>(end_of_epoch1), SEEK_SET);
+  for (std::uint64_t i = end_of_epoch1; i < end_of_epoch2; ++i) std::fputc(0, f);
+  std::fclose(f);
+
+  std::vector<LogProblem> problems;
+  LogReaderOptions ro;
+  ro.mode = RecoveryMode::kSalvage;
+  auto r = LogReader::Open(log, ro);
+  ASSERT_TRUE(r.ok());
+  std::vector<Epoch> commits;
+  for (;;) {
+    LogEntry e;
+    auto more = (*r)->Next(&e);
+    ASSERT_TRUE(more.ok()) << more.status().ToString();
+    if (!*more) break;
+    if (e.type == LogRecordType::kCommit) commits.push_back(e.commit.epoch);
+  }
+  EXPECT_EQ(commits, (std::vector<Epoch>{1, 3}));
+  ASSERT_EQ((*r)->problems().size(), 1u);
+  EXPECT_EQ((*r)->problems()[0].kind, LogProblem::Kind::kCorruption);
+  EXPECT_EQ((*r)->problems()[0].offset, end_of_epoch1);
+  EXPECT_EQ((*r)->problems()[0].length, end_of_epoch2 - end_of_epoch1);
+
+  auto strict = LogWriter::Open(log);
+  ASSERT_FALSE(strict.ok());
+  EXPECT_EQ(strict.status().code(), StatusCode::kCorruption);
 }
 
 TEST(LogWriter, CorruptionBeforeTheEndRefusesStrictOpenAndSalvageContinues) {

@@ -3,6 +3,7 @@
 #include "mmsb/delta.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <random>
 
@@ -100,6 +101,30 @@ TEST(DeltaDiff, DiffMaskMarksExactlyTheDifferingBytes) {
   for (std::size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(((mask[i / 64] >> (i % 64)) & 1) != 0, a[i] != b[i]) << "byte " << i;
   }
+}
+
+// Images of 8 MiB and more take the streaming path (non-temporal mask stores): the same masks.
+TEST(DeltaDiff, DiffMaskOfImagesLargerThanTheCachesMarksExactlyTheDifferingBytes) {
+  std::mt19937_64 rng(6);
+  const std::size_t size = (std::size_t{8} << 20) + 100;  // past the threshold, with a tail
+  Bytes a(size);
+  for (std::size_t i = 0; i < size; i += 8) {
+    const std::uint64_t v = rng();
+    std::memcpy(&a[i], &v, std::min<std::size_t>(8, size - i));
+  }
+  Bytes b = a;
+  std::vector<std::size_t> changed;
+  for (int k = 0; k < 5000; ++k) changed.push_back(rng() % size);
+  changed.push_back(0);
+  changed.push_back(size - 1);
+  for (std::size_t i : changed) b[i] = a[i] ^ 0x81;  // an offset may repeat
+  std::vector<std::uint64_t> mask((size + 63) / 64, ~std::uint64_t{0});
+  const std::size_t n = DiffMask(a, b, mask);
+  EXPECT_EQ(n, CountDiffering(a, b));
+  std::size_t bits = 0;
+  for (const std::uint64_t m : mask) bits += static_cast<std::size_t>(std::popcount(m));
+  EXPECT_EQ(bits, n);
+  for (std::size_t i : changed) EXPECT_TRUE((mask[i / 64] >> (i % 64)) & 1) << "byte " << i;
 }
 
 TEST(DeltaDiff, DiffGranulesSeesOnlyTouchedGranules) {

@@ -149,8 +149,9 @@ class Store {
   // Every capture of the TU of `func_id`, oldest first, with the function's version at `stage`.
   Expected<std::vector<CaptureVersion>> History(std::int64_t func_id, Stage stage);
 
-  // Functions whose mangled name, demangled name or demangled name without parameters equals
-  // `query`. Returns (func_id, tu source, mangled name) triples, ordered.
+  // The functions `query` names best, by NameMatchRank (mmsb/ir/diff.h): the mangled name, else
+  // the demangled name, else that without parameters, else a trailing part of the qualified name
+  // ("allocate", "detail::allocate"). Returns (func_id, tu source, mangled name) triples, ordered.
   struct FunctionId {
     std::int64_t func_id;
     std::string tu_source;

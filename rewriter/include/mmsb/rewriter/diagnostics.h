@@ -29,6 +29,8 @@ enum class DiagKind {
   kPointerMember,            // note -Wmmsb-pointer (standalone)
   kUnrewritableStore,        // warning -Wmmsb-unrewritable
   kUnrewritableDecl,         // warning -Wmmsb-unrewritable
+  kUnrewritableUntracked,    // warning -Wmmsb-unrewritable: no escape could be emitted either
+  kAsmStore,                 // warning -Wmmsb-asm
 };
 
 // One diagnostic found by the analysis, with its arguments already formatted.

@@ -1,0 +1,176 @@
+// cnats plumbing: connection, streams, headers.
+#include "nats_util.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace mmsb::repl {
+
+Status NatsError(natsStatus s, const std::string& what) {
+  natsStatus ignored;
+  const char* last = nats_GetLastError(&ignored);
+  std::string detail = last != nullptr && *last != '\0' ? last : natsStatus_GetText(s);
+  const StatusCode code = s == NATS_NOT_FOUND ? StatusCode::kNotFound : StatusCode::kIO;
+  return Status(code, fmt::format("{}: {}", what, detail));
+}
+
+std::string DataStream(const std::string& stream) { return stream; }
+std::string DataSubject(const std::string& stream) { return stream + ".log"; }
+std::string CkptStream(const std::string& stream) { return stream + "_CKPT"; }
+std::string CkptSubject(const std::string& stream, Epoch epoch) {
+  return fmt::format("{}.ckpt.{}", stream, epoch);
+}
+std::string CkptHead(const std::string& stream) { return stream + ".ckpt.head"; }
+
+Expected<Connection> Connect(const std::string& server, jsOptions* js_options) {
+  natsOptions* raw = nullptr;
+  if (natsStatus s = natsOptions_Create(&raw); s != NATS_OK) return NatsError(s, "nats options");
+  NatsPtr<natsOptions> opts(raw);
+  natsOptions_SetURL(opts.get(), server.c_str());
+  natsOptions_SetAllowReconnect(opts.get(), true);
+  natsOptions_SetMaxReconnect(opts.get(), -1);
+  natsOptions_SetReconnectWait(opts.get(), 50);
+  natsOptions_SetReconnectBufSize(opts.get(), 64 << 20);
+  natsOptions_SetTimeout(opts.get(), 2000);
+  natsConnection* nc = nullptr;
+  if (natsStatus s = natsConnection_Connect(&nc, opts.get()); s != NATS_OK) {
+    return NatsError(s, fmt::format("connecting to {}", server));
+  }
+  Connection c;
+  c.nc.reset(nc);
+  jsCtx* js = nullptr;
+  if (natsStatus s = natsConnection_JetStream(&js, nc, js_options); s != NATS_OK) {
+    return NatsError(s, "JetStream context");
+  }
+  c.js.reset(js);
+  return c;
+}
+
+namespace {
+
+Status EnsureStream(jsCtx* js, const std::string& name, const std::string& subject, int replicas,
+                    bool rollup) {
+  jsStreamInfo* si = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&si, js, name.c_str(), nullptr, &err);
+  if (s == NATS_OK) {
+    jsStreamInfo_Destroy(si);
+    return Status::Ok();
+  }
+  if (s != NATS_NOT_FOUND) return NatsError(s, fmt::format("stream '{}'", name));
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = name.c_str();
+  const char* subjects[1] = {subject.c_str()};
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  cfg.Replicas = replicas;
+  cfg.AllowRollup = rollup;
+  cfg.AllowDirect = true;
+  s = js_AddStream(&si, js, &cfg, nullptr, &err);
+  if (s != NATS_OK) {
+    // Another process may have created it meanwhile.
+    if (js_GetStreamInfo(&si, js, name.c_str(), nullptr, &err) == NATS_OK) {
+      jsStreamInfo_Destroy(si);
+      return Status::Ok();
+    }
+    return NatsError(s, fmt::format("creating stream '{}'", name));
+  }
+  jsStreamInfo_Destroy(si);
+  return Status::Ok();
+}
+
+const char* Header(natsMsg* msg, const char* key) {
+  const char* v = nullptr;
+  if (natsMsgHeader_Get(msg, key, &v) != NATS_OK) return nullptr;
+  return v;
+}
+
+}  // namespace
+
+Status EnsureStreams(jsCtx* js, const std::string& stream, int replicas) {
+  MMSB_RETURN_IF_ERROR(EnsureStream(js, DataStream(stream), DataSubject(stream), replicas, false));
+  return EnsureStream(js, CkptStream(stream), stream + ".ckpt.>", replicas, true);
+}
+
+std::string Hex16(std::uint64_t v) { return fmt::format("{:016x}", v); }
+
+std::optional<std::uint64_t> ParseU64(const char* s, int base) {
+  if (s == nullptr || *s == '\0') return std::nullopt;
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(s, &end, base);
+  if (errno != 0 || end == s || *end != '\0' || *s == '-') return std::nullopt;
+  return static_cast<std::uint64_t>(v);
+}
+
+Status ReadChunkMeta(natsMsg* msg, ChunkMeta* m) {
+  auto need = [&](const char* key, int base, std::uint64_t* out) -> Status {
+    auto v = ParseU64(Header(msg, key), base);
+    if (!v) return InvalidArgument(fmt::format("message has no valid {} header", key));
+    *out = *v;
+    return Status::Ok();
+  };
+  std::uint64_t chunk = 0;
+  MMSB_RETURN_IF_ERROR(need(kHdrEpoch, 10, &m->epoch));
+  MMSB_RETURN_IF_ERROR(need(kHdrChunk, 10, &chunk));
+  MMSB_RETURN_IF_ERROR(need(kHdrLogId, 16, &m->log_id));
+  MMSB_RETURN_IF_ERROR(need(kHdrToken, 10, &m->token));
+  if (chunk > 0xFFFFFFFFu) return InvalidArgument("Mmsb-Chunk out of range");
+  m->chunk = static_cast<std::uint32_t>(chunk);
+  const char* last = Header(msg, kHdrLast);
+  m->last = last != nullptr && std::strcmp(last, "1") == 0;
+  m->hash = ParseU64(Header(msg, kHdrHash), 16);
+  return Status::Ok();
+}
+
+Expected<StreamTail> ReadTail(jsCtx* js, const std::string& stream) {
+  jsStreamInfo* raw = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&raw, js, DataStream(stream).c_str(), nullptr, &err);
+  if (s != NATS_OK) return NatsError(s, fmt::format("stream '{}'", stream));
+  NatsPtr<jsStreamInfo> si(raw);
+  StreamTail t;
+  t.first_seq = si->State.FirstSeq;
+  t.last_seq = si->State.LastSeq;
+  t.bytes = si->State.Bytes;
+  if (si->State.Msgs == 0) return t;
+  natsMsg* m = nullptr;
+  s = js_GetMsg(&m, js, DataStream(stream).c_str(), t.last_seq, nullptr, &err);
+  if (s != NATS_OK) return NatsError(s, fmt::format("stream '{}' message {}", stream, t.last_seq));
+  NatsPtr<natsMsg> msg(m);
+  ChunkMeta meta;
+  if (Status ms = ReadChunkMeta(m, &meta); !ms.ok()) {
+    return Corruption(fmt::format("stream '{}' message {}: {}", stream, t.last_seq, ms.message()));
+  }
+  t.last = meta;
+  return t;
+}
+
+Expected<std::uint64_t> FirstSeqAfter(jsCtx* js, const std::string& stream, Epoch epoch,
+                                      const StreamTail& tail) {
+  if (!tail.last || tail.last_seq == 0) return tail.last_seq + 1;
+  std::uint64_t lo = tail.first_seq, hi = tail.last_seq + 1;  // answer in [lo, hi]
+  while (lo < hi) {
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    natsMsg* m = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetMsg(&m, js, DataStream(stream).c_str(), mid, nullptr, &err);
+    if (s != NATS_OK) return NatsError(s, fmt::format("stream '{}' message {}", stream, mid));
+    NatsPtr<natsMsg> msg(m);
+    ChunkMeta meta;
+    MMSB_RETURN_IF_ERROR(ReadChunkMeta(m, &meta));
+    if (meta.epoch > epoch) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return lo;
+}
+
+}  // namespace mmsb::repl

@@ -1,0 +1,108 @@
+// cnats plumbing shared by the publisher and the follower: ownership wrappers, connection,
+// stream set-up, and the message headers of the replication wire format.
+//
+// Wire format (docs/Replication.md, "Wire format"): stream `<S>` holds subject `<S>.log`; each
+// message is one chunk of one epoch group (framed log records, the commit record last) with
+// headers
+//   Mmsb-Epoch   decimal log epoch            Mmsb-Chunk  decimal index, from 0
+//   Mmsb-Last    "1" on the group's last chunk Mmsb-Log-Id 16 hex digits (seeds the checksums)
+//   Mmsb-Hash    16 hex digits, LogState::ReplicaHash() after the epoch (last chunk only)
+//   Mmsb-Token   decimal fencing token (the leader lease's revision)
+//   Nats-Msg-Id  "<epoch>.<chunk>.<token>"
+// Stream `<S>_CKPT` holds checkpoint file chunks on `<S>.ckpt.<epoch>` and, on `<S>.ckpt.head`
+// (rolled up: only the newest is kept), a head message naming the complete checkpoint.
+// Thread-safety: the wrappers are single-owner values.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nats/nats.h>
+
+#include "mmsb/status.h"
+#include "mmsb/types.h"
+
+namespace mmsb::repl {
+
+inline constexpr const char* kHdrEpoch = "Mmsb-Epoch";
+inline constexpr const char* kHdrChunk = "Mmsb-Chunk";
+inline constexpr const char* kHdrLast = "Mmsb-Last";
+inline constexpr const char* kHdrLogId = "Mmsb-Log-Id";
+inline constexpr const char* kHdrHash = "Mmsb-Hash";
+inline constexpr const char* kHdrToken = "Mmsb-Token";
+inline constexpr const char* kHdrCkptEpoch = "Mmsb-Checkpoint-Epoch";
+inline constexpr const char* kHdrCkptFirst = "Mmsb-Checkpoint-First-Seq";
+inline constexpr const char* kHdrCkptChunks = "Mmsb-Checkpoint-Chunks";
+inline constexpr const char* kLeaseBucket = "mmsb_leases";
+
+struct NatsDeleter {
+  void operator()(natsConnection* p) const { natsConnection_Destroy(p); }
+  void operator()(natsOptions* p) const { natsOptions_Destroy(p); }
+  void operator()(jsCtx* p) const { jsCtx_Destroy(p); }
+  void operator()(natsMsg* p) const { natsMsg_Destroy(p); }
+  void operator()(jsStreamInfo* p) const { jsStreamInfo_Destroy(p); }
+  void operator()(kvStore* p) const { kvStore_Destroy(p); }
+  void operator()(kvEntry* p) const { kvEntry_Destroy(p); }
+  void operator()(natsSubscription* p) const { natsSubscription_Destroy(p); }
+};
+template <typename T>
+using NatsPtr = std::unique_ptr<T, NatsDeleter>;
+
+// A Status from a cnats status, with the library's last error text.
+Status NatsError(natsStatus s, const std::string& what);
+
+std::string DataStream(const std::string& stream);   // "<S>"
+std::string DataSubject(const std::string& stream);  // "<S>.log"
+std::string CkptStream(const std::string& stream);   // "<S>_CKPT"
+std::string CkptSubject(const std::string& stream, Epoch epoch);
+std::string CkptHead(const std::string& stream);
+
+// A connection that reconnects forever (a JetStream server restart is a pause, not an error).
+struct Connection {
+  NatsPtr<natsConnection> nc;
+  NatsPtr<jsCtx> js;
+};
+Expected<Connection> Connect(const std::string& server, jsOptions* js_options = nullptr);
+
+// Creates the data and checkpoint streams when missing (file storage, `replicas`).
+Status EnsureStreams(jsCtx* js, const std::string& stream, int replicas);
+
+// The replication headers of one data message.
+struct ChunkMeta {
+  Epoch epoch = 0;
+  std::uint32_t chunk = 0;
+  bool last = false;
+  std::uint64_t log_id = 0;
+  std::optional<std::uint64_t> hash;
+  std::uint64_t token = 0;
+};
+// InvalidArgument naming the bad header when a message is not a replication chunk.
+Status ReadChunkMeta(natsMsg* msg, ChunkMeta* meta);
+
+std::string Hex16(std::uint64_t v);
+std::optional<std::uint64_t> ParseU64(const char* s, int base = 10);
+
+// The last data message's meta (nullopt for an empty stream) and the stream's first and last
+// sequence.
+struct StreamTail {
+  std::uint64_t first_seq = 0;
+  std::uint64_t last_seq = 0;
+  std::uint64_t bytes = 0;
+  std::optional<ChunkMeta> last;
+  // The newest complete epoch in the stream (the last message's, or the one before when it is a
+  // partial epoch's chunk).
+  Epoch complete_epoch() const {
+    if (!last) return 0;
+    return last->last ? last->epoch : last->epoch - 1;
+  }
+};
+Expected<StreamTail> ReadTail(jsCtx* js, const std::string& stream);
+
+// The first data sequence whose epoch is greater than `epoch` (binary search over stored
+// messages; epochs never decrease along the stream). last_seq + 1 when there is none.
+Expected<std::uint64_t> FirstSeqAfter(jsCtx* js, const std::string& stream, Epoch epoch,
+                                      const StreamTail& tail);
+
+}  // namespace mmsb::repl

@@ -1,0 +1,749 @@
+// Replicator: the publisher side (lease, reconciliation with the local log, async publishing
+// with expected-last-sequence, recovery, checkpoints, retention).
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "mmsb/replication.h"
+
+#include "nats_util.h"
+
+namespace mmsb {
+
+using repl::NatsPtr;
+using Clock = std::chrono::steady_clock;
+
+const char* ReplicaDurabilityName(ReplicaDurability d) {
+  switch (d) {
+    case ReplicaDurability::kAsync:
+      return "async";
+    case ReplicaDurability::kServerAck:
+      return "server_ack";
+  }
+  return "unknown";
+}
+
+Expected<ReplicaUrl> ParseReplicaUrl(const std::string& url) {
+  const std::string scheme = "nats://";
+  auto bad = [&](const std::string& why) {
+    return InvalidArgument(
+        fmt::format("replication URL '{}': {} (expected nats://host:port/stream)", url, why));
+  };
+  if (url.rfind(scheme, 0) != 0) return bad("it does not start with nats://");
+  const std::size_t slash = url.find('/', scheme.size());
+  if (slash == std::string::npos || slash == scheme.size()) return bad("no stream name");
+  ReplicaUrl r;
+  r.server = url.substr(0, slash);
+  r.stream = url.substr(slash + 1);
+  if (const std::size_t q = r.stream.find('?'); q != std::string::npos) r.stream.resize(q);
+  if (r.stream.empty()) return bad("no stream name");
+  for (char c : r.stream) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') {
+      return bad(fmt::format("stream names use letters, digits, '-' and '_', not '{}'", c));
+    }
+  }
+  return r;
+}
+
+class Replicator::Impl {
+ public:
+  struct Item {
+    Epoch epoch = 0;
+    std::uint64_t log_id = 0;
+    std::uint64_t hash = 0;
+    bool has_hash = false;
+    std::uint32_t start_chunk = 0;  // recovery resumes a partly stored epoch here
+    std::shared_ptr<const std::vector<std::uint8_t>> bytes;  // shared: copies of an Item are cheap
+  };
+  struct CheckpointJob {
+    Epoch epoch = 0;
+    std::vector<std::uint8_t> bytes;
+  };
+
+  ReplicaUrl url;
+  ReplicationOptions opts;
+  std::shared_ptr<LogSink> log;
+  repl::Connection conn;
+  NatsPtr<kvStore> kv;
+  std::string owner;
+  std::uint64_t token = 0;
+  std::uint64_t lease_rev = 0;  // guarded by lease_mu
+  std::size_t chunk_bytes = 0;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Item> pending;  // not known to be stored, oldest first
+  std::size_t sent = 0;      // pending[0, sent) were published in the current round
+  std::deque<CheckpointJob> checkpoints;
+  std::uint64_t last_seq = 0;  // the stream's last sequence as this publisher's messages make it
+  Epoch acked = 0;
+  Epoch queued = 0;
+  bool need_recovery = false;
+  bool stopping = false;
+  Clock::time_point last_progress = Clock::now();
+  Status error;
+  ReplicationStats st;
+  std::uint64_t bytes_since_checkpoint = 0;
+  std::atomic<bool> want_checkpoint{false};
+
+  std::mutex lease_mu;
+  std::condition_variable lease_cv;
+  bool lease_stop = false;
+  std::thread worker;
+  std::thread lease_thread;
+
+  static void OnAck(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
+    auto* self = static_cast<Impl*>(closure);
+    repl::ChunkMeta meta;
+    const bool ok = repl::ReadChunkMeta(msg, &meta).ok();
+    natsMsg_Destroy(msg);
+    if (!ok) return;
+    std::lock_guard<std::mutex> l(self->mu);
+    if (pa != nullptr && !pa->Duplicate) {
+      self->last_progress = Clock::now();
+      if (meta.last) self->MarkAcked(meta.epoch);
+    } else if (pae != nullptr || (pa != nullptr && pa->Duplicate)) {
+      // Refused (wrong last sequence after a lost message, a timeout, a fenced leader) or
+      // deduplicated: the stream, not this process, says what is stored. Re-read it.
+      if (meta.epoch > self->acked) self->need_recovery = true;
+    }
+    self->cv.notify_all();
+  }
+
+  // Requires mu.
+  void MarkAcked(Epoch e) {
+    if (e <= acked) return;
+    acked = e;
+    st.acked_epoch = e;
+    while (!pending.empty() && pending.front().epoch <= acked) {
+      pending.pop_front();
+      if (sent > 0) --sent;
+    }
+  }
+
+  Status Fail(Status s) {
+    std::lock_guard<std::mutex> l(mu);
+    if (error.ok()) error = s;
+    cv.notify_all();
+    return s;
+  }
+
+  // ---- lease --------------------------------------------------------------------------------
+
+  Status AcquireLease() {
+    const std::string bucket = std::string(repl::kLeaseBucket) + "_" + url.stream;
+    kvStore* raw = nullptr;
+    if (js_KeyValue(&raw, conn.js.get(), bucket.c_str()) != NATS_OK) {
+      kvConfig cfg;
+      kvConfig_Init(&cfg);
+      cfg.Bucket = bucket.c_str();
+      cfg.History = 1;
+      cfg.TTL = opts.lease_ttl_ms * 1000000;  // nanoseconds
+      cfg.Replicas = opts.replicas;
+      if (natsStatus s = js_CreateKeyValue(&raw, conn.js.get(), &cfg); s != NATS_OK) {
+        if (js_KeyValue(&raw, conn.js.get(), bucket.c_str()) != NATS_OK) {
+          return repl::NatsError(s, fmt::format("lease bucket '{}'", bucket));
+        }
+      }
+    }
+    kv.reset(raw);
+    std::uint64_t rev = 0;
+    natsStatus s = kvStore_CreateString(&rev, kv.get(), "leader", owner.c_str());
+    if (s != NATS_OK) {
+      kvEntry* e = nullptr;
+      std::string holder = "another publisher";
+      if (kvStore_Get(&e, kv.get(), "leader") == NATS_OK) {
+        holder =
+            fmt::format("'{}' (lease revision {})", kvEntry_ValueString(e), kvEntry_Revision(e));
+        kvEntry_Destroy(e);
+      }
+      return FailedPrecondition(fmt::format(
+          "stream '{}' already has a leader: {}; a second publisher would fork its history. Stop "
+          "that publisher (its lease expires {} ms after it stops renewing) and retry",
+          url.stream, holder, opts.lease_ttl_ms));
+    }
+    token = rev;
+    lease_rev = rev;
+    st.fencing_token = rev;
+    return Status::Ok();
+  }
+
+  void LeaseLoop() {
+    const auto period =
+        std::chrono::milliseconds(std::max<std::int64_t>(opts.lease_ttl_ms / 3, 10));
+    std::unique_lock<std::mutex> l(lease_mu);
+    while (!lease_stop) {
+      lease_cv.wait_for(l, period, [&] { return lease_stop; });
+      if (lease_stop) break;
+      std::uint64_t rev = 0;
+      natsStatus s = kvStore_UpdateString(&rev, kv.get(), "leader", owner.c_str(), lease_rev);
+      if (s == NATS_OK) {
+        lease_rev = rev;
+        continue;
+      }
+      kvEntry* e = nullptr;
+      natsStatus g = kvStore_Get(&e, kv.get(), "leader");
+      if (g == NATS_OK) {
+        const bool mine = std::string(kvEntry_ValueString(e)) == owner;
+        const std::uint64_t r = kvEntry_Revision(e);
+        kvEntry_Destroy(e);
+        if (!mine) {
+          (void)Fail(FailedPrecondition(
+              fmt::format("lost the lease of stream '{}' to another publisher: stopped publishing",
+                          url.stream)));
+          return;
+        }
+        lease_rev = r;
+      } else if (g == NATS_NOT_FOUND) {
+        // Expired while the server was away and nobody took it: take it again. A leader that took
+        // and released it meanwhile left a higher token in the stream; recovery checks that.
+        if (kvStore_CreateString(&rev, kv.get(), "leader", owner.c_str()) == NATS_OK)
+          lease_rev = rev;
+      }
+      // Otherwise the server is unreachable: keep trying; publishing stalls meanwhile.
+    }
+  }
+
+  void ReleaseLease() {
+    if (!kv) return;
+    std::lock_guard<std::mutex> l(lease_mu);
+    kvEntry* e = nullptr;
+    if (kvStore_Get(&e, kv.get(), "leader") == NATS_OK) {
+      const bool mine = std::string(kvEntry_ValueString(e)) == owner;
+      kvEntry_Destroy(e);
+      if (mine) (void)kvStore_Delete(kv.get(), "leader");
+    }
+  }
+
+  // ---- reconciliation with the local log at start ---------------------------------------------
+
+  // The hash the stream carries for complete epoch `epoch` (nullopt if none).
+  Expected<std::optional<std::uint64_t>> StreamHashOf(Epoch epoch, const repl::StreamTail& tail) {
+    auto after = repl::FirstSeqAfter(conn.js.get(), url.stream, epoch, tail);
+    if (!after.ok()) return after.status();
+    if (*after <= tail.first_seq) return std::optional<std::uint64_t>();
+    natsMsg* m = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetMsg(&m, conn.js.get(), url.stream.c_str(), *after - 1, nullptr, &err);
+    if (s != NATS_OK) return repl::NatsError(s, "reading the stream's last epoch");
+    NatsPtr<natsMsg> msg(m);
+    repl::ChunkMeta meta;
+    MMSB_RETURN_IF_ERROR(repl::ReadChunkMeta(m, &meta));
+    if (meta.epoch != epoch || !meta.last) return std::optional<std::uint64_t>();
+    return meta.hash;
+  }
+
+  Status Reconcile() {
+    auto tail = repl::ReadTail(conn.js.get(), url.stream);
+    if (!tail.ok()) return tail.status();
+    const Epoch s_epoch = tail->complete_epoch();
+    const Epoch l_epoch = log->writer().last_epoch();
+    last_seq = tail->last_seq;
+    acked = s_epoch;
+    queued = s_epoch;
+    st.acked_epoch = st.queued_epoch = s_epoch;
+    if (tail->last && tail->last->token > token) {
+      return FailedPrecondition(
+          fmt::format("stream '{}' was published by a newer leader (token {} > ours {})",
+                      url.stream, tail->last->token, token));
+    }
+    if (s_epoch > l_epoch) {
+      return FailedPrecondition(fmt::format(
+          "stream '{}' holds epochs up to {}, the local log '{}' only up to {}: publishing would "
+          "fork history. Restore the local log from the stream (`mmsb follow nats://…/{} --out "
+          "DIR`, then run from DIR) or publish to a new stream",
+          url.stream, s_epoch, log->writer().dir(), l_epoch, url.stream));
+    }
+    if (s_epoch == 0 && l_epoch == 0) return Status::Ok();
+    // Replay the local log to the stream's epoch: same history?
+    MMSB_RETURN_IF_ERROR(log->writer().Flush());
+    ReplayOptions ro;
+    ro.epoch = s_epoch;
+    auto rp = Replayer::Open(log->writer().dir(), ro);
+    if (!rp.ok()) return rp.status();
+    if (s_epoch > 0) {
+      auto e = (*rp)->AdvanceTo(s_epoch);
+      if (!e.ok()) return e.status();
+      if (*e != s_epoch) {
+        return FailedPrecondition(
+            fmt::format("the local log '{}' cannot be replayed to epoch {} (the stream's last): {}",
+                        log->writer().dir(), s_epoch, *e));
+      }
+      auto sh = StreamHashOf(s_epoch, *tail);
+      if (!sh.ok()) return sh.status();
+      if (*sh && **sh != (*rp)->state().ReplicaHash()) {
+        return FailedPrecondition(fmt::format(
+            "stream '{}' and the local log '{}' disagree at epoch {} (state hashes differ): they "
+            "are different histories; publishing would fork",
+            url.stream, log->writer().dir(), s_epoch));
+      }
+    }
+    if (s_epoch == l_epoch) return Status::Ok();
+    // Republish the local epochs past the stream's, as the log has them.
+    LogReaderOptions rdo;
+    rdo.skip_through_epoch = s_epoch;
+    rdo.decode_deltas = false;
+    auto rd = LogReader::Open(log->writer().dir(), rdo);
+    if (!rd.ok()) return rd.status();
+    LogBatch batch(log->writer().log_id());
+    Epoch expect = s_epoch + 1;
+    LogEntry e;
+    for (;;) {
+      auto r = (*rd)->Next(&e);
+      if (!r.ok()) return r.status();
+      if (!*r) break;
+      if (e.raw_type == static_cast<std::uint8_t>(LogRecordType::kCheckpointMarker)) continue;
+      if (e.type == LogRecordType::kCommit &&
+          e.raw_type == static_cast<std::uint8_t>(LogRecordType::kCommit)) {
+        if (e.commit.epoch <= s_epoch) {
+          batch.Clear();
+          continue;
+        }
+        if (e.commit.epoch != expect) {
+          return FailedPrecondition(fmt::format(
+              "the local log '{}' no longer has epoch {} (retired by a checkpoint) that stream "
+              "'{}' lacks; publish to a new stream",
+              log->writer().dir(), expect, url.stream));
+        }
+        batch.AddRaw(e.raw_type, e.payload);
+        auto a = (*rp)->AdvanceTo(e.commit.epoch);
+        if (!a.ok()) return a.status();
+        Item it;
+        it.epoch = e.commit.epoch;
+        it.log_id = log->writer().log_id();
+        it.hash = (*rp)->state().ReplicaHash();
+        it.has_hash = true;
+        it.bytes = std::make_shared<const std::vector<std::uint8_t>>(batch.bytes().begin(),
+                                                                     batch.bytes().end());
+        pending.push_back(std::move(it));
+        queued = expect;
+        ++st.republished;
+        ++expect;
+        batch.Clear();
+        continue;
+      }
+      if (e.raw_type != static_cast<std::uint8_t>(LogRecordType::kEvent) && e.epoch <= s_epoch) {
+        continue;
+      }
+      batch.AddRaw(e.raw_type, e.payload);
+    }
+    if (expect != l_epoch + 1) {
+      return FailedPrecondition(fmt::format("the local log '{}' ends at epoch {}, expected {}",
+                                            log->writer().dir(), expect - 1, l_epoch));
+    }
+    st.queued_epoch = queued;
+    return Status::Ok();
+  }
+
+  // ---- publishing -----------------------------------------------------------------------------
+
+  // Publishes `it` asynchronously from its start chunk. False when a publish call failed.
+  bool PublishItem(const Item& it, std::uint64_t first_expected) {
+    const std::vector<std::uint8_t>& bytes = *it.bytes;
+    const std::size_t n = bytes.empty() ? 1 : (bytes.size() + chunk_bytes - 1) / chunk_bytes;
+    std::uint64_t expect = first_expected;
+    const std::string subject = repl::DataSubject(url.stream);
+    const std::string epoch = std::to_string(it.epoch);
+    const std::string log_id = repl::Hex16(it.log_id);
+    const std::string tok = std::to_string(token);
+    const std::string hash = repl::Hex16(it.hash);
+    for (std::size_t c = it.start_chunk; c < n; ++c) {
+      const std::size_t off = c * chunk_bytes;
+      const std::size_t len = std::min(chunk_bytes, bytes.size() - std::min(off, bytes.size()));
+      natsMsg* m = nullptr;
+      if (natsMsg_Create(&m, subject.c_str(), nullptr,
+                         reinterpret_cast<const char*>(bytes.data() + off),
+                         static_cast<int>(len)) != NATS_OK) {
+        return false;
+      }
+      const std::string chunk = std::to_string(c);
+      const std::string msg_id = fmt::format("{}.{}.{}", it.epoch, c, token);
+      natsMsgHeader_Set(m, repl::kHdrEpoch, epoch.c_str());
+      natsMsgHeader_Set(m, repl::kHdrChunk, chunk.c_str());
+      natsMsgHeader_Set(m, repl::kHdrLogId, log_id.c_str());
+      natsMsgHeader_Set(m, repl::kHdrToken, tok.c_str());
+      if (c + 1 == n) {
+        natsMsgHeader_Set(m, repl::kHdrLast, "1");
+        if (it.has_hash) natsMsgHeader_Set(m, repl::kHdrHash, hash.c_str());
+      }
+      jsPubOptions po;
+      jsPubOptions_Init(&po);
+      po.MsgId = msg_id.c_str();
+      if (expect == 0) {
+        po.ExpectNoMessage = true;  // 0 means "unset" for ExpectLastSeq; one subject per stream
+      } else {
+        po.ExpectLastSeq = expect;
+      }
+      po.MaxWait = opts.ack_timeout_ms;
+      natsStatus s = js_PublishMsgAsync(conn.js.get(), &m, &po);
+      if (s != NATS_OK) {
+        natsMsg_Destroy(m);
+        return false;
+      }
+      ++expect;
+      std::lock_guard<std::mutex> l(mu);
+      ++st.messages;
+      st.bytes += len;
+    }
+    std::lock_guard<std::mutex> l(mu);
+    last_seq = expect;
+    return true;
+  }
+
+  // The stream says what is stored: drop what it has, resend the rest after it.
+  void Recover() {
+    natsMsgList lost{};
+    if (js_PublishAsyncGetPendingList(&lost, conn.js.get()) == NATS_OK) natsMsgList_Destroy(&lost);
+    for (int attempt = 0;; ++attempt) {
+      {
+        std::lock_guard<std::mutex> l(mu);
+        if (!error.ok()) return;
+        if (stopping && attempt > 200) {
+          error = Status(StatusCode::kIO, fmt::format("stream '{}' unreachable at close: epochs "
+                                                      "after {} were not acknowledged",
+                                                      url.stream, acked));
+          cv.notify_all();
+          return;
+        }
+      }
+      auto tail = repl::ReadTail(conn.js.get(), url.stream);
+      if (!tail.ok()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        continue;
+      }
+      std::lock_guard<std::mutex> l(mu);
+      if (tail->last && tail->last->token > token) {
+        error = FailedPrecondition(
+            fmt::format("stream '{}' was published by a newer leader (token {} > ours {}): fenced",
+                        url.stream, tail->last->token, token));
+        cv.notify_all();
+        return;
+      }
+      MarkAcked(tail->complete_epoch());
+      for (Item& it : pending) it.start_chunk = 0;
+      if (tail->last && !tail->last->last && tail->last->token == token && !pending.empty() &&
+          pending.front().epoch == tail->last->epoch) {
+        // Our own partly stored epoch: continue after its stored chunks (same bytes, same
+        // chunking), which also keeps message ids from colliding with the stored ones.
+        pending.front().start_chunk = tail->last->chunk + 1;
+      }
+      sent = 0;
+      last_seq = tail->last_seq;
+      need_recovery = false;
+      last_progress = Clock::now();
+      ++st.recoveries;
+      cv.notify_all();
+      return;
+    }
+  }
+
+  Status PublishCheckpoint(const CheckpointJob& job) {
+    const std::string subject = repl::CkptSubject(url.stream, job.epoch);
+    const std::string stream = repl::CkptStream(url.stream);
+    std::uint64_t first = 0;
+    std::size_t chunks = 0;
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 10000;
+    for (std::size_t off = 0; off < job.bytes.size() || chunks == 0; off += chunk_bytes) {
+      const std::size_t len = std::min(chunk_bytes, job.bytes.size() - off);
+      jsPubAck* pa = nullptr;
+      jsErrCode err = static_cast<jsErrCode>(0);
+      natsStatus s = js_Publish(&pa, conn.js.get(), subject.c_str(), job.bytes.data() + off,
+                                static_cast<int>(len), &po, &err);
+      if (s != NATS_OK) return repl::NatsError(s, "publishing a checkpoint chunk");
+      if (chunks == 0) first = pa->Sequence;
+      jsPubAck_Destroy(pa);
+      ++chunks;
+      if (len == 0) break;
+    }
+    natsMsg* m = nullptr;
+    const std::string head = repl::CkptHead(url.stream);
+    if (natsMsg_Create(&m, head.c_str(), nullptr, nullptr, 0) != NATS_OK) {
+      return Status(StatusCode::kIO, "checkpoint head message");
+    }
+    NatsPtr<natsMsg> msg(m);
+    const std::string e = std::to_string(job.epoch), f = std::to_string(first),
+                      n = std::to_string(chunks), t = std::to_string(token);
+    natsMsgHeader_Set(m, "Nats-Rollup", "sub");
+    natsMsgHeader_Set(m, repl::kHdrCkptEpoch, e.c_str());
+    natsMsgHeader_Set(m, repl::kHdrCkptFirst, f.c_str());
+    natsMsgHeader_Set(m, repl::kHdrCkptChunks, n.c_str());
+    natsMsgHeader_Set(m, repl::kHdrToken, t.c_str());
+    jsPubAck* pa = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    if (natsStatus s = js_PublishMsg(&pa, conn.js.get(), m, &po, &err); s != NATS_OK) {
+      return repl::NatsError(s, "publishing a checkpoint head");
+    }
+    jsPubAck_Destroy(pa);
+    // Older checkpoints' chunks (and heads) are no longer needed.
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Stream.Purge.Sequence = first;
+    (void)js_PurgeStream(conn.js.get(), stream.c_str(), &jo, &err);
+    {
+      std::lock_guard<std::mutex> l(mu);
+      ++st.checkpoints;
+    }
+    // Retention: drop the data the checkpoint covers, never anything after it.
+    if (opts.retain_bytes != 0) {
+      auto tail = repl::ReadTail(conn.js.get(), url.stream);
+      if (tail.ok() && tail->bytes > opts.retain_bytes) {
+        auto after = repl::FirstSeqAfter(conn.js.get(), url.stream, job.epoch, *tail);
+        if (after.ok() && *after > tail->first_seq) {
+          jsOptions dj;
+          jsOptions_Init(&dj);
+          dj.Stream.Purge.Sequence = *after;
+          (void)js_PurgeStream(conn.js.get(), url.stream.c_str(), &dj, &err);
+        }
+      }
+    }
+    return Status::Ok();
+  }
+
+  void WorkerLoop() {
+    std::unique_lock<std::mutex> l(mu);
+    for (;;) {
+      const auto timeout = std::chrono::milliseconds(opts.ack_timeout_ms);
+      cv.wait_for(l, std::chrono::milliseconds(50), [&] {
+        return !error.ok() || need_recovery || sent < pending.size() ||
+               (!checkpoints.empty() && acked >= checkpoints.front().epoch) ||
+               (stopping && pending.empty() && checkpoints.empty());
+      });
+      if (!error.ok()) return;
+      if (stopping && pending.empty() && checkpoints.empty()) return;
+      const bool stalled = sent > 0 && Clock::now() - last_progress > timeout;
+      if (need_recovery || stalled) {
+        l.unlock();
+        Recover();
+        l.lock();
+        continue;
+      }
+      if (!checkpoints.empty() && acked >= checkpoints.front().epoch) {
+        CheckpointJob job = std::move(checkpoints.front());
+        checkpoints.pop_front();
+        l.unlock();
+        Status s = PublishCheckpoint(job);
+        l.lock();
+        if (!s.ok()) {
+          // A checkpoint is an optimisation for new followers: report it, keep replicating.
+          std::fprintf(stderr, "mmsb replication: %s\n", s.ToString().c_str());
+        }
+        continue;
+      }
+      if (sent < pending.size()) {
+        const std::size_t k = sent;
+        Item item = pending[k];  // a copy: the ack handler may pop the front meanwhile
+        pending[k].start_chunk = 0;
+        ++sent;
+        const std::uint64_t expect = last_seq;
+        if (sent == 1) last_progress = Clock::now();
+        l.unlock();
+        const bool ok = PublishItem(item, expect);
+        l.lock();
+        if (!ok) need_recovery = true;
+      }
+    }
+  }
+
+  Status Enqueue(Item item) {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return !error.ok() || pending.size() < opts.window; });
+    if (!error.ok()) return error;
+    queued = item.epoch;
+    st.queued_epoch = item.epoch;
+    pending.push_back(std::move(item));
+    cv.notify_all();
+    return Status::Ok();
+  }
+
+  Status WaitAcked(Epoch e, std::int64_t timeout_ms) {
+    std::unique_lock<std::mutex> l(mu);
+    const bool done = cv.wait_for(l, std::chrono::milliseconds(timeout_ms),
+                                  [&] { return !error.ok() || acked >= e; });
+    if (!error.ok()) return error;
+    if (!done) {
+      return Status(StatusCode::kIO,
+                    fmt::format("epoch {} not acknowledged by stream '{}' within {} ms (acked {})",
+                                e, url.stream, timeout_ms, acked));
+    }
+    return Status::Ok();
+  }
+
+  void StopThreads() {
+    {
+      std::lock_guard<std::mutex> l(lease_mu);
+      lease_stop = true;
+      lease_cv.notify_all();
+    }
+    if (lease_thread.joinable()) lease_thread.join();
+    {
+      std::lock_guard<std::mutex> l(mu);
+      stopping = true;
+      cv.notify_all();
+    }
+    if (worker.joinable()) worker.join();
+  }
+};
+
+Replicator::~Replicator() { (void)Close(); }
+
+Expected<std::shared_ptr<Replicator>> Replicator::Start(std::shared_ptr<LogSink> log,
+                                                        const std::string& url,
+                                                        const ReplicationOptions& options) {
+  if (!log) return InvalidArgument("Replicate: no log sink");
+  auto u = ParseReplicaUrl(url);
+  if (!u.ok()) return u.status();
+  std::shared_ptr<Replicator> r(new Replicator());
+  r->impl_ = std::make_unique<Impl>();
+  Impl& m = *r->impl_;
+  m.url = *u;
+  m.opts = options;
+  m.opts.window = std::max<std::size_t>(m.opts.window, 1);
+  m.log = std::move(log);
+  m.owner = options.owner;
+  if (m.owner.empty()) {
+    char host[256] = {0};
+    (void)::gethostname(host, sizeof host - 1);
+    static std::atomic<int> instance{0};  // two publishers in one process are two owners
+    m.owner = fmt::format("{}:{}:{}", host, ::getpid(), instance++);
+  }
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.PublishAsync.AckHandler = &Impl::OnAck;
+  jo.PublishAsync.AckHandlerClosure = &m;
+  jo.PublishAsync.MaxPending =
+      static_cast<int64_t>(std::min<std::size_t>(m.opts.window * 4, 65536));
+  jo.PublishAsync.StallWait = options.ack_timeout_ms;
+  jo.Wait = 5000;
+  auto c = repl::Connect(m.url.server, &jo);
+  if (!c.ok()) return c.status();
+  m.conn = std::move(*c);
+  const std::int64_t max_payload = natsConnection_GetMaxPayload(m.conn.nc.get());
+  const std::size_t room = 4096;  // headers
+  m.chunk_bytes = max_payload > static_cast<std::int64_t>(room * 2)
+                      ? static_cast<std::size_t>(max_payload) - room
+                      : room;
+  if (options.max_chunk_bytes != 0)
+    m.chunk_bytes = std::min(m.chunk_bytes, options.max_chunk_bytes);
+  MMSB_RETURN_IF_ERROR(repl::EnsureStreams(m.conn.js.get(), m.url.stream, options.replicas));
+  MMSB_RETURN_IF_ERROR(m.AcquireLease());
+  if (Status s = m.Reconcile(); !s.ok()) {
+    m.ReleaseLease();
+    return s;
+  }
+  m.worker = std::thread([&m] { m.WorkerLoop(); });
+  m.lease_thread = std::thread([&m] { m.LeaseLoop(); });
+  m.log->SetGroupObserver(r, true);
+  return r;
+}
+
+Status Replicator::OnGroup(const LoggedGroup& g) {
+  Impl::Item it;
+  it.epoch = g.epoch;
+  it.log_id = g.log_id;
+  it.hash = g.state_hash;
+  it.has_hash = true;
+  it.bytes = std::make_shared<const std::vector<std::uint8_t>>(g.records.begin(), g.records.end());
+  if (impl_->opts.checkpoint_every_bytes != 0) {
+    impl_->bytes_since_checkpoint += g.records.size();  // under the commit lock: no race
+    if (impl_->bytes_since_checkpoint >= impl_->opts.checkpoint_every_bytes) {
+      impl_->bytes_since_checkpoint = 0;
+      impl_->want_checkpoint = true;  // asked for in AfterGroup: the sink's lock is held here
+    }
+  }
+  return impl_->Enqueue(std::move(it));
+}
+
+Status Replicator::AfterGroup(Epoch log_epoch) {
+  if (impl_->want_checkpoint.exchange(false)) impl_->log->RequestCheckpoint();  // next commit
+  if (impl_->opts.durability != ReplicaDurability::kServerAck) return health();
+  return impl_->WaitAcked(log_epoch, 60000);
+}
+
+void Replicator::OnCheckpoint(Epoch epoch, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  Impl::CheckpointJob job;
+  job.epoch = epoch;
+  job.bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) return;
+  std::lock_guard<std::mutex> l(impl_->mu);
+  impl_->checkpoints.push_back(std::move(job));
+  impl_->cv.notify_all();
+}
+
+Status Replicator::WaitAcked(Epoch log_epoch, std::int64_t timeout_ms) {
+  return impl_->WaitAcked(log_epoch, timeout_ms);
+}
+
+Status Replicator::Close() {
+  if (!impl_ || !impl_->conn.nc) return Status::Ok();
+  Impl& m = *impl_;
+  m.log->SetGroupObserver(nullptr, false);
+  Status s = m.WaitAcked(m.queued, 10000);
+  m.StopThreads();
+  m.ReleaseLease();
+  m.kv.reset();
+  m.conn.js.reset();
+  m.conn.nc.reset();
+  return s;
+}
+
+ReplicationStats Replicator::stats() const {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  return impl_->st;
+}
+
+Status Replicator::health() const {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  return impl_->error;
+}
+
+Expected<std::shared_ptr<Replicator>> Replicate(std::shared_ptr<LogSink> log,
+                                                const std::string& url,
+                                                const ReplicationOptions& options) {
+  return Replicator::Start(std::move(log), url, options);
+}
+
+Expected<std::shared_ptr<Replicator>> Replicate(std::shared_ptr<LogSink> log,
+                                                const std::string& server,
+                                                const std::string& stream,
+                                                const ReplicationOptions& options) {
+  return Replicator::Start(std::move(log), server + "/" + stream, options);
+}
+
+Expected<std::shared_ptr<Replicator>> ReplicateFromEnv(std::shared_ptr<LogSink> log,
+                                                       const ReplicationOptions& options) {
+  const char* v = std::getenv("MMSB_REPLICATE");
+  if (v == nullptr || *v == '\0') return std::shared_ptr<Replicator>();
+  std::string url = v;
+  ReplicationOptions o = options;
+  if (const std::size_t q = url.find('?'); q != std::string::npos) {
+    const std::string query = url.substr(q + 1);
+    if (query == "durability=server_ack") {
+      o.durability = ReplicaDurability::kServerAck;
+    } else if (query == "durability=async") {
+      o.durability = ReplicaDurability::kAsync;
+    } else {
+      return InvalidArgument(fmt::format(
+          "MMSB_REPLICATE='{}': unknown option '{}' (durability=async or durability=server_ack)", v,
+          query));
+    }
+  }
+  return Replicator::Start(std::move(log), url, o);
+}
+
+}  // namespace mmsb

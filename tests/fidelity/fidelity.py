@@ -1,0 +1,581 @@
+#!/usr/bin/env python3
+"""Differential program generator for the MMSB rewriter (in the spirit of Csmith and YARPGen).
+
+Each generated program writes [[mmsb::page]] state through constructs drawn from a grammar
+(counted and range loops with shadowing and reused induction variables, nested arrays and
+structs, bitfields, unions, references and pointers kept in locals and globals, lambdas and
+std::function, member calls whose arguments commit, transactions that throw, standard
+algorithms, templates shared with non-page types, mutable members, commits inside loops, in
+callbacks and on other threads at quiescent points, inline asm, several translation units, MMSB
+headers seen as system headers). It is built twice:
+
+  plain       clang++-19 without the plugin, FIDELITY_PLAIN defined: every commit point prints
+              the bytes of every page (the ground truth);
+  instrumented clang++-19 -fplugin=mmsb-plugin.so at -O2, linked with libmmsb, run WITHOUT
+              verify mode, writing a log.
+
+The instrumented build must compile whenever the plain one does (a link failure that names a
+page symbol, `_mmsb_page.`, is the plugin refusing a mix loudly and counts as a pass), both
+must exit 0, and the log, replayed epoch by epoch (fidelity_replay), must equal the plain
+build's bytes at every commit.
+
+  fidelity.py run --build BUILD_DIR [--seed S] [--count N] [--functions F] [--jobs J]
+                  [--reduce] [--keep DIR] [--figures]
+  fidelity.py check --build BUILD_DIR --kind KIND FILE...   (cvise's interestingness test)
+
+A failure is kept under --keep (default: a temporary directory) with its sources, both
+builds' output and a check.sh; with --reduce, cvise (Debian's cvise package) shrinks it.
+Exit status: 0 when every program passed.
+"""
+
+import argparse
+import concurrent.futures
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
+CLANG = shutil.which("clang++-19") or "/usr/lib/llvm-19/bin/clang++"
+
+# ---- the grammar -------------------------------------------------------------------------
+#
+# Every production returns the body of one generated function (a C++ statement list). `r` is
+# the program's random.Random; `ctx` collects what the program needs beyond one function (a
+# second translation unit, helper declarations). Indices always stay in bounds: the grammar
+# generates defined behaviour only, so plain and instrumented builds must agree.
+
+PRELUDE = r"""
+#include <array>
+#include SUPPORT_INCLUDE
+
+struct Cell { int a; double b; };
+struct Bits { unsigned n : 4; unsigned mode : 4; };
+union Num { int i; float f; };
+struct [[mmsb::page]] S {
+  int a[64];
+  double m[8][8];
+  long long b[32];
+  Cell cells[16];
+  unsigned lo : 3;
+  unsigned mid : 7;
+  unsigned hi : 9;
+  int level;
+  Bits bits;
+  Num num;
+  std::array<int, 16> arr;
+  fid::Acc acc;
+  int grid[8][8];
+  mutable int cache;
+};
+struct PlainLevel { int level : 5; int pad; };
+
+[[mmsb::page]] S g0;
+[[mmsb::page]] S g1;
+[[mmsb::page]] float g_series[64];
+int* g_keep = nullptr;
+int g_sink = 0;
+
+template <class T>
+void SetLevel(T& t, int v) { t.level = v; }
+template <class T>
+void BumpAll(T* p, int n, int v) { for (int i = 0; i < n; ++i) p[i] += v; }
+
+[[mmsb::transaction]] int Produce(int v) {
+  fid::Tx tx;
+  g1.level += v;
+  g1.a[v & 63] = v;
+  return v;
+}
+[[mmsb::transaction]] void Throwing(int v) {
+  fid::Tx tx;
+  g0.level = v;
+  g1.b[v & 31] = v;
+  if (v >= 0) throw v;
+}
+"""
+
+
+def _v(r):
+    return r.randint(1, 1000)
+
+
+def p_counted_loop(r, ctx):
+    lo = r.randint(0, 20)
+    hi = r.randint(lo + 1, 64)
+    cmp, inc = r.choice([("<", "++i"), ("<", "i++"), ("<", "i += 1")])
+    target = r.choice(["g0.a[i]", "g1.a[i]"])
+    op = r.choice(["=", "+=", "^="])
+    return f"for (int i = {lo}; i {cmp} {hi}; {inc}) {target} {op} (i * {_v(r)}) ^ {_v(r)};"
+
+
+def p_struct_loop(r, ctx):
+    n = r.randint(1, 16)
+    return (f"for (int i = 0; i < {n}; ++i) {{ g0.cells[i].a = i + {_v(r)}; "
+            f"g0.cells[i].b += i * 0.5; }}")
+
+
+def p_nested_loop(r, ctx):
+    return (f"for (int r = 0; r < 8; ++r) {{ g0.level = r; "
+            f"for (int c = 0; c < 8; ++c) g0.grid[r][c] = r * c + {_v(r)}; }}")
+
+
+def p_identity(r, ctx):
+    return f"for (int i = 0; i < 8; ++i) g0.m[i][i] = {_v(r)}.0;"
+
+
+def p_reused_induction(r, ctx):
+    start = r.randint(0, 7)
+    return (f"int i = {start}; g_sink += i; "
+            f"for (i = 0; i < 8; ++i) g0.m[i][i] = {_v(r)}.5; "
+            f"for (i = 0; i < 16; ++i) g1.a[i] = i + {_v(r)};")
+
+
+def p_shadowed(r, ctx):
+    n = r.randint(4, 32)
+    return (f"long long* row = g1.b; g_sink += (int)row[0]; "
+            f"for (int i = 0; i < {n}; ++i) {{ long long* row = g0.b; row[i] = i * {_v(r)}; }}")
+
+
+def p_callback_commit(r, ctx):
+    n = r.randint(4, 64)
+    k = r.randint(0, n - 2)
+    return (f"std::function<void()> cb = [] {{ fid::CommitPoint(); }}; "
+            f"for (int i = 0; i < {n}; ++i) {{ g0.a[i] = i + {_v(r)}; if (i == {k}) cb(); }}")
+
+
+def p_loop_commit(r, ctx):
+    n = r.randint(4, 64)
+    k = r.randint(0, n - 2)
+    return f"for (int i = 0; i < {n}; ++i) {{ g1.a[i] = i * {_v(r)}; if (i == {k}) fid::CommitPoint(); }}"
+
+
+def p_range_for_commit(r, ctx):
+    return (f"int k = 0; for (int& x : g0.a) {{ x = {_v(r)} + k; if (++k == {r.randint(1, 60)}) "
+            f"fid::CommitPoint(); }}")
+
+
+def p_thread_commit(r, ctx):
+    n = r.randint(2, 6)
+    return (f"std::atomic<int> req{{0}}; "
+            f"std::thread t([&] {{ for (int k = 0; k < {n}; ++k) {{ while (req.load() != 1) {{}} "
+            f"fid::CommitPoint(); req.store(0); }} }}); "
+            f"for (int i = 0; i < {n}; ++i) {{ g0.b[i] = i + {_v(r)}; req.store(1); "
+            f"while (req.load() != 0) {{}} }} t.join();")
+
+
+def p_member_call_tx(r, ctx):
+    return r.choice([f"g0.acc.Add(Produce({_v(r)}));", f"g0.arr.fill(Produce({_v(r)}));",
+                     f"g1.acc.Add({_v(r)}); g1.arr.fill({_v(r)});"])
+
+
+def p_asm_store(r, ctx):
+    k = r.randint(0, 63)
+    return r.choice([
+        f'asm volatile("movl %1, %0" : "=m"(g0.a[{k}]) : "r"({_v(r)}));',
+        f'asm volatile("addl %1, %0" : "+m"(g1.a[{k}]) : "r"({_v(r)}));',
+    ])
+
+
+def p_extern_decl(r, ctx):
+    # The second TU declares the page variable with the attribute (tracked) or without it
+    # (the plugin build must then refuse to link).
+    ctx.setdefault("tu2", r.choice(["[[mmsb::page]] ", ""]))
+    return f"WriteSeries({r.randint(0, 63)}, {_v(r)}.25f);"
+
+
+def p_binding_bitfield(r, ctx):
+    return f"auto& [n, mode] = g0.bits; mode = {r.randint(0, 15)}; n = {r.randint(0, 15)};"
+
+
+def p_template_bitfield(r, ctx):
+    return (f"SetLevel(g0, {_v(r)}); PlainLevel pl{{}}; SetLevel(pl, {r.randint(0, 15)}); "
+            f"g_sink += pl.level;")
+
+
+def p_template_loop(r, ctx):
+    return f"BumpAll(g1.a, {r.randint(1, 64)}, {_v(r)}); int local[4] = {{}}; BumpAll(local, 4, 1); g_sink += local[0];"
+
+
+def p_bitfields(r, ctx):
+    return f"g0.lo = {r.randint(0, 7)}; g0.hi += {r.randint(1, 9)}; ++g0.mid; g1.hi = g0.lo;"
+
+
+def p_range_for(r, ctx):
+    return r.choice([f"for (auto& x : g0.a) x += {_v(r)};",
+                     f"for (auto& row : g1.grid) for (auto& c : row) c += {_v(r)};",
+                     f"for (Cell& c : g1.cells) c.b = {_v(r)}.0;"])
+
+
+def p_algorithms(r, ctx):
+    lo = r.randint(0, 30)
+    hi = r.randint(lo + 1, 64)
+    return r.choice([
+        f"std::fill(g0.a + {lo}, g0.a + {hi}, {_v(r)});",
+        f"std::sort(g0.a + {lo}, g0.a + {hi});",
+        f"std::reverse(g1.a + {lo}, g1.a + {hi});",
+        f"std::iota(g0.a + {lo}, g0.a + {hi}, {_v(r)});",
+        f"int tmp[8] = {{{_v(r)}, {_v(r)}, 3, 4, 5, 6, 7, 8}}; std::copy(tmp, tmp + 8, g1.a + {r.randint(0, 56)});",
+        f"std::transform(g0.a, g0.a + {hi}, g0.a, [](int x) {{ return x * 3 + 1; }});",
+        f"std::swap(g0.a[{lo}], g1.a[{hi - 1}]);",
+        f"int n = 0; std::generate(g0.a + {lo}, g0.a + {hi}, [&] {{ if (++n == 2) fid::CommitPoint(); return n + {_v(r)}; }});",
+        f"std::for_each(g1.a, g1.a + {hi}, [](int& x) {{ x ^= {_v(r)}; }});",
+        f"int tmp[4] = {{{_v(r)}, 2, 3, 4}}; std::memcpy(&g0.a[{r.randint(0, 60)}], tmp, sizeof tmp);",
+    ])
+
+
+def p_pointer_local(r, ctx):
+    k = r.randint(0, 62)
+    return f"int* p = &g0.a[{k}]; *p = {_v(r)}; p[1] += 2; long long* q = g1.b; q[{r.randint(0, 31)}] = {_v(r)};"
+
+
+def p_pointer_global(r, ctx):
+    return f"g_keep = &g1.a[{r.randint(0, 63)}]; *g_keep = {_v(r)};"
+
+
+def p_reference_local(r, ctx):
+    return f"int& ref = g0.level; ref = {_v(r)}; ref++; double& d = g1.m[{r.randint(0, 7)}][{r.randint(0, 7)}]; d *= 2.0;"
+
+
+def p_lambda(r, ctx):
+    return f"auto f = [&](int v) {{ g0.a[{r.randint(0, 63)}] = v; g1.level -= v; }}; f({_v(r)});"
+
+
+def p_union(r, ctx):
+    return f"g0.num.f = {_v(r)} * 0.5f; g0.num.i ^= 1;"
+
+
+def p_mutable(r, ctx):
+    return f"const S& cs = g1; cs.cache = {_v(r)};"
+
+
+def p_tx_throw(r, ctx):
+    return f"try {{ Throwing({r.randint(-1, 9)}); }} catch (int) {{ g_sink += 1; }}"
+
+
+def p_compound(r, ctx):
+    return (f"g0.b[{r.randint(0, 31)}] -= {_v(r)}; g0.cells[{r.randint(0, 15)}].b *= 2.0; "
+            f"g1.level <<= 1; g_series[{r.randint(0, 63)}] += 1.5f;")
+
+
+def p_commit(r, ctx):
+    return f"g0.level = {_v(r)}; fid::CommitPoint(); g0.level += 1;"
+
+
+PRODUCTIONS = {name[2:]: fn for name, fn in globals().items() if name.startswith("p_")}
+
+# The defect classes of issue 13 that a failing production points at (rediscovered_classes).
+DEFECT_CLASS = {
+    "identity": 1, "reused_induction": 1, "shadowed": 1,
+    "callback_commit": 2, "loop_commit": 2, "thread_commit": 2, "range_for_commit": 2,
+    "member_call_tx": 3, "asm_store": 4, "extern_decl": 5, "binding_bitfield": 6,
+    "template_bitfield": 8,
+}
+
+PAGE_VARIABLES = {"g0", "g1", "g_series"}
+
+HEADERS = [
+    ("algorithm", ["std::fill", "std::sort", "std::reverse", "std::copy", "std::transform",
+                   "std::generate", "std::for_each"]),
+    ("atomic", ["std::atomic"]), ("cstring", ["std::memcpy"]), ("functional", ["std::function"]),
+    ("numeric", ["std::iota"]), ("thread", ["std::thread"]), ("utility", ["std::swap"]),
+]
+
+TU2 = r"""
+// The second translation unit: declares the page variable (with or without [[mmsb::page]]).
+ATTRIBUTEextern float g_series[64];
+void WriteSeries(int k, float v) { g_series[k] = v; g_series[(k + 1) & 63] += v; }
+"""
+
+
+def generate(seed, functions):
+    """Returns (sources: {name: text}, productions used in order)."""
+    r = random.Random(seed)
+    ctx = {}
+    system_headers = r.random() < 0.5
+    used = []
+    bodies = []
+    names = sorted(PRODUCTIONS)
+    for i in range(functions):
+        name = r.choice(names)
+        used.append(name)
+        bodies.append(f"// {name}\nvoid f{i}() {{ {PRODUCTIONS[name](r, ctx)} }}\n")
+    include = "<fidelity_support.h>" if system_headers else '"fidelity_support.h"'
+    # Only the headers the chosen productions need: compile time is most of a program's cost.
+    text = "".join(bodies)
+    headers = [h for h, needles in HEADERS if any(n in text for n in needles)]
+    main = [f"// Generated by tests/fidelity/fidelity.py, seed {seed}.\n"
+            f"// MMSB headers as {'system' if system_headers else 'user'} headers.\n",
+            "".join(f"#include <{h}>\n" for h in headers),
+            PRELUDE.replace("SUPPORT_INCLUDE", include)]
+    if "tu2" in ctx:
+        main.append("void WriteSeries(int k, float v);\n")
+    main.extend(bodies)
+    main.append("int main(int argc, char** argv) {\n"
+                "  fid::Track(\"g0\", &g0, sizeof g0);\n"
+                "  fid::Track(\"g1\", &g1, sizeof g1);\n"
+                "  fid::Track(\"g_series\", &g_series, sizeof g_series);\n"
+                "  if (fid::Start(argc > 1 ? argv[1] : \"fidelity.log\") != 0) return 1;\n"
+                "  fid::CommitPoint();\n")
+    for i in range(functions):
+        main.append(f"  f{i}(); fid::CommitPoint();\n")
+    main.append("  return fid::Finish();\n}\n")
+    sources = {"prog.cc": "".join(main)}
+    if "tu2" in ctx:
+        sources["tu2.cc"] = TU2.replace("ATTRIBUTE", ctx["tu2"])
+    return sources, used, system_headers
+
+
+# ---- building and comparing ----------------------------------------------------------------
+
+class Tools:
+    def __init__(self, build):
+        self.build = os.path.abspath(build)
+        self.plugin = self._find("plugin/mmsb-plugin.so", "lib/mmsb/mmsb-plugin.so")
+        self.runtime = self._find("runtime/libmmsb.a")
+        self.replay = self._find("tests/fidelity/fidelity_replay")
+        self.include = os.path.join(SOURCE_ROOT, "runtime", "include")
+
+    def _find(self, *candidates):
+        for c in candidates:
+            p = os.path.join(self.build, c)
+            if os.path.exists(p):
+                return p
+        sys.exit(f"fidelity: {candidates[0]} not found in {self.build} (build it first)")
+
+
+def _run(cmd, cwd, timeout=300, env=None):
+    try:
+        p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                           env=env, errors="replace")
+        return p.returncode, p.stdout, p.stderr
+    except subprocess.TimeoutExpired:
+        return 124, "", f"timeout after {timeout}s: {' '.join(cmd)}"
+
+
+def build_and_compare(tools, workdir, system_headers):
+    """Returns (kind, detail): kind is 'ok', 'rejected', 'plain-broken' or a failure kind:
+    'compile', 'crash', 'mismatch'."""
+    srcs = sorted(f for f in os.listdir(workdir) if f.endswith(".cc"))
+    common = ["-std=c++20", "-O2", "-pthread", "-w"]
+    rc, out, err = _run([CLANG, *common, "-DFIDELITY_PLAIN", "-I", HERE, *srcs, "-o", "plain"],
+                        workdir)
+    if rc != 0:
+        return "plain-broken", err[-4000:]
+    inc = ["-isystem", HERE, "-isystem", tools.include] if system_headers else \
+          ["-I", HERE, "-I", tools.include]
+    rc, out, err = _run([CLANG, *common, f"-fplugin={tools.plugin}", "-fplugin-arg-mmsb-no-ir",
+                         *inc, *srcs, "-o", "inst", tools.runtime, "-lfmt", "-lxxhash", "-lhwy"],
+                        workdir)
+    if rc != 0:
+        # A TU that declares a page variable without [[mmsb::page]] references the plain
+        # symbol, which the plugin renamed (`_mmsb_page.<name>`): the mix is refused loudly.
+        undefined = set(re.findall(r"undefined reference to `([^']+)'", err))
+        if undefined and undefined <= PAGE_VARIABLES:
+            return "rejected", err[-2000:]
+        return "compile", err[-4000:]
+    rc, expected, err = _run(["./plain"], workdir, timeout=120)
+    if rc != 0:
+        return "plain-broken", f"plain run exited {rc}: {err[-2000:]}"
+    shutil.rmtree(os.path.join(workdir, "run.log"), ignore_errors=True)
+    env = dict(os.environ)
+    env.pop("MMSB_VERIFY", None)
+    rc, _, err = _run(["./inst", "run.log"], workdir, timeout=120, env=env)
+    if rc != 0:
+        return "crash", f"instrumented run exited {rc}: {err[-2000:]}"
+    rc, actual, err = _run([tools.replay, "run.log", "g0", "g1", "g_series"], workdir)
+    if rc != 0:
+        return "crash", f"fidelity_replay exited {rc}: {err[-2000:]}"
+    if actual != expected:
+        return "mismatch", first_difference(expected, actual)
+    return "ok", ""
+
+
+def first_difference(expected, actual):
+    exp = expected.splitlines()
+    act = actual.splitlines()
+    epoch = "?"
+    for i in range(max(len(exp), len(act))):
+        e = exp[i] if i < len(exp) else "(end)"
+        a = act[i] if i < len(act) else "(end)"
+        if e.startswith("epoch "):
+            epoch = e
+        if e == a:
+            continue
+        if e.split(" ")[0] == a.split(" ")[0] and " " in e and " " in a:
+            eb, ab = e.split(" ", 1)[1], a.split(" ", 1)[1]
+            offs = [k // 2 for k in range(0, min(len(eb), len(ab)), 2) if eb[k:k + 2] != ab[k:k + 2]]
+            return (f"{epoch}: page {e.split(' ')[0]} differs at {len(offs)} byte(s), first at "
+                    f"offset {offs[0] if offs else '?'} (plain {eb[offs[0]*2:offs[0]*2+16] if offs else ''}"
+                    f" vs log {ab[offs[0]*2:offs[0]*2+16] if offs else ''})")
+        return f"line {i + 1}: plain '{e[:80]}' vs log '{a[:80]}'"
+    return "outputs differ"
+
+
+def check_one(tools, seed, functions, keep_root):
+    sources, used, system_headers = generate(seed, functions)
+    workdir = tempfile.mkdtemp(prefix=f"fid-{seed}-")
+    for name, text in sources.items():
+        with open(os.path.join(workdir, name), "w") as f:
+            f.write(text)
+    kind, detail = build_and_compare(tools, workdir, system_headers)
+    kept = None
+    if kind not in ("ok", "rejected") and keep_root:
+        kept = os.path.join(keep_root, f"seed-{seed}")
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(workdir, kept, ignore=shutil.ignore_patterns("plain", "inst", "run.log"))
+        write_check_script(tools, kept, kind, system_headers)
+        with open(os.path.join(kept, "failure.txt"), "w") as f:
+            f.write(f"{kind}\n{detail}\n")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return seed, kind, detail, used, kept
+
+
+def write_check_script(tools, d, kind, system_headers):
+    # cvise runs the test in a directory of its own with only prog.cc: other sources by path.
+    srcs = " ".join(f if f == "prog.cc" else os.path.join(os.path.abspath(d), f)
+                    for f in sorted(os.listdir(d)) if f.endswith(".cc"))
+    with open(os.path.join(d, "check.sh"), "w") as f:
+        f.write("#!/bin/sh\n# cvise interestingness test: exit 0 while the failure persists.\n"
+                f"exec {sys.executable} {os.path.abspath(__file__)} check --build {tools.build} "
+                f"--kind {kind} {'--system-headers ' if system_headers else ''}{srcs}\n")
+    os.chmod(os.path.join(d, "check.sh"), 0o755)
+
+
+def reduce(d):
+    if shutil.which("cvise") is None:
+        return "cvise not found"
+    rc, out, err = _run(["cvise", "--n", "1", "--timeout", "60", "--tidy", "./check.sh", "prog.cc"],
+                        d, timeout=3600)
+    return "reduced" if rc == 0 else f"cvise failed: {err[-500:]}"
+
+
+def cmd_check(args):
+    tools = Tools(args.build)
+    workdir = tempfile.mkdtemp(prefix="fid-check-")
+    try:
+        for f in args.files:
+            shutil.copy(f, workdir)
+        kind, _ = build_and_compare(tools, workdir, args.system_headers)
+        return 0 if kind == args.kind else 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def cmd_run(args):
+    tools = Tools(args.build)
+    keep_root = args.keep or tempfile.mkdtemp(prefix="fidelity-failures-")
+    os.makedirs(keep_root, exist_ok=True)
+    seeds = range(args.seed, args.seed + args.count)
+    counts = {}
+    failures = []
+    classes = set()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(check_one, tools, s, args.functions, keep_root) for s in seeds]
+        for fut in concurrent.futures.as_completed(futures):
+            seed, kind, detail, used, kept = fut.result()
+            for name in used:
+                counts[name] = counts.get(name, 0) + 1
+            if kind in ("ok", "rejected"):
+                continue
+            if kind == "plain-broken":
+                print(f"fidelity: seed {seed}: the generator made an invalid program: {detail[:500]}",
+                      file=sys.stderr)
+                failures.append((seed, kind, detail, kept))
+                continue
+            failures.append((seed, kind, detail, kept))
+            print(f"fidelity: seed {seed}: {kind}: {detail[:600]}\n  kept in {kept}", file=sys.stderr)
+    functions = args.count * args.functions
+    # Which defect classes the failures point at: reduce each failing program by functions
+    # (bisect the productions) only when asked; the cheap attribution runs each failing
+    # program's productions alone.
+    if failures and (args.figures or args.attribute):
+        for seed, kind, detail, kept in failures:
+            if kind == "plain-broken":
+                continue
+            classes |= attribute(tools, seed, args.functions)
+    if args.reduce:
+        for seed, kind, detail, kept in failures:
+            if kept:
+                print(f"fidelity: reducing seed {seed}: {reduce(kept)} ({kept}/prog.cc)",
+                      file=sys.stderr)
+    print(f"fidelity: {args.count} programs (seeds {args.seed}..{args.seed + args.count - 1}), "
+          f"{functions} generated functions, {len(failures)} failing programs")
+    print("fidelity: productions used: " +
+          ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    if args.figures or args.attribute:
+        print(f"fidelity: defect classes of issue 13 found: {sorted(classes)}")
+    if args.figures:
+        print(f"FIGURE fidelity.generated_functions {functions} functions")
+        print(f"FIGURE fidelity.generated_failures {len(failures)} programs")
+        print(f"FIGURE fidelity.rediscovered_classes {len(classes)} classes")
+    return 1 if failures else 0
+
+
+def attribute(tools, seed, functions):
+    """The defect classes behind a failing program: each of its functions alone, as a program
+    of its own (same seed stream), tells which production fails."""
+    r_sources, used, system_headers = generate(seed, functions)
+    found = set()
+    text = r_sources["prog.cc"]
+    prelude, rest = text.split("void f0()", 1)
+    bodies = ("void f0()" + rest).split("\nint main(")[0].split("// ")
+    for chunk in bodies:
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        name = chunk.split("\n", 1)[0].strip()
+        cls = DEFECT_CLASS.get(name)
+        if cls is None or cls in found:
+            continue
+        body = chunk.split("\n", 1)[1].replace("void f", "void single_f", 1)
+        fname = body.split("(", 1)[0].replace("void ", "").strip()
+        prog = (prelude.rsplit("// ", 1)[0] + body + "\nint main(int argc, char** argv) {\n"
+                "  fid::Track(\"g0\", &g0, sizeof g0);\n  fid::Track(\"g1\", &g1, sizeof g1);\n"
+                "  fid::Track(\"g_series\", &g_series, sizeof g_series);\n"
+                "  if (fid::Start(argc > 1 ? argv[1] : \"fidelity.log\") != 0) return 1;\n"
+                f"  fid::CommitPoint();\n  {fname}(); fid::CommitPoint();\n"
+                "  return fid::Finish();\n}\n")
+        workdir = tempfile.mkdtemp(prefix=f"fid-attr-{seed}-")
+        with open(os.path.join(workdir, "prog.cc"), "w") as f:
+            f.write(prog)
+        if "tu2.cc" in r_sources and "WriteSeries" in body:
+            with open(os.path.join(workdir, "tu2.cc"), "w") as f:
+                f.write(r_sources["tu2.cc"])
+        kind, _ = build_and_compare(tools, workdir, system_headers)
+        shutil.rmtree(workdir, ignore_errors=True)
+        if kind not in ("ok", "rejected", "plain-broken"):
+            found.add(cls)
+    return found
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="generate, build and compare programs")
+    run.add_argument("--build", required=True, help="the MMSB build tree")
+    run.add_argument("--seed", type=int, default=1, help="first seed (default 1)")
+    run.add_argument("--count", type=int, default=200, help="programs (default 200)")
+    run.add_argument("--functions", type=int, default=24,
+                     help="generated functions per program (default 24)")
+    run.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    run.add_argument("--keep", help="where failing programs are kept (default: a temp dir)")
+    run.add_argument("--reduce", action="store_true", help="reduce failing programs with cvise")
+    run.add_argument("--attribute", action="store_true",
+                     help="name the issue-13 defect classes behind the failures")
+    run.add_argument("--figures", action="store_true", help="print FIGURE lines (bench/run)")
+    chk = sub.add_parser("check", help="cvise interestingness test")
+    chk.add_argument("--build", required=True)
+    chk.add_argument("--kind", required=True)
+    chk.add_argument("--system-headers", action="store_true")
+    chk.add_argument("files", nargs="+")
+    args = ap.parse_args()
+    return cmd_run(args) if args.cmd == "run" else cmd_check(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

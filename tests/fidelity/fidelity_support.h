@@ -1,0 +1,92 @@
+// Support for the programs tests/fidelity/fidelity.py generates. A generated program is built
+// twice from one source: with the MMSB plugin (commit points are mmsb::commit(), the run writes a
+// log), and plain with FIDELITY_PLAIN defined (commit points print the bytes of every page: the
+// ground truth). fidelity.py replays the log and compares the state at every epoch with the
+// plain build's.
+//
+// The generator may include this header as a system header (-isystem), the way the installed
+// package's mmsb_instrument() sees MMSB's headers: a loop mark must not assume that a call into
+// it cannot commit. Single-threaded except where a generated function starts a thread that
+// commits at a quiescent point.
+#pragma once
+
+#include <cstddef>
+#include <cstdio>
+
+#ifndef FIDELITY_PLAIN
+#include <mmsb/log.h>
+#include <mmsb/mmsb.h>
+#endif
+
+namespace fid {
+
+struct TrackedPage {
+  const char* name;
+  const void* addr;
+  std::size_t size;
+};
+inline TrackedPage g_pages[16];
+inline int g_page_count = 0;
+inline int g_tx_depth = 0;
+
+// `addr` is a static page named `name` (its mangled name: the name it has in the log).
+inline void Track(const char* name, const void* addr, std::size_t size) {
+  g_pages[g_page_count++] = {name, addr, size};
+}
+
+#ifdef FIDELITY_PLAIN
+inline unsigned long g_epoch = 0;
+// The format fidelity_replay prints for each epoch of a log.
+inline void Dump() {
+  std::printf("epoch %lu\n", ++g_epoch);
+  for (int i = 0; i < g_page_count; ++i) {
+    std::printf("%s ", g_pages[i].name);
+    const auto* b = static_cast<const unsigned char*>(g_pages[i].addr);
+    for (std::size_t k = 0; k < g_pages[i].size; ++k) std::printf("%02x", b[k]);
+    std::printf("\n");
+  }
+  std::fflush(stdout);
+}
+inline void CommitPoint() { Dump(); }
+// Declared first in every [[mmsb::transaction]] function: the plain build's commit at its exit.
+struct Tx {
+  Tx() { ++g_tx_depth; }
+  ~Tx() {
+    if (--g_tx_depth == 0) Dump();
+  }
+};
+inline int Start(const char*) { return 0; }
+inline int Finish() { return 0; }
+#else
+inline void CommitPoint() { (void)mmsb::commit(); }
+struct Tx {
+  Tx() {}
+  ~Tx() {}
+};
+inline int Start(const char* log_dir) {
+  auto log = mmsb::AttachLog(log_dir);
+  if (!log.ok()) {
+    std::fprintf(stderr, "fidelity: cannot open the log: %s\n", log.status().ToString().c_str());
+    return 1;
+  }
+  static auto keep = *log;
+  return 0;
+}
+inline int Finish() {
+  mmsb::stop();
+  return 0;
+}
+#endif
+
+// Storage outside the pages that generated code calls into: not instrumented when this header
+// is a system header.
+struct Acc {
+  long sum;
+  int count;
+  void Add(int v) {
+    sum += v;
+    ++count;
+  }
+};
+
+}  // namespace fid
