@@ -1,4 +1,5 @@
-// Write-barrier overhead: the same store-heavy loop with and without a barrier per store.
+// Write-barrier overhead: the same store-heavy loop with and without a barrier per store, in the
+// store-then-mark form the rewriter emits for stores (ws) and the mark-first form (w).
 #include <cstdlib>
 #include <numeric>
 #include <random>
@@ -43,12 +44,20 @@ struct Fixture {
                                       std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) *mmsb::rt::w(&x[idx[i]]) += v[i];
 }
+// The same with the store-then-mark barrier the rewriter emits for stores (`ws(&x) += v`).
+[[gnu::noinline]] void ScatterStoreThenMark(float* x, const float* v, const std::uint32_t* idx,
+                                            std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) mmsb::rt::ws(&x[idx[i]]) += v[i];
+}
 // Streaming update (x[i] += v[i] * dt): the plain loop vectorises, the barriered one cannot.
 [[gnu::noinline]] void StreamPlain(float* x, const float* v, std::size_t n, float dt) {
   for (std::size_t i = 0; i < n; ++i) x[i] += v[i] * dt;
 }
 [[gnu::noinline]] void StreamBarrier(float* x, const float* v, std::size_t n, float dt) {
   for (std::size_t i = 0; i < n; ++i) *mmsb::rt::w(&x[i]) += v[i] * dt;
+}
+[[gnu::noinline]] void StreamStoreThenMark(float* x, const float* v, std::size_t n, float dt) {
+  for (std::size_t i = 0; i < n; ++i) mmsb::rt::ws(&x[i]) += v[i] * dt;
 }
 
 void BM_ScatterPlain(benchmark::State& state) {
@@ -71,6 +80,16 @@ void BM_ScatterBarrier(benchmark::State& state) {
 }
 BENCHMARK(BM_ScatterBarrier);
 
+void BM_ScatterStoreThenMark(benchmark::State& state) {
+  Fixture f;
+  for (auto _ : state) {
+    ScatterStoreThenMark(f.x, f.v.data(), f.idx.data(), kN);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * kN);
+}
+BENCHMARK(BM_ScatterStoreThenMark);
+
 void BM_StreamPlain(benchmark::State& state) {
   Fixture f;
   for (auto _ : state) {
@@ -90,6 +109,16 @@ void BM_StreamBarrier(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kN);
 }
 BENCHMARK(BM_StreamBarrier);
+
+void BM_StreamStoreThenMark(benchmark::State& state) {
+  Fixture f;
+  for (auto _ : state) {
+    StreamStoreThenMark(f.x, f.v.data(), kN, 0.01f);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * kN);
+}
+BENCHMARK(BM_StreamStoreThenMark);
 
 // A barrier on memory outside the arena: the cost an untracked object pays.
 void BM_UntrackedBarrier(benchmark::State& state) {

@@ -10,6 +10,7 @@
 #include "clang/AST/DeclTemplate.h"
 #include "clang/AST/ExprCXX.h"
 #include "clang/AST/Mangle.h"
+#include "clang/AST/ParentMapContext.h"
 #include "clang/AST/RecordLayout.h"
 #include "clang/AST/StmtCXX.h"
 #include "clang/Lex/Lexer.h"
@@ -45,6 +46,26 @@ std::string CString(llvm::StringRef s) {
   }
   return "\"" + out + "\"";
 }
+
+namespace {
+
+// Whether `lhs` is what an assignment, compound assignment, ++ or -- (built-in or overloaded)
+// stores to.
+bool IsStoreDestination(clang::ASTContext& ctx, const clang::Expr* lhs) {
+  const auto parents = ctx.getParents(*lhs);
+  if (parents.size() != 1) return false;
+  if (const auto* bo = parents[0].get<clang::BinaryOperator>())
+    return bo->isAssignmentOp() && bo->getLHS() == lhs;
+  if (const auto* uo = parents[0].get<clang::UnaryOperator>()) return uo->isIncrementDecrementOp();
+  if (const auto* oc = parents[0].get<clang::CXXOperatorCallExpr>()) {
+    const clang::OverloadedOperatorKind op = oc->getOperator();
+    return (oc->isAssignmentOp() || op == clang::OO_PlusPlus || op == clang::OO_MinusMinus) &&
+           oc->getNumArgs() > 0 && oc->getArg(0) == lhs;
+  }
+  return false;
+}
+
+}  // namespace
 
 std::pair<std::string, std::string> PageVisitor::LvalueBarrier() const {
   if (InInstantiation()) return {"::mmsb::rt::wt(", ")"};
@@ -194,7 +215,17 @@ void PageVisitor::Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) 
     }
     return;
   }
-  Wrap(lhs, LvalueBarrier().first, LvalueBarrier().second, kSiteStore, op_loc);
+  // Store, then mark (docs/Runtime.md, "The commit protocol") where `lhs` is the destination of an
+  // assignment, compound assignment, ++ or --; other mutating operators (operator[] of a member
+  // object) mark first, as member calls do. ws does nothing during constant evaluation, so
+  // constexpr functions use it too; template code takes the address with __builtin_addressof.
+  if (!IsStoreDestination(ctx_, lhs)) {
+    Wrap(lhs, LvalueBarrier().first, LvalueBarrier().second, kSiteStore, op_loc);
+  } else if (InInstantiation()) {
+    Wrap(lhs, "::mmsb::rt::wst(", ")", kSiteStore, op_loc);
+  } else {
+    Wrap(lhs, "::mmsb::rt::ws(&(", "))", kSiteStore, op_loc);
+  }
 }
 
 void PageVisitor::Unrewritable(const clang::Expr* e, clang::SourceLocation loc) {

@@ -20,7 +20,7 @@
 // PP: # [[@LINE+10]] "{{.*}}actions.cpp"
 // PP-NEXT: struct {{.*}}S { int n;
 // PP: public: static void* operator new
-// PP: void Bump() { (*::mmsb::rt::w(&(g.n)))++; }
+// PP: void Bump() { ::mmsb::rt::ws(&(g.n))++; }
 // RUN: %cxx_plain -isystem %mmsb_include -fsyntax-only -x c++ %t/a.ii
 // RUN: %cxx -fsyntax-only %s
 // -save-temps: the preprocessed file is already rewritten; its compile takes it as it is.

@@ -14,13 +14,13 @@ struct [[mmsb::page]] P { int a[64]; };
 
 void CommitInLoop() {
   // CHECK-LABEL: void CommitInLoop() {
-  // CHECK: for (int i = 0; i < 64; ++i) { (*::mmsb::rt::w(&(g.a[i]))) = i; if (i == 5) (void)mmsb::commit(); }
+  // CHECK: for (int i = 0; i < 64; ++i) { ::mmsb::rt::ws(&(g.a[i])) = i; if (i == 5) (void)mmsb::commit(); }
   for (int i = 0; i < 64; ++i) { g.a[i] = i; if (i == 5) (void)mmsb::commit(); }
 }
 
 void CallbackInLoop(const std::function<void()>& cb) {
   // CHECK-LABEL: void CallbackInLoop(
-  // CHECK: for (int i = 0; i < 64; ++i) { (*::mmsb::rt::w(&(g.a[i]))) = i; cb(); }
+  // CHECK: for (int i = 0; i < 64; ++i) { ::mmsb::rt::ws(&(g.a[i])) = i; cb(); }
   for (int i = 0; i < 64; ++i) { g.a[i] = i; cb(); }
 }
 
@@ -28,7 +28,7 @@ std::atomic<int> req;
 void HandOffInLoop() {
   // Another thread may commit while this one waits: a quiescent point inside the loop.
   // CHECK-LABEL: void HandOffInLoop() {
-  // CHECK: for (int i = 0; i < 64; ++i) { (*::mmsb::rt::w(&(g.a[i]))) = i; req.store(1); while (req.load() != 0) {} }
+  // CHECK: for (int i = 0; i < 64; ++i) { ::mmsb::rt::ws(&(g.a[i])) = i; req.store(1); while (req.load() != 0) {} }
   for (int i = 0; i < 64; ++i) { g.a[i] = i; req.store(1); while (req.load() != 0) {} }
 }
 

@@ -10,21 +10,21 @@ struct [[mmsb::page]] P { double m[8][8]; long long a[16]; long long b[16]; };
 
 void Identity() {
   // CHECK-LABEL: void Identity() {
-  // CHECK: for (int i = 0; i < 8; ++i) (*::mmsb::rt::w(&(g.m[i][i]))) = 1.0;
+  // CHECK: for (int i = 0; i < 8; ++i) ::mmsb::rt::ws(&(g.m[i][i])) = 1.0;
   for (int i = 0; i < 8; ++i) g.m[i][i] = 1.0;
 }
 
 void OuterInduction() {
   // CHECK-LABEL: void OuterInduction() {
   int i = 7;
-  // CHECK: for (i = 0; i < 8; ++i) (*::mmsb::rt::w(&(g.m[i][i]))) = 1.0;
+  // CHECK: for (i = 0; i < 8; ++i) ::mmsb::rt::ws(&(g.m[i][i])) = 1.0;
   for (i = 0; i < 8; ++i) g.m[i][i] = 1.0;
 }
 
 void ShadowedRow() {
   // CHECK-LABEL: void ShadowedRow() {
   long long* row = g.a;
-  // CHECK: for (int i = 0; i < 16; ++i) { long long* row = g.b; (*::mmsb::rt::w(&(row[i]))) = i; }
+  // CHECK: for (int i = 0; i < 16; ++i) { long long* row = g.b; ::mmsb::rt::ws(&(row[i])) = i; }
   for (int i = 0; i < 16; ++i) { long long* row = g.b; row[i] = i; }
 }
 

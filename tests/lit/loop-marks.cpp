@@ -28,7 +28,7 @@ void Marked(P* p, int n, float dt) {
     // CHECK: for (int c = 0; c < 8; ++c) g.grid[r][c] = 1;
     for (int c = 0; c < 8; ++c) g.grid[r][c] = 1;
   // In a block: the outer loop marks the rows it visits, which covers the inner loop's stores.
-  // CHECK: { _Pragma("clang diagnostic push") _Pragma("clang diagnostic ignored \"-Weverything\"") ::mmsb::rt::ScopedMark _mmsb_loop_mark_{{[0-9]+}}(((0) < (n)) ? ::mmsb::rt::detail::Bytes(&(g.grid)[(0)]) : nullptr, ((0) < (n)) ? sizeof((g.grid)[(0)]) * static_cast<::std::size_t>((n) - (0)) : 0);  _Pragma("clang diagnostic pop") for (int r = 0; r < n; ++r) { (*::mmsb::rt::w(&(g.n))) = r; { _Pragma("clang diagnostic push") _Pragma("clang diagnostic ignored \"-Weverything\"") ::mmsb::rt::ScopedMark _mmsb_loop_mark_{{[0-9]+}}(((0) < (8)) ? ::mmsb::rt::detail::Bytes(&(g.grid[r])[(0)]) : nullptr, ((0) < (8)) ? sizeof((g.grid[r])[(0)]) * static_cast<::std::size_t>((8) - (0)) : 0);  _Pragma("clang diagnostic pop") for (int c = 0; c < 8; ++c) g.grid[r][c] = 2; } } }
+  // CHECK: { _Pragma("clang diagnostic push") _Pragma("clang diagnostic ignored \"-Weverything\"") ::mmsb::rt::ScopedMark _mmsb_loop_mark_{{[0-9]+}}(((0) < (n)) ? ::mmsb::rt::detail::Bytes(&(g.grid)[(0)]) : nullptr, ((0) < (n)) ? sizeof((g.grid)[(0)]) * static_cast<::std::size_t>((n) - (0)) : 0);  _Pragma("clang diagnostic pop") for (int r = 0; r < n; ++r) { ::mmsb::rt::ws(&(g.n)) = r; { _Pragma("clang diagnostic push") _Pragma("clang diagnostic ignored \"-Weverything\"") ::mmsb::rt::ScopedMark _mmsb_loop_mark_{{[0-9]+}}(((0) < (8)) ? ::mmsb::rt::detail::Bytes(&(g.grid[r])[(0)]) : nullptr, ((0) < (8)) ? sizeof((g.grid[r])[(0)]) * static_cast<::std::size_t>((8) - (0)) : 0);  _Pragma("clang diagnostic pop") for (int c = 0; c < 8; ++c) g.grid[r][c] = 2; } } }
   for (int r = 0; r < n; ++r) { g.n = r; for (int c = 0; c < 8; ++c) g.grid[r][c] = 2; }
 }
 
@@ -41,27 +41,27 @@ void ThroughPointer(P* p, long lo, unsigned n) {
 
 void NotMarked(P* p, int n) {
   // A call into user code might commit between the mark and a store.
-  // CHECK: for (int i = 0; i < kN; ++i) { (*::mmsb::rt::w(&(p->x[i]))) = 0; Opaque(); }
+  // CHECK: for (int i = 0; i < kN; ++i) { ::mmsb::rt::ws(&(p->x[i])) = 0; Opaque(); }
   for (int i = 0; i < kN; ++i) { p->x[i] = 0; Opaque(); }
   // The bound changes in the loop.
-  // CHECK: for (int i = 0; i < n; ++i) { (*::mmsb::rt::w(&(p->x[i]))) = 0; --n; }
+  // CHECK: for (int i = 0; i < n; ++i) { ::mmsb::rt::ws(&(p->x[i])) = 0; --n; }
   for (int i = 0; i < n; ++i) { p->x[i] = 0; --n; }
   // The array moves: the pointer is reassigned.
-  // CHECK: for (int i = 0; i < kN; ++i) { (*::mmsb::rt::w(&(p->x[i]))) = 0; p = &g; }
+  // CHECK: for (int i = 0; i < kN; ++i) { ::mmsb::rt::ws(&(p->x[i])) = 0; p = &g; }
   for (int i = 0; i < kN; ++i) { p->x[i] = 0; p = &g; }
   // The induction variable jumps.
-  // CHECK: for (int i = 0; i < kN; ++i) { (*::mmsb::rt::w(&(p->x[i]))) = 0; i += 2; }
+  // CHECK: for (int i = 0; i < kN; ++i) { ::mmsb::rt::ws(&(p->x[i])) = 0; i += 2; }
   for (int i = 0; i < kN; ++i) { p->x[i] = 0; i += 2; }
   // The bound is read from memory the loop might write.
-  // CHECK: for (int i = 0; i < p->n; ++i) (*::mmsb::rt::w(&(p->x[i]))) = 0;
+  // CHECK: for (int i = 0; i < p->n; ++i) ::mmsb::rt::ws(&(p->x[i])) = 0;
   for (int i = 0; i < p->n; ++i) p->x[i] = 0;
   // Not indexed by the induction variable.
-  // CHECK: for (int i = 0; i < kN; ++i) (*::mmsb::rt::w(&(p->x[kN - 1 - i]))) = 0;
+  // CHECK: for (int i = 0; i < kN; ++i) ::mmsb::rt::ws(&(p->x[kN - 1 - i])) = 0;
   for (int i = 0; i < kN; ++i) p->x[kN - 1 - i] = 0;
   // Its address escapes, so its value may change behind the loop.
   int* where = &n;
   (void)where;
-  // CHECK: for (int i = 0; i < n; ++i) (*::mmsb::rt::w(&(g.x[i]))) = 0;
+  // CHECK: for (int i = 0; i < n; ++i) ::mmsb::rt::ws(&(g.x[i])) = 0;
   for (int i = 0; i < n; ++i) g.x[i] = 0;
 }
 

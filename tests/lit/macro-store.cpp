@@ -10,9 +10,9 @@ struct [[mmsb::page]] S { int n; int m; };
 #define BUMP_PTR(p) (p)->m += 1
 
 void Macros(S* p) {
-  // CHECK: SET((*::mmsb::rt::w(&(g.n))), 1);
+  // CHECK: SET(::mmsb::rt::ws(&(g.n)), 1);
   SET(g.n, 1);
-  // CHECK: (*::mmsb::rt::w(&(GN))) = 2;
+  // CHECK: ::mmsb::rt::ws(&(GN)) = 2;
   GN = 2;
   // CHECK: ::mmsb::rt::Escape(&(::g)); BUMP();
   BUMP();  // expected-warning {{store into page storage cannot be rewritten (inside a macro expansion); the page is marked escaped and diffed in full at every commit [-Wmmsb-unrewritable]}}

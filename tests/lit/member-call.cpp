@@ -42,9 +42,9 @@ void Calls(P* p) {
   // What the call returns is followed after it.
   // CHECK: int& r = (*::mmsb::rt::w(&(g.arr)))[3];
   int& r = g.arr[3];
-  // CHECK: (*::mmsb::rt::w(&(r))) = 6;
+  // CHECK: ::mmsb::rt::ws(&(r)) = 6;
   r = 6;
-  // CHECK: for (auto it = ::mmsb::rt::MarkHeld(g.arr).begin(); it != ::mmsb::rt::MarkHeld(g.arr).end(); ++it) (*::mmsb::rt::w(&(*it))) = 0;
+  // CHECK: for (auto it = ::mmsb::rt::MarkHeld(g.arr).begin(); it != ::mmsb::rt::MarkHeld(g.arr).end(); ++it) ::mmsb::rt::ws(&(*it)) = 0;
   for (auto it = g.arr.begin(); it != g.arr.end(); ++it) *it = 0;
   // Through a pointer to member function, only the constness of the callee is known.
   void (Acc::*add)(int) = &Acc::Add;
@@ -55,11 +55,11 @@ void Calls(P* p) {
   (g.acc.*get)();
   // Stores through pointers to data members.
   int P::*field = &P::n;
-  // CHECK: (*::mmsb::rt::w(&(g.*field))) = 3;
+  // CHECK: ::mmsb::rt::ws(&(g.*field)) = 3;
   g.*field = 3;
-  // CHECK: (*::mmsb::rt::w(&(p->*field))) += 1;
+  // CHECK: ::mmsb::rt::ws(&(p->*field)) += 1;
   p->*field += 1;
   // std::get hands the element through.
-  // CHECK: (*::mmsb::rt::w(&(std::get<1>(g.arr)))) = 1;
+  // CHECK: ::mmsb::rt::ws(&(std::get<1>(g.arr))) = 1;
   std::get<1>(g.arr) = 1;
 }

@@ -12,15 +12,15 @@ void Pointers(P* page, int i, bool c) {
   float buf[8];
   // CHECK: float* p = g.x;
   float* p = g.x;
-  // CHECK: (*::mmsb::rt::w(&(p[i]))) = 1;
+  // CHECK: ::mmsb::rt::ws(&(p[i])) = 1;
   p[i] = 1;
-  // CHECK: (*::mmsb::rt::w(&(*p++))) = 2;
+  // CHECK: ::mmsb::rt::ws(&(*p++)) = 2;
   *p++ = 2;
   // A pointer assigned a page pointer later (here in a loop) is followed from its start.
   // CHECK: float* q = buf;
   float* q = buf;
   for (int k = 0; k < 2; ++k) {
-    // CHECK: (*::mmsb::rt::w(&(*q))) += 1;
+    // CHECK: ::mmsb::rt::ws(&(*q)) += 1;
     *q += 1;
     // CHECK: q = page->x + k;
     q = page->x + k;
@@ -28,16 +28,16 @@ void Pointers(P* page, int i, bool c) {
   // Copies of followed pointers are followed.
   // CHECK: float* r = c ? q : buf;
   float* r = c ? q : buf;
-  // CHECK: (*::mmsb::rt::w(&(r[0]))) = 3;
+  // CHECK: ::mmsb::rt::ws(&(r[0])) = 3;
   r[0] = 3;
   // Through casts and to other types.
   // CHECK: unsigned char* bytes = reinterpret_cast<unsigned char*>(&g.v);
   unsigned char* bytes = reinterpret_cast<unsigned char*>(&g.v);
-  // CHECK: (*::mmsb::rt::w(&(bytes[1]))) = 0;
+  // CHECK: ::mmsb::rt::ws(&(bytes[1])) = 0;
   bytes[1] = 0;
   // CHECK: Vec* vp = &page->v;
   Vec* vp = &page->v;
-  // CHECK: (*::mmsb::rt::w(&(vp->y))) = 4;
+  // CHECK: ::mmsb::rt::ws(&(vp->y)) = 4;
   vp->y = 4;
 }
 
@@ -64,20 +64,20 @@ void Unfollowable(float** out) {
 void References() {
   // CHECK: float& r = g.x[3];
   float& r = g.x[3];
-  // CHECK: (*::mmsb::rt::w(&(r))) = 5;
+  // CHECK: ::mmsb::rt::ws(&(r)) = 5;
   r = 5;
   // CHECK: Vec& v = g.v;
   Vec& v = g.v;
-  // CHECK: (*::mmsb::rt::w(&(v.x))) = 6;
+  // CHECK: ::mmsb::rt::ws(&(v.x)) = 6;
   v.x = 6;
   // Structured bindings, by member and tuple-like.
   // CHECK: auto& [vx, vy] = g.v;
   auto& [vx, vy] = g.v;
-  // CHECK: (*::mmsb::rt::w(&(vy))) = 7;
+  // CHECK: ::mmsb::rt::ws(&(vy)) = 7;
   vy = 7;
   // CHECK: auto& [first, second] = g.pair;
   auto& [first, second] = g.pair;
-  // CHECK: (*::mmsb::rt::w(&(second))) = 8;
+  // CHECK: ::mmsb::rt::ws(&(second)) = 8;
   second = 8;
   // A copy is not page storage.
   // CHECK: auto [cx, cy] = g.v;

@@ -6,17 +6,17 @@ struct [[mmsb::page]] P { int v; float f[8]; float grid[2][4]; };
 [[mmsb::page]] P g;
 
 void Lambdas(P* p) {
-  // CHECK: auto set = [p](int x) { (*::mmsb::rt::wc(&(p->v))) = x; };
+  // CHECK: auto set = [p](int x) { ::mmsb::rt::ws(&(p->v)) = x; };
   auto set = [p](int x) { p->v = x; };
   set(1);
   // A generic lambda's body is rewritten from its instantiations, in the forwarding form.
   // CHECK: auto gen = [](auto& q) { ::mmsb::rt::wt(q).v += 1; };
   auto gen = [](auto& q) { q.v += 1; };
   gen(*p);
-  // CHECK: [&] { (*::mmsb::rt::wc(&(g.f[0]))) = 2; }();
+  // CHECK: [&] { ::mmsb::rt::ws(&(g.f[0])) = 2; }();
   [&] { g.f[0] = 2; }();
   // An init-capture by reference is followed like a local reference.
-  // CHECK: [&r = g.f[1]] { (*::mmsb::rt::wc(&(r))) *= 2; }();
+  // CHECK: [&r = g.f[1]] { ::mmsb::rt::ws(&(r)) *= 2; }();
   [&r = g.f[1]] { r *= 2; }();
 }
 
@@ -31,7 +31,7 @@ void RangeFor(P* p) {
   // CHECK: { {{.*}} ::mmsb::rt::ScopedMark _mmsb_loop_mark_{{[0-9]+}}(::mmsb::rt::detail::Bytes(&(g.grid)), sizeof(g.grid)); {{.*}} for (auto& row : g.grid) for (float& c : row) c++; }
   for (auto& row : g.grid) for (float& c : row) c++;
   // Otherwise the loop variable refers into the page: stores through it get barriers.
-  // CHECK: for (float& x : g.f) { (*::mmsb::rt::w(&(x))) = 1; Opaque(); }
+  // CHECK: for (float& x : g.f) { ::mmsb::rt::ws(&(x)) = 1; Opaque(); }
   for (float& x : g.f) { x = 1; Opaque(); }
   // A const reference cannot write: untouched.
   // CHECK: for (const float& x : g.f) (void)x;

@@ -18,7 +18,7 @@ template <class T> void Set(T& t, int x) {
   t.v = x;
   // CHECK: { {{.*}} ::mmsb::rt::ScopedMark _mmsb_loop_mark_{{[0-9]+}}(::mmsb::rt::detail::Bytes(&(t.f)), sizeof(t.f)); {{.*}} for (float& e : t.f) e = 0; }
   for (float& e : t.f) e = 0;
-  // CHECK: for (float& e : t.f) { ::mmsb::rt::wt(e) = 1; Opaque(); }
+  // CHECK: for (float& e : t.f) { ::mmsb::rt::wst(e) = 1; Opaque(); }
   for (float& e : t.f) { e = 1; Opaque(); }
 }
 // A template never instantiated over a page type is left alone.
@@ -28,12 +28,12 @@ template <class T> void Other(T& t) {
 }
 // Dependent code over a proxy reference still compiles: wt() forwards whatever it gets.
 template <class C> void Clear(C& c) {
-  // CHECK: ::mmsb::rt::wt(c[0]) = 0;
+  // CHECK: ::mmsb::rt::wst(c[0]) = 0;
   c[0] = 0;
 }
 // Non-dependent stores inside a template take the plain form.
 template <class T> void Touch(P& p) {
-  // CHECK: (*::mmsb::rt::w(&(p.v))) = sizeof(T);
+  // CHECK: ::mmsb::rt::ws(&(p.v)) = sizeof(T);
   p.v = sizeof(T);
 }
 
@@ -43,7 +43,7 @@ namespace geo {
 template <class T> struct [[mmsb::page]] Box {
   T value;
   int count;
-  // CHECK: void Put(T x) { ::mmsb::rt::wt(value) = x; ::mmsb::rt::wt(count)++; }
+  // CHECK: void Put(T x) { ::mmsb::rt::wst(value) = x; ::mmsb::rt::wst(count)++; }
   void Put(T x) { value = x; count++; }
   // CHECK: static const ::mmsb::TypeDescriptor* _mmsb_type() noexcept { using ::mmsb::rt::_mmsb_describe; static const ::mmsb::TypeDescriptor* const _mmsb_d = _mmsb_describe(static_cast<Box*>(nullptr)); return _mmsb_d; } _Pragma("clang diagnostic pop") };
 };

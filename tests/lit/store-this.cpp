@@ -6,7 +6,7 @@ struct [[mmsb::page]] Counter {
   int hits;
   unsigned armed : 1;
   unsigned mode : 3;
-  // CHECK: void Hit() { (*::mmsb::rt::w(&(hits)))++; (*::mmsb::rt::w(&(this->hits))) += 2; }
+  // CHECK: void Hit() { ::mmsb::rt::ws(&(hits))++; ::mmsb::rt::ws(&(this->hits)) += 2; }
   void Hit() { hits++; this->hits += 2; }
   // CHECK: void Arm() { ::mmsb::rt::w(this)->armed = 1; ::mmsb::rt::w(this)->mode = 2; }
   void Arm() { armed = 1; this->mode = 2; }

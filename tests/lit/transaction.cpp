@@ -13,7 +13,7 @@ struct [[mmsb::page]] S { int v; };
 // CHECK: int Later() { ::mmsb::rt::TransactionScope _mmsb_tx; return g.v; }
 int Later() { return g.v; }
 struct Sys {
-  // CHECK: {{\[\[}}mmsb::transaction]] void Run() { ::mmsb::rt::TransactionScope _mmsb_tx; (*::mmsb::rt::w(&(g.v)))++; }
+  // CHECK: {{\[\[}}mmsb::transaction]] void Run() { ::mmsb::rt::TransactionScope _mmsb_tx; ::mmsb::rt::ws(&(g.v))++; }
   [[mmsb::transaction]] void Run() { g.v++; }
 };
 // A function-try-block: the scope in the try block commits when an exception leaves it, and each
@@ -26,6 +26,6 @@ struct Sys {
 } catch (int) {
   g.v = 2;
 }
-// CHECK: void NotATransaction() { (*::mmsb::rt::w(&(g.v))) = 0; }
+// CHECK: void NotATransaction() { ::mmsb::rt::ws(&(g.v)) = 0; }
 void NotATransaction() { g.v = 0; }
 // expected-no-diagnostics

@@ -1,32 +1,52 @@
 // The write barrier: how a store into page storage becomes visible to commit.
 //
-// mmsb::rt::w(p) marks the granule(s) holding *p as touched in a shadow byte map and returns p,
-// so instrumented code reads `*::mmsb::rt::w(&x.f) = v`. It is inline: a subtraction, one compare,
-// a shift and a plain byte store for addresses in the heap arena; no atomic RMW, no lock, no call.
-// Addresses outside the arena take one more compare for the static-page range and are otherwise
-// ignored, so passing an untracked object is harmless.
+// Two forms, both inline: a subtraction, one compare, a shift and a plain byte store for
+// addresses in the heap arena; no atomic RMW, no lock, no call. Addresses outside the arena take
+// one more compare for the static-page window and are otherwise ignored, so passing an untracked
+// object is harmless.
+//   - Store, then mark: `::mmsb::rt::ws(&(lhs)) = rhs` (and `+=`, `++`, ...) stores first and
+//     marks the granule(s) after. The rewriter uses it for every store it sees (assignment,
+//     compound assignment, increment and decrement).
+//   - Mark first: `*::mmsb::rt::w(&x)` / `w(p)->f` / MarkRange mark, then the caller writes (member
+//     calls, library calls, loop marks, bit-fields, atomics): used where the write happens inside
+//     code the barrier cannot follow.
 //
 // Marks are conservative (a granule is 64 bytes); commit diffs touched granules against the
-// page's last-commit image, so deltas stay exact.
+// page's last-commit image (its twin), so deltas stay exact.
 //
-// Thread-safety: any number of threads may run barriers between commits. Concurrent marks of one
-// granule store the same value into the same byte, the card-marking idiom of garbage collectors;
-// the store is a plain byte store through a distinct enum type, so type-based alias analysis knows
-// it cannot alias user data or the region globals (they stay in registers across a loop). Under
-// ThreadSanitizer the store is a relaxed atomic instead, so TSan checks everything around it.
-// Barriers must not run concurrently with commit() on the same pages.
+// Why store-then-mark (docs/Runtime.md, "The commit protocol"): a commit takes each shadow byte
+// clean with an atomic exchange *before* it reads the granule, and updates the twin only from the
+// bytes it read. If the exchange sees a mark, the store before it is visible to the read; if it
+// does not, the mark lands after the exchange and the next commit diffs the granule. Either way
+// the store is logged no later than the first commit whose cut it happens-before. A mark-first
+// write is covered the same way when it happens-before the cut, or runs inside a transaction (a
+// commit waits for transactions that began before its cut, see mmsb/instrument.h); a mark-first
+// write outside any transaction that races with a commit on another thread may land after that
+// commit's read of the granule and is then caught only if something marks the granule again.
+//
+// Thread-safety: any number of threads may run barriers at any time, including during commit().
+// Concurrent marks of one granule store the same value into the same byte, the card-marking idiom
+// of garbage collectors; the store is a plain byte store through a distinct enum type, so
+// type-based alias analysis knows it cannot alias user data or the region globals (they stay in
+// registers across a loop). The store-then-mark form orders the mark after the data store with an
+// empty asm statement that reads the stored object and writes the shadow byte (on x86 the
+// hardware keeps stores in order; elsewhere the mark is a release store). Under ThreadSanitizer
+// every mark is a release store, so TSan checks the protocol around it.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 
 #include "mmsb/types.h"
 
 namespace mmsb::rt {
 
 // One tracked address range and its shadow map (one byte per granule). Published by the runtime
-// at start()/stop() and when static pages register; read by every barrier.
+// at start() and cleared at stop(), never moved in between: a barrier on any thread may use it at
+// any time while the bus runs.
 struct ShadowRegion {
   std::uintptr_t base = 0;
   std::uintptr_t span = 0;  // 0: empty region, every address misses
@@ -35,6 +55,15 @@ struct ShadowRegion {
 
 extern ShadowRegion g_heap_region;
 extern ShadowRegion g_static_region;
+
+// Publishes `v` in `r` for barriers on other threads: the span goes to 0 first and to its value
+// last, so a barrier never pairs a new span with an old base or shadow.
+inline void PublishRegion(ShadowRegion& r, const ShadowRegion& v) noexcept {
+  __atomic_store_n(&r.span, std::uintptr_t{0}, __ATOMIC_RELEASE);
+  __atomic_store_n(&r.shadow, v.shadow, __ATOMIC_RELEASE);
+  __atomic_store_n(&r.base, v.base, __ATOMIC_RELEASE);
+  __atomic_store_n(&r.span, v.span, __ATOMIC_RELEASE);
+}
 
 namespace detail {
 
@@ -51,9 +80,24 @@ enum class ShadowByte : std::uint8_t { kClean = 0, kTouched = 1 };
 
 inline void MarkOne(std::uint8_t* shadow, std::uintptr_t off) noexcept {
 #ifdef MMSB_BARRIER_ATOMIC_MARK
-  __atomic_store_n(&shadow[off >> kGranuleShift], std::uint8_t{1}, __ATOMIC_RELAXED);
+  __atomic_store_n(&shadow[off >> kGranuleShift], std::uint8_t{1}, __ATOMIC_RELEASE);
 #else
   *reinterpret_cast<ShadowByte*>(shadow + (off >> kGranuleShift)) = ShadowByte::kTouched;
+#endif
+}
+
+// Marks after a store to `*obj`: the mark cannot become visible before the store. The asm reads
+// *obj (so the compiler completes the store first) and writes only the shadow byte (so values
+// held in registers, such as the region globals, stay valid).
+template <class T>
+[[gnu::always_inline]] inline void MarkOneAfter(std::uint8_t* shadow, std::uintptr_t off,
+                                                const T* obj) noexcept {
+#if !defined(MMSB_BARRIER_ATOMIC_MARK) && (defined(__x86_64__) || defined(__i386__))
+  ShadowByte* mark = reinterpret_cast<ShadowByte*>(shadow + (off >> kGranuleShift));
+  asm volatile("movb $1, %0" : "=m"(*mark) : "m"(*obj));
+#else
+  (void)obj;
+  __atomic_store_n(&shadow[off >> kGranuleShift], std::uint8_t{1}, __ATOMIC_RELEASE);
 #endif
 }
 
@@ -75,9 +119,151 @@ inline void MarkFixed(const ShadowRegion& r, std::uintptr_t off) noexcept {
   }
 }
 
+template <class T>
+[[gnu::always_inline]] inline void MarkFixedAfter(const ShadowRegion& r, std::uintptr_t off,
+                                                  const T* obj) noexcept {
+  constexpr std::size_t N = sizeof(T);
+  if constexpr (N <= kGranuleSize) {
+    MarkOneAfter(r.shadow, off, obj);
+    if constexpr (N > 1) {
+      if (((off ^ (off + N - 1)) >> kGranuleShift) != 0) MarkOneAfter(r.shadow, off + N - 1, obj);
+    }
+  } else {
+    // An out-of-line call: the compiler cannot sink the store to page memory past it.
+    MarkSpanSlow(r, off, N);
+  }
+}
+
+// Marks the bytes of *p after they were stored (the store-then-mark form's second half).
+template <class T>
+[[gnu::always_inline]] inline void MarkStored(const T* p) noexcept {
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  const std::uintptr_t heap_off = a - g_heap_region.base;
+  if (heap_off < g_heap_region.span) {
+    MarkFixedAfter(g_heap_region, heap_off, p);
+  } else {
+    const std::uintptr_t static_off = a - g_static_region.base;
+    if (static_off < g_static_region.span) MarkFixedAfter(g_static_region, static_off, p);
+  }
+}
+
+// Marks on scope exit: a store through a class type's operator= that throws still marks what it
+// may have written.
+template <class T>
+struct MarkOnExit {
+  T* p;
+#if __cplusplus >= 202002L
+  constexpr
+#endif
+      ~MarkOnExit() {
+    if (!__builtin_is_constant_evaluated()) MarkStored(p);
+  }
+};
+
 }  // namespace detail
 
-// Marks the bytes of *p as written and returns p.
+// The store-then-mark form: `ws(&lhs) = rhs` stores rhs into lhs, then marks lhs's granules. Every
+// operator returns what the built-in (or the class's own) operator returns: `ws(&x) = v` is an
+// lvalue of x's type, `ws(&x)++` the old value. Operands are evaluated as without the wrapper
+// (C++17 sequences the right operand of `=` and `@=` before the left one for overloaded operators
+// as for built-in ones). Nothing happens to the shadow during constant evaluation.
+template <class T>
+class StoreRef {
+ public:
+  constexpr explicit StoreRef(T* p) noexcept : p_(p) {}
+  StoreRef(const StoreRef&) = delete;
+  StoreRef& operator=(const StoreRef&) = delete;
+
+  template <class U = T, std::enable_if_t<std::is_assignable_v<T&, U&&>, int> = 0>
+  [[gnu::always_inline]] constexpr decltype(auto) operator=(U&& v) const {
+    return Apply([&]() -> decltype(auto) { return *p_ = static_cast<U&&>(v); });
+  }
+  // A null pointer constant (`p = 0`, `p = NULL`) is not an int once forwarded.
+  template <class V = T,
+            std::enable_if_t<std::is_pointer_v<V> || std::is_member_pointer_v<V>, int> = 0>
+  [[gnu::always_inline]] constexpr V& operator=(std::nullptr_t) const {
+    return Apply([&]() -> V& { return *p_ = nullptr; });
+  }
+
+  template <class U>
+  [[gnu::always_inline]] constexpr decltype(auto) operator+=(U&& v) const {
+    return Apply([&]() -> decltype(auto) { return *p_ += static_cast<U&&>(v); });
+  }
+  template <class U>
+  [[gnu::always_inline]] constexpr decltype(auto) operator-=(U&& v) const {
+    return Apply([&]() -> decltype(auto) { return *p_ -= static_cast<U&&>(v); });
+  }
+  template <class U>
+  [[gnu::always_inline]] constexpr decltype(auto) operator*=(U&& v) const {
+    return Apply([&]() -> decltype(auto) { return *p_ *= static_cast<U&&>(v); });
+  }
+  template <class U>
+  [[gnu::always_inline]] constexpr decltype(auto) operator/=(U&& v) const {
+    return Apply([&]() -> decltype(auto) { return *p_ /= static_cast<U&&>(v); });
+  }
+  template <class U>
+  [[gnu::always_inline]] constexpr decltype(auto) operator%=(U&& v) const {
+    return Apply([&]() -> decltype(auto) { return *p_ %= static_cast<U&&>(v); });
+  }
+  template <class U>
+  [[gnu::always_inline]] constexpr decltype(auto) operator&=(U&& v) const {
+    return Apply([&]() -> decltype(auto) { return *p_ &= static_cast<U&&>(v); });
+  }
+  template <class U>
+  [[gnu::always_inline]] constexpr decltype(auto) operator|=(U&& v) const {
+    return Apply([&]() -> decltype(auto) { return *p_ |= static_cast<U&&>(v); });
+  }
+  template <class U>
+  [[gnu::always_inline]] constexpr decltype(auto) operator^=(U&& v) const {
+    return Apply([&]() -> decltype(auto) { return *p_ ^= static_cast<U&&>(v); });
+  }
+  template <class U>
+  [[gnu::always_inline]] constexpr decltype(auto) operator<<=(U&& v) const {
+    return Apply([&]() -> decltype(auto) { return *p_ <<= static_cast<U&&>(v); });
+  }
+  template <class U>
+  [[gnu::always_inline]] constexpr decltype(auto) operator>>=(U&& v) const {
+    return Apply([&]() -> decltype(auto) { return *p_ >>= static_cast<U&&>(v); });
+  }
+
+  [[gnu::always_inline]] constexpr decltype(auto) operator++() const {
+    return Apply([&]() -> decltype(auto) { return ++*p_; });
+  }
+  [[gnu::always_inline]] constexpr decltype(auto) operator--() const {
+    return Apply([&]() -> decltype(auto) { return --*p_; });
+  }
+  [[gnu::always_inline]] constexpr decltype(auto) operator++(int) const {
+    return Apply([&]() -> decltype(auto) { return (*p_)++; });
+  }
+  [[gnu::always_inline]] constexpr decltype(auto) operator--(int) const {
+    return Apply([&]() -> decltype(auto) { return (*p_)--; });
+  }
+
+ private:
+  // Runs the store, then marks. Scalars cannot throw: the mark simply follows. A class type's
+  // operator may throw after writing part of the object: a scope guard marks on every exit.
+  template <class F>
+  [[gnu::always_inline]] constexpr decltype(auto) Apply(F&& store) const {
+    if constexpr (std::is_scalar_v<std::remove_cv_t<T>>) {
+      decltype(auto) r = store();
+      if (!__builtin_is_constant_evaluated()) detail::MarkStored(p_);
+      return static_cast<decltype(r)>(r);
+    } else {
+      detail::MarkOnExit<T> guard{p_};
+      return store();
+    }
+  }
+
+  T* p_;
+};
+
+// Store-then-mark: see StoreRef.
+template <class T>
+[[gnu::always_inline]] constexpr StoreRef<T> ws(T* p) noexcept {
+  return StoreRef<T>(p);
+}
+
+// Marks the bytes of *p as written and returns p (the mark-first form).
 template <class T>
 [[gnu::always_inline]] inline T* w(T* p) noexcept {
   const auto a = reinterpret_cast<std::uintptr_t>(p);

@@ -7,8 +7,9 @@
 //   2. CommitSinks then observe the final batch (the log, GPU mirrors and event dispatch).
 // A batch and everything it points to is valid only during the call.
 //
-// Thread-safety: stages and sinks are called under the commit lock, one commit at a time. They
-// must not call commit() themselves. AddSink/RemoveSink may be called from any thread.
+// Thread-safety: stages and sinks are called under the commit lock, one commit at a time, while
+// other threads may run (transactions that began after the commit's cut, plain stores). They must
+// not call commit() themselves. AddSink/RemoveSink may be called from any thread.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +46,10 @@ struct VerifyMiss {
   std::uint32_t offset = 0;  // first missed byte of a run
   std::uint32_t length = 0;  // bytes in the run
   std::string field;         // "Particles.x[12]" when a type descriptor resolves it
+  // The epoch window of the unmarked store: after commit `after_epoch`'s cut and before commit
+  // `epoch`'s (the commit that found it).
+  Epoch after_epoch = 0;
+  Epoch epoch = 0;
 };
 
 struct CommitBatch {
@@ -61,9 +66,9 @@ struct CommitBatch {
   std::size_t derived_begin = 0;
   std::size_t derived_end = 0;
   std::span<const VerifyMiss> verify_misses;
-  // Every live page after this commit, in no particular order. During OnCommit each page's bytes
-  // are exactly its state at `epoch` (commit runs at a quiescent point), so a sink may read them
-  // (the log reads them for checkpoints and for the baseline of pages it has not seen).
+  // Every live page after this commit, in no particular order. Other threads may be storing to
+  // a page's live bytes during OnCommit: a sink that needs a page's state at `epoch` (the log, for
+  // the baseline of pages it has not seen) reads CommittedImage(page) instead.
   std::span<Page* const> live_pages;
   // The dependency graph's edges after this commit, in ListEdges() order, and a counter that
   // changes whenever the edge set changed; a sink compares it with the last value it saw.
@@ -104,6 +109,10 @@ class CommitStage {
   // returned from commit().
   virtual Status Process(const CommitBatch& batch) = 0;
 };
+
+// A page's bytes as of the last commit (its twin), for stages and sinks during a commit; zeros
+// before the page's first commit. Valid until the next commit.
+std::span<const std::uint8_t> CommittedImage(const Page* page);
 
 // Sinks and stages are shared: the runtime keeps a reference until removed or stop().
 Status AddSink(std::shared_ptr<CommitSink> sink);

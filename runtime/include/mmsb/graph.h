@@ -26,9 +26,11 @@
 // User edges cannot be recomputed on replay: replay runs offline from the log and a user function
 // is code, not data; AddUserEdges rejects kRecomputeOnReplay with InvalidArgument.
 //
-// Failure: if any recompute fails, the whole commit is rolled back: every page returns to its
+// Failure: if any recompute fails, the whole commit is rolled back: derived pages return to their
 // bytes at the previous epoch, the epoch does not advance, no sink sees the batch, and commit()
-// returns the error naming the failing node. (The epoch's uncommitted writes are discarded.)
+// returns the error naming the failing node. The program's own writes stay in its memory (a
+// failed commit never writes over memory other threads may be storing to) and the next commit
+// logs them.
 //
 // Thread-safety: edge mutation may be called from any thread, but not from inside a recompute.
 // User functions may run concurrently with each other (for different children) and must only

@@ -1,8 +1,9 @@
 // The ABI that plugin-generated code calls. Users do not call these directly.
 //
 // The rewriter turns
-//   - stores into page storage into `*::mmsb::rt::w(&(lhs)) = rhs` (barrier.h), or `wt(lhs) = rhs`
-//     in template code, `*wc(&(lhs)) = rhs` in constexpr functions;
+//   - stores into page storage into `::mmsb::rt::ws(&(lhs)) = rhs` (store, then mark; barrier.h),
+//     or `wst(lhs) = rhs` in template code; the mark-first forms `*w(&(obj))`, `w(p)->`, `wt(obj)`
+//     and `*wc(&(obj))` (constexpr functions) stay for member calls and bit-fields;
 //   - pointers and references into page storage that leave what it can follow into Escape(p) /
 //     EscapeRef(r), or MarkFrom(p) / MarkRef(r) for calls known not to keep them (memcpy,
 //     std::fill);
@@ -99,6 +100,12 @@ template <class T>
   if (!__builtin_is_constant_evaluated()) w(__builtin_addressof(x));
   return static_cast<T&&>(x);
 }
+// The store-then-mark form in template code: `wst(t.v) = x` (ws() with the address taken by
+// __builtin_addressof, so a class's overloaded operator& is never called).
+template <class T>
+[[gnu::always_inline]] constexpr StoreRef<std::remove_reference_t<T>> wst(T&& x) noexcept {
+  return StoreRef<std::remove_reference_t<T>>(__builtin_addressof(x));
+}
 // `*w(&(lhs))` for constexpr functions.
 template <class T>
 [[gnu::always_inline]] constexpr T* wc(T* p) noexcept {
@@ -148,8 +155,15 @@ struct StaticPageRegistrar {
   }
 };
 
-// Commits when the outermost scope on this thread exits. Commit errors are printed to stderr and
-// counted in stats; they never throw into user code.
+// A transaction: the stores made while the outermost scope on this thread is alive share one
+// epoch, whatever commits other threads run meanwhile (a commit waits for the transactions that
+// began before its cut; a transaction does not begin while a commit collects). The outermost
+// scope's exit commits, on return and on an exception alike (a throwing transaction commits what
+// it wrote); if a commit on another thread was already waiting for it, the exit joins that commit
+// instead. commit() inside a transaction fails with FailedPrecondition. Never wait inside a
+// transaction for another thread that may commit: that commit waits for this transaction (a
+// watchdog names it on stderr after a second). Commit errors are printed to stderr and counted in
+// stats; they never throw into user code.
 class TransactionScope {
  public:
   // `site`: where the rewriter placed the scope (the transaction function's body), recorded in

@@ -5,8 +5,12 @@
 // commit becomes part of an exact delta, which is handed to the registered stages and sinks.
 //
 // Thread-safety: start/stop must not race with any other MMSB call. commit() may be called from
-// any thread; concurrent commits serialise. Writers may run on many threads between commits but
-// commit() itself must be called at a quiescent point (no barrier running on a page it diffs).
+// any thread at any time, while other threads store to pages and run transactions; concurrent
+// commits serialise. The contract (docs/API.md, "Threads"): a commit's cut is the start of its
+// diff. A store is logged no later than the first commit whose cut it happens-before, and never in
+// a commit that happens-before it; a store concurrent with a commit may be in it (the next epoch
+// then holds the final bytes). A transaction's stores share one epoch whatever thread commits
+// (mmsb/instrument.h, TransactionScope); commit() inside a transaction is FailedPrecondition.
 #pragma once
 
 #include <cstddef>

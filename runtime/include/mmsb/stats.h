@@ -45,6 +45,8 @@ struct Stats {
   std::uint64_t verify_misses = 0;  // bytes the tracked path missed (verify mode)
   std::uint64_t sink_errors = 0;
   std::uint64_t failed_commits = 0;  // commits rolled back (a stage or recompute failed)
+  // Watchdog reports: a commit waited more than a second for a transaction on another thread.
+  std::uint64_t tx_watchdog_reports = 0;
   LatencyHistogram commit_latency;
   // Propagation (mmsb/graph.h).
   std::uint64_t propagations = 0;

@@ -50,8 +50,8 @@ Status start(const Options& options) {
 void stop() {
   Bus* bus = CurrentBus();
   if (bus == nullptr) return;
-  rt::g_heap_region = {};
-  rt::g_static_region = {};
+  rt::PublishRegion(rt::g_heap_region, {});
+  rt::PublishRegion(rt::g_static_region, {});
   g_bus.store(nullptr, std::memory_order_release);
   g_bus_owner.reset();
 }
@@ -63,6 +63,12 @@ Expected<Epoch> commit(std::source_location site) {
   Bus* bus = CurrentBus();
   if (bus == nullptr) return NotStarted();
   return bus->Commit();
+}
+
+std::span<const std::uint8_t> CommittedImage(const Page* page) {
+  Bus* bus = CurrentBus();
+  if (bus == nullptr || page == nullptr) return {};
+  return bus->CommittedImage(page);
 }
 
 Epoch current_epoch() {

@@ -2,7 +2,13 @@
 //
 // Owns the arena, the page records, the type registry, the commit stages and sinks, and stats.
 // One mutex (mu_) serialises the registry and commit: creating or freeing a page waits while a
-// commit runs, which is what makes "free during commit" safe. Barriers never take it.
+// commit runs, which is what makes "free during commit" safe. Barriers never take it. A commit
+// first closes the transaction gate (tx_gate.h) under commit_mu_, then takes mu_; it reads live
+// page memory while other threads store to it, under the protocol of docs/Runtime.md.
+//
+// Its methods live in one file per concern: page_registry.cc (records, slot cache, static region,
+// types), commit_collector.cc (shadows, diff against twins, undo, verify), commit_events.cc (the
+// event batch of a commit), bus_device.cc (device mirrors) and bus.cc (the commit pipeline).
 //
 // Thread-safety: every public method may be called from many threads.
 #pragma once
@@ -118,8 +124,9 @@ class Bus {
   explicit Bus(const Options& options) : options_(options), graph_(options.propagation_threads) {}
   // Takes the lock and commits; `notify` receives the sinks whose AfterCommit must run (outside
   // the lock) for the epoch stored in `*committed`.
-  Expected<Epoch> CommitLocked(std::vector<std::shared_ptr<CommitSink>>& notify, Epoch* committed)
-      EXCLUDES(mu_);
+  // `*seq` receives the commit's transaction-gate sequence number (tx_gate.h).
+  Expected<Epoch> CommitLocked(std::vector<std::shared_ptr<CommitSink>>& notify, Epoch* committed,
+                               std::uint64_t* seq) REQUIRES(commit_mu_) EXCLUDES(mu_);
   bool EventsWanted() const REQUIRES(mu_);
   // Builds the commit's event batch into batch_events_ (see events.h for the order).
   void BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, bool propagated)
@@ -134,24 +141,41 @@ class Bus {
   // Returns storage CreatePage took but could not use.
   void GiveBackBlock(const Arena::Block& block) REQUIRES(mu_);
   Page* NewRecord() REQUIRES(mu_);
+  // A fresh record for a page on `data` (twin `twin`) at the current epoch: not static, not
+  // escaped, no commit yet, storage that may hold anything, one large-class block of `size`.
+  // Callers change what differs for their kind of page, then Register it.
+  Page* InitRecord(std::uint8_t* data, std::uint8_t* twin, std::size_t size,
+                   const PageOptions& options, Location location) REQUIRES(mu_);
   void Register(Page* p) REQUIRES(mu_);
   void Unregister(Page* p) REQUIRES(mu_);
   Status FreeLocked(Page* p) REQUIRES(mu_);
-  Status GrowStaticRegion(std::uintptr_t lo, std::uintptr_t hi) REQUIRES(mu_);
+  // OK when [lo, hi) lies in the static window (rt::g_static_region), fixed at Create: a static
+  // page registering mid-run (a function-local static) never moves a shadow that barriers on
+  // other threads use. Pages outside it are tracked as escaped.
+  Status CheckStaticWindow(std::uintptr_t lo, std::uintptr_t hi) const;
+  // Reserves the static window's shadow over the program image (Create).
+  Status ReserveStaticWindow();
   std::uint8_t* ShadowFor(const Page* p) const REQUIRES(mu_);
-  // Diffs `p` against its twin (in full when `full`, else its touched granules), applies the
-  // result to the twin, clears the page's shadow. Touches only the page's own state, so distinct
-  // pages may be diffed concurrently (the graph's parallel recompute). `undo`, when set, receives
-  // the overwritten bytes.
+  // Takes `p`'s marks clean, then diffs it against its twin (in full when `full`, escaped or
+  // never committed; else its marked granules) and applies the result to the twin. For pages
+  // derived by propagation: touches only the page's own state, so distinct pages may be diffed
+  // concurrently (the graph's parallel recompute). `undo`, when set, receives the overwritten
+  // twin bytes, restored with live memory on rollback.
   Delta DiffNow(Page* p, bool full, UndoLog* undo) const;
+  // The diff itself, once the marks are taken into `marks` (one byte per granule): reads live
+  // memory once, and changes the twin only by the delta it returns.
+  Delta DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* undo,
+                  bool derived) const;
   // Diffs one page into out_ (if changed), with verify-mode checking and undo tracking.
   void CollectPage(Page* p, Epoch new_epoch) REQUIRES(mu_);
   void Emit(Page* p, Delta&& d, Epoch new_epoch) REQUIRES(mu_);
-  // Restores every page changed in the open commit to its previous-epoch bytes.
+  // Returns every page's twin changed in the open commit to its previous-epoch bytes and marks
+  // those granules again; live memory of collected pages is left alone.
   void Rollback() REQUIRES(mu_);
   void CollectAll(Epoch new_epoch) REQUIRES(mu_);
   void FillBatch(CommitBatch& batch) REQUIRES(mu_);
-  void ReportMisses(const Page* p, const Delta& full, const Delta& tracked) REQUIRES(mu_);
+  // Reports verify misses of `p` found by the commit producing `new_epoch`.
+  void ReportMisses(const Page* p, std::span<const ByteRun> missed, Epoch new_epoch) REQUIRES(mu_);
   const std::uint8_t* Zeros(std::size_t size) const;
 
   const Options options_;
@@ -159,6 +183,9 @@ class Bus {
   std::uint8_t* zeros_ = nullptr;  // read-only zero mapping, arena-sized
   std::size_t zeros_size_ = 0;
 
+  // Serialises commits, from closing the transaction gate to the last collection (outside mu_:
+  // a transaction the commit waits for may need mu_ to create or free a page).
+  Mutex commit_mu_ ACQUIRED_BEFORE(mu_);
   Mutex mu_;
   std::vector<std::unique_ptr<Page[]>> record_chunks_ GUARDED_BY(mu_);
   std::vector<Page*> free_records_ GUARDED_BY(mu_);
@@ -177,9 +204,10 @@ class Bus {
   PageId next_id_ GUARDED_BY(mu_) = 1;
   Epoch epoch_ GUARDED_BY(mu_) = 0;
 
-  // Static page region shadow (covers [static_lo_, static_hi_)).
-  std::uint8_t* static_shadow_ GUARDED_BY(mu_) = nullptr;
-  std::size_t static_shadow_bytes_ GUARDED_BY(mu_) = 0;
+  // The static window's shadow (rt::g_static_region.shadow), mapped at Create, unmapped by
+  // ~Bus after stop() cleared the region.
+  std::uint8_t* static_shadow_ = nullptr;
+  std::size_t static_shadow_bytes_ = 0;
 
   std::vector<std::shared_ptr<CommitStage>> stages_ GUARDED_BY(mu_);
   std::vector<std::shared_ptr<CommitSink>> sinks_ GUARDED_BY(mu_);
@@ -192,6 +220,8 @@ class Bus {
   std::uint64_t out_bytes_ GUARDED_BY(mu_) = 0;  // changed bytes of out_'s deltas
   std::vector<VerifyMiss> misses_ GUARDED_BY(mu_);
   UndoLog undo_ GUARDED_BY(mu_);
+  std::vector<std::uint8_t> marks_ GUARDED_BY(mu_);  // CollectPage's taken marks
+  std::vector<ByteRun> missed_ GUARDED_BY(mu_);      // CollectPage's verify misses
   bool track_undo_ GUARDED_BY(mu_) = false;
   DependencyGraph graph_ GUARDED_BY(mu_);
   // Edge list handed to sinks, rebuilt only when the graph changed (graph_version_ moved).

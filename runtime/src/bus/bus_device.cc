@@ -70,21 +70,10 @@ Expected<Page*> Bus::CreateUnifiedPage(std::size_t size, const PageOptions& opti
   }
   auto storage = device_->AllocateUnified(size, options.zeroed);
   if (!storage.ok()) return storage.status();
-  Page* p = NewRecord();
-  p->data_ = storage->data;
-  p->twin_ = storage->twin;
-  p->size_ = size;
-  p->epoch_ = epoch_;
-  p->type_ = options.type;
-  p->name_ = options.name;
-  p->location_ = Location::kUnified;
-  p->is_static_ = false;
+  Page* p = InitRecord(storage->data, storage->twin, size, options, Location::kUnified);
   // Device code writes managed memory without barriers: the page is diffed in full every commit.
   p->escaped_ = true;
-  p->twin_valid_ = false;
-  p->maybe_nonzero_ = true;
   p->size_class_ = kExternalStorage;
-  p->capacity_ = size;
   device_->AdoptUnified(p, *storage);
   Register(p);
   return p;

@@ -8,6 +8,7 @@
 #include "mmsb/type_desc.h"
 
 #include "bus/bus.h"
+#include "bus/tx_gate.h"
 
 namespace mmsb::rt {
 namespace {
@@ -133,12 +134,22 @@ void MarkToPageEnd(const void* p) noexcept {
   }
 }
 
-TransactionScope::TransactionScope(std::source_location site) noexcept {
-  if (t_tx_depth++ == 0) t_tx_site = site;
+[[gnu::noinline]] TransactionScope::TransactionScope(std::source_location site) noexcept {
+  // The outermost scope publishes the transaction, so no commit on another thread splits it, and
+  // remembers its site for the commit record's provenance.
+  if (t_tx_depth++ == 0) {
+    t_tx_site = site;
+    TxGate::Enter(__builtin_return_address(0));
+  }
 }
 
 TransactionScope::~TransactionScope() {
   if (--t_tx_depth != 0) return;
+  // A commit waiting for this transaction takes its stores: wait for it instead of committing.
+  if (TxGate::Exit()) {
+    TxGate::JoinPending();
+    return;
+  }
   if (!started()) return;
   NoteCommitSite(CommitProvenance::Kind::kTransaction, t_tx_site);
   auto e = commit();

@@ -49,6 +49,7 @@ std::string Stats::ToString() const {
   line("verify_misses", verify_misses);
   line("sink_errors", sink_errors);
   line("failed_commits", failed_commits);
+  line("tx_watchdog_reports", tx_watchdog_reports);
   line("propagations", propagations);
   line("nodes_recomputed", nodes_recomputed);
   line("cutoffs", cutoffs);
@@ -83,6 +84,7 @@ std::string Stats::ToJson() const {
   j["verify_misses"] = verify_misses;
   j["sink_errors"] = sink_errors;
   j["failed_commits"] = failed_commits;
+  j["tx_watchdog_reports"] = tx_watchdog_reports;
   j["propagations"] = propagations;
   j["nodes_recomputed"] = nodes_recomputed;
   j["cutoffs"] = cutoffs;

@@ -16,7 +16,7 @@
 #include "mmsb/page.h"
 #include "mmsb/stats.h"
 
-#include "bus/undo_log.h"
+#include "core/undo_log.h"
 #include "graph/thread_pool.h"
 
 namespace mmsb {

@@ -253,8 +253,8 @@ Status LogSink::OnCommit(const CommitBatch& b) {
       s.batch.AddPageCreate({s.LogId(p->id()), p->size(), p->location(), p->is_static(), p->name(),
                              p->type() ? p->type()->name : std::string()});
       if (s.zeros.size() < p->size()) s.zeros.assign(p->size(), 0);
-      Delta d = Diff(s.LogId(p->id()), first_log - 1, {s.zeros.data(), p->size()},
-                     {p->data(), p->size()});
+      Delta d =
+          Diff(s.LogId(p->id()), first_log - 1, {s.zeros.data(), p->size()}, CommittedImage(p));
       if (!d.empty()) MMSB_RETURN_IF_ERROR(s.batch.AddDelta(d));
       s.baseline_epoch[p->id()] = d.empty() ? first_log - 1 : first_log;
       baseline_now.insert(p->id());

@@ -2,7 +2,11 @@
 //
 // Before the commit pipeline applies a delta to a page's twin, it saves the twin's old bytes of
 // each run here (they are also the page's previous-epoch bytes). Rollback writes them back into
-// both the page and its twin, newest first, and restores the page's epoch. Saving appends to flat
+// the twin, newest first, and restores the page's epoch. Live page memory belongs to the program,
+// which may be storing to it on other threads: it is written back only for entries saved with
+// `restore_live` (pages the runtime itself wrote, such as propagation's derived pages); for the
+// others Rollback hands each range to a callback (the bus marks it, so the next commit diffs it
+// again). Saving appends to flat
 // buffers that keep their capacity across commits: no allocation per change.
 //
 // Thread-safety: none; one UndoLog per thread (pool workers keep their own and the commit thread
@@ -23,10 +27,12 @@ namespace mmsb {
 class UndoLog {
  public:
   // Saves `before`'s bytes under each run of `d` (`before` is the image d is applied to).
-  void Save(Page* page, Epoch prev_epoch, const Delta& d, const std::uint8_t* before) {
+  void Save(Page* page, Epoch prev_epoch, const Delta& d, const std::uint8_t* before,
+            bool restore_live) {
     Entry& e = entries_.emplace_back();
     e.page = page;
     e.prev_epoch = prev_epoch;
+    e.restore_live = restore_live;
     e.first_run = runs_.size();
     e.first_byte = bytes_size_;
     // At most the changed bytes: one growth check per delta, then plain copies.
@@ -41,8 +47,8 @@ class UndoLog {
   }
   void Append(const UndoLog& other) {
     for (const Entry& e : other.entries_) {
-      entries_.push_back(
-          {e.page, e.prev_epoch, runs_.size() + e.first_run, bytes_size_ + e.first_byte});
+      entries_.push_back({e.page, e.prev_epoch, runs_.size() + e.first_run,
+                          bytes_size_ + e.first_byte, e.restore_live});
     }
     runs_.insert(runs_.end(), other.runs_.begin(), other.runs_.end());
     Reserve(other.bytes_size_);
@@ -50,15 +56,21 @@ class UndoLog {
       std::memcpy(bytes_.get() + bytes_size_, other.bytes_.get(), other.bytes_size_);
     bytes_size_ += other.bytes_size_;
   }
-  // Restores every saved range in the page and its twin, newest first.
-  void Rollback() {
+  // Restores every saved range in the twin (and the page, for `restore_live` entries), newest
+  // first; `kept(page, offset, length)` is called for each range whose live bytes stay.
+  template <class Kept>
+  void Rollback(Kept&& kept) {
     for (std::size_t i = entries_.size(); i-- > 0;) {
       const Entry& e = entries_[i];
       const std::size_t run_end =
           i + 1 < entries_.size() ? entries_[i + 1].first_run : runs_.size();
       std::size_t pos = e.first_byte;
       for (std::size_t r = e.first_run; r < run_end; ++r) {
-        std::memcpy(e.page->data_ + runs_[r].offset, bytes_.get() + pos, runs_[r].length);
+        if (e.restore_live) {
+          std::memcpy(e.page->data_ + runs_[r].offset, bytes_.get() + pos, runs_[r].length);
+        } else {
+          kept(e.page, runs_[r].offset, runs_[r].length);
+        }
         std::memcpy(e.page->twin_ + runs_[r].offset, bytes_.get() + pos, runs_[r].length);
         pos += runs_[r].length;
       }
@@ -79,6 +91,7 @@ class UndoLog {
     Epoch prev_epoch;
     std::size_t first_run;
     std::size_t first_byte;
+    bool restore_live;
   };
   // Room for `n` more saved bytes (amortised doubling; no zero-fill, unlike a vector's resize).
   void Reserve(std::size_t n) {

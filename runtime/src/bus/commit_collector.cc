@@ -1,0 +1,283 @@
+// The commit collector: shadows, the diff of live pages against their twins, undo and verify
+// (Bus methods; the class and its locking contract are in bus.h). The protocol that keeps every
+// store is in docs/Runtime.md ("The commit protocol"): take a granule's mark clean before reading
+// the granule, and change the twin only by the delta made from the bytes read.
+#include <sched.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+
+#include "bus/bus.h"
+#include "bus/shadow_scan.h"
+#include "bus/tx_gate.h"
+#include "delta/delta_internal.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define MMSB_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MMSB_TSAN 1
+#endif
+#endif
+
+#ifdef MMSB_TSAN
+extern "C" void AnnotateIgnoreReadsBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreReadsEnd(const char* file, int line);
+#endif
+
+namespace mmsb {
+namespace {
+
+// The diff reads live page memory while other threads may store to it. Those reads race by
+// design (a store concurrent with a commit may or may not be in it; its mark decides which commit
+// logs it for sure), so ThreadSanitizer is told to ignore them; the marks, the twin and the
+// transaction gate stay checked.
+struct LiveReads {
+#ifdef MMSB_TSAN
+  LiveReads() { AnnotateIgnoreReadsBegin(__FILE__, __LINE__); }
+  ~LiveReads() { AnnotateIgnoreReadsEnd(__FILE__, __LINE__); }
+#endif
+};
+
+// Whether any of shadow[0, n) is set, with relaxed loads (barriers on other threads mark
+// concurrently).
+bool AnyMarked(const std::uint8_t* shadow, std::size_t n) {
+  std::size_t i = 0;
+  for (; i < n && (reinterpret_cast<std::uintptr_t>(shadow + i) & 7) != 0; ++i) {
+    if (__atomic_load_n(&shadow[i], __ATOMIC_RELAXED) != 0) return true;
+  }
+  for (; i + 32 <= n; i += 32) {
+    const auto* w = reinterpret_cast<const std::uint64_t*>(shadow + i);
+    if ((__atomic_load_n(&w[0], __ATOMIC_RELAXED) | __atomic_load_n(&w[1], __ATOMIC_RELAXED) |
+         __atomic_load_n(&w[2], __ATOMIC_RELAXED) | __atomic_load_n(&w[3], __ATOMIC_RELAXED)) != 0)
+      return true;
+  }
+  for (; i < n; ++i) {
+    if (__atomic_load_n(&shadow[i], __ATOMIC_RELAXED) != 0) return true;
+  }
+  return false;
+}
+
+// Takes the marks of shadow[0, n) clean, copying them to marks[0, n); returns how many were set.
+// Each set byte is swapped with an atomic exchange (a full barrier on x86), so the granule's
+// bytes are read after the exchange: a store whose mark the exchange saw is in the read (the
+// barrier stores before it marks); a store whose mark it did not see leaves its mark set for the
+// next commit. Whole words are swapped when they lie inside this page's part of the shadow;
+// neighbouring pages share shadow words at the edges, so edge bytes are swapped one by one.
+std::size_t TakeMarks(std::uint8_t* shadow, std::size_t n, std::uint8_t* marks) {
+  // Most pages are idle: a read-only scan first, so an untouched page costs no writes (and
+  // `marks` is left as it was: callers only read it when something was taken or they clear it).
+  if (!AnyMarked(shadow, n)) return 0;
+  std::size_t taken = 0;
+  std::size_t i = 0;
+  auto take_byte = [&](std::size_t k) {
+    std::uint8_t v = 0;
+    if (__atomic_load_n(&shadow[k], __ATOMIC_RELAXED) != 0)
+      v = __atomic_exchange_n(&shadow[k], std::uint8_t{0}, __ATOMIC_SEQ_CST);
+    marks[k] = v != 0;
+    taken += v != 0;
+  };
+  for (; i < n && (reinterpret_cast<std::uintptr_t>(shadow + i) & 7) != 0; ++i) take_byte(i);
+  for (; i + 8 <= n; i += 8) {
+    auto* word = reinterpret_cast<std::uint64_t*>(shadow + i);
+    std::uint64_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
+    if (v != 0) v = __atomic_exchange_n(word, std::uint64_t{0}, __ATOMIC_SEQ_CST);
+    for (int b = 0; b < 8; ++b) {
+      const bool set = ((v >> (8 * b)) & 0xff) != 0;
+      marks[i + b] = set;
+      taken += set;
+    }
+  }
+  for (; i < n; ++i) take_byte(i);
+  return taken;
+}
+
+// Whether a store-then-mark barrier marked granule `g` after TakeMarks read it (the store was in
+// flight: its mark will reach the next commit).
+bool MarkArrived(const std::uint8_t* shadow, std::size_t g) {
+  return shadow != nullptr && __atomic_load_n(&shadow[g], __ATOMIC_ACQUIRE) != 0;
+}
+
+}  // namespace
+
+std::uint8_t* Bus::ShadowFor(const Page* p) const {
+  if (p->size_class_ == kExternalStorage) return nullptr;  // no barrier shadow: always fully diffed
+  if (p->is_static_) {
+    const rt::ShadowRegion& r = rt::g_static_region;
+    const std::uintptr_t off = reinterpret_cast<std::uintptr_t>(p->data_) - r.base;
+    return off < r.span ? r.shadow + (off >> kGranuleShift) : nullptr;
+  }
+  return arena_->ShadowOf(p->data_);
+}
+
+void Bus::ReportMisses(const Page* p, std::span<const ByteRun> missed, Epoch new_epoch) {
+  for (const ByteRun& r : missed) {
+    VerifyMiss m;
+    m.page = p->id_;
+    m.page_name = p->name_;
+    m.offset = r.offset;
+    m.length = r.length;
+    m.after_epoch = new_epoch - 1;
+    m.epoch = new_epoch;
+    if (p->type_ != nullptr) {
+      auto lookup = [](std::string_view n, void* ctx) -> const TypeDescriptor* {
+        auto* types = static_cast<decltype(types_)*>(ctx);
+        auto it = types->find(std::string(n));
+        return it == types->end() ? nullptr : it->second.get();
+      };
+      if (auto f = ResolveField(*p->type_, r.offset, lookup, &types_))
+        m.field = p->type_->name + "." + f->path;
+    }
+    stats_.verify_misses += m.length;
+    if (options_.on_verify_miss) {
+      options_.on_verify_miss(m);
+    } else {
+      std::fprintf(stderr,
+                   "mmsb: verify: page %llu%s%s: %u byte(s) at offset %u changed without a "
+                   "barrier%s%s, after epoch %llu and before epoch %llu\n",
+                   static_cast<unsigned long long>(m.page), m.page_name.empty() ? "" : " ",
+                   m.page_name.c_str(), m.length, m.offset, m.field.empty() ? "" : " in ",
+                   m.field.c_str(), static_cast<unsigned long long>(m.after_epoch),
+                   static_cast<unsigned long long>(m.epoch));
+    }
+    misses_.push_back(std::move(m));
+  }
+}
+
+Delta Bus::DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* undo,
+                     bool derived) const NO_THREAD_SAFETY_ANALYSIS {
+  const std::size_t size = p->size_;
+  const bool first = !p->twin_valid_;
+  // First sight of the page: its epoch-0 image is all zeros (see docs/SerializationSpec.md).
+  const std::uint8_t* before = first ? Zeros(size) : p->twin_;
+  TxGate::RacePoint();  // between taking the marks and reading the granules
+  Delta d;
+  {
+    [[maybe_unused]] LiveReads ignore;
+    d = delta_internal::DiffPage(p->id_, p->epoch_, before, p->data_,
+                                 static_cast<std::uint32_t>(size),
+                                 whole || first ? nullptr : marks);
+  }
+  if (first) {
+    // The twin becomes the bytes the diff read (never a second read of live memory, which could
+    // take in a store that no delta holds).
+    if (undo != nullptr && !d.empty()) undo->Save(p, p->epoch_, d, before, derived);
+    std::memset(p->twin_, 0, size);
+    p->twin_valid_ = true;
+  } else if (!d.empty() && undo != nullptr) {
+    undo->Save(p, p->epoch_, d, before, derived);
+  }
+  if (!d.empty()) MMSB_CHECK(d.ApplyTo({p->twin_, size}).ok());
+  return d;
+}
+
+Delta Bus::DiffNow(Page* p, bool full, UndoLog* undo) const NO_THREAD_SAFETY_ANALYSIS {
+  const std::size_t granules = GranuleCount(p->size_);
+  std::uint8_t* shadow = ShadowFor(p);
+  // Per thread: the graph's pool diffs distinct pages at once.
+  thread_local std::vector<std::uint8_t> marks;
+  if (marks.size() < granules) marks.resize(granules);
+  const std::size_t taken = shadow != nullptr ? TakeMarks(shadow, granules, marks.data()) : 0;
+  const bool whole = full || p->escaped_ || !p->twin_valid_;
+  if (!whole && taken == 0) return Delta();
+  return DiffTaken(p, marks.data(), whole, undo, /*derived=*/true);
+}
+
+void Bus::Emit(Page* p, Delta&& d, Epoch new_epoch) {
+  p->epoch_ = new_epoch;
+  p->maybe_nonzero_ = true;
+  out_bytes_ += d.changed_bytes();
+  out_.push_back(std::move(d));
+}
+
+void Bus::CollectPage(Page* p, Epoch new_epoch) {
+  const std::size_t granules = GranuleCount(p->size_);
+  std::uint8_t* shadow = ShadowFor(p);
+  if (marks_.size() < granules) marks_.resize(granules);
+  std::uint8_t* marks = marks_.data();
+  const std::size_t taken = shadow != nullptr ? TakeMarks(shadow, granules, marks) : 0;
+  const bool check = verify_ && p->twin_valid_ && !p->escaped_ && shadow != nullptr;
+  const bool full = !p->twin_valid_ || p->escaped_ || verify_;
+  if (full) {
+    ++stats_.full_diffs;
+  } else {
+    if (taken == 0) return;
+    stats_.granules_diffed += taken;
+  }
+  if (check && taken == 0) std::memset(marks, 0, granules);  // TakeMarks left them as they were
+  Delta d = DiffTaken(p, marks, full, track_undo_ ? &undo_ : nullptr, /*derived=*/false);
+  if (check && !d.empty()) {
+    // One read gave both answers: the full delta, and which of its granules were marked. Bytes
+    // changed in an unmarked granule are misses, unless a barrier on another thread had stored
+    // and not yet marked when the marks were taken: give such marks a moment to arrive.
+    std::vector<ByteRun>& missed = missed_;
+    missed.clear();
+    d.ForEachRun(
+        [&](std::uint32_t off, std::uint32_t len, const std::uint8_t*) NO_THREAD_SAFETY_ANALYSIS {
+          for (std::uint32_t pos = off, end = off + len; pos < end;) {
+            const std::size_t g = pos >> kGranuleShift;
+            const std::uint32_t gend =
+                std::min<std::uint32_t>(end, static_cast<std::uint32_t>((g + 1) << kGranuleShift));
+            if (marks[g] == 0) {
+              if (!missed.empty() && missed.back().offset + missed.back().length == pos) {
+                missed.back().length += gend - pos;
+              } else {
+                missed.push_back({pos, gend - pos});
+              }
+            }
+            pos = gend;
+          }
+        });
+    if (!missed.empty()) {
+      for (int i = 0; i < 64 && !missed.empty(); ++i) {
+        std::erase_if(missed, [&](const ByteRun& r) {
+          for (std::size_t g = r.offset >> kGranuleShift;
+               g <= ((r.offset + r.length - 1) >> kGranuleShift); ++g) {
+            if (!MarkArrived(shadow, g)) return false;
+          }
+          return true;
+        });
+        if (!missed.empty()) sched_yield();
+      }
+      ReportMisses(p, missed, new_epoch);
+    }
+  }
+  if (!d.empty()) Emit(p, std::move(d), new_epoch);
+}
+
+void Bus::Rollback() {
+  // Twins go back to the previous epoch; live memory is the program's and is never written here
+  // (other threads may be storing to it). The granules whose twin bytes went back are marked, so
+  // the next commit diffs them again and logs whatever the program holds then. Pages derived by
+  // propagation are the runtime's own writes and do go back.
+  undo_.Rollback([this](Page* p, std::uint32_t off, std::uint32_t len) NO_THREAD_SAFETY_ANALYSIS {
+    // A page without a shadow is diffed in full at every commit anyway.
+    if (std::uint8_t* shadow = ShadowFor(p)) {
+      for (std::size_t g = off >> kGranuleShift; g <= ((off + len - 1) >> kGranuleShift); ++g)
+        __atomic_store_n(&shadow[g], std::uint8_t{1}, __ATOMIC_RELAXED);
+    }
+  });
+  out_.clear();
+  out_bytes_ = 0;
+  misses_.clear();
+}
+
+void Bus::CollectAll(Epoch new_epoch) {
+  // Most pages are idle and the scan is bound by fetching their records and shadow bytes:
+  // prefetch the records ahead, and the shadows of records that have arrived.
+  const std::size_t n = live_.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kCollectPrefetchRecords < n) __builtin_prefetch(live_[i + kCollectPrefetchRecords]);
+    if (i + kCollectPrefetchShadows < n) {
+      if (const std::uint8_t* shadow = ShadowFor(live_[i + kCollectPrefetchShadows]))
+        __builtin_prefetch(shadow);
+    }
+    CollectPage(live_[i], new_epoch);
+  }
+  // Marks in the static window outside any page are never read: they stay (clearing them would
+  // race with barriers marking a page's granule in the same shadow word).
+}
+
+}  // namespace mmsb
