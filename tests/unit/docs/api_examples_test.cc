@@ -23,6 +23,7 @@
 
 #include <gtest/gtest.h>
 
+#include "mmsb/held_marks.h"
 #include "mmsb/kernels.h"
 #include "mmsb/mmsb.h"
 #include "mmsb/query.h"
@@ -1334,6 +1335,41 @@ TEST(DocsApiInstrument, GeneratedCodeStartsTheBusRegistersAndCommits) {
   EXPECT_EQ(mmsb::PageOf(heap)->epoch(), 2u);
   delete heap;
   EXPECT_EQ(mmsb::PageCount(), 1u);
+  mmsb::stop();
+}
+
+// ---- mmsb/held_marks.h
+// ---------------------------------------------------------------------------
+
+void FillRow(float* row, int n, float v) {  // for (int i = 0; i < n; ++i) row[i] = v;
+  {
+    ::mmsb::rt::ScopedMark mark(row, static_cast<std::size_t>(n) * sizeof(float));
+    for (int i = 0; i < n; ++i) row[i] = v;  // no barrier per store: the loop stays vectorisable
+  }  // marked again here, after the stores
+}
+
+void ClearRow(float* row,
+              int n) {  // std::memset(row, 0, n * sizeof(float)), as the plugin emits it
+  std::memset(::mmsb::rt::MarkFromHeld(row), 0, static_cast<std::size_t>(n) * sizeof(float));
+}
+
+TEST(DocsApiHeldMarks, LoopAndCallMarksMakeExactDeltas) {
+  ASSERT_FALSE(mmsb::started());
+  ASSERT_TRUE(mmsb::start().ok());
+  auto page = mmsb::CreatePage(4096);
+  ASSERT_TRUE(page.ok());
+  auto* row = reinterpret_cast<float*>((*page)->data() + 1024);
+  ASSERT_TRUE(mmsb::commit().ok());
+  const mmsb::Stats before = mmsb::GetStats();
+  FillRow(row, 64, 1.5f);
+  ASSERT_TRUE(mmsb::commit().ok());
+  const mmsb::Stats filled = mmsb::GetStats();
+  EXPECT_EQ(filled.delta_bytes - before.delta_bytes, 64 * sizeof(float) / 2)
+      << "1.5f is 0x3fc00000: two of its four bytes change from zero";
+  ClearRow(row, 64);
+  ASSERT_TRUE(mmsb::commit().ok());
+  EXPECT_EQ(mmsb::GetStats().delta_bytes - filled.delta_bytes, 64 * sizeof(float) / 2);
+  EXPECT_EQ((*page)->epoch(), mmsb::current_epoch());
   mmsb::stop();
 }
 
