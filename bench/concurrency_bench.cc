@@ -24,6 +24,8 @@
 #include "mmsb/mmsb.h"
 #include "mmsb/page.h"
 
+#include "bench_main.h"
+
 namespace {
 
 constexpr int kWords = 64;
@@ -163,3 +165,5 @@ BENCHMARK(BM_LostBytesCampaign)
     ->Unit(benchmark::kSecond);
 
 }  // namespace
+
+MMSB_BENCH_MAIN();
