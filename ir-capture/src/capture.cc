@@ -60,6 +60,19 @@ class CapturePass : public llvm::PassInfoMixin<CapturePass> {
   Stage stage_;
 };
 
+// A function of the barrier ABI that plugin-generated code instantiates in the user's TU
+// (mmsb::rt::StoreRef's operators, the held marks, their lambdas): MMSB's code, not the user's,
+// so it is not captured and never shows up in `mmsb ir diff` as a change of the program.
+// Mangled names: _Z, an optional Z (a local entity such as a lambda), N, cv/ref qualifiers,
+// then the mmsb::rt scope.
+bool IsInstrumentationAbi(llvm::StringRef name) {
+  if (!name.consume_front("_Z")) return false;
+  name.consume_front("Z");
+  if (!name.consume_front("N")) return false;
+  name = name.ltrim("rVKRO");
+  return name.starts_with("4mmsb2rt");
+}
+
 }  // namespace
 
 CaptureSession::CaptureSession(CaptureConfig config) : config_(std::move(config)) {}
@@ -72,7 +85,7 @@ void CaptureSession::CaptureModule(const llvm::Module& m, Stage stage) {
   if (stage == Stage::kPre) pre_callees_.clear();
   ModuleNormalizer normalizer(m);
   for (const llvm::Function& f : m) {
-    if (f.isDeclaration() || !f.hasName()) continue;
+    if (f.isDeclaration() || !f.hasName() || IsInstrumentationAbi(f.getName())) continue;
     FunctionRecord r;
     r.name = f.getName().str();
     r.stage = stage;

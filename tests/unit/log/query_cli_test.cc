@@ -143,13 +143,15 @@ TEST_F(QueryCliTest, BisectBlameTouchedSlice) {
   EXPECT_EQ(nlohmann::json::parse(a.out)["state_xxh3"], nlohmann::json::parse(c.out)["state_xxh3"]);
 }
 
-TEST_F(QueryCliTest, BadInputGetsAClearErrorAndExitCodeOne) {
+TEST_F(QueryCliTest, BadInputGetsAClearErrorAndANonZeroExit) {
   CliRun f = Mmsb("history " + log_ + " Counters.nope", dir_.path());
   EXPECT_EQ(f.code, 1);
   EXPECT_NE(f.err.find("has no field 'nope'"), std::string::npos) << f.err;
+  // A flag value that is not an epoch is a usage error (exit 2), worded by the one epoch parser
+  // every command shares.
   CliRun e = Mmsb("history " + log_ + " Counters.total --from soon", dir_.path());
-  EXPECT_EQ(e.code, 1);
-  EXPECT_NE(e.err.find("--from: not an epoch"), std::string::npos) << e.err;
+  EXPECT_EQ(e.code, 2);
+  EXPECT_NE(e.err.find("--from: 'soon' is not an epoch"), std::string::npos) << e.err;
   CliRun p = Mmsb("bisect " + log_ + " --where 'Counters.total >'", dir_.path());
   EXPECT_EQ(p.code, 1);
   EXPECT_NE(p.err.find("--where"), std::string::npos) << p.err;
