@@ -22,11 +22,11 @@ for f in "$mmsb" "$particles" "$build/bin/mmsb-c++"; do
   [ -x "$f" ] || { echo "demo: $f is missing; build first (scripts/dev build)" >&2; exit 1; }
 done
 
-step "1/7 The plugin rewrote every store to [[mmsb::page]] state into a barriered store (mmsb-rewrite shows it):"
+step "1/7 The plugin rewrote every store to [[mmsb::page]] state into a store followed by its mark (mmsb-rewrite shows it):"
 rewritten="$("$build/rewriter/mmsb-rewrite" "$src/particles.cc" -- -std=c++20 -I"$src/../../runtime/include" \
   -I"$src/../../kernels/include")"
 grep -n -F -e 'g_particles.x[i] += g_particles.vx[i] * dt;' "$src/particles.cc" | sed 's/^/  source    /'
-grep -n -F -e 'g_particles.x[i]))) += g_particles.vx[i] * dt;' <<<"$rewritten" | sed 's/^/  rewritten /'
+grep -n -F -e 'ws(&(g_particles.x[i])) += g_particles.vx[i] * dt;' <<<"$rewritten" | sed 's/^/  rewritten /'
 
 step "2/7 Run 200 steps: each Step() is a transaction, so each is one epoch whose exact deltas are logged."
 "$particles" --log run.tlog --steps 200 --checkpoint --dump live
