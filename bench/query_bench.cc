@@ -21,6 +21,8 @@
 #include "mmsb/mmsb.h"
 #include "mmsb/query.h"
 
+#include "bench_main.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -255,4 +257,4 @@ BENCHMARK(BM_CommitsProvenance)->Iterations(1)->UseRealTime()->Unit(benchmark::k
 
 }  // namespace
 
-BENCHMARK_MAIN();
+MMSB_BENCH_MAIN();
