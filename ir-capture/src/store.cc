@@ -76,11 +76,6 @@ void Backoff(int attempt) {
   std::this_thread::sleep_for(std::chrono::milliseconds(1 + rng() % cap));
 }
 
-#define MMSB_ASSIGN_OR_RETURN(lhs, expr)                      \
-  auto _mmsb_tmp_##lhs = (expr);                              \
-  if (!_mmsb_tmp_##lhs.ok()) return _mmsb_tmp_##lhs.status(); \
-  auto lhs = std::move(_mmsb_tmp_##lhs).value()
-
 }  // namespace
 
 class Store::Impl {
@@ -140,34 +135,35 @@ class Store::Impl {
   // The id of the row of `table` whose `column` equals `value`, inserting it when missing.
   Expected<std::int64_t> Intern(const char* table, const char* column, const std::string& value) {
     std::string sel = std::string("SELECT id FROM ") + table + " WHERE " + column + "=?1";
-    MMSB_ASSIGN_OR_RETURN(q, Prepare(sel));
+    MMSB_ASSIGN_OR_RETURN(auto q, Prepare(sel));
     q.Bind(1, value);
-    MMSB_ASSIGN_OR_RETURN(found, q.Step());
+    MMSB_ASSIGN_OR_RETURN(auto found, q.Step());
     if (found) return q.Int(0);
     std::string ins = std::string("INSERT INTO ") + table + "(" + column + ") VALUES(?1)";
-    MMSB_ASSIGN_OR_RETURN(i, Prepare(ins));
+    MMSB_ASSIGN_OR_RETURN(auto i, Prepare(ins));
     i.Bind(1, value);
     MMSB_RETURN_IF_ERROR(i.Run());
     return static_cast<std::int64_t>(sqlite3_last_insert_rowid(db_));
   }
 
   Expected<std::optional<std::string>> Meta(const char* key) {
-    MMSB_ASSIGN_OR_RETURN(q, Prepare("SELECT value FROM meta WHERE key=?1"));
+    MMSB_ASSIGN_OR_RETURN(auto q, Prepare("SELECT value FROM meta WHERE key=?1"));
     q.Bind(1, std::string_view(key));
-    MMSB_ASSIGN_OR_RETURN(found, q.Step());
+    MMSB_ASSIGN_OR_RETURN(auto found, q.Step());
     if (!found) return std::optional<std::string>();
     return std::optional<std::string>(q.Text(0));
   }
 
   Status SetMeta(const char* key, const std::string& value) {
-    MMSB_ASSIGN_OR_RETURN(q, Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)"));
+    MMSB_ASSIGN_OR_RETURN(auto q,
+                          Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)"));
     q.Bind(1, std::string_view(key)).Bind(2, value);
     return q.Run();
   }
 
   Expected<std::int64_t> MaxGeneration() {
-    MMSB_ASSIGN_OR_RETURN(q, Prepare("SELECT COALESCE(MAX(id), 0) FROM generations"));
-    MMSB_ASSIGN_OR_RETURN(row, q.Step());
+    MMSB_ASSIGN_OR_RETURN(auto q, Prepare("SELECT COALESCE(MAX(id), 0) FROM generations"));
+    MMSB_ASSIGN_OR_RETURN(auto row, q.Step());
     (void)row;
     return q.Int(0);
   }
@@ -180,12 +176,12 @@ class Store::Impl {
   Expected<const ManifestMap*> LoadManifest(std::int64_t manifest) {
     auto it = manifest_cache_.find(manifest);
     if (it != manifest_cache_.end()) return &it->second;
-    MMSB_ASSIGN_OR_RETURN(q,
+    MMSB_ASSIGN_OR_RETURN(auto q,
                           Prepare("SELECT func, stage, text_hash FROM entries WHERE manifest=?1"));
     q.Bind(1, manifest);
     ManifestMap m;
     while (true) {
-      MMSB_ASSIGN_OR_RETURN(row, q.Step());
+      MMSB_ASSIGN_OR_RETURN(auto row, q.Step());
       if (!row) break;
       m[{q.Int(0), static_cast<int>(q.Int(1))}] = ToHash(q.Blob(2));
     }
@@ -218,8 +214,8 @@ Status InitialiseSchema(Store::Impl& impl, const StoreOptions& options) {
   }
   return impl.WriteTransaction([&]() -> Status {
     // Another process may have created the schema while this one waited for the lock.
-    MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT count(*) FROM sqlite_schema"));
-    MMSB_ASSIGN_OR_RETURN(row, q.Step());
+    MMSB_ASSIGN_OR_RETURN(auto q, impl.Prepare("SELECT count(*) FROM sqlite_schema"));
+    MMSB_ASSIGN_OR_RETURN(auto row, q.Step());
     (void)row;
     if (q.Int(0) > 0) return Status::Ok();
     MMSB_RETURN_IF_ERROR(sql::Exec(db, schema::kCreate));
@@ -236,14 +232,15 @@ Status CheckFormat(Store::Impl& impl, const std::string& path) {
                               "or point " +
                               kStoreEnv + " elsewhere");
   };
-  MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT count(*) FROM sqlite_schema WHERE type='table' "
-                                        "AND name='meta'"));
-  MMSB_ASSIGN_OR_RETURN(row, q.Step());
+  MMSB_ASSIGN_OR_RETURN(auto q,
+                        impl.Prepare("SELECT count(*) FROM sqlite_schema WHERE type='table' "
+                                     "AND name='meta'"));
+  MMSB_ASSIGN_OR_RETURN(auto row, q.Step());
   (void)row;
   if (q.Int(0) == 0) return foreign();
   auto format = impl.Meta("format");
   if (!format.ok() || !format->has_value() || **format != schema::kFormat) return foreign();
-  MMSB_ASSIGN_OR_RETURN(version, impl.Meta("schema"));
+  MMSB_ASSIGN_OR_RETURN(auto version, impl.Meta("schema"));
   if (!version.has_value() || !AllDigits(*version)) return foreign();
   if (std::stoi(*version) > schema::kSchemaVersion) {
     return FailedPrecondition(path + " was written by a newer mmsb (IR store schema " + *version +
@@ -365,9 +362,9 @@ Expected<std::int64_t> Store::Impl::ChooseGeneration(std::int64_t tu, const TuCa
   };
   auto insert = [&](std::int64_t id, const std::optional<std::string>& label, bool is_explicit,
                     bool is_open) -> Status {
-    MMSB_ASSIGN_OR_RETURN(q, Prepare("INSERT INTO generations(id, opened_at_ms, label, "
-                                     "is_explicit, is_open, compiler, flags_hash) "
-                                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+    MMSB_ASSIGN_OR_RETURN(auto q, Prepare("INSERT INTO generations(id, opened_at_ms, label, "
+                                          "is_explicit, is_open, compiler, flags_hash) "
+                                          "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
     q.Bind(1, id).Bind(2, NowMs());
     if (label) {
       q.Bind(3, *label);
@@ -379,9 +376,9 @@ Expected<std::int64_t> Store::Impl::ChooseGeneration(std::int64_t tu, const TuCa
     return q.Run();
   };
   auto label_taken = [&](const std::string& label) -> Expected<std::optional<std::int64_t>> {
-    MMSB_ASSIGN_OR_RETURN(q, Prepare("SELECT id FROM generations WHERE label=?1"));
+    MMSB_ASSIGN_OR_RETURN(auto q, Prepare("SELECT id FROM generations WHERE label=?1"));
     q.Bind(1, label);
-    MMSB_ASSIGN_OR_RETURN(found, q.Step());
+    MMSB_ASSIGN_OR_RETURN(auto found, q.Step());
     if (!found) return std::optional<std::int64_t>();
     return std::optional<std::int64_t>(q.Int(0));
   };
@@ -391,17 +388,17 @@ Expected<std::int64_t> Store::Impl::ChooseGeneration(std::int64_t tu, const TuCa
     if (AllDigits(want)) {
       const std::int64_t id = std::stoll(want);
       if (id <= 0) return InvalidArgument(std::string(kGenerationEnv) + " must be positive");
-      MMSB_ASSIGN_OR_RETURN(q, Prepare("SELECT 1 FROM generations WHERE id=?1"));
+      MMSB_ASSIGN_OR_RETURN(auto q, Prepare("SELECT 1 FROM generations WHERE id=?1"));
       q.Bind(1, id);
-      MMSB_ASSIGN_OR_RETURN(found, q.Step());
+      MMSB_ASSIGN_OR_RETURN(auto found, q.Step());
       if (found) return id;
       MMSB_RETURN_IF_ERROR(close_open());
       MMSB_RETURN_IF_ERROR(insert(id, std::nullopt, true, false));
       return id;
     }
-    MMSB_ASSIGN_OR_RETURN(existing, label_taken(want));
+    MMSB_ASSIGN_OR_RETURN(auto existing, label_taken(want));
     if (existing) return *existing;
-    MMSB_ASSIGN_OR_RETURN(max, MaxGeneration());
+    MMSB_ASSIGN_OR_RETURN(auto max, MaxGeneration());
     MMSB_RETURN_IF_ERROR(close_open());
     MMSB_RETURN_IF_ERROR(insert(max + 1, want, true, false));
     return max + 1;
@@ -411,17 +408,17 @@ Expected<std::int64_t> Store::Impl::ChooseGeneration(std::int64_t tu, const TuCa
       open, Prepare("SELECT id, EXISTS(SELECT 1 FROM captures WHERE gen=generations.id AND "
                     "tu=?1) FROM generations WHERE is_open=1 ORDER BY id DESC LIMIT 1"));
   open.Bind(1, tu);
-  MMSB_ASSIGN_OR_RETURN(has_open, open.Step());
+  MMSB_ASSIGN_OR_RETURN(auto has_open, open.Step());
   if (has_open && open.Int(1) == 0) return open.Int(0);
   MMSB_RETURN_IF_ERROR(close_open());
   std::optional<std::string> label;
-  MMSB_ASSIGN_OR_RETURN(next_label, Meta("next_label"));
+  MMSB_ASSIGN_OR_RETURN(auto next_label, Meta("next_label"));
   if (next_label) {
     MMSB_RETURN_IF_ERROR(sql::Exec(db_, "DELETE FROM meta WHERE key='next_label'"));
-    MMSB_ASSIGN_OR_RETURN(taken, label_taken(*next_label));
+    MMSB_ASSIGN_OR_RETURN(auto taken, label_taken(*next_label));
     if (!taken) label = *next_label;
   }
-  MMSB_ASSIGN_OR_RETURN(max, MaxGeneration());
+  MMSB_ASSIGN_OR_RETURN(auto max, MaxGeneration());
   MMSB_RETURN_IF_ERROR(insert(max + 1, label, false, true));
   return max + 1;
 }
@@ -481,11 +478,11 @@ Expected<std::int64_t> Store::AddCapture(const TuCapture& c, const GenerationReq
   for (const Row& r : rows) unique_texts.emplace(r.hash, &r.rec->text);
   std::map<TextHash, std::string> compressed;
   {
-    MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT 1 FROM blobs WHERE hash=?1"));
+    MMSB_ASSIGN_OR_RETURN(auto q, impl.Prepare("SELECT 1 FROM blobs WHERE hash=?1"));
     for (const auto& [hash, text] : unique_texts) {
       q.Reset();
       q.BindBlob(1, hash.data(), hash.size());
-      MMSB_ASSIGN_OR_RETURN(found, q.Step());
+      MMSB_ASSIGN_OR_RETURN(auto found, q.Step());
       if (!found) compressed.emplace(hash, impl.codec().Compress(*text));
     }
   }
@@ -494,12 +491,12 @@ Expected<std::int64_t> Store::AddCapture(const TuCapture& c, const GenerationReq
   Status s = impl.WriteTransaction([&]() -> Status {
     // Blobs: a concurrent gc may have removed one that looked present.
     {
-      MMSB_ASSIGN_OR_RETURN(has, impl.Prepare("SELECT 1 FROM blobs WHERE hash=?1"));
+      MMSB_ASSIGN_OR_RETURN(auto has, impl.Prepare("SELECT 1 FROM blobs WHERE hash=?1"));
       for (const auto& [hash, text] : unique_texts) {
         if (compressed.count(hash) != 0) continue;
         has.Reset();
         has.BindBlob(1, hash.data(), hash.size());
-        MMSB_ASSIGN_OR_RETURN(found, has.Step());
+        MMSB_ASSIGN_OR_RETURN(auto found, has.Step());
         if (!found) compressed.emplace(hash, impl.codec().Compress(*text));
       }
       MMSB_ASSIGN_OR_RETURN(
@@ -515,13 +512,15 @@ Expected<std::int64_t> Store::AddCapture(const TuCapture& c, const GenerationReq
 
     std::int64_t tu = 0;
     {
-      MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT id FROM tus WHERE source=?1 AND output=?2"));
+      MMSB_ASSIGN_OR_RETURN(auto q,
+                            impl.Prepare("SELECT id FROM tus WHERE source=?1 AND output=?2"));
       q.Bind(1, c.source).Bind(2, c.output);
-      MMSB_ASSIGN_OR_RETURN(found, q.Step());
+      MMSB_ASSIGN_OR_RETURN(auto found, q.Step());
       if (found) {
         tu = q.Int(0);
       } else {
-        MMSB_ASSIGN_OR_RETURN(ins, impl.Prepare("INSERT INTO tus(source, output) VALUES(?1,?2)"));
+        MMSB_ASSIGN_OR_RETURN(auto ins,
+                              impl.Prepare("INSERT INTO tus(source, output) VALUES(?1,?2)"));
         ins.Bind(1, c.source).Bind(2, c.output);
         MMSB_RETURN_IF_ERROR(ins.Run());
         tu = sqlite3_last_insert_rowid(impl.db());
@@ -536,19 +535,22 @@ Expected<std::int64_t> Store::AddCapture(const TuCapture& c, const GenerationReq
 
     std::int64_t manifest = 0;
     {
-      MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT id FROM manifests WHERE tu=?1 AND hash=?2"));
+      MMSB_ASSIGN_OR_RETURN(auto q,
+                            impl.Prepare("SELECT id FROM manifests WHERE tu=?1 AND hash=?2"));
       q.Bind(1, tu).BindBlob(2, manifest_hash.data(), manifest_hash.size());
-      MMSB_ASSIGN_OR_RETURN(found, q.Step());
+      MMSB_ASSIGN_OR_RETURN(auto found, q.Step());
       if (found) manifest = q.Int(0);
     }
     if (manifest == 0) {
-      MMSB_ASSIGN_OR_RETURN(ins, impl.Prepare("INSERT INTO manifests(tu, hash) VALUES(?1,?2)"));
+      MMSB_ASSIGN_OR_RETURN(auto ins,
+                            impl.Prepare("INSERT INTO manifests(tu, hash) VALUES(?1,?2)"));
       ins.Bind(1, tu).BindBlob(2, manifest_hash.data(), manifest_hash.size());
       MMSB_RETURN_IF_ERROR(ins.Run());
       manifest = sqlite3_last_insert_rowid(impl.db());
 
-      MMSB_ASSIGN_OR_RETURN(fsel, impl.Prepare("SELECT id FROM funcs WHERE tu=?1 AND name=?2"));
-      MMSB_ASSIGN_OR_RETURN(fins, impl.Prepare("INSERT INTO funcs(tu, name) VALUES(?1,?2)"));
+      MMSB_ASSIGN_OR_RETURN(auto fsel,
+                            impl.Prepare("SELECT id FROM funcs WHERE tu=?1 AND name=?2"));
+      MMSB_ASSIGN_OR_RETURN(auto fins, impl.Prepare("INSERT INTO funcs(tu, name) VALUES(?1,?2)"));
       MMSB_ASSIGN_OR_RETURN(
           eins, impl.Prepare("INSERT INTO entries(manifest, func, stage, text_hash, struct_hash, "
                              "insts, blocks, linkage, file, line, pages) "
@@ -563,7 +565,7 @@ Expected<std::int64_t> Store::AddCapture(const TuCapture& c, const GenerationReq
           func_name = &f.name;
           fsel.Reset();
           fsel.Bind(1, tu).Bind(2, f.name);
-          MMSB_ASSIGN_OR_RETURN(found, fsel.Step());
+          MMSB_ASSIGN_OR_RETURN(auto found, fsel.Step());
           if (found) {
             func = fsel.Int(0);
           } else {
@@ -577,7 +579,7 @@ Expected<std::int64_t> Store::AddCapture(const TuCapture& c, const GenerationReq
         if (!f.file.empty()) {
           auto it = files.find(f.file);
           if (it == files.end()) {
-            MMSB_ASSIGN_OR_RETURN(id, impl.Intern("files", "path", f.file));
+            MMSB_ASSIGN_OR_RETURN(auto id, impl.Intern("files", "path", f.file));
             it = files.emplace(f.file, id).first;
           }
           file = it->second;
@@ -600,7 +602,7 @@ Expected<std::int64_t> Store::AddCapture(const TuCapture& c, const GenerationReq
     }
     fault();
 
-    MMSB_ASSIGN_OR_RETURN(gen, impl.ChooseGeneration(tu, c, req));
+    MMSB_ASSIGN_OR_RETURN(auto gen, impl.ChooseGeneration(tu, c, req));
     generation = gen;
     MMSB_ASSIGN_OR_RETURN(
         cap, impl.Prepare("INSERT OR REPLACE INTO captures(gen, tu, manifest, captured_at_ms, "
@@ -636,10 +638,11 @@ Expected<std::vector<GenerationInfo>> Store::Generations(bool with_changes) {
   impl.ClearCaches();
   std::vector<GenerationInfo> gens;
   {
-    MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT id, opened_at_ms, label, is_explicit, is_open, "
-                                          "compiler, flags_hash FROM generations ORDER BY id"));
+    MMSB_ASSIGN_OR_RETURN(auto q,
+                          impl.Prepare("SELECT id, opened_at_ms, label, is_explicit, is_open, "
+                                       "compiler, flags_hash FROM generations ORDER BY id"));
     while (true) {
-      MMSB_ASSIGN_OR_RETURN(row, q.Step());
+      MMSB_ASSIGN_OR_RETURN(auto row, q.Step());
       if (!row) break;
       GenerationInfo g;
       g.id = q.Int(0);
@@ -659,20 +662,20 @@ Expected<std::vector<GenerationInfo>> Store::Generations(bool with_changes) {
   };
   std::map<std::int64_t, std::vector<Cap>> caps;
   {
-    MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT gen, tu, manifest, flags_hash || compiler "
-                                          "FROM captures ORDER BY gen, tu"));
+    MMSB_ASSIGN_OR_RETURN(auto q, impl.Prepare("SELECT gen, tu, manifest, flags_hash || compiler "
+                                               "FROM captures ORDER BY gen, tu"));
     while (true) {
-      MMSB_ASSIGN_OR_RETURN(row, q.Step());
+      MMSB_ASSIGN_OR_RETURN(auto row, q.Step());
       if (!row) break;
       caps[q.Int(0)].push_back({q.Int(0), q.Int(1), q.Int(2), q.Text(3)});
     }
   }
   std::unordered_map<std::int64_t, int> manifest_funcs;
   {
-    MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT manifest, count(DISTINCT func) FROM entries "
-                                          "GROUP BY manifest"));
+    MMSB_ASSIGN_OR_RETURN(auto q, impl.Prepare("SELECT manifest, count(DISTINCT func) FROM entries "
+                                               "GROUP BY manifest"));
     while (true) {
-      MMSB_ASSIGN_OR_RETURN(row, q.Step());
+      MMSB_ASSIGN_OR_RETURN(auto row, q.Step());
       if (!row) break;
       manifest_funcs[q.Int(0)] = static_cast<int>(q.Int(1));
     }
@@ -695,10 +698,10 @@ Expected<std::vector<GenerationInfo>> Store::Generations(bool with_changes) {
         static const Impl::ManifestMap kEmpty;
         const Impl::ManifestMap* a = &kEmpty;
         if (before != 0) {
-          MMSB_ASSIGN_OR_RETURN(m, impl.LoadManifest(before));
+          MMSB_ASSIGN_OR_RETURN(auto m, impl.LoadManifest(before));
           a = m;
         }
-        MMSB_ASSIGN_OR_RETURN(b, impl.LoadManifest(c.manifest));
+        MMSB_ASSIGN_OR_RETURN(auto b, impl.LoadManifest(c.manifest));
         for (const auto& [key, hash] : *a) {
           auto other = b->find(key);
           if (other == b->end() || other->second != hash) ++changed[key.second];
@@ -733,22 +736,22 @@ Expected<std::int64_t> Store::ResolveGeneration(std::string_view spec) {
       }
       back = std::stoll(s.substr(7));
     }
-    MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT id FROM generations ORDER BY id DESC "
-                                          "LIMIT 1 OFFSET ?1"));
+    MMSB_ASSIGN_OR_RETURN(auto q, impl.Prepare("SELECT id FROM generations ORDER BY id DESC "
+                                               "LIMIT 1 OFFSET ?1"));
     q.Bind(1, back);
-    MMSB_ASSIGN_OR_RETURN(found, q.Step());
+    MMSB_ASSIGN_OR_RETURN(auto found, q.Step());
     if (!found) return NotFound("no generation '" + s + "' in " + path_);
     return q.Int(0);
   }
   if (AllDigits(s)) {
-    MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT id FROM generations WHERE id=?1"));
+    MMSB_ASSIGN_OR_RETURN(auto q, impl.Prepare("SELECT id FROM generations WHERE id=?1"));
     q.Bind(1, std::stoll(s));
-    MMSB_ASSIGN_OR_RETURN(found, q.Step());
+    MMSB_ASSIGN_OR_RETURN(auto found, q.Step());
     if (found) return q.Int(0);
   }
-  MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT id FROM generations WHERE label=?1"));
+  MMSB_ASSIGN_OR_RETURN(auto q, impl.Prepare("SELECT id FROM generations WHERE label=?1"));
   q.Bind(1, s);
-  MMSB_ASSIGN_OR_RETURN(found, q.Step());
+  MMSB_ASSIGN_OR_RETURN(auto found, q.Step());
   if (found) return q.Int(0);
   return NotFound("no generation '" + s + "' in " + path_ + " (see `mmsb ir builds`)");
 }
@@ -792,11 +795,11 @@ Expected<std::vector<FunctionVersion>> Store::Functions(std::int64_t generation,
       "JOIN funcs f ON f.id = e.func JOIN tus t ON t.id = vis.tu "
       "LEFT JOIN files fl ON fl.id = e.file WHERE (?2 < 0 OR e.stage = ?2) "
       "ORDER BY t.source, t.output, f.name, e.stage";
-  MMSB_ASSIGN_OR_RETURN(q, impl.Prepare(q_text));
+  MMSB_ASSIGN_OR_RETURN(auto q, impl.Prepare(q_text));
   q.Bind(1, generation).Bind(2, stage ? static_cast<std::int64_t>(*stage) : std::int64_t{-1});
   std::vector<FunctionVersion> out;
   while (true) {
-    MMSB_ASSIGN_OR_RETURN(row, q.Step());
+    MMSB_ASSIGN_OR_RETURN(auto row, q.Step());
     if (!row) break;
     FunctionVersion v = ReadVersion(q, 0);
     v.captured_in = q.Int(13);
@@ -807,9 +810,9 @@ Expected<std::vector<FunctionVersion>> Store::Functions(std::int64_t generation,
 
 Expected<std::string> Store::Text(const TextHash& hash) {
   Impl& impl = *impl_;
-  MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT raw_size, data FROM blobs WHERE hash=?1"));
+  MMSB_ASSIGN_OR_RETURN(auto q, impl.Prepare("SELECT raw_size, data FROM blobs WHERE hash=?1"));
   q.BindBlob(1, hash.data(), hash.size());
-  MMSB_ASSIGN_OR_RETURN(found, q.Step());
+  MMSB_ASSIGN_OR_RETURN(auto found, q.Step());
   if (!found) return Corruption("IR blob " + HexOf(hash) + " is missing from " + path_);
   return impl.codec().Decompress(q.Blob(1), q.Int(0), hash);
 }
@@ -821,11 +824,11 @@ Expected<std::vector<CaptureVersion>> Store::History(std::int64_t func_id, Stage
       " FROM funcs f JOIN captures c ON c.tu = f.tu JOIN tus t ON t.id = f.tu "
       "LEFT JOIN entries e ON e.manifest = c.manifest AND e.func = f.id AND e.stage = ?2 "
       "LEFT JOIN files fl ON fl.id = e.file WHERE f.id = ?1 ORDER BY c.gen";
-  MMSB_ASSIGN_OR_RETURN(q, impl.Prepare(q_text));
+  MMSB_ASSIGN_OR_RETURN(auto q, impl.Prepare(q_text));
   q.Bind(1, func_id).Bind(2, static_cast<std::int64_t>(stage));
   std::vector<CaptureVersion> out;
   while (true) {
-    MMSB_ASSIGN_OR_RETURN(row, q.Step());
+    MMSB_ASSIGN_OR_RETURN(auto row, q.Step());
     if (!row) break;
     CaptureVersion cv;
     cv.generation = q.Int(0);
@@ -844,10 +847,11 @@ Expected<std::vector<Store::FunctionId>> Store::FindFunctions(std::string_view q
   // Only the best-matching tier is returned (NameMatchRank in mmsb/ir/diff.h).
   std::vector<FunctionId> best;
   int best_rank = 0;
-  MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT f.id, t.source, f.name FROM funcs f JOIN tus t "
-                                        "ON t.id = f.tu ORDER BY t.source, t.output, f.name"));
+  MMSB_ASSIGN_OR_RETURN(auto q,
+                        impl.Prepare("SELECT f.id, t.source, f.name FROM funcs f JOIN tus t "
+                                     "ON t.id = f.tu ORDER BY t.source, t.output, f.name"));
   while (true) {
-    MMSB_ASSIGN_OR_RETURN(row, q.Step());
+    MMSB_ASSIGN_OR_RETURN(auto row, q.Step());
     if (!row) break;
     FunctionId id{q.Int(0), q.Text(1), q.Text(2)};
     const int rank = NameMatchRank(query, id.name);
@@ -868,24 +872,25 @@ Expected<GcResult> Store::Gc(int keep) {
   GcResult result;
   result.bytes_before = SizeBytes();
   Status s = impl.WriteTransaction([&]() -> Status {
-    MMSB_ASSIGN_OR_RETURN(q, impl.Prepare("SELECT id FROM generations ORDER BY id DESC "
-                                          "LIMIT 1 OFFSET ?1"));
+    MMSB_ASSIGN_OR_RETURN(auto q, impl.Prepare("SELECT id FROM generations ORDER BY id DESC "
+                                               "LIMIT 1 OFFSET ?1"));
     q.Bind(1, static_cast<std::int64_t>(keep - 1));
-    MMSB_ASSIGN_OR_RETURN(found, q.Step());
+    MMSB_ASSIGN_OR_RETURN(auto found, q.Step());
     if (!found) return Status::Ok();
     std::int64_t oldest_kept = q.Int(0);
     // The open generation still takes captures of the build that opened it: moving inherited
     // captures into it would make that build's next TU look recaptured and open another
     // generation. Keep the generation before it too, which then takes them over.
-    MMSB_ASSIGN_OR_RETURN(open, impl.Prepare("SELECT max(id) FROM generations WHERE id < ?1 AND "
-                                             "EXISTS (SELECT 1 FROM generations WHERE id = ?1 "
-                                             "AND is_open = 1)"));
+    MMSB_ASSIGN_OR_RETURN(auto open,
+                          impl.Prepare("SELECT max(id) FROM generations WHERE id < ?1 AND "
+                                       "EXISTS (SELECT 1 FROM generations WHERE id = ?1 "
+                                       "AND is_open = 1)"));
     open.Bind(1, oldest_kept);
-    MMSB_ASSIGN_OR_RETURN(open_row, open.Step());
+    MMSB_ASSIGN_OR_RETURN(auto open_row, open.Step());
     if (open_row && !open.IsNull(0)) oldest_kept = open.Int(0);
-    MMSB_ASSIGN_OR_RETURN(n, impl.Prepare("SELECT count(*) FROM generations WHERE id < ?1"));
+    MMSB_ASSIGN_OR_RETURN(auto n, impl.Prepare("SELECT count(*) FROM generations WHERE id < ?1"));
     n.Bind(1, oldest_kept);
-    MMSB_ASSIGN_OR_RETURN(row, n.Step());
+    MMSB_ASSIGN_OR_RETURN(auto row, n.Step());
     (void)row;
     result.generations_removed = static_cast<int>(n.Int(0));
     // The oldest kept generation takes over what it inherits from removed generations.
@@ -895,10 +900,10 @@ Expected<GcResult> Store::Gc(int keep) {
                            "AND tu NOT IN (SELECT tu FROM captures WHERE gen = ?1)"));
     move.Bind(1, oldest_kept);
     MMSB_RETURN_IF_ERROR(move.Run());
-    MMSB_ASSIGN_OR_RETURN(del, impl.Prepare("DELETE FROM captures WHERE gen < ?1"));
+    MMSB_ASSIGN_OR_RETURN(auto del, impl.Prepare("DELETE FROM captures WHERE gen < ?1"));
     del.Bind(1, oldest_kept);
     MMSB_RETURN_IF_ERROR(del.Run());
-    MMSB_ASSIGN_OR_RETURN(delg, impl.Prepare("DELETE FROM generations WHERE id < ?1"));
+    MMSB_ASSIGN_OR_RETURN(auto delg, impl.Prepare("DELETE FROM generations WHERE id < ?1"));
     delg.Bind(1, oldest_kept);
     MMSB_RETURN_IF_ERROR(delg.Run());
     MMSB_RETURN_IF_ERROR(sql::Exec(
@@ -908,8 +913,8 @@ Expected<GcResult> Store::Gc(int keep) {
         "DELETE FROM funcs WHERE id NOT IN (SELECT func FROM entries);"
         "DELETE FROM files WHERE id NOT IN (SELECT file FROM entries WHERE file IS NOT NULL);"
         "DELETE FROM tus WHERE id NOT IN (SELECT tu FROM captures);"));
-    MMSB_ASSIGN_OR_RETURN(blobs, impl.Prepare("DELETE FROM blobs WHERE hash NOT IN "
-                                              "(SELECT text_hash FROM entries)"));
+    MMSB_ASSIGN_OR_RETURN(auto blobs, impl.Prepare("DELETE FROM blobs WHERE hash NOT IN "
+                                                   "(SELECT text_hash FROM entries)"));
     MMSB_RETURN_IF_ERROR(blobs.Run());
     result.blobs_removed = sqlite3_changes64(impl.db());
     return Status::Ok();

@@ -19,7 +19,7 @@ Expected<std::unique_ptr<DeviceBackend>> MakeCudaBackend(const CudaBackendOption
   return cuda::MakeBackend(options);
 #else
   (void)options;
-  return UnsupportedLocation(
+  return Unsupported(
       "libmmsb_kernels was built without CUDA (MMSB_WITH_CUDA=OFF: no working nvcc, or a sanitizer "
       "build)");
 #endif

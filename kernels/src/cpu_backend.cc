@@ -60,19 +60,19 @@ Status CpuBackend::MemoryInfo(std::uint64_t* free_bytes, std::uint64_t* total_by
 Expected<void*> CpuBackend::AllocateKind(std::size_t bytes, Kind kind) {
   if (Tick(/*can_defer=*/false) != Fault::kNone) return injected_;  // allocations fail at once
   if (kind == Kind::kManaged && !options_.managed_memory) {
-    return UnsupportedLocation("the CPU reference backend was configured without managed memory");
+    return Unsupported("the CPU reference backend was configured without managed memory");
   }
   if (kind != Kind::kPinned) {
     const std::uint64_t used = counters_.allocated_bytes + counters_.managed_bytes;
     if (bytes > options_.capacity_bytes || used > options_.capacity_bytes - bytes) {
-      return GpuMemory(
+      return OutOfMemory(
           "out of device memory: " + std::to_string(bytes) + " bytes requested, " +
           std::to_string(options_.capacity_bytes - std::min(used, options_.capacity_bytes)) +
           " free");
     }
   }
   void* p = ::operator new(std::max<std::size_t>(bytes, 1), std::align_val_t{kAlign}, std::nothrow);
-  if (p == nullptr) return GpuMemory("host allocation failed");
+  if (p == nullptr) return OutOfMemory("host allocation failed");
   allocations_[p] = {bytes, kind};
   switch (kind) {
     case Kind::kDevice:
@@ -196,7 +196,7 @@ Status CpuBackend::ApplyBatch(const ApplyBatchView& b) {
     const DenseSegment& d = b.dense[i];
     if (d.target >= b.num_targets || d.size > b.targets[d.target].size ||
         d.first_granule % kTileGranules != 0 ||
-        d.first_granule + (std::uint64_t{d.size} + 63) / 64 > b.num_granules ||
+        d.first_granule + GranuleCount(d.size) > b.num_granules ||
         (i > 0 && d.first_granule < b.dense[i - 1].first_granule)) {
       return InvalidArgument("apply batch: dense segment " + std::to_string(i) +
                              " is out of range");
@@ -252,7 +252,7 @@ Status CpuBackend::CompareMask(const void* a, const void* b, std::size_t bytes,
   MMSB_CPU_OP();
   const auto* x = static_cast<const std::uint8_t*>(a);
   const auto* y = static_cast<const std::uint8_t*>(b);
-  const std::size_t granules = (bytes + 63) / 64;
+  const std::size_t granules = GranuleCount(bytes);
   std::fill(mask64, mask64 + granules, 0);
   for (std::size_t i = 0; i < bytes; ++i) {
     if (x[i] != y[i]) mask64[i / 64] |= std::uint64_t{1} << (i % 64);
@@ -270,7 +270,7 @@ Status CpuBackend::DiffToRuns(const DiffTarget* targets, std::uint32_t num_targe
       return InvalidArgument("diff: target " + std::to_string(t) + " does not start at granule " +
                              std::to_string(granules));
     }
-    granules += (std::uint64_t{targets[t].size} + 63) / 64;
+    granules += GranuleCount(targets[t].size);
   }
   if (granules != num_granules)
     return InvalidArgument("diff: num_granules does not match the targets");

@@ -176,7 +176,7 @@ MMSB_HD std::uint64_t CompareGranule(const std::uint8_t* a, const std::uint8_t* 
 // CompareMask over one buffer of `bytes` bytes: one granule (64 bytes) per thread step.
 MMSB_HD void CompareMaskGranules(const std::uint8_t* a, const std::uint8_t* b, std::uint64_t bytes,
                                  std::uint64_t* mask64, std::uint64_t tid, std::uint64_t nthreads) {
-  const std::uint64_t granules = (bytes + 63) / 64;
+  const std::uint64_t granules = (bytes + kGranuleSize - 1) >> kGranuleShift;
   for (std::uint64_t g = tid; g < granules; g += nthreads) {
     const std::uint64_t off = g * 64;
     const std::uint32_t len = static_cast<std::uint32_t>(bytes - off < 64 ? bytes - off : 64);
@@ -321,7 +321,9 @@ MMSB_HD std::uint32_t DiffTargetOf(const DiffTarget* t, std::uint32_t count, std
   return lo;
 }
 
-MMSB_HD std::uint64_t GranulesOf(std::uint32_t size) { return (std::uint64_t{size} + 63) / 64; }
+MMSB_HD std::uint64_t GranulesOf(std::uint32_t size) {
+  return (std::uint64_t{size} + kGranuleSize - 1) >> kGranuleShift;
+}
 
 // masks[g] = the granule's difference mask; counts[g] = (run starts << 32) | changed bytes.
 // A run starts at byte j when j differs and byte j-1 does not (or j is the page's first byte); the

@@ -24,7 +24,7 @@ nlohmann::json Embedded(const std::string& html) {
 
 TEST(IrReport, FunctionsCarryChangeDiffsTrendsAndPageWriters) {
   TempDir dir;
-  auto store = ir::Store::Open(dir.File("ir.db"), ir::Store::Mode::kReadWrite);
+  auto store = ir::Store::Open(dir.Sub("ir.db"), ir::Store::Mode::kReadWrite);
   ASSERT_TRUE(store.ok());
   auto writer = Fn("Step", "store\nret void");
   writer.page_types = {"Particles"};
@@ -64,7 +64,7 @@ TEST(IrReport, FunctionsCarryChangeDiffsTrendsAndPageWriters) {
 
 TEST(IrReport, UnknownGenerationIsAnError) {
   TempDir dir;
-  auto store = ir::Store::Open(dir.File("ir.db"), ir::Store::Mode::kReadWrite);
+  auto store = ir::Store::Open(dir.Sub("ir.db"), ir::Store::Mode::kReadWrite);
   ASSERT_TRUE(store.ok());
   ASSERT_TRUE((*store)->AddCapture(Tu("/p/a.cc", {Fn("F", "ret void")}), {"1"}).ok());
   auto html = BuildIrReport(**store, 1, 7, {});

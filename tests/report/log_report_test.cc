@@ -13,22 +13,12 @@
 
 #include "fixture_log.h"
 #include "html.h"
+#include "temp_dir.h"
 
 namespace mmsb::report {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "mmsb-report-XXXXXX").string();
-    path_ = mkdtemp(t.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using mmsb::testing::TempDir;
 
 // The JSON the page embeds.
 nlohmann::json Embedded(const std::string& html) {

@@ -47,7 +47,7 @@ Status FromCuda(cudaError_t e, const char* what) {
       std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
   switch (e) {
     case cudaErrorMemoryAllocation:
-      return GpuMemory("out of device memory: " + m);
+      return OutOfMemory("out of device memory: " + m);
     case cudaErrorNoDevice:
     case cudaErrorInsufficientDriver:
     case cudaErrorInvalidDevice:
@@ -57,13 +57,13 @@ Status FromCuda(cudaError_t e, const char* what) {
     case cudaErrorCallRequiresNewerDriver:
     case cudaErrorSystemDriverMismatch:
     case cudaErrorNotSupported:
-      return UnsupportedLocation("no usable CUDA device: " + m);
+      return Unsupported("no usable CUDA device: " + m);
     case cudaErrorInvalidValue:
     case cudaErrorInvalidDevicePointer:
     case cudaErrorInvalidConfiguration:
       return InvalidArgument(m);
     default:
-      return GpuMemory("device failure: " + m);
+      return OutOfMemory("device failure: " + m);
   }
 }
 
@@ -239,10 +239,10 @@ Expected<std::unique_ptr<DeviceBackend>> CudaBackend::Create(const CudaBackendOp
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess) return FromCuda(e, "cudaGetDeviceCount");
-  if (count == 0) return UnsupportedLocation("no CUDA device");
+  if (count == 0) return Unsupported("no CUDA device");
   if (options.device < 0 || options.device >= count) {
-    return UnsupportedLocation("CUDA device " + std::to_string(options.device) +
-                               " does not exist (" + std::to_string(count) + " present)");
+    return Unsupported("CUDA device " + std::to_string(options.device) + " does not exist (" +
+                       std::to_string(count) + " present)");
   }
   std::unique_ptr<CudaBackend> b(new CudaBackend());
   b->info_.ordinal = options.device;
@@ -313,7 +313,7 @@ Expected<void*> CudaBackend::AllocatePinned(std::size_t bytes) {
   cudaError_t e = cudaMallocHost(&p, std::max<std::size_t>(bytes, 1));
   if (e == cudaErrorMemoryAllocation) {
     (void)cudaGetLastError();
-    return GpuMemory("cannot pin " + std::to_string(bytes) + " bytes of host memory");
+    return OutOfMemory("cannot pin " + std::to_string(bytes) + " bytes of host memory");
   }
   MMSB_RETURN_IF_ERROR(FromCuda(e, "cudaMallocHost"));
   return p;
@@ -326,7 +326,7 @@ void CudaBackend::FreePinned(void* p) {
 }
 
 Expected<void*> CudaBackend::AllocateManaged(std::size_t bytes) {
-  if (!info_.managed_memory) return UnsupportedLocation(info_.name + " has no managed memory");
+  if (!info_.managed_memory) return Unsupported(info_.name + " has no managed memory");
   MMSB_RETURN_IF_ERROR(Enter());
   void* p = nullptr;
   MMSB_RETURN_IF_ERROR(
@@ -475,7 +475,7 @@ Status CudaBackend::CompareMask(const void* a, const void* b, std::size_t bytes,
                                 std::uint64_t* mask64) {
   if (bytes == 0) return Status::Ok();
   MMSB_RETURN_IF_ERROR(Enter());
-  CompareMaskKernel<<<Grid((bytes + 63) / 64), kBlock, 0, stream_>>>(
+  CompareMaskKernel<<<Grid(GranuleCount(bytes)), kBlock, 0, stream_>>>(
       static_cast<const std::uint8_t*>(a), static_cast<const std::uint8_t*>(b), bytes, mask64);
   return Launched("compare");
 }

@@ -15,22 +15,28 @@
 
 namespace mmsb {
 
+// One code per kind of failure a caller can act on differently. Codes that used to overlap were
+// merged: a missing page is kNotFound, GPU memory exhaustion is kOutOfMemory, undecodable bytes are
+// kCorruption, and a location or format this build cannot handle is kUnsupported. The old names
+// stay as deprecated aliases so existing callers compile; the numeric values are not serialised.
 enum class StatusCode : std::uint8_t {
   kOk = 0,
-  kPageNotFound,
+  kNotFound,
   kInvalidDelta,
   kInvalidArgument,
-  kSerialization,
   kCorruption,
   kIO,
-  kUnsupportedLocation,
-  kGpuMemory,
+  kUnsupported,
   kGraphCycle,
   kOutOfMemory,
   kFailedPrecondition,
   kAlreadyExists,
-  kNotFound,
   kInternal,
+
+  kPageNotFound [[deprecated("use kNotFound")]] = kNotFound,
+  kGpuMemory [[deprecated("use kOutOfMemory")]] = kOutOfMemory,
+  kSerialization [[deprecated("use kCorruption")]] = kCorruption,
+  kUnsupportedLocation [[deprecated("use kUnsupported")]] = kUnsupported,
 };
 
 // Stable lower-case name of a code, e.g. "corruption". Never null.
@@ -45,6 +51,18 @@ class [[nodiscard]] Status {
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
+
+  bool IsNotFound() const { return code_ == StatusCode::kNotFound; }
+  bool IsInvalidDelta() const { return code_ == StatusCode::kInvalidDelta; }
+  bool IsInvalidArgument() const { return code_ == StatusCode::kInvalidArgument; }
+  bool IsCorruption() const { return code_ == StatusCode::kCorruption; }
+  bool IsIOError() const { return code_ == StatusCode::kIO; }
+  bool IsUnsupported() const { return code_ == StatusCode::kUnsupported; }
+  bool IsGraphCycle() const { return code_ == StatusCode::kGraphCycle; }
+  bool IsOutOfMemory() const { return code_ == StatusCode::kOutOfMemory; }
+  bool IsFailedPrecondition() const { return code_ == StatusCode::kFailedPrecondition; }
+  bool IsAlreadyExists() const { return code_ == StatusCode::kAlreadyExists; }
+  bool IsInternal() const { return code_ == StatusCode::kInternal; }
   const std::string& message() const { return message_; }
 
   // "corruption: record checksum mismatch at run.tlog:4096" or "ok".
@@ -61,28 +79,35 @@ class [[nodiscard]] Status {
 };
 
 // Convenience constructors, one per code.
-inline Status PageNotFound(std::string m) { return {StatusCode::kPageNotFound, std::move(m)}; }
+inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status InvalidDelta(std::string m) { return {StatusCode::kInvalidDelta, std::move(m)}; }
 inline Status InvalidArgument(std::string m) {
   return {StatusCode::kInvalidArgument, std::move(m)};
 }
-inline Status SerializationError(std::string m) {
-  return {StatusCode::kSerialization, std::move(m)};
-}
 inline Status Corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
 inline Status IOError(std::string m) { return {StatusCode::kIO, std::move(m)}; }
-inline Status UnsupportedLocation(std::string m) {
-  return {StatusCode::kUnsupportedLocation, std::move(m)};
-}
-inline Status GpuMemory(std::string m) { return {StatusCode::kGpuMemory, std::move(m)}; }
+inline Status Unsupported(std::string m) { return {StatusCode::kUnsupported, std::move(m)}; }
 inline Status GraphCycle(std::string m) { return {StatusCode::kGraphCycle, std::move(m)}; }
 inline Status OutOfMemory(std::string m) { return {StatusCode::kOutOfMemory, std::move(m)}; }
 inline Status FailedPrecondition(std::string m) {
   return {StatusCode::kFailedPrecondition, std::move(m)};
 }
 inline Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
-inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+
+// The constructors of the merged codes, kept for existing callers.
+[[deprecated("use NotFound")]] inline Status PageNotFound(std::string m) {
+  return NotFound(std::move(m));
+}
+[[deprecated("use OutOfMemory")]] inline Status GpuMemory(std::string m) {
+  return OutOfMemory(std::move(m));
+}
+[[deprecated("use Corruption")]] inline Status SerializationError(std::string m) {
+  return Corruption(std::move(m));
+}
+[[deprecated("use Unsupported")]] inline Status UnsupportedLocation(std::string m) {
+  return Unsupported(std::move(m));
+}
 
 // Either a value or an error. Accessing value() of an error aborts with the error's message
 // (a broken invariant in the caller, not a recoverable condition).
@@ -143,6 +168,17 @@ void Expected<T>::CheckOk() const {
     ::mmsb::Status _mmsb_s = (expr);   \
     if (!_mmsb_s.ok()) return _mmsb_s; \
   } while (0)
+
+// `MMSB_ASSIGN_OR_RETURN(auto x, ReturnsExpected());` declares (or assigns) `x` from the value, or
+// returns the error from the enclosing function (which returns Status or Expected<U>).
+#define MMSB_ASSIGN_OR_RETURN(lhs, expr) \
+  MMSB_ASSIGN_OR_RETURN_IMPL_(MMSB_STATUS_CONCAT_(_mmsb_expected_, __LINE__), lhs, expr)
+#define MMSB_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
+  auto tmp = (expr);                                \
+  if (!tmp.ok()) return tmp.status();               \
+  lhs = std::move(tmp).value()
+#define MMSB_STATUS_CONCAT_(a, b) MMSB_STATUS_CONCAT_INNER_(a, b)
+#define MMSB_STATUS_CONCAT_INNER_(a, b) a##b
 
 namespace mmsb::detail {
 [[noreturn]] void CheckFailed(const char* file, int line, const char* cond);

@@ -22,4 +22,10 @@ const char* LocationName(Location loc);
 inline constexpr unsigned kGranuleShift = 6;
 inline constexpr std::uint64_t kGranuleSize = std::uint64_t{1} << kGranuleShift;
 
+// The number of granules that cover `bytes` bytes (the last one may be partial): the length of a
+// page's shadow, of a dense delta's mask, of a device diff's granule range.
+constexpr std::uint64_t GranuleCount(std::uint64_t bytes) {
+  return (bytes + kGranuleSize - 1) >> kGranuleShift;
+}
+
 }  // namespace mmsb

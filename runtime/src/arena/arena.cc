@@ -8,6 +8,8 @@
 #include <cstring>
 #include <string>
 
+#include "mmsb/types.h"
+
 namespace mmsb {
 namespace {
 
@@ -183,7 +185,7 @@ Expected<Arena::Block> Arena::Allocate(std::size_t size, bool zeroed) {
 
 void Arena::Free(const Block& block, bool may_be_nonzero) {
   // Shadow marks of the block are cleared so a future page starts with no stale touches.
-  std::memset(ShadowOf(block.data), 0, (block.capacity + 63) >> 6);
+  std::memset(ShadowOf(block.data), 0, GranuleCount(block.capacity));
   if (block.size_class == kLargeClass) {
     madvise(block.data, block.capacity, MADV_DONTNEED);
     madvise(TwinOf(block.data), block.capacity, MADV_DONTNEED);

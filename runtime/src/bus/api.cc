@@ -112,7 +112,7 @@ Page* FindPage(PageId id) {
 
 Expected<Page*> GetPage(PageId id) {
   Page* p = FindPage(id);
-  if (p == nullptr) return PageNotFound("no live page with id " + std::to_string(id));
+  if (p == nullptr) return NotFound("no live page with id " + std::to_string(id));
   return p;
 }
 

@@ -13,23 +13,12 @@
 
 #include "bus/shadow_scan.h"
 #include "bus/tx_gate.h"
+#include "core/clock.h"
 #include "delta/delta_internal.h"
 #include "device/device_hub.h"
 
 namespace mmsb {
 namespace {
-
-std::uint64_t NowNanos() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
-}
-
-std::uint64_t UnixNanos() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-}
 
 // The bus whose Commit() runs on this thread, if any.
 thread_local const Bus* t_committing = nullptr;
@@ -182,7 +171,7 @@ Expected<Epoch> Bus::Commit() {
 
 Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& notify,
                                   Epoch* committed, std::uint64_t* seq) {
-  const std::uint64_t t0 = NowNanos();
+  const std::uint64_t t0 = MonotonicNanos();
   // The cut waits for the transactions running now, before the bus lock: they may create or free
   // pages, which takes that lock.
   const std::uint64_t watchdog_reports = TxGate::Close(seq);
@@ -218,7 +207,7 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   // Propagation appends its deltas after the collected ones.
   const std::size_t derived_begin = out_.size();
   if (!graph_.empty()) {
-    DependencyGraph::Host host;
+    DependencyGraph::CommitServices host;
     host.diff_now = [this](Page* p, bool full, UndoLog* undo) { return DiffNow(p, full, undo); };
     host.undo = track_undo_ ? &undo_ : nullptr;
     // A derived page's recompute failed: its bytes are the runtime's own writes, put back.
@@ -291,7 +280,7 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   stats_.deltas += out_.size();
   stats_.delta_bytes += out_bytes_;
   if (verify_) ++stats_.verify_commits;
-  stats_.commit_latency.Record(NowNanos() - t0);
+  stats_.commit_latency.Record(MonotonicNanos() - t0);
   if (want_events) events_.Enqueue(std::move(batch_events_));
   batch_events_.clear();
   if (!sink_failure.ok()) return sink_failure;
@@ -323,10 +312,9 @@ Status Bus::AddEdge(PageId parent, PageId child, EdgeKind kind, Projection proj,
                     EdgeOptions options) {
   MutexLock lock(&mu_);
   Page** p = by_id_.Find(parent);
-  if (p == nullptr)
-    return PageNotFound(fmt::format("edge parent: no live page with id {}", parent));
+  if (p == nullptr) return NotFound(fmt::format("edge parent: no live page with id {}", parent));
   Page** c = by_id_.Find(child);
-  if (c == nullptr) return PageNotFound(fmt::format("edge child: no live page with id {}", child));
+  if (c == nullptr) return NotFound(fmt::format("edge child: no live page with id {}", child));
   ++graph_version_;
   return graph_.AddEdge(*p, *c, kind, proj, options);
 }
@@ -335,11 +323,11 @@ Status Bus::AddUserEdges(std::span<const PageId> parents, PageId child, Recomput
                          EdgeOptions options) {
   MutexLock lock(&mu_);
   Page** c = by_id_.Find(child);
-  if (c == nullptr) return PageNotFound(fmt::format("edge child: no live page with id {}", child));
+  if (c == nullptr) return NotFound(fmt::format("edge child: no live page with id {}", child));
   std::vector<Page*> ps;
   for (PageId id : parents) {
     Page** p = by_id_.Find(id);
-    if (p == nullptr) return PageNotFound(fmt::format("edge parent: no live page with id {}", id));
+    if (p == nullptr) return NotFound(fmt::format("edge parent: no live page with id {}", id));
     ps.push_back(*p);
   }
   ++graph_version_;

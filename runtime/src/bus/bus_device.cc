@@ -46,7 +46,7 @@ Status Bus::CheckDevicePage(const Page* page) {
   if (device_ == nullptr)
     return FailedPrecondition("no device is attached (call mmsb::AttachDevice first)");
   if (page == nullptr) return InvalidArgument("null page");
-  if (!page->live_) return PageNotFound("the page is not live");
+  if (!page->live_) return NotFound("the page is not live");
   return Status::Ok();
 }
 
@@ -57,7 +57,7 @@ std::span<const std::uint8_t> Bus::CommittedImage(const Page* p) const {
 
 Status Bus::AttachDeviceCopy(Page* p) {
   if (device_ == nullptr) {
-    return UnsupportedLocation("page location 'gpu' needs a device backend, and none is attached");
+    return Unsupported("page location 'gpu' needs a device backend, and none is attached");
   }
   return device_->OnCreateGpuPage(p);
 }
@@ -65,8 +65,7 @@ Status Bus::AttachDeviceCopy(Page* p) {
 Expected<Page*> Bus::CreateUnifiedPage(std::size_t size, const PageOptions& options) {
   MutexLock lock(&mu_);
   if (device_ == nullptr) {
-    return UnsupportedLocation(
-        "page location 'unified' needs a device backend, and none is attached");
+    return Unsupported("page location 'unified' needs a device backend, and none is attached");
   }
   auto storage = device_->AllocateUnified(size, options.zeroed);
   if (!storage.ok()) return storage.status();

@@ -185,7 +185,7 @@ void Bus::ReleaseSmallBlock(const Arena::Block& block, bool may_be_nonzero, bool
     return;
   }
   // As Arena::Free does: the next page on this slot starts with no stale touches.
-  if (!shadow_clear) std::memset(arena_->ShadowOf(block.data), 0, (block.capacity + 63) >> 6);
+  if (!shadow_clear) std::memset(arena_->ShadowOf(block.data), 0, GranuleCount(block.capacity));
   // Field by field: a braced temporary here costs a store-forwarding stall on every free.
   Arena::Block& slot = cache.emplace_back();
   slot.data = block.data;
@@ -248,7 +248,7 @@ Status Bus::FreeLocked(Page* p) {
   } else if (p->size_class_ != kExternalStorage) {
     Arena::Block b{p->data_, p->capacity_, p->size_class_, false};
     // A page that never held a non-zero byte leaves a clean slot: no zeroing on reuse.
-    const bool touched = AnyTouched(ShadowFor(p), (p->capacity_ + 63) >> 6);
+    const bool touched = AnyTouched(ShadowFor(p), GranuleCount(p->capacity_));
     const bool dirty = p->maybe_nonzero_ || p->escaped_ || touched;
     arena_->ClearOwner(b);
     if (b.size_class == Arena::kLargeClass) {
@@ -272,7 +272,7 @@ Status Bus::FreePage(Page* page) {
 Status Bus::FreePage(PageId id) {
   MutexLock lock(&mu_);
   Page** it = by_id_.Find(id);
-  if (it == nullptr) return PageNotFound(fmt::format("no live page with id {}", id));
+  if (it == nullptr) return NotFound(fmt::format("no live page with id {}", id));
   return FreeLocked(*it);
 }
 

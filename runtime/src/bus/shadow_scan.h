@@ -9,11 +9,6 @@
 
 namespace mmsb {
 
-// Shadow bytes (granules) covering `bytes` bytes of page storage.
-constexpr std::size_t GranuleCount(std::size_t bytes) {
-  return (bytes + kGranuleSize - 1) >> kGranuleShift;
-}
-
 // True when any byte of shadow[0, n) is set. Shadow spans of pooled pages are 8-byte aligned.
 inline bool AnyTouched(const std::uint8_t* shadow, std::size_t n) {
   std::size_t i = 0;

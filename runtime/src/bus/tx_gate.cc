@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "core/clock.h"
+
 namespace mmsb {
 namespace {
 
@@ -29,12 +31,6 @@ std::atomic<std::uint64_t> g_finished{0};
 std::uint64_t g_next_seq = 0;  // the committing thread's, under the bus's commit lock
 std::atomic<std::uint64_t> g_watchdog_ns{TxGate::kWatchdogNanos};
 std::atomic<std::uint64_t> g_watchdog_reports{0};
-
-std::uint64_t NowNanos() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
-}
 
 TxSlot* ClaimSlot() {
   for (TxSlot* s = g_slots.load(std::memory_order_acquire); s != nullptr; s = s->next) {
@@ -179,13 +175,13 @@ std::uint64_t TxGate::Close(std::uint64_t* seq) noexcept {
   std::uint64_t reports = 0;
   for (TxSlot* s = g_slots.load(std::memory_order_acquire); s != nullptr; s = s->next) {
     if (s->active.load(std::memory_order_acquire) == 0) continue;
-    const std::uint64_t t0 = NowNanos();
+    const std::uint64_t t0 = MonotonicNanos();
     bool reported = false;
     unsigned spins = 0;
     while (s->active.load(std::memory_order_acquire) != 0) {
       Pause(spins);
       if (!reported && (spins & 255) == 0) {
-        const std::uint64_t waited = NowNanos() - t0;
+        const std::uint64_t waited = MonotonicNanos() - t0;
         if (waited >= g_watchdog_ns.load(std::memory_order_relaxed)) {
           ReportBlocker(*s, waited);
           reported = true;

@@ -55,20 +55,20 @@ Expected<OpenedRecord> OpenRecord(std::span<const std::uint8_t> in, std::uint8_t
                                   const char* what, std::uint8_t known_flags) {
   constexpr std::size_t kMin = kHeaderBytes + kChecksumBytes;
   if (in.size() < kMin) {
-    return SerializationError(
+    return Corruption(
         fmt::format("{}: truncated: {} byte(s), the header alone needs {}", what, in.size(), kMin));
   }
   if (in[0] != magic)
     return Corruption(fmt::format("{}: bad magic 0x{:02x} (want 0x{:02x})", what, in[0], magic));
   if (in[1] != kVersion) {
-    return SerializationError(
+    return Unsupported(
         fmt::format("{}: unsupported version {} (this reader knows {})", what, in[1], kVersion));
   }
   const std::uint64_t len = GetU64(in.data() + 4);
   if (len < kMin)
     return Corruption(fmt::format("{}: declared length {} is shorter than the header", what, len));
   if (len > in.size()) {
-    return SerializationError(
+    return Corruption(
         fmt::format("{}: truncated: declares {} bytes, {} available", what, len, in.size()));
   }
   const std::uint64_t want = GetU64(in.data() + len - 8);
@@ -78,7 +78,7 @@ Expected<OpenedRecord> OpenRecord(std::span<const std::uint8_t> in, std::uint8_t
         fmt::format("{}: checksum mismatch (stored {:016x}, computed {:016x})", what, want, got));
   }
   if ((in[3] & ~known_flags) != 0)
-    return SerializationError(fmt::format("{}: unknown flags 0x{:02x}", what, in[3]));
+    return Corruption(fmt::format("{}: unknown flags 0x{:02x}", what, in[3]));
   OpenedRecord r;
   r.kind = in[2];
   r.body = in.subspan(kHeaderBytes, len - kMin);

@@ -11,22 +11,18 @@ const char* StatusCodeName(StatusCode code) {
   switch (code) {
     case StatusCode::kOk:
       return "ok";
-    case StatusCode::kPageNotFound:
-      return "page_not_found";
+    case StatusCode::kNotFound:
+      return "not_found";
     case StatusCode::kInvalidDelta:
       return "invalid_delta";
     case StatusCode::kInvalidArgument:
       return "invalid_argument";
-    case StatusCode::kSerialization:
-      return "serialization";
     case StatusCode::kCorruption:
       return "corruption";
     case StatusCode::kIO:
       return "io";
-    case StatusCode::kUnsupportedLocation:
-      return "unsupported_location";
-    case StatusCode::kGpuMemory:
-      return "gpu_memory";
+    case StatusCode::kUnsupported:
+      return "unsupported";
     case StatusCode::kGraphCycle:
       return "graph_cycle";
     case StatusCode::kOutOfMemory:
@@ -35,8 +31,6 @@ const char* StatusCodeName(StatusCode code) {
       return "failed_precondition";
     case StatusCode::kAlreadyExists:
       return "already_exists";
-    case StatusCode::kNotFound:
-      return "not_found";
     case StatusCode::kInternal:
       return "internal";
   }

@@ -125,20 +125,20 @@ Expected<PageImage> DecodePageImage(std::span<const std::uint8_t> in, std::size_
   const std::uint8_t loc = rec->kind;
   const std::size_t total = rec->total;
   if (loc > static_cast<std::uint8_t>(Location::kUnified)) {
-    return SerializationError(fmt::format("page image: unknown location {}", loc));
+    return Corruption(fmt::format("page image: unknown location {}", loc));
   }
   Reader r(rec->body);
   std::uint64_t id, epoch, size;
   if (!r.Varint(&id) || !r.Varint(&epoch) || !r.Varint(&size)) {
-    return SerializationError("page image: header fields run past the record");
+    return Corruption("page image: header fields run past the record");
   }
-  if (id == kInvalidPageId) return SerializationError("page image: page id 0 is invalid");
+  if (id == kInvalidPageId) return Corruption("page image: page id 0 is invalid");
   if (size == 0 || size > max_page_size) {
-    return SerializationError(
+    return Corruption(
         fmt::format("page image: size {} is out of range [1, {}]", size, max_page_size));
   }
   if (r.remaining() != size) {
-    return SerializationError(
+    return Corruption(
         fmt::format("page image: declares {} bytes, record holds {}", size, r.remaining()));
   }
   const std::uint8_t* bytes;

@@ -67,40 +67,37 @@ class FastReader {
 Status ParseDeltaView(std::span<const std::uint8_t> in, std::uint32_t max_page_size,
                       bool verify_checksum, DeltaView* out) {
   constexpr std::size_t kMin = envelope::kHeaderBytes + envelope::kChecksumBytes;
-  if (in.size() < kMin)
-    return SerializationError(fmt::format("delta: truncated: {} byte(s)", in.size()));
+  if (in.size() < kMin) return Corruption(fmt::format("delta: truncated: {} byte(s)", in.size()));
   if (in[0] != format::kDeltaMagic)
     return Corruption(fmt::format("delta: bad magic 0x{:02x}", in[0]));
   if (in[1] != envelope::kVersion)
-    return SerializationError(fmt::format("delta: unsupported version {}", in[1]));
+    return Unsupported(fmt::format("delta: unsupported version {}", in[1]));
   const std::uint64_t len = envelope::GetU64(in.data() + 4);
   if (len < kMin)
     return Corruption(fmt::format("delta: declared length {} is shorter than the header", len));
   if (len != in.size()) {
-    return SerializationError(
-        fmt::format("delta: declares {} bytes, the record has {}", len, in.size()));
+    return Corruption(fmt::format("delta: declares {} bytes, the record has {}", len, in.size()));
   }
   if (verify_checksum && XXH3_64bits(in.data(), len - 8) != envelope::GetU64(in.data() + len - 8)) {
     return Corruption("delta: checksum mismatch");
   }
-  if (in[3] != 0) return SerializationError(fmt::format("delta: unknown flags 0x{:02x}", in[3]));
+  if (in[3] != 0) return Corruption(fmt::format("delta: unknown flags 0x{:02x}", in[3]));
   const std::uint8_t form = in[2];
   if (form != format::kFormSparse && form != format::kFormDense) {
-    return SerializationError(fmt::format("delta: unknown form {}", form));
+    return Corruption(fmt::format("delta: unknown form {}", form));
   }
   FastReader r(in.data() + envelope::kHeaderBytes, in.data() + len - envelope::kChecksumBytes);
   std::uint64_t page, base_epoch, page_size, changed;
   if (!r.Varint(&page) || !r.Varint(&base_epoch) || !r.Varint(&page_size) || !r.Varint(&changed)) {
-    return SerializationError("delta: header fields run past the record");
+    return Corruption("delta: header fields run past the record");
   }
-  if (page == kInvalidPageId) return SerializationError("delta: page id 0 is invalid");
+  if (page == kInvalidPageId) return Corruption("delta: page id 0 is invalid");
   if (page_size == 0 || page_size > max_page_size) {
-    return SerializationError(
+    return Corruption(
         fmt::format("delta: page size {} is out of range [1, {}]", page_size, max_page_size));
   }
   if (changed > page_size)
-    return SerializationError(
-        fmt::format("delta: {} changed bytes in a {}-byte page", changed, page_size));
+    return Corruption(fmt::format("delta: {} changed bytes in a {}-byte page", changed, page_size));
   DeltaView v;
   v.page = page;
   v.base_epoch = base_epoch;
@@ -110,38 +107,35 @@ Status ParseDeltaView(std::span<const std::uint8_t> in, std::uint32_t max_page_s
   v.total = len;
   if (!v.dense) {
     std::uint64_t nruns;
-    if (!r.Varint(&nruns)) return SerializationError("delta: run count runs past the record");
+    if (!r.Varint(&nruns)) return Corruption("delta: run count runs past the record");
     if (nruns > changed || nruns * 2 > r.remaining()) {
-      return SerializationError(fmt::format("delta: {} runs cannot fit in the record", nruns));
+      return Corruption(fmt::format("delta: {} runs cannot fit in the record", nruns));
     }
     const std::uint8_t* table_start = r.position();
     std::uint64_t pos = 0, sum = 0;
     for (std::uint64_t i = 0; i < nruns; ++i) {
       std::uint64_t gap, run;
       if (!r.Varint(&gap) || !r.Varint(&run))
-        return SerializationError(fmt::format("delta: run {} runs past the record", i));
-      if (run == 0) return SerializationError(fmt::format("delta: run {} has length 0", i));
+        return Corruption(fmt::format("delta: run {} runs past the record", i));
+      if (run == 0) return Corruption(fmt::format("delta: run {} has length 0", i));
       if (i > 0 && gap == 0)
-        return SerializationError(fmt::format("delta: run {} is adjacent to the previous one", i));
+        return Corruption(fmt::format("delta: run {} is adjacent to the previous one", i));
       if (gap > page_size || run > page_size || pos + gap + run > page_size) {
-        return SerializationError(
-            fmt::format("delta: run {} ends past the {}-byte page", i, page_size));
+        return Corruption(fmt::format("delta: run {} ends past the {}-byte page", i, page_size));
       }
       pos += gap + run;
       sum += run;
     }
     if (sum != changed)
-      return SerializationError(
-          fmt::format("delta: runs cover {} bytes, header says {}", sum, changed));
+      return Corruption(fmt::format("delta: runs cover {} bytes, header says {}", sum, changed));
     v.run_count = nruns;
     v.table = table_start;
   } else {
     const std::size_t mask_len = (page_size + 7) / 8;
     const std::uint8_t* mask;
-    if (!r.Bytes(mask_len, &mask))
-      return SerializationError("delta: dense mask runs past the record");
+    if (!r.Bytes(mask_len, &mask)) return Corruption("delta: dense mask runs past the record");
     if ((page_size % 8) != 0 && (mask[mask_len - 1] >> (page_size % 8)) != 0) {
-      return SerializationError("delta: dense mask has bits past the end of the page");
+      return Corruption("delta: dense mask has bits past the end of the page");
     }
     std::uint64_t bits = 0;
     std::size_t i = 0;
@@ -152,15 +146,12 @@ Status ParseDeltaView(std::span<const std::uint8_t> in, std::uint32_t max_page_s
     }
     for (; i < mask_len; ++i) bits += static_cast<std::uint64_t>(__builtin_popcount(mask[i]));
     if (bits != changed)
-      return SerializationError(
-          fmt::format("delta: mask has {} bits, header says {}", bits, changed));
+      return Corruption(fmt::format("delta: mask has {} bits, header says {}", bits, changed));
     v.table = mask;
   }
-  if (!r.Bytes(changed, &v.bytes))
-    return SerializationError("delta: new bytes run past the record");
+  if (!r.Bytes(changed, &v.bytes)) return Corruption("delta: new bytes run past the record");
   if (r.remaining() != 0)
-    return SerializationError(
-        fmt::format("delta: {} trailing byte(s) in the record", r.remaining()));
+    return Corruption(fmt::format("delta: {} trailing byte(s) in the record", r.remaining()));
   *out = v;
   return Status::Ok();
 }

@@ -225,7 +225,7 @@ Delta DiffScalar(PageId page, Epoch base_epoch, std::span<const std::uint8_t> be
 Delta DiffGranules(PageId page, Epoch base_epoch, std::span<const std::uint8_t> before,
                    std::span<const std::uint8_t> now, std::span<const std::uint8_t> touched) {
   CheckSameSize(before, now);
-  MMSB_CHECK(touched.size() >= (now.size() + 63) / 64);
+  MMSB_CHECK(touched.size() >= GranuleCount(now.size()));
   return delta_internal::DiffPage(page, base_epoch, before.data(), now.data(),
                                   static_cast<std::uint32_t>(now.size()), touched.data());
 }

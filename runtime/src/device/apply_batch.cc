@@ -30,8 +30,7 @@ std::uint32_t ApplyBatchBuilder::AddTarget(std::uint8_t* primary, std::uint8_t* 
 }
 
 std::uint64_t ApplyBatchBuilder::DenseGranules(const Delta& d) {
-  return d.form() == Delta::Form::kDense ? RoundToTile((std::uint64_t{d.page_size()} + 63) / 64)
-                                         : 0;
+  return d.form() == Delta::Form::kDense ? RoundToTile(GranuleCount(d.page_size())) : 0;
 }
 
 bool ApplyBatchBuilder::Fits(std::uint64_t bytes, std::uint64_t granules) const {
@@ -131,7 +130,7 @@ ApplyBatchView ApplyBatchBuilder::Pack(std::uint8_t* staging, std::uint8_t* devi
     }
     // Dense: masks as little-endian words (bit j of word g = page byte g*64 + j), then one prefix
     // per tile of 32 granules.
-    const std::uint64_t words = (std::uint64_t{d.page_size()} + 63) / 64;
+    const std::uint64_t words = GranuleCount(d.page_size());
     const std::uint64_t padded = DenseGranules(d);
     const std::vector<std::uint8_t> mask = d.Mask();
     std::memset(masks + granule, 0, padded * sizeof(std::uint64_t));

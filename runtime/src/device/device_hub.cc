@@ -19,8 +19,6 @@ constexpr std::uint64_t kMaxDiffGranules = (std::uint64_t{1} << 26) - 1;
 constexpr std::uint64_t kInitialPullRuns = 1024;
 constexpr std::uint64_t kInitialPullBytes = 64 * 1024;
 
-std::uint64_t Granules(std::size_t size) { return (std::uint64_t{size} + 63) / 64; }
-
 std::size_t Align16(std::size_t n) { return (n + 15) & ~std::size_t{15}; }
 
 // Appends [offset, offset+length) to runs, merging with the last run when adjacent.
@@ -65,7 +63,7 @@ bool DeviceHub::HasDevicePages() const {
                      [](const auto& kv) { return kv.second.gpu_page; });
 }
 
-DeviceHub::Copy* DeviceHub::FindCopy(const Page* p) {
+DeviceHub::MirrorState* DeviceHub::FindCopy(const Page* p) {
   auto it = copies_.find(p);
   return it == copies_.end() ? nullptr : &it->second;
 }
@@ -124,8 +122,8 @@ Status DeviceHub::UploadCommitted(const Page* p, std::uint8_t* dst) {
   return Status::Ok();
 }
 
-Status DeviceHub::DeviceError(Status s, const std::vector<Copy*>& copies) {
-  for (Copy* c : copies) c->stale = true;
+Status DeviceHub::DeviceError(Status s, const std::vector<MirrorState*>& copies) {
+  for (MirrorState* c : copies) c->stale = true;
   ++stats_.device_errors;
   stats_.last_error = s.ToString();
   return s;
@@ -154,7 +152,7 @@ Status DeviceHub::OnCreateGpuPage(Page* p) {
     stats_.last_error = s.ToString();
     return s;
   }
-  Copy& c = copies_[p];
+  MirrorState& c = copies_[p];
   c.page = p;
   c.data = *data;
   c.base = *base;
@@ -165,11 +163,11 @@ Status DeviceHub::OnCreateGpuPage(Page* p) {
 
 Expected<DeviceHub::UnifiedStorage> DeviceHub::AllocateUnified(std::size_t size, bool zeroed) {
   if (!backend_->info().managed_memory) {
-    return UnsupportedLocation(
+    return Unsupported(
         fmt::format("device '{}' has no managed memory for unified pages", backend_->info().name));
   }
   if (managed_bytes_ + size > managed_limit_) {
-    return GpuMemory(
+    return OutOfMemory(
         fmt::format("a unified page of {} bytes would take managed memory past its limit ({} of {} "
                     "bytes in use); "
                     "the limit keeps managed memory from oversubscribing the device "
@@ -178,7 +176,7 @@ Expected<DeviceHub::UnifiedStorage> DeviceHub::AllocateUnified(std::size_t size,
   }
   std::uint64_t free_bytes = 0;
   if (backend_->MemoryInfo(&free_bytes, nullptr).ok() && size > free_bytes) {
-    return GpuMemory(fmt::format(
+    return OutOfMemory(fmt::format(
         "a unified page of {} bytes does not fit the device's {} free bytes", size, free_bytes));
   }
   std::unique_ptr<std::uint8_t[]> twin(new (std::nothrow) std::uint8_t[size]);
@@ -231,7 +229,7 @@ Status DeviceHub::BeforeCommit() {
     if (Status sync = backend_->Synchronize(); s.ok()) s = sync;
     if (!s.ok() && pending_error_.ok()) pending_error_ = DeviceError(s, {});
   }
-  std::vector<Copy*> gpu;
+  std::vector<MirrorState*> gpu;
   for (auto& [page, c] : copies_) {
     if (c.gpu_page && !c.stale) gpu.push_back(&c);
   }
@@ -248,7 +246,7 @@ Status DeviceHub::SyncCommit(const CommitBatch& batch) {
   Status result = std::exchange(pending_error_, Status::Ok());
   if (!copies_.empty()) {
     RebuildIndex();
-    std::vector<Copy*> touched;
+    std::vector<MirrorState*> touched;
     for (const Delta& d : batch.deltas) {
       auto it = by_id_.find(d.page());
       if (it == by_id_.end()) continue;
@@ -260,10 +258,10 @@ Status DeviceHub::SyncCommit(const CommitBatch& batch) {
     }
     builder_.Reset();
     composed_.clear();
-    std::vector<Copy*> in_batch;
+    std::vector<MirrorState*> in_batch;
     std::uint64_t deltas = 0;
     Status ship;
-    for (Copy* c : touched) {
+    for (MirrorState* c : touched) {
       const Page* p = c->page;
       const Delta* d = nullptr;
       if (!c->stale) {
@@ -305,7 +303,7 @@ Status DeviceHub::SyncCommit(const CommitBatch& batch) {
     if (!builder_.empty()) {
       if (Status s = Ship(in_batch, deltas); !s.ok() && ship.ok()) ship = s;
     }
-    for (Copy* c : touched) c->pending.clear();
+    for (MirrorState* c : touched) c->pending.clear();
     if (!touched.empty()) ++stats_.syncs;
     if (result.ok()) result = ship;
   }
@@ -315,7 +313,7 @@ Status DeviceHub::SyncCommit(const CommitBatch& batch) {
   return result;
 }
 
-Status DeviceHub::Ship(const std::vector<Copy*>& copies, std::uint64_t deltas) {
+Status DeviceHub::Ship(const std::vector<MirrorState*>& copies, std::uint64_t deltas) {
   const std::size_t size = builder_.PackedSize();
   Status s = EnsurePinned(size);
   if (s.ok()) s = EnsureDeviceStaging(size);
@@ -328,7 +326,7 @@ Status DeviceHub::Ship(const std::vector<Copy*>& copies, std::uint64_t deltas) {
   ++stats_.transfers;
   ++stats_.apply_launches;
   if (!s.ok()) return DeviceError(s, copies);
-  for (Copy* c : copies) {
+  for (MirrorState* c : copies) {
     if (c->stale) ++stats_.full_uploads;
     c->stale = false;
   }
@@ -340,7 +338,7 @@ Status DeviceHub::Ship(const std::vector<Copy*>& copies, std::uint64_t deltas) {
 // ---- Pulls
 // ---------------------------------------------------------------------------------------
 
-Status DeviceHub::DiffOnDevice(const std::vector<Copy*>& copies, std::size_t first,
+Status DeviceHub::DiffOnDevice(const std::vector<MirrorState*>& copies, std::size_t first,
                                std::size_t last, Pulled* out) {
   const std::size_t n = last - first;
   // Bases: the copy's own, or the committed image uploaded into a temporary buffer.
@@ -351,7 +349,7 @@ Status DeviceHub::DiffOnDevice(const std::vector<Copy*>& copies, std::size_t fir
   std::vector<DiffTarget> targets(n);
   std::uint64_t granules = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    Copy* c = copies[first + i];
+    MirrorState* c = copies[first + i];
     const std::size_t size = c->page->size();
     const std::uint8_t* base = c->base;
     if (base == nullptr) {
@@ -371,7 +369,7 @@ Status DeviceHub::DiffOnDevice(const std::vector<Copy*>& copies, std::size_t fir
     }
     targets[i] = {c->data, base, static_cast<std::uint32_t>(size),
                   static_cast<std::uint32_t>(granules)};
-    granules += Granules(size);
+    granules += GranuleCount(size);
   }
   const std::size_t table = Align16(n * sizeof(DiffTarget));
   // Room for the totals too: pinned_ must not move while the table's copy is in flight.
@@ -427,7 +425,7 @@ Status DeviceHub::DiffOnDevice(const std::vector<Copy*>& copies, std::size_t fir
   return s.ok() ? Internal("device diff did not converge") : s;
 }
 
-Status DeviceHub::PullCopies(const std::vector<Copy*>& copies, ConflictPolicy policy,
+Status DeviceHub::PullCopies(const std::vector<MirrorState*>& copies, ConflictPolicy policy,
                              std::vector<PullReport>* reports, bool* conflict) {
   *conflict = false;
   if (pull_max_runs_ == 0) {
@@ -441,13 +439,14 @@ Status DeviceHub::PullCopies(const std::vector<Copy*>& copies, ConflictPolicy po
     std::size_t last = first;
     std::uint64_t granules = 0;
     while (last < copies.size() &&
-           (last == first || granules + Granules(copies[last]->page->size()) <= kMaxDiffGranules)) {
-      granules += Granules(copies[last]->page->size());
+           (last == first ||
+            granules + GranuleCount(copies[last]->page->size()) <= kMaxDiffGranules)) {
+      granules += GranuleCount(copies[last]->page->size());
       ++last;
     }
     pulls.emplace_back();
     if (Status s = DiffOnDevice(copies, first, last, &pulls.back()); !s.ok()) {
-      return DeviceError(s, std::vector<Copy*>(copies.begin() + first, copies.end()));
+      return DeviceError(s, std::vector<MirrorState*>(copies.begin() + first, copies.end()));
     }
     first = last;
   }
@@ -455,10 +454,10 @@ Status DeviceHub::PullCopies(const std::vector<Copy*>& copies, ConflictPolicy po
 
   // Conflicts: bytes the device changed that the host also changed since the last commit (host !=
   // committed image), to a different value. Checked for every page before anything is written.
-  std::unordered_map<const Copy*, PullReport> by_copy;
+  std::unordered_map<const MirrorState*, PullReport> by_copy;
   for (const Pulled& pl : pulls) {
     for (const DiffRun& r : pl.runs) {
-      const Copy* c = pl.copies[r.target];
+      const MirrorState* c = pl.copies[r.target];
       const std::uint8_t* host = c->page->data();
       const std::uint8_t* committed = bus_->CommittedImage(c->page).data();
       const std::uint8_t* dev = pl.bytes.data() + r.packed;
@@ -474,8 +473,8 @@ Status DeviceHub::PullCopies(const std::vector<Copy*>& copies, ConflictPolicy po
     }
   }
   std::uint64_t conflict_bytes = 0;
-  const Copy* first_conflict = nullptr;
-  for (const Copy* c : copies) {
+  const MirrorState* first_conflict = nullptr;
+  for (const MirrorState* c : copies) {
     const PullReport& rep = by_copy[c];
     if (rep.conflict_bytes != 0 && first_conflict == nullptr) first_conflict = c;
     conflict_bytes += rep.conflict_bytes;
@@ -487,7 +486,7 @@ Status DeviceHub::PullCopies(const std::vector<Copy*>& copies, ConflictPolicy po
   auto fill_reports = [&] {
     if (reports == nullptr) return;
     reports->clear();
-    for (const Copy* c : copies) reports->push_back(by_copy[c]);
+    for (const MirrorState* c : copies) reports->push_back(by_copy[c]);
   };
   if (conflict_bytes != 0 && policy == ConflictPolicy::kError) {
     *conflict = true;
@@ -506,7 +505,7 @@ Status DeviceHub::PullCopies(const std::vector<Copy*>& copies, ConflictPolicy po
   // Write the device's bytes into the host pages, leaving the host's where it wins a conflict.
   for (const Pulled& pl : pulls) {
     for (const DiffRun& r : pl.runs) {
-      const Copy* c = pl.copies[r.target];
+      const MirrorState* c = pl.copies[r.target];
       std::uint8_t* host = c->page->data();
       const std::uint8_t* committed = bus_->CommittedImage(c->page).data();
       const std::uint8_t* dev = pl.bytes.data() + r.packed;
@@ -543,7 +542,7 @@ Status DeviceHub::PullCopies(const std::vector<Copy*>& copies, ConflictPolicy po
 Expected<DeviceSpan> DeviceHub::Mirror(Page* p) {
   if (auto it = unified_.find(p); it != unified_.end())
     return DeviceSpan{it->second.data, p->size()};
-  if (Copy* c = FindCopy(p)) {
+  if (MirrorState* c = FindCopy(p)) {
     if (c->stale && c->scopes == 0 && !c->gpu_page) {
       // Nothing on the device is worth keeping after an error: refresh now rather than at commit.
       if (Status s = UploadCommitted(p, c->data); !s.ok()) return DeviceError(s, {c});
@@ -559,7 +558,7 @@ Expected<DeviceSpan> DeviceHub::Mirror(Page* p) {
     stats_.last_error = s.ToString();
     return s;
   }
-  Copy& c = copies_[p];
+  MirrorState& c = copies_[p];
   c.page = p;
   c.data = *data;
   index_dirty_ = true;
@@ -571,7 +570,7 @@ Status DeviceHub::Unmirror(Page* p) {
     return FailedPrecondition(
         fmt::format("a {} page keeps its device copy for life", LocationName(p->location())));
   }
-  Copy* c = FindCopy(p);
+  MirrorState* c = FindCopy(p);
   if (c == nullptr) return NotFound(fmt::format("page {} is not mirrored", p->id()));
   if (c->scopes != 0) return FailedPrecondition("a GpuWriteScope is open on the page");
   FreeDevice(c->data, p->size());
@@ -593,7 +592,7 @@ Expected<PullReport> DeviceHub::Pull(Page* p, ConflictPolicy policy) {
   if (p->location() == Location::kUnified) {
     return FailedPrecondition("unified pages need no pull: every commit diffs them in full");
   }
-  Copy* c = FindCopy(p);
+  MirrorState* c = FindCopy(p);
   if (c == nullptr) return NotFound(fmt::format("page {} is not mirrored", p->id()));
   if (c->stale) {
     return FailedPrecondition(
@@ -615,7 +614,7 @@ Expected<DeviceSpan> DeviceHub::BeginScope(Page* p) {
   }
   auto span = Mirror(p);
   if (!span.ok()) return span.status();
-  Copy* c = FindCopy(p);
+  MirrorState* c = FindCopy(p);
   if (c->base == nullptr) {
     auto base = AllocateDevice(p->size());
     if (!base.ok()) return base.status();
@@ -634,7 +633,7 @@ Expected<DeviceSpan> DeviceHub::BeginScope(Page* p) {
 }
 
 Expected<PullReport> DeviceHub::EndScope(Page* p, ConflictPolicy policy) {
-  Copy* c = FindCopy(p);
+  MirrorState* c = FindCopy(p);
   if (c == nullptr || c->scopes == 0)
     return FailedPrecondition("no GpuWriteScope is open on the page");
   auto report = Pull(p, policy);

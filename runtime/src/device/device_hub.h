@@ -73,7 +73,9 @@ class DeviceHub {
   DeviceStats stats() const;
 
  private:
-  struct Copy {
+  // A page mirrored on the device: its device copy, the image it was last synchronised from, and
+  // the deltas waiting to be shipped.
+  struct MirrorState {
     Page* page = nullptr;
     std::uint8_t* data = nullptr;       // the device copy
     std::uint8_t* base = nullptr;       // its last synchronised image (Gpu pages, open scopes)
@@ -89,7 +91,7 @@ class DeviceHub {
   };
   // Host copy of one pull's results.
   struct Pulled {
-    std::vector<Copy*> copies;  // DiffRun::target indexes this
+    std::vector<MirrorState*> copies;  // DiffRun::target indexes this
     std::vector<DiffRun> runs;
     std::vector<std::uint8_t> bytes;
   };
@@ -101,19 +103,19 @@ class DeviceHub {
   // Uploads the committed image into `dst` (and synchronises).
   Status UploadCommitted(const Page* p, std::uint8_t* dst);
   // Records a device error: the copies named are stale, the error is counted and kept.
-  Status DeviceError(Status s, const std::vector<Copy*>& copies);
+  Status DeviceError(Status s, const std::vector<MirrorState*>& copies);
   // Ships the builder's batch (one copy, one apply, one synchronise).
-  Status Ship(const std::vector<Copy*>& copies, std::uint64_t deltas);
+  Status Ship(const std::vector<MirrorState*>& copies, std::uint64_t deltas);
   // Compares the copies with their bases on the device (or, without a base, with the committed
   // image uploaded for the purpose), checks conflicts against the host's uncommitted changes and
   // writes the device's changes into the host pages through the barrier. `reports` gets one entry
   // per copy. *conflict tells a conflict (under kError, nothing written) from a device error.
-  Status PullCopies(const std::vector<Copy*>& copies, ConflictPolicy policy,
+  Status PullCopies(const std::vector<MirrorState*>& copies, ConflictPolicy policy,
                     std::vector<PullReport>* reports, bool* conflict);
   // Runs the device diff of copies [first, last) into `out` (one DiffToRuns call).
-  Status DiffOnDevice(const std::vector<Copy*>& copies, std::size_t first, std::size_t last,
+  Status DiffOnDevice(const std::vector<MirrorState*>& copies, std::size_t first, std::size_t last,
                       Pulled* out);
-  Copy* FindCopy(const Page* p);
+  MirrorState* FindCopy(const Page* p);
   void RebuildIndex();
 
   Bus* const bus_;
@@ -121,9 +123,10 @@ class DeviceHub {
   const DeviceOptions options_;
   std::uint64_t managed_limit_ = 0;
 
-  std::unordered_map<const Page*, Copy> copies_;
+  std::unordered_map<const Page*, MirrorState> copies_;
   std::unordered_map<const Page*, Unified> unified_;
-  std::unordered_map<PageId, Copy*> by_id_;  // index of copies_, rebuilt when copies_ changed
+  std::unordered_map<PageId, MirrorState*>
+      by_id_;  // index of copies_, rebuilt when copies_ changed
   bool index_dirty_ = true;
   std::uint64_t device_bytes_ = 0;
   std::uint64_t managed_bytes_ = 0;

@@ -55,13 +55,12 @@ std::vector<std::uint8_t> EncodeEvents(std::span<const Event> events) {
 Expected<std::vector<Event>> DecodeEvents(std::span<const std::uint8_t> in, std::size_t* consumed) {
   auto rec = envelope::OpenRecord(in, kEventsMagic, "event batch");
   if (!rec.ok()) return rec.status();
-  if (rec->kind != 0)
-    return SerializationError(fmt::format("event batch: unknown kind {}", rec->kind));
+  if (rec->kind != 0) return Corruption(fmt::format("event batch: unknown kind {}", rec->kind));
   envelope::Reader r(rec->body);
   std::uint64_t n;
-  if (!r.Varint(&n)) return SerializationError("event batch: count runs past the record");
+  if (!r.Varint(&n)) return Corruption("event batch: count runs past the record");
   if (n > r.remaining() / kMinEventBytes) {
-    return SerializationError(
+    return Corruption(
         fmt::format("event batch: {} events cannot fit in {} bytes", n, r.remaining()));
   }
   std::vector<Event> out;
@@ -71,20 +70,19 @@ Expected<std::vector<Event>> DecodeEvents(std::span<const std::uint8_t> in, std:
     Event e;
     if (!r.U8(&type) || !r.U8(&loc) || !r.Varint(&e.epoch) || !r.Varint(&e.page) ||
         !r.Varint(&e.bytes) || !r.Varint(&e.count) || !r.Varint(&e.base_epoch)) {
-      return SerializationError(fmt::format("event batch: event {} runs past the record", i));
+      return Corruption(fmt::format("event batch: event {} runs past the record", i));
     }
     if (type < 1 || type > kEventTypeCount)
-      return SerializationError(fmt::format("event batch: event {} has unknown type {}", i, type));
+      return Corruption(fmt::format("event batch: event {} has unknown type {}", i, type));
     if (loc > static_cast<std::uint8_t>(Location::kUnified)) {
-      return SerializationError(
-          fmt::format("event batch: event {} has unknown location {}", i, loc));
+      return Corruption(fmt::format("event batch: event {} has unknown location {}", i, loc));
     }
     e.type = static_cast<EventType>(type);
     e.location = static_cast<Location>(loc);
     out.push_back(e);
   }
   if (r.remaining() != 0)
-    return SerializationError(fmt::format("event batch: {} trailing byte(s)", r.remaining()));
+    return Corruption(fmt::format("event batch: {} trailing byte(s)", r.remaining()));
   if (consumed) *consumed = rec->total;
   return out;
 }

@@ -10,14 +10,9 @@
 #include "mmsb/barrier.h"
 #include "mmsb/status.h"
 
+#include "core/clock.h"
 namespace mmsb {
 namespace {
-
-std::uint64_t NowNanos() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
-}
 
 std::string NodeName(const Page* p) {
   return p->name().empty() ? fmt::format("page {}", p->id())
@@ -319,7 +314,8 @@ void DependencyGraph::Schedule(std::uint32_t node) {
 }
 
 // Runs on the commit thread or a pool thread; touches only the work's own child page.
-Status DependencyGraph::Recompute(const Host& host, std::uint32_t node, UndoLog* undo, Delta* out) {
+Status DependencyGraph::Recompute(const CommitServices& services, std::uint32_t node, UndoLog* undo,
+                                  Delta* out) {
   const Node& n = nodes_[node];
   Page* child = n.page;
   for (std::uint32_t e : n.in_edges) {
@@ -357,7 +353,7 @@ Status DependencyGraph::Recompute(const Host& host, std::uint32_t node, UndoLog*
       full = true;  // user code may write without barriers: diff the whole child
     }
   }
-  *out = host.diff_now(child, full, undo);
+  *out = services.diff_now(child, full, undo);
   return Status::Ok();
 }
 
@@ -391,12 +387,12 @@ void DependencyGraph::MarkChanged(std::uint32_t node, const Delta* d) {
   n.changed[n.changed_count++] = d;
 }
 
-Status DependencyGraph::Propagate(Epoch epoch, const Host& host) {
+Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
   derived_bytes_ = 0;
   if (index_.empty()) return Status::Ok();
-  const std::uint64_t t0 = NowNanos();
+  const std::uint64_t t0 = MonotonicNanos();
   ++round_;
-  std::vector<Delta>& out = *host.out;
+  std::vector<Delta>& out = *services.out;
   const std::size_t begin = out.size();
   // Every node adds at most one delta, and earlier deltas are pointed at (MarkChanged) while
   // later ones are appended: reserve so nothing moves.
@@ -452,10 +448,10 @@ Status DependencyGraph::Propagate(Epoch epoch, const Host& host) {
         }
         const std::uint32_t node = bucket[i].node;
         out.emplace_back();
-        Status st = Recompute(host, node, host.undo, &out.back());
+        Status st = Recompute(services, node, services.undo, &out.back());
         if (!st.ok()) {
           out.pop_back();
-          host.discard(nodes_[node].page);
+          services.discard(nodes_[node].page);
           failure = std::move(st);
           break;
         }
@@ -474,7 +470,7 @@ Status DependencyGraph::Propagate(Epoch epoch, const Host& host) {
     pool_->ParallelFor(bucket.size(), [&](std::size_t i) {
       Work& w = works[i];
       w.undo.Clear();
-      Status st = Recompute(host, w.node, host.undo ? &w.undo : nullptr, &w.delta);
+      Status st = Recompute(services, w.node, services.undo ? &w.undo : nullptr, &w.delta);
       if (!st.ok()) {
         w.failed = true;
         w.status = std::move(st);
@@ -484,11 +480,11 @@ Status DependencyGraph::Propagate(Epoch epoch, const Host& host) {
     for (std::size_t i = 0; i < bucket.size(); ++i) {
       Work& w = works[i];
       if (w.failed) {
-        host.discard(nodes_[w.node].page);
+        services.discard(nodes_[w.node].page);
         if (failure.ok()) failure = w.status;
         continue;
       }
-      if (host.undo && !w.undo.empty()) host.undo->Append(w.undo);
+      if (services.undo && !w.undo.empty()) services.undo->Append(w.undo);
       out.push_back(std::move(w.delta));
       Finished(w.node, !failure.ok(), epoch, out);
     }
@@ -502,7 +498,7 @@ Status DependencyGraph::Propagate(Epoch epoch, const Host& host) {
   }
   if (any) {
     ++stats_.propagations;
-    latency_.Record(NowNanos() - t0);
+    latency_.Record(MonotonicNanos() - t0);
   }
   return Status::Ok();
 }

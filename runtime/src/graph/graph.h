@@ -24,7 +24,7 @@ namespace mmsb {
 class DependencyGraph {
  public:
   // The bus's services the propagation needs.
-  struct Host {
+  struct CommitServices {
     // Diffs `page` now against its twin (fully when `full`), updates the twin and clears the
     // page's shadow. Thread-safe for distinct pages. When `undo` is set, the overwritten twin
     // bytes are saved there first.
@@ -56,11 +56,11 @@ class DependencyGraph {
   // Changed bytes of the deltas the last Propagate appended.
   std::uint64_t derived_bytes() const { return derived_bytes_; }
 
-  // Recomputes every node downstream of the pages changed by `*host.out` (the epoch's deltas so
+  // Recomputes every node downstream of the pages changed by `*services.out` (the epoch's deltas so
   // far) in height order, appending their deltas to it and moving each recomputed page to
   // `epoch`. Returns the first recompute error, naming the node; the caller then rolls the commit
   // back (the undo log restores the pages' bytes and epochs).
-  Status Propagate(Epoch epoch, const Host& host);
+  Status Propagate(Epoch epoch, const CommitServices& services);
 
   // Work thresholds above which one height bucket is recomputed on the pool.
   static constexpr std::size_t kParallelMinNodes = 64;
@@ -108,7 +108,7 @@ class DependencyGraph {
   bool Reaches(std::uint32_t from, std::uint32_t target) const;
   void DropEdge(std::uint32_t e);
   void MaybeDropNode(std::uint32_t n);
-  Status Recompute(const Host& host, std::uint32_t node, UndoLog* undo, Delta* out);
+  Status Recompute(const CommitServices& services, std::uint32_t node, UndoLog* undo, Delta* out);
   void Finished(std::uint32_t node, bool failed_before, Epoch epoch, std::vector<Delta>& out);
   void MarkChanged(std::uint32_t node, const Delta* d);
   void Schedule(std::uint32_t node);

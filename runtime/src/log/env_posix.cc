@@ -18,6 +18,7 @@
 
 #include "mmsb/env.h"
 
+#include "core/clock.h"
 #include "log/prewrite.h"
 
 namespace mmsb {
@@ -318,11 +319,7 @@ class PosixEnv final : public Env {
 
 }  // namespace
 
-std::uint64_t Env::NowUnixNanos() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-}
+std::uint64_t Env::NowUnixNanos() { return UnixNanos(); }
 
 Env* Env::Default() {
   static PosixEnv* env = new PosixEnv;

@@ -52,7 +52,7 @@ Status DecodeFileHeader(std::span<const std::uint8_t> in, std::string_view file,
         fmt::format("{}:{}: file header checksum mismatch", file, h->header_size - 8));
   }
   if (h->major != kFormatMajor) {
-    return SerializationError(
+    return Unsupported(
         fmt::format("{}:8: format version {}.{} is not supported (this reader reads {}.x)", file,
                     h->major, h->minor, kFormatMajor));
   }

@@ -143,7 +143,7 @@ class LogReader::Impl {
                             "segment header incomplete (crash while creating it)"});
         return Status::Ok();
       }
-      if (hs.code() == StatusCode::kSerialization) {
+      if (hs.IsUnsupported()) {
         ended = true;
         return hs;  // a newer format: not damage, and salvage cannot help
       }

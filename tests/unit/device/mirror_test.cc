@@ -64,9 +64,9 @@ class DeviceTest : public testing::BusTest {
 TEST(DeviceLocations, GpuAndUnifiedPagesNeedADevice) {
   ASSERT_TRUE(start({.arena_bytes = std::size_t{1} << 30}).ok());
   auto g = CreatePage(100, {.location = Location::kGpu});
-  EXPECT_EQ(g.status().code(), StatusCode::kUnsupportedLocation);
+  EXPECT_EQ(g.status().code(), StatusCode::kUnsupported);
   auto u = CreatePage(100, {.location = Location::kUnified});
-  EXPECT_EQ(u.status().code(), StatusCode::kUnsupportedLocation);
+  EXPECT_EQ(u.status().code(), StatusCode::kUnsupported);
   auto c = CreatePage(100);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(Mirror(*c).status().code(), StatusCode::kFailedPrecondition) << "no device attached";
@@ -367,7 +367,7 @@ TEST_F(DeviceTest, UnifiedPagesAreBoundedSoManagedMemoryNeverOversubscribes) {
   ASSERT_TRUE(a.ok());
   auto b = CreatePage(600 << 10, {.location = Location::kUnified});
   ASSERT_FALSE(b.ok());
-  EXPECT_EQ(b.status().code(), StatusCode::kGpuMemory);
+  EXPECT_EQ(b.status().code(), StatusCode::kOutOfMemory);
   ASSERT_TRUE(FreePage(*a).ok());
   EXPECT_TRUE(CreatePage(600 << 10, {.location = Location::kUnified}).ok());
 }
@@ -375,13 +375,13 @@ TEST_F(DeviceTest, UnifiedPagesAreBoundedSoManagedMemoryNeverOversubscribes) {
 TEST_F(DeviceTest, UnifiedPageBeyondTheDevicesFreeMemoryIsGpuMemory) {
   Attach({.managed_limit_bytes = 1ull << 40}, {.capacity_bytes = 1 << 20});
   EXPECT_EQ(CreatePage(2 << 20, {.location = Location::kUnified}).status().code(),
-            StatusCode::kGpuMemory);
+            StatusCode::kOutOfMemory);
 }
 
 TEST_F(DeviceTest, DeviceWithoutManagedMemoryRefusesUnifiedPages) {
   Attach({}, {.managed_memory = false});
   EXPECT_EQ(CreatePage(64, {.location = Location::kUnified}).status().code(),
-            StatusCode::kUnsupportedLocation);
+            StatusCode::kUnsupported);
 }
 
 TEST_F(DeviceTest, DeviceFailureDuringSyncKeepsTheHostAndResyncsLater) {
@@ -390,10 +390,10 @@ TEST_F(DeviceTest, DeviceFailureDuringSyncKeepsTheHostAndResyncsLater) {
   HostWrite(p, 0, {1});
   Commit();  // staging exists from here on: a commit is one copy and one apply
   HostWrite(p, 10, {1, 2, 3});
-  dev->FailNthOperation(1, GpuMemory("copy failed (injected)"));
+  dev->FailNthOperation(1, OutOfMemory("copy failed (injected)"));
   auto e = commit();
   ASSERT_FALSE(e.ok());
-  EXPECT_EQ(e.status().code(), StatusCode::kGpuMemory);
+  EXPECT_EQ(e.status().code(), StatusCode::kOutOfMemory);
   EXPECT_EQ(current_epoch(), 2u) << "the host state advanced: it is authoritative";
   EXPECT_EQ(sink->batches.size(), 2u) << "other sinks still saw the commit";
   EXPECT_EQ(GetDeviceStats().device_errors, 1u);
@@ -412,9 +412,9 @@ TEST_F(DeviceTest, AsynchronousDeviceFaultIsCaughtAtTheSync) {
   HostWrite(p, 0, {1});
   Commit();  // staging exists from here on: a commit is one copy and one apply
   HostWrite(p, 10, {1});
-  dev->FailNthOperation(2, GpuMemory("illegal address (injected)"),
+  dev->FailNthOperation(2, OutOfMemory("illegal address (injected)"),
                         /*deferred=*/true);  // the apply
-  EXPECT_EQ(commit().status().code(), StatusCode::kGpuMemory);
+  EXPECT_EQ(commit().status().code(), StatusCode::kOutOfMemory);
   HostWrite(p, 20, {2});
   Commit();
   EXPECT_EQ(Device(p), Host(p));
@@ -426,11 +426,12 @@ TEST_F(DeviceTest, MirrorOutOfDeviceMemoryIsGpuMemoryAndThePageIsUnaffected) {
   HostWrite(p, 0, {1});
   auto m = Mirror(p);
   ASSERT_FALSE(m.ok());
-  EXPECT_EQ(m.status().code(), StatusCode::kGpuMemory);
+  EXPECT_EQ(m.status().code(), StatusCode::kOutOfMemory);
   EXPECT_EQ(DeviceCopy(p).status().code(), StatusCode::kNotFound);
   Commit();
   EXPECT_EQ(p->data()[0], 1);
-  EXPECT_EQ(CreatePage(8192, {.location = Location::kGpu}).status().code(), StatusCode::kGpuMemory);
+  EXPECT_EQ(CreatePage(8192, {.location = Location::kGpu}).status().code(),
+            StatusCode::kOutOfMemory);
   EXPECT_EQ(PageCount(), 1u);
 }
 

@@ -28,25 +28,11 @@
 #include "mmsb/mmsb.h"
 #include "mmsb/query.h"
 
+#include "temp_dir.h"
+
 namespace {
 
-// A fresh directory, removed with its contents at destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "mmsb-api-doc-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using mmsb::testing::TempDir;
 
 #define ASSERT_OK(expr)                    \
   do {                                     \
@@ -113,20 +99,13 @@ TEST(DocsApiStatus, ExpectedCarriesAValueOrATypedError) {
   mmsb::Expected<int> from_ok{mmsb::Status::Ok()};
   EXPECT_EQ(from_ok.status().code(), mmsb::StatusCode::kInternal);
   // One convenience constructor per code.
-  const mmsb::Status all[] = {mmsb::PageNotFound(""),
-                              mmsb::InvalidDelta(""),
-                              mmsb::InvalidArgument(""),
-                              mmsb::SerializationError(""),
-                              mmsb::Corruption(""),
-                              mmsb::IOError(""),
-                              mmsb::UnsupportedLocation(""),
-                              mmsb::GpuMemory(""),
-                              mmsb::GraphCycle(""),
-                              mmsb::OutOfMemory(""),
-                              mmsb::FailedPrecondition(""),
-                              mmsb::AlreadyExists(""),
-                              mmsb::NotFound(""),
-                              mmsb::Internal("")};
+  const mmsb::Status all[] = {mmsb::NotFound(""),           mmsb::InvalidDelta(""),
+                              mmsb::InvalidArgument(""),    mmsb::Corruption(""),
+                              mmsb::Corruption(""),         mmsb::IOError(""),
+                              mmsb::Unsupported(""),        mmsb::OutOfMemory(""),
+                              mmsb::GraphCycle(""),         mmsb::OutOfMemory(""),
+                              mmsb::FailedPrecondition(""), mmsb::AlreadyExists(""),
+                              mmsb::NotFound(""),           mmsb::Internal("")};
   for (std::size_t i = 0; i < std::size(all); ++i) {
     EXPECT_EQ(static_cast<std::size_t>(all[i].code()), i + 1) << all[i].ToString();
   }
@@ -349,12 +328,12 @@ TEST_F(DocsApi, PagesHeapStaticAndFree) {
   const mmsb::PageId id = player->id();
   ASSERT_OK(FreeEverything());
   EXPECT_EQ(mmsb::FindPage(id), nullptr);
-  EXPECT_EQ(mmsb::GetPage(id).status().code(), mmsb::StatusCode::kPageNotFound);
+  EXPECT_EQ(mmsb::GetPage(id).status().code(), mmsb::StatusCode::kNotFound);
   EXPECT_FALSE(mmsb::FreePage(id).ok());
   EXPECT_EQ(mmsb::CreatePage(0).status().code(), mmsb::StatusCode::kInvalidArgument);
   mmsb::PageOptions gpu;
   gpu.location = mmsb::Location::kGpu;
-  EXPECT_EQ(mmsb::CreatePage(64, gpu).status().code(), mmsb::StatusCode::kUnsupportedLocation)
+  EXPECT_EQ(mmsb::CreatePage(64, gpu).status().code(), mmsb::StatusCode::kUnsupported)
       << "no device attached";
 }
 
@@ -1548,7 +1527,7 @@ mmsb::Status MergeOnDevice(mmsb::DeviceBackend& device) {
   mmsb::Expected<void*> d_page = device.Allocate(kBytes);  // 256-byte aligned
   mmsb::Expected<void*> d_delta = device.Allocate(kBytes);
   mmsb::Expected<void*> d_mask = device.Allocate(kBytes);
-  if (!d_page.ok() || !d_delta.ok() || !d_mask.ok()) return mmsb::GpuMemory("allocation failed");
+  if (!d_page.ok() || !d_delta.ok() || !d_mask.ok()) return mmsb::OutOfMemory("allocation failed");
   MMSB_RETURN_IF_ERROR(device.CopyToDevice(*d_page, page.data(), kBytes));
   MMSB_RETURN_IF_ERROR(device.CopyToDevice(*d_delta, delta.data(), kBytes));
   MMSB_RETURN_IF_ERROR(device.CopyToDevice(*d_mask, mask.data(), kBytes));
@@ -1677,7 +1656,7 @@ mmsb::Status SurviveADeviceFault(mmsb::Page* page) {
   auto device = std::make_shared<mmsb::CpuBackend>(options);
   MMSB_RETURN_IF_ERROR(mmsb::AttachDevice(device));
   if (auto m = mmsb::Mirror(page); !m.ok()) return m.status();
-  device->FailNthOperation(1, mmsb::GpuMemory("injected fault"), /*deferred=*/true);
+  device->FailNthOperation(1, mmsb::OutOfMemory("injected fault"), /*deferred=*/true);
   *mmsb::rt::w(&page->data()[0]) = 1;
   mmsb::Expected<mmsb::Epoch> e = mmsb::commit();  // the sync fails; the host state goes on
   std::printf("commit: %s; device errors: %llu\n", e.status().ToString().c_str(),
@@ -1705,19 +1684,18 @@ TEST_F(DocsApi, TheCpuReferenceInjectsFaults) {
   EXPECT_GE(cpu->counters().apply_batches + mmsb::GetDeviceStats().full_uploads, 1u);
   cpu->set_capacity(0);
   mmsb::Page* other = *mmsb::CreatePage(64);
-  EXPECT_EQ(mmsb::Mirror(other).status().code(), mmsb::StatusCode::kGpuMemory);
+  EXPECT_EQ(mmsb::Mirror(other).status().code(), mmsb::StatusCode::kOutOfMemory);
 }
 
 TEST(DocsApiKernels, CudaBackendOrAClearReason) {
   mmsb::Expected<std::unique_ptr<mmsb::DeviceBackend>> cuda = mmsb::MakeCudaBackend({/*device=*/0});
   if (!mmsb::CudaBuilt()) {
-    EXPECT_EQ(cuda.status().code(), mmsb::StatusCode::kUnsupportedLocation);
+    EXPECT_EQ(cuda.status().code(), mmsb::StatusCode::kUnsupported);
   } else if (cuda.ok()) {
     EXPECT_FALSE((*cuda)->info().is_reference);
     EXPECT_GT((*cuda)->info().compute_capability, 0);
   } else {
-    EXPECT_EQ(cuda.status().code(), mmsb::StatusCode::kUnsupportedLocation)
-        << cuda.status().ToString();
+    EXPECT_EQ(cuda.status().code(), mmsb::StatusCode::kUnsupported) << cuda.status().ToString();
   }
 }
 

@@ -97,7 +97,7 @@ TEST(IrTextDiff, RandomEditsRoundTrip) {
 class IrDiff : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = Store::Open(dir_.File("ir.db"), Store::Mode::kReadWrite);
+    auto s = Store::Open(dir_.Sub("ir.db"), Store::Mode::kReadWrite);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
   }
@@ -360,7 +360,7 @@ TEST(IrNameMatch, AmbiguousPartialNamesListTheirCandidates) {
 
 TEST(IrDiffGrouping, IdenticalChangesInSeveralTusAreOneGroup) {
   TempDir dir;
-  auto store = Store::Open(dir.File("ir.db"), Store::Mode::kReadWrite);
+  auto store = Store::Open(dir.Sub("ir.db"), Store::Mode::kReadWrite);
   ASSERT_TRUE(store.ok());
   GenerationRequest g1{"1"}, g2{"2"};
   for (const char* tu : {"/p/a.cc", "/p/b.cc", "/p/c.cc"}) {

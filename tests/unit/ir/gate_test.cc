@@ -45,7 +45,7 @@ TEST(IrGateBudget, TyposAndBadValuesAreErrorsNamingTheKey) {
 class IrGateTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = Store::Open(dir_.File("ir.db"), Store::Mode::kReadWrite);
+    auto s = Store::Open(dir_.Sub("ir.db"), Store::Mode::kReadWrite);
     ASSERT_TRUE(s.ok());
     store_ = std::move(*s);
   }

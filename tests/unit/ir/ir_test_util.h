@@ -14,25 +14,11 @@
 #include "mmsb/ir/record.h"
 #include "mmsb/ir/store.h"
 
+#include "temp_dir.h"
+
 namespace mmsb::ir::testing {
 
-// A fresh directory, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "mmsb-ir-XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using mmsb::testing::TempDir;
 
 inline FunctionRecord Fn(const std::string& name, const std::string& body,
                          Stage stage = Stage::kPre, std::uint64_t shash = 0) {

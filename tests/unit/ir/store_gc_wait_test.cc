@@ -28,7 +28,7 @@ std::unique_ptr<Store> OpenOrDie(const std::string& path, StoreOptions o = {}) {
 
 TEST(IrStoreGc, GcDuringABuildNeverSplitsItAcrossTwoGenerations) {
   TempDir dir;
-  auto store = OpenOrDie(dir.File("ir.db"));
+  auto store = OpenOrDie(dir.Sub("ir.db"));
   ASSERT_EQ(*store->AddCapture(Tu("/p/a.cc", {Fn("a", "1")}), {}), 1);
   ASSERT_EQ(*store->AddCapture(Tu("/p/b.cc", {Fn("b", "1")}), {}), 1);
   // A build starts: a.cc recompiles into generation 2, which is open and inherits b.cc.
@@ -52,7 +52,7 @@ TEST(IrStoreGc, GcDuringABuildNeverSplitsItAcrossTwoGenerations) {
 
 TEST(IrStoreGc, LatestTildeNeedsANumber) {
   TempDir dir;
-  auto store = OpenOrDie(dir.File("ir.db"));
+  auto store = OpenOrDie(dir.Sub("ir.db"));
   ASSERT_TRUE(store->AddCapture(Tu("/p/a.cc", {Fn("a", "1")}), {}).ok());
   for (const char* spec : {"latest~", "latest~x", "latest~-1"}) {
     auto g = store->ResolveGeneration(spec);
@@ -64,7 +64,7 @@ TEST(IrStoreGc, LatestTildeNeedsANumber) {
 
 TEST(IrStoreGc, WaitingWriteSaysForWhomAndGivesUpAtItsTimeout) {
   TempDir dir;
-  const std::string path = dir.File("ir.db");
+  const std::string path = dir.Sub("ir.db");
   ASSERT_TRUE(OpenOrDie(path)->AddCapture(Tu("/p/a.cc", {Fn("a", "1")}), {}).ok());
   int ready[2];
   ASSERT_EQ(pipe(ready), 0);

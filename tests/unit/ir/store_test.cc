@@ -46,7 +46,7 @@ std::map<std::string, std::string> View(Store& store, std::int64_t gen) {
 
 TEST(IrStore, NewStoreUsesWalAndIsRecognised) {
   TempDir dir;
-  const std::string path = dir.File("sub/dir/ir.db");
+  const std::string path = dir.Sub("sub/dir/ir.db");
   auto store = OpenOrDie(path);
   EXPECT_EQ(ScalarText(path, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(ScalarText(path, "SELECT value FROM meta WHERE key='format'"), "mmsb-ir");
@@ -57,15 +57,15 @@ TEST(IrStore, NewStoreUsesWalAndIsRecognised) {
 
 TEST(IrStore, MissingStoreIsNotFoundWithoutCreate) {
   TempDir dir;
-  auto s = Store::Open(dir.File("nope.db"), Store::Mode::kExisting);
+  auto s = Store::Open(dir.Sub("nope.db"), Store::Mode::kExisting);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), StatusCode::kNotFound);
-  EXPECT_FALSE(std::filesystem::exists(dir.File("nope.db")));
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("nope.db")));
 }
 
 TEST(IrStore, TusOfOneBuildJoinTheOpenGeneration) {
   TempDir dir;
-  auto store = OpenOrDie(dir.File("ir.db"));
+  auto store = OpenOrDie(dir.Sub("ir.db"));
   EXPECT_EQ(Add(*store, Tu("/p/a.cc", {Fn("a", "ret")})), 1);
   EXPECT_EQ(Add(*store, Tu("/p/b.cc", {Fn("b", "ret")})), 1);
   EXPECT_EQ(Add(*store, Tu("/p/c.cc", {Fn("c", "ret")})), 1);
@@ -79,7 +79,7 @@ TEST(IrStore, TusOfOneBuildJoinTheOpenGeneration) {
 
 TEST(IrStore, RecompiledTuOpensNewGenerationInheritingTheOthers) {
   TempDir dir;
-  auto store = OpenOrDie(dir.File("ir.db"));
+  auto store = OpenOrDie(dir.Sub("ir.db"));
   Add(*store, Tu("/p/a.cc", {Fn("a", "ret")}));
   Add(*store, Tu("/p/b.cc", {Fn("b", "ret")}));
   // Incremental build: only a.cc recompiles, with a change.
@@ -107,7 +107,7 @@ TEST(IrStore, RecompiledTuOpensNewGenerationInheritingTheOthers) {
 
 TEST(IrStore, UnchangedRebuildCostsOneCaptureRowAndNoBlob) {
   TempDir dir;
-  const std::string path = dir.File("ir.db");
+  const std::string path = dir.Sub("ir.db");
   auto store = OpenOrDie(path);
   std::vector<FunctionRecord> fns;
   for (int i = 0; i < 50; ++i) {
@@ -132,7 +132,7 @@ TEST(IrStore, UnchangedRebuildCostsOneCaptureRowAndNoBlob) {
 
 TEST(IrStore, IdenticalFunctionsShareOneBlobAcrossTus) {
   TempDir dir;
-  const std::string path = dir.File("ir.db");
+  const std::string path = dir.Sub("ir.db");
   auto store = OpenOrDie(path);
   FunctionRecord inl = Fn("_ZN3std6vectorIiE9push_backEi", "inline body");
   Add(*store, Tu("/p/a.cc", {inl, Fn("a", "1")}));
@@ -142,7 +142,7 @@ TEST(IrStore, IdenticalFunctionsShareOneBlobAcrossTus) {
 
 TEST(IrStore, ExplicitGenerationByIdAndByLabel) {
   TempDir dir;
-  auto store = OpenOrDie(dir.File("ir.db"));
+  auto store = OpenOrDie(dir.Sub("ir.db"));
   EXPECT_EQ(Add(*store, Tu("/p/a.cc", {Fn("a", "1")}), "7"), 7);
   EXPECT_EQ(Add(*store, Tu("/p/b.cc", {Fn("b", "1")}), "7"), 7);
   // Recompiling a TU within an explicit generation replaces its capture there.
@@ -163,7 +163,7 @@ TEST(IrStore, ExplicitGenerationByIdAndByLabel) {
 
 TEST(IrStore, BeginGenerationStartsTheNextBuild) {
   TempDir dir;
-  auto store = OpenOrDie(dir.File("ir.db"));
+  auto store = OpenOrDie(dir.Sub("ir.db"));
   Add(*store, Tu("/p/a.cc", {Fn("a", "1")}));
   ASSERT_TRUE(store->BeginGeneration("build-42").ok());
   // b.cc has no capture in generation 1, but the pre-build step closed it.
@@ -177,7 +177,7 @@ TEST(IrStore, BeginGenerationStartsTheNextBuild) {
 
 TEST(IrStore, ResolvesLatestAndRelativeGenerations) {
   TempDir dir;
-  auto store = OpenOrDie(dir.File("ir.db"));
+  auto store = OpenOrDie(dir.Sub("ir.db"));
   for (int i = 0; i < 4; ++i) Add(*store, Tu("/p/a.cc", {Fn("a", std::to_string(i))}));
   EXPECT_EQ(store->ResolveGeneration("latest").value(), 4);
   EXPECT_EQ(store->ResolveGeneration("latest~1").value(), 3);
@@ -189,7 +189,7 @@ TEST(IrStore, ResolvesLatestAndRelativeGenerations) {
 
 TEST(IrStore, FindFunctionsByMangledDemangledAndBaseName) {
   TempDir dir;
-  auto store = OpenOrDie(dir.File("ir.db"));
+  auto store = OpenOrDie(dir.Sub("ir.db"));
   Add(*store, Tu("/p/a.cc", {Fn("_Z4stepf", "1"), Fn("_Z4stepi", "2"), Fn("main", "3")}));
   EXPECT_EQ(store->FindFunctions("_Z4stepf")->size(), 1u);
   EXPECT_EQ(store->FindFunctions("step(float)")->size(), 1u);
@@ -200,7 +200,7 @@ TEST(IrStore, FindFunctionsByMangledDemangledAndBaseName) {
 
 TEST(IrStore, HistoryListsEveryCaptureOfTheTu) {
   TempDir dir;
-  auto store = OpenOrDie(dir.File("ir.db"));
+  auto store = OpenOrDie(dir.Sub("ir.db"));
   Add(*store, Tu("/p/a.cc", {Fn("a", "1")}));
   Add(*store, Tu("/p/a.cc", {Fn("a", "1"), Fn("b", "1")}));
   Add(*store, Tu("/p/a.cc", {Fn("a", "2"), Fn("b", "1")}));
@@ -218,7 +218,7 @@ TEST(IrStore, HistoryListsEveryCaptureOfTheTu) {
 
 TEST(IrStore, GcKeepsExactlyWhatKeptGenerationsSee) {
   TempDir dir;
-  const std::string path = dir.File("ir.db");
+  const std::string path = dir.Sub("ir.db");
   auto store = OpenOrDie(path);
   Add(*store, Tu("/p/a.cc", {Fn("a", "1")}));
   Add(*store, Tu("/p/b.cc", {Fn("b", "1")}));  // gen 1
@@ -243,7 +243,7 @@ TEST(IrStore, GcKeepsExactlyWhatKeptGenerationsSee) {
 
 TEST(IrStore, ForeignDatabaseIsRejectedAndLeftAlone) {
   TempDir dir;
-  const std::string path = dir.File("other.db");
+  const std::string path = dir.Sub("other.db");
   {
     sqlite3* db = nullptr;
     sqlite3_open(path.c_str(), &db);
@@ -260,7 +260,7 @@ TEST(IrStore, ForeignDatabaseIsRejectedAndLeftAlone) {
 
 TEST(IrStore, NonDatabaseFileIsCorruption) {
   TempDir dir;
-  const std::string path = dir.File("ir.db");
+  const std::string path = dir.Sub("ir.db");
   std::ofstream(path) << std::string(8192, 'x');
   auto s = Store::Open(path, Store::Mode::kReadWrite);
   ASSERT_FALSE(s.ok());
@@ -269,7 +269,7 @@ TEST(IrStore, NonDatabaseFileIsCorruption) {
 
 TEST(IrStore, NewerSchemaIsRejected) {
   TempDir dir;
-  const std::string path = dir.File("ir.db");
+  const std::string path = dir.Sub("ir.db");
   OpenOrDie(path).reset();
   {
     sqlite3* db = nullptr;
@@ -284,7 +284,7 @@ TEST(IrStore, NewerSchemaIsRejected) {
 
 TEST(IrStore, DamagedBlobIsCorruptionNotACrash) {
   TempDir dir;
-  const std::string path = dir.File("ir.db");
+  const std::string path = dir.Sub("ir.db");
   auto store = OpenOrDie(path);
   Add(*store, Tu("/p/a.cc", {Fn("a", "some body text that compresses")}));
   const TextHash h = store->Functions(1, Stage::kPre)->at(0).text_hash;
@@ -310,7 +310,7 @@ TEST(IrStore, DamagedBlobIsCorruptionNotACrash) {
 // nothing crashes (run under ASan in the sanitizer preset).
 TEST(IrStore, BitFlippedFilesNeverCrashTheReader) {
   TempDir dir;
-  const std::string good = dir.File("good.db");
+  const std::string good = dir.Sub("good.db");
   {
     auto store = OpenOrDie(good);
     for (int i = 0; i < 20; ++i)
@@ -331,7 +331,7 @@ TEST(IrStore, BitFlippedFilesNeverCrashTheReader) {
     const int flips = 1 + static_cast<int>(rng() % 8);
     for (int i = 0; i < flips; ++i)
       damaged[rng() % damaged.size()] ^= static_cast<char>(1 << (rng() % 8));
-    const std::string path = dir.File("bad" + std::to_string(round) + ".db");
+    const std::string path = dir.Sub("bad" + std::to_string(round) + ".db");
     std::ofstream(path, std::ios::binary) << damaged;
     auto s = Store::Open(path, Store::Mode::kExisting,
                          StoreOptions{.busy_timeout_ms = 10, .max_wait_ms = 50});
@@ -352,7 +352,7 @@ TEST(IrStore, BitFlippedFilesNeverCrashTheReader) {
 // A writer killed in the middle of its transaction leaves the store as it was.
 TEST(IrStore, WriterKilledMidTransactionLeavesStoreConsistent) {
   TempDir dir;
-  const std::string path = dir.File("ir.db");
+  const std::string path = dir.Sub("ir.db");
   {
     auto store = OpenOrDie(path);
     Add(*store, Tu("/p/a.cc", {Fn("a", "1")}));
@@ -386,7 +386,7 @@ TEST(IrStore, WriterKilledMidTransactionLeavesStoreConsistent) {
 // Many processes write one store at once (make -j): every capture arrives.
 TEST(IrStore, SixteenConcurrentWritersLoseNothing) {
   TempDir dir;
-  const std::string path = dir.File("ir.db");
+  const std::string path = dir.Sub("ir.db");
   constexpr int kWriters = 16;
   std::vector<pid_t> children;
   for (int w = 0; w < kWriters; ++w) {

@@ -18,7 +18,7 @@ TEST(CpuBackend, AllocationBeyondCapacityIsGpuMemory) {
   ASSERT_TRUE(a.ok());
   auto c = b.Allocate(600);
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().code(), StatusCode::kGpuMemory);
+  EXPECT_EQ(c.status().code(), StatusCode::kOutOfMemory);
   b.Free(*a);
   EXPECT_TRUE(b.Allocate(600).ok()) << "freeing returns capacity";
   std::uint64_t free_bytes = 0, total = 0;
@@ -31,10 +31,10 @@ TEST(CpuBackend, ManagedMemoryCountsAgainstTheDeviceAndCanBeUnsupported) {
   CpuBackend b({.capacity_bytes = 1000});
   auto m = b.AllocateManaged(800);
   ASSERT_TRUE(m.ok());
-  EXPECT_EQ(b.Allocate(300).status().code(), StatusCode::kGpuMemory);
+  EXPECT_EQ(b.Allocate(300).status().code(), StatusCode::kOutOfMemory);
   b.FreeManaged(*m);
   CpuBackend none({.managed_memory = false});
-  EXPECT_EQ(none.AllocateManaged(64).status().code(), StatusCode::kUnsupportedLocation);
+  EXPECT_EQ(none.AllocateManaged(64).status().code(), StatusCode::kUnsupported);
   EXPECT_FALSE(none.info().managed_memory);
 }
 
@@ -156,11 +156,11 @@ TEST(CpuBackend, CloneAndCopyRange) {
 TEST(CpuBackend, InjectedFailureHitsTheNthOperationOnce) {
   CpuBackend b;
   Bytes x(8, 1), y(8, 2);
-  b.FailNthOperation(2, GpuMemory("launch failure (injected)"));
+  b.FailNthOperation(2, OutOfMemory("launch failure (injected)"));
   EXPECT_TRUE(b.Copy(x.data(), y.data(), 8).ok());
   x.assign(8, 1);
   Status s = b.Copy(x.data(), y.data(), 8);
-  EXPECT_EQ(s.code(), StatusCode::kGpuMemory);
+  EXPECT_EQ(s.code(), StatusCode::kOutOfMemory);
   EXPECT_EQ(x, Bytes(8, 1)) << "a failed operation writes nothing";
   EXPECT_TRUE(b.Copy(x.data(), y.data(), 8).ok());
   EXPECT_TRUE(b.Synchronize().ok());
@@ -169,10 +169,10 @@ TEST(CpuBackend, InjectedFailureHitsTheNthOperationOnce) {
 TEST(CpuBackend, DeferredFailureSurfacesAtSynchronize) {
   CpuBackend b;
   Bytes x(8, 1), y(8, 2);
-  b.FailNthOperation(1, GpuMemory("illegal address (injected)"), /*deferred=*/true);
+  b.FailNthOperation(1, OutOfMemory("illegal address (injected)"), /*deferred=*/true);
   EXPECT_TRUE(b.Copy(x.data(), y.data(), 8).ok());
   EXPECT_EQ(x, Bytes(8, 1));
-  EXPECT_EQ(b.Synchronize().code(), StatusCode::kGpuMemory);
+  EXPECT_EQ(b.Synchronize().code(), StatusCode::kOutOfMemory);
   EXPECT_TRUE(b.Synchronize().ok()) << "reported once";
 }
 
@@ -198,7 +198,7 @@ TEST(Backends, CudaBackendIsUnsupportedLocationWhenItCannotBeMade) {
     EXPECT_FALSE((*cuda)->info().is_reference);
     GTEST_SKIP() << "a CUDA device is present; this checks the no-device path";
   }
-  EXPECT_EQ(cuda.status().code(), StatusCode::kUnsupportedLocation) << cuda.status().ToString();
+  EXPECT_EQ(cuda.status().code(), StatusCode::kUnsupported) << cuda.status().ToString();
   auto fallback = MakeDefaultBackend();
   ASSERT_NE(fallback, nullptr);
   EXPECT_TRUE(fallback->info().is_reference) << "no device: the CPU reference is the fallback";

@@ -260,7 +260,7 @@ TEST_F(CudaBackendTest, CopyZeroCloneAndCopyRange) {
 TEST_F(CudaBackendTest, OutOfMemoryIsGpuMemoryAndTheDeviceStaysUsable) {
   auto huge = gpu_->Allocate(gpu_->info().total_bytes * 4);
   ASSERT_FALSE(huge.ok());
-  EXPECT_EQ(huge.status().code(), StatusCode::kGpuMemory) << huge.status().ToString();
+  EXPECT_EQ(huge.status().code(), StatusCode::kOutOfMemory) << huge.status().ToString();
   EXPECT_TRUE(gpu_->Synchronize().ok());
   EXPECT_NE(Alloc(4096), nullptr);
 }

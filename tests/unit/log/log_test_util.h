@@ -16,27 +16,9 @@
 #include "mmsb/log.h"
 #include "mmsb/replay.h"
 
+#include "temp_dir.h"
+
 namespace mmsb::testing {
-
-// A fresh directory under $TMPDIR, removed with everything in it at destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "mmsb-log-test-XXXXXX").string();
-    char* p = ::mkdtemp(tmpl.data());
-    EXPECT_NE(p, nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 // Pages as plain byte vectors: the truth a replay is compared with. Each epoch's changes become
 // a LogBatch with properly chained deltas.

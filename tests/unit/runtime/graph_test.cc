@@ -131,8 +131,8 @@ TEST_F(GraphTest, UserEdgesThatAskToBeRecomputedOnReplayAreRejected) {
 
 TEST_F(GraphTest, MissingPageGivesPageNotFound) {
   Page* a = NewPage(64);
-  EXPECT_EQ(AddPassthroughEdge(a->id(), 999999).code(), StatusCode::kPageNotFound);
-  EXPECT_EQ(AddPassthroughEdge(999999, a->id()).code(), StatusCode::kPageNotFound);
+  EXPECT_EQ(AddPassthroughEdge(a->id(), 999999).code(), StatusCode::kNotFound);
+  EXPECT_EQ(AddPassthroughEdge(999999, a->id()).code(), StatusCode::kNotFound);
   EXPECT_EQ(RemoveEdge(a->id(), 999999).code(), StatusCode::kNotFound);
 }
 
