@@ -5,7 +5,8 @@ include(CMakePackageConfigHelpers)
 set(MMSB_INSTALL_PLUGINDIR "${CMAKE_INSTALL_LIBDIR}/mmsb")
 set(MMSB_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/mmsb")
 
-install(TARGETS mmsb mmsb_kernels EXPORT mmsbTargets
+set_target_properties(mmsb_core PROPERTIES EXPORT_NAME core)
+install(TARGETS mmsb mmsb_core mmsb_kernels EXPORT mmsbTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/runtime/include/mmsb DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

@@ -337,6 +337,7 @@ class Tools:
         self.build = os.path.abspath(build)
         self.plugin = self._find("plugin/mmsb-plugin.so", "lib/mmsb/mmsb-plugin.so")
         self.runtime = self._find("runtime/libmmsb.a")
+        self.core = self._find("runtime/libmmsb_core.a")
         self.replay = self._find("tests/fidelity/fidelity_replay")
         self.include = os.path.join(SOURCE_ROOT, "runtime", "include")
 
@@ -369,7 +370,7 @@ def build_and_compare(tools, workdir, system_headers):
     inc = ["-isystem", HERE, "-isystem", tools.include] if system_headers else \
           ["-I", HERE, "-I", tools.include]
     rc, out, err = _run([CLANG, *common, f"-fplugin={tools.plugin}", "-fplugin-arg-mmsb-no-ir",
-                         *inc, *srcs, "-o", "inst", tools.runtime, "-lfmt", "-lxxhash", "-lhwy"],
+                         *inc, *srcs, "-o", "inst", tools.runtime, tools.core, "-lfmt", "-lxxhash", "-lhwy"],
                         workdir)
     if rc != 0:
         # A TU that declares a page variable without [[mmsb::page]] references the plain
