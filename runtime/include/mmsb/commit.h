@@ -96,6 +96,9 @@ class CommitSink {
   // concurrent commits share one write and one fsync (group commit). An error is returned from
   // commit() (the epoch has advanced in memory either way).
   virtual Status AfterCommit(Epoch epoch) { return Status::Ok(); }
+  // Events the sink raised in AfterCommit (e.g. a log's checkpoint-written event). The bus calls
+  // this right after AfterCommit and delivers them after the commit's own events.
+  virtual std::vector<Event> TakeEvents() { return {}; }
   // True when the sink needs CommitBatch::events (e.g. a log that records events).
   virtual bool wants_events() const { return false; }
 };

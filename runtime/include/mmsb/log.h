@@ -483,6 +483,8 @@ class LogSink final : public CommitSink {
   const char* name() const override { return "log"; }
   Status OnCommit(const CommitBatch& batch) override;
   Status AfterCommit(Epoch epoch) override;
+  // The checkpoint-written event of a checkpoint the last commit triggered, once.
+  std::vector<Event> TakeEvents() override;
   bool wants_events() const override;
 
   // Appends opaque event bytes for bus epoch `epoch`. With LogOptions::log_events the sink already

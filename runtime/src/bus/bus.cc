@@ -161,6 +161,9 @@ Expected<Epoch> Bus::Commit() {
   for (const auto& sink : notify) {
     Status s = sink->AfterCommit(committed);
     if (!s.ok() && r.ok()) r = s.WithContext(fmt::format("commit sink '{}'", sink->name()));
+    if (std::vector<Event> raised = sink->TakeEvents(); !raised.empty()) {
+      PostEvents(std::move(raised));
+    }
   }
   events_.Drain();
   // Transactions that ended while this commit waited for them return now, as after a commit of

@@ -25,6 +25,7 @@
 #include "arena/arena.h"
 #include "core/flat_id_map.h"
 #include "core/mutex.h"
+#include "device/committed_images.h"
 #include "events/event_hub.h"
 #include "graph/graph.h"
 
@@ -32,7 +33,7 @@ namespace mmsb {
 
 class DeviceHub;  // device/device_hub.h
 
-class Bus {
+class Bus : public CommittedImages {
  public:
   static Expected<std::unique_ptr<Bus>> Create(const Options& options);
   ~Bus();
@@ -96,7 +97,8 @@ class Bus {
   DeviceStats GetDeviceStats() EXCLUDES(mu_);
   // A page's bytes at the last commit: its twin, or zeros before its first commit. The caller
   // holds mu_ (the device hooks and WithDevice do).
-  std::span<const std::uint8_t> CommittedImage(const Page* p) const NO_THREAD_SAFETY_ANALYSIS;
+  std::span<const std::uint8_t> CommittedImage(const Page* p) const override
+      NO_THREAD_SAFETY_ANALYSIS;
 
  private:
   // Page::size_class_ of a page whose storage the device hub owns (unified pages).

@@ -9,8 +9,6 @@
 
 #include "mmsb/barrier.h"
 
-#include "bus/bus.h"
-
 namespace mmsb {
 namespace {
 
@@ -39,8 +37,9 @@ void WriteThroughBarrier(std::uint8_t* dst, const std::uint8_t* src, std::size_t
 
 }  // namespace
 
-DeviceHub::DeviceHub(Bus* bus, std::shared_ptr<DeviceBackend> backend, const DeviceOptions& options)
-    : bus_(bus), backend_(std::move(backend)), options_(options) {
+DeviceHub::DeviceHub(const CommittedImages* images, std::shared_ptr<DeviceBackend> backend,
+                     const DeviceOptions& options)
+    : images_(images), backend_(std::move(backend)), options_(options) {
   managed_limit_ = options_.managed_limit_bytes != 0 ? options_.managed_limit_bytes
                                                      : backend_->info().total_bytes / 2;
 }
@@ -115,7 +114,7 @@ Status DeviceHub::EnsureDeviceStaging(std::size_t bytes) {
 }
 
 Status DeviceHub::UploadCommitted(const Page* p, std::uint8_t* dst) {
-  const std::span<const std::uint8_t> image = bus_->CommittedImage(p);
+  const std::span<const std::uint8_t> image = images_->CommittedImage(p);
   MMSB_RETURN_IF_ERROR(backend_->CopyToDevice(dst, image.data(), image.size()));
   MMSB_RETURN_IF_ERROR(backend_->Synchronize());
   ++stats_.full_uploads;
@@ -292,7 +291,7 @@ Status DeviceHub::SyncCommit(const CommitBatch& batch) {
       }
       const std::uint32_t t = builder_.AddTarget(c->data, c->base, p->size());
       Status added = d ? builder_.AddDelta(t, *d)
-                       : builder_.AddImage(t, bus_->CommittedImage(p).data(), p->size());
+                       : builder_.AddImage(t, images_->CommittedImage(p).data(), p->size());
       if (!added.ok()) {
         if (ship.ok()) ship = DeviceError(added, {c});
         continue;
@@ -359,7 +358,7 @@ Status DeviceHub::DiffOnDevice(const std::vector<MirrorState*>& copies, std::siz
         return temp.status();
       }
       temps.push_back(static_cast<std::uint8_t*>(*temp));
-      const std::span<const std::uint8_t> image = bus_->CommittedImage(c->page);
+      const std::span<const std::uint8_t> image = images_->CommittedImage(c->page);
       if (Status s = backend_->CopyToDevice(temps.back(), image.data(), size); !s.ok()) {
         (void)backend_->Synchronize();
         free_temps();
@@ -459,7 +458,7 @@ Status DeviceHub::PullCopies(const std::vector<MirrorState*>& copies, ConflictPo
     for (const DiffRun& r : pl.runs) {
       const MirrorState* c = pl.copies[r.target];
       const std::uint8_t* host = c->page->data();
-      const std::uint8_t* committed = bus_->CommittedImage(c->page).data();
+      const std::uint8_t* committed = images_->CommittedImage(c->page).data();
       const std::uint8_t* dev = pl.bytes.data() + r.packed;
       PullReport& rep = by_copy[c];
       ++rep.runs;
@@ -507,7 +506,7 @@ Status DeviceHub::PullCopies(const std::vector<MirrorState*>& copies, ConflictPo
     for (const DiffRun& r : pl.runs) {
       const MirrorState* c = pl.copies[r.target];
       std::uint8_t* host = c->page->data();
-      const std::uint8_t* committed = bus_->CommittedImage(c->page).data();
+      const std::uint8_t* committed = images_->CommittedImage(c->page).data();
       const std::uint8_t* dev = pl.bytes.data() + r.packed;
       PullReport& rep = by_copy[c];
       if (policy != ConflictPolicy::kCpuWins || rep.conflict_bytes == 0) {

@@ -4,7 +4,8 @@
 //
 // Every method runs under the bus lock: the bus calls the hooks from CreatePage/FreePage/commit
 // while holding it, and the public functions reach the hub through Bus::WithDevice. So the hub has
-// no lock of its own, and it may read a page's committed image (Bus::CommittedImage).
+// no lock of its own, and it may read a page's committed image (through CommittedImages, which
+// the bus implements: the device layer sits below the bus and never includes it).
 //
 // Ownership: the bus owns the hub (Bus::device_); the hub owns every device buffer, pinned buffer
 // and managed allocation it made, and frees them in its destructor. It shares the backend.
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -22,14 +24,15 @@
 #include "mmsb/page.h"
 
 #include "device/apply_batch.h"
+#include "device/committed_images.h"
 
 namespace mmsb {
 
-class Bus;
-
 class DeviceHub {
  public:
-  DeviceHub(Bus* bus, std::shared_ptr<DeviceBackend> backend, const DeviceOptions& options);
+  // `images` must outlive the hub.
+  DeviceHub(const CommittedImages* images, std::shared_ptr<DeviceBackend> backend,
+            const DeviceOptions& options);
   ~DeviceHub();
   DeviceHub(const DeviceHub&) = delete;
   DeviceHub& operator=(const DeviceHub&) = delete;
@@ -118,7 +121,7 @@ class DeviceHub {
   MirrorState* FindCopy(const Page* p);
   void RebuildIndex();
 
-  Bus* const bus_;
+  const CommittedImages* const images_;
   std::shared_ptr<DeviceBackend> backend_;
   const DeviceOptions options_;
   std::uint64_t managed_limit_ = 0;

@@ -21,7 +21,6 @@
 #include "mmsb/mmsb.h"
 #include "mmsb/page.h"
 
-#include "bus/bus.h"
 #include "log/log_format.h"
 #include "log/log_records.h"
 #include "log/recompute.h"
@@ -420,11 +419,17 @@ Status LogSink::OnCommit(const CommitBatch& b) {
   return Status::Ok();
 }
 
+std::vector<Event> LogSink::TakeEvents() {
+  std::vector<Event> raised;
+  std::lock_guard<std::mutex> l(state_->mu);
+  raised.swap(state_->checkpoint_event);
+  return raised;
+}
+
 Status LogSink::AfterCommit(Epoch epoch) {
   if (forked()) return ForkedError();
   CommitTicket t;
   bool wait = false;
-  std::vector<Event> checkpoint_event;
   std::shared_ptr<LogGroupObserver> observer;
   Epoch log_epoch = 0;
   {
@@ -437,11 +442,6 @@ Status LogSink::AfterCommit(Epoch epoch) {
       wait = true;
       state_->tickets.erase(it);
     }
-    checkpoint_event.swap(state_->checkpoint_event);
-  }
-  // The checkpoint's event follows the commit's own batch, which the bus queued under its lock.
-  if (!checkpoint_event.empty()) {
-    if (Bus* bus = CurrentBus()) bus->PostEvents(std::move(checkpoint_event));
   }
   if (wait) MMSB_RETURN_IF_ERROR(writer_->WaitDurable(t));
   return observer ? observer->AfterGroup(log_epoch) : Status::Ok();

@@ -1,9 +1,9 @@
 // Status, Expected, and the helpers around them (runtime/include/mmsb/status.h, mmsb/types.h).
 #include "mmsb/status.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "mmsb/types.h"
 
@@ -30,10 +30,10 @@ Status AssignIntoExisting(const std::string& a, int* out) {
 }
 
 TEST(Status, EachPredicateMatchesOnlyItsOwnCode) {
-  const Status all[] = {NotFound(""),       InvalidDelta(""),       InvalidArgument(""),
-                        Corruption(""),     IOError(""),            Unsupported(""),
-                        GraphCycle(""),     OutOfMemory(""),        FailedPrecondition(""),
-                        AlreadyExists(""),  Internal("")};
+  const Status all[] = {NotFound(""),      InvalidDelta(""), InvalidArgument(""),
+                        Corruption(""),    IOError(""),      Unsupported(""),
+                        GraphCycle(""),    OutOfMemory(""),  FailedPrecondition(""),
+                        AlreadyExists(""), Internal("")};
   for (const Status& s : all) {
     const int hits = s.IsNotFound() + s.IsInvalidDelta() + s.IsInvalidArgument() +
                      s.IsCorruption() + s.IsIOError() + s.IsUnsupported() + s.IsGraphCycle() +
