@@ -172,13 +172,13 @@ void Expected<T>::CheckOk() const {
 // `MMSB_ASSIGN_OR_RETURN(auto x, ReturnsExpected());` declares (or assigns) `x` from the value, or
 // returns the error from the enclosing function (which returns Status or Expected<U>).
 #define MMSB_ASSIGN_OR_RETURN(lhs, expr) \
-  MMSB_ASSIGN_OR_RETURN_IMPL_(MMSB_STATUS_CONCAT_(_mmsb_expected_, __LINE__), lhs, expr)
-#define MMSB_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
-  auto tmp = (expr);                                \
-  if (!tmp.ok()) return tmp.status();               \
+  MMSB_ASSIGN_OR_RETURN_IMPL(MMSB_STATUS_CONCAT(_mmsb_expected_, __LINE__), lhs, expr)
+#define MMSB_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
+  auto tmp = (expr);                               \
+  if (!tmp.ok()) return tmp.status();              \
   lhs = std::move(tmp).value()
-#define MMSB_STATUS_CONCAT_(a, b) MMSB_STATUS_CONCAT_INNER_(a, b)
-#define MMSB_STATUS_CONCAT_INNER_(a, b) a##b
+#define MMSB_STATUS_CONCAT(a, b) MMSB_STATUS_CONCAT_INNER(a, b)
+#define MMSB_STATUS_CONCAT_INNER(a, b) a##b
 
 namespace mmsb::detail {
 [[noreturn]] void CheckFailed(const char* file, int line, const char* cond);
