@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "mmsb/kernels.h"
+#include "mmsb/types.h"
 
 namespace mmsb {
 namespace {

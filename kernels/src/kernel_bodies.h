@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "mmsb/device.h"
+#include "mmsb/types.h"
 
 #if defined(__CUDACC__)
 #define MMSB_HD __host__ __device__ __forceinline__

@@ -28,6 +28,7 @@
 #include <thrust/iterator/transform_iterator.h>
 
 #include "mmsb/kernels.h"
+#include "mmsb/types.h"
 
 #include "kernel_bodies.h"
 
