@@ -405,8 +405,8 @@ Expected<std::int64_t> Store::Impl::ChooseGeneration(std::int64_t tu, const TuCa
   }
 
   MMSB_ASSIGN_OR_RETURN(
-      open, Prepare("SELECT id, EXISTS(SELECT 1 FROM captures WHERE gen=generations.id AND "
-                    "tu=?1) FROM generations WHERE is_open=1 ORDER BY id DESC LIMIT 1"));
+      auto open, Prepare("SELECT id, EXISTS(SELECT 1 FROM captures WHERE gen=generations.id AND "
+                         "tu=?1) FROM generations WHERE is_open=1 ORDER BY id DESC LIMIT 1"));
   open.Bind(1, tu);
   MMSB_ASSIGN_OR_RETURN(auto has_open, open.Step());
   if (has_open && open.Int(1) == 0) return open.Int(0);
@@ -500,7 +500,8 @@ Expected<std::int64_t> Store::AddCapture(const TuCapture& c, const GenerationReq
         if (!found) compressed.emplace(hash, impl.codec().Compress(*text));
       }
       MMSB_ASSIGN_OR_RETURN(
-          ins, impl.Prepare("INSERT OR IGNORE INTO blobs(hash, raw_size, data) VALUES(?1,?2,?3)"));
+          auto ins,
+          impl.Prepare("INSERT OR IGNORE INTO blobs(hash, raw_size, data) VALUES(?1,?2,?3)"));
       for (const auto& [hash, data] : compressed) {
         ins.Reset();
         ins.BindBlob(1, hash.data(), hash.size())
@@ -552,9 +553,10 @@ Expected<std::int64_t> Store::AddCapture(const TuCapture& c, const GenerationReq
                             impl.Prepare("SELECT id FROM funcs WHERE tu=?1 AND name=?2"));
       MMSB_ASSIGN_OR_RETURN(auto fins, impl.Prepare("INSERT INTO funcs(tu, name) VALUES(?1,?2)"));
       MMSB_ASSIGN_OR_RETURN(
-          eins, impl.Prepare("INSERT INTO entries(manifest, func, stage, text_hash, struct_hash, "
-                             "insts, blocks, linkage, file, line, pages) "
-                             "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"));
+          auto eins,
+          impl.Prepare("INSERT INTO entries(manifest, func, stage, text_hash, struct_hash, "
+                       "insts, blocks, linkage, file, line, pages) "
+                       "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"));
       std::map<std::string, std::int64_t> files;
       std::int64_t func = 0;
       const std::string* func_name = nullptr;
@@ -605,8 +607,8 @@ Expected<std::int64_t> Store::AddCapture(const TuCapture& c, const GenerationReq
     MMSB_ASSIGN_OR_RETURN(auto gen, impl.ChooseGeneration(tu, c, req));
     generation = gen;
     MMSB_ASSIGN_OR_RETURN(
-        cap, impl.Prepare("INSERT OR REPLACE INTO captures(gen, tu, manifest, captured_at_ms, "
-                          "compiler, flags_hash) VALUES(?1,?2,?3,?4,?5,?6)"));
+        auto cap, impl.Prepare("INSERT OR REPLACE INTO captures(gen, tu, manifest, captured_at_ms, "
+                               "compiler, flags_hash) VALUES(?1,?2,?3,?4,?5,?6)"));
     cap.Bind(1, gen).Bind(2, tu).Bind(3, manifest).Bind(4, NowMs());
     cap.Bind(5, c.compiler).Bind(6, c.flags_hash);
     MMSB_RETURN_IF_ERROR(cap.Run());
@@ -895,9 +897,9 @@ Expected<GcResult> Store::Gc(int keep) {
     result.generations_removed = static_cast<int>(n.Int(0));
     // The oldest kept generation takes over what it inherits from removed generations.
     MMSB_ASSIGN_OR_RETURN(
-        move, impl.Prepare("UPDATE captures SET gen = ?1 WHERE gen < ?1 AND (gen, tu) IN "
-                           "(SELECT MAX(gen), tu FROM captures WHERE gen < ?1 GROUP BY tu) "
-                           "AND tu NOT IN (SELECT tu FROM captures WHERE gen = ?1)"));
+        auto move, impl.Prepare("UPDATE captures SET gen = ?1 WHERE gen < ?1 AND (gen, tu) IN "
+                                "(SELECT MAX(gen), tu FROM captures WHERE gen < ?1 GROUP BY tu) "
+                                "AND tu NOT IN (SELECT tu FROM captures WHERE gen = ?1)"));
     move.Bind(1, oldest_kept);
     MMSB_RETURN_IF_ERROR(move.Run());
     MMSB_ASSIGN_OR_RETURN(auto del, impl.Prepare("DELETE FROM captures WHERE gen < ?1"));
