@@ -5,7 +5,7 @@
 //     oracle the CUDA kernels are tested against, the fallback when there is no device, and a fake
 //     that can inject out-of-memory and device failures for tests.
 //   - The CUDA backend builds when nvcc is found (MMSB_WITH_CUDA). MakeCudaBackend fails with
-//     UnsupportedLocation when the library was built without CUDA or the machine has no usable
+//     Unsupported when the library was built without CUDA or the machine has no usable
 //     device or driver.
 //
 // Ownership: the factories return backends the caller owns; hand them to mmsb::AttachDevice as a
@@ -22,7 +22,7 @@
 namespace mmsb {
 
 struct CpuBackendOptions {
-  std::uint64_t capacity_bytes = std::uint64_t{1} << 32;  // "device" memory; beyond it: GpuMemory
+  std::uint64_t capacity_bytes = std::uint64_t{1} << 32;  // "device" memory; beyond it: OutOfMemory
   bool managed_memory = true;                             // AllocateManaged supported
 };
 
@@ -82,7 +82,7 @@ class CpuBackend : public DeviceBackend {
   // returned by the operation itself, or, when `deferred`, by the next Synchronize (the way an
   // asynchronous kernel fault surfaces).
   void FailNthOperation(std::uint64_t n, Status s, bool deferred = false);
-  // Change the capacity (to provoke GpuMemory).
+  // Change the capacity (to provoke OutOfMemory).
   void set_capacity(std::uint64_t bytes) { options_.capacity_bytes = bytes; }
   const CpuBackendCounters& counters() const { return counters_; }
 
@@ -116,7 +116,7 @@ struct CudaBackendOptions {
 
 // True when libmmsb_kernels was built with CUDA kernels.
 bool CudaBuilt();
-// The CUDA backend on `options.device`. UnsupportedLocation without CUDA support, a device or a
+// The CUDA backend on `options.device`. Unsupported without CUDA support, a device or a
 // driver (the message says which).
 Expected<std::unique_ptr<DeviceBackend>> MakeCudaBackend(const CudaBackendOptions& options = {});
 // The CUDA backend when one can be made, else the CPU reference backend.

@@ -14,7 +14,7 @@
 //     the byte compaction saves passes over the page.
 //
 // Errors map to Status (FromCuda) and never abort. A sticky device fault makes every later call
-// fail with GpuMemory; the runtime keeps its CPU state and marks device copies stale.
+// fail with OutOfMemory; the runtime keeps its CPU state and marks device copies stale.
 #include <cuda_runtime.h>
 
 #include <algorithm>

@@ -13,8 +13,8 @@
 // 16-byte aligned and a byte path otherwise. Pointer arithmetic on device pointers is allowed, so a
 // copy of a range is Copy(dst + a, src + b, n).
 //
-// Errors never abort: GpuMemory for out-of-memory and device faults (launch failure, illegal
-// address, a lost device), UnsupportedLocation when there is no device, no driver or no managed
+// Errors never abort: OutOfMemory for out-of-memory and device faults (launch failure, illegal
+// address, a lost device), Unsupported when there is no device, no driver or no managed
 // memory, InvalidArgument for arguments the backend can check.
 //
 // Thread-safety: a backend is not thread-safe. The runtime calls the backend it owns under its bus
@@ -143,7 +143,7 @@ class DeviceBackend {
   virtual Expected<void*> AllocatePinned(std::size_t bytes) = 0;
   virtual void FreePinned(void* host_ptr) = 0;
   // Memory both the host and the device can address (cudaMallocManaged), advised to prefer the
-  // device. UnsupportedLocation when the device has no managed memory.
+  // device. Unsupported when the device has no managed memory.
   virtual Expected<void*> AllocateManaged(std::size_t bytes) = 0;
   virtual void FreeManaged(void* ptr) = 0;
   // Migrates managed memory ahead of use (asynchronous, a hint: never changes the bytes).

@@ -81,7 +81,7 @@ struct EdgeInfo {
   DerivedPolicy policy = DerivedPolicy::kLog;
 };
 
-// Each returns GraphCycle (graph unchanged) when the edge would close a cycle, PageNotFound for an
+// Each returns GraphCycle (graph unchanged) when the edge would close a cycle, NotFound for an
 // unknown page, InvalidArgument for a bad projection, mismatched passthrough sizes or an unknown
 // policy, and AlreadyExists when the same parent -> child edge exists.
 Status AddPassthroughEdge(PageId parent, PageId child, EdgeOptions options = {});

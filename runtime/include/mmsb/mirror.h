@@ -55,7 +55,7 @@ const char* ConflictPolicyName(ConflictPolicy p);
 struct DeviceOptions {
   ConflictPolicy conflict_policy = ConflictPolicy::kError;  // for commits and default pulls
   // Upper bound on managed memory for unified pages; 0 picks half the device's memory. Creating a
-  // unified page beyond it, or beyond the device's free memory, fails with GpuMemory, so managed
+  // unified page beyond it, or beyond the device's free memory, fails with OutOfMemory, so managed
   // memory never oversubscribes the device.
   std::uint64_t managed_limit_bytes = 0;
   // After each commit's diff, prefetch unified pages back to the device (they are prefetched to the
@@ -80,7 +80,7 @@ struct DeviceSpan {
 };
 
 // Creates (or returns the existing) device copy of `page`, holding the page's last committed bytes.
-// GpuMemory when the device is out of memory (the page is unaffected).
+// OutOfMemory when the device is out of memory (the page is unaffected).
 Expected<DeviceSpan> Mirror(Page* page);
 // Drops the device copy of a CPU page. FailedPrecondition for Gpu/Unified pages, NotFound when the
 // page is not mirrored.

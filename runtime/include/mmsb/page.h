@@ -62,7 +62,6 @@ class Page {
   Page& operator=(const Page&) = delete;
 
  private:
-  friend class PageTable;
   friend class Bus;
   friend class UndoLog;
   friend class DependencyGraph;  // prefetches page bytes and twins ahead of recompute
@@ -90,7 +89,7 @@ class Page {
 };
 
 // Creates a heap page of `size` bytes (1 byte to 4 GiB - 1). Fails with InvalidArgument for bad
-// sizes, OutOfMemory when the arena is exhausted, UnsupportedLocation for Gpu/Unified without a
+// sizes, OutOfMemory when the arena is exhausted, Unsupported for Gpu/Unified without a
 // device backend, FailedPrecondition when the bus is not started.
 Expected<Page*> CreatePage(std::size_t size, const PageOptions& options = {});
 
@@ -102,7 +101,7 @@ Expected<Page*> RegisterStaticPage(void* addr, std::size_t size, const PageOptio
 Status FreePage(Page* page);
 Status FreePage(PageId id);
 
-// Looks up a live page. FindPage returns null when absent; GetPage returns PageNotFound.
+// Looks up a live page. FindPage returns null when absent; GetPage returns NotFound.
 Page* FindPage(PageId id);
 Expected<Page*> GetPage(PageId id);
 // Looks up a live page by its stable name (static pages); null when absent.

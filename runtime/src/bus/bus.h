@@ -105,7 +105,7 @@ class Bus : public CommittedImages {
   static constexpr std::uint8_t kExternalStorage = 0xfe;
   Status CheckDevicePage(const Page* page) REQUIRES(mu_);
   Expected<Page*> CreateUnifiedPage(std::size_t size, const PageOptions& options) EXCLUDES(mu_);
-  // Creates the device copy of a new Gpu page (UnsupportedLocation without a device).
+  // Creates the device copy of a new Gpu page (Unsupported without a device).
   Status AttachDeviceCopy(Page* p) REQUIRES(mu_);
   // The hub's pre-collection step of a commit (pull Gpu pages); OK without a device.
   Status DeviceBeforeCommit() REQUIRES(mu_);

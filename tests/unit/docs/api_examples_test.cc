@@ -297,7 +297,7 @@ mmsb::Status TrackStaticBody() {
 mmsb::Status FreeEverything() {
   for (const mmsb::PageInfo& info : mmsb::ListPages()) {
     mmsb::Expected<mmsb::Page*> page = mmsb::GetPage(info.id);
-    if (!page.ok()) return page.status();         // PageNotFound: freed meanwhile
+    if (!page.ok()) return page.status();         // NotFound: freed meanwhile
     MMSB_RETURN_IF_ERROR(mmsb::FreePage(*page));  // a static page is unregistered, not freed
   }
   return mmsb::PageCount() == 0 ? mmsb::Status::Ok() : mmsb::Internal("pages left");
@@ -1398,7 +1398,7 @@ mmsb::Status MirrorOnDevice(mmsb::Page* page) {
               backend->info().is_reference ? "CPU reference" : backend->info().name.c_str());
   MMSB_RETURN_IF_ERROR(mmsb::AttachDevice(std::move(backend)));
   mmsb::Expected<mmsb::DeviceSpan> copy = mmsb::Mirror(page);  // holds the last committed bytes
-  if (!copy.ok()) return copy.status();                        // GpuMemory: the page is unaffected
+  if (!copy.ok()) return copy.status();  // OutOfMemory: the page is unaffected
   *mmsb::rt::w(&page->data()[5]) = 42;
   if (auto e = mmsb::commit(); !e.ok()) return e.status();  // one staging copy, one apply
   std::uint8_t on_device = 0;
@@ -1487,7 +1487,7 @@ mmsb::Status DevicePages(mmsb::Page** on_gpu, mmsb::Page** unified) {
   mmsb::PageOptions managed;
   managed.location = mmsb::Location::kUnified;  // one copy; every commit diffs it in full
   mmsb::Expected<mmsb::Page*> u = mmsb::CreatePage(4096, managed);
-  if (!u.ok()) return u.status();  // UnsupportedLocation without managed memory
+  if (!u.ok()) return u.status();  // Unsupported without managed memory
   MMSB_RETURN_IF_ERROR(mmsb::Prefetch(*u, mmsb::MemoryPlace::kDevice));
   *on_gpu = *g;
   *unified = *u;
