@@ -133,9 +133,7 @@ std::string Where(mmsb::PageId page, mmsb::Epoch epoch, mmsb::Location location)
 }
 
 // Shadow bytes (one per granule) a page of `bytes` bytes needs.
-std::uint64_t Granules(std::uint64_t bytes) {
-  return (bytes + mmsb::kGranuleSize - 1) >> mmsb::kGranuleShift;
-}
+std::uint64_t Granules(std::uint64_t bytes) { return mmsb::GranuleCount(bytes); }
 
 TEST(DocsApiTypes, NamesAndGranules) {
   EXPECT_EQ(Where(3, 7, mmsb::Location::kGpu), "page 3 at epoch 7 on gpu");
@@ -448,7 +446,7 @@ mmsb::Status ShipDelta(const mmsb::Delta& d) {
 std::size_t CountTouchedChanges(std::span<const std::uint8_t> twin,
                                 std::span<const std::uint8_t> page) {
   // One shadow byte per 64-byte granule, as the barrier keeps them: only granule 1 was written.
-  std::vector<std::uint8_t> touched((page.size() + mmsb::kGranuleSize - 1) / mmsb::kGranuleSize, 0);
+  std::vector<std::uint8_t> touched(mmsb::GranuleCount(page.size()), 0);
   touched[1] = 1;
   const mmsb::Delta tracked = mmsb::DiffGranules(/*page=*/1, /*base_epoch=*/0, twin, page, touched);
   // The SIMD kernel underneath, and the scalar reference it is tested against.
