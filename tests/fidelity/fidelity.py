@@ -655,6 +655,7 @@ def cmd_run(args):
     counts = {}
     failures = []
     classes = set()
+    done = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(check_one, tools, s, args.functions, keep_root, args.oracle,
                                args.oracle == "plain" or (s - args.seed) % args.plain_every == 0)
@@ -663,6 +664,10 @@ def cmd_run(args):
             seed, kind, detail, used, kept = fut.result()
             for name in used:
                 counts[name] = counts.get(name, 0) + 1
+            done += 1
+            if args.progress:
+                print(f"fidelity: [{done}/{args.count}] seed {seed}: {kind}", file=sys.stderr,
+                      flush=True)
             if kind in ("ok", "rejected"):
                 continue
             if kind == "plain-broken":
@@ -744,6 +749,7 @@ def main():
     run.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     run.add_argument("--keep", help="where failing programs are kept (default: a temp dir)")
     run.add_argument("--reduce", action="store_true", help="reduce failing programs with cvise")
+    run.add_argument("--progress", action="store_true", help="a line per finished program")
     run.add_argument("--attribute", action="store_true",
                      help="name the issue-13 defect classes behind the failures")
     run.add_argument("--figures", action="store_true", help="print FIGURE lines (bench/run)")
