@@ -162,20 +162,17 @@ bool PageVisitor::VisitCXXMemberCallExpr(clang::CXXMemberCallExpr* mc) {
     if (pm->getOpcode() == clang::BO_PtrMemI) {
       if (IsPagePointer(obj)) {
         NoteWrite(PageTypeOfPointer(obj));
-        if (Wrap(obj, PointerBarrierOpen(), ")", kSitePointerBase, pm->getOperatorLoc()))
-          Remark(DiagKind::kRemarkBarrier, pm->getOperatorLoc(),
-                 {Quote(SourceText(obj)),
-                  "a call through a pointer to member function: its "
-                  "object is marked first"});
+        // Held: the call's arguments, evaluated after the object, may commit (class 3).
+        if (Wrap(obj, "__builtin_addressof(" + HeldRefOpen() + "*(", ")))", kSitePointerBase,
+                 pm->getOperatorLoc()))
+          Remark(DiagKind::kRemarkCallMark, pm->getOperatorLoc(),
+                 {"a call through a pointer to member function", Quote(SourceText(obj))});
       }
     } else if (IsPageStorage(obj)) {
       NoteWrite(PageTypeOfStorage(obj));
-      if (Wrap(obj, LvalueBarrier().first, LvalueBarrier().second, kSiteStore,
-               pm->getOperatorLoc()))
-        Remark(DiagKind::kRemarkBarrier, pm->getOperatorLoc(),
-               {Quote(SourceText(obj)),
-                "a call through a pointer to member function: its object "
-                "is marked first"});
+      if (Wrap(obj, HeldRefOpen(), ")", kSiteStore, pm->getOperatorLoc()))
+        Remark(DiagKind::kRemarkCallMark, pm->getOperatorLoc(),
+               {"a call through a pointer to member function", Quote(SourceText(obj))});
     }
     return true;
   }
@@ -281,12 +278,18 @@ bool PageVisitor::VisitAtomicExpr(clang::AtomicExpr* ae) {
     if (p == nullptr || !IsPagePointer(p)) continue;
     NoteWrite(PageTypeOfPointer(p));
     const bool sized = !p->getType()->getPointeeType()->isIncompleteType();
-    if (Wrap(p, sized ? PointerBarrierOpen() : std::string("::mmsb::rt::MarkFrom("), ")",
-             kSiteAtomic, ae->getBuiltinLoc()))
+    // The builtin's other operands are evaluated in no fixed order and may commit (a
+    // transaction): a mark made before them only is not enough (issue 13, class 3). The held
+    // forms mark again at the end of the full-expression, after the atomic store.
+    if (Wrap(p, sized ? "__builtin_addressof(" + HeldRefOpen() + "*(" : HeldPointerOpen(),
+             sized ? ")))" : ")", kSiteAtomic, ae->getBuiltinLoc()))
       Remark(DiagKind::kRemarkBarrier, ae->getBuiltinLoc(),
-             {Quote(SourceText(p)), sized ? "an atomic operation: its object is marked first"
+             {Quote(SourceText(p)), sized ? "an atomic operation: its object is marked when it is "
+                                            "evaluated and again at the end of the "
+                                            "full-expression"
                                           : "an atomic operation on an incomplete type: the rest "
-                                            "of its page is marked first"});
+                                            "of its page is marked when it is evaluated and again "
+                                            "at the end of the full-expression"});
   }
   return true;
 }
@@ -1167,10 +1170,13 @@ void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
   if (marks) NoteWrite(PageTypeOfPointer(e));
   if (marks && LibraryName(callee).starts_with("__sync_") &&
       !e->getType()->getPointeeType()->isIncompleteType()) {
-    // __sync builtins write exactly the object their pointer designates.
-    if (Wrap(e, PointerBarrierOpen(), ")", kSiteAtomic, e->getExprLoc()))
+    // __sync builtins write exactly the object their pointer designates. Held: the value
+    // operand may commit, and is evaluated in no fixed order (issue 13, class 3).
+    if (Wrap(e, "__builtin_addressof(" + HeldRefOpen() + "*(", ")))", kSiteAtomic, e->getExprLoc()))
       Remark(DiagKind::kRemarkBarrier, e->getExprLoc(),
-             {Quote(SourceText(e)), "an atomic builtin: its object is marked first"});
+             {Quote(SourceText(e)),
+              "an atomic builtin: its object is marked when it is "
+              "evaluated and again at the end of the full-expression"});
   } else if (marks) {
     if (Wrap(e, HeldPointerOpen(), ")", kSiteMarkPointer, e->getExprLoc()))
       Remark(DiagKind::kRemarkLibraryMark, e->getExprLoc(),

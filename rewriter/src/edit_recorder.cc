@@ -226,11 +226,17 @@ void PageVisitor::Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) 
   }
   // Store, then mark (docs/Runtime.md, "The commit protocol") where `lhs` is the destination of an
   // assignment, compound assignment, ++ or --; other mutating operators (operator[] of a member
-  // object) mark first, as member calls do. ws does nothing during constant evaluation, so
+  // object) get a held mark, as member calls do. ws does nothing during constant evaluation, so
   // constexpr functions use it too; template code takes the address with __builtin_addressof.
   if (!IsStoreDestination(ctx_, lhs)) {
-    if (Wrap(lhs, LvalueBarrier().first, LvalueBarrier().second, kSiteStore, op_loc))
-      remark("a mutating operator call: the object is marked first");
+    // A mutating operator call (`g.arr[produce()] += v`, operator[] of a member object): its
+    // object is evaluated before its other operands, which may commit (a transaction), so a
+    // mark made only then is consumed before the store: mark it again at the end of the
+    // full-expression, as member calls do (issue 13, class 3).
+    if (Wrap(lhs, HeldRefOpen(), ")", kSiteStore, op_loc))
+      remark(
+          "a mutating operator call: the object is marked when it is evaluated and again at "
+          "the end of the full-expression");
   } else if (InInstantiation()) {
     if (Wrap(lhs, "::mmsb::rt::wst(", ")", kSiteStore, op_loc)) remark("store, then mark");
   } else {

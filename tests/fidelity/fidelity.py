@@ -212,6 +212,8 @@ def p_produce_arg(r, ctx):
         f"for (int i = {lo}; i < {hi}; ++i) g0.a[i] = Produce(i + {_v(r)});",
         f"g0.cells[Produce({_v(r)}) & 15].b = Produce({_v(r)}) * 0.5;",
         f"g1.acc.Add(Produce({_v(r)}) + Produce({_v(r)}));",
+        f"__atomic_fetch_add(&g0.b[{lo & 31}], Produce({_v(r)}), __ATOMIC_RELAXED);",
+        f"g1.arr[Produce({_v(r)}) & 15] ^= {_v(r)}; g0.arr[{lo & 15}] = Produce({_v(r)});",
     ])
 
 
