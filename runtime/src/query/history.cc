@@ -32,6 +32,7 @@ Status PageCursor::Init(const LogIndex& index, PageId page, std::uint64_t mask) 
   }
   mask_ = mask;
   changes_ = index.ChangesOf(page);
+  MMSB_RETURN_IF_ERROR(index.damage());
   pos_ = 0;
   bytes_.assign(page_->size, 0);
   MMSB_RETURN_IF_ERROR(index.BaseImage(page, bytes_));
