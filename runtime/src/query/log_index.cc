@@ -51,15 +51,23 @@ constexpr std::uint32_t kIndexVersion = 2;
 constexpr std::size_t kIndexHeader = 56;
 constexpr std::uint64_t kTailBytes = 32;
 
+// Appends v as a varint at p (at most 10 bytes).
+inline void PutVar(std::uint8_t*& p, std::uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<std::uint8_t>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<std::uint8_t>(v);
+}
+
 class VarWriter {
  public:
   explicit VarWriter(std::vector<std::uint8_t>& out) : out_(out) {}
   void V(std::uint64_t v) {
-    while (v >= 0x80) {
-      out_.push_back(static_cast<std::uint8_t>(v | 0x80));
-      v >>= 7;
-    }
-    out_.push_back(static_cast<std::uint8_t>(v));
+    std::uint8_t buf[10];
+    std::uint8_t* p = buf;
+    PutVar(p, v);
+    out_.insert(out_.end(), buf, p);
   }
   void S(std::string_view s) {
     V(s.size());
@@ -245,7 +253,7 @@ std::span<const IndexedChange> LogIndex::Impl::Changes(std::size_t i) const {
     return Changes(i);
   }
   c.decoded = true;
-  c.enc = {};
+  c.enc.clear();
   return c.list;
 }
 
@@ -305,17 +313,19 @@ void LogIndex::Impl::AppendCommit(const CommitRec& c, std::span<const TxRec> txs
     commit_blocks.back().first = c.epoch;
   }
   CommitBlock& b = commit_blocks.back();
-  VarWriter w(b.enc);
-  w.V(c.epoch - (b.count == 0 ? 0 : b.last));
+  std::uint8_t* p = b.enc.Reserve(40 + 30 * txs.size());
+  PutVar(p, c.epoch - (b.count == 0 ? 0 : b.last));
   const std::int64_t d = static_cast<std::int64_t>(c.unix_nanos - b.last_nanos);
-  w.V(d < 0 ? ((~static_cast<std::uint64_t>(d)) << 1) | 1 : static_cast<std::uint64_t>(d) << 1);
-  w.V(c.state_hash);
-  w.V(txs.size());
+  PutVar(p,
+         d < 0 ? ((~static_cast<std::uint64_t>(d)) << 1) | 1 : static_cast<std::uint64_t>(d) << 1);
+  PutVar(p, c.state_hash);
+  PutVar(p, txs.size());
   for (const TxRec& t : txs) {
-    w.V(t.site);
-    w.V(t.thread);
-    w.V(t.sequence);
+    PutVar(p, t.site);
+    PutVar(p, t.thread);
+    PutVar(p, t.sequence);
   }
+  b.enc.Commit(p);
   b.last = c.epoch;
   b.last_nanos = c.unix_nanos;
   ++b.count;
@@ -327,11 +337,13 @@ void LogIndex::Impl::AppendCommit(const CommitRec& c, std::span<const TxRec> txs
 Status LogIndex::Impl::LoadEncoded() {
   for (CommitBlock& b : commit_blocks) {
     if (!b.enc.empty() || b.count == 0) continue;
-    MMSB_RETURN_IF_ERROR(ReadBlock(b.at, &b.enc));
+    MMSB_RETURN_IF_ERROR(ReadBlock(b.at, &block_scratch));
+    b.enc.Assign(block_scratch);
   }
   for (PageChanges& c : changes) {
     if (!c.enc.empty() || c.count == 0) continue;
-    MMSB_RETURN_IF_ERROR(ReadBlock(c.at, &c.enc));
+    MMSB_RETURN_IF_ERROR(ReadBlock(c.at, &block_scratch));
+    c.enc.Assign(block_scratch);
     c.decoded = false;
     c.list.clear();
   }
@@ -361,7 +373,7 @@ Status LogIndex::Impl::ReadDelta(const IndexedChange& c, std::vector<std::uint8_
   const RandomAccessFile* file = *f;
   auto where = [&] { return fmt::format("{}:{}", segments[seg].path, off); };
   // One read for the header and (nearly always) the whole payload; a second for a longer one.
-  constexpr std::size_t kFirstRead = 1024;
+  constexpr std::size_t kFirstRead = 512;
   scratch->resize(kFirstRead);
   std::size_t got = 0;
   MMSB_RETURN_IF_ERROR(file->Read(off, kFirstRead, scratch->data(), &got));
@@ -626,12 +638,13 @@ Status LogIndex::Impl::ApplyGroup(std::vector<Pending>& group,
     // Appended in the file's encoding: epoch and position as deltas from the page's previous
     // change, the mask as its lowest bucket and the bits from there.
     PageChanges& pc = changes[i];
-    VarWriter w(pc.enc);
-    w.V(e - pc.last_epoch);
+    std::uint8_t* p = pc.enc.Reserve(40);
+    PutVar(p, e - pc.last_epoch);
     const unsigned lo = d.mask == 0 ? 64 : static_cast<unsigned>(std::countr_zero(d.mask));
-    w.V(lo);
-    if (lo < 64) w.V(d.mask >> lo);
-    w.V(d.where - pc.last_where);
+    PutVar(p, lo);
+    if (lo < 64) PutVar(p, d.mask >> lo);
+    PutVar(p, d.where - pc.last_where);
+    pc.enc.Commit(p);
     pc.last_epoch = e;
     pc.last_where = d.where;
     ++pc.count;
@@ -899,7 +912,8 @@ bool LogIndex::Impl::Load(std::unique_ptr<RandomAccessFile> file) {
   };
   const std::uint64_t nblocks = m.V();
   if (!m.ok() || nblocks > ms) return false;
-  commit_blocks.assign(nblocks, {});
+  commit_blocks.clear();
+  commit_blocks.resize(nblocks);
   commit_count = 0;
   Epoch prev = 0;
   for (CommitBlock& b : commit_blocks) {

@@ -2,9 +2,13 @@
 // slice.cc). See mmsb/query.h for the contract.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -20,6 +24,61 @@ namespace mmsb::query {
 
 struct Pending;
 struct PendingDelta;
+
+// A growable byte buffer for the index's blocks while they are built: appends are a capacity
+// check and plain stores (no library call per varint), and growth is realloc's (which moves large
+// blocks by remapping rather than copying).
+class ByteBuf {
+ public:
+  ByteBuf() = default;
+  ~ByteBuf() { std::free(p_); }
+  ByteBuf(ByteBuf&& o) noexcept : p_(o.p_), n_(o.n_), cap_(o.cap_) {
+    o.p_ = nullptr;
+    o.n_ = o.cap_ = 0;
+  }
+  ByteBuf& operator=(ByteBuf&& o) noexcept {
+    if (this != &o) {
+      std::free(p_);
+      p_ = o.p_;
+      n_ = o.n_;
+      cap_ = o.cap_;
+      o.p_ = nullptr;
+      o.n_ = o.cap_ = 0;
+    }
+    return *this;
+  }
+  ByteBuf(const ByteBuf&) = delete;
+  ByteBuf& operator=(const ByteBuf&) = delete;
+
+  const std::uint8_t* data() const { return p_; }
+  std::size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  operator std::span<const std::uint8_t>() const { return {p_, n_}; }
+  void clear() { *this = ByteBuf(); }
+  // Room for `n` more bytes at the returned pointer; Commit(end) then keeps those written.
+  std::uint8_t* Reserve(std::size_t n) {
+    if (cap_ - n_ < n) {
+      const std::size_t cap = std::max<std::size_t>({n_ + n, cap_ * 2, 256});
+      auto* q = static_cast<std::uint8_t*>(std::realloc(p_, cap));
+      if (q == nullptr) throw std::bad_alloc();
+      p_ = q;
+      cap_ = cap;
+    }
+    return p_ + n_;
+  }
+  void Commit(const std::uint8_t* end) { n_ = static_cast<std::size_t>(end - p_); }
+  void Assign(std::span<const std::uint8_t> b) {
+    n_ = 0;
+    if (b.empty()) return;
+    std::memcpy(Reserve(b.size()), b.data(), b.size());
+    n_ = b.size();
+  }
+
+ private:
+  std::uint8_t* p_ = nullptr;
+  std::size_t n_ = 0;
+  std::size_t cap_ = 0;
+};
 
 class LogIndex::Impl {
  public:
@@ -40,7 +99,7 @@ class LogIndex::Impl {
   // file block `at`), decoded into `list` on first use.
   struct PageChanges {
     BlockRef at;
-    std::vector<std::uint8_t> enc;
+    ByteBuf enc;
     std::uint64_t count = 0;
     Epoch last_epoch = 0;  // the encoder's state, for appending
     std::uint64_t last_where = 0;
@@ -63,7 +122,7 @@ class LogIndex::Impl {
   // Up to kCommitsPerBlock consecutive commits, encoded like a page's changes.
   struct CommitBlock {
     BlockRef at;
-    std::vector<std::uint8_t> enc;
+    ByteBuf enc;
     std::uint32_t count = 0;
     Epoch first = 0;
     Epoch last = 0;
