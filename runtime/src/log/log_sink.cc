@@ -140,8 +140,6 @@ struct LogSink::State {
   // Provenance: sites logged in this run, by their static strings (mmsb/provenance.h).
   std::map<std::tuple<const char*, const char*, std::uint32_t, int>, std::uint32_t> sites;
   LogCommitInfo commit_info;
-  std::tuple<const char*, const char*, std::uint32_t, int> last_site{};
-  std::uint32_t last_site_id = 0;  // 0: none yet
 
   // Logs the sites of `b`'s transactions not yet logged in this run, then the commit-info.
   void AddProvenance(const CommitBatch& b) {
@@ -151,23 +149,16 @@ struct LogSink::State {
       t.thread = p.thread;
       t.sequence = p.sequence;
       if (p.kind != CommitProvenance::Kind::kUnknown) {
-        // A site is its static strings' addresses: a loop committing from one site compares
-        // pointers, and the map is searched only when the site changes.
-        const std::tuple<const char*, const char*, std::uint32_t, int> key{
-            p.file, p.function, p.line, static_cast<int>(p.kind)};
-        if (last_site_id == 0 || key != last_site) {
-          auto [it, fresh] = sites.try_emplace(key, static_cast<std::uint32_t>(sites.size() + 1));
-          if (fresh) {
-            batch.AddSite({it->second,
-                           p.kind == CommitProvenance::Kind::kCommitCall
-                               ? LogSite::Kind::kCommitCall
-                               : LogSite::Kind::kTransaction,
-                           p.line, p.function ? p.function : "", p.file ? p.file : ""});
-          }
-          last_site = key;
-          last_site_id = it->second;
+        auto [it, fresh] = sites.try_emplace({p.file, p.function, p.line, static_cast<int>(p.kind)},
+                                             static_cast<std::uint32_t>(sites.size() + 1));
+        if (fresh) {
+          batch.AddSite({it->second,
+                         p.kind == CommitProvenance::Kind::kCommitCall
+                             ? LogSite::Kind::kCommitCall
+                             : LogSite::Kind::kTransaction,
+                         p.line, p.function ? p.function : "", p.file ? p.file : ""});
         }
-        t.site = last_site_id;
+        t.site = it->second;
       }
       commit_info.transactions.push_back(t);
     }
