@@ -361,6 +361,22 @@ TEST(QueryIndex, BisectMatchesLinearScanOfReplay) {
         EXPECT_EQ(r->found, found) << text << " from " << o.from;
         if (found) EXPECT_EQ(r->epoch, want) << text << " from " << o.from;
         EXPECT_LE(r->epochs_evaluated, oracle.last() + 1);
+        if (!found || r->epoch != want) continue;
+        // The values at the epoch found and the fields that changed there, as replay has them.
+        const auto& fs = p->fields();
+        ASSERT_EQ(r->values.size(), fs.size());
+        std::size_t changed = 0;
+        for (std::size_t i = 0; i < fs.size(); ++i) {
+          EXPECT_EQ(r->values[i], oracle.Value(fs[i], want)) << text << " " << fs[i].label;
+          const std::string before = want > 0 ? oracle.Value(fs[i], want - 1) : "";
+          if (before == r->values[i]) continue;
+          ASSERT_LT(changed, r->changes.size()) << text << " misses " << fs[i].label;
+          EXPECT_EQ(r->changes[changed].field.label, fs[i].label) << text;
+          EXPECT_EQ(r->changes[changed].old_value, before) << text << " " << fs[i].label;
+          EXPECT_EQ(r->changes[changed].new_value, r->values[i]) << text;
+          ++changed;
+        }
+        EXPECT_EQ(changed, r->changes.size()) << text << " from " << o.from;
       }
     }
     // Monotone: total only grows, so "total >= k" is monotone and binary search must agree.
