@@ -198,12 +198,12 @@
         label.addEventListener("click", () => toggle(ri));
       }
       svg.append(label);
-      for (const [c, n] of cellsByRow[ri]) {
+      for (const [c, n, lastEpoch, site] of cellsByRow[ri]) {
         const a = 0.15 + 0.85 * Math.log(n + 1) / Math.log(maxN + 1);
         const rect = mmsb.svg("rect", { class: "cell", x: LABEL + c * bw, y: y * RH + 1, width: Math.max(1, bw - (bw > 3 ? 1 : 0)),
           height: RH - 2, fill: "rgba(201,80,31," + a.toFixed(3) + ")", "data-r": ri, "data-c": c, "data-n": n });
         const tip = mmsb.svg("title");
-        tip.textContent = r[0] + ", " + span(c) + ": " + n + " change(s)";
+        tip.textContent = r[0] + ", " + span(c) + ": " + n + " change(s), the last at epoch " + lastEpoch + " by " + siteLabel(site);
         rect.append(tip);
         rect.addEventListener("click", () => showCell(ri, c));
         svg.append(rect);
@@ -266,9 +266,10 @@
   function irNote(ir) {
     const [fn, mangled, instructions, status, changedIn] = ir;
     const span2 = mmsb.el("span", { class: "ir-note ir-" + status, "data-status": status },
-      " \u2014 IR: " + fn + ", " + instructions + " instructions, " +
-      (status === "changed" ? "changed since generation " + D.ir.previous : status === "added" ? "new in generation " + D.ir.generation
-        : status === "unchanged" ? "unchanged since generation " + D.ir.previous : "not in the IR store") +
+      " \u2014 IR: " + fn + ", " + (status === "absent" ? "not in the IR store"
+        : instructions + " instructions in generation " + D.ir.generation + ", " +
+          (status === "changed" ? "changed since generation " + D.ir.previous
+            : status === "added" ? "new in it" : "unchanged since generation " + D.ir.previous)) +
       (changedIn.length ? "; changed in generations " + changedIn.join(", ") : "") + " ");
     if (mangled) span2.append(mmsb.el("a", { href: D.ir.link + "#fn-" + mangled, text: "ir report" }));
     return span2;

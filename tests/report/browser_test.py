@@ -217,7 +217,7 @@ def store_report(a, out):
     dom, console = dump_dom(a.chromium, "file://" + page + "?test=click:%d,%d" % (child, col))
     page_ok(dom, console, "report-store.html")
     detail = element(dom, "cell-detail")
-    check(re.search(r"IR: mmsb::testing::FixtureStep, 10 instructions, changed since generation 1",
+    check(re.search(r"IR: mmsb::testing::FixtureStep, 10 instructions in generation 2, changed since generation 1",
                     detail) is not None, "the blame's transaction shows its IR change: %r" % detail[:500])
     check('href="ir.html#fn-_ZN4mmsb7testing11FixtureStepEv"' in dom,
           "the site links to its function in ir.html")
