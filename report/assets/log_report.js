@@ -42,6 +42,14 @@
     D.epochs + " epochs (" + D.first_epoch + "\u2013" + D.last_epoch + "), " + D.total_pages +
     " pages, " + D.edges.length + " edges; " + ncols + " columns of " + D.width +
     (D.width === 1 ? " epoch" : " epochs");
+  // The runs in the log and the build each was made from (run-start and build records).
+  const runs = D.runs || [];
+  if (runs.length) {
+    const last = runs[runs.length - 1];
+    const build = last[2] ? "build id " + last[2].slice(0, 16) + (last[3] ? " (" + last[3] + ")" : "") : "build not recorded";
+    document.getElementById("summary").append(mmsb.el("div", { id: "runs", text: runs.length + " run(s); the last from epoch " + (last[0] + 1) + ", " + build +
+      (D.ir ? "; IR store " + D.ir.store + ", generation " + D.ir.generation + " (" + D.ir.how + ")" : "") }));
+  }
 
   // ---- Scrubber --------------------------------------------------------------------------
   let maxBytes = 1;

@@ -219,6 +219,10 @@ def store_report(a, out):
     detail = element(dom, "cell-detail")
     check(re.search(r"IR: mmsb::testing::FixtureStep, 10 instructions in generation 2, changed since generation 1",
                     detail) is not None, "the blame's transaction shows its IR change: %r" % detail[:500])
+    runs = re.search(r'<div id="runs">([^<]*)</div>', dom)
+    check(runs is not None and "1 run(s)" in runs.group(1) and "build id " in runs.group(1) and
+          "generation 2 (latest" in runs.group(1),
+          "the header names the run's build and the generation used: %r" % (runs and runs.group(1)))
     check('href="ir.html#fn-_ZN4mmsb7testing11FixtureStepEv"' in dom,
           "the site links to its function in ir.html")
     # Epoch 40 was committed by WriteFixtureLog's commit() call, which the store does not hold.
