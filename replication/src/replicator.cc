@@ -284,7 +284,7 @@ class Replicator::Impl {
       }
       auto sh = StreamHashOf(s_epoch, *tail);
       if (!sh.ok()) return sh.status();
-      if (*sh && **sh != (*rp)->state().ReplicaHash()) {
+      if (*sh && **sh != (*rp)->ReplicaHash()) {
         return FailedPrecondition(fmt::format(
             "stream '{}' and the local log '{}' disagree at epoch {} (state hashes differ): they "
             "are different histories; publishing would fork",
@@ -324,7 +324,7 @@ class Replicator::Impl {
         Item it;
         it.epoch = e.commit.epoch;
         it.log_id = log->writer().log_id();
-        it.hash = (*rp)->state().ReplicaHash();
+        it.hash = (*rp)->ReplicaHash();
         it.has_hash = true;
         it.bytes = std::make_shared<const std::vector<std::uint8_t>>(batch.bytes().begin(),
                                                                      batch.bytes().end());

@@ -128,8 +128,11 @@ struct FollowOptions {
   // A replica log directory: resumed from when it holds a log, written epoch by epoch (a full
   // log every `mmsb` command reads). Empty: the follower keeps the state in memory only.
   std::string out_dir;
-  // Check each epoch's state hash against the leader's (a pass over all page bytes per epoch).
+  // Check each epoch's state hash against the leader's. The hash is kept up to date from each
+  // epoch's changes (O(changed bytes)); every `full_hash_every` checked epochs (0: never) it is
+  // also recomputed by a full pass over the state, which checks the incremental tracking.
   bool check_hash = true;
+  std::uint64_t full_hash_every = 4096;
   // Called after each applied epoch, on the thread that drives the follower.
   std::function<void(const LogState& state, Epoch epoch)> on_epoch;
 };
@@ -139,6 +142,7 @@ struct FollowStats {
   Epoch checkpoint_epoch = 0;  // where this follower started from a checkpoint (0: none)
   std::uint64_t epochs_applied = 0;
   std::uint64_t hashes_checked = 0;
+  std::uint64_t full_hashes = 0;      // of those, also checked by a full pass
   std::uint64_t divergences = 0;      // hash mismatches (the follower stops at the first)
   std::uint64_t duplicates = 0;       // epochs received again and ignored
   std::uint64_t partial_dropped = 0;  // epochs whose chunks stopped before the last
