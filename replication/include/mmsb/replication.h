@@ -59,11 +59,16 @@ struct ReplicationOptions {
   std::int64_t lease_ttl_ms = 5000;    // a crashed leader's lease expires after this
   std::int64_t ack_timeout_ms = 2000;  // no ack progress for this long: re-check the stream
   int replicas = 1;                    // stream replicas when the streams are created (R1 or R3)
-  // Retention: once a checkpoint is published and the data stream holds more than this many
-  // bytes (0: never), the epochs that checkpoint covers are purged. Nothing newer is ever purged.
+  // Retention (docs/Replication.md, "Retention"). Only what the newest stored checkpoint covers
+  // is ever purged: the data messages before its epoch's successor. Of those, all when the data
+  // stream holds more than retain_bytes (0: no byte limit), and those older than retain_age_ms
+  // (0: no age limit), checked after each checkpoint and every retain_age_ms / 4 (20 ms..1 s).
   std::uint64_t retain_bytes = 0;
-  // Ask the log for a checkpoint after this many replicated group bytes (0: never).
+  std::int64_t retain_age_ms = 0;
+  // Ask the log for a checkpoint after this many replicated group bytes, or when this long has
+  // passed since the last request (0: never), so retention can make progress.
   std::uint64_t checkpoint_every_bytes = 0;
+  std::int64_t checkpoint_every_ms = 0;
   std::string owner;  // who holds the lease, for messages; default "host:pid"
 };
 
@@ -75,6 +80,7 @@ struct ReplicationStats {
   std::uint64_t recoveries = 0;   // times the publisher re-read the stream and resent
   std::uint64_t republished = 0;  // epochs republished from the local log at start
   std::uint64_t checkpoints = 0;
+  std::uint64_t purges = 0;  // retention purges of the data stream
   std::uint64_t fencing_token = 0;
 };
 
