@@ -79,14 +79,15 @@ void ReplicaHashTracker::Rehash(PageId id, Tracked& t, std::span<const std::uint
   t.content = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const std::size_t off = i * kBlock;
-    t.blocks[i] = BlockTerm(id, i, bytes.data() + off, std::min<std::size_t>(kBlock, bytes.size() - off));
+    t.blocks[i] =
+        BlockTerm(id, i, bytes.data() + off, std::min<std::size_t>(kBlock, bytes.size() - off));
     t.content += t.blocks[i];
   }
   Recontribute(id, t);
 }
 
-void ReplicaHashTracker::Range(PageId id, std::span<const std::uint8_t> bytes,
-                               std::uint64_t offset, std::uint64_t length) {
+void ReplicaHashTracker::Range(PageId id, std::span<const std::uint8_t> bytes, std::uint64_t offset,
+                               std::uint64_t length) {
   auto it = pages_.find(id);
   if (it == pages_.end() || length == 0) return;
   Tracked& t = it->second;
