@@ -144,10 +144,12 @@ TEST_F(ReplicationTest, FollowerEndsBitIdenticalToTheLeadersLog) {
   const LogState leader = Replayed(dir.Sub("run.tlog"));
   FollowOptions fo;
   fo.out_dir = replica.Sub("replica.tlog");
+  fo.full_hash_every = 7;  // the incremental hash is also checked against full passes
   auto f = FollowTo(server_.Url("S1"), last, fo);
   ASSERT_TRUE(f);
   EXPECT_EQ(f->state().Hash(), leader.Hash());
   EXPECT_EQ(f->stats().hashes_checked, last);
+  EXPECT_EQ(f->stats().full_hashes, last / 7);
   EXPECT_EQ(f->stats().divergences, 0u);
   f.reset();  // closes the replica log
   // The replica log is a full log: every mmsb command reads it.
