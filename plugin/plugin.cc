@@ -17,7 +17,8 @@
 // Options: -fplugin-arg-mmsb-verbose, -fplugin-arg-mmsb-dump-rewrite, -fplugin-arg-mmsb-disable,
 // -fplugin-arg-mmsb-include-dir=<dir with mmsb/instrument.h>, -fplugin-arg-mmsb-W<group flag>
 // (e.g. -fplugin-arg-mmsb-Wno-mmsb-untracked: like -Wno-mmsb-untracked, without clang's
-// "unknown warning option" warning), -fplugin-arg-mmsb-no-ir (no IR capture, see ir_hook.h).
+// "unknown warning option" warning), -fplugin-arg-mmsb-R<remark flag> (-Rmmsb the same way),
+// -fplugin-arg-mmsb-no-ir (no IR capture, see ir_hook.h).
 #include <dlfcn.h>
 
 #include <memory>
@@ -70,6 +71,7 @@ struct Options {
   bool disable = false;
   std::string include_dir = DefaultIncludeDir();
   std::vector<std::string> warnings;  // MMSB group flags without "-W"
+  std::vector<std::string> remarks;   // MMSB remark flags without "-R"
 };
 
 // The outer compile's diagnostics sink in two-pass mode. Diagnostics with a location are
@@ -214,7 +216,10 @@ class MmsbAction : public clang::PluginASTAction {
       clang::CompilerInstance& ci = getCompilerInstance();
       std::vector<std::string> warnings = ci.getDiagnosticOpts().Warnings;
       warnings.insert(warnings.end(), options_.warnings.begin(), options_.warnings.end());
-      rewriter::Reporter(&ci.getDiagnostics(), warnings, ci.getDiagnosticOpts().IgnoreWarnings)
+      std::vector<std::string> remarks = ci.getDiagnosticOpts().Remarks;
+      remarks.insert(remarks.end(), options_.remarks.begin(), options_.remarks.end());
+      rewriter::Reporter(&ci.getDiagnostics(), warnings, ci.getDiagnosticOpts().IgnoreWarnings,
+                         remarks)
           .ReportAll(analyzer.findings());
       if (ci.getDiagnostics().hasErrorOccurred()) return false;
     }
@@ -272,14 +277,17 @@ class MmsbAction : public clang::PluginASTAction {
         options_.disable = true;
       } else if (arg.consume_front("W")) {
         options_.warnings.push_back(arg.str());  // -fplugin-arg-mmsb-Wno-mmsb-untracked
+      } else if (arg.consume_front("R")) {
+        options_.remarks.push_back(arg.str());  // -fplugin-arg-mmsb-Rmmsb
       } else if (arg.consume_front("include-dir=")) {
         options_.include_dir = arg.str();
       } else if (ir_.ParseArg(arg)) {
       } else {
         clang::DiagnosticsEngine& d = ci.getDiagnostics();
-        d.Report(d.getCustomDiagID(clang::DiagnosticsEngine::Warning,
-                                   "unknown mmsb plugin argument '%0' (known: verbose, "
-                                   "dump-rewrite, disable, include-dir=<dir>, no-ir)"))
+        d.Report(
+            d.getCustomDiagID(clang::DiagnosticsEngine::Warning,
+                              "unknown mmsb plugin argument '%0' (known: verbose, "
+                              "dump-rewrite, disable, include-dir=<dir>, no-ir, W<flag>, R<flag>)"))
             << a;
       }
     }
@@ -403,6 +411,7 @@ class MmsbAction : public clang::PluginASTAction {
     request.runtime_include_dir = options_.include_dir;
     request.run_checker = !options_.disable && !one_pass_;
     request.extra_warnings = options_.warnings;
+    request.extra_remarks = options_.remarks;
     request.drop_frontend_warnings = drop_frontend_warnings;
     if (options_.verbose) {
       llvm::errs() << "mmsb: compiling " << (rewrite_ ? "the rewritten" : "the original")

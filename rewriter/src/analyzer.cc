@@ -99,7 +99,8 @@ bool PageVisitor::TraverseForStmt(clang::ForStmt* fs, DataRecursionQueue*) {
 bool PageVisitor::TraverseConstructorInitializer(clang::CXXCtorInitializer* init) {
   if (init->isAnyMemberInitializer() && init->isWritten()) {
     if (const clang::FieldDecl* f = init->getAnyMember())
-      CheckEscape(init->getInit(), f->getType());
+      CheckEscape(init->getInit(), f->getType(), nullptr,
+                  "it initialises member " + Quote(f->getName()));
   }
   return Base::TraverseConstructorInitializer(init);
 }
@@ -110,7 +111,8 @@ bool PageVisitor::VisitBinaryOperator(clang::BinaryOperator* bo) {
   if (IsPageStorage(lhs)) {
     if (!IsMarkingCall(lhs)) Barrier(lhs, bo->getOperatorLoc());
   } else if (bo->getOpcode() == clang::BO_Assign && !IsFollowedVariable(lhs)) {
-    CheckEscape(bo->getRHS(), lhs->getType());
+    CheckEscape(bo->getRHS(), lhs->getType(), nullptr,
+                "it is assigned to " + Quote(SourceText(lhs)) + ", which is not followed");
   }
   return true;
 }
@@ -160,11 +162,17 @@ bool PageVisitor::VisitCXXMemberCallExpr(clang::CXXMemberCallExpr* mc) {
     if (pm->getOpcode() == clang::BO_PtrMemI) {
       if (IsPagePointer(obj)) {
         NoteWrite(PageTypeOfPointer(obj));
-        Wrap(obj, PointerBarrierOpen(), ")", kSitePointerBase, pm->getOperatorLoc());
+        // Held: the call's arguments, evaluated after the object, may commit (class 3).
+        if (Wrap(obj, "__builtin_addressof(" + HeldRefOpen() + "*(", ")))", kSitePointerBase,
+                 pm->getOperatorLoc()))
+          Remark(DiagKind::kRemarkCallMark, pm->getOperatorLoc(),
+                 {"a call through a pointer to member function", Quote(SourceText(obj))});
       }
     } else if (IsPageStorage(obj)) {
       NoteWrite(PageTypeOfStorage(obj));
-      Wrap(obj, LvalueBarrier().first, LvalueBarrier().second, kSiteStore, pm->getOperatorLoc());
+      if (Wrap(obj, HeldRefOpen(), ")", kSiteStore, pm->getOperatorLoc()))
+        Remark(DiagKind::kRemarkCallMark, pm->getOperatorLoc(),
+               {"a call through a pointer to member function", Quote(SourceText(obj))});
     }
     return true;
   }
@@ -178,7 +186,17 @@ bool PageVisitor::VisitCXXMemberCallExpr(clang::CXXMemberCallExpr* mc) {
   // instrumented and the call needs no mark.
   if (me->isArrow() ? IsPagePointer(base) : IsPageStorage(base))
     NoteWrite(me->isArrow() ? PageTypeOfPointer(base) : PageTypeOfStorage(base));
-  if (CalleeIsInstrumented(md)) return true;
+  const bool page_base = me->isArrow() ? IsPagePointer(base) : IsPageStorage(base);
+  const std::string call_name = Quote(md->getQualifiedNameAsString());
+  if (CalleeIsInstrumented(md)) {
+    if (page_base)
+      Remark(DiagKind::kRemarkNoMark, me->getMemberLoc(),
+             {call_name, Quote(SourceText(base)),
+              "the member function is compiled in this file, where its own stores get barriers"});
+    return true;
+  }
+  if (page_base)
+    Remark(DiagKind::kRemarkCallMark, me->getMemberLoc(), {call_name, Quote(SourceText(base))});
   if (me->isArrow()) {
     if (!IsPagePointer(base)) return true;
     // The object is marked again at the end of the full-expression: an argument may commit
@@ -217,7 +235,12 @@ bool PageVisitor::VisitGCCAsmStmt(clang::GCCAsmStmt* as) {
     memory_clobber = memory_clobber || as->getClobber(i) == "memory";
   auto escape = [&](const clang::Expr* e, const char* what) {
     AddFinding(DiagKind::kAsmStore, as->getAsmLoc(), {what});
-    if (!EscapeBefore(e)) Unrewritable(e, as->getAsmLoc());
+    if (EscapeBefore(e)) {
+      Remark(DiagKind::kRemarkEscape, as->getAsmLoc(),
+             {Quote(SourceText(e)), std::string("inline asm ") + what + " it"});
+    } else {
+      Unrewritable(e, as->getAsmLoc());
+    }
   };
   for (const clang::Expr* out : as->outputs()) {
     if (IsPageStorage(out)) {
@@ -255,8 +278,18 @@ bool PageVisitor::VisitAtomicExpr(clang::AtomicExpr* ae) {
     if (p == nullptr || !IsPagePointer(p)) continue;
     NoteWrite(PageTypeOfPointer(p));
     const bool sized = !p->getType()->getPointeeType()->isIncompleteType();
-    Wrap(p, sized ? PointerBarrierOpen() : std::string("::mmsb::rt::MarkFrom("), ")", kSiteAtomic,
-         ae->getBuiltinLoc());
+    // The builtin's other operands are evaluated in no fixed order and may commit (a
+    // transaction): a mark made before them only is not enough (issue 13, class 3). The held
+    // forms mark again at the end of the full-expression, after the atomic store.
+    if (Wrap(p, sized ? "__builtin_addressof(" + HeldRefOpen() + "*(" : HeldPointerOpen(),
+             sized ? ")))" : ")", kSiteAtomic, ae->getBuiltinLoc()))
+      Remark(DiagKind::kRemarkBarrier, ae->getBuiltinLoc(),
+             {Quote(SourceText(p)), sized ? "an atomic operation: its object is marked when it is "
+                                            "evaluated and again at the end of the "
+                                            "full-expression"
+                                          : "an atomic operation on an incomplete type: the rest "
+                                            "of its page is marked when it is evaluated and again "
+                                            "at the end of the full-expression"});
   }
   return true;
 }
@@ -302,7 +335,8 @@ bool PageVisitor::VisitCXXNewExpr(clang::CXXNewExpr* ne) {
   if (const clang::FunctionDecl* op = ne->getOperatorNew()) {
     for (unsigned i = 0; i < ne->getNumPlacementArgs(); ++i) {
       if (i + 1 < op->getNumParams())
-        CheckEscape(ne->getPlacementArg(i), op->getParamDecl(i + 1)->getType());
+        CheckEscape(ne->getPlacementArg(i), op->getParamDecl(i + 1)->getType(), nullptr,
+                    "placement new constructs an object in it");
     }
   }
   return true;
@@ -310,7 +344,7 @@ bool PageVisitor::VisitCXXNewExpr(clang::CXXNewExpr* ne) {
 
 bool PageVisitor::VisitReturnStmt(clang::ReturnStmt* rs) {
   if (rs->getRetValue() == nullptr || functions_.empty()) return true;
-  CheckEscape(rs->getRetValue(), functions_.back()->getReturnType());
+  CheckEscape(rs->getRetValue(), functions_.back()->getReturnType(), nullptr, "it is returned");
   return true;
 }
 
@@ -372,7 +406,8 @@ bool PageVisitor::VisitVarDecl(clang::VarDecl* vd) {
   if (init == nullptr || IsPageVariable(vd) || vd->isConstexpr()) return true;
   if (vd->getType()->isReferenceType() && vd->isLocalVarDecl() && FollowReference(vd)) return true;
   if (followed_ptrs_.count(vd)) return true;
-  CheckEscape(init, vd->getType());
+  CheckEscape(init, vd->getType(), nullptr,
+              "it initialises " + Quote(vd->getName()) + ", which is not followed");
   return true;
 }
 
@@ -384,7 +419,9 @@ bool PageVisitor::VisitFieldDecl(clang::FieldDecl* fd) {
                {Quote(fd->getName()), Quote(TypeName(fd->getType())), Quote(RecordName(parent))});
   }
   CheckContainer(fd->getType(), fd->getLocation());
-  if (fd->hasInClassInitializer()) CheckEscape(fd->getInClassInitializer(), fd->getType());
+  if (fd->hasInClassInitializer())
+    CheckEscape(fd->getInClassInitializer(), fd->getType(), nullptr,
+                "it initialises member " + Quote(fd->getName()));
   return true;
 }
 
@@ -697,7 +734,7 @@ bool PageVisitor::IsLoopInvariant(const clang::Expr* e, const VarUses& uses) {
   return false;
 }
 
-bool PageVisitor::CannotCommit(const clang::Stmt* body) {
+bool PageVisitor::CannotCommit(const clang::Stmt* body, std::string* why) {
   // An allowlist, not a list of what is known to commit: anything not shown harmless (a call to
   // user code, to an unknown library function, through a pointer or a std::function; an atomic
   // operation or a lock, which may hand control to a thread that commits; inline asm; an
@@ -706,44 +743,59 @@ bool PageVisitor::CannotCommit(const clang::Stmt* body) {
    public:
     explicit Scan(PageVisitor& v) : v_(v) {}
     bool shouldVisitImplicitCode() const { return true; }
+    bool Fail(std::string what) {
+      if (ok) why = std::move(what);
+      return ok = false;
+    }
     bool VisitCallExpr(clang::CallExpr* ce) {
       const clang::FunctionDecl* fd = ce->getDirectCallee();
-      if (fd == nullptr || !v_.IsQuietLibraryCall(fd)) return ok = false;
+      if (fd == nullptr) return Fail("it calls through a pointer or a callable object");
+      if (!v_.IsQuietLibraryCall(fd))
+        return Fail("it calls " + Quote(fd->getQualifiedNameAsString()) +
+                    ", which may commit or synchronise");
       for (const clang::Expr* arg : ce->arguments()) {
         const clang::QualType t = arg->getType().getNonReferenceType();
         if (t->isFunctionPointerType() || t->isFunctionType() || t->isBlockPointerType() ||
             t->isMemberFunctionPointerType())
-          return ok = false;
-        if (t->isRecordType()) return ok = false;  // a callable, an atomic, a user type
+          return Fail("it passes a function to " + Quote(fd->getQualifiedNameAsString()));
+        if (t->isRecordType())  // a callable, an atomic, a user type
+          return Fail("it passes an object of class type to " +
+                      Quote(fd->getQualifiedNameAsString()));
       }
       return true;
     }
     bool VisitCXXConstructExpr(clang::CXXConstructExpr* cc) {
       if (cc->getConstructor()->isTrivial()) return true;
-      return ok = false;
+      return Fail("it runs a constructor");
     }
     bool VisitVarDecl(clang::VarDecl* vd) {
-      if (vd->getType().isVolatileQualified() || vd->isStaticLocal()) return ok = false;
+      if (vd->getType().isVolatileQualified() || vd->isStaticLocal())
+        return Fail("it declares a volatile or static variable");
       if (const clang::CXXRecordDecl* rd = vd->getType()->getAsCXXRecordDecl()) {
-        if (!rd->hasDefinition() || !rd->hasTrivialDestructor()) return ok = false;
+        if (!rd->hasDefinition() || !rd->hasTrivialDestructor())
+          return Fail("it declares an object with a destructor");
       }
       return true;
     }
-    bool VisitCXXBindTemporaryExpr(clang::CXXBindTemporaryExpr*) { return ok = false; }
-    bool VisitCXXNewExpr(clang::CXXNewExpr*) { return ok = false; }
-    bool VisitCXXDeleteExpr(clang::CXXDeleteExpr*) { return ok = false; }
-    bool VisitCXXThrowExpr(clang::CXXThrowExpr*) { return ok = false; }
-    bool VisitCXXTryStmt(clang::CXXTryStmt*) { return ok = false; }
-    bool VisitAtomicExpr(clang::AtomicExpr*) { return ok = false; }
-    bool VisitAsmStmt(clang::AsmStmt*) { return ok = false; }
-    bool VisitLambdaExpr(clang::LambdaExpr*) { return ok = false; }
-    bool VisitBlockExpr(clang::BlockExpr*) { return ok = false; }
-    bool VisitCoroutineSuspendExpr(clang::CoroutineSuspendExpr*) { return ok = false; }
-    bool VisitCoreturnStmt(clang::CoreturnStmt*) { return ok = false; }
-    bool VisitIndirectGotoStmt(clang::IndirectGotoStmt*) { return ok = false; }
+    bool VisitCXXBindTemporaryExpr(clang::CXXBindTemporaryExpr*) {
+      return Fail("it destroys a temporary");
+    }
+    bool VisitCXXNewExpr(clang::CXXNewExpr*) { return Fail("it allocates"); }
+    bool VisitCXXDeleteExpr(clang::CXXDeleteExpr*) { return Fail("it deallocates"); }
+    bool VisitCXXThrowExpr(clang::CXXThrowExpr*) { return Fail("it throws"); }
+    bool VisitCXXTryStmt(clang::CXXTryStmt*) { return Fail("it has a try block"); }
+    bool VisitAtomicExpr(clang::AtomicExpr*) { return Fail("it has an atomic operation"); }
+    bool VisitAsmStmt(clang::AsmStmt*) { return Fail("it has inline asm"); }
+    bool VisitLambdaExpr(clang::LambdaExpr*) { return Fail("it has a lambda"); }
+    bool VisitBlockExpr(clang::BlockExpr*) { return Fail("it has a block"); }
+    bool VisitCoroutineSuspendExpr(clang::CoroutineSuspendExpr*) {
+      return Fail("it suspends a coroutine");
+    }
+    bool VisitCoreturnStmt(clang::CoreturnStmt*) { return Fail("it has co_return"); }
+    bool VisitIndirectGotoStmt(clang::IndirectGotoStmt*) { return Fail("it has a computed goto"); }
     // The mark's scope around the loop must not be jumped into: no label in the body, no case
     // label of a switch outside it (Duff's device).
-    bool VisitLabelStmt(clang::LabelStmt*) { return ok = false; }
+    bool VisitLabelStmt(clang::LabelStmt*) { return Fail("it has a label"); }
     bool TraverseSwitchStmt(clang::SwitchStmt* ss, DataRecursionQueue* = nullptr) {
       ++switches_;
       bool r = clang::RecursiveASTVisitor<Scan>::TraverseSwitchStmt(ss, nullptr);
@@ -751,10 +803,11 @@ bool PageVisitor::CannotCommit(const clang::Stmt* body) {
       return r;
     }
     bool VisitSwitchCase(clang::SwitchCase*) {
-      if (switches_ == 0) ok = false;
+      if (switches_ == 0) Fail("it has a case label of a switch outside the loop");
       return true;
     }
     bool ok = true;
+    std::string why;
     int switches_ = 0;
 
    private:
@@ -762,6 +815,7 @@ bool PageVisitor::CannotCommit(const clang::Stmt* body) {
   };
   Scan scan(*this);
   scan.TraverseStmt(const_cast<clang::Stmt*>(body));
+  if (!scan.ok && why != nullptr) *why = "the body may commit: " + scan.why;
   return scan.ok;
 }
 
@@ -922,25 +976,48 @@ bool PageVisitor::InBlock(const clang::Stmt* s) const {
 }
 
 void PageVisitor::PlanLoopMarks(const clang::ForStmt* fs) {
-  if (!InBlock(fs) || fs->getBody() == nullptr || InExplicitConstexprFunction()) return;
+  std::string& why = loop_mark_why_[fs];
+  if (fs->getBody() == nullptr) return;
+  if (InExplicitConstexprFunction()) {
+    why = "the loop is in a constexpr function";
+    return;
+  }
+  if (!InBlock(fs)) {
+    why = "the loop is not directly in a block";
+    return;
+  }
   invariant_loop_ = fs;
   const clang::Expr* lo = nullptr;
   const clang::Expr* hi = nullptr;
   bool inclusive = false;
   const clang::VarDecl* var = CountedLoop(fs, &lo, &hi, &inclusive);
-  if (var == nullptr) return;
+  if (var == nullptr) {
+    why = "the loop is not of the form 'for (i = A; i < B; ++i)'";
+    return;
+  }
   VarUses uses;
   uses.TraverseStmt(const_cast<clang::Stmt*>(fs->getBody()));
-  if (uses.assigned.count(var) || uses.escaped.count(var) || EscapedInFunction().count(var)) return;
+  if (uses.assigned.count(var) || uses.escaped.count(var) || EscapedInFunction().count(var)) {
+    why = "the induction variable " + Quote(var->getName()) +
+          " is written in the body or its address is taken";
+    return;
+  }
   VarUses cond_uses;  // the bounds may not change in the condition or the increment either
   cond_uses.TraverseStmt(const_cast<clang::Expr*>(fs->getCond()));
   cond_uses.TraverseStmt(const_cast<clang::Expr*>(fs->getInc()));
   for (const clang::VarDecl* v : cond_uses.assigned) uses.assigned.insert(v);
   uses.assigned.insert(var);  // never invariant: `g.m[i][i]` is not inside one row
-  if (!IsLoopInvariant(lo, uses) || !IsLoopInvariant(hi, uses)) return;
+  if (!IsLoopInvariant(lo, uses) || !IsLoopInvariant(hi, uses)) {
+    why = "a bound may change during the loop, or names a variable declared in it";
+    return;
+  }
   std::map<std::string, std::vector<const clang::Expr*>> stores;
   CollectIndexedStores(fs->getBody(), var, uses, &stores);
-  if (stores.empty() || !CannotCommit(fs->getBody())) return;
+  if (stores.empty()) {
+    why = "no store indexes an unmoving page array by " + Quote(var->getName()) + " alone";
+    return;
+  }
+  if (!CannotCommit(fs->getBody(), &why)) return;
   // A is converted to the induction variable's type by the loop's init.
   std::string a = "(" + SourceText(lo) + ")";
   if (!ctx_.hasSameType(lo->IgnoreParenImpCasts()->getType().getUnqualifiedType(),
@@ -948,7 +1025,10 @@ void PageVisitor::PlanLoopMarks(const clang::ForStmt* fs) {
     a = "static_cast<" + TypeName(var->getType()) + ">" + a;
   }
   const std::string b = "(" + SourceText(hi) + ")";
-  if (SourceText(lo).empty() || b == "()") return;
+  if (SourceText(lo).empty() || b == "()") {
+    why = "a bound is not in a source file";
+    return;
+  }
   // One ScopedMark per array, in a scope around the loop: it marks A..B before the loop and
   // again at every exit from it, after the last store it covers (see held_marks.h).
   const std::string nonempty = "(" + a + (inclusive ? " <= " : " < ") + b + ")";
@@ -959,27 +1039,54 @@ void PageVisitor::PlanLoopMarks(const clang::ForStmt* fs) {
             nonempty + " ? sizeof((" + array + ")[" + a + "]) * static_cast<::std::size_t>(" + b +
             " - " + a + (inclusive ? " + 1" : "") + ") : 0); ";
   }
-  if (!ScopeAround(fs, Quiet(text))) return;
-  for (const auto& [array, exprs] : stores) loop_covered_.insert(exprs.begin(), exprs.end());
+  if (!ScopeAround(fs, Quiet(text))) {
+    why = "the loop cannot be put in a scope of its own (a macro?)";
+    return;
+  }
+  std::string arrays;
+  for (const auto& [array, exprs] : stores) {
+    loop_covered_.insert(exprs.begin(), exprs.end());
+    arrays += (arrays.empty() ? "" : ", ") +
+              Quote(array + "[" + SourceText(lo) + ".." + SourceText(hi) + (inclusive ? "]" : ")"));
+  }
+  Remark(DiagKind::kRemarkLoopMark, fs->getForLoc(), {arrays});
+  why = "the loop's range mark covers only stores to " + arrays + " indexed by " +
+        Quote(var->getName());
 }
 
 void PageVisitor::PlanRangeForMark(const clang::CXXForRangeStmt* fr) {
   const clang::VarDecl* var = fr->getLoopVariable();
   const clang::Expr* range = fr->getRangeInit()->IgnoreParens();
   if (ctx_.getAsConstantArrayType(range->getType()) == nullptr) return;
-  if (InExplicitConstexprFunction()) return;
+  std::string& why = loop_mark_why_[fr];
+  if (InExplicitConstexprFunction()) {
+    why = "the loop is in a constexpr function";
+    return;
+  }
   invariant_loop_ = fr;
   VarUses uses;
   uses.TraverseStmt(const_cast<clang::Stmt*>(fr->getBody()));
-  if (uses.escaped.count(var) || !CannotCommit(fr->getBody())) return;
+  if (uses.escaped.count(var)) {
+    why = "the address of the loop variable is taken";
+    return;
+  }
+  if (!CannotCommit(fr->getBody(), &why)) return;
   // Over a loop variable that is covered already (`for (auto& row : grid) for (auto& c : row)`).
   if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(range)) {
     if (covered_vars_.count(llvm::dyn_cast<clang::VarDecl>(dre->getDecl()))) {
       covered_vars_.insert(var);
+      why.clear();
       return;
     }
   }
-  if (!InBlock(fr) || !IsLoopInvariant(range, uses)) return;
+  if (!InBlock(fr)) {
+    why = "the loop is not directly in a block";
+    return;
+  }
+  if (!IsLoopInvariant(range, uses)) {
+    why = "the range may move during the loop";
+    return;
+  }
   clang::FileID fid;
   unsigned b = 0, end = 0;
   if (!FileRange(range->getSourceRange(), &fid, &b, &end)) return;
@@ -988,7 +1095,13 @@ void PageVisitor::PlanRangeForMark(const clang::CXXForRangeStmt* fr) {
   const std::string mark = "::mmsb::rt::ScopedMark _mmsb_loop_mark_" +
                            std::to_string(loop_mark_seq_++) + "(::mmsb::rt::detail::Bytes(&(" +
                            text + ")), sizeof(" + text + "));";
-  if (ScopeAround(fr, Quiet(mark))) covered_vars_.insert(var);
+  if (ScopeAround(fr, Quiet(mark))) {
+    covered_vars_.insert(var);
+    Remark(DiagKind::kRemarkLoopMark, fr->getForLoc(), {Quote(text)});
+    why.clear();
+  } else {
+    why = "the loop cannot be put in a scope of its own (a macro?)";
+  }
 }
 
 bool PageVisitor::IsCoveredByLoopMark(const clang::Expr* lhs) const {
@@ -1010,7 +1123,7 @@ bool PageVisitor::IsCoveredByLoopMark(const clang::Expr* lhs) const {
 }
 
 void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
-                              const clang::FunctionDecl* callee) {
+                              const clang::FunctionDecl* callee, llvm::StringRef how) {
   if (arg == nullptr || target.isNull() || target->isDependentType()) return;
   if (arg->getType().isNull() || arg->isTypeDependent() || arg->isValueDependent()) return;
   const clang::Expr* e = StripFull(arg);
@@ -1018,6 +1131,14 @@ void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
   // safe when it does not write through it (or when we mark what it writes).
   const bool library = !LibraryName(callee).empty();
   const bool marks = library && IsNonRetaining(callee);
+  auto escape_why = [&] {
+    if (callee == nullptr)
+      return how.empty() ? std::string("it leaves what the rewriter follows") : how.str();
+    return "it is passed to " + Quote(callee->getQualifiedNameAsString()) +
+           (library ? ", a library function that may keep it"
+                    : ", which is not instrumented through this argument");
+  };
+  auto callee_name = [&] { return Quote(callee->getQualifiedNameAsString()); };
   if (target->isReferenceType()) {
     const clang::QualType referent = target.getNonReferenceType();
     if (referent.isConstQualified()) {
@@ -1027,9 +1148,12 @@ void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
       if (IsPageStorage(e)) {
         if (marks) {
           NoteWrite(PageTypeOfStorage(e));
-          Wrap(e, HeldRefOpen(), ")", kSiteMarkRef, e->getExprLoc());
-        } else {
-          Wrap(e, "::mmsb::rt::EscapeRef(", ")", kSiteEscapeRef, e->getExprLoc());
+          if (Wrap(e, HeldRefOpen(), ")", kSiteMarkRef, e->getExprLoc()))
+            Remark(DiagKind::kRemarkLibraryMark, e->getExprLoc(),
+                   {callee_name(), "a reference to " + Quote(SourceText(e)), "the object"});
+        } else if (Wrap(e, "::mmsb::rt::EscapeRef(", ")", kSiteEscapeRef, e->getExprLoc())) {
+          Remark(DiagKind::kRemarkEscape, e->getExprLoc(),
+                 {Quote(SourceText(e)), "a non-const reference to it escapes: " + escape_why()});
         }
       }
       return;
@@ -1046,19 +1170,29 @@ void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
   if (marks) NoteWrite(PageTypeOfPointer(e));
   if (marks && LibraryName(callee).starts_with("__sync_") &&
       !e->getType()->getPointeeType()->isIncompleteType()) {
-    // __sync builtins write exactly the object their pointer designates.
-    Wrap(e, PointerBarrierOpen(), ")", kSiteAtomic, e->getExprLoc());
+    // __sync builtins write exactly the object their pointer designates. Held: the value
+    // operand may commit, and is evaluated in no fixed order (issue 13, class 3).
+    if (Wrap(e, "__builtin_addressof(" + HeldRefOpen() + "*(", ")))", kSiteAtomic, e->getExprLoc()))
+      Remark(DiagKind::kRemarkBarrier, e->getExprLoc(),
+             {Quote(SourceText(e)),
+              "an atomic builtin: its object is marked when it is "
+              "evaluated and again at the end of the full-expression"});
   } else if (marks) {
-    Wrap(e, HeldPointerOpen(), ")", kSiteMarkPointer, e->getExprLoc());
-  } else {
-    Wrap(e, "::mmsb::rt::Escape(", ")", kSiteEscapePointer, e->getExprLoc());
+    if (Wrap(e, HeldPointerOpen(), ")", kSiteMarkPointer, e->getExprLoc()))
+      Remark(DiagKind::kRemarkLibraryMark, e->getExprLoc(),
+             {callee_name(), "the pointer " + Quote(SourceText(e)),
+              "the range from it to the end of its page"});
+  } else if (Wrap(e, "::mmsb::rt::Escape(", ")", kSiteEscapePointer, e->getExprLoc())) {
+    Remark(DiagKind::kRemarkEscape, e->getExprLoc(),
+           {Quote(SourceText(e)), "a non-const pointer into it escapes: " + escape_why()});
   }
 }
 
 void PageVisitor::CheckAggregateInits(clang::QualType t, llvm::ArrayRef<clang::Expr*> inits) {
   if (t.isNull() || t->isDependentType()) return;
   if (const clang::ArrayType* at = ctx_.getAsArrayType(t)) {
-    for (const clang::Expr* init : inits) CheckEscape(init, at->getElementType());
+    for (const clang::Expr* init : inits)
+      CheckEscape(init, at->getElementType(), nullptr, "it initialises an array element");
     return;
   }
   const clang::RecordDecl* rd = t->getAsRecordDecl();
@@ -1075,7 +1209,8 @@ void PageVisitor::CheckAggregateInits(clang::QualType t, llvm::ArrayRef<clang::E
           !f->getType()->isReferenceType())
         continue;
     }
-    CheckEscape(inits[i++], f->getType());
+    CheckEscape(inits[i++], f->getType(), nullptr,
+                "it initialises member " + Quote(f->getName()) + " of an aggregate");
     if (rd->isUnion()) break;
   }
 }
@@ -1257,6 +1392,23 @@ bool PageVisitor::AddFinding(DiagKind kind, clang::SourceLocation loc,
   if (!a_.reported_.insert({loc, static_cast<int>(kind)}).second) return false;
   a_.findings_.push_back({kind, loc, std::move(args)});
   return true;
+}
+
+void PageVisitor::Remark(DiagKind kind, clang::SourceLocation loc, std::vector<std::string> args) {
+  AddFinding(kind, loc, std::move(args));
+}
+
+std::string PageVisitor::WhyNoLoopMark() const {
+  for (size_t i = parents_.size(); i-- > 0;) {
+    if (!llvm::isa<clang::ForStmt, clang::CXXForRangeStmt, clang::WhileStmt, clang::DoStmt>(
+            parents_[i]))
+      continue;
+    auto it = loop_mark_why_.find(parents_[i]);
+    if (it == loop_mark_why_.end())
+      return "; no loop mark: only counted for loops and range-for loops over page arrays get one";
+    return it->second.empty() ? "" : "; no loop mark: " + it->second;
+  }
+  return "";
 }
 
 std::string PageVisitor::PageTypeOfStorage(const clang::Expr* e) const {

@@ -44,6 +44,23 @@ constexpr KindInfo kKinds[] = {
      "it escaped; this store is not tracked"},
     {DiagKind::kAsmStore, clang::DiagnosticsEngine::Warning, "mmsb-asm",
      "inline asm %0 page storage; the page is marked escaped and diffed in full at every commit"},
+    {DiagKind::kRemarkBarrier, clang::DiagnosticsEngine::Remark, "mmsb-barrier",
+     "store to %0 gets a write barrier (%1)"},
+    {DiagKind::kRemarkLoopMark, clang::DiagnosticsEngine::Remark, "mmsb-mark",
+     "loop writes %0 under a range mark made at loop entry and at every exit, instead of a "
+     "barrier per store (loop mark)"},
+    {DiagKind::kRemarkLoopCovered, clang::DiagnosticsEngine::Remark, "mmsb-mark",
+     "store to %0 has no barrier: the loop's range mark covers it (loop mark)"},
+    {DiagKind::kRemarkCallMark, clang::DiagnosticsEngine::Remark, "mmsb-mark",
+     "%0 may write %1: the object is marked when the call's operands are evaluated and again at "
+     "the end of the full-expression (call mark)"},
+    {DiagKind::kRemarkLibraryMark, clang::DiagnosticsEngine::Remark, "mmsb-mark",
+     "%0 writes through %1: %2 is marked when the call's operands are evaluated and again at the "
+     "end of the full-expression (library mark)"},
+    {DiagKind::kRemarkNoMark, clang::DiagnosticsEngine::Remark, "mmsb-mark",
+     "%0 writes %1 with no mark here: %2"},
+    {DiagKind::kRemarkEscape, clang::DiagnosticsEngine::Remark, "mmsb-escape",
+     "page of %0 is marked escaped and diffed in full at every commit: %1"},
 };
 
 const KindInfo& Info(DiagKind kind) {
@@ -63,17 +80,37 @@ bool IsMmsbWarningFlag(llvm::StringRef flag) {
   return flag == "mmsb" || flag.starts_with("mmsb-");
 }
 
+bool IsMmsbRemarkFlag(llvm::StringRef flag) {
+  flag.consume_front("no-");
+  return flag == "mmsb" || flag.starts_with("mmsb-");
+}
+
 Reporter::Reporter(clang::DiagnosticsEngine* diags, const clang::DiagnosticOptions& opts)
-    : diags_(diags), warnings_(opts.Warnings), ignore_warnings_(opts.IgnoreWarnings) {}
+    : diags_(diags),
+      warnings_(opts.Warnings),
+      remarks_(opts.Remarks),
+      ignore_warnings_(opts.IgnoreWarnings) {}
 
 Reporter::Reporter(clang::DiagnosticsEngine* diags, std::vector<std::string> warnings,
-                   bool ignore_warnings)
-    : diags_(diags), warnings_(std::move(warnings)), ignore_warnings_(ignore_warnings) {}
+                   bool ignore_warnings, std::vector<std::string> remarks)
+    : diags_(diags),
+      warnings_(std::move(warnings)),
+      remarks_(std::move(remarks)),
+      ignore_warnings_(ignore_warnings) {}
 
 clang::DiagnosticsEngine::Level Reporter::LevelFor(DiagKind kind) const {
   const KindInfo& info = Info(kind);
   llvm::StringRef group = info.group;
   if (group.empty()) return info.default_level;
+  if (info.default_level == clang::DiagnosticsEngine::Remark) {
+    // Off by default; the last matching -R flag wins, as for clang's own remark groups.
+    bool enabled = false;
+    for (llvm::StringRef r : remarks_) {
+      const bool negative = r.consume_front("no-");
+      if (r == group || r == "mmsb" || r == "everything") enabled = !negative;
+    }
+    return enabled ? clang::DiagnosticsEngine::Remark : clang::DiagnosticsEngine::Ignored;
+  }
   if (info.default_level == clang::DiagnosticsEngine::Note) {
     // Standalone notes follow their group's on/off state, and -w.
     if (ignore_warnings_) return clang::DiagnosticsEngine::Ignored;
@@ -128,6 +165,7 @@ void Reporter::Report(const Finding& f) {
     diags_->setLastDiagnosticIgnored(false);
   }
   std::string format = info.format;
+  if (level == clang::DiagnosticsEngine::Remark) format += std::string(" [-R") + info.group + "]";
   if (level == clang::DiagnosticsEngine::Warning || level == clang::DiagnosticsEngine::Error ||
       level == clang::DiagnosticsEngine::Note) {
     if (*info.group != '\0' && level != clang::DiagnosticsEngine::Note)

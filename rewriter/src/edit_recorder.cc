@@ -178,7 +178,13 @@ bool PageVisitor::InsertAt(clang::SourceLocation loc, const std::string& text, i
 
 void PageVisitor::Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) {
   NoteWrite(PageTypeOfStorage(lhs));
-  if (IsCoveredByLoopMark(lhs)) return;
+  if (IsCoveredByLoopMark(lhs)) {
+    Remark(DiagKind::kRemarkLoopCovered, op_loc, {Quote(SourceText(lhs))});
+    return;
+  }
+  auto remark = [&](const char* form) {
+    Remark(DiagKind::kRemarkBarrier, op_loc, {Quote(SourceText(lhs)), form + WhyNoLoopMark()});
+  };
   const auto* member = llvm::dyn_cast<clang::MemberExpr>(lhs->IgnoreParens());
   bool shared_member = InInstantiation() && member != nullptr &&
                        llvm::isa<clang::FieldDecl>(member->getMemberDecl()) &&
@@ -201,6 +207,9 @@ void PageVisitor::Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) 
       Unrewritable(lhs, op_loc);
       return;
     }
+    remark(lhs->refersToBitField()
+               ? "a bit-field has no address: its enclosing object is marked first"
+               : "template code shared with other instantiations: the object is marked first");
     const clang::Expr* base = me->getBase();
     if (me->isArrow()) {
       if (const auto* th = llvm::dyn_cast<clang::CXXThisExpr>(base->IgnoreParenImpCasts());
@@ -217,14 +226,21 @@ void PageVisitor::Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) 
   }
   // Store, then mark (docs/Runtime.md, "The commit protocol") where `lhs` is the destination of an
   // assignment, compound assignment, ++ or --; other mutating operators (operator[] of a member
-  // object) mark first, as member calls do. ws does nothing during constant evaluation, so
+  // object) get a held mark, as member calls do. ws does nothing during constant evaluation, so
   // constexpr functions use it too; template code takes the address with __builtin_addressof.
   if (!IsStoreDestination(ctx_, lhs)) {
-    Wrap(lhs, LvalueBarrier().first, LvalueBarrier().second, kSiteStore, op_loc);
+    // A mutating operator call (`g.arr[produce()] += v`, operator[] of a member object): its
+    // object is evaluated before its other operands, which may commit (a transaction), so a
+    // mark made only then is consumed before the store: mark it again at the end of the
+    // full-expression, as member calls do (issue 13, class 3).
+    if (Wrap(lhs, HeldRefOpen(), ")", kSiteStore, op_loc))
+      remark(
+          "a mutating operator call: the object is marked when it is evaluated and again at "
+          "the end of the full-expression");
   } else if (InInstantiation()) {
-    Wrap(lhs, "::mmsb::rt::wst(", ")", kSiteStore, op_loc);
+    if (Wrap(lhs, "::mmsb::rt::wst(", ")", kSiteStore, op_loc)) remark("store, then mark");
   } else {
-    Wrap(lhs, "::mmsb::rt::ws(&(", "))", kSiteStore, op_loc);
+    if (Wrap(lhs, "::mmsb::rt::ws(&(", "))", kSiteStore, op_loc)) remark("store, then mark");
   }
 }
 
@@ -237,6 +253,8 @@ void PageVisitor::Unrewritable(const clang::Expr* e, clang::SourceLocation loc) 
                                             : "not in a source file";
   if (EscapeBefore(e)) {
     AddFinding(DiagKind::kUnrewritableStore, where, {why});
+    Remark(DiagKind::kRemarkEscape, where,
+           {Quote(SourceText(e)), std::string("a store to it cannot be rewritten (") + why + ")"});
   } else {
     AddFinding(DiagKind::kUnrewritableUntracked, where, {why});
   }

@@ -22,8 +22,9 @@ namespace {
 // Reports MMSB's findings for the translation unit as compiled.
 class CheckerConsumer : public clang::ASTConsumer {
  public:
-  CheckerConsumer(clang::CompilerInstance& ci, std::vector<std::string> warnings, bool ignore)
-      : ci_(ci), warnings_(std::move(warnings)), ignore_(ignore) {}
+  CheckerConsumer(clang::CompilerInstance& ci, std::vector<std::string> warnings, bool ignore,
+                  std::vector<std::string> remarks)
+      : ci_(ci), warnings_(std::move(warnings)), ignore_(ignore), remarks_(std::move(remarks)) {}
 
   void HandleTranslationUnit(clang::ASTContext& ctx) override {
     if (AttributeUseCount() == 0) return;
@@ -34,23 +35,25 @@ class CheckerConsumer : public clang::ASTConsumer {
                                  "mmsb: internal error: the analysis of this file crashed"));
       return;
     }
-    Reporter(&ci_.getDiagnostics(), warnings_, ignore_).ReportAll(analyzer.findings());
+    Reporter(&ci_.getDiagnostics(), warnings_, ignore_, remarks_).ReportAll(analyzer.findings());
   }
 
  private:
   clang::CompilerInstance& ci_;
   std::vector<std::string> warnings_;
   bool ignore_;
+  std::vector<std::string> remarks_;
 };
 
 class CheckingAction : public clang::WrapperFrontendAction {
  public:
   CheckingAction(std::unique_ptr<clang::FrontendAction> wrapped, bool run_checker,
-                 std::vector<std::string> warnings, bool ignore)
+                 std::vector<std::string> warnings, bool ignore, std::vector<std::string> remarks)
       : WrapperFrontendAction(std::move(wrapped)),
         run_checker_(run_checker),
         warnings_(std::move(warnings)),
-        ignore_(ignore) {}
+        ignore_(ignore),
+        remarks_(std::move(remarks)) {}
 
  protected:
   std::unique_ptr<clang::ASTConsumer> CreateASTConsumer(clang::CompilerInstance& ci,
@@ -59,7 +62,7 @@ class CheckingAction : public clang::WrapperFrontendAction {
         WrapperFrontendAction::CreateASTConsumer(ci, in_file);
     if (real == nullptr || !run_checker_) return real;
     std::vector<std::unique_ptr<clang::ASTConsumer>> consumers;
-    consumers.push_back(std::make_unique<CheckerConsumer>(ci, warnings_, ignore_));
+    consumers.push_back(std::make_unique<CheckerConsumer>(ci, warnings_, ignore_, remarks_));
     consumers.push_back(std::move(real));
     return std::make_unique<clang::MultiplexConsumer>(std::move(consumers));
   }
@@ -68,6 +71,7 @@ class CheckingAction : public clang::WrapperFrontendAction {
   bool run_checker_;
   std::vector<std::string> warnings_;
   bool ignore_;
+  std::vector<std::string> remarks_;
 };
 
 // Forwards the inner compile's diagnostics except what the user's compile reported already.
@@ -146,6 +150,8 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
                       request.extra_warnings.end());
   const bool ignore_warnings = dopts.IgnoreWarnings;
   dopts.Warnings = ClangWarningFlags(dopts.Warnings);
+  std::vector<std::string> all_remarks = dopts.Remarks;
+  all_remarks.insert(all_remarks.end(), request.extra_remarks.begin(), request.extra_remarks.end());
   // The outer compile's consumer chain (-verify, --serialize-diagnostics, the printer) receives
   // everything; the outer compile prints the totals once.
   dopts.VerifyDiagnostics = false;
@@ -200,7 +206,8 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    "mmsb: cannot create the compile's frontend action");
   }
-  CheckingAction action(std::move(real), request.run_checker, all_warnings, ignore_warnings);
+  CheckingAction action(std::move(real), request.run_checker, all_warnings, ignore_warnings,
+                        all_remarks);
   ResetAttributeUseCount();
   if (request.before_execute) request.before_execute(inner);
   const unsigned errors_before = request.client->getNumErrors();

@@ -346,7 +346,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
 
   // Nothing in `body` can commit: calls go to library code without callables, and nothing
   // user-defined is constructed, destroyed or allocated.
-  bool CannotCommit(const clang::Stmt* body);
+  // `why`, when given, says what rules a mark out (for the -Rmmsb remarks).
+  bool CannotCommit(const clang::Stmt* body, std::string* why = nullptr);
   // `fd`, called from a loop body, provably neither commits nor synchronises with another thread
   // nor calls back into user code: a builtin or a C/C++ library function on the allowlist.
   bool IsQuietLibraryCall(const clang::FunctionDecl* fd) const;
@@ -406,8 +407,9 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   // `arg` initialises, or is passed as, a `target`. A non-const pointer or reference into page
   // storage that leaves what the rewriter follows marks the page escaped; passed to `callee`, a
   // library function that writes through it without keeping it, it marks the range instead.
+  // `how` says where a non-call escape goes (for the -Rmmsb-escape remark).
   void CheckEscape(const clang::Expr* arg, clang::QualType target,
-                   const clang::FunctionDecl* callee = nullptr);
+                   const clang::FunctionDecl* callee = nullptr, llvm::StringRef how = "");
 
   void CheckAggregateInits(clang::QualType t, llvm::ArrayRef<clang::Expr*> inits);
 
@@ -499,6 +501,12 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   // Records that the function being traversed writes page type `type`.
   void NoteWrite(const std::string& type);
 
+  // -Rmmsb remarks: what the rewriter did with a store or call, and why (docs/PluginGuide.md).
+  void Remark(DiagKind kind, clang::SourceLocation loc, std::vector<std::string> args);
+  // Why the loop around the current statement, if any, has no range mark covering it ("" when
+  // not in a loop); appended to barrier remarks.
+  std::string WhyNoLoopMark() const;
+
   PageAnalyzer& a_;
   clang::ASTContext& ctx_;
   clang::SourceManager& sm_;
@@ -522,6 +530,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   // The loop whose mark IsLoopInvariant is checking: a local variable is invariant only when it
   // is declared before that loop (its name means the same thing where the mark goes).
   const clang::Stmt* invariant_loop_ = nullptr;
+  // Why a loop got no range mark (or which stores its mark covers), for the remarks.
+  std::map<const clang::Stmt*, std::string> loop_mark_why_;
   int loop_mark_seq_ = 0;
   std::set<const clang::VarDecl*> labelled_;  // page variables given their page symbol
 };

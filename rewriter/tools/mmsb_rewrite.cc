@@ -119,7 +119,8 @@ int main(int argc, const char** argv) {
         clang::tooling::CommandLineArguments out;
         for (const std::string& a : args) {
           llvm::StringRef s = a;
-          if (s.consume_front("-W") && mmsb::rewriter::IsMmsbWarningFlag(s)) {
+          if ((s.consume_front("-W") && mmsb::rewriter::IsMmsbWarningFlag(s)) ||
+              (s.consume_front("-R") && mmsb::rewriter::IsMmsbRemarkFlag(s))) {
             out.push_back("-Wno-unknown-warning-option");
           }
           out.push_back(a);

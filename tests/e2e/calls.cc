@@ -129,6 +129,20 @@ int main() {
   g_marks.arr[5] = 50;
   g_marks.arr.at(6) = 60;
   e2e::EndEpoch();
+  // Regression (issue 13, class 3): an operand that commits (a transaction) runs after the
+  // object's first mark, so the callee's stores fall in the next epoch: they must be in it.
+  g_marks.arr.fill(System{}.Run(4));
+  e2e::EndEpoch();
+  g_marks.counter.Bump(System{}.Run(5));
+  e2e::EndEpoch();
+  std::fill(g_marks.tail + 8, g_marks.tail + 12, System{}.Run(6));
+  e2e::EndEpoch();
+  g_marks.ids[System{}.Run(3) & 15] = System{}.Run(7);
+  e2e::EndEpoch();
+  g_marks.arr[System{}.Run(8) & 7] += 3;
+  e2e::EndEpoch();
+  __atomic_fetch_add(&g_marks.atom, System{}.Run(9), __ATOMIC_RELAXED);
+  e2e::EndEpoch();
 
   // Atomic builtins.
   __atomic_fetch_add(&g_marks.atom, 5, __ATOMIC_RELAXED);

@@ -6,8 +6,15 @@
 //
 // The generator may include this header as a system header (-isystem), the way the installed
 // package's mmsb_instrument() sees MMSB's headers: a loop mark must not assume that a call into
-// it cannot commit. Single-threaded except where a generated function starts a thread that
-// commits at a quiescent point.
+// it cannot commit. Generated functions may start threads: threads that commit at a quiescent
+// point, threads that each run their own transactions on their own page, threads that write a
+// shared page under a std::mutex. A worker thread declares a fid::Worker: its transactions'
+// commits are not dumps of the plain build (their order between threads is not deterministic),
+// and fidelity.py compares such programs at the main thread's commits only (see Dump).
+//
+// FIDELITY_SELF_DUMP: the instrumented build also prints the live bytes of every page at each
+// of its commit points (before committing), so that one compile gives both the ground truth and
+// the log (fidelity.py --oracle self); the plain build still checks the rewrite's semantics.
 #pragma once
 
 #include <cstddef>
@@ -27,17 +34,26 @@ struct TrackedPage {
 };
 inline TrackedPage g_pages[16];
 inline int g_page_count = 0;
-inline int g_tx_depth = 0;
+inline thread_local int g_tx_depth = 0;
+inline thread_local bool g_worker = false;
+
+// Declared first in a function that worker threads run (the main thread may run it too).
+struct Worker {
+  Worker() : was_(g_worker) { g_worker = true; }
+  ~Worker() { g_worker = was_; }
+  bool was_;
+};
 
 // `addr` is a static page named `name` (its mangled name: the name it has in the log).
 inline void Track(const char* name, const void* addr, std::size_t size) {
   g_pages[g_page_count++] = {name, addr, size};
 }
 
-#ifdef FIDELITY_PLAIN
+#if defined(FIDELITY_PLAIN) || defined(FIDELITY_SELF_DUMP)
 inline unsigned long g_epoch = 0;
-// The format fidelity_replay prints for each epoch of a log.
+// The format fidelity_replay prints for each epoch of a log. Only the main thread dumps.
 inline void Dump() {
+  if (g_worker) return;
   std::printf("epoch %lu\n", ++g_epoch);
   for (int i = 0; i < g_page_count; ++i) {
     std::printf("%s ", g_pages[i].name);
@@ -47,8 +63,16 @@ inline void Dump() {
   }
   std::fflush(stdout);
 }
+#else
+inline void Dump() {}
+#endif
+
+#ifdef FIDELITY_PLAIN
 inline void CommitPoint() { Dump(); }
+// A commit while other threads run: no state of the plain build corresponds to it.
+inline void ConcurrentCommit() {}
 // Declared first in every [[mmsb::transaction]] function: the plain build's commit at its exit.
+// (In the instrumented build its destructor runs before the transaction's commit.)
 struct Tx {
   Tx() { ++g_tx_depth; }
   ~Tx() {
@@ -58,10 +82,16 @@ struct Tx {
 inline int Start(const char*) { return 0; }
 inline int Finish() { return 0; }
 #else
-inline void CommitPoint() { (void)mmsb::commit(); }
+inline void CommitPoint() {
+  Dump();
+  (void)mmsb::commit();
+}
+inline void ConcurrentCommit() { (void)mmsb::commit(); }
 struct Tx {
-  Tx() {}
-  ~Tx() {}
+  Tx() { ++g_tx_depth; }
+  ~Tx() {
+    if (--g_tx_depth == 0) Dump();
+  }
 };
 inline int Start(const char* log_dir) {
   auto log = mmsb::AttachLog(log_dir);

@@ -34,13 +34,14 @@ void Calls(P* p) {
   p->Reset();
   // CHECK: p->Bump();
   p->Bump();
-  // Non-const operator[] of a member object marks the member; the store needs no second mark.
-  // CHECK: (*::mmsb::rt::w(&(g.arr)))[2] = v;
+  // Non-const operator[] of a member object marks the member when it is evaluated and at the end
+  // of the full-expression (the index may commit: class 3); the store needs no mark of its own.
+  // CHECK: ::mmsb::rt::MarkHeld(g.arr)[2] = v;
   g.arr[2] = v;
   // CHECK: ::mmsb::rt::MarkHeld(g.acc).Ref() = 3;
   g.acc.Ref() = 3;
   // What the call returns is followed after it.
-  // CHECK: int& r = (*::mmsb::rt::w(&(g.arr)))[3];
+  // CHECK: int& r = ::mmsb::rt::MarkHeld(g.arr)[3];
   int& r = g.arr[3];
   // CHECK: ::mmsb::rt::ws(&(r)) = 6;
   r = 6;
@@ -49,7 +50,7 @@ void Calls(P* p) {
   // Through a pointer to member function, only the constness of the callee is known.
   void (Acc::*add)(int) = &Acc::Add;
   int (Acc::*get)() const = &Acc::Get;
-  // CHECK: ((*::mmsb::rt::w(&(g.acc))).*add)(2);
+  // CHECK: (::mmsb::rt::MarkHeld(g.acc).*add)(2);
   (g.acc.*add)(2);
   // CHECK: (g.acc.*get)();
   (g.acc.*get)();

@@ -5,6 +5,13 @@
 // -W[no-][error=]mmsb-<group>, -Wno-mmsb for all of them) and picks the level of each custom ID
 // accordingly. Every warning names its group as clang does ("[-Wmmsb-untracked]").
 //
+// Remarks (-Rmmsb, in the style of -Rpass) say what the rewriter did with each store into page
+// storage: a barrier, a loop/call/library mark, or an escape (a page diffed in full), and why.
+// Clang 19 cannot add a remark group from a plugin either (its groups are a static table, and
+// getCustomDiagID takes no group), so the same emulation reads the -R flags: -Rmmsb,
+// -Rmmsb-barrier, -Rmmsb-mark, -Rmmsb-escape, their -Rno- forms and -R[no-]everything. Remarks
+// are off unless asked for.
+//
 // Thread-safety: a Reporter belongs to one compiler instance.
 #pragma once
 
@@ -31,6 +38,13 @@ enum class DiagKind {
   kUnrewritableDecl,         // warning -Wmmsb-unrewritable
   kUnrewritableUntracked,    // warning -Wmmsb-unrewritable: no escape could be emitted either
   kAsmStore,                 // warning -Wmmsb-asm
+  kRemarkBarrier,            // remark -Rmmsb-barrier: a per-store barrier, and why no mark
+  kRemarkLoopMark,           // remark -Rmmsb-mark: a loop range mark (at the loop)
+  kRemarkLoopCovered,        // remark -Rmmsb-mark: a store the loop's range mark covers
+  kRemarkCallMark,           // remark -Rmmsb-mark: a held mark for a member call
+  kRemarkLibraryMark,        // remark -Rmmsb-mark: a held mark for a library function
+  kRemarkNoMark,             // remark -Rmmsb-mark: a call that needs no mark
+  kRemarkEscape,             // remark -Rmmsb-escape: the page is diffed in full, and why
 };
 
 // One diagnostic found by the analysis, with its arguments already formatted.
@@ -46,14 +60,16 @@ const char* GroupOf(DiagKind kind);
 // Returns true when `group` is one of MMSB's emulated warning groups (with or without the
 // "no-", "error=" and "no-error=" prefixes): such -W flags must not reach clang's own parser.
 bool IsMmsbWarningFlag(llvm::StringRef flag);
+// The same for -R flags without the "-R" ("mmsb", "no-mmsb-mark").
+bool IsMmsbRemarkFlag(llvm::StringRef flag);
 
 class Reporter {
  public:
   // "*diags" must outlive the Reporter.
   Reporter(clang::DiagnosticsEngine* diags, const clang::DiagnosticOptions& opts);
   // `warnings` are the -W flags without the "-W" (DiagnosticOptions::Warnings).
-  Reporter(clang::DiagnosticsEngine* diags, std::vector<std::string> warnings,
-           bool ignore_warnings);
+  Reporter(clang::DiagnosticsEngine* diags, std::vector<std::string> warnings, bool ignore_warnings,
+           std::vector<std::string> remarks = {});
 
   void Report(const Finding& f);
   void ReportAll(const std::vector<Finding>& findings);
@@ -63,6 +79,7 @@ class Reporter {
 
   clang::DiagnosticsEngine* diags_;
   std::vector<std::string> warnings_;  // the -W flags, in command-line order
+  std::vector<std::string> remarks_;   // the -R flags, in command-line order
   bool ignore_warnings_;
   bool last_warning_ignored_ = false;
 };

@@ -30,6 +30,8 @@ struct InnerCompileRequest {
   bool run_checker = true;
   // Extra -W flags for MMSB's groups (from -fplugin-arg-mmsb-W...), after the command line's.
   std::vector<std::string> extra_warnings;
+  // Extra -R flags for MMSB's remarks (from -fplugin-arg-mmsb-R...), after the command line's.
+  std::vector<std::string> extra_remarks;
   // The user's compile already parsed the original source and reported its diagnostics: drop the
   // warnings, remarks and notes of the lexer, parser and Sema (errors and back-end diagnostics
   // still pass).
