@@ -39,7 +39,7 @@ struct PageCreatedRecord {
   bool is_static = false;
 };
 
-// A write the tracked path missed, found by verify mode.
+// A write the tracked path missed, found by verify mode or sampled verification.
 struct VerifyMiss {
   PageId page = kInvalidPageId;
   std::string page_name;
@@ -50,6 +50,7 @@ struct VerifyMiss {
   // `epoch`'s (the commit that found it).
   Epoch after_epoch = 0;
   Epoch epoch = 0;
+  bool sampled = false;  // found by sampled verification (not verify mode)
 };
 
 struct CommitBatch {

@@ -50,6 +50,7 @@ Status start(const Options& options) {
 void stop() {
   Bus* bus = CurrentBus();
   if (bus == nullptr) return;
+  bus->SettleAtStop();
   rt::PublishRegion(rt::g_heap_region, {});
   rt::PublishRegion(rt::g_static_region, {});
   g_bus.store(nullptr, std::memory_order_release);

@@ -66,6 +66,22 @@ Expected<std::unique_ptr<Bus>> Bus::Create(const Options& options) {
   bus->zeros_ = static_cast<std::uint8_t*>(z);
   const char* env = std::getenv("MMSB_VERIFY");
   bus->verify_ = options.verify || (env != nullptr && env[0] != '\0' && env[0] != '0');
+  int sample = options.sample_verify;
+  if (sample < 0) {
+    sample = Options::kDefaultSampleVerify;
+    if (const char* s = std::getenv("MMSB_SAMPLE_VERIFY"); s != nullptr && s[0] != '\0') {
+      char* end = nullptr;
+      const long v = std::strtol(s, &end, 10);
+      if (end == s || *end != '\0' || v < 0 || v > (1L << 30)) {
+        return InvalidArgument(fmt::format(
+            "MMSB_SAMPLE_VERIFY='{}': expected a number of commits N >= 0 (every page is checked "
+            "in full at least once every N commits; 0 turns sampled verification off)",
+            s));
+      }
+      sample = static_cast<int>(v);
+    }
+  }
+  bus->sample_every_ = static_cast<std::uint32_t>(sample);
   if (Status s = bus->ReserveStaticWindow(); !s.ok()) {
     // Static pages are then tracked as escaped: still exact, fully diffed at every commit.
     std::fprintf(stderr, "mmsb: warning: %s\n", s.ToString().c_str());
@@ -210,7 +226,9 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   undo_.Clear();
   // Undo images are only needed when something after collection can fail the commit.
   track_undo_ = !graph_.empty() || !stages_.empty();
-  CollectAll(e);
+  // Misses suspected by the previous commit are settled before this one takes any mark.
+  SettleSuspects(/*final=*/false);
+  CollectAll(e, /*first_round=*/true);
 
   Status failure;
   bool propagated = false;
@@ -251,7 +269,7 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
       break;
     }
     // The stage's own writes become deltas of the same epoch.
-    CollectAll(e);
+    CollectAll(e, /*first_round=*/false);
     FillBatch(batch);
   }
   if (!failure.ok()) {
