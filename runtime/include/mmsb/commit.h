@@ -99,6 +99,10 @@ class CommitSink {
   virtual Status AfterCommit(Epoch epoch) { return Status::Ok(); }
   // True when the sink needs CommitBatch::events (e.g. a log that records events).
   virtual bool wants_events() const { return false; }
+  // Makes everything the sink has accepted durable. The bus calls it when the process exits (an
+  // atexit handler registered by start()) and after every commit that runs later, from a static
+  // destructor or another atexit handler (docs/API.md, "MMSB in static destructors").
+  virtual Status Flush() { return Status::Ok(); }
 };
 
 class CommitStage {

@@ -501,6 +501,8 @@ class LogSink final : public CommitSink {
   Status OnCommit(const CommitBatch& batch) override;
   Status AfterCommit(Epoch epoch) override;
   bool wants_events() const override;
+  // Hands what is buffered to the OS and syncs it (unless Durability::kNone); the log stays open.
+  Status Flush() override;
 
   // Appends opaque event bytes for bus epoch `epoch`. With LogOptions::log_events the sink already
   // records every commit's event batch (EncodeEvents, page ids and epochs in log terms) and each

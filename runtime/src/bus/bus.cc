@@ -190,6 +190,14 @@ Expected<Epoch> Bus::Commit() {
     if (!s.ok() && r.ok()) r = s.WithContext(fmt::format("commit sink '{}'", sink->name()));
   }
   events_.Drain();
+  if (exiting_.load(std::memory_order_acquire)) {
+    // After the exit handler nothing else will flush: this commit is the last word until the
+    // next one.
+    for (const auto& sink : notify) {
+      Status s = sink->Flush();
+      if (!s.ok() && r.ok()) r = s.WithContext(fmt::format("commit sink '{}'", sink->name()));
+    }
+  }
   // Transactions that ended while this commit waited for them return now, as after a commit of
   // their own.
   TxGate::Finish(seq);
@@ -203,13 +211,15 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   // pages, which takes that lock.
   const std::uint64_t watchdog_reports = TxGate::Close(seq);
   // Reopened once every page is collected (below), or on any early return.
+  // On a failed commit the joined transactions' notes are dropped (their stores stay pending for
+  // the next commit, which does not name them).
   struct GateGuard {
     bool open = false;
-    void Open() {
-      if (!open) TxGate::Open();
+    void Open(std::vector<CommitProvenance>* joined) {
+      if (!open) TxGate::Open(joined);
       open = true;
     }
-    ~GateGuard() { Open(); }
+    ~GateGuard() { Open(nullptr); }
   } gate;
   MutexLock lock(&mu_);
   CommittingScope committing(this);
@@ -256,8 +266,10 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   CommitBatch batch;
   batch.epoch = e;
   batch.unix_nanos = UnixNanos();
-  const CommitProvenance provenance = rt::TakeCommitProvenance();
-  batch.transactions = {&provenance, 1};
+  // This thread's own note first; the notes of transactions that joined are added when the gate
+  // reopens (below), before any sink sees the batch.
+  std::vector<CommitProvenance> transactions{rt::TakeCommitProvenance()};
+  batch.transactions = transactions;
   FillBatch(batch);
   batch.derived_begin = derived_begin;
   batch.derived_end = out_.size();
@@ -280,7 +292,8 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
     return failure;
   }
   // Every page is collected: the cut is complete, and transactions may run during the sinks.
-  gate.Open();
+  gate.Open(&transactions);
+  batch.transactions = transactions;
   const bool want_events = EventsWanted();
   if (want_events) {
     BuildEvents(e, graph_.stats().nodes_recomputed - recomputed_before,
@@ -314,6 +327,21 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   batch_events_.clear();
   if (!sink_failure.ok()) return sink_failure;
   return e;
+}
+
+void Bus::AtExit() {
+  exiting_.store(true, std::memory_order_release);
+  std::vector<std::shared_ptr<CommitSink>> sinks;
+  {
+    MutexLock lock(&mu_);
+    sinks = sinks_;
+  }
+  for (const auto& sink : sinks) {
+    if (Status s = sink->Flush(); !s.ok()) {
+      std::fprintf(stderr, "mmsb: at exit: commit sink '%s': %s\n", sink->name(),
+                   s.ToString().c_str());
+    }
+  }
 }
 
 Epoch Bus::epoch() {

@@ -13,6 +13,7 @@
 // Thread-safety: every public method may be called from many threads.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -61,6 +62,9 @@ class Bus {
   Expected<Epoch> Commit() EXCLUDES(mu_);
   // stop(): reports the misses still pending confirmation (no later commit will settle them).
   void SettleAtStop() EXCLUDES(mu_);
+  // The process is exiting (api.cc's atexit handler): makes every sink durable now, and after
+  // each later commit (from static destructors and atexit handlers that run after it).
+  void AtExit() EXCLUDES(mu_);
   Epoch epoch() EXCLUDES(mu_);
   Stats GetStats() EXCLUDES(mu_);
 
@@ -245,6 +249,7 @@ class Bus {
 
   Stats stats_ GUARDED_BY(mu_);
   bool verify_ = false;
+  std::atomic<bool> exiting_{false};  // AtExit() ran
   // Sampled verification: each page is checked in full at least once every sample_every_
   // commits (0: off); the slice of live_ checked next starts at sample_cursor_.
   std::uint32_t sample_every_ = 0;

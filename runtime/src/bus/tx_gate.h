@@ -23,6 +23,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <vector>
+
+#include "mmsb/provenance.h"
 
 namespace mmsb {
 
@@ -36,8 +39,9 @@ class TxGate {
   // `where` names the transaction for the watchdog (a code address inside it).
   static void Enter(const void* where) noexcept;
   // Outermost transaction exit. True when a commit was waiting for this transaction and will
-  // include its stores: the caller then waits with JoinPending() instead of committing.
-  static bool Exit() noexcept;
+  // include its stores: the caller then waits with JoinPending() instead of committing, and that
+  // commit lists `note` among its transactions (Open()). False: `note` is the caller's to commit.
+  static bool Exit(const CommitProvenance& note) noexcept;
   // Waits until the commit this thread's last Exit() joined has finished (Finish()), as a commit
   // of its own would have.
   static void JoinPending() noexcept;
@@ -50,7 +54,9 @@ class TxGate {
   // page (its cut is complete). Finish(seq) releases the transactions that joined commit `seq`;
   // every Close() is followed by one Open() and one Finish().
   static std::uint64_t Close(std::uint64_t* seq) noexcept;
-  static void Open() noexcept;
+  // Also appends to `joined` (when not null; else drops them) the notes of the transactions that
+  // joined this commit; the hand-over and the reopening are one step for Exit().
+  static void Open(std::vector<CommitProvenance>* joined) noexcept;
   static void Finish(std::uint64_t seq) noexcept;
 
   // The watchdog's threshold (tests shorten it) and the reports printed so far in the process.

@@ -490,6 +490,13 @@ Expected<Epoch> LogSink::Checkpoint() {
   return state_->checkpoint_result;
 }
 
+Status LogSink::Flush() {
+  if (!writer_ || forked()) return Status::Ok();
+  MMSB_RETURN_IF_ERROR(writer_->Flush());
+  if (writer_->options().durability == Durability::kNone) return Status::Ok();
+  return writer_->Sync();
+}
+
 Status LogSink::Close() {
   // A closed log would fail every later commit: leave the bus first (NotFound when it was never
   // attached, or the bus stopped, is fine).
