@@ -85,9 +85,9 @@ void ParticlesLoop(benchmark::State& state, int sample_verify) {
     state.SkipWithError("start failed");
     return;
   }
-  const std::string dir = (std::filesystem::temp_directory_path() /
-                           ("mmsb_sample_bench_" + std::to_string(::getpid())))
-                              .string();
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("mmsb_sample_bench_" + std::to_string(::getpid())))
+          .string();
   std::filesystem::remove_all(dir);
   mmsb::LogOptions lo;
   lo.durability = mmsb::Durability::kNone;

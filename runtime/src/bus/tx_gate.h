@@ -5,7 +5,8 @@
 // every transaction that began before it closed has ended, takes its cut (collects every page),
 // and reopens the gate. A transaction that begins while the gate is closed waits for it to
 // reopen, so its stores all land after the cut; a transaction that ends while a commit waits for
-// it joins that commit instead of committing on its own (combined commits). This is an RCU grace
+// it joins that commit instead of committing on its own (combined commits), and hands it its
+// provenance note, so the commit record names every transaction it carries. This is an RCU grace
 // period with transactions as the read-side critical sections (McKenney, "RCU Usage In the Linux
 // Kernel"), and the same Dekker handshake as a GC safepoint.
 //

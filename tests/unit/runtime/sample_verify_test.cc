@@ -19,17 +19,21 @@ namespace {
 using testing::BusTest;
 
 TypeDescriptor BodyType() {
-  return {"Body", 4096, 8, {{"pos", 0, 2048, ScalarKind::kF64, 8, {256}, ""},
-                            {"hits", 2048, 2048, ScalarKind::kU64, 8, {256}, ""}}};
+  return {"Body",
+          4096,
+          8,
+          {{"pos", 0, 2048, ScalarKind::kF64, 8, {256}, ""},
+           {"hits", 2048, 2048, ScalarKind::kU64, 8, {256}, ""}}};
 }
 
 // A thread that exists until the test ends, so the process is never single-threaded: a check
 // cannot know that no barrier is between its store and its mark, and defers to the next commit.
 class SecondThread {
  public:
-  SecondThread() : t_([this] {
-      while (!stop_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }) {}
+  SecondThread()
+      : t_([this] {
+          while (!stop_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }) {}
   ~SecondThread() {
     stop_ = true;
     t_.join();
@@ -185,7 +189,7 @@ TEST(VerifyUnderThreads, StoreDescheduledBeforeItsMarkIsNotAMiss) {
       data[300] = 42;  // the store
       phase = 1;
       while (phase.load() != 2) std::this_thread::yield();  // descheduled
-      rt::MarkRange(&data[300], 1);  // the mark, after the commit
+      rt::MarkRange(&data[300], 1);                         // the mark, after the commit
     });
     while (phase.load() != 1) std::this_thread::yield();
     auto e1 = commit();  // takes no mark for byte 300, but reads its new value
