@@ -49,8 +49,14 @@ bool EpochFlag(const std::string& s, const char* flag, Epoch dflt, Epoch* out, i
   return *rc == 0;
 }
 
+// The index is a cache: when the file was not usable (damaged, stale), Open rebuilt it, and
+// the user hears why on stderr.
 Expected<std::unique_ptr<query::LogIndex>> OpenIndex(const std::string& log) {
-  return query::LogIndex::Open(log);
+  auto index = query::LogIndex::Open(log);
+  if (index.ok() && !(*index)->note().empty()) {
+    fmt::print(stderr, "mmsb: note: {}\n", (*index)->note());
+  }
+  return index;
 }
 
 json SiteJson(const query::TransactionRef& t) {
