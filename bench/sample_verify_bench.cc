@@ -2,7 +2,8 @@
 //   fidelity.sample_verify_overhead  examples/particles' step loop (one band of 64 particles moved
 //                                    per step, a transaction-sized commit per step, the summary
 //                                    page recomputed through a user edge, a log attached) with the
-//                                    default sampling / with sampling off. The log uses
+//                                    default sampling / with sampling off, in CPU time of the
+//                                    stepping thread (the commit runs on it). The log uses
 //                                    Durability::kNone so that fsync waits do not hide the cost.
 //   fidelity.sample_detect_commits   the worst case, over every page of a mixed set and every
 //                                    phase of the rotation, of the commits from a persistent

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "bus_fixture.h"
+#include "log/log_records.h"
 
 namespace mmsb {
 namespace {
@@ -287,6 +288,36 @@ TEST(SampleVerifyLog, MissIsLoggedAsAVerifyMissRecord) {
   auto state = Replay(dir);
   ASSERT_TRUE(state.ok()) << state.status().ToString();
   std::filesystem::remove_all(dir);
+}
+
+TEST(VerifyMissRecord, RoundTripsAndRejectsMalformedPayloads) {
+  const LogVerifyMiss m{42, 100, 3, 6, 7, true, "Body.pos[12]"};
+  std::vector<std::uint8_t> bytes;
+  log::EncodeVerifyMiss(m, bytes);
+  LogVerifyMiss back;
+  ASSERT_TRUE(log::DecodeVerifyMiss(bytes, &back).ok());
+  EXPECT_EQ(back.page, 42u);
+  EXPECT_EQ(back.offset, 100u);
+  EXPECT_EQ(back.length, 3u);
+  EXPECT_EQ(back.after_epoch, 6u);
+  EXPECT_EQ(back.epoch, 7u);
+  EXPECT_TRUE(back.sampled);
+  EXPECT_EQ(back.field, "Body.pos[12]");
+  auto corrupt = [](const LogVerifyMiss& r) {
+    std::vector<std::uint8_t> b;
+    log::EncodeVerifyMiss(r, b);
+    LogVerifyMiss out;
+    Status s = log::DecodeVerifyMiss(b, &out);
+    return s.code() == StatusCode::kCorruption;
+  };
+  EXPECT_TRUE(corrupt({0, 100, 3, 6, 7, false, ""}));   // page 0
+  EXPECT_TRUE(corrupt({42, 100, 0, 6, 7, false, ""}));  // empty run
+  EXPECT_TRUE(corrupt({42, 100, 3, 7, 7, false, ""}));  // empty window
+  std::vector<std::uint8_t> flags = bytes;
+  flags[32] = 0x82;  // an unknown flag bit
+  EXPECT_EQ(log::DecodeVerifyMiss(flags, &back).code(), StatusCode::kCorruption);
+  std::vector<std::uint8_t> truncated(bytes.begin(), bytes.end() - 2);
+  EXPECT_EQ(log::DecodeVerifyMiss(truncated, &back).code(), StatusCode::kCorruption);
 }
 
 }  // namespace
