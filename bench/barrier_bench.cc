@@ -1,5 +1,7 @@
 // Write-barrier overhead: the same store-heavy loop with and without a barrier per store, in the
 // store-then-mark form the rewriter emits for stores (ws) and the mark-first form (w).
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <numeric>
 #include <random>
@@ -10,6 +12,10 @@
 #include "mmsb/mmsb.h"
 
 #include "bench_main.h"
+
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 namespace {
 
@@ -131,6 +137,55 @@ void BM_UntrackedBarrier(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kN);
 }
 BENCHMARK(BM_UntrackedBarrier);
+
+// Added cycles per barriered store (barrier.cycles_per_store): the scatter loop with and without
+// the store-then-mark barrier, timed with the time-stamp counter inside one iteration, in
+// alternating order, so the baseline and the subject are always measured back to back on the same
+// core. Per iteration: (TSC ticks of the barriered loop - ticks of the plain loop) / stores; the
+// counter is the median over the iterations (an iteration in which the thread was preempted is an
+// outlier, not a shift). TSC ticks are reference cycles at the TSC's constant rate; with frequency
+// boost the core runs more cycles per tick, so the figure is cycles at the nominal clock.
+void BM_ScatterCyclesPerStore(benchmark::State& state) {
+#if defined(__x86_64__)
+  Fixture f;
+  std::vector<double> added;
+  std::vector<double> plain;
+  auto ticks = [] {
+    _mm_lfence();  // nothing before the read still in flight
+    const std::uint64_t t = __rdtsc();
+    _mm_lfence();
+    return t;
+  };
+  bool plain_first = true;
+  for (auto _ : state) {
+    std::uint64_t tp = 0, tb = 0;
+    for (int k = 0; k < 2; ++k) {
+      const bool run_plain = (k == 0) == plain_first;
+      const std::uint64_t t0 = ticks();
+      if (run_plain) {
+        ScatterPlain(f.x, f.v.data(), f.idx.data(), kN);
+      } else {
+        ScatterStoreThenMark(f.x, f.v.data(), f.idx.data(), kN);
+      }
+      benchmark::ClobberMemory();
+      (run_plain ? tp : tb) = ticks() - t0;
+    }
+    plain_first = !plain_first;
+    added.push_back((static_cast<double>(tb) - static_cast<double>(tp)) / kN);
+    plain.push_back(static_cast<double>(tp) / kN);
+  }
+  auto median = [](std::vector<double>& v) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  state.counters["added_cycles_per_store"] = median(added);
+  state.counters["plain_cycles_per_store"] = median(plain);
+  state.SetItemsProcessed(state.iterations() * kN);
+#else
+  state.SkipWithError("needs the x86 time-stamp counter");
+#endif
+}
+BENCHMARK(BM_ScatterCyclesPerStore);
 
 }  // namespace
 

@@ -49,11 +49,15 @@ CREATE TABLE files(
 );
 
 -- Content-addressed normalised IR: hash = XXH3-128(text), data = zstd(text).
+-- A rowid table (the hash's uniqueness is an index beside it): a WITHOUT ROWID table keeps
+-- only about a quarter page of a row in its leaf and puts the rest in overflow pages of its own,
+-- which IR blobs of 1-4 KiB mostly leave empty (docs/IRStore.md, "Store layout"). Stores made
+-- before this have a WITHOUT ROWID blobs table; every statement reads and writes both alike.
 CREATE TABLE blobs(
   hash BLOB PRIMARY KEY,
   raw_size INTEGER NOT NULL,
   data BLOB NOT NULL
-) WITHOUT ROWID;
+);
 
 -- The function versions of one capture of a TU; shared by every capture with the same content.
 CREATE TABLE manifests(

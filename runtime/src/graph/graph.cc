@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -186,6 +187,7 @@ Status DependencyGraph::AddEdge(Page* parent, Page* child, EdgeKind kind, Projec
                 [&](PageId id, std::uint32_t x) { return id < nodes_[edges_[x].parent].id; }),
             e);
   nodes_[p].children.push_back(c);
+  if (kind != EdgeKind::kUser) ++nodes_[c].copy_in_edges;
   ++stats_.edges;
   if (nodes_[c].height <= nodes_[p].height) UpdateHeights(c);
   stats_.graph_depth = std::max<std::uint32_t>(stats_.graph_depth, nodes_[c].height);
@@ -221,7 +223,11 @@ Status DependencyGraph::SetUserFunction(Page* child, std::vector<Page*> parents,
   Node& node = nodes_[index_.at(child->id())];
   node.user_fn = std::move(fn);
   node.user_parents.clear();
-  for (Page* parent : parents) node.user_parents.push_back(index_.at(parent->id()));
+  node.user_parent_pages.clear();
+  for (Page* parent : parents) {
+    node.user_parents.push_back(index_.at(parent->id()));
+    node.user_parent_pages.push_back(parent);
+  }
   return Status::Ok();
 }
 
@@ -233,8 +239,13 @@ void DependencyGraph::DropEdge(std::uint32_t e) {
   parent.children.erase(std::find(parent.children.begin(), parent.children.end(), edge.child));
   if (edge.kind == EdgeKind::kUser) {
     auto& up = child.user_parents;
-    if (auto it = std::find(up.begin(), up.end(), edge.parent); it != up.end()) up.erase(it);
+    if (auto it = std::find(up.begin(), up.end(), edge.parent); it != up.end()) {
+      child.user_parent_pages.erase(child.user_parent_pages.begin() + (it - up.begin()));
+      up.erase(it);
+    }
     if (up.empty()) child.user_fn = nullptr;
+  } else {
+    --child.copy_in_edges;
   }
   edge_live_[e] = false;
   free_edges_.push_back(e);
@@ -322,7 +333,9 @@ void DependencyGraph::Schedule(std::uint32_t node) {
 Status DependencyGraph::Recompute(const Host& host, std::uint32_t node, UndoLog* undo, Delta* out) {
   const Node& n = nodes_[node];
   Page* child = n.page;
-  for (std::uint32_t e : n.in_edges) {
+  // A node with user edges only has nothing to copy (and need not read its edges).
+  for (std::uint32_t e : n.copy_in_edges != 0 ? std::span<const std::uint32_t>(n.in_edges)
+                                              : std::span<const std::uint32_t>()) {
     const Edge& edge = edges_[e];
     if (edge.kind == EdgeKind::kUser) continue;
     const Node& pn = nodes_[edge.parent];
@@ -345,14 +358,13 @@ Status DependencyGraph::Recompute(const Host& host, std::uint32_t node, UndoLog*
   }
   bool full = false;
   if (n.user_fn) {
-    bool any = false;
-    for (std::uint32_t p : n.user_parents) any = any || nodes_[p].changed_round == round_;
+    // A node is scheduled only by a parent that changed this round (Propagate, Finished). When
+    // all its in-edges are user edges, that parent is one of user_parents: no need to look.
+    bool any = n.copy_in_edges == 0;
+    for (std::size_t i = 0; !any && i < n.user_parents.size(); ++i)
+      any = nodes_[n.user_parents[i]].changed_round == round_;
     if (any) {
-      // Per-thread scratch: no allocation per recompute.
-      thread_local std::vector<const Page*> parents;
-      parents.clear();
-      for (std::uint32_t p : n.user_parents) parents.push_back(nodes_[p].page);
-      Status st = n.user_fn(parents, *child);
+      Status st = n.user_fn(n.user_parent_pages, *child);
       if (!st.ok()) return st.WithContext(fmt::format("recompute of {} failed", NodeName(child)));
       full = true;  // user code may write without barriers: diff the whole child
     }
@@ -442,8 +454,8 @@ Status DependencyGraph::Propagate(Epoch epoch, const Host& host) {
           __builtin_prefetch(near.page->data(), 1);
           __builtin_prefetch(near.page->twin_);
           __builtin_prefetch(near.children.data());
-          __builtin_prefetch(near.in_edges.data());
-          __builtin_prefetch(near.user_parents.data());
+          if (near.copy_in_edges != 0) __builtin_prefetch(near.in_edges.data());
+          __builtin_prefetch(near.user_parent_pages.data());
         }
         if (i + kPrefetchChildren < count) {
           // The children Finished() will schedule (their edge list was prefetched above).

@@ -79,21 +79,29 @@ class DependencyGraph {
     Projection proj;
     DerivedPolicy policy;
   };
-  struct Node {
+  // Hot fields first: Schedule, Recompute and Finished read the first cache line of each node
+  // they visit (a wide bucket visits far more nodes than the caches hold).
+  struct alignas(64) Node {
     Page* page = nullptr;
     PageId id = kInvalidPageId;
-    int height = 0;
-    std::vector<std::uint32_t> in_edges;  // indices into edges_, by parent page id
-    std::vector<std::uint32_t> children;  // node indices, one per out-edge
-    RecomputeFn user_fn;
-    std::vector<std::uint32_t> user_parents;
     std::uint64_t dirty_stamp = 0;  // propagation round in which the node was last queued
     // This round's deltas of the node's page (valid when changed_round == round_).
     std::uint64_t changed_round = 0;
-    std::uint32_t changed_count = 0;
     const Delta* changed[2] = {nullptr, nullptr};
-    mutable std::uint64_t visit_stamp = 0;  // Reaches() search in which the node was visited
+    int height = 0;
+    std::uint32_t changed_count = 0;
+    // In-edges that copy bytes (passthrough, projection). Zero means every in-edge is a user
+    // edge, so a scheduled node's recompute neither walks in_edges nor checks its parents.
+    std::uint32_t copy_in_edges = 0;
     bool live = false;
+    std::vector<std::uint32_t> children;  // node indices, one per out-edge
+    std::vector<std::uint32_t> in_edges;  // indices into edges_, by parent page id
+    RecomputeFn user_fn;
+    std::vector<std::uint32_t> user_parents;
+    // The user parents' pages, in user_parents' order: the span the user function is called
+    // with (no copy, no parent node read per recompute).
+    std::vector<const Page*> user_parent_pages;
+    mutable std::uint64_t visit_stamp = 0;  // Reaches() search in which the node was visited
   };
   // One node of a height bucket recomputed on the pool.
   struct Work {

@@ -247,6 +247,57 @@ TEST_F(GraphTest, FailedRecomputeLeavesPreviousEpochIntact) {
   EXPECT_EQ(GetStats().delta_bytes, bytes);
 }
 
+// A child with a user function and a copying edge: a change of the copying parent alone copies
+// and does not call the function (the function runs only when one of its own parents changed).
+TEST_F(GraphTest, UserFunctionRunsOnlyWhenOneOfItsParentsChanged) {
+  Page* u = NewPage(64);
+  Page* p = NewPage(64);
+  Page* child = NewPage(64);
+  std::atomic<int> calls{0};
+  const PageId pu[] = {u->id()};
+  ASSERT_TRUE(AddUserEdges(pu, child->id(), SumFn(&calls, 100)).ok());
+  ASSERT_TRUE(AddProjectionEdge(p->id(), child->id(), {4, 4, 4}).ok());
+  WriteU32(p, 7, 1);
+  Commit();
+  EXPECT_EQ(calls.load(), 0);
+  EXPECT_EQ(ReadU32(child, 1), 7u);
+  WriteU32(u, 5);
+  Commit();
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_EQ(ReadU32(child), 105u);
+  // The copying edge gone, the child is user-only: it runs on its user parent's change.
+  ASSERT_TRUE(RemoveEdge(p->id(), child->id()).ok());
+  WriteU32(u, 6);
+  Commit();
+  EXPECT_EQ(calls.load(), 2);
+  EXPECT_EQ(ReadU32(child), 106u);
+}
+
+// Removing one user parent of several leaves the function called with the others, in the order
+// they were given.
+TEST_F(GraphTest, RemovedUserParentLeavesTheOthersInOrder) {
+  Page* a = NewPage(64);
+  Page* b = NewPage(64);
+  Page* c = NewPage(64);
+  Page* child = NewPage(64);
+  std::vector<PageId> seen;
+  const PageId ps[] = {c->id(), a->id(), b->id()};
+  ASSERT_TRUE(AddUserEdges(ps, child->id(), [&](std::span<const Page* const> parents, Page& ch) {
+                seen.clear();
+                for (const Page* q : parents) seen.push_back(q->id());
+                WriteU32(&ch, static_cast<std::uint32_t>(seen.size()));
+                return Status::Ok();
+              }).ok());
+  WriteU32(a, 1);
+  Commit();
+  EXPECT_EQ(seen, (std::vector<PageId>{c->id(), a->id(), b->id()}));
+  ASSERT_TRUE(RemoveEdge(a->id(), child->id()).ok());
+  WriteU32(b, 2);
+  Commit();
+  EXPECT_EQ(seen, (std::vector<PageId>{c->id(), b->id()}));
+  EXPECT_EQ(ReadU32(child), 2u);
+}
+
 TEST_F(GraphTest, FreeingAPageRemovesItsEdges) {
   Page* a = NewPage(64);
   Page* b = NewPage(64);
