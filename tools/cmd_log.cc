@@ -147,6 +147,21 @@ std::string Describe(const LogEntry& e, nlohmann::json* j) {
                          x.child, EdgeKindName(x.kind),
                          x.policy == DerivedPolicy::kLog ? "" : " (recompute on replay)");
     }
+    case LogRecordType::kVerifyMiss: {
+      const LogVerifyMiss& m = e.verify_miss;
+      (*j)["page"] = m.page;
+      (*j)["offset"] = m.offset;
+      (*j)["length"] = m.length;
+      (*j)["after_epoch"] = m.after_epoch;
+      (*j)["miss_epoch"] = m.epoch;
+      (*j)["sampled"] = m.sampled;
+      (*j)["field"] = m.field;
+      return fmt::format(
+          "page {}: {} byte(s) at offset {}{}{} changed without a barrier after "
+          "epoch {} and before epoch {} ({})",
+          m.page, m.length, m.offset, m.field.empty() ? "" : " in ", m.field, m.after_epoch,
+          m.epoch, m.sampled ? "sampled verification" : "verify");
+    }
     case LogRecordType::kRecompute:
       (*j)["pages"] = e.recompute.pages;
       return fmt::format("{} derived deltas left out; replay recomputes them here",
