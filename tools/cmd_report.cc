@@ -39,7 +39,8 @@ int Run(const ReportArgs& a) {
                 static_cast<unsigned long long>(stats.epochs_per_column), stats.pages,
                 FormatBytes(stats.html_bytes).c_str());
   }
-  return 0;
+  // --salvage wrote what it could read; the damage it skipped still fails the command.
+  return FailProblems(a.log, stats.problems);
 }
 
 void AddReport(CLI::App& app) {

@@ -141,5 +141,42 @@ TEST_F(QueryCliTest, BadInputGetsAClearErrorAndANonZeroExit) {
   EXPECT_EQ(u.code, 2);  // usage: --where is required
 }
 
+TEST_F(QueryCliTest, EpochsPastTheEndAndReversedWindowsAreErrorsNotEmptyAnswers) {
+  // The log ends at epoch 10: --at 99 used to answer epoch 10's blame with exit 0.
+  for (const std::string cmd :
+       {"blame " + log_ + " Counters.total --at 99", "why " + log_ + " Counters.total --at 11",
+        "history " + log_ + " Counters.total --from 11",
+        "history " + log_ + " Counters.total --to 99",
+        "touched " + log_ + " Counters.total --from 50",
+        "bisect " + log_ + " --where 'Counters.total > 0' --from 11"}) {
+    CliRun r = Mmsb(cmd, dir_.path());
+    EXPECT_EQ(r.code, 1) << cmd;
+    EXPECT_NE(r.err.find("is beyond the end of log"), std::string::npos) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("last committed epoch 10"), std::string::npos) << r.err;
+  }
+  for (const std::string cmd :
+       {"history " + log_ + " Counters.total --from 6 --to 3",
+        "touched " + log_ + " Counters.total --from 6 --to 3",
+        "bisect " + log_ + " --where 'Counters.total > 0' --from 6 --to 3"}) {
+    CliRun r = Mmsb(cmd, dir_.path());
+    EXPECT_EQ(r.code, 1) << cmd;
+    EXPECT_NE(r.err.find("--from 6 is after --to 3"), std::string::npos) << cmd << ": " << r.err;
+  }
+  // An empty epoch flag is not "the default", and a negative count is not a count.
+  EXPECT_EQ(Mmsb("blame " + log_ + " Counters.total --at ''", dir_.path()).code, 2);
+  EXPECT_EQ(Mmsb("history " + log_ + " Counters.total --max -1", dir_.path()).code, 2);
+  // The last epoch itself, and a window with no change, are valid questions.
+  CliRun last = Mmsb("blame " + log_ + " Counters.total --at 10", dir_.path());
+  EXPECT_EQ(last.code, 0) << last.err;
+  CliRun none = Mmsb("history " + log_ + " Counters.hits[3] --from 2 --to 9", dir_.path());
+  EXPECT_EQ(none.code, 0) << none.err;
+  EXPECT_NE(none.out.find("0 change(s)"), std::string::npos) << none.out;
+  // A predicate true from the start names no epoch -1.
+  CliRun start = Mmsb("bisect " + log_ + " --where 'Counters.hits[3] == 0'", dir_.path());
+  EXPECT_EQ(start.code, 0) << start.err;
+  EXPECT_EQ(start.out.find("18446744073709551615"), std::string::npos) << start.out;
+  EXPECT_NE(start.out.find("initial state"), std::string::npos) << start.out;
+}
+
 }  // namespace
 }  // namespace mmsb

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "mmsb/ir/store.h"
 #include "mmsb/replay.h"
@@ -45,6 +46,7 @@ struct LogReportStats {
   std::size_t rows = 0;  // heatmap rows, children included
   std::size_t pages = 0;
   std::size_t html_bytes = 0;
+  std::vector<LogProblem> problems;  // salvage mode: the damage that was skipped
 };
 
 Expected<std::string> BuildLogReport(const std::string& log_path, const LogReportOptions& options,
