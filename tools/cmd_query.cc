@@ -10,6 +10,7 @@
 #include "mmsb/ir/demangle.h"
 #include "mmsb/ir/diff.h"
 #include "mmsb/ir/store.h"
+#include "mmsb/log.h"
 #include "mmsb/query.h"
 
 #include "command.h"
@@ -50,6 +51,8 @@ bool EpochFlag(const std::string& s, const char* flag, Epoch dflt, Epoch* out, i
 }
 
 Expected<std::unique_ptr<query::LogIndex>> OpenIndex(const std::string& log) {
+  // A directory that is not a log is refused before the index (query.idx) is built in it.
+  MMSB_RETURN_IF_ERROR(CheckLogPath(log));
   return query::LogIndex::Open(log);
 }
 
@@ -248,7 +251,7 @@ int RunBisect(const QueryArgs& a) {
   if (int rc = CheckWindow(**index, a.log, o.from, o.to)) return rc;
   auto p = query::Predicate::Parse(**index, a.where);
   if (!p.ok()) {
-    const std::string& m = p.status().message();
+    const std::string m = p.status().message();
     if (a.where.empty() || m.find(a.where) != std::string::npos) return Fail("--where: " + m);
     return Fail(fmt::format("--where '{}': {}", a.where, m));
   }

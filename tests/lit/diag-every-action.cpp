@@ -14,7 +14,7 @@
 // ONCE-COUNT-1: error: page type 'Bad' is not trivially copyable
 // ONCE-NOT: error: page type 'Bad'
 // -Wno-mmsb-untracked silences the warning in -E as in -c.
-// RUN: not %cxx -E -Wno-mmsb-untracked %s -o %t/c.ii 2>&1 | FileCheck %s --check-prefix=QUIET
+// RUN: not %cxx -E -fplugin-arg-mmsb-Wno-mmsb-untracked %s -o %t/c.ii 2>&1 | FileCheck %s --check-prefix=QUIET
 // QUIET-NOT: warning:
 // QUIET: error: page type 'Bad' is not trivially copyable
 #include <mini_std.h>

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -171,6 +172,13 @@ TEST_F(QueryCliTest, EpochsPastTheEndAndReversedWindowsAreErrorsNotEmptyAnswers)
   CliRun none = Mmsb("history " + log_ + " Counters.hits[3] --from 2 --to 9", dir_.path());
   EXPECT_EQ(none.code, 0) << none.err;
   EXPECT_NE(none.out.find("0 change(s)"), std::string::npos) << none.out;
+  // A directory that is not a log is refused, and no index is built in it.
+  const std::string plain = dir_.Sub("plain");
+  std::filesystem::create_directories(plain);
+  CliRun d = Mmsb("bisect " + plain + " --where '1 == 1'", dir_.path());
+  EXPECT_EQ(d.code, 1);
+  EXPECT_NE(d.err.find("plain"), std::string::npos) << d.err;
+  EXPECT_TRUE(std::filesystem::is_empty(plain));
   // A predicate true from the start names no epoch -1.
   CliRun start = Mmsb("bisect " + log_ + " --where 'Counters.hits[3] == 0'", dir_.path());
   EXPECT_EQ(start.code, 0) << start.err;
