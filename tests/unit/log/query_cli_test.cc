@@ -134,7 +134,9 @@ TEST_F(QueryCliTest, BadInputGetsAClearErrorAndANonZeroExit) {
   EXPECT_NE(p.err.find("--where"), std::string::npos) << p.err;
   CliRun m = Mmsb("blame " + dir_.Sub("missing.tlog") + " Counters.total", dir_.path());
   EXPECT_EQ(m.code, 1);
-  EXPECT_NE(m.err.find("not a log directory"), std::string::npos) << m.err;
+  // The check every log command shares (CheckLogPath), naming the path.
+  EXPECT_NE(m.err.find("no log at"), std::string::npos) << m.err;
+  EXPECT_NE(m.err.find("missing.tlog"), std::string::npos) << m.err;
   CliRun n = Mmsb("blame " + log_ + " Counters.total --at 0", dir_.path());
   EXPECT_EQ(n.code, 1);
   EXPECT_NE(n.err.find("never changed"), std::string::npos) << n.err;
@@ -180,7 +182,7 @@ TEST_F(QueryCliTest, EpochsPastTheEndAndReversedWindowsAreErrorsNotEmptyAnswers)
   EXPECT_NE(d.err.find("plain"), std::string::npos) << d.err;
   EXPECT_TRUE(std::filesystem::is_empty(plain));
   // A predicate true from the start names no epoch -1.
-  CliRun start = Mmsb("bisect " + log_ + " --where 'Counters.hits[3] == 0'", dir_.path());
+  CliRun start = Mmsb("bisect " + log_ + " --where '1 == 1'", dir_.path());
   EXPECT_EQ(start.code, 0) << start.err;
   EXPECT_EQ(start.out.find("18446744073709551615"), std::string::npos) << start.out;
   EXPECT_NE(start.out.find("initial state"), std::string::npos) << start.out;
