@@ -50,10 +50,16 @@ bool EpochFlag(const std::string& s, const char* flag, Epoch dflt, Epoch* out, i
   return *rc == 0;
 }
 
+// The index is a cache: when the file was not usable (damaged, stale), Open rebuilt it, and
+// the user hears why on stderr.
 Expected<std::unique_ptr<query::LogIndex>> OpenIndex(const std::string& log) {
   // A directory that is not a log is refused before the index (query.idx) is built in it.
   MMSB_RETURN_IF_ERROR(CheckLogPath(log));
-  return query::LogIndex::Open(log);
+  auto index = query::LogIndex::Open(log);
+  if (index.ok() && !(*index)->note().empty()) {
+    fmt::print(stderr, "mmsb: note: {}\n", (*index)->note());
+  }
+  return index;
 }
 
 // A query's error about its field or path, naming what was asked when the message names only the

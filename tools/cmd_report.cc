@@ -17,6 +17,9 @@ struct ReportArgs {
   std::size_t columns = 1000;
   bool salvage = false;
   bool quiet = false;
+  std::string store;
+  std::string gen;
+  std::string ir_link = "ir.html";
 };
 
 int Run(const ReportArgs& a) {
@@ -24,6 +27,10 @@ int Run(const ReportArgs& a) {
   report::LogReportOptions o;
   o.max_columns = a.columns;
   o.mode = a.salvage ? RecoveryMode::kSalvage : RecoveryMode::kStrict;
+  o.ir_store = a.store;
+  o.ir_generation = a.gen;
+  o.ir_link = a.ir_link;
+  if (!a.gen.empty() && a.store.empty()) return Fail("--gen needs --store IR_DB");
   report::LogReportStats stats;
   auto html = report::BuildLogReport(a.log, o, &stats);
   if (!html.ok()) return FailLog(html.status(), a.salvage);
@@ -38,6 +45,11 @@ int Run(const ReportArgs& a) {
                 static_cast<unsigned long long>(stats.last_epoch), stats.columns,
                 static_cast<unsigned long long>(stats.epochs_per_column), stats.pages,
                 FormatBytes(stats.html_bytes).c_str());
+    if (!a.store.empty()) {
+      std::printf("IR store %s: generation %lld (%s); %zu commit site(s) found in it\n",
+                  a.store.c_str(), static_cast<long long>(stats.ir_generation),
+                  stats.ir_generation_how.c_str(), stats.ir_sites_found);
+    }
   }
   // --salvage wrote what it could read; the damage it skipped still fails the command.
   return FailProblems(a.log, stats.problems);
@@ -52,6 +64,14 @@ void AddReport(CLI::App& app) {
   sub->add_option("--columns", a.columns, "epoch columns at most (epochs are bucketed)")
       ->capture_default_str();
   sub->add_flag("--salvage", a.salvage, "skip damaged epochs instead of stopping");
+  sub->add_option("--store", a.store,
+                  "IR store of the build that ran: each commit site's function, its IR history "
+                  "and a link into the IR report");
+  sub->add_option("--gen", a.gen,
+                  "with --store: the generation the run was built from (default: the newest "
+                  "one opened before the run started)");
+  sub->add_option("--ir-link", a.ir_link, "with --store: the `mmsb ir report` page to link to")
+      ->capture_default_str();
   sub->add_flag("-q,--quiet", a.quiet, "print nothing");
   SetAction(sub, [] { return Run(a); });
 }

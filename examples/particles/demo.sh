@@ -54,9 +54,9 @@ export MMSB_IR_STORE="$work/ir.db"
 "$mmsb" ir diff 1 2
 
 step "6/7 Pictures: one offline HTML file each (open them in a browser; no network needed)."
-"$mmsb" report run.tlog -o "$work/report.html"
+"$mmsb" report run.tlog --store "$MMSB_IR_STORE" --ir-link ir.html -o "$work/report.html"
 "$mmsb" ir report 1 2 -o "$work/ir.html"
-echo "the log's epochs, fields over time and page graph: $work/report.html"
+echo "the log's epochs (coloured by transaction), fields over time (blame, history), page graph: $work/report.html"
 echo "the build delta (treemap, per-function IR diffs, trends):  $work/ir.html"
 
 step "7/7 Replication: the simulation publishes every epoch to NATS JetStream; a follower process ends bit-identical."

@@ -12,10 +12,44 @@
     : "epochs " + cols[c][0] + "\u2013" + cols[c][1] + " (" + cols[c][3] + " epochs, net change)");
   const diffCmd = (d, extra) => "mmsb diff " + D.log + " --from " + d.from + " --to " + d.to + (extra || "");
 
+  // ---- Column diffs: deflated chunks, inflated on demand (DecompressionStream, no JS inflater) ----
+  const chunkCache = new Map();
+  async function inflate(b64) {
+    const bin = atob(b64);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; ++i) bytes[i] = bin.charCodeAt(i);
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return JSON.parse(await new Response(stream).text());
+  }
+  function detailOf(c) {
+    const k = cols[c] ? cols[c][5] : -1;
+    if (k < 0) return Promise.resolve(null);
+    if (!chunkCache.has(k)) chunkCache.set(k, inflate(D.chunks[k]));
+    return chunkCache.get(k).then((chunk) => chunk[String(c)] || null);
+  }
+
+  // ---- What committed: sites, coloured by rank (most bytes first); the rest grey -----------
+  const sites = D.sites;  // [label, kind, function, file, line, epochs, bytes]; 0: no provenance
+  const palette = ["#2f6fdf", "#d9822b", "#2f9e63", "#8a4fd3", "#c23b73", "#1b9aaa", "#b8a000", "#6b4f2f"];
+  const siteColor = new Map();
+  sites.map((s, i) => [i, s]).filter(([i, s]) => i > 0 && s[5] > 0)
+    .sort((a, b) => b[1][6] - a[1][6] || a[0] - b[0]).slice(0, palette.length)
+    .forEach(([i], k) => siteColor.set(i, palette[k]));
+  const colorOf = (site) => siteColor.get(site) || "#9aa0ac";
+  const siteLabel = (site) => (sites[site] ? sites[site][0] : "(unknown)");
+
   document.getElementById("summary").textContent =
     D.epochs + " epochs (" + D.first_epoch + "\u2013" + D.last_epoch + "), " + D.total_pages +
     " pages, " + D.edges.length + " edges; " + ncols + " columns of " + D.width +
     (D.width === 1 ? " epoch" : " epochs");
+  // The runs in the log and the build each was made from (run-start and build records).
+  const runs = D.runs || [];
+  if (runs.length) {
+    const last = runs[runs.length - 1];
+    const build = last[2] ? "build id " + last[2].slice(0, 16) + (last[3] ? " (" + last[3] + ")" : "") : "build not recorded";
+    document.getElementById("summary").append(mmsb.el("div", { id: "runs", text: runs.length + " run(s); the last from epoch " + (last[0] + 1) + ", " + build +
+      (D.ir ? "; IR store " + D.ir.store + ", generation " + D.ir.generation + " (" + D.ir.how + ")" : "") }));
+  }
 
   // ---- Scrubber --------------------------------------------------------------------------
   let maxBytes = 1;
@@ -23,11 +57,30 @@
   const H = 80;
   // Aligned with the heatmap's columns below (same left margin, same column width).
   const scrub = mmsb.svg("svg", { width: LABEL + ncols * bw, height: H + 14, id: "scrubber-svg", tabindex: 0 });
+  // One group per column; its segments stack the bytes of the sites that committed there
+  // (the biggest at the bottom), a grey top for the sites beyond the embedded four.
   for (let i = 0; i < ncols; ++i) {
     if (cols[i][3] === 0) continue;
     const h = Math.max(1, Math.round((H - 4) * Math.sqrt(cols[i][2] / maxBytes)));
-    scrub.append(mmsb.svg("rect", { class: "bar", x: LABEL + i * bw, y: H - h, width: Math.max(1, bw - (bw > 3 ? 1 : 0)),
-      height: h, fill: "#2f6fdf", "data-c": i }));
+    const w = Math.max(1, bw - (bw > 3 ? 1 : 0));
+    const g = mmsb.svg("g", { class: "bar", "data-c": i, "data-site": cols[i][4].length ? cols[i][4][0][0] : 0 });
+    const segs = cols[i][4];
+    const total = Math.max(1, cols[i][2]);
+    let y = H, used = 0;
+    for (const [site, bytes] of segs) {
+      const sh = Math.min(h - used, Math.round(h * bytes / total));
+      if (sh < 1) continue;
+      y -= sh;
+      used += sh;
+      g.append(mmsb.svg("rect", { class: "seg", x: LABEL + i * bw, y, width: w, height: sh, fill: colorOf(site), "data-site": site }));
+    }
+    if (used < h) {
+      // Rounding, or sites beyond the embedded ones (grey).
+      const all = segs.reduce((a, x) => a + x[1], 0) === cols[i][2] && segs.length > 0;
+      g.append(mmsb.svg("rect", { class: "seg", x: LABEL + i * bw, y: y - (h - used), width: w, height: h - used,
+        fill: all ? colorOf(segs[0][0]) : "#9aa0ac", "data-site": all ? segs[0][0] : -1 }));
+    }
+    scrub.append(g);
   }
   const marker = mmsb.svg("rect", { class: "sel", x: LABEL, y: 0, width: Math.max(bw, 2), height: H,
     fill: "none", id: "scrub-marker" });
@@ -40,6 +93,15 @@
   caption.textContent = "bytes changed per column";
   scrub.append(axis, axis2, caption);
   document.getElementById("scrubber").append(scrub);
+  const scrubLegend = document.getElementById("scrubber-legend");
+  for (const [site, color] of siteColor) {
+    scrubLegend.append(mmsb.el("span", { class: "site", "data-site": site }, mmsb.el("i", { style: "background:" + color }),
+      siteLabel(site) + " (" + sites[site][5] + " epochs)"));
+  }
+  if (sites[0][5] > 0 || sites.length > siteColor.size + 1) {
+    scrubLegend.append(mmsb.el("span", { class: "site", "data-site": 0 }, mmsb.el("i", { style: "background:#9aa0ac" }),
+      sites.length > 1 ? "other / no provenance" : "no provenance in the log"));
+  }
   document.body.dataset.scrubberMs = performance.now().toFixed(0);
 
   const epochDetail = document.getElementById("epoch-detail");
@@ -62,21 +124,43 @@
     return lines;
   }
 
-  function select(c) {
+  // What committed the column's epochs, with the IR store's word on each site when embedded.
+  function committedBy(c) {
+    const segs = cols[c][4];
+    if (segs.length === 0) return [];
+    const out = [mmsb.el("div", { class: "muted", text: "committed by:" })];
+    for (const [site, bytes, epochs] of segs) {
+      const row = mmsb.el("div", { class: "committed mono", "data-site": site }, mmsb.el("i", { class: "swatch", style: "background:" + colorOf(site) }),
+        " " + siteLabel(site) + ": " + epochs + " epoch(s), " + mmsb.bytes(bytes));
+      const ir = D.ir && D.ir.sites[site];
+      if (ir) row.append(irNote(ir));
+      out.push(row);
+    }
+    const shown = segs.reduce((a, x) => a + x[2], 0);
+    if (shown < cols[c][3]) out.push(mmsb.el("div", { class: "muted", text: "  ... and " + (cols[c][3] - shown) + " epoch(s) by other sites" }));
+    return out;
+  }
+  let selectSeq = 0;
+  async function select(c) {
     if (c < 0 || c >= ncols) return;
     selected = c;
+    const seq = ++selectSeq;
     marker.setAttribute("x", LABEL + c * bw);
-    const d = D.details[c];
     epochDetail.dataset.column = String(c);
-    if (!d) {
+    if (cols[c][3] === 0) {
       epochDetail.replaceChildren(mmsb.el("div", { class: "muted", text: "no epoch in this column" }));
       return;
     }
-    const kids = [mmsb.el("div", {}, mmsb.el("b", { text: span(c) }), ": " + mmsb.bytes(cols[c][2]) + " changed"),
-      mmsb.el("div", { class: "muted mono", text: diffCmd(d) }), ...pageLines(d, null)];
+    const head = mmsb.el("div", {}, mmsb.el("b", { text: span(c) }), ": " + mmsb.bytes(cols[c][2]) + " changed");
+    epochDetail.replaceChildren(head, ...committedBy(c), mmsb.el("div", { class: "muted", text: "loading\u2026" }));
+    const d = await detailOf(c);
+    if (seq !== selectSeq) return;  // another column was selected meanwhile
+    if (!d) { epochDetail.replaceChildren(head, ...committedBy(c)); return; }
+    const kids = [head, ...committedBy(c), mmsb.el("div", { class: "muted mono", text: diffCmd(d) }), ...pageLines(d, null)];
     if (d.pages.length === 0) kids.push(mmsb.el("div", { class: "muted", text: "no page differs across this column" }));
     if (d.more > 0) kids.push(mmsb.el("div", { class: "muted", text: "... " + d.more + " more page(s) changed: " + diffCmd(d) }));
     epochDetail.replaceChildren(...kids);
+    epochDetail.dataset.loaded = String(c);
   }
   function step(dir) {
     for (let c = selected + dir; c >= 0 && c < ncols; c += dir) if (cols[c][3] > 0) return select(c);
@@ -97,7 +181,8 @@
   rows.forEach((r, i) => { if (r[2] >= 0) children[r[2]].push(i); });
   const cellsByRow = rows.map(() => []);
   let maxN = 1;
-  for (const [r, c, n] of D.cells) { cellsByRow[r].push([c, n]); maxN = Math.max(maxN, n); }
+  // [column, changes, last epoch in the column that changed the row, its site]
+  for (const [r, c, n, last, site] of D.cells) { cellsByRow[r].push([c, n, last, site]); maxN = Math.max(maxN, n); }
   const expanded = new Set();
   const heat = document.getElementById("heatmap");
   const cellDetail = document.getElementById("cell-detail");
@@ -121,12 +206,12 @@
         label.addEventListener("click", () => toggle(ri));
       }
       svg.append(label);
-      for (const [c, n] of cellsByRow[ri]) {
+      for (const [c, n, lastEpoch, site] of cellsByRow[ri]) {
         const a = 0.15 + 0.85 * Math.log(n + 1) / Math.log(maxN + 1);
         const rect = mmsb.svg("rect", { class: "cell", x: LABEL + c * bw, y: y * RH + 1, width: Math.max(1, bw - (bw > 3 ? 1 : 0)),
           height: RH - 2, fill: "rgba(201,80,31," + a.toFixed(3) + ")", "data-r": ri, "data-c": c, "data-n": n });
         const tip = mmsb.svg("title");
-        tip.textContent = r[0] + ", " + span(c) + ": " + n + " change(s)";
+        tip.textContent = r[0] + ", " + span(c) + ": " + n + " change(s), the last at epoch " + lastEpoch + " by " + siteLabel(site);
         rect.append(tip);
         rect.addEventListener("click", () => showCell(ri, c));
         svg.append(rect);
@@ -139,26 +224,63 @@
     if (expanded.has(ri)) expanded.delete(ri); else expanded.add(ri);
     drawHeatmap();
   }
-  function showCell(ri, c) {
+  // A clicked cell: blame (the row's last change in the column and what committed it) and
+  // history (the row's changes in the columns around it, with values, from the column diffs).
+  const HISTORY = 8;  // columns with changes shown on each side of the clicked one
+  async function showCell(ri, c) {
     const r = rows[ri];
-    const d = D.details[c];
-    const hit = cellsByRow[ri].find((x) => x[0] === c);
+    const cells = cellsByRow[ri];
+    const at = cells.findIndex((x) => x[0] === c);
+    const hit = at >= 0 ? cells[at] : null;
     cellDetail.dataset.row = String(ri);
     cellDetail.dataset.column = String(c);
     for (const old of heat.querySelectorAll("rect.cell.sel")) old.classList.remove("sel");
     const rect = heat.querySelector('rect.cell[data-r="' + ri + '"][data-c="' + c + '"]');
     if (rect) rect.classList.add("sel");
-    select(c);
+    const selecting = select(c);
     const head = mmsb.el("div", {}, mmsb.el("b", { text: r[0] }), " in " + span(c) + ": " + (hit ? hit[1] : 0) + " change(s)");
-    if (!d) { cellDetail.replaceChildren(head); return; }
     const key = r[1];
     const filter = key === "" ? null : (r[2] >= 0 ? (p) => p === key : (p) => collapse(p) === key);
-    const lines = pageLines(d, filter);
-    const kids = [head, ...lines];
-    if (lines.length === 0) {
-      kids.push(mmsb.el("div", { class: "muted", text: "not in the report's embedded detail (capped per column); " + diffCmd(d) }));
+    const kids = [head];
+    if (hit) {
+      kids.push(mmsb.el("div", { class: "blame" }, mmsb.el("b", { text: "blame: " }),
+        "last changed at epoch " + hit[2] + " by ", mmsb.el("i", { class: "swatch", style: "background:" + colorOf(hit[3]) }),
+        " " + siteLabel(hit[3])));
+      const ir = D.ir && D.ir.sites[hit[3]];
+      if (ir) kids.push(irNote(ir));
     }
+    const lo = Math.max(0, (at >= 0 ? at : cells.findIndex((x) => x[0] > c)) - HISTORY);
+    const hiBase = at >= 0 ? at + 1 : Math.max(0, cells.findIndex((x) => x[0] > c));
+    const around = cells.slice(lo, Math.min(cells.length, hiBase + HISTORY));
+    const details = await Promise.all(around.map((x) => detailOf(x[0])));
+    await selecting;
+    const hist = mmsb.el("div", { class: "history" }, mmsb.el("b", { text: "history" }),
+      " (" + (cells.length > around.length ? around.length + " of " + cells.length + " columns that changed it; all: mmsb history " + D.log + " " + (key || r[0]) : "every change in this report") + ")");
+    around.forEach((x, i) => {
+      const d = details[i];
+      const entry = mmsb.el("div", { class: "hist" + (x[0] === c ? " sel" : ""), "data-c": x[0], "data-epoch": x[2] },
+        mmsb.el("span", { class: "mono", text: span(x[0]) + ", " + x[1] + " change(s), last by " + siteLabel(x[3]) }));
+      const lines = d ? pageLines(d, filter) : [];
+      if (d && lines.length === 0) entry.append(mmsb.el("div", { class: "muted", text: "  (values not in the embedded detail; " + diffCmd(d) + ")" }));
+      entry.append(...lines);
+      hist.append(entry);
+    });
+    kids.push(hist);
     cellDetail.replaceChildren(...kids);
+    cellDetail.dataset.loaded = ri + "," + c;
+  }
+  // The IR store's word on a site (mmsb report --store): the function's IR in the run's
+  // generation, whether it changed since the one before, and a link into ir.html.
+  function irNote(ir) {
+    const [fn, mangled, instructions, status, changedIn] = ir;
+    const span2 = mmsb.el("span", { class: "ir-note ir-" + status, "data-status": status },
+      " \u2014 IR: " + fn + ", " + (status === "absent" ? "not in the IR store"
+        : instructions + " instructions in generation " + D.ir.generation + ", " +
+          (status === "changed" ? "changed since generation " + D.ir.previous
+            : status === "added" ? "new in it" : "unchanged since generation " + D.ir.previous)) +
+      (changedIn.length ? "; changed in generations " + changedIn.join(", ") : "") + " ");
+    if (mangled) span2.append(mmsb.el("a", { href: D.ir.link + "#fn-" + mangled, text: "ir report" }));
+    return span2;
   }
   drawHeatmap();
 
@@ -223,17 +345,23 @@
   void byId;
 
   // ---- Start and test hooks ---------------------------------------------------------------
-  for (let c = ncols - 1; c >= 0; --c) if (cols[c][3] > 0) { select(c); break; }
-  for (const [what, a] of mmsb.tests()) {
-    if (what === "epoch") select(Number(a[0]));
-    else if (what === "expand") toggle(Number(a[0]));
-    else if (what === "click") {
-      const ri = Number(a[0]);
-      if (rows[ri] && rows[ri][2] >= 0 && !expanded.has(rows[ri][2])) toggle(rows[ri][2]);
-      showCell(ri, Number(a[1]));
-    } else if (what === "key") {
-      for (let i = 0; i < Number(a[1] || 1); ++i) document.dispatchEvent(new KeyboardEvent("keydown", { key: a[0] }));
+  (async () => {
+    let last = -1;
+    for (let c = ncols - 1; c >= 0; --c) if (cols[c][3] > 0) { last = c; break; }
+    const first = select(last);
+    for (const [what, a] of mmsb.tests()) {
+      if (what === "epoch") await select(Number(a[0]));
+      else if (what === "expand") toggle(Number(a[0]));
+      else if (what === "click") {
+        const ri = Number(a[0]);
+        if (rows[ri] && rows[ri][2] >= 0 && !expanded.has(rows[ri][2])) toggle(rows[ri][2]);
+        await showCell(ri, Number(a[1]));
+      } else if (what === "key") {
+        for (let i = 0; i < Number(a[1] || 1); ++i) document.dispatchEvent(new KeyboardEvent("keydown", { key: a[0] }));
+      }
     }
-  }
-  document.body.dataset.ready = "1";
+    await first;
+    if (selected >= 0) await select(selected);
+    document.body.dataset.ready = "1";
+  })();
 })();

@@ -1,9 +1,13 @@
 // `mmsb report LOG`: one pass over the log's records (LogReader) counts changed bytes per epoch
 // and the leaf fields each delta touches; a second pass (Replayer) diffs the state across each
 // epoch column with the runtime's DiffStates, only for the pages that changed in it.
+#include <zlib.h>
+
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -11,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mmsb/graph.h"
+#include "mmsb/ir/store.h"
 #include "mmsb/log.h"
 #include "mmsb/replay.h"
 #include "mmsb/report/report.h"
@@ -56,7 +61,8 @@ struct PageSlot {
   std::string name;
   std::string type_name;
   std::uint64_t size = 0;
-  std::uint64_t changes = 0;  // epochs in which it changed
+  const TypeDescriptor* type = nullptr;  // resolved when the page or its type is logged
+  std::uint64_t changes = 0;             // epochs in which it changed
   Epoch last_counted = ~Epoch{0};
   bool live = true;
 };
@@ -70,6 +76,18 @@ struct EpochRec {
   Epoch epoch = 0;
   std::uint64_t bytes = 0;
   std::uint32_t hit_end = 0;  // hits [previous hit_end, hit_end)
+  std::uint32_t site = 0;     // Scan::sites_ index of what committed it; 0: unknown
+};
+
+// A place that commits (a site record), the same across runs when function, file and line are.
+struct SiteRec {
+  std::string label;  // "step(float) at particles.cc:42", as mmsb blame prints a site
+  std::string kind;   // "transaction", "commit", "" (unknown)
+  std::string function;
+  std::string file;
+  std::uint32_t line = 0;
+  std::uint64_t epochs = 0;
+  std::uint64_t bytes = 0;
 };
 
 struct Leaf {
@@ -113,16 +131,42 @@ class Scan {
         case LogRecordType::kRunStart:
           for (PageSlot& p : pages_) p.live = false;
           edges_.clear();
+          run_sites_.clear();
+          runs_.push_back({e.epoch > 0 ? e.epoch - 1 : 0, e.run_start.unix_nanos, "", ""});
           break;
-        case LogRecordType::kTypeDescriptor:
-          types_[e.type_descriptor.name] = std::make_shared<TypeDescriptor>(e.type_descriptor);
+        case LogRecordType::kBuild:
+          if (!runs_.empty()) {
+            runs_.back().build_id = e.build.build_id;
+            runs_.back().executable = e.build.executable;
+          }
           break;
+        case LogRecordType::kSite:
+          run_sites_[e.site.id] = SiteIndex(e.site);
+          break;
+        case LogRecordType::kCommitInfo:
+          pending_site_ = 0;
+          if (!e.commit_info.transactions.empty()) {
+            auto it = run_sites_.find(e.commit_info.transactions.front().site);
+            if (it != run_sites_.end()) pending_site_ = it->second;
+          }
+          break;
+        case LogRecordType::kTypeDescriptor: {
+          auto t = std::make_shared<TypeDescriptor>(e.type_descriptor);
+          for (PageSlot& p : pages_) {
+            if (p.type_name == t->name) p.type = t.get();
+          }
+          types_[e.type_descriptor.name] = std::move(t);
+          cache_.clear();  // entries point at the replaced descriptor
+          break;
+        }
         case LogRecordType::kPageCreate: {
           const std::uint32_t slot = Slot(e.page_create.id);
           PageSlot& p = pages_[slot];
           p.name = e.page_create.name;
           p.type_name = e.page_create.type_name;
           p.size = e.page_create.size;
+          auto t = types_.find(p.type_name);
+          p.type = t == types_.end() ? nullptr : t->second.get();
           p.live = true;
           pending_.push_back({kNoLeaf, slot});
           break;
@@ -164,8 +208,31 @@ class Scan {
   std::vector<Hit> hits_;
   std::vector<EpochRec> epochs_;
   std::vector<Leaf> leaves_;
+  std::vector<SiteRec> sites_{SiteRec{"(no provenance in the log)", "", "", "", 0, 0, 0}};
+  struct RunRec {
+    Epoch epoch_base = 0;
+    std::uint64_t unix_nanos = 0;
+    std::string build_id;
+    std::string executable;
+  };
+  std::vector<RunRec> runs_;
 
  private:
+  std::uint32_t SiteIndex(const LogSite& s) {
+    const char* kind = s.kind == LogSite::Kind::kTransaction ? "transaction" : "commit";
+    std::string key = fmt::format("{}\n{}\n{}\n{}", kind, s.function, s.file, s.line);
+    auto [it, inserted] =
+        site_ids_.emplace(std::move(key), static_cast<std::uint32_t>(sites_.size()));
+    if (inserted) {
+      const std::string_view file = s.file;
+      const std::string_view base = file.substr(file.find_last_of('/') + 1);
+      sites_.push_back(
+          {fmt::format("{} at {}:{}", s.function.empty() ? "(unknown)" : s.function, base, s.line),
+           kind, s.function, s.file, s.line, 0, 0});
+    }
+    return it->second;
+  }
+
   std::uint32_t Slot(PageId id) {
     auto [it, inserted] = slot_of_.emplace(id, static_cast<std::uint32_t>(pages_.size()));
     if (inserted) {
@@ -219,14 +286,14 @@ class Scan {
     const std::uint32_t slot = it != slot_of_.end() ? it->second : Slot(d.page());
     PageSlot& p = pages_[slot];
     if (p.size == 0) p.size = d.page_size();
-    auto t = types_.find(p.type_name);
-    const TypeDescriptor* type = t == types_.end() ? nullptr : t->second.get();
+    const TypeDescriptor* type = p.type;
     pending_bytes_ += d.changed_bytes();
     std::uint32_t last_leaf = kNoLeaf;
     bool any = false;
-    for (const ByteRun& run : d.Runs()) {
-      std::uint64_t pos = run.offset;
-      const std::uint64_t end = std::uint64_t{run.offset} + run.length;
+    // ForEachRun: no vector per delta (Runs() allocates one).
+    d.ForEachRun([&](std::uint64_t offset, std::uint64_t length, auto&&) {
+      std::uint64_t pos = offset;
+      const std::uint64_t end = offset + length;
       while (pos < end) {
         const Resolved r = Resolve(p, type, pos);
         if (r.leaf != kNoLeaf && r.leaf != last_leaf) {
@@ -236,7 +303,7 @@ class Scan {
         }
         pos = std::max(pos + 1, r.end);
       }
-    }
+    });
     if (!any) pending_.push_back({kNoLeaf, slot});
   }
 
@@ -251,15 +318,209 @@ class Scan {
       }
     }
     pending_.clear();
-    epochs_.push_back({epoch, pending_bytes_, static_cast<std::uint32_t>(hits_.size())});
+    epochs_.push_back(
+        {epoch, pending_bytes_, static_cast<std::uint32_t>(hits_.size()), pending_site_});
+    ++sites_[pending_site_].epochs;
+    sites_[pending_site_].bytes += pending_bytes_;
     pending_bytes_ = 0;
+    pending_site_ = 0;
   }
 
   std::unordered_map<std::string, std::uint32_t> leaf_ids_;
   std::unordered_map<CacheKey, Resolved, CacheKeyHash> cache_;
   std::vector<Hit> pending_;
   std::uint64_t pending_bytes_ = 0;
+  std::uint32_t pending_site_ = 0;
+  std::unordered_map<std::uint32_t, std::uint32_t> run_sites_;  // this run's site id -> sites_
+  std::unordered_map<std::string, std::uint32_t> site_ids_;
 };
+
+// Scrubber bar segments per column: the sites that committed the most bytes there.
+constexpr std::size_t kSitesPerColumn = 4;
+
+std::string Base64(const std::uint8_t* p, std::size_t n) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((n + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    const std::uint32_t v = (std::uint32_t{p[i]} << 16) | (std::uint32_t{p[i + 1]} << 8) | p[i + 2];
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i < n) {
+    std::uint32_t v = std::uint32_t{p[i]} << 16;
+    if (i + 1 < n) v |= std::uint32_t{p[i + 1]} << 8;
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < n ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// Column diffs, grouped into chunks of about kChunkBytes of JSON text ({"COLUMN": detail, ...}),
+// each deflated (zlib format, which the browser's DecompressionStream("deflate") reads) and
+// base64-encoded. The page inflates a chunk when one of its columns is shown, so opening the
+// report parses none of them.
+class DetailChunks {
+ public:
+  static constexpr std::size_t kChunkBytes = 256 * 1024;
+
+  // Returns the chunk index the column's detail goes into.
+  int Add(std::size_t column, const std::string& detail_json) {
+    text_ += text_.empty() ? "{" : ",";
+    text_ += fmt::format("\"{}\":", column);
+    text_ += detail_json;
+    const int index = static_cast<int>(encoded.size());
+    if (text_.size() >= kChunkBytes) Flush();
+    return index;
+  }
+  Status Finish() {
+    Flush();
+    return status_;
+  }
+
+  Json encoded = Json::array();
+
+ private:
+  void Flush() {
+    if (text_.empty()) return;
+    text_ += "}";
+    uLongf size = compressBound(text_.size());
+    std::vector<std::uint8_t> out(size);
+    const int rc =
+        compress2(out.data(), &size, reinterpret_cast<const Bytef*>(text_.data()), text_.size(), 6);
+    if (rc != Z_OK && status_.ok())
+      status_ = Internal(fmt::format("zlib compress2 failed ({})", rc));
+    encoded.push_back(Base64(out.data(), size));
+    text_.clear();
+  }
+  std::string text_;
+  Status status_ = Status::Ok();
+};
+
+// "void mmsb::Step(float)" (how a commit site names its function) -> "mmsb::Step": what
+// Store::FindFunctions matches against demangled names. The return type is what precedes the
+// last space outside template brackets before the parameter list.
+std::string QualifiedName(std::string_view f) {
+  int depth = 0;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < f.size(); ++i) {
+    const char ch = f[i];
+    if (ch == '<') ++depth;
+    if (ch == '>' && depth > 0) --depth;
+    if (depth == 0 && ch == ' ') start = i + 1;
+    if (depth == 0 && ch == '(') {
+      if (f.substr(start, i - start).starts_with("operator")) continue;
+      return std::string(f.substr(start, i - start));
+    }
+  }
+  return std::string(f.substr(start));
+}
+
+// The IR store's word on each commit site (LogReportOptions::ir_store), as the page's `ir`.
+Expected<Json> LookUpSites(const std::vector<SiteRec>& sites, std::uint64_t run_start_nanos,
+                           const LogReportOptions& o, LogReportStats* stats) {
+  auto store = ir::Store::Open(o.ir_store, ir::Store::Mode::kExisting);
+  if (!store.ok()) return store.status();
+  ir::Store& st = **store;
+  auto gens = st.Generations(false);
+  if (!gens.ok()) return gens.status();
+  if (gens->empty()) return NotFound("IR store '" + o.ir_store + "' has no generation");
+  std::int64_t gen = 0;
+  std::string how;
+  if (!o.ir_generation.empty()) {
+    auto g = st.ResolveGeneration(o.ir_generation);
+    if (!g.ok()) return g.status();
+    gen = *g;
+    how = "--gen " + o.ir_generation;
+  } else {
+    // A run is built before it starts: the newest generation opened before then is the likeliest.
+    const auto start_ms = static_cast<std::int64_t>(run_start_nanos / 1000000);
+    for (const ir::GenerationInfo& g : *gens) {
+      if (run_start_nanos != 0 && g.opened_at_ms <= start_ms) gen = std::max(gen, g.id);
+    }
+    how = "the newest generation opened before the run started";
+    if (gen == 0) {
+      gen = gens->back().id;
+      how = "latest (no generation opened before the run started)";
+    }
+  }
+  std::int64_t prev = 0;
+  for (const ir::GenerationInfo& g : *gens) {
+    if (g.id < gen) prev = std::max(prev, g.id);
+  }
+  auto now = st.Functions(gen, ir::Stage::kPre);
+  if (!now.ok()) return now.status();
+  std::map<std::pair<std::string, std::string>, const ir::FunctionVersion*> by_key, before;
+  for (const ir::FunctionVersion& f : *now) by_key[{f.tu_source, f.name}] = &f;
+  std::vector<ir::FunctionVersion> prev_funcs;
+  if (prev != 0) {
+    auto p = st.Functions(prev, ir::Stage::kPre);
+    if (!p.ok()) return p.status();
+    prev_funcs = std::move(*p);
+    for (const ir::FunctionVersion& f : prev_funcs) before[{f.tu_source, f.name}] = &f;
+  }
+  Json jsites = Json::object();
+  std::size_t found = 0;
+  for (std::size_t i = 1; i < sites.size(); ++i) {
+    if (sites[i].function.empty() || sites[i].epochs == 0) continue;
+    const std::string name = QualifiedName(sites[i].function);
+    auto ids = st.FindFunctions(name);
+    if (!ids.ok()) return ids.status();
+    // The first match the run's generation defines (an inline function: one TU stands for all).
+    const ir::FunctionVersion* v = nullptr;
+    std::int64_t func_id = 0;
+    for (const auto& id : *ids) {
+      auto it = by_key.find({id.tu_source, id.name});
+      if (it != by_key.end()) {
+        v = it->second;
+        func_id = id.func_id;
+        break;
+      }
+    }
+    if (v == nullptr) {
+      jsites[std::to_string(i)] = {name, "", 0, "absent", Json::array()};
+      continue;
+    }
+    ++found;
+    std::string status = "added";
+    if (auto b = before.find({v->tu_source, v->name}); b != before.end()) {
+      status = b->second->text_hash == v->text_hash ? "unchanged" : "changed";
+    }
+    // Generations (up to the run's) whose capture changed the function's IR.
+    Json changed_in = Json::array();
+    auto hist = st.History(func_id, ir::Stage::kPre);
+    if (!hist.ok()) return hist.status();
+    std::optional<ir::TextHash> last;
+    std::vector<std::int64_t> changes;
+    for (const ir::CaptureVersion& cv : *hist) {
+      if (cv.generation > gen || !cv.version) continue;
+      if (last && *last != cv.version->text_hash) changes.push_back(cv.generation);
+      last = cv.version->text_hash;
+    }
+    const std::size_t from = changes.size() > 10 ? changes.size() - 10 : 0;
+    for (std::size_t k = from; k < changes.size(); ++k) changed_in.push_back(changes[k]);
+    jsites[std::to_string(i)] = {name, v->name, v->instructions, status, std::move(changed_in)};
+  }
+  Json ir;
+  ir["store"] = o.ir_store;
+  ir["generation"] = gen;
+  ir["previous"] = prev;
+  ir["how"] = how;
+  ir["link"] = o.ir_link;
+  ir["sites"] = std::move(jsites);
+  if (stats != nullptr) {
+    stats->ir_generation = gen;
+    stats->ir_generation_how = how;
+    stats->ir_sites_found = found;
+  }
+  return ir;
+}
 
 std::string PageLabel(const PageSlot& p) {
   return p.name.empty() ? fmt::format("page {}", p.id) : p.name;
@@ -283,30 +544,26 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
   const std::size_t ncols = static_cast<std::size_t>(last / width - base + 1);
   auto col_of = [&](Epoch e) { return static_cast<std::size_t>(e / width - base); };
 
-  // Columns: epochs present, bytes, and which hits fall in them.
+  // Columns: epochs present, bytes, and which epochs (and so hits) fall in them.
   struct Column {
     Epoch first = 0, last = 0;
     std::uint64_t bytes = 0;
     std::uint64_t epochs = 0;
-    std::uint32_t hit_begin = 0, hit_end = 0;
+    std::uint32_t epoch_begin = 0, epoch_end = 0;  // scan.epochs_ indices
   };
   std::vector<Column> cols(ncols);
-  {
-    std::uint32_t prev_end = 0;
-    for (const EpochRec& r : scan.epochs_) {
-      Column& c = cols[col_of(r.epoch)];
-      if (c.epochs == 0) {
-        c.first = r.epoch;
-        c.hit_begin = prev_end;
-      }
-      c.last = r.epoch;
-      c.bytes += r.bytes;
-      ++c.epochs;
-      c.hit_end = r.hit_end;
-      prev_end = r.hit_end;
+  for (std::uint32_t i = 0; i < scan.epochs_.size(); ++i) {
+    const EpochRec& r = scan.epochs_[i];
+    Column& c = cols[col_of(r.epoch)];
+    if (c.epochs == 0) {
+      c.first = r.epoch;
+      c.epoch_begin = i;
     }
+    c.last = r.epoch;
+    c.bytes += r.bytes;
+    ++c.epochs;
+    c.epoch_end = i + 1;
   }
-
   // Rows: collapsed field paths, the busiest max_rows; element rows under arrays.
   std::map<std::string, std::uint64_t> row_hits;
   for (const Leaf& l : scan.leaves_) row_hits[l.row] += l.hits;
@@ -379,40 +636,95 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
     for (Row& c : children) rows.push_back(std::move(c));
   }
 
-  // Cells (sparse) and, per column, the first page that touched each row.
-  std::map<std::pair<int, std::size_t>, std::uint64_t> cells;
+  // Cells (sparse), each with the last epoch in its column that changed the row and what
+  // committed it (the cell's blame), and per column the pages to embed: first one page for every
+  // row touched, then the most changed. Dense per-column scratch arrays, reset through the lists
+  // of what was touched, so the loop allocates nothing per epoch.
+  struct Cell {
+    int row;
+    std::uint32_t col;
+    std::uint64_t n;
+    Epoch last;
+    std::uint32_t site;
+  };
+  std::vector<Cell> cells;
   std::vector<std::vector<std::uint32_t>> col_pages(ncols);  // pages to embed, in priority order
   std::vector<std::vector<std::uint32_t>> col_changed(ncols);
-  for (std::size_t c = 0; c < ncols; ++c) {
-    std::set<int> rows_seen;
-    std::set<std::uint32_t> chosen;
-    std::map<std::uint32_t, std::uint64_t> changed;
-    for (std::uint32_t h = cols[c].hit_begin; h < cols[c].hit_end; ++h) {
-      const Hit& hit = scan.hits_[h];
-      ++changed[hit.page];
-      if (hit.leaf == kNoLeaf) continue;
-      for (int r : {leaf_row[hit.leaf], leaf_child[hit.leaf]}) {
-        if (r < 0) continue;
-        ++cells[{r, c}];
-        if (rows_seen.insert(r).second && chosen.size() < o.pages_per_column &&
-            chosen.insert(hit.page).second) {
-          col_pages[c].push_back(hit.page);
+  // Per column: bytes and epochs by site, the biggest first (the scrubber's stacked bars).
+  std::vector<std::vector<std::array<std::uint64_t, 3>>> col_sites(ncols);
+  {
+    std::vector<std::uint64_t> row_n(rows.size(), 0);
+    std::vector<Epoch> row_last(rows.size(), 0);
+    std::vector<std::uint32_t> row_site(rows.size(), 0);
+    std::vector<int> rows_touched;
+    std::vector<std::uint64_t> page_n(scan.pages_.size(), 0);
+    std::vector<std::uint8_t> page_chosen(scan.pages_.size(), 0);
+    std::vector<std::uint32_t> pages_touched;
+    std::vector<std::array<std::uint64_t, 3>> site_acc(scan.sites_.size(), {0, 0, 0});
+    std::vector<std::uint32_t> sites_touched;
+    for (std::size_t c = 0; c < ncols; ++c) {
+      std::size_t chosen = 0;
+      std::uint32_t hit =
+          cols[c].epoch_begin == 0 ? 0 : scan.epochs_[cols[c].epoch_begin - 1].hit_end;
+      for (std::uint32_t ei = cols[c].epoch_begin; ei < cols[c].epoch_end; ++ei) {
+        const EpochRec& er = scan.epochs_[ei];
+        if (site_acc[er.site][2]++ == 0) sites_touched.push_back(er.site);
+        site_acc[er.site][0] = er.site;
+        site_acc[er.site][1] += er.bytes;
+        for (; hit < er.hit_end; ++hit) {
+          const Hit& h = scan.hits_[hit];
+          if (page_n[h.page]++ == 0) pages_touched.push_back(h.page);
+          if (h.leaf == kNoLeaf) continue;
+          for (int r : {leaf_row[h.leaf], leaf_child[h.leaf]}) {
+            if (r < 0) continue;
+            if (row_n[r]++ == 0) {
+              rows_touched.push_back(r);
+              if (chosen < o.pages_per_column && !page_chosen[h.page]) {
+                page_chosen[h.page] = 1;
+                ++chosen;
+                col_pages[c].push_back(h.page);
+              }
+            }
+            row_last[r] = er.epoch;
+            row_site[r] = er.site;
+          }
         }
       }
-    }
-    std::vector<std::pair<std::uint32_t, std::uint64_t>> rest(changed.begin(), changed.end());
-    std::sort(rest.begin(), rest.end(), [](const auto& a, const auto& b) {
-      return a.second != b.second ? a.second > b.second : a.first < b.first;
-    });
-    for (const auto& [page, n] : rest) {
-      col_changed[c].push_back(page);
-      if (chosen.size() < o.pages_per_column && chosen.insert(page).second)
-        col_pages[c].push_back(page);
+      std::sort(rows_touched.begin(), rows_touched.end());
+      for (int r : rows_touched) {
+        cells.push_back({r, static_cast<std::uint32_t>(c), row_n[r], row_last[r], row_site[r]});
+        row_n[r] = 0;
+      }
+      rows_touched.clear();
+      std::sort(pages_touched.begin(), pages_touched.end(), [&](std::uint32_t a, std::uint32_t b) {
+        return page_n[a] != page_n[b] ? page_n[a] > page_n[b] : a < b;
+      });
+      for (std::uint32_t page : pages_touched) {
+        col_changed[c].push_back(page);
+        if (chosen < o.pages_per_column && !page_chosen[page]) {
+          page_chosen[page] = 1;
+          ++chosen;
+          col_pages[c].push_back(page);
+        }
+      }
+      for (std::uint32_t page : pages_touched) page_n[page] = page_chosen[page] = 0;
+      pages_touched.clear();
+      for (std::uint32_t site : sites_touched) col_sites[c].push_back(site_acc[site]);
+      std::sort(col_sites[c].begin(), col_sites[c].end(), [](const auto& a, const auto& b) {
+        return a[1] != b[1] ? a[1] > b[1] : a[0] < b[0];
+      });
+      for (std::uint32_t site : sites_touched) site_acc[site] = {0, 0, 0};
+      sites_touched.clear();
     }
   }
+  std::sort(cells.begin(), cells.end(), [](const Cell& a, const Cell& b) {
+    return a.row != b.row ? a.row < b.row : a.col < b.col;
+  });
 
-  // Pass 2: the state diff across each column, for the chosen pages.
-  Json details = Json::array();
+  // Pass 2: the state diff across each column, for the chosen pages. The diffs go into
+  // compressed chunks (DetailChunks) the page inflates when a column is shown.
+  DetailChunks chunks;
+  std::vector<int> col_chunk(ncols, -1);
   {
     ReplayOptions ro;
     ro.mode = o.mode;
@@ -428,10 +740,7 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
     DiffOptions dopt;
     dopt.max_fields = std::max<std::size_t>(o.fields_per_page, 1);
     for (std::size_t c = 0; c < ncols; ++c) {
-      if (cols[c].epochs == 0) {
-        details.push_back(nullptr);
-        continue;
-      }
+      if (cols[c].epochs == 0) continue;
       auto e = rp.AdvanceTo(cols[c].last);
       if (!e.ok()) return e.status();
       const LogState& cur = rp.state();
@@ -459,7 +768,7 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
       detail["to"] = b.epoch;
       detail["pages"] = std::move(pages);
       detail["more"] = col_changed[c].size() - std::min(col_changed[c].size(), d.pages.size());
-      details.push_back(std::move(detail));
+      col_chunk[c] = chunks.Add(c, detail.dump(-1, ' ', false, Json::error_handler_t::replace));
       // The snapshot moves to the column's end for every page that changed in it.
       for (std::uint32_t slot : col_changed[c]) {
         const PageId id = scan.pages_[slot].id;
@@ -473,23 +782,39 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
   }
 
   Json data;
-  data["format"] = "mmsb.report/1";
+  data["format"] = "mmsb.report/2";
   data["log"] = log_path;
   data["first_epoch"] = first;
   data["last_epoch"] = last;
   data["epochs"] = scan.epochs_.size();
   data["width"] = width;
   data["base"] = base * width;
+  if (Status st = chunks.Finish(); !st.ok()) return st;
   Json jcols = Json::array();
-  for (const Column& c : cols) jcols.push_back({c.first, c.last, c.bytes, c.epochs});
+  for (std::size_t c = 0; c < ncols; ++c) {
+    Json segs = Json::array();
+    for (std::size_t k = 0; k < col_sites[c].size() && k < kSitesPerColumn; ++k)
+      segs.push_back({col_sites[c][k][0], col_sites[c][k][1], col_sites[c][k][2]});
+    jcols.push_back({cols[c].first, cols[c].last, cols[c].bytes, cols[c].epochs, std::move(segs),
+                     col_chunk[c]});
+  }
   data["columns"] = std::move(jcols);
+  Json jsites = Json::array();
+  for (const SiteRec& st : scan.sites_)
+    jsites.push_back({st.label, st.kind, st.function, st.file, st.line, st.epochs, st.bytes});
+  data["sites"] = std::move(jsites);
+  Json jruns = Json::array();
+  for (const auto& r : scan.runs_)
+    jruns.push_back({r.epoch_base, r.unix_nanos, r.build_id, r.executable});
+  data["runs"] = std::move(jruns);
   Json jrows = Json::array();
   for (const Row& r : rows) jrows.push_back({r.label, r.key, r.parent});
   data["rows"] = std::move(jrows);
   Json jcells = Json::array();
-  for (const auto& [rc, n] : cells) jcells.push_back({rc.first, rc.second, n});
+  for (const Cell& cell : cells)
+    jcells.push_back({cell.row, cell.col, cell.n, cell.last, cell.site});
   data["cells"] = std::move(jcells);
-  data["details"] = std::move(details);
+  data["chunks"] = std::move(chunks.encoded);
   // Pages: those in edges, then the most changed, up to max_graph_pages.
   std::set<PageId> in_graph;
   for (const auto& [k, e] : scan.edges_) {
@@ -515,6 +840,14 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
   for (const auto& [k, e] : scan.edges_)
     jedges.push_back({e.parent, e.child, EdgeKindName(e.kind)});
   data["edges"] = std::move(jedges);
+  if (!o.ir_store.empty()) {
+    auto ir =
+        LookUpSites(scan.sites_, scan.runs_.empty() ? 0 : scan.runs_.back().unix_nanos, o, stats);
+    if (!ir.ok()) {
+      return Status(ir.status().code(), "--store " + o.ir_store + ": " + ir.status().message());
+    }
+    data["ir"] = std::move(*ir);
+  }
 
   const std::string title = o.title.empty() ? "mmsb report: " + log_path : o.title;
   std::string html = RenderPage(assets::k_log_report_html, assets::k_log_report_js,

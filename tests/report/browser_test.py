@@ -45,14 +45,17 @@ def run_chromium(chromium, url, extra):
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def dump_dom(chromium, url):
-    dom, err = run_chromium(chromium, url, ["--dump-dom"])
+def dump_dom(chromium, url, settle=True):
+    # The report inflates column diffs asynchronously (DecompressionStream): a virtual-time
+    # budget lets those tasks finish before the DOM is dumped (the page marks body[data-ready]).
+    extra = ["--virtual-time-budget=20000"] if settle else []
+    dom, err = run_chromium(chromium, url, extra + ["--dump-dom"])
     console = [l for l in err.splitlines() if "CONSOLE" in l or "Uncaught" in l]
     return dom, console
 
 
 def screenshot(chromium, url, path, size):
-    run_chromium(chromium, url, ["--screenshot=" + path, "--window-size=" + size,
+    run_chromium(chromium, url, ["--virtual-time-budget=20000", "--screenshot=" + path, "--window-size=" + size,
                                  "--hide-scrollbars"])
     check(os.path.exists(path) and os.path.getsize(path) > 1000, "screenshot " + path)
 
@@ -100,11 +103,36 @@ def log_report(a, out):
                           capture_output=True, text=True).stdout
     want = re.search(r"^  (Particles\.x\[42\]: .* -> .*)$", diff, re.M).group(1)
 
+    # x[42] changed at epoch 6 (page p2: x[(6 * 7) % 64] += 1) and at 42 (g_particles, mirror).
+    diff6 = subprocess.run([a.mmsb, "diff", log, "--from", "5", "--to", "6"], check=True,
+                           capture_output=True, text=True).stdout
+    want6 = re.search(r"^  (Particles\.x\[42\]: .* -> .*)$", diff6, re.M).group(1)
+
     dom, console = dump_dom(a.chromium, url + "?test=click:%d,%d" % (child, col))
     page_ok(dom, console, "report.html")
-    bars = len(re.findall(r'<rect class="bar"', dom))
+    bars = len(re.findall(r'<g class="bar"', dom))
     check(bars == sum(1 for c in data["columns"] if c[3] > 0),
           "one scrubber bar per epoch column (%d)" % bars)
+    # Bars are coloured by what committed them: FixtureStep (a transaction) for epochs not
+    # divisible by 5, WriteFixtureLog's commit() call for the others; the legend names both.
+    sites = {s[0]: i for i, s in enumerate(data["sites"])}
+    step = [i for l, i in sites.items() if "FixtureStep" in l]
+    call = [i for l, i in sites.items() if "WriteFixtureLog" in l]
+    check(len(step) == 1 and len(call) == 1, "two commit sites: %s" % list(sites))
+    if step and call:
+        bar_site = dict((int(c), int(s)) for c, s in
+                        re.findall(r'<g class="bar" data-c="(\d+)" data-site="(-?\d+)"', dom))
+        for c in (40 - data["first_epoch"], 41 - data["first_epoch"]):
+            e = data["columns"][c][0]
+            check(bar_site.get(c) == (call[0] if e % 5 == 0 else step[0]),
+                  "the bar of epoch %d has the colour of its committer (%s)" % (e, bar_site.get(c)))
+        fills = set(re.findall(r'<rect class="seg"[^>]*fill="(#[0-9a-f]+)"[^>]*data-site="%d"' % step[0], dom))
+        fills2 = set(re.findall(r'<rect class="seg"[^>]*fill="(#[0-9a-f]+)"[^>]*data-site="%d"' % call[0], dom))
+        check(len(fills) == 1 and len(fills2) == 1 and fills != fills2,
+              "each site has its own colour: %s %s" % (fills, fills2))
+        legend = element(dom, "scrubber-legend")
+        check("FixtureStep" in legend and "WriteFixtureLog" in legend,
+              "the legend names the commit sites: %r" % legend[:300])
     visible = [i for i, r in enumerate(data["rows"]) if r[2] < 0 or r[2] == parent]
     want_cells = sum(1 for c in data["cells"] if c[0] in visible)
     cells = len(re.findall(r'<rect class="cell[ "]', dom))
@@ -112,6 +140,14 @@ def log_report(a, out):
     check(cells == want_cells, "heatmap cells of the visible rows: %d, expected %d" % (cells, want_cells))
     detail = element(dom, "cell-detail")
     check(want in detail, "the clicked cell shows '%s' (as mmsb diff prints it): %r" % (want, detail[:400]))
+    check(re.search(r"blame: last changed at epoch 42 by .*FixtureStep", detail) is not None,
+          "the clicked cell's blame names epoch 42 and its transaction: %r" % detail[:300])
+    hist = re.findall(r'<div class="hist( sel)?" data-c="(\d+)" data-epoch="(\d+)"', dom)
+    check([(h[0], h[2]) for h in hist] == [("", "6"), (" sel", "42")],
+          "the history lists x[42]'s changes, epochs 6 and 42 (selected): %s" % hist)
+    m6 = re.search(r'data-epoch="6">(.*?)<div class="hist', dom, re.S)
+    check(m6 is not None and want6 in html.unescape(re.sub(r"<[^>]+>", "", m6.group(1))),
+          "the history shows epoch 6's value change '%s'" % want6)
     check(re.search(r'id="cell-detail"[^>]*data-row="%d"' % child, dom) is not None or
           ('data-row="%d"' % child) in dom, "the clicked cell is recorded on the detail panel")
     edges = re.findall(r'<line class="edge"[^>]*data-kind="(\w+)"', dom)
@@ -166,9 +202,45 @@ def ir_report(a, out):
           "the gate's summary links into ir.html")
 
 
+def store_report(a, out):
+    """`mmsb report --store`: each commit site's function as the IR store knows it."""
+    log = os.path.join(out, "run.tlog")
+    db = os.path.join(out, "ir.db")
+    page = os.path.join(out, "report-store.html")
+    p = subprocess.run([a.mmsb, "report", log, "--store", db, "-o", page], check=True,
+                       capture_output=True, text=True)
+    check("generation 2" in p.stdout, "the report names the generation it used: %r" % p.stdout)
+    data = embedded(page)
+    rows = [r[0] for r in data["rows"]]
+    child = rows.index("Particles.x[42]")
+    col = 42 - data["first_epoch"]
+    dom, console = dump_dom(a.chromium, "file://" + page + "?test=click:%d,%d" % (child, col))
+    page_ok(dom, console, "report-store.html")
+    detail = element(dom, "cell-detail")
+    check(re.search(r"IR: mmsb::testing::FixtureStep, 10 instructions in generation 2, changed since generation 1",
+                    detail) is not None, "the blame's transaction shows its IR change: %r" % detail[:500])
+    runs = re.search(r'<div id="runs">([^<]*)</div>', dom)
+    check(runs is not None and "1 run(s)" in runs.group(1) and "build id " in runs.group(1) and
+          "generation 2 (latest" in runs.group(1),
+          "the header names the run's build and the generation used: %r" % (runs and runs.group(1)))
+    check('href="ir.html#fn-_ZN4mmsb7testing11FixtureStepEv"' in dom,
+          "the site links to its function in ir.html")
+    # Epoch 40 was committed by WriteFixtureLog's commit() call, which the store does not hold.
+    dom, console = dump_dom(a.chromium, "file://" + page + "?test=epoch:%d" % (40 - data["first_epoch"]))
+    page_ok(dom, console, "report-store.html (epoch 40)")
+    epoch = element(dom, "epoch-detail")
+    check(re.search(r"WriteFixtureLog.*: 1 epoch\(s\).*not in the IR store", epoch) is not None,
+          "a site the store does not know says so: %r" % epoch[:500])
+    screenshot(a.chromium, "file://" + page + "?test=click:%d,%d" % (child, col),
+               os.path.join(out, "report-store.png"), "1280,1900")
+
+
 def open_ms(a, out, page):
-    dom, console = dump_dom(a.chromium, "file://" + os.path.abspath(page))
-    page_ok(dom, console, page)
+    # No virtual time here: the figure is the page's own wall clock up to the scrubber's drawing,
+    # which happens before anything is inflated.
+    dom, console = dump_dom(a.chromium, "file://" + os.path.abspath(page), settle=False)
+    check(body_attr(dom, "data-errors") == "0", page + ": 0 errors")
+    check(not console, page + ": no console messages: " + "; ".join(console))
     ms = body_attr(dom, "data-scrubber-ms")
     print("FIGURE report.open_ms %s ms" % ms)
     return 0 if ms is not None and not FAILURES else 1
@@ -192,6 +264,7 @@ def main():
         return open_ms(a, a.out, a.open_ms)
     log_report(a, a.out)
     ir_report(a, a.out)
+    store_report(a, a.out)
     print("screenshots: %s/report.png %s/report-cell.png %s/ir.png" % (a.out, a.out, a.out))
     if FAILURES:
         print("%d check(s) failed" % len(FAILURES))

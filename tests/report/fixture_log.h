@@ -3,15 +3,26 @@
 // pages fed by passthrough, projection and user edges. Epoch e (1-based) sets
 // g_particles.x[e % 64] = e / 2 and g_particles.step = e, adds 1 to x[(e * 7) % 64] of page
 // "p<e % (pages - 1) + 1>" (when pages > 1) and writes byte e % 4096 of the untyped page.
+// Provenance: every epoch divisible by 5 is committed by a plain commit() call in
+// WriteFixtureLog, the others by the transaction FixtureStep (a site noted as the rewriter notes
+// a [[mmsb::transaction]] function's exit).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <source_location>
 #include <string>
 
 #include "mmsb/mmsb.h"
+#include "mmsb/provenance.h"
 
 namespace mmsb::testing {
+
+// What the rewriter emits at a transaction's exit, without the scope: the next commit names
+// this function as its transaction.
+inline void FixtureStep() {
+  rt::NoteCommitSite(CommitProvenance::Kind::kTransaction, std::source_location::current());
+}
 
 struct FixtureParticles {
   float x[64];
@@ -82,6 +93,7 @@ inline Status WriteFixtureLog(const std::string& dir, std::uint64_t epochs, int 
     *rt::w(&ps[0]->step) = e;
     if (pages > 1) *rt::w(&ps[e % (pages - 1) + 1]->x[(e * 7) % 64]) += 1.0f;
     *rt::w(&(*raw)->data()[e % 4096]) = static_cast<std::uint8_t>(e);
+    if (e % 5 != 0) FixtureStep();
     if (auto c = commit(); !c.ok()) return c.status();
   }
   return (*sink)->Close();

@@ -4,7 +4,9 @@
 //                                              functions (500 per TU): in 2, every 20th grew by
 //                                              3 instructions, every 100th was renamed only,
 //                                              one was removed and one added; every 50th writes
-//                                              the page type Particles.
+//                                              the page type Particles. TU 0 also defines
+//                                              mmsb::testing::FixtureStep(), the fixture log's
+//                                              transaction, which grew in 2.
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -71,6 +73,10 @@ int WriteIr(const std::string& db, int functions) {
       tu.functions.push_back(
           Record(name, n > 1 ? n - 1 : n, mmsb::ir::Stage::kPost, shash, writer));
     }
+    const std::string step = "_ZN4mmsb7testing11FixtureStepEv";
+    const int step_n = gen == 1 ? 5 : 9;
+    tus[0].functions.push_back(Record(step, step_n, mmsb::ir::Stage::kPre, 0xF1 + gen, true));
+    tus[0].functions.push_back(Record(step, step_n - 1, mmsb::ir::Stage::kPost, 0xF1 + gen, true));
     for (auto& [k, tu] : tus) {
       auto g = (*store)->AddCapture(tu, {std::to_string(gen)});
       if (!g.ok()) {

@@ -104,6 +104,13 @@ class LogIndex {
   std::uint64_t index_bytes() const;  // bytes of the index file (as written or loaded)
   enum class How : std::uint8_t { kLoaded, kExtended, kBuilt };
   How how() const;
+  // Why an existing index file was not used (damaged, another version, the log changed), or a
+  // block of it that failed its check during a query, after which the index rebuilt itself from
+  // the log; empty when nothing was wrong. Tools print it as a notice.
+  const std::string& note() const;
+  // Ok unless a block of the index file failed its check and rebuilding from the log failed too
+  // (the queries then fail with it rather than answer from an index that is not trusted).
+  Status damage() const;
 
   const std::vector<IndexedPage>& pages() const;  // by id
   const IndexedPage* FindPage(PageId id) const;

@@ -429,9 +429,27 @@ class State {
     }
     return p_->Eval(values_);
   }
-  std::vector<std::string> Values() {
+  // The fields' bytes as the cursors hold them now (for the values before the next epoch).
+  void Snapshot(std::vector<std::vector<std::uint8_t>>* out) {
+    const auto& fs = p_->fields();
+    out->resize(fs.size());
+    for (std::size_t i = 0; i < fs.size(); ++i) {
+      PageCursor* c = Cursor(fs[i].page);
+      if (c == nullptr || std::uint64_t{fs[i].offset} + fs[i].size > c->bytes().size()) {
+        (*out)[i].clear();
+        continue;
+      }
+      auto b = c->bytes().subspan(fs[i].offset, fs[i].size);
+      (*out)[i].assign(b.begin(), b.end());
+    }
+  }
+  // The fields' values at `e` (the cursors must be there); "" where the page does not exist then.
+  std::vector<std::string> Values(Epoch e) {
     std::vector<std::string> out;
-    for (const FieldRef& f : p_->fields()) out.push_back(FormatField(f, Cursor(f.page)->bytes()));
+    for (const FieldRef& f : p_->fields()) {
+      PageCursor* c = Cursor(f.page);
+      out.push_back(c != nullptr && c->ExistsAt(e) ? FormatField(f, c->bytes()) : std::string());
+    }
     return out;
   }
 
@@ -464,6 +482,24 @@ std::vector<Epoch> Candidates(const LogIndex& index, const Predicate& p, Epoch l
   return {out.begin(), out.end()};
 }
 
+// Describe's result from states already at hand: `before` the fields' bytes at e - 1 (Snapshot
+// of the state just before it applied e; no masked change lies between), `after` at e.
+void DescribeFrom(const Predicate& p, Epoch e, const std::vector<std::vector<std::uint8_t>>& before,
+                  State& after, BisectResult* r) {
+  r->found = true;
+  r->epoch = e;
+  const auto b = after.Values(e);
+  for (std::size_t i = 0; i < p.fields().size(); ++i) {
+    const FieldRef& f = p.fields()[i];
+    const PageCursor* c = after.Cursor(f.page);
+    const std::string a = before[i].size() == f.size && c != nullptr && c->ExistsAt(e - 1)
+                              ? FormatScalar(f.kind, before[i].data(), f.size)
+                              : std::string();
+    if (a != b[i]) r->changes.push_back({e, f, a, b[i]});
+  }
+  r->values = b;
+}
+
 Status Describe(const LogIndex& index, const Predicate& p, Epoch e, BisectResult* r) {
   r->found = true;
   r->epoch = e;
@@ -473,7 +509,7 @@ Status Describe(const LogIndex& index, const Predicate& p, Epoch e, BisectResult
   MMSB_RETURN_IF_ERROR(after.Init(index, p));
   MMSB_RETURN_IF_ERROR(before.ApplyThrough(e - 1));
   MMSB_RETURN_IF_ERROR(after.ApplyThrough(e));
-  const auto a = before.Values(), b = after.Values();
+  const auto a = before.Values(e - 1), b = after.Values(e);
   for (std::size_t i = 0; i < p.fields().size(); ++i) {
     if (a[i] != b[i]) r->changes.push_back({e, p.fields()[i], a[i], b[i]});
   }
@@ -498,11 +534,13 @@ Expected<BisectResult> Bisect(const LogIndex& index, const Predicate& p, const B
       MMSB_RETURN_IF_ERROR(Describe(index, p, lo, &r));
       return r;
     }
+    std::vector<std::vector<std::uint8_t>> before;
     for (Epoch e : cand) {
+      st.Snapshot(&before);
       MMSB_RETURN_IF_ERROR(st.ApplyThrough(e));
       ++r.epochs_evaluated;
       if (st.Holds(e)) {
-        MMSB_RETURN_IF_ERROR(Describe(index, p, e, &r));
+        DescribeFrom(p, e, before, st, &r);
         return r;
       }
     }

@@ -6,6 +6,7 @@
 // every epoch, whatever the other deltas did to the rest of the page.
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -32,6 +33,7 @@ Status PageCursor::Init(const LogIndex& index, PageId page, std::uint64_t mask) 
   }
   mask_ = mask;
   changes_ = index.ChangesOf(page);
+  MMSB_RETURN_IF_ERROR(index.damage());
   pos_ = 0;
   bytes_.assign(page_->size, 0);
   MMSB_RETURN_IF_ERROR(index.BaseImage(page, bytes_));
@@ -364,8 +366,16 @@ Status WalkFieldChanges(const LogIndex& index, std::span<const FieldRef> fields,
   for (const PageGroup& g : GroupByPage(index, fields)) {
     PageCursor cur;
     MMSB_RETURN_IF_ERROR(cur.Init(index, g.page, g.mask));
+    // Only the fields' bytes are kept as they were before each epoch (see walk.h).
+    std::size_t lo = cur.bytes().size(), hi = 0;
+    for (std::size_t i : g.fields) {
+      lo = std::min<std::size_t>(lo, fields[i].offset);
+      hi = std::max<std::size_t>(hi, std::size_t{fields[i].offset} + fields[i].size);
+    }
+    hi = std::min(hi, cur.bytes().size());
+    before.assign(cur.bytes().begin(), cur.bytes().end());
     for (Epoch e = cur.NextEpoch(); e != kNoEpoch && e <= to; e = cur.NextEpoch()) {
-      before.assign(cur.bytes().begin(), cur.bytes().end());
+      if (lo < hi) std::memcpy(before.data() + lo, cur.bytes().data() + lo, hi - lo);
       MMSB_RETURN_IF_ERROR(cur.ApplyThrough(e));
       for (std::size_t i : g.fields) {
         const FieldRef& f = fields[i];
@@ -384,28 +394,32 @@ Expected<History> FieldHistory(const LogIndex& index, std::string_view pattern,
   if (!fields.ok()) return fields.status();
   History h;
   h.fields = std::move(*fields);
-  struct Keyed {
-    Epoch e;
-    std::size_t i;
-    FieldChangeAt c;
-  };
-  std::vector<Keyed> all;
+  // Collected in walk order with their (epoch, field) keys, then put in key order; one page's
+  // changes (the common case) arrive in key order already and are not moved.
+  std::vector<std::pair<Epoch, std::size_t>> keys;
+  std::vector<FieldChangeAt> all;
   Status s = WalkFieldChanges(
       index, h.fields, o.to,
       [&](Epoch e, const FieldRef& f, std::size_t i, std::span<const std::uint8_t> before,
           std::span<const std::uint8_t> after) {
         if (e <= o.from) return;
-        all.push_back({e, i, {e, f, FormatField(f, before), FormatField(f, after)}});
+        keys.emplace_back(e, i);
+        all.push_back({e, f, FormatField(f, before), FormatField(f, after)});
       });
   if (!s.ok()) return s;
-  std::sort(all.begin(), all.end(),
-            [](const Keyed& a, const Keyed& b) { return a.e != b.e ? a.e < b.e : a.i < b.i; });
-  for (Keyed& k : all) {
-    if (h.changes.size() >= o.max_changes) {
-      h.truncated = true;
-      break;
-    }
-    h.changes.push_back(std::move(k.c));
+  if (std::is_sorted(keys.begin(), keys.end())) {
+    h.changes = std::move(all);
+  } else {
+    std::vector<std::size_t> order(keys.size());
+    for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::sort(order.begin(), order.end(),
+              [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; });
+    h.changes.reserve(order.size());
+    for (std::size_t k : order) h.changes.push_back(std::move(all[k]));
+  }
+  if (h.changes.size() > o.max_changes) {
+    h.changes.resize(o.max_changes);
+    h.truncated = true;
   }
   return h;
 }

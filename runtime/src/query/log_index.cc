@@ -1,17 +1,25 @@
 // LogIndex: the field-change index kept beside the log segments (see mmsb/query.h and
 // docs/Debugging.md, "The index").
 //
-// Build: one pass over the segments' framed records (no replay, no page state): page-creates,
-// frees, types, edges, provenance and, per delta record, its page, epoch, the 1/64ths of the page
-// it wrote and its file position. Records are held per group and indexed only when the group's
-// commit record is valid and counts them, as replay applies only complete groups.
+// Build: one streaming pass over the segments' framed records (no replay, no page state):
+// page-creates, frees, types, edges, provenance and, per delta record, its page, epoch, the
+// 1/64ths of the page it wrote and its file position. Records are held per group and indexed only
+// when the group's commit record is valid and counts them, as replay applies only complete groups.
+// Each page's changes and each run of kCommitsPerBlock commits are varint-encoded as they are
+// indexed, straight into their block's bytes: nothing is allocated per record.
 //
-// The file (`query.idx`): magic "MMSBQIDX", u32 version, u32 0, u64 log id, u64 meta_size,
-// u64 commits_size, u64 changes_size, then the three varint-encoded areas and an XXH3-64 of
-// everything before it. The meta area says which segments (sequence number, indexed end, XXH3 of
-// the 32 bytes before that end) the index covers; Open trusts the file only when every one of
-// them is still there, unchanged up to its end, in the same order. Changes and commits are
-// decoded lazily, page by page, so a warm query touches only what it asks about.
+// The file (`query.idx`, version 2), laid out so that a query reads only what it asks about:
+//   header  magic "MMSBQIDX", u32 version, u32 0, u64 log id, u64 meta size, u64 XXH3 of the
+//           meta, u64 file size, u64 XXH3 of the 48 bytes before it (56 bytes);
+//   meta    varint-encoded: the segments covered (sequence number, indexed end, XXH3 of the 32
+//           bytes before that end), types, pages, edges, sites, builds, and two directories:
+//           per commit block (count, first and last epoch) and per page (change count, last
+//           epoch and position), each entry with its block's size and XXH3;
+//   blocks  the commit blocks, then the pages' change blocks, back to back.
+// Open reads the header and the meta only, and trusts them only when every segment named is still
+// there, unchanged up to its end, in the same order. A block is read (pread, no mapping) and
+// checked when a query first needs it; a block that fails its check makes the index rebuild itself
+// from the log (IndexDamaged), never trust it.
 #include <xxhash.h>
 
 #include <algorithm>
@@ -39,19 +47,27 @@ using delta_internal::DeltaView;
 namespace {
 
 constexpr char kIndexMagic[8] = {'M', 'M', 'S', 'B', 'Q', 'I', 'D', 'X'};
-constexpr std::uint32_t kIndexVersion = 1;
-constexpr std::size_t kIndexHeader = 48;
+constexpr std::uint32_t kIndexVersion = 2;
+constexpr std::size_t kIndexHeader = 56;
 constexpr std::uint64_t kTailBytes = 32;
+
+// Appends v as a varint at p (at most 10 bytes).
+inline void PutVar(std::uint8_t*& p, std::uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<std::uint8_t>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<std::uint8_t>(v);
+}
 
 class VarWriter {
  public:
   explicit VarWriter(std::vector<std::uint8_t>& out) : out_(out) {}
   void V(std::uint64_t v) {
-    while (v >= 0x80) {
-      out_.push_back(static_cast<std::uint8_t>(v | 0x80));
-      v >>= 7;
-    }
-    out_.push_back(static_cast<std::uint8_t>(v));
+    std::uint8_t buf[10];
+    std::uint8_t* p = buf;
+    PutVar(p, v);
+    out_.insert(out_.end(), buf, p);
   }
   void S(std::string_view s) {
     V(s.size());
@@ -109,16 +125,6 @@ class VarReader {
 
 std::string DefaultIndexPath(const std::string& dir) { return dir + "/query.idx"; }
 
-Expected<std::vector<std::uint8_t>> ReadWhole(Env* env, const std::string& path) {
-  auto f = env->NewRandomAccessFile(path);
-  if (!f.ok()) return f.status();
-  std::vector<std::uint8_t> buf((*f)->Size());
-  std::size_t got = 0;
-  MMSB_RETURN_IF_ERROR((*f)->Read(0, buf.size(), buf.data(), &got));
-  buf.resize(got);
-  return buf;
-}
-
 Expected<std::uint64_t> TailHash(const RandomAccessFile& f, std::uint64_t end) {
   std::uint8_t buf[kTailBytes];
   const std::uint64_t start = end >= kTailBytes ? end - kTailBytes : 0;
@@ -132,44 +138,148 @@ Expected<std::uint64_t> TailHash(const RandomAccessFile& f, std::uint64_t end) {
 
 // ---- Impl ---------------------------------------------------------------------------------------
 
-const IndexedPage* LogIndex::Impl::Page(PageId id) const {
+std::size_t LogIndex::Impl::PageIndex(PageId id) const {
+  if (id < dense.size()) return dense[id] == 0 ? ~std::size_t{0} : dense[id] - 1;
   auto it = by_id.find(id);
-  return it == by_id.end() ? nullptr : &pages[it->second];
+  return it == by_id.end() ? ~std::size_t{0} : it->second;
+}
+
+const IndexedPage* LogIndex::Impl::Page(PageId id) const {
+  const std::size_t i = PageIndex(id);
+  return i == ~std::size_t{0} ? nullptr : &pages[i];
+}
+
+void LogIndex::Impl::AddPage(IndexedPage page) {
+  constexpr PageId kDenseIds = PageId{1} << 22;
+  if (page.id < kDenseIds) {
+    if (page.id >= dense.size()) dense.resize(std::max<std::size_t>(page.id + 1, dense.size() * 2));
+    dense[page.id] = static_cast<std::uint32_t>(pages.size() + 1);
+  }
+  by_id[page.id] = pages.size();
+  pages.push_back(std::move(page));
+  changes.emplace_back();
+}
+
+Status LogIndex::Impl::ReadBlock(const BlockRef& b, std::vector<std::uint8_t>* out) const {
+  out->resize(b.size);
+  if (!index_file) return Corruption("no index file to read a block from");
+  std::size_t got = 0;
+  MMSB_RETURN_IF_ERROR(index_file->Read(b.offset, b.size, out->data(), &got));
+  if (got != b.size) return Corruption(fmt::format("block at {} is cut short", b.offset));
+  if (XXH3_64bits(out->data(), out->size()) != b.hash) {
+    return Corruption(fmt::format("block at {} fails its checksum", b.offset));
+  }
+  return Status::Ok();
+}
+
+// A block of the loaded index failed its check: rebuild from the log, take over the parts not yet
+// handed out (decoded page lists and returned spans stay as they are: they came from blocks that
+// passed), and write the rebuilt file for the next query.
+void LogIndex::Impl::IndexDamaged(const std::string& what) const {
+  note = fmt::format("{}: {}; rebuilt it from the log", index_path, what);
+  auto listing = log::ListLogDir(env, dir);
+  Impl fresh;
+  fresh.dir = dir;
+  fresh.env = env;
+  Status s = listing.status();
+  if (s.ok()) {
+    for (const auto& seg : listing->segments)
+      fresh.segments.push_back({seg.seq, seg.path, 0, 0, 0});
+    s = fresh.BuildFresh(*listing);
+  }
+  if (s.ok()) s = fresh.FinishSegments();
+  if (!s.ok() || fresh.last_epoch < last_epoch) {
+    damage =
+        Corruption(fmt::format("{}: {}, and rebuilding it from the log failed: {}", index_path,
+                               what, s.ok() ? "the log is shorter than the index" : s.message()));
+    for (PageChanges& c : changes) {
+      if (!c.decoded) {
+        c.list.clear();
+        c.decoded = true;
+      }
+    }
+    return;
+  }
+  if (save) (void)fresh.Save(index_path);  // before its blocks move over below
+  for (std::size_t i = 0; i < pages.size(); ++i) {
+    PageChanges& c = changes[i];
+    if (c.decoded) continue;
+    const std::size_t j = fresh.PageIndex(pages[i].id);
+    c.at = {};
+    c.count = 0;
+    c.enc.clear();
+    if (j != ~std::size_t{0}) {
+      c.enc = std::move(fresh.changes[j].enc);
+      c.count = fresh.changes[j].count;
+    }
+    c.decoded = false;
+    c.truncate_after = last_epoch;  // the rebuilt index may cover epochs this one does not
+  }
+  commit_blocks = std::move(fresh.commit_blocks);
+  commit_cache.clear();
+  index_file.reset();
 }
 
 std::span<const IndexedChange> LogIndex::Impl::Changes(std::size_t i) const {
   PageChanges& c = changes[i];
-  if (!c.decoded) {
-    VarReader r(c.encoded);
-    const std::uint64_t n = r.V();
-    c.list.clear();
-    c.list.reserve(n);
-    Epoch epoch = 0;
-    std::uint64_t where = 0;
-    for (std::uint64_t k = 0; k < n && r.ok(); ++k) {
-      IndexedChange ch;
-      epoch += r.V();
-      const std::uint64_t lo = r.V();
-      ch.mask = lo < 64 ? r.V() << lo : 0;
-      where += r.V();
-      ch.epoch = epoch;
-      ch.where = where;
-      c.list.push_back(ch);
+  if (c.decoded) return c.list;
+  std::span<const std::uint8_t> bytes = c.enc;
+  if (c.enc.empty() && c.count > 0) {
+    if (Status s = ReadBlock(c.at, &block_scratch); !s.ok()) {
+      IndexDamaged(fmt::format("the changes of page {}: {}", pages[i].id, s.message()));
+      return Changes(i);
     }
-    c.decoded = true;
-    c.encoded = {};
+    bytes = block_scratch;
   }
+  VarReader r(bytes);
+  c.list.clear();
+  c.list.reserve(c.count);
+  Epoch epoch = 0;
+  std::uint64_t where = 0;
+  for (std::uint64_t k = 0; k < c.count && r.ok(); ++k) {
+    IndexedChange ch;
+    epoch += r.V();
+    const std::uint64_t lo = r.V();
+    ch.mask = lo < 64 ? r.V() << lo : 0;
+    where += r.V();
+    ch.epoch = epoch;
+    ch.where = where;
+    if (epoch > c.truncate_after) break;
+    c.list.push_back(ch);
+  }
+  if (!r.ok() && c.enc.empty()) {  // checksummed, yet not what it says: damaged all the same
+    c.list.clear();
+    IndexDamaged(fmt::format("the changes of page {} do not decode", pages[i].id));
+    return Changes(i);
+  }
+  c.decoded = true;
+  c.enc.clear();
   return c.list;
 }
 
-void LogIndex::Impl::DecodeCommits() const {
-  if (commits_decoded) return;
-  VarReader r(commits_encoded);
-  const std::uint64_t n = r.V();
-  commits.reserve(n);
+const LogIndex::Impl::DecodedCommits* LogIndex::Impl::CommitsOf(std::size_t block) const {
+  for (const DecodedCommits& d : commit_cache) {
+    if (d.block == block) return &d;
+  }
+  constexpr std::size_t kCached = 8;
+  if (commit_cache.size() < kCached) commit_cache.emplace_back();
+  DecodedCommits& d = commit_cache[commit_cache_next++ % commit_cache.size()];
+  d.block = ~std::size_t{0};
+  d.commits.clear();
+  d.txs.clear();
+  const CommitBlock& b = commit_blocks[block];
+  std::span<const std::uint8_t> bytes = b.enc;
+  if (b.enc.empty() && b.count > 0) {
+    if (Status s = ReadBlock(b.at, &block_scratch); !s.ok()) {
+      IndexDamaged(fmt::format("commit block {}: {}", block, s.message()));
+      return block < commit_blocks.size() ? CommitsOf(block) : nullptr;
+    }
+    bytes = block_scratch;
+  }
+  VarReader r(bytes);
   Epoch epoch = 0;
   std::uint64_t nanos = 0;
-  for (std::uint64_t k = 0; k < n && r.ok(); ++k) {
+  for (std::uint32_t k = 0; k < b.count && r.ok(); ++k) {
     CommitRec c;
     epoch += r.V();
     const std::uint64_t zz = r.V();
@@ -177,33 +287,77 @@ void LogIndex::Impl::DecodeCommits() const {
     c.epoch = epoch;
     c.unix_nanos = nanos;
     c.state_hash = r.V();
-    c.tx_begin = static_cast<std::uint32_t>(txs.size());
+    c.tx_begin = static_cast<std::uint32_t>(d.txs.size());
     const std::uint64_t nt = r.V();
     for (std::uint64_t t = 0; t < nt && r.ok(); ++t) {
       TxRec x;
       x.site = static_cast<std::uint32_t>(r.V());
       x.thread = static_cast<std::uint32_t>(r.V());
       x.sequence = r.V();
-      txs.push_back(x);
+      d.txs.push_back(x);
     }
-    c.tx_count = static_cast<std::uint32_t>(txs.size() - c.tx_begin);
-    commits.push_back(c);
+    c.tx_count = static_cast<std::uint32_t>(d.txs.size() - c.tx_begin);
+    d.commits.push_back(c);
   }
-  commits_decoded = true;
-  commits_encoded = {};
+  if (!r.ok() && b.enc.empty()) {
+    IndexDamaged(fmt::format("commit block {} does not decode", block));
+    return block < commit_blocks.size() ? CommitsOf(block) : nullptr;
+  }
+  d.block = block;
+  return &d;
 }
 
-void LogIndex::Impl::DecodeAll() {
-  DecodeCommits();
-  for (std::size_t i = 0; i < changes.size(); ++i) Changes(i);
+void LogIndex::Impl::AppendCommit(const CommitRec& c, std::span<const TxRec> txs) {
+  if (commit_blocks.empty() || commit_blocks.back().count == kCommitsPerBlock) {
+    commit_blocks.emplace_back();
+    commit_blocks.back().first = c.epoch;
+  }
+  CommitBlock& b = commit_blocks.back();
+  std::uint8_t* p = b.enc.Reserve(40 + 30 * txs.size());
+  PutVar(p, c.epoch - (b.count == 0 ? 0 : b.last));
+  const std::int64_t d = static_cast<std::int64_t>(c.unix_nanos - b.last_nanos);
+  PutVar(p,
+         d < 0 ? ((~static_cast<std::uint64_t>(d)) << 1) | 1 : static_cast<std::uint64_t>(d) << 1);
+  PutVar(p, c.state_hash);
+  PutVar(p, txs.size());
+  for (const TxRec& t : txs) {
+    PutVar(p, t.site);
+    PutVar(p, t.thread);
+    PutVar(p, t.sequence);
+  }
+  b.enc.Commit(p);
+  b.last = c.epoch;
+  b.last_nanos = c.unix_nanos;
+  ++b.count;
+  ++commit_count;
+}
+
+// Before extending a loaded index: every block into memory, checked, and each page's encoder state
+// (its last epoch and position) recovered.
+Status LogIndex::Impl::LoadEncoded() {
+  for (CommitBlock& b : commit_blocks) {
+    if (!b.enc.empty() || b.count == 0) continue;
+    MMSB_RETURN_IF_ERROR(ReadBlock(b.at, &block_scratch));
+    b.enc.Assign(block_scratch);
+  }
+  for (PageChanges& c : changes) {
+    if (!c.enc.empty() || c.count == 0) continue;
+    MMSB_RETURN_IF_ERROR(ReadBlock(c.at, &block_scratch));
+    c.enc.Assign(block_scratch);
+    c.decoded = false;
+    c.list.clear();
+  }
+  commit_cache.clear();
+  index_file.reset();
+  return Status::Ok();
 }
 
 Expected<const RandomAccessFile*> LogIndex::Impl::File(std::size_t seg) const {
   if (seg >= segments.size()) return Corruption("index names a segment the log does not have");
   if (!files[seg]) {
-    // The last segment may still be cut by a writer's recovery: not mapped.
-    auto f = seg + 1 == segments.size() ? env->NewRandomAccessFile(segments[seg].path)
-                                        : env->NewMappedFile(segments[seg].path);
+    // Positioned reads, not a mapping: a query reads a few records here and there, and mapping
+    // (with its page-table set-up) would cost more than the reads.
+    auto f = env->NewRandomAccessFile(segments[seg].path);
     if (!f.ok()) return f.status();
     files[seg] = std::move(*f);
   }
@@ -218,35 +372,26 @@ Status LogIndex::Impl::ReadDelta(const IndexedChange& c, std::vector<std::uint8_
   if (!f.ok()) return f.status();
   const RandomAccessFile* file = *f;
   auto where = [&] { return fmt::format("{}:{}", segments[seg].path, off); };
-  std::uint8_t hdr[log::kRecordHeaderSize];
-  const std::uint8_t* h = nullptr;
-  auto map = file->Map();
-  if (!map.empty()) {
-    if (off + log::kRecordHeaderSize > map.size()) return Corruption(where() + ": past the end");
-    h = map.data() + off;
-  } else {
-    std::size_t got = 0;
-    MMSB_RETURN_IF_ERROR(file->Read(off, sizeof hdr, hdr, &got));
-    if (got != sizeof hdr) return Corruption(where() + ": past the end");
-    h = hdr;
-  }
+  // One read for the header and (nearly always) the whole payload; a second for a longer one.
+  constexpr std::size_t kFirstRead = 512;
+  scratch->resize(kFirstRead);
+  std::size_t got = 0;
+  MMSB_RETURN_IF_ERROR(file->Read(off, kFirstRead, scratch->data(), &got));
+  if (got < log::kRecordHeaderSize) return Corruption(where() + ": past the end");
   log::RecordHeader rh;
-  if (!log::ParseRecordHeader(h, log_id, &rh) ||
+  if (!log::ParseRecordHeader(scratch->data(), log_id, &rh) ||
       rh.type != static_cast<std::uint8_t>(LogRecordType::kDelta)) {
     return Corruption(where() + ": the index points at no delta record (rebuild it)");
   }
-  std::span<const std::uint8_t> payload;
-  const std::uint64_t poff = off + log::kRecordHeaderSize;
-  if (!map.empty()) {
-    if (poff + rh.length > map.size()) return Corruption(where() + ": past the end");
-    payload = map.subspan(poff, rh.length);
-  } else {
-    scratch->resize(rh.length);
-    std::size_t got = 0;
-    MMSB_RETURN_IF_ERROR(file->Read(poff, rh.length, scratch->data(), &got));
-    if (got != rh.length) return Corruption(where() + ": past the end");
-    payload = *scratch;
+  const std::size_t total = log::kRecordHeaderSize + std::size_t{rh.length};
+  if (total > got) {
+    if (got < kFirstRead) return Corruption(where() + ": past the end");
+    scratch->resize(total);
+    std::size_t more = 0;
+    MMSB_RETURN_IF_ERROR(file->Read(off + got, total - got, scratch->data() + got, &more));
+    if (more != total - got) return Corruption(where() + ": past the end");
   }
+  const std::span<const std::uint8_t> payload(scratch->data() + log::kRecordHeaderSize, rh.length);
   if (!log::PayloadMatches(rh, payload)) return Corruption(where() + ": delta checksum mismatch");
   Status s = delta_internal::ParseDeltaView(payload, 0xFFFFFFFFu, false, v);
   if (!s.ok()) return Corruption(where() + ": " + s.message());
@@ -284,9 +429,11 @@ Status LogIndex::Impl::Scan(std::size_t first_seg, std::uint64_t skip_below) {
   for (std::size_t si = first_seg; si < segments.size(); ++si) {
     SegmentRec& seg = segments[si];
     const bool last = si + 1 == segments.size();
-    auto fe = File(si);
+    // Read front to back, so mapped (the last segment may still be cut by a writer's recovery:
+    // not mapped); dropped once read.
+    auto fe = last ? env->NewRandomAccessFile(seg.path) : env->NewMappedFile(seg.path);
     if (!fe.ok()) return fe.status();
-    log::RecordReader rr(*fe, seg.path);
+    log::RecordReader rr(fe->get(), seg.path);
     log::FileHeader fh;
     Status hs = rr.ReadHeader(&fh);
     if (!hs.ok()) {
@@ -414,7 +561,7 @@ Status LogIndex::Impl::ApplyGroup(std::vector<Pending>& group,
   CommitRec cr;
   cr.epoch = e;
   cr.unix_nanos = c.unix_nanos;
-  cr.tx_begin = static_cast<std::uint32_t>(txs.size());
+  group_txs.clear();
   for (Pending& p : group) {
     switch (static_cast<LogRecordType>(p.type)) {
       case LogRecordType::kRunStart:
@@ -442,14 +589,14 @@ Status LogIndex::Impl::ApplyGroup(std::vector<Pending>& group,
         cr.state_hash = p.info.state_hash;
         for (const LogCommitTransaction& t : p.info.transactions) {
           auto it = run_sites.find(t.site);
-          txs.push_back({it == run_sites.end() ? 0u : it->second, t.thread, t.sequence});
+          group_txs.push_back({it == run_sites.end() ? 0u : it->second, t.thread, t.sequence});
         }
         break;
       case LogRecordType::kTypeDescriptor:
         types[p.type_desc->name] = p.type_desc;
         break;
       case LogRecordType::kPageCreate: {
-        if (by_id.count(p.create.id)) {
+        if (PageIndex(p.create.id) != ~std::size_t{0}) {
           return Corruption(fmt::format("epoch {}: page {} is created twice", e, p.create.id));
         }
         IndexedPage pg;
@@ -459,13 +606,11 @@ Status LogIndex::Impl::ApplyGroup(std::vector<Pending>& group,
         pg.size = p.create.size;
         pg.created = e;
         if (auto it = types.find(pg.type_name); it != types.end()) pg.type = it->second;
-        by_id[pg.id] = pages.size();
-        pages.push_back(std::move(pg));
-        changes.emplace_back().decoded = true;
+        AddPage(std::move(pg));
         break;
       }
       case LogRecordType::kPageFree:
-        if (auto it = by_id.find(p.page); it != by_id.end()) pages[it->second].freed = e;
+        if (const std::size_t i = PageIndex(p.page); i != ~std::size_t{0}) pages[i].freed = e;
         break;
       case LogRecordType::kGraphEdge:
         edges.push_back({e, p.edge});
@@ -475,8 +620,8 @@ Status LogIndex::Impl::ApplyGroup(std::vector<Pending>& group,
         // recompute-on-replay edge live now, so queries on them refuse instead of answering wrong.
         for (const EdgeInfo& ed : EdgesAt(e)) {
           if (ed.policy != DerivedPolicy::kRecomputeOnReplay) continue;
-          if (auto ci = by_id.find(ed.child); ci != by_id.end()) {
-            pages[ci->second].recomputed_on_replay = true;
+          if (const std::size_t ci = PageIndex(ed.child); ci != ~std::size_t{0}) {
+            pages[ci].recomputed_on_replay = true;
           }
         }
         break;
@@ -485,15 +630,27 @@ Status LogIndex::Impl::ApplyGroup(std::vector<Pending>& group,
     }
   }
   for (const PendingDelta& d : deltas) {
-    auto it = by_id.find(d.page);
-    if (it == by_id.end()) {
+    const std::size_t i = PageIndex(d.page);
+    if (i == ~std::size_t{0}) {
       return Corruption(
           fmt::format("epoch {}: delta for page {}, which does not exist", e, d.page));
     }
-    changes[it->second].list.push_back({e, d.mask, d.where});
+    // Appended in the file's encoding: epoch and position as deltas from the page's previous
+    // change, the mask as its lowest bucket and the bits from there.
+    PageChanges& pc = changes[i];
+    std::uint8_t* p = pc.enc.Reserve(40);
+    PutVar(p, e - pc.last_epoch);
+    const unsigned lo = d.mask == 0 ? 64 : static_cast<unsigned>(std::countr_zero(d.mask));
+    PutVar(p, lo);
+    if (lo < 64) PutVar(p, d.mask >> lo);
+    PutVar(p, d.where - pc.last_where);
+    pc.enc.Commit(p);
+    pc.last_epoch = e;
+    pc.last_where = d.where;
+    ++pc.count;
+    pc.decoded = false;
   }
-  cr.tx_count = static_cast<std::uint32_t>(txs.size() - cr.tx_begin);
-  commits.push_back(cr);
+  AppendCommit(cr, group_txs);
   last_epoch = e;
   return Status::Ok();
 }
@@ -515,8 +672,8 @@ std::vector<EdgeInfo> LogIndex::Impl::EdgesAt(Epoch epoch) const {
 
 // ---- the index file -----------------------------------------------------------------------------
 
-std::vector<std::uint8_t> LogIndex::Impl::Serialize() const {
-  std::vector<std::uint8_t> meta, commits_area, changes_area;
+Status LogIndex::Impl::Save(const std::string& path) const {
+  std::vector<std::uint8_t> meta;
   VarWriter m(meta);
   m.V(first_epoch);
   m.V(last_epoch);
@@ -588,83 +745,71 @@ std::vector<std::uint8_t> LogIndex::Impl::Serialize() const {
     m.S(b.build_id);
     m.S(b.executable);
   }
-  // Commits.
-  {
-    VarWriter w(commits_area);
-    w.V(commits.size());
-    Epoch pe = 0;
-    std::uint64_t pn = 0;
-    for (const CommitRec& c : commits) {
-      w.V(c.epoch - pe);
-      const std::int64_t d = static_cast<std::int64_t>(c.unix_nanos - pn);
-      w.V(d < 0 ? ((~static_cast<std::uint64_t>(d)) << 1) | 1 : static_cast<std::uint64_t>(d) << 1);
-      w.V(c.state_hash);
-      w.V(c.tx_count);
-      for (std::uint32_t k = 0; k < c.tx_count; ++k) {
-        const TxRec& t = txs[c.tx_begin + k];
-        w.V(t.site);
-        w.V(t.thread);
-        w.V(t.sequence);
-      }
-      pe = c.epoch;
-      pn = c.unix_nanos;
-    }
+  // The directories. Every block is in memory here (built, extended, or taken over from a
+  // rebuild): Save runs only after one of those.
+  m.V(commit_blocks.size());
+  for (const CommitBlock& b : commit_blocks) {
+    m.V(b.count);
+    m.V(b.first);
+    m.V(b.last);
+    m.V(b.last_nanos);
+    m.V(b.enc.size());
+    m.V(XXH3_64bits(b.enc.data(), b.enc.size()));
   }
-  // Changes, one block per page; the meta area gets each block's size.
-  std::vector<std::uint64_t> block_sizes;
-  for (std::size_t i = 0; i < pages.size(); ++i) {
-    const std::size_t before = changes_area.size();
-    VarWriter w(changes_area);
-    const auto& list = changes[i].list;
-    w.V(list.size());
-    Epoch pe = 0;
-    std::uint64_t pw = 0;
-    for (const IndexedChange& c : list) {
-      w.V(c.epoch - pe);
-      const unsigned lo = c.mask == 0 ? 64 : static_cast<unsigned>(std::countr_zero(c.mask));
-      w.V(lo);
-      if (lo < 64) w.V(c.mask >> lo);
-      w.V(c.where - pw);
-      pe = c.epoch;
-      pw = c.where;
-    }
-    block_sizes.push_back(changes_area.size() - before);
+  for (const PageChanges& c : changes) {
+    m.V(c.count);
+    m.V(c.last_epoch);
+    m.V(c.last_where);
+    m.V(c.enc.size());
+    m.V(XXH3_64bits(c.enc.data(), c.enc.size()));
   }
-  for (std::uint64_t b : block_sizes) m.V(b);
+  std::uint64_t total = kIndexHeader + meta.size();
+  for (const CommitBlock& b : commit_blocks) total += b.enc.size();
+  for (const PageChanges& c : changes) total += c.enc.size();
 
-  std::vector<std::uint8_t> out(kIndexHeader);
-  std::memcpy(out.data(), kIndexMagic, 8);
-  log::Put32(out.data() + 8, kIndexVersion);
-  log::Put32(out.data() + 12, 0);
-  log::Put64(out.data() + 16, log_id);
-  log::Put64(out.data() + 24, meta.size());
-  log::Put64(out.data() + 32, commits_area.size());
-  log::Put64(out.data() + 40, changes_area.size());
-  out.insert(out.end(), meta.begin(), meta.end());
-  out.insert(out.end(), commits_area.begin(), commits_area.end());
-  out.insert(out.end(), changes_area.begin(), changes_area.end());
-  const std::uint64_t h = XXH3_64bits(out.data(), out.size());
-  out.resize(out.size() + 8);
-  log::Put64(out.data() + out.size() - 8, h);
-  return out;
+  std::uint8_t header[kIndexHeader];
+  std::memcpy(header, kIndexMagic, 8);
+  log::Put32(header + 8, kIndexVersion);
+  log::Put32(header + 12, 0);
+  log::Put64(header + 16, log_id);
+  log::Put64(header + 24, meta.size());
+  log::Put64(header + 32, XXH3_64bits(meta.data(), meta.size()));
+  log::Put64(header + 40, total);
+  log::Put64(header + 48, XXH3_64bits(header, 48));
+
+  // A cache: write to a temporary name, then rename, so a reader never sees half a file.
+  const std::string tmp = path + ".tmp";
+  auto f = env->NewWritableFile(tmp);
+  if (!f.ok()) return f.status();
+  Status s = (*f)->Append({header, kIndexHeader});
+  if (s.ok()) s = (*f)->Append(meta);
+  for (const CommitBlock& b : commit_blocks) {
+    if (s.ok() && !b.enc.empty()) s = (*f)->Append(b.enc);
+  }
+  for (const PageChanges& c : changes) {
+    if (s.ok() && !c.enc.empty()) s = (*f)->Append(c.enc);
+  }
+  if (Status cs = (*f)->Close(); s.ok()) s = cs;
+  if (s.ok()) s = env->RenameFile(tmp, path);
+  if (!s.ok()) (void)env->RemoveFile(tmp);
+  return s;
 }
 
-bool LogIndex::Impl::Deserialize(std::vector<std::uint8_t> bytes) {
-  if (bytes.size() < kIndexHeader + 8) return false;
-  if (std::memcmp(bytes.data(), kIndexMagic, 8) != 0) return false;
-  if (log::Get32(bytes.data() + 8) != kIndexVersion) return false;
-  const std::uint64_t h = log::Get64(bytes.data() + bytes.size() - 8);
-  if (XXH3_64bits(bytes.data(), bytes.size() - 8) != h) return false;
-  log_id = log::Get64(bytes.data() + 16);
-  const std::uint64_t ms = log::Get64(bytes.data() + 24), cs = log::Get64(bytes.data() + 32),
-                      xs = log::Get64(bytes.data() + 40);
-  if (ms > bytes.size() || cs > bytes.size() || xs > bytes.size() ||
-      kIndexHeader + ms + cs + xs + 8 != bytes.size()) {
-    return false;
-  }
-  file_bytes = std::move(bytes);
-  const std::span<const std::uint8_t> all(file_bytes);
-  VarReader m(all.subspan(kIndexHeader, ms));
+// Reads the header and the meta; the blocks stay in the file until a query needs them.
+bool LogIndex::Impl::Load(std::unique_ptr<RandomAccessFile> file) {
+  std::uint8_t header[kIndexHeader];
+  std::size_t got = 0;
+  if (!file->Read(0, kIndexHeader, header, &got).ok() || got != kIndexHeader) return false;
+  if (std::memcmp(header, kIndexMagic, 8) != 0) return false;
+  if (log::Get32(header + 8) != kIndexVersion) return false;
+  if (XXH3_64bits(header, 48) != log::Get64(header + 48)) return false;
+  const std::uint64_t ms = log::Get64(header + 24), total = log::Get64(header + 40);
+  if (total != file->Size() || ms > total - kIndexHeader) return false;
+  log_id = log::Get64(header + 16);
+  std::vector<std::uint8_t> meta(ms);
+  if (!file->Read(kIndexHeader, ms, meta.data(), &got).ok() || got != ms) return false;
+  if (XXH3_64bits(meta.data(), meta.size()) != log::Get64(header + 32)) return false;
+  VarReader m(meta);
   first_epoch = m.V();
   last_epoch = m.V();
   base_skip_through = m.V();
@@ -702,7 +847,9 @@ bool LogIndex::Impl::Deserialize(std::vector<std::uint8_t> bytes) {
   const std::uint64_t npages = m.V();
   if (!m.ok() || npages > ms) return false;
   pages.clear();
+  changes.clear();
   by_id.clear();
+  dense.clear();
   for (std::uint64_t i = 0; i < npages && m.ok(); ++i) {
     IndexedPage p;
     p.id = m.V();
@@ -713,8 +860,8 @@ bool LogIndex::Impl::Deserialize(std::vector<std::uint8_t> bytes) {
     p.freed = m.V();
     p.recomputed_on_replay = m.V() != 0;
     p.type = type_at(m.V());
-    by_id[p.id] = pages.size();
-    pages.push_back(std::move(p));
+    if (PageIndex(p.id) != ~std::size_t{0}) return false;
+    AddPage(std::move(p));
   }
   const std::uint64_t nedges = m.V();
   if (!m.ok() || nedges > ms) return false;
@@ -753,19 +900,44 @@ bool LogIndex::Impl::Deserialize(std::vector<std::uint8_t> bytes) {
     b.executable = m.S();
     builds.push_back(std::move(b));
   }
-  changes.assign(pages.size(), {});
-  std::uint64_t at = kIndexHeader + ms + cs;
-  for (std::size_t i = 0; i < pages.size() && m.ok(); ++i) {
-    const std::uint64_t n = m.V();
-    if (n > kIndexHeader + ms + cs + xs - at) return false;
-    changes[i].encoded = all.subspan(at, n);
-    at += n;
+  // Block directories; the blocks follow the meta back to back and must end the file exactly.
+  std::uint64_t at = kIndexHeader + ms;
+  auto block = [&](BlockRef* r) {
+    r->size = m.V();
+    r->hash = m.V();
+    r->offset = at;
+    if (r->size > total - at) return false;
+    at += r->size;
+    return true;
+  };
+  const std::uint64_t nblocks = m.V();
+  if (!m.ok() || nblocks > ms) return false;
+  commit_blocks.clear();
+  commit_blocks.resize(nblocks);
+  commit_count = 0;
+  Epoch prev = 0;
+  for (CommitBlock& b : commit_blocks) {
+    b.count = static_cast<std::uint32_t>(m.V());
+    b.first = m.V();
+    b.last = m.V();
+    b.last_nanos = m.V();
+    if (!m.ok() || !block(&b.at) || b.count == 0 || b.count > kCommitsPerBlock ||
+        b.first > b.last || b.first <= prev) {
+      return false;
+    }
+    prev = b.last;
+    commit_count += b.count;
   }
-  if (!m.ok() || !m.at_end() || at != kIndexHeader + ms + cs + xs) return false;
-  commits.clear();
-  txs.clear();
-  commits_encoded = all.subspan(kIndexHeader + ms, cs);
-  commits_decoded = false;
+  for (PageChanges& c : changes) {
+    c.count = m.V();
+    c.last_epoch = m.V();
+    c.last_where = m.V();
+    if (!m.ok() || !block(&c.at) || c.count > c.at.size) return false;
+    c.decoded = false;
+  }
+  if (!m.ok() || !m.at_end() || at != total) return false;
+  commit_cache.clear();
+  index_file = std::move(file);
   return true;
 }
 
@@ -775,15 +947,16 @@ Status LogIndex::Impl::BuildFresh(const log::LogDirListing& listing) {
   pages.clear();
   changes.clear();
   by_id.clear();
+  dense.clear();
   types.clear();
   edges.clear();
-  commits.clear();
-  txs.clear();
+  commit_blocks.clear();
+  commit_cache.clear();
+  commit_count = 0;
   sites.clear();
   run_sites.clear();
   builds.clear();
-  commits_decoded = true;
-  file_bytes.clear();
+  index_file.reset();
   files.clear();
   files.resize(segments.size());
   first_epoch = 0;
@@ -794,9 +967,9 @@ Status LogIndex::Impl::BuildFresh(const log::LogDirListing& listing) {
   if (segments.empty()) return Status::Ok();
   // The first segment's base: when earlier segments were retired, the oldest checkpoint at or
   // after it supplies the pages, and the index starts there.
-  auto fe = File(0);
+  auto fe = env->NewRandomAccessFile(segments[0].path);
   if (!fe.ok()) return fe.status();
-  log::RecordReader rr(*fe, segments[0].path);
+  log::RecordReader rr(fe->get(), segments[0].path);
   log::FileHeader fh;
   MMSB_RETURN_IF_ERROR(rr.ReadHeader(&fh));
   log_id = fh.log_id;
@@ -844,9 +1017,7 @@ Status LogIndex::Impl::BuildFresh(const log::LogDirListing& listing) {
       pg.size = p.bytes.size();
       pg.created = 0;
       pg.type = p.type;
-      by_id[id] = pages.size();
-      pages.push_back(std::move(pg));
-      changes.emplace_back().decoded = true;
+      AddPage(std::move(pg));
     }
     for (const EdgeInfo& e : st->edges) edges.push_back({ck->epoch, {EdgeOp::kAdd, e}});
   }
@@ -890,6 +1061,7 @@ Expected<std::unique_ptr<LogIndex>> LogIndex::Open(const std::string& dir,
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
   impl->env = options.env ? options.env : Env::Default();
+  impl->save = options.save;
   Env* env = impl->env;
   if (!env->IsDirectory(dir)) {
     return NotFound(fmt::format("'{}' is not a log directory (queries need the directory)", dir));
@@ -904,12 +1076,20 @@ Expected<std::unique_ptr<LogIndex>> LogIndex::Open(const std::string& dir,
     }
   }
   const std::string path = options.index_path.empty() ? DefaultIndexPath(dir) : options.index_path;
+  impl->index_path = path;
   bool loaded = false;
   std::size_t resume_seg = 0;
   if (env->FileExists(path)) {
-    auto bytes = ReadWhole(env, path);
-    if (bytes.ok() && impl->Deserialize(std::move(*bytes)) && impl->Matches(now, &resume_seg)) {
+    auto f = env->NewRandomAccessFile(path);
+    if (!f.ok()) {
+      impl->note = fmt::format("{}: {}; rebuilt it from the log", path, f.status().message());
+    } else if (const std::uint64_t size = (*f)->Size(); !impl->Load(std::move(*f))) {
+      impl->note = fmt::format("{}: damaged or of another version; rebuilt it from the log", path);
+    } else if (!impl->Matches(now, &resume_seg)) {
+      impl->note = fmt::format("{}: the log's segments changed; rebuilt it from the log", path);
+    } else {
       loaded = true;
+      impl->index_bytes = size;
     }
   }
   Impl& x = *impl;
@@ -920,7 +1100,6 @@ Expected<std::unique_ptr<LogIndex>> LogIndex::Open(const std::string& dir,
       auto sz = env->GetFileSize(now[resume_seg].path);
       grown = sz.ok() && *sz > x.segments[resume_seg].end;
     }
-    x.index_bytes = x.file_bytes.size();
     if (!grown) {
       x.how = How::kLoaded;
       for (std::size_t i = 0; i < x.segments.size(); ++i) x.segments[i].path = now[i].path;
@@ -930,14 +1109,17 @@ Expected<std::unique_ptr<LogIndex>> LogIndex::Open(const std::string& dir,
       for (const Impl::SegmentRec& s : x.segments) x.log_bytes += s.end;
       return std::unique_ptr<LogIndex>(new LogIndex(std::move(impl)));
     }
-    x.DecodeAll();
-    x.file_bytes.clear();
-    for (std::size_t i = x.segments.size(); i < now.size(); ++i) x.segments.push_back(now[i]);
-    for (std::size_t i = 0; i < x.segments.size(); ++i) x.segments[i].path = now[i].path;
-    x.files.clear();
-    x.files.resize(x.segments.size());
-    const std::uint64_t from = x.segments[resume_seg].end;
-    Status s = x.Scan(resume_seg, from);
+    Status s = x.LoadEncoded();
+    if (s.ok()) {
+      for (std::size_t i = x.segments.size(); i < now.size(); ++i) x.segments.push_back(now[i]);
+      for (std::size_t i = 0; i < x.segments.size(); ++i) x.segments[i].path = now[i].path;
+      x.files.clear();
+      x.files.resize(x.segments.size());
+      const std::uint64_t from = x.segments[resume_seg].end;
+      s = x.Scan(resume_seg, from);
+    } else {
+      x.note = fmt::format("{}: {}; rebuilt it from the log", path, s.message());
+    }
     if (s.ok()) {
       x.how = How::kExtended;
     } else {
@@ -950,15 +1132,19 @@ Expected<std::unique_ptr<LogIndex>> LogIndex::Open(const std::string& dir,
     x.how = How::kBuilt;
   }
   MMSB_RETURN_IF_ERROR(x.FinishSegments());
-  const std::vector<std::uint8_t> bytes = x.Serialize();
-  x.index_bytes = bytes.size();
+  x.index_bytes = 0;
   if (options.save) {
-    // A cache: write to a temporary name, then rename, so a reader never sees half a file.
-    const std::string tmp = path + ".tmp";
-    auto f = env->NewWritableFile(tmp);
-    if (f.ok() && (*f)->Append(bytes).ok() && (*f)->Close().ok()) {
-      if (!env->RenameFile(tmp, path).ok()) (void)env->RemoveFile(tmp);
+    // A read-only log directory is not an error: the index then lives in memory only.
+    if (x.Save(path).ok()) {
+      auto sz = env->GetFileSize(path);
+      if (sz.ok()) x.index_bytes = *sz;
     }
+  }
+  if (x.index_bytes == 0) {
+    std::uint64_t n = 0;
+    for (const auto& b : x.commit_blocks) n += b.enc.size();
+    for (const auto& c : x.changes) n += c.enc.size();
+    x.index_bytes = n;
   }
   return std::unique_ptr<LogIndex>(new LogIndex(std::move(impl)));
 }
@@ -980,10 +1166,13 @@ std::shared_ptr<const TypeDescriptor> LogIndex::FindType(std::string_view name) 
 }
 
 std::span<const IndexedChange> LogIndex::ChangesOf(PageId id) const {
-  auto it = impl_->by_id.find(id);
-  if (it == impl_->by_id.end()) return {};
-  return impl_->Changes(it->second);
+  const std::size_t i = impl_->PageIndex(id);
+  if (i == ~std::size_t{0}) return {};
+  return impl_->Changes(i);
 }
+
+const std::string& LogIndex::note() const { return impl_->note; }
+Status LogIndex::damage() const { return impl_->damage; }
 
 unsigned LogIndex::BucketShift(std::uint64_t size) {
   unsigned shift = 0;
@@ -1001,25 +1190,34 @@ std::uint64_t LogIndex::BucketMask(std::uint64_t size, std::uint64_t offset, std
 }
 
 Expected<CommitInfo> LogIndex::Commit(Epoch epoch) const {
-  impl_->DecodeCommits();
-  const auto& cs = impl_->commits;
-  auto it = std::lower_bound(cs.begin(), cs.end(), epoch,
-                             [](const Impl::CommitRec& c, Epoch e) { return c.epoch < e; });
-  if (it == cs.end() || it->epoch != epoch) {
-    return NotFound(fmt::format("epoch {} is not committed in log '{}'", epoch, impl_->dir));
+  const auto& blocks = impl_->commit_blocks;
+  auto bit = std::upper_bound(blocks.begin(), blocks.end(), epoch,
+                              [](Epoch e, const Impl::CommitBlock& b) { return e < b.first; });
+  const Impl::DecodedCommits* d = nullptr;
+  if (bit != blocks.begin() && epoch <= impl_->last_epoch) {
+    d = impl_->CommitsOf(static_cast<std::size_t>(bit - blocks.begin() - 1));
   }
-  CommitInfo ci;
-  ci.epoch = it->epoch;
-  ci.unix_nanos = it->unix_nanos;
-  for (std::uint32_t k = 0; k < it->tx_count; ++k) {
-    const Impl::TxRec& t = impl_->txs[it->tx_begin + k];
-    TransactionRef r;
-    if (t.site > 0 && t.site <= impl_->sites.size()) r.site = impl_->sites[t.site - 1];
-    r.thread = t.thread;
-    r.sequence = t.sequence;
-    ci.transactions.push_back(std::move(r));
+  if (d != nullptr) {
+    const auto& cs = d->commits;
+    auto it = std::lower_bound(cs.begin(), cs.end(), epoch,
+                               [](const Impl::CommitRec& c, Epoch e) { return c.epoch < e; });
+    if (it != cs.end() && it->epoch == epoch) {
+      CommitInfo ci;
+      ci.epoch = it->epoch;
+      ci.unix_nanos = it->unix_nanos;
+      for (std::uint32_t k = 0; k < it->tx_count; ++k) {
+        const Impl::TxRec& t = d->txs[it->tx_begin + k];
+        TransactionRef r;
+        if (t.site > 0 && t.site <= impl_->sites.size()) r.site = impl_->sites[t.site - 1];
+        r.thread = t.thread;
+        r.sequence = t.sequence;
+        ci.transactions.push_back(std::move(r));
+      }
+      return ci;
+    }
   }
-  return ci;
+  if (!impl_->damage.ok()) return impl_->damage;
+  return NotFound(fmt::format("epoch {} is not committed in log '{}'", epoch, impl_->dir));
 }
 
 std::vector<EdgeInfo> LogIndex::EdgesAt(Epoch epoch) const { return impl_->EdgesAt(epoch); }

@@ -2,9 +2,13 @@
 // slice.cc). See mmsb/query.h for the contract.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -21,6 +25,61 @@ namespace mmsb::query {
 struct Pending;
 struct PendingDelta;
 
+// A growable byte buffer for the index's blocks while they are built: appends are a capacity
+// check and plain stores (no library call per varint), and growth is realloc's (which moves large
+// blocks by remapping rather than copying).
+class ByteBuf {
+ public:
+  ByteBuf() = default;
+  ~ByteBuf() { std::free(p_); }
+  ByteBuf(ByteBuf&& o) noexcept : p_(o.p_), n_(o.n_), cap_(o.cap_) {
+    o.p_ = nullptr;
+    o.n_ = o.cap_ = 0;
+  }
+  ByteBuf& operator=(ByteBuf&& o) noexcept {
+    if (this != &o) {
+      std::free(p_);
+      p_ = o.p_;
+      n_ = o.n_;
+      cap_ = o.cap_;
+      o.p_ = nullptr;
+      o.n_ = o.cap_ = 0;
+    }
+    return *this;
+  }
+  ByteBuf(const ByteBuf&) = delete;
+  ByteBuf& operator=(const ByteBuf&) = delete;
+
+  const std::uint8_t* data() const { return p_; }
+  std::size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  operator std::span<const std::uint8_t>() const { return {p_, n_}; }
+  void clear() { *this = ByteBuf(); }
+  // Room for `n` more bytes at the returned pointer; Commit(end) then keeps those written.
+  std::uint8_t* Reserve(std::size_t n) {
+    if (cap_ - n_ < n) {
+      const std::size_t cap = std::max<std::size_t>({n_ + n, cap_ * 2, 256});
+      auto* q = static_cast<std::uint8_t*>(std::realloc(p_, cap));
+      if (q == nullptr) throw std::bad_alloc();
+      p_ = q;
+      cap_ = cap;
+    }
+    return p_ + n_;
+  }
+  void Commit(const std::uint8_t* end) { n_ = static_cast<std::size_t>(end - p_); }
+  void Assign(std::span<const std::uint8_t> b) {
+    n_ = 0;
+    if (b.empty()) return;
+    std::memcpy(Reserve(b.size()), b.data(), b.size());
+    n_ = b.size();
+  }
+
+ private:
+  std::uint8_t* p_ = nullptr;
+  std::size_t n_ = 0;
+  std::size_t cap_ = 0;
+};
+
 class LogIndex::Impl {
  public:
   struct SegmentRec {
@@ -30,16 +89,29 @@ class LogIndex::Impl {
     std::uint64_t tail_hash = 0;  // XXH3 of the 32 bytes before `end`
     Epoch base_epoch = 0;
   };
+  // Where an encoded block lies in the index file, and its XXH3 (checked when it is read).
+  struct BlockRef {
+    std::uint64_t offset = 0;
+    std::uint64_t size = 0;
+    std::uint64_t hash = 0;
+  };
+  // One page's changes: varint-encoded (`enc`, in memory after a build or an extension; else the
+  // file block `at`), decoded into `list` on first use.
   struct PageChanges {
-    std::span<const std::uint8_t> encoded;  // into file_bytes until decoded
+    BlockRef at;
+    ByteBuf enc;
+    std::uint64_t count = 0;
+    Epoch last_epoch = 0;  // the encoder's state, for appending
+    std::uint64_t last_where = 0;
     std::vector<IndexedChange> list;
     bool decoded = false;
+    Epoch truncate_after = ~Epoch{0};  // set when taken over from a rebuild (IndexDamaged)
   };
   struct CommitRec {
     Epoch epoch = 0;
     std::uint64_t unix_nanos = 0;
     std::uint64_t state_hash = 0;
-    std::uint32_t tx_begin = 0;
+    std::uint32_t tx_begin = 0;  // into the block's txs
     std::uint32_t tx_count = 0;
   };
   struct TxRec {
@@ -47,6 +119,16 @@ class LogIndex::Impl {
     std::uint32_t thread = 0;
     std::uint64_t sequence = 0;
   };
+  // Up to kCommitsPerBlock consecutive commits, encoded like a page's changes.
+  struct CommitBlock {
+    BlockRef at;
+    ByteBuf enc;
+    std::uint32_t count = 0;
+    Epoch first = 0;
+    Epoch last = 0;
+    std::uint64_t last_nanos = 0;
+  };
+  static constexpr std::uint32_t kCommitsPerBlock = 1024;
 
   std::string dir;
   Env* env = nullptr;
@@ -61,35 +143,54 @@ class LogIndex::Impl {
   std::uint64_t log_bytes = 0;
   std::uint64_t index_bytes = 0;
   LogIndex::How how = LogIndex::How::kBuilt;
+  std::string index_path;
+  bool save = true;
+  mutable std::string note;  // why the index file was not used, when it was not
+  mutable Status damage;     // a damaged block that no rebuild could replace
 
   std::vector<IndexedPage> pages;
   mutable std::vector<PageChanges> changes;  // parallel to pages
   std::unordered_map<PageId, std::size_t> by_id;
+  std::vector<std::uint32_t> dense;  // page id -> index + 1, for small ids (the common case)
   std::map<std::string, std::shared_ptr<const TypeDescriptor>, std::less<>> types;
   std::vector<std::pair<Epoch, LogEdgeChange>> edges;
-  mutable std::vector<CommitRec> commits;
-  mutable std::vector<TxRec> txs;
-  mutable std::span<const std::uint8_t> commits_encoded;
-  mutable bool commits_decoded = true;
+  mutable std::vector<CommitBlock> commit_blocks;
+  // A few decoded commit blocks (block index -> commits, txs), so a query over many epochs
+  // holds little memory.
+  struct DecodedCommits {
+    std::size_t block = ~std::size_t{0};
+    std::vector<CommitRec> commits;
+    std::vector<TxRec> txs;
+  };
+  mutable std::vector<DecodedCommits> commit_cache;
+  mutable std::size_t commit_cache_next = 0;
+  std::uint64_t commit_count = 0;
   std::vector<TransactionSite> sites;
   std::map<std::uint32_t, std::uint32_t> run_sites;  // the current run's site ids -> sites
   std::vector<BuildInfo> builds;
-  std::vector<std::uint8_t> file_bytes;  // the loaded index file (lazy areas point into it)
+  mutable std::unique_ptr<RandomAccessFile> index_file;  // the loaded index (blocks read lazily)
   mutable std::vector<std::uint8_t> scratch;
+  mutable std::vector<std::uint8_t> block_scratch;
+  std::vector<TxRec> group_txs;  // ApplyGroup's
 
   const IndexedPage* Page(PageId id) const;
+  std::size_t PageIndex(PageId id) const;  // ~0 when absent
   std::span<const IndexedChange> Changes(std::size_t i) const;
-  void DecodeCommits() const;
-  void DecodeAll();
+  const DecodedCommits* CommitsOf(std::size_t block) const;
+  Status LoadEncoded();  // reads every block into memory (before extending)
+  Status ReadBlock(const BlockRef& b, std::vector<std::uint8_t>* out) const;
+  void IndexDamaged(const std::string& what) const;
   Expected<const RandomAccessFile*> File(std::size_t seg) const;
   Status ReadDelta(const IndexedChange& c, std::vector<std::uint8_t>* scratch,
                    delta_internal::DeltaView* v) const;
   Status Scan(std::size_t first_seg, std::uint64_t skip_below);
   Status ApplyGroup(std::vector<Pending>& group, const std::vector<PendingDelta>& deltas,
                     const LogCommit& c);
+  void AddPage(IndexedPage page);
+  void AppendCommit(const CommitRec& c, std::span<const TxRec> txs);
   std::vector<EdgeInfo> EdgesAt(Epoch epoch) const;
-  std::vector<std::uint8_t> Serialize() const;
-  bool Deserialize(std::vector<std::uint8_t> bytes);
+  Status Save(const std::string& path) const;
+  bool Load(std::unique_ptr<RandomAccessFile> file);
   Status BuildFresh(const log::LogDirListing& listing);
   Status FinishSegments();
   bool Matches(const std::vector<SegmentRec>& now, std::size_t* resume_seg);

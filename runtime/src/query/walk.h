@@ -41,7 +41,9 @@ class PageCursor {
 std::string FormatField(const FieldRef& f, std::span<const std::uint8_t> page);
 
 // Calls fn(epoch, field, field index, page before, page after) for every epoch <= `to` in which
-// a field's bytes changed, page by page (epochs ascending within a page).
+// a field's bytes changed, page by page (epochs ascending within a page). `before` holds the
+// page's bytes before the epoch only over the range spanned by that page's fields (the rest is
+// stale); `after` as PageCursor::bytes() says.
 Status WalkFieldChanges(const LogIndex& index, std::span<const FieldRef> fields, Epoch to,
                         const std::function<void(Epoch, const FieldRef&, std::size_t,
                                                  std::span<const std::uint8_t> before,

@@ -361,6 +361,22 @@ TEST(QueryIndex, BisectMatchesLinearScanOfReplay) {
         EXPECT_EQ(r->found, found) << text << " from " << o.from;
         if (found) EXPECT_EQ(r->epoch, want) << text << " from " << o.from;
         EXPECT_LE(r->epochs_evaluated, oracle.last() + 1);
+        if (!found || r->epoch != want) continue;
+        // The values at the epoch found and the fields that changed there, as replay has them.
+        const auto& fs = p->fields();
+        ASSERT_EQ(r->values.size(), fs.size());
+        std::size_t changed = 0;
+        for (std::size_t i = 0; i < fs.size(); ++i) {
+          EXPECT_EQ(r->values[i], oracle.Value(fs[i], want)) << text << " " << fs[i].label;
+          const std::string before = want > 0 ? oracle.Value(fs[i], want - 1) : "";
+          if (before == r->values[i]) continue;
+          ASSERT_LT(changed, r->changes.size()) << text << " misses " << fs[i].label;
+          EXPECT_EQ(r->changes[changed].field.label, fs[i].label) << text;
+          EXPECT_EQ(r->changes[changed].old_value, before) << text << " " << fs[i].label;
+          EXPECT_EQ(r->changes[changed].new_value, r->values[i]) << text;
+          ++changed;
+        }
+        EXPECT_EQ(changed, r->changes.size()) << text << " from " << o.from;
       }
     }
     // Monotone: total only grows, so "total >= k" is monotone and binary search must agree.
@@ -487,6 +503,45 @@ TEST(QueryIndex, IndexIsExtendedWhenTheLogGrowsAndRebuiltWhenItChanges) {
     ASSERT_TRUE(h.ok());
     ExpectSame(h->changes, oracle.History(h->fields, 0, kLatestEpoch), "replaced");
   }
+}
+
+// Open reads only the index's header and meta; a query reads and checks the blocks it needs. A
+// block damaged on disk is therefore found by the query that reads it: the index rebuilds itself
+// from the log, answers from that, says so (note()), and saves the rebuilt file.
+TEST(QueryIndex, DamagedBlockIsFoundByTheQueryAndRebuiltFromTheLog) {
+  TempDir dir;
+  LogGen(dir.path(), 33).Write(150);
+  ASSERT_TRUE(query::LogIndex::Open(dir.path()).ok());
+  const std::string idx = dir.Sub("query.idx");
+  const auto size = std::filesystem::file_size(idx);
+  {
+    // The last bytes of the file are the last page's change block, past the meta.
+    std::fstream f(idx, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(size - 2));
+    char c = 0;
+    f.get(c);
+    f.seekp(static_cast<std::streamoff>(size - 2));
+    f.put(static_cast<char>(c ^ 0x41));
+  }
+  Oracle oracle(dir.path());
+  auto a = query::LogIndex::Open(dir.path());
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ((*a)->how(), query::LogIndex::How::kLoaded);  // the damage is not read yet
+  EXPECT_TRUE((*a)->note().empty());
+  for (const query::IndexedPage& p : (*a)->pages()) {
+    auto h = query::FieldHistory(**a, p.name.empty() ? fmt::format("{}", p.type_name) : p.name);
+    if (!h.ok()) continue;  // e.g. a raw page without a name
+    ExpectSame(h->changes, oracle.History(h->fields, 0, kLatestEpoch), "after a damaged block");
+  }
+  EXPECT_NE((*a)->note().find("rebuilt"), std::string::npos) << (*a)->note();
+  EXPECT_TRUE((*a)->damage().ok());
+  auto b = query::LogIndex::Open(dir.path());
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ((*b)->how(), query::LogIndex::How::kLoaded);
+  auto h = query::FieldHistory(**b, "g_counters");
+  ASSERT_TRUE(h.ok());
+  ExpectSame(h->changes, oracle.History(h->fields, 0, kLatestEpoch), "rebuilt file");
+  EXPECT_TRUE((*b)->note().empty()) << (*b)->note();
 }
 
 TEST(QueryIndex, DamagedLogIsReportedNotIndexed) {

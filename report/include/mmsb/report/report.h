@@ -35,6 +35,14 @@ struct LogReportOptions {
   std::size_t max_graph_pages = 400;  // pages drawn in the graph (the most changed)
   RecoveryMode mode = RecoveryMode::kStrict;
   std::string title;  // default: the log path
+  // `--store`: the IR store of the build that ran. Each commit site's function is looked up in
+  // it: its instructions in the run's generation, whether its IR changed since the generation
+  // before, the generations where it changed, and a link into `ir_link` (an `mmsb ir report`).
+  std::string ir_store;
+  // The run's generation ("42", "latest", a label); empty: the newest generation opened before
+  // the log's last run started (the run-start record's time), else the latest.
+  std::string ir_generation;
+  std::string ir_link = "ir.html";
 };
 
 struct LogReportStats {
@@ -46,6 +54,9 @@ struct LogReportStats {
   std::size_t rows = 0;  // heatmap rows, children included
   std::size_t pages = 0;
   std::size_t html_bytes = 0;
+  std::int64_t ir_generation = 0;    // with ir_store: the generation the sites were looked up in
+  std::string ir_generation_how;     // why that one ("--gen", "opened before the run", "latest")
+  std::size_t ir_sites_found = 0;    // commit sites whose function the store knows
   std::vector<LogProblem> problems;  // salvage mode: the damage that was skipped
 };
 
