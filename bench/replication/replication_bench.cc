@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nats/nats.h>
 
 #include "mmsb/mmsb.h"
@@ -107,6 +108,8 @@ double RawPublish(const NatsServer& server, const std::string& stream,
   return static_cast<double>(payloads.size()) / s;
 }
 
+int g_round = 0;  // MMSB_BENCH_ROUNDS rounds of the throughput and lag figures: fresh streams
+
 void Throughput(NatsServer& server) {
   const int epochs = kQuick ? 2000 : 20000;
   TempDir dir;
@@ -127,7 +130,7 @@ void Throughput(NatsServer& server) {
   for (int round = 0; round < 2; ++round) {
     TempDir empty;
     auto sink = Must(LogSink::Open(empty.Sub("empty.tlog")), "empty log");
-    const std::string stream = "TP" + std::to_string(round);
+    const std::string stream = fmt::format("TP{}_{}", g_round, round);
     auto r = Must(Replicate(sink, server.Url(stream)), "replicate");
     const auto t0 = Clock::now();
     for (std::size_t i = 0; i < rec.records.size(); ++i) {
@@ -142,7 +145,8 @@ void Throughput(NatsServer& server) {
     repl_best = std::max(repl_best, rec.records.size() / Seconds(Clock::now() - t0));
     Must(r->Close(), "close");
     (void)sink->Close();
-    raw_best = std::max(raw_best, RawPublish(server, "RAW" + std::to_string(round), rec.records));
+    raw_best = std::max(raw_best,
+                        RawPublish(server, fmt::format("RAW{}_{}", g_round, round), rec.records));
   }
   std::fprintf(stderr, "replication: %.0f epochs/s, raw async publish %.0f msgs/s (%zu B avg)\n",
                repl_best, raw_best, [&] {
@@ -159,7 +163,8 @@ void Lag(NatsServer& server) {
   TempDir dir;
   Must(start(), "start");
   auto log = Must(AttachLog(dir.Sub("lag.tlog"), {Durability::kNone}), "log");
-  auto r = Must(Replicate(log, server.Url("LAG")), "replicate");
+  const std::string stream = fmt::format("LAG{}", g_round);
+  auto r = Must(Replicate(log, server.Url(stream)), "replicate");
   BusWorkload w(2, 16 << 10);
   w.Setup();
   Must(w.Step().status(), "first commit");
@@ -170,7 +175,7 @@ void Lag(NatsServer& server) {
   fo.on_epoch = [&](const LogState&, Epoch e) {
     if (e < applied.size()) applied[e] = Clock::now();
   };
-  auto f = Must(Follower::Open(server.Url("LAG"), fo), "follower");
+  auto f = Must(Follower::Open(server.Url(stream), fo), "follower");
   std::atomic<Epoch> target{~Epoch{0}};
   std::thread follower([&] {
     while (f->epoch() < target.load()) {
@@ -343,8 +348,14 @@ int main() {
   }
   mmsb::g_server = &server;
   if (!server.Start()) mmsb::Die("nats-server did not start");
-  mmsb::Throughput(server);
-  mmsb::Lag(server);
+  // bench/run sets MMSB_BENCH_ROUNDS: that many samples of the throughput and lag figures (it
+  // prints their median and spread); the fault run is long and counts, so it runs once.
+  const char* rounds_env = std::getenv("MMSB_BENCH_ROUNDS");
+  const int rounds = rounds_env != nullptr ? std::max(1, std::atoi(rounds_env)) : 1;
+  for (mmsb::g_round = 0; mmsb::g_round < rounds; ++mmsb::g_round) {
+    mmsb::Throughput(server);
+    mmsb::Lag(server);
+  }
   mmsb::Faults(server);
   return 0;
 }

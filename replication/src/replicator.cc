@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -98,6 +99,8 @@ class Replicator::Impl {
   ReplicationStats st;
   std::uint64_t bytes_since_checkpoint = 0;
   std::atomic<bool> want_checkpoint{false};
+  Clock::time_point last_checkpoint_request = Clock::now();
+  Clock::time_point next_retention = Clock::now();
 
   std::mutex lease_mu;
   std::condition_variable lease_cv;
@@ -284,7 +287,7 @@ class Replicator::Impl {
       }
       auto sh = StreamHashOf(s_epoch, *tail);
       if (!sh.ok()) return sh.status();
-      if (*sh && **sh != (*rp)->state().ReplicaHash()) {
+      if (*sh && **sh != (*rp)->ReplicaHash()) {
         return FailedPrecondition(fmt::format(
             "stream '{}' and the local log '{}' disagree at epoch {} (state hashes differ): they "
             "are different histories; publishing would fork",
@@ -324,7 +327,7 @@ class Replicator::Impl {
         Item it;
         it.epoch = e.commit.epoch;
         it.log_id = log->writer().log_id();
-        it.hash = (*rp)->state().ReplicaHash();
+        it.hash = (*rp)->ReplicaHash();
         it.has_hash = true;
         it.bytes = std::make_shared<const std::vector<std::uint8_t>>(batch.bytes().begin(),
                                                                      batch.bytes().end());
@@ -489,29 +492,93 @@ class Replicator::Impl {
       return repl::NatsError(s, "publishing a checkpoint head");
     }
     jsPubAck_Destroy(pa);
-    // Older checkpoints' chunks (and heads) are no longer needed.
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Stream.Purge.Sequence = first;
-    (void)js_PurgeStream(conn.js.get(), stream.c_str(), &jo, &err);
+    // Older checkpoints' chunks (and heads) are no longer needed. Only when there are some: a
+    // purge to the stream's first sequence (the stream's first checkpoint) emptied the whole
+    // stream on nats-server 2.9, the checkpoint just published included.
+    jsStreamInfo* si = nullptr;
+    if (js_GetStreamInfo(&si, conn.js.get(), stream.c_str(), nullptr, &err) == NATS_OK) {
+      const bool older = si->State.FirstSeq < first;
+      jsStreamInfo_Destroy(si);
+      if (older) {
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.Stream.Purge.Sequence = first;
+        (void)js_PurgeStream(conn.js.get(), stream.c_str(), &jo, &err);
+      }
+    }
     {
       std::lock_guard<std::mutex> l(mu);
       ++st.checkpoints;
     }
-    // Retention: drop the data the checkpoint covers, never anything after it.
-    if (opts.retain_bytes != 0) {
-      auto tail = repl::ReadTail(conn.js.get(), url.stream);
-      if (tail.ok() && tail->bytes > opts.retain_bytes) {
-        auto after = repl::FirstSeqAfter(conn.js.get(), url.stream, job.epoch, *tail);
-        if (after.ok() && *after > tail->first_seq) {
-          jsOptions dj;
-          jsOptions_Init(&dj);
-          dj.Stream.Purge.Sequence = *after;
-          (void)js_PurgeStream(conn.js.get(), url.stream.c_str(), &dj, &err);
+    Retain();
+    return Status::Ok();
+  }
+
+  // The newest checkpoint epoch the checkpoint stream names (nullopt when there is none).
+  std::optional<Epoch> StoredCheckpointEpoch() {
+    natsMsg* hm = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    if (js_GetLastMsg(&hm, conn.js.get(), repl::CkptStream(url.stream).c_str(),
+                      repl::CkptHead(url.stream).c_str(), nullptr, &err) != NATS_OK) {
+      return std::nullopt;
+    }
+    NatsPtr<natsMsg> head(hm);
+    const char* v = nullptr;
+    natsMsgHeader_Get(hm, repl::kHdrCkptEpoch, &v);
+    return repl::ParseU64(v);
+  }
+
+  // Retention (docs/Replication.md, "Retention"): purges the data messages before the first
+  // message of epoch C+1, C the newest stored checkpoint's epoch, when the stream holds more than
+  // retain_bytes; and, below that same point, those older than retain_age_ms. Never anything a
+  // follower starting from that checkpoint needs.
+  void Retain() {
+    if (opts.retain_bytes == 0 && opts.retain_age_ms == 0) return;
+    const std::optional<Epoch> ckpt = StoredCheckpointEpoch();
+    if (!ckpt) return;
+    auto tail = repl::ReadTail(conn.js.get(), url.stream);
+    if (!tail.ok() || tail->last_seq < tail->first_seq) return;
+    auto after = repl::FirstSeqAfter(conn.js.get(), url.stream, *ckpt, *tail);
+    if (!after.ok() || *after <= tail->first_seq) return;
+    std::uint64_t upto = tail->first_seq;  // purge [first_seq, upto)
+    if (opts.retain_bytes != 0 && tail->bytes > opts.retain_bytes) upto = *after;
+    if (opts.retain_age_ms != 0 && upto < *after) {
+      // The first message at least retain_age_ms young, by binary search in [upto, after):
+      // store times never decrease along the stream.
+      const std::int64_t cutoff = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count() -
+                                  opts.retain_age_ms * 1000000;
+      std::uint64_t lo = upto, hi = *after;
+      while (lo < hi) {
+        const std::uint64_t mid = lo + (hi - lo) / 2;
+        natsMsg* m = nullptr;
+        jsErrCode err = static_cast<jsErrCode>(0);
+        const natsStatus s = js_GetMsg(&m, conn.js.get(), url.stream.c_str(), mid, nullptr, &err);
+        if (s == NATS_OK) {
+          NatsPtr<natsMsg> msg(m);
+          if (natsMsg_GetTime(m) < cutoff) {
+            lo = mid + 1;
+          } else {
+            hi = mid;
+          }
+        } else if (s == NATS_NOT_FOUND) {
+          lo = mid + 1;  // purged meanwhile: older still
+        } else {
+          return;  // the server is away: next time
         }
       }
+      upto = std::max(upto, lo);
     }
-    return Status::Ok();
+    if (upto <= tail->first_seq) return;
+    jsOptions dj;
+    jsOptions_Init(&dj);
+    dj.Stream.Purge.Sequence = upto;  // keeps `upto` and after
+    jsErrCode err = static_cast<jsErrCode>(0);
+    if (js_PurgeStream(conn.js.get(), url.stream.c_str(), &dj, &err) == NATS_OK) {
+      std::lock_guard<std::mutex> l(mu);
+      ++st.purges;
+    }
   }
 
   void WorkerLoop() {
@@ -525,6 +592,15 @@ class Replicator::Impl {
       });
       if (!error.ok()) return;
       if (stopping && pending.empty() && checkpoints.empty()) return;
+      if (opts.retain_age_ms != 0 && Clock::now() >= next_retention) {
+        // Age passes without new checkpoints: look again now and then.
+        next_retention = Clock::now() + std::chrono::milliseconds(std::clamp<std::int64_t>(
+                                            opts.retain_age_ms / 4, 20, 1000));
+        l.unlock();
+        Retain();
+        l.lock();
+        continue;
+      }
       const bool stalled = sent > 0 && Clock::now() - last_progress > timeout;
       if (need_recovery || stalled) {
         l.unlock();
@@ -658,12 +734,18 @@ Status Replicator::OnGroup(const LoggedGroup& g) {
   it.hash = g.state_hash;
   it.has_hash = true;
   it.bytes = std::make_shared<const std::vector<std::uint8_t>>(g.records.begin(), g.records.end());
-  if (impl_->opts.checkpoint_every_bytes != 0) {
-    impl_->bytes_since_checkpoint += g.records.size();  // under the commit lock: no race
-    if (impl_->bytes_since_checkpoint >= impl_->opts.checkpoint_every_bytes) {
-      impl_->bytes_since_checkpoint = 0;
-      impl_->want_checkpoint = true;  // asked for in AfterGroup: the sink's lock is held here
-    }
+  // Under the commit lock: no race on these counters.
+  Impl& m = *impl_;
+  m.bytes_since_checkpoint += g.records.size();
+  const bool by_bytes = m.opts.checkpoint_every_bytes != 0 &&
+                        m.bytes_since_checkpoint >= m.opts.checkpoint_every_bytes;
+  const bool by_age =
+      m.opts.checkpoint_every_ms != 0 && Clock::now() - m.last_checkpoint_request >=
+                                             std::chrono::milliseconds(m.opts.checkpoint_every_ms);
+  if (by_bytes || by_age) {
+    m.bytes_since_checkpoint = 0;
+    m.last_checkpoint_request = Clock::now();
+    m.want_checkpoint = true;  // asked for in AfterGroup: the sink's lock is held here
   }
   return impl_->Enqueue(std::move(it));
 }

@@ -59,11 +59,16 @@ struct ReplicationOptions {
   std::int64_t lease_ttl_ms = 5000;    // a crashed leader's lease expires after this
   std::int64_t ack_timeout_ms = 2000;  // no ack progress for this long: re-check the stream
   int replicas = 1;                    // stream replicas when the streams are created (R1 or R3)
-  // Retention: once a checkpoint is published and the data stream holds more than this many
-  // bytes (0: never), the epochs that checkpoint covers are purged. Nothing newer is ever purged.
+  // Retention (docs/Replication.md, "Retention"). Only what the newest stored checkpoint covers
+  // is ever purged: the data messages before its epoch's successor. Of those, all when the data
+  // stream holds more than retain_bytes (0: no byte limit), and those older than retain_age_ms
+  // (0: no age limit), checked after each checkpoint and every retain_age_ms / 4 (20 ms..1 s).
   std::uint64_t retain_bytes = 0;
-  // Ask the log for a checkpoint after this many replicated group bytes (0: never).
+  std::int64_t retain_age_ms = 0;
+  // Ask the log for a checkpoint after this many replicated group bytes, or when this long has
+  // passed since the last request (0: never), so retention can make progress.
   std::uint64_t checkpoint_every_bytes = 0;
+  std::int64_t checkpoint_every_ms = 0;
   std::string owner;  // who holds the lease, for messages; default "host:pid"
 };
 
@@ -75,6 +80,7 @@ struct ReplicationStats {
   std::uint64_t recoveries = 0;   // times the publisher re-read the stream and resent
   std::uint64_t republished = 0;  // epochs republished from the local log at start
   std::uint64_t checkpoints = 0;
+  std::uint64_t purges = 0;  // retention purges of the data stream
   std::uint64_t fencing_token = 0;
 };
 
@@ -128,8 +134,11 @@ struct FollowOptions {
   // A replica log directory: resumed from when it holds a log, written epoch by epoch (a full
   // log every `mmsb` command reads). Empty: the follower keeps the state in memory only.
   std::string out_dir;
-  // Check each epoch's state hash against the leader's (a pass over all page bytes per epoch).
+  // Check each epoch's state hash against the leader's. The hash is kept up to date from each
+  // epoch's changes (O(changed bytes)); every `full_hash_every` checked epochs (0: never) it is
+  // also recomputed by a full pass over the state, which checks the incremental tracking.
   bool check_hash = true;
+  std::uint64_t full_hash_every = 4096;
   // Called after each applied epoch, on the thread that drives the follower.
   std::function<void(const LogState& state, Epoch epoch)> on_epoch;
 };
@@ -139,6 +148,7 @@ struct FollowStats {
   Epoch checkpoint_epoch = 0;  // where this follower started from a checkpoint (0: none)
   std::uint64_t epochs_applied = 0;
   std::uint64_t hashes_checked = 0;
+  std::uint64_t full_hashes = 0;      // of those, also checked by a full pass
   std::uint64_t divergences = 0;      // hash mismatches (the follower stops at the first)
   std::uint64_t duplicates = 0;       // epochs received again and ignored
   std::uint64_t partial_dropped = 0;  // epochs whose chunks stopped before the last

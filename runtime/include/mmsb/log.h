@@ -452,8 +452,8 @@ struct LoggedGroup {
   // The group's framed records exactly as appended, its commit record last
   // (LogReader::OpenBuffer and Replayer::ApplyGroup read them).
   std::span<const std::uint8_t> records;
-  // LogState::ReplicaHash() of the state after this epoch, from the live pages; 0 unless the
-  // observer asked for it.
+  // LogState::ReplicaHash() of the state after this epoch, from the committed pages; 0 unless
+  // the observer asked for it.
   std::uint64_t state_hash = 0;
 };
 
@@ -506,8 +506,8 @@ class LogSink final : public CommitSink {
   PageId LogPageId(PageId bus_id) const;
 
   // Shows every later group to `observer` (null removes it); with `state_hash`, each with its
-  // LogState::ReplicaHash(), computed from the live pages at every commit (a pass over all page
-  // bytes). Not from inside a commit.
+  // LogState::ReplicaHash(), kept up to date from each commit's changes (O(changed bytes); the
+  // first commit after this call is a full pass). Not from inside a commit.
   void SetGroupObserver(std::shared_ptr<LogGroupObserver> observer, bool state_hash);
 
   LogWriter& writer() { return *writer_; }

@@ -61,9 +61,11 @@ struct LogState {
   std::uint64_t PageBytes() const;
   // XXH3-64 of a canonical serialisation of everything above but unix_nanos.
   std::uint64_t Hash() const;
-  // Hash() without the type descriptors: what a replication leader computes from its live pages
-  // for every epoch (LogGroupObserver), which a follower checks after applying it. Page type names
-  // are hashed, so a page that changes type still changes the hash.
+  // Hash() without the type descriptors, in a form that can be kept up to date from each epoch's
+  // changes (docs/Replication.md, "The state hash"): what a replication leader computes from its
+  // committed pages for every epoch (LogGroupObserver), which a follower checks after applying
+  // it. Page type names are hashed, so a page that changes type still changes the hash. This is
+  // a full pass; Replayer::ReplicaHash() returns the same value incrementally.
   std::uint64_t ReplicaHash() const;
 };
 
@@ -129,6 +131,9 @@ class Replayer {
   Expected<Epoch> ApplyGroup(std::span<const std::uint8_t> records, std::uint64_t log_id);
 
   const LogState& state() const;
+  // state().ReplicaHash(), kept up to date from each applied epoch's changes (O(changed bytes)
+  // per epoch; the first call is a full pass). A replication follower checks it per epoch.
+  std::uint64_t ReplicaHash();
   const ReplayReport& report() const;
   // Moves the state out; the Replayer must not be advanced afterwards.
   LogState TakeState();

@@ -119,22 +119,61 @@ struct LogSink::State {
   std::shared_ptr<LogGroupObserver> observer;
   bool observer_hash = false;
   std::vector<std::uint8_t> group_bytes;  // the group with its commit record, for the observer
-  std::vector<const Page*> hash_pages;
+  // LogState::ReplicaHash() of the logged state, kept from each commit's changes while an
+  // observer wants it (state_hash.h); rebuilt from every live page when invalid.
+  log::ReplicaHashTracker tracker;
+  std::unordered_map<PageId, const Page*> tracked_pages;  // bus id -> page, while tracking
+  bool edges_changed = false;
 
-  // LogState::ReplicaHash() of the state after this commit, from the live pages.
+  void TrackWhole(const Page* p) {
+    tracked_pages[p->id()] = p;
+    tracker.Page(LogId(p->id()), p->name(), p->type() ? std::string_view(p->type()->name) : "",
+                 p->location(), p->is_static(), PageLogEpoch(p->id(), p->epoch()),
+                 CommittedImage(p));
+  }
+  void TrackEdges() {
+    std::vector<EdgeInfo> sorted;
+    sorted.reserve(edges.size());
+    for (const auto& [key, e] : edges) sorted.push_back(e);
+    tracker.Edges(sorted);
+  }
+
+  // The hash after this commit, from the committed images of what it changed: O(changed bytes).
   std::uint64_t LiveHash(const CommitBatch& b, PageId page_id_high) {
-    hash_pages.assign(b.live_pages.begin(), b.live_pages.end());
-    std::sort(hash_pages.begin(), hash_pages.end(),
-              [](const Page* x, const Page* y) { return x->id() < y->id(); });
-    log::StateHasher h(LogEpoch(b.epoch), page_id_high, hash_pages.size());
-    for (const Page* p : hash_pages) {
-      h.Page(LogId(p->id()), p->name(), p->type() ? std::string_view(p->type()->name) : "",
-             p->location(), p->is_static(), PageLogEpoch(p->id(), p->epoch()),
-             {p->data(), p->size()});
+    if (!tracker.valid()) {
+      tracker.Reset();
+      tracked_pages.clear();
+      for (const Page* p : b.live_pages) TrackWhole(p);
+      TrackEdges();
+    } else {
+      for (PageId id : b.freed) {
+        tracker.Remove(LogId(id));
+        tracked_pages.erase(id);
+      }
+      for (const PageCreatedRecord& c : b.created) {
+        if (tracked_pages.count(c.id)) continue;
+        for (const Page* p : b.live_pages) {  // rare: a linear search is fine
+          if (p->id() == c.id) {
+            TrackWhole(p);
+            break;
+          }
+        }
+      }
+      for (const Delta& d : b.deltas) {
+        auto it = tracked_pages.find(d.page());
+        if (it == tracked_pages.end()) continue;
+        const Page* p = it->second;
+        const std::span<const std::uint8_t> image = CommittedImage(p);
+        const PageId id = LogId(p->id());
+        d.ForEachRun([&](std::uint32_t off, std::uint32_t len, const std::uint8_t*) {
+          tracker.Range(id, image, off, len);
+        });
+        tracker.SetEpoch(id, PageLogEpoch(p->id(), p->epoch()));
+      }
+      if (edges_changed) TrackEdges();
     }
-    h.Edges(edges.size());
-    for (const auto& [key, e] : edges) h.Edge(e);
-    return h.Finish();
+    edges_changed = false;
+    return tracker.Digest(LogEpoch(b.epoch), page_id_high);
   }
 
   // Provenance: sites logged in this run, by their static strings (mmsb/provenance.h).
@@ -283,6 +322,7 @@ Status LogSink::OnCommit(const CommitBatch& b) {
     }
     s.edges = std::move(now);
     s.graph_version = b.graph_version;
+    s.edges_changed = true;
   }
   if (!s.recomputed_valid || s.recomputed_version != b.graph_version) {
     s.recomputed = log::ReplayRecomputedChildren(b.edges);
@@ -453,6 +493,8 @@ void LogSink::SetGroupObserver(std::shared_ptr<LogGroupObserver> observer, bool 
   old = std::move(state_->observer);
   state_->observer = std::move(observer);
   state_->observer_hash = state_->observer != nullptr && state_hash;
+  state_->tracker.Invalidate();  // commits in between were not tracked
+  state_->tracked_pages.clear();
 }
 
 bool LogSink::wants_events() const { return writer_ && writer_->options().log_events; }

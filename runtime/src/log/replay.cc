@@ -90,13 +90,13 @@ std::uint64_t LogState::Hash() const {
 }
 
 std::uint64_t LogState::ReplicaHash() const {
-  log::StateHasher h(epoch, page_id_high, pages.size());
+  log::ReplicaHashTracker t;
+  t.Reset();
   for (const auto& [id, p] : pages) {
-    h.Page(id, p.name, p.type_name, p.location, p.is_static, p.epoch, p.bytes);
+    t.Page(id, p.name, p.type_name, p.location, p.is_static, p.epoch, p.bytes);
   }
-  h.Edges(edges.size());
-  for (const EdgeInfo& e : edges) h.Edge(e);
-  return h.Finish();
+  t.Edges(edges);
+  return t.Digest(epoch, page_id_high);
 }
 
 bool ReplayReport::has_errors() const {
@@ -229,6 +229,10 @@ class Replayer::Impl {
   PayloadArena arena;
   // Replay-recomputed pages (mmsb/graph.h, DerivedPolicy) of st.edges, and a recompute's input.
   log::ReplayRecompute recompute;
+  // LogState::ReplicaHash() of st, kept from each group's changes once Replayer::ReplicaHash()
+  // asked for it (state_hash.h); invalid until then, and after TakeState().
+  log::ReplicaHashTracker tracker;
+  std::vector<ByteRun> track_runs;
   log::ChangedRuns changed_runs;
   bool tainted = false;
   std::uint64_t damage_end = 0;  // end of the last damage in the group's file
@@ -540,6 +544,16 @@ class Replayer::Impl {
     }
     const std::uint32_t n = recompute.Run(st, c.epoch, changed_runs);
     rep.deltas_recomputed += n;
+    if (tracker.valid() && n != 0) {
+      // The recomputed children's runs are in changed_runs (next to their parents', which were
+      // tracked at their deltas: hashing those blocks again is redundant, not wrong).
+      for (const auto& [id, runs] : changed_runs) {
+        auto it = st.pages.find(id);
+        if (it == st.pages.end()) continue;
+        for (const ByteRun& r : runs) tracker.Range(id, it->second.bytes, r.offset, r.length);
+        tracker.SetEpoch(id, it->second.epoch);
+      }
+    }
     const LogRecompute& rec = group_recomputes[group[at].aux];
     if (n != rec.pages) {
       std::string m = fmt::format(
@@ -550,6 +564,8 @@ class Replayer::Impl {
   }
 
   Status Apply(const LogCommit& c) {
+    const bool track = tracker.valid();
+    bool edges_changed = false;
     for (std::size_t i = 0; i < group.size(); ++i) {
       Op& op = group[i];
       if (!KnownLogType(op.raw_type)) continue;
@@ -559,6 +575,7 @@ class Replayer::Impl {
           st.edges.clear();
           recompute.Invalidate();
           allocated = 0;
+          if (track) tracker.Reset();
           break;
         case LogRecordType::kRecompute:
           Recompute(c, i);
@@ -580,6 +597,8 @@ class Replayer::Impl {
           p.changed = false;
           p.bytes.assign(pc.size, 0);
           allocated += pc.size;
+          if (track)
+            tracker.Page(p.id, p.name, p.type_name, p.location, p.is_static, p.epoch, p.bytes);
           break;
         }
         case LogRecordType::kPageFree: {
@@ -588,10 +607,14 @@ class Replayer::Impl {
             allocated -= std::min<std::uint64_t>(allocated, it->second.bytes.size());
             st.pages.erase(it);
           }
+          if (track) tracker.Remove(op.free);
           const auto touches = [&](const EdgeInfo& e) {
             return e.parent == op.free || e.child == op.free;
           };
-          if (std::erase_if(st.edges, touches) != 0) recompute.Invalidate();
+          if (std::erase_if(st.edges, touches) != 0) {
+            recompute.Invalidate();
+            edges_changed = true;
+          }
           break;
         }
         case LogRecordType::kGraphEdge: {
@@ -610,6 +633,7 @@ class Replayer::Impl {
             st.edges.erase(it);
           }
           recompute.Invalidate();
+          edges_changed = true;
           break;
         }
         case LogRecordType::kDelta: {
@@ -619,12 +643,19 @@ class Replayer::Impl {
           p.epoch = c.epoch;
           p.changed = true;
           ++rep.deltas_applied;
+          if (track) {
+            track_runs.clear();
+            delta_internal::AppendDeltaViewRuns(op.delta, &track_runs);
+            for (const ByteRun& r : track_runs) tracker.Range(p.id, p.bytes, r.offset, r.length);
+            tracker.SetEpoch(p.id, p.epoch);
+          }
           break;
         }
         default:
           break;
       }
     }
+    if (track && edges_changed) tracker.Edges(st.edges);
     st.epoch = c.epoch;
     st.unix_nanos = c.unix_nanos;
     st.page_id_high = std::max(st.page_id_high, c.page_id_high);
@@ -920,7 +951,22 @@ Expected<Epoch> Replayer::AdvanceTo(Epoch epoch) {
 }
 Expected<bool> Replayer::Step() { return impl_->Step(); }
 const LogState& Replayer::state() const { return impl_->st; }
-LogState Replayer::TakeState() { return std::move(impl_->st); }
+LogState Replayer::TakeState() {
+  impl_->tracker.Invalidate();
+  return std::move(impl_->st);
+}
+
+std::uint64_t Replayer::ReplicaHash() {
+  Impl& m = *impl_;
+  if (!m.tracker.valid()) {
+    m.tracker.Reset();
+    for (const auto& [id, p] : m.st.pages) {
+      m.tracker.Page(id, p.name, p.type_name, p.location, p.is_static, p.epoch, p.bytes);
+    }
+    m.tracker.Edges(m.st.edges);
+  }
+  return m.tracker.Digest(m.st.epoch, m.st.page_id_high);
+}
 const ReplayReport& Replayer::report() const { return impl_->rep; }
 
 Expected<LogState> Replay(const std::string& path, const ReplayOptions& options,

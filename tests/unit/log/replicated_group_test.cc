@@ -75,7 +75,8 @@ TEST_F(ReplicatedGroupTest, LiveStateHashEqualsReplayedHashAtEveryEpoch) {
     auto e = (*r)->AdvanceTo(g.epoch);
     ASSERT_TRUE(e.ok()) << e.status().ToString();
     ASSERT_EQ(*e, g.epoch);
-    ASSERT_EQ((*r)->state().ReplicaHash(), g.hash) << "epoch " << g.epoch;
+    ASSERT_EQ((*r)->state().ReplicaHash(), g.hash) << "epoch " << g.epoch;  // a full pass
+    ASSERT_EQ((*r)->ReplicaHash(), g.hash) << "epoch " << g.epoch;          // kept from the changes
   }
 }
 
@@ -118,12 +119,64 @@ TEST_F(ReplicatedGroupTest, ApplyGroupRebuildsTheLoggedStateFromGroupsAlone) {
     auto e = follower->ApplyGroup(g.records, g.log_id);
     ASSERT_TRUE(e.ok()) << e.status().ToString();
     ASSERT_EQ(*e, g.epoch);
+    ASSERT_EQ(follower->ReplicaHash(), g.hash) << "epoch " << g.epoch;  // incremental
     ASSERT_EQ(follower->state().ReplicaHash(), g.hash) << "epoch " << g.epoch;
   }
   auto replayed = Replay(dir.path());
   ASSERT_TRUE(replayed.ok());
   EXPECT_EQ(follower->state().Hash(), replayed->Hash());  // types too
   EXPECT_EQ(follower->report().epochs_applied, rec.groups.size());
+}
+
+// The state hash covers every byte of every page (whatever block it falls in), each page's epoch,
+// name and id, and the edges; the incremental form (Replayer::ReplicaHash) agrees with a full pass
+// after each of those changes arrives as an epoch group.
+TEST(ReplicaHashTest, EveryByteEpochNameAndEdgeChangesIt) {
+  LogState s;
+  s.epoch = 7;
+  s.page_id_high = 3;
+  for (PageId id : {1, 2}) {
+    ReplayedPage& p = s.pages[id];
+    p.id = id;
+    p.name = "p" + std::to_string(id);
+    p.epoch = 5;
+    p.bytes.assign(1000, 0);  // four blocks, the last one partial
+  }
+  const std::uint64_t base = s.ReplicaHash();
+  for (std::size_t at : {0u, 255u, 256u, 600u, 999u}) {
+    LogState t = s;
+    t.pages[1].bytes[at] ^= 1;
+    EXPECT_NE(t.ReplicaHash(), base) << "byte " << at;
+  }
+  {
+    LogState t = s;  // two pages' contents swapped: ids are in the hash
+    t.pages[1].bytes[10] = 1;
+    LogState u = s;
+    u.pages[2].bytes[10] = 1;
+    EXPECT_NE(t.ReplicaHash(), u.ReplicaHash());
+  }
+  {
+    LogState t = s;  // the same bytes in another block
+    t.pages[1].bytes[10] = 1;
+    LogState u = s;
+    u.pages[1].bytes[266] = 1;
+    EXPECT_NE(t.ReplicaHash(), u.ReplicaHash());
+  }
+  LogState t = s;
+  t.pages[2].epoch = 6;
+  EXPECT_NE(t.ReplicaHash(), base);
+  t = s;
+  t.pages[2].name = "q2";
+  EXPECT_NE(t.ReplicaHash(), base);
+  t = s;
+  t.epoch = 8;
+  EXPECT_NE(t.ReplicaHash(), base);
+  t = s;
+  t.edges.push_back({1, 2, EdgeKind::kPassthrough, {}, DerivedPolicy::kLog});
+  EXPECT_NE(t.ReplicaHash(), base);
+  t = s;
+  t.pages.erase(2);
+  EXPECT_NE(t.ReplicaHash(), base);
 }
 
 TEST_F(ReplicatedGroupTest, ApplyGroupContinuesAReplayedLog) {

@@ -144,10 +144,12 @@ TEST_F(ReplicationTest, FollowerEndsBitIdenticalToTheLeadersLog) {
   const LogState leader = Replayed(dir.Sub("run.tlog"));
   FollowOptions fo;
   fo.out_dir = replica.Sub("replica.tlog");
+  fo.full_hash_every = 7;  // the incremental hash is also checked against full passes
   auto f = FollowTo(server_.Url("S1"), last, fo);
   ASSERT_TRUE(f);
   EXPECT_EQ(f->state().Hash(), leader.Hash());
   EXPECT_EQ(f->stats().hashes_checked, last);
+  EXPECT_EQ(f->stats().full_hashes, last / 7);
   EXPECT_EQ(f->stats().divergences, 0u);
   f.reset();  // closes the replica log
   // The replica log is a full log: every mmsb command reads it.
@@ -370,6 +372,73 @@ TEST_F(ReplicationTest, NewFollowerStartsFromTheNewestCheckpointAndRetentionKeep
   EXPECT_LE(kept.front(), ckpt + 1);  // ...but nothing the newest checkpoint needs
   EXPECT_EQ(kept.back(), last);
   EndSession();
+  EXPECT_EQ(f->state().Hash(), Replayed(dir.Sub("run.tlog")).Hash());
+}
+
+// Age-based retention purges only what the newest checkpoint covers: with a long age nothing
+// goes; with a short one everything before the checkpoint's next epoch goes, however old the
+// epochs after it are, and a new follower still reaches the end from the checkpoint.
+TEST_F(ReplicationTest, RetentionByAgeNeverDropsWhatTheNewestCheckpointNeeds) {
+  TempDir dir;
+  ReplicationOptions o;
+  o.retain_age_ms = 3600 * 1000;  // an hour: nothing is that old
+  ASSERT_TRUE(Lead(dir.Sub("run.tlog"), server_.Url("S13"), o).ok());
+  BusWorkload w(25);
+  w.Setup();
+  Run(w, 40);
+  auto ckpt = log_->Checkpoint();
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status().ToString();
+  Run(w, 40);
+  Epoch last = log_->LogEpoch(current_epoch());
+  ASSERT_TRUE(repl_->WaitAcked(last).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // retention looks again meanwhile
+  EXPECT_EQ(CompleteEpochsInStream(server_.server(), "S13"), Iota(1, last));
+  EXPECT_EQ(repl_->stats().purges, 0u);
+  EXPECT_EQ(repl_->stats().checkpoints, 1u);
+  ASSERT_TRUE(repl_->Close().ok());
+  repl_.reset();
+  // The same stream with a short age: everything older than it that the checkpoint covers goes.
+  o.retain_age_ms = 1;
+  auto r = Replicate(log_, server_.Url("S13"), o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  repl_ = *r;
+  Run(w, 10);
+  last = log_->LogEpoch(current_epoch());
+  ASSERT_TRUE(repl_->WaitAcked(last).ok());
+  std::vector<Epoch> kept;
+  for (int i = 0; i < 500; ++i) {  // retention runs on the publisher's thread: wait for it
+    kept = CompleteEpochsInStream(server_.server(), "S13");
+    if (!kept.empty() && kept.front() > 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(kept, Iota(*ckpt + 1, last));  // the checkpoint's successor is older than 1 ms: kept
+  EXPECT_GE(repl_->stats().purges, 1u);
+  EndSession();
+  auto f = FollowTo(server_.Url("S13"), last);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->stats().checkpoint_epoch, *ckpt);
+  EXPECT_EQ(f->state().Hash(), Replayed(dir.Sub("run.tlog")).Hash());
+}
+
+// checkpoint_every_ms asks the log for checkpoints by time, so age-based retention makes
+// progress without a byte threshold.
+TEST_F(ReplicationTest, CheckpointEveryMsPublishesCheckpointsByTime) {
+  TempDir dir;
+  ReplicationOptions o;
+  o.checkpoint_every_ms = 1;
+  ASSERT_TRUE(Lead(dir.Sub("run.tlog"), server_.Url("S14"), o).ok());
+  BusWorkload w(26);
+  w.Setup();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(w.Step().ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  }
+  const Epoch last = log_->LogEpoch(current_epoch());
+  ASSERT_TRUE(repl_->WaitAcked(last).ok());
+  EndSession();
+  auto f = FollowTo(server_.Url("S14"), last);
+  ASSERT_TRUE(f);
+  EXPECT_GT(f->stats().checkpoint_epoch, 1u);
   EXPECT_EQ(f->state().Hash(), Replayed(dir.Sub("run.tlog")).Hash());
 }
 
