@@ -22,6 +22,7 @@
 // commit shares an fsync). LogBatch and LogReader are single-threaded objects.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -110,6 +111,10 @@ struct RetentionPolicy {
   // When > 0: keep fewer checkpoints (down to one) while the log's segments and checkpoints would
   // add up to more than this many bytes.
   std::uint64_t max_bytes = 0;
+  // When > 0: keep fewer checkpoints (down to one) while the oldest kept one was taken longer ago
+  // than this (its checkpoint-end record's wall-clock time against Env::NowUnixNanos()). A
+  // checkpoint whose time cannot be read counts as new: it is kept.
+  std::chrono::seconds max_age{0};
 };
 
 struct CompactReport {
