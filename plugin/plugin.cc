@@ -37,6 +37,7 @@
 #include "clang/Frontend/FrontendPluginRegistry.h"
 #include "clang/Frontend/MultiplexConsumer.h"
 #include "clang/FrontendTool/Utils.h"
+#include "clang/Lex/PreprocessorOptions.h"
 #include "ir_hook.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
@@ -197,12 +198,19 @@ class MmsbAction : public clang::PluginASTAction {
   // The analysis may rewrite this TU (it is C++ source and the plugin is enabled).
   bool MayRewrite() const { return !options_.disable && analyse_input_; }
 
+  // This TU may use MMSB: its source names an MMSB attribute, or it loads a PCH, whose
+  // declarations (page types among them) were parsed when the PCH was built and are not counted.
+  bool MentionsMmsb() {
+    return rewriter::AttributeUseCount() != 0 ||
+           !getCompilerInstance().getPreprocessorOpts().ImplicitPCHInclude.empty();
+  }
+
   // Analyses the TU; true when it was rewritten (rewrite_ holds the new files).
   bool Analyse(clang::ASTContext& ctx) {
     if (options_.disable || !analyse_input_ || ctx.getDiagnostics().hasErrorOccurred())
       return false;
     if (silent_ != nullptr && silent_->saw_error()) return false;
-    if (rewriter::AttributeUseCount() == 0) return false;  // nothing in this TU mentions MMSB
+    if (!MentionsMmsb()) return false;
     rewriter::PageAnalyzer analyzer(ctx, rewriter::AnalyzerOptions{});
     if (!analyzer.RunProtected()) {
       setup_error_ =
@@ -222,6 +230,8 @@ class MmsbAction : public clang::PluginASTAction {
                          remarks)
           .ReportAll(analyzer.findings());
       if (ci.getDiagnostics().hasErrorOccurred()) return false;
+    } else if (!ParsesSource(original_action_)) {
+      if (ReportToUser(analyzer.findings())) return false;  // compile the original, which fails
     }
     if (!analyzer.has_edits()) return false;
     llvm::Expected<rewriter::RewriteOutput> out = analyzer.Apply();
@@ -401,6 +411,50 @@ class MmsbAction : public clang::PluginASTAction {
   }
 
  private:
+  // True when the compile `action` parses the source into an AST, where the inner compile's
+  // checker reports MMSB's diagnostics. The others only preprocess.
+  static bool ParsesSource(clang::frontend::ActionKind action) {
+    switch (action) {
+      case clang::frontend::PrintPreprocessedInput:
+      case clang::frontend::RunPreprocessorOnly:
+      case clang::frontend::DumpTokens:
+      case clang::frontend::DumpRawTokens:
+      case clang::frontend::PrintPreamble:
+      case clang::frontend::PrintDependencyDirectivesSourceMinimizerOutput:
+      case clang::frontend::InitOnly:
+        return false;
+      default:
+        return true;
+    }
+  }
+
+  // Two-pass mode for a compile that only preprocesses (-E, -save-temps' first step, -M): no
+  // AST reaches the inner compile's checker, so MMSB's diagnostics come from the analysis, as a
+  // compile reports them. Otherwise -E would pass where -c fails, and the preprocessed file (a
+  // distributed build's, or -save-temps' .ii, which is compiled without analysis) would build
+  // untracked. Returns true when an error was reported.
+  bool ReportToUser(const std::vector<rewriter::Finding>& findings) {
+    if (findings.empty() || silent_ == nullptr) return false;
+    clang::CompilerInstance& ci = getCompilerInstance();
+    clang::DiagnosticsEngine& diags = ci.getDiagnostics();
+    clang::DiagnosticConsumer* user = silent_->original();
+    // The outer engine's client is the silent one, which drops located diagnostics: report
+    // through the user's client meanwhile (takeClient keeps the silent one alive).
+    std::unique_ptr<clang::DiagnosticConsumer> silent = diags.takeClient();
+    diags.setClient(user, /*ShouldOwnClient=*/false);
+    const bool ignore_all = diags.getIgnoreAllWarnings();
+    diags.setIgnoreAllWarnings(ci.getDiagnosticOpts().IgnoreWarnings);
+    const unsigned errors_before = user->getNumErrors();
+    user->BeginSourceFile(ci.getLangOpts(), &ci.getPreprocessor());
+    std::vector<std::string> warnings = ci.getDiagnosticOpts().Warnings;
+    warnings.insert(warnings.end(), options_.warnings.begin(), options_.warnings.end());
+    rewriter::Reporter(&diags, warnings, ci.getDiagnosticOpts().IgnoreWarnings).ReportAll(findings);
+    user->EndSourceFile();
+    diags.setIgnoreAllWarnings(ignore_all);
+    diags.setClient(silent.release(), /*ShouldOwnClient=*/true);
+    return user->getNumErrors() > errors_before;
+  }
+
   // The compile the command line asked for, over the rewritten files (or the original ones).
   // Returns the number of errors it added beyond those `client` counted.
   unsigned RunInner(clang::CompilerInstance& ci, clang::DiagnosticConsumer* client,
@@ -457,7 +511,7 @@ class MmsbAction : public clang::PluginASTAction {
 void AnalysisConsumer::HandleTranslationUnit(clang::ASTContext& ctx) { action_.Analyse(ctx); }
 
 bool GateConsumer::Holding() {
-  if (!holding_ && action_.MayRewrite() && rewriter::AttributeUseCount() != 0) holding_ = true;
+  if (!holding_ && action_.MayRewrite() && action_.MentionsMmsb()) holding_ = true;
   return holding_;
 }
 

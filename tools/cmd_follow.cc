@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include <fmt/format.h>
@@ -98,11 +99,25 @@ int Run(const FollowArgs& a) {
   if (!a.until.empty()) {
     if (int rc = EpochFlag("--until", a.until, true, &until); rc != 0) return rc;
   }
+  // Local arguments are checked before connecting, so their errors name them.
+  std::error_code ec;
+  if (!a.out.empty() && std::filesystem::exists(a.out, ec) &&
+      !std::filesystem::is_directory(a.out, ec)) {
+    return Fail(fmt::format("--out: '{}' is a file; the replica log is a directory", a.out));
+  }
+  if (!a.serve.empty()) {
+    const std::filesystem::path parent = std::filesystem::path(a.serve).parent_path();
+    if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
+      return Fail(fmt::format("--serve: no directory '{}' for the socket", parent.string()));
+  }
   FollowOptions o;
   o.out_dir = a.out;
   o.check_hash = !a.no_hash;
   auto f = Follower::Open(a.url, o);
-  if (!f.ok()) return Fail(f.status().ToString());
+  if (!f.ok()) {
+    const std::string m = f.status().ToString();
+    return Fail(m.find(a.url) != std::string::npos ? m : fmt::format("'{}': {}", a.url, m));
+  }
   std::unique_ptr<StateServer> server;
   if (!a.serve.empty()) {
     server = std::make_unique<StateServer>(**f, a.serve);
@@ -171,7 +186,8 @@ void AddFollow(CLI::App& app) {
   sub->add_option("--serve", a.serve,
                   "answer each connection on Unix socket PATH with the current state as JSON");
   sub->add_option("--until", a.until, "stop once this epoch is applied");
-  sub->add_option("--idle-exit", a.idle_ms, "stop after MS milliseconds without a new epoch");
+  sub->add_option("--idle-exit", a.idle_ms, "stop after MS milliseconds without a new epoch")
+      ->check(CLI::NonNegativeNumber);
   sub->add_flag("--no-hash", a.no_hash, "do not check the leader's state hash per epoch");
   sub->add_flag("-q,--quiet", a.quiet, "no progress on stderr");
   SetAction(sub, [] { return Run(a); });

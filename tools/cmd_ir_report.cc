@@ -40,6 +40,9 @@ Expected<std::unique_ptr<ir::Store>> OpenStore() {
   std::error_code ec;
   const std::string cwd = std::filesystem::current_path(ec).string();
   if (path.empty()) path = ir::ResolveStorePath(cwd, cwd);
+  // --store DIR means DIR/ir.db, as for the other ir commands and MMSB_IR_STORE=DIR.
+  if (std::filesystem::is_directory(path, ec))
+    path = (std::filesystem::path(path) / "ir.db").string();
   auto store = ir::Store::Open(path, ir::Store::Mode::kExisting);
   if (!store.ok() && store.status().code() == StatusCode::kNotFound) {
     return NotFound(store.status().message() + " (pass --store or set " + ir::kStoreEnv + ")");
@@ -57,21 +60,27 @@ Expected<std::pair<std::int64_t, std::int64_t>> Range(ir::Store& store, const ch
 }
 
 int Gate() {
+  // Exit 1 means "over budget": a gate that cannot run exits 2, so that CI never takes a wrong
+  // budget file or store for a verdict.
+  auto fail = [](const std::string& message) {
+    Fail(message);
+    return 2;
+  };
+  std::error_code ec;
+  if (std::filesystem::is_directory(A().budget, ec))
+    return fail("budget file '" + A().budget + "' is a directory");
   std::ifstream in(A().budget);
-  if (!in) return Fail("cannot read budget file '" + A().budget + "'");
+  if (!in) return fail("cannot read budget file '" + A().budget + "'");
   std::stringstream text;
   text << in.rdbuf();
   auto budget = ir::ParseGateBudget(text.str());
-  if (!budget.ok()) {
-    Fail(A().budget + ": " + budget.status().message());
-    return 2;
-  }
+  if (!budget.ok()) return fail(A().budget + ": " + budget.status().message());
   auto store = OpenStore();
-  if (!store.ok()) return Fail(store.status().ToString());
+  if (!store.ok()) return fail(store.status().ToString());
   auto range = Range(**store, "latest~1");
-  if (!range.ok()) return Fail(range.status().ToString());
+  if (!range.ok()) return fail(range.status().ToString());
   auto result = ir::EvaluateGate(**store, range->first, range->second, *budget);
-  if (!result.ok()) return Fail(result.status().ToString());
+  if (!result.ok()) return fail(result.status().ToString());
   const std::string out =
       A().json ? ir::RenderGateJson(*result) : ir::RenderGateMarkdown(*result, A().report_url);
   std::fwrite(out.data(), 1, out.size(), stdout);

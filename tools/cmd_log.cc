@@ -1,7 +1,9 @@
 // `mmsb log show|verify|stats <log>`: inspect a transaction log (a log directory, one segment, or
 // a checkpoint file). Output formats are documented in docs/SerializationSpec.md ("CLI JSON").
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <limits>
 #include <map>
 
 #include <fmt/format.h>
@@ -29,7 +31,9 @@ struct LogArgs {
   std::string type;
   std::int64_t limit = 0;  // 0: no limit
   std::int64_t keep = 2;
+  bool keep_given = false;
   std::string max_bytes;
+  std::string max_age;
 };
 
 // "64M", "1G", "4096": bytes with an optional K/M/G/T (powers of 1024) suffix.
@@ -51,6 +55,28 @@ bool ParseBytes(const std::string& s, std::uint64_t* out) {
     return false;
   *out = std::stoull(s.substr(0, digits)) << shift;
   return *out > 0;
+}
+
+// "90s", "15m", "12h", "7d", "3600": a positive duration in seconds, minutes, hours or days (no
+// suffix: seconds), at most 100 years.
+bool ParseDuration(const std::string& s, std::chrono::seconds* out) {
+  std::size_t digits = 0;
+  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 12) return false;
+  const std::string suffix = s.substr(digits);
+  std::uint64_t unit = 1;
+  if (suffix == "m")
+    unit = 60;
+  else if (suffix == "h")
+    unit = 3600;
+  else if (suffix == "d")
+    unit = 86400;
+  else if (!suffix.empty() && suffix != "s")
+    return false;
+  const std::uint64_t seconds = std::stoull(s.substr(0, digits)) * unit;
+  if (seconds == 0 || seconds > std::uint64_t{100} * 366 * 86400) return false;
+  *out = std::chrono::seconds(seconds);
+  return true;
 }
 
 // The record type names --type accepts.
@@ -146,6 +172,21 @@ std::string Describe(const LogEntry& e, nlohmann::json* j) {
       return fmt::format("{} {} -> {} {}{}", e.edge.op == EdgeOp::kAdd ? "add" : "remove", x.parent,
                          x.child, EdgeKindName(x.kind),
                          x.policy == DerivedPolicy::kLog ? "" : " (recompute on replay)");
+    }
+    case LogRecordType::kVerifyMiss: {
+      const LogVerifyMiss& m = e.verify_miss;
+      (*j)["page"] = m.page;
+      (*j)["offset"] = m.offset;
+      (*j)["length"] = m.length;
+      (*j)["after_epoch"] = m.after_epoch;
+      (*j)["miss_epoch"] = m.epoch;
+      (*j)["sampled"] = m.sampled;
+      (*j)["field"] = m.field;
+      return fmt::format(
+          "page {}: {} byte(s) at offset {}{}{} changed without a barrier after "
+          "epoch {} and before epoch {} ({})",
+          m.page, m.length, m.offset, m.field.empty() ? "" : " in ", m.field, m.after_epoch,
+          m.epoch, m.sampled ? "sampled verification" : "verify");
     }
     case LogRecordType::kRecompute:
       (*j)["pages"] = e.recompute.pages;
@@ -507,6 +548,16 @@ int Compact(const LogArgs& a) {
                      a.max_bytes));
     return 2;
   }
+  if (!a.max_age.empty()) {
+    if (!ParseDuration(a.max_age, &policy.max_age)) {
+      Fail(fmt::format(
+          "--max-age: '{}' is not a duration (a positive number of seconds, or with s, m, h or d)",
+          a.max_age));
+      return 2;
+    }
+    // An age budget alone keeps every checkpoint younger than it.
+    if (!a.keep_given) policy.keep_checkpoints = std::numeric_limits<std::size_t>::max();
+  }
   if (int rc = CheckLogInput(a.path)) return rc;
   auto r = CompactLog(a.path, policy);
   if (!r.ok()) return Fail(r.status().ToString());
@@ -559,9 +610,17 @@ void AddLog(CLI::App& app) {
   CLI::App* compact = log->add_subcommand(
       "compact", "apply a retention policy: drop old checkpoints and the segments behind them");
   compact->add_option("log", a.path, "log directory")->required();
-  compact->add_option("--keep", a.keep, "checkpoints to keep, newest first (default 2)");
-  compact->add_option("--max-bytes", a.max_bytes,
-                      "keep fewer checkpoints (at least one) while the log is larger (e.g. 1G)");
+  compact->add_option("--keep", a.keep, "checkpoints to keep, newest first (default 2)")
+      ->each([](const std::string&) { a.keep_given = true; });
+  compact
+      ->add_option("--max-bytes", a.max_bytes,
+                   "keep fewer checkpoints (at least one) while the log is larger (e.g. 1G)")
+      ->check(NonEmpty());
+  compact
+      ->add_option("--max-age", a.max_age,
+                   "keep fewer checkpoints (at least one) while the oldest kept is older "
+                   "(e.g. 7d, 12h, 30m; alone: every younger checkpoint is kept)")
+      ->check(NonEmpty());
   compact->add_flag("--json", a.json, "machine-readable output");
   SetAction(compact, [] { return Compact(a); });
 }

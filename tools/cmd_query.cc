@@ -10,6 +10,7 @@
 #include "mmsb/ir/demangle.h"
 #include "mmsb/ir/diff.h"
 #include "mmsb/ir/store.h"
+#include "mmsb/log.h"
 #include "mmsb/query.h"
 
 #include "command.h"
@@ -52,11 +53,45 @@ bool EpochFlag(const std::string& s, const char* flag, Epoch dflt, Epoch* out, i
 // The index is a cache: when the file was not usable (damaged, stale), Open rebuilt it, and
 // the user hears why on stderr.
 Expected<std::unique_ptr<query::LogIndex>> OpenIndex(const std::string& log) {
+  // A directory that is not a log is refused before the index (query.idx) is built in it.
+  MMSB_RETURN_IF_ERROR(CheckLogPath(log));
   auto index = query::LogIndex::Open(log);
   if (index.ok() && !(*index)->note().empty()) {
     fmt::print(stderr, "mmsb: note: {}\n", (*index)->note());
   }
   return index;
+}
+
+// A query's error about its field or path, naming what was asked when the message names only the
+// part that is wrong ("type 'Pair' has no field 'zz'" for Pair.zz).
+int FailAbout(const std::string& asked, const Status& s) {
+  const bool about_input =
+      s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kNotFound;
+  if (!about_input || asked.empty() || s.message().find(asked) != std::string::npos)
+    return Fail(s.message());
+  return Fail(fmt::format("'{}': {}", asked, s.message()));
+}
+
+// An epoch the log never reached is a wrong question, not an empty answer (issue 15): `epoch`
+// (kLatestEpoch: 'latest', always fine) must be at most the last committed one. 0 when it is.
+int CheckReached(const query::LogIndex& index, const std::string& log, const char* flag,
+                 Epoch epoch) {
+  if (epoch == kLatestEpoch || epoch <= index.last_epoch()) return 0;
+  return Fail(fmt::format("{}: epoch {} is beyond the end of log '{}' (last committed epoch {})",
+                          flag, epoch, log, index.last_epoch()));
+}
+
+// --from/--to: both reached, and in order. 0 when they are.
+int CheckWindow(const query::LogIndex& index, const std::string& log, Epoch from, Epoch to) {
+  if (int rc = CheckReached(index, log, "--from", from)) return rc;
+  if (int rc = CheckReached(index, log, "--to", to)) return rc;
+  const Epoch last = to == kLatestEpoch ? index.last_epoch() : to;
+  if (from > last) {
+    return Fail(
+        fmt::format("--from {} is after --to {}", from,
+                    to == kLatestEpoch ? fmt::format("latest ({})", last) : std::to_string(to)));
+  }
+  return 0;
 }
 
 json SiteJson(const query::TransactionRef& t) {
@@ -121,8 +156,9 @@ int RunHistory(const QueryArgs& a) {
   o.max_changes = a.max;
   auto index = OpenIndex(a.log);
   if (!index.ok()) return FailLog(index.status(), false);
+  if (int rc = CheckWindow(**index, a.log, o.from, o.to)) return rc;
   auto h = query::FieldHistory(**index, a.field, o);
-  if (!h.ok()) return Fail(h.status().message());
+  if (!h.ok()) return FailAbout(a.field, h.status());
   if (a.json) {
     json j;
     j["format"] = "mmsb.history/1";
@@ -167,9 +203,10 @@ int RunBlame(const QueryArgs& a) {
   if (!EpochFlag(a.at, "--at", kLatestEpoch, &at, &rc)) return rc;
   auto index = OpenIndex(a.log);
   if (!index.ok()) return FailLog(index.status(), false);
+  if (int rc = CheckReached(**index, a.log, "--at", at)) return rc;
   if (at == kLatestEpoch) at = (*index)->last_epoch();
   auto b = query::BlameField(**index, a.field, at, a.max);
-  if (!b.ok()) return Fail(b.status().message());
+  if (!b.ok()) return FailAbout(a.field, b.status());
   if (a.json) {
     json j;
     j["format"] = "mmsb.blame/1";
@@ -217,8 +254,13 @@ int RunBisect(const QueryArgs& a) {
   o.monotone = a.monotone;
   auto index = OpenIndex(a.log);
   if (!index.ok()) return FailLog(index.status(), false);
+  if (int rc = CheckWindow(**index, a.log, o.from, o.to)) return rc;
   auto p = query::Predicate::Parse(**index, a.where);
-  if (!p.ok()) return Fail("--where: " + p.status().message());
+  if (!p.ok()) {
+    const std::string m = p.status().message();
+    if (a.where.empty() || m.find(a.where) != std::string::npos) return Fail("--where: " + m);
+    return Fail(fmt::format("--where '{}': {}", a.where, m));
+  }
   auto r = query::Bisect(**index, *p, o);
   if (!r.ok()) return Fail(r.status().message());
   std::optional<query::CommitInfo> ci;
@@ -264,6 +306,10 @@ int RunBisect(const QueryArgs& a) {
     std::printf("  %s: %s -> %s\n", c.field.label.c_str(), pal.Red(c.old_value).c_str(),
                 pal.Green(c.new_value).c_str());
   }
+  if (r->epoch == 0) {
+    std::printf("  (it holds in the initial state)\n");
+    return 0;
+  }
   std::printf("  (mmsb diff %s --from %llu --to %llu shows the whole epoch)\n", a.log.c_str(),
               static_cast<unsigned long long>(r->epoch - 1),
               static_cast<unsigned long long>(r->epoch));
@@ -279,8 +325,9 @@ int RunTouched(const QueryArgs& a) {
   if (!EpochFlag(a.to, "--to", kLatestEpoch, &to, &rc)) return rc;
   auto index = OpenIndex(a.log);
   if (!index.ok()) return FailLog(index.status(), false);
+  if (int rc = CheckWindow(**index, a.log, from, to)) return rc;
   auto t = query::TouchedBy(**index, a.field, from, to);
-  if (!t.ok()) return Fail(t.status().message());
+  if (!t.ok()) return FailAbout(a.field, t.status());
   if (a.json) {
     json j;
     j["format"] = "mmsb.touched/1";
@@ -353,9 +400,10 @@ int RunWhy(const QueryArgs& a) {
   if (!EpochFlag(a.at, "--at", kLatestEpoch, &at, &rc)) return rc;
   auto index = OpenIndex(a.log);
   if (!index.ok()) return FailLog(index.status(), false);
+  if (int rc = CheckReached(**index, a.log, "--at", at)) return rc;
   if (at == kLatestEpoch) at = (*index)->last_epoch();
   auto b = query::BlameField(**index, a.field, at, 0);
-  if (!b.ok()) return Fail(b.status().message());
+  if (!b.ok()) return FailAbout(a.field, b.status());
   const query::IndexedPage* page = (*index)->FindPage(b->change.field.page);
   const std::string type = page ? page->type_name : "";
   const query::BuildInfo build = (*index)->BuildAt(b->change.epoch);
@@ -498,16 +546,17 @@ void AddQuery(CLI::App& app) {
   CLI::App* h = app.add_subcommand("history", "every change of a field, with old -> new values");
   common(h);
   h->add_option("field", a.field, kField)->required();
-  h->add_option("--from", a.from, "changes after this epoch");
-  h->add_option("--to", a.to, "changes up to this epoch");
-  h->add_option("--max", a.max, "changes listed (default 1000)");
+  h->add_option("--from", a.from, "changes after this epoch")->check(NonEmpty());
+  h->add_option("--to", a.to, "changes up to this epoch")->check(NonEmpty());
+  h->add_option("--max", a.max, "changes listed (default 1000)")->check(CLI::NonNegativeNumber);
   SetAction(h, [] { return RunHistory(a); });
 
   CLI::App* b = app.add_subcommand("blame", "the last change of a field at or before an epoch");
   common(b);
   b->add_option("field", a.field, kField)->required();
-  b->add_option("--at", a.at, "the epoch (default: latest)");
-  b->add_option("--max", a.max, "other changes of the commit listed (default 1000)");
+  b->add_option("--at", a.at, "the epoch (default: latest)")->check(NonEmpty());
+  b->add_option("--max", a.max, "other changes of the commit listed (default 1000)")
+      ->check(CLI::NonNegativeNumber);
   SetAction(b, [] { return RunBlame(a); });
 
   CLI::App* bi = app.add_subcommand("bisect", "the first epoch where a predicate holds");
@@ -515,8 +564,8 @@ void AddQuery(CLI::App& app) {
   bi->add_option("--where", a.where,
                  "predicate: fields, numbers, + - * / %, == != < <= > >=, && || !, ( )")
       ->required();
-  bi->add_option("--from", a.from, "first epoch searched");
-  bi->add_option("--to", a.to, "last epoch searched");
+  bi->add_option("--from", a.from, "first epoch searched")->check(NonEmpty());
+  bi->add_option("--to", a.to, "last epoch searched")->check(NonEmpty());
   bi->add_flag("--monotone", a.monotone,
                "binary search: only right if the predicate stays true once true");
   SetAction(bi, [] { return RunBisect(a); });
@@ -524,8 +573,8 @@ void AddQuery(CLI::App& app) {
   CLI::App* t = app.add_subcommand("touched", "which transactions modified a path, by site");
   common(t);
   t->add_option("path", a.field, kField)->required();
-  t->add_option("--from", a.from, "changes after this epoch");
-  t->add_option("--to", a.to, "changes up to this epoch");
+  t->add_option("--from", a.from, "changes after this epoch")->check(NonEmpty());
+  t->add_option("--to", a.to, "changes up to this epoch")->check(NonEmpty());
   SetAction(t, [] { return RunTouched(a); });
 
   CLI::App* s = app.add_subcommand("slice", "a self-contained log of a window of epochs");
@@ -539,7 +588,7 @@ void AddQuery(CLI::App& app) {
       "why", "a field's last change, and how the functions that write its type changed");
   common(w);
   w->add_option("field", a.field, kField)->required();
-  w->add_option("--at", a.at, "the epoch (default: latest)");
+  w->add_option("--at", a.at, "the epoch (default: latest)")->check(NonEmpty());
   w->add_option("--store", a.store, "IR store (default: MMSB_IR_STORE or .mmsb/ir.db)");
   w->add_option("--gen", a.gen, "the generation the run was built from (default: latest)");
   SetAction(w, [] { return RunWhy(a); });

@@ -51,7 +51,8 @@ int Run(const ReportArgs& a) {
                   stats.ir_generation_how.c_str(), stats.ir_sites_found);
     }
   }
-  return 0;
+  // --salvage wrote what it could read; the damage it skipped still fails the command.
+  return FailProblems(a.log, stats.problems);
 }
 
 void AddReport(CLI::App& app) {

@@ -196,9 +196,11 @@ class Scan {
           break;
       }
     }
+    problems_ = (*reader)->problems();
     return Status::Ok();
   }
 
+  std::vector<LogProblem> problems_;  // salvage: the damage skipped
   std::vector<PageSlot> pages_;
   std::unordered_map<PageId, std::uint32_t> slot_of_;
   std::map<std::string, std::shared_ptr<const TypeDescriptor>, std::less<>> types_;
@@ -859,6 +861,7 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
     stats->rows = rows.size();
     stats->pages = scan.pages_.size();
     stats->html_bytes = html.size();
+    stats->problems = scan.problems_;
   }
   return html;
 }

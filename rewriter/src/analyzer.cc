@@ -1275,10 +1275,15 @@ void PageVisitor::ExplainNotTriviallyCopyable(const clang::CXXRecordDecl* rd) {
 
 void PageVisitor::InstrumentPageRecord(const clang::CXXRecordDecl* rd) {
   if (a_.options_.report_only) return;
+  // Instrumented already (a rewritten header seen again, e.g. from a PCH built with the plugin):
+  // its operator new is MMSB's, which comes before _mmsb_type.
+  for (const clang::Decl* d : rd->decls()) {
+    const auto* nd = llvm::dyn_cast<clang::NamedDecl>(d);
+    if (nd != nullptr && nd->getDeclName().isIdentifier() && nd->getName() == "_mmsb_type") return;
+  }
   for (const clang::Decl* d : rd->decls()) {
     const auto* nd = llvm::dyn_cast<clang::NamedDecl>(d);
     if (nd == nullptr) continue;
-    if (nd->getDeclName().isIdentifier() && nd->getName() == "_mmsb_type") return;  // done
     if (nd->getDeclName().getCXXOverloadedOperator() == clang::OO_New) {
       AddFinding(DiagKind::kUnrewritableDecl, nd->getLocation(),
                  {"'new' of page type " + Quote(RecordName(rd)),

@@ -177,10 +177,6 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
     inv->getDependencyOutputOpts() = clang::DependencyOutputOptions();
   if (rewrite != nullptr) {
     clang::PreprocessorOptions& pp = inv->getPreprocessorOpts();
-    for (const RewriteOutput::File& f : rewrite->files) {
-      pp.addRemappedFile(f.path,
-                         llvm::MemoryBuffer::getMemBufferCopy(f.contents, f.path).release());
-    }
     pp.RetainRemappedFileBuffers = false;
     pp.Includes.insert(pp.Includes.begin(), "mmsb/held_marks.h");  // includes instrument.h
     if (!request.runtime_include_dir.empty()) {
@@ -200,6 +196,24 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
       /*ShouldOwnClient=*/false);
   clang::ProcessWarningOptions(*diags, inv->getDiagnosticOpts(), /*ReportDiags=*/false);
   inner.setDiagnostics(diags.get());
+  if (rewrite != nullptr) {
+    // The rewritten contents replace each file's under the file's own entry (its size and time
+    // on disk), not as a remapped virtual file: a PCH built from a rewritten header then records
+    // the header as the file on disk, so a later #include of that file finds it already included
+    // (#pragma once; a virtual file's size is the rewritten one, and never matches).
+    inner.createFileManager();
+    inner.createSourceManager(inner.getFileManager());
+    for (const RewriteOutput::File& f : rewrite->files) {
+      auto buffer = llvm::MemoryBuffer::getMemBufferCopy(f.contents, f.path);
+      llvm::Expected<clang::FileEntryRef> file = inner.getFileManager().getFileRef(f.path);
+      if (file) {
+        inner.getSourceManager().overrideFileContents(*file, std::move(buffer));
+      } else {
+        llvm::consumeError(file.takeError());
+        inv->getPreprocessorOpts().addRemappedFile(f.path, buffer.release());
+      }
+    }
+  }
 
   std::unique_ptr<clang::FrontendAction> real = clang::CreateFrontendAction(inner);
   if (real == nullptr) {

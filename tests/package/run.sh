@@ -16,6 +16,7 @@ cmake -S "$src/tests/package/consumer" -B "$scratch/consumer" -G Ninja \
   -DCMAKE_CXX_COMPILER=clang++-19 -DCMAKE_PREFIX_PATH="$prefix" >"$scratch/configure.log"
 cmake --build "$scratch/consumer"
 "$scratch/consumer/counter"
+"$scratch/consumer/counter_pch"
 # The build opened an IR generation and captured the consumer's functions into its build tree.
 "$prefix/bin/mmsb" ir builds --store "$scratch/consumer/.mmsb/ir.db" | tee "$scratch/ir-builds.txt"
 functions="$("$prefix/bin/mmsb" ir functions --gen 1 --store "$scratch/consumer/.mmsb/ir.db")"

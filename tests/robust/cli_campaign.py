@@ -41,6 +41,15 @@ LOG_COMMANDS = {
     "replay out": (["replay"], ["--epoch", "2", "-q", "--out", "@OUT@"], False, True),
     "diff": (["diff"], ["--from", "1", "--to", "4", "-q"], True, True),
     "log compact": (["log", "compact"], ["--keep", "1"], True, False),
+    "log compact --max-age": (["log", "compact"], ["--max-age", "1d"], True, False),
+    # The questions asked of the log's index (docs/Queries.md), the HTML report and slicing.
+    "history": (["history"], ["Pair.a"], True, False),
+    "blame": (["blame"], ["Pair.a"], True, False),
+    "bisect": (["bisect"], ["--where", "Pair.a==3"], True, False),
+    "touched": (["touched"], ["Pair.a"], True, False),
+    "why": (["why"], ["Pair.a", "--store", "@STORE@"], True, False),
+    "slice": (["slice"], ["--from", "3", "--to", "5", "-o", "@OUT@"], True, False),
+    "report": (["report"], ["-o", "@OUTFILE@", "-q"], False, True),
 }
 
 # `ir new-generation` is the pre-build step: before the first build there is no store, and it
@@ -62,13 +71,17 @@ IR_COMMANDS = {
     "ir history": (["ir", "history", "foo"], True),
     "ir gc": (["ir", "gc", "--keep", "5", "--timeout", "2"], False),
     "ir new-generation": (["ir", "new-generation", "--timeout", "2"], False),
+    "ir report": (["ir", "report", "1", "2", "-o", "@OUTFILE@", "-q"], False),
+    "ir gate": (["ir", "gate", "1", "2", "--budget", "@BUDGET@"], True),
 }
 
 
 class Campaign:
-    def __init__(self, mmsb, scratch):
+    def __init__(self, mmsb, scratch, store="", budget=""):
         self.mmsb = mmsb
         self.scratch = scratch
+        self.store = store  # @STORE@: the valid IR store
+        self.budget = budget  # @BUDGET@: a valid gate budget
         self.rows = []  # (kind, command, input, rc, verdict, first error line)
         self.controls_failed = []
         self.out_counter = 0
@@ -86,9 +99,14 @@ class Campaign:
     def fresh_out(self, argv):
         out = []
         for a in argv:
-            if a == "@OUT@":
+            if a in ("@OUT@", "@OUTFILE@"):
                 self.out_counter += 1
-                a = os.path.join(self.scratch, "out", str(self.out_counter))
+                path = os.path.join(self.scratch, "out", str(self.out_counter))
+                a = path + ".html" if a == "@OUTFILE@" else path
+            elif a == "@STORE@":
+                a = self.store
+            elif a == "@BUDGET@":
+                a = self.budget
             out.append(a)
         return out
 
@@ -199,6 +217,8 @@ def main():
     ap.add_argument("--scratch")
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--figures", action="store_true")
+    ap.add_argument("--matrix", action="store_true",
+                    help="print command x kind of input: cases, non-zero exits, silent answers")
     args = ap.parse_args()
     scratch = args.scratch or tempfile.mkdtemp(prefix="mmsb-cli-campaign-")
     shutil.rmtree(scratch, ignore_errors=True)
@@ -210,13 +230,30 @@ def main():
     os.makedirs(store_dir)
     shutil.copy(good_store, os.path.join(store_dir, "ir.db"))
     inputs, ckpt = make_inputs(scratch, good_log, good_store)
-    c = Campaign(os.path.abspath(args.mmsb), scratch)
+    budget = os.path.join(scratch, "budget.json")
+    with open(budget, "w") as f:
+        f.write('{"stage": "pre", "top": 5}\n')
+    c = Campaign(os.path.abspath(args.mmsb), scratch, good_store, budget)
 
     # Controls first: every command answers the valid inputs.
     compacted = os.path.join(scratch, "compacted.tlog")
     shutil.copytree(good_log, compacted)
+    aged = os.path.join(scratch, "aged.tlog")
+    shutil.copytree(good_log, aged)
     for name, (cmd, rest, has_json, _) in LOG_COMMANDS.items():
-        c.control(name, cmd + [compacted if name == "log compact" else good_log] + rest)
+        path = {"log compact": compacted, "log compact --max-age": aged}.get(name, good_log)
+        c.control(name, cmd + [path] + rest)
+    # Valid questions with empty answers succeed and say so.
+    c.control("log compact --max-age: every checkpoint is younger", ["log", "compact", aged, "--max-age", "1d"],
+              "removed 0 checkpoint(s)")
+    c.control("history: a field that never changed", ["history", good_log, "Pair.b"], "0 change(s)")
+    c.control("touched: a field that never changed", ["touched", good_log, "Pair.b"], "0 epoch(s)")
+    c.control("bisect: a predicate that never holds", ["bisect", good_log, "--where", "Pair.a==99"], "never holds")
+    c.control("bisect: holds from the start", ["bisect", good_log, "--where", "1 == 1"], "initial state")
+    c.control("history: up to the last epoch", ["history", good_log, "Pair.a", "--from", "2", "--to", "5"], "3 change(s)")
+    c.control("blame: at the last epoch", ["blame", good_log, "Pair.a", "--at", "5"], "epoch 5")
+    c.control("ir gate: within budget", ["ir", "gate", "1", "2", "--budget", budget, "--store", good_store],
+              "within budget")
     c.control("replay after compaction", ["replay", compacted, "--epoch", "5", "-q"])
     c.control("replay checkpoint at its epoch", ["replay", ckpt, "--epoch", "3", "-q"])
     c.control("replay out into an empty dir",
@@ -252,6 +289,12 @@ def main():
                 json_out = "--json" in v and name == "log verify"
                 c.case(kind, name + (" " + " ".join(v) if v else ""), cmd + [path] + rest + v,
                        os.path.basename(path), json_out=json_out)
+
+    # The queries read a log directory's index: a checkpoint or segment file is not one.
+    for name in ("history", "blame", "bisect", "touched", "why", "slice"):
+        cmd, rest, has_json, _ = LOG_COMMANDS[name]
+        for path in (ckpt, os.path.join(good_log, "00000001.seg")):
+            c.case("log file, not a directory", name, cmd + [path] + rest, os.path.basename(path))
 
     # A checkpoint file answers its own epoch and no other.
     base = os.path.basename(ckpt)
@@ -313,6 +356,76 @@ def main():
         c.case("out of range", "ir gc --timeout", ["ir", "gc", "--keep", "1", "--timeout", t, "--store", good_store], t)
         c.case("out of range", "ir new-generation --timeout", ["ir", "new-generation", "--timeout", t, "--store", good_store], t)
 
+    # The queries: epochs the log never reached, fields it does not have, bad counts.
+    for name, flag in (("history", "--from"), ("history", "--to"), ("touched", "--from"),
+                       ("touched", "--to"), ("bisect", "--from"), ("bisect", "--to"),
+                       ("blame", "--at"), ("why", "--at")):
+        cmd, rest, has_json, _ = LOG_COMMANDS[name]
+        for val in ("6", "99", "18446744073709551614", top, "-1", "abc", "latest~1", ""):
+            for v in ([], ["--json"]):
+                c.case("out of range", f"{name} {flag}" + (" --json" if v else ""),
+                       cmd + [good_log] + rest + [flag, val] + v, val or flag)
+    for name in ("history", "blame", "touched", "why"):
+        cmd, rest, has_json, _ = LOG_COMMANDS[name]
+        for field in ("Nosuch.x", "Pair.zz", "Pair.a[3]", "Pair.a.b", "g_nosuch", "", "Pair[", "Pair.a[-1]"):
+            c.case("out of range", f"{name} FIELD", cmd + [good_log, field] + rest[1:], field or "field")
+    for name in ("history", "blame"):
+        for val in ("-1", "-100", "abc"):
+            c.case("out of range", f"{name} --max", [name, good_log, "Pair.a", "--max", val], val)
+    for where in ("", "Pair.a==", "Nosuch.a==1", "Pair.zz==1", "Pair.a====3", "(Pair.a==3", "Pair.a==3)",
+                  "Pair.a==abc", "Pair.a &&"):
+        c.case("out of range", "bisect --where", ["bisect", good_log, "--where", where], where or "--where")
+    for flag, val in (("--from", "99"), ("--to", "99"), ("--from", "abc"), ("--to", "-1"),
+                      ("--from", top), ("--from", "latest~")):
+        other = ["--to", "5"] if flag == "--from" else ["--from", "3"]
+        c.case("out of range", "slice " + flag, ["slice", good_log, flag, val] + other + ["-o", "@OUT@"], val)
+    for gen in ("99", "latest~9", "nosuchlabel"):
+        c.case("out of range", "why --gen", ["why", good_log, "Pair.a", "--store", good_store, "--gen", gen], gen)
+        c.case("out of range", "ir report A", ["ir", "report", gen, "2", "--store", good_store, "-o", "@OUTFILE@"], gen)
+        c.case("out of range", "ir gate A", ["ir", "gate", gen, "2", "--budget", budget, "--store", good_store], gen)
+    for val in ("0", "-1", "abc", "100001"):
+        c.case("out of range", "report --columns", ["report", good_log, "--columns", val, "-o", "@OUTFILE@"], "--columns")
+    for val in ("0", "-1", "abc"):
+        c.case("out of range", "log compact --keep", ["log", "compact", compacted, "--keep", val], val)
+    for val in ("0", "-1", "abc", "5x", "1.5h", "", "99999999999999d"):
+        c.case("out of range", "log compact --max-age", ["log", "compact", compacted, "--max-age", val], val or "--max-age")
+    for val in ("0", "-1", "abc", "1Q"):
+        c.case("out of range", "log compact --max-bytes", ["log", "compact", compacted, "--max-bytes", val], val)
+    # The gate's budget file: every kind of wrong file, and wrong JSON.
+    def budget_file(name, text):
+        path = os.path.join(scratch, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+    bad_budgets = {
+        "missing": inputs["missing"], "directory": inputs["directory"], "empty": inputs["empty"],
+        "random": inputs["random"], "elf": inputs["elf"], "sqlite": inputs["sqlite"],
+        "gzip": inputs["gzip"], "text": inputs["text"],
+        "unknown key": budget_file("typo.json", '{"topp": 5}'),
+        "wrong type": budget_file("wrongtype.json", '{"top": "x"}'),
+        "not an object": budget_file("array.json", "[1, 2]"),
+        "bad regex": budget_file("regex.json", '{"unchanged": ["(("]}'),
+        "out of range": budget_file("range.json", '{"top": -3}'),
+        "truncated": budget_file("cut.json", '{"stage": "pre", "top": '),
+    }
+    for kind, path in bad_budgets.items():
+        for v in ([], ["--json"]):
+            c.case("gate budget: " + kind, "ir gate --budget" + (" --json" if v else ""),
+                   ["ir", "gate", "1", "2", "--budget", path, "--store", good_store] + v,
+                   os.path.basename(path))
+    # follow: URLs that are not a stream, and local arguments checked before connecting.
+    unreachable = "nats://127.0.0.1:9/stream"
+    for url in ("", "http://host/stream", "nats://127.0.0.1:4222", "nats://", "/tmp/x.tlog", "nats://[::1/s"):
+        c.case("out of range", "follow URL", ["follow", url], url or "URL")
+    c.case("out of range", "follow --until", ["follow", unreachable, "--until", "abc"], "abc")
+    c.case("out of range", "follow --until", ["follow", unreachable, "--until", "-2"], "-2")
+    c.case("out of range", "follow --idle-exit", ["follow", unreachable, "--idle-exit", "-5"], "-5")
+    c.case("out of range", "follow --idle-exit", ["follow", unreachable, "--idle-exit", "x"], "x")
+    c.case("conflicting flags", "follow --out a file", ["follow", unreachable, "--out", inputs["text"]], "readme.txt")
+    c.case("conflicting flags", "follow --serve no dir", ["follow", unreachable, "--serve", "/nonexistent/dir/s.sock"],
+           "/nonexistent/dir")
+    c.case("missing", "follow (no server)", ["follow", unreachable, "--idle-exit", "100"], unreachable)
+
     # Conflicting flags.
     c.case("conflicting flags", "replay --json --out", ["replay", good_log, "--epoch", "2", "--json", "--out", "@OUT@"], "--out")
     c.case("conflicting flags", "replay --with-bytes", ["replay", good_log, "--epoch", "2", "--with-bytes"], "--with-bytes")
@@ -323,6 +436,17 @@ def main():
     open(os.path.join(busy, "stale.bin"), "w").close()
     c.case("conflicting flags", "replay --out non-empty", ["replay", good_log, "--epoch", "2", "-q", "--out", busy], busy)
     c.case("conflicting flags", "replay --out a file", ["replay", good_log, "--epoch", "2", "-q", "--out", inputs["text"]], "readme.txt")
+    for name in ("history", "touched", "bisect", "slice"):
+        cmd, rest, has_json, _ = LOG_COMMANDS[name]
+        rest = [a for a in rest if a not in ("--from", "--to", "3", "5")]
+        c.case("conflicting flags", f"{name} from > to", cmd + [good_log] + rest + ["--from", "4", "--to", "2"], "--from 4")
+    c.case("conflicting flags", "slice -o non-empty", ["slice", good_log, "--from", "3", "--to", "5", "-o", busy], busy)
+    c.case("conflicting flags", "slice -o the log itself", ["slice", good_log, "--from", "3", "--to", "5", "-o", good_log],
+           "good.tlog")
+    c.case("conflicting flags", "slice -o a file", ["slice", good_log, "--from", "3", "--to", "5", "-o", inputs["text"]],
+           "readme.txt")
+    c.case("conflicting flags", "report -o a directory", ["report", good_log, "-o", busy], busy)
+    c.case("conflicting flags", "ir report -o a directory", ["ir", "report", "1", "2", "--store", good_store, "-o", busy], busy)
 
     # Every IR command x every wrong store.
     for kind in ("missing", "directory", "empty", "random", "elf", "sqlite", "gzip", "text",
@@ -337,6 +461,21 @@ def main():
             if kind in ("missing", "random", "sqlite"):
                 c.case(kind, name + " (MMSB_IR_STORE)", cmd, os.path.basename(path),
                        env={"MMSB_IR_STORE": path})
+
+    if args.matrix:
+        known = sorted({n.split(" --")[0] for n in LOG_COMMANDS} | set(IR_COMMANDS) |
+                       {"follow", "replay", "diff", "log show", "log compact"}, key=len, reverse=True)
+        def group(cmd):
+            return next((k for k in known if cmd == k or cmd.startswith(k + " ")), cmd)
+        cells = {}
+        for kind, cmd, names, argv, rc, verdict, first in c.rows:
+            cell = cells.setdefault((group(cmd), kind), [0, 0, 0])
+            cell[0] += 1
+            cell[1] += rc != 0
+            cell[2] += verdict == "SILENT"
+        print(f"{'command':<20} {'kind of wrong input':<26} cases non-zero silent")
+        for (cmd, kind), (n, nz, sil) in sorted(cells.items()):
+            print(f"{cmd:<20} {kind:<26} {n:>5} {nz:>8} {sil:>6}")
 
     total = len(c.rows)
     silent = sum(1 for r in c.rows if r[5] == "SILENT")

@@ -39,7 +39,7 @@ struct PageCreatedRecord {
   bool is_static = false;
 };
 
-// A write the tracked path missed, found by verify mode.
+// A write the tracked path missed, found by verify mode or sampled verification.
 struct VerifyMiss {
   PageId page = kInvalidPageId;
   std::string page_name;
@@ -50,6 +50,7 @@ struct VerifyMiss {
   // `epoch`'s (the commit that found it).
   Epoch after_epoch = 0;
   Epoch epoch = 0;
+  bool sampled = false;  // found by sampled verification (not verify mode)
 };
 
 struct CommitBatch {
@@ -101,6 +102,10 @@ class CommitSink {
   virtual std::vector<Event> TakeEvents() { return {}; }
   // True when the sink needs CommitBatch::events (e.g. a log that records events).
   virtual bool wants_events() const { return false; }
+  // Makes everything the sink has accepted durable. The bus calls it when the process exits (an
+  // atexit handler registered by start()) and after every commit that runs later, from a static
+  // destructor or another atexit handler (docs/API.md, "MMSB in static destructors").
+  virtual Status Flush() { return Status::Ok(); }
 };
 
 class CommitStage {

@@ -22,6 +22,7 @@
 // commit shares an fsync). LogBatch and LogReader are single-threaded objects.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -56,6 +57,7 @@ enum class LogRecordType : std::uint8_t {
   kSite = 11,        // a transaction site, interned once per run
   kCommitInfo = 12,  // what committed an epoch (sites, threads, sequence numbers), a state hash
   kBuild = 13,       // the build a run was made from (after its run-start)
+  kVerifyMiss = 14,  // bytes a commit found changed without a mark (verify or sampling)
   // Checkpoint files only.
   kPageImage = 16,
   kCheckpointEnd = 17,
@@ -109,6 +111,10 @@ struct RetentionPolicy {
   // When > 0: keep fewer checkpoints (down to one) while the log's segments and checkpoints would
   // add up to more than this many bytes.
   std::uint64_t max_bytes = 0;
+  // When > 0: keep fewer checkpoints (down to one) while the oldest kept one was taken longer ago
+  // than this (its checkpoint-end record's wall-clock time against Env::NowUnixNanos()). A
+  // checkpoint whose time cannot be read counts as new: it is kept.
+  std::chrono::seconds max_age{0};
 };
 
 struct CompactReport {
@@ -219,6 +225,20 @@ struct LogBuild {
   std::vector<Unit> units;  // per translation unit content hashes (empty when not known)
 };
 
+// A tracking miss (format 1.1, a record a reader may skip): bytes of `page` that changed without a
+// barrier's mark after epoch `after_epoch`'s cut and before `epoch`'s, found by the commit of the
+// group holding the record (verify mode, or sampled verification in a normal run). The group's
+// deltas hold the bytes all the same: a check diffs the page in full.
+struct LogVerifyMiss {
+  PageId page = kInvalidPageId;
+  std::uint32_t offset = 0;
+  std::uint32_t length = 0;
+  Epoch after_epoch = 0;
+  Epoch epoch = 0;
+  bool sampled = false;  // found by sampled verification
+  std::string field;     // "Particles.x[12]" when the page's type resolves it; may be empty
+};
+
 // Checkpoint files only: one chunk of a page's bytes, and the closing summary.
 struct LogImageChunk {
   PageId page = kInvalidPageId;
@@ -253,6 +273,7 @@ class LogBatch {
   void AddSite(const LogSite& site);
   void AddCommitInfo(const LogCommitInfo& info);
   void AddBuild(const LogBuild& build);
+  void AddVerifyMiss(const LogVerifyMiss& miss);
   // Events are opaque bytes (the event module's encoding) stamped with their epoch.
   void AddEvent(Epoch epoch, std::span<const std::uint8_t> bytes);
   // Any record type, raw payload: for types this build does not model, for copying records from
@@ -381,6 +402,7 @@ struct LogEntry {
   LogSite site;
   LogCommitInfo commit_info;
   LogBuild build;
+  LogVerifyMiss verify_miss;
   LogImageChunk image;  // bytes valid until the next Next()
   LogCheckpointEnd checkpoint_end;
   std::span<const std::uint8_t> event;    // valid until the next Next()
@@ -486,6 +508,8 @@ class LogSink final : public CommitSink {
   // The checkpoint-written event of a checkpoint the last commit triggered, once.
   std::vector<Event> TakeEvents() override;
   bool wants_events() const override;
+  // Hands what is buffered to the OS and syncs it (unless Durability::kNone); the log stays open.
+  Status Flush() override;
 
   // Appends opaque event bytes for bus epoch `epoch`. With LogOptions::log_events the sink already
   // records every commit's event batch (EncodeEvents, page ids and epochs in log terms) and each

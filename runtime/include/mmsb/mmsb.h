@@ -44,8 +44,17 @@ struct Options {
   // Verify mode: fully diff every page at every commit and report bytes the tracked path missed.
   // Also enabled by the environment variable MMSB_VERIFY=1.
   bool verify = false;
-  // Called for each verify miss (under the commit lock). Default: print one line to stderr.
+  // Called for each verify miss (under the commit lock), from verify mode or sampled
+  // verification. Default: print one line to stderr.
   std::function<void(const VerifyMiss&)> on_verify_miss;
+  // Sampled verification in normal runs (docs/Runtime.md, "Sampled verification"): every page is
+  // diffed in full against its twin at least once every `sample_verify` commits (each commit
+  // checks a rotating slice of at least 1/sample_verify of the live page bytes), and a byte that
+  // changed without a mark is reported like a verify miss. 0 turns it off. -1 (the default)
+  // takes the environment variable MMSB_SAMPLE_VERIFY, or kDefaultSampleVerify without it.
+  // Verify mode checks every page at every commit and makes sampling moot.
+  static constexpr int kDefaultSampleVerify = 32;
+  int sample_verify = -1;
   // Threads that may recompute independent graph nodes at once: 0 picks one per hardware thread
   // (at most 8), 1 keeps propagation serial.
   unsigned propagation_threads = 0;

@@ -34,8 +34,12 @@ namespace rt {
 // explicit commit() call). A transaction note is not replaced by the commit() call that acts
 // on it.
 void NoteCommitSite(CommitProvenance::Kind kind, const std::source_location& site) noexcept;
-// Consumes the calling thread's note (Kind::kUnknown when there is none) and numbers it.
+// Consumes the calling thread's note (Kind::kUnknown when there is none) and numbers it (a note
+// numbered before keeps its numbers).
 CommitProvenance TakeCommitProvenance() noexcept;
+// Puts a taken note back as the calling thread's next (a transaction exit that did not join a
+// commit and commits itself).
+void RestoreCommitProvenance(const CommitProvenance& note) noexcept;
 
 }  // namespace rt
 }  // namespace mmsb

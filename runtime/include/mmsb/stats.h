@@ -42,7 +42,10 @@ struct Stats {
   std::uint64_t granules_diffed = 0;  // granules compared by the tracked path
   std::uint64_t full_diffs = 0;       // pages fully compared (new, escaped, verify)
   std::uint64_t verify_commits = 0;
-  std::uint64_t verify_misses = 0;  // bytes the tracked path missed (verify mode)
+  std::uint64_t verify_misses = 0;  // bytes the tracked path missed (verify mode or sampling)
+  // Sampled verification: pages checked in full by sampling, and the misses it reported (runs).
+  std::uint64_t sampled_pages = 0;
+  std::uint64_t sampled_misses = 0;
   std::uint64_t sink_errors = 0;
   std::uint64_t failed_commits = 0;  // commits rolled back (a stage or recompute failed)
   // Watchdog reports: a commit waited more than a second for a transaction on another thread.

@@ -1,5 +1,6 @@
 // The free-function public API (mmsb.h, page.h, commit.h): thin forwarding to the current Bus.
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
 
 #include "bus/bus.h"
@@ -7,8 +8,18 @@
 namespace mmsb {
 namespace {
 
-std::unique_ptr<Bus> g_bus_owner;
+// Never destroyed at exit (as LevelDB's NoDestructor singletons): a static destructor or atexit
+// handler of any translation unit, in any link order, may still store to pages and commit.
+// stop() deletes it; exit leaves it to the OS after AtExit() made the sinks durable.
+Bus* g_bus_owner = nullptr;
 std::atomic<Bus*> g_bus{nullptr};
+
+// Registered once, by the first start(): runs at exit() in reverse order of registration with the
+// static destructors, so some of those run before it (their commits are flushed here) and some
+// after (each of their commits flushes the sinks itself, Bus::AtExit).
+void AtExit() {
+  if (Bus* bus = g_bus.load(std::memory_order_acquire)) bus->AtExit();
+}
 
 Status NotStarted() {
   return FailedPrecondition("the MMSB bus is not started (call mmsb::start() first)");
@@ -42,18 +53,22 @@ Status start(const Options& options) {
   if (CurrentBus() != nullptr) return FailedPrecondition("the MMSB bus is already started");
   auto bus = Bus::Create(options);
   if (!bus.ok()) return bus.status();
-  g_bus_owner = std::move(*bus);
-  g_bus.store(g_bus_owner.get(), std::memory_order_release);
+  static std::atomic<bool> at_exit_registered{false};
+  if (!at_exit_registered.exchange(true)) std::atexit(AtExit);
+  g_bus_owner = bus->release();
+  g_bus.store(g_bus_owner, std::memory_order_release);
   return Status::Ok();
 }
 
 void stop() {
   Bus* bus = CurrentBus();
   if (bus == nullptr) return;
+  bus->SettleAtStop();
   rt::PublishRegion(rt::g_heap_region, {});
   rt::PublishRegion(rt::g_static_region, {});
   g_bus.store(nullptr, std::memory_order_release);
-  g_bus_owner.reset();
+  delete g_bus_owner;
+  g_bus_owner = nullptr;
 }
 
 bool started() { return CurrentBus() != nullptr; }

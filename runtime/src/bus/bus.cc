@@ -55,6 +55,22 @@ Expected<std::unique_ptr<Bus>> Bus::Create(const Options& options) {
   bus->zeros_ = static_cast<std::uint8_t*>(z);
   const char* env = std::getenv("MMSB_VERIFY");
   bus->verify_ = options.verify || (env != nullptr && env[0] != '\0' && env[0] != '0');
+  int sample = options.sample_verify;
+  if (sample < 0) {
+    sample = Options::kDefaultSampleVerify;
+    if (const char* s = std::getenv("MMSB_SAMPLE_VERIFY"); s != nullptr && s[0] != '\0') {
+      char* end = nullptr;
+      const long v = std::strtol(s, &end, 10);
+      if (end == s || *end != '\0' || v < 0 || v > (1L << 30)) {
+        return InvalidArgument(fmt::format(
+            "MMSB_SAMPLE_VERIFY='{}': expected a number of commits N >= 0 (every page is checked "
+            "in full at least once every N commits; 0 turns sampled verification off)",
+            s));
+      }
+      sample = static_cast<int>(v);
+    }
+  }
+  bus->sample_every_ = static_cast<std::uint32_t>(sample);
   if (Status s = bus->ReserveStaticWindow(); !s.ok()) {
     // Static pages are then tracked as escaped: still exact, fully diffed at every commit.
     std::fprintf(stderr, "mmsb: warning: %s\n", s.ToString().c_str());
@@ -166,6 +182,14 @@ Expected<Epoch> Bus::Commit() {
     }
   }
   events_.Drain();
+  if (exiting_.load(std::memory_order_acquire)) {
+    // After the exit handler nothing else will flush: this commit is the last word until the
+    // next one.
+    for (const auto& sink : notify) {
+      Status s = sink->Flush();
+      if (!s.ok() && r.ok()) r = s.WithContext(fmt::format("commit sink '{}'", sink->name()));
+    }
+  }
   // Transactions that ended while this commit waited for them return now, as after a commit of
   // their own.
   TxGate::Finish(seq);
@@ -179,13 +203,15 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   // pages, which takes that lock.
   const std::uint64_t watchdog_reports = TxGate::Close(seq);
   // Reopened once every page is collected (below), or on any early return.
+  // On a failed commit the joined transactions' notes are dropped (their stores stay pending for
+  // the next commit, which does not name them).
   struct GateGuard {
     bool open = false;
-    void Open() {
-      if (!open) TxGate::Open();
+    void Open(std::vector<CommitProvenance>* joined) {
+      if (!open) TxGate::Open(joined);
       open = true;
     }
-    ~GateGuard() { Open(); }
+    ~GateGuard() { Open(nullptr); }
   } gate;
   MutexLock lock(&mu_);
   CommittingScope committing(this);
@@ -202,7 +228,9 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   undo_.Clear();
   // Undo images are only needed when something after collection can fail the commit.
   track_undo_ = !graph_.empty() || !stages_.empty();
-  CollectAll(e);
+  // Misses suspected by the previous commit are settled before this one takes any mark.
+  SettleSuspects(/*final=*/false);
+  CollectAll(e, /*first_round=*/true);
 
   Status failure;
   bool propagated = false;
@@ -230,8 +258,10 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   CommitBatch batch;
   batch.epoch = e;
   batch.unix_nanos = UnixNanos();
-  const CommitProvenance provenance = rt::TakeCommitProvenance();
-  batch.transactions = {&provenance, 1};
+  // This thread's own note first; the notes of transactions that joined are added when the gate
+  // reopens (below), before any sink sees the batch.
+  std::vector<CommitProvenance> transactions{rt::TakeCommitProvenance()};
+  batch.transactions = transactions;
   FillBatch(batch);
   batch.derived_begin = derived_begin;
   batch.derived_end = out_.size();
@@ -243,7 +273,7 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
       break;
     }
     // The stage's own writes become deltas of the same epoch.
-    CollectAll(e);
+    CollectAll(e, /*first_round=*/false);
     FillBatch(batch);
   }
   if (!failure.ok()) {
@@ -254,7 +284,8 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
     return failure;
   }
   // Every page is collected: the cut is complete, and transactions may run during the sinks.
-  gate.Open();
+  gate.Open(&transactions);
+  batch.transactions = transactions;
   const bool want_events = EventsWanted();
   if (want_events) {
     BuildEvents(e, graph_.stats().nodes_recomputed - recomputed_before,
@@ -288,6 +319,21 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   batch_events_.clear();
   if (!sink_failure.ok()) return sink_failure;
   return e;
+}
+
+void Bus::AtExit() {
+  exiting_.store(true, std::memory_order_release);
+  std::vector<std::shared_ptr<CommitSink>> sinks;
+  {
+    MutexLock lock(&mu_);
+    sinks = sinks_;
+  }
+  for (const auto& sink : sinks) {
+    if (Status s = sink->Flush(); !s.ok()) {
+      std::fprintf(stderr, "mmsb: at exit: commit sink '%s': %s\n", sink->name(),
+                   s.ToString().c_str());
+    }
+  }
 }
 
 Epoch Bus::epoch() {

@@ -13,6 +13,7 @@
 // Thread-safety: every public method may be called from many threads.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -60,6 +61,11 @@ class Bus : public CommittedImages {
 
   // Commits, then delivers the commit's events (after releasing the commit lock).
   Expected<Epoch> Commit() EXCLUDES(mu_);
+  // stop(): reports the misses still pending confirmation (no later commit will settle them).
+  void SettleAtStop() EXCLUDES(mu_);
+  // The process is exiting (api.cc's atexit handler): makes every sink durable now, and after
+  // each later commit (from static destructors and atexit handlers that run after it).
+  void AtExit() EXCLUDES(mu_);
   Epoch epoch() EXCLUDES(mu_);
   Stats GetStats() EXCLUDES(mu_);
 
@@ -168,16 +174,24 @@ class Bus : public CommittedImages {
   // memory once, and changes the twin only by the delta it returns.
   Delta DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* undo,
                   bool derived) const;
-  // Diffs one page into out_ (if changed), with verify-mode checking and undo tracking.
-  void CollectPage(Page* p, Epoch new_epoch) REQUIRES(mu_);
+  // Diffs one page into out_ (if changed), with undo tracking, and checks it in full against its
+  // marks in verify mode or when `sampled` (sampled verification).
+  void CollectPage(Page* p, Epoch new_epoch, bool sampled) REQUIRES(mu_);
   void Emit(Page* p, Delta&& d, Epoch new_epoch) REQUIRES(mu_);
   // Returns every page's twin changed in the open commit to its previous-epoch bytes and marks
   // those granules again; live memory of collected pages is left alone.
   void Rollback() REQUIRES(mu_);
-  void CollectAll(Epoch new_epoch) REQUIRES(mu_);
+  // `first_round`: the commit's collection of the program's writes (not a stage's round), where
+  // sampled verification picks its slice.
+  void CollectAll(Epoch new_epoch, bool first_round) REQUIRES(mu_);
   void FillBatch(CommitBatch& batch) REQUIRES(mu_);
-  // Reports verify misses of `p` found by the commit producing `new_epoch`.
-  void ReportMisses(const Page* p, std::span<const ByteRun> missed, Epoch new_epoch) REQUIRES(mu_);
+  // Reports a verify miss of `p`: bytes [offset, offset + length) changed without a mark after
+  // commit `after_epoch`'s cut and before commit `epoch`'s. `sampled`: found by sampling.
+  void ReportMiss(const Page* p, ByteRun run, Epoch after_epoch, Epoch epoch, bool sampled)
+      REQUIRES(mu_);
+  // Settles the suspects of earlier commits (see suspects_): a granule whose mark has arrived
+  // since was a store in flight; one still unmarked is a miss. `final`: the bus is stopping.
+  void SettleSuspects(bool final) REQUIRES(mu_);
   const std::uint8_t* Zeros(std::size_t size) const;
 
   const Options options_;
@@ -237,6 +251,22 @@ class Bus : public CommittedImages {
 
   Stats stats_ GUARDED_BY(mu_);
   bool verify_ = false;
+  std::atomic<bool> exiting_{false};  // AtExit() ran
+  // Sampled verification: each page is checked in full at least once every sample_every_
+  // commits (0: off); the slice of live_ checked next starts at sample_cursor_.
+  std::uint32_t sample_every_ = 0;
+  std::size_t sample_cursor_ GUARDED_BY(mu_) = 0;
+  // Bytes a check found changed in granules without a mark while another thread may have been
+  // between a store and its mark (store-then-mark). Settled at the next commit: a miss if the
+  // granule is still unmarked then (docs/Runtime.md, "Verify under threads").
+  struct Suspect {
+    PageId page = kInvalidPageId;
+    ByteRun run;
+    Epoch after_epoch = 0;
+    Epoch epoch = 0;
+    bool sampled = false;
+  };
+  std::vector<Suspect> suspects_ GUARDED_BY(mu_);
 
   // Declared last: destroyed first, releasing device copies and unified storage while the arena
   // and page records still exist.

@@ -2,11 +2,14 @@
 // (Bus methods; the class and its locking contract are in bus.h). The protocol that keeps every
 // store is in docs/Runtime.md ("The commit protocol"): take a granule's mark clean before reading
 // the granule, and change the twin only by the delta made from the bytes read.
+#include <fcntl.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "bus/bus.h"
@@ -94,6 +97,23 @@ std::size_t TakeMarks(std::uint8_t* shadow, std::size_t n, std::uint8_t* marks) 
   return taken;
 }
 
+// Whether this process has no thread but the caller (from /proc/self/stat's num_threads, the
+// 20th field); false when that cannot be read.
+bool SoleThread() {
+  const int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[1024];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* p = std::strrchr(buf, ')');  // the command name may hold spaces and parentheses
+  if (p == nullptr) return false;
+  // Fields 3 (state) to 19 follow the name; num_threads is the 18th of them.
+  for (int field = 3; field <= 20 && p != nullptr; ++field) p = std::strchr(p + 1, ' ');
+  return p != nullptr && std::strtol(p + 1, nullptr, 10) == 1;
+}
+
 // Whether a store-then-mark barrier marked granule `g` after TakeMarks read it (the store was in
 // flight: its mark will reach the next commit).
 bool MarkArrived(const std::uint8_t* shadow, std::size_t g) {
@@ -112,38 +132,65 @@ std::uint8_t* Bus::ShadowFor(const Page* p) const {
   return arena_->ShadowOf(p->data_);
 }
 
-void Bus::ReportMisses(const Page* p, std::span<const ByteRun> missed, Epoch new_epoch) {
-  for (const ByteRun& r : missed) {
-    VerifyMiss m;
-    m.page = p->id_;
-    m.page_name = p->name_;
-    m.offset = r.offset;
-    m.length = r.length;
-    m.after_epoch = new_epoch - 1;
-    m.epoch = new_epoch;
-    if (p->type_ != nullptr) {
-      auto lookup = [](std::string_view n, void* ctx) -> const TypeDescriptor* {
-        auto* types = static_cast<decltype(types_)*>(ctx);
-        auto it = types->find(std::string(n));
-        return it == types->end() ? nullptr : it->second.get();
-      };
-      if (auto f = ResolveField(*p->type_, r.offset, lookup, &types_))
-        m.field = p->type_->name + "." + f->path;
-    }
-    stats_.verify_misses += m.length;
-    if (options_.on_verify_miss) {
-      options_.on_verify_miss(m);
-    } else {
-      std::fprintf(stderr,
-                   "mmsb: verify: page %llu%s%s: %u byte(s) at offset %u changed without a "
-                   "barrier%s%s, after epoch %llu and before epoch %llu\n",
-                   static_cast<unsigned long long>(m.page), m.page_name.empty() ? "" : " ",
-                   m.page_name.c_str(), m.length, m.offset, m.field.empty() ? "" : " in ",
-                   m.field.c_str(), static_cast<unsigned long long>(m.after_epoch),
-                   static_cast<unsigned long long>(m.epoch));
-    }
-    misses_.push_back(std::move(m));
+void Bus::ReportMiss(const Page* p, ByteRun run, Epoch after_epoch, Epoch epoch, bool sampled) {
+  VerifyMiss m;
+  m.page = p->id_;
+  m.page_name = p->name_;
+  m.offset = run.offset;
+  m.length = run.length;
+  m.after_epoch = after_epoch;
+  m.epoch = epoch;
+  m.sampled = sampled;
+  if (p->type_ != nullptr) {
+    auto lookup = [](std::string_view n, void* ctx) -> const TypeDescriptor* {
+      auto* types = static_cast<decltype(types_)*>(ctx);
+      auto it = types->find(std::string(n));
+      return it == types->end() ? nullptr : it->second.get();
+    };
+    if (auto f = ResolveField(*p->type_, run.offset, lookup, &types_))
+      m.field = p->type_->name + "." + f->path;
   }
+  stats_.verify_misses += m.length;
+  if (sampled) ++stats_.sampled_misses;
+  if (options_.on_verify_miss) {
+    options_.on_verify_miss(m);
+  } else {
+    std::fprintf(stderr,
+                 "mmsb: %s: page %llu%s%s: %u byte(s) at offset %u changed without a "
+                 "barrier%s%s, after epoch %llu and before epoch %llu\n",
+                 sampled ? "sampled verify" : "verify", static_cast<unsigned long long>(m.page),
+                 m.page_name.empty() ? "" : " ", m.page_name.c_str(), m.length, m.offset,
+                 m.field.empty() ? "" : " in ", m.field.c_str(),
+                 static_cast<unsigned long long>(m.after_epoch),
+                 static_cast<unsigned long long>(m.epoch));
+  }
+  misses_.push_back(std::move(m));
+}
+
+void Bus::SettleSuspects(bool final) {
+  if (suspects_.empty()) return;
+  for (const Suspect& s : suspects_) {
+    Page** pp = by_id_.Find(s.page);  // page ids are never reused
+    if (pp == nullptr) continue;      // freed since: its pending bytes went with it
+    Page* p = *pp;
+    const std::uint8_t* shadow = ShadowFor(p);
+    bool arrived = false;
+    for (std::size_t g = s.run.offset >> kGranuleShift;
+         !arrived && g <= ((s.run.offset + s.run.length - 1) >> kGranuleShift); ++g) {
+      arrived = MarkArrived(shadow, g);
+    }
+    // A mark that arrived since the check belongs to a store-then-mark barrier that was between
+    // its store and its mark (or to a later tracked store of the same granule): not a miss.
+    if (!arrived) ReportMiss(p, s.run, s.after_epoch, s.epoch, s.sampled);
+  }
+  suspects_.clear();
+  (void) final;
+}
+
+void Bus::SettleAtStop() {
+  MutexLock lock(&mu_);
+  SettleSuspects(/*final=*/true);
+  misses_.clear();
 }
 
 Delta Bus::DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* undo,
@@ -192,16 +239,19 @@ void Bus::Emit(Page* p, Delta&& d, Epoch new_epoch) {
   out_.push_back(std::move(d));
 }
 
-void Bus::CollectPage(Page* p, Epoch new_epoch) {
+void Bus::CollectPage(Page* p, Epoch new_epoch, bool sampled) {
   const std::size_t granules = GranuleCount(p->size_);
   std::uint8_t* shadow = ShadowFor(p);
   if (marks_.size() < granules) marks_.resize(granules);
   std::uint8_t* marks = marks_.data();
   const std::size_t taken = shadow != nullptr ? TakeMarks(shadow, granules, marks) : 0;
-  const bool check = verify_ && p->twin_valid_ && !p->escaped_ && shadow != nullptr;
-  const bool full = !p->twin_valid_ || p->escaped_ || verify_;
+  // A check compares the full diff with the marks; pages without a twin or marks (new, escaped,
+  // no shadow) are diffed in full anyway and have nothing to check.
+  const bool check = (verify_ || sampled) && p->twin_valid_ && !p->escaped_ && shadow != nullptr;
+  const bool full = !p->twin_valid_ || p->escaped_ || verify_ || check;
   if (full) {
     ++stats_.full_diffs;
+    if (check && !verify_) ++stats_.sampled_pages;
   } else {
     if (taken == 0) return;
     stats_.granules_diffed += taken;
@@ -211,7 +261,7 @@ void Bus::CollectPage(Page* p, Epoch new_epoch) {
   if (check && !d.empty()) {
     // One read gave both answers: the full delta, and which of its granules were marked. Bytes
     // changed in an unmarked granule are misses, unless a barrier on another thread had stored
-    // and not yet marked when the marks were taken: give such marks a moment to arrive.
+    // and not yet marked when the marks were taken (store-then-mark).
     std::vector<ByteRun>& missed = missed_;
     missed.clear();
     d.ForEachRun(
@@ -231,7 +281,12 @@ void Bus::CollectPage(Page* p, Epoch new_epoch) {
           }
         });
     if (!missed.empty()) {
-      for (int i = 0; i < 64 && !missed.empty(); ++i) {
+      // A store-then-mark barrier on another thread may be between its store and its mark. With
+      // no other thread in the process none can be: report now. Otherwise give such marks a
+      // moment to arrive, and leave the rest to the next commit (SettleSuspects): a mark still
+      // missing then is a miss.
+      const bool alone = SoleThread();
+      for (int i = 0; !alone && i < 16 && !missed.empty(); ++i) {
         std::erase_if(missed, [&](const ByteRun& r) {
           for (std::size_t g = r.offset >> kGranuleShift;
                g <= ((r.offset + r.length - 1) >> kGranuleShift); ++g) {
@@ -241,7 +296,13 @@ void Bus::CollectPage(Page* p, Epoch new_epoch) {
         });
         if (!missed.empty()) sched_yield();
       }
-      ReportMisses(p, missed, new_epoch);
+      for (const ByteRun& r : missed) {
+        if (alone) {
+          ReportMiss(p, r, new_epoch - 1, new_epoch, !verify_);
+        } else {
+          suspects_.push_back({p->id_, r, new_epoch - 1, new_epoch, !verify_});
+        }
+      }
     }
   }
   if (!d.empty()) Emit(p, std::move(d), new_epoch);
@@ -264,17 +325,33 @@ void Bus::Rollback() {
   misses_.clear();
 }
 
-void Bus::CollectAll(Epoch new_epoch) {
+void Bus::CollectAll(Epoch new_epoch, bool first_round) {
+  const std::size_t n = live_.size();
+  // Sampled verification's slice: the pages from sample_cursor_ on until they hold at least
+  // 1/sample_every_ of the live bytes, so every page is checked within sample_every_ commits
+  // while the set of pages stays the same.
+  std::size_t sample_begin = 0, sample_count = 0;
+  if (first_round && !verify_ && sample_every_ != 0 && n != 0) {
+    const std::uint64_t budget = (stats_.cpu_bytes + sample_every_ - 1) / sample_every_;
+    if (sample_cursor_ >= n) sample_cursor_ = 0;
+    sample_begin = sample_cursor_;
+    std::uint64_t bytes = 0;
+    while (sample_count < n && (sample_count == 0 || bytes < budget)) {
+      bytes += live_[(sample_begin + sample_count) % n]->size_;
+      ++sample_count;
+    }
+    sample_cursor_ = (sample_begin + sample_count) % n;
+  }
   // Most pages are idle and the scan is bound by fetching their records and shadow bytes:
   // prefetch the records ahead, and the shadows of records that have arrived.
-  const std::size_t n = live_.size();
   for (std::size_t i = 0; i < n; ++i) {
     if (i + kCollectPrefetchRecords < n) __builtin_prefetch(live_[i + kCollectPrefetchRecords]);
     if (i + kCollectPrefetchShadows < n) {
       if (const std::uint8_t* shadow = ShadowFor(live_[i + kCollectPrefetchShadows]))
         __builtin_prefetch(shadow);
     }
-    CollectPage(live_[i], new_epoch);
+    const bool sampled = sample_count != 0 && (i + n - sample_begin) % n < sample_count;
+    CollectPage(live_[i], new_epoch, sampled);
   }
   // Marks in the static window outside any page are never read: they stay (clearing them would
   // race with barriers marking a page's granule in the same shadow word).

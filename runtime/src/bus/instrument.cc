@@ -145,13 +145,18 @@ void MarkToPageEnd(const void* p) noexcept {
 
 TransactionScope::~TransactionScope() {
   if (--t_tx_depth != 0) return;
-  // A commit waiting for this transaction takes its stores: wait for it instead of committing.
-  if (TxGate::Exit()) {
+  // The note is numbered now, so the commit record lists this transaction with the same site,
+  // thread and sequence number whether it commits itself or joins another thread's commit.
+  NoteCommitSite(CommitProvenance::Kind::kTransaction, t_tx_site);
+  const CommitProvenance note = TakeCommitProvenance();
+  // A commit waiting for this transaction takes its stores (and its note): wait for it instead
+  // of committing.
+  if (TxGate::Exit(note)) {
     TxGate::JoinPending();
     return;
   }
   if (!started()) return;
-  NoteCommitSite(CommitProvenance::Kind::kTransaction, t_tx_site);
+  RestoreCommitProvenance(note);
   auto e = commit();
   if (!e.ok()) Warn(e.status(), "commit at transaction exit failed");
 }

@@ -31,8 +31,10 @@ CommitProvenance TakeCommitProvenance() noexcept {
   t_note = {};
   if (t_thread == 0) t_thread = g_threads.fetch_add(1, std::memory_order_relaxed) + 1;
   p.thread = t_thread;
-  p.sequence = g_sequence.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (p.sequence == 0) p.sequence = g_sequence.fetch_add(1, std::memory_order_relaxed) + 1;
   return p;
 }
+
+void RestoreCommitProvenance(const CommitProvenance& note) noexcept { t_note = note; }
 
 }  // namespace mmsb::rt

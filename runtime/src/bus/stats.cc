@@ -47,6 +47,8 @@ std::string Stats::ToString() const {
   line("full_diffs", full_diffs);
   line("verify_commits", verify_commits);
   line("verify_misses", verify_misses);
+  line("sampled_pages", sampled_pages);
+  line("sampled_misses", sampled_misses);
   line("sink_errors", sink_errors);
   line("failed_commits", failed_commits);
   line("tx_watchdog_reports", tx_watchdog_reports);
@@ -82,6 +84,8 @@ std::string Stats::ToJson() const {
   j["full_diffs"] = full_diffs;
   j["verify_commits"] = verify_commits;
   j["verify_misses"] = verify_misses;
+  j["sampled_pages"] = sampled_pages;
+  j["sampled_misses"] = sampled_misses;
   j["sink_errors"] = sink_errors;
   j["failed_commits"] = failed_commits;
   j["tx_watchdog_reports"] = tx_watchdog_reports;

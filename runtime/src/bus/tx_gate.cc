@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <mutex>
 
 #include "core/clock.h"
 
@@ -20,7 +21,19 @@ struct alignas(64) TxSlot {
   std::atomic<const void*> where{nullptr};
   std::atomic<long> tid{0};
   TxSlot* next = nullptr;  // set before the slot is published, then immutable
+  // The exiting transaction's provenance, handed to the commit it joins (g_join_mu).
+  enum : std::uint8_t { kNoNote, kPublished, kTaken };
+  std::uint8_t note_state = kNoNote;
+  std::uint64_t taken_by = 0;  // the commit that took the note
+  CommitProvenance note;
 };
+
+// Guards every slot's note fields, and makes a commit's hand-over of joined notes one step with
+// its reopening of the gate. Never destroyed (static destructors may run transactions).
+std::mutex& JoinMutex() {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
 
 std::atomic<TxSlot*> g_slots{nullptr};
 // 0 while open; otherwise the sequence number of the commit holding it closed.
@@ -57,6 +70,9 @@ struct SlotHolder {
     if (slot != nullptr) {
       slot->active.store(0, std::memory_order_release);
       slot->claimed.store(0, std::memory_order_release);
+      // A transaction later on this thread (the main thread's static destructors run after its
+      // thread_locals are destroyed) claims a slot of its own instead of sharing this one.
+      slot = nullptr;
     }
   }
   TxSlot* Get() {
@@ -145,17 +161,36 @@ void TxGate::Enter(const void* where) noexcept {
   }
 }
 
-bool TxGate::Exit() noexcept {
+bool TxGate::Exit(const CommitProvenance& note) noexcept {
   TxSlot* s = t_slot.Get();
+  {
+    // Published while still inside the transaction: a commit that waits for it takes the note
+    // only after the transaction's end (below), in Open().
+    std::lock_guard<std::mutex> lock(JoinMutex());
+    s->note = note;
+    s->note_state = TxSlot::kPublished;
+  }
   RacePoint();
   s->active.store(0, std::memory_order_seq_cst);
   RacePoint();
+  std::lock_guard<std::mutex> lock(JoinMutex());
+  if (s->note_state == TxSlot::kTaken) {
+    // A commit whose cut came after this transaction's end (it waited for it, or scanned after
+    // it) took the note: its collection holds the stores.
+    s->note_state = TxSlot::kNoNote;
+    t_joined = s->taken_by;
+    return true;
+  }
   // A commit that holds the gate now closed it after this transaction began (a transaction never
-  // begins while the gate is closed), so its cut comes after this transaction's stores.
+  // begins while the gate is closed), so its cut comes after this transaction's stores; it has
+  // not reopened (that takes this lock), so its Open() will take the note.
   const std::uint64_t g = g_gate.load(std::memory_order_seq_cst);
-  if (g == 0) return false;
-  t_joined = g;
-  return true;
+  if (g != 0) {
+    t_joined = g;
+    return true;
+  }
+  s->note_state = TxSlot::kNoNote;
+  return false;
 }
 
 void TxGate::JoinPending() noexcept {
@@ -193,7 +228,20 @@ std::uint64_t TxGate::Close(std::uint64_t* seq) noexcept {
   return reports;
 }
 
-void TxGate::Open() noexcept { g_gate.store(0, std::memory_order_release); }
+void TxGate::Open(std::vector<CommitProvenance>* joined) noexcept {
+  std::lock_guard<std::mutex> lock(JoinMutex());
+  const std::uint64_t seq = g_gate.load(std::memory_order_relaxed);
+  for (TxSlot* s = g_slots.load(std::memory_order_acquire); s != nullptr; s = s->next) {
+    if (s->note_state != TxSlot::kPublished) continue;
+    // Published and no longer inside the transaction: it ended before this commit's cut was
+    // complete and joins it. Still inside: it began after the cut and is not this commit's.
+    if (s->active.load(std::memory_order_acquire) != 0) continue;
+    s->note_state = TxSlot::kTaken;
+    s->taken_by = seq;
+    if (joined != nullptr) joined->push_back(s->note);
+  }
+  g_gate.store(0, std::memory_order_release);
+}
 
 void TxGate::Finish(std::uint64_t seq) noexcept {
   // Commits finish out of order (their sinks' waits run outside the commit lock): keep the max.

@@ -5,7 +5,8 @@
 // every transaction that began before it closed has ended, takes its cut (collects every page),
 // and reopens the gate. A transaction that begins while the gate is closed waits for it to
 // reopen, so its stores all land after the cut; a transaction that ends while a commit waits for
-// it joins that commit instead of committing on its own (combined commits). This is an RCU grace
+// it joins that commit instead of committing on its own (combined commits), and hands it its
+// provenance note, so the commit record names every transaction it carries. This is an RCU grace
 // period with transactions as the read-side critical sections (McKenney, "RCU Usage In the Linux
 // Kernel"), and the same Dekker handshake as a GC safepoint.
 //
@@ -23,6 +24,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <vector>
+
+#include "mmsb/provenance.h"
 
 namespace mmsb {
 
@@ -36,8 +40,9 @@ class TxGate {
   // `where` names the transaction for the watchdog (a code address inside it).
   static void Enter(const void* where) noexcept;
   // Outermost transaction exit. True when a commit was waiting for this transaction and will
-  // include its stores: the caller then waits with JoinPending() instead of committing.
-  static bool Exit() noexcept;
+  // include its stores: the caller then waits with JoinPending() instead of committing, and that
+  // commit lists `note` among its transactions (Open()). False: `note` is the caller's to commit.
+  static bool Exit(const CommitProvenance& note) noexcept;
   // Waits until the commit this thread's last Exit() joined has finished (Finish()), as a commit
   // of its own would have.
   static void JoinPending() noexcept;
@@ -50,7 +55,9 @@ class TxGate {
   // page (its cut is complete). Finish(seq) releases the transactions that joined commit `seq`;
   // every Close() is followed by one Open() and one Finish().
   static std::uint64_t Close(std::uint64_t* seq) noexcept;
-  static void Open() noexcept;
+  // Also appends to `joined` (when not null; else drops them) the notes of the transactions that
+  // joined this commit; the hand-over and the reopening are one step for Exit().
+  static void Open(std::vector<CommitProvenance>* joined) noexcept;
   static void Finish(std::uint64_t seq) noexcept;
 
   // The watchdog's threshold (tests shorten it) and the reports printed so far in the process.

@@ -42,6 +42,8 @@ const char* LogRecordTypeName(LogRecordType t) {
       return "commit-info";
     case LogRecordType::kBuild:
       return "build";
+    case LogRecordType::kVerifyMiss:
+      return "verify-miss";
     case LogRecordType::kPageImage:
       return "page-image";
     case LogRecordType::kCheckpointEnd:
@@ -89,7 +91,7 @@ std::string LogProblem::ToString() const {
 
 namespace {
 
-bool KnownType(std::uint8_t t) { return (t >= 1 && t <= 13) || t == 16 || t == 17; }
+bool KnownType(std::uint8_t t) { return (t >= 1 && t <= 14) || t == 16 || t == 17; }
 
 }  // namespace
 
@@ -276,6 +278,8 @@ class LogReader::Impl {
         return log::DecodeCommitInfo(rec.payload, &e->commit_info);
       case LogRecordType::kBuild:
         return log::DecodeBuild(rec.payload, &e->build);
+      case LogRecordType::kVerifyMiss:
+        return log::DecodeVerifyMiss(rec.payload, &e->verify_miss);
       case LogRecordType::kPageImage:
         return log::DecodePageImageChunk(rec.payload, &e->image);
       case LogRecordType::kCheckpointEnd:

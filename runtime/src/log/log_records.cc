@@ -420,6 +420,42 @@ Status DecodeBuild(std::span<const std::uint8_t> in, LogBuild* b) {
   return rd.Finish();
 }
 
+void EncodeVerifyMiss(const LogVerifyMiss& m, std::vector<std::uint8_t>& out) {
+  Writer w(out);
+  w.U64(m.page);
+  w.U32(m.offset);
+  w.U32(m.length);
+  w.U64(m.after_epoch);
+  w.U64(m.epoch);
+  w.U8(m.sampled ? 1 : 0);
+  w.U8(0);
+  w.U16(0);
+  w.Str(m.field);
+}
+
+Status DecodeVerifyMiss(std::span<const std::uint8_t> in, LogVerifyMiss* m) {
+  Reader rd(in, "verify-miss");
+  m->page = rd.U64("page id");
+  m->offset = rd.U32("offset");
+  m->length = rd.U32("length");
+  m->after_epoch = rd.U64("after epoch");
+  m->epoch = rd.U64("epoch");
+  const std::uint8_t flags = rd.U8("flags");
+  const std::uint8_t r8 = rd.U8("reserved");
+  const std::uint16_t r16 = rd.U16("reserved");
+  m->field = rd.Str("field");
+  if (rd.ok()) {
+    if (m->page == kInvalidPageId) rd.Fail("page id 0");
+    if (m->length == 0) rd.Fail("empty byte run");
+    if (std::uint64_t{m->offset} + m->length > (std::uint64_t{1} << 32) - 1)
+      rd.Fail("byte run past the largest page");
+    if (m->after_epoch >= m->epoch) rd.Fail("epoch window is empty");
+    if ((flags & ~1u) != 0 || r8 != 0 || r16 != 0) rd.Fail("reserved bits set");
+  }
+  m->sampled = (flags & 1) != 0;
+  return rd.Finish();
+}
+
 void EncodePageImagePrefix(PageId id, Epoch epoch, std::uint64_t offset, std::uint8_t* out) {
   Put64(out, id);
   Put64(out + 8, epoch);

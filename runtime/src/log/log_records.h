@@ -54,6 +54,11 @@ Status DecodeCommitInfo(std::span<const std::uint8_t> in, LogCommitInfo* c);
 void EncodeBuild(const LogBuild& b, std::vector<std::uint8_t>& out);
 Status DecodeBuild(std::span<const std::uint8_t> in, LogBuild* b);
 
+// Verify miss (format 1.1): u64 page, u32 offset, u32 length, u64 after_epoch, u64 epoch,
+// u8 flags (bit 0: sampled), u8 0, u16 0, str field.
+void EncodeVerifyMiss(const LogVerifyMiss& m, std::vector<std::uint8_t>& out);
+Status DecodeVerifyMiss(std::span<const std::uint8_t> in, LogVerifyMiss* m);
+
 // Checkpoint page image chunk: u64 page id, u64 epoch (the page's last change), u64 offset of the
 // chunk in the page, then the chunk's bytes.
 inline constexpr std::size_t kPageImagePrefix = 24;

@@ -384,6 +384,14 @@ Status LogSink::OnCommit(const CommitBatch& b) {
       ++it;
     }
   }
+  for (const VerifyMiss& m : b.verify_misses) {
+    // A miss settled by a later commit names the window of the commit that saw the bytes, which
+    // may precede this sink: clamp it into the log's epochs.
+    const Epoch e = m.epoch > s.bus_base ? s.LogEpoch(m.epoch) : s.LogEpoch(b.epoch);
+    Epoch after = m.after_epoch >= s.bus_base ? s.LogEpoch(m.after_epoch) : s.epoch_base;
+    if (after >= e) after = e - 1;
+    s.batch.AddVerifyMiss({s.LogId(m.page), m.offset, m.length, after, e, m.sampled, m.field});
+  }
   if (writer_->options().log_provenance) s.AddProvenance(b);
   s.first = false;
   auto t = writer_->Append(s.batch, s.LogEpoch(b.epoch), b.unix_nanos);
@@ -522,6 +530,13 @@ Expected<Epoch> LogSink::Checkpoint() {
   if (!e.ok()) return e.status();
   std::lock_guard<std::mutex> l(state_->mu);
   return state_->checkpoint_result;
+}
+
+Status LogSink::Flush() {
+  if (!writer_ || forked()) return Status::Ok();
+  MMSB_RETURN_IF_ERROR(writer_->Flush());
+  if (writer_->options().durability == Durability::kNone) return Status::Ok();
+  return writer_->Sync();
 }
 
 Status LogSink::Close() {

@@ -92,6 +92,12 @@ void LogBatch::AddCommitInfo(const LogCommitInfo& info) {
   Seal(at, static_cast<std::uint8_t>(LogRecordType::kCommitInfo));
 }
 
+void LogBatch::AddVerifyMiss(const LogVerifyMiss& miss) {
+  const std::size_t at = Begin();
+  log::EncodeVerifyMiss(miss, bytes_);
+  Seal(at, static_cast<std::uint8_t>(LogRecordType::kVerifyMiss));
+}
+
 void LogBatch::AddBuild(const LogBuild& build) {
   const std::size_t at = Begin();
   log::EncodeBuild(build, bytes_);

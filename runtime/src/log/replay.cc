@@ -111,7 +111,7 @@ bool EdgeLess(const EdgeInfo& a, const EdgeInfo& b) {
 }
 
 // Site, commit-info and build records (11-13) carry provenance only: known, nothing to apply.
-bool KnownLogType(std::uint8_t t) { return t >= 1 && t <= 13; }
+bool KnownLogType(std::uint8_t t) { return t >= 1 && t <= 14; }
 
 // One record of the epoch group being read. Kept small: deltas are the common case and are held
 // as views of their encoded bytes; the rarer records keep their content in side vectors.

@@ -188,6 +188,33 @@ Expected<RecoveredTail> RecoverTail(Env* env, const std::string& dir, const LogD
   return out;
 }
 
+// The wall-clock time recorded in a checkpoint's end record (its last record, fixed size), read
+// from the file's tail without reading the page images. 0 when it cannot be read.
+std::uint64_t CheckpointUnixNanos(Env* env, const std::string& path) {
+  auto file = env->NewRandomAccessFile(path);
+  if (!file.ok()) return 0;
+  RecordReader rr(file->get(), path);
+  FileHeader h;
+  if (!rr.ReadHeader(&h).ok()) return 0;
+  std::vector<std::uint8_t> probe;
+  EncodeCheckpointEnd({}, probe);
+  const std::size_t tail = kRecordHeaderSize + probe.size();
+  const std::uint64_t size = (*file)->Size();
+  if (size < h.header_size + tail) return 0;
+  std::vector<std::uint8_t> buf(tail);
+  std::size_t got = 0;
+  if (!(*file)->Read(size - tail, tail, buf.data(), &got).ok() || got != tail) return 0;
+  RecordHeader rh;
+  if (!ParseRecordHeader(buf.data(), rr.log_id(), &rh) ||
+      rh.type != static_cast<std::uint8_t>(LogRecordType::kCheckpointEnd) ||
+      rh.length != probe.size())
+    return 0;
+  const std::span<const std::uint8_t> payload(buf.data() + kRecordHeaderSize, probe.size());
+  LogCheckpointEnd end;
+  if (!PayloadMatches(rh, payload) || !DecodeCheckpointEnd(payload, &end).ok()) return 0;
+  return end.unix_nanos;
+}
+
 Status RetireCovered(Env* env, const std::string& dir, std::uint64_t current_seq,
                      const RetentionPolicy& policy, CompactReport* report) {
   auto listing = ListLogDir(env, dir);
@@ -236,6 +263,15 @@ Status RetireCovered(Env* env, const std::string& dir, std::uint64_t current_seq
   };
   std::size_t keep = std::max<std::size_t>(1, std::min(policy.keep_checkpoints, ckpts.size()));
   while (policy.max_bytes > 0 && keep > 1 && bytes_if_kept(keep) > policy.max_bytes) --keep;
+  if (policy.max_age.count() > 0) {
+    const std::uint64_t now = env->NowUnixNanos();
+    const auto max_age_s = static_cast<std::uint64_t>(policy.max_age.count());
+    while (keep > 1) {
+      const std::uint64_t taken = CheckpointUnixNanos(env, ckpts[ckpts.size() - keep].path);
+      if (taken == 0 || taken >= now || (now - taken) / 1'000'000'000u <= max_age_s) break;
+      --keep;
+    }
+  }
   const std::size_t first_kept = ckpts.size() - keep;
   const Epoch covered = ckpts[first_kept].epoch;
   rep.oldest_checkpoint = covered;

@@ -243,5 +243,49 @@ TEST_F(CliBadInputTest, CompactKeepsTheNewestCheckpointAndTheLogStillReplays) {
   EXPECT_EQ(nlohmann::json::parse(r.out)["epoch"], 5);
 }
 
+TEST_F(CliBadInputTest, CompactMaxAgeTakesADurationAndAloneKeepsEveryYoungerCheckpoint) {
+  for (const char* bad : {"0", "-1", "abc", "5x", "1.5h", "''", "99999999999999d"}) {
+    CliRun r = Run(std::string("log compact ") + log_ + " --max-age " + bad);
+    EXPECT_EQ(r.code, 2) << bad;
+    EXPECT_NE(r.err.find("--max-age"), std::string::npos) << bad << ": " << r.err;
+  }
+  // Two more checkpoints (epochs 5 and 6), all three written a moment ago: a day's budget alone
+  // keeps them all (the default --keep 2 does not apply), and the log still replays.
+  {
+    LogOptions o;
+    o.retire_segments = false;
+    auto w = LogWriter::Open(log_, o);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    for (Epoch e : {Epoch{5}, Epoch{6}}) {
+      if (e == 6) {
+        LogBatch b = (*w)->NewBatch();
+        std::vector<std::uint8_t> before(8, 0), after(8, 0);
+        before[0] = 5;
+        after[0] = 6;
+        ASSERT_TRUE(b.AddDelta(Diff(1, 5, before, after)).ok());
+        ASSERT_TRUE((*w)->Commit(b).ok());
+      }
+      ReplayOptions ro;
+      ro.epoch = e;
+      auto st = Replay(log_, ro);
+      ASSERT_TRUE(st.ok()) << st.status().ToString();
+      ASSERT_TRUE(WriteLogCheckpoint(**w, ContentsOf(*st, (*w)->log_id())).ok());
+    }
+    ASSERT_TRUE((*w)->Close().ok());
+  }
+  CliRun r = Run("log compact " + log_ + " --max-age 1d --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["checkpoints_removed"], 0);
+  EXPECT_EQ(j["oldest_epoch"], 3);
+  // With --keep, the age budget only lowers the count.
+  r = Run("log compact " + log_ + " --max-age 1d --keep 2 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["checkpoints_removed"], 1);
+  r = Run("replay " + log_ + " --epoch 6 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["epoch"], 6);
+}
+
 }  // namespace
 }  // namespace mmsb

@@ -4,10 +4,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -28,6 +30,50 @@ int CountFiles(const std::string& dir, const std::string& suffix) {
     n += e.path().filename().string().ends_with(suffix);
   return n;
 }
+
+// The POSIX file system with a clock the test sets: checkpoints taken "hours apart" in a test
+// that runs for milliseconds.
+class ClockEnv final : public Env {
+ public:
+  std::uint64_t now = std::uint64_t{1'800'000'000} * 1'000'000'000;  // 2027
+  std::uint64_t NowUnixNanos() override { return now; }
+  void Advance(std::chrono::seconds s) {
+    now += static_cast<std::uint64_t>(s.count()) * 1'000'000'000;
+  }
+
+  Expected<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& p) override {
+    return base_->NewWritableFile(p);
+  }
+  Expected<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& p) override {
+    return base_->NewRandomAccessFile(p);
+  }
+  Expected<std::unique_ptr<RandomAccessFile>> NewMappedFile(const std::string& p) override {
+    return base_->NewMappedFile(p);
+  }
+  bool FileExists(const std::string& p) override { return base_->FileExists(p); }
+  bool IsDirectory(const std::string& p) override { return base_->IsDirectory(p); }
+  Expected<std::vector<std::string>> GetChildren(const std::string& d) override {
+    return base_->GetChildren(d);
+  }
+  Expected<std::uint64_t> GetFileSize(const std::string& p) override {
+    return base_->GetFileSize(p);
+  }
+  Status CreateDir(const std::string& d) override { return base_->CreateDir(d); }
+  Status RemoveFile(const std::string& p) override { return base_->RemoveFile(p); }
+  Status RenameFile(const std::string& f, const std::string& t) override {
+    return base_->RenameFile(f, t);
+  }
+  Status TruncateFile(const std::string& p, std::uint64_t n) override {
+    return base_->TruncateFile(p, n);
+  }
+  Status SyncDir(const std::string& d) override { return base_->SyncDir(d); }
+  Expected<std::unique_ptr<FileLock>> LockFile(const std::string& p) override {
+    return base_->LockFile(p);
+  }
+
+ private:
+  Env* base_ = Env::Default();
+};
 
 class LifecycleTest : public ::testing::Test {
  protected:
@@ -123,6 +169,109 @@ TEST_F(LifecycleTest, RetentionKeepsTheNewestCheckpointsAndDropsTheSegmentsBehin
   auto again = Replay(log_, ro);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(again->epoch, last);
+}
+
+// Writes a log with `rounds` checkpoints taken an hour apart by `clock` (4 epochs each, small
+// segments), the newest at clock.now; returns the checkpoints' epochs and the last epoch.
+std::vector<Epoch> WriteHourlyCheckpoints(const std::string& dir, ClockEnv& clock, int rounds,
+                                          const RetentionPolicy& retention, Epoch* last) {
+  LogOptions o;
+  o.env = &clock;
+  o.segment_bytes = 1024;  // a new segment every epoch or two
+  o.retention = retention;
+  auto w = LogWriter::Open(dir, o);
+  EXPECT_TRUE(w.ok()) << w.status().ToString();
+  if (!w.ok()) return {};
+  std::mt19937_64 rng(5);
+  testing::PageModel model;
+  LogBatch b = (*w)->NewBatch();
+  std::vector<Epoch> checkpoints;
+  Epoch e = 0;
+  for (int round = 0; round < rounds; ++round) {
+    if (round > 0) clock.Advance(std::chrono::hours(1));
+    for (int i = 0; i < 4; ++i) {
+      model.Begin(++e, &b);
+      if (e == 1) model.Create(1, 4096);
+      model.Scribble(1, 100, rng);
+      EXPECT_TRUE((*w)->Commit(b).ok());
+    }
+    LogState st;
+    st.epoch = e;
+    st.unix_nanos = clock.now;
+    for (const auto& [id, pg] : model.pages()) {
+      ReplayedPage& rp = st.pages[id];
+      rp.id = id;
+      rp.epoch = pg.epoch;
+      rp.changed = pg.changed;
+      rp.bytes = pg.bytes;
+    }
+    CheckpointOptions co;
+    co.env = &clock;
+    auto c = WriteLogCheckpoint(**w, ContentsOf(st, 0), co);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    checkpoints.push_back(e);
+  }
+  model.Begin(++e, &b);
+  model.Scribble(1, 100, rng);
+  EXPECT_TRUE((*w)->Commit(b).ok());
+  *last = e;
+  EXPECT_TRUE((*w)->Close().ok());
+  return checkpoints;
+}
+
+TEST_F(LifecycleTest, RetentionByAgeKeepsTheCheckpointsYoungerThanTheBudget) {
+  ClockEnv clock;
+  RetentionPolicy keep_all;
+  keep_all.keep_checkpoints = 100;
+  Epoch last = 0;
+  const std::vector<Epoch> checkpoints = WriteHourlyCheckpoints(log_, clock, 5, keep_all, &last);
+  ASSERT_EQ(checkpoints.size(), 5u);
+  ASSERT_EQ(CountFiles(log_, ".ckpt"), 5);
+
+  // 2.5 hours keeps the checkpoints taken 0, 1 and 2 hours ago.
+  RetentionPolicy by_age = keep_all;
+  by_age.max_age = std::chrono::minutes(150);
+  auto c = CompactLog(log_, by_age, &clock);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->checkpoints_removed, 2u);
+  EXPECT_GT(c->segments_removed, 0u);
+  EXPECT_EQ(c->oldest_checkpoint, checkpoints[2]);
+  EXPECT_EQ(CountFiles(log_, ".ckpt"), 3);
+  ReplayOptions ro;
+  ro.epoch = checkpoints[2];
+  ASSERT_TRUE(Replay(log_, ro).ok());
+  ro.epoch = last;
+  auto st = Replay(log_, ro);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->epoch, last);
+  ro.epoch = checkpoints[1];
+  EXPECT_FALSE(Replay(log_, ro).ok()) << "older than the age budget: retired";
+
+  // A day later every checkpoint is too old, and the newest one is kept all the same.
+  clock.Advance(std::chrono::hours(24));
+  c = CompactLog(log_, by_age, &clock);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->checkpoints_removed, 2u);
+  EXPECT_EQ(c->oldest_checkpoint, checkpoints.back());
+  EXPECT_EQ(CountFiles(log_, ".ckpt"), 1);
+  ro.epoch = last;
+  ASSERT_TRUE(Replay(log_, ro).ok());
+}
+
+TEST_F(LifecycleTest, WriterAppliesTheAgeBudgetAtEachCheckpoint) {
+  ClockEnv clock;
+  RetentionPolicy retention;
+  retention.keep_checkpoints = 100;
+  retention.max_age = std::chrono::minutes(90);
+  Epoch last = 0;
+  const std::vector<Epoch> checkpoints = WriteHourlyCheckpoints(log_, clock, 4, retention, &last);
+  ASSERT_EQ(checkpoints.size(), 4u);
+  EXPECT_EQ(CountFiles(log_, ".ckpt"), 2) << "taken 0 and 1 hour ago";
+  ReplayOptions ro;
+  ro.epoch = checkpoints[2];
+  EXPECT_TRUE(Replay(log_, ro).ok());
+  ro.epoch = last;
+  EXPECT_TRUE(Replay(log_, ro).ok());
 }
 
 TEST_F(LifecycleTest, CompactionWaitsForNoWriter) {

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -133,12 +134,58 @@ TEST_F(QueryCliTest, BadInputGetsAClearErrorAndANonZeroExit) {
   EXPECT_NE(p.err.find("--where"), std::string::npos) << p.err;
   CliRun m = Mmsb("blame " + dir_.Sub("missing.tlog") + " Counters.total", dir_.path());
   EXPECT_EQ(m.code, 1);
-  EXPECT_NE(m.err.find("not a log directory"), std::string::npos) << m.err;
+  // The check every log command shares (CheckLogPath), naming the path.
+  EXPECT_NE(m.err.find("no log at"), std::string::npos) << m.err;
+  EXPECT_NE(m.err.find("missing.tlog"), std::string::npos) << m.err;
   CliRun n = Mmsb("blame " + log_ + " Counters.total --at 0", dir_.path());
   EXPECT_EQ(n.code, 1);
   EXPECT_NE(n.err.find("never changed"), std::string::npos) << n.err;
   CliRun u = Mmsb("bisect " + log_, dir_.path());
   EXPECT_EQ(u.code, 2);  // usage: --where is required
+}
+
+TEST_F(QueryCliTest, EpochsPastTheEndAndReversedWindowsAreErrorsNotEmptyAnswers) {
+  // The log ends at epoch 10: --at 99 used to answer epoch 10's blame with exit 0.
+  for (const std::string cmd :
+       {"blame " + log_ + " Counters.total --at 99", "why " + log_ + " Counters.total --at 11",
+        "history " + log_ + " Counters.total --from 11",
+        "history " + log_ + " Counters.total --to 99",
+        "touched " + log_ + " Counters.total --from 50",
+        "bisect " + log_ + " --where 'Counters.total > 0' --from 11"}) {
+    CliRun r = Mmsb(cmd, dir_.path());
+    EXPECT_EQ(r.code, 1) << cmd;
+    EXPECT_NE(r.err.find("is beyond the end of log"), std::string::npos) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("last committed epoch 10"), std::string::npos) << r.err;
+  }
+  for (const std::string cmd :
+       {"history " + log_ + " Counters.total --from 6 --to 3",
+        "touched " + log_ + " Counters.total --from 6 --to 3",
+        "bisect " + log_ + " --where 'Counters.total > 0' --from 6 --to 3"}) {
+    CliRun r = Mmsb(cmd, dir_.path());
+    EXPECT_EQ(r.code, 1) << cmd;
+    EXPECT_NE(r.err.find("--from 6 is after --to 3"), std::string::npos) << cmd << ": " << r.err;
+  }
+  // An empty epoch flag is not "the default", and a negative count is not a count.
+  EXPECT_EQ(Mmsb("blame " + log_ + " Counters.total --at ''", dir_.path()).code, 2);
+  EXPECT_EQ(Mmsb("history " + log_ + " Counters.total --max -1", dir_.path()).code, 2);
+  // The last epoch itself, and a window with no change, are valid questions.
+  CliRun last = Mmsb("blame " + log_ + " Counters.total --at 10", dir_.path());
+  EXPECT_EQ(last.code, 0) << last.err;
+  CliRun none = Mmsb("history " + log_ + " Counters.hits[3] --from 2 --to 9", dir_.path());
+  EXPECT_EQ(none.code, 0) << none.err;
+  EXPECT_NE(none.out.find("0 change(s)"), std::string::npos) << none.out;
+  // A directory that is not a log is refused, and no index is built in it.
+  const std::string plain = dir_.Sub("plain");
+  std::filesystem::create_directories(plain);
+  CliRun d = Mmsb("bisect " + plain + " --where '1 == 1'", dir_.path());
+  EXPECT_EQ(d.code, 1);
+  EXPECT_NE(d.err.find("plain"), std::string::npos) << d.err;
+  EXPECT_TRUE(std::filesystem::is_empty(plain));
+  // A predicate true from the start names no epoch -1.
+  CliRun start = Mmsb("bisect " + log_ + " --where '1 == 1'", dir_.path());
+  EXPECT_EQ(start.code, 0) << start.err;
+  EXPECT_EQ(start.out.find("18446744073709551615"), std::string::npos) << start.out;
+  EXPECT_NE(start.out.find("initial state"), std::string::npos) << start.out;
 }
 
 }  // namespace

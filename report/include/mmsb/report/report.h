@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "mmsb/ir/store.h"
 #include "mmsb/replay.h"
@@ -53,9 +54,10 @@ struct LogReportStats {
   std::size_t rows = 0;  // heatmap rows, children included
   std::size_t pages = 0;
   std::size_t html_bytes = 0;
-  std::int64_t ir_generation = 0;  // with ir_store: the generation the sites were looked up in
-  std::string ir_generation_how;   // why that one ("--gen", "opened before the run", "latest")
-  std::size_t ir_sites_found = 0;  // commit sites whose function the store knows
+  std::int64_t ir_generation = 0;    // with ir_store: the generation the sites were looked up in
+  std::string ir_generation_how;     // why that one ("--gen", "opened before the run", "latest")
+  std::size_t ir_sites_found = 0;    // commit sites whose function the store knows
+  std::vector<LogProblem> problems;  // salvage mode: the damage that was skipped
 };
 
 Expected<std::string> BuildLogReport(const std::string& log_path, const LogReportOptions& options,
