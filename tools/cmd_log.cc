@@ -216,6 +216,38 @@ std::string Describe(const LogEntry& e, nlohmann::json* j) {
       (*j)["bytes"] = e.image.bytes.size();
       return fmt::format("page {} bytes [{}, {})", e.image.page, e.image.offset,
                          e.image.offset + e.image.bytes.size());
+    case LogRecordType::kSite: {
+      const LogSite& x = e.site;
+      const char* kind = x.kind == LogSite::Kind::kTransaction ? "transaction" : "commit() call";
+      (*j)["site"] = x.id;
+      (*j)["kind"] = x.kind == LogSite::Kind::kTransaction ? "transaction" : "commit";
+      (*j)["function"] = x.function;
+      (*j)["file"] = x.file;
+      (*j)["line"] = x.line;
+      return fmt::format("site {}: {} {} at {}:{}", x.id, kind, x.function, x.file, x.line);
+    }
+    case LogRecordType::kCommitInfo: {
+      const LogCommitInfo& x = e.commit_info;
+      (*j)["state_hash"] = x.state_hash;
+      nlohmann::json txs = nlohmann::json::array();
+      std::string s = fmt::format("{} transaction(s):", x.transactions.size());
+      for (const LogCommitTransaction& t : x.transactions) {
+        txs.push_back({{"site", t.site}, {"thread", t.thread}, {"sequence", t.sequence}});
+        s += fmt::format(" site {} thread {} seq {};", t.site, t.thread, t.sequence);
+      }
+      (*j)["transactions"] = std::move(txs);
+      if (x.state_hash != 0) s += fmt::format(" state hash {:016x}", x.state_hash);
+      return s;
+    }
+    case LogRecordType::kBuild: {
+      const LogBuild& x = e.build;
+      (*j)["build_id"] = x.build_id;
+      (*j)["executable"] = x.executable;
+      (*j)["units"] = x.units.size();
+      return fmt::format("{} build id {}, {} unit hash(es)",
+                         x.executable.empty() ? "(unknown executable)" : x.executable,
+                         x.build_id.empty() ? "(none)" : x.build_id, x.units.size());
+    }
     case LogRecordType::kCheckpointEnd:
       (*j)["pages"] = e.checkpoint_end.pages;
       (*j)["image_bytes"] = e.checkpoint_end.image_bytes;

@@ -65,6 +65,25 @@ class QueryCliTest : public ::testing::Test {
   int commit_line_ = 0;
 };
 
+// `mmsb log show` describes the provenance records (format 1.1) instead of calling them unknown.
+TEST_F(QueryCliTest, LogShowDescribesSiteCommitInfoAndBuildRecords) {
+  CliRun r = Mmsb("log show " + log_, dir_.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.find("does not know"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("commit() call"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("query_cli_test.cc:" + std::to_string(commit_line_)), std::string::npos)
+      << r.out;
+  r = Mmsb("log show " + log_ + " --json --type commit-info", dir_.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["records"].size(), 10u) << r.out;  // one per commit
+  for (const auto& rec : j["records"]) {
+    EXPECT_EQ(rec["type"], "commit-info");
+    ASSERT_EQ(rec["transactions"].size(), 1u) << rec.dump();
+    EXPECT_GE(rec["transactions"][0]["site"].get<int>(), 1) << rec.dump();
+  }
+}
+
 TEST_F(QueryCliTest, HistoryJsonListsEveryChangeWithItsSite) {
   CliRun r = Mmsb("history " + log_ + " 'Counters.hits[*]' --json", dir_.path());
   ASSERT_EQ(r.code, 0) << r.err;
