@@ -99,13 +99,11 @@ TEST(DocsApiStatus, ExpectedCarriesAValueOrATypedError) {
   mmsb::Expected<int> from_ok{mmsb::Status::Ok()};
   EXPECT_EQ(from_ok.status().code(), mmsb::StatusCode::kInternal);
   // One convenience constructor per code.
-  const mmsb::Status all[] = {mmsb::NotFound(""),           mmsb::InvalidDelta(""),
-                              mmsb::InvalidArgument(""),    mmsb::Corruption(""),
-                              mmsb::Corruption(""),         mmsb::IOError(""),
-                              mmsb::Unsupported(""),        mmsb::OutOfMemory(""),
-                              mmsb::GraphCycle(""),         mmsb::OutOfMemory(""),
-                              mmsb::FailedPrecondition(""), mmsb::AlreadyExists(""),
-                              mmsb::NotFound(""),           mmsb::Internal("")};
+  const mmsb::Status all[] = {
+      mmsb::NotFound(""),      mmsb::InvalidDelta(""), mmsb::InvalidArgument(""),
+      mmsb::Corruption(""),    mmsb::IOError(""),      mmsb::Unsupported(""),
+      mmsb::GraphCycle(""),    mmsb::OutOfMemory(""),  mmsb::FailedPrecondition(""),
+      mmsb::AlreadyExists(""), mmsb::Internal("")};
   for (std::size_t i = 0; i < std::size(all); ++i) {
     EXPECT_EQ(static_cast<std::size_t>(all[i].code()), i + 1) << all[i].ToString();
   }
