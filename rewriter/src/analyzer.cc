@@ -50,7 +50,31 @@ bool PageVisitor::TraverseDecl(clang::Decl* d) {
   if (d == nullptr) return true;
   if (!llvm::isa<clang::TranslationUnitDecl>(d)) {
     clang::SourceLocation loc = d->getLocation();
-    if (loc.isValid() && sm_.isInSystemHeader(sm_.getExpansionLoc(loc))) return true;
+    if (loc.isValid() && sm_.isInSystemHeader(sm_.getExpansionLoc(loc))) {
+      // A page type in a system header (an -isystem directory, or a header that a system header
+      // includes, as CMake's precompiled-header wrapper does under #pragma clang system_header)
+      // cannot be rewritten. Say so, at the main file (clang hides warnings located in system
+      // headers), instead of leaving its objects untracked.
+      const auto* rd = llvm::dyn_cast<clang::CXXRecordDecl>(d);
+      if (rd != nullptr && rd->isThisDeclarationADefinition() && IsPageRecord(rd) &&
+          !rd->isDependentType() && reported_system_pages_.insert(rd).second) {
+        bool instrumented = false;
+        for (const clang::Decl* m : rd->decls()) {
+          const auto* nd = llvm::dyn_cast<clang::NamedDecl>(m);
+          instrumented |=
+              nd != nullptr && nd->getDeclName().isIdentifier() && nd->getName() == "_mmsb_type";
+        }
+        if (!instrumented) {
+          AddFinding(DiagKind::kUnrewritableDecl, sm_.getLocForStartOfFile(sm_.getMainFileID()),
+                     {"page type " + Quote(RecordName(rd)) + " (" +
+                          sm_.getFilename(sm_.getExpansionLoc(loc)).str() + ")",
+                      "it is declared in a system header: an -isystem directory, or a header "
+                      "that a system header includes, such as CMake's precompiled-header "
+                      "wrapper; include it with -I and do not precompile it"});
+        }
+      }
+      return true;
+    }
     if (d->isImplicit() && !llvm::isa<clang::CXXRecordDecl>(d)) return true;
   }
   const auto* fd = llvm::dyn_cast<clang::FunctionDecl>(d);

@@ -488,6 +488,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   void CheckContainer(clang::QualType t, clang::SourceLocation loc);
 
   bool AddFinding(DiagKind kind, clang::SourceLocation loc, std::vector<std::string> args);
+  // Page types in system headers already reported as untracked (once each).
+  std::set<const clang::CXXRecordDecl*> reported_system_pages_;
 
   // ---- page writes per function (PageAnalyzer::page_writes, for the IR capture) ------------
 
