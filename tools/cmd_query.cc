@@ -146,18 +146,29 @@ std::string PageText(const query::LogIndex& index, PageId id) {
   return p->name.empty() ? fmt::format("page {}", id) : fmt::format("page {} {}", id, p->name);
 }
 
+// The --from/--to window of a query: both flags parsed by the one epoch parser, the log's index
+// opened, and the window checked against the log's end. Returns 0, or the exit code of the error
+// it printed.
+int OpenWindow(const QueryArgs& a, Epoch* from, Epoch* to,
+               std::unique_ptr<query::LogIndex>* index) {
+  int rc = 0;
+  if (!EpochFlag(a.from, "--from", 0, from, &rc)) return rc;
+  if (!EpochFlag(a.to, "--to", kLatestEpoch, to, &rc)) return rc;
+  auto opened = OpenIndex(a.log);
+  if (!opened.ok()) return FailLog(opened.status(), false);
+  if (int c = CheckWindow(**opened, a.log, *from, *to)) return c;
+  *index = std::move(*opened);
+  return 0;
+}
+
 // ---- history ------------------------------------------------------------------------------------
 
 int RunHistory(const QueryArgs& a) {
   query::HistoryOptions o;
-  int rc = 0;
-  if (!EpochFlag(a.from, "--from", 0, &o.from, &rc)) return rc;
-  if (!EpochFlag(a.to, "--to", kLatestEpoch, &o.to, &rc)) return rc;
   o.max_changes = a.max;
-  auto index = OpenIndex(a.log);
-  if (!index.ok()) return FailLog(index.status(), false);
-  if (int rc = CheckWindow(**index, a.log, o.from, o.to)) return rc;
-  auto h = query::FieldHistory(**index, a.field, o);
+  std::unique_ptr<query::LogIndex> index;
+  if (int rc = OpenWindow(a, &o.from, &o.to, &index)) return rc;
+  auto h = query::FieldHistory(*index, a.field, o);
   if (!h.ok()) return FailAbout(a.field, h.status());
   if (a.json) {
     json j;
@@ -168,7 +179,7 @@ int RunHistory(const QueryArgs& a) {
     j["changes"] = json::array();
     for (const auto& c : h->changes) {
       json cj = ChangeJson(c);
-      auto ci = (*index)->Commit(c.epoch);
+      auto ci = index->Commit(c.epoch);
       if (ci.ok()) cj["commit"] = CommitJson(*ci);
       j["changes"].push_back(std::move(cj));
     }
@@ -182,7 +193,7 @@ int RunHistory(const QueryArgs& a) {
   Epoch shown = 0;
   for (const auto& c : h->changes) {
     if (c.epoch != shown) {
-      auto ci = (*index)->Commit(c.epoch);
+      auto ci = index->Commit(c.epoch);
       std::printf("%s %s  %s\n", pal.Bold(fmt::format("epoch {}", c.epoch)).c_str(),
                   ci.ok() ? FormatUnixNanos(ci->unix_nanos).c_str() : "-",
                   ci.ok() ? pal.Cyan(SitesText(*ci)).c_str() : "");
@@ -248,24 +259,20 @@ int RunBlame(const QueryArgs& a) {
 
 int RunBisect(const QueryArgs& a) {
   query::BisectOptions o;
-  int rc = 0;
-  if (!EpochFlag(a.from, "--from", 0, &o.from, &rc)) return rc;
-  if (!EpochFlag(a.to, "--to", kLatestEpoch, &o.to, &rc)) return rc;
   o.monotone = a.monotone;
-  auto index = OpenIndex(a.log);
-  if (!index.ok()) return FailLog(index.status(), false);
-  if (int rc = CheckWindow(**index, a.log, o.from, o.to)) return rc;
-  auto p = query::Predicate::Parse(**index, a.where);
+  std::unique_ptr<query::LogIndex> index;
+  if (int rc = OpenWindow(a, &o.from, &o.to, &index)) return rc;
+  auto p = query::Predicate::Parse(*index, a.where);
   if (!p.ok()) {
     const std::string m = p.status().message();
     if (a.where.empty() || m.find(a.where) != std::string::npos) return Fail("--where: " + m);
     return Fail(fmt::format("--where '{}': {}", a.where, m));
   }
-  auto r = query::Bisect(**index, *p, o);
+  auto r = query::Bisect(*index, *p, o);
   if (!r.ok()) return Fail(r.status().message());
   std::optional<query::CommitInfo> ci;
   if (r->found) {
-    if (auto c = (*index)->Commit(r->epoch); c.ok()) ci = *c;
+    if (auto c = index->Commit(r->epoch); c.ok()) ci = *c;
   }
   if (a.json) {
     json j;
@@ -292,8 +299,8 @@ int RunBisect(const QueryArgs& a) {
   const Palette pal(ColorStdout());
   if (!r->found) {
     std::printf("%s never holds in epochs %llu..%llu (%llu evaluation(s))\n", a.where.c_str(),
-                static_cast<unsigned long long>(std::max(o.from, (*index)->first_epoch())),
-                static_cast<unsigned long long>(std::min(o.to, (*index)->last_epoch())),
+                static_cast<unsigned long long>(std::max(o.from, index->first_epoch())),
+                static_cast<unsigned long long>(std::min(o.to, index->last_epoch())),
                 static_cast<unsigned long long>(r->epochs_evaluated));
     return 0;
   }
@@ -320,13 +327,9 @@ int RunBisect(const QueryArgs& a) {
 
 int RunTouched(const QueryArgs& a) {
   Epoch from = 0, to = 0;
-  int rc = 0;
-  if (!EpochFlag(a.from, "--from", 0, &from, &rc)) return rc;
-  if (!EpochFlag(a.to, "--to", kLatestEpoch, &to, &rc)) return rc;
-  auto index = OpenIndex(a.log);
-  if (!index.ok()) return FailLog(index.status(), false);
-  if (int rc = CheckWindow(**index, a.log, from, to)) return rc;
-  auto t = query::TouchedBy(**index, a.field, from, to);
+  std::unique_ptr<query::LogIndex> index;
+  if (int rc = OpenWindow(a, &from, &to, &index)) return rc;
+  auto t = query::TouchedBy(*index, a.field, from, to);
   if (!t.ok()) return FailAbout(a.field, t.status());
   if (a.json) {
     json j;
