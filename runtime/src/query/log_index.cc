@@ -516,6 +516,11 @@ Status LogIndex::Impl::Scan(std::size_t first_seg, std::uint64_t skip_below) {
       }
       Pending& p = group.emplace_back();
       p.type = t;
+      if (t == log::kCompactCommitInfoType) {
+        p.type = static_cast<std::uint8_t>(LogRecordType::kCommitInfo);
+        if (Status s = log::DecodeCommitInfo(rec.payload, &p.info); !s.ok()) return bad(s);
+        continue;
+      }
       switch (static_cast<LogRecordType>(t)) {
         case LogRecordType::kPageCreate:
           if (Status s = log::DecodePageCreate(rec.payload, &p.create); !s.ok()) return bad(s);
@@ -539,7 +544,7 @@ Status LogIndex::Impl::Scan(std::size_t first_seg, std::uint64_t skip_below) {
           if (Status s = log::DecodeSite(rec.payload, &p.site); !s.ok()) return bad(s);
           break;
         case LogRecordType::kCommitInfo:
-          if (Status s = log::DecodeCommitInfo(rec.payload, &p.info); !s.ok()) return bad(s);
+          if (Status s = log::DecodeFixedCommitInfo(rec.payload, &p.info); !s.ok()) return bad(s);
           break;
         case LogRecordType::kBuild:
           if (Status s = log::DecodeBuild(rec.payload, &p.build); !s.ok()) return bad(s);
