@@ -373,10 +373,12 @@ Status LogIndex::Impl::ReadDelta(const IndexedChange& c, std::vector<std::uint8_
   const RandomAccessFile* file = *f;
   auto where = [&] { return fmt::format("{}:{}", segments[seg].path, off); };
   // One read for the header and (nearly always) the whole payload; a second for a longer one.
-  constexpr std::size_t kFirstRead = 512;
-  scratch->resize(kFirstRead);
+  // The first read is as long as the record read last (rounded up): a query reads one page's
+  // records in a row, and they are mostly alike in size, so this copies little past the record.
+  const std::size_t first_read = read_hint;
+  scratch->resize(first_read);
   std::size_t got = 0;
-  MMSB_RETURN_IF_ERROR(file->Read(off, kFirstRead, scratch->data(), &got));
+  MMSB_RETURN_IF_ERROR(file->Read(off, first_read, scratch->data(), &got));
   if (got < log::kRecordHeaderSize) return Corruption(where() + ": past the end");
   log::RecordHeader rh;
   if (!log::ParseRecordHeader(scratch->data(), log_id, &rh) ||
@@ -384,8 +386,9 @@ Status LogIndex::Impl::ReadDelta(const IndexedChange& c, std::vector<std::uint8_
     return Corruption(where() + ": the index points at no delta record (rebuild it)");
   }
   const std::size_t total = log::kRecordHeaderSize + std::size_t{rh.length};
+  read_hint = std::clamp<std::size_t>((total + 63) & ~std::size_t{63}, 64, 4096);
   if (total > got) {
-    if (got < kFirstRead) return Corruption(where() + ": past the end");
+    if (got < first_read) return Corruption(where() + ": past the end");
     scratch->resize(total);
     std::size_t more = 0;
     MMSB_RETURN_IF_ERROR(file->Read(off + got, total - got, scratch->data() + got, &more));
@@ -418,6 +421,47 @@ struct PendingDelta {
   std::uint64_t mask = 0;
   std::uint64_t where = 0;
 };
+
+namespace {
+
+// The buckets (LogIndex::BucketShift) a parsed delta writes. A sparse view's run table is read in
+// place (ParseDeltaView has checked it: every varint ends inside the record and every run inside
+// the page); a dense one goes through its runs in `*scratch`.
+std::uint64_t RunBucketMask(const DeltaView& v, std::vector<ByteRun>* scratch) {
+  const unsigned shift = LogIndex::BucketShift(v.page_size);
+  std::uint64_t mask = 0;
+  auto add = [&](std::uint64_t offset, std::uint64_t length) {
+    const std::uint64_t lo = offset >> shift;
+    const std::uint64_t hi = (offset + length - 1) >> shift;
+    mask |= (hi >= 63 ? ~std::uint64_t{0} : ((std::uint64_t{2} << hi) - 1)) &
+            ~((std::uint64_t{1} << lo) - 1);
+  };
+  if (v.dense) {
+    scratch->clear();
+    delta_internal::AppendDeltaViewRuns(v, scratch);
+    for (const ByteRun& r : *scratch) add(r.offset, r.length);
+    return mask;
+  }
+  auto var = [](const std::uint8_t*& p) {
+    std::uint64_t x = 0;
+    for (unsigned shift_bits = 0;; shift_bits += 7) {
+      const std::uint8_t b = *p++;
+      x |= std::uint64_t{b & 0x7Fu} << shift_bits;
+      if ((b & 0x80) == 0) return x;
+    }
+  };
+  const std::uint8_t* t = v.table;
+  std::uint64_t pos = 0;
+  for (std::uint64_t i = 0; i < v.run_count; ++i) {
+    pos += var(t);
+    const std::uint64_t run = var(t);
+    add(pos, run);
+    pos += run;
+  }
+  return mask;
+}
+
+}  // namespace
 
 Status LogIndex::Impl::Scan(std::size_t first_seg, std::uint64_t skip_below) {
   // Deltas, nearly all of a log's records, wait in a light list of their own; the group's other
@@ -499,18 +543,9 @@ Status LogIndex::Impl::Scan(std::size_t first_seg, std::uint64_t skip_below) {
         DeltaView v;
         Status s = delta_internal::ParseDeltaView(rec.payload, 0xFFFFFFFFu, false, &v);
         if (!s.ok()) return bad(s);
-        runs.clear();
-        delta_internal::AppendDeltaViewRuns(v, &runs);
         PendingDelta& d = deltas.emplace_back();
         d.page = v.page;
-        d.mask = 0;
-        const unsigned shift = LogIndex::BucketShift(v.page_size);
-        for (const ByteRun& r : runs) {
-          const std::uint64_t lo = r.offset >> shift;
-          const std::uint64_t hi = (std::uint64_t{r.offset} + r.length - 1) >> shift;
-          d.mask |= (hi >= 63 ? ~std::uint64_t{0} : ((std::uint64_t{2} << hi) - 1)) &
-                    ~((std::uint64_t{1} << lo) - 1);
-        }
+        d.mask = RunBucketMask(v, &runs);
         d.where = (std::uint64_t{si} << 40) | rec.offset;
         continue;
       }
