@@ -831,7 +831,7 @@ def cmd_run(args):
         for seed, kind, detail, kept in failures:
             if kind == "plain-broken":
                 continue
-            classes |= attribute(tools, seed, args.functions)
+            classes |= attribute(tools, seed, args.functions, classes)
     if args.reduce:
         for seed, kind, detail, kept in failures:
             if kept:
@@ -885,11 +885,12 @@ def cmd_summary(args):
     return 1 if failing else 0
 
 
-def attribute(tools, seed, functions):
+def attribute(tools, seed, functions, known=frozenset()):
     """The defect classes behind a failing program: each of its functions alone, as a program
-    of its own (same seed stream), tells which production fails."""
+    of its own (same seed stream), tells which production fails. Classes in `known` (found in
+    another program already) are not tried again."""
     r_sources, used, system_headers = generate(seed, functions)
-    found = set()
+    found = set(known)
     text = r_sources["prog.cc"]
     prelude, rest = text.split("void f0()", 1)
     bodies = ("void f0()" + rest).split("\nint main(")[0].split("// ")
@@ -911,10 +912,13 @@ def attribute(tools, seed, functions):
         if "tu2.cc" in r_sources and "WriteSeries" in body:
             with open(os.path.join(workdir, "tu2.cc"), "w") as f:
                 f.write(r_sources["tu2.cc"])
-        kind, _ = build_and_compare(tools, workdir, system_headers, use_pch=uses_pch(tools, seed))
+        kind, detail = build_and_compare(tools, workdir, system_headers,
+                                         use_pch=uses_pch(tools, seed))
         shutil.rmtree(workdir, ignore_errors=True)
         if kind not in ("ok", "rejected", "plain-broken"):
             found.add(cls)
+            print(f"fidelity: seed {seed}: production {name} alone fails ({kind}: "
+                  f"{detail[:300]}): defect class {cls}", file=sys.stderr, flush=True)
     return found
 
 
