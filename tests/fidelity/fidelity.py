@@ -446,7 +446,16 @@ class Tools:
         core = os.path.join(self.build, "runtime/libmmsb_core.a")
         self.core = [core] if os.path.exists(core) else []
         self.replay = self._find("tests/fidelity/fidelity_replay")
+        # The runtime headers of the source tree the build was configured from (a build of
+        # other code, such as the code before issue 13's fixes, needs its own), else this one's.
         self.include = os.path.join(SOURCE_ROOT, "runtime", "include")
+        cache = os.path.join(self.build, "CMakeCache.txt")
+        if os.path.exists(cache):
+            with open(cache) as f:
+                for line in f:
+                    if line.startswith("CMAKE_HOME_DIRECTORY:INTERNAL="):
+                        self.include = os.path.join(line.split("=", 1)[1].strip(), "runtime",
+                                                    "include")
         # 0: no precompiled prelude; K: every program but each K-th one uses it.
         self.pch_every = pch_every
         self._pch_lock = threading.Lock()
