@@ -81,7 +81,10 @@ void Backoff(int attempt) {
 class Store::Impl {
  public:
   Impl(sqlite3* db, StoreOptions options, std::string path)
-      : db_(db), options_(std::move(options)), path_(std::move(path)) {}
+      : db_(db),
+        options_(std::move(options)),
+        path_(std::move(path)),
+        codec_([this](std::uint32_t id) { return LoadDictionary(id); }) {}
   ~Impl() { sqlite3_close_v2(db_); }
 
   sqlite3* db() { return db_; }
@@ -189,6 +192,125 @@ class Store::Impl {
   }
 
   void ClearCaches() { manifest_cache_.clear(); }
+
+  Expected<bool> HasTable(const char* name) {
+    MMSB_ASSIGN_OR_RETURN(auto q, Prepare("SELECT count(*) FROM sqlite_schema WHERE "
+                                          "type='table' AND name=?1"));
+    q.Bind(1, std::string_view(name));
+    MMSB_ASSIGN_OR_RETURN(auto row, q.Step());
+    (void)row;
+    return q.Int(0) > 0;
+  }
+
+  // The bytes of dictionary `id` (the codec's loader).
+  Expected<std::string> LoadDictionary(std::uint32_t id) {
+    MMSB_ASSIGN_OR_RETURN(bool has, HasTable("dicts"));
+    if (!has) return NotFound("it has no dictionaries table (schema 1)");
+    MMSB_ASSIGN_OR_RETURN(auto q, Prepare("SELECT dict FROM dicts WHERE id=?1"));
+    q.Bind(1, static_cast<std::int64_t>(id));
+    MMSB_ASSIGN_OR_RETURN(auto found, q.Step());
+    if (!found) return NotFound("no such dictionary");
+    return std::string(q.Blob(0));
+  }
+
+  // A dictionary trained by this writer, not yet stored.
+  struct NewDictionary {
+    std::uint32_t id = 0;
+    std::string bytes;
+    std::int64_t samples = 0;
+  };
+
+  // Points the codec at the dictionary new blobs are compressed with: the store's newest one;
+  // without one, a dictionary trained here once this capture's new texts (`fresh`) and the texts
+  // already stored reach options_.dictionary_training_bytes (returned, for the write
+  // transaction to store); else none. A stored dictionary that does not load is passed over
+  // (blobs are compressed alone), so a damaged one cannot stop captures.
+  Expected<std::optional<NewDictionary>> ChooseDictionary(
+      const std::vector<std::string_view>& fresh) {
+    MMSB_ASSIGN_OR_RETURN(bool has_table, HasTable("dicts"));
+    if (has_table) {
+      MMSB_ASSIGN_OR_RETURN(auto q, Prepare("SELECT id, dict FROM dicts ORDER BY created_at_ms "
+                                            "DESC, id DESC LIMIT 1"));
+      MMSB_ASSIGN_OR_RETURN(auto found, q.Step());
+      if (found) {
+        if (codec_.dictionary_id() == 0 ||
+            codec_.dictionary_id() != static_cast<std::uint64_t>(q.Int(0))) {
+          auto id = codec_.UseDictionary(q.Blob(1));
+          if (!id.ok() || *id != static_cast<std::uint64_t>(q.Int(0))) {
+            MMSB_CHECK(codec_.UseDictionary("").ok());
+          }
+        }
+        return std::optional<NewDictionary>();
+      }
+    }
+    MMSB_CHECK(codec_.UseDictionary("").ok());
+    const std::int64_t want = options_.dictionary_training_bytes;
+    if (want <= 0 || fresh.empty()) return std::optional<NewDictionary>();
+    // Training time grows with the samples: twice the threshold is plenty for one build's
+    // vocabulary.
+    const std::int64_t cap = 2 * want;
+    std::vector<std::string_view> samples;
+    std::int64_t total = 0;
+    for (std::string_view t : fresh) {
+      if (total >= cap) break;
+      samples.push_back(t);
+      total += static_cast<std::int64_t>(t.size());
+    }
+    std::vector<std::string> stored;  // owns the texts read back from the store
+    if (total < want) {
+      // Small TUs: top up with what earlier captures stored (all compressed alone so far).
+      MMSB_ASSIGN_OR_RETURN(auto q, Prepare("SELECT hash, raw_size, data FROM blobs"));
+      std::vector<std::string> texts;
+      while (total < want) {
+        MMSB_ASSIGN_OR_RETURN(auto row, q.Step());
+        if (!row) break;
+        auto text = codec_.Decompress(q.Blob(2), q.Int(1), ToHash(q.Blob(0)));
+        if (!text.ok()) continue;  // a damaged blob is no sample; its reader reports it
+        total += static_cast<std::int64_t>(text->size());
+        texts.push_back(std::move(*text));
+      }
+      stored = std::move(texts);
+      for (const std::string& t : stored) samples.push_back(t);
+    }
+    if (total < want) return std::optional<NewDictionary>();
+    NewDictionary d;
+    d.bytes = TrainDictionary(samples);
+    d.samples = static_cast<std::int64_t>(samples.size());
+    if (d.bytes.empty()) return std::optional<NewDictionary>();
+    auto id = codec_.UseDictionary(d.bytes);
+    if (!id.ok()) {
+      MMSB_CHECK(codec_.UseDictionary("").ok());
+      return std::optional<NewDictionary>();
+    }
+    d.id = *id;
+    return std::optional<NewDictionary>(std::move(d));
+  }
+
+  // Inside the write transaction: stores `d`, which the blobs in `compressed` were compressed
+  // with. Should another dictionary hold its id (a 31-bit hash of its content), the blobs are
+  // compressed again alone.
+  Status StoreDictionary(const NewDictionary& d,
+                         const std::map<TextHash, const std::string*>& texts,
+                         std::map<TextHash, std::string>& compressed) {
+    MMSB_RETURN_IF_ERROR(sql::Exec(db_, schema::kCreateDicts));
+    MMSB_ASSIGN_OR_RETURN(auto ins, Prepare("INSERT OR IGNORE INTO dicts(id, created_at_ms, "
+                                            "samples, dict) VALUES(?1,?2,?3,?4)"));
+    ins.Bind(1, static_cast<std::int64_t>(d.id)).Bind(2, NowMs()).Bind(3, d.samples);
+    ins.BindBlob(4, d.bytes.data(), d.bytes.size());
+    MMSB_RETURN_IF_ERROR(ins.Run());
+    MMSB_ASSIGN_OR_RETURN(auto q, Prepare("SELECT dict FROM dicts WHERE id=?1"));
+    q.Bind(1, static_cast<std::int64_t>(d.id));
+    MMSB_ASSIGN_OR_RETURN(auto found, q.Step());
+    if (!found || q.Blob(0) != d.bytes) {
+      MMSB_CHECK(codec_.UseDictionary("").ok());
+      for (auto& [hash, data] : compressed) data = codec_.Compress(*texts.at(hash));
+    }
+    MMSB_ASSIGN_OR_RETURN(auto version, Meta("schema"));
+    if (!version || *version != std::to_string(schema::kSchemaVersion)) {
+      MMSB_RETURN_IF_ERROR(SetMeta("schema", std::to_string(schema::kSchemaVersion)));
+    }
+    return Status::Ok();
+  }
 
  private:
   sqlite3* db_;
@@ -477,14 +599,22 @@ Expected<std::int64_t> Store::AddCapture(const TuCapture& c, const GenerationReq
   std::map<TextHash, const std::string*> unique_texts;
   for (const Row& r : rows) unique_texts.emplace(r.hash, &r.rec->text);
   std::map<TextHash, std::string> compressed;
+  std::optional<Impl::NewDictionary> new_dict;
   {
     MMSB_ASSIGN_OR_RETURN(auto q, impl.Prepare("SELECT 1 FROM blobs WHERE hash=?1"));
+    std::vector<std::pair<const TextHash*, const std::string*>> missing;
     for (const auto& [hash, text] : unique_texts) {
       q.Reset();
       q.BindBlob(1, hash.data(), hash.size());
       MMSB_ASSIGN_OR_RETURN(auto found, q.Step());
-      if (!found) compressed.emplace(hash, impl.codec().Compress(*text));
+      if (!found) missing.emplace_back(&hash, text);
     }
+    std::vector<std::string_view> fresh;
+    fresh.reserve(missing.size());
+    for (const auto& m : missing) fresh.emplace_back(*m.second);
+    MMSB_ASSIGN_OR_RETURN(new_dict, impl.ChooseDictionary(fresh));
+    for (const auto& [hash, text] : missing)
+      compressed.emplace(*hash, impl.codec().Compress(*text));
   }
 
   std::int64_t generation = 0;
@@ -499,6 +629,7 @@ Expected<std::int64_t> Store::AddCapture(const TuCapture& c, const GenerationReq
         MMSB_ASSIGN_OR_RETURN(auto found, has.Step());
         if (!found) compressed.emplace(hash, impl.codec().Compress(*text));
       }
+      if (new_dict) MMSB_RETURN_IF_ERROR(impl.StoreDictionary(*new_dict, unique_texts, compressed));
       MMSB_ASSIGN_OR_RETURN(
           auto ins,
           impl.Prepare("INSERT OR IGNORE INTO blobs(hash, raw_size, data) VALUES(?1,?2,?3)"));
