@@ -60,5 +60,4 @@ Expected<Epoch> commit(std::source_location site = std::source_location::current
 // The last committed epoch (0 before the first commit).
 Epoch current_epoch();
 
-
 }  // namespace mmsb

@@ -154,7 +154,6 @@ class Replayer {
 Expected<LogState> Replay(const std::string& path, const ReplayOptions& options = {},
                           ReplayReport* report = nullptr);
 
-
 // ---- JSON (stable keys; see docs/SerializationSpec.md, "CLI JSON") -----------------------------
 
 // Page metadata and XXH3 of each page's bytes; `with_bytes` adds the bytes as hex.

@@ -63,7 +63,6 @@ Expected<StateDiff> DiffEpochs(const std::string& path, Epoch from, Epoch to,
                                const DiffOptions& options = {}, const ReplayOptions& replay = {},
                                ReplayReport* report = nullptr);
 
-
 // ---- JSON (stable keys; see docs/SerializationSpec.md, "CLI JSON") -----------------------------
 
 std::string StateDiffToJson(const StateDiff& diff);
