@@ -17,7 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "mmsb/device.h"
+#include "mmsb/device_layout.h"
 #include "mmsb/types.h"
 
 // A body both backends compile: a forced-inline host and device function under nvcc, a plain
