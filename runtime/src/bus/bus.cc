@@ -150,12 +150,10 @@ void Bus::FillBatch(CommitBatch& batch) {
   }
   batch.edges = edges_cache_;
   batch.graph_version = graph_version_;
-  batch.find_type = [](std::string_view n, void* ctx) -> const TypeDescriptor* {
-    auto* types = static_cast<decltype(types_)*>(ctx);
-    auto it = types->find(std::string(n));
-    return it == types->end() ? nullptr : it->second.get();
+  batch.find_type = [this](std::string_view n) NO_THREAD_SAFETY_ANALYSIS -> const TypeDescriptor* {
+    auto it = types_.find(std::string(n));
+    return it == types_.end() ? nullptr : it->second.get();
   };
-  batch.find_type_ctx = &types_;
 }
 
 Expected<Epoch> Bus::Commit() {

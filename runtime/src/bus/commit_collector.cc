@@ -142,12 +142,11 @@ void Bus::ReportMiss(const Page* p, ByteRun run, Epoch after_epoch, Epoch epoch,
   m.epoch = epoch;
   m.sampled = sampled;
   if (p->type_ != nullptr) {
-    auto lookup = [](std::string_view n, void* ctx) -> const TypeDescriptor* {
-      auto* types = static_cast<decltype(types_)*>(ctx);
-      auto it = types->find(std::string(n));
-      return it == types->end() ? nullptr : it->second.get();
+    auto lookup = [this](std::string_view n) NO_THREAD_SAFETY_ANALYSIS -> const TypeDescriptor* {
+      auto it = types_.find(std::string(n));
+      return it == types_.end() ? nullptr : it->second.get();
     };
-    if (auto f = ResolveField(*p->type_, run.offset, lookup, &types_))
+    if (auto f = ResolveField(*p->type_, run.offset, lookup))
       m.field = p->type_->name + "." + f->path;
   }
   stats_.verify_misses += m.length;
