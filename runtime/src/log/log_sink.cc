@@ -233,10 +233,10 @@ struct LogSink::State {
     auto it = types.find(t->name);
     if (it != types.end() && it->second == t) return;
     types[t->name] = t;
-    if (b.find_type != nullptr) {
+    if (b.find_type) {
       for (const FieldDescriptor& f : t->fields) {
         if (f.kind == ScalarKind::kRecord && !f.record_type.empty()) {
-          AddType(b.find_type(f.record_type, b.find_type_ctx), b, depth + 1);
+          AddType(b.find_type(f.record_type), b, depth + 1);
         }
       }
     }
