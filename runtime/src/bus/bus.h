@@ -174,9 +174,14 @@ class Bus : public CommittedImages {
   // memory once, and changes the twin only by the delta it returns.
   Delta DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* undo,
                   bool derived) const;
-  // Diffs one page into epoch_deltas_ (if changed), with undo tracking, and checks it in full
-  // against its marks in verify mode or when `sampled` (sampled verification).
-  void CollectPage(Page* p, Epoch new_epoch, bool sampled) REQUIRES(mu_);
+  // Granules [begin, end) of a page that sampled verification checks this commit (empty: none).
+  struct SampleRange {
+    std::size_t begin = 0;
+    std::size_t end = 0;
+  };
+  // Diffs one page into epoch_deltas_ (if changed), with undo tracking, and checks it against its
+  // marks: in full in verify mode, else the granules of `sample` (sampled verification).
+  void CollectPage(Page* p, Epoch new_epoch, SampleRange sample) REQUIRES(mu_);
   // Adds `p`'s delta `d` to the epoch's deltas and moves the page to `new_epoch`.
   void AddEpochDelta(Page* p, Delta&& d, Epoch new_epoch) REQUIRES(mu_);
   // Returns every page's twin changed in the open commit to its previous-epoch bytes and marks
@@ -259,6 +264,11 @@ class Bus : public CommittedImages {
   // commits (0: off); the slice of live_ checked next starts at sample_cursor_.
   std::uint32_t sample_every_ = 0;
   std::size_t sample_cursor_ GUARDED_BY(mu_) = 0;
+  std::size_t sample_granule_ GUARDED_BY(mu_) = 0;  // where in live_[sample_cursor_]
+  // Pages larger than this are sampled a granule range at a time (CollectAll).
+  static constexpr std::size_t kSampleSplitBytes = std::size_t{256} << 10;
+  std::vector<SampleRange> sample_ranges_ GUARDED_BY(mu_);  // this commit's, from sample_cursor_
+  std::vector<std::uint8_t> sample_marks_ GUARDED_BY(mu_);  // a partial check's own marks
   // Bytes a check found changed in granules without a mark while another thread may have been
   // between a store and its mark (store-then-mark). Settled at the next commit: a miss if the
   // granule is still unmarked then (docs/Runtime.md, "Verify under threads").

@@ -203,6 +203,32 @@ Delta DiffPage(PageId page, Epoch base_epoch, const std::uint8_t* before, const 
   return b.Finish();
 }
 
+Delta DiffPageFromZeros(PageId page, Epoch base_epoch, const std::uint8_t* now, std::uint32_t size,
+                        const std::uint8_t* present) {
+  static_assert(kBlockGranules * 64 == 4096, "a block is one 4 KiB page");
+  alignas(64) static const std::uint8_t kZeroBlock[kBlockGranules * 64] = {};
+  const std::size_t full = size / 64;
+  const std::size_t tail = size % 64;
+  DeltaBuilder b(page, base_epoch, size);
+  std::uint64_t masks[kBlockGranules];
+  const auto full_fn = HWY_DYNAMIC_DISPATCH(DiffMaskFull);
+  for (std::size_t g0 = 0; g0 < full; g0 += kBlockGranules) {
+    if (present != nullptr && present[g0 / kBlockGranules] == 0) continue;
+    const std::size_t n = std::min(kBlockGranules, full - g0);
+    if (full_fn(kZeroBlock, now + g0 * 64, n, masks) == 0) continue;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (masks[i] != 0)
+        b.AddMask64(static_cast<std::uint32_t>((g0 + i) * 64), masks[i], now + (g0 + i) * 64);
+    }
+  }
+  if (tail != 0 && (present == nullptr || present[full / kBlockGranules] != 0)) {
+    const std::size_t off = full * 64;
+    b.AddMask64(static_cast<std::uint32_t>(off), ScalarMask(kZeroBlock, now + off, tail),
+                now + off);
+  }
+  return b.Finish();
+}
+
 }  // namespace delta_internal
 
 Delta DiffScalar(PageId page, Epoch base_epoch, std::span<const std::uint8_t> before,

@@ -21,6 +21,7 @@
 #include "mmsb/mmsb.h"
 #include "mmsb/page.h"
 
+#include "delta/delta_internal.h"
 #include "log/log_format.h"
 #include "log/log_records.h"
 #include "log/recompute.h"
@@ -114,7 +115,6 @@ struct LogSink::State {
   std::vector<Event> checkpoint_event;  // posted to subscribers after the commit lock is released
   std::vector<Event> events_scratch;
   Expected<Epoch> checkpoint_result = Status(StatusCode::kNotFound, "no checkpoint written");
-  std::vector<std::uint8_t> zeros;
   std::shared_ptr<LogGroupObserver> observer;
   bool observer_hash = false;
   std::vector<std::uint8_t> group_bytes;  // the group with its commit record, for the observer
@@ -305,9 +305,11 @@ Status LogSink::OnCommit(const CommitBatch& b) {
       s.AddType(p->type(), b);
       s.batch.AddPageCreate({s.LogId(p->id()), p->size(), p->location(), p->is_static(), p->name(),
                              p->type() ? p->type()->name : std::string()});
-      if (s.zeros.size() < p->size()) s.zeros.assign(p->size(), 0);
+      // Against zeros, without a zero image (which would take the page's size in memory).
+      const std::span<const std::uint8_t> image = CommittedImage(p);
       Delta d =
-          Diff(s.LogId(p->id()), first_log - 1, {s.zeros.data(), p->size()}, CommittedImage(p));
+          delta_internal::DiffPageFromZeros(s.LogId(p->id()), first_log - 1, image.data(),
+                                            static_cast<std::uint32_t>(image.size()), nullptr);
       if (!d.empty()) MMSB_RETURN_IF_ERROR(s.batch.AddDelta(d));
       s.baseline_epoch[p->id()] = d.empty() ? first_log - 1 : first_log;
       baseline_now.insert(p->id());

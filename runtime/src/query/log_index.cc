@@ -449,6 +449,12 @@ Expected<std::unique_ptr<LogIndex>> LogIndex::Open(const std::string& dir,
   }
   auto listing = log::ListLogDir(env, dir);
   if (!listing.ok()) return listing.status();
+  // A directory with no segment, checkpoint or LOCK is not a log: refuse it rather than answer
+  // as if it were an empty one (and before the index file is written into it).
+  if (listing->segments.empty() && listing->checkpoints.empty() && !listing->has_lock) {
+    return NotFound(fmt::format(
+        "'{}' is a directory but not an MMSB log: no segment, checkpoint or LOCK file in it", dir));
+  }
   std::vector<Impl::SegmentRec> now;
   for (const auto& s : listing->segments) now.push_back({s.seq, s.path, 0, 0, 0});
   for (std::size_t i = 1; i < now.size(); ++i) {

@@ -562,6 +562,19 @@ TEST(QueryIndex, DamagedLogIsReportedNotIndexed) {
   EXPECT_NE(index.status().message().find("00000001.seg"), std::string::npos);
 }
 
+TEST(QueryIndex, PlainDirectoryIsNotALog) {
+  TempDir dir;
+  std::ofstream(dir.Sub("notes.txt")) << "not a segment\n";
+  auto index = query::LogIndex::Open(dir.path());
+  ASSERT_FALSE(index.ok());
+  EXPECT_EQ(index.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(index.status().message().find("not an MMSB log"), std::string::npos)
+      << index.status().ToString();
+  EXPECT_NE(index.status().message().find(dir.path()), std::string::npos);
+  // Refused before anything is written into it: no index file appears.
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("query.idx")));
+}
+
 TEST(QueryIndex, TornTailIsIgnored) {
   TempDir dir;
   LogGen(dir.path(), 42).Write(50, 1 << 20);

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "delta/delta_internal.h"
+
 namespace mmsb {
 namespace {
 
@@ -142,6 +144,27 @@ TEST(DeltaDiff, DiffGranulesSeesOnlyTouchedGranules) {
   EXPECT_EQ(d.Runs(), (std::vector<ByteRun>{{700, 1}, {4100, 1}}));
   std::fill(touched.begin(), touched.end(), 1);
   EXPECT_EQ(DiffGranules(1, 0, a, b, touched), Diff(1, 0, a, b));
+}
+
+TEST(DeltaDiff, DiffFromZerosEqualsDiffAgainstAZeroImageAndSkipsAbsentBlocks) {
+  std::mt19937_64 rng(6);
+  const std::size_t size = 3 * 4096 + 100;  // three 4 KiB blocks and a partial fourth
+  Bytes now(size, 0);
+  for (std::size_t i = 0; i < size; i += 1 + rng() % 97) now[i] = static_cast<std::uint8_t>(rng());
+  const Bytes zeros(size, 0);
+  EXPECT_EQ(delta_internal::DiffPageFromZeros(1, 0, now.data(), size, nullptr),
+            Diff(1, 0, zeros, now));
+  // Blocks marked absent are not read: their bytes are not in the delta.
+  const std::uint8_t present[] = {1, 0, 1, 1};
+  Bytes expect = now;
+  std::fill(expect.begin() + 4096, expect.begin() + 8192, 0);
+  EXPECT_EQ(delta_internal::DiffPageFromZeros(1, 0, now.data(), size, present),
+            Diff(1, 0, zeros, expect));
+  const std::uint8_t tail_absent[] = {1, 1, 1, 0};
+  std::copy(now.begin(), now.end(), expect.begin());
+  std::fill(expect.begin() + 3 * 4096, expect.end(), 0);
+  EXPECT_EQ(delta_internal::DiffPageFromZeros(1, 0, now.data(), size, tail_absent),
+            Diff(1, 0, zeros, expect));
 }
 
 TEST(DeltaForm, SparseForFewRunsDenseForManyScatteredBytes) {
