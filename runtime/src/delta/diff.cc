@@ -24,8 +24,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 HWY_INLINE std::uint64_t GranuleMask(const std::uint8_t* HWY_RESTRICT a,
                                      const std::uint8_t* HWY_RESTRICT b) {
   const hn::ScalableTag<std::uint8_t> d;
-  const std::size_t N = hn::Lanes(d);
-  if (N < 8 || 64 % N != 0) {
+  const std::size_t lanes = hn::Lanes(d);
+  if (lanes < 8 || 64 % lanes != 0) {
     std::uint64_t m = 0;
     for (unsigned j = 0; j < 64; ++j) m |= std::uint64_t{a[j] != b[j]} << j;
     return m;
@@ -33,7 +33,7 @@ HWY_INLINE std::uint64_t GranuleMask(const std::uint8_t* HWY_RESTRICT a,
   // The compare masks are the answer: with 512-bit vectors one compare yields the granule's
   // 64 bits directly, with 256-bit two. (A separate any-difference test first only adds work.)
   std::uint8_t bits[64 / 8 + 8];
-  for (std::size_t j = 0; j < 64; j += N) {
+  for (std::size_t j = 0; j < 64; j += lanes) {
     hn::StoreMaskBits(d, hn::Ne(hn::LoadU(d, a + j), hn::LoadU(d, b + j)), bits + j / 8);
   }
   std::uint64_t m;
