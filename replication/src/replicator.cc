@@ -85,7 +85,10 @@ class Replicator::Impl {
   std::size_t chunk_bytes = 0;
 
   mutable std::mutex mu;
-  std::condition_variable cv;
+  std::condition_variable cv;       // the worker waits here
+  std::condition_variable done_cv;  // Enqueue (room in the window) and WaitAcked (acks) wait here
+  bool worker_waiting = false;
+  int done_waiters = 0;
   std::deque<Item> pending;  // not known to be stored, oldest first
   std::size_t sent = 0;      // pending[0, sent) were published in the current round
   std::deque<CheckpointJob> checkpoints;
@@ -123,7 +126,17 @@ class Replicator::Impl {
       // deduplicated: the stream, not this process, says what is stored. Re-read it.
       if (meta.epoch > self->acked) self->need_recovery = true;
     }
-    self->cv.notify_all();
+    if (self->done_waiters > 0) self->done_cv.notify_all();
+    if (self->worker_waiting && (self->need_recovery || !self->checkpoints.empty() ||
+                                 (self->stopping && self->pending.empty()))) {
+      self->cv.notify_one();
+    }
+  }
+
+  // Requires mu.
+  void WakeAll() {
+    cv.notify_all();
+    done_cv.notify_all();
   }
 
   // Requires mu.
@@ -140,7 +153,7 @@ class Replicator::Impl {
   Status Fail(Status s) {
     std::lock_guard<std::mutex> l(mu);
     if (error.ok()) error = s;
-    cv.notify_all();
+    WakeAll();
     return s;
   }
 
@@ -353,11 +366,14 @@ class Replicator::Impl {
 
   // ---- publishing -----------------------------------------------------------------------------
 
-  // Publishes `it` asynchronously from its start chunk. False when a publish call failed.
-  bool PublishItem(const Item& it, std::uint64_t first_expected) {
+  // Publishes `it` asynchronously from its start chunk, the first message expecting the stream's
+  // last sequence to be `*expect` (advanced by one per message). False when a publish call failed.
+  // Adds to `*messages` and `*bytes`. Without mu: the worker alone publishes.
+  bool PublishItem(const Item& it, std::uint64_t* expect_io, std::uint64_t* messages,
+                   std::uint64_t* bytes_out) {
     const std::vector<std::uint8_t>& bytes = *it.bytes;
     const std::size_t n = bytes.empty() ? 1 : (bytes.size() + chunk_bytes - 1) / chunk_bytes;
-    std::uint64_t expect = first_expected;
+    std::uint64_t& expect = *expect_io;
     const std::string subject = repl::DataSubject(url.stream);
     const std::string epoch = std::to_string(it.epoch);
     const std::string log_id = repl::Hex16(it.log_id);
@@ -397,12 +413,9 @@ class Replicator::Impl {
         return false;
       }
       ++expect;
-      std::lock_guard<std::mutex> l(mu);
-      ++st.messages;
-      st.bytes += len;
+      ++*messages;
+      *bytes_out += len;
     }
-    std::lock_guard<std::mutex> l(mu);
-    last_seq = expect;
     return true;
   }
 
@@ -418,7 +431,7 @@ class Replicator::Impl {
           error = Status(StatusCode::kIO, fmt::format("stream '{}' unreachable at close: epochs "
                                                       "after {} were not acknowledged",
                                                       url.stream, acked));
-          cv.notify_all();
+          WakeAll();
           return;
         }
       }
@@ -432,7 +445,7 @@ class Replicator::Impl {
         error = FailedPrecondition(
             fmt::format("stream '{}' was published by a newer leader (token {} > ours {}): fenced",
                         url.stream, tail->last->token, token));
-        cv.notify_all();
+        WakeAll();
         return;
       }
       MarkAcked(tail->complete_epoch());
@@ -448,7 +461,7 @@ class Replicator::Impl {
       need_recovery = false;
       last_progress = Clock::now();
       ++st.recoveries;
-      cv.notify_all();
+      WakeAll();
       return;
     }
   }
@@ -582,14 +595,17 @@ class Replicator::Impl {
   }
 
   void WorkerLoop() {
+    std::vector<Item> batch;
     std::unique_lock<std::mutex> l(mu);
     for (;;) {
       const auto timeout = std::chrono::milliseconds(opts.ack_timeout_ms);
+      worker_waiting = true;
       cv.wait_for(l, std::chrono::milliseconds(50), [&] {
         return !error.ok() || need_recovery || sent < pending.size() ||
                (!checkpoints.empty() && acked >= checkpoints.front().epoch) ||
                (stopping && pending.empty() && checkpoints.empty());
       });
+      worker_waiting = false;
       if (!error.ok()) return;
       if (stopping && pending.empty() && checkpoints.empty()) return;
       if (opts.retain_age_ms != 0 && Clock::now() >= next_retention) {
@@ -621,15 +637,26 @@ class Replicator::Impl {
         continue;
       }
       if (sent < pending.size()) {
-        const std::size_t k = sent;
-        Item item = pending[k];  // a copy: the ack handler may pop the front meanwhile
-        pending[k].start_chunk = 0;
-        ++sent;
-        const std::uint64_t expect = last_seq;
-        if (sent == 1) last_progress = Clock::now();
+        // Everything not yet sent, taken under one lock: copies, since the ack handler may pop
+        // the front meanwhile (an Item's bytes are shared, so a copy is cheap).
+        if (sent == 0) last_progress = Clock::now();
+        const std::size_t end = pending.size();
+        batch.assign(pending.begin() + static_cast<std::ptrdiff_t>(sent),
+                     pending.begin() + static_cast<std::ptrdiff_t>(end));
+        for (std::size_t k = sent; k < end; ++k) pending[k].start_chunk = 0;
+        sent = end;
+        std::uint64_t expect = last_seq;
         l.unlock();
-        const bool ok = PublishItem(item, expect);
+        std::uint64_t messages = 0, bytes = 0;
+        bool ok = true;
+        for (const Item& item : batch) {
+          if (!(ok = PublishItem(item, &expect, &messages, &bytes))) break;
+        }
+        batch.clear();
         l.lock();
+        last_seq = expect;
+        st.messages += messages;
+        st.bytes += bytes;
         if (!ok) need_recovery = true;
       }
     }
@@ -637,19 +664,25 @@ class Replicator::Impl {
 
   Status Enqueue(Item item) {
     std::unique_lock<std::mutex> l(mu);
-    cv.wait(l, [&] { return !error.ok() || pending.size() < opts.window; });
+    if (!error.ok() || pending.size() >= opts.window) {
+      ++done_waiters;
+      done_cv.wait(l, [&] { return !error.ok() || pending.size() < opts.window; });
+      --done_waiters;
+    }
     if (!error.ok()) return error;
     queued = item.epoch;
     st.queued_epoch = item.epoch;
     pending.push_back(std::move(item));
-    cv.notify_all();
+    if (worker_waiting) cv.notify_one();  // a busy worker takes it with its next batch
     return Status::Ok();
   }
 
   Status WaitAcked(Epoch e, std::int64_t timeout_ms) {
     std::unique_lock<std::mutex> l(mu);
-    const bool done = cv.wait_for(l, std::chrono::milliseconds(timeout_ms),
-                                  [&] { return !error.ok() || acked >= e; });
+    ++done_waiters;
+    const bool done = done_cv.wait_for(l, std::chrono::milliseconds(timeout_ms),
+                                       [&] { return !error.ok() || acked >= e; });
+    --done_waiters;
     if (!error.ok()) return error;
     if (!done) {
       return Status(StatusCode::kIO,
@@ -669,7 +702,7 @@ class Replicator::Impl {
     {
       std::lock_guard<std::mutex> l(mu);
       stopping = true;
-      cv.notify_all();
+      WakeAll();
     }
     if (worker.joinable()) worker.join();
   }
