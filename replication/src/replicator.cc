@@ -389,7 +389,6 @@ class Replicator::Impl {
         return false;
       }
       const std::string chunk = std::to_string(c);
-      const std::string msg_id = fmt::format("{}.{}.{}", it.epoch, c, token);
       natsMsgHeader_Set(m, repl::kHdrEpoch, epoch.c_str());
       natsMsgHeader_Set(m, repl::kHdrChunk, chunk.c_str());
       natsMsgHeader_Set(m, repl::kHdrLogId, log_id.c_str());
@@ -400,7 +399,6 @@ class Replicator::Impl {
       }
       jsPubOptions po;
       jsPubOptions_Init(&po);
-      po.MsgId = msg_id.c_str();
       if (expect == 0) {
         po.ExpectNoMessage = true;  // 0 means "unset" for ExpectLastSeq; one subject per stream
       } else {
