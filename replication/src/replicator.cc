@@ -1,5 +1,5 @@
-// Replicator: the publisher side (lease, reconciliation with the local log, async publishing
-// with expected-last-sequence, recovery, checkpoints, retention).
+// Replicator: the publisher side (reconciliation with the local log, async publishing
+// with expected-last-sequence, recovery, checkpoints, retention). The leader lease is lease.cc.
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +19,7 @@
 
 #include "mmsb/replication.h"
 
+#include "lease.h"
 #include "nats_util.h"
 
 namespace mmsb {
@@ -45,10 +46,9 @@ class Replicator::Impl {
   ReplicationOptions opts;
   std::shared_ptr<LogSink> log;
   repl::Connection conn;
-  NatsPtr<kvStore> kv;
+  std::unique_ptr<repl::LeaderLease> lease;
   std::string owner;
-  std::uint64_t token = 0;
-  std::uint64_t lease_rev = 0;  // guarded by lease_mu
+  std::uint64_t token = 0;  // the lease's fencing token
   std::size_t chunk_bytes = 0;
 
   mutable std::mutex mu;
@@ -72,11 +72,7 @@ class Replicator::Impl {
   Clock::time_point last_checkpoint_request = Clock::now();
   Clock::time_point next_retention = Clock::now();
 
-  std::mutex lease_mu;
-  std::condition_variable lease_cv;
-  bool lease_stop = false;
   std::thread worker;
-  std::thread lease_thread;
 
   static void OnAck(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
     auto* self = static_cast<Impl*>(closure);
@@ -122,93 +118,6 @@ class Replicator::Impl {
     if (error.ok()) error = s;
     WakeAll();
     return s;
-  }
-
-  // ---- lease --------------------------------------------------------------------------------
-
-  Status AcquireLease() {
-    const std::string bucket = std::string(repl::kLeaseBucket) + "_" + url.stream;
-    kvStore* raw = nullptr;
-    if (js_KeyValue(&raw, conn.js.get(), bucket.c_str()) != NATS_OK) {
-      kvConfig cfg;
-      kvConfig_Init(&cfg);
-      cfg.Bucket = bucket.c_str();
-      cfg.History = 1;
-      cfg.TTL = opts.lease_ttl_ms * 1000000;  // nanoseconds
-      cfg.Replicas = opts.replicas;
-      if (natsStatus s = js_CreateKeyValue(&raw, conn.js.get(), &cfg); s != NATS_OK) {
-        if (js_KeyValue(&raw, conn.js.get(), bucket.c_str()) != NATS_OK) {
-          return repl::NatsError(s, fmt::format("lease bucket '{}'", bucket));
-        }
-      }
-    }
-    kv.reset(raw);
-    std::uint64_t rev = 0;
-    natsStatus s = kvStore_CreateString(&rev, kv.get(), "leader", owner.c_str());
-    if (s != NATS_OK) {
-      kvEntry* e = nullptr;
-      std::string holder = "another publisher";
-      if (kvStore_Get(&e, kv.get(), "leader") == NATS_OK) {
-        holder =
-            fmt::format("'{}' (lease revision {})", kvEntry_ValueString(e), kvEntry_Revision(e));
-        kvEntry_Destroy(e);
-      }
-      return FailedPrecondition(fmt::format(
-          "stream '{}' already has a leader: {}; a second publisher would fork its history. Stop "
-          "that publisher (its lease expires {} ms after it stops renewing) and retry",
-          url.stream, holder, opts.lease_ttl_ms));
-    }
-    token = rev;
-    lease_rev = rev;
-    st.fencing_token = rev;
-    return Status::Ok();
-  }
-
-  void LeaseLoop() {
-    const auto period =
-        std::chrono::milliseconds(std::max<std::int64_t>(opts.lease_ttl_ms / 3, 10));
-    std::unique_lock<std::mutex> l(lease_mu);
-    while (!lease_stop) {
-      lease_cv.wait_for(l, period, [&] { return lease_stop; });
-      if (lease_stop) break;
-      std::uint64_t rev = 0;
-      natsStatus s = kvStore_UpdateString(&rev, kv.get(), "leader", owner.c_str(), lease_rev);
-      if (s == NATS_OK) {
-        lease_rev = rev;
-        continue;
-      }
-      kvEntry* e = nullptr;
-      natsStatus g = kvStore_Get(&e, kv.get(), "leader");
-      if (g == NATS_OK) {
-        const bool mine = std::string(kvEntry_ValueString(e)) == owner;
-        const std::uint64_t r = kvEntry_Revision(e);
-        kvEntry_Destroy(e);
-        if (!mine) {
-          (void)Fail(FailedPrecondition(
-              fmt::format("lost the lease of stream '{}' to another publisher: stopped publishing",
-                          url.stream)));
-          return;
-        }
-        lease_rev = r;
-      } else if (g == NATS_NOT_FOUND) {
-        // Expired while the server was away and nobody took it: take it again. A leader that took
-        // and released it meanwhile left a higher token in the stream; recovery checks that.
-        if (kvStore_CreateString(&rev, kv.get(), "leader", owner.c_str()) == NATS_OK)
-          lease_rev = rev;
-      }
-      // Otherwise the server is unreachable: keep trying; publishing stalls meanwhile.
-    }
-  }
-
-  void ReleaseLease() {
-    if (!kv) return;
-    std::lock_guard<std::mutex> l(lease_mu);
-    kvEntry* e = nullptr;
-    if (kvStore_Get(&e, kv.get(), "leader") == NATS_OK) {
-      const bool mine = std::string(kvEntry_ValueString(e)) == owner;
-      kvEntry_Destroy(e);
-      if (mine) (void)kvStore_Delete(kv.get(), "leader");
-    }
   }
 
   // ---- reconciliation with the local log at start ---------------------------------------------
@@ -658,12 +567,7 @@ class Replicator::Impl {
   }
 
   void StopThreads() {
-    {
-      std::lock_guard<std::mutex> l(lease_mu);
-      lease_stop = true;
-      lease_cv.notify_all();
-    }
-    if (lease_thread.joinable()) lease_thread.join();
+    if (lease) lease->StopRenewing();
     {
       std::lock_guard<std::mutex> l(mu);
       stopping = true;
@@ -714,13 +618,18 @@ Expected<std::shared_ptr<Replicator>> Replicator::Start(std::shared_ptr<LogSink>
   if (options.max_chunk_bytes != 0)
     m.chunk_bytes = std::min(m.chunk_bytes, options.max_chunk_bytes);
   MMSB_RETURN_IF_ERROR(repl::EnsureStreams(m.conn.js.get(), m.url.stream, options.replicas));
-  MMSB_RETURN_IF_ERROR(m.AcquireLease());
+  auto lease = repl::LeaderLease::Acquire(m.conn.js.get(), m.url.stream, m.owner,
+                                          m.opts.lease_ttl_ms, m.opts.replicas);
+  if (!lease.ok()) return lease.status();
+  m.lease = std::move(*lease);
+  m.token = m.lease->token();
+  m.st.fencing_token = m.token;
   if (Status s = m.Reconcile(); !s.ok()) {
-    m.ReleaseLease();
+    m.lease->Release();
     return s;
   }
   m.worker = std::thread([&m] { m.WorkerLoop(); });
-  m.lease_thread = std::thread([&m] { m.LeaseLoop(); });
+  m.lease->StartRenewing([&m](Status lost) { (void)m.Fail(std::move(lost)); });
   m.log->SetGroupObserver(r, true);
   return r;
 }
@@ -775,8 +684,8 @@ Status Replicator::Close() {
   m.log->SetGroupObserver(nullptr, false);
   Status s = m.WaitAcked(m.queued, 10000);
   m.StopThreads();
-  m.ReleaseLease();
-  m.kv.reset();
+  if (m.lease) m.lease->Release();
+  m.lease.reset();
   m.conn.js.reset();
   m.conn.nc.reset();
   return s;
