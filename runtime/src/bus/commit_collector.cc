@@ -142,12 +142,11 @@ void Bus::ReportMiss(const Page* p, ByteRun run, Epoch after_epoch, Epoch epoch,
   m.epoch = epoch;
   m.sampled = sampled;
   if (p->type_ != nullptr) {
-    auto lookup = [](std::string_view n, void* ctx) -> const TypeDescriptor* {
-      auto* types = static_cast<decltype(types_)*>(ctx);
-      auto it = types->find(std::string(n));
-      return it == types->end() ? nullptr : it->second.get();
+    auto lookup = [this](std::string_view n) NO_THREAD_SAFETY_ANALYSIS -> const TypeDescriptor* {
+      auto it = types_.find(std::string(n));
+      return it == types_.end() ? nullptr : it->second.get();
     };
-    if (auto f = ResolveField(*p->type_, run.offset, lookup, &types_))
+    if (auto f = ResolveField(*p->type_, run.offset, lookup))
       m.field = p->type_->name + "." + f->path;
   }
   stats_.verify_misses += m.length;
@@ -220,7 +219,7 @@ Delta Bus::DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* un
   return d;
 }
 
-Delta Bus::DiffNow(Page* p, bool full, UndoLog* undo) const NO_THREAD_SAFETY_ANALYSIS {
+Delta Bus::TakeMarksAndDiff(Page* p, bool full, UndoLog* undo) const NO_THREAD_SAFETY_ANALYSIS {
   const std::size_t granules = GranuleCount(p->size_);
   std::uint8_t* shadow = ShadowFor(p);
   // Per thread: the graph's pool diffs distinct pages at once.
@@ -232,11 +231,11 @@ Delta Bus::DiffNow(Page* p, bool full, UndoLog* undo) const NO_THREAD_SAFETY_ANA
   return DiffTaken(p, marks.data(), whole, undo, /*derived=*/true);
 }
 
-void Bus::Emit(Page* p, Delta&& d, Epoch new_epoch) {
+void Bus::AddEpochDelta(Page* p, Delta&& d, Epoch new_epoch) {
   p->epoch_ = new_epoch;
   p->maybe_nonzero_ = true;
-  out_bytes_ += d.changed_bytes();
-  out_.push_back(std::move(d));
+  epoch_delta_bytes_ += d.changed_bytes();
+  epoch_deltas_.push_back(std::move(d));
 }
 
 void Bus::CollectPage(Page* p, Epoch new_epoch, bool sampled) {
@@ -305,7 +304,7 @@ void Bus::CollectPage(Page* p, Epoch new_epoch, bool sampled) {
       }
     }
   }
-  if (!d.empty()) Emit(p, std::move(d), new_epoch);
+  if (!d.empty()) AddEpochDelta(p, std::move(d), new_epoch);
 }
 
 void Bus::Rollback() {
@@ -320,8 +319,8 @@ void Bus::Rollback() {
         __atomic_store_n(&shadow[g], std::uint8_t{1}, __ATOMIC_RELAXED);
     }
   });
-  out_.clear();
-  out_bytes_ = 0;
+  epoch_deltas_.clear();
+  epoch_delta_bytes_ = 0;
   misses_.clear();
 }
 

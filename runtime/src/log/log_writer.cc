@@ -89,7 +89,7 @@ void LogBatch::AddSite(const LogSite& site) {
 void LogBatch::AddCommitInfo(const LogCommitInfo& info) {
   const std::size_t at = Begin();
   log::EncodeCommitInfo(info, bytes_);
-  Seal(at, static_cast<std::uint8_t>(LogRecordType::kCommitInfo));
+  Seal(at, log::kCompactCommitInfoType);
 }
 
 void LogBatch::AddVerifyMiss(const LogVerifyMiss& miss) {

@@ -177,28 +177,43 @@ struct LogSink::State {
 
   // Provenance: sites logged in this run, by their static strings (mmsb/provenance.h).
   std::map<std::tuple<const char*, const char*, std::uint32_t, int>, std::uint32_t> sites;
-  LogCommitInfo commit_info;
+  // The site found last: a program commits from few places, nearly always the one it committed
+  // from last, so the common commit costs four compares here, not a map lookup.
+  struct LastSite {
+    const char* file = nullptr;
+    const char* function = nullptr;
+    std::uint32_t line = 0;
+    CommitProvenance::Kind kind = CommitProvenance::Kind::kUnknown;
+    std::uint32_t id = 0;
+  } last_site;
+  LogCommitInfo commit_info;  // reused: no allocation per commit
+
+  std::uint32_t SiteOf(const CommitProvenance& p) {
+    if (p.file == last_site.file && p.function == last_site.function && p.line == last_site.line &&
+        p.kind == last_site.kind && last_site.id != 0) {
+      return last_site.id;
+    }
+    auto [it, fresh] = sites.try_emplace({p.file, p.function, p.line, static_cast<int>(p.kind)},
+                                         static_cast<std::uint32_t>(sites.size() + 1));
+    if (fresh) {
+      batch.AddSite({it->second,
+                     p.kind == CommitProvenance::Kind::kCommitCall ? LogSite::Kind::kCommitCall
+                                                                   : LogSite::Kind::kTransaction,
+                     p.line, p.function ? p.function : "", p.file ? p.file : ""});
+    }
+    last_site = {p.file, p.function, p.line, p.kind, it->second};
+    return it->second;
+  }
 
   // Logs the sites of `b`'s transactions not yet logged in this run, then the commit-info.
   void AddProvenance(const CommitBatch& b) {
-    commit_info.transactions.clear();
-    for (const CommitProvenance& p : b.transactions) {
-      LogCommitTransaction t;
+    commit_info.transactions.resize(b.transactions.size());
+    for (std::size_t i = 0; i < b.transactions.size(); ++i) {
+      const CommitProvenance& p = b.transactions[i];
+      LogCommitTransaction& t = commit_info.transactions[i];
       t.thread = p.thread;
       t.sequence = p.sequence;
-      if (p.kind != CommitProvenance::Kind::kUnknown) {
-        auto [it, fresh] = sites.try_emplace({p.file, p.function, p.line, static_cast<int>(p.kind)},
-                                             static_cast<std::uint32_t>(sites.size() + 1));
-        if (fresh) {
-          batch.AddSite({it->second,
-                         p.kind == CommitProvenance::Kind::kCommitCall
-                             ? LogSite::Kind::kCommitCall
-                             : LogSite::Kind::kTransaction,
-                         p.line, p.function ? p.function : "", p.file ? p.file : ""});
-        }
-        t.site = it->second;
-      }
-      commit_info.transactions.push_back(t);
+      t.site = p.kind != CommitProvenance::Kind::kUnknown ? SiteOf(p) : 0;
     }
     batch.AddCommitInfo(commit_info);
   }
@@ -218,10 +233,10 @@ struct LogSink::State {
     auto it = types.find(t->name);
     if (it != types.end() && it->second == t) return;
     types[t->name] = t;
-    if (b.find_type != nullptr) {
+    if (b.find_type) {
       for (const FieldDescriptor& f : t->fields) {
         if (f.kind == ScalarKind::kRecord && !f.record_type.empty()) {
-          AddType(b.find_type(f.record_type, b.find_type_ctx), b, depth + 1);
+          AddType(b.find_type(f.record_type), b, depth + 1);
         }
       }
     }
