@@ -8,7 +8,7 @@
 //   Mmsb-Last    "1" on the group's last chunk Mmsb-Log-Id 16 hex digits (seeds the checksums)
 //   Mmsb-Hash    16 hex digits, LogState::ReplicaHash() after the epoch (last chunk only)
 //   Mmsb-Token   decimal fencing token (the leader lease's revision)
-//   Nats-Msg-Id  "<epoch>.<chunk>.<token>"
+// and no Nats-Msg-Id: the expected-last-sequence check on every message already refuses a retry.
 // Stream `<S>_CKPT` holds checkpoint file chunks on `<S>.ckpt.<epoch>` and, on `<S>.ckpt.head`
 // (rolled up: only the newest is kept), a head message naming the complete checkpoint.
 // Thread-safety: the wrappers are single-owner values.

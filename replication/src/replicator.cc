@@ -1,10 +1,9 @@
-// Replicator: the publisher side (lease, reconciliation with the local log, async publishing
-// with expected-last-sequence, recovery, checkpoints, retention).
+// Replicator: the publisher side (reconciliation with the local log, async publishing
+// with expected-last-sequence, recovery, checkpoints, retention). The leader lease is lease.cc.
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -20,44 +19,13 @@
 
 #include "mmsb/replication.h"
 
+#include "lease.h"
 #include "nats_util.h"
 
 namespace mmsb {
 
 using repl::NatsPtr;
 using Clock = std::chrono::steady_clock;
-
-const char* ReplicaDurabilityName(ReplicaDurability d) {
-  switch (d) {
-    case ReplicaDurability::kAsync:
-      return "async";
-    case ReplicaDurability::kServerAck:
-      return "server_ack";
-  }
-  return "unknown";
-}
-
-Expected<ReplicaUrl> ParseReplicaUrl(const std::string& url) {
-  const std::string scheme = "nats://";
-  auto bad = [&](const std::string& why) {
-    return InvalidArgument(
-        fmt::format("replication URL '{}': {} (expected nats://host:port/stream)", url, why));
-  };
-  if (url.rfind(scheme, 0) != 0) return bad("it does not start with nats://");
-  const std::size_t slash = url.find('/', scheme.size());
-  if (slash == std::string::npos || slash == scheme.size()) return bad("no stream name");
-  ReplicaUrl r;
-  r.server = url.substr(0, slash);
-  r.stream = url.substr(slash + 1);
-  if (const std::size_t q = r.stream.find('?'); q != std::string::npos) r.stream.resize(q);
-  if (r.stream.empty()) return bad("no stream name");
-  for (char c : r.stream) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') {
-      return bad(fmt::format("stream names use letters, digits, '-' and '_', not '{}'", c));
-    }
-  }
-  return r;
-}
 
 class Replicator::Impl {
  public:
@@ -78,14 +46,16 @@ class Replicator::Impl {
   ReplicationOptions opts;
   std::shared_ptr<LogSink> log;
   repl::Connection conn;
-  NatsPtr<kvStore> kv;
+  std::unique_ptr<repl::LeaderLease> lease;
   std::string owner;
-  std::uint64_t token = 0;
-  std::uint64_t lease_rev = 0;  // guarded by lease_mu
+  std::uint64_t token = 0;  // the lease's fencing token
   std::size_t chunk_bytes = 0;
 
   mutable std::mutex mu;
-  std::condition_variable cv;
+  std::condition_variable cv;       // the worker waits here
+  std::condition_variable done_cv;  // Enqueue (room in the window) and WaitAcked (acks) wait here
+  bool worker_waiting = false;
+  int done_waiters = 0;
   std::deque<Item> pending;  // not known to be stored, oldest first
   std::size_t sent = 0;      // pending[0, sent) were published in the current round
   std::deque<CheckpointJob> checkpoints;
@@ -93,6 +63,9 @@ class Replicator::Impl {
   Epoch acked = 0;
   Epoch queued = 0;
   bool need_recovery = false;
+  // Someone (the worker, or a committing thread publishing inline) is publishing or recovering:
+  // messages must leave in stream order, each expecting the one before it.
+  bool busy = false;
   bool stopping = false;
   Clock::time_point last_progress = Clock::now();
   Status error;
@@ -102,11 +75,7 @@ class Replicator::Impl {
   Clock::time_point last_checkpoint_request = Clock::now();
   Clock::time_point next_retention = Clock::now();
 
-  std::mutex lease_mu;
-  std::condition_variable lease_cv;
-  bool lease_stop = false;
   std::thread worker;
-  std::thread lease_thread;
 
   static void OnAck(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
     auto* self = static_cast<Impl*>(closure);
@@ -123,7 +92,17 @@ class Replicator::Impl {
       // deduplicated: the stream, not this process, says what is stored. Re-read it.
       if (meta.epoch > self->acked) self->need_recovery = true;
     }
-    self->cv.notify_all();
+    if (self->done_waiters > 0) self->done_cv.notify_all();
+    if (self->worker_waiting && (self->need_recovery || !self->checkpoints.empty() ||
+                                 (self->stopping && self->pending.empty()))) {
+      self->cv.notify_one();
+    }
+  }
+
+  // Requires mu.
+  void WakeAll() {
+    cv.notify_all();
+    done_cv.notify_all();
   }
 
   // Requires mu.
@@ -140,95 +119,8 @@ class Replicator::Impl {
   Status Fail(Status s) {
     std::lock_guard<std::mutex> l(mu);
     if (error.ok()) error = s;
-    cv.notify_all();
+    WakeAll();
     return s;
-  }
-
-  // ---- lease --------------------------------------------------------------------------------
-
-  Status AcquireLease() {
-    const std::string bucket = std::string(repl::kLeaseBucket) + "_" + url.stream;
-    kvStore* raw = nullptr;
-    if (js_KeyValue(&raw, conn.js.get(), bucket.c_str()) != NATS_OK) {
-      kvConfig cfg;
-      kvConfig_Init(&cfg);
-      cfg.Bucket = bucket.c_str();
-      cfg.History = 1;
-      cfg.TTL = opts.lease_ttl_ms * 1000000;  // nanoseconds
-      cfg.Replicas = opts.replicas;
-      if (natsStatus s = js_CreateKeyValue(&raw, conn.js.get(), &cfg); s != NATS_OK) {
-        if (js_KeyValue(&raw, conn.js.get(), bucket.c_str()) != NATS_OK) {
-          return repl::NatsError(s, fmt::format("lease bucket '{}'", bucket));
-        }
-      }
-    }
-    kv.reset(raw);
-    std::uint64_t rev = 0;
-    natsStatus s = kvStore_CreateString(&rev, kv.get(), "leader", owner.c_str());
-    if (s != NATS_OK) {
-      kvEntry* e = nullptr;
-      std::string holder = "another publisher";
-      if (kvStore_Get(&e, kv.get(), "leader") == NATS_OK) {
-        holder =
-            fmt::format("'{}' (lease revision {})", kvEntry_ValueString(e), kvEntry_Revision(e));
-        kvEntry_Destroy(e);
-      }
-      return FailedPrecondition(fmt::format(
-          "stream '{}' already has a leader: {}; a second publisher would fork its history. Stop "
-          "that publisher (its lease expires {} ms after it stops renewing) and retry",
-          url.stream, holder, opts.lease_ttl_ms));
-    }
-    token = rev;
-    lease_rev = rev;
-    st.fencing_token = rev;
-    return Status::Ok();
-  }
-
-  void LeaseLoop() {
-    const auto period =
-        std::chrono::milliseconds(std::max<std::int64_t>(opts.lease_ttl_ms / 3, 10));
-    std::unique_lock<std::mutex> l(lease_mu);
-    while (!lease_stop) {
-      lease_cv.wait_for(l, period, [&] { return lease_stop; });
-      if (lease_stop) break;
-      std::uint64_t rev = 0;
-      natsStatus s = kvStore_UpdateString(&rev, kv.get(), "leader", owner.c_str(), lease_rev);
-      if (s == NATS_OK) {
-        lease_rev = rev;
-        continue;
-      }
-      kvEntry* e = nullptr;
-      natsStatus g = kvStore_Get(&e, kv.get(), "leader");
-      if (g == NATS_OK) {
-        const bool mine = std::string(kvEntry_ValueString(e)) == owner;
-        const std::uint64_t r = kvEntry_Revision(e);
-        kvEntry_Destroy(e);
-        if (!mine) {
-          (void)Fail(FailedPrecondition(
-              fmt::format("lost the lease of stream '{}' to another publisher: stopped publishing",
-                          url.stream)));
-          return;
-        }
-        lease_rev = r;
-      } else if (g == NATS_NOT_FOUND) {
-        // Expired while the server was away and nobody took it: take it again. A leader that took
-        // and released it meanwhile left a higher token in the stream; recovery checks that.
-        if (kvStore_CreateString(&rev, kv.get(), "leader", owner.c_str()) == NATS_OK)
-          lease_rev = rev;
-      }
-      // Otherwise the server is unreachable: keep trying; publishing stalls meanwhile.
-    }
-  }
-
-  void ReleaseLease() {
-    if (!kv) return;
-    std::lock_guard<std::mutex> l(lease_mu);
-    kvEntry* e = nullptr;
-    if (kvStore_Get(&e, kv.get(), "leader") == NATS_OK) {
-      const bool mine = std::string(kvEntry_ValueString(e)) == owner;
-      kvEntry_Destroy(e);
-      if (mine) (void)kvStore_Delete(kv.get(), "leader");
-    }
   }
 
   // ---- reconciliation with the local log at start ---------------------------------------------
@@ -353,11 +245,14 @@ class Replicator::Impl {
 
   // ---- publishing -----------------------------------------------------------------------------
 
-  // Publishes `it` asynchronously from its start chunk. False when a publish call failed.
-  bool PublishItem(const Item& it, std::uint64_t first_expected) {
+  // Publishes `it` asynchronously from its start chunk, the first message expecting the stream's
+  // last sequence to be `*expect` (advanced by one per message). False when a publish call failed.
+  // Adds to `*messages` and `*bytes`. Without mu: the worker alone publishes.
+  bool PublishItem(const Item& it, std::uint64_t* expect_io, std::uint64_t* messages,
+                   std::uint64_t* bytes_out) {
     const std::vector<std::uint8_t>& bytes = *it.bytes;
     const std::size_t n = bytes.empty() ? 1 : (bytes.size() + chunk_bytes - 1) / chunk_bytes;
-    std::uint64_t expect = first_expected;
+    std::uint64_t& expect = *expect_io;
     const std::string subject = repl::DataSubject(url.stream);
     const std::string epoch = std::to_string(it.epoch);
     const std::string log_id = repl::Hex16(it.log_id);
@@ -373,7 +268,6 @@ class Replicator::Impl {
         return false;
       }
       const std::string chunk = std::to_string(c);
-      const std::string msg_id = fmt::format("{}.{}.{}", it.epoch, c, token);
       natsMsgHeader_Set(m, repl::kHdrEpoch, epoch.c_str());
       natsMsgHeader_Set(m, repl::kHdrChunk, chunk.c_str());
       natsMsgHeader_Set(m, repl::kHdrLogId, log_id.c_str());
@@ -384,7 +278,6 @@ class Replicator::Impl {
       }
       jsPubOptions po;
       jsPubOptions_Init(&po);
-      po.MsgId = msg_id.c_str();
       if (expect == 0) {
         po.ExpectNoMessage = true;  // 0 means "unset" for ExpectLastSeq; one subject per stream
       } else {
@@ -397,12 +290,9 @@ class Replicator::Impl {
         return false;
       }
       ++expect;
-      std::lock_guard<std::mutex> l(mu);
-      ++st.messages;
-      st.bytes += len;
+      ++*messages;
+      *bytes_out += len;
     }
-    std::lock_guard<std::mutex> l(mu);
-    last_seq = expect;
     return true;
   }
 
@@ -418,7 +308,7 @@ class Replicator::Impl {
           error = Status(StatusCode::kIO, fmt::format("stream '{}' unreachable at close: epochs "
                                                       "after {} were not acknowledged",
                                                       url.stream, acked));
-          cv.notify_all();
+          WakeAll();
           return;
         }
       }
@@ -432,7 +322,7 @@ class Replicator::Impl {
         error = FailedPrecondition(
             fmt::format("stream '{}' was published by a newer leader (token {} > ours {}): fenced",
                         url.stream, tail->last->token, token));
-        cv.notify_all();
+        WakeAll();
         return;
       }
       MarkAcked(tail->complete_epoch());
@@ -448,7 +338,7 @@ class Replicator::Impl {
       need_recovery = false;
       last_progress = Clock::now();
       ++st.recoveries;
-      cv.notify_all();
+      WakeAll();
       return;
     }
   }
@@ -582,14 +472,17 @@ class Replicator::Impl {
   }
 
   void WorkerLoop() {
+    std::vector<Item> batch;
     std::unique_lock<std::mutex> l(mu);
     for (;;) {
       const auto timeout = std::chrono::milliseconds(opts.ack_timeout_ms);
+      worker_waiting = true;
       cv.wait_for(l, std::chrono::milliseconds(50), [&] {
-        return !error.ok() || need_recovery || sent < pending.size() ||
+        return !error.ok() || (!busy && (need_recovery || sent < pending.size())) ||
                (!checkpoints.empty() && acked >= checkpoints.front().epoch) ||
                (stopping && pending.empty() && checkpoints.empty());
       });
+      worker_waiting = false;
       if (!error.ok()) return;
       if (stopping && pending.empty() && checkpoints.empty()) return;
       if (opts.retain_age_ms != 0 && Clock::now() >= next_retention) {
@@ -601,11 +494,15 @@ class Replicator::Impl {
         l.lock();
         continue;
       }
+      // While a committing thread publishes inline (busy), data waits; it wakes us if it leaves
+      // work. Checkpoints go to their own stream and need not wait.
       const bool stalled = sent > 0 && Clock::now() - last_progress > timeout;
-      if (need_recovery || stalled) {
+      if (!busy && (need_recovery || stalled)) {
+        busy = true;
         l.unlock();
         Recover();
         l.lock();
+        busy = false;
         continue;
       }
       if (!checkpoints.empty() && acked >= checkpoints.front().epoch) {
@@ -620,16 +517,29 @@ class Replicator::Impl {
         }
         continue;
       }
-      if (sent < pending.size()) {
-        const std::size_t k = sent;
-        Item item = pending[k];  // a copy: the ack handler may pop the front meanwhile
-        pending[k].start_chunk = 0;
-        ++sent;
-        const std::uint64_t expect = last_seq;
-        if (sent == 1) last_progress = Clock::now();
+      if (!busy && sent < pending.size()) {
+        // Everything not yet sent, taken under one lock: copies, since the ack handler may pop
+        // the front meanwhile (an Item's bytes are shared, so a copy is cheap).
+        if (sent == 0) last_progress = Clock::now();
+        const std::size_t end = pending.size();
+        batch.assign(pending.begin() + static_cast<std::ptrdiff_t>(sent),
+                     pending.begin() + static_cast<std::ptrdiff_t>(end));
+        for (std::size_t k = sent; k < end; ++k) pending[k].start_chunk = 0;
+        sent = end;
+        busy = true;
+        std::uint64_t expect = last_seq;
         l.unlock();
-        const bool ok = PublishItem(item, expect);
+        std::uint64_t messages = 0, bytes = 0;
+        bool ok = true;
+        for (const Item& item : batch) {
+          if (!(ok = PublishItem(item, &expect, &messages, &bytes))) break;
+        }
+        batch.clear();
         l.lock();
+        busy = false;
+        last_seq = expect;
+        st.messages += messages;
+        st.bytes += bytes;
         if (!ok) need_recovery = true;
       }
     }
@@ -637,19 +547,47 @@ class Replicator::Impl {
 
   Status Enqueue(Item item) {
     std::unique_lock<std::mutex> l(mu);
-    cv.wait(l, [&] { return !error.ok() || pending.size() < opts.window; });
+    if (!error.ok() || pending.size() >= opts.window) {
+      ++done_waiters;
+      done_cv.wait(l, [&] { return !error.ok() || pending.size() < opts.window; });
+      --done_waiters;
+    }
     if (!error.ok()) return error;
     queued = item.epoch;
     st.queued_epoch = item.epoch;
     pending.push_back(std::move(item));
-    cv.notify_all();
+    if (busy || need_recovery || sent + 1 != pending.size()) {
+      // The worker is publishing or recovering, or has a backlog: it takes this epoch in order.
+      if (worker_waiting) cv.notify_one();
+      return Status::Ok();
+    }
+    // Nothing ahead of this epoch: publish it here, on the committing thread. No hand-over to
+    // the worker (a wake-up per epoch) and no wait for it: the same message, expectation and
+    // acknowledgement path as the worker's.
+    busy = true;
+    if (sent == 0) last_progress = Clock::now();
+    ++sent;
+    Item it = pending.back();  // the ack handler may pop it meanwhile
+    std::uint64_t expect = last_seq;
+    l.unlock();
+    std::uint64_t messages = 0, bytes = 0;
+    const bool ok = PublishItem(it, &expect, &messages, &bytes);
+    l.lock();
+    busy = false;
+    last_seq = expect;
+    st.messages += messages;
+    st.bytes += bytes;
+    if (!ok) need_recovery = true;
+    if (worker_waiting && (need_recovery || sent < pending.size())) cv.notify_one();
     return Status::Ok();
   }
 
   Status WaitAcked(Epoch e, std::int64_t timeout_ms) {
     std::unique_lock<std::mutex> l(mu);
-    const bool done = cv.wait_for(l, std::chrono::milliseconds(timeout_ms),
-                                  [&] { return !error.ok() || acked >= e; });
+    ++done_waiters;
+    const bool done = done_cv.wait_for(l, std::chrono::milliseconds(timeout_ms),
+                                       [&] { return !error.ok() || acked >= e; });
+    --done_waiters;
     if (!error.ok()) return error;
     if (!done) {
       return Status(StatusCode::kIO,
@@ -660,16 +598,11 @@ class Replicator::Impl {
   }
 
   void StopThreads() {
-    {
-      std::lock_guard<std::mutex> l(lease_mu);
-      lease_stop = true;
-      lease_cv.notify_all();
-    }
-    if (lease_thread.joinable()) lease_thread.join();
+    if (lease) lease->StopRenewing();
     {
       std::lock_guard<std::mutex> l(mu);
       stopping = true;
-      cv.notify_all();
+      WakeAll();
     }
     if (worker.joinable()) worker.join();
   }
@@ -716,13 +649,18 @@ Expected<std::shared_ptr<Replicator>> Replicator::Start(std::shared_ptr<LogSink>
   if (options.max_chunk_bytes != 0)
     m.chunk_bytes = std::min(m.chunk_bytes, options.max_chunk_bytes);
   MMSB_RETURN_IF_ERROR(repl::EnsureStreams(m.conn.js.get(), m.url.stream, options.replicas));
-  MMSB_RETURN_IF_ERROR(m.AcquireLease());
+  auto lease = repl::LeaderLease::Acquire(m.conn.js.get(), m.url.stream, m.owner,
+                                          m.opts.lease_ttl_ms, m.opts.replicas);
+  if (!lease.ok()) return lease.status();
+  m.lease = std::move(*lease);
+  m.token = m.lease->token();
+  m.st.fencing_token = m.token;
   if (Status s = m.Reconcile(); !s.ok()) {
-    m.ReleaseLease();
+    m.lease->Release();
     return s;
   }
   m.worker = std::thread([&m] { m.WorkerLoop(); });
-  m.lease_thread = std::thread([&m] { m.LeaseLoop(); });
+  m.lease->StartRenewing([&m](Status lost) { (void)m.Fail(std::move(lost)); });
   m.log->SetGroupObserver(r, true);
   return r;
 }
@@ -777,8 +715,8 @@ Status Replicator::Close() {
   m.log->SetGroupObserver(nullptr, false);
   Status s = m.WaitAcked(m.queued, 10000);
   m.StopThreads();
-  m.ReleaseLease();
-  m.kv.reset();
+  if (m.lease) m.lease->Release();
+  m.lease.reset();
   m.conn.js.reset();
   m.conn.nc.reset();
   return s;
@@ -792,40 +730,6 @@ ReplicationStats Replicator::stats() const {
 Status Replicator::health() const {
   std::lock_guard<std::mutex> l(impl_->mu);
   return impl_->error;
-}
-
-Expected<std::shared_ptr<Replicator>> Replicate(std::shared_ptr<LogSink> log,
-                                                const std::string& url,
-                                                const ReplicationOptions& options) {
-  return Replicator::Start(std::move(log), url, options);
-}
-
-Expected<std::shared_ptr<Replicator>> Replicate(std::shared_ptr<LogSink> log,
-                                                const std::string& server,
-                                                const std::string& stream,
-                                                const ReplicationOptions& options) {
-  return Replicator::Start(std::move(log), server + "/" + stream, options);
-}
-
-Expected<std::shared_ptr<Replicator>> ReplicateFromEnv(std::shared_ptr<LogSink> log,
-                                                       const ReplicationOptions& options) {
-  const char* v = std::getenv("MMSB_REPLICATE");
-  if (v == nullptr || *v == '\0') return std::shared_ptr<Replicator>();
-  std::string url = v;
-  ReplicationOptions o = options;
-  if (const std::size_t q = url.find('?'); q != std::string::npos) {
-    const std::string query = url.substr(q + 1);
-    if (query == "durability=server_ack") {
-      o.durability = ReplicaDurability::kServerAck;
-    } else if (query == "durability=async") {
-      o.durability = ReplicaDurability::kAsync;
-    } else {
-      return InvalidArgument(fmt::format(
-          "MMSB_REPLICATE='{}': unknown option '{}' (durability=async or durability=server_ack)", v,
-          query));
-    }
-  }
-  return Replicator::Start(std::move(log), url, o);
 }
 
 }  // namespace mmsb

@@ -321,6 +321,52 @@ TEST_F(ReplicationTest, ServerKilledAndRestartedLosesAndDuplicatesNothing) {
   EXPECT_EQ(f->state().Hash(), Replayed(dir.Sub("run.tlog")).Hash());
 }
 
+// Exactly-once rests on the expected last sequence alone (data messages carry no Nats-Msg-Id):
+// a retry of a stored message, sent again with the expectation it was first sent with, is
+// refused, and the stream still holds each epoch once.
+TEST_F(ReplicationTest, RetryOfAStoredEpochIsRefusedByItsExpectedLastSequence) {
+  TempDir dir;
+  ASSERT_TRUE(Lead(dir.Sub("run.tlog"), server_.Url("S30"), {}).ok());
+  BusWorkload w(23);
+  w.Setup();
+  Run(w, 20);
+  const Epoch last = log_->LogEpoch(current_epoch());
+  ASSERT_TRUE(repl_->WaitAcked(last).ok());
+  EndSession();
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, server_.server().c_str()), NATS_OK);
+  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  jsErrCode err = static_cast<jsErrCode>(0);
+  for (std::uint64_t seq : {std::uint64_t{2}, std::uint64_t{10}}) {
+    natsMsg* stored = nullptr;
+    ASSERT_EQ(js_GetMsg(&stored, js, "S30", seq, nullptr, &err), NATS_OK);
+    const char* id = nullptr;
+    EXPECT_NE(natsMsgHeader_Get(stored, "Nats-Msg-Id", &id), NATS_OK) << "seq " << seq;
+    natsMsg* retry = nullptr;
+    ASSERT_EQ(natsMsg_Create(&retry, natsMsg_GetSubject(stored), nullptr, natsMsg_GetData(stored),
+                             natsMsg_GetDataLength(stored)),
+              NATS_OK);
+    for (const char* h :
+         {"Mmsb-Epoch", "Mmsb-Chunk", "Mmsb-Last", "Mmsb-Log-Id", "Mmsb-Hash", "Mmsb-Token"}) {
+      const char* v = nullptr;
+      if (natsMsgHeader_Get(stored, h, &v) == NATS_OK) natsMsgHeader_Set(retry, h, v);
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.ExpectLastSeq = seq - 1;  // what the publisher expected when it first sent it
+    jsPubAck* pa = nullptr;
+    err = static_cast<jsErrCode>(0);
+    EXPECT_NE(js_PublishMsg(&pa, js, retry, &po, &err), NATS_OK) << "seq " << seq;
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(retry);
+    natsMsg_Destroy(stored);
+  }
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  EXPECT_EQ(CompleteEpochsInStream(server_.server(), "S30"), Iota(1, last));
+}
+
 TEST_F(ReplicationTest, ServerAckDurabilityReturnsOnlyOnceTheServerHasTheEpoch) {
   TempDir dir;
   ReplicationOptions o;
