@@ -63,9 +63,6 @@ class Replicator::Impl {
   Epoch acked = 0;
   Epoch queued = 0;
   bool need_recovery = false;
-  // Someone (the worker, or a committing thread publishing inline) is publishing or recovering:
-  // messages must leave in stream order, each expecting the one before it.
-  bool busy = false;
   bool stopping = false;
   Clock::time_point last_progress = Clock::now();
   Status error;
@@ -478,7 +475,7 @@ class Replicator::Impl {
       const auto timeout = std::chrono::milliseconds(opts.ack_timeout_ms);
       worker_waiting = true;
       cv.wait_for(l, std::chrono::milliseconds(50), [&] {
-        return !error.ok() || (!busy && (need_recovery || sent < pending.size())) ||
+        return !error.ok() || need_recovery || sent < pending.size() ||
                (!checkpoints.empty() && acked >= checkpoints.front().epoch) ||
                (stopping && pending.empty() && checkpoints.empty());
       });
@@ -494,15 +491,11 @@ class Replicator::Impl {
         l.lock();
         continue;
       }
-      // While a committing thread publishes inline (busy), data waits; it wakes us if it leaves
-      // work. Checkpoints go to their own stream and need not wait.
       const bool stalled = sent > 0 && Clock::now() - last_progress > timeout;
-      if (!busy && (need_recovery || stalled)) {
-        busy = true;
+      if (need_recovery || stalled) {
         l.unlock();
         Recover();
         l.lock();
-        busy = false;
         continue;
       }
       if (!checkpoints.empty() && acked >= checkpoints.front().epoch) {
@@ -517,7 +510,7 @@ class Replicator::Impl {
         }
         continue;
       }
-      if (!busy && sent < pending.size()) {
+      if (sent < pending.size()) {
         // Everything not yet sent, taken under one lock: copies, since the ack handler may pop
         // the front meanwhile (an Item's bytes are shared, so a copy is cheap).
         if (sent == 0) last_progress = Clock::now();
@@ -526,7 +519,6 @@ class Replicator::Impl {
                      pending.begin() + static_cast<std::ptrdiff_t>(end));
         for (std::size_t k = sent; k < end; ++k) pending[k].start_chunk = 0;
         sent = end;
-        busy = true;
         std::uint64_t expect = last_seq;
         l.unlock();
         std::uint64_t messages = 0, bytes = 0;
@@ -536,7 +528,6 @@ class Replicator::Impl {
         }
         batch.clear();
         l.lock();
-        busy = false;
         last_seq = expect;
         st.messages += messages;
         st.bytes += bytes;
@@ -556,29 +547,7 @@ class Replicator::Impl {
     queued = item.epoch;
     st.queued_epoch = item.epoch;
     pending.push_back(std::move(item));
-    if (busy || need_recovery || sent + 1 != pending.size()) {
-      // The worker is publishing or recovering, or has a backlog: it takes this epoch in order.
-      if (worker_waiting) cv.notify_one();
-      return Status::Ok();
-    }
-    // Nothing ahead of this epoch: publish it here, on the committing thread. No hand-over to
-    // the worker (a wake-up per epoch) and no wait for it: the same message, expectation and
-    // acknowledgement path as the worker's.
-    busy = true;
-    if (sent == 0) last_progress = Clock::now();
-    ++sent;
-    Item it = pending.back();  // the ack handler may pop it meanwhile
-    std::uint64_t expect = last_seq;
-    l.unlock();
-    std::uint64_t messages = 0, bytes = 0;
-    const bool ok = PublishItem(it, &expect, &messages, &bytes);
-    l.lock();
-    busy = false;
-    last_seq = expect;
-    st.messages += messages;
-    st.bytes += bytes;
-    if (!ok) need_recovery = true;
-    if (worker_waiting && (need_recovery || sent < pending.size())) cv.notify_one();
+    if (worker_waiting) cv.notify_one();  // a busy worker takes it with its next batch
     return Status::Ok();
   }
 
