@@ -1,6 +1,7 @@
 // PageVisitor: the traversal of one translation unit behind PageAnalyzer (see
 // mmsb/rewriter/analyzer.h). One class, its methods defined by concern, as clang's Sema is:
-//   analyzer.cc          dispatch, stores, declarations
+//   analyzer.cc          dispatch: stores, calls, declarations; findings and remarks
+//   page_record_checks.cc page record requirements, instrumentation, untracked uses
 //   escape_checks.cc     pointers and references into pages that leave what is followed
 //   store_classifier.cc  page storage, page pointers, followed locals, which page type
 //   loop_marks.cc        loop range marks: counted loops, range-for, what may commit
