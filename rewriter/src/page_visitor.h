@@ -1,14 +1,14 @@
 // PageVisitor: the traversal of one translation unit behind PageAnalyzer (see
 // mmsb/rewriter/analyzer.h). One class, its methods defined by concern, as clang's Sema is:
-//   analyzer.cc          dispatch: stores, calls, declarations; findings and remarks
+//   page_visitor.cc       dispatch: stores, calls, declarations; findings and remarks
 //   page_record_checks.cc page record requirements, instrumentation, untracked uses
-//   escape_checks.cc     pointers and references into pages that leave what is followed
-//   store_classifier.cc  page storage, page pointers, followed locals, which page type
-//   loop_marks.cc        loop range marks: counted loops, range-for, what may commit
-//   library_model.cc     library functions that write through, hand through or keep storage
-//   edit_recorder.cc     edit sites, file ranges, barrier wrapping, insertion
-//   layout_descriptor.cc layout descriptors of page types
-//   static_pages.cc      static page variables: section placement and registration
+//   escape_checks.cc      pointers and references into pages that leave what is followed
+//   store_classifier.cc   page storage, page pointers, followed locals, which page type
+//   loop_marks.cc         loop range marks: counted loops, range-for, what may commit
+//   library_model.cc      library functions that write through, hand through or keep storage
+//   edit_recorder.cc      edit sites, file ranges, barrier wrapping, insertion
+//   layout_descriptor.cc  layout descriptors of page types
+//   static_pages.cc       static page variables: section placement and registration
 //
 // Internal to libmmsb_rewriter. Thread-safety: none; one visitor per analyzer run.
 #pragma once
