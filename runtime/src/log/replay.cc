@@ -287,15 +287,15 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path,
   impl->env = options.env ? options.env : Env::Default();
   impl->max_total = log::EffectiveMemoryLimit(options.max_total_bytes);
   Env* env = impl->env;
-  LogReaderOptions ro;
-  ro.mode = options.mode;
-  ro.decode_deltas = false;  // deltas are applied in place from their encoded bytes
-  ro.env = env;
-  ro.max_page_bytes = options.max_page_bytes;
-  CheckpointLoadOptions lo;
-  lo.env = env;
-  lo.max_page_bytes = options.max_page_bytes;
-  lo.max_total_bytes = impl->max_total;
+  LogReaderOptions reader_options;
+  reader_options.mode = options.mode;
+  reader_options.decode_deltas = false;  // deltas are applied in place from their encoded bytes
+  reader_options.env = env;
+  reader_options.max_page_bytes = options.max_page_bytes;
+  CheckpointLoadOptions checkpoint_options;
+  checkpoint_options.env = env;
+  checkpoint_options.max_page_bytes = options.max_page_bytes;
+  checkpoint_options.max_total_bytes = impl->max_total;
 
   MMSB_RETURN_IF_ERROR(CheckLogPath(path, env));
   if (env->IsDirectory(path)) {
@@ -305,13 +305,13 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path,
     Epoch first_base = 0;
     bool have_first = false;
     if (!listing->segments.empty()) {
-      auto f = env->NewRandomAccessFile(listing->segments.front().path);
-      if (f.ok()) {
-        log::RecordReader rr(f->get(), listing->segments.front().path);
-        log::FileHeader h;
-        if (rr.ReadHeader(&h).ok()) {
-          log_id = h.log_id;
-          first_base = h.base_epoch;
+      auto file = env->NewRandomAccessFile(listing->segments.front().path);
+      if (file.ok()) {
+        log::RecordReader record_reader(file->get(), listing->segments.front().path);
+        log::FileHeader header;
+        if (record_reader.ReadHeader(&header).ok()) {
+          log_id = header.log_id;
+          first_base = header.base_epoch;
           have_first = true;
         }
       }
@@ -319,15 +319,15 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path,
     if (options.use_checkpoints && options.epoch > 0) {
       for (auto it = listing->checkpoints.rbegin(); it != listing->checkpoints.rend(); ++it) {
         if (it->epoch > options.epoch) continue;
-        lo.expect_log_id = log_id;
-        auto st = LoadCheckpoint(it->path, lo);
-        if (!st.ok()) {
+        checkpoint_options.expect_log_id = log_id;
+        auto checkpoint = LoadCheckpoint(it->path, checkpoint_options);
+        if (!checkpoint.ok()) {
           impl->rep.problems.push_back(
               {LogProblem::Kind::kCorruption, it->path, 0, 0, it->epoch,
-               "checkpoint unusable, trying an older one: " + st.status().message()});
+               "checkpoint unusable, trying an older one: " + checkpoint.status().message()});
           continue;
         }
-        impl->st = std::move(*st);
+        impl->st = std::move(*checkpoint);
         impl->base = impl->st.epoch;
         impl->allocated = impl->st.PageBytes();
         impl->rep.checkpoint_epoch = impl->base;
@@ -342,8 +342,8 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path,
           path, first_base,
           options.epoch == kLatestEpoch ? std::string("latest") : std::to_string(options.epoch)));
     }
-    ro.skip_through_epoch = impl->base;
-    auto reader = LogReader::Open(path, ro);
+    reader_options.skip_through_epoch = impl->base;
+    auto reader = LogReader::Open(path, reader_options);
     if (!reader.ok()) return reader.status();
     impl->reader = std::move(*reader);
     impl->rep.epoch = impl->st.epoch;
@@ -351,27 +351,27 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path,
   }
 
   // One file: a checkpoint, or a segment that starts the log.
-  auto f = env->NewRandomAccessFile(path);
-  if (!f.ok()) return f.status();
-  log::RecordReader rr(f->get(), path);
-  log::FileHeader h;
-  MMSB_RETURN_IF_ERROR(rr.ReadHeader(&h));
-  if (h.checkpoint) {
-    auto st = LoadCheckpoint(path, lo);
-    if (!st.ok()) return st.status();
-    impl->st = std::move(*st);
+  auto file = env->NewRandomAccessFile(path);
+  if (!file.ok()) return file.status();
+  log::RecordReader record_reader(file->get(), path);
+  log::FileHeader header;
+  MMSB_RETURN_IF_ERROR(record_reader.ReadHeader(&header));
+  if (header.checkpoint) {
+    auto checkpoint = LoadCheckpoint(path, checkpoint_options);
+    if (!checkpoint.ok()) return checkpoint.status();
+    impl->st = std::move(*checkpoint);
     impl->rep.checkpoint_epoch = impl->st.epoch;
     impl->rep.checkpoint_file = path;
     impl->rep.epoch = impl->st.epoch;
     impl->rep.last_log_epoch = impl->st.epoch;
     return std::unique_ptr<Replayer>(new Replayer(std::move(impl)));
   }
-  if (h.base_epoch > 0) {
+  if (header.base_epoch > 0) {
     return FailedPrecondition(fmt::format(
         "segment '{}' starts after epoch {}: replay the log directory, which has the earlier state",
-        path, h.base_epoch));
+        path, header.base_epoch));
   }
-  auto reader = LogReader::Open(path, ro);
+  auto reader = LogReader::Open(path, reader_options);
   if (!reader.ok()) return reader.status();
   impl->reader = std::move(*reader);
   return std::unique_ptr<Replayer>(new Replayer(std::move(impl)));
