@@ -1,8 +1,6 @@
 // `mmsb report LOG`: one pass over the log's records (LogReader) counts changed bytes per epoch
 // and the leaf fields each delta touches; a second pass (Replayer) diffs the state across each
 // epoch column with the runtime's DiffStates, only for the pages that changed in it.
-#include <zlib.h>
-
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -21,6 +19,7 @@
 #include "mmsb/report/report.h"
 #include "mmsb/type_desc.h"
 
+#include "detail_chunks.h"
 #include "html.h"
 #include "log_scan.h"
 
@@ -32,71 +31,6 @@ using Json = nlohmann::json;
 
 // Scrubber bar segments per column: the sites that committed the most bytes there.
 constexpr std::size_t kSitesPerColumn = 4;
-
-std::string Base64(const std::uint8_t* p, std::size_t n) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((n + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= n; i += 3) {
-    const std::uint32_t v = (std::uint32_t{p[i]} << 16) | (std::uint32_t{p[i + 1]} << 8) | p[i + 2];
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i < n) {
-    std::uint32_t v = std::uint32_t{p[i]} << 16;
-    if (i + 1 < n) v |= std::uint32_t{p[i + 1]} << 8;
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < n ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-// Column diffs, grouped into chunks of about kChunkBytes of JSON text ({"COLUMN": detail, ...}),
-// each deflated (zlib format, which the browser's DecompressionStream("deflate") reads) and
-// base64-encoded. The page inflates a chunk when one of its columns is shown, so opening the
-// report parses none of them.
-class DetailChunks {
- public:
-  static constexpr std::size_t kChunkBytes = 256 * 1024;
-
-  // Returns the chunk index the column's detail goes into.
-  int Add(std::size_t column, const std::string& detail_json) {
-    text_ += text_.empty() ? "{" : ",";
-    text_ += fmt::format("\"{}\":", column);
-    text_ += detail_json;
-    const int index = static_cast<int>(encoded.size());
-    if (text_.size() >= kChunkBytes) Flush();
-    return index;
-  }
-  Status Finish() {
-    Flush();
-    return status_;
-  }
-
-  Json encoded = Json::array();
-
- private:
-  void Flush() {
-    if (text_.empty()) return;
-    text_ += "}";
-    uLongf size = compressBound(text_.size());
-    std::vector<std::uint8_t> out(size);
-    const int rc =
-        compress2(out.data(), &size, reinterpret_cast<const Bytef*>(text_.data()), text_.size(), 6);
-    if (rc != Z_OK && status_.ok())
-      status_ = Internal(fmt::format("zlib compress2 failed ({})", rc));
-    encoded.push_back(Base64(out.data(), size));
-    text_.clear();
-  }
-  std::string text_;
-  Status status_ = Status::Ok();
-};
 
 // "void mmsb::Step(float)" (how a commit site names its function) -> "mmsb::Step": what
 // Store::FindFunctions matches against demangled names. The return type is what precedes the
