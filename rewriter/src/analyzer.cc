@@ -71,7 +71,7 @@ llvm::Expected<RewriteOutput> PageAnalyzer::Apply() const {
       clang::PresumedLoc ploc = sm.getPresumedLoc(sm.getLocForStartOfFile(fid));
       if (ploc.isValid()) presumed = ploc.getFilename();
       file.contents += "#line " + std::to_string(std::max(1u, last_line)) + " " +
-                       CString(presumed) + "\n" + it->second;
+                       CxxStringLiteral(presumed) + "\n" + it->second;
     }
     out.files.push_back(std::move(file));
   }
@@ -82,7 +82,7 @@ llvm::Expected<RewriteOutput> PageAnalyzer::Apply() const {
 }
 
 std::string StandalonePrologue(llvm::StringRef main_path) {
-  return "#include <mmsb/held_marks.h>\n#line 1 " + CString(main_path) + "\n";
+  return "#include <mmsb/held_marks.h>\n#line 1 " + CxxStringLiteral(main_path) + "\n";
 }
 
 }  // namespace mmsb::rewriter

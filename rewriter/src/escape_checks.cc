@@ -23,7 +23,7 @@ void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
                               const clang::FunctionDecl* callee, llvm::StringRef how) {
   if (arg == nullptr || target.isNull() || target->isDependentType()) return;
   if (arg->getType().isNull() || arg->isTypeDependent() || arg->isValueDependent()) return;
-  const clang::Expr* e = StripFull(arg);
+  const clang::Expr* e = IgnoreFullExprWrappers(arg);
   // Library code is not instrumented: a page-typed reference or pointer passed to it is only
   // safe when it does not write through it (or when we mark what it writes).
   const bool library = !LibraryName(callee).empty();

@@ -143,7 +143,7 @@ bool PageVisitor::IsValueContainer(llvm::StringRef name) {
   return names.contains(name);
 }
 
-bool PageVisitor::IsQuietLibraryCall(const clang::FunctionDecl* fd) const {
+bool PageVisitor::IsPureLibraryCall(const clang::FunctionDecl* fd) const {
   if (fd->getBuiltinID() != 0 && fd->getName().starts_with("__builtin_")) {
     // Compiler builtins neither call back nor synchronise, except the atomic, sync and
     // non-local jump families. (Library builtins such as printf or raise go by the list below.)
@@ -153,7 +153,7 @@ bool PageVisitor::IsQuietLibraryCall(const clang::FunctionDecl* fd) const {
   if (!InSystemHeader(fd) || IsInMmsbNamespace(fd)) return false;
   // Pure computations of the C and C++ libraries: they only read their arguments and return a
   // value (the math functions, <cstdlib>'s abs family, std::min/max/clamp on scalars).
-  static const llvm::StringSet<> kQuiet = {
+  static const llvm::StringSet<> kPure = {
       "abs",   "labs",           "llabs",       "fabs",        "fabsf",     "fabsl",
       "sqrt",  "sqrtf",          "sqrtl",       "cbrt",        "cbrtf",     "exp",
       "expf",  "exp2",           "exp2f",       "expm1",       "log",       "logf",
@@ -167,7 +167,7 @@ bool PageVisitor::IsQuietLibraryCall(const clang::FunctionDecl* fd) const {
       "isnan", "isinf",          "isfinite",    "signbit",     "min",       "max",
       "clamp", "popcount",       "countl_zero", "countr_zero", "bit_cast",  "rotl",
       "rotr",  "has_single_bit", "bit_width",   "bit_floor",   "bit_ceil"};
-  if (!fd->getDeclName().isIdentifier() || !kQuiet.contains(fd->getName())) return false;
+  if (!fd->getDeclName().isIdentifier() || !kPure.contains(fd->getName())) return false;
   // Scalar parameters and result only: nothing of a user type is copied, compared or called.
   auto scalar = [](clang::QualType t) {
     t = t.getNonReferenceType();

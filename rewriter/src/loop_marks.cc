@@ -99,7 +99,7 @@ bool PageVisitor::CannotCommit(const clang::Stmt* body, std::string* why) {
     bool VisitCallExpr(clang::CallExpr* ce) {
       const clang::FunctionDecl* fd = ce->getDirectCallee();
       if (fd == nullptr) return Fail("it calls through a pointer or a callable object");
-      if (!v_.IsQuietLibraryCall(fd))
+      if (!v_.IsPureLibraryCall(fd))
         return Fail("it calls " + Quote(fd->getQualifiedNameAsString()) +
                     ", which may commit or synchronise");
       for (const clang::Expr* arg : ce->arguments()) {
@@ -341,7 +341,7 @@ void PageVisitor::PlanLoopMarks(const clang::ForStmt* fs) {
             nonempty + " ? sizeof((" + array + ")[" + a + "]) * static_cast<::std::size_t>(" + b +
             " - " + a + (inclusive ? " + 1" : "") + ") : 0); ";
   }
-  if (!ScopeAround(fs, Quiet(text))) {
+  if (!ScopeAround(fs, WithoutWarnings(text))) {
     why = "the loop cannot be put in a scope of its own (a macro?)";
     return;
   }
@@ -397,7 +397,7 @@ void PageVisitor::PlanRangeForMark(const clang::CXXForRangeStmt* fr) {
   const std::string mark = "::mmsb::rt::ScopedMark _mmsb_loop_mark_" +
                            std::to_string(loop_mark_seq_++) + "(::mmsb::rt::detail::Bytes(&(" +
                            text + ")), sizeof(" + text + "));";
-  if (ScopeAround(fr, Quiet(mark))) {
+  if (ScopeAround(fr, WithoutWarnings(mark))) {
     covered_vars_.insert(var);
     Remark(DiagKind::kRemarkLoopMark, fr->getForLoc(), {Quote(text)});
     why.clear();

@@ -122,7 +122,7 @@ void PageVisitor::InstrumentPageRecord(const clang::CXXRecordDecl* rd) {
       " static const ::mmsb::TypeDescriptor* _mmsb_type() noexcept { " +
       std::string(rd->isDependentType() ? "using ::mmsb::rt::_mmsb_describe; " : "") +
       "static const ::mmsb::TypeDescriptor* const _mmsb_d = " + desc + "; return _mmsb_d; } ";
-  if (!InsertAt(rd->getBraceRange().getEnd(), " " + Quiet(text) + " ", kSiteRecord)) {
+  if (!InsertAt(rd->getBraceRange().getEnd(), " " + WithoutWarnings(text) + " ", kSiteRecord)) {
     AddFinding(DiagKind::kUnrewritableDecl, rd->getLocation(),
                {"page type " + Quote(RecordName(rd)),
                 "its definition is inside a macro expansion or a system header"});
@@ -155,9 +155,9 @@ void PageVisitor::DescribeInstantiation(const clang::CXXRecordDecl* rd) {
     close += "} ";
   }
   a_.trailers_[sm_.getMainFileID()] +=
-      Quiet(open + "inline const ::mmsb::TypeDescriptor* _mmsb_describe(::" + type +
-            "*) noexcept { return (" + InternNested(rd) + "::mmsb::rt::InternLayout(" +
-            Descriptor(rd) + ")); } " + close) +
+      WithoutWarnings(open + "inline const ::mmsb::TypeDescriptor* _mmsb_describe(::" + type +
+                      "*) noexcept { return (" + InternNested(rd) + "::mmsb::rt::InternLayout(" +
+                      Descriptor(rd) + ")); } " + close) +
       "\n";
 }
 

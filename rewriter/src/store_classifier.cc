@@ -19,7 +19,7 @@
 
 namespace mmsb::rewriter {
 
-const clang::Expr* StripFull(const clang::Expr* e) {
+const clang::Expr* IgnoreFullExprWrappers(const clang::Expr* e) {
   while (true) {
     if (const auto* fe = llvm::dyn_cast<clang::FullExpr>(e)) {
       e = fe->getSubExpr();
@@ -43,7 +43,7 @@ void PageVisitor::ScanLocals(clang::Stmt* body) {
     for (const clang::VarDecl* vd : scan.candidates_) {
       if (scan.disqualified_.count(vd) || followed_ptrs_.count(vd)) continue;
       for (const clang::Expr* src : scan.sources_[vd]) {
-        if (IsPagePointer(StripFull(src))) {
+        if (IsPagePointer(IgnoreFullExprWrappers(src))) {
           followed_ptrs_.insert(vd);
           changed = true;
           break;
@@ -54,12 +54,12 @@ void PageVisitor::ScanLocals(clang::Stmt* body) {
 }
 
 bool PageVisitor::FollowReference(const clang::VarDecl* vd) {
-  if (!IsPageStorage(StripFull(vd->getInit()))) return false;
+  if (!IsPageStorage(IgnoreFullExprWrappers(vd->getInit()))) return false;
   followed_refs_.insert(vd);
   if (const auto* dd = llvm::dyn_cast<clang::DecompositionDecl>(vd)) {
     for (const clang::BindingDecl* b : dd->bindings()) {
       if (const clang::VarDecl* hv = b->getHoldingVar()) {
-        if (hv->getInit() == nullptr || !IsPageStorage(StripFull(hv->getInit()))) {
+        if (hv->getInit() == nullptr || !IsPageStorage(IgnoreFullExprWrappers(hv->getInit()))) {
           followed_refs_.erase(vd);
           return false;
         }
@@ -113,7 +113,7 @@ bool PageVisitor::IsPageStorage(const clang::Expr* e) const {
   if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
     if (const auto* bd = llvm::dyn_cast<clang::BindingDecl>(dre->getDecl())) {
       if (const clang::VarDecl* hv = bd->getHoldingVar())
-        return hv->getInit() != nullptr && IsPageStorage(StripFull(hv->getInit()));
+        return hv->getInit() != nullptr && IsPageStorage(IgnoreFullExprWrappers(hv->getInit()));
       return bd->getBinding() != nullptr && IsPageStorage(bd->getBinding());
     }
     const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
