@@ -2,7 +2,10 @@
 //   plugin.compile_overhead_plain   CPU time of clang++-19 compiling project sources that use no
 //                                   page types, with the plugin / without
 //   plugin.compile_overhead_pages   the same for a TU that uses page types heavily, at -O2
-//   plugin.runtime_overhead         examples/particles' step loop built with the plugin / without
+//   plugin.runtime_overhead         kernels on pages built with the plugin / without: the
+//                                   geometric mean over the particles step and band loops, a hash
+//                                   map, a sort and a graph traversal (BM_RuntimeOverheadKernels)
+//   plugin.runtime_overhead_band    examples/particles' step loop built with the plugin / without
 //   plugin.runtime_overhead_dense   a dense integration loop (range-marked by the plugin), same
 //   plugin.verify_misses            tracked-path misses over the e2e suite in verify mode
 // Compile times are the child's CPU time (user + system, from wait4), so other load on the
@@ -11,8 +14,12 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -20,6 +27,7 @@
 
 #include "bench_main.h"
 #include "benchmark/benchmark.h"
+#include "plugin/kernels.h"
 #include "plugin/particles_step.h"
 
 extern char** environ;
@@ -179,6 +187,108 @@ void BM_ParticlesBandInstrumented(benchmark::State& state) {
   instrumented::Destroy(p);
 }
 BENCHMARK(BM_ParticlesBandInstrumented);
+
+// plugin.runtime_overhead: each kernel on a page, built with the plugin and without, timed in
+// runs that alternate between the two builds (which goes first alternates too). A kernel's ratio
+// is the median of its instrumented runs over the median of its plain runs (>= 5 each); the
+// figure is the geometric mean of the kernels' ratios. Counters: the figure (`ratio`) and each
+// kernel's ratio. No commit happens inside the timed runs (commits are benchmarked with the
+// runtime); a commit after the runs keeps the instrumented pages' marks from piling up.
+struct Kernel {
+  const char* name;
+  void (*plain)(std::uint64_t round);
+  void (*instrumented)(std::uint64_t round);
+};
+
+plain::Particles* g_plain_particles;
+instrumented::Particles* g_inst_particles;
+plain::Kernels* g_plain_kernels;
+instrumented::Kernels* g_inst_kernels;
+
+const Kernel kKernels[] = {
+    {"step", [](std::uint64_t) { plain::Step(g_plain_particles, 0.001f); },
+     [](std::uint64_t) { instrumented::Step(g_inst_particles, 0.001f); }},
+    {"band",
+     [](std::uint64_t) {
+       for (int b = 0; b < kBands; ++b) plain::StepBand(g_plain_particles, 0.001f);
+     },
+     [](std::uint64_t) {
+       for (int b = 0; b < kBands; ++b) instrumented::StepBand(g_inst_particles, 0.001f);
+     }},
+    {"hash", [](std::uint64_t r) { plain::HashRound(g_plain_kernels, r); },
+     [](std::uint64_t r) { instrumented::HashRound(g_inst_kernels, r); }},
+    {"sort", [](std::uint64_t r) { plain::SortRound(g_plain_kernels, r); },
+     [](std::uint64_t r) { instrumented::SortRound(g_inst_kernels, r); }},
+    {"bfs", [](std::uint64_t r) { plain::BfsRound(g_plain_kernels, r); },
+     [](std::uint64_t r) { instrumented::BfsRound(g_inst_kernels, r); }},
+};
+
+double ThreadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// CPU seconds of this thread for `reps` rounds of `fn`, starting at round `first`: the time the
+// kernel ran, not the time it waited for a CPU on a loaded machine.
+double TimeRounds(void (*fn)(std::uint64_t), std::uint64_t first, int reps) {
+  const double t0 = ThreadCpuSeconds();
+  for (int i = 0; i < reps; ++i) fn(first + static_cast<std::uint64_t>(i));
+  return ThreadCpuSeconds() - t0;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void BM_RuntimeOverheadKernels(benchmark::State& state) {
+  g_plain_particles = plain::Create();
+  g_inst_particles = instrumented::Create();
+  g_plain_kernels = plain::CreateKernels();
+  g_inst_kernels = instrumented::CreateKernels();
+  constexpr int kRuns = 7;  // per build and kernel: the median of 7 alternating runs
+  constexpr int kReps = 50;
+  const size_t n = std::size(kKernels);
+  std::vector<std::vector<double>> plain_s(n), inst_s(n);
+  std::uint64_t round = 0;
+  for (auto _ : state) {
+    for (size_t k = 0; k < n; ++k) {
+      const Kernel& kernel = kKernels[k];
+      TimeRounds(kernel.plain, round, kReps);  // warm both copies
+      TimeRounds(kernel.instrumented, round, kReps);
+      for (int run = 0; run < kRuns; ++run) {
+        // Both builds get the same rounds (the same work); which runs first alternates.
+        if (run % 2 == 0) {
+          plain_s[k].push_back(TimeRounds(kernel.plain, round, kReps));
+          inst_s[k].push_back(TimeRounds(kernel.instrumented, round, kReps));
+        } else {
+          inst_s[k].push_back(TimeRounds(kernel.instrumented, round, kReps));
+          plain_s[k].push_back(TimeRounds(kernel.plain, round, kReps));
+        }
+        round += kReps;
+      }
+      (void)mmsb::commit();
+    }
+  }
+  if (plain::Checksum(g_plain_particles) != instrumented::Checksum(g_inst_particles) ||
+      plain::KernelsChecksum(g_plain_kernels) != instrumented::KernelsChecksum(g_inst_kernels)) {
+    state.SkipWithError("the instrumented kernels computed other results than the plain ones");
+  }
+  double log_sum = 0;
+  for (size_t k = 0; k < n; ++k) {
+    const double ratio = Median(inst_s[k]) / Median(plain_s[k]);
+    state.counters[std::string("ratio_") + kKernels[k].name] = ratio;
+    log_sum += std::log(ratio);
+  }
+  state.counters["ratio"] = std::exp(log_sum / static_cast<double>(n));
+  plain::Destroy(g_plain_particles);
+  instrumented::Destroy(g_inst_particles);
+  plain::DestroyKernels(g_plain_kernels);
+  instrumented::DestroyKernels(g_inst_kernels);
+}
+BENCHMARK(BM_RuntimeOverheadKernels)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 // Runs every e2e scenario in verify mode and counts the misses they report.
 void BM_E2EVerifyMisses(benchmark::State& state) {

@@ -10,7 +10,7 @@ install(TARGETS mmsb mmsb_core mmsb_kernels EXPORT mmsbTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/runtime/include/mmsb DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(FILES ${PROJECT_SOURCE_DIR}/kernels/include/mmsb/kernels.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/mmsb)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/kernels/include/mmsb DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS mmsb-cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 if(TARGET mmsb-plugin)
   install(TARGETS mmsb-plugin LIBRARY DESTINATION ${MMSB_INSTALL_PLUGINDIR})
@@ -23,7 +23,7 @@ if(TARGET mmsb_replication)
   install(TARGETS mmsb_replication EXPORT mmsbReplicationTargets
     ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
   install(FILES ${PROJECT_SOURCE_DIR}/replication/include/mmsb/replication.h
-    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/mmsb)
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
   install(EXPORT mmsbReplicationTargets NAMESPACE mmsb:: DESTINATION ${MMSB_INSTALL_CMAKEDIR})
 endif()
 

@@ -1,12 +1,16 @@
 // IR store schema, shared by the writer (AddCapture) and the readers. See docs/IRStore.md,
 // "Store layout". A store is recognised by meta('format') == kFormat; meta('schema') is the
 // schema version. A change that old readers cannot read bumps kSchemaVersion.
+//
+// Versions: 1 had no `dicts` table (every blob compressed alone); 2 adds it. A version-1 store
+// is read as it is and becomes version 2 when a writer stores its first dictionary in it
+// (kCreateDicts), since only then can a blob need what a version-1 reader lacks.
 #pragma once
 
 namespace mmsb::ir::schema {
 
 inline constexpr char kFormat[] = "mmsb-ir";
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 // Executed in one transaction when the database has no tables yet.
 inline constexpr char kCreate[] = R"sql(
@@ -59,6 +63,15 @@ CREATE TABLE blobs(
   data BLOB NOT NULL
 );
 
+-- zstd dictionaries the blobs' frames are compressed with (id = the zstd dictionary id the
+-- frames name); never removed.
+CREATE TABLE dicts(
+  id INTEGER PRIMARY KEY,
+  created_at_ms INTEGER NOT NULL,
+  samples INTEGER NOT NULL,
+  dict BLOB NOT NULL
+);
+
 -- The function versions of one capture of a TU; shared by every capture with the same content.
 CREATE TABLE manifests(
   id INTEGER PRIMARY KEY,
@@ -93,6 +106,16 @@ CREATE TABLE captures(
   PRIMARY KEY(gen, tu)
 ) WITHOUT ROWID;
 CREATE INDEX captures_tu ON captures(tu, gen);
+)sql";
+
+// What a version-1 store gains when its first dictionary is stored.
+inline constexpr char kCreateDicts[] = R"sql(
+CREATE TABLE IF NOT EXISTS dicts(
+  id INTEGER PRIMARY KEY,
+  created_at_ms INTEGER NOT NULL,
+  samples INTEGER NOT NULL,
+  dict BLOB NOT NULL
+);
 )sql";
 
 }  // namespace mmsb::ir::schema

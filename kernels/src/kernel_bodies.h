@@ -17,14 +17,16 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "mmsb/device.h"
+#include "mmsb/device_layout.h"
 #include "mmsb/types.h"
 
+// A body both backends compile: a forced-inline host and device function under nvcc, a plain
+// inline function in the CPU reference.
 #if defined(__CUDACC__)
-#define MMSB_HD __host__ __device__ __forceinline__
+#define MMSB_HOST_DEVICE_INLINE __host__ __device__ __forceinline__
 #include <vector_types.h>
 #else
-#define MMSB_HD inline
+#define MMSB_HOST_DEVICE_INLINE inline
 #endif
 
 // `#pragma unroll` for nvcc's device pass and clang; the GCC host pass of nvcc does not know it.
@@ -44,7 +46,7 @@ struct alignas(16) Word16 {
 };
 #endif
 
-MMSB_HD int Popc64(std::uint64_t v) {
+MMSB_HOST_DEVICE_INLINE int Popc64(std::uint64_t v) {
 #if defined(__CUDA_ARCH__)
   return __popcll(v);
 #else
@@ -53,7 +55,7 @@ MMSB_HD int Popc64(std::uint64_t v) {
 }
 
 // Index of the lowest set bit; v != 0.
-MMSB_HD int Ctz64(std::uint64_t v) {
+MMSB_HOST_DEVICE_INLINE int Ctz64(std::uint64_t v) {
 #if defined(__CUDA_ARCH__)
   return __ffsll(static_cast<long long>(v)) - 1;
 #else
@@ -61,15 +63,17 @@ MMSB_HD int Ctz64(std::uint64_t v) {
 #endif
 }
 
-MMSB_HD bool Aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
+MMSB_HOST_DEVICE_INLINE bool Aligned16(const void* p) {
+  return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0;
+}
 
-MMSB_HD std::uint32_t Bits(const Word16& w, int i) {
+MMSB_HOST_DEVICE_INLINE std::uint32_t Bits(const Word16& w, int i) {
   return i == 0 ? w.x : i == 1 ? w.y : i == 2 ? w.z : w.w;
 }
 
 // ---- Dense masked merge ------------------------------------------------------------------------
 
-MMSB_HD Word16 Merge(const Word16& p, const Word16& d, const Word16& m) {
+MMSB_HOST_DEVICE_INLINE Word16 Merge(const Word16& p, const Word16& d, const Word16& m) {
   Word16 r;
   r.x = (p.x & ~m.x) | (d.x & m.x);
   r.y = (p.y & ~m.y) | (d.y & m.y);
@@ -83,9 +87,9 @@ MMSB_HD Word16 Merge(const Word16& p, const Word16& d, const Word16& m) {
 // (kUnroll * 48 bytes in flight per thread), and a warp's accesses are contiguous. out may alias
 // page: each word is read before it is written, by the same thread.
 template <int kUnroll>
-MMSB_HD void MaskedMergeWords(Word16* out, const Word16* page, const Word16* delta,
-                              const Word16* mask, std::uint64_t words, std::uint64_t tid,
-                              std::uint64_t nthreads) {
+MMSB_HOST_DEVICE_INLINE void MaskedMergeWords(Word16* out, const Word16* page, const Word16* delta,
+                                              const Word16* mask, std::uint64_t words,
+                                              std::uint64_t tid, std::uint64_t nthreads) {
   for (std::uint64_t base = tid; base < words; base += kUnroll * nthreads) {
     Word16 p[kUnroll], d[kUnroll], m[kUnroll];
     MMSB_UNROLL
@@ -106,25 +110,27 @@ MMSB_HD void MaskedMergeWords(Word16* out, const Word16* page, const Word16* del
 }
 
 // Bytes [begin, end): the tail after the vector words, or a whole misaligned range.
-MMSB_HD void MaskedMergeBytes(std::uint8_t* out, const std::uint8_t* page,
-                              const std::uint8_t* delta, const std::uint8_t* mask,
-                              std::uint64_t begin, std::uint64_t end, std::uint64_t tid,
-                              std::uint64_t nthreads) {
+MMSB_HOST_DEVICE_INLINE void MaskedMergeBytes(std::uint8_t* out, const std::uint8_t* page,
+                                              const std::uint8_t* delta, const std::uint8_t* mask,
+                                              std::uint64_t begin, std::uint64_t end,
+                                              std::uint64_t tid, std::uint64_t nthreads) {
   for (std::uint64_t i = begin + tid; i < end; i += nthreads) {
     out[i] = static_cast<std::uint8_t>((page[i] & ~mask[i]) | (delta[i] & mask[i]));
   }
 }
 
-MMSB_HD bool AllAligned16(const void* a, const void* b, const void* c, const void* d) {
+MMSB_HOST_DEVICE_INLINE bool AllAligned16(const void* a, const void* b, const void* c,
+                                          const void* d) {
   return Aligned16(a) && Aligned16(b) && Aligned16(c) && Aligned16(d);
 }
 
 // The whole merge of `bytes` bytes: 16-byte words then the tail when every pointer is aligned,
 // bytes otherwise. The choice is the same for every thread.
 template <int kUnroll>
-MMSB_HD void MaskedMergeAll(std::uint8_t* out, const std::uint8_t* page, const std::uint8_t* delta,
-                            const std::uint8_t* mask, std::uint64_t bytes, std::uint64_t tid,
-                            std::uint64_t nthreads) {
+MMSB_HOST_DEVICE_INLINE void MaskedMergeAll(std::uint8_t* out, const std::uint8_t* page,
+                                            const std::uint8_t* delta, const std::uint8_t* mask,
+                                            std::uint64_t bytes, std::uint64_t tid,
+                                            std::uint64_t nthreads) {
   if (AllAligned16(out, page, delta, mask)) {
     const std::uint64_t words = bytes / 16;
     MaskedMergeWords<kUnroll>(reinterpret_cast<Word16*>(out), reinterpret_cast<const Word16*>(page),
@@ -141,15 +147,15 @@ MMSB_HD void MaskedMergeAll(std::uint8_t* out, const std::uint8_t* page, const s
 // Bit i (0..3) set when byte i of x is non-zero. Branch-free: a byte's low seven bits plus 0x7f
 // carry into its bit 7 exactly when they are non-zero (never into the next byte), the multiply
 // gathers bits 0, 8, 16, 24 into bits 24..27 without collisions.
-MMSB_HD std::uint32_t NonZeroBytes4(std::uint32_t x) {
+MMSB_HOST_DEVICE_INLINE std::uint32_t NonZeroBytes4(std::uint32_t x) {
   const std::uint32_t t = ((((x & 0x7f7f7f7fu) + 0x7f7f7f7fu) | x) >> 7) & 0x01010101u;
   return (t * 0x01020408u) >> 24;
 }
 
 // Mask of the bytes where a[0, len) and b[0, len) differ (len <= 64). 16-byte loads when the
 // granule is whole and both pointers are aligned; bytes otherwise (a partial last granule).
-MMSB_HD std::uint64_t CompareGranule(const std::uint8_t* a, const std::uint8_t* b,
-                                     std::uint32_t len) {
+MMSB_HOST_DEVICE_INLINE std::uint64_t CompareGranule(const std::uint8_t* a, const std::uint8_t* b,
+                                                     std::uint32_t len) {
   std::uint64_t m = 0;
   if (len == 64 && Aligned16(a) && Aligned16(b)) {
     const Word16* wa = reinterpret_cast<const Word16*>(a);
@@ -175,8 +181,9 @@ MMSB_HD std::uint64_t CompareGranule(const std::uint8_t* a, const std::uint8_t* 
 }
 
 // CompareMask over one buffer of `bytes` bytes: one granule (64 bytes) per thread step.
-MMSB_HD void CompareMaskGranules(const std::uint8_t* a, const std::uint8_t* b, std::uint64_t bytes,
-                                 std::uint64_t* mask64, std::uint64_t tid, std::uint64_t nthreads) {
+MMSB_HOST_DEVICE_INLINE void CompareMaskGranules(const std::uint8_t* a, const std::uint8_t* b,
+                                                 std::uint64_t bytes, std::uint64_t* mask64,
+                                                 std::uint64_t tid, std::uint64_t nthreads) {
   const std::uint64_t granules = (bytes + kGranuleSize - 1) >> kGranuleShift;
   for (std::uint64_t g = tid; g < granules; g += nthreads) {
     const std::uint64_t off = g * 64;
@@ -191,8 +198,8 @@ MMSB_HD void CompareMaskGranules(const std::uint8_t* a, const std::uint8_t* b, s
 // or past len are clear). A whole aligned granule is loaded as four 16-byte words, merged in
 // registers (the byte positions are compile-time after unrolling; each byte's choice is a
 // predicated select, so the warp does not diverge) and stored as four words.
-MMSB_HD void ExpandIntoGranule(std::uint8_t* dst, std::uint32_t len, std::uint64_t m,
-                               const std::uint8_t* src) {
+MMSB_HOST_DEVICE_INLINE void ExpandIntoGranule(std::uint8_t* dst, std::uint32_t len,
+                                               std::uint64_t m, const std::uint8_t* src) {
   if (len == 64 && Aligned16(dst)) {
     Word16* w = reinterpret_cast<Word16*>(dst);
     std::uint32_t v[16];
@@ -232,8 +239,8 @@ MMSB_HD void ExpandIntoGranule(std::uint8_t* dst, std::uint32_t len, std::uint64
 
 // Writes the bytes of src[0, len) selected by m to dst[0..popc(m)), in order. The inverse of
 // ExpandIntoGranule; the granule is read with 16-byte loads when whole and aligned.
-MMSB_HD void CompactFromGranule(std::uint8_t* dst, const std::uint8_t* src, std::uint32_t len,
-                                std::uint64_t m) {
+MMSB_HOST_DEVICE_INLINE void CompactFromGranule(std::uint8_t* dst, const std::uint8_t* src,
+                                                std::uint32_t len, std::uint64_t m) {
   if (len == 64 && Aligned16(src)) {
     const Word16* w = reinterpret_cast<const Word16*>(src);
     std::uint32_t v[16];
@@ -264,8 +271,8 @@ MMSB_HD void CompactFromGranule(std::uint8_t* dst, const std::uint8_t* src, std:
 // ---- Batched dense apply -----------------------------------------------------------------------
 
 // The dense segment owning granule g: the last one whose first_granule <= g (segments are sorted).
-MMSB_HD std::uint32_t DenseSegmentOf(const DenseSegment* dense, std::uint32_t count,
-                                     std::uint64_t g) {
+MMSB_HOST_DEVICE_INLINE std::uint32_t DenseSegmentOf(const DenseSegment* dense, std::uint32_t count,
+                                                     std::uint64_t g) {
   std::uint32_t lo = 0, hi = count;  // answer in [lo, hi)
   while (hi - lo > 1) {
     const std::uint32_t mid = lo + (hi - lo) / 2;
@@ -281,8 +288,8 @@ MMSB_HD std::uint32_t DenseSegmentOf(const DenseSegment* dense, std::uint32_t co
 // One granule of the batch's dense part per thread step. The granule's first payload byte is its
 // tile's prefix plus the popcounts of the tile's earlier granules: a loop of kTileGranules steps
 // for every thread (uniform trip count; the words are shared by the warp and hit in L1).
-MMSB_HD void DenseApplyGranules(const ApplyBatchView& b, std::uint64_t tid,
-                                std::uint64_t nthreads) {
+MMSB_HOST_DEVICE_INLINE void DenseApplyGranules(const ApplyBatchView& b, std::uint64_t tid,
+                                                std::uint64_t nthreads) {
   for (std::uint64_t g = tid; g < b.num_granules; g += nthreads) {
     const std::uint64_t m = b.masks[g];
     if (m == 0) continue;
@@ -309,7 +316,8 @@ MMSB_HD void DenseApplyGranules(const ApplyBatchView& b, std::uint64_t tid,
 // A count packs (run starts << 32) | changed bytes, so one 64-bit scan yields both prefixes; the
 // caller keeps the compared bytes per call below 2^32 so the low half cannot carry.
 
-MMSB_HD std::uint32_t DiffTargetOf(const DiffTarget* t, std::uint32_t count, std::uint64_t g) {
+MMSB_HOST_DEVICE_INLINE std::uint32_t DiffTargetOf(const DiffTarget* t, std::uint32_t count,
+                                                   std::uint64_t g) {
   std::uint32_t lo = 0, hi = count;
   while (hi - lo > 1) {
     const std::uint32_t mid = lo + (hi - lo) / 2;
@@ -322,16 +330,17 @@ MMSB_HD std::uint32_t DiffTargetOf(const DiffTarget* t, std::uint32_t count, std
   return lo;
 }
 
-MMSB_HD std::uint64_t GranulesOf(std::uint32_t size) {
+MMSB_HOST_DEVICE_INLINE std::uint64_t GranulesOf(std::uint32_t size) {
   return (std::uint64_t{size} + kGranuleSize - 1) >> kGranuleShift;
 }
 
 // masks[g] = the granule's difference mask; counts[g] = (run starts << 32) | changed bytes.
 // A run starts at byte j when j differs and byte j-1 does not (or j is the page's first byte); the
 // byte before the granule is compared directly, so no thread reads another's output.
-MMSB_HD void DiffCountGranules(const DiffTarget* targets, std::uint32_t num_targets,
-                               std::uint64_t num_granules, std::uint64_t* masks,
-                               std::uint64_t* counts, std::uint64_t tid, std::uint64_t nthreads) {
+MMSB_HOST_DEVICE_INLINE void DiffCountGranules(const DiffTarget* targets, std::uint32_t num_targets,
+                                               std::uint64_t num_granules, std::uint64_t* masks,
+                                               std::uint64_t* counts, std::uint64_t tid,
+                                               std::uint64_t nthreads) {
   for (std::uint64_t g = tid; g < num_granules; g += nthreads) {
     const DiffTarget& t = targets[DiffTargetOf(targets, num_targets, g)];
     const std::uint64_t off = (g - t.first_granule) * 64;
@@ -351,11 +360,13 @@ MMSB_HD void DiffCountGranules(const DiffTarget* targets, std::uint32_t num_targ
 // the thread of the granule where it starts, its end by the thread where it ends: the k-th end of
 // the batch belongs to the k-th run, and the ends before granule g number the starts before g
 // less one when a run crosses into g.
-MMSB_HD void DiffEmitGranules(const DiffTarget* targets, std::uint32_t num_targets,
-                              std::uint64_t num_granules, const std::uint64_t* masks,
-                              const std::uint64_t* prefix, DiffRun* runs, std::uint64_t max_runs,
-                              std::uint8_t* packed, std::uint64_t max_bytes, DiffTotals* totals,
-                              std::uint64_t tid, std::uint64_t nthreads) {
+MMSB_HOST_DEVICE_INLINE void DiffEmitGranules(const DiffTarget* targets, std::uint32_t num_targets,
+                                              std::uint64_t num_granules,
+                                              const std::uint64_t* masks,
+                                              const std::uint64_t* prefix, DiffRun* runs,
+                                              std::uint64_t max_runs, std::uint8_t* packed,
+                                              std::uint64_t max_bytes, DiffTotals* totals,
+                                              std::uint64_t tid, std::uint64_t nthreads) {
   if (tid == 0) {
     totals->runs = prefix[num_granules] >> 32;
     totals->bytes = prefix[num_granules] & 0xffffffffu;

@@ -49,15 +49,15 @@ std::string CxxStringLiteral(llvm::StringRef s) {
 
 namespace {
 
-// Whether `lhs` is what an assignment, compound assignment, ++ or -- (built-in or overloaded)
-// stores to.
-bool IsStoreDestination(clang::ASTContext& ctx, const clang::Expr* lhs) {
-  const auto parents = ctx.getParents(*lhs);
-  if (parents.size() != 1) return false;
-  if (const auto* bo = parents[0].get<clang::BinaryOperator>())
+// Whether `parent`, the node directly above `lhs`, is an assignment, compound assignment, ++ or --
+// (built-in or overloaded) that stores to `lhs`.
+bool IsStoreDestination(const clang::Stmt* parent, const clang::Expr* lhs) {
+  if (parent == nullptr) return false;
+  if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(parent))
     return bo->isAssignmentOp() && bo->getLHS() == lhs;
-  if (const auto* uo = parents[0].get<clang::UnaryOperator>()) return uo->isIncrementDecrementOp();
-  if (const auto* oc = parents[0].get<clang::CXXOperatorCallExpr>()) {
+  if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(parent))
+    return uo->isIncrementDecrementOp();
+  if (const auto* oc = llvm::dyn_cast<clang::CXXOperatorCallExpr>(parent)) {
     const clang::OverloadedOperatorKind op = oc->getOperator();
     return (oc->isAssignmentOp() || op == clang::OO_PlusPlus || op == clang::OO_MinusMinus) &&
            oc->getNumArgs() > 0 && oc->getArg(0) == lhs;
@@ -66,6 +66,20 @@ bool IsStoreDestination(clang::ASTContext& ctx, const clang::Expr* lhs) {
 }
 
 }  // namespace
+
+// The traversal's own ancestor stack answers this, not ASTContext::getParents: the first
+// getParents call builds a parent map of the whole translation unit, every header and every
+// declaration a precompiled header holds (deserialising all of it), which cost more than the
+// rest of the analysis. A node that is not a direct child of a statement being traversed has
+// no parent here: its stores take the held form, which is correct wherever it is used.
+const clang::Stmt* PageVisitor::TraversalParent(const clang::Stmt* s) const {
+  for (size_t i = parents_.size(); i-- > 0;) {
+    if (parents_[i] == s) return i > 0 ? parents_[i - 1] : nullptr;
+    for (const clang::Stmt* child : parents_[i]->children())
+      if (child == s) return parents_[i];
+  }
+  return nullptr;
+}
 
 std::pair<std::string, std::string> PageVisitor::LvalueBarrier() const {
   if (InInstantiation()) return {"::mmsb::rt::wt(", ")"};
@@ -228,7 +242,7 @@ void PageVisitor::Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) 
   // assignment, compound assignment, ++ or --; other mutating operators (operator[] of a member
   // object) get a held mark, as member calls do. ws does nothing during constant evaluation, so
   // constexpr functions use it too; template code takes the address with __builtin_addressof.
-  if (!IsStoreDestination(ctx_, lhs)) {
+  if (!IsStoreDestination(TraversalParent(lhs), lhs)) {
     // A mutating operator call (`g.arr[produce()] += v`, operator[] of a member object): its
     // object is evaluated before its other operands, which may commit (a transaction), so a
     // mark made only then is consumed before the store: mark it again at the end of the

@@ -260,6 +260,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   // The current code is a template instantiation: its edits land in the template's text, which
   // other instantiations (maybe over plain types) share.
   bool InInstantiation() const;
+  // The statement directly above `s` in the current traversal (nullptr if none is on the stack).
+  const clang::Stmt* TraversalParent(const clang::Stmt* s) const;
 
   // The barrier forms for the current context (see mmsb/instrument.h).
   std::pair<std::string, std::string> LvalueBarrier() const;

@@ -30,13 +30,18 @@ Exit status: 0 when every program passed.
 
 import argparse
 import concurrent.futures
+import hashlib
+import json
 import os
 import random
 import re
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -421,14 +426,74 @@ def generate(seed, functions):
 
 # ---- building and comparing ----------------------------------------------------------------
 
+# The precompiled prelude (--pch-every): every standard header a production may use and
+# fidelity_support.h (with MMSB's headers), nothing of the generated code, no page type. Parsing
+# these headers twice (the plugin's analysis and its compile of the rewritten source) was most of
+# a program's cost. A program built with it includes the same headers again (#pragma once and
+# include guards make that a no-op), so its source is the same as without it.
+PCH_HEADER = "".join(f"#include <{h}>\n" for h in
+                     ["algorithm", "array", "atomic", "cstring", "functional", "mutex", "numeric",
+                      "thread", "utility"])
+
+
 class Tools:
-    def __init__(self, build):
+    def __init__(self, build, pch_every=0):
         self.build = os.path.abspath(build)
         self.plugin = self._find("plugin/mmsb-plugin.so", "lib/mmsb/mmsb-plugin.so")
         self.runtime = self._find("runtime/libmmsb.a")
-        self.core = self._find("runtime/libmmsb_core.a")
+        # A build of the code before issue 13's fixes (fidelity.rediscovered_classes) has no
+        # separate core archive.
+        core = os.path.join(self.build, "runtime/libmmsb_core.a")
+        self.core = [core] if os.path.exists(core) else []
         self.replay = self._find("tests/fidelity/fidelity_replay")
+        # The runtime headers of the source tree the build was configured from (a build of
+        # other code, such as the code before issue 13's fixes, needs its own), else this one's.
         self.include = os.path.join(SOURCE_ROOT, "runtime", "include")
+        cache = os.path.join(self.build, "CMakeCache.txt")
+        if os.path.exists(cache):
+            with open(cache) as f:
+                for line in f:
+                    if line.startswith("CMAKE_HOME_DIRECTORY:INTERNAL="):
+                        self.include = os.path.join(line.split("=", 1)[1].strip(), "runtime",
+                                                    "include")
+        # 0: no precompiled prelude; K: every program but each K-th one uses it.
+        self.pch_every = pch_every
+        self._pch_lock = threading.Lock()
+        self._pch = {}
+
+    def pch(self, flags, system_headers):
+        """The precompiled prelude for a compile with `flags` (built once, with the same flags,
+        cached in the build tree by a hash of everything it depends on), or None when it cannot
+        be built (the program is then compiled without it)."""
+        include = "<fidelity_support.h>" if system_headers else '"fidelity_support.h"'
+        text = f"#pragma once\n{PCH_HEADER}#include {include}\n"
+        key = hashlib.sha1(repr((CLANG, flags, text)).encode())
+        for path in [self.plugin, os.path.join(HERE, "fidelity_support.h"),
+                     *sorted(os.path.join(d, f) for d, _, fs in
+                             os.walk(os.path.join(self.include, "mmsb")) for f in fs)]:
+            st = os.stat(path)
+            key.update(f"{path} {st.st_mtime_ns} {st.st_size}".encode())
+        name = key.hexdigest()[:16]
+        with self._pch_lock:
+            if name in self._pch:
+                return self._pch[name]
+            d = os.path.join(self.build, "tests", "fidelity", "pch-cache")
+            os.makedirs(d, exist_ok=True)
+            out = os.path.join(d, name + ".pch")
+            if not os.path.exists(out):
+                header = os.path.join(d, name + ".h")
+                with open(header, "w") as f:
+                    f.write(text)
+                tmp = f"{out}.{os.getpid()}.tmp"
+                rc, _, err = _run([CLANG, *flags, "-x", "c++-header", header, "-o", tmp], d)
+                if rc != 0:
+                    print(f"fidelity: cannot precompile the prelude, compiling without it: "
+                          f"{err[-1000:]}", file=sys.stderr)
+                    out = None
+                else:
+                    os.replace(tmp, out)
+            self._pch[name] = out
+            return out
 
     def _find(self, *candidates):
         for c in candidates:
@@ -439,15 +504,33 @@ class Tools:
 
 
 def _run(cmd, cwd, timeout=300, env=None):
-    try:
-        p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                           env=env, errors="replace")
-        return p.returncode, p.stdout, p.stderr
-    except subprocess.TimeoutExpired:
-        return 124, "", f"timeout after {timeout}s: {' '.join(cmd)}"
+    """Runs `cmd`; `timeout` is a limit on its CPU time (RLIMIT_CPU), so that a machine loaded by
+    other work does not turn a slow compile into a failure. A process that does not use its CPU
+    (a deadlock) is stopped after WALL_FACTOR times that, in wall-clock time."""
+    def limit_cpu():
+        resource.setrlimit(resource.RLIMIT_CPU, (timeout, timeout + 5))
+
+    # A session of its own: a timeout stops the whole process group (the compiler driver's cc1
+    # and linker too, not only the driver).
+    with subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=env, errors="replace", preexec_fn=limit_cpu,
+                          start_new_session=True) as p:
+        try:
+            out, err = p.communicate(timeout=timeout * WALL_FACTOR)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+            return 124, "", f"timeout after {timeout * WALL_FACTOR}s: {' '.join(cmd)}"
+    if p.returncode == -signal.SIGXCPU:
+        return 124, out, f"CPU time limit of {timeout}s exceeded: {' '.join(cmd)}"
+    return p.returncode, out, err
 
 
-def build_and_compare(tools, workdir, system_headers, oracle="self", plain_check=True):
+WALL_FACTOR = 20
+
+
+def build_and_compare(tools, workdir, system_headers, oracle="self", plain_check=True,
+                      use_pch=False):
     """Returns (kind, detail): kind is 'ok', 'rejected', 'plain-broken' or a failure kind:
     'compile', 'crash', 'mismatch', 'semantics'.
 
@@ -459,9 +542,30 @@ def build_and_compare(tools, workdir, system_headers, oracle="self", plain_check
     threaded = any("fid::Worker" in open(os.path.join(workdir, f)).read() for f in srcs)
     common = ["-std=c++20", "-O2", "-pthread", "-w"]
 
+    def with_pch(flags, system_headers):
+        """The per-TU compile commands of `flags`: prog.cc with the precompiled prelude, the
+        other TUs (a few lines, no headers) without it. [] when no prelude is used."""
+        pch = tools.pch(flags, system_headers) if use_pch else None
+        if pch is None:
+            return []
+        cmds = []
+        for src in srcs:
+            extra = ["-include-pch", pch] if src == "prog.cc" else []
+            cmds.append([CLANG, *flags, *extra, "-c", src, "-o", src[:-3] + ".o"])
+        return cmds
+
+    def compile_and_link(flags, system_headers, out, libs):
+        cmds = with_pch(flags, system_headers)
+        if not cmds:
+            return _run([CLANG, *flags, *srcs, "-o", out, *libs], workdir)
+        for cmd in cmds:
+            rc, o, err = _run(cmd, workdir)
+            if rc != 0:
+                return rc, o, err
+        return _run([CLANG, *common, *[s[:-3] + ".o" for s in srcs], "-o", out, *libs], workdir)
+
     def build_plain():
-        return _run([CLANG, *common, "-DFIDELITY_PLAIN", "-I", HERE, *srcs, "-o", "plain"],
-                    workdir)
+        return compile_and_link([*common, "-DFIDELITY_PLAIN", "-I", HERE], False, "plain", [])
 
     plain_built = False
     if oracle == "plain" or plain_check:
@@ -472,9 +576,9 @@ def build_and_compare(tools, workdir, system_headers, oracle="self", plain_check
     inc = ["-isystem", HERE, "-isystem", tools.include] if system_headers else \
           ["-I", HERE, "-I", tools.include]
     self_dump = ["-DFIDELITY_SELF_DUMP"] if oracle == "self" else []
-    rc, out, err = _run([CLANG, *common, *self_dump, f"-fplugin={tools.plugin}",
-                         "-fplugin-arg-mmsb-no-ir", *inc, *srcs, "-o", "inst", tools.runtime,
-                         tools.core, "-lfmt", "-lxxhash", "-lhwy"], workdir)
+    rc, out, err = compile_and_link(
+        [*common, *self_dump, f"-fplugin={tools.plugin}", "-fplugin-arg-mmsb-no-ir", *inc],
+        system_headers, "inst", [tools.runtime, *tools.core, "-lfmt", "-lxxhash", "-lhwy"])
     if rc != 0:
         if not plain_built:
             prc, _, perr = build_plain()
@@ -484,6 +588,17 @@ def build_and_compare(tools, workdir, system_headers, oracle="self", plain_check
         # symbol, which the plugin renamed (`_mmsb_page.<name>`): the mix is refused loudly.
         undefined = set(re.findall(r"undefined reference to `([^']+)'", err))
         if undefined and undefined <= PAGE_VARIABLES:
+            # The refusal is right; the rest of the program is still checked, with the page
+            # declared as it must be (else its other functions would never run).
+            tu2 = os.path.join(workdir, "tu2.cc")
+            text = open(tu2).read() if os.path.exists(tu2) else ""
+            if "\nextern float g_series" in text:
+                with open(tu2, "w") as f:
+                    f.write(text.replace("\nextern float g_series",
+                                         "\n[[mmsb::page]] extern float g_series"))
+                kind, detail = build_and_compare(tools, workdir, system_headers, oracle,
+                                                 plain_check, use_pch)
+                return ("rejected", err[-2000:]) if kind == "ok" else (kind, detail)
             return "rejected", err[-2000:]
         return "compile", err[-4000:]
     expected = None
@@ -565,33 +680,41 @@ def first_difference(expected, actual):
     return "outputs differ"
 
 
+def uses_pch(tools, seed):
+    """Whether program `seed` is compiled with the precompiled prelude: all but every
+    pch_every-th one, so that the plain include path stays exercised too."""
+    return tools.pch_every > 0 and seed % tools.pch_every != 0
+
+
 def check_one(tools, seed, functions, keep_root, oracle="self", plain_check=True):
     sources, used, system_headers = generate(seed, functions)
+    use_pch = uses_pch(tools, seed)
     workdir = tempfile.mkdtemp(prefix=f"fid-{seed}-")
     for name, text in sources.items():
         with open(os.path.join(workdir, name), "w") as f:
             f.write(text)
-    kind, detail = build_and_compare(tools, workdir, system_headers, oracle, plain_check)
+    kind, detail = build_and_compare(tools, workdir, system_headers, oracle, plain_check, use_pch)
     kept = None
     if kind not in ("ok", "rejected") and keep_root:
         kept = os.path.join(keep_root, f"seed-{seed}")
         shutil.rmtree(kept, ignore_errors=True)
         shutil.copytree(workdir, kept, ignore=shutil.ignore_patterns("plain", "inst", "run.log"))
-        write_check_script(tools, kept, kind, system_headers)
+        write_check_script(tools, kept, kind, system_headers, use_pch)
         with open(os.path.join(kept, "failure.txt"), "w") as f:
-            f.write(f"{kind}\n{detail}\n")
+            f.write(f"{kind}{' (with the precompiled prelude)' if use_pch else ''}\n{detail}\n")
     shutil.rmtree(workdir, ignore_errors=True)
     return seed, kind, detail, used, kept
 
 
-def write_check_script(tools, d, kind, system_headers):
+def write_check_script(tools, d, kind, system_headers, use_pch=False):
     # cvise runs the test in a directory of its own with only prog.cc: other sources by path.
     srcs = " ".join(f if f == "prog.cc" else os.path.join(os.path.abspath(d), f)
                     for f in sorted(os.listdir(d)) if f.endswith(".cc"))
     with open(os.path.join(d, "check.sh"), "w") as f:
         f.write("#!/bin/sh\n# cvise interestingness test: exit 0 while the failure persists.\n"
                 f"exec {sys.executable} {os.path.abspath(__file__)} check --build {tools.build} "
-                f"--kind {kind} {'--system-headers ' if system_headers else ''}{srcs}\n")
+                f"--kind {kind} {'--system-headers ' if system_headers else ''}"
+                f"{'--pch ' if use_pch else ''}{srcs}\n")
     os.chmod(os.path.join(d, "check.sh"), 0o755)
 
 
@@ -609,7 +732,7 @@ def cmd_check(args):
     try:
         for f in args.files:
             shutil.copy(f, workdir)
-        kind, _ = build_and_compare(tools, workdir, args.system_headers, "self", True)
+        kind, _ = build_and_compare(tools, workdir, args.system_headers, "self", True, args.pch)
         return 0 if kind == args.kind else 1
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -654,7 +777,7 @@ def cmd_selftest_reduce(args):
 
 
 def cmd_run(args):
-    tools = Tools(args.build)
+    tools = Tools(args.build, args.pch_every)
     keep_root = args.keep or tempfile.mkdtemp(prefix="fidelity-failures-")
     os.makedirs(keep_root, exist_ok=True)
     seeds = range(args.seed, args.seed + args.count)
@@ -662,27 +785,53 @@ def cmd_run(args):
     failures = []
     classes = set()
     done = 0
+    # --results: one JSON line per finished program, so that a campaign that is stopped keeps
+    # what it did, and a rerun with the same file runs only the seeds it has no line for.
+    previous = {}
+    if args.results and os.path.exists(args.results):
+        with open(args.results) as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue  # a line cut by a kill
+                if rec.get("functions") == args.functions and rec.get("seed") in seeds:
+                    previous[rec["seed"]] = rec
+    results = open(args.results, "a") if args.results else None
+
+    def account(seed, kind, detail, used, kept):
+        nonlocal done
+        for name in used:
+            counts[name] = counts.get(name, 0) + 1
+        done += 1
+        if args.progress:
+            print(f"fidelity: [{done}/{args.count}] seed {seed}: {kind}", file=sys.stderr,
+                  flush=True)
+        if kind in ("ok", "rejected"):
+            return
+        if kind == "plain-broken":
+            print(f"fidelity: seed {seed}: the generator made an invalid program: {detail[:500]}",
+                  file=sys.stderr)
+        else:
+            print(f"fidelity: seed {seed}: {kind}: {detail[:600]}\n  kept in {kept}",
+                  file=sys.stderr)
+        failures.append((seed, kind, detail, kept))
+
+    for seed in sorted(previous):
+        rec = previous[seed]
+        account(seed, rec["kind"], rec["detail"], rec["used"], rec.get("kept"))
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(check_one, tools, s, args.functions, keep_root, args.oracle,
                                args.oracle == "plain" or (s - args.seed) % args.plain_every == 0)
-                   for s in seeds]
+                   for s in seeds if s not in previous]
         for fut in concurrent.futures.as_completed(futures):
             seed, kind, detail, used, kept = fut.result()
-            for name in used:
-                counts[name] = counts.get(name, 0) + 1
-            done += 1
-            if args.progress:
-                print(f"fidelity: [{done}/{args.count}] seed {seed}: {kind}", file=sys.stderr,
-                      flush=True)
-            if kind in ("ok", "rejected"):
-                continue
-            if kind == "plain-broken":
-                print(f"fidelity: seed {seed}: the generator made an invalid program: {detail[:500]}",
-                      file=sys.stderr)
-                failures.append((seed, kind, detail, kept))
-                continue
-            failures.append((seed, kind, detail, kept))
-            print(f"fidelity: seed {seed}: {kind}: {detail[:600]}\n  kept in {kept}", file=sys.stderr)
+            if results:
+                results.write(json.dumps({"seed": seed, "functions": args.functions, "kind": kind,
+                                          "detail": detail[:2000], "used": used, "kept": kept,
+                                          "pch": uses_pch(tools, seed)}) + "\n")
+                results.flush()
+            account(seed, kind, detail, used, kept)
     functions = args.count * args.functions
     # Which defect classes the failures point at: reduce each failing program by functions
     # (bisect the productions) only when asked; the cheap attribution runs each failing
@@ -691,7 +840,7 @@ def cmd_run(args):
         for seed, kind, detail, kept in failures:
             if kind == "plain-broken":
                 continue
-            classes |= attribute(tools, seed, args.functions)
+            classes |= attribute(tools, seed, args.functions, classes)
     if args.reduce:
         for seed, kind, detail, kept in failures:
             if kept:
@@ -710,11 +859,47 @@ def cmd_run(args):
     return 1 if failures else 0
 
 
-def attribute(tools, seed, functions):
+def cmd_summary(args):
+    """What a --results file holds so far (a campaign still running, or stopped)."""
+    recs = {}
+    with open(args.results) as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            recs[(rec["seed"], rec["functions"])] = rec
+    counts = {name: 0 for name in PRODUCTIONS}
+    kinds = {}
+    for rec in recs.values():
+        for name in rec["used"]:
+            counts[name] += 1
+        kinds[rec["kind"]] = kinds.get(rec["kind"], 0) + 1
+    seeds = sorted(seed for seed, _ in recs)
+    functions = sum(len(rec["used"]) for rec in recs.values())
+    failing = [rec for rec in recs.values() if rec["kind"] not in ("ok", "rejected")]
+    print(f"fidelity: {len(recs)} programs (seeds {seeds[0] if seeds else '-'}.."
+          f"{seeds[-1] if seeds else '-'}), {functions} generated functions, "
+          f"{len(failing)} failing programs; outcomes: "
+          + ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())))
+    print(f"fidelity: {sum(1 for r in recs.values() if r.get('pch'))} of them with the "
+          "precompiled prelude")
+    print("fidelity: productions used (fewest first): " +
+          ", ".join(f"{k}={v}" for k, v in sorted(counts.items(), key=lambda kv: (kv[1], kv[0]))))
+    for rec in sorted(failing, key=lambda r: r["seed"]):
+        print(f"fidelity: seed {rec['seed']}: {rec['kind']}: {rec['detail'][:600]}")
+    if args.figures:
+        print(f"FIGURE fidelity.generated_functions {functions} functions")
+        print(f"FIGURE fidelity.generated_failures {len(failing)} programs")
+    return 1 if failing else 0
+
+
+def attribute(tools, seed, functions, known=frozenset()):
     """The defect classes behind a failing program: each of its functions alone, as a program
-    of its own (same seed stream), tells which production fails."""
+    of its own (same seed stream), tells which production fails. Classes in `known` (found in
+    another program already) are not tried again."""
     r_sources, used, system_headers = generate(seed, functions)
-    found = set()
+    found = set(known)
     text = r_sources["prog.cc"]
     prelude, rest = text.split("void f0()", 1)
     bodies = ("void f0()" + rest).split("\nint main(")[0].split("// ")
@@ -736,10 +921,13 @@ def attribute(tools, seed, functions):
         if "tu2.cc" in r_sources and "WriteSeries" in body:
             with open(os.path.join(workdir, "tu2.cc"), "w") as f:
                 f.write(r_sources["tu2.cc"])
-        kind, _ = build_and_compare(tools, workdir, system_headers)
+        kind, detail = build_and_compare(tools, workdir, system_headers,
+                                         use_pch=uses_pch(tools, seed))
         shutil.rmtree(workdir, ignore_errors=True)
         if kind not in ("ok", "rejected", "plain-broken"):
             found.add(cls)
+            print(f"fidelity: seed {seed}: production {name} alone fails ({kind}: "
+                  f"{detail[:300]}): defect class {cls}", file=sys.stderr, flush=True)
     return found
 
 
@@ -765,20 +953,31 @@ def main():
     run.add_argument("--plain-every", type=int, default=4,
                      help="with --oracle self, build every K-th program plain too and check that "
                           "it computes the same bytes (default 4)")
+    run.add_argument("--results", help="append a JSON line per program to this file, and skip "
+                                        "the seeds it already has (a resumable campaign)")
+    run.add_argument("--pch-every", type=int, default=8,
+                     help="compile programs with a precompiled prelude (the standard headers "
+                          "and fidelity_support.h), all but every K-th one (default 8; 0: never)")
     red = sub.add_parser("selftest-reduce",
                          help="plant a lost store in a generated program and check that cvise "
                               "reduces it to a small reproducer")
     red.add_argument("--build", required=True)
     red.add_argument("--seed", type=int, default=7)
     red.add_argument("--functions", type=int, default=6)
+    summ = sub.add_parser("summary", help="summarise a --results file")
+    summ.add_argument("--results", required=True)
+    summ.add_argument("--figures", action="store_true")
     chk = sub.add_parser("check", help="cvise interestingness test")
     chk.add_argument("--build", required=True)
     chk.add_argument("--kind", required=True)
     chk.add_argument("--system-headers", action="store_true")
+    chk.add_argument("--pch", action="store_true", help="compile with the precompiled prelude")
     chk.add_argument("files", nargs="+")
     args = ap.parse_args()
     if args.cmd == "run":
         return cmd_run(args)
+    if args.cmd == "summary":
+        return cmd_summary(args)
     if args.cmd == "selftest-reduce":
         return cmd_selftest_reduce(args)
     return cmd_check(args)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs this build into a scratch prefix and uses it the three ways a user would:
+# Installs this build into a scratch prefix, checks that every public header is there and compiles
+# on its own, and uses it the three ways a user would:
 #   1. CMake: find_package(mmsb) + mmsb_instrument() in tests/package/consumer;
 #   2. mmsb-c++ and pkg-config, without CMake;
 #   3. the refusals: a non-clang-19 compiler in CMake and in mmsb-c++.
@@ -10,6 +11,15 @@ prefix="$scratch/prefix"
 rm -rf "$scratch"; mkdir -p "$scratch"
 cmake --install "$build" --prefix "$prefix" >"$scratch/install.log"
 export MMSB_VERIFY=1
+
+echo "== 0. every public header is installed and compiles on its own (one concept per header)"
+for h in "$src"/runtime/include/mmsb/*.h "$src"/kernels/include/mmsb/*.h; do
+  name="$(basename "$h")"
+  [ -f "$prefix/include/mmsb/$name" ] || { echo "mmsb/$name is not installed"; exit 1; }
+  echo "#include \"mmsb/$name\"" |
+    clang++-19 -std=c++20 -fsyntax-only -I"$prefix/include" -x c++ - ||
+    { echo "mmsb/$name does not compile on its own"; exit 1; }
+done
 
 echo "== 1. find_package(mmsb) + mmsb_instrument"
 cmake -S "$src/tests/package/consumer" -B "$scratch/consumer" -G Ninja \

@@ -79,8 +79,7 @@ struct CommitBatch {
   std::span<const Event> events;
   // Finds a registered type descriptor by name during the call (the registry cannot be queried
   // through FindType() from a sink: the commit lock is held). Used for nested record types.
-  TypeLookup find_type = nullptr;
-  void* find_type_ctx = nullptr;
+  TypeLookup find_type;
   // What committed: the transactions (or commit() calls) this epoch carries (mmsb/provenance.h).
   std::span<const CommitProvenance> transactions;
 };

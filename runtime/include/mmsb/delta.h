@@ -173,10 +173,16 @@ const char* DiffTargetName();
 
 // ---- Algebra -----------------------------------------------------------------------------------
 
-// compose(second, first): the delta equivalent to applying `first` then `second`. Both must be
-// for the same page and size, and second.base_epoch() must be after first's (not checked
-// strictly: only page and size are). Result base_epoch is first.base_epoch().
-Expected<Delta> Compose(const Delta& second, const Delta& first);
+// Chain(first, second): the delta equivalent to applying `first`, then `second` (arguments in
+// the order they apply). Both must be for the same page and size, and second.base_epoch() must be
+// after first's (not checked strictly: only page and size are). Result base_epoch is
+// first.base_epoch().
+Expected<Delta> Chain(const Delta& first, const Delta& second);
+// Compose(second, first) is Chain(first, second) in the order of function composition
+// (second ∘ first), kept for programs that call it; new code calls Chain.
+inline Expected<Delta> Compose(const Delta& second, const Delta& first) {
+  return Chain(first, second);
+}
 
 // invert(d, before): the delta that undoes `d` when applied to the state after `d`; `before` is
 // the page image `d` was computed against. Bytes where d's new value equals `before` are

@@ -91,8 +91,10 @@ struct IndexedChange {
 class LogIndex {
  public:
   // Opens the index of the log directory `dir`: loads `query.idx` when it matches the log,
-  // extends it when the log has grown, builds it otherwise. Errors: the log's own (damage is
-  // reported as the log reader would; the index needs an undamaged log).
+  // extends it when the log has grown, builds it otherwise. Errors: NotFound for a path that is
+  // not a log directory (not a directory, or one with no segment, checkpoint or LOCK), before
+  // anything is written into it; the log's own (damage is reported as the log reader would; the
+  // index needs an undamaged log).
   static Expected<std::unique_ptr<LogIndex>> Open(const std::string& dir,
                                                   const IndexOptions& options = {});
   ~LogIndex();

@@ -65,4 +65,7 @@ struct Stats {
   std::string ToJson() const;    // stable keys; see docs/API.md
 };
 
+// A snapshot of the running bus's counters (all zero when it is not started).
+Stats GetStats();
+
 }  // namespace mmsb

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -67,12 +68,21 @@ struct FieldPath {
   ScalarKind kind = ScalarKind::kBytes;
 };
 
+// Finds the descriptor of a nested record type by name; null when it does not know it. A
+// callback like every other of the public API (std::function).
+using TypeLookup = std::function<const TypeDescriptor*(std::string_view name)>;
+
 // Resolves the leaf element that contains `offset`, descending into nested records through
-// `lookup` (may be null, then records are treated as opaque bytes). Returns nullopt when the
+// `lookup` (may be empty, then records are treated as opaque bytes). Returns nullopt when the
 // offset falls into padding.
-using TypeLookup = const TypeDescriptor* (*)(std::string_view name, void* ctx);
 std::optional<FieldPath> ResolveField(const TypeDescriptor& type, std::uint32_t offset,
-                                      TypeLookup lookup = nullptr, void* ctx = nullptr);
+                                      const TypeLookup& lookup = {});
+// The earlier form: a function pointer and its context. Kept for programs that call it; new code
+// passes a TypeLookup.
+std::optional<FieldPath> ResolveField(const TypeDescriptor& type, std::uint32_t offset,
+                                      const TypeDescriptor* (*lookup)(std::string_view name,
+                                                                      void* ctx),
+                                      void* ctx = nullptr);
 
 // Formats `size` bytes at `p` as a value of `kind` ("1.5", "42", "0x7f12...", "true").
 std::string FormatScalar(ScalarKind kind, const void* p, std::uint32_t size);

@@ -1,11 +1,15 @@
 #include "arena/arena.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <string>
 
 #include "mmsb/types.h"
@@ -181,6 +185,34 @@ Expected<Arena::Block> Arena::Allocate(std::size_t size, bool zeroed) {
     b.zero = true;
   }
   return b;
+}
+
+bool Arena::MayHoldData(const std::uint8_t* p, std::size_t n, std::vector<std::uint8_t>* out) {
+  constexpr std::size_t kPage = 4096;
+  const std::size_t pages = (n + kPage - 1) / kPage;
+  out->assign(pages, 1);
+  const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  // One 64-bit entry per page: bit 63 present, bit 62 swapped (Documentation/admin-guide/mm/
+  // pagemap.rst). Read in chunks of 8192 entries (32 MiB of address space).
+  std::uint64_t entries[8192];
+  const std::uint64_t first = reinterpret_cast<std::uintptr_t>(p) / kPage;
+  bool ok = true;
+  for (std::size_t k = 0; k < pages && ok;) {
+    const std::size_t want = std::min<std::size_t>(pages - k, std::size(entries));
+    const ssize_t got = ::pread(fd, entries, want * sizeof entries[0],
+                                static_cast<off_t>((first + k) * sizeof entries[0]));
+    if (got <= 0 || got % sizeof entries[0] != 0) {
+      ok = false;
+      break;
+    }
+    const std::size_t m = static_cast<std::size_t>(got) / sizeof entries[0];
+    for (std::size_t i = 0; i < m; ++i) (*out)[k + i] = (entries[i] >> 62) != 0;
+    k += m;
+  }
+  ::close(fd);
+  if (!ok) out->assign(pages, 1);
+  return ok;
 }
 
 void Arena::Free(const Block& block, bool may_be_nonzero) {

@@ -60,6 +60,13 @@ class Arena {
   // Returns storage; `may_be_nonzero` false means the caller knows every byte is still zero.
   void Free(const Block& block, bool may_be_nonzero);
 
+  // Which 4 KiB pages of [p, p + n) (p 4 KiB-aligned, inside the data range) may hold non-zero
+  // bytes: out[k] for page k is 1 when the process's page table (/proc/self/pagemap) has it
+  // present or swapped out, 0 when it has neither, i.e. the page was never written since it was
+  // mapped or returned with MADV_DONTNEED and reads as zeros (the arena is private anonymous
+  // memory). False when the page table cannot be read; then every page must be read.
+  static bool MayHoldData(const std::uint8_t* p, std::size_t n, std::vector<std::uint8_t>* out);
+
   std::uintptr_t base() const { return reinterpret_cast<std::uintptr_t>(data_); }
   std::size_t capacity() const { return capacity_; }
   std::uint8_t* shadow() const { return shadow_; }

@@ -27,22 +27,6 @@ Status NotStarted() {
 
 }  // namespace
 
-namespace rt {
-ShadowRegion g_heap_region;
-ShadowRegion g_static_region;
-
-namespace detail {
-void MarkSpanSlow(const ShadowRegion& r, std::uintptr_t off, std::size_t n) noexcept {
-  if (n == 0 || off >= r.span) return;
-  std::uintptr_t end = off + n;
-  if (end > r.span || end < off) end = r.span;
-  for (std::uintptr_t g = off >> kGranuleShift, last = (end - 1) >> kGranuleShift; g <= last; ++g) {
-    MarkOne(r.shadow, g << kGranuleShift);
-  }
-}
-}  // namespace detail
-}  // namespace rt
-
 Bus* CurrentBus() { return g_bus.load(std::memory_order_acquire); }
 
 PageInfo Page::Info() const {

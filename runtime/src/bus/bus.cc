@@ -141,7 +141,7 @@ void Bus::FillBatch(CommitBatch& batch) {
   }
   batch.created = created_;
   batch.freed = freed_;
-  batch.deltas = out_;
+  batch.deltas = epoch_deltas_;
   batch.verify_misses = misses_;
   batch.live_pages = live_;
   if (edges_cache_version_ != graph_version_) {
@@ -150,12 +150,10 @@ void Bus::FillBatch(CommitBatch& batch) {
   }
   batch.edges = edges_cache_;
   batch.graph_version = graph_version_;
-  batch.find_type = [](std::string_view n, void* ctx) -> const TypeDescriptor* {
-    auto* types = static_cast<decltype(types_)*>(ctx);
-    auto it = types->find(std::string(n));
-    return it == types->end() ? nullptr : it->second.get();
+  batch.find_type = [this](std::string_view n) NO_THREAD_SAFETY_ANALYSIS -> const TypeDescriptor* {
+    auto it = types_.find(std::string(n));
+    return it == types_.end() ? nullptr : it->second.get();
   };
-  batch.find_type_ctx = &types_;
 }
 
 Expected<Epoch> Bus::Commit() {
@@ -222,8 +220,8 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
     return s;
   }
   const Epoch e = epoch_ + 1;
-  out_.clear();
-  out_bytes_ = 0;
+  epoch_deltas_.clear();
+  epoch_delta_bytes_ = 0;
   misses_.clear();
   undo_.Clear();
   // Undo images are only needed when something after collection can fail the commit.
@@ -236,22 +234,24 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   bool propagated = false;
   std::uint64_t recomputed_before = 0, cutoffs_before = 0;
   // Propagation appends its deltas after the collected ones.
-  const std::size_t derived_begin = out_.size();
+  const std::size_t derived_begin = epoch_deltas_.size();
   if (!graph_.empty()) {
     DependencyGraph::CommitServices host;
-    host.diff_now = [this](Page* p, bool full, UndoLog* undo) { return DiffNow(p, full, undo); };
+    host.diff_now = [this](Page* p, bool full, UndoLog* undo) {
+      return TakeMarksAndDiff(p, full, undo);
+    };
     host.undo = track_undo_ ? &undo_ : nullptr;
     // A derived page's recompute failed: its bytes are the runtime's own writes, put back.
     host.discard = [this](Page* p) NO_THREAD_SAFETY_ANALYSIS {
       std::memcpy(p->data_, p->twin_, p->size_);
       if (std::uint8_t* shadow = ShadowFor(p)) std::memset(shadow, 0, GranuleCount(p->size_));
     };
-    host.out = &out_;
+    host.out = &epoch_deltas_;
     const std::uint64_t props_before = graph_.stats().propagations;
     recomputed_before = graph_.stats().nodes_recomputed;
     cutoffs_before = graph_.stats().cutoffs;
     failure = graph_.Propagate(e, host);
-    if (failure.ok()) out_bytes_ += graph_.derived_bytes();
+    if (failure.ok()) epoch_delta_bytes_ += graph_.derived_bytes();
     propagated = graph_.stats().propagations != props_before;
   }
 
@@ -264,7 +264,7 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   batch.transactions = transactions;
   FillBatch(batch);
   batch.derived_begin = derived_begin;
-  batch.derived_end = out_.size();
+  batch.derived_end = epoch_deltas_.size();
   for (const auto& stage : stages_) {
     if (!failure.ok()) break;
     Status s = stage->Process(batch);
@@ -311,8 +311,8 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   ++stats_.commits;
   stats_.epoch = e;
   // Counted as the deltas were made, while they were in cache (a pass here would re-read them).
-  stats_.deltas += out_.size();
-  stats_.delta_bytes += out_bytes_;
+  stats_.deltas += epoch_deltas_.size();
+  stats_.delta_bytes += epoch_delta_bytes_;
   if (verify_) ++stats_.verify_commits;
   stats_.commit_latency.Record(MonotonicNanos() - t0);
   if (want_events) events_.Enqueue(std::move(batch_events_));

@@ -169,15 +169,21 @@ class Bus : public CommittedImages {
   // derived by propagation: touches only the page's own state, so distinct pages may be diffed
   // concurrently (the graph's parallel recompute). `undo`, when set, receives the overwritten
   // twin bytes, restored with live memory on rollback.
-  Delta DiffNow(Page* p, bool full, UndoLog* undo) const;
+  Delta TakeMarksAndDiff(Page* p, bool full, UndoLog* undo) const;
   // The diff itself, once the marks are taken into `marks` (one byte per granule): reads live
   // memory once, and changes the twin only by the delta it returns.
   Delta DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* undo,
                   bool derived) const;
-  // Diffs one page into out_ (if changed), with undo tracking, and checks it in full against its
-  // marks in verify mode or when `sampled` (sampled verification).
-  void CollectPage(Page* p, Epoch new_epoch, bool sampled) REQUIRES(mu_);
-  void Emit(Page* p, Delta&& d, Epoch new_epoch) REQUIRES(mu_);
+  // Granules [begin, end) of a page that sampled verification checks this commit (empty: none).
+  struct SampleRange {
+    std::size_t begin = 0;
+    std::size_t end = 0;
+  };
+  // Diffs one page into epoch_deltas_ (if changed), with undo tracking, and checks it against its
+  // marks: in full in verify mode, else the granules of `sample` (sampled verification).
+  void CollectPage(Page* p, Epoch new_epoch, SampleRange sample) REQUIRES(mu_);
+  // Adds `p`'s delta `d` to the epoch's deltas and moves the page to `new_epoch`.
+  void AddEpochDelta(Page* p, Delta&& d, Epoch new_epoch) REQUIRES(mu_);
   // Returns every page's twin changed in the open commit to its previous-epoch bytes and marks
   // those granules again; live memory of collected pages is left alone.
   void Rollback() REQUIRES(mu_);
@@ -232,8 +238,10 @@ class Bus : public CommittedImages {
   std::vector<PageCreatedRecord> created_ GUARDED_BY(mu_);  // id 0: cancelled (created and freed)
   std::size_t created_tombstones_ GUARDED_BY(mu_) = 0;
   std::vector<PageId> freed_ GUARDED_BY(mu_);
-  std::vector<Delta> out_ GUARDED_BY(mu_);
-  std::uint64_t out_bytes_ GUARDED_BY(mu_) = 0;  // changed bytes of out_'s deltas
+  // The open commit's deltas, in CommitBatch::deltas order: the collected pages', then those
+  // propagation derived, then the commit stages'. What the sinks receive.
+  std::vector<Delta> epoch_deltas_ GUARDED_BY(mu_);
+  std::uint64_t epoch_delta_bytes_ GUARDED_BY(mu_) = 0;  // changed bytes of epoch_deltas_
   std::vector<VerifyMiss> misses_ GUARDED_BY(mu_);
   UndoLog undo_ GUARDED_BY(mu_);
   std::vector<std::uint8_t> marks_ GUARDED_BY(mu_);  // CollectPage's taken marks
@@ -256,6 +264,11 @@ class Bus : public CommittedImages {
   // commits (0: off); the slice of live_ checked next starts at sample_cursor_.
   std::uint32_t sample_every_ = 0;
   std::size_t sample_cursor_ GUARDED_BY(mu_) = 0;
+  std::size_t sample_granule_ GUARDED_BY(mu_) = 0;  // where in live_[sample_cursor_]
+  // Pages larger than this are sampled a granule range at a time (CollectAll).
+  static constexpr std::size_t kSampleSplitBytes = std::size_t{256} << 10;
+  std::vector<SampleRange> sample_ranges_ GUARDED_BY(mu_);  // this commit's, from sample_cursor_
+  std::vector<std::uint8_t> sample_marks_ GUARDED_BY(mu_);  // a partial check's own marks
   // Bytes a check found changed in granules without a mark while another thread may have been
   // between a store and its mark (store-then-mark). Settled at the next commit: a miss if the
   // granule is still unmarked then (docs/Runtime.md, "Verify under threads").

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "bus/bus.h"
 #include "bus/shadow_scan.h"
@@ -87,6 +88,10 @@ std::size_t TakeMarks(std::uint8_t* shadow, std::size_t n, std::uint8_t* marks) 
     auto* word = reinterpret_cast<std::uint64_t*>(shadow + i);
     std::uint64_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
     if (v != 0) v = __atomic_exchange_n(word, std::uint64_t{0}, __ATOMIC_SEQ_CST);
+    if (v == 0) {  // most words of a large, sparsely written page: one store
+      std::memset(marks + i, 0, 8);
+      continue;
+    }
     for (int b = 0; b < 8; ++b) {
       const bool set = ((v >> (8 * b)) & 0xff) != 0;
       marks[i + b] = set;
@@ -142,12 +147,11 @@ void Bus::ReportMiss(const Page* p, ByteRun run, Epoch after_epoch, Epoch epoch,
   m.epoch = epoch;
   m.sampled = sampled;
   if (p->type_ != nullptr) {
-    auto lookup = [](std::string_view n, void* ctx) -> const TypeDescriptor* {
-      auto* types = static_cast<decltype(types_)*>(ctx);
-      auto it = types->find(std::string(n));
-      return it == types->end() ? nullptr : it->second.get();
+    auto lookup = [this](std::string_view n) NO_THREAD_SAFETY_ANALYSIS -> const TypeDescriptor* {
+      auto it = types_.find(std::string(n));
+      return it == types_.end() ? nullptr : it->second.get();
     };
-    if (auto f = ResolveField(*p->type_, run.offset, lookup, &types_))
+    if (auto f = ResolveField(*p->type_, run.offset, lookup))
       m.field = p->type_->name + "." + f->path;
   }
   stats_.verify_misses += m.length;
@@ -201,7 +205,17 @@ Delta Bus::DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* un
   const std::uint8_t* before = first ? Zeros(size) : p->twin_;
   TxGate::RacePoint();  // between taking the marks and reading the granules
   Delta d;
-  {
+  if (first && p->size_class_ == Arena::kLargeClass) {
+    // A large heap page's first diff reads only the OS pages that may hold data (present or
+    // swapped in the page table): one never written reads as zeros, and reading it would back it
+    // with memory. A store that happens-before this commit has made its page present; one racing
+    // with it leaves its mark for the next commit (the marks were taken before this read).
+    std::vector<std::uint8_t> present;
+    Arena::MayHoldData(p->data_, size, &present);
+    [[maybe_unused]] LiveReads ignore;
+    d = delta_internal::DiffPageFromZeros(p->id_, p->epoch_, p->data_,
+                                          static_cast<std::uint32_t>(size), present.data());
+  } else {
     [[maybe_unused]] LiveReads ignore;
     d = delta_internal::DiffPage(p->id_, p->epoch_, before, p->data_,
                                  static_cast<std::uint32_t>(size),
@@ -211,7 +225,11 @@ Delta Bus::DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* un
     // The twin becomes the bytes the diff read (never a second read of live memory, which could
     // take in a store that no delta holds).
     if (undo != nullptr && !d.empty()) undo->Save(p, p->epoch_, d, before, derived);
-    std::memset(p->twin_, 0, size);
+    // A large page's twin is already zero: the arena hands out large blocks with their twin range
+    // fresh or returned to the OS (MADV_DONTNEED) at the last free, and nothing writes a twin
+    // before its page's first commit. Not writing it keeps it unbacked: only the OS pages the
+    // delta below lands in take memory (docs/Runtime.md, "Memory").
+    if (p->size_class_ != Arena::kLargeClass) std::memset(p->twin_, 0, size);
     p->twin_valid_ = true;
   } else if (!d.empty() && undo != nullptr) {
     undo->Save(p, p->epoch_, d, before, derived);
@@ -220,7 +238,7 @@ Delta Bus::DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* un
   return d;
 }
 
-Delta Bus::DiffNow(Page* p, bool full, UndoLog* undo) const NO_THREAD_SAFETY_ANALYSIS {
+Delta Bus::TakeMarksAndDiff(Page* p, bool full, UndoLog* undo) const NO_THREAD_SAFETY_ANALYSIS {
   const std::size_t granules = GranuleCount(p->size_);
   std::uint8_t* shadow = ShadowFor(p);
   // Per thread: the graph's pool diffs distinct pages at once.
@@ -232,31 +250,44 @@ Delta Bus::DiffNow(Page* p, bool full, UndoLog* undo) const NO_THREAD_SAFETY_ANA
   return DiffTaken(p, marks.data(), whole, undo, /*derived=*/true);
 }
 
-void Bus::Emit(Page* p, Delta&& d, Epoch new_epoch) {
+void Bus::AddEpochDelta(Page* p, Delta&& d, Epoch new_epoch) {
   p->epoch_ = new_epoch;
   p->maybe_nonzero_ = true;
-  out_bytes_ += d.changed_bytes();
-  out_.push_back(std::move(d));
+  epoch_delta_bytes_ += d.changed_bytes();
+  epoch_deltas_.push_back(std::move(d));
 }
 
-void Bus::CollectPage(Page* p, Epoch new_epoch, bool sampled) {
+void Bus::CollectPage(Page* p, Epoch new_epoch, SampleRange sample) {
   const std::size_t granules = GranuleCount(p->size_);
   std::uint8_t* shadow = ShadowFor(p);
   if (marks_.size() < granules) marks_.resize(granules);
   std::uint8_t* marks = marks_.data();
   const std::size_t taken = shadow != nullptr ? TakeMarks(shadow, granules, marks) : 0;
   // A check compares the full diff with the marks; pages without a twin or marks (new, escaped,
-  // no shadow) are diffed in full anyway and have nothing to check.
-  const bool check = (verify_ || sampled) && p->twin_valid_ && !p->escaped_ && shadow != nullptr;
-  const bool full = !p->twin_valid_ || p->escaped_ || verify_ || check;
+  // no shadow) are diffed in full anyway and have nothing to check. Sampling checks the granules
+  // [sample.begin, sample.end) (a large page is checked a slice per commit, see CollectAll).
+  if (verify_) sample = {0, granules};
+  sample.end = std::min(sample.end, granules);
+  const bool sampled = sample.begin < sample.end;
+  const bool check = sampled && p->twin_valid_ && !p->escaped_ && shadow != nullptr;
+  const bool partial = check && (sample.begin != 0 || sample.end != granules);
+  const bool full = !p->twin_valid_ || p->escaped_ || verify_ || (check && !partial);
   if (full) {
     ++stats_.full_diffs;
-    if (check && !verify_) ++stats_.sampled_pages;
   } else {
-    if (taken == 0) return;
+    if (taken == 0 && !check) return;
     stats_.granules_diffed += taken;
   }
+  if (check && !verify_) ++stats_.sampled_pages;
   if (check && taken == 0) std::memset(marks, 0, granules);  // TakeMarks left them as they were
+  // A partial check diffs the marked granules and the whole slice: the slice's own marks are kept
+  // aside for the comparison, and it is diffed as if marked.
+  std::uint8_t* slice_marks = marks;
+  if (partial) {
+    sample_marks_.assign(marks + sample.begin, marks + sample.end);
+    std::memset(marks + sample.begin, 1, sample.end - sample.begin);
+    slice_marks = sample_marks_.data() - sample.begin;  // indexed by granule, valid in the slice
+  }
   Delta d = DiffTaken(p, marks, full, track_undo_ ? &undo_ : nullptr, /*derived=*/false);
   if (check && !d.empty()) {
     // One read gave both answers: the full delta, and which of its granules were marked. Bytes
@@ -270,7 +301,8 @@ void Bus::CollectPage(Page* p, Epoch new_epoch, bool sampled) {
             const std::size_t g = pos >> kGranuleShift;
             const std::uint32_t gend =
                 std::min<std::uint32_t>(end, static_cast<std::uint32_t>((g + 1) << kGranuleShift));
-            if (marks[g] == 0) {
+            // Outside the slice only marked granules were diffed: none of their bytes is a miss.
+            if (g >= sample.begin && g < sample.end && slice_marks[g] == 0) {
               if (!missed.empty() && missed.back().offset + missed.back().length == pos) {
                 missed.back().length += gend - pos;
               } else {
@@ -305,7 +337,7 @@ void Bus::CollectPage(Page* p, Epoch new_epoch, bool sampled) {
       }
     }
   }
-  if (!d.empty()) Emit(p, std::move(d), new_epoch);
+  if (!d.empty()) AddEpochDelta(p, std::move(d), new_epoch);
 }
 
 void Bus::Rollback() {
@@ -320,27 +352,48 @@ void Bus::Rollback() {
         __atomic_store_n(&shadow[g], std::uint8_t{1}, __ATOMIC_RELAXED);
     }
   });
-  out_.clear();
-  out_bytes_ = 0;
+  epoch_deltas_.clear();
+  epoch_delta_bytes_ = 0;
   misses_.clear();
 }
 
 void Bus::CollectAll(Epoch new_epoch, bool first_round) {
   const std::size_t n = live_.size();
-  // Sampled verification's slice: the pages from sample_cursor_ on until they hold at least
-  // 1/sample_every_ of the live bytes, so every page is checked within sample_every_ commits
-  // while the set of pages stays the same.
+  // Sampled verification's slice: the bytes from the cursor (sample_cursor_, sample_granule_) on
+  // until they make at least 1/sample_every_ of the live bytes, so every byte is checked within
+  // sample_every_ commits while the set of pages stays the same. Pages are taken whole, except
+  // one larger than kSampleSplitBytes, which is taken a granule range at a time: a commit checks
+  // a slice of a huge page, not all of it.
   std::size_t sample_begin = 0, sample_count = 0;
+  sample_ranges_.clear();
   if (first_round && !verify_ && sample_every_ != 0 && n != 0) {
     const std::uint64_t budget = (stats_.cpu_bytes + sample_every_ - 1) / sample_every_;
-    if (sample_cursor_ >= n) sample_cursor_ = 0;
+    if (sample_cursor_ >= n) sample_cursor_ = 0, sample_granule_ = 0;
     sample_begin = sample_cursor_;
     std::uint64_t bytes = 0;
+    std::size_t at = sample_cursor_, g = sample_granule_;
     while (sample_count < n && (sample_count == 0 || bytes < budget)) {
-      bytes += live_[(sample_begin + sample_count) % n]->size_;
+      const Page* p = live_[at];
+      const std::size_t granules = GranuleCount(p->size_);
+      if (g >= granules) g = 0;  // the page shrank under the cursor (a new page in its slot)
+      std::size_t end = granules;
+      if (p->size_ > kSampleSplitBytes) {
+        const std::uint64_t left = budget > bytes ? budget - bytes : 0;
+        end = std::min<std::size_t>(granules, g + std::max<std::uint64_t>(1, (left + 63) / 64));
+      }
+      sample_ranges_.push_back({g, end});
+      bytes += end == granules && g == 0 ? p->size_ : (end - g) * 64;
       ++sample_count;
+      if (end == granules) {
+        at = (at + 1) % n;
+        g = 0;
+      } else {
+        g = end;
+        break;  // the budget ends inside this page
+      }
     }
-    sample_cursor_ = (sample_begin + sample_count) % n;
+    sample_cursor_ = at;
+    sample_granule_ = g;
   }
   // Most pages are idle and the scan is bound by fetching their records and shadow bytes:
   // prefetch the records ahead, and the shadows of records that have arrived.
@@ -350,8 +403,8 @@ void Bus::CollectAll(Epoch new_epoch, bool first_round) {
       if (const std::uint8_t* shadow = ShadowFor(live_[i + kCollectPrefetchShadows]))
         __builtin_prefetch(shadow);
     }
-    const bool sampled = sample_count != 0 && (i + n - sample_begin) % n < sample_count;
-    CollectPage(live_[i], new_epoch, sampled);
+    const std::size_t k = (i + n - sample_begin) % n;
+    CollectPage(live_[i], new_epoch, k < sample_count ? sample_ranges_[k] : SampleRange{});
   }
   // Marks in the static window outside any page are never read: they stay (clearing them would
   // race with barriers marking a page's granule in the same shadow word).

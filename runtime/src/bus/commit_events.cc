@@ -23,7 +23,7 @@ void Bus::BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, 
   }
   for (PageId id : freed_) batch_events_.push_back({EventType::kPageFreed, e, id});
   std::uint64_t total = 0;
-  for (const Delta& d : out_) {
+  for (const Delta& d : epoch_deltas_) {
     batch_events_.push_back(
         {EventType::kDeltaApplied, e, d.page(), d.changed_bytes(), 0, d.base_epoch()});
     total += d.changed_bytes();
@@ -31,7 +31,7 @@ void Bus::BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, 
   // One PageChanged per page, in order of first appearance; propagation and stages may give a
   // page a second delta in the same epoch.
   changed_index_.clear();
-  for (const Delta& d : out_) {
+  for (const Delta& d : epoch_deltas_) {
     auto [it, fresh] = changed_index_.try_emplace(d.page(), batch_events_.size());
     if (fresh) {
       batch_events_.push_back({EventType::kPageChanged, e, d.page(), d.changed_bytes(), 1});
@@ -42,7 +42,7 @@ void Bus::BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, 
   }
   if (propagated)
     batch_events_.push_back({EventType::kPropagationDone, e, kInvalidPageId, cutoffs, recomputed});
-  batch_events_.push_back({EventType::kCommitDone, e, kInvalidPageId, total, out_.size()});
+  batch_events_.push_back({EventType::kCommitDone, e, kInvalidPageId, total, epoch_deltas_.size()});
 }
 
 }  // namespace mmsb

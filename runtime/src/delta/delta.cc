@@ -385,7 +385,7 @@ struct RunCursor {
 
 }  // namespace
 
-Expected<Delta> Compose(const Delta& second, const Delta& first) {
+Expected<Delta> Chain(const Delta& first, const Delta& second) {
   if (second.page() != first.page() || second.page_size() != first.page_size()) {
     return InvalidDelta(
         fmt::format("cannot compose deltas of page {} ({} bytes) and page {} ({} bytes)",

@@ -23,4 +23,11 @@ std::size_t HeaderSize(const Delta& d);
 Delta DiffPage(PageId page, Epoch base_epoch, const std::uint8_t* before, const std::uint8_t* now,
                std::uint32_t size, const std::uint8_t* touched);
 
+// The diff of `now` against zeros (a page's epoch-0 image) without reading a zero image: `now` is
+// compared with a zero block in cache. Only the 4 KiB blocks k of `now` (bytes [4096 k, 4096 k +
+// 4096)) with present[k] != 0 are read (present == null: all); the caller knows the others read
+// as zeros.
+Delta DiffPageFromZeros(PageId page, Epoch base_epoch, const std::uint8_t* now, std::uint32_t size,
+                        const std::uint8_t* present);
+
 }  // namespace mmsb::delta_internal

@@ -259,8 +259,8 @@ void ApplyDeltaView(const DeltaView& v, std::uint8_t* page) {
     }
     return;
   }
-  static const ApplyDenseFn apply_dense = PickApplyDense();
-  apply_dense(v.table, (static_cast<std::size_t>(v.page_size) + 7) / 8, src, page);
+  static const ApplyDenseFn kApplyDense = PickApplyDense();
+  kApplyDense(v.table, (static_cast<std::size_t>(v.page_size) + 7) / 8, src, page);
 }
 
 void ApplyDeltaViewDenseScalarForTest(const DeltaView& v, std::uint8_t* page) {

@@ -24,8 +24,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 HWY_INLINE std::uint64_t GranuleMask(const std::uint8_t* HWY_RESTRICT a,
                                      const std::uint8_t* HWY_RESTRICT b) {
   const hn::ScalableTag<std::uint8_t> d;
-  const std::size_t N = hn::Lanes(d);
-  if (N < 8 || 64 % N != 0) {
+  const std::size_t lanes = hn::Lanes(d);
+  if (lanes < 8 || 64 % lanes != 0) {
     std::uint64_t m = 0;
     for (unsigned j = 0; j < 64; ++j) m |= std::uint64_t{a[j] != b[j]} << j;
     return m;
@@ -33,7 +33,7 @@ HWY_INLINE std::uint64_t GranuleMask(const std::uint8_t* HWY_RESTRICT a,
   // The compare masks are the answer: with 512-bit vectors one compare yields the granule's
   // 64 bits directly, with 256-bit two. (A separate any-difference test first only adds work.)
   std::uint8_t bits[64 / 8 + 8];
-  for (std::size_t j = 0; j < 64; j += N) {
+  for (std::size_t j = 0; j < 64; j += lanes) {
     hn::StoreMaskBits(d, hn::Ne(hn::LoadU(d, a + j), hn::LoadU(d, b + j)), bits + j / 8);
   }
   std::uint64_t m;
@@ -198,6 +198,32 @@ Delta DiffPage(PageId page, Epoch base_epoch, const std::uint8_t* before, const 
   if (tail != 0 && (touched == nullptr || touched[full] != 0)) {
     const std::size_t off = full * 64;
     b.AddMask64(static_cast<std::uint32_t>(off), ScalarMask(before + off, now + off, tail),
+                now + off);
+  }
+  return b.Finish();
+}
+
+Delta DiffPageFromZeros(PageId page, Epoch base_epoch, const std::uint8_t* now, std::uint32_t size,
+                        const std::uint8_t* present) {
+  static_assert(kBlockGranules * 64 == 4096, "a block is one 4 KiB page");
+  alignas(64) static const std::uint8_t kZeroBlock[kBlockGranules * 64] = {};
+  const std::size_t full = size / 64;
+  const std::size_t tail = size % 64;
+  DeltaBuilder b(page, base_epoch, size);
+  std::uint64_t masks[kBlockGranules];
+  const auto full_fn = HWY_DYNAMIC_DISPATCH(DiffMaskFull);
+  for (std::size_t g0 = 0; g0 < full; g0 += kBlockGranules) {
+    if (present != nullptr && present[g0 / kBlockGranules] == 0) continue;
+    const std::size_t n = std::min(kBlockGranules, full - g0);
+    if (full_fn(kZeroBlock, now + g0 * 64, n, masks) == 0) continue;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (masks[i] != 0)
+        b.AddMask64(static_cast<std::uint32_t>((g0 + i) * 64), masks[i], now + (g0 + i) * 64);
+    }
+  }
+  if (tail != 0 && (present == nullptr || present[full / kBlockGranules] != 0)) {
+    const std::size_t off = full * 64;
+    b.AddMask64(static_cast<std::uint32_t>(off), ScalarMask(kZeroBlock, now + off, tail),
                 now + off);
   }
   return b.Finish();

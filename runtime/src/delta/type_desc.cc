@@ -121,7 +121,16 @@ Status TypeDescriptor::Validate() const {
 }
 
 std::optional<FieldPath> ResolveField(const TypeDescriptor& type, std::uint32_t offset,
-                                      TypeLookup lookup, void* ctx) {
+                                      const TypeDescriptor* (*lookup)(std::string_view name,
+                                                                      void* ctx),
+                                      void* ctx) {
+  if (lookup == nullptr) return ResolveField(type, offset);
+  return ResolveField(type, offset,
+                      [lookup, ctx](std::string_view name) { return lookup(name, ctx); });
+}
+
+std::optional<FieldPath> ResolveField(const TypeDescriptor& type, std::uint32_t offset,
+                                      const TypeLookup& lookup) {
   std::string prefix;
   const TypeDescriptor* t = &type;
   std::uint32_t base = 0;  // offset of *t inside the outermost record
@@ -147,8 +156,8 @@ std::optional<FieldPath> ResolveField(const TypeDescriptor& type, std::uint32_t 
       }
       for (std::uint64_t v : idx) path += fmt::format("[{}]", v);
     }
-    if (f.kind == ScalarKind::kRecord && lookup != nullptr) {
-      if (const TypeDescriptor* nested = lookup(f.record_type, ctx);
+    if (f.kind == ScalarKind::kRecord && lookup) {
+      if (const TypeDescriptor* nested = lookup(f.record_type);
           nested != nullptr && nested->size == f.elem_size) {
         prefix = path + ".";
         t = nested;

@@ -269,7 +269,7 @@ Status DeviceHub::SyncCommit(const CommitBatch& batch) {
           // Several rounds of one commit (stages, propagation) changed the page: ship their sum.
           Delta acc = *d;
           for (std::size_t i = 1; i < c->pending.size(); ++i) {
-            auto composed = Compose(*c->pending[i], acc);
+            auto composed = Chain(acc, *c->pending[i]);
             if (!composed.ok()) {
               ship = DeviceError(composed.status(), {c});  // re-uploaded whole next time
               break;

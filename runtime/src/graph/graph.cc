@@ -22,18 +22,6 @@ std::string NodeName(const Page* p) {
 
 }  // namespace
 
-const char* EdgeKindName(EdgeKind k) {
-  switch (k) {
-    case EdgeKind::kPassthrough:
-      return "passthrough";
-    case EdgeKind::kProjection:
-      return "projection";
-    case EdgeKind::kUser:
-      return "user";
-  }
-  return "unknown";
-}
-
 DependencyGraph::DependencyGraph(unsigned threads) {
   const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
   threads_ = threads == 0 ? std::min(hw, 8u) : threads;

@@ -46,6 +46,11 @@ inline constexpr std::uint16_t kFormatMinor = 1;  // 1.1: provenance (site, comm
 inline constexpr std::size_t kFileHeaderSize = 56;
 inline constexpr std::size_t kMaxFileHeaderSize = 4096;
 
+// Commit-info in its compact layout (format 1.1, docs/SerializationSpec.md "Provenance"): a
+// record type of its own, so a 1.0 reader skips it like the other provenance records. LogReader
+// yields it as LogRecordType::kCommitInfo (raw_type 15), whichever layout the log holds.
+inline constexpr std::uint8_t kCompactCommitInfoType = 15;
+
 inline constexpr std::uint32_t kRecordMagic = 0x7E1D5A3Bu;
 inline constexpr std::size_t kRecordHeaderSize = 24;
 inline constexpr std::uint64_t kMaxRecordPayload = 0xFFFFFFFFu;

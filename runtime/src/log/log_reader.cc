@@ -91,7 +91,7 @@ std::string LogProblem::ToString() const {
 
 namespace {
 
-bool KnownType(std::uint8_t t) { return (t >= 1 && t <= 14) || t == 16 || t == 17; }
+bool KnownType(std::uint8_t t) { return t >= 1 && t <= 17; }
 
 }  // namespace
 
@@ -221,6 +221,10 @@ class LogReader::Impl {
     e->payload_mapped = rr->mapped();
     e->epoch = in_checkpoint ? last_commit : last_commit + 1;
     if (!KnownType(rec.type)) return Status::Ok();
+    if (rec.type == log::kCompactCommitInfoType) {
+      e->type = LogRecordType::kCommitInfo;  // one entry type for both layouts
+      return log::DecodeCommitInfo(rec.payload, &e->commit_info);
+    }
     switch (e->type) {
       case LogRecordType::kPageCreate: {
         MMSB_RETURN_IF_ERROR(log::DecodePageCreate(rec.payload, &e->page_create));
@@ -275,7 +279,7 @@ class LogReader::Impl {
       case LogRecordType::kSite:
         return log::DecodeSite(rec.payload, &e->site);
       case LogRecordType::kCommitInfo:
-        return log::DecodeCommitInfo(rec.payload, &e->commit_info);
+        return log::DecodeFixedCommitInfo(rec.payload, &e->commit_info);
       case LogRecordType::kBuild:
         return log::DecodeBuild(rec.payload, &e->build);
       case LogRecordType::kVerifyMiss:

@@ -24,6 +24,13 @@ class Writer {
     const auto* b = static_cast<const std::uint8_t*>(p);
     out_.insert(out_.end(), b, b + n);
   }
+  void Var(std::uint64_t v) {
+    while (v >= 0x80) {
+      out_.push_back(static_cast<std::uint8_t>(v | 0x80));
+      v >>= 7;
+    }
+    out_.push_back(static_cast<std::uint8_t>(v));
+  }
 
  private:
   std::vector<std::uint8_t>& out_;
@@ -64,6 +71,24 @@ class Reader {
     std::string s(reinterpret_cast<const char*>(in_.data() + pos_), n);
     pos_ += n;
     return s;
+  }
+  // Unsigned LEB128, at most 10 bytes, the last one holding at most the top bit.
+  std::uint64_t Var(const char* field) {
+    std::uint64_t v = 0;
+    for (unsigned shift = 0; ok(); shift += 7) {
+      if (Left() == 0) {
+        Fail(fmt::format("truncated at {}", field));
+        break;
+      }
+      const std::uint8_t b = in_[pos_++];
+      if (shift == 63 && b > 1) {
+        Fail(fmt::format("{} overflows 64 bits", field));
+        break;
+      }
+      v |= std::uint64_t{b & 0x7Fu} << shift;
+      if ((b & 0x80) == 0) break;
+    }
+    return ok() ? v : 0;
   }
   std::span<const std::uint8_t> Rest() {
     auto r = in_.subspan(pos_);
@@ -362,6 +387,19 @@ Status DecodeSite(std::span<const std::uint8_t> in, LogSite* s) {
 }
 
 void EncodeCommitInfo(const LogCommitInfo& c, std::vector<std::uint8_t>& out) {
+  // The compact form: one transaction (the common case) is 5 to 10 bytes.
+  Writer w(out);
+  w.U8(c.state_hash != 0 ? 1 : 0);
+  if (c.state_hash != 0) w.U64(c.state_hash);
+  w.Var(c.transactions.size());
+  for (const LogCommitTransaction& t : c.transactions) {
+    w.Var(t.site);
+    w.Var(t.thread);
+    w.Var(t.sequence);
+  }
+}
+
+void EncodeFixedCommitInfo(const LogCommitInfo& c, std::vector<std::uint8_t>& out) {
   Writer w(out);
   w.U64(c.state_hash);
   w.U32(static_cast<std::uint32_t>(c.transactions.size()));
@@ -374,6 +412,32 @@ void EncodeCommitInfo(const LogCommitInfo& c, std::vector<std::uint8_t>& out) {
 }
 
 Status DecodeCommitInfo(std::span<const std::uint8_t> in, LogCommitInfo* c) {
+  Reader rd(in, "commit-info");
+  const std::uint8_t flags = rd.U8("flags");
+  if (rd.ok() && flags > 1) rd.Fail("reserved flag bits set");
+  c->state_hash = (flags & 1) ? rd.U64("state hash") : 0;
+  if (rd.ok() && (flags & 1) && c->state_hash == 0) rd.Fail("state hash flagged but 0");
+  const std::uint64_t n = rd.Var("transaction count");
+  // Every transaction takes at least 3 bytes, so the count cannot make this allocate more than
+  // the payload justifies.
+  if (rd.ok() && n > rd.Left() / 3)
+    rd.Fail(fmt::format("transaction count {} exceeds the payload", n));
+  c->transactions.clear();
+  for (std::uint64_t i = 0; rd.ok() && i < n; ++i) {
+    LogCommitTransaction t;
+    const std::uint64_t site = rd.Var("site");
+    const std::uint64_t thread = rd.Var("thread");
+    t.sequence = rd.Var("sequence");
+    if (rd.ok() && (site > 0xFFFFFFFFu || thread > 0xFFFFFFFFu))
+      rd.Fail("site or thread exceeds 32 bits");
+    t.site = static_cast<std::uint32_t>(site);
+    t.thread = static_cast<std::uint32_t>(thread);
+    c->transactions.push_back(t);
+  }
+  return rd.Finish();
+}
+
+Status DecodeFixedCommitInfo(std::span<const std::uint8_t> in, LogCommitInfo* c) {
   Reader rd(in, "commit-info");
   c->state_hash = rd.U64("state hash");
   const std::uint32_t n = rd.U32("transaction count");

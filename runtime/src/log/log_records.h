@@ -13,6 +13,8 @@
 #include "mmsb/log.h"
 #include "mmsb/type_desc.h"
 
+#include "log/log_format.h"
+
 namespace mmsb::log {
 
 void EncodePageCreate(const LogPageCreate& r, std::vector<std::uint8_t>& out);
@@ -49,8 +51,18 @@ Status DecodeRecompute(std::span<const std::uint8_t> in, LogRecompute* r);
 // Provenance (format 1.1): site, commit-info and build records.
 void EncodeSite(const LogSite& s, std::vector<std::uint8_t>& out);
 Status DecodeSite(std::span<const std::uint8_t> in, LogSite* s);
+// Commit-info comes in two layouts (docs/SerializationSpec.md, "Provenance"): the compact one
+// (type kCompactCommitInfoType, what writers write) and the fixed one (type kCommitInfo, written
+// by the first 1.1 writers; still read).
 void EncodeCommitInfo(const LogCommitInfo& c, std::vector<std::uint8_t>& out);
 Status DecodeCommitInfo(std::span<const std::uint8_t> in, LogCommitInfo* c);
+void EncodeFixedCommitInfo(const LogCommitInfo& c, std::vector<std::uint8_t>& out);
+Status DecodeFixedCommitInfo(std::span<const std::uint8_t> in, LogCommitInfo* c);
+// Either layout, by the record's type byte.
+inline Status DecodeAnyCommitInfo(std::uint8_t type, std::span<const std::uint8_t> in,
+                                  LogCommitInfo* c) {
+  return type == kCompactCommitInfoType ? DecodeCommitInfo(in, c) : DecodeFixedCommitInfo(in, c);
+}
 void EncodeBuild(const LogBuild& b, std::vector<std::uint8_t>& out);
 Status DecodeBuild(std::span<const std::uint8_t> in, LogBuild* b);
 

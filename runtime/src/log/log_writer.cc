@@ -22,6 +22,18 @@ namespace mmsb {
 
 using log::kRecordHeaderSize;
 
+namespace {
+
+// Buffers grown beyond this by one huge commit give their memory back once it is written.
+constexpr std::size_t kKeptCapacity = std::size_t{64} << 20;
+
+// A group at least this large is written from the caller's batch, not copied into the writer's
+// buffer first (a large page's first image would otherwise be held twice more: docs/Runtime.md,
+// "Memory").
+constexpr std::size_t kDirectWriteBytes = std::size_t{16} << 20;
+
+}  // namespace
+
 // ---- LogBatch ----------------------------------------------------------------------------------
 
 std::size_t LogBatch::Begin() {
@@ -89,7 +101,7 @@ void LogBatch::AddSite(const LogSite& site) {
 void LogBatch::AddCommitInfo(const LogCommitInfo& info) {
   const std::size_t at = Begin();
   log::EncodeCommitInfo(info, bytes_);
-  Seal(at, static_cast<std::uint8_t>(LogRecordType::kCommitInfo));
+  Seal(at, log::kCompactCommitInfoType);
 }
 
 void LogBatch::AddVerifyMiss(const LogVerifyMiss& miss) {
@@ -124,7 +136,13 @@ void LogBatch::AddRaw(std::uint8_t type, std::span<const std::uint8_t> payload) 
 }
 
 void LogBatch::Clear() {
-  bytes_.clear();
+  // The capacity is kept for the next batch, unless a huge commit (a large page's first image)
+  // grew it: that memory goes back rather than stay resident for the life of the log.
+  if (bytes_.capacity() > kKeptCapacity) {
+    std::vector<std::uint8_t>().swap(bytes_);
+  } else {
+    bytes_.clear();
+  }
   counted_ = 0;
   page_id_high_ = 0;
 }
@@ -234,7 +252,7 @@ class LogWriter::Impl {
         error = s.WithContext(fmt::format("log '{}'", dir));
       }
       data.clear();
-      if (spare.capacity() < data.capacity()) spare.swap(data);
+      if (spare.capacity() < data.capacity() && data.capacity() <= kKeptCapacity) spare.swap(data);
       cv.notify_all();
     }
   }
@@ -344,6 +362,7 @@ class LogWriter::Impl {
     c.page_id_high = page_id_high;
     scratch.clear();
     log::EncodeCommit(c, scratch);
+    if (b.bytes().size() >= kDirectWriteBytes) return AppendDirect(l, b, c.epoch);
     const std::size_t before = buf.size();
     buf.insert(buf.end(), b.bytes().begin(), b.bytes().end());
     log::AppendRecord(buf, log_id, static_cast<std::uint8_t>(LogRecordType::kCommit), scratch);
@@ -360,6 +379,58 @@ class LogWriter::Impl {
       MMSB_RETURN_IF_ERROR(FlushTo(l, appended, false));
     }
     return t;
+  }
+
+  // AppendLocked for a large group (its commit record encoded in `scratch`): writes what is
+  // buffered, then the batch's bytes straight from the caller's batch and the commit record,
+  // holding the I/O slot so nothing is written between them. Log positions stay in order: the
+  // group's are taken before the lock is released, and groups appended meanwhile are buffered
+  // and written after it.
+  Expected<CommitTicket> AppendDirect(std::unique_lock<std::mutex>& l, const LogBatch& b,
+                                      Epoch e) NO_THREAD_SAFETY_ANALYSIS {
+    for (;;) {
+      if (!error.ok()) return error;
+      if (io_busy || rotating) {
+        cv.wait(l);
+      } else if (written < appended) {
+        MMSB_RETURN_IF_ERROR(FlushTo(l, appended, false));
+      } else {
+        break;
+      }
+    }
+    if (e <= last_epoch) {
+      return InvalidArgument(
+          fmt::format("epoch {} does not follow the log's last epoch {}", e, last_epoch));
+    }
+    std::vector<std::uint8_t> commit;
+    log::AppendRecord(commit, log_id, static_cast<std::uint8_t>(LogRecordType::kCommit), scratch);
+    const std::uint64_t added = b.bytes().size() + commit.size();
+    io_busy = true;
+    appended += added;
+    segment_size += added;
+    last_epoch = e;
+    ++counters.commits;
+    counters.bytes += added;
+    const std::uint64_t end = appended;
+    l.unlock();
+    Status s;
+    if (prewriter != nullptr) {
+      s = prewriter->PrewriteZeros(std::max<std::uint64_t>(added, kPrewriteAhead));
+    }
+    const std::span<const std::uint8_t> pieces[] = {b.bytes(), commit};
+    if (s.ok()) s = file->AppendV(pieces);
+    l.lock();
+    io_busy = false;
+    if (s.ok()) {
+      ++counters.writes;
+      // Groups appended while this one was written are still buffered: they follow it.
+      written = std::max(written, end);
+    } else {
+      error = s.WithContext(fmt::format("log '{}'", dir));
+    }
+    cv.notify_all();
+    if (!s.ok()) return error;
+    return CommitTicket{e, end};
   }
 };
 

@@ -32,8 +32,9 @@ inline bool EdgeLess(const EdgeInfo& a, const EdgeInfo& b) {
   return std::tie(a.child, a.parent) < std::tie(b.child, b.parent);
 }
 
-// Site, commit-info and build records (11-13) carry provenance only: known, nothing to apply.
-inline bool KnownLogType(std::uint8_t t) { return t >= 1 && t <= 14; }
+// Site, commit-info (both layouts: 12 and 15) and build records (11, 13) carry provenance only:
+// known, nothing to apply.
+inline bool KnownLogType(std::uint8_t t) { return t >= 1 && t <= 15; }
 
 // One record of the epoch group being read. Kept small: deltas are the common case and are held
 // as views of their encoded bytes; the rarer records keep their content in side vectors.

@@ -26,16 +26,13 @@ const char* PageDiffKindName(PageDiff::Kind k) {
 
 namespace {
 
-const TypeDescriptor* LookupType(std::string_view name, void* ctx) {
-  return static_cast<const LogState*>(ctx)->FindType(name);
-}
-
 // Field-level changes of `runs` between `before` and `after` for a page laid out as `type`
 // (repeated when the page holds several records).
 void ResolveFields(const TypeDescriptor& type, const LogState& types,
                    std::span<const std::uint8_t> before, std::span<const std::uint8_t> after,
                    const std::vector<ByteRun>& runs, std::size_t max_fields, PageDiff* out) {
   if (type.size == 0) return;
+  const TypeLookup lookup = [&types](std::string_view name) { return types.FindType(name); };
   const std::uint64_t whole = (after.size() / type.size) * type.size;
   const bool array = after.size() > type.size;
   for (const ByteRun& r : runs) {
@@ -59,7 +56,7 @@ void ResolveFields(const TypeDescriptor& type, const LogState& types,
       }
       const std::uint64_t rec = pos / type.size;
       const auto inner = static_cast<std::uint32_t>(pos % type.size);
-      auto f = ResolveField(type, inner, LookupType, const_cast<LogState*>(&types));
+      auto f = ResolveField(type, inner, lookup);
       if (!f || f->size == 0 || f->offset > inner || inner - f->offset >= f->size) {
         ++pos;  // padding
         continue;

@@ -487,11 +487,8 @@ Expected<Blame> BlameField(const LogIndex& index, std::string_view pattern, Epoc
         f.page = p.id;
         if (p.type && p.type->size > 0) {
           const std::uint64_t rec = off / p.type->size;
-          auto lookup = [](std::string_view n, void* ctx) -> const TypeDescriptor* {
-            return static_cast<const LogIndex*>(ctx)->FindType(n).get();
-          };
-          auto fp = ResolveField(*p.type, static_cast<std::uint32_t>(off % p.type->size), lookup,
-                                 const_cast<LogIndex*>(&index));
+          auto lookup = [&index](std::string_view n) { return index.FindType(n).get(); };
+          auto fp = ResolveField(*p.type, static_cast<std::uint32_t>(off % p.type->size), lookup);
           if (!fp) {
             ++off;
             continue;

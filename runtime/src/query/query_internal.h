@@ -171,7 +171,8 @@ class LogIndex::Impl {
   mutable std::unique_ptr<RandomAccessFile> index_file;  // the loaded index (blocks read lazily)
   mutable std::vector<std::uint8_t> scratch;
   mutable std::vector<std::uint8_t> block_scratch;
-  std::vector<TxRec> group_txs;  // ApplyGroup's
+  mutable std::size_t read_hint = 256;  // ReadDelta's first read: the last record's size
+  std::vector<TxRec> group_txs;         // ApplyGroup's
 
   const IndexedPage* Page(PageId id) const;
   std::size_t PageIndex(PageId id) const;  // ~0 when absent

@@ -6,7 +6,7 @@
    compiles and runs it: the same tokens in the same order, whitespace and line breaks aside (the
    test file is clang-formatted, the document keeps its own layout), `//` markers of line
    comments aside (clang-format reflows comments).
-2. Every public header (runtime/include/mmsb/*.h, kernels/include/mmsb/kernels.h) has a section
+2. Every public header (runtime/include/mmsb/*.h, kernels/include/mmsb/*.h) has a section
    headed `mmsb/<name>.h` with at least one example, and every name it declares at namespace scope (types, functions,
    constants, aliases, MMSB_ macros; `detail` namespaces and out-of-class member definitions
    excluded) appears in backquotes in the document.
@@ -92,7 +92,7 @@ def main():
 
     quoted = ' '.join(re.findall(r'`([^`\n]+)`', doc))
     quoted_words = set(re.findall(r'\w+', quoted))
-    headers = sorted((root / 'runtime/include/mmsb').glob('*.h')) + [root / 'kernels/include/mmsb/kernels.h']
+    headers = sorted((root / 'runtime/include/mmsb').glob('*.h')) + sorted((root / 'kernels/include/mmsb').glob('*.h'))
     for header in headers:
         title = f'mmsb/{header.name}'
         section = re.search(r'^##\s+`' + re.escape(title) + r'`\n(.*?)(?=^## |\Z)', doc, re.M | re.S)

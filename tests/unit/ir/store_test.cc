@@ -204,6 +204,169 @@ TEST(IrStore, OldWithoutRowidBlobsTableStillReadsAndDedups) {
   EXPECT_EQ(Scalar(path, "SELECT count(*) FROM blobs"), 3);
 }
 
+// IR-like text: lines of a small vocabulary with varying operands, as a build's functions share
+// their instructions, types and names.
+std::string IrLike(std::uint64_t seed, std::size_t n) {
+  static const char* const kLines[] = {
+      "  %%%d = load i32, ptr %%%d, align 4",
+      "  %%%d = getelementptr inbounds %%\"struct.mmsb::Page\", ptr %%%d, i64 0, i32 2",
+      "  store i64 %%%d, ptr %%%d, align 8",
+      "  %%%d = call noundef i64 @_ZNK4mmsb4Page4sizeEv(ptr noundef nonnull align 8 %%%d)",
+      "  br i1 %%%d, label %%%d, label %%bb.end",
+      "  %%%d = icmp eq i64 %%%d, 0",
+      "  %%%d = add nsw i32 %%%d, 1",
+      "  call void @llvm.memcpy.p0.p0.i64(ptr align 8 %%%d, ptr align 8 %%%d, i64 64, i1 false)",
+      "  %%%d = phi i64 [ 0, %%entry ], [ %%%d, %%loop ]",
+      "  ret void ; %%%d %%%d"};
+  std::mt19937_64 rng(seed);
+  std::string out;
+  char line[256];
+  while (out.size() < n) {
+    const int a = static_cast<int>(rng() % 64), b = static_cast<int>(rng() % 64);
+    std::snprintf(line, sizeof line, kLines[rng() % std::size(kLines)], a, b);
+    out += line;
+    out += '\n';
+  }
+  return out;
+}
+
+std::vector<FunctionRecord> IrLikeFunctions(const std::string& prefix, int n, std::uint64_t seed) {
+  std::vector<FunctionRecord> fns;
+  for (int i = 0; i < n; ++i)
+    fns.push_back(Fn(prefix + std::to_string(i), IrLike(seed * 100000 + i, 2000)));
+  return fns;
+}
+
+void ExpectTextsRead(Store& store, const std::vector<FunctionRecord>& fns, std::int64_t gen) {
+  auto versions = store.Functions(gen, Stage::kPre);
+  ASSERT_TRUE(versions.ok()) << versions.status().ToString();
+  std::map<std::string, const FunctionRecord*> by_name;
+  for (const FunctionRecord& f : fns) by_name[f.name] = &f;
+  int read = 0;
+  for (const FunctionVersion& v : *versions) {
+    auto it = by_name.find(v.name);
+    if (it == by_name.end()) continue;
+    auto text = store.Text(v.text_hash);
+    ASSERT_TRUE(text.ok()) << text.status().ToString();
+    EXPECT_EQ(*text, it->second->text);
+    ++read;
+  }
+  EXPECT_EQ(read, static_cast<int>(fns.size()));
+}
+
+TEST(IrStore, DictionaryIsTrainedOnceEnoughTextIsStoredAndFramesUseIt) {
+  TempDir dir;
+  const std::string path = dir.Sub("ir.db");
+  StoreOptions options;
+  options.dictionary_training_bytes = 256 << 10;
+  auto store = OpenOrDie(path, options);
+  const auto a = IrLikeFunctions("a", 50, 1);   // ~100 KB: too little to train on
+  const auto b = IrLikeFunctions("b", 100, 2);  // with a's texts, enough
+  const auto c = IrLikeFunctions("c", 100, 3);
+  Add(*store, Tu("/p/a.cc", a));
+  EXPECT_EQ(Scalar(path, "SELECT count(*) FROM dicts"), 0);
+  Add(*store, Tu("/p/b.cc", b));
+  EXPECT_EQ(Scalar(path, "SELECT count(*) FROM dicts"), 1);
+  Add(*store, Tu("/p/c.cc", c));
+  EXPECT_EQ(Scalar(path, "SELECT count(*) FROM dicts"), 1);  // later captures reuse it
+  store.reset();
+
+  // A new reader finds the dictionary its frames name.
+  auto reader = Store::Open(path, Store::Mode::kExisting);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  for (const auto* fns : {&a, &b, &c}) ExpectTextsRead(**reader, *fns, 1);
+
+  // The same texts compressed alone take far more room.
+  const std::string plain_path = dir.Sub("plain.db");
+  StoreOptions no_dict;
+  no_dict.dictionary_training_bytes = 0;
+  auto plain = OpenOrDie(plain_path, no_dict);
+  for (const auto* fns : {&a, &b, &c}) Add(*plain, Tu("/p/x.cc", *fns));
+  plain.reset();
+  EXPECT_EQ(Scalar(plain_path, "SELECT count(*) FROM dicts"), 0);
+  const long long with_dict = Scalar(path, "SELECT sum(length(data)) FROM blobs");
+  const long long alone = Scalar(plain_path, "SELECT sum(length(data)) FROM blobs");
+  EXPECT_LT(static_cast<double>(with_dict), 0.8 * static_cast<double>(alone))
+      << with_dict << " bytes with the dictionary, " << alone << " without";
+}
+
+TEST(IrStore, SchemaOneStoreReadsAndBecomesSchemaTwoWithItsFirstDictionary) {
+  TempDir dir;
+  const std::string path = dir.Sub("ir.db");
+  const auto a = IrLikeFunctions("a", 20, 1);
+  {
+    StoreOptions no_dict;
+    no_dict.dictionary_training_bytes = 0;
+    Add(*OpenOrDie(path, no_dict), Tu("/p/a.cc", a));
+  }
+  {
+    // The layout of a store made before dictionaries.
+    sqlite3* db = nullptr;
+    sqlite3_open(path.c_str(), &db);
+    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE dicts; UPDATE meta SET value='1' WHERE key='schema'",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  StoreOptions options;
+  options.dictionary_training_bytes = 128 << 10;
+  auto store = OpenOrDie(path, options);
+  ExpectTextsRead(*store, a, 1);
+  const auto b = IrLikeFunctions("b", 10, 2);  // with a's, still too little to train on
+  Add(*store, Tu("/p/b.cc", b));
+  EXPECT_EQ(ScalarText(path, "SELECT value FROM meta WHERE key='schema'"), "1");
+  EXPECT_EQ(Scalar(path, "SELECT count(*) FROM sqlite_schema WHERE name='dicts'"), 0);
+  const auto c = IrLikeFunctions("c", 60, 3);
+  Add(*store, Tu("/p/c.cc", c));
+  EXPECT_EQ(ScalarText(path, "SELECT value FROM meta WHERE key='schema'"), "2");
+  EXPECT_EQ(Scalar(path, "SELECT count(*) FROM dicts"), 1);
+  store.reset();
+  auto reader = OpenOrDie(path);
+  for (const auto* fns : {&a, &b, &c}) ExpectTextsRead(*reader, *fns, 1);
+}
+
+TEST(IrStore, MissingOrDamagedDictionaryIsCorruptionNotACrash) {
+  TempDir dir;
+  const std::string path = dir.Sub("ir.db");
+  StoreOptions options;
+  options.dictionary_training_bytes = 128 << 10;
+  const auto a = IrLikeFunctions("a", 80, 1);
+  Add(*OpenOrDie(path, options), Tu("/p/a.cc", a));
+  ASSERT_EQ(Scalar(path, "SELECT count(*) FROM dicts"), 1);
+  auto exec = [&](const char* sql) {
+    sqlite3* db = nullptr;
+    sqlite3_open(path.c_str(), &db);
+    EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  };
+  auto first_text = [&]() -> Status {
+    auto store = OpenOrDie(path, options);
+    auto text = store->Text(store->Functions(1, Stage::kPre)->at(0).text_hash);
+    return text.status();
+  };
+  const std::string saved = ScalarText(path, "SELECT hex(dict) FROM dicts");
+  const long long saved_id = Scalar(path, "SELECT id FROM dicts");
+  exec("UPDATE dicts SET dict = X'37A430EC0102030405060708'");  // zstd's magic, garbage after
+  Status s = first_text();
+  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
+  EXPECT_NE(s.message().find("dictionary"), std::string::npos) << s.ToString();
+  exec("DELETE FROM dicts");
+  s = first_text();
+  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
+  EXPECT_NE(s.message().find("dictionary"), std::string::npos) << s.ToString();
+  // Captures go on (a new dictionary is trained; the old frames stay unreadable until the
+  // dictionary they name is back).
+  const auto b = IrLikeFunctions("b", 80, 2);
+  auto store = OpenOrDie(path, options);
+  const std::int64_t gen = Add(*store, Tu("/p/b.cc", b));
+  ExpectTextsRead(*store, b, gen);
+  store.reset();
+  exec(("INSERT INTO dicts(id, created_at_ms, samples, dict) VALUES(" + std::to_string(saved_id) +
+        ", 0, 0, X'" + saved + "')")
+           .c_str());
+  ExpectTextsRead(*OpenOrDie(path, options), a, 1);
+}
+
 TEST(IrStore, ExplicitGenerationByIdAndByLabel) {
   TempDir dir;
   auto store = OpenOrDie(dir.Sub("ir.db"));

@@ -562,6 +562,19 @@ TEST(QueryIndex, DamagedLogIsReportedNotIndexed) {
   EXPECT_NE(index.status().message().find("00000001.seg"), std::string::npos);
 }
 
+TEST(QueryIndex, PlainDirectoryIsNotALog) {
+  TempDir dir;
+  std::ofstream(dir.Sub("notes.txt")) << "not a segment\n";
+  auto index = query::LogIndex::Open(dir.path());
+  ASSERT_FALSE(index.ok());
+  EXPECT_EQ(index.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(index.status().message().find("not an MMSB log"), std::string::npos)
+      << index.status().ToString();
+  EXPECT_NE(index.status().message().find(dir.path()), std::string::npos);
+  // Refused before anything is written into it: no index file appears.
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("query.idx")));
+}
+
 TEST(QueryIndex, TornTailIsIgnored) {
   TempDir dir;
   LogGen(dir.path(), 42).Write(50, 1 << 20);
@@ -623,15 +636,38 @@ TEST(QueryProvenance, RecordsRoundTripAndReachTheIndex) {
   EXPECT_FALSE(log::DecodeSite(buf, &back).ok());  // truncated
   LogCommitInfo info;
   info.state_hash = 0x1234;
-  info.transactions = {{3, 1, 7}, {0, 2, 8}};
+  info.transactions = {{3, 1, 7}, {0, 2, std::uint64_t{1} << 40}};
+  for (bool compact : {true, false}) {
+    SCOPED_TRACE(compact ? "compact" : "fixed");
+    auto encode = compact ? log::EncodeCommitInfo : log::EncodeFixedCommitInfo;
+    auto decode = compact ? log::DecodeCommitInfo : log::DecodeFixedCommitInfo;
+    buf.clear();
+    encode(info, buf);
+    LogCommitInfo ib;
+    ASSERT_TRUE(decode(buf, &ib).ok());
+    EXPECT_EQ(ib.state_hash, 0x1234u);
+    ASSERT_EQ(ib.transactions.size(), 2u);
+    EXPECT_EQ(ib.transactions[0].site, 3u);
+    EXPECT_EQ(ib.transactions[0].sequence, 7u);
+    EXPECT_EQ(ib.transactions[1].thread, 2u);
+    EXPECT_EQ(ib.transactions[1].sequence, std::uint64_t{1} << 40);
+    buf.pop_back();
+    EXPECT_FALSE(decode(buf, &ib).ok());  // truncated
+    buf[compact ? 9 : 8] = 0x7F;          // count beyond the payload
+    EXPECT_FALSE(decode(buf, &ib).ok());
+  }
+  // The compact layout: flags, then varints; a commit's one transaction fits in a few bytes.
   buf.clear();
-  log::EncodeCommitInfo(info, buf);
-  LogCommitInfo ib;
-  ASSERT_TRUE(log::DecodeCommitInfo(buf, &ib).ok());
-  ASSERT_EQ(ib.transactions.size(), 2u);
-  EXPECT_EQ(ib.transactions[0].sequence, 7u);
-  buf[8] = 0xFF;  // count far beyond the payload
-  EXPECT_FALSE(log::DecodeCommitInfo(buf, &ib).ok());
+  log::EncodeCommitInfo({0, {{1, 1, 1000}}}, buf);
+  EXPECT_EQ(buf.size(), 6u);
+  LogCommitInfo small;
+  ASSERT_TRUE(log::DecodeCommitInfo(buf, &small).ok());
+  EXPECT_EQ(small.state_hash, 0u);
+  buf[0] = 2;  // a reserved flag
+  EXPECT_FALSE(log::DecodeCommitInfo(buf, &small).ok());
+  const std::vector<std::uint8_t> overflow = {0,    1,    1,    1,    0xFF, 0xFF, 0xFF,
+                                              0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F};
+  EXPECT_FALSE(log::DecodeCommitInfo(overflow, &small).ok());  // sequence beyond 64 bits
 
   TempDir dir;
   {
@@ -653,6 +689,16 @@ TEST(QueryProvenance, RecordsRoundTripAndReachTheIndex) {
     ASSERT_TRUE(b.AddDelta(Diff(1, 0, before, after)).ok());
     b.AddCommitInfo({0, {{3, 1, 1}}});
     ASSERT_TRUE((*w)->Commit(b).ok());
+    // Epoch 2 as the first 1.1 writers wrote it: the fixed commit-info layout (type 12).
+    b.Clear();
+    const float y = 3.5f;
+    std::vector<std::uint8_t> after2 = after;
+    std::memcpy(after2.data() + 4, &y, 4);
+    ASSERT_TRUE(b.AddDelta(Diff(1, 1, after, after2)).ok());
+    std::vector<std::uint8_t> fixed;
+    log::EncodeFixedCommitInfo({0, {{3, 4, 9}}}, fixed);
+    b.AddRaw(static_cast<std::uint8_t>(LogRecordType::kCommitInfo), fixed);
+    ASSERT_TRUE((*w)->Commit(b).ok());
     ASSERT_TRUE((*w)->Close().ok());
   }
   // Replay knows the records (nothing unknown), and the index names the site.
@@ -668,6 +714,32 @@ TEST(QueryProvenance, RecordsRoundTripAndReachTheIndex) {
   EXPECT_EQ(b->commit.transactions[0].site.ToString(),
             "mmsb::commit() in step(float) at sim.cc:42");
   EXPECT_EQ((*index)->BuildAt(1).build_id, "abcd");
+  auto old = query::BlameField(**index, "g_v.y", 2);
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  ASSERT_EQ(old->commit.transactions.size(), 1u);
+  EXPECT_EQ(old->commit.transactions[0].thread, 4u);
+  EXPECT_EQ(old->commit.transactions[0].sequence, 9u);
+  EXPECT_EQ(old->commit.transactions[0].site.ToString(),
+            "mmsb::commit() in step(float) at sim.cc:42");
+  // The reader yields both layouts as commit-info entries; the compact one is the smaller.
+  auto r = LogReader::Open(dir.path());
+  ASSERT_TRUE(r.ok());
+  LogEntry e;
+  std::vector<std::pair<std::uint8_t, std::uint64_t>> infos;  // raw type, framed size
+  for (;;) {
+    auto more = (*r)->Next(&e);
+    ASSERT_TRUE(more.ok()) << more.status().ToString();
+    if (!*more) break;
+    if (e.type == LogRecordType::kCommitInfo) {
+      ASSERT_EQ(e.commit_info.transactions.size(), 1u);
+      infos.push_back({e.raw_type, e.framed_size});
+    }
+  }
+  ASSERT_EQ(infos.size(), 2u);
+  EXPECT_EQ(infos[0].first, log::kCompactCommitInfoType);
+  EXPECT_EQ(infos[1].first, static_cast<std::uint8_t>(LogRecordType::kCommitInfo));
+  EXPECT_LT(infos[0].second, 32u);
+  EXPECT_EQ(infos[1].second, 56u);
 }
 
 // Provenance through the bus: an explicit commit() names its call site, a transaction scope the

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "delta/delta_internal.h"
+
 namespace mmsb {
 namespace {
 
@@ -144,6 +146,27 @@ TEST(DeltaDiff, DiffGranulesSeesOnlyTouchedGranules) {
   EXPECT_EQ(DiffGranules(1, 0, a, b, touched), Diff(1, 0, a, b));
 }
 
+TEST(DeltaDiff, DiffFromZerosEqualsDiffAgainstAZeroImageAndSkipsAbsentBlocks) {
+  std::mt19937_64 rng(6);
+  const std::size_t size = 3 * 4096 + 100;  // three 4 KiB blocks and a partial fourth
+  Bytes now(size, 0);
+  for (std::size_t i = 0; i < size; i += 1 + rng() % 97) now[i] = static_cast<std::uint8_t>(rng());
+  const Bytes zeros(size, 0);
+  EXPECT_EQ(delta_internal::DiffPageFromZeros(1, 0, now.data(), size, nullptr),
+            Diff(1, 0, zeros, now));
+  // Blocks marked absent are not read: their bytes are not in the delta.
+  const std::uint8_t present[] = {1, 0, 1, 1};
+  Bytes expect = now;
+  std::fill(expect.begin() + 4096, expect.begin() + 8192, 0);
+  EXPECT_EQ(delta_internal::DiffPageFromZeros(1, 0, now.data(), size, present),
+            Diff(1, 0, zeros, expect));
+  const std::uint8_t tail_absent[] = {1, 1, 1, 0};
+  std::copy(now.begin(), now.end(), expect.begin());
+  std::fill(expect.begin() + 3 * 4096, expect.end(), 0);
+  EXPECT_EQ(delta_internal::DiffPageFromZeros(1, 0, now.data(), size, tail_absent),
+            Diff(1, 0, zeros, expect));
+}
+
 TEST(DeltaForm, SparseForFewRunsDenseForManyScatteredBytes) {
   Bytes a(4096, 0), b = a;
   b[100] = 1;
@@ -191,7 +214,7 @@ TEST(DeltaFromRuns, RejectsBadRunsAndMergesAdjacentOnes) {
   EXPECT_EQ(d->Runs(), (std::vector<ByteRun>{{10, 10}}));
 }
 
-TEST(DeltaAlgebra, ComposeEqualsApplyingBothInOrder) {
+TEST(DeltaAlgebra, ChainEqualsApplyingBothInOrder) {
   std::mt19937_64 rng(8);
   for (std::size_t size : kSizes) {
     for (int trial = 0; trial < 20; ++trial) {
@@ -200,7 +223,7 @@ TEST(DeltaAlgebra, ComposeEqualsApplyingBothInOrder) {
       const Bytes c = Mutate(rng, b, trial + 1);
       const Delta d1 = Diff(5, 1, a, b);
       const Delta d2 = Diff(5, 2, b, c);
-      auto both = Compose(d2, d1);
+      auto both = Chain(d1, d2);
       ASSERT_TRUE(both.ok());
       EXPECT_EQ(Applied(*both, a), c);
       EXPECT_EQ(both->base_epoch(), 1u);
@@ -214,19 +237,21 @@ TEST(DeltaAlgebra, ComposeEqualsApplyingBothInOrder) {
   }
 }
 
-TEST(DeltaAlgebra, ComposeIsAssociative) {
+TEST(DeltaAlgebra, ChainIsAssociative) {
   std::mt19937_64 rng(9);
   const Bytes a = RandomPage(rng, 3000);
   const Bytes b = Mutate(rng, a, 10), c = Mutate(rng, b, 10), d = Mutate(rng, c, 10);
   const Delta d1 = Diff(1, 0, a, b), d2 = Diff(1, 0, b, c), d3 = Diff(1, 0, c, d);
-  EXPECT_EQ(*Compose(d3, *Compose(d2, d1)), *Compose(*Compose(d3, d2), d1));
+  EXPECT_EQ(*Chain(*Chain(d1, d2), d3), *Chain(d1, *Chain(d2, d3)));
+  // Compose is the same operation with its arguments in function-composition order.
+  EXPECT_EQ(*Compose(d3, *Compose(d2, d1)), *Chain(*Chain(d1, d2), d3));
 }
 
-TEST(DeltaAlgebra, ComposeRejectsDifferentPages) {
+TEST(DeltaAlgebra, ChainRejectsDifferentPages) {
   const Bytes a(64, 0), b(64, 1);
-  EXPECT_EQ(Compose(Diff(1, 0, a, b), Diff(2, 0, a, b)).status().code(), StatusCode::kInvalidDelta);
+  EXPECT_EQ(Chain(Diff(1, 0, a, b), Diff(2, 0, a, b)).status().code(), StatusCode::kInvalidDelta);
   const Bytes c(65, 1), z(65, 0);
-  EXPECT_EQ(Compose(Diff(1, 0, a, b), Diff(1, 0, z, c)).status().code(), StatusCode::kInvalidDelta);
+  EXPECT_EQ(Chain(Diff(1, 0, a, b), Diff(1, 0, z, c)).status().code(), StatusCode::kInvalidDelta);
 }
 
 TEST(DeltaAlgebra, InvertUndoesAndIsExact) {

@@ -27,7 +27,7 @@ TypeDescriptor Body() {
            {"m", 80, 32, ScalarKind::kF64, 8, {4}, ""}}};
 }
 
-const TypeDescriptor* Lookup(std::string_view name, void*) {
+const TypeDescriptor* Lookup(std::string_view name) {
   static const TypeDescriptor vec3 = Vec3();
   return name == "Vec3" ? &vec3 : nullptr;
 }
@@ -83,6 +83,19 @@ TEST(ResolveField, ArraysAndNestedRecordsGiveFullPaths) {
 TEST(ResolveField, PaddingAndOutOfRangeResolveToNothing) {
   EXPECT_FALSE(ResolveField(Body(), 2, Lookup));
   EXPECT_FALSE(ResolveField(Body(), 500, Lookup));
+}
+
+// The earlier callback form (a function pointer and its context) resolves the same paths.
+TEST(ResolveField, FunctionPointerWithContextStillResolvesNestedRecords) {
+  const TypeDescriptor vec3 = Vec3();
+  auto lookup = [](std::string_view name, void* ctx) -> const TypeDescriptor* {
+    const auto* known = static_cast<const TypeDescriptor*>(ctx);
+    return name == known->name ? known : nullptr;
+  };
+  auto f = ResolveField(Body(), 68, lookup, const_cast<TypeDescriptor*>(&vec3));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->path, "pos[1][2].y");
+  EXPECT_EQ(f->kind, ScalarKind::kF32);
 }
 
 TEST(ResolveField, UnknownNestedTypeIsOpaqueBytes) {

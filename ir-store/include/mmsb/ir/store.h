@@ -108,6 +108,9 @@ struct GcResult {
 struct StoreOptions {
   int busy_timeout_ms = 10000;  // SQLite's own wait for a lock, per statement
   int max_wait_ms = 600000;     // total wait for the write lock before a write gives up
+  // A store without a compression dictionary trains one (docs/IRStore.md, "Compression") once
+  // a capture's new texts and the texts already stored add up to this many bytes; 0: never.
+  std::int64_t dictionary_training_bytes = 1 << 20;
   // Fault injection for tests: called inside AddCapture's write transaction, after the blobs
   // and half the manifest rows are written and before the commit.
   std::function<void()> fault_in_transaction;

@@ -21,6 +21,7 @@
 #include "mmsb/mmsb.h"
 #include "mmsb/page.h"
 
+#include "delta/delta_internal.h"
 #include "log/log_format.h"
 #include "log/log_records.h"
 #include "log/recompute.h"
@@ -114,7 +115,6 @@ struct LogSink::State {
   std::vector<Event> checkpoint_event;  // posted to subscribers after the commit lock is released
   std::vector<Event> events_scratch;
   Expected<Epoch> checkpoint_result = Status(StatusCode::kNotFound, "no checkpoint written");
-  std::vector<std::uint8_t> zeros;
   std::shared_ptr<LogGroupObserver> observer;
   bool observer_hash = false;
   std::vector<std::uint8_t> group_bytes;  // the group with its commit record, for the observer
@@ -177,28 +177,43 @@ struct LogSink::State {
 
   // Provenance: sites logged in this run, by their static strings (mmsb/provenance.h).
   std::map<std::tuple<const char*, const char*, std::uint32_t, int>, std::uint32_t> sites;
-  LogCommitInfo commit_info;
+  // The site found last: a program commits from few places, nearly always the one it committed
+  // from last, so the common commit costs four compares here, not a map lookup.
+  struct LastSite {
+    const char* file = nullptr;
+    const char* function = nullptr;
+    std::uint32_t line = 0;
+    CommitProvenance::Kind kind = CommitProvenance::Kind::kUnknown;
+    std::uint32_t id = 0;
+  } last_site;
+  LogCommitInfo commit_info;  // reused: no allocation per commit
+
+  std::uint32_t SiteOf(const CommitProvenance& p) {
+    if (p.file == last_site.file && p.function == last_site.function && p.line == last_site.line &&
+        p.kind == last_site.kind && last_site.id != 0) {
+      return last_site.id;
+    }
+    auto [it, fresh] = sites.try_emplace({p.file, p.function, p.line, static_cast<int>(p.kind)},
+                                         static_cast<std::uint32_t>(sites.size() + 1));
+    if (fresh) {
+      batch.AddSite({it->second,
+                     p.kind == CommitProvenance::Kind::kCommitCall ? LogSite::Kind::kCommitCall
+                                                                   : LogSite::Kind::kTransaction,
+                     p.line, p.function ? p.function : "", p.file ? p.file : ""});
+    }
+    last_site = {p.file, p.function, p.line, p.kind, it->second};
+    return it->second;
+  }
 
   // Logs the sites of `b`'s transactions not yet logged in this run, then the commit-info.
   void AddProvenance(const CommitBatch& b) {
-    commit_info.transactions.clear();
-    for (const CommitProvenance& p : b.transactions) {
-      LogCommitTransaction t;
+    commit_info.transactions.resize(b.transactions.size());
+    for (std::size_t i = 0; i < b.transactions.size(); ++i) {
+      const CommitProvenance& p = b.transactions[i];
+      LogCommitTransaction& t = commit_info.transactions[i];
       t.thread = p.thread;
       t.sequence = p.sequence;
-      if (p.kind != CommitProvenance::Kind::kUnknown) {
-        auto [it, fresh] = sites.try_emplace({p.file, p.function, p.line, static_cast<int>(p.kind)},
-                                             static_cast<std::uint32_t>(sites.size() + 1));
-        if (fresh) {
-          batch.AddSite({it->second,
-                         p.kind == CommitProvenance::Kind::kCommitCall
-                             ? LogSite::Kind::kCommitCall
-                             : LogSite::Kind::kTransaction,
-                         p.line, p.function ? p.function : "", p.file ? p.file : ""});
-        }
-        t.site = it->second;
-      }
-      commit_info.transactions.push_back(t);
+      t.site = p.kind != CommitProvenance::Kind::kUnknown ? SiteOf(p) : 0;
     }
     batch.AddCommitInfo(commit_info);
   }
@@ -218,10 +233,10 @@ struct LogSink::State {
     auto it = types.find(t->name);
     if (it != types.end() && it->second == t) return;
     types[t->name] = t;
-    if (b.find_type != nullptr) {
+    if (b.find_type) {
       for (const FieldDescriptor& f : t->fields) {
         if (f.kind == ScalarKind::kRecord && !f.record_type.empty()) {
-          AddType(b.find_type(f.record_type, b.find_type_ctx), b, depth + 1);
+          AddType(b.find_type(f.record_type), b, depth + 1);
         }
       }
     }
@@ -290,9 +305,11 @@ Status LogSink::OnCommit(const CommitBatch& b) {
       s.AddType(p->type(), b);
       s.batch.AddPageCreate({s.LogId(p->id()), p->size(), p->location(), p->is_static(), p->name(),
                              p->type() ? p->type()->name : std::string()});
-      if (s.zeros.size() < p->size()) s.zeros.assign(p->size(), 0);
+      // Against zeros, without a zero image (which would take the page's size in memory).
+      const std::span<const std::uint8_t> image = CommittedImage(p);
       Delta d =
-          Diff(s.LogId(p->id()), first_log - 1, {s.zeros.data(), p->size()}, CommittedImage(p));
+          delta_internal::DiffPageFromZeros(s.LogId(p->id()), first_log - 1, image.data(),
+                                            static_cast<std::uint32_t>(image.size()), nullptr);
       if (!d.empty()) MMSB_RETURN_IF_ERROR(s.batch.AddDelta(d));
       s.baseline_epoch[p->id()] = d.empty() ? first_log - 1 : first_log;
       baseline_now.insert(p->id());

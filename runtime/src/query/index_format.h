@@ -1,0 +1,95 @@
+// The query index file's format (`query.idx`), shared by its writer (LogIndex::Impl::Save, and
+// the build's encoders) and its reader (Load, and the block decoders). See
+// docs/SerializationSpec.md, "The query index".
+//
+// Varints are unsigned LEB128. VarReader reads untrusted bytes: every read is bounds-checked, and
+// the first failure sticks (ok() turns false and every later read returns 0 or empty).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mmsb::query {
+
+inline constexpr char kIndexMagic[8] = {'M', 'M', 'S', 'B', 'Q', 'I', 'D', 'X'};
+inline constexpr std::uint32_t kIndexVersion = 2;
+inline constexpr std::size_t kIndexHeader = 56;
+inline constexpr std::uint64_t kTailBytes = 32;
+
+// Appends v as a varint at p (at most 10 bytes).
+inline void PutVar(std::uint8_t*& p, std::uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<std::uint8_t>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<std::uint8_t>(v);
+}
+
+class VarWriter {
+ public:
+  explicit VarWriter(std::vector<std::uint8_t>& out) : out_(out) {}
+  void V(std::uint64_t v) {
+    std::uint8_t buf[10];
+    std::uint8_t* p = buf;
+    PutVar(p, v);
+    out_.insert(out_.end(), buf, p);
+  }
+  void S(std::string_view s) {
+    V(s.size());
+    out_.insert(out_.end(), s.begin(), s.end());
+  }
+  void B(std::span<const std::uint8_t> b) {
+    V(b.size());
+    out_.insert(out_.end(), b.begin(), b.end());
+  }
+
+ private:
+  std::vector<std::uint8_t>& out_;
+};
+
+class VarReader {
+ public:
+  explicit VarReader(std::span<const std::uint8_t> in) : in_(in) {}
+  std::uint64_t V() {
+    std::uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ >= in_.size()) return Fail();
+      const std::uint8_t b = in_[pos_++];
+      v |= std::uint64_t{b & 0x7Fu} << shift;
+      if ((b & 0x80) == 0) return v;
+    }
+    return Fail();
+  }
+  std::string S() {
+    auto b = B();
+    return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+  }
+  std::span<const std::uint8_t> B() {
+    const std::uint64_t n = V();
+    if (!ok_ || n > in_.size() - pos_) {
+      ok_ = false;
+      return {};
+    }
+    auto r = in_.subspan(pos_, n);
+    pos_ += n;
+    return r;
+  }
+  bool ok() const { return ok_; }
+  bool at_end() const { return pos_ == in_.size(); }
+
+ private:
+  std::uint64_t Fail() {
+    ok_ = false;
+    pos_ = in_.size();
+    return 0;
+  }
+  std::span<const std::uint8_t> in_;
+  std::size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+}  // namespace mmsb::query

@@ -1,0 +1,3 @@
+#include <mmsb/mmsb.h>
+
+int main() { return mmsb::started() ? 1 : 0; }
