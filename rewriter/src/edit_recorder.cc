@@ -24,13 +24,13 @@ namespace mmsb::rewriter {
 
 std::string Quote(llvm::StringRef s) { return "'" + s.str() + "'"; }
 
-std::string Quiet(const std::string& code) {
+std::string WithoutWarnings(const std::string& code) {
   return "_Pragma(\"clang diagnostic push\") _Pragma(\"clang diagnostic ignored "
          "\\\"-Weverything\\\"\") " +
          code + " _Pragma(\"clang diagnostic pop\")";
 }
 
-std::string CString(llvm::StringRef s) {
+std::string CxxStringLiteral(llvm::StringRef s) {
   std::string out;
   for (char c : s) {
     if (c == '"' || c == '\\') {
@@ -304,7 +304,7 @@ std::string PageVisitor::RootAddress(const clang::Expr* e) const {
       const auto* dd = llvm::dyn_cast_or_null<clang::DecompositionDecl>(
           llvm::cast<clang::BindingDecl>(dre->getDecl())->getDecomposedDecl());
       if (dd == nullptr || !dd->getType()->isReferenceType() || dd->getInit() == nullptr) return "";
-      e = StripFull(dd->getInit());
+      e = IgnoreFullExprWrappers(dd->getInit());
     } else if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
       const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
       if (vd == nullptr) return "";

@@ -91,12 +91,12 @@ std::string PageVisitor::Field(const std::string& name, uint64_t offset, clang::
   const uint64_t elem_size = ctx_.getTypeSizeInChars(elem).getQuantity();
   std::string record_type;
   std::string kind = ScalarKind(elem, &record_type, nested);
-  std::string out = "{" + CString(name) + ", " + std::to_string(offset) + "u, " +
+  std::string out = "{" + CxxStringLiteral(name) + ", " + std::to_string(offset) + "u, " +
                     std::to_string(size) + "u, ::mmsb::rt::kind::" + kind + ", " +
                     std::to_string(elem_size) + "u, {";
   for (size_t i = 0; i < extents.size(); ++i)
     out += (i ? ", " : "") + std::to_string(extents[i]) + "u";
-  out += "}, " + CString(record_type) + "}";
+  out += "}, " + CxxStringLiteral(record_type) + "}";
   return out;
 }
 
@@ -121,10 +121,10 @@ std::string PageVisitor::Descriptor(const clang::RecordDecl* rd,
     std::string bf_name;
     auto flush_bitfields = [&] {
       if (bf_name.empty()) return;
-      items.emplace_back(bf_begin, "{" + CString(bf_name) + ", " + std::to_string(bf_begin) +
-                                       "u, " + std::to_string(bf_end - bf_begin) +
-                                       "u, ::mmsb::rt::kind::kBytes, " +
-                                       std::to_string(bf_end - bf_begin) + "u, {}, \"\"}");
+      items.emplace_back(bf_begin,
+                         "{" + CxxStringLiteral(bf_name) + ", " + std::to_string(bf_begin) + "u, " +
+                             std::to_string(bf_end - bf_begin) + "u, ::mmsb::rt::kind::kBytes, " +
+                             std::to_string(bf_end - bf_begin) + "u, {}, \"\"}");
       bf_name.clear();
     };
     for (const clang::FieldDecl* f : rd->fields()) {
@@ -160,8 +160,8 @@ std::string PageVisitor::Descriptor(const clang::RecordDecl* rd,
     for (size_t i : order) add(items[i].second);
   }
   if (nested_out != nullptr) nested_out->insert(nested_out->end(), nested.begin(), nested.end());
-  return CString(RecordName(rd)) + ", " + std::to_string(layout.getSize().getQuantity()) + "u, " +
-         std::to_string(layout.getAlignment().getQuantity()) + "u, {" + fields + "}";
+  return CxxStringLiteral(RecordName(rd)) + ", " + std::to_string(layout.getSize().getQuantity()) +
+         "u, " + std::to_string(layout.getAlignment().getQuantity()) + "u, {" + fields + "}";
 }
 
 std::string PageVisitor::InternNested(const clang::RecordDecl* rd) const {
@@ -195,7 +195,7 @@ std::string PageVisitor::VarDescriptor(const clang::VarDecl* vd) const {
     pre += InternNested(n) + "::mmsb::rt::InternLayout(" + Descriptor(n) + "), ";
   // Named after the variable: two variables of one non-record type may differ in field name.
   std::string name = vd->getQualifiedNameAsString() + TranslationUnitSuffix(vd);
-  return "(" + pre + "::mmsb::rt::InternLayout(" + CString(name) + ", " +
+  return "(" + pre + "::mmsb::rt::InternLayout(" + CxxStringLiteral(name) + ", " +
          std::to_string(ctx_.getTypeSizeInChars(t).getQuantity()) + "u, " +
          std::to_string(ctx_.getTypeAlignInChars(t).getQuantity()) + "u, {" + field + "}))";
 }

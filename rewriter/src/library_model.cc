@@ -143,4 +143,41 @@ bool PageVisitor::IsValueContainer(llvm::StringRef name) {
   return names.contains(name);
 }
 
+bool PageVisitor::IsPureLibraryCall(const clang::FunctionDecl* fd) const {
+  if (fd->getBuiltinID() != 0 && fd->getName().starts_with("__builtin_")) {
+    // Compiler builtins neither call back nor synchronise, except the atomic, sync and
+    // non-local jump families. (Library builtins such as printf or raise go by the list below.)
+    const llvm::StringRef name = fd->getName();
+    return !name.contains("atomic") && !name.contains("sync") && !name.contains("jmp");
+  }
+  if (!InSystemHeader(fd) || IsInMmsbNamespace(fd)) return false;
+  // Pure computations of the C and C++ libraries: they only read their arguments and return a
+  // value (the math functions, <cstdlib>'s abs family, std::min/max/clamp on scalars).
+  static const llvm::StringSet<> kPure = {
+      "abs",   "labs",           "llabs",       "fabs",        "fabsf",     "fabsl",
+      "sqrt",  "sqrtf",          "sqrtl",       "cbrt",        "cbrtf",     "exp",
+      "expf",  "exp2",           "exp2f",       "expm1",       "log",       "logf",
+      "log2",  "log2f",          "log10",       "log1p",       "pow",       "powf",
+      "sin",   "sinf",           "cos",         "cosf",        "tan",       "tanf",
+      "asin",  "acos",           "atan",        "atan2",       "atan2f",    "sinh",
+      "cosh",  "tanh",           "floor",       "floorf",      "ceil",      "ceilf",
+      "round", "roundf",         "lround",      "trunc",       "truncf",    "fmod",
+      "fmodf", "fmin",           "fminf",       "fmax",        "fmaxf",     "fma",
+      "fmaf",  "hypot",          "hypotf",      "copysign",    "nearbyint", "rint",
+      "isnan", "isinf",          "isfinite",    "signbit",     "min",       "max",
+      "clamp", "popcount",       "countl_zero", "countr_zero", "bit_cast",  "rotl",
+      "rotr",  "has_single_bit", "bit_width",   "bit_floor",   "bit_ceil"};
+  if (!fd->getDeclName().isIdentifier() || !kPure.contains(fd->getName())) return false;
+  // Scalar parameters and result only: nothing of a user type is copied, compared or called.
+  auto scalar = [](clang::QualType t) {
+    t = t.getNonReferenceType();
+    return t->isArithmeticType() || t->isEnumeralType();
+  };
+  if (!scalar(fd->getReturnType())) return false;
+  for (const clang::ParmVarDecl* p : fd->parameters()) {
+    if (!scalar(p->getType())) return false;
+  }
+  return true;
+}
+
 }  // namespace mmsb::rewriter

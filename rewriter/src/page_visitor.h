@@ -1,10 +1,14 @@
 // PageVisitor: the traversal of one translation unit behind PageAnalyzer (see
 // mmsb/rewriter/analyzer.h). One class, its methods defined by concern, as clang's Sema is:
-//   analyzer.cc          dispatch, stores, escapes, declarations, store classification, loop marks
-//   library_model.cc     library functions that write through, hand through or keep storage
-//   edit_recorder.cc     edit sites, file ranges, barrier wrapping, insertion
-//   layout_descriptor.cc layout descriptors of page types
-//   static_pages.cc      static page variables: section placement and registration
+//   page_visitor.cc       dispatch: stores, calls, declarations; findings and remarks
+//   page_record_checks.cc page record requirements, instrumentation, untracked uses
+//   escape_checks.cc      pointers and references into pages that leave what is followed
+//   store_classifier.cc   page storage, page pointers, followed locals, which page type
+//   loop_marks.cc         loop range marks: counted loops, range-for, what may commit
+//   library_model.cc      library functions that write through, hand through or keep storage
+//   edit_recorder.cc      edit sites, file ranges, barrier wrapping, insertion
+//   layout_descriptor.cc  layout descriptors of page types
+//   static_pages.cc       static page variables: section placement and registration
 //
 // Internal to libmmsb_rewriter. Thread-safety: none; one visitor per analyzer run.
 #pragma once
@@ -49,11 +53,12 @@ enum SiteKind : int {
 
 // Text helpers (edit_recorder.cc).
 std::string Quote(llvm::StringRef s);
-// Generated declarations are compiled with the user's warning flags: keep them quiet, so that
-// -Weverything -Werror builds stay as they were. (Barrier expressions need no such wrapping.)
-std::string Quiet(const std::string& code);
-// A C++ string literal body for `s`.
-std::string CString(llvm::StringRef s);
+// Generated declarations are compiled with the user's warning flags: they go out silenced, so that
+// -Weverything -Werror builds stay as they were: `code` between pragmas that push, ignore every
+// warning, and pop. (Barrier expressions need no such wrapping.)
+std::string WithoutWarnings(const std::string& code);
+// `s` as a C++ string literal: quoted, with quotes, backslashes and control characters escaped.
+std::string CxxStringLiteral(llvm::StringRef s);
 
 // The symbol of a page variable with external linkage whose mangled name is `mangled`: distinct
 // from the plain one, so that a translation unit that declares the variable without
@@ -64,7 +69,7 @@ std::string PageSymbol(llvm::StringRef mangled);
 // `d` is declared inside namespace ::mmsb.
 bool IsInMmsbNamespace(const clang::Decl* d);
 // `e` without full-expression, temporary-materialisation and temporary-binding wrappers.
-const clang::Expr* StripFull(const clang::Expr* e);
+const clang::Expr* IgnoreFullExprWrappers(const clang::Expr* e);
 
 // The traversal. Visits template instantiations so that a store in a template is rewritten when
 // any instantiation writes page storage; the edit goes to the (shared) pattern text once.
@@ -352,7 +357,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   bool CannotCommit(const clang::Stmt* body, std::string* why = nullptr);
   // `fd`, called from a loop body, provably neither commits nor synchronises with another thread
   // nor calls back into user code: a builtin or a C/C++ library function on the allowlist.
-  bool IsQuietLibraryCall(const clang::FunctionDecl* fd) const;
+  bool IsPureLibraryCall(const clang::FunctionDecl* fd) const;
 
   bool InSystemHeader(const clang::Decl* d) const;
 

@@ -96,7 +96,7 @@ void PageVisitor::InstrumentStaticPage(const clang::VarDecl* vd) {
     return;
   }
   const std::string args = "((void*)&(" + qualified + "), sizeof(" + qualified + "), " +
-                           CString(mangled) + ", " + VarDescriptor(vd) + ")";
+                           CxxStringLiteral(mangled) + ", " + VarDescriptor(vd) + ")";
   const bool inline_var =
       vd->isInline() || !sm_.isInMainFile(sm_.getExpansionLoc(vd->getLocation()));
   if (vd->isStaticLocal()) {
@@ -110,7 +110,8 @@ void PageVisitor::InstrumentStaticPage(const clang::VarDecl* vd) {
     }
     if (decl_stmt == nullptr ||
         !InsertAt(decl_stmt->getEndLoc().getLocWithOffset(1),
-                  " " + Quiet("static ::mmsb::rt::StaticPageRegistrar " + reg_name + args + ";"),
+                  " " + WithoutWarnings("static ::mmsb::rt::StaticPageRegistrar " + reg_name +
+                                        args + ";"),
                   kSiteLocalRegistrar)) {
       AddFinding(
           DiagKind::kUnrewritableDecl, vd->getLocation(),
@@ -136,14 +137,15 @@ void PageVisitor::InstrumentStaticPage(const clang::VarDecl* vd) {
       why = "registering a static data member needs C++17";
     } else if (!registered_members_.insert(mangled).second) {
       return;
-    } else if (!InsertAt(cls->getBraceRange().getEnd(),
-                         " " +
-                             Quiet("static inline ::mmsb::rt::StaticPageRegistrar " + reg_name +
-                                   "{(void*)&(" + vd->getName().str() + "), sizeof(" +
-                                   vd->getName().str() + "), " + CString(mangled) + ", " +
-                                   VarDescriptor(vd) + "};") +
-                             " ",
-                         kSiteMemberRegistrar + static_cast<int>(registered_members_.size()))) {
+    } else if (!InsertAt(
+                   cls->getBraceRange().getEnd(),
+                   " " +
+                       WithoutWarnings("static inline ::mmsb::rt::StaticPageRegistrar " + reg_name +
+                                       "{(void*)&(" + vd->getName().str() + "), sizeof(" +
+                                       vd->getName().str() + "), " + CxxStringLiteral(mangled) +
+                                       ", " + VarDescriptor(vd) + "};") +
+                       " ",
+                   kSiteMemberRegistrar + static_cast<int>(registered_members_.size()))) {
       why = "its class is defined inside a macro expansion";
     }
     if (!why.empty()) {
@@ -156,8 +158,8 @@ void PageVisitor::InstrumentStaticPage(const clang::VarDecl* vd) {
   unsigned off = 0;
   if (!FileOffsets(sm_.getExpansionLoc(vd->getLocation()), &fid, &off)) return;
   std::string& trailer = a_.trailers_[fid];
-  trailer += Quiet(std::string(inline_var ? "inline" : "static") +
-                   " ::mmsb::rt::StaticPageRegistrar " + reg_name + args + ";") +
+  trailer += WithoutWarnings(std::string(inline_var ? "inline" : "static") +
+                             " ::mmsb::rt::StaticPageRegistrar " + reg_name + args + ";") +
              "\n";
 }
 
@@ -186,7 +188,7 @@ void PageVisitor::LabelPageSymbol(const clang::VarDecl* vd) {
     if (!FileOffsets(clang::Lexer::getLocForEndOfToken(end, 0, sm_, lo_), &fid, &off)) return;
     at.emplace_back(fid, off);
   }
-  const std::string label = " __asm__(" + CString(PageSymbol(MangledName(canon))) + ")";
+  const std::string label = " __asm__(" + CxxStringLiteral(PageSymbol(MangledName(canon))) + ")";
   for (const auto& [fid, off] : at) {
     if (NewSite(fid, off, off, kSiteAsmLabel)) a_.edits_.push_back({fid, off, label, true});
   }

@@ -1,11 +1,11 @@
 // Replayer: checkpoint plus committed epoch groups to the state of any epoch.
 #include "mmsb/replay.h"
 
-#include <xxhash.h>
-
 #include <algorithm>
-#include <cstring>
-#include <unordered_map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -17,769 +17,265 @@
 #include "log/memory_limit.h"
 #include "log/recompute.h"
 #include "log/record_reader.h"
+#include "log/replayer_impl.h"
 #include "log/segments.h"
 #include "log/state_hash.h"
 
 namespace mmsb {
 
-// ---- LogState ----------------------------------------------------------------------------------
-
-const ReplayedPage* LogState::FindPage(PageId id) const {
-  auto it = pages.find(id);
-  return it == pages.end() ? nullptr : &it->second;
-}
-
-const ReplayedPage* LogState::FindPageByName(std::string_view name) const {
-  for (const auto& [id, p] : pages) {
-    if (p.name == name) return &p;
-  }
-  return nullptr;
-}
-
-const TypeDescriptor* LogState::FindType(std::string_view name) const {
-  auto it = types.find(name);
-  return it == types.end() ? nullptr : it->second.get();
-}
-
-std::uint64_t LogState::PageBytes() const {
-  std::uint64_t n = 0;
-  for (const auto& [id, p] : pages) n += p.bytes.size();
-  return n;
-}
-
-std::uint64_t LogState::Hash() const {
-  XXH3_state_t* st = XXH3_createState();
-  XXH3_64bits_reset(st);
-  auto u64 = [&](std::uint64_t v) { XXH3_64bits_update(st, &v, sizeof v); };
-  auto str = [&](const std::string& s) {
-    u64(s.size());
-    XXH3_64bits_update(st, s.data(), s.size());
-  };
-  u64(epoch);
-  u64(page_id_high);
-  u64(pages.size());
-  for (const auto& [id, p] : pages) {
-    u64(id);
-    str(p.name);
-    str(p.type_name);
-    u64(static_cast<std::uint64_t>(p.location) | (p.is_static ? 0x100 : 0));
-    u64(p.epoch);
-    u64(p.bytes.size());
-    XXH3_64bits_update(st, p.bytes.data(), p.bytes.size());
-  }
-  u64(types.size());
-  std::vector<std::uint8_t> enc;
-  for (const auto& [name, t] : types) {
-    enc.clear();
-    log::EncodeTypeDescriptor(*t, enc);
-    u64(enc.size());
-    XXH3_64bits_update(st, enc.data(), enc.size());
-  }
-  u64(edges.size());
-  for (const EdgeInfo& e : edges) {
-    u64(e.parent);
-    u64(e.child);
-    u64(static_cast<std::uint64_t>(e.kind) | (static_cast<std::uint64_t>(e.policy) << 8));
-    u64(e.projection.src_offset);
-    u64(e.projection.length);
-    u64(e.projection.dst_offset);
-  }
-  const std::uint64_t h = XXH3_64bits_digest(st);
-  XXH3_freeState(st);
-  return h;
-}
-
-std::uint64_t LogState::ReplicaHash() const {
-  log::ReplicaHashTracker t;
-  t.Reset();
-  for (const auto& [id, p] : pages) {
-    t.Page(id, p.name, p.type_name, p.location, p.is_static, p.epoch, p.bytes);
-  }
-  t.Edges(edges);
-  return t.Digest(epoch, page_id_high);
-}
-
-bool ReplayReport::has_errors() const {
-  return std::any_of(problems.begin(), problems.end(),
-                     [](const LogProblem& p) { return p.is_error(); });
-}
-
-namespace {
-
-bool EdgeLess(const EdgeInfo& a, const EdgeInfo& b) {
-  return std::tie(a.child, a.parent) < std::tie(b.child, b.parent);
-}
-
-// Site, commit-info (both layouts: 12 and 15) and build records (11, 13) carry provenance only:
-// known, nothing to apply.
-bool KnownLogType(std::uint8_t t) { return t >= 1 && t <= 15; }
-
-// One record of the epoch group being read. Kept small: deltas are the common case and are held
-// as views of their encoded bytes; the rarer records keep their content in side vectors.
-struct Op {
-  LogRecordType type = LogRecordType::kCommit;
-  std::uint8_t raw_type = 0;
-  std::uint32_t file_index = 0;
-  std::uint64_t offset = 0;
-  Epoch epoch = 0;        // the group's epoch as the reader saw it
-  std::uint32_t aux = 0;  // index into the side vector of its type
-  PageId free = kInvalidPageId;
-  delta_internal::DeltaView delta;
-  // A delta's page in the state, when Validate found it there (not created in this group). Apply
-  // uses it instead of a second lookup: Apply goes in group order, and only a run-start or a free
-  // of the page, both later in the group than the delta, can take the page away.
-  ReplayedPage* target = nullptr;
-};
-
-// Validate's view of a page as the group changes it, for the pages the group touches: a small
-// flat list (most groups touch a few pages), indexed by a hash map once it grows.
-template <class Sim>
-class Overlay {
- public:
-  void Clear() {
-    entries_.clear();
-    index_.clear();
-  }
-  Sim* Find(PageId id) {
-    if (index_.empty()) {
-      for (auto& [k, v] : entries_) {
-        if (k == id) return &v;
-      }
-      return nullptr;
-    }
-    auto it = index_.find(id);
-    return it == index_.end() ? nullptr : &entries_[it->second].second;
-  }
-  void Set(PageId id, const Sim& s) {
-    if (Sim* at = Find(id)) {
-      *at = s;
-      return;
-    }
-    entries_.emplace_back(id, s);
-    if (entries_.size() > kFlat) {
-      if (index_.empty()) {
-        for (std::size_t i = 0; i < entries_.size(); ++i) index_.emplace(entries_[i].first, i);
-      } else {
-        index_.emplace(id, entries_.size() - 1);
-      }
+void Replayer::Impl::DeliverEvents() {
+  for (auto it = pending_events.begin(); it != pending_events.end();) {
+    if (it->epoch <= st.epoch) {
+      if (opts.collect_events && it->epoch <= opts.epoch) rep.events.push_back(std::move(*it));
+      it = pending_events.erase(it);
+    } else {
+      ++it;
     }
   }
-  template <class Fn>
-  void ForEach(Fn fn) {
-    for (auto& [k, v] : entries_) fn(v);
+}
+
+void Replayer::Impl::Recompute(const LogCommit& c, std::size_t at) {
+  changed_runs.clear();
+  for (std::size_t k = 0; k < at; ++k) {
+    const Op& op = group[k];
+    if (op.raw_type != static_cast<std::uint8_t>(LogRecordType::kDelta)) continue;
+    if (!recompute.Feeds(st, op.delta.page)) continue;
+    delta_internal::AppendDeltaViewRuns(op.delta, &changed_runs[op.delta.page]);
   }
-
- private:
-  static constexpr std::size_t kFlat = 32;
-  std::vector<std::pair<PageId, Sim>> entries_;
-  std::unordered_map<PageId, std::size_t> index_;
-};
-
-// Copies of payloads that do not stay in a mapping until the group closes. Chunks are kept, so
-// views into earlier payloads stay valid while later ones are added.
-class PayloadArena {
- public:
-  std::span<const std::uint8_t> Copy(std::span<const std::uint8_t> in) {
-    for (;;) {
-      // Moving the inner vectors when chunks_ grows keeps their buffers, so old views stay valid.
-      if (cur_ == chunks_.size()) chunks_.emplace_back(std::max<std::size_t>(in.size(), kChunk));
-      std::vector<std::uint8_t>& c = chunks_[cur_];
-      if (c.size() - used_ >= in.size()) {
-        std::uint8_t* at = c.data() + used_;
-        if (!in.empty()) std::memcpy(at, in.data(), in.size());
-        used_ += in.size();
-        return {at, in.size()};
-      }
-      ++cur_;
-      used_ = 0;
-    }
-  }
-  void Reset() {
-    cur_ = 0;
-    used_ = 0;
-    if (chunks_.size() > 8) chunks_.resize(8);
-  }
-
- private:
-  static constexpr std::size_t kChunk = std::size_t{1} << 20;
-  std::vector<std::vector<std::uint8_t>> chunks_;
-  std::size_t cur_ = 0;
-  std::size_t used_ = 0;
-};
-
-}  // namespace
-
-// ---- Replayer ----------------------------------------------------------------------------------
-
-class Replayer::Impl {
- public:
-  ReplayOptions opts;
-  Env* env = nullptr;
-  std::unique_ptr<LogReader> reader;  // null when replaying a checkpoint file alone
-  LogState st;
-  ReplayReport rep;
-  std::uint64_t max_total = 0;
-  std::uint64_t allocated = 0;
-  Epoch base = 0;  // records of epochs <= base are already in st (checkpoint)
-
-  std::vector<Op> group;
-  std::vector<LogPageCreate> group_creates;
-  std::vector<std::shared_ptr<TypeDescriptor>> group_types;
-  std::vector<LogEdgeChange> group_edges;
-  std::vector<LogRecompute> group_recomputes;
-  PayloadArena arena;
-  // Replay-recomputed pages (mmsb/graph.h, DerivedPolicy) of st.edges, and a recompute's input.
-  log::ReplayRecompute recompute;
-  // LogState::ReplicaHash() of st, kept from each group's changes once Replayer::ReplicaHash()
-  // asked for it (state_hash.h); invalid until then, and after TakeState().
-  log::ReplicaHashTracker tracker;
-  std::vector<ByteRun> track_runs;
-  log::ChangedRuns changed_runs;
-  bool tainted = false;
-  std::uint64_t damage_end = 0;  // end of the last damage in the group's file
-  std::size_t group_file = ~std::size_t{0};
-  std::size_t problems_seen = 0;
-  std::vector<ReplayedEvent> pending_events;
-  bool have_stash = false;
-  LogCommit stash;
-  std::uint64_t stash_offset = 0;
-  std::size_t stash_file = 0;
-  bool at_end = false;
-  Status deferred;
-  std::uint64_t next_progress = 0;
-
-  const std::string& FileName(std::size_t i) const {
-    static const std::string kNone;
-    return reader && i < reader->files().size() ? reader->files()[i] : kNone;
-  }
-
-  // Problems the reader found since we last looked: copy them; an error in the file of the
-  // current group may have eaten some of its records.
-  void TakeReaderProblems(std::size_t file_index) {
-    if (!reader) return;
-    const auto& ps = reader->problems();
-    for (; problems_seen < ps.size(); ++problems_seen) {
-      const LogProblem& p = ps[problems_seen];
-      rep.problems.push_back(p);
-      if (p.is_error() && p.file == FileName(file_index)) {
-        tainted = true;
-        damage_end = std::max(damage_end, p.offset + p.length);
-      }
-    }
-  }
-
-  void ClearGroup() {
-    group.clear();
-    group_creates.clear();
-    group_types.clear();
-    group_edges.clear();
-    group_recomputes.clear();
-    arena.Reset();
-  }
-
-  void DropGroup(Epoch epoch, std::size_t file_index, std::uint64_t offset, std::string why) {
-    std::uint64_t first = group.empty() ? offset : group.front().offset;
-    rep.problems.push_back({LogProblem::Kind::kDroppedEpoch, FileName(file_index), first,
-                            offset >= first ? offset - first : 0, epoch, std::move(why)});
-    ++rep.epochs_dropped;
-    ClearGroup();
-    tainted = false;
-    std::erase_if(pending_events, [&](const ReplayedEvent& e) { return e.epoch <= epoch; });
-  }
-
-  void DeliverEvents() {
-    for (auto it = pending_events.begin(); it != pending_events.end();) {
-      if (it->epoch <= st.epoch) {
-        if (opts.collect_events && it->epoch <= opts.epoch) rep.events.push_back(std::move(*it));
-        it = pending_events.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-
-  // Reads records until a commit record: true with *commit set, false at the end of the log.
-  // One entry, reused for every record (its members' buffers are kept; each record's decode sets
-  // the members of its type, and the ones moved out below are reset).
-  LogEntry entry;
-
-  Expected<bool> ReadGroup(LogCommit* commit, std::uint64_t* commit_offset,
-                           std::size_t* commit_file) {
-    LogEntry& e = entry;
-    for (;;) {
-      auto r = reader->Next(&e);
-      if (r.ok() && *r && e.file_index != group_file) {
-        // A new segment: a group left open in the previous one never got its commit record.
-        if (!group.empty()) {
-          DropGroup(group.front().epoch, group_file, group.back().offset,
-                    "the segment ends before the epoch's commit record");
-        }
-        tainted = false;
-        damage_end = 0;
-        group_file = e.file_index;
-      }
-      TakeReaderProblems(r.ok() && *r ? e.file_index : group_file);
-      if (!r.ok()) return r.status();
-      rep.bytes_read = reader->bytes_read();
-      if (opts.progress && rep.bytes_read >= next_progress) {
-        opts.progress(rep.bytes_read, reader->total_bytes());
-        next_progress = rep.bytes_read + (std::uint64_t{16} << 20);
-      }
-      if (!*r) {
-        if (!group.empty()) {
-          rep.problems.push_back(
-              {LogProblem::Kind::kIncompleteEpoch, FileName(group.front().file_index),
-               group.front().offset, 0, st.epoch + 1,
-               fmt::format(
-                   "{} records after the last commit record (a commit that never finished) ignored",
-                   group.size())});
-          ClearGroup();
-        }
-        at_end = true;
-        return false;
-      }
-      ++rep.records;
-      if (e.type == LogRecordType::kCommit &&
-          e.raw_type == static_cast<std::uint8_t>(LogRecordType::kCommit)) {
-        rep.last_log_epoch = std::max(rep.last_log_epoch, e.commit.epoch);
-        if (e.commit.epoch <= base) {
-          ClearGroup();
-          tainted = false;
-          continue;
-        }
-        *commit = e.commit;
-        *commit_offset = e.offset;
-        *commit_file = e.file_index;
-        return true;
-      }
-      if (e.raw_type == static_cast<std::uint8_t>(LogRecordType::kEvent)) {
-        if (e.epoch > base) pending_events.push_back({e.epoch, {e.event.begin(), e.event.end()}});
-        if (e.epoch <= st.epoch) DeliverEvents();
-        continue;
-      }
-      if (e.raw_type == static_cast<std::uint8_t>(LogRecordType::kCheckpointMarker)) continue;
-      if (e.epoch <= base) continue;
-      Op& op = group.emplace_back();
-      op.raw_type = e.raw_type;
-      op.type = e.type;
-      op.file_index = static_cast<std::uint32_t>(e.file_index);
-      op.offset = e.offset;
-      op.epoch = e.epoch;
-      if (!KnownLogType(e.raw_type)) {
-        ++rep.unknown_records;  // counted in the group, not applied
-        continue;
-      }
-      switch (e.type) {
-        case LogRecordType::kPageCreate:
-          op.aux = static_cast<std::uint32_t>(group_creates.size());
-          group_creates.push_back(std::move(e.page_create));
-          e.page_create = {};
-          break;
-        case LogRecordType::kPageFree:
-          op.free = e.page_free;
-          break;
-        case LogRecordType::kTypeDescriptor:
-          op.aux = static_cast<std::uint32_t>(group_types.size());
-          group_types.push_back(std::make_shared<TypeDescriptor>(std::move(e.type_descriptor)));
-          e.type_descriptor = {};
-          break;
-        case LogRecordType::kGraphEdge:
-          op.aux = static_cast<std::uint32_t>(group_edges.size());
-          group_edges.push_back(e.edge);
-          break;
-        case LogRecordType::kRecompute:
-          op.aux = static_cast<std::uint32_t>(group_recomputes.size());
-          group_recomputes.push_back(e.recompute);
-          break;
-        case LogRecordType::kDelta: {
-          // The record's payload check covered these bytes, so the envelope checksum is not
-          // verified again; every structural check is (see delta/delta_view.h).
-          const auto bytes = e.payload_mapped ? e.payload : arena.Copy(e.payload);
-          const auto limit =
-              static_cast<std::uint32_t>(std::min<std::uint64_t>(opts.max_page_bytes, 0xFFFFFFFFu));
-          if (Status ds = delta_internal::ParseDeltaView(bytes, limit, false, &op.delta);
-              !ds.ok()) {
-            LogProblem p{
-                LogProblem::Kind::kCorruption,
-                FileName(e.file_index),
-                e.offset,
-                e.framed_size,
-                e.epoch,
-                "checksums match but the payload does not decode: delta record: " + ds.ToString()};
-            group.pop_back();
-            rep.problems.push_back(p);
-            if (opts.mode == RecoveryMode::kStrict) return Corruption(p.ToString());
-            tainted = true;
-            damage_end = std::max(damage_end, e.offset + e.framed_size);
-          }
-          break;
-        }
-        default:
-          break;  // run-start carries nothing replay needs beyond its type
-      }
-    }
-  }
-
-  // Checks the whole group against the state before changing anything. Returns the problem of
-  // the first inconsistent record, if any. Chain mismatches are returned separately: salvage
-  // applies them (an earlier epoch was dropped), strict refuses.
-  struct Sim {
-    bool live;
-    std::uint64_t size;
-    Epoch epoch;
-    bool changed;
-    ReplayedPage* page;  // the state's page, when the group did not create it
-  };
-  Overlay<Sim> overlay;  // Validate's scratch, reused across groups
-
-  std::optional<LogProblem> Validate(const LogCommit& c, std::vector<LogProblem>* chain) {
-    overlay.Clear();
-    bool cleared = false;
-    // After a recompute record, a replay-recomputed page may have changed in this epoch, so a
-    // commit stage's delta of it may name this epoch as its base.
-    bool recomputed = false;
-    std::uint64_t alloc = allocated;
-    auto lookup = [&](PageId id) -> std::optional<Sim> {
-      if (const Sim* s = overlay.Find(id)) {
-        if (!s->live) return std::nullopt;
-        return *s;
-      }
-      if (cleared) return std::nullopt;
+  const std::uint32_t n = recompute.Run(st, c.epoch, changed_runs);
+  rep.deltas_recomputed += n;
+  if (tracker.valid() && n != 0) {
+    // The recomputed children's runs are in changed_runs (next to their parents', which were
+    // tracked at their deltas: hashing those blocks again is redundant, not wrong).
+    for (const auto& [id, runs] : changed_runs) {
       auto it = st.pages.find(id);
-      if (it == st.pages.end()) return std::nullopt;
-      return Sim{true, it->second.bytes.size(), it->second.epoch, it->second.changed, &it->second};
-    };
-    auto problem = [&](const Op& op, std::string m) {
-      return LogProblem{LogProblem::Kind::kInconsistent,
-                        FileName(op.file_index),
-                        op.offset,
-                        0,
-                        c.epoch,
-                        std::move(m)};
-    };
-    for (Op& op : group) {
-      if (!KnownLogType(op.raw_type)) continue;
-      switch (op.type) {
-        case LogRecordType::kRunStart:
-          cleared = true;
-          overlay.ForEach([](Sim& s) { s.live = false; });
-          alloc = 0;
-          break;
-        case LogRecordType::kPageCreate: {
-          const LogPageCreate& pc = group_creates[op.aux];
-          if (lookup(pc.id))
-            return problem(op, fmt::format("page {} is created but already exists", pc.id));
-          if (pc.size > opts.max_page_bytes || pc.size > max_total - std::min(alloc, max_total)) {
-            return problem(op, fmt::format("page {} of {} bytes exceeds the replay memory limit",
-                                           pc.id, pc.size));
-          }
-          alloc += pc.size;
-          overlay.Set(pc.id, {true, pc.size, c.epoch - 1, false, nullptr});
-          break;
-        }
-        case LogRecordType::kPageFree: {
-          auto p = lookup(op.free);
-          if (!p) return problem(op, fmt::format("page {} is freed but does not exist", op.free));
-          alloc -= std::min(alloc, p->size);
-          overlay.Set(op.free, {false, 0, 0, false, nullptr});
-          break;
-        }
-        case LogRecordType::kGraphEdge: {
-          const LogEdgeChange& ec = group_edges[op.aux];
-          if (ec.op != EdgeOp::kAdd) break;
-          auto parent = lookup(ec.edge.parent);
-          auto child = lookup(ec.edge.child);
-          if (!parent || !child) {
-            return problem(op, fmt::format("edge {} -> {} names a page that does not exist",
-                                           ec.edge.parent, ec.edge.child));
-          }
-          // Replay copies bytes along a recompute-on-replay edge: it must fit its pages.
-          if (std::string why = log::CheckRecomputeEdge(ec.edge, parent->size, child->size);
-              !why.empty()) {
-            return problem(op, why);
-          }
-          break;
-        }
-        case LogRecordType::kRecompute: {
-          recomputed = true;
-          break;
-        }
-        case LogRecordType::kDelta: {
-          const delta_internal::DeltaView& d = op.delta;
-          auto p = lookup(d.page);
-          if (!p)
-            return problem(op, fmt::format("delta for page {}, which does not exist", d.page));
-          if (d.page_size != p->size) {
-            return problem(op, fmt::format("delta for page {} is for {} bytes, the page has {}",
-                                           d.page, d.page_size, p->size));
-          }
-          const bool chained = d.base_epoch == p->epoch || (!p->changed && d.base_epoch == 0) ||
-                               (recomputed && d.base_epoch == c.epoch);
-          if (!chained) {
-            chain->push_back(problem(
-                op,
-                fmt::format(
-                    "delta for page {} follows epoch {}, but the page was last changed in epoch {}",
-                    d.page, d.base_epoch, p->epoch)));
-          }
-          op.target = p->page;
-          overlay.Set(d.page, {true, p->size, c.epoch, true, p->page});
-          break;
-        }
-        default:
-          break;
-      }
-    }
-    return std::nullopt;
-  }
-
-  // The recompute record group[at]: recomputes the replay-recomputed pages from the changes of
-  // the deltas before it, as the bus's propagation did at that point of the commit.
-  void Recompute(const LogCommit& c, std::size_t at) {
-    changed_runs.clear();
-    for (std::size_t k = 0; k < at; ++k) {
-      const Op& op = group[k];
-      if (op.raw_type != static_cast<std::uint8_t>(LogRecordType::kDelta)) continue;
-      if (!recompute.Feeds(st, op.delta.page)) continue;
-      delta_internal::AppendDeltaViewRuns(op.delta, &changed_runs[op.delta.page]);
-    }
-    const std::uint32_t n = recompute.Run(st, c.epoch, changed_runs);
-    rep.deltas_recomputed += n;
-    if (tracker.valid() && n != 0) {
-      // The recomputed children's runs are in changed_runs (next to their parents', which were
-      // tracked at their deltas: hashing those blocks again is redundant, not wrong).
-      for (const auto& [id, runs] : changed_runs) {
-        auto it = st.pages.find(id);
-        if (it == st.pages.end()) continue;
-        for (const ByteRun& r : runs) tracker.Range(id, it->second.bytes, r.offset, r.length);
-        tracker.SetEpoch(id, it->second.epoch);
-      }
-    }
-    const LogRecompute& rec = group_recomputes[group[at].aux];
-    if (n != rec.pages) {
-      std::string m = fmt::format(
-          "recomputing changed {} pages, but the log left out {} derived deltas", n, rec.pages);
-      rep.problems.push_back({LogProblem::Kind::kInconsistent, FileName(group[at].file_index),
-                              group[at].offset, 0, c.epoch, std::move(m)});
+      if (it == st.pages.end()) continue;
+      for (const ByteRun& r : runs) tracker.Range(id, it->second.bytes, r.offset, r.length);
+      tracker.SetEpoch(id, it->second.epoch);
     }
   }
-
-  Status Apply(const LogCommit& c) {
-    const bool track = tracker.valid();
-    bool edges_changed = false;
-    for (std::size_t i = 0; i < group.size(); ++i) {
-      Op& op = group[i];
-      if (!KnownLogType(op.raw_type)) continue;
-      switch (op.type) {
-        case LogRecordType::kRunStart:
-          st.pages.clear();
-          st.edges.clear();
-          recompute.Invalidate();
-          allocated = 0;
-          if (track) tracker.Reset();
-          break;
-        case LogRecordType::kRecompute:
-          Recompute(c, i);
-          break;
-        case LogRecordType::kTypeDescriptor:
-          st.types[group_types[op.aux]->name] = group_types[op.aux];
-          break;
-        case LogRecordType::kPageCreate: {
-          LogPageCreate& pc = group_creates[op.aux];
-          ReplayedPage& p = st.pages[pc.id];
-          p.id = pc.id;
-          p.name = std::move(pc.name);
-          p.location = pc.location;
-          p.is_static = pc.is_static;
-          p.type_name = std::move(pc.type_name);
-          auto t = st.types.find(p.type_name);
-          p.type = t == st.types.end() ? nullptr : t->second;
-          p.epoch = c.epoch - 1;
-          p.changed = false;
-          p.bytes.assign(pc.size, 0);
-          allocated += pc.size;
-          if (track)
-            tracker.Page(p.id, p.name, p.type_name, p.location, p.is_static, p.epoch, p.bytes);
-          break;
-        }
-        case LogRecordType::kPageFree: {
-          auto it = st.pages.find(op.free);
-          if (it != st.pages.end()) {
-            allocated -= std::min<std::uint64_t>(allocated, it->second.bytes.size());
-            st.pages.erase(it);
-          }
-          if (track) tracker.Remove(op.free);
-          const auto touches = [&](const EdgeInfo& e) {
-            return e.parent == op.free || e.child == op.free;
-          };
-          if (std::erase_if(st.edges, touches) != 0) {
-            recompute.Invalidate();
-            edges_changed = true;
-          }
-          break;
-        }
-        case LogRecordType::kGraphEdge: {
-          const LogEdgeChange& ec = group_edges[op.aux];
-          const EdgeInfo& e = ec.edge;
-          auto it = std::lower_bound(st.edges.begin(), st.edges.end(), e, EdgeLess);
-          const bool present =
-              it != st.edges.end() && it->parent == e.parent && it->child == e.child;
-          if (ec.op == EdgeOp::kAdd) {
-            if (present) {
-              *it = e;
-            } else {
-              st.edges.insert(it, e);
-            }
-          } else if (present) {
-            st.edges.erase(it);
-          }
-          recompute.Invalidate();
-          edges_changed = true;
-          break;
-        }
-        case LogRecordType::kDelta: {
-          ReplayedPage& p = op.target != nullptr ? *op.target : st.pages.at(op.delta.page);
-          MMSB_CHECK(p.bytes.size() == op.delta.page_size);  // Validate checked it
-          delta_internal::ApplyDeltaView(op.delta, p.bytes.data());
-          p.epoch = c.epoch;
-          p.changed = true;
-          ++rep.deltas_applied;
-          if (track) {
-            track_runs.clear();
-            delta_internal::AppendDeltaViewRuns(op.delta, &track_runs);
-            for (const ByteRun& r : track_runs) tracker.Range(p.id, p.bytes, r.offset, r.length);
-            tracker.SetEpoch(p.id, p.epoch);
-          }
-          break;
-        }
-        default:
-          break;
-      }
-    }
-    if (track && edges_changed) tracker.Edges(st.edges);
-    st.epoch = c.epoch;
-    st.unix_nanos = c.unix_nanos;
-    st.page_id_high = std::max(st.page_id_high, c.page_id_high);
-    ++rep.epochs_applied;
-    rep.epoch = st.epoch;
-    ClearGroup();
-    tainted = false;
-    DeliverEvents();
-    return Status::Ok();
+  const LogRecompute& rec = group_recomputes[group[at].aux];
+  if (n != rec.pages) {
+    std::string m = fmt::format(
+        "recomputing changed {} pages, but the log left out {} derived deltas", n, rec.pages);
+    rep.problems.push_back({LogProblem::Kind::kInconsistent, FileName(group[at].file_index),
+                            group[at].offset, 0, c.epoch, std::move(m)});
   }
+}
 
-  // Applies (or drops) the group that `c` closes. Errors only in strict mode.
-  Status Close(const LogCommit& c, std::uint64_t offset, std::size_t file_index) {
-    if (tainted && group.size() >= c.record_count &&
-        (c.record_count == 0 || group[group.size() - c.record_count].offset >= damage_end)) {
-      // A group is the record_count records right before its commit record. When all of them lie
-      // after the damage, the damage only ate earlier records (whose own commit was lost).
-      const std::size_t lost = group.size() - c.record_count;
-      if (lost > 0) {
-        rep.problems.push_back(
-            {LogProblem::Kind::kDroppedEpoch, FileName(file_index), group.front().offset,
-             group[lost - 1].offset - group.front().offset, group.front().epoch,
-             fmt::format("{} records before damage whose commit record was lost", lost)});
-        ++rep.epochs_dropped;
-        group.erase(group.begin(), group.begin() + static_cast<std::ptrdiff_t>(
-                                                       lost));  // side vectors keep their entries
-      } else if (c.epoch > st.epoch + 1) {
-        rep.problems.push_back(
-            {LogProblem::Kind::kDroppedEpoch, FileName(file_index), offset, 0, st.epoch + 1,
-             fmt::format("epochs {}..{} were lost in damage", st.epoch + 1, c.epoch - 1)});
-        rep.epochs_dropped += c.epoch - st.epoch - 1;
-      }
-      tainted = false;
-    }
-    if (tainted) {
-      DropGroup(c.epoch, file_index, offset, "damage inside the epoch's group");
-      if (opts.mode == RecoveryMode::kStrict) return Corruption(rep.problems.back().ToString());
-      return Status::Ok();
-    }
-    if (c.record_count != group.size()) {
-      DropGroup(c.epoch, file_index, offset,
-                fmt::format("the commit record counts {} records but the group has {}",
-                            c.record_count, group.size()));
-      if (opts.mode == RecoveryMode::kStrict) return Corruption(rep.problems.back().ToString());
-      return Status::Ok();
-    }
-    std::vector<LogProblem> chain;
-    if (auto p = Validate(c, &chain)) {
-      rep.problems.push_back(*p);
-      if (opts.mode == RecoveryMode::kStrict) {
-        ClearGroup();
-        return Corruption(p->ToString());
-      }
-      DropGroup(c.epoch, file_index, offset, "an inconsistent record: " + p->message);
-      return Status::Ok();
-    }
-    if (!chain.empty()) {
-      rep.problems.insert(rep.problems.end(), chain.begin(), chain.end());
-      if (opts.mode == RecoveryMode::kStrict) {
-        ClearGroup();
-        return Corruption(chain.front().ToString());
-      }
-    }
-    return Apply(c);
-  }
-
-  Expected<Epoch> AdvanceTo(Epoch target) {
-    if (!deferred.ok()) return deferred;
-    while (reader) {
-      if (have_stash) {
-        if (stash.epoch > target) break;
-        have_stash = false;
-        MMSB_RETURN_IF_ERROR(Close(stash, stash_offset, stash_file));
-        continue;
-      }
-      if (at_end) break;
-      LogCommit c;
-      std::uint64_t off = 0;
-      std::size_t file = 0;
-      auto r = ReadGroup(&c, &off, &file);
-      if (!r.ok()) {
-        if (st.epoch >= target && target != kLatestEpoch) {
-          // Past the target already: the damage does not concern this epoch. Report it later.
-          deferred = r.status();
-          break;
-        }
-        return r.status();
-      }
-      if (!*r) break;
-      if (c.epoch > target) {
-        have_stash = true;
-        stash = c;
-        stash_offset = off;
-        stash_file = file;
+Status Replayer::Impl::Apply(const LogCommit& c) {
+  const bool track = tracker.valid();
+  bool edges_changed = false;
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    Op& op = group[i];
+    if (!log::KnownLogType(op.raw_type)) continue;
+    switch (op.type) {
+      case LogRecordType::kRunStart:
+        st.pages.clear();
+        st.edges.clear();
+        recompute.Invalidate();
+        allocated = 0;
+        if (track) tracker.Reset();
+        break;
+      case LogRecordType::kRecompute:
+        Recompute(c, i);
+        break;
+      case LogRecordType::kTypeDescriptor:
+        st.types[group_types[op.aux]->name] = group_types[op.aux];
+        break;
+      case LogRecordType::kPageCreate: {
+        LogPageCreate& pc = group_creates[op.aux];
+        ReplayedPage& p = st.pages[pc.id];
+        p.id = pc.id;
+        p.name = std::move(pc.name);
+        p.location = pc.location;
+        p.is_static = pc.is_static;
+        p.type_name = std::move(pc.type_name);
+        auto t = st.types.find(p.type_name);
+        p.type = t == st.types.end() ? nullptr : t->second;
+        p.epoch = c.epoch - 1;
+        p.changed = false;
+        p.bytes.assign(pc.size, 0);
+        allocated += pc.size;
+        if (track)
+          tracker.Page(p.id, p.name, p.type_name, p.location, p.is_static, p.epoch, p.bytes);
         break;
       }
-      MMSB_RETURN_IF_ERROR(Close(c, off, file));
-    }
-    rep.epoch = st.epoch;
-    return st.epoch;
-  }
-
-  Expected<bool> Step() {
-    const Epoch before = st.epoch;
-    while (reader && st.epoch == before) {
-      if (have_stash) {
-        have_stash = false;
-        MMSB_RETURN_IF_ERROR(Close(stash, stash_offset, stash_file));
-        continue;
+      case LogRecordType::kPageFree: {
+        auto it = st.pages.find(op.free);
+        if (it != st.pages.end()) {
+          allocated -= std::min<std::uint64_t>(allocated, it->second.bytes.size());
+          st.pages.erase(it);
+        }
+        if (track) tracker.Remove(op.free);
+        const auto touches = [&](const EdgeInfo& e) {
+          return e.parent == op.free || e.child == op.free;
+        };
+        if (std::erase_if(st.edges, touches) != 0) {
+          recompute.Invalidate();
+          edges_changed = true;
+        }
+        break;
       }
-      if (at_end) return false;
-      LogCommit c;
-      std::uint64_t off = 0;
-      std::size_t file = 0;
-      auto r = ReadGroup(&c, &off, &file);
-      if (!r.ok()) return r.status();
-      if (!*r) return false;
-      MMSB_RETURN_IF_ERROR(Close(c, off, file));
+      case LogRecordType::kGraphEdge: {
+        const LogEdgeChange& ec = group_edges[op.aux];
+        const EdgeInfo& e = ec.edge;
+        auto it = std::lower_bound(st.edges.begin(), st.edges.end(), e, log::EdgeLess);
+        const bool present = it != st.edges.end() && it->parent == e.parent && it->child == e.child;
+        if (ec.op == EdgeOp::kAdd) {
+          if (present) {
+            *it = e;
+          } else {
+            st.edges.insert(it, e);
+          }
+        } else if (present) {
+          st.edges.erase(it);
+        }
+        recompute.Invalidate();
+        edges_changed = true;
+        break;
+      }
+      case LogRecordType::kDelta: {
+        ReplayedPage& p = op.target != nullptr ? *op.target : st.pages.at(op.delta.page);
+        MMSB_CHECK(p.bytes.size() == op.delta.page_size);  // Validate checked it
+        delta_internal::ApplyDeltaView(op.delta, p.bytes.data());
+        p.epoch = c.epoch;
+        p.changed = true;
+        ++rep.deltas_applied;
+        if (track) {
+          track_runs.clear();
+          delta_internal::AppendDeltaViewRuns(op.delta, &track_runs);
+          for (const ByteRun& r : track_runs) tracker.Range(p.id, p.bytes, r.offset, r.length);
+          tracker.SetEpoch(p.id, p.epoch);
+        }
+        break;
+      }
+      default:
+        break;
     }
-    rep.epoch = st.epoch;
-    return st.epoch != before;
   }
-};
+  if (track && edges_changed) tracker.Edges(st.edges);
+  st.epoch = c.epoch;
+  st.unix_nanos = c.unix_nanos;
+  st.page_id_high = std::max(st.page_id_high, c.page_id_high);
+  ++rep.epochs_applied;
+  rep.epoch = st.epoch;
+  ClearGroup();
+  tainted = false;
+  DeliverEvents();
+  return Status::Ok();
+}
+
+Status Replayer::Impl::Close(const LogCommit& c, std::uint64_t offset, std::size_t file_index) {
+  if (tainted && group.size() >= c.record_count &&
+      (c.record_count == 0 || group[group.size() - c.record_count].offset >= damage_end)) {
+    // A group is the record_count records right before its commit record. When all of them lie
+    // after the damage, the damage only ate earlier records (whose own commit was lost).
+    const std::size_t lost = group.size() - c.record_count;
+    if (lost > 0) {
+      rep.problems.push_back(
+          {LogProblem::Kind::kDroppedEpoch, FileName(file_index), group.front().offset,
+           group[lost - 1].offset - group.front().offset, group.front().epoch,
+           fmt::format("{} records before damage whose commit record was lost", lost)});
+      ++rep.epochs_dropped;
+      group.erase(group.begin(), group.begin() + static_cast<std::ptrdiff_t>(
+                                                     lost));  // side vectors keep their entries
+    } else if (c.epoch > st.epoch + 1) {
+      rep.problems.push_back(
+          {LogProblem::Kind::kDroppedEpoch, FileName(file_index), offset, 0, st.epoch + 1,
+           fmt::format("epochs {}..{} were lost in damage", st.epoch + 1, c.epoch - 1)});
+      rep.epochs_dropped += c.epoch - st.epoch - 1;
+    }
+    tainted = false;
+  }
+  if (tainted) {
+    DropGroup(c.epoch, file_index, offset, "damage inside the epoch's group");
+    if (opts.mode == RecoveryMode::kStrict) return Corruption(rep.problems.back().ToString());
+    return Status::Ok();
+  }
+  if (c.record_count != group.size()) {
+    DropGroup(c.epoch, file_index, offset,
+              fmt::format("the commit record counts {} records but the group has {}",
+                          c.record_count, group.size()));
+    if (opts.mode == RecoveryMode::kStrict) return Corruption(rep.problems.back().ToString());
+    return Status::Ok();
+  }
+  std::vector<LogProblem> chain;
+  if (auto p = Validate(c, &chain)) {
+    rep.problems.push_back(*p);
+    if (opts.mode == RecoveryMode::kStrict) {
+      ClearGroup();
+      return Corruption(p->ToString());
+    }
+    DropGroup(c.epoch, file_index, offset, "an inconsistent record: " + p->message);
+    return Status::Ok();
+  }
+  if (!chain.empty()) {
+    rep.problems.insert(rep.problems.end(), chain.begin(), chain.end());
+    if (opts.mode == RecoveryMode::kStrict) {
+      ClearGroup();
+      return Corruption(chain.front().ToString());
+    }
+  }
+  return Apply(c);
+}
+
+Expected<Epoch> Replayer::Impl::AdvanceTo(Epoch target) {
+  if (!deferred.ok()) return deferred;
+  while (reader) {
+    if (have_stash) {
+      if (stash.epoch > target) break;
+      have_stash = false;
+      MMSB_RETURN_IF_ERROR(Close(stash, stash_offset, stash_file));
+      continue;
+    }
+    if (at_end) break;
+    LogCommit c;
+    std::uint64_t off = 0;
+    std::size_t file = 0;
+    auto r = ReadGroup(&c, &off, &file);
+    if (!r.ok()) {
+      if (st.epoch >= target && target != kLatestEpoch) {
+        // Past the target already: the damage does not concern this epoch. Report it later.
+        deferred = r.status();
+        break;
+      }
+      return r.status();
+    }
+    if (!*r) break;
+    if (c.epoch > target) {
+      have_stash = true;
+      stash = c;
+      stash_offset = off;
+      stash_file = file;
+      break;
+    }
+    MMSB_RETURN_IF_ERROR(Close(c, off, file));
+  }
+  rep.epoch = st.epoch;
+  return st.epoch;
+}
+
+Expected<bool> Replayer::Impl::Step() {
+  const Epoch before = st.epoch;
+  while (reader && st.epoch == before) {
+    if (have_stash) {
+      have_stash = false;
+      MMSB_RETURN_IF_ERROR(Close(stash, stash_offset, stash_file));
+      continue;
+    }
+    if (at_end) return false;
+    LogCommit c;
+    std::uint64_t off = 0;
+    std::size_t file = 0;
+    auto r = ReadGroup(&c, &off, &file);
+    if (!r.ok()) return r.status();
+    if (!*r) return false;
+    MMSB_RETURN_IF_ERROR(Close(c, off, file));
+  }
+  rep.epoch = st.epoch;
+  return st.epoch != before;
+}
 
 Replayer::Replayer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Replayer::~Replayer() = default;
@@ -791,15 +287,15 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path,
   impl->env = options.env ? options.env : Env::Default();
   impl->max_total = log::EffectiveMemoryLimit(options.max_total_bytes);
   Env* env = impl->env;
-  LogReaderOptions ro;
-  ro.mode = options.mode;
-  ro.decode_deltas = false;  // deltas are applied in place from their encoded bytes
-  ro.env = env;
-  ro.max_page_bytes = options.max_page_bytes;
-  CheckpointLoadOptions lo;
-  lo.env = env;
-  lo.max_page_bytes = options.max_page_bytes;
-  lo.max_total_bytes = impl->max_total;
+  LogReaderOptions reader_options;
+  reader_options.mode = options.mode;
+  reader_options.decode_deltas = false;  // deltas are applied in place from their encoded bytes
+  reader_options.env = env;
+  reader_options.max_page_bytes = options.max_page_bytes;
+  CheckpointLoadOptions checkpoint_options;
+  checkpoint_options.env = env;
+  checkpoint_options.max_page_bytes = options.max_page_bytes;
+  checkpoint_options.max_total_bytes = impl->max_total;
 
   MMSB_RETURN_IF_ERROR(CheckLogPath(path, env));
   if (env->IsDirectory(path)) {
@@ -809,13 +305,13 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path,
     Epoch first_base = 0;
     bool have_first = false;
     if (!listing->segments.empty()) {
-      auto f = env->NewRandomAccessFile(listing->segments.front().path);
-      if (f.ok()) {
-        log::RecordReader rr(f->get(), listing->segments.front().path);
-        log::FileHeader h;
-        if (rr.ReadHeader(&h).ok()) {
-          log_id = h.log_id;
-          first_base = h.base_epoch;
+      auto file = env->NewRandomAccessFile(listing->segments.front().path);
+      if (file.ok()) {
+        log::RecordReader record_reader(file->get(), listing->segments.front().path);
+        log::FileHeader header;
+        if (record_reader.ReadHeader(&header).ok()) {
+          log_id = header.log_id;
+          first_base = header.base_epoch;
           have_first = true;
         }
       }
@@ -823,15 +319,15 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path,
     if (options.use_checkpoints && options.epoch > 0) {
       for (auto it = listing->checkpoints.rbegin(); it != listing->checkpoints.rend(); ++it) {
         if (it->epoch > options.epoch) continue;
-        lo.expect_log_id = log_id;
-        auto st = LoadCheckpoint(it->path, lo);
-        if (!st.ok()) {
+        checkpoint_options.expect_log_id = log_id;
+        auto checkpoint = LoadCheckpoint(it->path, checkpoint_options);
+        if (!checkpoint.ok()) {
           impl->rep.problems.push_back(
               {LogProblem::Kind::kCorruption, it->path, 0, 0, it->epoch,
-               "checkpoint unusable, trying an older one: " + st.status().message()});
+               "checkpoint unusable, trying an older one: " + checkpoint.status().message()});
           continue;
         }
-        impl->st = std::move(*st);
+        impl->st = std::move(*checkpoint);
         impl->base = impl->st.epoch;
         impl->allocated = impl->st.PageBytes();
         impl->rep.checkpoint_epoch = impl->base;
@@ -846,8 +342,8 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path,
           path, first_base,
           options.epoch == kLatestEpoch ? std::string("latest") : std::to_string(options.epoch)));
     }
-    ro.skip_through_epoch = impl->base;
-    auto reader = LogReader::Open(path, ro);
+    reader_options.skip_through_epoch = impl->base;
+    auto reader = LogReader::Open(path, reader_options);
     if (!reader.ok()) return reader.status();
     impl->reader = std::move(*reader);
     impl->rep.epoch = impl->st.epoch;
@@ -855,27 +351,27 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path,
   }
 
   // One file: a checkpoint, or a segment that starts the log.
-  auto f = env->NewRandomAccessFile(path);
-  if (!f.ok()) return f.status();
-  log::RecordReader rr(f->get(), path);
-  log::FileHeader h;
-  MMSB_RETURN_IF_ERROR(rr.ReadHeader(&h));
-  if (h.checkpoint) {
-    auto st = LoadCheckpoint(path, lo);
-    if (!st.ok()) return st.status();
-    impl->st = std::move(*st);
+  auto file = env->NewRandomAccessFile(path);
+  if (!file.ok()) return file.status();
+  log::RecordReader record_reader(file->get(), path);
+  log::FileHeader header;
+  MMSB_RETURN_IF_ERROR(record_reader.ReadHeader(&header));
+  if (header.checkpoint) {
+    auto checkpoint = LoadCheckpoint(path, checkpoint_options);
+    if (!checkpoint.ok()) return checkpoint.status();
+    impl->st = std::move(*checkpoint);
     impl->rep.checkpoint_epoch = impl->st.epoch;
     impl->rep.checkpoint_file = path;
     impl->rep.epoch = impl->st.epoch;
     impl->rep.last_log_epoch = impl->st.epoch;
     return std::unique_ptr<Replayer>(new Replayer(std::move(impl)));
   }
-  if (h.base_epoch > 0) {
+  if (header.base_epoch > 0) {
     return FailedPrecondition(fmt::format(
         "segment '{}' starts after epoch {}: replay the log directory, which has the earlier state",
-        path, h.base_epoch));
+        path, header.base_epoch));
   }
-  auto reader = LogReader::Open(path, ro);
+  auto reader = LogReader::Open(path, reader_options);
   if (!reader.ok()) return reader.status();
   impl->reader = std::move(*reader);
   return std::unique_ptr<Replayer>(new Replayer(std::move(impl)));

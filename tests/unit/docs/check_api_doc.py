@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Keeps docs/API.md true to the code (ctest docs_api_doc_matches_sources).
 
-1. Every ```cpp block of docs/API.md must appear in tests/unit/docs/api_examples_test.cc, which
+1. Every ```cpp block of docs/API.md must appear in one of tests/unit/docs/api_*_test.cc (or in
+   docs_api_test.h, which holds the example type several chapters use), which
    compiles and runs it: the same tokens in the same order, whitespace and line breaks aside (the
    test file is clang-formatted, the document keeps its own layout), `//` markers of line
    comments aside (clang-format reflows comments).
@@ -65,7 +66,9 @@ def squeezed(text):
 def main():
     root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else '.')
     doc = (root / 'docs/API.md').read_text()
-    examples = normalised((root / 'tests/unit/docs/api_examples_test.cc').read_text().splitlines())
+    docs = root / 'tests/unit/docs'
+    sources = sorted(docs.glob('api_*_test.cc')) + [docs / 'docs_api_test.h']
+    examples = normalised([line for source in sources for line in source.read_text().splitlines()])
     errors = []
 
     blocks = re.findall(r'^```cpp\n(.*?)^```', doc, re.S | re.M)
@@ -84,7 +87,7 @@ def main():
                     if i + k >= len(examples) or examples[i + k] != line:
                         bad = line
                         break
-            errors.append(f'docs/API.md: this example is not in api_examples_test.cc '
+            errors.append(f'docs/API.md: this example is not in tests/unit/docs/api_*_test.cc '
                           f'(first differing line: {bad!r}):\n{block}')
 
     quoted = ' '.join(re.findall(r'`([^`\n]+)`', doc))
@@ -107,7 +110,7 @@ def main():
     if errors:
         print('\n\n'.join(errors))
         return 1
-    print(f'docs/API.md: {len(blocks)} examples compiled in api_examples_test.cc; '
+    print(f'docs/API.md: {len(blocks)} examples compiled in tests/unit/docs/api_*_test.cc; '
           f'{len(headers)} public headers, every namespace-scope name documented')
     return 0
 

@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include "arena/arena.h"
 #include "bus_fixture.h"
 
 namespace mmsb {
@@ -96,20 +95,6 @@ TEST_F(BusTest, UnzeroedRequestOnARecycledDirtySlotIsCapturedAtFirstCommit) {
   ASSERT_TRUE(commit().ok());
   EXPECT_EQ(b->epoch(), GetStats().epoch)
       << "leftover bytes of an unzeroed page are its first delta";
-}
-
-TEST(ArenaClasses, EverySmallSizeGetsTheSmallestClassThatHoldsIt) {
-  for (std::size_t size = 1; size <= Arena::kSmallMax + 1; ++size) {
-    int expected = -1;
-    for (int c = 0; c < Arena::kNumSmallClasses; ++c) {
-      if (Arena::ClassSize(c) >= size) {
-        expected = c;
-        break;
-      }
-    }
-    ASSERT_EQ(Arena::ClassFor(size), expected) << "size " << size;
-  }
-  EXPECT_EQ(Arena::ClassFor(std::size_t{1} << 40), -1);
 }
 
 TEST_F(BusTest, LargePageStorageIsReturnedZeroed) {

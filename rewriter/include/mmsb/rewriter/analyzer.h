@@ -68,7 +68,7 @@ class PageAnalyzer {
   // cannot be applied (a location outside any file), never partially.
   llvm::Expected<RewriteOutput> Apply() const;
 
-  // Implementation details shared with the traversal (analyzer.cc).
+  // Implementation details shared with the traversal (page_visitor.h).
   struct Edit {
     clang::FileID fid;
     unsigned offset;

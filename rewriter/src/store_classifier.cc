@@ -1,0 +1,289 @@
+// Store classification: whether an expression designates page storage or points into it (through
+// page variables, members, subscripts, casts, and the local pointers and references the rewriter
+// follows), which page type that is, and whether a call's object is page storage. Every barrier,
+// mark and escape decision starts here; an expression not shown to be page storage is left alone.
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "mmsb/rewriter/attributes.h"
+
+#include "clang/AST/DeclTemplate.h"
+#include "clang/AST/ExprCXX.h"
+#include "clang/AST/StmtCXX.h"
+#include "clang/Lex/Lexer.h"
+#include "llvm/ADT/StringSet.h"
+#include "page_visitor.h"
+
+namespace mmsb::rewriter {
+
+const clang::Expr* IgnoreFullExprWrappers(const clang::Expr* e) {
+  while (true) {
+    if (const auto* fe = llvm::dyn_cast<clang::FullExpr>(e)) {
+      e = fe->getSubExpr();
+    } else if (const auto* mt = llvm::dyn_cast<clang::MaterializeTemporaryExpr>(e)) {
+      e = mt->getSubExpr();
+    } else if (const auto* bt = llvm::dyn_cast<clang::CXXBindTemporaryExpr>(e)) {
+      e = bt->getSubExpr();
+    } else {
+      return e;
+    }
+  }
+}
+
+void PageVisitor::ScanLocals(clang::Stmt* body) {
+  if (body == nullptr || !scanned_.insert(body).second) return;
+  LocalScan scan;
+  scan.TraverseStmt(body);
+  bool changed = true;
+  while (changed) {  // p = page.x; q = p;
+    changed = false;
+    for (const clang::VarDecl* vd : scan.candidates_) {
+      if (scan.disqualified_.count(vd) || followed_ptrs_.count(vd)) continue;
+      for (const clang::Expr* src : scan.sources_[vd]) {
+        if (IsPagePointer(IgnoreFullExprWrappers(src))) {
+          followed_ptrs_.insert(vd);
+          changed = true;
+          break;
+        }
+      }
+    }
+  }
+}
+
+bool PageVisitor::FollowReference(const clang::VarDecl* vd) {
+  if (!IsPageStorage(IgnoreFullExprWrappers(vd->getInit()))) return false;
+  followed_refs_.insert(vd);
+  if (const auto* dd = llvm::dyn_cast<clang::DecompositionDecl>(vd)) {
+    for (const clang::BindingDecl* b : dd->bindings()) {
+      if (const clang::VarDecl* hv = b->getHoldingVar()) {
+        if (hv->getInit() == nullptr || !IsPageStorage(IgnoreFullExprWrappers(hv->getInit()))) {
+          followed_refs_.erase(vd);
+          return false;
+        }
+      }
+    }
+  }
+  return true;
+}
+
+bool PageVisitor::IsFollowedVariable(const clang::Expr* e) const {
+  const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e->IgnoreParens());
+  return dre != nullptr && followed_ptrs_.count(llvm::dyn_cast<clang::VarDecl>(dre->getDecl()));
+}
+
+bool PageVisitor::CalleeIsInstrumented(const clang::CXXMethodDecl* md) const {
+  if (!IsPageRecord(md->getParent())) return false;
+  const clang::FunctionDecl* def = nullptr;
+  if (!md->isDefined(def) || def == nullptr) return false;
+  if (const clang::FunctionDecl* pattern = def->getTemplateInstantiationPattern()) def = pattern;
+  return !sm_.isInSystemHeader(sm_.getExpansionLoc(def->getLocation()));
+}
+
+bool PageVisitor::IsMarkingCall(const clang::Expr* e) const {
+  e = e->IgnoreParens();
+  const auto* ce = llvm::dyn_cast<clang::CallExpr>(e);
+  if (ce == nullptr) return false;
+  const auto* md = llvm::dyn_cast_or_null<clang::CXXMethodDecl>(ce->getDirectCallee());
+  return md != nullptr && !md->isConst() && !md->isStatic() && !CalleeIsInstrumented(md) &&
+         IsPageObjectOfCall(ce);
+}
+
+bool PageVisitor::IsPageObjectOfCall(const clang::CallExpr* ce) const {
+  if (const auto* mc = llvm::dyn_cast<clang::CXXMemberCallExpr>(ce)) {
+    const auto* me = llvm::dyn_cast<clang::MemberExpr>(mc->getCallee()->IgnoreParens());
+    if (me == nullptr) return false;
+    return me->isArrow() ? IsPagePointer(me->getBase()) : IsPageStorage(me->getBase());
+  }
+  if (const auto* oc = llvm::dyn_cast<clang::CXXOperatorCallExpr>(ce)) {
+    return oc->getNumArgs() > 0 &&
+           llvm::isa_and_nonnull<clang::CXXMethodDecl>(oc->getDirectCallee()) &&
+           IsPageStorage(oc->getArg(0));
+  }
+  return false;
+}
+
+bool PageVisitor::IsPageStorage(const clang::Expr* e) const {
+  if (e == nullptr || e->getType().isNull() || e->isTypeDependent()) return false;
+  e = e->IgnoreParens();
+  if (!e->isGLValue()) return false;
+  if (IsPageType(e->getType())) return true;
+  if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
+    if (const auto* bd = llvm::dyn_cast<clang::BindingDecl>(dre->getDecl())) {
+      if (const clang::VarDecl* hv = bd->getHoldingVar())
+        return hv->getInit() != nullptr && IsPageStorage(IgnoreFullExprWrappers(hv->getInit()));
+      return bd->getBinding() != nullptr && IsPageStorage(bd->getBinding());
+    }
+    const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
+    return IsPageVariable(vd) || followed_refs_.count(vd);
+  }
+  if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
+    if (!llvm::isa<clang::FieldDecl>(me->getMemberDecl())) {
+      return IsPageVariable(llvm::dyn_cast<clang::VarDecl>(me->getMemberDecl()));
+    }
+    return me->isArrow() ? IsPagePointer(me->getBase()) : IsPageStorage(me->getBase());
+  }
+  if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e))
+    return IsPagePointer(ase->getBase());
+  if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
+    if (uo->getOpcode() == clang::UO_Deref) return IsPagePointer(uo->getSubExpr());
+    if (uo->getOpcode() == clang::UO_PreInc || uo->getOpcode() == clang::UO_PreDec)
+      return IsPageStorage(uo->getSubExpr());
+    return false;
+  }
+  if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
+    if (bo->isAssignmentOp()) return IsPageStorage(bo->getLHS());
+    if (bo->getOpcode() == clang::BO_Comma) return IsPageStorage(bo->getRHS());
+    if (bo->getOpcode() == clang::BO_PtrMemD) return IsPageStorage(bo->getLHS());
+    if (bo->getOpcode() == clang::BO_PtrMemI) return IsPagePointer(bo->getLHS());
+    return false;
+  }
+  if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e)) {
+    switch (ce->getCastKind()) {
+      case clang::CK_NoOp:
+      case clang::CK_DerivedToBase:
+      case clang::CK_UncheckedDerivedToBase:
+      case clang::CK_BaseToDerived:
+      case clang::CK_LValueBitCast:
+        return IsPageStorage(ce->getSubExpr());
+      default:
+        return false;
+    }
+  }
+  if (const auto* co = llvm::dyn_cast<clang::AbstractConditionalOperator>(e))
+    return IsPageStorage(co->getTrueExpr()) || IsPageStorage(co->getFalseExpr());
+  if (const auto* call = llvm::dyn_cast<clang::CallExpr>(e)) {
+    // std::move(x), std::get<0>(x): a reference into the argument.
+    if (IsTransparent(call->getDirectCallee())) {
+      for (const clang::Expr* arg : call->arguments()) {
+        if (IsPageStorage(arg)) return true;
+      }
+      return false;
+    }
+    // A non-const member function returning a reference into page storage (operator[]).
+    const auto* md = llvm::dyn_cast_or_null<clang::CXXMethodDecl>(call->getDirectCallee());
+    return md != nullptr && !md->isConst() && !md->isStatic() &&
+           md->getReturnType()->isReferenceType() && IsPageObjectOfCall(call);
+  }
+  return false;
+}
+
+bool PageVisitor::IsPagePointer(const clang::Expr* e) const {
+  if (e == nullptr || e->getType().isNull() || e->isTypeDependent()) return false;
+  e = e->IgnoreParens();
+  const clang::QualType t = e->getType();
+  if (!t->isPointerType()) return false;
+  if (IsPageType(t->getPointeeType())) return true;
+  if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e)) {
+    switch (ce->getCastKind()) {
+      case clang::CK_ArrayToPointerDecay:
+        return IsPageStorage(ce->getSubExpr());
+      case clang::CK_LValueToRValue:
+        return IsFollowedVariable(ce->getSubExpr());
+      case clang::CK_NoOp:
+      case clang::CK_BitCast:
+      case clang::CK_DerivedToBase:
+      case clang::CK_UncheckedDerivedToBase:
+      case clang::CK_BaseToDerived:
+        return IsPagePointer(ce->getSubExpr());
+      default:
+        return false;
+    }
+  }
+  if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
+    if (uo->getOpcode() == clang::UO_AddrOf) return IsPageStorage(uo->getSubExpr());
+    if (uo->isIncrementDecrementOp()) return IsPagePointer(uo->getSubExpr());
+    return false;
+  }
+  if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
+    switch (bo->getOpcode()) {
+      case clang::BO_Add:
+      case clang::BO_Sub:
+        return bo->getLHS()->getType()->isPointerType() ? IsPagePointer(bo->getLHS())
+                                                        : IsPagePointer(bo->getRHS());
+      case clang::BO_Comma:
+        return IsPagePointer(bo->getRHS());
+      case clang::BO_Assign:
+      case clang::BO_AddAssign:
+      case clang::BO_SubAssign:
+        return IsPagePointer(bo->getLHS()) || IsPagePointer(bo->getRHS());
+      default:
+        return false;
+    }
+  }
+  if (const auto* co = llvm::dyn_cast<clang::AbstractConditionalOperator>(e))
+    return IsPagePointer(co->getTrueExpr()) || IsPagePointer(co->getFalseExpr());
+  if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e))
+    return followed_ptrs_.count(llvm::dyn_cast<clang::VarDecl>(dre->getDecl()));
+  if (const auto* call = llvm::dyn_cast<clang::CallExpr>(e)) {
+    const clang::FunctionDecl* fd = call->getDirectCallee();
+    // std::begin(page.x), std::next(p), memcpy's and std::copy's returned destination.
+    if (IsTransparent(fd) || IsNonRetaining(fd)) {
+      for (const clang::Expr* arg : call->arguments()) {
+        if (IsPagePointer(arg) || IsPageStorage(arg)) return true;
+      }
+      return false;
+    }
+    // page.arr.data(), page.arr.begin()
+    const auto* md = llvm::dyn_cast_or_null<clang::CXXMethodDecl>(fd);
+    return md != nullptr && !md->isConst() && !md->isStatic() && IsPageObjectOfCall(call);
+  }
+  return false;
+}
+
+std::string PageVisitor::PageTypeOfStorage(const clang::Expr* e) const {
+  if (e == nullptr) return "";
+  e = e->IgnoreParens();
+  if (IsPageType(e->getType())) return PageName(e->getType());
+  if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
+    const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
+    return IsPageVariable(vd) ? PageName(vd->getType()) : "";
+  }
+  if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
+    if (const auto* vd = llvm::dyn_cast<clang::VarDecl>(me->getMemberDecl()))
+      return IsPageVariable(vd) ? PageName(vd->getType()) : "";
+    return me->isArrow() ? PageTypeOfPointer(me->getBase()) : PageTypeOfStorage(me->getBase());
+  }
+  if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e))
+    return PageTypeOfPointer(ase->getBase());
+  if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
+    if (uo->getOpcode() == clang::UO_Deref) return PageTypeOfPointer(uo->getSubExpr());
+    return PageTypeOfStorage(uo->getSubExpr());
+  }
+  if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e))
+    return PageTypeOfStorage(bo->getOpcode() == clang::BO_Comma ? bo->getRHS() : bo->getLHS());
+  if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e))
+    return PageTypeOfStorage(ce->getSubExpr());
+  if (const auto* co = llvm::dyn_cast<clang::AbstractConditionalOperator>(e)) {
+    std::string t = PageTypeOfStorage(co->getTrueExpr());
+    return t.empty() ? PageTypeOfStorage(co->getFalseExpr()) : t;
+  }
+  return "";
+}
+
+std::string PageVisitor::PageTypeOfPointer(const clang::Expr* e) const {
+  if (e == nullptr) return "";
+  e = e->IgnoreParens();
+  if (!e->getType()->isPointerType()) return "";
+  if (IsPageType(e->getType()->getPointeeType())) return PageName(e->getType()->getPointeeType());
+  if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e)) {
+    return ce->getCastKind() == clang::CK_ArrayToPointerDecay ? PageTypeOfStorage(ce->getSubExpr())
+                                                              : PageTypeOfPointer(ce->getSubExpr());
+  }
+  if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e))
+    return uo->getOpcode() == clang::UO_AddrOf ? PageTypeOfStorage(uo->getSubExpr()) : "";
+  if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
+    return bo->getLHS()->getType()->isPointerType() ? PageTypeOfPointer(bo->getLHS())
+                                                    : PageTypeOfPointer(bo->getRHS());
+  }
+  return "";
+}
+
+std::string PageVisitor::PageName(clang::QualType t) const {
+  t = t.getNonReferenceType();
+  while (const clang::ArrayType* at = ctx_.getAsArrayType(t)) t = at->getElementType();
+  return TypeName(t);
+}
+}  // namespace mmsb::rewriter
