@@ -177,8 +177,8 @@ Status DependencyGraph::AddEdge(Page* parent, Page* child, EdgeKind kind, Projec
   return Status::Ok();
 }
 
-Status DependencyGraph::SetUserFunction(Page* child, std::vector<Page*> parents, RecomputeFn fn,
-                                        EdgeOptions options) {
+Status DependencyGraph::SetUserFunction(Page* child, const std::vector<Page*>& parents,
+                                        RecomputeFn fn, EdgeOptions options) {
   if (!fn) return InvalidArgument("user recompute function is empty");
   if (options.policy == DerivedPolicy::kRecomputeOnReplay) {
     return InvalidArgument(
@@ -439,7 +439,7 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
           __builtin_prefetch(near.page->twin_);
           __builtin_prefetch(near.children.data());
           if (near.copy_in_edges != 0) __builtin_prefetch(near.in_edges.data());
-          __builtin_prefetch(near.user_parent_pages.data());
+          __builtin_prefetch(static_cast<const void*>(near.user_parent_pages.data()));
         }
         if (i + kPrefetchChildren < count) {
           // The children Finished() will schedule (their edge list was prefetched above).

@@ -44,7 +44,7 @@ class DependencyGraph {
   ~DependencyGraph();
 
   Status AddEdge(Page* parent, Page* child, EdgeKind kind, Projection proj, EdgeOptions options);
-  Status SetUserFunction(Page* child, std::vector<Page*> parents, RecomputeFn fn,
+  Status SetUserFunction(Page* child, const std::vector<Page*>& parents, RecomputeFn fn,
                          EdgeOptions options);
   Status RemoveEdge(PageId parent, PageId child);
   void RemovePage(PageId page);  // drops the node and all its edges

@@ -102,13 +102,13 @@ class PosixWritableFile final : public WritableFile, public log::ZeroPrewriter {
   Status PrewriteZeros(std::uint64_t ahead) override {
     if (size_ + ahead <= zero_end_) return Status::Ok();
     // Write twice what was asked for, so the next call comes after `ahead` more bytes.
-    static const std::vector<std::uint8_t> zeros(std::size_t{1} << 20, 0);
+    static const std::vector<std::uint8_t> kZeros(std::size_t{1} << 20, 0);
     std::uint64_t at = std::max(zero_end_, size_);
     const std::uint64_t end = size_ + 2 * ahead;
     while (at < end) {
       const std::size_t n =
-          static_cast<std::size_t>(std::min<std::uint64_t>(end - at, zeros.size()));
-      const ssize_t w = ::pwrite(fd_, zeros.data(), n, static_cast<off_t>(at));
+          static_cast<std::size_t>(std::min<std::uint64_t>(end - at, kZeros.size()));
+      const ssize_t w = ::pwrite(fd_, kZeros.data(), n, static_cast<off_t>(at));
       if (w < 0) {
         if (errno == EINTR) continue;
         return PosixError("write", path_, errno);

@@ -487,7 +487,10 @@ Expected<std::unique_ptr<LogWriter>> LogWriter::Open(const std::string& dir,
     impl->page_id_high = tail.page_id_high;
     MMSB_RETURN_IF_ERROR(impl->CreateSegment(tail.last_epoch, tail.page_id_high));
   }
-  w.reset(new LogWriter(dir, impl->opts, std::move(impl)));
+  // The options first: the order in which arguments are evaluated is unspecified, and the last
+  // one takes `impl` (it is by value).
+  const LogOptions opts = impl->opts;
+  w.reset(new LogWriter(dir, opts, std::move(impl)));
   w->recovery_problems_ = std::move(tail.problems);
   return w;
 }
