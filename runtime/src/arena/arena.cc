@@ -181,7 +181,9 @@ Expected<Arena::Block> Arena::Allocate(std::size_t size, bool zeroed) {
     b = {p, got, kLargeClass, true};
   }
   if (zeroed && !b.zero) {
-    std::memset(b.data, 0, size);
+    // The whole slot, not `size` bytes: `zero` speaks for the slot, and a later, larger page on
+    // it trusts the flag (only small slots get here; large blocks come back zero).
+    std::memset(b.data, 0, b.capacity);
     b.zero = true;
   }
   return b;

@@ -134,7 +134,9 @@ Expected<Page*> Bus::CreatePage(std::size_t size, const PageOptions& options) {
     block = cache.back();
     cache.pop_back();
     if (options.zeroed && !block.zero) {
-      std::memset(block.data, 0, size);
+      // The whole slot (at most 4 KiB): `zero` speaks for the slot's capacity, which a later,
+      // larger page on it trusts.
+      std::memset(block.data, 0, block.capacity);
       block.zero = true;
     }
   } else {

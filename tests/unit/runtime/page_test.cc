@@ -97,6 +97,23 @@ TEST_F(BusTest, UnzeroedRequestOnARecycledDirtySlotIsCapturedAtFirstCommit) {
       << "leftover bytes of an unzeroed page are its first delta";
 }
 
+// A slot's "zero" flag covers its whole capacity: a small zeroed page on a dirty slot, freed
+// untouched, must not leave the slot's tail beyond its size dirty but flagged clean, or a larger
+// page on the same slot starts with stale bytes its first commit believes are zero.
+TEST_F(BusTest, SmallPageOnADirtySlotLeavesNoStaleTailForTheNextPage) {
+  Page* a = NewPage(256);
+  std::memset(rt::w(a->data(), 256), 0x5A, 256);
+  std::uint8_t* addr = a->data();
+  ASSERT_TRUE(FreePage(a).ok());
+  Page* b = NewPage(130);  // same size class (256), zeroed on the dirty slot, never written
+  ASSERT_EQ(b->data(), addr);
+  ASSERT_TRUE(FreePage(b).ok());
+  Page* c = NewPage(256);
+  ASSERT_EQ(c->data(), addr);
+  EXPECT_TRUE(std::all_of(c->data(), c->data() + 256, [](std::uint8_t v) { return v == 0; }))
+      << "the slot's tail kept the first page's bytes";
+}
+
 TEST_F(BusTest, LargePageStorageIsReturnedZeroed) {
   Page* a = NewPage(1 << 20);
   std::memset(rt::w(a->data(), a->size()), 0x5A, a->size());
