@@ -119,24 +119,24 @@ Expected<bool> Replayer::Impl::ReadGroup(LogCommit* commit, std::uint64_t* commi
     }
     switch (e.type) {
       case LogRecordType::kPageCreate:
-        op.aux = static_cast<std::uint32_t>(group_creates.size());
+        op.side_index = static_cast<std::uint32_t>(group_creates.size());
         group_creates.push_back(std::move(e.page_create));
         e.page_create = {};
         break;
       case LogRecordType::kPageFree:
-        op.free = e.page_free;
+        op.freed_page = e.page_free;
         break;
       case LogRecordType::kTypeDescriptor:
-        op.aux = static_cast<std::uint32_t>(group_types.size());
+        op.side_index = static_cast<std::uint32_t>(group_types.size());
         group_types.push_back(std::make_shared<TypeDescriptor>(std::move(e.type_descriptor)));
         e.type_descriptor = {};
         break;
       case LogRecordType::kGraphEdge:
-        op.aux = static_cast<std::uint32_t>(group_edges.size());
+        op.side_index = static_cast<std::uint32_t>(group_edges.size());
         group_edges.push_back(e.edge);
         break;
       case LogRecordType::kRecompute:
-        op.aux = static_cast<std::uint32_t>(group_recomputes.size());
+        op.side_index = static_cast<std::uint32_t>(group_recomputes.size());
         group_recomputes.push_back(e.recompute);
         break;
       case LogRecordType::kDelta: {

@@ -49,7 +49,7 @@ std::optional<LogProblem> Replayer::Impl::Validate(const LogCommit& c,
         alloc = 0;
         break;
       case LogRecordType::kPageCreate: {
-        const LogPageCreate& pc = group_creates[op.aux];
+        const LogPageCreate& pc = group_creates[op.side_index];
         if (lookup(pc.id))
           return problem(op, fmt::format("page {} is created but already exists", pc.id));
         if (pc.size > opts.max_page_bytes || pc.size > max_total - std::min(alloc, max_total)) {
@@ -61,14 +61,15 @@ std::optional<LogProblem> Replayer::Impl::Validate(const LogCommit& c,
         break;
       }
       case LogRecordType::kPageFree: {
-        auto p = lookup(op.free);
-        if (!p) return problem(op, fmt::format("page {} is freed but does not exist", op.free));
+        auto p = lookup(op.freed_page);
+        if (!p)
+          return problem(op, fmt::format("page {} is freed but does not exist", op.freed_page));
         alloc -= std::min(alloc, p->size);
-        overlay.Set(op.free, {false, 0, 0, false, nullptr});
+        overlay.Set(op.freed_page, {false, 0, 0, false, nullptr});
         break;
       }
       case LogRecordType::kGraphEdge: {
-        const LogEdgeChange& ec = group_edges[op.aux];
+        const LogEdgeChange& ec = group_edges[op.side_index];
         if (ec.op != EdgeOp::kAdd) break;
         auto parent = lookup(ec.edge.parent);
         auto child = lookup(ec.edge.child);

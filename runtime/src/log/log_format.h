@@ -50,6 +50,12 @@ inline constexpr std::size_t kMaxFileHeaderSize = 4096;
 // record type of its own, so a 1.0 reader skips it like the other provenance records. LogReader
 // yields it as LogRecordType::kCommitInfo (raw_type 15), whichever layout the log holds.
 inline constexpr std::uint8_t kCompactCommitInfoType = 15;
+// The highest record type a segment holds (16 and up are checkpoint files' own); a reader of this
+// version knows every type from kPageCreate to it.
+inline constexpr std::uint8_t kLastSegmentRecordType = kCompactCommitInfoType;
+static_assert(kLastSegmentRecordType > static_cast<std::uint8_t>(LogRecordType::kVerifyMiss) &&
+                  kLastSegmentRecordType < static_cast<std::uint8_t>(LogRecordType::kPageImage),
+              "a new segment record type moves kLastSegmentRecordType");
 
 inline constexpr std::uint32_t kRecordMagic = 0x7E1D5A3Bu;
 inline constexpr std::size_t kRecordHeaderSize = 24;

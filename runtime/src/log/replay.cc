@@ -54,7 +54,7 @@ void Replayer::Impl::Recompute(const LogCommit& c, std::size_t at) {
       tracker.SetEpoch(id, it->second.epoch);
     }
   }
-  const LogRecompute& rec = group_recomputes[group[at].aux];
+  const LogRecompute& rec = group_recomputes[group[at].side_index];
   if (n != rec.pages) {
     std::string m = fmt::format(
         "recomputing changed {} pages, but the log left out {} derived deltas", n, rec.pages);
@@ -81,10 +81,10 @@ Status Replayer::Impl::Apply(const LogCommit& c) {
         Recompute(c, i);
         break;
       case LogRecordType::kTypeDescriptor:
-        st.types[group_types[op.aux]->name] = group_types[op.aux];
+        st.types[group_types[op.side_index]->name] = group_types[op.side_index];
         break;
       case LogRecordType::kPageCreate: {
-        LogPageCreate& pc = group_creates[op.aux];
+        LogPageCreate& pc = group_creates[op.side_index];
         ReplayedPage& p = st.pages[pc.id];
         p.id = pc.id;
         p.name = std::move(pc.name);
@@ -102,14 +102,14 @@ Status Replayer::Impl::Apply(const LogCommit& c) {
         break;
       }
       case LogRecordType::kPageFree: {
-        auto it = st.pages.find(op.free);
+        auto it = st.pages.find(op.freed_page);
         if (it != st.pages.end()) {
           allocated -= std::min<std::uint64_t>(allocated, it->second.bytes.size());
           st.pages.erase(it);
         }
-        if (track) tracker.Remove(op.free);
+        if (track) tracker.Remove(op.freed_page);
         const auto touches = [&](const EdgeInfo& e) {
-          return e.parent == op.free || e.child == op.free;
+          return e.parent == op.freed_page || e.child == op.freed_page;
         };
         if (std::erase_if(st.edges, touches) != 0) {
           recompute.Invalidate();
@@ -118,7 +118,7 @@ Status Replayer::Impl::Apply(const LogCommit& c) {
         break;
       }
       case LogRecordType::kGraphEdge: {
-        const LogEdgeChange& ec = group_edges[op.aux];
+        const LogEdgeChange& ec = group_edges[op.side_index];
         const EdgeInfo& e = ec.edge;
         auto it = std::lower_bound(st.edges.begin(), st.edges.end(), e, log::EdgeLess);
         const bool present = it != st.edges.end() && it->parent == e.parent && it->child == e.child;

@@ -34,7 +34,9 @@ inline bool EdgeLess(const EdgeInfo& a, const EdgeInfo& b) {
 
 // Site, commit-info (both layouts: 12 and 15) and build records (11, 13) carry provenance only:
 // known, nothing to apply.
-inline bool KnownLogType(std::uint8_t t) { return t >= 1 && t <= 15; }
+inline bool KnownLogType(std::uint8_t t) {
+  return t >= static_cast<std::uint8_t>(LogRecordType::kPageCreate) && t <= kLastSegmentRecordType;
+}
 
 // One record of the epoch group being read. Kept small: deltas are the common case and are held
 // as views of their encoded bytes; the rarer records keep their content in side vectors.
@@ -43,9 +45,10 @@ struct Op {
   std::uint8_t raw_type = 0;
   std::uint32_t file_index = 0;
   std::uint64_t offset = 0;
-  Epoch epoch = 0;        // the group's epoch as the reader saw it
-  std::uint32_t aux = 0;  // index into the side vector of its type
-  PageId free = kInvalidPageId;
+  Epoch epoch = 0;  // the group's epoch as the reader saw it
+  // Page creates, types, edges and recomputes: the record's index in its type's side vector.
+  std::uint32_t side_index = 0;
+  PageId freed_page = kInvalidPageId;  // a page free: the page
   delta_internal::DeltaView delta;
   // A delta's page in the state, when Validate found it there (not created in this group). Apply
   // uses it instead of a second lookup: Apply goes in group order, and only a run-start or a free
