@@ -566,8 +566,10 @@ Expected<Touched> TouchedBy(const LogIndex& index, std::string_view pattern, Epo
     }
   }
   for (auto& [k, v] : by) t.sites.push_back(std::move(v));
-  std::stable_sort(t.sites.begin(), t.sites.end(),
-                   [](const TouchedSite& a, const TouchedSite& b) { return a.epochs > b.epochs; });
+  // Most epochs first, ties by site (the names are unique: they were the map's keys).
+  std::sort(t.sites.begin(), t.sites.end(), [](const TouchedSite& a, const TouchedSite& b) {
+    return a.epochs != b.epochs ? a.epochs > b.epochs : a.site < b.site;
+  });
   return t;
 }
 
