@@ -141,10 +141,9 @@ std::uint32_t Scan::LeafId(const std::string& full) {
   return it->second;
 }
 
-const TypeDescriptor* Scan::Lookup(std::string_view name, void* ctx) {
-  auto* types = static_cast<decltype(types_)*>(ctx);
-  auto it = types->find(name);
-  return it == types->end() ? nullptr : it->second.get();
+const TypeDescriptor* Scan::Lookup(std::string_view name) const {
+  auto it = types_.find(name);
+  return it == types_.end() ? nullptr : it->second.get();
 }
 
 Resolved Scan::Resolve(const PageSlot& p, const TypeDescriptor* type, std::uint64_t pos) {
@@ -161,7 +160,7 @@ Resolved Scan::Resolve(const PageSlot& p, const TypeDescriptor* type, std::uint6
   auto it = cache_.find(key);
   if (it != cache_.end()) return it->second;
   Resolved r;
-  auto f = ResolveField(*type, inner, &Scan::Lookup, &types_);
+  auto f = ResolveField(*type, inner, [this](std::string_view name) { return Lookup(name); });
   if (!f || f->size == 0 || f->offset > inner || inner - f->offset >= f->size) {
     r = {kNoLeaf, pos, pos + 1};  // padding
   } else {

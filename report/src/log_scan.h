@@ -117,7 +117,7 @@ class Scan {
 
   std::uint32_t LeafId(const std::string& full);
 
-  static const TypeDescriptor* Lookup(std::string_view name, void* ctx);
+  const TypeDescriptor* Lookup(std::string_view name) const;
 
   // The leaf field holding byte `pos` of a page of `type` (null: untyped) and `size` bytes.
   Resolved Resolve(const PageSlot& p, const TypeDescriptor* type, std::uint64_t pos);

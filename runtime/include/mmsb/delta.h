@@ -180,6 +180,7 @@ const char* DiffTargetName();
 Expected<Delta> Chain(const Delta& first, const Delta& second);
 // Compose(second, first) is Chain(first, second) in the order of function composition
 // (second ∘ first), kept for programs that call it; new code calls Chain.
+[[deprecated("Compose(second, first) is Chain(first, second)")]]
 inline Expected<Delta> Compose(const Delta& second, const Delta& first) {
   return Chain(first, second);
 }

@@ -79,6 +79,7 @@ std::optional<FieldPath> ResolveField(const TypeDescriptor& type, std::uint32_t 
                                       const TypeLookup& lookup = {});
 // The earlier form: a function pointer and its context. Kept for programs that call it; new code
 // passes a TypeLookup.
+[[deprecated("pass a TypeLookup (a std::function) instead of a function pointer and context")]]
 std::optional<FieldPath> ResolveField(const TypeDescriptor& type, std::uint32_t offset,
                                       const TypeDescriptor* (*lookup)(std::string_view name,
                                                                       void* ctx),

@@ -83,7 +83,7 @@ mmsb::Status UndoTwoCommits() {
   v2[1] = 2;
   const mmsb::Delta d1 = mmsb::Diff(/*page=*/1, /*base_epoch=*/0, v0, v1);
   const mmsb::Delta d2 = mmsb::Diff(/*page=*/1, /*base_epoch=*/1, v1, v2);
-  mmsb::Expected<mmsb::Delta> both = mmsb::Compose(d2, d1);  // d2 after d1: v0 -> v2
+  mmsb::Expected<mmsb::Delta> both = mmsb::Chain(d1, d2);  // d1, then d2: v0 -> v2
   if (!both.ok()) return both.status();
   mmsb::Expected<mmsb::Delta> undo = mmsb::Invert(*both, v0);  // v2 -> v0
   if (!undo.ok()) return undo.status();

@@ -81,7 +81,7 @@ mmsb::Expected<const mmsb::TypeDescriptor*> RegisterBodyType() {
 
 std::string DescribeByte(const mmsb::TypeDescriptor& type, const void* object,
                          std::uint32_t offset) {
-  auto lookup = [](std::string_view name, void*) { return mmsb::FindType(name); };
+  auto lookup = [](std::string_view name) { return mmsb::FindType(name); };
   std::optional<mmsb::FieldPath> field = mmsb::ResolveField(type, offset, lookup);
   if (!field) return "padding";
   const auto* leaf = static_cast<const std::uint8_t*>(object) + field->offset;

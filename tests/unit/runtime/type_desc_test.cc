@@ -92,7 +92,10 @@ TEST(ResolveField, FunctionPointerWithContextStillResolvesNestedRecords) {
     const auto* known = static_cast<const TypeDescriptor*>(ctx);
     return name == known->name ? known : nullptr;
   };
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wdeprecated-declarations"
   auto f = ResolveField(Body(), 68, lookup, const_cast<TypeDescriptor*>(&vec3));
+#pragma clang diagnostic pop
   ASSERT_TRUE(f);
   EXPECT_EQ(f->path, "pos[1][2].y");
   EXPECT_EQ(f->kind, ScalarKind::kF32);
