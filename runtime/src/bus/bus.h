@@ -34,7 +34,7 @@ namespace mmsb {
 
 class DeviceHub;  // device/device_hub.h
 
-class Bus : public CommittedImages {
+class Bus final : public CommittedImages {
  public:
   static Expected<std::unique_ptr<Bus>> Create(const Options& options);
   ~Bus();

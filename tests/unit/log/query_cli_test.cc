@@ -165,7 +165,7 @@ TEST_F(QueryCliTest, BadInputGetsAClearErrorAndANonZeroExit) {
 
 TEST_F(QueryCliTest, EpochsPastTheEndAndReversedWindowsAreErrorsNotEmptyAnswers) {
   // The log ends at epoch 10: --at 99 used to answer epoch 10's blame with exit 0.
-  for (const std::string cmd :
+  for (const std::string& cmd :
        {"blame " + log_ + " Counters.total --at 99", "why " + log_ + " Counters.total --at 11",
         "history " + log_ + " Counters.total --from 11",
         "history " + log_ + " Counters.total --to 99",
@@ -176,7 +176,7 @@ TEST_F(QueryCliTest, EpochsPastTheEndAndReversedWindowsAreErrorsNotEmptyAnswers)
     EXPECT_NE(r.err.find("is beyond the end of log"), std::string::npos) << cmd << ": " << r.err;
     EXPECT_NE(r.err.find("last committed epoch 10"), std::string::npos) << r.err;
   }
-  for (const std::string cmd :
+  for (const std::string& cmd :
        {"history " + log_ + " Counters.total --from 6 --to 3",
         "touched " + log_ + " Counters.total --from 6 --to 3",
         "bisect " + log_ + " --where 'Counters.total > 0' --from 6 --to 3"}) {
