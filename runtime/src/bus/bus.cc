@@ -380,7 +380,7 @@ Status Bus::AddUserEdges(std::span<const PageId> parents, PageId child, Recomput
     ps.push_back(*p);
   }
   ++graph_version_;
-  return graph_.SetUserFunction(*c, std::move(ps), std::move(fn), options);
+  return graph_.SetUserFunction(*c, ps, std::move(fn), options);
 }
 
 Status Bus::RemoveEdge(PageId parent, PageId child) {

@@ -55,6 +55,7 @@ int FindBuildId(dl_phdr_info* info, std::size_t, void* out) {
   for (int i = 0; i < info->dlpi_phnum; ++i) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     if (ph.p_type != PT_NOTE) continue;
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): the loader gives the note's address as an integer
     const auto* p = reinterpret_cast<const std::uint8_t*>(info->dlpi_addr + ph.p_vaddr);
     const std::uint8_t* end = p + ph.p_memsz;
     while (p + sizeof(ElfW(Nhdr)) <= end) {
@@ -75,7 +76,7 @@ int FindBuildId(dl_phdr_info* info, std::size_t, void* out) {
 
 // The build this process runs (a build record, docs/SerializationSpec.md "Provenance").
 LogBuild CurrentBuild() {
-  static const LogBuild build = [] {
+  static const LogBuild kBuild = [] {
     LogBuild b;
     dl_iterate_phdr(FindBuildId, &b.build_id);
     char path[4096];
@@ -83,7 +84,7 @@ LogBuild CurrentBuild() {
     if (n > 0) b.executable.assign(path, static_cast<std::size_t>(n));
     return b;
   }();
-  return build;
+  return kBuild;
 }
 
 }  // namespace
@@ -565,7 +566,7 @@ Status LogSink::Close() {
   if (forked()) {
     // The writer's buffered bytes, its lock and its I/O thread are the parent's: flushing them
     // here would append the parent's records a second time. Leave it untouched (and unfreed).
-    (void)writer_.release();
+    [[maybe_unused]] LogWriter* parents = writer_.release();
     return Status::Ok();
   }
   return writer_->Close();

@@ -118,7 +118,7 @@ class Resolver {
       : index_(index), page_(page), label_prefix_(std::move(label_prefix)) {}
 
   // Leaves of `type` at `base` under path components [k, end).
-  Status Walk(const TypeDescriptor& type, std::uint64_t base, std::string path,
+  Status Walk(const TypeDescriptor& type, std::uint64_t base, const std::string& path,
               std::span<const Component> rest, int depth, std::vector<FieldRef>* out) {
     if (depth > 32) return InvalidArgument("record types nest too deeply");
     if (rest.empty()) {
@@ -343,6 +343,7 @@ std::vector<PageGroup> GroupByPage(const LogIndex& index, std::span<const FieldR
     g.mask |= LogIndex::BucketMask(p ? p->size : 0, fields[i].offset, fields[i].size);
   }
   std::vector<PageGroup> out;
+  out.reserve(m.size());
   for (auto& [id, g] : m) out.push_back(std::move(g));
   return out;
 }
@@ -495,7 +496,9 @@ Expected<Blame> BlameField(const LogIndex& index, std::string_view pattern, Epoc
           }
           const bool array = p.size > p.type->size;
           const std::string path = array ? fmt::format("[{}].{}", rec, fp->path) : fp->path;
-          f.label = label_prefix + (path.starts_with("[") ? "" : ".") + path;
+          f.label = label_prefix;
+          if (!path.starts_with("[")) f.label += '.';
+          f.label += path;
           f.offset = static_cast<std::uint32_t>(rec * p.type->size + fp->offset);
           f.size = fp->size;
           f.kind = fp->kind;

@@ -327,6 +327,7 @@ std::vector<EdgeInfo> LogIndex::Impl::EdgesAt(Epoch epoch) const {
     }
   }
   std::vector<EdgeInfo> out;
+  out.reserve(live.size());
   for (auto& [k, v] : live) out.push_back(v);
   return out;
 }

@@ -43,6 +43,7 @@ Status LogIndex::Impl::Save(const std::string& path) const {
   };
   for (const auto& [n, t] : types) add_type(t);
   std::vector<std::size_t> page_types;
+  page_types.reserve(pages.size());
   for (const IndexedPage& p : pages) page_types.push_back(add_type(p.type));
   m.V(tlist.size());
   std::vector<std::uint8_t> tb;
