@@ -203,9 +203,12 @@ Delta Bus::DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* un
   const bool first = !p->twin_valid_;
   // First sight of the page: its epoch-0 image is all zeros (see docs/SerializationSpec.md).
   const std::uint8_t* before = first ? Zeros(size) : p->twin_;
+  // Storage of a large arena block (not a static page's, which InitRecord also files under the
+  // large class: its memory is the program's, and its twin a plain allocation).
+  const bool arena_large = !p->is_static_ && p->size_class_ == Arena::kLargeClass;
   TxGate::RacePoint();  // between taking the marks and reading the granules
   Delta d;
-  if (first && p->size_class_ == Arena::kLargeClass) {
+  if (first && arena_large) {
     // A large heap page's first diff reads only the OS pages that may hold data (present or
     // swapped in the page table): one never written reads as zeros, and reading it would back it
     // with memory. A store that happens-before this commit has made its page present; one racing
@@ -229,7 +232,7 @@ Delta Bus::DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* un
     // fresh or returned to the OS (MADV_DONTNEED) at the last free, and nothing writes a twin
     // before its page's first commit. Not writing it keeps it unbacked: only the OS pages the
     // delta below lands in take memory (docs/Runtime.md, "Memory").
-    if (p->size_class_ != Arena::kLargeClass) std::memset(p->twin_, 0, size);
+    if (!arena_large) std::memset(p->twin_, 0, size);
     p->twin_valid_ = true;
   } else if (!d.empty() && undo != nullptr) {
     undo->Save(p, p->epoch_, d, before, derived);

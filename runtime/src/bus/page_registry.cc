@@ -229,7 +229,7 @@ Expected<Page*> Bus::RegisterStatic(void* addr, std::size_t size, const PageOpti
                  s.message().c_str(), options.name.c_str());
     escaped = true;
   }
-  Page* p = InitRecord(static_cast<std::uint8_t*>(addr), new std::uint8_t[size], size, options,
+  Page* p = InitRecord(static_cast<std::uint8_t*>(addr), new std::uint8_t[size](), size, options,
                        Location::kCpu);
   p->is_static_ = true;
   p->escaped_ = escaped;

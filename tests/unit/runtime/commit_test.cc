@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -126,6 +127,31 @@ TEST_F(BusTest, StaticPageChangesBecomeDeltas) {
   Commit();
   ASSERT_EQ(sink->batches.back().deltas.size(), 1u);
   EXPECT_EQ(Replay(*sink, (*page)->id(), sizeof storage), Bytes(*page));
+}
+
+// A static page's twin starts as zeros, its epoch-0 image, whatever the heap held before: the
+// page is not arena storage, so the large-page path (twin left unwritten, memory read only where
+// the page table shows data) must not apply to it. (Regression: static pages were filed under the
+// large class, their twin was a fresh `new[]` never zeroed, and a store of a value the heap's old
+// bytes already held was lost.)
+TEST_F(BusTest, StaticPageTwinStartsAsZerosWhateverTheHeapHeld) {
+  constexpr std::size_t kSize = 4096;
+  alignas(64) static std::uint8_t storage[kSize];
+  for (int i = 0; i < 8; ++i) {  // leave freed heap chunks of the twin's size full of 0xA5
+    auto* junk = new std::uint8_t[kSize];
+    std::memset(junk, 0xA5, kSize);
+    asm volatile("" : : "r"(junk) : "memory");  // the writes are not dead
+    delete[] junk;
+  }
+  auto page = RegisterStaticPage(storage, kSize, {.name = "_Z7storage_twin"});
+  ASSERT_TRUE(page.ok());
+  Commit();
+  const std::span<const std::uint8_t> image = CommittedImage(*page);
+  ASSERT_EQ(image.size(), kSize);
+  EXPECT_TRUE(std::all_of(image.begin(), image.end(), [](std::uint8_t v) { return v == 0; }));
+  *rt::w(&storage[100]) = 0xA5;
+  Commit();
+  EXPECT_EQ(Replay(*sink, (*page)->id(), kSize), Bytes(*page));
 }
 
 TEST_F(BusTest, CreatedAndFreedPagesAppearInTheBatch) {
