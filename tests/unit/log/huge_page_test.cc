@@ -277,7 +277,8 @@ TEST(HugePageSampling, MissAnywhereInAHugePageIsFoundWithinTheDocumentedCommits)
             return false;
           }
           // Move the rotation to another phase for the next store.
-          for (int k = 0; k < 13 * ++phase; ++k) {
+          const int shift = 13 * ++phase;
+          for (int k = 0; k < shift; ++k) {
             if (!commit().ok()) return false;
           }
         }
