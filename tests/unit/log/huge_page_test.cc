@@ -197,7 +197,7 @@ void SparseRound(std::size_t size, int round,
 TEST(HugePageCommit, SparseCommitsAreExactAndReplayToThePage) {
   TempDir dir;
   const std::string log = dir.Sub("log");
-  const std::size_t size = 256 * kMiB;  // a large page, sampled a slice per commit
+  const std::size_t size = 64 * kMiB;  // a large page, sampled a slice per commit
   constexpr int kRounds = 4;
   PeakGrowth(log, [&] {
     auto p = CreatePage(size);
