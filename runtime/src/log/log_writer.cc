@@ -45,7 +45,18 @@ std::size_t LogBatch::Begin() {
 void LogBatch::Seal(std::size_t at, std::uint8_t type) {
   const std::span<const std::uint8_t> payload(bytes_.data() + at + kRecordHeaderSize,
                                               bytes_.size() - at - kRecordHeaderSize);
-  log::FillRecordHeader(bytes_.data() + at, log_id_, type, payload);
+  std::uint8_t* header = bytes_.data() + at;
+  const auto length = static_cast<std::uint32_t>(payload.size());
+  log::FillRecordHeaderPrefix(header, type, length);
+  const std::uint64_t shape = std::uint64_t{length} << 8 | type;
+  const std::size_t slot = type & 7;
+  if (hash_shape_[slot] != shape || shape == 0) {
+    hash_shape_[slot] = shape;
+    hash_value_[slot] = log::HeaderHash(header, log_id_);
+  }
+  const std::uint64_t h = hash_value_[slot];
+  log::Put32(header + 12, static_cast<std::uint32_t>(h));
+  log::Put64(header + 16, log::PayloadHash(payload, h));
   if (type != static_cast<std::uint8_t>(LogRecordType::kEvent)) ++counted_;
 }
 
@@ -99,8 +110,11 @@ void LogBatch::AddSite(const LogSite& site) {
 }
 
 void LogBatch::AddCommitInfo(const LogCommitInfo& info) {
-  const std::size_t at = Begin();
-  log::EncodeCommitInfo(info, bytes_);
+  // Written at every commit: sized first, then encoded in place.
+  const std::size_t at = bytes_.size();
+  const std::size_t size = log::CommitInfoSize(info);
+  bytes_.resize(at + kRecordHeaderSize + size);
+  log::EncodeCommitInfoAt(info, bytes_.data() + at + kRecordHeaderSize);
   Seal(at, log::kCompactCommitInfoType);
 }
 
@@ -150,6 +164,7 @@ void LogBatch::Clear() {
 void LogBatch::set_log_id(std::uint64_t id) {
   if (id == log_id_) return;
   log_id_ = id;
+  std::fill(std::begin(hash_shape_), std::end(hash_shape_), 0);
   for (std::size_t at = 0; at + kRecordHeaderSize <= bytes_.size();) {
     const std::uint32_t len = log::Get32(bytes_.data() + at + 4);
     const std::uint8_t type = bytes_[at + 8];
@@ -194,6 +209,7 @@ class LogWriter::Impl {
   PageId page_id_high GUARDED_BY(mu) = 0;
   Counters counters GUARDED_BY(mu);
   std::vector<std::uint8_t> scratch GUARDED_BY(mu);
+  log::HeaderHashCache header_hashes GUARDED_BY(mu);  // the commit records' (one shape)
   // Group commit sizing (see WaitForGroup).
   std::uint32_t grouped_commits GUARDED_BY(mu) =
       0;  // commits appended since a leader took the buffer
@@ -365,7 +381,8 @@ class LogWriter::Impl {
     if (b.bytes().size() >= kDirectWriteBytes) return AppendDirect(l, b, c.epoch);
     const std::size_t before = buf.size();
     buf.insert(buf.end(), b.bytes().begin(), b.bytes().end());
-    log::AppendRecord(buf, log_id, static_cast<std::uint8_t>(LogRecordType::kCommit), scratch);
+    log::AppendRecord(buf, log_id, static_cast<std::uint8_t>(LogRecordType::kCommit), scratch,
+                      header_hashes);
     const std::uint64_t added = buf.size() - before;
     appended += added;
     segment_size += added;
