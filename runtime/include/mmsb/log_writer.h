@@ -119,12 +119,6 @@ class LogBatch {
   std::uint64_t log_id_;
   std::vector<std::uint8_t> bytes_;  // framed records
   std::uint32_t counted_ = 0;
-  // The header hash H (docs/SerializationSpec.md, "Records") of the last record of each shape
-  // (length << 8 | type, direct-mapped by type; 0: none) under log_id_: H depends on nothing
-  // else, and the commit-info record repeats its shape at every commit, so it is framed with
-  // one XXH3 call instead of two. Cleared when log_id_ changes.
-  std::uint64_t hash_shape_[8] = {};
-  std::uint64_t hash_value_[8] = {};
   PageId page_id_high_ = 0;
 };
 

@@ -67,10 +67,6 @@ std::uint64_t HeaderHash(const std::uint8_t* header12, std::uint64_t log_id) {
   return XXH3_64bits_withSeed(header12, 12, log_id);
 }
 
-std::uint64_t PayloadHash(std::span<const std::uint8_t> payload, std::uint64_t h) {
-  return XXH3_64bits_withSeed(payload.data(), payload.size(), h);
-}
-
 void FillRecordHeaderPrefix(std::uint8_t* header, std::uint8_t type, std::uint32_t length) {
   Put32(header, kRecordMagic);
   Put32(header + 4, length);

@@ -108,9 +108,6 @@ static_assert(std::endian::native == std::endian::little, "the log format is lit
 // H = XXH3-64(header bytes [0, 12), seed log_id).
 std::uint64_t HeaderHash(const std::uint8_t* header12, std::uint64_t log_id);
 
-// The payload check: XXH3-64(payload, seed h).
-std::uint64_t PayloadHash(std::span<const std::uint8_t> payload, std::uint64_t h);
-
 // Fills the 24-byte header for a payload whose checksum was already computed with seed
 // HeaderHash (use FillRecordHeader when the payload is contiguous).
 void FillRecordHeaderPrefix(std::uint8_t* header, std::uint8_t type, std::uint32_t length);

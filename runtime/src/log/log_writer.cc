@@ -43,20 +43,13 @@ std::size_t LogBatch::Begin() {
 }
 
 void LogBatch::Seal(std::size_t at, std::uint8_t type) {
+  // The header hash H depends only on the log id and the record's shape (type, length), and the
+  // commit-info record repeats its shape at every commit: a cache of recent shapes (keyed by log
+  // id too, so one per thread serves every batch) frames it with one XXH3 call instead of two.
+  thread_local log::HeaderHashCache header_hashes;
   const std::span<const std::uint8_t> payload(bytes_.data() + at + kRecordHeaderSize,
                                               bytes_.size() - at - kRecordHeaderSize);
-  std::uint8_t* header = bytes_.data() + at;
-  const auto length = static_cast<std::uint32_t>(payload.size());
-  log::FillRecordHeaderPrefix(header, type, length);
-  const std::uint64_t shape = std::uint64_t{length} << 8 | type;
-  const std::size_t slot = type & 7;
-  if (hash_shape_[slot] != shape || shape == 0) {
-    hash_shape_[slot] = shape;
-    hash_value_[slot] = log::HeaderHash(header, log_id_);
-  }
-  const std::uint64_t h = hash_value_[slot];
-  log::Put32(header + 12, static_cast<std::uint32_t>(h));
-  log::Put64(header + 16, log::PayloadHash(payload, h));
+  log::FillRecordHeader(bytes_.data() + at, log_id_, type, payload, header_hashes);
   if (type != static_cast<std::uint8_t>(LogRecordType::kEvent)) ++counted_;
 }
 
@@ -164,7 +157,6 @@ void LogBatch::Clear() {
 void LogBatch::set_log_id(std::uint64_t id) {
   if (id == log_id_) return;
   log_id_ = id;
-  std::fill(std::begin(hash_shape_), std::end(hash_shape_), 0);
   for (std::size_t at = 0; at + kRecordHeaderSize <= bytes_.size();) {
     const std::uint32_t len = log::Get32(bytes_.data() + at + 4);
     const std::uint8_t type = bytes_[at + 8];

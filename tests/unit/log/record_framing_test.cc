@@ -1,10 +1,11 @@
-// Record framing on the commit path: the cached header hash (LogBatch, HeaderHashCache) frames
+// Record framing on the commit path: the cached header hash (HeaderHashCache, which LogBatch and
+// the writer's commit records use) frames
 // every record exactly as the uncached FillRecordHeader does, whatever the sequence of shapes and
 // log ids, and the in-place commit-info encoder writes the compact layout the decoder reads.
-#include <gtest/gtest.h>
-
 #include <random>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "mmsb/log_writer.h"
 
@@ -54,8 +55,11 @@ TEST(RecordFraming, ChangedLogIdReframesWithItsOwnHashes) {
   LogBatch b(1);
   const std::vector<std::uint8_t> payload = {1, 2, 3, 4, 5, 6, 7};
   b.AddRaw(15, payload);
-  b.set_log_id(2);  // re-frames the first record
+  b.set_log_id(2);        // re-frames the first record
   b.AddRaw(15, payload);  // same shape: a hash cached under log id 1 must not be used
+  LogBatch other(1);      // another log's batch on this thread, same shape
+  other.AddRaw(15, payload);
+  ExpectFramedAsUncached(other.bytes(), 1, 1);
   ExpectFramedAsUncached(b.bytes(), 2, 2);
   b.Clear();
   b.set_log_id(3);
