@@ -1,5 +1,6 @@
 // Replicator: the publisher side (reconciliation with the local log, async publishing
 // with expected-last-sequence, recovery, checkpoints, retention). The leader lease is lease.cc.
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -469,6 +470,7 @@ class Replicator::Impl {
   }
 
   void WorkerLoop() {
+    pthread_setname_np(pthread_self(), "mmsb-publish");
     std::vector<Item> batch;
     std::unique_lock<std::mutex> l(mu);
     for (;;) {
@@ -686,8 +688,7 @@ Status Replicator::Close() {
   m.StopThreads();
   if (m.lease) m.lease->Release();
   m.lease.reset();
-  m.conn.js.reset();
-  m.conn.nc.reset();
+  m.conn.Close();  // before the context frees its acknowledgement subscription
   return s;
 }
 
