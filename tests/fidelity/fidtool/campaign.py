@@ -25,7 +25,7 @@ def check_one(tools, seed, functions, keep_root, oracle="self", plain_check=True
     if kind not in ("ok", "rejected") and keep_root:
         kept = os.path.join(keep_root, f"seed-{seed}")
         shutil.rmtree(kept, ignore_errors=True)
-        shutil.copytree(workdir, kept, ignore=shutil.ignore_patterns("plain", "inst", "run.log"))
+        shutil.copytree(workdir, kept, ignore=shutil.ignore_patterns("plain", "inst", "run.log", "*.o"))
         write_check_script(tools, kept, kind, system_headers, use_pch)
         with open(os.path.join(kept, "failure.txt"), "w") as f:
             f.write(f"{kind}{' (with the precompiled prelude)' if use_pch else ''}\n{detail}\n")

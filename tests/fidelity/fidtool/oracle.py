@@ -6,23 +6,33 @@ import re
 import shutil
 
 from .grammar import PAGE_VARIABLES, PAGES
-from .toolchain import CLANG, HERE, _run
+from .toolchain import CLANG, HERE, LINK_FLAGS, _run
+
+
+def undefined_symbols(err):
+    """The symbols a link failed on, from GNU ld's or lld's messages."""
+    return {a or b.strip() for a, b in
+            re.findall(r"undefined reference to `([^']+)'|undefined symbol: ([^\n]+)", err)}
 
 
 def build_and_compare(tools, workdir, system_headers, oracle="self", plain_check=True,
-                      use_pch=False):
+                      use_pch=False, retry=None):
     """Returns (kind, detail): kind is 'ok', 'rejected', 'plain-broken' or a failure kind:
     'compile', 'crash', 'mismatch', 'semantics'.
 
     oracle 'self': one instrumented build that also dumps its live pages at every commit point
     (FIDELITY_SELF_DUMP): the log must replay to those bytes. With plain_check, the plain build
     runs too and must print the same bytes (the rewrite keeps the program's meaning).
-    oracle 'plain': the plain build's bytes are the ground truth for the log."""
+    oracle 'plain': the plain build's bytes are the ground truth for the log.
+
+    retry (internal): after a refused mix, the source that was corrected; the plain build (the
+    correction does not change it: the plain compiler ignores the attribute) and, with the
+    precompiled prelude, the other TUs' instrumented objects are the first attempt's."""
     srcs = sorted(f for f in os.listdir(workdir) if f.endswith(".cc"))
     threaded = any("fid::Worker" in open(os.path.join(workdir, f)).read() for f in srcs)
     common = ["-std=c++20", "-O2", "-pthread", "-w"]
 
-    def with_pch(flags, system_headers):
+    def with_pch(flags, system_headers, out):
         """The per-TU compile commands of `flags`: prog.cc with the precompiled prelude, the
         other TUs (a few lines, no headers) without it. [] when no prelude is used."""
         pch = tools.pch(flags, system_headers) if use_pch else None
@@ -30,25 +40,30 @@ def build_and_compare(tools, workdir, system_headers, oracle="self", plain_check
             return []
         cmds = []
         for src in srcs:
+            if retry is not None and src != retry:
+                continue  # its object is the first attempt's
             extra = ["-include-pch", pch] if src == "prog.cc" else []
-            cmds.append([CLANG, *flags, *extra, "-c", src, "-o", src[:-3] + ".o"])
+            cmds.append([CLANG, *flags, *extra, "-c", src, "-o", f"{src[:-3]}.{out}.o"])
         return cmds
 
     def compile_and_link(flags, system_headers, out, libs):
-        cmds = with_pch(flags, system_headers)
+        cmds = with_pch(flags, system_headers, out)
         if not cmds:
-            return _run([CLANG, *flags, *srcs, "-o", out, *libs], workdir)
+            return _run([CLANG, *flags, *srcs, *LINK_FLAGS, "-o", out, *libs], workdir)
         for cmd in cmds:
             rc, o, err = _run(cmd, workdir)
             if rc != 0:
                 return rc, o, err
-        return _run([CLANG, *common, *[s[:-3] + ".o" for s in srcs], "-o", out, *libs], workdir)
+        return _run([CLANG, *common, *[f"{s[:-3]}.{out}.o" for s in srcs], *LINK_FLAGS, "-o",
+                     out, *libs], workdir)
 
     def build_plain():
         return compile_and_link([*common, "-DFIDELITY_PLAIN", "-I", HERE], False, "plain", [])
 
     plain_built = False
-    if oracle == "plain" or plain_check:
+    if retry is not None and (oracle == "plain" or plain_check):
+        plain_built = True  # the first attempt's
+    elif oracle == "plain" or plain_check:
         rc, out, err = build_plain()
         if rc != 0:
             return "plain-broken", err[-4000:]
@@ -60,14 +75,16 @@ def build_and_compare(tools, workdir, system_headers, oracle="self", plain_check
         [*common, *self_dump, f"-fplugin={tools.plugin}", "-fplugin-arg-mmsb-no-ir", *inc],
         system_headers, "inst", [tools.runtime, *tools.core, "-lfmt", "-lxxhash", "-lhwy"])
     if rc != 0:
-        if not plain_built:
+        # A TU that declares a page variable without [[mmsb::page]] references the plain
+        # symbol, which the plugin renamed (`_mmsb_page.<name>`): the mix is refused loudly.
+        undefined = undefined_symbols(err)
+        refused = undefined and undefined <= PAGE_VARIABLES and retry is None
+        # Any other failure is the plugin's only if the plain build compiles.
+        if not plain_built and not refused:
             prc, _, perr = build_plain()
             if prc != 0:
                 return "plain-broken", perr[-4000:]
-        # A TU that declares a page variable without [[mmsb::page]] references the plain
-        # symbol, which the plugin renamed (`_mmsb_page.<name>`): the mix is refused loudly.
-        undefined = set(re.findall(r"undefined reference to `([^']+)'", err))
-        if undefined and undefined <= PAGE_VARIABLES:
+        if refused:
             # The refusal is right; the rest of the program is still checked, with the page
             # declared as it must be (else its other functions would never run).
             tu2 = os.path.join(workdir, "tu2.cc")
@@ -77,7 +94,7 @@ def build_and_compare(tools, workdir, system_headers, oracle="self", plain_check
                     f.write(text.replace("\nextern float g_series",
                                          "\n[[mmsb::page]] extern float g_series"))
                 kind, detail = build_and_compare(tools, workdir, system_headers, oracle,
-                                                 plain_check, use_pch)
+                                                 plain_check, use_pch, retry="tu2.cc")
                 return ("rejected", err[-2000:]) if kind == "ok" else (kind, detail)
             return "rejected", err[-2000:]
         return "compile", err[-4000:]
