@@ -46,12 +46,12 @@ Status Bus::CheckDevicePage(const Page* page) {
   if (device_ == nullptr)
     return FailedPrecondition("no device is attached (call mmsb::AttachDevice first)");
   if (page == nullptr) return InvalidArgument("null page");
-  if (!Rec(page)->live_) return NotFound("the page is not live");
+  if (!Rec(page)->live) return NotFound("the page is not live");
   return Status::Ok();
 }
 
 std::span<const std::uint8_t> Bus::CommittedImage(const Page* p) const {
-  if (Rec(p)->twin_valid_) return {Rec(p)->twin_, Rec(p)->size_};
+  if (Rec(p)->twin_valid) return {Rec(p)->twin, Rec(p)->size_};
   return {Zeros(Rec(p)->size_), Rec(p)->size_};  // the epoch-0 image of every page
 }
 
@@ -72,7 +72,7 @@ Expected<Page*> Bus::CreateUnifiedPage(std::size_t size, const PageOptions& opti
   Page* p = InitRecord(storage->data, storage->twin, size, options, Location::kUnified);
   // Device code writes managed memory without barriers: the page is diffed in full every commit.
   Rec(p)->escaped_ = true;
-  Rec(p)->size_class_ = kExternalStorage;
+  Rec(p)->size_class = kExternalStorage;
   device_->AdoptUnified(p, *storage);
   Register(p);
   return p;

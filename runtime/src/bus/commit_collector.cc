@@ -128,7 +128,7 @@ bool MarkArrived(const std::uint8_t* shadow, std::size_t g) {
 }  // namespace
 
 std::uint8_t* Bus::ShadowFor(const Page* p) const {
-  if (Rec(p)->size_class_ == kExternalStorage)
+  if (Rec(p)->size_class == kExternalStorage)
     return nullptr;  // no barrier shadow: always fully diffed
   if (Rec(p)->is_static_) {
     const rt::ShadowRegion& r = rt::g_static_region;
@@ -201,12 +201,12 @@ void Bus::SettleAtStop() {
 Delta Bus::DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* undo,
                      bool derived) const NO_THREAD_SAFETY_ANALYSIS {
   const std::size_t size = Rec(p)->size_;
-  const bool first = !Rec(p)->twin_valid_;
+  const bool first = !Rec(p)->twin_valid;
   // First sight of the page: its epoch-0 image is all zeros (see docs/SerializationSpec.md).
-  const std::uint8_t* before = first ? Zeros(size) : Rec(p)->twin_;
+  const std::uint8_t* before = first ? Zeros(size) : Rec(p)->twin;
   // Storage of a large arena block (not a static page's, which InitRecord also files under the
   // large class: its memory is the program's, and its twin a plain allocation).
-  const bool arena_large = !Rec(p)->is_static_ && Rec(p)->size_class_ == Arena::kLargeClass;
+  const bool arena_large = !Rec(p)->is_static_ && Rec(p)->size_class == Arena::kLargeClass;
   TxGate::RacePoint();  // between taking the marks and reading the granules
   Delta d;
   if (first && arena_large) {
@@ -233,12 +233,12 @@ Delta Bus::DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* un
     // fresh or returned to the OS (MADV_DONTNEED) at the last free, and nothing writes a twin
     // before its page's first commit. Not writing it keeps it unbacked: only the OS pages the
     // delta below lands in take memory (docs/Runtime.md, "Memory").
-    if (!arena_large) std::memset(Rec(p)->twin_, 0, size);
-    Rec(p)->twin_valid_ = true;
+    if (!arena_large) std::memset(Rec(p)->twin, 0, size);
+    Rec(p)->twin_valid = true;
   } else if (!d.empty() && undo != nullptr) {
     undo->Save(p, Rec(p)->epoch_, d, before, derived);
   }
-  if (!d.empty()) MMSB_CHECK(d.ApplyTo({Rec(p)->twin_, size}).ok());
+  if (!d.empty()) MMSB_CHECK(d.ApplyTo({Rec(p)->twin, size}).ok());
   return d;
 }
 
@@ -249,14 +249,14 @@ Delta Bus::TakeMarksAndDiff(Page* p, bool full, UndoLog* undo) const NO_THREAD_S
   thread_local std::vector<std::uint8_t> marks;
   if (marks.size() < granules) marks.resize(granules);
   const std::size_t taken = shadow != nullptr ? TakeMarks(shadow, granules, marks.data()) : 0;
-  const bool whole = full || Rec(p)->escaped_ || !Rec(p)->twin_valid_;
+  const bool whole = full || Rec(p)->escaped_ || !Rec(p)->twin_valid;
   if (!whole && taken == 0) return Delta();
   return DiffTaken(p, marks.data(), whole, undo, /*derived=*/true);
 }
 
 void Bus::AddEpochDelta(Page* p, Delta&& d, Epoch new_epoch) {
   Rec(p)->epoch_ = new_epoch;
-  Rec(p)->maybe_nonzero_ = true;
+  Rec(p)->maybe_nonzero = true;
   epoch_delta_bytes_ += d.changed_bytes();
   epoch_deltas_.push_back(std::move(d));
 }
@@ -273,9 +273,9 @@ void Bus::CollectPage(Page* p, Epoch new_epoch, SampleRange sample) {
   if (verify_) sample = {0, granules};
   sample.end = std::min(sample.end, granules);
   const bool sampled = sample.begin < sample.end;
-  const bool check = sampled && Rec(p)->twin_valid_ && !Rec(p)->escaped_ && shadow != nullptr;
+  const bool check = sampled && Rec(p)->twin_valid && !Rec(p)->escaped_ && shadow != nullptr;
   const bool partial = check && (sample.begin != 0 || sample.end != granules);
-  const bool full = !Rec(p)->twin_valid_ || Rec(p)->escaped_ || verify_ || (check && !partial);
+  const bool full = !Rec(p)->twin_valid || Rec(p)->escaped_ || verify_ || (check && !partial);
   if (full) {
     ++stats_.full_diffs;
   } else {

@@ -51,7 +51,7 @@ Page* Bus::InitRecord(std::uint8_t* data, std::uint8_t* twin, std::size_t size,
                       const PageOptions& options, Location location) {
   Page* p = NewRecord();
   Rec(p)->data_ = data;
-  Rec(p)->twin_ = twin;
+  Rec(p)->twin = twin;
   Rec(p)->size_ = size;
   Rec(p)->epoch_ = epoch_;
   Rec(p)->type_ = options.type;
@@ -59,22 +59,22 @@ Page* Bus::InitRecord(std::uint8_t* data, std::uint8_t* twin, std::size_t size,
   Rec(p)->location_ = location;
   Rec(p)->is_static_ = false;
   Rec(p)->escaped_ = false;
-  Rec(p)->twin_valid_ = false;
-  Rec(p)->maybe_nonzero_ = true;
-  Rec(p)->size_class_ = Arena::kLargeClass;
-  Rec(p)->capacity_ = size;
+  Rec(p)->twin_valid = false;
+  Rec(p)->maybe_nonzero = true;
+  Rec(p)->size_class = Arena::kLargeClass;
+  Rec(p)->capacity = size;
   return p;
 }
 
 void Bus::Register(Page* p) {
   Rec(p)->id_ = next_id_++;
-  Rec(p)->live_ = true;
-  Rec(p)->slot_ = static_cast<std::uint32_t>(live_.size());
+  Rec(p)->live = true;
+  Rec(p)->slot = static_cast<std::uint32_t>(live_.size());
   live_.push_back(p);
   by_id_.Put(Rec(p)->id_, p);
   if (!Rec(p)->name_.empty()) by_name_[Rec(p)->name_] = p;
-  Rec(p)->created_epoch_ = epoch_;
-  Rec(p)->created_slot_ = static_cast<std::uint32_t>(created_.size());
+  Rec(p)->created_epoch = epoch_;
+  Rec(p)->created_slot = static_cast<std::uint32_t>(created_.size());
   created_.emplace_back(Rec(p)->id_, Rec(p)->size_, Rec(p)->location_, Rec(p)->type_, Rec(p)->name_,
                         Rec(p)->is_static_);  // in place: no temporary
   ++stats_.pages_created;
@@ -85,22 +85,22 @@ void Bus::Register(Page* p) {
 
 void Bus::Unregister(Page* p) {
   Page* last = live_.back();
-  live_[Rec(p)->slot_] = last;
-  Rec(last)->slot_ = Rec(p)->slot_;
+  live_[Rec(p)->slot] = last;
+  Rec(last)->slot = Rec(p)->slot;
   live_.pop_back();
   by_id_.Erase(Rec(p)->id_);
   if (!Rec(p)->name_.empty()) {
     auto it = by_name_.find(Rec(p)->name_);
     if (it != by_name_.end() && it->second == p) by_name_.erase(it);
   }
-  if (Rec(p)->created_epoch_ == epoch_ && Rec(p)->created_slot_ < created_.size() &&
-      created_[Rec(p)->created_slot_].id == Rec(p)->id_) {
+  if (Rec(p)->created_epoch == epoch_ && Rec(p)->created_slot < created_.size() &&
+      created_[Rec(p)->created_slot].id == Rec(p)->id_) {
     // Created and freed within one epoch: no commit ever saw it, so it leaves no trace in the
     // batch (keeps a create/free loop between commits from accumulating records).
-    if (Rec(p)->created_slot_ + 1 == created_.size()) {
+    if (Rec(p)->created_slot + 1 == created_.size()) {
       created_.pop_back();
     } else {
-      created_[Rec(p)->created_slot_].id = kInvalidPageId;  // compacted before the batch is built
+      created_[Rec(p)->created_slot].id = kInvalidPageId;  // compacted before the batch is built
       ++created_tombstones_;
     }
   } else {
@@ -110,7 +110,7 @@ void Bus::Unregister(Page* p) {
   --stats_.pages_live;
   stats_.cpu_bytes -= Rec(p)->size_;
   if (Rec(p)->escaped_) --stats_.pages_escaped;
-  Rec(p)->live_ = false;
+  Rec(p)->live = false;
 }
 
 Expected<Page*> Bus::CreatePage(std::size_t size, const PageOptions& options) {
@@ -157,9 +157,9 @@ Expected<Page*> Bus::AdoptBlock(const Arena::Block& block, std::size_t size,
   }
   Page* p = InitRecord(block.data, arena_->TwinOf(block.data), size, options, options.location);
   // Storage handed out unzeroed may hold anything: the first commit diffs it against zeros.
-  Rec(p)->maybe_nonzero_ = !block.zero;
-  Rec(p)->size_class_ = block.size_class;
-  Rec(p)->capacity_ = block.capacity;
+  Rec(p)->maybe_nonzero = !block.zero;
+  Rec(p)->size_class = block.size_class;
+  Rec(p)->capacity = block.capacity;
   if (options.location == Location::kGpu) {
     if (Status s = AttachDeviceCopy(p); !s.ok()) {
       free_records_.push_back(p);
@@ -238,7 +238,7 @@ Expected<Page*> Bus::RegisterStatic(void* addr, std::size_t size, const PageOpti
 }
 
 Status Bus::FreeLocked(Page* p) {
-  if (p == nullptr || !Rec(p)->live_) return FailedPrecondition("page is not live (double free?)");
+  if (p == nullptr || !Rec(p)->live) return FailedPrecondition("page is not live (double free?)");
   if (!graph_.empty() && graph_.Height(Rec(p)->id_) >= 0) {
     ++graph_version_;
     graph_.RemovePage(Rec(p)->id_);
@@ -246,12 +246,12 @@ Status Bus::FreeLocked(Page* p) {
   Unregister(p);
   if (device_ != nullptr) device_->OnFreePage(p);  // drops a device copy or unified storage
   if (Rec(p)->is_static_) {
-    delete[] Rec(p)->twin_;
-  } else if (Rec(p)->size_class_ != kExternalStorage) {
-    Arena::Block b{Rec(p)->data_, Rec(p)->capacity_, Rec(p)->size_class_, false};
+    delete[] Rec(p)->twin;
+  } else if (Rec(p)->size_class != kExternalStorage) {
+    Arena::Block b{Rec(p)->data_, Rec(p)->capacity, Rec(p)->size_class, false};
     // A page that never held a non-zero byte leaves a clean slot: no zeroing on reuse.
-    const bool touched = AnyTouched(ShadowFor(p), GranuleCount(Rec(p)->capacity_));
-    const bool dirty = Rec(p)->maybe_nonzero_ || Rec(p)->escaped_ || touched;
+    const bool touched = AnyTouched(ShadowFor(p), GranuleCount(Rec(p)->capacity));
+    const bool dirty = Rec(p)->maybe_nonzero || Rec(p)->escaped_ || touched;
     arena_->ClearOwner(b);
     if (b.size_class == Arena::kLargeClass) {
       arena_->Free(b, dirty);
@@ -260,7 +260,7 @@ Status Bus::FreeLocked(Page* p) {
       ReleaseSmallBlock(b, dirty, !touched);
     }
   }
-  Rec(p)->data_ = Rec(p)->twin_ = nullptr;
+  Rec(p)->data_ = Rec(p)->twin = nullptr;
   Rec(p)->name_.clear();
   free_records_.push_back(p);
   return Status::Ok();
@@ -310,9 +310,9 @@ Page* Bus::FindContaining(const void* p) {
 
 void Bus::MarkEscaped(Page* page) {
   MutexLock lock(&mu_);
-  if (page == nullptr || !Rec(page)->live_ || Rec(page)->escaped_) return;
+  if (page == nullptr || !Rec(page)->live || Rec(page)->escaped_) return;
   Rec(page)->escaped_ = true;
-  Rec(page)->maybe_nonzero_ = true;
+  Rec(page)->maybe_nonzero = true;
   ++stats_.pages_escaped;
 }
 

@@ -21,7 +21,8 @@
 namespace mmsb {
 
 struct PageRecord final : Page {
-  // The runtime writes the public fields too (the accessors only read them).
+  // The runtime writes Page's fields too (the accessors only read them); they keep Page's names.
+  // The record's own fields below are plain struct fields.
   using Page::data_;
   using Page::epoch_;
   using Page::escaped_;
@@ -32,16 +33,16 @@ struct PageRecord final : Page {
   using Page::size_;
   using Page::type_;
 
-  std::uint8_t* twin_ = nullptr;  // image at the last commit (valid when twin_valid_)
-  bool twin_valid_ = false;       // false until the first commit has seen the page
-  bool twin_is_zero_ = false;     // page started zeroed: the first diff is against zeros
-  bool maybe_nonzero_ = false;    // storage may hold non-zero bytes (for lazy zeroing on reuse)
-  std::uint32_t slot_ = 0;        // index in the page table
-  std::uint8_t size_class_ = 0;   // pool size class, or 0xff for large pages
-  std::size_t capacity_ = 0;      // bytes of the storage block
-  bool live_ = false;
-  Epoch created_epoch_ = 0;         // the bus epoch when created (to cancel create+free pairs)
-  std::uint32_t created_slot_ = 0;  // index of its creation record while that is pending
+  std::uint8_t* twin = nullptr;  // image at the last commit (valid when twin_valid)
+  bool twin_valid = false;       // false until the first commit has seen the page
+  bool twin_is_zero = false;     // page started zeroed: the first diff is against zeros
+  bool maybe_nonzero = false;    // storage may hold non-zero bytes (for lazy zeroing on reuse)
+  std::uint32_t slot = 0;        // index in the page table
+  std::uint8_t size_class = 0;   // pool size class, or 0xff for large pages
+  std::size_t capacity = 0;      // bytes of the storage block
+  bool live = false;
+  Epoch created_epoch = 0;         // the bus epoch when created (to cancel create+free pairs)
+  std::uint32_t created_slot = 0;  // index of its creation record while that is pending
 };
 
 // The record behind a page. Valid for every Page the runtime handed out (see above).

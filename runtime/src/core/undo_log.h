@@ -73,7 +73,7 @@ class UndoLog {
         } else {
           kept(e.page, runs_[r].offset, runs_[r].length);
         }
-        std::memcpy(Rec(e.page)->twin_ + runs_[r].offset, bytes_.get() + pos, runs_[r].length);
+        std::memcpy(Rec(e.page)->twin + runs_[r].offset, bytes_.get() + pos, runs_[r].length);
         pos += runs_[r].length;
       }
       Rec(e.page)->epoch_ = e.prev_epoch;
