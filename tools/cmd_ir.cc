@@ -174,7 +174,7 @@ int Show() {
   if (!gen.ok()) return Fail(gen.status().ToString());
   auto ids = Lookup(**store, Flags().func);
   if (!ids.ok()) return Fail(ids.status().ToString());
-  auto versions = (*store)->Functions(*gen, *stage);
+  auto versions = (*store)->Functions(*gen, stage);
   if (!versions.ok()) return Fail(versions.status().ToString());
   int shown = 0;
   for (const ir::FunctionVersion& v : *versions) {

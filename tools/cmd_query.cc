@@ -542,7 +542,7 @@ void AddQuery(CLI::App& app) {
     sub->add_flag("--json", a.json,
                   "machine-readable output (docs/SerializationSpec.md, CLI JSON)");
   };
-  const char* kField =
+  constexpr const char* kField =
       "a field as mmsb diff prints it (Counters.hits[1]), [*] for any index, or a whole "
       "struct, page or type name";
 

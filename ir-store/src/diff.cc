@@ -206,6 +206,7 @@ std::vector<std::string> AmbiguousCandidates(std::string_view query,
   }
   if (tus_by_name.size() <= 1) return {};
   std::vector<std::string> out;
+  out.reserve(tus_by_name.size());
   for (const auto& [name, tus] : tus_by_name) {
     out.push_back(name + " (" + std::to_string(tus.size()) + (tus.size() == 1 ? " TU)" : " TUs)"));
   }
@@ -275,6 +276,7 @@ Expected<GenerationDiff> DiffGenerations(Store& store, std::int64_t from, std::i
     before.erase(it);
   }
   std::vector<FunctionVersion*> removed;
+  removed.reserve(before.size());
   for (auto& [key, v] : before) removed.push_back(v);
 
   // Moves: a name that left exactly one TU and arrived in exactly one other.
@@ -404,6 +406,7 @@ Expected<GenerationDiff> DiffGenerations(Store& store, std::int64_t from, std::i
   // Order.
   auto name_of = [](const FunctionChange& c) { return Demangle(c.any().name); };
   std::vector<std::pair<std::string, FunctionChange*>> keyed;
+  keyed.reserve(diff.changes.size());
   for (FunctionChange& c : diff.changes) keyed.emplace_back(name_of(c), &c);
   auto by_name = [](const std::pair<std::string, FunctionChange*>& x,
                     const std::pair<std::string, FunctionChange*>& y) {

@@ -17,12 +17,12 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-const char* kReset = "\033[0m";
-const char* kBold = "\033[1m";
-const char* kRed = "\033[31m";
-const char* kGreen = "\033[32m";
-const char* kYellow = "\033[33m";
-const char* kCyan = "\033[36m";
+constexpr const char* kReset = "\033[0m";
+constexpr const char* kBold = "\033[1m";
+constexpr const char* kRed = "\033[31m";
+constexpr const char* kGreen = "\033[32m";
+constexpr const char* kYellow = "\033[33m";
+constexpr const char* kCyan = "\033[36m";
 
 std::string Paint(const RenderOptions& o, const char* color, const std::string& s) {
   if (!o.color) return s;
@@ -298,9 +298,11 @@ std::string RenderDiff(const GenerationDiff& diff, bool stat_only, const RenderO
     std::string name = Elide(Demangle(c.any().name));
     std::string tu = g.members.size() > 1 ? std::to_string(g.members.size()) + " TUs"
                                           : Display(c.any().tu_source, o);
-    if (c.kind == ChangeKind::kRenamed) name = Elide(Demangle(c.before->name)) + " -> " + name;
-    if (c.kind == ChangeKind::kMoved && g.members.size() == 1)
-      tu = Display(c.before->tu_source, o) + " -> " + tu;
+    // A rename or move has both versions; the old one's name or TU goes in front.
+    if (c.kind == ChangeKind::kRenamed && c.before)
+      name.insert(0, Elide(Demangle(c.before->name)) + " -> ");
+    if (c.kind == ChangeKind::kMoved && g.members.size() == 1 && c.before)
+      tu.insert(0, Display(c.before->tu_source, o) + " -> ");
     std::string kind = ChangeKindName(c.kind);
     if ((c.kind == ChangeKind::kRenamed || c.kind == ChangeKind::kMoved) && c.text_changed)
       kind += "+changed";
@@ -376,8 +378,10 @@ std::string RenderDiffJson(const GenerationDiff& diff, bool with_text) {
     j["tus"] = std::move(tus);
     j["name"] = v.name;
     j["demangled"] = Demangle(v.name);
-    j["old_tu"] = c.kind == ChangeKind::kMoved ? Json(c.before->tu_source) : Json(nullptr);
-    j["old_name"] = c.kind == ChangeKind::kRenamed ? Json(c.before->name) : Json(nullptr);
+    j["old_tu"] =
+        c.kind == ChangeKind::kMoved && c.before ? Json(c.before->tu_source) : Json(nullptr);
+    j["old_name"] =
+        c.kind == ChangeKind::kRenamed && c.before ? Json(c.before->name) : Json(nullptr);
     j["text_changed"] = c.text_changed;
     auto counts = [&](std::uint32_t FunctionVersion::* field, std::int64_t delta) {
       Json x;

@@ -116,7 +116,8 @@ Status CheckFormat(Store::Impl& impl, const std::string& path) {
   (void)row;
   if (q.Int(0) == 0) return foreign();
   auto format = impl.Meta("format");
-  if (!format.ok() || !format->has_value() || **format != schema::kFormat) return foreign();
+  // An absent value is unequal too.
+  if (!format.ok() || *format != schema::kFormat) return foreign();
   MMSB_ASSIGN_OR_RETURN(auto version, impl.Meta("schema"));
   if (!version.has_value() || !AllDigits(*version)) return foreign();
   if (std::stoi(*version) > schema::kSchemaVersion) {
@@ -166,7 +167,7 @@ Store::Store(std::string path, std::unique_ptr<Impl> impl)
 Store::~Store() = default;
 
 Expected<std::unique_ptr<Store>> Store::Open(const std::string& path, Mode mode,
-                                             StoreOptions options) {
+                                             const StoreOptions& options) {
   std::error_code ec;
   if (mode == Mode::kReadWrite) {
     const fs::path dir = fs::path(path).parent_path();

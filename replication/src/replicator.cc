@@ -152,10 +152,11 @@ class Replicator::Impl {
     acked = s_epoch;
     queued = s_epoch;
     st.acked_epoch = st.queued_epoch = s_epoch;
-    if (tail->last && tail->last->token > token) {
+    const auto& last = tail->last;
+    if (last && last->token > token) {
       return FailedPrecondition(
           fmt::format("stream '{}' was published by a newer leader (token {} > ours {})",
-                      url.stream, tail->last->token, token));
+                      url.stream, last->token, token));
     }
     if (s_epoch > l_epoch) {
       return FailedPrecondition(fmt::format(
@@ -181,7 +182,8 @@ class Replicator::Impl {
       }
       auto sh = StreamHashOf(s_epoch, *tail);
       if (!sh.ok()) return sh.status();
-      if (*sh && **sh != (*rp)->ReplicaHash()) {
+      const std::optional<std::uint64_t>& stream_hash = *sh;
+      if (stream_hash && *stream_hash != (*rp)->ReplicaHash()) {
         return FailedPrecondition(fmt::format(
             "stream '{}' and the local log '{}' disagree at epoch {} (state hashes differ): they "
             "are different histories; publishing would fork",
@@ -320,20 +322,21 @@ class Replicator::Impl {
         continue;
       }
       std::lock_guard<std::mutex> l(mu);
-      if (tail->last && tail->last->token > token) {
+      const auto& last = tail->last;
+      if (last && last->token > token) {
         error = FailedPrecondition(
             fmt::format("stream '{}' was published by a newer leader (token {} > ours {}): fenced",
-                        url.stream, tail->last->token, token));
+                        url.stream, last->token, token));
         WakeAll();
         return;
       }
       MarkAcked(tail->complete_epoch());
       for (Item& it : pending) it.start_chunk = 0;
-      if (tail->last && !tail->last->last && tail->last->token == token && !pending.empty() &&
-          pending.front().epoch == tail->last->epoch) {
+      if (last && !last->last && last->token == token && !pending.empty() &&
+          pending.front().epoch == last->epoch) {
         // Our own partly stored epoch: continue after its stored chunks (same bytes, same
         // chunking), which also keeps message ids from colliding with the stored ones.
-        pending.front().start_chunk = tail->last->chunk + 1;
+        pending.front().start_chunk = last->chunk + 1;
       }
       sent = 0;
       last_seq = tail->last_seq;
@@ -533,7 +536,8 @@ class Replicator::Impl {
         std::uint64_t messages = 0, bytes = 0;
         bool ok = true;
         for (const Item& item : batch) {
-          if (!(ok = PublishItem(item, &expect, &messages, &bytes))) break;
+          ok = PublishItem(item, &expect, &messages, &bytes);
+          if (!ok) break;
         }
         batch.clear();
         l.lock();

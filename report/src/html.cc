@@ -26,7 +26,7 @@ std::string FillTemplate(std::string_view tmpl,
   return out;
 }
 
-std::string ScriptSafe(std::string json) {
+std::string ScriptSafe(std::string_view json) {
   // '<' only occurs inside JSON strings, where \u003c is the same character: no "</script>" and
   // no "<!--" can end or confuse the script element.
   std::string out;
@@ -69,8 +69,8 @@ std::string RenderPage(std::string_view page_template, std::string_view page_js,
                        const std::string& data_json, const std::string& title) {
   const std::string safe = ScriptSafe(data_json);
   const std::string t = HtmlEscape(title);
-  return FillTemplate(page_template, {{"CSS", assets::k_common_css},
-                                      {"COMMON_JS", assets::k_common_js},
+  return FillTemplate(page_template, {{"CSS", assets::kCommonCss},
+                                      {"COMMON_JS", assets::kCommonJs},
                                       {"JS", page_js},
                                       {"DATA", safe},
                                       {"TITLE", t}});

@@ -8,12 +8,12 @@
 namespace mmsb::report {
 
 namespace assets {
-extern const std::string_view k_log_report_html;
-extern const std::string_view k_log_report_js;
-extern const std::string_view k_ir_report_html;
-extern const std::string_view k_ir_report_js;
-extern const std::string_view k_common_css;
-extern const std::string_view k_common_js;
+extern const std::string_view kLogReportHtml;
+extern const std::string_view kLogReportJs;
+extern const std::string_view kIrReportHtml;
+extern const std::string_view kIrReportJs;
+extern const std::string_view kCommonCss;
+extern const std::string_view kCommonJs;
 }  // namespace assets
 
 // `tmpl` with every "{{NAME}}" replaced by vars.at(NAME), in one pass (a value is never
@@ -22,7 +22,7 @@ std::string FillTemplate(std::string_view tmpl,
                          const std::map<std::string, std::string_view>& vars);
 
 // Text safe inside <script type="application/json">: every '<' becomes \u003c (same JSON value).
-std::string ScriptSafe(std::string json);
+std::string ScriptSafe(std::string_view json);
 
 // Text safe inside HTML elements and attributes.
 std::string HtmlEscape(std::string_view s);

@@ -85,7 +85,7 @@ Expected<std::string> BuildIrReport(ir::Store& store, std::int64_t from, std::in
     for (const ir::ChangeGroup& g : diff->groups) {
       const ir::FunctionChange& c = diff->changes[g.members[0]];
       if (c.kind == ir::ChangeKind::kRemoved) {
-        if (stage == ir::Stage::kPre) {
+        if (stage == ir::Stage::kPre && c.before) {  // a removal has its old version
           removed.push_back({c.before->name, ir::Demangle(c.before->name), c.before->instructions,
                              static_cast<int>(g.members.size())});
         }
@@ -129,6 +129,7 @@ Expected<std::string> BuildIrReport(ir::Store& store, std::int64_t from, std::in
 
   // The largest functions, and every changed one.
   std::vector<const Fn*> order;
+  order.reserve(fns.size());
   for (const auto& [name, f] : fns) order.push_back(&f);
   std::sort(order.begin(), order.end(), [](const Fn* a, const Fn* b) {
     if (a->kind.empty() != b->kind.empty()) return !a->kind.empty();
@@ -169,7 +170,7 @@ Expected<std::string> BuildIrReport(ir::Store& store, std::int64_t from, std::in
   const std::string title = o.title.empty() ? "mmsb ir report: generation " + std::to_string(from) +
                                                   " \u2192 " + std::to_string(to)
                                             : o.title;
-  std::string html = RenderPage(assets::k_ir_report_html, assets::k_ir_report_js,
+  std::string html = RenderPage(assets::kIrReportHtml, assets::kIrReportJs,
                                 data.dump(-1, ' ', false, Json::error_handler_t::replace), title);
   if (stats != nullptr) {
     stats->functions = fns.size();

@@ -42,11 +42,11 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
                                      LogReportStats* stats) {
   Scan scan;
   if (Status s = scan.Run(log_path, o.mode); !s.ok()) return s;
-  if (scan.epochs_.empty()) {
+  if (scan.epochs.empty()) {
     return NotFound("log '" + log_path + "' has no committed epoch: nothing to report");
   }
-  const Epoch first = scan.epochs_.front().epoch;
-  const Epoch last = scan.epochs_.back().epoch;
+  const Epoch first = scan.epochs.front().epoch;
+  const Epoch last = scan.epochs.back().epoch;
   const std::size_t max_columns = std::max<std::size_t>(o.max_columns, 1);
   std::uint64_t width = 1;
   while (last / width - first / width + 1 > max_columns) width *= 2;
@@ -59,11 +59,11 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
     Epoch first = 0, last = 0;
     std::uint64_t bytes = 0;
     std::uint64_t epochs = 0;
-    std::uint32_t epoch_begin = 0, epoch_end = 0;  // scan.epochs_ indices
+    std::uint32_t epoch_begin = 0, epoch_end = 0;  // scan.epochs indices
   };
   std::vector<Column> cols(ncols);
-  for (std::uint32_t i = 0; i < scan.epochs_.size(); ++i) {
-    const EpochRec& r = scan.epochs_[i];
+  for (std::uint32_t i = 0; i < scan.epochs.size(); ++i) {
+    const EpochRec& r = scan.epochs[i];
     Column& c = cols[col_of(r.epoch)];
     if (c.epochs == 0) {
       c.first = r.epoch;
@@ -76,7 +76,7 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
   }
   // Rows: collapsed field paths, the busiest max_rows; element rows under arrays.
   std::map<std::string, std::uint64_t> row_hits;
-  for (const Leaf& l : scan.leaves_) row_hits[l.row] += l.hits;
+  for (const Leaf& l : scan.leaves) row_hits[l.row] += l.hits;
   std::vector<std::pair<std::string, std::uint64_t>> ranked(row_hits.begin(), row_hits.end());
   std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
     return a.second != b.second ? a.second > b.second : a.first < b.first;
@@ -106,11 +106,11 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
     rows.push_back({"(other fields)", "", -1, true});
   }
   // Element rows: the busiest leaves of each array row.
-  std::vector<int> leaf_row(scan.leaves_.size(), -1), leaf_child(scan.leaves_.size(), -1);
+  std::vector<int> leaf_row(scan.leaves.size(), -1), leaf_child(scan.leaves.size(), -1);
   {
     std::map<std::string, std::vector<std::uint32_t>> by_row;
-    for (std::uint32_t i = 0; i < scan.leaves_.size(); ++i) {
-      const Leaf& l = scan.leaves_[i];
+    for (std::uint32_t i = 0; i < scan.leaves.size(); ++i) {
+      const Leaf& l = scan.leaves[i];
       auto it = row_index.find(l.row);
       leaf_row[i] = it == row_index.end() ? other_row : it->second;
       if (it != row_index.end() && l.full != l.row) by_row[l.row].push_back(i);
@@ -119,15 +119,15 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
     std::vector<Row> children;
     // Element order ("x[2]" before "x[10]"): shorter paths first, then by text.
     auto natural = [&](std::uint32_t a, std::uint32_t b) {
-      const std::string& x = scan.leaves_[a].full;
-      const std::string& y = scan.leaves_[b].full;
+      const std::string& x = scan.leaves[a].full;
+      const std::string& y = scan.leaves[b].full;
       return x.size() != y.size() ? x.size() < y.size() : x < y;
     };
     for (auto& [row, leaves] : by_row) {
       // The busiest max_children elements, shown in element order.
       std::sort(leaves.begin(), leaves.end(), [&](std::uint32_t a, std::uint32_t b) {
-        if (scan.leaves_[a].hits != scan.leaves_[b].hits)
-          return scan.leaves_[a].hits > scan.leaves_[b].hits;
+        if (scan.leaves[a].hits != scan.leaves[b].hits)
+          return scan.leaves[a].hits > scan.leaves[b].hits;
         return natural(a, b);
       });
       std::sort(leaves.begin(), leaves.begin() + std::min(leaves.size(), o.max_children), natural);
@@ -135,7 +135,7 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
       for (std::size_t k = 0; k < leaves.size() && k < o.max_children; ++k) {
         leaf_child[leaves[k]] = static_cast<int>(parents + children.size());
         children.push_back(
-            {scan.leaves_[leaves[k]].full, scan.leaves_[leaves[k]].full, parent, false});
+            {scan.leaves[leaves[k]].full, scan.leaves[leaves[k]].full, parent, false});
       }
       if (leaves.size() > o.max_children) {
         const int other = static_cast<int>(parents + children.size());
@@ -167,22 +167,22 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
     std::vector<Epoch> row_last(rows.size(), 0);
     std::vector<std::uint32_t> row_site(rows.size(), 0);
     std::vector<int> rows_touched;
-    std::vector<std::uint64_t> page_n(scan.pages_.size(), 0);
-    std::vector<std::uint8_t> page_chosen(scan.pages_.size(), 0);
+    std::vector<std::uint64_t> page_n(scan.pages.size(), 0);
+    std::vector<std::uint8_t> page_chosen(scan.pages.size(), 0);
     std::vector<std::uint32_t> pages_touched;
-    std::vector<std::array<std::uint64_t, 3>> site_acc(scan.sites_.size(), {0, 0, 0});
+    std::vector<std::array<std::uint64_t, 3>> site_acc(scan.sites.size(), {0, 0, 0});
     std::vector<std::uint32_t> sites_touched;
     for (std::size_t c = 0; c < ncols; ++c) {
       std::size_t chosen = 0;
       std::uint32_t hit =
-          cols[c].epoch_begin == 0 ? 0 : scan.epochs_[cols[c].epoch_begin - 1].hit_end;
+          cols[c].epoch_begin == 0 ? 0 : scan.epochs[cols[c].epoch_begin - 1].hit_end;
       for (std::uint32_t ei = cols[c].epoch_begin; ei < cols[c].epoch_end; ++ei) {
-        const EpochRec& er = scan.epochs_[ei];
+        const EpochRec& er = scan.epochs[ei];
         if (site_acc[er.site][2]++ == 0) sites_touched.push_back(er.site);
         site_acc[er.site][0] = er.site;
         site_acc[er.site][1] += er.bytes;
         for (; hit < er.hit_end; ++hit) {
-          const Hit& h = scan.hits_[hit];
+          const Hit& h = scan.hits[hit];
           if (page_n[h.page]++ == 0) pages_touched.push_back(h.page);
           if (h.leaf == kNoLeaf) continue;
           for (int r : {leaf_row[h.leaf], leaf_child[h.leaf]}) {
@@ -260,7 +260,7 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
       a.types = cur.types;
       b.types = cur.types;
       for (std::uint32_t slot : col_pages[c]) {
-        const PageId id = scan.pages_[slot].id;
+        const PageId id = scan.pages[slot].id;
         if (auto it = prev.find(id); it != prev.end()) a.pages.emplace(id, it->second);
         if (const ReplayedPage* p = cur.FindPage(id)) b.pages.emplace(id, *p);
       }
@@ -281,7 +281,7 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
       col_chunk[c] = chunks.Add(c, detail.dump(-1, ' ', false, Json::error_handler_t::replace));
       // The snapshot moves to the column's end for every page that changed in it.
       for (std::uint32_t slot : col_changed[c]) {
-        const PageId id = scan.pages_[slot].id;
+        const PageId id = scan.pages[slot].id;
         if (const ReplayedPage* p = cur.FindPage(id)) {
           prev[id] = *p;
         } else {
@@ -296,7 +296,7 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
   data["log"] = log_path;
   data["first_epoch"] = first;
   data["last_epoch"] = last;
-  data["epochs"] = scan.epochs_.size();
+  data["epochs"] = scan.epochs.size();
   data["width"] = width;
   data["base"] = base * width;
   if (Status st = chunks.Finish(); !st.ok()) return st;
@@ -310,11 +310,11 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
   }
   data["columns"] = std::move(jcols);
   Json jsites = Json::array();
-  for (const SiteRec& st : scan.sites_)
+  for (const SiteRec& st : scan.sites)
     jsites.push_back({st.label, st.kind, st.function, st.file, st.line, st.epochs, st.bytes});
   data["sites"] = std::move(jsites);
   Json jruns = Json::array();
-  for (const auto& r : scan.runs_)
+  for (const auto& r : scan.runs)
     jruns.push_back({r.epoch_base, r.unix_nanos, r.build_id, r.executable});
   data["runs"] = std::move(jruns);
   Json jrows = Json::array();
@@ -327,12 +327,13 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
   data["chunks"] = std::move(chunks.encoded);
   // Pages: those in edges, then the most changed, up to max_graph_pages.
   std::set<PageId> in_graph;
-  for (const auto& [k, e] : scan.edges_) {
+  for (const auto& [k, e] : scan.edges) {
     in_graph.insert(e.parent);
     in_graph.insert(e.child);
   }
   std::vector<const PageSlot*> by_changes;
-  for (const PageSlot& p : scan.pages_) by_changes.push_back(&p);
+  by_changes.reserve(scan.pages.size());
+  for (const PageSlot& p : scan.pages) by_changes.push_back(&p);
   std::sort(by_changes.begin(), by_changes.end(), [](const PageSlot* a, const PageSlot* b) {
     return a->changes != b->changes ? a->changes > b->changes : a->id < b->id;
   });
@@ -345,14 +346,13 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
     jpages.push_back({p->id, PageLabel(*p), p->type_name, p->size, p->changes, p->live, edge});
   }
   data["pages"] = std::move(jpages);
-  data["total_pages"] = scan.pages_.size();
+  data["total_pages"] = scan.pages.size();
   Json jedges = Json::array();
-  for (const auto& [k, e] : scan.edges_)
-    jedges.push_back({e.parent, e.child, EdgeKindName(e.kind)});
+  for (const auto& [k, e] : scan.edges) jedges.push_back({e.parent, e.child, EdgeKindName(e.kind)});
   data["edges"] = std::move(jedges);
   if (!o.ir_store.empty()) {
     auto ir =
-        LookUpSites(scan.sites_, scan.runs_.empty() ? 0 : scan.runs_.back().unix_nanos, o, stats);
+        LookUpSites(scan.sites, scan.runs.empty() ? 0 : scan.runs.back().unix_nanos, o, stats);
     if (!ir.ok()) {
       return Status(ir.status().code(), "--store " + o.ir_store + ": " + ir.status().message());
     }
@@ -360,18 +360,18 @@ Expected<std::string> BuildLogReport(const std::string& log_path, const LogRepor
   }
 
   const std::string title = o.title.empty() ? "mmsb report: " + log_path : o.title;
-  std::string html = RenderPage(assets::k_log_report_html, assets::k_log_report_js,
+  std::string html = RenderPage(assets::kLogReportHtml, assets::kLogReportJs,
                                 data.dump(-1, ' ', false, Json::error_handler_t::replace), title);
   if (stats != nullptr) {
-    stats->epochs = scan.epochs_.size();
+    stats->epochs = scan.epochs.size();
     stats->first_epoch = first;
     stats->last_epoch = last;
     stats->epochs_per_column = width;
     stats->columns = ncols;
     stats->rows = rows.size();
-    stats->pages = scan.pages_.size();
+    stats->pages = scan.pages.size();
     stats->html_bytes = html.size();
-    stats->problems = scan.problems_;
+    stats->problems = scan.problems;
   }
   return html;
 }

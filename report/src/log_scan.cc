@@ -40,15 +40,15 @@ Status Scan::Run(const std::string& path, RecoveryMode mode) {
     if (!*more) break;
     switch (e.type) {
       case LogRecordType::kRunStart:
-        for (PageSlot& p : pages_) p.live = false;
-        edges_.clear();
+        for (PageSlot& p : pages) p.live = false;
+        edges.clear();
         run_sites_.clear();
-        runs_.push_back({e.epoch > 0 ? e.epoch - 1 : 0, e.run_start.unix_nanos, "", ""});
+        runs.push_back({e.epoch > 0 ? e.epoch - 1 : 0, e.run_start.unix_nanos, "", ""});
         break;
       case LogRecordType::kBuild:
-        if (!runs_.empty()) {
-          runs_.back().build_id = e.build.build_id;
-          runs_.back().executable = e.build.executable;
+        if (!runs.empty()) {
+          runs.back().build_id = e.build.build_id;
+          runs.back().executable = e.build.executable;
         }
         break;
       case LogRecordType::kSite:
@@ -63,37 +63,37 @@ Status Scan::Run(const std::string& path, RecoveryMode mode) {
         break;
       case LogRecordType::kTypeDescriptor: {
         auto t = std::make_shared<TypeDescriptor>(e.type_descriptor);
-        for (PageSlot& p : pages_) {
+        for (PageSlot& p : pages) {
           if (p.type_name == t->name) p.type = t.get();
         }
-        types_[e.type_descriptor.name] = std::move(t);
+        types[e.type_descriptor.name] = std::move(t);
         cache_.clear();  // entries point at the replaced descriptor
         break;
       }
       case LogRecordType::kPageCreate: {
         const std::uint32_t slot = Slot(e.page_create.id);
-        PageSlot& p = pages_[slot];
+        PageSlot& p = pages[slot];
         p.name = e.page_create.name;
         p.type_name = e.page_create.type_name;
         p.size = e.page_create.size;
-        auto t = types_.find(p.type_name);
-        p.type = t == types_.end() ? nullptr : t->second.get();
+        auto t = types.find(p.type_name);
+        p.type = t == types.end() ? nullptr : t->second.get();
         p.live = true;
         pending_.push_back({kNoLeaf, slot});
         break;
       }
       case LogRecordType::kPageFree: {
         const std::uint32_t slot = Slot(e.page_free);
-        pages_[slot].live = false;
+        pages[slot].live = false;
         pending_.push_back({kNoLeaf, slot});
         break;
       }
       case LogRecordType::kGraphEdge: {
         const auto key = std::make_pair(e.edge.edge.parent, e.edge.edge.child);
         if (e.edge.op == EdgeOp::kAdd) {
-          edges_[key] = e.edge.edge;
+          edges[key] = e.edge.edge;
         } else {
-          edges_.erase(key);
+          edges.erase(key);
         }
         break;
       }
@@ -107,19 +107,18 @@ Status Scan::Run(const std::string& path, RecoveryMode mode) {
         break;
     }
   }
-  problems_ = (*reader)->problems();
+  problems = (*reader)->problems();
   return Status::Ok();
 }
 
 std::uint32_t Scan::SiteIndex(const LogSite& s) {
   const char* kind = s.kind == LogSite::Kind::kTransaction ? "transaction" : "commit";
   std::string key = fmt::format("{}\n{}\n{}\n{}", kind, s.function, s.file, s.line);
-  auto [it, inserted] =
-      site_ids_.emplace(std::move(key), static_cast<std::uint32_t>(sites_.size()));
+  auto [it, inserted] = site_ids_.emplace(std::move(key), static_cast<std::uint32_t>(sites.size()));
   if (inserted) {
     const std::string_view file = s.file;
     const std::string_view base = file.substr(file.find_last_of('/') + 1);
-    sites_.push_back(
+    sites.push_back(
         {fmt::format("{} at {}:{}", s.function.empty() ? "(unknown)" : s.function, base, s.line),
          kind, s.function, s.file, s.line, 0, 0});
   }
@@ -127,23 +126,23 @@ std::uint32_t Scan::SiteIndex(const LogSite& s) {
 }
 
 std::uint32_t Scan::Slot(PageId id) {
-  auto [it, inserted] = slot_of_.emplace(id, static_cast<std::uint32_t>(pages_.size()));
+  auto [it, inserted] = slot_of.emplace(id, static_cast<std::uint32_t>(pages.size()));
   if (inserted) {
-    pages_.emplace_back();
-    pages_.back().id = id;
+    pages.emplace_back();
+    pages.back().id = id;
   }
   return it->second;
 }
 
 std::uint32_t Scan::LeafId(const std::string& full) {
-  auto [it, inserted] = leaf_ids_.emplace(full, static_cast<std::uint32_t>(leaves_.size()));
-  if (inserted) leaves_.push_back({full, Collapse(full), 0});
+  auto [it, inserted] = leaf_ids_.emplace(full, static_cast<std::uint32_t>(leaves.size()));
+  if (inserted) leaves.push_back({full, Collapse(full), 0});
   return it->second;
 }
 
 const TypeDescriptor* Scan::Lookup(std::string_view name) const {
-  auto it = types_.find(name);
-  return it == types_.end() ? nullptr : it->second.get();
+  auto it = types.find(name);
+  return it == types.end() ? nullptr : it->second.get();
 }
 
 Resolved Scan::Resolve(const PageSlot& p, const TypeDescriptor* type, std::uint64_t pos) {
@@ -173,9 +172,9 @@ Resolved Scan::Resolve(const PageSlot& p, const TypeDescriptor* type, std::uint6
 }
 
 void Scan::AddDelta(const Delta& d) {
-  auto it = slot_of_.find(d.page());
-  const std::uint32_t slot = it != slot_of_.end() ? it->second : Slot(d.page());
-  PageSlot& p = pages_[slot];
+  auto it = slot_of.find(d.page());
+  const std::uint32_t slot = it != slot_of.end() ? it->second : Slot(d.page());
+  PageSlot& p = pages[slot];
   if (p.size == 0) p.size = d.page_size();
   const TypeDescriptor* type = p.type;
   pending_bytes_ += d.changed_bytes();
@@ -200,19 +199,18 @@ void Scan::AddDelta(const Delta& d) {
 
 void Scan::Commit(Epoch epoch) {
   for (const Hit& h : pending_) {
-    hits_.push_back(h);
-    if (h.leaf != kNoLeaf) ++leaves_[h.leaf].hits;
-    PageSlot& p = pages_[h.page];
+    hits.push_back(h);
+    if (h.leaf != kNoLeaf) ++leaves[h.leaf].hits;
+    PageSlot& p = pages[h.page];
     if (p.last_counted != epoch) {
       p.last_counted = epoch;
       ++p.changes;
     }
   }
   pending_.clear();
-  epochs_.push_back(
-      {epoch, pending_bytes_, static_cast<std::uint32_t>(hits_.size()), pending_site_});
-  ++sites_[pending_site_].epochs;
-  sites_[pending_site_].bytes += pending_bytes_;
+  epochs.push_back({epoch, pending_bytes_, static_cast<std::uint32_t>(hits.size()), pending_site_});
+  ++sites[pending_site_].epochs;
+  sites[pending_site_].bytes += pending_bytes_;
   pending_bytes_ = 0;
   pending_site_ = 0;
 }

@@ -48,7 +48,7 @@ struct EpochRec {
   Epoch epoch = 0;
   std::uint64_t bytes = 0;
   std::uint32_t hit_end = 0;  // hits [previous hit_end, hit_end)
-  std::uint32_t site = 0;     // Scan::sites_ index of what committed it; 0: unknown
+  std::uint32_t site = 0;     // Scan::sites index of what committed it; 0: unknown
 };
 
 // A place that commits (a site record), the same across runs when function, file and line are.
@@ -93,22 +93,22 @@ class Scan {
 
   Status Run(const std::string& path, RecoveryMode mode);
 
-  std::vector<LogProblem> problems_;  // salvage: the damage skipped
-  std::vector<PageSlot> pages_;
-  std::unordered_map<PageId, std::uint32_t> slot_of_;
-  TypeMap types_;
-  std::map<std::pair<PageId, PageId>, EdgeInfo> edges_;
-  std::vector<Hit> hits_;
-  std::vector<EpochRec> epochs_;
-  std::vector<Leaf> leaves_;
-  std::vector<SiteRec> sites_{SiteRec{"(no provenance in the log)", "", "", "", 0, 0, 0}};
+  std::vector<LogProblem> problems;  // salvage: the damage skipped
+  std::vector<PageSlot> pages;
+  std::unordered_map<PageId, std::uint32_t> slot_of;
+  TypeMap types;
+  std::map<std::pair<PageId, PageId>, EdgeInfo> edges;
+  std::vector<Hit> hits;
+  std::vector<EpochRec> epochs;
+  std::vector<Leaf> leaves;
+  std::vector<SiteRec> sites{SiteRec{"(no provenance in the log)", "", "", "", 0, 0, 0}};
   struct RunRec {
     Epoch epoch_base = 0;
     std::uint64_t unix_nanos = 0;
     std::string build_id;
     std::string executable;
   };
-  std::vector<RunRec> runs_;
+  std::vector<RunRec> runs;
 
  private:
   std::uint32_t SiteIndex(const LogSite& s);
@@ -131,7 +131,7 @@ class Scan {
   std::vector<Hit> pending_;
   std::uint64_t pending_bytes_ = 0;
   std::uint32_t pending_site_ = 0;
-  std::unordered_map<std::uint32_t, std::uint32_t> run_sites_;  // this run's site id -> sites_
+  std::unordered_map<std::uint32_t, std::uint32_t> run_sites_;  // this run's site id -> sites
   std::unordered_map<std::string, std::uint32_t> site_ids_;
 };
 

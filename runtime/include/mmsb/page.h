@@ -61,14 +61,14 @@ class Page {
   Page(const Page&) = delete;
   Page& operator=(const Page&) = delete;
 
- private:
-  friend class Bus;
-  friend class UndoLog;
-  friend class DependencyGraph;  // prefetches page bytes and twins ahead of recompute
+ protected:
+  // Only the runtime creates pages: its internal record derives from Page and adds the
+  // bookkeeping (twin, page-table slot, storage class, ...) that stays out of this header.
   Page() = default;
+  ~Page() = default;
 
+  // What the accessors above return.
   std::uint8_t* data_ = nullptr;
-  std::uint8_t* twin_ = nullptr;  // image at the last commit (valid when twin_valid_)
   std::size_t size_ = 0;
   PageId id_ = kInvalidPageId;
   Epoch epoch_ = 0;
@@ -77,15 +77,6 @@ class Page {
   Location location_ = Location::kCpu;
   bool is_static_ = false;
   bool escaped_ = false;
-  bool twin_valid_ = false;      // false until the first commit has seen the page
-  bool twin_is_zero_ = false;    // page started zeroed: the first diff is against zeros
-  bool maybe_nonzero_ = false;   // storage may hold non-zero bytes (for lazy zeroing on reuse)
-  std::uint32_t slot_ = 0;       // index in the page table
-  std::uint8_t size_class_ = 0;  // pool size class, or 0xff for large pages
-  std::size_t capacity_ = 0;     // bytes of the storage block
-  bool live_ = false;
-  Epoch created_epoch_ = 0;         // the bus epoch when created (to cancel create+free pairs)
-  std::uint32_t created_slot_ = 0;  // index of its creation record while that is pending
 };
 
 // Creates a heap page of `size` bytes (1 byte to 4 GiB - 1). Fails with InvalidArgument for bad

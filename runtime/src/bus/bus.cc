@@ -118,7 +118,7 @@ Status Bus::ReserveStaticWindow() {
 Bus::~Bus() NO_THREAD_SAFETY_ANALYSIS {
   // Arena storage goes with the arena; only static twins are separately owned.
   for (Page* p : live_) {
-    if (p->is_static_) delete[] p->twin_;
+    if (Rec(p)->is_static_) delete[] Rec(p)->twin;
   }
   if (zeros_) munmap(zeros_, zeros_size_);
   if (static_shadow_) munmap(static_shadow_, static_shadow_bytes_);
@@ -136,7 +136,7 @@ void Bus::FillBatch(CommitBatch& batch) {
     // Slots moved: pages created this epoch find their record again through the id check.
     for (std::size_t i = 0; i < created_.size(); ++i) {
       if (Page** p = by_id_.Find(created_[i].id))
-        (*p)->created_slot_ = static_cast<std::uint32_t>(i);
+        Rec(*p)->created_slot = static_cast<std::uint32_t>(i);
     }
   }
   batch.created = created_;
@@ -243,8 +243,8 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
     host.undo = track_undo_ ? &undo_ : nullptr;
     // A derived page's recompute failed: its bytes are the runtime's own writes, put back.
     host.discard = [this](Page* p) NO_THREAD_SAFETY_ANALYSIS {
-      std::memcpy(p->data_, p->twin_, p->size_);
-      if (std::uint8_t* shadow = ShadowFor(p)) std::memset(shadow, 0, GranuleCount(p->size_));
+      std::memcpy(Rec(p)->data_, Rec(p)->twin, Rec(p)->size_);
+      if (std::uint8_t* shadow = ShadowFor(p)) std::memset(shadow, 0, GranuleCount(Rec(p)->size_));
     };
     host.out = &epoch_deltas_;
     const std::uint64_t props_before = graph_.stats().propagations;

@@ -26,6 +26,7 @@
 #include "arena/arena.h"
 #include "core/flat_id_map.h"
 #include "core/mutex.h"
+#include "core/page_record.h"
 #include "device/committed_images.h"
 #include "events/event_hub.h"
 #include "graph/graph.h"
@@ -148,7 +149,7 @@ class Bus final : public CommittedImages {
       REQUIRES(mu_);
   // Returns storage CreatePage took but could not use.
   void GiveBackBlock(const Arena::Block& block) REQUIRES(mu_);
-  Page* NewRecord() REQUIRES(mu_);
+  PageRecord* NewRecord() REQUIRES(mu_);
   // A fresh record for a page on `data` (twin `twin`) at the current epoch: not static, not
   // escaped, no commit yet, storage that may hold anything, one large-class block of `size`.
   // Callers change what differs for their kind of page, then Register it.
@@ -211,7 +212,7 @@ class Bus final : public CommittedImages {
   // a transaction the commit waits for may need mu_ to create or free a page).
   Mutex commit_mu_ ACQUIRED_BEFORE(mu_);
   Mutex mu_;
-  std::vector<std::unique_ptr<Page[]>> record_chunks_ GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<PageRecord[]>> record_chunks_ GUARDED_BY(mu_);
   std::vector<Page*> free_records_ GUARDED_BY(mu_);
   // Recently freed small slots, reused by CreatePage under the bus lock it takes anyway, so a
   // create/free cycle costs one lock instead of three (the arena has its own). Bounded per class;

@@ -46,13 +46,13 @@ Status Bus::CheckDevicePage(const Page* page) {
   if (device_ == nullptr)
     return FailedPrecondition("no device is attached (call mmsb::AttachDevice first)");
   if (page == nullptr) return InvalidArgument("null page");
-  if (!page->live_) return NotFound("the page is not live");
+  if (!Rec(page)->live) return NotFound("the page is not live");
   return Status::Ok();
 }
 
 std::span<const std::uint8_t> Bus::CommittedImage(const Page* p) const {
-  if (p->twin_valid_) return {p->twin_, p->size_};
-  return {Zeros(p->size_), p->size_};  // the epoch-0 image of every page
+  if (Rec(p)->twin_valid) return {Rec(p)->twin, Rec(p)->size_};
+  return {Zeros(Rec(p)->size_), Rec(p)->size_};  // the epoch-0 image of every page
 }
 
 Status Bus::AttachDeviceCopy(Page* p) {
@@ -71,8 +71,8 @@ Expected<Page*> Bus::CreateUnifiedPage(std::size_t size, const PageOptions& opti
   if (!storage.ok()) return storage.status();
   Page* p = InitRecord(storage->data, storage->twin, size, options, Location::kUnified);
   // Device code writes managed memory without barriers: the page is diffed in full every commit.
-  p->escaped_ = true;
-  p->size_class_ = kExternalStorage;
+  Rec(p)->escaped_ = true;
+  Rec(p)->size_class = kExternalStorage;
   device_->AdoptUnified(p, *storage);
   Register(p);
   return p;

@@ -130,31 +130,32 @@ bool MarkArrived(const std::uint8_t* shadow, std::size_t g) {
 }  // namespace
 
 std::uint8_t* Bus::ShadowFor(const Page* p) const {
-  if (p->size_class_ == kExternalStorage) return nullptr;  // no barrier shadow: always fully diffed
-  if (p->is_static_) {
+  if (Rec(p)->size_class == kExternalStorage)
+    return nullptr;  // no barrier shadow: always fully diffed
+  if (Rec(p)->is_static_) {
     const rt::ShadowRegion& r = rt::g_static_region;
-    const std::uintptr_t off = reinterpret_cast<std::uintptr_t>(p->data_) - r.base;
+    const std::uintptr_t off = reinterpret_cast<std::uintptr_t>(Rec(p)->data_) - r.base;
     return off < r.span ? r.shadow + (off >> kGranuleShift) : nullptr;
   }
-  return arena_->ShadowOf(p->data_);
+  return arena_->ShadowOf(Rec(p)->data_);
 }
 
 void Bus::ReportMiss(const Page* p, ByteRun run, Epoch after_epoch, Epoch epoch, bool sampled) {
   VerifyMiss m;
-  m.page = p->id_;
-  m.page_name = p->name_;
+  m.page = Rec(p)->id_;
+  m.page_name = Rec(p)->name_;
   m.offset = run.offset;
   m.length = run.length;
   m.after_epoch = after_epoch;
   m.epoch = epoch;
   m.sampled = sampled;
-  if (p->type_ != nullptr) {
+  if (Rec(p)->type_ != nullptr) {
     auto lookup = [this](std::string_view n) NO_THREAD_SAFETY_ANALYSIS -> const TypeDescriptor* {
       auto it = types_.find(std::string(n));
       return it == types_.end() ? nullptr : it->second.get();
     };
-    if (auto f = ResolveField(*p->type_, run.offset, lookup))
-      m.field = p->type_->name + "." + f->path;
+    if (auto f = ResolveField(*Rec(p)->type_, run.offset, lookup))
+      m.field = Rec(p)->type_->name + "." + f->path;
   }
   stats_.verify_misses += m.length;
   if (sampled) ++stats_.sampled_misses;
@@ -201,13 +202,13 @@ void Bus::SettleAtStop() {
 
 Delta Bus::DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* undo,
                      bool derived) const NO_THREAD_SAFETY_ANALYSIS {
-  const std::size_t size = p->size_;
-  const bool first = !p->twin_valid_;
+  const std::size_t size = Rec(p)->size_;
+  const bool first = !Rec(p)->twin_valid;
   // First sight of the page: its epoch-0 image is all zeros (see docs/SerializationSpec.md).
-  const std::uint8_t* before = first ? Zeros(size) : p->twin_;
+  const std::uint8_t* before = first ? Zeros(size) : Rec(p)->twin;
   // Storage of a large arena block (not a static page's, which InitRecord also files under the
   // large class: its memory is the program's, and its twin a plain allocation).
-  const bool arena_large = !p->is_static_ && p->size_class_ == Arena::kLargeClass;
+  const bool arena_large = !Rec(p)->is_static_ && Rec(p)->size_class == Arena::kLargeClass;
   TxGate::RacePoint();  // between taking the marks and reading the granules
   Delta d;
   if (first && arena_large) {
@@ -216,9 +217,9 @@ Delta Bus::DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* un
     // with memory. A store that happens-before this commit has made its page present; one racing
     // with it leaves its mark for the next commit (the marks were taken before this read).
     std::vector<std::uint8_t> present;
-    Arena::MayHoldData(p->data_, size, &present);
+    Arena::MayHoldData(Rec(p)->data_, size, &present);
     [[maybe_unused]] LiveReads ignore;
-    d = delta_internal::DiffPageFromZeros(p->id_, p->epoch_, p->data_,
+    d = delta_internal::DiffPageFromZeros(Rec(p)->id_, Rec(p)->epoch_, Rec(p)->data_,
                                           static_cast<std::uint32_t>(size), present.data());
   } else if (!whole && !first && undo == nullptr) {
     // The marked granules' diff applies itself to the twin as it goes (each granule's twin line
@@ -230,42 +231,42 @@ Delta Bus::DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* un
     return d;
   } else {
     [[maybe_unused]] LiveReads ignore;
-    d = delta_internal::DiffPage(p->id_, p->epoch_, before, p->data_,
+    d = delta_internal::DiffPage(Rec(p)->id_, Rec(p)->epoch_, before, Rec(p)->data_,
                                  static_cast<std::uint32_t>(size),
                                  whole || first ? nullptr : marks);
   }
   if (first) {
     // The twin becomes the bytes the diff read (never a second read of live memory, which could
     // take in a store that no delta holds).
-    if (undo != nullptr && !d.empty()) undo->Save(p, p->epoch_, d, before, derived);
+    if (undo != nullptr && !d.empty()) undo->Save(p, Rec(p)->epoch_, d, before, derived);
     // A large page's twin is already zero: the arena hands out large blocks with their twin range
     // fresh or returned to the OS (MADV_DONTNEED) at the last free, and nothing writes a twin
     // before its page's first commit. Not writing it keeps it unbacked: only the OS pages the
     // delta below lands in take memory (docs/Runtime.md, "Memory").
-    if (!arena_large) std::memset(p->twin_, 0, size);
-    p->twin_valid_ = true;
+    if (!arena_large) std::memset(Rec(p)->twin, 0, size);
+    Rec(p)->twin_valid = true;
   } else if (!d.empty() && undo != nullptr) {
-    undo->Save(p, p->epoch_, d, before, derived);
+    undo->Save(p, Rec(p)->epoch_, d, before, derived);
   }
-  if (!d.empty()) MMSB_CHECK(d.ApplyTo({p->twin_, size}).ok());
+  if (!d.empty()) MMSB_CHECK(d.ApplyTo({Rec(p)->twin, size}).ok());
   return d;
 }
 
 Delta Bus::TakeMarksAndDiff(Page* p, bool full, UndoLog* undo) const NO_THREAD_SAFETY_ANALYSIS {
-  const std::size_t granules = GranuleCount(p->size_);
+  const std::size_t granules = GranuleCount(Rec(p)->size_);
   std::uint8_t* shadow = ShadowFor(p);
   // Per thread: the graph's pool diffs distinct pages at once.
   thread_local std::vector<std::uint8_t> marks;
   if (marks.size() < granules) marks.resize(granules);
   const std::size_t taken = shadow != nullptr ? TakeMarks(shadow, granules, marks.data()) : 0;
-  const bool whole = full || p->escaped_ || !p->twin_valid_;
+  const bool whole = full || Rec(p)->escaped_ || !Rec(p)->twin_valid;
   if (!whole && taken == 0) return Delta();
   return DiffTaken(p, marks.data(), whole, undo, /*derived=*/true);
 }
 
 void Bus::AddEpochDelta(Page* p, Delta&& d, Epoch new_epoch) {
-  p->epoch_ = new_epoch;
-  p->maybe_nonzero_ = true;
+  Rec(p)->epoch_ = new_epoch;
+  Rec(p)->maybe_nonzero = true;
   epoch_delta_bytes_ += d.changed_bytes();
   epoch_deltas_.push_back(std::move(d));
 }
@@ -296,7 +297,7 @@ void Bus::SliceMarks(const Page* p, SampleRange sample, std::uint8_t* marks) {
 }
 
 void Bus::CollectPage(Page* p, Epoch new_epoch, SampleRange sample) {
-  const std::size_t granules = GranuleCount(p->size_);
+  const std::size_t granules = GranuleCount(Rec(p)->size_);
   std::uint8_t* shadow = ShadowFor(p);
   if (marks_.size() < granules) marks_.resize(granules);
   std::uint8_t* marks = marks_.data();
@@ -307,9 +308,9 @@ void Bus::CollectPage(Page* p, Epoch new_epoch, SampleRange sample) {
   if (verify_) sample = {0, granules};
   sample.end = std::min(sample.end, granules);
   const bool sampled = sample.begin < sample.end;
-  const bool check = sampled && p->twin_valid_ && !p->escaped_ && shadow != nullptr;
+  const bool check = sampled && Rec(p)->twin_valid && !Rec(p)->escaped_ && shadow != nullptr;
   const bool partial = check && (sample.begin != 0 || sample.end != granules);
-  const bool full = !p->twin_valid_ || p->escaped_ || verify_ || (check && !partial);
+  const bool full = !Rec(p)->twin_valid || Rec(p)->escaped_ || verify_ || (check && !partial);
   if (full) {
     ++stats_.full_diffs;
   } else {
@@ -370,7 +371,7 @@ void Bus::CollectPage(Page* p, Epoch new_epoch, SampleRange sample) {
         if (alone) {
           ReportMiss(p, r, new_epoch - 1, new_epoch, !verify_);
         } else {
-          suspects_.push_back({p->id_, r, new_epoch - 1, new_epoch, !verify_});
+          suspects_.push_back({Rec(p)->id_, r, new_epoch - 1, new_epoch, !verify_});
         }
       }
     }
@@ -413,15 +414,15 @@ void Bus::CollectAll(Epoch new_epoch, bool first_round) {
     std::size_t at = sample_cursor_, g = sample_granule_;
     while (sample_count < n && (sample_count == 0 || bytes < budget)) {
       const Page* p = live_[at];
-      const std::size_t granules = GranuleCount(p->size_);
+      const std::size_t granules = GranuleCount(Rec(p)->size_);
       if (g >= granules) g = 0;  // the page shrank under the cursor (a new page in its slot)
       std::size_t end = granules;
-      if (p->size_ > kSampleSplitBytes) {
+      if (Rec(p)->size_ > kSampleSplitBytes) {
         const std::uint64_t left = budget > bytes ? budget - bytes : 0;
         end = std::min<std::size_t>(granules, g + std::max<std::uint64_t>(1, (left + 63) / 64));
       }
       sample_ranges_.push_back({g, end});
-      bytes += end == granules && g == 0 ? p->size_ : (end - g) * 64;
+      bytes += end == granules && g == 0 ? Rec(p)->size_ : (end - g) * 64;
       ++sample_count;
       if (end == granules) {
         at = (at + 1) % n;

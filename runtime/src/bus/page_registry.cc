@@ -35,14 +35,14 @@ bool SameLayout(const TypeDescriptor& a, const TypeDescriptor& b) {
 
 }  // namespace
 
-Page* Bus::NewRecord() {
+PageRecord* Bus::NewRecord() {
   if (free_records_.empty()) {
-    record_chunks_.emplace_back(new Page[kRecordChunk]);
-    Page* chunk = record_chunks_.back().get();
+    record_chunks_.emplace_back(new PageRecord[kRecordChunk]);
+    PageRecord* chunk = record_chunks_.back().get();
     free_records_.reserve(free_records_.size() + kRecordChunk);
     for (std::size_t i = kRecordChunk; i-- > 0;) free_records_.push_back(&chunk[i]);
   }
-  Page* p = free_records_.back();
+  PageRecord* p = Rec(free_records_.back());
   free_records_.pop_back();
   return p;
 }
@@ -50,67 +50,67 @@ Page* Bus::NewRecord() {
 Page* Bus::InitRecord(std::uint8_t* data, std::uint8_t* twin, std::size_t size,
                       const PageOptions& options, Location location) {
   Page* p = NewRecord();
-  p->data_ = data;
-  p->twin_ = twin;
-  p->size_ = size;
-  p->epoch_ = epoch_;
-  p->type_ = options.type;
-  p->name_ = options.name;
-  p->location_ = location;
-  p->is_static_ = false;
-  p->escaped_ = false;
-  p->twin_valid_ = false;
-  p->maybe_nonzero_ = true;
-  p->size_class_ = Arena::kLargeClass;
-  p->capacity_ = size;
+  Rec(p)->data_ = data;
+  Rec(p)->twin = twin;
+  Rec(p)->size_ = size;
+  Rec(p)->epoch_ = epoch_;
+  Rec(p)->type_ = options.type;
+  Rec(p)->name_ = options.name;
+  Rec(p)->location_ = location;
+  Rec(p)->is_static_ = false;
+  Rec(p)->escaped_ = false;
+  Rec(p)->twin_valid = false;
+  Rec(p)->maybe_nonzero = true;
+  Rec(p)->size_class = Arena::kLargeClass;
+  Rec(p)->capacity = size;
   return p;
 }
 
 void Bus::Register(Page* p) {
-  p->id_ = next_id_++;
-  p->live_ = true;
-  p->slot_ = static_cast<std::uint32_t>(live_.size());
+  Rec(p)->id_ = next_id_++;
+  Rec(p)->live = true;
+  Rec(p)->slot = static_cast<std::uint32_t>(live_.size());
   live_.push_back(p);
-  by_id_.Put(p->id_, p);
-  if (!p->name_.empty()) by_name_[p->name_] = p;
-  p->created_epoch_ = epoch_;
-  p->created_slot_ = static_cast<std::uint32_t>(created_.size());
-  created_.emplace_back(p->id_, p->size_, p->location_, p->type_, p->name_,
-                        p->is_static_);  // in place: no temporary
+  by_id_.Put(Rec(p)->id_, p);
+  if (!Rec(p)->name_.empty()) by_name_[Rec(p)->name_] = p;
+  Rec(p)->created_epoch = epoch_;
+  Rec(p)->created_slot = static_cast<std::uint32_t>(created_.size());
+  created_.emplace_back(Rec(p)->id_, Rec(p)->size_, Rec(p)->location_, Rec(p)->type_, Rec(p)->name_,
+                        Rec(p)->is_static_);  // in place: no temporary
   ++stats_.pages_created;
   ++stats_.pages_live;
-  stats_.cpu_bytes += p->size_;
-  if (p->escaped_) ++stats_.pages_escaped;
+  stats_.cpu_bytes += Rec(p)->size_;
+  if (Rec(p)->escaped_) ++stats_.pages_escaped;
 }
 
 void Bus::Unregister(Page* p) {
   Page* last = live_.back();
-  live_[p->slot_] = last;
-  last->slot_ = p->slot_;
+  live_[Rec(p)->slot] = last;
+  Rec(last)->slot = Rec(p)->slot;
   live_.pop_back();
-  by_id_.Erase(p->id_);
-  if (!p->name_.empty()) {
-    auto it = by_name_.find(p->name_);
+  by_id_.Erase(Rec(p)->id_);
+  if (!Rec(p)->name_.empty()) {
+    auto it = by_name_.find(Rec(p)->name_);
     if (it != by_name_.end() && it->second == p) by_name_.erase(it);
   }
-  if (p->created_epoch_ == epoch_ && p->created_slot_ < created_.size() &&
-      created_[p->created_slot_].id == p->id_) {
+  if (Rec(p)->created_epoch == epoch_ && Rec(p)->created_slot < created_.size() &&
+      created_[Rec(p)->created_slot].id == Rec(p)->id_) {
     // Created and freed within one epoch: no commit ever saw it, so it leaves no trace in the
     // batch (keeps a create/free loop between commits from accumulating records).
-    if (p->created_slot_ + 1 == created_.size()) {
+    if (Rec(p)->created_slot + 1 == created_.size()) {
       created_.pop_back();
     } else {
-      created_[p->created_slot_].id = kInvalidPageId;  // compacted before the batch is built
+      created_[Rec(p)->created_slot].id = kInvalidPageId;  // compacted before the batch is built
       ++created_tombstones_;
     }
   } else {
-    freed_.push_back(p->id_);
+    freed_.push_back(Rec(p)->id_);
   }
   ++stats_.pages_freed;
   --stats_.pages_live;
-  stats_.cpu_bytes -= p->size_;
-  if (p->escaped_) --stats_.pages_escaped;
-  p->live_ = false;
+  stats_.cpu_bytes -= Rec(p)->size_;
+  if (Rec(p)->escaped_) --stats_.pages_escaped;
+  Rec(p)->live = false;
 }
 
 Expected<Page*> Bus::CreatePage(std::size_t size, const PageOptions& options) {
@@ -157,9 +157,9 @@ Expected<Page*> Bus::AdoptBlock(const Arena::Block& block, std::size_t size,
   }
   Page* p = InitRecord(block.data, arena_->TwinOf(block.data), size, options, options.location);
   // Storage handed out unzeroed may hold anything: the first commit diffs it against zeros.
-  p->maybe_nonzero_ = !block.zero;
-  p->size_class_ = block.size_class;
-  p->capacity_ = block.capacity;
+  Rec(p)->maybe_nonzero = !block.zero;
+  Rec(p)->size_class = block.size_class;
+  Rec(p)->capacity = block.capacity;
   if (options.location == Location::kGpu) {
     if (Status s = AttachDeviceCopy(p); !s.ok()) {
       free_records_.push_back(p);
@@ -231,27 +231,27 @@ Expected<Page*> Bus::RegisterStatic(void* addr, std::size_t size, const PageOpti
   }
   Page* p = InitRecord(static_cast<std::uint8_t*>(addr), new std::uint8_t[size](), size, options,
                        Location::kCpu);
-  p->is_static_ = true;
-  p->escaped_ = escaped;
+  Rec(p)->is_static_ = true;
+  Rec(p)->escaped_ = escaped;
   Register(p);
   return p;
 }
 
 Status Bus::FreeLocked(Page* p) {
-  if (p == nullptr || !p->live_) return FailedPrecondition("page is not live (double free?)");
-  if (!graph_.empty() && graph_.Height(p->id_) >= 0) {
+  if (p == nullptr || !Rec(p)->live) return FailedPrecondition("page is not live (double free?)");
+  if (!graph_.empty() && graph_.Height(Rec(p)->id_) >= 0) {
     ++graph_version_;
-    graph_.RemovePage(p->id_);
+    graph_.RemovePage(Rec(p)->id_);
   }
   Unregister(p);
   if (device_ != nullptr) device_->OnFreePage(p);  // drops a device copy or unified storage
-  if (p->is_static_) {
-    delete[] p->twin_;
-  } else if (p->size_class_ != kExternalStorage) {
-    Arena::Block b{p->data_, p->capacity_, p->size_class_, false};
+  if (Rec(p)->is_static_) {
+    delete[] Rec(p)->twin;
+  } else if (Rec(p)->size_class != kExternalStorage) {
+    Arena::Block b{Rec(p)->data_, Rec(p)->capacity, Rec(p)->size_class, false};
     // A page that never held a non-zero byte leaves a clean slot: no zeroing on reuse.
-    const bool touched = AnyTouched(ShadowFor(p), GranuleCount(p->capacity_));
-    const bool dirty = p->maybe_nonzero_ || p->escaped_ || touched;
+    const bool touched = AnyTouched(ShadowFor(p), GranuleCount(Rec(p)->capacity));
+    const bool dirty = Rec(p)->maybe_nonzero || Rec(p)->escaped_ || touched;
     arena_->ClearOwner(b);
     if (b.size_class == Arena::kLargeClass) {
       arena_->Free(b, dirty);
@@ -260,8 +260,8 @@ Status Bus::FreeLocked(Page* p) {
       ReleaseSmallBlock(b, dirty, !touched);
     }
   }
-  p->data_ = p->twin_ = nullptr;
-  p->name_.clear();
+  Rec(p)->data_ = Rec(p)->twin = nullptr;
+  Rec(p)->name_.clear();
   free_records_.push_back(p);
   return Status::Ok();
 }
@@ -300,19 +300,19 @@ Page* Bus::FindContaining(const void* p) {
   }
   ReadLock lock(this);
   for (Page* page : live_) {
-    if (!page->is_static_) continue;
+    if (!Rec(page)->is_static_) continue;
     const auto off =
-        reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(page->data_);
-    if (off < page->size_) return page;
+        reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(Rec(page)->data_);
+    if (off < Rec(page)->size_) return page;
   }
   return nullptr;
 }
 
 void Bus::MarkEscaped(Page* page) {
   MutexLock lock(&mu_);
-  if (page == nullptr || !page->live_ || page->escaped_) return;
-  page->escaped_ = true;
-  page->maybe_nonzero_ = true;
+  if (page == nullptr || !Rec(page)->live || Rec(page)->escaped_) return;
+  Rec(page)->escaped_ = true;
+  Rec(page)->maybe_nonzero = true;
   ++stats_.pages_escaped;
 }
 

@@ -22,6 +22,8 @@
 #include "mmsb/delta.h"
 #include "mmsb/page.h"
 
+#include "core/page_record.h"
+
 namespace mmsb {
 
 class UndoLog {
@@ -67,14 +69,14 @@ class UndoLog {
       std::size_t pos = e.first_byte;
       for (std::size_t r = e.first_run; r < run_end; ++r) {
         if (e.restore_live) {
-          std::memcpy(e.page->data_ + runs_[r].offset, bytes_.get() + pos, runs_[r].length);
+          std::memcpy(Rec(e.page)->data_ + runs_[r].offset, bytes_.get() + pos, runs_[r].length);
         } else {
           kept(e.page, runs_[r].offset, runs_[r].length);
         }
-        std::memcpy(e.page->twin_ + runs_[r].offset, bytes_.get() + pos, runs_[r].length);
+        std::memcpy(Rec(e.page)->twin + runs_[r].offset, bytes_.get() + pos, runs_[r].length);
         pos += runs_[r].length;
       }
-      e.page->epoch_ = e.prev_epoch;
+      Rec(e.page)->epoch_ = e.prev_epoch;
     }
     Clear();
   }

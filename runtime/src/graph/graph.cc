@@ -12,6 +12,7 @@
 #include "mmsb/status.h"
 
 #include "core/clock.h"
+#include "core/page_record.h"
 namespace mmsb {
 namespace {
 
@@ -368,8 +369,8 @@ void DependencyGraph::Finished(std::uint32_t node, bool failed_before, Epoch epo
   }
   derived_bytes_ += out.back().changed_bytes();
   Page* page = nodes_[node].page;
-  page->epoch_ = epoch;  // a failed commit's undo log restores it
-  page->maybe_nonzero_ = true;
+  Rec(page)->epoch_ = epoch;  // a failed commit's undo log restores it
+  Rec(page)->maybe_nonzero = true;
   MarkChanged(node, &out.back());
   if (!failed_before) {
     for (std::uint32_t c : nodes_[node].children) Schedule(c);
@@ -436,7 +437,7 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
         if (i + kPrefetchNear < count) {
           const Node& near = nodes_[bucket[i + kPrefetchNear].node];
           __builtin_prefetch(near.page->data(), 1);
-          __builtin_prefetch(near.page->twin_);
+          __builtin_prefetch(Rec(near.page)->twin);
           __builtin_prefetch(near.children.data());
           if (near.copy_in_edges != 0) __builtin_prefetch(near.in_edges.data());
           __builtin_prefetch(static_cast<const void*>(near.user_parent_pages.data()));

@@ -1,6 +1,6 @@
-// State that outlives a crash, a fork, a change of code or the disk's patience (issue 15): the
-// leftovers of an interrupted checkpoint, retention, a forked child, restore into a changed
-// layout, and sizing the arena from the environment.
+// State that outlives a crash, a fork, a change of code or the disk's patience (issue 15):
+// retention and compaction, a forked child, restore into a changed layout, and sizing the arena
+// from the environment. (The leftovers of an interrupted checkpoint: checkpoint_test.)
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -99,27 +99,6 @@ class LifecycleTest : public ::testing::Test {
   std::string log_ = dir_.Sub("run.tlog");
   std::shared_ptr<LogSink> sink_;
 };
-
-TEST_F(LifecycleTest, CheckpointTempFileOfACrashIsRemovedByTheNextWriter) {
-  Attach();
-  Page* p = *CreatePage(256);
-  *rt::w(&p->data()[1]) = 1;
-  ASSERT_TRUE(commit().ok());
-  ASSERT_TRUE(sink_->Close().ok());
-  // A crash in the middle of writing a checkpoint leaves this behind.
-  const std::string tmp = log_ + "/ckpt-00000000000000000001.ckpt.tmp";
-  std::ofstream(tmp) << "half a checkpoint";
-  ASSERT_TRUE(fs::exists(tmp));
-  auto w = LogWriter::Open(log_);
-  ASSERT_TRUE(w.ok()) << w.status().ToString();
-  EXPECT_FALSE(fs::exists(tmp)) << "the next writer removes it";
-  ASSERT_TRUE((*w)->Close().ok());
-  // compaction removes one too.
-  std::ofstream(tmp) << "half a checkpoint";
-  auto c = CompactLog(log_);
-  EXPECT_EQ(c.status().code(), StatusCode::kFailedPrecondition) << "no checkpoint to keep";
-  EXPECT_FALSE(fs::exists(tmp));
-}
 
 TEST_F(LifecycleTest, RetentionKeepsTheNewestCheckpointsAndDropsTheSegmentsBehindThem) {
   LogOptions o;

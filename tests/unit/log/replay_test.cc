@@ -1,9 +1,7 @@
 // Replay through the bus's log sink: a randomised workload (writes, creates, frees, graph edges
 // with propagation) is logged; replay must equal the live state at every epoch, be deterministic,
-// start from checkpoints, survive segment retirement, rebuild edges, carry events, and continue
-// across bus runs.
-#include <xxhash.h>
-
+// rebuild edges, carry events, and continue across bus runs. (Replay from checkpoints and past
+// retired segments: checkpoint_test.)
 #include <atomic>
 #include <map>
 #include <random>
@@ -17,124 +15,16 @@
 #include "mmsb/mmsb.h"
 
 #include "log_test_util.h"
+#include "replay_fixture.h"
 
 namespace mmsb {
 namespace {
 
+using testing::Fingerprint;
+using testing::Live;
+using testing::Of;
+using testing::ReplayTest;
 using testing::TempDir;
-
-// What the live bus looked like after one commit.
-struct Fingerprint {
-  std::map<PageId, std::uint64_t> pages;  // xxh3 of the bytes
-  std::vector<std::pair<PageId, PageId>> edges;
-};
-
-Fingerprint Live() {
-  Fingerprint f;
-  for (const PageInfo& info : ListPages()) {
-    Page* p = FindPage(info.id);
-    f.pages[info.id] = XXH3_64bits(p->data(), p->size());
-  }
-  for (const EdgeInfo& e : ListEdges()) f.edges.push_back({e.parent, e.child});
-  return f;
-}
-
-Fingerprint Of(const LogState& st) {
-  Fingerprint f;
-  for (const auto& [id, p] : st.pages) f.pages[id] = XXH3_64bits(p.bytes.data(), p.bytes.size());
-  for (const EdgeInfo& e : st.edges) f.edges.push_back({e.parent, e.child});
-  return f;
-}
-
-bool operator==(const Fingerprint& a, const Fingerprint& b) {
-  return a.pages == b.pages && a.edges == b.edges;
-}
-
-class ReplayTest : public ::testing::Test {
- protected:
-  void SetUp() override { StartBus(); }
-  void TearDown() override {
-    sink_.reset();
-    stop();
-  }
-  void StartBus() {
-    Options o;
-    o.arena_bytes = std::size_t{1} << 30;
-    o.propagation_threads = 1;
-    ASSERT_TRUE(start(o).ok());
-  }
-  void Attach(LogOptions o = {}) {
-    auto s = AttachLog(log_, o);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    sink_ = *s;
-  }
-  Epoch Commit() {
-    auto e = commit();
-    EXPECT_TRUE(e.ok()) << e.status().ToString();
-    return e.ok() ? *e : 0;
-  }
-
-  // Runs `epochs` more random commits; live_[e] is the live fingerprint after epoch e.
-  void RandomWorkload(int epochs, std::uint64_t seed, std::uint64_t* deltas = nullptr) {
-    std::mt19937_64 rng(seed);
-    auto create = [&]() {
-      static const std::size_t sizes[] = {64, 200, 1024, 4096, 4096, 8192};
-      auto p = CreatePage(sizes[rng() % 6]);
-      EXPECT_TRUE(p.ok());
-      pages_.push_back(*p);
-    };
-    if (pages_.empty()) {
-      for (int i = 0; i < 150; ++i) create();
-    }
-    if (live_.empty()) live_.resize(current_epoch() + 1);
-    const std::uint64_t deltas_before = GetStats().deltas;
-    for (int i = 0; i < epochs; ++i) {
-      const int writes = 10 + static_cast<int>(rng() % 60);
-      for (int k = 0; k < writes; ++k) {
-        Page* p = pages_[rng() % pages_.size()];
-        const std::size_t off = rng() % (p->size() - 7);
-        const std::uint64_t v = rng();
-        std::memcpy(rt::w(p->data() + off, 8), &v, rng() % 8 + 1);
-      }
-      if (rng() % 5 == 0) create();
-      if (rng() % 7 == 0 && pages_.size() > 20) {
-        const std::size_t k = rng() % pages_.size();
-        EXPECT_TRUE(FreePage(pages_[k]).ok());
-        pages_.erase(pages_.begin() + static_cast<std::ptrdiff_t>(k));
-      }
-      if (rng() % 6 == 0) {
-        // A passthrough or projection edge between two pages, when it fits and closes no cycle.
-        Page* a = pages_[rng() % pages_.size()];
-        Page* b = pages_[rng() % pages_.size()];
-        if (a != b) {
-          if (a->size() == b->size() && rng() % 2) {
-            (void)AddPassthroughEdge(a->id(), b->id());
-          } else {
-            const auto len = static_cast<std::uint32_t>(std::min(a->size(), b->size()) / 2);
-            (void)AddProjectionEdge(a->id(), b->id(), {0, len, 0});
-          }
-        }
-      }
-      if (rng() % 9 == 0) {
-        auto edges = ListEdges();
-        if (!edges.empty()) {
-          const EdgeInfo& x = edges[rng() % edges.size()];
-          EXPECT_TRUE(RemoveEdge(x.parent, x.child).ok());
-        }
-      }
-      const Epoch e = Commit();
-      EXPECT_EQ(e, live_.size());
-      live_.push_back(Live());
-    }
-    if (deltas) *deltas = GetStats().deltas - deltas_before;
-  }
-
-  std::vector<Page*> pages_;
-  std::vector<Fingerprint> live_;
-  TempDir dir_;
-  std::string log_ = dir_.Sub("run.tlog");
-  std::shared_ptr<LogSink> sink_;
-};
 
 TEST_F(ReplayTest, ReplayEqualsLiveStateAtEveryEpochOfARandomWorkload) {
   LogOptions lo;
@@ -184,84 +74,6 @@ TEST_F(ReplayTest, ClosingTheSinkDetachesItFromTheBus) {
   EXPECT_TRUE(e.ok()) << e.status().ToString();
   EXPECT_EQ(GetStats().sink_errors, 0u);
   EXPECT_TRUE(sink_->Close().ok()) << "closing twice is harmless";
-}
-
-TEST_F(ReplayTest, CheckpointsShortenReplayAndRetireCoveredSegments) {
-  LogOptions lo;
-  lo.durability = Durability::kNone;
-  lo.segment_bytes = 64 << 10;
-  Attach(lo);
-  RandomWorkload(60, 2);
-  auto c1 = sink_->Checkpoint();
-  ASSERT_TRUE(c1.ok()) << c1.status().ToString();
-  EXPECT_EQ(*c1, 61u);
-  live_.push_back(Live());
-  RandomWorkload(60, 3);
-  auto c2 = sink_->Checkpoint();
-  ASSERT_TRUE(c2.ok()) << c2.status().ToString();
-  live_.push_back(Live());
-  RandomWorkload(30, 4);
-  ASSERT_TRUE(sink_->Close().ok());
-  const Epoch last = live_.size() - 1;
-
-  // Segments wholly before the older checkpoint are gone; both checkpoints are kept.
-  auto names = *Env::Default()->GetChildren(log_);
-  int ckpts = 0;
-  bool first_segment = false;
-  for (const auto& n : names) {
-    ckpts += n.ends_with(".ckpt");
-    first_segment |= n == "00000001.seg";
-  }
-  EXPECT_EQ(ckpts, 2);
-  EXPECT_FALSE(first_segment) << "segments covered by the checkpoint are retired";
-
-  ReplayReport rep;
-  ReplayOptions o;
-  auto st = Replay(log_, o, &rep);
-  ASSERT_TRUE(st.ok()) << st.status().ToString();
-  EXPECT_EQ(rep.checkpoint_epoch, *c2);
-  EXPECT_EQ(st->epoch, last);
-  EXPECT_TRUE(Of(*st) == live_[last]);
-  o.epoch = *c1 + 10;
-  st = Replay(log_, o, &rep);
-  ASSERT_TRUE(st.ok()) << st.status().ToString();
-  EXPECT_EQ(rep.checkpoint_epoch, *c1);
-  EXPECT_TRUE(Of(*st) == live_[*c1 + 10]);
-  o.epoch = 5;
-  st = Replay(log_, o);
-  ASSERT_FALSE(st.ok()) << "epoch 5's segments were retired";
-  EXPECT_EQ(st.status().code(), StatusCode::kNotFound);
-  EXPECT_NE(st.status().message().find("retired"), std::string::npos) << st.status().message();
-
-  // A damaged newest checkpoint is passed over for the older one plus the log.
-  const std::string newest = log_ + "/ckpt-" + fmt::format("{:020d}", *c2) + ".ckpt";
-  {
-    std::FILE* f = std::fopen(newest.c_str(), "r+b");
-    ASSERT_NE(f, nullptr);
-    std::fseek(f, 200, SEEK_SET);
-    std::fputc(0x5a, f);
-    std::fclose(f);
-  }
-  o.epoch = kLatestEpoch;
-  st = Replay(log_, o, &rep);
-  ASSERT_TRUE(st.ok()) << st.status().ToString();
-  EXPECT_EQ(rep.checkpoint_epoch, *c1);
-  EXPECT_TRUE(Of(*st) == live_[last]);
-  ASSERT_FALSE(rep.problems.empty());
-  EXPECT_NE(rep.problems[0].message.find("checkpoint unusable"), std::string::npos);
-}
-
-TEST_F(ReplayTest, ACheckpointFileAloneReplaysItsEpoch) {
-  Attach();
-  RandomWorkload(20, 6);
-  auto c = sink_->Checkpoint();
-  ASSERT_TRUE(c.ok());
-  live_.push_back(Live());
-  ASSERT_TRUE(sink_->Close().ok());
-  auto st = Replay(log_ + "/ckpt-" + fmt::format("{:020d}", *c) + ".ckpt");
-  ASSERT_TRUE(st.ok()) << st.status().ToString();
-  EXPECT_EQ(st->epoch, *c);
-  EXPECT_TRUE(Of(*st) == live_[*c]);
 }
 
 TEST_F(ReplayTest, TypedEventsReplayAsTheSameSequenceSubscribersSaw) {

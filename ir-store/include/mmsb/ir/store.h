@@ -135,7 +135,7 @@ class Store {
   };
 
   static Expected<std::unique_ptr<Store>> Open(const std::string& path, Mode mode,
-                                               StoreOptions options = {});
+                                               const StoreOptions& options = {});
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
