@@ -226,8 +226,8 @@ Delta Bus::DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* un
     // still in cache), from the one read of live memory the delta's bytes come from. Not with an
     // undo log, which must save the twin's bytes before they change.
     [[maybe_unused]] LiveReads ignore;
-    d = delta_internal::DiffPage(p->id_, p->epoch_, before, p->data_,
-                                 static_cast<std::uint32_t>(size), marks, p->twin_);
+    d = delta_internal::DiffPage(Rec(p)->id_, Rec(p)->epoch_, before, Rec(p)->data_,
+                                 static_cast<std::uint32_t>(size), marks, Rec(p)->twin);
     return d;
   } else {
     [[maybe_unused]] LiveReads ignore;
@@ -273,7 +273,8 @@ void Bus::AddEpochDelta(Page* p, Delta&& d, Epoch new_epoch) {
 
 void Bus::SliceMarks(const Page* p, SampleRange sample, std::uint8_t* marks) {
   const std::size_t begin = sample.begin * kGranuleSize, end = sample.end * kGranuleSize;
-  if (p->is_static_ || p->size_class_ != Arena::kLargeClass || end - begin < kOsPageBytes) {
+  const PageRecord* rec = Rec(p);
+  if (rec->is_static() || rec->size_class != Arena::kLargeClass || end - begin < kOsPageBytes) {
     std::memset(marks + sample.begin, 1, sample.end - sample.begin);
     return;
   }
@@ -286,8 +287,8 @@ void Bus::SliceMarks(const Page* p, SampleRange sample, std::uint8_t* marks) {
   const std::size_t len = end - first;
   std::vector<std::uint8_t>& data_present = slice_present_[0];
   std::vector<std::uint8_t>& twin_present = slice_present_[1];
-  Arena::MayHoldData(p->data_ + first, len, &data_present);
-  Arena::MayHoldData(p->twin_ + first, len, &twin_present);
+  Arena::MayHoldData(rec->data() + first, len, &data_present);
+  Arena::MayHoldData(rec->twin + first, len, &twin_present);
   for (std::size_t k = 0; k < data_present.size(); ++k) {
     if (data_present[k] == 0 && twin_present[k] == 0) continue;
     const std::size_t g0 = std::max(sample.begin, (first + k * kOsPageBytes) / kGranuleSize);
