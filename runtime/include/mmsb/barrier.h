@@ -29,9 +29,9 @@
 // of garbage collectors; the store is a plain byte store through a distinct enum type, so
 // type-based alias analysis knows it cannot alias user data or the region globals (they stay in
 // registers across a loop). The store-then-mark form orders the mark after the data store with an
-// empty asm statement that reads the stored object and writes the shadow byte (on x86 the
-// hardware keeps stores in order; elsewhere the mark is a release store). Under ThreadSanitizer
-// every mark is a release store, so TSan checks the protocol around it.
+// empty, read-only asm statement that reads the stored object and yields the mark's address (on
+// x86 the hardware keeps stores in order; elsewhere the mark is a release store): see MarkAfter.
+// Under ThreadSanitizer every mark is a release store, so TSan checks the protocol around it.
 #pragma once
 
 #include <cstddef>
@@ -86,21 +86,6 @@ inline void MarkOne(std::uint8_t* shadow, std::uintptr_t off) noexcept {
 #endif
 }
 
-// Marks after a store to `*obj`: the mark cannot become visible before the store. The asm reads
-// *obj (so the compiler completes the store first) and writes only the shadow byte (so values
-// held in registers, such as the region globals, stay valid).
-template <class T>
-[[gnu::always_inline]] inline void MarkOneAfter(std::uint8_t* shadow, std::uintptr_t off,
-                                                const T* obj) noexcept {
-#if !defined(MMSB_BARRIER_ATOMIC_MARK) && (defined(__x86_64__) || defined(__i386__))
-  ShadowByte* mark = reinterpret_cast<ShadowByte*>(shadow + (off >> kGranuleShift));
-  asm volatile("movb $1, %0" : "=m"(*mark) : "m"(*obj));
-#else
-  (void)obj;
-  __atomic_store_n(&shadow[off >> kGranuleShift], std::uint8_t{1}, __ATOMIC_RELEASE);
-#endif
-}
-
 // Marks granules of [off, off+n) in `r`, clipped to the region.
 void MarkSpanSlow(const ShadowRegion& r, std::uintptr_t off, std::size_t n) noexcept;
 
@@ -119,31 +104,65 @@ inline void MarkFixed(const ShadowRegion& r, std::uintptr_t off) noexcept {
   }
 }
 
+// Marks the shadow byte at `mark` after a store to `*obj`: the mark cannot become visible before
+// the store (docs/PluginGuide.md, "The store-then-mark barrier's code", states the invariant).
+//
+// On x86 the hardware keeps stores in order, so only the compiler must be kept from moving the
+// mark above the store (type-based alias analysis says they cannot alias) and from dropping it.
+// The asm emits no instruction. It reads *obj, so the compiler completes the store before it;
+// it passes the mark's address through a register, so the mark is stored through an address the
+// compiler cannot know before the asm ran: the mark cannot move above the asm, and it cannot be
+// merged with another mark (each asm yields a new unknown address). The asm is not volatile and
+// has no memory output, so clang gives it `memory(read)`: it writes nothing, and the region
+// globals, the loop's pointers and the values just stored stay in registers across it (a
+// `volatile` asm or an `"=m"` output counts as a write to all memory, and made every barrier
+// reload the regions). Its result is used, so it is never deleted; two of them are never merged,
+// as the mark between them may be what the second one reads.
 template <class T>
-[[gnu::always_inline]] inline void MarkFixedAfter(const ShadowRegion& r, std::uintptr_t off,
-                                                  const T* obj) noexcept {
-  constexpr std::size_t N = sizeof(T);
-  if constexpr (N <= kGranuleSize) {
-    MarkOneAfter(r.shadow, off, obj);
-    if constexpr (N > 1) {
-      if (((off ^ (off + N - 1)) >> kGranuleShift) != 0) MarkOneAfter(r.shadow, off + N - 1, obj);
-    }
-  } else {
-    // An out-of-line call: the compiler cannot sink the store to page memory past it.
-    MarkSpanSlow(r, off, N);
-  }
+[[gnu::always_inline]] inline void MarkAfter(std::uint8_t* m, const T* obj) noexcept {
+#if !defined(MMSB_BARRIER_ATOMIC_MARK) && (defined(__x86_64__) || defined(__i386__))
+  ShadowByte* mark = reinterpret_cast<ShadowByte*>(m);
+  asm("" : "+r"(mark) : "m"(*obj));
+  *mark = ShadowByte::kTouched;
+#else
+  (void)obj;
+  __atomic_store_n(m, std::uint8_t{1}, __ATOMIC_RELEASE);
+#endif
 }
 
-// Marks the bytes of *p after they were stored (the store-then-mark form's second half).
+// Marks the bytes of *p after they were stored (the store-then-mark form's second half). One
+// copy of the mark code serves both regions (the region picks the offset and the shadow), which
+// keeps a function with a few barriers small enough for the inliner's default threshold.
 template <class T>
 [[gnu::always_inline]] inline void MarkStored(const T* p) noexcept {
+  constexpr std::size_t N = sizeof(T);
   const auto a = reinterpret_cast<std::uintptr_t>(p);
-  const std::uintptr_t heap_off = a - g_heap_region.base;
-  if (heap_off < g_heap_region.span) {
-    MarkFixedAfter(g_heap_region, heap_off, p);
+  if constexpr (N > kGranuleSize) {
+    // An out-of-line call: the compiler cannot sink the store to page memory past it.
+    const std::uintptr_t heap_off = a - g_heap_region.base;
+    if (heap_off < g_heap_region.span) {
+      MarkSpanSlow(g_heap_region, heap_off, N);
+    } else {
+      const std::uintptr_t static_off = a - g_static_region.base;
+      if (static_off < g_static_region.span) MarkSpanSlow(g_static_region, static_off, N);
+    }
   } else {
-    const std::uintptr_t static_off = a - g_static_region.base;
-    if (static_off < g_static_region.span) MarkFixedAfter(g_static_region, static_off, p);
+    std::uintptr_t off = a - g_heap_region.base;
+    std::uint8_t* shadow;
+    if (off < g_heap_region.span) {
+      shadow = g_heap_region.shadow;
+    } else {
+      off = a - g_static_region.base;
+      if (off >= g_static_region.span) return;
+      shadow = g_static_region.shadow;
+    }
+    std::uint8_t* const m = shadow + (off >> kGranuleShift);
+    MarkAfter(m, p);
+    // At most N <= 64 bytes: the object reaches into the next granule when its offset in its
+    // first one is past 64 - N (never for an aligned object no larger than its alignment).
+    if constexpr (N > 1) {
+      if ((off & (kGranuleSize - 1)) > kGranuleSize - N) MarkAfter(m + 1, p);
+    }
   }
 }
 
