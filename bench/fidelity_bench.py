@@ -15,7 +15,9 @@
                                  (tests/fidelity/fidelity_replay.cc compiled against its runtime
                                  into <build>/tests/fidelity/).
 
-Environment: MMSB_BUILD_DIR (default build/), MMSB_BENCH_JOBS (default 2). Needs mmsb-plugin,
+Environment: MMSB_BUILD_DIR (default build/), MMSB_BENCH_JOBS (default 2), MMSB_FIDELITY_RESULTS
+(a results file, `fidelity.py run --results`: the campaign resumes it, running only the seeds it
+lacks, so a campaign run earlier, or stopped and resumed, gives the figures). Needs mmsb-plugin,
 the runtime and fidelity_replay (built here with ninja).
 """
 import os
@@ -34,6 +36,8 @@ def campaign(build, extra):
            "--count", os.environ.get("MMSB_FIDELITY_COUNT", "1000"),
            "--functions", os.environ.get("MMSB_FIDELITY_FUNCTIONS", "24"),
            "--jobs", os.environ.get("MMSB_BENCH_JOBS", "2"), "--figures", *extra]
+    if os.environ.get("MMSB_FIDELITY_RESULTS") and not extra:
+        cmd += ["--results", os.environ["MMSB_FIDELITY_RESULTS"]]
     out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True).stdout
     sys.stderr.write(out)
     return dict((m.group(1), m.group(2)) for m in re.finditer(r"^FIGURE (\S+) (\S+)", out, re.M))

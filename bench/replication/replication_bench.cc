@@ -9,12 +9,25 @@
 //       follower restarts and 1 server restart (plus 1 if the final states differ)
 //   replication.lost_or_duplicated_epochs  complete epochs missing or repeated in the stream
 //       over the same run
-// Timings go here, never in tests. MMSB_BENCH_QUICK=1 shrinks the runs (a smoke run).
+// Timings go here, never in tests. MMSB_BENCH_QUICK=1 shrinks the runs (a smoke run). Arguments
+// (throughput, lag, faults) run only those phases. Each phase also prints, on stderr, the CPU time
+// per epoch of each thread and of the server (load-independent, unlike the wall-clock figures).
+// A watchdog ends a stuck phase with its progress and the threads' stacks (exit 2).
+#include <pthread.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -55,6 +68,70 @@ void Must(const Status& s, const char* what) {
   if (!s.ok()) Die(std::string(what) + ": " + s.ToString());
 }
 
+// ---- watchdog: a stuck run fails loudly instead of hanging bench/run
+// ------------------------------ Each phase arms it with a limit far above its normal time
+// (MMSB_BENCH_TIMEOUT_S scales every limit: a factor, default 1). Past the limit it prints the
+// phase and its progress, the threads' stacks (when gdb is installed), kills the server and
+// exits 2.
+std::atomic<std::uint64_t> g_leader_epoch{0};    // last epoch the leader committed
+std::atomic<std::uint64_t> g_follower_epoch{0};  // last epoch the follower applied
+class Watchdog {
+ public:
+  Watchdog() : thread_([this] { Run(); }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void Arm(const char* phase, int limit_s) {
+    const char* f = std::getenv("MMSB_BENCH_TIMEOUT_S");
+    const double factor = f != nullptr && std::atof(f) > 0 ? std::atof(f) : 1.0;
+    std::lock_guard<std::mutex> l(mu_);
+    phase_ = phase;
+    limit_s_ = static_cast<int>(limit_s * factor);
+    deadline_ = Clock::now() + std::chrono::seconds(limit_s_);
+    g_leader_epoch = g_follower_epoch = 0;
+    cv_.notify_all();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> l(mu_);
+    for (;;) {
+      if (quit_) return;
+      if (phase_ == nullptr) {
+        cv_.wait(l);
+        continue;
+      }
+      const auto deadline = deadline_;
+      if (cv_.wait_until(l, deadline, [&] { return quit_ || deadline_ != deadline; })) continue;
+      std::fprintf(stderr,
+                   "replication_bench: STUCK: phase '%s' ran past its %d s limit (leader at epoch "
+                   "%llu, follower at epoch %llu); thread stacks follow, then exit 2\n",
+                   phase_, limit_s_, static_cast<unsigned long long>(g_leader_epoch.load()),
+                   static_cast<unsigned long long>(g_follower_epoch.load()));
+      std::fflush(stderr);
+      ::prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY);  // let our own gdb child attach to us
+      const std::string gdb = fmt::format(
+          "command -v gdb >/dev/null && timeout 60 gdb -p {} -batch -nx -ex 'thread apply all bt' "
+          "</dev/null 1>&2",
+          ::getpid());
+      (void)std::system(gdb.c_str());
+      if (g_server != nullptr) g_server->Kill9();
+      std::_Exit(2);
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  const char* phase_ = nullptr;
+  int limit_s_ = 0;
+  Clock::time_point deadline_;
+  bool quit_ = false;
+  std::thread thread_;
+};
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // The groups a leader logs for `epochs` epochs of ~`bytes` changed bytes each.
@@ -103,9 +180,48 @@ double RawPublish(const NatsServer& server, const std::string& stream,
   po.MaxWait = 60000;
   if (js_PublishAsyncComplete(js, &po) != NATS_OK) Die("raw complete");
   const double s = Seconds(Clock::now() - t0);
+  natsConnection_Close(nc);  // first: cnats 3.4 frees subscriptions unsafely (repl::Connection)
   jsCtx_Destroy(js);
   natsConnection_Destroy(nc);
   return static_cast<double>(payloads.size()) / s;
+}
+
+// CPU seconds (user + system) by thread name of this process, and of the server process: where the
+// time of one epoch goes, whatever else loads the machine.
+std::map<std::string, double> CpuByThread(pid_t server) {
+  std::map<std::string, double> out;
+  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  auto read = [&](const std::string& stat_path, const std::string& name_override) {
+    std::ifstream in(stat_path);
+    std::string line;
+    if (!std::getline(in, line)) return;
+    const auto open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) return;
+    const std::string comm = line.substr(open + 1, close - open - 1);
+    std::istringstream rest(line.substr(close + 2));
+    std::string f;
+    std::vector<std::string> fields;
+    while (rest >> f) fields.push_back(f);
+    if (fields.size() < 13) return;  // fields[11] utime, fields[12] stime (stat fields 14, 15)
+    out[name_override.empty() ? comm : name_override] +=
+        (std::stod(fields[11]) + std::stod(fields[12])) / tick;
+  };
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
+    read(t.path().string() + "/stat", "");
+  }
+  if (server > 0) read(fmt::format("/proc/{}/stat", server), "nats-server");
+  return out;
+}
+
+void PrintCpu(const std::map<std::string, double>& before,
+              const std::map<std::string, double>& after, std::uint64_t epochs) {
+  std::string line;
+  for (const auto& [name, s] : after) {
+    const auto b = before.find(name);
+    const double d = s - (b == before.end() ? 0.0 : b->second);
+    if (d > 0) line += fmt::format(" {} {:.1f}", name, d * 1e6 / static_cast<double>(epochs));
+  }
+  std::fprintf(stderr, "  cpu us/epoch:%s\n", line.c_str());
 }
 
 int g_round = 0;  // MMSB_BENCH_ROUNDS rounds of the throughput and lag figures: fresh streams
@@ -127,11 +243,22 @@ void Throughput(NatsServer& server) {
   // The same payloads through the Replicator (its queue, chunking, headers, expected last
   // sequence, acknowledgements), and raw; interleaved twice, best of each.
   double repl_best = 0, raw_best = 0;
+  // CPU per epoch (this process, all threads; and the server): the overhead the wall-clock
+  // ratio measures, read without the waiting that a loaded machine adds to wall time.
+  auto total = [&](const std::map<std::string, double>& m, bool server_side) {
+    double t = 0;
+    for (const auto& [name, s] : m) {
+      if ((name == "nats-server") == server_side) t += s;
+    }
+    return t;
+  };
+  double repl_client = 1e300, repl_server = 1e300, raw_client = 1e300, raw_server = 1e300;
   for (int round = 0; round < 2; ++round) {
     TempDir empty;
     auto sink = Must(LogSink::Open(empty.Sub("empty.tlog")), "empty log");
     const std::string stream = fmt::format("TP{}_{}", g_round, round);
     auto r = Must(Replicate(sink, server.Url(stream)), "replicate");
+    const auto c0 = CpuByThread(server.pid());
     const auto t0 = Clock::now();
     for (std::size_t i = 0; i < rec.records.size(); ++i) {
       LoggedGroup g;
@@ -143,11 +270,23 @@ void Throughput(NatsServer& server) {
     }
     Must(r->WaitAcked(rec.records.size(), 120000), "acks");
     repl_best = std::max(repl_best, rec.records.size() / Seconds(Clock::now() - t0));
+    const auto c1 = CpuByThread(server.pid());
+    const double n = static_cast<double>(rec.records.size());
+    repl_client = std::min(repl_client, (total(c1, false) - total(c0, false)) * 1e6 / n);
+    repl_server = std::min(repl_server, (total(c1, true) - total(c0, true)) * 1e6 / n);
     Must(r->Close(), "close");
     (void)sink->Close();
+    const auto c2 = CpuByThread(server.pid());
     raw_best = std::max(raw_best,
                         RawPublish(server, fmt::format("RAW{}_{}", g_round, round), rec.records));
+    const auto c3 = CpuByThread(server.pid());
+    // (includes the raw run's connect and stream creation: a little in its disfavour)
+    raw_client = std::min(raw_client, (total(c3, false) - total(c2, false)) * 1e6 / n);
+    raw_server = std::min(raw_server, (total(c3, true) - total(c2, true)) * 1e6 / n);
   }
+  std::fprintf(stderr,
+               "  cpu us/epoch: replicator client %.1f server %.1f; raw client %.1f server %.1f\n",
+               repl_client, repl_server, raw_client, raw_server);
   std::fprintf(stderr, "replication: %.0f epochs/s, raw async publish %.0f msgs/s (%zu B avg)\n",
                repl_best, raw_best, [&] {
                  std::size_t n = 0;
@@ -177,12 +316,18 @@ void Lag(NatsServer& server) {
   };
   auto f = Must(Follower::Open(server.Url(stream), fo), "follower");
   std::atomic<Epoch> target{~Epoch{0}};
+  std::map<std::string, double> cpu1;  // taken by the follower thread before it ends
   std::thread follower([&] {
+    pthread_setname_np(pthread_self(), "bench-follower");
     while (f->epoch() < target.load()) {
       auto e = f->Poll(20);
       if (!e.ok()) Die(e.status().ToString());
+      g_follower_epoch = *e;
     }
+    cpu1 = CpuByThread(server.pid());
   });
+  pthread_setname_np(pthread_self(), "bench-leader");
+  const auto cpu0 = CpuByThread(server.pid());
   const auto t0 = Clock::now();
   for (int i = 0; i < epochs; ++i) {
     const auto slot = t0 + std::chrono::nanoseconds(static_cast<std::int64_t>(i * 1e9 / rate));
@@ -193,10 +338,13 @@ void Lag(NatsServer& server) {
     const auto at = Clock::now();
     Must(commit().status(), "commit");
     committed[log->LogEpoch(current_epoch())] = at;
+    g_leader_epoch = log->LogEpoch(current_epoch());
   }
   const double achieved = epochs / Seconds(Clock::now() - t0);
   target = first + epochs;
   follower.join();
+  PrintCpu(cpu0, cpu1, epochs);
+  pthread_setname_np(pthread_self(), "replication_ben");
   std::vector<double> lags;
   for (Epoch e = first + 1; e <= first + epochs; ++e) {
     lags.push_back(std::chrono::duration<double, std::milli>(applied[e] - committed[e]).count());
@@ -246,6 +394,7 @@ std::uint64_t LostOrDuplicated(NatsServer& server, const std::string& stream, Ep
     }
     natsMsg_Destroy(m);
   }
+  natsConnection_Close(nc);  // first: cnats 3.4 frees subscriptions unsafely (repl::Connection)
   natsSubscription_Destroy(sub);
   jsCtx_Destroy(js);
   natsConnection_Destroy(nc);
@@ -293,6 +442,7 @@ void Faults(NatsServer& server) {
       const Epoch stop_at = round < 3 ? quarter * (round + 1) : ~Epoch{0};
       for (;;) {
         auto e = f->Poll(50);
+        if (e.ok()) g_follower_epoch = *e;
         if (!e.ok() && e.status().code() == StatusCode::kIO) {
           std::this_thread::sleep_for(std::chrono::milliseconds(100));
           continue;
@@ -315,7 +465,7 @@ void Faults(NatsServer& server) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       if (!server.Start()) Die("server restart");
     }
-    Must(w.Step(64).status(), "commit");
+    g_leader_epoch = Must(w.Step(64), "commit");
   }
   const Epoch last = log->LogEpoch(current_epoch());
   Must(r->WaitAcked(last, 120000), "acks");
@@ -342,22 +492,33 @@ void Faults(NatsServer& server) {
 }  // namespace
 }  // namespace mmsb
 
-int main() {
+int main(int argc, char** argv) {
+  auto want = [&](const char* phase) {
+    if (argc < 2) return true;
+    for (int i = 1; i < argc; ++i)
+      if (std::string(argv[i]) == phase) return true;
+    return false;
+  };
   mmsb::testing::NatsServer server;
   if (!server.available()) {
     std::fprintf(stderr, "replication_bench: skipped: nats-server not found\n");
     return 0;
   }
   mmsb::g_server = &server;
+  mmsb::Watchdog watchdog;
   if (!server.Start()) mmsb::Die("nats-server did not start");
   // bench/run sets MMSB_BENCH_ROUNDS: that many samples of the throughput and lag figures (it
   // prints their median and spread); the fault run is long and counts, so it runs once.
   const char* rounds_env = std::getenv("MMSB_BENCH_ROUNDS");
   const int rounds = rounds_env != nullptr ? std::max(1, std::atoi(rounds_env)) : 1;
   for (mmsb::g_round = 0; mmsb::g_round < rounds; ++mmsb::g_round) {
-    mmsb::Throughput(server);
-    mmsb::Lag(server);
+    // Limits: about 10x the time of a run on the loaded 2-core machine.
+    watchdog.Arm("throughput", 300);
+    if (want("throughput")) mmsb::Throughput(server);
+    watchdog.Arm("lag", 300);
+    if (want("lag")) mmsb::Lag(server);
   }
-  mmsb::Faults(server);
+  watchdog.Arm("faults", 900);
+  if (want("faults")) mmsb::Faults(server);
   return 0;
 }

@@ -23,10 +23,20 @@ using Clock = std::chrono::steady_clock;
 
 class Follower::Impl {
  public:
+  // The connection is closed before the subscriptions are dropped (repl::Connection explains).
+  ~Impl() {
+    conn.Close();
+    sub.reset();
+    retired.clear();
+  }
+
   ReplicaUrl url;
   FollowOptions opts;
   repl::Connection conn;
   NatsPtr<natsSubscription> sub;
+  // Replaced subscriptions whose unsubscribe could not be settled (the server was away): kept
+  // until the connection is closed.
+  std::vector<NatsPtr<natsSubscription>> retired;
   std::unique_ptr<Replayer> replayer;
   std::unique_ptr<LogWriter> writer;  // the replica log, when out_dir is set
   mutable std::mutex mu;              // guards the replayer's state for Snapshot()
@@ -122,8 +132,18 @@ class Follower::Impl {
     return Subscribe(*tail);
   }
 
+  // Drops the current subscription without cnats 3.4's use-after-free (repl::Connection).
+  void DropSubscription() {
+    if (!sub) return;
+    if (repl::UnsubscribeAndSettle(conn.nc.get(), sub.get())) {
+      sub.reset();
+    } else {
+      retired.push_back(std::move(sub));
+    }
+  }
+
   Status Subscribe(const repl::StreamTail& tail) {
-    sub.reset();
+    DropSubscription();
     assembling = false;
     auto start = repl::FirstSeqAfter(conn.js.get(), url.stream, applied(), tail);
     if (!start.ok()) return start.status();

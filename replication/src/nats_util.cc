@@ -49,6 +49,11 @@ Expected<Connection> Connect(const std::string& server, jsOptions* js_options) {
   return c;
 }
 
+bool UnsubscribeAndSettle(natsConnection* nc, natsSubscription* sub) {
+  (void)natsSubscription_Unsubscribe(sub);
+  return natsConnection_FlushTimeout(nc, 2000) == NATS_OK;
+}
+
 namespace {
 
 Status EnsureStream(jsCtx* js, const std::string& name, const std::string& subject, int replicas,

@@ -60,11 +60,41 @@ std::string CkptSubject(const std::string& stream, Epoch epoch);
 std::string CkptHead(const std::string& stream);
 
 // A connection that reconnects forever (a JetStream server restart is a pause, not an error).
+//
+// Subscriptions and cnats 3.4 (Debian 12's libnats): its reader thread looks up the subscription
+// of an incoming message without taking a reference (nats.c issue #637, fixed in 3.5). Dropping
+// the last reference to a subscription while messages for it still arrive lets that thread use
+// freed memory: the replication bench hung in a mutex of a freed subscription about one run in
+// five, and crashed. So the last reference to a subscription is dropped only when no incoming
+// message can still reach it: after UnsubscribeAndSettle succeeded, or after the connection was
+// closed (Close below joins the reader thread while the subscriptions are still held).
 struct Connection {
   NatsPtr<natsConnection> nc;
   NatsPtr<jsCtx> js;
+  Connection() = default;
+  Connection(Connection&&) = default;
+  Connection& operator=(Connection&& o) noexcept {
+    Close();
+    nc = std::move(o.nc);
+    js = std::move(o.js);
+    return *this;
+  }
+  ~Connection() { Close(); }
+  // Closes the connection (joining cnats's threads), then frees the context and the connection.
+  // Subscriptions the caller still holds are safe to destroy afterwards.
+  void Close() {
+    if (nc) natsConnection_Close(nc.get());
+    js.reset();
+    nc.reset();
+  }
 };
 Expected<Connection> Connect(const std::string& server, jsOptions* js_options = nullptr);
+
+// Unsubscribes `sub`, then waits for a round trip to the server: once its PONG is read, the
+// reader thread is past every message it looked up before the unsubscribe, so `sub` may be
+// destroyed. False when the round trip failed (the server is away): keep `sub` alive until the
+// connection is closed.
+bool UnsubscribeAndSettle(natsConnection* nc, natsSubscription* sub);
 
 // Creates the data and checkpoint streams when missing (file storage, `replicas`).
 Status EnsureStreams(jsCtx* js, const std::string& stream, int replicas);

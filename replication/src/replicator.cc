@@ -1,5 +1,6 @@
 // Replicator: the publisher side (reconciliation with the local log, async publishing
 // with expected-last-sequence, recovery, checkpoints, retention). The leader lease is lease.cc.
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -64,6 +65,10 @@ class Replicator::Impl {
   Epoch queued = 0;
   bool need_recovery = false;
   bool stopping = false;
+  // Someone (the committing thread in Enqueue, or the worker) is publishing data messages or
+  // recovering: only one at a time, so messages reach cnats in the order of the sequences they
+  // expect. Set and cleared under mu; the publishing itself runs without mu.
+  bool publishing = false;
   Clock::time_point last_progress = Clock::now();
   Status error;
   ReplicationStats st;
@@ -469,19 +474,20 @@ class Replicator::Impl {
   }
 
   void WorkerLoop() {
+    pthread_setname_np(pthread_self(), "mmsb-publish");
     std::vector<Item> batch;
     std::unique_lock<std::mutex> l(mu);
     for (;;) {
       const auto timeout = std::chrono::milliseconds(opts.ack_timeout_ms);
       worker_waiting = true;
       cv.wait_for(l, std::chrono::milliseconds(50), [&] {
-        return !error.ok() || need_recovery || sent < pending.size() ||
+        return !error.ok() || (!publishing && (need_recovery || sent < pending.size())) ||
                (!checkpoints.empty() && acked >= checkpoints.front().epoch) ||
-               (stopping && pending.empty() && checkpoints.empty());
+               (stopping && pending.empty() && checkpoints.empty() && !publishing);
       });
       worker_waiting = false;
       if (!error.ok()) return;
-      if (stopping && pending.empty() && checkpoints.empty()) return;
+      if (stopping && pending.empty() && checkpoints.empty() && !publishing) return;
       if (opts.retain_age_ms != 0 && Clock::now() >= next_retention) {
         // Age passes without new checkpoints: look again now and then.
         next_retention = Clock::now() + std::chrono::milliseconds(std::clamp<std::int64_t>(
@@ -492,10 +498,12 @@ class Replicator::Impl {
         continue;
       }
       const bool stalled = sent > 0 && Clock::now() - last_progress > timeout;
-      if (need_recovery || stalled) {
+      if (!publishing && (need_recovery || stalled)) {
+        publishing = true;
         l.unlock();
         Recover();
         l.lock();
+        publishing = false;
         continue;
       }
       if (!checkpoints.empty() && acked >= checkpoints.front().epoch) {
@@ -510,9 +518,10 @@ class Replicator::Impl {
         }
         continue;
       }
-      if (sent < pending.size()) {
+      if (!publishing && sent < pending.size()) {
         // Everything not yet sent, taken under one lock: copies, since the ack handler may pop
         // the front meanwhile (an Item's bytes are shared, so a copy is cheap).
+        publishing = true;
         if (sent == 0) last_progress = Clock::now();
         const std::size_t end = pending.size();
         batch.assign(pending.begin() + static_cast<std::ptrdiff_t>(sent),
@@ -528,6 +537,7 @@ class Replicator::Impl {
         }
         batch.clear();
         l.lock();
+        publishing = false;
         last_seq = expect;
         st.messages += messages;
         st.bytes += bytes;
@@ -546,8 +556,33 @@ class Replicator::Impl {
     if (!error.ok()) return error;
     queued = item.epoch;
     st.queued_epoch = item.epoch;
-    pending.push_back(std::move(item));
-    if (worker_waiting) cv.notify_one();  // a busy worker takes it with its next batch
+    if (publishing || need_recovery || sent < pending.size()) {
+      // The stream is busy (the worker publishes or recovers) or older epochs wait: queue it
+      // behind them. A busy worker takes it with its next batch.
+      pending.push_back(std::move(item));
+      if (worker_waiting) cv.notify_one();
+      return Status::Ok();
+    }
+    // The stream is idle and everything older is sent: publish from this (the committing)
+    // thread, which saves a thread hand-off per epoch. `publishing` keeps the worker out until
+    // the messages are handed to cnats, so the sequences they expect stay in order.
+    publishing = true;
+    if (sent == 0) last_progress = Clock::now();
+    pending.push_back(item);  // a copy: the ack handler may pop it meanwhile
+    sent = pending.size();
+    std::uint64_t expect = last_seq;
+    l.unlock();
+    std::uint64_t messages = 0, bytes = 0;
+    const bool ok = PublishItem(item, &expect, &messages, &bytes);
+    l.lock();
+    publishing = false;
+    last_seq = expect;
+    st.messages += messages;
+    st.bytes += bytes;
+    if (!ok) need_recovery = true;
+    if (worker_waiting && (need_recovery || sent < pending.size() || stopping)) {
+      cv.notify_one();
+    }
     return Status::Ok();
   }
 
@@ -686,8 +721,7 @@ Status Replicator::Close() {
   m.StopThreads();
   if (m.lease) m.lease->Release();
   m.lease.reset();
-  m.conn.js.reset();
-  m.conn.nc.reset();
+  m.conn.Close();  // before the context frees its acknowledgement subscription
   return s;
 }
 

@@ -182,6 +182,8 @@ class Bus final : public CommittedImages {
   // Diffs one page into epoch_deltas_ (if changed), with undo tracking, and checks it against its
   // marks: in full in verify mode, else the granules of `sample` (sampled verification).
   void CollectPage(Page* p, Epoch new_epoch, SampleRange sample) REQUIRES(mu_);
+  // Marks the granules of a partial check's slice for the diff (CollectPage).
+  void SliceMarks(const Page* p, SampleRange sample, std::uint8_t* marks) REQUIRES(mu_);
   // Adds `p`'s delta `d` to the epoch's deltas and moves the page to `new_epoch`.
   void AddEpochDelta(Page* p, Delta&& d, Epoch new_epoch) REQUIRES(mu_);
   // Returns every page's twin changed in the open commit to its previous-epoch bytes and marks
@@ -267,8 +269,13 @@ class Bus final : public CommittedImages {
   std::size_t sample_granule_ GUARDED_BY(mu_) = 0;  // where in live_[sample_cursor_]
   // Pages larger than this are sampled a granule range at a time (CollectAll).
   static constexpr std::size_t kSampleSplitBytes = std::size_t{256} << 10;
+  // A commit's slice checks at most this many bytes, so its cost is bounded whatever the state's
+  // size: every byte is checked within max(sample_every_, live bytes / this) commits (a 1 GiB
+  // state: 64 commits, fidelity.sample_detect_commits' goal; docs/Runtime.md).
+  static constexpr std::size_t kSampleMaxSliceBytes = std::size_t{16} << 20;
   std::vector<SampleRange> sample_ranges_ GUARDED_BY(mu_);  // this commit's, from sample_cursor_
   std::vector<std::uint8_t> sample_marks_ GUARDED_BY(mu_);  // a partial check's own marks
+  std::vector<std::uint8_t> slice_present_[2] GUARDED_BY(mu_);  // SliceMarks' page-table reads
   // Bytes a check found changed in granules without a mark while another thread may have been
   // between a store and its mark (store-then-mark). Settled at the next commit: a miss if the
   // granule is still unmarked then (docs/Runtime.md, "Verify under threads").

@@ -34,6 +34,8 @@ extern "C" void AnnotateIgnoreReadsEnd(const char* file, int line);
 namespace mmsb {
 namespace {
 
+constexpr std::size_t kOsPageBytes = 4096;
+
 // The diff reads live page memory while other threads may store to it. Those reads race by
 // design (a store concurrent with a commit may or may not be in it; its mark decides which commit
 // logs it for sure), so ThreadSanitizer is told to ignore them; the marks, the twin and the
@@ -218,6 +220,14 @@ Delta Bus::DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* un
     [[maybe_unused]] LiveReads ignore;
     d = delta_internal::DiffPageFromZeros(p->id_, p->epoch_, p->data_,
                                           static_cast<std::uint32_t>(size), present.data());
+  } else if (!whole && !first && undo == nullptr) {
+    // The marked granules' diff applies itself to the twin as it goes (each granule's twin line
+    // still in cache), from the one read of live memory the delta's bytes come from. Not with an
+    // undo log, which must save the twin's bytes before they change.
+    [[maybe_unused]] LiveReads ignore;
+    d = delta_internal::DiffPage(p->id_, p->epoch_, before, p->data_,
+                                 static_cast<std::uint32_t>(size), marks, p->twin_);
+    return d;
   } else {
     [[maybe_unused]] LiveReads ignore;
     d = delta_internal::DiffPage(p->id_, p->epoch_, before, p->data_,
@@ -260,6 +270,31 @@ void Bus::AddEpochDelta(Page* p, Delta&& d, Epoch new_epoch) {
   epoch_deltas_.push_back(std::move(d));
 }
 
+void Bus::SliceMarks(const Page* p, SampleRange sample, std::uint8_t* marks) {
+  const std::size_t begin = sample.begin * kGranuleSize, end = sample.end * kGranuleSize;
+  if (p->is_static_ || p->size_class_ != Arena::kLargeClass || end - begin < kOsPageBytes) {
+    std::memset(marks + sample.begin, 1, sample.end - sample.begin);
+    return;
+  }
+  // A large heap page's slice skips the OS pages that neither the page nor its twin has in the
+  // page table: both read as zeros (private anonymous memory), so they cannot differ, and reading
+  // them would back them with memory on kernels that back read faults. A store that
+  // happens-before this commit has made its page present; one racing with it leaves its mark for
+  // the next commit. Marked granules there are diffed as marked.
+  const std::size_t first = begin & ~(kOsPageBytes - 1);
+  const std::size_t len = end - first;
+  std::vector<std::uint8_t>& data_present = slice_present_[0];
+  std::vector<std::uint8_t>& twin_present = slice_present_[1];
+  Arena::MayHoldData(p->data_ + first, len, &data_present);
+  Arena::MayHoldData(p->twin_ + first, len, &twin_present);
+  for (std::size_t k = 0; k < data_present.size(); ++k) {
+    if (data_present[k] == 0 && twin_present[k] == 0) continue;
+    const std::size_t g0 = std::max(sample.begin, (first + k * kOsPageBytes) / kGranuleSize);
+    const std::size_t g1 = std::min(sample.end, (first + (k + 1) * kOsPageBytes) / kGranuleSize);
+    if (g0 < g1) std::memset(marks + g0, 1, g1 - g0);
+  }
+}
+
 void Bus::CollectPage(Page* p, Epoch new_epoch, SampleRange sample) {
   const std::size_t granules = GranuleCount(p->size_);
   std::uint8_t* shadow = ShadowFor(p);
@@ -288,7 +323,7 @@ void Bus::CollectPage(Page* p, Epoch new_epoch, SampleRange sample) {
   std::uint8_t* slice_marks = marks;
   if (partial) {
     sample_marks_.assign(marks + sample.begin, marks + sample.end);
-    std::memset(marks + sample.begin, 1, sample.end - sample.begin);
+    SliceMarks(p, sample, marks);
     slice_marks = sample_marks_.data() - sample.begin;  // indexed by granule, valid in the slice
   }
   Delta d = DiffTaken(p, marks, full, track_undo_ ? &undo_ : nullptr, /*derived=*/false);
@@ -370,7 +405,8 @@ void Bus::CollectAll(Epoch new_epoch, bool first_round) {
   std::size_t sample_begin = 0, sample_count = 0;
   sample_ranges_.clear();
   if (first_round && !verify_ && sample_every_ != 0 && n != 0) {
-    const std::uint64_t budget = (stats_.cpu_bytes + sample_every_ - 1) / sample_every_;
+    const std::uint64_t budget = std::min<std::uint64_t>(
+        (stats_.cpu_bytes + sample_every_ - 1) / sample_every_, kSampleMaxSliceBytes);
     if (sample_cursor_ >= n) sample_cursor_ = 0, sample_granule_ = 0;
     sample_begin = sample_cursor_;
     std::uint64_t bytes = 0;

@@ -20,8 +20,11 @@ std::size_t HeaderSize(const Delta& d);
 
 // Diff (touched == null) or DiffGranules (touched: one shadow byte per granule) on raw pointers,
 // the commit path's form: span arguments would be passed through the stack on every page.
+// With `apply` (== before, and touched set) the delta is also applied to `before` in the same
+// pass, from the same read of `now` that the delta's bytes come from: afterwards `before` equals
+// its old bytes with the returned delta applied, exactly as Delta::ApplyTo would leave it.
 Delta DiffPage(PageId page, Epoch base_epoch, const std::uint8_t* before, const std::uint8_t* now,
-               std::uint32_t size, const std::uint8_t* touched);
+               std::uint32_t size, const std::uint8_t* touched, std::uint8_t* apply = nullptr);
 
 // The diff of `now` against zeros (a page's epoch-0 image) without reading a zero image: `now` is
 // compared with a zero block in cache. Only the 4 KiB blocks k of `now` (bytes [4096 k, 4096 k +

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include <hwy/cache_control.h>
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
@@ -74,18 +75,77 @@ std::size_t DiffMaskFullStream(const std::uint8_t* HWY_RESTRICT a,
 #endif
 }
 
-// As DiffMaskFull, but only granules with touched[g] != 0 are compared; others get mask 0.
-std::size_t DiffMaskTouched(const std::uint8_t* HWY_RESTRICT a, const std::uint8_t* HWY_RESTRICT b,
-                            std::size_t granules, const std::uint8_t* HWY_RESTRICT touched,
-                            std::uint64_t* HWY_RESTRICT mask64) {
+// As DiffMaskFull for the granules idx[0, n) (increasing), scattered over a large page:
+// mask64[k] for granule idx[k]. A sparsely written huge page has one marked granule per OS page
+// or so, each a cache and TLB miss in both images; prefetching a few granules ahead overlaps
+// those misses instead of paying them one after another.
+std::size_t DiffMaskList(const std::uint8_t* HWY_RESTRICT a, const std::uint8_t* HWY_RESTRICT b,
+                         const std::uint32_t* HWY_RESTRICT idx, std::size_t n,
+                         std::uint64_t* HWY_RESTRICT mask64) {
+  constexpr std::size_t kAhead = 16;
+  for (std::size_t k = 0; k < n && k < kAhead; ++k) {
+    hwy::Prefetch(a + std::size_t{idx[k]} * 64);
+    hwy::Prefetch(b + std::size_t{idx[k]} * 64);
+  }
   std::size_t count = 0;
-  for (std::size_t g = 0; g < granules; ++g) {
-    std::uint64_t m = 0;
-    if (touched[g] != 0) {
-      m = GranuleMask(a + g * 64, b + g * 64);
-      count += static_cast<std::size_t>(std::popcount(m));
+  for (std::size_t k = 0; k < n; ++k) {
+    if (k + kAhead < n) {
+      hwy::Prefetch(a + std::size_t{idx[k + kAhead]} * 64);
+      hwy::Prefetch(b + std::size_t{idx[k + kAhead]} * 64);
     }
-    mask64[g] = m;
+    const std::size_t off = std::size_t{idx[k]} * 64;
+    const std::uint64_t m = GranuleMask(a + off, b + off);
+    mask64[k] = m;
+    count += static_cast<std::size_t>(std::popcount(m));
+  }
+  return count;
+}
+
+// As DiffMaskList, with `twin` as the before image, and the diff applied to it in the same pass:
+// each granule of `now` is loaded once; that load is compared with the twin, copied to
+// snap[64 k, 64 k + 64) (the bytes the delta takes, so the delta and the twin hold the same
+// values even while other threads store to `now`), and its differing bytes are stored into the
+// twin (a masked store, while the twin's line is in cache). Granules are whole (64 bytes).
+std::size_t DiffApplyList(std::uint8_t* HWY_RESTRICT twin, const std::uint8_t* HWY_RESTRICT now,
+                          const std::uint32_t* HWY_RESTRICT idx, std::size_t n,
+                          std::uint64_t* HWY_RESTRICT mask64, std::uint8_t* HWY_RESTRICT snap) {
+  constexpr std::size_t kAhead = 16;
+  const hn::ScalableTag<std::uint8_t> d;
+  const std::size_t lanes = hn::Lanes(d);
+  for (std::size_t k = 0; k < n && k < kAhead; ++k) {
+    hwy::Prefetch(twin + std::size_t{idx[k]} * 64);
+    hwy::Prefetch(now + std::size_t{idx[k]} * 64);
+  }
+  std::size_t count = 0;
+  for (std::size_t k = 0; k < n; ++k) {
+    if (k + kAhead < n) {
+      hwy::Prefetch(twin + std::size_t{idx[k + kAhead]} * 64);
+      hwy::Prefetch(now + std::size_t{idx[k + kAhead]} * 64);
+    }
+    const std::size_t off = std::size_t{idx[k]} * 64;
+    std::uint8_t* out = snap + k * 64;
+    std::uint64_t m = 0;
+    if (lanes < 8 || 64 % lanes != 0) {
+      std::memcpy(out, now + off, 64);
+      for (unsigned j = 0; j < 64; ++j) {
+        if (out[j] != twin[off + j]) {
+          m |= std::uint64_t{1} << j;
+          twin[off + j] = out[j];
+        }
+      }
+    } else {
+      std::uint8_t bits[64 / 8 + 8];
+      for (std::size_t j = 0; j < 64; j += lanes) {
+        const auto v = hn::LoadU(d, now + off + j);
+        hn::StoreU(v, d, out + j);
+        const auto ne = hn::Ne(v, hn::LoadU(d, twin + off + j));
+        hn::StoreMaskBits(d, ne, bits + j / 8);
+        hn::BlendedStore(v, ne, d, twin + off + j);
+      }
+      std::memcpy(&m, bits, 8);
+    }
+    mask64[k] = m;
+    count += static_cast<std::size_t>(std::popcount(m));
   }
   return count;
 }
@@ -109,7 +169,8 @@ namespace mmsb {
 
 HWY_EXPORT(DiffMaskFull);
 HWY_EXPORT(DiffMaskFullStream);
-HWY_EXPORT(DiffMaskTouched);
+HWY_EXPORT(DiffMaskList);
+HWY_EXPORT(DiffApplyList);
 HWY_EXPORT(CompiledTargetName);
 
 namespace {
@@ -120,6 +181,29 @@ constexpr std::size_t kBlockGranules = 64;
 // From this many granules (8 MiB per image, 1 MiB of masks: beyond what a core's caches keep) on,
 // DiffMask streams its masks past the caches.
 constexpr std::size_t kStreamGranules = std::size_t{1} << 17;
+
+// Highway picks its target at the first dynamic dispatch through a trampoline that asks the CPU
+// (CPUID) which targets it supports, on every call until one updates the choice. A function
+// pointer taken from HWY_DYNAMIC_DISPATCH before any call is that trampoline: a diff loop that
+// calls through it pays a CPUID per block (a trap under some hypervisors: a 1 GiB page's first
+// diff took 20 s). Choosing first makes the pointers the kernels themselves.
+void ChooseTarget() {
+  static const bool chosen = [] {
+    hwy::ChosenTarget& t = hwy::GetChosenTarget();
+    if (!t.IsInitialized()) t.Update(hwy::SupportedTargets());
+    return true;
+  }();
+  (void)chosen;
+}
+
+// Granules gathered per DiffMaskList call by the sparse path of DiffPage.
+constexpr std::size_t kListGranules = 512;
+
+// Whether all 8 bytes of w are non-zero.
+bool NoZeroByte(std::uint64_t w) {
+  constexpr std::uint64_t kLow = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  return ((w - kLow) & ~w & kHigh) == 0;
+}
 
 std::uint64_t ScalarMask(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) {
   std::uint64_t m = 0;
@@ -162,43 +246,90 @@ Delta Diff(PageId page, Epoch base_epoch, std::span<const std::uint8_t> before,
            std::span<const std::uint8_t> now) {
   CheckSameSize(before, now);
   return delta_internal::DiffPage(page, base_epoch, before.data(), now.data(),
-                                  static_cast<std::uint32_t>(now.size()), nullptr);
+                                  static_cast<std::uint32_t>(now.size()), nullptr, nullptr);
 }
 
 namespace delta_internal {
 
 Delta DiffPage(PageId page, Epoch base_epoch, const std::uint8_t* before, const std::uint8_t* now,
-               std::uint32_t size, const std::uint8_t* touched) {
+               std::uint32_t size, const std::uint8_t* touched, std::uint8_t* apply) {
+  MMSB_CHECK(apply == nullptr || (touched != nullptr && apply == before));
+  ChooseTarget();
   const std::size_t full = size / 64;
   const std::size_t tail = size % 64;
   DeltaBuilder b(page, base_epoch, size);
-  std::uint64_t masks[kBlockGranules];
+  std::uint64_t masks[kListGranules > kBlockGranules ? kListGranules : kBlockGranules];
   const auto full_fn = HWY_DYNAMIC_DISPATCH(DiffMaskFull);
-  const auto touched_fn = HWY_DYNAMIC_DISPATCH(DiffMaskTouched);
+  const auto list_fn = HWY_DYNAMIC_DISPATCH(DiffMaskList);
+  const auto apply_fn = HWY_DYNAMIC_DISPATCH(DiffApplyList);
+  // Touched granules of partly touched blocks wait here, in increasing order, and are diffed a
+  // list at a time (prefetched ahead); the list is flushed before any later granule is added.
+  // Applying, every touched granule goes through the list: its bytes are read once, into `snap`.
+  std::uint32_t list[kListGranules];
+  thread_local std::vector<std::uint8_t> snap_buffer;
+  std::uint8_t* snap = nullptr;
+  if (apply != nullptr) {
+    if (snap_buffer.size() < kListGranules * 64) snap_buffer.resize(kListGranules * 64);
+    snap = snap_buffer.data();
+  }
+  std::size_t listed = 0;
+  auto flush = [&] {
+    if (listed == 0) return;
+    const std::size_t changed = apply != nullptr ? apply_fn(apply, now, list, listed, masks, snap)
+                                                 : list_fn(before, now, list, listed, masks);
+    if (changed != 0) {
+      for (std::size_t k = 0; k < listed; ++k) {
+        if (masks[k] != 0) {
+          const std::size_t off = std::size_t{list[k]} * 64;
+          b.AddMask64(static_cast<std::uint32_t>(off), masks[k],
+                      apply != nullptr ? snap + k * 64 : now + off);
+        }
+      }
+    }
+    listed = 0;
+  };
   for (std::size_t g0 = 0; g0 < full; g0 += kBlockGranules) {
     const std::size_t n = std::min(kBlockGranules, full - g0);
     if (touched != nullptr) {
-      // Skip untouched blocks without a call: 8 shadow bytes at a time.
-      bool any = false;
-      for (std::size_t i = 0; i < n && !any; i += 8) {
-        std::uint64_t w = 0;
-        std::memcpy(&w, touched + g0 + i, std::min<std::size_t>(8, n - i));
-        any = w != 0;
+      // Skip untouched blocks without a call: 64 shadow bytes at a time, then 8.
+      std::uint64_t w[kBlockGranules / 8] = {};
+      std::memcpy(w, touched + g0, n);
+      std::uint64_t any = 0;
+      for (std::uint64_t x : w) any |= x;
+      if (any == 0) continue;
+      bool all = n == kBlockGranules && apply == nullptr;
+      for (std::size_t i = 0; all && i < n / 8; ++i) all = NoZeroByte(w[i]);
+      if (!all) {
+        for (std::size_t i = 0; i < n; i += 8) {
+          if (w[i / 8] == 0) continue;
+          for (std::size_t j = i; j < std::min(n, i + 8); ++j) {
+            if (touched[g0 + j] == 0) continue;
+            if (listed == kListGranules) flush();
+            list[listed++] = static_cast<std::uint32_t>(g0 + j);
+          }
+        }
+        continue;
       }
-      if (!any) continue;
-      if (touched_fn(before + g0 * 64, now + g0 * 64, n, touched + g0, masks) == 0) continue;
-    } else if (full_fn(before + g0 * 64, now + g0 * 64, n, masks) == 0) {
-      continue;
+      flush();  // a wholly touched block streams: diffed in place, after the listed granules
     }
+    if (full_fn(before + g0 * 64, now + g0 * 64, n, masks) == 0) continue;
     for (std::size_t i = 0; i < n; ++i) {
       if (masks[i] != 0)
         b.AddMask64(static_cast<std::uint32_t>((g0 + i) * 64), masks[i], now + (g0 + i) * 64);
     }
   }
+  flush();
   if (tail != 0 && (touched == nullptr || touched[full] != 0)) {
     const std::size_t off = full * 64;
-    b.AddMask64(static_cast<std::uint32_t>(off), ScalarMask(before + off, now + off, tail),
-                now + off);
+    std::uint8_t t[64];
+    std::memcpy(t, now + off, tail);  // one read, for the delta and the twin alike
+    const std::uint64_t m = ScalarMask(before + off, t, tail);
+    b.AddMask64(static_cast<std::uint32_t>(off), m, t);
+    if (apply != nullptr) {
+      for (std::size_t j = 0; j < tail; ++j) {
+        if ((m >> j) & 1) apply[off + j] = t[j];
+      }
+    }
   }
   return b.Finish();
 }
@@ -209,6 +340,7 @@ Delta DiffPageFromZeros(PageId page, Epoch base_epoch, const std::uint8_t* now, 
   alignas(64) static const std::uint8_t kZeroBlock[kBlockGranules * 64] = {};
   const std::size_t full = size / 64;
   const std::size_t tail = size % 64;
+  ChooseTarget();
   DeltaBuilder b(page, base_epoch, size);
   std::uint64_t masks[kBlockGranules];
   const auto full_fn = HWY_DYNAMIC_DISPATCH(DiffMaskFull);
@@ -253,7 +385,7 @@ Delta DiffGranules(PageId page, Epoch base_epoch, std::span<const std::uint8_t> 
   CheckSameSize(before, now);
   MMSB_CHECK(touched.size() >= GranuleCount(now.size()));
   return delta_internal::DiffPage(page, base_epoch, before.data(), now.data(),
-                                  static_cast<std::uint32_t>(now.size()), touched.data());
+                                  static_cast<std::uint32_t>(now.size()), touched.data(), nullptr);
 }
 
 const char* DiffTargetName() { return HWY_DYNAMIC_DISPATCH(CompiledTargetName)(); }

@@ -83,6 +83,27 @@ void FillRecordHeader(std::uint8_t* header, std::uint64_t log_id, std::uint8_t t
   Put64(header + 16, XXH3_64bits_withSeed(payload.data(), payload.size(), h));
 }
 
+std::uint64_t HeaderHashCache::Hash(const std::uint8_t* header12, std::uint64_t log_id) {
+  const std::uint64_t shape = std::uint64_t{Get32(header12 + 4)} << 8 | header12[8];
+  Entry& e = entries_[header12[8] & 7];
+  // The rest of the 12 bytes (magic, flags, reserved) is constant, so the shape and the log id
+  // determine H.
+  if (e.shape != shape || e.log_id != log_id || shape == 0) {
+    e.shape = shape;
+    e.log_id = log_id;
+    e.hash = HeaderHash(header12, log_id);
+  }
+  return e.hash;
+}
+
+void FillRecordHeader(std::uint8_t* header, std::uint64_t log_id, std::uint8_t type,
+                      std::span<const std::uint8_t> payload, HeaderHashCache& cache) {
+  FillRecordHeaderPrefix(header, type, static_cast<std::uint32_t>(payload.size()));
+  const std::uint64_t h = cache.Hash(header, log_id);
+  Put32(header + 12, static_cast<std::uint32_t>(h));
+  Put64(header + 16, XXH3_64bits_withSeed(payload.data(), payload.size(), h));
+}
+
 void AppendRecord(std::vector<std::uint8_t>& out, std::uint64_t log_id, std::uint8_t type,
                   std::span<const std::uint8_t> payload) {
   const std::size_t at = out.size();
@@ -90,6 +111,16 @@ void AppendRecord(std::vector<std::uint8_t>& out, std::uint64_t log_id, std::uin
   if (!payload.empty())
     std::memcpy(out.data() + at + kRecordHeaderSize, payload.data(), payload.size());
   FillRecordHeader(out.data() + at, log_id, type, payload);
+}
+
+void AppendRecord(std::vector<std::uint8_t>& out, std::uint64_t log_id, std::uint8_t type,
+                  std::span<const std::uint8_t> payload, HeaderHashCache& cache) {
+  const std::size_t at = out.size();
+  out.resize(at + kRecordHeaderSize + payload.size());
+  if (!payload.empty())
+    std::memcpy(out.data() + at + kRecordHeaderSize, payload.data(), payload.size());
+  FillRecordHeader(out.data() + at, log_id, type,
+                   {out.data() + at + kRecordHeaderSize, payload.size()}, cache);
 }
 
 bool ParseRecordHeader(const std::uint8_t* p, std::uint64_t log_id, RecordHeader* h) {

@@ -114,9 +114,32 @@ void FillRecordHeaderPrefix(std::uint8_t* header, std::uint8_t type, std::uint32
 void FillRecordHeader(std::uint8_t* header, std::uint64_t log_id, std::uint8_t type,
                       std::span<const std::uint8_t> payload);
 
+// H for the recent record shapes of one log. H depends only on (log_id, type, length), and the
+// records written at every commit repeat their shape (commit-info, commit): framing one of them
+// then costs one XXH3 call (the payload's) instead of two. Direct-mapped by type; a miss
+// computes H. Not thread-safe: one per writer of records.
+class HeaderHashCache {
+ public:
+  std::uint64_t Hash(const std::uint8_t* header12, std::uint64_t log_id);
+
+ private:
+  struct Entry {
+    std::uint64_t log_id = 0;
+    std::uint64_t shape = 0;  // length << 8 | type; 0: empty (no record has type 0)
+    std::uint64_t hash = 0;
+  };
+  Entry entries_[8];
+};
+
+// FillRecordHeader with H from `cache`.
+void FillRecordHeader(std::uint8_t* header, std::uint64_t log_id, std::uint8_t type,
+                      std::span<const std::uint8_t> payload, HeaderHashCache& cache);
+
 // Appends header + payload to `out`.
 void AppendRecord(std::vector<std::uint8_t>& out, std::uint64_t log_id, std::uint8_t type,
                   std::span<const std::uint8_t> payload);
+void AppendRecord(std::vector<std::uint8_t>& out, std::uint64_t log_id, std::uint8_t type,
+                  std::span<const std::uint8_t> payload, HeaderHashCache& cache);
 
 struct RecordHeader {
   std::uint32_t length = 0;

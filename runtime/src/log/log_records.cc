@@ -386,17 +386,55 @@ Status DecodeSite(std::span<const std::uint8_t> in, LogSite* s) {
   return rd.Finish();
 }
 
-void EncodeCommitInfo(const LogCommitInfo& c, std::vector<std::uint8_t>& out) {
-  // The compact form: one transaction (the common case) is 5 to 10 bytes.
-  Writer w(out);
-  w.U8(c.state_hash != 0 ? 1 : 0);
-  if (c.state_hash != 0) w.U64(c.state_hash);
-  w.Var(c.transactions.size());
-  for (const LogCommitTransaction& t : c.transactions) {
-    w.Var(t.site);
-    w.Var(t.thread);
-    w.Var(t.sequence);
+namespace {
+
+std::size_t VarSize(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
   }
+  return n;
+}
+
+std::uint8_t* PutVar(std::uint8_t* p, std::uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<std::uint8_t>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<std::uint8_t>(v);
+  return p;
+}
+
+}  // namespace
+
+std::size_t CommitInfoSize(const LogCommitInfo& c) {
+  std::size_t n = 1 + (c.state_hash != 0 ? 8 : 0) + VarSize(c.transactions.size());
+  for (const LogCommitTransaction& t : c.transactions) {
+    n += VarSize(t.site) + VarSize(t.thread) + VarSize(t.sequence);
+  }
+  return n;
+}
+
+void EncodeCommitInfoAt(const LogCommitInfo& c, std::uint8_t* p) {
+  // The compact form: one transaction (the common case) is 5 to 10 bytes.
+  *p++ = c.state_hash != 0 ? 1 : 0;
+  if (c.state_hash != 0) {
+    std::memcpy(p, &c.state_hash, 8);
+    p += 8;
+  }
+  p = PutVar(p, c.transactions.size());
+  for (const LogCommitTransaction& t : c.transactions) {
+    p = PutVar(p, t.site);
+    p = PutVar(p, t.thread);
+    p = PutVar(p, t.sequence);
+  }
+}
+
+void EncodeCommitInfo(const LogCommitInfo& c, std::vector<std::uint8_t>& out) {
+  const std::size_t at = out.size();
+  out.resize(at + CommitInfoSize(c));
+  EncodeCommitInfoAt(c, out.data() + at);
 }
 
 void EncodeFixedCommitInfo(const LogCommitInfo& c, std::vector<std::uint8_t>& out) {

@@ -55,6 +55,9 @@ Status DecodeSite(std::span<const std::uint8_t> in, LogSite* s);
 // (type kCompactCommitInfoType, what writers write) and the fixed one (type kCommitInfo, written
 // by the first 1.1 writers; still read).
 void EncodeCommitInfo(const LogCommitInfo& c, std::vector<std::uint8_t>& out);
+// The compact layout's size, and the layout written at `out` (CommitInfoSize(c) bytes).
+std::size_t CommitInfoSize(const LogCommitInfo& c);
+void EncodeCommitInfoAt(const LogCommitInfo& c, std::uint8_t* out);
 Status DecodeCommitInfo(std::span<const std::uint8_t> in, LogCommitInfo* c);
 void EncodeFixedCommitInfo(const LogCommitInfo& c, std::vector<std::uint8_t>& out);
 Status DecodeFixedCommitInfo(std::span<const std::uint8_t> in, LogCommitInfo* c);

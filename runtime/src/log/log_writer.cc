@@ -43,9 +43,13 @@ std::size_t LogBatch::Begin() {
 }
 
 void LogBatch::Seal(std::size_t at, std::uint8_t type) {
+  // The header hash H depends only on the log id and the record's shape (type, length), and the
+  // commit-info record repeats its shape at every commit: a cache of recent shapes (keyed by log
+  // id too, so one per thread serves every batch) frames it with one XXH3 call instead of two.
+  thread_local log::HeaderHashCache header_hashes;
   const std::span<const std::uint8_t> payload(bytes_.data() + at + kRecordHeaderSize,
                                               bytes_.size() - at - kRecordHeaderSize);
-  log::FillRecordHeader(bytes_.data() + at, log_id_, type, payload);
+  log::FillRecordHeader(bytes_.data() + at, log_id_, type, payload, header_hashes);
   if (type != static_cast<std::uint8_t>(LogRecordType::kEvent)) ++counted_;
 }
 
@@ -99,8 +103,11 @@ void LogBatch::AddSite(const LogSite& site) {
 }
 
 void LogBatch::AddCommitInfo(const LogCommitInfo& info) {
-  const std::size_t at = Begin();
-  log::EncodeCommitInfo(info, bytes_);
+  // Written at every commit: sized first, then encoded in place.
+  const std::size_t at = bytes_.size();
+  const std::size_t size = log::CommitInfoSize(info);
+  bytes_.resize(at + kRecordHeaderSize + size);
+  log::EncodeCommitInfoAt(info, bytes_.data() + at + kRecordHeaderSize);
   Seal(at, log::kCompactCommitInfoType);
 }
 
@@ -194,6 +201,7 @@ class LogWriter::Impl {
   PageId page_id_high GUARDED_BY(mu) = 0;
   Counters counters GUARDED_BY(mu);
   std::vector<std::uint8_t> scratch GUARDED_BY(mu);
+  log::HeaderHashCache header_hashes GUARDED_BY(mu);  // the commit records' (one shape)
   // Group commit sizing (see WaitForGroup).
   std::uint32_t grouped_commits GUARDED_BY(mu) =
       0;  // commits appended since a leader took the buffer
@@ -365,7 +373,8 @@ class LogWriter::Impl {
     if (b.bytes().size() >= kDirectWriteBytes) return AppendDirect(l, b, c.epoch);
     const std::size_t before = buf.size();
     buf.insert(buf.end(), b.bytes().begin(), b.bytes().end());
-    log::AppendRecord(buf, log_id, static_cast<std::uint8_t>(LogRecordType::kCommit), scratch);
+    log::AppendRecord(buf, log_id, static_cast<std::uint8_t>(LogRecordType::kCommit), scratch,
+                      header_hashes);
     const std::uint64_t added = buf.size() - before;
     appended += added;
     segment_size += added;

@@ -103,6 +103,7 @@ class NatsServer {
   void Kill9() { Signal(SIGKILL); }
   void Stop() { Signal(SIGTERM); }
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string server() const { return fmt::format("nats://127.0.0.1:{}", port_); }
   std::string Url(const std::string& stream) const { return server() + "/" + stream; }
 

@@ -1,0 +1,379 @@
+"""The grammar of generated programs: productions, the shared prelude, and generate()."""
+
+import random
+
+# ---- the grammar -------------------------------------------------------------------------
+#
+# Every production returns the body of one generated function (a C++ statement list). `r` is
+# the program's random.Random; `ctx` collects what the program needs beyond one function (a
+# second translation unit, helper declarations). Indices always stay in bounds: the grammar
+# generates defined behaviour only, so plain and instrumented builds must agree.
+
+PRELUDE = r"""
+#include <array>
+#include SUPPORT_INCLUDE
+
+struct Cell { int a; double b; };
+struct Bits { unsigned n : 4; unsigned mode : 4; };
+union Num { int i; float f; };
+struct [[mmsb::page]] S {
+  int a[64];
+  double m[8][8];
+  long long b[32];
+  Cell cells[16];
+  unsigned lo : 3;
+  unsigned mid : 7;
+  unsigned hi : 9;
+  int level;
+  Bits bits;
+  Num num;
+  std::array<int, 16> arr;
+  fid::Acc acc;
+  int grid[8][8];
+  mutable int cache;
+};
+struct PlainLevel { int level : 5; int pad; };
+
+[[mmsb::page]] S g0;
+[[mmsb::page]] S g1;
+[[mmsb::page]] float g_series[64];
+// Pages of the threaded productions: one per worker thread, and one shared under a mutex.
+struct [[mmsb::page]] T { int v[32]; long long n; };
+[[mmsb::page]] T gt0;
+[[mmsb::page]] T gt1;
+[[mmsb::page]] T gm;
+int* g_keep = nullptr;
+int g_sink = 0;
+
+template <class T>
+void SetLevel(T& t, int v) { t.level = v; }
+template <class T>
+void BumpAll(T* p, int n, int v) { for (int i = 0; i < n; ++i) p[i] += v; }
+
+[[mmsb::transaction]] int Produce(int v) {
+  fid::Tx tx;
+  g1.level += v;
+  g1.a[v & 63] = v;
+  return v;
+}
+[[mmsb::transaction]] void TxOwn0(int v) {
+  fid::Tx tx;
+  gt0.n += v;
+  for (int i = 0; i < 8; ++i) gt0.v[(v + i) & 31] ^= v * (i + 1);
+}
+[[mmsb::transaction]] void TxOwn1(int v) {
+  fid::Tx tx;
+  gt1.n -= v;
+  gt1.v[v & 31] += v;
+}
+constexpr void FillRow(S& s, int r, int v) { for (int c = 0; c < 8; ++c) s.grid[r][c] = v + c; }
+constexpr int RowSum(int v) {
+  S s{};
+  FillRow(s, 1, v);
+  int t = 0;
+  for (int c = 0; c < 8; ++c) t += s.grid[1][c];
+  return t;
+}
+static_assert(RowSum(1) == 36);
+[[mmsb::transaction]] void Throwing(int v) {
+  fid::Tx tx;
+  g0.level = v;
+  g1.b[v & 31] = v;
+  if (v >= 0) throw v;
+}
+"""
+
+
+def _v(r):
+    return r.randint(1, 1000)
+
+
+def p_counted_loop(r, ctx):
+    lo = r.randint(0, 20)
+    hi = r.randint(lo + 1, 64)
+    cmp, inc = r.choice([("<", "++i"), ("<", "i++"), ("<", "i += 1")])
+    target = r.choice(["g0.a[i]", "g1.a[i]"])
+    op = r.choice(["=", "+=", "^="])
+    return f"for (int i = {lo}; i {cmp} {hi}; {inc}) {target} {op} (i * {_v(r)}) ^ {_v(r)};"
+
+
+def p_struct_loop(r, ctx):
+    n = r.randint(1, 16)
+    return (f"for (int i = 0; i < {n}; ++i) {{ g0.cells[i].a = i + {_v(r)}; "
+            f"g0.cells[i].b += i * 0.5; }}")
+
+
+def p_nested_loop(r, ctx):
+    return (f"for (int r = 0; r < 8; ++r) {{ g0.level = r; "
+            f"for (int c = 0; c < 8; ++c) g0.grid[r][c] = r * c + {_v(r)}; }}")
+
+
+def p_identity(r, ctx):
+    return f"for (int i = 0; i < 8; ++i) g0.m[i][i] = {_v(r)}.0;"
+
+
+def p_reused_induction(r, ctx):
+    start = r.randint(0, 7)
+    return (f"int i = {start}; g_sink += i; "
+            f"for (i = 0; i < 8; ++i) g0.m[i][i] = {_v(r)}.5; "
+            f"for (i = 0; i < 16; ++i) g1.a[i] = i + {_v(r)};")
+
+
+def p_shadowed(r, ctx):
+    n = r.randint(4, 32)
+    return (f"long long* row = g1.b; g_sink += (int)row[0]; "
+            f"for (int i = 0; i < {n}; ++i) {{ long long* row = g0.b; row[i] = i * {_v(r)}; }}")
+
+
+def p_callback_commit(r, ctx):
+    n = r.randint(4, 64)
+    k = r.randint(0, n - 2)
+    return (f"std::function<void()> cb = [] {{ fid::CommitPoint(); }}; "
+            f"for (int i = 0; i < {n}; ++i) {{ g0.a[i] = i + {_v(r)}; if (i == {k}) cb(); }}")
+
+
+def p_loop_commit(r, ctx):
+    n = r.randint(4, 64)
+    k = r.randint(0, n - 2)
+    return f"for (int i = 0; i < {n}; ++i) {{ g1.a[i] = i * {_v(r)}; if (i == {k}) fid::CommitPoint(); }}"
+
+
+def p_range_for_commit(r, ctx):
+    return (f"int k = 0; for (int& x : g0.a) {{ x = {_v(r)} + k; if (++k == {r.randint(1, 60)}) "
+            f"fid::CommitPoint(); }}")
+
+
+def p_thread_commit(r, ctx):
+    n = r.randint(2, 6)
+    return (f"std::atomic<int> req{{0}}; "
+            f"std::thread t([&] {{ for (int k = 0; k < {n}; ++k) {{ while (req.load() != 1) {{}} "
+            f"fid::CommitPoint(); req.store(0); }} }}); "
+            f"for (int i = 0; i < {n}; ++i) {{ g0.b[i] = i + {_v(r)}; req.store(1); "
+            f"while (req.load() != 0) {{}} }} t.join();")
+
+
+def p_member_call_tx(r, ctx):
+    return r.choice([f"g0.acc.Add(Produce({_v(r)}));", f"g0.arr.fill(Produce({_v(r)}));",
+                     f"g1.acc.Add({_v(r)}); g1.arr.fill({_v(r)});"])
+
+
+def p_produce_arg(r, ctx):
+    # A transaction (it commits) evaluated as an operand of a store, a call or a library call:
+    # whatever marks the destination must come after it (issue 13, class 3).
+    lo = r.randint(0, 30)
+    hi = r.randint(lo + 1, 64)
+    return r.choice([
+        f"g0.a[Produce({_v(r)}) & 63] = Produce({_v(r)});",
+        f"g1.level = Produce({_v(r)}) + Produce({_v(r)});",
+        f"g0.arr[Produce({_v(r)}) & 15] += {_v(r)};",
+        f"std::fill(g0.a + {lo}, g0.a + {hi}, Produce({_v(r)}));",
+        f"std::swap(g0.a[{lo}], g1.a[Produce({_v(r)}) & 63]);",
+        f"SetLevel(g1, Produce({_v(r)}));",
+        f"for (int i = {lo}; i < {hi}; ++i) g0.a[i] = Produce(i + {_v(r)});",
+        f"g0.cells[Produce({_v(r)}) & 15].b = Produce({_v(r)}) * 0.5;",
+        f"g1.acc.Add(Produce({_v(r)}) + Produce({_v(r)}));",
+        f"__atomic_fetch_add(&g0.b[{lo & 31}], Produce({_v(r)}), __ATOMIC_RELAXED);",
+        f"g1.arr[Produce({_v(r)}) & 15] ^= {_v(r)}; g0.arr[{lo & 15}] = Produce({_v(r)});",
+    ])
+
+
+def p_constexpr(r, ctx):
+    # A constexpr function that writes a page type, run at compile time and on a page.
+    return (f"constexpr int k = RowSum({_v(r)}); FillRow(g0, {r.randint(0, 7)}, k); "
+            f"static_assert(RowSum(2) == 44); g_sink += RowSum({_v(r)});")
+
+
+def p_threads_own_tx(r, ctx):
+    # Two threads, each running its own [[mmsb::transaction]]s on its own page (issue 14).
+    n = r.randint(1, 12)
+    return (f"std::thread t0([] {{ fid::Worker w; for (int k = 0; k < {n}; ++k) TxOwn0(k + {_v(r)}); }}); "
+            f"std::thread t1([] {{ fid::Worker w; for (int k = 0; k < {r.randint(1, 12)}; ++k) "
+            f"TxOwn1(k * {_v(r)}); }}); "
+            f"for (int k = 0; k < {n}; ++k) g0.a[k & 63] += k; t0.join(); t1.join();")
+
+
+def p_mutex_shared(r, ctx):
+    # Threads writing a shared page under a std::mutex (commutative updates: the final state
+    # does not depend on the interleaving), one of them in transactions.
+    n = r.randint(1, 16)
+    v = _v(r)
+    return (f"std::mutex mu; "
+            f"auto work = [&](int id) {{ fid::Worker w; for (int k = 0; k < {n}; ++k) {{ "
+            f"std::lock_guard<std::mutex> lock(mu); gm.v[(k * 3 + id) & 31] += k + id + {v}; "
+            f"gm.n += 1; if (id == 1) TxOwn1(k); }} }}; "
+            f"std::thread a(work, 0); std::thread b(work, 1); work(2); a.join(); b.join();")
+
+
+def p_concurrent_commit(r, ctx):
+    # Commits on the main thread while a worker writes pages (no quiescence), then a quiescent
+    # commit after the join: nothing the worker wrote may be lost.
+    n = r.randint(8, 64)
+    return (f"std::atomic<int> done{{0}}; "
+            f"std::thread t([&] {{ fid::Worker w; for (int i = 0; i < {n}; ++i) {{ "
+            f"gt0.v[i & 31] += i + {_v(r)}; gt0.n ^= i; }} done.store(1); }}); "
+            f"while (done.load() == 0) fid::ConcurrentCommit(); t.join();")
+
+
+def p_asm_store(r, ctx):
+    k = r.randint(0, 63)
+    return r.choice([
+        f'asm volatile("movl %1, %0" : "=m"(g0.a[{k}]) : "r"({_v(r)}));',
+        f'asm volatile("addl %1, %0" : "+m"(g1.a[{k}]) : "r"({_v(r)}));',
+    ])
+
+
+def p_extern_decl(r, ctx):
+    # The second TU declares the page variable with the attribute (tracked) or without it
+    # (the plugin build must then refuse to link).
+    ctx.setdefault("tu2", r.choice(["[[mmsb::page]] ", ""]))
+    return f"WriteSeries({r.randint(0, 63)}, {_v(r)}.25f);"
+
+
+def p_binding_bitfield(r, ctx):
+    return f"auto& [n, mode] = g0.bits; mode = {r.randint(0, 15)}; n = {r.randint(0, 15)};"
+
+
+def p_template_bitfield(r, ctx):
+    return (f"SetLevel(g0, {_v(r)}); PlainLevel pl{{}}; SetLevel(pl, {r.randint(0, 15)}); "
+            f"g_sink += pl.level;")
+
+
+def p_template_loop(r, ctx):
+    return f"BumpAll(g1.a, {r.randint(1, 64)}, {_v(r)}); int local[4] = {{}}; BumpAll(local, 4, 1); g_sink += local[0];"
+
+
+def p_bitfields(r, ctx):
+    return f"g0.lo = {r.randint(0, 7)}; g0.hi += {r.randint(1, 9)}; ++g0.mid; g1.hi = g0.lo;"
+
+
+def p_range_for(r, ctx):
+    return r.choice([f"for (auto& x : g0.a) x += {_v(r)};",
+                     f"for (auto& row : g1.grid) for (auto& c : row) c += {_v(r)};",
+                     f"for (Cell& c : g1.cells) c.b = {_v(r)}.0;"])
+
+
+def p_algorithms(r, ctx):
+    lo = r.randint(0, 30)
+    hi = r.randint(lo + 1, 64)
+    return r.choice([
+        f"std::fill(g0.a + {lo}, g0.a + {hi}, {_v(r)});",
+        f"std::sort(g0.a + {lo}, g0.a + {hi});",
+        f"std::reverse(g1.a + {lo}, g1.a + {hi});",
+        f"std::iota(g0.a + {lo}, g0.a + {hi}, {_v(r)});",
+        f"int tmp[8] = {{{_v(r)}, {_v(r)}, 3, 4, 5, 6, 7, 8}}; std::copy(tmp, tmp + 8, g1.a + {r.randint(0, 56)});",
+        f"std::transform(g0.a, g0.a + {hi}, g0.a, [](int x) {{ return x * 3 + 1; }});",
+        f"std::swap(g0.a[{lo}], g1.a[{hi - 1}]);",
+        f"int n = 0; std::generate(g0.a + {lo}, g0.a + {hi}, [&] {{ if (++n == 2) fid::CommitPoint(); return n + {_v(r)}; }});",
+        f"std::for_each(g1.a, g1.a + {hi}, [](int& x) {{ x ^= {_v(r)}; }});",
+        f"int tmp[4] = {{{_v(r)}, 2, 3, 4}}; std::memcpy(&g0.a[{r.randint(0, 60)}], tmp, sizeof tmp);",
+    ])
+
+
+def p_pointer_local(r, ctx):
+    k = r.randint(0, 62)
+    return f"int* p = &g0.a[{k}]; *p = {_v(r)}; p[1] += 2; long long* q = g1.b; q[{r.randint(0, 31)}] = {_v(r)};"
+
+
+def p_pointer_global(r, ctx):
+    return f"g_keep = &g1.a[{r.randint(0, 63)}]; *g_keep = {_v(r)};"
+
+
+def p_reference_local(r, ctx):
+    return f"int& ref = g0.level; ref = {_v(r)}; ref++; double& d = g1.m[{r.randint(0, 7)}][{r.randint(0, 7)}]; d *= 2.0;"
+
+
+def p_lambda(r, ctx):
+    return f"auto f = [&](int v) {{ g0.a[{r.randint(0, 63)}] = v; g1.level -= v; }}; f({_v(r)});"
+
+
+def p_union(r, ctx):
+    return f"g0.num.f = {_v(r)} * 0.5f; g0.num.i ^= 1;"
+
+
+def p_mutable(r, ctx):
+    return f"const S& cs = g1; cs.cache = {_v(r)};"
+
+
+def p_tx_throw(r, ctx):
+    return f"try {{ Throwing({r.randint(-1, 9)}); }} catch (int) {{ g_sink += 1; }}"
+
+
+def p_compound(r, ctx):
+    return (f"g0.b[{r.randint(0, 31)}] -= {_v(r)}; g0.cells[{r.randint(0, 15)}].b *= 2.0; "
+            f"g1.level <<= 1; g_series[{r.randint(0, 63)}] += 1.5f;")
+
+
+def p_commit(r, ctx):
+    return f"g0.level = {_v(r)}; fid::CommitPoint(); g0.level += 1;"
+
+
+PRODUCTIONS = {name[2:]: fn for name, fn in globals().items() if name.startswith("p_")}
+
+# The defect classes of issue 13 that a failing production points at (rediscovered_classes).
+DEFECT_CLASS = {
+    "identity": 1, "reused_induction": 1, "shadowed": 1,
+    "callback_commit": 2, "loop_commit": 2, "thread_commit": 2, "range_for_commit": 2,
+    "member_call_tx": 3, "produce_arg": 3, "asm_store": 4, "extern_decl": 5, "binding_bitfield": 6,
+    "template_bitfield": 8,
+}
+
+PAGE_VARIABLES = {"g0", "g1", "g_series", "gt0", "gt1", "gm"}
+PAGES = ["g0", "g1", "g_series", "gt0", "gt1", "gm"]
+
+# Productions whose threads commit in an order that is not deterministic: the log has epochs
+# that no state of the plain build corresponds to, so the main thread's commits are compared
+# as a subsequence of the log's epochs (see compare).
+THREADED = {"threads_own_tx", "mutex_shared", "concurrent_commit"}
+
+HEADERS = [
+    ("algorithm", ["std::fill", "std::sort", "std::reverse", "std::copy", "std::transform",
+                   "std::generate", "std::for_each"]),
+    ("atomic", ["std::atomic"]), ("cstring", ["std::memcpy"]), ("functional", ["std::function"]),
+    ("numeric", ["std::iota"]), ("thread", ["std::thread"]), ("utility", ["std::swap"]),
+    ("mutex", ["std::mutex"]),
+]
+
+TU2 = r"""
+// The second translation unit: declares the page variable (with or without [[mmsb::page]]).
+ATTRIBUTEextern float g_series[64];
+void WriteSeries(int k, float v) { g_series[k] = v; g_series[(k + 1) & 63] += v; }
+"""
+
+
+MAIN_START = ("int main(int argc, char** argv) {\n" +
+              "".join(f"  fid::Track(\"{p}\", &{p}, sizeof {p});\n" for p in PAGES) +
+              "  if (fid::Start(argc > 1 ? argv[1] : \"fidelity.log\") != 0) return 1;\n"
+              "  fid::CommitPoint();\n")
+
+
+def generate(seed, functions):
+    """Returns (sources: {name: text}, productions used in order)."""
+    r = random.Random(seed)
+    ctx = {}
+    system_headers = r.random() < 0.5
+    used = []
+    bodies = []
+    names = sorted(PRODUCTIONS)
+    for i in range(functions):
+        name = r.choice(names)
+        used.append(name)
+        bodies.append(f"// {name}\nvoid f{i}() {{ {PRODUCTIONS[name](r, ctx)} }}\n")
+    include = "<fidelity_support.h>" if system_headers else '"fidelity_support.h"'
+    # Only the headers the chosen productions need: compile time is most of a program's cost.
+    text = "".join(bodies)
+    headers = [h for h, needles in HEADERS if any(n in text for n in needles)]
+    main = [f"// Generated by tests/fidelity/fidelity.py, seed {seed}.\n"
+            f"// MMSB headers as {'system' if system_headers else 'user'} headers.\n",
+            "".join(f"#include <{h}>\n" for h in headers),
+            PRELUDE.replace("SUPPORT_INCLUDE", include)]
+    if "tu2" in ctx:
+        main.append("void WriteSeries(int k, float v);\n")
+    main.extend(bodies)
+    main.append(MAIN_START)
+    for i in range(functions):
+        main.append(f"  f{i}(); fid::CommitPoint();\n")
+    main.append("  return fid::Finish();\n}\n")
+    sources = {"prog.cc": "".join(main)}
+    if "tu2" in ctx:
+        sources["tu2.cc"] = TU2.replace("ATTRIBUTE", ctx["tu2"])
+    return sources, used, system_headers
