@@ -122,8 +122,9 @@ void Delta::ForEachRun(Fn&& fn) const {
 }
 
 // Incremental builder used by the diff engine and the decoders: append changed bytes in
-// strictly increasing offset order, then Finish() picks the smaller form. Its scratch buffers
-// are recycled per thread, so building a small delta allocates nothing.
+// strictly increasing offset order, then Finish() picks the smaller form. A change of a few runs
+// (what a Delta holds inline) is gathered in the builder itself; a larger one moves to scratch
+// buffers recycled per thread. Either way building a small delta allocates nothing.
 class DeltaBuilder {
  public:
   DeltaBuilder(PageId page, Epoch base_epoch, std::uint32_t page_size);
@@ -140,10 +141,20 @@ class DeltaBuilder {
   struct Scratch;  // opaque, recycled per thread
 
  private:
+  // The inline gathering room, used while the change fits a Delta's inline block (a one-run
+  // delta of up to 40 bytes, or up to four runs of fewer bytes).
+  static constexpr std::uint32_t kSmallRuns = 4;
+  static constexpr std::uint32_t kSmallBytes = 40;
+  void Spill();  // moves what was gathered inline into a scratch (s_ set from then on)
+
   PageId page_;
   Epoch base_epoch_;
   std::uint32_t page_size_;
-  Scratch* s_;
+  std::uint32_t small_runs_count_ = 0;
+  std::uint32_t small_bytes_count_ = 0;
+  Scratch* s_ = nullptr;  // null while the change fits the inline room
+  ByteRun small_runs_[kSmallRuns];
+  std::uint8_t small_bytes_[kSmallBytes];
 };
 
 // ---- Diff engine -------------------------------------------------------------------------------

@@ -108,7 +108,10 @@ Delta::Delta(Delta&& o) noexcept
       table_bytes_(o.table_bytes_),
       form_(o.form_),
       heap_(std::move(o.heap_)) {
-  if (!heap_) std::memcpy(inline_, o.inline_, std::size_t{table_bytes_} + changed_bytes_);
+  // The whole inline block, a fixed size the compiler copies in a few moves (a call to memcpy
+  // for the used length costs more than the bytes). Unused inline bytes are indeterminate
+  // unsigned chars, which may be copied.
+  if (!heap_) std::memcpy(inline_, o.inline_, kInlineBytes);
   o.changed_bytes_ = o.table_bytes_ = 0;
 }
 
@@ -121,7 +124,7 @@ Delta& Delta::operator=(Delta&& o) noexcept {
   table_bytes_ = o.table_bytes_;
   form_ = o.form_;
   heap_ = std::move(o.heap_);
-  if (!heap_) std::memcpy(inline_, o.inline_, std::size_t{table_bytes_} + changed_bytes_);
+  if (!heap_) std::memcpy(inline_, o.inline_, kInlineBytes);  // fixed size, as in the move ctor
   o.changed_bytes_ = o.table_bytes_ = 0;
   return *this;
 }
@@ -275,18 +278,10 @@ ScratchPool::~ScratchPool() {
 }
 
 DeltaBuilder::DeltaBuilder(PageId page, Epoch base_epoch, std::uint32_t page_size)
-    : page_(page), base_epoch_(base_epoch), page_size_(page_size) {
-  if (t_scratch.head != nullptr) {
-    s_ = t_scratch.head;
-    t_scratch.head = s_->next;
-  } else {
-    s_ = new Scratch;
-  }
-  s_->runs.clear();
-  s_->bytes.clear();
-}
+    : page_(page), base_epoch_(base_epoch), page_size_(page_size) {}
 
 DeltaBuilder::~DeltaBuilder() {
+  if (s_ == nullptr) return;  // the change stayed in the inline room: no scratch was taken
   // Buffers up to kKeepScratchBytes are kept for the next delta: a large page's commit builds a
   // delta of the same order every time, and growing fresh buffers each commit (each growth a new
   // allocation whose memory is faulted in, then a copy) cost more than the diff itself (a 1 GiB
@@ -301,8 +296,43 @@ DeltaBuilder::~DeltaBuilder() {
   t_scratch.head = s_;
 }
 
+void DeltaBuilder::Spill() {
+  if (t_scratch.head != nullptr) {
+    s_ = t_scratch.head;
+    t_scratch.head = s_->next;
+  } else {
+    s_ = new Scratch;
+  }
+  s_->runs.assign(small_runs_, small_runs_ + small_runs_count_);
+  s_->bytes.assign(small_bytes_, small_bytes_ + small_bytes_count_);
+}
+
 void DeltaBuilder::AddRun(std::uint32_t offset, const std::uint8_t* src, std::uint32_t len) {
   if (len == 0) return;
+  if (s_ == nullptr) {
+    // Most deltas are a few short runs: gather them here, no scratch and no vector.
+    const bool joins =
+        small_runs_count_ != 0 &&
+        small_runs_[small_runs_count_ - 1].offset + small_runs_[small_runs_count_ - 1].length ==
+            offset;
+    // Kept inline only while the result still fits a Delta's inline block; a change that will
+    // need the heap anyway goes to the scratch buffers, which grow without a limit.
+    const std::uint32_t runs_after = small_runs_count_ + (joins ? 0 : 1);
+    if (len <= kSmallBytes - small_bytes_count_ && runs_after <= kSmallRuns &&
+        runs_after * sizeof(ByteRun) + small_bytes_count_ + len <= Delta::kInlineBytes) {
+      if (joins) {
+        small_runs_[small_runs_count_ - 1].length += len;
+      } else {
+        small_runs_[small_runs_count_].offset = offset;
+        small_runs_[small_runs_count_].length = len;
+        ++small_runs_count_;
+      }
+      std::memcpy(small_bytes_ + small_bytes_count_, src, len);
+      small_bytes_count_ += len;
+      return;
+    }
+    Spill();
+  }
   auto& runs = s_->runs;
   if (!runs.empty() && runs.back().offset + runs.back().length == offset) {
     runs.back().length += len;
@@ -331,8 +361,12 @@ Delta DeltaBuilder::Finish() {
   d.page_ = page_;
   d.base_epoch_ = base_epoch_;
   d.page_size_ = page_size_;
-  const auto& runs = s_->runs;
-  const auto& bytes = s_->bytes;
+  const std::span<const ByteRun> runs =
+      s_ != nullptr ? std::span<const ByteRun>(s_->runs)
+                    : std::span<const ByteRun>(small_runs_, small_runs_count_);
+  const std::span<const std::uint8_t> bytes =
+      s_ != nullptr ? std::span<const std::uint8_t>(s_->bytes)
+                    : std::span<const std::uint8_t>(small_bytes_, small_bytes_count_);
   const auto changed = static_cast<std::uint32_t>(bytes.size());
   // Pick the smaller encoding. The dense mask costs page_size/8 bytes whatever changed, so only
   // a delta with many short runs can be cheaper dense; check the cheap bound first.
@@ -352,8 +386,11 @@ Delta DeltaBuilder::Finish() {
     if (!runs.empty()) std::memcpy(d.data(), runs.data(), runs.size() * sizeof(ByteRun));
   }
   if (changed != 0) std::memcpy(d.data() + d.table_bytes_, bytes.data(), changed);
-  s_->runs.clear();
-  s_->bytes.clear();
+  if (s_ != nullptr) {
+    s_->runs.clear();
+    s_->bytes.clear();
+  }
+  small_runs_count_ = small_bytes_count_ = 0;
   return d;
 }
 

@@ -430,8 +430,18 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
       // the node's edge lists, and last the children it will schedule.
       const std::size_t count = bucket.size();
       for (std::size_t i = 0; i < count; ++i) {
-        if (i + kPrefetchNodes < count)
-          __builtin_prefetch(&nodes_[bucket[i + kPrefetchNodes].node]);
+        if (i + kPrefetchNodes < count) {
+          // All of the node's lines this loop reads: the hot fields (line 0), the child list
+          // and the user function (lines 1-2), the user parents' span (line 2). The stage below
+          // reads line 2 for its address; with line 0 alone prefetched, that load missed and
+          // stalled the loop (over half of Propagate's own samples).
+          const auto* line =
+              reinterpret_cast<const char*>(&nodes_[bucket[i + kPrefetchNodes].node]);
+          static_assert(sizeof(Node) <= 4 * 64, "prefetch covers the node's first three lines");
+          __builtin_prefetch(line);
+          __builtin_prefetch(line + 64);
+          __builtin_prefetch(line + 128);
+        }
         if (i + kPrefetchPages < count)
           __builtin_prefetch(nodes_[bucket[i + kPrefetchPages].node].page);
         if (i + kPrefetchNear < count) {

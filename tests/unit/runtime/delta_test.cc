@@ -167,6 +167,58 @@ TEST(DeltaDiff, DiffFromZerosEqualsDiffAgainstAZeroImageAndSkipsAbsentBlocks) {
             Diff(1, 0, zeros, expect));
 }
 
+// The builder gathers a change of a few short runs inline and moves to its scratch buffers
+// past that room (more runs, more bytes, or a run that would not fit a Delta's inline block).
+// Every count of runs and bytes around the boundary, joined and disjoint, built run by run and
+// by masks, must give the runs and bytes that went in.
+TEST(DeltaBuilderRoom, ChangesAroundTheInlineRoomKeepEveryRunAndByte) {
+  std::mt19937_64 rng(17);
+  for (std::uint32_t runs = 1; runs <= 7; ++runs) {
+    for (std::uint32_t len = 1; len <= 48; ++len) {
+      for (int joined = 0; joined < 2; ++joined) {
+        const std::uint32_t size = 4096;
+        Bytes page = RandomPage(rng, size);
+        std::vector<ByteRun> want;
+        Bytes want_bytes;
+        DeltaBuilder b(3, 9, size);
+        std::uint32_t off = 5;
+        for (std::uint32_t r = 0; r < runs; ++r) {
+          b.AddRun(off, page.data() + off, len);
+          if (joined && !want.empty()) {
+            want.back().length += len;  // adjacent runs merge into one
+          } else {
+            want.push_back({off, len});
+          }
+          want_bytes.insert(want_bytes.end(), page.begin() + off, page.begin() + off + len);
+          off += len + (joined ? 0 : 3);
+        }
+        Delta d = b.Finish();
+        ASSERT_EQ(d.Runs(), want) << runs << " runs of " << len << (joined ? " joined" : "");
+        ASSERT_EQ(Bytes(d.bytes().begin(), d.bytes().end()), want_bytes);
+        EXPECT_EQ(d.page(), 3u);
+        EXPECT_EQ(d.base_epoch(), 9u);
+        // A builder is reusable after Finish, and a moved delta keeps its bytes.
+        b.AddRun(1, page.data() + 1, 2);
+        Delta again = b.Finish();
+        EXPECT_EQ(again.Runs(), (std::vector<ByteRun>{{1, 2}}));
+        Delta moved = std::move(d);
+        EXPECT_EQ(moved.Runs(), want);
+        EXPECT_EQ(Bytes(moved.bytes().begin(), moved.bytes().end()), want_bytes);
+      }
+    }
+  }
+  // Through the diff: masks of one granule, from one changed byte to all 64.
+  for (int bits = 1; bits <= 64; ++bits) {
+    Bytes before = RandomPage(rng, 64), now = before;
+    for (int j = 0; j < bits; ++j) now[(j * 7) % 64] ^= 0x5a;
+    const Delta d = Diff(1, 0, before, now);
+    EXPECT_EQ(d, DiffScalar(1, 0, before, now)) << bits;
+    Bytes applied = before;
+    ASSERT_TRUE(d.ApplyTo(applied).ok());
+    EXPECT_EQ(applied, now) << bits;
+  }
+}
+
 TEST(DeltaForm, SparseForFewRunsDenseForManyScatteredBytes) {
   Bytes a(4096, 0), b = a;
   b[100] = 1;
