@@ -188,12 +188,12 @@ constexpr std::size_t kStreamGranules = std::size_t{1} << 17;
 // calls through it pays a CPUID per block (a trap under some hypervisors: a 1 GiB page's first
 // diff took 20 s). Choosing first makes the pointers the kernels themselves.
 void ChooseTarget() {
-  static const bool chosen = [] {
+  static const bool kChosen = [] {
     hwy::ChosenTarget& t = hwy::GetChosenTarget();
     if (!t.IsInitialized()) t.Update(hwy::SupportedTargets());
     return true;
   }();
-  (void)chosen;
+  (void)kChosen;
 }
 
 // Granules gathered per DiffMaskList call by the sparse path of DiffPage.
