@@ -40,6 +40,7 @@
 #include "bus_workload.h"
 #include "log_test_util.h"
 #include "nats_fixture.h"
+#include "nats_util.h"
 
 namespace mmsb {
 namespace {
@@ -387,12 +388,11 @@ std::uint64_t LostOrDuplicated(NatsServer& server, const std::string& stream, Ep
   for (;;) {
     natsMsg* m = nullptr;
     if (natsSubscription_NextMsg(&m, sub, 2000) != NATS_OK) break;
-    const char* l = nullptr;
-    const char* e = nullptr;
-    natsMsgHeader_Get(m, "Mmsb-Last", &l);
-    natsMsgHeader_Get(m, "Mmsb-Epoch", &e);
-    if (l != nullptr && std::string(l) == "1" && e != nullptr) {
-      const Epoch ep = std::strtoull(e, nullptr, 10);
+    repl::ChunkMeta meta;
+    if (!repl::ReadChunkMeta(m, &meta).ok()) {
+      ++stray;
+    } else if (meta.last) {
+      const Epoch ep = meta.epoch;
       if (ep >= 1 && ep <= last) {
         ++seen[ep];
       } else {
