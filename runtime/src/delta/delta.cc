@@ -478,8 +478,8 @@ std::uint64_t ByteDiffMask(const std::uint8_t* a, const std::uint8_t* b, std::si
     if (d == 0) continue;
     // 0x80 in each byte of d that is non-zero (no carry crosses a byte: the low seven bits of
     // each byte plus 0x7f stay below 0x100).
-    constexpr std::uint64_t k7f = 0x7f7f7f7f7f7f7f7full;
-    d = (((d & k7f) + k7f) | d) & ~k7f;
+    constexpr std::uint64_t kLow7 = 0x7f7f7f7f7f7f7f7full;
+    d = (((d & kLow7) + kLow7) | d) & ~kLow7;
     // Byte i's flag (bit 8i of d >> 7) lands on bit 56 + i of the product, and no two partial
     // products share a bit: the eight flags gathered into the top byte.
     m |= (((d >> 7) * 0x0102040810204080ull) >> 56) << j;
