@@ -23,6 +23,10 @@
 
 namespace mmsb {
 
+namespace delta_internal {
+struct Access;  // the runtime's diff of small derived pages writes a Delta in place
+}  // namespace delta_internal
+
 struct ByteRun {
   std::uint32_t offset = 0;
   std::uint32_t length = 0;
@@ -83,6 +87,7 @@ class Delta {
 
  private:
   friend class DeltaBuilder;
+  friend struct delta_internal::Access;
   friend Expected<Delta> DecodeDelta(std::span<const std::uint8_t> in, std::size_t* consumed,
                                      std::uint32_t max_page_size);
   // Storage is one block: the table (sparse: runs; dense: mask of page_size/8 bytes rounded up)

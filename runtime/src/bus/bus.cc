@@ -237,9 +237,10 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   const std::size_t derived_begin = epoch_deltas_.size();
   if (!graph_.empty()) {
     DependencyGraph::CommitServices host;
-    host.diff_now = [this](Page* p, bool full, UndoLog* undo) {
-      return TakeMarksAndDiff(p, full, undo);
+    host.diff_now = [](const void* bus, Page* p, bool full, UndoLog* undo, Delta* out) {
+      static_cast<const Bus*>(bus)->DiffDerived(p, full, undo, out);
     };
+    host.diff_host = this;
     host.undo = track_undo_ ? &undo_ : nullptr;
     // A derived page's recompute failed: its bytes are the runtime's own writes, put back.
     host.discard = [this](Page* p) NO_THREAD_SAFETY_ANALYSIS {

@@ -171,6 +171,13 @@ class Bus final : public CommittedImages {
   // concurrently (the graph's parallel recompute). `undo`, when set, receives the overwritten
   // twin bytes, restored with live memory on rollback.
   Delta TakeMarksAndDiff(Page* p, bool full, UndoLog* undo) const;
+  // The graph's diff of a derived page (CommitServices::diff_now): as TakeMarksAndDiff, written
+  // into `*out` (empty on entry, left empty when nothing changed). A committed pooled page of at
+  // most kSmallDerivedBytes takes its marks, reads its bytes once into a snapshot, compares the
+  // snapshot with the twin word by word and writes the delta in place, with no SIMD dispatch,
+  // builder or moved Delta (docs/Performance.md, "The small derived page's diff").
+  void DiffDerived(Page* p, bool full, UndoLog* undo, Delta* out) const;
+  static constexpr std::size_t kSmallDerivedBytes = 256;
   // The diff itself, once the marks are taken into `marks` (one byte per granule): reads live
   // memory once, and changes the twin only by the delta it returns.
   Delta DiffTaken(Page* p, const std::uint8_t* marks, bool whole, UndoLog* undo,

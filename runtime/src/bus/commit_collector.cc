@@ -264,6 +264,61 @@ Delta Bus::TakeMarksAndDiff(Page* p, bool full, UndoLog* undo) const NO_THREAD_S
   return DiffTaken(p, marks.data(), whole, undo, /*derived=*/true);
 }
 
+void Bus::DiffDerived(Page* p, bool full, UndoLog* undo,
+                      Delta* out) const NO_THREAD_SAFETY_ANALYSIS {
+  PageRecord* rec = Rec(p);
+  const std::size_t size = rec->size_;
+  // Pooled arena pages only: their storage is granule-aligned, so granule g of the page is
+  // shadow byte g, and the twin is a plain committed image (not a first sight's zeros).
+  if (size > kSmallDerivedBytes || !rec->twin_valid || rec->is_static_ ||
+      rec->size_class == Arena::kLargeClass || rec->size_class == kExternalStorage) {
+    *out = TakeMarksAndDiff(p, full, undo);
+    return;
+  }
+  std::uint8_t* shadow = arena_->ShadowOf(rec->data_);
+  const std::size_t granules = GranuleCount(size);
+  const bool whole = full || rec->escaped_;
+  // The marks, taken as TakeMarks takes them: an exchange before the granule is read.
+  std::uint8_t marked[kSmallDerivedBytes / kGranuleSize];
+  bool any_marked = false;
+  for (std::size_t g = 0; g < granules; ++g) {
+    std::uint8_t v = 0;
+    if (__atomic_load_n(&shadow[g], __ATOMIC_RELAXED) != 0)
+      v = __atomic_exchange_n(&shadow[g], std::uint8_t{0}, __ATOMIC_SEQ_CST);
+    marked[g] = v;
+    any_marked |= v != 0;
+  }
+  if (!whole && !any_marked) return;
+  TxGate::RacePoint();  // between taking the marks and reading the granules
+  // One read of live memory: the delta's bytes and the twin's new bytes both come from `snap`.
+  alignas(64) std::uint8_t snap[kSmallDerivedBytes];
+  {
+    [[maybe_unused]] LiveReads ignore;
+    std::memcpy(snap, rec->data_, size);
+  }
+  std::uint8_t* twin = rec->twin;
+  std::uint64_t masks[kSmallDerivedBytes / kGranuleSize];
+  std::uint64_t any = 0;
+  for (std::size_t g = 0; g < granules; ++g) {
+    const std::size_t off = g * kGranuleSize;
+    masks[g] = whole || marked[g] != 0
+                   ? delta_internal::ByteDiffMask(twin + off, snap + off,
+                                                  std::min(kGranuleSize, size - off))
+                   : 0;
+    any |= masks[g];
+  }
+  if (any == 0) return;
+  delta_internal::DeltaFromMasks(out, rec->id_, rec->epoch_, static_cast<std::uint32_t>(size),
+                                 masks, snap);
+  if (undo != nullptr) undo->Save(p, rec->epoch_, *out, twin, /*restore_live=*/true);
+  // A changed granule's bytes in `snap` are its old twin bytes where unchanged and the delta's
+  // bytes where changed: copying the granule is applying the delta.
+  for (std::size_t g = 0; g < granules; ++g) {
+    const std::size_t off = g * kGranuleSize;
+    if (masks[g] != 0) std::memcpy(twin + off, snap + off, std::min(kGranuleSize, size - off));
+  }
+}
+
 void Bus::AddEpochDelta(Page* p, Delta&& d, Epoch new_epoch) {
   Rec(p)->epoch_ = new_epoch;
   Rec(p)->maybe_nonzero = true;

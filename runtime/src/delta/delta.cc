@@ -394,6 +394,102 @@ Delta DeltaBuilder::Finish() {
   return d;
 }
 
+// ---- Small pages: the delta from granule masks, in place
+// -----------------------------------------
+
+namespace delta_internal {
+
+struct Access {
+  static constexpr std::size_t kInlineBytes = Delta::kInlineBytes;
+  // Writes a sparse delta of `count` runs (their new bytes gathered from `now`) into d's inline
+  // block; the caller checked that it fits.
+  static void SetInlineSparse(Delta& d, PageId page, Epoch base_epoch, std::uint32_t size,
+                              const ByteRun* runs, std::uint32_t count, std::uint32_t changed,
+                              const std::uint8_t* now) {
+    d.page_ = page;
+    d.base_epoch_ = base_epoch;
+    d.page_size_ = size;
+    d.heap_.reset();
+    d.form_ = Delta::Form::kSparse;
+    d.table_bytes_ = count * static_cast<std::uint32_t>(sizeof(ByteRun));
+    d.changed_bytes_ = changed;
+    std::memcpy(d.inline_, runs, count * sizeof(ByteRun));
+    std::uint8_t* dst = d.inline_ + d.table_bytes_;
+    for (std::uint32_t k = 0; k < count; ++k) {
+      std::memcpy(dst, now + runs[k].offset, runs[k].length);
+      dst += runs[k].length;
+    }
+  }
+};
+
+void DeltaFromMasks(Delta* out, PageId page, Epoch base_epoch, std::uint32_t size,
+                    const std::uint64_t* masks, const std::uint8_t* now) {
+  // The runs DeltaBuilder::AddMask64 would gather (adjacent runs across granules joined), while
+  // they can fit the inline block.
+  constexpr std::uint32_t kMaxRuns = Access::kInlineBytes / sizeof(ByteRun);
+  ByteRun runs[kMaxRuns];
+  std::uint32_t count = 0, changed = 0;
+  bool fits = true;
+  const std::size_t granules = GranuleCount(size);
+  for (std::size_t g = 0; g < granules && fits; ++g) {
+    for (std::uint64_t m = masks[g]; m != 0;) {
+      const unsigned lo = static_cast<unsigned>(std::countr_zero(m));
+      const std::uint64_t shifted = m >> lo;
+      const unsigned len =
+          shifted == ~std::uint64_t{0} ? 64u - lo : static_cast<unsigned>(std::countr_one(shifted));
+      const auto off = static_cast<std::uint32_t>(g * 64 + lo);
+      if (count != 0 && runs[count - 1].offset + runs[count - 1].length == off) {
+        runs[count - 1].length += len;
+      } else if (count == kMaxRuns) {
+        fits = false;
+        break;
+      } else {
+        runs[count].offset = off;
+        runs[count].length = len;
+        ++count;
+      }
+      changed += len;
+      m = (lo + len >= 64) ? 0 : (m & ~(((std::uint64_t{1} << len) - 1) << lo));
+    }
+  }
+  // Inline and sparse exactly when DeltaBuilder::Finish would make it so (same form test).
+  const std::size_t dense_body = MaskBytes(size);
+  if (fits && count * sizeof(ByteRun) + changed <= Access::kInlineBytes &&
+      !(count * 2 + 1 > dense_body &&
+        SparseBodySize(std::span<const ByteRun>(runs, count)) > dense_body)) {
+    Access::SetInlineSparse(*out, page, base_epoch, size, runs, count, changed, now);
+    return;
+  }
+  DeltaBuilder b(page, base_epoch, size);
+  for (std::size_t g = 0; g < granules; ++g) {
+    if (masks[g] != 0) b.AddMask64(static_cast<std::uint32_t>(g * 64), masks[g], now + g * 64);
+  }
+  *out = b.Finish();
+}
+
+std::uint64_t ByteDiffMask(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) {
+  std::uint64_t m = 0;
+  std::size_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    std::uint64_t x, y;
+    std::memcpy(&x, a + j, 8);
+    std::memcpy(&y, b + j, 8);
+    std::uint64_t d = x ^ y;
+    if (d == 0) continue;
+    // 0x80 in each byte of d that is non-zero (no carry crosses a byte: the low seven bits of
+    // each byte plus 0x7f stay below 0x100).
+    constexpr std::uint64_t kLow7 = 0x7f7f7f7f7f7f7f7full;
+    d = (((d & kLow7) + kLow7) | d) & ~kLow7;
+    // Byte i's flag (bit 8i of d >> 7) lands on bit 56 + i of the product, and no two partial
+    // products share a bit: the eight flags gathered into the top byte.
+    m |= (((d >> 7) * 0x0102040810204080ull) >> 56) << j;
+  }
+  for (; j < n; ++j) m |= std::uint64_t{a[j] != b[j]} << j;
+  return m;
+}
+
+}  // namespace delta_internal
+
 // ---- Algebra -----------------------------------------------------------------------------------
 
 namespace {

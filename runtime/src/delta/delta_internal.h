@@ -33,4 +33,17 @@ Delta DiffPage(PageId page, Epoch base_epoch, const std::uint8_t* before, const 
 Delta DiffPageFromZeros(PageId page, Epoch base_epoch, const std::uint8_t* now, std::uint32_t size,
                         const std::uint8_t* present);
 
+// The delta of a page of `size` bytes whose change is given as one byte mask per granule
+// (masks[g] bit j: byte g*64+j changed; bits past the page's end clear), with the new bytes in
+// `now` (the page's image, read once by the caller). Written into `*out` in place. The result is
+// the delta DeltaBuilder would build from the same masks, field for field (same runs, same form):
+// a change that fits a Delta's inline block as sparse runs is written there directly, anything
+// else goes through a DeltaBuilder.
+void DeltaFromMasks(Delta* out, PageId page, Epoch base_epoch, std::uint32_t size,
+                    const std::uint64_t* masks, const std::uint8_t* now);
+
+// Bit j set when a[j] != b[j], for j < n (n <= 64): the granule's change mask, without SIMD
+// dispatch (for small pages, where a call through the dispatch table costs more than the bytes).
+std::uint64_t ByteDiffMask(const std::uint8_t* a, const std::uint8_t* b, std::size_t n);
+
 }  // namespace mmsb::delta_internal

@@ -354,7 +354,7 @@ Status DependencyGraph::Recompute(const CommitServices& services, std::uint32_t 
       full = true;  // user code may write without barriers: diff the whole child
     }
   }
-  *out = services.diff_now(child, full, undo);
+  services.diff_now(services.diff_host, child, full, undo, out);
   return Status::Ok();
 }
 
@@ -481,6 +481,7 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
     pool_->ParallelFor(bucket.size(), [&](std::size_t i) {
       Work& w = works[i];
       w.undo.Clear();
+      w.delta = Delta();  // diff_now writes into an empty delta
       Status st = Recompute(services, w.node, services.undo ? &w.undo : nullptr, &w.delta);
       if (!st.ok()) {
         w.failed = true;

@@ -171,6 +171,59 @@ TEST(DeltaDiff, DiffFromZerosEqualsDiffAgainstAZeroImageAndSkipsAbsentBlocks) {
 // past that room (more runs, more bytes, or a run that would not fit a Delta's inline block).
 // Every count of runs and bytes around the boundary, joined and disjoint, built run by run and
 // by masks, must give the runs and bytes that went in.
+// The small derived page's diff (Bus::DiffDerived) builds its delta from granule masks in place:
+// it must be the delta DeltaBuilder builds from the same masks, runs, bytes and form, on both sides
+// of the inline block's limit (0..6 runs, short and long, joined across granules or not).
+TEST(DeltaFromMasks, EqualsTheBuildersDeltaAroundTheInlineRoom) {
+  std::mt19937_64 rng(29);
+  for (const std::uint32_t size : {1u, 8u, 40u, 63u, 64u, 65u, 100u, 128u, 200u, 256u}) {
+    const std::size_t granules = GranuleCount(size);
+    for (int trial = 0; trial < 400; ++trial) {
+      const Bytes now = RandomPage(rng, size);
+      std::vector<std::uint64_t> masks(granules, 0);
+      const int runs = static_cast<int>(rng() % 7);
+      for (int r = 0; r < runs; ++r) {
+        const std::uint32_t len = 1 + static_cast<std::uint32_t>(rng() % (trial % 3 == 0 ? 48 : 9));
+        const std::uint32_t off = static_cast<std::uint32_t>(rng() % size);
+        for (std::uint32_t i = off; i < std::min(size, off + len); ++i)
+          masks[i / 64] |= std::uint64_t{1} << (i % 64);
+      }
+      DeltaBuilder b(5, 7, size);
+      for (std::size_t g = 0; g < granules; ++g) {
+        if (masks[g] != 0)
+          b.AddMask64(static_cast<std::uint32_t>(g * 64), masks[g], now.data() + g * 64);
+      }
+      const Delta want = b.Finish();
+      Delta got;
+      delta_internal::DeltaFromMasks(&got, 5, 7, size, masks.data(), now.data());
+      ASSERT_EQ(got, want) << "size " << size << " trial " << trial;
+      ASSERT_EQ(got.form(), want.form()) << "size " << size << " trial " << trial;
+      ASSERT_EQ(got.Runs(), want.Runs());
+      ASSERT_EQ(Bytes(got.bytes().begin(), got.bytes().end()),
+                Bytes(want.bytes().begin(), want.bytes().end()));
+      ASSERT_EQ(EncodeDelta(got), EncodeDelta(want));
+    }
+  }
+}
+
+// The word-at-a-time mask of the small page's diff against a byte loop, for every length up to a
+// granule and changes of one bit in any byte position (each byte's high and low bits included).
+TEST(ByteDiffMask, MatchesAByteLoopForEveryLengthAndBit) {
+  std::mt19937_64 rng(31);
+  for (std::size_t n = 0; n <= 64; ++n) {
+    for (int trial = 0; trial < 200; ++trial) {
+      Bytes a = RandomPage(rng, 64), b = a;
+      const int flips = static_cast<int>(rng() % 10);
+      for (int k = 0; k < flips; ++k) b[rng() % 64] ^= std::uint8_t(1u << (rng() % 8));
+      if (trial % 4 == 0) b[rng() % 64] ^= 0x80;
+      std::uint64_t want = 0;
+      for (std::size_t j = 0; j < n; ++j) want |= std::uint64_t{a[j] != b[j]} << j;
+      ASSERT_EQ(delta_internal::ByteDiffMask(a.data(), b.data(), n), want)
+          << "n " << n << " trial " << trial;
+    }
+  }
+}
+
 TEST(DeltaBuilderRoom, ChangesAroundTheInlineRoomKeepEveryRunAndByte) {
   std::mt19937_64 rng(17);
   for (std::uint32_t runs = 1; runs <= 7; ++runs) {

@@ -389,6 +389,115 @@ TEST_F(GraphTest, RandomDagMatchesNaiveFullRecompute) {
   }
 }
 
+// Derived pages up to Bus::kSmallDerivedBytes take the small-page diff (one snapshot, word
+// compare, the delta written in place); larger ones the general one. Either way every changed
+// byte of every recompute is in the epoch's delta and nothing else is: each derived delta equals
+// the exact diff of the page's previous image against its new one, and the deltas replay to the
+// live bytes. The recomputes write few and many bytes (past the inline block), runs that cross
+// granules, stores of the same value, and half their bytes without a barrier (a user function is
+// diffed in full).
+TEST_F(GraphTest, SmallDerivedPagesLogEveryChangedByte) {
+  const std::uint32_t sizes[] = {8, 63, 64, 65, 100, 128, 200, 256, 257, 1000};
+  Page* root = NewPage(64);
+  std::vector<Page*> kids;
+  for (std::uint32_t size : sizes) {
+    kids.push_back(NewPage(size));
+    const PageId pr[] = {root->id()};
+    ASSERT_TRUE(
+        AddUserEdges(pr, kids.back()->id(), [](std::span<const Page* const> ps, Page& child) {
+          std::mt19937 rng(ReadU32(ps[0]));
+          const std::uint32_t n = child.size();
+          const int runs = 1 + static_cast<int>(rng() % 6);
+          for (int r = 0; r < runs; ++r) {
+            const std::uint32_t len = 1 + rng() % (r % 2 == 0 ? 70 : 8);
+            const std::uint32_t off = rng() % n;
+            for (std::uint32_t i = off; i < std::min(n, off + len); ++i) {
+              // Every third byte keeps its value (a store of the same value).
+              const std::uint8_t v = i % 3 == 0 ? child.data()[i] : std::uint8_t(rng());
+              if (rng() % 2 == 0) {
+                *rt::w(child.data() + i) = v;
+              } else {
+                child.data()[i] = v;  // no barrier
+              }
+            }
+          }
+          return Status::Ok();
+        }).ok());
+  }
+  std::vector<std::vector<std::uint8_t>> images;
+  for (std::uint32_t size : sizes) images.emplace_back(size, 0);
+  for (std::uint32_t step = 1; step <= 60; ++step) {
+    WriteU32(root, step * 7919);
+    const std::size_t batches = sink->batches.size();
+    Commit();
+    ASSERT_EQ(sink->batches.size(), batches + 1);
+    for (std::size_t k = 0; k < kids.size(); ++k) {
+      const Page* kid = kids[k];
+      const std::span<const std::uint8_t> now(kid->data(), kid->size());
+      const Delta* d = nullptr;
+      for (const Delta& x : sink->batches.back().deltas) {
+        if (x.page() == kid->id()) d = &x;
+      }
+      const Delta want = DiffScalar(kid->id(), 0, images[k], now);
+      if (want.empty()) {
+        EXPECT_EQ(d, nullptr) << "size " << kid->size() << " step " << step;
+        continue;
+      }
+      ASSERT_NE(d, nullptr) << "size " << kid->size() << " step " << step;
+      EXPECT_EQ(d->Runs(), want.Runs()) << "size " << kid->size() << " step " << step;
+      EXPECT_EQ(std::vector<std::uint8_t>(d->bytes().begin(), d->bytes().end()),
+                std::vector<std::uint8_t>(want.bytes().begin(), want.bytes().end()));
+      EXPECT_EQ(d->form(), want.form());
+      ASSERT_TRUE(d->ApplyTo(images[k]).ok());
+      ASSERT_EQ(std::memcmp(images[k].data(), kid->data(), kid->size()), 0)
+          << "size " << kid->size() << " step " << step;
+    }
+  }
+}
+
+// A commit that fails after propagation (a stage) rolls the small derived pages' twins and bytes
+// back: the next commit's deltas still chain from the last committed image.
+TEST_F(GraphTest, SmallDerivedPageRollsBackWhenALaterStageFails) {
+  struct FailingStage : CommitStage {
+    const char* name() const override { return "failing"; }
+    Status Process(const CommitBatch&) override {
+      return fail ? Internal("stage down") : Status::Ok();
+    }
+    bool fail = false;
+  };
+  auto stage = std::make_shared<FailingStage>();
+  ASSERT_TRUE(AddStage(stage).ok());
+  Page* a = NewPage(64);
+  Page* b = NewPage(200);
+  const PageId pa[] = {a->id()};
+  ASSERT_TRUE(AddUserEdges(pa, b->id(), [](std::span<const Page* const> ps, Page& child) {
+                for (std::uint32_t i = 0; i < 50; ++i)
+                  *rt::w(child.data() + i * 4) = std::uint8_t(ReadU32(ps[0]) + i);
+                return Status::Ok();
+              }).ok());
+  WriteU32(a, 1);
+  Commit();
+  const std::vector<std::uint8_t> good(b->data(), b->data() + 200);
+  const Epoch b_epoch = b->epoch();
+  stage->fail = true;
+  WriteU32(a, 2);
+  ASSERT_FALSE(commit().ok());
+  EXPECT_EQ(std::memcmp(b->data(), good.data(), 200), 0);
+  EXPECT_EQ(b->epoch(), b_epoch);
+  stage->fail = false;
+  WriteU32(a, 3);
+  Commit();
+  std::vector<std::uint8_t> img = good;
+  for (const Delta& d : sink->batches.back().deltas) {
+    if (d.page() == b->id()) {
+      EXPECT_EQ(d.base_epoch(), b_epoch);
+      ASSERT_TRUE(d.ApplyTo(img).ok());
+    }
+  }
+  EXPECT_EQ(std::memcmp(img.data(), b->data(), 200), 0);
+  EXPECT_EQ(b->data()[4], std::uint8_t(3 + 1));
+}
+
 // A wide fan-out runs on the thread pool; results equal the serial semantics (and TSan checks it).
 TEST_F(GraphTest, ConcurrentRecomputeOnPoolIsExact) {
   Page* root = NewPage(64);
