@@ -1,4 +1,4 @@
-// LogIndex, the index file: Save writes `query.idx` (version 2), Load reads its header and meta
+// LogIndex, the index file: Save writes `query.idx` (version 3), Load reads its header and meta
 // and leaves the blocks in the file until a query needs them. The layout is described in
 // log_index.cc and docs/SerializationSpec.md ("The query index"); the file is never trusted: any
 // check that fails makes Load return false, and the caller rebuilds from the log.
@@ -195,6 +195,8 @@ bool LogIndex::Impl::Load(std::unique_ptr<RandomAccessFile> file) {
   if (!m.ok() || npages > ms) return false;
   pages.clear();
   changes.clear();
+  inline_at.clear();
+  inline_pool.clear();
   by_id.clear();
   dense.clear();
   for (std::uint64_t i = 0; i < npages && m.ok(); ++i) {
