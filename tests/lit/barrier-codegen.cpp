@@ -2,10 +2,14 @@
 // barrier's code"), checked in the -O2 IR of rewritten stores:
 //   - invariant 1: each data store is followed by an asm that reads the stored object and yields
 //     the mark's address, and the mark (a byte store of 1) goes through that address;
-//   - invariant 2: the asm is read-only (memory(read)), so the region globals are loaded once
-//     before a loop of barriered stores, not after every store (the `asm volatile` with an "=m"
-//     output reloaded them), and a helper with two barriers still inlines into its loop.
-// RUN: %cxx -O2 -S -emit-llvm -fno-discard-value-names -I%mmsb_include %s -o - | FileCheck %s
+//   - invariant 2: the asm is read-only (memory(read)), so the tracked range's globals are loaded
+//     once before a loop of barriered stores, not after every store (the `asm volatile` with an
+//     "=m" output reloaded them), and a helper with two barriers still inlines into its loop;
+//   - invariant 3: one range check per store: the store's offset from the range's base is compared
+//     once with its span, and a miss goes straight on (no second compare against a static window;
+//     no barrier reads g_static_region at all).
+// RUN: %cxx -O2 -S -emit-llvm -fno-discard-value-names -I%mmsb_include %s -o - \
+// RUN:   | FileCheck %s --implicit-check-not=g_static_region
 #include <cstdint>
 
 struct [[mmsb::page]] P {
@@ -15,14 +19,25 @@ struct [[mmsb::page]] P {
 
 // A scatter through an index: no range mark, a barrier per store.
 // CHECK-LABEL: define {{.*}}@_Z7ScatterP1PPKjif(
-// CHECK: load i64, ptr @_ZN4mmsb2rt13g_heap_regionE
+// CHECK: [[BASE:%[0-9]+]] = load i64, ptr @_ZN4mmsb2rt8g_regionE
+// CHECK-NEXT: [[SPAN:%[0-9]+]] = load i64, ptr getelementptr inbounds (i8, ptr @_ZN4mmsb2rt8g_regionE, i64 8)
+// CHECK-NEXT: [[SHADOW:%[0-9]+]] = load ptr, ptr getelementptr inbounds (i8, ptr @_ZN4mmsb2rt8g_regionE, i64 16)
 // CHECK: {{^}}for.body:
 // CHECK-NOT: load i64, ptr {{.*}}_regionE
 // CHECK: store float %f, ptr [[DST:%[^,]+]],
-// CHECK-NOT: load i64, ptr {{.*}}_regionE
-// CHECK: [[M:%[0-9]+]] = tail call ptr asm "", "=r,*m,0{{.*}}"(ptr {{.*}}[[DST]], ptr {{.*}}) [[RO:#[0-9]+]]
+// CHECK-NEXT: [[A:%[0-9]+]] = ptrtoint ptr [[DST]] to i64
+// CHECK-NEXT: [[OFF:%[a-z.0-9]+]] = sub i64 [[A]], [[BASE]]
+// CHECK-NEXT: [[IN:%[a-z.0-9]+]] = icmp ult i64 [[OFF]], [[SPAN]]
+// CHECK-NEXT: br i1 [[IN]], label %[[MARK:[a-z.0-9]+]], label %[[NEXT:[A-Za-z0-9._]+]]
+// CHECK: {{^}}[[MARK]]:
+// CHECK-NEXT: [[G:%[a-z.0-9]+]] = lshr i64 [[OFF]], 6
+// CHECK-NEXT: [[AT:%[a-z.0-9]+]] = getelementptr inbounds i8, ptr [[SHADOW]], i64 [[G]]
+// CHECK-NEXT: [[M:%[0-9]+]] = tail call ptr asm "", "=r,*m,0{{.*}}"(ptr {{.*}}[[DST]], ptr [[AT]]) [[RO:#[0-9]+]]
 // CHECK-NEXT: store i8 1, ptr [[M]]
 // CHECK-NOT: load i64, ptr {{.*}}_regionE
+// The miss path is the next iteration: nothing else is compared.
+// CHECK: {{^}}[[NEXT]]:
+// CHECK-NEXT: add nuw nsw i64 %indvars.iv, 1
 // CHECK: {{^}}{{[}]}}{{$}}
 void Scatter(P* p, const std::uint32_t* idx, int n, float f) {
   for (int i = 0; i < n; ++i) p->x[idx[i]] = f;
@@ -35,8 +50,26 @@ void Damp(P* p, int i) {
   p->x[i] *= 0.999f;
 }
 
+// Three stores per iteration (x, then Damp's v and x): each is followed by at most one range
+// check before its mark (the third store's address is the first one's, so clang reuses that
+// check), and no check is against anything but the one span.
 // CHECK-LABEL: define {{.*}}@_Z4BandP1Pi(
 // CHECK-NOT: call {{.*}}Damp
+// CHECK: [[SPAN2:%[0-9]+]] = load i64, ptr getelementptr inbounds (i8, ptr @_ZN4mmsb2rt8g_regionE, i64 8)
+// CHECK: {{^}}for.body:
+// CHECK: store float %{{.*}}, ptr [[X:%arrayidx[0-9]*]],
+// CHECK-NOT: asm
+// CHECK: icmp ult i64 %{{.*}}, [[SPAN2]]
+// CHECK-NOT: icmp
+// CHECK: asm "", "=r,*m,0{{.*}}"(ptr {{.*}}[[X]],
+// CHECK: store float %{{.*}}, ptr [[V:%arrayidx[0-9]*]],
+// CHECK-NOT: asm
+// CHECK: icmp ult i64 %{{.*}}, [[SPAN2]]
+// CHECK-NOT: icmp
+// CHECK: asm "", "=r,*m,0{{.*}}"(ptr {{.*}}[[V]],
+// CHECK: store float %{{.*}}, ptr [[X]],
+// CHECK-NOT: icmp
+// CHECK: asm "", "=r,*m,0{{.*}}"(ptr {{.*}}[[X]],
 // CHECK: {{^}}{{[}]}}{{$}}
 void Band(P* p, int first) {
   for (int i = first; i < 1024; i += 64) {

@@ -1,9 +1,10 @@
 // The write barrier: how a store into page storage becomes visible to commit.
 //
-// Two forms, both inline: a subtraction, one compare, a shift and a plain byte store for
-// addresses in the heap arena; no atomic RMW, no lock, no call. Addresses outside the arena take
-// one more compare for the static-page window and are otherwise ignored, so passing an untracked
-// object is harmless.
+// Two forms, both inline: a subtraction, one compare, a shift and a plain byte store; no atomic
+// RMW, no lock, no call. One range covers all tracked storage: the heap arena and the static-page
+// window (the program image) are placed side by side at start(), so one compare tells a tracked
+// address from any other. An address outside it is ignored, so passing an untracked object is
+// harmless.
 //   - Store, then mark: `::mmsb::rt::ws(&(lhs)) = rhs` (and `+=`, `++`, ...) stores first and
 //     marks the granule(s) after. The rewriter uses it for every store it sees (assignment,
 //     compound assignment, increment and decrement).
@@ -53,7 +54,14 @@ struct ShadowRegion {
   std::uint8_t* shadow = nullptr;
 };
 
-extern ShadowRegion g_heap_region;
+// The one range every barrier checks: the hull of the heap arena and the static window, with one
+// shadow map over all of it (the arena is reserved next to the program image, so the hull is
+// small; the bytes between them, if any, are shadowed too and their marks never read). When the
+// two cannot be placed close, the range is the arena alone and static pages are diffed in full
+// (docs/Runtime.md, "Regions").
+extern ShadowRegion g_region;
+// The static window inside g_region (its shadow is a sub-range of g_region's), or empty when
+// g_region does not cover it. The runtime's record: barriers never read it.
 extern ShadowRegion g_static_region;
 
 // Publishes `v` in `r` for barriers on other threads: the span goes to 0 first and to its value
@@ -130,33 +138,18 @@ template <class T>
 #endif
 }
 
-// Marks the bytes of *p after they were stored (the store-then-mark form's second half). One
-// copy of the mark code serves both regions (the region picks the offset and the shadow), which
-// keeps a function with a few barriers small enough for the inliner's default threshold.
+// Marks the bytes of *p after they were stored (the store-then-mark form's second half): one
+// range check, one offset, one shadow, whatever region the address lies in.
 template <class T>
 [[gnu::always_inline]] inline void MarkStored(const T* p) noexcept {
   constexpr std::size_t N = sizeof(T);
-  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  const std::uintptr_t off = reinterpret_cast<std::uintptr_t>(p) - g_region.base;
+  if (off >= g_region.span) return;
   if constexpr (N > kGranuleSize) {
     // An out-of-line call: the compiler cannot sink the store to page memory past it.
-    const std::uintptr_t heap_off = a - g_heap_region.base;
-    if (heap_off < g_heap_region.span) {
-      MarkSpanSlow(g_heap_region, heap_off, N);
-    } else {
-      const std::uintptr_t static_off = a - g_static_region.base;
-      if (static_off < g_static_region.span) MarkSpanSlow(g_static_region, static_off, N);
-    }
+    MarkSpanSlow(g_region, off, N);
   } else {
-    std::uintptr_t off = a - g_heap_region.base;
-    std::uint8_t* shadow;
-    if (off < g_heap_region.span) {
-      shadow = g_heap_region.shadow;
-    } else {
-      off = a - g_static_region.base;
-      if (off >= g_static_region.span) return;
-      shadow = g_static_region.shadow;
-    }
-    std::uint8_t* const m = shadow + (off >> kGranuleShift);
+    std::uint8_t* const m = g_region.shadow + (off >> kGranuleShift);
     MarkAfter(m, p);
     // At most N <= 64 bytes: the object reaches into the next granule when its offset in its
     // first one is past 64 - N (never for an aligned object no larger than its alignment).
@@ -285,28 +278,15 @@ template <class T>
 // Marks the bytes of *p as written and returns p (the mark-first form).
 template <class T>
 [[gnu::always_inline]] inline T* w(T* p) noexcept {
-  const auto a = reinterpret_cast<std::uintptr_t>(p);
-  const std::uintptr_t heap_off = a - g_heap_region.base;
-  if (heap_off < g_heap_region.span) {
-    detail::MarkFixed<sizeof(T)>(g_heap_region, heap_off);
-  } else {
-    const std::uintptr_t static_off = a - g_static_region.base;
-    if (static_off < g_static_region.span)
-      detail::MarkFixed<sizeof(T)>(g_static_region, static_off);
-  }
+  const std::uintptr_t off = reinterpret_cast<std::uintptr_t>(p) - g_region.base;
+  if (off < g_region.span) detail::MarkFixed<sizeof(T)>(g_region, off);
   return p;
 }
 
 // Range form: marks [p, p+n) as written. For memcpy/memset-like stores and escaped ranges.
 inline void MarkRange(const void* p, std::size_t n) noexcept {
-  const auto a = reinterpret_cast<std::uintptr_t>(p);
-  const std::uintptr_t heap_off = a - g_heap_region.base;
-  if (heap_off < g_heap_region.span) {
-    detail::MarkSpanSlow(g_heap_region, heap_off, n);
-  } else {
-    const std::uintptr_t static_off = a - g_static_region.base;
-    if (static_off < g_static_region.span) detail::MarkSpanSlow(g_static_region, static_off, n);
-  }
+  const std::uintptr_t off = reinterpret_cast<std::uintptr_t>(p) - g_region.base;
+  if (off < g_region.span) detail::MarkSpanSlow(g_region, off, n);
 }
 
 // Returns p after marking [p, p+n); handy in expressions.
@@ -316,11 +296,9 @@ inline T* w(T* p, std::size_t n) noexcept {
   return p;
 }
 
-// True when p lies in tracked page storage (heap arena or static page range).
+// True when p lies in the tracked range (heap arena, static window, or the bytes between them).
 inline bool IsTracked(const void* p) noexcept {
-  const auto a = reinterpret_cast<std::uintptr_t>(p);
-  return a - g_heap_region.base < g_heap_region.span ||
-         a - g_static_region.base < g_static_region.span;
+  return reinterpret_cast<std::uintptr_t>(p) - g_region.base < g_region.span;
 }
 
 }  // namespace mmsb::rt

@@ -21,8 +21,8 @@ constexpr std::size_t kOsPage = 4096;
 
 std::size_t RoundUp(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
-Expected<std::uint8_t*> Reserve(std::size_t bytes, const char* what) {
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+Expected<std::uint8_t*> Reserve(std::size_t bytes, const char* what, std::uintptr_t hint = 0) {
+  void* p = mmap(reinterpret_cast<void*>(hint), bytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     return OutOfMemory("cannot reserve " + std::to_string(bytes >> 20) +
@@ -30,6 +30,38 @@ Expected<std::uint8_t*> Reserve(std::size_t bytes, const char* what) {
                        " (lower Options::arena_bytes or MMSB_ARENA_BYTES)");
   }
   return static_cast<std::uint8_t*>(p);
+}
+
+// The distance between [a, a + n) and [lo, hi), 0 when they touch or overlap.
+std::uintptr_t Distance(std::uintptr_t a, std::size_t n, std::uintptr_t lo, std::uintptr_t hi) {
+  if (a + n <= lo) return lo - (a + n);
+  if (hi <= a) return a - hi;
+  return 0;
+}
+
+// Reserves the data range: below `near`, else above it, else anywhere (a hint, never MAP_FIXED:
+// an address in use is never replaced). Sets *close when it lies within kNearGap of `near`.
+Expected<std::uint8_t*> ReserveData(std::size_t capacity, Arena::Near near, bool* close) {
+  *close = false;
+  if (near.hi > near.lo) {
+    std::uintptr_t hints[2] = {0, 0};
+    if (near.lo > capacity + (std::uintptr_t{1} << 20))
+      hints[0] = (near.lo & ~std::uintptr_t{kOsPage - 1}) - capacity;
+    if (near.hi + Arena::kNearGap + capacity > near.hi)  // no wrap
+      hints[1] = RoundUp(near.hi, kOsPage) + Arena::kNearGap / 2;
+    for (std::uintptr_t hint : hints) {
+      if (hint == 0) continue;
+      auto data = Reserve(capacity, "page arena", hint);
+      if (!data.ok()) return data.status();
+      const auto a = reinterpret_cast<std::uintptr_t>(*data);
+      if (Distance(a, capacity, near.lo, near.hi) <= Arena::kNearGap) {
+        *close = true;
+        return data;
+      }
+      munmap(*data, capacity);
+    }
+  }
+  return Reserve(capacity, "page arena");
 }
 
 }  // namespace
@@ -70,17 +102,26 @@ int Arena::ClassFor(std::size_t size) {
   return static_cast<int>(std::bit_width(size - 1)) - 6;  // the smallest c with 64 << c >= size
 }
 
-Expected<Arena*> Arena::Create(std::size_t capacity) {
+Expected<Arena*> Arena::Create(std::size_t capacity, Near near) {
   if (capacity < kSlabBytes) return InvalidArgument("arena capacity must be at least 256 KiB");
   capacity = RoundUp(capacity, kOsPage);
-  auto data = Reserve(capacity, "page arena");
+  bool close = false;
+  auto data = ReserveData(capacity, near, &close);
   if (!data.ok()) return data.status();
+  // The shadow map covers the data range, and the near range with the gap between when close.
+  std::uintptr_t lo = reinterpret_cast<std::uintptr_t>(*data);
+  std::uintptr_t hi = lo + capacity;
+  if (close) {
+    lo = std::min(lo, near.lo & ~std::uintptr_t{kGranuleSize - 1});
+    hi = std::max(hi, RoundUp(near.hi, kGranuleSize));
+  }
+  const std::size_t shadow_bytes = RoundUp((hi - lo) >> kGranuleShift, kOsPage);
   auto twin = Reserve(capacity, "page twins");
   if (!twin.ok()) {
     munmap(*data, capacity);
     return twin.status();
   }
-  auto shadow = Reserve(RoundUp(capacity >> 6, kOsPage), "shadow map");
+  auto shadow = Reserve(shadow_bytes, "shadow map");
   if (!shadow.ok()) {
     munmap(*data, capacity);
     munmap(*twin, capacity);
@@ -91,7 +132,7 @@ Expected<Arena*> Arena::Create(std::size_t capacity) {
   if (!owner.ok() || !slab.ok()) {
     munmap(*data, capacity);
     munmap(*twin, capacity);
-    munmap(*shadow, RoundUp(capacity >> 6, kOsPage));
+    munmap(*shadow, shadow_bytes);
     if (owner.ok()) munmap(*owner, RoundUp((capacity >> 6) * sizeof(void*), kOsPage));
     return !owner.ok() ? owner.status() : slab.status();
   }
@@ -100,7 +141,12 @@ Expected<Arena*> Arena::Create(std::size_t capacity) {
   a->slab_class_ = reinterpret_cast<std::atomic<std::uint8_t>*>(*slab);
   a->data_ = *data;
   a->twin_ = *twin;
-  a->shadow_ = *shadow;
+  a->cover_base_ = lo;
+  a->cover_span_ = hi - lo;
+  a->cover_shadow_ = *shadow;
+  a->cover_shadow_bytes_ = shadow_bytes;
+  a->covers_near_ = close;
+  a->shadow_ = *shadow + ((a->base() - lo) >> kGranuleShift);
   a->capacity_ = capacity;
   return a;
 }
@@ -108,7 +154,7 @@ Expected<Arena*> Arena::Create(std::size_t capacity) {
 Arena::~Arena() {
   if (data_) munmap(data_, capacity_);
   if (twin_) munmap(twin_, capacity_);
-  if (shadow_) munmap(shadow_, RoundUp(capacity_ >> 6, kOsPage));
+  if (cover_shadow_) munmap(cover_shadow_, cover_shadow_bytes_);
   if (owner_) munmap(owner_, RoundUp((capacity_ >> 6) * sizeof(void*), kOsPage));
   if (slab_class_) munmap(slab_class_, RoundUp(capacity_ / kSlabBytes, kOsPage));
 }

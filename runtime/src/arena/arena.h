@@ -6,6 +6,11 @@
 //   shadow [shadow, shadow+capacity/64)     one "touched this epoch" byte per 64-byte granule
 // so a page's twin and shadow are found by offset arithmetic, with no lookup.
 //
+// The shadow map can cover more than the data range: Create places the data next to another range
+// (the program image, where static pages live) and reserves one shadow map over both, so the
+// barrier tells any tracked address from an untracked one with a single range check
+// (mmsb/barrier.h, g_region).
+//
 // Storage of 4 KiB or less comes from pooled size classes (64 B .. 4 KiB, slabs carved from the
 // bump region); a freed slot is recycled without a syscall. Larger storage is 4 KiB-granular,
 // recycled first-fit, and returned to the OS with madvise(MADV_DONTNEED) on free.
@@ -46,8 +51,22 @@ class Arena {
     bool zero = true;             // all bytes of [data, data+capacity) are known zero
   };
 
-  // Reserves `capacity` bytes of address space (rounded to 4 KiB) for data and twins.
-  static Expected<Arena*> Create(std::size_t capacity);
+  // The range to reserve the data next to: [lo, hi), granule-aligned (empty: anywhere).
+  struct Near {
+    std::uintptr_t lo = 0;
+    std::uintptr_t hi = 0;
+  };
+  // How far the data range may lie from the Near range for one shadow map to cover both; the
+  // bytes between them cost address space only (1/64 of the gap, reserved, never backed unless an
+  // untracked object there is passed to a barrier).
+  static constexpr std::size_t kNearGap = std::size_t{64} << 30;
+
+  // Reserves `capacity` bytes of address space (rounded to 4 KiB) for data and twins. With a
+  // non-empty `near`, the data is placed right below it, else kNearGap above it (past room for
+  // the brk heap of a non-PIE program), else anywhere; when it lands within kNearGap of `near`,
+  // the shadow map covers both (covers_near()).
+  static Expected<Arena*> Create(std::size_t capacity, Near near);
+  static Expected<Arena*> Create(std::size_t capacity) { return Create(capacity, Near{}); }
   // The capacity to use: MMSB_ARENA_BYTES when set (bytes, or with a K/M/G/T suffix, powers of
   // 1024: "4G"), else `configured` (Options::arena_bytes). InvalidArgument names a bad value.
   static Expected<std::size_t> CapacityFromEnv(std::size_t configured);
@@ -70,6 +89,13 @@ class Arena {
   std::uintptr_t base() const { return reinterpret_cast<std::uintptr_t>(data_); }
   std::size_t capacity() const { return capacity_; }
   std::uint8_t* shadow() const { return shadow_; }
+  // The range the shadow map covers, [cover_base(), cover_base() + cover_span()), and its shadow
+  // (the byte for address a is cover_shadow()[(a - cover_base()) >> 6]). It holds the data range,
+  // and the Near range when covers_near().
+  std::uintptr_t cover_base() const { return cover_base_; }
+  std::size_t cover_span() const { return cover_span_; }
+  std::uint8_t* cover_shadow() const { return cover_shadow_; }
+  bool covers_near() const { return covers_near_; }
   bool Contains(const void* p) const {
     return reinterpret_cast<std::uintptr_t>(p) - base() < capacity_;
   }
@@ -97,8 +123,13 @@ class Arena {
 
   std::uint8_t* data_ = nullptr;
   std::uint8_t* twin_ = nullptr;
-  std::uint8_t* shadow_ = nullptr;
+  std::uint8_t* shadow_ = nullptr;  // inside cover_shadow_, at data_'s offset
   std::size_t capacity_ = 0;
+  std::uintptr_t cover_base_ = 0;
+  std::size_t cover_span_ = 0;
+  std::uint8_t* cover_shadow_ = nullptr;
+  std::size_t cover_shadow_bytes_ = 0;
+  bool covers_near_ = false;
   std::atomic<std::size_t> bump_{0};
   // Per 256 KiB slab: its small size class, or kLargeClass. Written once when carved.
   std::atomic<std::uint8_t>* slab_class_ = nullptr;

@@ -1,13 +1,14 @@
-// The barrier's out-of-line part (mmsb/barrier.h): the two shadow regions the inline barrier reads
-// and the slow path of a span mark. Every layer that writes page memory on the user's behalf (the
-// bus, the propagation's recomputes, the device hub's downloads, restore) marks through it, so it
-// depends on nothing but core: the bus publishes the regions, it does not own the marking.
+// The barrier's out-of-line part (mmsb/barrier.h): the shadow region the inline barrier reads (and
+// the static window's record inside it) and the slow path of a span mark. Every layer that writes
+// page memory on the user's behalf (the bus, the propagation's recomputes, the device hub's
+// downloads, restore) marks through it, so it depends on nothing but core: the bus publishes the
+// region, it does not own the marking.
 #include "mmsb/barrier.h"
 
 namespace mmsb {
 
 namespace rt {
-ShadowRegion g_heap_region;
+ShadowRegion g_region;
 ShadowRegion g_static_region;
 
 namespace detail {

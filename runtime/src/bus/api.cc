@@ -48,7 +48,7 @@ void stop() {
   Bus* bus = CurrentBus();
   if (bus == nullptr) return;
   bus->SettleAtStop();
-  rt::PublishRegion(rt::g_heap_region, {});
+  rt::PublishRegion(rt::g_region, {});
   rt::PublishRegion(rt::g_static_region, {});
   g_bus.store(nullptr, std::memory_order_release);
   delete g_bus_owner;

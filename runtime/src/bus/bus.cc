@@ -45,7 +45,10 @@ Expected<std::unique_ptr<Bus>> Bus::Create(const Options& options) {
   std::unique_ptr<Bus> bus(new Bus(options));
   auto capacity = Arena::CapacityFromEnv(options.arena_bytes);  // MMSB_ARENA_BYTES
   if (!capacity.ok()) return capacity.status();
-  auto arena = Arena::Create(*capacity);
+  // The arena goes next to the program image, so that one shadow map and one range check in the
+  // barrier (rt::g_region) cover heap and static pages alike.
+  const auto [image_lo, image_hi] = StaticWindow();
+  auto arena = Arena::Create(*capacity, {image_lo, image_hi});
   if (!arena.ok()) return arena.status();
   bus->arena_.reset(*arena);
   bus->zeros_size_ = bus->arena_->capacity();
@@ -71,12 +74,22 @@ Expected<std::unique_ptr<Bus>> Bus::Create(const Options& options) {
     }
   }
   bus->sample_every_ = static_cast<std::uint32_t>(sample);
-  if (Status s = bus->ReserveStaticWindow(); !s.ok()) {
+  const Arena& a = *bus->arena_;
+  if (a.covers_near()) {
+    rt::PublishRegion(rt::g_static_region,
+                      {image_lo, image_hi - image_lo,
+                       a.cover_shadow() + ((image_lo - a.cover_base()) >> kGranuleShift)});
+  } else {
     // Static pages are then tracked as escaped: still exact, fully diffed at every commit.
-    std::fprintf(stderr, "mmsb: warning: %s\n", s.ToString().c_str());
+    rt::PublishRegion(rt::g_static_region, {});
+    std::fprintf(stderr, "mmsb: warning: %s\n",
+                 image_hi > image_lo
+                     ? "cannot reserve the page arena next to the program image: static pages "
+                       "are diffed in full at every commit"
+                     : "cannot find the program image: static pages are diffed in full at every "
+                       "commit");
   }
-  rt::PublishRegion(rt::g_heap_region,
-                    {bus->arena_->base(), bus->arena_->capacity(), bus->arena_->shadow()});
+  rt::PublishRegion(rt::g_region, {a.cover_base(), a.cover_span(), a.cover_shadow()});
   return bus;
 }
 
@@ -98,21 +111,13 @@ int ImageRange(struct dl_phdr_info* info, std::size_t, void* data) {
 
 }  // namespace
 
-Status Bus::ReserveStaticWindow() {
+std::pair<std::uintptr_t, std::uintptr_t> Bus::StaticWindow() {
   std::pair<std::uintptr_t, std::uintptr_t> range{~std::uintptr_t{0}, 0};
   dl_iterate_phdr(ImageRange, &range);
-  if (range.second <= range.first) return FailedPrecondition("cannot find the program image");
+  if (range.second <= range.first) return {0, 0};
   const std::uintptr_t lo = range.first & ~std::uintptr_t{kGranuleSize - 1};
-  const std::uintptr_t span =
-      (range.second - lo + kGranuleSize - 1) & ~std::uintptr_t{kGranuleSize - 1};
-  const std::size_t bytes = ((span >> kGranuleShift) + 4095) & ~std::size_t{4095};
-  void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (m == MAP_FAILED) return OutOfMemory("cannot reserve the static page shadow map");
-  static_shadow_ = static_cast<std::uint8_t*>(m);
-  static_shadow_bytes_ = bytes;
-  rt::PublishRegion(rt::g_static_region, {lo, span, static_shadow_});
-  return Status::Ok();
+  const std::uintptr_t hi = (range.second + kGranuleSize - 1) & ~std::uintptr_t{kGranuleSize - 1};
+  return {lo, hi};
 }
 
 Bus::~Bus() NO_THREAD_SAFETY_ANALYSIS {
@@ -121,7 +126,6 @@ Bus::~Bus() NO_THREAD_SAFETY_ANALYSIS {
     if (Rec(p)->is_static_) delete[] Rec(p)->twin;
   }
   if (zeros_) munmap(zeros_, zeros_size_);
-  if (static_shadow_) munmap(static_shadow_, static_shadow_bytes_);
 }
 
 const std::uint8_t* Bus::Zeros(std::size_t size) const {

@@ -162,8 +162,9 @@ class Bus final : public CommittedImages {
   // page registering mid-run (a function-local static) never moves a shadow that barriers on
   // other threads use. Pages outside it are tracked as escaped.
   Status CheckStaticWindow(std::uintptr_t lo, std::uintptr_t hi) const;
-  // Reserves the static window's shadow over the program image (Create).
-  Status ReserveStaticWindow();
+  // The static window: the program image's address range, granule-aligned ({0, 0} when it
+  // cannot be found). Create reserves the arena next to it, so one shadow map covers both.
+  static std::pair<std::uintptr_t, std::uintptr_t> StaticWindow();
   std::uint8_t* ShadowFor(const Page* p) const REQUIRES(mu_);
   // Takes `p`'s marks clean, then diffs it against its twin (in full when `full`, escaped or
   // never committed; else its marked granules) and applies the result to the twin. For pages
@@ -235,11 +236,6 @@ class Bus final : public CommittedImages {
   std::unordered_map<std::string, std::unique_ptr<TypeDescriptor>> types_ GUARDED_BY(mu_);
   PageId next_id_ GUARDED_BY(mu_) = 1;
   Epoch epoch_ GUARDED_BY(mu_) = 0;
-
-  // The static window's shadow (rt::g_static_region.shadow), mapped at Create, unmapped by
-  // ~Bus after stop() cleared the region.
-  std::uint8_t* static_shadow_ = nullptr;
-  std::size_t static_shadow_bytes_ = 0;
 
   std::vector<std::shared_ptr<CommitStage>> stages_ GUARDED_BY(mu_);
   std::vector<std::shared_ptr<CommitSink>> sinks_ GUARDED_BY(mu_);

@@ -1,7 +1,10 @@
 // Arena (runtime/src/arena/arena.h): size classes, lazy zeroing of recycled slots, large blocks
-// returned to the OS, the twin and shadow found by offset, owner lookup, and the capacity that
-// MMSB_ARENA_BYTES overrides.
+// returned to the OS, the twin and shadow found by offset, owner lookup, the capacity that
+// MMSB_ARENA_BYTES overrides, and the placement next to another range with one shadow map over
+// both (what lets the barrier check one range for heap and static pages).
 #include "arena/arena.h"
+
+#include <sys/mman.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -186,6 +189,81 @@ class ScopedArenaBytes {
  private:
   std::optional<std::string> old_;
 };
+
+// One shadow map over the data and the near range: the byte for address a is
+// cover_shadow()[(a - cover_base()) >> 6] for data and near addresses alike, and the data's own
+// shadow is that map's sub-range.
+void ExpectOneShadowCovers(const Arena& arena, Arena::Near near) {
+  ASSERT_TRUE(arena.covers_near());
+  const std::uintptr_t lo = arena.cover_base();
+  const std::uintptr_t hi = lo + arena.cover_span();
+  EXPECT_LE(lo, arena.base());
+  EXPECT_GE(hi, arena.base() + arena.capacity());
+  EXPECT_LE(lo, near.lo);
+  EXPECT_GE(hi, near.hi);
+  EXPECT_EQ(lo % 64, 0u);
+  EXPECT_LE(arena.cover_span(), arena.capacity() + (near.hi - near.lo) + Arena::kNearGap)
+      << "the gap between the two ranges is bounded, so is the shadow map's address space";
+  EXPECT_EQ(arena.shadow(), arena.cover_shadow() + ((arena.base() - lo) >> 6));
+  const auto* data = reinterpret_cast<const std::uint8_t*>(arena.base());
+  EXPECT_EQ(arena.ShadowOf(data + 4096), arena.cover_shadow() + ((arena.base() + 4096 - lo) >> 6));
+  // The shadow is mapped and writable at both ends: the first granule and the near range's last.
+  arena.cover_shadow()[0] = 1;
+  arena.cover_shadow()[((near.hi - 64) - lo) >> 6] = 1;
+}
+
+// A stand-in for the program image: a mapped range the arena must not overlap.
+struct Mapped {
+  explicit Mapped(std::size_t n) : bytes(n) {
+    void* m = mmap(nullptr, n, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    at = m == MAP_FAILED ? nullptr : static_cast<std::uint8_t*>(m);
+  }
+  ~Mapped() {
+    if (at != nullptr) munmap(at, bytes);
+  }
+  Arena::Near Range(std::size_t skip = 0) const {
+    return {reinterpret_cast<std::uintptr_t>(at) + skip,
+            reinterpret_cast<std::uintptr_t>(at) + bytes};
+  }
+  std::size_t bytes;
+  std::uint8_t* at;
+};
+
+TEST(ArenaNear, DataIsReservedBelowTheNearRangeUnderOneShadowMap) {
+  Mapped image(std::size_t{2} << 20);
+  ASSERT_NE(image.at, nullptr);
+  const Arena::Near near = image.Range();
+  auto arena = Arena::Create(std::size_t{64} << 20, near);
+  ASSERT_TRUE(arena.ok()) << arena.status().ToString();
+  std::unique_ptr<Arena> a(*arena);
+  ExpectOneShadowCovers(*a, near);
+  // Below when that space was free (the usual case), never overlapping it.
+  EXPECT_TRUE(a->base() + a->capacity() <= near.lo || a->base() >= near.hi);
+}
+
+TEST(ArenaNear, WhenTheSpaceBelowIsTakenTheDataStillLandsNearUnderOneShadowMap) {
+  // The near range is the top 1 MiB of a mapping, so the space right below it is taken.
+  const std::size_t capacity = std::size_t{64} << 20;
+  Mapped image(capacity + (std::size_t{1} << 20));
+  ASSERT_NE(image.at, nullptr);
+  const Arena::Near near = image.Range(capacity);
+  auto arena = Arena::Create(capacity, near);
+  ASSERT_TRUE(arena.ok()) << arena.status().ToString();
+  std::unique_ptr<Arena> a(*arena);
+  EXPECT_TRUE(a->base() + a->capacity() <= image.Range().lo || a->base() >= near.hi)
+      << "an address in use is never replaced";
+  ExpectOneShadowCovers(*a, near);
+}
+
+TEST(ArenaNear, WithoutANearRangeTheShadowCoversTheDataAlone) {
+  auto arena = Arena::Create(std::size_t{64} << 20);
+  ASSERT_TRUE(arena.ok()) << arena.status().ToString();
+  std::unique_ptr<Arena> a(*arena);
+  EXPECT_FALSE(a->covers_near());
+  EXPECT_EQ(a->cover_base(), a->base());
+  EXPECT_EQ(a->cover_span(), a->capacity());
+  EXPECT_EQ(a->cover_shadow(), a->shadow());
+}
 
 TEST(ArenaCapacity, TheEnvironmentOverridesTheConfiguredCapacity) {
   {
