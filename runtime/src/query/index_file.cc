@@ -1,4 +1,4 @@
-// LogIndex, the index file: Save writes `query.idx` (version 2), Load reads its header and meta
+// LogIndex, the index file: Save writes `query.idx` (version 3), Load reads its header and meta
 // and leaves the blocks in the file until a query needs them. The layout is described in
 // log_index.cc and docs/SerializationSpec.md ("The query index"); the file is never trusted: any
 // check that fails makes Load return false, and the caller rebuilds from the log.
@@ -91,6 +91,11 @@ Status LogIndex::Impl::Save(const std::string& path) const {
     m.V(b.epoch_base);
     m.S(b.build_id);
     m.S(b.executable);
+    m.V(b.units.size());
+    for (const LogBuild::Unit& u : b.units) {
+      m.S(u.source);
+      m.V(u.content_hash);
+    }
   }
   // The directories. Every block is in memory here (built, extended, or taken over from a
   // rebuild): Save runs only after one of those.
@@ -245,6 +250,14 @@ bool LogIndex::Impl::Load(std::unique_ptr<RandomAccessFile> file) {
     b.epoch_base = m.V();
     b.build_id = m.S();
     b.executable = m.S();
+    const std::uint64_t nunits = m.V();
+    if (!m.ok() || nunits > ms) return false;
+    for (std::uint64_t k = 0; k < nunits && m.ok(); ++k) {
+      LogBuild::Unit u;
+      u.source = m.S();
+      u.content_hash = m.V();
+      b.units.push_back(std::move(u));
+    }
     builds.push_back(std::move(b));
   }
   // Block directories; the blocks follow the meta back to back and must end the file exactly.

@@ -16,7 +16,7 @@
 namespace mmsb::query {
 
 inline constexpr char kIndexMagic[8] = {'M', 'M', 'S', 'B', 'Q', 'I', 'D', 'X'};
-inline constexpr std::uint32_t kIndexVersion = 2;
+inline constexpr std::uint32_t kIndexVersion = 3;  // 3: builds list their units
 inline constexpr std::size_t kIndexHeader = 56;
 inline constexpr std::uint64_t kTailBytes = 32;
 

@@ -5,7 +5,7 @@
 // page state) that indexes every complete group, encoding each page's changes and each run of
 // kCommitsPerBlock commits straight into their blocks' bytes.
 //
-// The file (`query.idx`, version 2), laid out so that a query reads only what it asks about:
+// The file (`query.idx`, version 3), laid out so that a query reads only what it asks about:
 //   header  magic "MMSBQIDX", u32 version, u32 0, u64 log id, u64 meta size, u64 XXH3 of the
 //           meta, u64 file size, u64 XXH3 of the 48 bytes before it (56 bytes);
 //   meta    varint-encoded: the segments covered (sequence number, indexed end, XXH3 of the 32
