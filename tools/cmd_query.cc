@@ -407,6 +407,7 @@ struct BuildInStore {
 
 Expected<BuildInStore> MatchRunBuild(ir::Store& store, const query::BuildInfo& build) {
   std::vector<ir::UnitRef> units;
+  units.reserve(build.units.size());
   for (const LogBuild::Unit& u : build.units) units.push_back({u.source, u.content_hash});
   MMSB_ASSIGN_OR_RETURN(ir::BuildMatch match, store.MatchBuild(units));
   return BuildInStore{build, std::move(match)};
