@@ -37,6 +37,18 @@ function(mmsb_instrument target)
   if(srcs)
     set_property(SOURCE ${srcs} TARGET_DIRECTORY ${target} APPEND PROPERTY OBJECT_DEPENDS "${plugin}")
   endif()
+  # target_precompile_headers: the PCH is compiled with the plugin too (it holds the rewritten
+  # headers), from a source CMake generates at CMakeFiles/<target>.dir[/<config>]/cmake_pch.hxx.cxx.
+  # A PCH left from an older plugin would hand its consumers stale instrumentation.
+  get_target_property(bindir ${target} BINARY_DIR)
+  set(pch_dirs "${bindir}/CMakeFiles/${target}.dir")
+  foreach(config IN LISTS CMAKE_CONFIGURATION_TYPES)
+    list(APPEND pch_dirs "${bindir}/CMakeFiles/${target}.dir/${config}")
+  endforeach()
+  foreach(dir IN LISTS pch_dirs)
+    set_property(SOURCE "${dir}/cmake_pch.hxx.cxx" TARGET_DIRECTORY ${target} APPEND
+                 PROPERTY OBJECT_DEPENDS "${plugin}")
+  endforeach()
   target_link_libraries(${target} PRIVATE mmsb::mmsb)
   target_compile_features(${target} PRIVATE cxx_std_20)
   if(MI_REPLICATE)

@@ -28,6 +28,7 @@
 #include "mmsb/rewriter/analyzer.h"
 #include "mmsb/rewriter/attributes.h"
 #include "mmsb/rewriter/inner_compile.h"
+#include "mmsb/rewriter/pch_wrapper.h"
 
 #include "clang/AST/ASTConsumer.h"
 #include "clang/AST/ASTContext.h"
@@ -40,6 +41,7 @@
 #include "clang/Lex/PreprocessorOptions.h"
 #include "ir_hook.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -336,6 +338,14 @@ class MmsbAction : public clang::PluginASTAction {
     } else {
       llvm::consumeError(inv.takeError());
     }
+    // A PCH built through CMake's wrapper (target_precompile_headers): the wrapper's
+    // "#pragma clang system_header" would make the user's headers system headers, which are
+    // not rewritten (mmsb/rewriter/pch_wrapper.h). A TU that loads a PCH gets the wrapper's
+    // contents from it.
+    if (analyse_input_ && !options_.disable && original_action_ == clang::frontend::GeneratePCH &&
+        ci.getPreprocessorOpts().ImplicitPCHInclude.empty()) {
+      pch_wrapper_ = rewriter::FindCMakePchWrapper(ci.getPreprocessorOpts());
+    }
     // -verify checks the diagnostics of one source file once: the two-pass mode gives it the
     // second pass's, all of them.
     if (ci.getDiagnosticOpts().VerifyDiagnostics) one_pass_ = false;
@@ -357,6 +367,27 @@ class MmsbAction : public clang::PluginASTAction {
     diags.setIgnoreAllWarnings(true);
     // The inner compile writes the dependency file (and -H output); the outer must not.
     ci.getDependencyOutputOpts() = clang::DependencyOutputOptions();
+    return true;
+  }
+
+  // The analysis parse reads CMake's PCH wrapper without its system_header pragma, replaced the
+  // same way as in the second pass (under the file's own entry). Nothing here is loaded yet:
+  // the -include is read when the main file is entered.
+  bool BeginSourceFileAction(clang::CompilerInstance& ci) override {
+    if (!pch_wrapper_) return true;
+    llvm::Expected<clang::FileEntryRef> file = ci.getFileManager().getFileRef(pch_wrapper_->path);
+    if (!file) {
+      llvm::consumeError(file.takeError());
+      pch_wrapper_.reset();  // the compile reports the missing file
+      return true;
+    }
+    ci.getSourceManager().overrideFileContents(
+        *file, llvm::MemoryBuffer::getMemBufferCopy(pch_wrapper_->contents, pch_wrapper_->path));
+    if (options_.verbose) {
+      llvm::errs() << "mmsb: " << pch_wrapper_->path
+                   << " is CMake's precompiled-header wrapper: its system_header pragma is "
+                      "blanked, so the headers it includes are instrumented\n";
+    }
     return true;
   }
 
@@ -467,6 +498,9 @@ class MmsbAction : public clang::PluginASTAction {
     request.extra_warnings = options_.warnings;
     request.extra_remarks = options_.remarks;
     request.drop_frontend_warnings = drop_frontend_warnings;
+    // The PCH holds the headers as the analysis saw them, without the wrapper's pragma, when
+    // they use MMSB; a PCH that never mentions MMSB is compiled exactly as without the plugin.
+    if (pch_wrapper_ && MentionsMmsb()) request.overrides.push_back(*pch_wrapper_);
     if (options_.verbose) {
       llvm::errs() << "mmsb: compiling " << (rewrite_ ? "the rewritten" : "the original")
                    << " source\n";
@@ -505,6 +539,7 @@ class MmsbAction : public clang::PluginASTAction {
   std::unique_ptr<RealAction> real_;  // one-pass mode; owns the real consumer's action state
   SilentConsumer* silent_ = nullptr;  // two-pass mode; owned by the outer DiagnosticsEngine
   std::optional<rewriter::RewriteOutput> rewrite_;
+  std::optional<rewriter::RewriteOutput::File> pch_wrapper_;  // CMake's, its pragma blanked
   std::string setup_error_;
   IrCaptureHook ir_;
   bool second_pass_ran_ = false;

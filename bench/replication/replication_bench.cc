@@ -11,7 +11,9 @@
 //       over the same run
 // Timings go here, never in tests. MMSB_BENCH_QUICK=1 shrinks the runs (a smoke run). Arguments
 // (throughput, lag, faults) run only those phases. Each phase also prints, on stderr, the CPU time
-// per epoch of each thread and of the server (load-independent, unlike the wall-clock figures).
+// per epoch of each thread and of the server (load-independent, unlike the wall-clock figures);
+// the lag phase prints how many epochs took over 10 ms and, with MMSB_BENCH_LAG_TRACE=1, each run
+// of epochs over 5 ms (where the stalls are).
 // A watchdog ends a stuck phase with its progress and the threads' stacks (exit 2).
 #include <pthread.h>
 #include <sys/prctl.h>
@@ -40,6 +42,7 @@
 #include "bus_workload.h"
 #include "log_test_util.h"
 #include "nats_fixture.h"
+#include "nats_util.h"
 
 namespace mmsb {
 namespace {
@@ -353,8 +356,28 @@ void Lag(NatsServer& server) {
   PrintCpu(cpu0, cpu1, epochs);
   pthread_setname_np(pthread_self(), "replication_ben");
   std::vector<double> lags;
+  // Where the slow epochs are (a stall at start, or spread out): the first and last epoch, counted
+  // from the run's start, whose lag exceeded 10 ms, and how many did.
+  std::size_t slow = 0, slow_first = 0, slow_last = 0;
   for (Epoch e = first + 1; e <= first + epochs; ++e) {
     lags.push_back(std::chrono::duration<double, std::milli>(applied[e] - committed[e]).count());
+    if (lags.back() > 10) {
+      if (slow++ == 0) slow_first = e - first;
+      slow_last = e - first;
+    }
+  }
+  std::fprintf(stderr, "  epochs over 10 ms: %zu (the first #%zu, the last #%zu of %d)\n", slow,
+               slow_first, slow_last, epochs);
+  if (std::getenv("MMSB_BENCH_LAG_TRACE") != nullptr) {
+    for (std::size_t i = 0; i < lags.size(); ++i) {
+      if (lags[i] > 5 && (i == 0 || lags[i - 1] <= 5)) {
+        double mx = 0;
+        std::size_t j = i;
+        for (; j < lags.size() && lags[j] > 5; ++j) mx = std::max(mx, lags[j]);
+        std::fprintf(stderr, "   slow run #%zu..#%zu max %.1f ms (t=%.3f s)\n", i, j, mx,
+                     Seconds(committed[first + 1 + i] - t0));
+      }
+    }
   }
   std::sort(lags.begin(), lags.end());
   const double p50 = lags[lags.size() / 2];
@@ -387,12 +410,11 @@ std::uint64_t LostOrDuplicated(NatsServer& server, const std::string& stream, Ep
   for (;;) {
     natsMsg* m = nullptr;
     if (natsSubscription_NextMsg(&m, sub, 2000) != NATS_OK) break;
-    const char* l = nullptr;
-    const char* e = nullptr;
-    natsMsgHeader_Get(m, "Mmsb-Last", &l);
-    natsMsgHeader_Get(m, "Mmsb-Epoch", &e);
-    if (l != nullptr && std::string(l) == "1" && e != nullptr) {
-      const Epoch ep = std::strtoull(e, nullptr, 10);
+    repl::ChunkMeta meta;
+    if (!repl::ReadChunkMeta(m, &meta).ok()) {
+      ++stray;
+    } else if (meta.last) {
+      const Epoch ep = meta.epoch;
       if (ep >= 1 && ep <= last) {
         ++seen[ep];
       } else {

@@ -261,8 +261,8 @@ class Follower::Impl {
       return Corruption(fmt::format("stream '{}': {}", url.stream, s.message()));
     }
     ++st.messages;
-    const int len = natsMsg_GetDataLength(m);
-    st.bytes += static_cast<std::uint64_t>(len);
+    const std::size_t len = repl::ChunkLength(m);
+    st.bytes += len;
     if (meta.token < max_token) return Status::Ok();  // a fenced leader's message
     max_token = meta.token;
     if (meta.epoch <= applied()) {
@@ -270,7 +270,7 @@ class Follower::Impl {
       assembling = false;
       return Status::Ok();
     }
-    const auto* d = reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(m));
+    const std::uint8_t* d = repl::ChunkData(m);
     if (meta.chunk == 0) {
       if (assembling) ++st.partial_dropped;  // its publisher stopped mid-epoch
       buf.assign(d, d + len);

@@ -113,23 +113,73 @@ std::optional<std::uint64_t> ParseU64(const char* s, int base) {
   return static_cast<std::uint64_t>(v);
 }
 
+namespace {
+
+constexpr char kMagic[7] = {'M', 'M', 'S', 'B', 'R', 'P', 'L'};
+constexpr std::uint32_t kFlagLast = 1, kFlagHash = 2;
+
+void Put64(std::uint8_t* p, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+void Put32(std::uint8_t* p, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+std::uint64_t Get64(const std::uint8_t* p) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+std::uint32_t Get32(const std::uint8_t* p) {
+  std::uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+}  // namespace
+
+void EncodeChunkMeta(const ChunkMeta& m, std::uint8_t* out) {
+  std::memcpy(out, kMagic, sizeof kMagic);
+  out[7] = kWireVersion;
+  Put64(out + 8, m.epoch);
+  Put64(out + 16, m.log_id);
+  Put64(out + 24, m.token);
+  Put64(out + 32, m.hash.value_or(0));
+  Put32(out + 40, m.chunk);
+  Put32(out + 44, (m.last ? kFlagLast : 0) | (m.hash ? kFlagHash : 0));
+}
+
 Status ReadChunkMeta(natsMsg* msg, ChunkMeta* m) {
-  auto need = [&](const char* key, int base, std::uint64_t* out) -> Status {
-    auto v = ParseU64(Header(msg, key), base);
-    if (!v) return InvalidArgument(fmt::format("message has no valid {} header", key));
-    *out = *v;
-    return Status::Ok();
-  };
-  std::uint64_t chunk = 0;
-  MMSB_RETURN_IF_ERROR(need(kHdrEpoch, 10, &m->epoch));
-  MMSB_RETURN_IF_ERROR(need(kHdrChunk, 10, &chunk));
-  MMSB_RETURN_IF_ERROR(need(kHdrLogId, 16, &m->log_id));
-  MMSB_RETURN_IF_ERROR(need(kHdrToken, 10, &m->token));
-  if (chunk > 0xFFFFFFFFu) return InvalidArgument("Mmsb-Chunk out of range");
-  m->chunk = static_cast<std::uint32_t>(chunk);
-  const char* last = Header(msg, kHdrLast);
-  m->last = last != nullptr && std::strcmp(last, "1") == 0;
-  m->hash = ParseU64(Header(msg, kHdrHash), 16);
+  const int len = natsMsg_GetDataLength(msg);
+  const auto* p = reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(msg));
+  if (len < 8 || std::memcmp(p, kMagic, sizeof kMagic) != 0) {
+    // Only on this (error) path are the headers parsed.
+    if (Header(msg, kHdrEpoch) != nullptr) {
+      return InvalidArgument(
+          "message is in replication wire format 1 (an older MMSB's Mmsb-* headers); this MMSB "
+          "reads format 2 only: follow the stream with the MMSB that wrote it, or replicate to a "
+          "new stream");
+    }
+    return InvalidArgument("message is not an MMSB replication chunk (no MMSBRPL prefix)");
+  }
+  if (p[7] != kWireVersion) {
+    return InvalidArgument(fmt::format(
+        "message is in replication wire format {}; this MMSB reads format {}: upgrade it", p[7],
+        kWireVersion));
+  }
+  if (static_cast<std::size_t>(len) < kChunkPrefixBytes) {
+    return InvalidArgument(fmt::format("message of {} bytes is shorter than its {}-byte prefix",
+                                       len, kChunkPrefixBytes));
+  }
+  const std::uint32_t flags = Get32(p + 44);
+  if ((flags & ~(kFlagLast | kFlagHash)) != 0) {
+    return InvalidArgument(fmt::format("message prefix has unknown flags {:#x}", flags));
+  }
+  m->epoch = Get64(p + 8);
+  m->log_id = Get64(p + 16);
+  m->token = Get64(p + 24);
+  m->hash = (flags & kFlagHash) != 0 ? std::optional<std::uint64_t>(Get64(p + 32)) : std::nullopt;
+  m->chunk = Get32(p + 40);
+  m->last = (flags & kFlagLast) != 0;
   return Status::Ok();
 }
 

@@ -1,19 +1,24 @@
 // cnats plumbing shared by the publisher and the follower: ownership wrappers, connection,
 // stream set-up, and the message headers of the replication wire format.
 //
-// Wire format (docs/Replication.md, "Wire format"): stream `<S>` holds subject `<S>.log`; each
-// message is one chunk of one epoch group (framed log records, the commit record last) with
-// headers
-//   Mmsb-Epoch   decimal log epoch            Mmsb-Chunk  decimal index, from 0
-//   Mmsb-Last    "1" on the group's last chunk Mmsb-Log-Id 16 hex digits (seeds the checksums)
-//   Mmsb-Hash    16 hex digits, LogState::ReplicaHash() after the epoch (last chunk only)
-//   Mmsb-Token   decimal fencing token (the leader lease's revision)
-// and no Nats-Msg-Id: the expected-last-sequence check on every message already refuses a retry.
+// Wire format 2 (docs/Replication.md, "Wire format"): stream `<S>` holds subject `<S>.log`; each
+// message is one chunk of one epoch group (framed log records, the commit record last) behind a
+// fixed 48-byte prefix, all integers little-endian:
+//   [0, 7)   "MMSBRPL"            [7]      format version, 2
+//   [8, 16)  log epoch            [16, 24) log id (seeds the records' checksums)
+//   [24, 32) fencing token        [32, 40) LogState::ReplicaHash() after the epoch (flag 2)
+//   [40, 44) chunk index, from 0  [44, 48) flags: 1 = the group's last chunk, 2 = hash present
+// and no header of ours (the only header is cnats's expected-last-sequence): a header costs the
+// publisher an allocation, a hash insert and an encoding per message and the follower a parse.
+// Format 1 carried the same fields in six Mmsb-* headers; a format-1 follower finds no
+// Mmsb-Epoch header on a format-2 message and refuses it ("no valid Mmsb-Epoch header"), and a
+// format-2 reader refuses a format-1 message or a newer version by name (ReadChunkMeta).
 // Stream `<S>_CKPT` holds checkpoint file chunks on `<S>.ckpt.<epoch>` and, on `<S>.ckpt.head`
 // (rolled up: only the newest is kept), a head message naming the complete checkpoint.
 // Thread-safety: the wrappers are single-owner values.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -26,12 +31,10 @@
 
 namespace mmsb::repl {
 
-inline constexpr const char* kHdrEpoch = "Mmsb-Epoch";
-inline constexpr const char* kHdrChunk = "Mmsb-Chunk";
-inline constexpr const char* kHdrLast = "Mmsb-Last";
-inline constexpr const char* kHdrLogId = "Mmsb-Log-Id";
-inline constexpr const char* kHdrHash = "Mmsb-Hash";
+inline constexpr const char* kHdrEpoch = "Mmsb-Epoch";  // format 1's: recognised to refuse it
 inline constexpr const char* kHdrToken = "Mmsb-Token";
+inline constexpr std::uint8_t kWireVersion = 2;
+inline constexpr std::size_t kChunkPrefixBytes = 48;
 inline constexpr const char* kHdrCkptEpoch = "Mmsb-Checkpoint-Epoch";
 inline constexpr const char* kHdrCkptFirst = "Mmsb-Checkpoint-First-Seq";
 inline constexpr const char* kHdrCkptChunks = "Mmsb-Checkpoint-Chunks";
@@ -108,8 +111,18 @@ struct ChunkMeta {
   std::optional<std::uint64_t> hash;
   std::uint64_t token = 0;
 };
-// InvalidArgument naming the bad header when a message is not a replication chunk.
+// Writes `meta`'s 48-byte prefix (wire format 2) to `out`.
+void EncodeChunkMeta(const ChunkMeta& meta, std::uint8_t* out);
+// Reads a data message's prefix. InvalidArgument saying why when the message is not a format-2
+// replication chunk: a format-1 message (an older MMSB's), a newer format, or none of ours.
 Status ReadChunkMeta(natsMsg* msg, ChunkMeta* meta);
+// A data message's chunk bytes (after the prefix): only after ReadChunkMeta accepted it.
+inline const std::uint8_t* ChunkData(natsMsg* msg) {
+  return reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(msg)) + kChunkPrefixBytes;
+}
+inline std::size_t ChunkLength(natsMsg* msg) {
+  return static_cast<std::size_t>(natsMsg_GetDataLength(msg)) - kChunkPrefixBytes;
+}
 
 std::string Hex16(std::uint64_t v);
 std::optional<std::uint64_t> ParseU64(const char* s, int base = 10);

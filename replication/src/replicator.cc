@@ -51,6 +51,9 @@ class Replicator::Impl {
   std::string owner;
   std::uint64_t token = 0;  // the lease's fencing token
   std::size_t chunk_bytes = 0;
+  std::string data_subject;  // "<S>.log"
+  // One message's bytes while it is built: used by whoever holds `publishing`.
+  std::vector<std::uint8_t> scratch;
 
   mutable std::mutex mu;
   std::condition_variable cv;       // the worker waits here
@@ -257,28 +260,25 @@ class Replicator::Impl {
     const std::vector<std::uint8_t>& bytes = *it.bytes;
     const std::size_t n = bytes.empty() ? 1 : (bytes.size() + chunk_bytes - 1) / chunk_bytes;
     std::uint64_t& expect = *expect_io;
-    const std::string subject = repl::DataSubject(url.stream);
-    const std::string epoch = std::to_string(it.epoch);
-    const std::string log_id = repl::Hex16(it.log_id);
-    const std::string tok = std::to_string(token);
-    const std::string hash = repl::Hex16(it.hash);
+    repl::ChunkMeta meta;
+    meta.epoch = it.epoch;
+    meta.log_id = it.log_id;
+    meta.token = token;
     for (std::size_t c = it.start_chunk; c < n; ++c) {
       const std::size_t off = c * chunk_bytes;
       const std::size_t len = std::min(chunk_bytes, bytes.size() - std::min(off, bytes.size()));
+      meta.chunk = static_cast<std::uint32_t>(c);
+      meta.last = c + 1 == n;
+      meta.hash = meta.last && it.has_hash ? std::optional<std::uint64_t>(it.hash) : std::nullopt;
+      // The prefix and the chunk in one buffer (wire format 2, nats_util.h): cnats copies it.
+      scratch.resize(repl::kChunkPrefixBytes + len);
+      repl::EncodeChunkMeta(meta, scratch.data());
+      if (len != 0) std::memcpy(scratch.data() + repl::kChunkPrefixBytes, bytes.data() + off, len);
       natsMsg* m = nullptr;
-      if (natsMsg_Create(&m, subject.c_str(), nullptr,
-                         reinterpret_cast<const char*>(bytes.data() + off),
-                         static_cast<int>(len)) != NATS_OK) {
+      if (natsMsg_Create(&m, data_subject.c_str(), nullptr,
+                         reinterpret_cast<const char*>(scratch.data()),
+                         static_cast<int>(scratch.size())) != NATS_OK) {
         return false;
-      }
-      const std::string chunk = std::to_string(c);
-      natsMsgHeader_Set(m, repl::kHdrEpoch, epoch.c_str());
-      natsMsgHeader_Set(m, repl::kHdrChunk, chunk.c_str());
-      natsMsgHeader_Set(m, repl::kHdrLogId, log_id.c_str());
-      natsMsgHeader_Set(m, repl::kHdrToken, tok.c_str());
-      if (c + 1 == n) {
-        natsMsgHeader_Set(m, repl::kHdrLast, "1");
-        if (it.has_hash) natsMsgHeader_Set(m, repl::kHdrHash, hash.c_str());
       }
       jsPubOptions po;
       jsPubOptions_Init(&po);
@@ -628,6 +628,7 @@ Expected<std::shared_ptr<Replicator>> Replicator::Start(std::shared_ptr<LogSink>
   r->impl_ = std::make_unique<Impl>();
   Impl& m = *r->impl_;
   m.url = *u;
+  m.data_subject = repl::DataSubject(m.url.stream);
   m.opts = options;
   m.opts.window = std::max<std::size_t>(m.opts.window, 1);
   m.log = std::move(log);
@@ -650,7 +651,7 @@ Expected<std::shared_ptr<Replicator>> Replicator::Start(std::shared_ptr<LogSink>
   if (!c.ok()) return c.status();
   m.conn = std::move(*c);
   const std::int64_t max_payload = natsConnection_GetMaxPayload(m.conn.nc.get());
-  const std::size_t room = 4096;  // headers
+  const std::size_t room = 4096;  // headers and the 48-byte prefix
   m.chunk_bytes = max_payload > static_cast<std::int64_t>(room * 2)
                       ? static_cast<std::size_t>(max_payload) - room
                       : room;

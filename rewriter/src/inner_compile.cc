@@ -160,18 +160,19 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
   dopts.ShowCarets = false;  // only gates the "N warnings generated" summary of this instance
 
   // Actions that write source files back (-fixit, -rewrite-macros) must see the user's code.
-  const RewriteOutput* rewrite = request.rewrite;
+  bool writes_sources_back = false;
   switch (fe.ProgramAction) {
     case clang::frontend::FixIt:
     case clang::frontend::RewriteMacros:
     case clang::frontend::RewriteTest:
     case clang::frontend::RewriteObjC:
     case clang::frontend::EmitHTML:
-      rewrite = nullptr;
+      writes_sources_back = true;
       break;
     default:
       break;
   }
+  const RewriteOutput* rewrite = writes_sources_back ? nullptr : request.rewrite;
   // The first pass wrote the dependency file (as without the plugin).
   if (request.drop_frontend_warnings)
     inv->getDependencyOutputOpts() = clang::DependencyOutputOptions();
@@ -196,14 +197,24 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
       /*ShouldOwnClient=*/false);
   clang::ProcessWarningOptions(*diags, inv->getDiagnosticOpts(), /*ReportDiags=*/false);
   inner.setDiagnostics(diags.get());
+  std::vector<const RewriteOutput::File*> replaced;
   if (rewrite != nullptr) {
-    // The rewritten contents replace each file's under the file's own entry (its size and time
-    // on disk), not as a remapped virtual file: a PCH built from a rewritten header then records
+    for (const RewriteOutput::File& f : rewrite->files) replaced.push_back(&f);
+  }
+  if (!writes_sources_back) {
+    for (const RewriteOutput::File& f : request.overrides) replaced.push_back(&f);
+  }
+  if (!replaced.empty()) {
+    // The new contents replace each file's under the file's own entry (its size and time on
+    // disk), not as a remapped virtual file: a PCH built from a rewritten header then records
     // the header as the file on disk, so a later #include of that file finds it already included
-    // (#pragma once; a virtual file's size is the rewritten one, and never matches).
+    // (#pragma once; a virtual file's size is the rewritten one, and never matches). The PCH
+    // holds the new contents (clang embeds an overridden file's buffer), and a TU that loads it
+    // sees those.
     inner.createFileManager();
     inner.createSourceManager(inner.getFileManager());
-    for (const RewriteOutput::File& f : rewrite->files) {
+    for (const RewriteOutput::File* fp : replaced) {
+      const RewriteOutput::File& f = *fp;
       auto buffer = llvm::MemoryBuffer::getMemBufferCopy(f.contents, f.path);
       llvm::Expected<clang::FileEntryRef> file = inner.getFileManager().getFileRef(f.path);
       if (file) {

@@ -35,9 +35,11 @@ bool PageVisitor::TraverseDecl(clang::Decl* d) {
     clang::SourceLocation loc = d->getLocation();
     if (loc.isValid() && sm_.isInSystemHeader(sm_.getExpansionLoc(loc))) {
       // A page type in a system header (an -isystem directory, or a header that a system header
-      // includes, as CMake's precompiled-header wrapper does under #pragma clang system_header)
-      // cannot be rewritten. Say so, at the main file (clang hides warnings located in system
-      // headers), instead of leaving its objects untracked.
+      // includes) cannot be rewritten. Say so, at the main file (clang hides warnings located in
+      // system headers), instead of leaving its objects untracked. (CMake's precompiled-header
+      // wrapper includes the user's headers under #pragma clang system_header; the plugin blanks
+      // it while it builds the PCH, mmsb/rewriter/pch_wrapper.h. A PCH built without the
+      // plugin, or a wrapper with another prologue, still lands here.)
       const auto* rd = llvm::dyn_cast<clang::CXXRecordDecl>(d);
       if (rd != nullptr && rd->isThisDeclarationADefinition() && IsPageRecord(rd) &&
           !rd->isDependentType() && reported_system_pages_.insert(rd).second) {
@@ -52,8 +54,8 @@ bool PageVisitor::TraverseDecl(clang::Decl* d) {
                      {"page type " + Quote(RecordName(rd)) + " (" +
                           sm_.getFilename(sm_.getExpansionLoc(loc)).str() + ")",
                       "it is declared in a system header: an -isystem directory, or a header "
-                      "that a system header includes, such as CMake's precompiled-header "
-                      "wrapper; include it with -I and do not precompile it"});
+                      "that a system header includes; include it with -I, and build a "
+                      "precompiled header that holds it with the plugin"});
         }
       }
       return true;

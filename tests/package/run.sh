@@ -25,10 +25,12 @@ echo "== 1. find_package(mmsb) + mmsb_instrument"
 cmake -S "$src/tests/package/consumer" -B "$scratch/consumer" -G Ninja \
   -DCMAKE_CXX_COMPILER=clang++-19 -DCMAKE_PREFIX_PATH="$prefix" >"$scratch/configure.log"
 cmake --build "$scratch/consumer" | tee "$scratch/build.log"
-# CMake's precompiled-header wrapper makes counter_state.h a system header: its page type cannot be
-# instrumented, and the build must say so (docs/API.md, Limits) rather than lose it silently.
-grep -q "page type 'Tally' .* cannot be instrumented" "$scratch/build.log" ||
-  { echo "the page type in the precompiled header was left untracked without a warning"; exit 1; }
+# CMake's precompiled-header wrapper includes counter_state.h under #pragma clang system_header;
+# the plugin blanks that pragma while the PCH is built, so Tally is instrumented (counter_pch
+# checks that it is tracked) and nothing says otherwise.
+if grep -q "cannot be instrumented" "$scratch/build.log"; then
+  echo "the page type in the precompiled header was not instrumented"; exit 1
+fi
 "$scratch/consumer/counter"
 "$scratch/consumer/counter_pch"
 # The build opened an IR generation and captured the consumer's functions into its build tree.

@@ -85,7 +85,7 @@ void FillRecordHeader(std::uint8_t* header, std::uint64_t log_id, std::uint8_t t
 
 std::uint64_t HeaderHashCache::Hash(const std::uint8_t* header12, std::uint64_t log_id) {
   const std::uint64_t shape = std::uint64_t{Get32(header12 + 4)} << 8 | header12[8];
-  Entry& e = entries_[header12[8] & 7];
+  Entry& e = entries_[(header12[8] ^ (Get32(header12 + 4) << 3)) & 63];
   // The rest of the 12 bytes (magic, flags, reserved) is constant, so the shape and the log id
   // determine H.
   if (e.shape != shape || e.log_id != log_id || shape == 0) {
@@ -127,6 +127,19 @@ bool ParseRecordHeader(const std::uint8_t* p, std::uint64_t log_id, RecordHeader
   if (Get32(p) != kRecordMagic) return false;
   if (p[9] != 0 || Get16(p + 10) != 0) return false;
   const std::uint64_t hash = HeaderHash(p, log_id);
+  if (static_cast<std::uint32_t>(hash) != Get32(p + 12)) return false;
+  h->length = Get32(p + 4);
+  h->type = p[8];
+  h->hash = hash;
+  h->payload_check = Get64(p + 16);
+  return true;
+}
+
+bool ParseRecordHeader(const std::uint8_t* p, std::uint64_t log_id, RecordHeader* h,
+                       HeaderHashCache& cache) {
+  if (Get32(p) != kRecordMagic) return false;
+  if (p[9] != 0 || Get16(p + 10) != 0) return false;  // before the cache, which assumes them
+  const std::uint64_t hash = cache.Hash(p, log_id);
   if (static_cast<std::uint32_t>(hash) != Get32(p + 12)) return false;
   h->length = Get32(p + 4);
   h->type = p[8];

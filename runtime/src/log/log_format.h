@@ -116,8 +116,9 @@ void FillRecordHeader(std::uint8_t* header, std::uint64_t log_id, std::uint8_t t
 
 // H for the recent record shapes of one log. H depends only on (log_id, type, length), and the
 // records written at every commit repeat their shape (commit-info, commit): framing one of them
-// then costs one XXH3 call (the payload's) instead of two. Direct-mapped by type; a miss
-// computes H. Not thread-safe: one per writer of records.
+// then costs one XXH3 call (the payload's) instead of two. A reader checking a record's header
+// uses one too (a log's records come in few shapes). Direct-mapped by type and the length's low
+// bits; a miss computes H. Not thread-safe: one per writer or reader of records.
 class HeaderHashCache {
  public:
   std::uint64_t Hash(const std::uint8_t* header12, std::uint64_t log_id);
@@ -128,7 +129,7 @@ class HeaderHashCache {
     std::uint64_t shape = 0;  // length << 8 | type; 0: empty (no record has type 0)
     std::uint64_t hash = 0;
   };
-  Entry entries_[8];
+  Entry entries_[64];
 };
 
 // FillRecordHeader with H from `cache`.
@@ -149,6 +150,10 @@ struct RecordHeader {
 };
 // Checks magic, reserved fields and header_check of 24 header bytes.
 bool ParseRecordHeader(const std::uint8_t* p, std::uint64_t log_id, RecordHeader* h);
+// The same, with H from `cache` (the same answer: H is a function of the shape once magic,
+// flags and reserved fields have been checked).
+bool ParseRecordHeader(const std::uint8_t* p, std::uint64_t log_id, RecordHeader* h,
+                       HeaderHashCache& cache);
 bool PayloadMatches(const RecordHeader& h, std::span<const std::uint8_t> payload);
 
 }  // namespace mmsb::log

@@ -82,7 +82,7 @@ bool RecordReader::ValidAt(std::uint64_t off, RecordHeader* h, Status* status) {
   if (size_ - off < kRecordHeaderSize) return false;
   const std::uint8_t* p = Window(off, kRecordHeaderSize, status);
   if (p == nullptr) return false;
-  if (!ParseRecordHeader(p, log_id_, h)) return false;
+  if (!ParseRecordHeader(p, log_id_, h, header_hashes_)) return false;
   if (h->length > size_ - off - kRecordHeaderSize) return false;
   p = Window(off + kRecordHeaderSize, h->length, status);
   if (p == nullptr) return false;

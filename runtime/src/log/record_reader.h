@@ -82,6 +82,7 @@ class RecordReader {
   std::string name_;
   std::uint64_t size_;
   std::uint64_t log_id_ = 0;
+  HeaderHashCache header_hashes_;
   std::uint64_t pos_ = 0;
   std::uint64_t zero_tail_ = 0;
   std::vector<std::uint8_t> buf_;

@@ -7,6 +7,7 @@
 // bytes: nothing is allocated per record.
 #include <algorithm>
 #include <bit>
+#include <cstring>
 #include <map>
 
 #include <fmt/format.h>
@@ -41,6 +42,8 @@ struct PendingDelta {
   PageId page = kInvalidPageId;
   std::uint64_t mask = 0;
   std::uint64_t where = 0;
+  std::uint32_t inline_offset = 0;  // into the group's inline bytes, when inline_length > 0
+  std::uint32_t inline_length = 0;
 };
 
 namespace {
@@ -90,6 +93,7 @@ Status LogIndex::Impl::Scan(std::size_t first_seg, std::uint64_t skip_below) {
   // remove a page from the index, so the order among them does not matter).
   std::vector<Pending> group;
   std::vector<PendingDelta> deltas;
+  std::vector<std::uint8_t> inline_bytes;  // the group's small deltas (kInlineDeltaMax)
   std::vector<ByteRun> runs;
   for (std::size_t si = first_seg; si < segments.size(); ++si) {
     SegmentRec& seg = segments[si];
@@ -113,6 +117,7 @@ Status LogIndex::Impl::Scan(std::size_t first_seg, std::uint64_t skip_below) {
     const std::uint64_t resume = si == first_seg ? skip_below : 0;
     group.clear();
     deltas.clear();
+    inline_bytes.clear();
     for (;;) {
       log::RecordReader::Record rec;
       log::RecordReader::Damage dmg;
@@ -149,14 +154,16 @@ Status LogIndex::Impl::Scan(std::size_t first_seg, std::uint64_t skip_below) {
           if (c.epoch <= base_skip_through) {  // covered by the base checkpoint
             group.clear();
             deltas.clear();
+            inline_bytes.clear();
             continue;
           }
           return Corruption(fmt::format("{}:{}: commit epoch {} does not follow epoch {}", seg.path,
                                         rec.offset, c.epoch, last_epoch));
         }
-        MMSB_RETURN_IF_ERROR(ApplyGroup(group, deltas, c));
+        MMSB_RETURN_IF_ERROR(ApplyGroup(group, deltas, inline_bytes, c));
         group.clear();
         deltas.clear();
+        inline_bytes.clear();
         seg.end = rec.offset + log::kRecordHeaderSize + rec.payload.size();
         continue;
       }
@@ -164,10 +171,21 @@ Status LogIndex::Impl::Scan(std::size_t first_seg, std::uint64_t skip_below) {
         DeltaView v;
         Status s = delta_internal::ParseDeltaView(rec.payload, 0xFFFFFFFFu, false, &v);
         if (!s.ok()) return bad(s);
+        // The page's encoder state is written at the commit: fetched into the cache now, while
+        // the rest of the group is read (1,000 pages' states and block ends do not stay cached).
+        if (const std::size_t pi = PageIndex(v.page); pi != ~std::size_t{0}) {
+          __builtin_prefetch(&changes[pi], 1);
+        }
         PendingDelta& d = deltas.emplace_back();
         d.page = v.page;
         d.mask = RunBucketMask(v, &runs);
         d.where = (std::uint64_t{si} << 40) | rec.offset;
+        if (rec.payload.size() <= kInlineDeltaMax) {
+          // Copied: the payload may lie in the reader's buffer, which the next record reuses.
+          d.inline_offset = static_cast<std::uint32_t>(inline_bytes.size());
+          d.inline_length = static_cast<std::uint32_t>(rec.payload.size());
+          inline_bytes.insert(inline_bytes.end(), rec.payload.begin(), rec.payload.end());
+        }
         continue;
       }
       Pending& p = group.emplace_back();
@@ -217,7 +235,8 @@ Status LogIndex::Impl::Scan(std::size_t first_seg, std::uint64_t skip_below) {
 }
 
 Status LogIndex::Impl::ApplyGroup(std::vector<Pending>& group,
-                                  const std::vector<PendingDelta>& deltas, const LogCommit& c) {
+                                  const std::vector<PendingDelta>& deltas,
+                                  std::span<const std::uint8_t> inline_bytes, const LogCommit& c) {
   const Epoch e = c.epoch;
   CommitRec cr;
   cr.epoch = e;
@@ -291,6 +310,11 @@ Status LogIndex::Impl::ApplyGroup(std::vector<Pending>& group,
         break;
     }
   }
+  for (const PendingDelta& d : deltas) {  // the blocks' ends, fetched in parallel
+    if (const std::size_t i = PageIndex(d.page); i != ~std::size_t{0}) {
+      __builtin_prefetch(changes[i].enc.data() + changes[i].enc.size(), 1);
+    }
+  }
   for (const PendingDelta& d : deltas) {
     const std::size_t i = PageIndex(d.page);
     if (i == ~std::size_t{0}) {
@@ -298,14 +322,20 @@ Status LogIndex::Impl::ApplyGroup(std::vector<Pending>& group,
           fmt::format("epoch {}: delta for page {}, which does not exist", e, d.page));
     }
     // Appended in the file's encoding: epoch and position as deltas from the page's previous
-    // change, the mask as its lowest bucket and the bits from there.
+    // change, the mask as its lowest bucket (times two, plus one when the record's payload
+    // follows) and the bits from there, then a small record's payload.
     PageChanges& pc = changes[i];
-    std::uint8_t* p = pc.enc.Reserve(40);
+    std::uint8_t* p = pc.enc.Reserve(40 + kInlineDeltaMax);
     PutVar(p, e - pc.last_epoch);
     const unsigned lo = d.mask == 0 ? 64 : static_cast<unsigned>(std::countr_zero(d.mask));
-    PutVar(p, lo);
+    PutVar(p, (std::uint64_t{lo} << 1) | (d.inline_length > 0 ? 1 : 0));
     if (lo < 64) PutVar(p, d.mask >> lo);
     PutVar(p, d.where - pc.last_where);
+    if (d.inline_length > 0) {
+      PutVar(p, d.inline_length);
+      std::memcpy(p, inline_bytes.data() + d.inline_offset, d.inline_length);
+      p += d.inline_length;
+    }
     pc.enc.Commit(p);
     pc.last_epoch = e;
     pc.last_where = d.where;

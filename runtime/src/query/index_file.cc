@@ -200,6 +200,8 @@ bool LogIndex::Impl::Load(std::unique_ptr<RandomAccessFile> file) {
   if (!m.ok() || npages > ms) return false;
   pages.clear();
   changes.clear();
+  inline_at.clear();
+  inline_pool.clear();
   by_id.clear();
   dense.clear();
   for (std::uint64_t i = 0; i < npages && m.ok(); ++i) {

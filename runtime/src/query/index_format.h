@@ -16,9 +16,14 @@
 namespace mmsb::query {
 
 inline constexpr char kIndexMagic[8] = {'M', 'M', 'S', 'B', 'Q', 'I', 'D', 'X'};
-inline constexpr std::uint32_t kIndexVersion = 3;  // 3: builds list their units
+inline constexpr std::uint32_t kIndexVersion = 3;  // 3: small deltas inline, builds' units
 inline constexpr std::size_t kIndexHeader = 56;
 inline constexpr std::uint64_t kTailBytes = 32;
+// A delta record whose payload is at most this long is copied into its page's change block
+// (version 3), so a query applies it without reading the segment. Small deltas are the ones whose
+// positioned read costs most against their bytes; larger ones stay in the log only, which keeps
+// the index a small fraction of it.
+inline constexpr std::size_t kInlineDeltaMax = 64;
 
 // Appends v as a varint at p (at most 10 bytes).
 inline void PutVar(std::uint8_t*& p, std::uint64_t v) {

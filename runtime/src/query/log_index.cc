@@ -12,7 +12,9 @@
 //           bytes before that end), types, pages, edges, sites, builds, and two directories:
 //           per commit block (count, first and last epoch) and per page (change count, last
 //           epoch and position), each entry with its block's size and XXH3;
-//   blocks  the commit blocks, then the pages' change blocks, back to back.
+//   blocks  the commit blocks, then the pages' change blocks, back to back; a change block holds,
+//           per delta record, its epoch, buckets and position, and the record's payload itself
+//           when it is small (kInlineDeltaMax), so a query applies it without a read of the log.
 // Open reads the header and the meta only, and trusts them only when every segment named is still
 // there, unchanged up to its end, in the same order. A block is read (pread, no mapping) and
 // checked when a query first needs it; a block that fails its check makes the index rebuild itself
@@ -22,6 +24,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <unordered_map>
 
@@ -157,18 +160,36 @@ std::span<const IndexedChange> LogIndex::Impl::Changes(std::size_t i) const {
   c.list.reserve(c.count);
   Epoch epoch = 0;
   std::uint64_t where = 0;
+  bool bad = false;
   for (std::uint64_t k = 0; k < c.count && r.ok(); ++k) {
     IndexedChange ch;
     epoch += r.V();
-    const std::uint64_t lo = r.V();
+    const std::uint64_t lo_flag = r.V();
+    const std::uint64_t lo = lo_flag >> 1;
     ch.mask = lo < 64 ? r.V() << lo : 0;
     where += r.V();
     ch.epoch = epoch;
     ch.where = where;
+    std::span<const std::uint8_t> inline_delta;
+    if (lo_flag & 1) {
+      inline_delta = r.B();
+      if (inline_delta.empty() || inline_delta.size() > kInlineDeltaMax) {
+        bad = true;
+        break;
+      }
+    }
     if (epoch > c.truncate_after) break;
+    if (!inline_delta.empty() &&
+        inline_pool.size() + inline_delta.size() <= std::numeric_limits<std::uint32_t>::max()) {
+      // (Past 4 GiB of copies the record is read from the log instead, as a large one is.)
+      inline_at[where] = {static_cast<std::uint32_t>(inline_pool.size()),
+                          static_cast<std::uint32_t>(inline_delta.size())};
+      inline_pool.insert(inline_pool.end(), inline_delta.begin(), inline_delta.end());
+    }
     c.list.push_back(ch);
   }
-  if (!r.ok() && c.enc.empty()) {  // checksummed, yet not what it says: damaged all the same
+  if ((bad || !r.ok()) &&
+      c.enc.empty()) {  // checksummed, yet not what it says: damaged all the same
     c.list.clear();
     IndexDamaged(fmt::format("the changes of page {} do not decode", pages[i].id));
     return Changes(i);
@@ -287,6 +308,16 @@ Expected<const RandomAccessFile*> LogIndex::Impl::File(std::size_t seg) const {
 
 Status LogIndex::Impl::ReadDelta(const IndexedChange& c, std::vector<std::uint8_t>* scratch,
                                  DeltaView* v) const {
+  if (auto it = inline_at.find(c.where); it != inline_at.end()) {
+    const std::span<const std::uint8_t> payload(inline_pool.data() + it->second.offset,
+                                                it->second.length);
+    Status s = delta_internal::ParseDeltaView(payload, 0xFFFFFFFFu, false, v);
+    if (!s.ok()) {
+      return Corruption(fmt::format("{}: the delta copied for position {} of the log: {}",
+                                    index_path, c.where, s.message()));
+    }
+    return Status::Ok();
+  }
   const std::size_t seg = c.where >> 40;
   const std::uint64_t off = c.where & ((std::uint64_t{1} << 40) - 1);
   auto f = File(seg);
@@ -325,6 +356,8 @@ Status LogIndex::Impl::ReadDelta(const IndexedChange& c, std::vector<std::uint8_
 // ---- Open -------------------------------------------------------------------------------------
 
 Status LogIndex::Impl::BuildFresh(const log::LogDirListing& listing) {
+  inline_at.clear();
+  inline_pool.clear();
   pages.clear();
   changes.clear();
   by_id.clear();

@@ -173,6 +173,14 @@ class LogIndex::Impl {
   mutable std::vector<std::uint8_t> block_scratch;
   mutable std::size_t read_hint = 256;  // ReadDelta's first read: the last record's size
   std::vector<TxRec> group_txs;         // ApplyGroup's
+  // The payloads of small delta records, copied from the change blocks as they are decoded
+  // (index_format.h, kInlineDeltaMax): `where` -> [offset, offset + length) of `inline_pool`.
+  struct InlineRef {
+    std::uint32_t offset = 0;
+    std::uint32_t length = 0;
+  };
+  mutable std::unordered_map<std::uint64_t, InlineRef> inline_at;
+  mutable std::vector<std::uint8_t> inline_pool;
 
   const IndexedPage* Page(PageId id) const;
   std::size_t PageIndex(PageId id) const;  // ~0 when absent
@@ -182,11 +190,13 @@ class LogIndex::Impl {
   Status ReadBlock(const BlockRef& b, std::vector<std::uint8_t>* out) const;
   void IndexDamaged(const std::string& what) const;
   Expected<const RandomAccessFile*> File(std::size_t seg) const;
+  // The delta behind `c`: from its change block when it was small enough to be copied there,
+  // else read (and checked) from its segment into `*scratch`.
   Status ReadDelta(const IndexedChange& c, std::vector<std::uint8_t>* scratch,
                    delta_internal::DeltaView* v) const;
   Status Scan(std::size_t first_seg, std::uint64_t skip_below);
   Status ApplyGroup(std::vector<Pending>& group, const std::vector<PendingDelta>& deltas,
-                    const LogCommit& c);
+                    std::span<const std::uint8_t> inline_bytes, const LogCommit& c);
   void AddPage(IndexedPage page);
   void AppendCommit(const CommitRec& c, std::span<const TxRec> txs);
   std::vector<EdgeInfo> EdgesAt(Epoch epoch) const;

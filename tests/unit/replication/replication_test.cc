@@ -25,6 +25,7 @@
 #include "bus_workload.h"
 #include "log_test_util.h"
 #include "nats_fixture.h"
+#include "nats_util.h"
 
 namespace mmsb {
 namespace {
@@ -112,11 +113,8 @@ std::vector<Epoch> CompleteEpochsInStream(const std::string& server, const std::
     for (std::uint64_t seq = si->State.FirstSeq; seq <= si->State.LastSeq; ++seq) {
       natsMsg* m = nullptr;
       if (js_GetMsg(&m, js, stream.c_str(), seq, nullptr, &err) != NATS_OK) continue;
-      const char* last = nullptr;
-      const char* epoch = nullptr;
-      natsMsgHeader_Get(m, "Mmsb-Last", &last);
-      natsMsgHeader_Get(m, "Mmsb-Epoch", &epoch);
-      if (last != nullptr && std::string(last) == "1") out.push_back(std::stoull(epoch));
+      repl::ChunkMeta meta;
+      if (repl::ReadChunkMeta(m, &meta).ok() && meta.last) out.push_back(meta.epoch);
       natsMsg_Destroy(m);
     }
     jsStreamInfo_Destroy(si);
@@ -252,13 +250,15 @@ void PublishPartialEpoch(const std::string& server, const std::string& stream, E
   ASSERT_EQ(natsConnection_ConnectTo(&nc, server.c_str()), NATS_OK);
   natsConnection_JetStream(&js, nc, nullptr);
   natsMsg* m = nullptr;
-  const std::string payload(500, 'x');
-  natsMsg_Create(&m, (stream + ".log").c_str(), nullptr, payload.data(),
-                 static_cast<int>(payload.size()));
-  natsMsgHeader_Set(m, "Mmsb-Epoch", std::to_string(epoch).c_str());
-  natsMsgHeader_Set(m, "Mmsb-Chunk", "0");
-  natsMsgHeader_Set(m, "Mmsb-Log-Id", "0000000000000001");
-  natsMsgHeader_Set(m, "Mmsb-Token", std::to_string(token).c_str());
+  std::vector<std::uint8_t> payload(repl::kChunkPrefixBytes + 500, 'x');
+  repl::ChunkMeta meta;
+  meta.epoch = epoch;
+  meta.chunk = 0;
+  meta.log_id = 1;
+  meta.token = token;
+  repl::EncodeChunkMeta(meta, payload.data());
+  natsMsg_Create(&m, (stream + ".log").c_str(), nullptr,
+                 reinterpret_cast<const char*>(payload.data()), static_cast<int>(payload.size()));
   jsPubAck* pa = nullptr;
   jsErrCode err;
   ASSERT_EQ(js_PublishMsg(&pa, js, m, nullptr, &err), NATS_OK);
@@ -296,6 +296,63 @@ TEST_F(ReplicationTest, PartialEpochOfAKilledPublisherIsNeverApplied) {
   EXPECT_EQ((*f)->stats().partial_dropped, 1u);
   EndSession();
   EXPECT_EQ((*f)->state().Hash(), Replayed(dir.Sub("run.tlog")).Hash());
+}
+
+// Publishes one raw data message to `stream` (no expectations): `payload` and, when `epoch_header`
+// is set, format 1's Mmsb-Epoch header.
+void PublishRaw(const std::string& server, const std::string& stream,
+                const std::vector<std::uint8_t>& payload, const char* epoch_header) {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, server.c_str()), NATS_OK);
+  natsConnection_JetStream(&js, nc, nullptr);
+  natsMsg* m = nullptr;
+  natsMsg_Create(&m, (stream + ".log").c_str(), nullptr,
+                 reinterpret_cast<const char*>(payload.data()), static_cast<int>(payload.size()));
+  if (epoch_header != nullptr) natsMsgHeader_Set(m, "Mmsb-Epoch", epoch_header);
+  jsPubAck* pa = nullptr;
+  jsErrCode err;
+  ASSERT_EQ(js_PublishMsg(&pa, js, m, nullptr, &err), NATS_OK);
+  jsPubAck_Destroy(pa);
+  natsMsg_Destroy(m);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+}
+
+// Wire format 2 is versioned: a follower or publisher meeting a format-1 message (an older
+// MMSB's headers) or a newer version refuses it by name instead of misreading it.
+TEST_F(ReplicationTest, MessagesOfAnotherWireFormatAreRefusedByName) {
+  TempDir dir;
+  ASSERT_TRUE(Lead(dir.Sub("run.tlog"), server_.Url("S31")).ok());
+  BusWorkload w(31);
+  w.Setup();
+  Run(w, 3);
+  ASSERT_TRUE(repl_->WaitAcked(log_->LogEpoch(current_epoch())).ok());
+  EndSession();
+  // A newer version after the stream's format-2 epochs: the follower stops there, naming it.
+  std::vector<std::uint8_t> newer(repl::kChunkPrefixBytes + 10, 0);
+  repl::ChunkMeta meta;
+  meta.epoch = 4;
+  meta.last = true;
+  repl::EncodeChunkMeta(meta, newer.data());
+  newer[7] = 3;
+  PublishRaw(server_.server(), "S31", newer, nullptr);
+  auto f = Follower::Open(server_.Url("S31"));
+  ASSERT_FALSE(f.ok());  // the stream's tail is read at open
+  EXPECT_NE(f.status().message().find("wire format 3"), std::string::npos) << f.status().ToString();
+  // A format-1 message: a payload of log records and the fields in Mmsb-* headers.
+  PublishRaw(server_.server(), "S31", std::vector<std::uint8_t>(20, 1), "5");
+  f = Follower::Open(server_.Url("S31"));
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("wire format 1"), std::string::npos) << f.status().ToString();
+  ASSERT_TRUE(start().ok());
+  auto log = AttachLog(dir.Sub("run.tlog"));
+  ASSERT_TRUE(log.ok());
+  auto r = Replicate(*log, server_.Url("S31"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("wire format 1"), std::string::npos) << r.status().ToString();
+  ASSERT_TRUE((*log)->Close().ok());
+  stop();
 }
 
 TEST_F(ReplicationTest, ServerKilledAndRestartedLosesAndDuplicatesNothing) {
@@ -347,11 +404,6 @@ TEST_F(ReplicationTest, RetryOfAStoredEpochIsRefusedByItsExpectedLastSequence) {
     ASSERT_EQ(natsMsg_Create(&retry, natsMsg_GetSubject(stored), nullptr, natsMsg_GetData(stored),
                              natsMsg_GetDataLength(stored)),
               NATS_OK);
-    for (const char* h :
-         {"Mmsb-Epoch", "Mmsb-Chunk", "Mmsb-Last", "Mmsb-Log-Id", "Mmsb-Hash", "Mmsb-Token"}) {
-      const char* v = nullptr;
-      if (natsMsgHeader_Get(stored, h, &v) == NATS_OK) natsMsgHeader_Set(retry, h, v);
-    }
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.ExpectLastSeq = seq - 1;  // what the publisher expected when it first sent it

@@ -24,7 +24,11 @@
 namespace mmsb::rewriter {
 
 struct InnerCompileRequest {
-  const RewriteOutput* rewrite = nullptr;       // null: compile the original files
+  const RewriteOutput* rewrite = nullptr;  // null: compile the original files
+  // Files whose contents replace those on disk whether or not anything was rewritten, the same
+  // way as the rewritten files (CMake's PCH wrapper without its system_header pragma,
+  // mmsb/rewriter/pch_wrapper.h).
+  std::vector<RewriteOutput::File> overrides;
   clang::DiagnosticConsumer* client = nullptr;  // receives every diagnostic of the compile
   std::string runtime_include_dir;              // where <mmsb/instrument.h> lives
   bool run_checker = true;
