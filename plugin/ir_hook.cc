@@ -160,6 +160,18 @@ std::string FlagsHash(const clang::CompilerInstance& ci, llvm::StringRef input) 
   return buf;
 }
 
+// The name a unit note gives the TU: the main file as the compiler was given it (what the object's
+// STT_FILE symbol already says), with the first matching -ffile-prefix-map/-fdebug-prefix-map
+// applied as clang applies it to debug info, so that a build made reproducible across
+// directories stays so.
+std::string UnitSource(llvm::StringRef file, const clang::CodeGenOptions& cg) {
+  llvm::SmallString<256> path(file);
+  for (auto it = cg.DebugPrefixMap.rbegin(); it != cg.DebugPrefixMap.rend(); ++it) {
+    if (llvm::sys::path::replace_path_prefix(path, it->first, it->second)) break;
+  }
+  return path.str().str();
+}
+
 // Reports `message` as a warning through `client`. The inner compile has ended the consumer's
 // source file, so open a (location-less) one around the report.
 void Warn(const clang::CompilerInstance& outer, clang::DiagnosticConsumer* client,
@@ -200,6 +212,11 @@ void IrCaptureHook::Install(clang::CompilerInstance& codegen, clang::CompilerIns
   parsed_ = &parsed;
   ir::CaptureConfig config;
   config.page_writes = page_writes_;
+  config.unit_note = unit_note_;
+  config.unit_salt = clang::getClangFullVersion();
+  const clang::FrontendOptions& fe = parsed.getFrontendOpts();
+  if (!fe.Inputs.empty() && fe.Inputs[0].isFile())
+    config.unit_source = UnitSource(fe.Inputs[0].getFile(), codegen.getCodeGenOpts());
   config.locate = [this](llvm::StringRef mangled) -> ir::SourceLocation {
     // The plugin's own parse: its AST lives until the plugin action ends.
     if (parsed_ == nullptr || !parsed_->hasASTContext()) return {};
@@ -233,6 +250,7 @@ void IrCaptureHook::Finish(const clang::CompilerInstance& outer, bool compile_ok
     if (IsDriverTemporary(capture.output)) capture.output.clear();
     capture.compiler = clang::getClangFullVersion();
     capture.flags_hash = FlagsHash(outer, input);
+    capture.unit_hash = session->unit_hash();
     capture.functions = session->TakeRecords();
     if (capture.source.empty()) {  // standard input: no TU identity to key captures by
       if (verbose_) llvm::errs() << "mmsb: IR capture skipped: the source is not a file\n";

@@ -40,6 +40,10 @@ class IrCaptureHook {
   bool ParseArg(llvm::StringRef arg);
   void set_verbose(bool verbose) { verbose_ = verbose; }
   bool enabled() const { return enabled_; }
+  // Whether the next Install also writes the TU's unit note into the object (mmsb/formats/
+  // unit_note.h). Only rewritten TUs get one: a TU the plugin does not rewrite compiles to
+  // exactly plain clang's object.
+  void set_unit_note(bool on) { unit_note_ = on; }
 
   // The page types each function writes, keyed by mangled name.
   void SetPageWrites(const std::map<std::string, std::set<std::string>>& writes);
@@ -56,6 +60,7 @@ class IrCaptureHook {
  private:
   bool enabled_ = true;
   bool verbose_ = false;
+  bool unit_note_ = false;
   std::map<std::string, std::set<std::string>> page_writes_;
   std::shared_ptr<ir::CaptureSession> session_;
   clang::CompilerInstance* parsed_ = nullptr;  // between Install and Finish

@@ -505,8 +505,10 @@ class MmsbAction : public clang::PluginASTAction {
       llvm::errs() << "mmsb: compiling " << (rewrite_ ? "the rewritten" : "the original")
                    << " source\n";
     }
-    // The second pass generates the code: the IR capture moves there.
+    // The second pass generates the code: the IR capture moves there. A rewritten TU's object
+    // names the TU in a unit note; an unrewritten one stays exactly plain clang's.
     second_pass_ran_ = true;
+    ir_.set_unit_note(rewrite_.has_value());
     request.before_execute = [this, &ci](clang::CompilerInstance& inner) {
       ir_.Install(inner, ci);
     };

@@ -244,9 +244,18 @@ std::string Describe(const LogEntry& e, nlohmann::json* j) {
       (*j)["build_id"] = x.build_id;
       (*j)["executable"] = x.executable;
       (*j)["units"] = x.units.size();
-      return fmt::format("{} build id {}, {} unit hash(es)",
-                         x.executable.empty() ? "(unknown executable)" : x.executable,
-                         x.build_id.empty() ? "(none)" : x.build_id, x.units.size());
+      nlohmann::json units = nlohmann::json::array();
+      std::string s = fmt::format("{} build id {}, {} unit hash(es)",
+                                  x.executable.empty() ? "(unknown executable)" : x.executable,
+                                  x.build_id.empty() ? "(none)" : x.build_id, x.units.size());
+      for (const LogBuild::Unit& u : x.units) {
+        units.push_back(
+            {{"source", u.source}, {"content_hash", fmt::format("{:016x}", u.content_hash)}});
+        s += fmt::format("{} {:016x} {}", &u == x.units.data() ? ":" : ";", u.content_hash,
+                         u.source);
+      }
+      (*j)["unit_hashes"] = std::move(units);
+      return s;
     }
     case LogRecordType::kCheckpointEnd:
       (*j)["pages"] = e.checkpoint_end.pages;

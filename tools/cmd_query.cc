@@ -397,6 +397,109 @@ std::string Cwd() {
   return std::filesystem::current_path(ec).string();
 }
 
+std::string HashHex(std::uint64_t h) { return fmt::format("{:016x}", h); }
+
+// The run's build, matched against the IR store through its units' content hashes.
+struct BuildInStore {
+  query::BuildInfo build;
+  ir::BuildMatch match;
+};
+
+Expected<BuildInStore> MatchRunBuild(ir::Store& store, const query::BuildInfo& build) {
+  std::vector<ir::UnitRef> units;
+  units.reserve(build.units.size());
+  for (const LogBuild::Unit& u : build.units) units.push_back({u.source, u.content_hash});
+  MMSB_ASSIGN_OR_RETURN(ir::BuildMatch match, store.MatchBuild(units));
+  return BuildInStore{build, std::move(match)};
+}
+
+json BuildJson(const BuildInStore& b) {
+  json j = {{"build_id", b.build.build_id}, {"executable", b.build.executable}};
+  j["units"] = json::array();
+  for (const ir::UnitMatch& u : b.match.units) {
+    json x = {{"source", u.unit.source}, {"content_hash", HashHex(u.unit.content_hash)}};
+    x["generation"] = u.captured_in == 0 ? json(nullptr) : json(u.captured_in);
+    x["tu"] = u.tu_source.empty() ? json(nullptr) : json(u.tu_source);
+    j["units"].push_back(std::move(x));
+  }
+  j["units_known"] = b.match.known;
+  j["generation"] = b.match.generation == 0 ? json(nullptr) : json(b.match.generation);
+  j["last_generation"] =
+      b.match.last_generation == 0 ? json(nullptr) : json(b.match.last_generation);
+  return j;
+}
+
+void PrintBuild(const BuildInStore& b, const Palette& pal) {
+  std::printf("  run built as %s (build id %s)\n",
+              b.build.executable.empty() ? "(unknown executable)" : b.build.executable.c_str(),
+              b.build.build_id.empty() ? "(none)" : b.build.build_id.c_str());
+  if (b.build.units.empty()) {
+    std::printf(
+        "  the log names no translation units (written before unit hashes, or no TU "
+        "was instrumented)\n");
+    return;
+  }
+  if (b.match.generation != 0) {
+    std::printf("  built from IR generation %s",
+                pal.Bold(std::to_string(b.match.generation)).c_str());
+    if (b.match.last_generation != b.match.generation) {
+      std::printf(" (generations up to %lld hold the same units)",
+                  static_cast<long long>(b.match.last_generation));
+    }
+    std::printf("\n");
+  } else {
+    std::printf("  no IR generation holds this build (%d of %zu unit(s) known to the store)\n",
+                b.match.known, b.build.units.size());
+  }
+  for (const ir::UnitMatch& u : b.match.units) {
+    std::printf("    %s  %s  %s\n", HashHex(u.unit.content_hash).c_str(), u.unit.source.c_str(),
+                u.captured_in == 0 ? "not in the store"
+                                   : fmt::format("generation {}", u.captured_in).c_str());
+  }
+}
+
+Expected<std::unique_ptr<ir::Store>> OpenStoreFor(const std::string& store_path,
+                                                  const char* command) {
+  auto store = ir::Store::Open(store_path, ir::Store::Mode::kExisting);
+  if (!store.ok()) {
+    return Status(store.status().code(),
+                  store.status().message() + " (" + command +
+                      " needs the IR store of the build that ran: pass --store or set " +
+                      ir::kStoreEnv + ")");
+  }
+  return store;
+}
+
+int RunBuild(const QueryArgs& a) {
+  Epoch at = 0;
+  int rc = 0;
+  if (!EpochFlag(a.at, "--at", kLatestEpoch, &at, &rc)) return rc;
+  auto index = OpenIndex(a.log);
+  if (!index.ok()) return FailLog(index.status(), false);
+  if (int rc = CheckReached(**index, a.log, "--at", at)) return rc;
+  if (at == kLatestEpoch) at = (*index)->last_epoch();
+  const std::string store_path = a.store.empty() ? ir::ResolveStorePath(Cwd(), Cwd()) : a.store;
+  auto store = OpenStoreFor(store_path, "build");
+  if (!store.ok()) return Fail(store.status().message());
+  auto b = MatchRunBuild(**store, (*index)->BuildAt(at));
+  if (!b.ok()) return Fail(b.status().message());
+  if (a.json) {
+    json j;
+    j["format"] = "mmsb.build/1";
+    j["log"] = a.log;
+    j["at"] = at;
+    j["store"] = store_path;
+    j["build"] = BuildJson(*b);
+    Print(j);
+    return 0;
+  }
+  const Palette pal(ColorStdout());
+  std::printf("the run at epoch %llu, IR store %s\n", static_cast<unsigned long long>(at),
+              store_path.c_str());
+  PrintBuild(*b, pal);
+  return 0;
+}
+
 int RunWhy(const QueryArgs& a) {
   Epoch at = 0;
   int rc = 0;
@@ -409,16 +512,29 @@ int RunWhy(const QueryArgs& a) {
   if (!b.ok()) return FailAbout(a.field, b.status());
   const query::IndexedPage* page = (*index)->FindPage(b->change.field.page);
   const std::string type = page ? page->type_name : "";
-  const query::BuildInfo build = (*index)->BuildAt(b->change.epoch);
 
   const std::string store_path = a.store.empty() ? ir::ResolveStorePath(Cwd(), Cwd()) : a.store;
-  auto store = ir::Store::Open(store_path, ir::Store::Mode::kExisting);
-  if (!store.ok()) {
-    return Fail(store.status().message() +
-                " (why needs the IR store of the build that ran: pass --store or set " +
-                ir::kStoreEnv + ")");
+  auto store = OpenStoreFor(store_path, "why");
+  if (!store.ok()) return Fail(store.status().message());
+  auto build = MatchRunBuild(**store, (*index)->BuildAt(b->change.epoch));
+  if (!build.ok()) return Fail(build.status().message());
+  // The generation to compare: --gen, else the one the run's units name, else the latest.
+  std::string gen_from = "--gen";
+  std::string gen_spec = a.gen;
+  if (gen_spec.empty() && build->match.generation != 0) {
+    gen_from = "build";
+    gen_spec = std::to_string(build->match.generation);
+  } else if (gen_spec.empty()) {
+    gen_from = "latest";
+    gen_spec = "latest";
+    fmt::print(stderr, "mmsb: note: {}; comparing the latest generation (--gen picks another)\n",
+               build->build.units.empty()
+                   ? "the log names no translation units of the run's build"
+                   : fmt::format("no IR generation holds the run's build ({} of {} unit(s) "
+                                 "known to the store)",
+                                 build->match.known, build->build.units.size()));
   }
-  auto gen = (*store)->ResolveGeneration(a.gen.empty() ? "latest" : a.gen);
+  auto gen = (*store)->ResolveGeneration(gen_spec);
   if (!gen.ok()) return Fail("--gen: " + gen.status().message());
   auto gens = (*store)->Generations(false);
   if (!gens.ok()) return Fail(gens.status().message());
@@ -461,9 +577,10 @@ int RunWhy(const QueryArgs& a) {
     j["change"] = ChangeJson(b->change);
     j["commit"] = CommitJson(b->commit);
     j["page_type"] = type;
-    j["build"] = {{"build_id", build.build_id}, {"executable", build.executable}};
+    j["build"] = BuildJson(*build);
     j["store"] = store_path;
     j["generation"] = *gen;
+    j["generation_from"] = gen_from;
     j["previous_generation"] = prev;
     j["writers"] = json::array();
     for (const auto* f : writers) {
@@ -491,10 +608,7 @@ int RunWhy(const QueryArgs& a) {
               pal.Bold(fmt::format("epoch {}", b->change.epoch)).c_str(),
               pal.Red(b->change.old_value).c_str(), pal.Green(b->change.new_value).c_str());
   std::printf("  committed by %s\n", pal.Cyan(SitesText(b->commit)).c_str());
-  if (!build.build_id.empty()) {
-    std::printf("  run built as %s (build id %s)\n", build.executable.c_str(),
-                build.build_id.c_str());
-  }
+  PrintBuild(*build, pal);
   std::printf("  IR store %s: generation %lld", store_path.c_str(), static_cast<long long>(*gen));
   if (prev != 0) std::printf(" vs %lld", static_cast<long long>(prev));
   std::printf("\n");
@@ -593,8 +707,17 @@ void AddQuery(CLI::App& app) {
   w->add_option("field", a.field, kField)->required();
   w->add_option("--at", a.at, "the epoch (default: latest)")->check(NonEmpty());
   w->add_option("--store", a.store, "IR store (default: MMSB_IR_STORE or .mmsb/ir.db)");
-  w->add_option("--gen", a.gen, "the generation the run was built from (default: latest)");
+  w->add_option("--gen", a.gen,
+                "the generation the run was built from (default: the one its build's unit "
+                "hashes name, else the latest)");
   SetAction(w, [] { return RunWhy(a); });
+
+  CLI::App* bu = app.add_subcommand(
+      "build", "the build a run was made from: its units and the IR generations they came from");
+  common(bu);
+  bu->add_option("--at", a.at, "an epoch of the run (default: latest)")->check(NonEmpty());
+  bu->add_option("--store", a.store, "IR store (default: MMSB_IR_STORE or .mmsb/ir.db)");
+  SetAction(bu, [] { return RunBuild(a); });
 }
 
 const CommandRegistrar kRegistrar(AddQuery);

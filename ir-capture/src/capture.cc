@@ -1,15 +1,22 @@
 #include "mmsb/ir/capture.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
 
+#include "mmsb/formats/unit_note.h"
 #include "mmsb/ir/normalize.h"
 
 #include "llvm/IR/DebugInfoMetadata.h"
 #include "llvm/IR/InstrTypes.h"
 #include "llvm/IR/IntrinsicInst.h"
+#include "llvm/IR/ModuleSlotTracker.h"
 #include "llvm/IR/PassManager.h"
 #include "llvm/IR/StructuralHash.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/TargetParser/Triple.h"
+#include "llvm/Transforms/Utils/ModuleUtils.h"
 
 namespace mmsb::ir {
 
@@ -73,6 +80,99 @@ bool IsInstrumentationAbi(llvm::StringRef name) {
   return name.starts_with("4mmsb2rt");
 }
 
+// The unit note's global (never captured, never hashed).
+constexpr char kUnitNoteGlobal[] = "__mmsb_unit_note";
+
+// XXH3-64 over length-prefixed fields, so that no two different field lists hash alike by
+// concatenation.
+class FieldHash {
+ public:
+  FieldHash() : state_(XXH3_createState()) { XXH3_64bits_reset(state_); }
+  ~FieldHash() { XXH3_freeState(state_); }
+  FieldHash(const FieldHash&) = delete;
+  FieldHash& operator=(const FieldHash&) = delete;
+
+  void Add(llvm::StringRef field) {
+    const std::uint64_t n = field.size();
+    XXH3_64bits_update(state_, &n, sizeof n);
+    XXH3_64bits_update(state_, field.data(), field.size());
+  }
+  void Add(std::uint64_t v) { XXH3_64bits_update(state_, &v, sizeof v); }
+  std::uint64_t Digest() const { return XXH3_64bits_digest(state_); }
+
+ private:
+  XXH3_state_t* state_;
+};
+
+// Module-level content the function texts do not hold: defined global variables (with their
+// initialisers, as LLVM prints them) and aliases, in module order.
+void HashGlobals(const llvm::Module& m, FieldHash& h) {
+  llvm::ModuleSlotTracker mst(&m, /*ShouldInitializeAllMetadata=*/false);
+  std::string text;
+  for (const llvm::GlobalVariable& gv : m.globals()) {
+    if (gv.isDeclaration() || gv.getName() == kUnitNoteGlobal) continue;
+    text.clear();
+    llvm::raw_string_ostream os(text);
+    os << gv.getName() << ' ' << static_cast<unsigned>(gv.getLinkage()) << ' '
+       << static_cast<unsigned>(gv.getVisibility()) << ' '
+       << static_cast<unsigned>(gv.getThreadLocalMode()) << ' '
+       << static_cast<unsigned>(gv.getUnnamedAddr()) << ' ' << gv.isConstant() << ' '
+       << gv.getSection() << ' ' << gv.getAlign().valueOrOne().value() << ' ';
+    gv.getInitializer()->print(os, mst);
+    h.Add(text);
+  }
+  for (const llvm::GlobalAlias& ga : m.aliases()) {
+    text.clear();
+    llvm::raw_string_ostream os(text);
+    os << ga.getName() << ' ' << static_cast<unsigned>(ga.getLinkage()) << ' ';
+    ga.getAliasee()->print(os, mst);
+    h.Add(text);
+  }
+}
+
+// Writes the TU's unit note (mmsb/formats/unit_note.h) into the module, after `post`: a private
+// constant in section .note.mmsb.unit, laid out as an ELF note, kept by llvm.compiler.used.
+class UnitNotePass : public llvm::PassInfoMixin<UnitNotePass> {
+ public:
+  explicit UnitNotePass(std::shared_ptr<CaptureSession> session) : session_(std::move(session)) {}
+
+  llvm::PreservedAnalyses run(llvm::Module& m, llvm::ModuleAnalysisManager&) {
+    const CaptureConfig& config = session_->config();
+    if (!config.unit_note || session_->unit_hash() == 0 || m.getNamedGlobal(kUnitNoteGlobal))
+      return llvm::PreservedAnalyses::all();
+    // A note section is an ELF thing; GPU code objects are not linked into the program.
+    const llvm::Triple triple(m.getTargetTriple());
+    if (!triple.isOSBinFormatELF() || triple.isNVPTX() || triple.isAMDGPU() || triple.isSPIRV())
+      return llvm::PreservedAnalyses::all();
+    llvm::LLVMContext& ctx = m.getContext();
+    const std::string desc = unit_note::EncodeDesc(session_->unit_hash(), config.unit_source);
+    std::string name(unit_note::kName, unit_note::kNameSize);
+    name.resize(8, '\0');  // the name, padded to 4
+    std::string padded_desc = desc;
+    padded_desc.resize((desc.size() + 3) / 4 * 4, '\0');
+    llvm::Type* i32 = llvm::Type::getInt32Ty(ctx);
+    llvm::Constant* fields[] = {
+        llvm::ConstantInt::get(i32, unit_note::kNameSize),
+        llvm::ConstantInt::get(i32, desc.size()),
+        llvm::ConstantInt::get(i32, unit_note::kType),
+        llvm::ConstantDataArray::getString(ctx, name, /*AddNull=*/false),
+        llvm::ConstantDataArray::getString(ctx, padded_desc, /*AddNull=*/false),
+    };
+    llvm::Constant* init = llvm::ConstantStruct::getAnon(ctx, fields, /*Packed=*/true);
+    auto* gv = new llvm::GlobalVariable(m, init->getType(), /*isConstant=*/true,
+                                        llvm::GlobalValue::PrivateLinkage, init, kUnitNoteGlobal);
+    gv->setSection(unit_note::kSection);
+    gv->setAlignment(llvm::Align(4));
+    llvm::appendToCompilerUsed(m, {gv});
+    return llvm::PreservedAnalyses::none();
+  }
+
+  static bool isRequired() { return true; }
+
+ private:
+  std::shared_ptr<CaptureSession> session_;
+};
+
 }  // namespace
 
 CaptureSession::CaptureSession(CaptureConfig config) : config_(std::move(config)) {}
@@ -84,8 +184,13 @@ void CaptureSession::CaptureModule(const llvm::Module& m, Stage stage) {
   captured_[s] = true;
   if (stage == Stage::kPre) pre_callees_.clear();
   ModuleNormalizer normalizer(m);
+  std::vector<std::pair<std::string, std::string>> abi;  // at `post`: the instrumentation's code
   for (const llvm::Function& f : m) {
-    if (f.isDeclaration() || !f.hasName() || IsInstrumentationAbi(f.getName())) continue;
+    if (f.isDeclaration() || !f.hasName()) continue;
+    if (IsInstrumentationAbi(f.getName())) {
+      if (stage == Stage::kPost) abi.emplace_back(f.getName().str(), normalizer.Normalize(f));
+      continue;
+    }
     FunctionRecord r;
     r.name = f.getName().str();
     r.stage = stage;
@@ -137,6 +242,28 @@ void CaptureSession::CaptureModule(const llvm::Module& m, Stage stage) {
     r.page_types.assign(pages.begin(), pages.end());
     out.push_back(std::move(r));
   }
+  if (stage != Stage::kPost) return;
+  FieldHash h;
+  h.Add("mmsb-unit/1");
+  h.Add(config_.unit_salt);
+  h.Add(m.getTargetTriple());
+  h.Add(m.getDataLayoutStr());
+  h.Add(m.getModuleInlineAsm());
+  for (const std::vector<FunctionRecord>& records : records_) {
+    h.Add(records.size());
+    for (const FunctionRecord& r : records) {
+      h.Add(r.name);
+      h.Add(r.text);
+    }
+  }
+  h.Add(abi.size());
+  for (const auto& [name, text] : abi) {
+    h.Add(name);
+    h.Add(text);
+  }
+  HashGlobals(m, h);
+  unit_hash_ = h.Digest();
+  if (unit_hash_ == 0) unit_hash_ = 1;  // 0 means "none" in a note and in the store
 }
 
 std::vector<FunctionRecord> CaptureSession::TakeRecords() {
@@ -146,6 +273,7 @@ std::vector<FunctionRecord> CaptureSession::TakeRecords() {
   records_[0].clear();
   records_[1].clear();
   captured_[0] = captured_[1] = false;
+  unit_hash_ = 0;
   pre_callees_.clear();
   return all;
 }
@@ -158,6 +286,7 @@ void RegisterCapturePasses(llvm::PassBuilder& pb, std::shared_ptr<CaptureSession
   pb.registerOptimizerLastEPCallback(
       [session](llvm::ModulePassManager& mpm, llvm::OptimizationLevel) {
         mpm.addPass(CapturePass(session, Stage::kPost));
+        mpm.addPass(UnitNotePass(session));
       });
 }
 

@@ -161,6 +161,15 @@ class Store::Impl {
     return q.Int(0) > 0;
   }
 
+  // Whether `captures` has the unit_hash column (stores made before it do not).
+  Expected<bool> HasUnitHashes() {
+    MMSB_ASSIGN_OR_RETURN(auto q, Prepare("SELECT count(*) FROM pragma_table_info('captures') "
+                                          "WHERE name='unit_hash'"));
+    MMSB_ASSIGN_OR_RETURN(auto row, q.Step());
+    (void)row;
+    return q.Int(0) > 0;
+  }
+
   // The bytes of dictionary `id` (the codec's loader).
   Expected<std::string> LoadDictionary(std::uint32_t id);
 

@@ -5,6 +5,10 @@
 // Versions: 1 had no `dicts` table (every blob compressed alone); 2 adds it. A version-1 store
 // is read as it is and becomes version 2 when a writer stores its first dictionary in it
 // (kCreateDicts), since only then can a blob need what a version-1 reader lacks.
+//
+// `captures.unit_hash` (the TU's content hash, which its object's unit note carries) was added
+// within version 2: readers that do not know it never name it, so a store that has it reads as
+// before, and a store without it gains it (kAddUnitHash) in the first capture that brings a hash.
 #pragma once
 
 namespace mmsb::ir::schema {
@@ -103,9 +107,17 @@ CREATE TABLE captures(
   captured_at_ms INTEGER NOT NULL,
   compiler TEXT NOT NULL,
   flags_hash TEXT NOT NULL,
+  unit_hash INTEGER,  -- the TU's content hash as a signed 64-bit value; NULL when unknown
   PRIMARY KEY(gen, tu)
 ) WITHOUT ROWID;
 CREATE INDEX captures_tu ON captures(tu, gen);
+CREATE INDEX captures_unit ON captures(unit_hash) WHERE unit_hash IS NOT NULL;
+)sql";
+
+// What a store made before unit hashes gains in the first capture that brings one.
+inline constexpr char kAddUnitHash[] = R"sql(
+ALTER TABLE captures ADD COLUMN unit_hash INTEGER;
+CREATE INDEX IF NOT EXISTS captures_unit ON captures(unit_hash) WHERE unit_hash IS NOT NULL;
 )sql";
 
 // What a version-1 store gains when its first dictionary is stored.

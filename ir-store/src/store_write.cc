@@ -275,11 +275,29 @@ Expected<std::int64_t> Store::AddCapture(const TuCapture& c, const GenerationReq
 
     MMSB_ASSIGN_OR_RETURN(auto gen, impl.ChooseGeneration(tu, c, req));
     generation = gen;
+    // A store made before unit hashes gains the column with the first capture that has one
+    // (under the write lock, so concurrent writers cannot both add it).
+    MMSB_ASSIGN_OR_RETURN(bool unit_column, impl.HasUnitHashes());
+    if (!unit_column && c.unit_hash != 0) {
+      MMSB_RETURN_IF_ERROR(sql::Exec(impl.db(), schema::kAddUnitHash));
+      unit_column = true;
+    }
     MMSB_ASSIGN_OR_RETURN(
-        auto cap, impl.Prepare("INSERT OR REPLACE INTO captures(gen, tu, manifest, captured_at_ms, "
-                               "compiler, flags_hash) VALUES(?1,?2,?3,?4,?5,?6)"));
+        auto cap, impl.Prepare(unit_column ? "INSERT OR REPLACE INTO captures(gen, tu, manifest, "
+                                             "captured_at_ms, compiler, flags_hash, unit_hash) "
+                                             "VALUES(?1,?2,?3,?4,?5,?6,?7)"
+                                           : "INSERT OR REPLACE INTO captures(gen, tu, manifest, "
+                                             "captured_at_ms, compiler, flags_hash) "
+                                             "VALUES(?1,?2,?3,?4,?5,?6)"));
     cap.Bind(1, gen).Bind(2, tu).Bind(3, manifest).Bind(4, NowMs());
     cap.Bind(5, c.compiler).Bind(6, c.flags_hash);
+    if (unit_column) {
+      if (c.unit_hash != 0) {
+        cap.Bind(7, static_cast<std::int64_t>(c.unit_hash));
+      } else {
+        cap.BindNull(7);
+      }
+    }
     MMSB_RETURN_IF_ERROR(cap.Run());
     if (!req.explicit_generation.empty()) {
       // Replacing a TU's capture in an explicit generation can orphan its old manifest.

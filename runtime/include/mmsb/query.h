@@ -68,6 +68,9 @@ struct BuildInfo {
   Epoch epoch_base = 0;  // the run's first epoch - 1
   std::string build_id;  // the executable's GNU build id, hex; empty when unknown
   std::string executable;
+  // Its translation units' content hashes (the objects' unit notes), which the IR store maps to
+  // generations (ir::Store::MatchBuild); empty in logs written before them.
+  std::vector<LogBuild::Unit> units;
 };
 
 struct IndexedPage {

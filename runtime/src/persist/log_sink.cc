@@ -9,6 +9,8 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
+#include <span>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -17,6 +19,7 @@
 
 #include "mmsb/checkpoint.h"
 #include "mmsb/events.h"
+#include "mmsb/formats/unit_note.h"
 #include "mmsb/log.h"
 #include "mmsb/mmsb.h"
 #include "mmsb/page.h"
@@ -49,36 +52,64 @@ std::uint64_t ForkGeneration() {
   return g_forks.load(std::memory_order_relaxed);
 }
 
-// The main executable's GNU build id (its PT_NOTE NT_GNU_BUILD_ID), as hex.
-int FindBuildId(dl_phdr_info* info, std::size_t, void* out) {
-  auto* hex = static_cast<std::string*>(out);
+// What dl_iterate_phdr finds in the loaded objects: the main program's GNU build id (its PT_NOTE
+// NT_GNU_BUILD_ID, as hex) and the unit notes of every object (mmsb/formats/unit_note.h), the
+// main program's first, then the shared objects' in load order.
+struct LoadedNotes {
+  std::string build_id;
+  std::vector<unit_note::Unit> units;
+  bool first = true;
+};
+
+int ReadNotes(dl_phdr_info* info, std::size_t, void* out) {
+  auto* found = static_cast<LoadedNotes*>(out);
+  const bool main_program = found->first;
+  found->first = false;
   for (int i = 0; i < info->dlpi_phnum; ++i) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     if (ph.p_type != PT_NOTE) continue;
     // NOLINTNEXTLINE(performance-no-int-to-ptr): the loader gives the note's address as an integer
     const auto* p = reinterpret_cast<const std::uint8_t*>(info->dlpi_addr + ph.p_vaddr);
-    const std::uint8_t* end = p + ph.p_memsz;
-    while (p + sizeof(ElfW(Nhdr)) <= end) {
+    const std::span<const std::uint8_t> notes(p, ph.p_memsz);
+    unit_note::ParseNotes(notes, ph.p_align, &found->units);
+    if (!main_program || !found->build_id.empty()) continue;
+    const std::size_t align = ph.p_align == 8 ? 8 : 4;  // laid out as unit_note::ParseNotes says
+    auto up = [align](std::size_t n) { return (n + align - 1) / align * align; };
+    std::size_t at = 0;
+    while (notes.size() - at >= sizeof(ElfW(Nhdr))) {
       ElfW(Nhdr) n;
-      std::memcpy(&n, p, sizeof n);
-      const std::uint8_t* name = p + sizeof n;
-      const std::uint8_t* desc = name + ((n.n_namesz + 3) & ~3u);
-      if (desc + n.n_descsz > end) break;
+      std::memcpy(&n, notes.data() + at, sizeof n);
+      const std::size_t left = notes.size() - at;
+      const std::size_t desc_at = up(sizeof n + n.n_namesz);
+      if (desc_at > left || n.n_descsz > left - desc_at) break;
+      const std::uint8_t* name = notes.data() + at + sizeof n;
+      const std::uint8_t* desc = notes.data() + at + desc_at;
       if (n.n_type == NT_GNU_BUILD_ID && n.n_namesz == 4 && std::memcmp(name, "GNU", 4) == 0) {
-        for (std::uint32_t k = 0; k < n.n_descsz; ++k) *hex += fmt::format("{:02x}", desc[k]);
-        return 1;
+        for (std::uint32_t k = 0; k < n.n_descsz; ++k)
+          found->build_id += fmt::format("{:02x}", desc[k]);
+        break;
       }
-      p = desc + ((n.n_descsz + 3) & ~3u);
+      const std::size_t next = up(desc_at + n.n_descsz);
+      if (next >= left) break;
+      at += next;
     }
   }
-  return 1;  // the first object is the main program; stop either way
+  return 0;  // every loaded object: shared libraries carry unit notes too
 }
 
-// The build this process runs (a build record, docs/SerializationSpec.md "Provenance").
+// The build this process runs (a build record, docs/SerializationSpec.md "Provenance"): read once,
+// at the first run start. Objects loaded later (dlopen) are not listed.
 LogBuild CurrentBuild() {
   static const LogBuild kBuild = [] {
     LogBuild b;
-    dl_iterate_phdr(FindBuildId, &b.build_id);
+    LoadedNotes found;
+    dl_iterate_phdr(ReadNotes, &found);
+    b.build_id = std::move(found.build_id);
+    std::set<std::pair<std::string, std::uint64_t>> seen;  // a TU linked twice is one unit
+    for (unit_note::Unit& u : found.units) {
+      if (!seen.emplace(u.source, u.content_hash).second) continue;
+      b.units.push_back({std::move(u.source), u.content_hash});
+    }
     char path[4096];
     const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
     if (n > 0) b.executable.assign(path, static_cast<std::size_t>(n));

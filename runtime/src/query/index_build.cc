@@ -246,12 +246,13 @@ Status LogIndex::Impl::ApplyGroup(std::vector<Pending>& group,
     switch (static_cast<LogRecordType>(p.type)) {
       case LogRecordType::kRunStart:
         run_sites.clear();
-        builds.push_back({e - 1, {}, {}});
+        builds.push_back({e - 1, {}, {}, {}});
         break;
       case LogRecordType::kBuild:
         if (!builds.empty()) {
           builds.back().build_id = p.build.build_id;
           builds.back().executable = p.build.executable;
+          builds.back().units = p.build.units;
         }
         break;
       case LogRecordType::kSite: {

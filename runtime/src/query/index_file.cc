@@ -91,6 +91,11 @@ Status LogIndex::Impl::Save(const std::string& path) const {
     m.V(b.epoch_base);
     m.S(b.build_id);
     m.S(b.executable);
+    m.V(b.units.size());
+    for (const LogBuild::Unit& u : b.units) {
+      m.S(u.source);
+      m.V(u.content_hash);
+    }
   }
   // The directories. Every block is in memory here (built, extended, or taken over from a
   // rebuild): Save runs only after one of those.
@@ -247,6 +252,14 @@ bool LogIndex::Impl::Load(std::unique_ptr<RandomAccessFile> file) {
     b.epoch_base = m.V();
     b.build_id = m.S();
     b.executable = m.S();
+    const std::uint64_t nunits = m.V();
+    if (!m.ok() || nunits > ms) return false;
+    for (std::uint64_t k = 0; k < nunits && m.ok(); ++k) {
+      LogBuild::Unit u;
+      u.source = m.S();
+      u.content_hash = m.V();
+      b.units.push_back(std::move(u));
+    }
     builds.push_back(std::move(b));
   }
   // Block directories; the blocks follow the meta back to back and must end the file exactly.

@@ -16,7 +16,7 @@
 namespace mmsb::query {
 
 inline constexpr char kIndexMagic[8] = {'M', 'M', 'S', 'B', 'Q', 'I', 'D', 'X'};
-inline constexpr std::uint32_t kIndexVersion = 3;
+inline constexpr std::uint32_t kIndexVersion = 3;  // 3: small deltas inline, builds' units
 inline constexpr std::size_t kIndexHeader = 56;
 inline constexpr std::uint64_t kTailBytes = 32;
 // A delta record whose payload is at most this long is copied into its page's change block

@@ -35,6 +35,12 @@ struct CaptureConfig {
   std::map<std::string, std::set<std::string>> page_writes;
   // Where a function without debug info is defined; may be empty. Called during the passes.
   std::function<SourceLocation(llvm::StringRef mangled)> locate;
+  // Write the unit note into the module after `post` (ELF targets only), naming the TU
+  // `unit_source` (the main file as the compiler was given it).
+  bool unit_note = false;
+  std::string unit_source;
+  // Hashed before the IR: what else decides the object code (the compiler's version).
+  std::string unit_salt;
 };
 
 class CaptureSession {
@@ -50,6 +56,13 @@ class CaptureSession {
 
   bool captured(Stage stage) const { return captured_[static_cast<int>(stage)]; }
 
+  // The TU's content hash, computed when `post` is captured (0 before): XXH3-64 of the salt, the
+  // module's target, its inline asm, the normalised text of every defined function at `pre` and
+  // at `post` (the instrumentation's own functions too, at `post`), and every defined global
+  // variable and alias as `post` leaves them. A function of the input alone (never of the store,
+  // the time or the output's name), so the same input gives the same hash and the same object.
+  std::uint64_t unit_hash() const { return unit_hash_; }
+
   // The records of both stages (pre first); the session is empty afterwards.
   std::vector<FunctionRecord> TakeRecords();
 
@@ -57,6 +70,7 @@ class CaptureSession {
   CaptureConfig config_;
   std::vector<FunctionRecord> records_[2];
   bool captured_[2] = {false, false};
+  std::uint64_t unit_hash_ = 0;
   std::map<std::string, std::set<std::string>> pre_callees_;  // defined callees at `pre`
 };
 

@@ -51,6 +51,9 @@ struct TuCapture {
   std::string output;      // absolute path of the compile's output ("" for stdout or none)
   std::string compiler;    // full compiler version
   std::string flags_hash;  // hex hash of the compile flags, paths of this TU left out
+  // The TU's content hash (CaptureSession::unit_hash), the one its object's unit note carries
+  // (docs/SerializationSpec.md, "Unit notes"); 0 when unknown.
+  std::uint64_t unit_hash = 0;
   std::vector<FunctionRecord> functions;
 };
 

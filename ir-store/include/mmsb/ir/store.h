@@ -98,6 +98,35 @@ struct CaptureVersion {
   std::optional<FunctionVersion> version;
 };
 
+// A translation unit of a built program, as its object's unit note names it (the build record of
+// a log lists them; docs/SerializationSpec.md, "Unit notes").
+struct UnitRef {
+  std::string source;              // the main file as the compiler was given it
+  std::uint64_t content_hash = 0;  // the TU's content hash (TuCapture::unit_hash)
+};
+
+// Where the store has a unit.
+struct UnitMatch {
+  UnitRef unit;
+  std::int64_t captured_in = 0;  // the generation of the capture with the unit's hash; 0: none
+  std::string tu_source;         // that capture's TU (absolute paths); "" when none
+  std::string tu_output;
+};
+
+// The generation a build was made from, by its units' content hashes.
+struct BuildMatch {
+  std::vector<UnitMatch> units;  // in the order given
+  int known = 0;                 // units whose hash some capture has
+  // The first generation of the latest run of consecutive generations that see every known
+  // unit's hash (a generation sees a TU's latest capture at or before it), and the last of that
+  // run; 0 when no unit is known or no generation sees them all (units from different stores, or
+  // a TU captured since without its hash). The first, not the last: a rebuild that changed none
+  // of these units adds generations that see the same code, and the code change that made this
+  // build is the one between `generation` and the generation before it.
+  std::int64_t generation = 0;
+  std::int64_t last_generation = 0;
+};
+
 struct GcResult {
   int generations_removed = 0;
   std::int64_t blobs_removed = 0;
@@ -175,6 +204,13 @@ class Store {
     std::string name;
   };
   Expected<std::vector<FunctionId>> FindFunctions(std::string_view query);
+
+  // Which generation the build of `units` came from, and the capture each unit's hash names
+  // (UnitMatch::captured_in: the capture `generation` sees, or, when no generation sees them
+  // all, the latest capture with the hash). A store made before unit hashes knows no unit.
+  // Where several TUs have a unit's hash (one source compiled twice alike), those whose source
+  // path ends with the unit's source are preferred.
+  Expected<BuildMatch> MatchBuild(const std::vector<UnitRef>& units);
 
   // Keeps the newest `keep` generations. The oldest kept generation takes over the captures it
   // inherited from removed ones, so every kept generation sees exactly what it saw before.
