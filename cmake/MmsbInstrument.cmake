@@ -32,10 +32,25 @@ function(mmsb_instrument target)
       "(this MMSB was built without MMSB_WITH_PLUGIN, or the install is incomplete)")
   endif()
   target_compile_options(${target} PRIVATE "$<$<COMPILE_LANGUAGE:CXX>:-fplugin=${plugin}>")
-  # Recompile when the plugin changes.
+  # Recompile when the plugin changes, or a runtime header that rewritten code includes: the
+  # rewrite adds mmsb/held_marks.h (the barrier, the instrumentation entry points) to the second
+  # pass only, so the dependency file, written by the first pass as plain clang writes it, does
+  # not name them, and an object would keep an old barrier after the runtime changed.
+  if(TARGET mmsb-plugin)  # MMSB's own tree (or add_subdirectory(mmsb)): next to this file
+    get_filename_component(rt_include "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/../runtime/include"
+                           ABSOLUTE)
+  else()
+    set(rt_include "${MMSB_INCLUDE_DIR}")
+  endif()
+  set(deps "${plugin}")
+  foreach(h held_marks.h instrument.h barrier.h provenance.h types.h)
+    if(EXISTS "${rt_include}/mmsb/${h}")
+      list(APPEND deps "${rt_include}/mmsb/${h}")
+    endif()
+  endforeach()
   get_target_property(srcs ${target} SOURCES)
   if(srcs)
-    set_property(SOURCE ${srcs} TARGET_DIRECTORY ${target} APPEND PROPERTY OBJECT_DEPENDS "${plugin}")
+    set_property(SOURCE ${srcs} TARGET_DIRECTORY ${target} APPEND PROPERTY OBJECT_DEPENDS "${deps}")
   endif()
   # target_precompile_headers: the PCH is compiled with the plugin too (it holds the rewritten
   # headers), from a source CMake generates at CMakeFiles/<target>.dir[/<config>]/cmake_pch.hxx.cxx.
@@ -47,7 +62,7 @@ function(mmsb_instrument target)
   endforeach()
   foreach(dir IN LISTS pch_dirs)
     set_property(SOURCE "${dir}/cmake_pch.hxx.cxx" TARGET_DIRECTORY ${target} APPEND
-                 PROPERTY OBJECT_DEPENDS "${plugin}")
+                 PROPERTY OBJECT_DEPENDS "${deps}")
   endforeach()
   target_link_libraries(${target} PRIVATE mmsb::mmsb)
   target_compile_features(${target} PRIVATE cxx_std_20)
