@@ -196,12 +196,23 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
       /*ShouldOwnClient=*/false);
   clang::ProcessWarningOptions(*diags, inv->getDiagnosticOpts(), /*ReportDiags=*/false);
   inner.setDiagnostics(diags.get());
+  // The first pass's preamble, where the rewrite left it valid (shared_preamble.h).
+  llvm::IntrusiveRefCntPtr<llvm::vfs::FileSystem> preamble_vfs;
+  if (request.preamble != nullptr && fe.Inputs.size() == 1 && fe.Inputs[0].isFile() &&
+      (rewrite == nullptr || request.preamble->StillValidFor(*rewrite, fe.Inputs[0].getFile()))) {
+    preamble_vfs = request.preamble->Apply(*inv);
+  }
+  if (request.used_preamble != nullptr) *request.used_preamble = preamble_vfs != nullptr;
+  if (preamble_vfs != nullptr && rewrite == nullptr) {
+    inner.createFileManager(preamble_vfs);
+    inner.createSourceManager(inner.getFileManager());
+  }
   if (rewrite != nullptr) {
     // The rewritten contents replace each file's under the file's own entry (its size and time
     // on disk), not as a remapped virtual file: a PCH built from a rewritten header then records
     // the header as the file on disk, so a later #include of that file finds it already included
     // (#pragma once; a virtual file's size is the rewritten one, and never matches).
-    inner.createFileManager();
+    inner.createFileManager(preamble_vfs);
     inner.createSourceManager(inner.getFileManager());
     for (const RewriteOutput::File& f : rewrite->files) {
       auto buffer = llvm::MemoryBuffer::getMemBufferCopy(f.contents, f.path);
