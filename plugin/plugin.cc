@@ -15,6 +15,7 @@
 //     every diagnostic once.
 //
 // Options: -fplugin-arg-mmsb-verbose, -fplugin-arg-mmsb-dump-rewrite, -fplugin-arg-mmsb-disable,
+// -fplugin-arg-mmsb-no-preamble (both passes parse every header),
 // -fplugin-arg-mmsb-include-dir=<dir with mmsb/instrument.h>, -fplugin-arg-mmsb-W<group flag>
 // (e.g. -fplugin-arg-mmsb-Wno-mmsb-untracked: like -Wno-mmsb-untracked, without clang's
 // "unknown warning option" warning), -fplugin-arg-mmsb-R<remark flag> (-Rmmsb the same way),
@@ -29,6 +30,7 @@
 #include "mmsb/rewriter/attributes.h"
 #include "mmsb/rewriter/inner_compile.h"
 #include "mmsb/rewriter/pch_wrapper.h"
+#include "mmsb/rewriter/shared_preamble.h"
 
 #include "clang/AST/ASTConsumer.h"
 #include "clang/AST/ASTContext.h"
@@ -72,6 +74,7 @@ struct Options {
   bool verbose = false;
   bool dump_rewrite = false;
   bool disable = false;
+  bool no_preamble = false;
   std::string include_dir = DefaultIncludeDir();
   std::vector<std::string> warnings;  // MMSB group flags without "-W"
   std::vector<std::string> remarks;   // MMSB remark flags without "-R"
@@ -287,6 +290,8 @@ class MmsbAction : public clang::PluginASTAction {
         options_.dump_rewrite = true;
       } else if (arg == "disable") {
         options_.disable = true;
+      } else if (arg == "no-preamble") {
+        options_.no_preamble = true;
       } else if (arg.consume_front("W")) {
         options_.warnings.push_back(arg.str());  // -fplugin-arg-mmsb-Wno-mmsb-untracked
       } else if (arg.consume_front("R")) {
@@ -296,10 +301,11 @@ class MmsbAction : public clang::PluginASTAction {
       } else if (ir_.ParseArg(arg)) {
       } else {
         clang::DiagnosticsEngine& d = ci.getDiagnostics();
-        d.Report(
-            d.getCustomDiagID(clang::DiagnosticsEngine::Warning,
-                              "unknown mmsb plugin argument '%0' (known: verbose, "
-                              "dump-rewrite, disable, include-dir=<dir>, no-ir, W<flag>, R<flag>)"))
+        d.Report(d.getCustomDiagID(
+            clang::DiagnosticsEngine::Warning,
+            "unknown mmsb plugin argument '%0' (known: verbose, "
+            "dump-rewrite, disable, no-preamble, include-dir=<dir>, no-ir, W<flag>, "
+            "R<flag>)"))
             << a;
       }
     }
@@ -356,6 +362,7 @@ class MmsbAction : public clang::PluginASTAction {
       // the AST after the back end ran: keep it.)
       ci.getCodeGenOpts().ClearASTBeforeBackend = false;
       ir_.Install(ci, ci);
+      SharePreamble(ci);
       return true;
     }
 
@@ -459,6 +466,45 @@ class MmsbAction : public clang::PluginASTAction {
     }
   }
 
+  // One-pass mode, before the parse: a TU that spells an MMSB attribute will almost surely be
+  // rewritten and parsed twice; its leading system headers are precompiled once, in memory, and
+  // both passes load them (rewriter/shared_preamble.h). Anything unusual keeps today's two full
+  // parses.
+  void SharePreamble(clang::CompilerInstance& ci) {
+    if (options_.no_preamble || !MayRewrite() || ci.hasFileManager()) return;
+    const clang::FrontendOptions& fe = ci.getFrontendOpts();
+    if (fe.Inputs.size() != 1 || !fe.Inputs[0].isFile()) return;
+    llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> main =
+        llvm::MemoryBuffer::getFile(fe.Inputs[0].getFile(), /*IsText=*/true);
+    if (!main || !SpellsMmsbAttribute((*main)->getBuffer())) return;
+    std::string why;
+    std::optional<rewriter::SharedPreamble> built = rewriter::SharedPreamble::Build(
+        ci.getInvocation(), **main, ci.getPCHContainerOperations(), &why);
+    if (!built) {
+      if (options_.verbose) llvm::errs() << "mmsb: no shared preamble: " << why << "\n";
+      return;
+    }
+    preamble_ = std::make_unique<rewriter::SharedPreamble>(std::move(*built));
+    ci.createFileManager(preamble_->Apply(ci.getInvocation()));
+    if (options_.verbose) {
+      llvm::errs() << "mmsb: shared preamble: " << preamble_->PrefixSize()
+                   << " bytes of the main file\n";
+    }
+  }
+
+  // The main file contains `mmsb::page` or `mmsb::transaction` (a cheap test on its text, before
+  // the parse: a comment that names them only costs this TU a preamble).
+  static bool SpellsMmsbAttribute(llvm::StringRef text) {
+    for (size_t at = text.find("mmsb"); at != llvm::StringRef::npos;
+         at = text.find("mmsb", at + 4)) {
+      llvm::StringRef rest = text.drop_front(at + 4).ltrim();
+      if (!rest.consume_front("::")) continue;
+      rest = rest.ltrim();
+      if (rest.starts_with("page") || rest.starts_with("transaction")) return true;
+    }
+    return false;
+  }
+
   // Two-pass mode for a compile that only preprocesses (-E, -save-temps' first step, -M): no
   // AST reaches the inner compile's checker, so MMSB's diagnostics come from the analysis, as a
   // compile reports them. Otherwise -E would pass where -c fails, and the preprocessed file (a
@@ -501,6 +547,9 @@ class MmsbAction : public clang::PluginASTAction {
     // The PCH holds the headers as the analysis saw them, without the wrapper's pragma, when
     // they use MMSB; a PCH that never mentions MMSB is compiled exactly as without the plugin.
     if (pch_wrapper_ && MentionsMmsb()) request.overrides.push_back(*pch_wrapper_);
+    request.preamble = preamble_.get();
+    bool used_preamble = false;
+    request.used_preamble = &used_preamble;
     if (options_.verbose) {
       llvm::errs() << "mmsb: compiling " << (rewrite_ ? "the rewritten" : "the original")
                    << " source\n";
@@ -513,6 +562,10 @@ class MmsbAction : public clang::PluginASTAction {
       ir_.Install(inner, ci);
     };
     llvm::Expected<bool> ok = rewriter::RunInnerCompile(ci, request);
+    if (options_.verbose && preamble_ != nullptr) {
+      llvm::errs() << "mmsb: the second pass " << (used_preamble ? "loaded" : "did not load")
+                   << " the shared preamble\n";
+    }
     ir_.Finish(ci, ok && *ok, client);
     if (!ok) {
       llvm::errs() << "error: " << llvm::toString(ok.takeError()) << "\n";
@@ -533,6 +586,8 @@ class MmsbAction : public clang::PluginASTAction {
   }
 
   Options options_;
+  // Outlives both passes: the first pass's AST reads from it until the action ends.
+  std::unique_ptr<rewriter::SharedPreamble> preamble_;
   bool one_pass_ = false;       // see the file comment
   bool analyse_input_ = false;  // C++ source that is not preprocessed yet
   clang::frontend::ActionKind original_action_ = clang::frontend::ParseSyntaxOnly;

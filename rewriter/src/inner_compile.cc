@@ -198,6 +198,17 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
   clang::ProcessWarningOptions(*diags, inv->getDiagnosticOpts(), /*ReportDiags=*/false);
   inner.setDiagnostics(diags.get());
   std::vector<const RewriteOutput::File*> replaced;
+  // The first pass's preamble, where the rewrite left it valid (shared_preamble.h).
+  llvm::IntrusiveRefCntPtr<llvm::vfs::FileSystem> preamble_vfs;
+  if (request.preamble != nullptr && fe.Inputs.size() == 1 && fe.Inputs[0].isFile() &&
+      (rewrite == nullptr || request.preamble->StillValidFor(*rewrite, fe.Inputs[0].getFile()))) {
+    preamble_vfs = request.preamble->Apply(*inv);
+  }
+  if (request.used_preamble != nullptr) *request.used_preamble = preamble_vfs != nullptr;
+  if (preamble_vfs != nullptr && rewrite == nullptr) {
+    inner.createFileManager(preamble_vfs);
+    inner.createSourceManager(inner.getFileManager());
+  }
   if (rewrite != nullptr) {
     for (const RewriteOutput::File& f : rewrite->files) replaced.push_back(&f);
   }
@@ -211,7 +222,7 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
     // (#pragma once; a virtual file's size is the rewritten one, and never matches). The PCH
     // holds the new contents (clang embeds an overridden file's buffer), and a TU that loads it
     // sees those.
-    inner.createFileManager();
+    inner.createFileManager(preamble_vfs);
     inner.createSourceManager(inner.getFileManager());
     for (const RewriteOutput::File* fp : replaced) {
       const RewriteOutput::File& f = *fp;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "mmsb/rewriter/analyzer.h"
+#include "mmsb/rewriter/shared_preamble.h"
 
 #include "clang/Basic/Diagnostic.h"
 #include "clang/Frontend/CompilerInstance.h"
@@ -43,6 +44,11 @@ struct InnerCompileRequest {
   // Called with the inner CompilerInstance (the one that generates code) before it runs, e.g.
   // to add CodeGenOptions::PassBuilderCallbacks (the IR capture). It lives until the call ends.
   std::function<void(clang::CompilerInstance&)> before_execute;
+  // The preamble the first pass loaded (shared_preamble.h), or null. The compile loads it too
+  // when the rewrite left it valid, and parses everything otherwise. Borrowed.
+  const SharedPreamble* preamble = nullptr;
+  // Set by the call: the compile loaded `preamble`.
+  bool* used_preamble = nullptr;
 };
 
 // The invocation the command line asked for, re-derived from CodeGenOptions::CommandLineArgs
