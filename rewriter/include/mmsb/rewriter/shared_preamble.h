@@ -40,9 +40,10 @@ class SharedPreamble {
   // Builds the preamble for `inv`'s main file, whose contents are `main`, or returns nullopt
   // where one cannot be used soundly (see the file comment) or would hold nothing. `why`, when
   // given, receives the reason for a nullopt (for -fplugin-arg-mmsb-verbose).
-  static std::optional<SharedPreamble> Build(
-      const clang::CompilerInvocation& inv, const llvm::MemoryBuffer& main,
-      std::shared_ptr<clang::PCHContainerOperations> pch_ops, std::string* why = nullptr);
+  static std::optional<SharedPreamble> Build(const clang::CompilerInvocation& inv,
+                                             const llvm::MemoryBuffer& main,
+                                             std::shared_ptr<clang::PCHContainerOperations> pch_ops,
+                                             std::string* why = nullptr);
 
   // The size in bytes of the main file's prefix the preamble covers.
   std::size_t PrefixSize() const { return pch_->getBounds().Size; }
