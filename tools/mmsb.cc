@@ -43,10 +43,10 @@ bool ColorStdout() {
 }
 
 const CLI::Validator& NonEmpty() {
-  static const CLI::Validator v(
+  static const CLI::Validator kNonEmpty(
       [](std::string& s) { return s.empty() ? std::string("an empty value names nothing") : ""; },
       "NONEMPTY");
-  return v;
+  return kNonEmpty;
 }
 
 int Fail(const std::string& message) {
