@@ -22,8 +22,10 @@ constexpr std::size_t kOsPage = 4096;
 std::size_t RoundUp(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
 Expected<std::uint8_t*> Reserve(std::size_t bytes, const char* what, std::uintptr_t hint = 0) {
-  void* p = mmap(reinterpret_cast<void*>(hint), bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  // The hint is an address near the program image (Arena::Near), never dereferenced: mmap only
+  // reads it as a placement preference.
+  void* p = mmap(reinterpret_cast<void*>(hint),  // NOLINT(performance-no-int-to-ptr)
+                 bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     return OutOfMemory("cannot reserve " + std::to_string(bytes >> 20) +
                        " MiB of address space for the " + what + ": " + std::strerror(errno) +
