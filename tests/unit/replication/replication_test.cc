@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -429,6 +430,62 @@ TEST_F(ReplicationTest, ServerAckDurabilityReturnsOnlyOnceTheServerHasTheEpoch) 
   for (int i = 0; i < 30; ++i) {
     ASSERT_TRUE(w.Step().ok());
     EXPECT_GE(repl_->stats().acked_epoch, log_->LogEpoch(current_epoch()));
+  }
+}
+
+// The tracing hooks (bench/replication's lag breakdown): every epoch is reported once as
+// published, then acknowledged, then received (with the server's store time, within the run) and
+// only then applied, in epoch order.
+TEST_F(ReplicationTest, TraceHooksReportEachEpochsHopsInOrder) {
+  TempDir dir;
+  std::mutex mu;
+  std::vector<Epoch> published, acked;
+  ReplicationOptions o;
+  o.on_published = [&](Epoch e) {
+    std::lock_guard<std::mutex> l(mu);
+    published.push_back(e);
+  };
+  o.on_acked = [&](Epoch e) {
+    std::lock_guard<std::mutex> l(mu);
+    acked.push_back(e);
+  };
+  const auto unix_ns = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const std::int64_t begin = unix_ns();
+  ASSERT_TRUE(Lead(dir.Sub("run.tlog"), server_.Url("S15"), o).ok());
+  BusWorkload w(27);
+  w.Setup();
+  Run(w, 50);
+  const Epoch last = log_->LogEpoch(current_epoch());
+  ASSERT_TRUE(repl_->WaitAcked(last).ok());
+  EndSession();
+  {
+    std::lock_guard<std::mutex> l(mu);
+    EXPECT_EQ(published, Iota(1, last));
+    EXPECT_EQ(acked, Iota(1, last));
+  }
+  std::vector<Epoch> received, applied;
+  std::vector<std::int64_t> stored;
+  FollowOptions fo;
+  fo.on_received = [&](Epoch e, std::int64_t stored_unix_nanos) {
+    EXPECT_EQ(applied.size(), received.size()) << "epoch " << e << " received before the last "
+                                               << "one was applied";
+    received.push_back(e);
+    stored.push_back(stored_unix_nanos);
+  };
+  fo.on_epoch = [&](const LogState&, Epoch e) { applied.push_back(e); };
+  auto f = FollowTo(server_.Url("S15"), last, fo);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(received, Iota(1, last));
+  EXPECT_EQ(applied, Iota(1, last));
+  const std::int64_t end = unix_ns();
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    EXPECT_GE(stored[i], begin - 1'000'000'000) << "epoch " << i + 1;  // one clock, loopback
+    EXPECT_LE(stored[i], end) << "epoch " << i + 1;
+    if (i > 0) EXPECT_GE(stored[i], stored[i - 1]) << "epoch " << i + 1;
   }
 }
 
