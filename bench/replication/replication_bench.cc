@@ -171,6 +171,10 @@ double RawPublish(const NatsServer& server, const std::string& stream,
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.PublishAsync.MaxPending = 4096;
+  // A full window waits for acknowledgements instead of failing after cnats's default 200 ms:
+  // on a loaded machine the server can fall that far behind, and the bench died with "raw
+  // publish" (seen with another real-time benchmark hogging a CPU).
+  jo.PublishAsync.StallWait = 60000;
   natsConnection_JetStream(&js, nc, &jo);
   jsStreamConfig cfg;
   jsStreamConfig_Init(&cfg);
