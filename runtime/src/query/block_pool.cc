@@ -43,7 +43,7 @@ std::uint8_t* BlockPool::Take(std::size_t cap) {
   std::uint8_t*& head = free_[ClassOf(cap)];
   if (head != nullptr) {
     std::uint8_t* p = head;
-    std::memcpy(&head, p, sizeof head);
+    std::memcpy(static_cast<void*>(&head), p, sizeof head);  // the next free buffer's address
     return p;
   }
   if (bump_left_ < cap) {
@@ -89,7 +89,7 @@ void BlockPool::Free(std::uint8_t* p, std::size_t cap) {
     return;
   }
   std::uint8_t*& head = free_[ClassOf(cap)];
-  std::memcpy(p, &head, sizeof head);
+  std::memcpy(p, static_cast<const void*>(&head), sizeof head);
   head = p;
 }
 
