@@ -497,6 +497,16 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
           for (std::uint32_t c : Children(bucket[i + kPrefetchChildren].node))
             __builtin_prefetch(&hot_[c]);
         }
+        {
+          // The delta slot a later node will write (reserved above, not yet constructed): a
+          // write miss there would otherwise drain into the diff's mark exchange.
+          const std::size_t slot = out.size() + kPrefetchDeltas;
+          if (slot < out.capacity()) {
+            const auto* at = reinterpret_cast<const char*>(out.data() + slot);
+            __builtin_prefetch(at, 1);
+            __builtin_prefetch(at + sizeof(Delta) - 1, 1);
+          }
+        }
         const std::uint32_t node = bucket[i].node;
         out.emplace_back();
         Status st = Recompute(services, node, services.undo, &out.back());

@@ -74,6 +74,7 @@ class DependencyGraph {
   static constexpr std::size_t kPrefetchPages = 16;
   static constexpr std::size_t kPrefetchNear = 8;
   static constexpr std::size_t kPrefetchChildren = 4;
+  static constexpr std::size_t kPrefetchDeltas = 8;
 
  private:
   struct Edge {
