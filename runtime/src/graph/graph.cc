@@ -479,9 +479,10 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
         if (i + kPrefetchPages < count) {
           const NodeHot& far = hot_[bucket[i + kPrefetchPages].node];
           // From the first field the visit reads to the last (a record spans two lines).
-          __builtin_prefetch(&Rec(far.page)->data_);
+          __builtin_prefetch(static_cast<const void*>(&Rec(far.page)->data_));
           __builtin_prefetch(&Rec(far.page)->size_class);
-          if (far.user_parent != nullptr) __builtin_prefetch(&Rec(far.user_parent)->data_);
+          if (far.user_parent != nullptr)
+            __builtin_prefetch(static_cast<const void*>(&Rec(far.user_parent)->data_));
         }
         if (i + kPrefetchNear < count) {
           const std::uint32_t n = bucket[i + kPrefetchNear].node;
