@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <random>
@@ -209,6 +210,11 @@ class LogWriter::Impl {
   std::uint32_t groups_since_max GUARDED_BY(mu) = 0;
   std::uint64_t last_sync_ns GUARDED_BY(mu) = 0;
   bool leader_waiting GUARDED_BY(mu) = false;
+  // Published copies for WaitSynced's lock-free check, stored under mu by ReleaseIo; `turns`
+  // counts the I/O slot's turns and is what waiters sleep on.
+  std::atomic<std::uint64_t> synced_pub{0};
+  std::atomic<bool> failed{false};
+  std::atomic<std::uint32_t> turns{0};
 
   bool durable() const { return opts.durability != Durability::kNone; }
 
@@ -224,45 +230,88 @@ class LogWriter::Impl {
         cv.wait(l);
         continue;
       }
-      io_busy = true;
-      if (sync && opts.durability == Durability::kGroup) WaitForGroup(l);
-      std::vector<std::uint8_t> data;
-      data.swap(buf);
-      buf.swap(spare);
-      const std::uint64_t end = appended;
-      const std::uint32_t group = grouped_commits;
-      grouped_commits = 0;
-      l.unlock();
-      Status s;
-      // Durable logs write into zeros written ahead (log/prewrite.h), so a commit's
-      // fdatasync journals no size change or block allocation: one metadata journal commit per
-      // kPrewriteAhead bytes of log instead of one per fsync.
-      if (prewriter != nullptr && !data.empty()) {
-        s = prewriter->PrewriteZeros(std::max<std::uint64_t>(data.size(), kPrewriteAhead));
-      }
-      if (s.ok() && !data.empty()) s = file->Append(data);
-      const auto t0 = std::chrono::steady_clock::now();
-      if (s.ok() && sync) s = file->Sync();
-      const auto sync_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::steady_clock::now() - t0);
-      l.lock();
-      io_busy = false;
-      if (s.ok()) {
-        if (!data.empty()) ++counters.writes;
-        written = end;
-        if (sync) {
-          synced = end;
-          ++counters.syncs;
-          last_sync_ns = static_cast<std::uint64_t>(sync_ns.count());
-          NoteGroup(group);
-        }
-      } else {
-        error = s.WithContext(fmt::format("log '{}'", dir));
-      }
-      data.clear();
-      if (spare.capacity() < data.capacity() && data.capacity() <= kKeptCapacity) spare.swap(data);
-      cv.notify_all();
+      RunRound(l, sync);
     }
+  }
+
+  // Waits until log position `target` is synced, leading rounds while the I/O slot is free.
+  // Waiting needs no lock: each waiter sleeps on `turns` and, woken by the end of a round, checks
+  // the published synced position itself, so one round's end releases all its committers at once
+  // (a condition variable would hand them the mutex one by one, a wakeup each).
+  Status WaitSynced(std::uint64_t target) NO_THREAD_SAFETY_ANALYSIS {
+    if (SyncedPast(target)) return Status::Ok();
+    std::unique_lock<std::mutex> l(mu.native());
+    for (;;) {
+      if (!error.ok()) return error;
+      if (synced >= target) return Status::Ok();
+      if (!io_busy) {
+        RunRound(l, true);
+        continue;
+      }
+      const std::uint32_t seen = turns.load(std::memory_order_relaxed);
+      l.unlock();
+      turns.wait(seen, std::memory_order_acquire);
+      if (SyncedPast(target)) return Status::Ok();
+      l.lock();
+    }
+  }
+
+  // Lock-free: a completed round synced `target`, and no write or fsync has failed.
+  bool SyncedPast(std::uint64_t target) const {
+    return synced_pub.load(std::memory_order_acquire) >= target &&
+           !failed.load(std::memory_order_acquire);
+  }
+
+  // Ends a turn of the I/O slot: publishes the synced position and wakes every waiter.
+  void ReleaseIo() REQUIRES(mu) {
+    io_busy = false;
+    synced_pub.store(synced, std::memory_order_release);
+    failed.store(!error.ok(), std::memory_order_release);
+    turns.fetch_add(1, std::memory_order_release);
+    turns.notify_all();
+    cv.notify_all();
+  }
+
+  // One round, by the thread that found the I/O slot free (`l` holds mu; released during I/O):
+  // takes every buffered byte, writes it, and syncs it when `sync` (group commit).
+  void RunRound(std::unique_lock<std::mutex>& l, bool sync) NO_THREAD_SAFETY_ANALYSIS {
+    io_busy = true;
+    if (sync && opts.durability == Durability::kGroup) WaitForGroup(l);
+    std::vector<std::uint8_t> data;
+    data.swap(buf);
+    buf.swap(spare);
+    const std::uint64_t end = appended;
+    const std::uint32_t group = grouped_commits;
+    grouped_commits = 0;
+    l.unlock();
+    Status s;
+    // Durable logs write into zeros written ahead (log/prewrite.h), so a commit's
+    // fdatasync journals no size change or block allocation: one metadata journal commit per
+    // kPrewriteAhead bytes of log instead of one per fsync.
+    if (prewriter != nullptr && !data.empty()) {
+      s = prewriter->PrewriteZeros(std::max<std::uint64_t>(data.size(), kPrewriteAhead));
+    }
+    if (s.ok() && !data.empty()) s = file->Append(data);
+    const auto t0 = std::chrono::steady_clock::now();
+    if (s.ok() && sync) s = file->Sync();
+    const auto sync_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0);
+    l.lock();
+    if (s.ok()) {
+      if (!data.empty()) ++counters.writes;
+      written = end;
+      if (sync) {
+        synced = end;
+        ++counters.syncs;
+        last_sync_ns = static_cast<std::uint64_t>(sync_ns.count());
+        NoteGroup(group);
+      }
+    } else {
+      error = s.WithContext(fmt::format("log '{}'", dir));
+    }
+    data.clear();
+    if (spare.capacity() < data.capacity() && data.capacity() <= kKeptCapacity) spare.swap(data);
+    ReleaseIo();
   }
 
   // Group commit's leader, before it takes the buffer: when recent groups showed that several
@@ -429,7 +478,6 @@ class LogWriter::Impl {
     const std::span<const std::uint8_t> pieces[] = {b.bytes(), commit};
     if (s.ok()) s = file->AppendV(pieces);
     l.lock();
-    io_busy = false;
     if (s.ok()) {
       ++counters.writes;
       // Groups appended while this one was written are still buffered: they follow it.
@@ -437,7 +485,7 @@ class LogWriter::Impl {
     } else {
       error = s.WithContext(fmt::format("log '{}'", dir));
     }
-    cv.notify_all();
+    ReleaseIo();
     if (!s.ok()) return error;
     return CommitTicket{e, end};
   }
@@ -511,8 +559,7 @@ Expected<CommitTicket> LogWriter::Append(const LogBatch& batch, Epoch epoch,
 
 Status LogWriter::WaitDurable(const CommitTicket& ticket) {
   if (options_.durability == Durability::kNone) return Status::Ok();
-  std::unique_lock<std::mutex> l(impl_->mu.native());
-  return [&]() NO_THREAD_SAFETY_ANALYSIS { return impl_->FlushTo(l, ticket.end, true); }();
+  return impl_->WaitSynced(ticket.end);
 }
 
 Expected<Epoch> LogWriter::Commit(const LogBatch& batch, Epoch epoch, std::uint64_t unix_nanos) {

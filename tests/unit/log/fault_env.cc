@@ -1,7 +1,9 @@
 #include "fault_env.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "log/prewrite.h"
 
@@ -18,6 +20,9 @@ class FaultWritableFile final : public WritableFile, public log::ZeroPrewriter {
     return Status::Ok();
   }
   Status Sync() override {
+    // A disk's flush takes time; committers queue meanwhile (group commit tests need that).
+    const auto delay = std::chrono::microseconds(env_->sync_delay_us_.load());
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
     std::lock_guard<std::mutex> l(env_->mu_);
     MMSB_RETURN_IF_ERROR(env_->Mutate());
     f_->synced = f_->data.size();

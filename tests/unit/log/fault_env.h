@@ -13,6 +13,8 @@
 // Thread-safety: all methods may be called from many threads (one mutex).
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -53,6 +55,8 @@ class FaultEnv final : public Env {
 
   // Fail the n-th mutating operation from now and all later ones (n >= 1); 0 disables.
   void SetCrashAfter(std::uint64_t n);
+  // Makes every file Sync() sleep this long first, as a disk's flush takes time (0: none).
+  void SetSyncDelay(std::chrono::microseconds d) { sync_delay_us_ = d.count(); }
   // Mutating operations performed so far (counts only those that succeeded).
   std::uint64_t ops() const;
   bool crashed() const;
@@ -89,6 +93,7 @@ class FaultEnv final : public Env {
   std::uint64_t ops_ = 0;
   std::uint64_t crash_at_ = 0;  // absolute op index that fails first; 0 = never
   bool crashed_ = false;
+  std::atomic<std::int64_t> sync_delay_us_{0};
 };
 
 }  // namespace mmsb::testing
