@@ -365,6 +365,35 @@ void PageVisitor::Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) 
       trivial_copy = md != nullptr && md->isTrivial() &&
                      (md->isCopyAssignmentOperator() || md->isMoveAssignmentOperator());
     }
+    // A destination that is itself a store (`(p.i = 4) += 1`): the inner one escapes the page
+    // (its result is used as an lvalue) before the statement, where this wrap would also begin.
+    const clang::Expr* inner = lhs->IgnoreParens();
+    const auto* inner_bo = llvm::dyn_cast<clang::BinaryOperator>(inner);
+    const auto* inner_uo = llvm::dyn_cast<clang::UnaryOperator>(inner);
+    const bool nested_store = (inner_bo != nullptr && inner_bo->isAssignmentOp()) ||
+                              (inner_uo != nullptr && inner_uo->isIncrementDecrementOp()) ||
+                              llvm::isa<clang::CXXOperatorCallExpr>(inner);
+    if (nested_store) {
+      // Its destination is the innermost store's: escape that one's page (the same object).
+      const clang::Expr* dest = inner;
+      for (;;) {
+        dest = dest->IgnoreParens();
+        if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(dest);
+            bo != nullptr && bo->isAssignmentOp()) {
+          dest = bo->getLHS();
+        } else if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(dest);
+                   uo != nullptr && uo->isIncrementDecrementOp()) {
+          dest = uo->getSubExpr();
+        } else if (const auto* oc = llvm::dyn_cast<clang::CXXOperatorCallExpr>(dest);
+                   oc != nullptr && oc->getNumArgs() > 0) {
+          dest = oc->getArg(0);
+        } else {
+          break;
+        }
+      }
+      ReducedAlignmentUnrewritable(dest, op_loc);
+      return;
+    }
     if (InInstantiation() || !trivial_copy || !ResultUsedOnlyAsValue(store, !t->isScalarType())) {
       ReducedAlignmentUnrewritable(lhs, op_loc);
       return;

@@ -73,6 +73,8 @@ void AsLvalue() {
   // CHECK: ::mmsb::rt::Escape(&(::g)); int& ref = (g.i = 4);
   int& ref = (g.i = 4); // expected-warning {{store into page storage cannot be rewritten (its destination is less aligned than its type); the page is marked escaped}}
   (void)ref;
+  // CHECK: ::mmsb::rt::Escape(&(::g)); (g.i = 5) += 1;
+  (g.i = 5) += 1; // expected-warning 2 {{store into page storage cannot be rewritten (its destination is less aligned than its type); the page is marked escaped}}
   // CHECK: ::mmsb::rt::Escape(&(::g)); g.bits.level = 3;
   g.bits.level = 3; // expected-warning {{store into page storage cannot be rewritten (its destination is less aligned than its type); the page is marked escaped}}
 }
