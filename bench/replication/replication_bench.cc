@@ -12,10 +12,15 @@
 // Timings go here, never in tests. MMSB_BENCH_QUICK=1 shrinks the runs (a smoke run). Arguments
 // (throughput, lag, faults) run only those phases. Each phase also prints, on stderr, the CPU time
 // per epoch of each thread and of the server (load-independent, unlike the wall-clock figures);
-// the lag phase prints how many epochs took over 10 ms and, with MMSB_BENCH_LAG_TRACE=1, each run
-// of epochs over 5 ms (where the stalls are).
+// the lag phase prints how many epochs took over 10 ms, each hop's share of the slow epochs' lag
+// (commit, handed to cnats, stored by the server, acknowledged, received by the follower, applied:
+// one clock), the machine's own stalls in the same run (StallProbe), how long each thread ran and
+// waited for a CPU, and, with MMSB_BENCH_LAG_TRACE=1, each run of epochs over 5 ms with the hops of
+// its slowest epoch. MMSB_BENCH_LAG_RATE=N paces the lag phase at N epochs/s (a diagnosis; the
+// figure is defined at 10k).
 // A watchdog ends a stuck phase with its progress and the threads' stacks (exit 2).
 #include <pthread.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -31,6 +36,7 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <fmt/format.h>
@@ -165,6 +171,10 @@ double RawPublish(const NatsServer& server, const std::string& stream,
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.PublishAsync.MaxPending = 4096;
+  // A full window waits for acknowledgements instead of failing after cnats's default 200 ms:
+  // on a loaded machine the server can fall that far behind, and the bench died with "raw
+  // publish" (seen with another real-time benchmark hogging a CPU).
+  jo.PublishAsync.StallWait = 60000;
   natsConnection_JetStream(&js, nc, &jo);
   jsStreamConfig cfg;
   jsStreamConfig_Init(&cfg);
@@ -221,6 +231,41 @@ std::map<std::string, double> CpuByThread(pid_t server) {
   }
   if (server > 0) read(fmt::format("/proc/{}/stat", server), "nats-server");
   return out;
+}
+
+// Per thread (this process's and the server's, by "name/tid"): nanoseconds run on a CPU and
+// nanoseconds spent runnable but waiting for one (/proc/.../schedstat): who ran and who waited.
+std::map<std::string, std::pair<double, double>> RunAndWait(pid_t server) {
+  std::map<std::string, std::pair<double, double>> out;
+  auto scan = [&](const std::string& dir, const char* prefix) {
+    std::error_code ec;
+    for (const auto& t : std::filesystem::directory_iterator(dir, ec)) {
+      std::ifstream comm(t.path() / "comm"), stat(t.path() / "schedstat");
+      std::string name;
+      double run = 0, wait = 0;
+      if (!std::getline(comm, name) || !(stat >> run >> wait)) continue;
+      out[fmt::format("{}{}/{}", prefix, name, t.path().filename().string())] = {run, wait};
+    }
+  };
+  scan("/proc/self/task", "");
+  if (server > 0) scan(fmt::format("/proc/{}/task", server), "server:");
+  return out;
+}
+
+void PrintRunAndWait(const std::map<std::string, std::pair<double, double>>& before,
+                     const std::map<std::string, std::pair<double, double>>& after) {
+  std::vector<std::tuple<double, double, std::string>> rows;
+  for (const auto& [name, rw] : after) {
+    const auto b = before.find(name);
+    const auto base = b == before.end() ? std::pair<double, double>{0, 0} : b->second;
+    rows.emplace_back(rw.second - base.second, rw.first - base.first, name);
+  }
+  std::sort(rows.rbegin(), rows.rend());
+  std::string line;
+  for (const auto& [wait, run, name] : rows) {
+    if (run + wait > 1e6) line += fmt::format(" {} {:.0f}/{:.0f}", name, run / 1e6, wait / 1e6);
+  }
+  std::fprintf(stderr, "  thread ms run/waited for a CPU:%s\n", line.c_str());
 }
 
 void PrintCpu(const std::map<std::string, double>& before,
@@ -306,27 +351,93 @@ void Throughput(NatsServer& server) {
   std::printf("FIGURE replication.throughput_vs_raw_publish %.3f x\n", repl_best / raw_best);
 }
 
+// The machine's own stalls, the same-run baseline of the lag figure: a thread one real-time
+// priority above the bench's that does nothing but sleep 1 ms and note how late it woke. It shares
+// no lock, queue, socket or file with the replication path, so a late wake-up is time the machine
+// did not run this process's threads at all (on the 2-core VM the figure is defined for: the host
+// pausing the VM's vCPUs, docs/Replication.md "Lag"). A slow epoch whose lag overlaps such a stall
+// is the machine's; the rest are the replication path's.
+class StallProbe {
+ public:
+  struct Stall {
+    Clock::time_point from, to;  // when it should have woken, and when it did
+  };
+  StallProbe()
+      : thread_([this] {
+          pthread_setname_np(pthread_self(), "bench-probe");
+          // One real-time priority above the bench (bench/run --realtime): the bench's own
+          // threads never delay it, only what delays the whole machine does.
+          int policy = 0;
+          sched_param sp{};
+          if (pthread_getschedparam(pthread_self(), &policy, &sp) == 0 && policy == SCHED_FIFO) {
+            sp.sched_priority += 1;
+            (void)pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+          }
+          while (!stop_) {
+            const auto due = Clock::now() + std::chrono::milliseconds(1);
+            std::this_thread::sleep_until(due);
+            const auto woke = Clock::now();
+            if (woke - due > std::chrono::microseconds(1500)) stalls_.push_back({due, woke});
+          }
+        }) {}
+  // Stops the probe; its stalls (wake-ups later than 1.5 ms), oldest first.
+  const std::vector<Stall>& Stop() {
+    stop_ = true;
+    thread_.join();
+    return stalls_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<Stall> stalls_;
+  std::thread thread_;
+};
+
 void Lag(NatsServer& server) {
   const int epochs = kQuick ? 3000 : 20000;
-  const double rate = 10000;  // epochs/s
+  // The figure is defined at 10k epochs/s; MMSB_BENCH_LAG_RATE changes it for a diagnosis only
+  // (does a stall depend on the load?).
+  const char* rate_env = std::getenv("MMSB_BENCH_LAG_RATE");
+  const double rate = rate_env != nullptr && std::atof(rate_env) > 0 ? std::atof(rate_env) : 10000;
   TempDir dir;
   Must(start(), "start");
   auto log = Must(AttachLog(dir.Sub("lag.tlog"), NoSyncLog()), "log");
   const std::string stream = fmt::format("LAG{}", g_round);
-  auto r = Must(Replicate(log, server.Url(stream)), "replicate");
+  // Each epoch's hops, on one clock (steady; the server's store time converted from the system
+  // clock): commit, handed to cnats, stored by the server, acknowledged, received by the
+  // follower, applied. Sized before the first commit: the hooks run from the start.
+  const std::size_t slots = static_cast<std::size_t>(epochs) + 64;
+  std::vector<Clock::time_point> committed(slots), published(slots), acked(slots), stored(slots),
+      received(slots), applied(slots);
+  const auto sys_minus_steady = std::chrono::system_clock::now().time_since_epoch() -
+                                std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                    Clock::now().time_since_epoch());
+  auto stamp = [&](std::vector<Clock::time_point>& v, Epoch e) {
+    if (e < v.size()) v[e] = Clock::now();
+  };
+  ReplicationOptions ro;
+  ro.on_published = [&](Epoch e) { stamp(published, e); };
+  ro.on_acked = [&](Epoch e) { stamp(acked, e); };
+  auto r = Must(Replicate(log, server.Url(stream), ro), "replicate");
   BusWorkload w(2, 16 << 10);
   w.Setup();
   Must(w.Step().status(), "first commit");
   const Epoch first = log->LogEpoch(current_epoch());
-  std::vector<Clock::time_point> committed(first + epochs + 1), applied(first + epochs + 1);
+  if (first + epochs >= slots) Die("lag: more setup epochs than expected");
   FollowOptions fo;
   fo.check_hash = true;
-  fo.on_epoch = [&](const LogState&, Epoch e) {
-    if (e < applied.size()) applied[e] = Clock::now();
+  fo.on_epoch = [&](const LogState&, Epoch e) { stamp(applied, e); };
+  fo.on_received = [&](Epoch e, std::int64_t stored_unix_nanos) {
+    stamp(received, e);
+    if (e < stored.size()) {
+      stored[e] = Clock::time_point(std::chrono::duration_cast<Clock::duration>(
+          std::chrono::nanoseconds(stored_unix_nanos) - sys_minus_steady));
+    }
   };
   auto f = Must(Follower::Open(server.Url(stream), fo), "follower");
   std::atomic<Epoch> target{~Epoch{0}};
   std::map<std::string, double> cpu1;  // taken by the follower thread before it ends
+  std::map<std::string, std::pair<double, double>> rw1;
   std::thread follower([&] {
     pthread_setname_np(pthread_self(), "bench-follower");
     while (f->epoch() < target.load()) {
@@ -335,9 +446,12 @@ void Lag(NatsServer& server) {
       g_follower_epoch = *e;
     }
     cpu1 = CpuByThread(server.pid());
+    rw1 = RunAndWait(server.pid());
   });
   pthread_setname_np(pthread_self(), "bench-leader");
+  StallProbe probe;
   const auto cpu0 = CpuByThread(server.pid());
+  const auto rw0 = RunAndWait(server.pid());
   const auto t0 = Clock::now();
   for (int i = 0; i < epochs; ++i) {
     const auto slot = t0 + std::chrono::nanoseconds(static_cast<std::int64_t>(i * 1e9 / rate));
@@ -353,7 +467,9 @@ void Lag(NatsServer& server) {
   const double achieved = epochs / Seconds(Clock::now() - t0);
   target = first + epochs;
   follower.join();
+  const std::vector<StallProbe::Stall>& stalls = probe.Stop();
   PrintCpu(cpu0, cpu1, epochs);
+  PrintRunAndWait(rw0, rw1);
   pthread_setname_np(pthread_self(), "replication_ben");
   std::vector<double> lags;
   // Where the slow epochs are (a stall at start, or spread out): the first and last epoch, counted
@@ -374,10 +490,102 @@ void Lag(NatsServer& server) {
         double mx = 0;
         std::size_t j = i;
         for (; j < lags.size() && lags[j] > 5; ++j) mx = std::max(mx, lags[j]);
-        std::fprintf(stderr, "   slow run #%zu..#%zu max %.1f ms (t=%.3f s)\n", i, j, mx,
-                     Seconds(committed[first + 1 + i] - t0));
+        // The hops of the run's slowest epoch, and the run's start on the monotonic clock (to
+        // find it in a scheduler trace: perf record -k CLOCK_MONOTONIC).
+        std::size_t worst = i;
+        for (std::size_t k = i; k < j; ++k) worst = lags[k] > lags[worst] ? k : worst;
+        const Epoch we = first + 1 + worst;
+        auto ms = [](Clock::time_point a, Clock::time_point b) {
+          return std::chrono::duration<double, std::milli>(b - a).count();
+        };
+        std::fprintf(
+            stderr,
+            "   slow run #%zu..#%zu max %.1f ms (t=%.3f s, monotonic %.6f s): publish %.1f "
+            "stored %.1f acked %.1f received %.1f applied %.1f ms after commit\n",
+            i, j, mx, Seconds(committed[first + 1 + i] - t0),
+            Seconds(committed[first + 1 + i].time_since_epoch()), ms(committed[we], published[we]),
+            ms(committed[we], stored[we]), ms(committed[we], acked[we]),
+            ms(committed[we], received[we]), ms(committed[we], applied[we]));
       }
     }
+  }
+  // Which hop the slow epochs' lag lives in: per hop, the p50, p99 and max over all epochs, and
+  // the share of the slow epochs' (over 5 ms) lag it takes.
+  {
+    struct Hop {
+      const char* name;
+      const std::vector<Clock::time_point>* from;
+      const std::vector<Clock::time_point>* to;
+    };
+    const Hop hops[] = {{"commit->publish", &committed, &published},
+                        {"publish->stored", &published, &stored},
+                        {"stored->acked", &stored, &acked},
+                        {"stored->received", &stored, &received},
+                        {"received->applied", &received, &applied}};
+    for (const Hop& h : hops) {
+      std::vector<double> d;
+      double slow_sum = 0, slow_total = 0;
+      for (Epoch e = first + 1; e <= first + epochs; ++e) {
+        const double ms =
+            std::chrono::duration<double, std::milli>((*h.to)[e] - (*h.from)[e]).count();
+        d.push_back(ms);
+        const double lag =
+            std::chrono::duration<double, std::milli>(applied[e] - committed[e]).count();
+        if (lag > 5) {
+          slow_sum += ms;
+          slow_total += lag;
+        }
+      }
+      std::sort(d.begin(), d.end());
+      std::fprintf(stderr, "  hop %-17s p50 %.3f p99 %.3f max %.3f ms; %.0f%% of slow lag\n",
+                   h.name, d[d.size() / 2], d[d.size() * 99 / 100], d.back(),
+                   slow_total > 0 ? 100 * slow_sum / slow_total : 0.0);
+    }
+  }
+  // The machine's stalls in the same run: how many, how long, how often; the slow epochs whose
+  // lag overlaps one; and the lag less the stall time it overlaps (what the replication path adds
+  // when the machine runs it).
+  {
+    double stall_ms = 0, stall_max = 0;
+    std::vector<double> gaps;
+    for (std::size_t k = 0; k < stalls.size(); ++k) {
+      const double d =
+          std::chrono::duration<double, std::milli>(stalls[k].to - stalls[k].from).count();
+      stall_ms += d;
+      stall_max = std::max(stall_max, d);
+      if (k > 0) gaps.push_back(Seconds(stalls[k].from - stalls[k - 1].from) * 1e3);
+    }
+    std::sort(gaps.begin(), gaps.end());
+    std::vector<double> own;
+    std::size_t slow5 = 0, slow5_in_stall = 0;
+    for (Epoch e = first + 1; e <= first + epochs; ++e) {
+      const auto a = committed[e], b = applied[e];
+      // Stalls are in time order: the first that ends after a.
+      auto it = std::lower_bound(
+          stalls.begin(), stalls.end(), a,
+          [](const StallProbe::Stall& st, Clock::time_point t) { return st.to < t; });
+      Clock::duration overlap{};
+      for (; it != stalls.end() && it->from < b; ++it) {
+        overlap += std::min(b, it->to) - std::max(a, it->from);
+      }
+      const double lag = std::chrono::duration<double, std::milli>(b - a).count();
+      own.push_back(lag - std::chrono::duration<double, std::milli>(overlap).count());
+      if (lag > 5) {
+        ++slow5;
+        if (overlap > Clock::duration::zero()) ++slow5_in_stall;
+      }
+    }
+    std::sort(own.begin(), own.end());
+    std::fprintf(
+        stderr,
+        "  machine stalls (an idle thread of a higher priority woke over 1.5 ms late): %zu, "
+        "%.1f ms in all (%.1f%% of the run), max %.1f ms, median gap %.0f ms\n",
+        stalls.size(), stall_ms, 100 * stall_ms / (Seconds(Clock::now() - t0) * 1e3), stall_max,
+        gaps.empty() ? 0.0 : gaps[gaps.size() / 2]);
+    std::fprintf(stderr,
+                 "  epochs over 5 ms: %zu, of which %zu overlap a machine stall; lag less the "
+                 "stall time it overlaps: p50 %.3f p99 %.3f ms\n",
+                 slow5, slow5_in_stall, own[own.size() / 2], own[own.size() * 99 / 100]);
   }
   std::sort(lags.begin(), lags.end());
   const double p50 = lags[lags.size() / 2];

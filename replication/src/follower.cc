@@ -286,8 +286,17 @@ class Follower::Impl {
       assembling = false;
       return Status::Ok();
     }
-    if (meta.last) return ApplyAssembled(meta);
-    return Status::Ok();
+    if (!meta.last) return Status::Ok();
+    if (opts.on_received) {
+      jsMsgMetaData* md = nullptr;  // the store time is in the reply subject
+      std::int64_t stored = 0;
+      if (natsMsg_GetMetaData(&md, m) == NATS_OK) {
+        stored = md->Timestamp;
+        jsMsgMetaData_Destroy(md);
+      }
+      opts.on_received(meta.epoch, stored);
+    }
+    return ApplyAssembled(meta);
   }
 
   Expected<Epoch> Poll(std::int64_t timeout_ms) {

@@ -91,7 +91,10 @@ class Replicator::Impl {
     std::lock_guard<std::mutex> l(self->mu);
     if (pa != nullptr && !pa->Duplicate) {
       self->last_progress = Clock::now();
-      if (meta.last) self->MarkAcked(meta.epoch);
+      if (meta.last) {
+        self->MarkAcked(meta.epoch);
+        if (self->opts.on_acked) self->opts.on_acked(meta.epoch);
+      }
     } else if (pae != nullptr || (pa != nullptr && pa->Duplicate)) {
       // Refused (wrong last sequence after a lost message, a timeout, a fenced leader) or
       // deduplicated: the stream, not this process, says what is stored. Re-read it.
@@ -296,6 +299,7 @@ class Replicator::Impl {
       ++expect;
       ++*messages;
       *bytes_out += len;
+      if (meta.last && opts.on_published) opts.on_published(it.epoch);
     }
     return true;
   }

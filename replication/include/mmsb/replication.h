@@ -70,6 +70,12 @@ struct ReplicationOptions {
   std::uint64_t checkpoint_every_bytes = 0;
   std::int64_t checkpoint_every_ms = 0;
   std::string owner;  // who holds the lease, for messages; default "host:pid"
+  // Tracing (bench/replication: where an epoch's lag goes). Called with the epoch when its last
+  // chunk was handed to the client library (on the committing or the publishing thread), and
+  // when the server acknowledged it (on the client library's acknowledgement thread, with the
+  // publisher's lock held: it must not block or call the Replicator).
+  std::function<void(Epoch epoch)> on_published;
+  std::function<void(Epoch epoch)> on_acked;
 };
 
 struct ReplicationStats {
@@ -141,6 +147,9 @@ struct FollowOptions {
   std::uint64_t full_hash_every = 4096;
   // Called after each applied epoch, on the thread that drives the follower.
   std::function<void(const LogState& state, Epoch epoch)> on_epoch;
+  // Called when an epoch's last chunk arrived, before it is applied, with the time the server
+  // stored that chunk (nanoseconds since the Unix epoch, the server's clock): tracing.
+  std::function<void(Epoch epoch, std::int64_t stored_unix_nanos)> on_received;
 };
 
 struct FollowStats {

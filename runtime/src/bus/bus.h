@@ -231,6 +231,17 @@ class Bus final : public CommittedImages {
   static constexpr std::size_t kCollectPrefetchShadows = 8;
   std::array<std::vector<Arena::Block>, Arena::kNumSmallClasses> slot_cache_ GUARDED_BY(mu_);
   std::vector<Page*> live_ GUARDED_BY(mu_);  // Page::slot_ is the index
+  // What the commit's scan reads of each live page, by the same index: a page the last
+  // collection found committed and tracked (`idle_ok`: twin valid, not escaped, a shadow) and
+  // that has no mark and is not sampled is skipped without reading its record. Written by
+  // CollectAll after each page it collects; a new slot starts false, MarkEscaped clears it, and
+  // Unregister moves it with the page (docs/Performance.md, "The idle-page scan").
+  struct ScanEntry {
+    const std::uint8_t* shadow = nullptr;
+    std::uint32_t granules = 0;
+    bool idle_ok = false;
+  };
+  std::vector<ScanEntry> scan_ GUARDED_BY(mu_);
   FlatIdMap<Page*> by_id_ GUARDED_BY(mu_);
   std::unordered_map<std::string, Page*> by_name_ GUARDED_BY(mu_);
   std::unordered_map<std::string, std::unique_ptr<TypeDescriptor>> types_ GUARDED_BY(mu_);

@@ -491,16 +491,28 @@ void Bus::CollectAll(Epoch new_epoch, bool first_round) {
     sample_cursor_ = at;
     sample_granule_ = g;
   }
-  // Most pages are idle and the scan is bound by fetching their records and shadow bytes:
-  // prefetch the records ahead, and the shadows of records that have arrived.
-  for (std::size_t i = 0; i < n; ++i) {
-    if (i + kCollectPrefetchRecords < n) __builtin_prefetch(live_[i + kCollectPrefetchRecords]);
-    if (i + kCollectPrefetchShadows < n) {
-      if (const std::uint8_t* shadow = ShadowFor(live_[i + kCollectPrefetchShadows]))
-        __builtin_prefetch(shadow);
-    }
-    const std::size_t k = (i + n - sample_begin) % n;
-    CollectPage(live_[i], new_epoch, k < sample_count ? sample_ranges_[k] : SampleRange{});
+  // Most pages are idle: an idle page costs its scan entry and its shadow bytes, read in order
+  // (no record). A page that needs collecting has its record prefetched ahead.
+  // `k` is the page's place in the sampled slice, counted from sample_begin.
+  for (std::size_t i = 0, k = n - sample_begin; i < n; ++i, ++k) {
+    if (k == n) k = 0;
+    if (i + kCollectPrefetchRecords < n && !scan_[i + kCollectPrefetchRecords].idle_ok)
+      __builtin_prefetch(live_[i + kCollectPrefetchRecords]);
+    if (i + kCollectPrefetchShadows < n && scan_[i + kCollectPrefetchShadows].shadow != nullptr)
+      __builtin_prefetch(scan_[i + kCollectPrefetchShadows].shadow);
+    ScanEntry& entry = scan_[i];
+    const bool sampled = k < sample_count;
+    // CollectPage would take no mark and diff nothing: twin valid, not escaped, not verified or
+    // sampled, no mark set (a mark set after this read stays for the next commit, as in
+    // TakeMarks).
+    if (entry.idle_ok && !sampled && !verify_ && !AnyMarked(entry.shadow, entry.granules)) continue;
+    Page* p = live_[i];
+    CollectPage(p, new_epoch, sampled ? sample_ranges_[k] : SampleRange{});
+    entry.shadow = ShadowFor(p);
+    const std::size_t granules = GranuleCount(Rec(p)->size_);
+    entry.granules = static_cast<std::uint32_t>(granules);
+    entry.idle_ok = Rec(p)->twin_valid && !Rec(p)->escaped_ && entry.shadow != nullptr &&
+                    granules == entry.granules;
   }
   // Marks in the static window outside any page are never read: they stay (clearing them would
   // race with barriers marking a page's granule in the same shadow word).

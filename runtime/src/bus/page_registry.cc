@@ -71,6 +71,7 @@ void Bus::Register(Page* p) {
   Rec(p)->live = true;
   Rec(p)->slot = static_cast<std::uint32_t>(live_.size());
   live_.push_back(p);
+  scan_.emplace_back();  // collected in full at its first commit
   by_id_.Put(Rec(p)->id_, p);
   if (!Rec(p)->name_.empty()) by_name_[Rec(p)->name_] = p;
   Rec(p)->created_epoch = epoch_;
@@ -86,8 +87,10 @@ void Bus::Register(Page* p) {
 void Bus::Unregister(Page* p) {
   Page* last = live_.back();
   live_[Rec(p)->slot] = last;
+  scan_[Rec(p)->slot] = scan_.back();
   Rec(last)->slot = Rec(p)->slot;
   live_.pop_back();
+  scan_.pop_back();
   by_id_.Erase(Rec(p)->id_);
   if (!Rec(p)->name_.empty()) {
     auto it = by_name_.find(Rec(p)->name_);
@@ -312,6 +315,7 @@ void Bus::MarkEscaped(Page* page) {
   MutexLock lock(&mu_);
   if (page == nullptr || !Rec(page)->live || Rec(page)->escaped_) return;
   Rec(page)->escaped_ = true;
+  scan_[Rec(page)->slot].idle_ok = false;  // diffed in full from the next commit on
   Rec(page)->maybe_nonzero = true;
   ++stats_.pages_escaped;
 }

@@ -36,24 +36,30 @@ std::uint32_t DependencyGraph::NodeFor(Page* page) {
   if (!free_nodes_.empty()) {
     n = free_nodes_.back();
     free_nodes_.pop_back();
+    hot_[n] = NodeHot{};
     nodes_[n] = Node{};
+    fns_[n] = nullptr;
   } else {
     n = static_cast<std::uint32_t>(nodes_.size());
+    hot_.emplace_back();
     nodes_.emplace_back();
+    fns_.emplace_back();
   }
-  nodes_[n].page = page;
-  nodes_[n].id = page->id();
-  nodes_[n].live = true;
+  hot_[n].page = page;
+  hot_[n].id = page->id();
+  hot_[n].flags = kLive;
   index_.emplace(page->id(), n);
   ++stats_.nodes;
   return n;
 }
 
 void DependencyGraph::MaybeDropNode(std::uint32_t n) {
-  Node& node = nodes_[n];
-  if (!node.live || !node.in_edges.empty() || !node.children.empty() || node.user_fn) return;
-  index_.erase(node.id);
-  node = Node{};
+  const Node& node = nodes_[n];
+  if ((hot_[n].flags & kLive) == 0 || !node.in_edges.empty() || !node.children.empty() || fns_[n])
+    return;
+  index_.erase(hot_[n].id);
+  hot_[n] = NodeHot{};
+  nodes_[n] = Node{};
   free_nodes_.push_back(n);
   --stats_.nodes;
 }
@@ -61,14 +67,14 @@ void DependencyGraph::MaybeDropNode(std::uint32_t n) {
 // Heights increase strictly along edges, so a path from `from` to `target` only visits nodes no
 // higher than `target`: everything above is pruned (Incremental's cycle check).
 bool DependencyGraph::Reaches(std::uint32_t from, std::uint32_t target) const {
-  const int limit = nodes_[target].height;
+  const int limit = hot_[target].height;
   std::vector<std::uint32_t> stack{from};
   const std::uint64_t stamp = ++visit_round_;  // visited marks without an O(nodes) clear
   while (!stack.empty()) {
     const std::uint32_t n = stack.back();
     stack.pop_back();
     if (n == target) return true;
-    if (nodes_[n].visit_stamp == stamp || nodes_[n].height > limit) continue;
+    if (nodes_[n].visit_stamp == stamp || hot_[n].height > limit) continue;
     nodes_[n].visit_stamp = stamp;
     for (std::uint32_t c : nodes_[n].children) stack.push_back(c);
   }
@@ -82,16 +88,16 @@ void DependencyGraph::UpdateHeights(std::uint32_t start) {
     const std::uint32_t n = work.front();
     work.pop_front();
     int h = 0;
-    for (std::uint32_t e : nodes_[n].in_edges) h = std::max(h, nodes_[edges_[e].parent].height + 1);
-    if (h == nodes_[n].height && n != start) continue;
+    for (std::uint32_t e : nodes_[n].in_edges) h = std::max(h, hot_[edges_[e].parent].height + 1);
+    if (h == hot_[n].height && n != start) continue;
     // The depth is kept exact on increase; a decrease of a node at the maximum makes it stale,
     // recomputed when stats are read (a scan per edge change would make building O(n^2)).
     if (h > static_cast<int>(stats_.graph_depth)) {
       stats_.graph_depth = static_cast<std::uint32_t>(h);
-    } else if (h < nodes_[n].height && nodes_[n].height == static_cast<int>(stats_.graph_depth)) {
+    } else if (h < hot_[n].height && hot_[n].height == static_cast<int>(stats_.graph_depth)) {
       depth_stale_ = true;
     }
-    nodes_[n].height = h;
+    hot_[n].height = h;
     for (std::uint32_t c : nodes_[n].children) work.push_back(c);
   }
 }
@@ -99,8 +105,8 @@ void DependencyGraph::UpdateHeights(std::uint32_t start) {
 const PropagationStats& DependencyGraph::stats() const {
   if (depth_stale_) {
     int depth = 0;
-    for (const Node& node : nodes_) {
-      if (node.live) depth = std::max(depth, node.height);
+    for (const NodeHot& node : hot_) {
+      if ((node.flags & kLive) != 0) depth = std::max(depth, node.height);
     }
     stats_.graph_depth = static_cast<std::uint32_t>(depth);
     depth_stale_ = false;
@@ -145,7 +151,7 @@ Status DependencyGraph::AddEdge(Page* parent, Page* child, EdgeKind kind, Projec
           fmt::format("edge {} -> {} already exists", NodeName(parent), NodeName(child)));
     }
   }
-  if (nodes_[c].height <= nodes_[p].height && Reaches(c, p)) {
+  if (hot_[c].height <= hot_[p].height && Reaches(c, p)) {
     undo_nodes();
     return GraphCycle(
         fmt::format("edge {} -> {} would close a cycle", NodeName(parent), NodeName(child)));
@@ -166,15 +172,17 @@ Status DependencyGraph::AddEdge(Page* parent, Page* child, EdgeKind kind, Projec
   // only knows the edges as the log lists them (by parent id), must copy in the same one.
   std::vector<std::uint32_t>& in = nodes_[c].in_edges;
   const PageId parent_id = parent->id();
-  in.insert(std::upper_bound(
-                in.begin(), in.end(), parent_id,
-                [&](PageId id, std::uint32_t x) { return id < nodes_[edges_[x].parent].id; }),
-            e);
+  in.insert(
+      std::upper_bound(in.begin(), in.end(), parent_id,
+                       [&](PageId id, std::uint32_t x) { return id < hot_[edges_[x].parent].id; }),
+      e);
   nodes_[p].children.push_back(c);
   if (kind != EdgeKind::kUser) ++nodes_[c].copy_in_edges;
+  SyncHot(p);
+  SyncHot(c);
   ++stats_.edges;
-  if (nodes_[c].height <= nodes_[p].height) UpdateHeights(c);
-  stats_.graph_depth = std::max<std::uint32_t>(stats_.graph_depth, nodes_[c].height);
+  if (hot_[c].height <= hot_[p].height) UpdateHeights(c);
+  stats_.graph_depth = std::max<std::uint32_t>(stats_.graph_depth, hot_[c].height);
   return Status::Ok();
 }
 
@@ -192,7 +200,7 @@ Status DependencyGraph::SetUserFunction(Page* child, const std::vector<Page*>& p
   }
   if (parents.empty()) return InvalidArgument("a user edge needs at least one parent");
   auto it = index_.find(child->id());
-  if (it != index_.end() && nodes_[it->second].user_fn) {
+  if (it != index_.end() && fns_[it->second]) {
     return AlreadyExists(fmt::format("{} already has a user recompute function", NodeName(child)));
   }
   std::vector<std::pair<PageId, PageId>> added;
@@ -204,14 +212,16 @@ Status DependencyGraph::SetUserFunction(Page* child, const std::vector<Page*>& p
     }
     added.emplace_back(parent->id(), child->id());
   }
-  Node& node = nodes_[index_.at(child->id())];
-  node.user_fn = std::move(fn);
+  const std::uint32_t c = index_.at(child->id());
+  Node& node = nodes_[c];
+  fns_[c] = std::move(fn);
   node.user_parents.clear();
   node.user_parent_pages.clear();
   for (Page* parent : parents) {
     node.user_parents.push_back(index_.at(parent->id()));
     node.user_parent_pages.push_back(parent);
   }
+  SyncHot(c);
   return Status::Ok();
 }
 
@@ -227,10 +237,12 @@ void DependencyGraph::DropEdge(std::uint32_t e) {
       child.user_parent_pages.erase(child.user_parent_pages.begin() + (it - up.begin()));
       up.erase(it);
     }
-    if (up.empty()) child.user_fn = nullptr;
+    if (up.empty()) fns_[edge.child] = nullptr;
   } else {
     --child.copy_in_edges;
   }
+  SyncHot(edge.child);
+  SyncHot(edge.parent);
   edge_live_[e] = false;
   free_edges_.push_back(e);
   --stats_.edges;
@@ -274,11 +286,12 @@ void DependencyGraph::RemovePage(PageId page) {
     }
     touched.push_back(c);
   }
-  nodes_[n].user_fn = nullptr;
-  if (nodes_[n].height == static_cast<int>(stats_.graph_depth)) depth_stale_ = true;
+  fns_[n] = nullptr;
+  SyncHot(n);
+  if (hot_[n].height == static_cast<int>(stats_.graph_depth)) depth_stale_ = true;
   MaybeDropNode(n);
   for (std::uint32_t t : touched) {
-    if (!nodes_[t].live) continue;
+    if ((hot_[t].flags & kLive) == 0) continue;
     UpdateHeights(t);
     MaybeDropNode(t);
   }
@@ -289,7 +302,7 @@ std::vector<EdgeInfo> DependencyGraph::ListEdges() const {
   for (std::size_t e = 0; e < edges_.size(); ++e) {
     if (!edge_live_[e]) continue;
     const Edge& x = edges_[e];
-    out.push_back({nodes_[x.parent].id, nodes_[x.child].id, x.kind, x.proj, x.policy});
+    out.push_back({hot_[x.parent].id, hot_[x.child].id, x.kind, x.proj, x.policy});
   }
   std::sort(out.begin(), out.end(), [](const EdgeInfo& a, const EdgeInfo& b) {
     return std::tie(a.child, a.parent) < std::tie(b.child, b.parent);
@@ -299,11 +312,28 @@ std::vector<EdgeInfo> DependencyGraph::ListEdges() const {
 
 int DependencyGraph::Height(PageId page) const {
   auto it = index_.find(page);
-  return it == index_.end() ? -1 : nodes_[it->second].height;
+  return it == index_.end() ? -1 : hot_[it->second].height;
+}
+
+void DependencyGraph::SyncHot(std::uint32_t node) {
+  NodeHot& h = hot_[node];
+  const Node& n = nodes_[node];
+  h.flags &= kLive;
+  if (fns_[node]) h.flags |= kUserFn;
+  if (n.copy_in_edges != 0) h.flags |= kCopyIn;
+  const std::size_t kids = n.children.size();
+  if (kids > std::size(h.child)) h.flags |= kManyChildren;
+  h.child_count = static_cast<std::uint8_t>(std::min(kids, std::size(h.child)));
+  for (std::size_t i = 0; i < std::size(h.child); ++i) h.child[i] = i < kids ? n.children[i] : 0;
+  h.user_parent = nullptr;
+  if (n.user_parent_pages.size() == 1) {
+    h.flags |= kOneUserParent;
+    h.user_parent = n.user_parent_pages[0];
+  }
 }
 
 void DependencyGraph::Schedule(std::uint32_t node) {
-  Node& n = nodes_[node];
+  NodeHot& n = hot_[node];
   if (n.dirty_stamp == round_) return;  // at most once per commit
   n.dirty_stamp = round_;
   if (buckets_.size() <= static_cast<std::size_t>(n.height)) buckets_.resize(n.height + 1);
@@ -316,40 +346,54 @@ void DependencyGraph::Schedule(std::uint32_t node) {
 // Runs on the commit thread or a pool thread; touches only the work's own child page.
 Status DependencyGraph::Recompute(const CommitServices& services, std::uint32_t node, UndoLog* undo,
                                   Delta* out) {
-  const Node& n = nodes_[node];
+  const NodeHot& n = hot_[node];
   Page* child = n.page;
+  const std::vector<Delta>& deltas = *services.out;
   // A node with user edges only has nothing to copy (and need not read its edges).
-  for (std::uint32_t e : n.copy_in_edges != 0 ? std::span<const std::uint32_t>(n.in_edges)
-                                              : std::span<const std::uint32_t>()) {
-    const Edge& edge = edges_[e];
-    if (edge.kind == EdgeKind::kUser) continue;
-    const Node& pn = nodes_[edge.parent];
-    if (pn.changed_round != round_) continue;
-    const Page* parent = pn.page;
-    for (std::uint32_t k = 0; k < pn.changed_count; ++k) {
-      pn.changed[k]->ForEachRun([&](std::uint32_t off, std::uint32_t length, const std::uint8_t*) {
-        std::uint32_t src = off, len = length, dst = off;
-        if (edge.kind == EdgeKind::kProjection) {
-          const std::uint32_t lo = std::max(off, edge.proj.src_offset);
-          const std::uint32_t hi = std::min(off + length, edge.proj.src_offset + edge.proj.length);
-          if (lo >= hi) return;
-          src = lo;
-          len = hi - lo;
-          dst = edge.proj.dst_offset + (lo - edge.proj.src_offset);
-        }
-        std::memcpy(rt::w(child->data() + dst, len), parent->data() + src, len);
-      });
+  if ((n.flags & kCopyIn) != 0) {
+    for (std::uint32_t e : nodes_[node].in_edges) {
+      const Edge& edge = edges_[e];
+      if (edge.kind == EdgeKind::kUser) continue;
+      const NodeHot& pn = hot_[edge.parent];
+      if (pn.changed_round != round_) continue;
+      const Page* parent = pn.page;
+      for (std::uint32_t k = 0; k < pn.changed_count; ++k) {
+        deltas[pn.changed[k]].ForEachRun(
+            [&](std::uint32_t off, std::uint32_t length, const std::uint8_t*) {
+              std::uint32_t src = off, len = length, dst = off;
+              if (edge.kind == EdgeKind::kProjection) {
+                const std::uint32_t lo = std::max(off, edge.proj.src_offset);
+                const std::uint32_t hi =
+                    std::min(off + length, edge.proj.src_offset + edge.proj.length);
+                if (lo >= hi) return;
+                src = lo;
+                len = hi - lo;
+                dst = edge.proj.dst_offset + (lo - edge.proj.src_offset);
+              }
+              std::memcpy(rt::w(child->data() + dst, len), parent->data() + src, len);
+            });
+      }
     }
   }
   bool full = false;
-  if (n.user_fn) {
+  if ((n.flags & kUserFn) != 0) {
     // A node is scheduled only by a parent that changed this round (Propagate, Finished). When
     // all its in-edges are user edges, that parent is one of user_parents: no need to look.
-    bool any = n.copy_in_edges == 0;
-    for (std::size_t i = 0; !any && i < n.user_parents.size(); ++i)
-      any = nodes_[n.user_parents[i]].changed_round == round_;
+    bool any = (n.flags & kCopyIn) == 0;
+    if (!any) {
+      for (std::uint32_t up : nodes_[node].user_parents) {
+        if (hot_[up].changed_round == round_) {
+          any = true;
+          break;
+        }
+      }
+    }
     if (any) {
-      Status st = n.user_fn(n.user_parent_pages, *child);
+      const std::span<const Page* const> parents =
+          (n.flags & kOneUserParent) != 0
+              ? std::span<const Page* const>(&n.user_parent, 1)
+              : std::span<const Page* const>(nodes_[node].user_parent_pages);
+      Status st = fns_[node](parents, *child);
       if (!st.ok()) return st.WithContext(fmt::format("recompute of {} failed", NodeName(child)));
       full = true;  // user code may write without barriers: diff the whole child
     }
@@ -368,24 +412,24 @@ void DependencyGraph::Finished(std::uint32_t node, bool failed_before, Epoch epo
     return;
   }
   derived_bytes_ += out.back().changed_bytes();
-  Page* page = nodes_[node].page;
+  Page* page = hot_[node].page;
   Rec(page)->epoch_ = epoch;  // a failed commit's undo log restores it
   Rec(page)->maybe_nonzero = true;
-  MarkChanged(node, &out.back());
+  MarkChanged(node, static_cast<std::uint32_t>(out.size() - 1));
   if (!failed_before) {
-    for (std::uint32_t c : nodes_[node].children) Schedule(c);
+    for (std::uint32_t c : Children(node)) Schedule(c);
   }
 }
 
-void DependencyGraph::MarkChanged(std::uint32_t node, const Delta* d) {
-  Node& n = nodes_[node];
+void DependencyGraph::MarkChanged(std::uint32_t node, std::uint32_t delta) {
+  NodeHot& n = hot_[node];
   if (n.changed_round != round_) {
     n.changed_round = round_;
     n.changed_count = 0;
   }
   // A page has at most one delta from collection and one from its own recompute.
   MMSB_CHECK(n.changed_count < 2);
-  n.changed[n.changed_count++] = d;
+  n.changed[n.changed_count++] = delta;
 }
 
 Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
@@ -395,14 +439,14 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
   ++round_;
   std::vector<Delta>& out = *services.out;
   const std::size_t begin = out.size();
-  // Every node adds at most one delta, and earlier deltas are pointed at (MarkChanged) while
-  // later ones are appended: reserve so nothing moves.
+  // Every node adds at most one delta: one allocation at most. (Nodes name their deltas by
+  // index, so a growth would move nothing they point at.)
   out.reserve(begin + nodes_.size());
   for (std::size_t i = 0; i < begin; ++i) {
     auto it = index_.find(out[i].page());
     if (it == index_.end()) continue;
-    MarkChanged(it->second, &out[i]);
-    for (std::uint32_t c : nodes_[it->second].children) Schedule(c);
+    MarkChanged(it->second, static_cast<std::uint32_t>(i));
+    for (std::uint32_t c : Children(it->second)) Schedule(c);
   }
   bool any = false;
   Status failure;
@@ -420,49 +464,56 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
     bool parallel = threads_ > 1 && bucket.size() >= kParallelMinNodes;
     if (threads_ > 1 && !parallel && bucket.size() >= 2) {
       std::size_t bytes = 0;
-      for (const Queued& q : bucket) bytes += nodes_[q.node].page->size();
+      for (const Queued& q : bucket) bytes += hot_[q.node].page->size();
       parallel = bytes >= kParallelMinBytes;
     }
     if (!parallel) {
       // Serial: each delta goes straight into its final slot. A wide bucket walks far more nodes
       // and pages than the caches hold, so the loop prefetches ahead in stages, each reading only
-      // what an earlier stage fetched: the node, its page record, then the page's bytes, twin and
-      // the node's edge lists, and last the children it will schedule.
+      // what an earlier stage fetched: the node's hot line, its page record (and its single user
+      // parent's), then the page's bytes, twin, user function and parent bytes, and last the
+      // children it will schedule.
       const std::size_t count = bucket.size();
       for (std::size_t i = 0; i < count; ++i) {
-        if (i + kPrefetchNodes < count) {
-          // All of the node's lines this loop reads: the hot fields (line 0), the child list
-          // and the user function (lines 1-2), the user parents' span (line 2). The stage below
-          // reads line 2 for its address; with line 0 alone prefetched, that load missed and
-          // stalled the loop (over half of Propagate's own samples).
-          const auto* line =
-              reinterpret_cast<const char*>(&nodes_[bucket[i + kPrefetchNodes].node]);
-          static_assert(sizeof(Node) <= 4 * 64, "prefetch covers the node's first three lines");
-          __builtin_prefetch(line);
-          __builtin_prefetch(line + 64);
-          __builtin_prefetch(line + 128);
+        if (i + kPrefetchNodes < count) __builtin_prefetch(&hot_[bucket[i + kPrefetchNodes].node]);
+        if (i + kPrefetchPages < count) {
+          const NodeHot& far = hot_[bucket[i + kPrefetchPages].node];
+          // From the first field the visit reads to the last (a record spans two lines).
+          __builtin_prefetch(static_cast<const void*>(&Rec(far.page)->data_));
+          __builtin_prefetch(&Rec(far.page)->size_class);
+          if (far.user_parent != nullptr)
+            __builtin_prefetch(static_cast<const void*>(&Rec(far.user_parent)->data_));
         }
-        if (i + kPrefetchPages < count)
-          __builtin_prefetch(nodes_[bucket[i + kPrefetchPages].node].page);
         if (i + kPrefetchNear < count) {
-          const Node& near = nodes_[bucket[i + kPrefetchNear].node];
+          const std::uint32_t n = bucket[i + kPrefetchNear].node;
+          const NodeHot& near = hot_[n];
           __builtin_prefetch(near.page->data(), 1);
           __builtin_prefetch(Rec(near.page)->twin);
-          __builtin_prefetch(near.children.data());
-          if (near.copy_in_edges != 0) __builtin_prefetch(near.in_edges.data());
-          __builtin_prefetch(static_cast<const void*>(near.user_parent_pages.data()));
+          if ((near.flags & kUserFn) != 0) __builtin_prefetch(&fns_[n]);
+          if (near.user_parent != nullptr) __builtin_prefetch(near.user_parent->data());
+          if ((near.flags & (kCopyIn | kManyChildren)) != 0) __builtin_prefetch(&nodes_[n]);
         }
         if (i + kPrefetchChildren < count) {
-          // The children Finished() will schedule (their edge list was prefetched above).
-          for (std::uint32_t c : nodes_[bucket[i + kPrefetchChildren].node].children)
-            __builtin_prefetch(&nodes_[c]);
+          // The children Finished() will schedule.
+          for (std::uint32_t c : Children(bucket[i + kPrefetchChildren].node))
+            __builtin_prefetch(&hot_[c]);
+        }
+        {
+          // The delta slot a later node will write (reserved above, not yet constructed): a
+          // write miss there would otherwise drain into the diff's mark exchange.
+          const std::size_t slot = out.size() + kPrefetchDeltas;
+          if (slot < out.capacity()) {
+            const auto* at = reinterpret_cast<const char*>(out.data() + slot);
+            __builtin_prefetch(at, 1);
+            __builtin_prefetch(at + sizeof(Delta) - 1, 1);
+          }
         }
         const std::uint32_t node = bucket[i].node;
         out.emplace_back();
         Status st = Recompute(services, node, services.undo, &out.back());
         if (!st.ok()) {
           out.pop_back();
-          services.discard(nodes_[node].page);
+          services.discard(hot_[node].page);
           failure = std::move(st);
           break;
         }
@@ -492,7 +543,7 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
     for (std::size_t i = 0; i < bucket.size(); ++i) {
       Work& w = works[i];
       if (w.failed) {
-        services.discard(nodes_[w.node].page);
+        services.discard(hot_[w.node].page);
         if (failure.ok()) failure = w.status;
         continue;
       }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -73,6 +74,7 @@ class DependencyGraph {
   static constexpr std::size_t kPrefetchPages = 16;
   static constexpr std::size_t kPrefetchNear = 8;
   static constexpr std::size_t kPrefetchChildren = 4;
+  static constexpr std::size_t kPrefetchDeltas = 8;
 
  private:
   struct Edge {
@@ -82,24 +84,41 @@ class DependencyGraph {
     Projection proj;
     DerivedPolicy policy;
   };
-  // Hot fields first: Schedule, Recompute and Finished read the first cache line of each node
-  // they visit (a wide bucket visits far more nodes than the caches hold).
-  struct alignas(64) Node {
+  // A node is split by how often the propagation reads it (docs/Performance.md, "Propagation's
+  // node layout"). `hot_[n]` is one cache line holding everything a visit of a node with at most
+  // two children and at most one user parent reads: the visit is bound by cache misses, so each
+  // line a node costs is a few nanoseconds at 100k nodes. `nodes_[n]` holds the edge lists
+  // (authoritative) and `fns_[n]` the user function. The hot line mirrors the first children and
+  // the single user parent; SyncHot(n) re-derives the mirror after every edge change of n.
+  struct alignas(64) NodeHot {
     Page* page = nullptr;
     PageId id = kInvalidPageId;
     std::uint64_t dirty_stamp = 0;  // propagation round in which the node was last queued
-    // This round's deltas of the node's page (valid when changed_round == round_).
+    // This round's deltas of the node's page (valid when changed_round == round_), as indices
+    // into the epoch's deltas (CommitServices::out).
     std::uint64_t changed_round = 0;
-    const Delta* changed[2] = {nullptr, nullptr};
+    std::uint32_t changed[2] = {0, 0};
+    // The user function's parent page when it has exactly one (kOneUserParent): the span the
+    // function is called with, without reading nodes_[n].
+    const Page* user_parent = nullptr;
     int height = 0;
-    std::uint32_t changed_count = 0;
+    std::uint32_t child[2] = {0, 0};  // the first children, in nodes_[n].children's order
+    std::uint8_t changed_count = 0;
+    std::uint8_t child_count = 0;  // children mirrored in `child` (all unless kManyChildren)
+    std::uint8_t flags = 0;
+  };
+  static_assert(sizeof(NodeHot) == 64, "one cache line per node on the visit's path");
+  static constexpr std::uint8_t kLive = 1;
+  static constexpr std::uint8_t kUserFn = 2;          // fns_[n] is set
+  static constexpr std::uint8_t kCopyIn = 4;          // some in-edge copies bytes
+  static constexpr std::uint8_t kManyChildren = 8;    // more than two children: read nodes_[n]
+  static constexpr std::uint8_t kOneUserParent = 16;  // user_parent is the user function's span
+  struct Node {
+    std::vector<std::uint32_t> children;  // node indices, one per out-edge
+    std::vector<std::uint32_t> in_edges;  // indices into edges_, by parent page id
     // In-edges that copy bytes (passthrough, projection). Zero means every in-edge is a user
     // edge, so a scheduled node's recompute neither walks in_edges nor checks its parents.
     std::uint32_t copy_in_edges = 0;
-    bool live = false;
-    std::vector<std::uint32_t> children;  // node indices, one per out-edge
-    std::vector<std::uint32_t> in_edges;  // indices into edges_, by parent page id
-    RecomputeFn user_fn;
     std::vector<std::uint32_t> user_parents;
     // The user parents' pages, in user_parents' order: the span the user function is called
     // with (no copy, no parent node read per recompute).
@@ -121,11 +140,20 @@ class DependencyGraph {
   void MaybeDropNode(std::uint32_t n);
   Status Recompute(const CommitServices& services, std::uint32_t node, UndoLog* undo, Delta* out);
   void Finished(std::uint32_t node, bool failed_before, Epoch epoch, std::vector<Delta>& out);
-  void MarkChanged(std::uint32_t node, const Delta* d);
+  void MarkChanged(std::uint32_t node, std::uint32_t delta);
+  void SyncHot(std::uint32_t node);
+  // The node's children: the hot mirror when it holds them all.
+  std::span<const std::uint32_t> Children(std::uint32_t node) const {
+    const NodeHot& h = hot_[node];
+    if ((h.flags & kManyChildren) != 0) return nodes_[node].children;
+    return {h.child, h.child_count};
+  }
   void Schedule(std::uint32_t node);
   void UpdateHeights(std::uint32_t start);
 
+  std::vector<NodeHot> hot_;
   std::vector<Node> nodes_;
+  std::vector<RecomputeFn> fns_;
   std::vector<std::uint32_t> free_nodes_;
   std::unordered_map<PageId, std::uint32_t> index_;
   std::vector<Edge> edges_;
