@@ -161,6 +161,20 @@ int OpenWindow(const QueryArgs& a, Epoch* from, Epoch* to,
   return 0;
 }
 
+// The --at epoch of a query: parsed by the one epoch parser, the log's index opened, the epoch
+// checked against the log's end, and 'latest' resolved to the last committed epoch. Returns 0, or
+// the exit code of the error it printed.
+int OpenAt(const QueryArgs& a, Epoch* at, std::unique_ptr<query::LogIndex>* index) {
+  int rc = 0;
+  if (!EpochFlag(a.at, "--at", kLatestEpoch, at, &rc)) return rc;
+  auto opened = OpenIndex(a.log);
+  if (!opened.ok()) return FailLog(opened.status(), false);
+  if (int c = CheckReached(**opened, a.log, "--at", *at)) return c;
+  if (*at == kLatestEpoch) *at = (*opened)->last_epoch();
+  *index = std::move(*opened);
+  return 0;
+}
+
 // ---- history ------------------------------------------------------------------------------------
 
 int RunHistory(const QueryArgs& a) {
@@ -210,13 +224,9 @@ int RunHistory(const QueryArgs& a) {
 
 int RunBlame(const QueryArgs& a) {
   Epoch at = 0;
-  int rc = 0;
-  if (!EpochFlag(a.at, "--at", kLatestEpoch, &at, &rc)) return rc;
-  auto index = OpenIndex(a.log);
-  if (!index.ok()) return FailLog(index.status(), false);
-  if (int rc = CheckReached(**index, a.log, "--at", at)) return rc;
-  if (at == kLatestEpoch) at = (*index)->last_epoch();
-  auto b = query::BlameField(**index, a.field, at, a.max);
+  std::unique_ptr<query::LogIndex> index;
+  if (int rc = OpenAt(a, &at, &index)) return rc;
+  auto b = query::BlameField(*index, a.field, at, a.max);
   if (!b.ok()) return FailAbout(a.field, b.status());
   if (a.json) {
     json j;
@@ -244,13 +254,13 @@ int RunBlame(const QueryArgs& a) {
     std::printf("  the same commit changed:\n");
     for (const auto& c : b->together) {
       std::printf("    %s (%s): %s -> %s\n", c.field.label.c_str(),
-                  PageText(**index, c.field.page).c_str(), pal.Red(c.old_value).c_str(),
+                  PageText(*index, c.field.page).c_str(), pal.Red(c.old_value).c_str(),
                   pal.Green(c.new_value).c_str());
     }
     if (b->together_truncated) std::printf("    ... more (raise --max)\n");
   }
   for (PageId d : b->derived) {
-    std::printf("  recomputed downstream: %s\n", PageText(**index, d).c_str());
+    std::printf("  recomputed downstream: %s\n", PageText(*index, d).c_str());
   }
   return 0;
 }
@@ -472,16 +482,12 @@ Expected<std::unique_ptr<ir::Store>> OpenStoreFor(const std::string& store_path,
 
 int RunBuild(const QueryArgs& a) {
   Epoch at = 0;
-  int rc = 0;
-  if (!EpochFlag(a.at, "--at", kLatestEpoch, &at, &rc)) return rc;
-  auto index = OpenIndex(a.log);
-  if (!index.ok()) return FailLog(index.status(), false);
-  if (int rc = CheckReached(**index, a.log, "--at", at)) return rc;
-  if (at == kLatestEpoch) at = (*index)->last_epoch();
+  std::unique_ptr<query::LogIndex> index;
+  if (int rc = OpenAt(a, &at, &index)) return rc;
   const std::string store_path = a.store.empty() ? ir::ResolveStorePath(Cwd(), Cwd()) : a.store;
   auto store = OpenStoreFor(store_path, "build");
   if (!store.ok()) return Fail(store.status().message());
-  auto b = MatchRunBuild(**store, (*index)->BuildAt(at));
+  auto b = MatchRunBuild(**store, index->BuildAt(at));
   if (!b.ok()) return Fail(b.status().message());
   if (a.json) {
     json j;
@@ -502,21 +508,17 @@ int RunBuild(const QueryArgs& a) {
 
 int RunWhy(const QueryArgs& a) {
   Epoch at = 0;
-  int rc = 0;
-  if (!EpochFlag(a.at, "--at", kLatestEpoch, &at, &rc)) return rc;
-  auto index = OpenIndex(a.log);
-  if (!index.ok()) return FailLog(index.status(), false);
-  if (int rc = CheckReached(**index, a.log, "--at", at)) return rc;
-  if (at == kLatestEpoch) at = (*index)->last_epoch();
-  auto b = query::BlameField(**index, a.field, at, 0);
+  std::unique_ptr<query::LogIndex> index;
+  if (int rc = OpenAt(a, &at, &index)) return rc;
+  auto b = query::BlameField(*index, a.field, at, 0);
   if (!b.ok()) return FailAbout(a.field, b.status());
-  const query::IndexedPage* page = (*index)->FindPage(b->change.field.page);
+  const query::IndexedPage* page = index->FindPage(b->change.field.page);
   const std::string type = page ? page->type_name : "";
 
   const std::string store_path = a.store.empty() ? ir::ResolveStorePath(Cwd(), Cwd()) : a.store;
   auto store = OpenStoreFor(store_path, "why");
   if (!store.ok()) return Fail(store.status().message());
-  auto build = MatchRunBuild(**store, (*index)->BuildAt(b->change.epoch));
+  auto build = MatchRunBuild(**store, index->BuildAt(b->change.epoch));
   if (!build.ok()) return Fail(build.status().message());
   // The generation to compare: --gen, else the one the run's units name, else the latest.
   std::string gen_from = "--gen";

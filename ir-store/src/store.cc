@@ -1,12 +1,14 @@
 #include "mmsb/ir/store.h"
 
-#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -14,6 +16,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 
@@ -257,21 +260,36 @@ Expected<StoreOptions> StoreOptionsFromEnv() {
 
 std::string WriteLockHolder(const std::string& path) {
   // SQLite's WAL write lock is byte 120 of the -shm file (WALINDEX_LOCK_OFFSET + WAL_WRITE_LOCK),
-  // taken with fcntl; F_GETLK reports a conflicting holder of another process.
-  const int fd = ::open((path + "-shm").c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  struct flock fl{};
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = 120;
-  fl.l_len = 1;
-  const int rc = ::fcntl(fd, F_GETLK, &fl);
-  ::close(fd);
-  if (rc != 0 || fl.l_type == F_UNLCK || fl.l_pid <= 0) return "";
-  std::string comm;
-  std::ifstream in("/proc/" + std::to_string(fl.l_pid) + "/comm");
-  std::getline(in, comm);
-  return "pid " + std::to_string(fl.l_pid) + (comm.empty() ? "" : " (" + comm + ")");
+  // taken with fcntl. Its holder is read from /proc/locks, never by opening the -shm file and
+  // asking F_GETLK: closing any descriptor of a file drops every POSIX lock this process holds
+  // on it, SQLite's own included. Losing the shared DMS lock let another process opening the
+  // store take it as the first user and truncate the -shm file under this process's mapping
+  // (SIGBUS; IrStore.SixteenConcurrentWritersLoseNothing, and
+  // WaitingForTheWriteLockKeepsThisProcessesSqliteLocks).
+  struct stat st{};
+  if (::stat((path + "-shm").c_str(), &st) != 0) return "";
+  std::ifstream locks("/proc/locks");
+  const long self = static_cast<long>(::getpid());
+  std::string line;
+  while (std::getline(locks, line)) {
+    if (line.find("->") != std::string::npos) continue;  // a waiter, not a holder
+    std::istringstream in(line);
+    std::string id, cls, advisory, type, file, start, end;
+    long pid = 0;
+    if (!(in >> id >> cls >> advisory >> type >> pid >> file >> start >> end)) continue;
+    if ((cls != "POSIX" && cls != "OFDLCK") || type != "WRITE" || pid <= 0 || pid == self) continue;
+    unsigned maj = 0, min = 0;
+    unsigned long long ino = 0;
+    if (std::sscanf(file.c_str(), "%x:%x:%llu", &maj, &min, &ino) != 3) continue;
+    if (maj != major(st.st_dev) || min != minor(st.st_dev) || ino != st.st_ino) continue;
+    if (!AllDigits(start) || (end != "EOF" && !AllDigits(end))) continue;
+    if (std::stoull(start) > 120 || (end != "EOF" && std::stoull(end) < 120)) continue;
+    std::string comm;
+    std::ifstream c("/proc/" + std::to_string(pid) + "/comm");
+    std::getline(c, comm);
+    return "pid " + std::to_string(pid) + (comm.empty() ? "" : " (" + comm + ")");
+  }
+  return "";
 }
 
 }  // namespace mmsb::ir

@@ -42,6 +42,10 @@ constexpr KindInfo kKinds[] = {
     {DiagKind::kUnrewritableUntracked, clang::DiagnosticsEngine::Warning, "mmsb-unrewritable",
      "store into page storage cannot be rewritten (%0) and its page cannot be named here to mark "
      "it escaped; this store is not tracked"},
+    {DiagKind::kUnalignedTemplateStore, clang::DiagnosticsEngine::Error, "",
+     "store to %0 in template code cannot be tracked: its destination is less aligned than its "
+     "type (a member of a packed struct), and template code is shared by every instantiation; "
+     "store it outside the template, or through a helper that is not a template"},
     {DiagKind::kAsmStore, clang::DiagnosticsEngine::Warning, "mmsb-asm",
      "inline asm %0 page storage; the page is marked escaped and diffed in full at every commit"},
     {DiagKind::kRemarkBarrier, clang::DiagnosticsEngine::Remark, "mmsb-barrier",

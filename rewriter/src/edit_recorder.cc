@@ -2,6 +2,7 @@
 // instantiated many times gets each edit once), wraps lvalues in barriers and inserts text, and
 // reports stores that cannot be rewritten.
 
+#include <algorithm>
 #include <string>
 
 #include "mmsb/rewriter/attributes.h"
@@ -66,6 +67,101 @@ bool IsStoreDestination(const clang::Stmt* parent, const clang::Expr* lhs) {
 }
 
 }  // namespace
+
+// What codegen may assume about the address of the lvalue `e` (docs/PluginGuide.md, "Members with
+// reduced alignment"): for a member, the base's alignment at the member's offset in the record
+// layout (a packed struct, #pragma pack, a member of a member at an odd offset); for a variable,
+// its declaration's; for an element of an array, the array's at the element size; for a store
+// through a pointer or a reference, the type's own (sugar included: a typedef may lower it),
+// which is what the language guarantees there and what the plain compile assumes too.
+clang::CharUnits PageVisitor::KnownAlignment(const clang::Expr* e) const {
+  e = e->IgnoreParens();
+  auto of_type = [&](clang::QualType t) {
+    return t->isIncompleteType() ? clang::CharUnits::One() : ctx_.getTypeAlignInChars(t);
+  };
+  if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
+    const auto* fd = llvm::dyn_cast<clang::FieldDecl>(me->getMemberDecl());
+    if (fd == nullptr) {
+      if (const auto* vd = llvm::dyn_cast<clang::VarDecl>(me->getMemberDecl()))
+        return ctx_.getDeclAlign(vd);
+      return of_type(e->getType());
+    }
+    const clang::RecordDecl* rd = fd->getParent();
+    if (rd->isInvalidDecl() || rd->getDefinition() == nullptr) return clang::CharUnits::One();
+    const clang::CharUnits base = me->isArrow()
+                                      ? of_type(me->getBase()->getType()->getPointeeType())
+                                      : KnownAlignment(me->getBase());
+    const clang::ASTRecordLayout& layout = ctx_.getASTRecordLayout(rd);
+    return base.alignmentAtOffset(
+        ctx_.toCharUnitsFromBits(static_cast<int64_t>(layout.getFieldOffset(fd->getFieldIndex()))));
+  }
+  if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e)) {
+    const auto* decay = llvm::dyn_cast<clang::ImplicitCastExpr>(ase->getBase()->IgnoreParens());
+    if (decay != nullptr && decay->getCastKind() == clang::CK_ArrayToPointerDecay) {
+      // Any index: every element's offset is a multiple of the element size.
+      return KnownAlignment(decay->getSubExpr())
+          .alignmentAtOffset(ctx_.getTypeSizeInChars(e->getType()));
+    }
+    return of_type(e->getType());
+  }
+  if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e)) {
+    // Derived-to-base and no-op casts of an lvalue: the subobject is no better aligned than
+    // the object it lies in, nor than its own type (a packed base class).
+    if (ce->getCastKind() == clang::CK_LValueBitCast) return of_type(e->getType());
+    return std::min(KnownAlignment(ce->getSubExpr()), of_type(e->getType()));
+  }
+  if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
+    if (const auto* bd = llvm::dyn_cast<clang::BindingDecl>(dre->getDecl());
+        bd != nullptr && bd->getBinding() != nullptr)
+      return KnownAlignment(bd->getBinding());
+    if (const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
+        vd != nullptr && !vd->getType()->isReferenceType())
+      return ctx_.getDeclAlign(vd);
+    return of_type(e->getType());
+  }
+  if (const auto* co = llvm::dyn_cast<clang::ConditionalOperator>(e))
+    return std::min(KnownAlignment(co->getTrueExpr()), KnownAlignment(co->getFalseExpr()));
+  if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
+    if (bo->getOpcode() == clang::BO_Comma) return KnownAlignment(bo->getRHS());
+    if (bo->isAssignmentOp()) return KnownAlignment(bo->getLHS());
+  }
+  if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e);
+      uo != nullptr && uo->isPrefix() && uo->isIncrementDecrementOp())
+    return KnownAlignment(uo->getSubExpr());
+  return of_type(e->getType());
+}
+
+bool PageVisitor::HasReducedAlignment(const clang::Expr* e) const {
+  const clang::QualType t = e->getType().getCanonicalType();
+  if (t->isDependentType() || t->isIncompleteType()) return false;
+  return KnownAlignment(e) < ctx_.getTypeAlignInChars(t);
+}
+
+// Whether the store `store` (an assignment, compound assignment, ++ or --) is used only for its
+// value or not at all, never as an lvalue (the unaligned store form yields a prvalue).
+bool PageVisitor::ResultUsedOnlyAsValue(const clang::Stmt* store, bool class_type) const {
+  if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(store);
+      uo != nullptr && uo->isPostfix())
+    return true;  // already a prvalue
+  const clang::Stmt* s = store;
+  const clang::Stmt* p = TraversalParent(s);
+  while (p != nullptr &&
+         (llvm::isa<clang::ParenExpr>(p) || llvm::isa<clang::ExprWithCleanups>(p))) {
+    s = p;
+    p = TraversalParent(s);
+  }
+  if (p == nullptr) return false;
+  if (!llvm::isa<clang::Expr>(p))  // a statement: the value is discarded, except these
+    return !llvm::isa<clang::ReturnStmt>(p) && !llvm::isa<clang::DeclStmt>(p) &&
+           !llvm::isa<clang::CoreturnStmt>(p);
+  if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(p)) {
+    if (ce->getCastKind() == clang::CK_ToVoid) return true;
+    return !class_type && ce->getCastKind() == clang::CK_LValueToRValue;
+  }
+  if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(p))
+    return bo->getOpcode() == clang::BO_Comma && bo->getLHS() == s;
+  return false;
+}
 
 // The traversal's own ancestor stack answers this, not ASTContext::getParents: the first
 // getParents call builds a parent map of the whole translation unit, every header and every
@@ -213,6 +309,13 @@ void PageVisitor::Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) 
       return;
   }
   if (lhs->refersToBitField() || shared_member) {
+    const auto* me0 = llvm::dyn_cast<clang::MemberExpr>(lhs->IgnoreParenImpCasts());
+    if (me0 != nullptr && !me0->isArrow() && HasReducedAlignment(me0->getBase())) {
+      // `(*w(&(obj))).f = v` would store through a pointer of obj's type, whose natural
+      // alignment obj lacks here (docs/PluginGuide.md, "Members with reduced alignment").
+      ReducedAlignmentUnrewritable(lhs, op_loc);
+      return;
+    }
     // A bitfield has no address: mark its enclosing object. In a template instantiation the
     // edit lands in text that other instantiations share, where the same member may be a
     // bitfield (`t.level = v` over a page type and a plain type): mark the object there too.
@@ -251,6 +354,60 @@ void PageVisitor::Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) 
       remark(
           "a mutating operator call: the object is marked when it is evaluated and again at "
           "the end of the full-expression");
+  } else if (HasReducedAlignment(lhs)) {
+    // A member of a packed struct (or any destination less aligned than its type): `ws(&(lhs))`
+    // would store through a T*, which codegen may assume aligned. wsu stores through memcpy.
+    const clang::Stmt* store = TraversalParent(lhs);
+    const clang::QualType t = lhs->getType().getCanonicalType();
+    bool trivial_copy = t->isScalarType();
+    if (const auto* oc = llvm::dyn_cast<clang::CXXOperatorCallExpr>(store)) {
+      const auto* md = llvm::dyn_cast_or_null<clang::CXXMethodDecl>(oc->getDirectCallee());
+      trivial_copy = md != nullptr && md->isTrivial() &&
+                     (md->isCopyAssignmentOperator() || md->isMoveAssignmentOperator());
+    }
+    // A destination that is itself a store (`(p.i = 4) += 1`): the inner one escapes the page
+    // (its result is used as an lvalue) before the statement, where this wrap would also begin.
+    const clang::Expr* inner = lhs->IgnoreParens();
+    const auto* inner_bo = llvm::dyn_cast<clang::BinaryOperator>(inner);
+    const auto* inner_uo = llvm::dyn_cast<clang::UnaryOperator>(inner);
+    const bool nested_store = (inner_bo != nullptr && inner_bo->isAssignmentOp()) ||
+                              (inner_uo != nullptr && inner_uo->isIncrementDecrementOp()) ||
+                              llvm::isa<clang::CXXOperatorCallExpr>(inner);
+    if (nested_store) {
+      // Its destination is the innermost store's: escape that one's page (the same object).
+      const clang::Expr* dest = inner;
+      for (;;) {
+        dest = dest->IgnoreParens();
+        if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(dest);
+            bo != nullptr && bo->isAssignmentOp()) {
+          dest = bo->getLHS();
+        } else if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(dest);
+                   uo != nullptr && uo->isIncrementDecrementOp()) {
+          dest = uo->getSubExpr();
+        } else if (const auto* oc = llvm::dyn_cast<clang::CXXOperatorCallExpr>(dest);
+                   oc != nullptr && oc->getNumArgs() > 0) {
+          dest = oc->getArg(0);
+        } else {
+          break;
+        }
+      }
+      ReducedAlignmentUnrewritable(dest, op_loc);
+      return;
+    }
+    if (InInstantiation() || !trivial_copy || !ResultUsedOnlyAsValue(store, !t->isScalarType())) {
+      ReducedAlignmentUnrewritable(lhs, op_loc);
+      return;
+    }
+    // Taking the address of a packed member warns (-Waddress-of-packed-member); this one is
+    // meant, and never stored through as a T*. Diagnostic state is kept by location, so the
+    // warning is off for the inserted `&` alone, however late clang reports it.
+    if (Wrap(lhs,
+             "_Pragma(\"clang diagnostic push\") _Pragma(\"clang diagnostic ignored "
+             "\\\"-Waddress-of-packed-member\\\"\") ::mmsb::rt::wsu(&(",
+             ")) _Pragma(\"clang diagnostic pop\")", kSiteStore, op_loc))
+      remark(
+          "store, then mark; the destination is less aligned than its type, so it is stored "
+          "through memcpy");
   } else if (InInstantiation()) {
     if (Wrap(lhs, "::mmsb::rt::wst(", ")", kSiteStore, op_loc)) remark("store, then mark");
   } else {
@@ -258,11 +415,25 @@ void PageVisitor::Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) 
   }
 }
 
-void PageVisitor::Unrewritable(const clang::Expr* e, clang::SourceLocation loc) {
+void PageVisitor::ReducedAlignmentUnrewritable(const clang::Expr* e, clang::SourceLocation loc) {
+  if (InInstantiation()) {
+    // Template text is shared by every instantiation: an escape before it would leave another
+    // instantiation's store form in place, so this one cannot be made safe here.
+    clang::SourceLocation where = loc.isValid() ? loc : e->getExprLoc();
+    if (!sm_.isInSystemHeader(sm_.getExpansionLoc(where)))
+      AddFinding(DiagKind::kUnalignedTemplateStore, where, {Quote(SourceText(e))});
+    return;
+  }
+  Unrewritable(e, loc, "its destination is less aligned than its type");
+}
+
+void PageVisitor::Unrewritable(const clang::Expr* e, clang::SourceLocation loc,
+                               const char* reason) {
   clang::SourceLocation where = loc.isValid() ? loc : e->getExprLoc();
   if (sm_.isInSystemHeader(sm_.getExpansionLoc(where))) return;
   const bool in_macro = where.isMacroID() || e->getBeginLoc().isMacroID();
-  const char* why = in_macro                ? "inside a macro expansion"
+  const char* why = reason != nullptr       ? reason
+                    : in_macro              ? "inside a macro expansion"
                     : e->refersToBitField() ? "a bitfield through a structured binding"
                                             : "not in a source file";
   if (EscapeBefore(e)) {

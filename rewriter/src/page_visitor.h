@@ -422,7 +422,17 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
 
   // A store (or escape) that cannot be rewritten: warn, and mark its page escaped before the
   // enclosing statement when the page's root object can be named there.
-  void Unrewritable(const clang::Expr* e, clang::SourceLocation loc);
+  void Unrewritable(const clang::Expr* e, clang::SourceLocation loc, const char* reason = nullptr);
+  // A store to a destination with reduced alignment that wsu cannot take (its result is used as
+  // an lvalue, a class type without trivial assignment, template code, a bit-field of such an
+  // object): the page is escaped and the store left as written, or in template code an error.
+  void ReducedAlignmentUnrewritable(const clang::Expr* e, clang::SourceLocation loc);
+  // The alignment the compiler may assume for the address of lvalue `e`, from the record layout
+  // and declarations (never more than the truth; docs/PluginGuide.md).
+  clang::CharUnits KnownAlignment(const clang::Expr* e) const;
+  // KnownAlignment(e) is below the natural alignment of e's type (a packed member).
+  bool HasReducedAlignment(const clang::Expr* e) const;
+  bool ResultUsedOnlyAsValue(const clang::Stmt* store, bool class_type) const;
   // Marks the page that `e` designates escaped before the enclosing statement; false when its
   // root object cannot be named there.
   bool EscapeBefore(const clang::Expr* e);

@@ -159,6 +159,13 @@ template <class T>
   }
 }
 
+// N bytes with no alignment: what the unaligned store form hands MarkStored, so that nothing
+// forms an lvalue of the stored type at a misaligned address.
+template <std::size_t N>
+struct RawBytes {
+  unsigned char b[N];
+};
+
 // Marks on scope exit: a store through a class type's operator= that throws still marks what it
 // may have written.
 template <class T>
@@ -268,6 +275,102 @@ class StoreRef {
 
   T* p_;
 };
+
+// The store-then-mark form for a destination less aligned than its type (a member of a packed
+// struct; docs/PluginGuide.md, "Members with reduced alignment"): `wsu(&(lhs)) = rhs`. A store
+// through a T* lets the compiler assume alignof(T) (an aligned vector move, UBSan's alignment
+// check); this form reads and writes the object with memcpy, which assumes nothing, and computes
+// in a local of type T, so each operator converts and promotes as the built-in one does. Its
+// results are prvalues: the value the built-in operator's result holds (the rewriter uses it only
+// where the result is not used as an lvalue). T is a scalar, or a class whose assignment is
+// trivial (the rewriter uses only its `=` then).
+template <class T>
+class UnalignedStoreRef {
+  static_assert(std::is_trivially_copyable_v<T>);
+
+ public:
+  constexpr explicit UnalignedStoreRef(T* p) noexcept : p_(p) {}
+  UnalignedStoreRef(const UnalignedStoreRef&) = delete;
+  UnalignedStoreRef& operator=(const UnalignedStoreRef&) = delete;
+
+  // Not a template: `s.x = 0`, `s.p = nullptr` and `s.v = {1, 2}` convert as the built-in `=`.
+  [[gnu::always_inline]] constexpr T operator=(T v) const noexcept {
+    Store(v);
+    return v;
+  }
+
+#define MMSB_UNALIGNED_COMPOUND(op)                                      \
+  template <class U>                                                     \
+  [[gnu::always_inline]] constexpr T operator op(U&& v) const noexcept { \
+    T t = Load();                                                        \
+    t op static_cast<U&&>(v);                                            \
+    Store(t);                                                            \
+    return t;                                                            \
+  }
+  MMSB_UNALIGNED_COMPOUND(+=)
+  MMSB_UNALIGNED_COMPOUND(-=)
+  MMSB_UNALIGNED_COMPOUND(*=)
+  MMSB_UNALIGNED_COMPOUND(/=)
+  MMSB_UNALIGNED_COMPOUND(%=)
+  MMSB_UNALIGNED_COMPOUND(&=)
+  MMSB_UNALIGNED_COMPOUND(|=)
+  MMSB_UNALIGNED_COMPOUND(^=)
+  MMSB_UNALIGNED_COMPOUND(<<=)
+  MMSB_UNALIGNED_COMPOUND(>>=)
+#undef MMSB_UNALIGNED_COMPOUND
+
+  [[gnu::always_inline]] constexpr T operator++() const noexcept {
+    T t = Load();
+    ++t;
+    Store(t);
+    return t;
+  }
+  [[gnu::always_inline]] constexpr T operator--() const noexcept {
+    T t = Load();
+    --t;
+    Store(t);
+    return t;
+  }
+  [[gnu::always_inline]] constexpr T operator++(int) const noexcept {
+    T t = Load();
+    T old = t;
+    ++t;
+    Store(t);
+    return old;
+  }
+  [[gnu::always_inline]] constexpr T operator--(int) const noexcept {
+    T t = Load();
+    T old = t;
+    --t;
+    Store(t);
+    return old;
+  }
+
+ private:
+  [[gnu::always_inline]] constexpr T Load() const noexcept {
+    if (__builtin_is_constant_evaluated()) return *p_;
+    T t;
+    __builtin_memcpy(&t, static_cast<const void*>(p_), sizeof(T));
+    return t;
+  }
+  // Store, then mark (as StoreRef): the mark's asm reads the stored bytes as RawBytes.
+  [[gnu::always_inline]] constexpr void Store(const T& t) const noexcept {
+    if (__builtin_is_constant_evaluated()) {
+      *p_ = t;
+      return;
+    }
+    __builtin_memcpy(static_cast<void*>(p_), &t, sizeof(T));
+    detail::MarkStored(reinterpret_cast<const detail::RawBytes<sizeof(T)>*>(p_));
+  }
+
+  T* p_;
+};
+
+// Store-then-mark for a destination with reduced alignment: see UnalignedStoreRef.
+template <class T>
+[[gnu::always_inline]] constexpr UnalignedStoreRef<T> wsu(T* p) noexcept {
+  return UnalignedStoreRef<T>(p);
+}
 
 // Store-then-mark: see StoreRef.
 template <class T>

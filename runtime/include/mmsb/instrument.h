@@ -2,8 +2,10 @@
 //
 // The rewriter turns
 //   - stores into page storage into `::mmsb::rt::ws(&(lhs)) = rhs` (store, then mark; barrier.h),
-//     or `wst(lhs) = rhs` in template code; the mark-first forms `*w(&(obj))`, `w(p)->`, `wt(obj)`
-//     and `*wc(&(obj))` (constexpr functions) stay for member calls and bit-fields;
+//     or `wst(lhs) = rhs` in template code, or `wsu(&(lhs)) = rhs` where lhs is less aligned than
+//     its type (a packed member: stored through memcpy); the mark-first forms `*w(&(obj))`,
+//     `w(p)->`, `wt(obj)` and `*wc(&(obj))` (constexpr functions) stay for member calls and
+//     bit-fields;
 //   - pointers and references into page storage that leave what it can follow into Escape(p) /
 //     EscapeRef(r), or MarkFrom(p) / MarkRef(r) for calls known not to keep them (memcpy,
 //     std::fill);

@@ -123,10 +123,17 @@ void AppendRecord(std::vector<std::uint8_t>& out, std::uint64_t log_id, std::uin
                    {out.data() + at + kRecordHeaderSize, payload.size()}, cache);
 }
 
-bool ParseRecordHeader(const std::uint8_t* p, std::uint64_t log_id, RecordHeader* h) {
+namespace {
+
+// The one checked parse behind both overloads: magic, then the reserved bytes (before the hash,
+// as HeaderHashCache assumes them zero), then the header hash `hash_of` computes. A template, so
+// the cached overload inlines its cache's lookup as before.
+template <class HashOf>
+[[gnu::always_inline]] inline bool ParseChecked(const std::uint8_t* p, RecordHeader* h,
+                                                HashOf&& hash_of) {
   if (Get32(p) != kRecordMagic) return false;
   if (p[9] != 0 || Get16(p + 10) != 0) return false;
-  const std::uint64_t hash = HeaderHash(p, log_id);
+  const std::uint64_t hash = hash_of();
   if (static_cast<std::uint32_t>(hash) != Get32(p + 12)) return false;
   h->length = Get32(p + 4);
   h->type = p[8];
@@ -135,17 +142,15 @@ bool ParseRecordHeader(const std::uint8_t* p, std::uint64_t log_id, RecordHeader
   return true;
 }
 
+}  // namespace
+
+bool ParseRecordHeader(const std::uint8_t* p, std::uint64_t log_id, RecordHeader* h) {
+  return ParseChecked(p, h, [&] { return HeaderHash(p, log_id); });
+}
+
 bool ParseRecordHeader(const std::uint8_t* p, std::uint64_t log_id, RecordHeader* h,
                        HeaderHashCache& cache) {
-  if (Get32(p) != kRecordMagic) return false;
-  if (p[9] != 0 || Get16(p + 10) != 0) return false;  // before the cache, which assumes them
-  const std::uint64_t hash = cache.Hash(p, log_id);
-  if (static_cast<std::uint32_t>(hash) != Get32(p + 12)) return false;
-  h->length = Get32(p + 4);
-  h->type = p[8];
-  h->hash = hash;
-  h->payload_check = Get64(p + 16);
-  return true;
+  return ParseChecked(p, h, [&] { return cache.Hash(p, log_id); });
 }
 
 bool PayloadMatches(const RecordHeader& h, std::span<const std::uint8_t> payload) {

@@ -2,11 +2,15 @@
 // generation, a waiting write says for whom it waits and gives up at its timeout, and generation
 // specs are parsed strictly.
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -106,6 +110,64 @@ TEST(IrStoreGc, WaitingWriteSaysForWhomAndGivesUpAtItsTimeout) {
         return comm;
       }() + ")");
   EXPECT_EQ(WriteLockHolder(path), "") << "nobody holds it any more";
+  EXPECT_TRUE(store->BeginGeneration("").ok());
+}
+
+// Whether this process holds a POSIX lock on byte `byte` of `file` (from /proc/locks).
+bool ThisProcessLocks(const std::string& file, unsigned long long byte) {
+  struct stat st{};
+  if (::stat(file.c_str(), &st) != 0) return false;
+  std::ifstream locks("/proc/locks");
+  std::string line;
+  while (std::getline(locks, line)) {
+    if (line.find("->") != std::string::npos) continue;
+    std::istringstream in(line);
+    std::string id, cls, advisory, type, dev, start, end;
+    long pid = 0;
+    if (!(in >> id >> cls >> advisory >> type >> pid >> dev >> start >> end)) continue;
+    unsigned maj = 0, min = 0;
+    unsigned long long ino = 0;
+    if (cls != "POSIX" || pid != static_cast<long>(::getpid()) ||
+        std::sscanf(dev.c_str(), "%x:%x:%llu", &maj, &min, &ino) != 3 || maj != major(st.st_dev) ||
+        min != minor(st.st_dev) || ino != st.st_ino)
+      continue;
+    if (std::stoull(start) <= byte && (end == "EOF" || std::stoull(end) >= byte)) return true;
+  }
+  return false;
+}
+
+// Regression (IrStore.SixteenConcurrentWritersLoseNothing died of SIGBUS under load): naming the
+// write lock's holder opened and closed the -shm file, and closing any descriptor of a file drops
+// every POSIX lock the process holds on it. SQLite's shared DMS lock (-shm byte 128) went with
+// it, so the next process to open the store took itself for the first user and truncated the
+// -shm file under this one's mapping.
+TEST(IrStoreGc, WaitingForTheWriteLockKeepsThisProcessesSqliteLocks) {
+  TempDir dir;
+  const std::string path = dir.Sub("ir.db");
+  ASSERT_TRUE(OpenOrDie(path)->AddCapture(Tu("/p/a.cc", {Fn("a", "1")}), {}).ok());
+  constexpr unsigned long long kDmsByte = 128;  // SQLite's UNIX_SHM_DMS
+  sqlite3* blocker = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &blocker), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(blocker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_TRUE(ThisProcessLocks(path + "-shm", kDmsByte)) << "SQLite's DMS lock is not where "
+                                                            "this test looks for it";
+  StoreOptions o;
+  o.busy_timeout_ms = 5;
+  o.max_wait_ms = 100;
+  int waits = 0;
+  bool dms_kept = false;
+  o.on_wait = [&](const std::string&) {
+    ++waits;
+    dms_kept = ThisProcessLocks(path + "-shm", kDmsByte);
+  };
+  auto store = OpenOrDie(path, o);
+  Status s = store->BeginGeneration("");
+  EXPECT_FALSE(s.ok()) << "the blocker holds the write lock throughout";
+  EXPECT_EQ(waits, 1);
+  EXPECT_TRUE(dms_kept);
+  EXPECT_TRUE(ThisProcessLocks(path + "-shm", kDmsByte));
+  sqlite3_exec(blocker, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(blocker);
   EXPECT_TRUE(store->BeginGeneration("").ok());
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdio>
 #include <fstream>
 #include <random>
 
@@ -627,6 +628,8 @@ TEST(IrStore, SixteenConcurrentWritersLoseNothing) {
       for (int round = 0; round < 3 && rc == 0; ++round) {
         auto s = Store::Open(path, Store::Mode::kReadWrite, o);
         if (!s.ok()) {
+          std::fprintf(stderr, "writer %d round %d: open: %s\n", w, round,
+                       s.status().ToString().c_str());
           rc = 1;
           break;
         }
@@ -634,7 +637,12 @@ TEST(IrStore, SixteenConcurrentWritersLoseNothing) {
         for (int i = 0; i < 40; ++i)
           fns.push_back(Fn("w" + std::to_string(w) + "_" + std::to_string(i),
                            std::to_string(round * 1000 + i)));
-        if (!(*s)->AddCapture(Tu("/p/w" + std::to_string(w) + ".cc", fns), {}).ok()) rc = 2;
+        const auto added = (*s)->AddCapture(Tu("/p/w" + std::to_string(w) + ".cc", fns), {});
+        if (!added.ok()) {
+          std::fprintf(stderr, "writer %d round %d: capture: %s\n", w, round,
+                       added.status().ToString().c_str());
+          rc = 2;
+        }
       }
       _exit(rc);
     }

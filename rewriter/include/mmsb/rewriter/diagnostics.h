@@ -37,6 +37,7 @@ enum class DiagKind {
   kUnrewritableStore,        // warning -Wmmsb-unrewritable
   kUnrewritableDecl,         // warning -Wmmsb-unrewritable
   kUnrewritableUntracked,    // warning -Wmmsb-unrewritable: no escape could be emitted either
+  kUnalignedTemplateStore,   // error: a member with reduced alignment stored in template code
   kAsmStore,                 // warning -Wmmsb-asm
   kRemarkBarrier,            // remark -Rmmsb-barrier: a per-store barrier, and why no mark
   kRemarkLoopMark,           // remark -Rmmsb-mark: a loop range mark (at the loop)
