@@ -12,6 +12,7 @@
 #include "mmsb/log.h"
 
 #include "core/mutex.h"
+#include "log/commit_info_frame.h"
 #include "log/log_format.h"
 #include "log/log_records.h"
 #include "log/prewrite.h"
@@ -102,8 +103,20 @@ void LogBatch::AddSite(const LogSite& site) {
   Seal(at, static_cast<std::uint8_t>(LogRecordType::kSite));
 }
 
+void LogBatch::AddCommitInfo(const LogCommitTransaction& t) {
+  // Written at every commit: framed from this thread's template (log/commit_info_frame.h), which
+  // is keyed by the log id, so one serves every batch of the thread.
+  thread_local log::CommitInfoFramer framer;
+  framer.Append(bytes_, log_id_, t);
+  ++counted_;
+}
+
 void LogBatch::AddCommitInfo(const LogCommitInfo& info) {
-  // Written at every commit: sized first, then encoded in place.
+  if (info.state_hash == 0 && info.transactions.size() == 1) {
+    AddCommitInfo(info.transactions[0]);
+    return;
+  }
+  // Sized first, then encoded in place.
   const std::size_t at = bytes_.size();
   const std::size_t size = log::CommitInfoSize(info);
   bytes_.resize(at + kRecordHeaderSize + size);
