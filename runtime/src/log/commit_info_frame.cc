@@ -59,8 +59,8 @@ void CommitInfoFramer::Append(std::vector<std::uint8_t>& out, std::uint64_t log_
     Rebuild(log_id, t, seq_size);
   }
   PutVar(bytes_ + seq_at_, t.sequence);
-  Put64(bytes_ + 16, XXH3_64bits_withSeed(bytes_ + kRecordHeaderSize, size_ - kRecordHeaderSize,
-                                          hash_));
+  Put64(bytes_ + 16,
+        XXH3_64bits_withSeed(bytes_ + kRecordHeaderSize, size_ - kRecordHeaderSize, hash_));
   out.insert(out.end(), bytes_, bytes_ + size_);
 }
 
