@@ -33,6 +33,10 @@ constexpr std::size_t kKeptCapacity = std::size_t{64} << 20;
 // "Memory").
 constexpr std::size_t kDirectWriteBytes = std::size_t{16} << 20;
 
+// Room past LogOptions::buffer_bytes in a buffered log's reserved buffer: the group that
+// crosses buffer_bytes is appended before the buffer is handed over (a larger one grows it).
+constexpr std::size_t kBufferSlack = std::size_t{64} << 10;
+
 }  // namespace
 
 // ---- LogBatch ----------------------------------------------------------------------------------
@@ -385,6 +389,14 @@ class LogWriter::Impl {
     log::EncodeCommit(c, scratch);
     if (b.bytes().size() >= kDirectWriteBytes) return AppendDirect(l, b, c.epoch);
     const std::size_t before = buf.size();
+    if (buf.capacity() == 0 && opts.durability == Durability::kNone) {
+      // A buffered log fills this buffer to buffer_bytes before handing it to the OS: reserved
+      // at that size once (it and `spare` then take turns), it is not grown by doubling, which
+      // copied what it held at each step and touched every page of each step's new block, about
+      // twice the buffer's size per buffer in every writer session. Untouched pages of the
+      // reservation cost no memory.
+      buf.reserve(std::min(opts.buffer_bytes + kBufferSlack, kKeptCapacity));
+    }
     buf.insert(buf.end(), b.bytes().begin(), b.bytes().end());
     log::AppendRecord(buf, log_id, static_cast<std::uint8_t>(LogRecordType::kCommit), scratch,
                       header_hashes);
