@@ -107,7 +107,7 @@ void LogBatch::AddSite(const LogSite& site) {
   Seal(at, static_cast<std::uint8_t>(LogRecordType::kSite));
 }
 
-void LogBatch::AddCommitInfo(const LogCommitTransaction& t) {
+void LogBatch::AddCommitInfoFor(const LogCommitTransaction& t) {
   // Written at every commit: framed from this thread's template (log/commit_info_frame.h), which
   // is keyed by the log id, so one serves every batch of the thread.
   thread_local log::CommitInfoFramer framer;
@@ -117,7 +117,7 @@ void LogBatch::AddCommitInfo(const LogCommitTransaction& t) {
 
 void LogBatch::AddCommitInfo(const LogCommitInfo& info) {
   if (info.state_hash == 0 && info.transactions.size() == 1) {
-    AddCommitInfo(info.transactions[0]);
+    AddCommitInfoFor(info.transactions[0]);
     return;
   }
   // Sized first, then encoded in place.

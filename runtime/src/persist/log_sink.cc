@@ -243,7 +243,7 @@ struct LogSink::State {
       // Every commit but a combined one: no LogCommitInfo to fill, the batch frames the record
       // from its template.
       const CommitProvenance& p = b.transactions[0];
-      batch.AddCommitInfo(LogCommitTransaction{
+      batch.AddCommitInfoFor(LogCommitTransaction{
           p.kind != CommitProvenance::Kind::kUnknown ? SiteOf(p) : 0, p.thread, p.sequence});
       return;
     }

@@ -181,7 +181,7 @@ TEST(RecordFraming, TemplateCommitInfoEqualsTheGenericEncoder) {
       default:
         ++t.sequence;
     }
-    batches[which].AddCommitInfo(t);
+    batches[which].AddCommitInfoFor(t);
     ++added[which];
     const std::vector<std::uint8_t> rec = GenericCommitInfoRecord(ids[which], t);
     expect[which].insert(expect[which].end(), rec.begin(), rec.end());
@@ -202,11 +202,11 @@ TEST(RecordFraming, TemplateCommitInfoDecodesAcrossSequenceLengths) {
   for (std::uint64_t seq : {std::uint64_t{120}, std::uint64_t{16380}}) {
     for (std::uint64_t s = seq; s < seq + 10; ++s) {
       written.push_back({9, 4, s});
-      b.AddCommitInfo(written.back());
+      b.AddCommitInfoFor(written.back());
     }
   }
   written.push_back({0, 4, 1});  // an unknown site
-  b.AddCommitInfo(written.back());
+  b.AddCommitInfoFor(written.back());
   EXPECT_EQ(b.record_count(), written.size());
   ExpectFramedAsUncached(b.bytes(), 0x77, written.size());
   std::size_t at = 0;
