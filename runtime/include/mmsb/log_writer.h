@@ -93,6 +93,10 @@ class LogBatch {
   void AddRecompute(const LogRecompute& rec);
   void AddSite(const LogSite& site);
   void AddCommitInfo(const LogCommitInfo& info);
+  // The same record for a commit of one transaction and no state hash (every commit of the bus's
+  // log sink), framed from a per-thread template: only the sequence and the payload checksum are
+  // written per call.
+  void AddCommitInfoFor(const LogCommitTransaction& t);
   void AddBuild(const LogBuild& build);
   void AddVerifyMiss(const LogVerifyMiss& miss);
   // Events are opaque bytes (the event module's encoding) stamped with their epoch.

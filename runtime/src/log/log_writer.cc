@@ -13,6 +13,7 @@
 #include "mmsb/log.h"
 
 #include "core/mutex.h"
+#include "log/commit_info_frame.h"
 #include "log/log_format.h"
 #include "log/log_records.h"
 #include "log/prewrite.h"
@@ -32,6 +33,10 @@ constexpr std::size_t kKeptCapacity = std::size_t{64} << 20;
 // buffer first (a large page's first image would otherwise be held twice more: docs/Runtime.md,
 // "Memory").
 constexpr std::size_t kDirectWriteBytes = std::size_t{16} << 20;
+
+// Room past LogOptions::buffer_bytes in a buffered log's reserved buffer: the group that
+// crosses buffer_bytes is appended before the buffer is handed over (a larger one grows it).
+constexpr std::size_t kBufferSlack = std::size_t{64} << 10;
 
 }  // namespace
 
@@ -103,8 +108,20 @@ void LogBatch::AddSite(const LogSite& site) {
   Seal(at, static_cast<std::uint8_t>(LogRecordType::kSite));
 }
 
+void LogBatch::AddCommitInfoFor(const LogCommitTransaction& t) {
+  // Written at every commit: framed from this thread's template (log/commit_info_frame.h), which
+  // is keyed by the log id, so one serves every batch of the thread.
+  thread_local log::CommitInfoFramer framer;
+  framer.Append(bytes_, log_id_, t);
+  ++counted_;
+}
+
 void LogBatch::AddCommitInfo(const LogCommitInfo& info) {
-  // Written at every commit: sized first, then encoded in place.
+  if (info.state_hash == 0 && info.transactions.size() == 1) {
+    AddCommitInfoFor(info.transactions[0]);
+    return;
+  }
+  // Sized first, then encoded in place.
   const std::size_t at = bytes_.size();
   const std::size_t size = log::CommitInfoSize(info);
   bytes_.resize(at + kRecordHeaderSize + size);
@@ -421,6 +438,14 @@ class LogWriter::Impl {
     log::EncodeCommit(c, scratch);
     if (b.bytes().size() >= kDirectWriteBytes) return AppendDirect(l, b, c.epoch);
     const std::size_t before = buf.size();
+    if (buf.capacity() == 0 && opts.durability == Durability::kNone) {
+      // A buffered log fills this buffer to buffer_bytes before handing it to the OS: reserved
+      // at that size once (it and `spare` then take turns), it is not grown by doubling, which
+      // copied what it held at each step and touched every page of each step's new block, about
+      // twice the buffer's size per buffer in every writer session. Untouched pages of the
+      // reservation cost no memory.
+      buf.reserve(std::min(opts.buffer_bytes + kBufferSlack, kKeptCapacity));
+    }
     buf.insert(buf.end(), b.bytes().begin(), b.bytes().end());
     log::AppendRecord(buf, log_id, static_cast<std::uint8_t>(LogRecordType::kCommit), scratch,
                       header_hashes);

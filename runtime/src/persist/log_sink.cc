@@ -239,6 +239,14 @@ struct LogSink::State {
 
   // Logs the sites of `b`'s transactions not yet logged in this run, then the commit-info.
   void AddProvenance(const CommitBatch& b) {
+    if (b.transactions.size() == 1) {
+      // Every commit but a combined one: no LogCommitInfo to fill, the batch frames the record
+      // from its template.
+      const CommitProvenance& p = b.transactions[0];
+      batch.AddCommitInfoFor(LogCommitTransaction{
+          p.kind != CommitProvenance::Kind::kUnknown ? SiteOf(p) : 0, p.thread, p.sequence});
+      return;
+    }
     commit_info.transactions.resize(b.transactions.size());
     for (std::size_t i = 0; i < b.transactions.size(); ++i) {
       const CommitProvenance& p = b.transactions[i];

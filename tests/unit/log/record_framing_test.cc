@@ -126,5 +126,105 @@ TEST(RecordFraming, BatchCommitInfoIsTheCompactRecord) {
   EXPECT_EQ(back.transactions[0].sequence, 123456u);
 }
 
+// The record EncodeCommitInfo and FillRecordHeader write for one transaction and no state hash.
+std::vector<std::uint8_t> GenericCommitInfoRecord(std::uint64_t log_id,
+                                                  const LogCommitTransaction& t) {
+  LogCommitInfo c;
+  c.transactions = {t};
+  std::vector<std::uint8_t> out(kRecordHeaderSize);
+  EncodeCommitInfo(c, out);
+  FillRecordHeader(out.data(), log_id, kCompactCommitInfoType,
+                   {out.data() + kRecordHeaderSize, out.size() - kRecordHeaderSize});
+  return out;
+}
+
+TEST(RecordFraming, TemplateCommitInfoEqualsTheGenericEncoder) {
+  // Values at every varint length boundary, and random ones of every length.
+  static constexpr std::uint64_t kEdges[] = {0,
+                                             1,
+                                             127,
+                                             128,
+                                             16383,
+                                             16384,
+                                             2097151,
+                                             2097152,
+                                             1u << 28,
+                                             0xFFFFFFFFu,
+                                             ~std::uint64_t{0} >> 1,
+                                             ~std::uint64_t{0}};
+  std::mt19937_64 rng(29);
+  auto value = [&](std::uint64_t limit) {
+    const std::uint64_t v =
+        rng() % 4 == 0 ? kEdges[rng() % std::size(kEdges)] : rng() >> (rng() % 64);
+    return v % limit;
+  };
+  // Two logs' batches on this thread, used in turn: the per-thread template is keyed by log id.
+  const std::uint64_t ids[] = {0x51, 0xFEEDFACECAFEBEEF};
+  LogBatch batches[] = {LogBatch(ids[0]), LogBatch(ids[1])};
+  std::vector<std::uint8_t> expect[2];
+  std::uint32_t added[2] = {0, 0};
+  LogCommitTransaction t{3, 1, 100};
+  for (int i = 0; i < 3000; ++i) {
+    const int which = rng() % 8 == 0 ? 1 : 0;
+    // Mostly what a program does (same site and thread, the next sequence), sometimes another
+    // site, thread or sequence.
+    switch (rng() % 6) {
+      case 0:
+        t.site = static_cast<std::uint32_t>(value(std::uint64_t{1} << 32));
+        break;
+      case 1:
+        t.thread = static_cast<std::uint32_t>(value(std::uint64_t{1} << 32));
+        break;
+      case 2:
+        t.sequence = value(~std::uint64_t{0});
+        break;
+      default:
+        ++t.sequence;
+    }
+    batches[which].AddCommitInfoFor(t);
+    ++added[which];
+    const std::vector<std::uint8_t> rec = GenericCommitInfoRecord(ids[which], t);
+    expect[which].insert(expect[which].end(), rec.begin(), rec.end());
+  }
+  for (int k = 0; k < 2; ++k) {
+    const std::span<const std::uint8_t> got = batches[k].bytes();
+    ASSERT_EQ(got.size(), expect[k].size()) << "batch " << k;
+    EXPECT_EQ(0, std::memcmp(got.data(), expect[k].data(), got.size())) << "batch " << k;
+    EXPECT_EQ(batches[k].record_count(), added[k]) << "batch " << k;
+  }
+}
+
+TEST(RecordFraming, TemplateCommitInfoDecodesAcrossSequenceLengths) {
+  // A run of consecutive sequences across the 1-, 2- and 3-byte varint boundaries, as one thread
+  // committing from one site writes them; each record decodes to its own fields.
+  LogBatch b(0x77);
+  std::vector<LogCommitTransaction> written;
+  for (std::uint64_t seq : {std::uint64_t{120}, std::uint64_t{16380}}) {
+    for (std::uint64_t s = seq; s < seq + 10; ++s) {
+      written.push_back({9, 4, s});
+      b.AddCommitInfoFor(written.back());
+    }
+  }
+  written.push_back({0, 4, 1});  // an unknown site
+  b.AddCommitInfoFor(written.back());
+  EXPECT_EQ(b.record_count(), written.size());
+  ExpectFramedAsUncached(b.bytes(), 0x77, written.size());
+  std::size_t at = 0;
+  for (const LogCommitTransaction& t : written) {
+    RecordHeader h;
+    ASSERT_TRUE(ParseRecordHeader(b.bytes().data() + at, 0x77, &h));
+    EXPECT_EQ(h.type, kCompactCommitInfoType);
+    LogCommitInfo back;
+    ASSERT_TRUE(DecodeCommitInfo(b.bytes().subspan(at + kRecordHeaderSize, h.length), &back).ok());
+    EXPECT_EQ(back.state_hash, 0u);
+    ASSERT_EQ(back.transactions.size(), 1u);
+    EXPECT_EQ(back.transactions[0].site, t.site);
+    EXPECT_EQ(back.transactions[0].thread, t.thread);
+    EXPECT_EQ(back.transactions[0].sequence, t.sequence);
+    at += kRecordHeaderSize + h.length;
+  }
+  EXPECT_EQ(at, b.bytes().size());
+}
+
 }  // namespace
 }  // namespace mmsb::log

@@ -1,0 +1,49 @@
+// The commit-info record of a commit that carries one transaction and no state hash (what the
+// bus's log sink writes at every commit), framed from a template instead of encoded and framed
+// field by field.
+//
+// For a given log id, site, thread and sequence varint length, the whole record but its sequence
+// bytes and its payload checksum is the same at every commit: magic, length, type, header_check
+// (H depends only on the log id and the record's shape), flags 0, count 1, site and thread. The
+// framer keeps those bytes and patches the two fields that change. The result is byte for byte
+// what EncodeCommitInfo + FillRecordHeader write for {state_hash 0, {t}}
+// (record_framing_test checks it for random and boundary values); any change of the key rebuilds
+// the template with the generic encoder's rules.
+//
+// Not thread-safe: one per thread (LogBatch keeps one per thread, keyed by log id, so it serves
+// every batch of that thread). Constant-initialised, so a thread_local needs no guard.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "mmsb/log_format.h"
+
+#include "log/log_format.h"
+
+namespace mmsb::log {
+
+class CommitInfoFramer {
+ public:
+  // Appends the framed compact commit-info record for {state_hash 0, transactions {t}}, seeded
+  // with `log_id`, to `out`.
+  void Append(std::vector<std::uint8_t>& out, std::uint64_t log_id, const LogCommitTransaction& t);
+
+ private:
+  void Rebuild(std::uint64_t log_id, const LogCommitTransaction& t, std::size_t seq_size);
+
+  // Header, flags, count, site (≤ 5), thread (≤ 5), sequence (≤ 10).
+  static constexpr std::size_t kMaxBytes = kRecordHeaderSize + 1 + 1 + 5 + 5 + 10;
+
+  std::uint64_t log_id_ = 0;
+  std::uint64_t hash_ = 0;  // H of the template's header
+  std::uint32_t site_ = 0;
+  std::uint32_t thread_ = 0;
+  std::uint8_t seq_size_ = 0;  // 0: no template yet
+  std::uint8_t seq_at_ = 0;    // the sequence's offset in the record
+  std::uint8_t size_ = 0;      // record bytes
+  std::uint8_t bytes_[kMaxBytes] = {};
+};
+
+}  // namespace mmsb::log
