@@ -98,9 +98,11 @@ Status LogIndex::Impl::Scan(std::size_t first_seg, std::uint64_t skip_below) {
   for (std::size_t si = first_seg; si < segments.size(); ++si) {
     SegmentRec& seg = segments[si];
     const bool last = si + 1 == segments.size();
-    // Read front to back, so mapped (the last segment may still be cut by a writer's recovery:
-    // not mapped); dropped once read.
-    auto fe = last ? env->NewRandomAccessFile(seg.path) : env->NewMappedFile(seg.path);
+    // Read front to back with positioned reads into the reader's window, not mapped: on a
+    // virtual machine the first touch of each 4 KiB page of a mapping traps, even after
+    // MAP_POPULATE, and those traps cost more than the copy out of the page cache (the build's
+    // largest cost before; docs/Performance.md). Dropped once read.
+    auto fe = env->NewRandomAccessFile(seg.path);
     if (!fe.ok()) return fe.status();
     log::RecordReader rr(fe->get(), seg.path);
     log::FileHeader fh;

@@ -81,7 +81,7 @@ void LogIndex::Impl::AddPage(IndexedPage page) {
   }
   by_id[page.id] = pages.size();
   pages.push_back(std::move(page));
-  changes.emplace_back();
+  changes.emplace_back().enc = ByteBuf(pool);
 }
 
 Status LogIndex::Impl::ReadBlock(const BlockRef& b, std::vector<std::uint8_t>* out) const {
@@ -251,7 +251,7 @@ const LogIndex::Impl::DecodedCommits* LogIndex::Impl::CommitsOf(std::size_t bloc
 
 void LogIndex::Impl::AppendCommit(const CommitRec& c, std::span<const TxRec> txs) {
   if (commit_blocks.empty() || commit_blocks.back().count == kCommitsPerBlock) {
-    commit_blocks.emplace_back();
+    commit_blocks.emplace_back().enc = ByteBuf(pool);
     commit_blocks.back().first = c.epoch;
   }
   CommitBlock& b = commit_blocks.back();

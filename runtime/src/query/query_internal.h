@@ -19,6 +19,7 @@
 
 #include "delta/delta_view.h"
 #include "log/segments.h"
+#include "query/block_pool.h"
 
 namespace mmsb::query {
 
@@ -26,22 +27,25 @@ struct Pending;
 struct PendingDelta;
 
 // A growable byte buffer for the index's blocks while they are built: appends are a capacity
-// check and plain stores (no library call per varint), and growth is realloc's (which moves large
-// blocks by remapping rather than copying).
+// check and plain stores (no library call per varint). Its memory comes from the BlockPool it
+// was given (block_pool.h: huge pages, growth reuses the buffers growth leaves behind), or from
+// malloc without one. The pool lives as long as any buffer from it.
 class ByteBuf {
  public:
   ByteBuf() = default;
-  ~ByteBuf() { std::free(p_); }
-  ByteBuf(ByteBuf&& o) noexcept : p_(o.p_), n_(o.n_), cap_(o.cap_) {
+  explicit ByteBuf(std::shared_ptr<BlockPool> pool) : pool_(std::move(pool)) {}
+  ~ByteBuf() { Release(); }
+  ByteBuf(ByteBuf&& o) noexcept : p_(o.p_), n_(o.n_), cap_(o.cap_), pool_(std::move(o.pool_)) {
     o.p_ = nullptr;
     o.n_ = o.cap_ = 0;
   }
   ByteBuf& operator=(ByteBuf&& o) noexcept {
     if (this != &o) {
-      std::free(p_);
+      Release();
       p_ = o.p_;
       n_ = o.n_;
       cap_ = o.cap_;
+      pool_ = std::move(o.pool_);
       o.p_ = nullptr;
       o.n_ = o.cap_ = 0;
     }
@@ -54,16 +58,15 @@ class ByteBuf {
   std::size_t size() const { return n_; }
   bool empty() const { return n_ == 0; }
   operator std::span<const std::uint8_t>() const { return {p_, n_}; }
-  void clear() { *this = ByteBuf(); }
+  // Empty, and its memory given back; the pool stays.
+  void clear() {
+    Release();
+    p_ = nullptr;
+    n_ = cap_ = 0;
+  }
   // Room for `n` more bytes at the returned pointer; Commit(end) then keeps those written.
   std::uint8_t* Reserve(std::size_t n) {
-    if (cap_ - n_ < n) {
-      const std::size_t cap = std::max<std::size_t>({n_ + n, cap_ * 2, 256});
-      auto* q = static_cast<std::uint8_t*>(std::realloc(p_, cap));
-      if (q == nullptr) throw std::bad_alloc();
-      p_ = q;
-      cap_ = cap;
-    }
+    if (cap_ - n_ < n) Grow(n);
     return p_ + n_;
   }
   void Commit(const std::uint8_t* end) { n_ = static_cast<std::size_t>(end - p_); }
@@ -75,9 +78,31 @@ class ByteBuf {
   }
 
  private:
+  void Grow(std::size_t n) {
+    const std::size_t want = std::max<std::size_t>({n_ + n, cap_ * 2, BlockPool::kMinBuffer});
+    if (pool_) {
+      const std::size_t cap = BlockPool::CapacityFor(want);
+      p_ = pool_->Grow(p_, cap_, n_, want);
+      cap_ = cap;
+      return;
+    }
+    auto* q = static_cast<std::uint8_t*>(std::realloc(p_, want));
+    if (q == nullptr) throw std::bad_alloc();
+    p_ = q;
+    cap_ = want;
+  }
+  void Release() {
+    if (pool_) {
+      pool_->Free(p_, cap_);
+    } else {
+      std::free(p_);
+    }
+  }
+
   std::uint8_t* p_ = nullptr;
   std::size_t n_ = 0;
   std::size_t cap_ = 0;
+  std::shared_ptr<BlockPool> pool_;
 };
 
 class LogIndex::Impl {
@@ -148,6 +173,7 @@ class LogIndex::Impl {
   mutable std::string note;  // why the index file was not used, when it was not
   mutable Status damage;     // a damaged block that no rebuild could replace
 
+  std::shared_ptr<BlockPool> pool = std::make_shared<BlockPool>();  // the blocks' memory
   std::vector<IndexedPage> pages;
   mutable std::vector<PageChanges> changes;  // parallel to pages
   std::unordered_map<PageId, std::size_t> by_id;

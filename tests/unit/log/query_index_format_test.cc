@@ -7,6 +7,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -226,6 +227,96 @@ TEST(QueryIndexFormat, DamageAnywhereIsFoundAndRebuilt) {
     EXPECT_NE((*index)->note().find("rebuilt"), std::string::npos)
         << "byte " << at << " of " << good.size() << ": " << (*index)->note();
   }
+}
+
+// Records larger than the segment reader's read window (1 MiB: the build reads segments with
+// positioned reads into a reused buffer, not a mapping) are checked and indexed whole, in every
+// segment of a log of several, and answer as replay does.
+TEST(QueryIndexFormat, RecordsLargerThanTheReadWindowAreIndexedAsReplayAppliesThem) {
+  TempDir dir;
+  constexpr std::size_t kPage = (std::size_t{3} << 20) / 2;  // 1.5 MiB
+  constexpr int kEpochs = 6;
+  {
+    LogOptions o;
+    o.durability = Durability::kNone;
+    o.segment_bytes = std::uint64_t{2} << 20;  // a segment every epoch or two
+    auto w = LogWriter::Open(dir.path(), o);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    LogBatch b = (*w)->NewBatch();
+    std::vector<std::uint8_t> page(kPage, 0), before;
+    std::mt19937_64 rng(11);
+    for (int i = 1; i <= kEpochs; ++i) {
+      b.Clear();
+      if (i == 1) b.AddPageCreate({1, kPage, Location::kCpu, false, "big", ""});
+      before = page;
+      if (i % 3 == 0) {
+        page[rng() % kPage] ^= 0x5A;  // a small delta between the large ones
+      } else {
+        for (auto& x : page) x = static_cast<std::uint8_t>(rng());  // every byte: > 1 MiB
+      }
+      ASSERT_TRUE(b.AddDelta(Diff(1, i - 1, before, page)).ok());
+      ASSERT_TRUE((*w)->Commit(b).ok());
+    }
+    ASSERT_TRUE((*w)->Close().ok());
+  }
+  std::size_t segments = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir.path())) {
+    segments += f.path().extension() == ".seg" ? 1 : 0;
+  }
+  ASSERT_GE(segments, 3u);
+  Oracle oracle(dir.path());
+  ASSERT_EQ(oracle.last(), static_cast<Epoch>(kEpochs));
+  auto index = query::LogIndex::Open(dir.path());
+  ASSERT_TRUE(index.ok()) << index.status().ToString();
+  EXPECT_EQ((*index)->last_epoch(), static_cast<Epoch>(kEpochs));
+  auto h = query::FieldHistory(**index, "big");
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  EXPECT_EQ(h->changes.size(), static_cast<std::size_t>(kEpochs));
+  ExpectSame(h->changes, oracle.History(h->fields, 0, kLatestEpoch), "large records");
+}
+
+// A payload byte flipped in a segment that is not the log's last is a corrupt record to the
+// index build exactly as it is to replay: both refuse the log, neither skips the record.
+TEST(QueryIndexFormat, CorruptRecordInAnEarlierSegmentIsRefusedAsReplayRefusesIt) {
+  TempDir dir;
+  {
+    LogOptions o;
+    o.durability = Durability::kNone;
+    o.segment_bytes = 4096;
+    auto w = LogWriter::Open(dir.path(), o);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    LogBatch b = (*w)->NewBatch();
+    std::vector<std::uint8_t> page(4096, 0), before;
+    for (int i = 1; i <= 40; ++i) {
+      b.Clear();
+      if (i == 1) b.AddPageCreate({1, 4096, Location::kCpu, false, "blob", ""});
+      before = page;
+      for (std::size_t k = 0; k < 200; ++k) page[(i * 211 + k) % 4096] ^= 0x33;
+      ASSERT_TRUE(b.AddDelta(Diff(1, i - 1, before, page)).ok());
+      ASSERT_TRUE((*w)->Commit(b).ok());
+    }
+    ASSERT_TRUE((*w)->Close().ok());
+  }
+  const std::string seg = dir.Sub("00000002.seg");
+  ASSERT_TRUE(std::filesystem::exists(dir.Sub("00000004.seg")));
+  std::vector<std::uint8_t> bytes = ReadAll(seg);
+  ASSERT_GT(bytes.size(), log::kFileHeaderSize + log::kRecordHeaderSize + 40);
+  bytes[log::kFileHeaderSize + log::kRecordHeaderSize + 30] ^= 0x01;  // the first record's payload
+  WriteAll(seg, bytes);
+
+  auto index = query::LogIndex::Open(dir.path());
+  ASSERT_FALSE(index.ok());
+  EXPECT_EQ(index.status().code(), StatusCode::kCorruption) << index.status().ToString();
+  EXPECT_NE(index.status().message().find("00000002.seg"), std::string::npos)
+      << index.status().ToString();
+  auto r = Replayer::Open(dir.path());
+  Status replayed = r.status();
+  while (replayed.ok()) {
+    auto more = (*r)->Step();
+    replayed = more.status();
+    if (replayed.ok() && !*more) break;
+  }
+  EXPECT_FALSE(replayed.ok()) << "replay applied every epoch of a log with a corrupt record";
 }
 
 }  // namespace
