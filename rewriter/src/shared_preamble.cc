@@ -159,6 +159,15 @@ std::optional<SharedPreamble> SharedPreamble::Build(
   copy.getFrontendOpts().ActionName.clear();
   copy.getFrontendOpts().AddPluginActions.clear();
   copy.getDependencyOutputOpts() = clang::DependencyOutputOptions();
+  // The templates the headers use are instantiated once, here, instead of at the end of each
+  // pass (-fpch-instantiate-templates; a benign language option, so the passes load the PCH
+  // unchanged). Sound: every file the preamble enters is a system header, so each of these
+  // instantiations has only system-header arguments (the main file's code comes after the
+  // preamble), the analysis never enters a system-header declaration, and the end of the
+  // preamble is a point of instantiation of each of them ([temp.point]: a valid program means the
+  // same there and at the end of the TU). A diagnostic in one of them is counted below and turns
+  // the preamble off.
+  copy.getLangOpts().PCHInstantiateTemplates = true;
   CountingConsumer counter;
   auto diags = llvm::makeIntrusiveRefCnt<clang::DiagnosticsEngine>(
       llvm::makeIntrusiveRefCnt<clang::DiagnosticIDs>(), &copy.getDiagnosticOpts(), &counter,

@@ -28,6 +28,22 @@
 // RUN: %cxx -O2 -I%S/../e2e -I%mmsb_include -c %S/../e2e/calls.cc -o %t/calls.parsed.o -fplugin-arg-mmsb-Wno-mmsb-unrewritable -fplugin-arg-mmsb-no-preamble
 // RUN: cmp %t/calls.shared.o %t/calls.parsed.o
 //
+// The preamble instantiates the templates its headers use (once, instead of in each pass). A TU
+// that builds a preamble but is not rewritten is compiled by the second pass from the original
+// files: its object and its diagnostics must be plain clang's.
+// RUN: %cxx -O2 -Wall -c %inputs/preamble_unrewritten.cc -o %t/unrw.o -fplugin-arg-mmsb-verbose 2> %t/unrw.err
+// RUN: FileCheck %s --check-prefix=UNRW < %t/unrw.err
+// RUN: %cxx_plain -O2 -Wall -c %inputs/preamble_unrewritten.cc -o %t/unrw.plain.o 2> %t/unrw.plain.err
+// RUN: cmp %t/unrw.o %t/unrw.plain.o
+// RUN: grep -v '^mmsb: ' %t/unrw.err | diff - %t/unrw.plain.err
+// RUN: %cxx -O0 -c %inputs/preamble_unrewritten.cc -o %t/unrw0.o
+// RUN: %cxx_plain -O0 -c %inputs/preamble_unrewritten.cc -o %t/unrw0.plain.o
+// RUN: cmp %t/unrw0.o %t/unrw0.plain.o
+// UNRW: mmsb: shared preamble: {{[0-9]+}} bytes of the main file
+// UNRW: warning: unused variable 'unused'
+// UNRW: mmsb: compiling the original source
+// UNRW: mmsb: the second pass loaded the shared preamble
+//
 // Where sharing could change the output, both passes parse every header, as before.
 // RUN: %cxx -O2 -g -c %s -o %t/g.o -fplugin-arg-mmsb-verbose 2>&1 | FileCheck %s --check-prefix=DEBUG
 // DEBUG: mmsb: no shared preamble: debug information

@@ -13,6 +13,8 @@
 //   - the compile has no debug information (a PCH changes the debug info clang emits), no
 //     dependency or header-include output (a PCH lists its inputs in another order), no PCH,
 //     preamble or modules of its own.
+// The preamble instantiates the templates its headers use (-fpch-instantiate-templates), so the
+// passes do not instantiate them again: all of them have system-header arguments only.
 // The second pass uses it only when the rewritten main file starts with the preamble's bytes and
 // no rewritten file is one of the preamble's files; otherwise it parses everything, as before.
 //
