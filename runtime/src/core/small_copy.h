@@ -17,12 +17,12 @@ namespace mmsb {
 [[gnu::always_inline]] inline void SmallCopy(std::uint8_t* dst, const std::uint8_t* src,
                                              std::size_t n) {
   auto two = [&](auto width) {
-    constexpr std::size_t w = decltype(width)::value;
-    std::uint8_t head[w], tail[w];
-    std::memcpy(head, src, w);
-    std::memcpy(tail, src + n - w, w);
-    std::memcpy(dst, head, w);
-    std::memcpy(dst + n - w, tail, w);
+    constexpr std::size_t kW = decltype(width)::value;
+    std::uint8_t head[kW], tail[kW];
+    std::memcpy(head, src, kW);
+    std::memcpy(tail, src + n - kW, kW);
+    std::memcpy(dst, head, kW);
+    std::memcpy(dst + n - kW, tail, kW);
   };
   if (n > 64) {
     std::memcpy(dst, src, n);
