@@ -665,7 +665,7 @@ void Faults(NatsServer& server) {
   TempDir dir, replica;
   Must(start(), "start");
   auto log = Must(AttachLog(dir.Sub("faults.tlog"), NoSyncLog()), "log");
-  ReplicationOptions ro;
+  ReplicationOptions ro = BenchReplicationOptions();
   ro.ack_timeout_ms = 300;
   ro.lease_ttl_ms = 30000;
   auto r = Must(Replicate(log, server.Url("FAULTS"), ro), "replicate");
@@ -716,6 +716,7 @@ void Faults(NatsServer& server) {
       if (round < 3) ++follower_restarts;
     }
   });
+  const auto t0 = Clock::now();
   for (int i = 0; i < epochs; ++i) {
     if (i == epochs / 2) {  // the server restart
       server.Kill9();
@@ -725,7 +726,18 @@ void Faults(NatsServer& server) {
     g_leader_epoch = Must(w.Step(64), "commit");
   }
   const Epoch last = log->LogEpoch(current_epoch());
+  const double commit_s = Seconds(Clock::now() - t0);
   Must(r->WaitAcked(last, 120000), "acks");
+  {
+    const ReplicationStats rs = r->stats();
+    std::fprintf(stderr,
+                 "faults: leader committed in %.1f s, acknowledged after %.1f s; %llu messages "
+                 "(%llu packed, carrying %llu epochs), %llu recoveries\n",
+                 commit_s, Seconds(Clock::now() - t0), static_cast<unsigned long long>(rs.messages),
+                 static_cast<unsigned long long>(rs.packed_messages),
+                 static_cast<unsigned long long>(rs.packed_epochs),
+                 static_cast<unsigned long long>(rs.recoveries));
+  }
   leader_last = last;
   leader_done = true;
   follower.join();
