@@ -493,6 +493,7 @@ TEST_F(ReplicationTest, OlderWireFormatsAreFollowedAndNewerOnesRefusedByName) {
 // A packed message that breaks a rule of wire format 3 is refused, saying which, before any of
 // its epochs is looked at.
 TEST(ReplicationWireFormat, MalformedPackedMessagesAreRefused) {
+  ASSERT_EQ(nats_Open(-1), NATS_OK);  // natsMsg_Create needs the library (no server here)
   auto read = [](const std::vector<std::uint8_t>& body) {
     natsMsg* m = nullptr;
     EXPECT_EQ(natsMsg_Create(&m, "S.log", nullptr, reinterpret_cast<const char*>(body.data()),
