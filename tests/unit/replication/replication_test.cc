@@ -1,7 +1,8 @@
 // Replication through NATS JetStream (replication/, docs/Replication.md) against a private
 // nats-server: a follower ends bit-identical to the leader's log, also across chunked epochs,
 // leader restarts, a killed publisher's partial epoch, a second publisher, a server killed with
-// -9, a follower killed with -9, a delayed network, checkpoints and retention.
+// -9, a follower killed with -9, a delayed network, checkpoints and retention, packed messages
+// (wire format 3) and streams of the older wire formats.
 #include "mmsb/replication.h"
 
 #include <fcntl.h>
