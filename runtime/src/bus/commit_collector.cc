@@ -16,6 +16,7 @@
 #include "bus/bus.h"
 #include "bus/shadow_scan.h"
 #include "bus/tx_gate.h"
+#include "core/small_copy.h"
 #include "delta/delta_internal.h"
 
 #if defined(__SANITIZE_THREAD__)
@@ -294,28 +295,48 @@ void Bus::DiffDerived(Page* p, bool full, UndoLog* undo,
   alignas(64) std::uint8_t snap[kSmallDerivedBytes];
   {
     [[maybe_unused]] LiveReads ignore;
-    std::memcpy(snap, rec->data_, size);
+    // Whole granules by fixed-size copies, the tail by SmallCopy: no call per page.
+    std::size_t off = 0;
+    for (; off + kGranuleSize <= size; off += kGranuleSize)
+      std::memcpy(snap + off, rec->data_ + off, kGranuleSize);
+    SmallCopy(snap + off, rec->data_ + off, size - off);
   }
   std::uint8_t* twin = rec->twin;
   std::uint64_t masks[kSmallDerivedBytes / kGranuleSize];
   std::uint64_t any = 0;
   for (std::size_t g = 0; g < granules; ++g) {
     const std::size_t off = g * kGranuleSize;
-    masks[g] = whole || marked[g] != 0
-                   ? delta_internal::ByteDiffMask(twin + off, snap + off,
-                                                  std::min(kGranuleSize, size - off))
-                   : 0;
+    if (!whole && marked[g] == 0) {
+      masks[g] = 0;
+      continue;
+    }
+    // A whole granule with a constant length (unrolled), the tail with its own.
+    masks[g] = off + kGranuleSize <= size
+                   ? delta_internal::ByteDiffMask(twin + off, snap + off, kGranuleSize)
+                   : delta_internal::ByteDiffMask(twin + off, snap + off, size - off);
     any |= masks[g];
   }
   if (any == 0) return;
   delta_internal::DeltaFromMasks(out, rec->id_, rec->epoch_, static_cast<std::uint32_t>(size),
                                  masks, snap);
-  if (undo != nullptr) undo->Save(p, rec->epoch_, *out, twin, /*restore_live=*/true);
+  if (undo == &undo_) {
+    // The commit thread's log, so `out` is in the epoch's deltas (the serial loop writes each
+    // delta in its final slot), where it stays until a rollback: only the bytes are saved.
+    MMSB_CHECK(out >= epoch_deltas_.data() && out < epoch_deltas_.data() + epoch_deltas_.size());
+    undo->SaveDerived(static_cast<std::uint32_t>(out - epoch_deltas_.data()), *out, twin);
+  } else if (undo != nullptr) {
+    undo->Save(p, rec->epoch_, *out, twin, /*restore_live=*/true);
+  }
   // A changed granule's bytes in `snap` are its old twin bytes where unchanged and the delta's
   // bytes where changed: copying the granule is applying the delta.
   for (std::size_t g = 0; g < granules; ++g) {
     const std::size_t off = g * kGranuleSize;
-    if (masks[g] != 0) std::memcpy(twin + off, snap + off, std::min(kGranuleSize, size - off));
+    if (masks[g] == 0) continue;
+    if (off + kGranuleSize <= size) {
+      std::memcpy(twin + off, snap + off, kGranuleSize);
+    } else {
+      SmallCopy(twin + off, snap + off, size - off);
+    }
   }
 }
 
@@ -440,13 +461,21 @@ void Bus::Rollback() {
   // (other threads may be storing to it). The granules whose twin bytes went back are marked, so
   // the next commit diffs them again and logs whatever the program holds then. Pages derived by
   // propagation are the runtime's own writes and do go back.
-  undo_.Rollback([this](Page* p, std::uint32_t off, std::uint32_t len) NO_THREAD_SAFETY_ANALYSIS {
-    // A page without a shadow is diffed in full at every commit anyway.
-    if (std::uint8_t* shadow = ShadowFor(p)) {
-      for (std::size_t g = off >> kGranuleShift; g <= ((off + len - 1) >> kGranuleShift); ++g)
-        __atomic_store_n(&shadow[g], std::uint8_t{1}, __ATOMIC_RELAXED);
-    }
-  });
+  undo_.Rollback(
+      [this](Page* p, std::uint32_t off, std::uint32_t len) NO_THREAD_SAFETY_ANALYSIS {
+        // A page without a shadow is diffed in full at every commit anyway.
+        if (std::uint8_t* shadow = ShadowFor(p)) {
+          for (std::size_t g = off >> kGranuleShift; g <= ((off + len - 1) >> kGranuleShift); ++g)
+            __atomic_store_n(&shadow[g], std::uint8_t{1}, __ATOMIC_RELAXED);
+        }
+      },
+      // The derived deltas are still here: Propagate leaves them for this rollback.
+      epoch_deltas_,
+      [this](PageId id) NO_THREAD_SAFETY_ANALYSIS {
+        Page** p = by_id_.Find(id);
+        MMSB_CHECK(p != nullptr);  // a commit frees no page before its rollback
+        return *p;
+      });
   epoch_deltas_.clear();
   epoch_delta_bytes_ = 0;
   misses_.clear();

@@ -9,6 +9,12 @@
 // again). Saving appends to flat
 // buffers that keep their capacity across commits: no allocation per change.
 //
+// Derived pages the commit thread diffs (propagation's serial loop) save less: SaveDerived keeps
+// only the delta's index in the epoch's deltas and the overwritten bytes, since the delta itself
+// names the page, its runs and the previous epoch (its base epoch). Those deltas must still be in
+// the epoch's deltas, at the same indices, when Rollback runs (docs/Performance.md, "One undo
+// record per derived page's bytes").
+//
 // Thread-safety: none; one UndoLog per thread (pool workers keep their own and the commit thread
 // merges them with Append).
 #pragma once
@@ -23,6 +29,7 @@
 #include "mmsb/page.h"
 
 #include "core/page_record.h"
+#include "core/small_copy.h"
 
 namespace mmsb {
 
@@ -47,6 +54,22 @@ class UndoLog {
       bytes_size_ += len;
     });
   }
+  // Saves `before`'s bytes under each run of `d`, the derived delta at index `delta` of the
+  // epoch's deltas (restored with live memory on rollback). Every derived save of a commit comes
+  // after the entries saved before it and before those saved after it, with Save or Append
+  // between them only for other derived pages (the pool's): Rollback takes them as one block.
+  void SaveDerived(std::uint32_t delta, const Delta& d, const std::uint8_t* before) {
+    if (derived_.empty()) derived_mark_ = entries_.size();
+    derived_.push_back(delta);
+    const std::uint32_t n = d.changed_bytes();
+    if (derived_size_ + n > derived_cap_) Grow(derived_bytes_, derived_size_, derived_cap_, n);
+    std::uint8_t* at = derived_bytes_.get() + derived_size_;
+    d.ForEachRun([&](std::uint32_t off, std::uint32_t len, const std::uint8_t*) {
+      SmallCopy(at, before + off, len);
+      at += len;
+    });
+    derived_size_ += n;
+  }
   void Append(const UndoLog& other) {
     for (const Entry& e : other.entries_) {
       entries_.push_back({e.page, e.prev_epoch, runs_.size() + e.first_run,
@@ -59,10 +82,57 @@ class UndoLog {
     bytes_size_ += other.bytes_size_;
   }
   // Restores every saved range in the twin (and the page, for `restore_live` entries), newest
-  // first; `kept(page, offset, length)` is called for each range whose live bytes stay.
+  // first; `kept(page, offset, length)` is called for each range whose live bytes stay. The
+  // derived saves are restored from `deltas` (the epoch's deltas they index), each page found by
+  // `page_of(id)`, after the entries saved after them and before those saved before them.
+  template <class Kept, class PageOf>
+  void Rollback(Kept&& kept, const std::vector<Delta>& deltas, PageOf&& page_of) {
+    const std::size_t mark = derived_.empty() ? entries_.size() : derived_mark_;
+    RollbackEntries(mark, kept);
+    std::size_t end = derived_size_;
+    for (std::size_t i = derived_.size(); i-- > 0;) {
+      const Delta& d = deltas[derived_[i]];
+      Page* page = page_of(d.page());
+      std::size_t pos = end - d.changed_bytes();
+      end = pos;
+      d.ForEachRun([&](std::uint32_t off, std::uint32_t len, const std::uint8_t*) {
+        std::memcpy(Rec(page)->data_ + off, derived_bytes_.get() + pos, len);
+        std::memcpy(Rec(page)->twin + off, derived_bytes_.get() + pos, len);
+        pos += len;
+      });
+      Rec(page)->epoch_ = d.base_epoch();
+    }
+    RollbackEntries(0, kept);
+    Clear();
+  }
+  // As above, for a log without derived saves.
   template <class Kept>
   void Rollback(Kept&& kept) {
-    for (std::size_t i = entries_.size(); i-- > 0;) {
+    MMSB_CHECK(derived_.empty());
+    RollbackEntries(0, kept);
+    Clear();
+  }
+  void Clear() {
+    entries_.clear();
+    runs_.clear();
+    bytes_size_ = 0;
+    derived_.clear();
+    derived_size_ = 0;
+  }
+  bool empty() const { return entries_.empty() && derived_.empty(); }
+
+ private:
+  struct Entry {
+    Page* page;
+    Epoch prev_epoch;
+    std::size_t first_run;
+    std::size_t first_byte;
+    bool restore_live;
+  };
+  // Restores entries [first, size), newest first, and drops them.
+  template <class Kept>
+  void RollbackEntries(std::size_t first, Kept& kept) {
+    for (std::size_t i = entries_.size(); i-- > first;) {
       const Entry& e = entries_[i];
       const std::size_t run_end =
           i + 1 < entries_.size() ? entries_[i + 1].first_run : runs_.size();
@@ -78,31 +148,24 @@ class UndoLog {
       }
       Rec(e.page)->epoch_ = e.prev_epoch;
     }
-    Clear();
+    if (first < entries_.size()) {
+      runs_.resize(entries_[first].first_run);
+      bytes_size_ = entries_[first].first_byte;
+      entries_.resize(first);
+    }
   }
-  void Clear() {
-    entries_.clear();
-    runs_.clear();
-    bytes_size_ = 0;
-  }
-  bool empty() const { return entries_.empty(); }
-
- private:
-  struct Entry {
-    Page* page;
-    Epoch prev_epoch;
-    std::size_t first_run;
-    std::size_t first_byte;
-    bool restore_live;
-  };
   // Room for `n` more saved bytes (amortised doubling; no zero-fill, unlike a vector's resize).
   void Reserve(std::size_t n) {
     if (bytes_size_ + n <= bytes_cap_) return;
-    const std::size_t cap = std::max<std::size_t>({bytes_size_ + n, bytes_cap_ * 2, 4096});
-    std::unique_ptr<std::uint8_t[]> grown(new std::uint8_t[cap]);
-    if (bytes_size_ != 0) std::memcpy(grown.get(), bytes_.get(), bytes_size_);
-    bytes_ = std::move(grown);
-    bytes_cap_ = cap;
+    Grow(bytes_, bytes_size_, bytes_cap_, n);
+  }
+  static void Grow(std::unique_ptr<std::uint8_t[]>& bytes, std::size_t size, std::size_t& cap,
+                   std::size_t n) {
+    const std::size_t grown_cap = std::max<std::size_t>({size + n, cap * 2, 4096});
+    std::unique_ptr<std::uint8_t[]> grown(new std::uint8_t[grown_cap]);
+    if (size != 0) std::memcpy(grown.get(), bytes.get(), size);
+    bytes = std::move(grown);
+    cap = grown_cap;
   }
 
   std::vector<Entry> entries_;
@@ -110,6 +173,12 @@ class UndoLog {
   std::unique_ptr<std::uint8_t[]> bytes_;  // the saved bytes, runs back to back
   std::size_t bytes_size_ = 0;
   std::size_t bytes_cap_ = 0;
+  // SaveDerived's records: the deltas' indices, and their overwritten bytes back to back.
+  std::vector<std::uint32_t> derived_;
+  std::size_t derived_mark_ = 0;  // entries_.size() at the first derived save
+  std::unique_ptr<std::uint8_t[]> derived_bytes_;
+  std::size_t derived_size_ = 0;
+  std::size_t derived_cap_ = 0;
 };
 
 }  // namespace mmsb

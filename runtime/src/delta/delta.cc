@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/envelope.h"
+#include "core/small_copy.h"
 #include "delta/delta_internal.h"
 
 namespace mmsb {
@@ -413,10 +414,10 @@ struct Access {
     d.form_ = Delta::Form::kSparse;
     d.table_bytes_ = count * static_cast<std::uint32_t>(sizeof(ByteRun));
     d.changed_bytes_ = changed;
-    std::memcpy(d.inline_, runs, count * sizeof(ByteRun));
+    SmallCopy(d.inline_, reinterpret_cast<const std::uint8_t*>(runs), count * sizeof(ByteRun));
     std::uint8_t* dst = d.inline_ + d.table_bytes_;
     for (std::uint32_t k = 0; k < count; ++k) {
-      std::memcpy(dst, now + runs[k].offset, runs[k].length);
+      SmallCopy(dst, now + runs[k].offset, runs[k].length);
       dst += runs[k].length;
     }
   }
@@ -465,27 +466,6 @@ void DeltaFromMasks(Delta* out, PageId page, Epoch base_epoch, std::uint32_t siz
     if (masks[g] != 0) b.AddMask64(static_cast<std::uint32_t>(g * 64), masks[g], now + g * 64);
   }
   *out = b.Finish();
-}
-
-std::uint64_t ByteDiffMask(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) {
-  std::uint64_t m = 0;
-  std::size_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    std::uint64_t x, y;
-    std::memcpy(&x, a + j, 8);
-    std::memcpy(&y, b + j, 8);
-    std::uint64_t d = x ^ y;
-    if (d == 0) continue;
-    // 0x80 in each byte of d that is non-zero (no carry crosses a byte: the low seven bits of
-    // each byte plus 0x7f stay below 0x100).
-    constexpr std::uint64_t kLow7 = 0x7f7f7f7f7f7f7f7full;
-    d = (((d & kLow7) + kLow7) | d) & ~kLow7;
-    // Byte i's flag (bit 8i of d >> 7) lands on bit 56 + i of the product, and no two partial
-    // products share a bit: the eight flags gathered into the top byte.
-    m |= (((d >> 7) * 0x0102040810204080ull) >> 56) << j;
-  }
-  for (; j < n; ++j) m |= std::uint64_t{a[j] != b[j]} << j;
-  return m;
 }
 
 }  // namespace delta_internal

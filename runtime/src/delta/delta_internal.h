@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 
 #include "mmsb/delta.h"
@@ -44,6 +45,26 @@ void DeltaFromMasks(Delta* out, PageId page, Epoch base_epoch, std::uint32_t siz
 
 // Bit j set when a[j] != b[j], for j < n (n <= 64): the granule's change mask, without SIMD
 // dispatch (for small pages, where a call through the dispatch table costs more than the bytes).
-std::uint64_t ByteDiffMask(const std::uint8_t* a, const std::uint8_t* b, std::size_t n);
+// Inline, so that a caller's constant n (a whole granule) unrolls it.
+inline std::uint64_t ByteDiffMask(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) {
+  std::uint64_t m = 0;
+  std::size_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    std::uint64_t x, y;
+    std::memcpy(&x, a + j, 8);
+    std::memcpy(&y, b + j, 8);
+    std::uint64_t d = x ^ y;
+    if (d == 0) continue;
+    // 0x80 in each byte of d that is non-zero (no carry crosses a byte: the low seven bits of
+    // each byte plus 0x7f stay below 0x100).
+    constexpr std::uint64_t kLow7 = 0x7f7f7f7f7f7f7f7full;
+    d = (((d & kLow7) + kLow7) | d) & ~kLow7;
+    // Byte i's flag (bit 8i of d >> 7) lands on bit 56 + i of the product, and no two partial
+    // products share a bit: the eight flags gathered into the top byte.
+    m |= (((d >> 7) * 0x0102040810204080ull) >> 56) << j;
+  }
+  for (; j < n; ++j) m |= std::uint64_t{a[j] != b[j]} << j;
+  return m;
+}
 
 }  // namespace mmsb::delta_internal

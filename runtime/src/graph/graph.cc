@@ -556,7 +556,8 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
   }
   if (!failure.ok()) {
     for (auto& b : buckets_) b.clear();
-    out.resize(begin);
+    // The derived deltas stay: the commit thread's undo log names them by index
+    // (UndoLog::SaveDerived), and the caller's rollback reads them.
     return failure;
   }
   if (any) {

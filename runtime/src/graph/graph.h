@@ -39,7 +39,9 @@ class DependencyGraph {
     // Drops un-diffed writes to `page` (restores it from its twin) after a failed recompute.
     std::function<void(Page* page)> discard;
     // The epoch's deltas: on entry the collected ones, which start the propagation; derived
-    // deltas are appended as nodes finish (commit thread only). On failure it is left as on entry.
+    // deltas are appended as nodes finish (commit thread only). On failure the deltas derived
+    // before it stay appended: `undo`'s derived saves name them by index, so the caller rolls
+    // back before it drops them.
     std::vector<Delta>* out = nullptr;
   };
 

@@ -701,6 +701,71 @@ TEST_F(GraphTest, SmallDerivedPageRollsBackWhenALaterStageFails) {
   EXPECT_EQ(b->data()[4], std::uint8_t(3 + 1));
 }
 
+// One granule of a derived page changed three times in a commit that then fails: by the program
+// (collected, saved in the undo log's entries), by its recompute (the serial loop's derived save:
+// only the bytes, named by the delta's index) and by a stage (collected again, after the derived
+// save). Rollback must undo them newest first: the twin back to the previous epoch's bytes, the
+// recompute's bytes out of live memory, and the epoch back. Undone in another order, the twin
+// keeps the program's bytes, and the next commit's deltas no longer lead from the previous
+// epoch's image to the live bytes.
+TEST_F(GraphTest, DerivedSaveRollsBackBetweenTheEntriesSavedBeforeAndAfterIt) {
+  struct Stages : CommitStage {
+    const char* name() const override { return "writes then fails"; }
+    Status Process(const CommitBatch&) override {
+      if (write_to != nullptr) WriteU32(write_to, 0x5757u);
+      return fail ? Internal("stage down") : Status::Ok();
+    }
+    Page* write_to = nullptr;
+    bool fail = false;
+  };
+  auto stage = std::make_shared<Stages>();
+  ASSERT_TRUE(AddStage(stage).ok());
+  Page* a = NewPage(64);
+  Page* d = NewPage(64);
+  const PageId pa[] = {a->id()};
+  ASSERT_TRUE(AddUserEdges(pa, d->id(), [](std::span<const Page* const> ps, Page& child) {
+                WriteU32(&child, ReadU32(ps[0]) + 1);
+                return Status::Ok();
+              }).ok());
+  WriteU32(a, 10);
+  Commit();
+  ASSERT_EQ(ReadU32(d), 11u);
+  const std::vector<std::uint8_t> good(d->data(), d->data() + 64);
+  const Epoch d_epoch = d->epoch();
+
+  stage->write_to = d;
+  stage->fail = true;
+  WriteU32(a, 20);
+  // The program's own write to the derived page; its low byte is what the last commit's
+  // recompute writes (31), so a twin left holding it hides that byte from the next delta.
+  WriteU32(d, 0x1f1fu);
+  ASSERT_FALSE(commit().ok());
+  EXPECT_EQ(d->epoch(), d_epoch);
+  // The recompute's bytes are gone from live memory; the program's are back (the stage's write
+  // was over them, and the recompute's save restores what it overwrote).
+  EXPECT_EQ(ReadU32(d), 0x1f1fu);
+
+  stage->write_to = nullptr;
+  stage->fail = false;
+  WriteU32(a, 30);
+  Commit();
+  EXPECT_EQ(ReadU32(d), 31u);
+  // The program's bytes (kept, and marked by the rollback) are collected from the previous epoch,
+  // then the recompute's on top of them.
+  std::vector<std::uint8_t> img = good;
+  Epoch base = d_epoch;
+  int seen = 0;
+  for (const Delta& x : sink->batches.back().deltas) {
+    if (x.page() != d->id()) continue;
+    EXPECT_EQ(x.base_epoch(), base);
+    base = sink->batches.back().epoch;
+    ASSERT_TRUE(x.ApplyTo(img).ok());
+    ++seen;
+  }
+  EXPECT_EQ(seen, 2);
+  EXPECT_EQ(std::memcmp(img.data(), d->data(), 64), 0);
+}
+
 // A wide fan-out runs on the thread pool; results equal the serial semantics (and TSan checks it).
 TEST_F(GraphTest, ConcurrentRecomputeOnPoolIsExact) {
   Page* root = NewPage(64);
