@@ -10,6 +10,13 @@
 // (record_framing_test checks it for random and boundary values); any change of the key rebuilds
 // the template with the generic encoder's rules.
 //
+// When the payload fits 16 bytes (site and thread below 2^14, any sequence: 2 + 2 + 2 + 10), it is
+// composed in a register (the template's bytes before the sequence, or'ed with the sequence's
+// varint), hashed from one 16-byte store, and written straight into `out` with whole-word stores.
+// Writing the varint byte by byte into the template and hashing or copying the template back made
+// the CPU's loads wait for those narrower stores to drain (a failed store-to-load forwarding) on
+// every commit. Larger payloads take the template path.
+//
 // Not thread-safe: one per thread (LogBatch keeps one per thread, keyed by log id, so it serves
 // every batch of that thread). Constant-initialised, so a thread_local needs no guard.
 #pragma once
@@ -35,8 +42,15 @@ class CommitInfoFramer {
 
   // Header, flags, count, site (≤ 5), thread (≤ 5), sequence (≤ 10).
   static constexpr std::size_t kMaxBytes = kRecordHeaderSize + 1 + 1 + 5 + 5 + 10;
+  // The register path's payload: site and thread below 2^14 (≤ 2 bytes each) leave ≤ 6 bytes
+  // before the sequence, so any sequence (≤ 10 bytes) ends within 16.
+  static constexpr std::size_t kWordPayload = 16;
 
   std::uint64_t log_id_ = 0;
+  // The payload's bytes before the sequence (flags, count, site, thread), little-endian; valid
+  // when `word_` is set.
+  unsigned __int128 prefix_ = 0;
+  bool word_ = false;       // the payload fits kWordPayload bytes: the register path applies
   std::uint64_t hash_ = 0;  // H of the template's header
   std::uint32_t site_ = 0;
   std::uint32_t thread_ = 0;
