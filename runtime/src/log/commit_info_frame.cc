@@ -4,9 +4,9 @@
 // The payload is 5 to 22 bytes: XXH3's short-input path, inlined here, is a few multiplies, less
 // than the shared library's call and dispatch. Same function, same result as XXH3_64bits_withSeed
 // in the other files (XXH_INLINE_ALL gives this file private copies of xxHash's functions,
-// internal ones included: the register path calls XXH3_len_0to16_64b, the path XXH3_64bits_withSeed
-// takes for 0 … 16 bytes, which xxHash 0.8's header defines; record_framing_test compares the
-// result with the shared library's).
+// internal ones included: the register path calls XXH3_len_4to8_64b and XXH3_len_9to16_64b, the
+// paths XXH3_64bits_withSeed takes for 4 … 16 bytes, which xxHash 0.8's header defines;
+// record_framing_test compares the result with the shared library's).
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -72,37 +72,45 @@ void CommitInfoFramer::Rebuild(std::uint64_t log_id, const LogCommitTransaction&
   }
 }
 
-void CommitInfoFramer::Append(std::vector<std::uint8_t>& out, std::uint64_t log_id,
-                              const LogCommitTransaction& t) {
-  const std::size_t seq_size = VarSize(t.sequence);
-  if (seq_size != seq_size_ || t.site != site_ || t.thread != thread_ || log_id != log_id_) {
-    Rebuild(log_id, t, seq_size);
-  }
-  if (word_) {
-    // The payload in a register, stored whole: XXH3's loads (≤ 16 bytes, contained in the store)
-    // are forwarded from it.
-    const unsigned __int128 payload = prefix_ | VarWord(t.sequence)
-                                                    << (8 * (seq_at_ - kRecordHeaderSize));
-    std::uint8_t word[kWordPayload];
-    std::memcpy(word, &payload, sizeof word);
-    const std::size_t payload_size = size_ - kRecordHeaderSize;
-    // What XXH3_64bits_withSeed does for 0 … 16 bytes (its first step), called directly: the
-    // entry point is too large to be inlined here, and inlined this reads `word` from registers.
-    const std::uint64_t check = XXH3_len_0to16_64b(word, payload_size, XXH3_kSecret, hash_);
-    // Room for a whole-word store of the payload; the bytes past the record are cut again.
-    const std::size_t at = out.size();
-    out.resize(at + kRecordHeaderSize + kWordPayload);
-    std::uint8_t* const d = out.data() + at;
-    std::memcpy(d, bytes_, 16);  // magic, length, type, flags, reserved, header_check
-    Put64(d + 16, check);
-    std::memcpy(d + kRecordHeaderSize, word, sizeof word);
-    out.resize(at + size_);
-    return;
-  }
-  PutVar(bytes_ + seq_at_, t.sequence);
+void CommitInfoFramer::AppendFromTemplate(std::vector<std::uint8_t>& out, std::uint64_t sequence) {
+  PutVar(bytes_ + seq_at_, sequence);
   Put64(bytes_ + 16,
         XXH3_64bits_withSeed(bytes_ + kRecordHeaderSize, size_ - kRecordHeaderSize, hash_));
   out.insert(out.end(), bytes_, bytes_ + size_);
+}
+
+void CommitInfoFramer::Append(std::vector<std::uint8_t>& out, std::uint64_t log_id,
+                              const LogCommitTransaction& t) {
+  const std::size_t seq_size = VarSize(t.sequence);
+  if (seq_size != seq_size_ || t.site != site_ || t.thread != thread_ || log_id != log_id_)
+      [[unlikely]] {
+    Rebuild(log_id, t, seq_size);
+  }
+  if (!word_) [[unlikely]] {
+    AppendFromTemplate(out, t.sequence);
+    return;
+  }
+  // The payload in a register, stored whole: XXH3's loads (≤ 16 bytes, contained in the store)
+  // are forwarded from it.
+  const unsigned __int128 payload = prefix_ | VarWord(t.sequence)
+                                                  << (8 * (seq_at_ - kRecordHeaderSize));
+  std::uint8_t word[kWordPayload];
+  std::memcpy(word, &payload, sizeof word);
+  const std::size_t payload_size = size_ - kRecordHeaderSize;
+  // What XXH3_64bits_withSeed does for 4 … 16 bytes (a payload has at least 5: flags, count and
+  // three varints), called directly: the entry point is too large to be inlined here, and inlined
+  // this reads `word` from registers.
+  const std::uint64_t check = payload_size > 8
+                                  ? XXH3_len_9to16_64b(word, payload_size, XXH3_kSecret, hash_)
+                                  : XXH3_len_4to8_64b(word, payload_size, XXH3_kSecret, hash_);
+  // Room for a whole-word store of the payload; the bytes past the record are cut again.
+  const std::size_t at = out.size();
+  out.resize(at + kRecordHeaderSize + kWordPayload);
+  std::uint8_t* const d = out.data() + at;
+  std::memcpy(d, bytes_, 16);  // magic, length, type, flags, reserved, header_check
+  Put64(d + 16, check);
+  std::memcpy(d + kRecordHeaderSize, word, sizeof word);
+  out.resize(at + size_);
 }
 
 }  // namespace mmsb::log

@@ -38,7 +38,11 @@ class CommitInfoFramer {
   void Append(std::vector<std::uint8_t>& out, std::uint64_t log_id, const LogCommitTransaction& t);
 
  private:
-  void Rebuild(std::uint64_t log_id, const LogCommitTransaction& t, std::size_t seq_size);
+  // Both rare, kept out of Append's hot path (its code is on every commit's path).
+  [[gnu::noinline]] void Rebuild(std::uint64_t log_id, const LogCommitTransaction& t,
+                                 std::size_t seq_size);
+  // A payload over kWordPayload bytes: the sequence patched into the template, hashed and copied.
+  [[gnu::noinline]] void AppendFromTemplate(std::vector<std::uint8_t>& out, std::uint64_t sequence);
 
   // Header, flags, count, site (≤ 5), thread (≤ 5), sequence (≤ 10).
   static constexpr std::size_t kMaxBytes = kRecordHeaderSize + 1 + 1 + 5 + 5 + 10;
