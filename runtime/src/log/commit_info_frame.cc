@@ -1,6 +1,8 @@
 // CommitInfoFramer (log/commit_info_frame.h).
 #include "log/commit_info_frame.h"
 
+#include "mmsb/log_writer.h"
+
 // The payload is 5 to 22 bytes: XXH3's short-input path, inlined here, is a few multiplies, less
 // than the shared library's call and dispatch. Same function, same result as XXH3_64bits_withSeed
 // in the other files (XXH_INLINE_ALL gives this file private copies of xxHash's functions,
@@ -114,3 +116,14 @@ void CommitInfoFramer::Append(std::vector<std::uint8_t>& out, std::uint64_t log_
 }
 
 }  // namespace mmsb::log
+
+namespace mmsb {
+
+// Here rather than in log_writer.cc so that the framer's Append, on every commit's path, is
+// inlined into it.
+void LogBatch::AddCommitInfoFor(const LogCommitTransaction& t, log::CommitInfoFramer& framer) {
+  framer.Append(bytes_, log_id_, t);
+  ++counted_;
+}
+
+}  // namespace mmsb

@@ -17,8 +17,9 @@
 // the CPU's loads wait for those narrower stores to drain (a failed store-to-load forwarding) on
 // every commit. Larger payloads take the template path.
 //
-// Not thread-safe: one per thread (LogBatch keeps one per thread, keyed by log id, so it serves
-// every batch of that thread). Constant-initialised, so a thread_local needs no guard.
+// Not thread-safe: one per thread or per caller that serialises its use (LogBatch keeps one per
+// thread, keyed by log id, so it serves every batch of that thread; the log sink keeps one per
+// sink, used under the sink's lock). Constant-initialised, so a thread_local needs no guard.
 #pragma once
 
 #include <cstddef>
@@ -35,7 +36,9 @@ class CommitInfoFramer {
  public:
   // Appends the framed compact commit-info record for {state_hash 0, transactions {t}}, seeded
   // with `log_id`, to `out`.
-  void Append(std::vector<std::uint8_t>& out, std::uint64_t log_id, const LogCommitTransaction& t);
+  // Inlined into LogBatch::AddCommitInfoFor, its one caller (same file).
+  [[gnu::always_inline]] void Append(std::vector<std::uint8_t>& out, std::uint64_t log_id,
+                                     const LogCommitTransaction& t);
 
  private:
   // Both rare, kept out of Append's hot path (its code is on every commit's path).

@@ -9,6 +9,7 @@
 
 #include "mmsb/log_writer.h"
 
+#include "log/commit_info_frame.h"
 #include "log/log_format.h"
 #include "log/log_records.h"
 
@@ -195,6 +196,51 @@ TEST(RecordFraming, TemplateCommitInfoEqualsTheGenericEncoder) {
     ASSERT_EQ(got.size(), expect[k].size()) << "batch " << k;
     EXPECT_EQ(0, std::memcmp(got.data(), expect[k].data(), got.size())) << "batch " << k;
     EXPECT_EQ(batches[k].record_count(), added[k]) << "batch " << k;
+  }
+}
+
+TEST(RecordFraming, CallersFramersInterleavedWithTheThreadsEqualTheGenericEncoder) {
+  // The log sink keeps a framer per sink; the thread's framer serves every other batch. Three
+  // batches of two logs, each written through its own framer, the thread's, or a framer shared
+  // by two logs (as a sink's would be if its log id changed), in random turns and with the
+  // site/thread/sequence mixes of alternating sites and threads: every record is the generic
+  // encoder's, byte for byte, whichever framer wrote its neighbours.
+  std::mt19937_64 rng(41);
+  const std::uint64_t ids[] = {0xA1, 0xB2, 0xA1};
+  LogBatch batches[] = {LogBatch(ids[0]), LogBatch(ids[1]), LogBatch(ids[2])};
+  CommitInfoFramer own[2];
+  CommitInfoFramer shared;
+  std::vector<std::uint8_t> expect[3];
+  std::uint32_t added[3] = {0, 0, 0};
+  const LogCommitTransaction sites[] = {{1, 1, 0}, {2, 1, 0},     {1, 2, 0},
+                                        {0, 3, 0}, {20000, 1, 0}, {1, 0xFFFFFFFFu, 0}};
+  std::uint64_t sequence = 120;  // crosses the 1- to 2-byte and 2- to 3-byte varint lengths
+  for (int i = 0; i < 4000; ++i) {
+    const std::size_t which = rng() % 3;
+    LogCommitTransaction t = sites[rng() % 8 < 5 ? 0 : rng() % std::size(sites)];
+    sequence += i == 2000 ? 16000 : 1;
+    t.sequence = sequence;
+    switch (rng() % 3) {
+      case 0:
+        batches[which].AddCommitInfoFor(t);
+        break;
+      case 1:
+        batches[which].AddCommitInfoFor(t, which == 1 ? own[1] : own[0]);
+        break;
+      default:
+        batches[which].AddCommitInfoFor(t, shared);
+    }
+    ++added[which];
+    const std::vector<std::uint8_t> rec = GenericCommitInfoRecord(ids[which], t);
+    expect[which].insert(expect[which].end(), rec.begin(), rec.end());
+  }
+  for (int k = 0; k < 3; ++k) {
+    SCOPED_TRACE(k);
+    const std::span<const std::uint8_t> got = batches[k].bytes();
+    ASSERT_EQ(got.size(), expect[k].size());
+    for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], expect[k][i]) << "byte " << i;
+    EXPECT_EQ(batches[k].record_count(), added[k]);
+    ExpectFramedAsUncached(got, ids[k], added[k]);
   }
 }
 
