@@ -77,6 +77,10 @@ struct LogOptions {
   Env* env = nullptr;  // null: Env::Default()
 };
 
+namespace log {
+class CommitInfoFramer;
+}  // namespace log
+
 // Records of one epoch, framed and checksummed as they are added (on the caller's thread, outside
 // the writer's lock). Reusable after Clear().
 class LogBatch {
@@ -97,6 +101,11 @@ class LogBatch {
   // log sink), framed from a per-thread template: only the sequence and the payload checksum are
   // written per call.
   void AddCommitInfoFor(const LogCommitTransaction& t);
+  // The same, framed from the caller's `framer` (log/commit_info_frame.h), which the caller keeps
+  // for as long as it writes commit-infos and uses from one thread at a time (the log sink keeps
+  // one per sink, under the sink's lock): no thread-local lookup, and the framer's code inlined
+  // into this call.
+  void AddCommitInfoFor(const LogCommitTransaction& t, log::CommitInfoFramer& framer);
   void AddBuild(const LogBuild& build);
   void AddVerifyMiss(const LogVerifyMiss& miss);
   // Events are opaque bytes (the event module's encoding) stamped with their epoch.

@@ -265,7 +265,9 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
   batch.unix_nanos = UnixNanos();
   // This thread's own note first; the notes of transactions that joined are added when the gate
   // reopens (below), before any sink sees the batch.
-  std::vector<CommitProvenance> transactions{rt::TakeCommitProvenance()};
+  std::vector<CommitProvenance>& transactions = commit_transactions_;
+  transactions.clear();
+  transactions.push_back(rt::TakeCommitProvenance());
   batch.transactions = transactions;
   FillBatch(batch);
   batch.derived_begin = derived_begin;

@@ -219,6 +219,9 @@ class Bus final : public CommittedImages {
   // Serialises commits, from closing the transaction gate to the last collection (outside mu_:
   // a transaction the commit waits for may need mu_ to create or free a page).
   Mutex commit_mu_ ACQUIRED_BEFORE(mu_);
+  // The committing commit's transactions (its own note, then those that joined it): cleared and
+  // refilled at each commit, so a commit allocates nothing for them once it has the capacity.
+  std::vector<CommitProvenance> commit_transactions_ GUARDED_BY(commit_mu_);
   Mutex mu_;
   std::vector<std::unique_ptr<PageRecord[]>> record_chunks_ GUARDED_BY(mu_);
   std::vector<Page*> free_records_ GUARDED_BY(mu_);

@@ -112,8 +112,7 @@ void LogBatch::AddCommitInfoFor(const LogCommitTransaction& t) {
   // Written at every commit: framed from this thread's template (log/commit_info_frame.h), which
   // is keyed by the log id, so one serves every batch of the thread.
   thread_local log::CommitInfoFramer framer;
-  framer.Append(bytes_, log_id_, t);
-  ++counted_;
+  AddCommitInfoFor(t, framer);
 }
 
 void LogBatch::AddCommitInfo(const LogCommitInfo& info) {

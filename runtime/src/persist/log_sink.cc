@@ -25,6 +25,7 @@
 #include "mmsb/page.h"
 
 #include "delta/delta_internal.h"
+#include "log/commit_info_frame.h"
 #include "log/log_format.h"
 #include "log/log_records.h"
 #include "log/recompute.h"
@@ -219,12 +220,22 @@ struct LogSink::State {
     std::uint32_t id = 0;
   } last_site;
   LogCommitInfo commit_info;  // reused: no allocation per commit
+  // This sink's commit-info template (used under `mu`, like `batch`). A sink's own rather than the
+  // thread's: no thread-local lookup per commit, and a sink opened anew starts from an empty one,
+  // as its `sites` and `last_site` do.
+  log::CommitInfoFramer framer;
+
+  bool IsLastSite(const CommitProvenance& p) const {
+    return p.file == last_site.file && p.function == last_site.function &&
+           p.line == last_site.line && p.kind == last_site.kind && last_site.id != 0;
+  }
 
   std::uint32_t SiteOf(const CommitProvenance& p) {
-    if (p.file == last_site.file && p.function == last_site.function && p.line == last_site.line &&
-        p.kind == last_site.kind && last_site.id != 0) {
-      return last_site.id;
-    }
+    return IsLastSite(p) ? last_site.id : InternSite(p);
+  }
+
+  // A site other than the last one: looked up, and logged if it is new to this run.
+  [[gnu::noinline]] std::uint32_t InternSite(const CommitProvenance& p) {
     auto [it, fresh] = sites.try_emplace({p.file, p.function, p.line, static_cast<int>(p.kind)},
                                          static_cast<std::uint32_t>(sites.size() + 1));
     if (fresh) {
@@ -242,9 +253,12 @@ struct LogSink::State {
     if (b.transactions.size() == 1) {
       // Every commit but a combined one: no LogCommitInfo to fill, the batch frames the record
       // from its template.
+      // The common commit (the site of the last one) is four compares and the framer's append.
       const CommitProvenance& p = b.transactions[0];
-      batch.AddCommitInfoFor(LogCommitTransaction{
-          p.kind != CommitProvenance::Kind::kUnknown ? SiteOf(p) : 0, p.thread, p.sequence});
+      const std::uint32_t site = IsLastSite(p)                                ? last_site.id
+                                 : p.kind != CommitProvenance::Kind::kUnknown ? InternSite(p)
+                                                                              : 0;
+      batch.AddCommitInfoFor(LogCommitTransaction{site, p.thread, p.sequence}, framer);
       return;
     }
     commit_info.transactions.resize(b.transactions.size());

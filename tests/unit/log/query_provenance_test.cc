@@ -3,6 +3,7 @@
 // names its build, and `touched` counts epochs by site.
 #include <cstring>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -192,5 +193,103 @@ TEST(QueryProvenance, CommitsNameTheirSiteThroughTheBus) {
   EXPECT_EQ(t->sites.size(), 2u);
 }
 
+// Commits from two call sites (mmsb::commit() in two functions) on two threads, logged by sinks
+// that come and go: each sink keeps its own commit-info template and its own last-site cache, so
+// whichever site, thread and sink a commit's neighbours had, each log names the commit's own
+// site, thread and sequence, and a site already logged by a closed sink is logged again by the
+// next one (a new log's readers know only its own site records).
+int g_site_line[2];
+void CommitAtSiteA(Page* p, std::uint8_t v) {
+  *rt::w(&p->data()[2]) = v;
+  g_site_line[0] = __LINE__ + 1;
+  ASSERT_TRUE(commit().ok());
+}
+void CommitAtSiteB(Page* p, std::uint8_t v) {
+  *rt::w(&p->data()[2]) = v;
+  g_site_line[1] = __LINE__ + 1;
+  ASSERT_TRUE(commit().ok());
+}
+
+TEST(QueryProvenance, AlternatingSitesThreadsAndSinksEachLogTheirOwnCommits) {
+  TempDir dir_a, dir_b, dir_c;
+  ASSERT_TRUE(start().ok());
+  LogOptions lo;
+  lo.durability = Durability::kNone;
+  PageOptions po;
+  po.name = "blob";
+  Page* p = *CreatePage(64, po);
+  *rt::w(&p->data()[0]) = 1;
+  ASSERT_TRUE(commit().ok());
+  // What each log must hold, in commit order: (site, committed on the worker thread).
+  std::vector<std::pair<int, bool>> want_a, want_b, want_c;
+  std::uint8_t v = 10;
+  auto commit_at = [&](int site, bool on_worker, std::initializer_list<decltype(&want_a)> logs) {
+    const std::uint8_t value = v++;
+    auto body = [&] { (site == 0 ? CommitAtSiteA : CommitAtSiteB)(p, value); };
+    if (on_worker) {
+      std::thread t(body);
+      t.join();
+    } else {
+      body();
+    }
+    for (auto* w : logs) w->push_back({site, on_worker});
+  };
+  {
+    auto a = AttachLog(dir_a.path(), lo);
+    ASSERT_TRUE(a.ok());
+    // Sites and threads alternating, then repeating, with one sink.
+    for (int i = 0; i < 12; ++i) commit_at(i % 3 == 0 ? 1 : 0, i % 4 == 1, {&want_a});
+    auto b = AttachLog(dir_b.path(), lo);
+    ASSERT_TRUE(b.ok());
+    // Two sinks on the same commits; b starts with both sites already known to a.
+    for (int i = 0; i < 12; ++i) commit_at(i % 2, i % 5 == 2, {&want_a, &want_b});
+    ASSERT_TRUE((*a)->Close().ok());
+    ASSERT_TRUE((*b)->Close().ok());
+  }
+  {
+    // A sink opened after both closed: the same sites, the same thread, the same site as the
+    // last commit the closed sinks saw.
+    auto c = AttachLog(dir_c.path(), lo);
+    ASSERT_TRUE(c.ok());
+    for (int i = 0; i < 6; ++i) commit_at(i < 3 ? 1 : 0, i == 4, {&want_c});
+    ASSERT_TRUE((*c)->Close().ok());
+  }
+  stop();
+
+  for (auto [dir, want] : {std::pair{&dir_a, &want_a}, {&dir_b, &want_b}, {&dir_c, &want_c}}) {
+    SCOPED_TRACE(dir->path());
+    auto index = query::LogIndex::Open(dir->path());
+    ASSERT_TRUE(index.ok()) << index.status().ToString();
+    auto h = query::FieldHistory(**index, "blob");
+    ASSERT_TRUE(h.ok()) << h.status().ToString();
+    std::vector<query::TransactionRef> got;
+    for (const auto& change : h->changes) {
+      auto c = (*index)->Commit(change.epoch);
+      ASSERT_TRUE(c.ok()) << c.status().ToString();
+      ASSERT_EQ(c->transactions.size(), 1u) << "epoch " << change.epoch;
+      got.push_back(c->transactions[0]);
+    }
+    ASSERT_EQ(got.size(), want->size());
+    std::uint32_t main_thread = 0, worker_thread = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      SCOPED_TRACE(i);
+      const auto [site, on_worker] = (*want)[i];
+      EXPECT_EQ(got[i].site.kind, query::TransactionSite::Kind::kCommitCall);
+      EXPECT_EQ(got[i].site.line, static_cast<std::uint32_t>(g_site_line[site]));
+      EXPECT_NE(got[i].site.function.find(site == 0 ? "CommitAtSiteA" : "CommitAtSiteB"),
+                std::string::npos)
+          << got[i].site.function;
+      if (i > 0) EXPECT_GT(got[i].sequence, got[i - 1].sequence);
+      // Each worker is a new thread with a new number; every main-thread commit has the same.
+      if (on_worker) {
+        EXPECT_GT(got[i].thread, worker_thread);
+        worker_thread = got[i].thread;
+      } else {
+        if (main_thread == 0) main_thread = got[i].thread;
+        EXPECT_EQ(got[i].thread, main_thread);
+      }
+    }
+  }
+}
 }  // namespace
 }  // namespace mmsb

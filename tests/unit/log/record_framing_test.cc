@@ -9,6 +9,7 @@
 
 #include "mmsb/log_writer.h"
 
+#include "log/commit_info_frame.h"
 #include "log/log_format.h"
 #include "log/log_records.h"
 
@@ -126,6 +127,10 @@ TEST(RecordFraming, BatchCommitInfoIsTheCompactRecord) {
   EXPECT_EQ(back.transactions[0].sequence, 123456u);
 }
 
+// The largest payload of a one-transaction commit-info without a state hash: flags, count, site
+// (≤ 5), thread (≤ 5), sequence (≤ 10).
+constexpr std::size_t kCompactCommitInfoMaxPayload = 1 + 1 + 5 + 5 + 10;
+
 // The record EncodeCommitInfo and FillRecordHeader write for one transaction and no state hash.
 std::vector<std::uint8_t> GenericCommitInfoRecord(std::uint64_t log_id,
                                                   const LogCommitTransaction& t) {
@@ -192,6 +197,89 @@ TEST(RecordFraming, TemplateCommitInfoEqualsTheGenericEncoder) {
     EXPECT_EQ(0, std::memcmp(got.data(), expect[k].data(), got.size())) << "batch " << k;
     EXPECT_EQ(batches[k].record_count(), added[k]) << "batch " << k;
   }
+}
+
+TEST(RecordFraming, CallersFramersInterleavedWithTheThreadsEqualTheGenericEncoder) {
+  // The log sink keeps a framer per sink; the thread's framer serves every other batch. Three
+  // batches of two logs, each written through its own framer, the thread's, or a framer shared
+  // by two logs (as a sink's would be if its log id changed), in random turns and with the
+  // site/thread/sequence mixes of alternating sites and threads: every record is the generic
+  // encoder's, byte for byte, whichever framer wrote its neighbours.
+  std::mt19937_64 rng(41);
+  const std::uint64_t ids[] = {0xA1, 0xB2, 0xA1};
+  LogBatch batches[] = {LogBatch(ids[0]), LogBatch(ids[1]), LogBatch(ids[2])};
+  CommitInfoFramer own[2];
+  CommitInfoFramer shared;
+  std::vector<std::uint8_t> expect[3];
+  std::uint32_t added[3] = {0, 0, 0};
+  const LogCommitTransaction sites[] = {{1, 1, 0}, {2, 1, 0},     {1, 2, 0},
+                                        {0, 3, 0}, {20000, 1, 0}, {1, 0xFFFFFFFFu, 0}};
+  std::uint64_t sequence = 120;  // crosses the 1- to 2-byte and 2- to 3-byte varint lengths
+  for (int i = 0; i < 4000; ++i) {
+    const std::size_t which = rng() % 3;
+    LogCommitTransaction t = sites[rng() % 8 < 5 ? 0 : rng() % std::size(sites)];
+    sequence += i == 2000 ? 16000 : 1;
+    t.sequence = sequence;
+    switch (rng() % 3) {
+      case 0:
+        batches[which].AddCommitInfoFor(t);
+        break;
+      case 1:
+        batches[which].AddCommitInfoFor(t, which == 1 ? own[1] : own[0]);
+        break;
+      default:
+        batches[which].AddCommitInfoFor(t, shared);
+    }
+    ++added[which];
+    const std::vector<std::uint8_t> rec = GenericCommitInfoRecord(ids[which], t);
+    expect[which].insert(expect[which].end(), rec.begin(), rec.end());
+  }
+  for (int k = 0; k < 3; ++k) {
+    SCOPED_TRACE(k);
+    const std::span<const std::uint8_t> got = batches[k].bytes();
+    ASSERT_EQ(got.size(), expect[k].size());
+    for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], expect[k][i]) << "byte " << i;
+    EXPECT_EQ(batches[k].record_count(), added[k]);
+    ExpectFramedAsUncached(got, ids[k], added[k]);
+  }
+}
+
+TEST(RecordFraming, TemplateCommitInfoOfEveryPayloadLengthEqualsTheGenericEncoder) {
+  // The framer composes payloads of up to 16 bytes in a register (site and thread below 2^14)
+  // and frames longer ones from its template: every payload length of both paths (5 … 22 bytes),
+  // every varint length of each field, and switches between the paths, byte for byte against the
+  // generic encoder.
+  static constexpr std::uint32_t kIds[] = {0, 1, 127, 128, 16383, 16384, 2097152, 0xFFFFFFFFu};
+  std::vector<std::uint64_t> sequences = {0, 1, ~std::uint64_t{0}};
+  for (int bits = 7; bits < 64; bits += 7) {
+    sequences.push_back((std::uint64_t{1} << bits) - 1);
+    sequences.push_back(std::uint64_t{1} << bits);
+  }
+  LogBatch b(0xC0FFEE);
+  std::vector<std::uint8_t> expect;
+  bool seen[kCompactCommitInfoMaxPayload + 1] = {};
+  std::uint32_t added = 0;
+  for (std::uint32_t site : kIds) {
+    for (std::uint32_t thread : kIds) {
+      for (std::uint64_t seq : sequences) {
+        // The sequence's neighbours too, as consecutive commits of one thread write them.
+        for (std::uint64_t s : {seq, seq + 1}) {
+          const LogCommitTransaction t{site, thread, s};
+          b.AddCommitInfoFor(t);
+          ++added;
+          const std::vector<std::uint8_t> rec = GenericCommitInfoRecord(0xC0FFEE, t);
+          seen[rec.size() - kRecordHeaderSize] = true;
+          expect.insert(expect.end(), rec.begin(), rec.end());
+        }
+      }
+    }
+  }
+  for (std::size_t n = 5; n <= kCompactCommitInfoMaxPayload; ++n) EXPECT_TRUE(seen[n]) << n;
+  const std::span<const std::uint8_t> got = b.bytes();
+  ASSERT_EQ(got.size(), expect.size());
+  for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], expect[i]) << "byte " << i;
+  EXPECT_EQ(b.record_count(), added);
+  ExpectFramedAsUncached(got, 0xC0FFEE, added);
 }
 
 TEST(RecordFraming, TemplateCommitInfoDecodesAcrossSequenceLengths) {
