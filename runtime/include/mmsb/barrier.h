@@ -58,7 +58,9 @@ struct ShadowRegion {
 // shadow map over all of it (the arena is reserved next to the program image, so the hull is
 // small; the bytes between them, if any, are shadowed too and their marks never read). When the
 // two cannot be placed close, the range is the arena alone and static pages are diffed in full
-// (docs/Runtime.md, "Regions").
+// (docs/Runtime.md, "Regions"). Its base and span are multiples of the granule size (64):
+// barriers compare a granule index with `span >> 6`, and test an object's alignment on its offset
+// from the base (Arena::Create rounds the range out to whole granules).
 extern ShadowRegion g_region;
 // The static window inside g_region (its shadow is a sub-range of g_region's), or empty when
 // g_region does not cover it. The runtime's record: barriers never read it.
@@ -97,64 +99,98 @@ inline void MarkOne(std::uint8_t* shadow, std::uintptr_t off) noexcept {
 // Marks granules of [off, off+n) in `r`, clipped to the region.
 void MarkSpanSlow(const ShadowRegion& r, std::uintptr_t off, std::size_t n) noexcept;
 
+// Marks shadow byte `g` (of `shadow`) after a store to `*obj`: the mark cannot become visible
+// before the store (docs/PluginGuide.md, "The store-then-mark barrier's code", states the
+// invariant).
+//
+// On x86 the hardware keeps stores in order, so only the compiler must be kept from moving the
+// mark above the store (type-based alias analysis says they cannot alias) and from dropping it.
+// The asm emits no instruction. It reads *obj, so the compiler completes the store before it;
+// it passes the mark's granule index through a register, so the mark is stored through an address
+// the compiler cannot know before the asm ran: the mark cannot move above the asm, and it cannot
+// be merged with another mark (each asm yields a new unknown index). The index, not the address,
+// goes through the asm so that the mark is one `movb $1, (shadow, index)`: no add to form the
+// address, no register copy kept for a second mark. The asm is not volatile and has no memory
+// output, so clang gives it `memory(read)`: it writes nothing, and the region globals, the loop's
+// pointers and the values just stored stay in registers across it (a `volatile` asm or an `"=m"`
+// output counts as a write to all memory, and made every barrier reload the regions). Its result
+// is used, so it is never deleted; two of them are never merged, as the mark between them may be
+// what the second one reads.
+template <class T>
+[[gnu::always_inline]] inline void MarkAfter(std::uint8_t* shadow, std::uintptr_t g,
+                                             const T* obj) noexcept {
+#if !defined(MMSB_BARRIER_ATOMIC_MARK) && (defined(__x86_64__) || defined(__i386__))
+  asm("" : "+r"(g) : "m"(*obj));
+  reinterpret_cast<ShadowByte*>(shadow)[g] = ShadowByte::kTouched;
+#else
+  (void)obj;
+  __atomic_store_n(&shadow[g], std::uint8_t{1}, __ATOMIC_RELEASE);
+#endif
+}
+
+// Whether an N-byte object at offset `off` from a granule boundary may reach into the next
+// granule: the fast test of the barrier's straddle check. For N a power of two it is "off is not
+// a multiple of N" (one `test` and a branch, fused into one micro-op on x86): an object at a
+// multiple of its size N <= 64 lies in one granule, since granules are 64 bytes and the tracked
+// range's base is a multiple of 64 (ShadowRegion). It tests the address, never assumes it: a
+// misaligned store through a pointer (a packed member, a cast byte buffer) takes the slow test.
+// Other sizes go straight to the exact test.
+template <std::size_t N>
+[[gnu::always_inline]] constexpr bool MayStraddle(std::uintptr_t off) noexcept {
+  static_assert(N >= 1 && N <= kGranuleSize);
+  if constexpr (N == 1) {
+    return false;
+  } else if constexpr ((N & (N - 1)) == 0) {
+    return (off & (N - 1)) != 0;
+  } else {
+    return true;
+  }
+}
+
+// The exact straddle test: the object's last byte is in the next granule.
+template <std::size_t N>
+[[gnu::always_inline]] constexpr bool Straddles(std::uintptr_t off) noexcept {
+  return (off & (kGranuleSize - 1)) > kGranuleSize - N;
+}
+
+// The mark-first form's mark of the N bytes at `off` in `r` (off < r.span).
 template <std::size_t N>
 inline void MarkFixed(const ShadowRegion& r, std::uintptr_t off) noexcept {
   if constexpr (N == 0) {
     return;
   } else if constexpr (N <= kGranuleSize) {
     MarkOne(r.shadow, off);
-    // An object no larger than its natural alignment never straddles a granule.
-    if constexpr (N > 1) {
-      if (((off ^ (off + N - 1)) >> kGranuleShift) != 0) MarkOne(r.shadow, off + N - 1);
+    if (MayStraddle<N>(off)) [[unlikely]] {
+      if (Straddles<N>(off)) MarkOne(r.shadow, off + N - 1);
     }
   } else {
     MarkSpanSlow(r, off, N);
   }
 }
 
-// Marks the shadow byte at `mark` after a store to `*obj`: the mark cannot become visible before
-// the store (docs/PluginGuide.md, "The store-then-mark barrier's code", states the invariant).
-//
-// On x86 the hardware keeps stores in order, so only the compiler must be kept from moving the
-// mark above the store (type-based alias analysis says they cannot alias) and from dropping it.
-// The asm emits no instruction. It reads *obj, so the compiler completes the store before it;
-// it passes the mark's address through a register, so the mark is stored through an address the
-// compiler cannot know before the asm ran: the mark cannot move above the asm, and it cannot be
-// merged with another mark (each asm yields a new unknown address). The asm is not volatile and
-// has no memory output, so clang gives it `memory(read)`: it writes nothing, and the region
-// globals, the loop's pointers and the values just stored stay in registers across it (a
-// `volatile` asm or an `"=m"` output counts as a write to all memory, and made every barrier
-// reload the regions). Its result is used, so it is never deleted; two of them are never merged,
-// as the mark between them may be what the second one reads.
-template <class T>
-[[gnu::always_inline]] inline void MarkAfter(std::uint8_t* m, const T* obj) noexcept {
-#if !defined(MMSB_BARRIER_ATOMIC_MARK) && (defined(__x86_64__) || defined(__i386__))
-  ShadowByte* mark = reinterpret_cast<ShadowByte*>(m);
-  asm("" : "+r"(mark) : "m"(*obj));
-  *mark = ShadowByte::kTouched;
-#else
-  (void)obj;
-  __atomic_store_n(m, std::uint8_t{1}, __ATOMIC_RELEASE);
-#endif
-}
-
 // Marks the bytes of *p after they were stored (the store-then-mark form's second half): one
-// range check, one offset, one shadow, whatever region the address lies in.
+// range check, one offset, one shadow, whatever region the address lies in. The range check
+// compares the granule index with the span's granule count: the same test as `off < span`, as the
+// span is a multiple of 64 (ShadowRegion), and the index is what the mark needs.
 template <class T>
 [[gnu::always_inline]] inline void MarkStored(const T* p) noexcept {
   constexpr std::size_t N = sizeof(T);
-  const std::uintptr_t off = reinterpret_cast<std::uintptr_t>(p) - g_region.base;
-  if (off >= g_region.span) return;
+  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
+  const std::uintptr_t off = a - g_region.base;
   if constexpr (N > kGranuleSize) {
+    if (off >= g_region.span) return;
     // An out-of-line call: the compiler cannot sink the store to page memory past it.
     MarkSpanSlow(g_region, off, N);
   } else {
-    std::uint8_t* const m = g_region.shadow + (off >> kGranuleShift);
-    MarkAfter(m, p);
+    const std::uintptr_t g = off >> kGranuleShift;
+    if (g >= (g_region.span >> kGranuleShift)) return;
+    MarkAfter(g_region.shadow, g, p);
     // At most N <= 64 bytes: the object reaches into the next granule when its offset in its
-    // first one is past 64 - N (never for an aligned object no larger than its alignment).
-    if constexpr (N > 1) {
-      if ((off & (kGranuleSize - 1)) > kGranuleSize - N) MarkAfter(m + 1, p);
+    // first one is past 64 - N (never for an object at a multiple of its power-of-two size).
+    // Tested on the address (the base is a multiple of 64, so its low six bits are the offset's),
+    // and the second mark's index is the last byte's: nothing of the first mark stays live.
+    if (MayStraddle<N>(a)) [[unlikely]] {
+      if (Straddles<N>(a)) MarkAfter(g_region.shadow, (off + N - 1) >> kGranuleShift, p);
     }
   }
 }

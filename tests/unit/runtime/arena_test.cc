@@ -201,7 +201,10 @@ void ExpectOneShadowCovers(const Arena& arena, Arena::Near near) {
   EXPECT_GE(hi, arena.base() + arena.capacity());
   EXPECT_LE(lo, near.lo);
   EXPECT_GE(hi, near.hi);
+  // Whole granules: barriers compare a granule index with the span's granule count and test
+  // alignment on the offset from the base (mmsb/barrier.h, g_region).
   EXPECT_EQ(lo % 64, 0u);
+  EXPECT_EQ(arena.cover_span() % 64, 0u);
   EXPECT_LE(arena.cover_span(), arena.capacity() + (near.hi - near.lo) + Arena::kNearGap)
       << "the gap between the two ranges is bounded, so is the shadow map's address space";
   EXPECT_EQ(arena.shadow(), arena.cover_shadow() + ((arena.base() - lo) >> 6));
@@ -252,6 +255,17 @@ TEST(ArenaNear, WhenTheSpaceBelowIsTakenTheDataStillLandsNearUnderOneShadowMap) 
   std::unique_ptr<Arena> a(*arena);
   EXPECT_TRUE(a->base() + a->capacity() <= image.Range().lo || a->base() >= near.hi)
       << "an address in use is never replaced";
+  ExpectOneShadowCovers(*a, near);
+}
+
+TEST(ArenaNear, ANearRangeWithUnalignedEndsIsCoveredInWholeGranules) {
+  Mapped image(std::size_t{2} << 20);
+  ASSERT_NE(image.at, nullptr);
+  Arena::Near near = image.Range(3);
+  near.hi -= 5;
+  auto arena = Arena::Create(std::size_t{64} << 20, near);
+  ASSERT_TRUE(arena.ok()) << arena.status().ToString();
+  std::unique_ptr<Arena> a(*arena);
   ExpectOneShadowCovers(*a, near);
 }
 
