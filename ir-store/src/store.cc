@@ -145,7 +145,8 @@ Status CheckNotTruncated(sqlite3* db, const std::string& path) {
   if (fs::file_size(path + "-wal", ec) > 0 && !ec) return Status::Ok();
   if (fs::exists(path + "-journal", ec)) return Status::Ok();
   sqlite3_file* file = nullptr;
-  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK ||
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, static_cast<void*>(&file)) !=
+          SQLITE_OK ||
       file == nullptr || file->pMethods == nullptr)
     return Status::Ok();
   sqlite3_int64 size = 0;
