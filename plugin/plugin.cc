@@ -75,6 +75,10 @@ struct Options {
   bool dump_rewrite = false;
   bool disable = false;
   bool no_preamble = false;
+  // Test only (tests/lit/broken-rewrite.cpp), not documented as an option: the first barrier of
+  // the rewritten main file is made not to compile, so the tests can check what a user sees
+  // when a rewrite breaks the code (-fplugin-arg-mmsb-test-break-rewrite).
+  bool test_break_rewrite = false;
   std::string include_dir = DefaultIncludeDir();
   std::vector<std::string> warnings;  // MMSB group flags without "-W"
   std::vector<std::string> remarks;   // MMSB remark flags without "-R"
@@ -245,6 +249,7 @@ class MmsbAction : public clang::PluginASTAction {
       return false;
     }
     rewrite_ = std::move(*out);
+    if (options_.test_break_rewrite) BreakRewriteForTest(*rewrite_);
     if (options_.verbose) {
       llvm::errs() << "mmsb: " << analyzer.edit_count() << " edits in " << rewrite_->files.size()
                    << " file(s)\n";
@@ -292,6 +297,8 @@ class MmsbAction : public clang::PluginASTAction {
         options_.disable = true;
       } else if (arg == "no-preamble") {
         options_.no_preamble = true;
+      } else if (arg == "test-break-rewrite") {
+        options_.test_break_rewrite = true;
       } else if (arg.consume_front("W")) {
         options_.warnings.push_back(arg.str());  // -fplugin-arg-mmsb-Wno-mmsb-untracked
       } else if (arg.consume_front("R")) {
@@ -366,6 +373,21 @@ class MmsbAction : public clang::PluginASTAction {
       return true;
     }
 
+    if (ci.getDiagnosticOpts().getFormat() == clang::DiagnosticOptions::SARIF) {
+      // Clang binds the compile's consumer to its SourceManager as a SARIF printer, unchecked
+      // (the silent consumer below is none), and the second pass's diagnostics would reach the
+      // printer from another SourceManager: that took the compiler down.
+      llvm::errs() << "error: mmsb: -fdiagnostics-format=sarif works with the plugin only in "
+                      "compiles that parse the source (-c, -S, -emit-llvm, -fsyntax-only) "
+                      "without -verify; drop the SARIF format for this one, or compile it "
+                      "without the plugin (-fplugin-arg-mmsb-disable does not suffice)\n";
+      // The SARIF printer has no writer yet and cannot take a diagnostic: a plain consumer
+      // counts the error, which fails the command.
+      clang::DiagnosticsEngine& diags = ci.getDiagnostics();
+      diags.setClient(new clang::DiagnosticConsumer(), /*ShouldOwnClient=*/true);
+      diags.Report(diags.getCustomDiagID(clang::DiagnosticsEngine::Error, "mmsb: SARIF"));
+      return false;
+    }
     clang::DiagnosticsEngine& diags = ci.getDiagnostics();
     clang::DiagnosticConsumer* original = diags.getClient();
     std::unique_ptr<clang::DiagnosticConsumer> owned = diags.takeClient();
@@ -505,6 +527,17 @@ class MmsbAction : public clang::PluginASTAction {
     return false;
   }
 
+  // -fplugin-arg-mmsb-test-break-rewrite: the first store barrier in the rewritten main file
+  // gets a long comment and an undeclared name in front, so the second pass fails at a column
+  // past the end of the user's line, as a bad rewrite would.
+  static void BreakRewriteForTest(rewriter::RewriteOutput& out) {
+    if (out.files.empty() || !out.files[0].is_main) return;
+    std::string& text = out.files[0].contents;
+    const size_t at = text.find("::mmsb::rt::ws(");
+    if (at == std::string::npos) return;
+    text.insert(at, " /*" + std::string(200, '-') + "*/ mmsb_test_broken_rewrite + ");
+  }
+
   // Two-pass mode for a compile that only preprocesses (-E, -save-temps' first step, -M): no
   // AST reaches the inner compile's checker, so MMSB's diagnostics come from the analysis, as a
   // compile reports them. Otherwise -E would pass where -c fails, and the preprocessed file (a
@@ -550,6 +583,8 @@ class MmsbAction : public clang::PluginASTAction {
     request.preamble = preamble_.get();
     bool used_preamble = false;
     request.used_preamble = &used_preamble;
+    rewriter::SourceLine first_error;
+    request.first_error = &first_error;
     if (options_.verbose) {
       llvm::errs() << "mmsb: compiling " << (rewrite_ ? "the rewritten" : "the original")
                    << " source\n";
@@ -567,22 +602,47 @@ class MmsbAction : public clang::PluginASTAction {
                    << " the shared preamble\n";
     }
     ir_.Finish(ci, ok && *ok, client);
-    if (!ok) {
-      llvm::errs() << "error: " << llvm::toString(ok.takeError()) << "\n";
-      return 1;
-    }
+    if (!ok) return ReportError(ci, llvm::toString(ok.takeError()));
     if (*ok) return 0;
-    if (client->getNumErrors() == 0) {
-      llvm::errs() << "error: mmsb: the instrumented compile failed\n";
-      return 1;
-    }
-    if (rewrite_) {
-      // The user's code compiled in the analysis parse: the rewrite broke it.
-      llvm::errs() << "note: mmsb: the source compiles without the plugin's rewrite; see the "
-                      "rewritten code with -fplugin-arg-mmsb-dump-rewrite (or mmsb-rewrite) and "
-                      "please report it\n";
+    if (client->getNumErrors() == 0)
+      return ReportError(ci, "mmsb: the instrumented compile failed");
+    if (rewrite_ && !first_error.file.empty()) {
+      // The user's code parsed without errors in the first pass: the rewrite broke it. The
+      // errors above are at the user's lines, in the rewritten code; this one is at the start
+      // of the first one's line, in the user's file.
+      return ReportError(
+          ci,
+          "mmsb: the plugin's rewrite of this line does not compile, though the file compiles "
+          "without it: this is an MMSB bug; please report it with the rewritten code "
+          "(-fplugin-arg-mmsb-dump-rewrite, or mmsb-rewrite). To build meanwhile, compile this "
+          "file with -fplugin-arg-mmsb-disable: its stores are then not tracked",
+          &first_error);
     }
     return 0;
+  }
+
+  // An error of the plugin's own, at the start of `line` when given. One-pass mode: through the
+  // compile's diagnostics (the user's consumer, whatever its format, counts it). Two-pass mode:
+  // on stderr, and the caller adds the returned 1 to the totals. Returns 1.
+  unsigned ReportError(clang::CompilerInstance& ci, const std::string& message,
+                       const rewriter::SourceLine* line = nullptr) {
+    if (one_pass_) {
+      clang::DiagnosticsEngine& d = ci.getDiagnostics();
+      clang::SourceLocation loc;
+      if (line != nullptr && ci.hasSourceManager()) {
+        clang::SourceManager& sm = ci.getSourceManager();
+        if (clang::OptionalFileEntryRef fe =
+                sm.getFileManager().getOptionalFileRef(line->file, /*OpenFile=*/false)) {
+          const clang::FileID fid = sm.translateFile(*fe);
+          if (fid.isValid()) loc = sm.translateLineCol(fid, line->line, 1);
+        }
+      }
+      d.Report(loc, d.getCustomDiagID(clang::DiagnosticsEngine::Error, "%0")) << message;
+    } else {
+      llvm::errs() << (line != nullptr ? line->file + ":" + std::to_string(line->line) + ": " : "")
+                   << "error: " << message << "\n";
+    }
+    return 1;
   }
 
   Options options_;

@@ -136,15 +136,23 @@ Status CheckFormat(Store::Impl& impl, const std::string& path) {
 // for" number equals the change counter): a shorter file is corruption. Only checked with no WAL
 // content or rollback journal: a checkpoint in progress may write page 1 (the header) before the
 // pages it adds.
-Status CheckNotTruncated(const std::string& path) {
+// The header and the size are read through the connection's own descriptor of the file (`db`
+// has opened it and read nothing yet), never by opening the file again: closing any descriptor
+// of a file drops every POSIX lock this process holds on it, SQLite's locks of another
+// connection to the same store included (the same hazard as the -shm SIGBUS, WriteLockHolder).
+Status CheckNotTruncated(sqlite3* db, const std::string& path) {
   std::error_code ec;
   if (fs::file_size(path + "-wal", ec) > 0 && !ec) return Status::Ok();
   if (fs::exists(path + "-journal", ec)) return Status::Ok();
-  const auto size = fs::file_size(path, ec);
-  if (ec || size < 100) return Status::Ok();
-  std::ifstream in(path, std::ios::binary);
+  sqlite3_file* file = nullptr;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, static_cast<void*>(&file)) !=
+          SQLITE_OK ||
+      file == nullptr || file->pMethods == nullptr)
+    return Status::Ok();
+  sqlite3_int64 size = 0;
+  if (file->pMethods->xFileSize(file, &size) != SQLITE_OK || size < 100) return Status::Ok();
   unsigned char h[100];
-  if (!in.read(reinterpret_cast<char*>(h), sizeof h)) return Status::Ok();
+  if (file->pMethods->xRead(file, h, sizeof h, 0) != SQLITE_OK) return Status::Ok();
   if (std::memcmp(h, "SQLite format 3", 16) != 0) return Status::Ok();
   auto be32 = [&](int at) {
     return (std::uint32_t{h[at]} << 24) | (std::uint32_t{h[at + 1]} << 16) |
@@ -154,7 +162,7 @@ Status CheckNotTruncated(const std::string& path) {
   if (page_size == 1) page_size = 65536;
   const std::uint64_t pages = be32(28);
   if (be32(24) != be32(92) || pages == 0) return Status::Ok();
-  if (size < pages * page_size) {
+  if (static_cast<std::uint64_t>(size) < pages * page_size) {
     return Corruption(path + " is truncated: its header says " + std::to_string(pages) +
                       " pages of " + std::to_string(page_size) + " bytes, the file holds " +
                       std::to_string(size) + " bytes");
@@ -181,17 +189,6 @@ Expected<std::unique_ptr<Store>> Store::Open(const std::string& path, Mode mode,
   }
   if (fs::exists(path, ec) && !fs::is_regular_file(path, ec))
     return FailedPrecondition(path + " is not a regular file");
-  if (mode == Mode::kExisting) {
-    // Readers only: a writer may be creating or checkpointing the file right now. A state seen
-    // in the middle of that passes on a second look.
-    Status t = CheckNotTruncated(path);
-    if (!t.ok()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      t = CheckNotTruncated(path);
-    }
-    if (!t.ok()) return t;
-  }
-
   sqlite3* db = nullptr;
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
                     (mode == Mode::kReadWrite ? SQLITE_OPEN_CREATE : 0);
@@ -200,6 +197,19 @@ Expected<std::unique_ptr<Store>> Store::Open(const std::string& path, Mode mode,
     Status s = sql::ErrorStatus(db, rc, "opening the IR store " + path);
     sqlite3_close_v2(db);
     return s;
+  }
+  if (mode == Mode::kExisting) {
+    // Readers only, before SQLite reads a page: a writer may be creating or checkpointing the
+    // file right now. A state seen in the middle of that passes on a second look.
+    Status t = CheckNotTruncated(db, path);
+    if (!t.ok()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      t = CheckNotTruncated(db, path);
+    }
+    if (!t.ok()) {
+      sqlite3_close_v2(db);
+      return t;
+    }
   }
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, options.busy_timeout_ms);

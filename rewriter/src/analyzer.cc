@@ -36,13 +36,33 @@ llvm::Expected<RewriteOutput> PageAnalyzer::Apply() const {
   clang::SourceManager& sm = ctx_.getSourceManager();
   clang::Rewriter rw(sm, ctx_.getLangOpts());
   std::set<clang::FileID> changed;
-  for (const Edit& e : edits_) {
+  // Slot order at one offset (Edit::Slot): opens append after earlier opens; then statements and
+  // closes are put in front of what is there. Statements go in reverse so that they keep the
+  // order they were recorded in; closes go in front one by one, as each closes an expression
+  // inside the one recorded before it.
+  auto insert = [&](const Edit& e, bool after) -> llvm::Error {
     clang::SourceLocation loc = sm.getComposedLoc(e.fid, e.offset);
-    if (loc.isInvalid() || rw.InsertText(loc, e.text, /*InsertAfter=*/e.open)) {
+    if (loc.isInvalid() || rw.InsertText(loc, e.text, /*InsertAfter=*/after)) {
       return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                      "mmsb: cannot apply an edit at offset %u", e.offset);
     }
     changed.insert(e.fid);
+    return llvm::Error::success();
+  };
+  for (const Edit& e : edits_) {
+    if (e.slot == Slot::kOpen) {
+      if (llvm::Error err = insert(e, /*after=*/true)) return std::move(err);
+    }
+  }
+  for (auto it = edits_.rbegin(); it != edits_.rend(); ++it) {
+    if (it->slot == Slot::kStatement) {
+      if (llvm::Error err = insert(*it, /*after=*/false)) return std::move(err);
+    }
+  }
+  for (const Edit& e : edits_) {
+    if (e.slot == Slot::kClose) {
+      if (llvm::Error err = insert(e, /*after=*/false)) return std::move(err);
+    }
   }
   for (const auto& [fid, code] : trailers_) changed.insert(fid);
 

@@ -225,8 +225,8 @@ bool PageVisitor::ScopeAround(const clang::Stmt* loop, const std::string& open) 
     return false;
   if (a_.options_.report_only) return true;
   if (!NewSite(fid, begin, end, kSiteLoopScope)) return true;
-  a_.edits_.push_back({fid, begin, "{ " + open + " ", true});
-  a_.edits_.push_back({fid, end, " }", false});
+  a_.edits_.push_back({fid, begin, "{ " + open + " ", PageAnalyzer::Slot::kOpen});
+  a_.edits_.push_back({fid, end, " }", PageAnalyzer::Slot::kClose});
   return true;
 }
 
@@ -271,18 +271,19 @@ bool PageVisitor::Wrap(const clang::Expr* e, const std::string& open, const std:
   }
   if (a_.options_.report_only) return true;
   if (!NewSite(fid, b, end, kind)) return true;
-  a_.edits_.push_back({fid, b, open, true});
-  a_.edits_.push_back({fid, end, close, false});
+  a_.edits_.push_back({fid, b, open, PageAnalyzer::Slot::kOpen});
+  a_.edits_.push_back({fid, end, close, PageAnalyzer::Slot::kClose});
   return true;
 }
 
-bool PageVisitor::InsertAt(clang::SourceLocation loc, const std::string& text, int kind) {
+bool PageVisitor::InsertAt(clang::SourceLocation loc, const std::string& text, int kind,
+                           PageAnalyzer::Slot slot) {
   clang::FileID fid;
   unsigned off = 0;
   if (!FileOffsets(loc, &fid, &off)) return false;
   if (a_.options_.report_only) return true;
   if (!NewSite(fid, off, off, kind)) return true;
-  a_.edits_.push_back({fid, off, text, true});
+  a_.edits_.push_back({fid, off, text, slot});
   return true;
 }
 
@@ -398,6 +399,12 @@ void PageVisitor::Barrier(const clang::Expr* lhs, clang::SourceLocation op_loc) 
       ReducedAlignmentUnrewritable(lhs, op_loc);
       return;
     }
+    if (t.isVolatileQualified()) {
+      // wsu copies with memcpy, which has no volatile form, and copying byte by byte would change
+      // the accesses the program asked for: the store stays exactly as written, escaped.
+      Unrewritable(lhs, op_loc, "a volatile destination less aligned than its type");
+      return;
+    }
     // Taking the address of a packed member warns (-Waddress-of-packed-member); this one is
     // meant, and never stored through as a T*. Diagnostic state is kept by location, so the
     // warning is off for the inserted `&` alone, however late clang reports it.
@@ -453,7 +460,8 @@ bool PageVisitor::EscapeBefore(const clang::Expr* e) {
     if (!llvm::isa<clang::CompoundStmt>(parents_[i - 1])) continue;
     clang::SourceLocation begin = sm_.getExpansionLoc(parents_[i]->getBeginLoc());
     if (a_.options_.report_only) return true;
-    return InsertAt(begin, "::mmsb::rt::Escape(" + root + "); ", kSiteMacroEscape);
+    return InsertAt(begin, "::mmsb::rt::Escape(" + root + "); ", kSiteMacroEscape,
+                    PageAnalyzer::Slot::kStatement);
   }
   return false;
 }

@@ -99,6 +99,102 @@ class FrontendWarningFilter : public clang::DiagnosticConsumer {
   bool last_dropped_ = false;
 };
 
+// Hands every diagnostic on to `next` unchanged (Begin/EndSourceFile and finish included, so it
+// can stand in front of any consumer) and notes where the first error was.
+class FirstErrorRecorder : public clang::DiagnosticConsumer {
+ public:
+  FirstErrorRecorder(clang::DiagnosticConsumer* next, SourceLine* first_error)
+      : next_(next), first_error_(first_error) {}
+
+  void BeginSourceFile(const clang::LangOptions& lo, const clang::Preprocessor* pp) override {
+    next_->BeginSourceFile(lo, pp);
+  }
+  void EndSourceFile() override { next_->EndSourceFile(); }
+  void finish() override { next_->finish(); }
+  bool IncludeInDiagnosticCounts() const override { return next_->IncludeInDiagnosticCounts(); }
+
+  // Counts as `next` does (the compile's success is its count: -verify's consumer does not count
+  // the errors it expected).
+  void HandleDiagnostic(clang::DiagnosticsEngine::Level level,
+                        const clang::Diagnostic& info) override {
+    // Lexer, parser and Sema errors: the ones a broken rewrite makes (a back end's error, or one
+    // of a plugin's, could come from the original code too).
+    const unsigned id = info.getID();
+    if (level >= clang::DiagnosticsEngine::Error && id >= clang::diag::DIAG_START_LEX &&
+        id < clang::diag::DIAG_START_ANALYSIS && first_error_ != nullptr &&
+        first_error_->file.empty() && info.hasSourceManager() && info.getLocation().isValid()) {
+      const clang::SourceManager& sm = info.getSourceManager();
+      const clang::PresumedLoc p = sm.getPresumedLoc(sm.getFileLoc(info.getLocation()));
+      if (p.isValid()) *first_error_ = SourceLine{p.getFilename(), p.getLine()};
+    }
+    next_->HandleDiagnostic(level, info);
+    NumErrors = next_->getNumErrors();
+    NumWarnings = next_->getNumWarnings();
+  }
+
+ private:
+  clang::DiagnosticConsumer* next_;
+  SourceLine* first_error_;
+};
+
+// Hands the inner compile's diagnostics to `next` located in the outer compile's SourceManager
+// (see inner_compile.h: for consumers bound to it, the SARIF printer). The same file (by name)
+// and line; the column is clamped to the line's end by translateLineCol; a file the outer
+// compile never read (the runtime's headers) gives no location. Macro backtraces, ranges and
+// fix-its, which point into the inner SourceManager, are dropped. Begin/EndSourceFile are not
+// forwarded: `next` stays open on the user's file, as for FrontendWarningFilter.
+class RelocatingConsumer : public clang::DiagnosticConsumer {
+ public:
+  // `outer_sm` null: the consumer is not used.
+  RelocatingConsumer(clang::DiagnosticConsumer* next, clang::SourceManager* outer_sm)
+      : next_(next), outer_sm_(outer_sm) {}
+
+  void HandleDiagnostic(clang::DiagnosticsEngine::Level level,
+                        const clang::Diagnostic& info) override {
+    DiagnosticConsumer::HandleDiagnostic(level, info);
+    if (relay_ == nullptr) {
+      // The inner compile's diagnostic IDs (its custom ones included) name this diagnostic.
+      relay_ = std::make_unique<clang::DiagnosticsEngine>(
+          info.getDiags()->getDiagnosticIDs(), &info.getDiags()->getDiagnosticOptions(), next_,
+          /*ShouldOwnClient=*/false);
+      relay_->setSourceManager(outer_sm_);
+    }
+    llvm::SmallString<256> message;
+    info.FormatDiagnostic(message);
+    relay_->Report(clang::StoredDiagnostic(level, info.getID(), message, Relocate(info),
+                                           /*Ranges=*/{}, /*Fixits=*/{}));
+  }
+
+ private:
+  clang::FullSourceLoc Relocate(const clang::Diagnostic& info) const {
+    if (!info.hasSourceManager() || info.getLocation().isInvalid()) return {};
+    const clang::SourceManager& sm = info.getSourceManager();
+    const clang::SourceLocation loc = sm.getFileLoc(info.getLocation());
+    const auto [fid, offset] = sm.getDecomposedLoc(loc);
+    const clang::OptionalFileEntryRef fe = sm.getFileEntryRefForID(fid);
+    if (!fe) return {};
+    bool invalid = false;
+    const unsigned line = sm.getLineNumber(fid, offset, &invalid);
+    if (invalid) return {};
+    const unsigned column = sm.getColumnNumber(fid, offset, &invalid);
+    if (invalid) return {};
+    clang::OptionalFileEntryRef outer_fe =
+        outer_sm_->getFileManager().getOptionalFileRef(fe->getName(), /*OpenFile=*/false);
+    if (!outer_fe) return {};
+    const clang::FileID outer_fid = outer_sm_->translateFile(*outer_fe);
+    if (outer_fid.isInvalid()) return {};
+    const clang::SourceLocation out = outer_sm_->translateLineCol(outer_fid, line, column);
+    if (out.isInvalid()) {
+      return clang::FullSourceLoc(outer_sm_->getLocForStartOfFile(outer_fid), *outer_sm_);
+    }
+    return clang::FullSourceLoc(out, *outer_sm_);
+  }
+
+  clang::DiagnosticConsumer* next_;
+  clang::SourceManager* outer_sm_;
+  std::unique_ptr<clang::DiagnosticsEngine> relay_;
+};
+
 }  // namespace
 
 std::vector<std::string> ClangWarningFlags(const std::vector<std::string>& warnings) {
@@ -158,6 +254,12 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
   dopts.DiagnosticLogFile.clear();
   dopts.DiagnosticSerializationFile.clear();
   dopts.ShowCarets = false;  // only gates the "N warnings generated" summary of this instance
+  // The outer compile's consumer formats the diagnostics. Under SARIF, clang's BeginSourceFile
+  // casts the compile's consumer to a SARIF printer unchecked and binds it to this compile's
+  // SourceManager; here the consumer is one of ours, or the outer's printer, already bound.
+  const bool relocate = outer.hasSourceManager() &&
+                        outer.getDiagnosticOpts().getFormat() == clang::DiagnosticOptions::SARIF;
+  dopts.setFormat(clang::DiagnosticOptions::Clang);
 
   // Actions that write source files back (-fixit, -rewrite-macros) must see the user's code.
   bool writes_sources_back = false;
@@ -188,10 +290,14 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
 
   clang::CompilerInstance inner(outer.getPCHContainerOperations());
   inner.setInvocation(inv);
-  FrontendWarningFilter filter(request.client);
-  clang::DiagnosticConsumer* client = request.drop_frontend_warnings
-                                          ? static_cast<clang::DiagnosticConsumer*>(&filter)
-                                          : request.client;
+  RelocatingConsumer relocating(request.client, relocate ? &outer.getSourceManager() : nullptr);
+  clang::DiagnosticConsumer* const user =
+      relocate ? static_cast<clang::DiagnosticConsumer*>(&relocating) : request.client;
+  FrontendWarningFilter filter(user);
+  FirstErrorRecorder recorder(
+      request.drop_frontend_warnings ? static_cast<clang::DiagnosticConsumer*>(&filter) : user,
+      request.first_error);
+  clang::DiagnosticConsumer* client = &recorder;
   auto diags = llvm::makeIntrusiveRefCnt<clang::DiagnosticsEngine>(
       llvm::makeIntrusiveRefCnt<clang::DiagnosticIDs>(), &inv->getDiagnosticOpts(), client,
       /*ShouldOwnClient=*/false);

@@ -403,7 +403,9 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   bool Wrap(const clang::Expr* e, const std::string& open, const std::string& close, int kind,
             clang::SourceLocation report_loc);
 
-  bool InsertAt(clang::SourceLocation loc, const std::string& text, int kind);
+  // Inserts `text` at `loc`; `slot` orders it among other insertions at the same offset.
+  bool InsertAt(clang::SourceLocation loc, const std::string& text, int kind,
+                PageAnalyzer::Slot slot = PageAnalyzer::Slot::kOpen);
   // Puts `loop` (a statement directly in a block) in a scope of its own that starts with `open`:
   // `{ open for (...) ...; }`. Both edits or neither.
   bool ScopeAround(const clang::Stmt* loop, const std::string& open);

@@ -190,7 +190,8 @@ void PageVisitor::LabelPageSymbol(const clang::VarDecl* vd) {
   }
   const std::string label = " __asm__(" + CxxStringLiteral(PageSymbol(MangledName(canon))) + ")";
   for (const auto& [fid, off] : at) {
-    if (NewSite(fid, off, off, kSiteAsmLabel)) a_.edits_.push_back({fid, off, label, true});
+    if (NewSite(fid, off, off, kSiteAsmLabel))
+      a_.edits_.push_back({fid, off, label, PageAnalyzer::Slot::kOpen});
   }
 }
 

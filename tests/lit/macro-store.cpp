@@ -19,3 +19,19 @@ void Macros(S* p) {
   // CHECK: ::mmsb::rt::Escape(p); BUMP_PTR(p);
   BUMP_PTR(p);  // expected-warning {{store into page storage cannot be rewritten (inside a macro expansion)}}
 }
+
+// An escape goes before the statement, at the offset where a barrier around the statement's
+// first expression opens too: the escape comes first, outside the barrier (docs/PluginGuide.md,
+// "Edits at the same offset"). Inside it, the rewritten code did not parse.
+struct [[mmsb::page]] A { int a[4]; int m; };
+[[mmsb::page]] A h;
+#define BUMP_H() h.m++
+
+void EscapeBeforeAnOuterBarrier(int v) {
+  // CHECK: ::mmsb::rt::Escape(&(::h)); ::mmsb::rt::ws(&(h.a[BUMP_H() & 3])) = v;
+  h.a[BUMP_H() & 3] = v;  // expected-warning {{store into page storage cannot be rewritten (inside a macro expansion)}}
+  // CHECK: ::mmsb::rt::Escape(&(::h)); ::mmsb::rt::ws(&(h.a[BUMP_H() & 3])) += v;
+  h.a[BUMP_H() & 3] += v;  // expected-warning {{store into page storage cannot be rewritten (inside a macro expansion)}}
+  // CHECK: ::mmsb::rt::Escape(&(::h)); ::mmsb::rt::ws(&(h.a[v])) = BUMP_H();
+  h.a[v] = BUMP_H();  // expected-warning {{store into page storage cannot be rewritten (inside a macro expansion)}}
+}

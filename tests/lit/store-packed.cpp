@@ -79,6 +79,20 @@ void AsLvalue() {
   g.bits.level = 3; // expected-warning {{store into page storage cannot be rewritten (its destination is less aligned than its type); the page is marked escaped}}
 }
 
+// A braced scalar goes through wsu's `=` as through the built-in one (plain clang does not warn);
+// a volatile destination keeps the user's store (memcpy has no volatile form), escaped.
+struct [[mmsb::page]] __attribute__((packed)) Q { char c; short s; volatile int vol; };
+[[mmsb::page]] Q q;
+
+void BracedAndVolatile(int v) {
+  // CHECK: ::mmsb::rt::wsu(&(q.s)) _Pragma("clang diagnostic pop") = {3};
+  q.s = {3};
+  // CHECK: ::mmsb::rt::Escape(&(::q)); q.vol = v;
+  q.vol = v; // expected-warning {{store into page storage cannot be rewritten (a volatile destination less aligned than its type); the page is marked escaped}}
+  // CHECK: ::mmsb::rt::Escape(&(::q)); q.vol += 1;
+  q.vol += 1; // expected-warning {{store into page storage cannot be rewritten (a volatile destination less aligned than its type); the page is marked escaped}}
+}
+
 // Template code over a packed type: the object is marked first and the store stays the user's,
 // which the compiler knows is to a packed member.
 template <class T> void Set(T& t) {

@@ -329,10 +329,32 @@ class UnalignedStoreRef {
   UnalignedStoreRef(const UnalignedStoreRef&) = delete;
   UnalignedStoreRef& operator=(const UnalignedStoreRef&) = delete;
 
-  // Not a template: `s.x = 0`, `s.p = nullptr` and `s.v = {1, 2}` convert as the built-in `=`.
-  [[gnu::always_inline]] constexpr T operator=(T v) const noexcept {
+  // Not a template: `s.p = nullptr`, `s.p = 0` and `s.v = {1, 2}` convert as the built-in `=`.
+  [[gnu::always_inline]] constexpr T operator=(T v) const noexcept
+    requires(!std::is_arithmetic_v<T>)
+  {
     Store(v);
     return v;
+  }
+  // An arithmetic T: `s.x = v` converts into the local as the built-in `=` does. A braced value
+  // (`s.x = {3}`, `s.x = {}`) initialises a Braced, narrowing checked, as the built-in `=`
+  // initialises the scalar: through a parameter of type T, clang would warn of braces around a
+  // scalar initializer (-Wbraced-scalar-init), which the built-in `=` does not.
+  template <class U>
+    requires(std::is_arithmetic_v<T> && std::is_convertible_v<U, T>)
+  [[gnu::always_inline]] constexpr T operator=(U&& v) const noexcept {
+    const T t = static_cast<U&&>(v);
+    Store(t);
+    return t;
+  }
+  struct Braced {
+    T value;
+  };
+  [[gnu::always_inline]] constexpr T operator=(Braced b) const noexcept
+    requires(std::is_arithmetic_v<T>)
+  {
+    Store(b.value);
+    return b.value;
   }
 
 #define MMSB_UNALIGNED_COMPOUND(op)                                      \

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -169,6 +170,55 @@ TEST(IrStoreGc, WaitingForTheWriteLockKeepsThisProcessesSqliteLocks) {
   sqlite3_exec(blocker, "ROLLBACK", nullptr, nullptr, nullptr);
   sqlite3_close(blocker);
   EXPECT_TRUE(store->BeginGeneration("").ok());
+}
+
+// Regression: opening a reader checked the store for truncation by opening ir.db with an
+// ifstream and closing it, which dropped every POSIX lock this process held on ir.db: another
+// connection's SHARED lock (a reader's, in the middle of its transaction) went with it, so a
+// writer elsewhere could take the file for a checkpoint or a journal-mode change under it.
+TEST(IrStoreGc, OpeningAReaderKeepsThisProcessesSqliteLocksOnTheStore) {
+  TempDir dir;
+  const std::string path = dir.Sub("ir.db");
+  ASSERT_TRUE(OpenOrDie(path)->AddCapture(Tu("/p/a.cc", {Fn("a", "1")}), {}).ok());
+  constexpr unsigned long long kSharedByte = 0x40000002;  // SQLite's SHARED_FIRST
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &reader), SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM sqlite_schema", nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  ASSERT_TRUE(ThisProcessLocks(path, kSharedByte)) << "SQLite's SHARED lock is not where this "
+                                                      "test looks for it";
+  std::error_code ec;
+  ASSERT_EQ(std::filesystem::file_size(path + "-wal", ec), 0u) << "the truncation check runs";
+  auto store = Store::Open(path, Store::Mode::kExisting);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_TRUE(ThisProcessLocks(path, kSharedByte));
+  sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(reader);
+}
+
+// The check above still refuses a store cut short (SQLite would read the missing pages as
+// empty and answer from what is left).
+TEST(IrStoreGc, TruncatedStoreIsRefusedAsCorruption) {
+  TempDir dir;
+  const std::string path = dir.Sub("ir.db");
+  {
+    auto store = OpenOrDie(path);
+    for (int i = 0; i < 20; ++i)
+      ASSERT_TRUE(store
+                      ->AddCapture(Tu("/p/t" + std::to_string(i) + ".cc",
+                                      {Fn("f" + std::to_string(i), std::string(3000, 'a' + i))}),
+                                   {})
+                      .ok());
+  }
+  const auto size = std::filesystem::file_size(path);
+  ASSERT_GT(size, 3u * 4096u);
+  std::filesystem::resize_file(path, size / 2);
+  auto store = Store::Open(path, Store::Mode::kExisting);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kCorruption) << store.status().ToString();
+  EXPECT_NE(store.status().message().find("is truncated"), std::string::npos)
+      << store.status().ToString();
 }
 
 TEST(IrStoreGc, WaitIsConfigurableFromTheEnvironment) {

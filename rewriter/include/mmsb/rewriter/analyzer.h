@@ -10,6 +10,7 @@
 // Thread-safety: none; one analyzer per translation unit.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <set>
@@ -69,11 +70,20 @@ class PageAnalyzer {
   llvm::Expected<RewriteOutput> Apply() const;
 
   // Implementation details shared with the traversal (page_visitor.h).
+  // Where an insertion goes among the others at its offset (docs/PluginGuide.md, "Edits at the
+  // same offset"): whatever the order the traversal records them in, the text that ends an
+  // expression ending here comes first, then statements of their own (an escape before the
+  // statement that starts here), then the text that opens an expression starting here.
+  enum class Slot : std::uint8_t {
+    kClose,      // before earlier closes at this offset: the innermost expression closes first
+    kStatement,  // after the closes, before the opens
+    kOpen,       // after earlier opens: the outermost expression opens first
+  };
   struct Edit {
     clang::FileID fid;
     unsigned offset;
     std::string text;
-    bool open;  // true: after earlier insertions at this offset; false: before them
+    Slot slot;
   };
 
  private:

@@ -7,6 +7,15 @@
 // all its outputs (-o, -MD/-MF) as the command line says. A checker runs beside the real AST
 // consumer and reports MMSB's diagnostics for the code as the user wrote it.
 //
+// Diagnostics reach `client` located in the compile's own SourceManager (its snippets show the
+// rewritten line), except where the outer compile's diagnostics format is SARIF: clang 19's SARIF
+// printer reads every location through the SourceManager its writer was made with, the outer
+// compile's, so each diagnostic is handed over located there instead, at the same file and line
+// and at its column clamped to the line (or without a location, in a file the outer compile did
+// not read). A location of one SourceManager never reaches a reader of the other. Under SARIF the
+// outer compile must have begun `client` on its source file, and the inner compile does not
+// begin or end it (the plugin's one-pass mode; the two-pass mode refuses SARIF).
+//
 // Ownership: `client` is borrowed; it must outlive the call. Thread-safety: one call at a time
 // per process (the attribute use counter is process-wide).
 #pragma once
@@ -23,6 +32,12 @@
 #include "llvm/Support/Error.h"
 
 namespace mmsb::rewriter {
+
+// A line of a file, as the compile names them.
+struct SourceLine {
+  std::string file;  // empty: none
+  unsigned line = 0;
+};
 
 struct InnerCompileRequest {
   const RewriteOutput* rewrite = nullptr;  // null: compile the original files
@@ -49,6 +64,9 @@ struct InnerCompileRequest {
   const SharedPreamble* preamble = nullptr;
   // Set by the call: the compile loaded `preamble`.
   bool* used_preamble = nullptr;
+  // Set by the call: the line of the compile's first lexer, parser or Sema error (the user's
+  // line: the rewrite keeps the line structure); its file stays empty when there was none.
+  SourceLine* first_error = nullptr;
 };
 
 // The invocation the command line asked for, re-derived from CodeGenOptions::CommandLineArgs
