@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <unordered_map>
 
 #include "mmsb/ir/capture.h"
@@ -16,6 +17,7 @@
 #include "clang/AST/RecursiveASTVisitor.h"
 #include "clang/Basic/SourceManager.h"
 #include "clang/Basic/Version.h"
+#include "clang/CodeGen/ModuleBuilder.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
@@ -27,6 +29,14 @@ namespace mmsb::plugin {
 class DeclLocator {
  public:
   explicit DeclLocator(clang::ASTContext& ctx) : ctx_(ctx) {}
+
+  // The location of the definition `fd` (as the walk below names it).
+  static ir::SourceLocation Of(const clang::FunctionDecl& fd) {
+    const clang::SourceManager& sm = fd.getASTContext().getSourceManager();
+    clang::PresumedLoc p = sm.getPresumedLoc(sm.getExpansionLoc(fd.getLocation()));
+    if (p.isInvalid()) return {};
+    return {AbsoluteFile(p.getFilename()), p.getLine()};
+  }
 
   ir::SourceLocation Find(llvm::StringRef mangled) {
     if (!built_) Build();
@@ -46,10 +56,8 @@ class DeclLocator {
       if (!fd->doesThisDeclarationHaveABody() || fd->isDependentContext() || fd->isInvalidDecl() ||
           fd->isDeleted() || fd->isConsteval())
         return true;
-      const clang::SourceManager& sm = l_.ctx_.getSourceManager();
-      clang::PresumedLoc p = sm.getPresumedLoc(sm.getExpansionLoc(fd->getLocation()));
-      if (p.isInvalid()) return true;
-      ir::SourceLocation loc{Absolute(p.getFilename()), p.getLine()};
+      ir::SourceLocation loc = Of(*fd);
+      if (loc.file.empty()) return true;
       std::vector<std::string> names = names_.getAllManglings(fd);
       if (names.empty()) names.push_back(names_.getName(fd));
       for (std::string& n : names) l_.map_.emplace(std::move(n), loc);
@@ -57,19 +65,16 @@ class DeclLocator {
     }
 
    private:
-    std::string Absolute(llvm::StringRef file) {
-      auto it = abs_.find(file.str());
-      if (it != abs_.end()) return it->second;
-      llvm::SmallString<256> path(file);
-      llvm::sys::fs::make_absolute(path);
-      llvm::sys::path::remove_dots(path, /*remove_dot_dot=*/true);
-      return abs_.emplace(file.str(), path.str().str()).first->second;
-    }
-
     DeclLocator& l_;
     clang::ASTNameGenerator names_;
-    std::unordered_map<std::string, std::string> abs_;
   };
+
+  static std::string AbsoluteFile(llvm::StringRef file) {
+    llvm::SmallString<256> path(file);
+    llvm::sys::fs::make_absolute(path);
+    llvm::sys::path::remove_dots(path, /*remove_dot_dot=*/true);
+    return path.str().str();
+  }
 
   void Build() {
     built_ = true;
@@ -80,6 +85,30 @@ class DeclLocator {
   bool built_ = false;
   std::unordered_map<std::string, ir::SourceLocation> map_;
 };
+
+bool IsUnwrappedCodeGenAction(const clang::CompilerInstance& ci) {
+#if CLANG_VERSION_MAJOR == 19
+  const clang::FrontendOptions& fe = ci.getFrontendOpts();
+  switch (fe.ProgramAction) {
+    case clang::frontend::EmitAssembly:
+    case clang::frontend::EmitBC:
+    case clang::frontend::EmitLLVM:
+    case clang::frontend::EmitLLVMOnly:
+    case clang::frontend::EmitCodeGenOnly:
+    case clang::frontend::EmitObj:
+      break;
+    default:
+      return false;
+  }
+  return !ci.getLangOpts().HLSL && !fe.FixAndRecompile &&
+         fe.ARCMTAction == clang::FrontendOptions::ARCMT_None &&
+         fe.ObjCMTAction == clang::FrontendOptions::ObjCMT_None && !fe.EmitSymbolGraph &&
+         fe.ASTMergeFiles.empty();
+#else
+  (void)ci;
+  return false;  // another clang may wrap the action differently: index the AST instead
+#endif
+}
 
 namespace {
 
@@ -189,6 +218,35 @@ void Warn(const clang::CompilerInstance& outer, clang::DiagnosticConsumer* clien
   client->EndSourceFile();
 }
 
+// The location of the function IRGen emitted as `mangled`, from the declaration it emitted it
+// for: the definition in the compile that generated the code (the same file and line as the
+// first pass's, since the rewrite keeps every line where it was; and what -g's DISubprogram
+// names). Nothing when the walk over the parsed AST must answer: no code generator to ask, or
+// a mangled name IRGen did not make from a declaration's name (thunks, TLS wrappers).
+std::optional<ir::SourceLocation> FromCodeGenerator(clang::CodeGenAction* action,
+                                                    llvm::StringRef mangled) {
+  if (action == nullptr) return std::nullopt;
+  // Only an AST input has a code generator (LLVM IR input goes straight to the back end).
+  if (action->getCurrentFileKind().getLanguage() == clang::Language::LLVM_IR ||
+      !action->getCompilerInstance().hasASTContext())
+    return std::nullopt;
+  clang::CodeGenerator* gen = action->getCodeGenerator();
+  if (gen == nullptr) return std::nullopt;
+  const clang::Decl* d = gen->GetDeclForMangledName(mangled);
+  if (d == nullptr) {
+    // Every function IRGen emits for a declaration is named through CodeGenModule's
+    // getMangledName, which records the name: the others are IRGen's own helpers (global
+    // initialisers, __clang_call_terminate), which no declaration's mangling names, so the walk
+    // would find nothing either; a thunk or TLS wrapper (mangled "_ZT...") is named by the
+    // mangler directly, and the walk names its method.
+    if (mangled.starts_with("_Z")) return std::nullopt;
+    return ir::SourceLocation{};
+  }
+  const auto* fd = llvm::dyn_cast<clang::FunctionDecl>(d);
+  if (fd == nullptr) return std::nullopt;
+  return DeclLocator::Of(*fd);
+}
+
 }  // namespace
 
 IrCaptureHook::IrCaptureHook() : enabled_(!EnvDisables(ir::kCaptureEnv)) {}
@@ -218,6 +276,8 @@ void IrCaptureHook::Install(clang::CompilerInstance& codegen, clang::CompilerIns
   if (!fe.Inputs.empty() && fe.Inputs[0].isFile())
     config.unit_source = UnitSource(fe.Inputs[0].getFile(), codegen.getCodeGenOpts());
   config.locate = [this](llvm::StringRef mangled) -> ir::SourceLocation {
+    if (std::optional<ir::SourceLocation> loc = FromCodeGenerator(codegen_action_, mangled))
+      return *loc;
     // The plugin's own parse: its AST lives until the plugin action ends.
     if (parsed_ == nullptr || !parsed_->hasASTContext()) return {};
     if (!locator_) locator_ = std::make_unique<DeclLocator>(parsed_->getASTContext());
@@ -229,10 +289,20 @@ void IrCaptureHook::Install(clang::CompilerInstance& codegen, clang::CompilerIns
       [session](llvm::PassBuilder& pb) { ir::RegisterCapturePasses(pb, session); });
 }
 
+void IrCaptureHook::SetCodeGenAction(clang::FrontendAction& action,
+                                     const clang::CompilerInstance& codegen) {
+  codegen_action_ = nullptr;
+  if (!enabled_ || !IsUnwrappedCodeGenAction(codegen)) return;
+  codegen_action_ = static_cast<clang::CodeGenAction*>(&action);
+  // The declarations must outlive the back end, where the capture asks for them.
+  const_cast<clang::CompilerInstance&>(codegen).getCodeGenOpts().ClearASTBeforeBackend = false;
+}
+
 void IrCaptureHook::Finish(const clang::CompilerInstance& outer, bool compile_ok,
                            clang::DiagnosticConsumer* client) {
   std::shared_ptr<ir::CaptureSession> session = std::move(session_);
   parsed_ = nullptr;
+  codegen_action_ = nullptr;
   locator_.reset();
   if (!session || !compile_ok) return;
   const bool pre = session->captured(ir::Stage::kPre);

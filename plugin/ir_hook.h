@@ -20,6 +20,7 @@
 #include <string>
 
 #include "clang/Basic/Diagnostic.h"
+#include "clang/CodeGen/CodeGenAction.h"
 #include "clang/Frontend/CompilerInstance.h"
 #include "llvm/ADT/StringRef.h"
 
@@ -30,6 +31,11 @@ class CaptureSession;
 namespace mmsb::plugin {
 
 class DeclLocator;
+
+// Whether `action`, created by clang::CreateFrontendAction on `ci`, is clang's code-generating
+// action itself (a clang::CodeGenAction, not wrapped): without RTTI, this is read from the
+// options that make clang 19's CreateFrontendAction pick that action or wrap it.
+bool IsUnwrappedCodeGenAction(const clang::CompilerInstance& ci);
 
 class IrCaptureHook {
  public:
@@ -52,6 +58,12 @@ class IrCaptureHook {
   // the instance whose AST (if it has one) names the functions' source locations.
   void Install(clang::CompilerInstance& codegen, clang::CompilerInstance& parsed);
 
+  // The action `codegen` runs (created by clang::CreateFrontendAction on it). When it is clang's
+  // code-generating action, the capture asks its CodeGenerator which declaration each function
+  // came from instead of indexing the whole AST of `parsed`. Call after Install, before the
+  // action runs.
+  void SetCodeGenAction(clang::FrontendAction& action, const clang::CompilerInstance& codegen);
+
   // After the compile: when it succeeded, writes what the passes captured into the store.
   // `outer` is the compile's original instance; warnings go to `client`.
   void Finish(const clang::CompilerInstance& outer, bool compile_ok,
@@ -65,6 +77,7 @@ class IrCaptureHook {
   std::shared_ptr<ir::CaptureSession> session_;
   clang::CompilerInstance* parsed_ = nullptr;  // between Install and Finish
   std::unique_ptr<DeclLocator> locator_;
+  clang::CodeGenAction* codegen_action_ = nullptr;  // between SetCodeGenAction and Finish
 };
 
 }  // namespace mmsb::plugin

@@ -439,6 +439,7 @@ class MmsbAction : public clang::PluginASTAction {
     const clang::frontend::ActionKind saved = fe.ProgramAction;
     fe.ProgramAction = original_action_;
     std::unique_ptr<clang::FrontendAction> real = clang::CreateFrontendAction(ci);
+    if (real != nullptr) ir_.SetCodeGenAction(*real, ci);
     fe.ProgramAction = saved;
     if (real == nullptr) return nullptr;
     real->setCompilerInstance(&ci);
@@ -593,8 +594,10 @@ class MmsbAction : public clang::PluginASTAction {
     // names the TU in a unit note; an unrewritten one stays exactly plain clang's.
     second_pass_ran_ = true;
     ir_.set_unit_note(rewrite_.has_value());
-    request.before_execute = [this, &ci](clang::CompilerInstance& inner) {
+    request.before_execute = [this, &ci](clang::CompilerInstance& inner,
+                                         clang::FrontendAction& action) {
       ir_.Install(inner, ci);
+      ir_.SetCodeGenAction(action, inner);
     };
     llvm::Expected<bool> ok = rewriter::RunInnerCompile(ci, request);
     if (options_.verbose && preamble_ != nullptr) {

@@ -348,10 +348,11 @@ llvm::Expected<bool> RunInnerCompile(clang::CompilerInstance& outer,
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    "mmsb: cannot create the compile's frontend action");
   }
+  clang::FrontendAction& requested = *real;
   CheckingAction action(std::move(real), request.run_checker, all_warnings, ignore_warnings,
                         all_remarks);
   ResetAttributeUseCount();
-  if (request.before_execute) request.before_execute(inner);
+  if (request.before_execute) request.before_execute(inner, requested);
   const unsigned errors_before = request.client->getNumErrors();
   const bool ok = inner.ExecuteAction(action);
   return ok && request.client->getNumErrors() == errors_before;

@@ -56,9 +56,10 @@ struct InnerCompileRequest {
   // warnings, remarks and notes of the lexer, parser and Sema (errors and back-end diagnostics
   // still pass).
   bool drop_frontend_warnings = false;
-  // Called with the inner CompilerInstance (the one that generates code) before it runs, e.g.
-  // to add CodeGenOptions::PassBuilderCallbacks (the IR capture). It lives until the call ends.
-  std::function<void(clang::CompilerInstance&)> before_execute;
+  // Called with the inner CompilerInstance (the one that generates code) and the action the
+  // command line asked for (e.g. a CodeGenAction) before it runs, e.g. to add
+  // CodeGenOptions::PassBuilderCallbacks (the IR capture). Both live until the call ends.
+  std::function<void(clang::CompilerInstance&, clang::FrontendAction&)> before_execute;
   // The preamble the first pass loaded (shared_preamble.h), or null. The compile loads it too
   // when the rewrite left it valid, and parses everything otherwise. Borrowed.
   const SharedPreamble* preamble = nullptr;
