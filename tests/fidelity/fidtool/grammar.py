@@ -454,6 +454,8 @@ def p_library_writes(r, ctx):
         f"std::memset(g1.grid, {r.randint(0, 127)}, sizeof g1.grid);",
         f"std::memmove(g0.a + 1, g0.a, {n} * sizeof(int));",
         f"std::copy_backward(g0.a, g0.a + {n}, g0.a + {n + 16});",
+        f"int tmp[4] = {{{_v(r)}, 2, 3, 4}}; std::copy_backward(tmp, tmp + 4, g1.a + {lo + 4});",
+        f"long long tmp[3] = {{{_v(r)}, 5, 6}}; std::move_backward(tmp, tmp + 3, std::end(g0.b));",
         f"std::fill_n(&g0.m[0][0], {r.randint(1, 64)}, {_v(r)}.5);",
         f"std::sort(g0.cells, g0.cells + {r.randint(1, 16)}, [](const Cell& x, const Cell& y) "
         f"{{ return x.a > y.a; }});",
