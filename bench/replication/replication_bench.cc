@@ -279,6 +279,16 @@ void PrintCpu(const std::map<std::string, double>& before,
   std::fprintf(stderr, "  cpu us/epoch:%s\n", line.c_str());
 }
 
+// The Replicator's options: the defaults, but MMSB_BENCH_PACK_IN_FLIGHT sets pack_in_flight (0:
+// never pack; for an A/B of wire format 3's packing in one build).
+ReplicationOptions BenchReplicationOptions() {
+  ReplicationOptions ro;
+  if (const char* v = std::getenv("MMSB_BENCH_PACK_IN_FLIGHT"); v != nullptr && *v != '\0') {
+    ro.pack_in_flight = static_cast<std::size_t>(std::strtoull(v, nullptr, 10));
+  }
+  return ro;
+}
+
 int g_round = 0;  // MMSB_BENCH_ROUNDS rounds of the throughput and lag figures: fresh streams
 
 void Throughput(NatsServer& server) {
@@ -312,7 +322,7 @@ void Throughput(NatsServer& server) {
     TempDir empty;
     auto sink = Must(LogSink::Open(empty.Sub("empty.tlog")), "empty log");
     const std::string stream = fmt::format("TP{}_{}", g_round, round);
-    auto r = Must(Replicate(sink, server.Url(stream)), "replicate");
+    auto r = Must(Replicate(sink, server.Url(stream), BenchReplicationOptions()), "replicate");
     const auto c0 = CpuByThread(server.pid());
     const auto t0 = Clock::now();
     for (std::size_t i = 0; i < rec.records.size(); ++i) {
@@ -415,7 +425,7 @@ void Lag(NatsServer& server) {
   auto stamp = [&](std::vector<Clock::time_point>& v, Epoch e) {
     if (e < v.size()) v[e] = Clock::now();
   };
-  ReplicationOptions ro;
+  ReplicationOptions ro = BenchReplicationOptions();
   ro.on_published = [&](Epoch e) { stamp(published, e); };
   ro.on_acked = [&](Epoch e) { stamp(acked, e); };
   auto r = Must(Replicate(log, server.Url(stream), ro), "replicate");
@@ -592,6 +602,15 @@ void Lag(NatsServer& server) {
   const double p99 = lags[lags.size() * 99 / 100];
   std::fprintf(stderr, "lag at %.0f epochs/s (asked %.0f): p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
                achieved, rate, p50, p99, lags.back());
+  {
+    const ReplicationStats rs = r->stats();
+    std::fprintf(stderr,
+                 "  messages %llu for %d epochs: %llu packed, carrying %llu epochs (pack_in_flight "
+                 "%zu)\n",
+                 static_cast<unsigned long long>(rs.messages), epochs,
+                 static_cast<unsigned long long>(rs.packed_messages),
+                 static_cast<unsigned long long>(rs.packed_epochs), ro.pack_in_flight);
+  }
   Must(r->Close(), "close");
   (void)log->Close();
   stop();
@@ -622,11 +641,12 @@ std::uint64_t LostOrDuplicated(NatsServer& server, const std::string& stream, Ep
     if (!repl::ReadChunkMeta(m, &meta).ok()) {
       ++stray;
     } else if (meta.last) {
-      const Epoch ep = meta.epoch;
-      if (ep >= 1 && ep <= last) {
-        ++seen[ep];
-      } else {
-        ++stray;
+      for (Epoch ep = meta.epoch; ep <= meta.last_epoch(); ++ep) {  // a packed message: several
+        if (ep >= 1 && ep <= last) {
+          ++seen[ep];
+        } else {
+          ++stray;
+        }
       }
     }
     natsMsg_Destroy(m);
@@ -645,7 +665,7 @@ void Faults(NatsServer& server) {
   TempDir dir, replica;
   Must(start(), "start");
   auto log = Must(AttachLog(dir.Sub("faults.tlog"), NoSyncLog()), "log");
-  ReplicationOptions ro;
+  ReplicationOptions ro = BenchReplicationOptions();
   ro.ack_timeout_ms = 300;
   ro.lease_ttl_ms = 30000;
   auto r = Must(Replicate(log, server.Url("FAULTS"), ro), "replicate");
@@ -696,6 +716,7 @@ void Faults(NatsServer& server) {
       if (round < 3) ++follower_restarts;
     }
   });
+  const auto t0 = Clock::now();
   for (int i = 0; i < epochs; ++i) {
     if (i == epochs / 2) {  // the server restart
       server.Kill9();
@@ -705,7 +726,18 @@ void Faults(NatsServer& server) {
     g_leader_epoch = Must(w.Step(64), "commit");
   }
   const Epoch last = log->LogEpoch(current_epoch());
+  const double commit_s = Seconds(Clock::now() - t0);
   Must(r->WaitAcked(last, 120000), "acks");
+  {
+    const ReplicationStats rs = r->stats();
+    std::fprintf(stderr,
+                 "faults: leader committed in %.1f s, acknowledged after %.1f s; %llu messages "
+                 "(%llu packed, carrying %llu epochs), %llu recoveries\n",
+                 commit_s, Seconds(Clock::now() - t0), static_cast<unsigned long long>(rs.messages),
+                 static_cast<unsigned long long>(rs.packed_messages),
+                 static_cast<unsigned long long>(rs.packed_epochs),
+                 static_cast<unsigned long long>(rs.recoveries));
+  }
   leader_last = last;
   leader_done = true;
   follower.join();

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <thread>
 
 #include <fmt/format.h>
@@ -44,6 +46,7 @@ class Follower::Impl {
   std::uint64_t max_token = 0;
   // The epoch group being assembled from its chunks.
   bool assembling = false;
+  std::uint8_t asm_version = 0;  // the wire format of the epoch being assembled
   Epoch asm_epoch = 0;
   std::uint32_t next_chunk = 0;
   std::vector<std::uint8_t> buf;
@@ -155,7 +158,7 @@ class Follower::Impl {
         NatsPtr<natsMsg> msg(m);
         repl::ChunkMeta meta;
         MMSB_RETURN_IF_ERROR(repl::ReadChunkMeta(m, &meta));
-        if (meta.epoch > applied() + 1) {
+        if (meta.epoch > applied() + 1) {  // a packed message may start at or before it
           return FailedPrecondition(fmt::format(
               "stream '{}' no longer holds epoch {} (its oldest is {}: retention dropped what "
               "the checkpoint covers). {}",
@@ -181,8 +184,8 @@ class Follower::Impl {
     return Status::Ok();
   }
 
-  Status WriteReplica(Epoch epoch) {
-    auto rd = LogReader::OpenBuffer(buf, replica_log_id, epoch - 1);
+  Status WriteReplica(Epoch epoch, std::span<const std::uint8_t> group) {
+    auto rd = LogReader::OpenBuffer(group, replica_log_id, epoch - 1);
     if (!rd.ok()) return rd.status();
     LogBatch batch = writer->NewBatch();
     LogEntry e;
@@ -200,28 +203,30 @@ class Follower::Impl {
   }
   std::uint64_t replica_log_id = 0;
 
-  Status ApplyAssembled(const repl::ChunkMeta& meta) {
-    assembling = false;
-    if (meta.epoch <= applied()) {
+  // Applies the whole group of `epoch` (log records, the commit record last), checks the
+  // leader's state hash after it when `hash` is set, and records it in the replica log.
+  Status ApplyGroup(Epoch epoch, std::uint64_t log_id, std::optional<std::uint64_t> hash,
+                    std::span<const std::uint8_t> group) {
+    if (epoch <= applied()) {
       ++st.duplicates;
       return Status::Ok();
     }
-    if (meta.epoch != applied() + 1) {
+    if (epoch != applied() + 1) {
       return Corruption(fmt::format("stream '{}': epoch {} arrived after epoch {} (a gap)",
-                                    url.stream, meta.epoch, applied()));
+                                    url.stream, epoch, applied()));
     }
     {
       std::lock_guard<std::mutex> l(mu);
-      auto e = replayer->ApplyGroup(buf, meta.log_id);
+      auto e = replayer->ApplyGroup(group, log_id);
       if (!e.ok()) return e.status();
-      if (*e != meta.epoch) {
+      if (*e != epoch) {
         std::string why = replayer->report().problems.empty()
                               ? std::string("no commit record")
                               : replayer->report().problems.back().ToString();
         return Corruption(
-            fmt::format("stream '{}': epoch {} was not applied: {}", url.stream, meta.epoch, why));
+            fmt::format("stream '{}': epoch {} was not applied: {}", url.stream, epoch, why));
       }
-      if (opts.check_hash && meta.hash) {
+      if (opts.check_hash && hash) {
         ++st.hashes_checked;
         const std::uint64_t h = replayer->ReplicaHash();  // incremental: O(changed bytes)
         if (opts.full_hash_every != 0 && st.hashes_checked % opts.full_hash_every == 0) {
@@ -233,48 +238,83 @@ class Follower::Impl {
             return Corruption(fmt::format(
                 "stream '{}': after epoch {} the follower's incremental state hash {} differs "
                 "from a full pass ({}): a replay bug; stopped before recording the epoch",
-                url.stream, meta.epoch, repl::Hex16(h), repl::Hex16(full)));
+                url.stream, epoch, repl::Hex16(h), repl::Hex16(full)));
           }
         }
-        if (h != *meta.hash) {
+        if (h != *hash) {
           ++st.divergences;
           return Corruption(fmt::format(
               "stream '{}': state hash after epoch {} is {}, the leader's was {}: the replica "
               "diverged; stopped before recording it",
-              url.stream, meta.epoch, repl::Hex16(h), repl::Hex16(*meta.hash)));
+              url.stream, epoch, repl::Hex16(h), repl::Hex16(*hash)));
         }
       }
-      st.epoch = meta.epoch;
+      st.epoch = epoch;
       ++st.epochs_applied;
     }
     if (writer) {
-      replica_log_id = meta.log_id;
-      MMSB_RETURN_IF_ERROR(WriteReplica(meta.epoch));
+      replica_log_id = log_id;
+      MMSB_RETURN_IF_ERROR(WriteReplica(epoch, group));
     }
-    if (opts.on_epoch) opts.on_epoch(replayer->state(), meta.epoch);
+    if (opts.on_epoch) opts.on_epoch(replayer->state(), epoch);
+    return Status::Ok();
+  }
+
+  // The store time the server put in a delivered message (0 when unreadable): tracing only.
+  static std::int64_t StoredAt(natsMsg* m) {
+    jsMsgMetaData* md = nullptr;  // the store time is in the reply subject
+    std::int64_t stored = 0;
+    if (natsMsg_GetMetaData(&md, m) == NATS_OK) {
+      stored = md->Timestamp;
+      jsMsgMetaData_Destroy(md);
+    }
+    return stored;
+  }
+
+  // A packed message (wire format 3): whole epochs meta.epoch.., each applied in order with its
+  // own hash; those already applied are duplicates. A partial epoch being assembled is dropped
+  // (its publisher stopped mid-epoch and a successor packed from there).
+  Status HandlePacked(natsMsg* m, const repl::ChunkMeta& meta) {
+    if (assembling) ++st.partial_dropped;
+    assembling = false;
+    const std::uint8_t* d = repl::ChunkData(m, meta);
+    const std::int64_t stored = opts.on_received ? StoredAt(m) : 0;
+    for (std::uint32_t i = 0; i < meta.count; ++i) {
+      const repl::PackEntry pe = repl::ReadPackEntry(m, i);
+      const Epoch epoch = meta.epoch + i;
+      if (epoch > applied()) {
+        if (opts.on_received) opts.on_received(epoch, stored);
+        MMSB_RETURN_IF_ERROR(ApplyGroup(epoch, meta.log_id, pe.hash, {d, pe.length}));
+      } else {
+        ++st.duplicates;
+      }
+      d += pe.length;
+    }
     return Status::Ok();
   }
 
   Status Handle(natsMsg* m) {
     repl::ChunkMeta meta;
-    if (Status s = repl::ReadChunkMeta(m, &meta); !s.ok()) {
+    if (Status s = repl::ReadChunkMeta(m, &meta, assembling && asm_version == 1); !s.ok()) {
       return Corruption(fmt::format("stream '{}': {}", url.stream, s.message()));
     }
     ++st.messages;
-    const std::size_t len = repl::ChunkLength(m);
+    const std::size_t len = repl::ChunkLength(m, meta);
     st.bytes += len;
     if (meta.token < max_token) return Status::Ok();  // a fenced leader's message
     max_token = meta.token;
+    if (meta.packed()) return HandlePacked(m, meta);
     if (meta.epoch <= applied()) {
       if (meta.last) ++st.duplicates;
       assembling = false;
       return Status::Ok();
     }
-    const std::uint8_t* d = repl::ChunkData(m);
+    const std::uint8_t* d = repl::ChunkData(m, meta);
     if (meta.chunk == 0) {
       if (assembling) ++st.partial_dropped;  // its publisher stopped mid-epoch
       buf.assign(d, d + len);
       assembling = true;
+      asm_version = meta.version;
       asm_epoch = meta.epoch;
       next_chunk = 1;
     } else if (assembling && meta.epoch == asm_epoch && meta.chunk == next_chunk) {
@@ -287,16 +327,9 @@ class Follower::Impl {
       return Status::Ok();
     }
     if (!meta.last) return Status::Ok();
-    if (opts.on_received) {
-      jsMsgMetaData* md = nullptr;  // the store time is in the reply subject
-      std::int64_t stored = 0;
-      if (natsMsg_GetMetaData(&md, m) == NATS_OK) {
-        stored = md->Timestamp;
-        jsMsgMetaData_Destroy(md);
-      }
-      opts.on_received(meta.epoch, stored);
-    }
-    return ApplyAssembled(meta);
+    assembling = false;
+    if (opts.on_received) opts.on_received(meta.epoch, StoredAt(m));
+    return ApplyGroup(meta.epoch, meta.log_id, meta.hash, buf);
   }
 
   Expected<Epoch> Poll(std::int64_t timeout_ms) {

@@ -1,4 +1,4 @@
-// cnats plumbing: connection, streams, headers.
+// cnats plumbing: connection, streams, the wire format (formats 1 to 3 read, 3 written).
 #include "nats_util.h"
 
 #include <cerrno>
@@ -146,29 +146,71 @@ void EncodeChunkMeta(const ChunkMeta& m, std::uint8_t* out) {
   Put64(out + 32, m.hash.value_or(0));
   Put32(out + 40, m.chunk);
   Put32(out + 44, (m.last ? kFlagLast : 0) | (m.hash ? kFlagHash : 0));
+  Put32(out + 48, m.count);
+  Put32(out + 52, 0);
 }
 
-Status ReadChunkMeta(natsMsg* msg, ChunkMeta* m) {
+void EncodePackEntry(std::uint8_t* out, std::uint32_t index, std::uint32_t length,
+                     std::uint64_t hash) {
+  std::uint8_t* e = out + kPrefixBytesV3 + kPackEntryBytes * index;
+  Put32(e, length);
+  Put32(e + 4, 0);
+  Put64(e + 8, hash);
+}
+
+PackEntry ReadPackEntry(natsMsg* msg, std::uint32_t index) {
+  const auto* e = reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(msg)) + kPrefixBytesV3 +
+                  kPackEntryBytes * index;
+  return PackEntry{Get32(e), Get64(e + 8)};
+}
+
+namespace {
+
+// Format 1: the fields in Mmsb-* headers, the records as the whole payload.
+Status ReadFormat1(natsMsg* msg, ChunkMeta* m) {
+  auto need = [&](const char* key, int base, std::uint64_t* out) -> Status {
+    auto v = ParseU64(Header(msg, key), base);
+    if (!v) return InvalidArgument(fmt::format("format-1 message has no valid {} header", key));
+    *out = *v;
+    return Status::Ok();
+  };
+  std::uint64_t chunk = 0;
+  MMSB_RETURN_IF_ERROR(need(kHdrEpoch, 10, &m->epoch));
+  MMSB_RETURN_IF_ERROR(need(kHdrChunk, 10, &chunk));
+  MMSB_RETURN_IF_ERROR(need(kHdrLogId, 16, &m->log_id));
+  MMSB_RETURN_IF_ERROR(need(kHdrToken, 10, &m->token));
+  if (chunk > 0xFFFFFFFFu) return InvalidArgument("format-1 message: Mmsb-Chunk out of range");
+  m->chunk = static_cast<std::uint32_t>(chunk);
+  const char* last = Header(msg, kHdrLast);
+  m->last = last != nullptr && std::strcmp(last, "1") == 0;
+  m->hash = ParseU64(Header(msg, kHdrHash), 16);
+  m->count = 1;
+  m->version = 1;
+  m->data_offset = 0;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ReadChunkMeta(natsMsg* msg, ChunkMeta* m, bool format1_first) {
+  if (format1_first && Header(msg, kHdrEpoch) != nullptr) return ReadFormat1(msg, m);
   const int len = natsMsg_GetDataLength(msg);
   const auto* p = reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(msg));
   if (len < 8 || std::memcmp(p, kMagic, sizeof kMagic) != 0) {
-    // Only on this (error) path are the headers parsed.
-    if (Header(msg, kHdrEpoch) != nullptr) {
-      return InvalidArgument(
-          "message is in replication wire format 1 (an older MMSB's Mmsb-* headers); this MMSB "
-          "reads format 2 only: follow the stream with the MMSB that wrote it, or replicate to a "
-          "new stream");
-    }
+    // Only here are the headers parsed: format 1, or none of ours.
+    if (Header(msg, kHdrEpoch) != nullptr) return ReadFormat1(msg, m);
     return InvalidArgument("message is not an MMSB replication chunk (no MMSBRPL prefix)");
   }
-  if (p[7] != kWireVersion) {
+  const std::uint8_t version = p[7];
+  if (version != 2 && version != 3) {
     return InvalidArgument(fmt::format(
-        "message is in replication wire format {}; this MMSB reads format {}: upgrade it", p[7],
-        kWireVersion));
+        "message is in replication wire format {}; this MMSB reads formats 1 to {}: upgrade it",
+        version, kWireVersion));
   }
-  if (static_cast<std::size_t>(len) < kChunkPrefixBytes) {
-    return InvalidArgument(fmt::format("message of {} bytes is shorter than its {}-byte prefix",
-                                       len, kChunkPrefixBytes));
+  const std::size_t fixed = version == 2 ? kPrefixBytesV2 : kPrefixBytesV3;
+  if (static_cast<std::size_t>(len) < fixed) {
+    return InvalidArgument(
+        fmt::format("message of {} bytes is shorter than its {}-byte prefix", len, fixed));
   }
   const std::uint32_t flags = Get32(p + 44);
   if ((flags & ~(kFlagLast | kFlagHash)) != 0) {
@@ -180,6 +222,48 @@ Status ReadChunkMeta(natsMsg* msg, ChunkMeta* m) {
   m->hash = (flags & kFlagHash) != 0 ? std::optional<std::uint64_t>(Get64(p + 32)) : std::nullopt;
   m->chunk = Get32(p + 40);
   m->last = (flags & kFlagLast) != 0;
+  m->version = version;
+  m->count = 1;
+  m->data_offset = fixed;
+  if (version == 2) return Status::Ok();
+  m->count = Get32(p + 48);
+  if (m->count == 0 || Get32(p + 52) != 0) {
+    return InvalidArgument(
+        fmt::format("message prefix has an epoch count of {} or reserved bytes", m->count));
+  }
+  if (m->count == 1) return Status::Ok();
+  // A packed message: whole epochs only, each with its hash, lengths adding up.
+  if (m->chunk != 0 || !m->last || !m->hash) {
+    return InvalidArgument(
+        fmt::format("packed message of {} epochs from {} is not one whole chunk with a hash",
+                    m->count, m->epoch));
+  }
+  if (m->epoch + (m->count - 1) < m->epoch) {
+    return InvalidArgument(
+        fmt::format("packed message: epochs {} + {} overflow", m->epoch, m->count));
+  }
+  const std::uint64_t table = kPackEntryBytes * static_cast<std::uint64_t>(m->count);
+  if (static_cast<std::uint64_t>(len) < kPrefixBytesV3 + table) {
+    return InvalidArgument(
+        fmt::format("packed message of {} bytes is shorter than its table of {} "
+                    "epochs",
+                    len, m->count));
+  }
+  m->data_offset = kPrefixBytesV3 + table;
+  std::uint64_t sum = 0;
+  for (std::uint32_t i = 0; i < m->count; ++i) {
+    const std::uint8_t* e = p + kPrefixBytesV3 + kPackEntryBytes * i;
+    if (Get32(e + 4) != 0) return InvalidArgument("packed message: table entry reserved bytes");
+    sum += Get32(e);
+  }
+  if (sum != static_cast<std::uint64_t>(len) - m->data_offset) {
+    return InvalidArgument(fmt::format(
+        "packed message: its table's {} bytes of groups differ from the {} bytes it carries", sum,
+        static_cast<std::uint64_t>(len) - m->data_offset));
+  }
+  if (Get64(p + kPrefixBytesV3 + kPackEntryBytes * (m->count - 1) + 8) != *m->hash) {
+    return InvalidArgument("packed message: the last epoch's hash differs from the prefix's");
+  }
   return Status::Ok();
 }
 
@@ -219,7 +303,7 @@ Expected<std::uint64_t> FirstSeqAfter(jsCtx* js, const std::string& stream, Epoc
     NatsPtr<natsMsg> msg(m);
     ChunkMeta meta;
     MMSB_RETURN_IF_ERROR(ReadChunkMeta(m, &meta));
-    if (meta.epoch > epoch) {
+    if (meta.last_epoch() > epoch) {
       hi = mid;
     } else {
       lo = mid + 1;

@@ -52,8 +52,14 @@ class Replicator::Impl {
   std::uint64_t token = 0;  // the lease's fencing token
   std::size_t chunk_bytes = 0;
   std::string data_subject;  // "<S>.log"
-  // One message's bytes while it is built: used by whoever holds `publishing`.
+  // One message's bytes while it is built, and the epochs being sent: used by whoever holds
+  // `publishing`.
   std::vector<std::uint8_t> scratch;
+  std::vector<Item> batch;
+  // Data messages handed to cnats and not yet answered (acknowledged or refused). Only a hint
+  // for packing (Backlogged): nothing correct depends on it, so it is an atomic counted without
+  // mu, reset by Recover, and never taken below 0.
+  std::atomic<std::int64_t> in_flight{0};
 
   mutable std::mutex mu;
   std::condition_variable cv;       // the worker waits here
@@ -87,24 +93,42 @@ class Replicator::Impl {
     repl::ChunkMeta meta;
     const bool ok = repl::ReadChunkMeta(msg, &meta).ok();
     natsMsg_Destroy(msg);
+    for (std::int64_t n = self->in_flight.load(); n > 0;) {
+      if (self->in_flight.compare_exchange_weak(n, n - 1)) break;
+    }
     if (!ok) return;
     std::lock_guard<std::mutex> l(self->mu);
     if (pa != nullptr && !pa->Duplicate) {
       self->last_progress = Clock::now();
       if (meta.last) {
-        self->MarkAcked(meta.epoch);
-        if (self->opts.on_acked) self->opts.on_acked(meta.epoch);
+        self->MarkAcked(meta.last_epoch());
+        if (self->opts.on_acked) {
+          for (Epoch e = meta.epoch; e <= meta.last_epoch(); ++e) self->opts.on_acked(e);
+        }
       }
     } else if (pae != nullptr || (pa != nullptr && pa->Duplicate)) {
       // Refused (wrong last sequence after a lost message, a timeout, a fenced leader) or
       // deduplicated: the stream, not this process, says what is stored. Re-read it.
-      if (meta.epoch > self->acked) self->need_recovery = true;
+      if (meta.last_epoch() > self->acked) self->need_recovery = true;
     }
     if (self->done_waiters > 0) self->done_cv.notify_all();
-    if (self->worker_waiting && (self->need_recovery || !self->checkpoints.empty() ||
+    // Epochs held back while the server had a backlog go out now, packed (Enqueue).
+    const bool release =
+        !self->publishing && self->sent < self->pending.size() && !self->Backlogged();
+    if (self->worker_waiting && (self->need_recovery || release || !self->checkpoints.empty() ||
                                  (self->stopping && self->pending.empty()))) {
       self->cv.notify_one();
     }
+  }
+
+  // Requires mu. True while new epochs should wait and go out packed: enough messages are
+  // unanswered (pack_in_flight) and some epoch is sent and unacknowledged, so an
+  // acknowledgement (OnAck wakes the worker) or the stall timeout (the worker recovers) is
+  // bound to come and release them.
+  bool Backlogged() const {
+    return opts.pack_in_flight != 0 && sent > 0 &&
+           in_flight.load(std::memory_order_relaxed) >=
+               static_cast<std::int64_t>(opts.pack_in_flight);
   }
 
   // Requires mu.
@@ -145,7 +169,7 @@ class Replicator::Impl {
     NatsPtr<natsMsg> msg(m);
     repl::ChunkMeta meta;
     MMSB_RETURN_IF_ERROR(repl::ReadChunkMeta(m, &meta));
-    if (meta.epoch != epoch || !meta.last) return std::optional<std::uint64_t>();
+    if (meta.last_epoch() != epoch || !meta.last) return std::optional<std::uint64_t>();
     return meta.hash;
   }
 
@@ -159,6 +183,15 @@ class Replicator::Impl {
     queued = s_epoch;
     st.acked_epoch = st.queued_epoch = s_epoch;
     const auto& last = tail->last;
+    if (last && last->version == 1) {
+      // A format-1 continuation chunk's bytes are arbitrary (no prefix): a stream of format 1
+      // stays format 1, so a reader never has to tell one from a format-3 prefix by its bytes.
+      return FailedPrecondition(fmt::format(
+          "stream '{}' is in replication wire format 1 (an older MMSB's); this MMSB appends "
+          "format 3 only to streams of format 2 or 3: replicate to a new stream (followers still "
+          "read this one)",
+          url.stream));
+    }
     if (last && last->token > token) {
       return FailedPrecondition(
           fmt::format("stream '{}' was published by a newer leader (token {} > ours {})",
@@ -255,53 +288,162 @@ class Replicator::Impl {
 
   // ---- publishing -----------------------------------------------------------------------------
 
-  // Publishes `it` asynchronously from its start chunk, the first message expecting the stream's
-  // last sequence to be `*expect` (advanced by one per message). False when a publish call failed.
-  // Adds to `*messages` and `*bytes`. Without mu: the worker alone publishes.
-  bool PublishItem(const Item& it, std::uint64_t* expect_io, std::uint64_t* messages,
-                   std::uint64_t* bytes_out) {
+  struct Tally {
+    std::uint64_t messages = 0, bytes = 0, packed_messages = 0, packed_epochs = 0;
+  };
+
+  // Hands the message in `scratch` to cnats, expecting the stream's last sequence to be
+  // `*expect` (then advanced by one). False when the publish call failed.
+  bool Send(std::uint64_t* expect) {
+    natsMsg* m = nullptr;
+    if (natsMsg_Create(&m, data_subject.c_str(), nullptr,
+                       reinterpret_cast<const char*>(scratch.data()),
+                       static_cast<int>(scratch.size())) != NATS_OK) {
+      return false;
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    if (*expect == 0) {
+      po.ExpectNoMessage = true;  // 0 means "unset" for ExpectLastSeq; one subject per stream
+    } else {
+      po.ExpectLastSeq = *expect;
+    }
+    po.MaxWait = opts.ack_timeout_ms;
+    in_flight.fetch_add(1, std::memory_order_relaxed);
+    natsStatus s = js_PublishMsgAsync(conn.js.get(), &m, &po);
+    if (s != NATS_OK) {
+      in_flight.fetch_sub(1, std::memory_order_relaxed);
+      natsMsg_Destroy(m);
+      return false;
+    }
+    ++*expect;
+    return true;
+  }
+
+  // Publishes `it` alone from its start chunk (wire format 3, one epoch: chunked when larger
+  // than a chunk). False when a publish call failed.
+  bool PublishChunks(const Item& it, std::uint64_t* expect, Tally* t) {
     const std::vector<std::uint8_t>& bytes = *it.bytes;
     const std::size_t n = bytes.empty() ? 1 : (bytes.size() + chunk_bytes - 1) / chunk_bytes;
-    std::uint64_t& expect = *expect_io;
     repl::ChunkMeta meta;
     meta.epoch = it.epoch;
     meta.log_id = it.log_id;
     meta.token = token;
+    meta.count = 1;
     for (std::size_t c = it.start_chunk; c < n; ++c) {
       const std::size_t off = c * chunk_bytes;
       const std::size_t len = std::min(chunk_bytes, bytes.size() - std::min(off, bytes.size()));
       meta.chunk = static_cast<std::uint32_t>(c);
       meta.last = c + 1 == n;
       meta.hash = meta.last && it.has_hash ? std::optional<std::uint64_t>(it.hash) : std::nullopt;
-      // The prefix and the chunk in one buffer (wire format 2, nats_util.h): cnats copies it.
-      scratch.resize(repl::kChunkPrefixBytes + len);
+      // The prefix and the chunk in one buffer (nats_util.h): cnats copies it.
+      scratch.resize(repl::kPrefixBytesV3 + len);
       repl::EncodeChunkMeta(meta, scratch.data());
-      if (len != 0) std::memcpy(scratch.data() + repl::kChunkPrefixBytes, bytes.data() + off, len);
-      natsMsg* m = nullptr;
-      if (natsMsg_Create(&m, data_subject.c_str(), nullptr,
-                         reinterpret_cast<const char*>(scratch.data()),
-                         static_cast<int>(scratch.size())) != NATS_OK) {
-        return false;
-      }
-      jsPubOptions po;
-      jsPubOptions_Init(&po);
-      if (expect == 0) {
-        po.ExpectNoMessage = true;  // 0 means "unset" for ExpectLastSeq; one subject per stream
-      } else {
-        po.ExpectLastSeq = expect;
-      }
-      po.MaxWait = opts.ack_timeout_ms;
-      natsStatus s = js_PublishMsgAsync(conn.js.get(), &m, &po);
-      if (s != NATS_OK) {
-        natsMsg_Destroy(m);
-        return false;
-      }
-      ++expect;
-      ++*messages;
-      *bytes_out += len;
+      if (len != 0) std::memcpy(scratch.data() + repl::kPrefixBytesV3, bytes.data() + off, len);
+      if (!Send(expect)) return false;
+      ++t->messages;
+      t->bytes += len;
       if (meta.last && opts.on_published) opts.on_published(it.epoch);
     }
     return true;
+  }
+
+  // Publishes items[0, n), consecutive epochs, as one packed message (wire format 3: the
+  // table of lengths and hashes, then the groups). Each is whole and has its hash (PackRun).
+  bool PublishPacked(const Item* items, std::size_t n, std::uint64_t* expect, Tally* t) {
+    const auto count = static_cast<std::uint32_t>(n);
+    std::size_t total = 0;
+    for (std::size_t k = 0; k < n; ++k) total += items[k].bytes->size();
+    const std::size_t prefix = repl::PrefixBytes(count);
+    scratch.resize(prefix + total);
+    repl::ChunkMeta meta;
+    meta.epoch = items[0].epoch;
+    meta.count = count;
+    meta.log_id = items[0].log_id;
+    meta.token = token;
+    meta.chunk = 0;
+    meta.last = true;
+    meta.hash = items[n - 1].hash;
+    repl::EncodeChunkMeta(meta, scratch.data());
+    std::size_t off = prefix;
+    for (std::size_t k = 0; k < n; ++k) {
+      const std::vector<std::uint8_t>& b = *items[k].bytes;
+      repl::EncodePackEntry(scratch.data(), static_cast<std::uint32_t>(k),
+                            static_cast<std::uint32_t>(b.size()), items[k].hash);
+      if (!b.empty()) std::memcpy(scratch.data() + off, b.data(), b.size());
+      off += b.size();
+    }
+    if (!Send(expect)) return false;
+    ++t->messages;
+    ++t->packed_messages;
+    t->packed_epochs += n;
+    t->bytes += total;
+    if (opts.on_published) {
+      for (std::size_t k = 0; k < n; ++k) opts.on_published(items[k].epoch);
+    }
+    return true;
+  }
+
+  // How many of items[0, n) go out in the first message when packing: the longest run of
+  // consecutive epochs of one log id, each whole (no start chunk) and with its hash, at most
+  // max_epochs_per_message, whose packed message is no larger than a chunk's message. 1 when
+  // items[0] cannot be packed (it then goes alone, chunked if need be).
+  std::size_t PackRun(const Item* items, std::size_t n) const {
+    auto packable = [](const Item& it) { return it.start_chunk == 0 && it.has_hash; };
+    if (!packable(items[0])) return 1;
+    const std::size_t limit = repl::kPrefixBytesV3 + chunk_bytes;
+    const std::size_t max_epochs = std::max<std::uint32_t>(opts.max_epochs_per_message, 1);
+    std::size_t sum = items[0].bytes->size(), k = 1;
+    while (k < n && k < max_epochs && packable(items[k]) &&
+           items[k].epoch == items[k - 1].epoch + 1 && items[k].log_id == items[0].log_id &&
+           repl::PrefixBytes(static_cast<std::uint32_t>(k + 1)) + sum + items[k].bytes->size() <=
+               limit) {
+      sum += items[k].bytes->size();
+      ++k;
+    }
+    return k;
+  }
+
+  // Publishes items[0, n) asynchronously, in order, the first message expecting the stream's
+  // last sequence to be `*expect` (advanced by one per message); packed when `pack`, else one
+  // epoch per message. False when a publish call failed. Without mu: only the holder of
+  // `publishing` calls it.
+  bool PublishItems(const Item* items, std::size_t n, bool pack, std::uint64_t* expect, Tally* t) {
+    for (std::size_t i = 0; i < n;) {
+      const std::size_t run = pack ? PackRun(items + i, n - i) : 1;
+      const bool ok =
+          run == 1 ? PublishChunks(items[i], expect, t) : PublishPacked(items + i, run, expect, t);
+      if (!ok) return false;
+      i += run;
+    }
+    return true;
+  }
+
+  // Requires l (on mu) held and `publishing` clear. Sends every epoch not yet sent, packed when
+  // there are several (and packing is on), with mu released while handing them to cnats.
+  void PublishUnsent(std::unique_lock<std::mutex>& l) {
+    publishing = true;
+    if (sent == 0) last_progress = Clock::now();
+    const std::size_t end = pending.size();
+    // Copies, since the ack handler may pop the front meanwhile (an Item's bytes are shared, so
+    // a copy is cheap).
+    batch.assign(pending.begin() + static_cast<std::ptrdiff_t>(sent),
+                 pending.begin() + static_cast<std::ptrdiff_t>(end));
+    for (std::size_t k = sent; k < end; ++k) pending[k].start_chunk = 0;
+    sent = end;
+    std::uint64_t expect = last_seq;
+    l.unlock();
+    Tally t;
+    const bool ok = PublishItems(batch.data(), batch.size(), opts.pack_in_flight != 0, &expect, &t);
+    batch.clear();
+    l.lock();
+    publishing = false;
+    last_seq = expect;
+    st.messages += t.messages;
+    st.bytes += t.bytes;
+    st.packed_messages += t.packed_messages;
+    st.packed_epochs += t.packed_epochs;
+    if (!ok) need_recovery = true;
   }
 
   // The stream says what is stored: drop what it has, resend the rest after it.
@@ -335,6 +477,7 @@ class Replicator::Impl {
         return;
       }
       MarkAcked(tail->complete_epoch());
+      in_flight.store(0);  // the pending list was dropped: nothing is awaited any more
       for (Item& it : pending) it.start_chunk = 0;
       if (last && !last->last && last->token == token && !pending.empty() &&
           pending.front().epoch == last->epoch) {
@@ -482,13 +625,13 @@ class Replicator::Impl {
 
   void WorkerLoop() {
     pthread_setname_np(pthread_self(), "mmsb-publish");
-    std::vector<Item> batch;
     std::unique_lock<std::mutex> l(mu);
     for (;;) {
       const auto timeout = std::chrono::milliseconds(opts.ack_timeout_ms);
       worker_waiting = true;
       cv.wait_for(l, std::chrono::milliseconds(50), [&] {
-        return !error.ok() || (!publishing && (need_recovery || sent < pending.size())) ||
+        return !error.ok() ||
+               (!publishing && (need_recovery || (sent < pending.size() && !Backlogged()))) ||
                (!checkpoints.empty() && acked >= checkpoints.front().epoch) ||
                (stopping && pending.empty() && checkpoints.empty() && !publishing);
       });
@@ -525,32 +668,7 @@ class Replicator::Impl {
         }
         continue;
       }
-      if (!publishing && sent < pending.size()) {
-        // Everything not yet sent, taken under one lock: copies, since the ack handler may pop
-        // the front meanwhile (an Item's bytes are shared, so a copy is cheap).
-        publishing = true;
-        if (sent == 0) last_progress = Clock::now();
-        const std::size_t end = pending.size();
-        batch.assign(pending.begin() + static_cast<std::ptrdiff_t>(sent),
-                     pending.begin() + static_cast<std::ptrdiff_t>(end));
-        for (std::size_t k = sent; k < end; ++k) pending[k].start_chunk = 0;
-        sent = end;
-        std::uint64_t expect = last_seq;
-        l.unlock();
-        std::uint64_t messages = 0, bytes = 0;
-        bool ok = true;
-        for (const Item& item : batch) {
-          ok = PublishItem(item, &expect, &messages, &bytes);
-          if (!ok) break;
-        }
-        batch.clear();
-        l.lock();
-        publishing = false;
-        last_seq = expect;
-        st.messages += messages;
-        st.bytes += bytes;
-        if (!ok) need_recovery = true;
-      }
+      if (!publishing && sent < pending.size() && !Backlogged()) PublishUnsent(l);
     }
   }
 
@@ -564,33 +682,21 @@ class Replicator::Impl {
     if (!error.ok()) return error;
     queued = item.epoch;
     st.queued_epoch = item.epoch;
-    if (publishing || need_recovery || sent < pending.size()) {
-      // The stream is busy (the worker publishes or recovers) or older epochs wait: queue it
-      // behind them. A busy worker takes it with its next batch.
-      pending.push_back(std::move(item));
-      if (worker_waiting) cv.notify_one();
+    pending.push_back(std::move(item));
+    if (publishing || need_recovery || Backlogged()) {
+      // The worker publishes or recovers: it takes this epoch with its next batch. Or the
+      // server has a backlog (Backlogged): the epoch waits for the next acknowledgement, which
+      // releases every waiting epoch in one packed message (OnAck wakes the worker; a later
+      // commit may send them first).
+      if (worker_waiting && (need_recovery || !Backlogged())) cv.notify_one();
       return Status::Ok();
     }
-    // The stream is idle and everything older is sent: publish from this (the committing)
-    // thread, which saves a thread hand-off per epoch. `publishing` keeps the worker out until
-    // the messages are handed to cnats, so the sequences they expect stay in order.
-    publishing = true;
-    if (sent == 0) last_progress = Clock::now();
-    pending.push_back(item);  // a copy: the ack handler may pop it meanwhile
-    sent = pending.size();
-    std::uint64_t expect = last_seq;
-    l.unlock();
-    std::uint64_t messages = 0, bytes = 0;
-    const bool ok = PublishItem(item, &expect, &messages, &bytes);
-    l.lock();
-    publishing = false;
-    last_seq = expect;
-    st.messages += messages;
-    st.bytes += bytes;
-    if (!ok) need_recovery = true;
-    if (worker_waiting && (need_recovery || sent < pending.size() || stopping)) {
-      cv.notify_one();
-    }
+    // No backlog and nobody publishing: send from this (the committing) thread, which saves a
+    // thread hand-off per epoch; epochs that waited go with it, packed. `publishing` keeps the
+    // worker out until the messages are handed to cnats, so the sequences they expect stay in
+    // order.
+    PublishUnsent(l);
+    if (worker_waiting && (need_recovery || stopping)) cv.notify_one();
     return Status::Ok();
   }
 

@@ -59,6 +59,13 @@ struct ReplicationOptions {
   std::int64_t lease_ttl_ms = 5000;    // a crashed leader's lease expires after this
   std::int64_t ack_timeout_ms = 2000;  // no ack progress for this long: re-check the stream
   int replicas = 1;                    // stream replicas when the streams are created (R1 or R3)
+  // Packing (wire format 3, docs/Replication.md "Packing"). While at least pack_in_flight
+  // messages are unacknowledged (a backlog at the server), a new epoch is not sent at once: it
+  // waits for the next acknowledgement, and then every waiting epoch goes out whole in one
+  // message (at most max_epochs_per_message epochs and one chunk's bytes). With fewer messages
+  // in flight an epoch is sent at once, as its own message. 0: never pack.
+  std::size_t pack_in_flight = 4;
+  std::uint32_t max_epochs_per_message = 256;
   // Retention (docs/Replication.md, "Retention"). Only what the newest stored checkpoint covers
   // is ever purged: the data messages before its epoch's successor. Of those, all when the data
   // stream holds more than retain_bytes (0: no byte limit), and those older than retain_age_ms
@@ -82,6 +89,8 @@ struct ReplicationStats {
   Epoch queued_epoch = 0;  // newest epoch handed to the publisher
   Epoch acked_epoch = 0;   // newest epoch the server acknowledged (all before it too)
   std::uint64_t messages = 0;
+  std::uint64_t packed_messages = 0;  // messages that carried more than one epoch
+  std::uint64_t packed_epochs = 0;    // the epochs those carried
   std::uint64_t bytes = 0;
   std::uint64_t recoveries = 0;   // times the publisher re-read the stream and resent
   std::uint64_t republished = 0;  // epochs republished from the local log at start

@@ -1,7 +1,8 @@
 // Replication through NATS JetStream (replication/, docs/Replication.md) against a private
 // nats-server: a follower ends bit-identical to the leader's log, also across chunked epochs,
 // leader restarts, a killed publisher's partial epoch, a second publisher, a server killed with
-// -9, a follower killed with -9, a delayed network, checkpoints and retention.
+// -9, a follower killed with -9, a delayed network, checkpoints and retention, packed messages
+// (wire format 3) and streams of the older wire formats.
 #include "mmsb/replication.h"
 
 #include <fcntl.h>
@@ -115,7 +116,9 @@ std::vector<Epoch> CompleteEpochsInStream(const std::string& server, const std::
       natsMsg* m = nullptr;
       if (js_GetMsg(&m, js, stream.c_str(), seq, nullptr, &err) != NATS_OK) continue;
       repl::ChunkMeta meta;
-      if (repl::ReadChunkMeta(m, &meta).ok() && meta.last) out.push_back(meta.epoch);
+      if (repl::ReadChunkMeta(m, &meta).ok() && meta.last) {
+        for (Epoch e = meta.epoch; e <= meta.last_epoch(); ++e) out.push_back(e);
+      }
       natsMsg_Destroy(m);
     }
     jsStreamInfo_Destroy(si);
@@ -236,6 +239,7 @@ TEST_F(ReplicationTest, LeaderRestartRepublishesWhatTheStreamLacks) {
   EXPECT_EQ(repl_->stats().republished, 25u);
   Run(w, 10);
   ASSERT_TRUE(repl_->WaitAcked(last + 10).ok());
+  EXPECT_GE(repl_->stats().packed_messages, 1u);  // the republished epochs go out packed
   EndSession();
   auto f = FollowTo(server_.Url("S5"), last + 10);
   ASSERT_TRUE(f);
@@ -251,12 +255,13 @@ void PublishPartialEpoch(const std::string& server, const std::string& stream, E
   ASSERT_EQ(natsConnection_ConnectTo(&nc, server.c_str()), NATS_OK);
   natsConnection_JetStream(&js, nc, nullptr);
   natsMsg* m = nullptr;
-  std::vector<std::uint8_t> payload(repl::kChunkPrefixBytes + 500, 'x');
+  std::vector<std::uint8_t> payload(repl::kPrefixBytesV3 + 500, 'x');
   repl::ChunkMeta meta;
   meta.epoch = epoch;
   meta.chunk = 0;
   meta.log_id = 1;
   meta.token = token;
+  meta.count = 1;
   repl::EncodeChunkMeta(meta, payload.data());
   natsMsg_Create(&m, (stream + ".log").c_str(), nullptr,
                  reinterpret_cast<const char*>(payload.data()), static_cast<int>(payload.size()));
@@ -299,6 +304,37 @@ TEST_F(ReplicationTest, PartialEpochOfAKilledPublisherIsNeverApplied) {
   EXPECT_EQ((*f)->state().Hash(), Replayed(dir.Sub("run.tlog")).Hash());
 }
 
+// A publisher killed mid-epoch, then a successor that republishes that epoch and the next ones
+// packed: the follower drops the partial epoch and applies the packed ones.
+TEST_F(ReplicationTest, PartialEpochOfAKilledPublisherIsDroppedBeforeAPackedSuccessor) {
+  TempDir dir;
+  ASSERT_TRUE(Lead(dir.Sub("run.tlog"), server_.Url("S43")).ok());
+  BusWorkload w(43);
+  w.Setup();
+  Run(w, 10);
+  const Epoch last = log_->LogEpoch(current_epoch());
+  ASSERT_TRUE(repl_->WaitAcked(last).ok());
+  const std::uint64_t token = repl_->stats().fencing_token;
+  ASSERT_TRUE(repl_->Close().ok());
+  repl_.reset();
+  PublishPartialEpoch(server_.server(), "S43", last + 1, token);
+  auto f = Follower::Open(server_.Url("S43"));
+  ASSERT_TRUE(f.ok());
+  ASSERT_EQ(*(*f)->RunUntil(last + 1, 500), last);  // the partial epoch is not applied
+  Run(w, 12);                                       // logged while no publisher runs
+  auto r = Replicate(log_, server_.Url("S43"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  repl_ = *r;
+  ASSERT_TRUE(repl_->WaitAcked(last + 12).ok());
+  EXPECT_GE(repl_->stats().packed_messages, 1u);
+  ASSERT_EQ(*(*f)->RunUntil(last + 12, 10000), last + 12);
+  EXPECT_EQ((*f)->stats().partial_dropped, 1u);
+  EXPECT_EQ((*f)->stats().hashes_checked, last + 12);  // one per epoch, packed ones included
+  EndSession();
+  EXPECT_EQ((*f)->state().Hash(), Replayed(dir.Sub("run.tlog")).Hash());
+  EXPECT_EQ(CompleteEpochsInStream(server_.server(), "S43"), Iota(1, last + 12));
+}
+
 // Publishes one raw data message to `stream` (no expectations): `payload` and, when `epoch_header`
 // is set, format 1's Mmsb-Epoch header.
 void PublishRaw(const std::string& server, const std::string& stream,
@@ -320,40 +356,265 @@ void PublishRaw(const std::string& server, const std::string& stream,
   natsConnection_Destroy(nc);
 }
 
-// Wire format 2 is versioned: a follower or publisher meeting a format-1 message (an older
-// MMSB's headers) or a newer version refuses it by name instead of misreading it.
-TEST_F(ReplicationTest, MessagesOfAnotherWireFormatAreRefusedByName) {
+// Every data message of `stream`, in stream order.
+std::vector<std::vector<std::uint8_t>> StreamPayloads(const std::string& server,
+                                                      const std::string& stream,
+                                                      std::vector<repl::ChunkMeta>* metas) {
+  std::vector<std::vector<std::uint8_t>> out;
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  if (natsConnection_ConnectTo(&nc, server.c_str()) != NATS_OK) return out;
+  natsConnection_JetStream(&js, nc, nullptr);
+  jsStreamInfo* si = nullptr;
+  jsErrCode err;
+  if (js_GetStreamInfo(&si, js, stream.c_str(), nullptr, &err) == NATS_OK) {
+    for (std::uint64_t seq = si->State.FirstSeq; seq <= si->State.LastSeq; ++seq) {
+      natsMsg* m = nullptr;
+      if (js_GetMsg(&m, js, stream.c_str(), seq, nullptr, &err) != NATS_OK) continue;
+      repl::ChunkMeta meta;
+      EXPECT_TRUE(repl::ReadChunkMeta(m, &meta).ok());
+      metas->push_back(meta);
+      const auto* d = reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(m));
+      out.emplace_back(d, d + natsMsg_GetDataLength(m));
+      natsMsg_Destroy(m);
+    }
+    jsStreamInfo_Destroy(si);
+  }
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  return out;
+}
+
+// Re-publishes the one-epoch messages `metas`/`payloads` (wire format 3) to a new stream in wire
+// format 1 (the fields in Mmsb-* headers, the records as the payload) or 2 (a 48-byte prefix):
+// what an older MMSB wrote.
+void PublishInOldFormat(const std::string& server, const std::string& stream, int format,
+                        const std::vector<repl::ChunkMeta>& metas,
+                        const std::vector<std::vector<std::uint8_t>>& payloads) {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, server.c_str()), NATS_OK);
+  natsConnection_JetStream(&js, nc, nullptr);
+  ASSERT_TRUE(repl::EnsureStreams(js, stream, 1).ok());
+  for (std::size_t i = 0; i < metas.size(); ++i) {
+    const repl::ChunkMeta& meta = metas[i];
+    ASSERT_EQ(meta.count, 1u);
+    const std::vector<std::uint8_t>& p = payloads[i];
+    std::vector<std::uint8_t> body;
+    if (format == 2) {
+      body.assign(p.begin(), p.begin() + repl::kPrefixBytesV2);
+      body[7] = 2;
+    }
+    body.insert(body.end(), p.begin() + static_cast<std::ptrdiff_t>(meta.data_offset), p.end());
+    natsMsg* m = nullptr;
+    natsMsg_Create(&m, (stream + ".log").c_str(), nullptr,
+                   reinterpret_cast<const char*>(body.data()), static_cast<int>(body.size()));
+    if (format == 1) {
+      const std::string epoch = std::to_string(meta.epoch), chunk = std::to_string(meta.chunk),
+                        log_id = repl::Hex16(meta.log_id), token = std::to_string(meta.token);
+      natsMsgHeader_Set(m, repl::kHdrEpoch, epoch.c_str());
+      natsMsgHeader_Set(m, repl::kHdrChunk, chunk.c_str());
+      natsMsgHeader_Set(m, repl::kHdrLogId, log_id.c_str());
+      natsMsgHeader_Set(m, repl::kHdrToken, token.c_str());
+      if (meta.last) natsMsgHeader_Set(m, repl::kHdrLast, "1");
+      if (meta.hash) natsMsgHeader_Set(m, repl::kHdrHash, repl::Hex16(*meta.hash).c_str());
+    }
+    jsPubAck* pa = nullptr;
+    jsErrCode err;
+    ASSERT_EQ(js_PublishMsg(&pa, js, m, nullptr, &err), NATS_OK);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+  }
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+}
+
+// The follower reads wire formats 1 and 2 (an older MMSB's streams) as well as 3; a format-3
+// publisher continues a format-2 stream but refuses a format-1 one; a newer version is refused
+// by name instead of being misread.
+TEST_F(ReplicationTest, OlderWireFormatsAreFollowedAndNewerOnesRefusedByName) {
   TempDir dir;
-  ASSERT_TRUE(Lead(dir.Sub("run.tlog"), server_.Url("S31")).ok());
+  ReplicationOptions o;
+  o.pack_in_flight = 0;  // one epoch per message, as formats 1 and 2 had
+  ASSERT_TRUE(Lead(dir.Sub("run.tlog"), server_.Url("S31"), o).ok());
   BusWorkload w(31);
   w.Setup();
-  Run(w, 3);
-  ASSERT_TRUE(repl_->WaitAcked(log_->LogEpoch(current_epoch())).ok());
-  EndSession();
-  // A newer version after the stream's format-2 epochs: the follower stops there, naming it.
-  std::vector<std::uint8_t> newer(repl::kChunkPrefixBytes + 10, 0);
-  repl::ChunkMeta meta;
-  meta.epoch = 4;
-  meta.last = true;
-  repl::EncodeChunkMeta(meta, newer.data());
-  newer[7] = 3;
-  PublishRaw(server_.server(), "S31", newer, nullptr);
-  auto f = Follower::Open(server_.Url("S31"));
-  ASSERT_FALSE(f.ok());  // the stream's tail is read at open
-  EXPECT_NE(f.status().message().find("wire format 3"), std::string::npos) << f.status().ToString();
-  // A format-1 message: a payload of log records and the fields in Mmsb-* headers.
-  PublishRaw(server_.server(), "S31", std::vector<std::uint8_t>(20, 1), "5");
-  f = Follower::Open(server_.Url("S31"));
-  ASSERT_FALSE(f.ok());
-  EXPECT_NE(f.status().message().find("wire format 1"), std::string::npos) << f.status().ToString();
-  ASSERT_TRUE(start().ok());
-  auto log = AttachLog(dir.Sub("run.tlog"));
-  ASSERT_TRUE(log.ok());
-  auto r = Replicate(*log, server_.Url("S31"));
+  Run(w, 30);
+  const Epoch last = log_->LogEpoch(current_epoch());
+  ASSERT_TRUE(repl_->WaitAcked(last).ok());
+  ASSERT_TRUE(repl_->Close().ok());
+  repl_.reset();
+  ASSERT_TRUE(log_->writer().Flush().ok());
+  std::vector<repl::ChunkMeta> metas;
+  const auto payloads = StreamPayloads(server_.server(), "S31", &metas);
+  ASSERT_EQ(metas.size(), last);
+  PublishInOldFormat(server_.server(), "S32", 1, metas, payloads);
+  PublishInOldFormat(server_.server(), "S33", 2, metas, payloads);
+  const std::uint64_t want = Replayed(dir.Sub("run.tlog")).Hash();
+  for (const char* stream : {"S32", "S33"}) {
+    auto f = FollowTo(server_.Url(stream), last);
+    ASSERT_TRUE(f) << stream;
+    EXPECT_EQ(f->state().Hash(), want) << stream;
+    EXPECT_EQ(f->stats().hashes_checked, last) << stream;
+  }
+  // A format-3 publisher refuses to append to the format-1 stream...
+  auto r = Replicate(log_, server_.Url("S32"));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("wire format 1"), std::string::npos) << r.status().ToString();
-  ASSERT_TRUE((*log)->Close().ok());
-  stop();
+  // ...and continues the format-2 one (its hash for the last epoch matches the local log).
+  r = Replicate(log_, server_.Url("S33"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  repl_ = *r;
+  Run(w, 10);
+  ASSERT_TRUE(repl_->WaitAcked(last + 10).ok());
+  EndSession();
+  EXPECT_EQ(CompleteEpochsInStream(server_.server(), "S33"), Iota(1, last + 10));
+  auto f = FollowTo(server_.Url("S33"), last + 10);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->state().Hash(), Replayed(dir.Sub("run.tlog")).Hash());
+  // A newer version after the stream's epochs: the follower stops there, naming it.
+  std::vector<std::uint8_t> newer(repl::kPrefixBytesV3 + 10, 0);
+  repl::ChunkMeta meta;
+  meta.epoch = last + 11;
+  meta.last = true;
+  repl::EncodeChunkMeta(meta, newer.data());
+  newer[7] = 4;
+  PublishRaw(server_.server(), "S33", newer, nullptr);
+  auto g = Follower::Open(server_.Url("S33"));
+  ASSERT_FALSE(g.ok());  // the stream's tail is read at open
+  EXPECT_NE(g.status().message().find("wire format 4"), std::string::npos) << g.status().ToString();
+  // Not ours at all.
+  PublishRaw(server_.server(), "S32", std::vector<std::uint8_t>(20, 1), nullptr);
+  g = Follower::Open(server_.Url("S32"));
+  ASSERT_FALSE(g.ok());
+  EXPECT_NE(g.status().message().find("not an MMSB replication"), std::string::npos)
+      << g.status().ToString();
+}
+
+// A packed message that breaks a rule of wire format 3 is refused, saying which, before any of
+// its epochs is looked at.
+TEST(ReplicationWireFormat, MalformedPackedMessagesAreRefused) {
+  ASSERT_EQ(nats_Open(-1), NATS_OK);  // natsMsg_Create needs the library (no server here)
+  auto read = [](const std::vector<std::uint8_t>& body) {
+    natsMsg* m = nullptr;
+    EXPECT_EQ(natsMsg_Create(&m, "S.log", nullptr, reinterpret_cast<const char*>(body.data()),
+                             static_cast<int>(body.size())),
+              NATS_OK);
+    repl::ChunkMeta meta;
+    Status s = repl::ReadChunkMeta(m, &meta);
+    natsMsg_Destroy(m);
+    return s.ok() ? std::string("ok") : s.message();
+  };
+  // Two epochs of 3 and 5 bytes: well formed.
+  auto packed = [](std::uint32_t count, bool last, std::uint32_t len0, std::uint64_t hash1) {
+    std::vector<std::uint8_t> b(repl::PrefixBytes(count) + 8, 7);
+    repl::ChunkMeta meta;
+    meta.epoch = 10;
+    meta.count = count;
+    meta.last = last;
+    meta.hash = 99;
+    repl::EncodeChunkMeta(meta, b.data());
+    if (count > 1) {
+      repl::EncodePackEntry(b.data(), 0, len0, 98);
+      repl::EncodePackEntry(b.data(), 1, 8 - len0, hash1);
+    }
+    return b;
+  };
+  EXPECT_EQ(read(packed(2, true, 3, 99)), "ok");
+  EXPECT_NE(read(packed(2, false, 3, 99)).find("not one whole chunk"), std::string::npos);
+  EXPECT_NE(read(packed(2, true, 3, 12)).find("hash differs"), std::string::npos);
+  auto bad_sum = packed(2, true, 3, 99);
+  bad_sum.push_back(0);  // one byte more than the table says
+  EXPECT_NE(read(bad_sum).find("differ from the"), std::string::npos);
+  auto zero = packed(1, true, 0, 0);
+  zero[48] = 0;  // an epoch count of 0
+  EXPECT_NE(read(zero).find("epoch count of 0"), std::string::npos);
+  auto short_table = packed(2, true, 3, 99);
+  short_table[48] = 200;  // 200 epochs' table cannot fit
+  EXPECT_NE(read(short_table).find("shorter than its table"), std::string::npos);
+}
+
+// While the server has a backlog (here: every acknowledgement 15 ms away behind a delaying
+// proxy), new epochs wait for the next acknowledgement and then go out packed; the stream still
+// holds every epoch once, in order, and the follower applies and checks each one.
+TEST_F(ReplicationTest, BacklogGoesOutPackedAndTheFollowerChecksEveryEpoch) {
+  TempDir dir;
+  DelayProxy proxy(server_.port(), 15);
+  ReplicationOptions o;
+  o.pack_in_flight = 1;
+  ASSERT_TRUE(
+      Lead(dir.Sub("run.tlog"), fmt::format("nats://127.0.0.1:{}/S40", proxy.port()), o).ok());
+  BusWorkload w(40);
+  w.Setup();
+  Run(w, 150);
+  const Epoch last = log_->LogEpoch(current_epoch());
+  ASSERT_TRUE(repl_->WaitAcked(last).ok());
+  const ReplicationStats rs = repl_->stats();
+  EXPECT_GE(rs.packed_messages, 1u);
+  EXPECT_LT(rs.messages, last);
+  EXPECT_GT(rs.packed_epochs, rs.packed_messages);
+  EndSession();
+  EXPECT_EQ(CompleteEpochsInStream(server_.server(), "S40"), Iota(1, last));
+  auto f = FollowTo(server_.Url("S40"), last);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->stats().epochs_applied, last);
+  EXPECT_EQ(f->stats().hashes_checked, last);  // the hash of every packed epoch, not only the last
+  EXPECT_EQ(f->stats().messages, rs.messages);
+  EXPECT_EQ(f->state().Hash(), Replayed(dir.Sub("run.tlog")).Hash());
+}
+
+// A leader republishing what the stream lacks sends it packed (at most max_epochs_per_message
+// epochs and a chunk's bytes per message; an epoch larger than a chunk alone, chunked). A replica
+// whose last epoch lies inside a packed message resumes there: the epochs it has are duplicates.
+TEST_F(ReplicationTest, RepublishedEpochsArePackedAndAReplicaResumesInsideAPackedMessage) {
+  TempDir dir, replica;
+  ReplicationOptions o;
+  o.max_epochs_per_message = 16;
+  o.max_chunk_bytes = 4000;
+  ASSERT_TRUE(Lead(dir.Sub("run.tlog"), server_.Url("S41"), o).ok());
+  BusWorkload w(41, 64 << 10);
+  w.Setup();  // whole pages: several chunks
+  Run(w, 20);
+  const Epoch k = log_->LogEpoch(current_epoch());
+  ASSERT_TRUE(repl_->WaitAcked(k).ok());
+  FollowOptions fo;
+  fo.out_dir = replica.Sub("replica.tlog");
+  {
+    auto f = FollowTo(server_.Url("S41"), k, fo);
+    ASSERT_TRUE(f);
+  }
+  ASSERT_TRUE(repl_->Close().ok());
+  repl_.reset();
+  // Logged while not replicating: small epochs with large ones among them.
+  for (int i = 0; i < 60; ++i) ASSERT_TRUE(w.Step(i % 20 == 7 ? 9000 : 64).ok());
+  const Epoch last = log_->LogEpoch(current_epoch());
+  // The whole history again, to a new stream: packed from epoch 1 on, so epoch k + 1 is inside
+  // a packed message unless k is a multiple of 16.
+  auto r = Replicate(log_, server_.Url("S42"), o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  repl_ = *r;
+  ASSERT_TRUE(repl_->WaitAcked(last).ok());
+  const ReplicationStats rs = repl_->stats();
+  EXPECT_EQ(rs.republished, last);
+  EXPECT_GE(rs.packed_messages, 4u);
+  EndSession();
+  EXPECT_EQ(CompleteEpochsInStream(server_.server(), "S42"), Iota(1, last));
+  std::vector<repl::ChunkMeta> metas;
+  (void)StreamPayloads(server_.server(), "S42", &metas);
+  bool chunked = false, inside = false;
+  for (const repl::ChunkMeta& m : metas) {
+    EXPECT_LE(m.count, 16u);
+    chunked = chunked || !m.last;
+    inside = inside || (m.epoch <= k && m.last_epoch() > k);
+  }
+  EXPECT_TRUE(chunked);  // the large epochs went alone, in chunks
+  ASSERT_TRUE(inside) << "epoch " << k << " ends a message: the resume case is not exercised";
+  auto f = FollowTo(server_.Url("S42"), last, fo);
+  ASSERT_TRUE(f);
+  EXPECT_GE(f->stats().duplicates, 1u);
+  EXPECT_EQ(f->stats().epochs_applied, last - k);
+  f.reset();
+  EXPECT_EQ(Replayed(replica.Sub("replica.tlog")).Hash(), Replayed(dir.Sub("run.tlog")).Hash());
 }
 
 TEST_F(ReplicationTest, ServerKilledAndRestartedLosesAndDuplicatesNothing) {
@@ -361,6 +622,7 @@ TEST_F(ReplicationTest, ServerKilledAndRestartedLosesAndDuplicatesNothing) {
   ReplicationOptions o;
   o.ack_timeout_ms = 300;
   o.lease_ttl_ms = 30000;
+  o.pack_in_flight = 1;  // packed messages in flight when the server dies, and in the recovery
   ASSERT_TRUE(Lead(dir.Sub("run.tlog"), server_.Url("S7"), o).ok());
   BusWorkload w(19);
   w.Setup();
@@ -377,6 +639,7 @@ TEST_F(ReplicationTest, ServerKilledAndRestartedLosesAndDuplicatesNothing) {
   const Epoch last = log_->LogEpoch(current_epoch());
   ASSERT_TRUE(repl_->WaitAcked(last, 30000).ok()) << repl_->health().ToString();
   EXPECT_GE(repl_->stats().recoveries, 1u);
+  EXPECT_GE(repl_->stats().packed_messages, 1u);
   EndSession();
   EXPECT_EQ(CompleteEpochsInStream(server_.server(), "S7"), Iota(1, last));
   auto f = FollowTo(server_.Url("S7"), last);
@@ -428,7 +691,13 @@ TEST_F(ReplicationTest, RetryOfAStoredEpochIsRefusedByItsExpectedLastSequence) {
   ASSERT_EQ(natsConnection_ConnectTo(&nc, server_.server().c_str()), NATS_OK);
   ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
   jsErrCode err = static_cast<jsErrCode>(0);
-  for (std::uint64_t seq : {std::uint64_t{2}, std::uint64_t{10}}) {
+  // The stream's second and last messages (packing may have put several epochs in one).
+  jsStreamInfo* si = nullptr;
+  ASSERT_EQ(js_GetStreamInfo(&si, js, "S30", nullptr, &err), NATS_OK);
+  const std::uint64_t last_seq = si->State.LastSeq;
+  jsStreamInfo_Destroy(si);
+  ASSERT_GE(last_seq, 3u);
+  for (std::uint64_t seq : {std::uint64_t{2}, last_seq}) {
     natsMsg* stored = nullptr;
     ASSERT_EQ(js_GetMsg(&stored, js, "S30", seq, nullptr, &err), NATS_OK);
     const char* id = nullptr;
