@@ -19,6 +19,17 @@
 
 namespace mmsb::rewriter {
 
+namespace {
+
+// Library functions whose destination pointer is the end of what they write (they write below
+// it): marking from the pointer to the end of its page would miss every byte they write, so
+// such a pointer escapes the page instead.
+bool WritesBelowPointer(llvm::StringRef name) {
+  return name == "copy_backward" || name == "move_backward";
+}
+
+}  // namespace
+
 void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
                               const clang::FunctionDecl* callee, llvm::StringRef how) {
   if (arg == nullptr || target.isNull() || target->isDependentType()) return;
@@ -31,6 +42,9 @@ void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
   auto escape_why = [&] {
     if (callee == nullptr)
       return how.empty() ? std::string("it leaves what the rewriter follows") : how.str();
+    if (marks && WritesBelowPointer(LibraryName(callee)))
+      return "it is passed to " + Quote(callee->getQualifiedNameAsString()) +
+             ", which writes below the pointer it is given";
     return "it is passed to " + Quote(callee->getQualifiedNameAsString()) +
            (library ? ", a library function that may keep it"
                     : ", which is not instrumented through this argument");
@@ -74,7 +88,7 @@ void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
              {Quote(SourceText(e)),
               "an atomic builtin: its object is marked when it is "
               "evaluated and again at the end of the full-expression"});
-  } else if (marks) {
+  } else if (marks && !WritesBelowPointer(LibraryName(callee))) {
     if (Wrap(e, HeldPointerOpen(), ")", kSiteMarkPointer, e->getExprLoc()))
       Remark(DiagKind::kRemarkLibraryMark, e->getExprLoc(),
              {callee_name(), "the pointer " + Quote(SourceText(e)),

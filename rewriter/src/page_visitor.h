@@ -240,6 +240,21 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   // translation unit outside system headers. Calling it needs no mark.
   bool CalleeIsInstrumented(const clang::CXXMethodDecl* md) const;
 
+  // A member function called on page storage may keep its object's address beyond the call (the
+  // held mark's invariant does not hold: it is escaped instead). False for a member of a page
+  // type (rewritten where it is defined), for library code (system headers, the documented
+  // assumption of held marks) and for a non-virtual callee whose
+  // body this TU has, where every use of `this` is a member read, a store to a member (through
+  // members and subscripts), a call of a member function that itself may not keep `this`, or
+  // `return *this`. Anything else (`this` or a member's address stored, passed or captured, a
+  // body not seen, a virtual call) may keep it.
+  bool CalleeMayKeepThis(const clang::CXXMethodDecl* md, unsigned depth = 0) const;
+
+  // Escapes the page that `base` (the object of a member call on page storage) lies in when the
+  // callee may keep its address; an escape that cannot be placed is reported as unrewritable.
+  void EscapeIfKept(const clang::CXXMethodDecl* md, const clang::Expr* base,
+                    clang::SourceLocation loc);
+
   // `e` is a call that marks page storage itself (a non-const member call on page storage that
   // returns a reference into it): a store through its result needs no second barrier.
   bool IsMarkingCall(const clang::Expr* e) const;

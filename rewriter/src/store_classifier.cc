@@ -3,15 +3,19 @@
 // follows), which page type that is, and whether a call's object is page storage. Every barrier,
 // mark and escape decision starts here; an expression not shown to be page storage is left alone.
 
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mmsb/rewriter/attributes.h"
 
 #include "clang/AST/DeclTemplate.h"
 #include "clang/AST/ExprCXX.h"
+#include "clang/AST/ParentMap.h"
+#include "clang/AST/RecursiveASTVisitor.h"
 #include "clang/AST/StmtCXX.h"
 #include "clang/Lex/Lexer.h"
 #include "llvm/ADT/StringSet.h"
@@ -80,6 +84,112 @@ bool PageVisitor::CalleeIsInstrumented(const clang::CXXMethodDecl* md) const {
   if (!md->isDefined(def) || def == nullptr) return false;
   if (const clang::FunctionDecl* pattern = def->getTemplateInstantiationPattern()) def = pattern;
   return !sm_.isInSystemHeader(sm_.getExpansionLoc(def->getLocation()));
+}
+
+namespace {
+
+// The uses of `this` in one member function's body (PageVisitor::CalleeMayKeepThis).
+class ThisUses : public clang::RecursiveASTVisitor<ThisUses> {
+ public:
+  ThisUses(clang::Stmt* body, std::function<bool(const clang::CXXMethodDecl*)> may_keep)
+      : parents_(body), may_keep_(std::move(may_keep)) {}
+
+  bool VisitLambdaExpr(clang::LambdaExpr* le) {
+    for (const clang::LambdaCapture& c : le->captures())
+      if (c.capturesThis()) kept_ = true;
+    return !kept_;
+  }
+  bool VisitCXXThisExpr(clang::CXXThisExpr* th) {
+    if (!ThisUseIsConfined(th)) kept_ = true;
+    return !kept_;
+  }
+  bool kept() const { return kept_; }
+
+ private:
+  const clang::Stmt* Parent(const clang::Stmt* s) const {
+    const clang::Stmt* p = parents_.getParent(s);
+    while (p != nullptr) {
+      if (llvm::isa<clang::ParenExpr>(p)) {
+        p = parents_.getParent(p);
+      } else if (const auto* ic = llvm::dyn_cast<clang::ImplicitCastExpr>(p);
+                 ic != nullptr && (ic->getCastKind() == clang::CK_NoOp ||
+                                   ic->getCastKind() == clang::CK_UncheckedDerivedToBase ||
+                                   ic->getCastKind() == clang::CK_DerivedToBase)) {
+        p = parents_.getParent(p);
+      } else {
+        break;
+      }
+    }
+    return p;
+  }
+
+  bool MethodIsConfined(const clang::CXXMethodDecl* md) const {
+    return md->isStatic() || (md->isTrivial() && !md->isVirtual()) || !may_keep_(md);
+  }
+
+  bool ThisUseIsConfined(const clang::CXXThisExpr* th) const {
+    const clang::Stmt* p = Parent(th);
+    if (const auto* me = llvm::dyn_cast_or_null<clang::MemberExpr>(p))
+      return MemberUseIsConfined(me);
+    // `return *this;`: the caller follows a reference a call on page storage returns.
+    if (const auto* uo = llvm::dyn_cast_or_null<clang::UnaryOperator>(p);
+        uo != nullptr && uo->getOpcode() == clang::UO_Deref)
+      return llvm::isa_and_nonnull<clang::ReturnStmt>(Parent(uo));
+    return false;
+  }
+
+  // `e` (a member of `*this`, or part of one) is read, stored to, or the object of a member call
+  // that does not keep it.
+  bool MemberUseIsConfined(const clang::Expr* e) const {
+    if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
+      if (const auto* md = llvm::dyn_cast<clang::CXXMethodDecl>(me->getMemberDecl()))
+        return llvm::isa_and_nonnull<clang::CXXMemberCallExpr>(Parent(me)) && MethodIsConfined(md);
+    }
+    const clang::Stmt* p = Parent(e);
+    if (p == nullptr) return false;
+    if (const auto* ic = llvm::dyn_cast<clang::ImplicitCastExpr>(p)) {
+      if (ic->getCastKind() == clang::CK_LValueToRValue) return true;
+      if (ic->getCastKind() == clang::CK_ArrayToPointerDecay) {
+        const auto* ase = llvm::dyn_cast_or_null<clang::ArraySubscriptExpr>(Parent(ic));
+        return ase != nullptr && ase->getBase()->IgnoreParenImpCasts() == e->IgnoreParens() &&
+               MemberUseIsConfined(ase);
+      }
+      return false;
+    }
+    if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(p))
+      return bo->isAssignmentOp() && bo->getLHS()->IgnoreParens() == e;
+    if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(p))
+      return uo->isIncrementDecrementOp();
+    if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(p))
+      return !me->isArrow() && MemberUseIsConfined(me);
+    if (const auto* oc = llvm::dyn_cast<clang::CXXOperatorCallExpr>(p)) {
+      const auto* md = llvm::dyn_cast_or_null<clang::CXXMethodDecl>(oc->getDirectCallee());
+      return md != nullptr && oc->getNumArgs() > 0 && oc->getArg(0)->IgnoreParens() == e &&
+             MethodIsConfined(md);
+    }
+    return false;
+  }
+
+  clang::ParentMap parents_;
+  std::function<bool(const clang::CXXMethodDecl*)> may_keep_;
+  bool kept_ = false;
+};
+
+}  // namespace
+
+bool PageVisitor::CalleeMayKeepThis(const clang::CXXMethodDecl* md, unsigned depth) const {
+  // A page type's own member functions are rewritten where they are defined: their `this` is
+  // page storage there, and what they do with it is followed (or escaped) in that TU.
+  if (md->isStatic() || IsPageRecord(md->getParent())) return false;
+  if (sm_.isInSystemHeader(sm_.getExpansionLoc(md->getLocation()))) return false;
+  if (depth > 4 || md->isVirtual()) return true;
+  const clang::FunctionDecl* def = nullptr;
+  if (!md->hasBody(def) || def == nullptr || def->getBody() == nullptr) return true;
+  ThisUses uses(def->getBody(), [&](const clang::CXXMethodDecl* callee) {
+    return CalleeMayKeepThis(callee, depth + 1);
+  });
+  uses.TraverseStmt(def->getBody());
+  return uses.kept();
 }
 
 bool PageVisitor::IsMarkingCall(const clang::Expr* e) const {

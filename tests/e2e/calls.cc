@@ -1,4 +1,5 @@
-// Calls: non-const member calls, library calls that write through pointers and references
+// Calls: non-const member calls (a member type's function that keeps `this` escapes the page),
+// library calls that write through pointers and references
 // (memcpy, std::fill, std::sort, snprintf, ...: the range is marked, the page stays exact under
 // verify mode), atomic builtins; escapes (an uninstrumented callee, a kept pointer written in a
 // later epoch, a returned reference, placement new, a store inside a macro): the page is marked
@@ -21,7 +22,6 @@ struct [[mmsb::page]] Marks {
   float x[32];
   int ids[16];
   std::array<int, 8> arr;
-  opaque::Counter counter;
   long atom;
   long expected;
   int sync;
@@ -33,12 +33,39 @@ struct [[mmsb::page]] Scratch {
   float v[16];
 };
 
+// Member types whose functions this TU compiles: one keeps its object's address (`this`), the
+// other only reads and writes its members.
+struct Node;
+Node* g_node = nullptr;
+struct Node {
+  int v[4];
+  void Register() { g_node = this; }
+};
+struct Tally {
+  int n;
+  int last;
+  Tally& Add(int by) {
+    n += by;
+    last = by;
+    return *this;
+  }
+};
+
+struct [[mmsb::page]] Members {
+  Tally tally;
+  Node node;
+  opaque::Counter counter;
+};
+
 struct [[mmsb::page]] TxState {
   int a, b, c, d;
   int log[8];
 };
 
 [[mmsb::page]] Marks g_marks;
+[[mmsb::page]] Members g_tallied;
+[[mmsb::page]] Members g_registered;
+[[mmsb::page]] Members g_counted;
 [[mmsb::page]] Scratch g_opaque_call;
 [[mmsb::page]] Scratch g_kept;
 [[mmsb::page]] Scratch g_returned;
@@ -89,6 +116,9 @@ using namespace calls;
 
 int main() {
   e2e::Track("g_marks", &g_marks);
+  e2e::Track("g_tallied", &g_tallied);
+  e2e::Track("g_registered", &g_registered);
+  e2e::Track("g_counted", &g_counted);
   e2e::Track("g_opaque_call", &g_opaque_call);
   e2e::Track("g_kept", &g_kept);
   e2e::Track("g_returned", &g_returned);
@@ -124,7 +154,15 @@ int main() {
   // Member calls the plugin cannot see into mark the object.
   g_marks.arr.fill(7);
   e2e::EndEpoch();
-  g_marks.counter.Bump(3);
+  g_tallied.tally.Add(3).Add(4);
+  e2e::EndEpoch();
+  // A member function the plugin cannot see may keep its object's address: the page escapes.
+  g_counted.counter.Bump(3);
+  e2e::EndEpoch();
+  // Regression: Register keeps `this`; the store through it an epoch later is exact.
+  g_registered.node.Register();
+  e2e::EndEpoch();
+  g_node->v[2] = 9;
   e2e::EndEpoch();
   g_marks.arr[5] = 50;
   g_marks.arr.at(6) = 60;
@@ -133,7 +171,7 @@ int main() {
   // object's first mark, so the callee's stores fall in the next epoch: they must be in it.
   g_marks.arr.fill(System{}.Run(4));
   e2e::EndEpoch();
-  g_marks.counter.Bump(System{}.Run(5));
+  g_tallied.tally.Add(System{}.Run(5));
   e2e::EndEpoch();
   std::fill(g_marks.tail + 8, g_marks.tail + 12, System{}.Run(6));
   e2e::EndEpoch();
@@ -189,6 +227,8 @@ int main() {
   g_tx.log[4] = System{}.Run(21);
   e2e::EndEpoch();
 
+  e2e::ExpectEscaped(&g_counted);
+  e2e::ExpectEscaped(&g_registered);
   e2e::ExpectEscaped(&g_opaque_call);
   e2e::ExpectEscaped(&g_kept);
   e2e::ExpectEscaped(&g_returned);

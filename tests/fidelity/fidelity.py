@@ -6,8 +6,13 @@ Each generated program writes [[mmsb::page]] state through constructs drawn from
 structs, bitfields, unions, references and pointers kept in locals and globals, lambdas and
 std::function, member calls whose arguments commit, transactions that throw, standard
 algorithms, templates shared with non-page types, mutable members, commits inside loops, in
-callbacks and on other threads at quiescent points, inline asm, several translation units, MMSB
-headers seen as system headers). It is built twice:
+callbacks, through function pointers and on other threads at quiescent points, inline asm,
+several translation units, MMSB headers seen as system headers; escapes: pointers in arrays and
+pointers to pointers, lambdas stored in a global std::function and called later, `this` kept by
+a member function of a page's member type, references returned by functions; library writes:
+memset/memmove/strcpy/snprintf/sscanf, std::ranges, std::tie, std::span, std::atomic_ref;
+whole-page copies, placement new, operator overloads, std::atomic members, signed bit-fields;
+docs/PluginGuide.md has the table). It is built twice:
 
   plain       clang++-19 without the plugin, FIDELITY_PLAIN defined: every commit point prints
               the bytes of every page (the ground truth);
@@ -20,7 +25,7 @@ must exit 0, and the log, replayed epoch by epoch (fidelity_replay), must equal 
 build's bytes at every commit.
 
   fidelity.py run --build BUILD_DIR [--seed S] [--count N] [--functions F] [--jobs J]
-                  [--reduce] [--keep DIR] [--figures]
+                  [--reduce] [--keep DIR] [--figures] [--productions NAME,...]
   fidelity.py check --build BUILD_DIR --kind KIND FILE...   (cvise's interestingness test)
 
 A failure is kept under --keep (default: a temporary directory) with its sources, both

@@ -3,6 +3,7 @@
 import argparse
 import os
 
+from . import grammar
 from .campaign import cmd_run, cmd_summary
 from .reduce import cmd_check, cmd_selftest_reduce
 
@@ -29,6 +30,8 @@ def main(doc):
     run.add_argument("--plain-every", type=int, default=4,
                      help="with --oracle self, build every K-th program plain too and check that "
                           "it computes the same bytes (default 4)")
+    run.add_argument("--productions",
+                     help="comma-separated productions to draw from (default: all of them)")
     run.add_argument("--results", help="append a JSON line per program to this file, and skip "
                                         "the seeds it already has (a resumable campaign)")
     run.add_argument("--pch-every", type=int, default=8,
@@ -51,6 +54,11 @@ def main(doc):
     chk.add_argument("files", nargs="+")
     args = ap.parse_args()
     if args.cmd == "run":
+        if args.productions:
+            unknown = set(args.productions.split(",")) - set(grammar.PRODUCTIONS)
+            if unknown:
+                ap.error(f"unknown productions: {', '.join(sorted(unknown))}")
+            grammar.SELECTED = args.productions.split(",")
         return cmd_run(args)
     if args.cmd == "summary":
         return cmd_summary(args)

@@ -11,9 +11,20 @@ import random
 
 PRELUDE = r"""
 #include <array>
+#include <atomic>
 #include SUPPORT_INCLUDE
 
 struct Cell { int a; double b; };
+// A user type with operator overloads, a member of a page (its operators are not page code).
+struct Vec2 {
+  int x, y;
+  Vec2& operator+=(const Vec2& o) { x += o.x; y += o.y; return *this; }
+  Vec2& operator++() { ++x; return *this; }
+};
+inline Vec2 operator+(Vec2 l, const Vec2& r) { return l += r; }
+struct Mat { int m[4][4]; double w; };
+// A member function of a non-page type that keeps `this` (called on page storage).
+struct Node { int v[4]; void Register(); };
 struct Bits { unsigned n : 4; unsigned mode : 4; };
 union Num { int i; float f; };
 struct [[mmsb::page]] S {
@@ -31,6 +42,12 @@ struct [[mmsb::page]] S {
   fid::Acc acc;
   int grid[8][8];
   mutable int cache;
+  int sb : 5;
+  int sx : 13;
+  char name[24];
+  Vec2 v2;
+  Mat mats[3];
+  Node node;
 };
 struct PlainLevel { int level : 5; int pad; };
 
@@ -38,17 +55,28 @@ struct PlainLevel { int level : 5; int pad; };
 [[mmsb::page]] S g1;
 [[mmsb::page]] float g_series[64];
 // Pages of the threaded productions: one per worker thread, and one shared under a mutex.
-struct [[mmsb::page]] T { int v[32]; long long n; };
+struct [[mmsb::page]] T { int v[32]; long long n; std::atomic<int> hits; std::atomic<long long> total; };
 [[mmsb::page]] T gt0;
 [[mmsb::page]] T gt1;
 [[mmsb::page]] T gm;
 int* g_keep = nullptr;
 int g_sink = 0;
+Node* g_node = nullptr;
+void Node::Register() { g_node = this; }
 
 template <class T>
 void SetLevel(T& t, int v) { t.level = v; }
 template <class T>
 void BumpAll(T* p, int n, int v) { for (int i = 0; i < n; ++i) p[i] += v; }
+template <class P>
+void Reset(P& p, int v) { p.level = v; for (auto& x : p.a) x = v; p.cells[3].b = v; p.v2 += Vec2{v, v}; }
+template <class P>
+struct Editor { P& p; void Set(int k, int v) { p.a[k & 63] = v; p.mats[k % 3].m[k & 3][0] = v; } };
+// Functions that hand out references into page storage.
+int& Slot(S& s, int k) { return s.a[k & 63]; }
+int& SlotG(int k) { return g1.a[k & 63]; }
+// Declared here, defined after the generated functions: a loop calling it may commit.
+void MaybeCommit(int i, int k);
 
 [[mmsb::transaction]] int Produce(int v) {
   fid::Tx tx;
@@ -307,6 +335,240 @@ def p_commit(r, ctx):
     return f"g0.level = {_v(r)}; fid::CommitPoint(); g0.level += 1;"
 
 
+# ---- stores through escapes, aliases and library code (the constructs most likely to lose one)
+
+
+def p_this_escape(r, ctx):
+    # A member function of a non-page type keeps `this` (a page's member) in a global; a later
+    # function (after commits) writes through it.
+    k = r.randint(0, 3)
+    return r.choice([
+        f"g{r.randint(0, 1)}.node.Register(); g_node->v[{k}] = {_v(r)};",
+        f"g0.node.Register(); fid::CommitPoint(); g_node->v[{k}] += {_v(r)};",
+        f"if (g_node) g_node->v[{k}] ^= {_v(r)}; else g1.node.Register();",
+    ])
+
+
+def p_local_pointer_array(r, ctx):
+    k, j = r.randint(0, 63), r.randint(0, 63)
+    return r.choice([
+        f"int* ps[2] = {{&g0.a[{k}], &g1.a[{j}]}}; *ps[0] = {_v(r)}; *ps[1] += {_v(r)};",
+        f"int* ps[2] = {{}}; ps[1] = &g0.a[{k}]; *ps[1] = {_v(r)}; ps[1][0] ^= 3;",
+        f"struct {{ int* p; int n; }} h{{&g1.a[{k}], 1}}; *h.p = {_v(r)};",
+    ])
+
+
+def p_pointer_to_pointer(r, ctx):
+    k = r.randint(0, 63)
+    return r.choice([
+        f"int* p = &g0.a[{k}]; int** pp = &p; **pp = {_v(r)};",
+        f"int* p = &g1.a[{k}]; int*& rp = p; *rp += {_v(r)};",
+        f"int local = 0; int* p = &local; int** pp = &p; *pp = &g0.a[{k}]; *p = {_v(r)}; "
+        f"g_sink += local;",
+        f"long long* q = nullptr; long long** qq = &q; *qq = &g1.b[{k & 31}]; q[0] = {_v(r)};",
+    ])
+
+
+def p_member_pointer(r, ctx):
+    return r.choice([
+        f"int S::*pm = &S::level; g0.*pm = {_v(r)}; g1.*pm += {_v(r)};",
+        f"S* ps = &g{r.randint(0, 1)}; int S::*pm = &S::cache; ps->*pm = {_v(r)};",
+        f"double Cell::*pd = &Cell::b; g0.cells[{r.randint(0, 15)}].*pd = {_v(r)}.5;",
+    ])
+
+
+def p_lambda_stored(r, ctx):
+    # A lambda capturing page storage by reference (or a pointer into it), stored in a global
+    # std::function and called later, from another function (lambda_call).
+    ctx.setdefault("decls", {})["g_fn"] = "std::function<void(int)> g_fn;\n"
+    k = r.randint(0, 15)
+    set_fn = r.choice([
+        f"g_fn = [&c = g0.cells[{k}]](int v) {{ c.a += v; c.b = v * 0.25; }};",
+        f"g_fn = [p = &g1.a[{r.randint(0, 63)}]](int v) {{ *p = v; }};",
+        f"int& ref = g1.level; g_fn = [&ref](int v) {{ ref -= v; }};",
+        f"g_fn = [&](int v) {{ g0.a[{r.randint(0, 63)}] ^= v; }};",
+    ])
+    return set_fn + r.choice(["", f" g_fn({_v(r)});"])
+
+
+def p_lambda_call(r, ctx):
+    ctx.setdefault("decls", {})["g_fn"] = "std::function<void(int)> g_fn;\n"
+    return f"if (g_fn) g_fn({_v(r)});"
+
+
+def p_fnptr_commit(r, ctx):
+    # A commit through a function pointer inside a loop (the loop cannot be marked as a whole).
+    n = r.randint(4, 64)
+    k = r.randint(0, n - 2)
+    return r.choice([
+        f"void (*cb)() = &fid::CommitPoint; for (int i = 0; i < {n}; ++i) {{ g0.a[i] = i + {_v(r)}; "
+        f"if (i == {k}) cb(); }}",
+        f"for (int i = 0; i < {n}; ++i) {{ g1.a[i] ^= {_v(r)}; MaybeCommit(i, {k}); }}",
+        f"void (*w)(int, int) = &MaybeCommit; int* p = g0.a; for (int i = 0; i < {n}; ++i) "
+        f"{{ p[i] = i * {_v(r)}; w(i, {k}); }}",
+    ])
+
+
+def p_pointer_walk(r, ctx):
+    lo = r.randint(0, 30)
+    hi = r.randint(lo + 1, 64)
+    k = r.randint(lo, hi - 1)
+    return r.choice([
+        f"for (int* q = g0.a + {lo}; q != g0.a + {hi}; ++q) *q = {_v(r)} + int(q - g0.a);",
+        f"int* p = g0.a; for (int i = {lo}; i < {hi}; ++i) {{ p[i] = i; if (i == {k}) p = g1.a; }}",
+        f"int* p = &g0.a[{lo}]; *p = {_v(r)}; fid::CommitPoint(); p += 3; *p = {_v(r)}; p[-1] ^= 5;",
+        f"double* d = &g1.m[0][0]; for (int i = 0; i < 64; i += {r.randint(1, 9)}) d[i] = i * 0.5;",
+    ])
+
+
+def p_struct_assign(r, ctx):
+    k, j = r.randint(0, 15), r.randint(0, 15)
+    return r.choice([
+        f"g0.cells[{k}] = Cell{{{_v(r)}, 1.5}};",
+        f"g1.cells[{k}] = g0.cells[{j}];",
+        f"g0.bits = Bits{{{r.randint(0, 15)}, {r.randint(0, 15)}}};",
+        f"g0.num = Num{{{_v(r)}}};",
+        f"g1.mats[{k % 3}] = g0.mats[{j % 3}];",
+        f"g0.v2 = {{{_v(r)}, -{_v(r)}}};",
+        f"Cell c{{{_v(r)}, 0.25}}; g1.cells[{k}] = c; g1.cells[{j}].a += c.a;",
+    ])
+
+
+def p_whole_page(r, ctx):
+    return r.choice([
+        "g1 = g0;",
+        f"g0 = S{{}}; g0.level = {_v(r)};",
+        "std::swap(g0, g1);",
+        "std::memcpy(&g1, &g0, sizeof g0);",
+        f"S tmp = g0; tmp.level = {_v(r)}; tmp.a[{r.randint(0, 63)}] = 1; g0 = tmp;",
+        f"S& s = g{r.randint(0, 1)}; s = g{r.randint(0, 1)}; s.cache = {_v(r)};",
+    ])
+
+
+def p_library_writes(r, ctx):
+    lo = r.randint(0, 30)
+    n = r.randint(1, 32)
+    k = r.randint(0, 63)
+    return r.choice([
+        f"std::memset(&g0.b[{lo}], 0, {min(n, 32 - lo if lo < 32 else 1)} * sizeof(long long));",
+        f"std::memset(g1.grid, {r.randint(0, 127)}, sizeof g1.grid);",
+        f"std::memmove(g0.a + 1, g0.a, {n} * sizeof(int));",
+        f"std::copy_backward(g0.a, g0.a + {n}, g0.a + {n + 16});",
+        f"int tmp[4] = {{{_v(r)}, 2, 3, 4}}; std::copy_backward(tmp, tmp + 4, g1.a + {lo + 4});",
+        f"long long tmp[3] = {{{_v(r)}, 5, 6}}; std::move_backward(tmp, tmp + 3, std::end(g0.b));",
+        f"std::fill_n(&g0.m[0][0], {r.randint(1, 64)}, {_v(r)}.5);",
+        f"std::sort(g0.cells, g0.cells + {r.randint(1, 16)}, [](const Cell& x, const Cell& y) "
+        f"{{ return x.a > y.a; }});",
+        f"std::ranges::fill(g1.arr, {_v(r)});",
+        "std::ranges::sort(g0.a);",
+        f"std::snprintf(g0.name, sizeof g0.name, \"v%d\", {_v(r)});",
+        f"std::strcpy(g1.name, \"n{_v(r)}\");",
+        f"std::sscanf(\"{_v(r)} {_v(r)}\", \"%d %d\", &g0.level, &g1.a[{k}]);",
+        f"std::to_chars(g0.name, g0.name + sizeof g0.name, {_v(r)});",
+        f"std::uninitialized_fill(g0.a + {lo}, g0.a + {lo + n}, {_v(r)});",
+        f"std::copy(g0.cells, g0.cells + {r.randint(1, 8)}, g1.cells + {r.randint(0, 8)});",
+        f"std::tie(g0.level, g1.a[{k}]) = std::make_tuple({_v(r)}, {_v(r)});",
+        f"std::pair<int&, double&> pr{{g0.cells[{k & 15}].a, g0.cells[{k & 15}].b}}; "
+        f"pr.first = {_v(r)}; pr.second = 2.0;",
+        f"std::span<int> sp(g0.a); sp[{k}] = {_v(r)}; std::ranges::fill(sp.subspan({lo}, {n}), 7);",
+        f"for (int& x : std::span(g1.a).first({n})) x = {_v(r)};",
+        f"std::atomic_ref<int>(g0.a[{k}]).fetch_add({_v(r)});",
+        f"std::atomic_ref<long long> ar(g1.b[{k & 31}]); ar.store({_v(r)});",
+    ])
+
+
+def p_binding(r, ctx):
+    k = r.randint(0, 15)
+    return r.choice([
+        f"auto& [a, b] = g0.cells[{k}]; a = {_v(r)}; b += 1.0;",
+        f"for (auto& [a, b] : g1.cells) {{ a ^= {_v(r)}; b = a * 0.5; }}",
+        f"auto& [x, y] = g0.v2; x += {_v(r)}; fid::CommitPoint(); y = x;",
+        f"auto [x, y] = g1.v2; g1.level = x + y + {_v(r)};",
+        f"auto&& [p, q, s, t] = g1.mats[{k % 3}].m[{k & 3}]; (void)q; (void)s; t = p; p = {_v(r)};",
+    ])
+
+
+def p_identity_struct(r, ctx):
+    k = r.randint(0, 2)
+    return r.choice([
+        "for (int k = 0; k < 3; ++k) for (int i = 0; i < 4; ++i) for (int j = 0; j < 4; ++j) "
+        "g0.mats[k].m[i][j] = i == j;",
+        f"Mat& mt = g1.mats[{k}]; for (int i = 0; i < 4; ++i) for (int j = 0; j < 4; ++j) "
+        f"mt.m[i][j] = (i + j) * {_v(r)}; mt.w = 1.0;",
+        f"for (auto& mt : g0.mats) for (auto& row : mt.m) row[{r.randint(0, 3)}] = {_v(r)};",
+    ])
+
+
+def p_operator(r, ctx):
+    return r.choice([
+        f"g0.v2 += Vec2{{{_v(r)}, 1}};",
+        "g1.v2 = g1.v2 + g0.v2;",
+        "++g0.v2; ++g1.v2;",
+        f"Vec2& v = g1.v2; v += Vec2{{2, {_v(r)}}}; fid::CommitPoint(); ++v;",
+    ])
+
+
+def p_atomic_member(r, ctx):
+    return r.choice([
+        f"gt0.hits.fetch_add({_v(r)}); gt0.total += {_v(r)};",
+        f"gt1.hits++; gt1.total.store({_v(r)});",
+        f"int e = gt0.hits.load(); gt0.hits.compare_exchange_strong(e, {_v(r)});",
+        f"gt1.hits.exchange({_v(r)}); --gt1.total;",
+    ])
+
+
+def p_placement(r, ctx):
+    k = r.randint(0, 15)
+    return r.choice([
+        f"new (&g0.cells[{k}]) Cell{{{_v(r)}, 2.5}};",
+        f"::new (static_cast<void*>(&g1.a[{r.randint(0, 63)}])) int({_v(r)});",
+        f"std::construct_at(&g0.v2, Vec2{{{_v(r)}, 3}});",
+        f"std::destroy_at(&g1.cells[{k}]); new (&g1.cells[{k}]) Cell{{}};",
+    ])
+
+
+def p_template_page(r, ctx):
+    k = r.randint(0, 63)
+    return r.choice([
+        f"Reset(g{r.randint(0, 1)}, {_v(r)});",
+        f"[](auto& p, int v) {{ p.grid[2][3] = v; p.v2 += Vec2{{v, v}}; }}(g0, {_v(r)});",
+        f"Editor<S>{{g1}}.Set({k}, {_v(r)});",
+    ])
+
+
+def p_ref_return(r, ctx):
+    k = r.randint(0, 63)
+    return r.choice([
+        f"Slot(g0, {k}) = {_v(r)}; Slot(g1, {k + 1}) += 2;",
+        f"SlotG({k}) = {_v(r)};",
+        f"int& x = SlotG({k}); fid::CommitPoint(); x ^= {_v(r)};",
+    ])
+
+
+def p_static_local_pointer(r, ctx):
+    return f"static int* cached = &g0.a[{r.randint(0, 63)}]; *cached += {_v(r)};"
+
+
+def p_signed_bits(r, ctx):
+    return (f"g0.sb = -({_v(r)} % 16); g0.sx -= {_v(r)}; g0.sx++; g1.sb = g0.sx >> 3; "
+            f"g1.sx = g1.sb * {r.randint(1, 99)};")
+
+
+def p_cast_store(r, ctx):
+    k = r.randint(0, 31)
+    return r.choice([
+        f"reinterpret_cast<unsigned char*>(&g0.level)[1] = {r.randint(0, 255)};",
+        f"unsigned char* bytes = reinterpret_cast<unsigned char*>(&g1.b[{k}]); bytes[3] ^= 0x5a;",
+        f"*reinterpret_cast<int*>(reinterpret_cast<char*>(&g0) + __builtin_offsetof(S, level)) "
+        f"= {_v(r)};",
+    ])
+
+
+def p_union_alias(r, ctx):
+    return r.choice([f"g0.num = Num{{.f = {_v(r)}.5f}};",
+                     f"Num& n = g1.num; n.i = {_v(r)}; n.f += 1.0f;"])
+
+
 PRODUCTIONS = {name[2:]: fn for name, fn in globals().items() if name.startswith("p_")}
 
 # The defect classes of issue 13 that a failing production points at (rediscovered_classes).
@@ -326,11 +588,15 @@ PAGES = ["g0", "g1", "g_series", "gt0", "gt1", "gm"]
 THREADED = {"threads_own_tx", "mutex_shared", "concurrent_commit"}
 
 HEADERS = [
-    ("algorithm", ["std::fill", "std::sort", "std::reverse", "std::copy", "std::transform",
+    ("algorithm", ["std::fill", "std::sort", "std::copy_backward", "std::ranges::", "std::reverse", "std::copy", "std::transform",
                    "std::generate", "std::for_each"]),
-    ("atomic", ["std::atomic"]), ("cstring", ["std::memcpy"]), ("functional", ["std::function"]),
-    ("numeric", ["std::iota"]), ("thread", ["std::thread"]), ("utility", ["std::swap"]),
-    ("mutex", ["std::mutex"]),
+    ("atomic", ["std::atomic"]), ("cstring", ["std::memcpy", "std::memset", "std::memmove", "std::strcpy"]),
+    ("functional", ["std::function"]),
+    ("numeric", ["std::iota"]), ("thread", ["std::thread"]), ("utility", ["std::swap", "std::pair"]),
+    ("mutex", ["std::mutex"]), ("memory", ["std::construct_at", "std::destroy_at",
+                                          "std::uninitialized_fill"]),
+    ("span", ["std::span"]), ("tuple", ["std::tie", "std::make_tuple"]),
+    ("charconv", ["std::to_chars"]), ("cstdio", ["std::snprintf", "std::sscanf"]),
 ]
 
 TU2 = r"""
@@ -346,6 +612,13 @@ MAIN_START = ("int main(int argc, char** argv) {\n" +
               "  fid::CommitPoint();\n")
 
 
+# The productions generate() draws from (fidelity.py run --productions): all by default.
+SELECTED = None
+
+# Defined after the generated functions, so that a loop calling it sees only its declaration.
+TAIL = "void MaybeCommit(int i, int k) { if (i == k) fid::CommitPoint(); }\n"
+
+
 def generate(seed, functions):
     """Returns (sources: {name: text}, productions used in order)."""
     r = random.Random(seed)
@@ -353,7 +626,7 @@ def generate(seed, functions):
     system_headers = r.random() < 0.5
     used = []
     bodies = []
-    names = sorted(PRODUCTIONS)
+    names = sorted(SELECTED or PRODUCTIONS)
     for i in range(functions):
         name = r.choice(names)
         used.append(name)
@@ -368,7 +641,9 @@ def generate(seed, functions):
             PRELUDE.replace("SUPPORT_INCLUDE", include)]
     if "tu2" in ctx:
         main.append("void WriteSeries(int k, float v);\n")
+    main.extend(ctx.get("decls", {}).values())
     main.extend(bodies)
+    main.append(TAIL)
     main.append(MAIN_START)
     for i in range(functions):
         main.append(f"  f{i}(); fid::CommitPoint();\n")
