@@ -121,6 +121,10 @@ int main() {
   --heap->d;
   g_pragma.len <<= 2;
   g_pragma.when %= 7;
+  g_wire.i += heap->i;  // misaligned members and bit-fields on the right are read by value
+  const Bits local{3, 5};
+  g_wire.s = local.mode;
+  g_wire.s += local.level;
   const int seen = (g_wire.i -= 1);
   const std::uint64_t old = g_wire.u++;
   g_pragma.x = g_wire.d = 0.75;  // chained: the inner result is read as a value

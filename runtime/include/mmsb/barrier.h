@@ -340,8 +340,18 @@ class UnalignedStoreRef {
   // (`s.x = {3}`, `s.x = {}`) initialises a Braced, narrowing checked, as the built-in `=`
   // initialises the scalar: through a parameter of type T, clang would warn of braces around a
   // scalar initializer (-Wbraced-scalar-init), which the built-in `=` does not.
+  // A scalar right-hand side is taken by value: it may itself be a member with reduced alignment
+  // or a bit-field, which a reference must not bind to (UBSan: misaligned reference binding).
   template <class U>
-    requires(std::is_arithmetic_v<T> && std::is_convertible_v<U, T>)
+    requires(std::is_arithmetic_v<T> && std::is_scalar_v<U> && std::is_convertible_v<U, T>)
+  [[gnu::always_inline]] constexpr T operator=(U v) const noexcept {
+    const T t = v;
+    Store(t);
+    return t;
+  }
+  template <class U>
+    requires(std::is_arithmetic_v<T> && !std::is_scalar_v<std::remove_cvref_t<U>> &&
+             std::is_convertible_v<U, T>)
   [[gnu::always_inline]] constexpr T operator=(U&& v) const noexcept {
     const T t = static_cast<U&&>(v);
     Store(t);
@@ -357,8 +367,19 @@ class UnalignedStoreRef {
     return b.value;
   }
 
+// As for `=`, a scalar right-hand side is taken by value (it may be a misaligned member or a
+// bit-field); anything else is forwarded.
 #define MMSB_UNALIGNED_COMPOUND(op)                                      \
   template <class U>                                                     \
+    requires(std::is_scalar_v<U>)                                        \
+  [[gnu::always_inline]] constexpr T operator op(U v) const noexcept {   \
+    T t = Load();                                                        \
+    t op v;                                                              \
+    Store(t);                                                            \
+    return t;                                                            \
+  }                                                                      \
+  template <class U>                                                     \
+    requires(!std::is_scalar_v<std::remove_cvref_t<U>>)                  \
   [[gnu::always_inline]] constexpr T operator op(U&& v) const noexcept { \
     T t = Load();                                                        \
     t op static_cast<U&&>(v);                                            \
