@@ -131,11 +131,17 @@ class Bus final : public CommittedImages {
   };
 
   explicit Bus(const Options& options) : options_(options), graph_(options.propagation_threads) {}
-  // Takes the lock and commits; `notify` receives the sinks whose AfterCommit must run (outside
-  // the lock) for the epoch stored in `*committed`.
-  // `*seq` receives the commit's transaction-gate sequence number (tx_gate.h).
-  Expected<Epoch> CommitLocked(std::vector<std::shared_ptr<CommitSink>>& notify, Epoch* committed,
+  // The registered sinks, in registration order. A published list is never changed: adding or
+  // removing a sink (AddSink, RemoveSink, AttachDevice, DetachDevice) builds a new list under mu_
+  // and swaps it in (PublishSinks).
+  using SinkList = std::vector<std::shared_ptr<CommitSink>>;
+  // Takes the lock and commits; `notify` receives the list of sinks whose OnCommit ran (null when
+  // there were none): their AfterCommit must run (outside the lock) for the epoch stored in
+  // `*committed`. `*seq` receives the commit's transaction-gate sequence number (tx_gate.h).
+  Expected<Epoch> CommitLocked(std::shared_ptr<const SinkList>& notify, Epoch* committed,
                                std::uint64_t* seq) REQUIRES(commit_mu_) EXCLUDES(mu_);
+  // Replaces the sink list by `next` (see sinks_).
+  void PublishSinks(SinkList next) REQUIRES(mu_);
   bool EventsWanted() const REQUIRES(mu_);
   // Builds the commit's event batch into batch_events_ (see events.h for the order).
   void BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, bool propagated)
@@ -252,7 +258,13 @@ class Bus final : public CommittedImages {
   Epoch epoch_ GUARDED_BY(mu_) = 0;
 
   std::vector<std::shared_ptr<CommitStage>> stages_ GUARDED_BY(mu_);
-  std::vector<std::shared_ptr<CommitSink>> sinks_ GUARDED_BY(mu_);
+  // Copy-on-write (SinkList): a commit holds the list that was current when it took mu_, one
+  // reference for the whole list rather than one per sink and no copy of the vector, and calls
+  // exactly those sinks, OnCommit under the lock and AfterCommit (and Flush after AtExit) outside
+  // it. A sink removed while a commit that called its OnCommit is still running stays alive, by
+  // that list, until the commit is done with it; a commit that takes mu_ after RemoveSink returned
+  // never calls it, and one that takes it after AddSink returned calls the new sink.
+  std::shared_ptr<const SinkList> sinks_ GUARDED_BY(mu_) = std::make_shared<const SinkList>();
 
   // Per-commit scratch, reused across commits.
   std::vector<PageCreatedRecord> created_ GUARDED_BY(mu_);  // id 0: cancelled (created and freed)
