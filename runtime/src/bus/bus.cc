@@ -249,10 +249,12 @@ Expected<Epoch> Bus::CommitLocked(std::shared_ptr<const SinkList>& notify, Epoch
     host.diff_host = this;
     host.undo = track_undo_ ? &undo_ : nullptr;
     // A derived page's recompute failed: its bytes are the runtime's own writes, put back.
-    host.discard = [this](Page* p) NO_THREAD_SAFETY_ANALYSIS {
-      std::memcpy(Rec(p)->data_, Rec(p)->twin, Rec(p)->size_);
-      if (std::uint8_t* shadow = ShadowFor(p)) std::memset(shadow, 0, GranuleCount(Rec(p)->size_));
+    host.discard = [this](Page* p) { DiscardDerived(p); };
+#ifndef NDEBUG
+    host.has_marks = [](const void* bus, const Page* p) {
+      return static_cast<const Bus*>(bus)->HasMarks(p);
     };
+#endif
     host.out = &epoch_deltas_;
     const std::uint64_t props_before = graph_.stats().propagations;
     recomputed_before = graph_.stats().nodes_recomputed;

@@ -184,6 +184,13 @@ class Bus final : public CommittedImages {
   // snapshot with the twin word by word and writes the delta in place, with no SIMD dispatch,
   // builder or moved Delta (docs/Performance.md, "The small derived page's diff").
   void DiffDerived(Page* p, bool full, UndoLog* undo, Delta* out) const;
+  // The graph's discard of a derived page whose recompute failed (CommitServices::discard):
+  // takes its marks, then restores its bytes from its twin (graph/graph.h, "Who writes a derived
+  // page"). Whatever another thread stores meanwhile, live memory and the log stay in agreement.
+  void DiscardDerived(Page* p) const;
+  // Whether `p` carries barrier marks (relaxed loads): the debug check of
+  // CommitServices::has_marks.
+  bool HasMarks(const Page* p) const;
   static constexpr std::size_t kSmallDerivedBytes = 256;
   // The diff itself, once the marks are taken into `marks` (one byte per granule): reads live
   // memory once, and changes the twin only by the delta it returns.
