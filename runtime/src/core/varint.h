@@ -61,18 +61,22 @@ enum class Error : std::uint8_t { kNone, kTruncated, kTooLong, kOverlong };
 // "truncated", "more than 64 bits", "overlong": for error messages.
 constexpr const char* Describe(Error e) {
   switch (e) {
-    case Error::kNone: return "valid";
-    case Error::kTruncated: return "truncated";
-    case Error::kTooLong: return "more than 64 bits";
-    case Error::kOverlong: return "overlong (not the shortest encoding)";
+    case Error::kNone:
+      return "valid";
+    case Error::kTruncated:
+      return "truncated";
+    case Error::kTooLong:
+      return "more than 64 bits";
+    case Error::kOverlong:
+      return "overlong (not the shortest encoding)";
   }
   return "?";
 }
 
 namespace detail {
 // The bytes from p[0] on, which does not end the varint (its top bit is set), up to `end`.
-inline const std::uint8_t* GetSlow(const std::uint8_t* p, const std::uint8_t* end,
-                                   std::uint64_t* v, Error* error) {
+inline const std::uint8_t* GetSlow(const std::uint8_t* p, const std::uint8_t* end, std::uint64_t* v,
+                                   Error* error) {
   std::uint64_t r = 0;
   for (unsigned shift = 0;; shift += 7) {
     if (p == end) {

@@ -3,13 +3,13 @@
 // truncated, too long and overlong input without reading past its end.
 #include "core/varint.h"
 
-#include <gtest/gtest.h>
-
 #include <cstring>
 #include <limits>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "mmsb/delta.h"
 #include "mmsb/events.h"
