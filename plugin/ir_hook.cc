@@ -86,20 +86,24 @@ class DeclLocator {
   std::unordered_map<std::string, ir::SourceLocation> map_;
 };
 
-bool IsUnwrappedCodeGenAction(const clang::CompilerInstance& ci) {
-#if CLANG_VERSION_MAJOR == 19
-  const clang::FrontendOptions& fe = ci.getFrontendOpts();
-  switch (fe.ProgramAction) {
+bool IsCodeGenAction(clang::frontend::ActionKind action) {
+  switch (action) {
     case clang::frontend::EmitAssembly:
     case clang::frontend::EmitBC:
     case clang::frontend::EmitLLVM:
     case clang::frontend::EmitLLVMOnly:
     case clang::frontend::EmitCodeGenOnly:
     case clang::frontend::EmitObj:
-      break;
+      return true;
     default:
       return false;
   }
+}
+
+bool IsUnwrappedCodeGenAction(const clang::CompilerInstance& ci) {
+#if CLANG_VERSION_MAJOR == 19
+  const clang::FrontendOptions& fe = ci.getFrontendOpts();
+  if (!IsCodeGenAction(fe.ProgramAction)) return false;
   return !ci.getLangOpts().HLSL && !fe.FixAndRecompile &&
          fe.ARCMTAction == clang::FrontendOptions::ARCMT_None &&
          fe.ObjCMTAction == clang::FrontendOptions::ObjCMT_None && !fe.EmitSymbolGraph &&

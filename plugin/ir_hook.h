@@ -32,6 +32,10 @@ namespace mmsb::plugin {
 
 class DeclLocator;
 
+// Whether `action` generates code: assembly, bitcode, IR, an object, or code generation for its
+// diagnostics alone (-emit-codegen-only). The one list of those actions in the plugin.
+bool IsCodeGenAction(clang::frontend::ActionKind action);
+
 // Whether `action`, created by clang::CreateFrontendAction on `ci`, is clang's code-generating
 // action itself (a clang::CodeGenAction, not wrapped): without RTTI, this is read from the
 // options that make clang 19's CreateFrontendAction pick that action or wrap it.

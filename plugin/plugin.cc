@@ -335,18 +335,9 @@ class MmsbAction : public clang::PluginASTAction {
          kind.getLanguage() == clang::Language::CUDA || kind.getLanguage() == clang::Language::HIP);
     if (auto inv = rewriter::OriginalInvocation(ci)) {
       original_action_ = (*inv)->getFrontendOpts().ProgramAction;
-      switch (original_action_) {
-        case clang::frontend::EmitAssembly:
-        case clang::frontend::EmitBC:
-        case clang::frontend::EmitLLVM:
-        case clang::frontend::EmitLLVMOnly:
-        case clang::frontend::EmitCodeGenOnly:
-        case clang::frontend::EmitObj:
-        case clang::frontend::ParseSyntaxOnly:
-          one_pass_ = source;
-          break;
-        default:
-          break;
+      if (IsCodeGenAction(original_action_) ||
+          original_action_ == clang::frontend::ParseSyntaxOnly) {
+        one_pass_ = source;
       }
     } else {
       llvm::consumeError(inv.takeError());

@@ -60,6 +60,7 @@ class CapturePass : public llvm::PassInfoMixin<CapturePass> {
   }
 
   // Runs at -O0 and on optnone functions too.
+  // NOLINTNEXTLINE(readability-identifier-naming): the name LLVM's pass manager looks up.
   static bool isRequired() { return true; }
 
  private:
@@ -167,6 +168,7 @@ class UnitNotePass : public llvm::PassInfoMixin<UnitNotePass> {
     return llvm::PreservedAnalyses::none();
   }
 
+  // NOLINTNEXTLINE(readability-identifier-naming): the name LLVM's pass manager looks up.
   static bool isRequired() { return true; }
 
  private:
@@ -278,7 +280,7 @@ std::vector<FunctionRecord> CaptureSession::TakeRecords() {
   return all;
 }
 
-void RegisterCapturePasses(llvm::PassBuilder& pb, std::shared_ptr<CaptureSession> session) {
+void RegisterCapturePasses(llvm::PassBuilder& pb, const std::shared_ptr<CaptureSession>& session) {
   pb.registerPipelineStartEPCallback(
       [session](llvm::ModulePassManager& mpm, llvm::OptimizationLevel) {
         mpm.addPass(CapturePass(session, Stage::kPre));

@@ -168,8 +168,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
 
     bool VisitVarDecl(clang::VarDecl* vd) {
       if (!IsCandidate(vd)) return true;
-      candidates_.insert(vd);
-      if (const clang::Expr* init = vd->getInit()) sources_[vd].push_back(init);
+      candidates.insert(vd);
+      if (const clang::Expr* init = vd->getInit()) sources[vd].push_back(init);
       return true;
     }
 
@@ -188,7 +188,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
         if (ic->getCastKind() == clang::CK_LValueToRValue) return true;
       } else if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(parent)) {
         if (bo->isAssignmentOp() && bo->getLHS()->IgnoreParens() == dre) {
-          if (bo->getOpcode() == clang::BO_Assign) sources_[vd].push_back(bo->getRHS());
+          if (bo->getOpcode() == clang::BO_Assign) sources[vd].push_back(bo->getRHS());
           return true;  // p = ..., p += n, p -= n
         }
       } else if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(parent)) {
@@ -198,7 +198,7 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
         return true;  // sizeof(p); a capture (the lambda's body is scanned too)
       }
       (void)child;
-      disqualified_.insert(vd);
+      disqualified.insert(vd);
       return true;
     }
 
@@ -208,9 +208,9 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
       return t->isPointerType() && !t->getPointeeType()->isFunctionType();
     }
 
-    std::set<const clang::VarDecl*> candidates_;
-    std::set<const clang::VarDecl*> disqualified_;
-    std::map<const clang::VarDecl*, std::vector<const clang::Expr*>> sources_;
+    std::set<const clang::VarDecl*> candidates;
+    std::set<const clang::VarDecl*> disqualified;
+    std::map<const clang::VarDecl*, std::vector<const clang::Expr*>> sources;
 
    private:
     std::vector<const clang::Stmt*> stack_;

@@ -44,9 +44,9 @@ void PageVisitor::ScanLocals(clang::Stmt* body) {
   bool changed = true;
   while (changed) {  // p = page.x; q = p;
     changed = false;
-    for (const clang::VarDecl* vd : scan.candidates_) {
-      if (scan.disqualified_.count(vd) || followed_ptrs_.count(vd)) continue;
-      for (const clang::Expr* src : scan.sources_[vd]) {
+    for (const clang::VarDecl* vd : scan.candidates) {
+      if (scan.disqualified.count(vd) || followed_ptrs_.count(vd)) continue;
+      for (const clang::Expr* src : scan.sources[vd]) {
         if (IsPagePointer(IgnoreFullExprWrappers(src))) {
           followed_ptrs_.insert(vd);
           changed = true;

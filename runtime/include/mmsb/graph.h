@@ -34,7 +34,10 @@
 //
 // Thread-safety: edge mutation may be called from any thread, but not from inside a recompute.
 // User functions may run concurrently with each other (for different children) and must only
-// write their own child page.
+// write their own child page. While a commit propagates, a derived page belongs to the runtime:
+// the program may write one directly (those writes are logged as the page's own), but not while
+// a commit may be running, or the recompute may overwrite the store. Debug builds abort a commit
+// that finds a derived page written by anything but its recompute, naming the page.
 #pragma once
 
 #include <cstdint>

@@ -167,7 +167,7 @@ Expected<Epoch> Bus::Commit() {
         "commit() inside a transaction: a transaction commits when its outermost scope exits "
         "([[mmsb::transaction]] function or TransactionScope), so its stores share one epoch");
   }
-  std::vector<std::shared_ptr<CommitSink>> notify;
+  std::shared_ptr<const SinkList> notify;
   Epoch committed = 0;
   std::uint64_t seq = 0;
   Expected<Epoch> r = [&] {
@@ -176,7 +176,9 @@ Expected<Epoch> Bus::Commit() {
   }();
   // Outside the lock, so a durable sink's wait lets the next commit join its group; events are
   // delivered once the commit is as durable as the sinks make it.
-  for (const auto& sink : notify) {
+  static const SinkList kNoSinks;
+  const SinkList& called = notify ? *notify : kNoSinks;
+  for (const auto& sink : called) {
     Status s = sink->AfterCommit(committed);
     if (!s.ok() && r.ok()) r = s.WithContext(fmt::format("commit sink '{}'", sink->name()));
     if (std::vector<Event> raised = sink->TakeEvents(); !raised.empty()) {
@@ -187,7 +189,7 @@ Expected<Epoch> Bus::Commit() {
   if (exiting_.load(std::memory_order_acquire)) {
     // After the exit handler nothing else will flush: this commit is the last word until the
     // next one.
-    for (const auto& sink : notify) {
+    for (const auto& sink : called) {
       Status s = sink->Flush();
       if (!s.ok() && r.ok()) r = s.WithContext(fmt::format("commit sink '{}'", sink->name()));
     }
@@ -198,8 +200,8 @@ Expected<Epoch> Bus::Commit() {
   return r;
 }
 
-Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& notify,
-                                  Epoch* committed, std::uint64_t* seq) {
+Expected<Epoch> Bus::CommitLocked(std::shared_ptr<const SinkList>& notify, Epoch* committed,
+                                  std::uint64_t* seq) {
   const std::uint64_t t0 = MonotonicNanos();
   // The cut waits for the transactions running now, before the bus lock: they may create or free
   // pages, which takes that lock.
@@ -247,10 +249,12 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
     host.diff_host = this;
     host.undo = track_undo_ ? &undo_ : nullptr;
     // A derived page's recompute failed: its bytes are the runtime's own writes, put back.
-    host.discard = [this](Page* p) NO_THREAD_SAFETY_ANALYSIS {
-      std::memcpy(Rec(p)->data_, Rec(p)->twin, Rec(p)->size_);
-      if (std::uint8_t* shadow = ShadowFor(p)) std::memset(shadow, 0, GranuleCount(Rec(p)->size_));
+    host.discard = [this](Page* p) { DiscardDerived(p); };
+#ifndef NDEBUG
+    host.has_marks = [](const void* bus, const Page* p) {
+      return static_cast<const Bus*>(bus)->HasMarks(p);
     };
+#endif
     host.out = &epoch_deltas_;
     const std::uint64_t props_before = graph_.stats().propagations;
     recomputed_before = graph_.stats().nodes_recomputed;
@@ -300,9 +304,9 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
     batch.events = batch_events_;
   }
   Status sink_failure;
-  notify = sinks_;
+  if (!sinks_->empty()) notify = sinks_;
   *committed = e;
-  for (const auto& sink : sinks_) {
+  for (const auto& sink : *sinks_) {
     Status s = sink->OnCommit(batch);
     if (!s.ok()) {
       ++stats_.sink_errors;
@@ -330,12 +334,12 @@ Expected<Epoch> Bus::CommitLocked(std::vector<std::shared_ptr<CommitSink>>& noti
 
 void Bus::AtExit() {
   exiting_.store(true, std::memory_order_release);
-  std::vector<std::shared_ptr<CommitSink>> sinks;
+  std::shared_ptr<const SinkList> sinks;
   {
     MutexLock lock(&mu_);
     sinks = sinks_;
   }
-  for (const auto& sink : sinks) {
+  for (const auto& sink : *sinks) {
     if (Status s = sink->Flush(); !s.ok()) {
       std::fprintf(stderr, "mmsb: at exit: commit sink '%s': %s\n", sink->name(),
                    s.ToString().c_str());
@@ -409,17 +413,25 @@ int Bus::NodeHeight(PageId page) {
 Status Bus::AddSink(std::shared_ptr<CommitSink> sink) {
   if (!sink) return InvalidArgument("null sink");
   MutexLock lock(&mu_);
-  sinks_.push_back(std::move(sink));
+  SinkList next = *sinks_;
+  next.push_back(std::move(sink));
+  PublishSinks(std::move(next));
   return Status::Ok();
 }
 
 Status Bus::RemoveSink(const CommitSink* sink) {
   MutexLock lock(&mu_);
-  auto it =
-      std::find_if(sinks_.begin(), sinks_.end(), [&](const auto& s) { return s.get() == sink; });
-  if (it == sinks_.end()) return NotFound("sink is not registered");
-  sinks_.erase(it);
+  SinkList next = *sinks_;
+  auto it = std::find_if(next.begin(), next.end(), [&](const auto& s) { return s.get() == sink; });
+  if (it == next.end()) return NotFound("sink is not registered");
+  next.erase(it);
+  PublishSinks(std::move(next));
   return Status::Ok();
+}
+
+void Bus::PublishSinks(SinkList next) {
+  // A commit that holds the old list keeps it, and its sinks, alive until it is done.
+  sinks_ = std::make_shared<const SinkList>(std::move(next));
 }
 
 Status Bus::AddStage(std::shared_ptr<CommitStage> stage) {

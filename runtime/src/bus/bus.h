@@ -131,11 +131,17 @@ class Bus final : public CommittedImages {
   };
 
   explicit Bus(const Options& options) : options_(options), graph_(options.propagation_threads) {}
-  // Takes the lock and commits; `notify` receives the sinks whose AfterCommit must run (outside
-  // the lock) for the epoch stored in `*committed`.
-  // `*seq` receives the commit's transaction-gate sequence number (tx_gate.h).
-  Expected<Epoch> CommitLocked(std::vector<std::shared_ptr<CommitSink>>& notify, Epoch* committed,
+  // The registered sinks, in registration order. A published list is never changed: adding or
+  // removing a sink (AddSink, RemoveSink, AttachDevice, DetachDevice) builds a new list under mu_
+  // and swaps it in (PublishSinks).
+  using SinkList = std::vector<std::shared_ptr<CommitSink>>;
+  // Takes the lock and commits; `notify` receives the list of sinks whose OnCommit ran (null when
+  // there were none): their AfterCommit must run (outside the lock) for the epoch stored in
+  // `*committed`. `*seq` receives the commit's transaction-gate sequence number (tx_gate.h).
+  Expected<Epoch> CommitLocked(std::shared_ptr<const SinkList>& notify, Epoch* committed,
                                std::uint64_t* seq) REQUIRES(commit_mu_) EXCLUDES(mu_);
+  // Replaces the sink list by `next` (see sinks_).
+  void PublishSinks(SinkList next) REQUIRES(mu_);
   bool EventsWanted() const REQUIRES(mu_);
   // Builds the commit's event batch into batch_events_ (see events.h for the order).
   void BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, bool propagated)
@@ -178,6 +184,13 @@ class Bus final : public CommittedImages {
   // snapshot with the twin word by word and writes the delta in place, with no SIMD dispatch,
   // builder or moved Delta (docs/Performance.md, "The small derived page's diff").
   void DiffDerived(Page* p, bool full, UndoLog* undo, Delta* out) const;
+  // The graph's discard of a derived page whose recompute failed (CommitServices::discard):
+  // takes its marks, then restores its bytes from its twin (graph/graph.h, "Who writes a derived
+  // page"). Whatever another thread stores meanwhile, live memory and the log stay in agreement.
+  void DiscardDerived(Page* p) const;
+  // Whether `p` carries barrier marks (relaxed loads): the debug check of
+  // CommitServices::has_marks.
+  bool HasMarks(const Page* p) const;
   static constexpr std::size_t kSmallDerivedBytes = 256;
   // The diff itself, once the marks are taken into `marks` (one byte per granule): reads live
   // memory once, and changes the twin only by the delta it returns.
@@ -252,7 +265,13 @@ class Bus final : public CommittedImages {
   Epoch epoch_ GUARDED_BY(mu_) = 0;
 
   std::vector<std::shared_ptr<CommitStage>> stages_ GUARDED_BY(mu_);
-  std::vector<std::shared_ptr<CommitSink>> sinks_ GUARDED_BY(mu_);
+  // Copy-on-write (SinkList): a commit holds the list that was current when it took mu_, one
+  // reference for the whole list rather than one per sink and no copy of the vector, and calls
+  // exactly those sinks, OnCommit under the lock and AfterCommit (and Flush after AtExit) outside
+  // it. A sink removed while a commit that called its OnCommit is still running stays alive, by
+  // that list, until the commit is done with it; a commit that takes mu_ after RemoveSink returned
+  // never calls it, and one that takes it after AddSink returned calls the new sink.
+  std::shared_ptr<const SinkList> sinks_ GUARDED_BY(mu_) = std::make_shared<const SinkList>();
 
   // Per-commit scratch, reused across commits.
   std::vector<PageCreatedRecord> created_ GUARDED_BY(mu_);  // id 0: cancelled (created and freed)

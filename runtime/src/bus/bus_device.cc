@@ -15,7 +15,9 @@ Status Bus::AttachDevice(std::shared_ptr<DeviceBackend> backend, const DeviceOpt
   if (device_ != nullptr) return AlreadyExists("a device is already attached");
   device_.reset(new DeviceHub(this, std::move(backend), options));
   device_sink_ = std::make_shared<MirrorSink>(device_.get());
-  sinks_.push_back(device_sink_);
+  SinkList sinks = *sinks_;
+  sinks.push_back(device_sink_);
+  PublishSinks(std::move(sinks));
   return Status::Ok();
 }
 
@@ -26,7 +28,9 @@ Status Bus::DetachDevice() {
     return FailedPrecondition(
         "Gpu or Unified pages are live; free them before detaching the device");
   }
-  std::erase(sinks_, device_sink_);
+  SinkList sinks = *sinks_;
+  std::erase(sinks, device_sink_);
+  PublishSinks(std::move(sinks));
   device_sink_.reset();
   device_.reset();
   return Status::Ok();

@@ -265,6 +265,28 @@ Delta Bus::TakeMarksAndDiff(Page* p, bool full, UndoLog* undo) const NO_THREAD_S
   return DiffTaken(p, marks.data(), whole, undo, /*derived=*/true);
 }
 
+void Bus::DiscardDerived(Page* p) const NO_THREAD_SAFETY_ANALYSIS {
+  PageRecord* rec = Rec(p);
+  // Marks first, by exchange, then the bytes. A store to the page from elsewhere (against the
+  // rule of graph/graph.h, but the log must not lose it) stores before it marks: if its mark was
+  // taken, its bytes were stored before the restore, which overwrites them (memory, twin and log
+  // agree); if not, the mark stays and the next commit diffs the granule against the restored
+  // twin. A plain clear after the restore would drop the mark of a store made in between.
+  if (std::uint8_t* shadow = ShadowFor(p)) {
+    const std::size_t granules = GranuleCount(rec->size_);
+    for (std::size_t g = 0; g < granules; ++g) {
+      if (__atomic_load_n(&shadow[g], __ATOMIC_RELAXED) != 0)
+        __atomic_exchange_n(&shadow[g], std::uint8_t{0}, __ATOMIC_SEQ_CST);
+    }
+  }
+  std::memcpy(rec->data_, rec->twin, rec->size_);
+}
+
+bool Bus::HasMarks(const Page* p) const NO_THREAD_SAFETY_ANALYSIS {
+  const std::uint8_t* shadow = ShadowFor(p);
+  return shadow != nullptr && AnyMarked(shadow, GranuleCount(Rec(p)->size_));
+}
+
 void Bus::DiffDerived(Page* p, bool full, UndoLog* undo,
                       Delta* out) const NO_THREAD_SAFETY_ANALYSIS {
   PageRecord* rec = Rec(p);

@@ -13,7 +13,8 @@ void Bus::PostEvents(std::vector<Event> batch) {
 
 bool Bus::EventsWanted() const {
   if (events_.has_subscribers()) return true;
-  return std::any_of(sinks_.begin(), sinks_.end(), [](const auto& s) { return s->wants_events(); });
+  return std::any_of(sinks_->begin(), sinks_->end(),
+                     [](const auto& s) { return s->wants_events(); });
 }
 
 void Bus::BuildEvents(Epoch e, std::uint64_t recomputed, std::uint64_t cutoffs, bool propagated) {

@@ -10,23 +10,6 @@
 
 namespace mmsb::envelope {
 
-std::size_t VarintSize(std::uint64_t v) {
-  std::size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-void PutVarint(std::vector<std::uint8_t>& out, std::uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<std::uint8_t>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<std::uint8_t>(v));
-}
-
 void PutU64(std::vector<std::uint8_t>& out, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
 }
@@ -84,21 +67,6 @@ Expected<OpenedRecord> OpenRecord(std::span<const std::uint8_t> in, std::uint8_t
   r.body = in.subspan(kHeaderBytes, len - kMin);
   r.total = len;
   return r;
-}
-
-bool Reader::Varint(std::uint64_t* v) {
-  std::uint64_t r = 0;
-  for (unsigned shift = 0; shift < 64; shift += 7) {
-    if (p_ == end_) return false;
-    const std::uint8_t b = *p_++;
-    if (shift == 63 && b > 1) return false;  // overflows 64 bits
-    r |= static_cast<std::uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) {
-      *v = r;
-      return true;
-    }
-  }
-  return false;
 }
 
 bool Reader::U8(std::uint8_t* v) {

@@ -1,4 +1,4 @@
-// The record envelope shared by deltas, page images and event batches, and the varint helpers.
+// The record envelope shared by deltas, page images and event batches (varints: core/varint.h).
 // See docs/SerializationSpec.md ("Common record envelope").
 //
 //   magic u8 | version u8 | kind u8 | flags u8 | total_length u64 LE | body | XXH3-64 u64 LE
@@ -14,14 +14,14 @@
 
 #include "mmsb/status.h"
 
+#include "core/varint.h"
+
 namespace mmsb::envelope {
 
 inline constexpr std::size_t kHeaderBytes = 12;
 inline constexpr std::size_t kChecksumBytes = 8;
 inline constexpr std::uint8_t kVersion = 1;
 
-std::size_t VarintSize(std::uint64_t v);
-void PutVarint(std::vector<std::uint8_t>& out, std::uint64_t v);
 void PutU64(std::vector<std::uint8_t>& out, std::uint64_t v);
 std::uint64_t GetU64(const std::uint8_t* p);
 
@@ -43,7 +43,14 @@ class Reader {
  public:
   explicit Reader(std::span<const std::uint8_t> body)
       : p_(body.data()), end_(body.data() + body.size()) {}
-  bool Varint(std::uint64_t* v);
+  // False, with nothing consumed, on a truncated, overlong or too long varint (core/varint.h).
+  bool Varint(std::uint64_t* v) {
+    varint::Error error = varint::Error::kNone;
+    const std::uint8_t* next = varint::Get(p_, end_, v, &error);
+    if (next == nullptr) return false;
+    p_ = next;
+    return true;
+  }
   bool U8(std::uint8_t* v);
   bool Bytes(std::size_t n, const std::uint8_t** out);
   std::size_t remaining() const { return static_cast<std::size_t>(end_ - p_); }

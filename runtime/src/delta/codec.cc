@@ -9,6 +9,7 @@
 #include "mmsb/delta.h"
 
 #include "core/envelope.h"
+#include "core/varint.h"
 #include "delta/delta_format.h"
 #include "delta/delta_internal.h"
 #include "delta/delta_view.h"
@@ -16,24 +17,9 @@
 namespace mmsb {
 
 using envelope::OpenRecord;
-using envelope::PutVarint;
 using envelope::Reader;
 using envelope::Seal;
 using envelope::StartRecord;
-
-namespace {
-
-// Writes into a buffer sized exactly by Delta::EncodedSize(): no per-byte push_back.
-std::uint8_t* PutVarintAt(std::uint8_t* p, std::uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = static_cast<std::uint8_t>(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = static_cast<std::uint8_t>(v);
-  return p;
-}
-
-}  // namespace
 
 void EncodeDeltaTo(const Delta& d, std::vector<std::uint8_t>& out) {
   const std::size_t start = out.size();
@@ -45,17 +31,17 @@ void EncodeDeltaTo(const Delta& d, std::vector<std::uint8_t>& out) {
   *p++ = d.form() == Delta::Form::kSparse ? format::kFormSparse : format::kFormDense;
   *p++ = 0;  // flags
   p += 8;    // total length, patched by Seal
-  p = PutVarintAt(p, d.page());
-  p = PutVarintAt(p, d.base_epoch());
-  p = PutVarintAt(p, d.page_size());
-  p = PutVarintAt(p, d.changed_bytes());
+  p = varint::PutAt(p, d.page());
+  p = varint::PutAt(p, d.base_epoch());
+  p = varint::PutAt(p, d.page_size());
+  p = varint::PutAt(p, d.changed_bytes());
   if (d.form() == Delta::Form::kSparse) {
     const std::span<const ByteRun> runs = d.sparse_runs();
-    p = PutVarintAt(p, runs.size());
+    p = varint::PutAt(p, runs.size());
     std::uint32_t prev_end = 0;
     for (const ByteRun& r : runs) {
-      p = PutVarintAt(p, r.offset - prev_end);
-      p = PutVarintAt(p, r.length);
+      p = varint::PutAt(p, r.offset - prev_end);
+      p = varint::PutAt(p, r.length);
       prev_end = r.offset + r.length;
     }
   } else {
@@ -110,9 +96,9 @@ std::vector<std::uint8_t> EncodePageImage(const PageImage& img) {
   std::vector<std::uint8_t> out;
   out.reserve(img.bytes.size() + 48);
   StartRecord(out, format::kPageImageMagic, static_cast<std::uint8_t>(img.location));
-  PutVarint(out, img.id);
-  PutVarint(out, img.epoch);
-  PutVarint(out, img.bytes.size());
+  varint::Append(out, img.id);
+  varint::Append(out, img.epoch);
+  varint::Append(out, img.bytes.size());
   out.insert(out.end(), img.bytes.begin(), img.bytes.end());
   Seal(out, 0);
   return out;

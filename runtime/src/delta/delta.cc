@@ -10,6 +10,7 @@
 
 #include "core/envelope.h"
 #include "core/small_copy.h"
+#include "core/varint.h"
 #include "delta/delta_internal.h"
 
 namespace mmsb {
@@ -54,21 +55,19 @@ std::size_t MaskBytes(std::uint32_t page_size) { return (std::size_t{page_size} 
 
 namespace delta_internal {
 
-using envelope::VarintSize;
-
 std::size_t SparseBodySize(std::span<const ByteRun> runs) {
-  std::size_t n = VarintSize(runs.size());
+  std::size_t n = varint::Size(runs.size());
   std::uint32_t prev_end = 0;
   for (const ByteRun& r : runs) {
-    n += VarintSize(r.offset - prev_end) + VarintSize(r.length);
+    n += varint::Size(r.offset - prev_end) + varint::Size(r.length);
     prev_end = r.offset + r.length;
   }
   return n;
 }
 
 std::size_t HeaderSize(const Delta& d) {
-  return kFixedHeaderBytes + VarintSize(d.page()) + VarintSize(d.base_epoch()) +
-         VarintSize(d.page_size()) + VarintSize(d.changed_bytes());
+  return kFixedHeaderBytes + varint::Size(d.page()) + varint::Size(d.base_epoch()) +
+         varint::Size(d.page_size()) + varint::Size(d.changed_bytes());
 }
 
 }  // namespace delta_internal

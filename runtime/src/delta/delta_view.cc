@@ -13,40 +13,24 @@
 #endif
 
 #include "core/envelope.h"
+#include "core/varint.h"
 #include "delta/delta_format.h"
 
 namespace mmsb::delta_internal {
 namespace {
 
-// A bounds-checked LEB128 reader with the same rules as envelope::Reader::Varint (at most 10
-// bytes, no overflow past 64 bits), inlined with one- and two-byte fast paths: run tables are
-// mostly such varints, and replay parses hundreds of thousands of them.
+// A bounds-checked reader over a delta's body; its varints are core/varint.h's, whose one- and
+// two-byte fast paths are inlined here: run tables are mostly such varints, and replay parses
+// hundreds of thousands of them.
 class FastReader {
  public:
   FastReader(const std::uint8_t* p, const std::uint8_t* end) : p_(p), end_(end) {}
   [[gnu::always_inline]] inline bool Varint(std::uint64_t* v) {
-    if (p_ != end_ && *p_ < 0x80) {
-      *v = *p_++;
-      return true;
-    }
-    // Two bytes: gaps within a 16 KiB page.
-    if (end_ - p_ >= 2 && p_[1] < 0x80) {
-      *v = (p_[0] & 0x7fu) | (std::uint64_t{p_[1]} << 7);
-      p_ += 2;
-      return true;
-    }
-    std::uint64_t r = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-      if (p_ == end_) return false;
-      const std::uint8_t b = *p_++;
-      if (shift == 63 && b > 1) return false;
-      r |= static_cast<std::uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) {
-        *v = r;
-        return true;
-      }
-    }
-    return false;
+    varint::Error error = varint::Error::kNone;
+    const std::uint8_t* next = varint::Get(p_, end_, v, &error);
+    if (next == nullptr) return false;
+    p_ = next;
+    return true;
   }
   bool Bytes(std::size_t n, const std::uint8_t** out) {
     if (static_cast<std::size_t>(end_ - p_) < n) return false;
@@ -156,32 +140,12 @@ Status ParseDeltaView(std::span<const std::uint8_t> in, std::uint32_t max_page_s
   return Status::Ok();
 }
 
-namespace {
-
-// Reads a varint the parse already checked.
-[[gnu::always_inline]] inline std::uint64_t TrustedVarint(const std::uint8_t*& p) {
-  if (*p < 0x80) return *p++;
-  if (p[1] < 0x80) {
-    const std::uint64_t v = (p[0] & 0x7fu) | (std::uint64_t{p[1]} << 7);
-    p += 2;
-    return v;
-  }
-  std::uint64_t v = 0;
-  for (unsigned shift = 0;; shift += 7) {
-    const std::uint8_t b = *p++;
-    v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) return v;
-  }
-}
-
-}  // namespace
-
 void RunsOfView(const DeltaView& v, ByteRun* out) {
   const std::uint8_t* t = v.table;
   std::uint64_t pos = 0;
   for (std::uint64_t i = 0; i < v.run_count; ++i) {
-    pos += TrustedVarint(t);
-    const std::uint64_t run = TrustedVarint(t);
+    pos += varint::GetTrusted(t);
+    const std::uint64_t run = varint::GetTrusted(t);
     out[i] = {static_cast<std::uint32_t>(pos), static_cast<std::uint32_t>(run)};
     pos += run;
   }
@@ -247,8 +211,8 @@ void ApplyDeltaView(const DeltaView& v, std::uint8_t* page) {
     const std::uint8_t* t = v.table;
     std::uint64_t pos = 0;
     for (std::uint64_t i = 0; i < v.run_count; ++i) {
-      pos += TrustedVarint(t);
-      const std::uint64_t run = TrustedVarint(t);
+      pos += varint::GetTrusted(t);
+      const std::uint64_t run = varint::GetTrusted(t);
       if (run <= 8) {
         for (std::uint64_t k = 0; k < run; ++k) page[pos + k] = src[k];
       } else {

@@ -4,6 +4,7 @@
 #include "mmsb/events.h"
 
 #include "core/envelope.h"
+#include "core/varint.h"
 
 namespace mmsb {
 namespace {
@@ -38,15 +39,15 @@ std::vector<std::uint8_t> EncodeEvents(std::span<const Event> events) {
   std::vector<std::uint8_t> out;
   out.reserve(32 + events.size() * 12);
   envelope::StartRecord(out, kEventsMagic, 0);
-  envelope::PutVarint(out, events.size());
+  varint::Append(out, events.size());
   for (const Event& e : events) {
     out.push_back(static_cast<std::uint8_t>(e.type));
     out.push_back(static_cast<std::uint8_t>(e.location));
-    envelope::PutVarint(out, e.epoch);
-    envelope::PutVarint(out, e.page);
-    envelope::PutVarint(out, e.bytes);
-    envelope::PutVarint(out, e.count);
-    envelope::PutVarint(out, e.base_epoch);
+    varint::Append(out, e.epoch);
+    varint::Append(out, e.page);
+    varint::Append(out, e.bytes);
+    varint::Append(out, e.count);
+    varint::Append(out, e.base_epoch);
   }
   envelope::Seal(out, 0);
   return out;

@@ -348,6 +348,19 @@ Status DependencyGraph::Recompute(const CommitServices& services, std::uint32_t 
                                   Delta* out) {
   const NodeHot& n = hot_[node];
   Page* child = n.page;
+#ifndef NDEBUG
+  // graph.h, "Who writes a derived page": the cut took every mark, and nothing but this recompute
+  // writes `child` until it has been diffed.
+  if (services.has_marks != nullptr && services.has_marks(services.diff_host, child)) {
+    AbortWithStatus(
+        FailedPrecondition(fmt::format(
+            "derived {} was written during the commit's propagation by something other than its "
+            "recompute: a program store racing with commit(), or another node's user function "
+            "(a derived page belongs to the runtime while a commit propagates; mmsb/graph.h)",
+            NodeName(child))),
+        "propagation");
+  }
+#endif
   const std::vector<Delta>& deltas = *services.out;
   // A node with user edges only has nothing to copy (and need not read its edges).
   if ((n.flags & kCopyIn) != 0) {

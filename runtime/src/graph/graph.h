@@ -3,6 +3,25 @@
 //
 // Owned by the Bus and always used under the bus mutex; only the per-node recompute and diff run
 // on pool threads, each touching its own child page.
+//
+// Who writes a derived page (a page with in-edges), and when. While a commit propagates (from
+// its cut, where every page's marks are taken, until the stages run) a derived page belongs to
+// the runtime: it is written only by its own recompute, on the one thread that runs it (the
+// commit thread or one pool worker; each node at most once per commit), and, when that recompute
+// fails, by the discard that restores it from its twin (on the commit thread, once the failed
+// node's batch is over). The program may write a derived page directly (those writes are
+// collected and logged as the page's own), but not while a commit may be propagating: such a
+// store races with the recompute and the discard, and either may overwrite it; a user function
+// writes its own child only (mmsb/graph.h). The runtime relies on this where it writes a derived
+// page's memory with plain stores and no lock: the copies of Recompute, the discard's restore
+// (Bus::DiscardDerived) and the rollback's restore of live memory.
+//
+// Enforced in debug builds (NDEBUG unset, as in the ASan preset): a derived page that carries
+// barrier marks when its recompute starts was written by something else since the cut, and the
+// commit aborts naming the page (CommitServices::has_marks; GraphTest.
+// ADerivedPageWrittenByAnotherNodesFunctionAbortsInDebugBuilds). Whatever a racing store does,
+// the discard keeps live memory and the log in agreement: it takes the page's marks by atomic
+// exchange before it restores (the barrier stores before it marks), never with a plain clear.
 #pragma once
 
 #include <cstdint>
@@ -36,8 +55,13 @@ class DependencyGraph {
     // The commit thread's undo log (null when the commit cannot fail). Pool workers save into
     // their own logs, merged here.
     UndoLog* undo = nullptr;
-    // Drops un-diffed writes to `page` (restores it from its twin) after a failed recompute.
+    // Drops un-diffed writes to `page` (restores it from its twin) after a failed recompute. Runs
+    // on the commit thread once no recompute runs (after the failed node's batch), so among the
+    // runtime's writers it is the page's only one (see "Who writes a derived page" above).
     std::function<void(Page* page)> discard;
+    // Debug builds (NDEBUG unset): whether `page` carries barrier marks, checked as each
+    // recompute starts (null: not checked).
+    bool (*has_marks)(const void* host, const Page* page) = nullptr;
     // The epoch's deltas: on entry the collected ones, which start the propagation; derived
     // deltas are appended as nodes finish (commit thread only). On failure the deltas derived
     // before it stay appended: `undo`'s derived saves name them by index, so the caller rolls

@@ -12,41 +12,11 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include <bit>
 #include <cstring>
 
+#include "core/varint.h"
+
 namespace mmsb::log {
-namespace {
-
-std::size_t VarSize(std::uint64_t v) {
-  // ceil(bits / 7), at least 1: no loop, no data-dependent branch.
-  const auto bits = static_cast<std::size_t>(std::bit_width(v | 1));
-  return (bits + 6) / 7;
-}
-
-// The varint of `v` as a little-endian number of VarSize(v) bytes (≤ 10).
-unsigned __int128 VarWord(std::uint64_t v) {
-  unsigned __int128 w = 0;
-  unsigned shift = 0;
-  while (v >= 0x80) {
-    w |= static_cast<unsigned __int128>((v & 0x7F) | 0x80) << shift;
-    v >>= 7;
-    shift += 8;
-  }
-  return w | static_cast<unsigned __int128>(v) << shift;
-}
-
-std::uint8_t* PutVar(std::uint8_t* p, std::uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = static_cast<std::uint8_t>(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = static_cast<std::uint8_t>(v);
-  return p;
-}
-
-}  // namespace
-
 void CommitInfoFramer::Rebuild(std::uint64_t log_id, const LogCommitTransaction& t,
                                std::size_t seq_size) {
   // The compact layout (docs/SerializationSpec.md): flags 0 (no state hash), count 1, then the
@@ -55,8 +25,8 @@ void CommitInfoFramer::Rebuild(std::uint64_t log_id, const LogCommitTransaction&
   std::uint8_t* p = payload;
   *p++ = 0;
   *p++ = 1;
-  p = PutVar(p, t.site);
-  p = PutVar(p, t.thread);
+  p = varint::PutAt(p, t.site);
+  p = varint::PutAt(p, t.thread);
   seq_at_ = static_cast<std::uint8_t>(p - bytes_);
   p += seq_size;
   size_ = static_cast<std::uint8_t>(p - bytes_);
@@ -75,7 +45,7 @@ void CommitInfoFramer::Rebuild(std::uint64_t log_id, const LogCommitTransaction&
 }
 
 void CommitInfoFramer::AppendFromTemplate(std::vector<std::uint8_t>& out, std::uint64_t sequence) {
-  PutVar(bytes_ + seq_at_, sequence);
+  varint::PutAt(bytes_ + seq_at_, sequence);
   Put64(bytes_ + 16,
         XXH3_64bits_withSeed(bytes_ + kRecordHeaderSize, size_ - kRecordHeaderSize, hash_));
   out.insert(out.end(), bytes_, bytes_ + size_);
@@ -83,7 +53,7 @@ void CommitInfoFramer::AppendFromTemplate(std::vector<std::uint8_t>& out, std::u
 
 void CommitInfoFramer::Append(std::vector<std::uint8_t>& out, std::uint64_t log_id,
                               const LogCommitTransaction& t) {
-  const std::size_t seq_size = VarSize(t.sequence);
+  const std::size_t seq_size = varint::Size(t.sequence);
   if (seq_size != seq_size_ || t.site != site_ || t.thread != thread_ || log_id != log_id_)
       [[unlikely]] {
     Rebuild(log_id, t, seq_size);
@@ -94,7 +64,7 @@ void CommitInfoFramer::Append(std::vector<std::uint8_t>& out, std::uint64_t log_
   }
   // The payload in a register, stored whole: XXH3's loads (≤ 16 bytes, contained in the store)
   // are forwarded from it.
-  const unsigned __int128 payload = prefix_ | VarWord(t.sequence)
+  const unsigned __int128 payload = prefix_ | varint::Word(t.sequence)
                                                   << (8 * (seq_at_ - kRecordHeaderSize));
   std::uint8_t word[kWordPayload];
   std::memcpy(word, &payload, sizeof word);

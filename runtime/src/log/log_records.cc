@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "core/varint.h"
 #include "log/log_format.h"
 
 namespace mmsb::log {
@@ -24,13 +25,7 @@ class Writer {
     const auto* b = static_cast<const std::uint8_t*>(p);
     out_.insert(out_.end(), b, b + n);
   }
-  void Var(std::uint64_t v) {
-    while (v >= 0x80) {
-      out_.push_back(static_cast<std::uint8_t>(v | 0x80));
-      v >>= 7;
-    }
-    out_.push_back(static_cast<std::uint8_t>(v));
-  }
+  void Var(std::uint64_t v) { varint::Append(out_, v); }
 
  private:
   std::vector<std::uint8_t>& out_;
@@ -72,23 +67,23 @@ class Reader {
     pos_ += n;
     return s;
   }
-  // Unsigned LEB128, at most 10 bytes, the last one holding at most the top bit.
+  // A varint (core/varint.h): truncated, too long and overlong ones are refused.
   std::uint64_t Var(const char* field) {
+    if (!ok()) return 0;
     std::uint64_t v = 0;
-    for (unsigned shift = 0; ok(); shift += 7) {
-      if (Left() == 0) {
+    varint::Error error = varint::Error::kNone;
+    const std::uint8_t* const at = in_.data() + pos_;
+    const std::uint8_t* const next = varint::Get(at, in_.data() + in_.size(), &v, &error);
+    if (next == nullptr) {
+      if (error == varint::Error::kTruncated) {
         Fail(fmt::format("truncated at {}", field));
-        break;
+      } else {
+        Fail(fmt::format("{} is {}", field, varint::Describe(error)));
       }
-      const std::uint8_t b = in_[pos_++];
-      if (shift == 63 && b > 1) {
-        Fail(fmt::format("{} overflows 64 bits", field));
-        break;
-      }
-      v |= std::uint64_t{b & 0x7Fu} << shift;
-      if ((b & 0x80) == 0) break;
+      return 0;
     }
-    return ok() ? v : 0;
+    pos_ += static_cast<std::size_t>(next - at);
+    return v;
   }
   std::span<const std::uint8_t> Rest() {
     auto r = in_.subspan(pos_);
@@ -386,32 +381,10 @@ Status DecodeSite(std::span<const std::uint8_t> in, LogSite* s) {
   return rd.Finish();
 }
 
-namespace {
-
-std::size_t VarSize(std::uint64_t v) {
-  std::size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-std::uint8_t* PutVar(std::uint8_t* p, std::uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = static_cast<std::uint8_t>(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = static_cast<std::uint8_t>(v);
-  return p;
-}
-
-}  // namespace
-
 std::size_t CommitInfoSize(const LogCommitInfo& c) {
-  std::size_t n = 1 + (c.state_hash != 0 ? 8 : 0) + VarSize(c.transactions.size());
+  std::size_t n = 1 + (c.state_hash != 0 ? 8 : 0) + varint::Size(c.transactions.size());
   for (const LogCommitTransaction& t : c.transactions) {
-    n += VarSize(t.site) + VarSize(t.thread) + VarSize(t.sequence);
+    n += varint::Size(t.site) + varint::Size(t.thread) + varint::Size(t.sequence);
   }
   return n;
 }
@@ -423,11 +396,11 @@ void EncodeCommitInfoAt(const LogCommitInfo& c, std::uint8_t* p) {
     std::memcpy(p, &c.state_hash, 8);
     p += 8;
   }
-  p = PutVar(p, c.transactions.size());
+  p = varint::PutAt(p, c.transactions.size());
   for (const LogCommitTransaction& t : c.transactions) {
-    p = PutVar(p, t.site);
-    p = PutVar(p, t.thread);
-    p = PutVar(p, t.sequence);
+    p = varint::PutAt(p, t.site);
+    p = varint::PutAt(p, t.thread);
+    p = varint::PutAt(p, t.sequence);
   }
 }
 

@@ -14,6 +14,7 @@
 
 #include "mmsb/query.h"
 
+#include "core/varint.h"
 #include "delta/delta_view.h"
 #include "log/log_format.h"
 #include "log/log_records.h"
@@ -66,19 +67,11 @@ std::uint64_t RunBucketMask(const DeltaView& v, std::vector<ByteRun>* scratch) {
     for (const ByteRun& r : *scratch) add(r.offset, r.length);
     return mask;
   }
-  auto var = [](const std::uint8_t*& p) {
-    std::uint64_t x = 0;
-    for (unsigned shift_bits = 0;; shift_bits += 7) {
-      const std::uint8_t b = *p++;
-      x |= std::uint64_t{b & 0x7Fu} << shift_bits;
-      if ((b & 0x80) == 0) return x;
-    }
-  };
   const std::uint8_t* t = v.table;
   std::uint64_t pos = 0;
   for (std::uint64_t i = 0; i < v.run_count; ++i) {
-    pos += var(t);
-    const std::uint64_t run = var(t);
+    pos += varint::GetTrusted(t);
+    const std::uint64_t run = varint::GetTrusted(t);
     add(pos, run);
     pos += run;
   }
@@ -328,13 +321,13 @@ Status LogIndex::Impl::ApplyGroup(std::vector<Pending>& group,
     // follows) and the bits from there, then a small record's payload.
     PageChanges& pc = changes[i];
     std::uint8_t* p = pc.enc.Reserve(40 + kInlineDeltaMax);
-    PutVar(p, e - pc.last_epoch);
+    p = varint::PutAt(p, e - pc.last_epoch);
     const unsigned lo = d.mask == 0 ? 64 : static_cast<unsigned>(std::countr_zero(d.mask));
-    PutVar(p, (std::uint64_t{lo} << 1) | (d.inline_length > 0 ? 1 : 0));
-    if (lo < 64) PutVar(p, d.mask >> lo);
-    PutVar(p, d.where - pc.last_where);
+    p = varint::PutAt(p, (std::uint64_t{lo} << 1) | (d.inline_length > 0 ? 1 : 0));
+    if (lo < 64) p = varint::PutAt(p, d.mask >> lo);
+    p = varint::PutAt(p, d.where - pc.last_where);
     if (d.inline_length > 0) {
-      PutVar(p, d.inline_length);
+      p = varint::PutAt(p, d.inline_length);
       std::memcpy(p, inline_bytes.data() + d.inline_offset, d.inline_length);
       p += d.inline_length;
     }

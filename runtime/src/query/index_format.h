@@ -2,8 +2,9 @@
 // the build's encoders) and its reader (Load, and the block decoders). See
 // docs/SerializationSpec.md, "The query index".
 //
-// Varints are unsigned LEB128. VarReader reads untrusted bytes: every read is bounds-checked, and
-// the first failure sticks (ok() turns false and every later read returns 0 or empty).
+// Varints are core/varint.h's. VarReader reads untrusted bytes: every read is bounds-checked (a
+// truncated, too long or overlong varint fails), and the first failure sticks (ok() turns false
+// and every later read returns 0 or empty).
 #pragma once
 
 #include <cstddef>
@@ -12,6 +13,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "core/varint.h"
 
 namespace mmsb::query {
 
@@ -25,24 +28,10 @@ inline constexpr std::uint64_t kTailBytes = 32;
 // the index a small fraction of it.
 inline constexpr std::size_t kInlineDeltaMax = 64;
 
-// Appends v as a varint at p (at most 10 bytes).
-inline void PutVar(std::uint8_t*& p, std::uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = static_cast<std::uint8_t>(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = static_cast<std::uint8_t>(v);
-}
-
 class VarWriter {
  public:
   explicit VarWriter(std::vector<std::uint8_t>& out) : out_(out) {}
-  void V(std::uint64_t v) {
-    std::uint8_t buf[10];
-    std::uint8_t* p = buf;
-    PutVar(p, v);
-    out_.insert(out_.end(), buf, p);
-  }
+  void V(std::uint64_t v) { varint::Append(out_, v); }
   void S(std::string_view s) {
     V(s.size());
     out_.insert(out_.end(), s.begin(), s.end());
@@ -60,14 +49,14 @@ class VarReader {
  public:
   explicit VarReader(std::span<const std::uint8_t> in) : in_(in) {}
   std::uint64_t V() {
+    if (!ok_) return 0;
     std::uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (pos_ >= in_.size()) return Fail();
-      const std::uint8_t b = in_[pos_++];
-      v |= std::uint64_t{b & 0x7Fu} << shift;
-      if ((b & 0x80) == 0) return v;
-    }
-    return Fail();
+    varint::Error error = varint::Error::kNone;
+    const std::uint8_t* const at = in_.data() + pos_;
+    const std::uint8_t* const next = varint::Get(at, in_.data() + in_.size(), &v, &error);
+    if (next == nullptr) return Fail();
+    pos_ += static_cast<std::size_t>(next - at);
+    return v;
   }
   std::string S() {
     auto b = B();

@@ -33,6 +33,7 @@
 #include "mmsb/checkpoint.h"
 #include "mmsb/query.h"
 
+#include "core/varint.h"
 #include "delta/delta_view.h"
 #include "log/log_format.h"
 #include "log/log_records.h"
@@ -256,16 +257,16 @@ void LogIndex::Impl::AppendCommit(const CommitRec& c, std::span<const TxRec> txs
   }
   CommitBlock& b = commit_blocks.back();
   std::uint8_t* p = b.enc.Reserve(40 + 30 * txs.size());
-  PutVar(p, c.epoch - (b.count == 0 ? 0 : b.last));
+  p = varint::PutAt(p, c.epoch - (b.count == 0 ? 0 : b.last));
   const std::int64_t d = static_cast<std::int64_t>(c.unix_nanos - b.last_nanos);
-  PutVar(p,
-         d < 0 ? ((~static_cast<std::uint64_t>(d)) << 1) | 1 : static_cast<std::uint64_t>(d) << 1);
-  PutVar(p, c.state_hash);
-  PutVar(p, txs.size());
+  p = varint::PutAt(
+      p, d < 0 ? ((~static_cast<std::uint64_t>(d)) << 1) | 1 : static_cast<std::uint64_t>(d) << 1);
+  p = varint::PutAt(p, c.state_hash);
+  p = varint::PutAt(p, txs.size());
   for (const TxRec& t : txs) {
-    PutVar(p, t.site);
-    PutVar(p, t.thread);
-    PutVar(p, t.sequence);
+    p = varint::PutAt(p, t.site);
+    p = varint::PutAt(p, t.thread);
+    p = varint::PutAt(p, t.sequence);
   }
   b.enc.Commit(p);
   b.last = c.epoch;

@@ -3,8 +3,11 @@
 // transaction commits what it wrote, a failed commit never writes over the program's memory, and
 // verify mode stays exact under threads. Test names start with "Concurrent" where they run
 // threads: scripts/dev runs those under ThreadSanitizer.
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -230,6 +233,96 @@ TEST_F(ConcurrencyTest, ConcurrentWatchdogNamesATransactionThatBlocksACommit) {
   EXPECT_NE(err.find("watchdog"), std::string::npos) << err;
   EXPECT_NE(err.find("never wait on another thread"), std::string::npos) << err;
   EXPECT_GE(GetStats().tx_watchdog_reports, 1u);
+}
+
+// Sinks added and removed on one thread while two others commit in a loop (Bus::sinks_, a
+// copy-on-write list; docs/Runtime.md, "Sinks added or removed during commits"). Every sink gets
+// OnCommit for exactly the commits that took the bus lock while it was registered: all of those
+// after AddSink returned and up to RemoveSink's call, none before AddSink's call or after
+// RemoveSink returned; AfterCommit for exactly the epochs it got OnCommit for; and no call after
+// it was destroyed (the test drops its own reference right after RemoveSink).
+TEST_F(ConcurrencyTest, ConcurrentSinksAddedAndRemovedDuringCommitsSeeExactlyTheirCommits) {
+  constexpr int kSinks = 150;
+  struct Calls {
+    std::mutex mu;
+    std::vector<Epoch> on, after;
+    std::atomic<bool> destroyed{false};
+    std::atomic<int> calls_after_destruction{0};
+  };
+  std::vector<Calls> calls(kSinks);
+  class Tracking : public CommitSink {
+   public:
+    explicit Tracking(Calls* c) : c_(c) {}
+    ~Tracking() override { c_->destroyed.store(true); }
+    const char* name() const override { return "tracking"; }
+    Status OnCommit(const CommitBatch& batch) override {
+      if (c_->destroyed.load()) c_->calls_after_destruction.fetch_add(1);
+      std::lock_guard<std::mutex> lock(c_->mu);
+      c_->on.push_back(batch.epoch);
+      return Status::Ok();
+    }
+    Status AfterCommit(Epoch e) override {
+      if (c_->destroyed.load()) c_->calls_after_destruction.fetch_add(1);
+      std::lock_guard<std::mutex> lock(c_->mu);
+      c_->after.push_back(e);
+      return Status::Ok();
+    }
+
+   private:
+    Calls* c_;
+  };
+  Page* page = NewPage(4096);
+  auto* words = reinterpret_cast<std::uint64_t*>(page->data());
+  std::atomic<bool> done{false};
+  std::vector<std::thread> committers;
+  for (int t = 0; t < 2; ++t) {
+    committers.emplace_back([&, t] {
+      for (std::uint64_t i = 1; !done.load(std::memory_order_relaxed); ++i) {
+        ws(&words[t * 64 + i % 64]) = i;
+        EXPECT_TRUE(commit().ok());
+      }
+    });
+  }
+  struct Window {
+    Epoch add_before, add_after, remove_before, remove_after;
+  };
+  std::vector<Window> windows(kSinks);
+  for (int k = 0; k < kSinks; ++k) {
+    auto sink = std::make_shared<Tracking>(&calls[k]);
+    Window& w = windows[k];
+    w.add_before = current_epoch();
+    EXPECT_TRUE(AddSink(sink).ok());
+    w.add_after = current_epoch();
+    // Let a few commits through (at least one: the window below must not be empty every time).
+    while (current_epoch() < w.add_after + 1 + k % 3) std::this_thread::yield();
+    const CommitSink* raw = sink.get();
+    sink.reset();  // the bus's reference, and in-flight commits', are the only ones left
+    w.remove_before = current_epoch();
+    EXPECT_TRUE(RemoveSink(raw).ok());
+    w.remove_after = current_epoch();
+  }
+  done = true;
+  for (std::thread& t : committers) t.join();
+  int checked = 0;
+  for (int k = 0; k < kSinks; ++k) {
+    const Window& w = windows[k];
+    Calls& c = calls[k];
+    EXPECT_TRUE(c.destroyed.load()) << "sink " << k << " outlived every commit";
+    EXPECT_EQ(c.calls_after_destruction.load(), 0) << "sink " << k;
+    std::sort(c.on.begin(), c.on.end());
+    std::sort(c.after.begin(), c.after.end());
+    EXPECT_EQ(c.on, c.after) << "sink " << k << ": AfterCommit for exactly its OnCommit epochs";
+    EXPECT_EQ(std::adjacent_find(c.on.begin(), c.on.end()), c.on.end()) << "sink " << k;
+    for (Epoch e : c.on) {
+      EXPECT_GT(e, w.add_before) << "sink " << k << " called before it was added";
+      EXPECT_LE(e, w.remove_after) << "sink " << k << " called after it was removed";
+    }
+    for (Epoch e = w.add_after + 1; e <= w.remove_before; ++e, ++checked) {
+      EXPECT_TRUE(std::binary_search(c.on.begin(), c.on.end(), e))
+          << "sink " << k << " missed epoch " << e;
+    }
+  }
+  EXPECT_GE(checked, kSinks) << "every sink was registered across at least one commit";
 }
 
 }  // namespace

@@ -248,6 +248,31 @@ TEST_F(GraphTest, FailedRecomputeLeavesPreviousEpochIntact) {
   EXPECT_EQ(GetStats().delta_bytes, bytes);
 }
 
+// graph/graph.h, "Who writes a derived page": a user function writes its own child only. One that
+// also writes another derived page breaks the rule the runtime's plain writes to derived pages
+// rely on; debug builds abort when the written page's recompute starts, naming it.
+TEST_F(GraphTest, ADerivedPageWrittenByAnotherNodesFunctionAbortsInDebugBuilds) {
+#ifdef NDEBUG
+  GTEST_SKIP() << "the check is compiled in debug builds only (NDEBUG unset, the asan preset)";
+#else
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  Page* p = NewPage(64);
+  Page* a = NewPage(64);
+  Page* b = NewPage(64);
+  const PageId pp[] = {p->id()};
+  ASSERT_TRUE(AddUserEdges(pp, a->id(), [b](std::span<const Page* const> ps, Page& child) {
+                WriteU32(&child, ReadU32(ps[0]) + 1);
+                WriteU32(b, 99, 8);  // not its child: b is derived from a
+                return Status::Ok();
+              }).ok());
+  ASSERT_TRUE(AddPassthroughEdge(a->id(), b->id()).ok());
+  WriteU32(p, 1);
+  EXPECT_DEATH((void)commit(), "derived page " + std::to_string(b->id()) +
+                                   " was written during the commit's propagation by something "
+                                   "other than its recompute");
+#endif
+}
+
 // A child with a user function and a copying edge: a change of the copying parent alone copies
 // and does not call the function (the function runs only when one of its own parents changed).
 TEST_F(GraphTest, UserFunctionRunsOnlyWhenOneOfItsParentsChanged) {

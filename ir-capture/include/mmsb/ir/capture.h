@@ -76,6 +76,6 @@ class CaptureSession {
 
 // Adds the capture passes to `pb`: `pre` at PipelineStart, `post` at OptimizerLast. Call it from
 // a clang::CodeGenOptions::PassBuilderCallbacks entry of the compile that generates code.
-void RegisterCapturePasses(llvm::PassBuilder& pb, std::shared_ptr<CaptureSession> session);
+void RegisterCapturePasses(llvm::PassBuilder& pb, const std::shared_ptr<CaptureSession>& session);
 
 }  // namespace mmsb::ir
