@@ -56,7 +56,10 @@ struct alignas(64) PageRecord final : PageRecordHead, Page {
 // the head that pushes one of them to the second line fails to compile).
 static_assert(sizeof(PageRecord) == 128, "a page record is two cache lines");
 
-// The record behind a page. Valid for every Page the runtime handed out (see above).
+// The record behind a page. Valid for every Page the runtime handed out (see above). The Page is
+// not at the record's start (PageRecordHead is): a Page* and its record's address differ by
+// sizeof(PageRecordHead), so a page becomes its record only through Rec() (a static_cast, which
+// adjusts), never through reinterpret_cast, void* or arithmetic on the address.
 inline PageRecord* Rec(Page* page) { return static_cast<PageRecord*>(page); }
 inline const PageRecord* Rec(const Page* page) { return static_cast<const PageRecord*>(page); }
 
