@@ -67,16 +67,17 @@ class Page {
   Page() = default;
   ~Page() = default;
 
-  // What the accessors above return.
+  // What the accessors above return. The name comes last: the fields before it share a cache
+  // line with the runtime's own per-page fields (the commit reads them for every changed page).
   std::uint8_t* data_ = nullptr;
   std::size_t size_ = 0;
   PageId id_ = kInvalidPageId;
   Epoch epoch_ = 0;
   const TypeDescriptor* type_ = nullptr;
-  std::string name_;
   Location location_ = Location::kCpu;
   bool is_static_ = false;
   bool escaped_ = false;
+  std::string name_;
 };
 
 // Creates a heap page of `size` bytes (1 byte to 4 GiB - 1). Fails with InvalidArgument for bad

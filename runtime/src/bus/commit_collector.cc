@@ -339,13 +339,21 @@ void Bus::DiffDerived(Page* p, bool full, UndoLog* undo,
     any |= masks[g];
   }
   if (any == 0) return;
-  delta_internal::DeltaFromMasks(out, rec->id_, rec->epoch_, static_cast<std::uint32_t>(size),
-                                 masks, snap);
+  ByteRun runs[delta_internal::kInlineRuns];
+  const std::uint32_t inline_runs = delta_internal::DeltaFromMasks(
+      out, rec->id_, rec->epoch_, static_cast<std::uint32_t>(size), masks, snap, runs);
   if (undo == &undo_) {
     // The commit thread's log, so `out` is in the epoch's deltas (the serial loop writes each
-    // delta in its final slot), where it stays until a rollback: only the bytes are saved.
+    // delta in its final slot), where it stays until a rollback: only the bytes are saved. An
+    // inline delta's runs are the ones just gathered (DeltaFromMasks returns them), so the save
+    // walks them rather than reading them back out of the delta.
     MMSB_CHECK(out >= epoch_deltas_.data() && out < epoch_deltas_.data() + epoch_deltas_.size());
-    undo->SaveDerived(static_cast<std::uint32_t>(out - epoch_deltas_.data()), *out, twin);
+    const auto index = static_cast<std::uint32_t>(out - epoch_deltas_.data());
+    if (inline_runs != 0) {
+      undo->SaveDerivedRuns(index, runs, inline_runs, out->changed_bytes(), twin);
+    } else {
+      undo->SaveDerived(index, *out, twin);
+    }
   } else if (undo != nullptr) {
     undo->Save(p, rec->epoch_, *out, twin, /*restore_live=*/true);
   }

@@ -70,6 +70,22 @@ class UndoLog {
     });
     derived_size_ += n;
   }
+  // SaveDerived for a delta whose runs the caller has at hand: `runs` (`count` of them, `changed`
+  // bytes in all) must be exactly the delta's runs, as DeltaFromMasks returns them for the delta it
+  // wrote inline; Rollback then reads the delta as for SaveDerived.
+  void SaveDerivedRuns(std::uint32_t delta, const ByteRun* runs, std::uint32_t count,
+                       std::uint32_t changed, const std::uint8_t* before) {
+    if (derived_.empty()) derived_mark_ = entries_.size();
+    derived_.push_back(delta);
+    if (derived_size_ + changed > derived_cap_)
+      Grow(derived_bytes_, derived_size_, derived_cap_, changed);
+    std::uint8_t* at = derived_bytes_.get() + derived_size_;
+    for (std::uint32_t k = 0; k < count; ++k) {
+      SmallCopy(at, before + runs[k].offset, runs[k].length);
+      at += runs[k].length;
+    }
+    derived_size_ += changed;
+  }
   void Append(const UndoLog& other) {
     for (const Entry& e : other.entries_) {
       entries_.push_back({e.page, e.prev_epoch, runs_.size() + e.first_run,

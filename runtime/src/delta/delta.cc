@@ -422,12 +422,12 @@ struct Access {
   }
 };
 
-void DeltaFromMasks(Delta* out, PageId page, Epoch base_epoch, std::uint32_t size,
-                    const std::uint64_t* masks, const std::uint8_t* now) {
+std::uint32_t DeltaFromMasks(Delta* out, PageId page, Epoch base_epoch, std::uint32_t size,
+                             const std::uint64_t* masks, const std::uint8_t* now, ByteRun* runs) {
   // The runs DeltaBuilder::AddMask64 would gather (adjacent runs across granules joined), while
   // they can fit the inline block.
   constexpr std::uint32_t kMaxRuns = Access::kInlineBytes / sizeof(ByteRun);
-  ByteRun runs[kMaxRuns];
+  static_assert(kMaxRuns == kInlineRuns);
   std::uint32_t count = 0, changed = 0;
   bool fits = true;
   const std::size_t granules = GranuleCount(size);
@@ -458,13 +458,14 @@ void DeltaFromMasks(Delta* out, PageId page, Epoch base_epoch, std::uint32_t siz
       !(count * 2 + 1 > dense_body &&
         SparseBodySize(std::span<const ByteRun>(runs, count)) > dense_body)) {
     Access::SetInlineSparse(*out, page, base_epoch, size, runs, count, changed, now);
-    return;
+    return count;
   }
   DeltaBuilder b(page, base_epoch, size);
   for (std::size_t g = 0; g < granules; ++g) {
     if (masks[g] != 0) b.AddMask64(static_cast<std::uint32_t>(g * 64), masks[g], now + g * 64);
   }
   *out = b.Finish();
+  return 0;
 }
 
 }  // namespace delta_internal

@@ -39,9 +39,12 @@ Delta DiffPageFromZeros(PageId page, Epoch base_epoch, const std::uint8_t* now, 
 // `now` (the page's image, read once by the caller). Written into `*out` in place. The result is
 // the delta DeltaBuilder would build from the same masks, field for field (same runs, same form):
 // a change that fits a Delta's inline block as sparse runs is written there directly, anything
-// else goes through a DeltaBuilder.
-void DeltaFromMasks(Delta* out, PageId page, Epoch base_epoch, std::uint32_t size,
-                    const std::uint64_t* masks, const std::uint8_t* now);
+// else goes through a DeltaBuilder. Returns the number of runs written inline, which are then
+// also in `runs` (room for kInlineRuns; exactly out->sparse_runs()), or 0 when the delta went
+// through the builder (or is empty) and `runs` holds nothing meaningful.
+inline constexpr std::uint32_t kInlineRuns = 6;  // Delta's inline block / sizeof(ByteRun)
+std::uint32_t DeltaFromMasks(Delta* out, PageId page, Epoch base_epoch, std::uint32_t size,
+                             const std::uint64_t* masks, const std::uint8_t* now, ByteRun* runs);
 
 // Bit j set when a[j] != b[j], for j < n (n <= 64): the granule's change mask, without SIMD
 // dispatch (for small pages, where a call through the dispatch table costs more than the bytes).

@@ -37,16 +37,20 @@ std::uint32_t DependencyGraph::NodeFor(Page* page) {
     n = free_nodes_.back();
     free_nodes_.pop_back();
     hot_[n] = NodeHot{};
+    sched_[n] = NodeSched{};
+    changed_[n] = NodeChanged{};
     nodes_[n] = Node{};
     fns_[n] = nullptr;
   } else {
     n = static_cast<std::uint32_t>(nodes_.size());
     hot_.emplace_back();
+    sched_.emplace_back();
+    changed_.emplace_back();
     nodes_.emplace_back();
     fns_.emplace_back();
   }
   hot_[n].page = page;
-  hot_[n].id = page->id();
+  sched_[n].id = page->id();
   hot_[n].flags = kLive;
   index_.emplace(page->id(), n);
   ++stats_.nodes;
@@ -57,8 +61,10 @@ void DependencyGraph::MaybeDropNode(std::uint32_t n) {
   const Node& node = nodes_[n];
   if ((hot_[n].flags & kLive) == 0 || !node.in_edges.empty() || !node.children.empty() || fns_[n])
     return;
-  index_.erase(hot_[n].id);
+  index_.erase(sched_[n].id);
   hot_[n] = NodeHot{};
+  sched_[n] = NodeSched{};
+  changed_[n] = NodeChanged{};
   nodes_[n] = Node{};
   free_nodes_.push_back(n);
   --stats_.nodes;
@@ -67,14 +73,14 @@ void DependencyGraph::MaybeDropNode(std::uint32_t n) {
 // Heights increase strictly along edges, so a path from `from` to `target` only visits nodes no
 // higher than `target`: everything above is pruned (Incremental's cycle check).
 bool DependencyGraph::Reaches(std::uint32_t from, std::uint32_t target) const {
-  const int limit = hot_[target].height;
+  const int limit = sched_[target].height;
   std::vector<std::uint32_t> stack{from};
   const std::uint64_t stamp = ++visit_round_;  // visited marks without an O(nodes) clear
   while (!stack.empty()) {
     const std::uint32_t n = stack.back();
     stack.pop_back();
     if (n == target) return true;
-    if (nodes_[n].visit_stamp == stamp || hot_[n].height > limit) continue;
+    if (nodes_[n].visit_stamp == stamp || sched_[n].height > limit) continue;
     nodes_[n].visit_stamp = stamp;
     for (std::uint32_t c : nodes_[n].children) stack.push_back(c);
   }
@@ -88,16 +94,16 @@ void DependencyGraph::UpdateHeights(std::uint32_t start) {
     const std::uint32_t n = work.front();
     work.pop_front();
     int h = 0;
-    for (std::uint32_t e : nodes_[n].in_edges) h = std::max(h, hot_[edges_[e].parent].height + 1);
-    if (h == hot_[n].height && n != start) continue;
+    for (std::uint32_t e : nodes_[n].in_edges) h = std::max(h, sched_[edges_[e].parent].height + 1);
+    if (h == sched_[n].height && n != start) continue;
     // The depth is kept exact on increase; a decrease of a node at the maximum makes it stale,
     // recomputed when stats are read (a scan per edge change would make building O(n^2)).
     if (h > static_cast<int>(stats_.graph_depth)) {
       stats_.graph_depth = static_cast<std::uint32_t>(h);
-    } else if (h < hot_[n].height && hot_[n].height == static_cast<int>(stats_.graph_depth)) {
+    } else if (h < sched_[n].height && sched_[n].height == static_cast<int>(stats_.graph_depth)) {
       depth_stale_ = true;
     }
-    hot_[n].height = h;
+    sched_[n].height = h;
     for (std::uint32_t c : nodes_[n].children) work.push_back(c);
   }
 }
@@ -105,8 +111,8 @@ void DependencyGraph::UpdateHeights(std::uint32_t start) {
 const PropagationStats& DependencyGraph::stats() const {
   if (depth_stale_) {
     int depth = 0;
-    for (const NodeHot& node : hot_) {
-      if ((node.flags & kLive) != 0) depth = std::max(depth, node.height);
+    for (std::size_t n = 0; n < hot_.size(); ++n) {
+      if ((hot_[n].flags & kLive) != 0) depth = std::max(depth, sched_[n].height);
     }
     stats_.graph_depth = static_cast<std::uint32_t>(depth);
     depth_stale_ = false;
@@ -151,7 +157,7 @@ Status DependencyGraph::AddEdge(Page* parent, Page* child, EdgeKind kind, Projec
           fmt::format("edge {} -> {} already exists", NodeName(parent), NodeName(child)));
     }
   }
-  if (hot_[c].height <= hot_[p].height && Reaches(c, p)) {
+  if (sched_[c].height <= sched_[p].height && Reaches(c, p)) {
     undo_nodes();
     return GraphCycle(
         fmt::format("edge {} -> {} would close a cycle", NodeName(parent), NodeName(child)));
@@ -172,17 +178,17 @@ Status DependencyGraph::AddEdge(Page* parent, Page* child, EdgeKind kind, Projec
   // only knows the edges as the log lists them (by parent id), must copy in the same one.
   std::vector<std::uint32_t>& in = nodes_[c].in_edges;
   const PageId parent_id = parent->id();
-  in.insert(
-      std::upper_bound(in.begin(), in.end(), parent_id,
-                       [&](PageId id, std::uint32_t x) { return id < hot_[edges_[x].parent].id; }),
-      e);
+  in.insert(std::upper_bound(
+                in.begin(), in.end(), parent_id,
+                [&](PageId id, std::uint32_t x) { return id < sched_[edges_[x].parent].id; }),
+            e);
   nodes_[p].children.push_back(c);
   if (kind != EdgeKind::kUser) ++nodes_[c].copy_in_edges;
   SyncHot(p);
   SyncHot(c);
   ++stats_.edges;
-  if (hot_[c].height <= hot_[p].height) UpdateHeights(c);
-  stats_.graph_depth = std::max<std::uint32_t>(stats_.graph_depth, hot_[c].height);
+  if (sched_[c].height <= sched_[p].height) UpdateHeights(c);
+  stats_.graph_depth = std::max<std::uint32_t>(stats_.graph_depth, sched_[c].height);
   return Status::Ok();
 }
 
@@ -288,7 +294,7 @@ void DependencyGraph::RemovePage(PageId page) {
   }
   fns_[n] = nullptr;
   SyncHot(n);
-  if (hot_[n].height == static_cast<int>(stats_.graph_depth)) depth_stale_ = true;
+  if (sched_[n].height == static_cast<int>(stats_.graph_depth)) depth_stale_ = true;
   MaybeDropNode(n);
   for (std::uint32_t t : touched) {
     if ((hot_[t].flags & kLive) == 0) continue;
@@ -302,7 +308,7 @@ std::vector<EdgeInfo> DependencyGraph::ListEdges() const {
   for (std::size_t e = 0; e < edges_.size(); ++e) {
     if (!edge_live_[e]) continue;
     const Edge& x = edges_[e];
-    out.push_back({hot_[x.parent].id, hot_[x.child].id, x.kind, x.proj, x.policy});
+    out.push_back({sched_[x.parent].id, sched_[x.child].id, x.kind, x.proj, x.policy});
   }
   std::sort(out.begin(), out.end(), [](const EdgeInfo& a, const EdgeInfo& b) {
     return std::tie(a.child, a.parent) < std::tie(b.child, b.parent);
@@ -312,7 +318,7 @@ std::vector<EdgeInfo> DependencyGraph::ListEdges() const {
 
 int DependencyGraph::Height(PageId page) const {
   auto it = index_.find(page);
-  return it == index_.end() ? -1 : hot_[it->second].height;
+  return it == index_.end() ? -1 : sched_[it->second].height;
 }
 
 void DependencyGraph::SyncHot(std::uint32_t node) {
@@ -333,7 +339,7 @@ void DependencyGraph::SyncHot(std::uint32_t node) {
 }
 
 void DependencyGraph::Schedule(std::uint32_t node) {
-  NodeHot& n = hot_[node];
+  NodeSched& n = sched_[node];
   if (n.dirty_stamp == round_) return;  // at most once per commit
   n.dirty_stamp = round_;
   if (buckets_.size() <= static_cast<std::size_t>(n.height)) buckets_.resize(n.height + 1);
@@ -367,11 +373,11 @@ Status DependencyGraph::Recompute(const CommitServices& services, std::uint32_t 
     for (std::uint32_t e : nodes_[node].in_edges) {
       const Edge& edge = edges_[e];
       if (edge.kind == EdgeKind::kUser) continue;
-      const NodeHot& pn = hot_[edge.parent];
-      if (pn.changed_round != round_) continue;
-      const Page* parent = pn.page;
-      for (std::uint32_t k = 0; k < pn.changed_count; ++k) {
-        deltas[pn.changed[k]].ForEachRun(
+      const NodeChanged& pn = changed_[edge.parent];
+      if (pn.round != round_) continue;
+      const Page* parent = hot_[edge.parent].page;
+      for (std::uint32_t k = 0; k < pn.count; ++k) {
+        deltas[pn.delta[k]].ForEachRun(
             [&](std::uint32_t off, std::uint32_t length, const std::uint8_t*) {
               std::uint32_t src = off, len = length, dst = off;
               if (edge.kind == EdgeKind::kProjection) {
@@ -395,7 +401,7 @@ Status DependencyGraph::Recompute(const CommitServices& services, std::uint32_t 
     bool any = (n.flags & kCopyIn) == 0;
     if (!any) {
       for (std::uint32_t up : nodes_[node].user_parents) {
-        if (hot_[up].changed_round == round_) {
+        if (changed_[up].round == round_) {
           any = true;
           break;
         }
@@ -435,14 +441,14 @@ void DependencyGraph::Finished(std::uint32_t node, bool failed_before, Epoch epo
 }
 
 void DependencyGraph::MarkChanged(std::uint32_t node, std::uint32_t delta) {
-  NodeHot& n = hot_[node];
-  if (n.changed_round != round_) {
-    n.changed_round = round_;
-    n.changed_count = 0;
+  NodeChanged& n = changed_[node];
+  if (n.round != round_) {
+    n.round = round_;
+    n.count = 0;
   }
   // A page has at most one delta from collection and one from its own recompute.
-  MMSB_CHECK(n.changed_count < 2);
-  n.changed[n.changed_count++] = delta;
+  MMSB_CHECK(n.count < 2);
+  n.delta[n.count++] = delta;
 }
 
 Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
@@ -483,19 +489,17 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
     if (!parallel) {
       // Serial: each delta goes straight into its final slot. A wide bucket walks far more nodes
       // and pages than the caches hold, so the loop prefetches ahead in stages, each reading only
-      // what an earlier stage fetched: the node's hot line, its page record (and its single user
-      // parent's), then the page's bytes, twin, user function and parent bytes, and last the
-      // children it will schedule.
+      // what an earlier stage fetched: the node's hot line, its page record's first line (and its
+      // single user parent's), then the page's bytes, twin, user function and parent bytes, and
+      // last the scheduling entries of the children it will schedule.
       const std::size_t count = bucket.size();
       for (std::size_t i = 0; i < count; ++i) {
         if (i + kPrefetchNodes < count) __builtin_prefetch(&hot_[bucket[i + kPrefetchNodes].node]);
         if (i + kPrefetchPages < count) {
           const NodeHot& far = hot_[bucket[i + kPrefetchPages].node];
-          // From the first field the visit reads to the last (a record spans two lines).
-          __builtin_prefetch(static_cast<const void*>(&Rec(far.page)->data_));
-          __builtin_prefetch(&Rec(far.page)->size_class);
-          if (far.user_parent != nullptr)
-            __builtin_prefetch(static_cast<const void*>(&Rec(far.user_parent)->data_));
+          // Every field the visit reads is in the record's first line (PageRecordHead, Page).
+          __builtin_prefetch(Rec(far.page), 1);
+          if (far.user_parent != nullptr) __builtin_prefetch(Rec(far.user_parent));
         }
         if (i + kPrefetchNear < count) {
           const std::uint32_t n = bucket[i + kPrefetchNear].node;
@@ -509,7 +513,7 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
         if (i + kPrefetchChildren < count) {
           // The children Finished() will schedule.
           for (std::uint32_t c : Children(bucket[i + kPrefetchChildren].node))
-            __builtin_prefetch(&hot_[c]);
+            __builtin_prefetch(&sched_[c], 1);
         }
         {
           // The delta slot a later node will write (reserved above, not yet constructed): a

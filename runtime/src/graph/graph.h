@@ -110,30 +110,41 @@ class DependencyGraph {
     Projection proj;
     DerivedPolicy policy;
   };
-  // A node is split by how often the propagation reads it (docs/Performance.md, "Propagation's
-  // node layout"). `hot_[n]` is one cache line holding everything a visit of a node with at most
-  // two children and at most one user parent reads: the visit is bound by cache misses, so each
-  // line a node costs is a few nanoseconds at 100k nodes. `nodes_[n]` holds the edge lists
-  // (authoritative) and `fns_[n]` the user function. The hot line mirrors the first children and
-  // the single user parent; SyncHot(n) re-derives the mirror after every edge change of n.
-  struct alignas(64) NodeHot {
+  // A node is split by how often, and when, the propagation reads it (docs/Performance.md,
+  // "Propagation's node layout"): the visit is bound by memory traffic, so each line a node costs
+  // is a few nanoseconds at 100k nodes, and a line written is a line written back.
+  // - `hot_[n]` (half a line, read-only while propagating) holds what a visit of a node with at
+  //   most two children and at most one user parent reads: its page, its first children and its
+  //   single user parent.
+  // - `sched_[n]` holds what scheduling the node reads and writes (its id, height and the round it
+  //   was queued in): Schedule touches this, not the hot line, of each child.
+  // - `changed_[n]` holds this round's deltas of the node's page, written when the node (or a
+  //   collected page) changes and read only by children with copying edges or several parents.
+  // `nodes_[n]` holds the edge lists (authoritative) and `fns_[n]` the user function. The hot line
+  // mirrors the first children and the single user parent; SyncHot(n) re-derives the mirror after
+  // every edge change of n.
+  struct alignas(32) NodeHot {
     Page* page = nullptr;
-    PageId id = kInvalidPageId;
-    std::uint64_t dirty_stamp = 0;  // propagation round in which the node was last queued
-    // This round's deltas of the node's page (valid when changed_round == round_), as indices
-    // into the epoch's deltas (CommitServices::out).
-    std::uint64_t changed_round = 0;
-    std::uint32_t changed[2] = {0, 0};
     // The user function's parent page when it has exactly one (kOneUserParent): the span the
     // function is called with, without reading nodes_[n].
     const Page* user_parent = nullptr;
-    int height = 0;
     std::uint32_t child[2] = {0, 0};  // the first children, in nodes_[n].children's order
-    std::uint8_t changed_count = 0;
-    std::uint8_t child_count = 0;  // children mirrored in `child` (all unless kManyChildren)
+    std::uint8_t child_count = 0;     // children mirrored in `child` (all unless kManyChildren)
     std::uint8_t flags = 0;
   };
-  static_assert(sizeof(NodeHot) == 64, "one cache line per node on the visit's path");
+  static_assert(sizeof(NodeHot) == 32, "two nodes per cache line on the visit's path");
+  struct NodeSched {
+    std::uint64_t dirty_stamp = 0;  // propagation round in which the node was last queued
+    PageId id = kInvalidPageId;
+    int height = 0;
+  };
+  struct NodeChanged {
+    // This round's deltas of the node's page (valid when round == round_), as indices into the
+    // epoch's deltas (CommitServices::out).
+    std::uint64_t round = 0;
+    std::uint32_t delta[2] = {0, 0};
+    std::uint32_t count = 0;
+  };
   static constexpr std::uint8_t kLive = 1;
   static constexpr std::uint8_t kUserFn = 2;          // fns_[n] is set
   static constexpr std::uint8_t kCopyIn = 4;          // some in-edge copies bytes
@@ -178,6 +189,8 @@ class DependencyGraph {
   void UpdateHeights(std::uint32_t start);
 
   std::vector<NodeHot> hot_;
+  std::vector<NodeSched> sched_;
+  std::vector<NodeChanged> changed_;
   std::vector<Node> nodes_;
   std::vector<RecomputeFn> fns_;
   std::vector<std::uint32_t> free_nodes_;

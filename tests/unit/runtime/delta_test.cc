@@ -195,8 +195,21 @@ TEST(DeltaFromMasks, EqualsTheBuildersDeltaAroundTheInlineRoom) {
       }
       const Delta want = b.Finish();
       Delta got;
-      delta_internal::DeltaFromMasks(&got, 5, 7, size, masks.data(), now.data());
+      ByteRun runs_out[delta_internal::kInlineRuns];
+      const std::uint32_t inline_runs =
+          delta_internal::DeltaFromMasks(&got, 5, 7, size, masks.data(), now.data(), runs_out);
       ASSERT_EQ(got, want) << "size " << size << " trial " << trial;
+      // The runs it reports (the derived undo save walks them) are exactly the delta's, whenever
+      // it wrote the delta inline; it reports none for a delta the builder made.
+      if (inline_runs != 0) {
+        ASSERT_EQ(std::vector<ByteRun>(runs_out, runs_out + inline_runs), got.Runs());
+        ASSERT_EQ(got.form(), Delta::Form::kSparse);
+      } else {
+        ASSERT_TRUE(got.empty() || got.form() == Delta::Form::kDense ||
+                    got.Runs().size() > delta_internal::kInlineRuns ||
+                    got.Runs().size() * sizeof(ByteRun) + got.changed_bytes() > 48)
+            << "size " << size << " trial " << trial;
+      }
       ASSERT_EQ(got.form(), want.form()) << "size " << size << " trial " << trial;
       ASSERT_EQ(got.Runs(), want.Runs());
       ASSERT_EQ(Bytes(got.bytes().begin(), got.bytes().end()),

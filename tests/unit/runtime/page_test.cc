@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "bus_fixture.h"
+#include "core/page_record.h"
 
 namespace mmsb {
 namespace {
@@ -313,6 +314,36 @@ TEST_F(TypeCheckTest, UnregisteredTypePointerIsRejected) {
   alignas(64) static std::uint8_t storage[64];
   EXPECT_EQ(RegisterStaticPage(storage, 64, {.type = &t, .name = "s"}).status().code(),
             StatusCode::kInvalidArgument);
+}
+
+// The derived diff reads these fields of every page it visits, and the graph prefetches only the
+// record's first line for them (docs/Performance.md, "The page record's line"); the Page the
+// program holds converts to its record and back through Rec(), which knows the Page is not at the
+// record's start.
+TEST_F(BusTest, ThePageRecordFieldsADiffReadsShareTheRecordsFirstCacheLine) {
+  Page* p = NewPage(64);
+  ASSERT_NE(p, nullptr);
+  PageRecord* rec = Rec(p);
+  const auto* base = reinterpret_cast<const char*>(rec);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(base) % 64, 0u);
+  auto in_first_line = [&](const void* field, std::size_t bytes) {
+    const auto at = static_cast<const char*>(field) - base;
+    return at >= 0 && static_cast<std::size_t>(at) + bytes <= 64;
+  };
+  EXPECT_TRUE(in_first_line(&rec->twin, sizeof(rec->twin)));
+  EXPECT_TRUE(in_first_line(&rec->twin_valid, 1));
+  EXPECT_TRUE(in_first_line(&rec->maybe_nonzero, 1));
+  EXPECT_TRUE(in_first_line(&rec->size_class, 1));
+  EXPECT_TRUE(in_first_line(&rec->data_, sizeof(rec->data_)));
+  EXPECT_TRUE(in_first_line(&rec->size_, sizeof(rec->size_)));
+  EXPECT_TRUE(in_first_line(&rec->id_, sizeof(rec->id_)));
+  EXPECT_TRUE(in_first_line(&rec->epoch_, sizeof(rec->epoch_)));
+  EXPECT_TRUE(in_first_line(&rec->is_static_, 1));
+  EXPECT_TRUE(in_first_line(&rec->escaped_, 1));
+  // The conversion both ways: the record's fields are the page's.
+  EXPECT_EQ(static_cast<Page*>(rec), p);
+  EXPECT_EQ(rec->data_, p->data());
+  EXPECT_EQ(rec->id_, p->id());
 }
 
 }  // namespace
