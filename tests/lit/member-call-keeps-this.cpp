@@ -3,7 +3,7 @@
 // later. The held mark covers the call only, so such a call escapes the page. It does not when
 // this TU has the callee's body and every use of `this` in it is a member read, a store to a
 // member (through members and subscripts), a call of a member function that keeps nothing
-// either, or `return *this`. Library code (system headers) keeps the held mark's assumption.
+// either, or `return *this` (system headers alike: held-marks-system-callees.cpp).
 // RUN: %rw %s -- | %strip_comments | FileCheck %s
 // RUN: %rw %s -- -Rmmsb-escape 2>&1 >/dev/null | FileCheck %s --check-prefix=REMARK
 // RUN: %cxx -fsyntax-only %s

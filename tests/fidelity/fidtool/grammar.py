@@ -34,6 +34,8 @@ union Num { int i; float f; };
 // Inheritance: a page's member of a derived type, and a page type with a base class.
 struct BaseRec { int base_v[4]; void BumpBase(int x) { base_v[x & 3] += x; } };
 struct Derived : BaseRec { int own; };
+// A const member function that writes a mutable member.
+struct Counter { int v; mutable int reads; int Peek() const { ++reads; return v; } };
 struct [[mmsb::page]] S {
   int a[64];
   double m[8][8];
@@ -63,6 +65,7 @@ struct [[mmsb::page]] S {
   std::variant<int, double> var;
   std::bitset<64> flags;
   Derived der;
+  Counter counter;
 };
 struct [[mmsb::page]] DP : BaseRec { int extra[8]; };
 struct PlainLevel { int level : 5; int pad; };
@@ -341,7 +344,9 @@ def p_union(r, ctx):
 
 
 def p_mutable(r, ctx):
-    return f"const S& cs = g1; cs.cache = {_v(r)};"
+    return r.choice([f"const S& cs = g1; cs.cache = {_v(r)};",
+                     f"g_sink += g{r.randint(0, 1)}.counter.Peek();",
+                     f"const S& cs = g0; g_sink += cs.counter.Peek() + cs.counter.Peek();"])
 
 
 def p_tx_throw(r, ctx):
