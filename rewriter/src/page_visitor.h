@@ -3,7 +3,7 @@
 //   page_visitor.cc       dispatch: stores, calls, declarations; findings and remarks
 //   page_record_checks.cc page record requirements, instrumentation, untracked uses
 //   escape_checks.cc      pointers and references into pages that leave what is followed
-//   store_classifier.cc   page storage, pointers, followed locals, member callees (member_callees.h)
+//   store_classifier.cc   page storage and pointers, followed locals, callees (member_callees.h)
 //   loop_marks.cc         loop range marks: counted loops, range-for, what may commit
 //   library_model.cc      library functions that write through, hand through or keep storage
 //   edit_recorder.cc      edit sites, file ranges, barrier wrapping, insertion
