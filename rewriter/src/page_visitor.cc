@@ -187,11 +187,18 @@ bool PageVisitor::VisitCXXMemberCallExpr(clang::CXXMemberCallExpr* mc) {
     return true;
   }
   const clang::CXXMethodDecl* md = mc->getMethodDecl();
-  if (md == nullptr || !IsWritingMember(md) || IsInMmsbNamespace(md)) return true;
+  if (md == nullptr || md->isStatic() || IsInMmsbNamespace(md)) return true;
   if (llvm::isa<clang::CXXDestructorDecl>(md)) return true;
   const auto* me = llvm::dyn_cast<clang::MemberExpr>(callee);
   if (me == nullptr) return true;
   const clang::Expr* base = me->getBase();
+  if (!IsWritingMember(md)) {
+    // A const callee writes nothing here, but it may keep `this` (a pointer to const that a
+    // later const_cast writes through): that escapes the page as a non-const callee's does.
+    if ((me->isArrow() ? IsPagePointer(base) : IsPageStorage(base)) && !CalleeIsInstrumented(md))
+      EscapeIfKept(md, base, me->getMemberLoc());
+    return true;
+  }
   // The call writes the page (for the IR capture) even when the callee's own stores are
   // instrumented and the call needs no mark.
   if (me->isArrow() ? IsPagePointer(base) : IsPageStorage(base))
