@@ -16,6 +16,7 @@
 #include "clang/AST/Mangle.h"
 #include "clang/AST/StmtCXX.h"
 #include "clang/Lex/Lexer.h"
+#include "member_callees.h"
 
 namespace mmsb::rewriter {
 
@@ -140,8 +141,7 @@ bool PageVisitor::VisitCXXOperatorCallExpr(clang::CXXOperatorCallExpr* oc) {
       oc->isAssignmentOp() || op == clang::OO_PlusPlus || op == clang::OO_MinusMinus;
   const auto* md = llvm::dyn_cast_or_null<clang::CXXMethodDecl>(oc->getDirectCallee());
   if (md != nullptr && IsInMmsbNamespace(md)) return true;
-  const bool mutating_member =
-      md != nullptr && !md->isConst() && !md->isStatic() && !CalleeIsInstrumented(md);
+  const bool mutating_member = md != nullptr && IsWritingMember(md) && !CalleeIsInstrumented(md);
   if ((store_like || mutating_member) && IsPageStorage(oc->getArg(0))) {
     Barrier(oc->getArg(0), oc->getOperatorLoc());
     if (mutating_member && !md->isTrivial()) EscapeIfKept(md, oc->getArg(0), oc->getOperatorLoc());
@@ -187,11 +187,18 @@ bool PageVisitor::VisitCXXMemberCallExpr(clang::CXXMemberCallExpr* mc) {
     return true;
   }
   const clang::CXXMethodDecl* md = mc->getMethodDecl();
-  if (md == nullptr || md->isConst() || md->isStatic() || IsInMmsbNamespace(md)) return true;
+  if (md == nullptr || md->isStatic() || IsInMmsbNamespace(md)) return true;
   if (llvm::isa<clang::CXXDestructorDecl>(md)) return true;
   const auto* me = llvm::dyn_cast<clang::MemberExpr>(callee);
   if (me == nullptr) return true;
   const clang::Expr* base = me->getBase();
+  if (!IsWritingMember(md)) {
+    // A const callee writes nothing here, but it may keep `this` (a pointer to const that a
+    // later const_cast writes through): that escapes the page as a non-const callee's does.
+    if ((me->isArrow() ? IsPagePointer(base) : IsPageStorage(base)) && !CalleeIsInstrumented(md))
+      EscapeIfKept(md, base, me->getMemberLoc());
+    return true;
+  }
   // The call writes the page (for the IR capture) even when the callee's own stores are
   // instrumented and the call needs no mark.
   if (me->isArrow() ? IsPagePointer(base) : IsPageStorage(base))

@@ -3,7 +3,7 @@
 //   page_visitor.cc       dispatch: stores, calls, declarations; findings and remarks
 //   page_record_checks.cc page record requirements, instrumentation, untracked uses
 //   escape_checks.cc      pointers and references into pages that leave what is followed
-//   store_classifier.cc   page storage, page pointers, followed locals, which page type
+//   store_classifier.cc   page storage and pointers, followed locals, callees (member_callees.h)
 //   loop_marks.cc         loop range marks: counted loops, range-for, what may commit
 //   library_model.cc      library functions that write through, hand through or keep storage
 //   edit_recorder.cc      edit sites, file ranges, barrier wrapping, insertion
@@ -242,12 +242,12 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
 
   // A member function called on page storage may keep its object's address beyond the call (the
   // held mark's invariant does not hold: it is escaped instead). False for a member of a page
-  // type (rewritten where it is defined), for library code (system headers, the documented
-  // assumption of held marks) and for a non-virtual callee whose
-  // body this TU has, where every use of `this` is a member read, a store to a member (through
-  // members and subscripts), a call of a member function that itself may not keep `this`, or
-  // `return *this`. Anything else (`this` or a member's address stored, passed or captured, a
-  // body not seen, a virtual call) may keep it.
+  // type (rewritten where it is defined), for a member of an inert standard value type
+  // (LibraryMemberKeepsNothing) and for a non-virtual callee whose body this TU has (in a user
+  // or a system header alike), where every use of `this` is a member read, a store to a member
+  // (through members and subscripts), a call of a member function that itself may not keep
+  // `this`, or `return *this`. Anything else (`this` or a member's address stored, passed or
+  // captured, a body not seen, a virtual call, calls nested too deep to follow) may keep it.
   bool CalleeMayKeepThis(const clang::CXXMethodDecl* md, unsigned depth = 0) const;
 
   // Escapes the page that `base` (the object of a member call on page storage) lies in when the

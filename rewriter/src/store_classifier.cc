@@ -19,6 +19,7 @@
 #include "clang/AST/StmtCXX.h"
 #include "clang/Lex/Lexer.h"
 #include "llvm/ADT/StringSet.h"
+#include "member_callees.h"
 #include "page_visitor.h"
 
 namespace mmsb::rewriter {
@@ -84,6 +85,32 @@ bool PageVisitor::CalleeIsInstrumented(const clang::CXXMethodDecl* md) const {
   if (!md->isDefined(def) || def == nullptr) return false;
   if (const clang::FunctionDecl* pattern = def->getTemplateInstantiationPattern()) def = pattern;
   return !sm_.isInSystemHeader(sm_.getExpansionLoc(def->getLocation()));
+}
+
+namespace {
+
+// `rd` (one of its members or bases, at any depth) has a mutable data member.
+bool HasMutableMember(const clang::CXXRecordDecl* rd, unsigned depth = 0) {
+  if (rd == nullptr || !rd->hasDefinition() || depth > 16) return false;
+  rd = rd->getDefinition();
+  for (const clang::FieldDecl* f : rd->fields()) {
+    if (f->isMutable()) return true;
+    const clang::Type* t = f->getType()->getBaseElementTypeUnsafe();
+    if (HasMutableMember(t->getAsCXXRecordDecl(), depth + 1)) return true;
+  }
+  for (const clang::CXXBaseSpecifier& b : rd->bases()) {
+    if (HasMutableMember(b.getType()->getAsCXXRecordDecl(), depth + 1)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool IsWritingMember(const clang::CXXMethodDecl* md) {
+  if (md->isStatic()) return false;
+  // A const member function writes its object's mutable members (`int Peek() const { ++reads_;
+  // ... }`): on page storage it needs the mark a non-const call gets.
+  return !md->isConst() || HasMutableMember(md->getParent());
 }
 
 namespace {
@@ -181,7 +208,10 @@ bool PageVisitor::CalleeMayKeepThis(const clang::CXXMethodDecl* md, unsigned dep
   // A page type's own member functions are rewritten where they are defined: their `this` is
   // page storage there, and what they do with it is followed (or escaped) in that TU.
   if (md->isStatic() || IsPageRecord(md->getParent())) return false;
-  if (sm_.isInSystemHeader(sm_.getExpansionLoc(md->getLocation()))) return false;
+  // A system header is not trusted for being one (a third-party library under -isystem may keep
+  // `this`): only the standard value types of LibraryMemberKeepsNothing are taken on trust, and
+  // any other callee's body is checked as a user callee's is.
+  if (LibraryMemberKeepsNothing(md, sm_)) return false;
   if (depth > 4 || md->isVirtual()) return true;
   const clang::FunctionDecl* def = nullptr;
   if (!md->hasBody(def) || def == nullptr || def->getBody() == nullptr) return true;
@@ -190,6 +220,71 @@ bool PageVisitor::CalleeMayKeepThis(const clang::CXXMethodDecl* md, unsigned dep
   });
   uses.TraverseStmt(def->getBody());
   return uses.kept();
+}
+
+namespace {
+
+// Standard class templates (and classes) that hold their value inline and whose member functions
+// keep no address of the object or of its storage beyond the call: no self-pointers, nothing
+// registered anywhere (PluginGuide, "Held marks"). This holds only while no user code runs inside
+// them, so every type they are instantiated with must be inert too (InertType).
+const llvm::StringSet<>& InertLibraryTypes() {
+  static const llvm::StringSet<> names = {"array", "optional", "variant", "monostate", "bitset",
+                                          "pair",  "tuple",    "complex", "atomic",    "nullopt_t"};
+  return names;
+}
+
+bool IsInertLibraryRecord(const clang::CXXRecordDecl* rd);
+
+// A type whose operations run no user code and hold no address: arithmetic, enumerations, arrays
+// of them, and the inert standard types instantiated with inert types.
+bool InertType(clang::QualType t) {
+  t = t.getNonReferenceType().getCanonicalType();
+  while (const clang::ArrayType* at = t->getAsArrayTypeUnsafe())
+    t = at->getElementType().getCanonicalType();
+  if (t->isArithmeticType() || t->isEnumeralType() || t->isNullPtrType()) return true;
+  const clang::CXXRecordDecl* rd = t->getAsCXXRecordDecl();
+  return rd != nullptr && IsInertLibraryRecord(rd);
+}
+
+bool InertTemplateArguments(llvm::ArrayRef<clang::TemplateArgument> args) {
+  for (const clang::TemplateArgument& arg : args) {
+    switch (arg.getKind()) {
+      case clang::TemplateArgument::Type:
+        if (!InertType(arg.getAsType())) return false;
+        break;
+      case clang::TemplateArgument::Pack:
+        if (!InertTemplateArguments(arg.pack_elements())) return false;
+        break;
+      case clang::TemplateArgument::Integral:
+        break;
+      default:  // a declaration, a template, an expression: not shown inert
+        return false;
+    }
+  }
+  return true;
+}
+
+bool IsInertLibraryRecord(const clang::CXXRecordDecl* rd) {
+  if (!rd->isInStdNamespace() || rd->getIdentifier() == nullptr ||
+      !InertLibraryTypes().contains(rd->getName()))
+    return false;
+  if (const auto* spec = llvm::dyn_cast<clang::ClassTemplateSpecializationDecl>(rd))
+    return InertTemplateArguments(spec->getTemplateArgs().asArray());
+  return true;
+}
+
+}  // namespace
+
+bool LibraryMemberKeepsNothing(const clang::CXXMethodDecl* md, const clang::SourceManager& sm) {
+  if (!sm.isInSystemHeader(sm.getExpansionLoc(md->getLocation())) ||
+      !IsInertLibraryRecord(md->getParent()))
+    return false;
+  // A member function template's arguments (`opt.emplace(args...)`, `var = u`) are converted to
+  // the element type inside it: a user type among them runs user code there.
+  if (const clang::TemplateArgumentList* args = md->getTemplateSpecializationArgs())
+    return InertTemplateArguments(args->asArray());
+  return true;
 }
 
 bool PageVisitor::IsMarkingCall(const clang::Expr* e) const {

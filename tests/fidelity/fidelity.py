@@ -12,7 +12,10 @@ pointers to pointers, lambdas stored in a global std::function and called later,
 a member function of a page's member type, references returned by functions; library writes:
 memset/memmove/strcpy/snprintf/sscanf, std::ranges, std::tie, std::span, std::atomic_ref;
 whole-page copies, placement new, operator overloads, std::atomic members, signed bit-fields;
-docs/PluginGuide.md has the table). It is built twice:
+a third-party (system-header) type whose members keep `this`; std::optional, variant, bitset
+and std::array members; inheritance, goto and switch fall-through, destructor stores,
+thread_local and global std::span pointers into pages, lambdas run after a commit, const
+members writing mutable ones; docs/PluginGuide.md has the table). It is built twice:
 
   plain       clang++-19 without the plugin, FIDELITY_PLAIN defined: every commit point prints
               the bytes of every page (the ground truth);

@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdio>
+#include <span>
 
 #ifndef FIDELITY_PLAIN
 #include <mmsb/log.h>
@@ -117,6 +118,35 @@ struct Acc {
     sum += v;
     ++count;
   }
+};
+
+// A third-party type (in a system header when this header is one, as a library installed under
+// -isystem is): some member functions keep the object's address, or a member's, beyond the call,
+// and generated code writes through it later. A held mark covers the call only, so the rewriter
+// must see that from the body and escape the page (PluginGuide, "Held marks"); a system header
+// is no proof that a callee keeps nothing.
+struct Hook;
+inline Hook* g_hook = nullptr;
+inline int* g_cursor = nullptr;
+inline std::span<int> g_view;
+inline void* g_ring = nullptr;
+struct Hook {
+  int v[4];
+  void Attach() { g_hook = this; }
+  void Expose() { g_cursor = v + 1; }
+  void View() { g_view = std::span<int>(v); }
+  // Keeps nothing: a held mark suffices.
+  void Set(int k, int x) { v[k & 3] = x; }
+};
+template <class T>
+struct Ring {
+  T buf[8];
+  int head;
+  void Push(T x) {
+    buf[head & 7] = x;
+    ++head;
+  }
+  void Share() { g_ring = this; }
 };
 
 }  // namespace fid

@@ -3,13 +3,14 @@
 // later. The held mark covers the call only, so such a call escapes the page. It does not when
 // this TU has the callee's body and every use of `this` in it is a member read, a store to a
 // member (through members and subscripts), a call of a member function that keeps nothing
-// either, or `return *this`. Library code (system headers) keeps the held mark's assumption.
+// either, or `return *this` (system headers alike: held-marks-system-callees.cpp).
 // RUN: %rw %s -- | %strip_comments | FileCheck %s
 // RUN: %rw %s -- -Rmmsb-escape 2>&1 >/dev/null | FileCheck %s --check-prefix=REMARK
 // RUN: %cxx -fsyntax-only %s
 #include <mini_std.h>
 struct Node;
 Node* g_node;
+const Node* g_cnode;
 int* g_int;
 void Take(Node* n);
 struct Node {
@@ -17,6 +18,8 @@ struct Node {
   int n;
   struct { int x; } inner;
   void Register() { g_node = this; }
+  void RegisterConst() const { g_cnode = this; }
+  int Get() const { return v[0] + n; }
   void KeepMember() { g_int = &v[1]; }
   void Pass() { Take(this); }
   void Store(int x) {
@@ -65,6 +68,14 @@ void Calls(P* p) {
   g.node.Unseen();
   // CHECK: ::mmsb::rt::Escape(p); ::mmsb::rt::MarkHeld(p->node).Register();
   p->node.Register();
+  // A const callee that keeps `this` (a later const_cast may write through it): the escape,
+  // and no mark (it writes nothing itself).
+  // CHECK: ::mmsb::rt::Escape({{.*}}); g.node.RegisterConst();
+  // REMARK: [[@LINE+1]]:10: remark: {{.*}}'g.node'{{.*}}'Node::RegisterConst', which may keep its address
+  g.node.RegisterConst();
+  // CHECK: {{^}}  int k = g.node.Get();
+  int k = g.node.Get();
+  (void)k;
   // Callees that keep nothing: the held mark only.
   // CHECK: {{^}}  ::mmsb::rt::MarkHeld(g.node).Store(2);
   g.node.Store(2);

@@ -12,6 +12,10 @@ import random
 PRELUDE = r"""
 #include <array>
 #include <atomic>
+#include <bitset>
+#include <optional>
+#include <span>
+#include <variant>
 #include SUPPORT_INCLUDE
 
 struct Cell { int a; double b; };
@@ -24,9 +28,14 @@ struct Vec2 {
 inline Vec2 operator+(Vec2 l, const Vec2& r) { return l += r; }
 struct Mat { int m[4][4]; double w; };
 // A member function of a non-page type that keeps `this` (called on page storage).
-struct Node { int v[4]; void Register(); };
+struct Node { int v[4]; void Register(); void RegisterConst() const; };
 struct Bits { unsigned n : 4; unsigned mode : 4; };
 union Num { int i; float f; };
+// Inheritance: a page's member of a derived type, and a page type with a base class.
+struct BaseRec { int base_v[4]; void BumpBase(int x) { base_v[x & 3] += x; } };
+struct Derived : BaseRec { int own; };
+// A const member function that writes a mutable member.
+struct Counter { int v; mutable int reads; int Peek() const { ++reads; return v; } };
 struct [[mmsb::page]] S {
   int a[64];
   double m[8][8];
@@ -48,21 +57,36 @@ struct [[mmsb::page]] S {
   Vec2 v2;
   Mat mats[3];
   Node node;
+  // A third-party type (fidelity_support.h: a system header in half the programs) whose member
+  // functions may keep `this`, and standard value types written through their members.
+  fid::Hook hook;
+  fid::Ring<int> ring;
+  std::optional<int> opt;
+  std::variant<int, double> var;
+  std::bitset<64> flags;
+  Derived der;
+  Counter counter;
 };
+struct [[mmsb::page]] DP : BaseRec { int extra[8]; };
 struct PlainLevel { int level : 5; int pad; };
 
 [[mmsb::page]] S g0;
 [[mmsb::page]] S g1;
 [[mmsb::page]] float g_series[64];
+[[mmsb::page]] DP gd;
 // Pages of the threaded productions: one per worker thread, and one shared under a mutex.
 struct [[mmsb::page]] T { int v[32]; long long n; std::atomic<int> hits; std::atomic<long long> total; };
 [[mmsb::page]] T gt0;
 [[mmsb::page]] T gt1;
 [[mmsb::page]] T gm;
 int* g_keep = nullptr;
+thread_local int* t_slot = nullptr;
+std::span<int> g_span;
 int g_sink = 0;
 Node* g_node = nullptr;
+const Node* g_cnode = nullptr;
 void Node::Register() { g_node = this; }
+void Node::RegisterConst() const { g_cnode = this; }
 
 template <class T>
 void SetLevel(T& t, int v) { t.level = v; }
@@ -77,6 +101,9 @@ int& Slot(S& s, int k) { return s.a[k & 63]; }
 int& SlotG(int k) { return g1.a[k & 63]; }
 // Declared here, defined after the generated functions: a loop calling it may commit.
 void MaybeCommit(int i, int k);
+
+// A destructor (noexcept, as every destructor is by default) that stores to a page.
+struct Guard { int k, v; ~Guard() noexcept { g0.a[k & 63] = v; g1.level ^= v; } };
 
 [[mmsb::transaction]] int Produce(int v) {
   fid::Tx tx;
@@ -319,7 +346,9 @@ def p_union(r, ctx):
 
 
 def p_mutable(r, ctx):
-    return f"const S& cs = g1; cs.cache = {_v(r)};"
+    return r.choice([f"const S& cs = g1; cs.cache = {_v(r)};",
+                     f"g_sink += g{r.randint(0, 1)}.counter.Peek();",
+                     f"const S& cs = g0; g_sink += cs.counter.Peek() + cs.counter.Peek();"])
 
 
 def p_tx_throw(r, ctx):
@@ -346,6 +375,9 @@ def p_this_escape(r, ctx):
         f"g{r.randint(0, 1)}.node.Register(); g_node->v[{k}] = {_v(r)};",
         f"g0.node.Register(); fid::CommitPoint(); g_node->v[{k}] += {_v(r)};",
         f"if (g_node) g_node->v[{k}] ^= {_v(r)}; else g1.node.Register();",
+        # A const member function keeps `this`; a const_cast writes through it later.
+        f"g{r.randint(0, 1)}.node.RegisterConst(); fid::CommitPoint(); "
+        f"const_cast<Node*>(g_cnode)->v[{k}] = {_v(r)};",
     ])
 
 
@@ -569,6 +601,148 @@ def p_union_alias(r, ctx):
                      f"Num& n = g1.num; n.i = {_v(r)}; n.f += 1.0f;"])
 
 
+def p_sys_keep(r, ctx):
+    # A member function of a type in a header (a system header in half the programs, as a
+    # third-party library under -isystem is) keeps the object's address, a member's, or a span
+    # of a member in a global; code run after a commit writes through it. A system header is no
+    # proof that a callee keeps nothing: the rewriter checks the body (or escapes the page).
+    k = r.randint(0, 3)
+    g = f"g{r.randint(0, 1)}"
+    return r.choice([
+        f"{g}.hook.Attach(); fid::CommitPoint(); fid::g_hook->v[{k}] = {_v(r)};",
+        f"{g}.hook.Expose(); fid::g_cursor[{k % 3}] += {_v(r)};",
+        f"{g}.hook.View(); fid::CommitPoint(); fid::g_view[{k}] ^= {_v(r)};",
+        f"{g}.ring.Share(); fid::CommitPoint(); "
+        f"static_cast<fid::Ring<int>*>(fid::g_ring)->buf[{k}] = {_v(r)};",
+        f"if (fid::g_hook) fid::g_hook->v[{k}] -= {_v(r)}; else {g}.hook.Attach();",
+        f"if (!fid::g_view.empty()) fid::g_view[{k}] += {_v(r)}; else {g}.hook.View();",
+        # Callees that keep nothing: the held mark alone.
+        f"{g}.hook.Set({k}, {_v(r)}); {g}.ring.Push({_v(r)}); fid::CommitPoint(); "
+        f"{g}.ring.Push({_v(r)});",
+    ])
+
+
+def p_std_values(r, ctx):
+    # std::optional, std::variant and std::bitset members written through their own members.
+    k, j = r.randint(0, 63), r.randint(0, 63)
+    g = f"g{r.randint(0, 1)}"
+    return r.choice([
+        f"{g}.opt.emplace({_v(r)}); *{g}.opt += 3;",
+        f"{g}.opt = {_v(r)}; fid::CommitPoint(); {g}.opt.reset();",
+        f"if ({g}.opt) {g}.opt.value() ^= {_v(r)}; else {g}.opt.emplace({_v(r)});",
+        f"int& x = {g}.opt.emplace({_v(r)}); fid::CommitPoint(); x += {_v(r)};",
+        f"g1.opt = g0.opt; g0.opt = std::nullopt;",
+        f"{g}.var.emplace<1>({_v(r)} * 0.5); fid::CommitPoint(); {g}.var = {_v(r)};",
+        f"{g}.var = {_v(r)}; std::get<0>({g}.var) += 2;",
+        f"if (auto* p = std::get_if<1>(&{g}.var)) *p *= 2.0; else {g}.var = {_v(r)}.25;",
+        f"std::visit([](auto& x) {{ x += 1; }}, {g}.var);",
+        f"{g}.flags.set({k}); {g}.flags.flip({j}); {g}.flags[{(k + j) & 63}] = true;",
+        f"{g}.flags <<= {r.randint(1, 9)}; g1.flags ^= g0.flags; {g}.flags.reset({k});",
+    ])
+
+
+def p_std_array(r, ctx):
+    # std::array members: fill, swap, operator[] through references and pointers kept across a
+    # commit, algorithms on its iterators.
+    k, j = r.randint(0, 15), r.randint(0, 15)
+    lo = r.randint(0, 7)
+    n = r.randint(1, 8)
+    g = f"g{r.randint(0, 1)}"
+    return r.choice([
+        f"{g}.arr.fill({_v(r)}); g0.arr.swap(g1.arr);",
+        f"std::swap({g}.arr[{k}], {g}.arr[{j}]); {g}.arr[{j}] += {_v(r)};",
+        f"int& x = {g}.arr[{k}]; fid::CommitPoint(); x = {_v(r)};",
+        f"std::array<int, 16>& ar = {g}.arr; ar[{k}] = {_v(r)}; fid::CommitPoint(); "
+        f"ar.back() = {_v(r)}; ar.front() ^= 1;",
+        f"int* d = {g}.arr.data(); fid::CommitPoint(); d[{k}] = {_v(r)};",
+        f"std::sort({g}.arr.begin(), {g}.arr.end()); std::reverse(g1.arr.begin(), "
+        f"g1.arr.begin() + {n});",
+        f"std::iota({g}.arr.rbegin(), {g}.arr.rend(), {_v(r)});",
+        f"std::fill_n({g}.arr.begin() + {lo}, {n}, {_v(r)});",
+        f"for (auto& x : {g}.arr) x *= 3;",
+        f"auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15] = {g}.arr; "
+        f"a{k} = {_v(r)}; fid::CommitPoint(); a{j} += 1;",
+    ])
+
+
+def p_inheritance(r, ctx):
+    # Stores to a base class through a derived page object and to a derived member through a
+    # base reference.
+    k = r.randint(0, 3)
+    return r.choice([
+        f"gd.base_v[{k}] = {_v(r)}; gd.extra[{r.randint(0, 7)}] += 1;",
+        f"BaseRec& b = gd; b.base_v[{k}] += {_v(r)}; fid::CommitPoint(); b.base_v[{3 - k}] = 1;",
+        f"static_cast<BaseRec*>(&gd)->BumpBase({_v(r)}); gd.BumpBase({_v(r)});",
+        f"BaseRec* bp = &g{r.randint(0, 1)}.der; bp->base_v[{k}] = {_v(r)}; bp->BumpBase(3);",
+        f"BaseRec& br = g0.der; static_cast<Derived&>(br).own = {_v(r)}; br.base_v[{k}] ^= 5;",
+        f"g1.der.BumpBase({_v(r)}); g1.der.own -= 1; Derived& d = g1.der; fid::CommitPoint(); "
+        f"d.base_v[{k}] = d.own;",
+    ])
+
+
+def p_control(r, ctx):
+    # goto and switch fall-through around stores and commits.
+    n = r.randint(2, 32)
+    k = r.randint(0, n - 1)
+    return r.choice([
+        f"switch ({r.randint(0, 4)}) {{ case 0: g0.a[1] = {_v(r)}; [[fallthrough]]; "
+        f"case 1: g0.a[2] += {_v(r)}; [[fallthrough]]; case 2: fid::CommitPoint(); "
+        f"g0.a[3] = {_v(r)}; break; default: g1.level = {_v(r)}; }}",
+        f"int i = 0; again: g0.a[i] = {_v(r)} + i; if (i == {k}) fid::CommitPoint(); "
+        f"if (++i < {n}) goto again;",
+        f"int i = 0; goto mid; top: g1.a[i] ^= {_v(r)}; mid: if (i++ < {n}) goto top;",
+        f"for (int i = 0; i < {n}; ++i) {{ if (i == {k}) goto out; g0.b[i] = i + {_v(r)}; }} "
+        f"out: g0.level = {_v(r)};",
+        f"int* p = &g1.a[0]; int i = 0; loop: p[i] = i * {_v(r)}; if (i == {k}) "
+        f"fid::CommitPoint(); if (++i < {n}) goto loop;",
+    ])
+
+
+def p_dtor_store(r, ctx):
+    # A (noexcept) destructor stores to pages, before or after a commit in the same block.
+    k = r.randint(0, 63)
+    return r.choice([
+        f"{{ Guard gu{{{k}, {_v(r)}}}; g0.level = 1; }}",
+        f"{{ Guard gu{{{k}, {_v(r)}}}; fid::CommitPoint(); }}",
+        f"Guard gu{{{k}, {_v(r)}}}; g1.a[{k}] = 2;",
+    ])
+
+
+def p_thread_local(r, ctx):
+    # A thread_local pointer into a page, written through after a commit (also by a later
+    # function).
+    k = r.randint(0, 63)
+    return r.choice([
+        f"t_slot = &g0.a[{k}]; fid::CommitPoint(); *t_slot += {_v(r)};",
+        f"if (t_slot) *t_slot ^= {_v(r)}; else t_slot = &g1.a[{k}];",
+        f"static thread_local int* mine = &g1.a[{k}]; *mine += {_v(r)};",
+    ])
+
+
+def p_view_kept(r, ctx):
+    # A std::span of page storage kept in a global and written through later.
+    lo = r.randint(0, 31)
+    n = r.randint(1, 32)
+    return r.choice([
+        f"g_span = std::span<int>(g0.a).subspan({lo}, {n}); fid::CommitPoint(); "
+        f"g_span[0] = {_v(r)};",
+        f"g_span = g1.a; g_span[{lo}] += 1;",
+        f"if (!g_span.empty()) g_span[g_span.size() - 1] -= {_v(r)};",
+        f"std::span<int> s = g_span; fid::CommitPoint(); if (!s.empty()) s.front() = {_v(r)};",
+    ])
+
+
+def p_lambda_later(r, ctx):
+    # Lambdas capturing page storage by reference, run after a commit.
+    k = r.randint(0, 63)
+    return r.choice([
+        f"auto f = [&x = g0.a[{k}]](int v) {{ x = v; }}; fid::CommitPoint(); f({_v(r)});",
+        f"int& x = g1.a[{k}]; auto f = [&x](int v) {{ x ^= v; }}; fid::CommitPoint(); f({_v(r)});",
+        f"auto f = [&] {{ g1.level += {_v(r)}; }}; fid::CommitPoint(); f(); f();",
+        f"auto f = [p = &g0.cells[{k & 15}]]() {{ p->a += 1; }}; f(); fid::CommitPoint(); f();",
+    ])
+
+
 PRODUCTIONS = {name[2:]: fn for name, fn in globals().items() if name.startswith("p_")}
 
 # The defect classes of issue 13 that a failing production points at (rediscovered_classes).
@@ -579,8 +753,8 @@ DEFECT_CLASS = {
     "template_bitfield": 8,
 }
 
-PAGE_VARIABLES = {"g0", "g1", "g_series", "gt0", "gt1", "gm"}
-PAGES = ["g0", "g1", "g_series", "gt0", "gt1", "gm"]
+PAGE_VARIABLES = {"g0", "g1", "g_series", "gt0", "gt1", "gm", "gd"}
+PAGES = ["g0", "g1", "g_series", "gt0", "gt1", "gm", "gd"]
 
 # Productions whose threads commit in an order that is not deterministic: the log has epochs
 # that no state of the plain build corresponds to, so the main thread's commits are compared
@@ -595,7 +769,7 @@ HEADERS = [
     ("numeric", ["std::iota"]), ("thread", ["std::thread"]), ("utility", ["std::swap", "std::pair"]),
     ("mutex", ["std::mutex"]), ("memory", ["std::construct_at", "std::destroy_at",
                                           "std::uninitialized_fill"]),
-    ("span", ["std::span"]), ("tuple", ["std::tie", "std::make_tuple"]),
+    ("span", ["std::span"]), ("variant", ["std::visit", "std::get_if"]), ("tuple", ["std::tie", "std::make_tuple"]),
     ("charconv", ["std::to_chars"]), ("cstdio", ["std::snprintf", "std::sscanf"]),
 ]
 
@@ -633,7 +807,8 @@ def generate(seed, functions):
         bodies.append(f"// {name}\nvoid f{i}() {{ {PRODUCTIONS[name](r, ctx)} }}\n")
     include = "<fidelity_support.h>" if system_headers else '"fidelity_support.h"'
     # Only the headers the chosen productions need: compile time is most of a program's cost.
-    text = "".join(bodies)
+    # (and the declarations they add: lambda_call alone declares a std::function)
+    text = "".join(bodies) + "".join(ctx.get("decls", {}).values())
     headers = [h for h, needles in HEADERS if any(n in text for n in needles)]
     main = [f"// Generated by tests/fidelity/fidelity.py, seed {seed}.\n"
             f"// MMSB headers as {'system' if system_headers else 'user'} headers.\n",

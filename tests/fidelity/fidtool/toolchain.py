@@ -25,8 +25,9 @@ LINK_FLAGS = (["-fuse-ld=lld", "-Wl,--threads=1"] if shutil.which("ld.lld") else
 # a program's cost. A program built with it includes the same headers again (#pragma once and
 # include guards make that a no-op), so its source is the same as without it.
 PCH_HEADER = "".join(f"#include <{h}>\n" for h in
-                     ["algorithm", "array", "atomic", "charconv", "cstdio", "cstring", "functional",
-                      "memory", "mutex", "numeric", "span", "thread", "tuple", "utility"])
+                     ["algorithm", "array", "atomic", "bitset", "charconv", "cstdio", "cstring",
+                      "functional", "memory", "mutex", "numeric", "optional", "span", "thread",
+                      "tuple", "utility", "variant"])
 
 
 # The prelude's pending template instantiations are done once, in the PCH, not in every program
