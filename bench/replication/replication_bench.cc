@@ -15,10 +15,10 @@
 // the lag phase prints how many epochs took over 10 ms, each hop's share of the slow epochs' lag
 // (commit, handed to cnats, stored by the server, acknowledged, received by the follower, applied:
 // one clock), the machine's own stalls in the same run (StallProbe), how long each thread ran and
-// waited for a CPU, and, with MMSB_BENCH_LAG_TRACE=1, each run of epochs over 5 ms with the hops of
-// its slowest epoch. MMSB_BENCH_LAG_RATE=N paces the lag phase at N epochs/s (a diagnosis; the
-// figure is defined at 10k).
-// A watchdog ends a stuck phase with its progress and the threads' stacks (exit 2).
+// waited for a CPU and how many times per epoch it was put on one (its wake-ups), and, with
+// MMSB_BENCH_LAG_TRACE=1, each run of epochs over 5 ms with the hops of its slowest epoch.
+// MMSB_BENCH_LAG_RATE=N paces the lag phase at N epochs/s (a diagnosis; the figure is defined at
+// 10k). A watchdog ends a stuck phase with its progress and the threads' stacks (exit 2).
 #include <pthread.h>
 #include <sched.h>
 #include <sys/prctl.h>
