@@ -15,10 +15,10 @@
 // the lag phase prints how many epochs took over 10 ms, each hop's share of the slow epochs' lag
 // (commit, handed to cnats, stored by the server, acknowledged, received by the follower, applied:
 // one clock), the machine's own stalls in the same run (StallProbe), how long each thread ran and
-// waited for a CPU, and, with MMSB_BENCH_LAG_TRACE=1, each run of epochs over 5 ms with the hops of
-// its slowest epoch. MMSB_BENCH_LAG_RATE=N paces the lag phase at N epochs/s (a diagnosis; the
-// figure is defined at 10k).
-// A watchdog ends a stuck phase with its progress and the threads' stacks (exit 2).
+// waited for a CPU and how many times per epoch it was put on one (its wake-ups), and, with
+// MMSB_BENCH_LAG_TRACE=1, each run of epochs over 5 ms with the hops of its slowest epoch.
+// MMSB_BENCH_LAG_RATE=N paces the lag phase at N epochs/s (a diagnosis; the figure is defined at
+// 10k). A watchdog ends a stuck phase with its progress and the threads' stacks (exit 2).
 #include <pthread.h>
 #include <sched.h>
 #include <sys/prctl.h>
@@ -233,18 +233,23 @@ std::map<std::string, double> CpuByThread(pid_t server) {
   return out;
 }
 
-// Per thread (this process's and the server's, by "name/tid"): nanoseconds run on a CPU and
-// nanoseconds spent runnable but waiting for one (/proc/.../schedstat): who ran and who waited.
-std::map<std::string, std::pair<double, double>> RunAndWait(pid_t server) {
-  std::map<std::string, std::pair<double, double>> out;
+// Per thread (this process's and the server's, by "name/tid"), from /proc/.../schedstat:
+// nanoseconds run on a CPU, nanoseconds spent runnable but waiting for one, and how many times it
+// was put on a CPU (each wake-up from a wait, or a return after preemption): who ran, who waited,
+// and how often each was woken.
+struct Sched {
+  double run = 0, wait = 0, slices = 0;
+};
+std::map<std::string, Sched> RunAndWait(pid_t server) {
+  std::map<std::string, Sched> out;
   auto scan = [&](const std::string& dir, const char* prefix) {
     std::error_code ec;
     for (const auto& t : std::filesystem::directory_iterator(dir, ec)) {
       std::ifstream comm(t.path() / "comm"), stat(t.path() / "schedstat");
       std::string name;
-      double run = 0, wait = 0;
-      if (!std::getline(comm, name) || !(stat >> run >> wait)) continue;
-      out[fmt::format("{}{}/{}", prefix, name, t.path().filename().string())] = {run, wait};
+      Sched s;
+      if (!std::getline(comm, name) || !(stat >> s.run >> s.wait >> s.slices)) continue;
+      out[fmt::format("{}{}/{}", prefix, name, t.path().filename().string())] = s;
     }
   };
   scan("/proc/self/task", "");
@@ -252,20 +257,37 @@ std::map<std::string, std::pair<double, double>> RunAndWait(pid_t server) {
   return out;
 }
 
-void PrintRunAndWait(const std::map<std::string, std::pair<double, double>>& before,
-                     const std::map<std::string, std::pair<double, double>>& after) {
-  std::vector<std::tuple<double, double, std::string>> rows;
-  for (const auto& [name, rw] : after) {
+// Each thread's run and wait times (ms), and the times it was put on a CPU per epoch (its
+// wake-ups: load-independent, like the CPU per epoch); then the totals of this process and of
+// the server.
+void PrintRunAndWait(const std::map<std::string, Sched>& before,
+                     const std::map<std::string, Sched>& after, std::uint64_t epochs) {
+  std::vector<std::tuple<double, double, double, std::string>> rows;
+  Sched client, server;
+  for (const auto& [name, a] : after) {
     const auto b = before.find(name);
-    const auto base = b == before.end() ? std::pair<double, double>{0, 0} : b->second;
-    rows.emplace_back(rw.second - base.second, rw.first - base.first, name);
+    const Sched base = b == before.end() ? Sched{} : b->second;
+    const Sched d{a.run - base.run, a.wait - base.wait, a.slices - base.slices};
+    rows.emplace_back(d.wait, d.run, d.slices, name);
+    Sched& sum = name.starts_with("server:") ? server : client;
+    sum.run += d.run;
+    sum.wait += d.wait;
+    sum.slices += d.slices;
   }
   std::sort(rows.rbegin(), rows.rend());
-  std::string line;
-  for (const auto& [wait, run, name] : rows) {
+  std::string line, wakes;
+  const double n = static_cast<double>(epochs);
+  for (const auto& [wait, run, slices, name] : rows) {
     if (run + wait > 1e6) line += fmt::format(" {} {:.0f}/{:.0f}", name, run / 1e6, wait / 1e6);
+    if (slices / n >= 0.01) wakes += fmt::format(" {} {:.2f}", name, slices / n);
   }
   std::fprintf(stderr, "  thread ms run/waited for a CPU:%s\n", line.c_str());
+  std::fprintf(stderr, "  times on a CPU per epoch:%s\n", wakes.c_str());
+  std::fprintf(stderr,
+               "  per epoch: this process %.2f times on a CPU, %.1f us run, %.1f us waited; "
+               "server %.2f times, %.1f us run, %.1f us waited\n",
+               client.slices / n, client.run / 1e3 / n, client.wait / 1e3 / n, server.slices / n,
+               server.run / 1e3 / n, server.wait / 1e3 / n);
 }
 
 void PrintCpu(const std::map<std::string, double>& before,
@@ -447,7 +469,7 @@ void Lag(NatsServer& server) {
   auto f = Must(Follower::Open(server.Url(stream), fo), "follower");
   std::atomic<Epoch> target{~Epoch{0}};
   std::map<std::string, double> cpu1;  // taken by the follower thread before it ends
-  std::map<std::string, std::pair<double, double>> rw1;
+  std::map<std::string, Sched> rw1;
   std::thread follower([&] {
     pthread_setname_np(pthread_self(), "bench-follower");
     while (f->epoch() < target.load()) {
@@ -479,7 +501,7 @@ void Lag(NatsServer& server) {
   follower.join();
   const std::vector<StallProbe::Stall>& stalls = probe.Stop();
   PrintCpu(cpu0, cpu1, epochs);
-  PrintRunAndWait(rw0, rw1);
+  PrintRunAndWait(rw0, rw1, epochs);
   pthread_setname_np(pthread_self(), "replication_ben");
   std::vector<double> lags;
   // Where the slow epochs are (a stall at start, or spread out): the first and last epoch, counted

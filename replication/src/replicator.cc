@@ -51,7 +51,8 @@ class Replicator::Impl {
   std::string owner;
   std::uint64_t token = 0;  // the lease's fencing token
   std::size_t chunk_bytes = 0;
-  std::string data_subject;  // "<S>.log"
+  std::int64_t max_pending = 0;  // cnats's limit of unanswered asynchronous publishes
+  std::string data_subject;      // "<S>.log"
   // One message's bytes while it is built, and the epochs being sent: used by whoever holds
   // `publishing`.
   std::vector<std::uint8_t> scratch;
@@ -97,7 +98,7 @@ class Replicator::Impl {
       if (self->in_flight.compare_exchange_weak(n, n - 1)) break;
     }
     if (!ok) return;
-    std::lock_guard<std::mutex> l(self->mu);
+    std::unique_lock<std::mutex> l(self->mu);
     if (pa != nullptr && !pa->Duplicate) {
       self->last_progress = Clock::now();
       if (meta.last) {
@@ -111,8 +112,11 @@ class Replicator::Impl {
       // deduplicated: the stream, not this process, says what is stored. Re-read it.
       if (meta.last_epoch() > self->acked) self->need_recovery = true;
     }
+    if (!self->publishing && self->sent == 0 && self->in_flight.load() > 0) self->DropLostAcks();
     if (self->done_waiters > 0) self->done_cv.notify_all();
-    // Epochs held back while the server had a backlog go out now, packed (Enqueue).
+    // Epochs held back while the server had a backlog go out now, packed (Enqueue), from this
+    // thread when they can (ReleaseInline): no wake-up of the worker on the way.
+    while (self->ReleaseInline()) self->PublishUnsent(l);
     const bool release =
         !self->publishing && self->sent < self->pending.size() && !self->Backlogged();
     if (self->worker_waiting && (self->need_recovery || release || !self->checkpoints.empty() ||
@@ -129,6 +133,39 @@ class Replicator::Impl {
     return opts.pack_in_flight != 0 && sent > 0 &&
            in_flight.load(std::memory_order_relaxed) >=
                static_cast<std::int64_t>(opts.pack_in_flight);
+  }
+
+  // Requires mu. True when epochs wait to be sent, nothing holds them back (nobody publishes or
+  // must recover, no backlog) and cnats's acknowledgement thread (OnAck) may send them itself:
+  // each goes in one message (none is chunked, none resumes a partly stored epoch), and the
+  // messages cnats awaits stay far below its limit (max_pending), so the send can never stall
+  // waiting for an acknowledgement that only this very thread could deliver.
+  bool ReleaseInline() const {
+    if (publishing || need_recovery || !error.ok() || sent >= pending.size() || Backlogged()) {
+      return false;
+    }
+    const std::size_t unsent = pending.size() - sent;
+    if (in_flight.load(std::memory_order_relaxed) + static_cast<std::int64_t>(unsent) + 1 >
+        max_pending / 2) {
+      return false;
+    }
+    for (std::size_t k = sent; k < pending.size(); ++k) {
+      if (pending[k].start_chunk != 0 || pending[k].bytes->size() > chunk_bytes) return false;
+    }
+    return true;
+  }
+
+  // Requires mu, `publishing` clear and every sent epoch acknowledged (sent == 0). Messages
+  // still counted in flight then are ones whose answer was lost (a reconnect dropped it after the
+  // server stored them: a later acknowledgement covered their epochs). Without a MaxWait (Send)
+  // cnats would keep them awaited forever and the in-flight count would hold packing back: drop
+  // them. Nothing of ours is unanswered, and nobody can publish while mu is held, so nothing
+  // awaited is dropped. (OnAck runs without cnats's lock, so taking it here under mu is safe.)
+  void DropLostAcks() {
+    natsMsgList lost{};
+    if (js_PublishAsyncGetPendingList(&lost, conn.js.get()) == NATS_OK) natsMsgList_Destroy(&lost);
+    in_flight.store(0);
+    ++st.lost_acks_dropped;
   }
 
   // Requires mu.
@@ -308,7 +345,13 @@ class Replicator::Impl {
     } else {
       po.ExpectLastSeq = *expect;
     }
-    po.MaxWait = opts.ack_timeout_ms;
+    // No MaxWait: for an asynchronous publish, cnats 3.4 keeps every message's deadline in a
+    // list of its own and, when the deadline passes, hands its acknowledgement subscription a
+    // timeout message for every one of them, answered or not: an allocation and a second
+    // dispatch per message, and its timer thread waking about every millisecond while epochs
+    // flow. The publisher's own ack timeout does that job (no acknowledgement for
+    // ack_timeout_ms while something is sent: the worker recovers), and OnAck drops what a lost
+    // acknowledgement leaves behind (DropLostAcks).
     in_flight.fetch_add(1, std::memory_order_relaxed);
     natsStatus s = js_PublishMsgAsync(conn.js.get(), &m, &po);
     if (s != NATS_OK) {
@@ -753,8 +796,8 @@ Expected<std::shared_ptr<Replicator>> Replicator::Start(std::shared_ptr<LogSink>
   jsOptions_Init(&jo);
   jo.PublishAsync.AckHandler = &Impl::OnAck;
   jo.PublishAsync.AckHandlerClosure = &m;
-  jo.PublishAsync.MaxPending =
-      static_cast<int64_t>(std::min<std::size_t>(m.opts.window * 4, 65536));
+  m.max_pending = static_cast<std::int64_t>(std::min<std::size_t>(m.opts.window * 4, 65536));
+  jo.PublishAsync.MaxPending = m.max_pending;
   jo.PublishAsync.StallWait = options.ack_timeout_ms;
   jo.Wait = 5000;
   auto c = repl::Connect(m.url.server, &jo);

@@ -96,6 +96,9 @@ struct ReplicationStats {
   std::uint64_t republished = 0;  // epochs republished from the local log at start
   std::uint64_t checkpoints = 0;
   std::uint64_t purges = 0;  // retention purges of the data stream
+  // Times the publisher found messages whose acknowledgement was lost (a reconnect) after a later
+  // one had covered their epochs, and stopped awaiting them (docs/Replication.md, "Timeouts").
+  std::uint64_t lost_acks_dropped = 0;
   std::uint64_t fencing_token = 0;
 };
 

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -149,6 +150,13 @@ class DelayProxy {
     for (int fd : fds_) ::close(fd);
   }
   int port() const { return port_; }
+  // Closes every connection made so far, dropping the bytes held back in either direction (a
+  // network cut): what the server sent and the proxy still delays never reaches the client. New
+  // connections are accepted as before.
+  void Cut() {
+    std::lock_guard<std::mutex> l(mu_);
+    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+  }
 
  private:
   void Accept() {
@@ -165,6 +173,7 @@ class DelayProxy {
         ::close(s);
         continue;
       }
+      std::lock_guard<std::mutex> l(mu_);
       fds_.push_back(c);
       fds_.push_back(s);
       pumps_.emplace_back([this, c, s] { Pump(c, s); });
@@ -191,6 +200,7 @@ class DelayProxy {
   int listen_fd_ = -1;
   int port_ = -1;
   std::atomic<bool> stop_{false};
+  std::mutex mu_;  // fds_ (Cut runs on the test's thread)
   std::thread accept_;
   std::vector<int> fds_;
   std::vector<std::thread> pumps_;

@@ -563,6 +563,61 @@ TEST_F(ReplicationTest, BacklogGoesOutPackedAndTheFollowerChecksEveryEpoch) {
   EXPECT_EQ(f->state().Hash(), Replayed(dir.Sub("run.tlog")).Hash());
 }
 
+// Data messages are published without cnats's per-message timeout (docs/Replication.md,
+// "Timeouts and lost acknowledgements"). Acknowledgements lost in a network cut, of epochs the
+// server stored, are covered by a later acknowledgement: the publisher stops awaiting them
+// (DropLostAcks) without a recovery, and the stream holds every epoch once.
+TEST_F(ReplicationTest, AcknowledgementsLostInACutAreCoveredByLaterOnesWithoutARecovery) {
+  TempDir dir;
+  DelayProxy proxy(server_.port(), 200);  // answers spend 200 ms in the proxy: a cut drops them
+  ReplicationOptions o;
+  o.pack_in_flight = 0;      // one message per epoch: the stream's last sequence counts epochs
+  o.ack_timeout_ms = 20000;  // no recovery by timeout within the test
+  o.lease_ttl_ms = 60000;    // no lease renewal through the cut
+  ASSERT_TRUE(
+      Lead(dir.Sub("run.tlog"), fmt::format("nats://127.0.0.1:{}/S42", proxy.port()), o).ok());
+  BusWorkload w(42);
+  w.Setup();
+  Run(w, 20);
+  const Epoch before_cut = log_->LogEpoch(current_epoch());
+  // Once the server holds them all (read directly, not through the proxy), the answers of the
+  // last ones are still in the proxy: cut.
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, server_.server().c_str()), NATS_OK);
+  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  std::uint64_t stored = 0;
+  for (int i = 0; i < 1000 && stored < before_cut; ++i) {
+    jsStreamInfo* si = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    if (js_GetStreamInfo(&si, js, "S42", nullptr, &err) == NATS_OK) {
+      stored = si->State.LastSeq;
+      jsStreamInfo_Destroy(si);
+    }
+    if (stored < before_cut) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  ASSERT_EQ(stored, before_cut);
+  proxy.Cut();
+  EXPECT_LT(repl_->stats().acked_epoch, before_cut);  // their answers were lost
+  // Publish again once cnats has seen the cut and reconnected: a message written into the cut
+  // connection would get no answer at all, which is the other case (a recovery after
+  // ack_timeout_ms, ServerKilledAndRestartedLosesAndDuplicatesNothing).
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  Run(w, 20);
+  const Epoch last = log_->LogEpoch(current_epoch());
+  ASSERT_TRUE(repl_->WaitAcked(last, 30000).ok()) << repl_->health().ToString();
+  const ReplicationStats rs = repl_->stats();
+  EXPECT_GE(rs.lost_acks_dropped, 1u);
+  EXPECT_EQ(rs.recoveries, 0u);
+  EndSession();
+  EXPECT_EQ(CompleteEpochsInStream(server_.server(), "S42"), Iota(1, last));
+  auto f = FollowTo(server_.Url("S42"), last);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->state().Hash(), Replayed(dir.Sub("run.tlog")).Hash());
+}
+
 // A leader republishing what the stream lacks sends it packed (at most max_epochs_per_message
 // epochs and a chunk's bytes per message; an epoch larger than a chunk alone, chunked). A replica
 // whose last epoch lies inside a packed message resumes there: the epochs it has are duplicates.
