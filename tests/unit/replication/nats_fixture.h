@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -79,6 +80,11 @@ class NatsServer {
     if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
   }
   bool available() const { return !binary_.empty(); }
+  // When the caller runs at a real-time priority (bench/run --realtime), start the server one
+  // priority above it, as if it had a host of its own: at an equal SCHED_FIFO priority, which
+  // never preempts, its threads wait behind the caller's leader and follower threads
+  // (docs/Replication.md, "The server's priority"). No effect on a caller at SCHED_OTHER.
+  void set_above_caller(bool above) { above_caller_ = above; }
   // Starts (or restarts, same port and store) and waits until it accepts connections.
   bool Start() {
     if (binary_.empty() || pid_ > 0) return false;
@@ -90,6 +96,7 @@ class NatsServer {
       ::dup2(devnull, 0);
       ::dup2(devnull, 1);
       ::dup2(devnull, 2);
+      if (above_caller_) RaiseRealTimePriority();
       const std::string log = dir_ + "/server.log";
       ::execl(binary_.c_str(), binary_.c_str(), "-js", "-a", "127.0.0.1", "-p", port.c_str(), "-sd",
               dir_.c_str(), "-l", log.c_str(), static_cast<char*>(nullptr));
@@ -109,6 +116,13 @@ class NatsServer {
   std::string Url(const std::string& stream) const { return server() + "/" + stream; }
 
  private:
+  static void RaiseRealTimePriority() {
+    const int policy = ::sched_getscheduler(0);
+    sched_param sp{};
+    if ((policy != SCHED_FIFO && policy != SCHED_RR) || ::sched_getparam(0, &sp) != 0) return;
+    if (sp.sched_priority < ::sched_get_priority_max(policy)) ++sp.sched_priority;
+    (void)::sched_setscheduler(0, policy, &sp);  // best effort: unchanged if refused
+  }
   void Signal(int sig) {
     if (pid_ <= 0) return;
     ::kill(pid_, sig);
@@ -120,6 +134,7 @@ class NatsServer {
   std::string dir_;
   int port_ = -1;
   pid_t pid_ = -1;
+  bool above_caller_ = false;
 };
 
 // Forwards loopback connections to `target_port`, holding every chunk of bytes for `delay_ms`

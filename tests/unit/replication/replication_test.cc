@@ -6,6 +6,8 @@
 #include "mmsb/replication.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -132,6 +134,39 @@ std::vector<Epoch> Iota(Epoch from, Epoch to) {
   std::vector<Epoch> v;
   for (Epoch e = from; e <= to; ++e) v.push_back(e);
   return v;
+}
+
+// The bench's server runs one real-time priority above a real-time caller (docs/Replication.md,
+// "The server's priority"), and at the caller's own class otherwise.
+TEST(NatsServerFixture, StartsOneRealTimePriorityAboveARealTimeCaller) {
+  NatsServer plain;
+  if (!plain.available()) GTEST_SKIP() << "skipped: nats-server not found (scripts/dev setup)";
+  plain.set_above_caller(true);
+  ASSERT_TRUE(plain.Start());
+  EXPECT_EQ(::sched_getscheduler(plain.pid()), SCHED_OTHER) << "a SCHED_OTHER caller's server";
+  plain.Stop();
+
+  // Start one from a thread at SCHED_FIFO 1 (needs CAP_SYS_NICE or an RLIMIT_RTPRIO).
+  int policy = -1, priority = -1;
+  bool real_time = false;
+  std::thread starter([&] {
+    sched_param sp{};
+    sp.sched_priority = 1;
+    if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) != 0) return;
+    real_time = true;
+    NatsServer server;
+    server.set_above_caller(true);
+    if (!server.Start()) return;
+    policy = ::sched_getscheduler(server.pid());
+    sched_param got{};
+    if (::sched_getparam(server.pid(), &got) == 0) priority = got.sched_priority;
+    sp.sched_priority = 0;
+    (void)pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);  // before it stops the server
+  });
+  starter.join();
+  if (!real_time) GTEST_SKIP() << "skipped: this process may not use SCHED_FIFO";
+  EXPECT_EQ(policy, SCHED_FIFO);
+  EXPECT_EQ(priority, 2);
 }
 
 TEST_F(ReplicationTest, FollowerEndsBitIdenticalToTheLeadersLog) {
