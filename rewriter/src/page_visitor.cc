@@ -145,6 +145,11 @@ bool PageVisitor::VisitCXXOperatorCallExpr(clang::CXXOperatorCallExpr* oc) {
   if ((store_like || mutating_member) && IsPageStorage(oc->getArg(0))) {
     Barrier(oc->getArg(0), oc->getOperatorLoc());
     if (mutating_member && !md->isTrivial()) EscapeIfKept(md, oc->getArg(0), oc->getOperatorLoc());
+  } else if (md != nullptr && !md->isStatic() && !md->isTrivial() && !IsWritingMember(md) &&
+             IsPageStorage(oc->getArg(0)) && !CalleeIsInstrumented(md)) {
+    // A const operator writes nothing here, but it may keep `this` as a const member function
+    // may (VisitCXXMemberCallExpr): that escapes the page.
+    EscapeIfKept(md, oc->getArg(0), oc->getOperatorLoc());
   }
   // A trivial copy or move assignment reads its argument.
   if (md != nullptr && md->isTrivial()) return true;

@@ -19,6 +19,11 @@ struct Node {
   struct { int x; } inner;
   void Register() { g_node = this; }
   void RegisterConst() const { g_cnode = this; }
+  const Node& operator()() const {
+    g_cnode = this;
+    return *this;
+  }
+  int operator[](int i) const { return v[i & 3]; }
   int Get() const { return v[0] + n; }
   void KeepMember() { g_int = &v[1]; }
   void Pass() { Take(this); }
@@ -73,8 +78,13 @@ void Calls(P* p) {
   // CHECK: ::mmsb::rt::Escape({{.*}}); g.node.RegisterConst();
   // REMARK: [[@LINE+1]]:10: remark: {{.*}}'g.node'{{.*}}'Node::RegisterConst', which may keep its address
   g.node.RegisterConst();
-  // CHECK: {{^}}  int k = g.node.Get();
-  int k = g.node.Get();
+  // The same through a const operator: the escape, and no mark.
+  // CHECK: ::mmsb::rt::Escape({{.*}}); g.node();
+  // REMARK: [[@LINE+1]]:10: remark: {{.*}}'g.node'{{.*}}'Node::operator()', which may keep its address
+  g.node();
+  // A const operator that keeps nothing: neither.
+  // CHECK: {{^}}  int k = g.node.Get() + g.node[1];
+  int k = g.node.Get() + g.node[1];
   (void)k;
   // Callees that keep nothing: the held mark only.
   // CHECK: {{^}}  ::mmsb::rt::MarkHeld(g.node).Store(2);

@@ -28,7 +28,7 @@ struct Vec2 {
 inline Vec2 operator+(Vec2 l, const Vec2& r) { return l += r; }
 struct Mat { int m[4][4]; double w; };
 // A member function of a non-page type that keeps `this` (called on page storage).
-struct Node { int v[4]; void Register(); void RegisterConst() const; };
+struct Node { int v[4]; void Register(); void RegisterConst() const; const Node& operator()() const; };
 struct Bits { unsigned n : 4; unsigned mode : 4; };
 union Num { int i; float f; };
 // Inheritance: a page's member of a derived type, and a page type with a base class.
@@ -87,6 +87,7 @@ Node* g_node = nullptr;
 const Node* g_cnode = nullptr;
 void Node::Register() { g_node = this; }
 void Node::RegisterConst() const { g_cnode = this; }
+const Node& Node::operator()() const { g_cnode = this; return *this; }
 
 template <class T>
 void SetLevel(T& t, int v) { t.level = v; }
@@ -378,6 +379,9 @@ def p_this_escape(r, ctx):
         # A const member function keeps `this`; a const_cast writes through it later.
         f"g{r.randint(0, 1)}.node.RegisterConst(); fid::CommitPoint(); "
         f"const_cast<Node*>(g_cnode)->v[{k}] = {_v(r)};",
+        # The same through a const operator.
+        f"g{r.randint(0, 1)}.node(); fid::CommitPoint(); "
+        f"const_cast<Node*>(g_cnode)->v[{k}] ^= {_v(r)};",
     ])
 
 
