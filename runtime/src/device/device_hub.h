@@ -151,6 +151,10 @@ class DeviceHub {
 };
 
 // The sink the bus registers on AttachDevice: hands each commit's batch to the hub.
+// Invariant: `hub_` is used only in OnCommit, which runs under the bus lock that DetachDevice
+// takes before it frees the hub. A commit's list of sinks may keep this sink alive past the
+// detach, for AfterCommit/TakeEvents/Flush outside the lock: those stay the defaults, which do
+// not touch the hub (overriding one needs the hub's lifetime tied to the sink's).
 class MirrorSink : public CommitSink {
  public:
   explicit MirrorSink(DeviceHub* hub) : hub_(hub) {}
