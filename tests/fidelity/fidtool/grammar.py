@@ -747,6 +747,53 @@ def p_lambda_later(r, ctx):
     ])
 
 
+
+def p_lvalue_forms(r, ctx):
+    # Stores whose destination is a conditional, a comma expression or another assignment.
+    k, j = r.randint(0, 63), r.randint(0, 63)
+    return r.choice([
+        f"(g_sink & 1 ? g0.a[{k}] : g1.a[{j}]) = {_v(r)};",
+        f"(g_sink++ > 3 ? g0.level : g1.level) += {_v(r)};",
+        f"(g_sink += 2, g0.a[{k}]) = {_v(r)};",
+        f"g0.a[{k}] = g1.a[{j}] = {_v(r)};",
+        f"int& t = (g_sink & 2) ? g1.cells[{k & 15}].a : g0.cells[{j & 15}].a; t *= 3; t += 1;",
+        f"++(g_sink & 1 ? g0.b[{k & 31}] : g1.b[{j & 31}]);",
+    ])
+
+
+def p_std_holders(r, ctx):
+    # Standard wrappers and containers of the standard library holding a page's addresses,
+    # written through after the call that stored them (and across a commit).
+    k, j = r.randint(0, 63), r.randint(0, 63)
+    return r.choice([
+        f"std::vector<int*> v; v.push_back(&g0.a[{k}]); *v[0] = {_v(r)};",
+        f"std::vector<int*> v{{&g1.a[{k}]}}; fid::CommitPoint(); *v.back() += {_v(r)};",
+        f"std::pair<int*, int> pr{{&g0.a[{k}], 1}}; fid::CommitPoint(); *pr.first = {_v(r)};",
+        f"std::tuple<int&, int> t{{g1.a[{k}], 2}}; std::get<0>(t) = {_v(r)};",
+        f"std::reference_wrapper<int> rw = std::ref(g0.a[{k}]); fid::CommitPoint(); "
+        f"rw.get() ^= {_v(r)};",
+        f"std::optional<long long*> op = &g1.b[{k & 31}]; fid::CommitPoint(); **op = {_v(r)};",
+        f"int old = std::exchange(g0.level, {_v(r)}); g_sink += old;",
+        f"std::swap(g0.a[{k}], g1.a[{j}]);",
+        f"struct R {{ int& r; }} rr{{g0.a[{k}]}}; rr.r = {_v(r)};",
+    ])
+
+
+def p_variadic(r, ctx):
+    # A page's address passed through a C variadic parameter (or a void*), written by the callee.
+    ctx.setdefault("decls", {})["variadic"] = (
+        "#include <cstdarg>\n"
+        "void VaSet(int n, ...) { va_list ap; va_start(ap, n); for (int i = 0; i < n; ++i) "
+        "{ int* p = va_arg(ap, int*); *p += i + 1; } va_end(ap); }\n"
+        "void VoidSet(void* p, int v) { *static_cast<int*>(p) = v; }\n")
+    k, j = r.randint(0, 63), r.randint(0, 63)
+    return r.choice([
+        f"VaSet(1, &g0.a[{k}]);",
+        f"VaSet(2, &g1.a[{k}], &g0.a[{j}]);",
+        f"VoidSet(&g1.a[{k}], {_v(r)});",
+        f"void* vp = &g0.a[{k}]; fid::CommitPoint(); VoidSet(vp, {_v(r)});",
+    ])
+
 PRODUCTIONS = {name[2:]: fn for name, fn in globals().items() if name.startswith("p_")}
 
 # The defect classes of issue 13 that a failing production points at (rediscovered_classes).
@@ -769,11 +816,12 @@ HEADERS = [
     ("algorithm", ["std::fill", "std::sort", "std::copy_backward", "std::ranges::", "std::reverse", "std::copy", "std::transform",
                    "std::generate", "std::for_each"]),
     ("atomic", ["std::atomic"]), ("cstring", ["std::memcpy", "std::memset", "std::memmove", "std::strcpy"]),
-    ("functional", ["std::function"]),
-    ("numeric", ["std::iota"]), ("thread", ["std::thread"]), ("utility", ["std::swap", "std::pair"]),
+    ("functional", ["std::function", "std::reference_wrapper", "std::ref"]),
+    ("numeric", ["std::iota"]), ("thread", ["std::thread"]),
+    ("utility", ["std::swap", "std::pair", "std::exchange"]), ("vector", ["std::vector"]),
     ("mutex", ["std::mutex"]), ("memory", ["std::construct_at", "std::destroy_at",
                                           "std::uninitialized_fill"]),
-    ("span", ["std::span"]), ("variant", ["std::visit", "std::get_if"]), ("tuple", ["std::tie", "std::make_tuple"]),
+    ("span", ["std::span"]), ("variant", ["std::visit", "std::get_if"]), ("tuple", ["std::tie", "std::make_tuple", "std::tuple"]),
     ("charconv", ["std::to_chars"]), ("cstdio", ["std::snprintf", "std::sscanf"]),
 ]
 
