@@ -3,7 +3,9 @@
 // page escaped, so the page is diffed in full at the next commit; passed to a library function
 // that writes through it without keeping it (library_model.cc), it marks the range instead.
 
+#include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -63,6 +65,7 @@ void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
             Remark(DiagKind::kRemarkLibraryMark, e->getExprLoc(),
                    {callee_name(), "a reference to " + Quote(SourceText(e)), "the object"});
         } else if (Wrap(e, "::mmsb::rt::EscapeRef(", ")", kSiteEscapeRef, e->getExprLoc())) {
+          if (static_init_var_ != nullptr) static_escapes_.push_back(e);
           Remark(DiagKind::kRemarkEscape, e->getExprLoc(),
                  {Quote(SourceText(e)), "a non-const reference to it escapes: " + escape_why()});
         }
@@ -94,6 +97,7 @@ void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
              {callee_name(), "the pointer " + Quote(SourceText(e)),
               "the range from it to the end of its page"});
   } else if (Wrap(e, "::mmsb::rt::Escape(", ")", kSiteEscapePointer, e->getExprLoc())) {
+    if (static_init_var_ != nullptr) static_escapes_.push_back(e);
     Remark(DiagKind::kRemarkEscape, e->getExprLoc(),
            {Quote(SourceText(e)), "a non-const pointer into it escapes: " + escape_why()});
   }
@@ -125,4 +129,100 @@ void PageVisitor::CheckAggregateInits(clang::QualType t, llvm::ArrayRef<clang::E
     if (rd->isUnion()) break;
   }
 }
+
+void PageVisitor::CollectPageRoots(const clang::Expr* e, std::vector<std::string>* roots) const {
+  if (e == nullptr) return;
+  e = e->IgnoreParenImpCasts();
+  if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
+    const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
+    if (vd != nullptr && IsPageVariable(vd)) {
+      const std::string name = QualifiedName(vd);
+      if (!name.empty()) roots->push_back("&(" + name + ")");
+    } else if (vd != nullptr && vd->getType()->isReferenceType() && vd->hasGlobalStorage() &&
+               vd->getInit() != nullptr) {
+      CollectPageRoots(IgnoreFullExprWrappers(vd->getInit()), roots);  // `S& alias = g0;`
+    }
+  } else if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
+    if (!me->isArrow()) CollectPageRoots(me->getBase(), roots);
+  } else if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e)) {
+    CollectPageRoots(ase->getBase(), roots);
+  } else if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
+    if (uo->getOpcode() == clang::UO_AddrOf) CollectPageRoots(uo->getSubExpr(), roots);
+  } else if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
+    if (bo->isAdditiveOp()) {
+      CollectPageRoots(bo->getLHS(), roots);
+      CollectPageRoots(bo->getRHS(), roots);
+    } else if (bo->isCommaOp()) {
+      CollectPageRoots(bo->getRHS(), roots);
+    }
+  } else if (const auto* co = llvm::dyn_cast<clang::AbstractConditionalOperator>(e)) {
+    CollectPageRoots(co->getTrueExpr(), roots);
+    CollectPageRoots(co->getFalseExpr(), roots);
+  } else if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e)) {
+    CollectPageRoots(ce->getSubExpr(), roots);
+  }
+}
+
+void PageVisitor::EmitStaticEscapes(const clang::VarDecl* vd, size_t first) {
+  if (first >= static_escapes_.size() || a_.options_.report_only) return;
+  std::vector<std::string> roots;
+  for (size_t i = first; i < static_escapes_.size(); ++i) {
+    const size_t before = roots.size();
+    CollectPageRoots(static_escapes_[i], &roots);
+    if (roots.size() == before) roots.clear();  // one escape without a nameable page: none
+    if (roots.empty()) break;
+  }
+  std::sort(roots.begin(), roots.end());
+  roots.erase(std::unique(roots.begin(), roots.end()), roots.end());
+  auto untracked = [&](const char* why) {
+    AddFinding(DiagKind::kUnrewritableDecl, vd->getLocation(),
+               {"static variable " + Quote(vd->getName()), why});
+  };
+  if (roots.empty()) {
+    // A dynamic initialiser runs its Escape, and the runtime keeps it for a page registered later
+    // (MarkEscapedAt); a constant one runs nothing.
+    if (vd->hasConstantInitialization())
+      untracked(
+          "its constant initialiser points into page storage whose page cannot be named here");
+    return;
+  }
+  if (vd->getDeclContext()->isRecord()) {
+    untracked("a static data member initialised in its class with a pointer into page storage");
+    return;
+  }
+  // After the `;` that ends the declaration (past any other declarators and their lambdas).
+  clang::SourceLocation loc = vd->getEndLoc();
+  if (loc.isMacroID()) {
+    untracked("its declaration is inside a macro expansion");
+    return;
+  }
+  clang::SourceLocation after;
+  int depth = 0;
+  for (int i = 0; i < 100000 && !after.isValid(); ++i) {
+    std::optional<clang::Token> t = clang::Lexer::findNextToken(loc, sm_, lo_);
+    if (!t || t->getLocation().isMacroID() || t->is(clang::tok::eof)) break;
+    if (t->isOneOf(clang::tok::l_paren, clang::tok::l_brace, clang::tok::l_square)) ++depth;
+    if (t->isOneOf(clang::tok::r_paren, clang::tok::r_brace, clang::tok::r_square)) --depth;
+    if (t->is(clang::tok::semi) && depth == 0) after = t->getEndLoc();
+    loc = t->getLocation();
+  }
+  std::string text;
+  for (const std::string& root : roots) {
+    text += " static ::mmsb::rt::StaticEscape _mmsb_static_escape_" +
+            std::to_string(++static_escape_seq_) + "{(const void*)" + root + "};";
+  }
+  if (!after.isValid() ||
+      !InsertAt(after, WithoutWarnings(text), kSiteStaticEscape + static_escape_seq_,
+                PageAnalyzer::Slot::kStatement)) {
+    untracked("no place after its declaration for the registrar that marks its page escaped");
+    return;
+  }
+  for (const std::string& root : roots) {
+    Remark(DiagKind::kRemarkEscape, vd->getLocation(),
+           {Quote(root.substr(2, root.size() - 3)),
+            "the initialiser of static variable " + Quote(vd->getName()) +
+                " points into it (marked when the page is registered)"});
+  }
+}
+
 }  // namespace mmsb::rewriter

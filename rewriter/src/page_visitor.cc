@@ -68,12 +68,33 @@ bool PageVisitor::TraverseDecl(clang::Decl* d) {
     if (fd->doesThisDeclarationHaveABody()) ScanLocals(fd->getBody());
     functions_.push_back(fd);
   }
+  const auto* vd = llvm::dyn_cast<clang::VarDecl>(d);
+  const bool static_init = vd != nullptr && !llvm::isa<clang::ParmVarDecl>(vd) &&
+                           vd->hasGlobalStorage() && vd->getInit() != nullptr &&
+                           !IsPageVariable(vd) && !vd->isTemplated() && !InInstantiation();
+  const clang::VarDecl* outer_static_init = static_init_var_;
+  const size_t first_static_escape = static_escapes_.size();
+  // A function's body is not its declaration's initialiser (a local class's member functions).
+  if (static_init || fd != nullptr) static_init_var_ = static_init ? vd : nullptr;
   bool ok = Base::TraverseDecl(d);
+  if (static_init || fd != nullptr) static_init_var_ = outer_static_init;
+  if (static_init) {
+    EmitStaticEscapes(vd, first_static_escape);
+    static_escapes_.resize(first_static_escape);
+  }
   if (fd != nullptr) functions_.pop_back();
   return ok;
 }
 
 bool PageVisitor::TraverseLambdaExpr(clang::LambdaExpr* le) {
+  // A lambda's body runs when it is called, not when a static variable holding it is initialised.
+  // (Its captures' initialisers do run then; they are not traversed as part of the body.)
+  struct Restore {
+    const clang::VarDecl*& slot;
+    const clang::VarDecl* saved;
+    ~Restore() { slot = saved; }
+  } restore{static_init_var_, static_init_var_};
+  static_init_var_ = nullptr;
   ScanLocals(le->getBody());
   functions_.push_back(le->getCallOperator());
   bool ok = Base::TraverseLambdaExpr(le);

@@ -48,6 +48,7 @@ enum SiteKind : int {
   kSiteLoopMark = 70,
   kSiteLoopScope = 71,
   kSiteAsmEscape = 80,
+  kSiteStaticEscape = 2000,     // + a sequence number: several declarators may share one `;`
   kSiteMemberRegistrar = 1000,  // + a sequence number: several may share a class's closing brace
 };
 
@@ -432,6 +433,17 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   // storage that leaves what the rewriter follows marks the page escaped; passed to `callee`, a
   // library function that writes through it without keeping it, it marks the range instead.
   // `how` says where a non-call escape goes (for the -Rmmsb-escape remark).
+  // A variable of static storage whose initialiser lets page storage escape: the Escape that
+  // CheckEscape wraps around it is constexpr, so a constant initialiser never runs it, and a
+  // dynamic one may run before the page's own registrar (another TU). A StaticEscape registrar
+  // after the declaration marks the pages escaped when both exist (EmitStaticEscapes).
+  void EmitStaticEscapes(const clang::VarDecl* vd, size_t first);
+  // The static page variables `e` (an escaping pointer or lvalue) points into, as addresses.
+  void CollectPageRoots(const clang::Expr* e, std::vector<std::string>* roots) const;
+  const clang::VarDecl* static_init_var_ = nullptr;  // whose initialiser is being traversed
+  std::vector<const clang::Expr*> static_escapes_;   // what CheckEscape let escape in it
+  int static_escape_seq_ = 0;
+
   void CheckEscape(const clang::Expr* arg, clang::QualType target,
                    const clang::FunctionDecl* callee = nullptr, llvm::StringRef how = "");
 

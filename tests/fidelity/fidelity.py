@@ -15,8 +15,9 @@ whole-page copies, placement new, operator overloads, std::atomic members, signe
 a third-party (system-header) type whose members keep `this`; std::optional, variant, bitset
 and std::array members; inheritance, goto and switch fall-through, destructor stores,
 thread_local and global std::span pointers into pages, lambdas run after a commit, const
-members writing mutable ones; conditional and comma destinations, standard holders of a
-page's addresses, C variadic arguments; docs/PluginGuide.md has the table). It is built twice:
+members writing mutable ones; static pointers and references into pages; conditional and
+comma destinations, standard holders of a page's addresses, C variadic arguments;
+docs/PluginGuide.md has the table). It is built twice:
 
   plain       clang++-19 without the plugin, FIDELITY_PLAIN defined: every commit point prints
               the bytes of every page (the ground truth);

@@ -150,6 +150,16 @@ constexpr T&& MarkRef(T&& x) noexcept {
 // rewriter adds an overload for each instantiation it sees, found by argument-dependent lookup.
 inline const TypeDescriptor* _mmsb_describe(const void*) noexcept { return nullptr; }
 
+// A variable of static storage duration whose initialiser points into the page at `addr` (the
+// rewriter saw `int* p = &g.a[3];` at namespace scope, or a static local): a constant
+// initialiser never runs the Escape around it, and a dynamic one may run before the page is
+// registered (in another translation unit). The page is marked escaped now if it is registered,
+// and by RegisterStatic when it is.
+void EscapeStatic(const void* addr) noexcept;
+struct StaticEscape {
+  explicit StaticEscape(const void* addr) noexcept { EscapeStatic(addr); }
+};
+
 struct StaticPageRegistrar {
   StaticPageRegistrar(void* addr, std::size_t size, const char* name,
                       const TypeDescriptor* type) noexcept {

@@ -106,6 +106,9 @@ class Bus final : public CommittedImages {
   // holds mu_ (the device hooks and WithDevice do).
   std::span<const std::uint8_t> CommittedImage(const Page* p) const override
       NO_THREAD_SAFETY_ANALYSIS;
+  // The static window: the program image's address range, granule-aligned ({0, 0} when it
+  // cannot be found). Create reserves the arena next to it, so one shadow map covers both.
+  static std::pair<std::uintptr_t, std::uintptr_t> StaticWindow();
 
  private:
   // Page::size_class_ of a page whose storage the device hub owns (unified pages).
@@ -168,9 +171,6 @@ class Bus final : public CommittedImages {
   // page registering mid-run (a function-local static) never moves a shadow that barriers on
   // other threads use. Pages outside it are tracked as escaped.
   Status CheckStaticWindow(std::uintptr_t lo, std::uintptr_t hi) const;
-  // The static window: the program image's address range, granule-aligned ({0, 0} when it
-  // cannot be found). Create reserves the arena next to it, so one shadow map covers both.
-  static std::pair<std::uintptr_t, std::uintptr_t> StaticWindow();
   std::uint8_t* ShadowFor(const Page* p) const REQUIRES(mu_);
   // Takes `p`'s marks clean, then diffs it against its twin (in full when `full`, escaped or
   // never committed; else its marked granules) and applies the result to the twin. For pages

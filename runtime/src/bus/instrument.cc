@@ -4,6 +4,8 @@
 
 #include <cstdio>
 #include <mutex>
+#include <unordered_set>
+#include <utility>
 
 #include "mmsb/type_desc.h"
 
@@ -58,6 +60,45 @@ void FreePageStorage(void* p) noexcept {
   if (Status s = bus->FreePage(page); !s.ok()) Warn(s, "page free failed");
 }
 
+namespace {
+
+// Addresses that escaped while no page held them: a static page whose registrar has not run yet
+// (dynamic initialisation in another TU's order, or a constant initialiser's StaticEscape that
+// runs before the page's registrar). RegisterStatic marks a page escaped when one lies in it.
+// Kept for the program's life (a page registered again, on a bus started again, is escaped
+// again); only addresses in the program image, where static pages live, and at most kMax.
+struct PendingEscapes {
+  static constexpr std::size_t kMax = 1 << 16;
+  std::mutex mu;
+  std::unordered_set<const void*> addrs;
+  bool full_reported = false;
+};
+PendingEscapes& Pending() {
+  static auto* p = new PendingEscapes;  // never destroyed: used by static destructors
+  return *p;
+}
+bool InProgramImage(const void* p) {
+  static const std::pair<std::uintptr_t, std::uintptr_t> kWindow = Bus::StaticWindow();
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  return a >= kWindow.first && a < kWindow.second;
+}
+void RememberEscape(const void* p) {
+  if (!InProgramImage(p)) return;
+  PendingEscapes& pe = Pending();
+  std::lock_guard<std::mutex> lock(pe.mu);
+  if (pe.addrs.size() < PendingEscapes::kMax) {
+    pe.addrs.insert(p);
+  } else if (!pe.full_reported) {
+    pe.full_reported = true;
+    std::fprintf(stderr,
+                 "mmsb: warning: over %zu escapes into static storage that no registered page "
+                 "holds; a static page registered later may miss them\n",
+                 PendingEscapes::kMax);
+  }
+}
+
+}  // namespace
+
 void RegisterStatic(void* addr, std::size_t size, const char* name,
                     const TypeDescriptor* type) noexcept {
   EnsureStarted();
@@ -65,7 +106,25 @@ void RegisterStatic(void* addr, std::size_t size, const char* name,
   o.type = type;
   o.name = name ? name : "";
   auto page = RegisterStaticPage(addr, size, o);
-  if (!page.ok()) Warn(page.status(), "static page left untracked");
+  if (!page.ok()) {
+    Warn(page.status(), "static page left untracked");
+    return;
+  }
+  const auto* lo = static_cast<const std::uint8_t*>(addr);
+  PendingEscapes& pe = Pending();
+  std::lock_guard<std::mutex> lock(pe.mu);
+  for (const void* p : pe.addrs) {
+    const auto* b = static_cast<const std::uint8_t*>(p);
+    if (b >= lo && b < lo + size) {
+      MarkEscaped(*page);
+      break;
+    }
+  }
+}
+
+void EscapeStatic(const void* addr) noexcept {
+  RememberEscape(addr);  // also for a registration to come (a bus started again)
+  MarkEscapedAt(addr);
 }
 
 const TypeDescriptor* InternType(const TypeDescriptor& type) noexcept {
@@ -117,10 +176,12 @@ const TypeDescriptor* InternLayout(const char* name, std::uint32_t size, std::ui
 }
 
 void MarkEscapedAt(const void* p) noexcept {
-  if (!IsTracked(p)) return;
-  Bus* bus = CurrentBus();
-  if (bus == nullptr) return;
-  if (Page* page = bus->FindContaining(p)) bus->MarkEscaped(page);
+  Bus* bus = IsTracked(p) ? CurrentBus() : nullptr;
+  if (Page* page = bus != nullptr ? bus->FindContaining(p) : nullptr) {
+    bus->MarkEscaped(page);
+    return;
+  }
+  RememberEscape(p);  // a static page not registered yet, if any
 }
 
 void MarkToPageEnd(const void* p) noexcept {

@@ -794,6 +794,29 @@ def p_variadic(r, ctx):
         f"void* vp = &g0.a[{k}]; fid::CommitPoint(); VoidSet(vp, {_v(r)});",
     ])
 
+
+def p_static_init_alias(r, ctx):
+    # A namespace-scope pointer or reference initialized with a page's address (a constant
+    # initializer, no statement the rewriter visits), written through in a function.
+    d = ctx.setdefault("decls", {})
+    d["static_init_alias"] = ("int& g_ref_a = g0.a[5];\nint* g_ptr_a = &g1.a[9];\n"
+                              "long long* const g_cptr_b = g0.b + 3;\n"
+                              "Cell& g_ref_cell = g1.cells[2];\n"
+                              # Dynamic initialisers: they run before the pages' registrars
+                              # (a page of their own, which no constant alias escapes).
+                              "int* DynSlot(int k) { return &gd.extra[k & 7]; }\n"
+                              "int* g_dyn_a = DynSlot(11);\n"
+                              "int& g_dyn_ref = *DynSlot(12);\n")
+    return r.choice([
+        f"g_ref_a = {_v(r)};",
+        f"g_ref_a += {_v(r)}; fid::CommitPoint(); g_ref_a ^= 7;",
+        f"*g_ptr_a = {_v(r)};",
+        f"g_ptr_a[1] += {_v(r)};",
+        f"*g_cptr_b = {_v(r)}; g_cptr_b[2] = 4;",
+        f"g_ref_cell.a = {_v(r)}; g_ref_cell.b += 0.5;",
+        f"*g_dyn_a = {_v(r)}; fid::CommitPoint(); g_dyn_ref += {_v(r)};",
+    ])
+
 PRODUCTIONS = {name[2:]: fn for name, fn in globals().items() if name.startswith("p_")}
 
 # The defect classes of issue 13 that a failing production points at (rediscovered_classes).

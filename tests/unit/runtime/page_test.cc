@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "mmsb/instrument.h"
+
 #include "bus_fixture.h"
 #include "core/page_record.h"
 
@@ -344,6 +346,36 @@ TEST_F(BusTest, ThePageRecordFieldsADiffReadsShareTheRecordsFirstCacheLine) {
   EXPECT_EQ(static_cast<Page*>(rec), p);
   EXPECT_EQ(rec->data_, p->data());
   EXPECT_EQ(rec->id_, p->id());
+}
+
+// A static variable's constant initialiser that points into a static page (`int* p = &g.a[3];`
+// at namespace scope) runs no Escape: the rewriter emits a StaticEscape registrar, which may run
+// before the page's own registrar (another TU). The page is escaped once registered, either
+// order, and a store through the pointer (no barrier) is in the next commit.
+TEST_F(BusTest, StaticEscapeBeforeOrAfterRegistrationEscapesThePage) {
+  alignas(64) static std::uint64_t before[16];
+  alignas(64) static std::uint64_t after[16];
+  alignas(64) static std::uint64_t untouched[16];
+  rt::StaticEscape early(&before[3]);  // the page is not registered yet
+  rt::RegisterStatic(before, sizeof before, "static_escape_before", nullptr);
+  rt::RegisterStatic(after, sizeof after, "static_escape_after", nullptr);
+  rt::RegisterStatic(untouched, sizeof untouched, "static_escape_untouched", nullptr);
+  rt::StaticEscape late(&after[15]);  // registered already
+  Page* b = FindPageByName("static_escape_before");
+  Page* a = FindPageByName("static_escape_after");
+  Page* u = FindPageByName("static_escape_untouched");
+  ASSERT_TRUE(b != nullptr && a != nullptr && u != nullptr);
+  EXPECT_TRUE(b->escaped());
+  EXPECT_TRUE(a->escaped());
+  EXPECT_FALSE(u->escaped());
+  Commit();
+  before[3] = 7;  // no barrier: only the escape makes these stores visible
+  after[15] = 9;
+  Commit();
+  ASSERT_FALSE(sink->batches.empty());
+  std::set<PageId> changed;
+  for (const Delta& d : sink->batches.back().deltas) changed.insert(d.page());
+  EXPECT_EQ(changed, (std::set<PageId>{b->id(), a->id()}));
 }
 
 }  // namespace
