@@ -475,6 +475,11 @@ std::string PageVisitor::RootAddress(const clang::Expr* e) const {
       e = ase->getBase();
     } else if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
       e = uo->getSubExpr();
+    } else if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e);
+               bo != nullptr && bo->isAdditiveOp()) {
+      // Pointer arithmetic (`(g.a + 3)[i]` in a macro): the pointer operand's page.
+      e = bo->getLHS()->getType()->isPointerType() ? bo->getLHS() : bo->getRHS();
+      if (!e->getType()->isPointerType()) return "";
     } else if (llvm::isa<clang::CXXThisExpr>(e)) {
       return "this";
     } else if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e);

@@ -16,7 +16,7 @@ a third-party (system-header) type whose members keep `this`; std::optional, var
 and std::array members; inheritance, goto and switch fall-through, destructor stores,
 thread_local and global std::span pointers into pages, lambdas run after a commit, const
 members writing mutable ones; static pointers and references into pages; conditional and
-comma destinations, standard holders of a page's addresses, C variadic arguments;
+comma destinations, standard holders of a page's addresses, C variadic arguments, macros;
 docs/PluginGuide.md has the table). It is built twice:
 
   plain       clang++-19 without the plugin, FIDELITY_PLAIN defined: every commit point prints

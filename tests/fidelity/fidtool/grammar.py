@@ -817,6 +817,25 @@ def p_static_init_alias(r, ctx):
         f"*g_dyn_a = {_v(r)}; fid::CommitPoint(); g_dyn_ref += {_v(r)};",
     ])
 
+
+def p_macros(r, ctx):
+    # Stores written through macros: the destination an argument, the page inside the macro, a
+    # do-while statement macro, a volatile access.
+    ctx.setdefault("decls", {})["macros"] = (
+        "#define FID_SET(x, v) ((x) = (v))\n"
+        "#define FID_INC(x) (++(x))\n"
+        "#define FID_G0A(k) g0.a[(k) & 63]\n"
+        "#define FID_BUMP(p, n) do { for (int i_ = 0; i_ < (n); ++i_) (p)[i_] += 1; } while (0)\n")
+    k, j = r.randint(0, 63), r.randint(0, 63)
+    return r.choice([
+        f"FID_SET(g0.a[{k}], {_v(r)});",
+        f"FID_INC(g1.level); FID_SET(g1.cells[{k & 15}].a, {_v(r)});",
+        f"FID_G0A({k}) = {_v(r)}; FID_G0A({j}) += 3;",
+        f"FID_BUMP(g1.a + {k & 31}, {r.randint(1, 8)});",
+        f"int* p = &g0.a[{k}]; FID_SET(*p, {_v(r)}); fid::CommitPoint(); FID_INC(p[0]);",
+        f"volatile int* vp = &g1.a[{k}]; *vp = {_v(r)}; vp[0] += 2;",
+    ])
+
 PRODUCTIONS = {name[2:]: fn for name, fn in globals().items() if name.startswith("p_")}
 
 # The defect classes of issue 13 that a failing production points at (rediscovered_classes).
