@@ -463,7 +463,10 @@ bool PageVisitor::VisitVarDecl(clang::VarDecl* vd) {
     LabelPageSymbol(vd);
   }
   const clang::Expr* init = vd->getInit();
-  if (init == nullptr || IsPageVariable(vd) || vd->isConstexpr()) return true;
+  // A constexpr variable of static storage may point into a page (`constexpr int* p = &g.a[3];`):
+  // its Escape (constexpr) and the registrar after it (EmitStaticEscapes) apply as to any other.
+  if (init == nullptr || IsPageVariable(vd) || (vd->isConstexpr() && !vd->hasGlobalStorage()))
+    return true;
   if (vd->getType()->isReferenceType() && vd->isLocalVarDecl() && FollowReference(vd)) return true;
   if (followed_ptrs_.count(vd)) return true;
   CheckEscape(init, vd->getType(), nullptr,

@@ -37,10 +37,13 @@ Cell* g_c = sizeof(int) == 4 ? &g0.cells[1] : &g1.cells[1];
 const int* g_read = &g1.a[3];
 // CHECK: {{^}}auto g_lam = [] { return ::mmsb::rt::Escape(&g0.a[7]); };{{$}}
 auto g_lam = [] { return &g0.a[7]; };
+// constexpr alike (a pointer to non-const storage may be constexpr).
+// CHECK: constexpr int* g_cp = ::mmsb::rt::Escape(&g1.a[3]);{{.*}}_mmsb_static_escape_7{(const void*)&(::g1)};
+constexpr int* g_cp = &g1.a[3];
 // Through a reference to a page: its page.
 // CHECK: constexpr S& g_alias = g0;
 constexpr S& g_alias = g0;
-// CHECK: int* g_via = ::mmsb::rt::Escape(&g_alias.a[2]);{{.*}}_mmsb_static_escape_7{(const void*)&(::g0)};
+// CHECK: int* g_via = ::mmsb::rt::Escape(&g_alias.a[2]);{{.*}}_mmsb_static_escape_8{(const void*)&(::g0)};
 int* g_via = &g_alias.a[2];
 // A dynamic initialiser runs its own Escape (the runtime keeps it until the page is registered,
 // page_test's StaticEscapeBeforeOrAfterRegistrationEscapesThePage): no registrar, no warning.

@@ -802,6 +802,9 @@ def p_static_init_alias(r, ctx):
     d["static_init_alias"] = ("int& g_ref_a = g0.a[5];\nint* g_ptr_a = &g1.a[9];\n"
                               "long long* const g_cptr_b = g0.b + 3;\n"
                               "Cell& g_ref_cell = g1.cells[2];\n"
+                              # constexpr ones, on a page no other alias here escapes.
+                              "constexpr float* g_cexpr_p = &g_series[20];\n"
+                              "constexpr float& g_cexpr_r = g_series[30];\n"
                               # Dynamic initialisers: they run before the pages' registrars
                               # (a page of their own, which no constant alias escapes).
                               "int* DynSlot(int k) { return &gd.extra[k & 7]; }\n"
@@ -815,6 +818,7 @@ def p_static_init_alias(r, ctx):
         f"*g_cptr_b = {_v(r)}; g_cptr_b[2] = 4;",
         f"g_ref_cell.a = {_v(r)}; g_ref_cell.b += 0.5;",
         f"*g_dyn_a = {_v(r)}; fid::CommitPoint(); g_dyn_ref += {_v(r)};",
+        f"*g_cexpr_p = {_v(r)}.5f; g_cexpr_p[1] += 1.0f; fid::CommitPoint(); g_cexpr_r = {_v(r)};",
     ])
 
 
