@@ -50,6 +50,25 @@ inline void Track(const char* name, const void* addr, std::size_t size) {
   g_pages[g_page_count++] = {name, addr, size};
 }
 
+// `addr` is a page object on the heap (`new S()`), tracked under `name`. A heap page has no name
+// in the log, only an id: the instrumented build says where the object lies, on standard error,
+// as "fid-heap NAME PAGE_ID OFFSET SIZE" ("fid-heap NAME none" when no page holds it, which
+// fidelity.py reports as a failure), and fidelity.py hands that to fidelity_replay.
+inline void TrackHeap(const char* name, const void* addr, std::size_t size) {
+  Track(name, addr, size);
+#ifndef FIDELITY_PLAIN
+  const mmsb::Page* page = mmsb::PageOf(addr);
+  if (page == nullptr) {
+    std::fprintf(stderr, "fid-heap %s none\n", name);
+    return;
+  }
+  std::fprintf(stderr, "fid-heap %s %llu %zu %zu\n", name,
+               static_cast<unsigned long long>(page->id()),
+               static_cast<std::size_t>(static_cast<const unsigned char*>(addr) - page->data()),
+               size);
+#endif
+}
+
 #if defined(FIDELITY_PLAIN) || defined(FIDELITY_SELF_DUMP)
 inline unsigned long g_epoch = 0;
 // The format fidelity_replay prints for each epoch of a log. Only the main thread dumps.

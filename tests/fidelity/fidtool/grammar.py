@@ -79,6 +79,12 @@ struct [[mmsb::page]] T { int v[32]; long long n; std::atomic<int> hits; std::at
 [[mmsb::page]] T gt0;
 [[mmsb::page]] T gt1;
 [[mmsb::page]] T gm;
+// Page objects on the heap (`new S()`: operator new of a page type), allocated and tracked by
+// main before its first commit and never reseated, so the dump follows the same objects.
+S* gh = nullptr;
+DP* gdh = nullptr;
+// Moves a page pointer to another page (a call a loop cannot see through).
+void Retarget(S*& p);
 int* g_keep = nullptr;
 thread_local int* t_slot = nullptr;
 std::span<int> g_span;
@@ -840,6 +846,41 @@ def p_macros(r, ctx):
         f"volatile int* vp = &g1.a[{k}]; *vp = {_v(r)}; vp[0] += 2;",
     ])
 
+def p_heap(r, ctx):
+    # Stores to page objects on the heap, through pointers and references: a mark hoisted out
+    # of a loop must follow a base pointer that moves inside it (directly, or through a call).
+    k = r.randint(0, 63)
+    n = r.randint(1, 64)
+    j = r.randint(0, n - 1)
+    return r.choice([
+        f"gh->a[{k}] = {_v(r)}; gh->cells[{k & 15}].b += 1.5; ++gh->level;",
+        f"for (int i = 0; i < {n}; ++i) gh->a[i] = i * {_v(r)};",
+        f"for (int i = 0; i < 8; ++i) gh->m[i][i] = {_v(r)}.0;",
+        f"S& h = *gh; h.grid[{k & 7}][{k >> 3}] = {_v(r)}; h.v2 += Vec2{{1, 2}}; h.lo = {k & 7};",
+        f"Reset(*gh, {_v(r)});",
+        f"Slot(*gh, {k}) ^= {_v(r)}; Editor<S>{{*gh}}.Set({k}, {_v(r)});",
+        f"gdh->extra[{k & 7}] = {_v(r)}; gdh->BumpBase({_v(r)});",
+        f"S* p = gh; for (int i = 0; i < {n}; ++i) {{ p->a[i] = i + {_v(r)}; "
+        f"if (i == {j}) p = &g1; }}",
+        f"S* p = &g0; for (int i = 0; i < {n}; ++i) {{ p->b[i & 31] += i; if (i == {j}) p = gh; }}",
+        f"S* p = gh; for (int i = 0; i < {n}; ++i) {{ p->a[i] ^= {_v(r)}; Retarget(p); }}",
+        f"S* p = gh; for (int i = 0; i < {n}; ++i) {{ p->a[i] += i; if (i == {j}) Retarget(p); }}",
+        f"for (int i = 0; i < {n}; ++i) {{ gh->a[i] += i; MaybeCommit(i, {j}); }}",
+        f"int* q = gh->a; for (int i = 0; i < {n}; ++i) {{ q[i] = {_v(r)}; if (i == {j}) "
+        f"fid::CommitPoint(); }}",
+        f"S* t = new S(); t->a[{k}] = {_v(r)}; t->level = {_v(r)}; *gh = *t; delete t;",
+        f"auto t = std::make_unique<S>(); t->cells[{k & 15}].a = {_v(r)}; "
+        f"gh->cells[{k & 15}] = t->cells[{k & 15}];",
+        f"std::fill(gh->a, gh->a + {n}, {_v(r)}); g_keep = &gh->a[{k}]; *g_keep += 3;",
+        f"for (auto& x : gh->b) x -= {_v(r)}; for (Cell& c : gh->cells) c.a ^= {_v(r)};",
+        # An inner loop's mark, hoisted, under an outer loop whose base changes each iteration.
+        f"S* ps[3] = {{gh, &g0, gh}}; for (S* p : ps) for (int i = 0; i < {n}; ++i) "
+        f"p->a[i] += i + {_v(r)};",
+        f"S* ps[2] = {{&g1, gh}}; for (int k = 0; k < 2; ++k) {{ S& s = *ps[k]; "
+        f"for (int i = 0; i < 8; ++i) s.grid[i][{k & 7}] = i * {_v(r)}; }}",
+    ])
+
+
 PRODUCTIONS = {name[2:]: fn for name, fn in globals().items() if name.startswith("p_")}
 
 # The defect classes of issue 13 that a failing production points at (rediscovered_classes).
@@ -867,7 +908,7 @@ HEADERS = [
     ("utility", ["std::swap", "std::pair", "std::exchange"]), ("vector", ["std::vector"]),
     ("mutex", ["std::mutex"]), ("memory", ["std::construct_at", "std::destroy_at",
                                           "std::uninitialized_fill"]),
-    ("span", ["std::span"]), ("variant", ["std::visit", "std::get_if"]), ("tuple", ["std::tie", "std::make_tuple", "std::tuple"]),
+    ("span", ["std::span"]), ("memory", ["std::make_unique", "std::unique_ptr"]), ("variant", ["std::visit", "std::get_if"]), ("tuple", ["std::tie", "std::make_tuple", "std::tuple"]),
     ("charconv", ["std::to_chars"]), ("cstdio", ["std::snprintf", "std::sscanf"]),
 ]
 
@@ -878,8 +919,13 @@ void WriteSeries(int k, float v) { g_series[k] = v; g_series[(k + 1) & 63] += v;
 """
 
 
+# Heap page objects, tracked after the static pages (fidelity_support.h, TrackHeap).
+HEAP_PAGES = [("gh", "S"), ("gdh", "DP")]
+
 MAIN_START = ("int main(int argc, char** argv) {\n" +
               "".join(f"  fid::Track(\"{p}\", &{p}, sizeof {p});\n" for p in PAGES) +
+              "".join(f"  {p} = new {t}();\n  fid::TrackHeap(\"{p}\", {p}, sizeof *{p});\n"
+                      for p, t in HEAP_PAGES) +
               "  if (fid::Start(argc > 1 ? argv[1] : \"fidelity.log\") != 0) return 1;\n"
               "  fid::CommitPoint();\n")
 
@@ -888,7 +934,8 @@ MAIN_START = ("int main(int argc, char** argv) {\n" +
 SELECTED = None
 
 # Defined after the generated functions, so that a loop calling it sees only its declaration.
-TAIL = "void MaybeCommit(int i, int k) { if (i == k) fid::CommitPoint(); }\n"
+TAIL = ("void MaybeCommit(int i, int k) { if (i == k) fid::CommitPoint(); }\n"
+        "void Retarget(S*& p) { p = p == gh ? &g1 : gh; }\n")
 
 
 def generate(seed, functions):

@@ -5,7 +5,7 @@ import os
 import re
 import shutil
 
-from .grammar import PAGE_VARIABLES, PAGES
+from .grammar import HEAP_PAGES, PAGE_VARIABLES, PAGES
 from .toolchain import CLANG, HERE, LINK_FLAGS, _run
 
 
@@ -117,7 +117,16 @@ def build_and_compare(tools, workdir, system_headers, oracle="self", plain_check
             return "semantics", ("the instrumented build computes other bytes than the plain "
                                  "one: " + first_difference(expected, live))
         expected = live
-    rc, actual, err = _run([tools.replay, "run.log", *PAGES], workdir)
+    # The heap pages, by the ids the instrumented run reported (fidelity_support.h, TrackHeap).
+    heap = []
+    for name, where in re.findall(r"^fid-heap (\S+) (.*)$", err, re.M):
+        if where == "none":
+            return "mismatch", f"the heap object '{name}' (new of a page type) is in no page"
+        page, offset, size = where.split()
+        heap.append(f"{name}={page}+{offset}:{size}")
+    if len(heap) != len(HEAP_PAGES):
+        return "crash", f"the instrumented run reported {len(heap)} of {len(HEAP_PAGES)} heap pages"
+    rc, actual, err = _run([tools.replay, "run.log", *PAGES, *heap], workdir)
     if rc != 0:
         return "crash", f"fidelity_replay exited {rc}: {err[-2000:]}"
     detail = compare(expected, actual, threaded)
