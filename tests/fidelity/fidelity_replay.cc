@@ -77,8 +77,8 @@ int main(int argc, char** argv) {
       } else if (!w.by_id) {
         for (unsigned char b : page->bytes) std::printf("%02x", b);
       } else if (w.offset + w.size > page->bytes.size()) {
-        std::printf("(page %llu has %zu bytes, not %zu+%zu)",
-                    static_cast<unsigned long long>(w.id), page->bytes.size(), w.offset, w.size);
+        std::printf("(page %llu has %zu bytes, not %zu+%zu)", static_cast<unsigned long long>(w.id),
+                    page->bytes.size(), w.offset, w.size);
       } else {
         for (std::size_t k = 0; k < w.size; ++k) std::printf("%02x", page->bytes[w.offset + k]);
       }

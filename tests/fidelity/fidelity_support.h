@@ -62,10 +62,9 @@ inline void TrackHeap(const char* name, const void* addr, std::size_t size) {
     std::fprintf(stderr, "fid-heap %s none\n", name);
     return;
   }
-  std::fprintf(stderr, "fid-heap %s %llu %zu %zu\n", name,
-               static_cast<unsigned long long>(page->id()),
-               static_cast<std::size_t>(static_cast<const unsigned char*>(addr) - page->data()),
-               size);
+  std::fprintf(
+      stderr, "fid-heap %s %llu %zu %zu\n", name, static_cast<unsigned long long>(page->id()),
+      static_cast<std::size_t>(static_cast<const unsigned char*>(addr) - page->data()), size);
 #endif
 }
 
