@@ -334,7 +334,7 @@ void Bus::DiffDerived(Page* p, bool full, UndoLog* undo,
     }
     // A whole granule with a constant length (unrolled), the tail with its own.
     masks[g] = off + kGranuleSize <= size
-                   ? delta_internal::ByteDiffMask(twin + off, snap + off, kGranuleSize)
+                   ? delta_internal::GranuleDiffMask(twin + off, snap + off)
                    : delta_internal::ByteDiffMask(twin + off, snap + off, size - off);
     any |= masks[g];
   }

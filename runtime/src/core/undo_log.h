@@ -73,8 +73,9 @@ class UndoLog {
   // SaveDerived for a delta whose runs the caller has at hand: `runs` (`count` of them, `changed`
   // bytes in all) must be exactly the delta's runs, as DeltaFromMasks returns them for the delta it
   // wrote inline; Rollback then reads the delta as for SaveDerived.
-  void SaveDerivedRuns(std::uint32_t delta, const ByteRun* runs, std::uint32_t count,
-                       std::uint32_t changed, const std::uint8_t* before) {
+  [[gnu::always_inline]] void SaveDerivedRuns(std::uint32_t delta, const ByteRun* runs,
+                                              std::uint32_t count, std::uint32_t changed,
+                                              const std::uint8_t* before) {
     if (derived_.empty()) derived_mark_ = entries_.size();
     derived_.push_back(delta);
     if (derived_size_ + changed > derived_cap_)

@@ -16,6 +16,8 @@
 namespace mmsb {
 namespace {
 
+using delta_internal::MaskBytes;
+
 // Calls fn(offset, length, src) for every run of set bits in a dense mask, where src points at
 // the run's first new byte in `bytes`. Bits past page_size are zero by construction.
 template <class Fn>
@@ -48,8 +50,6 @@ void ForEachMaskRunImpl(const std::uint8_t* mask, std::size_t mask_len, const st
   }
   if (run_len != 0) fn(run_start, run_len, run_src);
 }
-
-std::size_t MaskBytes(std::uint32_t page_size) { return (std::size_t{page_size} + 7) / 8; }
 
 }  // namespace
 
@@ -399,73 +399,13 @@ Delta DeltaBuilder::Finish() {
 
 namespace delta_internal {
 
-struct Access {
-  static constexpr std::size_t kInlineBytes = Delta::kInlineBytes;
-  // Writes a sparse delta of `count` runs (their new bytes gathered from `now`) into d's inline
-  // block; the caller checked that it fits.
-  static void SetInlineSparse(Delta& d, PageId page, Epoch base_epoch, std::uint32_t size,
-                              const ByteRun* runs, std::uint32_t count, std::uint32_t changed,
-                              const std::uint8_t* now) {
-    d.page_ = page;
-    d.base_epoch_ = base_epoch;
-    d.page_size_ = size;
-    d.heap_.reset();
-    d.form_ = Delta::Form::kSparse;
-    d.table_bytes_ = count * static_cast<std::uint32_t>(sizeof(ByteRun));
-    d.changed_bytes_ = changed;
-    SmallCopy(d.inline_, reinterpret_cast<const std::uint8_t*>(runs), count * sizeof(ByteRun));
-    std::uint8_t* dst = d.inline_ + d.table_bytes_;
-    for (std::uint32_t k = 0; k < count; ++k) {
-      SmallCopy(dst, now + runs[k].offset, runs[k].length);
-      dst += runs[k].length;
-    }
-  }
-};
-
-std::uint32_t DeltaFromMasks(Delta* out, PageId page, Epoch base_epoch, std::uint32_t size,
-                             const std::uint64_t* masks, const std::uint8_t* now, ByteRun* runs) {
-  // The runs DeltaBuilder::AddMask64 would gather (adjacent runs across granules joined), while
-  // they can fit the inline block.
-  constexpr std::uint32_t kMaxRuns = Access::kInlineBytes / sizeof(ByteRun);
-  static_assert(kMaxRuns == kInlineRuns);
-  std::uint32_t count = 0, changed = 0;
-  bool fits = true;
-  const std::size_t granules = GranuleCount(size);
-  for (std::size_t g = 0; g < granules && fits; ++g) {
-    for (std::uint64_t m = masks[g]; m != 0;) {
-      const unsigned lo = static_cast<unsigned>(std::countr_zero(m));
-      const std::uint64_t shifted = m >> lo;
-      const unsigned len =
-          shifted == ~std::uint64_t{0} ? 64u - lo : static_cast<unsigned>(std::countr_one(shifted));
-      const auto off = static_cast<std::uint32_t>(g * 64 + lo);
-      if (count != 0 && runs[count - 1].offset + runs[count - 1].length == off) {
-        runs[count - 1].length += len;
-      } else if (count == kMaxRuns) {
-        fits = false;
-        break;
-      } else {
-        runs[count].offset = off;
-        runs[count].length = len;
-        ++count;
-      }
-      changed += len;
-      m = (lo + len >= 64) ? 0 : (m & ~(((std::uint64_t{1} << len) - 1) << lo));
-    }
-  }
-  // Inline and sparse exactly when DeltaBuilder::Finish would make it so (same form test).
-  const std::size_t dense_body = MaskBytes(size);
-  if (fits && count * sizeof(ByteRun) + changed <= Access::kInlineBytes &&
-      !(count * 2 + 1 > dense_body &&
-        SparseBodySize(std::span<const ByteRun>(runs, count)) > dense_body)) {
-    Access::SetInlineSparse(*out, page, base_epoch, size, runs, count, changed, now);
-    return count;
-  }
+void DeltaFromMasksBuilt(Delta* out, PageId page, Epoch base_epoch, std::uint32_t size,
+                         const std::uint64_t* masks, const std::uint8_t* now) {
   DeltaBuilder b(page, base_epoch, size);
-  for (std::size_t g = 0; g < granules; ++g) {
+  for (std::size_t g = 0; g < GranuleCount(size); ++g) {
     if (masks[g] != 0) b.AddMask64(static_cast<std::uint32_t>(g * 64), masks[g], now + g * 64);
   }
   *out = b.Finish();
-  return 0;
 }
 
 }  // namespace delta_internal

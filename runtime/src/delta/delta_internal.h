@@ -2,12 +2,19 @@
 // codec (codec.cc). Encoding layout: see delta_format.h and docs/SerializationSpec.md.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <span>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "mmsb/delta.h"
+
+#include "core/small_copy.h"
 
 namespace mmsb::delta_internal {
 
@@ -42,9 +49,88 @@ Delta DiffPageFromZeros(PageId page, Epoch base_epoch, const std::uint8_t* now, 
 // else goes through a DeltaBuilder. Returns the number of runs written inline, which are then
 // also in `runs` (room for kInlineRuns; exactly out->sparse_runs()), or 0 when the delta went
 // through the builder (or is empty) and `runs` holds nothing meaningful.
+// Inline (with what it calls, below): the derived diff calls it once per recomputed node, where
+// two calls' prologues were a tenth of the node's instructions.
 inline constexpr std::uint32_t kInlineRuns = 6;  // Delta's inline block / sizeof(ByteRun)
-std::uint32_t DeltaFromMasks(Delta* out, PageId page, Epoch base_epoch, std::uint32_t size,
-                             const std::uint64_t* masks, const std::uint8_t* now, ByteRun* runs);
+[[gnu::always_inline]] inline std::uint32_t DeltaFromMasks(Delta* out, PageId page,
+                                                           Epoch base_epoch, std::uint32_t size,
+                                                           const std::uint64_t* masks,
+                                                           const std::uint8_t* now, ByteRun* runs);
+// DeltaFromMasks' way for a change that does not fit the inline block: a DeltaBuilder.
+void DeltaFromMasksBuilt(Delta* out, PageId page, Epoch base_epoch, std::uint32_t size,
+                         const std::uint64_t* masks, const std::uint8_t* now);
+
+inline std::size_t MaskBytes(std::uint32_t page_size) { return (std::size_t{page_size} + 7) / 8; }
+
+struct Access {
+  static constexpr std::size_t kInlineBytes = Delta::kInlineBytes;
+  // Writes a sparse delta of `count` runs (their new bytes gathered from `now`) into d's inline
+  // block; the caller checked that it fits.
+  [[gnu::always_inline]] static void SetInlineSparse(Delta& d, PageId page, Epoch base_epoch,
+                                                     std::uint32_t size, const ByteRun* runs,
+                                                     std::uint32_t count, std::uint32_t changed,
+                                                     const std::uint8_t* now) {
+    d.page_ = page;
+    d.base_epoch_ = base_epoch;
+    d.page_size_ = size;
+    d.heap_.reset();
+    d.form_ = Delta::Form::kSparse;
+    d.table_bytes_ = count * static_cast<std::uint32_t>(sizeof(ByteRun));
+    d.changed_bytes_ = changed;
+    std::uint8_t* dst = d.inline_ + d.table_bytes_;
+    for (std::uint32_t k = 0; k < count; ++k) {
+      std::memcpy(d.inline_ + k * sizeof(ByteRun), &runs[k], sizeof(ByteRun));
+      SmallCopy(dst, now + runs[k].offset, runs[k].length);
+      dst += runs[k].length;
+    }
+  }
+};
+
+[[gnu::always_inline]] inline std::uint32_t DeltaFromMasks(Delta* out, PageId page,
+                                                           Epoch base_epoch, std::uint32_t size,
+                                                           const std::uint64_t* masks,
+                                                           const std::uint8_t* now, ByteRun* runs) {
+  // The runs DeltaBuilder::AddMask64 would gather (adjacent runs across granules joined), while
+  // they can fit the inline block.
+  static_assert(Access::kInlineBytes / sizeof(ByteRun) == kInlineRuns);
+  std::uint32_t count = 0, changed = 0;
+  const std::size_t granules = GranuleCount(size);
+  for (std::size_t g = 0; g < granules; ++g) {
+    for (std::uint64_t m = masks[g]; m != 0;) {
+      const unsigned lo = static_cast<unsigned>(std::countr_zero(m));
+      const std::uint64_t shifted = m >> lo;
+      const unsigned len =
+          shifted == ~std::uint64_t{0} ? 64u - lo : static_cast<unsigned>(std::countr_one(shifted));
+      const auto off = static_cast<std::uint32_t>(g * 64 + lo);
+      if (count != 0 && runs[count - 1].offset + runs[count - 1].length == off) {
+        runs[count - 1].length += len;
+      } else if (count == kInlineRuns) {
+        DeltaFromMasksBuilt(out, page, base_epoch, size, masks, now);
+        return 0;
+      } else {
+        runs[count].offset = off;
+        runs[count].length = len;
+        ++count;
+      }
+      changed += len;
+      m = (lo + len >= 64) ? 0 : (m & ~(((std::uint64_t{1} << len) - 1) << lo));
+    }
+  }
+  // Inline and sparse exactly when DeltaBuilder::Finish would make it so (same form test).
+  const std::size_t dense_body = MaskBytes(size);
+  if (count * sizeof(ByteRun) + changed <= Access::kInlineBytes &&
+      !(count * 2 + 1 > dense_body &&
+        SparseBodySize(std::span<const ByteRun>(runs, count)) > dense_body)) {
+    Access::SetInlineSparse(*out, page, base_epoch, size, runs, count, changed, now);
+    return count;
+  }
+  DeltaFromMasksBuilt(out, page, base_epoch, size, masks, now);
+  return 0;
+}
+
+// Bit j set when a[j] != b[j], for j < 64: a whole granule's change mask. SSE2 (every x86-64) in
+// four compares; elsewhere ByteDiffMask.
+inline std::uint64_t GranuleDiffMask(const std::uint8_t* a, const std::uint8_t* b);
 
 // Bit j set when a[j] != b[j], for j < n (n <= 64): the granule's change mask, without SIMD
 // dispatch (for small pages, where a call through the dispatch table costs more than the bytes).
@@ -68,6 +154,21 @@ inline std::uint64_t ByteDiffMask(const std::uint8_t* a, const std::uint8_t* b, 
   }
   for (; j < n; ++j) m |= std::uint64_t{a[j] != b[j]} << j;
   return m;
+}
+
+inline std::uint64_t GranuleDiffMask(const std::uint8_t* a, const std::uint8_t* b) {
+#if defined(__SSE2__)
+  std::uint64_t equal = 0;
+  for (int k = 0; k < 4; ++k) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + 16 * k));
+    const __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16 * k));
+    equal |= std::uint64_t(static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, y))))
+             << (16 * k);
+  }
+  return ~equal;
+#else
+  return ByteDiffMask(a, b, 64);
+#endif
 }
 
 }  // namespace mmsb::delta_internal

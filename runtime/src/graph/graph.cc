@@ -338,7 +338,7 @@ void DependencyGraph::SyncHot(std::uint32_t node) {
   }
 }
 
-void DependencyGraph::Schedule(std::uint32_t node) {
+[[gnu::always_inline]] inline void DependencyGraph::Schedule(std::uint32_t node) {
   NodeSched& n = sched_[node];
   if (n.dirty_stamp == round_) return;  // at most once per commit
   n.dirty_stamp = round_;
@@ -422,8 +422,8 @@ Status DependencyGraph::Recompute(const CommitServices& services, std::uint32_t 
 }
 
 // After a node's recompute: count it, keep its delta (already out.back()) or cut off.
-void DependencyGraph::Finished(std::uint32_t node, bool failed_before, Epoch epoch,
-                               std::vector<Delta>& out) {
+[[gnu::always_inline]] inline void DependencyGraph::Finished(std::uint32_t node, bool failed_before,
+                                                             Epoch epoch, std::vector<Delta>& out) {
   ++stats_.nodes_recomputed;
   if (out.back().empty()) {
     ++stats_.cutoffs;  // nothing changed: children are not scheduled from here
@@ -440,7 +440,8 @@ void DependencyGraph::Finished(std::uint32_t node, bool failed_before, Epoch epo
   }
 }
 
-void DependencyGraph::MarkChanged(std::uint32_t node, std::uint32_t delta) {
+[[gnu::always_inline]] inline void DependencyGraph::MarkChanged(std::uint32_t node,
+                                                                std::uint32_t delta) {
   NodeChanged& n = changed_[node];
   if (n.round != round_) {
     n.round = round_;

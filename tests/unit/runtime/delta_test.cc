@@ -237,6 +237,25 @@ TEST(ByteDiffMask, MatchesAByteLoopForEveryLengthAndBit) {
   }
 }
 
+TEST(GranuleDiffMask, MatchesAByteLoopForEveryBitAndUnalignedGranules) {
+  std::mt19937_64 rng(37);
+  Bytes a_buf(64 + 15), b_buf(64 + 15);
+  for (int trial = 0; trial < 4000; ++trial) {
+    // Any alignment: page granules are aligned, the snapshot and twin need not be.
+    std::uint8_t* a = a_buf.data() + rng() % 16;
+    std::uint8_t* b = b_buf.data() + rng() % 16;
+    for (int j = 0; j < 64; ++j) a[j] = static_cast<std::uint8_t>(rng());
+    std::memcpy(b, a, 64);
+    const int flips = trial % 3 == 0 ? 64 : static_cast<int>(rng() % 12);
+    for (int k = 0; k < flips; ++k) b[rng() % 64] ^= std::uint8_t(1u << (rng() % 8));
+    if (trial % 5 == 0) b[63] ^= 0x80;  // the top bit of the mask, from the last lane
+    std::uint64_t want = 0;
+    for (int j = 0; j < 64; ++j) want |= std::uint64_t{a[j] != b[j]} << j;
+    ASSERT_EQ(delta_internal::GranuleDiffMask(a, b), want) << "trial " << trial;
+    ASSERT_EQ(delta_internal::ByteDiffMask(a, b, 64), want) << "trial " << trial;
+  }
+}
+
 TEST(DeltaBuilderRoom, ChangesAroundTheInlineRoomKeepEveryRunAndByte) {
   std::mt19937_64 rng(17);
   for (std::uint32_t runs = 1; runs <= 7; ++runs) {
