@@ -34,8 +34,18 @@ bool WritesBelowPointer(llvm::StringRef name) {
 
 void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
                               const clang::FunctionDecl* callee, llvm::StringRef how) {
-  if (arg == nullptr || target.isNull() || target->isDependentType()) return;
-  if (arg->getType().isNull() || arg->isTypeDependent() || arg->isValueDependent()) return;
+  if (arg == nullptr || target.isNull() || arg->getType().isNull()) return;
+  if (target->isDependentType() || arg->isTypeDependent() || arg->isValueDependent()) {
+    // A template's pattern (`&g.a[K]`, `T* p = &g.a[1]`): checked, and its escape wrapped, in
+    // each instantiation. A static variable's registrar goes in the pattern, from the pages the
+    // pattern names (unless the target is a view of const, which escapes nothing).
+    const clang::QualType to =
+        target->isReferenceType() ? target.getNonReferenceType() : target->getPointeeType();
+    const bool read_only = !to.isNull() && to.isConstQualified();
+    if (static_init_var_ != nullptr && !InInstantiation() && !read_only)
+      static_escapes_.push_back({arg, false});
+    return;
+  }
   const clang::Expr* e = IgnoreFullExprWrappers(arg);
   // Library code is not instrumented: a page-typed reference or pointer passed to it is only
   // safe when it does not write through it (or when we mark what it writes).
@@ -65,7 +75,7 @@ void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
             Remark(DiagKind::kRemarkLibraryMark, e->getExprLoc(),
                    {callee_name(), "a reference to " + Quote(SourceText(e)), "the object"});
         } else if (Wrap(e, "::mmsb::rt::EscapeRef(", ")", kSiteEscapeRef, e->getExprLoc())) {
-          if (static_init_var_ != nullptr) static_escapes_.push_back(e);
+          if (static_init_var_ != nullptr) static_escapes_.push_back({e, true});
           Remark(DiagKind::kRemarkEscape, e->getExprLoc(),
                  {Quote(SourceText(e)), "a non-const reference to it escapes: " + escape_why()});
         }
@@ -97,7 +107,7 @@ void PageVisitor::CheckEscape(const clang::Expr* arg, clang::QualType target,
              {callee_name(), "the pointer " + Quote(SourceText(e)),
               "the range from it to the end of its page"});
   } else if (Wrap(e, "::mmsb::rt::Escape(", ")", kSiteEscapePointer, e->getExprLoc())) {
-    if (static_init_var_ != nullptr) static_escapes_.push_back(e);
+    if (static_init_var_ != nullptr) static_escapes_.push_back({e, true});
     Remark(DiagKind::kRemarkEscape, e->getExprLoc(),
            {Quote(SourceText(e)), "a non-const pointer into it escapes: " + escape_why()});
   }
@@ -166,12 +176,13 @@ void PageVisitor::CollectPageRoots(const clang::Expr* e, std::vector<std::string
 void PageVisitor::EmitStaticEscapes(const clang::VarDecl* vd, size_t first) {
   if (first >= static_escapes_.size() || a_.options_.report_only) return;
   std::vector<std::string> roots;
+  bool unnamed = false;  // an escape without a nameable page: no registrar covers it
   for (size_t i = first; i < static_escapes_.size(); ++i) {
     const size_t before = roots.size();
-    CollectPageRoots(static_escapes_[i], &roots);
-    if (roots.size() == before) roots.clear();  // one escape without a nameable page: none
-    if (roots.empty()) break;
+    CollectPageRoots(static_escapes_[i].e, &roots);
+    unnamed |= static_escapes_[i].named && roots.size() == before;
   }
+  if (unnamed) roots.clear();
   std::sort(roots.begin(), roots.end());
   roots.erase(std::unique(roots.begin(), roots.end()), roots.end());
   auto untracked = [&](const char* why) {
@@ -179,19 +190,46 @@ void PageVisitor::EmitStaticEscapes(const clang::VarDecl* vd, size_t first) {
                {"static variable " + Quote(vd->getName()), why});
   };
   if (roots.empty()) {
+    if (!unnamed) return;  // template initialiser lists that name no page
     // A dynamic initialiser runs its Escape, and the runtime keeps it for a page registered later
-    // (MarkEscapedAt); a constant one runs nothing.
-    if (vd->hasConstantInitialization())
+    // (MarkEscapedAt); a constant one runs nothing. A template's initialiser may be either, by
+    // instantiation: it is taken as constant.
+    if (vd->isTemplated() || vd->hasConstantInitialization())
       untracked(
           "its constant initialiser points into page storage whose page cannot be named here");
     return;
   }
-  if (vd->getDeclContext()->isRecord()) {
-    untracked("a static data member initialised in its class with a pointer into page storage");
-    return;
-  }
-  // After the `;` that ends the declaration (past any other declarators and their lambdas).
+  // Where the registrar goes: after the `;` that ends the declaration (past any other declarators
+  // and their lambdas). It names the pages only, never the variable, so it may run before the
+  // variable is first used but never after (the runtime keeps an escape that comes before the
+  // page's registration).
+  // - A function's static local (also in a template or a generic lambda: each instantiation gets
+  //   its own, run when control first passes the declaration, before any use of the variable).
+  // - A namespace-scope variable, a variable template, or a static data member defined out of its
+  //   class (also of a class template): a namespace-scope registrar, run at dynamic
+  //   initialisation.
+  // - A static data member initialised in its class: there is no statement or namespace-scope
+  //   declaration in a class, and a class template's members are instantiated only when used,
+  //   so the registrar goes after the outermost class that holds it, at namespace scope. It marks
+  //   the pages escaped whether or not the member is ever used (a cost, not a loss).
   clang::SourceLocation loc = vd->getEndLoc();
+  if (vd->getLexicalDeclContext()->isRecord()) {
+    const clang::Decl* outer = nullptr;
+    for (const clang::DeclContext* dc = vd->getLexicalDeclContext(); dc->isRecord();
+         dc = dc->getLexicalParent()) {
+      outer = llvm::cast<clang::Decl>(dc);
+    }
+    if (outer == nullptr || !outer->getLexicalDeclContext()->isFileContext()) {
+      untracked(
+          "a static data member of a local class, initialised with a pointer into page "
+          "storage");
+      return;
+    }
+    if (const auto* rd = llvm::dyn_cast<clang::CXXRecordDecl>(outer)) {
+      if (const clang::ClassTemplateDecl* ct = rd->getDescribedClassTemplate()) outer = ct;
+    }
+    loc = outer->getEndLoc();
+  }
   if (loc.isMacroID()) {
     untracked("its declaration is inside a macro expansion");
     return;

@@ -71,7 +71,7 @@ bool PageVisitor::TraverseDecl(clang::Decl* d) {
   const auto* vd = llvm::dyn_cast<clang::VarDecl>(d);
   const bool static_init = vd != nullptr && !llvm::isa<clang::ParmVarDecl>(vd) &&
                            vd->hasGlobalStorage() && vd->getInit() != nullptr &&
-                           !IsPageVariable(vd) && !vd->isTemplated() && !InInstantiation();
+                           !IsPageVariable(vd) && !InInstantiation();
   const clang::VarDecl* outer_static_init = static_init_var_;
   const size_t first_static_escape = static_escapes_.size();
   // A function's body is not its declaration's initialiser (a local class's member functions).
@@ -411,9 +411,48 @@ bool PageVisitor::VisitReturnStmt(clang::ReturnStmt* rs) {
 bool PageVisitor::VisitInitListExpr(clang::InitListExpr* il) {
   // The traversal sees the syntactic form; the semantic one pairs inits with members.
   const clang::InitListExpr* sem = il->isSemanticForm() ? il : il->getSemanticForm();
-  if (sem == nullptr || sem->isTransparent()) return true;
+  // A list whose type depends on a template parameter has no semantic form (its type reads as
+  // dependent, or as `void` in a pattern).
+  if (sem == nullptr || sem->getType().isNull() || sem->getType()->isDependentType() ||
+      sem->getType()->isVoidType()) {
+    NoteTemplateInits({il->getInits(), il->getNumInits()});
+    return true;
+  }
+  if (sem->isTransparent()) return true;
   CheckAggregateInits(sem->getType(), sem->inits());
   return true;
+}
+
+bool PageVisitor::VisitParenListExpr(clang::ParenListExpr* pl) {
+  NoteTemplateInits(pl->exprs());
+  return true;
+}
+
+bool PageVisitor::VisitCXXUnresolvedConstructExpr(clang::CXXUnresolvedConstructExpr* ce) {
+  NoteTemplateInits({ce->arg_begin(), ce->arg_end()});
+  return true;
+}
+
+void PageVisitor::NoteTemplateInits(llvm::ArrayRef<clang::Expr*> inits) {
+  // A template's initialiser of a dependent type (a static local of a function template, a static
+  // member of a class template): its elements are checked, and their escapes wrapped, in each
+  // instantiation, where the targets' types are known. The static variable's registrar goes in
+  // the pattern, from the pages its elements name: a pointer to non-const page storage, or page
+  // storage itself, which may bind a reference (or be copied: then the registrar costs a full
+  // diff of the page at every commit, never a lost store).
+  if (static_init_var_ == nullptr || InInstantiation()) return;
+  const clang::QualType var = static_init_var_->getType().getNonReferenceType();
+  if (static_init_var_->getType()->isReferenceType()
+          ? var.isConstQualified()
+          : var->isPointerType() && var->getPointeeType().isConstQualified())
+    return;  // `static const T* p{&g.a[1]}`: a read-only view escapes nothing
+  for (const clang::Expr* init : inits) {
+    if (init == nullptr || init->getType().isNull()) continue;
+    const clang::QualType t = init->getType();
+    const bool pointer = t->isPointerType() && !t->getPointeeType().isConstQualified();
+    const bool storage = init->isLValue() && !t.isConstQualified();
+    if (pointer || storage || t->isDependentType()) static_escapes_.push_back({init, false});
+  }
 }
 
 bool PageVisitor::VisitCXXParenListInitExpr(clang::CXXParenListInitExpr* pl) {

@@ -128,6 +128,8 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   bool VisitInitListExpr(clang::InitListExpr* il);
 
   bool VisitCXXParenListInitExpr(clang::CXXParenListInitExpr* pl);
+  bool VisitParenListExpr(clang::ParenListExpr* pl);
+  bool VisitCXXUnresolvedConstructExpr(clang::CXXUnresolvedConstructExpr* ce);
 
   // A range-for whose loop variable is a reference into page storage: the variable is followed
   // like any local reference, so the loop body's stores through it get barriers.
@@ -438,10 +440,20 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   // dynamic one may run before the page's own registrar (another TU). A StaticEscape registrar
   // after the declaration marks the pages escaped when both exist (EmitStaticEscapes).
   void EmitStaticEscapes(const clang::VarDecl* vd, size_t first);
+  // The elements of an initialiser of a dependent type in a static variable's initialiser
+  // (VisitInitListExpr, VisitParenListExpr, ...): the pages they name, for its registrar.
+  void NoteTemplateInits(llvm::ArrayRef<clang::Expr*> inits);
   // The static page variables `e` (an escaping pointer or lvalue) points into, as addresses.
   void CollectPageRoots(const clang::Expr* e, std::vector<std::string>* roots) const;
   const clang::VarDecl* static_init_var_ = nullptr;  // whose initialiser is being traversed
-  std::vector<const clang::Expr*> static_escapes_;   // what CheckEscape let escape in it
+  // What CheckEscape let escape in it (`named`: a page it cannot name leaves the variable
+  // untracked), and the elements of a template's initialiser lists, which have no semantic form
+  // to check until instantiated (not `named`: only the pages they name count).
+  struct StaticEscapeExpr {
+    const clang::Expr* e;
+    bool named;
+  };
+  std::vector<StaticEscapeExpr> static_escapes_;
   int static_escape_seq_ = 0;
 
   void CheckEscape(const clang::Expr* arg, clang::QualType target,

@@ -33,7 +33,7 @@ struct TrackedPage {
   const void* addr;
   std::size_t size;
 };
-inline TrackedPage g_pages[16];
+inline TrackedPage g_pages[32];
 inline int g_page_count = 0;
 inline thread_local int g_tx_depth = 0;
 inline thread_local bool g_worker = false;

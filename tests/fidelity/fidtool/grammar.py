@@ -79,6 +79,14 @@ struct [[mmsb::page]] T { int v[32]; long long n; std::atomic<int> hits; std::at
 [[mmsb::page]] T gt0;
 [[mmsb::page]] T gt1;
 [[mmsb::page]] T gm;
+// Pages of static_init_template, one per form (an escape is per page: one form's registrar would
+// cover another's loss).
+[[mmsb::page]] int gx0[16];
+[[mmsb::page]] int gx1[16];
+[[mmsb::page]] int gx2[16];
+[[mmsb::page]] int gx3[16];
+[[mmsb::page]] int gx4[16];
+[[mmsb::page]] int gx5[16];
 // Page objects on the heap (`new S()`: operator new of a page type), allocated and tracked by
 // main before its first commit and never reseated, so the dump follows the same objects.
 S* gh = nullptr;
@@ -828,6 +836,36 @@ def p_static_init_alias(r, ctx):
     ])
 
 
+def p_static_init_template(r, ctx):
+    # Variables of static storage in templates (and a static member defined out of its class)
+    # constant-initialised with a page's address, written through from elsewhere: each form on
+    # a page of its own, declared only when drawn.
+    d = ctx.setdefault("decls", {})
+    form = r.randint(0, 5)
+    k = r.randint(0, 7)
+    if form == 0:
+        d["sit0"] = ("template <int K> int* XSlot0() { static int* ps[2] = {&gx0[K], &gx0[K + 1]}; "
+                     "return ps[1]; }\n")
+        return f"*XSlot0<{k}>() += {_v(r)};"
+    if form == 1:
+        d["sit1"] = "template <class T> struct XBox1 { static inline T* kept = &gx1[5]; };\n"
+        return f"*XBox1<int>::kept = {_v(r)}; fid::CommitPoint(); XBox1<int>::kept[1] ^= {_v(r)};"
+    if form == 2:
+        d["sit2"] = ("template <class T> struct XBox2 { static T* later; };\n"
+                     "template <class T> T* XBox2<T>::later = &gx2[6];\n")
+        return f"XBox2<int>::later[{k}] = {_v(r)};"
+    if form == 3:
+        d["sit3"] = "template <class T> T* g_xv = &gx3[7];\n"
+        return f"*g_xv<int> -= {_v(r)};"
+    if form == 4:
+        d["sit4"] = ("template <class T> struct XPair { T* p; T* q; };\n"
+                     "template <class T> T* XSlot4() { static XPair<T> pr{&gx4[1], &gx4[2]}; "
+                     "return pr.q; }\n")
+        return f"XSlot4<int>()[{k}] = {_v(r)};"
+    d["sit5"] = "struct XHold { static int* p; };\nint* XHold::p = &gx5[9];\n"
+    return f"*XHold::p = {_v(r)}; XHold::p[-{k}] += 1;"
+
+
 def p_macros(r, ctx):
     # Stores written through macros: the destination an argument, the page inside the macro, a
     # do-while statement macro, a volatile access.
@@ -891,8 +929,10 @@ DEFECT_CLASS = {
     "template_bitfield": 8,
 }
 
-PAGE_VARIABLES = {"g0", "g1", "g_series", "gt0", "gt1", "gm", "gd"}
-PAGES = ["g0", "g1", "g_series", "gt0", "gt1", "gm", "gd"]
+PAGE_VARIABLES = {"g0", "g1", "g_series", "gt0", "gt1", "gm", "gd", "gx0", "gx1", "gx2", "gx3",
+                  "gx4", "gx5"}
+PAGES = ["g0", "g1", "g_series", "gt0", "gt1", "gm", "gd", "gx0", "gx1", "gx2", "gx3", "gx4",
+         "gx5"]
 
 # Productions whose threads commit in an order that is not deterministic: the log has epochs
 # that no state of the plain build corresponds to, so the main thread's commits are compared
