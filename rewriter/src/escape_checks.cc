@@ -140,36 +140,46 @@ void PageVisitor::CheckAggregateInits(clang::QualType t, llvm::ArrayRef<clang::E
   }
 }
 
-void PageVisitor::CollectPageRoots(const clang::Expr* e, std::vector<std::string>* roots) const {
+void PageVisitor::CollectPageRoots(const clang::Expr* e, std::vector<std::string>* roots,
+                                   bool* dependent, bool storage) const {
   if (e == nullptr) return;
   e = e->IgnoreParenImpCasts();
-  if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
+  if (llvm::isa<clang::DependentScopeDeclRefExpr>(e)) {
+    // `T::page` in a template's pattern, as storage (`&T::page.a[3]`): a page may be there, and
+    // no name here says which.
+    if (dependent != nullptr && storage) *dependent = true;
+  } else if (const auto* dme = llvm::dyn_cast<clang::CXXDependentScopeMemberExpr>(e)) {
+    if (!dme->isArrow() && !dme->isImplicitAccess())
+      CollectPageRoots(dme->getBase(), roots, dependent, true);  // `T::page.a`
+  } else if (const auto* dre = llvm::dyn_cast<clang::DeclRefExpr>(e)) {
     const auto* vd = llvm::dyn_cast<clang::VarDecl>(dre->getDecl());
     if (vd != nullptr && IsPageVariable(vd)) {
       const std::string name = QualifiedName(vd);
       if (!name.empty()) roots->push_back("&(" + name + ")");
     } else if (vd != nullptr && vd->getType()->isReferenceType() && vd->hasGlobalStorage() &&
                vd->getInit() != nullptr) {
-      CollectPageRoots(IgnoreFullExprWrappers(vd->getInit()), roots);  // `S& alias = g0;`
+      // `S& alias = g0;`
+      CollectPageRoots(IgnoreFullExprWrappers(vd->getInit()), roots, dependent, true);
     }
   } else if (const auto* me = llvm::dyn_cast<clang::MemberExpr>(e)) {
-    if (!me->isArrow()) CollectPageRoots(me->getBase(), roots);
+    if (!me->isArrow()) CollectPageRoots(me->getBase(), roots, dependent, true);
   } else if (const auto* ase = llvm::dyn_cast<clang::ArraySubscriptExpr>(e)) {
-    CollectPageRoots(ase->getBase(), roots);
+    CollectPageRoots(ase->getBase(), roots, dependent, true);
   } else if (const auto* uo = llvm::dyn_cast<clang::UnaryOperator>(e)) {
-    if (uo->getOpcode() == clang::UO_AddrOf) CollectPageRoots(uo->getSubExpr(), roots);
+    if (uo->getOpcode() == clang::UO_AddrOf)
+      CollectPageRoots(uo->getSubExpr(), roots, dependent, true);
   } else if (const auto* bo = llvm::dyn_cast<clang::BinaryOperator>(e)) {
     if (bo->isAdditiveOp()) {
-      CollectPageRoots(bo->getLHS(), roots);
-      CollectPageRoots(bo->getRHS(), roots);
+      CollectPageRoots(bo->getLHS(), roots, dependent, false);
+      CollectPageRoots(bo->getRHS(), roots, dependent, false);
     } else if (bo->isCommaOp()) {
-      CollectPageRoots(bo->getRHS(), roots);
+      CollectPageRoots(bo->getRHS(), roots, dependent, storage);
     }
   } else if (const auto* co = llvm::dyn_cast<clang::AbstractConditionalOperator>(e)) {
-    CollectPageRoots(co->getTrueExpr(), roots);
-    CollectPageRoots(co->getFalseExpr(), roots);
+    CollectPageRoots(co->getTrueExpr(), roots, dependent, storage);
+    CollectPageRoots(co->getFalseExpr(), roots, dependent, storage);
   } else if (const auto* ce = llvm::dyn_cast<clang::CastExpr>(e)) {
-    CollectPageRoots(ce->getSubExpr(), roots);
+    CollectPageRoots(ce->getSubExpr(), roots, dependent, storage);
   }
 }
 
@@ -177,12 +187,26 @@ void PageVisitor::EmitStaticEscapes(const clang::VarDecl* vd, size_t first) {
   if (first >= static_escapes_.size() || a_.options_.report_only) return;
   std::vector<std::string> roots;
   bool unnamed = false;  // an escape without a nameable page: no registrar covers it
+  bool dependent = false;
   for (size_t i = first; i < static_escapes_.size(); ++i) {
     const size_t before = roots.size();
-    CollectPageRoots(static_escapes_[i].e, &roots);
+    CollectPageRoots(static_escapes_[i].e, &roots, &dependent);
     unnamed |= static_escapes_[i].named && roots.size() == before;
   }
   if (unnamed) roots.clear();
+  // Storage named through a template parameter (`&T::page.a[3]`): the pattern cannot name its
+  // page (its text could, but not at namespace scope, and `&(T::x)` is not valid for every
+  // `x`), and an instantiation's constant initialiser runs no Escape. Said, not guessed; except
+  // for a function's static pointer or reference, which each instantiation follows like any
+  // local (its stores get barriers, its value escapes where it leaves).
+  const bool followed_local =
+      vd->isStaticLocal() && (vd->getType()->isPointerType() || vd->getType()->isReferenceType());
+  if (dependent && !unnamed && !followed_local) {
+    AddFinding(DiagKind::kUnrewritableDecl, vd->getLocation(),
+               {"static variable " + Quote(vd->getName()),
+                "its constant initialiser points into storage named through a template "
+                "parameter, whose page cannot be named here"});
+  }
   std::sort(roots.begin(), roots.end());
   roots.erase(std::unique(roots.begin(), roots.end()), roots.end());
   auto untracked = [&](const char* why) {

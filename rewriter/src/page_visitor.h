@@ -444,7 +444,11 @@ class PageVisitor : public clang::RecursiveASTVisitor<PageVisitor> {
   // (VisitInitListExpr, VisitParenListExpr, ...): the pages they name, for its registrar.
   void NoteTemplateInits(llvm::ArrayRef<clang::Expr*> inits);
   // The static page variables `e` (an escaping pointer or lvalue) points into, as addresses.
-  void CollectPageRoots(const clang::Expr* e, std::vector<std::string>* roots) const;
+  // `*dependent` is set when `e` names storage through a template's parameter (`&T::page.a[3]`),
+  // which may be a page that no name here designates. (`storage`: `e` is used as an object, the
+  // operand of `&`, `.` or `[]`, not as a value.)
+  void CollectPageRoots(const clang::Expr* e, std::vector<std::string>* roots,
+                        bool* dependent = nullptr, bool storage = false) const;
   const clang::VarDecl* static_init_var_ = nullptr;  // whose initialiser is being traversed
   // What CheckEscape let escape in it (`named`: a page it cannot name leaves the variable
   // untracked), and the elements of a template's initialiser lists, which have no semantic form

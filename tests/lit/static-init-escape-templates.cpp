@@ -108,6 +108,32 @@ auto g_generic = [](auto v) {
   *ps[1] = v;
 };
 
+// Storage named through a template parameter (`&T::page.a[3]`): no name in the pattern says which
+// page, so the rewriter says it cannot track it, except for a function's static pointer, which
+// each instantiation follows like any local pointer (its stores get barriers).
+struct Holder {
+  static S page;
+};
+// WARN: [[@LINE+3]]:22: warning: static variable 'dp' cannot be instrumented (its constant initialiser points into storage named through a template parameter, whose page cannot be named here)
+template <class T>
+struct ViaParam {
+  static inline int* dp = &T::page.a[3];
+};
+// WARN: [[@LINE+2]]:6: warning: static variable 'g_dv' cannot be instrumented
+template <class T>
+int* g_dv = &T::page.a[4];
+template <class T>
+int* ViaParamArray() {
+  // WARN: [[@LINE+1]]:15: warning: static variable 'ps' cannot be instrumented
+  static int* ps[2] = {&T::page.a[5], &T::page.a[6]};
+  return ps[1];
+}
+template <class T>
+void ViaParamPointer(int v) {
+  static int* p = &T::page.a[7];  // followed: no warning
+  *p = v;
+}
+
 // The instantiations compile with their registrars (the last RUN line).
 void Use() {
   *Dependent<4>() = 1;
@@ -121,5 +147,9 @@ void Use() {
   *Outer<int>::Inner::p = 7;
   *g_vt<int> = 8;
   g_generic(9);
+  *ViaParam<Holder>::dp = 11;
+  *g_dv<Holder> = 12;
+  *ViaParamArray<Holder>() = 13;
+  ViaParamPointer<Holder>(14);
 }
 // WARN-NOT: warning:
