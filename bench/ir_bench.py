@@ -98,8 +98,12 @@ def runtime_build(work):
     def library_object(e):
         # The runtime library itself: other targets compile the same sources too (the fuzz
         # targets' copy with ASan, UBSan and libFuzzer instrumentation is not the build measured).
+        # Its objects are the layers' object libraries (runtime/CMakeLists.txt: mmsb_core,
+        # mmsb_rt_<layer>), which libmmsb is made of.
         args = shlex.split(e["command"])
-        return "-o" in args and args[args.index("-o") + 1].startswith("runtime/CMakeFiles/mmsb.dir/")
+        out = args[args.index("-o") + 1] if "-o" in args else ""
+        return out.startswith(("runtime/CMakeFiles/mmsb.dir/", "runtime/CMakeFiles/mmsb_core.dir/",
+                               "runtime/CMakeFiles/mmsb_rt_"))
 
     entries = [e for e in entries if "/runtime/src/" in e["file"] and library_object(e)]
     if not entries:
