@@ -41,10 +41,16 @@ Status ParseDeltaView(std::span<const std::uint8_t> in, std::uint32_t max_page_s
 
 // Writes the new bytes into `page` (page_size bytes). `v` must come from a successful parse.
 // A dense view is applied with AVX-512 VBMI2 (expand-load, masked store) where the CPU has it,
-// otherwise word by word; both write exactly the bytes the mask names.
+// else with SSSE3/SSE4.1 (a pshufb expand and a blend, 16 bytes per step), else word by word.
+// Each changes exactly the bytes the mask names and touches nothing outside the page and the
+// record's new bytes; the SSE path reads and rewrites unchanged page bytes, so nothing may write
+// the page concurrently.
 void ApplyDeltaView(const DeltaView& v, std::uint8_t* page);
-// The portable dense path alone, for tests that compare it with the dispatched one.
-void ApplyDeltaViewDenseScalarForTest(const DeltaView& v, std::uint8_t* page);
+
+// The dense apply's implementations, for tests that compare them.
+enum class DenseApplyPath { kScalar, kSse, kVbmi2 };
+bool DenseApplyPathSupported(DenseApplyPath path);
+void ApplyDeltaViewDenseForTest(DenseApplyPath path, const DeltaView& v, std::uint8_t* page);
 
 // The run table of a parsed sparse view as offsets and lengths (run_count of them into `out`).
 void RunsOfView(const DeltaView& v, ByteRun* out);

@@ -3,6 +3,8 @@
 // and truncation of some (with the envelope checksum fixed up, so the structural checks are hit).
 #include "delta/delta_view.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include <cstring>
@@ -138,41 +140,71 @@ TEST(DeltaView, SkippingTheChecksumStillChecksStructure) {
       << "page over the cap";
 }
 
-// The dense apply (AVX-512 expand/masked store where the CPU has it) writes exactly the masked
-// bytes: the same result as the portable path and as Delta::ApplyTo, and nothing past the page,
-// at page sizes that are and are not multiples of the 64-byte mask word.
+// Every dense apply this CPU has (AVX-512 expand/masked store, SSE pshufb expand and blend, the
+// portable loop) writes exactly the masked bytes: the same result as Delta::ApplyTo, and nothing
+// past the page, at page sizes that are and are not multiples of the 16-byte step and the 64-byte
+// mask word, at densities that take every branch (empty words, full words, mixed steps). And none
+// reads past the record: each record is parsed and applied from the last bytes before an
+// inaccessible page, so a read past its end faults.
 TEST(DeltaView, DenseApplyWritesOnlyTheMaskedBytesAtEverySize) {
+  const long os_page = sysconf(_SC_PAGESIZE);
+  constexpr std::size_t kArea = std::size_t{1} << 20;
+  void* area = mmap(nullptr, kArea + static_cast<std::size_t>(os_page), PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(area, MAP_FAILED);
+  auto* area_end = static_cast<std::uint8_t*>(area) + kArea;
+  ASSERT_EQ(mprotect(area_end, static_cast<std::size_t>(os_page), PROT_NONE), 0);
   std::mt19937_64 rng(5);
-  int dense_cases = 0;
-  for (std::size_t size : {1, 7, 8, 9, 63, 64, 65, 127, 128, 129, 200, 511, 4096, 4097, 65536}) {
-    for (int density : {1, 50, 100}) {
+  int cases = 0;
+  for (std::size_t size :
+       {1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 127, 128, 129, 200, 511, 4096, 4097, 65536}) {
+    for (int density : {1, 20, 50, 90, 100}) {
       std::vector<std::uint8_t> before(size), after;
       for (auto& b : before) b = static_cast<std::uint8_t>(rng());
       after = before;
       for (std::size_t i = 0; i < size; ++i) {
         if (static_cast<int>(rng() % 100) < density) after[i] ^= 0x5a;
       }
+      // Whole 64-byte words changed and unchanged, so both shortcuts run.
+      if (size >= 256) {
+        for (std::size_t i = 64; i < 128; ++i) after[i] = before[i] ^ 0x33;
+        for (std::size_t i = 128; i < 192; ++i) after[i] = before[i];
+      }
       Delta d = Diff(3, 1, before, after);
       d.ConvertTo(Delta::Form::kDense);
       const auto enc = EncodeDelta(d);
+      ASSERT_LE(enc.size(), kArea);
+      std::uint8_t* rec = area_end - enc.size();
+      std::memcpy(rec, enc.data(), enc.size());
       DeltaView v;
-      ASSERT_TRUE(ParseDeltaView(enc, 1u << 20, true, &v).ok());
+      ASSERT_TRUE(ParseDeltaView({rec, enc.size()}, 1u << 20, true, &v).ok());
       ASSERT_TRUE(v.dense);
-      constexpr std::size_t kGuard = 128;
-      std::vector<std::uint8_t> fast(size + kGuard, 0xee), slow(size + kGuard, 0xee);
-      std::memcpy(fast.data(), before.data(), size);
-      std::memcpy(slow.data(), before.data(), size);
-      ApplyDeltaView(v, fast.data());
-      ApplyDeltaViewDenseScalarForTest(v, slow.data());
-      EXPECT_EQ(fast, slow) << "size " << size << ", " << density << "% changed";
-      EXPECT_TRUE(
-          std::equal(fast.begin(), fast.begin() + static_cast<std::ptrdiff_t>(size), after.begin()))
-          << "size " << size;
-      for (std::size_t g = size; g < fast.size(); ++g) ASSERT_EQ(fast[g], 0xee) << "past the page";
-      ++dense_cases;
+      for (DenseApplyPath path :
+           {DenseApplyPath::kScalar, DenseApplyPath::kSse, DenseApplyPath::kVbmi2}) {
+        if (!DenseApplyPathSupported(path)) continue;
+        constexpr std::size_t kGuard = 128;
+        std::vector<std::uint8_t> page(size + kGuard, 0xee);
+        std::memcpy(page.data(), before.data(), size);
+        ApplyDeltaViewDenseForTest(path, v, page.data());
+        EXPECT_TRUE(std::equal(page.begin(), page.begin() + static_cast<std::ptrdiff_t>(size),
+                               after.begin()))
+            << "path " << static_cast<int>(path) << ", size " << size << ", " << density
+            << "% changed";
+        for (std::size_t g = size; g < page.size(); ++g)
+          ASSERT_EQ(page[g], 0xee) << "past the page";
+        ++cases;
+      }
+      std::vector<std::uint8_t> dispatched = before;
+      ApplyDeltaView(v, dispatched.data());
+      EXPECT_EQ(dispatched, after) << "size " << size;
     }
   }
-  EXPECT_EQ(dense_cases, 45);
+  munmap(area, kArea + static_cast<std::size_t>(os_page));
+  EXPECT_GE(cases, 90);
+#if defined(__x86_64__)
+  EXPECT_TRUE(DenseApplyPathSupported(DenseApplyPath::kSse))
+      << "every x86-64 CI machine has SSE4.1";
+#endif
 }
 
 }  // namespace
