@@ -175,9 +175,12 @@ void ApplyDenseScalar(const std::uint8_t* mask, std::size_t mask_len, const std:
 #if defined(__x86_64__)
 // For each mask byte b, the shuffle that expands the next popcount(b) new bytes onto b's set
 // bits: lane i takes new byte rank(i) = popcount(b & ((1 << i) - 1)) where bit i is set, and
-// 0x80 (pshufb's "zero") where it is not.
+// 0x80 (pshufb's "zero") where it is not. `shift[k]` is k in every lane: added to the high mask
+// byte's lanes it moves their ranks past the low byte's k new bytes, and an unset lane (0x80 + k)
+// keeps its high bit.
 struct ExpandTable {
   alignas(16) std::uint8_t lanes[256][8];
+  alignas(16) std::uint8_t shift[9][16];
 };
 constexpr ExpandTable MakeExpandTable() {
   ExpandTable t{};
@@ -187,6 +190,9 @@ constexpr ExpandTable MakeExpandTable() {
       t.lanes[b][i] = static_cast<std::uint8_t>(((b >> i) & 1) != 0 ? rank++ : 0x80);
     }
   }
+  for (unsigned k = 0; k <= 8; ++k) {
+    for (unsigned i = 0; i < 16; ++i) t.shift[k][i] = static_cast<std::uint8_t>(k);
+  }
   return t;
 }
 constexpr ExpandTable kExpand = MakeExpandTable();
@@ -194,19 +200,17 @@ constexpr ExpandTable kExpand = MakeExpandTable();
 // Dense apply, SSSE3/SSE4.1 (every x86-64 CPU of the last 15 years): 16 page bytes per step. One
 // pshufb places the next popcount(m16) new bytes at the set positions of the step's 16 mask bits
 // (the table gives each mask byte's lanes; the high byte's ranks are shifted by the low byte's
-// count; an unset lane's index keeps its high bit, so it stays "zero" after the shift), and a
-// blend with the page's old 16 bytes keeps every byte the mask does not name: the page bytes are
-// read and written back unchanged, so the page must not be written concurrently (replay and
-// recovery own the image they apply into). The 16-byte load of new bytes is done only while 16
-// remain (`src_end`), and the 16-byte page access only inside the page; the rest goes bit by bit.
+// count), and pblendvb keeps the page's old byte in every lane the mask does not name, selecting
+// on the shuffle's own lanes (an unset lane's index has its high bit set: no mask vector to
+// build). The page bytes are read and written back unchanged, so the page must not be written
+// concurrently (replay and recovery own the image they apply into). The 16-byte load of new bytes
+// is done only while 16 remain (`src_end`), and the 16-byte page access only inside the page; the
+// rest goes bit by bit.
 [[gnu::target("ssse3,sse4.1,popcnt")]] void ApplyDenseSse(const std::uint8_t* mask,
                                                           std::size_t page_size,
                                                           const std::uint8_t* src,
                                                           const std::uint8_t* src_end,
                                                           std::uint8_t* page) {
-  const __m128i bit_of_lane =
-      _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-  const __m128i byte_of_lane = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   std::size_t pos = 0;
   for (; pos + 64 <= page_size; pos += 64) {
     std::uint64_t m;
@@ -218,43 +222,27 @@ constexpr ExpandTable kExpand = MakeExpandTable();
       src += 64;
       continue;
     }
+    if (src_end - src < 64) break;  // a word needs at most 64 new bytes
     for (std::size_t q = 0; q < 4; ++q, m >>= 16) {
-      const auto m16 = static_cast<std::uint32_t>(m & 0xffff);
-      if (m16 == 0) continue;
-      if (src_end - src < 16) {
-        // Too few new bytes left for a 16-byte load: this step and the rest bit by bit.
-        std::uint64_t rest = m;
-        for (std::size_t i = pos + q * 16; rest != 0; rest &= rest - 1) {
-          page[i + static_cast<std::size_t>(__builtin_ctzll(rest))] = *src++;
-        }
-        goto next_word;
-      }
-      {
-        const auto lo = static_cast<int>(__builtin_popcount(m16 & 0xff));
-        const __m128i lo_lanes =
-            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(kExpand.lanes[m16 & 0xff]));
-        const __m128i hi_lanes =
-            _mm_add_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(kExpand.lanes[m16 >> 8])),
-                         _mm_set1_epi8(static_cast<char>(lo)));
-        const __m128i expanded =
-            _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)),
-                             _mm_unpacklo_epi64(lo_lanes, hi_lanes));
-        const __m128i bits = _mm_and_si128(
-            _mm_shuffle_epi8(_mm_cvtsi32_si128(static_cast<int>(m16)), byte_of_lane), bit_of_lane);
-        const __m128i take = _mm_cmpeq_epi8(bits, bit_of_lane);
-        auto* at = reinterpret_cast<__m128i*>(page + pos + q * 16);
-        _mm_storeu_si128(at, _mm_blendv_epi8(_mm_loadu_si128(at), expanded, take));
-        src += __builtin_popcount(m16);
-      }
+      const auto lo = static_cast<std::uint32_t>(m & 0xff);
+      const auto hi = static_cast<std::uint32_t>((m >> 8) & 0xff);
+      const auto n_lo = static_cast<unsigned>(__builtin_popcount(lo));
+      const __m128i lanes = _mm_unpacklo_epi64(
+          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(kExpand.lanes[lo])),
+          _mm_add_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(kExpand.lanes[hi])),
+                       _mm_load_si128(reinterpret_cast<const __m128i*>(kExpand.shift[n_lo]))));
+      const __m128i expanded =
+          _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)), lanes);
+      auto* at = reinterpret_cast<__m128i*>(page + pos + q * 16);
+      _mm_storeu_si128(at, _mm_blendv_epi8(expanded, _mm_loadu_si128(at), lanes));
+      src += n_lo + static_cast<unsigned>(__builtin_popcount(hi));
     }
-  next_word:;
   }
   // The page's last partial word, and whatever the loop left for want of new bytes.
   const std::size_t mask_len = (page_size + 7) / 8;
   for (std::size_t w = pos / 64; w * 8 < mask_len; ++w) {
     std::uint64_t m = 0;
     std::memcpy(&m, mask + w * 8, std::min<std::size_t>(8, mask_len - w * 8));
-    if (w == pos / 64 && (pos % 64) != 0) m &= ~std::uint64_t{0} << (pos % 64);
     for (; m != 0; m &= m - 1) page[w * 64 + static_cast<std::size_t>(__builtin_ctzll(m))] = *src++;
   }
 }
