@@ -28,7 +28,7 @@ TEST(QueryBlockPool, InterleavedGrowthKeepsEveryByte) {
   std::vector<std::size_t> want(kBuffers);
   for (std::size_t b = 0; b < kBuffers; ++b) want[b] = 100 + b * 997;  // 100 B .. 63 KiB
   want[7] = 5 * BlockPool::kMaxPooled + 123;  // a mapping of its own, grown by mremap
-  for (std::size_t step = 0;; ++step) {
+  for (;;) {
     bool any = false;
     for (std::size_t b = 0; b < kBuffers; ++b) {
       const std::size_t at = bufs[b].size();
