@@ -203,9 +203,9 @@ constexpr ExpandTable kExpand = MakeExpandTable();
 // count), and pblendvb keeps the page's old byte in every lane the mask does not name, selecting
 // on the shuffle's own lanes (an unset lane's index has its high bit set: no mask vector to
 // build). The page bytes are read and written back unchanged, so the page must not be written
-// concurrently (replay and recovery own the image they apply into). The 16-byte load of new bytes
-// is done only while 16 remain (`src_end`), and the 16-byte page access only inside the page; the
-// rest goes bit by bit.
+// concurrently (replay and recovery own the image they apply into). A word's steps run only while
+// 64 new bytes remain (`src_end`; a word takes at most 64, so no 16-byte load reads past them),
+// and only on whole 64-byte words of the page; the rest goes bit by bit.
 [[gnu::target("ssse3,sse4.1,popcnt")]] void ApplyDenseSse(const std::uint8_t* mask,
                                                           std::size_t page_size,
                                                           const std::uint8_t* src,
