@@ -239,12 +239,7 @@ constexpr ExpandTable kExpand = MakeExpandTable();
     }
   }
   // The page's last partial word, and whatever the loop left for want of new bytes.
-  const std::size_t mask_len = (page_size + 7) / 8;
-  for (std::size_t w = pos / 64; w * 8 < mask_len; ++w) {
-    std::uint64_t m = 0;
-    std::memcpy(&m, mask + w * 8, std::min<std::size_t>(8, mask_len - w * 8));
-    for (; m != 0; m &= m - 1) page[w * 64 + static_cast<std::size_t>(__builtin_ctzll(m))] = *src++;
-  }
+  ApplyDenseScalar(mask + pos / 8, (page_size + 7) / 8 - pos / 8, src, page + pos);
 }
 
 // Dense apply, AVX-512 VBMI2 (Ice Lake and later, Zen 4 and later): per mask word, one expanding
