@@ -53,7 +53,8 @@ struct LogEntry {
   std::span<const std::uint8_t> event;    // valid until the next Next()
   std::span<const std::uint8_t> payload;  // raw payload; valid until the next Next()
   // The spans above stay valid until the reader moves to the next file (a memory-mapped sealed
-  // segment), not just until the next Next().
+  // segment), not just until the next Next(); with LogReaderOptions::retain_files, until a
+  // LogReader::ReleaseRetained() releases them.
   bool payload_mapped = false;
 };
 
@@ -67,6 +68,11 @@ struct LogReaderOptions {
   // Decode delta records into LogEntry::delta. Replay turns this off and applies the encoded
   // payload in place instead (after the same checks).
   bool decode_deltas = true;
+  // The files and read buffers the reader has finished with stay open, mapped or allocated until
+  // ReleaseRetained() lets them go, so every entry is payload_mapped: its spans outlive the
+  // reader's move past them. Replay sets it: its apply thread reads one group's deltas while the
+  // reader goes on.
+  bool retain_files = false;
 };
 
 class LogReader {
@@ -96,6 +102,12 @@ class LogReader {
   std::uint64_t total_bytes() const;  // sum of segment sizes
   // The base epoch of the first segment (0 unless old segments were retired).
   Epoch first_base_epoch() const;
+  // LogReaderOptions::retain_files: a mark for what has been retained so far, and the release of
+  // everything retained before a mark. The spans of entries returned before RetainMark() was
+  // taken become invalid at ReleaseRetained(mark), unless they lie in the current file or window
+  // (which a later mark covers once the reader has left it).
+  std::uint64_t RetainMark() const;
+  void ReleaseRetained(std::uint64_t mark);
 
  private:
   class Impl;

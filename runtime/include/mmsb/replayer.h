@@ -84,6 +84,11 @@ struct ReplayOptions {
   std::uint64_t max_page_bytes = (std::uint64_t{1} << 32) - 1;
   std::uint64_t max_total_bytes = 0;
   Env* env = nullptr;
+  // A group whose deltas add up to at least this many bytes is applied on a second thread while
+  // the next group is read and checked (the machine must have more than one hardware thread; the
+  // state is the same either way). 0: every group; ~0: never. Groups are applied on the calling
+  // thread while Replayer::ReplicaHash() is being kept.
+  std::uint64_t apply_thread_min_bytes = std::uint64_t{64} << 10;
   // Called about every 16 MiB of log read, with bytes read and total bytes.
   std::function<void(std::uint64_t done, std::uint64_t total)> progress;
 };

@@ -47,6 +47,14 @@ Status ParseDeltaView(std::span<const std::uint8_t> in, std::uint32_t max_page_s
 // the page concurrently.
 void ApplyDeltaView(const DeltaView& v, std::uint8_t* page);
 
+// Applies the part of `v` that covers page bytes [begin, end) (ApplyDeltaView of the whole view
+// is the parts over any split of the page, applied in any order, even at once from different
+// threads). A dense view's part starts its mask and new bytes where that part's are (a count of
+// the mask's bits before `begin`); a sparse view is applied whole by its part that starts at 0.
+// `begin` is a multiple of 64 below page_size and `end` a multiple of 64 or page_size.
+void ApplyDeltaViewPart(const DeltaView& v, std::uint8_t* page, std::uint32_t begin,
+                        std::uint32_t end);
+
 // The dense apply's implementations, for tests that compare them.
 enum class DenseApplyPath { kScalar, kSse, kVbmi2 };
 bool DenseApplyPathSupported(DenseApplyPath path);

@@ -38,6 +38,9 @@ void Replayer::Impl::ClearGroup() {
   group_edges.clear();
   group_recomputes.clear();
   arena.Reset();
+  // No group holds views any more: with none in flight either, nothing the reader retained
+  // (LogReaderOptions::retain_files) is needed (a skipped or dropped group must not pile it up).
+  if (reader && worker.idle()) reader->ReleaseRetained(reader->RetainMark());
 }
 
 void Replayer::Impl::DropGroup(Epoch epoch, std::size_t file_index, std::uint64_t offset,

@@ -1,6 +1,9 @@
 // LogReader: segments in sequence, framing checks, typed decoding, problem reports.
 #include <algorithm>
 #include <cstring>
+#include <deque>
+#include <memory>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -106,8 +109,31 @@ class LogReader::Impl {
   std::uint64_t total = 0;
   std::uint64_t done = 0;  // bytes of finished files
   std::size_t idx = 0;
+  // LogReaderOptions::retain_files: the files and read windows the reader has left, in the order
+  // it left them (seq counts them all), until ReleaseRetained(). Before rr, which points at pool.
+  struct Retained {
+    std::uint64_t seq = 0;
+    std::unique_ptr<RandomAccessFile> file;
+    std::vector<std::uint8_t> window;
+  };
+  std::deque<Retained> retained;
+  std::uint64_t retained_seq = 0;
+  log::WindowPool pool;
   std::unique_ptr<RandomAccessFile> file;
   std::unique_ptr<log::RecordReader> rr;
+
+  void CollectRetired() {
+    for (auto& w : pool.retired) retained.push_back({retained_seq++, nullptr, std::move(w)});
+    pool.retired.clear();
+  }
+  void ReleaseRetained(std::uint64_t mark) {
+    while (!retained.empty() && retained.front().seq < mark) {
+      // A window goes back to the pool for reuse (a few are enough: a group spans few).
+      if (!retained.front().window.empty() && pool.spare.size() < 4)
+        pool.spare.push_back(std::move(retained.front().window));
+      retained.pop_front();
+    }
+  }
   std::vector<LogProblem> problems;
   std::uint64_t log_id = 0;
   bool have_log_id = false;
@@ -135,6 +161,7 @@ class LogReader::Impl {
     if (!f.ok()) return f.status();
     file = std::move(*f);
     rr = std::make_unique<log::RecordReader>(file.get(), path);
+    if (opts.retain_files && !rr->mapped()) rr->RetainWindows(&pool);
     log::FileHeader h;
     if (Status hs = rr->ReadHeader(&h); !hs.ok()) {
       const std::uint64_t size = file->Size();
@@ -218,7 +245,7 @@ class LogReader::Impl {
     e->offset = rec.offset;
     e->framed_size = log::kRecordHeaderSize + rec.payload.size();
     e->payload = rec.payload;
-    e->payload_mapped = rr->mapped();
+    e->payload_mapped = rr->mapped() || opts.retain_files;
     e->epoch = in_checkpoint ? last_commit : last_commit + 1;
     if (!KnownType(rec.type)) return Status::Ok();
     if (rec.type == log::kCompactCommitInfoType) {
@@ -312,11 +339,21 @@ class LogReader::Impl {
       log::RecordReader::Record rec;
       log::RecordReader::Damage dmg;
       Status io;
-      switch (rr->Next(&rec, &dmg, &io)) {
+      const auto result = rr->Next(&rec, &dmg, &io);
+      if (!pool.retired.empty()) CollectRetired();
+      switch (result) {
         case log::RecordReader::Result::kEnd:
           done += rr->file_size();
-          rr.reset();
-          file.reset();
+          // Spans into a file that records came from stay valid while it is retained.
+          if (opts.retain_files) {
+            rr->RetireWindow();
+            CollectRetired();
+            rr.reset();
+            retained.push_back({retained_seq++, std::move(file), {}});
+          } else {
+            rr.reset();
+            file.reset();
+          }
           ++idx;
           continue;
         case log::RecordReader::Result::kError:
@@ -429,6 +466,8 @@ const std::vector<LogProblem>& LogReader::problems() const { return impl_->probl
 std::uint64_t LogReader::log_id() const { return impl_->log_id; }
 std::uint64_t LogReader::total_bytes() const { return impl_->total; }
 Epoch LogReader::first_base_epoch() const { return impl_->first_base; }
+std::uint64_t LogReader::RetainMark() const { return impl_->retained_seq; }
+void LogReader::ReleaseRetained(std::uint64_t mark) { impl_->ReleaseRetained(mark); }
 std::uint64_t LogReader::bytes_read() const {
   return impl_->done + (impl_->rr ? impl_->rr->position() : 0);
 }

@@ -37,7 +37,21 @@ const std::uint8_t* RecordReader::Window(std::uint64_t off, std::size_t n, Statu
   const std::uint64_t want_end = std::min<std::uint64_t>(size_, off + std::max(n, kReadChunk));
   const std::size_t want = static_cast<std::size_t>(want_end - off);
   std::size_t keep = 0;
-  if (off >= buf_off_ && off < buf_off_ + buf_len_) {
+  if (pool_ != nullptr && buf_len_ > 0) {
+    // Records returned from this window may still be read: keep it, start a new one.
+    std::vector<std::uint8_t> fresh;
+    if (!pool_->spare.empty()) {
+      fresh = std::move(pool_->spare.back());
+      pool_->spare.pop_back();
+    }
+    if (fresh.size() < want) fresh.resize(want);
+    if (off >= buf_off_ && off < buf_off_ + buf_len_) {
+      keep = static_cast<std::size_t>(buf_off_ + buf_len_ - off);
+      std::memcpy(fresh.data(), buf_.data() + (off - buf_off_), keep);
+    }
+    pool_->retired.push_back(std::move(buf_));
+    buf_ = std::move(fresh);
+  } else if (off >= buf_off_ && off < buf_off_ + buf_len_) {
     keep = static_cast<std::size_t>(buf_off_ + buf_len_ - off);
     std::memmove(buf_.data(), buf_.data() + (off - buf_off_), keep);
   }
@@ -64,6 +78,14 @@ const std::uint8_t* RecordReader::Window(std::uint64_t off, std::size_t n, Statu
     return nullptr;
   }
   return buf_.data();
+}
+
+void RecordReader::RetireWindow() {
+  if (pool_ == nullptr || buf_.empty()) return;
+  pool_->retired.push_back(std::move(buf_));
+  buf_ = {};
+  buf_off_ = 0;
+  buf_len_ = 0;
 }
 
 Status RecordReader::ReadHeader(FileHeader* h) {

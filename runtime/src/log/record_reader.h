@@ -15,7 +15,7 @@
 // beyond the bytes the file really has), so a corrupt length cannot allocate.
 //
 // Ownership: `file` must outlive the reader. Spans returned by Next() are valid until the next
-// call. Single-threaded.
+// call (or longer: mapped(), RetainWindows). Single-threaded.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +28,14 @@
 #include "log/log_format.h"
 
 namespace mmsb::log {
+
+// Read windows whose records must stay valid after the reader moves past them (a replay's apply
+// thread still reads a group's deltas; LogReaderOptions::retain_files): a reader given a pool
+// puts each window it leaves in `retired` instead of reusing it, and takes the next from `spare`.
+struct WindowPool {
+  std::vector<std::vector<std::uint8_t>> spare;
+  std::vector<std::vector<std::uint8_t>> retired;
+};
 
 class RecordReader {
  public:
@@ -65,6 +73,11 @@ class RecordReader {
   const std::string& name() const { return name_; }
   // True when payloads point into a mapping that lives as long as the file object.
   bool mapped() const { return !map_.empty(); }
+  // From now on windows are not reused but retired into `pool` (which must outlive the reader),
+  // so every span Next() returns stays valid until the pool lets the window go.
+  void RetainWindows(WindowPool* pool) { pool_ = pool; }
+  // Retires the current window too (the reader is done with the file).
+  void RetireWindow();
 
  private:
   // Makes bytes [off, off + n) contiguous in the window; returns null on I/O error (*status set).
@@ -88,6 +101,7 @@ class RecordReader {
   std::vector<std::uint8_t> buf_;
   std::uint64_t buf_off_ = 0;  // file offset of buf_[0]
   std::size_t buf_len_ = 0;    // valid bytes in buf_
+  WindowPool* pool_ = nullptr;
 };
 
 }  // namespace mmsb::log

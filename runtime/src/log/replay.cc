@@ -63,12 +63,30 @@ void Replayer::Impl::Recompute(const LogCommit& c, std::size_t at) {
   }
 }
 
+void Replayer::Impl::ApplyJobsHere() {
+  for (const log::ApplyWorker::Delta& d : jobs) delta_internal::ApplyDeltaView(d.view, d.page);
+  jobs.clear();
+  job_bytes = 0;
+}
+
+void Replayer::Impl::Drain() {
+  worker.Wait();
+  if (reader) reader->ReleaseRetained(release_mark);
+}
+
 Status Replayer::Impl::Apply(const LogCommit& c) {
+  // The previous group's deltas land before this group reads or changes any page.
+  Drain();
   const bool track = tracker.valid();
+  // Deltas are gathered for the worker unless the state hash is kept (it reads each page right
+  // after its delta). The records that read or replace pages apply the gathered ones first.
+  const bool gather =
+      !track && opts.apply_thread_min_bytes != ~std::uint64_t{0} && log::ApplyWorker::Useful();
   bool edges_changed = false;
   for (std::size_t i = 0; i < group.size(); ++i) {
     Op& op = group[i];
     if (!log::KnownLogType(op.raw_type)) continue;
+    if (!jobs.empty() && op.type != LogRecordType::kDelta) ApplyJobsHere();
     switch (op.type) {
       case LogRecordType::kRunStart:
         st.pages.clear();
@@ -138,7 +156,12 @@ Status Replayer::Impl::Apply(const LogCommit& c) {
       case LogRecordType::kDelta: {
         ReplayedPage& p = op.target != nullptr ? *op.target : st.pages.at(op.delta.page);
         MMSB_CHECK(p.bytes.size() == op.delta.page_size);  // Validate checked it
-        delta_internal::ApplyDeltaView(op.delta, p.bytes.data());
+        if (gather) {
+          jobs.push_back({op.delta, p.bytes.data()});
+          job_bytes += op.delta.total;
+        } else {
+          delta_internal::ApplyDeltaView(op.delta, p.bytes.data());
+        }
         p.epoch = c.epoch;
         p.changed = true;
         ++rep.deltas_applied;
@@ -154,6 +177,21 @@ Status Replayer::Impl::Apply(const LogCommit& c) {
         break;
     }
   }
+  if (!jobs.empty()) {
+    if (job_bytes >= opts.apply_thread_min_bytes) {
+      // The worker applies them while the next group is read: its payloads stay where they are
+      // (a retained mapping, or this arena, which the next group does not reuse).
+      std::swap(arena, arena_in_flight);
+      worker.Submit(jobs);
+      jobs.clear();
+      job_bytes = 0;
+    } else {
+      ApplyJobsHere();
+    }
+  }
+  // What the reader retained so far holds this group's records and older ones only: the next
+  // Drain() may let it go.
+  if (reader) release_mark = reader->RetainMark();
   if (track && edges_changed) tracker.Edges(st.edges);
   st.epoch = c.epoch;
   st.unix_nanos = c.unix_nanos;
@@ -222,6 +260,7 @@ Status Replayer::Impl::Close(const LogCommit& c, std::uint64_t offset, std::size
 
 Expected<Epoch> Replayer::Impl::AdvanceTo(Epoch target) {
   if (!deferred.ok()) return deferred;
+  const DrainOnExit drain{this};  // the caller reads the state once this returns, on every path
   while (reader) {
     if (have_stash) {
       if (stash.epoch > target) break;
@@ -258,6 +297,7 @@ Expected<Epoch> Replayer::Impl::AdvanceTo(Epoch target) {
 
 Expected<bool> Replayer::Impl::Step() {
   const Epoch before = st.epoch;
+  const DrainOnExit drain{this};
   while (reader && st.epoch == before) {
     if (have_stash) {
       have_stash = false;
@@ -290,6 +330,7 @@ Expected<std::unique_ptr<Replayer>> Replayer::Open(const std::string& path,
   LogReaderOptions reader_options;
   reader_options.mode = options.mode;
   reader_options.decode_deltas = false;  // deltas are applied in place from their encoded bytes
+  reader_options.retain_files = true;    // until the apply worker is done with a group (Drain)
   reader_options.env = env;
   reader_options.max_page_bytes = options.max_page_bytes;
   CheckpointLoadOptions checkpoint_options;

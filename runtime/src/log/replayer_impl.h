@@ -3,6 +3,8 @@
 //   group_validator.cc     checks a whole group against the state before anything changes
 //   replay.cc              applies groups, steps and advances, and the public Replayer
 // Internal to the log component. Thread-safety: none; a Replayer is used by one thread at a time.
+// Its apply worker (apply_worker.h) writes the pages of the group handed to it while this thread
+// reads the next group; Drain() ends that overlap before any page is read or changed.
 #pragma once
 
 #include <algorithm>
@@ -21,6 +23,7 @@
 #include "mmsb/replay.h"
 
 #include "delta/delta_view.h"
+#include "log/apply_worker.h"
 #include "log/log_records.h"
 #include "log/recompute.h"
 #include "log/state_hash.h"
@@ -156,6 +159,9 @@ class Replayer::Impl {
   std::vector<LogEdgeChange> group_edges;
   std::vector<LogRecompute> group_recomputes;
   PayloadArena arena;
+  // The arena of the group the apply worker holds (swapped with `arena` when a group is handed
+  // over: the views into it stay valid until the worker is drained).
+  PayloadArena arena_in_flight;
   // Replay-recomputed pages (mmsb/graph.h, DerivedPolicy) of st.edges, and a recompute's input.
   log::ReplayRecompute recompute;
   // LogState::ReplicaHash() of st, kept from each group's changes once Replayer::ReplicaHash()
@@ -216,12 +222,32 @@ class Replayer::Impl {
 
   Status Apply(const LogCommit& c);
 
+  // The deltas Apply has gathered for the worker (applied on this thread instead when the group
+  // is small, when a non-delta record of the group needs the pages, or when no worker is used).
+  std::vector<log::ApplyWorker::Delta> jobs;
+  std::uint64_t job_bytes = 0;
+  // LogReader::RetainMark() after the last applied group: what Drain() releases.
+  std::uint64_t release_mark = 0;
+  void ApplyJobsHere();
+  // Waits for the group in flight and releases what the reader retained for it
+  // (LogReaderOptions::retain_files).
+  // Called before anything reads or changes a page: at each Apply, and before AdvanceTo, Step and
+  // ApplyGroup return.
+  void Drain();
+  struct DrainOnExit {
+    Impl* m;
+    ~DrainOnExit() { m->Drain(); }
+  };
+
   // Applies (or drops) the group that `c` closes. Errors only in strict mode.
   Status Close(const LogCommit& c, std::uint64_t offset, std::size_t file_index);
 
   Expected<Epoch> AdvanceTo(Epoch target);
 
   Expected<bool> Step();
+
+  // Last: destroyed first, so it stops before the state, arenas and files its jobs point into.
+  log::ApplyWorker worker;
 };
 
 }  // namespace mmsb

@@ -2,6 +2,8 @@
 // with propagation) is logged; replay must equal the live state at every epoch, be deterministic,
 // rebuild edges, carry events, and continue across bus runs. (Replay from checkpoints and past
 // retired segments: checkpoint_test.)
+#include <xxhash.h>
+
 #include <atomic>
 #include <map>
 #include <random>
@@ -59,6 +61,108 @@ TEST_F(ReplayTest, ReplayEqualsLiveStateAtEveryEpochOfARandomWorkload) {
     ASSERT_TRUE(a.ok() && b.ok());
     EXPECT_TRUE(Of(*a) == live_[o.epoch]) << "epoch " << o.epoch;
     EXPECT_EQ(a->Hash(), b->Hash());
+  }
+}
+
+// Replay applies a large group's deltas on a second thread while it reads the next group
+// (log/apply_worker.h). Whatever the threshold, the state must be the one the log describes, at
+// every epoch a replay stops at: across sealed (mapped) segments and the last one (read through
+// retained windows), with large dense deltas cut into parts, pages with two deltas in one group,
+// and creates and frees between them, stepping, advancing and replaying whole. The name carries
+// "Concurrent" so that the ThreadSanitizer pass runs it.
+TEST(ReplayApplyThread, ConcurrentApplyGivesTheLoggedStateAtEveryEpoch) {
+  testing::TempDir dir;
+  const std::string log = dir.Sub("run.tlog");
+  std::mt19937_64 rng(11);
+  std::map<PageId, std::vector<std::uint8_t>> model;
+  std::map<PageId, Epoch> changed_at;                         // 0: never changed
+  std::vector<std::map<PageId, std::uint64_t>> expected{{}};  // [epoch]: xxh3 of each page
+  PageId next_id = 1;
+  constexpr std::size_t kSizes[] = {65536, 100000, 20000, 4096, 70001, 16384, 16448};
+  Epoch epoch = 0;
+  for (int run = 0; run < 2; ++run) {
+    LogOptions lo;
+    lo.durability = Durability::kNone;
+    lo.segment_bytes = 1 << 20;
+    auto w = LogWriter::Open(log, lo);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    for (int i = 0; i < 150; ++i) {
+      ++epoch;
+      LogBatch b = (*w)->NewBatch();
+      if (model.size() < 6 || rng() % 8 == 0) {
+        const PageId id = next_id++;
+        const std::size_t size = kSizes[rng() % std::size(kSizes)];
+        b.AddPageCreate({id, size, Location::kCpu, false, "", ""});
+        model[id].assign(size, 0);
+        changed_at[id] = 0;
+      }
+      const int deltas = 1 + static_cast<int>(rng() % 6);
+      for (int k = 0; k < deltas; ++k) {
+        auto it = model.begin();
+        std::advance(it, static_cast<std::ptrdiff_t>(rng() % model.size()));
+        std::vector<std::uint8_t> next = it->second;
+        const int density = static_cast<int>(rng() % 3);  // a few bytes, a third, most
+        for (std::size_t j = 0; j < next.size(); ++j) {
+          const bool hit = density == 0   ? rng() % 997 == 0
+                           : density == 1 ? rng() % 3 == 0
+                                          : rng() % 8 != 0;
+          if (hit) next[j] = static_cast<std::uint8_t>(rng());
+        }
+        // A page's second delta in the group follows the group's own epoch.
+        Delta d = Diff(it->first, changed_at[it->first], it->second, next);
+        if (d.empty()) continue;
+        if (rng() % 3 == 0) d.ConvertTo(Delta::Form::kSparse);
+        ASSERT_TRUE(b.AddDelta(d).ok());
+        it->second = std::move(next);
+        changed_at[it->first] = epoch;
+      }
+      if (model.size() > 8 && rng() % 6 == 0) {
+        auto it = model.begin();
+        std::advance(it, static_cast<std::ptrdiff_t>(rng() % model.size()));
+        b.AddPageFree(it->first);
+        changed_at.erase(it->first);
+        model.erase(it);
+      }
+      auto committed = (*w)->Commit(b, epoch);
+      ASSERT_TRUE(committed.ok()) << committed.status().ToString();
+      std::map<PageId, std::uint64_t> hashes;
+      for (const auto& [id, bytes] : model) hashes[id] = XXH3_64bits(bytes.data(), bytes.size());
+      expected.push_back(std::move(hashes));
+    }
+    ASSERT_TRUE((*w)->Close().ok());
+  }
+  const auto hashes = [](const LogState& st) {
+    std::map<PageId, std::uint64_t> h;
+    for (const auto& [id, p] : st.pages) h[id] = XXH3_64bits(p.bytes.data(), p.bytes.size());
+    return h;
+  };
+  for (const std::uint64_t threshold :
+       {std::uint64_t{0}, std::uint64_t{100000}, ~std::uint64_t{0}}) {
+    SCOPED_TRACE(fmt::format("apply_thread_min_bytes {}", threshold));
+    ReplayOptions o;
+    o.apply_thread_min_bytes = threshold;
+    auto whole = Replay(log, o);
+    ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+    EXPECT_EQ(whole->epoch, epoch);
+    EXPECT_EQ(hashes(*whole), expected.back());
+    auto r = Replayer::Open(log, o);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    for (Epoch e = 1; e <= epoch; e += 1 + rng() % 3) {
+      auto reached = (*r)->AdvanceTo(e);
+      ASSERT_TRUE(reached.ok()) << reached.status().ToString();
+      ASSERT_EQ(*reached, e);
+      ASSERT_EQ(hashes((*r)->state()), expected[e]) << "epoch " << e;
+    }
+    auto s = Replayer::Open(log, o);
+    ASSERT_TRUE(s.ok());
+    for (Epoch e = 1;; ++e) {
+      auto stepped = (*s)->Step();
+      ASSERT_TRUE(stepped.ok()) << stepped.status().ToString();
+      if (!*stepped) break;
+      ASSERT_EQ(hashes((*s)->state()), expected[e]) << "step to epoch " << e;
+    }
+    EXPECT_EQ((*s)->state().epoch, epoch);
+    EXPECT_FALSE((*s)->report().has_errors());
   }
 }
 
@@ -253,10 +357,12 @@ TEST_F(ReplayTest, ConcurrentCommitsThroughTheSinkShareFsyncs) {
   Attach(lo);
   constexpr int kThreads = 4, kCommits = 30;
   std::vector<Page*> pages;
+  pages.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) pages.push_back(*CreatePage(256));
   std::shared_mutex quiesce;
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 1; i <= kCommits; ++i) {

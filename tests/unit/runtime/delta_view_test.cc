@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 
@@ -205,6 +206,72 @@ TEST(DeltaView, DenseApplyWritesOnlyTheMaskedBytesAtEverySize) {
   EXPECT_TRUE(DenseApplyPathSupported(DenseApplyPath::kSse))
       << "every x86-64 CI machine has SSE4.1";
 #endif
+}
+
+// Replay's apply thread splits a large dense delta into parts that two threads apply in any
+// order: the parts of any split at 64-byte boundaries, applied in shuffled order, give the whole
+// delta's bytes, write nothing past their range (the other parts' bytes stay as they were until
+// their own part runs), and read nothing past the record (which ends at an inaccessible page).
+// A sparse view is applied whole by its part at 0 and not at all by the others.
+TEST(DeltaView, PartsOfADeltaInAnyOrderApplyTheWholeDelta) {
+  const long os_page = sysconf(_SC_PAGESIZE);
+  constexpr std::size_t kArea = std::size_t{1} << 20;
+  void* area = mmap(nullptr, kArea + static_cast<std::size_t>(os_page), PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(area, MAP_FAILED);
+  auto* area_end = static_cast<std::uint8_t*>(area) + kArea;
+  ASSERT_EQ(mprotect(area_end, static_cast<std::size_t>(os_page), PROT_NONE), 0);
+  std::mt19937_64 rng(9);
+  int dense_cases = 0;
+  for (int i = 0; i < 300; ++i) {
+    const std::size_t size = 64 + rng() % 70000;
+    std::vector<std::uint8_t> before(size), after;
+    for (auto& b : before) b = static_cast<std::uint8_t>(rng());
+    after = before;
+    const int density = static_cast<int>(rng() % 101);
+    for (std::size_t k = 0; k < size; ++k) {
+      if (static_cast<int>(rng() % 100) < density)
+        after[k] ^= static_cast<std::uint8_t>(1 + k % 255);
+    }
+    Delta d = Diff(3, 1, before, after);
+    if (d.empty()) continue;
+    d.ConvertTo(rng() % 4 == 0 ? Delta::Form::kSparse : Delta::Form::kDense);
+    const auto enc = EncodeDelta(d);
+    ASSERT_LE(enc.size(), kArea);
+    std::uint8_t* rec = area_end - enc.size();
+    std::memcpy(rec, enc.data(), enc.size());
+    DeltaView v;
+    ASSERT_TRUE(ParseDeltaView({rec, enc.size()}, 1u << 20, true, &v).ok());
+    // Random cut points at multiples of 64, then the parts in a random order.
+    std::vector<std::uint32_t> cuts{0};
+    for (std::uint32_t b = 64; b < size; b += 64) {
+      if (rng() % 40 == 0) cuts.push_back(b);
+    }
+    cuts.push_back(static_cast<std::uint32_t>(size));
+    std::vector<std::size_t> order(cuts.size() - 1);
+    for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::shuffle(order.begin(), order.end(), rng);
+    std::vector<std::uint8_t> page = before;
+    std::vector<bool> applied(order.size(), false);
+    const auto holds = [&](const std::vector<std::uint8_t>& want, std::size_t k) {
+      return std::equal(page.begin() + cuts[k], page.begin() + cuts[k + 1], want.begin() + cuts[k]);
+    };
+    for (std::size_t k : order) {
+      ApplyDeltaViewPart(v, page.data(), cuts[k], cuts[k + 1]);
+      applied[k] = true;
+      if (!v.dense) continue;
+      // This part's bytes are now the delta's; its neighbours, if not applied yet, are untouched.
+      ASSERT_TRUE(holds(after, k)) << "part [" << cuts[k] << ", " << cuts[k + 1] << ") of " << size;
+      if (k > 0 && !applied[k - 1]) ASSERT_TRUE(holds(before, k - 1)) << "wrote below its part";
+      if (k + 1 < order.size() && !applied[k + 1])
+        ASSERT_TRUE(holds(before, k + 1)) << "wrote past its part";
+    }
+    if (v.dense) ++dense_cases;
+    ASSERT_EQ(page, after) << "case " << i << ", size " << size << ", " << cuts.size() - 1
+                           << " parts, " << (v.dense ? "dense" : "sparse");
+  }
+  munmap(area, kArea + static_cast<std::size_t>(os_page));
+  EXPECT_GE(dense_cases, 150);
 }
 
 }  // namespace
