@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <system_error>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -79,7 +80,18 @@ void ApplyWorker::Submit(std::span<const Delta> deltas) {
     k = same;
   }
   next_.store(0, std::memory_order_relaxed);  // published by the release below
-  if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+  if (!thread_.joinable() && !no_thread_) {
+    try {
+      thread_ = std::thread([this] { Run(); });
+    } catch (const std::system_error&) {
+      no_thread_ = true;  // out of threads: this thread applies every batch, as without a worker
+    }
+  }
+  if (no_thread_) {
+    ApplyClaimed();
+    done_.store(submitted_.fetch_add(1, std::memory_order_relaxed) + 1, std::memory_order_release);
+    return;
+  }
   bool notify;
   {
     std::lock_guard<std::mutex> lock(mu_);

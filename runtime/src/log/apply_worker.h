@@ -83,6 +83,7 @@ class ApplyWorker {
   std::atomic<std::uint64_t> submitted_{0};
   std::atomic<std::uint64_t> done_{0};
   std::atomic<bool> stop_{false};
+  bool no_thread_ = false;  // the thread could not be started: Submit applies the batch itself
   bool worker_sleeping_ = false;  // guarded by mu_
   bool waiter_sleeping_ = false;  // guarded by mu_
 };

@@ -463,6 +463,7 @@ Expected<Epoch> Replayer::ApplyGroup(std::span<const std::uint8_t> records, std:
   // The group is read like the next segment of the log: epochs at or before the state's are
   // skipped, a group without its commit record is reported incomplete and not applied.
   m.reader = std::move(*r);
+  m.release_mark = 0;  // marks count what one reader retained
   m.problems_seen = 0;
   m.group_file = ~std::size_t{0};
   m.have_stash = false;
