@@ -78,7 +78,7 @@ TEST(ReplayApplyThread, ConcurrentApplyGivesTheLoggedStateAtEveryEpoch) {
   std::map<PageId, Epoch> changed_at;                         // 0: never changed
   std::vector<std::map<PageId, std::uint64_t>> expected{{}};  // [epoch]: xxh3 of each page
   PageId next_id = 1;
-  constexpr std::size_t kSizes[] = {65536, 100000, 20000, 4096, 70001, 16384, 16448};
+  constexpr std::size_t kSizes[] = {65536, 100000, 20000, 4096, 70001, 200000, 131136};
   Epoch epoch = 0;
   for (int run = 0; run < 2; ++run) {
     LogOptions lo;
