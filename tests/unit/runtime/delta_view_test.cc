@@ -141,6 +141,40 @@ TEST(DeltaView, SkippingTheChecksumStillChecksStructure) {
       << "page over the cap";
 }
 
+// 1 MiB of memory followed by an inaccessible page: a record placed at its end faults when a read
+// goes past the record.
+class GuardedArea {
+ public:
+  GuardedArea() : os_page_(static_cast<std::size_t>(sysconf(_SC_PAGESIZE))) {
+    void* m = mmap(nullptr, kBytes + os_page_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (m == MAP_FAILED) return;
+    base_ = static_cast<std::uint8_t*>(m);
+    if (mprotect(base_ + kBytes, os_page_, PROT_NONE) != 0) {
+      munmap(base_, kBytes + os_page_);
+      base_ = nullptr;
+    }
+  }
+  ~GuardedArea() {
+    if (base_ != nullptr) munmap(base_, kBytes + os_page_);
+  }
+  GuardedArea(const GuardedArea&) = delete;
+  GuardedArea& operator=(const GuardedArea&) = delete;
+  bool ok() const { return base_ != nullptr; }
+  // Copies `bytes` to end right at the guard page; null when they do not fit.
+  std::uint8_t* Place(const std::vector<std::uint8_t>& bytes) {
+    if (bytes.size() > kBytes) return nullptr;
+    std::uint8_t* at = base_ + kBytes - bytes.size();
+    std::memcpy(at, bytes.data(), bytes.size());
+    return at;
+  }
+
+ private:
+  static constexpr std::size_t kBytes = std::size_t{1} << 20;
+  std::size_t os_page_;
+  std::uint8_t* base_ = nullptr;
+};
+
 // Every dense apply this CPU has (AVX-512 expand/masked store, SSE pshufb expand and blend, the
 // portable loop) writes exactly the masked bytes: the same result as Delta::ApplyTo, and nothing
 // past the page, at page sizes that are and are not multiples of the 16-byte step and the 64-byte
@@ -148,13 +182,8 @@ TEST(DeltaView, SkippingTheChecksumStillChecksStructure) {
 // reads past the record: each record is parsed and applied from the last bytes before an
 // inaccessible page, so a read past its end faults.
 TEST(DeltaView, DenseApplyWritesOnlyTheMaskedBytesAtEverySize) {
-  const long os_page = sysconf(_SC_PAGESIZE);
-  constexpr std::size_t kArea = std::size_t{1} << 20;
-  void* area = mmap(nullptr, kArea + static_cast<std::size_t>(os_page), PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(area, MAP_FAILED);
-  auto* area_end = static_cast<std::uint8_t*>(area) + kArea;
-  ASSERT_EQ(mprotect(area_end, static_cast<std::size_t>(os_page), PROT_NONE), 0);
+  GuardedArea area;
+  ASSERT_TRUE(area.ok());
   std::mt19937_64 rng(5);
   int cases = 0;
   for (std::size_t size :
@@ -174,9 +203,8 @@ TEST(DeltaView, DenseApplyWritesOnlyTheMaskedBytesAtEverySize) {
       Delta d = Diff(3, 1, before, after);
       d.ConvertTo(Delta::Form::kDense);
       const auto enc = EncodeDelta(d);
-      ASSERT_LE(enc.size(), kArea);
-      std::uint8_t* rec = area_end - enc.size();
-      std::memcpy(rec, enc.data(), enc.size());
+      std::uint8_t* rec = area.Place(enc);
+      ASSERT_NE(rec, nullptr);
       DeltaView v;
       ASSERT_TRUE(ParseDeltaView({rec, enc.size()}, 1u << 20, true, &v).ok());
       ASSERT_TRUE(v.dense);
@@ -200,7 +228,6 @@ TEST(DeltaView, DenseApplyWritesOnlyTheMaskedBytesAtEverySize) {
       EXPECT_EQ(dispatched, after) << "size " << size;
     }
   }
-  munmap(area, kArea + static_cast<std::size_t>(os_page));
   EXPECT_GE(cases, 90);
 #if defined(__x86_64__)
   EXPECT_TRUE(DenseApplyPathSupported(DenseApplyPath::kSse))
@@ -214,13 +241,8 @@ TEST(DeltaView, DenseApplyWritesOnlyTheMaskedBytesAtEverySize) {
 // their own part runs), and read nothing past the record (which ends at an inaccessible page).
 // A sparse view is applied whole by its part at 0 and not at all by the others.
 TEST(DeltaView, PartsOfADeltaInAnyOrderApplyTheWholeDelta) {
-  const long os_page = sysconf(_SC_PAGESIZE);
-  constexpr std::size_t kArea = std::size_t{1} << 20;
-  void* area = mmap(nullptr, kArea + static_cast<std::size_t>(os_page), PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(area, MAP_FAILED);
-  auto* area_end = static_cast<std::uint8_t*>(area) + kArea;
-  ASSERT_EQ(mprotect(area_end, static_cast<std::size_t>(os_page), PROT_NONE), 0);
+  GuardedArea area;
+  ASSERT_TRUE(area.ok());
   std::mt19937_64 rng(9);
   int dense_cases = 0;
   for (int i = 0; i < 300; ++i) {
@@ -237,9 +259,8 @@ TEST(DeltaView, PartsOfADeltaInAnyOrderApplyTheWholeDelta) {
     if (d.empty()) continue;
     d.ConvertTo(rng() % 4 == 0 ? Delta::Form::kSparse : Delta::Form::kDense);
     const auto enc = EncodeDelta(d);
-    ASSERT_LE(enc.size(), kArea);
-    std::uint8_t* rec = area_end - enc.size();
-    std::memcpy(rec, enc.data(), enc.size());
+    std::uint8_t* rec = area.Place(enc);
+    ASSERT_NE(rec, nullptr);
     DeltaView v;
     ASSERT_TRUE(ParseDeltaView({rec, enc.size()}, 1u << 20, true, &v).ok());
     // Random cut points at multiples of 64, then the parts in a random order.
@@ -270,7 +291,6 @@ TEST(DeltaView, PartsOfADeltaInAnyOrderApplyTheWholeDelta) {
     ASSERT_EQ(page, after) << "case " << i << ", size " << size << ", " << cuts.size() - 1
                            << " parts, " << (v.dense ? "dense" : "sparse");
   }
-  munmap(area, kArea + static_cast<std::size_t>(os_page));
   EXPECT_GE(dense_cases, 150);
 }
 
