@@ -184,6 +184,12 @@ class Bus final : public CommittedImages {
   // snapshot with the twin word by word and writes the delta in place, with no SIMD dispatch,
   // builder or moved Delta (docs/Performance.md, "The small derived page's diff").
   void DiffDerived(Page* p, bool full, UndoLog* undo, Delta* out) const;
+  // DiffDerived's small-page path; `Granules` is the page's granule count when it is a constant
+  // (1: a page of at most one granule, every loop straight-line), or 0 for any count up to
+  // kSmallDerivedBytes / kGranuleSize.
+  template <std::size_t Granules>
+  void DiffSmallDerived(PageRecord* rec, bool full, UndoLog* undo,
+                        Delta* out) const NO_THREAD_SAFETY_ANALYSIS;
   // The graph's discard of a derived page whose recompute failed (CommitServices::discard):
   // takes its marks, then restores its bytes from its twin (graph/graph.h, "Who writes a derived
   // page"). Whatever another thread stores meanwhile, live memory and the log stay in agreement.

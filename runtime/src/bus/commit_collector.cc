@@ -298,49 +298,67 @@ void Bus::DiffDerived(Page* p, bool full, UndoLog* undo,
     *out = TakeMarksAndDiff(p, full, undo);
     return;
   }
+  if (size - 1 < kGranuleSize) {  // 1..64 bytes: one granule
+    DiffSmallDerived<1>(rec, full, undo, out);
+  } else {
+    DiffSmallDerived<0>(rec, full, undo, out);
+  }
+}
+
+template <std::size_t Granules>
+[[gnu::always_inline]] inline void Bus::DiffSmallDerived(
+    PageRecord* rec, bool full, UndoLog* undo, Delta* out) const NO_THREAD_SAFETY_ANALYSIS {
+  const std::size_t size = rec->size_;
   std::uint8_t* shadow = arena_->ShadowOf(rec->data_);
-  const std::size_t granules = GranuleCount(size);
-  const bool whole = full || rec->escaped_;
-  // The marks, taken as TakeMarks takes them: an exchange before the granule is read.
-  std::uint8_t marked[kSmallDerivedBytes / kGranuleSize];
-  bool any_marked = false;
+  const std::size_t granules = Granules != 0 ? Granules : GranuleCount(size);
+  // The marks, taken as TakeMarks takes them: an exchange before the granule is read. Bit g of
+  // `diffed` is set for each granule to diff: every one when the page is diffed whole.
+  unsigned diffed = 0;
   for (std::size_t g = 0; g < granules; ++g) {
-    std::uint8_t v = 0;
-    if (__atomic_load_n(&shadow[g], __ATOMIC_RELAXED) != 0)
-      v = __atomic_exchange_n(&shadow[g], std::uint8_t{0}, __ATOMIC_SEQ_CST);
-    marked[g] = v;
-    any_marked |= v != 0;
+    if (__atomic_load_n(&shadow[g], __ATOMIC_RELAXED) != 0 &&
+        __atomic_exchange_n(&shadow[g], std::uint8_t{0}, __ATOMIC_SEQ_CST) != 0)
+      diffed |= 1u << g;
   }
-  if (!whole && !any_marked) return;
+  if (full || rec->escaped_) {
+    diffed = (1u << granules) - 1;
+  } else if (diffed == 0) {
+    return;
+  }
   TxGate::RacePoint();  // between taking the marks and reading the granules
-  // One read of live memory: the delta's bytes and the twin's new bytes both come from `snap`.
+  // Whole granules: a pooled slot's storage (and its twin's) is its class size, a power of two of
+  // at least a granule, so the last granule's bytes past `size` are the slot's own. They are read
+  // and copied (into the twin, where nothing reads them) but never diffed: the last granule's
+  // mask drops them. One read of live memory: the delta's bytes and the twin's new bytes both come
+  // from `snap`.
+#ifndef NDEBUG
+  MMSB_CHECK(rec->capacity >= granules * kGranuleSize);
+#endif
   alignas(64) std::uint8_t snap[kSmallDerivedBytes];
-  {
-    [[maybe_unused]] LiveReads ignore;
-    // Whole granules by fixed-size copies, the tail by SmallCopy: no call per page.
-    std::size_t off = 0;
-    for (; off + kGranuleSize <= size; off += kGranuleSize)
-      std::memcpy(snap + off, rec->data_ + off, kGranuleSize);
-    SmallCopy(snap + off, rec->data_ + off, size - off);
-  }
   std::uint8_t* twin = rec->twin;
   std::uint64_t masks[kSmallDerivedBytes / kGranuleSize];
   std::uint64_t any = 0;
-  for (std::size_t g = 0; g < granules; ++g) {
-    const std::size_t off = g * kGranuleSize;
-    if (!whole && marked[g] == 0) {
-      masks[g] = 0;
-      continue;
+  const unsigned tail = static_cast<unsigned>(size % kGranuleSize);
+  {
+    [[maybe_unused]] LiveReads ignore;
+    for (std::size_t g = 0; g < granules; ++g) {
+      const std::size_t off = g * kGranuleSize;
+      std::uint64_t m = 0;
+      if ((diffed >> g) & 1) {
+        std::memcpy(snap + off, rec->data_ + off, kGranuleSize);
+        m = delta_internal::GranuleDiffMask(twin + off, snap + off);
+      }
+      masks[g] = m;
+      any |= m;
     }
-    // A whole granule with a constant length (unrolled), the tail with its own.
-    masks[g] = off + kGranuleSize <= size
-                   ? delta_internal::GranuleDiffMask(twin + off, snap + off)
-                   : delta_internal::ByteDiffMask(twin + off, snap + off, size - off);
-    any |= masks[g];
+  }
+  if (tail != 0) {
+    any &= ~masks[granules - 1];
+    masks[granules - 1] &= (std::uint64_t{1} << tail) - 1;
+    any |= masks[granules - 1];
   }
   if (any == 0) return;
   ByteRun runs[delta_internal::kInlineRuns];
-  const std::uint32_t inline_runs = delta_internal::DeltaFromMasks(
+  const std::uint32_t inline_runs = delta_internal::DeltaFromMasks<Granules>(
       out, rec->id_, rec->epoch_, static_cast<std::uint32_t>(size), masks, snap, runs);
   if (undo == &undo_) {
     // The commit thread's log, so `out` is in the epoch's deltas (the serial loop writes each
@@ -355,18 +373,12 @@ void Bus::DiffDerived(Page* p, bool full, UndoLog* undo,
       undo->SaveDerived(index, *out, twin);
     }
   } else if (undo != nullptr) {
-    undo->Save(p, rec->epoch_, *out, twin, /*restore_live=*/true);
+    undo->Save(rec, rec->epoch_, *out, twin, /*restore_live=*/true);
   }
   // A changed granule's bytes in `snap` are its old twin bytes where unchanged and the delta's
   // bytes where changed: copying the granule is applying the delta.
   for (std::size_t g = 0; g < granules; ++g) {
-    const std::size_t off = g * kGranuleSize;
-    if (masks[g] == 0) continue;
-    if (off + kGranuleSize <= size) {
-      std::memcpy(twin + off, snap + off, kGranuleSize);
-    } else {
-      SmallCopy(twin + off, snap + off, size - off);
-    }
+    if (masks[g] != 0) std::memcpy(twin + g * kGranuleSize, snap + g * kGranuleSize, kGranuleSize);
   }
 }
 
@@ -552,26 +564,50 @@ void Bus::CollectAll(Epoch new_epoch, bool first_round) {
   }
   // Most pages are idle: an idle page costs its scan entry and its shadow bytes, read in order
   // (no record). A page that needs collecting has its record prefetched ahead.
-  // `k` is the page's place in the sampled slice, counted from sample_begin.
-  for (std::size_t i = 0, k = n - sample_begin; i < n; ++i, ++k) {
-    if (k == n) k = 0;
+  // `k` is the page's place in the sampled slice, counted from sample_begin: the slice is the
+  // pages i with (i - sample_begin) mod n < sample_count, one or two ranges of i.
+  const auto sampled_at = [&](std::size_t i) {
+    return (i >= sample_begin ? i - sample_begin : i + n - sample_begin) < sample_count;
+  };
+  // The first page from `i` on that is in the slice (n when none is).
+  const auto next_sampled = [&](std::size_t i) -> std::size_t {
+    if (sample_count == 0) return n;
+    if (sampled_at(i)) return i;
+    return i < sample_begin ? sample_begin : n;  // past the slice's start: its wrap is behind i
+  };
+  std::size_t i = 0;
+  while (i < n) {
+    if (!verify_) {
+      // The idle run from i, up to the slice: CollectPage would take no mark and diff nothing
+      // (twin valid, not escaped, not verified or sampled, no mark set; a mark set after this
+      // read stays for the next commit, as in TakeMarks). A tight loop: an idle page costs a few
+      // instructions, the shadows of the pages ahead prefetched.
+      const std::size_t stop = next_sampled(i);
+      while (i < stop) {
+        const ScanEntry& entry = scan_[i];
+        if (i + kCollectPrefetchShadows < n)
+          __builtin_prefetch(scan_[i + kCollectPrefetchShadows].shadow);
+        if (!entry.idle_ok) break;
+        if (entry.granules == 1 ? __atomic_load_n(entry.shadow, __ATOMIC_RELAXED) != 0
+                                : AnyMarked(entry.shadow, entry.granules))
+          break;
+        ++i;
+      }
+      if (i == n) break;
+    }
+    const bool sampled = sampled_at(i);
     if (i + kCollectPrefetchRecords < n && !scan_[i + kCollectPrefetchRecords].idle_ok)
       __builtin_prefetch(live_[i + kCollectPrefetchRecords]);
-    if (i + kCollectPrefetchShadows < n && scan_[i + kCollectPrefetchShadows].shadow != nullptr)
-      __builtin_prefetch(scan_[i + kCollectPrefetchShadows].shadow);
     ScanEntry& entry = scan_[i];
-    const bool sampled = k < sample_count;
-    // CollectPage would take no mark and diff nothing: twin valid, not escaped, not verified or
-    // sampled, no mark set (a mark set after this read stays for the next commit, as in
-    // TakeMarks).
-    if (entry.idle_ok && !sampled && !verify_ && !AnyMarked(entry.shadow, entry.granules)) continue;
     Page* p = live_[i];
+    const std::size_t k = i >= sample_begin ? i - sample_begin : i + n - sample_begin;
     CollectPage(p, new_epoch, sampled ? sample_ranges_[k] : SampleRange{});
     entry.shadow = ShadowFor(p);
     const std::size_t granules = GranuleCount(Rec(p)->size_);
     entry.granules = static_cast<std::uint32_t>(granules);
     entry.idle_ok = Rec(p)->twin_valid && !Rec(p)->escaped_ && entry.shadow != nullptr &&
                     granules == entry.granules;
+    ++i;
   }
   // Marks in the static window outside any page are never read: they stay (clearing them would
   // race with barriers marking a page's granule in the same shadow word).

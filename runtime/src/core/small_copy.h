@@ -24,20 +24,26 @@ namespace mmsb {
     std::memcpy(dst, head, kW);
     std::memcpy(dst + n - kW, tail, kW);
   };
-  if (n > 64) {
-    std::memcpy(dst, src, n);
-  } else if (n >= 32) {
+  // A balanced choice (at most three tests for any n), short lengths first: a derived page's
+  // change is often a byte or a word.
+  if (n < 8) {
+    if (n >= 4) {
+      two(std::integral_constant<std::size_t, 4>{});
+    } else if (n >= 2) {
+      two(std::integral_constant<std::size_t, 2>{});
+    } else if (n == 1) {
+      *dst = *src;
+    }
+  } else if (n < 32) {
+    if (n >= 16) {
+      two(std::integral_constant<std::size_t, 16>{});
+    } else {
+      two(std::integral_constant<std::size_t, 8>{});
+    }
+  } else if (n <= 64) {
     two(std::integral_constant<std::size_t, 32>{});
-  } else if (n >= 16) {
-    two(std::integral_constant<std::size_t, 16>{});
-  } else if (n >= 8) {
-    two(std::integral_constant<std::size_t, 8>{});
-  } else if (n >= 4) {
-    two(std::integral_constant<std::size_t, 4>{});
-  } else if (n >= 2) {
-    two(std::integral_constant<std::size_t, 2>{});
-  } else if (n == 1) {
-    *dst = *src;
+  } else {
+    std::memcpy(dst, src, n);
   }
 }
 

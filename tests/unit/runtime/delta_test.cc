@@ -173,7 +173,8 @@ TEST(DeltaDiff, DiffFromZerosEqualsDiffAgainstAZeroImageAndSkipsAbsentBlocks) {
 // by masks, must give the runs and bytes that went in.
 // The small derived page's diff (Bus::DiffDerived) builds its delta from granule masks in place:
 // it must be the delta DeltaBuilder builds from the same masks, runs, bytes and form, on both sides
-// of the inline block's limit (0..6 runs, short and long, joined across granules or not).
+// of the inline block's limit (0..6 runs, short and long, joined across granules or not), in the
+// general form and, for a page of one granule, the one-granule form.
 TEST(DeltaFromMasks, EqualsTheBuildersDeltaAroundTheInlineRoom) {
   std::mt19937_64 rng(29);
   for (const std::uint32_t size : {1u, 8u, 40u, 63u, 64u, 65u, 100u, 128u, 200u, 256u}) {
@@ -215,6 +216,35 @@ TEST(DeltaFromMasks, EqualsTheBuildersDeltaAroundTheInlineRoom) {
       ASSERT_EQ(Bytes(got.bytes().begin(), got.bytes().end()),
                 Bytes(want.bytes().begin(), want.bytes().end()));
       ASSERT_EQ(EncodeDelta(got), EncodeDelta(want));
+      if (granules == 1) {
+        // The one-granule form (the granule count a constant) makes the same delta and runs.
+        Delta one;
+        ByteRun one_runs[delta_internal::kInlineRuns];
+        const std::uint32_t one_inline =
+            delta_internal::DeltaFromMasks<1>(&one, 5, 7, size, masks.data(), now.data(), one_runs);
+        ASSERT_EQ(one, want) << "size " << size << " trial " << trial;
+        ASSERT_EQ(one_inline, inline_runs);
+        ASSERT_EQ(std::vector<ByteRun>(one_runs, one_runs + one_inline),
+                  std::vector<ByteRun>(runs_out, runs_out + inline_runs));
+      }
+    }
+  }
+}
+
+// SmallCopy (the derived diff's copies of a few bytes) copies exactly n bytes for every length it
+// chooses a width for and past them, from any alignment, and writes nothing around them.
+TEST(SmallCopy, CopiesExactlyTheBytesAskedForAtEveryLength) {
+  std::mt19937_64 rng(37);
+  for (std::size_t n = 0; n <= 130; ++n) {
+    for (std::size_t align = 0; align < 8; ++align) {
+      const Bytes src = RandomPage(rng, 160);
+      Bytes dst(200, 0xee);
+      SmallCopy(dst.data() + 16 + align, src.data() + align, n);
+      for (std::size_t i = 0; i < dst.size(); ++i) {
+        const bool inside = i >= 16 + align && i < 16 + align + n;
+        ASSERT_EQ(dst[i], inside ? src[i - 16] : 0xee)
+            << "n " << n << " align " << align << " i " << i;
+      }
     }
   }
 }
