@@ -41,6 +41,7 @@ std::uint32_t DependencyGraph::NodeFor(Page* page) {
     changed_[n] = NodeChanged{};
     nodes_[n] = Node{};
     fns_[n] = nullptr;
+    plain_fns_[n] = nullptr;
   } else {
     n = static_cast<std::uint32_t>(nodes_.size());
     hot_.emplace_back();
@@ -48,6 +49,7 @@ std::uint32_t DependencyGraph::NodeFor(Page* page) {
     changed_.emplace_back();
     nodes_.emplace_back();
     fns_.emplace_back();
+    plain_fns_.emplace_back();
   }
   hot_[n].page = page;
   sched_[n].id = page->id();
@@ -326,6 +328,9 @@ void DependencyGraph::SyncHot(std::uint32_t node) {
   const Node& n = nodes_[node];
   h.flags &= kLive;
   if (fns_[node]) h.flags |= kUserFn;
+  const PlainFn* plain = fns_[node].target<PlainFn>();
+  plain_fns_[node] = plain != nullptr ? *plain : nullptr;
+  if (plain_fns_[node] != nullptr) h.flags |= kPlainFn;
   if (n.copy_in_edges != 0) h.flags |= kCopyIn;
   const std::size_t kids = n.children.size();
   if (kids > std::size(h.child)) h.flags |= kManyChildren;
@@ -350,8 +355,8 @@ void DependencyGraph::SyncHot(std::uint32_t node) {
 }
 
 // Runs on the commit thread or a pool thread; touches only the work's own child page.
-Status DependencyGraph::Recompute(const CommitServices& services, std::uint32_t node, UndoLog* undo,
-                                  Delta* out) {
+bool DependencyGraph::Recompute(const CommitServices& services, std::uint32_t node, UndoLog* undo,
+                                Delta* out, Status* error) {
   const NodeHot& n = hot_[node];
   Page* child = n.page;
 #ifndef NDEBUG
@@ -412,13 +417,17 @@ Status DependencyGraph::Recompute(const CommitServices& services, std::uint32_t 
           (n.flags & kOneUserParent) != 0
               ? std::span<const Page* const>(&n.user_parent, 1)
               : std::span<const Page* const>(nodes_[node].user_parent_pages);
-      Status st = fns_[node](parents, *child);
-      if (!st.ok()) return st.WithContext(fmt::format("recompute of {} failed", NodeName(child)));
+      Status st = (n.flags & kPlainFn) != 0 ? plain_fns_[node](parents, *child)
+                                            : fns_[node](parents, *child);
+      if (!st.ok()) {
+        *error = st.WithContext(fmt::format("recompute of {} failed", NodeName(child)));
+        return false;
+      }
       full = true;  // user code may write without barriers: diff the whole child
     }
   }
   services.diff_now(services.diff_host, child, full, undo, out);
-  return Status::Ok();
+  return true;
 }
 
 // After a node's recompute: count it, keep its delta (already out.back()) or cut off.
@@ -507,7 +516,11 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
           const NodeHot& near = hot_[n];
           __builtin_prefetch(near.page->data(), 1);
           __builtin_prefetch(Rec(near.page)->twin);
-          if ((near.flags & kUserFn) != 0) __builtin_prefetch(&fns_[n]);
+          if ((near.flags & kPlainFn) != 0) {
+            __builtin_prefetch(static_cast<const void*>(&plain_fns_[n]));
+          } else if ((near.flags & kUserFn) != 0) {
+            __builtin_prefetch(&fns_[n]);
+          }
           if (near.user_parent != nullptr) __builtin_prefetch(near.user_parent->data());
           if ((near.flags & (kCopyIn | kManyChildren)) != 0) __builtin_prefetch(&nodes_[n]);
         }
@@ -528,11 +541,9 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
         }
         const std::uint32_t node = bucket[i].node;
         out.emplace_back();
-        Status st = Recompute(services, node, services.undo, &out.back());
-        if (!st.ok()) {
+        if (!Recompute(services, node, services.undo, &out.back(), &failure)) {
           out.pop_back();
           services.discard(hot_[node].page);
-          failure = std::move(st);
           break;
         }
         Finished(node, false, epoch, out);
@@ -551,11 +562,8 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
       Work& w = works[i];
       w.undo.Clear();
       w.delta = Delta();  // diff_now writes into an empty delta
-      Status st = Recompute(services, w.node, services.undo ? &w.undo : nullptr, &w.delta);
-      if (!st.ok()) {
-        w.failed = true;
-        w.status = std::move(st);
-      }
+      w.failed =
+          !Recompute(services, w.node, services.undo ? &w.undo : nullptr, &w.delta, &w.status);
     });
     ++stats_.parallel_batches;
     for (std::size_t i = 0; i < bucket.size(); ++i) {

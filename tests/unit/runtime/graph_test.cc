@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <bit>
 #include <numeric>
 #include <random>
 #include <thread>
@@ -623,9 +624,24 @@ TEST_F(GraphTest, RandomDagWithCopyEdgesAndEdgeChurnMatchesReferencePropagation)
 // the exact diff of the page's previous image against its new one, and the deltas replay to the
 // live bytes. The recomputes write few and many bytes (past the inline block), runs that cross
 // granules, stores of the same value, and half their bytes without a barrier (a user function is
-// diffed in full).
+// diffed in full). The small-page diff reads and compares whole granules: each page's storage slot
+// held other bytes before (a freed page of the slot's whole size), in the page and in its twin, so
+// a byte past the page's size that leaked into a delta would show as a run past its end.
 TEST_F(GraphTest, SmallDerivedPagesLogEveryChangedByte) {
-  const std::uint32_t sizes[] = {8, 63, 64, 65, 100, 128, 200, 256, 257, 1000};
+  const std::uint32_t sizes[] = {1, 8, 40, 63, 64, 65, 100, 128, 200, 256, 257, 1000};
+  {
+    std::vector<Page*> junk;
+    std::mt19937 rng(7);
+    for (std::uint32_t size : sizes) {
+      const std::uint32_t slot = std::max<std::uint32_t>(64, std::bit_ceil(size));
+      junk.push_back(NewPage(slot));
+      for (std::uint32_t i = 0; i < slot; ++i)
+        *rt::w(junk.back()->data() + i) = std::uint8_t(rng());
+    }
+    Commit();
+    for (Page* p : junk) ASSERT_TRUE(FreePage(p).ok());
+    Commit();
+  }
   Page* root = NewPage(64);
   std::vector<Page*> kids;
   for (std::uint32_t size : sizes) {
@@ -681,6 +697,53 @@ TEST_F(GraphTest, SmallDerivedPagesLogEveryChangedByte) {
           << "size " << kid->size() << " step " << step;
     }
   }
+}
+
+Status PlainPlusOne(std::span<const Page* const> parents, Page& child) {
+  WriteU32(&child, ReadU32(parents[0]) + 1);
+  return Status::Ok();
+}
+
+// A user function that is a plain function pointer is called through its own 8-byte slot, not the
+// std::function: when the function is replaced (its edges removed, new ones added with a lambda,
+// then a plain function again; and when the node's slot goes to another page), the function
+// called is the one set now, never a stale pointer.
+TEST_F(GraphTest, ReplacedUserFunctionIsTheOneCalledWhetherPlainOrNot) {
+  Page* a = NewPage(64);
+  Page* b = NewPage(64);
+  Page* below = NewPage(64);
+  // b keeps its node (it has a child) while its function changes.
+  ASSERT_TRUE(AddPassthroughEdge(b->id(), below->id()).ok());
+  const PageId pa[] = {a->id()};
+  ASSERT_TRUE(AddUserEdges(pa, b->id(), PlainPlusOne).ok());
+  WriteU32(a, 10);
+  Commit();
+  EXPECT_EQ(ReadU32(b), 11u);
+  ASSERT_TRUE(RemoveEdge(a->id(), b->id()).ok());
+  std::atomic<int> calls{0};
+  ASSERT_TRUE(AddUserEdges(pa, b->id(), SumFn(&calls, 100)).ok());
+  WriteU32(a, 20);
+  Commit();
+  EXPECT_EQ(ReadU32(b), 120u);
+  EXPECT_EQ(calls.load(), 1);
+  ASSERT_TRUE(RemoveEdge(a->id(), b->id()).ok());
+  ASSERT_TRUE(AddUserEdges(pa, b->id(), PlainPlusOne).ok());
+  WriteU32(a, 30);
+  Commit();
+  EXPECT_EQ(ReadU32(b), 31u);
+  EXPECT_EQ(ReadU32(below), 31u);
+  EXPECT_EQ(calls.load(), 1);
+  // The nodes' slots are freed with the edges and taken by new pages, the child's with a lambda.
+  ASSERT_TRUE(RemoveEdge(a->id(), b->id()).ok());
+  ASSERT_TRUE(RemoveEdge(b->id(), below->id()).ok());
+  Page* c = NewPage(64);
+  Page* d = NewPage(64);
+  const PageId pc[] = {c->id()};
+  ASSERT_TRUE(AddUserEdges(pc, d->id(), SumFn(&calls, 1000)).ok());
+  WriteU32(c, 5);
+  Commit();
+  EXPECT_EQ(ReadU32(d), 1005u);
+  EXPECT_EQ(calls.load(), 2);
 }
 
 // A commit that fails after propagation (a stage) rolls the small derived pages' twins and bytes
