@@ -287,24 +287,6 @@ bool Bus::HasMarks(const Page* p) const NO_THREAD_SAFETY_ANALYSIS {
   return shadow != nullptr && AnyMarked(shadow, GranuleCount(Rec(p)->size_));
 }
 
-void Bus::DiffDerived(Page* p, bool full, UndoLog* undo,
-                      Delta* out) const NO_THREAD_SAFETY_ANALYSIS {
-  PageRecord* rec = Rec(p);
-  const std::size_t size = rec->size_;
-  // Pooled arena pages only: their storage is granule-aligned, so granule g of the page is
-  // shadow byte g, and the twin is a plain committed image (not a first sight's zeros).
-  if (size > kSmallDerivedBytes || !rec->twin_valid || rec->is_static_ ||
-      rec->size_class == Arena::kLargeClass || rec->size_class == kExternalStorage) {
-    *out = TakeMarksAndDiff(p, full, undo);
-    return;
-  }
-  if (size - 1 < kGranuleSize) {  // 1..64 bytes: one granule
-    DiffSmallDerived<1>(rec, full, undo, out);
-  } else {
-    DiffSmallDerived<0>(rec, full, undo, out);
-  }
-}
-
 template <std::size_t Granules>
 [[gnu::always_inline]] inline void Bus::DiffSmallDerived(
     PageRecord* rec, bool full, UndoLog* undo, Delta* out) const NO_THREAD_SAFETY_ANALYSIS {
@@ -379,6 +361,24 @@ template <std::size_t Granules>
   // bytes where changed: copying the granule is applying the delta.
   for (std::size_t g = 0; g < granules; ++g) {
     if (masks[g] != 0) std::memcpy(twin + g * kGranuleSize, snap + g * kGranuleSize, kGranuleSize);
+  }
+}
+
+void Bus::DiffDerived(Page* p, bool full, UndoLog* undo,
+                      Delta* out) const NO_THREAD_SAFETY_ANALYSIS {
+  PageRecord* rec = Rec(p);
+  const std::size_t size = rec->size_;
+  // Pooled arena pages only: their storage is granule-aligned, so granule g of the page is
+  // shadow byte g, and the twin is a plain committed image (not a first sight's zeros).
+  if (size > kSmallDerivedBytes || !rec->twin_valid || rec->is_static_ ||
+      rec->size_class == Arena::kLargeClass || rec->size_class == kExternalStorage) {
+    *out = TakeMarksAndDiff(p, full, undo);
+    return;
+  }
+  if (size - 1 < kGranuleSize) {  // 1..64 bytes: one granule
+    DiffSmallDerived<1>(rec, full, undo, out);
+  } else {
+    DiffSmallDerived<0>(rec, full, undo, out);
   }
 }
 
