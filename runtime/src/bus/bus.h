@@ -181,8 +181,9 @@ class Bus final : public CommittedImages {
   // The graph's diff of a derived page (CommitServices::diff_now): as TakeMarksAndDiff, written
   // into `*out` (empty on entry, left empty when nothing changed). A committed pooled page of at
   // most kSmallDerivedBytes takes its marks, reads its bytes once into a snapshot, compares the
-  // snapshot with the twin word by word and writes the delta in place, with no SIMD dispatch,
-  // builder or moved Delta (docs/Performance.md, "The small derived page's diff").
+  // snapshot with the twin a whole granule at a time (the last granule's bytes past the page
+  // masked off) and writes the delta in place, with no SIMD dispatch, builder or moved Delta
+  // (docs/Performance.md, "The small derived page's diff").
   void DiffDerived(Page* p, bool full, UndoLog* undo, Delta* out) const;
   // DiffDerived's small-page path; `Granules` is the page's granule count when it is a constant
   // (1: a page of at most one granule, every loop straight-line), or 0 for any count up to
