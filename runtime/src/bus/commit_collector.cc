@@ -16,7 +16,6 @@
 #include "bus/bus.h"
 #include "bus/shadow_scan.h"
 #include "bus/tx_gate.h"
-#include "core/small_copy.h"
 #include "delta/delta_internal.h"
 
 #if defined(__SANITIZE_THREAD__)

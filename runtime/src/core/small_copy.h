@@ -1,10 +1,10 @@
 // SmallCopy: memcpy for the few bytes a small delta moves, without the call.
 //
-// The derived diff copies a handful of bytes per page several times (the snapshot, the delta's
-// bytes, the undo save, the twin update), each a `memcpy` of a length known only at run time:
-// a call into libc's dispatcher per copy. Up to 64 bytes, two fixed-size copies of the largest
-// power of two not above n, the second ending at n (they overlap when n is not a power of two),
-// copy the same bytes with no call and no loop. `dst` and `src` must not overlap.
+// The derived diff copies a handful of bytes per page (the delta's bytes, the undo save), each a
+// `memcpy` of a length known only at run time: a call into libc's dispatcher per copy. Up to 64
+// bytes, two fixed-size copies of the largest power of two not above n, the second ending at n
+// (they overlap when n is not a power of two), copy the same bytes with no call and no loop. `dst`
+// and `src` must not overlap.
 #pragma once
 
 #include <cstddef>
