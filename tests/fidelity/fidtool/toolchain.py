@@ -103,12 +103,23 @@ class Tools:
         sys.exit(f"fidelity: {candidates[0]} not found in {self.build} (build it first)")
 
 
+def normal_priority():
+    """Leaves a real-time scheduling policy (bench/run --realtime passes SCHED_FIFO down to its
+    scripts): generated programs hand work between threads by spinning (thread_commit), and a
+    spinning thread at SCHED_FIFO never yields its CPU to the thread it waits for. With more such
+    threads than CPUs (two programs at once on two CPUs) the program livelocks until its CPU limit,
+    a failure of the machine's scheduling, not of MMSB. Nothing the campaign does is timed."""
+    if os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR):
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
 def _run(cmd, cwd, timeout=300, env=None):
     """Runs `cmd`; `timeout` is a limit on its CPU time (RLIMIT_CPU), so that a machine loaded by
     other work does not turn a slow compile into a failure. A process that does not use its CPU
     (a deadlock) is stopped after WALL_FACTOR times that, in wall-clock time."""
     def limit_cpu():
         resource.setrlimit(resource.RLIMIT_CPU, (timeout, timeout + 5))
+        normal_priority()
 
     # A session of its own: a timeout stops the whole process group (the compiler driver's cc1
     # and linker too, not only the driver).
