@@ -346,7 +346,10 @@ template <std::size_t Granules>
     // delta in its final slot), where it stays until a rollback: only the bytes are saved. An
     // inline delta's runs are the ones just gathered (DeltaFromMasks returns them), so the save
     // walks them rather than reading them back out of the delta.
+#ifndef NDEBUG
+    // Only the serial loop passes undo_ (the pool's recomputes have logs of their own).
     MMSB_CHECK(out >= epoch_deltas_.data() && out < epoch_deltas_.data() + epoch_deltas_.size());
+#endif
     const auto index = static_cast<std::uint32_t>(out - epoch_deltas_.data());
     if (inline_runs != 0) {
       undo->SaveDerivedRuns(index, runs, inline_runs, out->changed_bytes(), twin);
@@ -365,7 +368,7 @@ template <std::size_t Granules>
 
 void Bus::DiffDerived(Page* p, bool full, UndoLog* undo,
                       Delta* out) const NO_THREAD_SAFETY_ANALYSIS {
-  PageRecord* rec = Rec(p);
+  PageRecord* rec = &RecOf(*p);
   const std::size_t size = rec->size_;
   // Pooled arena pages only: their storage is granule-aligned, so granule g of the page is
   // shadow byte g, and the twin is a plain committed image (not a first sight's zeros).

@@ -53,6 +53,7 @@ std::uint32_t DependencyGraph::NodeFor(Page* page) {
   }
   hot_[n].page = page;
   sched_[n].id = page->id();
+  if (buckets_.empty()) buckets_.resize(1);  // a new node's height is 0 (see Schedule)
   hot_[n].flags = kLive;
   index_.emplace(page->id(), n);
   ++stats_.nodes;
@@ -106,6 +107,8 @@ void DependencyGraph::UpdateHeights(std::uint32_t start) {
       depth_stale_ = true;
     }
     sched_[n].height = h;
+    // Schedule's invariant: a bucket for every node's height, made here rather than per visit.
+    if (buckets_.size() <= static_cast<std::size_t>(h)) buckets_.resize(h + 1);
     for (std::uint32_t c : nodes_[n].children) work.push_back(c);
   }
 }
@@ -347,16 +350,18 @@ void DependencyGraph::SyncHot(std::uint32_t node) {
   NodeSched& n = sched_[node];
   if (n.dirty_stamp == round_) return;  // at most once per commit
   n.dirty_stamp = round_;
-  if (buckets_.size() <= static_cast<std::size_t>(n.height)) buckets_.resize(n.height + 1);
-  // Field by field: a braced temporary costs a store-forwarding stall per scheduled node.
-  Queued& q = buckets_[n.height].emplace_back();
-  q.id = n.id;
-  q.node = node;
+  // buckets_ has a bucket for every node's height (NodeFor, UpdateHeights): propagation never
+  // grows it, so the bucket being walked stays in place.
+#ifndef NDEBUG
+  MMSB_CHECK(static_cast<std::size_t>(n.height) < buckets_.size());
+#endif
+  buckets_[n.height].emplace_back(n.id, node);
 }
 
 // Runs on the commit thread or a pool thread; touches only the work's own child page.
-bool DependencyGraph::Recompute(const CommitServices& services, std::uint32_t node, UndoLog* undo,
-                                Delta* out, Status* error) {
+[[gnu::always_inline]] inline bool DependencyGraph::Recompute(const CommitServices& services,
+                                                              std::uint32_t node, UndoLog* undo,
+                                                              Delta* out, Status* error) {
   const NodeHot& n = hot_[node];
   Page* child = n.page;
 #ifndef NDEBUG
@@ -441,8 +446,9 @@ bool DependencyGraph::Recompute(const CommitServices& services, std::uint32_t no
   }
   derived_bytes_ += out.back().changed_bytes();
   Page* page = hot_[node].page;
-  Rec(page)->epoch_ = epoch;  // a failed commit's undo log restores it
-  Rec(page)->maybe_nonzero = true;
+  PageRecord& rec = RecOf(*page);
+  rec.epoch_ = epoch;  // a failed commit's undo log restores it
+  rec.maybe_nonzero = true;
   MarkChanged(node, static_cast<std::uint32_t>(out.size() - 1));
   if (!failed_before) {
     for (std::uint32_t c : Children(node)) Schedule(c);
@@ -471,6 +477,7 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
   // Every node adds at most one delta: one allocation at most. (Nodes name their deltas by
   // index, so a growth would move nothing they point at.)
   out.reserve(begin + nodes_.size());
+  const std::uintptr_t slots_end = reinterpret_cast<std::uintptr_t>(out.data() + out.capacity());
   for (std::size_t i = 0; i < begin; ++i) {
     auto it = index_.find(out[i].page());
     if (it == index_.end()) continue;
@@ -482,7 +489,8 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
   std::vector<Work>& works = works_;
   for (std::size_t h = 0; h < buckets_.size() && failure.ok(); ++h) {
     if (buckets_[h].empty()) continue;
-    // Work on a swapped-out copy: scheduling children may grow buckets_ (moving its vectors).
+    // Work on a swapped-out copy: the children scheduled meanwhile go to other (higher) buckets,
+    // and the walk must not see its own bucket change under it.
     std::vector<Queued>& bucket = current_;
     bucket.swap(buckets_[h]);
     any = true;
@@ -508,14 +516,14 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
         if (i + kPrefetchPages < count) {
           const NodeHot& far = hot_[bucket[i + kPrefetchPages].node];
           // Every field the visit reads is in the record's first line (PageRecordHead, Page).
-          __builtin_prefetch(Rec(far.page), 1);
-          if (far.user_parent != nullptr) __builtin_prefetch(Rec(far.user_parent));
+          __builtin_prefetch(&RecOf(*far.page), 1);
+          if (far.user_parent != nullptr) __builtin_prefetch(&RecOf(*far.user_parent));
         }
         if (i + kPrefetchNear < count) {
           const std::uint32_t n = bucket[i + kPrefetchNear].node;
           const NodeHot& near = hot_[n];
           __builtin_prefetch(near.page->data(), 1);
-          __builtin_prefetch(Rec(near.page)->twin);
+          __builtin_prefetch(RecOf(*near.page).twin);
           if ((near.flags & kPlainFn) != 0) {
             __builtin_prefetch(static_cast<const void*>(&plain_fns_[n]));
           } else if ((near.flags & kUserFn) != 0) {
@@ -525,18 +533,23 @@ Status DependencyGraph::Propagate(Epoch epoch, const CommitServices& services) {
           if ((near.flags & (kCopyIn | kManyChildren)) != 0) __builtin_prefetch(&nodes_[n]);
         }
         if (i + kPrefetchChildren < count) {
-          // The children Finished() will schedule.
-          for (std::uint32_t c : Children(bucket[i + kPrefetchChildren].node))
-            __builtin_prefetch(&sched_[c], 1);
+          // The scheduling entries of the children Finished() will schedule: the first and the
+          // last of those the hot line holds (children made together are neighbours in sched_).
+          const NodeHot& kin = hot_[bucket[i + kPrefetchChildren].node];
+          if (kin.child_count != 0) {
+            __builtin_prefetch(&sched_[kin.child[0]], 1);
+            __builtin_prefetch(&sched_[kin.child[kin.child_count - 1]], 1);
+          }
         }
         {
           // The delta slot a later node will write (reserved above, not yet constructed): a
-          // write miss there would otherwise drain into the diff's mark exchange.
-          const std::size_t slot = out.size() + kPrefetchDeltas;
-          if (slot < out.capacity()) {
-            const auto* at = reinterpret_cast<const char*>(out.data() + slot);
-            __builtin_prefetch(at, 1);
-            __builtin_prefetch(at + sizeof(Delta) - 1, 1);
+          // write miss there would otherwise drain into the diff's mark exchange. Compared as an
+          // address first: the slot may lie past the reservation, where no pointer may point.
+          const auto* end = reinterpret_cast<const char*>(std::to_address(out.end()));
+          constexpr std::size_t kAhead = kPrefetchDeltas * sizeof(Delta);
+          if (reinterpret_cast<std::uintptr_t>(end) + kAhead < slots_end) {
+            __builtin_prefetch(end + kAhead, 1);
+            __builtin_prefetch(end + kAhead + sizeof(Delta) - 1, 1);
           }
         }
         const std::uint32_t node = bucket[i].node;

@@ -351,6 +351,40 @@ TEST_F(GraphTest, RemovingAnEdgeLowersHeights) {
   EXPECT_EQ(NodeHeight(c->id()), 1);
 }
 
+// The height buckets are made when heights are set (graph.h, Schedule), not while propagating:
+// a graph that grows deeper between commits, and a subtree lifted under a deeper chain, must
+// still reach its deepest node. (In debug builds Schedule checks that its bucket exists.)
+TEST_F(GraphTest, GraphsThatGrowDeeperBetweenCommitsPropagateToTheirDeepestNode) {
+  std::vector<Page*> chain{NewPage(64)};
+  for (int depth = 1; depth <= 40; ++depth) {
+    chain.push_back(NewPage(64));
+    const PageId parent[] = {chain[depth - 1]->id()};
+    ASSERT_TRUE(AddUserEdges(parent, chain[depth]->id(), SumFn(nullptr, 1)).ok());
+    WriteU32(chain[0], 1000 + depth);
+    ASSERT_TRUE(commit().ok());
+    for (int k = 0; k <= depth; ++k) ASSERT_EQ(ReadU32(chain[k]), 1000u + depth + k) << k;
+  }
+  // A separate two-level tree, then its root hung under the chain's end: every node of it moves
+  // 41 levels down at once.
+  Page* root = NewPage(64);
+  Page* mid = NewPage(64);
+  Page* leaf = NewPage(64);
+  const PageId root_id[] = {root->id()};
+  const PageId mid_id[] = {mid->id()};
+  ASSERT_TRUE(AddUserEdges(root_id, mid->id(), SumFn(nullptr, 1)).ok());
+  ASSERT_TRUE(AddUserEdges(mid_id, leaf->id(), SumFn(nullptr, 1)).ok());
+  ASSERT_TRUE(commit().ok());
+  const PageId end_id[] = {chain.back()->id()};
+  ASSERT_TRUE(AddUserEdges(end_id, root->id(), SumFn(nullptr, 1)).ok());
+  EXPECT_EQ(NodeHeight(leaf->id()), 43);
+  WriteU32(chain[0], 7);
+  ASSERT_TRUE(commit().ok());
+  EXPECT_EQ(ReadU32(chain.back()), 47u);
+  EXPECT_EQ(ReadU32(root), 48u);
+  EXPECT_EQ(ReadU32(mid), 49u);
+  EXPECT_EQ(ReadU32(leaf), 50u);
+}
+
 // Random DAGs: after every commit, every node equals a naive full recompute in topological order.
 TEST_F(GraphTest, RandomDagMatchesNaiveFullRecompute) {
   std::mt19937 rng(2024);
