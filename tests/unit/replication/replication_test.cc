@@ -104,10 +104,11 @@ class ReplicationTest : public ::testing::Test {
   std::shared_ptr<Replicator> repl_;
 };
 
-// The complete epochs in the stream, in stream order (each epoch's last chunk).
-// Calls `each` with the chunk header of every message in the data stream, in order.
+// Calls `each` with every message of the data stream, in stream order. A message that is not
+// found was purged; any other failure (a timeout on a loaded machine) is tried again, so that a
+// slow answer is not read as a purged message.
 template <class Each>
-void ForEachMessageMeta(const std::string& server, const std::string& stream, Each each) {
+void ForEachMessage(const std::string& server, const std::string& stream, Each each) {
   natsConnection* nc = nullptr;
   jsCtx* js = nullptr;
   if (natsConnection_ConnectTo(&nc, server.c_str()) != NATS_OK) return;
@@ -116,8 +117,6 @@ void ForEachMessageMeta(const std::string& server, const std::string& stream, Ea
   jsErrCode err;
   if (js_GetStreamInfo(&si, js, stream.c_str(), nullptr, &err) == NATS_OK) {
     for (std::uint64_t seq = si->State.FirstSeq; seq <= si->State.LastSeq; ++seq) {
-      // A message that is not found was purged; any other failure (a timeout on a loaded
-      // machine) is tried again, so that a slow answer is not read as a purged epoch.
       natsMsg* m = nullptr;
       natsStatus got = NATS_ERR;
       for (int attempt = 0; attempt < 20; ++attempt) {
@@ -126,8 +125,7 @@ void ForEachMessageMeta(const std::string& server, const std::string& stream, Ea
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
       if (got != NATS_OK) continue;
-      repl::ChunkMeta meta;
-      if (repl::ReadChunkMeta(m, &meta).ok()) each(meta);
+      each(m);
       natsMsg_Destroy(m);
     }
     jsStreamInfo_Destroy(si);
@@ -136,6 +134,16 @@ void ForEachMessageMeta(const std::string& server, const std::string& stream, Ea
   natsConnection_Destroy(nc);
 }
 
+// Calls `each` with the chunk header of every message of the data stream that has one.
+template <class Each>
+void ForEachMessageMeta(const std::string& server, const std::string& stream, Each each) {
+  ForEachMessage(server, stream, [&](natsMsg* m) {
+    repl::ChunkMeta meta;
+    if (repl::ReadChunkMeta(m, &meta).ok()) each(meta);
+  });
+}
+
+// The complete epochs in the stream, in stream order (each epoch's last chunk).
 std::vector<Epoch> CompleteEpochsInStream(const std::string& server, const std::string& stream) {
   std::vector<Epoch> out;
   ForEachMessageMeta(server, stream, [&](const repl::ChunkMeta& meta) {
@@ -423,35 +431,13 @@ std::vector<std::vector<std::uint8_t>> StreamPayloads(const std::string& server,
                                                       const std::string& stream,
                                                       std::vector<repl::ChunkMeta>* metas) {
   std::vector<std::vector<std::uint8_t>> out;
-  natsConnection* nc = nullptr;
-  jsCtx* js = nullptr;
-  if (natsConnection_ConnectTo(&nc, server.c_str()) != NATS_OK) return out;
-  natsConnection_JetStream(&js, nc, nullptr);
-  jsStreamInfo* si = nullptr;
-  jsErrCode err;
-  if (js_GetStreamInfo(&si, js, stream.c_str(), nullptr, &err) == NATS_OK) {
-    for (std::uint64_t seq = si->State.FirstSeq; seq <= si->State.LastSeq; ++seq) {
-      // A message that is not found was purged; any other failure (a timeout on a loaded
-      // machine) is tried again, so that a slow answer is not read as a purged epoch.
-      natsMsg* m = nullptr;
-      natsStatus got = NATS_ERR;
-      for (int attempt = 0; attempt < 20; ++attempt) {
-        got = js_GetMsg(&m, js, stream.c_str(), seq, nullptr, &err);
-        if (got == NATS_OK || got == NATS_NOT_FOUND) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-      if (got != NATS_OK) continue;
-      repl::ChunkMeta meta;
-      EXPECT_TRUE(repl::ReadChunkMeta(m, &meta).ok());
-      metas->push_back(meta);
-      const auto* d = reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(m));
-      out.emplace_back(d, d + natsMsg_GetDataLength(m));
-      natsMsg_Destroy(m);
-    }
-    jsStreamInfo_Destroy(si);
-  }
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(nc);
+  ForEachMessage(server, stream, [&](natsMsg* m) {
+    repl::ChunkMeta meta;
+    EXPECT_TRUE(repl::ReadChunkMeta(m, &meta).ok());
+    metas->push_back(meta);
+    const auto* d = reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(m));
+    out.emplace_back(d, d + natsMsg_GetDataLength(m));
+  });
   return out;
 }
 
